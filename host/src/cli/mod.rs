@@ -1,0 +1,109 @@
+//! Argument parsing and dispatch to one module per command group.
+
+mod plugins;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::{Context, Result};
+use ao_host::{
+    config::{self, Config},
+    plugins::{discovery, PluginRegistry},
+};
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "ao-host", version, about = "Run AI coding agents side by side through plugins")]
+pub struct Args {
+    /// Config file (default: $AO_CONFIG_PATH, else ./ao-rs.yaml, else built-in defaults).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Where sessions are stored (overrides `data_dir`).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Extra folder to load plugins from, searched first (repeatable).
+    #[arg(long = "plugin-dir", global = true, value_name = "DIR")]
+    pub plugin_dirs: Vec<PathBuf>,
+    /// More log output (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Inspect plugin libraries.
+    #[command(subcommand)]
+    Plugins(plugins::PluginsCommand),
+}
+
+/// Logs go to stderr so that `--json` output on stdout stays one clean document.
+pub fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AO_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .without_time()
+        .init();
+}
+
+/// What every command needs: the effective config and where plugins are searched.
+pub struct AppContext {
+    pub config: Config,
+    pub cli_plugin_dirs: Vec<PathBuf>,
+}
+
+impl AppContext {
+    fn new(args: &Args) -> Result<Self> {
+        let path = config::locate(args.config.as_deref());
+        let mut config = Config::load(path.as_deref())?;
+        if let Some(dir) = &args.data_dir {
+            config.data_dir = std::path::absolute(dir)
+                .with_context(|| format!("--data-dir {}", dir.display()))?;
+        }
+        Ok(Self {
+            config,
+            cli_plugin_dirs: args.plugin_dirs.clone(),
+        })
+    }
+
+    pub fn search_dirs(&self) -> Vec<discovery::SearchDir> {
+        discovery::search_dirs(
+            &self.cli_plugin_dirs,
+            &self.config.plugin_dirs,
+            &self.config.data_dir,
+        )
+    }
+
+    /// Discovers and loads every candidate library.
+    pub fn load_plugins(&self) -> PluginRegistry {
+        PluginRegistry::load(&discovery::candidates(&self.search_dirs()))
+    }
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let context = AppContext::new(&args)?;
+    match args.command {
+        Command::Plugins(command) => plugins::run(&context, command),
+    }
+}
+
+/// Prints one JSON document on stdout.
+pub fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).context("encoding JSON output")?;
+    println!("{text}");
+    Ok(())
+}

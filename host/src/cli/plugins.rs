@@ -1,0 +1,118 @@
+//! `ao-host plugins list` and `ao-host plugins check`.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::Result;
+use ao_host::plugins::{PluginRegistry, PluginRow, PluginStatus};
+use ao_plugin_api::{abi_stable::std_types::RString, PluginContext};
+use clap::Subcommand;
+use serde::Serialize;
+
+use super::{print_json, AppContext};
+
+#[derive(Debug, Subcommand)]
+pub enum PluginsCommand {
+    /// Every candidate library in the search path, with its status.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load one library, build its plugins with the configured settings, and report.
+    /// Exits 0 only if every plugin in it is usable.
+    Check {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Serialize)]
+struct ListOutput {
+    search_dirs: Vec<String>,
+    plugins: Vec<PluginRow>,
+}
+
+pub fn run(context: &AppContext, command: PluginsCommand) -> Result<ExitCode> {
+    match command {
+        PluginsCommand::List { json } => list(context, json),
+        PluginsCommand::Check { file, json } => check(context, file, json),
+    }
+}
+
+fn list(context: &AppContext, json: bool) -> Result<ExitCode> {
+    let dirs = context.search_dirs();
+    let registry = context.load_plugins();
+    let rows = registry.rows();
+    if json {
+        print_json(&ListOutput {
+            search_dirs: dirs.iter().map(|d| d.path.display().to_string()).collect(),
+            plugins: rows,
+        })?;
+    } else {
+        print_table(&rows);
+        if rows.is_empty() {
+            println!("no plugin libraries found; searched:");
+            for dir in &dirs {
+                println!("  {} ({})", dir.path.display(), dir.origin);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(context: &AppContext, file: PathBuf, json: bool) -> Result<ExitCode> {
+    let registry = PluginRegistry::load(std::slice::from_ref(&file));
+    let mut rows = registry.rows();
+    let constructed = registry.try_construct_all(&file, |name| PluginContext {
+        plugin_name: RString::from(name),
+        data_dir: RString::from(context.config.data_dir.display().to_string()),
+        config_yaml: RString::from(context.config.plugin_settings(name)),
+    });
+    for (name, outcome) in constructed {
+        if let Err(error) = outcome {
+            for row in rows.iter_mut().filter(|r| r.name.as_deref() == Some(&name)) {
+                row.status = PluginStatus::Error;
+                row.reason = Some(error.to_string());
+            }
+        }
+    }
+    let usable = !rows.is_empty() && rows.iter().all(|r| r.status == PluginStatus::Ok);
+    if json {
+        print_json(&rows)?;
+    } else {
+        print_table(&rows);
+    }
+    if usable {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        let reason = rows
+            .iter()
+            .find_map(|r| r.reason.clone())
+            .unwrap_or_else(|| format!("{}: no plugins", file.display()));
+        eprintln!("ao-host: {reason}");
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+fn print_table(rows: &[PluginRow]) {
+    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    for row in rows {
+        let status = match row.status {
+            PluginStatus::Ok => "ok",
+            PluginStatus::Shadowed => "shadowed",
+            PluginStatus::Error => "error",
+        };
+        println!(
+            "{:<10} {:<16} {:<8} api {:<8} {:<8} {}",
+            dash(&row.kind),
+            dash(&row.name),
+            dash(&row.version),
+            dash(&row.api_version),
+            status,
+            row.path.display()
+        );
+        if let Some(reason) = &row.reason {
+            println!("    {reason}");
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! ao-host: runs AI coding agents side by side, each in its own workspace and runtime, through
+//! plugins loaded from shared libraries at start-up.
+//!
+//! The core never names a concrete tool: everything that touches tmux, git or an agent CLI lives
+//! in a plugin behind [`ao_plugin_api`].
+
+pub mod config;
+pub mod plugins;

@@ -1,0 +1,20 @@
+//! The `ao-host` command line.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Args::parse();
+    cli::init_logging(args.verbose, args.quiet);
+    match cli::run(args) {
+        Ok(code) => code,
+        Err(error) => {
+            // One line: the whole context chain, outermost first.
+            eprintln!("ao-host: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

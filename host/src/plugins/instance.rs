@@ -1,0 +1,253 @@
+//! Calling plugin instances from async host code.
+//!
+//! Plugin methods are synchronous and may block for seconds (a remote runtime, a slow `git`), so
+//! every call runs on tokio's blocking pool under a per-call timeout. A call that times out keeps
+//! its thread until the plugin returns; the host has stopped waiting, which is all it can do for
+//! code it cannot cancel.
+
+use std::{sync::Arc, time::Duration};
+
+use ao_plugin_api::{
+    abi_stable::std_types::{RResult, RStr, RString},
+    ffi::{AgentObject, RuntimeObject, WorkspaceObject},
+    Activity, AgentSession, EnvVar, PluginError, PluginErrorKind, PluginKind, Readiness,
+    RuntimeCreateRequest, WorkspaceCreateConfig,
+};
+
+/// A failed plugin call, naming the plugin and the method.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PluginCallError {
+    #[error("{kind} plugin `{plugin}`: {method}: {}", error.message)]
+    Plugin {
+        kind: PluginKind,
+        plugin: String,
+        method: &'static str,
+        error: PluginError,
+    },
+    #[error("{kind} plugin `{plugin}` did not finish `{method}` within {} ms; raise defaults.call_timeout_ms in ao-rs.yaml if it is just slow", timeout.as_millis())]
+    Timeout {
+        kind: PluginKind,
+        plugin: String,
+        method: &'static str,
+        timeout: Duration,
+    },
+}
+
+impl PluginCallError {
+    /// The plugin's own error kind; a timeout counts as [`PluginErrorKind::Failed`].
+    pub fn kind(&self) -> PluginErrorKind {
+        match self {
+            Self::Plugin { error, .. } => error.kind,
+            Self::Timeout { .. } => PluginErrorKind::Failed,
+        }
+    }
+}
+
+/// What every instance handle shares: who it is and how long a call may take.
+struct Caller<O> {
+    kind: PluginKind,
+    name: Arc<str>,
+    timeout: Duration,
+    object: Arc<O>,
+}
+
+// Not derived: cloning shares the instance, so `O` itself need not be `Clone`.
+impl<O> Clone for Caller<O> {
+    fn clone(&self) -> Self {
+        Self {
+            kind: self.kind,
+            name: Arc::clone(&self.name),
+            timeout: self.timeout,
+            object: Arc::clone(&self.object),
+        }
+    }
+}
+
+impl<O: Send + Sync + 'static> Caller<O> {
+    async fn call<T, F>(&self, method: &'static str, body: F) -> Result<T, PluginCallError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&O) -> RResult<T, PluginError> + Send + 'static,
+    {
+        let object = Arc::clone(&self.object);
+        let task = tokio::task::spawn_blocking(move || body(&object));
+        let failed = |error: PluginError| PluginCallError::Plugin {
+            kind: self.kind,
+            plugin: self.name.to_string(),
+            method,
+            error,
+        };
+        match tokio::time::timeout(self.timeout, task).await {
+            Err(_) => Err(PluginCallError::Timeout {
+                kind: self.kind,
+                plugin: self.name.to_string(),
+                method,
+                timeout: self.timeout,
+            }),
+            // The plugin side catches panics; this is a panic in the host's own glue.
+            Ok(Err(join_error)) => Err(failed(PluginError::new(
+                PluginErrorKind::Panicked,
+                format!("call aborted: {join_error}"),
+            ))),
+            Ok(Ok(result)) => result.into_result().map_err(failed),
+        }
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+macro_rules! plugin_handle {
+    ($(#[$doc:meta])* $handle:ident, $object:ty, $kind:expr) => {
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub struct $handle(Caller<$object>);
+
+        impl $handle {
+            pub(crate) fn new(name: &str, object: $object, timeout: Duration) -> Self {
+                Self(Caller {
+                    kind: $kind,
+                    name: Arc::from(name),
+                    timeout,
+                    object: Arc::new(object),
+                })
+            }
+
+            /// The name the plugin is registered under.
+            pub fn name(&self) -> &str {
+                self.0.name()
+            }
+        }
+    };
+}
+
+plugin_handle!(
+    /// A runtime plugin instance.
+    RuntimePlugin, RuntimeObject, PluginKind::Runtime
+);
+plugin_handle!(
+    /// An agent plugin instance.
+    AgentPlugin, AgentObject, PluginKind::Agent
+);
+plugin_handle!(
+    /// A workspace plugin instance.
+    WorkspacePlugin, WorkspaceObject, PluginKind::Workspace
+);
+
+impl RuntimePlugin {
+    pub async fn create(&self, request: RuntimeCreateRequest) -> Result<String, PluginCallError> {
+        self.0
+            .call("create", move |o| o.create(&request))
+            .await
+            .map(String::from)
+    }
+
+    pub async fn send_message(&self, handle: &str, text: &str) -> Result<(), PluginCallError> {
+        let (handle, text) = (handle.to_string(), text.to_string());
+        self.0
+            .call("send_message", move |o| {
+                o.send_message(RStr::from_str(&handle), RStr::from_str(&text))
+            })
+            .await
+    }
+
+    pub async fn send_keys(&self, handle: &str, keys: &[&str]) -> Result<(), PluginCallError> {
+        let handle = handle.to_string();
+        let keys: Vec<RString> = keys.iter().map(|k| RString::from(*k)).collect();
+        self.0
+            .call("send_keys", move |o| {
+                o.send_keys(RStr::from_str(&handle), keys.as_slice().into())
+            })
+            .await
+    }
+
+    pub async fn capture_output(&self, handle: &str, lines: u32) -> Result<String, PluginCallError> {
+        let handle = handle.to_string();
+        self.0
+            .call("capture_output", move |o| {
+                o.capture_output(RStr::from_str(&handle), lines)
+            })
+            .await
+            .map(String::from)
+    }
+
+    pub async fn is_alive(&self, handle: &str) -> Result<bool, PluginCallError> {
+        let handle = handle.to_string();
+        self.0
+            .call("is_alive", move |o| o.is_alive(RStr::from_str(&handle)))
+            .await
+    }
+
+    pub async fn destroy(&self, handle: &str) -> Result<(), PluginCallError> {
+        let handle = handle.to_string();
+        self.0
+            .call("destroy", move |o| o.destroy(RStr::from_str(&handle)))
+            .await
+    }
+
+    pub async fn attach_command(&self, handle: &str) -> Result<Vec<String>, PluginCallError> {
+        let handle = handle.to_string();
+        self.0
+            .call("attach_command", move |o| {
+                o.attach_command(RStr::from_str(&handle))
+            })
+            .await
+            .map(|argv| argv.into_iter().map(String::from).collect())
+    }
+}
+
+impl AgentPlugin {
+    pub async fn launch_command(&self, session: &AgentSession) -> Result<Vec<String>, PluginCallError> {
+        let session = session.clone();
+        self.0
+            .call("launch_command", move |o| o.launch_command(&session))
+            .await
+            .map(|argv| argv.into_iter().map(String::from).collect())
+    }
+
+    pub async fn environment(&self, session: &AgentSession) -> Result<Vec<EnvVar>, PluginCallError> {
+        let session = session.clone();
+        self.0
+            .call("environment", move |o| o.environment(&session))
+            .await
+            .map(Vec::from)
+    }
+
+    pub async fn is_ready(&self, output: &str) -> Result<Readiness, PluginCallError> {
+        let output = output.to_string();
+        self.0
+            .call("is_ready", move |o| o.is_ready(RStr::from_str(&output)))
+            .await
+    }
+
+    pub async fn activity(&self, output: &str) -> Result<Activity, PluginCallError> {
+        let output = output.to_string();
+        self.0
+            .call("activity", move |o| o.activity(RStr::from_str(&output)))
+            .await
+    }
+}
+
+impl WorkspacePlugin {
+    pub async fn create(&self, config: WorkspaceCreateConfig) -> Result<String, PluginCallError> {
+        self.0
+            .call("create", move |o| o.create(&config))
+            .await
+            .map(String::from)
+    }
+
+    pub async fn destroy(&self, path: &str) -> Result<(), PluginCallError> {
+        let path = path.to_string();
+        self.0
+            .call("destroy", move |o| o.destroy(RStr::from_str(&path)))
+            .await
+    }
+
+    pub async fn exists(&self, path: &str) -> Result<bool, PluginCallError> {
+        let path = path.to_string();
+        self.0
+            .call("exists", move |o| o.exists(RStr::from_str(&path)))
+            .await
+    }
+}

@@ -1,0 +1,390 @@
+//! Loading one plugin library and deciding whether this host can use it.
+//!
+//! Order matters: the plain-C manifest is read first so that every later refusal can name the
+//! library's plugins and API version; the semver policy runs before abi_stable's layout check so
+//! that an old or new library gets "rebuild against X.Y" rather than a layout dump.
+
+use std::{
+    ffi::CString,
+    path::{Path, PathBuf},
+};
+
+use ao_plugin_api::{
+    abi_stable::library::lib_header_from_path,
+    manifest::{PluginManifest, MANIFEST_FORMAT, MANIFEST_MAGIC, MANIFEST_SYMBOL},
+    PluginDeclaration, PluginKind, PluginLibraryRef, API_VERSION,
+};
+use semver::Version;
+
+/// A library's manifest can list at most this many plugins; more means a corrupt manifest.
+const MAX_PLUGINS_PER_LIBRARY: usize = 256;
+/// Layout errors from abi_stable run to hundreds of lines; the one-line reason keeps this much.
+const MAX_DETAIL_CHARS: usize = 300;
+
+/// What the manifest says one plugin is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestPlugin {
+    /// `None` when the manifest names a kind this host does not know.
+    pub kind: Option<PluginKind>,
+    pub kind_name: String,
+    pub name: String,
+    pub version: String,
+}
+
+/// What a library says about itself in its manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestInfo {
+    pub api_version: String,
+    pub plugins: Vec<ManifestPlugin>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LoadError {
+    #[error("{path}: {detail}; remove it from the plugin folder or replace it with a plugin library", path = path.display())]
+    NotSharedLibrary { path: PathBuf, detail: String },
+    #[error("{path}: cannot be loaded: {detail}", path = path.display())]
+    Open { path: PathBuf, detail: String },
+    #[error("{path}: not an ao plugin (no `{MANIFEST_SYMBOL}` symbol); plugins export it with `ao_plugin_api::export_plugins!`", path = path.display())]
+    NotAPlugin { path: PathBuf },
+    #[error("{path}: corrupt plugin manifest: {detail}; rebuild the library", path = path.display())]
+    BadManifest { path: PathBuf, detail: String },
+    #[error("{path}: built for ao-plugin-api {library}, this host speaks {host}: rebuild it against ao-plugin-api {rebuild}", path = path.display())]
+    IncompatibleApi {
+        path: PathBuf,
+        library: String,
+        host: String,
+        rebuild: String,
+    },
+    #[error("{path}: declares ao-plugin-api {library} but its interface layout differs from this host's ({detail}): rebuild it against the ao-plugin-api {host} release", path = path.display())]
+    LayoutMismatch {
+        path: PathBuf,
+        library: String,
+        host: String,
+        detail: String,
+    },
+}
+
+/// The outcome of loading one candidate file: what it said about itself, and either its
+/// plugins' constructors or the reason it was refused.
+#[derive(Debug, Clone)]
+pub struct LibraryReport {
+    pub path: PathBuf,
+    pub manifest: Option<ManifestInfo>,
+    pub outcome: Result<Vec<LoadedPlugin>, LoadError>,
+}
+
+/// A plugin ready to be instantiated.
+#[derive(Clone, Copy)]
+pub struct LoadedPlugin {
+    pub declaration: PluginDeclaration,
+}
+
+impl LoadedPlugin {
+    pub fn kind(&self) -> PluginKind {
+        self.declaration.constructor.kind()
+    }
+    pub fn name(&self) -> &str {
+        self.declaration.name.as_str()
+    }
+    pub fn version(&self) -> &str {
+        self.declaration.version.as_str()
+    }
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("kind", &self.kind())
+            .field("name", &self.name())
+            .field("version", &self.version())
+            .finish()
+    }
+}
+
+/// The ao-plugin-api version this host was built with.
+pub fn host_api_version() -> Version {
+    Version::parse(API_VERSION).expect("CARGO_PKG_VERSION is semver")
+}
+
+/// Whether a library built against `library` may be used by a host built against `host`:
+/// same major (for 0.x, same minor too), and not newer than the host.
+pub fn api_compatible(host: &Version, library: &Version) -> bool {
+    let same_line = if host.major == 0 {
+        library.major == 0 && library.minor == host.minor
+    } else {
+        library.major == host.major
+    };
+    same_line && library.cmp_precedence(host).is_le()
+}
+
+/// The `X.Y` a refused library should be rebuilt against.
+fn rebuild_line(host: &Version) -> String {
+    format!("{}.{}", host.major, host.minor)
+}
+
+/// Loads `path` and checks it. Never panics and never unloads: a loaded library stays mapped for
+/// the life of the process (unloading Rust libraries is unsound).
+pub fn load_library(path: &Path) -> LibraryReport {
+    let display_path = path.to_path_buf();
+    let mut report = LibraryReport {
+        path: display_path.clone(),
+        manifest: None,
+        outcome: Err(LoadError::NotAPlugin {
+            path: display_path.clone(),
+        }),
+    };
+    // dlopen("libx.so") without a slash searches the system path, so always pass a full path.
+    let path = match path.canonicalize() {
+        Ok(path) => path,
+        Err(e) => {
+            report.outcome = Err(LoadError::Open {
+                path: display_path,
+                detail: e.to_string(),
+            });
+            return report;
+        }
+    };
+    if let Err(detail) = check_file_format(&path) {
+        report.outcome = Err(LoadError::NotSharedLibrary {
+            path: display_path,
+            detail,
+        });
+        return report;
+    }
+    let manifest = match read_manifest(&path, &display_path) {
+        Ok(manifest) => manifest,
+        Err(error) => {
+            report.outcome = Err(error);
+            return report;
+        }
+    };
+    report.outcome = check_and_init(&path, &display_path, &manifest);
+    report.manifest = Some(manifest);
+    report
+}
+
+/// Refuses files that are plainly not shared libraries before handing them to the dynamic loader,
+/// whose messages for them ("invalid ELF header") say less.
+fn check_file_format(path: &Path) -> Result<(), String> {
+    use std::io::Read;
+    let mut head = [0u8; 4];
+    let mut file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let read = file.read(&mut head).map_err(|e| format!("cannot read: {e}"))?;
+    if read == 0 {
+        return Err("empty file, not a shared library".into());
+    }
+    const ELF: [u8; 4] = [0x7f, b'E', b'L', b'F'];
+    const MACH_O: [[u8; 4]; 4] = [
+        [0xfe, 0xed, 0xfa, 0xce],
+        [0xfe, 0xed, 0xfa, 0xcf],
+        [0xce, 0xfa, 0xed, 0xfe],
+        [0xcf, 0xfa, 0xed, 0xfe],
+    ];
+    let is_library = read == 4 && (head == ELF || MACH_O.contains(&head)) || head[..2] == *b"MZ";
+    if is_library {
+        Ok(())
+    } else {
+        Err("not a shared library (no ELF, Mach-O or PE header)".into())
+    }
+}
+
+/// The whole error chain: libloading's Display alone hides the dynamic loader's own text.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// `path` is the canonical path to open; `shown` is the one errors name.
+fn read_manifest(path: &Path, shown: &Path) -> Result<ManifestInfo, LoadError> {
+    let path_buf = shown.to_path_buf();
+    // SAFETY: loading a library runs its initialisers; plugin folders are trusted code by
+    // definition (see the README's security notes), and nothing else is assumed here.
+    let library = unsafe { libloading::Library::new(path) }.map_err(|e| LoadError::Open {
+        path: path_buf.clone(),
+        detail: error_chain(&e),
+    })?;
+    let symbol_name = CString::new(MANIFEST_SYMBOL).expect("no NUL in symbol name");
+    // SAFETY: the symbol is a static `PluginManifest`; `Symbol<*const T>` yields its address.
+    let manifest_ptr = match unsafe {
+        library.get::<*const PluginManifest>(symbol_name.as_bytes_with_nul())
+    } {
+        Ok(symbol) => *symbol,
+        Err(_) => {
+            std::mem::forget(library);
+            return Err(LoadError::NotAPlugin { path: path_buf });
+        }
+    };
+    // The library stays mapped for the life of the process: the manifest points into it, and
+    // unloading Rust code is unsound.
+    std::mem::forget(library);
+    let bad = |detail: &str| LoadError::BadManifest {
+        path: path_buf.clone(),
+        detail: detail.to_string(),
+    };
+    if manifest_ptr.is_null() {
+        return Err(bad("null manifest"));
+    }
+    // SAFETY: the symbol came from a library that exports `AO_PLUGIN_MANIFEST`; the magic is
+    // checked before any pointer inside is trusted.
+    let manifest = unsafe { &*manifest_ptr };
+    if manifest.magic != MANIFEST_MAGIC {
+        return Err(bad("wrong magic bytes"));
+    }
+    if manifest.format != MANIFEST_FORMAT {
+        return Err(bad(&format!(
+            "manifest format {} (this host reads format {MANIFEST_FORMAT})",
+            manifest.format
+        )));
+    }
+    if manifest.plugin_count > MAX_PLUGINS_PER_LIBRARY || manifest.plugins.is_null() {
+        return Err(bad("implausible plugin list"));
+    }
+    // SAFETY: checked non-null and bounded above; entries are static data of the library.
+    let entries = unsafe { std::slice::from_raw_parts(manifest.plugins, manifest.plugin_count) };
+    // SAFETY (for each `read`): the strings are static data of the still-mapped library.
+    let api_version = unsafe { manifest.api_version.read() }.ok_or_else(|| bad("no API version"))?;
+    let plugins = entries
+        .iter()
+        .map(|entry| {
+            let field = |s: &ao_plugin_api::manifest::ManifestStr| unsafe { s.read() };
+            let kind_name = field(&entry.kind).ok_or_else(|| bad("plugin without kind"))?;
+            Ok(ManifestPlugin {
+                kind: PluginKind::parse(&kind_name),
+                kind_name,
+                name: field(&entry.name).ok_or_else(|| bad("plugin without name"))?,
+                version: field(&entry.version).ok_or_else(|| bad("plugin without version"))?,
+            })
+        })
+        .collect::<Result<_, LoadError>>()?;
+    Ok(ManifestInfo {
+        api_version,
+        plugins,
+    })
+}
+
+fn check_and_init(
+    path: &Path,
+    shown: &Path,
+    manifest: &ManifestInfo,
+) -> Result<Vec<LoadedPlugin>, LoadError> {
+    let host = host_api_version();
+    let incompatible = || LoadError::IncompatibleApi {
+        path: shown.to_path_buf(),
+        library: manifest.api_version.clone(),
+        host: host.to_string(),
+        rebuild: rebuild_line(&host),
+    };
+    let library_version = Version::parse(&manifest.api_version).map_err(|_| incompatible())?;
+    if !api_compatible(&host, &library_version) {
+        return Err(incompatible());
+    }
+    // One header per library: `RootModule::load_from_file` would cache the first library's
+    // module for every later one.
+    let module = lib_header_from_path(path)
+        .and_then(|header| header.init_root_module::<PluginLibraryRef>())
+        .map_err(|e| {
+            let full = error_chain(&e);
+            tracing::debug!(path = %path.display(), error = %full, "abi_stable refused library");
+            LoadError::LayoutMismatch {
+                path: shown.to_path_buf(),
+                library: manifest.api_version.clone(),
+                host: host.to_string(),
+                detail: summarize(&full),
+            }
+        })?;
+    let plugins: Vec<LoadedPlugin> = module
+        .plugins()
+        .iter()
+        .map(|declaration| LoadedPlugin {
+            declaration: *declaration,
+        })
+        .collect();
+    let declared: Vec<(String, String)> = plugins
+        .iter()
+        .map(|p| (p.kind().as_str().to_string(), p.name().to_string()))
+        .collect();
+    let listed: Vec<(String, String)> = manifest
+        .plugins
+        .iter()
+        .map(|p| (p.kind_name.clone(), p.name.clone()))
+        .collect();
+    if declared != listed {
+        return Err(LoadError::BadManifest {
+            path: shown.to_path_buf(),
+            detail: format!("manifest lists {listed:?} but the library provides {declared:?}"),
+        });
+    }
+    Ok(plugins)
+}
+
+/// Folds a multi-line loader error into one line of bounded length.
+fn summarize(text: &str) -> String {
+    let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() <= MAX_DETAIL_CHARS {
+        one_line
+    } else {
+        let cut: String = one_line.chars().take(MAX_DETAIL_CHARS).collect();
+        format!("{cut}… (run with -v for the full layout report)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(text: &str) -> Version {
+        Version::parse(text).unwrap()
+    }
+
+    #[test]
+    fn zero_x_needs_same_minor_and_not_newer() {
+        let host = v("0.3.2");
+        assert!(api_compatible(&host, &v("0.3.0")));
+        assert!(api_compatible(&host, &v("0.3.2")));
+        assert!(!api_compatible(&host, &v("0.3.3")));
+        assert!(!api_compatible(&host, &v("0.2.9")));
+        assert!(!api_compatible(&host, &v("0.4.0")));
+        assert!(!api_compatible(&host, &v("1.3.0")));
+    }
+
+    #[test]
+    fn from_one_needs_same_major_and_older_or_equal() {
+        let host = v("2.4.1");
+        assert!(api_compatible(&host, &v("2.0.0")));
+        assert!(api_compatible(&host, &v("2.4.1")));
+        assert!(!api_compatible(&host, &v("2.5.0")));
+        assert!(!api_compatible(&host, &v("1.9.0")));
+        assert!(!api_compatible(&host, &v("3.0.0")));
+    }
+
+    #[test]
+    fn long_layout_errors_fold_to_one_bounded_line() {
+        let text = "line one\n".repeat(200);
+        let folded = summarize(&text);
+        assert!(!folded.contains('\n'));
+        assert!(folded.chars().count() < MAX_DETAIL_CHARS + 60);
+    }
+
+    #[test]
+    fn text_and_empty_files_are_not_libraries() {
+        let dir = tempfile::tempdir().unwrap();
+        let junk = dir.path().join("libjunk.so");
+        std::fs::write(&junk, "hello").unwrap();
+        let report = load_library(&junk);
+        let err = report.outcome.unwrap_err().to_string();
+        assert!(err.contains("libjunk.so") && err.contains("not a shared library"), "{err}");
+        let empty = dir.path().join("libempty.so");
+        std::fs::write(&empty, "").unwrap();
+        let err = load_library(&empty).outcome.unwrap_err().to_string();
+        assert!(err.contains("empty file"), "{err}");
+    }
+}

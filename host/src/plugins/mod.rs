@@ -1,0 +1,19 @@
+//! Plugins: finding shared libraries, loading and checking them, and calling them.
+//!
+//! - [`discovery`] decides which files are candidates, in the contract's search order.
+//! - [`library`] loads one file: manifest first, then the API-version policy, then abi_stable's
+//!   layout check.
+//! - [`registry`] registers every plugin by (kind, name), reporting shadowed duplicates, and
+//!   builds instances from the operator's settings.
+//! - [`instance`] is how the host calls a plugin: off the async reactor, with a timeout.
+
+pub mod discovery;
+pub mod instance;
+pub mod library;
+pub mod registry;
+
+pub use self::{
+    instance::{AgentPlugin, PluginCallError, RuntimePlugin, WorkspacePlugin},
+    library::{LibraryReport, LoadError, ManifestInfo},
+    registry::{PluginRegistry, PluginRow, PluginStatus, RegistryError},
+};

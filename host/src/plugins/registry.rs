@@ -1,0 +1,278 @@
+//! All loaded plugins by (kind, name), and building instances of them.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use ao_plugin_api::{PluginConstructor, PluginContext, PluginError, PluginKind};
+use serde::Serialize;
+
+use super::{
+    instance::{AgentPlugin, RuntimePlugin, WorkspacePlugin},
+    library::{load_library, LibraryReport, LoadedPlugin},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("no {kind} plugin named `{name}` is loaded (loaded {kind} plugins: {loaded}); check the name in ao-rs.yaml or run `ao-host plugins list`")]
+    NotLoaded {
+        kind: PluginKind,
+        name: String,
+        loaded: String,
+    },
+    #[error("{kind} plugin `{name}` ({path}) could not start: {error}", path = path.display())]
+    Construct {
+        kind: PluginKind,
+        name: String,
+        path: PathBuf,
+        error: PluginError,
+    },
+}
+
+/// How one plugin of a candidate library fared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginStatus {
+    Ok,
+    /// Loaded fine, but a higher-priority library provides the same kind and name.
+    Shadowed,
+    Error,
+}
+
+/// One line of `ao-host plugins list`: a plugin, or a library that could not be read at all.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginRow {
+    pub path: PathBuf,
+    pub kind: Option<String>,
+    pub name: Option<String>,
+    pub version: Option<String>,
+    pub api_version: Option<String>,
+    pub status: PluginStatus,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Registered {
+    path: PathBuf,
+    plugin: LoadedPlugin,
+}
+
+/// Every candidate library's outcome, and the usable plugins by (kind, name).
+#[derive(Debug, Default)]
+pub struct PluginRegistry {
+    reports: Vec<LibraryReport>,
+    registered: BTreeMap<(PluginKind, String), Registered>,
+}
+
+impl PluginRegistry {
+    /// Loads `files` in priority order. A library that fails is recorded and skipped; it never
+    /// stops the others from loading.
+    pub fn load(files: &[PathBuf]) -> Self {
+        let mut registry = Self::default();
+        for file in files {
+            let report = load_library(file);
+            match &report.outcome {
+                Ok(plugins) => {
+                    for plugin in plugins {
+                        let key = (plugin.kind(), plugin.name().to_string());
+                        if let Some(winner) = registry.registered.get(&key) {
+                            tracing::debug!(
+                                "{} plugin `{}` in {} is shadowed by {}",
+                                key.0,
+                                key.1,
+                                file.display(),
+                                winner.path.display()
+                            );
+                        } else {
+                            registry.registered.insert(
+                                key,
+                                Registered {
+                                    path: file.clone(),
+                                    plugin: *plugin,
+                                },
+                            );
+                        }
+                    }
+                }
+                Err(error) => tracing::debug!("{error}"),
+            }
+            registry.reports.push(report);
+        }
+        registry
+    }
+
+    pub fn reports(&self) -> &[LibraryReport] {
+        &self.reports
+    }
+
+    /// One row per plugin of every candidate library (one row for a library that could not be
+    /// read), in load order.
+    pub fn rows(&self) -> Vec<PluginRow> {
+        let mut rows = Vec::new();
+        for report in &self.reports {
+            let api_version = report.manifest.as_ref().map(|m| m.api_version.clone());
+            let declared = report
+                .manifest
+                .as_ref()
+                .map(|m| m.plugins.as_slice())
+                .unwrap_or_default();
+            let row = |kind: Option<String>, name: Option<String>, version: Option<String>| PluginRow {
+                path: report.path.clone(),
+                kind,
+                name,
+                version,
+                api_version: api_version.clone(),
+                status: PluginStatus::Error,
+                reason: None,
+            };
+            match &report.outcome {
+                Err(error) if declared.is_empty() => rows.push(PluginRow {
+                    reason: Some(error.to_string()),
+                    ..row(None, None, None)
+                }),
+                Err(error) => rows.extend(declared.iter().map(|p| PluginRow {
+                    reason: Some(error.to_string()),
+                    ..row(
+                        Some(p.kind_name.clone()),
+                        Some(p.name.clone()),
+                        Some(p.version.clone()),
+                    )
+                })),
+                Ok(plugins) => rows.extend(plugins.iter().map(|p| {
+                    let winner = &self.registered[&(p.kind(), p.name().to_string())];
+                    let shadowed = winner.path != report.path;
+                    PluginRow {
+                        status: if shadowed {
+                            PluginStatus::Shadowed
+                        } else {
+                            PluginStatus::Ok
+                        },
+                        reason: shadowed
+                            .then(|| format!("shadowed by {}", winner.path.display())),
+                        ..row(
+                            Some(p.kind().to_string()),
+                            Some(p.name().to_string()),
+                            Some(p.version().to_string()),
+                        )
+                    }
+                })),
+            }
+        }
+        rows
+    }
+
+    /// Names of the usable plugins of one kind.
+    pub fn names(&self, kind: PluginKind) -> Vec<&str> {
+        self.registered
+            .keys()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, name)| name.as_str())
+            .collect()
+    }
+
+    /// The library that provides a usable plugin.
+    pub fn library_of(&self, kind: PluginKind, name: &str) -> Option<&Path> {
+        self.registered
+            .get(&(kind, name.to_string()))
+            .map(|r| r.path.as_path())
+    }
+
+    fn find(&self, kind: PluginKind, name: &str) -> Result<&Registered, RegistryError> {
+        self.registered
+            .get(&(kind, name.to_string()))
+            .ok_or_else(|| {
+                let loaded = self.names(kind);
+                RegistryError::NotLoaded {
+                    kind,
+                    name: name.to_string(),
+                    loaded: if loaded.is_empty() {
+                        "none".to_string()
+                    } else {
+                        loaded.join(", ")
+                    },
+                }
+            })
+    }
+
+    fn construct_error(&self, registered: &Registered, error: PluginError) -> RegistryError {
+        RegistryError::Construct {
+            kind: registered.plugin.kind(),
+            name: registered.plugin.name().to_string(),
+            path: registered.path.clone(),
+            error,
+        }
+    }
+
+    pub fn runtime(
+        &self,
+        name: &str,
+        context: &PluginContext,
+        timeout: Duration,
+    ) -> Result<RuntimePlugin, RegistryError> {
+        let registered = self.find(PluginKind::Runtime, name)?;
+        match registered.plugin.declaration.constructor {
+            PluginConstructor::Runtime(construct) => construct(context)
+                .into_result()
+                .map(|object| RuntimePlugin::new(name, object, timeout))
+                .map_err(|e| self.construct_error(registered, e)),
+            _ => unreachable!("registered under its constructor's kind"),
+        }
+    }
+
+    pub fn agent(
+        &self,
+        name: &str,
+        context: &PluginContext,
+        timeout: Duration,
+    ) -> Result<AgentPlugin, RegistryError> {
+        let registered = self.find(PluginKind::Agent, name)?;
+        match registered.plugin.declaration.constructor {
+            PluginConstructor::Agent(construct) => construct(context)
+                .into_result()
+                .map(|object| AgentPlugin::new(name, object, timeout))
+                .map_err(|e| self.construct_error(registered, e)),
+            _ => unreachable!("registered under its constructor's kind"),
+        }
+    }
+
+    pub fn workspace(
+        &self,
+        name: &str,
+        context: &PluginContext,
+        timeout: Duration,
+    ) -> Result<WorkspacePlugin, RegistryError> {
+        let registered = self.find(PluginKind::Workspace, name)?;
+        match registered.plugin.declaration.constructor {
+            PluginConstructor::Workspace(construct) => construct(context)
+                .into_result()
+                .map(|object| WorkspacePlugin::new(name, object, timeout))
+                .map_err(|e| self.construct_error(registered, e)),
+            _ => unreachable!("registered under its constructor's kind"),
+        }
+    }
+
+    /// Builds (and drops) an instance of every usable plugin of `library`, so that `plugins
+    /// check` also proves the constructor accepts the operator's settings.
+    pub fn try_construct_all(
+        &self,
+        library: &Path,
+        context_for: impl Fn(&str) -> PluginContext,
+    ) -> Vec<(String, Result<(), RegistryError>)> {
+        self.registered
+            .iter()
+            .filter(|(_, r)| r.path == library)
+            .map(|((kind, name), _)| {
+                let context = context_for(name);
+                let timeout = Duration::from_secs(60);
+                let outcome = match kind {
+                    PluginKind::Runtime => self.runtime(name, &context, timeout).map(drop),
+                    PluginKind::Agent => self.agent(name, &context, timeout).map(drop),
+                    PluginKind::Workspace => self.workspace(name, &context, timeout).map(drop),
+                };
+                (name.clone(), outcome)
+            })
+            .collect()
+    }
+}

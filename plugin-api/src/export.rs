@@ -1,0 +1,122 @@
+//! The `export_plugins!` macro and the pieces its expansion names.
+//!
+//! The expansion is what `#[abi_stable::export_root_module]` would write, spelled with
+//! `$crate::` paths so that a plugin crate depends on `ao-plugin-api` alone.
+
+use abi_stable::library::ROOT_MODULE_LOADER_NAME;
+
+/// The symbol abi_stable 0.11 looks up to find a library's header. The macro must spell it as an
+/// identifier; the assertion below breaks the build if abi_stable ever renames it.
+#[doc(hidden)]
+pub const EXPECTED_LOADER_SYMBOL: &str = "_1as_0lib_1header_0root_bmodule_bloader";
+
+const _: () = assert!(const_str_eq(ROOT_MODULE_LOADER_NAME, EXPECTED_LOADER_SYMBOL));
+
+const fn const_str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Exports the plugins of a shared library.
+///
+/// ```ignore
+/// ao_plugin_api::export_plugins! {
+///     runtime "tmux" => TmuxRuntime,
+/// }
+/// ```
+///
+/// Each entry is a kind (`runtime`, `agent` or `workspace`), the plugin's name as operators write
+/// it in `ao-rs.yaml`, and a type implementing the matching trait. The plugin's version is the
+/// calling crate's `CARGO_PKG_VERSION`. Invoke it once per library, at the crate root; the crate
+/// must have `crate-type = ["cdylib"]`.
+#[macro_export]
+macro_rules! export_plugins {
+    ($($kind:ident $name:literal => $plugin:ty),+ $(,)?) => {
+        #[doc(hidden)]
+        const __AO_PLUGIN_MANIFEST_ENTRIES: &[$crate::manifest::ManifestEntry] = &[
+            $($crate::manifest::ManifestEntry {
+                kind: $crate::manifest::ManifestStr::from_nul_terminated(
+                    concat!(stringify!($kind), "\0"),
+                ),
+                name: $crate::manifest::ManifestStr::from_nul_terminated(concat!($name, "\0")),
+                version: $crate::manifest::ManifestStr::from_nul_terminated(
+                    concat!(env!("CARGO_PKG_VERSION"), "\0"),
+                ),
+            },)+
+        ];
+
+        /// Read by the host before anything else in this library.
+        #[unsafe(no_mangle)]
+        pub static AO_PLUGIN_MANIFEST: $crate::manifest::PluginManifest =
+            $crate::manifest::PluginManifest::new(
+                $crate::manifest::ManifestStr::from_nul_terminated($crate::API_VERSION_NUL),
+                __AO_PLUGIN_MANIFEST_ENTRIES,
+            );
+
+        #[doc(hidden)]
+        fn __ao_plugin_root_module() -> $crate::PluginLibraryRef {
+            use $crate::abi_stable::prefix_type::PrefixTypeTrait as _;
+            $crate::PluginLibrary {
+                api_version: $crate::abi_stable::std_types::RStr::from_str($crate::API_VERSION),
+                plugins: $crate::abi_stable::std_types::RSlice::from_slice(::std::vec::Vec::leak(vec![
+                    $($crate::PluginDeclaration {
+                        name: $crate::abi_stable::std_types::RStr::from_str($name),
+                        version: $crate::abi_stable::std_types::RStr::from_str(
+                            env!("CARGO_PKG_VERSION"),
+                        ),
+                        constructor: $crate::__plugin_constructor!($kind $plugin),
+                    },)+
+                ])),
+            }
+            .leak_into_prefix()
+        }
+
+        /// The abi_stable library header (what `#[export_root_module]` would emit).
+        #[doc(hidden)]
+        #[unsafe(no_mangle)]
+        pub static _1as_0lib_1header_0root_bmodule_bloader: $crate::abi_stable::library::LibHeader = {
+            extern "C" fn erased_root_module() -> $crate::abi_stable::library::RootModuleResult {
+                $crate::abi_stable::library::__call_root_module_loader(__ao_plugin_root_module)
+            }
+            // SAFETY: `erased_root_module` returns exactly `PluginLibraryRef`, the module type
+            // named here, so abi_stable checks the layout of what is actually returned.
+            unsafe {
+                $crate::abi_stable::library::LibHeader::from_constructor::<$crate::PluginLibraryRef>(
+                    erased_root_module,
+                    $crate::abi_stable::library::CheckTypeLayout::Yes,
+                )
+            }
+        };
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __plugin_constructor {
+    (runtime $plugin:ty) => {
+        $crate::PluginConstructor::Runtime($crate::ffi::construct_runtime::<$plugin>)
+    };
+    (agent $plugin:ty) => {
+        $crate::PluginConstructor::Agent($crate::ffi::construct_agent::<$plugin>)
+    };
+    (workspace $plugin:ty) => {
+        $crate::PluginConstructor::Workspace($crate::ffi::construct_workspace::<$plugin>)
+    };
+    ($other:ident $plugin:ty) => {
+        compile_error!(concat!(
+            "unknown plugin kind `",
+            stringify!($other),
+            "`: expected runtime, agent or workspace"
+        ))
+    };
+}

@@ -1,0 +1,192 @@
+//! The FFI-safe trait objects that actually cross the boundary, and the adapters that build them
+//! from the plain-Rust traits.
+//!
+//! Each adapter runs the plugin's code inside `catch_unwind`: abi_stable aborts the whole process
+//! when a panic unwinds through a `#[sabi_trait]` method, so the plugin side must stop it first.
+
+// The `#[sabi_trait]` expansion trips these lints in code we do not write.
+#![allow(non_camel_case_types, non_local_definitions, clippy::needless_lifetimes)]
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use abi_stable::{
+    sabi_trait,
+    sabi_trait::TD_Opaque,
+    std_types::{RBox, RErr, ROk, RResult, RSlice, RStr, RString, RVec},
+};
+
+use crate::{
+    error::{PluginError, PluginErrorKind, PluginResult},
+    traits::{Agent, Runtime, Workspace},
+    types::{
+        Activity, AgentSession, EnvVar, PluginContext, Readiness, RuntimeCreateRequest,
+        WorkspaceCreateConfig,
+    },
+};
+
+/// FFI form of [`Runtime`].
+#[sabi_trait]
+pub trait RuntimeFfi: Send + Sync {
+    fn create(&self, request: &RuntimeCreateRequest) -> RResult<RString, PluginError>;
+    fn send_message(&self, handle: RStr<'_>, text: RStr<'_>) -> RResult<(), PluginError>;
+    fn send_keys(&self, handle: RStr<'_>, keys: RSlice<'_, RString>) -> RResult<(), PluginError>;
+    fn capture_output(&self, handle: RStr<'_>, lines: u32) -> RResult<RString, PluginError>;
+    fn is_alive(&self, handle: RStr<'_>) -> RResult<bool, PluginError>;
+    fn destroy(&self, handle: RStr<'_>) -> RResult<(), PluginError>;
+    #[sabi(last_prefix_field)]
+    fn attach_command(&self, handle: RStr<'_>) -> RResult<RVec<RString>, PluginError>;
+}
+
+/// FFI form of [`Agent`].
+#[sabi_trait]
+pub trait AgentFfi: Send + Sync {
+    fn launch_command(&self, session: &AgentSession) -> RResult<RVec<RString>, PluginError>;
+    fn environment(&self, session: &AgentSession) -> RResult<RVec<EnvVar>, PluginError>;
+    fn is_ready(&self, output: RStr<'_>) -> RResult<Readiness, PluginError>;
+    #[sabi(last_prefix_field)]
+    fn activity(&self, output: RStr<'_>) -> RResult<Activity, PluginError>;
+}
+
+/// FFI form of [`Workspace`].
+#[sabi_trait]
+pub trait WorkspaceFfi: Send + Sync {
+    fn create(&self, config: &WorkspaceCreateConfig) -> RResult<RString, PluginError>;
+    fn destroy(&self, path: RStr<'_>) -> RResult<(), PluginError>;
+    #[sabi(last_prefix_field)]
+    fn exists(&self, path: RStr<'_>) -> RResult<bool, PluginError>;
+}
+
+/// A runtime plugin instance as the host holds it.
+pub type RuntimeObject = RuntimeFfi_TO<'static, RBox<()>>;
+/// An agent plugin instance as the host holds it.
+pub type AgentObject = AgentFfi_TO<'static, RBox<()>>;
+/// A workspace plugin instance as the host holds it.
+pub type WorkspaceObject = WorkspaceFfi_TO<'static, RBox<()>>;
+
+/// Runs plugin code, turning both its error and a panic into an FFI-safe result.
+fn guarded<T, R>(call: &str, body: impl FnOnce() -> PluginResult<T>) -> RResult<R, PluginError>
+where
+    T: Into<R>,
+{
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(value)) => ROk(value.into()),
+        Ok(Err(error)) => RErr(error),
+        Err(payload) => {
+            let detail = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "non-string panic payload".to_string());
+            RErr(PluginError::new(
+                PluginErrorKind::Panicked,
+                format!("plugin panicked in `{call}`: {detail}"),
+            ))
+        }
+    }
+}
+
+fn to_rvec(items: Vec<String>) -> RVec<RString> {
+    items.into_iter().map(RString::from).collect()
+}
+
+/// Wraps a [`Runtime`] so it can be handed across the boundary.
+#[doc(hidden)]
+pub struct RuntimeAdapter<T>(T);
+
+impl<T: Runtime> RuntimeFfi for RuntimeAdapter<T> {
+    fn create(&self, request: &RuntimeCreateRequest) -> RResult<RString, PluginError> {
+        guarded("create", || self.0.create(request))
+    }
+    fn send_message(&self, handle: RStr<'_>, text: RStr<'_>) -> RResult<(), PluginError> {
+        guarded("send_message", || {
+            self.0.send_message(handle.as_str(), text.as_str())
+        })
+    }
+    fn send_keys(&self, handle: RStr<'_>, keys: RSlice<'_, RString>) -> RResult<(), PluginError> {
+        guarded("send_keys", || {
+            self.0.send_keys(handle.as_str(), keys.as_slice())
+        })
+    }
+    fn capture_output(&self, handle: RStr<'_>, lines: u32) -> RResult<RString, PluginError> {
+        guarded("capture_output", || {
+            self.0.capture_output(handle.as_str(), lines)
+        })
+    }
+    fn is_alive(&self, handle: RStr<'_>) -> RResult<bool, PluginError> {
+        guarded("is_alive", || self.0.is_alive(handle.as_str()))
+    }
+    fn destroy(&self, handle: RStr<'_>) -> RResult<(), PluginError> {
+        guarded("destroy", || self.0.destroy(handle.as_str()))
+    }
+    fn attach_command(&self, handle: RStr<'_>) -> RResult<RVec<RString>, PluginError> {
+        guarded("attach_command", || {
+            self.0.attach_command(handle.as_str()).map(to_rvec)
+        })
+    }
+}
+
+/// Wraps an [`Agent`] so it can be handed across the boundary.
+#[doc(hidden)]
+pub struct AgentAdapter<T>(T);
+
+impl<T: Agent> AgentFfi for AgentAdapter<T> {
+    fn launch_command(&self, session: &AgentSession) -> RResult<RVec<RString>, PluginError> {
+        guarded("launch_command", || {
+            self.0.launch_command(session).map(to_rvec)
+        })
+    }
+    fn environment(&self, session: &AgentSession) -> RResult<RVec<EnvVar>, PluginError> {
+        guarded("environment", || self.0.environment(session))
+    }
+    fn is_ready(&self, output: RStr<'_>) -> RResult<Readiness, PluginError> {
+        guarded("is_ready", || self.0.is_ready(output.as_str()))
+    }
+    fn activity(&self, output: RStr<'_>) -> RResult<Activity, PluginError> {
+        guarded("activity", || self.0.activity(output.as_str()))
+    }
+}
+
+/// Wraps a [`Workspace`] so it can be handed across the boundary.
+#[doc(hidden)]
+pub struct WorkspaceAdapter<T>(T);
+
+impl<T: Workspace> WorkspaceFfi for WorkspaceAdapter<T> {
+    fn create(&self, config: &WorkspaceCreateConfig) -> RResult<RString, PluginError> {
+        guarded("create", || self.0.create(config))
+    }
+    fn destroy(&self, path: RStr<'_>) -> RResult<(), PluginError> {
+        guarded("destroy", || self.0.destroy(path.as_str()))
+    }
+    fn exists(&self, path: RStr<'_>) -> RResult<bool, PluginError> {
+        guarded("exists", || self.0.exists(path.as_str()))
+    }
+}
+
+/// Constructor entry points; `export_plugins!` stores one of these per plugin.
+#[doc(hidden)]
+pub extern "C" fn construct_runtime<T: Runtime>(
+    context: &PluginContext,
+) -> RResult<RuntimeObject, PluginError> {
+    guarded("new", || {
+        T::new(context).map(|plugin| RuntimeFfi_TO::from_value(RuntimeAdapter(plugin), TD_Opaque))
+    })
+}
+
+#[doc(hidden)]
+pub extern "C" fn construct_agent<T: Agent>(
+    context: &PluginContext,
+) -> RResult<AgentObject, PluginError> {
+    guarded("new", || {
+        T::new(context).map(|plugin| AgentFfi_TO::from_value(AgentAdapter(plugin), TD_Opaque))
+    })
+}
+
+#[doc(hidden)]
+pub extern "C" fn construct_workspace<T: Workspace>(
+    context: &PluginContext,
+) -> RResult<WorkspaceObject, PluginError> {
+    guarded("new", || {
+        T::new(context)
+            .map(|plugin| WorkspaceFfi_TO::from_value(WorkspaceAdapter(plugin), TD_Opaque))
+    })
+}

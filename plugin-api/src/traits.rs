@@ -1,0 +1,85 @@
+//! The plain-Rust traits a plugin author implements.
+//!
+//! These never cross the boundary themselves: [`export_plugins!`](crate::export_plugins) wraps an
+//! implementation in an adapter that converts values to their FFI-safe forms and turns panics into
+//! [`PluginErrorKind::Panicked`](crate::PluginErrorKind::Panicked) errors. Every method is
+//! synchronous and may block (the host calls it from a blocking thread pool with a timeout); do
+//! not start or expect an async runtime inside a plugin.
+
+use abi_stable::std_types::RString;
+
+use crate::{
+    error::PluginResult,
+    types::{
+        Activity, AgentSession, EnvVar, PluginContext, Readiness, RuntimeCreateRequest,
+        WorkspaceCreateConfig,
+    },
+};
+
+/// Runs agent processes: a terminal multiplexer, a child process, a container, a remote shell.
+///
+/// A handle is an opaque string the runtime chooses in [`Runtime::create`]; the host stores it
+/// and passes it back unchanged.
+pub trait Runtime: Send + Sync + 'static {
+    /// Builds the runtime from its config (`plugins.config.<name>`).
+    fn new(context: &PluginContext) -> PluginResult<Self>
+    where
+        Self: Sized;
+
+    /// Starts `request.launch_command` in `request.cwd` with `request.env` and returns a handle.
+    fn create(&self, request: &RuntimeCreateRequest) -> PluginResult<String>;
+
+    /// Delivers `text` byte-exact as one message and submits it once.
+    fn send_message(&self, handle: &str, text: &str) -> PluginResult<()>;
+
+    /// Presses keys, named as tmux names them (`Enter`, `Escape`, `Down`, `C-c`, or a
+    /// literal character). Used to answer start-up dialogs and to resubmit.
+    fn send_keys(&self, handle: &str, keys: &[RString]) -> PluginResult<()>;
+
+    /// The last `lines` lines of what the agent shows.
+    fn capture_output(&self, handle: &str, lines: u32) -> PluginResult<String>;
+
+    fn is_alive(&self, handle: &str) -> PluginResult<bool>;
+
+    /// Stops the process. Destroying something already gone succeeds.
+    fn destroy(&self, handle: &str) -> PluginResult<()>;
+
+    /// The argv an operator runs to watch and type into the session.
+    fn attach_command(&self, handle: &str) -> PluginResult<Vec<String>>;
+}
+
+/// Knows one coding agent CLI: how to start it and how to read its screen.
+pub trait Agent: Send + Sync + 'static {
+    fn new(context: &PluginContext) -> PluginResult<Self>
+    where
+        Self: Sized;
+
+    /// The program and arguments that start the agent for `session`.
+    fn launch_command(&self, session: &AgentSession) -> PluginResult<Vec<String>>;
+
+    /// The agent's own environment variables (the host adds the `AO_*` ones).
+    fn environment(&self, session: &AgentSession) -> PluginResult<Vec<EnvVar>>;
+
+    /// Whether the agent, showing `output`, accepts a message now.
+    fn is_ready(&self, output: &str) -> PluginResult<Readiness>;
+
+    fn activity(&self, output: &str) -> PluginResult<Activity>;
+}
+
+/// Makes an isolated checkout for each session.
+///
+/// A workspace path is an opaque string owned by the plugin: the host never inspects it, so a
+/// workspace may live on another machine.
+pub trait Workspace: Send + Sync + 'static {
+    fn new(context: &PluginContext) -> PluginResult<Self>
+    where
+        Self: Sized;
+
+    /// Creates the workspace and returns its path. On failure nothing may be left behind.
+    fn create(&self, config: &WorkspaceCreateConfig) -> PluginResult<String>;
+
+    /// Removes the workspace. Destroying something already gone succeeds.
+    fn destroy(&self, path: &str) -> PluginResult<()>;
+
+    fn exists(&self, path: &str) -> PluginResult<bool>;
+}

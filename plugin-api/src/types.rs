@@ -1,0 +1,152 @@
+//! FFI-safe values exchanged between the host and plugins.
+//!
+//! Everything here is `#[repr(C)]` and `StableAbi`, so the layout checker can prove that host and
+//! plugin agree on it before any call is made.
+
+use abi_stable::{
+    std_types::{ROption, RString, RVec},
+    StableAbi,
+};
+
+/// Which interface a plugin implements.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PluginKind {
+    Runtime,
+    Agent,
+    Workspace,
+}
+
+impl PluginKind {
+    pub const ALL: [PluginKind; 3] = [Self::Runtime, Self::Agent, Self::Workspace];
+
+    /// The lower-case name used in config files, manifests and CLI output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Runtime => "runtime",
+            Self::Agent => "agent",
+            Self::Workspace => "workspace",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for PluginKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One environment variable for the agent's process.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct EnvVar {
+    pub name: RString,
+    pub value: RString,
+}
+
+impl EnvVar {
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Self {
+            name: RString::from(name.into()),
+            value: RString::from(value.into()),
+        }
+    }
+}
+
+/// Handed to every plugin constructor: who the plugin is in this host and its settings.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct PluginContext {
+    /// The name the plugin was registered under (`tmux`, `git-worktree`, …).
+    pub plugin_name: RString,
+    /// The host's data directory, for plugins that keep state next to the sessions.
+    pub data_dir: RString,
+    /// The plugin's mapping from `plugins.config.<name>` in `ao-rs.yaml`, as YAML text.
+    /// Empty when the operator configured nothing.
+    pub config_yaml: RString,
+}
+
+/// What a runtime needs to start an agent process.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeCreateRequest {
+    /// The session id; validated by the host as `[A-Za-z0-9_-]+`, never starting with `-`.
+    pub session_id: RString,
+    /// Working directory: the workspace path returned by the workspace plugin.
+    pub cwd: RString,
+    /// The program and its arguments, exactly as the agent plugin returned them.
+    pub launch_command: RVec<RString>,
+    /// Variables added to the process environment.
+    pub env: RVec<EnvVar>,
+}
+
+/// The session as an agent plugin sees it when building its command line and environment.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct AgentSession {
+    pub session_id: RString,
+    pub project_id: RString,
+    pub branch: RString,
+    pub workspace_path: RString,
+    /// Instructions from ao-host itself (the session's role, how to report back), kept apart
+    /// from the operator's task so the task reaches the agent byte-exact.
+    pub system_prompt: ROption<RString>,
+    /// The project's `agent_config` mapping from `ao-rs.yaml`, as YAML text (may be empty).
+    pub agent_config: RString,
+}
+
+/// What an agent plugin reads off the runtime's screen right after launch.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// The agent accepts input now.
+    Ready,
+    /// Still starting up; ask again shortly.
+    Starting,
+    /// A dialog is in the way. `answer` holds the keys that dismiss it when the operator
+    /// allowed that in config; empty means a person must answer, and `reason` says what to do.
+    Blocked { reason: RString, answer: RVec<RString> },
+}
+
+/// What the agent is doing, as far as its screen tells.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activity {
+    Idle,
+    Working,
+    WaitingInput,
+    Exited,
+}
+
+impl Activity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Working => "working",
+            Self::WaitingInput => "waiting_input",
+            Self::Exited => "exited",
+        }
+    }
+}
+
+/// Everything a workspace plugin needs to make an isolated checkout for one session.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct WorkspaceCreateConfig {
+    pub project_id: RString,
+    pub session_id: RString,
+    /// Branch to create (or reuse, with `reuse_branch`).
+    pub branch: RString,
+    pub repo_path: RString,
+    pub default_branch: RString,
+    /// Paths relative to the repository to symlink into the workspace (e.g. `.env`).
+    pub symlinks: RVec<RString>,
+    /// Commands run inside the new workspace, in order, after it is made.
+    pub post_create: RVec<RString>,
+    /// Check out `branch` if it already exists instead of refusing.
+    pub reuse_branch: bool,
+}
