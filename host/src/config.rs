@@ -184,7 +184,10 @@ impl Config {
             None => home_dir()?.join(".ao-rs"),
         };
         let defaults = PluginChoice {
-            runtime: file.defaults.runtime.unwrap_or_else(|| DEFAULT_RUNTIME.into()),
+            runtime: file
+                .defaults
+                .runtime
+                .unwrap_or_else(|| DEFAULT_RUNTIME.into()),
             workspace: file
                 .defaults
                 .workspace
@@ -254,7 +257,10 @@ impl Config {
 
     /// The settings text for plugin `name` (empty when none were given).
     pub fn plugin_settings(&self, name: &str) -> &str {
-        self.plugin_config.get(name).map(String::as_str).unwrap_or("")
+        self.plugin_config
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or("")
     }
 }
 
@@ -301,7 +307,9 @@ mod tests {
 
     #[test]
     fn unknown_key_names_key_file_and_line() {
-        let err = parse("port: 1\nplugins:\n  dirz: [x]\n").unwrap_err().to_string();
+        let err = parse("port: 1\nplugins:\n  dirz: [x]\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("/etc/ao/ao-rs.yaml"), "{err}");
         assert!(err.contains("dirz"), "{err}");
         assert!(err.contains("line 3"), "{err}");
@@ -323,7 +331,10 @@ mod tests {
 
     #[test]
     fn relative_paths_resolve_against_the_config_folder() {
-        let config = parse("data_dir: state\nplugins:\n  dirs: [libs]\nprojects:\n  app: { repo: ../src/app }\n").unwrap();
+        let config = parse(
+            "data_dir: state\nplugins:\n  dirs: [libs]\nprojects:\n  app: { repo: ../src/app }\n",
+        )
+        .unwrap();
         assert_eq!(config.data_dir, Path::new("/etc/ao/state"));
         assert_eq!(config.plugin_dirs, vec![PathBuf::from("/etc/ao/libs")]);
         assert_eq!(config.projects["app"].repo, Path::new("/etc/ao/../src/app"));

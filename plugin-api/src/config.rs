@@ -14,7 +14,8 @@ impl PluginContext {
         if text.trim().is_empty() {
             return Ok(T::default());
         }
-        let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| self.bad_config(e))?;
+        let value: serde_yaml::Value =
+            serde_yaml::from_str(text).map_err(|e| self.bad_config(e))?;
         if value.is_null() {
             return Ok(T::default());
         }

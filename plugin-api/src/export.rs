@@ -10,7 +10,10 @@ use abi_stable::library::ROOT_MODULE_LOADER_NAME;
 #[doc(hidden)]
 pub const EXPECTED_LOADER_SYMBOL: &str = "_1as_0lib_1header_0root_bmodule_bloader";
 
-const _: () = assert!(const_str_eq(ROOT_MODULE_LOADER_NAME, EXPECTED_LOADER_SYMBOL));
+const _: () = assert!(const_str_eq(
+    ROOT_MODULE_LOADER_NAME,
+    EXPECTED_LOADER_SYMBOL
+));
 
 const fn const_str_eq(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());

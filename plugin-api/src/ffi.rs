@@ -5,7 +5,11 @@
 //! when a panic unwinds through a `#[sabi_trait]` method, so the plugin side must stop it first.
 
 // The `#[sabi_trait]` expansion trips these lints in code we do not write.
-#![allow(non_camel_case_types, non_local_definitions, clippy::needless_lifetimes)]
+#![allow(
+    non_camel_case_types,
+    non_local_definitions,
+    clippy::needless_lifetimes
+)]
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 

@@ -75,7 +75,12 @@ impl Program {
 
     /// Runs the program and hands back the raw output whatever the exit status, for callers
     /// where a non-zero exit is an answer ("no such session") rather than a failure.
-    pub fn output<I, S>(&self, cwd: Option<&Path>, args: I, input: Option<&[u8]>) -> PluginResult<Output>
+    pub fn output<I, S>(
+        &self,
+        cwd: Option<&Path>,
+        args: I,
+        input: Option<&[u8]>,
+    ) -> PluginResult<Output>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
@@ -85,7 +90,11 @@ impl Program {
             command.current_dir(dir);
         }
         command
-            .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = command.spawn().map_err(|e| self.spawn_error(e))?;
@@ -121,6 +130,9 @@ impl Program {
         } else {
             detail.to_string()
         };
-        PluginError::failed(format!("`{}` failed ({}): {detail}", self.name, output.status))
+        PluginError::failed(format!(
+            "`{}` failed ({}): {detail}",
+            self.name, output.status
+        ))
     }
 }

@@ -109,7 +109,10 @@ pub enum Readiness {
     Starting,
     /// A dialog is in the way. `answer` holds the keys that dismiss it when the operator
     /// allowed that in config; empty means a person must answer, and `reason` says what to do.
-    Blocked { reason: RString, answer: RVec<RString> },
+    Blocked {
+        reason: RString,
+        answer: RVec<RString>,
+    },
 }
 
 /// What the agent is doing, as far as its screen tells.

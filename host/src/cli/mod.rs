@@ -12,7 +12,11 @@ use ao_host::{
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "ao-host", version, about = "Run AI coding agents side by side through plugins")]
+#[command(
+    name = "ao-host",
+    version,
+    about = "Run AI coding agents side by side through plugins"
+)]
 pub struct Args {
     /// Config file (default: $AO_CONFIG_PATH, else ./ao-rs.yaml, else built-in defaults).
     #[arg(long, global = true, value_name = "PATH")]

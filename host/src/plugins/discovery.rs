@@ -15,7 +15,11 @@ pub struct SearchDir {
 /// The folders to search, highest priority first:
 /// `--plugin-dir` > `plugins.dirs` > `$AO_PLUGIN_PATH` > the executable's folder and its
 /// `plugins/` > `<data_dir>/plugins`.
-pub fn search_dirs(cli_dirs: &[PathBuf], config_dirs: &[PathBuf], data_dir: &Path) -> Vec<SearchDir> {
+pub fn search_dirs(
+    cli_dirs: &[PathBuf],
+    config_dirs: &[PathBuf],
+    data_dir: &Path,
+) -> Vec<SearchDir> {
     let mut dirs = Vec::new();
     let mut push = |path: PathBuf, origin: &'static str| dirs.push(SearchDir { path, origin });
     for dir in cli_dirs {

@@ -162,7 +162,11 @@ impl RuntimePlugin {
             .await
     }
 
-    pub async fn capture_output(&self, handle: &str, lines: u32) -> Result<String, PluginCallError> {
+    pub async fn capture_output(
+        &self,
+        handle: &str,
+        lines: u32,
+    ) -> Result<String, PluginCallError> {
         let handle = handle.to_string();
         self.0
             .call("capture_output", move |o| {
@@ -198,7 +202,10 @@ impl RuntimePlugin {
 }
 
 impl AgentPlugin {
-    pub async fn launch_command(&self, session: &AgentSession) -> Result<Vec<String>, PluginCallError> {
+    pub async fn launch_command(
+        &self,
+        session: &AgentSession,
+    ) -> Result<Vec<String>, PluginCallError> {
         let session = session.clone();
         self.0
             .call("launch_command", move |o| o.launch_command(&session))
@@ -206,7 +213,10 @@ impl AgentPlugin {
             .map(|argv| argv.into_iter().map(String::from).collect())
     }
 
-    pub async fn environment(&self, session: &AgentSession) -> Result<Vec<EnvVar>, PluginCallError> {
+    pub async fn environment(
+        &self,
+        session: &AgentSession,
+    ) -> Result<Vec<EnvVar>, PluginCallError> {
         let session = session.clone();
         self.0
             .call("environment", move |o| o.environment(&session))

@@ -16,6 +16,8 @@ use ao_plugin_api::{
 };
 use semver::Version;
 
+use super::file_format::check_library_file;
+
 /// A library's manifest can list at most this many plugins; more means a corrupt manifest.
 const MAX_PLUGINS_PER_LIBRARY: usize = 256;
 /// Layout errors from abi_stable run to hundreds of lines; the one-line reason keeps this much.
@@ -144,7 +146,7 @@ pub fn load_library(path: &Path) -> LibraryReport {
             return report;
         }
     };
-    if let Err(detail) = check_file_format(&path) {
+    if let Err(detail) = check_library_file(&path) {
         report.outcome = Err(LoadError::NotSharedLibrary {
             path: display_path,
             detail,
@@ -161,31 +163,6 @@ pub fn load_library(path: &Path) -> LibraryReport {
     report.outcome = check_and_init(&path, &display_path, &manifest);
     report.manifest = Some(manifest);
     report
-}
-
-/// Refuses files that are plainly not shared libraries before handing them to the dynamic loader,
-/// whose messages for them ("invalid ELF header") say less.
-fn check_file_format(path: &Path) -> Result<(), String> {
-    use std::io::Read;
-    let mut head = [0u8; 4];
-    let mut file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    let read = file.read(&mut head).map_err(|e| format!("cannot read: {e}"))?;
-    if read == 0 {
-        return Err("empty file, not a shared library".into());
-    }
-    const ELF: [u8; 4] = [0x7f, b'E', b'L', b'F'];
-    const MACH_O: [[u8; 4]; 4] = [
-        [0xfe, 0xed, 0xfa, 0xce],
-        [0xfe, 0xed, 0xfa, 0xcf],
-        [0xce, 0xfa, 0xed, 0xfe],
-        [0xcf, 0xfa, 0xed, 0xfe],
-    ];
-    let is_library = read == 4 && (head == ELF || MACH_O.contains(&head)) || head[..2] == *b"MZ";
-    if is_library {
-        Ok(())
-    } else {
-        Err("not a shared library (no ELF, Mach-O or PE header)".into())
-    }
 }
 
 /// The whole error chain: libloading's Display alone hides the dynamic loader's own text.
@@ -214,15 +191,14 @@ fn read_manifest(path: &Path, shown: &Path) -> Result<ManifestInfo, LoadError> {
     })?;
     let symbol_name = CString::new(MANIFEST_SYMBOL).expect("no NUL in symbol name");
     // SAFETY: the symbol is a static `PluginManifest`; `Symbol<*const T>` yields its address.
-    let manifest_ptr = match unsafe {
-        library.get::<*const PluginManifest>(symbol_name.as_bytes_with_nul())
-    } {
-        Ok(symbol) => *symbol,
-        Err(_) => {
-            std::mem::forget(library);
-            return Err(LoadError::NotAPlugin { path: path_buf });
-        }
-    };
+    let manifest_ptr =
+        match unsafe { library.get::<*const PluginManifest>(symbol_name.as_bytes_with_nul()) } {
+            Ok(symbol) => *symbol,
+            Err(_) => {
+                std::mem::forget(library);
+                return Err(LoadError::NotAPlugin { path: path_buf });
+            }
+        };
     // The library stays mapped for the life of the process: the manifest points into it, and
     // unloading Rust code is unsound.
     std::mem::forget(library);
@@ -251,7 +227,8 @@ fn read_manifest(path: &Path, shown: &Path) -> Result<ManifestInfo, LoadError> {
     // SAFETY: checked non-null and bounded above; entries are static data of the library.
     let entries = unsafe { std::slice::from_raw_parts(manifest.plugins, manifest.plugin_count) };
     // SAFETY (for each `read`): the strings are static data of the still-mapped library.
-    let api_version = unsafe { manifest.api_version.read() }.ok_or_else(|| bad("no API version"))?;
+    let api_version =
+        unsafe { manifest.api_version.read() }.ok_or_else(|| bad("no API version"))?;
     let plugins = entries
         .iter()
         .map(|entry| {
@@ -381,7 +358,10 @@ mod tests {
         std::fs::write(&junk, "hello").unwrap();
         let report = load_library(&junk);
         let err = report.outcome.unwrap_err().to_string();
-        assert!(err.contains("libjunk.so") && err.contains("not a shared library"), "{err}");
+        assert!(
+            err.contains("libjunk.so") && err.contains("not a shared library"),
+            "{err}"
+        );
         let empty = dir.path().join("libempty.so");
         std::fs::write(&empty, "").unwrap();
         let err = load_library(&empty).outcome.unwrap_err().to_string();

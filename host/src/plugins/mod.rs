@@ -1,6 +1,7 @@
 //! Plugins: finding shared libraries, loading and checking them, and calling them.
 //!
 //! - [`discovery`] decides which files are candidates, in the contract's search order.
+//! - `file_format` refuses files the dynamic loader would crash on.
 //! - [`library`] loads one file: manifest first, then the API-version policy, then abi_stable's
 //!   layout check.
 //! - [`registry`] registers every plugin by (kind, name), reporting shadowed duplicates, and
@@ -8,6 +9,7 @@
 //! - [`instance`] is how the host calls a plugin: off the async reactor, with a timeout.
 
 pub mod discovery;
+mod file_format;
 pub mod instance;
 pub mod library;
 pub mod registry;

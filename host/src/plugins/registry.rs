@@ -118,15 +118,16 @@ impl PluginRegistry {
                 .as_ref()
                 .map(|m| m.plugins.as_slice())
                 .unwrap_or_default();
-            let row = |kind: Option<String>, name: Option<String>, version: Option<String>| PluginRow {
-                path: report.path.clone(),
-                kind,
-                name,
-                version,
-                api_version: api_version.clone(),
-                status: PluginStatus::Error,
-                reason: None,
-            };
+            let row =
+                |kind: Option<String>, name: Option<String>, version: Option<String>| PluginRow {
+                    path: report.path.clone(),
+                    kind,
+                    name,
+                    version,
+                    api_version: api_version.clone(),
+                    status: PluginStatus::Error,
+                    reason: None,
+                };
             match &report.outcome {
                 Err(error) if declared.is_empty() => rows.push(PluginRow {
                     reason: Some(error.to_string()),
@@ -149,8 +150,7 @@ impl PluginRegistry {
                         } else {
                             PluginStatus::Ok
                         },
-                        reason: shadowed
-                            .then(|| format!("shadowed by {}", winner.path.display())),
+                        reason: shadowed.then(|| format!("shadowed by {}", winner.path.display())),
                         ..row(
                             Some(p.kind().to_string()),
                             Some(p.name().to_string()),

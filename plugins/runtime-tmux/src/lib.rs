@@ -16,16 +16,24 @@ impl Runtime for TmuxRuntime {
         Ok(Self)
     }
     fn create(&self, _request: &RuntimeCreateRequest) -> PluginResult<String> {
-        Err(PluginError::unsupported("tmux runtime: create is not implemented yet"))
+        Err(PluginError::unsupported(
+            "tmux runtime: create is not implemented yet",
+        ))
     }
     fn send_message(&self, _handle: &str, _text: &str) -> PluginResult<()> {
-        Err(PluginError::unsupported("tmux runtime: send_message is not implemented yet"))
+        Err(PluginError::unsupported(
+            "tmux runtime: send_message is not implemented yet",
+        ))
     }
     fn send_keys(&self, _handle: &str, _keys: &[RString]) -> PluginResult<()> {
-        Err(PluginError::unsupported("tmux runtime: send_keys is not implemented yet"))
+        Err(PluginError::unsupported(
+            "tmux runtime: send_keys is not implemented yet",
+        ))
     }
     fn capture_output(&self, _handle: &str, _lines: u32) -> PluginResult<String> {
-        Err(PluginError::unsupported("tmux runtime: capture_output is not implemented yet"))
+        Err(PluginError::unsupported(
+            "tmux runtime: capture_output is not implemented yet",
+        ))
     }
     fn is_alive(&self, _handle: &str) -> PluginResult<bool> {
         Ok(false)
@@ -34,6 +42,11 @@ impl Runtime for TmuxRuntime {
         Ok(())
     }
     fn attach_command(&self, handle: &str) -> PluginResult<Vec<String>> {
-        Ok(vec!["tmux".into(), "attach".into(), "-t".into(), handle.into()])
+        Ok(vec![
+            "tmux".into(),
+            "attach".into(),
+            "-t".into(),
+            handle.into(),
+        ])
     }
 }

@@ -15,7 +15,9 @@ impl Workspace for GitWorktree {
         Ok(Self)
     }
     fn create(&self, _config: &WorkspaceCreateConfig) -> PluginResult<String> {
-        Err(PluginError::unsupported("git-worktree: create is not implemented yet"))
+        Err(PluginError::unsupported(
+            "git-worktree: create is not implemented yet",
+        ))
     }
     fn destroy(&self, _path: &str) -> PluginResult<()> {
         Ok(())

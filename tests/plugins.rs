@@ -1,0 +1,291 @@
+//! Loading real plugin libraries: the first-party ones, and every kind of bad library.
+
+mod support;
+
+use std::{path::Path, process::Output, time::Duration};
+
+use ao_host::plugins::{PluginCallError, PluginRegistry};
+use ao_plugin_api::{
+    abi_stable::std_types::RString, PluginContext, PluginErrorKind, RuntimeCreateRequest,
+};
+use serde_json::Value;
+use support::{ao_host, build_fixture, install, install_first_party, json, stderr, ApiPatch};
+
+fn list(home: &Path, plugin_dir: &Path) -> Value {
+    let output = ao_host(home)
+        .args(["plugins", "list", "--json", "--plugin-dir"])
+        .arg(plugin_dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    json(&output)
+}
+
+/// Rows of `plugins list --json` whose library sits in `dir`.
+fn rows_in(listing: &Value, dir: &Path) -> Vec<Value> {
+    listing["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|row| Path::new(row["path"].as_str().unwrap()).starts_with(dir))
+        .cloned()
+        .collect()
+}
+
+fn check(home: &Path, library: &Path) -> Output {
+    ao_host(home)
+        .args(["plugins", "check", "--json"])
+        .arg(library)
+        .output()
+        .unwrap()
+}
+
+/// `plugins check` refuses the library, with one line on stderr naming it and containing `want`.
+fn assert_refused(home: &Path, library: &Path, want: &str) {
+    let output = check(home, library);
+    assert!(
+        !output.status.success(),
+        "check accepted {}",
+        library.display()
+    );
+    let err = stderr(&output);
+    assert_eq!(
+        err.trim().lines().count(),
+        1,
+        "one-line error expected:\n{err}"
+    );
+    assert!(
+        err.contains(&library.display().to_string()),
+        "error does not name the file: {err}"
+    );
+    assert!(err.contains(want), "error lacks `{want}`: {err}");
+    let rows = json(&output);
+    assert_eq!(rows[0]["status"], "error");
+}
+
+#[test]
+fn first_party_plugins_are_listed_ok_with_versions() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("plugins");
+    install_first_party(&dir);
+    let listing = list(home.path(), &dir);
+    let rows = rows_in(&listing, &dir);
+    let mut found: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            assert_eq!(r["status"], "ok", "{r}");
+            assert_eq!(r["version"], "0.1.0");
+            assert_eq!(r["api_version"], ao_plugin_api::API_VERSION);
+            (
+                r["kind"].as_str().unwrap().into(),
+                r["name"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        vec![
+            ("agent".into(), "claude-code".into()),
+            ("runtime".into(), "tmux".into()),
+            ("workspace".into(), "git-worktree".into()),
+        ]
+    );
+    for library in std::fs::read_dir(&dir).unwrap() {
+        let output = check(home.path(), &library.unwrap().path());
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+}
+
+#[test]
+fn broken_files_are_refused_and_do_not_stop_the_others() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("plugins");
+    install_first_party(&dir);
+    let junk = dir.join("libjunk.so");
+    std::fs::write(&junk, "this is a text file\n").unwrap();
+    let empty = dir.join("libempty.so");
+    std::fs::write(&empty, "").unwrap();
+    let real = std::fs::read(dir.join(support::library_file_name("ao-runtime-tmux"))).unwrap();
+    let truncated = dir.join("libtruncated.so");
+    std::fs::write(&truncated, &real[..4096]).unwrap();
+
+    assert_refused(home.path(), &junk, "not a shared library");
+    assert_refused(home.path(), &empty, "empty file");
+    assert_refused(home.path(), &truncated, "truncated");
+
+    let listing = list(home.path(), &dir);
+    let rows = rows_in(&listing, &dir);
+    let ok = rows.iter().filter(|r| r["status"] == "ok").count();
+    let errors = rows.iter().filter(|r| r["status"] == "error").count();
+    assert_eq!((ok, errors), (3, 3), "{rows:#?}");
+}
+
+#[test]
+fn a_shared_library_without_the_manifest_is_not_an_ao_plugin() {
+    let home = tempfile::tempdir().unwrap();
+    let library = install(
+        &build_fixture("not-a-plugin", ApiPatch::None),
+        &home.path().join("plugins"),
+        None,
+    );
+    assert_refused(home.path(), &library, "not an ao plugin");
+}
+
+#[test]
+fn a_library_with_a_different_interface_layout_is_refused() {
+    let home = tempfile::tempdir().unwrap();
+    let library = install(
+        &build_fixture("faulty", ApiPatch::LayoutDrift),
+        &home.path().join("plugins"),
+        None,
+    );
+    assert_refused(home.path(), &library, "interface layout differs");
+    // The manifest still names what the library is.
+    let rows = json(&check(home.path(), &library));
+    assert_eq!(rows[0]["name"], "faulty");
+    assert_eq!(rows[0]["api_version"], ao_plugin_api::API_VERSION);
+}
+
+#[test]
+fn a_library_built_for_a_newer_api_minor_is_refused_with_both_versions() {
+    let home = tempfile::tempdir().unwrap();
+    let library = install(
+        &build_fixture("faulty", ApiPatch::Version("0.2.0")),
+        &home.path().join("plugins"),
+        None,
+    );
+    assert_refused(
+        home.path(),
+        &library,
+        &format!(
+            "built for ao-plugin-api 0.2.0, this host speaks {}: rebuild it against ao-plugin-api 0.1",
+            ao_plugin_api::API_VERSION
+        ),
+    );
+}
+
+#[test]
+fn a_constructor_error_fails_check_with_the_plugins_message() {
+    let home = tempfile::tempdir().unwrap();
+    let library = install(
+        &build_fixture("faulty", ApiPatch::None),
+        &home.path().join("plugins"),
+        None,
+    );
+    std::fs::write(
+        home.path().join("ao-rs.yaml"),
+        "plugins:\n  config:\n    faulty: { constructor: error }\n",
+    )
+    .unwrap();
+    assert_refused(home.path(), &library, "faulty fixture refuses to start");
+
+    std::fs::write(
+        home.path().join("ao-rs.yaml"),
+        "plugins:\n  config:\n    faulty: { no_such_setting: 1 }\n",
+    )
+    .unwrap();
+    assert_refused(
+        home.path(),
+        &library,
+        "plugins.config.faulty: unknown field `no_such_setting`",
+    );
+}
+
+#[test]
+fn a_second_library_with_the_same_plugin_is_reported_as_shadowed() {
+    let home = tempfile::tempdir().unwrap();
+    let first = home.path().join("first");
+    let second = home.path().join("second");
+    let tmux = support::library_file_name("ao-runtime-tmux");
+    install(&support::first_party_build()[0], &first, Some(&tmux));
+    install(&support::first_party_build()[0], &second, Some(&tmux));
+    let output = ao_host(home.path())
+        .args(["plugins", "list", "--json", "--plugin-dir"])
+        .arg(&first)
+        .arg("--plugin-dir")
+        .arg(&second)
+        .output()
+        .unwrap();
+    let listing = json(&output);
+    let winner = rows_in(&listing, &first);
+    let loser = rows_in(&listing, &second);
+    assert_eq!(winner[0]["status"], "ok");
+    assert_eq!(loser[0]["status"], "shadowed");
+    assert!(loser[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains(first.to_str().unwrap()));
+}
+
+fn faulty_context(settings: &str) -> PluginContext {
+    PluginContext {
+        plugin_name: RString::from("faulty"),
+        data_dir: RString::from("/nonexistent"),
+        config_yaml: RString::from(settings),
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_plugin_becomes_an_error_and_the_host_keeps_running() {
+    let registry = PluginRegistry::load(&[build_fixture("faulty", ApiPatch::None)]);
+
+    let err = registry
+        .runtime(
+            "faulty",
+            &faulty_context("constructor: panic"),
+            Duration::from_secs(5),
+        )
+        .err()
+        .expect("a panicking constructor is an error");
+    assert!(err.to_string().contains("panicked in `new`"), "{err}");
+
+    let runtime = registry
+        .runtime(
+            "faulty",
+            &faulty_context("methods: panic"),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+    for _ in 0..2 {
+        let err = runtime.is_alive("s-1").await.unwrap_err();
+        assert_eq!(err.kind(), PluginErrorKind::Panicked);
+        assert!(
+            err.to_string()
+                .contains("faulty fixture panics in is_alive"),
+            "{err}"
+        );
+    }
+    let healthy = registry
+        .runtime("faulty", &faulty_context(""), Duration::from_secs(5))
+        .unwrap();
+    assert!(healthy.is_alive("s-1").await.unwrap());
+}
+
+#[test]
+fn a_hanging_plugin_call_is_cut_off_by_the_timeout() {
+    // Dropping a runtime waits for its blocking threads, and this one hangs for an hour.
+    let reactor = tokio::runtime::Runtime::new().unwrap();
+    reactor.block_on(hanging_call_times_out());
+    reactor.shutdown_background();
+}
+
+async fn hanging_call_times_out() {
+    let registry = PluginRegistry::load(&[build_fixture("faulty", ApiPatch::None)]);
+    let runtime = registry
+        .runtime(
+            "faulty",
+            &faulty_context("methods: hang"),
+            Duration::from_millis(200),
+        )
+        .unwrap();
+    let request = RuntimeCreateRequest {
+        session_id: "s-1".into(),
+        cwd: "/".into(),
+        launch_command: vec![RString::from("true")].into(),
+        env: Vec::new().into(),
+    };
+    let err = runtime.create(request).await.unwrap_err();
+    assert!(matches!(err, PluginCallError::Timeout { .. }), "{err}");
+    assert!(err.to_string().contains("call_timeout_ms"), "{err}");
+}

@@ -1,0 +1,284 @@
+//! Shared set-up for the end-to-end tests: building real plugin libraries and running the real
+//! `ao-host` binary in an isolated environment.
+//!
+//! Libraries are built with a nested `cargo build` into `target/e2e/` (a separate target folder,
+//! because the outer `cargo test` holds the lock on `target/`), so `cargo test --workspace` on a
+//! fresh clone needs nothing prepared beforehand.
+
+#![allow(dead_code)] // each test file uses a different part of this module
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    sync::OnceLock,
+};
+
+pub const FIRST_PARTY: [&str; 3] = [
+    "ao-runtime-tmux",
+    "ao-workspace-git-worktree",
+    "ao-agent-claude-code",
+];
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn e2e_dir() -> PathBuf {
+    repo_root().join("target").join("e2e")
+}
+
+fn cargo() -> Command {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command.env_remove("CARGO_TARGET_DIR");
+    command
+}
+
+fn run_build(mut command: Command, what: &str) {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("running cargo for {what}: {e}"));
+    assert!(
+        output.status.success(),
+        "building {what} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// File name of a cdylib built from package `package`.
+pub fn library_file_name(package: &str) -> String {
+    format!(
+        "{}{}{}",
+        std::env::consts::DLL_PREFIX,
+        package.replace('-', "_"),
+        std::env::consts::DLL_SUFFIX
+    )
+}
+
+fn built_library(package: &str) -> PathBuf {
+    e2e_dir()
+        .join("target")
+        .join("debug")
+        .join(library_file_name(package))
+}
+
+/// Builds the three first-party plugins once per test process; returns where they were built.
+pub fn first_party_build() -> &'static [PathBuf] {
+    static BUILT: OnceLock<Vec<PathBuf>> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let mut command = cargo();
+        command
+            .arg("build")
+            .arg("--manifest-path")
+            .arg(repo_root().join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(e2e_dir().join("target"));
+        for package in FIRST_PARTY {
+            command.args(["-p", package]);
+        }
+        run_build(command, "the first-party plugins");
+        FIRST_PARTY.iter().map(|p| built_library(p)).collect()
+    })
+}
+
+/// Copies the first-party plugins into `dir` (a folder only this test reads).
+pub fn install_first_party(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for library in first_party_build() {
+        std::fs::copy(library, dir.join(library.file_name().unwrap())).unwrap();
+    }
+}
+
+/// How a fixture's copy of `plugin-api` differs from the real one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ApiPatch {
+    /// The real crate.
+    None,
+    /// Same interface, another declared version.
+    Version(&'static str),
+    /// Same version, one more field in `RuntimeCreateRequest`.
+    LayoutDrift,
+}
+
+impl ApiPatch {
+    fn tag(self) -> String {
+        match self {
+            Self::None => "real".into(),
+            Self::Version(v) => format!("api-{}", v.replace('.', "-")),
+            Self::LayoutDrift => "drift".into(),
+        }
+    }
+}
+
+/// Writes `contents` to `path` only if it differs, atomically, so that concurrent test processes
+/// can prepare the same folder and cargo sees no spurious change.
+fn write_if_changed(path: &Path, contents: &str) {
+    if std::fs::read_to_string(path).ok().as_deref() == Some(contents) {
+        return;
+    }
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    static WRITES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let unique = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temp = path.with_extension(format!("tmp{}-{unique}", std::process::id()));
+    std::fs::write(&temp, contents).unwrap();
+    std::fs::rename(&temp, path).unwrap();
+}
+
+/// The `[section]` of a TOML text, header included, up to the next header.
+fn toml_section(text: &str, header: &str) -> String {
+    let start = text
+        .find(header)
+        .unwrap_or_else(|| panic!("{header} in Cargo.toml"));
+    let rest = &text[start + header.len()..];
+    let end = rest.find("\n[").map(|i| i + 1).unwrap_or(rest.len());
+    format!("{header}{}", &rest[..end])
+}
+
+fn patched_plugin_api(patch: ApiPatch, into: &Path) {
+    let source = repo_root().join("plugin-api");
+    let mut manifest = std::fs::read_to_string(source.join("Cargo.toml")).unwrap();
+    if let ApiPatch::Version(version) = patch {
+        let current = format!("version = \"{}\"", ao_plugin_api::API_VERSION);
+        assert!(
+            manifest.contains(&current),
+            "plugin-api version line not found"
+        );
+        manifest = manifest.replacen(&current, &format!("version = \"{version}\""), 1);
+    }
+    write_if_changed(&into.join("Cargo.toml"), &manifest);
+    for entry in std::fs::read_dir(source.join("src")).unwrap() {
+        let entry = entry.unwrap();
+        let mut text = std::fs::read_to_string(entry.path()).unwrap();
+        if patch == ApiPatch::LayoutDrift && entry.file_name() == "types.rs" {
+            let anchor = "    pub env: RVec<EnvVar>,\n}";
+            assert!(
+                text.contains(anchor),
+                "layout-drift patch no longer applies to types.rs"
+            );
+            text = text.replace(
+                anchor,
+                "    pub env: RVec<EnvVar>,\n    pub layout_drift: u64,\n}",
+            );
+        }
+        write_if_changed(&into.join("src").join(entry.file_name()), &text);
+    }
+}
+
+/// Builds fixture crate `tests/fixtures/<fixture>` against `patch`'s `plugin-api`, and returns
+/// the library. Each (fixture, patch) gets its own package name, so outputs never collide.
+pub fn build_fixture(fixture: &str, patch: ApiPatch) -> PathBuf {
+    let package = format!("ao-fixture-{fixture}-{}", patch.tag());
+    let root = repo_root();
+    let generated = e2e_dir().join("gen").join(&package);
+    let patched_dir = format!("plugin-api-{}", patch.tag());
+    let workspace_toml = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let api_dependency = if patch == ApiPatch::None {
+        format!(
+            "ao-plugin-api = {{ path = {:?} }}",
+            root.join("plugin-api").display().to_string()
+        )
+    } else {
+        // Cargo hashes a path package by its path relative to the workspace root: a patched copy
+        // at `plugin-api/` would share artifacts with the real crate in the shared target folder.
+        patched_plugin_api(patch, &generated.join(&patched_dir));
+        format!("ao-plugin-api = {{ path = \"{patched_dir}\" }}")
+    };
+    let dependencies: String = toml_section(&workspace_toml, "[workspace.dependencies]")
+        .lines()
+        .map(|line| {
+            if line.starts_with("ao-plugin-api") {
+                api_dependency.clone()
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let members = if patch == ApiPatch::None {
+        "[\"fixture\"]".to_string()
+    } else {
+        format!("[\"fixture\", \"{patched_dir}\"]")
+    };
+    write_if_changed(
+        &generated.join("Cargo.toml"),
+        &format!(
+            "[workspace]\nresolver = \"2\"\nmembers = {members}\n\n{}\n{dependencies}\n",
+            toml_section(&workspace_toml, "[workspace.package]")
+        ),
+    );
+    let fixture_dir = root.join("tests").join("fixtures").join(fixture);
+    let fixture_toml = std::fs::read_to_string(fixture_dir.join("Cargo.toml"))
+        .unwrap()
+        .replacen(
+            &format!("name = \"ao-fixture-{fixture}\""),
+            &format!("name = \"{package}\""),
+            1,
+        )
+        .replacen(
+            "[lib]\n",
+            &format!(
+                "[lib]\npath = {:?}\n",
+                fixture_dir.join("src/lib.rs").display().to_string()
+            ),
+            1,
+        );
+    write_if_changed(&generated.join("fixture").join("Cargo.toml"), &fixture_toml);
+    if !generated.join("Cargo.lock").exists() {
+        if let Ok(lock) = std::fs::read_to_string(root.join("Cargo.lock")) {
+            write_if_changed(&generated.join("Cargo.lock"), &lock);
+        }
+    }
+    let mut command = cargo();
+    command
+        .arg("build")
+        .arg("--manifest-path")
+        .arg(generated.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(e2e_dir().join("target"))
+        .args(["-p", &package]);
+    run_build(command, &package);
+    built_library(&package)
+}
+
+/// Copies a built library into `dir`, under `name` if given.
+pub fn install(library: &Path, dir: &Path, name: Option<&str>) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let target = dir.join(
+        name.map(PathBuf::from)
+            .unwrap_or_else(|| library.file_name().unwrap().into()),
+    );
+    std::fs::copy(library, &target).unwrap();
+    target
+}
+
+/// The real `ao-host` binary with an environment that only the test controls.
+pub fn ao_host(home: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ao-host"));
+    command
+        .env("HOME", home)
+        .env_remove("AO_PLUGIN_PATH")
+        .env_remove("AO_CONFIG_PATH")
+        .env_remove("AO_LOG")
+        .current_dir(home);
+    command
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+pub fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+            stdout(output),
+            stderr(output)
+        )
+    })
+}
