@@ -47,8 +47,9 @@ pub trait AgentFfi: Send + Sync {
     fn launch_command(&self, session: &AgentSession) -> RResult<RVec<RString>, PluginError>;
     fn environment(&self, session: &AgentSession) -> RResult<RVec<EnvVar>, PluginError>;
     fn is_ready(&self, output: RStr<'_>) -> RResult<Readiness, PluginError>;
-    #[sabi(last_prefix_field)]
     fn activity(&self, output: RStr<'_>) -> RResult<Activity, PluginError>;
+    #[sabi(last_prefix_field)]
+    fn input_pending(&self, output: RStr<'_>) -> RResult<bool, PluginError>;
 }
 
 /// FFI form of [`Workspace`].
@@ -147,6 +148,9 @@ impl<T: Agent> AgentFfi for AgentAdapter<T> {
     }
     fn activity(&self, output: RStr<'_>) -> RResult<Activity, PluginError> {
         guarded("activity", || self.0.activity(output.as_str()))
+    }
+    fn input_pending(&self, output: RStr<'_>) -> RResult<bool, PluginError> {
+        guarded("input_pending", || self.0.input_pending(output.as_str()))
     }
 }
 

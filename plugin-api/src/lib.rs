@@ -25,6 +25,7 @@ pub mod program;
 mod root;
 mod traits;
 mod types;
+pub mod validate;
 
 pub use abi_stable;
 

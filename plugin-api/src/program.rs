@@ -136,3 +136,32 @@ impl Program {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::PluginErrorKind;
+
+    #[test]
+    fn a_missing_program_is_unavailable_with_the_install_hint() {
+        let program = Program::new("ao-no-such-program-xyz", "apt-get install xyz");
+        let err = program.run(None, ["--version"]).unwrap_err();
+        assert_eq!(err.kind, PluginErrorKind::Unavailable);
+        assert_eq!(
+            err.message(),
+            "`ao-no-such-program-xyz` not found on PATH: install it (apt-get install xyz)"
+        );
+    }
+
+    #[test]
+    fn a_failing_program_reports_its_stderr_and_input_reaches_stdin() {
+        let sh = Program::new("sh", "a POSIX shell");
+        let err = sh.run(None, ["-c", "echo nope >&2; exit 4"]).unwrap_err();
+        assert_eq!(err.kind, PluginErrorKind::Failed);
+        assert!(err.message().contains("nope"), "{err}");
+        let echoed = sh
+            .run_with_input(None, ["-c", "cat"], Some("a\n$(b)\n".as_bytes()))
+            .unwrap();
+        assert_eq!(echoed, "a\n$(b)\n");
+    }
+}

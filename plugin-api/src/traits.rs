@@ -64,6 +64,11 @@ pub trait Agent: Send + Sync + 'static {
     fn is_ready(&self, output: &str) -> PluginResult<Readiness>;
 
     fn activity(&self, output: &str) -> PluginResult<Activity>;
+
+    /// Whether `output` shows text typed or pasted into the agent's input but not yet submitted.
+    /// The host asks after sending a message, and presses Enter once more if so (TUIs may drop
+    /// an Enter that arrives while they are still taking in a large paste).
+    fn input_pending(&self, output: &str) -> PluginResult<bool>;
 }
 
 /// Makes an isolated checkout for each session.

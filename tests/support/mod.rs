@@ -282,3 +282,113 @@ pub fn json(output: &Output) -> serde_json::Value {
         )
     })
 }
+
+/// The fake Claude Code CLI (see the script's header).
+pub fn fake_agent() -> PathBuf {
+    repo_root()
+        .join("tests")
+        .join("fixtures")
+        .join("fake-claude")
+}
+
+/// Runs git with a fixed identity (CI machines have none configured) and returns stdout.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .current_dir(dir)
+        .args([
+            "-c",
+            "user.name=ao test",
+            "-c",
+            "user.email=ao@test.invalid",
+        ])
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(
+        output.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// A repository with one commit on `main`.
+pub fn init_repo(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    git(dir, &["init", "-q", "-b", "main"]);
+    std::fs::write(dir.join("README.md"), "test repo\n").unwrap();
+    git(dir, &["add", "."]);
+    git(dir, &["commit", "-q", "-m", "initial"]);
+}
+
+/// A private tmux server for one test, killed when dropped so no session outlives the test.
+pub struct TmuxServer {
+    pub socket: String,
+}
+
+impl TmuxServer {
+    pub fn new() -> Self {
+        static SERVERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self {
+            socket: format!("ao-test-{}-{n}", std::process::id()),
+        }
+    }
+
+    /// Runs `tmux -L <socket> args…`, returning whether it succeeded and its stdout.
+    pub fn tmux(&self, args: &[&str]) -> (bool, String) {
+        let output = Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .expect("tmux runs");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    }
+
+    pub fn sessions(&self) -> Vec<String> {
+        let (ok, out) = self.tmux(&["list-sessions", "-F", "#{session_name}"]);
+        if ok {
+            out.lines().map(str::to_string).collect()
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+impl Drop for TmuxServer {
+    fn drop(&mut self) {
+        let _ = self.tmux(&["kill-server"]);
+    }
+}
+
+/// Polls `condition` every 20 ms until it holds or `timeout` passes; returns whether it held.
+pub fn wait_until(timeout: std::time::Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Messages the fake agent recorded under `log_dir`.
+pub fn fake_messages(log_dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(log_dir.join("messages.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// What the fake agent recorded at start: argv, cwd, env.
+pub fn fake_start(log_dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(log_dir.join("start.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}

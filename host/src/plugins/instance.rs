@@ -237,6 +237,15 @@ impl AgentPlugin {
             .call("activity", move |o| o.activity(RStr::from_str(&output)))
             .await
     }
+
+    pub async fn input_pending(&self, output: &str) -> Result<bool, PluginCallError> {
+        let output = output.to_string();
+        self.0
+            .call("input_pending", move |o| {
+                o.input_pending(RStr::from_str(&output))
+            })
+            .await
+    }
 }
 
 impl WorkspacePlugin {

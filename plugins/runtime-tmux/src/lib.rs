@@ -1,52 +1,333 @@
-//! Runtime plugin `tmux`: each session is a detached tmux session.
+//! Runtime plugin `tmux`: each session is a detached tmux session running the agent directly
+//! (argv, never a shell string), and messages arrive through named paste buffers.
+//!
+//! Why buffers and not `send-keys`: `send-keys` types text key by key, so newlines submit early,
+//! long text is slow, and the text is parsed for key names. A buffer loaded from stdin and pasted
+//! with bracketed paste reaches the agent byte-exact as one paste, which a TUI treats as text.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, Instant},
+};
 
 use ao_plugin_api::{
-    abi_stable::std_types::RString, export_plugins, PluginContext, PluginError, PluginResult,
-    Runtime, RuntimeCreateRequest,
+    abi_stable::std_types::RString, export_plugins, program::Program, validate::validate_id,
+    PluginContext, PluginError, PluginResult, Runtime, RuntimeCreateRequest,
 };
+use serde::Deserialize;
 
 export_plugins! {
     runtime "tmux" => TmuxRuntime,
 }
 
-pub struct TmuxRuntime;
+/// tmux sends a client's command to its server in one message of at most 16 KiB; longer launch
+/// commands are handed over through a file instead.
+const INLINE_LAUNCH_LIMIT: usize = 12 * 1024;
+/// Ends a bracketed paste: text containing it could escape the paste and press keys.
+const PASTE_END: &str = "\x1b[201~";
+/// How long a paste may take to appear on screen before Enter is pressed anyway.
+const PASTE_SETTLE_LIMIT: Duration = Duration::from_secs(2);
+const PASTE_SETTLE_POLL: Duration = Duration::from_millis(25);
 
-impl Runtime for TmuxRuntime {
-    fn new(_context: &PluginContext) -> PluginResult<Self> {
-        Ok(Self)
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    /// tmux server socket name (`tmux -L`); default: tmux's default server.
+    socket: Option<String>,
+}
+
+pub struct TmuxRuntime {
+    tmux: Program,
+    socket: Option<String>,
+    launch_dir: PathBuf,
+}
+
+/// Makes paste-buffer names unique within this process.
+static BUFFER_SEQUENCE: AtomicU64 = AtomicU64::new(0);
+
+impl TmuxRuntime {
+    fn args<'a>(&'a self, rest: &[&'a str]) -> Vec<&'a str> {
+        let mut args = Vec::with_capacity(rest.len() + 2);
+        if let Some(socket) = &self.socket {
+            args.extend(["-L", socket.as_str()]);
+        }
+        args.extend_from_slice(rest);
+        args
     }
-    fn create(&self, _request: &RuntimeCreateRequest) -> PluginResult<String> {
-        Err(PluginError::unsupported(
-            "tmux runtime: create is not implemented yet",
+
+    fn run(&self, rest: &[&str]) -> PluginResult<String> {
+        self.tmux.run(None, self.args(rest))
+    }
+
+    /// `=name` matches the session exactly; plain `-t name` would also match `name0` by prefix.
+    fn session_target(handle: &str) -> PluginResult<String> {
+        validate_id("tmux session", handle)?;
+        Ok(format!("={handle}"))
+    }
+
+    fn pane_target(handle: &str) -> PluginResult<String> {
+        Ok(format!("{}:", Self::session_target(handle)?))
+    }
+
+    fn session_exists(&self, handle: &str) -> PluginResult<bool> {
+        let target = Self::session_target(handle)?;
+        let output = self
+            .tmux
+            .output(None, self.args(&["has-session", "-t", &target]), None)?;
+        Ok(output.status.success())
+    }
+
+    fn missing(handle: &str) -> PluginError {
+        PluginError::not_found(format!(
+            "no tmux session `{handle}` (it exited or was killed)"
         ))
     }
-    fn send_message(&self, _handle: &str, _text: &str) -> PluginResult<()> {
-        Err(PluginError::unsupported(
-            "tmux runtime: send_message is not implemented yet",
-        ))
+
+    /// The argv tmux should run: the launch command itself, or, when too long for one tmux
+    /// message, bash reading it back from a private file (as data, never as code).
+    fn launch_argv(&self, request: &RuntimeCreateRequest) -> PluginResult<Vec<String>> {
+        let argv: Vec<String> = request
+            .launch_command
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        if argv.is_empty() {
+            return Err(PluginError::invalid_input("empty launch command"));
+        }
+        let size: usize = argv.iter().map(|a| a.len() + 1).sum::<usize>()
+            + request
+                .env
+                .iter()
+                .map(|v| v.name.len() + v.value.len() + 4)
+                .sum::<usize>();
+        if size <= INLINE_LAUNCH_LIMIT {
+            // tmux runs a single argument through `sh -c`; `env` makes it two, so never a shell.
+            return Ok(if argv.len() == 1 {
+                vec!["env".to_string(), argv[0].clone()]
+            } else {
+                argv
+            });
+        }
+        std::fs::create_dir_all(&self.launch_dir).map_err(|e| {
+            PluginError::failed(format!("creating {}: {e}", self.launch_dir.display()))
+        })?;
+        let file = self.launch_dir.join(format!(
+            "{}-{}.argv",
+            request.session_id,
+            std::process::id()
+        ));
+        let mut data = Vec::new();
+        for arg in &argv {
+            if arg.contains('\0') {
+                return Err(PluginError::invalid_input(
+                    "launch argument contains a NUL byte",
+                ));
+            }
+            data.extend_from_slice(arg.as_bytes());
+            data.push(0);
+        }
+        write_private(&file, &data)?;
+        Ok(vec![
+            "bash".into(),
+            "-c".into(),
+            r#"mapfile -d '' -t argv < "$1" && rm -f -- "$1" && exec "${argv[@]}""#.into(),
+            "ao-launch".into(),
+            file.display().to_string(),
+        ])
     }
-    fn send_keys(&self, _handle: &str, _keys: &[RString]) -> PluginResult<()> {
-        Err(PluginError::unsupported(
-            "tmux runtime: send_keys is not implemented yet",
-        ))
-    }
-    fn capture_output(&self, _handle: &str, _lines: u32) -> PluginResult<String> {
-        Err(PluginError::unsupported(
-            "tmux runtime: capture_output is not implemented yet",
-        ))
-    }
-    fn is_alive(&self, _handle: &str) -> PluginResult<bool> {
-        Ok(false)
-    }
-    fn destroy(&self, _handle: &str) -> PluginResult<()> {
+
+    /// Waits until the pane stops changing after a paste, so Enter is not swallowed by a TUI
+    /// still taking the paste in.
+    fn wait_for_paste(&self, target: &str, before: &str) -> PluginResult<()> {
+        let deadline = Instant::now() + PASTE_SETTLE_LIMIT;
+        let mut last = before.to_string();
+        let mut changed = false;
+        while Instant::now() < deadline {
+            std::thread::sleep(PASTE_SETTLE_POLL);
+            let now = self.capture(target, 50)?;
+            if now == last && changed {
+                return Ok(());
+            }
+            changed |= now != last;
+            last = now;
+        }
         Ok(())
     }
+
+    fn capture(&self, target: &str, lines: u32) -> PluginResult<String> {
+        let start = format!("-{lines}");
+        self.run(&["capture-pane", "-p", "-J", "-t", target, "-S", &start])
+    }
+}
+
+/// Writes a file only the current user can read.
+fn write_private(path: &Path, data: &[u8]) -> PluginResult<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .map_err(|e| PluginError::failed(format!("creating {}: {e}", path.display())))?;
+    file.write_all(data)
+        .map_err(|e| PluginError::failed(format!("writing {}: {e}", path.display())))
+}
+
+impl Runtime for TmuxRuntime {
+    fn new(context: &PluginContext) -> PluginResult<Self> {
+        let settings: Settings = context.parse_config()?;
+        if let Some(socket) = &settings.socket {
+            validate_id("plugins.config.tmux.socket", socket)?;
+        }
+        Ok(Self {
+            tmux: Program::new("tmux", "e.g. `apt-get install tmux` or `brew install tmux`"),
+            socket: settings.socket,
+            launch_dir: Path::new(context.data_dir.as_str()).join("tmux-launch"),
+        })
+    }
+
+    fn create(&self, request: &RuntimeCreateRequest) -> PluginResult<String> {
+        let id = request.session_id.as_str();
+        validate_id("session id", id)?;
+        if self.session_exists(id)? {
+            return Err(PluginError::invalid_input(format!(
+                "tmux session `{id}` already exists; kill it or choose another id"
+            )));
+        }
+        let argv = self.launch_argv(request)?;
+        let env: Vec<String> = request
+            .env
+            .iter()
+            .map(|v| format!("{}={}", v.name, v.value))
+            .collect();
+        let pane = Self::pane_target(id)?;
+        // One tmux command, three steps: a placeholder pane, `remain-on-exit` so that an agent
+        // that dies at once leaves its last screen to read (set on the placeholder, because a
+        // fast-failing agent could be gone before a later command runs), then the agent itself
+        // in place of the placeholder.
+        let mut args = vec!["new-session", "-d", "-s", id, "-x", "200", "-y", "50"];
+        args.extend(["--", "env", "cat", ";"]);
+        args.extend(["set-option", "-w", "-t", &pane, "remain-on-exit", "on", ";"]);
+        args.extend([
+            "respawn-pane",
+            "-k",
+            "-t",
+            &pane,
+            "-c",
+            request.cwd.as_str(),
+        ]);
+        for var in &env {
+            args.extend(["-e", var.as_str()]);
+        }
+        args.push("--");
+        args.extend(argv.iter().map(String::as_str));
+        self.run(&args)?;
+        Ok(id.to_string())
+    }
+
+    fn send_message(&self, handle: &str, text: &str) -> PluginResult<()> {
+        if text.contains(PASTE_END) {
+            return Err(PluginError::invalid_input(
+                "message contains the bracketed-paste end sequence ESC [201~, which would let \
+                 the rest of it act as key presses; remove it",
+            ));
+        }
+        let target = Self::pane_target(handle)?;
+        if !self.is_alive(handle)? {
+            return Err(Self::missing(handle));
+        }
+        let before = self.capture(&target, 50)?;
+        let buffer = format!(
+            "ao-{handle}-{}-{}",
+            std::process::id(),
+            BUFFER_SEQUENCE.fetch_add(1, Ordering::Relaxed)
+        );
+        self.run(&["send-keys", "-t", &target, "C-u"])?;
+        self.tmux.run_with_input(
+            None,
+            self.args(&["load-buffer", "-b", &buffer, "-"]),
+            Some(text.as_bytes()),
+        )?;
+        // -p: bracketed paste when the app asked for it; -r: keep LF bytes as they are;
+        // -d: delete the buffer once pasted.
+        self.run(&[
+            "paste-buffer",
+            "-p",
+            "-r",
+            "-d",
+            "-b",
+            &buffer,
+            "-t",
+            &target,
+        ])?;
+        self.wait_for_paste(&target, &before)?;
+        self.run(&["send-keys", "-t", &target, "Enter"])?;
+        Ok(())
+    }
+
+    fn send_keys(&self, handle: &str, keys: &[RString]) -> PluginResult<()> {
+        let target = Self::pane_target(handle)?;
+        let mut args = vec!["send-keys", "-t", &target, "--"];
+        args.extend(keys.iter().map(RString::as_str));
+        self.run(&args)?;
+        Ok(())
+    }
+
+    fn capture_output(&self, handle: &str, lines: u32) -> PluginResult<String> {
+        let target = Self::pane_target(handle)?;
+        if !self.session_exists(handle)? {
+            return Err(Self::missing(handle));
+        }
+        let text = self.capture(&target, lines)?;
+        // Blank rows are screen geometry, not output: a run of them counts as one line, so the
+        // last `lines` lines hold text even when a dead pane's status sits at the bottom row.
+        let mut kept: Vec<&str> = Vec::new();
+        for line in text.lines() {
+            let blank = line.trim().is_empty();
+            if !(blank && kept.last().is_none_or(|last| last.trim().is_empty())) {
+                kept.push(line);
+            }
+        }
+        while kept.last().is_some_and(|line| line.trim().is_empty()) {
+            kept.pop();
+        }
+        let start = kept.len().saturating_sub(lines as usize);
+        Ok(kept[start..].join("\n"))
+    }
+
+    fn is_alive(&self, handle: &str) -> PluginResult<bool> {
+        let target = Self::pane_target(handle)?;
+        if !self.session_exists(handle)? {
+            return Ok(false);
+        }
+        let dead = self.run(&["display-message", "-p", "-t", &target, "#{pane_dead}"])?;
+        Ok(dead.trim() != "1")
+    }
+
+    fn destroy(&self, handle: &str) -> PluginResult<()> {
+        let target = Self::session_target(handle)?;
+        if !self.session_exists(handle)? {
+            return Ok(());
+        }
+        let output = self
+            .tmux
+            .output(None, self.args(&["kill-session", "-t", &target]), None)?;
+        if output.status.success() || !self.session_exists(handle)? {
+            Ok(())
+        } else {
+            Err(self.tmux.failure(&output))
+        }
+    }
+
     fn attach_command(&self, handle: &str) -> PluginResult<Vec<String>> {
-        Ok(vec![
-            "tmux".into(),
-            "attach".into(),
-            "-t".into(),
-            handle.into(),
-        ])
+        let target = Self::session_target(handle)?;
+        let mut argv = vec!["tmux".to_string()];
+        if let Some(socket) = &self.socket {
+            argv.extend(["-L".to_string(), socket.clone()]);
+        }
+        argv.extend(["attach-session".to_string(), "-t".to_string(), target]);
+        Ok(argv)
     }
 }

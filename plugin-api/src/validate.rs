@@ -1,0 +1,54 @@
+//! Validation of the identifiers that end up in file names, tmux targets and git refs.
+//!
+//! Shared so the host and every plugin refuse the same things with the same words.
+
+use crate::error::{PluginError, PluginResult};
+
+/// Longest accepted id; tmux session names and path components stay comfortably short.
+pub const MAX_ID_LEN: usize = 128;
+
+/// Checks a session or project id: `[A-Za-z0-9_-]+`, at most [`MAX_ID_LEN`] bytes, not starting
+/// with `-` (which programs would read as an option). `what` names the value in the error.
+pub fn validate_id(what: &str, value: &str) -> PluginResult<()> {
+    let problem = if value.is_empty() {
+        Some("is empty".to_string())
+    } else if value.len() > MAX_ID_LEN {
+        Some(format!("is longer than {MAX_ID_LEN} characters"))
+    } else if value.starts_with('-') {
+        Some("starts with `-`".to_string())
+    } else {
+        value
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+            .map(|c| format!("contains {c:?}"))
+    };
+    match problem {
+        None => Ok(()),
+        Some(problem) => Err(PluginError::invalid_input(format!(
+            "{what} {value:?} {problem}; use only letters, digits, `-` and `_`, not starting with `-`"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_plain_ids() {
+        for id in ["app", "app-1", "my_project-orchestrator-12", "A9"] {
+            validate_id("session id", id).unwrap();
+        }
+    }
+
+    #[test]
+    fn refuses_anything_a_shell_path_or_option_parser_would_read_specially() {
+        for id in [
+            "", "a/b", "..", "a b", "a;b", "$(rm)", "a\nb", "-rf", "a.b", "é", "a:b", "=a",
+        ] {
+            let err = validate_id("session id", id).unwrap_err();
+            assert!(err.message().contains("session id"), "{err}");
+        }
+        assert!(validate_id("id", &"x".repeat(MAX_ID_LEN + 1)).is_err());
+    }
+}

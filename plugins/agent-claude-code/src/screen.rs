@@ -1,0 +1,187 @@
+//! Reading Claude Code's terminal screen. Every pattern lives here, in [`ScreenPatterns`], and
+//! each can be overridden in config (`plugins.config.claude-code.patterns`) when a CLI release
+//! changes its wording, without a new plugin build.
+//!
+//! Facts from Claude Code 2.1.197 in tmux (the screens under `tests/screens/`):
+//! - idle: a line starting with `❯` + NO-BREAK SPACE between two full-width `─` rules; the footer
+//!   under it varies by mode, so it is not relied on;
+//! - busy: a line starting with a spinner glyph (`✻`, `✶`, …) or "esc to interrupt" in the footer;
+//! - start-up dialogs ("trust this folder", "Detected a custom API key", the bypass-permissions
+//!   warning) sit where the prompt would be and wait for a key.
+
+use serde::Deserialize;
+
+/// The texts the screen is matched against.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScreenPatterns {
+    /// Starts the input line.
+    pub prompt: String,
+    /// The character of the horizontal rules around the input line.
+    pub rule: char,
+    /// A line starting with one of these means Claude is working.
+    pub busy_prefixes: Vec<String>,
+    /// Any of these anywhere on screen means Claude is working.
+    pub busy_phrases: Vec<String>,
+    /// "Do you trust this folder?"
+    pub trust_dialog: Vec<String>,
+    /// "Detected a custom API key"
+    pub api_key_dialog: Vec<String>,
+    /// The warning shown before `--dangerously-skip-permissions` takes effect.
+    pub bypass_dialog: Vec<String>,
+    /// Claude refusing to skip permissions as root.
+    pub root_refusal: Vec<String>,
+    /// Text shown instead of a large paste (`[Pasted text #1 +4 lines]`).
+    pub paste_placeholder: String,
+}
+
+impl Default for ScreenPatterns {
+    fn default() -> Self {
+        let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect();
+        Self {
+            prompt: "❯\u{a0}".into(),
+            rule: '─',
+            busy_prefixes: strings(&["✻", "✶", "✳", "✢", "✽", "·"]),
+            busy_phrases: strings(&["esc to interrupt"]),
+            trust_dialog: strings(&["trust this folder", "Do you trust the files in this folder"]),
+            api_key_dialog: strings(&["Detected a custom API key"]),
+            bypass_dialog: strings(&["Bypass Permissions mode"]),
+            root_refusal: strings(&["cannot be used with root/sudo privileges"]),
+            paste_placeholder: "[Pasted text #".into(),
+        }
+    }
+}
+
+/// A dialog in the way of the prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialog {
+    TrustFolder,
+    ApiKey,
+    BypassWarning,
+    RootRefusal,
+}
+
+impl ScreenPatterns {
+    fn contains_any(screen: &str, needles: &[String]) -> bool {
+        needles
+            .iter()
+            .any(|n| !n.is_empty() && screen.contains(n.as_str()))
+    }
+
+    fn is_rule(&self, line: &str) -> bool {
+        let line = line.trim();
+        line.chars().count() >= 10 && line.chars().all(|c| c == self.rule)
+    }
+
+    /// The text after the prompt marker on the input line (between two rules), if the input
+    /// box is on screen.
+    pub fn input_line<'a>(&self, screen: &'a str) -> Option<&'a str> {
+        let lines: Vec<&str> = screen.lines().collect();
+        (1..lines.len().saturating_sub(1)).rev().find_map(|i| {
+            let rest = lines[i].trim_start().strip_prefix(self.prompt.as_str())?;
+            let boxed = self.is_rule(lines[i - 1])
+                && lines[i + 1..].iter().take(4).any(|l| self.is_rule(l));
+            boxed.then_some(rest)
+        })
+    }
+
+    pub fn dialog(&self, screen: &str) -> Option<Dialog> {
+        if Self::contains_any(screen, &self.root_refusal) {
+            Some(Dialog::RootRefusal)
+        } else if Self::contains_any(screen, &self.trust_dialog) {
+            Some(Dialog::TrustFolder)
+        } else if Self::contains_any(screen, &self.api_key_dialog) {
+            Some(Dialog::ApiKey)
+        } else if Self::contains_any(screen, &self.bypass_dialog) {
+            Some(Dialog::BypassWarning)
+        } else {
+            None
+        }
+    }
+
+    pub fn is_busy(&self, screen: &str) -> bool {
+        Self::contains_any(screen, &self.busy_phrases)
+            || screen.lines().any(|line| {
+                let line = line.trim_start();
+                self.busy_prefixes
+                    .iter()
+                    .any(|p| !p.is_empty() && line.starts_with(&format!("{p} ")))
+            })
+    }
+
+    /// Whether the input line holds text (typed, pasted, or a paste placeholder).
+    pub fn has_pending_input(&self, screen: &str) -> bool {
+        self.input_line(screen)
+            .is_some_and(|rest| !rest.trim().is_empty() || rest.contains(&self.paste_placeholder))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn screen(name: &str) -> String {
+        let path = format!("{}/tests/screens/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn idle_screen_has_an_empty_input_line_and_no_busy_marker() {
+        let p = ScreenPatterns::default();
+        let idle = screen("idle.txt");
+        assert_eq!(p.input_line(&idle).map(str::trim), Some(""));
+        assert!(!p.is_busy(&idle));
+        assert!(!p.has_pending_input(&idle));
+        assert_eq!(p.dialog(&idle), None);
+    }
+
+    #[test]
+    fn a_pasted_but_unsubmitted_message_is_pending_input() {
+        let p = ScreenPatterns::default();
+        let pasted = screen("pasted.txt");
+        assert!(p.has_pending_input(&pasted));
+        assert!(!p.is_busy(&pasted));
+    }
+
+    #[test]
+    fn a_submitted_message_makes_the_screen_busy_even_though_a_prompt_shows() {
+        let p = ScreenPatterns::default();
+        let busy = screen("busy.txt");
+        assert!(p.is_busy(&busy));
+        assert!(!p.has_pending_input(&busy));
+    }
+
+    #[test]
+    fn each_start_up_dialog_is_recognised() {
+        let p = ScreenPatterns::default();
+        assert_eq!(
+            p.dialog(&screen("trust-dialog.txt")),
+            Some(Dialog::TrustFolder)
+        );
+        assert_eq!(
+            p.dialog(&screen("api-key-dialog.txt")),
+            Some(Dialog::ApiKey)
+        );
+        assert_eq!(
+            p.dialog(&screen("bypass-dialog.txt")),
+            Some(Dialog::BypassWarning)
+        );
+        assert_eq!(
+            p.dialog(&screen("root-refusal.txt")),
+            Some(Dialog::RootRefusal)
+        );
+        for name in [
+            "trust-dialog.txt",
+            "api-key-dialog.txt",
+            "bypass-dialog.txt",
+        ] {
+            assert_eq!(p.input_line(&screen(name)), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_prompt_outside_the_input_box_is_not_the_input_line() {
+        let p = ScreenPatterns::default();
+        assert_eq!(p.input_line("❯\u{a0}hello\nplain text\n"), None);
+    }
+}
