@@ -298,11 +298,11 @@ async fn a_worktree_gets_its_branch_symlinks_and_post_create() {
     assert!(workspace.exists(&path.display().to_string()).await.unwrap());
 
     workspace
-        .destroy(&path.display().to_string())
+        .destroy(&path.display().to_string(), false)
         .await
         .unwrap();
     workspace
-        .destroy(&path.display().to_string())
+        .destroy(&path.display().to_string(), false)
         .await
         .unwrap();
     assert!(!path.exists());
@@ -311,6 +311,21 @@ async fn a_worktree_gets_its_branch_symlinks_and_post_create() {
         "branch is kept"
     );
     assert!(!git(&repo, &["worktree", "list"]).contains("app-1"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn destroying_a_failed_spawns_worktree_can_delete_its_branch() {
+    let temp = tempfile::tempdir().unwrap();
+    let repo = temp.path().join("repo");
+    init_repo(&repo);
+    let workspace = worktrees(temp.path(), "");
+    let path = workspace
+        .create(worktree_request(&repo, "app-9"))
+        .await
+        .unwrap();
+    workspace.destroy(&path, true).await.unwrap();
+    assert_eq!(branches(&repo), vec!["main".to_string()]);
+    assert!(!Path::new(&path).exists());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -33,6 +33,14 @@ pub enum ConfigError {
     Invalid { path: PathBuf, message: String },
     #[error("cannot determine the data directory: $HOME is not set; set `data_dir` in {CONFIG_FILE_NAME} or pass --data-dir")]
     NoHome,
+    #[error("no project `{name}` in {config}; configured projects: {known}")]
+    UnknownProject {
+        name: String,
+        config: String,
+        known: String,
+    },
+    #[error("{message}")]
+    NoProject { message: String },
 }
 
 /// The file as written, before defaults.
@@ -212,6 +220,14 @@ impl Config {
             .collect::<Result<_, _>>()?;
         let mut projects = BTreeMap::new();
         for (id, section) in file.projects {
+            let check = |what: &str, value: &str| {
+                ao_plugin_api::validate::validate_id(what, value)
+                    .map_err(|e| invalid(format!("projects.{id}: {}", e.message())))
+            };
+            check("project id", &id)?;
+            if let Some(prefix) = &section.session_prefix {
+                check("session_prefix", prefix)?;
+            }
             let agent_config = match &section.agent_config {
                 None => String::new(),
                 Some(value) => serde_yaml::to_string(value)
@@ -261,6 +277,170 @@ impl Config {
             .get(name)
             .map(String::as_str)
             .unwrap_or("")
+    }
+}
+
+impl Config {
+    fn describe_source(&self) -> String {
+        self.path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "the built-in defaults (no config file)".into())
+    }
+
+    /// The project a command is about: the one named, else the configured project whose
+    /// repository holds `cwd`, else the only configured project, else — with no projects
+    /// configured — the git repository holding `cwd` (id = its folder name).
+    pub fn resolve_project(
+        &self,
+        name: Option<&str>,
+        cwd: &Path,
+    ) -> Result<ProjectConfig, ConfigError> {
+        let mut project = if let Some(name) = name {
+            if let Some(project) = self.projects.get(name) {
+                project.clone()
+            } else if self.projects.is_empty() {
+                let detected = self.detected_project(cwd)?;
+                if detected.id != name {
+                    return Err(ConfigError::UnknownProject {
+                        name: name.into(),
+                        config: self.describe_source(),
+                        known: format!("none; the current repository is `{}`", detected.id),
+                    });
+                }
+                detected
+            } else {
+                return Err(ConfigError::UnknownProject {
+                    name: name.into(),
+                    config: self.describe_source(),
+                    known: self.projects.keys().cloned().collect::<Vec<_>>().join(", "),
+                });
+            }
+        } else if self.projects.is_empty() {
+            self.detected_project(cwd)?
+        } else if let Some(project) = self.projects.values().find(|p| {
+            let repo = p.repo.canonicalize().unwrap_or_else(|_| p.repo.clone());
+            cwd.canonicalize().is_ok_and(|cwd| cwd.starts_with(&repo))
+        }) {
+            project.clone()
+        } else if self.projects.len() == 1 {
+            self.projects.values().next().cloned().expect("one project")
+        } else {
+            return Err(ConfigError::NoProject {
+                message: format!(
+                    "several projects are configured in {} ({}); name one",
+                    self.describe_source(),
+                    self.projects.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            });
+        };
+        if project.default_branch.is_none() {
+            project.default_branch = repository::default_branch(&project.repo);
+        }
+        if project.default_branch.is_none() {
+            return Err(ConfigError::NoProject {
+                message: format!(
+                    "cannot tell the default branch of {}; set `default_branch` for project `{}`",
+                    project.repo.display(),
+                    project.id
+                ),
+            });
+        }
+        Ok(project)
+    }
+
+    fn detected_project(&self, cwd: &Path) -> Result<ProjectConfig, ConfigError> {
+        let repo = repository::enclosing(cwd).ok_or_else(|| ConfigError::NoProject {
+            message: format!(
+                "{} is not inside a git repository and no project is configured; run ao-host inside a repository or add `projects:` to {CONFIG_FILE_NAME}",
+                cwd.display()
+            ),
+        })?;
+        let id = repository::project_id(&repo);
+        Ok(ProjectConfig {
+            repo,
+            default_branch: None,
+            session_prefix: id.clone(),
+            symlinks: Vec::new(),
+            post_create: Vec::new(),
+            agent_config: String::new(),
+            plugins: self.defaults.clone(),
+            id,
+        })
+    }
+}
+
+/// Just enough knowledge of a repository's files to pick a default project without running
+/// anything: the workspace plugin does the real work.
+mod repository {
+    use std::path::{Path, PathBuf};
+
+    /// The closest folder at or above `dir` holding `.git`.
+    pub fn enclosing(dir: &Path) -> Option<PathBuf> {
+        let dir = dir.canonicalize().ok()?;
+        dir.ancestors()
+            .find(|d| d.join(".git").exists())
+            .map(Path::to_path_buf)
+    }
+
+    /// The folder name, made into a valid id (`[A-Za-z0-9_-]`, not starting with `-`).
+    pub fn project_id(repo: &Path) -> String {
+        let name = repo
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let cleaned: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        let cleaned = cleaned.trim_start_matches('-').to_string();
+        if cleaned.is_empty() {
+            "project".into()
+        } else {
+            cleaned
+        }
+    }
+
+    fn git_dir(repo: &Path) -> Option<PathBuf> {
+        let dot_git = repo.join(".git");
+        if dot_git.is_dir() {
+            return Some(dot_git);
+        }
+        let text = std::fs::read_to_string(&dot_git).ok()?;
+        let target = PathBuf::from(text.strip_prefix("gitdir:")?.trim());
+        Some(if target.is_absolute() {
+            target
+        } else {
+            repo.join(target)
+        })
+    }
+
+    fn symbolic_ref(file: &Path, prefix: &str) -> Option<String> {
+        let text = std::fs::read_to_string(file).ok()?;
+        text.trim()
+            .strip_prefix("ref:")?
+            .trim()
+            .strip_prefix(prefix)
+            .map(str::to_string)
+    }
+
+    /// `origin`'s HEAD branch when known, else the branch checked out.
+    pub fn default_branch(repo: &Path) -> Option<String> {
+        let git_dir = git_dir(repo)?;
+        let common = std::fs::read_to_string(git_dir.join("commondir"))
+            .map(|c| git_dir.join(c.trim()))
+            .unwrap_or_else(|_| git_dir.clone());
+        symbolic_ref(
+            &common.join("refs/remotes/origin/HEAD"),
+            "refs/remotes/origin/",
+        )
+        .or_else(|| symbolic_ref(&git_dir.join("HEAD"), "refs/heads/"))
     }
 }
 
@@ -316,6 +496,21 @@ mod tests {
     }
 
     #[test]
+    fn project_ids_and_prefixes_must_be_plain_ids() {
+        let err = parse("projects:\n  \"a b\": { repo: /r }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("projects.a b") && err.contains("project id"),
+            "{err}"
+        );
+        let err = parse("projects:\n  app: { repo: /r, session_prefix: \"../x\" }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("session_prefix"), "{err}");
+    }
+
+    #[test]
     fn wrong_type_is_an_error() {
         let err = parse("port: lots\n").unwrap_err().to_string();
         assert!(err.contains("port"), "{err}");
@@ -352,6 +547,46 @@ mod tests {
         assert_eq!(app.plugins.agent, "shell");
         assert_eq!(app.plugins.workspace, "git-worktree");
         assert!(app.agent_config.contains("model: opus"));
+    }
+
+    #[test]
+    fn with_no_projects_the_enclosing_repository_is_the_project() {
+        let temp = tempfile::tempdir().unwrap();
+        let repo = temp.path().join("my.app");
+        std::fs::create_dir_all(repo.join(".git")).unwrap();
+        std::fs::create_dir_all(repo.join("src")).unwrap();
+        std::fs::write(repo.join(".git/HEAD"), "ref: refs/heads/trunk\n").unwrap();
+        let config = parse("").unwrap();
+        let project = config.resolve_project(None, &repo.join("src")).unwrap();
+        assert_eq!(project.id, "my-app");
+        assert_eq!(project.session_prefix, "my-app");
+        assert_eq!(project.default_branch.as_deref(), Some("trunk"));
+        assert_eq!(project.plugins, config.defaults);
+        let err = config.resolve_project(Some("other"), &repo).unwrap_err();
+        assert!(err.to_string().contains("my-app"), "{err}");
+        let outside = config.resolve_project(None, temp.path()).unwrap_err();
+        assert!(
+            outside.to_string().contains("not inside a git repository"),
+            "{outside}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_project_lists_the_configured_ones() {
+        let config = parse("projects:\n  app: { repo: /r, default_branch: main }\n  web: { repo: /w, default_branch: main }\n").unwrap();
+        let err = config
+            .resolve_project(Some("api"), Path::new("/"))
+            .unwrap_err();
+        assert!(err.to_string().contains("app, web"), "{err}");
+        assert_eq!(
+            config
+                .resolve_project(Some("web"), Path::new("/"))
+                .unwrap()
+                .id,
+            "web"
+        );
+        let err = config.resolve_project(None, Path::new("/")).unwrap_err();
+        assert!(err.to_string().contains("name one"), "{err}");
     }
 
     #[test]

@@ -6,3 +6,5 @@
 
 pub mod config;
 pub mod plugins;
+pub mod session;
+pub mod spawn;

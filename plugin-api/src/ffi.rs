@@ -56,7 +56,7 @@ pub trait AgentFfi: Send + Sync {
 #[sabi_trait]
 pub trait WorkspaceFfi: Send + Sync {
     fn create(&self, config: &WorkspaceCreateConfig) -> RResult<RString, PluginError>;
-    fn destroy(&self, path: RStr<'_>) -> RResult<(), PluginError>;
+    fn destroy(&self, path: RStr<'_>, delete_branch: bool) -> RResult<(), PluginError>;
     #[sabi(last_prefix_field)]
     fn exists(&self, path: RStr<'_>) -> RResult<bool, PluginError>;
 }
@@ -162,8 +162,8 @@ impl<T: Workspace> WorkspaceFfi for WorkspaceAdapter<T> {
     fn create(&self, config: &WorkspaceCreateConfig) -> RResult<RString, PluginError> {
         guarded("create", || self.0.create(config))
     }
-    fn destroy(&self, path: RStr<'_>) -> RResult<(), PluginError> {
-        guarded("destroy", || self.0.destroy(path.as_str()))
+    fn destroy(&self, path: RStr<'_>, delete_branch: bool) -> RResult<(), PluginError> {
+        guarded("destroy", || self.0.destroy(path.as_str(), delete_branch))
     }
     fn exists(&self, path: RStr<'_>) -> RResult<bool, PluginError> {
         guarded("exists", || self.0.exists(path.as_str()))

@@ -83,8 +83,11 @@ pub trait Workspace: Send + Sync + 'static {
     /// Creates the workspace and returns its path. On failure nothing may be left behind.
     fn create(&self, config: &WorkspaceCreateConfig) -> PluginResult<String>;
 
-    /// Removes the workspace. Destroying something already gone succeeds.
-    fn destroy(&self, path: &str) -> PluginResult<()>;
+    /// Removes the workspace. Destroying something already gone succeeds. `delete_branch` also
+    /// removes the session's branch: the host asks for it when undoing a spawn that failed, so
+    /// the branch does not block the next session that gets the same id; a killed session's
+    /// branch is kept, since it holds the agent's work.
+    fn destroy(&self, path: &str, delete_branch: bool) -> PluginResult<()>;
 
     fn exists(&self, path: &str) -> PluginResult<bool>;
 }

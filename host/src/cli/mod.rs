@@ -1,13 +1,15 @@
 //! Argument parsing and dispatch to one module per command group.
 
+mod doctor;
 mod plugins;
+mod session;
 
 use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{Context, Result};
 use ao_host::{
-    config::{self, Config},
-    plugins::{discovery, PluginRegistry},
+    config::{self, Config, PluginChoice},
+    plugins::{discovery, PluginRegistry, PluginSet},
 };
 use clap::{Parser, Subcommand};
 
@@ -42,6 +44,19 @@ pub enum Command {
     /// Inspect plugin libraries.
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
+    /// Start a worker session on a task.
+    Spawn(session::SpawnArgs),
+    /// Start an orchestrator session that manages workers.
+    Orchestrator(session::OrchestratorArgs),
+    /// List and stop sessions.
+    #[command(subcommand)]
+    Session(session::SessionCommand),
+    /// Send a message to a session's agent.
+    Send(session::SendArgs),
+    /// Watch and type into a session (runs the runtime's attach command).
+    Attach { id: String },
+    /// Check plugins, programs and folders; print the fix for each problem.
+    Doctor,
 }
 
 /// Logs go to stderr so that `--json` output on stdout stays one clean document.
@@ -96,12 +111,40 @@ impl AppContext {
     pub fn load_plugins(&self) -> PluginRegistry {
         PluginRegistry::load(&discovery::candidates(&self.search_dirs()))
     }
+
+    /// Loads plugins and builds the chosen runtime, agent and workspace.
+    pub fn plugin_set(&self, choice: &PluginChoice) -> Result<PluginSet> {
+        let registry = self.load_plugins();
+        Ok(PluginSet::build(&registry, &self.config, choice)?)
+    }
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let context = AppContext::new(&args)?;
     match args.command {
         Command::Plugins(command) => plugins::run(&context, command),
+        Command::Doctor => doctor::run(&context),
+        command => {
+            let reactor = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            let outcome = reactor.block_on(run_async(&context, command));
+            // A plugin call that timed out may still hold a blocking thread; do not wait for it.
+            reactor.shutdown_background();
+            outcome
+        }
+    }
+}
+
+async fn run_async(context: &AppContext, command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Spawn(args) => session::spawn(context, args).await,
+        Command::Orchestrator(args) => session::orchestrator(context, args).await,
+        Command::Session(command) => session::run(context, command).await,
+        Command::Send(args) => session::send(context, args).await,
+        Command::Attach { id } => session::attach(context, &id).await,
+        Command::Plugins(_) | Command::Doctor => unreachable!("handled without a reactor"),
     }
 }
 

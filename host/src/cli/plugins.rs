@@ -3,8 +3,7 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Result;
-use ao_host::plugins::{PluginRegistry, PluginRow, PluginStatus};
-use ao_plugin_api::{abi_stable::std_types::RString, PluginContext};
+use ao_host::plugins::{set::plugin_context, PluginRegistry, PluginRow, PluginStatus};
 use clap::Subcommand;
 use serde::Serialize;
 
@@ -63,10 +62,8 @@ fn list(context: &AppContext, json: bool) -> Result<ExitCode> {
 fn check(context: &AppContext, file: PathBuf, json: bool) -> Result<ExitCode> {
     let registry = PluginRegistry::load(std::slice::from_ref(&file));
     let mut rows = registry.rows();
-    let constructed = registry.try_construct_all(&file, |name| PluginContext {
-        plugin_name: RString::from(name),
-        data_dir: RString::from(context.config.data_dir.display().to_string()),
-        config_yaml: RString::from(context.config.plugin_settings(name)),
+    let constructed = registry.try_construct_all(&file, |name| {
+        plugin_context(&context.config, &context.config.data_dir, name)
     });
     for (name, outcome) in constructed {
         if let Err(error) = outcome {

@@ -256,10 +256,12 @@ impl WorkspacePlugin {
             .map(String::from)
     }
 
-    pub async fn destroy(&self, path: &str) -> Result<(), PluginCallError> {
+    pub async fn destroy(&self, path: &str, delete_branch: bool) -> Result<(), PluginCallError> {
         let path = path.to_string();
         self.0
-            .call("destroy", move |o| o.destroy(RStr::from_str(&path)))
+            .call("destroy", move |o| {
+                o.destroy(RStr::from_str(&path), delete_branch)
+            })
             .await
     }
 

@@ -6,6 +6,7 @@
 //!   layout check.
 //! - [`registry`] registers every plugin by (kind, name), reporting shadowed duplicates, and
 //!   builds instances from the operator's settings.
+//! - [`set`] picks the runtime, agent and workspace a session uses.
 //! - [`instance`] is how the host calls a plugin: off the async reactor, with a timeout.
 
 pub mod discovery;
@@ -13,9 +14,11 @@ mod file_format;
 pub mod instance;
 pub mod library;
 pub mod registry;
+pub mod set;
 
 pub use self::{
     instance::{AgentPlugin, PluginCallError, RuntimePlugin, WorkspacePlugin},
     library::{LibraryReport, LoadError, ManifestInfo},
     registry::{PluginRegistry, PluginRow, PluginStatus, RegistryError},
+    set::PluginSet,
 };

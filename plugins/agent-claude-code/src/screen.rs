@@ -73,19 +73,34 @@ impl ScreenPatterns {
         line.chars().count() >= 10 && line.chars().all(|c| c == self.rule)
     }
 
-    /// The text after the prompt marker on the input line (between two rules), if the input
-    /// box is on screen.
-    pub fn input_line<'a>(&self, screen: &'a str) -> Option<&'a str> {
-        let lines: Vec<&str> = screen.lines().collect();
-        (1..lines.len().saturating_sub(1)).rev().find_map(|i| {
-            let rest = lines[i].trim_start().strip_prefix(self.prompt.as_str())?;
-            let boxed = self.is_rule(lines[i - 1])
-                && lines[i + 1..].iter().take(4).any(|l| self.is_rule(l));
-            boxed.then_some(rest)
-        })
+    /// The last input box on screen: (index of its top rule, index of the prompt line).
+    fn input_box(&self, lines: &[&str]) -> Option<(usize, usize)> {
+        (1..lines.len().saturating_sub(1))
+            .rev()
+            .find(|&i| {
+                lines[i].trim_start().starts_with(self.prompt.as_str())
+                    && self.is_rule(lines[i - 1])
+                    && lines[i + 1..].iter().take(4).any(|l| self.is_rule(l))
+            })
+            .map(|i| (i - 1, i))
     }
 
+    /// The text after the prompt marker on the input line, if the input box is on screen.
+    pub fn input_line<'a>(&self, screen: &'a str) -> Option<&'a str> {
+        let lines: Vec<&str> = screen.lines().collect();
+        let (_, prompt) = self.input_box(&lines)?;
+        lines[prompt]
+            .trim_start()
+            .strip_prefix(self.prompt.as_str())
+    }
+
+    /// A dialog waiting for a key. Dialogs replace the input box, so with a box on screen any
+    /// dialog text above it is scrollback and does not count.
     pub fn dialog(&self, screen: &str) -> Option<Dialog> {
+        let lines: Vec<&str> = screen.lines().collect();
+        if self.input_box(&lines).is_some() {
+            return None;
+        }
         if Self::contains_any(screen, &self.root_refusal) {
             Some(Dialog::RootRefusal)
         } else if Self::contains_any(screen, &self.trust_dialog) {
@@ -99,14 +114,34 @@ impl ScreenPatterns {
         }
     }
 
+    fn is_spinner_line(&self, line: &str) -> bool {
+        let line = line.trim_start();
+        self.busy_prefixes
+            .iter()
+            .any(|p| !p.is_empty() && line.starts_with(&format!("{p} ")))
+    }
+
+    /// Whether Claude is working: "esc to interrupt" in the footer, or a spinner line right
+    /// above the input box. Only the live part of the screen counts: scrollback holds finished
+    /// turns' spinner summaries ("✻ Worked for 12s").
     pub fn is_busy(&self, screen: &str) -> bool {
-        Self::contains_any(screen, &self.busy_phrases)
-            || screen.lines().any(|line| {
-                let line = line.trim_start();
-                self.busy_prefixes
-                    .iter()
-                    .any(|p| !p.is_empty() && line.starts_with(&format!("{p} ")))
-            })
+        let lines: Vec<&str> = screen.lines().collect();
+        match self.input_box(&lines) {
+            Some((top, prompt)) => {
+                let footer = lines[prompt + 1..].join("\n");
+                Self::contains_any(&footer, &self.busy_phrases)
+                    || lines[..top]
+                        .iter()
+                        .rev()
+                        .find(|l| !l.trim().is_empty())
+                        .is_some_and(|l| self.is_spinner_line(l))
+            }
+            None => {
+                let recent = &lines[lines.len().saturating_sub(10)..];
+                recent.iter().any(|l| self.is_spinner_line(l))
+                    || Self::contains_any(&recent.join("\n"), &self.busy_phrases)
+            }
+        }
     }
 
     /// Whether the input line holds text (typed, pasted, or a paste placeholder).
@@ -177,6 +212,19 @@ mod tests {
         ] {
             assert_eq!(p.input_line(&screen(name)), None, "{name}");
         }
+    }
+
+    #[test]
+    fn scrollback_does_not_count_once_the_input_box_is_back() {
+        let p = ScreenPatterns::default();
+        let idle = screen("idle.txt");
+        let history = format!(
+            "{}\n✻ Worked for 12s\nSome answer text.\n{idle}",
+            screen("trust-dialog.txt")
+        );
+        assert_eq!(p.dialog(&history), None);
+        assert!(!p.is_busy(&history));
+        assert!(p.is_busy(&screen("busy.txt")));
     }
 
     #[test]

@@ -286,22 +286,29 @@ impl Workspace for GitWorktree {
         Ok(path_text)
     }
 
-    fn destroy(&self, path: &str) -> PluginResult<()> {
+    fn destroy(&self, path: &str, delete_branch: bool) -> PluginResult<()> {
         let path = Path::new(path);
         if !path.exists() {
             return Ok(());
         }
-        let repo = self.common_dir(path).map_err(|e| {
+        let common = self.common_dir(path).map_err(|e| {
             PluginError::invalid_input(format!(
                 "{} is not a git worktree ({e}); remove it by hand if it is stale",
                 path.display()
             ))
         })?;
-        let repo = repo.parent().map(Path::to_path_buf).unwrap_or(repo);
+        let repo = common.parent().map(Path::to_path_buf).unwrap_or(common);
+        let branch = self
+            .git(path, &["symbolic-ref", "--quiet", "--short", "HEAD"])
+            .ok()
+            .map(|b| b.trim().to_string());
         let _lock = self.lock(&repo)?;
         let path_text = path.display().to_string();
         self.git(&repo, &["worktree", "remove", "--force", "--", &path_text])?;
         self.git(&repo, &["worktree", "prune"])?;
+        if let Some(branch) = branch.filter(|_| delete_branch) {
+            self.git(&repo, &["branch", "-D", "--", &branch])?;
+        }
         Ok(())
     }
 

@@ -1,0 +1,87 @@
+//! Sessions: the record kept for every agent ao-host started, and where records live.
+
+pub mod identity;
+pub mod store;
+
+use serde::{Deserialize, Serialize};
+
+pub use self::store::{SessionStore, StoreError};
+
+/// Where a session is in its life. Serialized lower-case, as scripts read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionStatus {
+    /// Id reserved; workspace, runtime or first message still in progress.
+    Spawning,
+    Working,
+    Idle,
+    WaitingInput,
+    /// The agent process is gone.
+    Exited,
+    /// Stopped by `ao-host session kill`; the record is archived.
+    Killed,
+    /// A spawn that did not finish (its `ao-host` process died half-way).
+    Errored,
+}
+
+/// What a session is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionRole {
+    Worker,
+    Orchestrator,
+}
+
+impl SessionRole {
+    /// The value of `AO_CALLER_TYPE` inside the session.
+    pub fn caller_type(self) -> &'static str {
+        match self {
+            Self::Worker => "agent",
+            Self::Orchestrator => "orchestrator",
+        }
+    }
+
+    /// Branch namespace: `session/<id>` or `orchestrator/<id>`.
+    pub fn branch_for(self, id: &str) -> String {
+        match self {
+            Self::Worker => format!("session/{id}"),
+            Self::Orchestrator => format!("orchestrator/{id}"),
+        }
+    }
+}
+
+/// One session's record, stored as YAML and printed as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub id: String,
+    pub project_id: String,
+    pub role: SessionRole,
+    pub status: SessionStatus,
+    pub agent: String,
+    pub runtime: String,
+    pub workspace: String,
+    pub branch: String,
+    /// Owned by the workspace plugin; opaque to the host.
+    pub workspace_path: Option<String>,
+    /// Owned by the runtime plugin; opaque to the host.
+    pub runtime_handle: Option<String>,
+    /// The operator's task, exactly as given (workers only).
+    pub task: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: u64,
+    /// The `ao-host` process spawning this session, while it is spawning; lets a later process
+    /// tell an interrupted spawn from one still in progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spawned_by_pid: Option<u32>,
+    /// Why the session is `errored`, or what went wrong last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

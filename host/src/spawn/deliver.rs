@@ -1,0 +1,158 @@
+//! Waiting for an agent to accept input and handing it a message, without fixed sleeps: the
+//! runtime's screen is polled and the agent plugin says what it shows.
+
+use std::time::{Duration, Instant};
+
+use ao_plugin_api::Readiness;
+
+use crate::plugins::{AgentPlugin, PluginCallError, RuntimePlugin};
+
+/// How much screen the agent plugin gets to read.
+pub const SCREEN_LINES: u32 = 60;
+const FIRST_POLL: Duration = Duration::from_millis(10);
+const MAX_POLL: Duration = Duration::from_millis(100);
+/// A start-up dialog is answered at most this many times before the spawn gives up.
+const MAX_ANSWERS: usize = 5;
+/// How long a pasted message may sit before ao-host decides it is stuck.
+const SUBMIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliverError {
+    #[error(transparent)]
+    Plugin(#[from] PluginCallError),
+    #[error("the agent exited before it was ready; its last output: {output}")]
+    Exited { output: String },
+    #[error("the agent is waiting for an answer: {reason}")]
+    Blocked { reason: String },
+    #[error("the agent was not ready after {} ms (defaults.ready_timeout_ms); its last output: {output}", waited.as_millis())]
+    NotReady { waited: Duration, output: String },
+    #[error("the message was pasted but the agent did not take it within {} s; its last output: {output}", SUBMIT_TIMEOUT.as_secs())]
+    NotSubmitted { output: String },
+}
+
+/// The last few non-blank lines of a screen, on one line, for error messages.
+pub fn screen_tail(screen: &str) -> String {
+    let lines: Vec<&str> = screen
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let tail = &lines[lines.len().saturating_sub(4)..];
+    if tail.is_empty() {
+        "(nothing)".into()
+    } else {
+        tail.join(" | ")
+    }
+}
+
+/// Sleeps a little longer each time, from 10 ms up to 100 ms: fast agents are noticed at once,
+/// slow ones are not polled needlessly.
+struct Backoff(Duration);
+
+impl Backoff {
+    fn new() -> Self {
+        Self(FIRST_POLL)
+    }
+
+    async fn wait(&mut self) {
+        tokio::time::sleep(self.0).await;
+        self.0 = (self.0 * 3 / 2).min(MAX_POLL);
+    }
+}
+
+/// Waits until the agent accepts input, answering start-up dialogs the agent plugin knows the
+/// answer to.
+pub async fn wait_until_ready(
+    runtime: &RuntimePlugin,
+    agent: &AgentPlugin,
+    handle: &str,
+    timeout: Duration,
+) -> Result<(), DeliverError> {
+    let started = Instant::now();
+    let mut backoff = Backoff::new();
+    let mut answers = 0;
+    let mut answered_screen = None;
+    loop {
+        if !runtime.is_alive(handle).await? {
+            let output = runtime
+                .capture_output(handle, SCREEN_LINES)
+                .await
+                .unwrap_or_default();
+            return Err(DeliverError::Exited {
+                output: screen_tail(&output),
+            });
+        }
+        let screen = runtime.capture_output(handle, SCREEN_LINES).await?;
+        match agent.is_ready(&screen).await? {
+            Readiness::Ready => return Ok(()),
+            Readiness::Starting => {}
+            Readiness::Blocked { reason, answer } => {
+                if answer.is_empty() || answers >= MAX_ANSWERS {
+                    return Err(DeliverError::Blocked {
+                        reason: reason.into(),
+                    });
+                }
+                // Answer each dialog once; give the agent time to redraw before answering again.
+                if answered_screen.as_deref() != Some(screen.as_str()) {
+                    tracing::info!("answering start-up dialog: {reason}");
+                    let keys: Vec<&str> = answer.iter().map(|k| k.as_str()).collect();
+                    runtime.send_keys(handle, &keys).await?;
+                    answers += 1;
+                    answered_screen = Some(screen.clone());
+                }
+            }
+        }
+        if started.elapsed() >= timeout {
+            return Err(DeliverError::NotReady {
+                waited: timeout,
+                output: screen_tail(&screen),
+            });
+        }
+        backoff.wait().await;
+    }
+}
+
+/// Sends `text` and confirms the agent took it: if the text still sits in the input once the
+/// screen has settled, Enter is pressed once more (never the text pasted twice).
+pub async fn deliver(
+    runtime: &RuntimePlugin,
+    agent: &AgentPlugin,
+    handle: &str,
+    text: &str,
+) -> Result<(), DeliverError> {
+    runtime.send_message(handle, text).await?;
+    let started = Instant::now();
+    let mut backoff = Backoff::new();
+    let mut previous: Option<String> = None;
+    let mut resubmitted = false;
+    loop {
+        let screen = runtime.capture_output(handle, SCREEN_LINES).await?;
+        if !agent.input_pending(&screen).await? {
+            return Ok(());
+        }
+        let settled = previous.as_deref() == Some(screen.as_str());
+        if settled && !resubmitted {
+            tracing::info!("message still in the agent's input; pressing Enter again");
+            runtime.send_keys(handle, &["Enter"]).await?;
+            resubmitted = true;
+        }
+        if started.elapsed() >= SUBMIT_TIMEOUT {
+            return Err(DeliverError::NotSubmitted {
+                output: screen_tail(&screen),
+            });
+        }
+        previous = Some(screen);
+        backoff.wait().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn screen_tail_keeps_the_last_four_non_blank_lines() {
+        assert_eq!(screen_tail("a\n\nb\n c \nd\ne\n\n"), "b | c | d | e");
+        assert_eq!(screen_tail("\n \n"), "(nothing)");
+    }
+}
