@@ -68,11 +68,32 @@ pub type AgentObject = AgentFfi_TO<'static, RBox<()>>;
 /// A workspace plugin instance as the host holds it.
 pub type WorkspaceObject = WorkspaceFfi_TO<'static, RBox<()>>;
 
+thread_local! {
+    /// Where the last panic on this thread happened, recorded by the hook below.
+    static PANIC_LOCATION: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Replaces this library's panic hook (each cdylib has its own copy of std, so the host's hook is
+/// untouched): instead of printing to the host's stderr, it records where the panic happened, and
+/// the error returned to the host carries that.
+fn install_panic_hook() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let location = info
+                .location()
+                .map(|l| format!("{}:{}", l.file(), l.line()));
+            PANIC_LOCATION.with(|slot| *slot.borrow_mut() = location);
+        }));
+    });
+}
+
 /// Runs plugin code, turning both its error and a panic into an FFI-safe result.
 fn guarded<T, R>(call: &str, body: impl FnOnce() -> PluginResult<T>) -> RResult<R, PluginError>
 where
     T: Into<R>,
 {
+    install_panic_hook();
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(value)) => ROk(value.into()),
         Ok(Err(error)) => RErr(error),
@@ -82,9 +103,13 @@ where
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "non-string panic payload".to_string());
+            let location = PANIC_LOCATION
+                .with(|slot| slot.borrow_mut().take())
+                .map(|l| format!(" at {l}"))
+                .unwrap_or_default();
             RErr(PluginError::new(
                 PluginErrorKind::Panicked,
-                format!("plugin panicked in `{call}`: {detail}"),
+                format!("plugin panicked in `{call}`{location}: {detail}"),
             ))
         }
     }

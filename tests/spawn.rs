@@ -1,0 +1,555 @@
+//! The spawn path end to end: the real `ao-host` binary, the real plugin libraries, real git and
+//! tmux, and the fake Claude Code CLI (`tests/fixtures/fake-claude`) as the agent.
+
+mod support;
+
+use std::{
+    collections::HashSet,
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+    time::Duration,
+};
+
+use serde_json::Value;
+use support::{
+    ao_host, build_fixture, fake_messages, fake_start, git, init_repo, install,
+    install_first_party, json, stderr, stdout, wait_until, ApiPatch, TmuxServer,
+};
+
+/// One isolated installation: plugins, data dir, repository, tmux server, config file.
+struct Harness {
+    temp: tempfile::TempDir,
+    tmux: TmuxServer,
+}
+
+impl Harness {
+    /// `agent_env` is extra environment for the fake agent (its behaviour switches);
+    /// `claude_settings` extra lines under `plugins.config.claude-code`.
+    fn new(agent_env: &[(&str, &str)], claude_settings: &str) -> Self {
+        let harness = Self {
+            temp: tempfile::tempdir().unwrap(),
+            tmux: TmuxServer::new(),
+        };
+        install_first_party(&harness.plugin_dir());
+        init_repo(&harness.repo());
+        let mut env = format!(
+            "FAKE_AGENT_LOG: {:?}",
+            harness.log_dir().display().to_string()
+        );
+        for (k, v) in agent_env {
+            env.push_str(&format!(", {k}: {v:?}"));
+        }
+        let config = format!(
+            "data_dir: {data:?}\n\
+             defaults: {{ ready_timeout_ms: 10000 }}\n\
+             plugins:\n  dirs: [{plugins:?}]\n  config:\n\
+             \x20   tmux: {{ socket: {socket} }}\n\
+             \x20   claude-code:\n      command: {fake:?}\n      env: {{ {env} }}\n{claude_settings}\
+             projects:\n  app: {{ repo: {repo:?}, default_branch: main }}\n",
+            data = harness.data_dir().display().to_string(),
+            plugins = harness.plugin_dir().display().to_string(),
+            socket = harness.tmux.socket,
+            fake = support::fake_agent().display().to_string(),
+            repo = harness.repo().display().to_string(),
+        );
+        std::fs::write(harness.config_path(), config).unwrap();
+        harness
+    }
+
+    fn home(&self) -> &Path {
+        self.temp.path()
+    }
+    fn plugin_dir(&self) -> PathBuf {
+        self.home().join("plugins")
+    }
+    fn data_dir(&self) -> PathBuf {
+        self.home().join("data")
+    }
+    fn repo(&self) -> PathBuf {
+        self.home().join("repo")
+    }
+    fn log_dir(&self) -> PathBuf {
+        self.home().join("agent-logs")
+    }
+    fn config_path(&self) -> PathBuf {
+        self.home().join("ao-rs.yaml")
+    }
+    fn worktree(&self, id: &str) -> PathBuf {
+        self.data_dir().join("worktrees").join("app").join(id)
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = ao_host(self.home());
+        command.arg("--config").arg(self.config_path()).args(args);
+        command
+    }
+
+    fn ao(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Runs a command that must succeed.
+    fn ok(&self, args: &[&str]) -> Output {
+        let output = self.ao(args);
+        assert!(
+            output.status.success(),
+            "ao-host {args:?} failed:\n{}",
+            stderr(&output)
+        );
+        output
+    }
+
+    fn sessions_json(&self, extra: &[&str]) -> Vec<Value> {
+        let mut args = vec!["session", "ls", "--json"];
+        args.extend_from_slice(extra);
+        json(&self.ok(&args)).as_array().unwrap().clone()
+    }
+
+    fn record(&self, id: &str, archived: bool) -> PathBuf {
+        let mut dir = self.data_dir().join("sessions").join("app");
+        if archived {
+            dir.push("archive");
+        }
+        dir.join(format!("{id}.yaml"))
+    }
+
+    /// Asserts a failed spawn left nothing: no record, worktree, tmux session or branch.
+    fn assert_nothing_left(&self, id: &str) {
+        assert!(
+            !self.record(id, false).exists(),
+            "record of {id} left behind"
+        );
+        assert!(!self.worktree(id).exists(), "worktree of {id} left behind");
+        assert!(
+            self.tmux.sessions().is_empty(),
+            "tmux sessions left: {:?}",
+            self.tmux.sessions()
+        );
+        let branches = git(&self.repo(), &["branch", "--format=%(refname:short)"]);
+        assert_eq!(branches, "main", "branches left behind");
+        assert_eq!(git(&self.repo(), &["worktree", "list"]).lines().count(), 1);
+    }
+}
+
+fn spawn_json(harness: &Harness, task: &str) -> Value {
+    json(&harness.ok(&["spawn", "app", "--task", task, "--json"]))
+}
+
+#[test]
+fn spawn_makes_worktree_tmux_session_and_record_and_delivers_the_task_once() {
+    let harness = Harness::new(&[], "");
+    let task = "Fix the \"flaky\" test.\nIt fails with `$(date)` in CI;\n\tsee ci.yml 🎉";
+    let session = spawn_json(&harness, task);
+    assert_eq!(session["id"], "app-1");
+    assert_eq!(session["project_id"], "app");
+    assert_eq!(session["branch"], "session/app-1");
+    assert_eq!(session["agent"], "claude-code");
+    assert_eq!(session["runtime"], "tmux");
+    assert_eq!(session["workspace"], "git-worktree");
+    assert_eq!(session["runtime_handle"], "app-1");
+    assert_eq!(session["task"], task);
+    assert_eq!(session["status"], "working");
+    assert!(session["created_at"].as_u64().unwrap() > 1_700_000_000_000);
+    let worktree = harness.worktree("app-1");
+    assert_eq!(session["workspace_path"], worktree.display().to_string());
+
+    assert_eq!(
+        git(&worktree, &["rev-parse", "--abbrev-ref", "HEAD"]),
+        "session/app-1"
+    );
+    assert_eq!(harness.tmux.sessions(), vec!["app-1".to_string()]);
+    assert!(harness.record("app-1", false).exists());
+
+    let log = harness.log_dir().join("app-1");
+    assert!(wait_until(Duration::from_secs(10), || !fake_messages(&log).is_empty()));
+    let start = fake_start(&log);
+    let env = &start["env"];
+    assert_eq!(env["AO_CALLER_TYPE"], "agent");
+    assert_eq!(env["AO_SESSION"], "app-1");
+    assert_eq!(env["AO_SESSION_NAME"], "app-1");
+    assert_eq!(env["AO_DATA_DIR"], harness.data_dir().display().to_string());
+    assert_eq!(env["AO_PROJECT_ID"], "app");
+    assert_eq!(
+        env["AO_CONFIG_PATH"],
+        harness.config_path().display().to_string()
+    );
+    assert_eq!(env["AO_PORT"], "3000");
+    assert_eq!(
+        start["cwd"],
+        worktree.canonicalize().unwrap().display().to_string()
+    );
+    // The worker's instructions travel in the system prompt, never inside the task.
+    let argv: Vec<&str> = start["argv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let prompt_flag = argv
+        .iter()
+        .position(|a| *a == "--append-system-prompt-file")
+        .unwrap();
+    let prompt = std::fs::read_to_string(argv[prompt_flag + 1]).unwrap();
+    assert!(
+        prompt.contains("`app-1`") && prompt.contains("session/app-1"),
+        "{prompt}"
+    );
+
+    // Exactly once, byte-exact, even a while later.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(fake_messages(&log), vec![task.to_string()]);
+
+    let listed = harness.sessions_json(&[]);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["id"], "app-1");
+    assert!(
+        ["working", "idle"].contains(&listed[0]["status"].as_str().unwrap()),
+        "{}",
+        listed[0]
+    );
+
+    harness.ok(&["session", "kill", "app-1"]);
+    assert!(harness.tmux.sessions().is_empty());
+    assert!(!worktree.exists());
+    assert!(!harness.record("app-1", false).exists());
+    let archived = harness.sessions_json(&["--archived"]);
+    assert_eq!(archived[0]["id"], "app-1");
+    assert_eq!(archived[0]["status"], "killed");
+    assert!(harness.sessions_json(&[]).is_empty());
+    // The branch holds the agent's work and is kept.
+    assert!(git(&harness.repo(), &["branch", "--list", "session/app-1"]).contains("session/app-1"));
+}
+
+#[test]
+fn the_next_orchestrator_takes_the_smallest_free_number_over_active_and_archived() {
+    let harness = Harness::new(&[], "");
+    let first = json(&harness.ok(&["orchestrator", "app", "--json"]));
+    assert_eq!(first["id"], "app-orchestrator-1");
+    assert_eq!(first["branch"], "orchestrator/app-orchestrator-1");
+    let archived_third = std::fs::read_to_string(harness.record("app-orchestrator-1", false))
+        .unwrap()
+        .replace("app-orchestrator-1", "app-orchestrator-3")
+        .replace("status: working", "status: killed");
+    std::fs::create_dir_all(harness.record("x", true).parent().unwrap()).unwrap();
+    std::fs::write(harness.record("app-orchestrator-3", true), archived_third).unwrap();
+
+    let second = json(&harness.ok(&["orchestrator", "app", "--json"]));
+    assert_eq!(second["id"], "app-orchestrator-2");
+    let log = harness.log_dir().join("app-orchestrator-2");
+    assert!(wait_until(Duration::from_secs(10), || !fake_messages(&log).is_empty()));
+    let start = fake_start(&log);
+    assert_eq!(start["env"]["AO_CALLER_TYPE"], "orchestrator");
+    let prompt = &fake_messages(&log)[0];
+    assert!(
+        prompt.contains("orchestrator `app-orchestrator-2`"),
+        "{prompt}"
+    );
+    assert!(prompt.contains("ao-host spawn app --task"), "{prompt}");
+
+    let third = json(&harness.ok(&["orchestrator", "app", "--no-prompt", "--json"]));
+    assert_eq!(third["id"], "app-orchestrator-4");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(fake_messages(&harness.log_dir().join("app-orchestrator-4")).is_empty());
+}
+
+#[test]
+fn twenty_concurrent_spawn_processes_get_twenty_distinct_sessions() {
+    let harness = Harness::new(&[], "");
+    let children: Vec<_> = (0..20)
+        .map(|n| {
+            harness
+                .command(&["spawn", "app", "--task", &format!("task {n}"), "--json"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut ids = HashSet::new();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "a spawn failed: {}",
+            stderr(&output)
+        );
+        ids.insert(json(&output)["id"].as_str().unwrap().to_string());
+    }
+    let expected: HashSet<String> = (1..=20).map(|n| format!("app-{n}")).collect();
+    assert_eq!(ids, expected);
+    assert_eq!(harness.sessions_json(&[]).len(), 20);
+    assert_eq!(harness.tmux.sessions().len(), 20);
+    assert_eq!(
+        git(&harness.repo(), &["worktree", "list"]).lines().count(),
+        21
+    );
+    for id in &ids {
+        let log = harness.log_dir().join(id);
+        assert!(
+            wait_until(Duration::from_secs(10), || fake_messages(&log).len() == 1),
+            "{id}"
+        );
+    }
+}
+
+#[test]
+fn a_newcomer_without_config_spawns_with_the_default_plugins() {
+    let home = tempfile::tempdir().unwrap();
+    // An installation as `cargo build --release` leaves it: plugins beside the binary.
+    let install_dir = home.path().join("install");
+    install_first_party(&install_dir);
+    let binary = install(Path::new(env!("CARGO_BIN_EXE_ao-host")), &install_dir, None);
+    // `claude` on PATH is the fake; tmux runs a private default server.
+    let bin = home.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(support::fake_agent(), bin.join("claude")).unwrap();
+    let tmux_dir = home.path().join("tmux");
+    std::fs::create_dir_all(&tmux_dir).unwrap();
+    let repo = home.path().join("my-project");
+    init_repo(&repo);
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let log = home.path().join("logs");
+    let run = |args: &[&str]| {
+        Command::new(&binary)
+            .args(args)
+            .current_dir(&repo)
+            .env("HOME", home.path())
+            .env("PATH", &path)
+            .env("TMUX_TMPDIR", &tmux_dir)
+            .env("FAKE_AGENT_LOG", &log)
+            .env_remove("TMUX")
+            .env_remove("AO_CONFIG_PATH")
+            .env_remove("AO_PLUGIN_PATH")
+            .output()
+            .unwrap()
+    };
+    let output = run(&["spawn", "--task", "hello from a newcomer"]);
+    let cleanup = || {
+        let _ = Command::new("tmux")
+            .arg("kill-server")
+            .env("TMUX_TMPDIR", &tmux_dir)
+            .output();
+    };
+    if !output.status.success() {
+        cleanup();
+        panic!("spawn failed: {}", stderr(&output));
+    }
+    assert_eq!(stdout(&output).trim(), "my-project-1");
+    let messages = home.path().join("logs").join("my-project-1");
+    let delivered = wait_until(Duration::from_secs(10), || {
+        !fake_messages(&messages).is_empty()
+    });
+    let worktree = home.path().join(".ao-rs/worktrees/my-project/my-project-1");
+    let exists = worktree.exists();
+    cleanup();
+    assert!(delivered);
+    assert!(exists, "worktree under ~/.ao-rs");
+    assert_eq!(
+        fake_messages(&messages),
+        vec!["hello from a newcomer".to_string()]
+    );
+}
+
+#[test]
+fn a_dropped_enter_after_a_paste_is_pressed_again_and_the_task_still_arrives_once() {
+    let harness = Harness::new(&[("FAKE_AGENT_DROP_FIRST_ENTER", "1")], "");
+    let task = "line one\nline two\nline three\nline four";
+    spawn_json(&harness, task);
+    let log = harness.log_dir().join("app-1");
+    assert!(wait_until(Duration::from_secs(10), || !fake_messages(&log).is_empty()));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(fake_messages(&log), vec![task.to_string()]);
+}
+
+#[test]
+fn a_trust_dialog_is_answered_only_when_the_config_allows_it() {
+    let allowed = Harness::new(
+        &[("FAKE_AGENT_TRUST_DIALOG", "1")],
+        "      trust_workspaces: true\n",
+    );
+    spawn_json(&allowed, "after the dialog");
+    let log = allowed.log_dir().join("app-1");
+    assert!(wait_until(Duration::from_secs(10), || !fake_messages(&log).is_empty()));
+    assert_eq!(fake_messages(&log), vec!["after the dialog".to_string()]);
+
+    let refused = Harness::new(&[("FAKE_AGENT_TRUST_DIALOG", "1")], "");
+    let output = refused.ao(&["spawn", "app", "--task", "x"]);
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(err.contains("trust_workspaces: true"), "{err}");
+    refused.assert_nothing_left("app-1");
+}
+
+#[test]
+fn a_failing_workspace_step_leaves_nothing() {
+    let harness = Harness::new(&[], "");
+    let config = std::fs::read_to_string(harness.config_path())
+        .unwrap()
+        .replace(
+            "default_branch: main }",
+            "default_branch: main, post_create: [\"exit 9\"] }",
+        );
+    std::fs::write(harness.config_path(), config).unwrap();
+    let output = harness.ao(&["spawn", "app", "--task", "x"]);
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(
+        err.contains("post_create") && err.contains("spawning app-1"),
+        "{err}"
+    );
+    harness.assert_nothing_left("app-1");
+}
+
+#[test]
+fn an_agent_that_never_gets_ready_times_out_and_leaves_nothing() {
+    let harness = Harness::new(&[("FAKE_AGENT_NEVER_READY", "1")], "");
+    let config = std::fs::read_to_string(harness.config_path())
+        .unwrap()
+        .replace("ready_timeout_ms: 10000", "ready_timeout_ms: 800");
+    std::fs::write(harness.config_path(), config).unwrap();
+    let output = harness.ao(&["spawn", "app", "--task", "x"]);
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(
+        err.contains("not ready after 800 ms") && err.contains("starting forever"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    harness.assert_nothing_left("app-1");
+}
+
+#[test]
+fn an_agent_that_exits_at_start_is_reported_with_its_output_and_leaves_nothing() {
+    let harness = Harness::new(&[("FAKE_AGENT_EXIT_AT_ONCE", "1")], "");
+    let output = harness.ao(&["spawn", "app", "--task", "x"]);
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(
+        err.contains("exited before it was ready") && err.contains("told to fail"),
+        "{err}"
+    );
+    harness.assert_nothing_left("app-1");
+}
+
+/// The `faulty` runtime fixture with `settings`, installed next to the real plugins.
+fn with_faulty_runtime(harness: &Harness, settings: &str) {
+    install(
+        &build_fixture("faulty", ApiPatch::None),
+        &harness.plugin_dir(),
+        None,
+    );
+    let config = std::fs::read_to_string(harness.config_path())
+        .unwrap()
+        .replace(
+            "  config:\n",
+            &format!("  config:\n    faulty: {settings}\n"),
+        );
+    std::fs::write(harness.config_path(), config).unwrap();
+}
+
+#[test]
+fn a_failing_runtime_leaves_no_worktree_or_record() {
+    let harness = Harness::new(&[], "");
+    with_faulty_runtime(&harness, "{ methods: error, only: [create] }");
+    let output = harness.ao(&["spawn", "app", "--task", "x", "--runtime", "faulty"]);
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(err.contains("faulty fixture refuses create"), "{err}");
+    harness.assert_nothing_left("app-1");
+}
+
+#[test]
+fn a_failing_send_destroys_runtime_and_worktree() {
+    let harness = Harness::new(&[], "");
+    let idle = format!("{rule}\\n❯\u{a0}\\n{rule}\\n", rule = "─".repeat(40));
+    with_faulty_runtime(
+        &harness,
+        &format!("{{ methods: error, only: [send_message], screen: \"{idle}\" }}"),
+    );
+    let output = harness.ao(&["spawn", "app", "--task", "x", "--runtime", "faulty"]);
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(err.contains("faulty fixture refuses send_message"), "{err}");
+    harness.assert_nothing_left("app-1");
+}
+
+#[test]
+fn a_panicking_runtime_is_reported_and_cleaned_up() {
+    let harness = Harness::new(&[], "");
+    with_faulty_runtime(&harness, "{ methods: panic, only: [create] }");
+    let output = harness.ao(&["spawn", "app", "--task", "x", "--runtime", "faulty"]);
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert_eq!(
+        err.trim().lines().count(),
+        1,
+        "one line, no panic dump: {err}"
+    );
+    assert!(err.contains("plugin panicked in `create` at "), "{err}");
+    assert!(err.contains("faulty fixture panics in create"), "{err}");
+    harness.assert_nothing_left("app-1");
+}
+
+#[test]
+fn send_delivers_text_files_and_stdin_and_refuses_non_utf8() {
+    let harness = Harness::new(&[], "");
+    spawn_json(&harness, "first");
+    let log = harness.log_dir().join("app-1");
+    assert!(wait_until(Duration::from_secs(10), || fake_messages(&log)
+        .len()
+        == 1));
+    harness.ok(&["send", "app-1", "as an argument"]);
+    let file = harness.home().join("message.txt");
+    std::fs::write(&file, "from a file\nwith two lines").unwrap();
+    harness.ok(&["send", "app-1", "--file", file.to_str().unwrap()]);
+    let mut child = harness
+        .command(&["send", "app-1", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        "from stdin 'quoted'".as_bytes(),
+    )
+    .unwrap();
+    drop(child.stdin.take());
+    assert!(child.wait_with_output().unwrap().status.success());
+    assert!(wait_until(Duration::from_secs(10), || fake_messages(&log)
+        .len()
+        == 4));
+    assert_eq!(
+        fake_messages(&log),
+        vec![
+            "first",
+            "as an argument",
+            "from a file\nwith two lines",
+            "from stdin 'quoted'"
+        ]
+    );
+
+    std::fs::write(&file, b"bad \xff bytes").unwrap();
+    let output = harness.ao(&["send", "app-1", "--file", file.to_str().unwrap()]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("not UTF-8"), "{}", stderr(&output));
+    let output = harness.ao(&["send", "app-404", "hello"]);
+    assert!(
+        stderr(&output).contains("no session `app-404`"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn session_ls_reports_a_dead_runtime_as_exited() {
+    let harness = Harness::new(&[], "");
+    spawn_json(&harness, "x");
+    harness.tmux.tmux(&["kill-session", "-t", "=app-1"]);
+    let listed = harness.sessions_json(&[]);
+    assert_eq!(listed[0]["status"], "exited");
+    // A corrupt record next to it is reported, not fatal.
+    std::fs::write(harness.record("junk", false), "{{{ not yaml").unwrap();
+    let output = harness.ok(&["session", "ls", "--json"]);
+    assert_eq!(json(&output).as_array().unwrap().len(), 1);
+    assert!(stderr(&output).contains("junk.yaml"), "{}", stderr(&output));
+}
