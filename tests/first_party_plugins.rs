@@ -110,6 +110,8 @@ async fn tmux_session_gets_the_cwd_and_env_and_runs_argv_without_a_shell() {
         .launch_command
         .push(RString::from("$HOME; echo not expanded"));
     runtime.create(request).await.unwrap();
+    // The fake agent logs under $FAKE_AGENT_LOG/$AO_SESSION.
+    let log = log.join("env-1");
     assert!(wait_until(TIMEOUT, || log.join("start.json").exists()));
     let start = fake_start(&log);
     assert_eq!(
