@@ -553,3 +553,62 @@ fn session_ls_reports_a_dead_runtime_as_exited() {
     assert_eq!(json(&output).as_array().unwrap().len(), 1);
     assert!(stderr(&output).contains("junk.yaml"), "{}", stderr(&output));
 }
+
+#[test]
+fn a_plugin_that_is_not_loaded_is_named_with_what_is_loaded() {
+    let harness = Harness::new(&[], "");
+    let output = harness.ao(&["spawn", "app", "--task", "x", "--agent", "codex"]);
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(
+        err.contains("no agent plugin named `codex` is loaded (loaded agent plugins: claude-code)"),
+        "{err}"
+    );
+    assert!(!harness.record("app-1", false).exists());
+    let output = harness.ao(&["spawn", "web", "--task", "x"]);
+    assert!(stderr(&output).contains("no project `web`") && stderr(&output).contains("app"));
+}
+
+#[test]
+fn kill_can_keep_the_workspace() {
+    let harness = Harness::new(&[], "");
+    spawn_json(&harness, "x");
+    harness.ok(&["session", "kill", "app-1", "--keep-workspace"]);
+    assert!(harness.tmux.sessions().is_empty());
+    assert!(harness.worktree("app-1").join("README.md").exists());
+    assert_eq!(
+        harness.sessions_json(&["--archived"])[0]["status"],
+        "killed"
+    );
+}
+
+#[test]
+fn doctor_says_ok_or_the_fix_for_each_check() {
+    let harness = Harness::new(&[], "");
+    let output = harness.ok(&["doctor"]);
+    let report = stdout(&output);
+    for line in [
+        "ok    runtime plugin `tmux`",
+        "ok    `tmux`",
+        "ok    `git`",
+        "ok    data dir",
+    ] {
+        assert!(report.contains(line), "{line} missing:\n{report}");
+    }
+    let output = harness
+        .command(&["doctor"])
+        .env("PATH", harness.home())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let report = stdout(&output);
+    assert!(
+        report.contains("FIX   `tmux`: not found on PATH: install tmux"),
+        "{report}"
+    );
+    assert!(
+        stderr(&output).contains("doctor found"),
+        "{}",
+        stderr(&output)
+    );
+}
