@@ -289,3 +289,48 @@ async fn hanging_call_times_out() {
     assert!(matches!(err, PluginCallError::Timeout { .. }), "{err}");
     assert!(err.to_string().contains("call_timeout_ms"), "{err}");
 }
+
+#[test]
+fn a_pinned_plugin_loads_only_with_the_matching_digest() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("plugins");
+    install_first_party(&dir);
+    let tmux = dir.join(support::library_file_name("ao-runtime-tmux"));
+    let listing = list(home.path(), &dir);
+    let digest = rows_in(&listing, &dir)
+        .into_iter()
+        .find(|r| r["name"] == "tmux")
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 7 + 64,
+        "{digest}"
+    );
+
+    let config = home.path().join("ao-rs.yaml");
+    std::fs::write(
+        &config,
+        format!("plugins:\n  pin:\n    tmux: \"{digest}\"\n"),
+    )
+    .unwrap();
+    let output = check(home.path(), &tmux);
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    std::fs::write(
+        &config,
+        format!("plugins:\n  pin:\n    tmux: \"{wrong}\"\n"),
+    )
+    .unwrap();
+    assert_refused(home.path(), &tmux, "does not match plugins.pin.tmux");
+    // Unpinned plugins are unaffected.
+    let rows = rows_in(&list(home.path(), &dir), &dir);
+    let ok: Vec<_> = rows
+        .iter()
+        .filter(|r| r["status"] == "ok")
+        .map(|r| r["name"].clone())
+        .collect();
+    assert_eq!(ok.len(), 2, "{rows:#?}");
+}

@@ -109,7 +109,10 @@ impl AppContext {
 
     /// Discovers and loads every candidate library.
     pub fn load_plugins(&self) -> PluginRegistry {
-        PluginRegistry::load(&discovery::candidates(&self.search_dirs()))
+        PluginRegistry::load_pinned(
+            &discovery::candidates(&self.search_dirs()),
+            &self.config.plugin_pins,
+        )
     }
 
     /// Loads plugins and builds the chosen runtime, agent and workspace.

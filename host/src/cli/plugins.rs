@@ -3,7 +3,9 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Result;
-use ao_host::plugins::{set::plugin_context, PluginRegistry, PluginRow, PluginStatus};
+use ao_host::plugins::{
+    library::file_digest, set::plugin_context, PluginRegistry, PluginRow, PluginStatus,
+};
 use clap::Subcommand;
 use serde::Serialize;
 
@@ -41,7 +43,7 @@ pub fn run(context: &AppContext, command: PluginsCommand) -> Result<ExitCode> {
 fn list(context: &AppContext, json: bool) -> Result<ExitCode> {
     let dirs = context.search_dirs();
     let registry = context.load_plugins();
-    let rows = registry.rows();
+    let rows = with_digests(registry.rows());
     if json {
         print_json(&ListOutput {
             search_dirs: dirs.iter().map(|d| d.path.display().to_string()).collect(),
@@ -60,8 +62,9 @@ fn list(context: &AppContext, json: bool) -> Result<ExitCode> {
 }
 
 fn check(context: &AppContext, file: PathBuf, json: bool) -> Result<ExitCode> {
-    let registry = PluginRegistry::load(std::slice::from_ref(&file));
-    let mut rows = registry.rows();
+    let registry =
+        PluginRegistry::load_pinned(std::slice::from_ref(&file), &context.config.plugin_pins);
+    let mut rows = with_digests(registry.rows());
     let constructed = registry.try_construct_all(&file, |name| {
         plugin_context(&context.config, &context.config.data_dir, name)
     });
@@ -91,6 +94,14 @@ fn check(context: &AppContext, file: PathBuf, json: bool) -> Result<ExitCode> {
     }
 }
 
+/// Adds each library's digest, for writing `plugins.pin`.
+fn with_digests(mut rows: Vec<PluginRow>) -> Vec<PluginRow> {
+    for row in &mut rows {
+        row.digest = file_digest(&row.path).ok();
+    }
+    rows
+}
+
 fn print_table(rows: &[PluginRow]) {
     let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     for row in rows {
@@ -110,6 +121,9 @@ fn print_table(rows: &[PluginRow]) {
         );
         if let Some(reason) = &row.reason {
             println!("    {reason}");
+        }
+        if let Some(digest) = &row.digest {
+            println!("    {digest}");
         }
     }
 }

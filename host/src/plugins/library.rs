@@ -5,6 +5,7 @@
 //! that an old or new library gets "rebuild against X.Y" rather than a layout dump.
 
 use std::{
+    collections::BTreeMap,
     ffi::CString,
     path::{Path, PathBuf},
 };
@@ -56,6 +57,13 @@ pub enum LoadError {
         library: String,
         host: String,
         rebuild: String,
+    },
+    #[error("{path}: its digest {actual} does not match plugins.pin.{plugin} ({expected}); install the pinned build or update the pin", path = path.display())]
+    PinMismatch {
+        path: PathBuf,
+        plugin: String,
+        expected: String,
+        actual: String,
     },
     #[error("{path}: declares ao-plugin-api {library} but its interface layout differs from this host's ({detail}): rebuild it against the ao-plugin-api {host} release", path = path.display())]
     LayoutMismatch {
@@ -124,9 +132,57 @@ fn rebuild_line(host: &Version) -> String {
     format!("{}.{}", host.major, host.minor)
 }
 
+/// `sha256:<hex>` of a file, the form `plugins.pin` uses.
+pub fn file_digest(path: &Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path)?;
+    let hash = Sha256::digest(&bytes);
+    Ok(format!(
+        "sha256:{}",
+        hash.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ))
+}
+
+/// Refuses a library that provides a pinned plugin unless its digest matches the pin. Checked
+/// after the manifest is read (which names the plugins) and before any plugin code is called.
+fn check_pins(
+    path: &Path,
+    shown: &Path,
+    manifest: &ManifestInfo,
+    pins: &BTreeMap<String, String>,
+) -> Result<(), LoadError> {
+    let mut actual = None;
+    for plugin in &manifest.plugins {
+        let Some(expected) = pins.get(&plugin.name) else {
+            continue;
+        };
+        if actual.is_none() {
+            actual = Some(file_digest(path).map_err(|e| LoadError::Open {
+                path: shown.to_path_buf(),
+                detail: e.to_string(),
+            })?);
+        }
+        let actual = actual.as_deref().unwrap_or_default();
+        if !actual.eq_ignore_ascii_case(expected.trim()) {
+            return Err(LoadError::PinMismatch {
+                path: shown.to_path_buf(),
+                plugin: plugin.name.clone(),
+                expected: expected.clone(),
+                actual: actual.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Loads `path` and checks it. Never panics and never unloads: a loaded library stays mapped for
 /// the life of the process (unloading Rust libraries is unsound).
 pub fn load_library(path: &Path) -> LibraryReport {
+    load_library_pinned(path, &BTreeMap::new())
+}
+
+/// [`load_library`], refusing libraries whose digest differs from their plugins' pins.
+pub fn load_library_pinned(path: &Path, pins: &BTreeMap<String, String>) -> LibraryReport {
     let display_path = path.to_path_buf();
     let mut report = LibraryReport {
         path: display_path.clone(),
@@ -160,7 +216,8 @@ pub fn load_library(path: &Path) -> LibraryReport {
             return report;
         }
     };
-    report.outcome = check_and_init(&path, &display_path, &manifest);
+    report.outcome = check_pins(&path, &display_path, &manifest, pins)
+        .and_then(|()| check_and_init(&path, &display_path, &manifest));
     report.manifest = Some(manifest);
     report
 }

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::{
     instance::{AgentPlugin, RuntimePlugin, WorkspacePlugin},
-    library::{load_library, LibraryReport, LoadedPlugin},
+    library::{load_library_pinned, LibraryReport, LoadedPlugin},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +51,8 @@ pub struct PluginRow {
     pub api_version: Option<String>,
     pub status: PluginStatus,
     pub reason: Option<String>,
+    /// `sha256:<hex>` of the library, for `plugins.pin` (filled in by listing commands).
+    pub digest: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -70,9 +72,15 @@ impl PluginRegistry {
     /// Loads `files` in priority order. A library that fails is recorded and skipped; it never
     /// stops the others from loading.
     pub fn load(files: &[PathBuf]) -> Self {
+        Self::load_pinned(files, &BTreeMap::new())
+    }
+
+    /// [`PluginRegistry::load`], refusing libraries whose digest differs from `pins`
+    /// (plugin name → `sha256:<hex>`).
+    pub fn load_pinned(files: &[PathBuf], pins: &BTreeMap<String, String>) -> Self {
         let mut registry = Self::default();
         for file in files {
-            let report = load_library(file);
+            let report = load_library_pinned(file, pins);
             match &report.outcome {
                 Ok(plugins) => {
                     for plugin in plugins {
@@ -127,6 +135,7 @@ impl PluginRegistry {
                     api_version: api_version.clone(),
                     status: PluginStatus::Error,
                     reason: None,
+                    digest: None,
                 };
             match &report.outcome {
                 Err(error) if declared.is_empty() => rows.push(PluginRow {
