@@ -110,31 +110,16 @@ pub fn run(context: &AppContext) -> Result<ExitCode> {
     choices.sort();
     choices.dedup();
     for (kind, name) in choices {
-        let context_for =
-            |n: &str| ao_host::plugins::set::plugin_context(&context.config, data_dir, n);
-        let built = match kind {
-            PluginKind::Runtime => registry
-                .runtime(
-                    &name,
-                    &context_for(&name),
-                    std::time::Duration::from_secs(5),
-                )
-                .map(drop),
-            PluginKind::Agent => registry
-                .agent(
-                    &name,
-                    &context_for(&name),
-                    std::time::Duration::from_secs(5),
-                )
-                .map(drop),
-            PluginKind::Workspace => registry
-                .workspace(
-                    &name,
-                    &context_for(&name),
-                    std::time::Duration::from_secs(5),
-                )
-                .map(drop),
-        };
+        let plugin_context =
+            ao_host::plugins::set::plugin_context(&context.config, data_dir, &name);
+        let built = registry
+            .instantiate(
+                kind,
+                &name,
+                &plugin_context,
+                std::time::Duration::from_secs(5),
+            )
+            .map(drop);
         let what = format!("{kind} plugin `{name}`");
         match built {
             Ok(()) => {

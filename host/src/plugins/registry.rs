@@ -55,6 +55,13 @@ pub struct PluginRow {
     pub digest: Option<String>,
 }
 
+/// An instance of any kind of plugin.
+pub enum PluginInstance {
+    Runtime(RuntimePlugin),
+    Agent(AgentPlugin),
+    Workspace(WorkspacePlugin),
+}
+
 #[derive(Debug, Clone)]
 struct Registered {
     path: PathBuf,
@@ -205,13 +212,33 @@ impl PluginRegistry {
             })
     }
 
-    fn construct_error(&self, registered: &Registered, error: PluginError) -> RegistryError {
-        RegistryError::Construct {
-            kind: registered.plugin.kind(),
-            name: registered.plugin.name().to_string(),
+    /// Builds an instance of the plugin (kind, `name`) with `context`; its calls time out after
+    /// `timeout`.
+    pub fn instantiate(
+        &self,
+        kind: PluginKind,
+        name: &str,
+        context: &PluginContext,
+        timeout: Duration,
+    ) -> Result<PluginInstance, RegistryError> {
+        let registered = self.find(kind, name)?;
+        let built = match registered.plugin.declaration.constructor {
+            PluginConstructor::Runtime(construct) => construct(context)
+                .into_result()
+                .map(|o| PluginInstance::Runtime(RuntimePlugin::new(name, o, timeout))),
+            PluginConstructor::Agent(construct) => construct(context)
+                .into_result()
+                .map(|o| PluginInstance::Agent(AgentPlugin::new(name, o, timeout))),
+            PluginConstructor::Workspace(construct) => construct(context)
+                .into_result()
+                .map(|o| PluginInstance::Workspace(WorkspacePlugin::new(name, o, timeout))),
+        };
+        built.map_err(|error| RegistryError::Construct {
+            kind,
+            name: name.to_string(),
             path: registered.path.clone(),
             error,
-        }
+        })
     }
 
     pub fn runtime(
@@ -220,12 +247,8 @@ impl PluginRegistry {
         context: &PluginContext,
         timeout: Duration,
     ) -> Result<RuntimePlugin, RegistryError> {
-        let registered = self.find(PluginKind::Runtime, name)?;
-        match registered.plugin.declaration.constructor {
-            PluginConstructor::Runtime(construct) => construct(context)
-                .into_result()
-                .map(|object| RuntimePlugin::new(name, object, timeout))
-                .map_err(|e| self.construct_error(registered, e)),
+        match self.instantiate(PluginKind::Runtime, name, context, timeout)? {
+            PluginInstance::Runtime(plugin) => Ok(plugin),
             _ => unreachable!("registered under its constructor's kind"),
         }
     }
@@ -236,12 +259,8 @@ impl PluginRegistry {
         context: &PluginContext,
         timeout: Duration,
     ) -> Result<AgentPlugin, RegistryError> {
-        let registered = self.find(PluginKind::Agent, name)?;
-        match registered.plugin.declaration.constructor {
-            PluginConstructor::Agent(construct) => construct(context)
-                .into_result()
-                .map(|object| AgentPlugin::new(name, object, timeout))
-                .map_err(|e| self.construct_error(registered, e)),
+        match self.instantiate(PluginKind::Agent, name, context, timeout)? {
+            PluginInstance::Agent(plugin) => Ok(plugin),
             _ => unreachable!("registered under its constructor's kind"),
         }
     }
@@ -252,12 +271,8 @@ impl PluginRegistry {
         context: &PluginContext,
         timeout: Duration,
     ) -> Result<WorkspacePlugin, RegistryError> {
-        let registered = self.find(PluginKind::Workspace, name)?;
-        match registered.plugin.declaration.constructor {
-            PluginConstructor::Workspace(construct) => construct(context)
-                .into_result()
-                .map(|object| WorkspacePlugin::new(name, object, timeout))
-                .map_err(|e| self.construct_error(registered, e)),
+        match self.instantiate(PluginKind::Workspace, name, context, timeout)? {
+            PluginInstance::Workspace(plugin) => Ok(plugin),
             _ => unreachable!("registered under its constructor's kind"),
         }
     }
@@ -273,13 +288,9 @@ impl PluginRegistry {
             .iter()
             .filter(|(_, r)| r.path == library)
             .map(|((kind, name), _)| {
-                let context = context_for(name);
-                let timeout = Duration::from_secs(60);
-                let outcome = match kind {
-                    PluginKind::Runtime => self.runtime(name, &context, timeout).map(drop),
-                    PluginKind::Agent => self.agent(name, &context, timeout).map(drop),
-                    PluginKind::Workspace => self.workspace(name, &context, timeout).map(drop),
-                };
+                let outcome = self
+                    .instantiate(*kind, name, &context_for(name), Duration::from_secs(60))
+                    .map(drop);
                 (name.clone(), outcome)
             })
             .collect()
