@@ -13,8 +13,14 @@ const FIRST_POLL: Duration = Duration::from_millis(10);
 const MAX_POLL: Duration = Duration::from_millis(100);
 /// A start-up dialog is answered at most this many times before the spawn gives up.
 const MAX_ANSWERS: usize = 5;
+/// After answering a dialog, the same dialog is not answered again for this long: the agent may
+/// still show it while it redraws, and a second answer could land on the next dialog instead.
+const ANSWER_GRACE: Duration = Duration::from_secs(3);
 /// How long a pasted message may sit before ao-host decides it is stuck.
 const SUBMIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the text must sit unchanged in the input before Enter is pressed again: long enough
+/// for an agent to react to the first Enter, short enough not to keep the operator waiting.
+const RESUBMIT_AFTER: Duration = Duration::from_millis(250);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeliverError {
@@ -71,7 +77,7 @@ pub async fn wait_until_ready(
     let started = Instant::now();
     let mut backoff = Backoff::new();
     let mut answers = 0;
-    let mut answered_screen = None;
+    let mut last_answer: Option<(String, Instant)> = None;
     loop {
         if !runtime.is_alive(handle).await? {
             let output = runtime
@@ -92,13 +98,16 @@ pub async fn wait_until_ready(
                         reason: reason.into(),
                     });
                 }
-                // Answer each dialog once; give the agent time to redraw before answering again.
-                if answered_screen.as_deref() != Some(screen.as_str()) {
+                let reason = reason.to_string();
+                let just_answered = last_answer
+                    .as_ref()
+                    .is_some_and(|(r, at)| *r == reason && at.elapsed() < ANSWER_GRACE);
+                if !just_answered {
                     tracing::info!("answering start-up dialog: {reason}");
                     let keys: Vec<&str> = answer.iter().map(|k| k.as_str()).collect();
                     runtime.send_keys(handle, &keys).await?;
                     answers += 1;
-                    answered_screen = Some(screen.clone());
+                    last_answer = Some((reason, Instant::now()));
                 }
             }
         }
@@ -123,15 +132,19 @@ pub async fn deliver(
     runtime.send_message(handle, text).await?;
     let started = Instant::now();
     let mut backoff = Backoff::new();
-    let mut previous: Option<String> = None;
+    // The pending screen and since when it has looked like that.
+    let mut unchanged: Option<(String, Instant)> = None;
     let mut resubmitted = false;
     loop {
         let screen = runtime.capture_output(handle, SCREEN_LINES).await?;
         if !agent.input_pending(&screen).await? {
             return Ok(());
         }
-        let settled = previous.as_deref() == Some(screen.as_str());
-        if settled && !resubmitted {
+        let since = match &unchanged {
+            Some((previous, since)) if *previous == screen => *since,
+            _ => Instant::now(),
+        };
+        if since.elapsed() >= RESUBMIT_AFTER && !resubmitted {
             tracing::info!("message still in the agent's input; pressing Enter again");
             runtime.send_keys(handle, &["Enter"]).await?;
             resubmitted = true;
@@ -141,7 +154,7 @@ pub async fn deliver(
                 output: screen_tail(&screen),
             });
         }
-        previous = Some(screen);
+        unchanged = Some((screen, since));
         backoff.wait().await;
     }
 }

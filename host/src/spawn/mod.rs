@@ -61,11 +61,12 @@ pub enum SpawnError {
     InvalidTask(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("spawning {id}: {source} (the session's workspace, runtime and record were removed)")]
+    /// Not marked `#[source]`: the message already carries the step's error, and error-chain
+    /// printers would repeat it.
+    #[error("spawning {id}: {step} (the session's workspace, runtime and record were removed)")]
     Failed {
         id: String,
-        #[source]
-        source: Box<SpawnStepError>,
+        step: Box<SpawnStepError>,
     },
 }
 
@@ -158,7 +159,7 @@ pub async fn spawn_session(
             undo(&session, plugins, store).await;
             Err(SpawnError::Failed {
                 id: session.id.clone(),
-                source: Box::new(error),
+                step: Box::new(error),
             })
         }
     }

@@ -255,7 +255,7 @@ impl Workspace for GitWorktree {
         let created_branch = if self.branch_exists(repo, branch)? {
             if !config.reuse_branch {
                 return Err(PluginError::invalid_input(format!(
-                    "branch `{branch}` already exists in {}; delete it or ask to reuse it",
+                    "branch `{branch}` already exists in {}; if it holds nothing you need, delete it (`git branch -D {branch}`)",
                     repo.display()
                 )));
             }
