@@ -218,9 +218,17 @@ async fn destroy_is_idempotent_and_an_exited_agent_is_not_alive() {
             "=dies-1"
         ]
     );
+    assert!(
+        runtime.alive_handles().await.unwrap().is_empty(),
+        "a dead pane is not alive"
+    );
     runtime.destroy("dies-1").await.unwrap();
     runtime.destroy("dies-1").await.unwrap();
     assert!(server.sessions().is_empty());
+    assert!(
+        runtime.alive_handles().await.unwrap().is_empty(),
+        "no server, no sessions"
+    );
     let err = runtime.send_message("dies-1", "hello").await.unwrap_err();
     assert_eq!(err.kind(), PluginErrorKind::NotFound, "{err}");
 }
@@ -231,6 +239,10 @@ async fn session_names_are_matched_exactly_and_validated() {
     let server = TmuxServer::new();
     let runtime = tmux_runtime(&server, temp.path());
     started_fake(&runtime, "app-10", temp.path()).await;
+    assert_eq!(
+        runtime.alive_handles().await.unwrap(),
+        vec!["app-10".to_string()]
+    );
     // `-t app-1` would match `app-10` by prefix; the plugin must not.
     assert!(!runtime.is_alive("app-1").await.unwrap());
     runtime.destroy("app-1").await.unwrap();

@@ -8,3 +8,4 @@ pub mod config;
 pub mod plugins;
 pub mod session;
 pub mod spawn;
+pub mod timing;

@@ -37,8 +37,9 @@ pub trait RuntimeFfi: Send + Sync {
     fn capture_output(&self, handle: RStr<'_>, lines: u32) -> RResult<RString, PluginError>;
     fn is_alive(&self, handle: RStr<'_>) -> RResult<bool, PluginError>;
     fn destroy(&self, handle: RStr<'_>) -> RResult<(), PluginError>;
-    #[sabi(last_prefix_field)]
     fn attach_command(&self, handle: RStr<'_>) -> RResult<RVec<RString>, PluginError>;
+    #[sabi(last_prefix_field)]
+    fn alive_handles(&self) -> RResult<RVec<RString>, PluginError>;
 }
 
 /// FFI form of [`Agent`].
@@ -152,6 +153,9 @@ impl<T: Runtime> RuntimeFfi for RuntimeAdapter<T> {
         guarded("attach_command", || {
             self.0.attach_command(handle.as_str()).map(to_rvec)
         })
+    }
+    fn alive_handles(&self) -> RResult<RVec<RString>, PluginError> {
+        guarded("alive_handles", || self.0.alive_handles().map(to_rvec))
     }
 }
 

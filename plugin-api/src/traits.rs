@@ -46,6 +46,11 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// The argv an operator runs to watch and type into the session.
     fn attach_command(&self, handle: &str) -> PluginResult<Vec<String>>;
+
+    /// Handles of every live session this runtime can see, in one call: `ao-host session ls`
+    /// asks once instead of calling [`Runtime::is_alive`] per session, which matters with
+    /// thousands of records.
+    fn alive_handles(&self) -> PluginResult<Vec<String>>;
 }
 
 /// Knows one coding agent CLI: how to start it and how to read its screen.

@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use ao_host::{
     config::{self, Config, PluginChoice},
     plugins::{discovery, PluginRegistry, PluginSet},
+    timing::PhaseClock,
 };
 use clap::{Parser, Subcommand};
 
@@ -117,13 +118,18 @@ impl AppContext {
 
     /// Loads plugins and builds the chosen runtime, agent and workspace.
     pub fn plugin_set(&self, choice: &PluginChoice) -> Result<PluginSet> {
+        let mut clock = PhaseClock::start();
         let registry = self.load_plugins();
-        Ok(PluginSet::build(&registry, &self.config, choice)?)
+        let set = PluginSet::build(&registry, &self.config, choice)?;
+        clock.lap("plugin-load");
+        Ok(set)
     }
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    let mut clock = PhaseClock::start();
     let context = AppContext::new(&args)?;
+    clock.lap("config");
     match args.command {
         Command::Plugins(command) => plugins::run(&context, command),
         Command::Doctor => doctor::run(&context),

@@ -1,7 +1,7 @@
 //! Commands about sessions: `spawn`, `orchestrator`, `session ls|kill`, `send`, `attach`.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     io::Read,
     path::{Path, PathBuf},
     process::ExitCode,
@@ -192,10 +192,11 @@ pub async fn orchestrator(context: &AppContext, args: OrchestratorArgs) -> Resul
     Ok(ExitCode::SUCCESS)
 }
 
-/// Plugin sets by choice, built once per command.
+/// Plugin sets by choice, built once per command, and each runtime's live handles, asked once.
 struct PluginCache<'a> {
     context: &'a AppContext,
     built: HashMap<(String, String, String), Result<PluginSet, String>>,
+    alive: HashMap<String, Result<HashSet<String>, String>>,
 }
 
 impl<'a> PluginCache<'a> {
@@ -203,6 +204,25 @@ impl<'a> PluginCache<'a> {
         Self {
             context,
             built: HashMap::new(),
+            alive: HashMap::new(),
+        }
+    }
+
+    /// Whether `handle` is alive in `set`'s runtime (one `alive_handles` call per runtime).
+    async fn is_alive(&mut self, set: &PluginSet, handle: &str) -> Result<bool, String> {
+        let name = set.runtime.name().to_string();
+        if !self.alive.contains_key(&name) {
+            let handles = set
+                .runtime
+                .alive_handles()
+                .await
+                .map(|h| h.into_iter().collect())
+                .map_err(|e| e.to_string());
+            self.alive.insert(name.clone(), handles);
+        }
+        match &self.alive[&name] {
+            Ok(handles) => Ok(handles.contains(handle)),
+            Err(e) => Err(e.clone()),
         }
     }
 
@@ -258,7 +278,7 @@ async fn live(session: Session, plugins: &mut PluginCache<'_>) -> Session {
             return session;
         }
     };
-    match set.runtime.is_alive(&handle).await {
+    match plugins.is_alive(&set, &handle).await {
         Ok(false) => session.status = SessionStatus::Exited,
         Ok(true) => {
             let activity = match set.runtime.capture_output(&handle, SCREEN_LINES).await {

@@ -199,6 +199,13 @@ impl RuntimePlugin {
             .await
             .map(|argv| argv.into_iter().map(String::from).collect())
     }
+
+    pub async fn alive_handles(&self) -> Result<Vec<String>, PluginCallError> {
+        self.0
+            .call("alive_handles", |o| o.alive_handles())
+            .await
+            .map(|handles| handles.into_iter().map(String::from).collect())
+    }
 }
 
 impl AgentPlugin {

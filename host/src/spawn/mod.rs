@@ -29,6 +29,7 @@ use crate::{
     config::ProjectConfig,
     plugins::{PluginCallError, PluginSet},
     session::{now_ms, Session, SessionRole, SessionStatus, SessionStore, StoreError},
+    timing::PhaseClock,
 };
 
 /// A task larger than this belongs in a file in the repository, with a task pointing to it.
@@ -149,10 +150,21 @@ pub async fn spawn_session(
         spawned_by_pid: Some(std::process::id()),
         note: None,
     };
+    let mut clock = PhaseClock::start();
     let mut session = store.reserve(&project.session_prefix, request.role, template)?;
     tracing::info!(id = %session.id, "reserved");
+    clock.lap("reserve");
 
-    let result = run_steps(&request, &default_branch, &mut session, plugins, store, env).await;
+    let result = run_steps(
+        &request,
+        &default_branch,
+        &mut session,
+        plugins,
+        store,
+        env,
+        &mut clock,
+    )
+    .await;
     match result {
         Ok(()) => Ok(session),
         Err(error) => {
@@ -172,6 +184,7 @@ async fn run_steps(
     plugins: &PluginSet,
     store: &SessionStore,
     env: &SpawnEnvironment,
+    clock: &mut PhaseClock,
 ) -> Result<(), SpawnStepError> {
     let project = &request.project;
     let facts = PromptFacts {
@@ -209,6 +222,7 @@ async fn run_steps(
     session.workspace_path = Some(workspace_path.clone());
     store.save(session)?;
     tracing::info!(id = %session.id, path = %workspace_path, "workspace created");
+    clock.lap("workspace");
 
     let agent_session = AgentSession {
         session_id: session.id.as_str().into(),
@@ -234,14 +248,17 @@ async fn run_steps(
     session.status = SessionStatus::Working;
     store.save(session)?;
     tracing::info!(id = %session.id, handle = %handle, "runtime started");
+    clock.lap("runtime");
 
     wait_until_ready(&plugins.runtime, &plugins.agent, &handle, env.ready_timeout).await?;
+    clock.lap("ready-wait");
     if let Some(message) = first_message {
         deliver(&plugins.runtime, &plugins.agent, &handle, &message).await?;
         tracing::info!(id = %session.id, "first message delivered");
     }
     session.spawned_by_pid = None;
     store.save(session)?;
+    clock.lap("send");
     Ok(())
 }
 

@@ -321,6 +321,29 @@ impl Runtime for TmuxRuntime {
         }
     }
 
+    fn alive_handles(&self) -> PluginResult<Vec<String>> {
+        let output = self.tmux.output(
+            None,
+            self.args(&["list-panes", "-a", "-F", "#{session_name} #{pane_dead}"]),
+            None,
+        )?;
+        if !output.status.success() {
+            // No server running means no sessions, not a failure.
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            if stderr.contains("no server running") || stderr.contains("error connecting") {
+                return Ok(Vec::new());
+            }
+            return Err(self.tmux.failure(&output));
+        }
+        let mut alive: Vec<String> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| line.strip_suffix(" 0"))
+            .map(str::to_string)
+            .collect();
+        alive.dedup();
+        Ok(alive)
+    }
+
     fn attach_command(&self, handle: &str) -> PluginResult<Vec<String>> {
         let target = Self::session_target(handle)?;
         let mut argv = vec!["tmux".to_string()];
