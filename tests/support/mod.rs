@@ -64,23 +64,43 @@ fn built_library(package: &str) -> PathBuf {
         .join(library_file_name(package))
 }
 
+fn build_first_party(release: bool) -> Vec<PathBuf> {
+    let mut command = cargo();
+    command
+        .arg("build")
+        .arg("--manifest-path")
+        .arg(repo_root().join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(e2e_dir().join("target"));
+    if release {
+        command.arg("--release");
+    }
+    for package in FIRST_PARTY {
+        command.args(["-p", package]);
+    }
+    run_build(command, "the first-party plugins");
+    let profile = if release { "release" } else { "debug" };
+    FIRST_PARTY
+        .iter()
+        .map(|p| {
+            e2e_dir()
+                .join("target")
+                .join(profile)
+                .join(library_file_name(p))
+        })
+        .collect()
+}
+
 /// Builds the three first-party plugins once per test process; returns where they were built.
 pub fn first_party_build() -> &'static [PathBuf] {
     static BUILT: OnceLock<Vec<PathBuf>> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let mut command = cargo();
-        command
-            .arg("build")
-            .arg("--manifest-path")
-            .arg(repo_root().join("Cargo.toml"))
-            .arg("--target-dir")
-            .arg(e2e_dir().join("target"));
-        for package in FIRST_PARTY {
-            command.args(["-p", package]);
-        }
-        run_build(command, "the first-party plugins");
-        FIRST_PARTY.iter().map(|p| built_library(p)).collect()
-    })
+    BUILT.get_or_init(|| build_first_party(false))
+}
+
+/// The same, optimised, for benchmarks.
+pub fn first_party_build_release() -> &'static [PathBuf] {
+    static BUILT: OnceLock<Vec<PathBuf>> = OnceLock::new();
+    BUILT.get_or_init(|| build_first_party(true))
 }
 
 /// Copies the first-party plugins into `dir` (a folder only this test reads).

@@ -16,6 +16,12 @@ const MAX_ANSWERS: usize = 5;
 /// After answering a dialog, the same dialog is not answered again for this long: the agent may
 /// still show it while it redraws, and a second answer could land on the next dialog instead.
 const ANSWER_GRACE: Duration = Duration::from_secs(3);
+/// A dialog is answered once it has sat unchanged this long: a TUI may draw a dialog before it
+/// listens for keys, and a key that arrives too early is read as something else (Claude Code
+/// took an early Enter for "don't trust this folder" and exited).
+const DIALOG_SETTLE: Duration = Duration::from_millis(300);
+/// How long to wait for a dialog to redraw after a key before pressing the next one anyway.
+const KEY_REDRAW_LIMIT: Duration = Duration::from_secs(1);
 /// How long a pasted message may sit before ao-host decides it is stuck.
 const SUBMIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the text must sit unchanged in the input before Enter is pressed again: long enough
@@ -78,6 +84,7 @@ pub async fn wait_until_ready(
     let mut backoff = Backoff::new();
     let mut answers = 0;
     let mut last_answer: Option<(String, Instant)> = None;
+    let mut unchanged: Option<(String, Instant)> = None;
     loop {
         if !runtime.is_alive(handle).await? {
             let output = runtime
@@ -89,6 +96,11 @@ pub async fn wait_until_ready(
             });
         }
         let screen = runtime.capture_output(handle, SCREEN_LINES).await?;
+        let since = match &unchanged {
+            Some((previous, since)) if *previous == screen => *since,
+            _ => Instant::now(),
+        };
+        unchanged = Some((screen.clone(), since));
         match agent.is_ready(&screen).await? {
             Readiness::Ready => return Ok(()),
             Readiness::Starting => {}
@@ -102,10 +114,10 @@ pub async fn wait_until_ready(
                 let just_answered = last_answer
                     .as_ref()
                     .is_some_and(|(r, at)| *r == reason && at.elapsed() < ANSWER_GRACE);
-                if !just_answered {
-                    tracing::info!("answering start-up dialog: {reason}");
+                if !just_answered && since.elapsed() >= DIALOG_SETTLE {
+                    tracing::info!("answering start-up dialog with {answer:?}: {reason}");
                     let keys: Vec<&str> = answer.iter().map(|k| k.as_str()).collect();
-                    runtime.send_keys(handle, &keys).await?;
+                    press_one_by_one(runtime, handle, &keys, &screen).await?;
                     answers += 1;
                     last_answer = Some((reason, Instant::now()));
                 }
@@ -119,6 +131,35 @@ pub async fn wait_until_ready(
         }
         backoff.wait().await;
     }
+}
+
+/// Presses `keys` one at a time, waiting for the screen to change after each but the last: a
+/// TUI that gets "Down" and "Enter" in one burst may confirm the option that was selected before
+/// the Down was applied.
+async fn press_one_by_one(
+    runtime: &RuntimePlugin,
+    handle: &str,
+    keys: &[&str],
+    screen: &str,
+) -> Result<(), DeliverError> {
+    let mut current = screen.to_string();
+    for (i, key) in keys.iter().enumerate() {
+        runtime.send_keys(handle, &[key]).await?;
+        if i + 1 == keys.len() {
+            break;
+        }
+        let started = Instant::now();
+        let mut backoff = Backoff::new();
+        while started.elapsed() < KEY_REDRAW_LIMIT {
+            backoff.wait().await;
+            let now = runtime.capture_output(handle, SCREEN_LINES).await?;
+            if now != current {
+                current = now;
+                break;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Sends `text` and confirms the agent took it: if the text still sits in the input once the

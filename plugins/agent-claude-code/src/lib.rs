@@ -151,6 +151,20 @@ impl Agent for ClaudeCode {
             reason: reason.into(),
             answer: answer.iter().map(|k| (*k).into()).collect(),
         };
+        let choosing = |reason: &str, option: &str| match patterns.choose_option(output, option) {
+            Some(keys) => Readiness::Blocked {
+                reason: reason.into(),
+                answer: keys.into_iter().map(Into::into).collect(),
+            },
+            None => Readiness::Blocked {
+                reason: format!(
+                    "{reason}, but its option {option:?} is not on screen: answer it in the \
+                     session (ao-host attach)"
+                )
+                .into(),
+                answer: Default::default(),
+            },
+        };
         Ok(match patterns.dialog(output) {
             Some(Dialog::RootRefusal) => blocked(
                 "Claude Code refuses --dangerously-skip-permissions when run as root unless \
@@ -158,9 +172,9 @@ impl Agent for ClaudeCode {
                  plugins.config.claude-code (only inside a sandbox), or drop skip_permissions",
                 &[],
             ),
-            Some(Dialog::TrustFolder) if self.settings.trust_workspaces => blocked(
+            Some(Dialog::TrustFolder) if self.settings.trust_workspaces => choosing(
                 "Claude Code asks whether to trust the workspace",
-                &["Enter"],
+                &patterns.trust_option,
             ),
             Some(Dialog::TrustFolder) => blocked(
                 "Claude Code asks whether to trust the workspace folder: answer it in the \
@@ -173,9 +187,9 @@ impl Agent for ClaudeCode {
                  answer it in the session (ao-host attach) once; it remembers the answer",
                 &[],
             ),
-            Some(Dialog::BypassWarning) if self.settings.accept_bypass_warning => blocked(
+            Some(Dialog::BypassWarning) if self.settings.accept_bypass_warning => choosing(
                 "Claude Code shows the bypass-permissions warning",
-                &["Down", "Enter"],
+                &patterns.bypass_option,
             ),
             Some(Dialog::BypassWarning) => blocked(
                 "Claude Code asks to accept bypass-permissions mode: answer it in the session \

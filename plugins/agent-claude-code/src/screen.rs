@@ -33,6 +33,13 @@ pub struct ScreenPatterns {
     pub root_refusal: Vec<String>,
     /// Text shown instead of a large paste (`[Pasted text #1 +4 lines]`).
     pub paste_placeholder: String,
+    /// Marks the selected option of a dialog.
+    pub selection_marker: String,
+    /// The trust dialog's option that trusts the folder (its position differs between releases:
+    /// first in 2.1.197, second in 2.1.332).
+    pub trust_option: String,
+    /// The bypass-permissions warning's option that accepts it.
+    pub bypass_option: String,
 }
 
 impl Default for ScreenPatterns {
@@ -48,6 +55,9 @@ impl Default for ScreenPatterns {
             bypass_dialog: strings(&["Bypass Permissions mode"]),
             root_refusal: strings(&["cannot be used with root/sudo privileges"]),
             paste_placeholder: "[Pasted text #".into(),
+            selection_marker: "❯".into(),
+            trust_option: "Yes, I trust this folder".into(),
+            bypass_option: "Yes, I accept".into(),
         }
     }
 }
@@ -144,6 +154,29 @@ impl ScreenPatterns {
         }
     }
 
+    /// Keys that move a dialog's selection onto the option containing `wanted` and confirm it,
+    /// read off the screen rather than assumed, since releases reorder options. `None` when the
+    /// option or the selection is not on screen.
+    pub fn choose_option(&self, screen: &str, wanted: &str) -> Option<Vec<String>> {
+        const MAX_MOVES: usize = 8;
+        let lines: Vec<&str> = screen.lines().collect();
+        let target = lines.iter().rposition(|l| l.contains(wanted))?;
+        let selected = lines
+            .iter()
+            .rposition(|l| l.trim_start().starts_with(self.selection_marker.as_str()))?;
+        let (key, moves) = if target >= selected {
+            ("Down", target - selected)
+        } else {
+            ("Up", selected - target)
+        };
+        if moves > MAX_MOVES {
+            return None;
+        }
+        let mut keys = vec![key.to_string(); moves];
+        keys.push("Enter".into());
+        Some(keys)
+    }
+
     /// Whether the input line holds text (typed, pasted, or a paste placeholder).
     pub fn has_pending_input(&self, screen: &str) -> bool {
         self.input_line(screen)
@@ -212,6 +245,36 @@ mod tests {
         ] {
             assert_eq!(p.input_line(&screen(name)), None, "{name}");
         }
+    }
+
+    #[test]
+    fn the_trust_option_is_chosen_wherever_the_release_puts_it() {
+        let p = ScreenPatterns::default();
+        let old = screen("trust-dialog.txt");
+        assert_eq!(
+            p.choose_option(&old, &p.trust_option),
+            Some(vec!["Enter".to_string()])
+        );
+        let new = screen("trust-dialog-2.1.332.txt");
+        assert_eq!(p.dialog(&new), Some(Dialog::TrustFolder));
+        assert_eq!(
+            p.choose_option(&new, &p.trust_option),
+            Some(vec!["Down".to_string(), "Enter".to_string()])
+        );
+        let bypass = screen("bypass-dialog.txt");
+        assert_eq!(
+            p.choose_option(&bypass, &p.bypass_option),
+            Some(vec!["Down".to_string(), "Enter".to_string()])
+        );
+        assert_eq!(p.choose_option(&screen("idle.txt"), "Yes, I trust"), None);
+    }
+
+    #[test]
+    fn the_newer_release_idle_screen_is_ready() {
+        let p = ScreenPatterns::default();
+        let idle = screen("idle-2.1.332.txt");
+        assert_eq!(p.input_line(&idle).map(str::trim), Some(""));
+        assert!(!p.is_busy(&idle));
     }
 
     #[test]

@@ -66,8 +66,10 @@ impl TmuxRuntime {
         Ok(format!("={handle}"))
     }
 
+    /// The session's first window (its only one). `=name:` alone is not enough: with no such
+    /// session tmux 3.3 falls back to the current window of another session.
     fn pane_target(handle: &str) -> PluginResult<String> {
-        Ok(format!("{}:", Self::session_target(handle)?))
+        Ok(format!("{}:^", Self::session_target(handle)?))
     }
 
     fn session_exists(&self, handle: &str) -> PluginResult<bool> {
@@ -76,6 +78,19 @@ impl TmuxRuntime {
             .tmux
             .output(None, self.args(&["has-session", "-t", &target]), None)?;
         Ok(output.status.success())
+    }
+
+    /// Whether tmux failed because the session (or the whole server) does not exist.
+    fn is_missing_target(output: &std::process::Output) -> bool {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        [
+            "can't find",
+            "no server running",
+            "error connecting",
+            "no such",
+        ]
+        .iter()
+        .any(|m| stderr.contains(m))
     }
 
     fn missing(handle: &str) -> PluginError {
@@ -244,15 +259,20 @@ impl Runtime for TmuxRuntime {
             std::process::id(),
             BUFFER_SEQUENCE.fetch_add(1, Ordering::Relaxed)
         );
-        self.run(&["send-keys", "-t", &target, "C-u"])?;
-        self.tmux.run_with_input(
-            None,
-            self.args(&["load-buffer", "-b", &buffer, "-"]),
-            Some(text.as_bytes()),
-        )?;
-        // -p: bracketed paste when the app asked for it; -r: keep LF bytes as they are;
-        // -d: delete the buffer once pasted.
-        self.run(&[
+        // One tmux command: clear the input line, load the text from stdin into a named buffer,
+        // paste it. paste-buffer -p: bracketed paste when the app asked for it; -r: keep LF
+        // bytes as they are; -d: delete the buffer once pasted.
+        let args = [
+            "send-keys",
+            "-t",
+            &target,
+            "C-u",
+            ";",
+            "load-buffer",
+            "-b",
+            &buffer,
+            "-",
+            ";",
             "paste-buffer",
             "-p",
             "-r",
@@ -261,7 +281,9 @@ impl Runtime for TmuxRuntime {
             &buffer,
             "-t",
             &target,
-        ])?;
+        ];
+        self.tmux
+            .run_with_input(None, self.args(&args), Some(text.as_bytes()))?;
         self.wait_for_paste(&target, &before)?;
         self.run(&["send-keys", "-t", &target, "Enter"])?;
         Ok(())
@@ -277,10 +299,17 @@ impl Runtime for TmuxRuntime {
 
     fn capture_output(&self, handle: &str, lines: u32) -> PluginResult<String> {
         let target = Self::pane_target(handle)?;
-        if !self.session_exists(handle)? {
-            return Err(Self::missing(handle));
+        let start = format!("-{lines}");
+        let args = ["capture-pane", "-p", "-J", "-t", &target, "-S", &start];
+        let output = self.tmux.output(None, self.args(&args), None)?;
+        if !output.status.success() {
+            return Err(if Self::is_missing_target(&output) {
+                Self::missing(handle)
+            } else {
+                self.tmux.failure(&output)
+            });
         }
-        let text = self.capture(&target, lines)?;
+        let text = String::from_utf8_lossy(&output.stdout);
         // Blank rows are screen geometry, not output: a run of them counts as one line, so the
         // last `lines` lines hold text even when a dead pane's status sits at the bottom row.
         let mut kept: Vec<&str> = Vec::new();
@@ -299,11 +328,24 @@ impl Runtime for TmuxRuntime {
 
     fn is_alive(&self, handle: &str) -> PluginResult<bool> {
         let target = Self::pane_target(handle)?;
-        if !self.session_exists(handle)? {
-            return Ok(false);
+        // display-message prints an empty line, successfully, for a target that does not
+        // exist; the session name in the answer tells a real answer from that.
+        let args = [
+            "display-message",
+            "-p",
+            "-t",
+            &target,
+            "#{session_name} #{pane_dead}",
+        ];
+        let output = self.tmux.output(None, self.args(&args), None)?;
+        if output.status.success() {
+            let answer = String::from_utf8_lossy(&output.stdout);
+            Ok(answer.trim_end() == format!("{handle} 0"))
+        } else if Self::is_missing_target(&output) {
+            Ok(false)
+        } else {
+            Err(self.tmux.failure(&output))
         }
-        let dead = self.run(&["display-message", "-p", "-t", &target, "#{pane_dead}"])?;
-        Ok(dead.trim() != "1")
     }
 
     fn destroy(&self, handle: &str) -> PluginResult<()> {
@@ -329,8 +371,7 @@ impl Runtime for TmuxRuntime {
         )?;
         if !output.status.success() {
             // No server running means no sessions, not a failure.
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            if stderr.contains("no server running") || stderr.contains("error connecting") {
+            if Self::is_missing_target(&output) {
                 return Ok(Vec::new());
             }
             return Err(self.tmux.failure(&output));

@@ -113,6 +113,7 @@ impl GitWorktree {
 
     /// Everything after `git worktree add`: the steps whose failure must undo the worktree.
     fn finish(&self, config: &WorkspaceCreateConfig, repo: &Path, path: &Path) -> PluginResult<()> {
+        self.git(path, &["reset", "--hard", "--quiet"])?;
         for entry in &config.symlinks {
             link_into(repo, path, entry.as_str())?;
         }
@@ -136,8 +137,9 @@ impl GitWorktree {
         Ok(())
     }
 
-    /// Removes a half-made worktree and, if this call created it, its branch.
-    fn undo(&self, repo: &Path, path: &Path, created_branch: Option<&str>) {
+    /// Removes a half-made worktree and, if this call created it, its branch. The caller holds
+    /// the repository lock (a second lock from this process would wait for itself).
+    fn undo_locked(&self, repo: &Path, path: &Path, created_branch: Option<&str>) {
         let path_text = path.display().to_string();
         let _ = self.git(repo, &["worktree", "remove", "--force", &path_text]);
         if path.exists() {
@@ -244,43 +246,60 @@ impl Workspace for GitWorktree {
             .join(config.session_id.as_str());
         let path_text = path.display().to_string();
 
-        let _lock = self.lock(repo)?;
-        if path.exists() {
+        // Read-only questions are answered before taking the lock (`worktree add -b` itself
+        // refuses an existing branch, so nothing is lost if one appears in between).
+        let reuse = self.branch_exists(repo, branch)?;
+        if reuse && !config.reuse_branch {
             return Err(PluginError::invalid_input(format!(
-                "workspace {path_text} already exists; remove it or use another session id"
+                "branch `{branch}` already exists in {}; if it holds nothing you need, delete it (`git branch -D {branch}`)",
+                repo.display()
             )));
         }
-        std::fs::create_dir_all(path.parent().unwrap_or(&self.root))
-            .map_err(|e| PluginError::failed(format!("creating {}: {e}", self.root.display())))?;
-        let created_branch = if self.branch_exists(repo, branch)? {
-            if !config.reuse_branch {
-                return Err(PluginError::invalid_input(format!(
-                    "branch `{branch}` already exists in {}; if it holds nothing you need, delete it (`git branch -D {branch}`)",
-                    repo.display()
-                )));
-            }
-            self.git(repo, &["worktree", "add", "--", &path_text, branch])?;
+        let base = if reuse {
             None
         } else {
-            let base = self.base_ref(repo, &config.default_branch)?;
-            self.git(
-                repo,
-                &[
-                    "worktree",
-                    "add",
-                    "--no-track",
-                    "-b",
-                    branch,
-                    "--",
-                    &path_text,
-                    &base,
-                ],
-            )
-            .inspect_err(|_| self.undo(repo, &path, None))?;
-            Some(branch)
+            Some(self.base_ref(repo, &config.default_branch)?)
+        };
+        // Only registering the worktree holds the lock: concurrent `git worktree add` runs read
+        // each other's half-written `.git/worktrees/*` and fail. Checking the files out,
+        // symlinks and post_create (which may run for minutes) happen outside it.
+        let created_branch = {
+            let _lock = self.lock(repo)?;
+            if path.exists() {
+                return Err(PluginError::invalid_input(format!(
+                    "workspace {path_text} already exists; remove it or use another session id"
+                )));
+            }
+            std::fs::create_dir_all(path.parent().unwrap_or(&self.root)).map_err(|e| {
+                PluginError::failed(format!("creating {}: {e}", self.root.display()))
+            })?;
+            match &base {
+                None => {
+                    let args = ["worktree", "add", "--no-checkout", "--", &path_text, branch];
+                    self.git(repo, &args)?;
+                    None
+                }
+                Some(base) => {
+                    let args = [
+                        "worktree",
+                        "add",
+                        "--no-checkout",
+                        "--no-track",
+                        "-b",
+                        branch,
+                        "--",
+                        &path_text,
+                        base,
+                    ];
+                    self.git(repo, &args)
+                        .inspect_err(|_| self.undo_locked(repo, &path, None))?;
+                    Some(branch)
+                }
+            }
         };
         if let Err(error) = self.finish(config, repo, &path) {
-            self.undo(repo, &path, created_branch);
+            let _lock = self.lock(repo);
+            self.undo_locked(repo, &path, created_branch);
             return Err(error);
         }
         Ok(path_text)

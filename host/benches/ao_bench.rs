@@ -1,0 +1,646 @@
+//! ao-host benchmarks. `cargo bench -p ao-host --bench ao_bench` builds the plugins optimised,
+//! runs every measurement on this machine and prints a Markdown report (BENCHMARKS.md is one).
+//!
+//! Figures are medians over repeated runs, and ratios compare numbers measured side by side in
+//! the same run: the machine is shared and noisy, so absolute numbers move between runs.
+//! Benchmarks report; they never fail on a timing (tests check behaviour only).
+
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+use std::{
+    io::{Read, Write},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use ao_host::{
+    plugins::{discovery, library::load_library, PluginRegistry},
+    session::{now_ms, Session, SessionRole, SessionStatus, SessionStore},
+};
+use ao_plugin_api::{abi_stable::std_types::RStr, Agent, PluginConstructor, PluginContext};
+use support::{git, init_repo, TmuxServer};
+
+const IDLE_SCREEN: &str = include_str!("../../plugins/agent-claude-code/tests/screens/idle.txt");
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    values[values.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(pos) = args.iter().position(|a| a == "--child") {
+        child(&args[pos + 1..]);
+        return;
+    }
+    let plugins = support::first_party_build_release();
+    let work = tempfile::tempdir().unwrap();
+    println!("# ao-host benchmarks\n");
+    println!("{}\n", machine());
+    plugin_load(plugins, work.path());
+    dispatch(plugins);
+    let single = spawn_latency(plugins, work.path());
+    concurrency(plugins, work.path(), single);
+    scale(plugins, work.path());
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let tmux = Command::new("tmux")
+        .arg("-V")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let git_version = Command::new("git")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    format!("Machine: {cpu}, {cores} cores; {tmux}; {git_version}; release build.")
+}
+
+/// Child processes, so that each load starts from a process with nothing loaded yet.
+fn child(args: &[String]) {
+    match args[0].as_str() {
+        "load" => {
+            let dir = PathBuf::from(&args[1]);
+            let started = Instant::now();
+            let dirs = [discovery::SearchDir {
+                path: dir,
+                origin: "bench",
+            }];
+            let registry = PluginRegistry::load(&discovery::candidates(&dirs));
+            let elapsed = started.elapsed();
+            assert!(registry
+                .rows()
+                .iter()
+                .all(|r| r.reason.as_deref().is_none_or(|r| r.contains("shadowed"))));
+            println!("{}", elapsed.as_nanos());
+        }
+        "pipe-server" => {
+            let agent = native_agent();
+            let stdin = std::io::stdin();
+            let mut input = stdin.lock();
+            let mut out = std::io::stdout().lock();
+            let mut len = [0u8; 4];
+            let mut buffer = Vec::new();
+            while input.read_exact(&mut len).is_ok() {
+                buffer.resize(u32::from_le_bytes(len) as usize, 0);
+                input.read_exact(&mut buffer).unwrap();
+                let activity = agent
+                    .activity(std::str::from_utf8(&buffer).unwrap())
+                    .unwrap();
+                out.write_all(&[activity as u8]).unwrap();
+                out.flush().unwrap();
+            }
+        }
+        "fake-agent" => fake_agent(),
+        "rss" => {
+            // Runs the command and reports its peak RSS alone (this process has no other child).
+            let status = Command::new(&args[1])
+                .args(&args[2..])
+                .stdout(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success());
+            println!("{}", children_peak_rss_mib());
+        }
+        other => panic!("unknown child mode {other}"),
+    }
+}
+
+/// A stand-in agent that is ready at once: the Python fake of the tests spends most of a spawn's
+/// ready-wait starting the interpreter. Same screen contract: raw mode, bracketed paste, an
+/// input box whose line starts with "❯" + NO-BREAK SPACE, a "✻" line while busy.
+fn fake_agent() {
+    // SAFETY: plain termios calls on stdin, which tmux made a terminal.
+    unsafe {
+        let mut term: libc::termios = std::mem::zeroed();
+        libc::tcgetattr(0, &mut term);
+        libc::cfmakeraw(&mut term);
+        libc::tcsetattr(0, libc::TCSANOW, &term);
+    }
+    let rule = "─".repeat(60);
+    let draw = |content: &str, busy: bool| {
+        let spinner = if busy { "✻ Working…\r\n" } else { "" };
+        let mut out = std::io::stdout().lock();
+        let _ = write!(
+            out,
+            "\x1b[2J\x1b[H{spinner}{rule}\r\n❯\u{a0}{content}\r\n{rule}\r\n  ? for shortcuts\r\n"
+        );
+        let _ = out.flush();
+    };
+    print!("\x1b[?2004h");
+    draw("", false);
+    let (start, end) = (b"\x1b[200~".as_slice(), b"\x1b[201~".as_slice());
+    let mut pending: Vec<u8> = Vec::new();
+    let mut text: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; 65536];
+    loop {
+        let read = std::io::stdin().read(&mut chunk).unwrap_or(0);
+        if read == 0 {
+            return;
+        }
+        pending.extend_from_slice(&chunk[..read]);
+        if let (Some(s), Some(e)) = (find(&pending, start), find(&pending, end)) {
+            text.extend_from_slice(&pending[s + start.len()..e]);
+            pending.drain(..e + end.len());
+            draw("[Pasted text #1]", false);
+        }
+        if find(&pending, start).is_none() {
+            if let Some(enter) = pending.iter().position(|b| *b == b'\r') {
+                pending.drain(..=enter);
+                if !text.is_empty() {
+                    text.clear();
+                    draw("", true);
+                }
+            }
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn run_child(args: &[&str]) -> String {
+    let output = Command::new(std::env::current_exe().unwrap())
+        .arg("--child")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+fn load_ms(dir: &Path, runs: usize) -> f64 {
+    median(
+        (0..runs)
+            .map(|_| {
+                run_child(&["load", dir.to_str().unwrap()])
+                    .parse::<f64>()
+                    .unwrap()
+                    / 1e6
+            })
+            .collect(),
+    )
+}
+
+fn plugin_load(plugins: &[PathBuf], work: &Path) {
+    let three = work.join("load-3");
+    for p in plugins {
+        support::install(p, &three, None);
+    }
+    let first_party = load_ms(&three, 21);
+    println!("## Plugin load and verification\n");
+    println!("Discover, read the manifest, check the API version and abi_stable's layout, and");
+    println!("register, in a fresh process each run (`PluginRegistry::load`).\n");
+    println!("| libraries | median | per library | target |");
+    println!("|---|---|---|---|");
+    println!(
+        "| 3 first-party | {first_party:.2} ms | {:.2} ms | < 5 ms total |",
+        first_party / 3.0
+    );
+    for count in [25, 50, 100] {
+        let dir = work.join(format!("load-{count}"));
+        for n in 0..count {
+            let source = &plugins[n % plugins.len()];
+            support::install(source, &dir, Some(&format!("libao_bench_{n:03}.so")));
+        }
+        let total = load_ms(&dir, 11);
+        let target = if count == 100 { "< 100 ms, linear" } else { "" };
+        println!(
+            "| {count} copies | {total:.2} ms | {:.3} ms | {target} |",
+            total / count as f64
+        );
+    }
+    println!(
+        "\nThe 100 libraries are copies of the three first-party ones under distinct file names:"
+    );
+    println!("each is a separate `dlopen` and a separate layout check; all but three are reported");
+    println!("as shadowed.\n");
+}
+
+fn native_agent() -> Box<dyn Agent> {
+    let context = PluginContext {
+        plugin_name: "claude-code".into(),
+        data_dir: "/tmp".into(),
+        config_yaml: "".into(),
+    };
+    Box::new(ao_agent_claude_code::ClaudeCode::new(&context).unwrap())
+}
+
+fn per_call_ns(iterations: u32, mut call: impl FnMut()) -> f64 {
+    for _ in 0..iterations / 10 {
+        call();
+    }
+    let samples: Vec<f64> = (0..7)
+        .map(|_| {
+            let started = Instant::now();
+            for _ in 0..iterations {
+                call();
+            }
+            started.elapsed().as_nanos() as f64 / iterations as f64
+        })
+        .collect();
+    median(samples)
+}
+
+fn dispatch(plugins: &[PathBuf]) {
+    let library = plugins
+        .iter()
+        .find(|p| p.to_string_lossy().contains("claude"))
+        .unwrap();
+    let report = load_library(library);
+    let loaded = report.outcome.unwrap()[0];
+    let PluginConstructor::Agent(construct) = loaded.declaration.constructor else {
+        panic!("claude-code is an agent")
+    };
+    let context = PluginContext {
+        plugin_name: "claude-code".into(),
+        data_dir: "/tmp".into(),
+        config_yaml: "".into(),
+    };
+    let ffi = construct(&context).unwrap();
+    let native = native_agent();
+
+    let mut pipe = Command::new(std::env::current_exe().unwrap())
+        .args(["--child", "pipe-server"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut to_child = pipe.stdin.take().unwrap();
+    let mut from_child = std::io::BufReader::new(pipe.stdout.take().unwrap());
+    let mut pipe_call = |screen: &str| {
+        to_child
+            .write_all(&(screen.len() as u32).to_le_bytes())
+            .unwrap();
+        to_child.write_all(screen.as_bytes()).unwrap();
+        to_child.flush().unwrap();
+        let mut answer = [0u8; 1];
+        from_child.read_exact(&mut answer).unwrap();
+        std::hint::black_box(answer);
+    };
+
+    println!("## Dispatch overhead\n");
+    println!(
+        "`Agent::activity(screen)` of the claude-code plugin: the same code called through the"
+    );
+    println!(
+        "stable ABI (`AgentFfi_TO` from the loaded library, `catch_unwind` included), natively"
+    );
+    println!(
+        "through `Box<dyn Agent>`, and in a child process over a pipe (length-prefixed request,"
+    );
+    println!("one-byte answer), as process-isolated plugin hosts do.\n");
+    println!(
+        "| input | native `Box<dyn>` | stable ABI | ABI / native | pipe round-trip | pipe / ABI |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (label, screen) in [
+        ("idle screen (40 lines)", IDLE_SCREEN),
+        ("empty screen", ""),
+    ] {
+        let native_ns = per_call_ns(20_000, || {
+            std::hint::black_box(native.activity(std::hint::black_box(screen)).unwrap());
+        });
+        let ffi_ns = per_call_ns(20_000, || {
+            std::hint::black_box(
+                ffi.activity(RStr::from_str(std::hint::black_box(screen)))
+                    .unwrap(),
+            );
+        });
+        let pipe_ns = per_call_ns(2_000, || pipe_call(screen));
+        println!(
+            "| {label} | {native_ns:.0} ns | {ffi_ns:.0} ns | {:.2}x | {:.1} µs | {:.0}x |",
+            ffi_ns / native_ns,
+            pipe_ns / 1000.0,
+            pipe_ns / ffi_ns
+        );
+    }
+    drop(to_child);
+    let _ = pipe.wait();
+    println!("\nTarget: ABI / native <= 1.5x.\n");
+}
+
+/// An installation for spawn benchmarks: release plugins, a repository, a private tmux server.
+struct SpawnSetup {
+    dir: PathBuf,
+    config: PathBuf,
+    repo: PathBuf,
+    _tmux: TmuxServer,
+}
+
+fn spawn_setup(plugins: &[PathBuf], work: &Path, name: &str) -> SpawnSetup {
+    let dir = work.join(name);
+    let plugin_dir = dir.join("plugins");
+    for p in plugins {
+        support::install(p, &plugin_dir, None);
+    }
+    let repo = dir.join("repo");
+    init_repo(&repo);
+    let tmux = TmuxServer::new();
+    let config = dir.join("ao-rs.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir: {:?}\nplugins:\n  dirs: [{:?}]\n  config:\n    tmux: {{ socket: {} }}\n    claude-code: {{ command: {:?} }}\nprojects:\n  app: {{ repo: {:?}, default_branch: main}}\n",
+            dir.join("data").display().to_string(),
+            plugin_dir.display().to_string(),
+            tmux.socket,
+            fake_agent_launcher(&dir).display().to_string(),
+            repo.display().to_string(),
+        ),
+    )
+    .unwrap();
+    SpawnSetup {
+        dir,
+        config,
+        repo,
+        _tmux: tmux,
+    }
+}
+
+/// claude-code runs `command --model M …`; this launcher turns that into `ao_bench --child
+/// fake-agent`, so the benchmark's own binary is the agent.
+fn fake_agent_launcher(dir: &Path) -> PathBuf {
+    let launcher = dir.join("fake-agent");
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        &launcher,
+        format!(
+            "#!/bin/sh\nexec {:?} --child fake-agent\n",
+            std::env::current_exe().unwrap()
+        ),
+    )
+    .unwrap();
+    let mut permissions = std::fs::metadata(&launcher).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&launcher, permissions).unwrap();
+    launcher
+}
+
+fn ao_host(setup: &SpawnSetup, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ao-host"));
+    command
+        .arg("--config")
+        .arg(&setup.config)
+        .args(args)
+        .current_dir(&setup.dir)
+        .env_remove("AO_PLUGIN_PATH")
+        .env_remove("AO_CONFIG_PATH")
+        .env_remove("AO_LOG");
+    command
+}
+
+/// Peak resident set of the largest child waited for so far, in MiB.
+fn children_peak_rss_mib() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    usage.ru_maxrss as f64 / 1024.0
+}
+
+const PHASES: [&str; 7] = [
+    "config",
+    "plugin-load",
+    "reserve",
+    "workspace",
+    "runtime",
+    "ready-wait",
+    "send",
+];
+
+fn spawn_latency(plugins: &[PathBuf], work: &Path) -> f64 {
+    let setup = spawn_setup(plugins, work, "spawn-latency");
+    let runs = 15;
+    let mut totals = Vec::new();
+    let mut phases: Vec<Vec<f64>> = vec![Vec::new(); PHASES.len()];
+    for n in 0..runs {
+        let started = Instant::now();
+        let output = ao_host(
+            &setup,
+            &[
+                "-v",
+                "spawn",
+                "app",
+                "--task",
+                &format!("benchmark task {n}"),
+            ],
+        )
+        .output()
+        .unwrap();
+        totals.push(ms(started.elapsed()));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        for line in String::from_utf8_lossy(&output.stderr).lines() {
+            let Some(rest) = line.split("timing phase=\"").nth(1) else {
+                continue;
+            };
+            let (phase, value) = rest.split_once("\" ms=").unwrap();
+            if let Some(i) = PHASES.iter().position(|p| *p == phase) {
+                phases[i].push(value.trim().parse().unwrap());
+            }
+        }
+    }
+    let rss_runs: Vec<f64> = (0..5)
+        .map(|n| {
+            let task = format!("rss task {n}");
+            let command = ao_host(&setup, &["spawn", "app", "--task", &task]);
+            let mut args: Vec<String> = vec![
+                "rss".into(),
+                command.get_program().to_string_lossy().into_owned(),
+            ];
+            args.extend(command.get_args().map(|a| a.to_string_lossy().into_owned()));
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_child(&args).parse::<f64>().unwrap()
+        })
+        .collect();
+    let rss = median(rss_runs);
+    let total = median(totals);
+    let phase_medians: Vec<f64> = phases.into_iter().map(median).collect();
+    let ready = phase_medians[5];
+    println!("## Spawn latency\n");
+    println!(
+        "`ao-host spawn app --task …`, process start to exit, with real tmux and git and a fake"
+    );
+    println!("agent that is ready at once (this benchmark's binary in `fake-agent` mode, started through");
+    println!("a `/bin/sh` launcher). {runs} spawns, medians; phases from the `-v` timing lines.\n");
+    println!("| phase | median |");
+    println!("|---|---|");
+    for (phase, value) in PHASES.iter().zip(&phase_medians) {
+        println!("| {phase} | {value:.1} ms |");
+    }
+    println!("| **total (wall, incl. process start)** | **{total:.1} ms** (target <= 150 ms) |");
+    println!(
+        "| reference behaviour: fixed 2.5 s sleep instead of the ready-wait | {:.1} ms (computed: total − ready-wait + 2500) |",
+        total - ready + 2500.0
+    );
+    println!("\nPeak RSS of an `ao-host spawn` process: {rss:.1} MiB (target <= 15 MB).\n");
+    total
+}
+
+fn concurrency(plugins: &[PathBuf], work: &Path, single: f64) {
+    println!("## Concurrency\n");
+    println!("20 `ao-host spawn` processes started at once in one repository (fresh repository each round).\n");
+    println!("| round | wall time | / one spawn | failures |");
+    println!("|---|---|---|---|");
+    let mut walls = Vec::new();
+    for round in 1..=3 {
+        let setup = spawn_setup(plugins, work, &format!("concurrency-{round}"));
+        let started = Instant::now();
+        let children: Vec<_> = (0..20)
+            .map(|n| {
+                ao_host(
+                    &setup,
+                    &["spawn", "app", "--task", &format!("parallel task {n}")],
+                )
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+            })
+            .collect();
+        let failures = children
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .filter(|o| !o.status.success())
+            .count();
+        let wall = ms(started.elapsed());
+        walls.push(wall);
+        let worktrees = git(&setup.repo, &["worktree", "list"]).lines().count() - 1;
+        assert_eq!(worktrees + failures, 20);
+        println!(
+            "| {round} | {wall:.0} ms | {:.1}x | {failures} |",
+            wall / single
+        );
+    }
+    println!(
+        "\nMedian: {:.0} ms, {:.1}x one spawn (target <= 3x, zero failures).\n",
+        median(walls.clone()),
+        median(walls) / single
+    );
+}
+
+fn record(id: &str, n: u64) -> Session {
+    Session {
+        id: id.into(),
+        project_id: "app".into(),
+        role: SessionRole::Worker,
+        status: SessionStatus::Working,
+        agent: "claude-code".into(),
+        runtime: "tmux".into(),
+        workspace: "git-worktree".into(),
+        branch: format!("session/{id}"),
+        workspace_path: Some(format!("/nonexistent/{id}")),
+        runtime_handle: Some(id.into()),
+        task: Some(format!("task number {n}\nwith a second line")),
+        created_at: now_ms() + n,
+        spawned_by_pid: None,
+        note: None,
+    }
+}
+
+fn scale(plugins: &[PathBuf], work: &Path) {
+    let setup = spawn_setup(plugins, work, "scale");
+    let sessions = setup.dir.join("data").join("sessions").join("app");
+    std::fs::create_dir_all(&sessions).unwrap();
+    // 10,000 active records of project `app`, and 10,000 archived ones of project `old`.
+    let archive = setup
+        .dir
+        .join("data")
+        .join("sessions")
+        .join("old")
+        .join("archive");
+    std::fs::create_dir_all(&archive).unwrap();
+    for n in 1..=10_000u64 {
+        let id = format!("app-{n}");
+        let text = serde_yaml::to_string(&record(&id, n)).unwrap();
+        std::fs::write(sessions.join(format!("{id}.yaml")), text).unwrap();
+        let old = format!("old-{n}");
+        let mut archived = record(&old, n);
+        archived.project_id = "old".into();
+        archived.status = SessionStatus::Killed;
+        std::fs::write(
+            archive.join(format!("{old}.yaml")),
+            serde_yaml::to_string(&archived).unwrap(),
+        )
+        .unwrap();
+    }
+    let ls = |archived: bool| {
+        median(
+            (0..5)
+                .map(|_| {
+                    let mut args = vec!["session", "ls", "--json"];
+                    if archived {
+                        args.push("--archived");
+                    }
+                    let started = Instant::now();
+                    let output = ao_host(&setup, &args).output().unwrap();
+                    assert!(
+                        output.status.success(),
+                        "{}",
+                        String::from_utf8_lossy(&output.stderr)
+                    );
+                    ms(started.elapsed())
+                })
+                .collect(),
+        )
+    };
+    let active = ls(false);
+    let archived = ls(true);
+
+    let store = SessionStore::open(&setup.dir.join("data")).unwrap();
+    let reserve: Vec<f64> = (0..20)
+        .map(|_| {
+            let started = Instant::now();
+            let session = store
+                .reserve("app", SessionRole::Orchestrator, record("", 0))
+                .unwrap();
+            let elapsed = ms(started.elapsed());
+            store.delete("app", &session.id).unwrap();
+            elapsed
+        })
+        .collect();
+    println!("## Scale\n");
+    println!(
+        "10,000 active session records on disk (none of their tmux sessions alive) and 10,000"
+    );
+    println!("archived ones.\n");
+    println!("| operation | median | target |");
+    println!("|---|---|---|");
+    println!("| `ao-host session ls --json` (live status: one `alive_handles` call, then parse and print) | {active:.0} ms | <= 200 ms |");
+    println!(
+        "| orchestrator id reservation (`app-orchestrator-1` among 10,000 workers) | {:.2} ms | |",
+        median(reserve)
+    );
+    println!(
+        "| `ao-host session ls --archived --json` (no live status) | {:.0} ms | |",
+        archived
+    );
+    println!();
+}
