@@ -334,3 +334,32 @@ fn a_pinned_plugin_loads_only_with_the_matching_digest() {
         .collect();
     assert_eq!(ok.len(), 2, "{rows:#?}");
 }
+
+#[tokio::test]
+async fn a_plugin_built_before_a_method_was_added_still_loads_and_gets_the_default() {
+    let library = build_fixture("old-runtime", ApiPatch::OldRuntime);
+    let registry = PluginRegistry::load(std::slice::from_ref(&library));
+    let rows = registry.rows();
+    assert_eq!(
+        rows[0].status,
+        ao_host::plugins::PluginStatus::Ok,
+        "{rows:?}"
+    );
+    // Built against 0.1.0, loaded by a 0.1.1 host.
+    assert_eq!(rows[0].api_version.as_deref(), Some("0.1.0"));
+    assert_ne!(ao_plugin_api::API_VERSION, "0.1.0");
+    let runtime = registry
+        .runtime("old-runtime", &faulty_context(""), Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(
+        runtime.capture_output("s-1", 10).await.unwrap(),
+        "old runtime screen"
+    );
+    let err = runtime.alive_handles().await.unwrap_err();
+    assert_eq!(err.kind(), PluginErrorKind::Unsupported);
+    assert!(
+        err.to_string()
+            .contains("built before `alive_handles` existed"),
+        "{err}"
+    );
+}

@@ -37,9 +37,15 @@ pub trait RuntimeFfi: Send + Sync {
     fn capture_output(&self, handle: RStr<'_>, lines: u32) -> RResult<RString, PluginError>;
     fn is_alive(&self, handle: RStr<'_>) -> RResult<bool, PluginError>;
     fn destroy(&self, handle: RStr<'_>) -> RResult<(), PluginError>;
-    fn attach_command(&self, handle: RStr<'_>) -> RResult<RVec<RString>, PluginError>;
     #[sabi(last_prefix_field)]
-    fn alive_handles(&self) -> RResult<RVec<RString>, PluginError>;
+    fn attach_command(&self, handle: RStr<'_>) -> RResult<RVec<RString>, PluginError>;
+    /// Added after the first release of the interface: a library built before it has no such
+    /// entry in its vtable, and the host gets this default instead.
+    fn alive_handles(&self) -> RResult<RVec<RString>, PluginError> {
+        RErr(PluginError::unsupported(
+            "this runtime plugin was built before `alive_handles` existed; rebuild it against a newer ao-plugin-api",
+        ))
+    }
 }
 
 /// FFI form of [`Agent`].

@@ -120,6 +120,8 @@ pub enum ApiPatch {
     Version(&'static str),
     /// Same version, one more field in `RuntimeCreateRequest`.
     LayoutDrift,
+    /// The runtime interface as first released: without `alive_handles`.
+    OldRuntime,
 }
 
 impl ApiPatch {
@@ -128,6 +130,7 @@ impl ApiPatch {
             Self::None => "real".into(),
             Self::Version(v) => format!("api-{}", v.replace('.', "-")),
             Self::LayoutDrift => "drift".into(),
+            Self::OldRuntime => "old-runtime".into(),
         }
     }
 }
@@ -159,7 +162,13 @@ fn toml_section(text: &str, header: &str) -> String {
 fn patched_plugin_api(patch: ApiPatch, into: &Path) {
     let source = repo_root().join("plugin-api");
     let mut manifest = std::fs::read_to_string(source.join("Cargo.toml")).unwrap();
-    if let ApiPatch::Version(version) = patch {
+    let version = match patch {
+        ApiPatch::Version(version) => Some(version),
+        // The release before `alive_handles` was added.
+        ApiPatch::OldRuntime => Some("0.1.0"),
+        _ => None,
+    };
+    if let Some(version) = version {
         let current = format!("version = \"{}\"", ao_plugin_api::API_VERSION);
         assert!(
             manifest.contains(&current),
@@ -171,6 +180,9 @@ fn patched_plugin_api(patch: ApiPatch, into: &Path) {
     for entry in std::fs::read_dir(source.join("src")).unwrap() {
         let entry = entry.unwrap();
         let mut text = std::fs::read_to_string(entry.path()).unwrap();
+        if patch == ApiPatch::OldRuntime {
+            text = without_alive_handles(&entry.file_name().to_string_lossy(), text);
+        }
         if patch == ApiPatch::LayoutDrift && entry.file_name() == "types.rs" {
             let anchor = "    pub env: RVec<EnvVar>,\n}";
             assert!(
@@ -183,6 +195,33 @@ fn patched_plugin_api(patch: ApiPatch, into: &Path) {
             );
         }
         write_if_changed(&into.join("src").join(entry.file_name()), &text);
+    }
+}
+
+/// Removes `alive_handles` (added after the first release) from a copy of plugin-api's source.
+fn without_alive_handles(file: &str, text: String) -> String {
+    let cut = |text: String, start: &str, end: &str| -> String {
+        let from = text
+            .find(start)
+            .unwrap_or_else(|| panic!("{file}: {start:?} not found"));
+        let to = from
+            + text[from..]
+                .find(end)
+                .unwrap_or_else(|| panic!("{file}: {end:?} not found"))
+            + end.len();
+        format!("{}{}", &text[..from], &text[to..])
+    };
+    match file {
+        "traits.rs" => cut(
+            text,
+            "\n    /// Handles of every live session",
+            "fn alive_handles(&self) -> PluginResult<Vec<String>>;",
+        ),
+        "ffi.rs" => {
+            let text = cut(text, "\n    /// Added after the first release", "    }\n");
+            cut(text, "\n    fn alive_handles(&self) -> RResult<RVec<RString>, PluginError> {\n        guarded", "    }\n")
+        }
+        _ => text,
     }
 }
 

@@ -11,7 +11,11 @@ use std::{
 };
 
 use ao_plugin_api::{
-    abi_stable::library::lib_header_from_path,
+    abi_stable::{
+        abi_stability::abi_checking::check_layout_compatibility,
+        library::{lib_header_from_path, IsLayoutChecked},
+        StableAbi,
+    },
     manifest::{PluginManifest, MANIFEST_FORMAT, MANIFEST_MAGIC, MANIFEST_SYMBOL},
     PluginDeclaration, PluginKind, PluginLibraryRef, API_VERSION,
 };
@@ -321,20 +325,34 @@ fn check_and_init(
     if !api_compatible(&host, &library_version) {
         return Err(incompatible());
     }
+    let layout_error = |detail: String| {
+        tracing::debug!(path = %path.display(), error = %detail, "library layout refused");
+        LoadError::LayoutMismatch {
+            path: shown.to_path_buf(),
+            library: manifest.api_version.clone(),
+            host: host.to_string(),
+            detail: summarize(&detail),
+        }
+    };
     // One header per library: `RootModule::load_from_file` would cache the first library's
     // module for every later one.
-    let module = lib_header_from_path(path)
-        .and_then(|header| header.init_root_module::<PluginLibraryRef>())
-        .map_err(|e| {
-            let full = error_chain(&e);
-            tracing::debug!(path = %path.display(), error = %full, "abi_stable refused library");
-            LoadError::LayoutMismatch {
-                path: shown.to_path_buf(),
-                library: manifest.api_version.clone(),
-                host: host.to_string(),
-                detail: summarize(&full),
-            }
-        })?;
+    let header = lib_header_from_path(path).map_err(|e| layout_error(error_chain(&e)))?;
+    let IsLayoutChecked::Yes(library_layout) = header.root_mod_consts().layout() else {
+        return Err(layout_error(
+            "the library was built without layout information".into(),
+        ));
+    };
+    // The layout check runs with the library as the interface and the host as the
+    // implementation, the reverse of abi_stable's own `init_root_module`. abi_stable lets the
+    // implementation's prefix types (trait vtables) have *more* fields than the interface's,
+    // which is what a host newer than its plugins needs: a method added to an interface after
+    // a release is a vtable field an older plugin lacks, and the host reaches it through the
+    // method's default body. Everything else must still match exactly.
+    check_layout_compatibility(library_layout, <PluginLibraryRef as StableAbi>::LAYOUT)
+        .map_err(|e| layout_error(error_chain(&e)))?;
+    // SAFETY: the layout was checked just above, in the direction explained there.
+    let module = unsafe { header.init_root_module_with_unchecked_layout::<PluginLibraryRef>() }
+        .map_err(|e| layout_error(error_chain(&e)))?;
     let plugins: Vec<LoadedPlugin> = module
         .plugins()
         .iter()
