@@ -64,7 +64,8 @@ fn built_library(package: &str) -> PathBuf {
         .join(library_file_name(package))
 }
 
-fn build_first_party(release: bool) -> Vec<PathBuf> {
+/// Builds workspace packages (cdylibs) into the e2e target folder; returns their libraries.
+fn build_packages(packages: &[&str], release: bool) -> Vec<PathBuf> {
     let mut command = cargo();
     command
         .arg("build")
@@ -75,12 +76,12 @@ fn build_first_party(release: bool) -> Vec<PathBuf> {
     if release {
         command.arg("--release");
     }
-    for package in FIRST_PARTY {
+    for package in packages {
         command.args(["-p", package]);
     }
-    run_build(command, "the first-party plugins");
+    run_build(command, &packages.join(", "));
     let profile = if release { "release" } else { "debug" };
-    FIRST_PARTY
+    packages
         .iter()
         .map(|p| {
             e2e_dir()
@@ -89,6 +90,63 @@ fn build_first_party(release: bool) -> Vec<PathBuf> {
                 .join(library_file_name(p))
         })
         .collect()
+}
+
+fn build_first_party(release: bool) -> Vec<PathBuf> {
+    build_packages(&FIRST_PARTY, release)
+}
+
+/// The example plugins (`examples/`), built once per test process.
+pub fn examples_build() -> &'static [PathBuf] {
+    static BUILT: OnceLock<Vec<PathBuf>> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        build_packages(
+            &["ao-example-runtime-process", "ao-example-agent-shell"],
+            false,
+        )
+    })
+}
+
+/// Copies `examples/<name>` out of the workspace, points its path dependency at this checkout's
+/// plugin-api, builds it there as a standalone crate, and returns the library: what a third
+/// party who copied the example would get.
+pub fn build_example_standalone(name: &str) -> PathBuf {
+    let source = repo_root().join("examples").join(name);
+    let copy = e2e_dir().join("standalone").join(name);
+    let manifest = std::fs::read_to_string(source.join("Cargo.toml")).unwrap();
+    let api = repo_root().join("plugin-api");
+    let relative = "path = \"../../plugin-api\"";
+    assert!(
+        manifest.contains(relative),
+        "examples/{name}/Cargo.toml no longer has {relative}"
+    );
+    let manifest = manifest.replace(relative, &format!("path = {:?}", api.display().to_string()));
+    // An empty [workspace] makes the copy its own workspace wherever it sits.
+    write_if_changed(
+        &copy.join("Cargo.toml"),
+        &format!("{manifest}\n[workspace]\n"),
+    );
+    for entry in std::fs::read_dir(source.join("src")).unwrap() {
+        let entry = entry.unwrap();
+        let text = std::fs::read_to_string(entry.path()).unwrap();
+        write_if_changed(&copy.join("src").join(entry.file_name()), &text);
+    }
+    if !copy.join("Cargo.lock").exists() {
+        let lock = std::fs::read_to_string(repo_root().join("Cargo.lock")).unwrap();
+        write_if_changed(&copy.join("Cargo.lock"), &lock);
+    }
+    let package = format!("ao-example-{name}");
+    let mut command = cargo();
+    command
+        .arg("build")
+        .arg("--manifest-path")
+        .arg(copy.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(copy.join("target"));
+    run_build(command, &format!("standalone {package}"));
+    copy.join("target")
+        .join("debug")
+        .join(library_file_name(&package))
 }
 
 /// Builds the three first-party plugins once per test process; returns where they were built.
