@@ -66,6 +66,18 @@ pub trait WorkspaceFfi: Send + Sync {
     fn destroy(&self, path: RStr<'_>, delete_branch: bool) -> RResult<(), PluginError>;
     #[sabi(last_prefix_field)]
     fn exists(&self, path: RStr<'_>) -> RResult<bool, PluginError>;
+    /// Added in 0.1.2; older libraries get this default.
+    fn list_owned(&self) -> RResult<RVec<RString>, PluginError> {
+        RErr(PluginError::unsupported(
+            "this workspace plugin was built before `list_owned` existed; rebuild it against a newer ao-plugin-api",
+        ))
+    }
+    /// Added in 0.1.2; older libraries get this default.
+    fn has_unsaved_work(&self, _path: RStr<'_>) -> RResult<bool, PluginError> {
+        RErr(PluginError::unsupported(
+            "this workspace plugin was built before `has_unsaved_work` existed; rebuild it against a newer ao-plugin-api",
+        ))
+    }
 }
 
 /// A runtime plugin instance as the host holds it.
@@ -202,6 +214,14 @@ impl<T: Workspace> WorkspaceFfi for WorkspaceAdapter<T> {
     }
     fn exists(&self, path: RStr<'_>) -> RResult<bool, PluginError> {
         guarded("exists", || self.0.exists(path.as_str()))
+    }
+    fn list_owned(&self) -> RResult<RVec<RString>, PluginError> {
+        guarded("list_owned", || self.0.list_owned().map(to_rvec))
+    }
+    fn has_unsaved_work(&self, path: RStr<'_>) -> RResult<bool, PluginError> {
+        guarded("has_unsaved_work", || {
+            self.0.has_unsaved_work(path.as_str())
+        })
     }
 }
 

@@ -9,7 +9,7 @@
 use abi_stable::std_types::RString;
 
 use crate::{
-    error::PluginResult,
+    error::{PluginError, PluginResult},
     types::{
         Activity, AgentSession, EnvVar, PluginContext, Readiness, RuntimeCreateRequest,
         WorkspaceCreateConfig,
@@ -95,4 +95,20 @@ pub trait Workspace: Send + Sync + 'static {
     fn destroy(&self, path: &str, delete_branch: bool) -> PluginResult<()>;
 
     fn exists(&self, path: &str) -> PluginResult<bool>;
+
+    /// Paths of every workspace this plugin made that still exists, so `ao-host gc` can find
+    /// workspaces no session record points to. (Added in 0.1.2; the default says unsupported.)
+    fn list_owned(&self) -> PluginResult<Vec<String>> {
+        Err(PluginError::unsupported(
+            "this workspace plugin cannot list its workspaces",
+        ))
+    }
+
+    /// Whether the workspace holds work that removing it would lose (uncommitted changes).
+    /// (Added in 0.1.2; the default says unsupported, and `gc` then keeps the workspace.)
+    fn has_unsaved_work(&self, _path: &str) -> PluginResult<bool> {
+        Err(PluginError::unsupported(
+            "this workspace plugin cannot tell whether a workspace holds unsaved work",
+        ))
+    }
 }

@@ -1,6 +1,7 @@
 //! Argument parsing and dispatch to one module per command group.
 
 mod doctor;
+mod gc;
 mod plugins;
 mod session;
 
@@ -58,6 +59,18 @@ pub enum Command {
     Attach { id: String },
     /// Check plugins, programs and folders; print the fix for each problem.
     Doctor,
+    /// Reconcile session records with what plugins own: interrupted spawns, dead runtimes,
+    /// orphan runtime sessions and workspaces, stale temporary files.
+    Gc {
+        /// Report what would be done, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also remove orphan workspaces that hold uncommitted changes.
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Logs go to stderr so that `--json` output on stdout stays one clean document.
@@ -153,6 +166,11 @@ async fn run_async(context: &AppContext, command: Command) -> Result<ExitCode> {
         Command::Session(command) => session::run(context, command).await,
         Command::Send(args) => session::send(context, args).await,
         Command::Attach { id } => session::attach(context, &id).await,
+        Command::Gc {
+            dry_run,
+            force,
+            json,
+        } => gc::run(context, dry_run, force, json).await,
         Command::Plugins(_) | Command::Doctor => unreachable!("handled without a reactor"),
     }
 }

@@ -108,7 +108,7 @@ fn read_text(source: &Path) -> Result<String> {
     })
 }
 
-fn open_store(context: &AppContext) -> Result<SessionStore> {
+pub(super) fn open_store(context: &AppContext) -> Result<SessionStore> {
     Ok(SessionStore::open(&context.config.data_dir)?)
 }
 
@@ -193,14 +193,14 @@ pub async fn orchestrator(context: &AppContext, args: OrchestratorArgs) -> Resul
 }
 
 /// Plugin sets by choice, built once per command, and each runtime's live handles, asked once.
-struct PluginCache<'a> {
+pub(super) struct PluginCache<'a> {
     context: &'a AppContext,
     built: HashMap<(String, String, String), Result<PluginSet, String>>,
     alive: HashMap<String, Result<HashSet<String>, String>>,
 }
 
 impl<'a> PluginCache<'a> {
-    fn new(context: &'a AppContext) -> Self {
+    pub(super) fn new(context: &'a AppContext) -> Self {
         Self {
             context,
             built: HashMap::new(),
@@ -209,7 +209,7 @@ impl<'a> PluginCache<'a> {
     }
 
     /// Whether `handle` is alive in `set`'s runtime (one `alive_handles` call per runtime).
-    async fn is_alive(&mut self, set: &PluginSet, handle: &str) -> Result<bool, String> {
+    pub(super) async fn is_alive(&mut self, set: &PluginSet, handle: &str) -> Result<bool, String> {
         let name = set.runtime.name().to_string();
         if !self.alive.contains_key(&name) {
             let handles = set
@@ -226,7 +226,7 @@ impl<'a> PluginCache<'a> {
         }
     }
 
-    fn for_session(&mut self, session: &Session) -> Result<PluginSet, String> {
+    pub(super) fn for_session(&mut self, session: &Session) -> Result<PluginSet, String> {
         let key = (
             session.runtime.clone(),
             session.agent.clone(),
@@ -248,24 +248,17 @@ impl<'a> PluginCache<'a> {
     }
 }
 
-/// Whether the process that was spawning a session is still running.
-fn spawner_alive(pid: u32) -> bool {
-    // SAFETY: signal 0 checks for existence and permission only; nothing is delivered.
-    let result = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    result == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
-
 /// The session with its status read from the runtime and agent now, not as last recorded.
 async fn live(session: Session, plugins: &mut PluginCache<'_>) -> Session {
     let mut session = session;
+    if let Some(pid) = session.interrupted_spawner() {
+        session.status = SessionStatus::Errored;
+        session.note = Some(format!(
+            "its spawn was interrupted (ao-host process {pid} is gone); `ao-host gc` cleans it up"
+        ));
+        return session;
+    }
     if session.status == SessionStatus::Spawning {
-        if let Some(pid) = session.spawned_by_pid.filter(|pid| !spawner_alive(*pid)) {
-            session.status = SessionStatus::Errored;
-            session.note = Some(format!(
-                "its spawn was interrupted (ao-host process {pid} is gone); `ao-host session kill {}` cleans it up",
-                session.id
-            ));
-        }
         return session;
     }
     let Some(handle) = session.runtime_handle.clone() else {

@@ -272,6 +272,22 @@ impl WorkspacePlugin {
             .await
     }
 
+    pub async fn list_owned(&self) -> Result<Vec<String>, PluginCallError> {
+        self.0
+            .call("list_owned", |o| o.list_owned())
+            .await
+            .map(|paths| paths.into_iter().map(String::from).collect())
+    }
+
+    pub async fn has_unsaved_work(&self, path: &str) -> Result<bool, PluginCallError> {
+        let path = path.to_string();
+        self.0
+            .call("has_unsaved_work", move |o| {
+                o.has_unsaved_work(RStr::from_str(&path))
+            })
+            .await
+    }
+
     pub async fn exists(&self, path: &str) -> Result<bool, PluginCallError> {
         let path = path.to_string();
         self.0

@@ -21,7 +21,7 @@ use ao_plugin_api::{
 };
 use semver::Version;
 
-use super::file_format::check_library_file;
+use super::{file_format::check_library_file, trust::check_library_trust};
 
 /// A library's manifest can list at most this many plugins; more means a corrupt manifest.
 const MAX_PLUGINS_PER_LIBRARY: usize = 256;
@@ -49,6 +49,8 @@ pub struct ManifestInfo {
 pub enum LoadError {
     #[error("{path}: {detail}; remove it from the plugin folder or replace it with a plugin library", path = path.display())]
     NotSharedLibrary { path: PathBuf, detail: String },
+    #[error("{path}: {detail}", path = path.display())]
+    Untrusted { path: PathBuf, detail: String },
     #[error("{path}: cannot be loaded: {detail}", path = path.display())]
     Open { path: PathBuf, detail: String },
     #[error("{path}: not an ao plugin (no `{MANIFEST_SYMBOL}` symbol); plugins export it with `ao_plugin_api::export_plugins!`", path = path.display())]
@@ -206,6 +208,13 @@ pub fn load_library_pinned(path: &Path, pins: &BTreeMap<String, String>) -> Libr
             return report;
         }
     };
+    if let Err(detail) = check_library_trust(&path) {
+        report.outcome = Err(LoadError::Untrusted {
+            path: display_path,
+            detail,
+        });
+        return report;
+    }
     if let Err(detail) = check_library_file(&path) {
         report.outcome = Err(LoadError::NotSharedLibrary {
             path: display_path,

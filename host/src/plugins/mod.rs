@@ -1,7 +1,8 @@
 //! Plugins: finding shared libraries, loading and checking them, and calling them.
 //!
 //! - [`discovery`] decides which files are candidates, in the contract's search order.
-//! - `file_format` refuses files the dynamic loader would crash on.
+//! - `trust` refuses libraries others could have replaced; `file_format` refuses files the
+//!   dynamic loader would crash on.
 //! - [`library`] loads one file: manifest first, then the API-version policy, then abi_stable's
 //!   layout check.
 //! - [`registry`] registers every plugin by (kind, name), reporting shadowed duplicates, and
@@ -15,6 +16,7 @@ pub mod instance;
 pub mod library;
 pub mod registry;
 pub mod set;
+mod trust;
 
 pub use self::{
     instance::{AgentPlugin, PluginCallError, RuntimePlugin, WorkspacePlugin},

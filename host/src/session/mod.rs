@@ -78,6 +78,21 @@ pub struct Session {
     pub note: Option<String>,
 }
 
+impl Session {
+    /// The pid of the `ao-host` process that was spawning this session, if that process is gone
+    /// before finishing: the record is left over from a crash or a `kill -9`.
+    pub fn interrupted_spawner(&self) -> Option<u32> {
+        self.spawned_by_pid.filter(|pid| !process_alive(*pid))
+    }
+}
+
+/// Whether a process exists (signal 0 checks existence and permission; nothing is delivered).
+pub fn process_alive(pid: u32) -> bool {
+    // SAFETY: kill with signal 0 has no effect beyond the check.
+    let result = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    result == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()

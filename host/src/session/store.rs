@@ -283,6 +283,33 @@ impl SessionStore {
         listing
     }
 
+    /// Temporary files left by writers that died before renaming them into place.
+    pub fn stale_temp_files(&self) -> Vec<PathBuf> {
+        let mut stale = Vec::new();
+        for project in self.projects() {
+            let dir = self.project_dir(&project);
+            for folder in [dir.clone(), dir.join(ARCHIVE_DIR)] {
+                let Ok(entries) = fs::read_dir(&folder) else {
+                    continue;
+                };
+                for entry in entries.filter_map(Result::ok) {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    // `.<record>.<pid>-<n>.tmp`, see `write_temp`.
+                    let writer = name
+                        .strip_suffix(".tmp")
+                        .filter(|_| name.starts_with('.'))
+                        .and_then(|rest| rest.rsplit('.').next())
+                        .and_then(|pid_n| pid_n.split('-').next())
+                        .and_then(|pid| pid.parse::<u32>().ok());
+                    if writer.is_some_and(|pid| !super::process_alive(pid)) {
+                        stale.push(entry.path());
+                    }
+                }
+            }
+        }
+        stale
+    }
+
     /// Finds an active session by id, in any project.
     pub fn find(&self, id: &str) -> Result<Session, StoreError> {
         validate_id("session id", id)

@@ -24,6 +24,8 @@ export_plugins! {
 /// tmux sends a client's command to its server in one message of at most 16 KiB; longer launch
 /// commands are handed over through a file instead.
 const INLINE_LAUNCH_LIMIT: usize = 12 * 1024;
+/// A tmux user option set on every session this plugin creates.
+const OWNER_OPTION: &str = "@ao-host-session";
 /// Ends a bracketed paste: text containing it could escape the paste and press keys.
 const PASTE_END: &str = "\x1b[201~";
 /// How long a paste may take to appear on screen before Enter is pressed anyway.
@@ -218,6 +220,7 @@ impl Runtime for TmuxRuntime {
             .map(|v| format!("{}={}", v.name, v.value))
             .collect();
         let pane = Self::pane_target(id)?;
+        let session = Self::session_target(id)?;
         // One tmux command, three steps: a placeholder pane, `remain-on-exit` so that an agent
         // that dies at once leaves its last screen to read (set on the placeholder, because a
         // fast-failing agent could be gone before a later command runs), then the agent itself
@@ -225,6 +228,9 @@ impl Runtime for TmuxRuntime {
         let mut args = vec!["new-session", "-d", "-s", id, "-x", "200", "-y", "50"];
         args.extend(["--", "env", "cat", ";"]);
         args.extend(["set-option", "-w", "-t", &pane, "remain-on-exit", "on", ";"]);
+        // Marks the session as ao-host's, so `alive_handles` (and `gc`) never touch an
+        // operator's own tmux sessions on the same server.
+        args.extend(["set-option", "-t", &session, OWNER_OPTION, "1", ";"]);
         args.extend([
             "respawn-pane",
             "-k",
@@ -366,7 +372,12 @@ impl Runtime for TmuxRuntime {
     fn alive_handles(&self) -> PluginResult<Vec<String>> {
         let output = self.tmux.output(
             None,
-            self.args(&["list-panes", "-a", "-F", "#{session_name} #{pane_dead}"]),
+            self.args(&[
+                "list-panes",
+                "-a",
+                "-F",
+                &format!("#{{session_name}} #{{pane_dead}}#{{{OWNER_OPTION}}}"),
+            ]),
             None,
         )?;
         if !output.status.success() {
@@ -378,7 +389,7 @@ impl Runtime for TmuxRuntime {
         }
         let mut alive: Vec<String> = String::from_utf8_lossy(&output.stdout)
             .lines()
-            .filter_map(|line| line.strip_suffix(" 0"))
+            .filter_map(|line| line.strip_suffix(" 01"))
             .map(str::to_string)
             .collect();
         alive.dedup();

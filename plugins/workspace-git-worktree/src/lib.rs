@@ -334,6 +334,35 @@ impl Workspace for GitWorktree {
     fn exists(&self, path: &str) -> PluginResult<bool> {
         Ok(Path::new(path).join(".git").exists())
     }
+
+    /// Every `<root>/<project>/<session>` folder that is a git worktree.
+    fn list_owned(&self) -> PluginResult<Vec<String>> {
+        let mut owned = Vec::new();
+        let Ok(projects) = std::fs::read_dir(&self.root) else {
+            return Ok(owned);
+        };
+        for project in projects.filter_map(Result::ok) {
+            let Ok(sessions) = std::fs::read_dir(project.path()) else {
+                continue;
+            };
+            for session in sessions.filter_map(Result::ok) {
+                if session.path().join(".git").is_file() {
+                    owned.push(session.path().display().to_string());
+                }
+            }
+        }
+        owned.sort();
+        Ok(owned)
+    }
+
+    /// Uncommitted changes, including untracked files (ignored files do not count).
+    fn has_unsaved_work(&self, path: &str) -> PluginResult<bool> {
+        let status = self.git(
+            Path::new(path),
+            &["status", "--porcelain", "--untracked-files=normal"],
+        )?;
+        Ok(!status.trim().is_empty())
+    }
 }
 
 fn expand_home(raw: &str) -> PluginResult<PathBuf> {
