@@ -220,7 +220,6 @@ impl Runtime for TmuxRuntime {
             .map(|v| format!("{}={}", v.name, v.value))
             .collect();
         let pane = Self::pane_target(id)?;
-        let session = Self::session_target(id)?;
         // One tmux command, three steps: a placeholder pane, `remain-on-exit` so that an agent
         // that dies at once leaves its last screen to read (set on the placeholder, because a
         // fast-failing agent could be gone before a later command runs), then the agent itself
@@ -230,7 +229,7 @@ impl Runtime for TmuxRuntime {
         args.extend(["set-option", "-w", "-t", &pane, "remain-on-exit", "on", ";"]);
         // Marks the session as ao-host's, so `alive_handles` (and `gc`) never touch an
         // operator's own tmux sessions on the same server.
-        args.extend(["set-option", "-t", &session, OWNER_OPTION, "1", ";"]);
+        args.extend(["set-option", "-t", &pane, OWNER_OPTION, "1", ";"]);
         args.extend([
             "respawn-pane",
             "-k",
