@@ -5,131 +5,16 @@ mod support;
 
 use std::{
     collections::HashSet,
-    path::{Path, PathBuf},
-    process::{Command, Output, Stdio},
+    path::Path,
+    process::{Command, Stdio},
     time::Duration,
 };
 
 use serde_json::Value;
 use support::{
-    ao_host, build_fixture, fake_messages, fake_start, git, init_repo, install,
-    install_first_party, json, stderr, stdout, wait_until, ApiPatch, TmuxServer,
+    build_fixture, fake_messages, fake_start, git, init_repo, install, install_first_party, json,
+    stderr, stdout, wait_until, ApiPatch, Harness,
 };
-
-/// One isolated installation: plugins, data dir, repository, tmux server, config file.
-struct Harness {
-    temp: tempfile::TempDir,
-    tmux: TmuxServer,
-}
-
-impl Harness {
-    /// `agent_env` is extra environment for the fake agent (its behaviour switches);
-    /// `claude_settings` extra lines under `plugins.config.claude-code`.
-    fn new(agent_env: &[(&str, &str)], claude_settings: &str) -> Self {
-        let harness = Self {
-            temp: tempfile::tempdir().unwrap(),
-            tmux: TmuxServer::new(),
-        };
-        install_first_party(&harness.plugin_dir());
-        init_repo(&harness.repo());
-        let mut env = format!(
-            "FAKE_AGENT_LOG: {:?}",
-            harness.log_dir().display().to_string()
-        );
-        for (k, v) in agent_env {
-            env.push_str(&format!(", {k}: {v:?}"));
-        }
-        let config = format!(
-            "data_dir: {data:?}\n\
-             defaults: {{ ready_timeout_ms: 10000 }}\n\
-             plugins:\n  dirs: [{plugins:?}]\n  config:\n\
-             \x20   tmux: {{ socket: {socket} }}\n\
-             \x20   claude-code:\n      command: {fake:?}\n      env: {{ {env} }}\n{claude_settings}\
-             projects:\n  app: {{ repo: {repo:?}, default_branch: main }}\n",
-            data = harness.data_dir().display().to_string(),
-            plugins = harness.plugin_dir().display().to_string(),
-            socket = harness.tmux.socket,
-            fake = support::fake_agent().display().to_string(),
-            repo = harness.repo().display().to_string(),
-        );
-        std::fs::write(harness.config_path(), config).unwrap();
-        harness
-    }
-
-    fn home(&self) -> &Path {
-        self.temp.path()
-    }
-    fn plugin_dir(&self) -> PathBuf {
-        self.home().join("plugins")
-    }
-    fn data_dir(&self) -> PathBuf {
-        self.home().join("data")
-    }
-    fn repo(&self) -> PathBuf {
-        self.home().join("repo")
-    }
-    fn log_dir(&self) -> PathBuf {
-        self.home().join("agent-logs")
-    }
-    fn config_path(&self) -> PathBuf {
-        self.home().join("ao-rs.yaml")
-    }
-    fn worktree(&self, id: &str) -> PathBuf {
-        self.data_dir().join("worktrees").join("app").join(id)
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = ao_host(self.home());
-        command.arg("--config").arg(self.config_path()).args(args);
-        command
-    }
-
-    fn ao(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
-
-    /// Runs a command that must succeed.
-    fn ok(&self, args: &[&str]) -> Output {
-        let output = self.ao(args);
-        assert!(
-            output.status.success(),
-            "ao-host {args:?} failed:\n{}",
-            stderr(&output)
-        );
-        output
-    }
-
-    fn sessions_json(&self, extra: &[&str]) -> Vec<Value> {
-        let mut args = vec!["session", "ls", "--json"];
-        args.extend_from_slice(extra);
-        json(&self.ok(&args)).as_array().unwrap().clone()
-    }
-
-    fn record(&self, id: &str, archived: bool) -> PathBuf {
-        let mut dir = self.data_dir().join("sessions").join("app");
-        if archived {
-            dir.push("archive");
-        }
-        dir.join(format!("{id}.yaml"))
-    }
-
-    /// Asserts a failed spawn left nothing: no record, worktree, tmux session or branch.
-    fn assert_nothing_left(&self, id: &str) {
-        assert!(
-            !self.record(id, false).exists(),
-            "record of {id} left behind"
-        );
-        assert!(!self.worktree(id).exists(), "worktree of {id} left behind");
-        assert!(
-            self.tmux.sessions().is_empty(),
-            "tmux sessions left: {:?}",
-            self.tmux.sessions()
-        );
-        let branches = git(&self.repo(), &["branch", "--format=%(refname:short)"]);
-        assert_eq!(branches, "main", "branches left behind");
-        assert_eq!(git(&self.repo(), &["worktree", "list"]).lines().count(), 1);
-    }
-}
 
 fn spawn_json(harness: &Harness, task: &str) -> Value {
     json(&harness.ok(&["spawn", "app", "--task", task, "--json"]))
@@ -568,7 +453,7 @@ fn a_plugin_that_is_not_loaded_is_named_with_what_is_loaded() {
     );
     assert!(!harness.record("app-1", false).exists());
     let output = harness.ao(&["spawn", "web", "--task", "x"]);
-    assert!(stderr(&output).contains("no project `web`") && stderr(&output).contains("app"));
+    assert!(stderr(&output).contains("no project \"web\"") && stderr(&output).contains("app"));
 }
 
 #[test]

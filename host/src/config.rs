@@ -33,7 +33,7 @@ pub enum ConfigError {
     Invalid { path: PathBuf, message: String },
     #[error("cannot determine the data directory: $HOME is not set; set `data_dir` in {CONFIG_FILE_NAME} or pass --data-dir")]
     NoHome,
-    #[error("no project `{name}` in {config}; configured projects: {known}")]
+    #[error("no project {name:?} in {config}; configured projects: {known}")]
     UnknownProject {
         name: String,
         config: String,
@@ -170,6 +170,7 @@ impl Config {
             path: path.to_path_buf(),
             message,
         };
+        check_shape(text).map_err(invalid)?;
         let file: ConfigFile = if text.trim().is_empty() {
             ConfigFile::default()
         } else {
@@ -444,6 +445,56 @@ mod repository {
     }
 }
 
+/// A config file is a page of settings; anything this big is a mistake or an attack.
+const MAX_CONFIG_BYTES: usize = 1024 * 1024;
+/// Deeper flow nesting (`[[[…`) than any real config needs; the YAML parser slows down
+/// quadratically on deep nesting, so it is refused before parsing.
+const MAX_FLOW_DEPTH: usize = 64;
+/// Indentation beyond this many columns means block nesting no config needs.
+const MAX_INDENT: usize = 256;
+
+/// Refuses documents that would make the YAML parser spin (alias bombs are refused by the
+/// parser itself: "repetition limit exceeded").
+fn check_shape(text: &str) -> Result<(), String> {
+    if text.len() > MAX_CONFIG_BYTES {
+        return Err(format!(
+            "the file is {} bytes; a config may have at most {MAX_CONFIG_BYTES}",
+            text.len()
+        ));
+    }
+    let (mut depth, mut quote) = (0usize, None::<char>);
+    for (line_no, line) in text.lines().enumerate() {
+        if line.len() - line.trim_start().len() > MAX_INDENT {
+            return Err(format!(
+                "line {}: indented more than {MAX_INDENT} columns",
+                line_no + 1
+            ));
+        }
+        let mut comment = false;
+        for c in line.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, _) if comment => {}
+                (None, '#') => comment = true,
+                (None, '"' | '\'') => quote = Some(c),
+                (None, '[' | '{') => {
+                    depth += 1;
+                    if depth > MAX_FLOW_DEPTH {
+                        return Err(format!(
+                            "line {}: nested deeper than {MAX_FLOW_DEPTH} levels",
+                            line_no + 1
+                        ));
+                    }
+                }
+                (None, ']' | '}') => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
 fn home_dir() -> Result<PathBuf, ConfigError> {
     std::env::var_os("HOME")
         .filter(|h| !h.is_empty())
@@ -508,6 +559,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("session_prefix"), "{err}");
+    }
+
+    #[test]
+    fn huge_or_deeply_nested_documents_are_refused_before_parsing() {
+        let deep = format!("port: {}1{}\n", "[".repeat(100), "]".repeat(100));
+        assert!(parse(&deep)
+            .unwrap_err()
+            .to_string()
+            .contains("nested deeper than 64"));
+        let quoted = format!("data_dir: \"{}\"\n", "[".repeat(100));
+        parse(&quoted).unwrap();
+        let big = format!("# {}\n", "x".repeat(2 * 1024 * 1024));
+        assert!(parse(&big).unwrap_err().to_string().contains("at most"));
+        let bomb = "plugins:\n  config:\n    tmux:\n      a: &a [1,1,1,1,1,1,1,1,1,1]\n      b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\n      c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\n      d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n      e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\n      f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e]\n      g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f,*f]\n      h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g,*g]\n";
+        assert!(parse(bomb).is_err());
     }
 
     #[test]

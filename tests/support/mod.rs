@@ -509,3 +509,118 @@ pub fn fake_start(log_dir: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(log_dir.join("start.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
+
+/// One isolated installation: plugins, data dir, repository, tmux server, config file.
+pub struct Harness {
+    pub temp: tempfile::TempDir,
+    pub tmux: TmuxServer,
+}
+
+impl Harness {
+    /// `agent_env` is extra environment for the fake agent (its behaviour switches);
+    /// `claude_settings` extra lines under `plugins.config.claude-code`.
+    pub fn new(agent_env: &[(&str, &str)], claude_settings: &str) -> Self {
+        let harness = Self {
+            temp: tempfile::tempdir().unwrap(),
+            tmux: TmuxServer::new(),
+        };
+        install_first_party(&harness.plugin_dir());
+        init_repo(&harness.repo());
+        let mut env = format!(
+            "FAKE_AGENT_LOG: {:?}",
+            harness.log_dir().display().to_string()
+        );
+        for (k, v) in agent_env {
+            env.push_str(&format!(", {k}: {v:?}"));
+        }
+        let config = format!(
+            "data_dir: {data:?}\n\
+             defaults: {{ ready_timeout_ms: 10000 }}\n\
+             plugins:\n  dirs: [{plugins:?}]\n  config:\n\
+             \x20   tmux: {{ socket: {socket} }}\n\
+             \x20   claude-code:\n      command: {fake:?}\n      env: {{ {env} }}\n{claude_settings}\
+             projects:\n  app: {{ repo: {repo:?}, default_branch: main }}\n",
+            data = harness.data_dir().display().to_string(),
+            plugins = harness.plugin_dir().display().to_string(),
+            socket = harness.tmux.socket,
+            fake = fake_agent().display().to_string(),
+            repo = harness.repo().display().to_string(),
+        );
+        std::fs::write(harness.config_path(), config).unwrap();
+        harness
+    }
+
+    pub fn home(&self) -> &Path {
+        self.temp.path()
+    }
+    pub fn plugin_dir(&self) -> PathBuf {
+        self.home().join("plugins")
+    }
+    pub fn data_dir(&self) -> PathBuf {
+        self.home().join("data")
+    }
+    pub fn repo(&self) -> PathBuf {
+        self.home().join("repo")
+    }
+    pub fn log_dir(&self) -> PathBuf {
+        self.home().join("agent-logs")
+    }
+    pub fn config_path(&self) -> PathBuf {
+        self.home().join("ao-rs.yaml")
+    }
+    pub fn worktree(&self, id: &str) -> PathBuf {
+        self.data_dir().join("worktrees").join("app").join(id)
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = ao_host(self.home());
+        command.arg("--config").arg(self.config_path()).args(args);
+        command
+    }
+
+    pub fn ao(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Runs a command that must succeed.
+    pub fn ok(&self, args: &[&str]) -> Output {
+        let output = self.ao(args);
+        assert!(
+            output.status.success(),
+            "ao-host {args:?} failed:\n{}",
+            stderr(&output)
+        );
+        output
+    }
+
+    pub fn sessions_json(&self, extra: &[&str]) -> Vec<serde_json::Value> {
+        let mut args = vec!["session", "ls", "--json"];
+        args.extend_from_slice(extra);
+        json(&self.ok(&args)).as_array().unwrap().clone()
+    }
+
+    pub fn record(&self, id: &str, archived: bool) -> PathBuf {
+        let mut dir = self.data_dir().join("sessions").join("app");
+        if archived {
+            dir.push("archive");
+        }
+        dir.join(format!("{id}.yaml"))
+    }
+
+    /// Asserts a failed spawn left nothing: no record, worktree, tmux session or branch.
+    pub fn assert_nothing_left(&self, id: &str) {
+        assert!(
+            !self.record(id, false).exists(),
+            "record of {id} left behind"
+        );
+        assert!(!self.worktree(id).exists(), "worktree of {id} left behind");
+        assert!(
+            self.tmux.sessions().is_empty(),
+            "tmux sessions left: {:?}",
+            self.tmux.sessions()
+        );
+        let branches = git(&self.repo(), &["branch", "--format=%(refname:short)"]);
+        assert_eq!(branches, "main", "branches left behind");
+        assert_eq!(git(&self.repo(), &["worktree", "list"]).lines().count(), 1);
+    }
+}

@@ -99,6 +99,16 @@ impl GitWorktree {
         )))
     }
 
+    /// Whether `branch` points exactly at the base the session would start from.
+    fn is_untouched(&self, repo: &Path, branch: &str, default_branch: &str) -> PluginResult<bool> {
+        let base = self.base_ref(repo, default_branch)?;
+        let tip = |reference: &str| {
+            self.git(repo, &["rev-parse", "--verify", "--quiet", reference])
+                .map(|sha| sha.trim().to_string())
+        };
+        Ok(tip(&format!("refs/heads/{branch}"))? == tip(&format!("{base}^{{commit}}"))?)
+    }
+
     fn branch_exists(&self, repo: &Path, branch: &str) -> PluginResult<bool> {
         self.git_ok(
             repo,
@@ -249,9 +259,14 @@ impl Workspace for GitWorktree {
         // Read-only questions are answered before taking the lock (`worktree add -b` itself
         // refuses an existing branch, so nothing is lost if one appears in between).
         let reuse = self.branch_exists(repo, branch)?;
-        if reuse && !config.reuse_branch {
+        // A branch left by a spawn that died before any work was done (it still points at the
+        // base commit) is taken over; one that holds commits is never reused silently.
+        if reuse
+            && !config.reuse_branch
+            && !self.is_untouched(repo, branch, &config.default_branch)?
+        {
             return Err(PluginError::invalid_input(format!(
-                "branch `{branch}` already exists in {}; if it holds nothing you need, delete it (`git branch -D {branch}`)",
+                "branch `{branch}` already exists in {} and holds commits; if you do not need them, delete it (`git branch -D {branch}`)",
                 repo.display()
             )));
         }
