@@ -661,4 +661,28 @@ mod tests {
         assert!(config.plugin_settings("tmux").contains("socket: ao"));
         assert_eq!(config.plugin_settings("missing"), "");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Fuzzing: no input makes the parser panic or hang; it parses or names the file.
+        #[test]
+        fn any_text_parses_or_is_refused_with_the_file_named(text in "(\\PC|[\\[\\]{}:&*!|>'\"# \n-]){0,400}") {
+            if let Err(err) = parse(&text) {
+                let message = err.to_string();
+                proptest::prop_assert!(message.contains("/etc/ao/ao-rs.yaml") || message.contains("HOME"), "{}", message);
+            }
+        }
+
+        /// Structured fuzzing: config-shaped documents with arbitrary keys and values.
+        #[test]
+        fn config_shaped_documents_never_panic(
+            key in "[a-z_]{1,12}",
+            value in "\\PC{0,40}",
+            id in "\\PC{0,20}",
+        ) {
+            let text = format!("port: 3000\nprojects:\n  {id:?}: {{ repo: /r, {key}: {value:?} }}\n");
+            let _ = parse(&text);
+        }
+    }
 }

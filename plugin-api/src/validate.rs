@@ -51,4 +51,20 @@ mod tests {
         }
         assert!(validate_id("id", &"x".repeat(MAX_ID_LEN + 1)).is_err());
     }
+
+    proptest::proptest! {
+        /// Fuzzing: any string is accepted exactly when it matches the documented rule, and
+        /// whatever is accepted is safe as a file name and a tmux target.
+        #[test]
+        fn accepts_exactly_the_documented_ids(value in "\\PC{0,140}|[A-Za-z0-9_-]{1,130}") {
+            let rule = !value.is_empty()
+                && value.len() <= MAX_ID_LEN
+                && !value.starts_with('-')
+                && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            proptest::prop_assert_eq!(validate_id("id", &value).is_ok(), rule);
+            if rule {
+                proptest::prop_assert!(!value.contains(['/', '.', ':', ' ', '\n', '$', ';']));
+            }
+        }
+    }
 }
