@@ -10,9 +10,7 @@ use std::{
     time::Duration,
 };
 
-use support::{
-    build_fixture, fake_messages, git, install, json, stderr, wait_until, ApiPatch, Harness,
-};
+use support::{fake_messages, git, json, stderr, wait_until, Harness};
 
 /// The command failed with exactly one line on stderr containing `want`.
 fn assert_one_line_error(output: &std::process::Output, want: &str) {
@@ -203,22 +201,13 @@ fn a_writable_plugin_library_is_refused_with_the_chmod_that_fixes_it() {
 #[test]
 fn a_hanging_plugin_call_is_cut_off_and_the_spawn_cleaned_up() {
     let harness = Harness::new(&[], "");
-    install(
-        &build_fixture("faulty", ApiPatch::None),
-        &harness.plugin_dir(),
-        None,
-    );
-    let config = std::fs::read_to_string(harness.config_path())
-        .unwrap()
-        .replace(
-            "  config:\n",
-            "  config:\n    faulty: { methods: hang, only: [create] }\n",
-        )
-        .replace(
+    harness.install_faulty_runtime("{ methods: hang, only: [create] }");
+    harness.edit_config(|c| {
+        c.replace(
             "ready_timeout_ms: 10000",
             "ready_timeout_ms: 10000, call_timeout_ms: 300",
-        );
-    std::fs::write(harness.config_path(), config).unwrap();
+        )
+    });
     let output = harness.ao(&["spawn", "app", "--task", "x", "--runtime", "faulty"]);
     assert_one_line_error(&output, "did not finish `create` within 300 ms");
     assert_untouched(&harness);
@@ -241,19 +230,8 @@ fn kill_spawn_when(harness: &Harness, args: &[&str], reached: impl Fn() -> bool)
 #[test]
 fn kill_9_at_any_point_of_a_spawn_is_reported_truthfully_and_gc_restores_a_clean_state() {
     let harness = Harness::new(&[("FAKE_AGENT_NEVER_READY", "1")], "");
-    install(
-        &build_fixture("faulty", ApiPatch::None),
-        &harness.plugin_dir(),
-        None,
-    );
-    let config = std::fs::read_to_string(harness.config_path())
-        .unwrap()
-        .replace(
-            "  config:\n",
-            "  config:\n    faulty: { methods: hang, only: [create] }\n",
-        )
-        .replace("ready_timeout_ms: 10000", "ready_timeout_ms: 600000");
-    std::fs::write(harness.config_path(), config).unwrap();
+    harness.install_faulty_runtime("{ methods: hang, only: [create] }");
+    harness.edit_config(|c| c.replace("ready_timeout_ms: 10000", "ready_timeout_ms: 600000"));
     let record = |id: &str| std::fs::read_to_string(harness.record(id, false)).unwrap_or_default();
 
     // 1. during the workspace step (post_create is still running);

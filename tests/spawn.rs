@@ -12,8 +12,8 @@ use std::{
 
 use serde_json::Value;
 use support::{
-    build_fixture, fake_messages, fake_start, git, init_repo, install, install_first_party, json,
-    stderr, stdout, wait_until, ApiPatch, Harness,
+    fake_messages, fake_start, git, init_repo, install, install_first_party, json, stderr, stdout,
+    wait_until, Harness,
 };
 
 fn spawn_json(harness: &Harness, task: &str) -> Value {
@@ -316,26 +316,10 @@ fn an_agent_that_exits_at_start_is_reported_with_its_output_and_leaves_nothing()
     harness.assert_nothing_left("app-1");
 }
 
-/// The `faulty` runtime fixture with `settings`, installed next to the real plugins.
-fn with_faulty_runtime(harness: &Harness, settings: &str) {
-    install(
-        &build_fixture("faulty", ApiPatch::None),
-        &harness.plugin_dir(),
-        None,
-    );
-    let config = std::fs::read_to_string(harness.config_path())
-        .unwrap()
-        .replace(
-            "  config:\n",
-            &format!("  config:\n    faulty: {settings}\n"),
-        );
-    std::fs::write(harness.config_path(), config).unwrap();
-}
-
 #[test]
 fn a_failing_runtime_leaves_no_worktree_or_record() {
     let harness = Harness::new(&[], "");
-    with_faulty_runtime(&harness, "{ methods: error, only: [create] }");
+    harness.install_faulty_runtime("{ methods: error, only: [create] }");
     let output = harness.ao(&["spawn", "app", "--task", "x", "--runtime", "faulty"]);
     assert!(!output.status.success());
     let err = stderr(&output);
@@ -347,10 +331,9 @@ fn a_failing_runtime_leaves_no_worktree_or_record() {
 fn a_failing_send_destroys_runtime_and_worktree() {
     let harness = Harness::new(&[], "");
     let idle = format!("{rule}\\n❯\u{a0}\\n{rule}\\n", rule = "─".repeat(40));
-    with_faulty_runtime(
-        &harness,
-        &format!("{{ methods: error, only: [send_message], screen: \"{idle}\" }}"),
-    );
+    harness.install_faulty_runtime(&format!(
+        "{{ methods: error, only: [send_message], screen: \"{idle}\" }}"
+    ));
     let output = harness.ao(&["spawn", "app", "--task", "x", "--runtime", "faulty"]);
     assert!(!output.status.success());
     let err = stderr(&output);
@@ -361,7 +344,7 @@ fn a_failing_send_destroys_runtime_and_worktree() {
 #[test]
 fn a_panicking_runtime_is_reported_and_cleaned_up() {
     let harness = Harness::new(&[], "");
-    with_faulty_runtime(&harness, "{ methods: panic, only: [create] }");
+    harness.install_faulty_runtime("{ methods: panic, only: [create] }");
     let output = harness.ao(&["spawn", "app", "--task", "x", "--runtime", "faulty"]);
     assert!(!output.status.success());
     let err = stderr(&output);

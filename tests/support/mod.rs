@@ -550,6 +550,27 @@ impl Harness {
         harness
     }
 
+    /// Rewrites the config file.
+    pub fn edit_config(&self, edit: impl FnOnce(String) -> String) {
+        let text = std::fs::read_to_string(self.config_path()).unwrap();
+        std::fs::write(self.config_path(), edit(text)).unwrap();
+    }
+
+    /// Installs the `faulty` runtime fixture next to the real plugins, with `settings`.
+    pub fn install_faulty_runtime(&self, settings: &str) {
+        install(
+            &build_fixture("faulty", ApiPatch::None),
+            &self.plugin_dir(),
+            None,
+        );
+        self.edit_config(|c| {
+            c.replace(
+                "  config:\n",
+                &format!("  config:\n    faulty: {settings}\n"),
+            )
+        });
+    }
+
     pub fn home(&self) -> &Path {
         self.temp.path()
     }
