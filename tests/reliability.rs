@@ -23,24 +23,6 @@ fn assert_one_line_error(output: &std::process::Output, want: &str) {
     assert!(err.contains(want), "error lacks {want:?}:\n{err}");
 }
 
-/// No session, worktree, branch or tmux session exists.
-fn assert_untouched(harness: &Harness) {
-    assert!(harness.sessions_json(&[]).is_empty());
-    assert!(
-        harness.tmux.sessions().is_empty(),
-        "{:?}",
-        harness.tmux.sessions()
-    );
-    assert_eq!(
-        git(&harness.repo(), &["worktree", "list"]).lines().count(),
-        1
-    );
-    assert_eq!(
-        git(&harness.repo(), &["branch", "--format=%(refname:short)"]),
-        "main"
-    );
-}
-
 #[test]
 fn hostile_ids_are_refused_in_one_line() {
     let harness = Harness::new(&[], "");
@@ -77,7 +59,7 @@ fn hostile_ids_are_refused_in_one_line() {
     .unwrap();
     assert_one_line_error(&harness.ao(&["session", "ls"]), "session_prefix");
     std::fs::write(harness.config_path(), config).unwrap();
-    assert_untouched(&harness);
+    harness.assert_untouched();
 }
 
 #[test]
@@ -100,7 +82,7 @@ fn hostile_tasks_are_refused_and_nothing_is_created() {
         "task is empty",
     );
     assert_one_line_error(&harness.ao(&["spawn", "app"]), "--task");
-    assert_untouched(&harness);
+    harness.assert_untouched();
 }
 
 #[test]
@@ -167,7 +149,7 @@ fn hostile_configs_are_refused_in_one_line() {
         "symlinks entry",
     );
     std::fs::write(&config, original).unwrap();
-    assert_untouched(&harness);
+    harness.assert_untouched();
 }
 
 #[test]
@@ -195,7 +177,7 @@ fn a_writable_plugin_library_is_refused_with_the_chmod_that_fixes_it() {
         "writable by everyone",
     );
     std::fs::set_permissions(harness.plugin_dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    assert_untouched(&harness);
+    harness.assert_untouched();
 }
 
 #[test]
@@ -210,7 +192,7 @@ fn a_hanging_plugin_call_is_cut_off_and_the_spawn_cleaned_up() {
     });
     let output = harness.ao(&["spawn", "app", "--task", "x", "--runtime", "faulty"]);
     assert_one_line_error(&output, "did not finish `create` within 300 ms");
-    assert_untouched(&harness);
+    harness.assert_untouched();
 }
 
 /// Starts a spawn in the background and kills it with SIGKILL once `reached` holds.
@@ -425,16 +407,7 @@ fn fifty_spawns_from_five_processes_then_fifty_kills_leave_nothing_behind() {
             });
         }
     });
-    assert!(
-        harness.tmux.sessions().is_empty(),
-        "{:?}",
-        harness.tmux.sessions()
-    );
-    assert_eq!(
-        git(&harness.repo(), &["worktree", "list"]).lines().count(),
-        1
-    );
-    assert!(harness.sessions_json(&[]).is_empty());
+    harness.assert_no_sessions();
     assert_eq!(harness.sessions_json(&["--archived"]).len(), 50);
     let gc = json(&harness.ok(&["gc", "--json"]));
     assert!(gc.as_array().unwrap().is_empty(), "{gc:#}");

@@ -629,19 +629,31 @@ impl Harness {
     }
 
     /// Asserts a failed spawn left nothing: no record, worktree, tmux session or branch.
+    /// No active record, no tmux session and no worktree besides the repository itself.
+    pub fn assert_no_sessions(&self) {
+        assert!(self.sessions_json(&[]).is_empty(), "active records left");
+        assert!(
+            self.tmux.sessions().is_empty(),
+            "tmux sessions left: {:?}",
+            self.tmux.sessions()
+        );
+        assert_eq!(git(&self.repo(), &["worktree", "list"]).lines().count(), 1);
+    }
+
+    /// Nothing was ever created: no session, worktree, tmux session, and no branch but `main`.
+    pub fn assert_untouched(&self) {
+        self.assert_no_sessions();
+        let branches = git(&self.repo(), &["branch", "--format=%(refname:short)"]);
+        assert_eq!(branches, "main", "branches left behind");
+    }
+
+    /// A failed spawn of `id` left nothing behind.
     pub fn assert_nothing_left(&self, id: &str) {
         assert!(
             !self.record(id, false).exists(),
             "record of {id} left behind"
         );
         assert!(!self.worktree(id).exists(), "worktree of {id} left behind");
-        assert!(
-            self.tmux.sessions().is_empty(),
-            "tmux sessions left: {:?}",
-            self.tmux.sessions()
-        );
-        let branches = git(&self.repo(), &["branch", "--format=%(refname:short)"]);
-        assert_eq!(branches, "main", "branches left behind");
-        assert_eq!(git(&self.repo(), &["worktree", "list"]).lines().count(), 1);
+        self.assert_untouched();
     }
 }

@@ -156,13 +156,13 @@ impl TmuxRuntime {
 
     /// Waits until the pane stops changing after a paste, so Enter is not swallowed by a TUI
     /// still taking the paste in.
-    fn wait_for_paste(&self, target: &str, before: &str) -> PluginResult<()> {
+    fn wait_for_paste(&self, handle: &str, before: &str) -> PluginResult<()> {
         let deadline = Instant::now() + PASTE_SETTLE_LIMIT;
         let mut last = before.to_string();
         let mut changed = false;
         while Instant::now() < deadline {
             std::thread::sleep(PASTE_SETTLE_POLL);
-            let now = self.capture(target, 50)?;
+            let now = self.capture(handle, 50)?;
             if now == last && changed {
                 return Ok(());
             }
@@ -172,9 +172,20 @@ impl TmuxRuntime {
         Ok(())
     }
 
-    fn capture(&self, target: &str, lines: u32) -> PluginResult<String> {
+    /// The pane's screen plus `lines` lines of history, raw; a missing session is `NotFound`.
+    fn capture(&self, handle: &str, lines: u32) -> PluginResult<String> {
+        let target = Self::pane_target(handle)?;
         let start = format!("-{lines}");
-        self.run(&["capture-pane", "-p", "-J", "-t", target, "-S", &start])
+        let args = ["capture-pane", "-p", "-J", "-t", &target, "-S", &start];
+        let output = self.tmux.output(None, self.args(&args), None)?;
+        if !output.status.success() {
+            return Err(if Self::is_missing_target(&output) {
+                Self::missing(handle)
+            } else {
+                self.tmux.failure(&output)
+            });
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 }
 
@@ -258,7 +269,7 @@ impl Runtime for TmuxRuntime {
         if !self.is_alive(handle)? {
             return Err(Self::missing(handle));
         }
-        let before = self.capture(&target, 50)?;
+        let before = self.capture(handle, 50)?;
         let buffer = format!(
             "ao-{handle}-{}-{}",
             std::process::id(),
@@ -289,7 +300,7 @@ impl Runtime for TmuxRuntime {
         ];
         self.tmux
             .run_with_input(None, self.args(&args), Some(text.as_bytes()))?;
-        self.wait_for_paste(&target, &before)?;
+        self.wait_for_paste(handle, &before)?;
         self.run(&["send-keys", "-t", &target, "Enter"])?;
         Ok(())
     }
@@ -303,18 +314,7 @@ impl Runtime for TmuxRuntime {
     }
 
     fn capture_output(&self, handle: &str, lines: u32) -> PluginResult<String> {
-        let target = Self::pane_target(handle)?;
-        let start = format!("-{lines}");
-        let args = ["capture-pane", "-p", "-J", "-t", &target, "-S", &start];
-        let output = self.tmux.output(None, self.args(&args), None)?;
-        if !output.status.success() {
-            return Err(if Self::is_missing_target(&output) {
-                Self::missing(handle)
-            } else {
-                self.tmux.failure(&output)
-            });
-        }
-        let text = String::from_utf8_lossy(&output.stdout);
+        let text = self.capture(handle, lines)?;
         // Blank rows are screen geometry, not output: a run of them counts as one line, so the
         // last `lines` lines hold text even when a dead pane's status sits at the bottom row.
         let mut kept: Vec<&str> = Vec::new();
