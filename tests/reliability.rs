@@ -277,26 +277,35 @@ fn kill_9_at_any_point_of_a_spawn_is_reported_truthfully_and_gc_restores_a_clean
     );
 
     let actions = json(&harness.ok(&["gc", "--json"]));
-    let removed: Vec<&str> = actions
+    let undone: Vec<&str> = actions
         .as_array()
         .unwrap()
         .iter()
-        .filter(|a| a["action"] == "remove interrupted spawn" && a["done"] == true)
+        .filter(|a| a["action"] == "undo interrupted spawn" && a["done"] == true)
         .map(|a| a["target"].as_str().unwrap())
         .collect();
-    assert_eq!(removed.len(), 3, "{actions:#}");
-    // Clean: only the healthy session is left, with its worktree, branch and tmux session.
+    assert_eq!(undone.len(), 3, "{actions:#}");
+    // Clean: only the healthy session is left, with its worktree, branch and tmux session; the
+    // undone spawns are archived as errored, so their ids (and branch names) are never reused.
     let listed = harness.sessions_json(&[]);
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["id"], "app-4");
-    assert_eq!(harness.tmux.sessions(), vec!["app-4".to_string()]);
+    assert_eq!(harness.tmux.sessions(), vec![harness.handle("app-4")]);
     let worktrees = git(&harness.repo(), &["worktree", "list"]);
     assert_eq!(worktrees.lines().count(), 2, "{worktrees}");
-    // The branch of the spawn killed inside post_create is left at the base commit; the next
-    // session to get that id takes it over instead of failing.
-    let again_one = json(&harness.ok(&["spawn", "app", "--task", "five", "--json"]));
-    assert_eq!(again_one["id"], "app-1");
-    harness.ok(&["session", "kill", "app-1"]);
+    let archived = harness.sessions_json(&["--archived"]);
+    assert_eq!(archived.len(), 3);
+    assert!(
+        archived.iter().all(|s| s["status"] == "errored"),
+        "{archived:?}"
+    );
+    // Even after main moves on, the next spawn is not blocked by a branch left by a kill -9.
+    std::fs::write(harness.repo().join("NEW.md"), "new\n").unwrap();
+    git(&harness.repo(), &["add", "."]);
+    git(&harness.repo(), &["commit", "-q", "-m", "moved on"]);
+    let next = json(&harness.ok(&["spawn", "app", "--task", "five", "--json"]));
+    assert_eq!(next["id"], "app-5");
+    harness.ok(&["session", "kill", "app-5"]);
     // Nothing left to do, and the surviving session lost nothing.
     let again = json(&harness.ok(&["gc", "--json"]));
     assert!(again.as_array().unwrap().is_empty(), "{again:#}");
@@ -311,7 +320,13 @@ fn gc_removes_orphans_but_keeps_uncommitted_work_unless_forced() {
     }
     // app-1: its tmux session dies -> marked exited. app-2: record lost -> orphan runtime and
     // worktree. app-3: record lost, with uncommitted work in its worktree.
-    harness.tmux.tmux(&["kill-session", "-t", "=app-1"]);
+    let handles: Vec<String> = ["app-1", "app-2", "app-3"]
+        .iter()
+        .map(|id| harness.handle(id))
+        .collect();
+    harness
+        .tmux
+        .tmux(&["kill-session", "-t", &format!("={}", handles[0])]);
     std::fs::remove_file(harness.record("app-2", false)).unwrap();
     std::fs::remove_file(harness.record("app-3", false)).unwrap();
     std::fs::write(harness.worktree("app-3").join("work.txt"), "precious").unwrap();
@@ -335,7 +350,7 @@ fn gc_removes_orphans_but_keeps_uncommitted_work_unless_forced() {
         "{actions:#}"
     );
     assert_eq!(
-        find("destroy orphan runtime session", "app-2").unwrap()["done"],
+        find("destroy orphan runtime session", &handles[1]).unwrap()["done"],
         true
     );
     assert_eq!(

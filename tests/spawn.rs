@@ -31,7 +31,9 @@ fn spawn_makes_worktree_tmux_session_and_record_and_delivers_the_task_once() {
     assert_eq!(session["agent"], "claude-code");
     assert_eq!(session["runtime"], "tmux");
     assert_eq!(session["workspace"], "git-worktree");
-    assert_eq!(session["runtime_handle"], "app-1");
+    // tmux session names carry the data dir's tag, so two data dirs can share a tmux server.
+    let handle = session["runtime_handle"].as_str().unwrap().to_string();
+    assert!(handle.starts_with("app-1_"), "{handle}");
     assert_eq!(session["task"], task);
     assert_eq!(session["status"], "working");
     assert!(session["created_at"].as_u64().unwrap() > 1_700_000_000_000);
@@ -42,7 +44,7 @@ fn spawn_makes_worktree_tmux_session_and_record_and_delivers_the_task_once() {
         git(&worktree, &["rev-parse", "--abbrev-ref", "HEAD"]),
         "session/app-1"
     );
-    assert_eq!(harness.tmux.sessions(), vec!["app-1".to_string()]);
+    assert_eq!(harness.tmux.sessions(), vec![handle]);
     assert!(harness.record("app-1", false).exists());
 
     let log = harness.log_dir().join("app-1");
@@ -412,7 +414,9 @@ fn send_delivers_text_files_and_stdin_and_refuses_non_utf8() {
 fn session_ls_reports_a_dead_runtime_as_exited() {
     let harness = Harness::new(&[], "");
     spawn_json(&harness, "x");
-    harness.tmux.tmux(&["kill-session", "-t", "=app-1"]);
+    harness
+        .tmux
+        .tmux(&["kill-session", "-t", &format!("={}", harness.handle("app-1"))]);
     let listed = harness.sessions_json(&[]);
     assert_eq!(listed[0]["status"], "exited");
     // A corrupt record next to it is reported, not fatal.
@@ -457,10 +461,11 @@ fn doctor_says_ok_or_the_fix_for_each_check() {
     let harness = Harness::new(&[], "");
     let output = harness.ok(&["doctor"]);
     let report = stdout(&output);
+    // Each plugin says what it needs; the core names no tool.
     for line in [
-        "ok    runtime plugin `tmux`",
-        "ok    `tmux`",
-        "ok    `git`",
+        "ok    runtime plugin `tmux`: loaded from",
+        "ok    runtime plugin `tmux`: tmux: tmux ",
+        "ok    workspace plugin `git-worktree`: git: git version",
         "ok    data dir",
     ] {
         assert!(report.contains(line), "{line} missing:\n{report}");
@@ -473,7 +478,7 @@ fn doctor_says_ok_or_the_fix_for_each_check() {
     assert!(!output.status.success());
     let report = stdout(&output);
     assert!(
-        report.contains("FIX   `tmux`: not found on PATH: install tmux"),
+        report.contains("FIX   runtime plugin `tmux`: tmux: `tmux` not found on PATH"),
         "{report}"
     );
     assert!(

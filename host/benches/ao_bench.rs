@@ -560,7 +560,9 @@ fn record(id: &str, n: u64) -> Session {
         runtime_handle: Some(id.into()),
         task: Some(format!("task number {n}\nwith a second line")),
         created_at: now_ms() + n,
-        spawned_by_pid: None,
+        host: None,
+        activity_at: None,
+        waiting_for: None,
         note: None,
     }
 }
@@ -618,7 +620,7 @@ fn scale(plugins: &[PathBuf], work: &Path) {
     let reserve: Vec<f64> = (0..20)
         .map(|_| {
             let started = Instant::now();
-            let session = store
+            let (session, _lock) = store
                 .reserve("app", SessionRole::Orchestrator, record("", 0))
                 .unwrap();
             let elapsed = ms(started.elapsed());

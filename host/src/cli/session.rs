@@ -1,24 +1,21 @@
 //! Commands about sessions: `spawn`, `orchestrator`, `session ls|kill`, `send`, `attach`.
+//! Parsing and printing only; the work is the lifecycle service's.
 
 use std::{
-    collections::{HashMap, HashSet},
     io::Read,
     path::{Path, PathBuf},
     process::ExitCode,
-    time::Duration,
 };
 
 use anyhow::{bail, Context, Result};
 use ao_host::{
-    config::PluginChoice,
-    plugins::PluginSet,
-    session::{Session, SessionRole, SessionStatus, SessionStore},
-    spawn::{self, SpawnEnvironment, SpawnRequest, SCREEN_LINES},
+    lifecycle::{self, KillOutcome, Lifecycle, SpawnRequest},
+    session::{Session, SessionRole},
 };
-use ao_plugin_api::Activity;
 use clap::{Args as ClapArgs, Subcommand};
 
-use super::{print_json, AppContext};
+use super::output::{print_json, terminal_safe, Spinner};
+use crate::outln;
 
 #[derive(Debug, ClapArgs)]
 pub struct SpawnArgs {
@@ -108,32 +105,32 @@ fn read_text(source: &Path) -> Result<String> {
     })
 }
 
-pub(super) fn open_store(context: &AppContext) -> Result<SessionStore> {
-    Ok(SessionStore::open(&context.config.data_dir)?)
-}
-
-fn spawn_environment(context: &AppContext) -> SpawnEnvironment {
-    SpawnEnvironment {
-        config_path: context.config.path.clone(),
-        port: context.config.port,
-        ready_timeout: Duration::from_millis(context.config.ready_timeout_ms),
-    }
-}
-
 fn print_session(session: &Session, json: bool) -> Result<()> {
     if json {
         print_json(session)
     } else {
-        println!("{}", session.id);
+        outln!("{}", session.id);
         eprintln!(
             "spawned {} on branch {} — watch it with `ao-host attach {}`",
-            session.id, session.branch, session.id
+            session.id,
+            terminal_safe(&session.branch),
+            session.id
         );
         Ok(())
     }
 }
 
-pub async fn spawn(context: &AppContext, args: SpawnArgs) -> Result<ExitCode> {
+async fn run_spawn(lifecycle: &Lifecycle, request: SpawnRequest, json: bool) -> Result<ExitCode> {
+    let spinner = Spinner::start("reserving an id");
+    let session = lifecycle
+        .spawn(request, &|phase| spinner.set_phase(phase))
+        .await;
+    drop(spinner);
+    print_session(&session?, json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn spawn(lifecycle: &Lifecycle, args: SpawnArgs) -> Result<ExitCode> {
     let task = match (&args.task, &args.task_file) {
         (Some(task), _) => Some(task.clone()),
         (None, Some(file)) => Some(read_text(file)?),
@@ -143,12 +140,12 @@ pub async fn spawn(context: &AppContext, args: SpawnArgs) -> Result<ExitCode> {
         }
     };
     if let Some(task) = &task {
-        spawn::validate_task(task)?;
+        lifecycle::validate_task(task)?;
     }
     let cwd = std::env::current_dir().context("reading the current folder")?;
-    let mut project = context
-        .config
-        .resolve_project(args.project.as_deref(), &cwd)?;
+    let mut project = lifecycle
+        .resolve_project(args.project.as_deref(), &cwd)
+        .await?;
     let choice = &mut project.plugins;
     for (field, chosen) in [
         (&mut choice.agent, &args.agent),
@@ -159,271 +156,120 @@ pub async fn spawn(context: &AppContext, args: SpawnArgs) -> Result<ExitCode> {
             *field = name.clone();
         }
     }
-    let plugins = context.plugin_set(&project.plugins)?;
-    let store = open_store(context)?;
     let request = SpawnRequest {
         project,
         role: SessionRole::Worker,
         task,
         no_prompt: args.no_prompt,
     };
-    let session =
-        spawn::spawn_session(request, &plugins, &store, &spawn_environment(context)).await?;
-    print_session(&session, args.json)?;
-    Ok(ExitCode::SUCCESS)
+    run_spawn(lifecycle, request, args.json).await
 }
 
-pub async fn orchestrator(context: &AppContext, args: OrchestratorArgs) -> Result<ExitCode> {
+pub async fn orchestrator(lifecycle: &Lifecycle, args: OrchestratorArgs) -> Result<ExitCode> {
     let cwd = std::env::current_dir().context("reading the current folder")?;
-    let project = context
-        .config
-        .resolve_project(args.project.as_deref(), &cwd)?;
-    let plugins = context.plugin_set(&project.plugins)?;
-    let store = open_store(context)?;
+    let project = lifecycle
+        .resolve_project(args.project.as_deref(), &cwd)
+        .await?;
     let request = SpawnRequest {
         project,
         role: SessionRole::Orchestrator,
         task: None,
         no_prompt: args.no_prompt,
     };
-    let session =
-        spawn::spawn_session(request, &plugins, &store, &spawn_environment(context)).await?;
-    print_session(&session, args.json)?;
-    Ok(ExitCode::SUCCESS)
+    run_spawn(lifecycle, request, args.json).await
 }
 
-/// Plugin sets by choice, built once per command, and each runtime's live handles, asked once.
-pub(super) struct PluginCache<'a> {
-    context: &'a AppContext,
-    built: HashMap<(String, String, String), Result<PluginSet, String>>,
-    alive: HashMap<String, Result<HashSet<String>, String>>,
-}
-
-impl<'a> PluginCache<'a> {
-    pub(super) fn new(context: &'a AppContext) -> Self {
-        Self {
-            context,
-            built: HashMap::new(),
-            alive: HashMap::new(),
-        }
-    }
-
-    /// Whether `handle` is alive in `set`'s runtime (one `alive_handles` call per runtime).
-    pub(super) async fn is_alive(&mut self, set: &PluginSet, handle: &str) -> Result<bool, String> {
-        let name = set.runtime.name().to_string();
-        if !self.alive.contains_key(&name) {
-            let handles = set
-                .runtime
-                .alive_handles()
-                .await
-                .map(|h| h.into_iter().collect())
-                .map_err(|e| e.to_string());
-            self.alive.insert(name.clone(), handles);
-        }
-        match &self.alive[&name] {
-            Ok(handles) => Ok(handles.contains(handle)),
-            Err(e) => Err(e.clone()),
-        }
-    }
-
-    pub(super) fn for_session(&mut self, session: &Session) -> Result<PluginSet, String> {
-        let key = (
-            session.runtime.clone(),
-            session.agent.clone(),
-            session.workspace.clone(),
-        );
-        self.built
-            .entry(key)
-            .or_insert_with(|| {
-                let choice = PluginChoice {
-                    runtime: session.runtime.clone(),
-                    agent: session.agent.clone(),
-                    workspace: session.workspace.clone(),
-                };
-                self.context
-                    .plugin_set(&choice)
-                    .map_err(|e| format!("{e:#}"))
-            })
-            .clone()
-    }
-}
-
-/// The session with its status read from the runtime and agent now, not as last recorded.
-async fn live(session: Session, plugins: &mut PluginCache<'_>) -> Session {
-    let mut session = session;
-    if let Some(pid) = session.interrupted_spawner() {
-        session.status = SessionStatus::Errored;
-        session.note = Some(format!(
-            "its spawn was interrupted (ao-host process {pid} is gone); `ao-host gc` cleans it up"
-        ));
-        return session;
-    }
-    if session.status == SessionStatus::Spawning {
-        return session;
-    }
-    let Some(handle) = session.runtime_handle.clone() else {
-        return session;
-    };
-    let set = match plugins.for_session(&session) {
-        Ok(set) => set,
-        Err(reason) => {
-            session.note = Some(format!("status not checked: {reason}"));
-            return session;
-        }
-    };
-    match plugins.is_alive(&set, &handle).await {
-        Ok(false) => session.status = SessionStatus::Exited,
-        Ok(true) => {
-            let activity = match set.runtime.capture_output(&handle, SCREEN_LINES).await {
-                Ok(screen) => set.agent.activity(&screen).await,
-                Err(e) => Err(e),
-            };
-            match activity {
-                Ok(Activity::Idle) => session.status = SessionStatus::Idle,
-                Ok(Activity::Working) => session.status = SessionStatus::Working,
-                Ok(Activity::WaitingInput) => session.status = SessionStatus::WaitingInput,
-                Ok(Activity::Exited) => session.status = SessionStatus::Exited,
-                Err(e) => session.note = Some(format!("status not checked: {e}")),
-            }
-        }
-        Err(e) => session.note = Some(format!("status not checked: {e}")),
-    }
-    session
-}
-
-pub async fn run(context: &AppContext, command: SessionCommand) -> Result<ExitCode> {
+pub async fn run(lifecycle: &Lifecycle, command: SessionCommand) -> Result<ExitCode> {
     match command {
         SessionCommand::Ls {
             project,
             archived,
             json,
-        } => list(context, project.as_deref(), archived, json).await,
-        SessionCommand::Kill { id, keep_workspace } => kill(context, &id, keep_workspace).await,
+        } => list(lifecycle, project.as_deref(), archived, json).await,
+        SessionCommand::Kill { id, keep_workspace } => kill(lifecycle, &id, keep_workspace).await,
     }
 }
 
 async fn list(
-    context: &AppContext,
+    lifecycle: &Lifecycle,
     project: Option<&str>,
     archived: bool,
     json: bool,
 ) -> Result<ExitCode> {
-    let store = open_store(context)?;
-    let listing = store.list(project, archived);
+    let listing = lifecycle.list(project, archived).await?;
     for problem in &listing.problems {
-        tracing::warn!("{problem}");
+        tracing::warn!("{}", terminal_safe(problem));
     }
-    let mut sessions = Vec::with_capacity(listing.sessions.len());
-    let mut plugins = PluginCache::new(context);
-    for session in listing.sessions {
-        sessions.push(if archived {
-            session
-        } else {
-            live(session, &mut plugins).await
-        });
-    }
+    let sessions = listing.sessions;
     if json {
-        print_json(&sessions)?;
-    } else if sessions.is_empty() {
+        return print_json(&sessions).map(|()| ExitCode::SUCCESS);
+    }
+    if sessions.is_empty() {
         eprintln!(
             "no {} sessions",
             if archived { "archived" } else { "active" }
         );
-    } else {
-        println!("{:<28} {:<14} {:<34} TASK", "ID", "STATUS", "BRANCH");
-        for s in &sessions {
-            let status = serde_json::to_value(s.status)?;
-            let task = s
-                .task
-                .as_deref()
-                .unwrap_or("-")
-                .lines()
-                .next()
-                .unwrap_or("");
-            let task: String = task.chars().take(60).collect();
-            println!(
-                "{:<28} {:<14} {:<34} {task}",
-                s.id,
-                status.as_str().unwrap_or("?"),
-                s.branch
-            );
-            if let Some(note) = &s.note {
-                println!("    {note}");
-            }
+        return Ok(ExitCode::SUCCESS);
+    }
+    outln!("{:<28} {:<14} {:<34} TASK", "ID", "STATUS", "BRANCH");
+    for s in &sessions {
+        let status = serde_json::to_value(s.status)?;
+        let task = s
+            .task
+            .as_deref()
+            .unwrap_or("-")
+            .lines()
+            .next()
+            .unwrap_or("");
+        let task: String = task.chars().take(60).collect();
+        outln!(
+            "{:<28} {:<14} {:<34} {}",
+            s.id,
+            status.as_str().unwrap_or("?"),
+            terminal_safe(&s.branch),
+            terminal_safe(&task)
+        );
+        if let Some(note) = &s.note {
+            outln!("    {}", terminal_safe(note));
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn kill(context: &AppContext, id: &str, keep_workspace: bool) -> Result<ExitCode> {
-    let store = open_store(context)?;
-    let session = store.find(id)?;
-    let plugins = PluginCache::new(context)
-        .for_session(&session)
-        .map_err(|reason| anyhow::anyhow!("cannot kill {id}: {reason}"))?;
-    if let Some(handle) = &session.runtime_handle {
-        plugins
-            .runtime
-            .destroy(handle)
-            .await
-            .with_context(|| format!("killing {id}'s runtime"))?;
+async fn kill(lifecycle: &Lifecycle, id: &str, keep_workspace: bool) -> Result<ExitCode> {
+    let spinner = Spinner::start("killing");
+    let outcome = lifecycle
+        .kill(id, keep_workspace, &|phase| spinner.set_phase(phase))
+        .await;
+    drop(spinner);
+    match outcome.with_context(|| format!("killing {id}"))? {
+        KillOutcome::Killed(_) => eprintln!("killed {id}"),
+        KillOutcome::SpawnUndone => {
+            eprintln!("killed {id}: it was still spawning; its spawn stopped and removed everything it had made")
+        }
     }
-    if let (Some(path), false) = (&session.workspace_path, keep_workspace) {
-        plugins
-            .workspace
-            .destroy(path, false)
-            .await
-            .with_context(|| format!("removing {id}'s workspace"))?;
-    }
-    store.archive(&session)?;
-    eprintln!("killed {id}");
     Ok(ExitCode::SUCCESS)
 }
 
-/// The session and its plugins, for commands that talk to a live session.
-fn live_target(context: &AppContext, id: &str) -> Result<(Session, PluginSet, String)> {
-    let store = open_store(context)?;
-    let session = store.find(id)?;
-    let plugins = PluginCache::new(context)
-        .for_session(&session)
-        .map_err(|reason| anyhow::anyhow!("{id}: {reason}"))?;
-    let handle = session.runtime_handle.clone().ok_or_else(|| {
-        anyhow::anyhow!("{id} has no runtime yet (its spawn did not get that far)")
-    })?;
-    Ok((session, plugins, handle))
-}
-
-pub async fn send(context: &AppContext, args: SendArgs) -> Result<ExitCode> {
+pub async fn send(lifecycle: &Lifecycle, args: SendArgs) -> Result<ExitCode> {
     let text = match (&args.text, &args.file) {
         (_, Some(file)) => read_text(file)?,
         (Some(text), None) if text == "-" => read_text(Path::new("-"))?,
         (Some(text), None) => text.clone(),
         (None, None) => unreachable!("clap requires TEXT or --file"),
     };
-    spawn::validate_task(&text).context("message refused")?;
-    let (_, plugins, handle) = live_target(context, &args.id)?;
-    if !plugins.runtime.is_alive(&handle).await? {
-        bail!(
-            "{} is not running any more; `ao-host session kill {}` archives it",
-            args.id,
-            args.id
-        );
-    }
-    spawn::deliver(&plugins.runtime, &plugins.agent, &handle, &text)
-        .await
-        .with_context(|| format!("sending to {}", args.id))?;
+    let spinner = Spinner::start("sending");
+    let sent = lifecycle
+        .send(&args.id, &text, &|phase| spinner.set_phase(phase))
+        .await;
+    drop(spinner);
+    sent.with_context(|| format!("sending to {}", args.id))?;
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn attach(context: &AppContext, id: &str) -> Result<ExitCode> {
-    let (_, plugins, handle) = live_target(context, id)?;
-    let argv = plugins.runtime.attach_command(&handle).await?;
-    let Some((program, args)) = argv.split_first() else {
-        bail!(
-            "the {} runtime gave no attach command",
-            plugins.runtime.name()
-        );
-    };
+pub async fn attach(lifecycle: &Lifecycle, id: &str) -> Result<ExitCode> {
+    let argv = lifecycle.attach_command(id).await?;
+    let (program, args) = argv.split_first().expect("attach commands are never empty");
     let error =
         std::os::unix::process::CommandExt::exec(std::process::Command::new(program).args(args));
     Err(error).with_context(|| format!("running {}", argv.join(" ")))

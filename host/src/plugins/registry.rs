@@ -56,6 +56,7 @@ pub struct PluginRow {
 }
 
 /// An instance of any kind of plugin.
+#[derive(Clone)]
 pub enum PluginInstance {
     Runtime(RuntimePlugin),
     Agent(AgentPlugin),
@@ -116,10 +117,6 @@ impl PluginRegistry {
             registry.reports.push(report);
         }
         registry
-    }
-
-    pub fn reports(&self) -> &[LibraryReport] {
-        &self.reports
     }
 
     /// One row per plugin of every candidate library (one row for a library that could not be

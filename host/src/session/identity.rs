@@ -49,16 +49,6 @@ pub fn next_identity(
         })
 }
 
-/// The next unused `<prefix>-orchestrator-N` among `existing` (active and archived sessions).
-pub fn reserve_orchestrator_identity(
-    project_prefix: &str,
-    existing: &[Session],
-) -> Result<String, IdentityExhausted> {
-    let stem = stem(project_prefix, SessionRole::Orchestrator);
-    let used = used_numbers(&stem, existing.iter().map(|s| s.id.as_str()));
-    next_identity(&stem, &used, &HashSet::new()).map(|(id, _)| id)
-}
-
 /// Whether a session is an orchestrator: by its recorded role, or for records without one, by
 /// the id pattern (`…-orchestrator` or `…-orchestrator-<digits>`).
 pub fn is_orchestrator_session(session: &Session) -> bool {
@@ -83,6 +73,17 @@ mod tests {
     use super::*;
     use crate::session::{now_ms, SessionStatus};
 
+    /// The seed's `reserve_orchestrator_identity`, as the store composes it: the next unused
+    /// `<prefix>-orchestrator-N` among `existing` (active and archived sessions).
+    fn reserve_orchestrator_identity(
+        project_prefix: &str,
+        existing: &[Session],
+    ) -> Result<String, IdentityExhausted> {
+        let stem = stem(project_prefix, SessionRole::Orchestrator);
+        let used = used_numbers(&stem, existing.iter().map(|s| s.id.as_str()));
+        next_identity(&stem, &used, &HashSet::new()).map(|(id, _)| id)
+    }
+
     fn session_with_id(id: &str, project: &str) -> Session {
         Session {
             id: id.into(),
@@ -97,7 +98,9 @@ mod tests {
             runtime_handle: None,
             task: None,
             created_at: now_ms(),
-            spawned_by_pid: None,
+            host: None,
+            activity_at: None,
+            waiting_for: None,
             note: None,
         }
     }

@@ -1,17 +1,22 @@
 //! Sessions: the record kept for every agent ao-host started, and where records live.
 
 pub mod identity;
+pub mod lock;
 pub mod store;
 
 use serde::{Deserialize, Serialize};
 
-pub use self::store::{SessionStore, StoreError};
+pub use self::{
+    lock::{LockDir, LockError, SessionLock},
+    store::{Listing, SessionStore, StoreError},
+};
 
 /// Where a session is in its life. Serialized lower-case, as scripts read it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionStatus {
-    /// Id reserved; workspace, runtime or first message still in progress.
+    /// Id reserved; workspace, runtime or first message still in progress (its spawning
+    /// process holds the session's lock until the agent has its task).
     Spawning,
     Working,
     Idle,
@@ -20,7 +25,8 @@ pub enum SessionStatus {
     Exited,
     /// Stopped by `ao-host session kill`; the record is archived.
     Killed,
-    /// A spawn that did not finish (its `ao-host` process died half-way).
+    /// A spawn that did not finish: its `ao-host` process died half-way (listed while the
+    /// record waits for `gc`), or `gc` undid it (archived, so the id is never reused).
     Errored,
 }
 
@@ -69,24 +75,22 @@ pub struct Session {
     pub task: Option<String>,
     /// Milliseconds since the Unix epoch.
     pub created_at: u64,
-    /// The `ao-host` process spawning this session, while it is spawning; lets a later process
-    /// tell an interrupted spawn from one still in progress.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub spawned_by_pid: Option<u32>,
+    /// The machine the session runs on; `None` for this one.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// When the agent last changed what it was doing, as far as ao-host saw (ms since epoch).
+    #[serde(default)]
+    pub activity_at: Option<u64>,
+    /// What the agent asks the operator, while `waiting_input`.
+    #[serde(default)]
+    pub waiting_for: Option<String>,
     /// Why the session is `errored`, or what went wrong last.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
 
-impl Session {
-    /// The pid of the `ao-host` process that was spawning this session, if that process is gone
-    /// before finishing: the record is left over from a crash or a `kill -9`.
-    pub fn interrupted_spawner(&self) -> Option<u32> {
-        self.spawned_by_pid.filter(|pid| !process_alive(*pid))
-    }
-}
-
 /// Whether a process exists (signal 0 checks existence and permission; nothing is delivered).
+/// Only for temporary files, whose names carry their writer's pid; sessions use locks.
 pub fn process_alive(pid: u32) -> bool {
     // SAFETY: kill with signal 0 has no effect beyond the check.
     let result = unsafe { libc::kill(pid as libc::pid_t, 0) };

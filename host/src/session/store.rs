@@ -4,12 +4,18 @@
 //! Crash safety: every write goes to a temporary file that is fsynced and then renamed over the
 //! record, so a reader sees the old record or the new one, never half of one. Reservation is
 //! atomic across processes: the new record is hard-linked into place, which fails if the id is
-//! already taken, so N concurrent spawns get N distinct ids.
+//! already taken, so N concurrent spawns get N distinct ids; and the reserving process takes the
+//! session's lock *before* the record appears, so no other process ever sees a `spawning` record
+//! whose lock is free unless its spawner died.
+//!
+//! Records are read defensively: a symlink, a FIFO or a file larger than any record is reported
+//! as unreadable instead of followed, waited on or slurped.
 
 use std::{
     collections::HashSet,
     fs::{self, File},
-    io::Write,
+    io::{Read, Write},
+    os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
     sync::atomic::{AtomicU64, Ordering},
 };
@@ -18,11 +24,14 @@ use ao_plugin_api::validate::validate_id;
 
 use super::{
     identity::{next_identity, stem, used_numbers, IdentityExhausted},
+    lock::{LockDir, SessionLock},
     Session, SessionRole, SessionStatus,
 };
 
 const RECORD_EXTENSION: &str = "yaml";
 const ARCHIVE_DIR: &str = "archive";
+/// No record comes near this; anything bigger is not one.
+const MAX_RECORD_BYTES: u64 = 4 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -63,28 +72,38 @@ pub struct Listing {
 pub struct SessionStore {
     data_dir: PathBuf,
     root: PathBuf,
+    locks: LockDir,
 }
 
 static TEMP_SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
 impl SessionStore {
-    /// Opens (creating if needed) the store under `data_dir`.
+    /// Opens (creating if needed) the store under `data_dir`, which it spells canonically from
+    /// then on ([`SessionStore::data_dir`]): plugins tag what they make with it, so every process
+    /// must spell it the same way.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         if data_dir.exists() && !data_dir.is_dir() {
             return Err(StoreError::NotAFolder {
                 path: data_dir.to_path_buf(),
             });
         }
+        fs::create_dir_all(data_dir.join("sessions")).map_err(io("creating", data_dir))?;
+        let data_dir = &data_dir.canonicalize().map_err(io("resolving", data_dir))?;
         let root = data_dir.join("sessions");
-        fs::create_dir_all(&root).map_err(io("creating", &root))?;
         Ok(Self {
             data_dir: data_dir.to_path_buf(),
+            locks: LockDir::new(data_dir),
             root,
         })
     }
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// The sessions' locks.
+    pub fn locks(&self) -> &LockDir {
+        &self.locks
     }
 
     fn project_dir(&self, project_id: &str) -> PathBuf {
@@ -147,20 +166,23 @@ impl SessionStore {
             .filter_map(|entry| {
                 let name = entry.file_name().into_string().ok()?;
                 let id = name.strip_suffix(&format!(".{RECORD_EXTENSION}"))?;
-                (!id.starts_with('.')).then(|| id.to_string())
+                validate_id("session id", id)
+                    .is_ok()
+                    .then(|| id.to_string())
             })
             .collect()
     }
 
     /// Reserves the next free id for `role` in `session.project_id` and writes `session` under it
     /// (with `id` and `branch` filled in), exclusively: a concurrent reservation of the same id
-    /// fails for one of the two, which then takes the next number.
+    /// fails for one of the two, which then takes the next number. The returned lock is taken
+    /// before the record exists and stays held until the caller drops it.
     pub fn reserve(
         &self,
         project_prefix: &str,
         role: SessionRole,
         mut session: Session,
-    ) -> Result<Session, StoreError> {
+    ) -> Result<(Session, SessionLock), StoreError> {
         validate_id("project id", &session.project_id)
             .map_err(|e| StoreError::InvalidId(e.message().to_string()))?;
         validate_id("session_prefix", project_prefix)
@@ -173,6 +195,14 @@ impl SessionStore {
             ids.extend(Self::ids_in(&project_dir.join(ARCHIVE_DIR)));
             let used = used_numbers(&stem, ids.iter().map(String::as_str));
             let (id, number) = next_identity(&stem, &used, &lost)?;
+            // Somebody else is acting on this id (a reservation, an undo just finishing): take
+            // another number rather than wait.
+            let Some(lock) = self.locks.try_lock(&session.project_id, &id)? else {
+                lost.insert(number);
+                continue;
+            };
+            // A kill that targeted an earlier session of the same id is over.
+            self.locks.clear_cancel(&session.project_id, &id);
             session.branch = role.branch_for(&id);
             session.id = id;
             let path = self.record_path(&session.project_id, &session.id, false);
@@ -182,7 +212,7 @@ impl SessionStore {
             match linked {
                 Ok(()) => {
                     Self::sync_dir(&project_dir);
-                    return Ok(session);
+                    return Ok((session, lock));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     lost.insert(number);
@@ -209,29 +239,68 @@ impl SessionStore {
         }
     }
 
-    /// Moves a record to the archive with status `killed`.
-    pub fn archive(&self, session: &Session) -> Result<Session, StoreError> {
+    /// Moves a record to the archive with `status` (`killed`, or `errored` for a spawn that
+    /// could not be undone) and `note`. The move is one rename, so a session is never active and
+    /// archived at once; a crash before the rewrite leaves the archived record with its old
+    /// status, which [`SessionStore::list`] reads as `killed`.
+    pub fn archive(
+        &self,
+        session: &Session,
+        status: SessionStatus,
+        note: Option<String>,
+    ) -> Result<Session, StoreError> {
         let from = self.record_path(&session.project_id, &session.id, false);
         let to = self.record_path(&session.project_id, &session.id, true);
         fs::create_dir_all(to.parent().expect("archive folder")).map_err(io("creating", &to))?;
         fs::rename(&from, &to).map_err(io("archiving", &from))?;
-        let mut archived = session.clone();
-        archived.status = SessionStatus::Killed;
-        archived.spawned_by_pid = None;
-        Self::write_record(&to, &archived)?;
         Self::sync_dir(from.parent().expect("records live in a folder"));
+        let mut archived = session.clone();
+        archived.status = status;
+        archived.note = note;
+        archived.waiting_for = None;
+        Self::write_record(&to, &archived)?;
         Ok(archived)
     }
 
+    /// Reads one record without following symlinks, blocking on FIFOs or reading huge files.
     fn read(path: &Path) -> Result<Session, StoreError> {
-        let text = fs::read_to_string(path).map_err(|e| StoreError::Corrupt {
+        let corrupt = |message: String| StoreError::Corrupt {
             path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        serde_yaml::from_str(&text).map_err(|e| StoreError::Corrupt {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })
+            message,
+        };
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ELOOP) => corrupt("it is a symbolic link".into()),
+                _ => corrupt(e.to_string()),
+            })?;
+        let metadata = file.metadata().map_err(|e| corrupt(e.to_string()))?;
+        if !metadata.is_file() {
+            return Err(corrupt("it is not a regular file".into()));
+        }
+        if metadata.len() > MAX_RECORD_BYTES {
+            return Err(corrupt(format!(
+                "it is {} bytes, too big for a record",
+                metadata.len()
+            )));
+        }
+        let mut text = String::new();
+        file.take(MAX_RECORD_BYTES)
+            .read_to_string(&mut text)
+            .map_err(|e| corrupt(e.to_string()))?;
+        serde_yaml::from_str(&text).map_err(|e| corrupt(e.to_string()))
+    }
+
+    /// The active record of `id` as it is on disk now (`None` once it is gone), for a process
+    /// that just took the session's lock and must not act on what it read before.
+    pub fn reread(&self, project_id: &str, id: &str) -> Result<Option<Session>, StoreError> {
+        let path = self.record_path(project_id, id, false);
+        match path.symlink_metadata() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            _ => Self::read(&path).map(Some),
+        }
     }
 
     fn projects(&self) -> Vec<String> {
@@ -240,8 +309,9 @@ impl SessionStore {
         };
         let mut projects: Vec<String> = entries
             .filter_map(Result::ok)
-            .filter(|e| e.path().is_dir())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
             .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|name| validate_id("project id", name).is_ok())
             .collect();
         projects.sort();
         projects
@@ -251,6 +321,7 @@ impl SessionStore {
     /// are reported in [`Listing::problems`] and skipped.
     pub fn list(&self, project_id: Option<&str>, archived: bool) -> Listing {
         let projects = match project_id {
+            Some(id) if validate_id("project id", id).is_err() => Vec::new(),
             Some(id) => vec![id.to_string()],
             None => self.projects(),
         };
@@ -263,7 +334,11 @@ impl SessionStore {
             for id in Self::ids_in(&dir) {
                 let path = dir.join(format!("{id}.{RECORD_EXTENSION}"));
                 match Self::read(&path) {
-                    Ok(session) if session.id == id && session.project_id == project => {
+                    Ok(mut session) if session.id == id && session.project_id == project => {
+                        if archived && session.status != SessionStatus::Errored {
+                            // Archived by a kill that died before rewriting the status.
+                            session.status = SessionStatus::Killed;
+                        }
                         listing.sessions.push(session)
                     }
                     Ok(session) => listing.problems.push(StoreError::Corrupt {
@@ -316,7 +391,7 @@ impl SessionStore {
             .map_err(|e| StoreError::InvalidId(e.message().to_string()))?;
         for project in self.projects() {
             let path = self.record_path(&project, id, false);
-            if path.exists() {
+            if path.symlink_metadata().is_ok() {
                 return Self::read(&path);
             }
         }
@@ -343,7 +418,9 @@ mod tests {
             runtime_handle: None,
             task: Some("do it".into()),
             created_at: now_ms(),
-            spawned_by_pid: Some(std::process::id()),
+            host: None,
+            activity_at: None,
+            waiting_for: None,
             note: None,
         }
     }
@@ -354,20 +431,24 @@ mod tests {
         let store = SessionStore::open(dir.path()).unwrap();
         let one = store
             .reserve("app", SessionRole::Worker, template("app"))
-            .unwrap();
+            .unwrap()
+            .0;
         let two = store
             .reserve("app", SessionRole::Worker, template("app"))
-            .unwrap();
+            .unwrap()
+            .0;
         assert_eq!((one.id.as_str(), two.id.as_str()), ("app-1", "app-2"));
         assert_eq!(one.branch, "session/app-1");
-        store.archive(&one).unwrap();
+        store.archive(&one, SessionStatus::Killed, None).unwrap();
         let three = store
             .reserve("app", SessionRole::Worker, template("app"))
-            .unwrap();
+            .unwrap()
+            .0;
         assert_eq!(three.id, "app-3", "an archived id is never reused");
         let orch = store
             .reserve("app", SessionRole::Orchestrator, template("app"))
-            .unwrap();
+            .unwrap()
+            .0;
         assert_eq!(orch.id, "app-orchestrator-1");
         assert_eq!(orch.branch, "orchestrator/app-orchestrator-1");
     }
@@ -383,6 +464,7 @@ mod tests {
                         store
                             .reserve("app", SessionRole::Worker, template("app"))
                             .unwrap()
+                            .0
                             .id
                     })
                 })
@@ -400,7 +482,8 @@ mod tests {
         let store = SessionStore::open(dir.path()).unwrap();
         let good = store
             .reserve("app", SessionRole::Worker, template("app"))
-            .unwrap();
+            .unwrap()
+            .0;
         fs::write(
             dir.path().join("sessions/app/garbage.yaml"),
             ": : not yaml [",
@@ -419,8 +502,11 @@ mod tests {
         let store = SessionStore::open(dir.path()).unwrap();
         let session = store
             .reserve("app", SessionRole::Worker, template("app"))
+            .unwrap()
+            .0;
+        store
+            .archive(&session, SessionStatus::Killed, None)
             .unwrap();
-        store.archive(&session).unwrap();
         assert!(store.list(Some("app"), false).sessions.is_empty());
         let archived = store.list(Some("app"), true).sessions;
         assert_eq!(archived.len(), 1);
@@ -429,6 +515,69 @@ mod tests {
             store.find(&session.id),
             Err(StoreError::NotFound { .. })
         ));
+    }
+
+    #[test]
+    fn a_fifo_a_symlink_or_a_huge_file_named_like_a_record_is_reported_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SessionStore::open(dir.path()).unwrap();
+        let good = store
+            .reserve("app", SessionRole::Worker, template("app"))
+            .unwrap()
+            .0;
+        let records = dir.path().join("sessions/app");
+        let fifo = std::ffi::CString::new(records.join("app-7.yaml").to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        std::os::unix::fs::symlink("/etc/passwd", records.join("app-8.yaml")).unwrap();
+        let huge = File::create(records.join("app-9.yaml")).unwrap();
+        huge.set_len(MAX_RECORD_BYTES + 1).unwrap();
+        let listing = store.list(None, false);
+        assert_eq!(listing.sessions, vec![good]);
+        let problems: Vec<String> = listing.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems
+            .iter()
+            .any(|p| p.contains("app-7.yaml") && p.contains("not a regular file")));
+        assert!(problems
+            .iter()
+            .any(|p| p.contains("app-8.yaml") && p.contains("symbolic link")));
+        assert!(problems
+            .iter()
+            .any(|p| p.contains("app-9.yaml") && p.contains("too big")));
+        assert!(matches!(
+            store.find("app-7"),
+            Err(StoreError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn a_project_argument_never_leaves_the_sessions_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SessionStore::open(dir.path()).unwrap();
+        fs::create_dir_all(dir.path().join("x")).unwrap();
+        fs::write(dir.path().join("x/evil-1.yaml"), "id: evil-1\n").unwrap();
+        let listing = store.list(Some("../x"), false);
+        assert!(listing.sessions.is_empty() && listing.problems.is_empty());
+    }
+
+    #[test]
+    fn a_reservation_holds_the_lock_before_the_record_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SessionStore::open(dir.path()).unwrap();
+        let (session, lock) = store
+            .reserve("app", SessionRole::Worker, template("app"))
+            .unwrap();
+        assert!(store.locks().is_held("app", &session.id).unwrap());
+        drop(lock);
+        assert!(!store.locks().is_held("app", &session.id).unwrap());
+        // A number whose lock is held by somebody else is skipped, not waited for.
+        let other = store.locks().try_lock("app", "app-2").unwrap().unwrap();
+        let (next, _lock) = store
+            .reserve("app", SessionRole::Worker, template("app"))
+            .unwrap();
+        assert_eq!(next.id, "app-3");
+        drop(other);
     }
 
     #[test]

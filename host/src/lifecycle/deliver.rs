@@ -40,6 +40,8 @@ pub enum DeliverError {
     NotReady { waited: Duration, output: String },
     #[error("the message was pasted but the agent did not take it within {} s; its last output: {output}", SUBMIT_TIMEOUT.as_secs())]
     NotSubmitted { output: String },
+    #[error("stopped by `ao-host session kill` while waiting for the agent")]
+    Cancelled,
 }
 
 /// The last few non-blank lines of a screen, on one line, for error messages.
@@ -73,12 +75,13 @@ impl Backoff {
 }
 
 /// Waits until the agent accepts input, answering start-up dialogs the agent plugin knows the
-/// answer to.
+/// answer to. `cancelled` is asked on every poll: a kill must not wait for a slow agent.
 pub async fn wait_until_ready(
     runtime: &RuntimePlugin,
     agent: &AgentPlugin,
     handle: &str,
     timeout: Duration,
+    cancelled: &(dyn Fn() -> bool + Sync),
 ) -> Result<(), DeliverError> {
     let started = Instant::now();
     let mut backoff = Backoff::new();
@@ -86,6 +89,9 @@ pub async fn wait_until_ready(
     let mut last_answer: Option<(String, Instant)> = None;
     let mut unchanged: Option<(String, Instant)> = None;
     loop {
+        if cancelled() {
+            return Err(DeliverError::Cancelled);
+        }
         if !runtime.is_alive(handle).await? {
             let output = runtime
                 .capture_output(handle, SCREEN_LINES)

@@ -1,0 +1,136 @@
+//! `doctor`: every check an operator would otherwise do by hand, each `ok` or the fix.
+//!
+//! The core checks only what it owns (config, data dir, plugin libraries); what a plugin needs on
+//! this machine (tmux, git, an agent CLI, their versions) each plugin says itself.
+
+use std::path::Path;
+
+use ao_plugin_api::{DoctorCheck, PluginErrorKind, PluginKind};
+use serde::Serialize;
+
+use super::{Lifecycle, LifecycleError};
+use crate::plugins::{PluginCallError, PluginStatus};
+
+/// One line of `doctor` output.
+#[derive(Debug, Clone, Serialize)]
+pub struct DoctorLine {
+    pub what: String,
+    pub ok: bool,
+    /// What was found, or the fix.
+    pub detail: String,
+}
+
+impl DoctorLine {
+    fn new(what: impl Into<String>, ok: bool, detail: impl Into<String>) -> Self {
+        Self {
+            what: what.into(),
+            ok,
+            detail: detail.into(),
+        }
+    }
+}
+
+fn writable_probe(dir: &Path) -> std::io::Result<()> {
+    let probe = dir.join(format!(".doctor-{}", std::process::id()));
+    std::fs::write(&probe, b"probe")?;
+    std::fs::remove_file(probe)
+}
+
+impl Lifecycle {
+    /// Runs every check.
+    pub async fn doctor(&self) -> Vec<DoctorLine> {
+        let mut lines = vec![DoctorLine::new(
+            "config",
+            true,
+            self.config
+                .path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "built-in defaults (no ao-rs.yaml)".into()),
+        )];
+        let data_dir = &self.config.data_dir;
+        lines.push(match writable_probe(data_dir) {
+            Ok(()) => DoctorLine::new(
+                "data dir",
+                true,
+                format!("{} is writable", data_dir.display()),
+            ),
+            Err(e) => DoctorLine::new(
+                "data dir",
+                false,
+                format!(
+                    "{}: {e}; set data_dir to a writable folder",
+                    data_dir.display()
+                ),
+            ),
+        });
+        for row in self.registry.rows() {
+            if row.status == PluginStatus::Error {
+                lines.push(DoctorLine::new(
+                    format!("plugin library {}", row.path.display()),
+                    false,
+                    row.reason.unwrap_or_default(),
+                ));
+            }
+        }
+        let mut choices: Vec<(PluginKind, String)> = Vec::new();
+        for choice in std::iter::once(&self.config.defaults)
+            .chain(self.config.projects.values().map(|p| &p.plugins))
+        {
+            choices.push((PluginKind::Runtime, choice.runtime.clone()));
+            choices.push((PluginKind::Workspace, choice.workspace.clone()));
+            choices.push((PluginKind::Agent, choice.agent.clone()));
+        }
+        choices.sort();
+        choices.dedup();
+        for (kind, name) in choices {
+            let what = format!("{kind} plugin `{name}`");
+            match self.plugin_checks(kind, &name).await {
+                Err(e) => lines.push(DoctorLine::new(what, false, e.to_string())),
+                Ok(checks) => {
+                    let library = self
+                        .registry
+                        .library_of(kind, &name)
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default();
+                    lines.push(DoctorLine::new(
+                        what.clone(),
+                        true,
+                        format!("loaded from {library}"),
+                    ));
+                    match checks {
+                        Ok(checks) => lines.extend(checks.into_iter().map(|c| {
+                            DoctorLine::new(
+                                format!("{what}: {}", c.what),
+                                c.ok,
+                                c.detail.to_string(),
+                            )
+                        })),
+                        Err(e) if e.kind() == PluginErrorKind::Unsupported => {
+                            lines.push(DoctorLine::new(
+                                what,
+                                true,
+                                "it has no checks of its own (built before doctor checks existed)",
+                            ))
+                        }
+                        Err(e) => lines.push(DoctorLine::new(what, false, e.to_string())),
+                    }
+                }
+            }
+        }
+        lines
+    }
+
+    /// Builds the plugin, then asks for its own checks.
+    async fn plugin_checks(
+        &self,
+        kind: PluginKind,
+        name: &str,
+    ) -> Result<Result<Vec<DoctorCheck>, PluginCallError>, LifecycleError> {
+        Ok(match kind {
+            PluginKind::Runtime => self.runtime(name).await?.doctor().await,
+            PluginKind::Agent => self.agent(name).await?.doctor().await,
+            PluginKind::Workspace => self.workspace(name).await?.doctor().await,
+        })
+    }
+}

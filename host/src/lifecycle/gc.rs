@@ -1,0 +1,439 @@
+//! `gc`: reconcile session records with what the plugins own, after crashes, `kill -9`s and
+//! hand-made messes — acting only on what it can prove.
+//!
+//! What is proof:
+//! - a record it can read *and lock* that still says `spawning`: its spawner died (a live
+//!   spawner holds the lock). Undone — runtime, workspace and branch destroyed — and archived as
+//!   `errored`, so its id and branch name are never handed out again;
+//! - a record it can read and lock whose runtime handle the runtime no longer lists: `exited`;
+//! - a runtime session or workspace that the plugin says belongs to *this* data dir (plugins tag
+//!   what they make with it) and that no record names. Nothing of that kind is removed while any
+//!   record is unreadable (it might name it) or a spawn in progress has not saved its handle or
+//!   path yet.
+//!
+//! Ordering makes the last rule sound against concurrent spawns: the plan asks plugins for what
+//! they own *before* it reads records, and apply reads records again before it destroys. A spawn
+//! reserves its record before it creates anything, so anything listed was made by a spawn whose
+//! record (or lock) the later read sees.
+//!
+//! `gc --dry-run` prints the plan; `gc` applies it, checking each step again under the session's
+//! lock, so a step whose reason went away meanwhile is skipped, not forced.
+
+use std::{
+    collections::{BTreeSet, HashMap, HashSet},
+    path::PathBuf,
+};
+
+use serde::Serialize;
+
+use super::{status::SpawnState, Lifecycle};
+use crate::{
+    config::PluginChoice,
+    session::{Session, SessionStatus},
+};
+
+/// One line of `gc` output.
+#[derive(Debug, Clone, Serialize)]
+pub struct GcAction {
+    /// What was (or, with --dry-run, would be) done.
+    pub action: &'static str,
+    pub target: String,
+    /// Why, or why it was skipped or failed.
+    pub detail: String,
+    /// False for a skipped or failed action, and for everything in a plan.
+    pub done: bool,
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    UndoInterruptedSpawn { project: String, id: String },
+    MarkExited { project: String, id: String },
+    DestroyOrphanRuntime { runtime: String, handle: String },
+    RemoveOrphanWorkspace { workspace: String, path: String },
+    RemoveTempFile(PathBuf),
+}
+
+impl Step {
+    fn describe(&self) -> (&'static str, String, String) {
+        match self {
+            Self::UndoInterruptedSpawn { id, .. } => (
+                "undo interrupted spawn",
+                id.clone(),
+                "its spawn was interrupted (the ao-host process spawning it is gone)".into(),
+            ),
+            Self::MarkExited { id, .. } => (
+                "mark exited",
+                id.clone(),
+                "its runtime session is gone".into(),
+            ),
+            Self::DestroyOrphanRuntime { runtime, handle } => (
+                "destroy orphan runtime session",
+                handle.clone(),
+                format!("a {runtime} session of this data dir that no record names"),
+            ),
+            Self::RemoveOrphanWorkspace { workspace, path } => (
+                "remove orphan workspace",
+                path.clone(),
+                format!("a {workspace} workspace of this data dir that no record names"),
+            ),
+            Self::RemoveTempFile(path) => (
+                "remove temporary file",
+                path.display().to_string(),
+                "left by a writer that died".into(),
+            ),
+        }
+    }
+}
+
+/// What `gc` would do: steps, and what it leaves alone and why.
+#[derive(Debug, Default)]
+pub struct GcPlan {
+    steps: Vec<Step>,
+    skipped: Vec<GcAction>,
+}
+
+impl GcPlan {
+    /// The plan as `gc --dry-run` prints it.
+    pub fn actions(&self) -> Vec<GcAction> {
+        let mut actions: Vec<GcAction> = self
+            .steps
+            .iter()
+            .map(|step| {
+                let (action, target, detail) = step.describe();
+                GcAction {
+                    action,
+                    target,
+                    detail,
+                    done: false,
+                }
+            })
+            .collect();
+        actions.extend(self.skipped.iter().cloned());
+        actions
+    }
+}
+
+fn skip(action: &'static str, target: impl Into<String>, detail: impl Into<String>) -> GcAction {
+    GcAction {
+        action,
+        target: target.into(),
+        detail: detail.into(),
+        done: false,
+    }
+}
+
+/// What the records say, read after the plugins were asked what they own.
+#[derive(Default)]
+struct Known {
+    handles: HashSet<String>,
+    paths: HashSet<String>,
+    /// Why orphans must not be removed now (unreadable records, spawns without a handle yet).
+    blockers: Vec<String>,
+}
+
+impl Lifecycle {
+    /// Every handle and path the records name, and what stops orphan removal.
+    fn known(&self) -> (Known, Vec<Session>) {
+        let mut known = Known::default();
+        let active = self.store.list(None, false);
+        for problem in &active.problems {
+            known.blockers.push(format!("record unreadable: {problem}"));
+        }
+        for session in &active.sessions {
+            known.handles.extend(session.runtime_handle.clone());
+            known.paths.extend(session.workspace_path.clone());
+            if session.status == SessionStatus::Spawning
+                && matches!(self.spawn_state(session), SpawnState::InProgress)
+                && (session.runtime_handle.is_none() || session.workspace_path.is_none())
+            {
+                known
+                    .blockers
+                    .push(format!("{} is being spawned right now", session.id));
+            }
+        }
+        let archived = self.store.list(None, true);
+        for problem in &archived.problems {
+            known.blockers.push(format!("record unreadable: {problem}"));
+        }
+        for session in &archived.sessions {
+            // A killed session's workspace may be kept on purpose (`--keep-workspace`).
+            known.paths.extend(session.workspace_path.clone());
+        }
+        (known, active.sessions)
+    }
+
+    /// Every plugin choice that may own something: the records', the defaults, the projects'.
+    fn choices(&self, sessions: &[Session]) -> Vec<PluginChoice> {
+        let mut choices = vec![self.config.defaults.clone()];
+        choices.extend(self.config.projects.values().map(|p| p.plugins.clone()));
+        choices.extend(sessions.iter().map(|s| PluginChoice {
+            runtime: s.runtime.clone(),
+            agent: s.agent.clone(),
+            workspace: s.workspace.clone(),
+        }));
+        choices
+    }
+
+    /// Works out what `gc` would do, changing nothing.
+    pub async fn gc_plan(&self, force: bool) -> GcPlan {
+        let mut plan = GcPlan::default();
+        // 1. What the plugins own, before any record is read (see the module docs).
+        let listing = self.store.list(None, false);
+        let choices = self.choices(&listing.sessions);
+        let runtimes: BTreeSet<String> = choices.iter().map(|c| c.runtime.clone()).collect();
+        let workspaces: BTreeSet<String> = choices.iter().map(|c| c.workspace.clone()).collect();
+        let mut owned_handles = Vec::new();
+        // Live handles of each runtime that could answer.
+        let mut alive_by_runtime: HashMap<String, HashSet<String>> = HashMap::new();
+        for name in &runtimes {
+            let listed = match self.runtime(name).await {
+                Ok(runtime) => runtime.alive_handles().await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match listed {
+                Ok(handles) => {
+                    alive_by_runtime.insert(name.clone(), handles.iter().cloned().collect());
+                    owned_handles.extend(handles.into_iter().map(|h| (name.clone(), h)));
+                }
+                Err(e) => plan
+                    .skipped
+                    .push(skip("list runtime sessions", name.clone(), e)),
+            }
+        }
+        let mut owned_paths = Vec::new();
+        for name in &workspaces {
+            let listed = match self.workspace(name).await {
+                Ok(workspace) => workspace.list_owned().await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match listed {
+                Ok(paths) => owned_paths.extend(paths.into_iter().map(|p| (name.clone(), p))),
+                Err(e) => plan.skipped.push(skip("list workspaces", name.clone(), e)),
+            }
+        }
+
+        // 2. The records.
+        let (known, sessions) = self.known();
+        for session in &sessions {
+            let (project, id) = (session.project_id.clone(), session.id.clone());
+            if session.status == SessionStatus::Spawning {
+                match self.spawn_state(session) {
+                    SpawnState::Interrupted(_) => {
+                        plan.steps.push(Step::UndoInterruptedSpawn { project, id })
+                    }
+                    SpawnState::InProgress | SpawnState::Finished(_) => {}
+                }
+                continue;
+            }
+            let Some(handle) = &session.runtime_handle else {
+                continue;
+            };
+            if session.status == SessionStatus::Exited {
+                continue;
+            }
+            if alive_by_runtime
+                .get(&session.runtime)
+                .is_some_and(|alive| !alive.contains(handle))
+            {
+                plan.steps.push(Step::MarkExited { project, id });
+            }
+        }
+
+        // 3. Orphans.
+        let orphan_runtimes: Vec<_> = owned_handles
+            .into_iter()
+            .filter(|(_, h)| !known.handles.contains(h))
+            .collect();
+        let orphan_paths: Vec<_> = owned_paths
+            .into_iter()
+            .filter(|(_, p)| !known.paths.contains(p))
+            .collect();
+        if !known.blockers.is_empty() && !(orphan_runtimes.is_empty() && orphan_paths.is_empty()) {
+            let why = format!(
+                "not removed while {}; run gc again when that is resolved",
+                known.blockers.join("; ")
+            );
+            for (_, handle) in orphan_runtimes {
+                plan.skipped
+                    .push(skip("destroy orphan runtime session", handle, why.clone()));
+            }
+            for (_, path) in orphan_paths {
+                plan.skipped
+                    .push(skip("remove orphan workspace", path, why.clone()));
+            }
+        } else {
+            for (runtime, handle) in orphan_runtimes {
+                plan.steps
+                    .push(Step::DestroyOrphanRuntime { runtime, handle });
+            }
+            for (workspace, path) in orphan_paths {
+                if !force {
+                    let unsaved = match self.workspace(&workspace).await {
+                        Ok(plugin) => plugin
+                            .has_unsaved_work(&path)
+                            .await
+                            .map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    match unsaved {
+                        Ok(false) => {}
+                        Ok(true) => {
+                            plan.skipped.push(skip(
+                                "remove orphan workspace",
+                                path,
+                                "no record names it, but it holds uncommitted changes; `ao-host gc --force` removes it",
+                            ));
+                            continue;
+                        }
+                        Err(e) => {
+                            plan.skipped.push(skip("remove orphan workspace", path, e));
+                            continue;
+                        }
+                    }
+                }
+                plan.steps
+                    .push(Step::RemoveOrphanWorkspace { workspace, path });
+            }
+        }
+        plan.steps.extend(
+            self.store
+                .stale_temp_files()
+                .into_iter()
+                .map(Step::RemoveTempFile),
+        );
+        plan
+    }
+
+    /// Carries out `plan`, checking each step again first.
+    pub async fn gc_apply(&self, plan: GcPlan) -> Vec<GcAction> {
+        let mut actions = Vec::new();
+        let (known, _) = self.known();
+        for step in plan.steps {
+            let (action, target, detail) = step.describe();
+            let outcome = self.apply_step(&step, &known).await;
+            actions.push(match outcome {
+                Ok(None) => GcAction {
+                    action,
+                    target,
+                    detail,
+                    done: true,
+                },
+                Ok(Some(reason)) => skip(action, target, reason),
+                Err(e) => skip(action, target, format!("{detail}; failed: {e}")),
+            });
+        }
+        actions.extend(plan.skipped);
+        actions
+    }
+
+    /// Runs one step; `Ok(Some(reason))` when its reason no longer holds.
+    async fn apply_step(&self, step: &Step, known: &Known) -> Result<Option<String>, String> {
+        let orphan_blocked = || {
+            (!known.blockers.is_empty())
+                .then(|| format!("not removed while {}", known.blockers.join("; ")))
+        };
+        match step {
+            Step::UndoInterruptedSpawn { project, id } | Step::MarkExited { project, id } => {
+                let Some(_lock) = self
+                    .store
+                    .locks()
+                    .try_lock(project, id)
+                    .map_err(|e| e.to_string())?
+                else {
+                    return Ok(Some(format!(
+                        "busy: {} is acting on it",
+                        self.store.locks().holder(project, id)
+                    )));
+                };
+                let Some(session) = self.store.reread(project, id).map_err(|e| e.to_string())?
+                else {
+                    return Ok(Some("the record is gone".into()));
+                };
+                if matches!(step, Step::UndoInterruptedSpawn { .. }) {
+                    if session.status != SessionStatus::Spawning {
+                        return Ok(Some("its spawn finished after all".into()));
+                    }
+                    self.undo_interrupted(&session).await.map(|()| None)
+                } else {
+                    self.mark_exited(&session).await
+                }
+            }
+            Step::DestroyOrphanRuntime { runtime, handle } => {
+                if let Some(reason) = orphan_blocked() {
+                    return Ok(Some(reason));
+                }
+                if known.handles.contains(handle) {
+                    return Ok(Some("a record names it now".into()));
+                }
+                let plugin = self.runtime(runtime).await.map_err(|e| e.to_string())?;
+                plugin.destroy(handle).await.map_err(|e| e.to_string())?;
+                Ok(None)
+            }
+            Step::RemoveOrphanWorkspace { workspace, path } => {
+                if let Some(reason) = orphan_blocked() {
+                    return Ok(Some(reason));
+                }
+                if known.paths.contains(path) {
+                    return Ok(Some("a record names it now".into()));
+                }
+                let plugin = self.workspace(workspace).await.map_err(|e| e.to_string())?;
+                plugin
+                    .destroy(path, false)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(None)
+            }
+            Step::RemoveTempFile(path) => match std::fs::remove_file(path) {
+                Ok(()) => Ok(None),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    Ok(Some("already gone".into()))
+                }
+                Err(e) => Err(e.to_string()),
+            },
+        }
+    }
+
+    /// Destroys what an interrupted spawn made (its branch too: no work was done on it) and
+    /// archives the record as `errored`. The caller holds the lock.
+    async fn undo_interrupted(&self, session: &Session) -> Result<(), String> {
+        let plugins = self.plugins_of(session).await.map_err(|e| e.to_string())?;
+        if let Some(handle) = &session.runtime_handle {
+            plugins
+                .runtime
+                .destroy(handle)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        if let Some(path) = &session.workspace_path {
+            plugins
+                .workspace
+                .destroy(path, true)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let note = "its spawn was interrupted; `ao-host gc` removed what it had made".to_string();
+        self.store
+            .archive(session, SessionStatus::Errored, Some(note))
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// Marks a session `exited` if its runtime still says it is gone. The caller holds the lock.
+    async fn mark_exited(&self, session: &Session) -> Result<Option<String>, String> {
+        let Some(handle) = &session.runtime_handle else {
+            return Ok(Some("it has no runtime".into()));
+        };
+        let runtime = self
+            .runtime(&session.runtime)
+            .await
+            .map_err(|e| e.to_string())?;
+        if runtime.is_alive(handle).await.map_err(|e| e.to_string())? {
+            return Ok(Some("its runtime is alive after all".into()));
+        }
+        let mut exited = session.clone();
+        exited.status = SessionStatus::Exited;
+        exited.activity_at = Some(crate::session::now_ms());
+        self.store.save(&exited).map_err(|e| e.to_string())?;
+        Ok(None)
+    }
+}

@@ -1,0 +1,212 @@
+//! The session lifecycle: the one service every front end (the CLI today, the dashboard next)
+//! calls to spawn, list, message, kill and reconcile sessions.
+//!
+//! [`Lifecycle::open`] loads the plugin registry once; plugin instances are built on first use,
+//! under the call timeout, and shared by everything the service does afterwards. Every operation
+//! that changes a session holds that session's lock ([`crate::session::lock`]) while it acts, so
+//! two `ao-host` processes (or a CLI and a dashboard) never act on one session at once.
+
+mod deliver;
+pub mod doctor;
+pub mod gc;
+mod operate;
+pub mod prompt;
+mod spawn;
+mod status;
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use ao_plugin_api::PluginKind;
+
+pub use self::{
+    deliver::{screen_tail, DeliverError, SCREEN_LINES},
+    operate::KillOutcome,
+    spawn::{validate_task, SpawnError, SpawnRequest, SpawnStepError, MAX_TASK_BYTES},
+    status::SessionListing,
+};
+use crate::{
+    config::{Config, ConfigError, PluginChoice, ProjectConfig, RepositoryFacts},
+    plugins::{
+        discovery, registry::PluginInstance, set::plugin_context, AgentPlugin, PluginCallError,
+        PluginRegistry, PluginSet, RegistryError, RuntimePlugin, WorkspacePlugin,
+    },
+    session::{LockError, Session, SessionStore, StoreError},
+};
+
+/// Why a lifecycle operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Plugin(#[from] PluginCallError),
+    /// A plugin could not be built (not loaded, constructor failed, panicked or hung).
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Deliver(#[from] DeliverError),
+    #[error("{0}")]
+    Refused(String),
+}
+
+type InstanceKey = (PluginKind, String);
+
+/// The service. Cheap to share behind an `Arc`; every method takes `&self`.
+pub struct Lifecycle {
+    config: Config,
+    registry: Arc<PluginRegistry>,
+    store: SessionStore,
+    /// Built plugin instances (or why they could not be built), by kind and name.
+    instances: tokio::sync::Mutex<HashMap<InstanceKey, Result<PluginInstance, String>>>,
+}
+
+impl Lifecycle {
+    /// Opens the service for `config`: creates and canonicalises the data dir (plugins tag what
+    /// they make with it, so it must be spelled the same way by every process), loads every
+    /// candidate plugin library once.
+    pub fn open(mut config: Config, extra_plugin_dirs: &[PathBuf]) -> Result<Self, LifecycleError> {
+        let store = SessionStore::open(&config.data_dir)?;
+        config.data_dir = store.data_dir().to_path_buf();
+        let search =
+            discovery::search_dirs(extra_plugin_dirs, &config.plugin_dirs, &config.data_dir);
+        let registry =
+            PluginRegistry::load_pinned(&discovery::candidates(&search), &config.plugin_pins);
+        Ok(Self {
+            config,
+            registry: Arc::new(registry),
+            store,
+            instances: tokio::sync::Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn registry(&self) -> &PluginRegistry {
+        &self.registry
+    }
+
+    pub fn store(&self) -> &SessionStore {
+        &self.store
+    }
+
+    fn call_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.call_timeout_ms)
+    }
+
+    /// How long a command waits for another one acting on the same session.
+    fn lock_patience(&self) -> Duration {
+        self.call_timeout()
+    }
+
+    /// The plugin (kind, `name`), built once per service. Its constructor runs on a blocking
+    /// thread under the call timeout: a constructor that hangs is reported, and the service goes
+    /// on (the thread is abandoned; a plugin cannot be cancelled).
+    async fn instance(
+        &self,
+        kind: PluginKind,
+        name: &str,
+    ) -> Result<PluginInstance, LifecycleError> {
+        let key = (kind, name.to_string());
+        let mut instances = self.instances.lock().await;
+        if let Some(built) = instances.get(&key) {
+            return built.clone().map_err(LifecycleError::Unavailable);
+        }
+        let registry = Arc::clone(&self.registry);
+        let context = plugin_context(&self.config, &self.config.data_dir, name);
+        let timeout = self.call_timeout();
+        let owned_name = name.to_string();
+        let task = tokio::task::spawn_blocking(move || {
+            registry
+                .instantiate(kind, &owned_name, &context, timeout)
+                .map_err(|e: RegistryError| e.to_string())
+        });
+        let built = match tokio::time::timeout(timeout, task).await {
+            Err(_) => Err(format!(
+                "{kind} plugin `{name}` did not finish starting within {} ms (defaults.call_timeout_ms); its constructor hangs — check its settings under plugins.config.{name} or remove its library",
+                timeout.as_millis()
+            )),
+            Ok(Err(join)) => Err(format!("{kind} plugin `{name}`: constructor aborted: {join}")),
+            Ok(Ok(built)) => built,
+        };
+        instances.insert(key, built.clone());
+        built.map_err(LifecycleError::Unavailable)
+    }
+
+    pub async fn runtime(&self, name: &str) -> Result<RuntimePlugin, LifecycleError> {
+        match self.instance(PluginKind::Runtime, name).await? {
+            PluginInstance::Runtime(plugin) => Ok(plugin),
+            _ => unreachable!("instances are built by kind"),
+        }
+    }
+
+    pub async fn agent(&self, name: &str) -> Result<AgentPlugin, LifecycleError> {
+        match self.instance(PluginKind::Agent, name).await? {
+            PluginInstance::Agent(plugin) => Ok(plugin),
+            _ => unreachable!("instances are built by kind"),
+        }
+    }
+
+    pub async fn workspace(&self, name: &str) -> Result<WorkspacePlugin, LifecycleError> {
+        match self.instance(PluginKind::Workspace, name).await? {
+            PluginInstance::Workspace(plugin) => Ok(plugin),
+            _ => unreachable!("instances are built by kind"),
+        }
+    }
+
+    /// The runtime, agent and workspace of `choice`.
+    pub async fn plugin_set(&self, choice: &PluginChoice) -> Result<PluginSet, LifecycleError> {
+        Ok(PluginSet {
+            runtime: self.runtime(&choice.runtime).await?,
+            agent: self.agent(&choice.agent).await?,
+            workspace: self.workspace(&choice.workspace).await?,
+        })
+    }
+
+    /// The plugins a session was made with.
+    pub async fn plugins_of(&self, session: &Session) -> Result<PluginSet, LifecycleError> {
+        self.plugin_set(&PluginChoice {
+            runtime: session.runtime.clone(),
+            agent: session.agent.clone(),
+            workspace: session.workspace.clone(),
+        })
+        .await
+    }
+
+    /// The project a command is about (see [`Config::resolve_project`]); repositories are
+    /// discovered by the default workspace plugin, never by the core.
+    pub async fn resolve_project(
+        &self,
+        name: Option<&str>,
+        cwd: &Path,
+    ) -> Result<ProjectConfig, LifecycleError> {
+        let discover = |dir: PathBuf| async move {
+            let workspace = self
+                .workspace(&self.config.defaults.workspace)
+                .await
+                .map_err(|e| e.to_string())?;
+            match workspace
+                .discover_repository(&dir.display().to_string())
+                .await
+            {
+                Ok(info) => Ok(Some(RepositoryFacts {
+                    root: PathBuf::from(info.root.as_str()),
+                    default_branch: info.default_branch.into_option().map(|b| b.to_string()),
+                })),
+                Err(e) if e.kind() == ao_plugin_api::PluginErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        Ok(self.config.resolve_project(name, cwd, discover).await?)
+    }
+}

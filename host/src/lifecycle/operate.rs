@@ -1,0 +1,168 @@
+//! Acting on one existing session: kill, send, attach.
+
+use std::time::Duration;
+
+use super::{deliver::deliver, spawn::validate_task, Lifecycle, LifecycleError};
+use crate::session::{Session, SessionLock, SessionStatus, StoreError};
+
+/// How a kill ended.
+#[derive(Debug)]
+pub enum KillOutcome {
+    /// The runtime and (unless kept) the workspace are gone; the record is archived.
+    Killed(Session),
+    /// The session was still spawning: its spawn stopped and undid itself, so nothing is left.
+    SpawnUndone,
+}
+
+/// How long a kill waits before it asks a spawn in progress to stop.
+const POLITE_WAIT: Duration = Duration::from_millis(300);
+
+impl Lifecycle {
+    /// The longest a spawn can take to notice a cancel request and undo itself: one plugin call
+    /// in flight, then the undo's destroy calls.
+    fn spawn_stop_patience(&self) -> Duration {
+        self.call_timeout() * 3 + Duration::from_secs(5)
+    }
+
+    /// The session's lock, waiting for whoever holds it. A session that is still spawning is
+    /// asked to stop when `cancel_spawn` (its spawn then undoes itself); otherwise the wait is
+    /// for a spawn to finish (it holds the lock until the agent has its task).
+    async fn acquire(
+        &self,
+        session: &Session,
+        cancel_spawn: bool,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<(SessionLock, bool), LifecycleError> {
+        let locks = self.store.locks();
+        let (project, id) = (session.project_id.as_str(), session.id.as_str());
+        if let Some(lock) = locks.try_lock(project, id)? {
+            return Ok((lock, false));
+        }
+        if let Ok(lock) = locks.lock(project, id, POLITE_WAIT).await {
+            return Ok((lock, false));
+        }
+        let spawning = matches!(
+            self.store.reread(project, id),
+            Ok(Some(Session {
+                status: SessionStatus::Spawning,
+                ..
+            }))
+        );
+        let cancelled = cancel_spawn && spawning;
+        let patience = if cancelled {
+            locks.request_cancel(project, id)?;
+            progress("stopping its spawn");
+            self.spawn_stop_patience()
+        } else if spawning {
+            progress("waiting for its spawn to finish");
+            Duration::from_millis(self.config.ready_timeout_ms) + self.spawn_stop_patience()
+        } else {
+            progress("waiting for another ao-host command on it");
+            self.lock_patience()
+        };
+        Ok((locks.lock(project, id, patience).await?, cancelled))
+    }
+
+    /// Stops a session: destroys its runtime and (unless `keep_workspace`) its workspace, and
+    /// archives its record as `killed`. The branch is kept: it holds the agent's work. A session
+    /// that is still spawning is stopped by its own spawn, which undoes itself.
+    pub async fn kill(
+        &self,
+        id: &str,
+        keep_workspace: bool,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<KillOutcome, LifecycleError> {
+        let found = self.store.find(id)?;
+        let (lock, cancelled) = self.acquire(&found, true, progress).await?;
+        let outcome = self.kill_locked(&found, keep_workspace, cancelled).await;
+        self.store.locks().clear_cancel(&found.project_id, id);
+        drop(lock);
+        outcome
+    }
+
+    async fn kill_locked(
+        &self,
+        found: &Session,
+        keep_workspace: bool,
+        cancelled: bool,
+    ) -> Result<KillOutcome, LifecycleError> {
+        let Some(session) = self.store.reread(&found.project_id, &found.id)? else {
+            return if cancelled {
+                Ok(KillOutcome::SpawnUndone)
+            } else {
+                Err(StoreError::NotFound {
+                    id: found.id.clone(),
+                }
+                .into())
+            };
+        };
+        let plugins = self.plugins_of(&session).await?;
+        if let Some(handle) = &session.runtime_handle {
+            plugins.runtime.destroy(handle).await?;
+        }
+        if let (Some(path), false) = (&session.workspace_path, keep_workspace) {
+            plugins.workspace.destroy(path, false).await?;
+        }
+        let archived = self.store.archive(&session, SessionStatus::Killed, None)?;
+        Ok(KillOutcome::Killed(archived))
+    }
+
+    /// A live session, locked, with its runtime handle.
+    async fn live_locked(
+        &self,
+        id: &str,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<(Session, String, SessionLock), LifecycleError> {
+        let found = self.store.find(id)?;
+        let (lock, _) = self.acquire(&found, false, progress).await?;
+        let session = self
+            .store
+            .reread(&found.project_id, id)?
+            .ok_or_else(|| StoreError::NotFound { id: id.to_string() })?;
+        let handle = session.runtime_handle.clone().ok_or_else(|| {
+            LifecycleError::Refused(format!(
+                "{id} has no runtime (its spawn did not get that far); `ao-host gc` cleans it up"
+            ))
+        })?;
+        Ok((session, handle, lock))
+    }
+
+    /// Delivers `text` to the session's agent byte-exact and submits it once.
+    pub async fn send(
+        &self,
+        id: &str,
+        text: &str,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<(), LifecycleError> {
+        validate_task(text)
+            .map_err(|e| LifecycleError::Refused(format!("message refused: {e}")))?;
+        let (session, handle, _lock) = self.live_locked(id, progress).await?;
+        let plugins = self.plugins_of(&session).await?;
+        if !plugins.runtime.is_alive(&handle).await? {
+            return Err(LifecycleError::Refused(format!(
+                "{id} is not running any more; `ao-host session kill {id}` archives it"
+            )));
+        }
+        deliver(&plugins.runtime, &plugins.agent, &handle, text).await?;
+        Ok(())
+    }
+
+    /// The argv that attaches an operator's terminal to the session.
+    pub async fn attach_command(&self, id: &str) -> Result<Vec<String>, LifecycleError> {
+        let session = self.store.find(id)?;
+        let handle = session.runtime_handle.clone().ok_or_else(|| {
+            LifecycleError::Refused(format!(
+                "{id} has no runtime yet (it is still spawning, or its spawn did not get that far)"
+            ))
+        })?;
+        let runtime = self.runtime(&session.runtime).await?;
+        let argv = runtime.attach_command(&handle).await?;
+        if argv.is_empty() {
+            return Err(LifecycleError::Refused(format!(
+                "the {} runtime gave no attach command",
+                runtime.name()
+            )));
+        }
+        Ok(argv)
+    }
+}

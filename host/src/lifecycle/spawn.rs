@@ -1,0 +1,384 @@
+//! The spawn routine: worker sessions and orchestrator sessions, through plugins only.
+//!
+//! One routine serves both roles; they differ in id, branch, prompt, `AO_CALLER_TYPE` and first
+//! message. Order of work, and what a failure undoes:
+//!
+//! 1. reserve the id: take the session's lock, then create the record (`spawning`) exclusively;
+//! 2. create the workspace;
+//! 3. start the agent in the runtime, with the agent's argv and environment plus `AO_*`;
+//! 4. wait until the agent is ready (polling its screen; no fixed sleep);
+//! 5. deliver the first message and confirm it was submitted;
+//! 6. record the session as `working` and release the lock.
+//!
+//! The lock is held throughout, so `gc` never mistakes a spawn in progress for an interrupted one,
+//! and a `session kill` arriving meanwhile asks the spawn to stop (checked between steps and while
+//! waiting for the agent) instead of racing it.
+//!
+//! A failure after step 1 destroys what steps 2–3 made (the branch too: nothing was done on it
+//! yet) and deletes the record. If that undo is not total — a plugin call that timed out may
+//! still finish later, a destroy may fail — the record is archived as `errored` instead, so its
+//! id (and branch name) is never handed out again and `gc` can finish the job.
+
+use std::time::Duration;
+
+use ao_plugin_api::{
+    abi_stable::std_types::ROption, AgentSession, EnvVar, RuntimeCreateRequest,
+    WorkspaceCreateConfig,
+};
+
+use super::{
+    deliver::{deliver, wait_until_ready, DeliverError},
+    prompt::{orchestrator_prompt, worker_prompt, PromptFacts},
+    Lifecycle, LifecycleError,
+};
+use crate::{
+    config::ProjectConfig,
+    plugins::{PluginCallError, PluginSet},
+    session::{now_ms, Session, SessionRole, SessionStatus, StoreError},
+    timing::PhaseClock,
+};
+
+/// A task larger than this belongs in a file in the repository, with a task pointing to it.
+pub const MAX_TASK_BYTES: usize = 1024 * 1024;
+
+/// What to spawn. `project.plugins` says which plugins (overrides already applied).
+#[derive(Debug, Clone)]
+pub struct SpawnRequest {
+    pub project: ProjectConfig,
+    pub role: SessionRole,
+    /// The worker's task, delivered byte-exact as its first message.
+    pub task: Option<String>,
+    /// Skip the first message (the task, or the orchestrator prompt).
+    pub no_prompt: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("{0}")]
+    InvalidTask(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Setup(#[from] LifecycleError),
+    /// Not marked `#[source]`: the message already carries the step's error, and error-chain
+    /// printers would repeat it.
+    #[error("spawning {id}: {step} ({undo})")]
+    Failed {
+        id: String,
+        step: Box<SpawnStepError>,
+        /// What happened to what the spawn had made.
+        undo: String,
+    },
+}
+
+/// Why a step of a spawn failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnStepError {
+    #[error(transparent)]
+    Plugin(#[from] PluginCallError),
+    #[error(transparent)]
+    Deliver(#[from] DeliverError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stopped by `ao-host session kill`")]
+    Cancelled,
+}
+
+impl SpawnStepError {
+    /// A plugin call that timed out may still be working on its thread and make something after
+    /// the undo ran.
+    fn may_finish_later(&self) -> bool {
+        matches!(self, Self::Plugin(PluginCallError::Timeout { .. }))
+    }
+}
+
+/// Refuses tasks that cannot be delivered as one message.
+pub fn validate_task(task: &str) -> Result<(), SpawnError> {
+    if task.trim().is_empty() {
+        return Err(SpawnError::InvalidTask(
+            "the task is empty; say what the agent should do with --task or --task-file".into(),
+        ));
+    }
+    if task.len() > MAX_TASK_BYTES {
+        return Err(SpawnError::InvalidTask(format!(
+            "the task is {} bytes, more than the {MAX_TASK_BYTES} a message may have; put the details in a file in the repository and point the task at it",
+            task.len()
+        )));
+    }
+    if task.contains('\0') {
+        return Err(SpawnError::InvalidTask(
+            "the task contains a NUL byte".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The phases a spawn reports to its caller (a spinner, a log).
+pub const PHASES: [&str; 4] = [
+    "creating the workspace",
+    "starting the agent",
+    "waiting for the agent",
+    "sending the task",
+];
+
+impl Lifecycle {
+    /// The `AO_*` variables every session gets.
+    fn ao_environment(&self, session: &Session) -> Vec<EnvVar> {
+        let mut vars = vec![
+            EnvVar::new("AO_CALLER_TYPE", session.role.caller_type()),
+            EnvVar::new("AO_SESSION", session.id.clone()),
+            EnvVar::new("AO_SESSION_NAME", session.id.clone()),
+            EnvVar::new("AO_DATA_DIR", self.store.data_dir().display().to_string()),
+            EnvVar::new("AO_PROJECT_ID", session.project_id.clone()),
+        ];
+        if let Some(path) = &self.config.path {
+            vars.push(EnvVar::new("AO_CONFIG_PATH", path.display().to_string()));
+        }
+        vars.push(EnvVar::new("AO_PORT", self.config.port.to_string()));
+        vars
+    }
+
+    /// Spawns one session. See the module docs for the steps and what a failure undoes;
+    /// `progress` hears each phase as it starts.
+    pub async fn spawn(
+        &self,
+        request: SpawnRequest,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<Session, SpawnError> {
+        if let Some(task) = &request.task {
+            validate_task(task)?;
+        }
+        let project = &request.project;
+        let default_branch = project.default_branch.clone().ok_or_else(|| {
+            LifecycleError::Refused(format!(
+                "project `{}` has no default branch; resolve it with `Lifecycle::resolve_project` or set `default_branch`",
+                project.id
+            ))
+        })?;
+        let plugins = self.plugin_set(&project.plugins).await?;
+        let template = Session {
+            id: String::new(),
+            project_id: project.id.clone(),
+            role: request.role,
+            status: SessionStatus::Spawning,
+            agent: plugins.agent.name().to_string(),
+            runtime: plugins.runtime.name().to_string(),
+            workspace: plugins.workspace.name().to_string(),
+            branch: String::new(),
+            workspace_path: None,
+            runtime_handle: None,
+            task: request.task.clone(),
+            created_at: now_ms(),
+            host: None,
+            activity_at: None,
+            waiting_for: None,
+            note: None,
+        };
+        let mut clock = PhaseClock::start();
+        let (mut session, lock) =
+            self.store
+                .reserve(&project.session_prefix, request.role, template)?;
+        tracing::info!(id = %session.id, "reserved");
+        clock.lap("reserve");
+
+        let locks = self.store.locks();
+        let cancelled = || locks.cancel_requested(&project.id, lock.id());
+        let result = self
+            .run_steps(
+                &request,
+                &default_branch,
+                &mut session,
+                &plugins,
+                &cancelled,
+                progress,
+            )
+            .await;
+        let outcome = match result {
+            Ok(()) => Ok(session),
+            Err(error) => {
+                let undo = self.undo(&session, &plugins, &error).await;
+                Err(SpawnError::Failed {
+                    id: session.id.clone(),
+                    step: Box::new(error),
+                    undo,
+                })
+            }
+        };
+        self.store.locks().clear_cancel(&project.id, lock.id());
+        drop(lock);
+        outcome
+    }
+
+    async fn run_steps(
+        &self,
+        request: &SpawnRequest,
+        default_branch: &str,
+        session: &mut Session,
+        plugins: &PluginSet,
+        cancelled: &(dyn Fn() -> bool + Sync),
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<(), SpawnStepError> {
+        let project = &request.project;
+        let mut clock = PhaseClock::start();
+        let check = || {
+            if cancelled() {
+                Err(SpawnStepError::Cancelled)
+            } else {
+                Ok(())
+            }
+        };
+        let facts = PromptFacts {
+            project,
+            default_branch,
+            port: self.config.port,
+        };
+        let system_prompt = match request.role {
+            SessionRole::Worker => worker_prompt(&facts, &session.id, &session.branch),
+            SessionRole::Orchestrator => orchestrator_prompt(&facts, &session.id),
+        };
+        let first_message = match request.role {
+            _ if request.no_prompt => None,
+            SessionRole::Worker => request.task.clone(),
+            SessionRole::Orchestrator => Some(system_prompt.clone()),
+        };
+
+        check()?;
+        progress(PHASES[0]);
+        let workspace_path = plugins
+            .workspace
+            .create(WorkspaceCreateConfig {
+                project_id: project.id.as_str().into(),
+                session_id: session.id.as_str().into(),
+                branch: session.branch.as_str().into(),
+                repo_path: project.repo.display().to_string().into(),
+                default_branch: default_branch.into(),
+                symlinks: project.symlinks.iter().map(|s| s.as_str().into()).collect(),
+                post_create: project
+                    .post_create
+                    .iter()
+                    .map(|s| s.as_str().into())
+                    .collect(),
+                reuse_branch: false,
+            })
+            .await?;
+        session.workspace_path = Some(workspace_path.clone());
+        self.store.save(session)?;
+        tracing::info!(id = %session.id, path = %workspace_path, "workspace created");
+        clock.lap("workspace");
+
+        check()?;
+        progress(PHASES[1]);
+        let agent_session = AgentSession {
+            session_id: session.id.as_str().into(),
+            project_id: project.id.as_str().into(),
+            branch: session.branch.as_str().into(),
+            workspace_path: workspace_path.as_str().into(),
+            system_prompt: ROption::RSome(system_prompt.into()),
+            agent_config: project.agent_config.as_str().into(),
+        };
+        let launch_command = plugins.agent.launch_command(&agent_session).await?;
+        let mut environment = plugins.agent.environment(&agent_session).await?;
+        environment.extend(self.ao_environment(session));
+        let handle = plugins
+            .runtime
+            .create(RuntimeCreateRequest {
+                session_id: session.id.as_str().into(),
+                cwd: workspace_path.as_str().into(),
+                launch_command: launch_command.into_iter().map(Into::into).collect(),
+                env: environment.into(),
+            })
+            .await?;
+        session.runtime_handle = Some(handle.clone());
+        self.store.save(session)?;
+        tracing::info!(id = %session.id, handle = %handle, "runtime started");
+        clock.lap("runtime");
+
+        progress(PHASES[2]);
+        let ready_timeout = Duration::from_millis(self.config.ready_timeout_ms);
+        wait_until_ready(
+            &plugins.runtime,
+            &plugins.agent,
+            &handle,
+            ready_timeout,
+            cancelled,
+        )
+        .await
+        .map_err(|e| match e {
+            DeliverError::Cancelled => SpawnStepError::Cancelled,
+            other => other.into(),
+        })?;
+        clock.lap("ready-wait");
+        check()?;
+        if let Some(message) = first_message {
+            progress(PHASES[3]);
+            deliver(&plugins.runtime, &plugins.agent, &handle, &message).await?;
+            tracing::info!(id = %session.id, "first message delivered");
+        }
+        session.status = SessionStatus::Working;
+        session.activity_at = Some(now_ms());
+        self.store.save(session)?;
+        clock.lap("send");
+        Ok(())
+    }
+
+    /// Undoes a failed spawn, best effort, and says what became of it. Secondary errors are
+    /// logged and summed up, never returned: the operator must see what actually went wrong.
+    async fn undo(&self, session: &Session, plugins: &PluginSet, error: &SpawnStepError) -> String {
+        let mut leftovers = Vec::new();
+        if let Some(handle) = &session.runtime_handle {
+            if let Err(e) = plugins.runtime.destroy(handle).await {
+                tracing::warn!(id = %session.id, "cleanup: {e}");
+                leftovers.push(format!("runtime session {handle}"));
+            }
+        }
+        if let Some(path) = &session.workspace_path {
+            if let Err(e) = plugins.workspace.destroy(path, true).await {
+                tracing::warn!(id = %session.id, "cleanup: {e}");
+                leftovers.push(format!("workspace {path}"));
+            }
+        }
+        if error.may_finish_later() {
+            leftovers.push("whatever the timed-out call still makes".into());
+        }
+        if leftovers.is_empty() {
+            if let Err(e) = self.store.delete(&session.project_id, &session.id) {
+                tracing::warn!(id = %session.id, "cleanup: {e}");
+            }
+            return "the session's workspace, runtime and record were removed".into();
+        }
+        let note = format!(
+            "spawn failed and could not remove {}; `ao-host gc` removes it",
+            leftovers.join(", ")
+        );
+        if let Err(e) = self
+            .store
+            .archive(session, SessionStatus::Errored, Some(note.clone()))
+        {
+            tracing::warn!(id = %session.id, "cleanup: {e}");
+        }
+        format!("{note}; the record is archived as errored so the id is not reused")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_huge_and_nul_tasks_are_refused() {
+        assert!(validate_task("  \n")
+            .unwrap_err()
+            .to_string()
+            .contains("empty"));
+        let huge = "x".repeat(MAX_TASK_BYTES + 1);
+        assert!(validate_task(&huge)
+            .unwrap_err()
+            .to_string()
+            .contains("more than"));
+        assert!(validate_task("a\0b")
+            .unwrap_err()
+            .to_string()
+            .contains("NUL"));
+        validate_task("fix the flaky test\nin `ci.yml`").unwrap();
+    }
+}

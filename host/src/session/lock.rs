@@ -1,0 +1,214 @@
+//! Per-session ownership: an OS file lock held by whichever `ao-host` process acts on a session.
+//!
+//! Why a kernel lock and not a pid in the record: the kernel drops the lock when its process
+//! dies, however it dies (`kill -9` included), and nobody can mistake a recycled pid for the
+//! holder. So "the lock is free and the record still says `spawning`" proves the spawn was
+//! interrupted, and a `gc` that takes the lock knows nobody else is touching the session.
+//!
+//! Lock files live in `<data_dir>/locks/<project>/<id>.lock` and are never deleted: deleting a
+//! lock file while another process has it open would let two processes hold "the" lock on two
+//! different inodes. The holder writes its pid into the file, only so that a waiting command can
+//! say who it waits for.
+//!
+//! A kill that finds a spawn in progress leaves a cancel request (`<id>.cancel`) next to the
+//! lock; the spawn checks for it between steps and undoes itself, so the kill never reports
+//! success while the spawn goes on.
+
+use std::{
+    fs::{self, File, OpenOptions, TryLockError},
+    io::{Read, Seek, Write},
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use super::StoreError;
+
+/// How often a waiting command retries a held lock.
+const RETRY: Duration = Duration::from_millis(10);
+
+/// A held session lock; released when dropped (or when the process dies).
+#[derive(Debug)]
+pub struct SessionLock {
+    file: File,
+    id: String,
+}
+
+impl SessionLock {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Drop for SessionLock {
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
+}
+
+/// Why a lock could not be taken in time.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("session {id} is busy: {holder} is acting on it; try again when it is done")]
+    Busy { id: String, holder: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where one data dir's session locks live.
+#[derive(Debug, Clone)]
+pub struct LockDir {
+    root: PathBuf,
+}
+
+fn io_error<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl LockDir {
+    pub fn new(data_dir: &Path) -> Self {
+        Self {
+            root: data_dir.join("locks"),
+        }
+    }
+
+    fn path(&self, project_id: &str, id: &str, extension: &str) -> PathBuf {
+        self.root.join(project_id).join(format!("{id}.{extension}"))
+    }
+
+    fn open(&self, project_id: &str, id: &str) -> Result<File, StoreError> {
+        let path = self.path(project_id, id, "lock");
+        let dir = path.parent().expect("locks live in a folder");
+        fs::create_dir_all(dir).map_err(io_error("creating", dir))?;
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io_error("opening lock", &path))
+    }
+
+    /// Takes the lock if nobody holds it; `None` when somebody does.
+    pub fn try_lock(&self, project_id: &str, id: &str) -> Result<Option<SessionLock>, StoreError> {
+        let mut file = self.open(project_id, id)?;
+        match file.try_lock() {
+            Ok(()) => {
+                // Who holds it, for messages only; a failed write changes nothing else.
+                let _ = file
+                    .set_len(0)
+                    .and_then(|()| file.rewind())
+                    .and_then(|()| write!(file, "{}", std::process::id()));
+                Ok(Some(SessionLock {
+                    file,
+                    id: id.to_string(),
+                }))
+            }
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(e)) => {
+                Err(io_error("locking", &self.path(project_id, id, "lock"))(e))
+            }
+        }
+    }
+
+    /// Takes the lock, waiting up to `patience` for its holder to finish.
+    pub async fn lock(
+        &self,
+        project_id: &str,
+        id: &str,
+        patience: Duration,
+    ) -> Result<SessionLock, LockError> {
+        let deadline = Instant::now() + patience;
+        loop {
+            if let Some(lock) = self.try_lock(project_id, id)? {
+                return Ok(lock);
+            }
+            if Instant::now() >= deadline {
+                return Err(LockError::Busy {
+                    id: id.to_string(),
+                    holder: self.holder(project_id, id),
+                });
+            }
+            tokio::time::sleep(RETRY).await;
+        }
+    }
+
+    /// Whether some process holds the lock right now (a probe that takes it for an instant).
+    pub fn is_held(&self, project_id: &str, id: &str) -> Result<bool, StoreError> {
+        Ok(self.try_lock(project_id, id)?.is_none())
+    }
+
+    /// Who holds the lock, as far as the lock file says.
+    pub fn holder(&self, project_id: &str, id: &str) -> String {
+        let mut text = String::new();
+        let _ = File::open(self.path(project_id, id, "lock"))
+            .and_then(|mut f| f.read_to_string(&mut text));
+        match text.trim().parse::<u32>() {
+            Ok(pid) => format!("ao-host process {pid}"),
+            Err(_) => "another ao-host process".to_string(),
+        }
+    }
+
+    /// Asks the spawn holding `id` to stop and undo itself.
+    pub fn request_cancel(&self, project_id: &str, id: &str) -> Result<(), StoreError> {
+        let path = self.path(project_id, id, "cancel");
+        fs::write(&path, std::process::id().to_string()).map_err(io_error("writing", &path))
+    }
+
+    pub fn cancel_requested(&self, project_id: &str, id: &str) -> bool {
+        self.path(project_id, id, "cancel").exists()
+    }
+
+    /// Forgets a cancel request (the spawn it was for is over, or a new one starts afresh).
+    pub fn clear_cancel(&self, project_id: &str, id: &str) {
+        let _ = fs::remove_file(self.path(project_id, id, "cancel"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_held_lock_is_refused_named_and_freed_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let locks = LockDir::new(dir.path());
+        let held = locks.try_lock("app", "app-1").unwrap().unwrap();
+        assert_eq!(held.id(), "app-1");
+        assert!(locks.try_lock("app", "app-1").unwrap().is_none());
+        assert!(locks.is_held("app", "app-1").unwrap());
+        let err = locks
+            .lock("app", "app-1", Duration::from_millis(30))
+            .await
+            .unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains(&std::process::id().to_string()),
+            "{message}"
+        );
+        drop(held);
+        assert!(!locks.is_held("app", "app-1").unwrap());
+        locks
+            .lock("app", "app-1", Duration::from_millis(30))
+            .await
+            .unwrap();
+    }
+
+    #[test]
+    fn cancel_requests_are_per_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let locks = LockDir::new(dir.path());
+        locks.try_lock("app", "app-1").unwrap();
+        locks.request_cancel("app", "app-1").unwrap();
+        assert!(locks.cancel_requested("app", "app-1"));
+        assert!(!locks.cancel_requested("app", "app-2"));
+        locks.clear_cancel("app", "app-1");
+        assert!(!locks.cancel_requested("app", "app-1"));
+    }
+}
