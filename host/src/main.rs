@@ -11,6 +11,8 @@ fn main() -> ExitCode {
     cli::init_logging(args.verbose, args.quiet);
     match cli::run(args) {
         Ok(code) => code,
+        // `ao-host session ls | head -1`: the reader has all it wanted.
+        Err(error) if cli::output::stdout_closed(&error) => ExitCode::SUCCESS,
         Err(error) => {
             // One line: the whole context chain, outermost first.
             eprintln!("ao-host: {error:#}");

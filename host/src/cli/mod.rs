@@ -1,7 +1,9 @@
 //! Argument parsing and dispatch to one module per command group.
 
+mod completions;
 mod doctor;
 mod gc;
+pub mod output;
 mod plugins;
 mod session;
 
@@ -9,8 +11,9 @@ use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{Context, Result};
 use ao_host::{
-    config::{self, Config, PluginChoice},
-    plugins::{discovery, PluginRegistry, PluginSet},
+    config::{self, Config},
+    lifecycle::Lifecycle,
+    plugins::{discovery, PluginRegistry},
     timing::PhaseClock,
 };
 use clap::{Parser, Subcommand};
@@ -58,7 +61,10 @@ pub enum Command {
     /// Watch and type into a session (runs the runtime's attach command).
     Attach { id: String },
     /// Check plugins, programs and folders; print the fix for each problem.
-    Doctor,
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
     /// Reconcile session records with what plugins own: interrupted spawns, dead runtimes,
     /// orphan runtime sessions and workspaces, stale temporary files.
     Gc {
@@ -71,6 +77,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
 }
 
 /// Logs go to stderr so that `--json` output on stdout stays one clean document.
@@ -129,29 +137,32 @@ impl AppContext {
         )
     }
 
-    /// Loads plugins and builds the chosen runtime, agent and workspace.
-    pub fn plugin_set(&self, choice: &PluginChoice) -> Result<PluginSet> {
+    /// The lifecycle service every session command goes through.
+    fn lifecycle(&self) -> Result<Lifecycle> {
         let mut clock = PhaseClock::start();
-        let registry = self.load_plugins();
-        let set = PluginSet::build(&registry, &self.config, choice)?;
+        let lifecycle = Lifecycle::open(self.config.clone(), &self.cli_plugin_dirs)?;
         clock.lap("plugin-load");
-        Ok(set)
+        Ok(lifecycle)
     }
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    // Needs neither config nor plugins: it must work where neither exists yet.
+    if let Command::Completions(completions) = args.command {
+        return completions::run(completions);
+    }
     let mut clock = PhaseClock::start();
     let context = AppContext::new(&args)?;
     clock.lap("config");
     match args.command {
         Command::Plugins(command) => plugins::run(&context, command),
-        Command::Doctor => doctor::run(&context),
         command => {
+            let lifecycle = context.lifecycle()?;
             let reactor = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            let outcome = reactor.block_on(run_async(&context, command));
+            let outcome = reactor.block_on(run_async(&lifecycle, command));
             // A plugin call that timed out may still hold a blocking thread; do not wait for it.
             reactor.shutdown_background();
             outcome
@@ -159,25 +170,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
 }
 
-async fn run_async(context: &AppContext, command: Command) -> Result<ExitCode> {
+async fn run_async(lifecycle: &Lifecycle, command: Command) -> Result<ExitCode> {
     match command {
-        Command::Spawn(args) => session::spawn(context, args).await,
-        Command::Orchestrator(args) => session::orchestrator(context, args).await,
-        Command::Session(command) => session::run(context, command).await,
-        Command::Send(args) => session::send(context, args).await,
-        Command::Attach { id } => session::attach(context, &id).await,
+        Command::Spawn(args) => session::spawn(lifecycle, args).await,
+        Command::Orchestrator(args) => session::orchestrator(lifecycle, args).await,
+        Command::Session(command) => session::run(lifecycle, command).await,
+        Command::Send(args) => session::send(lifecycle, args).await,
+        Command::Attach { id } => session::attach(lifecycle, &id).await,
+        Command::Doctor { json } => doctor::run(lifecycle, json).await,
         Command::Gc {
             dry_run,
             force,
             json,
-        } => gc::run(context, dry_run, force, json).await,
-        Command::Plugins(_) | Command::Doctor => unreachable!("handled without a reactor"),
+        } => gc::run(lifecycle, dry_run, force, json).await,
+        Command::Plugins(_) | Command::Completions(_) => {
+            unreachable!("handled without a reactor")
+        }
     }
-}
-
-/// Prints one JSON document on stdout.
-pub fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
-    let text = serde_json::to_string_pretty(value).context("encoding JSON output")?;
-    println!("{text}");
-    Ok(())
 }
