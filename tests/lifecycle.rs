@@ -396,7 +396,7 @@ fn project_arguments_and_colliding_prefixes_are_refused() {
     let output = harness.ao(&["session", "ls", "../x"]);
     assert!(!output.status.success());
     assert!(
-        stderr(&output).contains("project id"),
+        stderr(&output).contains("invalid project"),
         "{}",
         stderr(&output)
     );
@@ -480,7 +480,7 @@ fn run_schedule(harness: &Harness, second: &SecondDataDir, seed: u64, steps: usi
         for worker in 0..workers {
             let (reported, data_dirs, command_for) = (&reported, &data_dirs, &command_for);
             scope.spawn(move || {
-                let mut rng = Rng(seed.wrapping_add(worker as u64 * 0x9E37_79B9_7F4A_7C15) | 1);
+                let mut rng = Rng(seed.wrapping_add((worker as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1);
                 for step in 0..steps / workers {
                     let dir = rng.below(2) as usize;
                     let ids = active_ids(&data_dirs[dir]);
@@ -636,8 +636,8 @@ fn run_schedule(harness: &Harness, second: &SecondDataDir, seed: u64, steps: usi
         violations.join("\n")
     );
     // Clean up for the next schedule.
-    for dir in 0..2 {
-        for id in active_ids(&data_dirs[dir]) {
+    for (dir, data_dir) in data_dirs.iter().enumerate() {
+        for id in active_ids(data_dir) {
             let _ = command_for(dir, &["session", "kill", &id])
                 .output()
                 .unwrap();
@@ -667,4 +667,40 @@ fn random_schedules_across_processes_and_two_data_dirs_keep_every_invariant() {
         eprintln!("model schedule {n}: seed {seed}");
         run_schedule(&harness, &second, seed, 120);
     }
+}
+
+#[test]
+fn a_constructor_that_hangs_is_reported_and_the_host_goes_on() {
+    let harness = Harness::new(&[], "");
+    harness.install_faulty_runtime("{ constructor: hang }");
+    harness.edit_config(|c| {
+        c.replace(
+            "ready_timeout_ms: 10000",
+            "ready_timeout_ms: 10000, call_timeout_ms: 500",
+        )
+    });
+    let limit = Duration::from_secs(20);
+    let output = run_bounded(
+        harness.command(&["spawn", "app", "--task", "x", "--runtime", "faulty"]),
+        limit,
+    );
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("did not finish starting within 500 ms"),
+        "{}",
+        stderr(&output)
+    );
+    let library = harness
+        .plugin_dir()
+        .join(support::library_file_name("ao-fixture-faulty-real"));
+    let check = run_bounded(
+        harness.command(&["plugins", "check", library.to_str().unwrap()]),
+        limit,
+    );
+    assert!(!check.status.success());
+    assert!(stdout(&check).contains("did not finish starting"), "{}", stdout(&check));
+    // Nothing was made, and the other plugins still work.
+    harness.assert_untouched();
+    harness.ok(&["spawn", "app", "--task", "fine"]);
+    assert_eq!(harness.sessions_json(&[]).len(), 1);
 }

@@ -14,8 +14,9 @@ fn main() -> ExitCode {
         // `ao-host session ls | head -1`: the reader has all it wanted.
         Err(error) if cli::output::stdout_closed(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            // One line: the whole context chain, outermost first.
-            eprintln!("ao-host: {error:#}");
+            // One line: the whole context chain, outermost first, with any control character
+            // (a newline in a plugin's message, an escape sequence in a task) made visible.
+            eprintln!("ao-host: {}", cli::output::terminal_safe(&format!("{error:#}")));
             ExitCode::FAILURE
         }
     }

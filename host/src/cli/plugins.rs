@@ -9,7 +9,11 @@ use ao_host::plugins::{
 use clap::Subcommand;
 use serde::Serialize;
 
-use super::{print_json, AppContext};
+use super::{
+    output::{print_json, terminal_safe},
+    AppContext,
+};
+use crate::outln;
 
 #[derive(Debug, Subcommand)]
 pub enum PluginsCommand {
@@ -50,11 +54,15 @@ fn list(context: &AppContext, json: bool) -> Result<ExitCode> {
             plugins: rows,
         })?;
     } else {
-        print_table(&rows);
+        print_table(&rows)?;
         if rows.is_empty() {
-            println!("no plugin libraries found; searched:");
+            outln!("no plugin libraries found; searched:");
             for dir in &dirs {
-                println!("  {} ({})", dir.path.display(), dir.origin);
+                outln!(
+                    "  {} ({})",
+                    terminal_safe(&dir.path.display().to_string()),
+                    dir.origin
+                );
             }
         }
     }
@@ -65,9 +73,11 @@ fn check(context: &AppContext, file: PathBuf, json: bool) -> Result<ExitCode> {
     let registry =
         PluginRegistry::load_pinned(std::slice::from_ref(&file), &context.config.plugin_pins);
     let mut rows = with_digests(registry.rows());
-    let constructed = registry.try_construct_all(&file, |name| {
-        plugin_context(&context.config, &context.config.data_dir, name)
-    });
+    let constructed = registry.try_construct_all(
+        &file,
+        |name| plugin_context(&context.config, &context.config.data_dir, name),
+        std::time::Duration::from_millis(context.config.call_timeout_ms),
+    );
     for (name, outcome) in constructed {
         if let Err(error) = outcome {
             for row in rows.iter_mut().filter(|r| r.name.as_deref() == Some(&name)) {
@@ -80,7 +90,7 @@ fn check(context: &AppContext, file: PathBuf, json: bool) -> Result<ExitCode> {
     if json {
         print_json(&rows)?;
     } else {
-        print_table(&rows);
+        print_table(&rows)?;
     }
     if usable {
         Ok(ExitCode::SUCCESS)
@@ -89,7 +99,7 @@ fn check(context: &AppContext, file: PathBuf, json: bool) -> Result<ExitCode> {
             .iter()
             .find_map(|r| r.reason.clone())
             .unwrap_or_else(|| format!("{}: no plugins", file.display()));
-        eprintln!("ao-host: {reason}");
+        eprintln!("ao-host: {}", terminal_safe(&reason));
         Ok(ExitCode::FAILURE)
     }
 }
@@ -102,28 +112,29 @@ fn with_digests(mut rows: Vec<PluginRow>) -> Vec<PluginRow> {
     rows
 }
 
-fn print_table(rows: &[PluginRow]) {
-    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+fn print_table(rows: &[PluginRow]) -> Result<()> {
+    let dash = |v: &Option<String>| terminal_safe(v.as_deref().unwrap_or("-")).into_owned();
     for row in rows {
         let status = match row.status {
             PluginStatus::Ok => "ok",
             PluginStatus::Shadowed => "shadowed",
             PluginStatus::Error => "error",
         };
-        println!(
+        outln!(
             "{:<10} {:<16} {:<8} api {:<8} {:<8} {}",
             dash(&row.kind),
             dash(&row.name),
             dash(&row.version),
             dash(&row.api_version),
             status,
-            row.path.display()
+            terminal_safe(&row.path.display().to_string())
         );
         if let Some(reason) = &row.reason {
-            println!("    {reason}");
+            outln!("    {}", terminal_safe(reason));
         }
         if let Some(digest) = &row.digest {
-            println!("    {digest}");
+            outln!("    {digest}");
         }
     }
+    Ok(())
 }

@@ -62,6 +62,12 @@ impl ProjectConfig {
         if let Some(prefix) = &section.session_prefix {
             check("session_prefix", prefix)?;
         }
+        let prefix = section.session_prefix.as_deref().unwrap_or(&id);
+        if prefix.len() > MAX_PREFIX_LEN {
+            return Err(invalid(format!(
+                "projects.{id}: session_prefix `{prefix}` is longer than {MAX_PREFIX_LEN} characters, so its session ids (`{prefix}-orchestrator-N`) would be longer than an id may be; set a shorter session_prefix"
+            )));
+        }
         let agent_config = match &section.agent_config {
             None => String::new(),
             Some(value) => serde_yaml::to_string(value)
@@ -100,6 +106,10 @@ impl ProjectConfig {
         }
     }
 }
+
+/// The longest prefix whose every session id (`<prefix>-orchestrator-10000` at most) is still a
+/// valid id.
+const MAX_PREFIX_LEN: usize = ao_plugin_api::validate::MAX_ID_LEN - "-orchestrator-10000".len();
 
 /// Refuses two projects whose session ids could be the same (`<prefix>-N`,
 /// `<prefix>-orchestrator-N`): each would wait forever for ids the other holds.

@@ -248,7 +248,8 @@ impl Lifecycle {
             .into_iter()
             .filter(|(_, p)| !known.paths.contains(p))
             .collect();
-        if !known.blockers.is_empty() && !(orphan_runtimes.is_empty() && orphan_paths.is_empty()) {
+        let any_orphan = !orphan_runtimes.is_empty() || !orphan_paths.is_empty();
+        if any_orphan && !known.blockers.is_empty() {
             let why = format!(
                 "not removed while {}; run gc again when that is resolved",
                 known.blockers.join("; ")

@@ -109,9 +109,8 @@ impl Lifecycle {
         self.call_timeout()
     }
 
-    /// The plugin (kind, `name`), built once per service. Its constructor runs on a blocking
-    /// thread under the call timeout: a constructor that hangs is reported, and the service goes
-    /// on (the thread is abandoned; a plugin cannot be cancelled).
+    /// The plugin (kind, `name`), built once per service. The registry runs its constructor
+    /// under the call timeout, so one that hangs is reported and the service goes on.
     async fn instance(
         &self,
         kind: PluginKind,
@@ -126,19 +125,13 @@ impl Lifecycle {
         let context = plugin_context(&self.config, &self.config.data_dir, name);
         let timeout = self.call_timeout();
         let owned_name = name.to_string();
-        let task = tokio::task::spawn_blocking(move || {
+        let built = tokio::task::spawn_blocking(move || {
             registry
                 .instantiate(kind, &owned_name, &context, timeout)
                 .map_err(|e: RegistryError| e.to_string())
-        });
-        let built = match tokio::time::timeout(timeout, task).await {
-            Err(_) => Err(format!(
-                "{kind} plugin `{name}` did not finish starting within {} ms (defaults.call_timeout_ms); its constructor hangs — check its settings under plugins.config.{name} or remove its library",
-                timeout.as_millis()
-            )),
-            Ok(Err(join)) => Err(format!("{kind} plugin `{name}`: constructor aborted: {join}")),
-            Ok(Ok(built)) => built,
-        };
+        })
+        .await
+        .unwrap_or_else(|join| Err(format!("{kind} plugin `{name}`: constructor aborted: {join}")));
         instances.insert(key, built.clone());
         built.map_err(LifecycleError::Unavailable)
     }

@@ -9,7 +9,7 @@ use crate::session::{Session, SessionLock, SessionStatus, StoreError};
 #[derive(Debug)]
 pub enum KillOutcome {
     /// The runtime and (unless kept) the workspace are gone; the record is archived.
-    Killed(Session),
+    Killed(Box<Session>),
     /// The session was still spawning: its spawn stopped and undid itself, so nothing is left.
     SpawnUndone,
 }
@@ -104,7 +104,7 @@ impl Lifecycle {
             plugins.workspace.destroy(path, false).await?;
         }
         let archived = self.store.archive(&session, SessionStatus::Killed, None)?;
-        Ok(KillOutcome::Killed(archived))
+        Ok(KillOutcome::Killed(Box::new(archived)))
     }
 
     /// A live session, locked, with its runtime handle.

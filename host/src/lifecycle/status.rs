@@ -85,7 +85,7 @@ impl Lifecycle {
         if session.status == SessionStatus::Spawning {
             match self.spawn_state(&session) {
                 SpawnState::InProgress => return session,
-                SpawnState::Finished(now) => session = now,
+                SpawnState::Finished(now) => session = *now,
                 SpawnState::Interrupted(note) => {
                     session.status = SessionStatus::Errored;
                     session.note = Some(note);
@@ -136,7 +136,9 @@ impl Lifecycle {
             Err(e) => return SpawnState::Interrupted(format!("its lock cannot be checked: {e}")),
         }
         match self.store.reread(&session.project_id, &session.id) {
-            Ok(Some(now)) if now.status != SessionStatus::Spawning => SpawnState::Finished(now),
+            Ok(Some(now)) if now.status != SessionStatus::Spawning => {
+                SpawnState::Finished(Box::new(now))
+            }
             Ok(_) => SpawnState::Interrupted(
                 "its spawn was interrupted (the ao-host process spawning it is gone); `ao-host gc` cleans it up".into(),
             ),
@@ -148,6 +150,6 @@ impl Lifecycle {
 /// What became of a record that said `spawning` when it was read.
 pub(super) enum SpawnState {
     InProgress,
-    Finished(Session),
+    Finished(Box<Session>),
     Interrupted(String),
 }

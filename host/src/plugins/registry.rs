@@ -29,6 +29,27 @@ pub enum RegistryError {
         path: PathBuf,
         error: PluginError,
     },
+    #[error("{kind} plugin `{name}` ({path}) did not finish starting within {} ms (defaults.call_timeout_ms): its constructor hangs; check plugins.config.{name} or remove the library", timeout.as_millis(), path = path.display())]
+    ConstructTimeout {
+        kind: PluginKind,
+        name: String,
+        path: PathBuf,
+        timeout: Duration,
+    },
+}
+
+/// Runs plugin code on a thread of its own and waits at most `timeout` for it: a constructor
+/// that hangs (on a lock, a network call) must not hang the host. A thread that never returns is
+/// abandoned; plugin code cannot be cancelled, only stopped being waited for.
+fn within<T: Send + 'static>(timeout: Duration, run: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("ao-plugin-new".into())
+        .spawn(move || {
+            let _ = sender.send(run());
+        })
+        .ok()?;
+    receiver.recv_timeout(timeout).ok()
 }
 
 /// How one plugin of a candidate library fared.
@@ -209,8 +230,8 @@ impl PluginRegistry {
             })
     }
 
-    /// Builds an instance of the plugin (kind, `name`) with `context`; its calls time out after
-    /// `timeout`.
+    /// Builds an instance of the plugin (kind, `name`) with `context`; the constructor and then
+    /// each call time out after `timeout`.
     pub fn instantiate(
         &self,
         kind: PluginKind,
@@ -219,23 +240,36 @@ impl PluginRegistry {
         timeout: Duration,
     ) -> Result<PluginInstance, RegistryError> {
         let registered = self.find(kind, name)?;
-        let built = match registered.plugin.declaration.constructor {
-            PluginConstructor::Runtime(construct) => construct(context)
-                .into_result()
-                .map(|o| PluginInstance::Runtime(RuntimePlugin::new(name, o, timeout))),
-            PluginConstructor::Agent(construct) => construct(context)
-                .into_result()
-                .map(|o| PluginInstance::Agent(AgentPlugin::new(name, o, timeout))),
-            PluginConstructor::Workspace(construct) => construct(context)
-                .into_result()
-                .map(|o| PluginInstance::Workspace(WorkspacePlugin::new(name, o, timeout))),
-        };
-        built.map_err(|error| RegistryError::Construct {
-            kind,
-            name: name.to_string(),
-            path: registered.path.clone(),
-            error,
-        })
+        let constructor = registered.plugin.declaration.constructor;
+        let (context, owned_name) = (context.clone(), name.to_string());
+        let built = within(timeout, move || {
+            let name = owned_name.as_str();
+            match constructor {
+                PluginConstructor::Runtime(construct) => construct(&context)
+                    .into_result()
+                    .map(|o| PluginInstance::Runtime(RuntimePlugin::new(name, o, timeout))),
+                PluginConstructor::Agent(construct) => construct(&context)
+                    .into_result()
+                    .map(|o| PluginInstance::Agent(AgentPlugin::new(name, o, timeout))),
+                PluginConstructor::Workspace(construct) => construct(&context)
+                    .into_result()
+                    .map(|o| PluginInstance::Workspace(WorkspacePlugin::new(name, o, timeout))),
+            }
+        });
+        match built {
+            None => Err(RegistryError::ConstructTimeout {
+                kind,
+                name: name.to_string(),
+                path: registered.path.clone(),
+                timeout,
+            }),
+            Some(built) => built.map_err(|error| RegistryError::Construct {
+                kind,
+                name: name.to_string(),
+                path: registered.path.clone(),
+                error,
+            }),
+        }
     }
 
     pub fn runtime(
@@ -280,13 +314,14 @@ impl PluginRegistry {
         &self,
         library: &Path,
         context_for: impl Fn(&str) -> PluginContext,
+        timeout: Duration,
     ) -> Vec<(String, Result<(), RegistryError>)> {
         self.registered
             .iter()
             .filter(|(_, r)| r.path == library)
             .map(|((kind, name), _)| {
                 let outcome = self
-                    .instantiate(*kind, name, &context_for(name), Duration::from_secs(60))
+                    .instantiate(*kind, name, &context_for(name), timeout)
                     .map(drop);
                 (name.clone(), outcome)
             })
