@@ -4,6 +4,7 @@
 mod support;
 
 use std::{
+    os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -14,7 +15,7 @@ use ao_plugin_api::{
     AgentSession, EnvVar, PluginContext, PluginErrorKind, Readiness, RuntimeCreateRequest,
     WorkspaceCreateConfig,
 };
-use support::{fake_agent, fake_messages, fake_start, git, init_repo, wait_until, TmuxServer};
+use support::{fake_agent, fake_messages, git, init_repo, wait_until, TmuxServer};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -30,14 +31,19 @@ fn context(name: &str, data_dir: &Path, settings: &str) -> PluginContext {
     }
 }
 
+fn tmux_context(server: &TmuxServer, data_dir: &Path) -> PluginContext {
+    context("tmux", data_dir, &format!("socket: {}", server.socket))
+}
+
 fn tmux_runtime(server: &TmuxServer, data_dir: &Path) -> RuntimePlugin {
     registry()
-        .runtime(
-            "tmux",
-            &context("tmux", data_dir, &format!("socket: {}", server.socket)),
-            TIMEOUT,
-        )
+        .runtime("tmux", &tmux_context(server, data_dir), TIMEOUT)
         .unwrap()
+}
+
+/// The tmux session name the runtime gives session `id` of data dir `data_dir`.
+fn tmux_name(server: &TmuxServer, data_dir: &Path, id: &str) -> String {
+    format!("{id}_{}", tmux_context(server, data_dir).owner_tag())
 }
 
 fn worktrees(data_dir: &Path, settings: &str) -> WorkspacePlugin {
@@ -66,6 +72,20 @@ fn fake_launch(
     }
 }
 
+/// What the fake agent recorded at start, once it has written all of it (the file appears
+/// before its content).
+fn recorded_start(log: &Path) -> serde_json::Value {
+    let read = || {
+        let text = std::fs::read_to_string(log.join("start.json")).ok()?;
+        serde_json::from_str(&text).ok()
+    };
+    assert!(
+        wait_until(TIMEOUT, || read().is_some()),
+        "no start.json in {log:?}"
+    );
+    read().unwrap()
+}
+
 async fn wait_for_prompt(runtime: &RuntimePlugin, handle: &str) {
     let deadline = std::time::Instant::now() + TIMEOUT;
     loop {
@@ -81,16 +101,15 @@ async fn wait_for_prompt(runtime: &RuntimePlugin, handle: &str) {
     }
 }
 
-/// Starts the fake agent in tmux and waits for its prompt; returns its log folder.
-async fn started_fake(runtime: &RuntimePlugin, id: &str, dir: &Path) -> PathBuf {
+/// Starts the fake agent in tmux and waits for its prompt; returns its handle and log folder.
+async fn started_fake(runtime: &RuntimePlugin, id: &str, dir: &Path) -> (String, PathBuf) {
     let log = dir.join(format!("log-{id}"));
     let handle = runtime
         .create(fake_launch(id, dir, &log, &[]))
         .await
         .unwrap();
-    assert_eq!(handle, id);
-    wait_for_prompt(runtime, id).await;
-    log
+    wait_for_prompt(runtime, &handle).await;
+    (handle, log)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -109,11 +128,13 @@ async fn tmux_session_gets_the_cwd_and_env_and_runs_argv_without_a_shell() {
     request
         .launch_command
         .push(RString::from("$HOME; echo not expanded"));
-    runtime.create(request).await.unwrap();
+    // tmux ends a command at an argument ending in `;`, even in argv.
+    request.launch_command.push(RString::from("ends with;"));
+    let handle = runtime.create(request).await.unwrap();
+    assert_eq!(handle, tmux_name(&server, temp.path(), "env-1"));
     // The fake agent logs under $FAKE_AGENT_LOG/$AO_SESSION.
     let log = log.join("env-1");
-    assert!(wait_until(TIMEOUT, || log.join("start.json").exists()));
-    let start = fake_start(&log);
+    let start = recorded_start(&log);
     assert_eq!(
         start["cwd"],
         temp.path().canonicalize().unwrap().display().to_string()
@@ -121,8 +142,13 @@ async fn tmux_session_gets_the_cwd_and_env_and_runs_argv_without_a_shell() {
     assert_eq!(start["env"]["AO_SESSION"], "env-1");
     assert_eq!(start["env"]["TRICKY"], tricky);
     assert_eq!(start["argv"][1], "$HOME; echo not expanded");
-    assert_eq!(server.sessions(), vec!["env-1".to_string()]);
-    assert!(runtime.is_alive("env-1").await.unwrap());
+    assert_eq!(start["argv"][2], "ends with;");
+    assert_eq!(server.sessions(), vec![handle.clone()]);
+    assert!(runtime.is_alive(&handle).await.unwrap());
+    assert!(
+        !runtime.is_alive("env-1").await.unwrap(),
+        "the handle is the name"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -130,13 +156,13 @@ async fn a_multi_line_hostile_message_arrives_once_and_byte_exact() {
     let temp = tempfile::tempdir().unwrap();
     let server = TmuxServer::new();
     let runtime = tmux_runtime(&server, temp.path());
-    let log = started_fake(&runtime, "msg-1", temp.path()).await;
+    let (handle, log) = started_fake(&runtime, "msg-1", temp.path()).await;
     let message = "first line\nsay \"hi\" and 'bye'\n$(rm -rf /) and `reboot`\n\ttabbed \\ backslash\nemoji 🎉 ünïcödé";
-    runtime.send_message("msg-1", message).await.unwrap();
+    runtime.send_message(&handle, message).await.unwrap();
     assert!(wait_until(TIMEOUT, || !fake_messages(&log).is_empty()));
     // Give a duplicate every chance to show up before checking there is none.
     let second = "second message";
-    runtime.send_message("msg-1", second).await.unwrap();
+    runtime.send_message(&handle, second).await.unwrap();
     assert!(wait_until(TIMEOUT, || fake_messages(&log).len() >= 2));
     assert_eq!(
         fake_messages(&log),
@@ -149,10 +175,10 @@ async fn a_100_kb_message_arrives_byte_exact() {
     let temp = tempfile::tempdir().unwrap();
     let server = TmuxServer::new();
     let runtime = tmux_runtime(&server, temp.path());
-    let log = started_fake(&runtime, "big-1", temp.path()).await;
+    let (handle, log) = started_fake(&runtime, "big-1", temp.path()).await;
     let line = "0123456789 abcdefghij\t\"quoted\" $VAR `cmd` ✓\n";
     let message: String = line.repeat(100 * 1024 / line.len());
-    runtime.send_message("big-1", &message).await.unwrap();
+    runtime.send_message(&handle, &message).await.unwrap();
     assert!(wait_until(TIMEOUT, || !fake_messages(&log).is_empty()));
     let got = fake_messages(&log);
     assert_eq!(got.len(), 1);
@@ -176,8 +202,7 @@ async fn a_launch_command_longer_than_a_tmux_message_still_starts() {
         .launch_command
         .push(RString::from(long_arg.as_str()));
     runtime.create(request).await.unwrap();
-    assert!(wait_until(TIMEOUT, || log.join("start.json").exists()));
-    assert_eq!(fake_start(&log)["argv"][1], long_arg.as_str());
+    assert_eq!(recorded_start(&log)["argv"][1], long_arg.as_str());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -186,7 +211,7 @@ async fn destroy_is_idempotent_and_an_exited_agent_is_not_alive() {
     let server = TmuxServer::new();
     let runtime = tmux_runtime(&server, temp.path());
     let log = temp.path().join("log");
-    runtime
+    let handle = runtime
         .create(fake_launch(
             "dies-1",
             temp.path(),
@@ -195,41 +220,47 @@ async fn destroy_is_idempotent_and_an_exited_agent_is_not_alive() {
         ))
         .await
         .unwrap();
-    let alive = || async { runtime.is_alive("dies-1").await.unwrap() };
+    let handle = handle.as_str();
+    let alive = || async { runtime.is_alive(handle).await.unwrap() };
     let deadline = std::time::Instant::now() + TIMEOUT;
     while alive().await {
         assert!(std::time::Instant::now() < deadline, "agent never exited");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // The dead pane keeps its last screen, so the failure can be read.
-    let screen = runtime.capture_output("dies-1", 20).await.unwrap();
+    let screen = runtime.capture_output(handle, 20).await.unwrap();
     assert!(
         screen.contains("the fake agent was told to fail"),
         "{screen}"
     );
     assert_eq!(
-        runtime.attach_command("dies-1").await.unwrap(),
+        runtime.attach_command(handle).await.unwrap(),
         vec![
             "tmux",
             "-L",
             &server.socket,
             "attach-session",
             "-t",
-            "=dies-1"
+            &format!("={handle}")
         ]
     );
     assert!(
         runtime.alive_handles().await.unwrap().is_empty(),
         "a dead pane is not alive"
     );
-    runtime.destroy("dies-1").await.unwrap();
-    runtime.destroy("dies-1").await.unwrap();
+    runtime.destroy(handle).await.unwrap();
+    runtime.destroy(handle).await.unwrap();
     assert!(server.sessions().is_empty());
     assert!(
         runtime.alive_handles().await.unwrap().is_empty(),
         "no server, no sessions"
     );
-    let err = runtime.send_message("dies-1", "hello").await.unwrap_err();
+    assert!(!runtime.is_alive(handle).await.unwrap());
+    let err = runtime.send_message(handle, "hello").await.unwrap_err();
+    assert_eq!(err.kind(), PluginErrorKind::NotFound, "{err}");
+    let err = runtime.send_keys(handle, &["Enter"]).await.unwrap_err();
+    assert_eq!(err.kind(), PluginErrorKind::NotFound, "{err}");
+    let err = runtime.capture_output(handle, 5).await.unwrap_err();
     assert_eq!(err.kind(), PluginErrorKind::NotFound, "{err}");
 }
 
@@ -238,15 +269,12 @@ async fn session_names_are_matched_exactly_and_validated() {
     let temp = tempfile::tempdir().unwrap();
     let server = TmuxServer::new();
     let runtime = tmux_runtime(&server, temp.path());
-    started_fake(&runtime, "app-10", temp.path()).await;
-    assert_eq!(
-        runtime.alive_handles().await.unwrap(),
-        vec!["app-10".to_string()]
-    );
-    // `-t app-1` would match `app-10` by prefix; the plugin must not.
-    assert!(!runtime.is_alive("app-1").await.unwrap());
-    runtime.destroy("app-1").await.unwrap();
-    assert_eq!(server.sessions(), vec!["app-10".to_string()]);
+    let (handle, _) = started_fake(&runtime, "app-10", temp.path()).await;
+    assert_eq!(runtime.alive_handles().await.unwrap(), vec![handle.clone()]);
+    // `-t app-10` would match `app-10_<tag>` by prefix; the plugin must not.
+    assert!(!runtime.is_alive("app-10").await.unwrap());
+    runtime.destroy("app-10").await.unwrap();
+    assert_eq!(server.sessions(), vec![handle.clone()]);
     for bad in ["a;b", "-t", "x y", "../x", "$(id)"] {
         let err = runtime
             .create(fake_launch(bad, temp.path(), &temp.path().join("l"), &[]))
@@ -254,7 +282,65 @@ async fn session_names_are_matched_exactly_and_validated() {
             .unwrap_err();
         assert_eq!(err.kind(), PluginErrorKind::InvalidInput, "{bad}: {err}");
     }
-    assert_eq!(server.sessions(), vec!["app-10".to_string()]);
+    assert_eq!(server.sessions(), vec![handle]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_data_dirs_on_one_tmux_server_never_see_each_others_sessions() {
+    let temp = tempfile::tempdir().unwrap();
+    let server = TmuxServer::new();
+    let (dir_a, dir_b) = (temp.path().join("a"), temp.path().join("b"));
+    std::fs::create_dir_all(&dir_a).unwrap();
+    std::fs::create_dir_all(&dir_b).unwrap();
+    let (a, b) = (tmux_runtime(&server, &dir_a), tmux_runtime(&server, &dir_b));
+    let (handle_a, log_a) = started_fake(&a, "app-1", &dir_a).await;
+    let (handle_b, _) = started_fake(&b, "app-1", &dir_b).await;
+    assert_eq!(handle_a, tmux_name(&server, &dir_a, "app-1"));
+    assert_eq!(handle_b, tmux_name(&server, &dir_b, "app-1"));
+    assert_ne!(handle_a, handle_b);
+    let mut both = vec![handle_a.clone(), handle_b.clone()];
+    both.sort();
+    assert_eq!(server.sessions(), both);
+    assert_eq!(a.alive_handles().await.unwrap(), vec![handle_a.clone()]);
+    assert_eq!(b.alive_handles().await.unwrap(), vec![handle_b.clone()]);
+    // A data dir that only differs by a suffix is another owner.
+    let a_longer = tmux_runtime(&server, &temp.path().join("a2"));
+    assert!(a_longer.alive_handles().await.unwrap().is_empty());
+
+    b.destroy(&handle_b).await.unwrap();
+    assert_eq!(server.sessions(), vec![handle_a.clone()]);
+    a.send_message(&handle_a, "still here").await.unwrap();
+    assert!(wait_until(TIMEOUT, || fake_messages(&log_a)
+        == vec!["still here".to_string()]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alive_handles_ignores_the_operators_own_tmux_sessions() {
+    let temp = tempfile::tempdir().unwrap();
+    let server = TmuxServer::new();
+    let runtime = tmux_runtime(&server, temp.path());
+    let (ok, _) = server.tmux(&["new-session", "-d", "-s", "mine", "--", "env", "cat"]);
+    assert!(ok);
+    assert!(runtime.alive_handles().await.unwrap().is_empty());
+    // A session tagged the way ao-host did before tags named the data dir is no one's now.
+    let (ok, _) = server.tmux(&["new-session", "-d", "-s", "old_tag", "--", "env", "cat"]);
+    assert!(ok);
+    let (ok, _) = server.tmux(&["set-option", "-t", "=old_tag:^", "@ao-host-session", "1"]);
+    assert!(ok);
+    let (handle, _) = started_fake(&runtime, "app-1", temp.path()).await;
+    assert_eq!(runtime.alive_handles().await.unwrap(), vec![handle]);
+    assert_eq!(server.sessions().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tmux_doctor_finds_tmux_and_its_version() {
+    let temp = tempfile::tempdir().unwrap();
+    let server = TmuxServer::new();
+    let checks = tmux_runtime(&server, temp.path()).doctor().await.unwrap();
+    assert_eq!(checks.len(), 1, "{checks:?}");
+    assert!(checks[0].ok, "{checks:?}");
+    assert_eq!(checks[0].what, "tmux");
+    assert!(checks[0].detail.starts_with("tmux "), "{checks:?}");
 }
 
 fn worktree_request(repo: &Path, session: &str) -> WorkspaceCreateConfig {
@@ -443,6 +529,258 @@ async fn escaping_symlinks_and_bad_branches_are_refused_and_leave_nothing() {
     assert!(!temp.path().join("worktrees/app/app-4").exists());
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn symlinks_naming_a_git_folder_are_refused_and_leave_nothing() {
+    let temp = tempfile::tempdir().unwrap();
+    let repo = temp.path().join("repo");
+    init_repo(&repo);
+    std::fs::create_dir_all(repo.join("sub/.GIT")).unwrap();
+    let workspace = worktrees(temp.path(), "");
+    for entry in [".git", "sub/.GIT"] {
+        let mut request = worktree_request(&repo, "app-6");
+        request.symlinks = vec![RString::from(entry)].into();
+        let err = workspace.create(request).await.unwrap_err();
+        assert_eq!(err.kind(), PluginErrorKind::InvalidInput, "{entry}: {err}");
+        assert!(err.to_string().contains("`.git` folder"), "{entry}: {err}");
+    }
+    assert_eq!(branches(&repo), vec!["main".to_string()]);
+    assert_eq!(git(&repo, &["worktree", "list"]).lines().count(), 1);
+    assert!(!temp.path().join("worktrees/app/app-6").exists());
+}
+
+/// Processes of group `pgid` that still run (zombies do not: where PID 1 does not reap orphans,
+/// a killed process stays one).
+fn live_group_members(pgid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // pid (comm) state ppid pgrp …; comm may hold spaces.
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            (fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string()).then_some(pid)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hung_post_create_is_stopped_with_its_processes_and_leaves_nothing() {
+    let temp = tempfile::tempdir().unwrap();
+    let repo = temp.path().join("repo");
+    init_repo(&repo);
+    let pid_file = temp.path().join("post-create.pid");
+    let mut request = worktree_request(&repo, "app-8");
+    request.post_create = vec![RString::from(format!(
+        "echo $$ > '{}'; sleep 30",
+        pid_file.display()
+    ))]
+    .into();
+    let started = std::time::Instant::now();
+    let err = worktrees(temp.path(), "post_create_timeout_ms: 500")
+        .create(request)
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(15), "{err}");
+    let message = err.to_string();
+    for part in [
+        "sleep 30",
+        "500 ms",
+        "post_create_timeout_ms",
+        "defaults.call_timeout_ms",
+    ] {
+        assert!(message.contains(part), "{part:?} missing from: {message}");
+    }
+    assert!(!temp.path().join("worktrees/app/app-8").exists());
+    assert_eq!(branches(&repo), vec!["main".to_string()]);
+    assert_eq!(git(&repo, &["worktree", "list"]).lines().count(), 1);
+    let group: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || live_group_members(group)
+            .is_empty()),
+        "post_create processes survived: {:?}",
+        live_group_members(group)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn discover_repository_finds_the_main_repository_from_anywhere_inside_it() {
+    let temp = tempfile::tempdir().unwrap();
+    let repo = temp.path().join("repo");
+    init_repo(&repo);
+    std::fs::create_dir_all(repo.join("sub/deeper")).unwrap();
+    let workspace = worktrees(temp.path(), "");
+    let linked = PathBuf::from(
+        workspace
+            .create(worktree_request(&repo, "app-1"))
+            .await
+            .unwrap(),
+    );
+    std::fs::create_dir_all(linked.join("inner")).unwrap();
+    let discover = |dir: PathBuf| {
+        let workspace = workspace.clone();
+        async move {
+            workspace
+                .discover_repository(&dir.display().to_string())
+                .await
+        }
+    };
+    let root = repo.canonicalize().unwrap();
+    for dir in [
+        repo.clone(),
+        repo.join("sub/deeper"),
+        linked.clone(),
+        linked.join("inner"),
+    ] {
+        let info = discover(dir.clone()).await.unwrap();
+        assert_eq!(
+            Path::new(info.root.as_str()).canonicalize().unwrap(),
+            root,
+            "{dir:?}"
+        );
+        assert_eq!(
+            info.default_branch,
+            ROption::RSome(RString::from("main")),
+            "{dir:?}"
+        );
+    }
+
+    // origin's HEAD branch wins over whatever the main worktree has checked out.
+    let upstream = temp.path().join("upstream");
+    init_repo(&upstream);
+    git(&upstream, &["branch", "-m", "main", "trunk"]);
+    let clone = temp.path().join("clone");
+    git(
+        temp.path(),
+        &[
+            "clone",
+            "-q",
+            upstream.to_str().unwrap(),
+            clone.to_str().unwrap(),
+        ],
+    );
+    git(&clone, &["switch", "-q", "-c", "feature"]);
+    let info = discover(clone.clone()).await.unwrap();
+    assert_eq!(info.default_branch, ROption::RSome(RString::from("trunk")));
+
+    // No remote and a detached HEAD: nothing to tell.
+    git(&repo, &["checkout", "-q", "--detach"]);
+    assert_eq!(
+        discover(repo.clone()).await.unwrap().default_branch,
+        ROption::RNone
+    );
+
+    let plain = temp.path().join("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    let err = discover(plain).await.unwrap_err();
+    assert_eq!(err.kind(), PluginErrorKind::NotFound, "{err}");
+    assert!(
+        err.to_string().contains("not inside a git repository"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn list_owned_lists_only_this_data_dirs_worktrees() {
+    let temp = tempfile::tempdir().unwrap();
+    let repo = temp.path().join("repo");
+    init_repo(&repo);
+    let shared_root = temp.path().join("shared-worktrees");
+    let settings = format!("root: {:?}", shared_root.display().to_string());
+    let (data_a, data_b) = (temp.path().join("data-a"), temp.path().join("data-b"));
+    let (a, b) = (worktrees(&data_a, &settings), worktrees(&data_b, &settings));
+    let path_a = a.create(worktree_request(&repo, "app-1")).await.unwrap();
+    let path_b = b.create(worktree_request(&repo, "app-2")).await.unwrap();
+    // A worktree made by hand (or by a version that recorded no owner) is no one's.
+    let by_hand = shared_root.join("app").join("app-3");
+    git(
+        &repo,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "by-hand",
+            by_hand.to_str().unwrap(),
+            "main",
+        ],
+    );
+    assert_eq!(a.list_owned().await.unwrap(), vec![path_a.clone()]);
+    assert_eq!(b.list_owned().await.unwrap(), vec![path_b]);
+    let admin = git(
+        Path::new(&path_a),
+        &["rev-parse", "--path-format=absolute", "--git-dir"],
+    );
+    assert_eq!(
+        std::fs::read_to_string(Path::new(&admin).join("ao-owner")).unwrap(),
+        data_a.display().to_string()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_branch_checked_out_elsewhere_is_refused_naming_where() {
+    let temp = tempfile::tempdir().unwrap();
+    let repo = temp.path().join("repo");
+    init_repo(&repo);
+    let a = worktrees(&temp.path().join("data-a"), "");
+    let b = worktrees(&temp.path().join("data-b"), "");
+    // Another installation with the same repository and session_prefix took `session/app-1`.
+    let path_a = a.create(worktree_request(&repo, "app-1")).await.unwrap();
+    let err = b
+        .create(worktree_request(&repo, "app-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), PluginErrorKind::InvalidInput, "{err}");
+    for part in [path_a.as_str(), "another session", "session_prefix"] {
+        assert!(
+            err.to_string().contains(part),
+            "{part:?} missing from: {err}"
+        );
+    }
+    assert!(!temp.path().join("data-b/worktrees/app/app-1").exists());
+    assert!(Path::new(&path_a).join(".git").exists());
+
+    git(&repo, &["branch", "session/app-5"]);
+    git(&repo, &["switch", "-q", "session/app-5"]);
+    let err = b
+        .create(worktree_request(&repo, "app-5"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("main worktree"), "{err}");
+    assert_eq!(git(&repo, &["worktree", "list"]).lines().count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn worktree_doctor_checks_git_and_the_root() {
+    let temp = tempfile::tempdir().unwrap();
+    let checks = worktrees(temp.path(), "").doctor().await.unwrap();
+    let whats: Vec<&str> = checks.iter().map(|c| c.what.as_str()).collect();
+    assert_eq!(whats, ["git", "worktree root"]);
+    assert!(checks.iter().all(|c| c.ok), "{checks:?}");
+    assert!(checks[0].detail.starts_with("git version"), "{checks:?}");
+
+    // A root under a plain file can never be made, whoever runs the test.
+    std::fs::write(temp.path().join("file"), "").unwrap();
+    let settings = format!(
+        "root: {:?}",
+        temp.path().join("file/sub").display().to_string()
+    );
+    let checks = worktrees(temp.path(), &settings).doctor().await.unwrap();
+    assert!(!checks[1].ok, "{checks:?}");
+    assert!(
+        checks[1]
+            .detail
+            .contains("plugins.config.git-worktree.root"),
+        "{checks:?}"
+    );
+}
+
 fn claude(data_dir: &Path, settings: &str) -> AgentPlugin {
     registry()
         .agent(
@@ -534,5 +872,33 @@ async fn claude_readiness_answers_the_trust_dialog_only_when_allowed() {
             assert!(reason.contains("trust_workspaces: true"), "{reason}");
         }
         other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn claude_doctor_runs_the_configured_command_or_says_how_to_install_it() {
+    let temp = tempfile::tempdir().unwrap();
+    let cli = temp.path().join("claude");
+    std::fs::write(&cli, "#!/bin/sh\necho '9.9.9 (Claude Code)'\n").unwrap();
+    std::fs::set_permissions(&cli, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let settings = format!("command: {:?}", cli.display().to_string());
+    let checks = claude(temp.path(), &settings).doctor().await.unwrap();
+    assert_eq!(checks.len(), 1, "{checks:?}");
+    assert!(checks[0].ok, "{checks:?}");
+    assert_eq!(
+        checks[0].detail,
+        format!("9.9.9 (Claude Code) ({})", cli.display())
+    );
+
+    let checks = claude(temp.path(), "command: ao-no-such-claude")
+        .doctor()
+        .await
+        .unwrap();
+    assert!(!checks[0].ok, "{checks:?}");
+    for part in [
+        "npm install -g @anthropic-ai/claude-code",
+        "plugins.config.claude-code.command",
+    ] {
+        assert!(checks[0].detail.contains(part), "{checks:?}");
     }
 }

@@ -22,10 +22,60 @@ impl PluginContext {
         serde_yaml::from_value(value).map_err(|e| self.bad_config(e))
     }
 
+    /// A short tag for the host's data dir: the first 8 lowercase hex digits of the FNV-1a
+    /// 64-bit hash of `data_dir`'s bytes.
+    ///
+    /// Two ao-host installations (two data dirs) may share one tmux server or one repository;
+    /// putting this tag in the names of what a plugin makes keeps their names from colliding
+    /// (both may have a session `app-1`). It is stable across runs and versions, so names made
+    /// yesterday still match. It only avoids collisions: to decide what belongs to this data
+    /// dir (what `gc` may remove), record `data_dir` itself on what you make and compare it
+    /// exactly.
+    pub fn owner_tag(&self) -> String {
+        const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+        const PRIME: u64 = 0x0000_0100_0000_01b3;
+        let hash = self
+            .data_dir
+            .as_bytes()
+            .iter()
+            .fold(OFFSET_BASIS, |hash, byte| {
+                (hash ^ u64::from(*byte)).wrapping_mul(PRIME)
+            });
+        format!("{:08x}", hash >> 32)
+    }
+
     fn bad_config(&self, error: serde_yaml::Error) -> PluginError {
         PluginError::config(format!(
             "plugins.config.{}: {error}; fix the setting in ao-rs.yaml",
             self.plugin_name
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use abi_stable::std_types::RString;
+
+    use crate::types::PluginContext;
+
+    fn context(data_dir: &str) -> PluginContext {
+        PluginContext {
+            plugin_name: RString::from("p"),
+            data_dir: RString::from(data_dir),
+            config_yaml: RString::new(),
+        }
+    }
+
+    #[test]
+    fn the_owner_tag_is_fnv1a_of_the_data_dir() {
+        // FNV-1a 64 of "" is the offset basis, of "a" 0xaf63dc4c8601ec8c (reference values).
+        assert_eq!(context("").owner_tag(), "cbf29ce4");
+        assert_eq!(context("a").owner_tag(), "af63dc4c");
+        let tag = context("/home/me/.ao-rs").owner_tag();
+        assert_eq!(tag.len(), 8);
+        assert!(tag
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert_ne!(tag, context("/home/me/.ao-rs2").owner_tag());
     }
 }

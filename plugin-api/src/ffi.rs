@@ -23,10 +23,17 @@ use crate::{
     error::{PluginError, PluginErrorKind, PluginResult},
     traits::{Agent, Runtime, Workspace},
     types::{
-        Activity, AgentSession, EnvVar, PluginContext, Readiness, RuntimeCreateRequest,
-        WorkspaceCreateConfig,
+        Activity, AgentSession, DoctorCheck, EnvVar, PluginContext, Readiness, RepositoryInfo,
+        RuntimeCreateRequest, WorkspaceCreateConfig,
     },
 };
+
+/// What the host gets for a method a plugin's library predates: its vtable has no such entry.
+fn built_before<T>(kind: &str, method: &str) -> RResult<T, PluginError> {
+    RErr(PluginError::unsupported(format!(
+        "this {kind} plugin was built before `{method}` existed; rebuild it against a newer ao-plugin-api"
+    )))
+}
 
 /// FFI form of [`Runtime`].
 #[sabi_trait]
@@ -42,9 +49,11 @@ pub trait RuntimeFfi: Send + Sync {
     /// Added after the first release of the interface: a library built before it has no such
     /// entry in its vtable, and the host gets this default instead.
     fn alive_handles(&self) -> RResult<RVec<RString>, PluginError> {
-        RErr(PluginError::unsupported(
-            "this runtime plugin was built before `alive_handles` existed; rebuild it against a newer ao-plugin-api",
-        ))
+        built_before("runtime", "alive_handles")
+    }
+    /// Added in 0.1.3; older libraries get this default.
+    fn doctor(&self) -> RResult<RVec<DoctorCheck>, PluginError> {
+        built_before("runtime", "doctor")
     }
 }
 
@@ -57,6 +66,10 @@ pub trait AgentFfi: Send + Sync {
     fn activity(&self, output: RStr<'_>) -> RResult<Activity, PluginError>;
     #[sabi(last_prefix_field)]
     fn input_pending(&self, output: RStr<'_>) -> RResult<bool, PluginError>;
+    /// Added in 0.1.3; older libraries get this default.
+    fn doctor(&self) -> RResult<RVec<DoctorCheck>, PluginError> {
+        built_before("agent", "doctor")
+    }
 }
 
 /// FFI form of [`Workspace`].
@@ -68,15 +81,19 @@ pub trait WorkspaceFfi: Send + Sync {
     fn exists(&self, path: RStr<'_>) -> RResult<bool, PluginError>;
     /// Added in 0.1.2; older libraries get this default.
     fn list_owned(&self) -> RResult<RVec<RString>, PluginError> {
-        RErr(PluginError::unsupported(
-            "this workspace plugin was built before `list_owned` existed; rebuild it against a newer ao-plugin-api",
-        ))
+        built_before("workspace", "list_owned")
     }
     /// Added in 0.1.2; older libraries get this default.
     fn has_unsaved_work(&self, _path: RStr<'_>) -> RResult<bool, PluginError> {
-        RErr(PluginError::unsupported(
-            "this workspace plugin was built before `has_unsaved_work` existed; rebuild it against a newer ao-plugin-api",
-        ))
+        built_before("workspace", "has_unsaved_work")
+    }
+    /// Added in 0.1.3; older libraries get this default.
+    fn doctor(&self) -> RResult<RVec<DoctorCheck>, PluginError> {
+        built_before("workspace", "doctor")
+    }
+    /// Added in 0.1.3; older libraries get this default.
+    fn discover_repository(&self, _dir: RStr<'_>) -> RResult<RepositoryInfo, PluginError> {
+        built_before("workspace", "discover_repository")
     }
 }
 
@@ -175,6 +192,9 @@ impl<T: Runtime> RuntimeFfi for RuntimeAdapter<T> {
     fn alive_handles(&self) -> RResult<RVec<RString>, PluginError> {
         guarded("alive_handles", || self.0.alive_handles().map(to_rvec))
     }
+    fn doctor(&self) -> RResult<RVec<DoctorCheck>, PluginError> {
+        guarded("doctor", || self.0.doctor())
+    }
 }
 
 /// Wraps an [`Agent`] so it can be handed across the boundary.
@@ -199,6 +219,9 @@ impl<T: Agent> AgentFfi for AgentAdapter<T> {
     fn input_pending(&self, output: RStr<'_>) -> RResult<bool, PluginError> {
         guarded("input_pending", || self.0.input_pending(output.as_str()))
     }
+    fn doctor(&self) -> RResult<RVec<DoctorCheck>, PluginError> {
+        guarded("doctor", || self.0.doctor())
+    }
 }
 
 /// Wraps a [`Workspace`] so it can be handed across the boundary.
@@ -221,6 +244,14 @@ impl<T: Workspace> WorkspaceFfi for WorkspaceAdapter<T> {
     fn has_unsaved_work(&self, path: RStr<'_>) -> RResult<bool, PluginError> {
         guarded("has_unsaved_work", || {
             self.0.has_unsaved_work(path.as_str())
+        })
+    }
+    fn doctor(&self) -> RResult<RVec<DoctorCheck>, PluginError> {
+        guarded("doctor", || self.0.doctor())
+    }
+    fn discover_repository(&self, dir: RStr<'_>) -> RResult<RepositoryInfo, PluginError> {
+        guarded("discover_repository", || {
+            self.0.discover_repository(dir.as_str())
         })
     }
 }

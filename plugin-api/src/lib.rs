@@ -34,8 +34,8 @@ pub use crate::{
     root::{PluginConstructor, PluginDeclaration, PluginLibrary, PluginLibraryRef},
     traits::{Agent, Runtime, Workspace},
     types::{
-        Activity, AgentSession, EnvVar, PluginContext, PluginKind, Readiness, RuntimeCreateRequest,
-        WorkspaceCreateConfig,
+        Activity, AgentSession, DoctorCheck, EnvVar, PluginContext, PluginKind, Readiness,
+        RepositoryInfo, RuntimeCreateRequest, WorkspaceCreateConfig,
     },
 };
 

@@ -5,12 +5,51 @@
 
 use std::{
     ffi::OsStr,
-    io::Write,
-    path::Path,
+    io::{Read, Write},
+    os::unix::{fs::PermissionsExt, process::CommandExt},
+    path::{Path, PathBuf},
     process::{Command, Output, Stdio},
+    sync::{Arc, Mutex},
+    thread::JoinHandle,
+    time::{Duration, Instant},
 };
 
-use crate::error::{PluginError, PluginResult};
+use crate::{
+    error::{PluginError, PluginResult},
+    types::DoctorCheck,
+};
+
+/// How long [`Program::version_check`] lets `--version` take: a CLI that hangs there (waiting
+/// for a login, an update) is reported rather than waited on.
+const VERSION_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long output still arriving after the run is waited for. Only a process that left the
+/// group (a daemon that called `setsid`) can hold the pipes open longer.
+const DRAIN_GRACE: Duration = Duration::from_millis(500);
+
+/// Where `program` would be started from: the path itself when it holds a `/`, else the first
+/// executable file of that name in a `$PATH` folder. `None` when there is none.
+pub fn find_on_path(program: &str) -> Option<PathBuf> {
+    let executable = |path: &Path| {
+        path.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let path = PathBuf::from(program);
+        return executable(&path).then_some(path);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        // An empty entry means the current folder, as for the shell.
+        .map(|dir| {
+            if dir.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                dir
+            }
+        })
+        .map(|dir| dir.join(program))
+        .find(|candidate| executable(candidate))
+}
 
 /// An external program and the advice to give when it is missing.
 #[derive(Debug, Clone)]
@@ -97,7 +136,7 @@ impl Program {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = command.spawn().map_err(|e| self.spawn_error(e))?;
+        let mut child = command.spawn().map_err(|e| self.start_error(cwd, e))?;
         if let Some(bytes) = input {
             let mut stdin = child.stdin.take().expect("stdin was piped");
             stdin.write_all(bytes).map_err(|e| {
@@ -109,16 +148,158 @@ impl Program {
             .map_err(|e| PluginError::failed(format!("waiting for `{}`: {e}", self.name)))
     }
 
+    /// Runs the program with a deadline, in a process group of its own, and returns its output
+    /// whatever the exit status (stdin is empty).
+    ///
+    /// Past `timeout` the whole group is killed (SIGKILL): the program and every process it
+    /// started, so a hung `npm ci` does not keep running after the caller gave up. After a
+    /// normal exit the group is killed as well, which stops background jobs the program left
+    /// behind (`server &`): a plugin call leaves no processes running. Only a process that
+    /// left the group on purpose (`setsid`, a daemon) survives. Output is read while the program
+    /// runs, so a chatty program cannot block on a full pipe.
+    pub fn run_with_deadline<I, S>(
+        &self,
+        cwd: Option<&Path>,
+        args: I,
+        timeout: Duration,
+    ) -> PluginResult<Output>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut command = self.command(args);
+        if let Some(dir) = cwd {
+            command.current_dir(dir);
+        }
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let mut child = command.spawn().map_err(|e| self.start_error(cwd, e))?;
+        let stdout = Drain::start(child.stdout.take());
+        let stderr = Drain::start(child.stderr.take());
+        let deadline = Instant::now() + timeout;
+        let waited = self.wait_until(&mut child, deadline);
+        // The group id is the leader's pid, which stays reserved while any member lives.
+        // SAFETY: killpg only sends a signal; a group with no members left gives ESRCH.
+        unsafe { libc::killpg(child.id() as libc::pid_t, libc::SIGKILL) };
+        let status = match waited {
+            Ok(Some(status)) => status,
+            Ok(None) => {
+                let _ = child.wait();
+                return Err(PluginError::failed(format!(
+                    "`{}` did not finish within {} ms; it and the processes it started were stopped",
+                    self.name,
+                    timeout.as_millis()
+                )));
+            }
+            Err(error) => {
+                let _ = child.wait();
+                return Err(error);
+            }
+        };
+        let grace = Instant::now() + DRAIN_GRACE;
+        Ok(Output {
+            status,
+            stdout: stdout.finish(grace),
+            stderr: stderr.finish(grace),
+        })
+    }
+
+    /// The exit status once the child exits, or `None` at the deadline.
+    fn wait_until(
+        &self,
+        child: &mut std::process::Child,
+        deadline: Instant,
+    ) -> PluginResult<Option<std::process::ExitStatus>> {
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => return Ok(Some(status)),
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(PluginError::failed(format!(
+                        "waiting for `{}`: {e}",
+                        self.name
+                    )))
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(pause.min(deadline - now));
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+
+    /// One `ao-host doctor` line for this program: where it was found and what `args` (its
+    /// version flag) printed, or how to install it.
+    pub fn version_check(&self, args: &[&str]) -> DoctorCheck {
+        let Some(path) = find_on_path(&self.name) else {
+            return DoctorCheck::failed(&self.name, self.missing_message());
+        };
+        let version = self
+            .run_with_deadline(None, args, VERSION_TIMEOUT)
+            .and_then(|output| {
+                if output.status.success() {
+                    Ok(first_line(&output))
+                } else {
+                    Err(self.failure(&output))
+                }
+            });
+        match version {
+            Ok(version) => {
+                DoctorCheck::passed(&self.name, format!("{version} ({})", path.display()))
+            }
+            Err(error) => DoctorCheck::failed(
+                &self.name,
+                format!(
+                    "{} is there but `{} {}` did not work: {error}; reinstall it ({})",
+                    path.display(),
+                    self.name,
+                    args.join(" "),
+                    self.install_hint
+                ),
+            ),
+        }
+    }
+
     /// The error for a program that could not be started.
     pub fn spawn_error(&self, error: std::io::Error) -> PluginError {
         if error.kind() == std::io::ErrorKind::NotFound {
-            PluginError::unavailable(format!(
-                "`{}` not found on PATH: install it ({})",
-                self.name, self.install_hint
-            ))
+            PluginError::unavailable(self.missing_message())
         } else {
             PluginError::failed(format!("cannot run `{}`: {error}", self.name))
         }
+    }
+
+    /// [`Program::spawn_error`], except that a missing working folder is named as such: the OS
+    /// reports it as "not found" too, which would otherwise read as a missing program.
+    fn start_error(&self, cwd: Option<&Path>, error: std::io::Error) -> PluginError {
+        match cwd {
+            Some(dir) if error.kind() == std::io::ErrorKind::NotFound && !dir.is_dir() => {
+                PluginError::not_found(format!(
+                    "cannot run `{}` in {}: no such folder",
+                    self.name,
+                    dir.display()
+                ))
+            }
+            _ => self.spawn_error(error),
+        }
+    }
+
+    fn missing_message(&self) -> String {
+        let place = if self.name.contains('/') {
+            ""
+        } else {
+            " on PATH"
+        };
+        format!(
+            "`{}` not found{place}: install it ({})",
+            self.name, self.install_hint
+        )
     }
 
     /// The error for a run that exited non-zero.
@@ -134,6 +315,59 @@ impl Program {
             "`{}` failed ({}): {detail}",
             self.name, output.status
         ))
+    }
+}
+
+/// The first non-empty line a program printed, stdout first.
+fn first_line(output: &Output) -> String {
+    [&output.stdout, &output.stderr]
+        .into_iter()
+        .flat_map(|bytes| {
+            String::from_utf8_lossy(bytes)
+                .lines()
+                .map(|line| line.trim().to_string())
+                .collect::<Vec<_>>()
+        })
+        .find(|line| !line.is_empty())
+        .unwrap_or_else(|| "no version printed".to_string())
+}
+
+/// A pipe read to its end on a thread of its own, into a buffer the caller can take at any time.
+struct Drain {
+    buffer: Arc<Mutex<Vec<u8>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drain {
+    fn start(source: Option<impl Read + Send + 'static>) -> Self {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let thread = source.map(|mut source| {
+            let buffer = Arc::clone(&buffer);
+            std::thread::spawn(move || {
+                let mut chunk = [0u8; 8192];
+                while let Ok(n @ 1..) = source.read(&mut chunk) {
+                    if let Ok(mut buffer) = buffer.lock() {
+                        buffer.extend_from_slice(&chunk[..n]);
+                    }
+                }
+            })
+        });
+        Self { buffer, thread }
+    }
+
+    /// What was read, once the pipe is closed or `grace` passes (the reader is then left to
+    /// finish on its own).
+    fn finish(self, grace: Instant) -> Vec<u8> {
+        if let Some(thread) = self.thread {
+            while !thread.is_finished() && Instant::now() < grace {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            }
+        }
+        let mut buffer = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::take(&mut *buffer)
     }
 }
 
@@ -163,5 +397,130 @@ mod tests {
             .run_with_input(None, ["-c", "cat"], Some("a\n$(b)\n".as_bytes()))
             .unwrap();
         assert_eq!(echoed, "a\n$(b)\n");
+    }
+
+    /// Whether any process of group `pgid` still runs. Zombies do not count: where PID 1 does
+    /// not reap orphans (some containers), a killed process stays a zombie and still answers
+    /// `kill(-pgid, 0)`.
+    fn group_alive(pgid: libc::pid_t) -> bool {
+        // SAFETY: signal 0 only checks that the group exists.
+        if unsafe { libc::kill(-pgid, 0) } == -1 {
+            return std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
+        }
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return true;
+        };
+        entries.filter_map(Result::ok).any(|entry| {
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            // pid (comm) state ppid pgrp …; comm may hold spaces, so split after its `)`.
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .map(|(_, rest)| rest.split_whitespace().collect())
+                .unwrap_or_default();
+            fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string()
+        })
+    }
+
+    #[test]
+    fn a_run_past_its_deadline_is_stopped_with_everything_it_started() {
+        let dir = std::env::temp_dir().join(format!("ao-deadline-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sh = Program::new("sh", "a POSIX shell");
+        let started = Instant::now();
+        let err = sh
+            .run_with_deadline(
+                Some(&dir),
+                ["-c", "echo $$ > group; sleep 30 & sleep 30"],
+                Duration::from_millis(300),
+            )
+            .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert_eq!(err.kind, PluginErrorKind::Failed);
+        assert_eq!(
+            err.message(),
+            "`sh` did not finish within 300 ms; it and the processes it started were stopped"
+        );
+        let pgid: libc::pid_t = std::fs::read_to_string(dir.join("group"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while group_alive(pgid) {
+            assert!(Instant::now() < deadline, "group {pgid} survived");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_finished_run_returns_its_output_and_leaves_no_background_job() {
+        let dir = std::env::temp_dir().join(format!("ao-leftover-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sh = Program::new("sh", "a POSIX shell");
+        let output = sh
+            .run_with_deadline(
+                Some(&dir),
+                [
+                    "-c",
+                    "echo $$ > group; sleep 30 >/dev/null 2>&1 & echo out; echo err >&2; exit 3",
+                ],
+                Duration::from_secs(10),
+            )
+            .unwrap();
+        assert_eq!(output.status.code(), Some(3));
+        assert_eq!(output.stdout, b"out\n");
+        assert_eq!(output.stderr, b"err\n");
+        let pgid: libc::pid_t = std::fs::read_to_string(dir.join("group"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while group_alive(pgid) {
+            assert!(
+                Instant::now() < deadline,
+                "background job of {pgid} survived"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_missing_working_folder_is_not_reported_as_a_missing_program() {
+        let sh = Program::new("sh", "a POSIX shell");
+        let err = sh
+            .run_with_deadline(
+                Some(Path::new("/nonexistent/ao-folder")),
+                ["-c", "true"],
+                Duration::from_secs(5),
+            )
+            .unwrap_err();
+        assert_eq!(err.kind, PluginErrorKind::NotFound, "{err}");
+        assert!(err.message().contains("no such folder"), "{err}");
+    }
+
+    #[test]
+    fn programs_are_found_on_path_or_by_their_path_and_checked() {
+        let sh = find_on_path("sh").expect("sh on PATH");
+        assert!(sh.is_absolute() || sh.starts_with("."), "{}", sh.display());
+        assert_eq!(find_on_path(&sh.display().to_string()), Some(sh));
+        assert_eq!(find_on_path("ao-no-such-program-xyz"), None);
+        assert_eq!(find_on_path("/nonexistent/ao"), None);
+
+        let check = Program::new("sh", "a POSIX shell").version_check(&["-c", "echo 1.2.3"]);
+        assert!(check.ok, "{check:?}");
+        assert!(check.detail.starts_with("1.2.3 ("), "{check:?}");
+        let check = Program::new("ao-no-such-program-xyz", "apt-get install xyz")
+            .version_check(&["--version"]);
+        assert!(!check.ok);
+        assert_eq!(
+            check.detail,
+            "`ao-no-such-program-xyz` not found on PATH: install it (apt-get install xyz)"
+        );
+        let check = Program::new("sh", "a POSIX shell").version_check(&["-c", "exit 9"]);
+        assert!(!check.ok);
+        assert!(check.detail.contains("did not work"), "{check:?}");
     }
 }

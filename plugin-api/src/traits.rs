@@ -11,8 +11,8 @@ use abi_stable::std_types::RString;
 use crate::{
     error::{PluginError, PluginResult},
     types::{
-        Activity, AgentSession, EnvVar, PluginContext, Readiness, RuntimeCreateRequest,
-        WorkspaceCreateConfig,
+        Activity, AgentSession, DoctorCheck, EnvVar, PluginContext, Readiness, RepositoryInfo,
+        RuntimeCreateRequest, WorkspaceCreateConfig,
     },
 };
 
@@ -51,6 +51,13 @@ pub trait Runtime: Send + Sync + 'static {
     /// asks once instead of calling [`Runtime::is_alive`] per session, which matters with
     /// thousands of records.
     fn alive_handles(&self) -> PluginResult<Vec<String>>;
+
+    /// What this runtime needs on this machine (programs on PATH and their versions, folders),
+    /// one [`DoctorCheck`] each, for `ao-host doctor`. Report a missing thing as a failed check
+    /// with its fix rather than as an error. (Added in 0.1.3; the default checks nothing.)
+    fn doctor(&self) -> PluginResult<Vec<DoctorCheck>> {
+        Ok(Vec::new())
+    }
 }
 
 /// Knows one coding agent CLI: how to start it and how to read its screen.
@@ -74,6 +81,12 @@ pub trait Agent: Send + Sync + 'static {
     /// The host asks after sending a message, and presses Enter once more if so (TUIs may drop
     /// an Enter that arrives while they are still taking in a large paste).
     fn input_pending(&self, output: &str) -> PluginResult<bool>;
+
+    /// What this agent needs on this machine (its CLI and version), as [`Runtime::doctor`].
+    /// (Added in 0.1.3; the default checks nothing.)
+    fn doctor(&self) -> PluginResult<Vec<DoctorCheck>> {
+        Ok(Vec::new())
+    }
 }
 
 /// Makes an isolated checkout for each session.
@@ -109,6 +122,22 @@ pub trait Workspace: Send + Sync + 'static {
     fn has_unsaved_work(&self, _path: &str) -> PluginResult<bool> {
         Err(PluginError::unsupported(
             "this workspace plugin cannot tell whether a workspace holds unsaved work",
+        ))
+    }
+
+    /// What this workspace plugin needs on this machine (programs, writable folders), as
+    /// [`Runtime::doctor`]. (Added in 0.1.3; the default checks nothing.)
+    fn doctor(&self) -> PluginResult<Vec<DoctorCheck>> {
+        Ok(Vec::new())
+    }
+
+    /// The repository that holds `dir` and its default branch, for a host run with no project
+    /// configured: the plugin knows its version control, the host does not read `.git` itself.
+    /// Inside a linked worktree, the root is the main repository's. (Added in 0.1.3; the
+    /// default says unsupported.)
+    fn discover_repository(&self, _dir: &str) -> PluginResult<RepositoryInfo> {
+        Err(PluginError::unsupported(
+            "this workspace plugin cannot find the repository around a folder",
         ))
     }
 }

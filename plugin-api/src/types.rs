@@ -153,3 +153,44 @@ pub struct WorkspaceCreateConfig {
     /// Check out `branch` if it already exists instead of refusing.
     pub reuse_branch: bool,
 }
+
+/// One line of `ao-host doctor`: something a plugin needs on this machine, and whether it is
+/// there. (Added in 0.1.3.)
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct DoctorCheck {
+    /// What was checked, e.g. `tmux` or `worktree root`.
+    pub what: RString,
+    pub ok: bool,
+    /// When ok, what was found (a version, a path); otherwise the exact fix.
+    pub detail: RString,
+}
+
+impl DoctorCheck {
+    pub fn passed(what: impl Into<String>, found: impl Into<String>) -> Self {
+        Self {
+            what: RString::from(what.into()),
+            ok: true,
+            detail: RString::from(found.into()),
+        }
+    }
+
+    pub fn failed(what: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            what: RString::from(what.into()),
+            ok: false,
+            detail: RString::from(fix.into()),
+        }
+    }
+}
+
+/// The repository that holds a folder, as a workspace plugin finds it. (Added in 0.1.3.)
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct RepositoryInfo {
+    /// The main repository's root, also when the folder is inside one of its linked worktrees.
+    pub root: RString,
+    /// The branch sessions start from, when the repository tells: origin's HEAD branch, else the
+    /// branch checked out in the main worktree.
+    pub default_branch: ROption<RString>,
+}

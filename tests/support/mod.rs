@@ -178,7 +178,8 @@ pub enum ApiPatch {
     Version(&'static str),
     /// Same version, one more field in `RuntimeCreateRequest`.
     LayoutDrift,
-    /// The runtime interface as first released: without `alive_handles`.
+    /// The interfaces as first released (0.1.0): without `alive_handles` and every method added
+    /// after it.
     OldRuntime,
 }
 
@@ -239,7 +240,7 @@ fn patched_plugin_api(patch: ApiPatch, into: &Path) {
         let entry = entry.unwrap();
         let mut text = std::fs::read_to_string(entry.path()).unwrap();
         if patch == ApiPatch::OldRuntime {
-            text = without_alive_handles(&entry.file_name().to_string_lossy(), text);
+            text = as_first_released(&entry.file_name().to_string_lossy(), text);
         }
         if patch == ApiPatch::LayoutDrift && entry.file_name() == "types.rs" {
             let anchor = "    pub env: RVec<EnvVar>,\n}";
@@ -256,31 +257,71 @@ fn patched_plugin_api(patch: ApiPatch, into: &Path) {
     }
 }
 
-/// Removes `alive_handles` (added after the first release) from a copy of plugin-api's source.
-fn without_alive_handles(file: &str, text: String) -> String {
-    let cut = |text: String, start: &str, end: &str| -> String {
-        let from = text
-            .find(start)
-            .unwrap_or_else(|| panic!("{file}: {start:?} not found"));
-        let to = from
-            + text[from..]
-                .find(end)
-                .unwrap_or_else(|| panic!("{file}: {end:?} not found"))
-            + end.len();
-        format!("{}{}", &text[..from], &text[to..])
+/// A copy of plugin-api's source cut back to the interfaces as first released (0.1.0): every
+/// method after each `#[sabi(last_prefix_field)]` method (all added since, `alive_handles` the
+/// first) goes from the FFI traits, their adapters and the plain traits. Keyed on that marker
+/// rather than on method names, so methods added later are cut without editing this.
+fn as_first_released(file: &str, text: String) -> String {
+    const MARKER: &str = "    #[sabi(last_prefix_field)]\n";
+    let ffi = match file {
+        "ffi.rs" => text.clone(),
+        "traits.rs" => std::fs::read_to_string(repo_root().join("plugin-api/src/ffi.rs")).unwrap(),
+        _ => return text,
     };
-    match file {
-        "traits.rs" => cut(
-            text,
-            "\n    /// Handles of every live session",
-            "fn alive_handles(&self) -> PluginResult<Vec<String>>;",
-        ),
-        "ffi.rs" => {
-            let text = cut(text, "\n    /// Added after the first release", "    }\n");
-            cut(text, "\n    fn alive_handles(&self) -> RResult<RVec<RString>, PluginError> {\n        guarded", "    }\n")
-        }
-        _ => text,
+    // (FFI trait, its last prefix method) for each interface.
+    let mut interfaces = Vec::new();
+    let mut rest = ffi.as_str();
+    while let Some(at) = rest.find(MARKER) {
+        let trait_name = rest[..at]
+            .rsplit_once("pub trait ")
+            .and_then(|(_, name)| name.split(':').next())
+            .unwrap_or_else(|| panic!("{file}: no trait before {MARKER:?}"));
+        let method = rest[at + MARKER.len()..]
+            .trim_start()
+            .strip_prefix("fn ")
+            .and_then(|m| m.split('(').next())
+            .unwrap_or_else(|| panic!("{file}: no method after {MARKER:?} in {trait_name}"));
+        interfaces.push((trait_name.to_string(), method.to_string()));
+        rest = &rest[at + MARKER.len()..];
     }
+    assert_eq!(interfaces.len(), 3, "{file}: expected three interfaces");
+    // Keeps `text` up to the end of `method` in `block` (the first `item_end` after its `fn`),
+    // and from the block's closing `}` on.
+    let cut_after = |text: String, block: &str, method: &str, item_end: &str| -> String {
+        let start = text
+            .find(block)
+            .unwrap_or_else(|| panic!("{file}: {block:?} not found"));
+        let method_at = start
+            + text[start..]
+                .find(&format!("    fn {method}("))
+                .unwrap_or_else(|| panic!("{file}: {method} not found in {block:?}"));
+        let keep_to = method_at
+            + text[method_at..]
+                .find(item_end)
+                .unwrap_or_else(|| panic!("{file}: end of {method} not found"))
+            + item_end.len();
+        let close = keep_to
+            + text[keep_to..]
+                .find("\n}\n")
+                .unwrap_or_else(|| panic!("{file}: end of {block:?} not found"));
+        format!("{}{}", &text[..keep_to], &text[close + 1..])
+    };
+    let mut text = text;
+    for (trait_name, method) in &interfaces {
+        text = match file {
+            "ffi.rs" => {
+                let text = cut_after(text, &format!("pub trait {trait_name}:"), method, ";\n");
+                let adapter = format!(" {trait_name} for ");
+                cut_after(text, &adapter, method, "\n    }\n")
+            }
+            _ => {
+                let plain = trait_name.strip_suffix("Ffi").unwrap();
+                cut_after(text, &format!("pub trait {plain}:"), method, ";\n")
+            }
+        };
+    }
+    // Imports and helpers only the cut methods used.
+    format!("#![allow(unused_imports, dead_code)]\n{text}")
 }
 
 /// Builds fixture crate `tests/fixtures/<fixture>` against `patch`'s `plugin-api`, and returns

@@ -10,8 +10,8 @@ use std::{sync::Arc, time::Duration};
 use ao_plugin_api::{
     abi_stable::std_types::{RResult, RStr, RString},
     ffi::{AgentObject, RuntimeObject, WorkspaceObject},
-    Activity, AgentSession, EnvVar, PluginError, PluginErrorKind, PluginKind, Readiness,
-    RuntimeCreateRequest, WorkspaceCreateConfig,
+    Activity, AgentSession, DoctorCheck, EnvVar, PluginError, PluginErrorKind, PluginKind,
+    Readiness, RepositoryInfo, RuntimeCreateRequest, WorkspaceCreateConfig,
 };
 
 /// A failed plugin call, naming the plugin and the method.
@@ -206,6 +206,11 @@ impl RuntimePlugin {
             .await
             .map(|handles| handles.into_iter().map(String::from).collect())
     }
+
+    /// What the runtime needs on this machine, for `ao-host doctor`.
+    pub async fn doctor(&self) -> Result<Vec<DoctorCheck>, PluginCallError> {
+        self.0.call("doctor", |o| o.doctor()).await.map(Vec::from)
+    }
 }
 
 impl AgentPlugin {
@@ -253,6 +258,11 @@ impl AgentPlugin {
             })
             .await
     }
+
+    /// What the agent needs on this machine, for `ao-host doctor`.
+    pub async fn doctor(&self) -> Result<Vec<DoctorCheck>, PluginCallError> {
+        self.0.call("doctor", |o| o.doctor()).await.map(Vec::from)
+    }
 }
 
 impl WorkspacePlugin {
@@ -292,6 +302,21 @@ impl WorkspacePlugin {
         let path = path.to_string();
         self.0
             .call("exists", move |o| o.exists(RStr::from_str(&path)))
+            .await
+    }
+
+    /// What the workspace plugin needs on this machine, for `ao-host doctor`.
+    pub async fn doctor(&self) -> Result<Vec<DoctorCheck>, PluginCallError> {
+        self.0.call("doctor", |o| o.doctor()).await.map(Vec::from)
+    }
+
+    /// The repository around `dir` and its default branch, when no project is configured.
+    pub async fn discover_repository(&self, dir: &str) -> Result<RepositoryInfo, PluginCallError> {
+        let dir = dir.to_string();
+        self.0
+            .call("discover_repository", move |o| {
+                o.discover_repository(RStr::from_str(&dir))
+            })
             .await
     }
 }

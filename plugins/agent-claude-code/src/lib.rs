@@ -8,8 +8,8 @@ use std::{
 };
 
 use ao_plugin_api::{
-    export_plugins, validate::validate_id, Activity, Agent, AgentSession, EnvVar, PluginContext,
-    PluginError, PluginResult, Readiness,
+    export_plugins, program::Program, validate::validate_id, Activity, Agent, AgentSession,
+    DoctorCheck, EnvVar, PluginContext, PluginError, PluginResult, Readiness,
 };
 use serde::Deserialize;
 
@@ -217,5 +217,15 @@ impl Agent for ClaudeCode {
 
     fn input_pending(&self, output: &str) -> PluginResult<bool> {
         Ok(self.settings.patterns.has_pending_input(output))
+    }
+
+    /// The configured command, found on PATH (or at the path given) and answering `--version`.
+    fn doctor(&self) -> PluginResult<Vec<DoctorCheck>> {
+        let cli = Program::new(
+            self.settings.command.as_str(),
+            "`npm install -g @anthropic-ai/claude-code`, or set plugins.config.claude-code.command \
+             to where it is",
+        );
+        Ok(vec![cli.version_check(&["--version"])])
     }
 }

@@ -4,8 +4,13 @@
 //! Why buffers and not `send-keys`: `send-keys` types text key by key, so newlines submit early,
 //! long text is slow, and the text is parsed for key names. A buffer loaded from stdin and pasted
 //! with bracketed paste reaches the agent byte-exact as one paste, which a TUI treats as text.
+//!
+//! Several ao-host data dirs may share one tmux server: session names carry the data dir's
+//! [owner tag](PluginContext::owner_tag), and each session records its data dir in a user option,
+//! so one installation neither collides with nor lists (nor `gc`s) another's sessions.
 
 use std::{
+    borrow::Cow,
     path::{Path, PathBuf},
     sync::atomic::{AtomicU64, Ordering},
     time::{Duration, Instant},
@@ -13,7 +18,7 @@ use std::{
 
 use ao_plugin_api::{
     abi_stable::std_types::RString, export_plugins, program::Program, validate::validate_id,
-    PluginContext, PluginError, PluginResult, Runtime, RuntimeCreateRequest,
+    DoctorCheck, PluginContext, PluginError, PluginResult, Runtime, RuntimeCreateRequest,
 };
 use serde::Deserialize;
 
@@ -24,7 +29,8 @@ export_plugins! {
 /// tmux sends a client's command to its server in one message of at most 16 KiB; longer launch
 /// commands are handed over through a file instead.
 const INLINE_LAUNCH_LIMIT: usize = 12 * 1024;
-/// A tmux user option set on every session this plugin creates.
+/// A tmux user option set on every session this plugin creates, holding the data dir it belongs
+/// to.
 const OWNER_OPTION: &str = "@ao-host-session";
 /// Ends a bracketed paste: text containing it could escape the paste and press keys.
 const PASTE_END: &str = "\x1b[201~";
@@ -43,6 +49,10 @@ pub struct TmuxRuntime {
     tmux: Program,
     socket: Option<String>,
     launch_dir: PathBuf,
+    /// The host's data dir, recorded on each session as its owner.
+    owner: String,
+    /// [`PluginContext::owner_tag`], the suffix of every session name.
+    tag: String,
 }
 
 /// Makes paste-buffer names unique within this process.
@@ -60,6 +70,18 @@ impl TmuxRuntime {
 
     fn run(&self, rest: &[&str]) -> PluginResult<String> {
         self.tmux.run(None, self.args(rest))
+    }
+
+    /// Runs a tmux command aimed at session `handle`; a missing session is `NotFound`.
+    fn run_on(&self, handle: &str, rest: &[&str], input: Option<&[u8]>) -> PluginResult<String> {
+        let output = self.tmux.output(None, self.args(rest), input)?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else if Self::is_missing_target(&output) {
+            Err(Self::missing(handle))
+        } else {
+            Err(self.tmux.failure(&output))
+        }
     }
 
     /// `=name` matches the session exactly; plain `-t name` would also match `name0` by prefix.
@@ -82,7 +104,9 @@ impl TmuxRuntime {
         Ok(output.status.success())
     }
 
-    /// Whether tmux failed because the session (or the whole server) does not exist.
+    /// Whether tmux failed because the session (or the whole server) does not exist. A server
+    /// that is shutting down (its last session just ended) answers "no current target", "server
+    /// exited unexpectedly" or "lost server": that too means no such session, not a failure.
     fn is_missing_target(output: &std::process::Output) -> bool {
         let stderr = String::from_utf8_lossy(&output.stderr);
         [
@@ -90,6 +114,9 @@ impl TmuxRuntime {
             "no server running",
             "error connecting",
             "no such",
+            "no current target",
+            "server exited unexpectedly",
+            "lost server",
         ]
         .iter()
         .any(|m| stderr.contains(m))
@@ -177,15 +204,16 @@ impl TmuxRuntime {
         let target = Self::pane_target(handle)?;
         let start = format!("-{lines}");
         let args = ["capture-pane", "-p", "-J", "-t", &target, "-S", &start];
-        let output = self.tmux.output(None, self.args(&args), None)?;
-        if !output.status.success() {
-            return Err(if Self::is_missing_target(&output) {
-                Self::missing(handle)
-            } else {
-                self.tmux.failure(&output)
-            });
-        }
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        self.run_on(handle, &args, None)
+    }
+}
+
+/// `value` as one literal tmux argument. tmux splits commands on arguments that end in `;`
+/// (`a;` is `a` then a new command), even when given as argv; `\;` at the end stands for `;`.
+fn literal(value: &str) -> Cow<'_, str> {
+    match value.strip_suffix(';') {
+        Some(rest) => Cow::Owned(format!("{rest}\\;")),
+        None => Cow::Borrowed(value),
     }
 }
 
@@ -213,49 +241,52 @@ impl Runtime for TmuxRuntime {
             tmux: Program::new("tmux", "e.g. `apt-get install tmux` or `brew install tmux`"),
             socket: settings.socket,
             launch_dir: Path::new(context.data_dir.as_str()).join("tmux-launch"),
+            owner: context.data_dir.to_string(),
+            tag: context.owner_tag(),
         })
     }
 
+    /// The handle is the tmux session name, `<session id>_<owner tag>`.
     fn create(&self, request: &RuntimeCreateRequest) -> PluginResult<String> {
         let id = request.session_id.as_str();
         validate_id("session id", id)?;
-        if self.session_exists(id)? {
+        let name = format!("{id}_{}", self.tag);
+        if self.session_exists(&name)? {
             return Err(PluginError::invalid_input(format!(
-                "tmux session `{id}` already exists; kill it or choose another id"
+                "tmux session `{name}` already exists; kill it or choose another id"
             )));
         }
-        let argv = self.launch_argv(request)?;
+        let argv: Vec<String> = self
+            .launch_argv(request)?
+            .iter()
+            .map(|arg| literal(arg).into_owned())
+            .collect();
         let env: Vec<String> = request
             .env
             .iter()
-            .map(|v| format!("{}={}", v.name, v.value))
+            .map(|v| literal(&format!("{}={}", v.name, v.value)).into_owned())
             .collect();
-        let pane = Self::pane_target(id)?;
+        let cwd = literal(request.cwd.as_str());
+        let owner = literal(&self.owner);
+        let pane = Self::pane_target(&name)?;
         // One tmux command, three steps: a placeholder pane, `remain-on-exit` so that an agent
         // that dies at once leaves its last screen to read (set on the placeholder, because a
         // fast-failing agent could be gone before a later command runs), then the agent itself
         // in place of the placeholder.
-        let mut args = vec!["new-session", "-d", "-s", id, "-x", "200", "-y", "50"];
+        let mut args = vec!["new-session", "-d", "-s", &name, "-x", "200", "-y", "50"];
         args.extend(["--", "env", "cat", ";"]);
         args.extend(["set-option", "-w", "-t", &pane, "remain-on-exit", "on", ";"]);
-        // Marks the session as ao-host's, so `alive_handles` (and `gc`) never touch an
-        // operator's own tmux sessions on the same server.
-        args.extend(["set-option", "-t", &pane, OWNER_OPTION, "1", ";"]);
-        args.extend([
-            "respawn-pane",
-            "-k",
-            "-t",
-            &pane,
-            "-c",
-            request.cwd.as_str(),
-        ]);
+        // Marks the session as this data dir's, so `alive_handles` (and `gc`) never touch an
+        // operator's own tmux sessions, nor another data dir's, on the same server.
+        args.extend(["set-option", "-t", &pane, OWNER_OPTION, &owner, ";"]);
+        args.extend(["respawn-pane", "-k", "-t", &pane, "-c", &cwd]);
         for var in &env {
             args.extend(["-e", var.as_str()]);
         }
         args.push("--");
         args.extend(argv.iter().map(String::as_str));
         self.run(&args)?;
-        Ok(id.to_string())
+        Ok(name)
     }
 
     fn send_message(&self, handle: &str, text: &str) -> PluginResult<()> {
@@ -298,18 +329,18 @@ impl Runtime for TmuxRuntime {
             "-t",
             &target,
         ];
-        self.tmux
-            .run_with_input(None, self.args(&args), Some(text.as_bytes()))?;
+        self.run_on(handle, &args, Some(text.as_bytes()))?;
         self.wait_for_paste(handle, &before)?;
-        self.run(&["send-keys", "-t", &target, "Enter"])?;
+        self.run_on(handle, &["send-keys", "-t", &target, "Enter"], None)?;
         Ok(())
     }
 
     fn send_keys(&self, handle: &str, keys: &[RString]) -> PluginResult<()> {
         let target = Self::pane_target(handle)?;
+        let keys: Vec<Cow<str>> = keys.iter().map(|key| literal(key)).collect();
         let mut args = vec!["send-keys", "-t", &target, "--"];
-        args.extend(keys.iter().map(RString::as_str));
-        self.run(&args)?;
+        args.extend(keys.iter().map(|key| key.as_ref()));
+        self.run_on(handle, &args, None)?;
         Ok(())
     }
 
@@ -368,17 +399,14 @@ impl Runtime for TmuxRuntime {
         }
     }
 
+    /// Live sessions (pane not dead) whose owner is exactly this data dir.
     fn alive_handles(&self) -> PluginResult<Vec<String>> {
-        let output = self.tmux.output(
-            None,
-            self.args(&[
-                "list-panes",
-                "-a",
-                "-F",
-                &format!("#{{session_name}} #{{pane_dead}}#{{{OWNER_OPTION}}}"),
-            ]),
-            None,
-        )?;
+        // Tab-separated, owner last: names and paths with spaces (or tabs, in the owner) stay
+        // whole.
+        let format = format!("#{{session_name}}\t#{{pane_dead}}\t#{{{OWNER_OPTION}}}");
+        let output =
+            self.tmux
+                .output(None, self.args(&["list-panes", "-a", "-F", &format]), None)?;
         if !output.status.success() {
             // No server running means no sessions, not a failure.
             if Self::is_missing_target(&output) {
@@ -388,9 +416,13 @@ impl Runtime for TmuxRuntime {
         }
         let mut alive: Vec<String> = String::from_utf8_lossy(&output.stdout)
             .lines()
-            .filter_map(|line| line.strip_suffix(" 01"))
-            .map(str::to_string)
+            .filter_map(|line| {
+                let mut fields = line.splitn(3, '\t');
+                let (name, dead, owner) = (fields.next()?, fields.next()?, fields.next()?);
+                (dead == "0" && owner == self.owner).then(|| name.to_string())
+            })
             .collect();
+        alive.sort();
         alive.dedup();
         Ok(alive)
     }
@@ -403,5 +435,23 @@ impl Runtime for TmuxRuntime {
         }
         argv.extend(["attach-session".to_string(), "-t".to_string(), target]);
         Ok(argv)
+    }
+
+    fn doctor(&self) -> PluginResult<Vec<DoctorCheck>> {
+        Ok(vec![self.tmux.version_check(&["-V"])])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::literal;
+
+    #[test]
+    fn a_trailing_semicolon_is_escaped_for_tmux() {
+        assert_eq!(literal("plain"), "plain");
+        assert_eq!(literal("a;b"), "a;b");
+        assert_eq!(literal("a;"), "a\\;");
+        assert_eq!(literal(";"), "\\;");
+        assert_eq!(literal("a\\;"), "a\\\\;");
     }
 }

@@ -3,15 +3,21 @@
 //! Every change to a repository's worktrees and branches happens under a per-repository file
 //! lock: concurrent `git worktree add` runs otherwise race on `.git/config.lock` and
 //! `index.lock`, a known failure of peer tools when many agents start at once.
+//!
+//! Each worktree made here records the host's data dir in a file `ao-owner` inside its own admin
+//! folder (`<repo>/.git/worktrees/<name>`), and [`Workspace::list_owned`] lists only worktrees
+//! whose record is this data dir's: two installations may share a worktree root or a
+//! repository, and `ao-host gc` of one must never see the other's worktrees.
 
 use std::{
     fs::File,
     path::{Component, Path, PathBuf},
+    time::{Duration, Instant},
 };
 
 use ao_plugin_api::{
-    export_plugins, program::Program, validate::validate_id, PluginContext, PluginError,
-    PluginResult, Workspace, WorkspaceCreateConfig,
+    export_plugins, program::Program, validate::validate_id, DoctorCheck, PluginContext,
+    PluginError, PluginResult, RepositoryInfo, Workspace, WorkspaceCreateConfig,
 };
 use serde::Deserialize;
 
@@ -19,16 +25,37 @@ export_plugins! {
     workspace "git-worktree" => GitWorktree,
 }
 
+/// The file in a worktree's admin folder that names the data dir it belongs to.
+const OWNER_FILE: &str = "ao-owner";
+/// Below the host's default `defaults.call_timeout_ms` (60000), so that a slow post_create is
+/// stopped and cleaned up here before the host stops waiting for `create`.
+const DEFAULT_POST_CREATE_TIMEOUT_MS: u64 = 45_000;
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Settings {
     /// Where worktrees go: `<root>/<project>/<session>`. Default: `<data_dir>/worktrees`.
     root: Option<String>,
+    /// How long all of a project's `post_create` commands together may run before they (and
+    /// every process they started) are stopped and the worktree removed. Keep it below
+    /// `defaults.call_timeout_ms`, or the host gives up on `create` first and nothing cleans up
+    /// in time. Default: 45000.
+    post_create_timeout_ms: Option<u64>,
 }
 
 pub struct GitWorktree {
     git: Program,
     root: PathBuf,
+    /// The host's data dir, recorded on each worktree as its owner.
+    owner: String,
+    post_create_timeout: Duration,
+}
+
+/// One entry of `git worktree list`.
+struct WorktreeEntry {
+    path: PathBuf,
+    /// The branch checked out there (short name), if any.
+    branch: Option<String>,
 }
 
 /// A repository's lock, held for as long as this value lives.
@@ -56,6 +83,116 @@ impl GitWorktree {
             &["rev-parse", "--path-format=absolute", "--git-common-dir"],
         )?;
         Ok(PathBuf::from(common.trim()))
+    }
+
+    /// The worktrees of the repository holding `dir`, the main worktree first.
+    fn worktrees(&self, dir: &Path) -> PluginResult<Vec<WorktreeEntry>> {
+        let listing = self.git(dir, &["worktree", "list", "--porcelain"])?;
+        Ok(listing
+            .split("\n\n")
+            .filter_map(|record| {
+                let mut lines = record.lines();
+                let path = lines.next()?.strip_prefix("worktree ")?;
+                let branch = lines
+                    .find_map(|line| line.strip_prefix("branch refs/heads/"))
+                    .map(str::to_string);
+                Some(WorktreeEntry {
+                    path: PathBuf::from(path),
+                    branch,
+                })
+            })
+            .collect())
+    }
+
+    /// A worktree's own admin folder, `<common dir>/worktrees/<name>`.
+    fn admin_dir(&self, worktree: &Path) -> PluginResult<PathBuf> {
+        let dir = self.git(
+            worktree,
+            &["rev-parse", "--path-format=absolute", "--git-dir"],
+        )?;
+        Ok(PathBuf::from(dir.trim()))
+    }
+
+    /// Records this data dir as the owner of a worktree just made.
+    fn tag_owner(&self, worktree: &Path) -> PluginResult<()> {
+        let file = self.admin_dir(worktree)?.join(OWNER_FILE);
+        std::fs::write(&file, &self.owner)
+            .map_err(|e| PluginError::failed(format!("writing {}: {e}", file.display())))
+    }
+
+    /// Whether a worktree's owner record names exactly this data dir.
+    fn owned(&self, worktree: &Path) -> bool {
+        self.admin_dir(worktree)
+            .ok()
+            .and_then(|admin| std::fs::read_to_string(admin.join(OWNER_FILE)).ok())
+            .is_some_and(|owner| owner == self.owner)
+    }
+
+    /// Refuses a branch that is checked out in another worktree (`git worktree add` would fail
+    /// with less to go on), naming where.
+    fn refuse_branch_in_use(&self, repo: &Path, branch: &str) -> PluginResult<()> {
+        let worktrees = self.worktrees(repo)?;
+        let Some(index) = worktrees
+            .iter()
+            .position(|w| w.branch.as_deref() == Some(branch))
+        else {
+            return Ok(());
+        };
+        let path = worktrees[index].path.display();
+        Err(PluginError::invalid_input(if index == 0 {
+            format!(
+                "branch `{branch}` is checked out in the repository's main worktree {path}; \
+                 switch that worktree to another branch first"
+            )
+        } else {
+            format!(
+                "branch `{branch}` is checked out in worktree {path}, which belongs to another \
+                 session (perhaps of another ao-host data dir using the same repository and \
+                 session_prefix); give this project another session_prefix in ao-rs.yaml, or \
+                 remove that worktree if it is stale (`git worktree remove {path}`)"
+            )
+        }))
+    }
+
+    /// origin's HEAD branch (`main` for `origin/main`), when the clone recorded it.
+    fn origin_head(&self, dir: &Path) -> PluginResult<Option<String>> {
+        let output = self.git.output(
+            Some(dir),
+            [
+                "symbolic-ref",
+                "--quiet",
+                "--short",
+                "refs/remotes/origin/HEAD",
+            ],
+            None,
+        )?;
+        Ok(output
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+            .and_then(|head| head.strip_prefix("origin/").map(str::to_string))
+            .filter(|branch| !branch.is_empty()))
+    }
+
+    /// Whether the worktree root is a folder this user can write (it is made if missing).
+    fn root_check(&self) -> DoctorCheck {
+        let what = "worktree root";
+        let probe = self.root.join(format!(".ao-doctor-{}", std::process::id()));
+        let written = std::fs::create_dir_all(&self.root).and_then(|()| {
+            File::options().write(true).create_new(true).open(&probe)?;
+            std::fs::remove_file(&probe)
+        });
+        match written {
+            Ok(()) => DoctorCheck::passed(what, format!("{} is writable", self.root.display())),
+            Err(e) => DoctorCheck::failed(
+                what,
+                format!(
+                    "{} is not writable ({e}): fix its permissions, or set \
+                     plugins.config.git-worktree.root to a writable folder",
+                    self.root.display()
+                ),
+            ),
+        }
     }
 
     fn lock(&self, repo: &Path) -> PluginResult<RepoLock> {
@@ -123,17 +260,36 @@ impl GitWorktree {
 
     /// Everything after `git worktree add`: the steps whose failure must undo the worktree.
     fn finish(&self, config: &WorkspaceCreateConfig, repo: &Path, path: &Path) -> PluginResult<()> {
+        self.tag_owner(path)?;
         self.git(path, &["reset", "--hard", "--quiet"])?;
         for entry in &config.symlinks {
             link_into(repo, path, entry.as_str())?;
         }
+        let deadline = Instant::now() + self.post_create_timeout;
         for command in &config.post_create {
             // post_create commands are the operator's own config, written as shell commands.
-            let output = Program::new("sh", "a POSIX shell").output(
-                Some(path),
-                ["-c", command.as_str()],
-                None,
-            )?;
+            // Run in a process group of their own, so a hung one is stopped with everything it
+            // started rather than left running after this call gives up.
+            let output = Program::new("sh", "a POSIX shell")
+                .run_with_deadline(
+                    Some(path),
+                    ["-c", command.as_str()],
+                    deadline.saturating_duration_since(Instant::now()),
+                )
+                .map_err(|error| {
+                    PluginError::new(
+                        error.kind,
+                        format!(
+                            "post_create command {command:?}: {error}; the new worktree was \
+                             removed. If it needs longer, raise \
+                             plugins.config.git-worktree.post_create_timeout_ms (now {} ms, for \
+                             all post_create commands together) and keep it below \
+                             defaults.call_timeout_ms (60000 by default), or make the command \
+                             finish sooner",
+                            self.post_create_timeout.as_millis()
+                        ),
+                    )
+                })?;
             if !output.status.success() {
                 let detail = String::from_utf8_lossy(&output.stderr);
                 let tail: Vec<&str> = detail.trim().lines().rev().take(5).collect();
@@ -162,10 +318,10 @@ impl GitWorktree {
     }
 }
 
-/// Symlinks `<repo>/<entry>` to `<workspace>/<entry>`. Entries are relative paths that must stay
-/// inside both trees: absolute paths and `..` are refused, and so is an entry whose parent folder
-/// in the workspace resolves outside it (through a symlink the repository itself contains).
-fn link_into(repo: &Path, workspace: &Path, entry: &str) -> PluginResult<()> {
+/// Refuses a `symlinks` entry that is not a relative path inside the repository (absolute, or
+/// with `..`), or that names a `.git` folder: a linked `.git` is the main repository's, so the
+/// agent's commits would move the main checkout's branches instead of its own.
+fn check_symlink_entry(entry: &str) -> PluginResult<&Path> {
     let relative = Path::new(entry);
     let escapes = entry.is_empty()
         || relative.is_absolute()
@@ -177,6 +333,24 @@ fn link_into(repo: &Path, workspace: &Path, entry: &str) -> PluginResult<()> {
             "symlinks entry {entry:?} must be a relative path inside the repository (no `/` at the start, no `..`)"
         )));
     }
+    let names_git = relative.components().any(|c| match c {
+        Component::Normal(name) => name.as_encoded_bytes().eq_ignore_ascii_case(b".git"),
+        _ => false,
+    });
+    if names_git {
+        return Err(PluginError::invalid_input(format!(
+            "symlinks entry {entry:?} names a `.git` folder: linking it would let the session's \
+             commits change the main repository; remove it from the project's symlinks"
+        )));
+    }
+    Ok(relative)
+}
+
+/// Symlinks `<repo>/<entry>` to `<workspace>/<entry>`. Entries must pass
+/// [`check_symlink_entry`], and an entry whose parent folder in the workspace resolves outside
+/// it (through a symlink the repository itself contains) is refused too.
+fn link_into(repo: &Path, workspace: &Path, entry: &str) -> PluginResult<()> {
+    let relative = check_symlink_entry(entry)?;
     let source = repo.join(relative);
     if !source.exists() {
         return Err(PluginError::invalid_input(format!(
@@ -231,9 +405,20 @@ impl Workspace for GitWorktree {
             Some(root) => expand_home(&root)?,
             None => Path::new(context.data_dir.as_str()).join("worktrees"),
         };
+        let timeout_ms = settings
+            .post_create_timeout_ms
+            .unwrap_or(DEFAULT_POST_CREATE_TIMEOUT_MS);
+        if timeout_ms == 0 {
+            return Err(PluginError::config(
+                "plugins.config.git-worktree.post_create_timeout_ms must be above 0 (and below \
+                 defaults.call_timeout_ms); fix the setting in ao-rs.yaml",
+            ));
+        }
         Ok(Self {
             git: Program::new("git", "e.g. `apt-get install git` or `brew install git`"),
             root,
+            owner: context.data_dir.to_string(),
+            post_create_timeout: Duration::from_millis(timeout_ms),
         })
     }
 
@@ -248,6 +433,9 @@ impl Workspace for GitWorktree {
                 config.project_id
             )));
         }
+        for entry in &config.symlinks {
+            check_symlink_entry(entry)?;
+        }
         let branch = config.branch.as_str();
         self.validate_branch(repo, branch)?;
         let path = self
@@ -259,6 +447,9 @@ impl Workspace for GitWorktree {
         // Read-only questions are answered before taking the lock (`worktree add -b` itself
         // refuses an existing branch, so nothing is lost if one appears in between).
         let reuse = self.branch_exists(repo, branch)?;
+        if reuse {
+            self.refuse_branch_in_use(repo, branch)?;
+        }
         // A branch left by a spawn that died before any work was done (it still points at the
         // base commit) is taken over; one that holds commits is never reused silently.
         if reuse
@@ -350,7 +541,9 @@ impl Workspace for GitWorktree {
         Ok(Path::new(path).join(".git").exists())
     }
 
-    /// Every `<root>/<project>/<session>` folder that is a git worktree.
+    /// Every `<root>/<project>/<session>` worktree whose owner record names this data dir.
+    /// Worktrees without one (made before the record existed, or by hand) are never listed, so
+    /// never removed by `gc`.
     fn list_owned(&self) -> PluginResult<Vec<String>> {
         let mut owned = Vec::new();
         let Ok(projects) = std::fs::read_dir(&self.root) else {
@@ -361,8 +554,9 @@ impl Workspace for GitWorktree {
                 continue;
             };
             for session in sessions.filter_map(Result::ok) {
-                if session.path().join(".git").is_file() {
-                    owned.push(session.path().display().to_string());
+                let path = session.path();
+                if path.join(".git").is_file() && self.owned(&path) {
+                    owned.push(path.display().to_string());
                 }
             }
         }
@@ -377,6 +571,43 @@ impl Workspace for GitWorktree {
             &["status", "--porcelain", "--untracked-files=normal"],
         )?;
         Ok(!status.trim().is_empty())
+    }
+
+    fn doctor(&self) -> PluginResult<Vec<DoctorCheck>> {
+        Ok(vec![
+            self.git.version_check(&["--version"]),
+            self.root_check(),
+        ])
+    }
+
+    /// The main worktree of the repository around `dir` (from any of its worktrees) and origin's
+    /// HEAD branch, else the branch checked out there.
+    fn discover_repository(&self, dir: &str) -> PluginResult<RepositoryInfo> {
+        let dir = Path::new(dir);
+        if !dir.is_dir() {
+            return Err(PluginError::not_found(format!(
+                "{} is not a folder",
+                dir.display()
+            )));
+        }
+        if !self.git_ok(dir, &["rev-parse", "--git-dir"])? {
+            return Err(PluginError::not_found(format!(
+                "{} is not inside a git repository; run ao-host from one, or configure a project \
+                 (`projects:` in ao-rs.yaml)",
+                dir.display()
+            )));
+        }
+        let main = self.worktrees(dir)?.into_iter().next().ok_or_else(|| {
+            PluginError::failed(format!(
+                "`git worktree list` in {} listed no worktree",
+                dir.display()
+            ))
+        })?;
+        let default_branch = self.origin_head(dir)?.or(main.branch);
+        Ok(RepositoryInfo {
+            root: main.path.display().to_string().into(),
+            default_branch: default_branch.map(Into::into).into(),
+        })
     }
 }
 
@@ -404,6 +635,17 @@ mod tests {
         for entry in ["/etc/passwd", "../outside", "a/../../b", ""] {
             let err = link_into(repo.path(), workspace.path(), entry).unwrap_err();
             assert!(err.message().contains("relative path"), "{entry}: {err}");
+        }
+    }
+
+    #[test]
+    fn symlink_entries_naming_a_git_folder_are_refused() {
+        for entry in [".git", "sub/.GIT", "./.Git/config", "a/.git/b"] {
+            let err = check_symlink_entry(entry).unwrap_err();
+            assert!(err.message().contains("`.git` folder"), "{entry}: {err}");
+        }
+        for entry in [".gitignore", "sub/.github", "git", ".env"] {
+            check_symlink_entry(entry).unwrap();
         }
     }
 
