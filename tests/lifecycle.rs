@@ -480,7 +480,8 @@ fn run_schedule(harness: &Harness, second: &SecondDataDir, seed: u64, steps: usi
         for worker in 0..workers {
             let (reported, data_dirs, command_for) = (&reported, &data_dirs, &command_for);
             scope.spawn(move || {
-                let mut rng = Rng(seed.wrapping_add((worker as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1);
+                let mut rng =
+                    Rng(seed.wrapping_add((worker as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1);
                 for step in 0..steps / workers {
                     let dir = rng.below(2) as usize;
                     let ids = active_ids(&data_dirs[dir]);
@@ -698,7 +699,11 @@ fn a_constructor_that_hangs_is_reported_and_the_host_goes_on() {
         limit,
     );
     assert!(!check.status.success());
-    assert!(stdout(&check).contains("did not finish starting"), "{}", stdout(&check));
+    assert!(
+        stdout(&check).contains("did not finish starting"),
+        "{}",
+        stdout(&check)
+    );
     // Nothing was made, and the other plugins still work.
     harness.assert_untouched();
     harness.ok(&["spawn", "app", "--task", "fine"]);

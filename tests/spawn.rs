@@ -414,9 +414,11 @@ fn send_delivers_text_files_and_stdin_and_refuses_non_utf8() {
 fn session_ls_reports_a_dead_runtime_as_exited() {
     let harness = Harness::new(&[], "");
     spawn_json(&harness, "x");
-    harness
-        .tmux
-        .tmux(&["kill-session", "-t", &format!("={}", harness.handle("app-1"))]);
+    harness.tmux.tmux(&[
+        "kill-session",
+        "-t",
+        &format!("={}", harness.handle("app-1")),
+    ]);
     let listed = harness.sessions_json(&[]);
     assert_eq!(listed[0]["status"], "exited");
     // A corrupt record next to it is reported, not fatal.

@@ -661,6 +661,13 @@ impl Harness {
         json(&self.ok(&args)).as_array().unwrap().clone()
     }
 
+    /// The runtime handle (tmux session name) recorded for `id`.
+    pub fn handle(&self, id: &str) -> String {
+        let text = std::fs::read_to_string(self.record(id, false)).unwrap();
+        let record: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        record["runtime_handle"].as_str().unwrap().to_string()
+    }
+
     pub fn record(&self, id: &str, archived: bool) -> PathBuf {
         let mut dir = self.data_dir().join("sessions").join("app");
         if archived {

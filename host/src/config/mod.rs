@@ -264,9 +264,11 @@ mod tests {
         assert!(err.contains("session_prefix"), "{err}");
         // Every id the prefix can produce must itself be a valid id.
         let long = "p".repeat(110);
-        let err = parse(&format!("projects:\n  app: {{ repo: /r, session_prefix: {long} }}\n"))
-            .unwrap_err()
-            .to_string();
+        let err = parse(&format!(
+            "projects:\n  app: {{ repo: /r, session_prefix: {long} }}\n"
+        ))
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("shorter session_prefix"), "{err}");
         parse(&format!(
             "projects:\n  app: {{ repo: /r, session_prefix: {} }}\n",

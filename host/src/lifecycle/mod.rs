@@ -131,7 +131,11 @@ impl Lifecycle {
                 .map_err(|e: RegistryError| e.to_string())
         })
         .await
-        .unwrap_or_else(|join| Err(format!("{kind} plugin `{name}`: constructor aborted: {join}")));
+        .unwrap_or_else(|join| {
+            Err(format!(
+                "{kind} plugin `{name}`: constructor aborted: {join}"
+            ))
+        });
         instances.insert(key, built.clone());
         built.map_err(LifecycleError::Unavailable)
     }

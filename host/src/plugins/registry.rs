@@ -41,7 +41,10 @@ pub enum RegistryError {
 /// Runs plugin code on a thread of its own and waits at most `timeout` for it: a constructor
 /// that hangs (on a lock, a network call) must not hang the host. A thread that never returns is
 /// abandoned; plugin code cannot be cancelled, only stopped being waited for.
-fn within<T: Send + 'static>(timeout: Duration, run: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+fn within<T: Send + 'static>(
+    timeout: Duration,
+    run: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("ao-plugin-new".into())
