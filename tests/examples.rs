@@ -113,16 +113,21 @@ fn the_demo_config_spawns_a_shell_agent_in_tmux_without_claude() {
             .unwrap()
     };
     let ok = output.status.success();
+    let listed = demo(home.path(), &plugins, &repo, &["session", "ls", "--json"]);
+    // The tmux session is named by the runtime (the id plus the data dir's tag).
+    let target = format!(
+        "={}:^",
+        json(&listed)[0]["runtime_handle"]
+            .as_str()
+            .unwrap_or("none")
+    );
     let mut screen = String::new();
     let printed = ok
         && wait_until(Duration::from_secs(10), || {
-            screen = String::from_utf8_lossy(
-                &tmux(&["capture-pane", "-p", "-t", "=demo-repo-1:^"]).stdout,
-            )
-            .into_owned();
+            screen = String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", &target]).stdout)
+                .into_owned();
             screen.lines().any(|l| l.trim() == "hi-from-demo")
         });
-    let listed = demo(home.path(), &plugins, &repo, &["session", "ls", "--json"]);
     tmux(&["kill-server"]);
     assert!(ok, "demo spawn failed: {}", stderr(&output));
     assert_eq!(stdout(&output).trim(), "demo-repo-1");

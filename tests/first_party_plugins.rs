@@ -721,6 +721,20 @@ async fn list_owned_lists_only_this_data_dirs_worktrees() {
         std::fs::read_to_string(Path::new(&admin).join("ao-owner")).unwrap(),
         data_a.display().to_string()
     );
+
+    // In the default root, inside the data dir, nobody else makes worktrees: one whose owner
+    // record is missing (a spawn killed before writing it) is this data dir's, so gc sees it.
+    let private = worktrees(&data_a, "");
+    let path = private
+        .create(worktree_request(&repo, "app-4"))
+        .await
+        .unwrap();
+    let admin = git(
+        Path::new(&path),
+        &["rev-parse", "--path-format=absolute", "--git-dir"],
+    );
+    std::fs::remove_file(Path::new(&admin).join("ao-owner")).unwrap();
+    assert_eq!(private.list_owned().await.unwrap(), vec![path]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

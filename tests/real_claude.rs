@@ -74,9 +74,11 @@ fn the_real_claude_cli_gets_ready_and_takes_a_five_line_message() {
     assert!(output.status.success(), "spawn failed: {}", stderr(&output));
 
     // Submitted: the message shows in the transcript and the input box is empty again.
+    // The one tmux session on this private server (its name is the runtime's: id plus tag).
+    let target = format!("={}:", tmux.sessions().join(""));
     let mut screen = String::new();
     let submitted = wait_until(Duration::from_secs(20), || {
-        screen = tmux.tmux(&["capture-pane", "-p", "-J", "-t", "=app-1:"]).1;
+        screen = tmux.tmux(&["capture-pane", "-p", "-J", "-t", &target]).1;
         screen.contains("❯ line one") && screen.contains("five 🎉") && screen.contains("❯\u{a0}")
     });
     assert!(submitted, "message not submitted:\n{screen}");

@@ -37,7 +37,7 @@ fn hostile_ids_are_refused_in_one_line() {
             assert_one_line_error(&output, "session id");
         }
         let output = harness.ao(&["spawn", "--task", "x", "--", id]);
-        assert_one_line_error(&output, "no project");
+        assert_one_line_error(&output, "invalid project argument");
     }
     let config = std::fs::read_to_string(harness.config_path()).unwrap();
     for bad in ["\"a b\"", "\"../x\"", "\"-x\"", "\"$(id)\""] {

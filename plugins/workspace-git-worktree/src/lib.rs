@@ -48,6 +48,10 @@ pub struct GitWorktree {
     root: PathBuf,
     /// The host's data dir, recorded on each worktree as its owner.
     owner: String,
+    /// Whether `root` lies inside the data dir (the default): then nobody else makes worktrees
+    /// there, and one without an owner record is this data dir's too — a spawn killed between
+    /// `git worktree add` and writing the record leaves exactly that, and `gc` must see it.
+    private_root: bool,
     post_create_timeout: Duration,
 }
 
@@ -120,12 +124,16 @@ impl GitWorktree {
             .map_err(|e| PluginError::failed(format!("writing {}: {e}", file.display())))
     }
 
-    /// Whether a worktree's owner record names exactly this data dir.
+    /// Whether a worktree is this data dir's: its owner record names exactly this data dir, or
+    /// it has none and lies in a root private to this data dir.
     fn owned(&self, worktree: &Path) -> bool {
-        self.admin_dir(worktree)
-            .ok()
-            .and_then(|admin| std::fs::read_to_string(admin.join(OWNER_FILE)).ok())
-            .is_some_and(|owner| owner == self.owner)
+        let Ok(admin) = self.admin_dir(worktree) else {
+            return false;
+        };
+        match std::fs::read_to_string(admin.join(OWNER_FILE)) {
+            Ok(owner) => owner == self.owner,
+            Err(e) => self.private_root && e.kind() == std::io::ErrorKind::NotFound,
+        }
     }
 
     /// Refuses a branch that is checked out in another worktree (`git worktree add` would fail
@@ -416,6 +424,7 @@ impl Workspace for GitWorktree {
         }
         Ok(Self {
             git: Program::new("git", "e.g. `apt-get install git` or `brew install git`"),
+            private_root: root.starts_with(context.data_dir.as_str()),
             root,
             owner: context.data_dir.to_string(),
             post_create_timeout: Duration::from_millis(timeout_ms),
@@ -541,9 +550,9 @@ impl Workspace for GitWorktree {
         Ok(Path::new(path).join(".git").exists())
     }
 
-    /// Every `<root>/<project>/<session>` worktree whose owner record names this data dir.
-    /// Worktrees without one (made before the record existed, or by hand) are never listed, so
-    /// never removed by `gc`.
+    /// Every `<root>/<project>/<session>` worktree that is this data dir's (see `owned`).
+    /// In a shared root, worktrees without an owner record (made by hand, or by an older
+    /// version) are never listed, so never removed by `gc`.
     fn list_owned(&self) -> PluginResult<Vec<String>> {
         let mut owned = Vec::new();
         let Ok(projects) = std::fs::read_dir(&self.root) else {
