@@ -916,3 +916,40 @@ async fn claude_doctor_runs_the_configured_command_or_says_how_to_install_it() {
         assert!(checks[0].detail.contains(part), "{checks:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn capture_outputs_reads_many_screens_in_order_and_fails_each_on_its_own() {
+    let temp = tempfile::tempdir().unwrap();
+    let server = TmuxServer::new();
+    let runtime = tmux_runtime(&server, temp.path());
+    let (one, _) = started_fake(&runtime, "cap-1", temp.path()).await;
+    let (two, _) = started_fake(&runtime, "cap-2", temp.path()).await;
+    let handles = vec![
+        one.clone(),
+        "cap-gone".to_string(),
+        two.clone(),
+        "not a handle".to_string(),
+        one.clone(),
+    ];
+    let screens = runtime.capture_outputs(handles, 50).await.unwrap();
+    assert_eq!(screens.len(), 5);
+    let single = runtime.capture_output(&one, 50).await.unwrap();
+    assert_eq!(screens[0].as_ref().unwrap(), &single);
+    assert_eq!(
+        screens[1].as_ref().unwrap_err().kind,
+        PluginErrorKind::NotFound
+    );
+    assert!(screens[2].as_ref().unwrap().contains("❯\u{a0}"));
+    assert_eq!(
+        screens[3].as_ref().unwrap_err().kind,
+        PluginErrorKind::InvalidInput
+    );
+    assert_eq!(screens[4].as_ref().unwrap(), &single);
+    // Many at once: more than one tmux command's worth.
+    let many: Vec<String> = std::iter::repeat_n(two.clone(), 150).collect();
+    let screens = runtime.capture_outputs(many, 50).await.unwrap();
+    assert_eq!(screens.len(), 150);
+    assert!(screens
+        .iter()
+        .all(|s| s.as_ref().unwrap().contains("❯\u{a0}")));
+}

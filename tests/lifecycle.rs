@@ -59,17 +59,12 @@ impl SecondDataDir {
 
 /// Runs a command, failing the test if it does not finish within `limit` (a hang is a bug).
 fn run_bounded(mut command: Command, limit: Duration) -> Output {
-    let mut child = command
+    let child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let finished = wait_until(limit, || child.try_wait().unwrap().is_some());
-    if !finished {
-        child.kill().unwrap();
-        panic!("command did not finish within {limit:?}: {command:?}");
-    }
-    child.wait_with_output().unwrap()
+    run_bounded_child(child, limit)
 }
 
 /// Tmux sessions alive on the harness's server, with the data dir each was tagged with.
@@ -708,4 +703,39 @@ fn a_constructor_that_hangs_is_reported_and_the_host_goes_on() {
     harness.assert_untouched();
     harness.ok(&["spawn", "app", "--task", "fine"]);
     assert_eq!(harness.sessions_json(&[]).len(), 1);
+}
+
+#[test]
+fn an_interrupted_spawn_undoes_itself() {
+    let harness = Harness::new(&[("FAKE_AGENT_NEVER_READY", "1")], "");
+    harness.edit_config(|c| c.replace("ready_timeout_ms: 10000", "ready_timeout_ms: 120000"));
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let spawn = harness
+            .command(&["spawn", "app", "--task", "x"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        assert!(wait_until(Duration::from_secs(10), || {
+            std::fs::read_to_string(harness.record("app-1", false))
+                .unwrap_or_default()
+                .contains("runtime_handle: app-1")
+        }));
+        // SAFETY: signalling our own child.
+        assert_eq!(unsafe { libc::kill(spawn.id() as i32, signal) }, 0);
+        let output = run_bounded_child(spawn, Duration::from_secs(20));
+        assert!(!output.status.success());
+        assert!(stderr(&output).contains("interrupt"), "{}", stderr(&output));
+        harness.assert_untouched();
+    }
+}
+
+/// Waits for a running child, failing the test if it does not finish within `limit`.
+fn run_bounded_child(mut child: Child, limit: Duration) -> Output {
+    let finished = wait_until(limit, || child.try_wait().unwrap().is_some());
+    if !finished {
+        child.kill().unwrap();
+        panic!("process did not finish within {limit:?}");
+    }
+    child.wait_with_output().unwrap()
 }

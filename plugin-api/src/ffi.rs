@@ -55,6 +55,14 @@ pub trait RuntimeFfi: Send + Sync {
     fn doctor(&self) -> RResult<RVec<DoctorCheck>, PluginError> {
         built_before("runtime", "doctor")
     }
+    /// Added in 0.1.3; older libraries get this default (and the host asks per handle).
+    fn capture_outputs(
+        &self,
+        _handles: RSlice<'_, RString>,
+        _lines: u32,
+    ) -> RResult<RVec<RResult<RString, PluginError>>, PluginError> {
+        built_before("runtime", "capture_outputs")
+    }
 }
 
 /// FFI form of [`Agent`].
@@ -194,6 +202,22 @@ impl<T: Runtime> RuntimeFfi for RuntimeAdapter<T> {
     }
     fn doctor(&self) -> RResult<RVec<DoctorCheck>, PluginError> {
         guarded("doctor", || self.0.doctor())
+    }
+    fn capture_outputs(
+        &self,
+        handles: RSlice<'_, RString>,
+        lines: u32,
+    ) -> RResult<RVec<RResult<RString, PluginError>>, PluginError> {
+        guarded("capture_outputs", || {
+            self.0
+                .capture_outputs(handles.as_slice(), lines)
+                .map(|screens| {
+                    screens
+                        .into_iter()
+                        .map(|screen| screen.map(RString::from).into())
+                        .collect::<RVec<_>>()
+                })
+        })
     }
 }
 

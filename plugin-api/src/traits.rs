@@ -58,6 +58,22 @@ pub trait Runtime: Send + Sync + 'static {
     fn doctor(&self) -> PluginResult<Vec<DoctorCheck>> {
         Ok(Vec::new())
     }
+
+    /// The screens of several sessions, in the order of `handles`, each as
+    /// [`Runtime::capture_output`] would give it (a missing session is its own `NotFound`, not
+    /// the whole call's failure). `ao-host session ls` reads every live session's screen; a
+    /// runtime that can answer in one round trip should. (Added in 0.1.3; the default asks
+    /// `capture_output` once per handle.)
+    fn capture_outputs(
+        &self,
+        handles: &[RString],
+        lines: u32,
+    ) -> PluginResult<Vec<PluginResult<String>>> {
+        Ok(handles
+            .iter()
+            .map(|handle| self.capture_output(handle, lines))
+            .collect())
+    }
 }
 
 /// Knows one coding agent CLI: how to start it and how to read its screen.

@@ -5,6 +5,7 @@ use std::{
     io::Read,
     path::{Path, PathBuf},
     process::ExitCode,
+    sync::{atomic::Ordering, Arc},
 };
 
 use anyhow::{bail, Context, Result};
@@ -13,6 +14,7 @@ use ao_host::{
     session::{Session, SessionRole},
 };
 use clap::{Args as ClapArgs, Subcommand};
+use tokio::signal::unix::{signal, SignalKind};
 
 use super::output::{print_json, terminal_safe, Spinner};
 use crate::outln;
@@ -120,12 +122,33 @@ fn print_session(session: &Session, json: bool) -> Result<()> {
     }
 }
 
+/// Runs a spawn; the first Ctrl-C (or SIGTERM) asks it to stop and undo itself, so an
+/// interrupted spawn leaves nothing behind; a second one ends the process at once.
 async fn run_spawn(lifecycle: &Lifecycle, request: SpawnRequest, json: bool) -> Result<ExitCode> {
+    let stop = Arc::clone(&request.stop);
+    let watcher = tokio::spawn(async move {
+        let mut terminate = signal(SignalKind::terminate()).ok();
+        let terminated = async {
+            match terminate.as_mut() {
+                Some(stream) => stream.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminated => {}
+        }
+        stop.store(true, Ordering::Relaxed);
+        eprintln!("\nao-host: stopping the spawn and removing what it made (interrupt again to quit at once)");
+        let _ = tokio::signal::ctrl_c().await;
+        std::process::exit(130);
+    });
     let spinner = Spinner::start("reserving an id");
     let session = lifecycle
         .spawn(request, &|phase| spinner.set_phase(phase))
         .await;
     drop(spinner);
+    watcher.abort();
     print_session(&session?, json)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -161,6 +184,7 @@ pub async fn spawn(lifecycle: &Lifecycle, args: SpawnArgs) -> Result<ExitCode> {
         role: SessionRole::Worker,
         task,
         no_prompt: args.no_prompt,
+        stop: Arc::default(),
     };
     run_spawn(lifecycle, request, args.json).await
 }
@@ -175,6 +199,7 @@ pub async fn orchestrator(lifecycle: &Lifecycle, args: OrchestratorArgs) -> Resu
         role: SessionRole::Orchestrator,
         task: None,
         no_prompt: args.no_prompt,
+        stop: Arc::default(),
     };
     run_spawn(lifecycle, request, args.json).await
 }

@@ -40,7 +40,7 @@ pub enum DeliverError {
     NotReady { waited: Duration, output: String },
     #[error("the message was pasted but the agent did not take it within {} s; its last output: {output}", SUBMIT_TIMEOUT.as_secs())]
     NotSubmitted { output: String },
-    #[error("stopped by `ao-host session kill` while waiting for the agent")]
+    #[error("stopped by `ao-host session kill` or an interrupt while waiting for the agent")]
     Cancelled,
 }
 

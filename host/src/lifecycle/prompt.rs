@@ -16,7 +16,7 @@ pub struct PromptFacts<'a> {
 pub fn worker_prompt(facts: &PromptFacts<'_>, session_id: &str, branch: &str) -> String {
     format!(
         "You are `{session_id}`, a worker session managed by ao-host for project `{project}`.\n\
-         You work in your own git worktree on branch `{branch}` (created from `{default_branch}`); \
+         You work in your own checkout of the repository, on branch `{branch}` (created from `{default_branch}`); \
          commit your work on that branch. Other agents work in parallel in their own worktrees.\n\
          Your session id is in $AO_SESSION. An orchestrator may send you messages; when you finish \
          or are blocked, say so plainly in your last message so `ao-host session ls` readers can see it.\n",
@@ -32,7 +32,7 @@ pub fn orchestrator_prompt(facts: &PromptFacts<'_>, session_id: &str) -> String 
         "# You are the orchestrator `{session_id}` for project `{id}`\n\n\
          Repository: {repo}\nDefault branch: {default_branch}\nDashboard port: {port}\n\n\
          You do not write code yourself. You split the work into tasks and run one worker \
-         session per task; each worker is a coding agent in its own git worktree and branch.\n\n\
+         session per task; each worker is a coding agent in its own checkout and branch.\n\n\
          ## Managing workers\n\
          - Start a worker: `ao-host spawn {id} --task \"<what to do>\"` (or `--task-file FILE` for \
          long tasks). It prints the new session id.\n\

@@ -19,7 +19,13 @@
 //! still finish later, a destroy may fail — the record is archived as `errored` instead, so its
 //! id (and branch name) is never handed out again and `gc` can finish the job.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use ao_plugin_api::{
     abi_stable::std_types::ROption, AgentSession, EnvVar, RuntimeCreateRequest,
@@ -50,6 +56,9 @@ pub struct SpawnRequest {
     pub task: Option<String>,
     /// Skip the first message (the task, or the orchestrator prompt).
     pub no_prompt: bool,
+    /// Set by the caller to stop the spawn (an operator's Ctrl-C): it is checked where a
+    /// `session kill`'s request is, and the spawn undoes itself the same way.
+    pub stop: Arc<AtomicBool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +89,7 @@ pub enum SpawnStepError {
     Deliver(#[from] DeliverError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("stopped by `ao-host session kill`")]
+    #[error("stopped by `ao-host session kill` or an interrupt")]
     Cancelled,
 }
 
@@ -182,7 +191,9 @@ impl Lifecycle {
         clock.lap("reserve");
 
         let locks = self.store.locks();
-        let cancelled = || locks.cancel_requested(&project.id, lock.id());
+        let cancelled = || {
+            request.stop.load(Ordering::Relaxed) || locks.cancel_requested(&project.id, lock.id())
+        };
         let result = self
             .run_steps(
                 &request,

@@ -1,23 +1,26 @@
 //! Listing sessions with their status as it is now, not as last recorded.
 //!
-//! Each runtime is asked once for its live handles; then every live session's screen is read
-//! and judged by its agent plugin, concurrently (each call is a blocking plugin call on tokio's
-//! blocking pool), at most [`MAX_CONCURRENT_PROBES`] at a time so that a thousand sessions do not
-//! start a thousand `tmux` processes at once.
+//! Each runtime is asked once for its live handles and once for all their screens
+//! (`Runtime::capture_outputs`, one round trip for the tmux runtime however many sessions
+//! there are); runtimes are asked concurrently, and each screen is judged by its agent plugin
+//! concurrently. A runtime built before `capture_outputs` existed is asked per session instead,
+//! at most [`MAX_CONCURRENT_PROBES`] at a time, so a thousand sessions never start a thousand
+//! programs at once.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
-use ao_plugin_api::Activity;
+use ao_plugin_api::{Activity, PluginError, PluginErrorKind};
 use futures_util::future::join_all;
 use tokio::sync::Semaphore;
 
 use super::{deliver::SCREEN_LINES, Lifecycle, LifecycleError};
 use crate::{
     config::validate_project_arg,
+    plugins::RuntimePlugin,
     session::{Session, SessionStatus},
 };
 
-/// Screens read at the same time.
+/// Screens read at the same time from a runtime that can only be asked one at a time.
 const MAX_CONCURRENT_PROBES: usize = 16;
 
 /// Sessions and the records that could not be read (reported, never fatal).
@@ -26,9 +29,6 @@ pub struct SessionListing {
     pub sessions: Vec<Session>,
     pub problems: Vec<String>,
 }
-
-/// Each runtime's live handles, or why it could not say.
-type AliveByRuntime = HashMap<String, Result<HashSet<String>, String>>;
 
 impl Lifecycle {
     /// Active sessions (or archived ones) of one project or all, with live status.
@@ -42,87 +42,126 @@ impl Lifecycle {
         }
         let listing = self.store.list(project, archived);
         let problems = listing.problems.iter().map(ToString::to_string).collect();
-        if archived {
-            return Ok(SessionListing {
-                sessions: listing.sessions,
-                problems,
-            });
+        let mut sessions = listing.sessions;
+        if !archived {
+            self.refresh(&mut sessions).await;
         }
-        let runtimes: BTreeSet<&str> = listing
-            .sessions
-            .iter()
-            .filter(|s| s.runtime_handle.is_some())
-            .map(|s| s.runtime.as_str())
-            .collect();
-        let alive: AliveByRuntime = join_all(runtimes.into_iter().map(|name| async move {
-            let handles = match self.runtime(name).await {
-                Ok(runtime) => runtime
-                    .alive_handles()
-                    .await
-                    .map(|h| h.into_iter().collect())
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            (name.to_string(), handles)
-        }))
-        .await
-        .into_iter()
-        .collect();
-        let probes = Semaphore::new(MAX_CONCURRENT_PROBES);
-        let sessions = join_all(
-            listing
-                .sessions
-                .into_iter()
-                .map(|session| self.live(session, &alive, &probes)),
-        )
-        .await;
         Ok(SessionListing { sessions, problems })
     }
 
-    /// One session's status now.
-    async fn live(&self, session: Session, alive: &AliveByRuntime, probes: &Semaphore) -> Session {
-        let mut session = session;
-        if session.status == SessionStatus::Spawning {
-            match self.spawn_state(&session) {
-                SpawnState::InProgress => return session,
-                SpawnState::Finished(now) => session = *now,
-                SpawnState::Interrupted(note) => {
-                    session.status = SessionStatus::Errored;
-                    session.note = Some(note);
-                    return session;
+    /// Replaces each session's recorded status with what its runtime and agent say now.
+    async fn refresh(&self, sessions: &mut [Session]) {
+        for session in sessions.iter_mut() {
+            if session.status == SessionStatus::Spawning {
+                match self.spawn_state(session) {
+                    SpawnState::InProgress => {}
+                    SpawnState::Finished(now) => *session = *now,
+                    SpawnState::Interrupted(note) => {
+                        session.status = SessionStatus::Errored;
+                        session.note = Some(note);
+                    }
                 }
             }
         }
-        let Some(handle) = session.runtime_handle.clone() else {
-            return session;
-        };
-        match alive.get(&session.runtime) {
-            Some(Ok(handles)) if !handles.contains(&handle) => {
-                session.status = SessionStatus::Exited;
-                return session;
+        // The sessions whose runtime is to be asked, by runtime: (index, handle).
+        let mut by_runtime: BTreeMap<String, Vec<(usize, String)>> = BTreeMap::new();
+        for (i, session) in sessions.iter().enumerate() {
+            if matches!(
+                session.status,
+                SessionStatus::Spawning | SessionStatus::Errored
+            ) {
+                continue;
             }
-            Some(Ok(_)) => {}
-            Some(Err(reason)) => {
-                session.note = Some(format!("status not checked: {reason}"));
-                return session;
+            if let Some(handle) = &session.runtime_handle {
+                by_runtime
+                    .entry(session.runtime.clone())
+                    .or_default()
+                    .push((i, handle.clone()));
             }
-            None => return session,
         }
-        let _permit = probes.acquire().await;
-        let activity = async {
-            let runtime = self.runtime(&session.runtime).await?;
-            let agent = self.agent(&session.agent).await?;
-            let screen = runtime.capture_output(&handle, SCREEN_LINES).await?;
-            Ok::<_, LifecycleError>(agent.activity(&screen).await?)
+        let screens = join_all(
+            by_runtime
+                .into_iter()
+                .map(|(name, wanted)| self.screens_of(name, wanted)),
+        )
+        .await;
+        let mut judged = Vec::new();
+        for (i, screen) in screens.into_iter().flatten() {
+            match screen {
+                Screen::Gone => sessions[i].status = SessionStatus::Exited,
+                Screen::Unknown(reason) => {
+                    sessions[i].note = Some(format!("status not checked: {reason}"))
+                }
+                Screen::Shown(text) => judged.push((i, text)),
+            }
+        }
+        let activities = join_all(judged.into_iter().map(|(i, screen)| {
+            let agent = sessions[i].agent.clone();
+            async move {
+                let activity = match self.agent(&agent).await {
+                    Ok(agent) => agent.activity(&screen).await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                (i, activity)
+            }
+        }))
+        .await;
+        for (i, activity) in activities {
+            let session = &mut sessions[i];
+            match activity {
+                Ok(Activity::Idle) => session.status = SessionStatus::Idle,
+                Ok(Activity::Working) => session.status = SessionStatus::Working,
+                Ok(Activity::WaitingInput) => session.status = SessionStatus::WaitingInput,
+                Ok(Activity::Exited) => session.status = SessionStatus::Exited,
+                Err(e) => session.note = Some(format!("status not checked: {e}")),
+            }
+        }
+    }
+
+    /// The screens of `wanted` sessions of runtime `name`: one `alive_handles` call, then one
+    /// `capture_outputs` call for the live ones.
+    async fn screens_of(&self, name: String, wanted: Vec<(usize, String)>) -> Vec<(usize, Screen)> {
+        let unknown = |reason: String| {
+            wanted
+                .iter()
+                .map(|(i, _)| (*i, Screen::Unknown(reason.clone())))
+                .collect()
         };
-        match activity.await {
-            Ok(Activity::Idle) => session.status = SessionStatus::Idle,
-            Ok(Activity::Working) => session.status = SessionStatus::Working,
-            Ok(Activity::WaitingInput) => session.status = SessionStatus::WaitingInput,
-            Ok(Activity::Exited) => session.status = SessionStatus::Exited,
-            Err(e) => session.note = Some(format!("status not checked: {e}")),
+        let runtime = match self.runtime(&name).await {
+            Ok(runtime) => runtime,
+            Err(e) => return unknown(e.to_string()),
+        };
+        let alive: HashSet<String> = match runtime.alive_handles().await {
+            Ok(handles) => handles.into_iter().collect(),
+            Err(e) => return unknown(e.to_string()),
+        };
+        let (live, gone): (Vec<_>, Vec<_>) =
+            wanted.into_iter().partition(|(_, h)| alive.contains(h));
+        let mut screens: Vec<(usize, Screen)> =
+            gone.into_iter().map(|(i, _)| (i, Screen::Gone)).collect();
+        let handles: Vec<String> = live.iter().map(|(_, h)| h.clone()).collect();
+        let captured = match runtime.capture_outputs(handles.clone(), SCREEN_LINES).await {
+            Err(e) if e.kind() == PluginErrorKind::Unsupported => {
+                one_by_one(&runtime, &handles).await
+            }
+            Err(e) => {
+                screens.extend(unknown_for(&live, &e.to_string()));
+                return screens;
+            }
+            Ok(captured) => captured,
+        };
+        for ((i, _), screen) in live.into_iter().zip(captured) {
+            screens.push((
+                i,
+                match screen {
+                    Ok(text) => Screen::Shown(text),
+                    // It went away since `alive_handles` answered.
+                    Err(e) if e.kind == PluginErrorKind::NotFound => Screen::Gone,
+                    Err(e) => Screen::Unknown(e.to_string()),
+                },
+            ));
         }
-        session
+        screens
     }
 
     /// Whether a record that says `spawning` is being spawned right now. The lock is probed
@@ -145,6 +184,38 @@ impl Lifecycle {
             Err(e) => SpawnState::Interrupted(e.to_string()),
         }
     }
+}
+
+fn unknown_for(live: &[(usize, String)], reason: &str) -> Vec<(usize, Screen)> {
+    live.iter()
+        .map(|(i, _)| (*i, Screen::Unknown(reason.to_string())))
+        .collect()
+}
+
+/// Screens asked one session at a time, a bounded number at once (runtimes built before
+/// `capture_outputs` existed).
+async fn one_by_one(
+    runtime: &RuntimePlugin,
+    handles: &[String],
+) -> Vec<Result<String, PluginError>> {
+    let probes = Semaphore::new(MAX_CONCURRENT_PROBES);
+    join_all(handles.iter().map(|handle| async {
+        let _permit = probes.acquire().await;
+        runtime
+            .capture_output(handle, SCREEN_LINES)
+            .await
+            .map_err(|e| PluginError::new(e.kind(), e.to_string()))
+    }))
+    .await
+}
+
+/// What a runtime showed of one session.
+enum Screen {
+    Shown(String),
+    /// The runtime no longer has it.
+    Gone,
+    /// The runtime could not say, and why.
+    Unknown(String),
 }
 
 /// What became of a record that said `spawning` when it was read.

@@ -176,6 +176,26 @@ impl RuntimePlugin {
             .map(String::from)
     }
 
+    /// Several screens in one call, in the order of `handles`; each may fail on its own.
+    pub async fn capture_outputs(
+        &self,
+        handles: Vec<String>,
+        lines: u32,
+    ) -> Result<Vec<Result<String, PluginError>>, PluginCallError> {
+        let handles: Vec<RString> = handles.into_iter().map(RString::from).collect();
+        self.0
+            .call("capture_outputs", move |o| {
+                o.capture_outputs(handles.as_slice().into(), lines)
+            })
+            .await
+            .map(|screens| {
+                screens
+                    .into_iter()
+                    .map(|screen| screen.into_result().map(String::from))
+                    .collect()
+            })
+    }
+
     pub async fn is_alive(&self, handle: &str) -> Result<bool, PluginCallError> {
         let handle = handle.to_string();
         self.0

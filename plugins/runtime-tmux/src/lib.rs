@@ -34,6 +34,8 @@ const INLINE_LAUNCH_LIMIT: usize = 12 * 1024;
 const OWNER_OPTION: &str = "@ao-host-session";
 /// Ends a bracketed paste: text containing it could escape the paste and press keys.
 const PASTE_END: &str = "\x1b[201~";
+/// Sessions captured by one tmux command; keeps the command well inside tmux's 16 KiB message.
+const CAPTURE_BATCH: usize = 64;
 /// How long a paste may take to appear on screen before Enter is pressed anyway.
 const PASTE_SETTLE_LIMIT: Duration = Duration::from_secs(2);
 const PASTE_SETTLE_POLL: Duration = Duration::from_millis(25);
@@ -217,6 +219,24 @@ fn literal(value: &str) -> Cow<'_, str> {
     }
 }
 
+/// The last `lines` lines of a captured screen. Blank rows are screen geometry, not output: a
+/// run of them counts as one line, so the last lines hold text even when a dead pane's status
+/// sits at the bottom row.
+fn last_lines(text: &str, lines: u32) -> String {
+    let mut kept: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        let blank = line.trim().is_empty();
+        if !(blank && kept.last().is_none_or(|last| last.trim().is_empty())) {
+            kept.push(line);
+        }
+    }
+    while kept.last().is_some_and(|line| line.trim().is_empty()) {
+        kept.pop();
+    }
+    let start = kept.len().saturating_sub(lines as usize);
+    kept[start..].join("\n")
+}
+
 /// Writes a file only the current user can read.
 fn write_private(path: &Path, data: &[u8]) -> PluginResult<()> {
     use std::io::Write;
@@ -345,21 +365,76 @@ impl Runtime for TmuxRuntime {
     }
 
     fn capture_output(&self, handle: &str, lines: u32) -> PluginResult<String> {
-        let text = self.capture(handle, lines)?;
-        // Blank rows are screen geometry, not output: a run of them counts as one line, so the
-        // last `lines` lines hold text even when a dead pane's status sits at the bottom row.
-        let mut kept: Vec<&str> = Vec::new();
-        for line in text.lines() {
-            let blank = line.trim().is_empty();
-            if !(blank && kept.last().is_none_or(|last| last.trim().is_empty())) {
-                kept.push(line);
+        Ok(last_lines(&self.capture(handle, lines)?, lines))
+    }
+
+    /// All the screens in one tmux command per batch (a `capture-pane` for each, each followed
+    /// by a marker line), instead of one tmux process per session: listing 100 sessions costs
+    /// one round trip, not 100. tmux stops a command list at the first failing command, so
+    /// after a session that vanished meanwhile the rest are asked again.
+    fn capture_outputs(
+        &self,
+        handles: &[RString],
+        lines: u32,
+    ) -> PluginResult<Vec<PluginResult<String>>> {
+        let start = format!("-{lines}");
+        let targets: Vec<PluginResult<String>> =
+            handles.iter().map(|h| Self::pane_target(h)).collect();
+        // Invalid handles are answered at once; the others until tmux has answered for them.
+        let mut screens: Vec<Option<PluginResult<String>>> = targets
+            .iter()
+            .map(|t| t.as_ref().err().cloned().map(Err))
+            .collect();
+        loop {
+            let batch: Vec<usize> = (0..handles.len())
+                .filter(|&i| screens[i].is_none())
+                .take(CAPTURE_BATCH)
+                .collect();
+            if batch.is_empty() {
+                break;
+            }
+            // Unguessable per call, so no screen can end a capture early by printing it.
+            let marker = format!(
+                "ao-capture-end-{}-{}-{}",
+                std::process::id(),
+                BUFFER_SEQUENCE.fetch_add(1, Ordering::Relaxed),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or_default()
+            );
+            let mut args: Vec<&str> = Vec::new();
+            for &i in &batch {
+                let target = targets[i].as_deref().expect("only valid targets are asked");
+                if !args.is_empty() {
+                    args.push(";");
+                }
+                args.extend(["capture-pane", "-p", "-J", "-t", target, "-S", &start, ";"]);
+                args.extend(["display-message", "-p", "-t", target, &marker]);
+            }
+            let output = self.tmux.output(None, self.args(&args), None)?;
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            let terminator = format!("{marker}\n");
+            let mut captured = stdout.split_terminator(terminator.as_str());
+            for &i in &batch {
+                match captured.next() {
+                    Some(text) => screens[i] = Some(Ok(last_lines(text, lines))),
+                    None => {
+                        // tmux stopped at this session; the rest of the batch is asked again.
+                        screens[i] = Some(Err(if Self::is_missing_target(&output) {
+                            Self::missing(&handles[i])
+                        } else {
+                            self.tmux.failure(&output)
+                        }));
+                        break;
+                    }
+                }
             }
         }
-        while kept.last().is_some_and(|line| line.trim().is_empty()) {
-            kept.pop();
-        }
-        let start = kept.len().saturating_sub(lines as usize);
-        Ok(kept[start..].join("\n"))
+        Ok(screens
+            .into_iter()
+            .map(|s| s.expect("every handle answered"))
+            .collect())
     }
 
     fn is_alive(&self, handle: &str) -> PluginResult<bool> {
