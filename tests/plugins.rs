@@ -345,7 +345,7 @@ async fn a_plugin_built_before_a_method_was_added_still_loads_and_gets_the_defau
         ao_host::plugins::PluginStatus::Ok,
         "{rows:?}"
     );
-    // Built against 0.1.0, loaded by a 0.1.1 host.
+    // Built against 0.1.0, loaded by a newer host of the same line.
     assert_eq!(rows[0].api_version.as_deref(), Some("0.1.0"));
     assert_ne!(ao_plugin_api::API_VERSION, "0.1.0");
     let runtime = registry
@@ -362,4 +362,12 @@ async fn a_plugin_built_before_a_method_was_added_still_loads_and_gets_the_defau
             .contains("built before `alive_handles` existed"),
         "{err}"
     );
+    // Every method added since (0.1.3) answers with its default too, so the host falls back.
+    let err = runtime.doctor().await.unwrap_err();
+    assert!(err.to_string().contains("built before `doctor` existed"), "{err}");
+    let err = runtime
+        .capture_outputs(vec!["s-1".into()], 10)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), PluginErrorKind::Unsupported);
 }
