@@ -171,17 +171,7 @@ fn a_kill_during_a_spawn_stops_it_and_never_reports_both_outcomes() {
             .replace("ready_timeout_ms: 10000", "ready_timeout_ms: 120000")
             .replace("env: { ", "env: { FAKE_AGENT_NEVER_READY: \"1\", ")
     });
-    let spawn = harness
-        .command(&["spawn", "app", "--task", "x"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    assert!(wait_until(Duration::from_secs(10), || {
-        std::fs::read_to_string(harness.record("app-1", false))
-            .unwrap_or_default()
-            .contains("runtime_handle: app-1")
-    }));
+    let spawn = spawn_until_the_agent_starts(&harness);
     let started = Instant::now();
     harness.ok(&["session", "kill", "app-1"]);
     assert!(started.elapsed() < Duration::from_secs(10));
@@ -710,17 +700,7 @@ fn an_interrupted_spawn_undoes_itself() {
     let harness = Harness::new(&[("FAKE_AGENT_NEVER_READY", "1")], "");
     harness.edit_config(|c| c.replace("ready_timeout_ms: 10000", "ready_timeout_ms: 120000"));
     for signal in [libc::SIGINT, libc::SIGTERM] {
-        let spawn = harness
-            .command(&["spawn", "app", "--task", "x"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        assert!(wait_until(Duration::from_secs(10), || {
-            std::fs::read_to_string(harness.record("app-1", false))
-                .unwrap_or_default()
-                .contains("runtime_handle: app-1")
-        }));
+        let spawn = spawn_until_the_agent_starts(&harness);
         // SAFETY: signalling our own child.
         assert_eq!(unsafe { libc::kill(spawn.id() as i32, signal) }, 0);
         let output = run_bounded_child(spawn, Duration::from_secs(20));
@@ -728,6 +708,23 @@ fn an_interrupted_spawn_undoes_itself() {
         assert!(stderr(&output).contains("interrupt"), "{}", stderr(&output));
         harness.assert_untouched();
     }
+}
+
+/// Starts `spawn app` in the background and returns once its agent runs (the record names the
+/// runtime handle) and the spawn waits for it to get ready.
+fn spawn_until_the_agent_starts(harness: &Harness) -> Child {
+    let spawn = harness
+        .command(&["spawn", "app", "--task", "x"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(harness.record("app-1", false))
+            .unwrap_or_default()
+            .contains("runtime_handle: app-1")
+    }));
+    spawn
 }
 
 /// Waits for a running child, failing the test if it does not finish within `limit`.

@@ -364,7 +364,10 @@ async fn a_plugin_built_before_a_method_was_added_still_loads_and_gets_the_defau
     );
     // Every method added since (0.1.3) answers with its default too, so the host falls back.
     let err = runtime.doctor().await.unwrap_err();
-    assert!(err.to_string().contains("built before `doctor` existed"), "{err}");
+    assert!(
+        err.to_string().contains("built before `doctor` existed"),
+        "{err}"
+    );
     let err = runtime
         .capture_outputs(vec!["s-1".into()], 10)
         .await

@@ -82,6 +82,19 @@ impl Program {
         command
     }
 
+    /// [`Program::command`], run in `cwd` when given.
+    fn command_in<I, S>(&self, cwd: Option<&Path>, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut command = self.command(args);
+        if let Some(dir) = cwd {
+            command.current_dir(dir);
+        }
+        command
+    }
+
     /// Runs the program to completion and returns its stdout; a non-zero exit is an error that
     /// quotes stderr.
     pub fn run<I, S>(&self, cwd: Option<&Path>, args: I) -> PluginResult<String>
@@ -124,10 +137,7 @@ impl Program {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut command = self.command(args);
-        if let Some(dir) = cwd {
-            command.current_dir(dir);
-        }
+        let mut command = self.command_in(cwd, args);
         command
             .stdin(if input.is_some() {
                 Stdio::piped()
@@ -167,10 +177,7 @@ impl Program {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut command = self.command(args);
-        if let Some(dir) = cwd {
-            command.current_dir(dir);
-        }
+        let mut command = self.command_in(cwd, args);
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

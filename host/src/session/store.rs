@@ -404,6 +404,14 @@ mod tests {
     use super::*;
     use crate::session::now_ms;
 
+    /// Reserves the next worker id of project `app`, releasing its lock at once.
+    fn reserve_worker(store: &SessionStore) -> Session {
+        store
+            .reserve("app", SessionRole::Worker, template("app"))
+            .unwrap()
+            .0
+    }
+
     fn template(project: &str) -> Session {
         Session {
             id: String::new(),
@@ -429,21 +437,12 @@ mod tests {
     fn reservations_take_the_smallest_free_number_over_active_and_archived() {
         let dir = tempfile::tempdir().unwrap();
         let store = SessionStore::open(dir.path()).unwrap();
-        let one = store
-            .reserve("app", SessionRole::Worker, template("app"))
-            .unwrap()
-            .0;
-        let two = store
-            .reserve("app", SessionRole::Worker, template("app"))
-            .unwrap()
-            .0;
+        let one = reserve_worker(&store);
+        let two = reserve_worker(&store);
         assert_eq!((one.id.as_str(), two.id.as_str()), ("app-1", "app-2"));
         assert_eq!(one.branch, "session/app-1");
         store.archive(&one, SessionStatus::Killed, None).unwrap();
-        let three = store
-            .reserve("app", SessionRole::Worker, template("app"))
-            .unwrap()
-            .0;
+        let three = reserve_worker(&store);
         assert_eq!(three.id, "app-3", "an archived id is never reused");
         let orch = store
             .reserve("app", SessionRole::Orchestrator, template("app"))
@@ -480,10 +479,7 @@ mod tests {
     fn a_corrupt_or_foreign_record_is_reported_not_fatal() {
         let dir = tempfile::tempdir().unwrap();
         let store = SessionStore::open(dir.path()).unwrap();
-        let good = store
-            .reserve("app", SessionRole::Worker, template("app"))
-            .unwrap()
-            .0;
+        let good = reserve_worker(&store);
         fs::write(
             dir.path().join("sessions/app/garbage.yaml"),
             ": : not yaml [",
@@ -500,10 +496,7 @@ mod tests {
     fn archive_moves_the_record_and_marks_it_killed() {
         let dir = tempfile::tempdir().unwrap();
         let store = SessionStore::open(dir.path()).unwrap();
-        let session = store
-            .reserve("app", SessionRole::Worker, template("app"))
-            .unwrap()
-            .0;
+        let session = reserve_worker(&store);
         store
             .archive(&session, SessionStatus::Killed, None)
             .unwrap();
@@ -521,10 +514,7 @@ mod tests {
     fn a_fifo_a_symlink_or_a_huge_file_named_like_a_record_is_reported_without_blocking() {
         let dir = tempfile::tempdir().unwrap();
         let store = SessionStore::open(dir.path()).unwrap();
-        let good = store
-            .reserve("app", SessionRole::Worker, template("app"))
-            .unwrap()
-            .0;
+        let good = reserve_worker(&store);
         let records = dir.path().join("sessions/app");
         let fifo = std::ffi::CString::new(records.join("app-7.yaml").to_str().unwrap()).unwrap();
         // SAFETY: a valid NUL-terminated path.
