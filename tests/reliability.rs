@@ -249,6 +249,9 @@ fn kill_9_at_any_point_of_a_spawn_is_reported_truthfully_and_gc_restores_a_clean
             "{session}"
         );
     }
+    // An interrupted spawn never delivered its task; a message is refused, not slipped in.
+    let output = harness.ao(&["send", "app-3", "hello"]);
+    assert_one_line_error(&output, "spawn was interrupted");
     // The next spawn is not blocked by the leftovers.
     let healthy = Harness::new(&[], "");
     let _ = healthy; // (a separate installation would not share state; reuse this one instead)

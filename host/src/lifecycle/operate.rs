@@ -119,6 +119,12 @@ impl Lifecycle {
             .store
             .reread(&found.project_id, id)?
             .ok_or_else(|| StoreError::NotFound { id: id.to_string() })?;
+        if session.status == SessionStatus::Spawning {
+            // Still `spawning` although its spawn let go of the lock: the spawn died half-way.
+            return Err(LifecycleError::Refused(format!(
+                "{id}'s spawn was interrupted, so it never got its task; `ao-host session kill {id}` or `ao-host gc` cleans it up"
+            )));
+        }
         let handle = session.runtime_handle.clone().ok_or_else(|| {
             LifecycleError::Refused(format!(
                 "{id} has no runtime (its spawn did not get that far); `ao-host gc` cleans it up"
