@@ -159,9 +159,17 @@ fn a_kill_during_a_spawn_stops_it_and_never_reports_both_outcomes() {
         stderr(&spawned)
     );
     assert!(started.elapsed() < Duration::from_secs(30));
-    // Neither active nor archived, nothing running, and the task never reached an agent.
+    // Not active, archived as errored (its id is never handed out again), nothing running, and
+    // the task never reached an agent.
     assert!(!harness.record("app-1", false).exists());
-    assert!(!harness.record("app-1", true).exists());
+    let archived = harness.sessions_json(&["--archived"]);
+    assert_eq!(archived.len(), 1);
+    assert_eq!(archived[0]["status"], "errored");
+    assert!(
+        archived[0]["note"].as_str().unwrap().contains("stopped by"),
+        "{}",
+        archived[0]
+    );
     harness.assert_untouched();
     assert!(fake_messages(&harness.log_dir().join("app-1")).is_empty());
 
@@ -171,9 +179,9 @@ fn a_kill_during_a_spawn_stops_it_and_never_reports_both_outcomes() {
             .replace("ready_timeout_ms: 10000", "ready_timeout_ms: 120000")
             .replace("env: { ", "env: { FAKE_AGENT_NEVER_READY: \"1\", ")
     });
-    let spawn = spawn_until_the_agent_starts(&harness);
+    let spawn = spawn_until_the_agent_starts(&harness, "app-2");
     let started = Instant::now();
-    harness.ok(&["session", "kill", "app-1"]);
+    harness.ok(&["session", "kill", "app-2"]);
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(!spawn.wait_with_output().unwrap().status.success());
     harness.assert_untouched();
@@ -699,8 +707,8 @@ fn a_constructor_that_hangs_is_reported_and_the_host_goes_on() {
 fn an_interrupted_spawn_undoes_itself() {
     let harness = Harness::new(&[("FAKE_AGENT_NEVER_READY", "1")], "");
     harness.edit_config(|c| c.replace("ready_timeout_ms: 10000", "ready_timeout_ms: 120000"));
-    for signal in [libc::SIGINT, libc::SIGTERM] {
-        let spawn = spawn_until_the_agent_starts(&harness);
+    for (signal, id) in [(libc::SIGINT, "app-1"), (libc::SIGTERM, "app-2")] {
+        let spawn = spawn_until_the_agent_starts(&harness, id);
         // SAFETY: signalling our own child.
         assert_eq!(unsafe { libc::kill(spawn.id() as i32, signal) }, 0);
         let output = run_bounded_child(spawn, Duration::from_secs(20));
@@ -710,9 +718,9 @@ fn an_interrupted_spawn_undoes_itself() {
     }
 }
 
-/// Starts `spawn app` in the background and returns once its agent runs (the record names the
-/// runtime handle) and the spawn waits for it to get ready.
-fn spawn_until_the_agent_starts(harness: &Harness) -> Child {
+/// Starts `spawn app` (which will get `id`) in the background and returns once its agent runs
+/// (the record names the runtime handle) and the spawn waits for it to get ready.
+fn spawn_until_the_agent_starts(harness: &Harness, id: &str) -> Child {
     let spawn = harness
         .command(&["spawn", "app", "--task", "x"])
         .stdout(Stdio::null())
@@ -720,9 +728,9 @@ fn spawn_until_the_agent_starts(harness: &Harness) -> Child {
         .spawn()
         .unwrap();
     assert!(wait_until(Duration::from_secs(10), || {
-        std::fs::read_to_string(harness.record("app-1", false))
+        std::fs::read_to_string(harness.record(id, false))
             .unwrap_or_default()
-            .contains("runtime_handle: app-1")
+            .contains(&format!("runtime_handle: {id}"))
     }));
     spawn
 }

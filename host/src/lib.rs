@@ -5,6 +5,7 @@
 //! uses [`plugins`], [`session`] and [`config`]. The core never names a concrete tool: everything that touches tmux, git or an agent CLI lives
 //! in a plugin behind [`ao_plugin_api`].
 
+pub mod bounded_yaml;
 pub mod config;
 pub mod lifecycle;
 pub mod plugins;

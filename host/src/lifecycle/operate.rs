@@ -86,7 +86,13 @@ impl Lifecycle {
         keep_workspace: bool,
         cancelled: bool,
     ) -> Result<KillOutcome, LifecycleError> {
-        let Some(session) = self.store.reread(&found.project_id, &found.id)? else {
+        // The session this kill was asked for: the same record, not a later one that might have
+        // been given the same id while the kill waited.
+        let now = self
+            .store
+            .reread(&found.project_id, &found.id)?
+            .filter(|now| now.created_at == found.created_at && now.task == found.task);
+        let Some(session) = now else {
             return if cancelled {
                 Ok(KillOutcome::SpawnUndone)
             } else {

@@ -15,9 +15,9 @@
 //! waiting for the agent) instead of racing it.
 //!
 //! A failure after step 1 destroys what steps 2–3 made (the branch too: nothing was done on it
-//! yet) and deletes the record. If that undo is not total — a plugin call that timed out may
-//! still finish later, a destroy may fail — the record is archived as `errored` instead, so its
-//! id (and branch name) is never handed out again and `gc` can finish the job.
+//! yet) and archives the record as `errored` with the reason, so the id (and branch name) is
+//! never handed out again. If that undo is not total — a plugin call that timed out may still
+//! finish later, a destroy may fail — the note says what is left, and `gc` finishes the job.
 
 use std::{
     sync::{
@@ -334,6 +334,11 @@ impl Lifecycle {
 
     /// Undoes a failed spawn, best effort, and says what became of it. Secondary errors are
     /// logged and summed up, never returned: the operator must see what actually went wrong.
+    ///
+    /// The record is archived as `errored` with the reason, never deleted: an id is handed out
+    /// once, so nothing that still refers to this attempt (a `session kill` waiting for it, a
+    /// `gc` that listed its runtime session, a branch left behind) can ever meet a later session
+    /// under the same id.
     async fn undo(&self, session: &Session, plugins: &PluginSet, error: &SpawnStepError) -> String {
         let mut leftovers = Vec::new();
         if let Some(handle) = &session.runtime_handle {
@@ -351,23 +356,25 @@ impl Lifecycle {
         if error.may_finish_later() {
             leftovers.push("whatever the timed-out call still makes".into());
         }
-        if leftovers.is_empty() {
-            if let Err(e) = self.store.delete(&session.project_id, &session.id) {
-                tracing::warn!(id = %session.id, "cleanup: {e}");
-            }
-            return "the session's workspace, runtime and record were removed".into();
-        }
-        let note = format!(
-            "spawn failed and could not remove {}; `ao-host gc` removes it",
-            leftovers.join(", ")
-        );
+        let (note, summary) = if leftovers.is_empty() {
+            (
+                format!("spawn failed: {error}"),
+                "its workspace and runtime were removed".to_string(),
+            )
+        } else {
+            let left = format!(
+                "could not remove {}; `ao-host gc` removes it",
+                leftovers.join(", ")
+            );
+            (format!("spawn failed: {error}; {left}"), left)
+        };
         if let Err(e) = self
             .store
-            .archive(session, SessionStatus::Errored, Some(note.clone()))
+            .archive(session, SessionStatus::Errored, Some(note))
         {
             tracing::warn!(id = %session.id, "cleanup: {e}");
         }
-        format!("{note}; the record is archived as errored so the id is not reused")
+        format!("{summary}; the record is archived as errored")
     }
 }
 

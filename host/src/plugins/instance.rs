@@ -231,6 +231,15 @@ impl RuntimePlugin {
     pub async fn doctor(&self) -> Result<Vec<DoctorCheck>, PluginCallError> {
         self.0.call("doctor", |o| o.doctor()).await.map(Vec::from)
     }
+
+    /// Every session of this data dir that still exists, live or not, for `gc` (exited ones
+    /// are orphans too). An older library answers `Unsupported`.
+    pub async fn owned_handles(&self) -> Result<Vec<String>, PluginCallError> {
+        self.0
+            .call("owned_handles", |o| o.owned_handles())
+            .await
+            .map(|handles| handles.into_iter().map(String::from).collect())
+    }
 }
 
 impl AgentPlugin {

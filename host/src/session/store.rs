@@ -22,6 +22,8 @@ use std::{
 
 use ao_plugin_api::validate::validate_id;
 
+use crate::bounded_yaml;
+
 use super::{
     identity::{next_identity, stem, used_numbers, IdentityExhausted},
     lock::{LockDir, SessionLock},
@@ -157,20 +159,33 @@ impl SessionStore {
     }
 
     /// Ids of the records in `dir`, from file names (no parsing, so 10,000 records are cheap).
-    fn ids_in(dir: &Path) -> Vec<String> {
-        let Ok(entries) = fs::read_dir(dir) else {
-            return Vec::new();
+    /// A folder that does not exist holds no records; one that cannot be read is an error, never
+    /// "no records": `gc` would take every session it cannot see for an orphan, and a
+    /// reservation would hand out ids that are taken.
+    fn ids_in(dir: &Path) -> Result<Vec<String>, StoreError> {
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            // Missing, and not a link to somewhere missing.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound && dir.symlink_metadata().is_err() =>
+            {
+                return Ok(Vec::new())
+            }
+            Err(e) => return Err(io("reading the records folder", dir)(e)),
         };
-        entries
-            .filter_map(Result::ok)
-            .filter_map(|entry| {
-                let name = entry.file_name().into_string().ok()?;
-                let id = name.strip_suffix(&format!(".{RECORD_EXTENSION}"))?;
-                validate_id("session id", id)
-                    .is_ok()
-                    .then(|| id.to_string())
-            })
-            .collect()
+        let mut ids = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io("reading the records folder", dir))?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if let Some(id) = name.strip_suffix(&format!(".{RECORD_EXTENSION}")) {
+                if validate_id("session id", id).is_ok() {
+                    ids.push(id.to_string());
+                }
+            }
+        }
+        Ok(ids)
     }
 
     /// Reserves the next free id for `role` in `session.project_id` and writes `session` under it
@@ -191,8 +206,8 @@ impl SessionStore {
         let project_dir = self.project_dir(&session.project_id);
         let mut lost = HashSet::new();
         loop {
-            let mut ids = Self::ids_in(&project_dir);
-            ids.extend(Self::ids_in(&project_dir.join(ARCHIVE_DIR)));
+            let mut ids = Self::ids_in(&project_dir)?;
+            ids.extend(Self::ids_in(&project_dir.join(ARCHIVE_DIR))?);
             let used = used_numbers(&stem, ids.iter().map(String::as_str));
             let (id, number) = next_identity(&stem, &used, &lost)?;
             // Somebody else is acting on this id (a reservation, an undo just finishing): take
@@ -290,6 +305,10 @@ impl SessionStore {
         file.take(MAX_RECORD_BYTES)
             .read_to_string(&mut text)
             .map_err(|e| corrupt(e.to_string()))?;
+        // A record is ours, but anything with write access to the data dir (an agent) can edit
+        // it: bounded like a config, so that no record stalls `session ls` or `gc`.
+        bounded_yaml::check(&text, MAX_RECORD_BYTES as usize, "a session record")
+            .map_err(corrupt)?;
         serde_yaml::from_str(&text).map_err(|e| corrupt(e.to_string()))
     }
 
@@ -303,35 +322,73 @@ impl SessionStore {
         }
     }
 
-    fn projects(&self) -> Vec<String> {
-        let Ok(entries) = fs::read_dir(&self.root) else {
-            return Vec::new();
+    /// The projects that have records, and the folders that should hold records but cannot be
+    /// read (a symlinked project folder is followed).
+    fn projects(&self) -> (Vec<String>, Vec<StoreError>) {
+        let (mut projects, mut problems) = (Vec::new(), Vec::new());
+        let entries = match fs::read_dir(&self.root) {
+            Ok(entries) => entries,
+            Err(e) => {
+                problems.push(io("reading the records folder", &self.root)(e));
+                return (projects, problems);
+            }
         };
-        let mut projects: Vec<String> = entries
-            .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|name| validate_id("project id", name).is_ok())
-            .collect();
+        for entry in entries {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    problems.push(io("reading the records folder", &self.root)(e));
+                    continue;
+                }
+            };
+            let Some(name) = entry
+                .file_name()
+                .into_string()
+                .ok()
+                .filter(|name| validate_id("project id", name).is_ok())
+            else {
+                continue;
+            };
+            match fs::metadata(entry.path()) {
+                Ok(meta) if meta.is_dir() => projects.push(name),
+                Ok(_) => problems.push(StoreError::Corrupt {
+                    path: entry.path(),
+                    message: "it should be the folder of project records but is not a folder"
+                        .into(),
+                }),
+                Err(e) => problems.push(io("reading the records folder", &entry.path())(e)),
+            }
+        }
         projects.sort();
-        projects
+        (projects, problems)
     }
 
     /// Active (or archived) records of one project or of all, oldest first. Unreadable files
     /// are reported in [`Listing::problems`] and skipped.
     pub fn list(&self, project_id: Option<&str>, archived: bool) -> Listing {
+        let mut listing = Listing::default();
         let projects = match project_id {
             Some(id) if validate_id("project id", id).is_err() => Vec::new(),
             Some(id) => vec![id.to_string()],
-            None => self.projects(),
+            None => {
+                let (projects, problems) = self.projects();
+                listing.problems = problems;
+                projects
+            }
         };
-        let mut listing = Listing::default();
         for project in projects {
             let mut dir = self.project_dir(&project);
             if archived {
                 dir.push(ARCHIVE_DIR);
             }
-            for id in Self::ids_in(&dir) {
+            let ids = match Self::ids_in(&dir) {
+                Ok(ids) => ids,
+                Err(problem) => {
+                    listing.problems.push(problem);
+                    continue;
+                }
+            };
+            for id in ids {
                 let path = dir.join(format!("{id}.{RECORD_EXTENSION}"));
                 match Self::read(&path) {
                     Ok(mut session) if session.id == id && session.project_id == project => {
@@ -361,7 +418,7 @@ impl SessionStore {
     /// Temporary files left by writers that died before renaming them into place.
     pub fn stale_temp_files(&self) -> Vec<PathBuf> {
         let mut stale = Vec::new();
-        for project in self.projects() {
+        for project in self.projects().0 {
             let dir = self.project_dir(&project);
             for folder in [dir.clone(), dir.join(ARCHIVE_DIR)] {
                 let Ok(entries) = fs::read_dir(&folder) else {
@@ -389,7 +446,7 @@ impl SessionStore {
     pub fn find(&self, id: &str) -> Result<Session, StoreError> {
         validate_id("session id", id)
             .map_err(|e| StoreError::InvalidId(e.message().to_string()))?;
-        for project in self.projects() {
+        for project in self.projects().0 {
             let path = self.record_path(&project, id, false);
             if path.symlink_metadata().is_ok() {
                 return Self::read(&path);
@@ -520,12 +577,20 @@ mod tests {
         // SAFETY: a valid NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
         std::os::unix::fs::symlink("/etc/passwd", records.join("app-8.yaml")).unwrap();
+        fs::write(
+            records.join("app-6.yaml"),
+            format!("task: {}x{}\n", "[".repeat(200_000), "]".repeat(200_000)),
+        )
+        .unwrap();
         let huge = File::create(records.join("app-9.yaml")).unwrap();
         huge.set_len(MAX_RECORD_BYTES + 1).unwrap();
         let listing = store.list(None, false);
         assert_eq!(listing.sessions, vec![good]);
         let problems: Vec<String> = listing.problems.iter().map(|p| p.to_string()).collect();
-        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(problems
+            .iter()
+            .any(|p| p.contains("app-6.yaml") && p.contains("nested deeper")));
         assert!(problems
             .iter()
             .any(|p| p.contains("app-7.yaml") && p.contains("not a regular file")));
@@ -539,6 +604,44 @@ mod tests {
             store.find("app-7"),
             Err(StoreError::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn a_records_folder_that_cannot_be_read_is_a_problem_never_an_empty_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SessionStore::open(dir.path()).unwrap();
+        reserve_worker(&store);
+        let records = dir.path().join("sessions/app");
+        // A project folder replaced by a file: reported, not silently skipped.
+        let moved = dir.path().join("moved");
+        fs::rename(&records, &moved).unwrap();
+        fs::write(&records, "not a folder").unwrap();
+        let listing = store.list(None, false);
+        assert!(listing.sessions.is_empty());
+        assert_eq!(listing.problems.len(), 1, "{:?}", listing.problems);
+        // A symlinked project folder is followed.
+        fs::remove_file(&records).unwrap();
+        std::os::unix::fs::symlink(&moved, &records).unwrap();
+        let listing = store.list(None, false);
+        assert_eq!(listing.sessions.len(), 1);
+        assert!(listing.problems.is_empty(), "{:?}", listing.problems);
+        // An archive that cannot be read stops reservations instead of reusing its ids.
+        fs::remove_file(&records).unwrap();
+        fs::rename(&moved, &records).unwrap();
+        let archive = records.join("archive");
+        for unreadable in ["a file", "a dangling link"] {
+            if unreadable == "a file" {
+                fs::write(&archive, "").unwrap();
+            } else {
+                fs::remove_file(&archive).unwrap();
+                std::os::unix::fs::symlink(dir.path().join("nowhere"), &archive).unwrap();
+            }
+            let err = store
+                .reserve("app", SessionRole::Worker, template("app"))
+                .unwrap_err();
+            assert!(err.to_string().contains("archive"), "{unreadable}: {err}");
+            assert!(!store.list(None, true).problems.is_empty(), "{unreadable}");
+        }
     }
 
     #[test]
