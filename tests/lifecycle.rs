@@ -744,3 +744,26 @@ fn run_bounded_child(mut child: Child, limit: Duration) -> Output {
     }
     child.wait_with_output().unwrap()
 }
+
+#[test]
+fn a_session_that_kills_itself_is_killed_completely() {
+    let harness = Harness::new(&[], "");
+    for library in support::examples_build() {
+        support::install(library, &harness.plugin_dir(), None);
+    }
+    // The `shell` agent types its task into bash: the session runs `ao-host session kill` on
+    // itself, and the tmux session (its own terminal) goes away half-way through that command.
+    let task = format!(
+        "{:?} --config {:?} session kill \"$AO_SESSION\"",
+        env!("CARGO_BIN_EXE_ao-host"),
+        harness.config_path().display().to_string()
+    );
+    harness.ok(&["spawn", "app", "--agent", "shell", "--task", &task]);
+    let archived = wait_until(Duration::from_secs(20), || {
+        harness.record("app-1", true).exists() && !harness.record("app-1", false).exists()
+    });
+    assert!(archived, "the self-kill never archived the record");
+    assert!(wait_until(Duration::from_secs(10), || !harness.worktree("app-1").exists()));
+    assert_eq!(harness.sessions_json(&["--archived"])[0]["status"], "killed");
+    harness.assert_no_sessions();
+}

@@ -16,7 +16,7 @@ fn main() -> ExitCode {
         Err(error) => {
             // One line: the whole context chain, outermost first, with any control character
             // (a newline in a plugin's message, an escape sequence in a task) made visible.
-            eprintln!(
+            errln!(
                 "ao-host: {}",
                 cli::output::terminal_safe(&format!("{error:#}"))
             );

@@ -6,7 +6,7 @@ use anyhow::Result;
 use ao_host::lifecycle::Lifecycle;
 
 use super::output::{print_json, terminal_safe};
-use crate::outln;
+use crate::{errln, outln};
 
 pub async fn run(lifecycle: &Lifecycle, json: bool) -> Result<ExitCode> {
     let lines = lifecycle.doctor().await;
@@ -26,7 +26,7 @@ pub async fn run(lifecycle: &Lifecycle, json: bool) -> Result<ExitCode> {
     if failures == 0 {
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("ao-host: doctor found {failures} problem(s); see the FIX lines above");
+        errln!("ao-host: doctor found {failures} problem(s); see the FIX lines above");
         Ok(ExitCode::FAILURE)
     }
 }

@@ -6,7 +6,7 @@ use anyhow::Result;
 use ao_host::lifecycle::Lifecycle;
 
 use super::output::{print_json, terminal_safe};
-use crate::outln;
+use crate::{errln, outln};
 
 pub async fn run(
     lifecycle: &Lifecycle,
@@ -23,7 +23,7 @@ pub async fn run(
     if json {
         print_json(&actions)?;
     } else if actions.is_empty() {
-        eprintln!("nothing to clean up");
+        errln!("nothing to clean up");
     } else {
         for a in &actions {
             let mark = match (a.done, dry_run) {

@@ -157,6 +157,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     match args.command {
         Command::Plugins(command) => plugins::run(&context, command),
         command => {
+            if command.changes_sessions() {
+                finish_even_if_the_terminal_goes();
+            }
             let lifecycle = context.lifecycle()?;
             let reactor = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -168,6 +171,28 @@ pub fn run(args: Args) -> Result<ExitCode> {
             outcome
         }
     }
+}
+
+impl Command {
+    /// Commands that change sessions: once started, they must finish (or undo) their work.
+    fn changes_sessions(&self) -> bool {
+        matches!(
+            self,
+            Self::Spawn(_)
+                | Self::Orchestrator(_)
+                | Self::Send(_)
+                | Self::Gc { .. }
+                | Self::Session(session::SessionCommand::Kill { .. })
+        )
+    }
+}
+
+/// Ignores SIGHUP. A command run inside a session's terminal (an orchestrator killing a worker,
+/// or a session killing itself) gets SIGHUP when that terminal closes, half-way through; it
+/// should finish what it started instead, with its messages going nowhere.
+fn finish_even_if_the_terminal_goes() {
+    // SAFETY: setting a signal's disposition to "ignore" runs no code in the handler context.
+    unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
 }
 
 async fn run_async(lifecycle: &Lifecycle, command: Command) -> Result<ExitCode> {

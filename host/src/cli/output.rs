@@ -50,6 +50,17 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
     Ok(())
 }
 
+/// Writes one line to stderr, ignoring failure: a message for the operator must never turn a
+/// command that did its work into a crash (the terminal of a session that killed itself is
+/// gone by the time it would say "killed").
+#[macro_export]
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 /// Whether `error` comes from writing to a stdout nobody reads any more: the command then
 /// ends quietly and successfully, as `head` expects of the programs it reads from.
 pub fn stdout_closed(error: &anyhow::Error) -> bool {

@@ -13,7 +13,7 @@ use super::{
     output::{print_json, terminal_safe},
     AppContext,
 };
-use crate::outln;
+use crate::{errln, outln};
 
 #[derive(Debug, Subcommand)]
 pub enum PluginsCommand {
@@ -99,7 +99,7 @@ fn check(context: &AppContext, file: PathBuf, json: bool) -> Result<ExitCode> {
             .iter()
             .find_map(|r| r.reason.clone())
             .unwrap_or_else(|| format!("{}: no plugins", file.display()));
-        eprintln!("ao-host: {}", terminal_safe(&reason));
+        errln!("ao-host: {}", terminal_safe(&reason));
         Ok(ExitCode::FAILURE)
     }
 }

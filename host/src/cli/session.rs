@@ -17,7 +17,7 @@ use clap::{Args as ClapArgs, Subcommand};
 use tokio::signal::unix::{signal, SignalKind};
 
 use super::output::{print_json, terminal_safe, Spinner};
-use crate::outln;
+use crate::{errln, outln};
 
 #[derive(Debug, ClapArgs)]
 pub struct SpawnArgs {
@@ -112,7 +112,7 @@ fn print_session(session: &Session, json: bool) -> Result<()> {
         print_json(session)
     } else {
         outln!("{}", session.id);
-        eprintln!(
+        errln!(
             "spawned {} on branch {} — watch it with `ao-host attach {}`",
             session.id,
             terminal_safe(&session.branch),
@@ -139,7 +139,7 @@ async fn run_spawn(lifecycle: &Lifecycle, request: SpawnRequest, json: bool) -> 
             _ = terminated => {}
         }
         stop.store(true, Ordering::Relaxed);
-        eprintln!("\nao-host: stopping the spawn and removing what it made (interrupt again to quit at once)");
+        errln!("\nao-host: stopping the spawn and removing what it made (interrupt again to quit at once)");
         let _ = tokio::signal::ctrl_c().await;
         std::process::exit(130);
     });
@@ -230,7 +230,7 @@ async fn list(
         return print_json(&sessions).map(|()| ExitCode::SUCCESS);
     }
     if sessions.is_empty() {
-        eprintln!(
+        errln!(
             "no {} sessions",
             if archived { "archived" } else { "active" }
         );
@@ -268,9 +268,9 @@ async fn kill(lifecycle: &Lifecycle, id: &str, keep_workspace: bool) -> Result<E
         .await;
     drop(spinner);
     match outcome.with_context(|| format!("killing {id}"))? {
-        KillOutcome::Killed(_) => eprintln!("killed {id}"),
+        KillOutcome::Killed(_) => errln!("killed {id}"),
         KillOutcome::SpawnUndone => {
-            eprintln!("killed {id}: it was still spawning; its spawn stopped and removed everything it had made")
+            errln!("killed {id}: it was still spawning; its spawn stopped and removed everything it had made")
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -143,12 +143,17 @@ impl Lifecycle {
             known.handles.extend(session.runtime_handle.clone());
             known.paths.extend(session.workspace_path.clone());
             if session.status == SessionStatus::Spawning
-                && matches!(self.spawn_state(session), SpawnState::InProgress)
                 && (session.runtime_handle.is_none() || session.workspace_path.is_none())
             {
-                known
-                    .blockers
-                    .push(format!("{} is being spawned right now", session.id));
+                match self.spawn_state(session) {
+                    SpawnState::InProgress => known
+                        .blockers
+                        .push(format!("{} is being spawned right now", session.id)),
+                    SpawnState::Unknown(why) => known
+                        .blockers
+                        .push(format!("{} cannot be checked ({why})", session.id)),
+                    SpawnState::Interrupted(_) | SpawnState::Finished(_) => {}
+                }
             }
         }
         let archived = self.store.list(None, true);
@@ -221,6 +226,7 @@ impl Lifecycle {
                     SpawnState::Interrupted(_) => {
                         plan.steps.push(Step::UndoInterruptedSpawn { project, id })
                     }
+                    SpawnState::Unknown(why) => plan.skipped.push(skip("check session", id, why)),
                     SpawnState::InProgress | SpawnState::Finished(_) => {}
                 }
                 continue;

@@ -55,6 +55,7 @@ impl Lifecycle {
             if session.status == SessionStatus::Spawning {
                 match self.spawn_state(session) {
                     SpawnState::InProgress => {}
+                    SpawnState::Unknown(note) => session.note = Some(note),
                     SpawnState::Finished(now) => *session = *now,
                     SpawnState::Interrupted(note) => {
                         session.status = SessionStatus::Errored;
@@ -172,7 +173,7 @@ impl Lifecycle {
         match locks.is_held(&session.project_id, &session.id) {
             Ok(true) => return SpawnState::InProgress,
             Ok(false) => {}
-            Err(e) => return SpawnState::Interrupted(format!("its lock cannot be checked: {e}")),
+            Err(e) => return SpawnState::Unknown(format!("its lock cannot be checked: {e}")),
         }
         match self.store.reread(&session.project_id, &session.id) {
             Ok(Some(now)) if now.status != SessionStatus::Spawning => {
@@ -181,7 +182,7 @@ impl Lifecycle {
             Ok(_) => SpawnState::Interrupted(
                 "its spawn was interrupted (the ao-host process spawning it is gone); `ao-host gc` cleans it up".into(),
             ),
-            Err(e) => SpawnState::Interrupted(e.to_string()),
+            Err(e) => SpawnState::Unknown(e.to_string()),
         }
     }
 }
@@ -223,4 +224,7 @@ pub(super) enum SpawnState {
     InProgress,
     Finished(Box<Session>),
     Interrupted(String),
+    /// Cannot tell (the lock or the record cannot be read): treated as in progress, so nothing
+    /// acts on it, and reported.
+    Unknown(String),
 }
