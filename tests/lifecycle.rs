@@ -299,10 +299,16 @@ fn an_unreadable_record_is_reported_never_a_reason_to_destroy_and_a_fifo_never_h
 fn a_hung_post_create_is_stopped_with_its_processes_and_leaves_nothing() {
     let harness = Harness::new(&[], "");
     let pid_file = harness.home().join("post-create.pid");
+    // The plugin's own limit (3 s) is above the call timeout (1 s): making a workspace is
+    // bounded by defaults.workspace_timeout_ms instead, so the plugin stops post_create itself.
     harness.edit_config(|c| {
         c.replace(
             "  config:\n",
-            "  config:\n    git-worktree: { post_create_timeout_ms: 500 }\n",
+            "  config:\n    git-worktree: { post_create_timeout_ms: 3000 }\n",
+        )
+        .replace(
+            "ready_timeout_ms: 10000",
+            "ready_timeout_ms: 10000, call_timeout_ms: 1000",
         )
         .replace(
             "default_branch: main }",
@@ -763,7 +769,12 @@ fn a_session_that_kills_itself_is_killed_completely() {
         harness.record("app-1", true).exists() && !harness.record("app-1", false).exists()
     });
     assert!(archived, "the self-kill never archived the record");
-    assert!(wait_until(Duration::from_secs(10), || !harness.worktree("app-1").exists()));
-    assert_eq!(harness.sessions_json(&["--archived"])[0]["status"], "killed");
+    assert!(wait_until(Duration::from_secs(10), || !harness
+        .worktree("app-1")
+        .exists()));
+    assert_eq!(
+        harness.sessions_json(&["--archived"])[0]["status"],
+        "killed"
+    );
     harness.assert_no_sessions();
 }

@@ -45,6 +45,7 @@ pub(super) struct DefaultsSection {
     pub agent: Option<String>,
     pub ready_timeout_ms: Option<u64>,
     pub call_timeout_ms: Option<u64>,
+    pub workspace_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -92,6 +93,9 @@ impl ConfigFile {
         self.defaults.ready_timeout_ms =
             defaults.ready_timeout_ms.or(self.defaults.ready_timeout_ms);
         self.defaults.call_timeout_ms = defaults.call_timeout_ms.or(self.defaults.call_timeout_ms);
+        self.defaults.workspace_timeout_ms = defaults
+            .workspace_timeout_ms
+            .or(self.defaults.workspace_timeout_ms);
         self.projects.extend(file.projects);
         self
     }
@@ -114,6 +118,7 @@ mod tests {
             defaults.runtime.is_some() && defaults.workspace.is_some() && defaults.agent.is_some()
         );
         assert!(defaults.ready_timeout_ms.is_some() && defaults.call_timeout_ms.is_some());
+        assert!(defaults.workspace_timeout_ms.is_some());
         assert!(builtin.projects.is_empty() && builtin.plugins.config.is_empty());
     }
 

@@ -62,6 +62,9 @@ pub struct Config {
     pub defaults: PluginChoice,
     pub ready_timeout_ms: u64,
     pub call_timeout_ms: u64,
+    /// How long the workspace plugin may take to make a workspace (`post_create` included);
+    /// every other plugin call gets `call_timeout_ms`.
+    pub workspace_timeout_ms: u64,
     pub projects: BTreeMap<String, ProjectConfig>,
 }
 
@@ -170,6 +173,7 @@ impl Config {
             defaults,
             ready_timeout_ms: file.defaults.ready_timeout_ms.expect(builtin),
             call_timeout_ms: file.defaults.call_timeout_ms.expect(builtin),
+            workspace_timeout_ms: file.defaults.workspace_timeout_ms.expect(builtin),
             projects,
         })
     }

@@ -255,22 +255,26 @@ impl Lifecycle {
 
         check()?;
         progress(PHASES[0]);
+        let workspace_timeout = Duration::from_millis(self.config.workspace_timeout_ms);
         let workspace_path = plugins
             .workspace
-            .create(WorkspaceCreateConfig {
-                project_id: project.id.as_str().into(),
-                session_id: session.id.as_str().into(),
-                branch: session.branch.as_str().into(),
-                repo_path: project.repo.display().to_string().into(),
-                default_branch: default_branch.into(),
-                symlinks: project.symlinks.iter().map(|s| s.as_str().into()).collect(),
-                post_create: project
-                    .post_create
-                    .iter()
-                    .map(|s| s.as_str().into())
-                    .collect(),
-                reuse_branch: false,
-            })
+            .create_within(
+                WorkspaceCreateConfig {
+                    project_id: project.id.as_str().into(),
+                    session_id: session.id.as_str().into(),
+                    branch: session.branch.as_str().into(),
+                    repo_path: project.repo.display().to_string().into(),
+                    default_branch: default_branch.into(),
+                    symlinks: project.symlinks.iter().map(|s| s.as_str().into()).collect(),
+                    post_create: project
+                        .post_create
+                        .iter()
+                        .map(|s| s.as_str().into())
+                        .collect(),
+                    reuse_branch: false,
+                },
+                workspace_timeout,
+            )
             .await?;
         session.workspace_path = Some(workspace_path.clone());
         self.store.save(session)?;

@@ -24,12 +24,14 @@ pub enum PluginCallError {
         method: &'static str,
         error: PluginError,
     },
-    #[error("{kind} plugin `{plugin}` did not finish `{method}` within {} ms; raise defaults.call_timeout_ms in ao-rs.yaml if it is just slow", timeout.as_millis())]
+    #[error("{kind} plugin `{plugin}` did not finish `{method}` within {} ms; raise {setting} in ao-rs.yaml if it is just slow", timeout.as_millis())]
     Timeout {
         kind: PluginKind,
         plugin: String,
         method: &'static str,
         timeout: Duration,
+        /// The setting that bounds this call.
+        setting: &'static str,
     },
 }
 
@@ -69,6 +71,22 @@ impl<O: Send + Sync + 'static> Caller<O> {
         T: Send + 'static,
         F: FnOnce(&O) -> RResult<T, PluginError> + Send + 'static,
     {
+        self.call_within(method, self.timeout, "defaults.call_timeout_ms", body)
+            .await
+    }
+
+    /// [`Caller::call`] with a bound of its own, named by `setting` in the timeout error.
+    async fn call_within<T, F>(
+        &self,
+        method: &'static str,
+        timeout: Duration,
+        setting: &'static str,
+        body: F,
+    ) -> Result<T, PluginCallError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&O) -> RResult<T, PluginError> + Send + 'static,
+    {
         let object = Arc::clone(&self.object);
         let task = tokio::task::spawn_blocking(move || body(&object));
         let failed = |error: PluginError| PluginCallError::Plugin {
@@ -77,12 +95,13 @@ impl<O: Send + Sync + 'static> Caller<O> {
             method,
             error,
         };
-        match tokio::time::timeout(self.timeout, task).await {
+        match tokio::time::timeout(timeout, task).await {
             Err(_) => Err(PluginCallError::Timeout {
                 kind: self.kind,
                 plugin: self.name.to_string(),
                 method,
-                timeout: self.timeout,
+                timeout,
+                setting,
             }),
             // The plugin side catches panics; this is a panic in the host's own glue.
             Ok(Err(join_error)) => Err(failed(PluginError::new(
@@ -298,6 +317,24 @@ impl WorkspacePlugin {
     pub async fn create(&self, config: WorkspaceCreateConfig) -> Result<String, PluginCallError> {
         self.0
             .call("create", move |o| o.create(&config))
+            .await
+            .map(String::from)
+    }
+
+    /// [`WorkspacePlugin::create`] bounded by `timeout` (`defaults.workspace_timeout_ms`)
+    /// instead of the call timeout: making a workspace runs the project's `post_create`.
+    pub async fn create_within(
+        &self,
+        config: WorkspaceCreateConfig,
+        timeout: Duration,
+    ) -> Result<String, PluginCallError> {
+        self.0
+            .call_within(
+                "create",
+                timeout,
+                "defaults.workspace_timeout_ms",
+                move |o| o.create(&config),
+            )
             .await
             .map(String::from)
     }
