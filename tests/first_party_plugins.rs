@@ -46,6 +46,27 @@ fn tmux_name(server: &TmuxServer, data_dir: &Path, id: &str) -> String {
     format!("{id}_{}", tmux_context(server, data_dir).owner_tag())
 }
 
+/// The socket path of `server` as tmux itself reports it (the server must be running).
+fn socket_path(server: &TmuxServer) -> String {
+    let (ok, path) = server.tmux(&["display-message", "-p", "#{socket_path}"]);
+    assert!(ok, "tmux server {} is not running", server.socket);
+    path.trim_end().to_string()
+}
+
+/// The handle the runtime gives session `id` of data dir `data_dir`: `<name>@<socket path>`.
+fn tmux_handle(server: &TmuxServer, data_dir: &Path, id: &str) -> String {
+    format!(
+        "{}@{}",
+        tmux_name(server, data_dir, id),
+        socket_path(server)
+    )
+}
+
+/// The tmux session name in a handle.
+fn name_of(handle: &str) -> String {
+    handle.split('@').next().unwrap().to_string()
+}
+
 fn worktrees(data_dir: &Path, settings: &str) -> WorkspacePlugin {
     registry()
         .workspace(
@@ -131,7 +152,7 @@ async fn tmux_session_gets_the_cwd_and_env_and_runs_argv_without_a_shell() {
     // tmux ends a command at an argument ending in `;`, even in argv.
     request.launch_command.push(RString::from("ends with;"));
     let handle = runtime.create(request).await.unwrap();
-    assert_eq!(handle, tmux_name(&server, temp.path(), "env-1"));
+    assert_eq!(handle, tmux_handle(&server, temp.path(), "env-1"));
     // The fake agent logs under $FAKE_AGENT_LOG/$AO_SESSION.
     let log = log.join("env-1");
     let start = recorded_start(&log);
@@ -143,7 +164,7 @@ async fn tmux_session_gets_the_cwd_and_env_and_runs_argv_without_a_shell() {
     assert_eq!(start["env"]["TRICKY"], tricky);
     assert_eq!(start["argv"][1], "$HOME; echo not expanded");
     assert_eq!(start["argv"][2], "ends with;");
-    assert_eq!(server.sessions(), vec![handle.clone()]);
+    assert_eq!(server.sessions(), vec![name_of(&handle)]);
     assert!(runtime.is_alive(&handle).await.unwrap());
     assert!(
         !runtime.is_alive("env-1").await.unwrap(),
@@ -237,11 +258,11 @@ async fn destroy_is_idempotent_and_an_exited_agent_is_not_alive() {
         runtime.attach_command(handle).await.unwrap(),
         vec![
             "tmux",
-            "-L",
-            &server.socket,
+            "-S",
+            &socket_path(&server),
             "attach-session",
             "-t",
-            &format!("={handle}")
+            &format!("={}", name_of(handle))
         ]
     );
     assert!(
@@ -274,7 +295,7 @@ async fn session_names_are_matched_exactly_and_validated() {
     // `-t app-10` would match `app-10_<tag>` by prefix; the plugin must not.
     assert!(!runtime.is_alive("app-10").await.unwrap());
     runtime.destroy("app-10").await.unwrap();
-    assert_eq!(server.sessions(), vec![handle.clone()]);
+    assert_eq!(server.sessions(), vec![name_of(&handle)]);
     for bad in ["a;b", "-t", "x y", "../x", "$(id)"] {
         let err = runtime
             .create(fake_launch(bad, temp.path(), &temp.path().join("l"), &[]))
@@ -282,7 +303,7 @@ async fn session_names_are_matched_exactly_and_validated() {
             .unwrap_err();
         assert_eq!(err.kind(), PluginErrorKind::InvalidInput, "{bad}: {err}");
     }
-    assert_eq!(server.sessions(), vec![handle]);
+    assert_eq!(server.sessions(), vec![name_of(&handle)]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -295,10 +316,10 @@ async fn two_data_dirs_on_one_tmux_server_never_see_each_others_sessions() {
     let (a, b) = (tmux_runtime(&server, &dir_a), tmux_runtime(&server, &dir_b));
     let (handle_a, log_a) = started_fake(&a, "app-1", &dir_a).await;
     let (handle_b, _) = started_fake(&b, "app-1", &dir_b).await;
-    assert_eq!(handle_a, tmux_name(&server, &dir_a, "app-1"));
-    assert_eq!(handle_b, tmux_name(&server, &dir_b, "app-1"));
+    assert_eq!(handle_a, tmux_handle(&server, &dir_a, "app-1"));
+    assert_eq!(handle_b, tmux_handle(&server, &dir_b, "app-1"));
     assert_ne!(handle_a, handle_b);
-    let mut both = vec![handle_a.clone(), handle_b.clone()];
+    let mut both = vec![name_of(&handle_a), name_of(&handle_b)];
     both.sort();
     assert_eq!(server.sessions(), both);
     assert_eq!(a.alive_handles().await.unwrap(), vec![handle_a.clone()]);
@@ -308,7 +329,7 @@ async fn two_data_dirs_on_one_tmux_server_never_see_each_others_sessions() {
     assert!(a_longer.alive_handles().await.unwrap().is_empty());
 
     b.destroy(&handle_b).await.unwrap();
-    assert_eq!(server.sessions(), vec![handle_a.clone()]);
+    assert_eq!(server.sessions(), vec![name_of(&handle_a)]);
     a.send_message(&handle_a, "still here").await.unwrap();
     assert!(wait_until(TIMEOUT, || fake_messages(&log_a)
         == vec!["still here".to_string()]));
@@ -341,6 +362,147 @@ async fn tmux_doctor_finds_tmux_and_its_version() {
     assert!(checks[0].ok, "{checks:?}");
     assert_eq!(checks[0].what, "tmux");
     assert!(checks[0].detail.starts_with("tmux "), "{checks:?}");
+}
+
+/// Waits until the agent in `handle` has exited (its pane is kept, dead).
+async fn wait_for_exit(runtime: &RuntimePlugin, handle: &str) {
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while runtime.is_alive(handle).await.unwrap() {
+        assert!(std::time::Instant::now() < deadline, "agent never exited");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn owned_handles_lists_sessions_whose_agent_exited_which_alive_handles_leaves_out() {
+    let temp = tempfile::tempdir().unwrap();
+    let server = TmuxServer::new();
+    let runtime = tmux_runtime(&server, temp.path());
+    let (live, _) = started_fake(&runtime, "own-1", temp.path()).await;
+    let exit_at_once = [("FAKE_AGENT_EXIT_AT_ONCE", "1")];
+    let log = temp.path().join("log");
+    let dead = runtime
+        .create(fake_launch("own-2", temp.path(), &log, &exit_at_once))
+        .await
+        .unwrap();
+    wait_for_exit(&runtime, &dead).await;
+    // Neither the operator's own sessions nor another data dir's are this data dir's.
+    let (ok, _) = server.tmux(&["new-session", "-d", "-s", "mine", "--", "env", "cat"]);
+    assert!(ok);
+    let other = tmux_runtime(&server, &temp.path().join("other"));
+    started_fake(&other, "own-3", temp.path()).await;
+    // A session made before handles named their server is listed by its bare name, the handle
+    // its record holds.
+    let old = tmux_name(&server, temp.path(), "own-4");
+    let (ok, _) = server.tmux(&["new-session", "-d", "-s", &old, "--", "env", "cat"]);
+    assert!(ok);
+    let owner = temp.path().display().to_string();
+    let target = format!("={old}:^");
+    let (ok, _) = server.tmux(&["set-option", "-t", &target, "@ao-host-session", &owner]);
+    assert!(ok);
+
+    let mut live_ones = vec![live.clone(), old.clone()];
+    live_ones.sort();
+    assert_eq!(runtime.alive_handles().await.unwrap(), live_ones);
+    let mut all = vec![live.clone(), dead.clone(), old.clone()];
+    all.sort();
+    assert_eq!(runtime.owned_handles().await.unwrap(), all);
+    runtime.destroy(&dead).await.unwrap();
+    runtime.destroy(&old).await.unwrap();
+    assert_eq!(runtime.owned_handles().await.unwrap(), vec![live]);
+    assert_eq!(server.sessions().len(), 3, "{:?}", server.sessions());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_handle_for_another_tmux_server_is_refused_naming_both_servers() {
+    let temp = tempfile::tempdir().unwrap();
+    let (first, second) = (TmuxServer::new(), TmuxServer::new());
+    let here = tmux_runtime(&first, temp.path());
+    // The same data dir reaching another server: a shell with another TMUX_TMPDIR, or an edited
+    // plugins.config.tmux.socket.
+    let elsewhere = tmux_runtime(&second, temp.path());
+    let (handle, log) = started_fake(&here, "srv-1", temp.path()).await;
+    let (own, _) = started_fake(&elsewhere, "srv-2", temp.path()).await;
+    let (path_first, path_second) = (socket_path(&first), socket_path(&second));
+    assert_ne!(path_first, path_second);
+    assert_eq!(handle, tmux_handle(&first, temp.path(), "srv-1"));
+    let assert_refused = |kind: PluginErrorKind, message: &str| {
+        assert_eq!(kind, PluginErrorKind::InvalidInput, "{message}");
+        let parts = [
+            path_first.as_str(),
+            path_second.as_str(),
+            "TMUX_TMPDIR",
+            "plugins.config.tmux.socket",
+        ];
+        for part in parts {
+            assert!(message.contains(part), "{part:?} missing from: {message}");
+        }
+    };
+    let err = elsewhere.destroy(&handle).await.unwrap_err();
+    assert_refused(err.kind(), &err.to_string());
+    let err = elsewhere.is_alive(&handle).await.unwrap_err();
+    assert_refused(err.kind(), &err.to_string());
+    let err = elsewhere.send_message(&handle, "hi").await.unwrap_err();
+    assert_refused(err.kind(), &err.to_string());
+    let err = elsewhere.send_keys(&handle, &["Enter"]).await.unwrap_err();
+    assert_refused(err.kind(), &err.to_string());
+    let err = elsewhere.capture_output(&handle, 10).await.unwrap_err();
+    assert_refused(err.kind(), &err.to_string());
+    let screens = elsewhere
+        .capture_outputs(vec![handle.clone(), own.clone()], 10)
+        .await
+        .unwrap();
+    let err = screens[0].as_ref().unwrap_err();
+    assert_refused(err.kind, err.message());
+    assert!(screens[1].as_ref().unwrap().contains("❯\u{a0}"));
+    // The command to watch it names its own server, whoever asks.
+    assert_eq!(
+        elsewhere.attach_command(&handle).await.unwrap(),
+        vec![
+            "tmux",
+            "-S",
+            &path_first,
+            "attach-session",
+            "-t",
+            &format!("={}", name_of(&handle))
+        ]
+    );
+
+    // Untouched on its own server, where the handle works, and so does one from before handles
+    // named their server (the bare session name).
+    assert_eq!(first.sessions(), vec![name_of(&handle)]);
+    assert!(fake_messages(&log).is_empty());
+    assert!(here.is_alive(&handle).await.unwrap());
+    assert!(here.is_alive(&name_of(&handle)).await.unwrap());
+    assert_eq!(here.owned_handles().await.unwrap(), vec![handle.clone()]);
+    here.send_message(&handle, "still here").await.unwrap();
+    assert!(wait_until(TIMEOUT, || fake_messages(&log)
+        == vec!["still here".to_string()]));
+
+    // After a reboot its server is gone, and the session with it: destroying it succeeds.
+    let (ok, _) = first.tmux(&["kill-server"]);
+    assert!(ok);
+    here.destroy(&handle).await.unwrap();
+    assert!(!here.is_alive(&handle).await.unwrap());
+    let err = here.send_message(&handle, "hello").await.unwrap_err();
+    assert_eq!(err.kind(), PluginErrorKind::NotFound, "{err}");
+    let err = elsewhere.destroy(&handle).await.unwrap_err();
+    assert_refused(err.kind(), &err.to_string());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_runtime_built_before_owned_handles_gets_the_default() {
+    let library = support::build_fixture("old-runtime", support::ApiPatch::OldRuntime);
+    let registry = PluginRegistry::load(std::slice::from_ref(&library));
+    let context = context("old-runtime", Path::new("/nonexistent"), "");
+    let runtime = registry.runtime("old-runtime", &context, TIMEOUT).unwrap();
+    let err = runtime.owned_handles().await.unwrap_err();
+    assert_eq!(err.kind(), PluginErrorKind::Unsupported, "{err}");
+    assert!(
+        err.to_string()
+            .contains("built before `owned_handles` existed"),
+        "{err}"
+    );
 }
 
 fn worktree_request(repo: &Path, session: &str) -> WorkspaceCreateConfig {
@@ -501,6 +663,7 @@ async fn a_failing_post_create_leaves_no_worktree_and_no_branch() {
     assert!(!temp.path().join("worktrees/app/app-3").exists());
     assert_eq!(branches(&repo), vec!["main".to_string()]);
     assert_eq!(git(&repo, &["worktree", "list"]).lines().count(), 1);
+    assert!(pending_files(temp.path()).is_empty(), "intent file left");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -588,6 +751,7 @@ async fn a_hung_post_create_is_stopped_with_its_processes_and_leaves_nothing() {
     for part in [
         "sleep 30",
         "500 ms",
+        "it and the processes of its process group were stopped",
         "post_create_timeout_ms",
         "defaults.call_timeout_ms",
     ] {
@@ -722,19 +886,156 @@ async fn list_owned_lists_only_this_data_dirs_worktrees() {
         data_a.display().to_string()
     );
 
-    // In the default root, inside the data dir, nobody else makes worktrees: one whose owner
-    // record is missing (a spawn killed before writing it) is this data dir's, so gc sees it.
+    // Even in the default root, inside the data dir, a worktree without an owner record and
+    // without an intent file of this data dir (see the killed-spawn test) is no one's.
     let private = worktrees(&data_a, "");
     let path = private
         .create(worktree_request(&repo, "app-4"))
         .await
         .unwrap();
-    let admin = git(
-        Path::new(&path),
+    std::fs::remove_file(admin_dir(&path).join("ao-owner")).unwrap();
+    assert!(private.list_owned().await.unwrap().is_empty());
+}
+
+/// A worktree's admin folder, where the plugin keeps its records.
+fn admin_dir(worktree: &str) -> PathBuf {
+    PathBuf::from(git(
+        Path::new(worktree),
         &["rev-parse", "--path-format=absolute", "--git-dir"],
+    ))
+}
+
+fn pending_files(data_dir: &Path) -> Vec<PathBuf> {
+    match std::fs::read_dir(data_dir.join("git-worktree/pending")) {
+        Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// What a spawn killed between `git worktree add` and the owner record leaves: the worktree
+/// (checked out with `--no-checkout`, as the plugin does) and the plugin's intent file.
+fn interrupted_create(repo: &Path, data_dir: &Path, root: &Path, session: &str) -> String {
+    let path = root.join("app").join(session).display().to_string();
+    let branch = format!("session/{session}");
+    let args = [
+        "worktree",
+        "add",
+        "-q",
+        "--no-checkout",
+        "-b",
+        &branch,
+        &path,
+    ];
+    git(repo, &[&args[..], &["main"]].concat());
+    let pending = data_dir.join("git-worktree/pending");
+    std::fs::create_dir_all(&pending).unwrap();
+    std::fs::write(pending.join(format!("app__{session}")), &path).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worktree_left_by_a_killed_spawn_is_listed_holds_no_work_and_goes_with_its_branch() {
+    let temp = tempfile::tempdir().unwrap();
+    let repo = temp.path().join("repo");
+    init_repo(&repo);
+    // A custom root, which lies inside another installation's data dir.
+    let outer = temp.path().join("outer");
+    let root = outer.join("wt");
+    let settings = format!("root: {:?}", root.display().to_string());
+    let data = temp.path().join("data");
+    let workspace = worktrees(&data, &settings);
+    let leaked = interrupted_create(&repo, &data, &root, "app-1");
+    assert!(
+        git(Path::new(&leaked), &["status", "--porcelain"]).contains("D  README.md"),
+        "a half-done checkout shows every file deleted"
     );
-    std::fs::remove_file(Path::new(&admin).join("ao-owner")).unwrap();
-    assert_eq!(private.list_owned().await.unwrap(), vec![path]);
+    assert_eq!(workspace.list_owned().await.unwrap(), vec![leaked.clone()]);
+    assert!(!workspace.has_unsaved_work(&leaked).await.unwrap());
+    // The installation whose data dir holds that root claims none of it, with that root or its
+    // own.
+    for settings in [settings.as_str(), ""] {
+        let other = worktrees(&outer, settings);
+        assert!(other.list_owned().await.unwrap().is_empty(), "{settings}");
+    }
+
+    workspace.destroy(&leaked, false).await.unwrap();
+    assert!(!Path::new(&leaked).exists());
+    assert_eq!(branches(&repo), vec!["main".to_string()]);
+    assert!(workspace.list_owned().await.unwrap().is_empty());
+
+    // An intent file naming no worktree is dropped when listing, unless it is young enough to
+    // belong to a create still running.
+    let [stale] = &pending_files(&data)[..] else {
+        panic!("{:?}", pending_files(&data));
+    };
+    let fresh = data.join("git-worktree/pending/app__app-2");
+    std::fs::write(&fresh, root.join("app/app-2").display().to_string()).unwrap();
+    let old = std::time::SystemTime::now() - Duration::from_secs(600);
+    std::fs::File::options()
+        .write(true)
+        .open(stale)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    assert!(workspace.list_owned().await.unwrap().is_empty());
+    assert_eq!(pending_files(&data), vec![fresh]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worktree_whose_create_never_finished_keeps_a_branch_that_holds_commits() {
+    let temp = tempfile::tempdir().unwrap();
+    let repo = temp.path().join("repo");
+    init_repo(&repo);
+    let workspace = worktrees(temp.path(), "");
+    let path = workspace
+        .create(worktree_request(&repo, "app-1"))
+        .await
+        .unwrap();
+    let admin = admin_dir(&path);
+    assert!(admin.join("ao-ready").exists());
+    assert!(admin.join("ao-owner").exists());
+    assert!(pending_files(temp.path()).is_empty());
+    std::fs::write(Path::new(&path).join("work.txt"), "work\n").unwrap();
+    assert!(workspace.has_unsaved_work(&path).await.unwrap());
+
+    // Killed during post_create: the owner record is written, the ready one is not.
+    std::fs::remove_file(admin.join("ao-ready")).unwrap();
+    assert!(!workspace.has_unsaved_work(&path).await.unwrap());
+    assert_eq!(workspace.list_owned().await.unwrap(), vec![path.clone()]);
+    // Commits on the branch are work: `git branch -d` refuses the branch, and it is kept.
+    git(Path::new(&path), &["add", "."]);
+    git(Path::new(&path), &["commit", "-q", "-m", "work"]);
+    workspace.destroy(&path, false).await.unwrap();
+    assert!(!Path::new(&path).exists());
+    assert!(
+        branches(&repo).contains(&"session/app-1".to_string()),
+        "{:?}",
+        branches(&repo)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repo_that_is_not_a_git_repository_is_named_as_such() {
+    let temp = tempfile::tempdir().unwrap();
+    let plain = temp.path().join("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    let err = worktrees(temp.path(), "")
+        .create(worktree_request(&plain, "app-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), PluginErrorKind::InvalidInput, "{err}");
+    let message = err.to_string();
+    let named = format!("{} is not a git repository (git: ", plain.display());
+    for part in [
+        named.as_str(),
+        "not a git repository",
+        "fix `repo` for project `app`",
+    ] {
+        assert!(message.contains(part), "{part:?} missing from: {message}");
+    }
+    assert!(!message.contains("default branch"), "{message}");
+    assert!(!temp.path().join("worktrees/app/app-1").exists());
+    assert!(pending_files(temp.path()).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]

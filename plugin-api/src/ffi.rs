@@ -63,6 +63,10 @@ pub trait RuntimeFfi: Send + Sync {
     ) -> RResult<RVec<RResult<RString, PluginError>>, PluginError> {
         built_before("runtime", "capture_outputs")
     }
+    /// Added in 0.1.3; older libraries get this default (and the host lists live sessions only).
+    fn owned_handles(&self) -> RResult<RVec<RString>, PluginError> {
+        built_before("runtime", "owned_handles")
+    }
 }
 
 /// FFI form of [`Agent`].
@@ -218,6 +222,9 @@ impl<T: Runtime> RuntimeFfi for RuntimeAdapter<T> {
                         .collect::<RVec<_>>()
                 })
         })
+    }
+    fn owned_handles(&self) -> RResult<RVec<RString>, PluginError> {
+        guarded("owned_handles", || self.0.owned_handles().map(to_rvec))
     }
 }
 

@@ -161,11 +161,11 @@ impl Program {
     /// Runs the program with a deadline, in a process group of its own, and returns its output
     /// whatever the exit status (stdin is empty).
     ///
-    /// Past `timeout` the whole group is killed (SIGKILL): the program and every process it
-    /// started, so a hung `npm ci` does not keep running after the caller gave up. After a
+    /// Past `timeout` the whole group is killed (SIGKILL): the program and every process of its
+    /// group, so a hung `npm ci` does not keep running after the caller gave up. After a
     /// normal exit the group is killed as well, which stops background jobs the program left
-    /// behind (`server &`): a plugin call leaves no processes running. Only a process that
-    /// left the group on purpose (`setsid`, a daemon) survives. Output is read while the program
+    /// behind (`server &`). Only a process that left the group on purpose (`setsid`, a daemon)
+    /// survives, in both cases; the timeout message says "its process group" for that reason. Output is read while the program
     /// runs, so a chatty program cannot block on a full pipe.
     pub fn run_with_deadline<I, S>(
         &self,
@@ -196,7 +196,7 @@ impl Program {
             Ok(None) => {
                 let _ = child.wait();
                 return Err(PluginError::failed(format!(
-                    "`{}` did not finish within {} ms; it and the processes it started were stopped",
+                    "`{}` did not finish within {} ms; it and the processes of its process group were stopped",
                     self.name,
                     timeout.as_millis()
                 )));
@@ -445,7 +445,7 @@ mod tests {
         assert_eq!(err.kind, PluginErrorKind::Failed);
         assert_eq!(
             err.message(),
-            "`sh` did not finish within 300 ms; it and the processes it started were stopped"
+            "`sh` did not finish within 300 ms; it and the processes of its process group were stopped"
         );
         let pgid: libc::pid_t = std::fs::read_to_string(dir.join("group"))
             .unwrap()

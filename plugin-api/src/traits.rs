@@ -74,6 +74,15 @@ pub trait Runtime: Send + Sync + 'static {
             .map(|handle| self.capture_output(handle, lines))
             .collect())
     }
+
+    /// Handles of every session this runtime made for this data dir that still exists, live or
+    /// not (a session whose agent exited but whose screen is kept): what `ao-host gc` may remove
+    /// when no record names it. [`Runtime::alive_handles`] must leave those out, so `gc` would
+    /// never see them. Same handle strings as `create` returned. (Added in 0.1.3; the default
+    /// is `alive_handles`, right for a runtime whose sessions end with their agent.)
+    fn owned_handles(&self) -> PluginResult<Vec<String>> {
+        self.alive_handles()
+    }
 }
 
 /// Knows one coding agent CLI: how to start it and how to read its screen.

@@ -8,9 +8,16 @@
 //! Several ao-host data dirs may share one tmux server: session names carry the data dir's
 //! [owner tag](PluginContext::owner_tag), and each session records its data dir in a user option,
 //! so one installation neither collides with nor lists (nor `gc`s) another's sessions.
+//!
+//! A handle is `<session name>@<server socket path>`: which tmux server this runtime reaches
+//! depends on the caller's environment (`TMUX_TMPDIR`, `$TMUX`) and on the `socket` setting, so
+//! a command run from another shell may reach another server, where the session is not. The
+//! handle lets every method tell "not on the server I reach" (an error saying how to reach it)
+//! from "gone" (which a kill would count as done).
 
 use std::{
     borrow::Cow,
+    ffi::OsString,
     path::{Path, PathBuf},
     sync::atomic::{AtomicU64, Ordering},
     time::{Duration, Instant},
@@ -32,6 +39,10 @@ const INLINE_LAUNCH_LIMIT: usize = 12 * 1024;
 /// A tmux user option set on every session this plugin creates, holding the data dir it belongs
 /// to.
 const OWNER_OPTION: &str = "@ao-host-session";
+/// A tmux user option holding the handle `create` returned, so listings give back exactly the
+/// strings the host recorded. Sessions made before handles named their server lack it; their
+/// handle was the bare session name.
+const HANDLE_OPTION: &str = "@ao-host-handle";
 /// Ends a bracketed paste: text containing it could escape the paste and press keys.
 const PASTE_END: &str = "\x1b[201~";
 /// Sessions captured by one tmux command; keeps the command well inside tmux's 16 KiB message.
@@ -50,6 +61,9 @@ struct Settings {
 pub struct TmuxRuntime {
     tmux: Program,
     socket: Option<String>,
+    /// The socket path of the server `socket` reaches from this process's environment, as tmux
+    /// resolves it; the part of every handle after `@`.
+    server: String,
     launch_dir: PathBuf,
     /// The host's data dir, recorded on each session as its owner.
     owner: String,
@@ -74,32 +88,48 @@ impl TmuxRuntime {
         self.tmux.run(None, self.args(rest))
     }
 
-    /// Runs a tmux command aimed at session `handle`; a missing session is `NotFound`.
-    fn run_on(&self, handle: &str, rest: &[&str], input: Option<&[u8]>) -> PluginResult<String> {
+    /// Runs a tmux command aimed at session `name`; a missing session is `NotFound`.
+    fn run_on(&self, name: &str, rest: &[&str], input: Option<&[u8]>) -> PluginResult<String> {
         let output = self.tmux.output(None, self.args(rest), input)?;
         if output.status.success() {
             Ok(String::from_utf8_lossy(&output.stdout).into_owned())
         } else if Self::is_missing_target(&output) {
-            Err(Self::missing(handle))
+            Err(self.missing(name))
         } else {
             Err(self.tmux.failure(&output))
         }
     }
 
+    /// The session name in `handle`, once the handle is known to be for the server this
+    /// runtime reaches: asked on the wrong server, a live session would look gone.
+    fn session_name<'h>(&self, handle: &'h str) -> PluginResult<&'h str> {
+        let (name, server) = split_handle(handle);
+        validate_id("tmux session", name)?;
+        match server {
+            Some(server) if server != self.server => Err(PluginError::invalid_input(format!(
+                "tmux session `{name}` runs on tmux server {server}, while this ao-host reaches \
+                 tmux server {}; run the command with the same TMUX_TMPDIR and \
+                 plugins.config.tmux.socket as the spawn that started it (inside tmux, with no \
+                 socket set, $TMUX decides too)",
+                self.server
+            ))),
+            _ => Ok(name),
+        }
+    }
+
     /// `=name` matches the session exactly; plain `-t name` would also match `name0` by prefix.
-    fn session_target(handle: &str) -> PluginResult<String> {
-        validate_id("tmux session", handle)?;
-        Ok(format!("={handle}"))
+    fn session_target(name: &str) -> String {
+        format!("={name}")
     }
 
     /// The session's first window (its only one). `=name:` alone is not enough: with no such
     /// session tmux 3.3 falls back to the current window of another session.
-    fn pane_target(handle: &str) -> PluginResult<String> {
-        Ok(format!("{}:^", Self::session_target(handle)?))
+    fn pane_target(name: &str) -> String {
+        format!("={name}:^")
     }
 
-    fn session_exists(&self, handle: &str) -> PluginResult<bool> {
-        let target = Self::session_target(handle)?;
+    fn session_exists(&self, name: &str) -> PluginResult<bool> {
+        let target = Self::session_target(name);
         let output = self
             .tmux
             .output(None, self.args(&["has-session", "-t", &target]), None)?;
@@ -124,10 +154,44 @@ impl TmuxRuntime {
         .any(|m| stderr.contains(m))
     }
 
-    fn missing(handle: &str) -> PluginError {
+    fn missing(&self, name: &str) -> PluginError {
         PluginError::not_found(format!(
-            "no tmux session `{handle}` (it exited or was killed)"
+            "no tmux session `{name}` on tmux server {} (it exited or was killed)",
+            self.server
         ))
+    }
+
+    /// Sessions of this data dir on this server, by the handle `create` returned for each;
+    /// `live_only` leaves out those whose agent exited (the pane kept by `remain-on-exit`).
+    fn listed(&self, live_only: bool) -> PluginResult<Vec<String>> {
+        // Tab-separated, owner last: names and paths with spaces (or tabs, in the owner) stay
+        // whole. `create` refuses a handle holding a tab.
+        let format =
+            format!("#{{session_name}}\t#{{pane_dead}}\t#{{{HANDLE_OPTION}}}\t#{{{OWNER_OPTION}}}");
+        let output =
+            self.tmux
+                .output(None, self.args(&["list-panes", "-a", "-F", &format]), None)?;
+        if !output.status.success() {
+            // No server running means no sessions, not a failure.
+            if Self::is_missing_target(&output) {
+                return Ok(Vec::new());
+            }
+            return Err(self.tmux.failure(&output));
+        }
+        let mut handles: Vec<String> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.splitn(4, '\t');
+                let (name, dead) = (fields.next()?, fields.next()?);
+                let (handle, owner) = (fields.next()?, fields.next()?);
+                let listed = owner == self.owner && !(live_only && dead != "0");
+                let handle = if handle.is_empty() { name } else { handle };
+                listed.then(|| handle.to_string())
+            })
+            .collect();
+        handles.sort();
+        handles.dedup();
+        Ok(handles)
     }
 
     /// The argv tmux should run: the launch command itself, or, when too long for one tmux
@@ -185,13 +249,13 @@ impl TmuxRuntime {
 
     /// Waits until the pane stops changing after a paste, so Enter is not swallowed by a TUI
     /// still taking the paste in.
-    fn wait_for_paste(&self, handle: &str, before: &str) -> PluginResult<()> {
+    fn wait_for_paste(&self, name: &str, before: &str) -> PluginResult<()> {
         let deadline = Instant::now() + PASTE_SETTLE_LIMIT;
         let mut last = before.to_string();
         let mut changed = false;
         while Instant::now() < deadline {
             std::thread::sleep(PASTE_SETTLE_POLL);
-            let now = self.capture(handle, 50)?;
+            let now = self.capture(name, 50)?;
             if now == last && changed {
                 return Ok(());
             }
@@ -202,12 +266,44 @@ impl TmuxRuntime {
     }
 
     /// The pane's screen plus `lines` lines of history, raw; a missing session is `NotFound`.
-    fn capture(&self, handle: &str, lines: u32) -> PluginResult<String> {
-        let target = Self::pane_target(handle)?;
+    fn capture(&self, name: &str, lines: u32) -> PluginResult<String> {
+        let target = Self::pane_target(name);
         let start = format!("-{lines}");
         let args = ["capture-pane", "-p", "-J", "-t", &target, "-S", &start];
-        self.run_on(handle, &args, None)
+        self.run_on(name, &args, None)
     }
+}
+
+/// A handle's session name and, unless it predates handles naming their server, the server's
+/// socket path. Session names never hold `@` (see `validate_id`), so the first `@` splits.
+fn split_handle(handle: &str) -> (&str, Option<&str>) {
+    match handle.split_once('@') {
+        Some((name, server)) => (name, Some(server)),
+        None => (handle, None),
+    }
+}
+
+/// The socket a tmux client started with `-L socket` (no `-L` for `None`) connects to, worked
+/// out as tmux does: without `-L`, `$TMUX`'s socket when set (a client inside tmux talks to its
+/// own server); else `<dir>/tmux-<uid>/<socket or "default">`, `dir` being the real path of
+/// `$TMUX_TMPDIR` when that exists, else of `/tmp`, and the `tmux-<uid>` folder resolved too.
+fn socket_path(socket: Option<&str>, env: impl Fn(&str) -> Option<OsString>, uid: u32) -> PathBuf {
+    if socket.is_none() {
+        let inside = env("TMUX").map(|v| v.to_string_lossy().into_owned());
+        if let Some(path) = inside.as_deref().and_then(|v| v.split(',').next()) {
+            if !path.is_empty() {
+                return PathBuf::from(path);
+            }
+        }
+    }
+    let dir = env("TMUX_TMPDIR")
+        .filter(|dir| !dir.is_empty())
+        .and_then(|dir| std::fs::canonicalize(dir).ok())
+        .or_else(|| std::fs::canonicalize("/tmp").ok())
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    let base = dir.join(format!("tmux-{uid}"));
+    let base = std::fs::canonicalize(&base).unwrap_or(base);
+    base.join(socket.unwrap_or("default"))
 }
 
 /// `value` as one literal tmux argument. tmux splits commands on arguments that end in `;`
@@ -257,8 +353,16 @@ impl Runtime for TmuxRuntime {
         if let Some(socket) = &settings.socket {
             validate_id("plugins.config.tmux.socket", socket)?;
         }
+        // SAFETY: getuid cannot fail and touches no memory.
+        let uid = unsafe { libc::getuid() };
+        let server = socket_path(
+            settings.socket.as_deref(),
+            |name| std::env::var_os(name),
+            uid,
+        );
         Ok(Self {
             tmux: Program::new("tmux", "e.g. `apt-get install tmux` or `brew install tmux`"),
+            server: server.to_string_lossy().into_owned(),
             socket: settings.socket,
             launch_dir: Path::new(context.data_dir.as_str()).join("tmux-launch"),
             owner: context.data_dir.to_string(),
@@ -266,11 +370,20 @@ impl Runtime for TmuxRuntime {
         })
     }
 
-    /// The handle is the tmux session name, `<session id>_<owner tag>`.
+    /// The handle is `<session name>@<server socket path>`, the session name being
+    /// `<session id>_<owner tag>`.
     fn create(&self, request: &RuntimeCreateRequest) -> PluginResult<String> {
         let id = request.session_id.as_str();
         validate_id("session id", id)?;
+        if self.server.chars().any(char::is_control) {
+            return Err(PluginError::invalid_input(format!(
+                "the tmux socket path {:?} holds a control character, which a session handle \
+                 cannot carry; set TMUX_TMPDIR to a plain folder",
+                self.server
+            )));
+        }
         let name = format!("{id}_{}", self.tag);
+        let handle = format!("{name}@{}", self.server);
         if self.session_exists(&name)? {
             return Err(PluginError::invalid_input(format!(
                 "tmux session `{name}` already exists; kill it or choose another id"
@@ -288,7 +401,8 @@ impl Runtime for TmuxRuntime {
             .collect();
         let cwd = literal(request.cwd.as_str());
         let owner = literal(&self.owner);
-        let pane = Self::pane_target(&name)?;
+        let recorded = literal(&handle);
+        let pane = Self::pane_target(&name);
         // One tmux command, three steps: a placeholder pane, `remain-on-exit` so that an agent
         // that dies at once leaves its last screen to read (set on the placeholder, because a
         // fast-failing agent could be gone before a later command runs), then the agent itself
@@ -297,8 +411,10 @@ impl Runtime for TmuxRuntime {
         args.extend(["--", "env", "cat", ";"]);
         args.extend(["set-option", "-w", "-t", &pane, "remain-on-exit", "on", ";"]);
         // Marks the session as this data dir's, so `alive_handles` (and `gc`) never touch an
-        // operator's own tmux sessions, nor another data dir's, on the same server.
+        // operator's own tmux sessions, nor another data dir's, on the same server; and records
+        // its handle, which listings return.
         args.extend(["set-option", "-t", &pane, OWNER_OPTION, &owner, ";"]);
+        args.extend(["set-option", "-t", &pane, HANDLE_OPTION, &recorded, ";"]);
         args.extend(["respawn-pane", "-k", "-t", &pane, "-c", &cwd]);
         for var in &env {
             args.extend(["-e", var.as_str()]);
@@ -306,7 +422,7 @@ impl Runtime for TmuxRuntime {
         args.push("--");
         args.extend(argv.iter().map(String::as_str));
         self.run(&args)?;
-        Ok(name)
+        Ok(handle)
     }
 
     fn send_message(&self, handle: &str, text: &str) -> PluginResult<()> {
@@ -316,13 +432,14 @@ impl Runtime for TmuxRuntime {
                  the rest of it act as key presses; remove it",
             ));
         }
-        let target = Self::pane_target(handle)?;
+        let name = self.session_name(handle)?;
+        let target = Self::pane_target(name);
         if !self.is_alive(handle)? {
-            return Err(Self::missing(handle));
+            return Err(self.missing(name));
         }
-        let before = self.capture(handle, 50)?;
+        let before = self.capture(name, 50)?;
         let buffer = format!(
-            "ao-{handle}-{}-{}",
+            "ao-{name}-{}-{}",
             std::process::id(),
             BUFFER_SEQUENCE.fetch_add(1, Ordering::Relaxed)
         );
@@ -349,23 +466,25 @@ impl Runtime for TmuxRuntime {
             "-t",
             &target,
         ];
-        self.run_on(handle, &args, Some(text.as_bytes()))?;
-        self.wait_for_paste(handle, &before)?;
-        self.run_on(handle, &["send-keys", "-t", &target, "Enter"], None)?;
+        self.run_on(name, &args, Some(text.as_bytes()))?;
+        self.wait_for_paste(name, &before)?;
+        self.run_on(name, &["send-keys", "-t", &target, "Enter"], None)?;
         Ok(())
     }
 
     fn send_keys(&self, handle: &str, keys: &[RString]) -> PluginResult<()> {
-        let target = Self::pane_target(handle)?;
+        let name = self.session_name(handle)?;
+        let target = Self::pane_target(name);
         let keys: Vec<Cow<str>> = keys.iter().map(|key| literal(key)).collect();
         let mut args = vec!["send-keys", "-t", &target, "--"];
         args.extend(keys.iter().map(|key| key.as_ref()));
-        self.run_on(handle, &args, None)?;
+        self.run_on(name, &args, None)?;
         Ok(())
     }
 
     fn capture_output(&self, handle: &str, lines: u32) -> PluginResult<String> {
-        Ok(last_lines(&self.capture(handle, lines)?, lines))
+        let name = self.session_name(handle)?;
+        Ok(last_lines(&self.capture(name, lines)?, lines))
     }
 
     /// All the screens in one tmux command per batch (a `capture-pane` for each, each followed
@@ -378,8 +497,11 @@ impl Runtime for TmuxRuntime {
         lines: u32,
     ) -> PluginResult<Vec<PluginResult<String>>> {
         let start = format!("-{lines}");
-        let targets: Vec<PluginResult<String>> =
-            handles.iter().map(|h| Self::pane_target(h)).collect();
+        let names: Vec<PluginResult<&str>> = handles.iter().map(|h| self.session_name(h)).collect();
+        let targets: Vec<PluginResult<String>> = names
+            .iter()
+            .map(|name| name.clone().map(Self::pane_target))
+            .collect();
         // Invalid handles are answered at once; the others until tmux has answered for them.
         let mut screens: Vec<Option<PluginResult<String>>> = targets
             .iter()
@@ -422,7 +544,7 @@ impl Runtime for TmuxRuntime {
                     None => {
                         // tmux stopped at this session; the rest of the batch is asked again.
                         screens[i] = Some(Err(if Self::is_missing_target(&output) {
-                            Self::missing(&handles[i])
+                            self.missing(names[i].as_deref().expect("only valid names are asked"))
                         } else {
                             self.tmux.failure(&output)
                         }));
@@ -438,7 +560,8 @@ impl Runtime for TmuxRuntime {
     }
 
     fn is_alive(&self, handle: &str) -> PluginResult<bool> {
-        let target = Self::pane_target(handle)?;
+        let name = self.session_name(handle)?;
+        let target = Self::pane_target(name);
         // display-message prints an empty line, successfully, for a target that does not
         // exist; the session name in the answer tells a real answer from that.
         let args = [
@@ -451,7 +574,7 @@ impl Runtime for TmuxRuntime {
         let output = self.tmux.output(None, self.args(&args), None)?;
         if output.status.success() {
             let answer = String::from_utf8_lossy(&output.stdout);
-            Ok(answer.trim_end() == format!("{handle} 0"))
+            Ok(answer.trim_end() == format!("{name} 0"))
         } else if Self::is_missing_target(&output) {
             Ok(false)
         } else {
@@ -459,15 +582,18 @@ impl Runtime for TmuxRuntime {
         }
     }
 
+    /// A session on this server that is gone — or whose whole server is (after a reboot) — is
+    /// destroyed already; one on another server is refused (see `session_name`).
     fn destroy(&self, handle: &str) -> PluginResult<()> {
-        let target = Self::session_target(handle)?;
-        if !self.session_exists(handle)? {
+        let name = self.session_name(handle)?;
+        let target = Self::session_target(name);
+        if !self.session_exists(name)? {
             return Ok(());
         }
         let output = self
             .tmux
             .output(None, self.args(&["kill-session", "-t", &target]), None)?;
-        if output.status.success() || !self.session_exists(handle)? {
+        if output.status.success() || !self.session_exists(name)? {
             Ok(())
         } else {
             Err(self.tmux.failure(&output))
@@ -476,40 +602,30 @@ impl Runtime for TmuxRuntime {
 
     /// Live sessions (pane not dead) whose owner is exactly this data dir.
     fn alive_handles(&self) -> PluginResult<Vec<String>> {
-        // Tab-separated, owner last: names and paths with spaces (or tabs, in the owner) stay
-        // whole.
-        let format = format!("#{{session_name}}\t#{{pane_dead}}\t#{{{OWNER_OPTION}}}");
-        let output =
-            self.tmux
-                .output(None, self.args(&["list-panes", "-a", "-F", &format]), None)?;
-        if !output.status.success() {
-            // No server running means no sessions, not a failure.
-            if Self::is_missing_target(&output) {
-                return Ok(Vec::new());
-            }
-            return Err(self.tmux.failure(&output));
-        }
-        let mut alive: Vec<String> = String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter_map(|line| {
-                let mut fields = line.splitn(3, '\t');
-                let (name, dead, owner) = (fields.next()?, fields.next()?, fields.next()?);
-                (dead == "0" && owner == self.owner).then(|| name.to_string())
-            })
-            .collect();
-        alive.sort();
-        alive.dedup();
-        Ok(alive)
+        self.listed(true)
     }
 
+    /// Every session whose owner is exactly this data dir, including those whose agent exited.
+    fn owned_handles(&self) -> PluginResult<Vec<String>> {
+        self.listed(false)
+    }
+
+    /// Names the session's server by its socket (`-S`), from the handle: unlike the other
+    /// methods this works for a session on another server too, since the command says where.
     fn attach_command(&self, handle: &str) -> PluginResult<Vec<String>> {
-        let target = Self::session_target(handle)?;
-        let mut argv = vec!["tmux".to_string()];
-        if let Some(socket) = &self.socket {
-            argv.extend(["-L".to_string(), socket.clone()]);
-        }
-        argv.extend(["attach-session".to_string(), "-t".to_string(), target]);
-        Ok(argv)
+        let (name, server) = split_handle(handle);
+        validate_id("tmux session", name)?;
+        let server = server.unwrap_or(&self.server);
+        Ok([
+            "tmux",
+            "-S",
+            server,
+            "attach-session",
+            "-t",
+            &Self::session_target(name),
+        ]
+        .map(str::to_string)
+        .to_vec())
     }
 
     fn doctor(&self) -> PluginResult<Vec<DoctorCheck>> {
@@ -519,7 +635,62 @@ impl Runtime for TmuxRuntime {
 
 #[cfg(test)]
 mod tests {
-    use super::literal;
+    use super::{literal, socket_path, split_handle};
+    use std::{ffi::OsString, path::PathBuf};
+
+    #[test]
+    fn the_socket_path_is_worked_out_as_tmux_does() {
+        let temp = tempfile::tempdir().unwrap();
+        let real = temp.path().canonicalize().unwrap();
+        let link = real.join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let env = |tmux: Option<&str>, tmpdir: Option<&str>| {
+            let (tmux, tmpdir) = (tmux.map(OsString::from), tmpdir.map(OsString::from));
+            move |name: &str| match name {
+                "TMUX" => tmux.clone(),
+                "TMUX_TMPDIR" => tmpdir.clone(),
+                _ => None,
+            }
+        };
+        let tmp = PathBuf::from("/tmp").canonicalize().unwrap();
+        assert_eq!(
+            socket_path(None, env(None, None), 7),
+            tmp.join("tmux-7/default")
+        );
+        assert_eq!(
+            socket_path(Some("work"), env(None, Some("")), 7),
+            tmp.join("tmux-7/work")
+        );
+        // TMUX_TMPDIR is resolved; one that does not exist is skipped, as tmux skips it.
+        let link_text = link.to_str().unwrap();
+        assert_eq!(
+            socket_path(Some("work"), env(None, Some(link_text)), 7),
+            real.join("tmux-7/work")
+        );
+        assert_eq!(
+            socket_path(Some("work"), env(None, Some("/no/such/dir")), 7),
+            tmp.join("tmux-7/work")
+        );
+        // Inside tmux, a client without -L talks to its own server; -L overrides that.
+        let inside = Some("/run/t/srv,123,0");
+        assert_eq!(
+            socket_path(None, env(inside, Some(link_text)), 7),
+            PathBuf::from("/run/t/srv")
+        );
+        assert_eq!(
+            socket_path(Some("x"), env(inside, Some(link_text)), 7),
+            real.join("tmux-7/x")
+        );
+    }
+
+    #[test]
+    fn a_handle_splits_at_its_first_at_sign() {
+        assert_eq!(split_handle("app-1_ab"), ("app-1_ab", None));
+        assert_eq!(
+            split_handle("app-1_ab@/tmp/a@b/default"),
+            ("app-1_ab", Some("/tmp/a@b/default"))
+        );
+    }
 
     #[test]
     fn a_trailing_semicolon_is_escaped_for_tmux() {

@@ -8,6 +8,12 @@
 //! folder (`<repo>/.git/worktrees/<name>`), and [`Workspace::list_owned`] lists only worktrees
 //! whose record is this data dir's: two installations may share a worktree root or a
 //! repository, and `ao-host gc` of one must never see the other's worktrees.
+//!
+//! A spawn killed (`kill -9`) between `git worktree add` and writing that record would leak the
+//! worktree, so `create` first writes an intent file in the data dir naming the path, and removes
+//! it once the record exists; `list_owned` lists what intent files name too. A last record,
+//! `ao-ready`, marks a worktree whose `create` finished: one without it never had an agent, so
+//! its (half checked-out) files are no work to keep, nor is its branch if merged.
 
 use std::{
     fs::File,
@@ -27,6 +33,11 @@ export_plugins! {
 
 /// The file in a worktree's admin folder that names the data dir it belongs to.
 const OWNER_FILE: &str = "ao-owner";
+/// The file in a worktree's admin folder written once `create` fully succeeded.
+const READY_FILE: &str = "ao-ready";
+/// An intent file younger than this may belong to a `create` still between writing it and
+/// `git worktree add`, so listing does not remove it for naming no worktree yet.
+const PENDING_GRACE: Duration = Duration::from_secs(60);
 /// Below the host's default `defaults.call_timeout_ms` (60000), so that a slow post_create is
 /// stopped and cleaned up here before the host stops waiting for `create`.
 const DEFAULT_POST_CREATE_TIMEOUT_MS: u64 = 45_000;
@@ -48,10 +59,9 @@ pub struct GitWorktree {
     root: PathBuf,
     /// The host's data dir, recorded on each worktree as its owner.
     owner: String,
-    /// Whether `root` lies inside the data dir (the default): then nobody else makes worktrees
-    /// there, and one without an owner record is this data dir's too — a spawn killed between
-    /// `git worktree add` and writing the record leaves exactly that, and `gc` must see it.
-    private_root: bool,
+    /// `<data_dir>/git-worktree/pending`: one intent file per `create` not yet past writing the
+    /// owner record, named `<project>__<session>` and holding the worktree's path.
+    pending: PathBuf,
     post_create_timeout: Duration,
 }
 
@@ -117,23 +127,69 @@ impl GitWorktree {
         Ok(PathBuf::from(dir.trim()))
     }
 
-    /// Records this data dir as the owner of a worktree just made.
-    fn tag_owner(&self, worktree: &Path) -> PluginResult<()> {
-        let file = self.admin_dir(worktree)?.join(OWNER_FILE);
-        std::fs::write(&file, &self.owner)
+    /// Writes `contents` to record `name` in a worktree's admin folder.
+    fn write_record(&self, worktree: &Path, name: &str, contents: &str) -> PluginResult<()> {
+        let file = self.admin_dir(worktree)?.join(name);
+        std::fs::write(&file, contents)
             .map_err(|e| PluginError::failed(format!("writing {}: {e}", file.display())))
     }
 
-    /// Whether a worktree is this data dir's: its owner record names exactly this data dir, or
-    /// it has none and lies in a root private to this data dir.
-    fn owned(&self, worktree: &Path) -> bool {
-        let Ok(admin) = self.admin_dir(worktree) else {
-            return false;
-        };
-        match std::fs::read_to_string(admin.join(OWNER_FILE)) {
-            Ok(owner) => owner == self.owner,
-            Err(e) => self.private_root && e.kind() == std::io::ErrorKind::NotFound,
+    /// The owner record of a worktree (`None` when it has none); `Err` when `worktree` is not
+    /// a worktree.
+    fn owner_of(&self, worktree: &Path) -> PluginResult<Option<String>> {
+        if !worktree.join(".git").is_file() {
+            return Err(PluginError::not_found(format!(
+                "{} is not a linked worktree",
+                worktree.display()
+            )));
         }
+        Ok(std::fs::read_to_string(self.admin_dir(worktree)?.join(OWNER_FILE)).ok())
+    }
+
+    /// Whether `create` finished for a worktree (see [`READY_FILE`]).
+    fn is_ready(&self, worktree: &Path) -> PluginResult<bool> {
+        Ok(self.admin_dir(worktree)?.join(READY_FILE).exists())
+    }
+
+    /// The intent file of `create` for `config`.
+    fn pending_file(&self, config: &WorkspaceCreateConfig) -> PathBuf {
+        self.pending
+            .join(format!("{}__{}", config.project_id, config.session_id))
+    }
+
+    /// Records that `create` is about to make a worktree at `path` (see the module docs).
+    fn write_pending(&self, file: &Path, path: &str) -> PluginResult<()> {
+        std::fs::create_dir_all(&self.pending)
+            .and_then(|()| std::fs::write(file, path))
+            .map_err(|e| PluginError::failed(format!("writing {}: {e}", file.display())))
+    }
+
+    /// Worktrees named by this data dir's intent files, removing the files that name no
+    /// worktree of this data dir any more (past [`PENDING_GRACE`]).
+    fn pending_worktrees(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(&self.pending) else {
+            return Vec::new();
+        };
+        let mut paths = Vec::new();
+        for entry in entries.filter_map(Result::ok) {
+            let Ok(path) = std::fs::read_to_string(entry.path()) else {
+                continue;
+            };
+            match self.owner_of(Path::new(&path)) {
+                Ok(None) => paths.push(path),
+                Ok(Some(owner)) if owner == self.owner => paths.push(path),
+                _ => {
+                    let young = entry
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .is_ok_and(|at| at.elapsed().is_ok_and(|age| age < PENDING_GRACE));
+                    if !young {
+                        let _ = std::fs::remove_file(entry.path());
+                    }
+                }
+            }
+        }
+        paths
     }
 
     /// Refuses a branch that is checked out in another worktree (`git worktree add` would fail
@@ -268,7 +324,10 @@ impl GitWorktree {
 
     /// Everything after `git worktree add`: the steps whose failure must undo the worktree.
     fn finish(&self, config: &WorkspaceCreateConfig, repo: &Path, path: &Path) -> PluginResult<()> {
-        self.tag_owner(path)?;
+        self.write_record(path, OWNER_FILE, &self.owner)?;
+        // The record now says whose it is. An intent file left by a failed removal is harmless:
+        // it names a worktree of this data dir, and listing drops it once that is gone.
+        let _ = std::fs::remove_file(self.pending_file(config));
         self.git(path, &["reset", "--hard", "--quiet"])?;
         for entry in &config.symlinks {
             link_into(repo, path, entry.as_str())?;
@@ -308,7 +367,7 @@ impl GitWorktree {
                 )));
             }
         }
-        Ok(())
+        self.write_record(path, READY_FILE, "")
     }
 
     /// Removes a half-made worktree and, if this call created it, its branch. The caller holds
@@ -424,7 +483,7 @@ impl Workspace for GitWorktree {
         }
         Ok(Self {
             git: Program::new("git", "e.g. `apt-get install git` or `brew install git`"),
-            private_root: root.starts_with(context.data_dir.as_str()),
+            pending: Path::new(context.data_dir.as_str()).join("git-worktree/pending"),
             root,
             owner: context.data_dir.to_string(),
             post_create_timeout: Duration::from_millis(timeout_ms),
@@ -442,6 +501,18 @@ impl Workspace for GitWorktree {
                 config.project_id
             )));
         }
+        // Asked first: every later git command would fail on it with a less telling message.
+        let probe = self
+            .git
+            .output(Some(repo), ["rev-parse", "--git-dir"], None)?;
+        if !probe.status.success() {
+            return Err(PluginError::invalid_input(format!(
+                "{} is not a git repository (git: {}); fix `repo` for project `{}`",
+                repo.display(),
+                String::from_utf8_lossy(&probe.stderr).trim(),
+                config.project_id
+            )));
+        }
         for entry in &config.symlinks {
             check_symlink_entry(entry)?;
         }
@@ -452,6 +523,7 @@ impl Workspace for GitWorktree {
             .join(config.project_id.as_str())
             .join(config.session_id.as_str());
         let path_text = path.display().to_string();
+        let pending = self.pending_file(config);
 
         // Read-only questions are answered before taking the lock (`worktree add -b` itself
         // refuses an existing branch, so nothing is lost if one appears in between).
@@ -488,10 +560,13 @@ impl Workspace for GitWorktree {
             std::fs::create_dir_all(path.parent().unwrap_or(&self.root)).map_err(|e| {
                 PluginError::failed(format!("creating {}: {e}", self.root.display()))
             })?;
+            self.write_pending(&pending, &path_text)?;
             match &base {
                 None => {
                     let args = ["worktree", "add", "--no-checkout", "--", &path_text, branch];
-                    self.git(repo, &args)?;
+                    self.git(repo, &args).inspect_err(|_| {
+                        let _ = std::fs::remove_file(&pending);
+                    })?;
                     None
                 }
                 Some(base) => {
@@ -506,8 +581,10 @@ impl Workspace for GitWorktree {
                         &path_text,
                         base,
                     ];
-                    self.git(repo, &args)
-                        .inspect_err(|_| self.undo_locked(repo, &path, None))?;
+                    self.git(repo, &args).inspect_err(|_| {
+                        self.undo_locked(repo, &path, None);
+                        let _ = std::fs::remove_file(&pending);
+                    })?;
                     Some(branch)
                 }
             }
@@ -515,11 +592,15 @@ impl Workspace for GitWorktree {
         if let Err(error) = self.finish(config, repo, &path) {
             let _lock = self.lock(repo);
             self.undo_locked(repo, &path, created_branch);
+            let _ = std::fs::remove_file(&pending);
             return Err(error);
         }
         Ok(path_text)
     }
 
+    /// A worktree whose `create` never finished (no `ao-ready`) also loses its branch when the
+    /// branch holds nothing (`git branch -d` refuses one with unmerged commits, and that is kept):
+    /// otherwise interrupted spawns would leave a branch each.
     fn destroy(&self, path: &str, delete_branch: bool) -> PluginResult<()> {
         let path = Path::new(path);
         if !path.exists() {
@@ -536,12 +617,17 @@ impl Workspace for GitWorktree {
             .git(path, &["symbolic-ref", "--quiet", "--short", "HEAD"])
             .ok()
             .map(|b| b.trim().to_string());
+        let ready = self.is_ready(path).unwrap_or(true);
         let _lock = self.lock(&repo)?;
         let path_text = path.display().to_string();
         self.git(&repo, &["worktree", "remove", "--force", "--", &path_text])?;
         self.git(&repo, &["worktree", "prune"])?;
-        if let Some(branch) = branch.filter(|_| delete_branch) {
-            self.git(&repo, &["branch", "-D", "--", &branch])?;
+        if let Some(branch) = branch {
+            if delete_branch {
+                self.git(&repo, &["branch", "-D", "--", &branch])?;
+            } else if !ready {
+                let _ = self.git(&repo, &["branch", "-d", "--", &branch]);
+            }
         }
         Ok(())
     }
@@ -550,35 +636,43 @@ impl Workspace for GitWorktree {
         Ok(Path::new(path).join(".git").exists())
     }
 
-    /// Every `<root>/<project>/<session>` worktree that is this data dir's (see `owned`).
-    /// In a shared root, worktrees without an owner record (made by hand, or by an older
-    /// version) are never listed, so never removed by `gc`.
+    /// Every `<root>/<project>/<session>` worktree whose owner record is this data dir, and
+    /// every worktree an intent file of this data dir names (its `create` was cut short before
+    /// writing the record). Worktrees without an owner record (made by hand, by an older
+    /// version, or by another data dir's interrupted spawn) are never listed, so never removed
+    /// by `gc`.
     fn list_owned(&self) -> PluginResult<Vec<String>> {
-        let mut owned = Vec::new();
-        let Ok(projects) = std::fs::read_dir(&self.root) else {
-            return Ok(owned);
-        };
-        for project in projects.filter_map(Result::ok) {
-            let Ok(sessions) = std::fs::read_dir(project.path()) else {
-                continue;
-            };
-            for session in sessions.filter_map(Result::ok) {
-                let path = session.path();
-                if path.join(".git").is_file() && self.owned(&path) {
-                    owned.push(path.display().to_string());
+        let mut owned = self.pending_worktrees();
+        if let Ok(projects) = std::fs::read_dir(&self.root) {
+            for project in projects.filter_map(Result::ok) {
+                let Ok(sessions) = std::fs::read_dir(project.path()) else {
+                    continue;
+                };
+                for session in sessions.filter_map(Result::ok) {
+                    let path = session.path();
+                    if self
+                        .owner_of(&path)
+                        .is_ok_and(|o| o.as_ref() == Some(&self.owner))
+                    {
+                        owned.push(path.display().to_string());
+                    }
                 }
             }
         }
         owned.sort();
+        owned.dedup();
         Ok(owned)
     }
 
-    /// Uncommitted changes, including untracked files (ignored files do not count).
+    /// Uncommitted changes, including untracked files (ignored files do not count). A worktree
+    /// whose `create` never finished holds none: no agent ran there, and its half-done checkout
+    /// would show every file deleted.
     fn has_unsaved_work(&self, path: &str) -> PluginResult<bool> {
-        let status = self.git(
-            Path::new(path),
-            &["status", "--porcelain", "--untracked-files=normal"],
-        )?;
+        let path = Path::new(path);
+        if !self.is_ready(path)? {
+            return Ok(false);
+        }
+        let status = self.git(path, &["status", "--porcelain", "--untracked-files=normal"])?;
         Ok(!status.trim().is_empty())
     }
 
