@@ -114,12 +114,14 @@ fn the_demo_config_spawns_a_shell_agent_in_tmux_without_claude() {
     };
     let ok = output.status.success();
     let listed = demo(home.path(), &plugins, &repo, &["session", "ls", "--json"]);
-    // The tmux session is named by the runtime (the id plus the data dir's tag).
+    // The tmux session is named by the runtime (the id plus the data dir's tag, `@` its server).
     let target = format!(
         "={}:^",
-        json(&listed)[0]["runtime_handle"]
-            .as_str()
-            .unwrap_or("none")
+        support::tmux_name(
+            json(&listed)[0]["runtime_handle"]
+                .as_str()
+                .unwrap_or("none")
+        )
     );
     let mut screen = String::new();
     let printed = ok

@@ -16,7 +16,9 @@ use std::{
 };
 
 use serde_json::Value;
-use support::{fake_messages, git, init_repo, json, stderr, stdout, wait_until, Harness};
+use support::{
+    fake_messages, git, init_repo, json, stderr, stdout, tmux_name, wait_until, Harness,
+};
 
 /// A second installation sharing `harness`'s plugins and tmux server, with its own data dir and
 /// repository: what an operator with two configs on one machine has.
@@ -118,7 +120,7 @@ fn gc_racing_spawns_never_removes_a_session_whose_spawn_succeeded() {
     let alive = harness.tmux.sessions();
     for session in &listed {
         assert!(
-            alive.contains(&session["runtime_handle"].as_str().unwrap().to_string()),
+            alive.contains(&tmux_name(session["runtime_handle"].as_str().unwrap())),
             "{session}"
         );
         assert!(Path::new(session["workspace_path"].as_str().unwrap()).exists());
@@ -214,7 +216,7 @@ fn gc_in_a_second_data_dir_on_the_same_tmux_server_touches_nothing_of_the_first(
     let tagged = tagged_tmux_sessions(&harness);
     for session in &first_after {
         assert_ne!(session["status"], "exited", "{session}");
-        assert!(tagged.contains_key(session["runtime_handle"].as_str().unwrap()));
+        assert!(tagged.contains_key(&tmux_name(session["runtime_handle"].as_str().unwrap())));
     }
     let listed = second
         .command(&harness, &["session", "ls", "--json"])
@@ -245,7 +247,7 @@ fn an_unreadable_record_is_reported_never_a_reason_to_destroy_and_a_fifo_never_h
     let harness = Harness::new(&[], "");
     harness.ok(&["spawn", "app", "--task", "a"]);
     harness.ok(&["spawn", "app", "--task", "b"]);
-    let handle = harness.handle("app-1");
+    let handle = harness.tmux_session("app-1");
     std::fs::write(harness.record("app-1", false), "garbage: [").unwrap();
     let gc = json(&harness.ok(&["gc", "--json"]));
     let actions = gc.as_array().unwrap();
@@ -268,6 +270,28 @@ fn an_unreadable_record_is_reported_never_a_reason_to_destroy_and_a_fifo_never_h
         "{}",
         stderr(&listed)
     );
+
+    // A records folder that cannot be read hides every session in it: still no reason to
+    // destroy anything, and the listing says so instead of "no sessions".
+    let records = harness.data_dir().join("sessions").join("app");
+    let moved = harness.home().join("records-moved");
+    std::fs::rename(&records, &moved).unwrap();
+    std::fs::write(&records, "not a folder").unwrap();
+    let gc = json(&harness.ok(&["gc", "--json"]));
+    assert!(
+        gc.as_array().unwrap().iter().all(|a| a["done"] == false),
+        "gc acted on sessions it could not see: {gc:#}"
+    );
+    let listed = harness.ao(&["session", "ls"]);
+    assert!(
+        stderr(&listed).contains("sessions/app"),
+        "{}",
+        stderr(&listed)
+    );
+    std::fs::remove_file(&records).unwrap();
+    std::fs::rename(&moved, &records).unwrap();
+    assert!(harness.tmux.sessions().contains(&handle));
+    assert_eq!(harness.tmux.sessions().len(), 2);
 
     // A FIFO named like a record: every command answers instead of blocking on it.
     let fifo = std::ffi::CString::new(harness.record("app-7", false).to_str().unwrap().to_string())
@@ -576,7 +600,7 @@ fn run_schedule(harness: &Harness, second: &SecondDataDir, seed: u64, steps: usi
             .collect();
         let handles: HashSet<String> = sessions
             .iter()
-            .map(|s| s["runtime_handle"].as_str().unwrap_or("").to_string())
+            .map(|s| tmux_name(s["runtime_handle"].as_str().unwrap_or("")))
             .collect();
         let live: HashSet<String> = tagged
             .iter()
@@ -777,4 +801,70 @@ fn a_session_that_kills_itself_is_killed_completely() {
         "killed"
     );
     harness.assert_no_sessions();
+}
+
+#[test]
+fn a_kill_that_cannot_reach_the_sessions_tmux_server_is_refused_not_reported_done() {
+    let harness = Harness::new(&[], "");
+    harness.ok(&["spawn", "app", "--task", "x"]);
+    let name = harness.tmux_session("app-1");
+    let elsewhere = harness.home().join("other-tmux-dir");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let output = harness
+        .command(&["session", "kill", "app-1"])
+        .env("TMUX_TMPDIR", &elsewhere)
+        .output()
+        .unwrap();
+    assert!(
+        !output.status.success(),
+        "a kill that reached nothing said it killed"
+    );
+    assert!(
+        stderr(&output).contains("TMUX_TMPDIR"),
+        "{}",
+        stderr(&output)
+    );
+    // Nothing changed: the agent runs, its worktree and active record are there.
+    assert!(harness.tmux.sessions().contains(&name));
+    assert!(harness.worktree("app-1").exists());
+    assert!(harness.record("app-1", false).exists());
+    harness.ok(&["session", "kill", "app-1"]);
+    harness.assert_no_sessions();
+}
+
+#[test]
+fn gc_collects_an_orphan_whose_agent_has_exited() {
+    let harness = Harness::new(&[], "");
+    harness.ok(&["spawn", "app", "--task", "x"]);
+    let name = harness.tmux_session("app-1");
+    // The record is lost and the agent exits; its pane stays (remain-on-exit) with its last
+    // screen, so the tmux session lives on with nobody's record.
+    std::fs::remove_file(harness.record("app-1", false)).unwrap();
+    harness
+        .tmux
+        .tmux(&["send-keys", "-t", &format!("={name}:^"), "C-c"]);
+    assert!(wait_until(Duration::from_secs(10), || {
+        harness
+            .tmux
+            .tmux(&[
+                "display-message",
+                "-p",
+                "-t",
+                &format!("={name}:^"),
+                "#{pane_dead}",
+            ])
+            .1
+            .trim()
+            == "1"
+    }));
+    let gc = json(&harness.ok(&["gc", "--json"]));
+    assert!(
+        gc.as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action"] == "destroy orphan runtime session" && a["done"] == true),
+        "{gc:#}"
+    );
+    assert!(harness.tmux.sessions().is_empty());
+    assert!(!harness.worktree("app-1").exists());
 }

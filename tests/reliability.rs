@@ -293,7 +293,7 @@ fn kill_9_at_any_point_of_a_spawn_is_reported_truthfully_and_gc_restores_a_clean
     let listed = harness.sessions_json(&[]);
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["id"], "app-4");
-    assert_eq!(harness.tmux.sessions(), vec![harness.handle("app-4")]);
+    assert_eq!(harness.tmux.sessions(), vec![harness.tmux_session("app-4")]);
     let worktrees = git(&harness.repo(), &["worktree", "list"]);
     assert_eq!(worktrees.lines().count(), 2, "{worktrees}");
     let archived = harness.sessions_json(&["--archived"]);
@@ -325,7 +325,7 @@ fn gc_removes_orphans_but_keeps_uncommitted_work_unless_forced() {
     // worktree. app-3: record lost, with uncommitted work in its worktree.
     let handles: Vec<String> = ["app-1", "app-2", "app-3"]
         .iter()
-        .map(|id| harness.handle(id))
+        .map(|id| harness.tmux_session(id))
         .collect();
     harness
         .tmux
@@ -344,7 +344,7 @@ fn gc_removes_orphans_but_keeps_uncommitted_work_unless_forced() {
             .as_array()
             .unwrap()
             .iter()
-            .find(|a| a["action"] == action && a["target"].as_str().unwrap().ends_with(target))
+            .find(|a| a["action"] == action && a["target"].as_str().unwrap().contains(target))
             .cloned()
     };
     assert_eq!(

@@ -32,7 +32,7 @@ fn spawn_makes_worktree_tmux_session_and_record_and_delivers_the_task_once() {
     assert_eq!(session["runtime"], "tmux");
     assert_eq!(session["workspace"], "git-worktree");
     // tmux session names carry the data dir's tag, so two data dirs can share a tmux server.
-    let handle = session["runtime_handle"].as_str().unwrap().to_string();
+    let handle = support::tmux_name(session["runtime_handle"].as_str().unwrap());
     assert!(handle.starts_with("app-1_"), "{handle}");
     assert_eq!(session["task"], task);
     assert_eq!(session["status"], "working");
@@ -417,7 +417,7 @@ fn session_ls_reports_a_dead_runtime_as_exited() {
     harness.tmux.tmux(&[
         "kill-session",
         "-t",
-        &format!("={}", harness.handle("app-1")),
+        &format!("={}", harness.tmux_session("app-1")),
     ]);
     let listed = harness.sessions_json(&[]);
     assert_eq!(listed[0]["status"], "exited");

@@ -479,6 +479,11 @@ pub fn init_repo(dir: &Path) {
     git(dir, &["commit", "-q", "-m", "initial"]);
 }
 
+/// The tmux session name in a tmux runtime handle (`<name>@<server socket>`).
+pub fn tmux_name(handle: &str) -> String {
+    handle.split('@').next().unwrap_or_default().to_string()
+}
+
 /// A private tmux server for one test, killed when dropped so no session outlives the test.
 pub struct TmuxServer {
     pub socket: String,
@@ -661,11 +666,11 @@ impl Harness {
         json(&self.ok(&args)).as_array().unwrap().clone()
     }
 
-    /// The runtime handle (tmux session name) recorded for `id`.
-    pub fn handle(&self, id: &str) -> String {
+    /// The tmux session name of `id`, from the runtime handle in its record.
+    pub fn tmux_session(&self, id: &str) -> String {
         let text = std::fs::read_to_string(self.record(id, false)).unwrap();
         let record: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
-        record["runtime_handle"].as_str().unwrap().to_string()
+        tmux_name(record["runtime_handle"].as_str().unwrap())
     }
 
     pub fn record(&self, id: &str, archived: bool) -> PathBuf {

@@ -24,6 +24,7 @@ use std::{
     path::PathBuf,
 };
 
+use ao_plugin_api::PluginErrorKind;
 use serde::Serialize;
 
 use super::{status::SpawnState, Lifecycle};
@@ -179,6 +180,20 @@ impl Lifecycle {
         choices
     }
 
+    /// A runtime's live handles (to tell which sessions exited) and every handle it owns, live
+    /// or dead (orphans to remove: a dead pane kept for its last screen is one too). A runtime
+    /// built before `owned_handles` existed owns what it lists as alive.
+    async fn runtime_listing(&self, name: &str) -> Result<(HashSet<String>, Vec<String>), String> {
+        let runtime = self.runtime(name).await.map_err(|e| e.to_string())?;
+        let alive = runtime.alive_handles().await.map_err(|e| e.to_string())?;
+        let owned = match runtime.owned_handles().await {
+            Ok(owned) => owned,
+            Err(e) if e.kind() == PluginErrorKind::Unsupported => alive.clone(),
+            Err(e) => return Err(e.to_string()),
+        };
+        Ok((alive.into_iter().collect(), owned))
+    }
+
     /// Works out what `gc` would do, changing nothing.
     pub async fn gc_plan(&self, force: bool) -> GcPlan {
         let mut plan = GcPlan::default();
@@ -191,14 +206,10 @@ impl Lifecycle {
         // Live handles of each runtime that could answer.
         let mut alive_by_runtime: HashMap<String, HashSet<String>> = HashMap::new();
         for name in &runtimes {
-            let listed = match self.runtime(name).await {
-                Ok(runtime) => runtime.alive_handles().await.map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            match listed {
-                Ok(handles) => {
-                    alive_by_runtime.insert(name.clone(), handles.iter().cloned().collect());
-                    owned_handles.extend(handles.into_iter().map(|h| (name.clone(), h)));
+            match self.runtime_listing(name).await {
+                Ok((alive, owned)) => {
+                    alive_by_runtime.insert(name.clone(), alive);
+                    owned_handles.extend(owned.into_iter().map(|h| (name.clone(), h)));
                 }
                 Err(e) => plan
                     .skipped
