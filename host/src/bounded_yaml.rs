@@ -28,6 +28,9 @@ pub fn check(text: &str, max_bytes: usize, what: &str) -> Result<(), String> {
             "the file is over {max_bytes} bytes; {what} may have at most {max_bytes}"
         ));
     }
+    if plainly_small(text) {
+        return Ok(());
+    }
     let mut depth = 0usize;
     let mut values = 0u64;
     // Open collections: their anchor and the value count when they opened.
@@ -89,6 +92,30 @@ pub fn check(text: &str, max_bytes: usize, what: &str) -> Result<(), String> {
         ControlFlow::Break(message) => Err(message),
         ControlFlow::Continue(()) => Ok(()),
     }
+}
+
+/// Documents no larger than this may skip the event pass when [`plainly_small`] says so.
+const QUICK_BYTES: usize = 64 * 1024;
+
+/// Whether one pass over the bytes proves `text` within every limit, so the event pass (which
+/// costs as much as parsing) can be skipped — `session ls` reads thousands of small records.
+///
+/// Sound because each limit has a byte-level bound: without `*` there is no alias to expand;
+/// within [`QUICK_BYTES`] there are fewer values than bytes / 2 < [`MAX_VALUES`]; and nesting
+/// is at most one level per `[` or `{` plus two per column of indentation (a block mapping and
+/// a sequence under it may share a column), which is what is checked against [`MAX_DEPTH`].
+/// Anything else takes the exact path.
+fn plainly_small(text: &str) -> bool {
+    if text.len() > QUICK_BYTES || text.contains('*') {
+        return false;
+    }
+    let openers = text.bytes().filter(|b| matches!(b, b'[' | b'{')).count();
+    let indent = text
+        .lines()
+        .map(|line| line.len() - line.trim_start_matches([' ', '\t']).len())
+        .max()
+        .unwrap_or(0);
+    openers + 2 * indent <= MAX_DEPTH
 }
 
 /// What [`check`] needs to know of one parser event; anchors borrow from the event.
@@ -172,4 +199,27 @@ fn for_each_event<B>(
     // SAFETY: initialised above and deleted once; no event of it is alive.
     unsafe { unsafe_libyaml::yaml_parser_delete(parser) };
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_quick_path_takes_only_documents_that_cannot_reach_a_limit() {
+        assert!(plainly_small(
+            "id: app-1\ntask: \"fix [the] {thing}\"\nnote: null\n"
+        ));
+        assert!(const { QUICK_BYTES / 2 < MAX_VALUES as usize });
+        for text in [
+            format!("a: {}", "[".repeat(MAX_DEPTH + 1)),
+            format!("{}a: 1\n", " ".repeat(MAX_DEPTH / 2 + 1)),
+            "a: &x [1]\nb: *x\n".to_string(),
+            format!("a: \"{}\"\n", "x".repeat(QUICK_BYTES)),
+        ] {
+            assert!(!plainly_small(&text), "{text:.60}");
+        }
+        // What the quick path lets through, the exact one accepts too.
+        check("a:\n  - b: [1, {c: 2}]\n", 1024, "a test").unwrap();
+    }
 }
