@@ -376,6 +376,8 @@ impl SessionStore {
                 projects
             }
         };
+        // (project, folder, id) of every record to read.
+        let mut jobs: Vec<(String, PathBuf, String)> = Vec::new();
         for project in projects {
             let mut dir = self.project_dir(&project);
             if archived {
@@ -388,31 +390,62 @@ impl SessionStore {
                     continue;
                 }
             };
-            for id in ids {
-                let path = dir.join(format!("{id}.{RECORD_EXTENSION}"));
-                match Self::read(&path) {
-                    Ok(mut session) if session.id == id && session.project_id == project => {
-                        if archived && session.status != SessionStatus::Errored {
-                            // Archived by a kill that died before rewriting the status.
-                            session.status = SessionStatus::Killed;
-                        }
-                        listing.sessions.push(session)
-                    }
-                    Ok(session) => listing.problems.push(StoreError::Corrupt {
-                        path,
-                        message: format!(
-                            "it describes session `{}` of project `{}`",
-                            session.id, session.project_id
-                        ),
-                    }),
-                    Err(problem) => listing.problems.push(problem),
-                }
+            jobs.extend(ids.into_iter().map(|id| (project.clone(), dir.clone(), id)));
+        }
+        // Parsing dominates a listing of thousands of records; spread it over the cores.
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        let chunk = jobs.len().div_ceil(threads).max(1);
+        let read: Vec<Result<Session, StoreError>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = jobs
+                .chunks(chunk)
+                .map(|jobs| {
+                    scope.spawn(move || {
+                        jobs.iter()
+                            .map(|(project, dir, id)| Self::read_listed(project, dir, id, archived))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|worker| worker.join().expect("reading records does not panic"))
+                .collect()
+        });
+        for outcome in read {
+            match outcome {
+                Ok(session) => listing.sessions.push(session),
+                Err(problem) => listing.problems.push(problem),
             }
         }
         listing
             .sessions
             .sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         listing
+    }
+
+    /// One listed record, checked to be the session its file name says.
+    fn read_listed(
+        project: &str,
+        dir: &Path,
+        id: &str,
+        archived: bool,
+    ) -> Result<Session, StoreError> {
+        let path = dir.join(format!("{id}.{RECORD_EXTENSION}"));
+        let mut session = Self::read(&path)?;
+        if session.id != id || session.project_id != project {
+            return Err(StoreError::Corrupt {
+                path,
+                message: format!(
+                    "it describes session `{}` of project `{}`",
+                    session.id, session.project_id
+                ),
+            });
+        }
+        if archived && session.status != SessionStatus::Errored {
+            // Archived by a kill that died before rewriting the status.
+            session.status = SessionStatus::Killed;
+        }
+        Ok(session)
     }
 
     /// Temporary files left by writers that died before renaming them into place.
