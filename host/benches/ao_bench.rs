@@ -760,7 +760,7 @@ fn live_listing(plugins: &[PathBuf], work: &Path) {
     println!("| operation | median | target |");
     println!("|---|---|---|");
     println!(
-        "| `ao-host session ls --json` with {sessions} live sessions (each screen captured and judged, 16 at a time) | {:.0} ms | <= 60 ms |",
+        "| `ao-host session ls --json` with {sessions} live sessions (every screen in one `capture_outputs` call, each judged by its agent plugin) | {:.0} ms | <= 60 ms |",
         median(runs)
     );
     println!();
