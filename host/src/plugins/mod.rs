@@ -7,7 +7,7 @@
 //!   layout check.
 //! - [`registry`] registers every plugin by (kind, name), reporting shadowed duplicates, and
 //!   builds instances from the operator's settings.
-//! - [`set`] picks the runtime, agent and workspace a session uses.
+//! - [`set`] is the runtime, agent and workspace a session uses, and the context plugins get.
 //! - [`instance`] is how the host calls a plugin: off the async reactor, with a timeout.
 
 pub mod discovery;

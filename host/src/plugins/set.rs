@@ -1,11 +1,11 @@
-//! The runtime, agent and workspace a session uses, built from the registry and the config.
+//! The runtime, agent and workspace a session uses, and the context plugins are built with.
 
-use std::{path::Path, time::Duration};
+use std::path::Path;
 
 use ao_plugin_api::{abi_stable::std_types::RString, PluginContext};
 
-use super::{AgentPlugin, PluginRegistry, RegistryError, RuntimePlugin, WorkspacePlugin};
-use crate::config::{Config, PluginChoice};
+use super::{AgentPlugin, RuntimePlugin, WorkspacePlugin};
+use crate::config::Config;
 
 /// One instance of each kind, as chosen for a project (or a session's record).
 #[derive(Clone)]
@@ -21,25 +21,5 @@ pub fn plugin_context(config: &Config, data_dir: &Path, name: &str) -> PluginCon
         plugin_name: RString::from(name),
         data_dir: RString::from(data_dir.display().to_string()),
         config_yaml: RString::from(config.plugin_settings(name)),
-    }
-}
-
-impl PluginSet {
-    pub fn build(
-        registry: &PluginRegistry,
-        config: &Config,
-        choice: &PluginChoice,
-    ) -> Result<Self, RegistryError> {
-        let timeout = Duration::from_millis(config.call_timeout_ms);
-        let context = |name: &str| plugin_context(config, &config.data_dir, name);
-        Ok(Self {
-            runtime: registry.runtime(&choice.runtime, &context(&choice.runtime), timeout)?,
-            agent: registry.agent(&choice.agent, &context(&choice.agent), timeout)?,
-            workspace: registry.workspace(
-                &choice.workspace,
-                &context(&choice.workspace),
-                timeout,
-            )?,
-        })
     }
 }
