@@ -207,3 +207,47 @@ impl Lifecycle {
         Ok(self.config.resolve_project(name, cwd, discover).await?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The dashboard will hold one service behind an `Arc` and call it from server tasks: the
+    /// service must be shareable and every operation's future sendable between threads.
+    #[test]
+    fn the_service_can_be_shared_by_a_server() {
+        fn shared<T: Send + Sync>(_: &T) {}
+        fn sendable<T: Send>(_: T) {}
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::parse("", &dir.path().join("ao-rs.yaml")).unwrap();
+        config.data_dir = dir.path().join("data");
+        let lifecycle = Lifecycle::open(config, &[]).unwrap();
+        shared(&lifecycle);
+        let quiet = |_: &str| {};
+        sendable(lifecycle.list(None, false));
+        sendable(lifecycle.kill("app-1", false, &quiet));
+        sendable(lifecycle.send("app-1", "hello", &quiet));
+        sendable(lifecycle.gc_plan(false));
+        sendable(lifecycle.doctor());
+        sendable(lifecycle.attach_command("app-1"));
+        sendable(lifecycle.resolve_project(None, dir.path()));
+        let project = ProjectConfig {
+            id: "app".into(),
+            repo: dir.path().to_path_buf(),
+            default_branch: Some("main".into()),
+            session_prefix: "app".into(),
+            symlinks: Vec::new(),
+            post_create: Vec::new(),
+            agent_config: String::new(),
+            plugins: lifecycle.config().defaults.clone(),
+        };
+        let request = SpawnRequest {
+            project,
+            role: crate::session::SessionRole::Worker,
+            task: Some("x".into()),
+            no_prompt: false,
+            stop: Arc::default(),
+        };
+        sendable(lifecycle.spawn(request, &quiet));
+    }
+}
