@@ -264,7 +264,11 @@ fn an_unreadable_record_is_reported_never_a_reason_to_destroy_and_a_fifo_never_h
     assert!(harness.tmux.sessions().contains(&handle));
     assert!(harness.worktree("app-1").exists());
     let listed = harness.ao(&["session", "ls", "--json"]);
-    assert!(listed.status.success());
+    assert!(
+        !listed.status.success(),
+        "an incomplete list must not look complete"
+    );
+    assert_eq!(json(&listed).as_array().unwrap().len(), 1);
     assert!(
         stderr(&listed).contains("app-1.yaml"),
         "{}",
@@ -305,9 +309,12 @@ fn an_unreadable_record_is_reported_never_a_reason_to_destroy_and_a_fifo_never_h
         command.arg("--config").arg(&config).args(args);
         command
     };
-    assert!(run_bounded(command(&["session", "ls"]), limit)
-        .status
-        .success());
+    let listed = run_bounded(command(&["session", "ls"]), limit);
+    assert!(
+        stderr(&listed).contains("app-7.yaml"),
+        "{}",
+        stderr(&listed)
+    );
     assert!(run_bounded(command(&["gc"]), limit).status.success());
     let kill = run_bounded(command(&["session", "kill", "app-7"]), limit);
     assert!(!kill.status.success());

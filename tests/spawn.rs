@@ -423,7 +423,10 @@ fn session_ls_reports_a_dead_runtime_as_exited() {
     assert_eq!(listed[0]["status"], "exited");
     // A corrupt record next to it is reported, not fatal.
     std::fs::write(harness.record("junk", false), "{{{ not yaml").unwrap();
-    let output = harness.ok(&["session", "ls", "--json"]);
+    let output = harness.ao(&["session", "ls", "--json"]);
+    // The readable part is printed, the unreadable file named, and the exit status says the
+    // list is incomplete.
+    assert!(!output.status.success());
     assert_eq!(json(&output).as_array().unwrap().len(), 1);
     assert!(stderr(&output).contains("junk.yaml"), "{}", stderr(&output));
 }

@@ -11,7 +11,7 @@ use std::{
 use anyhow::{bail, Context, Result};
 use ao_host::{
     lifecycle::{self, KillOutcome, Lifecycle, SpawnRequest},
-    session::{Session, SessionRole},
+    session::{Session, SessionRole, MAX_TASK_BYTES},
 };
 use clap::{Args as ClapArgs, Subcommand};
 use tokio::signal::unix::{signal, SignalKind};
@@ -88,15 +88,26 @@ pub struct SendArgs {
     pub file: Option<PathBuf>,
 }
 
-/// Reads text that must be UTF-8, naming its source when it is not.
+/// Reads text that must be UTF-8, naming its source when it is not. Reads at most one byte
+/// more than a task or message may have, so `--task-file /dev/zero` is refused, not slurped.
 fn read_text(source: &Path) -> Result<String> {
+    let limit = MAX_TASK_BYTES as u64 + 1;
     let mut bytes = Vec::new();
     if source == Path::new("-") {
         std::io::stdin()
+            .take(limit)
             .read_to_end(&mut bytes)
             .context("reading stdin")?;
     } else {
-        bytes = std::fs::read(source).with_context(|| format!("reading {}", source.display()))?;
+        std::fs::File::open(source)
+            .and_then(|file| file.take(limit).read_to_end(&mut bytes))
+            .with_context(|| format!("reading {}", source.display()))?;
+    }
+    if bytes.len() > MAX_TASK_BYTES {
+        bail!(
+            "{} holds more than the {MAX_TASK_BYTES} bytes a task or message may have; put the details in a file in the repository and point the task at it",
+            source.display()
+        );
     }
     String::from_utf8(bytes).map_err(|e| {
         anyhow::anyhow!(
@@ -215,6 +226,8 @@ pub async fn run(lifecycle: &Lifecycle, command: SessionCommand) -> Result<ExitC
     }
 }
 
+/// Lists sessions. Records that could not be read are named on stderr and make the exit status
+/// non-zero (after the listing): a script must never take a partial list for the whole.
 async fn list(
     lifecycle: &Lifecycle,
     project: Option<&str>,
@@ -223,21 +236,33 @@ async fn list(
 ) -> Result<ExitCode> {
     let listing = lifecycle.list(project, archived).await?;
     for problem in &listing.problems {
-        tracing::warn!("{}", terminal_safe(problem));
+        errln!("ao-host: {}", terminal_safe(problem));
     }
-    let sessions = listing.sessions;
+    print_listing(&listing.sessions, archived, json)?;
+    if listing.problems.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        errln!(
+            "ao-host: {} record(s) or folder(s) could not be read, so this list may be incomplete; fix or move them aside",
+            listing.problems.len()
+        );
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+fn print_listing(sessions: &[Session], archived: bool, json: bool) -> Result<()> {
     if json {
-        return print_json(&sessions).map(|()| ExitCode::SUCCESS);
+        return print_json(&sessions);
     }
     if sessions.is_empty() {
         errln!(
             "no {} sessions",
             if archived { "archived" } else { "active" }
         );
-        return Ok(ExitCode::SUCCESS);
+        return Ok(());
     }
     outln!("{:<28} {:<14} {:<34} TASK", "ID", "STATUS", "BRANCH");
-    for s in &sessions {
+    for s in sessions {
         let status = serde_json::to_value(s.status)?;
         let task = s
             .task
@@ -258,7 +283,7 @@ async fn list(
             outln!("    {}", terminal_safe(note));
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 async fn kill(lifecycle: &Lifecycle, id: &str, keep_workspace: bool) -> Result<ExitCode> {

@@ -26,7 +26,7 @@ use ao_plugin_api::PluginKind;
 pub use self::{
     deliver::{screen_tail, DeliverError, SCREEN_LINES},
     operate::KillOutcome,
-    spawn::{validate_task, SpawnError, SpawnRequest, SpawnStepError, MAX_TASK_BYTES},
+    spawn::{validate_task, SpawnError, SpawnRequest, SpawnStepError},
     status::SessionListing,
 };
 use crate::{

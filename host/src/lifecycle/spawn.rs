@@ -40,12 +40,9 @@ use super::{
 use crate::{
     config::ProjectConfig,
     plugins::{PluginCallError, PluginSet},
-    session::{now_ms, Session, SessionRole, SessionStatus, StoreError},
+    session::{now_ms, Session, SessionRole, SessionStatus, StoreError, MAX_TASK_BYTES},
     timing::PhaseClock,
 };
-
-/// A task larger than this belongs in a file in the repository, with a task pointing to it.
-pub const MAX_TASK_BYTES: usize = 1024 * 1024;
 
 /// What to spawn. `project.plugins` says which plugins (overrides already applied).
 #[derive(Debug, Clone)]

@@ -11,6 +11,10 @@ pub use self::{
     store::{Listing, SessionStore, StoreError},
 };
 
+/// A task or message larger than this belongs in a file in the repository, with a task
+/// pointing to it.
+pub const MAX_TASK_BYTES: usize = 1024 * 1024;
+
 /// Where a session is in its life. Serialized lower-case, as scripts read it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

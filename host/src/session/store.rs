@@ -27,13 +27,15 @@ use crate::bounded_yaml;
 use super::{
     identity::{next_identity, stem, used_numbers, IdentityExhausted},
     lock::{LockDir, SessionLock},
-    Session, SessionRole, SessionStatus,
+    Session, SessionRole, SessionStatus, MAX_TASK_BYTES,
 };
 
 const RECORD_EXTENSION: &str = "yaml";
 const ARCHIVE_DIR: &str = "archive";
-/// No record comes near this; anything bigger is not one.
-const MAX_RECORD_BYTES: u64 = 4 * 1024 * 1024;
+/// The largest record ao-host writes: YAML writes a control character of a task as `\x01`, so
+/// a task of [`MAX_TASK_BYTES`] takes up to four times its size, plus the rest of the record.
+/// Anything bigger is not a record.
+const MAX_RECORD_BYTES: u64 = 4 * MAX_TASK_BYTES as u64 + 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -318,7 +320,7 @@ impl SessionStore {
         let path = self.record_path(project_id, id, false);
         match path.symlink_metadata() {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            _ => Self::read(&path).map(Some),
+            _ => Self::read_listed(project_id, &self.project_dir(project_id), id, false).map(Some),
         }
     }
 
@@ -482,7 +484,9 @@ impl SessionStore {
         for project in self.projects().0 {
             let path = self.record_path(&project, id, false);
             if path.symlink_metadata().is_ok() {
-                return Self::read(&path);
+                // A record copied under another name is refused, as listings refuse it: acting
+                // on it would act on the session it describes, under a false name.
+                return Self::read_listed(&project, &self.project_dir(&project), id, false);
             }
         }
         Err(StoreError::NotFound { id: id.to_string() })
@@ -704,6 +708,19 @@ mod tests {
             .unwrap();
         assert_eq!(next.id, "app-3");
         drop(other);
+    }
+
+    #[test]
+    fn a_record_of_any_task_within_the_limit_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SessionStore::open(dir.path()).unwrap();
+        for unit in ["\u{1}", "\n", "\"", "a\n", "\u{feff}", "\u{85}"] {
+            let mut session = template("app");
+            session.task = Some(unit.repeat(MAX_TASK_BYTES / unit.len()));
+            let (session, _lock) = store.reserve("app", SessionRole::Worker, session).unwrap();
+            let read = store.find(&session.id).unwrap();
+            assert_eq!(read.task, session.task, "{unit:?}");
+        }
     }
 
     #[test]
