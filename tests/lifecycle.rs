@@ -831,6 +831,37 @@ fn a_kill_that_cannot_reach_the_sessions_tmux_server_is_refused_not_reported_don
         "{}",
         stderr(&output)
     );
+    // Listing from there cannot tell either: the session is not called `exited`, and gc plans
+    // nothing for it.
+    let listed = harness
+        .command(&["session", "ls", "--json"])
+        .env("TMUX_TMPDIR", &elsewhere)
+        .output()
+        .unwrap();
+    let session = json(&listed)[0].clone();
+    assert_ne!(session["status"], "exited", "{session}");
+    assert!(
+        session["note"].as_str().unwrap().contains("tmux server"),
+        "{session}"
+    );
+    let plan = harness
+        .command(&["gc", "--dry-run", "--json"])
+        .env("TMUX_TMPDIR", &elsewhere)
+        .output()
+        .unwrap();
+    let marks: Vec<Value> = json(&plan)
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"] == "mark exited")
+        .cloned()
+        .collect();
+    assert!(
+        marks
+            .iter()
+            .all(|a| a["detail"].as_str().unwrap().contains("tmux server")),
+        "{marks:?}"
+    );
     // Nothing changed: the agent runs, its worktree and active record are there.
     assert!(harness.tmux.sessions().contains(&name));
     assert!(harness.worktree("app-1").exists());

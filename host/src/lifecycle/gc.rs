@@ -230,6 +230,7 @@ impl Lifecycle {
 
         // 2. The records.
         let (known, sessions) = self.known();
+        let mut exit_candidates: HashMap<String, Vec<(String, String, String)>> = HashMap::new();
         for session in &sessions {
             let (project, id) = (session.project_id.clone(), session.id.clone());
             if session.status == SessionStatus::Spawning {
@@ -252,7 +253,40 @@ impl Lifecycle {
                 .get(&session.runtime)
                 .is_some_and(|alive| !alive.contains(handle))
             {
-                plan.steps.push(Step::MarkExited { project, id });
+                exit_candidates
+                    .entry(session.runtime.clone())
+                    .or_default()
+                    .push((project, id, handle.clone()));
+            }
+        }
+        // Not listed alive is not yet gone: a runtime answers "not found" for a session that is
+        // gone, but an error for one it cannot reach from here (a tmux session on another
+        // server), which is left alone.
+        for (runtime, candidates) in exit_candidates {
+            let handles = candidates.iter().map(|(_, _, h)| h.clone()).collect();
+            let answers: Vec<Result<(), String>> = match self.runtime(&runtime).await {
+                Err(e) => vec![Err(e.to_string()); candidates.len()],
+                Ok(plugin) => match plugin.capture_outputs(handles, 1).await {
+                    // Built before `capture_outputs`: not listed alive is all it can say.
+                    Err(e) if e.kind() == PluginErrorKind::Unsupported => {
+                        vec![Ok(()); candidates.len()]
+                    }
+                    Err(e) => vec![Err(e.to_string()); candidates.len()],
+                    Ok(screens) => screens
+                        .into_iter()
+                        .map(|screen| match screen {
+                            Ok(_) => Ok(()),
+                            Err(e) if e.kind == PluginErrorKind::NotFound => Ok(()),
+                            Err(e) => Err(e.to_string()),
+                        })
+                        .collect(),
+                },
+            };
+            for ((project, id, _), answer) in candidates.into_iter().zip(answers) {
+                match answer {
+                    Ok(()) => plan.steps.push(Step::MarkExited { project, id }),
+                    Err(why) => plan.skipped.push(skip("mark exited", id, why)),
+                }
             }
         }
 

@@ -136,33 +136,46 @@ impl Lifecycle {
             Ok(handles) => handles.into_iter().collect(),
             Err(e) => return unknown(e.to_string()),
         };
-        let (live, gone): (Vec<_>, Vec<_>) =
-            wanted.into_iter().partition(|(_, h)| alive.contains(h));
-        let mut screens: Vec<(usize, Screen)> =
-            gone.into_iter().map(|(i, _)| (i, Screen::Gone)).collect();
-        let handles: Vec<String> = live.iter().map(|(_, h)| h.clone()).collect();
+        // Every session's screen is asked for, the ones not listed alive too: a runtime
+        // answers "not found" for a session that is gone, but an error for one it cannot
+        // reach (a tmux session on another server), which must not pass for `exited`.
+        let handles: Vec<String> = wanted.iter().map(|(_, h)| h.clone()).collect();
         let captured = match runtime.capture_outputs(handles.clone(), SCREEN_LINES).await {
             Err(e) if e.kind() == PluginErrorKind::Unsupported => {
-                one_by_one(&runtime, &handles).await
+                let live: Vec<String> = handles
+                    .iter()
+                    .filter(|h| alive.contains(*h))
+                    .cloned()
+                    .collect();
+                let mut screens = one_by_one(&runtime, &live).await.into_iter();
+                handles
+                    .iter()
+                    .map(|h| {
+                        if alive.contains(h) {
+                            screens.next().expect("one screen per live handle")
+                        } else {
+                            Err(PluginError::not_found("not alive"))
+                        }
+                    })
+                    .collect()
             }
-            Err(e) => {
-                screens.extend(unknown_for(&live, &e.to_string()));
-                return screens;
-            }
+            Err(e) => return unknown(e.to_string()),
             Ok(captured) => captured,
         };
-        for ((i, _), screen) in live.into_iter().zip(captured) {
-            screens.push((
-                i,
-                match screen {
-                    Ok(text) => Screen::Shown(text),
-                    // It went away since `alive_handles` answered.
+        wanted
+            .into_iter()
+            .zip(captured)
+            .map(|((i, handle), screen)| {
+                let screen = match screen {
+                    Ok(text) if alive.contains(&handle) => Screen::Shown(text),
+                    // A pane kept after its agent exited, or a session gone meanwhile.
+                    Ok(_) => Screen::Gone,
                     Err(e) if e.kind == PluginErrorKind::NotFound => Screen::Gone,
                     Err(e) => Screen::Unknown(e.to_string()),
-                },
-            ));
-        }
-        screens
+                };
+                (i, screen)
+            })
+            .collect()
     }
 
     /// Whether a record that says `spawning` is being spawned right now. The lock is probed
@@ -185,12 +198,6 @@ impl Lifecycle {
             Err(e) => SpawnState::Unknown(e.to_string()),
         }
     }
-}
-
-fn unknown_for(live: &[(usize, String)], reason: &str) -> Vec<(usize, Screen)> {
-    live.iter()
-        .map(|(i, _)| (*i, Screen::Unknown(reason.to_string())))
-        .collect()
 }
 
 /// Screens asked one session at a time, a bounded number at once (runtimes built before

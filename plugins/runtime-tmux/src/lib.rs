@@ -154,6 +154,25 @@ impl TmuxRuntime {
         .any(|m| stderr.contains(m))
     }
 
+    /// The names of every session on this server (none when no server runs).
+    fn session_names(&self) -> PluginResult<std::collections::HashSet<String>> {
+        let output = self.tmux.output(
+            None,
+            self.args(&["list-sessions", "-F", "#{session_name}"]),
+            None,
+        )?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect())
+        } else if Self::is_missing_target(&output) {
+            Ok(Default::default())
+        } else {
+            Err(self.tmux.failure(&output))
+        }
+    }
+
     fn missing(&self, name: &str) -> PluginError {
         PluginError::not_found(format!(
             "no tmux session `{name}` on tmux server {} (it exited or was killed)",
@@ -502,10 +521,18 @@ impl Runtime for TmuxRuntime {
             .iter()
             .map(|name| name.clone().map(Self::pane_target))
             .collect();
-        // Invalid handles are answered at once; the others until tmux has answered for them.
-        let mut screens: Vec<Option<PluginResult<String>>> = targets
+        // Invalid handles are answered at once, and so are sessions the server does not have
+        // (one `list-sessions` for all of them: tmux stops a command list at its first failing
+        // command, so asking for many missing sessions in batches would take one run each);
+        // the others once tmux has answered for them.
+        let existing = self.session_names()?;
+        let mut screens: Vec<Option<PluginResult<String>>> = names
             .iter()
-            .map(|t| t.as_ref().err().cloned().map(Err))
+            .map(|name| match name {
+                Err(e) => Some(Err(e.clone())),
+                Ok(name) if !existing.contains(*name) => Some(Err(self.missing(name))),
+                Ok(_) => None,
+            })
             .collect();
         loop {
             let batch: Vec<usize> = (0..handles.len())
