@@ -906,3 +906,35 @@ fn gc_collects_an_orphan_whose_agent_has_exited() {
     assert!(harness.tmux.sessions().is_empty());
     assert!(!harness.worktree("app-1").exists());
 }
+
+#[test]
+fn an_interrupted_kill_finishes_or_never_starts_it_never_leaves_half_a_session() {
+    let harness = Harness::new(&[], "");
+    for n in 1..=8u64 {
+        let id = format!("app-{n}");
+        harness.ok(&["spawn", "app", "--task", "x"]);
+        let name = harness.tmux_session(&id);
+        let kill = harness
+            .command(&["session", "kill", &id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        thread::sleep(Duration::from_millis(5 * n));
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(kill.id() as i32, libc::SIGINT) };
+        let output = run_bounded_child(kill, Duration::from_secs(20));
+        let killed = harness.record(&id, true).exists();
+        if killed {
+            assert!(output.status.success(), "{id}: {}", stderr(&output));
+            assert!(!harness.record(&id, false).exists());
+            assert!(!harness.tmux.sessions().contains(&name), "{id} still runs");
+            assert!(!harness.worktree(&id).exists(), "{id}'s worktree is left");
+        } else {
+            // Interrupted before it began: the session is whole.
+            assert!(harness.record(&id, false).exists());
+            assert!(harness.tmux.sessions().contains(&name), "{id} half killed");
+            assert!(harness.worktree(&id).exists(), "{id} half killed");
+        }
+    }
+}

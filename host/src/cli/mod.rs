@@ -17,6 +17,9 @@ use ao_host::{
     timing::PhaseClock,
 };
 use clap::{Parser, Subcommand};
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::errln;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -195,7 +198,54 @@ fn finish_even_if_the_terminal_goes() {
     unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
 }
 
+/// On the first SIGINT or SIGTERM, says `doing` and runs `first` (a spawn stops and undoes
+/// itself; a kill, send or gc finishes the step it is in); on the second, ends the process at
+/// once, saying what that may leave. Without it, an interrupt between two steps of a kill leaves
+/// a half-killed session and no word about it.
+pub(super) fn on_interrupt(
+    doing: &'static str,
+    first: impl FnOnce() + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut terminate = signal(SignalKind::terminate()).ok();
+        let mut interrupted = async || match terminate.as_mut() {
+            Some(stream) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = stream.recv() => {}
+                }
+            }
+            None => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        };
+        interrupted().await;
+        first();
+        errln!("\nao-host: {doing} (interrupt again to quit at once)");
+        interrupted().await;
+        errln!("ao-host: quit half-way; `ao-host session ls` and `ao-host gc` show and reconcile what is left");
+        std::process::exit(130);
+    })
+}
+
 async fn run_async(lifecycle: &Lifecycle, command: Command) -> Result<ExitCode> {
+    let finishing = match &command {
+        Command::Send(_)
+        | Command::Gc { .. }
+        | Command::Session(session::SessionCommand::Kill { .. }) => Some(on_interrupt(
+            "finishing what this command started first",
+            || {},
+        )),
+        _ => None,
+    };
+    let outcome = run_command(lifecycle, command).await;
+    if let Some(watcher) = finishing {
+        watcher.abort();
+    }
+    outcome
+}
+
+async fn run_command(lifecycle: &Lifecycle, command: Command) -> Result<ExitCode> {
     match command {
         Command::Spawn(args) => session::spawn(lifecycle, args).await,
         Command::Orchestrator(args) => session::orchestrator(lifecycle, args).await,

@@ -14,7 +14,6 @@ use ao_host::{
     session::{Session, SessionRole, MAX_TASK_BYTES},
 };
 use clap::{Args as ClapArgs, Subcommand};
-use tokio::signal::unix::{signal, SignalKind};
 
 use super::output::{print_json, terminal_safe, Spinner};
 use crate::{errln, outln};
@@ -137,22 +136,8 @@ fn print_session(session: &Session, json: bool) -> Result<()> {
 /// interrupted spawn leaves nothing behind; a second one ends the process at once.
 async fn run_spawn(lifecycle: &Lifecycle, request: SpawnRequest, json: bool) -> Result<ExitCode> {
     let stop = Arc::clone(&request.stop);
-    let watcher = tokio::spawn(async move {
-        let mut terminate = signal(SignalKind::terminate()).ok();
-        let terminated = async {
-            match terminate.as_mut() {
-                Some(stream) => stream.recv().await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminated => {}
-        }
-        stop.store(true, Ordering::Relaxed);
-        errln!("\nao-host: stopping the spawn and removing what it made (interrupt again to quit at once)");
-        let _ = tokio::signal::ctrl_c().await;
-        std::process::exit(130);
+    let watcher = super::on_interrupt("stopping the spawn and removing what it made", move || {
+        stop.store(true, Ordering::Relaxed)
     });
     let spinner = Spinner::start("reserving an id");
     let session = lifecycle
