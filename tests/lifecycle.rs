@@ -938,3 +938,31 @@ fn an_interrupted_kill_finishes_or_never_starts_it_never_leaves_half_a_session()
         }
     }
 }
+
+#[test]
+fn a_kill_never_discards_uncommitted_work_unless_forced() {
+    let harness = Harness::new(&[], "");
+    harness.ok(&["spawn", "app", "--task", "x"]);
+    harness.ok(&["spawn", "app", "--task", "y"]);
+    for id in ["app-1", "app-2"] {
+        std::fs::write(harness.worktree(id).join("notes.txt"), "precious").unwrap();
+    }
+    let output = harness.ao(&["session", "kill", "app-1"]);
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(
+        err.contains("uncommitted") && err.contains("--force"),
+        "{err}"
+    );
+    // Refused before anything was touched.
+    assert!(harness.record("app-1", false).exists());
+    assert!(harness
+        .tmux
+        .sessions()
+        .contains(&harness.tmux_session("app-1")));
+    harness.ok(&["session", "kill", "app-1", "--keep-workspace"]);
+    assert!(harness.worktree("app-1").join("notes.txt").exists());
+    harness.ok(&["session", "kill", "app-2", "--force"]);
+    assert!(!harness.worktree("app-2").exists());
+    assert!(harness.tmux.sessions().is_empty());
+}

@@ -71,8 +71,11 @@ pub enum SessionCommand {
     Kill {
         id: String,
         /// Keep the worktree (and its uncommitted work) on disk.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "force")]
         keep_workspace: bool,
+        /// Remove the worktree even if it holds uncommitted changes.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -207,7 +210,11 @@ pub async fn run(lifecycle: &Lifecycle, command: SessionCommand) -> Result<ExitC
             archived,
             json,
         } => list(lifecycle, project.as_deref(), archived, json).await,
-        SessionCommand::Kill { id, keep_workspace } => kill(lifecycle, &id, keep_workspace).await,
+        SessionCommand::Kill {
+            id,
+            keep_workspace,
+            force,
+        } => kill(lifecycle, &id, keep_workspace, force).await,
     }
 }
 
@@ -271,10 +278,15 @@ fn print_listing(sessions: &[Session], archived: bool, json: bool) -> Result<()>
     Ok(())
 }
 
-async fn kill(lifecycle: &Lifecycle, id: &str, keep_workspace: bool) -> Result<ExitCode> {
+async fn kill(
+    lifecycle: &Lifecycle,
+    id: &str,
+    keep_workspace: bool,
+    force: bool,
+) -> Result<ExitCode> {
     let spinner = Spinner::start("killing");
     let outcome = lifecycle
-        .kill(id, keep_workspace, &|phase| spinner.set_phase(phase))
+        .kill(id, keep_workspace, force, &|phase| spinner.set_phase(phase))
         .await;
     drop(spinner);
     match outcome.with_context(|| format!("killing {id}"))? {

@@ -225,7 +225,7 @@ mod tests {
         shared(&lifecycle);
         let quiet = |_: &str| {};
         sendable(lifecycle.list(None, false));
-        sendable(lifecycle.kill("app-1", false, &quiet));
+        sendable(lifecycle.kill("app-1", false, false, &quiet));
         sendable(lifecycle.send("app-1", "hello", &quiet));
         sendable(lifecycle.gc_plan(false));
         sendable(lifecycle.doctor());

@@ -65,16 +65,21 @@ impl Lifecycle {
 
     /// Stops a session: destroys its runtime and (unless `keep_workspace`) its workspace, and
     /// archives its record as `killed`. The branch is kept: it holds the agent's work. A session
-    /// that is still spawning is stopped by its own spawn, which undoes itself.
+    /// that is still spawning is stopped by its own spawn, which undoes itself. A workspace
+    /// holding uncommitted changes is not destroyed unless `force`: the kill is refused first,
+    /// with the ways out.
     pub async fn kill(
         &self,
         id: &str,
         keep_workspace: bool,
+        force: bool,
         progress: &(dyn Fn(&str) + Sync),
     ) -> Result<KillOutcome, LifecycleError> {
         let found = self.store.find(id)?;
         let (lock, cancelled) = self.acquire(&found, true, progress).await?;
-        let outcome = self.kill_locked(&found, keep_workspace, cancelled).await;
+        let outcome = self
+            .kill_locked(&found, keep_workspace, force, cancelled)
+            .await;
         self.store.locks().clear_cancel(&found.project_id, id);
         drop(lock);
         outcome
@@ -84,6 +89,7 @@ impl Lifecycle {
         &self,
         found: &Session,
         keep_workspace: bool,
+        force: bool,
         cancelled: bool,
     ) -> Result<KillOutcome, LifecycleError> {
         // The session this kill was asked for: the same record, not a later one that might have
@@ -103,6 +109,16 @@ impl Lifecycle {
             };
         };
         let plugins = self.plugins_of(&session).await?;
+        if let (Some(path), false, false) = (&session.workspace_path, keep_workspace, force) {
+            // Asked before anything is destroyed, so a refusal leaves the session whole. A
+            // plugin that cannot tell (or a workspace already gone) does not stop the kill.
+            if let Ok(true) = plugins.workspace.has_unsaved_work(path).await {
+                let id = &session.id;
+                return Err(LifecycleError::Refused(format!(
+                    "{id}'s workspace {path} holds uncommitted changes; commit them, keep the workspace with `ao-host session kill {id} --keep-workspace`, or discard them with `--force`"
+                )));
+            }
+        }
         if let Some(handle) = &session.runtime_handle {
             plugins.runtime.destroy(handle).await?;
         }
