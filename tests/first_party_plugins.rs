@@ -559,6 +559,11 @@ async fn a_worktree_gets_its_branch_symlinks_and_post_create() {
     );
     assert!(workspace.exists(&path.display().to_string()).await.unwrap());
 
+    // Work committed on the branch keeps it alive past the workspace.
+    git(
+        &path,
+        &["commit", "-q", "--allow-empty", "-m", "agent work"],
+    );
     workspace
         .destroy(&path.display().to_string(), false)
         .await
@@ -570,7 +575,7 @@ async fn a_worktree_gets_its_branch_symlinks_and_post_create() {
     assert!(!path.exists());
     assert!(
         branches(&repo).contains(&"session/app-1".to_string()),
-        "branch is kept"
+        "a branch with work is kept"
     );
     assert!(!git(&repo, &["worktree", "list"]).contains("app-1"));
 }

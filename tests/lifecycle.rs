@@ -966,3 +966,55 @@ fn a_kill_never_discards_uncommitted_work_unless_forced() {
     assert!(!harness.worktree("app-2").exists());
     assert!(harness.tmux.sessions().is_empty());
 }
+
+/// Whether `pid` is gone or a zombie nobody reaped (this container's init may not reap).
+fn process_gone(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            stat.rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
+}
+
+#[test]
+fn gc_stops_the_post_create_of_a_spawn_killed_with_sigkill() {
+    let harness = Harness::new(&[], "");
+    let pid_file = harness.home().join("post-create.pid");
+    harness.edit_config(|c| {
+        c.replace(
+            "default_branch: main }",
+            &format!(
+                "default_branch: main, post_create: [\"echo $$ > {}; sleep 300\"] }}",
+                pid_file.display()
+            ),
+        )
+    });
+    let mut spawn = harness
+        .command(&["spawn", "app", "--task", "x"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(20), || {
+        std::fs::read_to_string(&pid_file).is_ok_and(|pid| pid.ends_with('\n'))
+    }));
+    spawn.kill().unwrap(); // SIGKILL: nothing of ao-host runs after this
+    spawn.wait().unwrap();
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        !process_gone(pid),
+        "post_create should outlive a killed spawn"
+    );
+    let gc = json(&harness.ok(&["gc", "--json"]));
+    assert!(
+        wait_until(Duration::from_secs(5), || process_gone(pid)),
+        "gc left post_create running: {gc:#}"
+    );
+    harness.assert_untouched();
+}

@@ -95,6 +95,10 @@ fn spawn_makes_worktree_tmux_session_and_record_and_delivers_the_task_once() {
         listed[0]
     );
 
+    // The agent committed work on its branch.
+    std::fs::write(worktree.join("work.txt"), "done").unwrap();
+    git(&worktree, &["add", "work.txt"]);
+    git(&worktree, &["commit", "-q", "-m", "agent work"]);
     harness.ok(&["session", "kill", "app-1"]);
     assert!(harness.tmux.sessions().is_empty());
     assert!(!worktree.exists());
@@ -105,6 +109,10 @@ fn spawn_makes_worktree_tmux_session_and_record_and_delivers_the_task_once() {
     assert!(harness.sessions_json(&[]).is_empty());
     // The branch holds the agent's work and is kept.
     assert!(git(&harness.repo(), &["branch", "--list", "session/app-1"]).contains("session/app-1"));
+    // A session that made no commits leaves no branch to pile up.
+    spawn_json(&harness, "nothing to commit");
+    harness.ok(&["session", "kill", "app-2"]);
+    assert!(git(&harness.repo(), &["branch", "--list", "session/app-2"]).is_empty());
 }
 
 #[test]

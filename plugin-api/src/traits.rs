@@ -127,9 +127,10 @@ pub trait Workspace: Send + Sync + 'static {
     fn create(&self, config: &WorkspaceCreateConfig) -> PluginResult<String>;
 
     /// Removes the workspace. Destroying something already gone succeeds. `delete_branch` also
-    /// removes the session's branch: the host asks for it when undoing a spawn that failed, so
-    /// the branch does not block the next session that gets the same id; a killed session's
-    /// branch is kept, since it holds the agent's work.
+    /// removes the session's branch: the host asks for it when undoing a spawn that failed (no
+    /// work was done on it). Without it (a killed session), the branch holds the agent's work:
+    /// keep it at least while it holds work nowhere else (git-worktree deletes it only when it
+    /// is merged).
     fn destroy(&self, path: &str, delete_branch: bool) -> PluginResult<()>;
 
     fn exists(&self, path: &str) -> PluginResult<bool>;

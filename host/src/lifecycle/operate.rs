@@ -64,7 +64,7 @@ impl Lifecycle {
     }
 
     /// Stops a session: destroys its runtime and (unless `keep_workspace`) its workspace, and
-    /// archives its record as `killed`. The branch is kept: it holds the agent's work. A session
+    /// archives its record as `killed`. The branch stays while it holds the agent's work. A session
     /// that is still spawning is stopped by its own spawn, which undoes itself. A workspace
     /// holding uncommitted changes is not destroyed unless `force`: the kill is refused first,
     /// with the ways out.

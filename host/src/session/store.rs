@@ -41,11 +41,13 @@ const MAX_RECORD_BYTES: u64 = 4 * MAX_TASK_BYTES as u64 + 64 * 1024;
 pub enum StoreError {
     #[error("data_dir {path} is not a folder; point data_dir (or --data-dir) at a folder", path = path.display())]
     NotAFolder { path: PathBuf },
-    #[error("{action} {path}: {source}", path = path.display())]
+    /// `error` is part of the message and deliberately not the error's `source`: printers of
+    /// error chains would repeat it.
+    #[error("{action} {path}: {error}", path = path.display())]
     Io {
         action: &'static str,
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("session record {path} is unreadable: {message}; move it aside or delete it", path = path.display())]
     Corrupt { path: PathBuf, message: String },
@@ -58,10 +60,10 @@ pub enum StoreError {
 }
 
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
-    move |source| StoreError::Io {
+    move |error| StoreError::Io {
         action,
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 

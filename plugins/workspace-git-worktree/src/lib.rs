@@ -627,6 +627,12 @@ impl Workspace for GitWorktree {
             .ok()
             .map(|b| b.trim().to_string());
         let ready = self.is_ready(path).unwrap_or(true);
+        if !ready {
+            // A create cut short (its `ao-host` killed during post_create) leaves post_create's
+            // processes running in the worktree; nothing else runs in a worktree whose agent
+            // never started.
+            stop_processes_in(path);
+        }
         let _lock = self.lock(&repo)?;
         let path_text = path.display().to_string();
         self.git(&repo, &["worktree", "remove", "--force", "--", &path_text])?;
@@ -634,7 +640,9 @@ impl Workspace for GitWorktree {
         if let Some(branch) = branch {
             if delete_branch {
                 self.git(&repo, &["branch", "-D", "--", &branch])?;
-            } else if !ready {
+            } else {
+                // Kept while it holds work not merged into the repository's checked-out branch
+                // (`-d` refuses then); a branch with nothing of its own would only pile up.
                 let _ = self.git(&repo, &["branch", "-d", "--", &branch]);
             }
         }
@@ -720,6 +728,33 @@ impl Workspace for GitWorktree {
             root: main.path.display().to_string().into(),
             default_branch: default_branch.map(Into::into).into(),
         })
+    }
+}
+
+/// Kills (SIGKILL) every process whose working folder is inside `dir`, as `/proc` shows them;
+/// elsewhere than Linux, nothing.
+fn stop_processes_in(dir: &Path) {
+    let Ok(dir) = dir.canonicalize() else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    let me = std::process::id();
+    for entry in entries.filter_map(Result::ok) {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let inside =
+            std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(&dir));
+        if inside && pid != me {
+            // SAFETY: kill only sends a signal.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        }
     }
 }
 
