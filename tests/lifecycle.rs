@@ -1018,3 +1018,38 @@ fn gc_stops_the_post_create_of_a_spawn_killed_with_sigkill() {
     );
     harness.assert_untouched();
 }
+
+#[test]
+fn a_record_pointing_at_another_data_dirs_session_cannot_make_kill_touch_it() {
+    let harness = Harness::new(&[], "");
+    let second = SecondDataDir::new(&harness);
+    let spawned = second
+        .command(&harness, &["spawn", "app", "--task", "theirs"])
+        .output()
+        .unwrap();
+    assert!(spawned.status.success(), "{}", stderr(&spawned));
+    // Their record, copied into this data dir under an id of ours.
+    let theirs = std::fs::read_to_string(second.data_dir.join("sessions/app/app-1.yaml")).unwrap();
+    std::fs::create_dir_all(harness.data_dir().join("sessions/app")).unwrap();
+    std::fs::write(
+        harness.record("app-9", false),
+        theirs.replace("id: app-1", "id: app-9"),
+    )
+    .unwrap();
+    let output = harness.ao(&["session", "kill", "app-9", "--force"]);
+    assert!(
+        !output.status.success(),
+        "killed another data dir's session"
+    );
+    assert!(
+        stderr(&output).contains("belongs to the ao-host data dir"),
+        "{}",
+        stderr(&output)
+    );
+    let listed = second
+        .command(&harness, &["session", "ls", "--json"])
+        .output()
+        .unwrap();
+    assert_ne!(json(&listed)[0]["status"], "exited");
+    assert!(Path::new(json(&listed)[0]["workspace_path"].as_str().unwrap()).exists());
+}

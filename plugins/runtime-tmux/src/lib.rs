@@ -617,6 +617,22 @@ impl Runtime for TmuxRuntime {
         if !self.session_exists(name)? {
             return Ok(());
         }
+        // A session another data dir made is never this one's to destroy, whatever a record
+        // says (records can be copied or edited). Untagged (older) sessions are allowed.
+        let pane = Self::pane_target(name);
+        let owner_format = format!("#{{{OWNER_OPTION}}}");
+        let owner = self.run_on(
+            name,
+            &["display-message", "-p", "-t", &pane, &owner_format],
+            None,
+        )?;
+        let owner = owner.trim_end_matches('\n');
+        if !owner.is_empty() && owner != "1" && owner != self.owner {
+            return Err(PluginError::invalid_input(format!(
+                "tmux session `{name}` belongs to the ao-host data dir {owner}, not to this one ({}); it is not this ao-host's to destroy",
+                self.owner
+            )));
+        }
         let output = self
             .tmux
             .output(None, self.args(&["kill-session", "-t", &target]), None)?;

@@ -626,6 +626,17 @@ impl Workspace for GitWorktree {
             .git(path, &["symbolic-ref", "--quiet", "--short", "HEAD"])
             .ok()
             .map(|b| b.trim().to_string());
+        // A worktree another data dir made is never this one's to remove, whatever a record
+        // says (records can be copied or edited). Unrecorded (older) worktrees are allowed.
+        if let Ok(Some(owner)) = self.owner_of(path) {
+            if owner != self.owner {
+                return Err(PluginError::invalid_input(format!(
+                    "worktree {} belongs to the ao-host data dir {owner}, not to this one ({}); it is not this ao-host's to remove",
+                    path.display(),
+                    self.owner
+                )));
+            }
+        }
         let ready = self.is_ready(path).unwrap_or(true);
         if !ready {
             // A create cut short (its `ao-host` killed during post_create) leaves post_create's
