@@ -10,18 +10,7 @@ use std::{
     time::Duration,
 };
 
-use support::{fake_messages, git, json, stderr, wait_until, Harness};
-
-/// The command failed with exactly one line on stderr containing `want`.
-fn assert_one_line_error(output: &std::process::Output, want: &str) {
-    assert!(
-        !output.status.success(),
-        "succeeded; wanted an error about {want}"
-    );
-    let err = stderr(output);
-    assert_eq!(err.trim().lines().count(), 1, "not one line:\n{err}");
-    assert!(err.contains(want), "error lacks {want:?}:\n{err}");
-}
+use support::{assert_one_line_error, fake_messages, git, json, stderr, wait_until, Harness};
 
 #[test]
 fn hostile_ids_are_refused_in_one_line() {

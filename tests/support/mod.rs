@@ -441,6 +441,17 @@ pub fn json(output: &Output) -> serde_json::Value {
     })
 }
 
+/// The command failed with exactly one line on stderr containing `want`.
+pub fn assert_one_line_error(output: &std::process::Output, want: &str) {
+    assert!(
+        !output.status.success(),
+        "succeeded; wanted an error about {want}"
+    );
+    let err = stderr(output);
+    assert_eq!(err.trim().lines().count(), 1, "not one line:\n{err}");
+    assert!(err.contains(want), "error lacks {want:?}:\n{err}");
+}
+
 /// The fake Claude Code CLI (see the script's header).
 pub fn fake_agent() -> PathBuf {
     repo_root()
