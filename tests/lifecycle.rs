@@ -823,7 +823,7 @@ fn a_kill_that_cannot_reach_the_sessions_tmux_server_is_refused_not_reported_don
         .env("TMUX_TMPDIR", &elsewhere)
         .output()
         .unwrap();
-    // A kill that reached nothing said it killed: refused, in one line.
+    // Refused, not reported done: the kill cannot reach the session's tmux server.
     assert_one_line_error(&output, "TMUX_TMPDIR");
     // Listing from there cannot tell either: the session is not called `exited`, and gc plans
     // nothing for it.
@@ -1031,7 +1031,7 @@ fn a_record_pointing_at_another_data_dirs_session_cannot_make_kill_touch_it() {
     )
     .unwrap();
     let output = harness.ao(&["session", "kill", "app-9", "--force"]);
-    // Killed another data dir's session: refused, in one line.
+    // Refused: the session belongs to the other data dir.
     assert_one_line_error(&output, "belongs to the ao-host data dir");
     let listed = second
         .command(&harness, &["session", "ls", "--json"])
