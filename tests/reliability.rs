@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use support::{assert_one_line_error, fake_messages, git, json, stderr, wait_until, Harness};
+use support::{assert_one_line_error, fake_messages, git, json, wait_until, Harness};
 
 #[test]
 fn hostile_ids_are_refused_in_one_line() {
