@@ -18,10 +18,13 @@ pub enum KillOutcome {
 const POLITE_WAIT: Duration = Duration::from_millis(300);
 
 impl Lifecycle {
-    /// The longest a spawn can take to notice a cancel request and undo itself: one plugin call
-    /// in flight, then the undo's destroy calls.
+    /// The longest a spawn can take to notice a cancel request and undo itself: the plugin call
+    /// in flight (making the workspace, `post_create` included, is the longest), then the undo's
+    /// destroy calls.
     fn spawn_stop_patience(&self) -> Duration {
-        self.call_timeout() * 3 + Duration::from_secs(5)
+        Duration::from_millis(self.config.workspace_timeout_ms)
+            + self.call_timeout() * 3
+            + Duration::from_secs(5)
     }
 
     /// The session's lock, waiting for whoever holds it. A session that is still spawning is
