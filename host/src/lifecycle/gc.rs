@@ -197,7 +197,8 @@ impl Lifecycle {
     /// Works out what `gc` would do, changing nothing.
     pub async fn gc_plan(&self, force: bool) -> GcPlan {
         let mut plan = GcPlan::default();
-        // 1. What the plugins own, before any record is read (see the module docs).
+        // 1. What the plugins own, asked before the records that decide anything are read (see
+        // the module docs). This first read only says which plugins to ask.
         let listing = self.store.list(None, false);
         let choices = self.choices(&listing.sessions);
         let runtimes: BTreeSet<String> = choices.iter().map(|c| c.runtime.clone()).collect();

@@ -97,19 +97,25 @@ impl LockDir {
 
     /// Takes the lock if nobody holds it; `None` when somebody does.
     pub fn try_lock(&self, project_id: &str, id: &str) -> Result<Option<SessionLock>, StoreError> {
-        let mut file = self.open(project_id, id)?;
+        let Some(mut file) = self.try_take(project_id, id)? else {
+            return Ok(None);
+        };
+        // Who holds it, for messages only; a failed write changes nothing else.
+        let _ = file
+            .set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| write!(file, "{}", std::process::id()));
+        Ok(Some(SessionLock {
+            file,
+            id: id.to_string(),
+        }))
+    }
+
+    /// The lock file, locked, if nobody else held it; released when the file is dropped.
+    fn try_take(&self, project_id: &str, id: &str) -> Result<Option<File>, StoreError> {
+        let file = self.open(project_id, id)?;
         match file.try_lock() {
-            Ok(()) => {
-                // Who holds it, for messages only; a failed write changes nothing else.
-                let _ = file
-                    .set_len(0)
-                    .and_then(|()| file.rewind())
-                    .and_then(|()| write!(file, "{}", std::process::id()));
-                Ok(Some(SessionLock {
-                    file,
-                    id: id.to_string(),
-                }))
-            }
+            Ok(()) => Ok(Some(file)),
             Err(TryLockError::WouldBlock) => Ok(None),
             Err(TryLockError::Error(e)) => {
                 Err(io_error("locking", &self.path(project_id, id, "lock"))(e))
@@ -139,9 +145,10 @@ impl LockDir {
         }
     }
 
-    /// Whether some process holds the lock right now (a probe that takes it for an instant).
+    /// Whether some process holds the lock right now: a probe that takes it for an instant,
+    /// without writing its pid (a listing must not write to the data dir per record).
     pub fn is_held(&self, project_id: &str, id: &str) -> Result<bool, StoreError> {
-        Ok(self.try_lock(project_id, id)?.is_none())
+        Ok(self.try_take(project_id, id)?.is_none())
     }
 
     /// Who holds the lock, as far as the lock file says.
