@@ -330,7 +330,6 @@ fn an_unreadable_record_is_reported_never_a_reason_to_destroy_and_a_fifo_never_h
 #[test]
 fn a_hung_post_create_is_stopped_with_its_processes_and_leaves_nothing() {
     let harness = Harness::new(&[], "");
-    let pid_file = harness.home().join("post-create.pid");
     // The plugin's own limit (3 s) is above the call timeout (1 s): making a workspace is
     // bounded by defaults.workspace_timeout_ms instead, so the plugin stops post_create itself.
     harness.edit_config(|c| {
@@ -342,14 +341,8 @@ fn a_hung_post_create_is_stopped_with_its_processes_and_leaves_nothing() {
             "ready_timeout_ms: 10000",
             "ready_timeout_ms: 10000, call_timeout_ms: 1000",
         )
-        .replace(
-            "default_branch: main }",
-            &format!(
-                "default_branch: main, post_create: [\"echo $$ > {}; sleep 100\"] }}",
-                pid_file.display()
-            ),
-        )
     });
+    let pid_file = post_create_recording_its_pid(&harness, 100);
     let output = run_bounded(
         harness.command(&["spawn", "app", "--task", "x"]),
         Duration::from_secs(30),
@@ -357,16 +350,8 @@ fn a_hung_post_create_is_stopped_with_its_processes_and_leaves_nothing() {
     assert!(!output.status.success());
     let err = stderr(&output);
     assert!(err.contains("post_create_timeout_ms"), "{err}");
-    let pid: i32 = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    // SAFETY: signal 0 only checks for existence.
-    let gone = wait_until(
-        Duration::from_secs(5),
-        || unsafe { libc::kill(pid, 0) } != 0,
-    );
+    let pid = recorded_pid(&pid_file);
+    let gone = wait_until(Duration::from_secs(5), || process_gone(pid));
     assert!(gone, "the post_create process {pid} is still running");
     harness.assert_nothing_left("app-1");
 }
@@ -961,6 +946,30 @@ fn a_kill_never_discards_uncommitted_work_unless_forced() {
     assert!(harness.tmux.sessions().is_empty());
 }
 
+/// Gives the project a `post_create` that writes its shell's pid to the returned file, then
+/// sleeps `seconds`.
+fn post_create_recording_its_pid(harness: &Harness, seconds: u32) -> PathBuf {
+    let pid_file = harness.home().join("post-create.pid");
+    harness.edit_config(|c| {
+        c.replace(
+            "default_branch: main }",
+            &format!(
+                "default_branch: main, post_create: [\"echo $$ > {}; sleep {seconds}\"] }}",
+                pid_file.display()
+            ),
+        )
+    });
+    pid_file
+}
+
+fn recorded_pid(pid_file: &Path) -> i32 {
+    std::fs::read_to_string(pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 /// Whether `pid` is gone or a zombie nobody reaped (this container's init may not reap).
 fn process_gone(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -975,16 +984,7 @@ fn process_gone(pid: i32) -> bool {
 #[test]
 fn gc_stops_the_post_create_of_a_spawn_killed_with_sigkill() {
     let harness = Harness::new(&[], "");
-    let pid_file = harness.home().join("post-create.pid");
-    harness.edit_config(|c| {
-        c.replace(
-            "default_branch: main }",
-            &format!(
-                "default_branch: main, post_create: [\"echo $$ > {}; sleep 300\"] }}",
-                pid_file.display()
-            ),
-        )
-    });
+    let pid_file = post_create_recording_its_pid(&harness, 300);
     let mut spawn = harness
         .command(&["spawn", "app", "--task", "x"])
         .stdout(Stdio::null())
@@ -996,11 +996,7 @@ fn gc_stops_the_post_create_of_a_spawn_killed_with_sigkill() {
     }));
     spawn.kill().unwrap(); // SIGKILL: nothing of ao-host runs after this
     spawn.wait().unwrap();
-    let pid: i32 = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let pid = recorded_pid(&pid_file);
     assert!(
         !process_gone(pid),
         "post_create should outlive a killed spawn"
