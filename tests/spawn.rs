@@ -344,7 +344,11 @@ fn a_failing_send_destroys_runtime_and_worktree() {
     harness.install_faulty_runtime(&format!(
         "{{ methods: error, only: [send_message], screen: \"{idle}\" }}"
     ));
-    let output = harness.ao(&["spawn", "app", "--task", "x", "--runtime", "faulty"]);
+    // Longer than a command-line argument may be, so it is typed in, not passed at launch.
+    let task = harness.home().join("long-task.txt");
+    std::fs::write(&task, "x".repeat(130 * 1024)).unwrap();
+    let task = task.display().to_string();
+    let output = harness.ao(&["spawn", "app", "--task-file", &task, "--runtime", "faulty"]);
     assert!(!output.status.success());
     let err = stderr(&output);
     assert!(err.contains("faulty fixture refuses send_message"), "{err}");

@@ -645,6 +645,8 @@ fn record(id: &str, n: u64) -> Session {
         host: None,
         activity_at: None,
         waiting_for: None,
+        conversation_id: None,
+        reports_events: false,
         note: None,
     }
 }

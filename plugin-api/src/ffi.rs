@@ -23,8 +23,8 @@ use crate::{
     error::{PluginError, PluginErrorKind, PluginResult},
     traits::{Agent, Runtime, Workspace},
     types::{
-        Activity, AgentSession, DoctorCheck, EnvVar, PluginContext, Readiness, RepositoryInfo,
-        RuntimeCreateRequest, WorkspaceCreateConfig,
+        Activity, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext,
+        Readiness, RepositoryInfo, RuntimeCreateRequest, WorkspaceCreateConfig,
     },
 };
 
@@ -81,6 +81,10 @@ pub trait AgentFfi: Send + Sync {
     /// Added in 0.1.3; older libraries get this default.
     fn doctor(&self) -> RResult<RVec<DoctorCheck>, PluginError> {
         built_before("agent", "doctor")
+    }
+    /// Added in 0.1.4; older libraries get this default (and the host uses `launch_command`).
+    fn launch(&self, _request: &LaunchRequest) -> RResult<LaunchPlan, PluginError> {
+        built_before("agent", "launch")
     }
 }
 
@@ -252,6 +256,9 @@ impl<T: Agent> AgentFfi for AgentAdapter<T> {
     }
     fn doctor(&self) -> RResult<RVec<DoctorCheck>, PluginError> {
         guarded("doctor", || self.0.doctor())
+    }
+    fn launch(&self, request: &LaunchRequest) -> RResult<LaunchPlan, PluginError> {
+        guarded("launch", || self.0.launch(request))
     }
 }
 

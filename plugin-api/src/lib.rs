@@ -23,6 +23,7 @@ pub mod ffi;
 pub mod manifest;
 pub mod program;
 mod root;
+pub mod shell;
 mod traits;
 mod types;
 pub mod validate;
@@ -34,8 +35,8 @@ pub use crate::{
     root::{PluginConstructor, PluginDeclaration, PluginLibrary, PluginLibraryRef},
     traits::{Agent, Runtime, Workspace},
     types::{
-        Activity, AgentSession, DoctorCheck, EnvVar, PluginContext, PluginKind, Readiness,
-        RepositoryInfo, RuntimeCreateRequest, WorkspaceCreateConfig,
+        Activity, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext,
+        PluginKind, Readiness, RepositoryInfo, RuntimeCreateRequest, WorkspaceCreateConfig,
     },
 };
 

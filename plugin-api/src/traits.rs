@@ -11,8 +11,8 @@ use abi_stable::std_types::RString;
 use crate::{
     error::{PluginError, PluginResult},
     types::{
-        Activity, AgentSession, DoctorCheck, EnvVar, PluginContext, Readiness, RepositoryInfo,
-        RuntimeCreateRequest, WorkspaceCreateConfig,
+        Activity, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext,
+        Readiness, RepositoryInfo, RuntimeCreateRequest, WorkspaceCreateConfig,
     },
 };
 
@@ -111,6 +111,28 @@ pub trait Agent: Send + Sync + 'static {
     /// (Added in 0.1.3; the default checks nothing.)
     fn doctor(&self) -> PluginResult<Vec<DoctorCheck>> {
         Ok(Vec::new())
+    }
+
+    /// How to start the agent for `request`: its argv, whether that carries the first message,
+    /// the conversation id to resume it by later, and whether it reports its state through
+    /// `request.event_command`. (Added in 0.1.4; the default is [`Agent::launch_command`], with
+    /// the first message typed in by the host, state read from the screen, and no resuming.)
+    fn launch(&self, request: &LaunchRequest) -> PluginResult<LaunchPlan> {
+        if request.resume.is_some() {
+            return Err(PluginError::unsupported(
+                "this agent cannot resume a conversation",
+            ));
+        }
+        Ok(LaunchPlan {
+            argv: self
+                .launch_command(&request.session)?
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+            takes_first_message: false,
+            conversation_id: None.into(),
+            reports_events: false,
+        })
     }
 }
 

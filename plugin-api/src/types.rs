@@ -194,3 +194,44 @@ pub struct RepositoryInfo {
     /// branch checked out in the main worktree.
     pub default_branch: ROption<RString>,
 }
+
+/// How the host starts (or resumes) an agent. (Added in 0.1.4.)
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct LaunchRequest {
+    pub session: AgentSession,
+    /// The operator's first message, for an agent that can take it at start (a prompt argument),
+    /// so it never goes through a terminal's input box, which may rewrite it (tabs, pastes).
+    pub first_message: ROption<RString>,
+    /// The program that records the agent's state for ao-host, as argv. An agent with hooks runs
+    /// it on each of its events with the event's details as a JSON object on stdin, adding:
+    ///
+    /// - `--status S`: what the event means: `working`, `idle`, `waiting_input` or `exited`;
+    /// - `--waiting-for-field F` (optional): the field of that JSON holding what the agent asks
+    ///   the operator (with `waiting_input`);
+    /// - `--prompt-field F` (optional): the field holding a prompt the agent just took, which
+    ///   the host compares with what it sent.
+    ///
+    /// The program prints nothing and always exits 0, so it never changes what the agent does.
+    /// Empty when the host records no state for this session.
+    pub event_command: RVec<RString>,
+    /// Resume this conversation (an id [`LaunchPlan::conversation_id`] gave at spawn) instead of
+    /// starting a new one.
+    pub resume: ROption<RString>,
+}
+
+/// The agent's answer to a [`LaunchRequest`]. (Added in 0.1.4.)
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct LaunchPlan {
+    /// The program and its arguments.
+    pub argv: RVec<RString>,
+    /// `argv` carries the first message: the host does not type it in.
+    pub takes_first_message: bool,
+    /// The agent's own id for the conversation, stored in the session record so that
+    /// `ao-host session restore` can resume it.
+    pub conversation_id: ROption<RString>,
+    /// The agent will run `event_command` on its events: the host reads its state from them
+    /// instead of from its screen.
+    pub reports_events: bool,
+}

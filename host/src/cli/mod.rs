@@ -3,6 +3,7 @@
 mod completions;
 mod doctor;
 mod gc;
+mod hook;
 pub mod output;
 mod plugins;
 mod session;
@@ -82,6 +83,9 @@ pub enum Command {
     },
     /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell).
     Completions(completions::CompletionsArgs),
+    /// Record an agent's event (run by the agent's hooks, not by hand).
+    #[command(hide = true)]
+    Hook(hook::HookArgs),
 }
 
 /// Logs go to stderr so that `--json` output on stdout stays one clean document.
@@ -143,7 +147,12 @@ impl AppContext {
     /// The lifecycle service every session command goes through.
     fn lifecycle(&self) -> Result<Lifecycle> {
         let mut clock = PhaseClock::start();
-        let lifecycle = Lifecycle::open(self.config.clone(), &self.cli_plugin_dirs)?;
+        let mut lifecycle = Lifecycle::open(self.config.clone(), &self.cli_plugin_dirs)?;
+        // Agents report their events by running this very program (`ao-host hook`).
+        match std::env::current_exe() {
+            Ok(program) => lifecycle = lifecycle.with_event_program(program),
+            Err(e) => tracing::warn!("agents' events are not recorded (the path of ao-host is unknown: {e}); their screens are read instead"),
+        }
         clock.lap("plugin-load");
         Ok(lifecycle)
     }
@@ -151,9 +160,18 @@ impl AppContext {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     // Needs neither config nor plugins: it must work where neither exists yet.
-    if let Command::Completions(completions) = args.command {
-        return completions::run(completions);
-    }
+    let args = match args.command {
+        Command::Completions(completions) => return completions::run(completions),
+        // Runs on every event of every agent: no plugins, no config unless named.
+        Command::Hook(hook) => {
+            return Ok(hook::run(
+                args.config.as_deref(),
+                args.data_dir.as_deref(),
+                hook,
+            ))
+        }
+        command => Args { command, ..args },
+    };
     let mut clock = PhaseClock::start();
     let context = AppContext::new(&args)?;
     clock.lap("config");
@@ -186,6 +204,7 @@ impl Command {
                 | Self::Send(_)
                 | Self::Gc { .. }
                 | Self::Session(session::SessionCommand::Kill { .. })
+                | Self::Session(session::SessionCommand::Restore { .. })
         )
     }
 }
@@ -258,7 +277,7 @@ async fn run_command(lifecycle: &Lifecycle, command: Command) -> Result<ExitCode
             force,
             json,
         } => gc::run(lifecycle, dry_run, force, json).await,
-        Command::Plugins(_) | Command::Completions(_) => {
+        Command::Plugins(_) | Command::Completions(_) | Command::Hook(_) => {
             unreachable!("handled without a reactor")
         }
     }

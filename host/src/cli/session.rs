@@ -10,7 +10,7 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 use ao_host::{
-    lifecycle::{self, KillOutcome, Lifecycle, SpawnRequest},
+    lifecycle::{self, KillOutcome, Lifecycle, RestoreResult, SpawnRequest},
     session::{Session, SessionRole, MAX_TASK_BYTES},
 };
 use clap::{Args as ClapArgs, Subcommand};
@@ -76,6 +76,16 @@ pub enum SessionCommand {
         /// Remove the worktree even if it holds uncommitted changes.
         #[arg(long)]
         force: bool,
+    },
+    /// Relaunch exited sessions in their workspaces, resuming their agents' conversations.
+    Restore {
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Every exited session that can be resumed.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -215,7 +225,53 @@ pub async fn run(lifecycle: &Lifecycle, command: SessionCommand) -> Result<ExitC
             keep_workspace,
             force,
         } => kill(lifecycle, &id, keep_workspace, force).await,
+        SessionCommand::Restore { id, all: _, json } => {
+            restore(lifecycle, id.as_deref(), json).await
+        }
     }
+}
+
+/// Restores one session, or (without `id`) every one that can be; exits non-zero if any
+/// restore failed.
+async fn restore(lifecycle: &Lifecycle, id: Option<&str>, json: bool) -> Result<ExitCode> {
+    let spinner = Spinner::start("restoring");
+    let progress = |phase: &str| spinner.set_phase(phase);
+    let Some(id) = id else {
+        let outcomes = lifecycle.restore_all(&progress).await;
+        drop(spinner);
+        let outcomes = outcomes.context("restoring sessions")?;
+        let failed = outcomes
+            .iter()
+            .any(|o| matches!(o.result, RestoreResult::Failed { .. }));
+        if json {
+            print_json(&outcomes)?;
+        } else if outcomes.is_empty() {
+            errln!("no exited sessions to restore");
+        }
+        for outcome in &outcomes {
+            match &outcome.result {
+                RestoreResult::Restored { .. } if !json => outln!("restored {}", outcome.id),
+                RestoreResult::Failed { error } => {
+                    errln!("ao-host: {}", terminal_safe(error))
+                }
+                RestoreResult::Restored { .. } => {}
+            }
+        }
+        return Ok(if failed {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        });
+    };
+    let restored = lifecycle.restore(id, &progress).await;
+    drop(spinner);
+    let session = restored?;
+    if json {
+        print_json(&session)?;
+    } else {
+        outln!("restored {id}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Lists sessions. Records that could not be read are named on stderr and make the exit status
@@ -271,6 +327,9 @@ fn print_listing(sessions: &[Session], archived: bool, json: bool) -> Result<()>
             terminal_safe(&s.branch),
             terminal_safe(&task)
         );
+        if let Some(question) = &s.waiting_for {
+            outln!("    asks: {}", terminal_safe(question));
+        }
         if let Some(note) = &s.note {
             outln!("    {}", terminal_safe(note));
         }

@@ -25,6 +25,14 @@ pub(super) struct ConfigFile {
     pub defaults: DefaultsSection,
     #[serde(default)]
     pub projects: BTreeMap<String, ProjectSection>,
+    pub notify: Option<NotifySection>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NotifySection {
+    pub command: Vec<String>,
+    pub on: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -97,6 +105,7 @@ impl ConfigFile {
             .workspace_timeout_ms
             .or(self.defaults.workspace_timeout_ms);
         self.projects.extend(file.projects);
+        self.notify = file.notify.or(self.notify);
         self
     }
 }

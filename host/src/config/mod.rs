@@ -13,6 +13,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use crate::session::ReportedStatus;
 use file::ConfigFile;
 pub use project::{PluginChoice, ProjectConfig, RepositoryFacts};
 
@@ -66,6 +67,51 @@ pub struct Config {
     /// every other plugin call gets `call_timeout_ms`.
     pub workspace_timeout_ms: u64,
     pub projects: BTreeMap<String, ProjectConfig>,
+    /// `notify:`: what to run when a session starts waiting, goes idle or exits.
+    pub notify: Option<NotifyConfig>,
+}
+
+/// `notify: { command: [argv…], on: [statuses] }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyConfig {
+    pub command: Vec<String>,
+    pub on: Vec<ReportedStatus>,
+}
+
+impl NotifyConfig {
+    /// Without `on`: every change an operator acts on.
+    const DEFAULT_ON: [ReportedStatus; 3] = [
+        ReportedStatus::WaitingInput,
+        ReportedStatus::Idle,
+        ReportedStatus::Exited,
+    ];
+
+    fn from_section(section: file::NotifySection) -> Result<Self, String> {
+        if section
+            .command
+            .first()
+            .is_none_or(|program| program.trim().is_empty())
+        {
+            return Err("notify.command is empty; give the program and its arguments as a list, e.g. [notify-send, ao-host]".into());
+        }
+        let on = match section.on {
+            None => Self::DEFAULT_ON.to_vec(),
+            Some(names) => names
+                .iter()
+                .map(|name| {
+                    ReportedStatus::parse(name).ok_or_else(|| {
+                        format!(
+                            "notify.on: unknown status {name:?}; use any of working, idle, waiting_input, exited"
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        Ok(Self {
+            command: section.command,
+            on,
+        })
+    }
 }
 
 /// Where to look for the config, in the contract's order.
@@ -175,6 +221,11 @@ impl Config {
             call_timeout_ms: file.defaults.call_timeout_ms.expect(builtin),
             workspace_timeout_ms: file.defaults.workspace_timeout_ms.expect(builtin),
             projects,
+            notify: file
+                .notify
+                .map(NotifyConfig::from_section)
+                .transpose()
+                .map_err(invalid)?,
         })
     }
 

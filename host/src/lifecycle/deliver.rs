@@ -42,6 +42,49 @@ pub enum DeliverError {
     NotSubmitted { output: String },
     #[error("stopped by `ao-host session kill` or an interrupt while waiting for the agent")]
     Cancelled,
+    #[error("the agent did not report taking its task within {} ms (defaults.ready_timeout_ms); its last output: {output}", waited.as_millis())]
+    NotTaken { waited: Duration, output: String },
+    #[error("the agent received its task altered: {difference}")]
+    Altered { difference: String },
+}
+
+/// What [`wait_until_ready`] waits for.
+pub enum WaitFor<'a> {
+    /// The agent accepts input.
+    Ready,
+    /// The agent took its first message from its command line, as it reports through its
+    /// events: `taken` returns the prompt it reported, once it has.
+    FirstMessage {
+        sent: &'a str,
+        taken: &'a (dyn Fn() -> Option<String> + Sync),
+    },
+}
+
+/// Where `received` first differs from `sent`, for a message that says what changed.
+pub fn first_difference(sent: &str, received: &str) -> String {
+    let at = sent
+        .bytes()
+        .zip(received.bytes())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let around = |text: &str| {
+        let mut start = at.saturating_sub(8).min(text.len());
+        while !text.is_char_boundary(start) {
+            start -= 1;
+        }
+        let mut end = (at + 16).min(text.len());
+        while !text.is_char_boundary(end) {
+            end += 1;
+        }
+        format!("{:?}", &text[start..end])
+    };
+    format!(
+        "{} bytes sent, {} received, first difference at byte {at}: sent {}, received {}",
+        sent.len(),
+        received.len(),
+        around(sent),
+        around(received)
+    )
 }
 
 /// The last few non-blank lines of a screen, on one line, for error messages.
@@ -74,12 +117,14 @@ impl Backoff {
     }
 }
 
-/// Waits until the agent accepts input, answering start-up dialogs the agent plugin knows the
-/// answer to. `cancelled` is asked on every poll: a kill must not wait for a slow agent.
+/// Waits until the agent accepts input, or took its first message (`until`), answering start-up
+/// dialogs the agent plugin knows the answer to. `cancelled` is asked on every poll: a kill must
+/// not wait for a slow agent.
 pub async fn wait_until_ready(
     runtime: &RuntimePlugin,
     agent: &AgentPlugin,
     handle: &str,
+    until: WaitFor<'_>,
     timeout: Duration,
     cancelled: &(dyn Fn() -> bool + Sync),
 ) -> Result<(), DeliverError> {
@@ -88,6 +133,7 @@ pub async fn wait_until_ready(
     let mut answers = 0;
     let mut last_answer: Option<(String, Instant)> = None;
     let mut unchanged: Option<(String, Instant)> = None;
+    let mut seen_ready = false;
     loop {
         if cancelled() {
             return Err(DeliverError::Cancelled);
@@ -101,6 +147,17 @@ pub async fn wait_until_ready(
                 output: screen_tail(&output),
             });
         }
+        if let WaitFor::FirstMessage { sent, taken } = &until {
+            if let Some(received) = taken() {
+                return if received == *sent {
+                    Ok(())
+                } else {
+                    Err(DeliverError::Altered {
+                        difference: first_difference(sent, &received),
+                    })
+                };
+            }
+        }
         let screen = runtime.capture_output(handle, SCREEN_LINES).await?;
         let since = match &unchanged {
             Some((previous, since)) if *previous == screen => *since,
@@ -108,7 +165,8 @@ pub async fn wait_until_ready(
         };
         unchanged = Some((screen.clone(), since));
         match agent.is_ready(&screen).await? {
-            Readiness::Ready => return Ok(()),
+            Readiness::Ready if matches!(until, WaitFor::Ready) => return Ok(()),
+            Readiness::Ready => seen_ready = true,
             Readiness::Starting => {}
             Readiness::Blocked { reason, answer } => {
                 if answer.is_empty() || answers >= MAX_ANSWERS {
@@ -130,9 +188,19 @@ pub async fn wait_until_ready(
             }
         }
         if started.elapsed() >= timeout {
-            return Err(DeliverError::NotReady {
-                waited: timeout,
-                output: screen_tail(&screen),
+            let output = screen_tail(&screen);
+            // An agent that showed it was up but never reported its task is another problem
+            // than one that never came up.
+            return Err(if seen_ready {
+                DeliverError::NotTaken {
+                    waited: timeout,
+                    output,
+                }
+            } else {
+                DeliverError::NotReady {
+                    waited: timeout,
+                    output,
+                }
             });
         }
         backoff.wait().await;
@@ -209,6 +277,18 @@ pub async fn deliver(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_difference_is_shown_where_it_starts() {
+        let shown = first_difference("a\tb 🎉 rest", "a    b 🎉 rest");
+        assert!(
+            shown.starts_with("13 bytes sent, 16 received, first difference at byte 1"),
+            "{shown}"
+        );
+        assert!(shown.contains(r#"sent "a\tb"#), "{shown}");
+        // Cut on character boundaries, never inside the emoji.
+        first_difference("🎉🎉🎉🎉🎉", "🎉🎉🎉🎉x");
+    }
 
     #[test]
     fn screen_tail_keeps_the_last_four_non_blank_lines() {

@@ -468,6 +468,7 @@ impl Lifecycle {
         self.store
             .archive(session, SessionStatus::Errored, Some(note))
             .map_err(|e| e.to_string())?;
+        self.agent_states.remove(&session.project_id, &session.id);
         Ok(())
     }
 

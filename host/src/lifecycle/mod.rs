@@ -8,9 +8,11 @@
 
 mod deliver;
 pub mod doctor;
+pub mod events;
 pub mod gc;
 mod operate;
 pub mod prompt;
+mod restore;
 mod spawn;
 mod status;
 
@@ -26,6 +28,7 @@ use ao_plugin_api::PluginKind;
 pub use self::{
     deliver::{screen_tail, DeliverError, SCREEN_LINES},
     operate::KillOutcome,
+    restore::{RestoreOutcome, RestoreResult},
     spawn::{validate_task, SpawnError, SpawnRequest, SpawnStepError},
     status::SessionListing,
 };
@@ -35,7 +38,7 @@ use crate::{
         discovery, registry::PluginInstance, set::plugin_context, AgentPlugin, PluginCallError,
         PluginRegistry, PluginSet, RegistryError, RuntimePlugin, WorkspacePlugin,
     },
-    session::{LockError, Session, SessionStore, StoreError},
+    session::{AgentStateDir, LockError, Session, SessionStore, StoreError},
 };
 
 /// Why a lifecycle operation failed.
@@ -67,6 +70,11 @@ pub struct Lifecycle {
     store: SessionStore,
     /// Built plugin instances (or why they could not be built), by kind and name.
     instances: tokio::sync::Mutex<HashMap<InstanceKey, Result<PluginInstance, String>>>,
+    /// What the agents report their events to.
+    agent_states: AgentStateDir,
+    /// The `ao-host` executable agents' hooks run ([`Lifecycle::with_event_program`]); without
+    /// one, agents are read from their screens.
+    event_program: Option<PathBuf>,
 }
 
 impl Lifecycle {
@@ -83,9 +91,44 @@ impl Lifecycle {
         Ok(Self {
             config,
             registry: Arc::new(registry),
+            agent_states: AgentStateDir::new(store.data_dir()),
             store,
             instances: tokio::sync::Mutex::new(HashMap::new()),
+            event_program: None,
         })
+    }
+
+    /// Lets agents report their state by running `program` (an `ao-host` executable) with the
+    /// `hook` command, instead of having their screens read.
+    pub fn with_event_program(mut self, program: PathBuf) -> Self {
+        self.event_program = Some(program);
+        self
+    }
+
+    /// The argv an agent runs to report an event of session `session` (see
+    /// `ao_plugin_api::LaunchRequest::event_command`); empty without an event program.
+    fn event_command(&self, session: &Session) -> Vec<String> {
+        let Some(program) = &self.event_program else {
+            return Vec::new();
+        };
+        let mut argv = vec![program.display().to_string()];
+        if let Some(config) = &self.config.path {
+            argv.extend(["--config".into(), config.display().to_string()]);
+        }
+        argv.extend([
+            "--data-dir".into(),
+            self.store.data_dir().display().to_string(),
+            "hook".into(),
+            "--project".into(),
+            session.project_id.clone(),
+            "--session".into(),
+            session.id.clone(),
+        ]);
+        argv
+    }
+
+    pub fn agent_states(&self) -> &AgentStateDir {
+        &self.agent_states
     }
 
     pub fn config(&self) -> &Config {

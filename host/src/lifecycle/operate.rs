@@ -129,11 +129,12 @@ impl Lifecycle {
             plugins.workspace.destroy(path, false).await?;
         }
         let archived = self.store.archive(&session, SessionStatus::Killed, None)?;
+        self.agent_states.remove(&session.project_id, &session.id);
         Ok(KillOutcome::Killed(Box::new(archived)))
     }
 
     /// A live session, locked, with its runtime handle.
-    async fn live_locked(
+    pub(super) async fn live_locked(
         &self,
         id: &str,
         progress: &(dyn Fn(&str) + Sync),
@@ -170,8 +171,13 @@ impl Lifecycle {
         let (session, handle, _lock) = self.live_locked(id, progress).await?;
         let plugins = self.plugins_of(&session).await?;
         if !plugins.runtime.is_alive(&handle).await? {
+            let way_out = if session.conversation_id.is_some() {
+                format!("`ao-host session restore {id}` brings it back")
+            } else {
+                format!("`ao-host session kill {id}` archives it")
+            };
             return Err(LifecycleError::Refused(format!(
-                "{id} is not running any more; `ao-host session kill {id}` archives it"
+                "{id} is not running any more; {way_out}"
             )));
         }
         deliver(&plugins.runtime, &plugins.agent, &handle, text).await?;

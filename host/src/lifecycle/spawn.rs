@@ -5,9 +5,12 @@
 //!
 //! 1. reserve the id: take the session's lock, then create the record (`spawning`) exclusively;
 //! 2. create the workspace;
-//! 3. start the agent in the runtime, with the agent's argv and environment plus `AO_*`;
-//! 4. wait until the agent is ready (polling its screen; no fixed sleep);
-//! 5. deliver the first message and confirm it was submitted;
+//! 3. start the agent in the runtime, with the agent's argv and environment plus `AO_*`; an
+//!    agent that can takes its first message in that argv, never through a terminal's input box;
+//! 4. wait until the agent is ready (polling its screen, answering start-up dialogs; no fixed
+//!    sleep) — or, for a message given at launch, until the agent reports taking it, compared
+//!    byte-exact with what was sent;
+//! 5. otherwise deliver the first message by typing it, and confirm it was submitted;
 //! 6. record the session as `working` and release the lock.
 //!
 //! The lock is held throughout, so `gc` never mistakes a spawn in progress for an interrupted one,
@@ -28,12 +31,12 @@ use std::{
 };
 
 use ao_plugin_api::{
-    abi_stable::std_types::ROption, AgentSession, EnvVar, RuntimeCreateRequest,
+    abi_stable::std_types::ROption, AgentSession, EnvVar, LaunchRequest, RuntimeCreateRequest,
     WorkspaceCreateConfig,
 };
 
 use super::{
-    deliver::{deliver, wait_until_ready, DeliverError},
+    deliver::{deliver, wait_until_ready, DeliverError, WaitFor},
     prompt::{orchestrator_prompt, worker_prompt, PromptFacts},
     Lifecycle, LifecycleError,
 };
@@ -129,7 +132,7 @@ pub const PHASES: [&str; 4] = [
 
 impl Lifecycle {
     /// The `AO_*` variables every session gets.
-    fn ao_environment(&self, session: &Session) -> Vec<EnvVar> {
+    pub(super) fn ao_environment(&self, session: &Session) -> Vec<EnvVar> {
         let mut vars = vec![
             EnvVar::new("AO_CALLER_TYPE", session.role.caller_type()),
             EnvVar::new("AO_SESSION", session.id.clone()),
@@ -178,6 +181,8 @@ impl Lifecycle {
             host: None,
             activity_at: None,
             waiting_for: None,
+            conversation_id: None,
+            reports_events: false,
             note: None,
         };
         let mut clock = PhaseClock::start();
@@ -288,15 +293,31 @@ impl Lifecycle {
             system_prompt: ROption::RSome(system_prompt.into()),
             agent_config: project.agent_config.as_str().into(),
         };
-        let launch_command = plugins.agent.launch_command(&agent_session).await?;
+        let plan = plugins
+            .agent
+            .launch(&LaunchRequest {
+                session: agent_session.clone(),
+                first_message: first_message.clone().map(Into::into).into(),
+                event_command: self
+                    .event_command(session)
+                    .into_iter()
+                    .map(Into::into)
+                    .collect(),
+                resume: ROption::RNone,
+            })
+            .await?;
+        session.conversation_id = plan.conversation_id.clone().into_option().map(Into::into);
+        session.reports_events = plan.reports_events;
+        let inline = first_message.is_some() && plan.takes_first_message;
         let mut environment = plugins.agent.environment(&agent_session).await?;
         environment.extend(self.ao_environment(session));
+        self.agent_states.reset(&project.id, &session.id)?;
         let handle = plugins
             .runtime
             .create(RuntimeCreateRequest {
                 session_id: session.id.as_str().into(),
                 cwd: workspace_path.as_str().into(),
-                launch_command: launch_command.into_iter().map(Into::into).collect(),
+                launch_command: plan.argv,
                 env: environment.into(),
             })
             .await?;
@@ -307,10 +328,25 @@ impl Lifecycle {
 
         progress(PHASES[2]);
         let ready_timeout = Duration::from_millis(self.config.ready_timeout_ms);
+        let taken = || {
+            self.agent_states
+                .last_prompt(&project.id, &session.id)
+                .ok()
+                .flatten()
+                .map(|(_, prompt)| prompt)
+        };
+        let until = match &first_message {
+            Some(sent) if inline && plan.reports_events => WaitFor::FirstMessage {
+                sent,
+                taken: &taken,
+            },
+            _ => WaitFor::Ready,
+        };
         wait_until_ready(
             &plugins.runtime,
             &plugins.agent,
             &handle,
+            until,
             ready_timeout,
             cancelled,
         )
@@ -321,10 +357,14 @@ impl Lifecycle {
         })?;
         clock.lap("ready-wait");
         check()?;
-        if let Some(message) = first_message {
-            progress(PHASES[3]);
-            deliver(&plugins.runtime, &plugins.agent, &handle, &message).await?;
-            tracing::info!(id = %session.id, "first message delivered");
+        match first_message {
+            Some(_) if inline => tracing::info!(id = %session.id, "first message taken at launch"),
+            Some(message) => {
+                progress(PHASES[3]);
+                deliver(&plugins.runtime, &plugins.agent, &handle, &message).await?;
+                tracing::info!(id = %session.id, "first message delivered");
+            }
+            None => {}
         }
         session.status = SessionStatus::Working;
         session.activity_at = Some(now_ms());
@@ -375,6 +415,7 @@ impl Lifecycle {
         {
             tracing::warn!(id = %session.id, "cleanup: {e}");
         }
+        self.agent_states.remove(&session.project_id, &session.id);
         format!("{summary}; the record is archived as errored")
     }
 }

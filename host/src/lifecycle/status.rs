@@ -1,6 +1,9 @@
 //! Listing sessions with their status as it is now, not as last recorded.
 //!
-//! Each runtime is asked once for its live handles and once for all their screens
+//! An agent that reports events (`ao-host hook`) is taken at its word: its state file says what
+//! it does, and its screen is not read, except to confirm a wait (refusing a permission fires no
+//! event). For the others, each runtime is asked once for its live handles and once for all
+//! their screens
 //! (`Runtime::capture_outputs`, one round trip for the tmux runtime however many sessions
 //! there are); runtimes are asked concurrently, and each screen is judged by its agent plugin
 //! concurrently. A runtime built before `capture_outputs` existed is asked per session instead,
@@ -13,11 +16,11 @@ use ao_plugin_api::{Activity, PluginError, PluginErrorKind};
 use futures_util::future::join_all;
 use tokio::sync::Semaphore;
 
-use super::{deliver::SCREEN_LINES, Lifecycle, LifecycleError};
+use super::{deliver::SCREEN_LINES, events::record_event, Lifecycle, LifecycleError};
 use crate::{
     config::validate_project_arg,
     plugins::RuntimePlugin,
-    session::{Session, SessionStatus},
+    session::{AgentEvent, AgentState, ReportedStatus, Session, SessionStatus},
 };
 
 /// Screens read at the same time from a runtime that can only be asked one at a time.
@@ -64,8 +67,24 @@ impl Lifecycle {
                 }
             }
         }
-        // The sessions whose runtime is to be asked, by runtime: (index, handle).
-        let mut by_runtime: BTreeMap<String, Vec<(usize, String)>> = BTreeMap::new();
+        // What agents that report events said last; their screens are not read.
+        let states: Vec<Option<AgentState>> = sessions
+            .iter()
+            .map(|session| {
+                if !session.reports_events {
+                    return None;
+                }
+                match self.agent_states.read(&session.project_id, &session.id) {
+                    Ok(state) => state.filter(|s| s.status.is_some()),
+                    Err(e) => {
+                        tracing::warn!(id = %session.id, "{e}; reading its screen instead");
+                        None
+                    }
+                }
+            })
+            .collect();
+        // The sessions whose runtime is to be asked, by runtime: (index, handle, screen wanted).
+        let mut by_runtime: BTreeMap<String, Vec<Probe>> = BTreeMap::new();
         for (i, session) in sessions.iter().enumerate() {
             if matches!(
                 session.status,
@@ -77,7 +96,15 @@ impl Lifecycle {
                 by_runtime
                     .entry(session.runtime.clone())
                     .or_default()
-                    .push((i, handle.clone()));
+                    .push(Probe {
+                        index: i,
+                        handle: handle.clone(),
+                        // A wait the operator ended by refusing fires no event, so a
+                        // session that says it waits is checked against its screen.
+                        screen: states[i]
+                            .as_ref()
+                            .is_none_or(|state| state.status == Some(ReportedStatus::WaitingInput)),
+                    });
             }
         }
         let screens = join_all(
@@ -87,11 +114,21 @@ impl Lifecycle {
         )
         .await;
         let mut judged = Vec::new();
+        let mut observed: Vec<(usize, ReportedStatus, Option<String>)> = Vec::new();
         for (i, screen) in screens.into_iter().flatten() {
             match screen {
-                Screen::Gone => sessions[i].status = SessionStatus::Exited,
+                Screen::Gone => observed.push((i, ReportedStatus::Exited, None)),
                 Screen::Unknown(reason) => {
                     sessions[i].note = Some(format!("status not checked: {reason}"))
+                }
+                Screen::Alive => {
+                    let state = states[i]
+                        .as_ref()
+                        .expect("only sessions with state skip the screen");
+                    let session = &mut sessions[i];
+                    session.status = state.status.expect("filtered above").into();
+                    session.activity_at = Some(state.at);
+                    session.waiting_for = state.waiting_for.clone();
                 }
                 Screen::Shown(text) => judged.push((i, text)),
             }
@@ -108,24 +145,60 @@ impl Lifecycle {
         }))
         .await;
         for (i, activity) in activities {
+            if let (Some(state), Ok(Activity::WaitingInput)) = (&states[i], &activity) {
+                // The screen agrees with the agent's own event, which has the question.
+                let session = &mut sessions[i];
+                session.status = SessionStatus::WaitingInput;
+                session.activity_at = Some(state.at);
+                session.waiting_for = state.waiting_for.clone();
+                continue;
+            }
+            let status = match activity {
+                Ok(Activity::Idle) => ReportedStatus::Idle,
+                Ok(Activity::Working) => ReportedStatus::Working,
+                Ok(Activity::WaitingInput) => ReportedStatus::WaitingInput,
+                Ok(Activity::Exited) => ReportedStatus::Exited,
+                Err(e) => {
+                    sessions[i].note = Some(format!("status not checked: {e}"));
+                    continue;
+                }
+            };
+            observed.push((i, status, None));
+        }
+        // What this listing saw for itself (a screen, a runtime gone) is recorded like an
+        // agent's event, so the change notifies once and later listings know since when.
+        for (i, status, waiting_for) in observed {
             let session = &mut sessions[i];
-            match activity {
-                Ok(Activity::Idle) => session.status = SessionStatus::Idle,
-                Ok(Activity::Working) => session.status = SessionStatus::Working,
-                Ok(Activity::WaitingInput) => session.status = SessionStatus::WaitingInput,
-                Ok(Activity::Exited) => session.status = SessionStatus::Exited,
-                Err(e) => session.note = Some(format!("status not checked: {e}")),
+            session.status = status.into();
+            let event = AgentEvent {
+                status,
+                waiting_for,
+                prompt: None,
+            };
+            if let Err(e) = record_event(
+                self.store.data_dir(),
+                &session.project_id,
+                &session.id,
+                event,
+                self.config.notify.as_ref(),
+            ) {
+                tracing::warn!(id = %session.id, "recording its status: {e}");
+            }
+            if let Ok(Some(state)) = self.agent_states.read(&session.project_id, &session.id) {
+                if state.status == Some(status) {
+                    session.activity_at = Some(state.at);
+                }
             }
         }
     }
 
     /// The screens of `wanted` sessions of runtime `name`: one `alive_handles` call, then one
     /// `capture_outputs` call for the live ones.
-    async fn screens_of(&self, name: String, wanted: Vec<(usize, String)>) -> Vec<(usize, Screen)> {
+    async fn screens_of(&self, name: String, wanted: Vec<Probe>) -> Vec<(usize, Screen)> {
         let unknown = |reason: String| {
             wanted
                 .iter()
-                .map(|(i, _)| (*i, Screen::Unknown(reason.clone())))
+                .map(|probe| (probe.index, Screen::Unknown(reason.clone())))
                 .collect()
         };
         let runtime = match self.runtime(&name).await {
@@ -136,10 +209,21 @@ impl Lifecycle {
             Ok(handles) => handles.into_iter().collect(),
             Err(e) => return unknown(e.to_string()),
         };
-        // Every session's screen is asked for, the ones not listed alive too: a runtime
+        // A live session whose agent reports events is not looked at.
+        let (unseen, wanted): (Vec<Probe>, Vec<Probe>) = wanted
+            .into_iter()
+            .partition(|probe| !probe.screen && alive.contains(&probe.handle));
+        let mut screens: Vec<(usize, Screen)> = unseen
+            .into_iter()
+            .map(|probe| (probe.index, Screen::Alive))
+            .collect();
+        // Every other session's screen is asked for, the ones not listed alive too: a runtime
         // answers "not found" for a session that is gone, but an error for one it cannot
         // reach (a tmux session on another server), which must not pass for `exited`.
-        let handles: Vec<String> = wanted.iter().map(|(_, h)| h.clone()).collect();
+        let handles: Vec<String> = wanted.iter().map(|probe| probe.handle.clone()).collect();
+        if handles.is_empty() {
+            return screens;
+        }
         let captured = match runtime.capture_outputs(handles.clone(), SCREEN_LINES).await {
             Err(e) if e.kind() == PluginErrorKind::Unsupported => {
                 let live: Vec<String> = handles
@@ -159,23 +243,28 @@ impl Lifecycle {
                     })
                     .collect()
             }
-            Err(e) => return unknown(e.to_string()),
+            Err(e) => {
+                let reason = e.to_string();
+                screens.extend(
+                    wanted
+                        .iter()
+                        .map(|probe| (probe.index, Screen::Unknown(reason.clone()))),
+                );
+                return screens;
+            }
             Ok(captured) => captured,
         };
-        wanted
-            .into_iter()
-            .zip(captured)
-            .map(|((i, handle), screen)| {
-                let screen = match screen {
-                    Ok(text) if alive.contains(&handle) => Screen::Shown(text),
-                    // A pane kept after its agent exited, or a session gone meanwhile.
-                    Ok(_) => Screen::Gone,
-                    Err(e) if e.kind == PluginErrorKind::NotFound => Screen::Gone,
-                    Err(e) => Screen::Unknown(e.to_string()),
-                };
-                (i, screen)
-            })
-            .collect()
+        screens.extend(wanted.into_iter().zip(captured).map(|(probe, screen)| {
+            let screen = match screen {
+                Ok(text) if alive.contains(&probe.handle) => Screen::Shown(text),
+                // A pane kept after its agent exited, or a session gone meanwhile.
+                Ok(_) => Screen::Gone,
+                Err(e) if e.kind == PluginErrorKind::NotFound => Screen::Gone,
+                Err(e) => Screen::Unknown(e.to_string()),
+            };
+            (probe.index, screen)
+        }));
+        screens
     }
 
     /// Whether a record that says `spawning` is being spawned right now. The lock is probed
@@ -217,9 +306,19 @@ async fn one_by_one(
     .await
 }
 
+/// One session a runtime is asked about.
+struct Probe {
+    index: usize,
+    handle: String,
+    /// Its screen is wanted (its agent reports no events, or none yet).
+    screen: bool,
+}
+
 /// What a runtime showed of one session.
 enum Screen {
     Shown(String),
+    /// Alive; its screen was not read (its agent reports events).
+    Alive,
     /// The runtime no longer has it.
     Gone,
     /// The runtime could not say, and why.

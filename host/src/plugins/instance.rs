@@ -10,8 +10,9 @@ use std::{sync::Arc, time::Duration};
 use ao_plugin_api::{
     abi_stable::std_types::{RResult, RStr, RString},
     ffi::{AgentObject, RuntimeObject, WorkspaceObject},
-    Activity, AgentSession, DoctorCheck, EnvVar, PluginError, PluginErrorKind, PluginKind,
-    Readiness, RepositoryInfo, RuntimeCreateRequest, WorkspaceCreateConfig,
+    Activity, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginError,
+    PluginErrorKind, PluginKind, Readiness, RepositoryInfo, RuntimeCreateRequest,
+    WorkspaceCreateConfig,
 };
 
 /// A failed plugin call, naming the plugin and the method.
@@ -262,6 +263,30 @@ impl RuntimePlugin {
 }
 
 impl AgentPlugin {
+    /// How to start the agent. A library built before `launch` existed (0.1.4) gets the plan
+    /// its `launch_command` makes: the host types the first message, reads the screen, and
+    /// cannot resume.
+    pub async fn launch(&self, request: &LaunchRequest) -> Result<LaunchPlan, PluginCallError> {
+        let owned = request.clone();
+        match self.0.call("launch", move |o| o.launch(&owned)).await {
+            // Only a library without `launch` says unsupported to a fresh start.
+            Err(e) if e.kind() == PluginErrorKind::Unsupported && request.resume.is_none() => {
+                Ok(LaunchPlan {
+                    argv: self
+                        .launch_command(&request.session)
+                        .await?
+                        .into_iter()
+                        .map(Into::into)
+                        .collect(),
+                    takes_first_message: false,
+                    conversation_id: None.into(),
+                    reports_events: false,
+                })
+            }
+            other => other,
+        }
+    }
+
     pub async fn launch_command(
         &self,
         session: &AgentSession,

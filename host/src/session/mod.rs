@@ -1,5 +1,6 @@
 //! Sessions: the record kept for every agent ao-host started, and where records live.
 
+pub mod agent_state;
 pub mod identity;
 pub mod lock;
 pub mod store;
@@ -7,6 +8,7 @@ pub mod store;
 use serde::{Deserialize, Serialize};
 
 pub use self::{
+    agent_state::{AgentEvent, AgentState, AgentStateDir, ReportedStatus},
     lock::{LockDir, LockError, SessionLock},
     store::{Listing, SessionStore, StoreError},
 };
@@ -40,6 +42,17 @@ pub enum SessionStatus {
 pub enum SessionRole {
     Worker,
     Orchestrator,
+}
+
+impl From<ReportedStatus> for SessionStatus {
+    fn from(status: ReportedStatus) -> Self {
+        match status {
+            ReportedStatus::Working => Self::Working,
+            ReportedStatus::Idle => Self::Idle,
+            ReportedStatus::WaitingInput => Self::WaitingInput,
+            ReportedStatus::Exited => Self::Exited,
+        }
+    }
 }
 
 impl SessionRole {
@@ -88,6 +101,13 @@ pub struct Session {
     /// What the agent asks the operator, while `waiting_input`.
     #[serde(default)]
     pub waiting_for: Option<String>,
+    /// The agent's own id for its conversation, to resume it by (`ao-host session restore`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<String>,
+    /// The agent reports its state through events: its status is read from them, not from its
+    /// screen.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reports_events: bool,
     /// Why the session is `errored`, or what went wrong last.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,

@@ -525,6 +525,8 @@ mod tests {
             host: None,
             activity_at: None,
             waiting_for: None,
+            conversation_id: None,
+            reports_events: false,
             note: None,
         }
     }

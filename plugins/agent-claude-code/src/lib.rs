@@ -1,5 +1,6 @@
 //! Agent plugin `claude-code`: launches the Claude Code CLI and reads its screen.
 
+mod hooks;
 mod screen;
 
 use std::{
@@ -9,7 +10,8 @@ use std::{
 
 use ao_plugin_api::{
     export_plugins, program::Program, validate::validate_id, Activity, Agent, AgentSession,
-    DoctorCheck, EnvVar, PluginContext, PluginError, PluginResult, Readiness,
+    DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext, PluginError, PluginResult,
+    Readiness,
 };
 use serde::Deserialize;
 
@@ -58,9 +60,15 @@ struct ProjectSettings {
     skip_permissions: bool,
 }
 
+/// The longest first message passed as the CLI's prompt argument: Linux refuses a single
+/// argument of 128 KiB or more. A longer one is typed in.
+const MAX_INLINE_MESSAGE_BYTES: usize = 120 * 1024;
+
 pub struct ClaudeCode {
     settings: Settings,
+    /// System prompts and hook settings, one file each per session.
     prompt_dir: PathBuf,
+    settings_dir: PathBuf,
 }
 
 impl ClaudeCode {
@@ -79,43 +87,36 @@ impl ClaudeCode {
             })
     }
 
-    /// Writes the system prompt to a file of its own, so it reaches the CLI whole through
-    /// `--append-system-prompt-file` however long it is.
-    fn write_prompt(&self, session: &AgentSession, prompt: &str) -> PluginResult<PathBuf> {
+    /// Writes one of the session's files (`dir/<session id>.<extension>`) whole, by rename.
+    fn write_session_file(
+        dir: &Path,
+        session: &AgentSession,
+        extension: &str,
+        contents: &str,
+    ) -> PluginResult<PathBuf> {
         validate_id("session id", &session.session_id)?;
-        std::fs::create_dir_all(&self.prompt_dir).map_err(|e| {
-            PluginError::failed(format!("creating {}: {e}", self.prompt_dir.display()))
-        })?;
-        let path = self.prompt_dir.join(format!("{}.md", session.session_id));
-        let temp = self.prompt_dir.join(format!(
-            ".{}.{}.tmp",
+        std::fs::create_dir_all(dir)
+            .map_err(|e| PluginError::failed(format!("creating {}: {e}", dir.display())))?;
+        let path = dir.join(format!("{}.{extension}", session.session_id));
+        let temp = dir.join(format!(
+            ".{}.{extension}.{}.tmp",
             session.session_id,
             std::process::id()
         ));
-        std::fs::write(&temp, prompt)
+        std::fs::write(&temp, contents)
             .and_then(|()| std::fs::rename(&temp, &path))
             .map_err(|e| PluginError::failed(format!("writing {}: {e}", path.display())))?;
         Ok(path)
     }
-}
 
-impl Agent for ClaudeCode {
-    fn new(context: &PluginContext) -> PluginResult<Self> {
-        let settings: Settings = context.parse_config()?;
-        if settings.command.trim().is_empty() {
-            return Err(PluginError::config(
-                "plugins.config.claude-code.command is empty; name the Claude Code CLI (e.g. claude)",
-            ));
-        }
-        Ok(Self {
-            settings,
-            prompt_dir: Path::new(context.data_dir.as_str())
-                .join("claude-code")
-                .join("prompts"),
-        })
-    }
-
-    fn launch_command(&self, session: &AgentSession) -> PluginResult<Vec<String>> {
+    /// The options every launch shares: model, permissions, and the system prompt, from a file
+    /// of its own so it reaches the CLI whole however long it is. A resumed session gets the
+    /// file written at spawn again (`resuming`).
+    fn common_arguments(
+        &self,
+        session: &AgentSession,
+        resuming: bool,
+    ) -> PluginResult<Vec<String>> {
         let project = Self::project_settings(session)?;
         let mut argv = vec![self.settings.command.clone()];
         if let Some(model) = &project.model {
@@ -126,14 +127,128 @@ impl Agent for ClaudeCode {
         } else if let Some(mode) = &project.permission_mode {
             argv.extend(["--permission-mode".to_string(), mode.clone()]);
         }
-        if let Some(prompt) = session.system_prompt.as_ref().into_option() {
-            let file = self.write_prompt(session, prompt)?;
+        let prompt_file = match session.system_prompt.as_ref().into_option() {
+            Some(prompt) => Some(Self::write_session_file(
+                &self.prompt_dir,
+                session,
+                "md",
+                prompt,
+            )?),
+            None if resuming => {
+                validate_id("session id", &session.session_id)?;
+                Some(self.prompt_dir.join(format!("{}.md", session.session_id)))
+                    .filter(|path| path.is_file())
+            }
+            None => None,
+        };
+        if let Some(file) = prompt_file {
             argv.extend([
                 "--append-system-prompt-file".to_string(),
                 file.display().to_string(),
             ]);
         }
         Ok(argv)
+    }
+}
+
+/// A random (version 4) UUID: Claude Code's conversation ids are UUIDs, and one chosen here
+/// is what `--resume` takes later.
+fn new_conversation_id() -> PluginResult<String> {
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut random| std::io::Read::read_exact(&mut random, &mut bytes))
+        .map_err(|e| PluginError::failed(format!("reading /dev/urandom: {e}")))?;
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    ))
+}
+
+/// Whether `id` is a UUID, the only thing `--resume` is ever given.
+fn is_uuid(id: &str) -> bool {
+    id.len() == 36
+        && id.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+impl Agent for ClaudeCode {
+    fn new(context: &PluginContext) -> PluginResult<Self> {
+        let settings: Settings = context.parse_config()?;
+        if settings.command.trim().is_empty() {
+            return Err(PluginError::config(
+                "plugins.config.claude-code.command is empty; name the Claude Code CLI (e.g. claude)",
+            ));
+        }
+        let own_dir = Path::new(context.data_dir.as_str()).join("claude-code");
+        Ok(Self {
+            settings,
+            prompt_dir: own_dir.join("prompts"),
+            settings_dir: own_dir.join("settings"),
+        })
+    }
+
+    fn launch_command(&self, session: &AgentSession) -> PluginResult<Vec<String>> {
+        self.common_arguments(session, false)
+    }
+
+    /// A new conversation under an id chosen here (`--session-id`), or the stored one resumed
+    /// (`--resume`); the session's own hook settings (`--settings`); and the first message as
+    /// the prompt argument, where it reaches the model byte-exact (the input box rewrites
+    /// pasted tabs).
+    fn launch(&self, request: &LaunchRequest) -> PluginResult<LaunchPlan> {
+        let session = &request.session;
+        let mut argv = self.common_arguments(session, request.resume.is_some())?;
+        let conversation_id = match request.resume.as_ref().into_option() {
+            Some(id) if is_uuid(id) => {
+                argv.extend(["--resume".to_string(), id.to_string()]);
+                id.to_string()
+            }
+            Some(id) => {
+                return Err(PluginError::invalid_input(format!(
+                    "{id:?} is not a Claude Code conversation id (a UUID)"
+                )))
+            }
+            None => {
+                let id = new_conversation_id()?;
+                argv.extend(["--session-id".to_string(), id.clone()]);
+                id
+            }
+        };
+        let reports_events = !request.event_command.is_empty();
+        if reports_events {
+            let event_command: Vec<String> = request
+                .event_command
+                .iter()
+                .map(|a| a.to_string())
+                .collect();
+            let settings = hooks::settings(&event_command).to_string();
+            let file = Self::write_session_file(&self.settings_dir, session, "json", &settings)?;
+            argv.extend(["--settings".to_string(), file.display().to_string()]);
+        }
+        let first = request
+            .first_message
+            .as_ref()
+            .into_option()
+            .filter(|message| message.len() <= MAX_INLINE_MESSAGE_BYTES);
+        if let Some(message) = first {
+            // After `--`, a message starting with `-` is not read as an option.
+            argv.extend(["--".to_string(), message.to_string()]);
+        }
+        Ok(LaunchPlan {
+            argv: argv.into_iter().map(Into::into).collect(),
+            takes_first_message: first.is_some(),
+            conversation_id: Some(conversation_id.into()).into(),
+            reports_events,
+        })
     }
 
     fn environment(&self, _session: &AgentSession) -> PluginResult<Vec<EnvVar>> {

@@ -1,0 +1,132 @@
+//! `ao-host hook`: the command an agent's hooks run to report an event (see
+//! `ao_plugin_api::LaunchRequest::event_command`). It prints nothing and always exits 0: its
+//! stdout may become part of the agent's prompt, and a failing hook may stop what the agent was
+//! doing. Problems go to stderr.
+
+use std::{
+    io::{IsTerminal, Read},
+    path::Path,
+    process::ExitCode,
+};
+
+use anyhow::{bail, Context, Result};
+use ao_host::{
+    config::Config,
+    lifecycle::events::record_event,
+    session::{AgentEvent, ReportedStatus, MAX_TASK_BYTES},
+};
+use ao_plugin_api::validate::validate_id;
+use clap::Args;
+
+/// What a hook passes.
+#[derive(Debug, Args)]
+pub struct HookArgs {
+    #[arg(long)]
+    project: String,
+    #[arg(long)]
+    session: String,
+    /// What the event means: working, idle, waiting_input or exited.
+    #[arg(long, value_parser = parse_status)]
+    status: ReportedStatus,
+    /// A field of the event's JSON (on stdin) telling what the agent asks the operator: a
+    /// top-level name, or a JSON pointer (`/tool_input/command`). Repeatable: the fields
+    /// present are joined with ": ".
+    #[arg(long, value_name = "FIELD")]
+    waiting_for_field: Vec<String>,
+    /// The field of the event's JSON holding a prompt the agent just took.
+    #[arg(long, value_name = "FIELD")]
+    prompt_field: Option<String>,
+}
+
+fn parse_status(name: &str) -> Result<ReportedStatus, String> {
+    ReportedStatus::parse(name)
+        .ok_or_else(|| "expected working, idle, waiting_input or exited".to_string())
+}
+
+/// The largest event read from stdin: a prompt of the largest task, JSON-escaped, and the rest.
+const MAX_EVENT_BYTES: u64 = 6 * MAX_TASK_BYTES as u64 + 64 * 1024;
+
+/// `config` and `data_dir` are the global `--config` and `--data-dir`.
+pub fn run(config: Option<&Path>, data_dir: Option<&Path>, args: HookArgs) -> ExitCode {
+    if let Err(error) = record(config, data_dir, args) {
+        crate::errln!("ao-host hook: {error:#}");
+    }
+    ExitCode::SUCCESS
+}
+
+fn record(config: Option<&Path>, data_dir: Option<&Path>, args: HookArgs) -> Result<()> {
+    let Some(data_dir) = data_dir else {
+        bail!("--data-dir is required: the agent's hook names the data dir of its session");
+    };
+    validate_id("project", &args.project)?;
+    validate_id("session id", &args.session)?;
+    let payload = read_event()?;
+    let field = |name: &str| -> Option<String> {
+        let payload = payload.as_ref()?;
+        let value = if name.starts_with('/') {
+            payload.pointer(name)?
+        } else {
+            payload.get(name)?
+        };
+        match value {
+            serde_json::Value::String(text) => Some(text.clone()),
+            serde_json::Value::Null => None,
+            other => Some(other.to_string()),
+        }
+    };
+    let question: Vec<String> = args
+        .waiting_for_field
+        .iter()
+        .filter_map(|name| field(name))
+        .filter(|text| !text.trim().is_empty())
+        .collect();
+    let event = AgentEvent {
+        status: args.status,
+        waiting_for: (!question.is_empty()).then(|| question.join(": ")),
+        prompt: args.prompt_field.as_deref().and_then(field),
+    };
+    // Only a config named on the command line: the hook runs in the session's worktree, where
+    // `./ao-rs.yaml` may be any branch's copy.
+    let notify = match config {
+        Some(path) => match Config::load(Some(path)) {
+            Ok(config) => config.notify,
+            Err(e) => {
+                crate::errln!("ao-host hook: no notification: {e}");
+                None
+            }
+        },
+        None => None,
+    };
+    record_event(
+        data_dir,
+        &args.project,
+        &args.session,
+        event,
+        notify.as_ref(),
+    )
+    .context("recording the agent's event")
+}
+
+/// The event's JSON from stdin, when one is piped in. Everything is read (up to a bound), so an
+/// agent writing a large event never meets a closed pipe.
+fn read_event() -> Result<Option<serde_json::Value>> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return Ok(None);
+    }
+    let mut bytes = Vec::new();
+    let mut limited = stdin.lock().take(MAX_EVENT_BYTES + 1);
+    limited
+        .read_to_end(&mut bytes)
+        .context("reading the event from stdin")?;
+    if bytes.len() as u64 > MAX_EVENT_BYTES {
+        std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink()).ok();
+        bail!("the event on stdin is larger than {MAX_EVENT_BYTES} bytes; ignored");
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .context("the event on stdin is not JSON")
+}

@@ -1,0 +1,85 @@
+//! Agent events: what `ao-host hook` does with one (an agent's hook runs it), and the
+//! notifications a status change sets off.
+//!
+//! An event is recorded without loading plugins or, unless asked, any config: a hook runs on
+//! every tool call, and must be quick and unable to fail the agent. Notifications run the
+//! operator's `notify.command` once per change (each process claims a change in the state file
+//! before notifying), detached, so neither an agent nor a command ever waits for them.
+
+use std::{
+    path::Path,
+    process::{Command, Stdio},
+};
+
+use crate::{
+    config::NotifyConfig,
+    session::{
+        agent_state::{AgentEvent, AgentStateDir, Change, ReportedStatus},
+        StoreError,
+    },
+};
+
+/// Records `event` for session `project_id`/`id` under `data_dir`, then notifies if it changed
+/// the status and `notify` asks for that status.
+pub fn record_event(
+    data_dir: &Path,
+    project_id: &str,
+    id: &str,
+    event: AgentEvent,
+    notify: Option<&NotifyConfig>,
+) -> Result<(), StoreError> {
+    let states = AgentStateDir::new(data_dir);
+    if let Some(change) = states.record(project_id, id, event)? {
+        if let Some(notify) = notify {
+            notify_change(&states, notify, project_id, id, &change)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs `notify.command` for `change` unless it is not wanted or another process already did.
+pub fn notify_change(
+    states: &AgentStateDir,
+    notify: &NotifyConfig,
+    project_id: &str,
+    id: &str,
+    change: &Change,
+) -> Result<(), StoreError> {
+    if !notify.on.contains(&change.status)
+        || !states.claim_notification(project_id, id, change.status)?
+    {
+        return Ok(());
+    }
+    let message = match (change.status, &change.waiting_for) {
+        (ReportedStatus::WaitingInput, Some(question)) => {
+            format!("{id} is waiting for you: {question}")
+        }
+        (ReportedStatus::WaitingInput, None) => format!("{id} is waiting for you"),
+        (ReportedStatus::Idle, _) => format!("{id} finished its turn"),
+        (ReportedStatus::Working, _) => format!("{id} is working"),
+        (ReportedStatus::Exited, _) => format!("{id} exited"),
+    };
+    let (program, args) = notify
+        .command
+        .split_first()
+        .expect("notify.command is checked non-empty when the config is read");
+    let spawned = Command::new(program)
+        .args(args)
+        .env("AO_SESSION", id)
+        .env("AO_PROJECT_ID", project_id)
+        .env("AO_EVENT", change.status.as_str())
+        .env("AO_MESSAGE", &message)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    match spawned {
+        // Reaped on a thread of its own, so a long-lived process collects no zombies and
+        // nothing waits for it.
+        Ok(mut child) => {
+            std::thread::spawn(move || child.wait());
+        }
+        Err(e) => tracing::warn!("notify.command {program:?} did not start: {e}"),
+    }
+    Ok(())
+}

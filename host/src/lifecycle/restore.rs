@@ -1,0 +1,170 @@
+//! `session restore`: brings back a session whose runtime is gone (a reboot, `tmux
+//! kill-server`) in the workspace it had, with the agent resuming its own conversation.
+//!
+//! Only the runtime is new: same id, branch, workspace, `AO_*` environment and record. A restore
+//! that fails half-way destroys the runtime it started and leaves the session `exited`, as it was.
+
+use std::time::Duration;
+
+use ao_plugin_api::{
+    abi_stable::std_types::ROption, AgentSession, LaunchRequest, RuntimeCreateRequest,
+};
+use serde::Serialize;
+
+use super::{
+    deliver::{wait_until_ready, WaitFor},
+    Lifecycle, LifecycleError,
+};
+use crate::session::{now_ms, Session, SessionStatus};
+
+/// One line of `session restore --all`.
+#[derive(Debug, Serialize)]
+pub struct RestoreOutcome {
+    pub id: String,
+    /// The restored session, or why it was not.
+    #[serde(flatten)]
+    pub result: RestoreResult,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum RestoreResult {
+    Restored { session: Box<Session> },
+    Failed { error: String },
+}
+
+impl Lifecycle {
+    /// Relaunches exited session `id`, resuming its agent's conversation.
+    pub async fn restore(
+        &self,
+        id: &str,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<Session, LifecycleError> {
+        let refused = |why: String| LifecycleError::Refused(format!("cannot restore {id}: {why}"));
+        let (mut session, old_handle, _lock) = self.live_locked(id, progress).await?;
+        let plugins = self.plugins_of(&session).await?;
+        if plugins.runtime.is_alive(&old_handle).await? {
+            return Err(refused(
+                "it is still running (`ao-host attach` shows it)".into(),
+            ));
+        }
+        let Some(conversation) = session.conversation_id.clone() else {
+            return Err(refused(format!(
+                "its agent `{}` gave no conversation id when it was spawned, so there is nothing to resume; `ao-host session kill {id}` archives it",
+                session.agent
+            )));
+        };
+        let Some(path) = session.workspace_path.clone() else {
+            return Err(refused("it has no workspace".into()));
+        };
+        if !plugins.workspace.exists(&path).await? {
+            return Err(refused(format!(
+                "its workspace {path} is gone; `ao-host session kill {id}` archives it"
+            )));
+        }
+        // Whatever is left of the old runtime session (a kept pane) goes first: the new one
+        // takes the same name.
+        plugins.runtime.destroy(&old_handle).await?;
+
+        progress("starting the agent");
+        let agent_config = self
+            .config
+            .projects
+            .get(&session.project_id)
+            .map(|project| project.agent_config.clone())
+            .unwrap_or_default();
+        let agent_session = AgentSession {
+            session_id: session.id.as_str().into(),
+            project_id: session.project_id.as_str().into(),
+            branch: session.branch.as_str().into(),
+            workspace_path: path.as_str().into(),
+            // The agent keeps what it was given at spawn.
+            system_prompt: ROption::RNone,
+            agent_config: agent_config.into(),
+        };
+        let plan = plugins
+            .agent
+            .launch(&LaunchRequest {
+                session: agent_session.clone(),
+                first_message: ROption::RNone,
+                event_command: self
+                    .event_command(&session)
+                    .into_iter()
+                    .map(Into::into)
+                    .collect(),
+                resume: ROption::RSome(conversation.into()),
+            })
+            .await
+            .map_err(|e| refused(e.to_string()))?;
+        let mut environment = plugins.agent.environment(&agent_session).await?;
+        environment.extend(self.ao_environment(&session));
+        self.agent_states.reset(&session.project_id, &session.id)?;
+        let handle = plugins
+            .runtime
+            .create(RuntimeCreateRequest {
+                session_id: session.id.as_str().into(),
+                cwd: path.as_str().into(),
+                launch_command: plan.argv,
+                env: environment.into(),
+            })
+            .await?;
+        session.runtime_handle = Some(handle.clone());
+        session.reports_events = plan.reports_events;
+        session.status = SessionStatus::Idle;
+        session.activity_at = Some(now_ms());
+        session.waiting_for = None;
+        session.note = None;
+        if let Err(e) = self.store.save(&session) {
+            let _ = plugins.runtime.destroy(&handle).await;
+            return Err(e.into());
+        }
+
+        progress("waiting for the agent");
+        let ready = wait_until_ready(
+            &plugins.runtime,
+            &plugins.agent,
+            &handle,
+            WaitFor::Ready,
+            Duration::from_millis(self.config.ready_timeout_ms),
+            &|| false,
+        )
+        .await;
+        if let Err(e) = ready {
+            // Back to how it was: exited, with the reason.
+            let _ = plugins.runtime.destroy(&handle).await;
+            session.status = SessionStatus::Exited;
+            session.note = Some(format!("restore failed: {e}"));
+            let _ = self.store.save(&session);
+            return Err(refused(e.to_string()));
+        }
+        Ok(session)
+    }
+
+    /// Restores every exited session that can be resumed, one by one.
+    pub async fn restore_all(
+        &self,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<Vec<RestoreOutcome>, LifecycleError> {
+        let listing = self.list(None, false).await?;
+        let mut outcomes = Vec::new();
+        for session in listing.sessions {
+            if session.status != SessionStatus::Exited || session.conversation_id.is_none() {
+                continue;
+            }
+            progress(&format!("restoring {}", session.id));
+            let result = match self.restore(&session.id, progress).await {
+                Ok(session) => RestoreResult::Restored {
+                    session: Box::new(session),
+                },
+                Err(e) => RestoreResult::Failed {
+                    error: e.to_string(),
+                },
+            };
+            outcomes.push(RestoreOutcome {
+                id: session.id,
+                result,
+            });
+        }
+        Ok(outcomes)
+    }
+}

@@ -1,0 +1,439 @@
+//! What an agent last reported about itself, for agents that report events (Claude Code's
+//! hooks): written by `ao-host hook`, which the agent runs on each event, and read by
+//! `session ls` instead of the agent's screen.
+//!
+//! Files, under `<data_dir>/agent-state/<project>/`:
+//! - `<id>.json`: the state (a few hundred bytes, so a listing of many sessions reads little);
+//! - `<id>.prompt`: the last prompt the agent took, byte-exact, for the spawn that checks its task
+//!   arrived unchanged (kept apart: it may be a megabyte);
+//! - `<id>.lock`: serialises writers, since an agent may run hooks concurrently.
+//!
+//! These are observations, not records: they are written without fsync, a missing or unreadable
+//! one means "no event seen" and the screen is read instead.
+
+use std::{
+    fs::{self, File, OpenOptions},
+    io::Read,
+    os::unix::fs::OpenOptionsExt,
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use serde::{Deserialize, Serialize};
+
+use super::{now_ms, StoreError, MAX_TASK_BYTES};
+
+/// The state file never grows past this: a question is cut to [`MAX_QUESTION_BYTES`].
+const MAX_STATE_BYTES: u64 = 64 * 1024;
+/// What the agent asks is shown in a listing; beyond this it is cut.
+pub const MAX_QUESTION_BYTES: usize = 4 * 1024;
+
+/// What an agent can say it is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportedStatus {
+    Working,
+    Idle,
+    WaitingInput,
+    Exited,
+}
+
+impl ReportedStatus {
+    pub const ALL: [Self; 4] = [Self::Working, Self::Idle, Self::WaitingInput, Self::Exited];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Working => "working",
+            Self::Idle => "idle",
+            Self::WaitingInput => "waiting_input",
+            Self::Exited => "exited",
+        }
+    }
+}
+
+/// One event, as `ao-host hook` hands it over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentEvent {
+    pub status: ReportedStatus,
+    /// What the agent asks, with `waiting_input`.
+    pub waiting_for: Option<String>,
+    /// A prompt the agent just took.
+    pub prompt: Option<String>,
+}
+
+/// What is on disk for one session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentState {
+    /// `None` until the agent reports its first event.
+    pub status: Option<ReportedStatus>,
+    /// When the status last changed (ms since the Unix epoch).
+    pub at: u64,
+    #[serde(default)]
+    pub waiting_for: Option<String>,
+    /// How many prompts the agent has taken since launch.
+    #[serde(default)]
+    pub prompts: u64,
+    /// The last status a notification was run for, so each change notifies once.
+    #[serde(default)]
+    pub notified: Option<ReportedStatus>,
+}
+
+/// A status change that [`AgentStateDir::record`] made, for notifications.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub status: ReportedStatus,
+    pub waiting_for: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AgentStateDir {
+    root: PathBuf,
+}
+
+static TEMP_SEQUENCE: AtomicU64 = AtomicU64::new(0);
+
+fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
+    move |error| StoreError::Io {
+        action,
+        path: path.to_path_buf(),
+        error,
+    }
+}
+
+/// Cuts `text` to at most `max` bytes on a character boundary.
+fn truncated(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
+impl AgentStateDir {
+    pub fn new(data_dir: &Path) -> Self {
+        Self {
+            root: data_dir.join("agent-state"),
+        }
+    }
+
+    fn path(&self, project_id: &str, id: &str, extension: &str) -> PathBuf {
+        self.root.join(project_id).join(format!("{id}.{extension}"))
+    }
+
+    /// Starts a session's state afresh (a spawn or a restore, before the agent starts): no
+    /// status, no prompt taken.
+    pub fn reset(&self, project_id: &str, id: &str) -> Result<(), StoreError> {
+        let _guard = self.lock(project_id, id)?;
+        let prompt = self.path(project_id, id, "prompt");
+        match fs::remove_file(&prompt) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io("removing", &prompt)(e))
+            }
+            _ => {}
+        }
+        self.write(
+            project_id,
+            id,
+            &AgentState {
+                status: None,
+                at: now_ms(),
+                waiting_for: None,
+                prompts: 0,
+                notified: None,
+            },
+        )
+    }
+
+    /// Forgets a session (killed, or its spawn undone).
+    pub fn remove(&self, project_id: &str, id: &str) {
+        for extension in ["json", "prompt", "lock"] {
+            let _ = fs::remove_file(self.path(project_id, id, extension));
+        }
+    }
+
+    /// The session's state; `None` when there is none (an agent without events, or one started
+    /// before ao-host recorded state).
+    pub fn read(&self, project_id: &str, id: &str) -> Result<Option<AgentState>, StoreError> {
+        let path = self.path(project_id, id, "json");
+        let Some(bytes) = read_bounded(&path, MAX_STATE_BYTES)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                path,
+                message: e.to_string(),
+            })
+    }
+
+    /// How many prompts the agent has taken, and the last one, byte-exact.
+    pub fn last_prompt(
+        &self,
+        project_id: &str,
+        id: &str,
+    ) -> Result<Option<(u64, String)>, StoreError> {
+        let Some(state) = self.read(project_id, id)? else {
+            return Ok(None);
+        };
+        if state.prompts == 0 {
+            return Ok(None);
+        }
+        let path = self.path(project_id, id, "prompt");
+        let Some(bytes) = read_bounded(&path, MAX_TASK_BYTES as u64 * 4)? else {
+            return Ok(None);
+        };
+        Ok(Some((
+            state.prompts,
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )))
+    }
+
+    /// Records one event and returns the change it made, if the status changed. A session whose
+    /// state was never reset (not made by this ao-host, or already killed) is left alone.
+    pub fn record(
+        &self,
+        project_id: &str,
+        id: &str,
+        event: AgentEvent,
+    ) -> Result<Option<Change>, StoreError> {
+        let _guard = self.lock(project_id, id)?;
+        let Some(mut state) = self.read(project_id, id)? else {
+            return Ok(None);
+        };
+        if let Some(prompt) = &event.prompt {
+            let path = self.path(project_id, id, "prompt");
+            self.replace(&path, prompt.as_bytes())?;
+            state.prompts += 1;
+        }
+        let waiting_for = match event.status {
+            // Still waiting: the first question stays (an agent may announce one wait twice,
+            // the second time with less detail).
+            ReportedStatus::WaitingInput
+                if state.status == Some(ReportedStatus::WaitingInput)
+                    && state.waiting_for.is_some() =>
+            {
+                state.waiting_for.clone()
+            }
+            ReportedStatus::WaitingInput => {
+                event.waiting_for.map(|q| truncated(q, MAX_QUESTION_BYTES))
+            }
+            _ => None,
+        };
+        let changed = state.status != Some(event.status) || state.waiting_for != waiting_for;
+        if changed {
+            state.status = Some(event.status);
+            state.waiting_for = waiting_for.clone();
+            state.at = now_ms();
+        }
+        if changed || event.prompt.is_some() {
+            self.write(project_id, id, &state)?;
+        }
+        Ok(changed.then_some(Change {
+            status: event.status,
+            waiting_for,
+        }))
+    }
+
+    /// Marks `status` as notified; `false` when it already was (another process notified it),
+    /// so each change notifies once.
+    pub fn claim_notification(
+        &self,
+        project_id: &str,
+        id: &str,
+        status: ReportedStatus,
+    ) -> Result<bool, StoreError> {
+        let _guard = self.lock(project_id, id)?;
+        let Some(mut state) = self.read(project_id, id)? else {
+            return Ok(false);
+        };
+        if state.notified == Some(status) || state.status != Some(status) {
+            return Ok(false);
+        }
+        state.notified = Some(status);
+        self.write(project_id, id, &state)?;
+        Ok(true)
+    }
+
+    fn write(&self, project_id: &str, id: &str, state: &AgentState) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(state).expect("a state always encodes");
+        self.replace(&self.path(project_id, id, "json"), &bytes)
+    }
+
+    /// Writes `bytes` to a temporary file and renames it over `path`.
+    fn replace(&self, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+        let dir = path.parent().expect("state lives in a folder");
+        fs::create_dir_all(dir).map_err(io("creating", dir))?;
+        let temp = dir.join(format!(
+            ".{}.{}-{}.tmp",
+            path.file_name().unwrap_or_default().to_string_lossy(),
+            std::process::id(),
+            TEMP_SEQUENCE.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::write(&temp, bytes).map_err(io("writing", &temp))?;
+        fs::rename(&temp, path).map_err(|e| {
+            let _ = fs::remove_file(&temp);
+            io("replacing", path)(e)
+        })
+    }
+
+    /// The session's state lock, held until the file is dropped.
+    fn lock(&self, project_id: &str, id: &str) -> Result<File, StoreError> {
+        let path = self.path(project_id, id, "lock");
+        let dir = path.parent().expect("state lives in a folder");
+        fs::create_dir_all(dir).map_err(io("creating", dir))?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(io("opening", &path))?;
+        file.lock().map_err(io("locking", &path))?;
+        Ok(file)
+    }
+}
+
+/// Reads a regular file of at most `max` bytes without following a symlink or blocking on a
+/// FIFO; `None` when it does not exist.
+fn read_bounded(path: &Path, max: u64) -> Result<Option<Vec<u8>>, StoreError> {
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io("reading", path)(e)),
+    };
+    let corrupt = |message: &str| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        message: message.into(),
+    };
+    let metadata = file.metadata().map_err(io("reading", path))?;
+    if !metadata.is_file() {
+        return Err(corrupt("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io("reading", path))?;
+    if bytes.len() as u64 > max {
+        return Err(corrupt("larger than any state ao-host writes"));
+    }
+    Ok(Some(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(status: ReportedStatus) -> AgentEvent {
+        AgentEvent {
+            status,
+            waiting_for: None,
+            prompt: None,
+        }
+    }
+
+    #[test]
+    fn events_change_the_status_once_and_notifications_are_claimed_once() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = AgentStateDir::new(temp.path());
+        assert_eq!(dir.read("p", "s-1").unwrap(), None);
+        // Not reset: an event for a session ao-host does not know is ignored.
+        assert_eq!(
+            dir.record("p", "s-1", event(ReportedStatus::Idle)).unwrap(),
+            None
+        );
+        assert_eq!(dir.read("p", "s-1").unwrap(), None);
+
+        dir.reset("p", "s-1").unwrap();
+        assert_eq!(dir.read("p", "s-1").unwrap().unwrap().status, None);
+        let change = dir
+            .record("p", "s-1", event(ReportedStatus::Working))
+            .unwrap();
+        assert_eq!(change.unwrap().status, ReportedStatus::Working);
+        assert_eq!(
+            dir.record("p", "s-1", event(ReportedStatus::Working))
+                .unwrap(),
+            None
+        );
+        let asking = AgentEvent {
+            waiting_for: Some("Allow `rm`?".into()),
+            ..event(ReportedStatus::WaitingInput)
+        };
+        let change = dir.record("p", "s-1", asking.clone()).unwrap().unwrap();
+        assert_eq!(change.waiting_for.as_deref(), Some("Allow `rm`?"));
+        // The same wait announced again, vaguer: the first question stays, nothing changes.
+        let again = AgentEvent {
+            waiting_for: Some("Claude needs your permission".into()),
+            ..event(ReportedStatus::WaitingInput)
+        };
+        assert_eq!(dir.record("p", "s-1", again).unwrap(), None);
+        assert!(dir
+            .claim_notification("p", "s-1", ReportedStatus::WaitingInput)
+            .unwrap());
+        assert!(!dir
+            .claim_notification("p", "s-1", ReportedStatus::WaitingInput)
+            .unwrap());
+        // A status other than the current one is not claimed.
+        assert!(!dir
+            .claim_notification("p", "s-1", ReportedStatus::Idle)
+            .unwrap());
+        let state = dir.read("p", "s-1").unwrap().unwrap();
+        assert_eq!(state.status, Some(ReportedStatus::WaitingInput));
+        assert_eq!(state.waiting_for.as_deref(), Some("Allow `rm`?"));
+        // Leaving waiting_input clears the question.
+        dir.record("p", "s-1", event(ReportedStatus::Idle)).unwrap();
+        assert_eq!(dir.read("p", "s-1").unwrap().unwrap().waiting_for, None);
+    }
+
+    #[test]
+    fn prompts_are_kept_byte_exact_and_counted() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = AgentStateDir::new(temp.path());
+        dir.reset("p", "s-1").unwrap();
+        assert_eq!(dir.last_prompt("p", "s-1").unwrap(), None);
+        let task = "\tindented\n  two \"q\" $(x) 🎉\n";
+        let took = AgentEvent {
+            prompt: Some(task.into()),
+            ..event(ReportedStatus::Working)
+        };
+        dir.record("p", "s-1", took.clone()).unwrap();
+        dir.record("p", "s-1", took).unwrap();
+        assert_eq!(dir.last_prompt("p", "s-1").unwrap(), Some((2, task.into())));
+        dir.reset("p", "s-1").unwrap();
+        assert_eq!(dir.last_prompt("p", "s-1").unwrap(), None);
+        dir.remove("p", "s-1");
+        assert_eq!(dir.read("p", "s-1").unwrap(), None);
+    }
+
+    #[test]
+    fn a_long_question_is_cut_on_a_character_boundary() {
+        let cut = truncated("é".repeat(MAX_QUESTION_BYTES), MAX_QUESTION_BYTES - 1);
+        assert!(cut.len() <= MAX_QUESTION_BYTES + '…'.len_utf8());
+        assert!(cut.ends_with('…'));
+    }
+
+    #[test]
+    fn a_state_file_that_is_a_symlink_or_huge_is_unreadable_not_followed() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = AgentStateDir::new(temp.path());
+        dir.reset("p", "s-1").unwrap();
+        let path = dir.path("p", "s-1", "json");
+        fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", &path).unwrap();
+        assert!(dir.read("p", "s-1").is_err());
+        fs::remove_file(&path).unwrap();
+        fs::write(&path, vec![b' '; MAX_STATE_BYTES as usize + 1]).unwrap();
+        assert!(dir.read("p", "s-1").is_err());
+    }
+}

@@ -1,0 +1,72 @@
+//! Claude Code's hooks, pointed at ao-host: a settings file of the session's own, passed with
+//! `--settings`, whose hooks run the host's event command. The operator's own settings files are
+//! never written; Claude Code adds `--settings` hooks to theirs.
+//!
+//! Which hook means what (observed on 2.1.197 and 2.1.332 against a stand-in API):
+//! - `SessionStart` (after any start-up dialog), `Stop`, `StopFailure`: idle;
+//! - `UserPromptSubmit`: working; its `prompt` field is what the model gets, which the host
+//!   compares with the task it sent;
+//! - `PreToolUse`, `PostToolUse`: working (the latter also once a permission was granted);
+//! - `PermissionRequest`: waiting for the operator, at once (the `Notification` for the same
+//!   prompt comes 6 s later); the question is the tool and its command, file or address;
+//! - `Notification`: `idle_prompt` (a minute after a turn) is idle; any other kind
+//!   (`permission_prompt`, `elicitation_dialog`) is waiting, asking its `message`;
+//! - `SessionEnd`: exited (also fires when the terminal is killed).
+//!
+//! Answering "No" to a permission prompt fires no hook at all; the host checks the screen of a
+//! session that says it is waiting for that reason.
+
+use ao_plugin_api::shell;
+use serde_json::{json, Value};
+
+/// A hook group running the event command with `args` added.
+fn group(event_command: &[String], matcher: Option<&str>, args: &[&str]) -> Value {
+    let mut argv: Vec<&str> = event_command.iter().map(String::as_str).collect();
+    argv.extend_from_slice(args);
+    let hook = json!({ "type": "command", "command": shell::join(&argv), "timeout": 10 });
+    match matcher {
+        Some(matcher) => json!({ "matcher": matcher, "hooks": [hook] }),
+        None => json!({ "hooks": [hook] }),
+    }
+}
+
+/// The settings document for one session.
+pub fn settings(event_command: &[String]) -> Value {
+    let status = |matcher: Option<&str>, status: &str| {
+        vec![group(event_command, matcher, &["--status", status])]
+    };
+    json!({
+        "hooks": {
+            "SessionStart": status(None, "idle"),
+            "UserPromptSubmit": [group(
+                event_command,
+                None,
+                &["--status", "working", "--prompt-field", "prompt"],
+            )],
+            "PreToolUse": status(Some("*"), "working"),
+            "PostToolUse": status(Some("*"), "working"),
+            "PermissionRequest": [group(
+                event_command,
+                Some("*"),
+                &[
+                    "--status", "waiting_input",
+                    "--waiting-for-field", "tool_name",
+                    "--waiting-for-field", "/tool_input/command",
+                    "--waiting-for-field", "/tool_input/file_path",
+                    "--waiting-for-field", "/tool_input/url",
+                ],
+            )],
+            "Notification": [
+                group(event_command, Some("idle_prompt"), &["--status", "idle"]),
+                group(
+                    event_command,
+                    Some("permission_prompt|elicitation_dialog"),
+                    &["--status", "waiting_input", "--waiting-for-field", "message"],
+                ),
+            ],
+            "Stop": status(None, "idle"),
+            "StopFailure": status(None, "idle"),
+            "SessionEnd": status(None, "exited"),
+        }
+    })
+}
