@@ -2,12 +2,21 @@
 
 mod cli;
 
-use std::process::ExitCode;
-
 use clap::Parser;
 
+use std::process::ExitCode;
+
 fn main() -> ExitCode {
-    let args = cli::Args::parse();
+    let args = match cli::Args::try_parse() {
+        Ok(args) => args,
+        // An agent's hook must never fail (a failing hook can stop the agent's tool call),
+        // not even on arguments from a newer plugin.
+        Err(error) if cli::is_hook_invocation(std::env::args_os().skip(1)) => {
+            errln!("ao-host hook: {}", error.kind());
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => error.exit(),
+    };
     cli::init_logging(args.verbose, args.quiet);
     match cli::run(args) {
         Ok(code) => code,

@@ -26,8 +26,8 @@ pub struct HookArgs {
     #[arg(long)]
     session: String,
     /// What the event means: working, idle, waiting_input or exited.
-    #[arg(long, value_parser = parse_status)]
-    status: ReportedStatus,
+    #[arg(long)]
+    status: String,
     /// A field of the event's JSON (on stdin) telling what the agent asks the operator: a
     /// top-level name, or a JSON pointer (`/tool_input/command`). Repeatable: the fields
     /// present are joined with ": ".
@@ -36,11 +36,6 @@ pub struct HookArgs {
     /// The field of the event's JSON holding a prompt the agent just took.
     #[arg(long, value_name = "FIELD")]
     prompt_field: Option<String>,
-}
-
-fn parse_status(name: &str) -> Result<ReportedStatus, String> {
-    ReportedStatus::parse(name)
-        .ok_or_else(|| "expected working, idle, waiting_input or exited".to_string())
 }
 
 /// The largest event read from stdin: a prompt of the largest task, JSON-escaped, and the rest.
@@ -55,12 +50,20 @@ pub fn run(config: Option<&Path>, data_dir: Option<&Path>, args: HookArgs) -> Ex
 }
 
 fn record(config: Option<&Path>, data_dir: Option<&Path>, args: HookArgs) -> Result<()> {
+    // Read first, whatever comes next: an agent writing its event must never meet a closed pipe.
+    let payload = read_event();
     let Some(data_dir) = data_dir else {
         bail!("--data-dir is required: the agent's hook names the data dir of its session");
     };
+    let Some(status) = ReportedStatus::parse(&args.status) else {
+        bail!(
+            "--status {:?}: expected working, idle, waiting_input or exited",
+            args.status
+        );
+    };
     validate_id("project", &args.project)?;
     validate_id("session id", &args.session)?;
-    let payload = read_event()?;
+    let payload = payload?;
     let field = |name: &str| -> Option<String> {
         let payload = payload.as_ref()?;
         let value = if name.starts_with('/') {
@@ -81,7 +84,7 @@ fn record(config: Option<&Path>, data_dir: Option<&Path>, args: HookArgs) -> Res
         .filter(|text| !text.trim().is_empty())
         .collect();
     let event = AgentEvent {
-        status: args.status,
+        status,
         waiting_for: (!question.is_empty()).then(|| question.join(": ")),
         prompt: args.prompt_field.as_deref().and_then(field),
     };
@@ -120,7 +123,7 @@ fn read_event() -> Result<Option<serde_json::Value>> {
         .read_to_end(&mut bytes)
         .context("reading the event from stdin")?;
     if bytes.len() as u64 > MAX_EVENT_BYTES {
-        std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink()).ok();
+        std::io::copy(&mut limited.into_inner(), &mut std::io::sink()).ok();
         bail!("the event on stdin is larger than {MAX_EVENT_BYTES} bytes; ignored");
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {

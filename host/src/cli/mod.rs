@@ -88,6 +88,22 @@ pub enum Command {
     Hook(hook::HookArgs),
 }
 
+/// Whether `args` (without the program name) run the `hook` command: its first word that is
+/// not a global option or an option's value.
+pub fn is_hook_invocation(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    let mut args = args;
+    while let Some(arg) = args.next() {
+        match arg.to_str() {
+            Some("--config" | "--data-dir" | "--plugin-dir") => {
+                args.next();
+            }
+            Some(option) if option.starts_with('-') => {}
+            word => return word == Some("hook"),
+        }
+    }
+    false
+}
+
 /// Logs go to stderr so that `--json` output on stdout stays one clean document.
 pub fn init_logging(verbose: u8, quiet: bool) {
     let level = match (quiet, verbose) {

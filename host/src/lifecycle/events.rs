@@ -45,8 +45,10 @@ pub fn notify_change(
     id: &str,
     change: &Change,
 ) -> Result<(), StoreError> {
-    if !notify.on.contains(&change.status)
-        || !states.claim_notification(project_id, id, change.status)?
+    // The first status after a launch is news to nobody: the operator just started it.
+    if change.first
+        || !notify.on.contains(&change.status)
+        || !states.claim_notification(project_id, id, change.number)?
     {
         return Ok(());
     }

@@ -77,9 +77,12 @@ pub struct AgentState {
     /// How many prompts the agent has taken since launch.
     #[serde(default)]
     pub prompts: u64,
-    /// The last status a notification was run for, so each change notifies once.
+    /// How many times the status changed since launch; numbers each change.
     #[serde(default)]
-    pub notified: Option<ReportedStatus>,
+    pub changes: u64,
+    /// The number of the last change a notification was run for, so each notifies once.
+    #[serde(default)]
+    pub notified: u64,
 }
 
 /// A status change that [`AgentStateDir::record`] made, for notifications.
@@ -87,6 +90,10 @@ pub struct AgentState {
 pub struct Change {
     pub status: ReportedStatus,
     pub waiting_for: Option<String>,
+    /// The first status since the agent was (re)launched: the operator just started it.
+    pub first: bool,
+    /// Its number ([`AgentState::changes`]).
+    pub number: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -147,7 +154,8 @@ impl AgentStateDir {
                 at: now_ms(),
                 waiting_for: None,
                 prompts: 0,
-                notified: None,
+                changes: 0,
+                notified: 0,
             },
         )
     }
@@ -228,10 +236,12 @@ impl AgentStateDir {
             _ => None,
         };
         let changed = state.status != Some(event.status) || state.waiting_for != waiting_for;
+        let first = state.status.is_none();
         if changed {
             state.status = Some(event.status);
             state.waiting_for = waiting_for.clone();
             state.at = now_ms();
+            state.changes += 1;
         }
         if changed || event.prompt.is_some() {
             self.write(project_id, id, &state)?;
@@ -239,25 +249,27 @@ impl AgentStateDir {
         Ok(changed.then_some(Change {
             status: event.status,
             waiting_for,
+            first,
+            number: state.changes,
         }))
     }
 
-    /// Marks `status` as notified; `false` when it already was (another process notified it),
-    /// so each change notifies once.
+    /// Marks change `number` as notified; `false` when it already was (by another process) or
+    /// is no longer the current state, so each change notifies once, and a stale one never.
     pub fn claim_notification(
         &self,
         project_id: &str,
         id: &str,
-        status: ReportedStatus,
+        number: u64,
     ) -> Result<bool, StoreError> {
         let _guard = self.lock(project_id, id)?;
         let Some(mut state) = self.read(project_id, id)? else {
             return Ok(false);
         };
-        if state.notified == Some(status) || state.status != Some(status) {
+        if state.changes != number || state.notified >= number {
             return Ok(false);
         }
-        state.notified = Some(status);
+        state.notified = number;
         self.write(project_id, id, &state)?;
         Ok(true)
     }
@@ -359,8 +371,10 @@ mod tests {
         assert_eq!(dir.read("p", "s-1").unwrap().unwrap().status, None);
         let change = dir
             .record("p", "s-1", event(ReportedStatus::Working))
+            .unwrap()
             .unwrap();
-        assert_eq!(change.unwrap().status, ReportedStatus::Working);
+        assert_eq!(change.status, ReportedStatus::Working);
+        assert!(change.first);
         assert_eq!(
             dir.record("p", "s-1", event(ReportedStatus::Working))
                 .unwrap(),
@@ -372,21 +386,25 @@ mod tests {
         };
         let change = dir.record("p", "s-1", asking.clone()).unwrap().unwrap();
         assert_eq!(change.waiting_for.as_deref(), Some("Allow `rm`?"));
+        assert!(!change.first);
         // The same wait announced again, vaguer: the first question stays, nothing changes.
-        let again = AgentEvent {
+        let vaguer = AgentEvent {
             waiting_for: Some("Claude needs your permission".into()),
             ..event(ReportedStatus::WaitingInput)
         };
-        assert_eq!(dir.record("p", "s-1", again).unwrap(), None);
+        assert_eq!(dir.record("p", "s-1", vaguer).unwrap(), None);
+        assert!(dir.claim_notification("p", "s-1", change.number).unwrap());
+        assert!(!dir.claim_notification("p", "s-1", change.number).unwrap());
+        // A change that is no longer current is never notified.
+        let working = dir
+            .record("p", "s-1", event(ReportedStatus::Working))
+            .unwrap()
+            .unwrap();
+        let asking_again = dir.record("p", "s-1", asking.clone()).unwrap().unwrap();
+        assert!(!dir.claim_notification("p", "s-1", working.number).unwrap());
+        // The same status again, after another, is a change of its own: notified again.
         assert!(dir
-            .claim_notification("p", "s-1", ReportedStatus::WaitingInput)
-            .unwrap());
-        assert!(!dir
-            .claim_notification("p", "s-1", ReportedStatus::WaitingInput)
-            .unwrap());
-        // A status other than the current one is not claimed.
-        assert!(!dir
-            .claim_notification("p", "s-1", ReportedStatus::Idle)
+            .claim_notification("p", "s-1", asking_again.number)
             .unwrap());
         let state = dir.read("p", "s-1").unwrap().unwrap();
         assert_eq!(state.status, Some(ReportedStatus::WaitingInput));

@@ -9,8 +9,9 @@
 //! - `PreToolUse`, `PostToolUse`: working (the latter also once a permission was granted);
 //! - `PermissionRequest`: waiting for the operator, at once (the `Notification` for the same
 //!   prompt comes 6 s later); the question is the tool and its command, file or address;
-//! - `Notification`: `idle_prompt` (a minute after a turn) is idle; any other kind
-//!   (`permission_prompt`, `elicitation_dialog`) is waiting, asking its `message`;
+//! - `Notification`: `idle_prompt` (a minute after a turn) is idle; `permission_prompt`,
+//!   `elicitation_dialog` and `agent_needs_input` (2.1.332's auto mode asking, which fires no
+//!   `PermissionRequest`) are waiting, asking its `message`; other kinds change nothing;
 //! - `SessionEnd`: exited (also fires when the terminal is killed).
 //!
 //! Answering "No" to a permission prompt fires no hook at all; the host checks the screen of a
@@ -60,7 +61,7 @@ pub fn settings(event_command: &[String]) -> Value {
                 group(event_command, Some("idle_prompt"), &["--status", "idle"]),
                 group(
                     event_command,
-                    Some("permission_prompt|elicitation_dialog"),
+                    Some("permission_prompt|elicitation_dialog|agent_needs_input"),
                     &["--status", "waiting_input", "--waiting-for-field", "message"],
                 ),
             ],

@@ -312,26 +312,38 @@ impl Agent for ClaudeCode {
                  plugins.config.claude-code",
                 &[],
             ),
-            None if patterns.input_line(output).is_some() => Readiness::Ready,
+            // A first message given at launch can go straight to a permission prompt: the
+            // agent is up, and the prompt is the operator's to answer.
+            None if patterns.input_line(output).is_some()
+                || patterns.permission_question(output).is_some() =>
+            {
+                Readiness::Ready
+            }
             None => Readiness::Starting,
         })
     }
 
     fn activity(&self, output: &str) -> PluginResult<Activity> {
         let patterns = &self.settings.patterns;
-        Ok(if patterns.dialog(output).is_some() {
-            Activity::WaitingInput
-        } else if patterns.is_busy(output) {
-            Activity::Working
-        } else if patterns.input_line(output).is_some() {
-            Activity::Idle
-        } else {
-            Activity::Working
-        })
+        // A permission prompt first: the screen behind it may still show the turn's spinner.
+        Ok(
+            if patterns.dialog(output).is_some() || patterns.permission_question(output).is_some() {
+                Activity::WaitingInput
+            } else if patterns.is_busy(output) {
+                Activity::Working
+            } else if patterns.input_line(output).is_some() {
+                Activity::Idle
+            } else {
+                Activity::Working
+            },
+        )
     }
 
+    /// Never while a permission prompt shows: the message was taken and the agent went on to a
+    /// tool, and the host's extra Enter would answer the prompt.
     fn input_pending(&self, output: &str) -> PluginResult<bool> {
-        Ok(self.settings.patterns.has_pending_input(output))
+        let patterns = &self.settings.patterns;
+        Ok(patterns.permission_question(output).is_none() && patterns.has_pending_input(output))
     }
 
     /// The configured command, found on PATH (or at the path given) and answering `--version`.

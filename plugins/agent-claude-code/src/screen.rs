@@ -2,10 +2,21 @@
 //! each can be overridden in config (`plugins.config.claude-code.patterns`) when a CLI release
 //! changes its wording, without a new plugin build.
 //!
-//! Facts from Claude Code 2.1.197 in tmux (the screens under `tests/screens/`):
+//! Facts from Claude Code 2.1.197 and 2.1.332 in tmux (the screens under `tests/screens/`; files
+//! without a version suffix are 2.1.197, `-2.1.332` ones the newer release; `-80x24` ones were
+//! captured in an 80x24 pane, the turn/prompt screens without a size suffix at 200x50):
 //! - idle: a line starting with `❯` + NO-BREAK SPACE between two full-width `─` rules; the footer
 //!   under it varies by mode, so it is not relied on;
-//! - busy: a line starting with a spinner glyph (`✻`, `✶`, …) or "esc to interrupt" in the footer;
+//! - busy: the input box stays on screen while Claude works. Above it, a live spinner line: a
+//!   glyph (`✻`, `✶`, `✢`, `·`, …), a verb ending in `…` and a timer ("✻ Brewing… (3s · ↓ 1
+//!   tokens)"), often followed by "⎿ Tip: …" lines; the footer says "esc to interrupt". While the
+//!   API is retried the spinner line reads "✻ Unable to connect to API … · Retrying in 2s";
+//! - finished turn: the same glyph starts the turn's summary right above the box, but as
+//!   "<verb> for <duration>" ("✻ Brewed for 0s", 2.1.332: "✻ Baked for 0s · done 7:16 AM"), and
+//!   the footer has no "esc to interrupt";
+//! - tool permission prompt: replaces the input box (no `❯` + NO-BREAK SPACE line): a `─` rule,
+//!   "Bash command", the command (2.1.332: between `╌` rules) and its description, then "Do you
+//!   want to proceed?" and numbered options marked with `❯` + ordinary space;
 //! - start-up dialogs ("trust this folder", "Detected a custom API key", the bypass-permissions
 //!   warning) sit where the prompt would be and wait for a key.
 
@@ -23,6 +34,17 @@ pub struct ScreenPatterns {
     pub busy_prefixes: Vec<String>,
     /// Any of these anywhere on screen means Claude is working.
     pub busy_phrases: Vec<String>,
+    /// A spinner line whose first word ends with this is live work ("✻ Brewing… (3s)").
+    pub busy_word_suffix: String,
+    /// A spinner line whose first word is followed by this and a digit is a finished turn's
+    /// summary ("✻ Brewed for 0s", "✻ Baked for 0s · done 7:16 AM"), not work in progress.
+    pub turn_summary_infix: String,
+    /// The question of a tool permission prompt ("Do you want to proceed?"), or the heading of
+    /// another prompt that stops a tool call until the operator answers (2.1.332's "Auto mode
+    /// can't check actions in this session").
+    pub permission_questions: Vec<String>,
+    /// The character of the dashed rules around the command in a permission prompt (2.1.332).
+    pub command_rule: char,
     /// "Do you trust this folder?"
     pub trust_dialog: Vec<String>,
     /// "Detected a custom API key"
@@ -50,6 +72,13 @@ impl Default for ScreenPatterns {
             rule: '─',
             busy_prefixes: strings(&["✻", "✶", "✳", "✢", "✽", "·"]),
             busy_phrases: strings(&["esc to interrupt"]),
+            busy_word_suffix: "…".into(),
+            turn_summary_infix: " for ".into(),
+            permission_questions: strings(&[
+                "Do you want to proceed?",
+                "Auto mode can't check actions in this session",
+            ]),
+            command_rule: '╌',
             trust_dialog: strings(&["trust this folder", "Do you trust the files in this folder"]),
             api_key_dialog: strings(&["Detected a custom API key"]),
             bypass_dialog: strings(&["Bypass Permissions mode"]),
@@ -62,7 +91,8 @@ impl Default for ScreenPatterns {
     }
 }
 
-/// A dialog in the way of the prompt.
+/// A start-up dialog in the way of the prompt. Tool permission prompts are not among them: see
+/// [`ScreenPatterns::permission_question`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialog {
     TrustFolder,
@@ -78,9 +108,13 @@ impl ScreenPatterns {
             .any(|n| !n.is_empty() && screen.contains(n.as_str()))
     }
 
-    fn is_rule(&self, line: &str) -> bool {
+    fn is_rule_of(line: &str, rule: char) -> bool {
         let line = line.trim();
-        line.chars().count() >= 10 && line.chars().all(|c| c == self.rule)
+        line.chars().count() >= 10 && line.chars().all(|c| c == rule)
+    }
+
+    fn is_rule(&self, line: &str) -> bool {
+        Self::is_rule_of(line, self.rule)
     }
 
     /// The last input box on screen: (index of its top rule, index of the prompt line).
@@ -124,34 +158,127 @@ impl ScreenPatterns {
         }
     }
 
-    fn is_spinner_line(&self, line: &str) -> bool {
+    /// What follows the spinner glyph and its space, if `line` starts with one.
+    fn after_spinner<'a>(&self, line: &'a str) -> Option<&'a str> {
         let line = line.trim_start();
         self.busy_prefixes
             .iter()
-            .any(|p| !p.is_empty() && line.starts_with(&format!("{p} ")))
+            .filter(|p| !p.is_empty())
+            .find_map(|p| line.strip_prefix(p.as_str())?.strip_prefix(' '))
     }
 
-    /// Whether Claude is working: "esc to interrupt" in the footer, or a spinner line right
-    /// above the input box. Only the live part of the screen counts: scrollback holds finished
-    /// turns' spinner summaries ("✻ Worked for 12s").
+    fn is_spinner_line(&self, line: &str) -> bool {
+        self.after_spinner(line).is_some()
+    }
+
+    /// "✻ Brewed for 0s": one word, the infix, a digit.
+    fn is_turn_summary(&self, line: &str) -> bool {
+        let infix = self.turn_summary_infix.as_str();
+        let Some(rest) = self.after_spinner(line) else {
+            return false;
+        };
+        !infix.is_empty()
+            && rest.find(infix).is_some_and(|at| {
+                !rest[..at].contains(char::is_whitespace)
+                    && rest[at + infix.len()..].starts_with(|c: char| c.is_ascii_digit())
+            })
+    }
+
+    /// "✻ Brewing… (3s · ↓ 1 tokens)": the first word ends with the busy suffix.
+    fn is_live_spinner(&self, line: &str) -> bool {
+        let suffix = self.busy_word_suffix.as_str();
+        self.after_spinner(line).is_some_and(|rest| {
+            !suffix.is_empty()
+                && rest
+                    .split_whitespace()
+                    .next()
+                    .is_some_and(|word| word.ends_with(suffix))
+        })
+    }
+
+    /// A spinner line that is not a finished turn's summary.
+    fn is_working_line(&self, line: &str) -> bool {
+        self.is_spinner_line(line) && !self.is_turn_summary(line)
+    }
+
+    /// Whether Claude is working: "esc to interrupt" in the footer, a spinner line (not a
+    /// finished turn's "✻ Brewed for 0s") right above the input box, or a live "✻ Brewing…"
+    /// spinner among the few lines above it (tips and notices come between). Only the live part
+    /// of the screen counts: scrollback holds finished turns' summaries ("✻ Worked for 12s").
     pub fn is_busy(&self, screen: &str) -> bool {
+        /// Non-empty lines above the box searched for a live spinner.
+        const LIVE_LINES: usize = 6;
         let lines: Vec<&str> = screen.lines().collect();
         match self.input_box(&lines) {
             Some((top, prompt)) => {
                 let footer = lines[prompt + 1..].join("\n");
+                let above = lines[..top].iter().rev().filter(|l| !l.trim().is_empty());
                 Self::contains_any(&footer, &self.busy_phrases)
-                    || lines[..top]
-                        .iter()
-                        .rev()
-                        .find(|l| !l.trim().is_empty())
-                        .is_some_and(|l| self.is_spinner_line(l))
+                    || above
+                        .clone()
+                        .next()
+                        .is_some_and(|l| self.is_working_line(l))
+                    || above
+                        .take(LIVE_LINES)
+                        .take_while(|l| !l.trim_start().starts_with(self.selection_marker.as_str()))
+                        .any(|l| self.is_live_spinner(l))
             }
             None => {
                 let recent = &lines[lines.len().saturating_sub(10)..];
-                recent.iter().any(|l| self.is_spinner_line(l))
+                recent.iter().any(|l| self.is_working_line(l))
                     || Self::contains_any(&recent.join("\n"), &self.busy_phrases)
             }
         }
+    }
+
+    /// The question of a tool permission prompt waiting for the operator, with the tool and
+    /// command it is about: "Do you want to proceed? (Bash command: echo hi > out.txt)". `None`
+    /// when the input box is on screen (the prompt replaces it) or no question is below the last
+    /// `─` rule. Also answers for 2.1.332's "Auto mode can't check actions in this session"
+    /// choice, which likewise holds a tool call until the operator answers. Start-up dialogs are
+    /// [`Self::dialog`]'s.
+    pub fn permission_question(&self, screen: &str) -> Option<String> {
+        let lines: Vec<&str> = screen.lines().collect();
+        let start = lines
+            .iter()
+            .rposition(|l| self.is_rule(l))
+            .map_or(0, |i| i + 1);
+        let at = start
+            + lines[start..]
+                .iter()
+                .rposition(|l| Self::contains_any(l, &self.permission_questions))?;
+        // An input box below the question means it was answered; one above it is scrollback
+        // (a terminal that keeps cleared screens in its history).
+        if self.input_box(&lines).is_some_and(|(top, _)| top > at) {
+            return None;
+        }
+        let question = lines[at].trim();
+        // Above the question: the tool ("Bash command"), then its command and description.
+        let body: Vec<&str> = lines[start..at]
+            .iter()
+            .map(|l| l.trim())
+            .filter(|l| !l.is_empty())
+            .collect();
+        let Some((&title, rest)) = body.split_first() else {
+            return Some(question.to_string());
+        };
+        let dashed: Vec<usize> = (0..rest.len())
+            .filter(|&i| Self::is_rule_of(rest[i], self.command_rule))
+            .collect();
+        let command = match dashed[..] {
+            // 2.1.332: the command between two dashed rules.
+            [first, second, ..] => rest[first + 1..second].join("\n"),
+            // 2.1.197: the command first, its description under it.
+            _ => rest
+                .iter()
+                .find(|l| !Self::is_rule_of(l, self.command_rule))
+                .map_or(String::new(), |l| l.to_string()),
+        };
+        Some(if command.is_empty() {
+            format!("{question} ({title})")
+        } else {
+            format!("{question} ({title}: {command})")
+        })
     }
 
     /// Keys that move a dialog's selection onto the option containing `wanted` and confirm it,
@@ -294,5 +421,153 @@ mod tests {
     fn a_prompt_outside_the_input_box_is_not_the_input_line() {
         let p = ScreenPatterns::default();
         assert_eq!(p.input_line("❯\u{a0}hello\nplain text\n"), None);
+    }
+
+    const FINISHED: [&str; 4] = [
+        "finished-turn.txt",
+        "finished-turn-80x24.txt",
+        "finished-turn-2.1.332.txt",
+        "finished-turn-80x24-2.1.332.txt",
+    ];
+    const BUSY: [&str; 4] = [
+        "busy-slow-reply.txt",
+        "busy-slow-reply-80x24.txt",
+        "busy-slow-reply-2.1.332.txt",
+        "busy-slow-reply-80x24-2.1.332.txt",
+    ];
+    const PERMISSION: [&str; 4] = [
+        "permission-prompt.txt",
+        "permission-prompt-80x24.txt",
+        "permission-prompt-2.1.332.txt",
+        "permission-prompt-80x24-2.1.332.txt",
+    ];
+
+    #[test]
+    fn a_finished_turn_is_idle_although_its_summary_starts_with_a_spinner_glyph() {
+        let p = ScreenPatterns::default();
+        for name in FINISHED
+            .iter()
+            .chain(&["interrupted-turn.txt", "interrupted-turn-2.1.332.txt"])
+        {
+            let finished = screen(name);
+            assert!(!p.is_busy(&finished), "{name}");
+            assert_eq!(p.input_line(&finished).map(str::trim), Some(""), "{name}");
+            assert!(!p.has_pending_input(&finished), "{name}");
+            assert_eq!(p.dialog(&finished), None, "{name}");
+            assert_eq!(p.permission_question(&finished), None, "{name}");
+        }
+        assert!(p.is_turn_summary("✻ Brewed for 0s"));
+        assert!(p.is_turn_summary("✻ Baked for 0s · done 7:16 AM"));
+        assert!(p.is_turn_summary("✻ Sautéed for 1m 12s"));
+        assert!(!p.is_turn_summary("✻ Brewing… (3s · ↓ 1 tokens)"));
+        assert!(!p.is_turn_summary(
+            "✻ Unable to connect to API (ConnectionRefused) · Retrying in 2s · attempt 2/10"
+        ));
+    }
+
+    #[test]
+    fn a_slow_reply_is_busy_with_the_input_box_on_screen() {
+        let p = ScreenPatterns::default();
+        for name in BUSY {
+            let busy = screen(name);
+            assert!(p.is_busy(&busy), "{name}");
+            assert_eq!(p.input_line(&busy).map(str::trim), Some(""), "{name}");
+            assert_eq!(p.dialog(&busy), None, "{name}");
+            assert_eq!(p.permission_question(&busy), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_live_spinner_counts_even_without_the_footer_phrase() {
+        let p = ScreenPatterns {
+            busy_phrases: Vec::new(),
+            ..ScreenPatterns::default()
+        };
+        for name in BUSY {
+            assert!(p.is_busy(&screen(name)), "{name}");
+        }
+        for name in FINISHED {
+            assert!(!p.is_busy(&screen(name)), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_permission_prompt_is_a_question_not_work_nor_a_start_up_dialog() {
+        let p = ScreenPatterns::default();
+        for name in PERMISSION {
+            let prompt = screen(name);
+            assert_eq!(
+                p.permission_question(&prompt).as_deref(),
+                Some(
+                    "Do you want to proceed? (Bash command: echo fixture-tool-ran > \
+                     /tmp/research/fixture-out.txt)"
+                ),
+                "{name}"
+            );
+            assert_eq!(p.dialog(&prompt), None, "{name}");
+            assert_eq!(p.input_line(&prompt), None, "{name}");
+            assert!(!p.is_busy(&prompt), "{name}");
+        }
+        assert_eq!(
+            p.choose_option(&screen("permission-prompt.txt"), "3. No"),
+            Some(vec!["Down".into(), "Down".into(), "Enter".into()])
+        );
+    }
+
+    #[test]
+    fn the_newer_releases_auto_mode_prompts_are_questions_too() {
+        let p = ScreenPatterns::default();
+        let fallback = screen("permission-prompt-auto-mode-2.1.332.txt");
+        assert_eq!(
+            p.permission_question(&fallback).as_deref(),
+            Some(
+                "Do you want to proceed? (Bash command: echo hello-332 > \
+                 /tmp/research/tool-ran-332.txt)"
+            )
+        );
+        assert!(!p.is_busy(&fallback));
+        let dialog = screen("auto-mode-dialog-2.1.332.txt");
+        assert_eq!(
+            p.permission_question(&dialog).as_deref(),
+            Some("Auto mode can't check actions in this session")
+        );
+        assert_eq!(p.dialog(&dialog), None);
+        assert!(!p.is_busy(&dialog));
+    }
+
+    #[test]
+    fn start_up_dialogs_and_idle_screens_are_no_permission_question() {
+        let p = ScreenPatterns::default();
+        for name in [
+            "idle.txt",
+            "idle-2.1.332.txt",
+            "busy.txt",
+            "pasted.txt",
+            "trust-dialog.txt",
+            "trust-dialog-2.1.332.txt",
+            "api-key-dialog.txt",
+            "bypass-dialog.txt",
+            "root-refusal.txt",
+        ] {
+            assert_eq!(p.permission_question(&screen(name)), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_new_patterns_can_be_overridden_in_config() {
+        let p: ScreenPatterns = serde_yaml::from_str(
+            "permission_questions: [\"Proceed?\"]\nturn_summary_infix: \" took \"\nbusy_word_suffix: \"...\"\ncommand_rule: \"=\"\n",
+        )
+        .unwrap();
+        assert_eq!(p.permission_questions, ["Proceed?"]);
+        assert_eq!(
+            p.permission_question(&screen("permission-prompt.txt")),
+            None
+        );
+        assert!(p.is_turn_summary("✻ Brewed took 3s"));
+        assert!(!p.is_turn_summary("✻ Brewed for 3s"));
+        assert!(p.is_live_spinner("✻ Brewing... (3s)"));
+        assert_eq!(p.command_rule, '=');
+        assert_eq!(p.prompt, ScreenPatterns::default().prompt);
     }
 }

@@ -1,0 +1,480 @@
+//! Agent state from the agent itself, end to end: the first task given at launch and checked
+//! byte-exact against the agent's own report, statuses from its hooks (`ao-host hook`),
+//! notifications once per change, and `session restore` after the runtime died.
+//!
+//! The agent is the fake Claude Code CLI (`tests/fixtures/fake-claude`), which runs the hooks of
+//! the `--settings` file the claude-code plugin writes, as the real CLI does; `real_claude.rs`
+//! does the same against the real CLI.
+
+mod support;
+
+use std::{path::Path, process::Stdio, time::Duration};
+
+use support::{fake_messages, fake_start, stderr, stdout, wait_until, Harness};
+
+const TRICKY_TASK: &str =
+    "\tindented with a tab\n  two spaces, \"double\" and 'single' quotes, $(touch pwned) `tick`\r\nünïcødé 🎉\n-dash\n";
+
+/// The session's entry in `session ls --json`.
+fn listed(harness: &Harness, id: &str) -> serde_json::Value {
+    harness
+        .sessions_json(&[])
+        .into_iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("{id} not listed"))
+}
+
+/// Waits until `session ls` shows `id` with `status`, and returns its entry.
+fn wait_for_status(harness: &Harness, id: &str, status: &str) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    let reached = wait_until(Duration::from_secs(10), || {
+        last = listed(harness, id);
+        last["status"] == status
+    });
+    assert!(reached, "{id} never became {status}: {last:#}");
+    last
+}
+
+/// A notify command that appends `EVENT SESSION MESSAGE` to a file, one line per run.
+fn notify_log(harness: &Harness) -> std::path::PathBuf {
+    let log = harness.home().join("notified.log");
+    let script = harness.home().join("notify.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nprintf '%s %s %s\\n' \"$AO_EVENT\" \"$AO_SESSION\" \"$AO_MESSAGE\" >> {:?}\n",
+            log.display().to_string()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    harness.edit_config(|c| {
+        format!(
+            "{c}notify: {{ command: [{:?}], on: [waiting_input, idle, exited] }}\n",
+            script.display().to_string()
+        )
+    });
+    log
+}
+
+fn notified(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn a_task_given_at_launch_arrives_byte_exact_once_and_the_status_follows_the_agents_events() {
+    let harness = Harness::new(&[], "");
+    harness.ok(&["spawn", "app", "--task", TRICKY_TASK]);
+    let log = harness.log_dir().join("app-1");
+    assert_eq!(
+        fake_messages(&log),
+        [TRICKY_TASK],
+        "delivered once, byte-exact"
+    );
+
+    // Given on the command line, after `--`, with the session's own hook settings and a
+    // conversation id chosen at spawn.
+    let argv: Vec<String> = serde_json::from_value(fake_start(&log)["argv"].clone()).unwrap();
+    assert_eq!(argv.last().unwrap(), TRICKY_TASK);
+    assert_eq!(argv[argv.len() - 2], "--");
+    let option = |name: &str| {
+        let at = argv
+            .iter()
+            .position(|a| a == name)
+            .unwrap_or_else(|| panic!("no {name}: {argv:?}"));
+        argv[at + 1].clone()
+    };
+    let settings = option("--settings");
+    assert!(settings.starts_with(
+        &harness
+            .data_dir()
+            .canonicalize()
+            .unwrap()
+            .display()
+            .to_string()
+    ));
+    let conversation = option("--session-id");
+    let session = wait_for_status(&harness, "app-1", "idle");
+    assert_eq!(session["conversation_id"], conversation.as_str());
+    assert_eq!(session["reports_events"], true);
+    assert!(session["activity_at"].as_u64().unwrap() >= session["created_at"].as_u64().unwrap());
+
+    // A later message is typed in, and reported the same way.
+    harness.ok(&["send", "app-1", "second message"]);
+    wait_for_status(&harness, "app-1", "idle");
+    assert_eq!(fake_messages(&log), [TRICKY_TASK, "second message"]);
+}
+
+#[test]
+fn a_task_the_agent_reports_altered_fails_the_spawn_with_the_difference_and_leaves_nothing() {
+    let harness = Harness::new(&[("FAKE_AGENT_ALTER_PROMPT", "1")], "");
+    let output = harness.ao(&["spawn", "app", "--task", "make:\n\tcc -o app app.c\n"]);
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(
+        err.contains("received its task altered") && err.contains("first difference at byte 6"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    harness.assert_nothing_left("app-1");
+}
+
+#[test]
+fn a_permission_prompt_is_waiting_input_with_its_question_until_it_is_answered() {
+    let harness = Harness::new(&[("FAKE_AGENT_ASK_PERMISSION", "1")], "");
+    let log = notify_log(&harness);
+    harness.ok(&["spawn", "app", "--task", "run it"]);
+    let session = wait_for_status(&harness, "app-1", "waiting_input");
+    assert_eq!(session["waiting_for"], "Bash: touch approved");
+    let table = stdout(&harness.ok(&["session", "ls"]));
+    assert!(table.contains("asks: Bash: touch approved"), "{table}");
+
+    // Granted: the tool runs, the turn ends.
+    let target = format!("={}:", harness.tmux_session("app-1"));
+    harness.tmux.tmux(&["send-keys", "-t", &target, "Enter"]);
+    let session = wait_for_status(&harness, "app-1", "idle");
+    assert!(session["waiting_for"].is_null());
+
+    // Refused: the agent fires no event at all; the screen shows it is no longer asking.
+    harness.ok(&["send", "app-1", "again"]);
+    wait_for_status(&harness, "app-1", "waiting_input");
+    harness.tmux.tmux(&["send-keys", "-t", &target, "Down"]);
+    harness.tmux.tmux(&["send-keys", "-t", &target, "Enter"]);
+    wait_for_status(&harness, "app-1", "idle");
+
+    // Each change notified once: waiting, idle, waiting, idle.
+    let expected = 4;
+    assert!(
+        wait_until(Duration::from_secs(5), || notified(&log).len() >= expected),
+        "{:?}",
+        notified(&log)
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let lines = notified(&log);
+    let events: Vec<&str> = lines.iter().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(
+        events,
+        ["waiting_input", "idle", "waiting_input", "idle"],
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines[0],
+        "waiting_input app-1 app-1 is waiting for you: Bash: touch approved"
+    );
+}
+
+#[test]
+fn after_the_runtime_dies_the_session_is_exited_once_and_restore_resumes_its_conversation() {
+    let harness = Harness::new(&[], "");
+    let log = notify_log(&harness);
+    harness.ok(&["spawn", "app", "--task", "first turn"]);
+    let conversation = wait_for_status(&harness, "app-1", "idle")["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let agent_log = harness.log_dir().join("app-1");
+    let first_env = fake_start(&agent_log)["env"].clone();
+
+    harness.tmux.tmux(&["kill-server"]);
+    // Many listings at once see it gone; it is notified once.
+    let listings: Vec<_> = (0..4)
+        .map(|_| {
+            harness
+                .command(&["session", "ls", "--json"])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for listing in listings {
+        assert!(listing.wait_with_output().unwrap().status.success());
+    }
+    wait_for_status(&harness, "app-1", "exited");
+    // gc keeps a restorable session's worktree.
+    harness.ok(&["gc"]);
+    assert!(harness.worktree("app-1").exists());
+    assert!(wait_until(Duration::from_secs(5), || notified(&log)
+        .iter()
+        .any(|l| l.starts_with("exited app-1"))));
+    std::thread::sleep(Duration::from_millis(300));
+    let exits = notified(&log)
+        .iter()
+        .filter(|l| l.starts_with("exited"))
+        .count();
+    assert_eq!(exits, 1, "{:?}", notified(&log));
+
+    let out = harness.ok(&["session", "restore", "app-1", "--json"]);
+    let restored: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(restored["id"], "app-1");
+    assert_eq!(restored["conversation_id"], conversation.as_str());
+    wait_for_status(&harness, "app-1", "idle");
+    let start = fake_start(&agent_log);
+    let argv: Vec<String> = serde_json::from_value(start["argv"].clone()).unwrap();
+    let resume = argv.iter().position(|a| a == "--resume").expect("resumed");
+    assert_eq!(argv[resume + 1], conversation);
+    assert!(
+        !argv.contains(&"--".to_string()),
+        "no first message again: {argv:?}"
+    );
+    assert_eq!(
+        start["cwd"],
+        harness
+            .worktree("app-1")
+            .canonicalize()
+            .unwrap()
+            .display()
+            .to_string()
+    );
+    for var in [
+        "AO_SESSION",
+        "AO_PROJECT_ID",
+        "AO_DATA_DIR",
+        "AO_CALLER_TYPE",
+        "AO_CONFIG_PATH",
+    ] {
+        assert_eq!(start["env"][var], first_env[var], "{var}");
+    }
+
+    // Running again: nothing to restore.
+    let output = harness.ao(&["session", "restore", "app-1"]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("still running"),
+        "{}",
+        stderr(&output)
+    );
+    let output = harness.ok(&["session", "restore", "--all"]);
+    assert!(
+        stderr(&output).contains("no exited sessions"),
+        "{}",
+        stderr(&output)
+    );
+    harness.ok(&["send", "app-1", "after restore"]);
+    assert!(wait_until(Duration::from_secs(5), || fake_messages(
+        &agent_log
+    )
+    .contains(&"after restore".to_string())));
+}
+
+#[test]
+fn restore_refuses_what_it_cannot_resume_and_says_why() {
+    let harness = Harness::new(&[], "");
+    harness.ok(&["spawn", "app", "--task", "one"]);
+    harness.ok(&["spawn", "app", "--task", "two"]);
+    wait_for_status(&harness, "app-2", "idle");
+    harness.tmux.tmux(&["kill-server"]);
+    wait_for_status(&harness, "app-1", "exited");
+    // One has lost its worktree, one has no conversation id (an older agent plugin).
+    std::fs::remove_dir_all(harness.worktree("app-1")).unwrap();
+    let record = harness.record("app-2", false);
+    let text = std::fs::read_to_string(&record).unwrap();
+    let text: String = text
+        .lines()
+        .filter(|l| !l.starts_with("conversation_id:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&record, text).unwrap();
+
+    let output = harness.ao(&["session", "restore", "app-1"]);
+    assert!(
+        stderr(&output).contains("workspace") && stderr(&output).contains("is gone"),
+        "{}",
+        stderr(&output)
+    );
+    let output = harness.ao(&["session", "restore", "app-2"]);
+    assert!(
+        stderr(&output).contains("nothing to resume"),
+        "{}",
+        stderr(&output)
+    );
+    let output = harness.ao(&["session", "restore", "nope-1"]);
+    assert!(
+        stderr(&output).contains("no session `nope-1`"),
+        "{}",
+        stderr(&output)
+    );
+    // --all restores what it can and fails for the rest.
+    let output = harness.ao(&["session", "restore", "--all", "--json"]);
+    assert!(!output.status.success());
+    let outcomes: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(outcomes.as_array().unwrap().len(), 1, "{outcomes:#}");
+    assert_eq!(outcomes[0]["outcome"], "failed");
+    assert!(
+        harness.tmux.sessions().is_empty(),
+        "a failed restore leaves no runtime"
+    );
+}
+
+#[test]
+fn the_hook_never_fails_the_agent_whatever_it_is_given() {
+    let harness = Harness::new(&[], "");
+    harness.ok(&["spawn", "app", "--task", "x"]);
+    wait_for_status(&harness, "app-1", "idle");
+    let data = harness.data_dir().display().to_string();
+    let state = harness
+        .data_dir()
+        .join("agent-state")
+        .join("app")
+        .join("app-1.json");
+    let before = std::fs::read(&state).unwrap();
+    let cases: Vec<(Vec<&str>, Vec<u8>)> = vec![
+        (
+            vec![
+                "hook",
+                "--project",
+                "app",
+                "--session",
+                "app-1",
+                "--status",
+                "working",
+            ],
+            b"{}".to_vec(),
+        ),
+        (
+            vec![
+                "--data-dir",
+                &data,
+                "hook",
+                "--project",
+                "../x",
+                "--session",
+                "app-1",
+                "--status",
+                "working",
+            ],
+            b"{}".to_vec(),
+        ),
+        (
+            vec![
+                "--data-dir",
+                &data,
+                "hook",
+                "--project",
+                "app",
+                "--session",
+                "-rf",
+                "--status",
+                "working",
+            ],
+            b"{}".to_vec(),
+        ),
+        (
+            vec![
+                "--data-dir",
+                &data,
+                "hook",
+                "--project",
+                "app",
+                "--session",
+                "app-1",
+                "--status",
+                "working",
+                "--prompt-field",
+                "prompt",
+            ],
+            b"not json \xff".to_vec(),
+        ),
+        (
+            vec![
+                "--data-dir",
+                &data,
+                "hook",
+                "--project",
+                "app",
+                "--session",
+                "app-1",
+                "--status",
+                "working",
+                "--prompt-field",
+                "prompt",
+            ],
+            vec![b' '; 7 * 1024 * 1024],
+        ),
+        // What a newer plugin might pass: an unknown status, an unknown option.
+        (
+            vec![
+                "--data-dir",
+                &data,
+                "hook",
+                "--project",
+                "app",
+                "--session",
+                "app-1",
+                "--status",
+                "compacting",
+            ],
+            b"{}".to_vec(),
+        ),
+        (
+            vec![
+                "-v",
+                "--data-dir",
+                &data,
+                "hook",
+                "--project",
+                "app",
+                "--session",
+                "app-1",
+                "--status",
+                "working",
+                "--new-option",
+                "x",
+            ],
+            b"{}".to_vec(),
+        ),
+    ];
+    for (args, input) in cases {
+        let mut child = support::ao_host(harness.home())
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &input));
+        let output = child.wait_with_output().unwrap();
+        writer
+            .join()
+            .unwrap()
+            .expect("the whole event is read, never a broken pipe");
+        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+        assert!(output.stdout.is_empty(), "{args:?} printed on stdout");
+        assert!(
+            !stderr(&output).is_empty(),
+            "{args:?} said nothing about the problem"
+        );
+    }
+    assert_eq!(
+        std::fs::read(&state).unwrap(),
+        before,
+        "no bad event was recorded"
+    );
+    // An event for a session this data dir does not know creates nothing.
+    let output = support::ao_host(harness.home())
+        .args([
+            "--data-dir",
+            &data,
+            "hook",
+            "--project",
+            "app",
+            "--session",
+            "app-9",
+            "--status",
+            "idle",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert!(!harness
+        .data_dir()
+        .join("agent-state")
+        .join("app")
+        .join("app-9.json")
+        .exists());
+}

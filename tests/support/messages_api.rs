@@ -1,0 +1,880 @@
+//! A loopback stand-in for the Anthropic Messages API, so the real Claude Code CLI completes whole
+//! turns offline: point `ANTHROPIC_BASE_URL` at [`MessagesApi::base_url`].
+//!
+//! std + serde_json only. Every connection is served on its own thread (HTTP/1.1, keep-alive,
+//! `Content-Length` or chunked request bodies). Routes:
+//! - `POST /v1/messages` (any query string, e.g. `?beta=true`): a server-sent-event stream when
+//!   the body says `"stream": true` (message_start, content_block_start, ping,
+//!   content_block_delta…, content_block_stop, message_delta, message_stop), else one JSON message;
+//! - `POST /v1/messages/count_tokens`: `{"input_tokens": N}`;
+//! - anything else: 404 with an Anthropic-style JSON error (still recorded).
+//!
+//! Replies to the main conversation are scripted by the text of its LAST user message (the last
+//! message whose role is `user`: the CLI may append a `"role": "system"` message after it):
+//! - `AO_TOOL:<shell command>` (to the end of that line): a `tool_use` block for the `Bash` tool
+//!   running that command. In the default permission mode the CLI then asks the operator, but
+//!   only for commands it does not consider read-only: `echo hi` ran without asking (2.1.197),
+//!   `echo hi > file` asked. 2.1.332 defaults to auto mode, which cannot work offline: pass
+//!   `--permission-mode default` to get the ordinary prompt;
+//! - `AO_SLOW:<ms>`: the reply text is streamed in pieces and `message_stop` held back so the
+//!   response takes about that long;
+//! - otherwise, a last user message holding a `tool_result`: the text "tool done" (the markers
+//!   win because a rejected call's `tool_result` and the operator's next message travel together);
+//! - otherwise the default reply ("Done.", see [`MessagesApi::set_default_reply`]).
+//!
+//! Side requests (2.1.197's session-title generation) always get a short reply at once.
+//! How they are told apart: see [`is_conversation_request`].
+
+#![allow(dead_code)] // each test file uses a different part of this module
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    net::{Shutdown, SocketAddr, TcpListener, TcpStream},
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant, SystemTime},
+};
+
+use serde_json::{json, Value};
+
+/// Reply text for side requests.
+pub const SIDE_REPLY: &str = "Ok.";
+/// Reply text after a tool result.
+pub const TOOL_DONE_REPLY: &str = "tool done";
+
+/// One request as received.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    pub method: String,
+    /// Without the query string.
+    pub path: String,
+    /// The query string without `?` (empty when there is none).
+    pub query: String,
+    /// Header names lower-cased, in the order received.
+    pub headers: Vec<(String, String)>,
+    /// The body parsed as JSON (`Value::Null` when empty or not JSON).
+    pub body: Value,
+    /// When the request was received (wall clock, to line up with other logs).
+    pub received: SystemTime,
+}
+
+impl RecordedRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A `POST /v1/messages` request (streamed or not).
+    pub fn is_messages(&self) -> bool {
+        self.method == "POST" && self.path == "/v1/messages"
+    }
+
+    /// A request of the main conversation, see [`is_conversation_request`].
+    pub fn is_conversation(&self) -> bool {
+        self.is_messages() && is_conversation_request(&self.body)
+    }
+}
+
+/// Whether a `/v1/messages` body belongs to the main conversation rather than a side request.
+///
+/// Rule (observed with Claude Code 2.1.197 and 2.1.332, see /tmp/claude-findings.md): the main
+/// conversation's requests carry the agent's tool list (`tools` non-empty, `Bash` among them).
+/// The only side request observed, 2.1.197's session-title generation (model
+/// `claude-haiku-4-5-20251001`, system prompt "Generate a concise, sentence-case title…",
+/// structured output `{"title": …}`), sends `"tools": []`; it also embeds the user's prompt, so
+/// a marker like `AO_TOOL:` shows up in it too. 2.1.332 sent no side request at all.
+pub fn is_conversation_request(body: &Value) -> bool {
+    body.get("tools")
+        .and_then(Value::as_array)
+        .is_some_and(|tools| !tools.is_empty())
+}
+
+/// The text blocks of every user message of a request body, in order. A message whose content is
+/// a plain string counts as one block. Tool results are not text blocks and are left out.
+pub fn user_texts(body: &Value) -> Vec<String> {
+    messages(body)
+        .iter()
+        .filter(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+        .flat_map(text_blocks)
+        .collect()
+}
+
+/// The last message of a request body whose role is `user`. Claude Code (2.1.197 and later)
+/// may put a `"role": "system"` message (the `mid-conversation-system` beta: agent types, …)
+/// AFTER the user's message, so "the last message" is not necessarily the user's.
+pub fn last_user_message(body: &Value) -> Option<&Value> {
+    messages(body)
+        .iter()
+        .rev()
+        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+}
+
+/// The text blocks of the last user message of a request body (see [`last_user_message`]).
+pub fn last_user_texts(body: &Value) -> Vec<String> {
+    last_user_message(body).map(text_blocks).unwrap_or_default()
+}
+
+/// Whether the last user message of a request body holds a `tool_result` block.
+pub fn last_message_is_tool_result(body: &Value) -> bool {
+    last_user_message(body).is_some_and(|last| {
+        last.get("content")
+            .and_then(Value::as_array)
+            .is_some_and(|blocks| {
+                blocks
+                    .iter()
+                    .any(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"))
+            })
+    })
+}
+
+fn messages(body: &Value) -> &[Value] {
+    body.get("messages")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+
+fn text_blocks(message: &Value) -> Vec<String> {
+    match message.get("content") {
+        Some(Value::String(text)) => vec![text.clone()],
+        Some(Value::Array(blocks)) => blocks
+            .iter()
+            .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
+            .filter_map(|b| b.get("text").and_then(Value::as_str))
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+struct Shared {
+    requests: Mutex<Vec<RecordedRequest>>,
+    default_reply: Mutex<String>,
+    stopping: AtomicBool,
+    ids: AtomicU64,
+    connections: Mutex<Vec<TcpStream>>,
+}
+
+/// The stand-in server. Dropping it stops accepting and closes open connections.
+pub struct MessagesApi {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl MessagesApi {
+    /// Binds 127.0.0.1 on a free port and starts serving.
+    pub fn start() -> MessagesApi {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the Messages API stand-in");
+        let addr = listener.local_addr().unwrap();
+        let shared = Arc::new(Shared {
+            requests: Mutex::new(Vec::new()),
+            default_reply: Mutex::new("Done.".into()),
+            stopping: AtomicBool::new(false),
+            ids: AtomicU64::new(1),
+            connections: Mutex::new(Vec::new()),
+        });
+        let acceptor = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("messages-api-accept".into())
+                .spawn(move || {
+                    for stream in listener.incoming() {
+                        if shared.stopping.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        let Ok(stream) = stream else { continue };
+                        if let Ok(clone) = stream.try_clone() {
+                            shared.connections.lock().unwrap().push(clone);
+                        }
+                        let shared = shared.clone();
+                        let _ = std::thread::Builder::new()
+                            .name("messages-api-conn".into())
+                            .spawn(move || serve_connection(stream, &shared));
+                    }
+                })
+                .unwrap()
+        };
+        MessagesApi {
+            shared,
+            addr,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`, for `ANTHROPIC_BASE_URL`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The text the main conversation gets when nothing else is scripted.
+    pub fn set_default_reply(&self, text: &str) {
+        *self.shared.default_reply.lock().unwrap() = text.to_string();
+    }
+
+    /// Every request so far, any path, in the order received.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.requests.lock().unwrap().clone()
+    }
+
+    /// The main conversation's `/v1/messages` requests, see [`is_conversation_request`].
+    pub fn conversation_requests(&self) -> Vec<RecordedRequest> {
+        self.requests()
+            .into_iter()
+            .filter(RecordedRequest::is_conversation)
+            .collect()
+    }
+
+    /// The text blocks of every user message of `request`, in order (see [`user_texts`]).
+    pub fn user_texts(request: &RecordedRequest) -> Vec<String> {
+        user_texts(&request.body)
+    }
+
+    /// Waits until `done` holds for the recorded requests, or `timeout` passes; returns whether
+    /// it held.
+    pub fn wait_for(&self, timeout: Duration, done: impl Fn(&[RecordedRequest]) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if done(&self.shared.requests.lock().unwrap()) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until at least `count` conversation requests were received.
+    pub fn wait_for_conversation_requests(&self, count: usize, timeout: Duration) -> bool {
+        self.wait_for(timeout, |all| {
+            all.iter().filter(|r| r.is_conversation()).count() >= count
+        })
+    }
+}
+
+impl Drop for MessagesApi {
+    fn drop(&mut self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        // Wake the blocking accept.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+        for stream in self.shared.connections.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+struct Request {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn read_line(reader: &mut impl BufRead) -> std::io::Result<Option<String>> {
+    let mut line = Vec::new();
+    if reader.read_until(b'\n', &mut line)? == 0 {
+        return Ok(None);
+    }
+    while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        line.pop();
+    }
+    Ok(Some(String::from_utf8_lossy(&line).into_owned()))
+}
+
+fn read_request(reader: &mut impl BufRead) -> std::io::Result<Option<Request>> {
+    let start = loop {
+        match read_line(reader)? {
+            None => return Ok(None),
+            Some(line) if line.is_empty() => continue, // tolerate stray CRLF between requests
+            Some(line) => break line,
+        }
+    };
+    let mut parts = start.split_whitespace();
+    let method = parts.next().unwrap_or_default().to_string();
+    let target = parts.next().unwrap_or("/").to_string();
+    let mut headers = Vec::new();
+    loop {
+        let Some(line) = read_line(reader)? else {
+            return Ok(None);
+        };
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+        }
+    }
+    let mut request = Request {
+        method,
+        target,
+        headers,
+        body: Vec::new(),
+    };
+    let chunked = request
+        .header("transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    if chunked {
+        loop {
+            let Some(size_line) = read_line(reader)? else {
+                return Ok(None);
+            };
+            let size_hex = size_line.split(';').next().unwrap_or("").trim();
+            let size = usize::from_str_radix(size_hex, 16).map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("chunk size: {e}"))
+            })?;
+            if size == 0 {
+                // Trailers up to the empty line.
+                while let Some(line) = read_line(reader)? {
+                    if line.is_empty() {
+                        break;
+                    }
+                }
+                break;
+            }
+            let mut chunk = vec![0; size];
+            reader.read_exact(&mut chunk)?;
+            request.body.extend_from_slice(&chunk);
+            read_line(reader)?; // the CRLF after the chunk
+        }
+    } else if let Some(length) = request
+        .header("content-length")
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        request.body = vec![0; length];
+        reader.read_exact(&mut request.body)?;
+    }
+    Ok(Some(request))
+}
+
+fn serve_connection(stream: TcpStream, shared: &Shared) {
+    let Ok(write_half) = stream.try_clone() else {
+        return;
+    };
+    let mut writer = write_half;
+    let mut reader = BufReader::new(stream);
+    loop {
+        if shared.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        let request = match read_request(&mut reader) {
+            Ok(Some(request)) => request,
+            _ => return,
+        };
+        if request
+            .header("expect")
+            .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
+        {
+            // Only reached once the body was read; harmless for clients that do not wait.
+            let _ = writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        let close = request
+            .header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        if respond(&request, &mut writer, shared).is_err() || close {
+            let _ = writer.shutdown(Shutdown::Both);
+            return;
+        }
+    }
+}
+
+/// What to say to one `/v1/messages` request.
+enum Script {
+    Text(String),
+    Slow(String, Duration),
+    Tool(String),
+}
+
+fn script_for(body: &Value, shared: &Shared) -> Script {
+    if !is_conversation_request(body) {
+        return Script::Text(side_reply(body));
+    }
+    let last = last_user_texts(body).join("\n");
+    if let Some(rest) = last.split("AO_TOOL:").nth(1) {
+        let command = rest.lines().next().unwrap_or("").trim().to_string();
+        return Script::Tool(command);
+    }
+    let reply = shared.default_reply.lock().unwrap().clone();
+    if let Some(rest) = last.split("AO_SLOW:").nth(1) {
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        if let Ok(ms) = digits.parse::<u64>() {
+            return Script::Slow(reply, Duration::from_millis(ms));
+        }
+    }
+    // After the text markers: when the operator rejects a tool call, the CLI sends the rejected
+    // call's tool_result and the operator's next message together in one user message.
+    if last_message_is_tool_result(body) {
+        return Script::Text(TOOL_DONE_REPLY.into());
+    }
+    Script::Text(reply)
+}
+
+/// A side request's reply: [`SIDE_REPLY`], or, when the request asks for structured output
+/// (`output_config.format` of type `json_schema`, as the session-title request does), a JSON
+/// object with every required property filled in (strings with [`SIDE_REPLY`]).
+fn side_reply(body: &Value) -> String {
+    let format = &body["output_config"]["format"];
+    if format["type"] != "json_schema" {
+        return SIDE_REPLY.into();
+    }
+    let schema = &format["schema"];
+    let mut object = serde_json::Map::new();
+    for name in schema["required"].as_array().into_iter().flatten() {
+        let Some(name) = name.as_str() else { continue };
+        let value = match schema["properties"][name]["type"].as_str() {
+            Some("boolean") => json!(false),
+            Some("number") | Some("integer") => json!(0),
+            Some("array") => json!([]),
+            Some("object") => json!({}),
+            _ => json!(SIDE_REPLY),
+        };
+        object.insert(name.to_string(), value);
+    }
+    Value::Object(object).to_string()
+}
+
+fn respond(request: &Request, writer: &mut TcpStream, shared: &Shared) -> std::io::Result<()> {
+    let (path, query) = match request.target.split_once('?') {
+        Some((path, query)) => (path.to_string(), query.to_string()),
+        None => (request.target.clone(), String::new()),
+    };
+    let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+    shared.requests.lock().unwrap().push(RecordedRequest {
+        method: request.method.clone(),
+        path: path.clone(),
+        query,
+        headers: request.headers.clone(),
+        body: body.clone(),
+        received: SystemTime::now(),
+    });
+    let id = shared.ids.fetch_add(1, Ordering::SeqCst);
+    match (request.method.as_str(), path.as_str()) {
+        ("POST", "/v1/messages") => {
+            let script = script_for(&body, shared);
+            let model = body
+                .get("model")
+                .and_then(Value::as_str)
+                .unwrap_or("claude-stand-in")
+                .to_string();
+            if body.get("stream").and_then(Value::as_bool) == Some(true) {
+                stream_message(writer, id, &model, &script)
+            } else {
+                let reply = plain_message(id, &model, &script);
+                write_json(writer, 200, &reply)
+            }
+        }
+        ("POST", "/v1/messages/count_tokens") => {
+            let tokens = (request.body.len() / 4).max(1);
+            write_json(writer, 200, &json!({ "input_tokens": tokens }))
+        }
+        _ => write_json(
+            writer,
+            404,
+            &json!({
+                "type": "error",
+                "error": {
+                    "type": "not_found_error",
+                    "message": format!("the stand-in does not serve {} {}", request.method, path),
+                },
+            }),
+        ),
+    }
+}
+
+fn usage(output_tokens: u64) -> Value {
+    json!({
+        "input_tokens": 10,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "output_tokens": output_tokens,
+    })
+}
+
+fn tool_input(command: &str) -> Value {
+    json!({ "command": command, "description": "Run the scripted command" })
+}
+
+fn plain_message(id: u64, model: &str, script: &Script) -> Value {
+    let (content, stop_reason) = match script {
+        Script::Text(text) | Script::Slow(text, _) => {
+            (json!([{ "type": "text", "text": text }]), "end_turn")
+        }
+        Script::Tool(command) => (
+            json!([{
+                "type": "tool_use",
+                "id": format!("toolu_standin{id:06}"),
+                "name": "Bash",
+                "input": tool_input(command),
+            }]),
+            "tool_use",
+        ),
+    };
+    json!({
+        "id": format!("msg_standin{id:06}"),
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop_reason,
+        "stop_sequence": null,
+        "usage": usage(5),
+    })
+}
+
+fn status_text(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        404 => "Not Found",
+        _ => "Status",
+    }
+}
+
+fn write_json(writer: &mut TcpStream, status: u16, value: &Value) -> std::io::Result<()> {
+    let body = serde_json::to_vec(value).unwrap();
+    let head = format!(
+        "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         request-id: req_standin\r\nconnection: keep-alive\r\n\r\n",
+        status_text(status),
+        body.len()
+    );
+    writer.write_all(head.as_bytes())?;
+    writer.write_all(&body)?;
+    writer.flush()
+}
+
+/// Writes one server-sent event as one HTTP chunk.
+fn send_event(writer: &mut TcpStream, event: &str, data: &Value) -> std::io::Result<()> {
+    let text = format!("event: {event}\ndata: {data}\n\n");
+    write!(writer, "{:x}\r\n{text}\r\n", text.len())?;
+    writer.flush()
+}
+
+fn stream_message(
+    writer: &mut TcpStream,
+    id: u64,
+    model: &str,
+    script: &Script,
+) -> std::io::Result<()> {
+    writer.write_all(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
+          request-id: req_standin\r\ntransfer-encoding: chunked\r\nconnection: keep-alive\r\n\r\n",
+    )?;
+    send_event(
+        writer,
+        "message_start",
+        &json!({
+            "type": "message_start",
+            "message": {
+                "id": format!("msg_standin{id:06}"),
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": [],
+                "stop_reason": null,
+                "stop_sequence": null,
+                "usage": usage(1),
+            },
+        }),
+    )?;
+    let stop_reason = match script {
+        Script::Tool(command) => {
+            send_event(
+                writer,
+                "content_block_start",
+                &json!({
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {
+                        "type": "tool_use",
+                        "id": format!("toolu_standin{id:06}"),
+                        "name": "Bash",
+                        "input": {},
+                    },
+                }),
+            )?;
+            send_event(writer, "ping", &json!({ "type": "ping" }))?;
+            let input = tool_input(command).to_string();
+            // Two pieces, as the real API splits partial JSON arbitrarily.
+            let cut = input
+                .char_indices()
+                .nth(input.chars().count() / 2)
+                .map_or(0, |(i, _)| i);
+            for piece in [&input[..cut], &input[cut..]] {
+                send_event(
+                    writer,
+                    "content_block_delta",
+                    &json!({
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": { "type": "input_json_delta", "partial_json": piece },
+                    }),
+                )?;
+            }
+            "tool_use"
+        }
+        Script::Text(text) | Script::Slow(text, _) => {
+            let started = Instant::now();
+            send_event(
+                writer,
+                "content_block_start",
+                &json!({
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": { "type": "text", "text": "" },
+                }),
+            )?;
+            send_event(writer, "ping", &json!({ "type": "ping" }))?;
+            let pieces: Vec<String> = match script {
+                Script::Slow(..) => text.split_inclusive(' ').map(str::to_string).collect(),
+                _ => vec![text.clone()],
+            };
+            let total = match script {
+                Script::Slow(_, duration) => *duration,
+                _ => Duration::ZERO,
+            };
+            // Spread the pieces over the first half, then hold the rest before message_stop.
+            let step = total / 2 / (pieces.len() as u32).max(1);
+            for piece in &pieces {
+                send_event(
+                    writer,
+                    "content_block_delta",
+                    &json!({
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": { "type": "text_delta", "text": piece },
+                    }),
+                )?;
+                std::thread::sleep(step);
+            }
+            // Keep the stream alive with pings while holding.
+            while started.elapsed() < total {
+                let left = total - started.elapsed();
+                std::thread::sleep(left.min(Duration::from_millis(500)));
+                if started.elapsed() < total {
+                    send_event(writer, "ping", &json!({ "type": "ping" }))?;
+                }
+            }
+            "end_turn"
+        }
+    };
+    send_event(
+        writer,
+        "content_block_stop",
+        &json!({ "type": "content_block_stop", "index": 0 }),
+    )?;
+    send_event(
+        writer,
+        "message_delta",
+        &json!({
+            "type": "message_delta",
+            "delta": { "stop_reason": stop_reason, "stop_sequence": null },
+            "usage": usage(5),
+        }),
+    )?;
+    send_event(writer, "message_stop", &json!({ "type": "message_stop" }))?;
+    writer.write_all(b"0\r\n\r\n")?;
+    writer.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    /// Sends one request on a fresh connection and reads the whole (chunked) response.
+    fn post(api: &MessagesApi, path: &str, body: &Value) -> (String, String) {
+        let mut stream = TcpStream::connect(("127.0.0.1", api.port())).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let body = body.to_string();
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, rest) = response.split_once("\r\n\r\n").unwrap();
+        (head.to_string(), rest.to_string())
+    }
+
+    fn conversation(text: &str) -> Value {
+        json!({
+            "model": "claude-test",
+            "stream": true,
+            "tools": [{ "name": "Bash", "input_schema": { "type": "object" } }],
+            "messages": [{ "role": "user", "content": [{ "type": "text", "text": text }] }],
+        })
+    }
+
+    fn events(body: &str) -> Vec<String> {
+        body.lines()
+            .filter_map(|l| l.strip_prefix("event: "))
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn a_streamed_reply_is_a_well_formed_event_stream() {
+        let api = MessagesApi::start();
+        let (head, body) = post(&api, "/v1/messages?beta=true", &conversation("hello"));
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(head.contains("text/event-stream"), "{head}");
+        assert_eq!(
+            events(&body),
+            [
+                "message_start",
+                "content_block_start",
+                "ping",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop"
+            ]
+        );
+        assert!(body.contains(r#""text":"Done.""#), "{body}");
+        assert!(body.contains(r#""stop_reason":"end_turn""#), "{body}");
+        let requests = api.conversation_requests();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].query, "beta=true");
+        assert_eq!(MessagesApi::user_texts(&requests[0]), ["hello"]);
+    }
+
+    #[test]
+    fn scripted_tool_use_slow_replies_and_side_requests() {
+        let api = MessagesApi::start();
+        let (_, body) = post(
+            &api,
+            "/v1/messages",
+            &conversation("run AO_TOOL:echo hi\nthanks"),
+        );
+        assert!(body.contains(r#""name":"Bash""#), "{body}");
+        assert!(body.contains("input_json_delta"), "{body}");
+        assert!(body.contains(r#""stop_reason":"tool_use""#), "{body}");
+        let partial: String = body
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .filter_map(|v| v["delta"]["partial_json"].as_str().map(str::to_string))
+            .collect();
+        let input: Value = serde_json::from_str(&partial).unwrap();
+        assert_eq!(input["command"], "echo hi");
+
+        api.set_default_reply("slow one");
+        let started = Instant::now();
+        let (_, body) = post(&api, "/v1/messages", &conversation("AO_SLOW:300"));
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert!(body.contains("message_stop"));
+
+        let mut side = conversation("AO_TOOL:rm -rf /");
+        side["tools"] = json!([]);
+        side["stream"] = json!(false);
+        let (head, body) = post(&api, "/v1/messages", &side);
+        assert!(head.contains("application/json"), "{head}");
+        let reply: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(reply["content"][0]["text"], SIDE_REPLY);
+
+        let (head, body) = post(&api, "/v1/messages/count_tokens", &conversation("x"));
+        assert!(head.starts_with("HTTP/1.1 200"));
+        assert!(body.contains("input_tokens"));
+        let (head, _) = post(&api, "/v1/other", &json!({}));
+        assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+        assert_eq!(api.requests().len(), 5);
+        assert_eq!(api.conversation_requests().len(), 2);
+    }
+
+    #[test]
+    fn a_tool_result_gets_tool_done_and_chunked_bodies_are_read() {
+        let api = MessagesApi::start();
+        let body = json!({
+            "model": "m",
+            "tools": [{ "name": "Bash" }],
+            "messages": [
+                { "role": "user", "content": "AO_TOOL:ls" },
+                { "role": "assistant", "content": [{ "type": "tool_use", "id": "t", "name": "Bash", "input": {} }] },
+                { "role": "user", "content": [{ "type": "tool_result", "tool_use_id": "t", "content": "x" }] },
+            ],
+        })
+        .to_string();
+        let mut stream = TcpStream::connect(("127.0.0.1", api.port())).unwrap();
+        let (a, b) = body.split_at(body.len() / 2);
+        write!(
+            stream,
+            "POST /v1/messages HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n\
+             {:x}\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\n\r\n",
+            a.len(),
+            b.len()
+        )
+        .unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut head = String::new();
+        while reader.read_line(&mut head).unwrap() > 2 {}
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let mut reply = vec![0; length];
+        reader.read_exact(&mut reply).unwrap();
+        let reply: Value = serde_json::from_slice(&reply).unwrap();
+        assert_eq!(reply["content"][0]["text"], TOOL_DONE_REPLY);
+        assert_eq!(
+            api.requests()[0].body["messages"].as_array().unwrap().len(),
+            3
+        );
+        assert_eq!(MessagesApi::user_texts(&api.requests()[0]), ["AO_TOOL:ls"]);
+    }
+
+    #[test]
+    fn markers_win_over_a_rejected_calls_tool_result_and_the_last_user_message_counts() {
+        let api = MessagesApi::start();
+        let shared = &api.shared;
+        let body = json!({
+            "tools": [{ "name": "Bash" }],
+            "messages": [
+                { "role": "user", "content": "AO_TOOL:ls" },
+                { "role": "assistant", "content": [{ "type": "tool_use", "id": "t", "name": "Bash", "input": {} }] },
+                { "role": "user", "content": [
+                    { "type": "tool_result", "tool_use_id": "t", "content": "rejected", "is_error": true },
+                    { "type": "text", "text": "[Request interrupted by user for tool use]\n" },
+                    { "type": "text", "text": "again AO_TOOL:pwd" },
+                ] },
+                { "role": "system", "content": "Available agent types: AO_SLOW:5" },
+            ],
+        });
+        assert!(matches!(script_for(&body, shared), Script::Tool(c) if c == "pwd"));
+        let mut side = body.clone();
+        side["tools"] = json!([]);
+        assert!(matches!(script_for(&side, shared), Script::Text(t) if t == SIDE_REPLY));
+        side["output_config"] = json!({ "format": { "type": "json_schema", "schema": {
+            "type": "object", "properties": { "title": { "type": "string" } }, "required": ["title"] } } });
+        assert!(matches!(script_for(&side, shared), Script::Text(t) if t == r#"{"title":"Ok."}"#));
+    }
+}
