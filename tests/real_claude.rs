@@ -1,16 +1,24 @@
-//! The real Claude Code CLI, offline, driven through `ao-host spawn`: start-up dialogs, readiness
-//! and a 5-line paste that must be submitted.
+//! The real Claude Code CLI, offline, through whole turns: `ANTHROPIC_BASE_URL` points at the
+//! loopback Messages API stand-in (`support::messages_api`), which streams scripted replies.
+//!
+//! One session lives through what an operator sees: its task reaches the model byte-exact and
+//! once; `session ls` says `working` during a slow reply, `idle` after the turn,
+//! `waiting_input` with the question on a permission prompt, `exited` after `tmux kill-server`;
+//! `session restore` brings it back with its conversation; `notify` runs once per change.
 //!
 //! Runs when `$AO_TEST_CLAUDE` names the CLI (`.ci/run` installs it from npm) or `claude` is on
-//! PATH; otherwise it says it was skipped. Offline, the CLI starts only with an API key it was
-//! told to trust (a seeded `~/.claude.json`) and `ANTHROPIC_BASE_URL` on loopback, where nothing
-//! listens: it shows the message and then retries the API, which is all this test needs.
+//! PATH; otherwise it says it was skipped. Offline, the CLI starts with an API key it was told to
+//! trust (a seeded `~/.claude.json`).
 
+// Here only, so its own tests run once, not in every test binary.
+#[path = "support/messages_api.rs"]
+mod messages_api;
 mod support;
 
 use std::{path::PathBuf, time::Duration};
 
-use support::{ao_host, git, init_repo, stderr, wait_until, TmuxServer};
+use messages_api::{MessagesApi, RecordedRequest};
+use support::{git, stderr, wait_until, Harness};
 
 fn claude_cli() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("AO_TEST_CLAUDE").filter(|p| !p.is_empty()) {
@@ -21,19 +29,11 @@ fn claude_cli() -> Option<PathBuf> {
         .find(|path| path.is_file())
 }
 
-#[test]
-fn the_real_claude_cli_gets_ready_and_takes_a_five_line_message() {
-    let Some(claude) = claude_cli() else {
-        eprintln!("skipped: no Claude Code CLI (set AO_TEST_CLAUDE or put `claude` on PATH)");
-        return;
-    };
-    let temp = tempfile::tempdir().unwrap();
-    let tmux = TmuxServer::new();
-    let plugins = temp.path().join("plugins");
-    support::install_first_party(&plugins);
-    let repo = temp.path().join("repo");
-    init_repo(&repo);
-    let agent_home = temp.path().join("agent-home");
+/// Everything but the Claude Code plugin's settings comes from the fake-agent harness; those
+/// point at the real CLI, a home of its own and the stand-in.
+fn real_claude_harness(claude: &std::path::Path, api: &MessagesApi) -> (Harness, PathBuf) {
+    let harness = Harness::new(&[], "");
+    let agent_home = harness.home().join("agent-home");
     std::fs::create_dir_all(&agent_home).unwrap();
     let key = "sk-ant-api03-offline-test-key-0123456789abcdef";
     std::fs::write(
@@ -44,47 +44,187 @@ fn the_real_claude_cli_gets_ready_and_takes_a_five_line_message() {
         ),
     )
     .unwrap();
-    let config = temp.path().join("ao-rs.yaml");
+    let notified = harness.home().join("notified.log");
+    let notify = harness.home().join("notify.sh");
     std::fs::write(
-        &config,
+        &notify,
         format!(
-            "data_dir: {data:?}\n\
-             defaults: {{ ready_timeout_ms: 60000 }}\n\
-             plugins:\n  dirs: [{plugins:?}]\n  config:\n\
-             \x20   tmux: {{ socket: {socket} }}\n\
-             \x20   claude-code:\n      command: {claude:?}\n      trust_workspaces: true\n\
-             \x20     env: {{ HOME: {home:?}, ANTHROPIC_API_KEY: {key}, ANTHROPIC_BASE_URL: \"http://127.0.0.1:9\", IS_SANDBOX: \"1\" }}\n\
-             projects:\n  app: {{ repo: {repo:?}, default_branch: main }}\n",
-            data = temp.path().join("data").display().to_string(),
-            plugins = plugins.display().to_string(),
-            socket = tmux.socket,
-            claude = claude.display().to_string(),
-            home = agent_home.display().to_string(),
-            repo = repo.display().to_string(),
+            "#!/bin/sh\nprintf '%s %s\\n' \"$AO_EVENT\" \"$AO_MESSAGE\" >> {:?}\n",
+            notified.display().to_string()
         ),
     )
     .unwrap();
-    let message = "line one\nline \"two\"\n$(rm -rf /)\n`tick`\nfive 🎉";
-    let output = ao_host(temp.path())
-        .arg("--config")
-        .arg(&config)
-        .args(["spawn", "app", "--task", message])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "spawn failed: {}", stderr(&output));
-
-    // Submitted: the message shows in the transcript and the input box is empty again.
-    // The one tmux session on this private server (its name is the runtime's: id plus tag).
-    let target = format!("={}:", tmux.sessions().join(""));
-    let mut screen = String::new();
-    let submitted = wait_until(Duration::from_secs(20), || {
-        screen = tmux.tmux(&["capture-pane", "-p", "-J", "-t", &target]).1;
-        screen.contains("❯ line one") && screen.contains("five 🎉") && screen.contains("❯\u{a0}")
+    std::fs::set_permissions(&notify, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    harness.edit_config(|config| {
+        let start = config.find("    claude-code:").unwrap();
+        let end = config.find("projects:").unwrap();
+        let claude_settings = format!(
+            "    claude-code:\n      command: {claude:?}\n      trust_workspaces: true\n\
+             \x20     env: {{ HOME: {home:?}, ANTHROPIC_API_KEY: {key}, ANTHROPIC_BASE_URL: {url:?}, \
+             IS_SANDBOX: \"1\", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: \"1\", DISABLE_AUTOUPDATER: \"1\" }}\n",
+            claude = claude.display().to_string(),
+            home = agent_home.display().to_string(),
+            url = api.base_url(),
+        );
+        format!(
+            "{}{claude_settings}{}notify: {{ command: [{:?}] }}\n",
+            &config[..start],
+            &config[end..],
+            notify.display().to_string()
+        )
+        .replace("ready_timeout_ms: 10000", "ready_timeout_ms: 60000")
+        // 2.1.332 defaults to auto mode, whose safety check cannot be reached offline.
+        .replace(
+            "default_branch: main }",
+            "default_branch: main, agent_config: { permission_mode: default } }",
+        )
     });
-    assert!(submitted, "message not submitted:\n{screen}");
+    (harness, notified)
+}
+
+fn status_of(harness: &Harness) -> serde_json::Value {
+    harness
+        .sessions_json(&[])
+        .into_iter()
+        .find(|s| s["id"] == "app-1")
+        .expect("app-1 listed")
+}
+
+fn wait_for_status(harness: &Harness, status: &str, within: Duration) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    let reached = wait_until(within, || {
+        last = status_of(harness);
+        last["status"] == status
+    });
     assert!(
-        !screen.contains("[Pasted text"),
-        "message left unsubmitted:\n{screen}"
+        reached,
+        "never {status}: {last:#}\nits screen:\n{}",
+        screen(harness)
     );
-    assert_eq!(git(&repo, &["worktree", "list"]).lines().count(), 2);
+    last
+}
+
+/// The session's screen with some history, for failure messages.
+fn screen(harness: &Harness) -> String {
+    let target = format!("={}:", harness.tmux_session("app-1"));
+    harness
+        .tmux
+        .tmux(&["capture-pane", "-p", "-J", "-S", "-60", "-t", &target])
+        .1
+}
+
+/// The user's texts of the conversation requests, in order, without the CLI's own reminders.
+fn prompts_sent(api: &MessagesApi) -> Vec<Vec<String>> {
+    api.conversation_requests()
+        .iter()
+        .map(|request: &RecordedRequest| {
+            MessagesApi::user_texts(request)
+                .into_iter()
+                .filter(|text| !text.starts_with("<system-reminder>"))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn the_real_claude_cli_through_whole_turns_statuses_a_permission_prompt_and_a_restore() {
+    let Some(claude) = claude_cli() else {
+        eprintln!("skipped: no Claude Code CLI (set AO_TEST_CLAUDE or put `claude` on PATH)");
+        return;
+    };
+    let api = MessagesApi::start();
+    let (harness, notified) = real_claude_harness(&claude, &api);
+
+    // The task, with everything a terminal's input box or a shell would change, and a marker
+    // that makes the stand-in answer slowly.
+    let task = "\tfix the Makefile:\n\tcc -o app app.c\n  \"quoted\" 'single' $(rm -rf /) `tick`\r\nünïcødé 🎉\n-not an option\nAO_SLOW:4000\n";
+    let output = harness.ao(&["spawn", "app", "--task", task]);
+    assert!(output.status.success(), "spawn failed: {}", stderr(&output));
+    wait_for_status(&harness, "working", Duration::from_secs(10));
+    wait_for_status(&harness, "idle", Duration::from_secs(30));
+    let sent = prompts_sent(&api);
+    let carrying: Vec<_> = sent
+        .iter()
+        .filter(|texts| texts.iter().any(|t| t.contains("fix the Makefile")))
+        .collect();
+    assert!(
+        !carrying.is_empty(),
+        "the task never reached the model: {sent:#?}"
+    );
+    assert_eq!(
+        carrying[0].last().map(String::as_str),
+        Some(task),
+        "the task must reach the model byte-exact"
+    );
+    let submitted = |texts: &Vec<String>| texts.iter().filter(|t| *t == task).count();
+    assert!(
+        sent.iter().all(|texts| submitted(texts) <= 1),
+        "the task was submitted more than once: {sent:#?}"
+    );
+
+    // A permission prompt: waiting, with the question; granted, the command runs.
+    harness.ok(&[
+        "send",
+        "app-1",
+        "now run this\nAO_TOOL:echo granted > approved.txt",
+    ]);
+    let waiting = wait_for_status(&harness, "waiting_input", Duration::from_secs(30));
+    let question = waiting["waiting_for"].as_str().unwrap_or_default();
+    assert!(
+        question.contains("Bash") && question.contains("approved.txt"),
+        "{waiting:#}\nits screen:\n{}",
+        screen(&harness)
+    );
+    // The agent reports the prompt before it draws it; an operator answers what they see.
+    assert!(
+        wait_until(Duration::from_secs(10), || screen(&harness)
+            .contains("Do you want to proceed?")),
+        "{}",
+        screen(&harness)
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let target = format!("={}:", harness.tmux_session("app-1"));
+    harness.tmux.tmux(&["send-keys", "-t", &target, "Enter"]);
+    wait_for_status(&harness, "idle", Duration::from_secs(30));
+    assert!(harness.worktree("app-1").join("approved.txt").is_file());
+
+    // The runtime dies with everything in it; the session is exited, and comes back.
+    harness.tmux.tmux(&["kill-server"]);
+    wait_for_status(&harness, "exited", Duration::from_secs(10));
+    let output = harness.ao(&["session", "restore", "app-1"]);
+    assert!(
+        output.status.success(),
+        "restore failed: {}",
+        stderr(&output)
+    );
+    let before = api.conversation_requests().len();
+    harness.ok(&["send", "app-1", "what did I ask first?"]);
+    assert!(
+        api.wait_for(Duration::from_secs(30), |requests| {
+            requests.iter().filter(|r| r.is_conversation()).count() > before
+        }),
+        "no request after the restore"
+    );
+    let resumed = prompts_sent(&api).pop().unwrap();
+    assert!(
+        resumed.iter().any(|t| t == task) && resumed.iter().any(|t| t == "what did I ask first?"),
+        "the resumed conversation lacks the earlier turns: {resumed:#?}"
+    );
+    wait_for_status(&harness, "idle", Duration::from_secs(30));
+
+    // One notification per change an operator acts on; never the first status after a launch.
+    let lines = std::fs::read_to_string(&notified).unwrap_or_default();
+    let events: Vec<&str> = lines
+        .lines()
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(
+        events,
+        ["idle", "waiting_input", "idle", "exited", "idle"],
+        "{lines}"
+    );
+    assert_eq!(
+        git(&harness.repo(), &["worktree", "list"]).lines().count(),
+        2
+    );
 }

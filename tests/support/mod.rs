@@ -7,8 +7,6 @@
 
 #![allow(dead_code)] // each test file uses a different part of this module
 
-pub mod messages_api;
-
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output},

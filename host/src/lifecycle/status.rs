@@ -20,8 +20,12 @@ use super::{deliver::SCREEN_LINES, events::record_event, Lifecycle, LifecycleErr
 use crate::{
     config::validate_project_arg,
     plugins::RuntimePlugin,
-    session::{AgentEvent, AgentState, ReportedStatus, Session, SessionStatus},
+    session::{now_ms, AgentEvent, AgentState, ReportedStatus, Session, SessionStatus},
 };
+
+/// How long an agent may take to draw a wait it has reported (Claude Code reports a permission
+/// prompt ~100 ms before it shows it).
+const WAIT_DRAWN_WITHIN_MS: u64 = 2000;
 
 /// Screens read at the same time from a runtime that can only be asked one at a time.
 const MAX_CONCURRENT_PROBES: usize = 16;
@@ -100,10 +104,13 @@ impl Lifecycle {
                         index: i,
                         handle: handle.clone(),
                         // A wait the operator ended by refusing fires no event, so a
-                        // session that says it waits is checked against its screen.
-                        screen: states[i]
-                            .as_ref()
-                            .is_none_or(|state| state.status == Some(ReportedStatus::WaitingInput)),
+                        // session that has said for a while that it waits is checked against
+                        // its screen. Not at once: the agent may report the wait before it
+                        // draws it.
+                        screen: states[i].as_ref().is_none_or(|state| {
+                            state.status == Some(ReportedStatus::WaitingInput)
+                                && now_ms().saturating_sub(state.at) >= WAIT_DRAWN_WITHIN_MS
+                        }),
                     });
             }
         }

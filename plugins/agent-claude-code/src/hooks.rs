@@ -44,11 +44,11 @@ pub fn settings(event_command: &[String]) -> Value {
                 None,
                 &["--status", "working", "--prompt-field", "prompt"],
             )],
-            "PreToolUse": status(Some("*"), "working"),
-            "PostToolUse": status(Some("*"), "working"),
+            "PreToolUse": status(None, "working"),
+            "PostToolUse": status(None, "working"),
             "PermissionRequest": [group(
                 event_command,
-                Some("*"),
+                None,
                 &[
                     "--status", "waiting_input",
                     "--waiting-for-field", "tool_name",

@@ -514,6 +514,17 @@ mod tests {
         );
     }
 
+    /// As `session ls` reads it: with history above, where the task was echoed.
+    #[test]
+    fn a_permission_prompt_under_history_is_still_the_question() {
+        let p = ScreenPatterns::default();
+        let prompt = screen("permission-prompt-with-history-2.1.332.txt");
+        assert_eq!(
+            p.permission_question(&prompt).as_deref(),
+            Some("Do you want to proceed? (Bash command: echo granted > approved.txt)")
+        );
+    }
+
     #[test]
     fn the_newer_releases_auto_mode_prompts_are_questions_too() {
         let p = ScreenPatterns::default();
