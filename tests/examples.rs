@@ -182,3 +182,20 @@ async fn a_session_runs_as_a_plain_process_and_its_output_reads_back() {
     assert!(!runtime.is_alive(&id).await.unwrap());
     assert!(!data_dir.join("process-runtime").join(&id).exists());
 }
+
+#[test]
+fn the_notify_example_is_a_valid_config() {
+    let (home, plugins, repo) = demo_home();
+    let output = Command::new(env!("CARGO_BIN_EXE_ao-host"))
+        .arg("--config")
+        .arg(support::repo_root().join("examples/notify.yaml"))
+        .arg("--plugin-dir")
+        .arg(&plugins)
+        .args(["session", "ls", "--json"])
+        .current_dir(&repo)
+        .env("HOME", home.path())
+        .env_remove("AO_CONFIG_PATH")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", support::stderr(&output));
+}

@@ -374,3 +374,42 @@ async fn a_plugin_built_before_a_method_was_added_still_loads_and_gets_the_defau
         .unwrap_err();
     assert_eq!(err.kind(), PluginErrorKind::Unsupported);
 }
+
+/// An agent built before `Agent::launch` (0.1.4) starts through its `launch_command`: the host
+/// types the first message, reads the screen, and cannot resume it.
+#[tokio::test]
+async fn an_agent_built_before_launch_is_started_by_its_launch_command() {
+    use ao_plugin_api::{abi_stable::std_types::ROption, AgentSession, LaunchRequest};
+    let library = build_fixture("old-runtime", ApiPatch::OldRuntime);
+    let registry = PluginRegistry::load(std::slice::from_ref(&library));
+    let agent = registry
+        .agent("old-agent", &faulty_context(""), Duration::from_secs(5))
+        .unwrap();
+    let session = AgentSession {
+        session_id: "s-1".into(),
+        project_id: "p".into(),
+        branch: "session/s-1".into(),
+        workspace_path: "/tmp".into(),
+        system_prompt: ROption::RNone,
+        agent_config: "".into(),
+    };
+    let request = LaunchRequest {
+        session: session.clone(),
+        first_message: ROption::RSome("task".into()),
+        event_command: vec!["ao-host".into(), "hook".into()].into(),
+        resume: ROption::RNone,
+    };
+    let plan = agent.launch(&request).await.unwrap();
+    assert_eq!(
+        plan.argv.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        agent.launch_command(&session).await.unwrap()
+    );
+    assert!(!plan.takes_first_message && !plan.reports_events);
+    assert!(plan.conversation_id.is_none());
+    let resume = LaunchRequest {
+        resume: ROption::RSome("abc".into()),
+        ..request
+    };
+    let err = agent.launch(&resume).await.unwrap_err();
+    assert_eq!(err.kind(), PluginErrorKind::Unsupported);
+}

@@ -277,6 +277,41 @@ mod tests {
     }
 
     #[test]
+    fn notify_takes_an_argv_and_statuses_and_names_what_is_wrong() {
+        assert_eq!(parse("").unwrap().notify, None);
+        let notify = parse("notify: { command: [notify-send, ao] }\n")
+            .unwrap()
+            .notify
+            .unwrap();
+        assert_eq!(notify.command, ["notify-send", "ao"]);
+        assert_eq!(notify.on, NotifyConfig::DEFAULT_ON);
+        let notify = parse("notify: { command: [x], on: [exited] }\n")
+            .unwrap()
+            .notify
+            .unwrap();
+        assert_eq!(notify.on, [ReportedStatus::Exited]);
+        for (text, want) in [
+            ("notify: { command: [] }\n", "notify.command is empty"),
+            ("notify: { command: [\" \"] }\n", "notify.command is empty"),
+            (
+                "notify: { command: [x], on: [done] }\n",
+                "unknown status \"done\"",
+            ),
+            ("notify: { command: x }\n", "notify.command"),
+            (
+                "notify: { command: [x], when: [idle] }\n",
+                "unknown field `when`",
+            ),
+        ] {
+            let error = parse(text).unwrap_err().to_string();
+            assert!(
+                error.contains(want) && error.contains("/etc/ao/ao-rs.yaml"),
+                "{text}: {error}"
+            );
+        }
+    }
+
+    #[test]
     fn empty_file_gives_defaults() {
         let config = parse("").unwrap();
         let builtin: serde_yaml::Value =
