@@ -354,6 +354,42 @@ async fn alive_handles_ignores_the_operators_own_tmux_sessions() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn tmux_refuses_a_taken_name_and_leaves_that_session_as_it_was() {
+    let temp = tempfile::tempdir().unwrap();
+    let server = TmuxServer::new();
+    let runtime = tmux_runtime(&server, temp.path());
+    let log = temp.path().join("log");
+    let handle = runtime
+        .create(fake_launch(
+            "dup-1",
+            temp.path(),
+            &log,
+            &[("AO_SESSION", "dup-1")],
+        ))
+        .await
+        .unwrap();
+    let pid = |server: &TmuxServer| {
+        server
+            .tmux(&["list-panes", "-a", "-F", "#{pane_pid} #{@ao-host-handle}"])
+            .1
+    };
+    let before = pid(&server);
+    let err = runtime
+        .create(fake_launch(
+            "dup-1",
+            temp.path(),
+            &log,
+            &[("AO_SESSION", "dup-1")],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), PluginErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("already exists"), "{err}");
+    assert_eq!(pid(&server), before, "the running agent was not replaced");
+    assert!(runtime.is_alive(&handle).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn tmux_doctor_finds_tmux_and_its_version() {
     let temp = tempfile::tempdir().unwrap();
     let server = TmuxServer::new();

@@ -11,6 +11,8 @@ use crate::plugins::{AgentPlugin, PluginCallError, RuntimePlugin};
 pub const SCREEN_LINES: u32 = 60;
 const FIRST_POLL: Duration = Duration::from_millis(10);
 const MAX_POLL: Duration = Duration::from_millis(100);
+/// How often an agent's own report is looked for while waiting for it.
+const CHEAP_POLL: Duration = Duration::from_millis(2);
 /// A start-up dialog is answered at most this many times before the spawn gives up.
 const MAX_ANSWERS: usize = 5;
 /// After answering a dialog, the same dialog is not answered again for this long: the agent may
@@ -115,6 +117,17 @@ impl Backoff {
         tokio::time::sleep(self.0).await;
         self.0 = (self.0 * 3 / 2).min(MAX_POLL);
     }
+
+    /// [`Backoff::wait`], ending early once `done` says so. `done` is asked every
+    /// [`CHEAP_POLL`]: for what costs a file read (an agent's report) between screen polls,
+    /// which cost runtime processes.
+    async fn wait_or(&mut self, done: &(dyn Fn() -> bool + Sync)) {
+        let until = Instant::now() + self.0;
+        while Instant::now() < until && !done() {
+            tokio::time::sleep(CHEAP_POLL).await;
+        }
+        self.0 = (self.0 * 3 / 2).min(MAX_POLL);
+    }
 }
 
 /// Waits until the agent accepts input, or took its first message (`until`), answering start-up
@@ -138,15 +151,6 @@ pub async fn wait_until_ready(
         if cancelled() {
             return Err(DeliverError::Cancelled);
         }
-        if !runtime.is_alive(handle).await? {
-            let output = runtime
-                .capture_output(handle, SCREEN_LINES)
-                .await
-                .unwrap_or_default();
-            return Err(DeliverError::Exited {
-                output: screen_tail(&output),
-            });
-        }
         if let WaitFor::FirstMessage { sent, taken } = &until {
             if let Some(received) = taken() {
                 return if received == *sent {
@@ -157,6 +161,15 @@ pub async fn wait_until_ready(
                     })
                 };
             }
+        }
+        if !runtime.is_alive(handle).await? {
+            let output = runtime
+                .capture_output(handle, SCREEN_LINES)
+                .await
+                .unwrap_or_default();
+            return Err(DeliverError::Exited {
+                output: screen_tail(&output),
+            });
         }
         let screen = runtime.capture_output(handle, SCREEN_LINES).await?;
         let since = match &unchanged {
@@ -203,7 +216,12 @@ pub async fn wait_until_ready(
                 }
             });
         }
-        backoff.wait().await;
+        match &until {
+            WaitFor::FirstMessage { taken, .. } => {
+                backoff.wait_or(&|| cancelled() || taken().is_some()).await
+            }
+            WaitFor::Ready => backoff.wait().await,
+        }
     }
 }
 

@@ -84,10 +84,6 @@ impl TmuxRuntime {
         args
     }
 
-    fn run(&self, rest: &[&str]) -> PluginResult<String> {
-        self.tmux.run(None, self.args(rest))
-    }
-
     /// Runs a tmux command aimed at session `name`; a missing session is `NotFound`.
     fn run_on(&self, name: &str, rest: &[&str], input: Option<&[u8]>) -> PluginResult<String> {
         let output = self.tmux.output(None, self.args(rest), input)?;
@@ -403,11 +399,6 @@ impl Runtime for TmuxRuntime {
         }
         let name = format!("{id}_{}", self.tag);
         let handle = format!("{name}@{}", self.server);
-        if self.session_exists(&name)? {
-            return Err(PluginError::invalid_input(format!(
-                "tmux session `{name}` already exists; kill it or choose another id"
-            )));
-        }
         let argv: Vec<String> = self
             .launch_argv(request)?
             .iter()
@@ -440,7 +431,18 @@ impl Runtime for TmuxRuntime {
         }
         args.push("--");
         args.extend(argv.iter().map(String::as_str));
-        self.run(&args)?;
+        // No separate existence check (one tmux process less per spawn): `new-session` refuses
+        // a taken name, and tmux runs none of the chained commands after a failed one, so the
+        // existing session is left as it was.
+        let output = self.tmux.output(None, self.args(&args), None)?;
+        if !output.status.success() {
+            if String::from_utf8_lossy(&output.stderr).contains("duplicate session") {
+                return Err(PluginError::invalid_input(format!(
+                    "tmux session `{name}` already exists; kill it or choose another id"
+                )));
+            }
+            return Err(self.tmux.failure(&output));
+        }
         Ok(handle)
     }
 

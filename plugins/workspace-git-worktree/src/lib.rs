@@ -16,6 +16,7 @@
 //! its (half checked-out) files are no work to keep, nor is its branch if merged.
 
 use std::{
+    collections::HashSet,
     fs::File,
     path::{Component, Path, PathBuf},
     time::{Duration, Instant},
@@ -269,7 +270,12 @@ impl GitWorktree {
     }
 
     fn lock(&self, repo: &Path) -> PluginResult<RepoLock> {
-        let path = self.common_dir(repo)?.join("ao-worktree.lock");
+        self.lock_at(&self.common_dir(repo)?)
+    }
+
+    /// [`Self::lock`] of the repository whose common git dir is `common_dir`.
+    fn lock_at(&self, common_dir: &Path) -> PluginResult<RepoLock> {
+        let path = common_dir.join("ao-worktree.lock");
         let file = File::options()
             .create(true)
             .truncate(false)
@@ -295,18 +301,27 @@ impl GitWorktree {
     /// `origin/<default>` when the remote has it (so work starts from what was pushed), else the
     /// local branch.
     fn base_ref(&self, repo: &Path, default_branch: &str) -> PluginResult<String> {
-        let remote = format!("refs/remotes/origin/{default_branch}");
-        if self.git_ok(repo, &["rev-parse", "--verify", "--quiet", &remote])? {
-            return Ok(format!("origin/{default_branch}"));
-        }
-        let local = format!("refs/heads/{default_branch}");
-        if self.git_ok(repo, &["rev-parse", "--verify", "--quiet", &local])? {
-            return Ok(default_branch.to_string());
-        }
-        Err(PluginError::invalid_input(format!(
-            "default branch `{default_branch}` exists neither locally nor as origin/{default_branch} in {}; set `default_branch` for the project",
-            repo.display()
-        )))
+        let refs = self.existing_refs(
+            repo,
+            &[
+                &format!("refs/remotes/origin/{default_branch}"),
+                &format!("refs/heads/{default_branch}"),
+            ],
+        )?;
+        base_among(&refs, default_branch, repo)
+    }
+
+    /// Which of the full ref names `wanted` exist, in one git process (a spawn asks for three).
+    fn existing_refs(&self, repo: &Path, wanted: &[&str]) -> PluginResult<HashSet<String>> {
+        let mut args = vec!["for-each-ref", "--format=%(refname)", "--"];
+        args.extend_from_slice(wanted);
+        let listed = self.git(repo, &args)?;
+        // A pattern also matches refs below it (`refs/heads/main/x`): only exact names count.
+        Ok(listed
+            .lines()
+            .filter(|name| wanted.contains(name))
+            .map(str::to_string)
+            .collect())
     }
 
     /// Whether `branch` points exactly at the base the session would start from.
@@ -317,18 +332,6 @@ impl GitWorktree {
                 .map(|sha| sha.trim().to_string())
         };
         Ok(tip(&format!("refs/heads/{branch}"))? == tip(&format!("{base}^{{commit}}"))?)
-    }
-
-    fn branch_exists(&self, repo: &Path, branch: &str) -> PluginResult<bool> {
-        self.git_ok(
-            repo,
-            &[
-                "rev-parse",
-                "--verify",
-                "--quiet",
-                &format!("refs/heads/{branch}"),
-            ],
-        )
     }
 
     /// Everything after `git worktree add`: the steps whose failure must undo the worktree.
@@ -511,9 +514,12 @@ impl Workspace for GitWorktree {
             )));
         }
         // Asked first: every later git command would fail on it with a less telling message.
-        let probe = self
-            .git
-            .output(Some(repo), ["rev-parse", "--git-dir"], None)?;
+        // Its answer (the common git dir) is where the repository's worktree lock lives.
+        let probe = self.git.output(
+            Some(repo),
+            ["rev-parse", "--path-format=absolute", "--git-common-dir"],
+            None,
+        )?;
         if !probe.status.success() {
             return Err(PluginError::invalid_input(format!(
                 "{} is not a git repository (git: {}); fix `repo` for project `{}`",
@@ -522,11 +528,20 @@ impl Workspace for GitWorktree {
                 config.project_id
             )));
         }
+        let common_dir = PathBuf::from(String::from_utf8_lossy(&probe.stdout).trim());
         for entry in &config.symlinks {
             check_symlink_entry(entry)?;
         }
         let branch = config.branch.as_str();
         self.validate_branch(repo, branch)?;
+        let refs = self.existing_refs(
+            repo,
+            &[
+                &format!("refs/heads/{branch}"),
+                &format!("refs/remotes/origin/{}", config.default_branch),
+                &format!("refs/heads/{}", config.default_branch),
+            ],
+        )?;
         let path = self
             .root
             .join(config.project_id.as_str())
@@ -536,7 +551,7 @@ impl Workspace for GitWorktree {
 
         // Read-only questions are answered before taking the lock (`worktree add -b` itself
         // refuses an existing branch, so nothing is lost if one appears in between).
-        let reuse = self.branch_exists(repo, branch)?;
+        let reuse = refs.contains(&format!("refs/heads/{branch}"));
         if reuse {
             self.refuse_branch_in_use(repo, branch)?;
         }
@@ -554,13 +569,13 @@ impl Workspace for GitWorktree {
         let base = if reuse {
             None
         } else {
-            Some(self.base_ref(repo, &config.default_branch)?)
+            Some(base_among(&refs, &config.default_branch, repo)?)
         };
         // Only registering the worktree holds the lock: concurrent `git worktree add` runs read
         // each other's half-written `.git/worktrees/*` and fail. Checking the files out,
         // symlinks and post_create (which may run for minutes) happen outside it.
         let created_branch = {
-            let _lock = self.lock(repo)?;
+            let _lock = self.lock_at(&common_dir)?;
             if path.exists() {
                 return Err(PluginError::invalid_input(format!(
                     "workspace {path_text} already exists; remove it or use another session id"
@@ -780,6 +795,21 @@ fn expand_home(raw: &str) -> PluginResult<PathBuf> {
             }),
         None => Ok(PathBuf::from(raw)),
     }
+}
+
+/// The base a new session's branch starts from, among the refs known to exist: `origin/<default>`
+/// when the remote has it (so work starts from what was pushed), else the local branch.
+fn base_among(refs: &HashSet<String>, default_branch: &str, repo: &Path) -> PluginResult<String> {
+    if refs.contains(&format!("refs/remotes/origin/{default_branch}")) {
+        return Ok(format!("origin/{default_branch}"));
+    }
+    if refs.contains(&format!("refs/heads/{default_branch}")) {
+        return Ok(default_branch.to_string());
+    }
+    Err(PluginError::invalid_input(format!(
+        "default branch `{default_branch}` exists neither locally nor as origin/{default_branch} in {}; set `default_branch` for the project",
+        repo.display()
+    )))
 }
 
 #[cfg(test)]
