@@ -309,172 +309,166 @@ fn restore_refuses_what_it_cannot_resume_and_says_why() {
     );
 }
 
+/// Runs `ao-host <args>` (split on spaces) with `input` on stdin, as an agent's hook does, and
+/// checks what every hook run must do: read all of stdin, print nothing on stdout, exit 0.
+/// Returns its stderr.
+fn hook(harness: &Harness, args: &str, input: Vec<u8>) -> String {
+    let args = args.replace("DATA", &harness.data_dir().display().to_string());
+    let args: Vec<&str> = args.split(' ').collect();
+    let mut child = support::ao_host(harness.home())
+        .args(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &input));
+    let output = child.wait_with_output().unwrap();
+    writer
+        .join()
+        .unwrap()
+        .expect("the whole event is read, never a broken pipe");
+    assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+    assert!(output.stdout.is_empty(), "{args:?} printed on stdout");
+    stderr(&output)
+}
+
+fn state_of(harness: &Harness, id: &str) -> serde_json::Value {
+    let path = harness
+        .data_dir()
+        .join("agent-state")
+        .join("app")
+        .join(format!("{id}.json"));
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
 #[test]
 fn the_hook_never_fails_the_agent_whatever_it_is_given() {
     let harness = Harness::new(&[], "");
     harness.ok(&["spawn", "app", "--task", "x"]);
     wait_for_status(&harness, "app-1", "idle");
-    let data = harness.data_dir().display().to_string();
-    let state = harness
-        .data_dir()
-        .join("agent-state")
-        .join("app")
-        .join("app-1.json");
-    let before = std::fs::read(&state).unwrap();
-    let cases: Vec<(Vec<&str>, Vec<u8>)> = vec![
-        (
-            vec![
-                "hook",
-                "--project",
-                "app",
-                "--session",
-                "app-1",
-                "--status",
-                "working",
-            ],
-            b"{}".to_vec(),
-        ),
-        (
-            vec![
-                "--data-dir",
-                &data,
-                "hook",
-                "--project",
-                "../x",
-                "--session",
-                "app-1",
-                "--status",
-                "working",
-            ],
-            b"{}".to_vec(),
-        ),
-        (
-            vec![
-                "--data-dir",
-                &data,
-                "hook",
-                "--project",
-                "app",
-                "--session",
-                "-rf",
-                "--status",
-                "working",
-            ],
-            b"{}".to_vec(),
-        ),
-        (
-            vec![
-                "--data-dir",
-                &data,
-                "hook",
-                "--project",
-                "app",
-                "--session",
-                "app-1",
-                "--status",
-                "working",
-                "--prompt-field",
-                "prompt",
-            ],
-            b"not json \xff".to_vec(),
-        ),
-        (
-            vec![
-                "--data-dir",
-                &data,
-                "hook",
-                "--project",
-                "app",
-                "--session",
-                "app-1",
-                "--status",
-                "working",
-                "--prompt-field",
-                "prompt",
-            ],
-            vec![b' '; 7 * 1024 * 1024],
-        ),
-        // What a newer plugin might pass: an unknown status, an unknown option.
-        (
-            vec![
-                "--data-dir",
-                &data,
-                "hook",
-                "--project",
-                "app",
-                "--session",
-                "app-1",
-                "--status",
-                "compacting",
-            ],
-            b"{}".to_vec(),
-        ),
-        (
-            vec![
-                "-v",
-                "--data-dir",
-                &data,
-                "hook",
-                "--project",
-                "app",
-                "--session",
-                "app-1",
-                "--status",
-                "working",
-                "--new-option",
-                "x",
-            ],
-            b"{}".to_vec(),
-        ),
+    let before = state_of(&harness, "app-1");
+    let refused = [
+        // No data dir, a hostile project or session, what a newer plugin might pass.
+        "hook --project app --session app-1 --status working",
+        "--data-dir DATA hook --project ../x --session app-1 --status working",
+        "--data-dir DATA hook --project app --session -rf --status working",
+        "--data-dir DATA hook --project app --session app-1 --status compacting",
+        "-v --data-dir DATA hook --project app --session app-1 --status working --new-option x",
+        "--data-dir DATA hook --help",
     ];
-    for (args, input) in cases {
-        let mut child = support::ao_host(harness.home())
-            .args(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &input));
-        let output = child.wait_with_output().unwrap();
-        writer
-            .join()
-            .unwrap()
-            .expect("the whole event is read, never a broken pipe");
-        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
-        assert!(output.stdout.is_empty(), "{args:?} printed on stdout");
-        assert!(
-            !stderr(&output).is_empty(),
-            "{args:?} said nothing about the problem"
-        );
+    for args in refused {
+        let err = hook(&harness, args, b"{}".to_vec());
+        assert!(!err.is_empty(), "{args} said nothing about the problem");
     }
     assert_eq!(
-        std::fs::read(&state).unwrap(),
+        state_of(&harness, "app-1"),
         before,
-        "no bad event was recorded"
+        "no refused event was recorded"
     );
+
+    // A garbled or oversized event still says what it means; its details are lost.
+    let garbled = "--data-dir DATA hook --project app --session app-1 --status waiting_input --waiting-for-field message --prompt-field prompt";
+    for input in [b"not json \xff".to_vec(), vec![b' '; 7 * 1024 * 1024]] {
+        assert!(!hook(&harness, garbled, input).is_empty());
+        let state = state_of(&harness, "app-1");
+        assert_eq!(state["status"], "waiting_input");
+        assert!(state["waiting_for"].is_null());
+        assert_eq!(state["prompts"], before["prompts"], "no prompt made up");
+        hook(
+            &harness,
+            "--data-dir DATA hook --project app --session app-1 --status idle",
+            b"{}".to_vec(),
+        );
+    }
+    // A lone UTF-16 surrogate (JSON.stringify of a cut emoji) costs only that character.
+    hook(
+        &harness,
+        garbled,
+        br#"{"message": "rm \ud83d and \ud83c\udf89"}"#.to_vec(),
+    );
+    assert_eq!(
+        state_of(&harness, "app-1")["waiting_for"],
+        "rm \u{fffd} and 🎉"
+    );
+
+    // `--unless`: the event means nothing when a field holds that value.
+    hook(
+        &harness,
+        "--data-dir DATA hook --project app --session app-1 --status idle",
+        b"{}".to_vec(),
+    );
+    let unless =
+        "--data-dir DATA hook --project app --session app-1 --status exited --unless reason=clear";
+    hook(&harness, unless, br#"{"reason": "clear"}"#.to_vec());
+    assert_eq!(state_of(&harness, "app-1")["status"], "idle");
+    hook(&harness, unless, br#"{"reason": "other"}"#.to_vec());
+    assert_eq!(state_of(&harness, "app-1")["status"], "exited");
+
     // An event for a session this data dir does not know creates nothing.
-    let output = support::ao_host(harness.home())
-        .args([
-            "--data-dir",
-            &data,
-            "hook",
-            "--project",
-            "app",
-            "--session",
-            "app-9",
-            "--status",
-            "idle",
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(output.status.success());
+    hook(
+        &harness,
+        "--data-dir DATA hook --project app --session app-9 --status idle",
+        Vec::new(),
+    );
     assert!(!harness
         .data_dir()
         .join("agent-state")
         .join("app")
         .join("app-9.json")
         .exists());
+}
+
+#[test]
+fn send_refuses_while_the_agent_waits_for_an_answer_and_types_nothing() {
+    let harness = Harness::new(&[("FAKE_AGENT_ASK_PERMISSION", "1")], "");
+    harness.ok(&["spawn", "app", "--task", "do it"]);
+    wait_for_status(&harness, "app-1", "waiting_input");
+    // At once (reported, perhaps not drawn yet) and later (on screen).
+    for pause in [0, 2500] {
+        std::thread::sleep(Duration::from_millis(pause));
+        let output = harness.ao(&["send", "app-1", "please stop, do NOT run that"]);
+        assert!(!output.status.success(), "a message was sent into a prompt");
+        let err = stderr(&output);
+        assert!(
+            err.contains("waiting for an answer") && err.contains("nothing was sent"),
+            "{err}"
+        );
+        assert_eq!(listed(&harness, "app-1")["status"], "waiting_input");
+    }
+    assert_eq!(fake_messages(&harness.log_dir().join("app-1")), ["do it"]);
+    assert!(
+        !harness.worktree("app-1").join("approved").exists(),
+        "the prompt was answered"
+    );
+}
+
+#[test]
+fn a_session_whose_hooks_run_a_program_that_is_gone_is_read_from_its_screen_and_says_why() {
+    let harness = Harness::new(&[], "");
+    harness.ok(&["spawn", "app", "--task", "x"]);
+    wait_for_status(&harness, "app-1", "idle");
+    let path = harness
+        .data_dir()
+        .join("agent-state")
+        .join("app")
+        .join("app-1.json");
+    let mut state = state_of(&harness, "app-1");
+    // As if the ao-host its hooks run had been moved, and the agent's last report was stale.
+    state["program"] = "/nonexistent/ao-host".into();
+    state["status"] = "waiting_input".into();
+    std::fs::write(&path, state.to_string()).unwrap();
+    let session = listed(&harness, "app-1");
+    assert_eq!(
+        session["status"], "idle",
+        "read from the screen: {session:#}"
+    );
+    assert!(
+        session["note"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("/nonexistent/ao-host, which is gone"),
+        "{session:#}"
+    );
 }

@@ -389,6 +389,49 @@ async fn tmux_refuses_a_taken_name_and_leaves_that_session_as_it_was() {
     assert!(runtime.is_alive(&handle).await.unwrap());
 }
 
+/// Two data dirs whose tags collide name their sessions alike; one's session is never alive to
+/// the other, so nothing is typed into it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_of_another_data_dir_under_the_same_name_is_not_alive_here() {
+    let temp = tempfile::tempdir().unwrap();
+    let server = TmuxServer::new();
+    let (ours, theirs) = (temp.path().join("ours"), temp.path().join("theirs"));
+    let runtime = tmux_runtime(&server, &ours);
+    // Their session, under the very name ours would have.
+    let name = tmux_name(&server, &ours, "col-1");
+    assert!(
+        server
+            .tmux(&["new-session", "-d", "-s", &name, "sleep", "60"])
+            .0
+    );
+    let owner = theirs.display().to_string();
+    assert!(
+        server
+            .tmux(&["set-option", "-t", &name, "@ao-host-session", &owner])
+            .0
+    );
+    let handle = tmux_handle(&server, &ours, "col-1");
+    assert!(!runtime.is_alive(&handle).await.unwrap());
+    let err = runtime
+        .send_message(&handle, "not for them")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), PluginErrorKind::NotFound, "{err}");
+    // Ours, once it carries our data dir, is.
+    assert!(
+        server
+            .tmux(&[
+                "set-option",
+                "-t",
+                &name,
+                "@ao-host-session",
+                &ours.display().to_string()
+            ])
+            .0
+    );
+    assert!(runtime.is_alive(&handle).await.unwrap());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn tmux_doctor_finds_tmux_and_its_version() {
     let temp = tempfile::tempdir().unwrap();

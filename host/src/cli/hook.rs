@@ -36,6 +36,10 @@ pub struct HookArgs {
     /// The field of the event's JSON holding a prompt the agent just took.
     #[arg(long, value_name = "FIELD")]
     prompt_field: Option<String>,
+    /// `FIELD=VALUE`: the event means nothing when that field holds that value (Claude Code's
+    /// `SessionEnd` for `/clear` ends a conversation, not the agent). Repeatable.
+    #[arg(long, value_name = "FIELD=VALUE")]
+    unless: Vec<String>,
 }
 
 /// The largest event read from stdin: a prompt of the largest task, JSON-escaped, and the rest.
@@ -63,7 +67,11 @@ fn record(config: Option<&Path>, data_dir: Option<&Path>, args: HookArgs) -> Res
     };
     validate_id("project", &args.project)?;
     validate_id("session id", &args.session)?;
-    let payload = payload?;
+    // A garbled event still says what it means (`--status`); only its details are lost.
+    let payload = payload.unwrap_or_else(|e| {
+        crate::errln!("ao-host hook: {e:#}; recording the status without the event's details");
+        None
+    });
     let field = |name: &str| -> Option<String> {
         let payload = payload.as_ref()?;
         let value = if name.starts_with('/') {
@@ -77,6 +85,14 @@ fn record(config: Option<&Path>, data_dir: Option<&Path>, args: HookArgs) -> Res
             other => Some(other.to_string()),
         }
     };
+    let ignored = args.unless.iter().any(|condition| {
+        condition
+            .split_once('=')
+            .is_some_and(|(name, value)| field(name).as_deref() == Some(value))
+    });
+    if ignored {
+        return Ok(());
+    }
     let question: Vec<String> = args
         .waiting_for_field
         .iter()
@@ -105,6 +121,7 @@ fn record(config: Option<&Path>, data_dir: Option<&Path>, args: HookArgs) -> Res
         &args.project,
         &args.session,
         event,
+        None,
         notify.as_ref(),
     )
     .context("recording the agent's event")
@@ -130,6 +147,72 @@ fn read_event() -> Result<Option<serde_json::Value>> {
         return Ok(None);
     }
     serde_json::from_slice(&bytes)
+        .or_else(|_| serde_json::from_slice(&without_lone_surrogates(&bytes)))
         .map(Some)
         .context("the event on stdin is not JSON")
+}
+
+/// `bytes` with every `\uXXXX` escape of a lone UTF-16 surrogate replaced by `\ufffd`: a
+/// JavaScript agent's `JSON.stringify` writes them (a cut emoji), serde_json refuses them, and
+/// one such character must not cost the whole event.
+fn without_lone_surrogates(bytes: &[u8]) -> Vec<u8> {
+    let escape_at = |i: usize| -> Option<u16> {
+        let hex = bytes.get(i..i + 6)?;
+        if &hex[..2] != b"\\u" {
+            return None;
+        }
+        u16::from_str_radix(std::str::from_utf8(&hex[2..]).ok()?, 16).ok()
+    };
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            out.push(bytes[i]);
+            i += 1;
+            continue;
+        }
+        match escape_at(i) {
+            Some(0xD800..=0xDBFF)
+                if escape_at(i + 6).is_some_and(|low| (0xDC00..=0xDFFF).contains(&low)) =>
+            {
+                out.extend_from_slice(&bytes[i..i + 12]);
+                i += 12;
+            }
+            Some(0xD800..=0xDFFF) => {
+                out.extend_from_slice(b"\\ufffd");
+                i += 6;
+            }
+            // Any other escape, `\\` included, is copied whole so the next byte is not
+            // mistaken for the start of one.
+            _ => {
+                let len = if bytes.get(i + 1) == Some(&b'u') {
+                    6
+                } else {
+                    2
+                };
+                let end = (i + len).min(bytes.len());
+                out.extend_from_slice(&bytes[i..end]);
+                i = end;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lone_surrogates_are_replaced_and_pairs_and_escaped_backslashes_kept() {
+        let fixed = |text: &str| {
+            let bytes = without_lone_surrogates(text.as_bytes());
+            serde_json::from_slice::<String>(&bytes).unwrap()
+        };
+        assert_eq!(fixed(r#""a\ud800b""#), "a\u{fffd}b");
+        assert_eq!(fixed(r#""\udc00""#), "\u{fffd}");
+        assert_eq!(fixed(r#""\ud83c\udf89""#), "🎉");
+        assert_eq!(fixed(r#""\\ud800""#), "\\ud800");
+        assert_eq!(fixed(r#""\ud800\ud800\udc00""#), "\u{fffd}\u{10000}");
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use ao_plugin_api::Readiness;
+use ao_plugin_api::{Activity, Readiness};
 
 use crate::plugins::{AgentPlugin, PluginCallError, RuntimePlugin};
 
@@ -255,13 +255,25 @@ async fn press_one_by_one(
 }
 
 /// Sends `text` and confirms the agent took it: if the text still sits in the input once the
-/// screen has settled, Enter is pressed once more (never the text pasted twice).
+/// screen has settled, Enter is pressed once more (never the text pasted twice). Refused while
+/// the agent waits for an answer (a permission prompt, a question): the message's Enter would
+/// answer it, and the message would be lost.
 pub async fn deliver(
     runtime: &RuntimePlugin,
     agent: &AgentPlugin,
     handle: &str,
     text: &str,
 ) -> Result<(), DeliverError> {
+    let before = runtime.capture_output(handle, SCREEN_LINES).await?;
+    if agent.activity(&before).await? == Activity::WaitingInput {
+        return Err(DeliverError::Blocked {
+            reason: format!(
+                "it shows a prompt or question ({}); a message typed now would answer it, so \
+                 nothing was sent: answer it in the session (`ao-host attach`), then send again",
+                screen_tail(&before)
+            ),
+        });
+    }
     runtime.send_message(handle, text).await?;
     let started = Instant::now();
     let mut backoff = Backoff::new();

@@ -20,16 +20,17 @@ use crate::{
 };
 
 /// Records `event` for session `project_id`/`id` under `data_dir`, then notifies if it changed
-/// the status and `notify` asks for that status.
+/// the status and `notify` asks for that status. `seen`: see [`AgentStateDir::record`].
 pub fn record_event(
     data_dir: &Path,
     project_id: &str,
     id: &str,
     event: AgentEvent,
+    seen: Option<u64>,
     notify: Option<&NotifyConfig>,
 ) -> Result<(), StoreError> {
     let states = AgentStateDir::new(data_dir);
-    if let Some(change) = states.record(project_id, id, event)? {
+    if let Some(change) = states.record(project_id, id, event, seen)? {
         if let Some(notify) = notify {
             notify_change(&states, notify, project_id, id, &change)?;
         }
@@ -61,6 +62,8 @@ pub fn notify_change(
         (ReportedStatus::Working, _) => format!("{id} is working"),
         (ReportedStatus::Exited, _) => format!("{id} exited"),
     };
+    // A NUL cannot cross into a process environment; it must not cost the notification.
+    let message = message.replace('\0', "\\0");
     let (program, args) = notify
         .command
         .split_first()

@@ -450,6 +450,7 @@ impl Lifecycle {
     /// archives the record as `errored`. The caller holds the lock.
     async fn undo_interrupted(&self, session: &Session) -> Result<(), String> {
         let plugins = self.plugins_of(session).await.map_err(|e| e.to_string())?;
+        self.agent_states.remove(&session.project_id, &session.id);
         if let Some(handle) = &session.runtime_handle {
             plugins
                 .runtime
@@ -468,7 +469,6 @@ impl Lifecycle {
         self.store
             .archive(session, SessionStatus::Errored, Some(note))
             .map_err(|e| e.to_string())?;
-        self.agent_states.remove(&session.project_id, &session.id);
         Ok(())
     }
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::{deliver::deliver, spawn::validate_task, Lifecycle, LifecycleError};
-use crate::session::{Session, SessionLock, SessionStatus, StoreError};
+use crate::session::{now_ms, ReportedStatus, Session, SessionLock, SessionStatus, StoreError};
 
 /// How a kill ended.
 #[derive(Debug)]
@@ -122,6 +122,9 @@ impl Lifecycle {
                 )));
             }
         }
+        // Forgotten first: the agent's last hooks, fired as its runtime goes, then find no
+        // state to change, and an operator's kill is no news to notify.
+        self.agent_states.remove(&session.project_id, &session.id);
         if let Some(handle) = &session.runtime_handle {
             plugins.runtime.destroy(handle).await?;
         }
@@ -129,7 +132,6 @@ impl Lifecycle {
             plugins.workspace.destroy(path, false).await?;
         }
         let archived = self.store.archive(&session, SessionStatus::Killed, None)?;
-        self.agent_states.remove(&session.project_id, &session.id);
         Ok(KillOutcome::Killed(Box::new(archived)))
     }
 
@@ -179,6 +181,16 @@ impl Lifecycle {
             return Err(LifecycleError::Refused(format!(
                 "{id} is not running any more; {way_out}"
             )));
+        }
+        // Reported but perhaps not drawn yet: the screen would not show it.
+        if let Ok(Some(state)) = self.agent_states.read(&session.project_id, id) {
+            let fresh = now_ms().saturating_sub(state.at) < super::status::WAIT_DRAWN_WITHIN_MS;
+            if state.status == Some(ReportedStatus::WaitingInput) && fresh {
+                return Err(LifecycleError::Refused(format!(
+                    "{id} is waiting for an answer ({}); a message typed now would answer it, so nothing was sent: answer it in the session (`ao-host attach {id}`), then send again",
+                    state.waiting_for.as_deref().unwrap_or("a prompt")
+                )));
+            }
         }
         deliver(&plugins.runtime, &plugins.agent, &handle, text).await?;
         Ok(())

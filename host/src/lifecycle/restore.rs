@@ -40,13 +40,25 @@ impl Lifecycle {
         id: &str,
         progress: &(dyn Fn(&str) + Sync),
     ) -> Result<Session, LifecycleError> {
+        self.restore_exited(id, progress).await?.ok_or_else(|| {
+            LifecycleError::Refused(format!(
+                "cannot restore {id}: it is still running (`ao-host attach {id}` shows it)"
+            ))
+        })
+    }
+
+    /// [`Lifecycle::restore`]; `None` when the session is running (already restored, perhaps
+    /// by another `restore` that got its lock first).
+    async fn restore_exited(
+        &self,
+        id: &str,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<Option<Session>, LifecycleError> {
         let refused = |why: String| LifecycleError::Refused(format!("cannot restore {id}: {why}"));
         let (mut session, old_handle, _lock) = self.live_locked(id, progress).await?;
         let plugins = self.plugins_of(&session).await?;
         if plugins.runtime.is_alive(&old_handle).await? {
-            return Err(refused(
-                "it is still running (`ao-host attach` shows it)".into(),
-            ));
+            return Ok(None);
         }
         let Some(conversation) = session.conversation_id.clone() else {
             return Err(refused(format!(
@@ -98,7 +110,11 @@ impl Lifecycle {
             .map_err(|e| refused(e.to_string()))?;
         let mut environment = plugins.agent.environment(&agent_session).await?;
         environment.extend(self.ao_environment(&session));
-        self.agent_states.reset(&session.project_id, &session.id)?;
+        self.agent_states.reset(
+            &session.project_id,
+            &session.id,
+            self.event_program.as_deref(),
+        )?;
         let handle = plugins
             .runtime
             .create(RuntimeCreateRequest {
@@ -137,7 +153,7 @@ impl Lifecycle {
             let _ = self.store.save(&session);
             return Err(refused(e.to_string()));
         }
-        Ok(session)
+        Ok(Some(session))
     }
 
     /// Restores every exited session that can be resumed, one by one.
@@ -152,10 +168,12 @@ impl Lifecycle {
                 continue;
             }
             progress(&format!("restoring {}", session.id));
-            let result = match self.restore(&session.id, progress).await {
-                Ok(session) => RestoreResult::Restored {
+            let result = match self.restore_exited(&session.id, progress).await {
+                Ok(Some(session)) => RestoreResult::Restored {
                     session: Box::new(session),
                 },
+                // Another restore got there first.
+                Ok(None) => continue,
                 Err(e) => RestoreResult::Failed {
                     error: e.to_string(),
                 },

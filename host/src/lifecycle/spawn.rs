@@ -311,7 +311,8 @@ impl Lifecycle {
         let inline = first_message.is_some() && plan.takes_first_message;
         let mut environment = plugins.agent.environment(&agent_session).await?;
         environment.extend(self.ao_environment(session));
-        self.agent_states.reset(&project.id, &session.id)?;
+        self.agent_states
+            .reset(&project.id, &session.id, self.event_program.as_deref())?;
         let handle = plugins
             .runtime
             .create(RuntimeCreateRequest {
@@ -382,6 +383,8 @@ impl Lifecycle {
     /// under the same id.
     async fn undo(&self, session: &Session, plugins: &PluginSet, error: &SpawnStepError) -> String {
         let mut leftovers = Vec::new();
+        // Forgotten first, so the agent's last hooks change and notify nothing.
+        self.agent_states.remove(&session.project_id, &session.id);
         if let Some(handle) = &session.runtime_handle {
             if let Err(e) = plugins.runtime.destroy(handle).await {
                 tracing::warn!(id = %session.id, "cleanup: {e}");
@@ -415,7 +418,6 @@ impl Lifecycle {
         {
             tracing::warn!(id = %session.id, "cleanup: {e}");
         }
-        self.agent_states.remove(&session.project_id, &session.id);
         format!("{summary}; the record is archived as errored")
     }
 }

@@ -10,7 +10,10 @@
 //! at most [`MAX_CONCURRENT_PROBES`] at a time, so a thousand sessions never start a thousand
 //! programs at once.
 
-use std::collections::{BTreeMap, HashSet};
+use std::{
+    collections::{BTreeMap, HashSet},
+    path::Path,
+};
 
 use ao_plugin_api::{Activity, PluginError, PluginErrorKind};
 use futures_util::future::join_all;
@@ -25,7 +28,7 @@ use crate::{
 
 /// How long an agent may take to draw a wait it has reported (Claude Code reports a permission
 /// prompt ~100 ms before it shows it).
-const WAIT_DRAWN_WITHIN_MS: u64 = 2000;
+pub(super) const WAIT_DRAWN_WITHIN_MS: u64 = 2000;
 
 /// Screens read at the same time from a runtime that can only be asked one at a time.
 const MAX_CONCURRENT_PROBES: usize = 16;
@@ -72,19 +75,33 @@ impl Lifecycle {
             }
         }
         // What agents that report events said last; their screens are not read.
-        let states: Vec<Option<AgentState>> = sessions
+        // What every agent said last. Read for all sessions: what this listing sees for itself
+        // is recorded only if nothing newer arrived since this read.
+        let read: Vec<Option<AgentState>> = sessions
             .iter()
-            .map(|session| {
-                if !session.reports_events {
-                    return None;
-                }
-                match self.agent_states.read(&session.project_id, &session.id) {
-                    Ok(state) => state.filter(|s| s.status.is_some()),
+            .map(
+                |session| match self.agent_states.read(&session.project_id, &session.id) {
+                    Ok(state) => state,
                     Err(e) => {
                         tracing::warn!(id = %session.id, "{e}; reading its screen instead");
                         None
                     }
+                },
+            )
+            .collect();
+        // The sessions whose own reports are taken; the others' screens are read.
+        let states: Vec<Option<AgentState>> = sessions
+            .iter_mut()
+            .zip(&read)
+            .map(|(session, state)| {
+                let state = state.as_ref().filter(|s| session.reports_events && s.status.is_some())?;
+                if let Some(program) = state.program.as_deref().filter(|p| !Path::new(p).exists()) {
+                    session.note = Some(format!(
+                        "its agent's hooks run {program}, which is gone, so its status is read from its screen; sessions spawned or restored from now on report again"
+                    ));
+                    return None;
                 }
+                Some(state.clone())
             })
             .collect();
         // The sessions whose runtime is to be asked, by runtime: (index, handle, screen wanted).
@@ -152,8 +169,9 @@ impl Lifecycle {
         }))
         .await;
         for (i, activity) in activities {
-            if let (Some(state), Ok(Activity::WaitingInput)) = (&states[i], &activity) {
-                // The screen agrees with the agent's own event, which has the question.
+            if let (Some(state), false) = (&states[i], matches!(activity, Ok(Activity::Idle))) {
+                // Only a screen that positively shows the agent idle overrides its own report
+                // of a wait (a prompt of a kind the screen reader does not know is no proof).
                 let session = &mut sessions[i];
                 session.status = SessionStatus::WaitingInput;
                 session.activity_at = Some(state.at);
@@ -182,11 +200,15 @@ impl Lifecycle {
                 waiting_for,
                 prompt: None,
             };
+            let Some(seen) = read[i].as_ref().map(|state| state.changes) else {
+                continue;
+            };
             if let Err(e) = record_event(
                 self.store.data_dir(),
                 &session.project_id,
                 &session.id,
                 event,
+                Some(seen),
                 self.config.notify.as_ref(),
             ) {
                 tracing::warn!(id = %session.id, "recording its status: {e}");

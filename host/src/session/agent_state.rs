@@ -83,6 +83,10 @@ pub struct AgentState {
     /// The number of the last change a notification was run for, so each notifies once.
     #[serde(default)]
     pub notified: u64,
+    /// The program the agent's hooks run to report: if it goes (a rebuilt or moved ao-host),
+    /// nothing reports any more, and the state must not be taken for current.
+    #[serde(default)]
+    pub program: Option<String>,
 }
 
 /// A status change that [`AgentStateDir::record`] made, for notifications.
@@ -136,8 +140,13 @@ impl AgentStateDir {
     }
 
     /// Starts a session's state afresh (a spawn or a restore, before the agent starts): no
-    /// status, no prompt taken.
-    pub fn reset(&self, project_id: &str, id: &str) -> Result<(), StoreError> {
+    /// status, no prompt taken; `program` is what its hooks will run.
+    pub fn reset(
+        &self,
+        project_id: &str,
+        id: &str,
+        program: Option<&Path>,
+    ) -> Result<(), StoreError> {
         let _guard = self.lock(project_id, id)?;
         let prompt = self.path(project_id, id, "prompt");
         match fs::remove_file(&prompt) {
@@ -156,6 +165,7 @@ impl AgentStateDir {
                 prompts: 0,
                 changes: 0,
                 notified: 0,
+                program: program.map(|p| p.display().to_string()),
             },
         )
     }
@@ -205,17 +215,23 @@ impl AgentStateDir {
     }
 
     /// Records one event and returns the change it made, if the status changed. A session whose
-    /// state was never reset (not made by this ao-host, or already killed) is left alone.
+    /// state was never reset (not made by this ao-host, or already killed) is left alone. With
+    /// `seen` (the number of changes when the observer read the state), nothing is recorded if
+    /// the state changed since: an observation must never overwrite a newer event.
     pub fn record(
         &self,
         project_id: &str,
         id: &str,
         event: AgentEvent,
+        seen: Option<u64>,
     ) -> Result<Option<Change>, StoreError> {
         let _guard = self.lock(project_id, id)?;
         let Some(mut state) = self.read(project_id, id)? else {
             return Ok(None);
         };
+        if seen.is_some_and(|seen| seen != state.changes) {
+            return Ok(None);
+        }
         if let Some(prompt) = &event.prompt {
             let path = self.path(project_id, id, "prompt");
             self.replace(&path, prompt.as_bytes())?;
@@ -362,21 +378,22 @@ mod tests {
         assert_eq!(dir.read("p", "s-1").unwrap(), None);
         // Not reset: an event for a session ao-host does not know is ignored.
         assert_eq!(
-            dir.record("p", "s-1", event(ReportedStatus::Idle)).unwrap(),
+            dir.record("p", "s-1", event(ReportedStatus::Idle), None)
+                .unwrap(),
             None
         );
         assert_eq!(dir.read("p", "s-1").unwrap(), None);
 
-        dir.reset("p", "s-1").unwrap();
+        dir.reset("p", "s-1", None).unwrap();
         assert_eq!(dir.read("p", "s-1").unwrap().unwrap().status, None);
         let change = dir
-            .record("p", "s-1", event(ReportedStatus::Working))
+            .record("p", "s-1", event(ReportedStatus::Working), None)
             .unwrap()
             .unwrap();
         assert_eq!(change.status, ReportedStatus::Working);
         assert!(change.first);
         assert_eq!(
-            dir.record("p", "s-1", event(ReportedStatus::Working))
+            dir.record("p", "s-1", event(ReportedStatus::Working), None)
                 .unwrap(),
             None
         );
@@ -384,7 +401,10 @@ mod tests {
             waiting_for: Some("Allow `rm`?".into()),
             ..event(ReportedStatus::WaitingInput)
         };
-        let change = dir.record("p", "s-1", asking.clone()).unwrap().unwrap();
+        let change = dir
+            .record("p", "s-1", asking.clone(), None)
+            .unwrap()
+            .unwrap();
         assert_eq!(change.waiting_for.as_deref(), Some("Allow `rm`?"));
         assert!(!change.first);
         // The same wait announced again, vaguer: the first question stays, nothing changes.
@@ -392,15 +412,18 @@ mod tests {
             waiting_for: Some("Claude needs your permission".into()),
             ..event(ReportedStatus::WaitingInput)
         };
-        assert_eq!(dir.record("p", "s-1", vaguer).unwrap(), None);
+        assert_eq!(dir.record("p", "s-1", vaguer, None).unwrap(), None);
         assert!(dir.claim_notification("p", "s-1", change.number).unwrap());
         assert!(!dir.claim_notification("p", "s-1", change.number).unwrap());
         // A change that is no longer current is never notified.
         let working = dir
-            .record("p", "s-1", event(ReportedStatus::Working))
+            .record("p", "s-1", event(ReportedStatus::Working), None)
             .unwrap()
             .unwrap();
-        let asking_again = dir.record("p", "s-1", asking.clone()).unwrap().unwrap();
+        let asking_again = dir
+            .record("p", "s-1", asking.clone(), None)
+            .unwrap()
+            .unwrap();
         assert!(!dir.claim_notification("p", "s-1", working.number).unwrap());
         // The same status again, after another, is a change of its own: notified again.
         assert!(dir
@@ -410,25 +433,51 @@ mod tests {
         assert_eq!(state.status, Some(ReportedStatus::WaitingInput));
         assert_eq!(state.waiting_for.as_deref(), Some("Allow `rm`?"));
         // Leaving waiting_input clears the question.
-        dir.record("p", "s-1", event(ReportedStatus::Idle)).unwrap();
+        dir.record("p", "s-1", event(ReportedStatus::Idle), None)
+            .unwrap();
         assert_eq!(dir.read("p", "s-1").unwrap().unwrap().waiting_for, None);
+    }
+
+    #[test]
+    fn an_observation_never_overwrites_a_newer_event() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = AgentStateDir::new(temp.path());
+        dir.reset("p", "s-1", None).unwrap();
+        dir.record("p", "s-1", event(ReportedStatus::WaitingInput), None)
+            .unwrap();
+        let seen = dir.read("p", "s-1").unwrap().unwrap().changes;
+        // A new event lands between the observer's read and its write.
+        dir.record("p", "s-1", event(ReportedStatus::Working), None)
+            .unwrap();
+        assert_eq!(
+            dir.record("p", "s-1", event(ReportedStatus::Idle), Some(seen))
+                .unwrap(),
+            None
+        );
+        let state = dir.read("p", "s-1").unwrap().unwrap();
+        assert_eq!(state.status, Some(ReportedStatus::Working));
+        let seen = state.changes;
+        assert!(dir
+            .record("p", "s-1", event(ReportedStatus::Idle), Some(seen))
+            .unwrap()
+            .is_some());
     }
 
     #[test]
     fn prompts_are_kept_byte_exact_and_counted() {
         let temp = tempfile::tempdir().unwrap();
         let dir = AgentStateDir::new(temp.path());
-        dir.reset("p", "s-1").unwrap();
+        dir.reset("p", "s-1", None).unwrap();
         assert_eq!(dir.last_prompt("p", "s-1").unwrap(), None);
         let task = "\tindented\n  two \"q\" $(x) 🎉\n";
         let took = AgentEvent {
             prompt: Some(task.into()),
             ..event(ReportedStatus::Working)
         };
-        dir.record("p", "s-1", took.clone()).unwrap();
-        dir.record("p", "s-1", took).unwrap();
+        dir.record("p", "s-1", took.clone(), None).unwrap();
+        dir.record("p", "s-1", took, None).unwrap();
         assert_eq!(dir.last_prompt("p", "s-1").unwrap(), Some((2, task.into())));
-        dir.reset("p", "s-1").unwrap();
+        dir.reset("p", "s-1", None).unwrap();
         assert_eq!(dir.last_prompt("p", "s-1").unwrap(), None);
         dir.remove("p", "s-1");
         assert_eq!(dir.read("p", "s-1").unwrap(), None);
@@ -445,7 +494,7 @@ mod tests {
     fn a_state_file_that_is_a_symlink_or_huge_is_unreadable_not_followed() {
         let temp = tempfile::tempdir().unwrap();
         let dir = AgentStateDir::new(temp.path());
-        dir.reset("p", "s-1").unwrap();
+        dir.reset("p", "s-1", None).unwrap();
         let path = dir.path("p", "s-1", "json");
         fs::remove_file(&path).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", &path).unwrap();

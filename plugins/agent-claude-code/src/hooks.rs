@@ -12,7 +12,8 @@
 //! - `Notification`: `idle_prompt` (a minute after a turn) is idle; `permission_prompt`,
 //!   `elicitation_dialog` and `agent_needs_input` (2.1.332's auto mode asking, which fires no
 //!   `PermissionRequest`) are waiting, asking its `message`; other kinds change nothing;
-//! - `SessionEnd`: exited (also fires when the terminal is killed).
+//! - `SessionEnd`: exited (also fires when the terminal is killed), but not for `/clear` or
+//!   `/resume`, which end a conversation and go on with another.
 //!
 //! Answering "No" to a permission prompt fires no hook at all; the host checks the screen of a
 //! session that says it is waiting for that reason.
@@ -67,7 +68,12 @@ pub fn settings(event_command: &[String]) -> Value {
             ],
             "Stop": status(None, "idle"),
             "StopFailure": status(None, "idle"),
-            "SessionEnd": status(None, "exited"),
+            // `/clear` and `/resume` end a conversation, not the agent.
+            "SessionEnd": [group(
+                event_command,
+                None,
+                &["--status", "exited", "--unless", "reason=clear", "--unless", "reason=resume"],
+            )],
         }
     })
 }

@@ -331,7 +331,7 @@ impl Agent for ClaudeCode {
                 Activity::WaitingInput
             } else if patterns.is_busy(output) {
                 Activity::Working
-            } else if patterns.input_line(output).is_some() {
+            } else if patterns.input_box_is_last(output) {
                 Activity::Idle
             } else {
                 Activity::Working

@@ -45,6 +45,9 @@ pub struct ScreenPatterns {
     pub permission_questions: Vec<String>,
     /// The character of the dashed rules around the command in a permission prompt (2.1.332).
     pub command_rule: char,
+    /// Lines the idle input box may have under it (its footer); with more, something else is
+    /// drawn below it (a prompt of a kind not listed above) and the agent is not idle.
+    pub max_footer_lines: usize,
     /// "Do you trust this folder?"
     pub trust_dialog: Vec<String>,
     /// "Detected a custom API key"
@@ -74,8 +77,14 @@ impl Default for ScreenPatterns {
             busy_phrases: strings(&["esc to interrupt"]),
             busy_word_suffix: "…".into(),
             turn_summary_infix: " for ".into(),
+            // The prompts' own questions, as the 2.1.197 binary spells them.
+            max_footer_lines: 4,
             permission_questions: strings(&[
                 "Do you want to proceed?",
+                "Do you want to make this edit to",
+                "Do you want to create",
+                "Do you want to allow Claude to fetch this content?",
+                "Do you want to allow this connection?",
                 "Auto mode can't check actions in this session",
             ]),
             command_rule: '╌',
@@ -127,6 +136,23 @@ impl ScreenPatterns {
                     && lines[i + 1..].iter().take(4).any(|l| self.is_rule(l))
             })
             .map(|i| (i - 1, i))
+    }
+
+    /// Whether the input box is the last thing on screen, under it only its footer: what an idle
+    /// agent shows. A box with more under it is history above something else.
+    pub fn input_box_is_last(&self, screen: &str) -> bool {
+        let lines: Vec<&str> = screen.lines().collect();
+        let Some((_, prompt)) = self.input_box(&lines) else {
+            return false;
+        };
+        let Some(bottom) = (prompt + 1..lines.len()).find(|&i| self.is_rule(lines[i])) else {
+            return false;
+        };
+        lines[bottom + 1..]
+            .iter()
+            .filter(|l| !l.trim().is_empty())
+            .count()
+            <= self.max_footer_lines
     }
 
     /// The text after the prompt marker on the input line, if the input box is on screen.
@@ -523,6 +549,26 @@ mod tests {
             p.permission_question(&prompt).as_deref(),
             Some("Do you want to proceed? (Bash command: echo granted > approved.txt)")
         );
+    }
+
+    #[test]
+    fn an_idle_box_is_last_on_screen_and_one_under_history_is_not() {
+        let p = ScreenPatterns::default();
+        for name in [
+            "idle.txt",
+            "idle-2.1.332.txt",
+            "finished-turn.txt",
+            "finished-turn-2.1.332.txt",
+        ] {
+            assert!(p.input_box_is_last(&screen(name)), "{name}");
+        }
+        // An unknown prompt drawn under an old box (a terminal keeping cleared screens).
+        let under = format!(
+            "{}\n Edit file\n src/main.rs\n  1 - old\n  1 + new\n Do you like it?\n ❯ 1. Yes\n   2. No\n",
+            screen("idle.txt")
+        );
+        assert!(!p.input_box_is_last(&under));
+        assert!(!p.input_box_is_last(&screen("permission-prompt.txt")));
     }
 
     #[test]

@@ -592,18 +592,19 @@ impl Runtime for TmuxRuntime {
         let name = self.session_name(handle)?;
         let target = Self::pane_target(name);
         // display-message prints an empty line, successfully, for a target that does not
-        // exist; the session name in the answer tells a real answer from that.
-        let args = [
-            "display-message",
-            "-p",
-            "-t",
-            &target,
-            "#{session_name} #{pane_dead}",
-        ];
+        // exist; the session name in the answer tells a real answer from that. A session of
+        // another data dir that happens to bear this name (their tags collided) is not this
+        // one: it does not count as alive, so nothing is typed into it.
+        let format = format!("#{{session_name}}\t#{{pane_dead}}\t#{{{OWNER_OPTION}}}");
+        let args = ["display-message", "-p", "-t", &target, &format];
         let output = self.tmux.output(None, self.args(&args), None)?;
         if output.status.success() {
             let answer = String::from_utf8_lossy(&output.stdout);
-            Ok(answer.trim_end() == format!("{name} 0"))
+            let mut fields = answer.trim_end_matches('\n').splitn(3, '\t');
+            let (session, dead, owner) = (fields.next(), fields.next(), fields.next());
+            Ok(session == Some(name)
+                && dead == Some("0")
+                && owner.is_none_or(|owner| owner.is_empty() || owner == self.owner))
         } else if Self::is_missing_target(&output) {
             Ok(false)
         } else {
