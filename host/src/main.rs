@@ -12,6 +12,7 @@ fn main() -> ExitCode {
         // An agent's hook must never fail (a failing hook can stop the agent's tool call),
         // not even on arguments from a newer plugin.
         Err(error) if cli::is_hook_invocation(std::env::args_os().skip(1)) => {
+            cli::discard_hook_event();
             errln!("{}", error.render().to_string().trim_end());
             return ExitCode::SUCCESS;
         }

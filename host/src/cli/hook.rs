@@ -44,6 +44,9 @@ pub struct HookArgs {
 
 /// The largest event read from stdin: a prompt of the largest task, JSON-escaped, and the rest.
 const MAX_EVENT_BYTES: u64 = 6 * MAX_TASK_BYTES as u64 + 64 * 1024;
+/// What is read and dropped past that, so a writer of a big event finishes; an endless one
+/// (`/dev/zero`) does not keep the hook, and so the agent, waiting.
+const MAX_DRAINED_BYTES: u64 = 64 * 1024 * 1024;
 
 /// `config` and `data_dir` are the global `--config` and `--data-dir`.
 pub fn run(config: Option<&Path>, data_dir: Option<&Path>, args: HookArgs) -> ExitCode {
@@ -124,7 +127,20 @@ fn record(config: Option<&Path>, data_dir: Option<&Path>, args: HookArgs) -> Res
         None,
         notify.as_ref(),
     )
+    .map(drop)
     .context("recording the agent's event")
+}
+
+/// Reads and drops the event on stdin, for a hook run that fails before it reads it: the agent
+/// writing it must never meet a closed pipe.
+pub fn discard_event() {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        let _ = std::io::copy(
+            &mut stdin.lock().take(MAX_DRAINED_BYTES),
+            &mut std::io::sink(),
+        );
+    }
 }
 
 /// The event's JSON from stdin, when one is piped in. Everything is read (up to a bound), so an
@@ -140,8 +156,9 @@ fn read_event() -> Result<Option<serde_json::Value>> {
         .read_to_end(&mut bytes)
         .context("reading the event from stdin")?;
     if bytes.len() as u64 > MAX_EVENT_BYTES {
-        std::io::copy(&mut limited.into_inner(), &mut std::io::sink()).ok();
-        bail!("the event on stdin is larger than {MAX_EVENT_BYTES} bytes; ignored");
+        let rest = limited.into_inner().take(MAX_DRAINED_BYTES);
+        std::io::copy(&mut { rest }, &mut std::io::sink()).ok();
+        bail!("the event on stdin is larger than {MAX_EVENT_BYTES} bytes");
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);

@@ -104,6 +104,8 @@ pub fn is_hook_invocation(args: impl Iterator<Item = std::ffi::OsString>) -> boo
     false
 }
 
+pub use hook::discard_event as discard_hook_event;
+
 /// Logs go to stderr so that `--json` output on stdout stays one clean document.
 pub fn init_logging(verbose: u8, quiet: bool) {
     let level = match (quiet, verbose) {

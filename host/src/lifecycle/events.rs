@@ -20,7 +20,8 @@ use crate::{
 };
 
 /// Records `event` for session `project_id`/`id` under `data_dir`, then notifies if it changed
-/// the status and `notify` asks for that status. `seen`: see [`AgentStateDir::record`].
+/// the status and `notify` asks for that status, and returns the change. `seen`: see
+/// [`AgentStateDir::record`].
 pub fn record_event(
     data_dir: &Path,
     project_id: &str,
@@ -28,14 +29,13 @@ pub fn record_event(
     event: AgentEvent,
     seen: Option<u64>,
     notify: Option<&NotifyConfig>,
-) -> Result<(), StoreError> {
+) -> Result<Option<Change>, StoreError> {
     let states = AgentStateDir::new(data_dir);
-    if let Some(change) = states.record(project_id, id, event, seen)? {
-        if let Some(notify) = notify {
-            notify_change(&states, notify, project_id, id, &change)?;
-        }
+    let change = states.record(project_id, id, event, seen)?;
+    if let (Some(change), Some(notify)) = (&change, notify) {
+        notify_change(&states, notify, project_id, id, change)?;
     }
-    Ok(())
+    Ok(change)
 }
 
 /// Runs `notify.command` for `change` unless it is not wanted or another process already did.

@@ -74,20 +74,22 @@ impl Lifecycle {
                 }
             }
         }
-        // What agents that report events said last; their screens are not read.
-        // What every agent said last. Read for all sessions: what this listing sees for itself
-        // is recorded only if nothing newer arrived since this read.
+        // What the agents that report events said last. What this listing sees for itself is
+        // recorded for them only if nothing newer arrived since this read.
         let read: Vec<Option<AgentState>> = sessions
             .iter()
-            .map(
-                |session| match self.agent_states.read(&session.project_id, &session.id) {
+            .map(|session| {
+                if !session.reports_events {
+                    return None;
+                }
+                match self.agent_states.read(&session.project_id, &session.id) {
                     Ok(state) => state,
                     Err(e) => {
                         tracing::warn!(id = %session.id, "{e}; reading its screen instead");
                         None
                     }
-                },
-            )
+                }
+            })
             .collect();
         // The sessions whose own reports are taken; the others' screens are read.
         let states: Vec<Option<AgentState>> = sessions
@@ -200,23 +202,19 @@ impl Lifecycle {
                 waiting_for,
                 prompt: None,
             };
-            let Some(seen) = read[i].as_ref().map(|state| state.changes) else {
-                continue;
-            };
-            if let Err(e) = record_event(
+            // Only an agent's hooks write besides listings; for the others, no race to lose.
+            let seen = read[i].as_ref().map(|state| state.changes);
+            match record_event(
                 self.store.data_dir(),
                 &session.project_id,
                 &session.id,
                 event,
-                Some(seen),
+                seen,
                 self.config.notify.as_ref(),
             ) {
-                tracing::warn!(id = %session.id, "recording its status: {e}");
-            }
-            if let Ok(Some(state)) = self.agent_states.read(&session.project_id, &session.id) {
-                if state.status == Some(status) {
-                    session.activity_at = Some(state.at);
-                }
+                Ok(Some(change)) => session.activity_at = Some(change.at),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(id = %session.id, "recording its status: {e}"),
             }
         }
     }

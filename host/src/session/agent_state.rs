@@ -98,6 +98,8 @@ pub struct Change {
     pub first: bool,
     /// Its number ([`AgentState::changes`]).
     pub number: u64,
+    /// When it was recorded (ms since the Unix epoch).
+    pub at: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -225,6 +227,14 @@ impl AgentStateDir {
         event: AgentEvent,
         seen: Option<u64>,
     ) -> Result<Option<Change>, StoreError> {
+        // Most sessions a listing sees gone have no state (no events): no lock file for them.
+        if self
+            .path(project_id, id, "json")
+            .symlink_metadata()
+            .is_err()
+        {
+            return Ok(None);
+        }
         let _guard = self.lock(project_id, id)?;
         let Some(mut state) = self.read(project_id, id)? else {
             return Ok(None);
@@ -267,6 +277,7 @@ impl AgentStateDir {
             waiting_for,
             first,
             number: state.changes,
+            at: state.at,
         }))
     }
 

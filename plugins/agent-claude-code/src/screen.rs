@@ -559,6 +559,9 @@ mod tests {
             "idle-2.1.332.txt",
             "finished-turn.txt",
             "finished-turn-2.1.332.txt",
+            // A refused permission prompt: the turn is over, the box is back.
+            "interrupted-turn.txt",
+            "interrupted-turn-2.1.332.txt",
         ] {
             assert!(p.input_box_is_last(&screen(name)), "{name}");
         }
