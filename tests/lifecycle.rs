@@ -566,12 +566,25 @@ fn run_schedule(harness: &Harness, second: &SecondDataDir, seed: u64, steps: usi
     });
     let reported = reported.into_inner().unwrap();
 
-    // Reconcile what the kill -9s left, as an operator would, then check.
+    // Reconcile what the kill -9s left, as an operator would, then check. A spawn killed during
+    // `git worktree add` leaves that git running, and it may finish after a gc looked: the
+    // worktree then appears after the gc, named by the spawn's intent file, and the next gc
+    // removes it. So gc runs until it finds nothing more to do (as an operator would).
+    let mut gc_reports = Vec::new();
     for dir in 0..2 {
-        let output = command_for(dir, &["gc", "--force", "--json"])
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "seed {seed}: {}", stderr(&output));
+        for _round in 0..5 {
+            let output = command_for(dir, &["gc", "--force", "--json"])
+                .output()
+                .unwrap();
+            assert!(output.status.success(), "seed {seed}: {}", stderr(&output));
+            let report = String::from_utf8_lossy(&output.stdout).trim().to_string();
+            let idle = report == "[]";
+            gc_reports.push(format!("dir {dir} gc: {report}"));
+            if idle && !git_still_running(&data_dirs[dir]) {
+                break;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
     }
     let mut violations = reported.violations;
     let tagged = tagged_tmux_sessions(harness);
@@ -625,8 +638,24 @@ fn run_schedule(harness: &Harness, second: &SecondDataDir, seed: u64, steps: usi
             .map(|s| s["workspace_path"].as_str().unwrap_or("").to_string())
             .collect();
         if worktrees != paths {
+            let strays: Vec<String> = worktrees
+                .difference(&paths)
+                .map(|path| {
+                    let admin =
+                        std::fs::read_to_string(Path::new(path).join(".git")).unwrap_or_default();
+                    let entries: Vec<String> = std::fs::read_dir(path)
+                        .map(|d| {
+                            d.filter_map(Result::ok)
+                                .map(|e| e.file_name().to_string_lossy().into_owned())
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    format!("{path}: .git says {admin:?}, holds {entries:?}")
+                })
+                .collect();
             violations.push(format!(
-                "dir {dir}: records name worktrees {paths:?} but git has {worktrees:?}"
+                "dir {dir}: records name worktrees {paths:?} but git has {worktrees:?}; strays: {strays:?}; {}",
+                gc_reports.join("; ")
             ));
         }
         let active: HashSet<&str> = sessions.iter().map(|s| s["id"].as_str().unwrap()).collect();
@@ -660,6 +689,21 @@ fn run_schedule(harness: &Harness, second: &SecondDataDir, seed: u64, steps: usi
                 .unwrap();
         }
     }
+}
+
+/// Whether a `git` process is still at work under `data_dir` (a worktree being added by the
+/// git child of a spawn that was killed): /proc tells each process's command line.
+fn git_still_running(data_dir: &Path) -> bool {
+    let needle = data_dir.display().to_string();
+    std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries.filter_map(Result::ok).any(|entry| {
+                let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+                let cmdline = String::from_utf8_lossy(&cmdline);
+                cmdline.starts_with("git\0") && cmdline.contains(&needle)
+            })
+        })
+        .unwrap_or(false)
 }
 
 #[test]
