@@ -571,7 +571,7 @@ fn run_schedule(harness: &Harness, second: &SecondDataDir, seed: u64, steps: usi
     // worktree then appears after the gc, named by the spawn's intent file, and the next gc
     // removes it. So gc runs until it finds nothing more to do (as an operator would).
     let mut gc_reports = Vec::new();
-    for dir in 0..2 {
+    for (dir, data_dir) in data_dirs.iter().enumerate() {
         for _round in 0..5 {
             let output = command_for(dir, &["gc", "--force", "--json"])
                 .output()
@@ -580,7 +580,7 @@ fn run_schedule(harness: &Harness, second: &SecondDataDir, seed: u64, steps: usi
             let report = String::from_utf8_lossy(&output.stdout).trim().to_string();
             let idle = report == "[]";
             gc_reports.push(format!("dir {dir} gc: {report}"));
-            if idle && !git_still_running(&data_dirs[dir]) {
+            if idle && !git_still_running(data_dir) {
                 break;
             }
             thread::sleep(Duration::from_millis(100));

@@ -11,7 +11,7 @@
 //! programs at once.
 
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     path::Path,
 };
 
@@ -74,12 +74,21 @@ impl Lifecycle {
                 }
             }
         }
+        // Which sessions have state at all, one folder listing per project.
+        let mut with_state: HashMap<&str, HashSet<String>> = HashMap::new();
+        for session in sessions.iter() {
+            with_state
+                .entry(session.project_id.as_str())
+                .or_insert_with(|| self.agent_states.sessions_with_state(&session.project_id));
+        }
+        let has_state =
+            |session: &Session| with_state[session.project_id.as_str()].contains(&session.id);
         // What the agents that report events said last. What this listing sees for itself is
         // recorded for them only if nothing newer arrived since this read.
         let read: Vec<Option<AgentState>> = sessions
             .iter()
             .map(|session| {
-                if !session.reports_events {
+                if !session.reports_events || !has_state(session) {
                     return None;
                 }
                 match self.agent_states.read(&session.project_id, &session.id) {
@@ -91,6 +100,8 @@ impl Lifecycle {
                 }
             })
             .collect();
+        let recordable: Vec<bool> = sessions.iter().map(has_state).collect();
+        drop(with_state);
         // The sessions whose own reports are taken; the others' screens are read.
         let states: Vec<Option<AgentState>> = sessions
             .iter_mut()
@@ -202,6 +213,9 @@ impl Lifecycle {
                 waiting_for,
                 prompt: None,
             };
+            if !recordable[i] {
+                continue;
+            }
             // Only an agent's hooks write besides listings; for the others, no race to lose.
             let seen = read[i].as_ref().map(|state| state.changes);
             match record_event(

@@ -12,6 +12,7 @@
 //! one means "no event seen" and the screen is read instead.
 
 use std::{
+    collections::HashSet,
     fs::{self, File, OpenOptions},
     io::Read,
     os::unix::fs::OpenOptionsExt,
@@ -170,6 +171,21 @@ impl AgentStateDir {
                 program: program.map(|p| p.display().to_string()),
             },
         )
+    }
+
+    /// The sessions of `project_id` that have a state file, from one listing of its folder: a
+    /// listing of thousands of sessions asks once, not once per session.
+    pub fn sessions_with_state(&self, project_id: &str) -> HashSet<String> {
+        let Ok(entries) = fs::read_dir(self.root.join(project_id)) else {
+            return HashSet::new();
+        };
+        entries
+            .filter_map(Result::ok)
+            .filter_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                name.strip_suffix(".json").map(str::to_string)
+            })
+            .collect()
     }
 
     /// Forgets a session (killed, or its spawn undone).
