@@ -6,13 +6,11 @@
 
 use std::time::Duration;
 
-use ao_plugin_api::{
-    abi_stable::std_types::ROption, AgentSession, LaunchRequest, RuntimeCreateRequest,
-};
 use serde::Serialize;
 
 use super::{
     deliver::{wait_until_ready, WaitFor},
+    spawn::AgentStart,
     Lifecycle, LifecycleError,
 };
 use crate::session::{now_ms, Session, SessionStatus};
@@ -85,47 +83,23 @@ impl Lifecycle {
             .get(&session.project_id)
             .map(|project| project.agent_config.clone())
             .unwrap_or_default();
-        let agent_session = AgentSession {
-            session_id: session.id.as_str().into(),
-            project_id: session.project_id.as_str().into(),
-            branch: session.branch.as_str().into(),
-            workspace_path: path.as_str().into(),
-            // The agent keeps what it was given at spawn.
-            system_prompt: ROption::RNone,
-            agent_config: agent_config.into(),
-        };
-        let plan = plugins
-            .agent
-            .launch(&LaunchRequest {
-                session: agent_session.clone(),
-                first_message: ROption::RNone,
-                event_command: self
-                    .event_command(&session)
-                    .into_iter()
-                    .map(Into::into)
-                    .collect(),
-                resume: ROption::RSome(conversation.into()),
-            })
-            .await
-            .map_err(|e| refused(e.to_string()))?;
-        let mut environment = plugins.agent.environment(&agent_session).await?;
-        environment.extend(self.ao_environment(&session));
-        self.agent_states.reset(
-            &session.project_id,
-            &session.id,
-            self.event_program.as_deref(),
-        )?;
-        let handle = plugins
-            .runtime
-            .create(RuntimeCreateRequest {
-                session_id: session.id.as_str().into(),
-                cwd: path.as_str().into(),
-                launch_command: plan.argv,
-                env: environment.into(),
-            })
+        let started = self
+            .start_agent::<LifecycleError>(
+                &session,
+                &plugins,
+                AgentStart {
+                    workspace_path: &path,
+                    agent_config: &agent_config,
+                    // The agent keeps what it was given at spawn.
+                    system_prompt: None,
+                    first_message: None,
+                    resume: Some(conversation),
+                },
+            )
             .await?;
+        let handle = started.handle;
         session.runtime_handle = Some(handle.clone());
-        session.reports_events = plan.reports_events;
+        session.reports_events = started.reports_events;
         session.status = SessionStatus::Idle;
         session.activity_at = Some(now_ms());
         session.waiting_for = None;

@@ -31,8 +31,7 @@ use std::{
 };
 
 use ao_plugin_api::{
-    abi_stable::std_types::ROption, AgentSession, EnvVar, LaunchRequest, RuntimeCreateRequest,
-    WorkspaceCreateConfig,
+    AgentSession, EnvVar, LaunchRequest, RuntimeCreateRequest, WorkspaceCreateConfig,
 };
 
 use super::{
@@ -120,6 +119,25 @@ pub fn validate_task(task: &str) -> Result<(), SpawnError> {
         ));
     }
     Ok(())
+}
+
+/// How to start an agent ([`Lifecycle::start_agent`]).
+pub(super) struct AgentStart<'a> {
+    pub workspace_path: &'a str,
+    pub agent_config: &'a str,
+    /// What ao-host tells the agent about its role; `None` keeps what it was told at spawn.
+    pub system_prompt: Option<String>,
+    pub first_message: Option<String>,
+    /// The conversation to resume.
+    pub resume: Option<String>,
+}
+
+/// An agent started in its runtime, and what its plugin said about it.
+pub(super) struct StartedAgent {
+    pub handle: String,
+    pub conversation_id: Option<String>,
+    pub reports_events: bool,
+    pub takes_first_message: bool,
 }
 
 /// The phases a spawn reports to its caller (a spinner, a log).
@@ -285,43 +303,23 @@ impl Lifecycle {
 
         check()?;
         progress(PHASES[1]);
-        let agent_session = AgentSession {
-            session_id: session.id.as_str().into(),
-            project_id: project.id.as_str().into(),
-            branch: session.branch.as_str().into(),
-            workspace_path: workspace_path.as_str().into(),
-            system_prompt: ROption::RSome(system_prompt.into()),
-            agent_config: project.agent_config.as_str().into(),
-        };
-        let plan = plugins
-            .agent
-            .launch(&LaunchRequest {
-                session: agent_session.clone(),
-                first_message: first_message.clone().map(Into::into).into(),
-                event_command: self
-                    .event_command(session)
-                    .into_iter()
-                    .map(Into::into)
-                    .collect(),
-                resume: ROption::RNone,
-            })
+        let started = self
+            .start_agent::<SpawnStepError>(
+                session,
+                plugins,
+                AgentStart {
+                    workspace_path: &workspace_path,
+                    agent_config: &project.agent_config,
+                    system_prompt: Some(system_prompt),
+                    first_message: first_message.clone(),
+                    resume: None,
+                },
+            )
             .await?;
-        session.conversation_id = plan.conversation_id.clone().into_option().map(Into::into);
-        session.reports_events = plan.reports_events;
-        let inline = first_message.is_some() && plan.takes_first_message;
-        let mut environment = plugins.agent.environment(&agent_session).await?;
-        environment.extend(self.ao_environment(session));
-        self.agent_states
-            .reset(&project.id, &session.id, self.event_program.as_deref())?;
-        let handle = plugins
-            .runtime
-            .create(RuntimeCreateRequest {
-                session_id: session.id.as_str().into(),
-                cwd: workspace_path.as_str().into(),
-                launch_command: plan.argv,
-                env: environment.into(),
-            })
-            .await?;
+        let handle = started.handle;
+        session.conversation_id = started.conversation_id;
+        session.reports_events = started.reports_events;
+        let inline = first_message.is_some() && started.takes_first_message;
         session.runtime_handle = Some(handle.clone());
         self.store.save(session)?;
         tracing::info!(id = %session.id, handle = %handle, "runtime started");
@@ -337,7 +335,7 @@ impl Lifecycle {
                 .map(|(_, prompt)| prompt)
         };
         let until = match &first_message {
-            Some(sent) if inline && plan.reports_events => WaitFor::FirstMessage {
+            Some(sent) if inline && session.reports_events => WaitFor::FirstMessage {
                 sent,
                 taken: &taken,
             },
@@ -372,6 +370,62 @@ impl Lifecycle {
         self.store.save(session)?;
         clock.lap("send");
         Ok(())
+    }
+
+    /// Starts the session's agent in its runtime (a spawn, or a restore with `resume`): the agent
+    /// plugin's plan, its environment plus `AO_*`, a fresh state for its events.
+    pub(super) async fn start_agent<E>(
+        &self,
+        session: &Session,
+        plugins: &PluginSet,
+        start: AgentStart<'_>,
+    ) -> Result<StartedAgent, E>
+    where
+        E: From<PluginCallError> + From<StoreError>,
+    {
+        let agent_session = AgentSession {
+            session_id: session.id.as_str().into(),
+            project_id: session.project_id.as_str().into(),
+            branch: session.branch.as_str().into(),
+            workspace_path: start.workspace_path.into(),
+            system_prompt: start.system_prompt.map(Into::into).into(),
+            agent_config: start.agent_config.into(),
+        };
+        let plan = plugins
+            .agent
+            .launch(&LaunchRequest {
+                session: agent_session.clone(),
+                first_message: start.first_message.map(Into::into).into(),
+                event_command: self
+                    .event_command(session)
+                    .into_iter()
+                    .map(Into::into)
+                    .collect(),
+                resume: start.resume.map(Into::into).into(),
+            })
+            .await?;
+        let mut environment = plugins.agent.environment(&agent_session).await?;
+        environment.extend(self.ao_environment(session));
+        self.agent_states.reset(
+            &session.project_id,
+            &session.id,
+            self.event_program.as_deref(),
+        )?;
+        let handle = plugins
+            .runtime
+            .create(RuntimeCreateRequest {
+                session_id: session.id.as_str().into(),
+                cwd: start.workspace_path.into(),
+                launch_command: plan.argv,
+                env: environment.into(),
+            })
+            .await?;
+        Ok(StartedAgent {
+            handle,
+            conversation_id: plan.conversation_id.into_option().map(Into::into),
+            reports_events: plan.reports_events,
+            takes_first_message: plan.takes_first_message,
+        })
     }
 
     /// Undoes a failed spawn, best effort, and says what became of it. Secondary errors are

@@ -208,14 +208,14 @@ impl Lifecycle {
         for (i, status, waiting_for) in observed {
             let session = &mut sessions[i];
             session.status = status.into();
+            if !recordable[i] {
+                continue;
+            }
             let event = AgentEvent {
                 status,
                 waiting_for,
                 prompt: None,
             };
-            if !recordable[i] {
-                continue;
-            }
             // Only an agent's hooks write besides listings; for the others, no race to lose.
             let seen = read[i].as_ref().map(|state| state.changes);
             match record_event(
