@@ -691,16 +691,22 @@ fn run_schedule(harness: &Harness, second: &SecondDataDir, seed: u64, steps: usi
     }
 }
 
-/// Whether a `git` process is still at work under `data_dir` (a worktree being added by the
-/// git child of a spawn that was killed): /proc tells each process's command line.
+/// Whether a `git` process is still at work under `data_dir` (a worktree being added, or
+/// checked out, by the git child of a spawn that was killed): /proc tells each process's command
+/// line and working folder.
 fn git_still_running(data_dir: &Path) -> bool {
+    let data_dir = data_dir
+        .canonicalize()
+        .unwrap_or_else(|_| data_dir.to_path_buf());
     let needle = data_dir.display().to_string();
     std::fs::read_dir("/proc")
         .map(|entries| {
             entries.filter_map(Result::ok).any(|entry| {
                 let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
                 let cmdline = String::from_utf8_lossy(&cmdline);
-                cmdline.starts_with("git\0") && cmdline.contains(&needle)
+                let cwd = std::fs::read_link(entry.path().join("cwd")).unwrap_or_default();
+                cmdline.starts_with("git\0")
+                    && (cmdline.contains(&needle) || cwd.starts_with(&data_dir))
             })
         })
         .unwrap_or(false)
