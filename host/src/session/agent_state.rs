@@ -17,12 +17,11 @@ use std::{
     io::Read,
     os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
-    sync::atomic::{AtomicU64, Ordering},
 };
 
 use serde::{Deserialize, Serialize};
 
-use super::{now_ms, StoreError, MAX_TASK_BYTES};
+use super::{now_ms, temp_beside, StoreError, MAX_TASK_BYTES};
 
 /// The state file never grows past this: a question is cut to [`MAX_QUESTION_BYTES`].
 const MAX_STATE_BYTES: u64 = 64 * 1024;
@@ -107,8 +106,6 @@ pub struct Change {
 pub struct AgentStateDir {
     root: PathBuf,
 }
-
-static TEMP_SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
     move |error| StoreError::Io {
@@ -326,12 +323,7 @@ impl AgentStateDir {
     fn replace(&self, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         let dir = path.parent().expect("state lives in a folder");
         fs::create_dir_all(dir).map_err(io("creating", dir))?;
-        let temp = dir.join(format!(
-            ".{}.{}-{}.tmp",
-            path.file_name().unwrap_or_default().to_string_lossy(),
-            std::process::id(),
-            TEMP_SEQUENCE.fetch_add(1, Ordering::Relaxed)
-        ));
+        let temp = temp_beside(path);
         fs::write(&temp, bytes).map_err(io("writing", &temp))?;
         fs::rename(&temp, path).map_err(|e| {
             let _ = fs::remove_file(&temp);

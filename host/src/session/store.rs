@@ -17,7 +17,6 @@ use std::{
     io::{Read, Write},
     os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
-    sync::atomic::{AtomicU64, Ordering},
 };
 
 use ao_plugin_api::validate::validate_id;
@@ -27,7 +26,7 @@ use crate::bounded_yaml;
 use super::{
     identity::{next_identity, stem, used_numbers, IdentityExhausted},
     lock::{LockDir, SessionLock},
-    Session, SessionRole, SessionStatus, MAX_TASK_BYTES,
+    temp_beside, Session, SessionRole, SessionStatus, MAX_TASK_BYTES,
 };
 
 const RECORD_EXTENSION: &str = "yaml";
@@ -81,8 +80,6 @@ pub struct SessionStore {
     locks: LockDir,
 }
 
-static TEMP_SEQUENCE: AtomicU64 = AtomicU64::new(0);
-
 impl SessionStore {
     /// Opens (creating if needed) the store under `data_dir`, which it spells canonically from
     /// then on ([`SessionStore::data_dir`]): plugins tag what they make with it, so every process
@@ -134,12 +131,7 @@ impl SessionStore {
     fn write_temp(path: &Path, bytes: &[u8]) -> Result<PathBuf, StoreError> {
         let dir = path.parent().expect("records live in a folder");
         fs::create_dir_all(dir).map_err(io("creating", dir))?;
-        let temp = dir.join(format!(
-            ".{}.{}-{}.tmp",
-            path.file_name().unwrap_or_default().to_string_lossy(),
-            std::process::id(),
-            TEMP_SEQUENCE.fetch_add(1, Ordering::Relaxed)
-        ));
+        let temp = temp_beside(path);
         let mut file = File::create(&temp).map_err(io("creating", &temp))?;
         file.write_all(bytes)
             .and_then(|()| file.sync_all())
@@ -463,7 +455,7 @@ impl SessionStore {
                 };
                 for entry in entries.filter_map(Result::ok) {
                     let name = entry.file_name().to_string_lossy().into_owned();
-                    // `.<record>.<pid>-<n>.tmp`, see `write_temp`.
+                    // `.<record>.<pid>-<n>.tmp`, see `temp_beside`.
                     let writer = name
                         .strip_suffix(".tmp")
                         .filter(|_| name.starts_with('.'))
