@@ -398,6 +398,7 @@ async fn an_agent_built_before_launch_is_started_by_its_launch_command() {
         first_message: ROption::RSome("task".into()),
         event_command: vec!["ao-host".into(), "hook".into()].into(),
         resume: ROption::RNone,
+        allowed_commands: Default::default(),
     };
     let plan = agent.launch(&request).await.unwrap();
     assert_eq!(

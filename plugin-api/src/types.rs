@@ -218,6 +218,10 @@ pub struct LaunchRequest {
     /// Resume this conversation (an id [`LaunchPlan::conversation_id`] gave at spawn) instead of
     /// starting a new one.
     pub resume: ROption<RString>,
+    /// Programs the agent may run without asking the operator: `ao-host` for an orchestrator, so
+    /// it can run its workers unattended. An agent with permission rules allows these commands
+    /// and nothing broader; empty for a worker.
+    pub allowed_commands: RVec<RString>,
 }
 
 /// The agent's answer to a [`LaunchRequest`]. (Added in 0.1.4.)

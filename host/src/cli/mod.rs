@@ -133,12 +133,25 @@ pub struct AppContext {
 }
 
 impl AppContext {
+    /// Inside a session (`AO_SESSION` and `AO_DATA_DIR` set, as ao-host sets them for its
+    /// agents), a bare `ao-host` acts on that session's data dir and config: the file named by
+    /// `AO_CONFIG_PATH`, or the built-in defaults when the session was started without one —
+    /// never a `./ao-rs.yaml` of the worktree it runs in. `--config` or `--data-dir` override.
     fn new(args: &Args) -> Result<Self> {
-        let path = config::locate(args.config.as_deref());
+        let from_env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+        let session_data_dir = from_env("AO_SESSION")
+            .and(from_env("AO_DATA_DIR"))
+            .filter(|_| args.config.is_none());
+        let path = match &session_data_dir {
+            Some(_) => from_env(config::CONFIG_PATH_ENV).map(PathBuf::from),
+            None => config::locate(args.config.as_deref()),
+        };
         let mut config = Config::load(path.as_deref())?;
         if let Some(dir) = &args.data_dir {
             config.data_dir = std::path::absolute(dir)
                 .with_context(|| format!("--data-dir {}", dir.display()))?;
+        } else if let Some(dir) = session_data_dir {
+            config.data_dir = PathBuf::from(dir);
         }
         Ok(Self {
             config,

@@ -162,6 +162,32 @@ async fn run_spawn(lifecycle: &Lifecycle, request: SpawnRequest, json: bool) -> 
     Ok(ExitCode::SUCCESS)
 }
 
+/// The project a command names, and the folder to find its repository from. Run inside a
+/// session without a project, that session's project (`AO_PROJECT_ID`), found from the
+/// session's own workspace wherever the command runs: an orchestrator's `ao-host spawn` starts
+/// workers of its own project.
+fn project_and_folder(
+    lifecycle: &Lifecycle,
+    given: &Option<String>,
+) -> Result<(Option<String>, PathBuf)> {
+    let cwd = std::env::current_dir().context("reading the current folder")?;
+    if given.is_some() {
+        return Ok((given.clone(), cwd));
+    }
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let (Some(session), Some(project)) = (var("AO_SESSION"), var("AO_PROJECT_ID")) else {
+        return Ok((None, cwd));
+    };
+    let workspace = lifecycle
+        .store()
+        .find(&session)
+        .ok()
+        .and_then(|record| record.workspace_path)
+        .map(PathBuf::from)
+        .filter(|path| path.is_dir());
+    Ok((Some(project), workspace.unwrap_or(cwd)))
+}
+
 pub async fn spawn(lifecycle: &Lifecycle, args: SpawnArgs) -> Result<ExitCode> {
     let task = match (&args.task, &args.task_file) {
         (Some(task), _) => Some(task.clone()),
@@ -174,10 +200,8 @@ pub async fn spawn(lifecycle: &Lifecycle, args: SpawnArgs) -> Result<ExitCode> {
     if let Some(task) = &task {
         lifecycle::validate_task(task)?;
     }
-    let cwd = std::env::current_dir().context("reading the current folder")?;
-    let mut project = lifecycle
-        .resolve_project(args.project.as_deref(), &cwd)
-        .await?;
+    let (name, folder) = project_and_folder(lifecycle, &args.project)?;
+    let mut project = lifecycle.resolve_project(name.as_deref(), &folder).await?;
     let choice = &mut project.plugins;
     for (field, chosen) in [
         (&mut choice.agent, &args.agent),
@@ -199,10 +223,8 @@ pub async fn spawn(lifecycle: &Lifecycle, args: SpawnArgs) -> Result<ExitCode> {
 }
 
 pub async fn orchestrator(lifecycle: &Lifecycle, args: OrchestratorArgs) -> Result<ExitCode> {
-    let cwd = std::env::current_dir().context("reading the current folder")?;
-    let project = lifecycle
-        .resolve_project(args.project.as_deref(), &cwd)
-        .await?;
+    let (name, folder) = project_and_folder(lifecycle, &args.project)?;
+    let project = lifecycle.resolve_project(name.as_deref(), &folder).await?;
     let request = SpawnRequest {
         project,
         role: SessionRole::Orchestrator,
@@ -299,8 +321,17 @@ async fn list(
 }
 
 fn print_listing(sessions: &[Session], archived: bool, json: bool) -> Result<()> {
+    // Run inside a session, the listing says which one is the caller's own.
+    let caller = std::env::var("AO_SESSION").ok().filter(|id| !id.is_empty());
+    let is_caller = |s: &Session| caller.as_deref() == Some(s.id.as_str());
     if json {
-        return print_json(&sessions);
+        let mut listed = serde_json::to_value(sessions)?;
+        if let Some(items) = listed.as_array_mut() {
+            for (item, session) in items.iter_mut().zip(sessions) {
+                item["caller"] = is_caller(session).into();
+            }
+        }
+        return print_json(&listed);
     }
     if sessions.is_empty() {
         errln!(
@@ -320,9 +351,14 @@ fn print_listing(sessions: &[Session], archived: bool, json: bool) -> Result<()>
             .next()
             .unwrap_or("");
         let task: String = task.chars().take(60).collect();
+        let id = if is_caller(s) {
+            format!("{} (you)", s.id)
+        } else {
+            s.id.clone()
+        };
         outln!(
             "{:<28} {:<14} {:<34} {}",
-            s.id,
+            id,
             status.as_str().unwrap_or("?"),
             terminal_safe(&s.branch),
             terminal_safe(&task)

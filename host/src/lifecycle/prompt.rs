@@ -3,7 +3,7 @@
 //! Kept out of the task text on purpose: the operator's task reaches a worker byte-exact as its
 //! first message, and everything ao-host adds lives here.
 
-use crate::config::ProjectConfig;
+use crate::{config::ProjectConfig, session::Session};
 
 /// Facts both prompts mention.
 pub struct PromptFacts<'a> {
@@ -25,24 +25,61 @@ pub fn worker_prompt(facts: &PromptFacts<'_>, session_id: &str, branch: &str) ->
     )
 }
 
-/// The orchestrator's prompt: its project, and how to run workers with `ao-host`.
-pub fn orchestrator_prompt(facts: &PromptFacts<'_>, session_id: &str) -> String {
+/// The orchestrator's prompt: its project, the sessions it has at start, and how to run,
+/// read and finish workers with `ao-host`.
+pub fn orchestrator_prompt(
+    facts: &PromptFacts<'_>,
+    session_id: &str,
+    sessions: &[Session],
+) -> String {
     let project = &facts.project;
+    let id = &project.id;
+    let current = if sessions.is_empty() {
+        "None yet.\n".to_string()
+    } else {
+        sessions
+            .iter()
+            .map(|s| {
+                let task = s
+                    .task
+                    .as_deref()
+                    .unwrap_or("-")
+                    .lines()
+                    .next()
+                    .unwrap_or("");
+                let task: String = task.chars().take(80).collect();
+                let status = serde_json::to_value(s.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                format!("- `{}` ({status}), branch `{}`: {task}\n", s.id, s.branch)
+            })
+            .collect()
+    };
     format!(
         "# You are the orchestrator `{session_id}` for project `{id}`\n\n\
          Repository: {repo}\nDefault branch: {default_branch}\nDashboard port: {port}\n\n\
          You do not write code yourself. You split the work into tasks and run one worker \
          session per task; each worker is a coding agent in its own checkout and branch.\n\n\
+         ## Sessions of this project when you started\n{current}\n\
          ## Managing workers\n\
+         `ao-host` is on your PATH (also as `$AO_HOST_BIN`) and acts on this project and data \
+         dir; you may run it without asking. Run nothing else that changes the repository.\n\
          - Start a worker: `ao-host spawn {id} --task \"<what to do>\"` (or `--task-file FILE` for \
-         long tasks). It prints the new session id.\n\
-         - See all sessions and what they are doing: `ao-host session ls {id}` \
-         (`--json` for details).\n\
-         - Send a worker a message: `ao-host send <session-id> \"<message>\"`.\n\
+         long tasks). It prints the new session id; its branch is `session/<session-id>`.\n\
+         - See the sessions: `ao-host session ls {id} --json` (one JSON array; each session has \
+         `id`, `status`, `branch`, `workspace_path`, `waiting_for`, `activity_at`; yours is marked \
+         `\"caller\": true`).\n\
+         - Statuses: `working` (busy), `idle` (finished its turn: read its branch, then give it \
+         more or stop it), `waiting_input` (it asks something, in `waiting_for`: answer with \
+         `ao-host send`), `exited` (its agent is gone: `ao-host session restore <session-id>`), \
+         `errored` (it never started).\n\
+         - Read a worker's work: `git log {default_branch}..session/<session-id>` in the repository.\n\
+         - Send a worker a message: `ao-host send <session-id> \"<message>\"` (refused while it \
+         waits for a permission answer).\n\
          - Stop a worker when its branch is merged or abandoned: `ao-host session kill <session-id>`.\n\n\
          Keep tasks small and independent, check on workers regularly, and review each branch \
          before it is merged into `{default_branch}`.\n",
-        id = project.id,
         repo = project.repo.display(),
         default_branch = facts.default_branch,
         port = facts.port,
@@ -81,6 +118,7 @@ mod tests {
                 port: 4123,
             },
             "app-orchestrator-1",
+            &[],
         );
         for needle in [
             "app-orchestrator-1",
@@ -88,11 +126,66 @@ mod tests {
             "Default branch: main",
             "4123",
             "ao-host spawn app --task",
-            "ao-host session ls app",
+            "ao-host session ls app --json",
             "ao-host send",
+            "None yet.",
+            "waiting_input",
+            "session/<session-id>",
+            "$AO_HOST_BIN",
         ] {
             assert!(text.contains(needle), "missing {needle:?}");
         }
+    }
+
+    #[test]
+    fn the_orchestrator_prompt_lists_the_projects_sessions_at_start() {
+        let project = project();
+        let session = |id: &str, status, task: &str| Session {
+            id: id.into(),
+            project_id: "app".into(),
+            role: crate::session::SessionRole::Worker,
+            status,
+            agent: "claude-code".into(),
+            runtime: "tmux".into(),
+            workspace: "git-worktree".into(),
+            branch: format!("session/{id}"),
+            workspace_path: None,
+            runtime_handle: None,
+            task: Some(task.into()),
+            created_at: 0,
+            host: None,
+            activity_at: None,
+            waiting_for: None,
+            conversation_id: None,
+            reports_events: false,
+            note: None,
+        };
+        let text = orchestrator_prompt(
+            &PromptFacts {
+                project: &project,
+                default_branch: "main",
+                port: 4123,
+            },
+            "app-orchestrator-1",
+            &[
+                session(
+                    "app-1",
+                    crate::session::SessionStatus::Idle,
+                    "fix the login\nmore",
+                ),
+                session(
+                    "app-2",
+                    crate::session::SessionStatus::WaitingInput,
+                    "add tests",
+                ),
+            ],
+        );
+        assert!(
+            text.contains("- `app-1` (idle), branch `session/app-1`: fix the login\n"),
+            "{text}"
+        );
+        assert!(text.contains("- `app-2` (waiting_input), branch `session/app-2`: add tests\n"));
+        assert!(!text.contains("None yet."));
     }
 
     #[test]

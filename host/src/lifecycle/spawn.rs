@@ -265,7 +265,16 @@ impl Lifecycle {
         };
         let system_prompt = match request.role {
             SessionRole::Worker => worker_prompt(&facts, &session.id, &session.branch),
-            SessionRole::Orchestrator => orchestrator_prompt(&facts, &session.id),
+            SessionRole::Orchestrator => {
+                let others: Vec<Session> = self
+                    .store
+                    .list(Some(&project.id), false)
+                    .sessions
+                    .into_iter()
+                    .filter(|s| s.id != session.id)
+                    .collect();
+                orchestrator_prompt(&facts, &session.id, &others)
+            }
         };
         let first_message = match request.role {
             _ if request.no_prompt => None,
@@ -402,10 +411,33 @@ impl Lifecycle {
                     .map(Into::into)
                     .collect(),
                 resume: start.resume.map(Into::into).into(),
+                allowed_commands: match (session.role, &self.event_program) {
+                    (SessionRole::Orchestrator, Some(_)) => vec!["ao-host".into()].into(),
+                    _ => Default::default(),
+                },
             })
             .await?;
         let mut environment = plugins.agent.environment(&agent_session).await?;
         environment.extend(self.ao_environment(session));
+        if let Some(program) = &self.event_program {
+            // The session can run the `ao-host` that started it, by name (its prompt says
+            // `ao-host spawn …`) or by `$AO_HOST_BIN`, installed or not.
+            let inherited = environment
+                .iter()
+                .rev()
+                .find(|var| var.name.as_str() == "PATH")
+                .map(|var| var.value.to_string())
+                .or_else(|| std::env::var("PATH").ok())
+                .unwrap_or_default();
+            environment.retain(|var| var.name.as_str() != "PATH");
+            if let Some(dir) = program.parent() {
+                environment.push(EnvVar::new(
+                    "PATH",
+                    format!("{}:{inherited}", dir.display()),
+                ));
+            }
+            environment.push(EnvVar::new("AO_HOST_BIN", program.display().to_string()));
+        }
         self.agent_states.reset(
             &session.project_id,
             &session.id,

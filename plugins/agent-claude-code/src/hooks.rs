@@ -18,7 +18,7 @@
 //! Answering "No" to a permission prompt fires no hook at all; the host checks the screen of a
 //! session that says it is waiting for that reason.
 
-use ao_plugin_api::shell;
+use ao_plugin_api::{shell, PluginError, PluginResult};
 use serde_json::{json, Value};
 
 /// A hook group running the event command with `args` added.
@@ -32,8 +32,40 @@ fn group(event_command: &[String], matcher: Option<&str>, args: &[&str]) -> Valu
     }
 }
 
-/// The settings document for one session.
-pub fn settings(event_command: &[String]) -> Value {
+/// The settings document for one session: hooks running `event_command` (none when it is
+/// empty), and `allowed` commands the agent may run through its Bash tool without asking —
+/// each as `Bash(<command>:*)`, nothing broader.
+pub fn settings(event_command: &[String], allowed: &[String]) -> PluginResult<Value> {
+    let mut document = if event_command.is_empty() {
+        json!({})
+    } else {
+        hooks(event_command)
+    };
+    if !allowed.is_empty() {
+        let rules = allowed
+            .iter()
+            .map(|command| {
+                // A rule is a prefix of the command line: a word, so that `ao-host` never
+                // allows `ao-host-other`, nor anything a shell would read specially.
+                if command.is_empty()
+                    || !command
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                {
+                    return Err(PluginError::invalid_input(format!(
+                        "{command:?} cannot be allowed as a command: use a program name"
+                    )));
+                }
+                Ok(format!("Bash({command}:*)"))
+            })
+            .collect::<PluginResult<Vec<_>>>()?;
+        document["permissions"] = json!({ "allow": rules });
+    }
+    Ok(document)
+}
+
+/// The hooks of one session.
+fn hooks(event_command: &[String]) -> Value {
     let status = |matcher: Option<&str>, status: &str| {
         vec![group(event_command, matcher, &["--status", status])]
     };
@@ -76,4 +108,25 @@ pub fn settings(event_command: &[String]) -> Value {
             )],
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowed_commands_become_prefix_rules_and_nothing_broader() {
+        let document = settings(&[], &["ao-host".to_string()]).unwrap();
+        assert_eq!(document["permissions"]["allow"], json!(["Bash(ao-host:*)"]));
+        assert!(document.get("hooks").is_none());
+        for hostile in ["", "ao host", "*", "ao-host;rm", "a(b)"] {
+            assert!(
+                settings(&[], &[hostile.to_string()]).is_err(),
+                "{hostile:?}"
+            );
+        }
+        let with_hooks = settings(&["ao-host".into(), "hook".into()], &[]).unwrap();
+        assert!(with_hooks.get("permissions").is_none());
+        assert!(with_hooks["hooks"]["Stop"].is_array());
+    }
 }

@@ -224,13 +224,18 @@ impl Agent for ClaudeCode {
             }
         };
         let reports_events = !request.event_command.is_empty();
-        if reports_events {
-            let event_command: Vec<String> = request
-                .event_command
-                .iter()
-                .map(|a| a.to_string())
-                .collect();
-            let settings = hooks::settings(&event_command).to_string();
+        let event_command: Vec<String> = request
+            .event_command
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        let allowed: Vec<String> = request
+            .allowed_commands
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        if reports_events || !allowed.is_empty() {
+            let settings = hooks::settings(&event_command, &allowed)?.to_string();
             let file = Self::write_session_file(&self.settings_dir, session, "json", &settings)?;
             argv.extend(["--settings".to_string(), file.display().to_string()]);
         }

@@ -212,13 +212,20 @@ impl TmuxRuntime {
     /// The argv tmux should run: the launch command itself, or, when too long for one tmux
     /// message, bash reading it back from a private file (as data, never as code).
     fn launch_argv(&self, request: &RuntimeCreateRequest) -> PluginResult<Vec<String>> {
-        let argv: Vec<String> = request
+        let mut argv: Vec<String> = request
             .launch_command
             .iter()
             .map(|a| a.to_string())
             .collect();
         if argv.is_empty() {
             return Err(PluginError::invalid_input("empty launch command"));
+        }
+        // tmux gives a new pane the client's PATH whatever `-e PATH=…` says, so PATH is set by
+        // `env` in front of the command instead (argv, never a shell).
+        if let Some(path) = request.env.iter().rev().find(|v| v.name.as_str() == "PATH") {
+            let mut with_path = vec!["env".to_string(), format!("PATH={}", path.value)];
+            with_path.append(&mut argv);
+            argv = with_path;
         }
         let size: usize = argv.iter().map(|a| a.len() + 1).sum::<usize>()
             + request
@@ -407,6 +414,7 @@ impl Runtime for TmuxRuntime {
         let env: Vec<String> = request
             .env
             .iter()
+            .filter(|v| v.name.as_str() != "PATH")
             .map(|v| literal(&format!("{}={}", v.name, v.value)).into_owned())
             .collect();
         let cwd = literal(request.cwd.as_str());
