@@ -106,7 +106,11 @@ fn wait_for_status(harness: &Harness, status: &str, within: Duration) -> serde_j
 
 /// The session's screen with some history, for failure messages.
 fn screen(harness: &Harness) -> String {
-    let target = format!("={}:", harness.tmux_session("app-1"));
+    screen_of(harness, "app-1")
+}
+
+fn screen_of(harness: &Harness, id: &str) -> String {
+    let target = format!("={}:", harness.tmux_session(id));
     harness
         .tmux
         .tmux(&["capture-pane", "-p", "-J", "-S", "-60", "-t", &target])
@@ -227,4 +231,62 @@ fn the_real_claude_cli_through_whole_turns_statuses_a_permission_prompt_and_a_re
         git(&harness.repo(), &["worktree", "list"]).lines().count(),
         2
     );
+}
+
+/// The orchestrator, with the real CLI, runs `ao-host` through its Bash tool with nobody
+/// answering a prompt; any other command still asks.
+#[test]
+fn the_real_claude_orchestrator_starts_a_worker_unattended_and_still_asks_for_anything_else() {
+    let Some(claude) = claude_cli() else {
+        eprintln!("skipped: no Claude Code CLI (set AO_TEST_CLAUDE or put `claude` on PATH)");
+        return;
+    };
+    let api = MessagesApi::start();
+    let (harness, _) = real_claude_harness(&claude, &api);
+    let id = "app-orchestrator-1";
+    let status = |id: &str| {
+        harness
+            .sessions_json(&[])
+            .into_iter()
+            .find(|s| s["id"] == id)
+            .map(|s| s["status"].as_str().unwrap_or_default().to_string())
+    };
+    let output = harness.ao(&["orchestrator", "app"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(wait_until(Duration::from_secs(30), || status(id)
+        .as_deref()
+        == Some("idle")));
+
+    harness.ok(&[
+        "send",
+        id,
+        "start one worker\nAO_TOOL:ao-host spawn app --task 'from the orchestrator'",
+    ]);
+    let mut asked = false;
+    let started = wait_until(Duration::from_secs(60), || {
+        asked |= status(id).as_deref() == Some("waiting_input");
+        status("app-1").is_some()
+    });
+    assert!(started && !asked, "no unattended worker (asked: {asked})");
+    let worker = harness.record("app-1", false);
+    let record = std::fs::read_to_string(&worker).unwrap();
+    assert!(record.contains("task: from the orchestrator"), "{record}");
+
+    // Once its turn is over, as an operator would.
+    assert!(wait_until(Duration::from_secs(30), || status(id)
+        .as_deref()
+        == Some("idle")));
+    harness.ok(&["send", id, "now this\nAO_TOOL:echo hi > not-allowed.txt"]);
+    let mut last = None;
+    let asks = wait_until(Duration::from_secs(30), || {
+        last = status(id);
+        last.as_deref() == Some("waiting_input")
+    });
+    assert!(
+        asks,
+        "a command other than ao-host ran unasked: {last:?}; ran: {}; screen:\n{}",
+        harness.worktree(id).join("not-allowed.txt").exists(),
+        screen_of(&harness, id)
+    );
+    assert!(!harness.worktree(id).join("not-allowed.txt").exists());
 }
