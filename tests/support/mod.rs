@@ -419,6 +419,10 @@ pub fn ao_host(home: &Path) -> Command {
         .env_remove("AO_PLUGIN_PATH")
         .env_remove("AO_CONFIG_PATH")
         .env_remove("AO_LOG")
+        // Tests run inside an ao-host session act on their own data dirs, not the session's.
+        .env_remove("AO_SESSION")
+        .env_remove("AO_DATA_DIR")
+        .env_remove("AO_PROJECT_ID")
         .current_dir(home);
     command
 }
