@@ -472,3 +472,33 @@ fn a_session_whose_hooks_run_a_program_that_is_gone_is_read_from_its_screen_and_
         "{session:#}"
     );
 }
+
+#[test]
+fn session_ls_marks_the_caller_only_in_its_own_data_dir_and_refuses_an_unknown_project() {
+    let harness = Harness::new(&[], "");
+    harness.ok(&["spawn", "app", "--task", "x"]);
+    let caller_flag = |data_dir: &std::path::Path| {
+        let output = harness
+            .command(&["session", "ls", "--json"])
+            .env("AO_SESSION", "app-1")
+            .env("AO_DATA_DIR", data_dir)
+            .output()
+            .unwrap();
+        let listed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        listed[0]["caller"].clone()
+    };
+    assert_eq!(caller_flag(&harness.data_dir()), true);
+    // Another data dir's `app-1` is not the caller.
+    let other = harness.home().join("other-data");
+    std::fs::create_dir_all(&other).unwrap();
+    assert_eq!(caller_flag(&other), false);
+
+    let output = harness.ao(&["session", "ls", "apq"]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("no project `apq`"),
+        "{}",
+        stderr(&output)
+    );
+    harness.ok(&["session", "ls", "app"]);
+}

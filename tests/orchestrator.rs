@@ -55,6 +55,22 @@ fn an_orchestrator_runs_workers_from_inside_its_session_without_install_or_confi
             .output()
             .unwrap()
     };
+    // A tmux server started by someone else's shell holds their AO_CONFIG_PATH in its global
+    // environment; sessions must not inherit it.
+    let decoy = home.join("decoy.yaml");
+    std::fs::write(&decoy, "projects: { other: { repo: /nonexistent } }\n").unwrap();
+    let started = Command::new("tmux")
+        .args(["new-session", "-d", "-s", "decoy", "sleep", "600"])
+        .env("HOME", home)
+        .env("TMUX_TMPDIR", home)
+        .env("PATH", &path)
+        .env("FAKE_AGENT_LOG", &logs)
+        .env("FAKE_ORCHESTRATOR_SCRIPT", &script)
+        .env("AO_CONFIG_PATH", &decoy)
+        .env_remove("TMUX")
+        .status()
+        .unwrap();
+    assert!(started.success());
     let output = ao(&["orchestrator"]);
     assert!(output.status.success(), "{}", support::stderr(&output));
     assert!(
@@ -116,4 +132,9 @@ fn an_orchestrator_runs_workers_from_inside_its_session_without_install_or_confi
     for id in ["app-1", "app-orchestrator-1"] {
         let _ = ao(&["session", "kill", id, "--force"]);
     }
+    let _ = Command::new("tmux")
+        .args(["kill-server"])
+        .env("TMUX_TMPDIR", home)
+        .env_remove("TMUX")
+        .status();
 }

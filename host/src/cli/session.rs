@@ -305,10 +305,31 @@ async fn list(
     json: bool,
 ) -> Result<ExitCode> {
     let listing = lifecycle.list(project, archived).await?;
+    if let Some(project) = project {
+        // A mistyped project must not read as "no sessions".
+        let configured = lifecycle.config().projects.contains_key(project);
+        let seen = lifecycle
+            .store()
+            .data_dir()
+            .join("sessions")
+            .join(project)
+            .is_dir();
+        if !configured && !seen {
+            bail!(
+                "no project `{project}`: none is configured under that name, and no session of it was ever spawned in {}",
+                lifecycle.store().data_dir().display()
+            );
+        }
+    }
     for problem in &listing.problems {
         errln!("ao-host: {}", terminal_safe(problem));
     }
-    print_listing(&listing.sessions, archived, json)?;
+    print_listing(
+        &listing.sessions,
+        archived,
+        json,
+        caller(lifecycle).as_deref(),
+    )?;
     if listing.problems.is_empty() {
         Ok(ExitCode::SUCCESS)
     } else {
@@ -320,10 +341,27 @@ async fn list(
     }
 }
 
-fn print_listing(sessions: &[Session], archived: bool, json: bool) -> Result<()> {
-    // Run inside a session, the listing says which one is the caller's own.
-    let caller = std::env::var("AO_SESSION").ok().filter(|id| !id.is_empty());
-    let is_caller = |s: &Session| caller.as_deref() == Some(s.id.as_str());
+/// The caller's own session, when run inside one of this data dir's sessions (a session of
+/// another data dir may bear the same id).
+fn caller(lifecycle: &Lifecycle) -> Option<String> {
+    let id = std::env::var("AO_SESSION")
+        .ok()
+        .filter(|id| !id.is_empty())?;
+    let data_dir = std::env::var_os("AO_DATA_DIR").map(PathBuf::from)?;
+    let same = data_dir
+        .canonicalize()
+        .is_ok_and(|dir| dir == lifecycle.store().data_dir());
+    same.then_some(id)
+}
+
+/// Lists sessions, marking `caller`'s own (see [`caller`]).
+fn print_listing(
+    sessions: &[Session],
+    archived: bool,
+    json: bool,
+    caller: Option<&str>,
+) -> Result<()> {
+    let is_caller = |s: &Session| caller == Some(s.id.as_str());
     if json {
         let mut listed = serde_json::to_value(sessions)?;
         if let Some(items) = listed.as_array_mut() {

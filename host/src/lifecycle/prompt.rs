@@ -63,8 +63,10 @@ pub fn orchestrator_prompt(
          session per task; each worker is a coding agent in its own checkout and branch.\n\n\
          ## Sessions of this project when you started\n{current}\n\
          ## Managing workers\n\
-         `ao-host` is on your PATH (also as `$AO_HOST_BIN`) and acts on this project and data \
-         dir; you may run it without asking. Run nothing else that changes the repository.\n\
+         `ao-host` is on your PATH and acts on this project and data dir; run it by that name \
+         (`ao-host …`), which you may do without asking (`$AO_HOST_BIN` is its absolute path, \
+         but runs only after a permission prompt). Run nothing else that changes the \
+         repository.\n\
          - Start a worker: `ao-host spawn {id} --task \"<what to do>\"` (or `--task-file FILE` for \
          long tasks). It prints the new session id; its branch is `session/<session-id>`.\n\
          - See the sessions: `ao-host session ls {id} --json` (one JSON array; each session has \

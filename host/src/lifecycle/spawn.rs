@@ -158,9 +158,10 @@ impl Lifecycle {
             EnvVar::new("AO_DATA_DIR", self.store.data_dir().display().to_string()),
             EnvVar::new("AO_PROJECT_ID", session.project_id.clone()),
         ];
-        if let Some(path) = &self.config.path {
-            vars.push(EnvVar::new("AO_CONFIG_PATH", path.display().to_string()));
-        }
+        // Always set, empty without a file: a session takes its environment from the tmux
+        // server, which may hold another caller's AO_CONFIG_PATH.
+        let config = self.config.path.as_ref().map(|p| p.display().to_string());
+        vars.push(EnvVar::new("AO_CONFIG_PATH", config.unwrap_or_default()));
         vars.push(EnvVar::new("AO_PORT", self.config.port.to_string()));
         vars
     }
@@ -430,11 +431,14 @@ impl Lifecycle {
                 .or_else(|| std::env::var("PATH").ok())
                 .unwrap_or_default();
             environment.retain(|var| var.name.as_str() != "PATH");
-            if let Some(dir) = program.parent() {
-                environment.push(EnvVar::new(
-                    "PATH",
-                    format!("{}:{inherited}", dir.display()),
-                ));
+            if let Some(dir) = program.parent().map(|d| d.display().to_string()) {
+                // Not again for a session spawned from inside one.
+                let path = if inherited.split(':').next() == Some(dir.as_str()) {
+                    inherited
+                } else {
+                    format!("{dir}:{inherited}")
+                };
+                environment.push(EnvVar::new("PATH", path));
             }
             environment.push(EnvVar::new("AO_HOST_BIN", program.display().to_string()));
         }
