@@ -75,6 +75,8 @@ pub struct Lifecycle {
     /// The `ao-host` executable agents' hooks run ([`Lifecycle::with_event_program`]); without
     /// one, agents are read from their screens.
     event_program: Option<PathBuf>,
+    /// `AO_PLUGIN_PATH` for sessions (see [`Lifecycle::open`]).
+    plugin_path: String,
 }
 
 impl Lifecycle {
@@ -88,6 +90,16 @@ impl Lifecycle {
             discovery::search_dirs(extra_plugin_dirs, &config.plugin_dirs, &config.data_dir);
         let registry =
             PluginRegistry::load_pinned(&discovery::candidates(&search), &config.plugin_pins);
+        // Where a session's own `ao-host` looks for plugins: this process's `--plugin-dir`s,
+        // then `$AO_PLUGIN_PATH` (a session's environment comes from its tmux server, not
+        // from this process, so nothing else carries them there).
+        let mut plugin_path: Vec<PathBuf> = extra_plugin_dirs
+            .iter()
+            .map(|dir| std::path::absolute(dir).unwrap_or_else(|_| dir.clone()))
+            .collect();
+        if let Some(value) = std::env::var_os(discovery::PLUGIN_PATH_ENV) {
+            plugin_path.extend(std::env::split_paths(&value));
+        }
         Ok(Self {
             config,
             registry: Arc::new(registry),
@@ -95,6 +107,9 @@ impl Lifecycle {
             store,
             instances: tokio::sync::Mutex::new(HashMap::new()),
             event_program: None,
+            plugin_path: std::env::join_paths(plugin_path)
+                .map(|joined| joined.to_string_lossy().into_owned())
+                .unwrap_or_default(),
         })
     }
 

@@ -162,6 +162,7 @@ impl Lifecycle {
         // server, which may hold another caller's AO_CONFIG_PATH.
         let config = self.config.path.as_ref().map(|p| p.display().to_string());
         vars.push(EnvVar::new("AO_CONFIG_PATH", config.unwrap_or_default()));
+        vars.push(EnvVar::new("AO_PLUGIN_PATH", self.plugin_path.clone()));
         vars.push(EnvVar::new("AO_PORT", self.config.port.to_string()));
         vars
     }
