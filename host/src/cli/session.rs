@@ -380,15 +380,7 @@ fn print_listing(
     }
     outln!("{:<28} {:<14} {:<34} TASK", "ID", "STATUS", "BRANCH");
     for s in sessions {
-        let status = serde_json::to_value(s.status)?;
-        let task = s
-            .task
-            .as_deref()
-            .unwrap_or("-")
-            .lines()
-            .next()
-            .unwrap_or("");
-        let task: String = task.chars().take(60).collect();
+        let task = s.task_headline(60);
         let id = if is_caller(s) {
             format!("{} (you)", s.id)
         } else {
@@ -397,7 +389,7 @@ fn print_listing(
         outln!(
             "{:<28} {:<14} {:<34} {}",
             id,
-            status.as_str().unwrap_or("?"),
+            s.status.as_str(),
             terminal_safe(&s.branch),
             terminal_safe(&task)
         );

@@ -142,10 +142,6 @@ impl Lifecycle {
         argv
     }
 
-    pub fn agent_states(&self) -> &AgentStateDir {
-        &self.agent_states
-    }
-
     pub fn config(&self) -> &Config {
         &self.config
     }

@@ -40,18 +40,7 @@ pub fn orchestrator_prompt(
         sessions
             .iter()
             .map(|s| {
-                let task = s
-                    .task
-                    .as_deref()
-                    .unwrap_or("-")
-                    .lines()
-                    .next()
-                    .unwrap_or("");
-                let task: String = task.chars().take(80).collect();
-                let status = serde_json::to_value(s.status)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default();
+                let (status, task) = (s.status.as_str(), s.task_headline(80));
                 format!("- `{}` ({status}), branch `{}`: {task}\n", s.id, s.branch)
             })
             .collect()

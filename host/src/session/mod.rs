@@ -44,6 +44,21 @@ pub enum SessionRole {
     Orchestrator,
 }
 
+impl SessionStatus {
+    /// The name scripts and listings read, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Spawning => "spawning",
+            Self::Working => "working",
+            Self::Idle => "idle",
+            Self::WaitingInput => "waiting_input",
+            Self::Exited => "exited",
+            Self::Killed => "killed",
+            Self::Errored => "errored",
+        }
+    }
+}
+
 impl From<ReportedStatus> for SessionStatus {
     fn from(status: ReportedStatus) -> Self {
         match status {
@@ -113,6 +128,20 @@ pub struct Session {
     pub note: Option<String>,
 }
 
+impl Session {
+    /// The first line of the task, cut to `max_chars` characters, for one-line listings.
+    pub fn task_headline(&self, max_chars: usize) -> String {
+        let first = self
+            .task
+            .as_deref()
+            .unwrap_or("-")
+            .lines()
+            .next()
+            .unwrap_or("");
+        first.chars().take(max_chars).collect()
+    }
+}
+
 /// Whether a process exists (signal 0 checks existence and permission; nothing is delivered).
 /// Only for temporary files, whose names carry their writer's pid; sessions use locks.
 pub fn process_alive(pid: u32) -> bool {
@@ -140,4 +169,24 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_names_are_the_serialized_ones() {
+        for status in [
+            SessionStatus::Spawning,
+            SessionStatus::Working,
+            SessionStatus::Idle,
+            SessionStatus::WaitingInput,
+            SessionStatus::Exited,
+            SessionStatus::Killed,
+            SessionStatus::Errored,
+        ] {
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
+    }
 }
