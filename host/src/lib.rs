@@ -1,12 +1,14 @@
 //! ao-host: runs AI coding agents side by side, each in its own workspace and runtime, through
 //! plugins loaded from shared libraries at start-up.
 //!
-//! Layers, top to bottom: front ends (the `ao-host` binary's `cli`) call [`lifecycle`], which
+//! Layers, top to bottom: front ends (the `ao-host` binary's `cli`, the web [`dashboard`]) call
+//! [`lifecycle`], which
 //! uses [`plugins`], [`session`] and [`config`]. The core never names a concrete tool: everything that touches tmux, git or an agent CLI lives
 //! in a plugin behind [`ao_plugin_api`].
 
 pub mod bounded_yaml;
 pub mod config;
+pub mod dashboard;
 pub mod lifecycle;
 pub mod plugins;
 pub mod session;

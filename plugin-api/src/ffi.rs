@@ -67,6 +67,10 @@ pub trait RuntimeFfi: Send + Sync {
     fn owned_handles(&self) -> RResult<RVec<RString>, PluginError> {
         built_before("runtime", "owned_handles")
     }
+    /// Added in 0.1.5; older libraries get this default (and the host shows the plain screen).
+    fn capture_styled(&self, _handle: RStr<'_>, _lines: u32) -> RResult<RString, PluginError> {
+        built_before("runtime", "capture_styled")
+    }
 }
 
 /// FFI form of [`Agent`].
@@ -229,6 +233,11 @@ impl<T: Runtime> RuntimeFfi for RuntimeAdapter<T> {
     }
     fn owned_handles(&self) -> RResult<RVec<RString>, PluginError> {
         guarded("owned_handles", || self.0.owned_handles().map(to_rvec))
+    }
+    fn capture_styled(&self, handle: RStr<'_>, lines: u32) -> RResult<RString, PluginError> {
+        guarded("capture_styled", || {
+            self.0.capture_styled(handle.as_str(), lines)
+        })
     }
 }
 

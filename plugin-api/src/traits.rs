@@ -83,6 +83,15 @@ pub trait Runtime: Send + Sync + 'static {
     fn owned_handles(&self) -> PluginResult<Vec<String>> {
         self.alive_handles()
     }
+
+    /// What [`Runtime::capture_output`] gives, with the screen's colours and text attributes
+    /// kept as ANSI SGR escape sequences (`ESC [ … m`), for front ends that show the screen as
+    /// the operator would see it (the dashboard). Nothing but SGR sequences may be added: the
+    /// text is rendered, not replayed into a terminal. (Added in 0.1.5; the default is the plain
+    /// `capture_output`.)
+    fn capture_styled(&self, handle: &str, lines: u32) -> PluginResult<String> {
+        self.capture_output(handle, lines)
+    }
 }
 
 /// Knows one coding agent CLI: how to start it and how to read its screen.

@@ -1,6 +1,7 @@
 //! Argument parsing and dispatch to one module per command group.
 
 mod completions;
+mod dashboard;
 mod doctor;
 mod gc;
 mod hook;
@@ -81,6 +82,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the web dashboard and its JSON API until interrupted.
+    Dashboard(dashboard::DashboardArgs),
     /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell).
     Completions(completions::CompletionsArgs),
     /// Record an agent's event (run by the agent's hooks, not by hand).
@@ -217,7 +220,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            let outcome = reactor.block_on(run_async(&lifecycle, command));
+            let outcome = match command {
+                Command::Dashboard(args) => {
+                    reactor.block_on(dashboard::run(std::sync::Arc::new(lifecycle), args))
+                }
+                command => reactor.block_on(run_async(&lifecycle, command)),
+            };
             // A plugin call that timed out may still hold a blocking thread; do not wait for it.
             reactor.shutdown_background();
             outcome
@@ -308,6 +316,7 @@ async fn run_command(lifecycle: &Lifecycle, command: Command) -> Result<ExitCode
             force,
             json,
         } => gc::run(lifecycle, dry_run, force, json).await,
+        Command::Dashboard(_) => unreachable!("served with a shared lifecycle"),
         Command::Plugins(_) | Command::Completions(_) | Command::Hook(_) => {
             unreachable!("handled without a reactor")
         }

@@ -3,11 +3,8 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Result;
-use ao_host::plugins::{
-    library::file_digest, set::plugin_context, PluginRegistry, PluginRow, PluginStatus,
-};
+use ao_host::plugins::{set::plugin_context, PluginRegistry, PluginRow, PluginStatus};
 use clap::Subcommand;
-use serde::Serialize;
 
 use super::{
     output::{print_json, terminal_safe},
@@ -31,12 +28,6 @@ pub enum PluginsCommand {
     },
 }
 
-#[derive(Serialize)]
-struct ListOutput {
-    search_dirs: Vec<String>,
-    plugins: Vec<PluginRow>,
-}
-
 pub fn run(context: &AppContext, command: PluginsCommand) -> Result<ExitCode> {
     match command {
         PluginsCommand::List { json } => list(context, json),
@@ -46,16 +37,12 @@ pub fn run(context: &AppContext, command: PluginsCommand) -> Result<ExitCode> {
 
 fn list(context: &AppContext, json: bool) -> Result<ExitCode> {
     let dirs = context.search_dirs();
-    let registry = context.load_plugins();
-    let rows = with_digests(registry.rows());
+    let listing = context.load_plugins().listing(&dirs);
     if json {
-        print_json(&ListOutput {
-            search_dirs: dirs.iter().map(|d| d.path.display().to_string()).collect(),
-            plugins: rows,
-        })?;
+        print_json(&listing)?;
     } else {
-        print_table(&rows)?;
-        if rows.is_empty() {
+        print_table(&listing.plugins)?;
+        if listing.plugins.is_empty() {
             outln!("no plugin libraries found; searched:");
             for dir in &dirs {
                 outln!(
@@ -72,7 +59,7 @@ fn list(context: &AppContext, json: bool) -> Result<ExitCode> {
 fn check(context: &AppContext, file: PathBuf, json: bool) -> Result<ExitCode> {
     let registry =
         PluginRegistry::load_pinned(std::slice::from_ref(&file), &context.config.plugin_pins);
-    let mut rows = with_digests(registry.rows());
+    let mut rows = registry.rows_with_digests();
     let constructed = registry.try_construct_all(
         &file,
         |name| plugin_context(&context.config, &context.config.data_dir, name),
@@ -102,14 +89,6 @@ fn check(context: &AppContext, file: PathBuf, json: bool) -> Result<ExitCode> {
         errln!("ao-host: {}", terminal_safe(&reason));
         Ok(ExitCode::FAILURE)
     }
-}
-
-/// Adds each library's digest, for writing `plugins.pin`.
-fn with_digests(mut rows: Vec<PluginRow>) -> Vec<PluginRow> {
-    for row in &mut rows {
-        row.digest = file_digest(&row.path).ok();
-    }
-    rows
 }
 
 fn print_table(rows: &[PluginRow]) -> Result<()> {

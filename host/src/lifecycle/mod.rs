@@ -35,7 +35,9 @@ pub use self::{
 use crate::{
     config::{Config, ConfigError, PluginChoice, ProjectConfig, RepositoryFacts},
     plugins::{
-        discovery, registry::PluginInstance, set::plugin_context, AgentPlugin, PluginCallError,
+        discovery,
+        registry::{PluginInstance, PluginListing},
+        set::plugin_context, AgentPlugin, PluginCallError,
         PluginRegistry, PluginSet, RegistryError, RuntimePlugin, WorkspacePlugin,
     },
     session::{AgentStateDir, LockError, Session, SessionStore, StoreError},
@@ -77,6 +79,8 @@ pub struct Lifecycle {
     event_program: Option<PathBuf>,
     /// `AO_PLUGIN_PATH` for sessions (see [`Lifecycle::open`]).
     plugin_path: String,
+    /// Where the registry's libraries were looked for.
+    search_dirs: Vec<discovery::SearchDir>,
 }
 
 impl Lifecycle {
@@ -110,6 +114,7 @@ impl Lifecycle {
             plugin_path: std::env::join_paths(plugin_path)
                 .map(|joined| joined.to_string_lossy().into_owned())
                 .unwrap_or_default(),
+            search_dirs: search,
         })
     }
 
@@ -152,6 +157,11 @@ impl Lifecycle {
 
     pub fn store(&self) -> &SessionStore {
         &self.store
+    }
+
+    /// Every candidate plugin library, as `ao-host plugins list` shows them.
+    pub fn plugin_listing(&self) -> PluginListing {
+        self.registry.listing(&self.search_dirs)
     }
 
     fn call_timeout(&self) -> Duration {

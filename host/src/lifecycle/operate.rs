@@ -3,7 +3,10 @@
 use std::time::Duration;
 
 use super::{deliver::deliver, spawn::validate_task, Lifecycle, LifecycleError};
-use crate::session::{now_ms, ReportedStatus, Session, SessionLock, SessionStatus, StoreError};
+use crate::{
+    plugins::RuntimePlugin,
+    session::{now_ms, ReportedStatus, Session, SessionLock, SessionStatus, StoreError},
+};
 
 /// How a kill ended.
 #[derive(Debug)]
@@ -196,15 +199,20 @@ impl Lifecycle {
         Ok(())
     }
 
-    /// The argv that attaches an operator's terminal to the session.
-    pub async fn attach_command(&self, id: &str) -> Result<Vec<String>, LifecycleError> {
+    /// An active session's runtime and handle, for calls that only look at it.
+    async fn runtime_of(&self, id: &str) -> Result<(RuntimePlugin, String), LifecycleError> {
         let session = self.store.find(id)?;
         let handle = session.runtime_handle.clone().ok_or_else(|| {
             LifecycleError::Refused(format!(
                 "{id} has no runtime yet (it is still spawning, or its spawn did not get that far)"
             ))
         })?;
-        let runtime = self.runtime(&session.runtime).await?;
+        Ok((self.runtime(&session.runtime).await?, handle))
+    }
+
+    /// The argv that attaches an operator's terminal to the session.
+    pub async fn attach_command(&self, id: &str) -> Result<Vec<String>, LifecycleError> {
+        let (runtime, handle) = self.runtime_of(id).await?;
         let argv = runtime.attach_command(&handle).await?;
         if argv.is_empty() {
             return Err(LifecycleError::Refused(format!(
@@ -213,5 +221,21 @@ impl Lifecycle {
             )));
         }
         Ok(argv)
+    }
+
+    /// The last `lines` lines the session's agent shows; `styled` keeps their colours as ANSI
+    /// SGR sequences (see `Runtime::capture_styled`).
+    pub async fn screen(
+        &self,
+        id: &str,
+        lines: u32,
+        styled: bool,
+    ) -> Result<String, LifecycleError> {
+        let (runtime, handle) = self.runtime_of(id).await?;
+        Ok(if styled {
+            runtime.capture_styled(&handle, lines).await?
+        } else {
+            runtime.capture_output(&handle, lines).await?
+        })
     }
 }

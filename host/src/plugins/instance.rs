@@ -196,6 +196,28 @@ impl RuntimePlugin {
             .map(String::from)
     }
 
+    /// The screen with its colours as ANSI SGR sequences; a runtime built before
+    /// `capture_styled` existed (0.1.5) gives its plain screen.
+    pub async fn capture_styled(
+        &self,
+        handle: &str,
+        lines: u32,
+    ) -> Result<String, PluginCallError> {
+        let owned = handle.to_string();
+        let styled = self
+            .0
+            .call("capture_styled", move |o| {
+                o.capture_styled(RStr::from_str(&owned), lines)
+            })
+            .await;
+        match styled {
+            Err(e) if e.kind() == PluginErrorKind::Unsupported => {
+                self.capture_output(handle, lines).await
+            }
+            other => other.map(String::from),
+        }
+    }
+
     /// Several screens in one call, in the order of `handles`; each may fail on its own.
     pub async fn capture_outputs(
         &self,

@@ -79,6 +79,14 @@ pub struct PluginRow {
     pub digest: Option<String>,
 }
 
+/// What `ao-host plugins list --json` prints (and the dashboard's `/api/plugins` serves).
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginListing {
+    /// Where libraries were looked for, in search order.
+    pub search_dirs: Vec<String>,
+    pub plugins: Vec<PluginRow>,
+}
+
 /// An instance of any kind of plugin.
 #[derive(Clone)]
 pub enum PluginInstance {
@@ -145,6 +153,23 @@ impl PluginRegistry {
 
     /// One row per plugin of every candidate library (one row for a library that could not be
     /// read), in load order.
+    /// [`PluginRegistry::rows`] with each library's digest, for writing `plugins.pin`.
+    pub fn rows_with_digests(&self) -> Vec<PluginRow> {
+        let mut rows = self.rows();
+        for row in &mut rows {
+            row.digest = super::library::file_digest(&row.path).ok();
+        }
+        rows
+    }
+
+    /// Every candidate library found in `search`, as `ao-host plugins list` shows them.
+    pub fn listing(&self, search: &[super::discovery::SearchDir]) -> PluginListing {
+        PluginListing {
+            search_dirs: search.iter().map(|d| d.path.display().to_string()).collect(),
+            plugins: self.rows_with_digests(),
+        }
+    }
+
     pub fn rows(&self) -> Vec<PluginRow> {
         let mut rows = Vec::new();
         for report in &self.reports {

@@ -277,7 +277,7 @@ impl TmuxRuntime {
         let mut changed = false;
         while Instant::now() < deadline {
             std::thread::sleep(PASTE_SETTLE_POLL);
-            let now = self.capture(name, 50)?;
+            let now = self.capture(name, 50, false)?;
             if now == last && changed {
                 return Ok(());
             }
@@ -288,10 +288,16 @@ impl TmuxRuntime {
     }
 
     /// The pane's screen plus `lines` lines of history, raw; a missing session is `NotFound`.
-    fn capture(&self, name: &str, lines: u32) -> PluginResult<String> {
+    /// The pane's last `lines` lines; with `styled`, with its colours as SGR sequences
+    /// (`capture-pane -e`).
+    fn capture(&self, name: &str, lines: u32, styled: bool) -> PluginResult<String> {
         let target = Self::pane_target(name);
         let start = format!("-{lines}");
-        let args = ["capture-pane", "-p", "-J", "-t", &target, "-S", &start];
+        let mut args = vec!["capture-pane", "-p", "-J"];
+        if styled {
+            args.push("-e");
+        }
+        args.extend(["-t", &target, "-S", &start]);
         self.run_on(name, &args, None)
     }
 }
@@ -466,7 +472,7 @@ impl Runtime for TmuxRuntime {
         if !self.is_alive(handle)? {
             return Err(self.missing(name));
         }
-        let before = self.capture(name, 50)?;
+        let before = self.capture(name, 50, false)?;
         let buffer = format!(
             "ao-{name}-{}-{}",
             std::process::id(),
@@ -513,7 +519,12 @@ impl Runtime for TmuxRuntime {
 
     fn capture_output(&self, handle: &str, lines: u32) -> PluginResult<String> {
         let name = self.session_name(handle)?;
-        Ok(last_lines(&self.capture(name, lines)?, lines))
+        Ok(last_lines(&self.capture(name, lines, false)?, lines))
+    }
+
+    fn capture_styled(&self, handle: &str, lines: u32) -> PluginResult<String> {
+        let name = self.session_name(handle)?;
+        Ok(last_lines(&self.capture(name, lines, true)?, lines))
     }
 
     /// All the screens in one tmux command per batch (a `capture-pane` for each, each followed

@@ -1,0 +1,371 @@
+//! Who may use the dashboard.
+//!
+//! - Bound to a loopback address, only this machine can connect; requests must also name a
+//!   loopback host (`Host: localhost:…`), or a web page on a domain that re-resolves to
+//!   127.0.0.1 (DNS rebinding) could read the API as if it were the page's own.
+//! - Bound to any other address, every API request needs the token, as
+//!   `Authorization: Bearer TOKEN`: `$AO_DASHBOARD_TOKEN`, else one generated once into
+//!   `<data_dir>/dashboard.token` (mode 0600). A set `$AO_DASHBOARD_TOKEN` is required on
+//!   loopback too.
+//! - A request that changes anything and comes from a page of another origin (its `Origin`
+//!   header is not this server) is refused with 403, token or not.
+//!
+//! The page itself (`/`, its script and style) holds no data and is served to anyone who can
+//! connect; it reads the token from the URL's fragment, which browsers never send.
+
+use std::{
+    io::{Read, Write},
+    net::SocketAddr,
+    os::unix::fs::{OpenOptionsExt, PermissionsExt},
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use axum::{
+    extract::{Request, State},
+    http::{header, HeaderMap, Method, StatusCode},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+
+use super::api::ApiError;
+
+/// The environment variable that sets the token.
+pub const TOKEN_ENV: &str = "AO_DASHBOARD_TOKEN";
+
+/// The token file's name in the data dir.
+pub const TOKEN_FILE: &str = "dashboard.token";
+
+/// Why the dashboard cannot be guarded as asked.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    #[error("{path}: {error}", path = path.display())]
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{path} can be read by other users (mode {mode:o}); run `chmod 600 {path}` or delete it to get a new token", path = path.display())]
+    Exposed { path: PathBuf, mode: u32 },
+    #[error("{what} is too short to be a token ({len} characters); use at least 16, e.g. `openssl rand -hex 32`")]
+    Weak { what: String, len: usize },
+}
+
+/// The rules one dashboard applies.
+#[derive(Debug, Clone)]
+pub struct Access {
+    /// Required on every API request when set.
+    token: Option<Arc<str>>,
+    /// Whether requests must name a loopback host (the server listens on loopback only).
+    loopback_only: bool,
+}
+
+/// Where the token came from, for what the dashboard prints at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    /// None is needed: loopback, no `$AO_DASHBOARD_TOKEN`.
+    NotNeeded,
+    Environment,
+    /// Made just now into this file: print it, once.
+    Generated(PathBuf),
+    /// Read from this file, made by an earlier run.
+    File(PathBuf),
+}
+
+impl Access {
+    /// The rules for a server bound to `bind`: a token when `$AO_DASHBOARD_TOKEN` (`from_env`)
+    /// is set, or when `bind` is not loopback (then read from, or generated into, the token
+    /// file in `data_dir`).
+    pub fn for_bind(
+        bind: SocketAddr,
+        from_env: Option<String>,
+        data_dir: &Path,
+    ) -> Result<(Self, TokenSource), AccessError> {
+        let loopback_only = bind.ip().is_loopback();
+        let (token, source) = match from_env.filter(|t| !t.is_empty()) {
+            Some(token) => {
+                check_strength(&token, TOKEN_ENV)?;
+                (Some(token), TokenSource::Environment)
+            }
+            None if loopback_only => (None, TokenSource::NotNeeded),
+            None => {
+                let path = data_dir.join(TOKEN_FILE);
+                let (token, generated) = read_or_generate(&path)?;
+                let source = if generated {
+                    TokenSource::Generated(path)
+                } else {
+                    TokenSource::File(path)
+                };
+                (Some(token), source)
+            }
+        };
+        Ok((
+            Self {
+                token: token.map(Arc::from),
+                loopback_only,
+            },
+            source,
+        ))
+    }
+
+    /// The token requests must carry, if any.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// Why `request` may not go on, if it may not.
+    fn refusal(&self, method: &Method, path: &str, headers: &HeaderMap) -> Option<ApiError> {
+        if self.loopback_only && !names_loopback_host(headers) {
+            return Some(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "this dashboard listens on loopback only: open it as http://localhost:PORT or http://127.0.0.1:PORT",
+            ));
+        }
+        let changes = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+        if changes && !same_origin(headers) {
+            return Some(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "refused: this request comes from a page of another site (its Origin is not this dashboard)",
+            ));
+        }
+        if let Some(token) = &self.token {
+            if path.starts_with("/api/") && !carries_token(headers, token) {
+                return Some(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "this dashboard needs its token: send `Authorization: Bearer TOKEN` ($AO_DASHBOARD_TOKEN, or the one in <data_dir>/dashboard.token); in a browser, open /#token=TOKEN",
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// The middleware that applies [`Access`] to every request.
+pub(super) async fn guard(
+    State(access): State<Arc<Access>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match access.refusal(request.method(), request.uri().path(), request.headers()) {
+        Some(refusal) => {
+            let mut response = refusal.into_response();
+            if response.status() == StatusCode::UNAUTHORIZED {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer"),
+                );
+            }
+            response
+        }
+        None => next.run(request).await,
+    }
+}
+
+/// Whether the `Host` header names this machine's loopback (any port).
+fn names_loopback_host(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        // HTTP/1.0 clients may send none; a browser always does.
+        return true;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    let name = name.to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Whether a request's `Origin`, when it has one, is this very server (as its `Host` names it).
+/// Scripts send no `Origin`; browsers send it on every request that changes anything.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let (Ok(origin), Some(Ok(host))) = (
+        origin.to_str(),
+        headers.get(header::HOST).map(|h| h.to_str()),
+    ) else {
+        return false;
+    };
+    origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .is_some_and(|authority| authority.eq_ignore_ascii_case(host))
+}
+
+/// Whether the request carries `token` as its bearer token (compared in constant time).
+fn carries_token(headers: &HeaderMap, token: &str) -> bool {
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    let (given, token) = (given.trim().as_bytes(), token.as_bytes());
+    given.len() == token.len()
+        && given
+            .iter()
+            .zip(token)
+            .fold(0u8, |differ, (a, b)| differ | (a ^ b))
+            == 0
+}
+
+fn check_strength(token: &str, what: &str) -> Result<(), AccessError> {
+    if token.trim().len() < 16 {
+        return Err(AccessError::Weak {
+            what: what.to_string(),
+            len: token.trim().len(),
+        });
+    }
+    Ok(())
+}
+
+/// The token in `path`, or a new one written there (mode 0600, never over an existing file);
+/// `true` when it was made now.
+fn read_or_generate(path: &Path) -> Result<(String, bool), AccessError> {
+    let io = |error| AccessError::Io {
+        path: path.to_path_buf(),
+        error,
+    };
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(mut file) => {
+            let token = random_hex(32).map_err(io)?;
+            file.write_all(format!("{token}\n").as_bytes())
+                .and_then(|()| file.sync_all())
+                .map_err(io)?;
+            Ok((token, true))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let file = std::fs::File::open(path).map_err(io)?;
+            let mode = file.metadata().map_err(io)?.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(AccessError::Exposed {
+                    path: path.to_path_buf(),
+                    mode,
+                });
+            }
+            let mut token = String::new();
+            file.take(4096).read_to_string(&mut token).map_err(io)?;
+            let token = token.trim().to_string();
+            check_strength(&token, &path.display().to_string())?;
+            Ok((token, false))
+        }
+        Err(e) => Err(io(e)),
+    }
+}
+
+/// `bytes` random bytes from the kernel, as hex.
+fn random_hex(bytes: usize) -> std::io::Result<String> {
+    let mut buffer = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut buffer)?;
+    Ok(buffer.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(name.clone(), value.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn only_loopback_host_names_pass_on_loopback() {
+        for host in [
+            "localhost:3000",
+            "127.0.0.1:3000",
+            "[::1]:3000",
+            "LOCALHOST",
+            "app.localhost:1",
+        ] {
+            assert!(names_loopback_host(&headers(&[(header::HOST, host)])), "{host}");
+        }
+        for host in [
+            "evil.example:3000",
+            "127.0.0.1.evil.example",
+            "localhost.evil.example:3000",
+            "[::2]:3000",
+        ] {
+            assert!(!names_loopback_host(&headers(&[(header::HOST, host)])), "{host}");
+        }
+    }
+
+    #[test]
+    fn a_foreign_origin_is_told_apart_from_this_server() {
+        let host = (header::HOST, "127.0.0.1:3000");
+        assert!(same_origin(&headers(&[host.clone()])));
+        assert!(same_origin(&headers(&[
+            host.clone(),
+            (header::ORIGIN, "http://127.0.0.1:3000")
+        ])));
+        for origin in [
+            "http://evil.example",
+            "null",
+            "http://127.0.0.1:3001",
+            "http://127.0.0.1:3000.evil.example",
+        ] {
+            assert!(
+                !same_origin(&headers(&[host.clone(), (header::ORIGIN, origin)])),
+                "{origin}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_token_must_match_exactly() {
+        let with = |value: &str| headers(&[(header::AUTHORIZATION, value)]);
+        let token = "0123456789abcdef0123";
+        assert!(carries_token(&with("Bearer 0123456789abcdef0123"), token));
+        assert!(!carries_token(&with("Bearer 0123456789abcdef012"), token));
+        assert!(!carries_token(&with("Bearer 0123456789abcdef0124"), token));
+        assert!(!carries_token(&with("Basic 0123456789abcdef0123"), token));
+        assert!(!carries_token(&HeaderMap::new(), token));
+    }
+
+    #[test]
+    fn a_generated_token_is_private_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let bind: SocketAddr = "0.0.0.0:0".parse().unwrap();
+        let (first, source) = Access::for_bind(bind, None, dir.path()).unwrap();
+        let path = dir.path().join(TOKEN_FILE);
+        assert_eq!(source, TokenSource::Generated(path.clone()));
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let (again, source) = Access::for_bind(bind, None, dir.path()).unwrap();
+        assert_eq!(source, TokenSource::File(path.clone()));
+        assert_eq!(first.token(), again.token());
+        assert_eq!(first.token().unwrap().len(), 64);
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = Access::for_bind(bind, None, dir.path()).unwrap_err();
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+    }
+
+    #[test]
+    fn loopback_needs_no_token_unless_one_is_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let (access, source) = Access::for_bind(loopback, None, dir.path()).unwrap();
+        assert_eq!((access.token(), source), (None, TokenSource::NotNeeded));
+        assert!(!dir.path().join(TOKEN_FILE).exists());
+        let set = Some("a-long-enough-token-1234".to_string());
+        let (access, source) = Access::for_bind(loopback, set, dir.path()).unwrap();
+        assert_eq!(access.token(), Some("a-long-enough-token-1234"));
+        assert_eq!(source, TokenSource::Environment);
+        let weak = Access::for_bind(loopback, Some("short".into()), dir.path()).unwrap_err();
+        assert!(weak.to_string().contains("too short"), "{weak}");
+    }
+}

@@ -1,0 +1,540 @@
+//! The web dashboard, end to end: the real `ao-host dashboard` serving real sessions (tmux, git
+//! worktrees, the fake Claude Code CLI with its hooks) to an HTTP client, and to a real headless
+//! Chromium driven over WebDriver.
+
+mod support;
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::TcpStream,
+    process::{Child, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use serde_json::{json, Value};
+use support::{fake_messages, git, wait_until, Harness};
+
+const TRICKY_TASK: &str =
+    "\tindented with a tab\n  \"double\" and 'single' quotes, $(touch pwned) `tick`\r\nünïcødé 🎉\n-dash\n";
+
+/// `ao-host dashboard --port 0` running for one test; killed if the test ends without
+/// [`Dashboard::stop`].
+struct Dashboard {
+    child: Child,
+    /// `http://127.0.0.1:PORT` (no trailing slash).
+    base: String,
+    http: ureq::Agent,
+    token: Option<String>,
+    stderr_log: std::path::PathBuf,
+}
+
+/// A reply: status and body.
+struct Reply {
+    status: u16,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+
+    /// Asserts a JSON error with `status` whose message contains `needle`.
+    fn assert_error(&self, status: u16, needle: &str) {
+        assert_eq!(self.status, status, "{}", self.body);
+        let error = self.json()["error"].as_str().unwrap_or_default().to_string();
+        assert!(error.contains(needle), "{error:?} lacks {needle:?}");
+    }
+}
+
+impl Dashboard {
+    fn start(harness: &Harness, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let stderr_log = harness.home().join(format!("dashboard-{}.log", rand_suffix()));
+        let mut command = harness.command(&["dashboard", "--port", "0"]);
+        command
+            .args(args)
+            .env_remove("AO_DASHBOARD_TOKEN")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr_log).unwrap());
+        let mut child = command.spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(
+            line.starts_with("http://"),
+            "no address printed: {line:?}; stderr: {}",
+            std::fs::read_to_string(&stderr_log).unwrap_or_default()
+        );
+        let http = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        Self {
+            child,
+            base: line.trim().trim_end_matches('/').to_string(),
+            http,
+            token: None,
+            stderr_log,
+        }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn reply(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+        let mut response = response.unwrap();
+        Reply {
+            status: response.status().as_u16(),
+            body: response
+                .body_mut()
+                .with_config()
+                .limit(64 << 20)
+                .read_to_string()
+                .unwrap(),
+        }
+    }
+
+    fn authorized<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.token {
+            Some(token) => request.header("Authorization", format!("Bearer {token}")),
+            None => request,
+        }
+    }
+
+    fn get(&self, path: &str) -> Reply {
+        Self::reply(self.authorized(self.http.get(self.url(path))).call())
+    }
+
+    fn post_json(&self, path: &str, body: &Value) -> Reply {
+        Self::reply(
+            self.authorized(self.http.post(self.url(path)))
+                .content_type("application/json")
+                .send(body.to_string()),
+        )
+    }
+
+    fn post_bytes(&self, path: &str, body: &[u8]) -> Reply {
+        Self::reply(
+            self.authorized(self.http.post(self.url(path)))
+                .content_type("text/plain; charset=utf-8")
+                .send(body),
+        )
+    }
+
+    fn delete(&self, path: &str) -> Reply {
+        Self::reply(self.authorized(self.http.delete(self.url(path))).call())
+    }
+
+    /// The live feed, read on a thread of its own.
+    fn events(&self) -> Feed {
+        let response = self
+            .authorized(self.http.get(self.url("/api/events")))
+            .call()
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        let (sender, events) = mpsc::channel();
+        std::thread::spawn(move || {
+            let reader = BufReader::new(response.into_body().into_reader());
+            let (mut kind, mut data) = (String::new(), String::new());
+            for line in reader.lines() {
+                let Ok(line) = line else { return };
+                if let Some(value) = line.strip_prefix("event: ") {
+                    kind = value.to_string();
+                } else if let Some(value) = line.strip_prefix("data: ") {
+                    data.push_str(value);
+                } else if line.is_empty() && !kind.is_empty() {
+                    let value = serde_json::from_str(&data).unwrap();
+                    if sender.send((std::mem::take(&mut kind), value)).is_err() {
+                        return;
+                    }
+                    data.clear();
+                }
+            }
+        });
+        Feed { events }
+    }
+
+    /// Stops it as an operator would (SIGTERM) and returns how it exited.
+    fn stop(mut self) -> std::process::ExitStatus {
+        signal(&self.child, libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the dashboard did not stop within 30 s: {}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Dashboard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn signal(child: &Child, signal: libc::c_int) {
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+/// Server-sent events as (event name, JSON data).
+struct Feed {
+    events: mpsc::Receiver<(String, Value)>,
+}
+
+impl Feed {
+    /// Waits for an event that `wanted` accepts; panics with what came instead.
+    fn wait_for(&self, what: &str, mut wanted: impl FnMut(&str, &Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.events.recv_timeout(left) {
+                Ok((kind, data)) if wanted(&kind, &data) => return data,
+                Ok(other) => seen.push(other),
+                Err(_) => break,
+            }
+        }
+        panic!("no {what} in the feed; got {seen:#?}");
+    }
+}
+
+/// The keys of a JSON object, sorted.
+fn keys(object: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = object.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    keys
+}
+
+#[test]
+fn the_api_spawns_shows_messages_and_kills_a_session_and_the_feed_follows() {
+    let harness = Harness::new(&[], "");
+    let dashboard = Dashboard::start(&harness, &[], &[]);
+    let feed = dashboard.events();
+    let snapshot = feed.wait_for("snapshot", |kind, _| kind == "snapshot");
+    assert_eq!(snapshot["sessions"], json!([]));
+
+    let spawned = dashboard.post_json(
+        "/api/sessions",
+        &json!({"project": "app", "task": TRICKY_TASK}),
+    );
+    assert_eq!(spawned.status, 201, "{}", spawned.body);
+    let session = spawned.json();
+    let id = session["id"].as_str().unwrap().to_string();
+    assert_eq!(session["task"], TRICKY_TASK);
+    assert_eq!(session["branch"], format!("session/{id}"));
+    let log = harness.log_dir().join(&id);
+    assert_eq!(fake_messages(&log), [TRICKY_TASK], "the task, byte-exact, once");
+
+    // Live: the new session shows up in the feed and goes idle when its agent says so.
+    feed.wait_for("the session going idle", |kind, data| {
+        kind == "session" && data["id"] == id && data["status"] == "idle"
+    });
+
+    // The same objects as `session ls --json` (which adds only whether it is the caller's).
+    let listed = dashboard.get("/api/sessions");
+    assert_eq!(listed.status, 200);
+    let listed = listed.json();
+    let from_api = listed.as_array().unwrap().iter().find(|s| s["id"] == id);
+    let mut from_cli = harness
+        .sessions_json(&[])
+        .into_iter()
+        .find(|s| s["id"] == id)
+        .unwrap();
+    from_cli.as_object_mut().unwrap().remove("caller");
+    assert_eq!(keys(from_api.unwrap()), keys(&from_cli));
+    assert_eq!(from_api.unwrap()["status"], from_cli["status"]);
+
+    // The screen, plain and with its colours.
+    let screen = dashboard.get(&format!("/api/sessions/{id}/screen"));
+    assert_eq!(screen.status, 200);
+    assert!(screen.body.contains("got: indented with a tab"), "{}", screen.body);
+    assert!(!screen.body.contains('\x1b'), "plain text has no escapes");
+    let styled = dashboard.get(&format!("/api/sessions/{id}/screen?ansi=1&lines=20"));
+    assert!(styled.body.contains("\x1b[32m⏺"), "{:?}", styled.body);
+
+    // A message, byte-exact, as `send`.
+    let message = "second: ünï \"q\" $(x) `y`\n\tline two\r\n";
+    let sent = dashboard.post_bytes(&format!("/api/sessions/{id}/messages"), message.as_bytes());
+    assert_eq!(sent.status, 204, "{}", sent.body);
+    assert_eq!(fake_messages(&log), [TRICKY_TASK, message]);
+    assert!(wait_until(Duration::from_secs(10), || dashboard
+        .get(&format!("/api/sessions/{id}/screen"))
+        .body
+        .contains("got: second: ünï")));
+
+    let attach = dashboard.get(&format!("/api/sessions/{id}/attach")).json();
+    assert!(attach["argv"][0].as_str().unwrap().ends_with("tmux"), "{attach}");
+    assert!(attach["command"].as_str().unwrap().contains("attach"), "{attach}");
+
+    let killed = dashboard.delete(&format!("/api/sessions/{id}"));
+    assert_eq!(killed.status, 200, "{}", killed.body);
+    assert_eq!(killed.json()["outcome"], "killed");
+    feed.wait_for("the removal", |kind, data| kind == "removed" && data["id"] == id);
+    assert_eq!(dashboard.get("/api/sessions").json(), json!([]));
+    let archived = dashboard.get("/api/sessions?archived=1").json();
+    assert_eq!(archived[0]["id"], id);
+    assert_eq!(archived[0]["status"], "killed");
+    harness.assert_no_sessions();
+    assert!(dashboard.stop().success());
+}
+
+#[test]
+fn bad_requests_get_a_json_error_with_their_status_and_change_nothing() {
+    let harness = Harness::new(&[], "");
+    let dashboard = Dashboard::start(&harness, &[], &[]);
+    let (max, sessions) = (1024 * 1024, "/api/sessions");
+
+    dashboard
+        .get("/api/sessions/app-9/screen")
+        .assert_error(404, "no session `app-9`");
+    dashboard
+        .post_bytes("/api/sessions/app-9/messages", b"hi")
+        .assert_error(404, "no session `app-9`");
+    dashboard
+        .delete("/api/sessions/app-9")
+        .assert_error(404, "no session `app-9`");
+    dashboard
+        .delete("/api/sessions/..%2F..%2Fetc")
+        .assert_error(400, "");
+    dashboard
+        .post_bytes("/api/sessions/app-9/messages", &vec![b'a'; max + 1])
+        .assert_error(413, "larger than");
+    dashboard
+        .post_bytes("/api/sessions/app-9/messages", b"\xff\xfe")
+        .assert_error(400, "not UTF-8");
+    dashboard
+        .post_bytes("/api/sessions/app-9/messages", b" \n")
+        .assert_error(400, "empty");
+
+    let raw = |body: &str, content_type: &str| {
+        Dashboard::reply(
+            dashboard
+                .http
+                .post(dashboard.url(sessions))
+                .content_type(content_type)
+                .send(body),
+        )
+    };
+    raw("{\"task\": ", "application/json").assert_error(400, "parse");
+    raw("{\"task\": \"x\"}", "text/plain").assert_error(415, "application/json");
+    dashboard
+        .post_json(sessions, &json!({"task": "x", "agnet": "claude-code"}))
+        .assert_error(422, "unknown field `agnet`");
+    dashboard
+        .post_json(sessions, &json!({"task": 5}))
+        .assert_error(422, "");
+    dashboard
+        .post_json(sessions, &json!({"project": "nope", "task": "x"}))
+        .assert_error(404, "no project \"nope\"");
+    dashboard
+        .post_json(sessions, &json!({"project": "app", "task": "  "}))
+        .assert_error(400, "empty");
+    dashboard
+        .post_json(sessions, &json!({"project": "app"}))
+        .assert_error(400, "task");
+    dashboard
+        .post_json(sessions, &json!({"project": "app", "task": "x", "host": "far"}))
+        .assert_error(400, "no host `far`");
+    dashboard
+        .post_json(sessions, &json!({"project": "app", "task": "x", "agent": "nobody"}))
+        .assert_error(503, "nobody");
+    dashboard
+        .post_json(
+            sessions,
+            &json!({"project": "app", "task": "a".repeat(max + 1)}),
+        )
+        .assert_error(400, "more than");
+    dashboard
+        .get("/api/sessions?archived=maybe")
+        .assert_error(400, "maybe");
+    dashboard.get("/api/nothing").assert_error(404, "no such");
+    Dashboard::reply(dashboard.http.put(dashboard.url(sessions)).send(""))
+        .assert_error(405, "method");
+
+    harness.assert_untouched();
+    assert!(dashboard.stop().success());
+}
+
+#[test]
+fn changes_asked_by_another_site_and_requests_without_the_token_are_refused() {
+    let harness = Harness::new(&[], "");
+    harness.ok(&["spawn", "app", "--task", "stay alive"]);
+    let dashboard = Dashboard::start(&harness, &[], &[]);
+    let foreign = |request: ureq::RequestBuilder<ureq::typestate::WithoutBody>| {
+        Dashboard::reply(request.header("Origin", "http://evil.example").call())
+    };
+    foreign(dashboard.http.delete(dashboard.url("/api/sessions/app-1")))
+        .assert_error(403, "another site");
+    let post = Dashboard::reply(
+        dashboard
+            .http
+            .post(dashboard.url("/api/sessions/app-1/messages"))
+            .header("Origin", "null")
+            .send("rm -rf"),
+    );
+    post.assert_error(403, "another site");
+    assert_eq!(fake_messages(&harness.log_dir().join("app-1")), ["stay alive"]);
+    // A page on a name that resolves here (DNS rebinding) cannot even read.
+    Dashboard::reply(
+        dashboard
+            .http
+            .get(dashboard.url("/api/sessions"))
+            .header("Host", "evil.example")
+            .call(),
+    )
+    .assert_error(403, "loopback only");
+    // The dashboard's own page may.
+    let own = Dashboard::reply(
+        dashboard
+            .http
+            .post(dashboard.url("/api/sessions/app-1/messages"))
+            .header("Origin", &dashboard.base)
+            .send("from the page"),
+    );
+    assert_eq!(own.status, 204, "{}", own.body);
+    assert!(dashboard.stop().success());
+
+    // Any other address needs the token: generated once into the data dir, private.
+    let open = Dashboard::start(&harness, &["--bind", "0.0.0.0"], &[]);
+    let token_file = harness.data_dir().join("dashboard.token");
+    let token = std::fs::read_to_string(&token_file).unwrap().trim().to_string();
+    let mode = std::fs::metadata(&token_file).unwrap().permissions();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+    assert!(open.stderr().contains(&token), "printed once: {}", open.stderr());
+    open.get("/api/sessions").assert_error(401, "token");
+    let mut wrong = Dashboard::start(&harness, &["--bind", "0.0.0.0"], &[]);
+    assert!(!wrong.stderr().contains(&token), "printed only when made");
+    wrong.token = Some(format!("{token}x"));
+    wrong.get("/api/sessions").assert_error(401, "token");
+    wrong.token = Some(token.clone());
+    assert_eq!(wrong.get("/api/sessions").status, 200);
+    assert_eq!(wrong.get("/").status, 200, "the page itself holds no data");
+    assert!(open.stop().success() && wrong.stop().success());
+
+    // A token in the environment is required on loopback too.
+    let env_token = "an-operator-chosen-token-0123456789";
+    let mut guarded = Dashboard::start(&harness, &[], &[("AO_DASHBOARD_TOKEN", env_token)]);
+    guarded.get("/api/sessions").assert_error(401, "token");
+    guarded.token = Some(env_token.to_string());
+    assert_eq!(guarded.get("/api/sessions").json()[0]["id"], "app-1");
+    assert!(guarded.stop().success());
+}
+
+/// A raw HTTP request whose client hangs up at once.
+fn post_and_hang_up(base: &str, path: &str, body: &str) {
+    let address = base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    stream.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    drop(stream);
+}
+
+#[test]
+fn a_spawn_finishes_when_its_client_hangs_up_and_stopping_the_dashboard_undoes_one_in_progress() {
+    let harness = Harness::new(&[], "");
+    let dashboard = Dashboard::start(&harness, &[], &[]);
+    post_and_hang_up(
+        &dashboard.base,
+        "/api/sessions",
+        &json!({"project": "app", "task": "finish me"}).to_string(),
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || harness
+            .sessions_json(&[])
+            .iter()
+            .any(|s| s["id"] == "app-1" && s["status"] == "idle")),
+        "the spawn did not finish: {:#?}\n{}",
+        harness.sessions_json(&[]),
+        dashboard.stderr()
+    );
+    assert_eq!(fake_messages(&harness.log_dir().join("app-1")), ["finish me"]);
+    harness.ok(&["session", "kill", "app-1"]);
+    assert!(dashboard.stop().success());
+
+    // An agent that never gets ready: the spawn is still waiting when the dashboard stops.
+    let never = Harness::new(&[("FAKE_AGENT_NEVER_READY", "1")], "");
+    let dashboard = Dashboard::start(&never, &[], &[]);
+    let base = dashboard.base.clone();
+    let client = std::thread::spawn(move || {
+        let address = base.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(address).unwrap();
+        let body = json!({"project": "app", "task": "never read"}).to_string();
+        write!(
+            stream,
+            "POST /api/sessions HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut reply = String::new();
+        let _ = stream.read_to_string(&mut reply);
+        reply
+    });
+    assert!(wait_until(Duration::from_secs(10), || never
+        .tmux
+        .sessions()
+        .len()
+        == 1));
+    let stopped = dashboard.stop();
+    assert!(stopped.success(), "{stopped:?}");
+    let reply = client.join().unwrap();
+    assert!(reply.contains("stopped"), "{reply}");
+    never.assert_no_sessions();
+    let branches = git(&never.repo(), &["branch", "--format=%(refname:short)"]);
+    assert_eq!(branches, "main", "the spawn's branch was removed too");
+}
+
+#[test]
+fn the_page_and_its_files_are_served_with_a_policy_that_keeps_hostile_text_from_running() {
+    let harness = Harness::new(&[], "");
+    let dashboard = Dashboard::start(&harness, &[], &[]);
+    for (path, kind) in [
+        ("/", "text/html"),
+        ("/app.js", "text/javascript"),
+        ("/style.css", "text/css"),
+    ] {
+        let response = dashboard.http.get(dashboard.url(path)).call().unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default()
+        };
+        assert!(header("content-type").starts_with(kind), "{path}");
+        assert!(header("content-security-policy").contains("script-src 'self'"));
+        assert_eq!(header("x-content-type-options"), "nosniff");
+    }
+    let log = dashboard.stderr();
+    assert!(dashboard.stop().success(), "{log}");
+}
