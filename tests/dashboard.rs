@@ -538,3 +538,241 @@ fn the_page_and_its_files_are_served_with_a_policy_that_keeps_hostile_text_from_
     let log = dashboard.stderr();
     assert!(dashboard.stop().success(), "{log}");
 }
+
+/// A program on PATH, by any of `names`.
+fn on_path(names: &[&str]) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    names.iter().find_map(|name| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    })
+}
+
+/// `chromedriver` on a free port, killed when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    fn start(program: &std::path::Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(program)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let status = format!("{url}/status");
+        assert!(
+            wait_until(Duration::from_secs(20), || ureq::get(&status).call().is_ok()),
+            "chromedriver did not start"
+        );
+        Self { child, url }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Where the README's screenshot lives; the browser test rewrites it when
+/// `AO_UPDATE_SCREENSHOT=1`, and always leaves a fresh one in `target/`.
+fn screenshot_paths(name: &str) -> Vec<std::path::PathBuf> {
+    let root = support::repo_root();
+    let mut paths = vec![root.join("target").join(name)];
+    if std::env::var_os("AO_UPDATE_SCREENSHOT").is_some_and(|v| v == "1") {
+        paths.push(root.join("docs").join(name));
+    }
+    paths
+}
+
+/// The real page in a real headless Chromium: spawn from the form, see the session appear
+/// without a reload, open it, send a message and see the agent's answer, kill it and see it go.
+#[test]
+fn a_browser_spawns_watches_messages_and_kills_a_session_from_the_page() {
+    let (Some(chromium), Some(chromedriver)) = (
+        on_path(&["chromium", "chromium-browser", "google-chrome"]),
+        on_path(&["chromedriver"]),
+    ) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the browser test: install chromium and chromium-driver (.ci/run does)"
+        );
+        eprintln!("skipped: no chromium and chromedriver on PATH (apt-get install chromium chromium-driver)");
+        return;
+    };
+    let harness = Harness::new(&[], "");
+    let dashboard = Dashboard::start(&harness, &[], &[]);
+    let driver = Driver::start(&chromedriver);
+    let profile = harness.home().join("chromium-profile");
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": chromium,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1280,800", "--hide-scrollbars", "--lang=en-US",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        use fantoccini::{ClientBuilder, Locator};
+        let browser = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&driver.url)
+            .await
+            .expect("starting headless chromium through chromedriver");
+        let text_of = async |browser: &fantoccini::Client, css: &str| {
+            browser.find(Locator::Css(css)).await.unwrap().text().await.unwrap()
+        };
+        /// Waits until the element `css` shows text containing `needle`.
+        async fn wait_for_text(browser: &fantoccini::Client, css: &str, needle: &str) {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let mut last = String::new();
+            while Instant::now() < deadline {
+                if let Ok(element) = browser.find(Locator::Css(css)).await {
+                    last = element.text().await.unwrap_or_default();
+                    if last.contains(needle) {
+                        return;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("{css} never showed {needle:?}; it shows {last:?}");
+        }
+
+        browser.goto(&format!("{}/", dashboard.base)).await.unwrap();
+        wait_for_text(&browser, "#live", "live").await;
+
+        // Spawn from the form.
+        let project = browser.find(Locator::Css("#spawn-project")).await.unwrap();
+        project.clear().await.unwrap();
+        project.send_keys("app").await.unwrap();
+        browser
+            .find(Locator::Css("#spawn-task"))
+            .await
+            .unwrap()
+            .send_keys("hello from the browser\nand a second line")
+            .await
+            .unwrap();
+        browser
+            .find(Locator::Css("#spawn-submit"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        // It appears in the table without a reload, and goes idle once the agent has its task.
+        browser
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css("tr[data-id='app-1']"))
+            .await
+            .unwrap();
+        wait_for_text(&browser, "tr[data-id='app-1'] .status", "idle").await;
+        wait_for_text(&browser, "#spawn-result", "spawned app-1").await;
+        assert_eq!(
+            fake_messages(&harness.log_dir().join("app-1")),
+            ["hello from the browser\nand a second line"]
+        );
+        assert!(text_of(&browser, "tr[data-id='app-1'] .task")
+            .await
+            .contains("hello from the browser"));
+
+        // Two more sessions, spawned by a script, appear live too (and make the screenshot).
+        for task in ["Fix the flaky login test", "Write the release notes for 0.2"] {
+            let spawned = dashboard.post_json("/api/sessions", &json!({"project": "app", "task": task}));
+            assert_eq!(spawned.status, 201, "{}", spawned.body);
+        }
+        wait_for_text(&browser, "tr[data-id='app-3'] .status", "idle").await;
+        let screenshot = browser.screenshot().await.unwrap();
+        for path in screenshot_paths("dashboard.png") {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, &screenshot).unwrap();
+        }
+
+        // Open it: the agent's screen, then a message and the agent's answer to it.
+        browser
+            .find(Locator::Css("tr[data-id='app-1'] .id a"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_for_text(&browser, "#screen", "got: hello from the browser").await;
+        assert!(text_of(&browser, "#attach-command").await.contains("tmux"));
+        let message = "second message: ünï \"quoted\" $(not run)\nits second line";
+        browser
+            .find(Locator::Css("#message"))
+            .await
+            .unwrap()
+            .send_keys(message)
+            .await
+            .unwrap();
+        browser
+            .find(Locator::Css("#send"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_for_text(&browser, "#send-result", "sent").await;
+        wait_for_text(&browser, "#screen", "got: second message: ünï \"quoted\"").await;
+        assert_eq!(
+            fake_messages(&harness.log_dir().join("app-1"))[1],
+            message,
+            "delivered byte-exact"
+        );
+        let screenshot = browser.screenshot().await.unwrap();
+        for path in screenshot_paths("dashboard-session.png") {
+            std::fs::write(path, &screenshot).unwrap();
+        }
+
+        // Kill it, confirming the dialog: it leaves the table.
+        browser
+            .find(Locator::Css("#kill"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        browser.accept_alert().await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while browser
+            .find(Locator::Css("tr[data-id='app-1']"))
+            .await
+            .is_ok()
+        {
+            assert!(Instant::now() < deadline, "app-1 stayed in the table");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(browser
+            .find(Locator::Css("tr[data-id='app-2']"))
+            .await
+            .is_ok());
+        browser.close().await.unwrap();
+    });
+    let archived = harness.sessions_json(&["--archived"]);
+    assert!(archived.iter().any(|s| s["id"] == "app-1" && s["status"] == "killed"));
+    for id in ["app-2", "app-3"] {
+        harness.ok(&["session", "kill", id]);
+    }
+    harness.assert_no_sessions();
+    assert!(dashboard.stop().success());
+}

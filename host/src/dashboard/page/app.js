@@ -14,7 +14,7 @@ const state = {
   sessions: new Map(), // id -> session object, as the live feed last told us
   problems: [],
   loaded: false, // a snapshot has arrived at least once
-  view: { name: "sessions", id: null, gone: false },
+  view: { name: "sessions", id: null },
   events: { gen: 0, abort: null, timer: null, backoff: 1000 },
   screen: { gen: 0, timer: null, text: null },
   flashTimer: null,
@@ -141,6 +141,7 @@ function onTokenSubmit(ev) {
   state.token = token || null;
   $("#token-input").value = "";
   $("#token-form").hidden = true;
+  showMsg($("#spawn-result"), "");
   reloadAll();
 }
 
@@ -316,18 +317,9 @@ function renderTable() {
 
 function renderEmptyRow(tbody, empty) {
   let row = tbody.querySelector("tr.empty");
-  if (!empty) {
-    if (row) row.remove();
-    return;
-  }
-  if (!row) {
-    row = el("tr", "empty");
-    const td = el("td");
-    td.colSpan = 6;
-    row.append(td);
-    tbody.append(row);
-  }
-  setText(row.firstChild, state.loaded ? "no sessions yet — spawn one above" : "loading…");
+  if (empty && !row) tbody.append((row = emptyRow(6, "")));
+  if (!empty && row) row.remove();
+  if (empty) setText(row.firstChild, state.loaded ? "no sessions yet — spawn one above" : "loading…");
 }
 
 function buildRow(id) {
@@ -364,27 +356,6 @@ function onTableClick(ev) {
   if (String(window.getSelection())) return; // selecting text is not a click on the row
   const tr = ev.target.closest("tr[data-id]");
   if (tr) location.hash = sessionHash(tr.dataset.id);
-}
-
-async function loadArchived() {
-  const err = $("#archived-error");
-  showMsg(err, "");
-  try {
-    const list = await getJSON("/api/sessions?archived=1");
-    const rows = list.map((s) => {
-      const tr = el("tr");
-      const task = el("td", "task", firstLine(s.task, 80));
-      task.title = s.task || "";
-      const status = el("td", "status");
-      status.append(el("span", "badge status-" + String(s.status).replace(/[^a-z_]/g, ""), s.status));
-      tr.append(el("td", "id", s.id), el("td", "project", s.project_id || "-"), status,
-        el("td", "created", new Date(s.created_at).toLocaleString()), task);
-      return tr;
-    });
-    $("#archived-table tbody").replaceChildren(...(rows.length ? rows : [emptyRow(5, "no archived sessions")]));
-  } catch (e) {
-    showMsg(err, e.message, true);
-  }
 }
 
 function emptyRow(span, text) {
@@ -451,7 +422,7 @@ function parseHash() {
 function route() {
   const v = parseHash();
   stopScreen();
-  state.view = { name: v.name, id: v.id, gone: false };
+  state.view = { name: v.name, id: v.id };
   for (const name of ["sessions", "session", "plugins", "doctor"]) $(`#${name}-view`).hidden = name !== v.name;
   const tab = v.name === "session" ? "sessions" : v.name;
   for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.view === tab);
@@ -512,7 +483,6 @@ function renderSessionHead() {
 }
 
 function markGone() {
-  state.view.gone = true;
   stopScreen();
   $("#sv-gone").hidden = false;
 }
@@ -692,25 +662,21 @@ function applySgr(st, params) {
   }
 }
 
+// The on/off attributes; colours are handled below.
+const SGR_ATTRS = {
+  1: { bold: true }, 2: { dim: true }, 3: { italic: true }, 4: { underline: true }, 7: { inverse: true },
+  9: { strike: true }, 22: { bold: false, dim: false }, 23: { italic: false }, 24: { underline: false },
+  27: { inverse: false }, 29: { strike: false }, 39: { fg: null }, 49: { bg: null },
+};
+
 function applySgrCode(st, n, sub) {
   if (n === 0) Object.assign(st, plainStyle());
-  else if (n === 1) st.bold = true;
-  else if (n === 2) st.dim = true;
-  else if (n === 3) st.italic = true;
-  else if (n === 4) st.underline = sub[1] !== 0;
-  else if (n === 7) st.inverse = true;
-  else if (n === 9) st.strike = true;
-  else if (n === 22) st.bold = st.dim = false;
-  else if (n === 23) st.italic = false;
-  else if (n === 24) st.underline = false;
-  else if (n === 27) st.inverse = false;
-  else if (n === 29) st.strike = false;
+  else if (n === 4 && sub[1] === 0) st.underline = false; // "4:0" is underline off
+  else if (SGR_ATTRS[n]) Object.assign(st, SGR_ATTRS[n]);
   else if (n >= 30 && n <= 37) st.fg = BASE16[n - 30];
   else if (n >= 90 && n <= 97) st.fg = BASE16[n - 90 + 8];
   else if (n >= 40 && n <= 47) st.bg = BASE16[n - 40];
   else if (n >= 100 && n <= 107) st.bg = BASE16[n - 100 + 8];
-  else if (n === 39) st.fg = null;
-  else if (n === 49) st.bg = null;
 }
 
 function extendedColor(nums) {
@@ -792,7 +758,6 @@ function init() {
   $("#notify").addEventListener("click", onNotify);
   $("#spawn-form").addEventListener("submit", onSpawn);
   $("#sessions tbody").addEventListener("click", onTableClick);
-  $("#archived").addEventListener("toggle", (ev) => ev.target.open && loadArchived());
   $("#copy-attach").addEventListener("click", onCopyAttach);
   $("#message-form").addEventListener("submit", onSend);
   $("#message").addEventListener("keydown", onMessageKey);
