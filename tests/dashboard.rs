@@ -44,14 +44,19 @@ impl Reply {
     /// Asserts a JSON error with `status` whose message contains `needle`.
     fn assert_error(&self, status: u16, needle: &str) {
         assert_eq!(self.status, status, "{}", self.body);
-        let error = self.json()["error"].as_str().unwrap_or_default().to_string();
+        let error = self.json()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         assert!(error.contains(needle), "{error:?} lacks {needle:?}");
     }
 }
 
 impl Dashboard {
     fn start(harness: &Harness, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let stderr_log = harness.home().join(format!("dashboard-{}.log", rand_suffix()));
+        let stderr_log = harness
+            .home()
+            .join(format!("dashboard-{}.log", rand_suffix()));
         let mut command = harness.command(&["dashboard", "--port", "0"]);
         command
             .args(args)
@@ -69,6 +74,10 @@ impl Dashboard {
             "no address printed: {line:?}; stderr: {}",
             std::fs::read_to_string(&stderr_log).unwrap_or_default()
         );
+        // What it says on stderr comes after the address on stdout.
+        assert!(wait_until(Duration::from_secs(10), || {
+            std::fs::read_to_string(&stderr_log).is_ok_and(|log| log.contains("dashboard on"))
+        }));
         let http = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(60)))
@@ -247,7 +256,11 @@ fn the_api_spawns_shows_messages_and_kills_a_session_and_the_feed_follows() {
     assert_eq!(session["task"], TRICKY_TASK);
     assert_eq!(session["branch"], format!("session/{id}"));
     let log = harness.log_dir().join(&id);
-    assert_eq!(fake_messages(&log), [TRICKY_TASK], "the task, byte-exact, once");
+    assert_eq!(
+        fake_messages(&log),
+        [TRICKY_TASK],
+        "the task, byte-exact, once"
+    );
 
     // Live: the new session shows up in the feed and goes idle when its agent says so.
     feed.wait_for("the session going idle", |kind, data| {
@@ -271,7 +284,11 @@ fn the_api_spawns_shows_messages_and_kills_a_session_and_the_feed_follows() {
     // The screen, plain and with its colours.
     let screen = dashboard.get(&format!("/api/sessions/{id}/screen"));
     assert_eq!(screen.status, 200);
-    assert!(screen.body.contains("got: indented with a tab"), "{}", screen.body);
+    assert!(
+        screen.body.contains("got: indented with a tab"),
+        "{}",
+        screen.body
+    );
     assert!(!screen.body.contains('\x1b'), "plain text has no escapes");
     let styled = dashboard.get(&format!("/api/sessions/{id}/screen?ansi=1&lines=20"));
     assert!(styled.body.contains("\x1b[32m⏺"), "{:?}", styled.body);
@@ -287,13 +304,21 @@ fn the_api_spawns_shows_messages_and_kills_a_session_and_the_feed_follows() {
         .contains("got: second: ünï")));
 
     let attach = dashboard.get(&format!("/api/sessions/{id}/attach")).json();
-    assert!(attach["argv"][0].as_str().unwrap().ends_with("tmux"), "{attach}");
-    assert!(attach["command"].as_str().unwrap().contains("attach"), "{attach}");
+    assert!(
+        attach["argv"][0].as_str().unwrap().ends_with("tmux"),
+        "{attach}"
+    );
+    assert!(
+        attach["command"].as_str().unwrap().contains("attach"),
+        "{attach}"
+    );
 
     let killed = dashboard.delete(&format!("/api/sessions/{id}"));
     assert_eq!(killed.status, 200, "{}", killed.body);
     assert_eq!(killed.json()["outcome"], "killed");
-    feed.wait_for("the removal", |kind, data| kind == "removed" && data["id"] == id);
+    feed.wait_for("the removal", |kind, data| {
+        kind == "removed" && data["id"] == id
+    });
     assert_eq!(dashboard.get("/api/sessions").json(), json!([]));
     let archived = dashboard.get("/api/sessions?archived=1").json();
     assert_eq!(archived[0]["id"], id);
@@ -357,10 +382,16 @@ fn bad_requests_get_a_json_error_with_their_status_and_change_nothing() {
         .post_json(sessions, &json!({"project": "app"}))
         .assert_error(400, "task");
     dashboard
-        .post_json(sessions, &json!({"project": "app", "task": "x", "host": "far"}))
+        .post_json(
+            sessions,
+            &json!({"project": "app", "task": "x", "host": "far"}),
+        )
         .assert_error(400, "no host `far`");
     dashboard
-        .post_json(sessions, &json!({"project": "app", "task": "x", "agent": "nobody"}))
+        .post_json(
+            sessions,
+            &json!({"project": "app", "task": "x", "agent": "nobody"}),
+        )
         .assert_error(503, "nobody");
     dashboard
         .post_json(
@@ -397,7 +428,10 @@ fn changes_asked_by_another_site_and_requests_without_the_token_are_refused() {
             .send("rm -rf"),
     );
     post.assert_error(403, "another site");
-    assert_eq!(fake_messages(&harness.log_dir().join("app-1")), ["stay alive"]);
+    assert_eq!(
+        fake_messages(&harness.log_dir().join("app-1")),
+        ["stay alive"]
+    );
     // A page on a name that resolves here (DNS rebinding) cannot even read.
     Dashboard::reply(
         dashboard
@@ -421,10 +455,20 @@ fn changes_asked_by_another_site_and_requests_without_the_token_are_refused() {
     // Any other address needs the token: generated once into the data dir, private.
     let open = Dashboard::start(&harness, &["--bind", "0.0.0.0"], &[]);
     let token_file = harness.data_dir().join("dashboard.token");
-    let token = std::fs::read_to_string(&token_file).unwrap().trim().to_string();
+    let token = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .trim()
+        .to_string();
     let mode = std::fs::metadata(&token_file).unwrap().permissions();
-    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
-    assert!(open.stderr().contains(&token), "printed once: {}", open.stderr());
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
+    assert!(
+        open.stderr().contains(&token),
+        "printed once: {}",
+        open.stderr()
+    );
     open.get("/api/sessions").assert_error(401, "token");
     let mut wrong = Dashboard::start(&harness, &["--bind", "0.0.0.0"], &[]);
     assert!(!wrong.stderr().contains(&token), "printed only when made");
@@ -477,7 +521,10 @@ fn a_spawn_finishes_when_its_client_hangs_up_and_stopping_the_dashboard_undoes_o
         harness.sessions_json(&[]),
         dashboard.stderr()
     );
-    assert_eq!(fake_messages(&harness.log_dir().join("app-1")), ["finish me"]);
+    assert_eq!(
+        fake_messages(&harness.log_dir().join("app-1")),
+        ["finish me"]
+    );
     harness.ok(&["session", "kill", "app-1"]);
     assert!(dashboard.stop().success());
 
@@ -571,7 +618,9 @@ impl Driver {
         let url = format!("http://127.0.0.1:{port}");
         let status = format!("{url}/status");
         assert!(
-            wait_until(Duration::from_secs(20), || ureq::get(&status).call().is_ok()),
+            wait_until(Duration::from_secs(20), || ureq::get(&status)
+                .call()
+                .is_ok()),
             "chromedriver did not start"
         );
         Self { child, url }
@@ -639,7 +688,13 @@ fn a_browser_spawns_watches_messages_and_kills_a_session_from_the_page() {
             .await
             .expect("starting headless chromium through chromedriver");
         let text_of = async |browser: &fantoccini::Client, css: &str| {
-            browser.find(Locator::Css(css)).await.unwrap().text().await.unwrap()
+            browser
+                .find(Locator::Css(css))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
         };
         /// Waits until the element `css` shows text containing `needle`.
         async fn wait_for_text(browser: &fantoccini::Client, css: &str, needle: &str) {
@@ -696,8 +751,12 @@ fn a_browser_spawns_watches_messages_and_kills_a_session_from_the_page() {
             .contains("hello from the browser"));
 
         // Two more sessions, spawned by a script, appear live too (and make the screenshot).
-        for task in ["Fix the flaky login test", "Write the release notes for 0.2"] {
-            let spawned = dashboard.post_json("/api/sessions", &json!({"project": "app", "task": task}));
+        for task in [
+            "Fix the flaky login test",
+            "Write the release notes for 0.2",
+        ] {
+            let spawned =
+                dashboard.post_json("/api/sessions", &json!({"project": "app", "task": task}));
             assert_eq!(spawned.status, 201, "{}", spawned.body);
         }
         wait_for_text(&browser, "tr[data-id='app-3'] .status", "idle").await;
@@ -769,7 +828,9 @@ fn a_browser_spawns_watches_messages_and_kills_a_session_from_the_page() {
         browser.close().await.unwrap();
     });
     let archived = harness.sessions_json(&["--archived"]);
-    assert!(archived.iter().any(|s| s["id"] == "app-1" && s["status"] == "killed"));
+    assert!(archived
+        .iter()
+        .any(|s| s["id"] == "app-1" && s["status"] == "killed"));
     for id in ["app-2", "app-3"] {
         harness.ok(&["session", "kill", id]);
     }

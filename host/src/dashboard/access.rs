@@ -291,7 +291,10 @@ mod tests {
             "LOCALHOST",
             "app.localhost:1",
         ] {
-            assert!(names_loopback_host(&headers(&[(header::HOST, host)])), "{host}");
+            assert!(
+                names_loopback_host(&headers(&[(header::HOST, host)])),
+                "{host}"
+            );
         }
         for host in [
             "evil.example:3000",
@@ -299,7 +302,10 @@ mod tests {
             "localhost.evil.example:3000",
             "[::2]:3000",
         ] {
-            assert!(!names_loopback_host(&headers(&[(header::HOST, host)])), "{host}");
+            assert!(
+                !names_loopback_host(&headers(&[(header::HOST, host)])),
+                "{host}"
+            );
         }
     }
 

@@ -15,10 +15,10 @@ use axum::{
         rejection::{BytesRejection, JsonRejection},
         DefaultBodyLimit, Path, Query, State,
     },
+    handler::Handler,
     http::{header, StatusCode},
     response::{sse::KeepAlive, IntoResponse, Response, Sse},
     routing::{get, post},
-    handler::Handler,
     Json, Router,
 };
 use serde::{Deserialize, Deserializer};
@@ -148,7 +148,9 @@ fn flag<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
     }
 }
 
-fn query<T>(query: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> Result<T, ApiError> {
+fn query<T>(
+    query: Result<Query<T>, axum::extract::rejection::QueryRejection>,
+) -> Result<T, ApiError> {
     query
         .map(|Query(value)| value)
         .map_err(|rejection| ApiError::bad_request(rejection.body_text()))
@@ -346,7 +348,9 @@ async fn screen(
     params: Result<Query<ScreenQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let ScreenQuery { ansi, lines } = query(params)?;
-    let lines = lines.unwrap_or(DEFAULT_SCREEN_LINES).clamp(1, MAX_SCREEN_LINES);
+    let lines = lines
+        .unwrap_or(DEFAULT_SCREEN_LINES)
+        .clamp(1, MAX_SCREEN_LINES);
     let text = state.lifecycle.screen(&id, lines, ansi).await?;
     Ok((
         [

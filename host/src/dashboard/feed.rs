@@ -3,11 +3,11 @@
 //!
 //! One poller asks the lifecycle for the list (which reads the agents' own events, and screens
 //! only where it must) once a second, and only while someone watches; it compares each session
-//! with what it saw last and publishes the ones that changed. Every watcher starts from a
-//! `snapshot` of its own, then applies `session` (insert or replace) and `removed` events:
-//! both are idempotent, so a watcher whose snapshot is a little newer or older than the
-//! poller's view still ends up showing the same list. Operations from the API wake the poller
-//! at once, so their effect shows without waiting for the next tick.
+//! with what it saw last and publishes the ones that changed, as `session` (insert or replace)
+//! and `removed` events. A new watcher gets its `snapshot` from the poller too, made from the
+//! same list those changes were computed against, and starts receiving changes right after it:
+//! it misses none and gets none twice. Operations from the API wake the poller at once, so
+//! their effect shows without waiting for the next tick.
 
 use std::{
     collections::BTreeMap,
@@ -21,7 +21,7 @@ use std::{
 
 use axum::response::sse::Event;
 use serde_json::json;
-use tokio::sync::{broadcast, watch, Notify};
+use tokio::sync::{broadcast, oneshot, watch, Notify};
 
 use crate::lifecycle::Lifecycle;
 
@@ -45,9 +45,14 @@ impl Change {
     }
 }
 
+/// A watcher's start: the list as the poller last saw it, and the changes from then on.
+type Start = (Event, broadcast::Receiver<Change>);
+
 pub(super) struct Feed {
     lifecycle: Arc<Lifecycle>,
     changes: broadcast::Sender<Change>,
+    /// Watchers waiting for their start, served after the poller's next look.
+    starting: std::sync::Mutex<Vec<oneshot::Sender<Start>>>,
     wake: Notify,
     watchers: AtomicUsize,
 }
@@ -55,7 +60,6 @@ pub(super) struct Feed {
 /// Counts a watcher for as long as it is held.
 pub(super) struct Watching {
     feed: Arc<Feed>,
-    pub(super) changes: broadcast::Receiver<Change>,
 }
 
 impl Drop for Watching {
@@ -69,34 +73,35 @@ impl Feed {
         Self {
             lifecycle,
             changes: broadcast::channel(BACKLOG).0,
+            starting: std::sync::Mutex::new(Vec::new()),
             wake: Notify::new(),
             watchers: AtomicUsize::new(0),
         }
     }
 
-    /// Starts watching: changes from now on, and the poller running.
+    /// Keeps the poller running for as long as the result is held.
     pub(super) fn watch(self: &Arc<Self>) -> Watching {
-        let changes = self.changes.subscribe();
         self.watchers.fetch_add(1, Ordering::SeqCst);
-        self.wake.notify_one();
         Watching {
             feed: Arc::clone(self),
-            changes,
         }
+    }
+
+    /// A snapshot and the changes after it, once the poller has looked (at once if it was
+    /// waiting); `None` when the dashboard is closing.
+    async fn start(&self) -> Option<Start> {
+        let (sender, start) = oneshot::channel();
+        self.starting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(sender);
+        self.wake.notify_one();
+        start.await.ok()
     }
 
     /// Asks the poller to look now (after an operation changed something).
     pub(super) fn poke(&self) {
         self.wake.notify_one();
-    }
-
-    /// The whole list as a `snapshot` event.
-    pub(super) async fn snapshot(&self) -> Event {
-        let data = match self.lifecycle.list(None, false).await {
-            Ok(listing) => json!({"sessions": listing.sessions, "problems": listing.problems}),
-            Err(e) => json!({"sessions": [], "problems": [e.to_string()]}),
-        };
-        Event::default().event("snapshot").data(data.to_string())
     }
 
     /// The poller: runs until `closing` turns true.
@@ -109,21 +114,36 @@ impl Feed {
                     _ = closing.changed() => return,
                 }
             }
-            if let Ok(listing) = self.lifecycle.list(None, false).await {
-                let now: BTreeMap<String, Arc<str>> = listing
-                    .sessions
-                    .iter()
-                    .map(|s| (s.id.clone(), Arc::from(json!(s).to_string())))
-                    .collect();
-                for (id, data) in &now {
-                    if last.get(id) != Some(data) {
-                        self.publish("session", Arc::clone(data));
+            let snapshot = match self.lifecycle.list(None, false).await {
+                Ok(listing) => {
+                    let now: BTreeMap<String, Arc<str>> = listing
+                        .sessions
+                        .iter()
+                        .map(|s| (s.id.clone(), Arc::from(json!(s).to_string())))
+                        .collect();
+                    for (id, data) in &now {
+                        if last.get(id) != Some(data) {
+                            self.publish("session", Arc::clone(data));
+                        }
                     }
+                    for id in last.keys().filter(|id| !now.contains_key(*id)) {
+                        self.publish("removed", Arc::from(json!({ "id": id }).to_string()));
+                    }
+                    last = now;
+                    json!({"sessions": listing.sessions, "problems": listing.problems})
                 }
-                for id in last.keys().filter(|id| !now.contains_key(*id)) {
-                    self.publish("removed", Arc::from(json!({ "id": id }).to_string()));
+                // Not expected for a list of every project; say so rather than show nothing.
+                Err(e) => json!({"sessions": [], "problems": [e.to_string()]}),
+            };
+            let waiting =
+                std::mem::take(&mut *self.starting.lock().unwrap_or_else(|e| e.into_inner()));
+            if !waiting.is_empty() {
+                let event = Event::default()
+                    .event("snapshot")
+                    .data(snapshot.to_string());
+                for watcher in waiting {
+                    let _ = watcher.send((event.clone(), self.changes.subscribe()));
                 }
-                last = now;
             }
             tokio::select! {
                 _ = tokio::time::sleep(POLL_INTERVAL) => {}
@@ -146,28 +166,31 @@ pub(super) fn stream(
 ) -> impl futures_util::Stream<Item = Result<Event, Infallible>> {
     let watching = feed.watch();
     futures_util::stream::unfold(
-        (watching, closing, true),
-        |(mut watching, mut closing, first)| async move {
-            if *closing.borrow() {
-                return None;
+        (watching, closing, None),
+        |(watching, mut closing, mut changes): (_, _, Option<broadcast::Receiver<Change>>)| async move {
+            loop {
+                if *closing.borrow() {
+                    return None;
+                }
+                // First, or fallen so far behind that changes were lost: start over.
+                let Some(receiver) = changes.as_mut() else {
+                    let (snapshot, fresh) = tokio::select! {
+                        start = watching.feed.start() => start?,
+                        _ = closing.changed() => return None,
+                    };
+                    return Some((Ok(snapshot), (watching, closing, Some(fresh))));
+                };
+                tokio::select! {
+                    received = receiver.recv() => match received {
+                        Ok(change) => {
+                            return Some((Ok(change.event()), (watching, closing, changes)))
+                        }
+                        Err(broadcast::error::RecvError::Lagged(_)) => changes = None,
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    },
+                    _ = closing.changed() => return None,
+                }
             }
-            if first {
-                let snapshot = watching.feed.snapshot().await;
-                return Some((Ok(snapshot), (watching, closing, false)));
-            }
-            let event = tokio::select! {
-                received = watching.changes.recv() => match received {
-                    Ok(change) => change.event(),
-                    // Fell behind: drop the backlog and start over from a fresh snapshot.
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        watching.changes = watching.changes.resubscribe();
-                        watching.feed.snapshot().await
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                },
-                _ = closing.changed() => return None,
-            };
-            Some((Ok(event), (watching, closing, false)))
         },
     )
 }

@@ -37,8 +37,9 @@ use crate::{
     plugins::{
         discovery,
         registry::{PluginInstance, PluginListing},
-        set::plugin_context, AgentPlugin, PluginCallError,
-        PluginRegistry, PluginSet, RegistryError, RuntimePlugin, WorkspacePlugin,
+        set::plugin_context,
+        AgentPlugin, PluginCallError, PluginRegistry, PluginSet, RegistryError, RuntimePlugin,
+        WorkspacePlugin,
     },
     session::{AgentStateDir, LockError, Session, SessionStore, StoreError},
 };

@@ -165,7 +165,10 @@ impl PluginRegistry {
     /// Every candidate library found in `search`, as `ao-host plugins list` shows them.
     pub fn listing(&self, search: &[super::discovery::SearchDir]) -> PluginListing {
         PluginListing {
-            search_dirs: search.iter().map(|d| d.path.display().to_string()).collect(),
+            search_dirs: search
+                .iter()
+                .map(|d| d.path.display().to_string())
+                .collect(),
             plugins: self.rows_with_digests(),
         }
     }
