@@ -1026,6 +1026,6 @@ fn dashboard_cost(setup: &SpawnSetup, sessions: usize) {
         idle_own, idle_children
     );
     println!(
-        "\nThe page's feed got {events} events (the snapshot; idle sessions change nothing).\n"
+        "\nThe page's feed got {events} event(s): the snapshot; idle sessions change nothing.\n"
     );
 }

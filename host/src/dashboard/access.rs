@@ -312,7 +312,7 @@ mod tests {
     #[test]
     fn a_foreign_origin_is_told_apart_from_this_server() {
         let host = (header::HOST, "127.0.0.1:3000");
-        assert!(same_origin(&headers(&[host.clone()])));
+        assert!(same_origin(&headers(std::slice::from_ref(&host))));
         assert!(same_origin(&headers(&[
             host.clone(),
             (header::ORIGIN, "http://127.0.0.1:3000")
