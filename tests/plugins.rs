@@ -414,3 +414,98 @@ async fn an_agent_built_before_launch_is_started_by_its_launch_command() {
     let err = agent.launch(&resume).await.unwrap_err();
     assert_eq!(err.kind(), PluginErrorKind::Unsupported);
 }
+
+/// Nothing of a library runs before it is trusted: `dlopen` runs its constructors, so every
+/// refusal must come from its bytes. Each fixture's constructor writes a mark file.
+#[test]
+fn a_refused_library_never_runs_a_line_of_its_code() {
+    let home = tempfile::tempdir().unwrap();
+    let mark = home.path().join("constructor-ran");
+    let ran = || std::fs::read_to_string(&mark).ok();
+    let run = |args: &[&str], plugin_dir: &Path| {
+        ao_host(home.path())
+            .env("AO_TEST_CONSTRUCTOR_MARK", &mark)
+            .arg("--plugin-dir")
+            .arg(plugin_dir)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+
+    // A library that is not an ao plugin, in a plugin folder and named directly.
+    let plain = home.path().join("plain");
+    let not_a_plugin = install(&build_fixture("not-a-plugin", ApiPatch::None), &plain, None);
+    for args in [
+        &["plugins", "list"][..],
+        &["plugins", "check", not_a_plugin.to_str().unwrap()],
+        &["session", "ls"],
+        &["doctor"],
+    ] {
+        let output = run(args, &plain);
+        assert_eq!(ran(), None, "`ao-host {args:?}` ran its constructor");
+        if args[0] == "plugins" {
+            assert!(
+                String::from_utf8_lossy(&output.stdout).contains("not an ao plugin")
+                    || stderr(&output).contains("not an ao plugin"),
+                "{args:?}: {}",
+                stderr(&output)
+            );
+        }
+    }
+
+    // An impostor under a pinned plugin's name.
+    let impostors = home.path().join("impostors");
+    let faulty = install(&build_fixture("faulty", ApiPatch::None), &impostors, None);
+    std::fs::write(
+        home.path().join("ao-rs.yaml"),
+        format!(
+            "plugins:\n  pin:\n    faulty: \"sha256:{}\"\n",
+            "0".repeat(64)
+        ),
+    )
+    .unwrap();
+    for args in [
+        &["plugins", "list"][..],
+        &["session", "ls"],
+        &["spawn", "--task", "x", "--runtime", "faulty"],
+    ] {
+        run(args, &impostors);
+        assert_eq!(
+            ran(),
+            None,
+            "`ao-host {args:?}` ran a library whose pin differs"
+        );
+    }
+    let output = run(&["plugins", "check", faulty.to_str().unwrap()], &impostors);
+    assert!(
+        stderr(&output).contains("does not match plugins.pin.faulty"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(ran(), None);
+    std::fs::remove_file(home.path().join("ao-rs.yaml")).unwrap();
+
+    // A good library reached through a link in a folder anyone can write to.
+    let open = home.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let link = open.join(faulty.file_name().unwrap());
+    std::os::unix::fs::symlink(&faulty, &link).unwrap();
+    let output = run(&["plugins", "check", link.to_str().unwrap()], &open);
+    assert!(
+        stderr(&output).contains("writable by everyone"),
+        "{}",
+        stderr(&output)
+    );
+    run(&["plugins", "list"], &open);
+    assert_eq!(
+        ran(),
+        None,
+        "a library behind an open folder's link was loaded"
+    );
+
+    // The mark does work: the same library, trusted, runs its constructor when loaded.
+    let output = run(&["plugins", "check", faulty.to_str().unwrap()], &impostors);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(ran().as_deref(), Some("faulty ran\n"));
+}

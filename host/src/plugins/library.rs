@@ -1,8 +1,13 @@
 //! Loading one plugin library and deciding whether this host can use it.
 //!
-//! Order matters: the plain-C manifest is read first so that every later refusal can name the
-//! library's plugins and API version; the semver policy runs before abi_stable's layout check so
-//! that an old or new library gets "rebuild against X.Y" rather than a layout dump.
+//! Nothing of a library runs before it is judged: `dlopen` runs its constructors, so every
+//! check that can refuse it works on the file's bytes. The path is checked first, every
+//! component of it (symlinks included); the file is then opened once, and its structure, its
+//! manifest, its pin and its API version are judged on the bytes read from that descriptor;
+//! only then does the loader map it, through that same descriptor (`/proc/self/fd/N`), so the
+//! bytes that run are the bytes that were checked. The semver policy runs before abi_stable's
+//! layout check so that an old or new library gets "rebuild against X.Y" rather than a layout
+//! dump.
 
 use std::{
     collections::BTreeMap,
@@ -21,10 +26,12 @@ use ao_plugin_api::{
 };
 use semver::Version;
 
-use super::{file_format::check_library_file, trust::check_library_trust};
-
-/// A library's manifest can list at most this many plugins; more means a corrupt manifest.
-const MAX_PLUGINS_PER_LIBRARY: usize = 256;
+use super::{
+    elf::ELF_MAGIC,
+    file_format::check_library_bytes,
+    manifest::{read_elf_manifest, ManifestError, MAX_PLUGINS_PER_LIBRARY},
+    trust::check_library_trust,
+};
 /// Layout errors from abi_stable run to hundreds of lines; the one-line reason keeps this much.
 const MAX_DETAIL_CHARS: usize = 300;
 
@@ -140,19 +147,24 @@ fn rebuild_line(host: &Version) -> String {
 
 /// `sha256:<hex>` of a file, the form `plugins.pin` uses.
 pub fn file_digest(path: &Path) -> std::io::Result<String> {
-    use sha2::{Digest, Sha256};
-    let bytes = std::fs::read(path)?;
-    let hash = Sha256::digest(&bytes);
-    Ok(format!(
-        "sha256:{}",
-        hash.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    ))
+    Ok(digest(&std::fs::read(path)?))
 }
 
-/// Refuses a library that provides a pinned plugin unless its digest matches the pin. Checked
-/// after the manifest is read (which names the plugins) and before any plugin code is called.
+/// `sha256:<hex>` of a library's bytes.
+fn digest(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let hash = Sha256::digest(bytes);
+    format!(
+        "sha256:{}",
+        hash.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
+}
+
+/// Refuses a library that provides a pinned plugin unless the digest of `bytes` (the very bytes
+/// that will be loaded) matches the pin. Checked after the manifest is read (which names the
+/// plugins) and before the library is loaded.
 fn check_pins(
-    path: &Path,
+    bytes: &[u8],
     shown: &Path,
     manifest: &ManifestInfo,
     pins: &BTreeMap<String, String>,
@@ -162,13 +174,7 @@ fn check_pins(
         let Some(expected) = pins.get(&plugin.name) else {
             continue;
         };
-        if actual.is_none() {
-            actual = Some(file_digest(path).map_err(|e| LoadError::Open {
-                path: shown.to_path_buf(),
-                detail: e.to_string(),
-            })?);
-        }
-        let actual = actual.as_deref().unwrap_or_default();
+        let actual = actual.get_or_insert_with(|| digest(bytes));
         if !actual.eq_ignore_ascii_case(expected.trim()) {
             return Err(LoadError::PinMismatch {
                 path: shown.to_path_buf(),
@@ -197,42 +203,81 @@ pub fn load_library_pinned(path: &Path, pins: &BTreeMap<String, String>) -> Libr
             path: display_path.clone(),
         }),
     };
-    // dlopen("libx.so") without a slash searches the system path, so always pass a full path.
-    let path = match path.canonicalize() {
-        Ok(path) => path,
-        Err(e) => {
-            report.outcome = Err(LoadError::Open {
-                path: display_path,
-                detail: e.to_string(),
-            });
-            return report;
-        }
-    };
-    if let Err(detail) = check_library_trust(&path) {
+    if let Err(detail) = check_library_trust(path) {
         report.outcome = Err(LoadError::Untrusted {
             path: display_path,
             detail,
         });
         return report;
     }
-    if let Err(detail) = check_library_file(&path) {
+    let open_error = |e: std::io::Error| LoadError::Open {
+        path: display_path.clone(),
+        detail: e.to_string(),
+    };
+    // dlopen("libx.so") without a slash searches the system path, so always pass a full path.
+    let opened = path.canonicalize().and_then(|canonical| {
+        let mut file = std::fs::File::open(&canonical)?;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut bytes)?;
+        Ok((canonical, file, bytes))
+    });
+    let (canonical, file, bytes) = match opened {
+        Ok(opened) => opened,
+        Err(e) => {
+            report.outcome = Err(open_error(e));
+            return report;
+        }
+    };
+    if let Err(detail) = check_library_bytes(&bytes) {
         report.outcome = Err(LoadError::NotSharedLibrary {
             path: display_path,
             detail,
         });
         return report;
     }
-    let manifest = match read_manifest(&path, &display_path) {
+    let manifest = if bytes.starts_with(&ELF_MAGIC) {
+        read_elf_manifest(&bytes).map_err(|error| match error {
+            ManifestError::Missing => LoadError::NotAPlugin {
+                path: display_path.clone(),
+            },
+            ManifestError::Corrupt(detail) => LoadError::BadManifest {
+                path: display_path.clone(),
+                detail,
+            },
+        })
+    } else {
+        read_manifest_by_loading(&canonical, &display_path)
+    };
+    let manifest = match manifest {
         Ok(manifest) => manifest,
         Err(error) => {
             report.outcome = Err(error);
             return report;
         }
     };
-    report.outcome = check_pins(&path, &display_path, &manifest, pins)
-        .and_then(|()| check_and_init(&path, &display_path, &manifest));
+    report.outcome = check_pins(&bytes, &display_path, &manifest, pins).and_then(|()| {
+        match descriptor_path(&file) {
+            Some(loadable) => {
+                let loaded = check_and_init(&loadable, &display_path, &manifest);
+                // glibc knows a loaded library by its name first: were this descriptor closed,
+                // its number (and so this name) could be reused for the next library, and
+                // `dlopen` would hand back this one. It stays open, as the library stays mapped.
+                std::mem::forget(file);
+                loaded
+            }
+            None => check_and_init(&canonical, &display_path, &manifest),
+        }
+    });
     report.manifest = Some(manifest);
     report
+}
+
+/// A path that opens exactly `file`, whatever happens to its name meanwhile: its descriptor
+/// under `/proc/self/fd` (Linux).
+fn descriptor_path(file: &std::fs::File) -> Option<PathBuf> {
+    use std::os::fd::AsRawFd;
+    let path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+    path.exists().then_some(path)
 }
 
 /// The whole error chain: libloading's Display alone hides the dynamic loader's own text.
@@ -250,8 +295,11 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// `path` is the canonical path to open; `shown` is the one errors name.
-fn read_manifest(path: &Path, shown: &Path) -> Result<ManifestInfo, LoadError> {
+/// Reads the manifest of a library that is not ELF (a Mach-O `.dylib`) by loading it: only ELF
+/// manifests are read from the file so far, so on such platforms a library's constructors run
+/// before its manifest is judged. `path` is the canonical path to open; `shown` is the one
+/// errors name.
+fn read_manifest_by_loading(path: &Path, shown: &Path) -> Result<ManifestInfo, LoadError> {
     let path_buf = shown.to_path_buf();
     // SAFETY: loading a library runs its initialisers; plugin folders are trusted code by
     // definition (see the README's security notes), and nothing else is assumed here.
@@ -291,7 +339,7 @@ fn read_manifest(path: &Path, shown: &Path) -> Result<ManifestInfo, LoadError> {
             manifest.format
         )));
     }
-    if manifest.plugin_count > MAX_PLUGINS_PER_LIBRARY || manifest.plugins.is_null() {
+    if manifest.plugin_count as u64 > MAX_PLUGINS_PER_LIBRARY || manifest.plugins.is_null() {
         return Err(bad("implausible plugin list"));
     }
     // SAFETY: checked non-null and bounded above; entries are static data of the library.

@@ -1,9 +1,11 @@
 //! Plugins: finding shared libraries, loading and checking them, and calling them.
 //!
 //! - [`discovery`] decides which files are candidates, in the contract's search order.
-//! - `trust` refuses libraries others could have replaced; `file_format` refuses files the
-//!   dynamic loader would crash on.
-//! - [`library`] loads one file: manifest first, then the API-version policy, then abi_stable's
+//! - `trust` refuses libraries others could have replaced; `file_format` (with `elf`) refuses
+//!   files the dynamic loader would crash on; `manifest` reads what a library says it is from
+//!   its bytes, so nothing of it runs before it is judged.
+//! - [`library`] loads one file: trust, structure, manifest, pins and the API-version policy
+//!   from the bytes read once, then the dynamic loader on those very bytes and abi_stable's
 //!   layout check.
 //! - [`registry`] registers every plugin by (kind, name), reporting shadowed duplicates, and
 //!   builds instances from the operator's settings.
@@ -11,9 +13,11 @@
 //! - [`instance`] is how the host calls a plugin: off the async reactor, with a timeout.
 
 pub mod discovery;
+mod elf;
 mod file_format;
 pub mod instance;
 pub mod library;
+mod manifest;
 pub mod registry;
 pub mod set;
 mod trust;

@@ -1,33 +1,102 @@
 //! Refusing libraries others could have replaced, the way ssh refuses a key file others can
-//! write: loading a library runs its code with the operator's rights.
+//! write: loading a library runs its code with the operator's rights, so every folder and link
+//! on the way to it matters, not only the file.
 
-use std::{os::unix::fs::MetadataExt, path::Path};
+use std::{
+    collections::VecDeque,
+    ffi::OsString,
+    os::unix::fs::MetadataExt,
+    path::{Component, Path, PathBuf},
+};
 
-/// Checks the library file and the folder holding it: each must be owned by the current user or
-/// root, and writable by neither group nor others. Returns the reason and the fix otherwise.
+/// Symbolic links followed at most while resolving one path (as the kernel's limit).
+const MAX_LINKS: usize = 40;
+/// The sticky bit: in such a folder only an entry's owner may rename or remove it.
+const STICKY: u32 = 0o1000;
+
+/// Checks every folder and link that resolving `library` goes through, and the file it ends
+/// at: each must be owned by the current user or root, and writable by neither group nor
+/// others — except a sticky folder (like `/tmp`), where others cannot replace what they do not
+/// own. A symbolic link is judged by the folder it sits in, then followed. Returns the reason
+/// and the fix otherwise.
 pub fn check_library_trust(library: &Path) -> Result<(), String> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let me = unsafe { libc::geteuid() };
-    let folder = library.parent().unwrap_or(Path::new("/"));
-    for (what, path) in [("library", library), ("folder", folder)] {
-        let meta = std::fs::metadata(path)
-            .map_err(|e| format!("cannot inspect {}: {e}", path.display()))?;
-        if meta.uid() != me && meta.uid() != 0 {
-            return Err(format!(
-                "refused: the {what} {} is owned by uid {}, not by you (uid {me}) or root; fix: `chown {me} {}` if you trust it",
-                path.display(),
-                meta.uid(),
-                path.display()
-            ));
+    let absolute = std::path::absolute(library)
+        .map_err(|e| format!("cannot resolve {}: {e}", library.display()))?;
+    let mut pending: VecDeque<OsString> = VecDeque::new();
+    push_components(&mut pending, &absolute);
+    let mut current = PathBuf::from("/");
+    check_entry(&current, "folder", me)?;
+    let mut links = 0;
+    while let Some(name) = pending.pop_front() {
+        if name == ".." {
+            current.pop();
+            continue;
         }
-        if meta.mode() & 0o022 != 0 {
-            return Err(format!(
-                "refused: the {what} {} is writable by {}, so someone else could replace the code; fix: `chmod go-w {}`",
-                path.display(),
-                if meta.mode() & 0o002 != 0 { "everyone" } else { "its group" },
-                path.display()
-            ));
+        let next = current.join(&name);
+        let meta = std::fs::symlink_metadata(&next)
+            .map_err(|e| format!("cannot inspect {}: {e}", next.display()))?;
+        if meta.file_type().is_symlink() {
+            links += 1;
+            if links > MAX_LINKS {
+                return Err(format!(
+                    "cannot resolve {}: too many symbolic links",
+                    library.display()
+                ));
+            }
+            let target = std::fs::read_link(&next)
+                .map_err(|e| format!("cannot read the link {}: {e}", next.display()))?;
+            let mut rest: VecDeque<OsString> = VecDeque::new();
+            if target.is_absolute() {
+                current = PathBuf::from("/");
+            }
+            push_components(&mut rest, &target);
+            rest.extend(pending);
+            pending = rest;
+            continue;
         }
+        let what = if pending.is_empty() {
+            "library"
+        } else {
+            "folder"
+        };
+        check_entry(&next, what, me)?;
+        current = next;
+    }
+    Ok(())
+}
+
+fn push_components(queue: &mut VecDeque<OsString>, path: &Path) {
+    for component in path.components() {
+        match component {
+            Component::Normal(name) => queue.push_back(name.to_os_string()),
+            Component::ParentDir => queue.push_back("..".into()),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+}
+
+/// One folder or the library itself, by the rules of [`check_library_trust`].
+fn check_entry(path: &Path, what: &str, me: u32) -> Result<(), String> {
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot inspect {}: {e}", path.display()))?;
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(format!(
+            "refused: the {what} {} is owned by uid {}, not by you (uid {me}) or root; fix: `chown {me} {}` if you trust it",
+            path.display(),
+            meta.uid(),
+            path.display()
+        ));
+    }
+    let shared_but_sticky = meta.is_dir() && meta.mode() & STICKY != 0;
+    if meta.mode() & 0o022 != 0 && !shared_but_sticky {
+        return Err(format!(
+            "refused: the {what} {} is writable by {}, so someone else could replace the code; fix: `chmod go-w {}`",
+            path.display(),
+            if meta.mode() & 0o002 != 0 { "everyone" } else { "its group" },
+            path.display()
+        ));
     }
     Ok(())
 }
@@ -61,5 +130,55 @@ mod tests {
         set_mode(dir.path(), 0o775);
         let err = check_library_trust(&library).unwrap_err();
         assert!(err.contains("folder") && err.contains("its group"), "{err}");
+    }
+
+    #[test]
+    fn every_folder_and_link_on_the_way_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        set_mode(dir.path(), 0o755);
+        let safe = dir.path().join("safe");
+        std::fs::create_dir(&safe).unwrap();
+        set_mode(&safe, 0o755);
+        let library = safe.join("libx.so");
+        std::fs::write(&library, b"x").unwrap();
+        set_mode(&library, 0o644);
+
+        // A link in an open folder pointing at a good library: anyone could re-point it.
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        set_mode(&open, 0o777);
+        let link = open.join("libx.so");
+        std::os::unix::fs::symlink(&library, &link).unwrap();
+        let err = check_library_trust(&link).unwrap_err();
+        assert!(
+            err.contains(&open.display().to_string()) && err.contains("everyone"),
+            "{err}"
+        );
+
+        // The same link in a safe folder is followed, and the target's folders checked.
+        let via = dir.path().join("via");
+        std::fs::create_dir(&via).unwrap();
+        set_mode(&via, 0o755);
+        std::os::unix::fs::symlink("../safe/libx.so", via.join("libx.so")).unwrap();
+        check_library_trust(&via.join("libx.so")).unwrap();
+        set_mode(&safe, 0o777);
+        let err = check_library_trust(&via.join("libx.so")).unwrap_err();
+        assert!(err.contains(&safe.display().to_string()), "{err}");
+        set_mode(&safe, 0o755);
+
+        // A deeper open folder is caught too; a sticky one (like /tmp) is not a hole.
+        set_mode(dir.path(), 0o777);
+        assert!(check_library_trust(&library)
+            .unwrap_err()
+            .contains("everyone"));
+        set_mode(dir.path(), 0o1777);
+        check_library_trust(&library).unwrap();
+        set_mode(dir.path(), 0o755);
+
+        // A link loop ends with an error, not a hang.
+        std::os::unix::fs::symlink(via.join("loop"), via.join("loop")).unwrap();
+        assert!(check_library_trust(&via.join("loop"))
+            .unwrap_err()
+            .contains("links"));
     }
 }
