@@ -48,7 +48,7 @@ pub(super) fn read_elf_manifest(bytes: &[u8]) -> Result<ManifestInfo, ManifestEr
         )));
     }
     // `repr(C)`: magic [u8; 8], format u32, then pointer-aligned fields.
-    let api_at = (12 + w - 1) / w * w;
+    let api_at = 12_u64.div_ceil(w) * w;
     let string = |pointer_at: u64, what: &str| {
         let target = view.word_at(pointer_at)?;
         if target == 0 {
