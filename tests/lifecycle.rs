@@ -1086,3 +1086,58 @@ fn a_record_pointing_at_another_data_dirs_session_cannot_make_kill_touch_it() {
     assert_ne!(json(&listed)[0]["status"], "exited");
     assert!(Path::new(json(&listed)[0]["workspace_path"].as_str().unwrap()).exists());
 }
+
+/// A plugin that kills the whole process (no `catch_unwind` stops a segfault or an abort):
+/// the host still says which plugin call it was, and `gc` can go on without that plugin.
+#[test]
+fn a_plugin_that_crashes_the_process_is_named_and_gc_goes_on_without_it() {
+    use std::os::unix::process::ExitStatusExt;
+    let harness = Harness::new(&[], "");
+    harness.ok(&["spawn", "app", "--task", "a healthy session"]);
+    let record = harness.record("app-2", false);
+    std::fs::write(
+        &record,
+        "id: app-2\nproject_id: app\nrole: worker\nstatus: working\nagent: claude-code\nruntime: faulty\nworkspace: git-worktree\nbranch: session/app-2\nworkspace_path: null\nruntime_handle: app-2\ntask: x\ncreated_at: 1\n",
+    )
+    .unwrap();
+    for (behaviour, signal, name) in [
+        ("segfault", libc::SIGSEGV, "SIGSEGV"),
+        ("abort", libc::SIGABRT, "SIGABRT"),
+    ] {
+        let settings = format!("{{ methods: {behaviour}, only: [alive_handles] }}");
+        if behaviour == "segfault" {
+            harness.install_faulty_runtime(&settings);
+        } else {
+            harness.edit_config(|c| c.replace("methods: segfault", "methods: abort"));
+        }
+        for args in [&["session", "ls"][..], &["gc", "--dry-run"]] {
+            let output = harness.ao(args);
+            assert_eq!(output.status.signal(), Some(signal), "{args:?}");
+            let said = stderr(&output);
+            assert!(
+                said.contains(&format!(
+                    "runtime plugin `faulty` crashed ({name}) in alive_handles"
+                )) && said.contains("--skip-plugin faulty"),
+                "{args:?}: {said}"
+            );
+        }
+        let output = harness.ok(&["gc", "--skip-plugin", "faulty", "--json"]);
+        let actions = json(&output);
+        assert!(
+            actions
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["target"] == "app-2"
+                    && a["detail"]
+                        .as_str()
+                        .unwrap()
+                        .contains("skipped plugin `faulty`")),
+            "{actions:#}"
+        );
+    }
+    // Its session was left alone, and the healthy one untouched.
+    assert!(record.exists());
+    let healthy = harness.tmux_session("app-1");
+    assert!(harness.tmux.sessions().contains(&healthy));
+}

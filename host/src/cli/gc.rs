@@ -12,9 +12,10 @@ pub async fn run(
     lifecycle: &Lifecycle,
     dry_run: bool,
     force: bool,
+    skip_plugins: &[String],
     json: bool,
 ) -> Result<ExitCode> {
-    let plan = lifecycle.gc_plan(force).await;
+    let plan = lifecycle.gc_plan(force, skip_plugins).await;
     let actions = if dry_run {
         plan.actions()
     } else {

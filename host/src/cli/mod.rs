@@ -79,6 +79,10 @@ pub enum Command {
         /// Also remove orphan workspaces that hold uncommitted changes.
         #[arg(long)]
         force: bool,
+        /// Never call this plugin (repeatable): one that crashes must not stop the rest from
+        /// being reconciled. Its sessions and what it owns are left alone.
+        #[arg(long = "skip-plugin", value_name = "NAME")]
+        skip_plugins: Vec<String>,
         #[arg(long)]
         json: bool,
     },
@@ -206,6 +210,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         command => Args { command, ..args },
     };
+    // From here on plugins may be loaded and called: a crash in one of them says which.
+    ao_host::plugins::crash::install();
     let mut clock = PhaseClock::start();
     let context = AppContext::new(&args)?;
     clock.lap("config");
@@ -314,8 +320,9 @@ async fn run_command(lifecycle: &Lifecycle, command: Command) -> Result<ExitCode
         Command::Gc {
             dry_run,
             force,
+            skip_plugins,
             json,
-        } => gc::run(lifecycle, dry_run, force, json).await,
+        } => gc::run(lifecycle, dry_run, force, &skip_plugins, json).await,
         Command::Dashboard(_) => unreachable!("served with a shared lifecycle"),
         Command::Plugins(_) | Command::Completions(_) | Command::Hook(_) => {
             unreachable!("handled without a reactor")

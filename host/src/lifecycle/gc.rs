@@ -194,15 +194,27 @@ impl Lifecycle {
         Ok((alive.into_iter().collect(), owned))
     }
 
-    /// Works out what `gc` would do, changing nothing.
-    pub async fn gc_plan(&self, force: bool) -> GcPlan {
+    /// Works out what `gc` would do, changing nothing. Plugins named in `skip` are never called
+    /// (one that crashes the process must not stop the rest from being reconciled): what they
+    /// own, and the sessions that use them, are left alone.
+    pub async fn gc_plan(&self, force: bool, skip_plugins: &[String]) -> GcPlan {
         let mut plan = GcPlan::default();
+        let skipped = |name: &String| skip_plugins.contains(name);
         // 1. What the plugins own, asked before the records that decide anything are read (see
         // the module docs). This first read only says which plugins to ask.
         let listing = self.store.list(None, false);
         let choices = self.choices(&listing.sessions);
         let runtimes: BTreeSet<String> = choices.iter().map(|c| c.runtime.clone()).collect();
         let workspaces: BTreeSet<String> = choices.iter().map(|c| c.workspace.clone()).collect();
+        for name in runtimes.iter().chain(&workspaces).filter(|n| skipped(n)) {
+            plan.skipped.push(skip(
+                "ask plugin",
+                name.clone(),
+                "skipped (--skip-plugin): what it owns is left alone",
+            ));
+        }
+        let runtimes: BTreeSet<String> = runtimes.into_iter().filter(|n| !skipped(n)).collect();
+        let workspaces: BTreeSet<String> = workspaces.into_iter().filter(|n| !skipped(n)).collect();
         let mut owned_handles = Vec::new();
         // Live handles of each runtime that could answer.
         let mut alive_by_runtime: HashMap<String, HashSet<String>> = HashMap::new();
@@ -234,6 +246,17 @@ impl Lifecycle {
         let mut exit_candidates: HashMap<String, Vec<(String, String, String)>> = HashMap::new();
         for session in &sessions {
             let (project, id) = (session.project_id.clone(), session.id.clone());
+            if let Some(name) = [&session.runtime, &session.workspace, &session.agent]
+                .into_iter()
+                .find(|name| skipped(name))
+            {
+                plan.skipped.push(skip(
+                    "check session",
+                    id,
+                    format!("uses the skipped plugin `{name}`"),
+                ));
+                continue;
+            }
             if session.status == SessionStatus::Spawning {
                 match self.spawn_state(session) {
                     SpawnState::Interrupted(_) => {

@@ -292,7 +292,7 @@ mod tests {
         sendable(lifecycle.list(None, false));
         sendable(lifecycle.kill("app-1", false, false, &quiet));
         sendable(lifecycle.send("app-1", "hello", &quiet));
-        sendable(lifecycle.gc_plan(false));
+        sendable(lifecycle.gc_plan(false, &[]));
         sendable(lifecycle.doctor());
         sendable(lifecycle.attach_command("app-1"));
         sendable(lifecycle.resolve_project(None, dir.path()));

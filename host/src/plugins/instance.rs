@@ -89,7 +89,11 @@ impl<O: Send + Sync + 'static> Caller<O> {
         F: FnOnce(&O) -> RResult<T, PluginError> + Send + 'static,
     {
         let object = Arc::clone(&self.object);
-        let task = tokio::task::spawn_blocking(move || body(&object));
+        let (kind, name) = (self.kind, Arc::clone(&self.name));
+        let task = tokio::task::spawn_blocking(move || {
+            let _running = super::crash::enter(kind, &name, method);
+            body(&object)
+        });
         let failed = |error: PluginError| PluginCallError::Plugin {
             kind: self.kind,
             plugin: self.name.to_string(),

@@ -12,6 +12,7 @@
 //! - [`set`] is the runtime, agent and workspace a session uses, and the context plugins get.
 //! - [`instance`] is how the host calls a plugin: off the async reactor, with a timeout.
 
+pub mod crash;
 pub mod discovery;
 mod elf;
 mod file_format;

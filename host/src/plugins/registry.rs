@@ -275,6 +275,7 @@ impl PluginRegistry {
         let (context, owned_name) = (context.clone(), name.to_string());
         let built = within(timeout, move || {
             let name = owned_name.as_str();
+            let _running = super::crash::enter(kind, name, "its constructor (new)");
             match constructor {
                 PluginConstructor::Runtime(construct) => construct(&context)
                     .into_result()
