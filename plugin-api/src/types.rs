@@ -84,6 +84,23 @@ pub struct RuntimeCreateRequest {
     pub env: RVec<EnvVar>,
 }
 
+impl RuntimeCreateRequest {
+    /// The working directory, refused unless it is an existing folder. Call it before starting
+    /// anything: a runtime that starts the agent anyway runs it somewhere else (tmux falls back
+    /// to the home folder), where it works on the wrong files.
+    pub fn existing_cwd(&self) -> crate::PluginResult<&std::path::Path> {
+        let cwd = std::path::Path::new(self.cwd.as_str());
+        if cwd.is_dir() {
+            Ok(cwd)
+        } else {
+            Err(crate::PluginError::invalid_input(format!(
+                "the working directory {} does not exist or is not a folder",
+                cwd.display()
+            )))
+        }
+    }
+}
+
 /// The session as an agent plugin sees it when building its command line and environment.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, PartialEq, Eq)]

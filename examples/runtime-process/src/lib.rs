@@ -29,6 +29,8 @@ export_plugins! {
 
 /// How much of the end of the log `capture_output` reads.
 const CAPTURE_BYTES: u64 = 256 * 1024;
+/// How long a message may take to go into an agent that reads slowly.
+const WRITE_PATIENCE: Duration = Duration::from_secs(10);
 /// How long `destroy` waits after SIGTERM before SIGKILL.
 const TERM_GRACE: Duration = Duration::from_secs(2);
 
@@ -97,9 +99,28 @@ impl ProcessRuntime {
             .map_err(|e| {
                 PluginError::not_found(format!("session `{handle}` takes no input ({e})"))
             })?;
-        input
-            .write_all(bytes)
-            .map_err(|e| PluginError::failed(format!("writing to session `{handle}`: {e}")))
+        // Non-blocking (see O_NONBLOCK): a message larger than the pipe's buffer goes in as the
+        // agent reads it, within a bound, instead of failing half-written.
+        let deadline = Instant::now() + WRITE_PATIENCE;
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            match input.write(rest) {
+                Ok(written) => rest = &rest[written..],
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => {
+                    return Err(PluginError::failed(format!(
+                        "writing to session `{handle}` ({} of {} bytes written): {e}",
+                        bytes.len() - rest.len(),
+                        bytes.len()
+                    )))
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -123,6 +144,7 @@ impl Runtime for ProcessRuntime {
     fn create(&self, request: &RuntimeCreateRequest) -> PluginResult<String> {
         let id = request.session_id.as_str();
         let dir = self.dir(id)?;
+        request.existing_cwd()?;
         let (program, args) = request
             .launch_command
             .split_first()

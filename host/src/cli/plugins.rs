@@ -2,8 +2,12 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use anyhow::Result;
-use ao_host::plugins::{set::plugin_context, PluginRegistry, PluginRow, PluginStatus};
+use anyhow::{Context, Result};
+use ao_host::{
+    conformance,
+    plugins::{set::plugin_context, PluginRegistry, PluginRow, PluginStatus},
+};
+use ao_plugin_api::PluginKind;
 use clap::Subcommand;
 
 use super::{
@@ -26,12 +30,90 @@ pub enum PluginsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The conformance kit: drive every plugin of one library through its contract on scratch
+    /// resources (a probe agent, a scratch repository), one line per check. Exits 0 only if
+    /// every check passes.
+    Test {
+        file: PathBuf,
+        /// Only the plugins of this kind (runtime, agent, workspace).
+        #[arg(long, value_parser = parse_kind)]
+        kind: Option<PluginKind>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The conformance kit's probe agent (started by `plugins test` inside a runtime).
+    #[command(hide = true)]
+    ProbeAgent { dir: PathBuf },
+}
+
+fn parse_kind(text: &str) -> Result<PluginKind, String> {
+    PluginKind::parse(text)
+        .ok_or_else(|| format!("`{text}` is not a plugin kind: runtime, agent or workspace"))
 }
 
 pub fn run(context: &AppContext, command: PluginsCommand) -> Result<ExitCode> {
     match command {
         PluginsCommand::List { json } => list(context, json),
         PluginsCommand::Check { file, json } => check(context, file, json),
+        PluginsCommand::Test { file, kind, json } => test(context, &file, kind, json),
+        PluginsCommand::ProbeAgent { dir } => {
+            conformance::probe::run(&dir)
+                .with_context(|| format!("probe agent in {}", dir.display()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn test(
+    context: &AppContext,
+    file: &std::path::Path,
+    kind: Option<PluginKind>,
+    json: bool,
+) -> Result<ExitCode> {
+    let exe =
+        std::env::current_exe().context("finding this program, to run it as the probe agent")?;
+    let probe = vec![
+        exe.display().to_string(),
+        "plugins".to_string(),
+        "probe-agent".to_string(),
+    ];
+    let reactor = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let results = reactor.block_on(conformance::test_library(
+        file,
+        kind,
+        &context.config,
+        probe,
+    ));
+    // A plugin call that timed out may still hold a blocking thread; do not wait for it.
+    reactor.shutdown_background();
+    let results = results?;
+    let failed = results.iter().filter(|r| !r.ok).count();
+    if json {
+        print_json(&results)?;
+    } else {
+        for r in &results {
+            outln!(
+                "{:<5} {} {}: {} — {}",
+                if r.ok { "pass" } else { "FAIL" },
+                r.kind,
+                terminal_safe(&r.plugin),
+                r.check,
+                terminal_safe(&r.detail)
+            );
+        }
+    }
+    if failed == 0 {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        errln!(
+            "ao-host: {failed} of {} checks failed for {}",
+            results.len(),
+            terminal_safe(&file.display().to_string())
+        );
+        Ok(ExitCode::FAILURE)
     }
 }
 

@@ -26,7 +26,7 @@ use std::{
 use ao_plugin_api::PluginKind;
 
 pub use self::{
-    deliver::{screen_tail, DeliverError, SCREEN_LINES},
+    deliver::{first_difference, screen_tail, DeliverError, SCREEN_LINES},
     operate::KillOutcome,
     restore::{RestoreOutcome, RestoreResult},
     spawn::{validate_task, SpawnError, SpawnRequest, SpawnStepError},

@@ -153,6 +153,11 @@ impl PluginRegistry {
 
     /// One row per plugin of every candidate library (one row for a library that could not be
     /// read), in load order.
+    /// What loading each candidate file gave, in search order.
+    pub fn reports(&self) -> &[LibraryReport] {
+        &self.reports
+    }
+
     /// [`PluginRegistry::rows`] with each library's digest, for writing `plugins.pin`.
     pub fn rows_with_digests(&self) -> Vec<PluginRow> {
         let mut rows = self.rows();

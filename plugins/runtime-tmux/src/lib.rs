@@ -403,6 +403,7 @@ impl Runtime for TmuxRuntime {
     fn create(&self, request: &RuntimeCreateRequest) -> PluginResult<String> {
         let id = request.session_id.as_str();
         validate_id("session id", id)?;
+        request.existing_cwd()?;
         if self.server.chars().any(char::is_control) {
             return Err(PluginError::invalid_input(format!(
                 "the tmux socket path {:?} holds a control character, which a session handle \

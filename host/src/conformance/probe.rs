@@ -1,0 +1,112 @@
+//! The probe agent: what the conformance kit runs in a runtime instead of a coding agent.
+//!
+//! It records every byte it receives, byte-exact, so the kit can tell whether a runtime
+//! delivered a message intact. In a terminal it switches it to raw mode (so the terminal
+//! changes nothing on the way) and turns on bracketed paste, as agent TUIs do. It writes its
+//! process id at start, so the kit can tell whether a runtime left it running.
+
+use std::{
+    io::{Read, Write},
+    path::{Path, PathBuf},
+};
+
+/// What the probe draws once it is ready; the kit looks for it on the screen.
+pub const READY_LINE: &str = "ao-probe ready";
+
+/// The files one probe keeps in its folder.
+pub struct ProbeFiles {
+    pub dir: PathBuf,
+}
+
+impl ProbeFiles {
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn pid_file(&self) -> PathBuf {
+        self.dir.join("pid")
+    }
+
+    fn received_file(&self) -> PathBuf {
+        self.dir.join("received")
+    }
+
+    /// Every byte received so far.
+    pub fn received(&self) -> Vec<u8> {
+        std::fs::read(self.received_file()).unwrap_or_default()
+    }
+
+    /// The probe's process id, once it has started.
+    pub fn pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.pid_file())
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Whether the probe process is running. A zombie counts as gone: the process runtime's
+    /// children are the kit's own, reaped whenever the plugin gets to it.
+    pub fn running(&self) -> bool {
+        let Some(pid) = self.pid() else {
+            return false;
+        };
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => !matches!(
+                stat.rsplit_once(')')
+                    .map(|(_, rest)| rest.trim_start().chars().next()),
+                Some(Some('Z' | 'X'))
+            ),
+            Err(_) if Path::new("/proc/self").exists() => false,
+            Err(_) => crate::session::process_alive(pid),
+        }
+    }
+}
+
+/// Runs the probe until its input ends. Never returns an error to a runtime: it records what
+/// it can.
+pub fn run(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let files = ProbeFiles::new(dir);
+    let raw = make_terminal_raw();
+    let mut out = std::io::stdout();
+    // Bracketed paste on; then the ready line.
+    write!(out, "\x1b[?2004h{READY_LINE} (raw terminal: {raw})\r\n")?;
+    out.flush()?;
+    std::fs::write(files.pid_file(), std::process::id().to_string())?;
+    let mut received = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(files.received_file())?;
+    let mut stdin = std::io::stdin().lock();
+    let mut buffer = [0u8; 65536];
+    let mut total = 0usize;
+    loop {
+        let n = match stdin.read(&mut buffer) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        received.write_all(&buffer[..n])?;
+        received.flush()?;
+        total += n;
+        write!(out, "received {total} bytes\r\n")?;
+        out.flush()?;
+    }
+}
+
+/// Puts the terminal on stdin, if any, in raw mode; says whether it did.
+fn make_terminal_raw() -> bool {
+    // SAFETY: tcgetattr/tcsetattr on fd 0 with a struct they fill; failure leaves it as it was.
+    unsafe {
+        let mut mode: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(0, &mut mode) != 0 {
+            return false;
+        }
+        libc::cfmakeraw(&mut mode);
+        libc::tcsetattr(0, libc::TCSANOW, &mode) == 0
+    }
+}

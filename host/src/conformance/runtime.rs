@@ -1,0 +1,318 @@
+//! The runtime checks: a probe agent started, watched, messaged, listed and stopped.
+
+use std::{path::Path, time::Duration};
+
+use ao_plugin_api::{abi_stable::std_types::RVec, EnvVar, PluginErrorKind, RuntimeCreateRequest};
+
+use super::{
+    eventually,
+    probe::{ProbeFiles, READY_LINE},
+    Kit,
+};
+use crate::{lifecycle::first_difference, plugins::RuntimePlugin};
+
+/// How long the probe may take to start, draw, or receive a message.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Messages a runtime must deliver byte-exact: plain, every kind of whitespace and non-ASCII,
+/// and 100 KB (more than one terminal paste or pipe buffer).
+fn messages() -> Vec<(&'static str, String)> {
+    let mut large = String::new();
+    let mut line = 0;
+    while large.len() < 100 * 1024 {
+        large.push_str(&format!(
+            "{line:05}\tünïcødé 🎉 \"quotes\" $(not run) `tick` \\ back\n"
+        ));
+        line += 1;
+    }
+    vec![
+        ("short", "hello from the conformance kit".to_string()),
+        (
+            "whitespace and UTF-8",
+            "\tleading tab\n  two lines, ünï 🎉\r\nand a CRLF\n-dash last".to_string(),
+        ),
+        ("100 KB", large),
+    ]
+}
+
+/// Whether `chunk` (what the probe got for one message) is `text` with only terminal framing
+/// around it: an optional line clear (C-u), bracketed-paste markers, and one submit (CR or LF).
+fn delivered_intact(chunk: &[u8], text: &str) -> Result<(), String> {
+    let mut rest = chunk;
+    rest = rest.strip_prefix(b"\x15").unwrap_or(rest);
+    let body = match rest.strip_prefix(b"\x1b[200~") {
+        Some(pasted) => pasted
+            .strip_suffix(b"\x1b[201~\r")
+            .or_else(|| pasted.strip_suffix(b"\x1b[201~\n"))
+            .ok_or("a bracketed paste without its end marker and one Enter after it")?,
+        None => rest
+            .strip_suffix(b"\r")
+            .or_else(|| rest.strip_suffix(b"\n"))
+            .ok_or("no Enter after the message")?,
+    };
+    if body == text.as_bytes() {
+        return Ok(());
+    }
+    let received = String::from_utf8_lossy(body);
+    Err(format!(
+        "the message arrived changed ({} bytes sent, {} received; {})",
+        text.len(),
+        body.len(),
+        first_difference(text, &received)
+    ))
+}
+
+fn request(session: &str, cwd: &Path, probe: &[String], dir: &Path) -> RuntimeCreateRequest {
+    let mut argv: Vec<String> = probe.to_vec();
+    argv.push(dir.display().to_string());
+    RuntimeCreateRequest {
+        session_id: session.into(),
+        cwd: cwd.display().to_string().into(),
+        launch_command: argv.into_iter().map(Into::into).collect(),
+        env: RVec::from(vec![EnvVar::new("AO_SESSION", session)]),
+    }
+}
+
+pub(super) async fn check(kit: &mut Kit<'_>) {
+    let timeout = kit.timeout;
+    let home = kit.data_dir("data");
+    let built = kit
+        .registry
+        .runtime(&kit.plugin, &kit.context(&home), timeout)
+        .map_err(|e| e.to_string());
+    let Ok(runtime) = built.clone() else {
+        kit.record("new", built.map(|_| String::new()));
+        return;
+    };
+    kit.record("new", Ok("built with the configured settings".into()));
+    let session = format!("aokit-{}", std::process::id());
+    let probe = ProbeFiles::new(&kit.scratch.join("probe"));
+    let cwd = kit.scratch.clone();
+    let created = runtime
+        .create(request(&session, &cwd, &kit.probe, &probe.dir))
+        .await
+        .map_err(|e| e.to_string());
+    let Ok(handle) = created.clone() else {
+        kit.record("create", created);
+        return;
+    };
+    let started = eventually(PATIENCE, || probe.running()).await;
+    kit.record(
+        "create",
+        if started {
+            Ok(format!("handle {handle}; the probe agent runs"))
+        } else {
+            Err(format!(
+                "handle {handle}, but the probe agent never started"
+            ))
+        },
+    );
+    session_checks(kit, &runtime, &handle, &probe).await;
+    foreign_checks(kit, &runtime, &handle).await;
+
+    let destroyed = runtime.destroy(&handle).await.map_err(|e| e.to_string());
+    let stopped = eventually(PATIENCE, || !probe.running()).await;
+    let gone = matches!(runtime.is_alive(&handle).await, Ok(false))
+        || matches!(runtime.is_alive(&handle).await, Err(e) if e.kind() == PluginErrorKind::NotFound);
+    kit.record(
+        "destroy",
+        match (destroyed, stopped, gone) {
+            (Err(e), _, _) => Err(e),
+            (Ok(()), false, _) => Err("the agent process is still running".into()),
+            (Ok(()), true, false) => Err("is_alive still says true".into()),
+            (Ok(()), true, true) => Ok("the agent process is gone; is_alive says false".into()),
+        },
+    );
+    kit.record(
+        "destroy twice",
+        runtime
+            .destroy(&handle)
+            .await
+            .map(|()| "destroying what is gone succeeds".into())
+            .map_err(|e| format!("the second destroy failed: {e}")),
+    );
+    let not_found = runtime.capture_output("aokit-no-such-session", 10).await;
+    kit.record(
+        "unknown handle",
+        match not_found {
+            Err(e) if e.kind() == PluginErrorKind::NotFound => {
+                Ok("capture_output says not-found".into())
+            }
+            Err(e) => Err(format!("capture_output failed, but not as not-found: {e}")),
+            Ok(_) => Err("capture_output answered for a session that does not exist".into()),
+        },
+    );
+    failed_create(kit, &runtime).await;
+}
+
+/// Screen, messages and keys of the live probe session.
+async fn session_checks(
+    kit: &mut Kit<'_>,
+    runtime: &RuntimePlugin,
+    handle: &str,
+    probe: &ProbeFiles,
+) {
+    let alive = runtime.is_alive(handle).await;
+    kit.record(
+        "is_alive",
+        match alive {
+            Ok(true) => Ok("true".into()),
+            Ok(false) => Err("false for the session just created".into()),
+            Err(e) => Err(e.to_string()),
+        },
+    );
+    let mut screen = String::new();
+    let mut drawn = false;
+    for _ in 0..(PATIENCE.as_millis() / 100) {
+        match runtime.capture_output(handle, 50).await {
+            Ok(text) if text.contains(READY_LINE) => {
+                drawn = true;
+                break;
+            }
+            Ok(text) => screen = text,
+            Err(e) => screen = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    kit.record(
+        "capture_output",
+        if drawn {
+            Ok("shows what the agent drew".into())
+        } else {
+            Err(format!(
+                "never showed the probe's `{READY_LINE}` line; last: {:?}",
+                screen.chars().take(200).collect::<String>()
+            ))
+        },
+    );
+    for (name, text) in messages() {
+        let before = probe.received().len();
+        let sent = runtime.send_message(handle, &text).await;
+        let check = format!("send_message: {name}");
+        let outcome = match sent {
+            Err(e) => Err(e.to_string()),
+            Ok(()) => {
+                // Wait until the bytes stop coming, then judge what came.
+                let mut seen = before;
+                let mut quiet = 0;
+                let _ = eventually(PATIENCE, || {
+                    let now = probe.received().len();
+                    quiet = if now == seen && now > before {
+                        quiet + 1
+                    } else {
+                        0
+                    };
+                    seen = now;
+                    quiet >= 6
+                })
+                .await;
+                let received = probe.received();
+                delivered_intact(&received[before.min(received.len())..], &text)
+                    .map(|()| format!("{} bytes arrived byte-exact, submitted once", text.len()))
+            }
+        };
+        kit.record(&check, outcome);
+    }
+    let before = probe.received().len();
+    let keys = runtime.send_keys(handle, &["x", "Enter"]).await;
+    let arrived = eventually(PATIENCE, || probe.received().len() >= before + 2).await;
+    let received = probe.received();
+    let got = &received[before.min(received.len())..];
+    kit.record(
+        "send_keys",
+        match keys {
+            Err(e) => Err(e.to_string()),
+            Ok(()) if arrived && (got == b"x\r" || got == b"x\n") => {
+                Ok("a literal key and Enter arrived".into())
+            }
+            Ok(()) => Err(format!("sent `x` and Enter, the agent got {got:?}")),
+        },
+    );
+    kit.record(
+        "alive_handles",
+        match runtime.alive_handles().await {
+            Ok(handles) if handles.iter().any(|h| h == handle) => Ok("lists the session".into()),
+            Ok(handles) => Err(format!("does not list {handle}: {handles:?}")),
+            Err(e) => Err(e.to_string()),
+        },
+    );
+}
+
+/// A session made by the same plugin for another data dir is not this one's to list or own.
+async fn foreign_checks(kit: &mut Kit<'_>, runtime: &RuntimePlugin, handle: &str) {
+    let other_home = kit.data_dir("other-data");
+    let other = match kit
+        .registry
+        .runtime(&kit.plugin, &kit.context(&other_home), kit.timeout)
+    {
+        Ok(other) => other,
+        Err(e) => {
+            kit.record("alive_handles: foreign sessions", Err(e.to_string()));
+            return;
+        }
+    };
+    let probe = ProbeFiles::new(&kit.scratch.join("foreign-probe"));
+    let session = format!("aokit-foreign-{}", std::process::id());
+    let created = other
+        .create(request(&session, &kit.scratch, &kit.probe, &probe.dir))
+        .await;
+    let outcome = match created {
+        Err(e) => Err(format!("could not make another data dir's session: {e}")),
+        Ok(foreign) => {
+            let _ = eventually(PATIENCE, || probe.running()).await;
+            let listed = runtime.alive_handles().await;
+            let owned = runtime.owned_handles().await;
+            let _ = other.destroy(&foreign).await;
+            let _ = eventually(PATIENCE, || !probe.running()).await;
+            match (listed, owned) {
+                (Err(e), _) => Err(e.to_string()),
+                (Ok(listed), _) if listed.contains(&foreign) => Err(format!(
+                    "lists {foreign}, a session of another data dir, as its own"
+                )),
+                (_, Ok(owned)) if owned.contains(&foreign) => Err(format!(
+                    "owned_handles lists {foreign}, a session of another data dir: gc would remove it"
+                )),
+                (Ok(listed), _) if !listed.iter().any(|h| h == handle) => {
+                    Err(format!("no longer lists its own {handle}"))
+                }
+                _ => Ok("another data dir's session is not listed".into()),
+            }
+        }
+    };
+    kit.record("alive_handles: foreign sessions", outcome);
+}
+
+/// A `create` that fails (its folder does not exist) must leave no process behind.
+async fn failed_create(kit: &mut Kit<'_>, runtime: &RuntimePlugin) {
+    let probe = ProbeFiles::new(&kit.scratch.join("failed-probe"));
+    let missing = kit.scratch.join("no-such-folder");
+    let session = format!("aokit-failed-{}", std::process::id());
+    let created = runtime
+        .create(request(&session, &missing, &kit.probe, &probe.dir))
+        .await;
+    // Give a leaked process time to write its pid.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let leaked = probe.running();
+    if let Ok(handle) = &created {
+        let _ = runtime.destroy(handle).await;
+    }
+    kit.record(
+        "create in a missing folder",
+        match (created, leaked) {
+            (Ok(handle), _) => Err(format!(
+                "succeeded ({handle}) in a folder that does not exist"
+            )),
+            (Err(_), true) => Err(
+                "failed, but left the agent process running: a create that fails must stop what it started"
+                    .into(),
+            ),
+            (Err(e), false) => Ok(format!("refused, nothing left running ({e})")),
+        },
+    );
+    if leaked {
+        if let Some(pid) = probe.pid() {
+            // SAFETY: stopping the kit's own probe, which the plugin left running.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The conformance kit (`ao-host plugins test`) on real libraries: every first-party and
+//! example plugin passes it, and a runtime with each of the mistakes it exists to catch fails
+//! the check that names that mistake, and only that one.
+
+mod support;
+
+use std::path::Path;
+
+use serde_json::Value;
+use support::{
+    ao_host, build_fixture, examples_build, first_party_build, stderr, ApiPatch, TmuxServer,
+};
+
+/// Runs `plugins test LIBRARY --json` with `settings` lines under `plugins.config`, on a tmux
+/// server of the test's own; returns whether it passed and its checks.
+fn kit(library: &Path, settings: &str) -> (bool, Vec<Value>) {
+    let home = tempfile::tempdir().unwrap();
+    let tmux = TmuxServer::new();
+    let config = home.path().join("ao-rs.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir: {:?}\nplugins:\n  config:\n    tmux: {{ socket: {} }}\n{settings}",
+            home.path().join("data").display().to_string(),
+            tmux.socket
+        ),
+    )
+    .unwrap();
+    let output = ao_host(home.path())
+        .arg("--config")
+        .arg(&config)
+        .args(["plugins", "test", "--json"])
+        .arg(library)
+        .output()
+        .unwrap();
+    let checks: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {}", stderr(&output)));
+    assert!(
+        tmux.sessions().is_empty(),
+        "the kit left tmux sessions: {:?}",
+        tmux.sessions()
+    );
+    (output.status.success(), checks.as_array().unwrap().clone())
+}
+
+fn failed(checks: &[Value]) -> Vec<String> {
+    checks
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .map(|c| {
+            format!(
+                "{}: {}",
+                c["check"].as_str().unwrap(),
+                c["detail"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn every_first_party_and_example_plugin_passes_the_kit() {
+    for library in first_party_build().iter().chain(examples_build()) {
+        let (passed, checks) = kit(library, "");
+        assert!(passed, "{}: {:#?}", library.display(), failed(&checks));
+        assert!(checks.len() >= 8, "{}: {checks:#?}", library.display());
+        let names: Vec<&str> = checks
+            .iter()
+            .map(|c| c["check"].as_str().unwrap())
+            .collect();
+        if checks[0]["kind"] == "runtime" {
+            for expected in [
+                "send_message: 100 KB",
+                "alive_handles: foreign sessions",
+                "destroy twice",
+                "unknown handle",
+                "create in a missing folder",
+            ] {
+                assert!(
+                    names.contains(&expected),
+                    "{}: no `{expected}` in {names:?}",
+                    library.display()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_runtime_with_a_known_mistake_fails_the_check_that_names_it() {
+    let sloppy = build_fixture("sloppy", ApiPatch::None);
+    let (passed, checks) = kit(&sloppy, "");
+    assert!(
+        passed,
+        "the fixture without mistakes passes: {:#?}",
+        failed(&checks)
+    );
+    for (setting, check, why) in [
+        ("drop_last_byte", "send_message: short", "arrived changed"),
+        (
+            "leak_failed_create",
+            "create in a missing folder",
+            "left the agent process running",
+        ),
+        (
+            "list_foreign",
+            "alive_handles: foreign sessions",
+            "another data dir",
+        ),
+    ] {
+        let (passed, checks) = kit(&sloppy, &format!("    sloppy: {{ {setting}: true }}\n"));
+        assert!(!passed, "{setting}: the kit passed it");
+        let failures = failed(&checks);
+        assert!(
+            failures
+                .iter()
+                .any(|f| f.starts_with(check) && f.contains(why)),
+            "{setting}: {failures:#?}"
+        );
+        if setting != "drop_last_byte" {
+            assert_eq!(
+                failures.len(),
+                1,
+                "{setting}: only its own check fails: {failures:#?}"
+            );
+        }
+    }
+}
