@@ -140,7 +140,13 @@ fn a_library_with_a_different_interface_layout_is_refused() {
         &home.path().join("plugins"),
         None,
     );
-    assert_refused(home.path(), &library, "interface layout differs");
+    // The first difference, in one line, at default verbosity: the drifted struct has a field
+    // more than the host's.
+    assert_refused(
+        home.path(),
+        &library,
+        "interface layout differs from this host's (`RuntimeCreateRequest`: incompatible type size (the library's: 136, this host's: 128); too many fields (the library's: 5, this host's: 4))",
+    );
     // The manifest still names what the library is.
     let rows = json(&check(home.path(), &library));
     assert_eq!(rows[0]["name"], "faulty");
@@ -159,7 +165,7 @@ fn a_library_built_for_a_newer_api_minor_is_refused_with_both_versions() {
         home.path(),
         &library,
         &format!(
-            "built for ao-plugin-api 0.2.0, this host speaks {}: rebuild it against ao-plugin-api 0.1",
+            "built for ao-plugin-api 0.2.0, this host speaks {0}: rebuild it against ao-plugin-api {0}",
             ao_plugin_api::API_VERSION
         ),
     );

@@ -64,12 +64,13 @@ pub enum LoadError {
     NotAPlugin { path: PathBuf },
     #[error("{path}: corrupt plugin manifest: {detail}; rebuild the library", path = path.display())]
     BadManifest { path: PathBuf, detail: String },
-    #[error("{path}: built for ao-plugin-api {library}, this host speaks {host}: rebuild it against ao-plugin-api {rebuild}", path = path.display())]
+    #[error("{path}: built for ao-plugin-api {library}, this host speaks {host}: {fix}", path = path.display())]
     IncompatibleApi {
         path: PathBuf,
         library: String,
         host: String,
-        rebuild: String,
+        /// What to do: rebuild against which version, or upgrade ao-host.
+        fix: String,
     },
     #[error("{path}: its digest {actual} does not match plugins.pin.{plugin} ({expected}); install the pinned build or update the pin", path = path.display())]
     PinMismatch {
@@ -140,9 +141,23 @@ pub fn api_compatible(host: &Version, library: &Version) -> bool {
     same_line && library.cmp_precedence(host).is_le()
 }
 
-/// The `X.Y` a refused library should be rebuilt against.
-fn rebuild_line(host: &Version) -> String {
-    format!("{}.{}", host.major, host.minor)
+/// What to do about a library built for `library` that a host built for `host` refuses.
+fn compatibility_fix(host: &Version, library: &Version) -> String {
+    let same_line = if host.major == 0 {
+        library.major == 0 && library.minor == host.minor
+    } else {
+        library.major == host.major
+    };
+    if same_line {
+        format!(
+            "the library is newer than this host: upgrade ao-host to one built with ao-plugin-api {library} or later, or rebuild the library against ao-plugin-api {host} (`ao-plugin-api = \"={host}\"`)"
+        )
+    } else {
+        format!(
+            "rebuild it against ao-plugin-api {host} (`ao-plugin-api = \"={host}\"`), or any {}.{}.x up to it",
+            host.major, host.minor
+        )
+    }
 }
 
 /// `sha256:<hex>` of a file, the form `plugins.pin` uses.
@@ -372,23 +387,28 @@ fn check_and_init(
     manifest: &ManifestInfo,
 ) -> Result<Vec<LoadedPlugin>, LoadError> {
     let host = host_api_version();
-    let incompatible = || LoadError::IncompatibleApi {
+    let incompatible = |fix: String| LoadError::IncompatibleApi {
         path: shown.to_path_buf(),
         library: manifest.api_version.clone(),
         host: host.to_string(),
-        rebuild: rebuild_line(&host),
+        fix,
     };
-    let library_version = Version::parse(&manifest.api_version).map_err(|_| incompatible())?;
+    let library_version = Version::parse(&manifest.api_version).map_err(|_| {
+        incompatible(format!(
+            "`{}` is not a version; rebuild it against ao-plugin-api {host}",
+            manifest.api_version
+        ))
+    })?;
     if !api_compatible(&host, &library_version) {
-        return Err(incompatible());
+        return Err(incompatible(compatibility_fix(&host, &library_version)));
     }
     let layout_error = |detail: String| {
-        tracing::debug!(path = %path.display(), error = %detail, "library layout refused");
+        tracing::info!(path = %shown.display(), "abi_stable's full layout report:\n{detail}");
         LoadError::LayoutMismatch {
             path: shown.to_path_buf(),
             library: manifest.api_version.clone(),
             host: host.to_string(),
-            detail: summarize(&detail),
+            detail: first_layout_difference(&detail).unwrap_or_else(|| summarize(&detail)),
         }
     };
     // One header per library: `RootModule::load_from_file` would cache the first library's
@@ -435,6 +455,53 @@ fn check_and_init(
     Ok(plugins)
 }
 
+/// The first difference abi_stable's layout report names, in one line: the type, and each way it
+/// differs (its report runs to tens of kilobytes, the cause at the very end). abi_stable calls
+/// the library's layout "expected" here (see `check_and_init`), and the host's "found".
+fn first_layout_difference(report: &str) -> Option<String> {
+    let lines: Vec<&str> = report.lines().map(str::trim).collect();
+    let first = lines.iter().position(|l| l.starts_with("Error:"))?;
+    // The type compared is the one the last "Layout of … type:" header before the errors names.
+    let header = lines[..first]
+        .iter()
+        .rposition(|l| l.starts_with("Layout of"))
+        .unwrap_or(0);
+    let type_name = lines[header..first]
+        .iter()
+        .find_map(|l| l.strip_prefix("type:"))
+        .unwrap_or("a type");
+    let mut differences = Vec::new();
+    let mut at = first;
+    while at < lines.len() {
+        let Some(error) = lines[at].strip_prefix("Error:") else {
+            if lines[at].starts_with("Layout of") {
+                break;
+            }
+            at += 1;
+            continue;
+        };
+        let value = |label: &str, offset: usize| {
+            (lines.get(at + offset) == Some(&label)).then(|| lines.get(at + offset + 1).copied())
+        };
+        match (value("Expected:", 1), value("Found:", 3)) {
+            (Some(Some(library)), Some(Some(host))) => {
+                differences.push(format!(
+                    "{error} (the library's: {library}, this host's: {host})"
+                ));
+                at += 5;
+            }
+            _ => {
+                differences.push(error.to_string());
+                at += 1;
+            }
+        }
+    }
+    Some(summarize(&format!(
+        "`{type_name}`: {}",
+        differences.join("; ")
+    )))
+}
+
 /// Folds a multi-line loader error into one line of bounded length.
 fn summarize(text: &str) -> String {
     let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -442,7 +509,7 @@ fn summarize(text: &str) -> String {
         one_line
     } else {
         let cut: String = one_line.chars().take(MAX_DETAIL_CHARS).collect();
-        format!("{cut}… (run with -v for the full layout report)")
+        format!("{cut}… (run with -v for the full report)")
     }
 }
 
