@@ -7,7 +7,7 @@ use abi_stable::{std_types::RString, StableAbi};
 /// What went wrong, coarse enough for the host to decide what to do next
 /// (retry, tell the operator to install something, give up).
 #[repr(u8)]
-#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PluginErrorKind {
     /// The plugin's configuration was rejected; the message names the key.
     Config,
@@ -45,7 +45,7 @@ impl PluginErrorKind {
 /// Messages should name the thing that failed and, where there is one, the fix
 /// ("tmux not found on PATH: install it, e.g. `apt-get install tmux`").
 #[repr(C)]
-#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+#[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct PluginError {
     pub kind: PluginErrorKind,
     pub message: RString,

@@ -10,7 +10,7 @@ use abi_stable::{
 
 /// Which interface a plugin implements.
 #[repr(u8)]
-#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PluginKind {
     Runtime,
     Agent,
@@ -42,7 +42,7 @@ impl std::fmt::Display for PluginKind {
 
 /// One environment variable for the agent's process.
 #[repr(C)]
-#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+#[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct EnvVar {
     pub name: RString,
     pub value: RString,
@@ -59,7 +59,7 @@ impl EnvVar {
 
 /// Handed to every plugin constructor: who the plugin is in this host and its settings.
 #[repr(C)]
-#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+#[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct PluginContext {
     /// The name the plugin was registered under (`tmux`, `git-worktree`, …).
     pub plugin_name: RString,
@@ -72,7 +72,7 @@ pub struct PluginContext {
 
 /// What a runtime needs to start an agent process.
 #[repr(C)]
-#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+#[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeCreateRequest {
     /// The session id; validated by the host as `[A-Za-z0-9_-]+`, never starting with `-`.
     pub session_id: RString,
@@ -103,7 +103,7 @@ impl RuntimeCreateRequest {
 
 /// The session as an agent plugin sees it when building its command line and environment.
 #[repr(C)]
-#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+#[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct AgentSession {
     pub session_id: RString,
     pub project_id: RString,
@@ -118,7 +118,7 @@ pub struct AgentSession {
 
 /// What an agent plugin reads off the runtime's screen right after launch.
 #[repr(C)]
-#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+#[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub enum Readiness {
     /// The agent accepts input now.
     Ready,
@@ -134,7 +134,7 @@ pub enum Readiness {
 
 /// What the agent is doing, as far as its screen tells.
 #[repr(u8)]
-#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activity {
     Idle,
     Working,
@@ -155,7 +155,7 @@ impl Activity {
 
 /// Everything a workspace plugin needs to make an isolated checkout for one session.
 #[repr(C)]
-#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+#[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct WorkspaceCreateConfig {
     pub project_id: RString,
     pub session_id: RString,
@@ -174,7 +174,7 @@ pub struct WorkspaceCreateConfig {
 /// One line of `ao-host doctor`: something a plugin needs on this machine, and whether it is
 /// there. (Added in 0.1.3.)
 #[repr(C)]
-#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+#[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct DoctorCheck {
     /// What was checked, e.g. `tmux` or `worktree root`.
     pub what: RString,
@@ -203,7 +203,7 @@ impl DoctorCheck {
 
 /// The repository that holds a folder, as a workspace plugin finds it. (Added in 0.1.3.)
 #[repr(C)]
-#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+#[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct RepositoryInfo {
     /// The main repository's root, also when the folder is inside one of its linked worktrees.
     pub root: RString,
@@ -214,7 +214,7 @@ pub struct RepositoryInfo {
 
 /// How the host starts (or resumes) an agent. (Added in 0.1.4.)
 #[repr(C)]
-#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+#[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct LaunchRequest {
     pub session: AgentSession,
     /// The operator's first message, for an agent that can take it at start (a prompt argument),
@@ -243,7 +243,7 @@ pub struct LaunchRequest {
 
 /// The agent's answer to a [`LaunchRequest`]. (Added in 0.1.4.)
 #[repr(C)]
-#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+#[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct LaunchPlan {
     /// The program and its arguments.
     pub argv: RVec<RString>,

@@ -151,8 +151,6 @@ impl PluginRegistry {
         registry
     }
 
-    /// One row per plugin of every candidate library (one row for a library that could not be
-    /// read), in load order.
     /// What loading each candidate file gave, in search order.
     pub fn reports(&self) -> &[LibraryReport] {
         &self.reports
@@ -178,6 +176,8 @@ impl PluginRegistry {
         }
     }
 
+    /// One row per plugin of every candidate library (one row for a library that could not be
+    /// read), in load order.
     pub fn rows(&self) -> Vec<PluginRow> {
         let mut rows = Vec::new();
         for report in &self.reports {
