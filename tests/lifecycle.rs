@@ -1141,3 +1141,85 @@ fn a_plugin_that_crashes_the_process_is_named_and_gc_goes_on_without_it() {
     let healthy = harness.tmux_session("app-1");
     assert!(harness.tmux.sessions().contains(&healthy));
 }
+
+/// The same crashes, with the plugin isolated (`plugins.isolate`): each fails only its call,
+/// with a message naming the plugin, the cause and the method; `session ls` and `gc` go on with
+/// what the other plugins say, and a hang is cut off by killing the plugin's process.
+#[test]
+fn an_isolated_plugin_that_crashes_fails_one_call_and_the_host_goes_on() {
+    let harness = Harness::new(&[], "");
+    harness.ok(&["spawn", "app", "--task", "a healthy session"]);
+    let record = harness.record("app-2", false);
+    std::fs::write(
+        &record,
+        "id: app-2\nproject_id: app\nrole: worker\nstatus: working\nagent: claude-code\nruntime: faulty\nworkspace: git-worktree\nbranch: session/app-2\nworkspace_path: null\nruntime_handle: app-2\ntask: x\ncreated_at: 1\n",
+    )
+    .unwrap();
+    harness.install_faulty_runtime("{ methods: segfault, only: [alive_handles] }");
+    harness.edit_config(|c| {
+        c.replace("  config:\n", "  isolate: [faulty]\n  config:\n")
+            .replace(
+                "ready_timeout_ms: 10000",
+                "ready_timeout_ms: 10000, call_timeout_ms: 2000",
+            )
+    });
+    for (behaviour, cause) in [
+        ("segfault", "crashed (SIGSEGV) in alive_handles"),
+        ("abort", "crashed (SIGABRT) in alive_handles"),
+        ("exit", "crashed (exit status 0) in alive_handles"),
+        ("hang", "did not finish `alive_handles` within 2000 ms"),
+    ] {
+        harness.edit_config(|c| {
+            let start = c.find("methods: ").unwrap() + "methods: ".len();
+            let end = start + c[start..].find(',').unwrap();
+            format!("{}{behaviour}{}", &c[..start], &c[end..])
+        });
+        let started = Instant::now();
+        let listed = harness.ao(&["session", "ls", "--json"]);
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{behaviour}: session ls took {:?}",
+            started.elapsed()
+        );
+        assert!(
+            matches!(listed.status.code(), Some(0 | 1)),
+            "{behaviour}: {listed:?}"
+        );
+        let sessions = json(&listed);
+        let healthy = sessions
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == "app-1")
+            .unwrap_or_else(|| panic!("{behaviour}: {sessions:#}"));
+        assert_ne!(healthy["status"], "exited", "{behaviour}: {healthy:#}");
+        let output = harness.ok(&["gc", "--dry-run", "--json"]);
+        let actions = stdout(&output);
+        assert!(actions.contains(cause), "{behaviour}: {actions}");
+        assert!(
+            !actions.contains("\"app-1\""),
+            "{behaviour}: gc would touch the healthy session: {actions}"
+        );
+    }
+    // Nothing of the plugin's processes is left behind, the hung one included.
+    let serving = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|entry| {
+                std::fs::read(entry.path().join("cmdline"))
+                    .is_ok_and(|cmdline| cmdline.ends_with(b"plugins\0serve\0"))
+                    && std::fs::read_link(entry.path().join("cwd"))
+                        .is_ok_and(|cwd| cwd.starts_with(harness.home()))
+            })
+            .count()
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || serving() == 0),
+        "isolated plugin processes left running"
+    );
+    assert!(
+        record.exists(),
+        "the crashing plugin's session was never lost"
+    );
+}

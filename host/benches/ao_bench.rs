@@ -17,7 +17,11 @@ use std::{
 
 use ao_host::{
     config::Config,
-    plugins::{discovery, library::load_library, PluginRegistry},
+    plugins::{
+        discovery,
+        library::{load_library, LoadedPlugin},
+        PluginRegistry,
+    },
     session::{now_ms, Session, SessionRole, SessionStatus, SessionStore},
 };
 use ao_plugin_api::{abi_stable::std_types::RStr, Agent, PluginConstructor, PluginContext};
@@ -433,8 +437,11 @@ fn dispatch(plugins: &[PathBuf]) {
         .find(|p| p.to_string_lossy().contains("claude"))
         .unwrap();
     let report = load_library(library);
-    let loaded = report.outcome.unwrap()[0];
-    let PluginConstructor::Agent(construct) = loaded.declaration.constructor else {
+    let loaded = report.outcome.unwrap().remove(0);
+    let LoadedPlugin::InProcess(declaration) = loaded else {
+        panic!("loaded without isolation")
+    };
+    let PluginConstructor::Agent(construct) = declaration.constructor else {
         panic!("claude-code is an agent")
     };
     let context = PluginContext {

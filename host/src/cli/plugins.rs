@@ -38,12 +38,18 @@ pub enum PluginsCommand {
         /// Only the plugins of this kind (runtime, agent, workspace).
         #[arg(long, value_parser = parse_kind)]
         kind: Option<PluginKind>,
+        /// Load the library into this process instead of an isolated child process.
+        #[arg(long)]
+        in_process: bool,
         #[arg(long)]
         json: bool,
     },
     /// The conformance kit's probe agent (started by `plugins test` inside a runtime).
     #[command(hide = true)]
     ProbeAgent { dir: PathBuf },
+    /// Runs one isolated plugin for a parent ao-host (`plugins.isolate`), over stdin/stdout.
+    #[command(hide = true)]
+    Serve,
 }
 
 fn parse_kind(text: &str) -> Result<PluginKind, String> {
@@ -55,7 +61,16 @@ pub fn run(context: &AppContext, command: PluginsCommand) -> Result<ExitCode> {
     match command {
         PluginsCommand::List { json } => list(context, json),
         PluginsCommand::Check { file, json } => check(context, file, json),
-        PluginsCommand::Test { file, kind, json } => test(context, &file, kind, json),
+        PluginsCommand::Test {
+            file,
+            kind,
+            in_process,
+            json,
+        } => test(context, &file, kind, in_process, json),
+        PluginsCommand::Serve => {
+            ao_host::plugins::isolated::serve::serve().map_err(anyhow::Error::msg)?;
+            Ok(ExitCode::SUCCESS)
+        }
         PluginsCommand::ProbeAgent { dir } => {
             conformance::probe::run(&dir)
                 .with_context(|| format!("probe agent in {}", dir.display()))?;
@@ -68,8 +83,13 @@ fn test(
     context: &AppContext,
     file: &std::path::Path,
     kind: Option<PluginKind>,
+    in_process: bool,
     json: bool,
 ) -> Result<ExitCode> {
+    let mut config = context.config.clone();
+    if !in_process {
+        config.plugin_isolate = vec!["*".into()];
+    }
     let exe =
         std::env::current_exe().context("finding this program, to run it as the probe agent")?;
     let probe = vec![
@@ -81,12 +101,7 @@ fn test(
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let results = reactor.block_on(conformance::test_library(
-        file,
-        kind,
-        &context.config,
-        probe,
-    ));
+    let results = reactor.block_on(conformance::test_library(file, kind, &config, probe));
     // A plugin call that timed out may still hold a blocking thread; do not wait for it.
     reactor.shutdown_background();
     let results = results?;
@@ -139,8 +154,7 @@ fn list(context: &AppContext, json: bool) -> Result<ExitCode> {
 }
 
 fn check(context: &AppContext, file: PathBuf, json: bool) -> Result<ExitCode> {
-    let registry =
-        PluginRegistry::load_pinned(std::slice::from_ref(&file), &context.config.plugin_pins);
+    let registry = PluginRegistry::load_configured(std::slice::from_ref(&file), &context.config);
     let mut rows = registry.rows_with_digests();
     let constructed = registry.try_construct_all(
         &file,
@@ -177,6 +191,7 @@ fn print_table(rows: &[PluginRow]) -> Result<()> {
     let dash = |v: &Option<String>| terminal_safe(v.as_deref().unwrap_or("-")).into_owned();
     for row in rows {
         let status = match row.status {
+            PluginStatus::Ok if row.isolated => "isolated",
             PluginStatus::Ok => "ok",
             PluginStatus::Shadowed => "shadowed",
             PluginStatus::Error => "error",

@@ -43,6 +43,8 @@ pub(super) struct PluginsSection {
     pub config: BTreeMap<String, serde_yaml::Value>,
     #[serde(default)]
     pub pin: BTreeMap<String, String>,
+    #[serde(default)]
+    pub isolate: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -95,6 +97,7 @@ impl ConfigFile {
         self.plugins.dirs = plugins.dirs.or(self.plugins.dirs);
         self.plugins.config.extend(plugins.config);
         self.plugins.pin.extend(plugins.pin);
+        self.plugins.isolate.extend(plugins.isolate);
         self.defaults.runtime = defaults.runtime.or(self.defaults.runtime);
         self.defaults.workspace = defaults.workspace.or(self.defaults.workspace);
         self.defaults.agent = defaults.agent.or(self.defaults.agent);

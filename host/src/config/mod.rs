@@ -60,6 +60,8 @@ pub struct Config {
     pub plugin_config: BTreeMap<String, String>,
     /// Expected `sha256:<hex>` digests, keyed by plugin name.
     pub plugin_pins: BTreeMap<String, String>,
+    /// Plugins whose libraries run in a child process (`plugins.isolate`; `*` for all).
+    pub plugin_isolate: Vec<String>,
     pub defaults: PluginChoice,
     pub ready_timeout_ms: u64,
     pub call_timeout_ms: u64,
@@ -216,6 +218,7 @@ impl Config {
             plugin_dirs,
             plugin_config,
             plugin_pins: file.plugins.pin,
+            plugin_isolate: file.plugins.isolate,
             defaults,
             ready_timeout_ms: file.defaults.ready_timeout_ms.expect(builtin),
             call_timeout_ms: file.defaults.call_timeout_ms.expect(builtin),

@@ -104,7 +104,7 @@ pub async fn test_library(
     config: &Config,
     probe: Vec<String>,
 ) -> Result<Vec<CheckResult>, KitError> {
-    let registry = PluginRegistry::load_pinned(&[file.to_path_buf()], &config.plugin_pins);
+    let registry = PluginRegistry::load_configured(&[file.to_path_buf()], config);
     let report = registry
         .reports()
         .first()

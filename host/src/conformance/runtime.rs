@@ -107,8 +107,15 @@ pub(super) async fn check(kit: &mut Kit<'_>) {
             ))
         },
     );
-    session_checks(kit, &runtime, &handle, &probe).await;
-    foreign_checks(kit, &runtime, &handle).await;
+    if started {
+        session_checks(kit, &runtime, &handle, &probe).await;
+        foreign_checks(kit, &runtime, &handle).await;
+    } else {
+        kit.record(
+            "the session's checks",
+            Err("not run: they need the agent that `create` did not start".into()),
+        );
+    }
 
     let destroyed = runtime.destroy(&handle).await.map_err(|e| e.to_string());
     let stopped = eventually(PATIENCE, || !probe.running()).await;
@@ -302,6 +309,9 @@ async fn failed_create(kit: &mut Kit<'_>, runtime: &RuntimePlugin) {
             (Ok(handle), _) => Err(format!(
                 "succeeded ({handle}) in a folder that does not exist"
             )),
+            (Err(e), false) if e.kind() == PluginErrorKind::Unavailable => {
+                Err(format!("could not be checked: {e}"))
+            }
             (Err(_), true) => Err(
                 "failed, but left the agent process running: a create that fails must stop what it started"
                     .into(),

@@ -93,8 +93,7 @@ impl Lifecycle {
         config.data_dir = store.data_dir().to_path_buf();
         let search =
             discovery::search_dirs(extra_plugin_dirs, &config.plugin_dirs, &config.data_dir);
-        let registry =
-            PluginRegistry::load_pinned(&discovery::candidates(&search), &config.plugin_pins);
+        let registry = PluginRegistry::load_configured(&discovery::candidates(&search), &config);
         // Where a session's own `ao-host` looks for plugins: this process's `--plugin-dir`s,
         // then `$AO_PLUGIN_PATH` (a session's environment comes from its tmux server, not
         // from this process, so nothing else carries them there).

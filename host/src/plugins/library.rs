@@ -98,20 +98,36 @@ pub struct LibraryReport {
 }
 
 /// A plugin ready to be instantiated.
-#[derive(Clone, Copy)]
-pub struct LoadedPlugin {
-    pub declaration: PluginDeclaration,
+#[derive(Clone)]
+pub enum LoadedPlugin {
+    /// Loaded into this process: its constructor is at hand.
+    InProcess(PluginDeclaration),
+    /// Judged from its file only, to be loaded by a child process (`plugins.isolate`).
+    Isolated {
+        kind: PluginKind,
+        name: String,
+        version: String,
+    },
 }
 
 impl LoadedPlugin {
     pub fn kind(&self) -> PluginKind {
-        self.declaration.constructor.kind()
+        match self {
+            Self::InProcess(declaration) => declaration.constructor.kind(),
+            Self::Isolated { kind, .. } => *kind,
+        }
     }
     pub fn name(&self) -> &str {
-        self.declaration.name.as_str()
+        match self {
+            Self::InProcess(declaration) => declaration.name.as_str(),
+            Self::Isolated { name, .. } => name,
+        }
     }
     pub fn version(&self) -> &str {
-        self.declaration.version.as_str()
+        match self {
+            Self::InProcess(declaration) => declaration.version.as_str(),
+            Self::Isolated { version, .. } => version,
+        }
     }
 }
 
@@ -121,6 +137,7 @@ impl std::fmt::Debug for LoadedPlugin {
             .field("kind", &self.kind())
             .field("name", &self.name())
             .field("version", &self.version())
+            .field("isolated", &matches!(self, Self::Isolated { .. }))
             .finish()
     }
 }
@@ -205,11 +222,17 @@ fn check_pins(
 /// Loads `path` and checks it. Never panics and never unloads: a loaded library stays mapped for
 /// the life of the process (unloading Rust libraries is unsound).
 pub fn load_library(path: &Path) -> LibraryReport {
-    load_library_pinned(path, &BTreeMap::new())
+    load_library_pinned(path, &BTreeMap::new(), &|_: &str| false)
 }
 
-/// [`load_library`], refusing libraries whose digest differs from their plugins' pins.
-pub fn load_library_pinned(path: &Path, pins: &BTreeMap<String, String>) -> LibraryReport {
+/// [`load_library`], refusing libraries whose digest differs from their plugins' pins. A library
+/// with a plugin that `isolated` names is judged from its file alone and never loaded here: a
+/// child process loads it (see `isolated`).
+pub fn load_library_pinned(
+    path: &Path,
+    pins: &BTreeMap<String, String>,
+    isolated: &dyn Fn(&str) -> bool,
+) -> LibraryReport {
     let display_path = path.to_path_buf();
     let mut report = LibraryReport {
         path: display_path.clone(),
@@ -270,19 +293,25 @@ pub fn load_library_pinned(path: &Path, pins: &BTreeMap<String, String>) -> Libr
             return report;
         }
     };
-    report.outcome = check_pins(&bytes, &display_path, &manifest, pins).and_then(|()| {
-        match descriptor_path(&file) {
-            Some(loadable) => {
-                let loaded = check_and_init(&loadable, &display_path, &manifest);
-                // glibc knows a loaded library by its name first: were this descriptor closed,
-                // its number (and so this name) could be reused for the next library, and
-                // `dlopen` would hand back this one. It stays open, as the library stays mapped.
-                std::mem::forget(file);
-                loaded
+    let isolate = manifest.plugins.iter().any(|p| isolated(&p.name));
+    report.outcome = check_pins(&bytes, &display_path, &manifest, pins)
+        .and_then(|()| check_api(&display_path, &manifest))
+        .and_then(|()| {
+            if isolate {
+                return isolated_plugins(&display_path, &manifest);
             }
-            None => check_and_init(&canonical, &display_path, &manifest),
-        }
-    });
+            match descriptor_path(&file) {
+                Some(loadable) => {
+                    let loaded = check_and_init(&loadable, &display_path, &manifest);
+                    // glibc knows a loaded library by its name first: were this descriptor closed,
+                    // its number (and so this name) could be reused for the next library, and
+                    // `dlopen` would hand back this one. It stays open, as the library stays mapped.
+                    std::mem::forget(file);
+                    loaded
+                }
+                None => check_and_init(&canonical, &display_path, &manifest),
+            }
+        });
     report.manifest = Some(manifest);
     report
 }
@@ -381,11 +410,27 @@ fn read_manifest_by_loading(path: &Path, shown: &Path) -> Result<ManifestInfo, L
     })
 }
 
-fn check_and_init(
-    path: &Path,
-    shown: &Path,
-    manifest: &ManifestInfo,
-) -> Result<Vec<LoadedPlugin>, LoadError> {
+/// The plugins of a library left to a child process, as its manifest lists them.
+fn isolated_plugins(shown: &Path, manifest: &ManifestInfo) -> Result<Vec<LoadedPlugin>, LoadError> {
+    manifest
+        .plugins
+        .iter()
+        .map(|p| match p.kind {
+            Some(kind) => Ok(LoadedPlugin::Isolated {
+                kind,
+                name: p.name.clone(),
+                version: p.version.clone(),
+            }),
+            None => Err(LoadError::BadManifest {
+                path: shown.to_path_buf(),
+                detail: format!("plugin `{}` has an unknown kind `{}`", p.name, p.kind_name),
+            }),
+        })
+        .collect()
+}
+
+/// The semver policy, from the manifest alone.
+fn check_api(shown: &Path, manifest: &ManifestInfo) -> Result<(), LoadError> {
     let host = host_api_version();
     let incompatible = |fix: String| LoadError::IncompatibleApi {
         path: shown.to_path_buf(),
@@ -402,6 +447,16 @@ fn check_and_init(
     if !api_compatible(&host, &library_version) {
         return Err(incompatible(compatibility_fix(&host, &library_version)));
     }
+    Ok(())
+}
+
+/// Loads the library and checks its interface layout against this host's.
+fn check_and_init(
+    path: &Path,
+    shown: &Path,
+    manifest: &ManifestInfo,
+) -> Result<Vec<LoadedPlugin>, LoadError> {
+    let host = host_api_version();
     let layout_error = |detail: String| {
         tracing::info!(path = %shown.display(), "abi_stable's full layout report:\n{detail}");
         LoadError::LayoutMismatch {
@@ -433,9 +488,7 @@ fn check_and_init(
     let plugins: Vec<LoadedPlugin> = module
         .plugins()
         .iter()
-        .map(|declaration| LoadedPlugin {
-            declaration: *declaration,
-        })
+        .map(|declaration| LoadedPlugin::InProcess(*declaration))
         .collect();
     let declared: Vec<(String, String)> = plugins
         .iter()

@@ -17,6 +17,7 @@ pub mod discovery;
 mod elf;
 mod file_format;
 pub mod instance;
+pub mod isolated;
 pub mod library;
 mod manifest;
 pub mod registry;

@@ -6,11 +6,15 @@ use std::{
     time::Duration,
 };
 
-use ao_plugin_api::{PluginConstructor, PluginContext, PluginError, PluginKind};
+use ao_plugin_api::{
+    ffi::{AgentObject, RuntimeObject, WorkspaceObject},
+    PluginConstructor, PluginContext, PluginError, PluginKind,
+};
 use serde::Serialize;
 
 use super::{
     instance::{AgentPlugin, RuntimePlugin, WorkspacePlugin},
+    isolated::{self, Hello},
     library::{load_library_pinned, LibraryReport, LoadedPlugin},
 };
 
@@ -77,6 +81,8 @@ pub struct PluginRow {
     pub reason: Option<String>,
     /// `sha256:<hex>` of the library, for `plugins.pin` (filled in by listing commands).
     pub digest: Option<String>,
+    /// Runs in a child process (`plugins.isolate`), never loaded into ao-host itself.
+    pub isolated: bool,
 }
 
 /// What `ao-host plugins list --json` prints (and the dashboard's `/api/plugins` serves).
@@ -106,6 +112,17 @@ struct Registered {
 pub struct PluginRegistry {
     reports: Vec<LibraryReport>,
     registered: BTreeMap<(PluginKind, String), Registered>,
+    /// The pins libraries were checked against (a child loading an isolated one checks again).
+    pins: BTreeMap<String, String>,
+    /// How long an isolated workspace's `create` may take (`defaults.workspace_timeout_ms`).
+    create_timeout: Option<Duration>,
+}
+
+/// A plugin instance as its library made it, before the host wraps it for async calls.
+pub enum RawInstance {
+    Runtime(RuntimeObject),
+    Agent(AgentObject),
+    Workspace(WorkspaceObject),
 }
 
 impl PluginRegistry {
@@ -118,9 +135,32 @@ impl PluginRegistry {
     /// [`PluginRegistry::load`], refusing libraries whose digest differs from `pins`
     /// (plugin name → `sha256:<hex>`).
     pub fn load_pinned(files: &[PathBuf], pins: &BTreeMap<String, String>) -> Self {
-        let mut registry = Self::default();
+        Self::load_isolating(files, pins, &[])
+    }
+
+    /// As the config says: `plugins.pin`, and `plugins.isolate` (those plugins' libraries are
+    /// judged from their files and run in child processes; see `isolated`).
+    pub fn load_configured(files: &[PathBuf], config: &crate::config::Config) -> Self {
+        Self {
+            create_timeout: Some(Duration::from_millis(config.workspace_timeout_ms)),
+            ..Self::load_isolating(files, &config.plugin_pins, &config.plugin_isolate)
+        }
+    }
+
+    /// [`PluginRegistry::load_pinned`], isolating the libraries that provide a plugin named in
+    /// `isolate` (`*`: every library).
+    pub fn load_isolating(
+        files: &[PathBuf],
+        pins: &BTreeMap<String, String>,
+        isolate: &[String],
+    ) -> Self {
+        let mut registry = Self {
+            pins: pins.clone(),
+            ..Self::default()
+        };
+        let isolated = |name: &str| isolate.iter().any(|n| n == "*" || n == name);
         for file in files {
-            let report = load_library_pinned(file, pins);
+            let report = load_library_pinned(file, pins, &isolated);
             match &report.outcome {
                 Ok(plugins) => {
                     for plugin in plugins {
@@ -138,7 +178,7 @@ impl PluginRegistry {
                                 key,
                                 Registered {
                                     path: file.clone(),
-                                    plugin: *plugin,
+                                    plugin: plugin.clone(),
                                 },
                             );
                         }
@@ -197,6 +237,7 @@ impl PluginRegistry {
                     status: PluginStatus::Error,
                     reason: None,
                     digest: None,
+                    isolated: false,
                 };
             match &report.outcome {
                 Err(error) if declared.is_empty() => rows.push(PluginRow {
@@ -221,6 +262,7 @@ impl PluginRegistry {
                             PluginStatus::Ok
                         },
                         reason: shadowed.then(|| format!("shadowed by {}", winner.path.display())),
+                        isolated: matches!(p, LoadedPlugin::Isolated { .. }),
                         ..row(
                             Some(p.kind().to_string()),
                             Some(p.name().to_string()),
@@ -275,24 +317,51 @@ impl PluginRegistry {
         context: &PluginContext,
         timeout: Duration,
     ) -> Result<PluginInstance, RegistryError> {
-        let registered = self.find(kind, name)?;
-        let constructor = registered.plugin.declaration.constructor;
-        let (context, owned_name) = (context.clone(), name.to_string());
-        let built = within(timeout, move || {
-            let name = owned_name.as_str();
-            let _running = super::crash::enter(kind, name, "its constructor (new)");
-            match constructor {
-                PluginConstructor::Runtime(construct) => construct(&context)
-                    .into_result()
-                    .map(|o| PluginInstance::Runtime(RuntimePlugin::new(name, o, timeout))),
-                PluginConstructor::Agent(construct) => construct(&context)
-                    .into_result()
-                    .map(|o| PluginInstance::Agent(AgentPlugin::new(name, o, timeout))),
-                PluginConstructor::Workspace(construct) => construct(&context)
-                    .into_result()
-                    .map(|o| PluginInstance::Workspace(WorkspacePlugin::new(name, o, timeout))),
+        Ok(match self.construct(kind, name, context, timeout)? {
+            RawInstance::Runtime(o) => {
+                PluginInstance::Runtime(RuntimePlugin::new(name, o, timeout))
             }
-        });
+            RawInstance::Agent(o) => PluginInstance::Agent(AgentPlugin::new(name, o, timeout)),
+            RawInstance::Workspace(o) => {
+                PluginInstance::Workspace(WorkspacePlugin::new(name, o, timeout))
+            }
+        })
+    }
+
+    /// Runs the plugin's constructor (in a child process, for an isolated one), waiting at most
+    /// `timeout`.
+    pub fn construct(
+        &self,
+        kind: PluginKind,
+        name: &str,
+        context: &PluginContext,
+        timeout: Duration,
+    ) -> Result<RawInstance, RegistryError> {
+        let registered = self.find(kind, name)?;
+        let built = match &registered.plugin {
+            LoadedPlugin::InProcess(declaration) => {
+                let constructor = declaration.constructor;
+                let (context, owned_name) = (context.clone(), name.to_string());
+                within(timeout, move || {
+                    let _running = super::crash::enter(kind, &owned_name, "its constructor (new)");
+                    match constructor {
+                        PluginConstructor::Runtime(construct) => {
+                            construct(&context).into_result().map(RawInstance::Runtime)
+                        }
+                        PluginConstructor::Agent(construct) => {
+                            construct(&context).into_result().map(RawInstance::Agent)
+                        }
+                        PluginConstructor::Workspace(construct) => construct(&context)
+                            .into_result()
+                            .map(RawInstance::Workspace),
+                    }
+                })
+            }
+            // Bounded by `timeout` itself: the child is killed if it does not answer.
+            LoadedPlugin::Isolated { .. } => {
+                Some(self.start_isolated(registered, kind, name, context, timeout))
+            }
+        };
         match built {
             None => Err(RegistryError::ConstructTimeout {
                 kind,
@@ -307,6 +376,38 @@ impl PluginRegistry {
                 error,
             }),
         }
+    }
+
+    /// Starts the child process that runs an isolated plugin: this very program, serving it.
+    fn start_isolated(
+        &self,
+        registered: &Registered,
+        kind: PluginKind,
+        name: &str,
+        context: &PluginContext,
+        timeout: Duration,
+    ) -> Result<RawInstance, PluginError> {
+        let program = std::env::current_exe().map_err(|e| {
+            PluginError::unavailable(format!(
+                "cannot find this program to run the isolated plugin in: {e}"
+            ))
+        })?;
+        let hello = Hello {
+            library: registered.path.clone(),
+            kind,
+            name: name.to_string(),
+            context: context.clone(),
+            pins: self.pins.clone(),
+            timeout_ms: timeout.as_millis() as u64,
+            create_timeout_ms: self.create_timeout.unwrap_or(timeout).as_millis() as u64,
+        };
+        Ok(match kind {
+            PluginKind::Runtime => RawInstance::Runtime(isolated::start_runtime(program, hello)?),
+            PluginKind::Agent => RawInstance::Agent(isolated::start_agent(program, hello)?),
+            PluginKind::Workspace => {
+                RawInstance::Workspace(isolated::start_workspace(program, hello)?)
+            }
+        })
     }
 
     pub fn runtime(

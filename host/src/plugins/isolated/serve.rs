@@ -1,0 +1,164 @@
+//! The child's side of an isolated plugin: `ao-host plugins serve`.
+//!
+//! It reads a [`Hello`], loads the library the usual way (every check included), builds the
+//! plugin and says whether that worked; then it answers [`Call`]s until its input closes. The
+//! protocol runs on a private copy of the original stdout: file descriptor 1 is pointed at
+//! stderr first, so a plugin that prints cannot corrupt a frame.
+
+use std::{fs::File, os::fd::FromRawFd, time::Duration};
+
+use ao_plugin_api::{
+    abi_stable::std_types::{RResult, RSlice},
+    PluginError, PluginKind,
+};
+use serde::Serialize;
+
+use super::{not_a_method, read_frame, write_frame, Call, FrameError, Hello};
+use crate::plugins::{
+    registry::{RawInstance, RegistryError},
+    PluginRegistry,
+};
+
+/// Serves one isolated plugin until the host closes the pipe.
+pub fn serve() -> Result<(), String> {
+    exit_with_parent();
+    // SAFETY: dup/dup2 on the process's own standard descriptors.
+    let protocol = unsafe {
+        let copy = libc::dup(1);
+        if copy < 0 || libc::dup2(2, 1) < 0 {
+            return Err(format!(
+                "setting up the pipe: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        copy
+    };
+    // SAFETY: `protocol` is a descriptor this process just made and owns alone.
+    let mut output = unsafe { File::from_raw_fd(protocol) };
+    let mut input = std::io::stdin().lock();
+    let hello = read_frame(&mut input, None).map_err(|e| format!("reading the request: {e:?}"))?;
+    let hello: Hello =
+        serde_json::from_slice(&hello).map_err(|e| format!("reading the request: {e}"))?;
+    let registry = PluginRegistry::load_pinned(std::slice::from_ref(&hello.library), &hello.pins);
+    let built = registry.construct(
+        hello.kind,
+        &hello.name,
+        &hello.context,
+        Duration::from_millis(hello.timeout_ms),
+    );
+    let outcome: Result<(), PluginError> = match &built {
+        Ok(_) => Ok(()),
+        Err(RegistryError::Construct { error, .. }) => Err(error.clone()),
+        Err(other) => Err(PluginError::failed(other.to_string())),
+    };
+    write_frame(&mut output, &outcome).map_err(|e| e.to_string())?;
+    let Ok(plugin) = built else {
+        return Ok(());
+    };
+    loop {
+        let frame = match read_frame(&mut input, None) {
+            Ok(frame) => frame,
+            Err(FrameError::Closed) => return Ok(()),
+            Err(e) => return Err(format!("reading a call: {e:?}")),
+        };
+        let reply = match serde_json::from_slice::<Call>(&frame) {
+            Ok(call) => answer(&plugin, hello.kind, call),
+            Err(e) => encode(RResult::<(), _>::RErr(PluginError::failed(format!(
+                "a call this plugin process cannot read ({e}); are host and child the same ao-host?"
+            )))),
+        };
+        write_encoded(&mut output, &reply).map_err(|e| format!("answering: {e}"))?;
+    }
+}
+
+/// Ends this process as soon as its parent is gone. A plugin call that hangs never reads the
+/// closed pipe, and the host may have exited without killing it (its timeout abandons the
+/// call); nothing of an isolated plugin may outlive the command that started it.
+fn exit_with_parent() {
+    // SAFETY: getppid has no preconditions.
+    let parent = unsafe { libc::getppid() };
+    std::thread::spawn(move || loop {
+        std::thread::sleep(Duration::from_millis(100));
+        // SAFETY: as above; _exit ends the process without running plugin code.
+        if unsafe { libc::getppid() } != parent {
+            unsafe { libc::_exit(1) };
+        }
+    });
+}
+
+/// Writes an already-encoded reply as one frame (see `write_frame`).
+fn write_encoded(output: &mut File, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    output.write_all(&(bytes.len() as u32).to_le_bytes())?;
+    output.write_all(bytes)?;
+    output.flush()
+}
+
+/// A plugin's answer as the host reads it: a `Result` in JSON.
+fn encode<T: Serialize>(result: RResult<T, PluginError>) -> Vec<u8> {
+    serde_json::to_vec(&result.into_result()).unwrap_or_else(|e| {
+        serde_json::to_vec(&Err::<(), _>(PluginError::failed(format!(
+            "its answer could not be encoded: {e}"
+        ))))
+        .unwrap_or_default()
+    })
+}
+
+/// Calls the plugin method `call` names.
+fn answer(plugin: &RawInstance, kind: PluginKind, call: Call) -> Vec<u8> {
+    match (plugin, call) {
+        (RawInstance::Runtime(o), Call::Create(request)) => encode(o.create(&request)),
+        (RawInstance::Runtime(o), Call::SendMessage(handle, message)) => {
+            encode(o.send_message(handle.as_rstr(), message.as_rstr()))
+        }
+        (RawInstance::Runtime(o), Call::SendKeys(handle, keys)) => {
+            encode(o.send_keys(handle.as_rstr(), RSlice::from_slice(&keys)))
+        }
+        (RawInstance::Runtime(o), Call::CaptureOutput(handle, lines)) => {
+            encode(o.capture_output(handle.as_rstr(), lines))
+        }
+        (RawInstance::Runtime(o), Call::CaptureOutputs(handles, lines)) => encode(
+            o.capture_outputs(RSlice::from_slice(&handles), lines)
+                .map(|screens| {
+                    screens
+                        .into_iter()
+                        .map(|screen| screen.into_result())
+                        .collect::<Vec<_>>()
+                }),
+        ),
+        (RawInstance::Runtime(o), Call::CaptureStyled(handle, lines)) => {
+            encode(o.capture_styled(handle.as_rstr(), lines))
+        }
+        (RawInstance::Runtime(o), Call::IsAlive(handle)) => encode(o.is_alive(handle.as_rstr())),
+        (RawInstance::Runtime(o), Call::Destroy(handle)) => encode(o.destroy(handle.as_rstr())),
+        (RawInstance::Runtime(o), Call::AttachCommand(handle)) => {
+            encode(o.attach_command(handle.as_rstr()))
+        }
+        (RawInstance::Runtime(o), Call::AliveHandles) => encode(o.alive_handles()),
+        (RawInstance::Runtime(o), Call::OwnedHandles) => encode(o.owned_handles()),
+        (RawInstance::Runtime(o), Call::Doctor) => encode(o.doctor()),
+        (RawInstance::Agent(o), Call::LaunchCommand(session)) => encode(o.launch_command(&session)),
+        (RawInstance::Agent(o), Call::Environment(session)) => encode(o.environment(&session)),
+        (RawInstance::Agent(o), Call::IsReady(screen)) => encode(o.is_ready(screen.as_rstr())),
+        (RawInstance::Agent(o), Call::Activity(screen)) => encode(o.activity(screen.as_rstr())),
+        (RawInstance::Agent(o), Call::InputPending(screen)) => {
+            encode(o.input_pending(screen.as_rstr()))
+        }
+        (RawInstance::Agent(o), Call::Launch(request)) => encode(o.launch(&request)),
+        (RawInstance::Agent(o), Call::Doctor) => encode(o.doctor()),
+        (RawInstance::Workspace(o), Call::CreateWorkspace(config)) => encode(o.create(&config)),
+        (RawInstance::Workspace(o), Call::DestroyWorkspace(path, delete_branch)) => {
+            encode(o.destroy(path.as_rstr(), delete_branch))
+        }
+        (RawInstance::Workspace(o), Call::Exists(path)) => encode(o.exists(path.as_rstr())),
+        (RawInstance::Workspace(o), Call::ListOwned) => encode(o.list_owned()),
+        (RawInstance::Workspace(o), Call::HasUnsavedWork(path)) => {
+            encode(o.has_unsaved_work(path.as_rstr()))
+        }
+        (RawInstance::Workspace(o), Call::DiscoverRepository(dir)) => {
+            encode(o.discover_repository(dir.as_rstr()))
+        }
+        (RawInstance::Workspace(o), Call::Doctor) => encode(o.doctor()),
+        (_, call) => encode(RResult::<(), _>::RErr(not_a_method(&call, kind))),
+    }
+}
