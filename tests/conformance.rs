@@ -150,3 +150,63 @@ fn a_runtime_with_a_known_mistake_fails_the_check_that_names_it() {
         }
     }
 }
+
+/// Every runtime method crashing (or hanging) in an isolated plugin: each call fails on its own
+/// with the cause, the kit itself ends normally (exit 1: checks failed), and the plugin is
+/// disabled after three crashes in a minute.
+#[test]
+fn an_isolated_runtime_crashing_in_every_method_never_takes_the_host_down() {
+    use std::os::unix::process::ExitStatusExt;
+    let faulty = build_fixture("faulty", ApiPatch::None);
+    for (behaviour, cause) in [
+        ("segfault", "crashed (SIGSEGV) in create"),
+        ("abort", "crashed (SIGABRT) in create"),
+        ("exit", "crashed (exit status 0) in create"),
+        ("hang", "did not finish `create` within 1000 ms"),
+    ] {
+        let home = tempfile::tempdir().unwrap();
+        let config = home.path().join("ao-rs.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "data_dir: {:?}\ndefaults: {{ call_timeout_ms: 1000 }}\nplugins:\n  config:\n    faulty: {{ methods: {behaviour} }}\n",
+                home.path().join("data").display().to_string()
+            ),
+        )
+        .unwrap();
+        let output = ao_host(home.path())
+            .arg("--config")
+            .arg(&config)
+            .args(["plugins", "test", "--json"])
+            .arg(&faulty)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.signal(), None, "{behaviour}: {output:?}");
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{behaviour}: {}",
+            stderr(&output)
+        );
+        let checks: Vec<Value> = serde_json::from_slice::<Value>(&output.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone();
+        let failures = failed(&checks);
+        assert!(
+            failures
+                .iter()
+                .any(|f| f.starts_with("create") && f.contains(cause)),
+            "{behaviour}: {failures:#?}"
+        );
+        if behaviour != "hang" {
+            assert!(
+                failures
+                    .iter()
+                    .any(|f| f.contains("is disabled: it crashed 3 times within a minute")),
+                "{behaviour}: {failures:#?}"
+            );
+        }
+    }
+}

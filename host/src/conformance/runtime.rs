@@ -92,10 +92,34 @@ pub(super) async fn check(kit: &mut Kit<'_>) {
         .create(request(&session, &cwd, &kit.probe, &probe.dir))
         .await
         .map_err(|e| e.to_string());
-    let Ok(handle) = created.clone() else {
-        kit.record("create", created);
-        return;
-    };
+    match created {
+        Ok(handle) => session_lifetime(kit, &runtime, &handle, &probe).await,
+        Err(why) => {
+            kit.record("create", Err(why));
+        }
+    }
+    let not_found = runtime.capture_output("aokit-no-such-session", 10).await;
+
+    kit.record(
+        "unknown handle",
+        match not_found {
+            Err(e) if e.kind() == PluginErrorKind::NotFound => {
+                Ok("capture_output says not-found".into())
+            }
+            Err(e) => Err(format!("capture_output failed, but not as not-found: {e}")),
+            Ok(_) => Err("capture_output answered for a session that does not exist".into()),
+        },
+    );
+    failed_create(kit, &runtime).await;
+}
+
+/// Everything done with the session `create` made, through to destroying it twice.
+async fn session_lifetime(
+    kit: &mut Kit<'_>,
+    runtime: &RuntimePlugin,
+    handle: &str,
+    probe: &ProbeFiles,
+) {
     let started = eventually(PATIENCE, || probe.running()).await;
     kit.record(
         "create",
@@ -108,8 +132,8 @@ pub(super) async fn check(kit: &mut Kit<'_>) {
         },
     );
     if started {
-        session_checks(kit, &runtime, &handle, &probe).await;
-        foreign_checks(kit, &runtime, &handle).await;
+        session_checks(kit, runtime, handle, probe).await;
+        foreign_checks(kit, runtime, handle).await;
     } else {
         kit.record(
             "the session's checks",
@@ -117,10 +141,10 @@ pub(super) async fn check(kit: &mut Kit<'_>) {
         );
     }
 
-    let destroyed = runtime.destroy(&handle).await.map_err(|e| e.to_string());
+    let destroyed = runtime.destroy(handle).await.map_err(|e| e.to_string());
     let stopped = eventually(PATIENCE, || !probe.running()).await;
-    let gone = matches!(runtime.is_alive(&handle).await, Ok(false))
-        || matches!(runtime.is_alive(&handle).await, Err(e) if e.kind() == PluginErrorKind::NotFound);
+    let gone = matches!(runtime.is_alive(handle).await, Ok(false))
+        || matches!(runtime.is_alive(handle).await, Err(e) if e.kind() == PluginErrorKind::NotFound);
     kit.record(
         "destroy",
         match (destroyed, stopped, gone) {
@@ -138,18 +162,6 @@ pub(super) async fn check(kit: &mut Kit<'_>) {
             .map(|()| "destroying what is gone succeeds".into())
             .map_err(|e| format!("the second destroy failed: {e}")),
     );
-    let not_found = runtime.capture_output("aokit-no-such-session", 10).await;
-    kit.record(
-        "unknown handle",
-        match not_found {
-            Err(e) if e.kind() == PluginErrorKind::NotFound => {
-                Ok("capture_output says not-found".into())
-            }
-            Err(e) => Err(format!("capture_output failed, but not as not-found: {e}")),
-            Ok(_) => Err("capture_output answered for a session that does not exist".into()),
-        },
-    );
-    failed_create(kit, &runtime).await;
 }
 
 /// Screen, messages and keys of the live probe session.

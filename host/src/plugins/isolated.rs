@@ -300,7 +300,7 @@ impl Isolated {
             Ok(reply) => reply,
             Err(error) => {
                 let cause = self.failure(error, "its constructor (new)", self.timeout, connection);
-                return Err(PluginError::failed(cause));
+                return Err(PluginError::unavailable(cause));
             }
         };
         match serde_json::from_slice::<Result<(), PluginError>>(&reply) {
@@ -401,7 +401,7 @@ impl Isolated {
                 *slot = Some(connection);
                 Ok(reply)
             }
-            Err(error) => Err(PluginError::failed(
+            Err(error) => Err(PluginError::unavailable(
                 self.failure(error, method, limit, connection),
             )),
         }
