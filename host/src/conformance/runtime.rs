@@ -157,7 +157,7 @@ async fn session_lifetime(
     kit.record(
         "destroy twice",
         runtime
-            .destroy(&handle)
+            .destroy(handle)
             .await
             .map(|()| "destroying what is gone succeeds".into())
             .map_err(|e| format!("the second destroy failed: {e}")),
