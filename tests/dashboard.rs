@@ -298,6 +298,10 @@ fn the_api_spawns_shows_messages_and_kills_a_session_and_the_feed_follows() {
     let sent = dashboard.post_bytes(&format!("/api/sessions/{id}/messages"), message.as_bytes());
     assert_eq!(sent.status, 204, "{}", sent.body);
     assert_eq!(fake_messages(&log), [TRICKY_TASK, message]);
+    // Status changes come without the task, which did not change (it may be a megabyte).
+    feed.wait_for("a change without the unchanged task", |kind, data| {
+        kind == "session" && data["id"] == id && data.get("task").is_none()
+    });
     assert!(wait_until(Duration::from_secs(10), || dashboard
         .get(&format!("/api/sessions/{id}/screen"))
         .body
@@ -392,17 +396,27 @@ fn bad_requests_get_a_json_error_with_their_status_and_change_nothing() {
             sessions,
             &json!({"project": "app", "task": "x", "agent": "nobody"}),
         )
-        .assert_error(503, "nobody");
+        .assert_error(404, "no agent plugin `nobody`");
+    dashboard
+        .post_json(
+            sessions,
+            &json!({"project": "app", "task": "x", "no_prompt": true}),
+        )
+        .assert_error(400, "no_prompt");
     dashboard
         .post_json(
             sessions,
             &json!({"project": "app", "task": "a".repeat(max + 1)}),
         )
-        .assert_error(400, "more than");
+        .assert_error(413, "larger than");
     dashboard
         .get("/api/sessions?archived=maybe")
         .assert_error(400, "maybe");
     dashboard.get("/api/nothing").assert_error(404, "no such");
+    dashboard.get("//api/sessions").assert_error(404, "no such");
+    dashboard
+        .get("/api/sessions/app-9/screen?lines=0")
+        .assert_error(400, "lines");
     Dashboard::reply(dashboard.http.put(dashboard.url(sessions)).send(""))
         .assert_error(405, "method");
 
@@ -441,6 +455,15 @@ fn changes_asked_by_another_site_and_requests_without_the_token_are_refused() {
             .call(),
     )
     .assert_error(403, "loopback only");
+    // Nor can another site's page make a browser read (a GET from `<img src=…>`).
+    Dashboard::reply(
+        dashboard
+            .http
+            .get(dashboard.url("/api/doctor"))
+            .header("Sec-Fetch-Site", "cross-site")
+            .call(),
+    )
+    .assert_error(403, "another site");
     // The dashboard's own page may.
     let own = Dashboard::reply(
         dashboard
@@ -476,6 +499,17 @@ fn changes_asked_by_another_site_and_requests_without_the_token_are_refused() {
     wrong.get("/api/sessions").assert_error(401, "token");
     wrong.token = Some(token.clone());
     assert_eq!(wrong.get("/api/sessions").status, 200);
+    let lower_case = Dashboard::reply(
+        wrong
+            .http
+            .get(wrong.url("/api/sessions"))
+            .header("Authorization", format!("bearer {token}"))
+            .call(),
+    );
+    assert_eq!(
+        lower_case.status, 200,
+        "the scheme name is case-insensitive"
+    );
     assert_eq!(wrong.get("/").status, 200, "the page itself holds no data");
     assert!(open.stop().success() && wrong.stop().success());
 
@@ -551,7 +585,18 @@ fn a_spawn_finishes_when_its_client_hangs_up_and_stopping_the_dashboard_undoes_o
         .sessions()
         .len()
         == 1));
+    // A client that never finishes its request's headers does not keep it from stopping.
+    let address = dashboard.base.trim_start_matches("http://").to_string();
+    let mut slow = TcpStream::connect(&address).unwrap();
+    write!(slow, "GET /api/sessions HTTP/1.1\r\nHost: {address}\r\n").unwrap();
+    let stopping = Instant::now();
     let stopped = dashboard.stop();
+    assert!(
+        stopping.elapsed() < Duration::from_secs(15),
+        "stopping took {:?}",
+        stopping.elapsed()
+    );
+    drop(slow);
     assert!(stopped.success(), "{stopped:?}");
     let reply = client.join().unwrap();
     assert!(reply.contains("stopped"), "{reply}");

@@ -1,7 +1,7 @@
 //! `ao-host dashboard`: serves the web dashboard until Ctrl-C or SIGTERM.
 
 use std::{
-    net::{IpAddr, Ipv4Addr, SocketAddr},
+    net::{IpAddr, SocketAddr},
     process::ExitCode,
     sync::Arc,
 };
@@ -17,19 +17,56 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::{errln, outln};
 
 #[derive(Debug, ClapArgs)]
+#[command(
+    after_help = "Listening on loopback (the default), no token is needed. Any other \
+address needs one on every API request, as `Authorization: Bearer TOKEN`: $AO_DASHBOARD_TOKEN, \
+else one generated into <data_dir>/dashboard.token (mode 0600) and printed when made. In a \
+browser, open the page as http://HOST:PORT/#token=TOKEN."
+)]
 pub struct DashboardArgs {
-    /// Address to listen on. Anything but loopback requires the token (see `ao-host dashboard
-    /// --help`).
-    #[arg(long, value_name = "ADDR", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
-    pub bind: IpAddr,
+    /// Address or host name to listen on (`0.0.0.0` for every interface). Anything but
+    /// loopback requires the token (see below).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    pub bind: String,
     /// Port to listen on (default: `port:` in the config; 0 picks a free one).
     #[arg(long, value_name = "N")]
     pub port: Option<u16>,
 }
 
+/// The address `--bind` names: an IP address, or a host name (`localhost`) resolved to its
+/// first address.
+async fn resolve(bind: &str, port: u16) -> Result<SocketAddr> {
+    if let Ok(ip) = bind.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let trimmed = bind.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = trimmed.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    tokio::net::lookup_host((bind, port))
+        .await
+        .ok()
+        .and_then(|mut found| found.next())
+        .with_context(|| {
+            format!("--bind {bind}: not an IP address, and no such host name; e.g. --bind 127.0.0.1 or --bind 0.0.0.0")
+        })
+}
+
+/// `text` with everything but unreserved URL characters percent-encoded, for a link's fragment.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 pub async fn run(lifecycle: Arc<Lifecycle>, args: DashboardArgs) -> Result<ExitCode> {
     let port = args.port.unwrap_or(lifecycle.config().port);
-    let wanted = SocketAddr::new(args.bind, port);
+    let wanted = resolve(&args.bind, port).await?;
     let (access, token) = Access::for_bind(
         wanted,
         std::env::var(dashboard::access::TOKEN_ENV).ok(),
@@ -53,11 +90,11 @@ pub async fn run(lifecycle: Arc<Lifecycle>, args: DashboardArgs) -> Result<ExitC
     outln!("{url}");
     match &token {
         TokenSource::NotNeeded => {}
-        TokenSource::Environment => errln!("API requests need the token in $AO_DASHBOARD_TOKEN (`Authorization: Bearer …`); open the page as {url}#token=…"),
+        TokenSource::Environment => errln!("API requests need the token in $AO_DASHBOARD_TOKEN (`Authorization: Bearer …`); open the page as {url}#token=TOKEN (percent-encode any `%`, `+` or `&` in it)"),
         TokenSource::Generated(path) => {
             let secret = access.token().unwrap_or_default();
             errln!("generated the dashboard token into {} (shown this once): {secret}", path.display());
-            errln!("open {url}#token={secret}");
+            errln!("open {url}#token={}", percent_encode(secret));
         }
         TokenSource::File(path) => errln!("API requests need the token in {} (`Authorization: Bearer …`); open the page as {url}#token=…", path.display()),
     }
@@ -75,7 +112,12 @@ pub async fn run(lifecycle: Arc<Lifecycle>, args: DashboardArgs) -> Result<ExitC
                 let _ = tokio::signal::ctrl_c().await;
             }
         }
-        errln!("ao-host: stopping the dashboard: spawns in progress undo themselves, other operations finish first");
+        errln!("ao-host: stopping the dashboard: spawns in progress undo themselves, other operations finish first (interrupt again to quit at once)");
+        tokio::spawn(async {
+            let _ = tokio::signal::ctrl_c().await;
+            errln!("ao-host: quit at once; `ao-host session ls` and `ao-host gc` show and reconcile what is left");
+            std::process::exit(130);
+        });
     };
     dashboard::serve(lifecycle, listener, access, stopped)
         .await

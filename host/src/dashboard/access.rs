@@ -48,6 +48,8 @@ pub enum AccessError {
     Exposed { path: PathBuf, mode: u32 },
     #[error("{what} is too short to be a token ({len} characters); use at least 16, e.g. `openssl rand -hex 32`")]
     Weak { what: String, len: usize },
+    #[error("{what} holds {found}, which a token sent in an HTTP header cannot carry intact; use visible ASCII only, e.g. `openssl rand -hex 32`")]
+    Unsendable { what: String, found: String },
 }
 
 /// The rules one dashboard applies.
@@ -121,7 +123,12 @@ impl Access {
             ));
         }
         let changes = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-        if changes && !same_origin(headers) {
+        // Browsers say where a request comes from: another site's page may not make this
+        // server do anything, not even a GET that runs programs (`<img src=…/api/doctor>`).
+        let cross_site = headers
+            .get("sec-fetch-site")
+            .is_some_and(|site| site.as_bytes().eq_ignore_ascii_case(b"cross-site"));
+        if (changes && !same_origin(headers)) || (cross_site && path.starts_with("/api/")) {
             return Some(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "refused: this request comes from a page of another site (its Origin is not this dashboard)",
@@ -156,9 +163,38 @@ pub(super) async fn guard(
             }
             response
         }
-        None => next.run(request).await,
+        None => {
+            // The whole body, within a time limit, before any handler sees it: a client that
+            // sends a body slowly (or never finishes it) must not hold a request open forever.
+            let (parts, body) = request.into_parts();
+            match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY)).await {
+                Err(_) => ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "the request's body did not arrive within {} s",
+                        BODY_TIMEOUT.as_secs()
+                    ),
+                )
+                .into_response(),
+                Ok(Err(_)) => ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the request's body is larger than {MAX_BODY} bytes, or was cut off"),
+                )
+                .into_response(),
+                Ok(Ok(bytes)) => {
+                    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                        .await
+                }
+            }
+        }
     }
 }
+
+/// How long a client may take to send a request's body.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// The largest body any endpoint takes (a spawn's JSON: a 1 MiB task, escaped); each endpoint
+/// has its own, smaller, limit too.
+const MAX_BODY: usize = crate::session::MAX_TASK_BYTES * 6 + 4096;
 
 /// Whether the `Host` header names this machine's loopback (any port).
 fn names_loopback_host(headers: &HeaderMap) -> bool {
@@ -198,10 +234,13 @@ fn same_origin(headers: &HeaderMap) -> bool {
 
 /// Whether the request carries `token` as its bearer token (compared in constant time).
 fn carries_token(headers: &HeaderMap, token: &str) -> bool {
+    // The scheme name is case-insensitive (RFC 9110).
     let Some(given) = headers
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
+        .and_then(|h| h.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token)
     else {
         return false;
     };
@@ -215,6 +254,16 @@ fn carries_token(headers: &HeaderMap, token: &str) -> bool {
 }
 
 fn check_strength(token: &str, what: &str) -> Result<(), AccessError> {
+    if let Some(bad) = token.chars().find(|c| !c.is_ascii_graphic()) {
+        return Err(AccessError::Unsendable {
+            what: what.to_string(),
+            found: if bad.is_whitespace() {
+                "whitespace".to_string()
+            } else {
+                format!("{:?}", bad)
+            },
+        });
+    }
     if token.trim().len() < 16 {
         return Err(AccessError::Weak {
             what: what.to_string(),
@@ -255,7 +304,7 @@ fn read_or_generate(path: &Path) -> Result<(String, bool), AccessError> {
             }
             let mut token = String::new();
             file.take(4096).read_to_string(&mut token).map_err(io)?;
-            let token = token.trim().to_string();
+            let token = token.trim_end_matches(['\n', '\r']).to_string();
             check_strength(&token, &path.display().to_string())?;
             Ok((token, false))
         }
@@ -335,6 +384,7 @@ mod tests {
         let with = |value: &str| headers(&[(header::AUTHORIZATION, value)]);
         let token = "0123456789abcdef0123";
         assert!(carries_token(&with("Bearer 0123456789abcdef0123"), token));
+        assert!(carries_token(&with("bearer 0123456789abcdef0123"), token));
         assert!(!carries_token(&with("Bearer 0123456789abcdef012"), token));
         assert!(!carries_token(&with("Bearer 0123456789abcdef0124"), token));
         assert!(!carries_token(&with("Basic 0123456789abcdef0123"), token));
@@ -373,5 +423,16 @@ mod tests {
         assert_eq!(source, TokenSource::Environment);
         let weak = Access::for_bind(loopback, Some("short".into()), dir.path()).unwrap_err();
         assert!(weak.to_string().contains("too short"), "{weak}");
+        for unsendable in [
+            "  padded-token-1234567890  ",
+            "é-unicode-ééééééééééé",
+            "line\nbreak-0123456789",
+        ] {
+            let err = Access::for_bind(loopback, Some(unsendable.into()), dir.path()).unwrap_err();
+            assert!(
+                err.to_string().contains("visible ASCII"),
+                "{unsendable:?}: {err}"
+            );
+        }
     }
 }

@@ -9,6 +9,7 @@ use std::{
     time::Duration,
 };
 
+use ao_plugin_api::{PluginErrorKind, PluginKind};
 use axum::{
     body::Bytes,
     extract::{
@@ -27,7 +28,9 @@ use serde_json::json;
 use super::{feed, work::Interrupted, AppState};
 use crate::{
     config::ConfigError,
-    lifecycle::{KillOutcome, LifecycleError, SpawnError, SpawnRequest},
+    lifecycle::{
+        DeliverError, KillOutcome, LifecycleError, SpawnError, SpawnRequest, SpawnStepError,
+    },
     plugins::{PluginCallError, PluginStatus},
     session::{LockError, SessionRole, StoreError, MAX_TASK_BYTES},
 };
@@ -72,8 +75,13 @@ impl From<LifecycleError> for ApiError {
                 StatusCode::CONFLICT
             }
             LifecycleError::Config(config) => config_status(config),
-            LifecycleError::Plugin(PluginCallError::Timeout { .. }) => StatusCode::GATEWAY_TIMEOUT,
-            LifecycleError::Plugin(_) | LifecycleError::Deliver(_) => StatusCode::BAD_GATEWAY,
+            LifecycleError::Plugin(call) | LifecycleError::Deliver(DeliverError::Plugin(call)) => {
+                plugin_status(call)
+            }
+            LifecycleError::Deliver(DeliverError::Blocked { .. } | DeliverError::Cancelled) => {
+                StatusCode::CONFLICT
+            }
+            LifecycleError::Deliver(_) => StatusCode::BAD_GATEWAY,
             LifecycleError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         Self::new(status, error.to_string())
@@ -82,14 +90,25 @@ impl From<LifecycleError> for ApiError {
 
 impl From<SpawnError> for ApiError {
     fn from(error: SpawnError) -> Self {
-        match error {
-            SpawnError::InvalidTask(message) => Self::bad_request(message),
-            SpawnError::Store(store) => Self::new(store_status(&store), store.to_string()),
-            SpawnError::Setup(setup) => setup.into(),
-            failed @ SpawnError::Failed { .. } => {
-                Self::new(StatusCode::BAD_GATEWAY, failed.to_string())
+        let status = match &error {
+            SpawnError::InvalidTask(_) => StatusCode::BAD_REQUEST,
+            SpawnError::Store(store) => store_status(store),
+            SpawnError::Setup(_) => {
+                let SpawnError::Setup(setup) = error else {
+                    unreachable!("matched just above")
+                };
+                return setup.into();
             }
-        }
+            SpawnError::Failed { step, .. } => match step.as_ref() {
+                SpawnStepError::Cancelled | SpawnStepError::Deliver(DeliverError::Cancelled) => {
+                    StatusCode::CONFLICT
+                }
+                SpawnStepError::Plugin(call)
+                | SpawnStepError::Deliver(DeliverError::Plugin(call)) => plugin_status(call),
+                _ => StatusCode::BAD_GATEWAY,
+            },
+        };
+        Self::new(status, error.to_string())
     }
 }
 
@@ -116,6 +135,20 @@ fn store_status(error: &StoreError) -> StatusCode {
         StoreError::NotAFolder { .. } | StoreError::Io { .. } | StoreError::Corrupt { .. } => {
             StatusCode::INTERNAL_SERVER_ERROR
         }
+    }
+}
+
+/// A plugin's refusal is the request's fault when the plugin says so; anything else is the
+/// plugin's (502), or its slowness (504).
+fn plugin_status(error: &PluginCallError) -> StatusCode {
+    match error {
+        PluginCallError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+        PluginCallError::Plugin { error, .. } => match error.kind {
+            PluginErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
+            PluginErrorKind::NotFound => StatusCode::NOT_FOUND,
+            PluginErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_GATEWAY,
+        },
     }
 }
 
@@ -200,7 +233,14 @@ async fn list_sessions(
     for problem in &listing.problems {
         tracing::warn!("{problem}");
     }
-    Ok(Json(listing.sessions).into_response())
+    // A script must never take a partial list for the whole: say how many records are missing.
+    let mut response = Json(listing.sessions).into_response();
+    if !listing.problems.is_empty() {
+        response
+            .headers_mut()
+            .insert("x-ao-unreadable-records", listing.problems.len().into());
+    }
+    Ok(response)
 }
 
 /// `POST /api/sessions`.
@@ -232,6 +272,17 @@ async fn spawn_session(
         )));
     }
     let role = body.role.unwrap_or(SessionRole::Worker);
+    if body.no_prompt && body.task.is_some() {
+        return Err(ApiError::bad_request(
+            "`no_prompt` starts the agent without its first message, so `task` would never reach it; send one or the other",
+        ));
+    }
+    if body.task.as_ref().is_some_and(|t| t.len() > MAX_TASK_BYTES) {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("`task` is larger than the {MAX_TASK_BYTES} bytes a task may have; put the details in a file in the repository and point the task at it"),
+        ));
+    }
     let task = match (role, body.task) {
         (SessionRole::Orchestrator, Some(_)) => {
             return Err(ApiError::bad_request(
@@ -260,12 +311,21 @@ async fn spawn_session(
         .resolve_project(body.project.as_deref().filter(|p| !p.is_empty()), &cwd)
         .await?;
     let choice = &mut project.plugins;
-    for (field, chosen) in [
-        (&mut choice.agent, body.agent),
-        (&mut choice.runtime, body.runtime),
-        (&mut choice.workspace, body.workspace),
+    for (kind, field, chosen) in [
+        (PluginKind::Agent, &mut choice.agent, body.agent),
+        (PluginKind::Runtime, &mut choice.runtime, body.runtime),
+        (PluginKind::Workspace, &mut choice.workspace, body.workspace),
     ] {
         if let Some(name) = chosen.filter(|n| !n.is_empty()) {
+            if state.lifecycle.registry().library_of(kind, &name).is_none() {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "no {kind} plugin `{name}` is loaded; loaded: {}",
+                        state.lifecycle.registry().names(kind).join(", ")
+                    ),
+                ));
+            }
             *field = name;
         }
     }
@@ -348,9 +408,12 @@ async fn screen(
     params: Result<Query<ScreenQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let ScreenQuery { ansi, lines } = query(params)?;
-    let lines = lines
-        .unwrap_or(DEFAULT_SCREEN_LINES)
-        .clamp(1, MAX_SCREEN_LINES);
+    let lines = lines.unwrap_or(DEFAULT_SCREEN_LINES);
+    if !(1..=MAX_SCREEN_LINES).contains(&lines) {
+        return Err(ApiError::bad_request(format!(
+            "`lines` must be between 1 and {MAX_SCREEN_LINES}"
+        )));
+    }
     let text = state.lifecycle.screen(&id, lines, ansi).await?;
     Ok((
         [
@@ -382,12 +445,7 @@ async fn send_message(
             e.utf8_error().valid_up_to()
         ))
     })?;
-    if text.trim().is_empty() {
-        return Err(ApiError::bad_request("the message is empty"));
-    }
-    if text.contains('\0') {
-        return Err(ApiError::bad_request("the message contains a NUL byte"));
-    }
+    crate::lifecycle::validate_message(&text)?;
     let lifecycle = Arc::clone(&state.lifecycle);
     state
         .work
@@ -414,6 +472,7 @@ async fn events(State(state): State<AppState>) -> Response {
 }
 
 async fn plugins(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let _turn = state.slow_reads.acquire().await;
     let lifecycle = Arc::clone(&state.lifecycle);
     // Digests read whole libraries: not on the server's threads.
     let listing = tokio::task::spawn_blocking(move || lifecycle.plugin_listing())
@@ -423,6 +482,7 @@ async fn plugins(State(state): State<AppState>) -> Result<Response, ApiError> {
 }
 
 async fn doctor(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let _turn = state.slow_reads.acquire().await;
     Json(json!(state.lifecycle.doctor().await))
 }
 

@@ -4,7 +4,9 @@
 //! One poller asks the lifecycle for the list (which reads the agents' own events, and screens
 //! only where it must) once a second, and only while someone watches; it compares each session
 //! with what it saw last and publishes the ones that changed, as `session` (insert or replace)
-//! and `removed` events. A new watcher gets its `snapshot` from the poller too, made from the
+//! and `removed` events, and the list of unreadable records as a `problems` event when it
+//! changes. A `session` event leaves out `task` when it did not change: a task may be a
+//! megabyte, and statuses change often. A new watcher gets its `snapshot` from the poller too, made from the
 //! same list those changes were computed against, and starts receiving changes right after it:
 //! it misses none and gets none twice. Operations from the API wake the poller at once, so
 //! their effect shows without waiting for the next tick.
@@ -106,7 +108,9 @@ impl Feed {
 
     /// The poller: runs until `closing` turns true.
     pub(super) async fn run(self: Arc<Self>, mut closing: watch::Receiver<bool>) {
-        let mut last: BTreeMap<String, Arc<str>> = BTreeMap::new();
+        // Each session as last published, and its task apart.
+        let mut last: BTreeMap<String, (Arc<str>, Option<String>)> = BTreeMap::new();
+        let mut last_problems: Vec<String> = Vec::new();
         loop {
             while self.watchers.load(Ordering::SeqCst) == 0 {
                 tokio::select! {
@@ -116,20 +120,31 @@ impl Feed {
             }
             let snapshot = match self.lifecycle.list(None, false).await {
                 Ok(listing) => {
-                    let now: BTreeMap<String, Arc<str>> = listing
-                        .sessions
-                        .iter()
-                        .map(|s| (s.id.clone(), Arc::from(json!(s).to_string())))
-                        .collect();
-                    for (id, data) in &now {
-                        if last.get(id) != Some(data) {
-                            self.publish("session", Arc::clone(data));
+                    let mut now = BTreeMap::new();
+                    for session in &listing.sessions {
+                        let mut without_task = json!(session);
+                        without_task.as_object_mut().map(|o| o.remove("task"));
+                        let data: Arc<str> = Arc::from(without_task.to_string());
+                        let previous = last.get(&session.id);
+                        let task_changed = previous.is_none_or(|(_, task)| *task != session.task);
+                        if task_changed {
+                            self.publish("session", Arc::from(json!(session).to_string()));
+                        } else if previous.is_none_or(|(known, _)| *known != data) {
+                            self.publish("session", Arc::clone(&data));
                         }
+                        now.insert(session.id.clone(), (data, session.task.clone()));
                     }
                     for id in last.keys().filter(|id| !now.contains_key(*id)) {
                         self.publish("removed", Arc::from(json!({ "id": id }).to_string()));
                     }
                     last = now;
+                    if listing.problems != last_problems {
+                        self.publish(
+                            "problems",
+                            Arc::from(json!({ "problems": listing.problems }).to_string()),
+                        );
+                        last_problems = listing.problems.clone();
+                    }
                     json!({"sessions": listing.sessions, "problems": listing.problems})
                 }
                 // Not expected for a list of every project; say so rather than show nothing.

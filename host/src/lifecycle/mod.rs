@@ -24,12 +24,13 @@ use std::{
 };
 
 use ao_plugin_api::PluginKind;
+use tokio::sync::OnceCell;
 
 pub use self::{
     deliver::{first_difference, screen_tail, DeliverError, SCREEN_LINES},
     operate::KillOutcome,
     restore::{RestoreOutcome, RestoreResult},
-    spawn::{validate_task, SpawnError, SpawnRequest, SpawnStepError},
+    spawn::{validate_message, validate_task, SpawnError, SpawnRequest, SpawnStepError},
     status::SessionListing,
 };
 use crate::{
@@ -65,14 +66,17 @@ pub enum LifecycleError {
 }
 
 type InstanceKey = (PluginKind, String);
+/// A plugin instance, or why it could not be built.
+type BuiltInstance = Result<PluginInstance, String>;
 
 /// The service. Cheap to share behind an `Arc`; every method takes `&self`.
 pub struct Lifecycle {
     config: Config,
     registry: Arc<PluginRegistry>,
     store: SessionStore,
-    /// Built plugin instances (or why they could not be built), by kind and name.
-    instances: tokio::sync::Mutex<HashMap<InstanceKey, Result<PluginInstance, String>>>,
+    /// Built plugin instances (or why they could not be built), by kind and name; each built
+    /// once, several at a time (an isolated plugin's child process takes milliseconds to start).
+    instances: std::sync::Mutex<HashMap<InstanceKey, Arc<OnceCell<BuiltInstance>>>>,
     /// What the agents report their events to.
     agent_states: AgentStateDir,
     /// The `ao-host` executable agents' hooks run ([`Lifecycle::with_event_program`]); without
@@ -109,7 +113,7 @@ impl Lifecycle {
             registry: Arc::new(registry),
             agent_states: AgentStateDir::new(store.data_dir()),
             store,
-            instances: tokio::sync::Mutex::new(HashMap::new()),
+            instances: std::sync::Mutex::new(HashMap::new()),
             event_program: None,
             plugin_path: std::env::join_paths(plugin_path)
                 .map(|joined| joined.to_string_lossy().into_owned())
@@ -180,28 +184,30 @@ impl Lifecycle {
         kind: PluginKind,
         name: &str,
     ) -> Result<PluginInstance, LifecycleError> {
-        let key = (kind, name.to_string());
-        let mut instances = self.instances.lock().await;
-        if let Some(built) = instances.get(&key) {
-            return built.clone().map_err(LifecycleError::Unavailable);
-        }
-        let registry = Arc::clone(&self.registry);
-        let context = plugin_context(&self.config, &self.config.data_dir, name);
-        let timeout = self.call_timeout();
-        let owned_name = name.to_string();
-        let built = tokio::task::spawn_blocking(move || {
-            registry
-                .instantiate(kind, &owned_name, &context, timeout)
-                .map_err(|e: RegistryError| e.to_string())
-        })
-        .await
-        .unwrap_or_else(|join| {
-            Err(format!(
-                "{kind} plugin `{name}`: constructor aborted: {join}"
-            ))
-        });
-        instances.insert(key, built.clone());
-        built.map_err(LifecycleError::Unavailable)
+        let cell = {
+            let mut instances = self.instances.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(instances.entry((kind, name.to_string())).or_default())
+        };
+        let built = cell
+            .get_or_init(|| async {
+                let registry = Arc::clone(&self.registry);
+                let context = plugin_context(&self.config, &self.config.data_dir, name);
+                let timeout = self.call_timeout();
+                let owned_name = name.to_string();
+                tokio::task::spawn_blocking(move || {
+                    registry
+                        .instantiate(kind, &owned_name, &context, timeout)
+                        .map_err(|e: RegistryError| e.to_string())
+                })
+                .await
+                .unwrap_or_else(|join| {
+                    Err(format!(
+                        "{kind} plugin `{name}`: constructor aborted: {join}"
+                    ))
+                })
+            })
+            .await;
+        built.clone().map_err(LifecycleError::Unavailable)
     }
 
     pub async fn runtime(&self, name: &str) -> Result<RuntimePlugin, LifecycleError> {
@@ -225,12 +231,17 @@ impl Lifecycle {
         }
     }
 
-    /// The runtime, agent and workspace of `choice`.
+    /// The runtime, agent and workspace of `choice`, built at the same time.
     pub async fn plugin_set(&self, choice: &PluginChoice) -> Result<PluginSet, LifecycleError> {
+        let (runtime, agent, workspace) = tokio::join!(
+            self.runtime(&choice.runtime),
+            self.agent(&choice.agent),
+            self.workspace(&choice.workspace)
+        );
         Ok(PluginSet {
-            runtime: self.runtime(&choice.runtime).await?,
-            agent: self.agent(&choice.agent).await?,
-            workspace: self.workspace(&choice.workspace).await?,
+            runtime: runtime?,
+            agent: agent?,
+            workspace: workspace?,
         })
     }
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{deliver::deliver, spawn::validate_task, Lifecycle, LifecycleError};
+use super::{deliver::deliver, spawn::validate_message, Lifecycle, LifecycleError};
 use crate::{
     plugins::RuntimePlugin,
     session::{now_ms, ReportedStatus, Session, SessionLock, SessionStatus, StoreError},
@@ -171,7 +171,7 @@ impl Lifecycle {
         text: &str,
         progress: &(dyn Fn(&str) + Sync),
     ) -> Result<(), LifecycleError> {
-        validate_task(text)
+        validate_message(text)
             .map_err(|e| LifecycleError::Refused(format!("message refused: {e}")))?;
         let (session, handle, _lock) = self.live_locked(id, progress).await?;
         let plugins = self.plugins_of(&session).await?;

@@ -102,21 +102,34 @@ impl SpawnStepError {
 
 /// Refuses tasks that cannot be delivered as one message.
 pub fn validate_task(task: &str) -> Result<(), SpawnError> {
-    if task.trim().is_empty() {
-        return Err(SpawnError::InvalidTask(
-            "the task is empty; say what the agent should do with --task or --task-file".into(),
-        ));
-    }
-    if task.len() > MAX_TASK_BYTES {
+    validate_text(
+        "task",
+        task,
+        "say what the agent should do with --task or --task-file",
+    )
+}
+
+/// Refuses messages that cannot be delivered as one message.
+pub fn validate_message(text: &str) -> Result<(), SpawnError> {
+    validate_text("message", text, "say something")
+}
+
+fn validate_text(what: &str, text: &str, fill_it: &str) -> Result<(), SpawnError> {
+    if text.trim().is_empty() {
         return Err(SpawnError::InvalidTask(format!(
-            "the task is {} bytes, more than the {MAX_TASK_BYTES} a message may have; put the details in a file in the repository and point the task at it",
-            task.len()
+            "the {what} is empty; {fill_it}"
         )));
     }
-    if task.contains('\0') {
-        return Err(SpawnError::InvalidTask(
-            "the task contains a NUL byte".into(),
-        ));
+    if text.len() > MAX_TASK_BYTES {
+        return Err(SpawnError::InvalidTask(format!(
+            "the {what} is {} bytes, more than the {MAX_TASK_BYTES} a message may have; put the details in a file in the repository and point the {what} at it",
+            text.len()
+        )));
+    }
+    if text.contains('\0') {
+        return Err(SpawnError::InvalidTask(format!(
+            "the {what} contains a NUL byte"
+        )));
     }
     Ok(())
 }

@@ -12,7 +12,7 @@
 //! as unreadable instead of followed, waited on or slurped.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     fs::{self, File},
     io::{Read, Write},
     os::unix::fs::OpenOptionsExt,
@@ -78,6 +78,57 @@ pub struct SessionStore {
     data_dir: PathBuf,
     root: PathBuf,
     locks: LockDir,
+}
+
+/// One version of a large record file: which file (device and inode: records are replaced by
+/// renaming, so a new version is a new inode), its modification time and its size.
+///
+/// Parsing a record with a megabyte-long task takes ~100 ms; a dashboard lists every record
+/// every second while a page is open. Large records are parsed once per version and kept
+/// (a bounded number of them) for the life of the process.
+#[derive(PartialEq, Eq, Hash, Clone, Copy)]
+struct RecordVersion {
+    file: (u64, u64),
+    modified: (i64, i64),
+    len: u64,
+}
+
+/// Records smaller than this are parsed each time: it is cheaper than keeping them.
+const CACHED_RECORD_BYTES: u64 = 64 * 1024;
+/// Parsed large records kept at most.
+const MAX_CACHED_RECORDS: usize = 256;
+
+/// Parsed large records by file (device, inode).
+type ParsedRecords = HashMap<(u64, u64), (RecordVersion, Session)>;
+
+static PARSED: std::sync::Mutex<Option<ParsedRecords>> = std::sync::Mutex::new(None);
+
+impl RecordVersion {
+    fn of(metadata: &fs::Metadata) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        (metadata.len() >= CACHED_RECORD_BYTES).then(|| Self {
+            file: (metadata.dev(), metadata.ino()),
+            modified: (metadata.mtime(), metadata.mtime_nsec()),
+            len: metadata.len(),
+        })
+    }
+
+    fn cached(&self) -> Option<Session> {
+        let parsed = PARSED.lock().unwrap_or_else(|e| e.into_inner());
+        match parsed.as_ref()?.get(&self.file) {
+            Some((version, session)) if version == self => Some(session.clone()),
+            _ => None,
+        }
+    }
+
+    fn remember(self, session: &Session) {
+        let mut parsed = PARSED.lock().unwrap_or_else(|e| e.into_inner());
+        let parsed = parsed.get_or_insert_with(HashMap::new);
+        if parsed.len() >= MAX_CACHED_RECORDS && !parsed.contains_key(&self.file) {
+            parsed.clear();
+        }
+        parsed.insert(self.file, (self, session.clone()));
+    }
 }
 
 impl SessionStore {
@@ -297,6 +348,10 @@ impl SessionStore {
                 metadata.len()
             )));
         }
+        let version = RecordVersion::of(&metadata);
+        if let Some(session) = version.as_ref().and_then(RecordVersion::cached) {
+            return Ok(session);
+        }
         let mut text = String::new();
         file.take(MAX_RECORD_BYTES)
             .read_to_string(&mut text)
@@ -305,7 +360,11 @@ impl SessionStore {
         // it: bounded like a config, so that no record stalls `session ls` or `gc`.
         bounded_yaml::check(&text, MAX_RECORD_BYTES as usize, "a session record")
             .map_err(corrupt)?;
-        serde_yaml::from_str(&text).map_err(|e| corrupt(e.to_string()))
+        let session: Session = serde_yaml::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+        if let Some(version) = version {
+            version.remember(&session);
+        }
+        Ok(session)
     }
 
     /// The active record of `id` as it is on disk now (`None` once it is gone), for a process

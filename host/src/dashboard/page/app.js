@@ -22,22 +22,45 @@ const state = {
 
 // ---------------------------------------------------------------- small helpers
 
+// Bidi controls and marks can reverse or reorder what is shown around them ("Trojan Source"
+// tasks, branch names that read as something else); they are shown as visible markers instead.
+const BIDI_RE = /[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]/g;
+
+// Every text from the server goes through here before it reaches textContent, title or a dialog.
+function visible(text) {
+  return String(text).replace(BIDI_RE, (c) => "⟪U+" + c.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0") + "⟫");
+}
+
 function el(tag, cls, text) {
   const e = document.createElement(tag);
   if (cls) e.className = cls;
-  if (text != null) e.textContent = text;
+  if (text != null) e.textContent = visible(text);
   return e;
 }
 
 // Only touch the DOM when the text changed, so hovered or selected rows do not flicker.
 function setText(e, text) {
-  if (e.textContent !== text) e.textContent = text;
+  const shown = visible(text);
+  if (e.textContent !== shown) e.textContent = shown;
+}
+
+function setTitle(e, text) {
+  const shown = visible(text);
+  if (e.title !== shown) e.title = shown;
 }
 
 function showMsg(e, text, isError) {
-  e.textContent = text || "";
+  e.textContent = visible(text || "");
   e.classList.toggle("error", !!isError);
   e.hidden = !text;
+  delete e.dataset.authError;
+}
+
+// A refused token is marked on the error it left, so the first call the token passes clears it.
+function showError(e, err, prefix = "") {
+  if (err.status === 401 && err.token !== state.token) return showMsg(e, ""); // answered an old token
+  showMsg(e, prefix + err.message, true);
+  if (err.status === 401) e.dataset.authError = "1";
 }
 
 function ago(ms) {
@@ -76,7 +99,7 @@ function refreshAges() {
 
 function flash(text) {
   const f = $("#flash");
-  f.textContent = text;
+  f.textContent = visible(text);
   f.hidden = false;
   clearTimeout(state.flashTimer);
   state.flashTimer = setTimeout(() => { f.hidden = true; }, 15000);
@@ -90,11 +113,20 @@ function storage(fn) {
 
 // A link like /#token=XYZ carries the token once; keep it for this tab and hide it from the URL.
 function takeTokenFromHash() {
-  const token = new URLSearchParams(location.hash.replace(/^#/, "")).get("token");
+  const token = tokenFromHash(location.hash);
   if (!token) return false;
   storage((s) => s.setItem(TOKEN_KEY, token));
   history.replaceState(null, "", location.pathname + location.search);
   return true;
+}
+
+// The whole rest of the fragment is the token. Not URLSearchParams: it would turn "+" into a
+// space and stop at "&". The server prints the token percent-encoded, so only %XX is decoded.
+function tokenFromHash(hash) {
+  if (!hash.startsWith("#token=")) return null;
+  const raw = hash.slice("#token=".length);
+  if (!/%[0-9A-Fa-f]{2}/.test(raw)) return raw;
+  try { return decodeURIComponent(raw); } catch { return raw; } // a stray "%" is part of the token
 }
 
 function authHeaders(extra) {
@@ -112,7 +144,9 @@ async function errorMessage(res) {
   return text.trim().slice(0, 300) || "HTTP " + res.status;
 }
 
+// Errors carry the HTTP status and the token they were sent with, for showError and onKill.
 async function api(method, path, opts = {}) {
+  const token = state.token;
   const headers = authHeaders(opts.type ? { "Content-Type": opts.type } : null);
   let res;
   try {
@@ -120,8 +154,9 @@ async function api(method, path, opts = {}) {
   } catch (e) {
     throw new Error("cannot reach the server (" + e.message + ")");
   }
-  if (res.status === 401) showTokenForm();
-  if (!res.ok) throw new Error(await errorMessage(res));
+  if (res.ok) tokenWorked(token);
+  else if (res.status === 401 && token === state.token) showTokenForm();
+  if (!res.ok) throw Object.assign(new Error(await errorMessage(res)), { status: res.status, token });
   return res;
 }
 
@@ -134,6 +169,19 @@ function showTokenForm() {
   $("#token-input").focus();
 }
 
+// The server took the token: the bar asking for it and errors about a missing one are stale.
+// An answer to a token replaced meanwhile says nothing about the current one.
+function tokenWorked(token) {
+  if (token !== state.token) return;
+  const form = $("#token-form");
+  if (!form.hidden) form.hidden = true;
+  clearAuthErrors();
+}
+
+function clearAuthErrors() {
+  for (const e of document.querySelectorAll("[data-auth-error]")) showMsg(e, "");
+}
+
 function onTokenSubmit(ev) {
   ev.preventDefault();
   const token = $("#token-input").value.trim();
@@ -141,7 +189,7 @@ function onTokenSubmit(ev) {
   state.token = token || null;
   $("#token-input").value = "";
   $("#token-form").hidden = true;
-  showMsg($("#spawn-result"), "");
+  clearAuthErrors();
   reloadAll();
 }
 
@@ -177,9 +225,11 @@ function connectEvents() {
 }
 
 async function readEvents(signal) {
+  const token = state.token;
   const res = await fetch("/api/events", { headers: authHeaders(), signal, cache: "no-store" });
-  if (res.status === 401) showTokenForm();
+  if (res.status === 401 && token === state.token) showTokenForm();
   if (!res.ok || !res.body) throw new Error("HTTP " + res.status);
+  tokenWorked(token);
   setLive(true);
   const reader = res.body.getReader();
   const decoder = new TextDecoder();
@@ -218,9 +268,11 @@ function sseParser(onEvent) {
 function handleEvent(type, raw) {
   let data;
   try { data = JSON.parse(raw); } catch { return; }
+  if (!data) return;
   if (type === "snapshot") applySnapshot(data);
   else if (type === "session") upsert(data);
-  else if (type === "removed" && data) removeSession(data.id);
+  else if (type === "removed") removeSession(data.id);
+  else if (type === "problems") setProblems(data.problems);
 }
 
 function applySnapshot(data) {
@@ -234,11 +286,21 @@ function applySnapshot(data) {
   if (state.view.name === "session" && !state.sessions.has(state.view.id)) markGone();
 }
 
+// The feed leaves `task` out when it did not change since it last sent this session (tasks can
+// be long); every other field is always present, so only the task is carried over.
 function upsert(s) {
   if (!s || !s.id) return;
+  const before = state.sessions.get(s.id);
+  if (before && !("task" in s)) s = Object.assign({}, s, { task: before.task });
   noticeWaiting(s);
   state.sessions.set(s.id, s);
   renderAll();
+}
+
+// The current list of unreadable records, replacing the one from the snapshot.
+function setProblems(problems) {
+  state.problems = Array.isArray(problems) ? problems : [];
+  renderProblems();
 }
 
 function removeSession(id) {
@@ -265,7 +327,7 @@ function noticeWaiting(s) {
 function notify(s) {
   if (!("Notification" in window) || Notification.permission !== "granted") return;
   try {
-    const n = new Notification(s.id + " needs you", { body: s.waiting_for || "waiting for input" });
+    const n = new Notification(visible(s.id) + " needs you", { body: visible(s.waiting_for || "waiting for input") });
     n.onclick = () => { window.focus(); location.hash = sessionHash(s.id); };
   } catch { /* some browsers only allow notifications from a service worker */ }
 }
@@ -347,7 +409,7 @@ function updateRow(tr, s) {
   setText(status.children[2], s.status === "waiting_input" ? s.waiting_for || "" : "");
   setText(branch, s.branch || "-");
   setText(task.children[0], firstLine(s.task, 80));
-  if (task.title !== (s.task || "")) task.title = s.task || "";
+  setTitle(task, s.task || "");
   setText(task.children[1], s.note || "");
 }
 
@@ -379,7 +441,7 @@ async function loadProjects() {
     select.replaceChildren(option("", "project default"), ...(p.agents || []).map((a) => option(a, a)));
     select.value = (p.agents || []).includes(current) ? current : "";
   } catch (e) {
-    showMsg($("#spawn-result"), "cannot load projects: " + e.message, true);
+    showError($("#spawn-result"), e, "cannot load projects: ");
   }
 }
 
@@ -401,7 +463,7 @@ async function onSpawn(ev) {
     taskBox.value = "";
     showMsg(out, "spawned " + (s && s.id));
   } catch (e) {
-    showMsg(out, e.message, true);
+    showError(out, e);
   } finally {
     button.disabled = false;
   }
@@ -443,8 +505,10 @@ function onHashChange() {
 // ---------------------------------------------------------------- session view
 
 function openSession(id) {
-  if ($("#sv-id").textContent !== id) $("#message").value = ""; // a draft belongs to its session
-  $("#sv-id").textContent = id;
+  const head = $("#sv-id");
+  if (head.dataset.id !== id) $("#message").value = ""; // a draft belongs to its session
+  head.dataset.id = id; // the shown text may carry bidi markers, so the id is kept apart
+  setText(head, id);
   for (const f of ["branch", "agent", "project", "host", "created", "workspace"]) $("#sv-" + f).textContent = "";
   setStatus($("#session-status"), "…");
   $("#sv-age").textContent = "";
@@ -455,6 +519,7 @@ function openSession(id) {
   state.screen.text = null;
   showMsg($("#screen-error"), "");
   showMsg($("#send-result"), "");
+  showMsg($("#kill-result"), "");
   loadAttach(id);
   if (state.loaded && !state.sessions.has(id)) return markGone();
   renderSessionHead();
@@ -482,9 +547,14 @@ function renderSessionHead() {
   setText($("#sv-task-text"), s.task || "(no task)");
 }
 
+// "this session is gone" explains it all: errors from asking for it just before are noise.
 function markGone() {
   stopScreen();
   $("#sv-gone").hidden = false;
+  for (const sel of ["#screen-error", "#send-result", "#kill-result"]) {
+    const e = $(sel);
+    if (e.classList.contains("error")) showMsg(e, "");
+  }
 }
 
 async function loadAttach(id) {
@@ -492,9 +562,10 @@ async function loadAttach(id) {
   code.textContent = "…";
   try {
     const a = await getJSON(sessionPath(id) + "/attach");
-    if (state.view.id === id) code.textContent = a.command || (a.argv || []).join(" ");
+    // Copy takes the shown text: a command with bidi markers fails instead of running a spoof.
+    if (state.view.id === id) setText(code, a.command || (a.argv || []).join(" "));
   } catch (e) {
-    if (state.view.id === id) code.textContent = "(" + e.message + ")";
+    if (state.view.id === id) setText(code, "(" + e.message + ")");
   }
 }
 
@@ -528,7 +599,7 @@ async function onSend(ev) {
     if (state.view.id === id) box.value = "";
     showMsg(out, "sent");
   } catch (e) {
-    showMsg(out, e.message, true);
+    showError(out, e);
   } finally {
     button.disabled = box.disabled = false;
     box.focus();
@@ -543,18 +614,34 @@ function onMessageKey(ev) {
 }
 
 async function onKill() {
-  const id = state.view.id, button = $("#kill");
-  if (!window.confirm(`Kill ${id}? This stops the agent and ends its session.`)) return;
+  const id = state.view.id, button = $("#kill"), out = $("#kill-result");
+  if (button.disabled) return;
+  if (!window.confirm(`Kill ${visible(id)}? This stops the agent and ends its session.`)) return;
   button.disabled = true;
+  showMsg(out, "");
   try {
-    await api("DELETE", sessionPath(id));
+    if (!(await killSession(id))) return showMsg(out, "not killed: the worktree and its changes are kept");
     flash("killed " + id);
-    location.hash = "#/";
+    if (state.view.id === id) location.hash = "#/";
   } catch (e) {
-    showMsg($("#send-result"), e.message, true);
+    if (state.view.id === id) showError(out, e);
   } finally {
     button.disabled = false;
   }
+}
+
+// The server refuses (409) to remove a worktree with uncommitted changes unless forced; losing
+// them needs its own yes. False when the user keeps them.
+async function killSession(id) {
+  try {
+    await api("DELETE", sessionPath(id));
+  } catch (e) {
+    if (e.status !== 409 || !/uncommitted/i.test(e.message)) throw e;
+    const question = `${visible(id)} has uncommitted changes in its worktree. Remove it anyway? (the changes are lost; Cancel keeps everything)`;
+    if (!window.confirm(question)) return false;
+    await api("DELETE", sessionPath(id) + "?force=1");
+  }
+  return true;
 }
 
 // ---------------------------------------------------------------- screen polling
@@ -583,7 +670,7 @@ async function refreshScreen(id, gen) {
     showMsg($("#screen-error"), "");
     if (text !== state.screen.text) paintScreen(text); // unchanged: keep the user's selection
   } catch (e) {
-    if (gen === state.screen.gen) showMsg($("#screen-error"), e.message, true);
+    if (gen === state.screen.gen) showError($("#screen-error"), e);
   }
 }
 
@@ -624,7 +711,7 @@ function ansiToFragment(text) {
 }
 
 function emitText(frag, raw, st) {
-  const text = raw.replace(CTRL_RE, "");
+  const text = visible(raw.replace(CTRL_RE, ""));
   if (!text) return;
   if (Object.values(st).every((v) => !v)) return frag.append(text);
   const span = el("span", null, text);
@@ -720,7 +807,7 @@ async function loadPlugins() {
     }
     $("#plugins tbody").replaceChildren(...(rows.length ? rows : [emptyRow(6, "no plugins found")]));
   } catch (e) {
-    showMsg(err, e.message, true);
+    showError(err, e);
   }
 }
 
@@ -728,7 +815,7 @@ function pluginRow(p) {
   const tr = el("tr", "plugin plugin-" + p.status);
   const cells = [["kind", p.kind], ["name", p.name], ["version", p.version], ["api", p.api_version], ["status", p.status], ["path", p.path]];
   for (const [cls, value] of cells) tr.append(el("td", cls, value == null || value === "" ? "-" : String(value)));
-  if (p.digest) tr.title = "digest " + p.digest;
+  if (p.digest) setTitle(tr, "digest " + p.digest);
   return tr;
 }
 
@@ -745,7 +832,7 @@ async function loadDoctor() {
     }));
   } catch (e) {
     list.replaceChildren();
-    showMsg(err, e.message, true);
+    showError(err, e);
   }
 }
 
