@@ -515,3 +515,16 @@ fn a_refused_library_never_runs_a_line_of_its_code() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(ran().as_deref(), Some("faulty ran\n"));
 }
+
+/// A FIFO named like a library would block a plain `open` forever: it is refused at once.
+#[test]
+fn a_fifo_named_like_a_library_is_refused_without_hanging() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("plugins");
+    std::fs::create_dir(&dir).unwrap();
+    let fifo = dir.join("libfifo.so");
+    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid, NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0);
+    assert_refused(home.path(), &fifo, "not a regular file");
+}

@@ -15,6 +15,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use std::os::unix::fs::OpenOptionsExt;
+
 use ao_plugin_api::{
     abi_stable::{
         abi_stability::abi_checking::check_layout_compatibility,
@@ -177,9 +179,26 @@ fn compatibility_fix(host: &Version, library: &Version) -> String {
     }
 }
 
+/// Opens and reads a candidate library: a regular file only, opened without blocking, so that
+/// a FIFO or a device named like a library cannot hang the host.
+fn read_library_file(path: &Path) -> std::io::Result<(std::fs::File, Vec<u8>)> {
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other(
+            "not a regular file; remove it from the plugin folder",
+        ));
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut file, &mut bytes)?;
+    Ok((file, bytes))
+}
+
 /// `sha256:<hex>` of a file, the form `plugins.pin` uses.
 pub fn file_digest(path: &Path) -> std::io::Result<String> {
-    Ok(digest(&std::fs::read(path)?))
+    Ok(digest(&read_library_file(path)?.1))
 }
 
 /// `sha256:<hex>` of a library's bytes.
@@ -254,9 +273,7 @@ pub fn load_library_pinned(
     };
     // dlopen("libx.so") without a slash searches the system path, so always pass a full path.
     let opened = path.canonicalize().and_then(|canonical| {
-        let mut file = std::fs::File::open(&canonical)?;
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut file, &mut bytes)?;
+        let (file, bytes) = read_library_file(&canonical)?;
         Ok((canonical, file, bytes))
     });
     let (canonical, file, bytes) = match opened {
