@@ -1136,6 +1136,43 @@ fn a_plugin_that_crashes_the_process_is_named_and_gc_goes_on_without_it() {
             "{actions:#}"
         );
     }
+    // `exit(0)` in the middle of a call does not pass for success.
+    harness.edit_config(|c| c.replace("methods: abort", "methods: exit"));
+    let output = harness.ao(&["session", "ls"]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(
+        stderr(&output)
+            .contains("runtime plugin `faulty` crashed (exit() called) in alive_handles"),
+        "{}",
+        stderr(&output)
+    );
+    // A library whose own start-up code crashes is named too, and `--skip-plugin` does not
+    // even load it; a misspelt name is refused rather than skipping nothing.
+    let loading = harness
+        .command(&["session", "ls"])
+        .env("AO_TEST_CONSTRUCTOR_CRASH", "1")
+        .output()
+        .unwrap();
+    assert_eq!(loading.status.signal(), Some(libc::SIGSEGV));
+    assert!(
+        stderr(&loading).contains("libao_fixture_faulty_real.so crashed (SIGSEGV) while loading")
+            && stderr(&loading).contains("--skip-plugin faulty"),
+        "{}",
+        stderr(&loading)
+    );
+    let skipped = harness
+        .command(&["gc", "--dry-run", "--skip-plugin", "faulty"])
+        .env("AO_TEST_CONSTRUCTOR_CRASH", "1")
+        .output()
+        .unwrap();
+    assert!(skipped.status.success(), "{}", stderr(&skipped));
+    let misspelt = harness.ao(&["gc", "--dry-run", "--skip-plugin", "fualty"]);
+    assert!(!misspelt.status.success());
+    assert!(
+        stderr(&misspelt).contains("--skip-plugin fualty: no plugin library provides"),
+        "{}",
+        stderr(&misspelt)
+    );
     // Its session was left alone, and the healthy one untouched.
     assert!(record.exists());
     let healthy = harness.tmux_session("app-1");

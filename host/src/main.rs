@@ -19,7 +19,11 @@ fn main() -> ExitCode {
         Err(error) => error.exit(),
     };
     cli::init_logging(args.verbose, args.quiet);
-    match cli::run(args) {
+    let outcome = cli::run(args);
+    // Isolated plugins' processes never outlive the command (a call abandoned at its timeout
+    // may still hold one).
+    ao_host::plugins::isolated::stop_children();
+    match outcome {
         Ok(code) => code,
         // `ao-host session ls | head -1`: the reader has all it wanted.
         Err(error) if cli::output::stdout_closed(&error) => ExitCode::SUCCESS,

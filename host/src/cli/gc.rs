@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use ao_host::lifecycle::Lifecycle;
 
 use super::output::{print_json, terminal_safe};
@@ -15,6 +15,20 @@ pub async fn run(
     skip_plugins: &[String],
     json: bool,
 ) -> Result<ExitCode> {
+    // A misspelt name would skip nothing and call the plugin it meant to avoid.
+    let known: Vec<&str> = lifecycle
+        .registry()
+        .reports()
+        .iter()
+        .filter_map(|report| report.manifest.as_ref())
+        .flat_map(|manifest| manifest.plugins.iter().map(|p| p.name.as_str()))
+        .collect();
+    if let Some(unknown) = skip_plugins.iter().find(|n| !known.contains(&n.as_str())) {
+        bail!(
+            "--skip-plugin {unknown}: no plugin library provides a plugin of that name (found: {})",
+            known.join(", ")
+        );
+    }
     let plan = lifecycle.gc_plan(force, skip_plugins).await;
     let actions = if dry_run {
         plan.actions()

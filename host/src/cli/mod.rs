@@ -210,7 +210,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     // From here on plugins may be loaded and called: a crash in one of them says which.
     ao_host::plugins::crash::install();
     let mut clock = PhaseClock::start();
-    let context = AppContext::new(&args)?;
+    let mut context = AppContext::new(&args)?;
+    if let Command::Gc { skip_plugins, .. } = &args.command {
+        // Not loaded at all: a library may crash in its own start-up code.
+        context.config.plugin_skip = skip_plugins.clone();
+    }
     clock.lap("config");
     match args.command {
         Command::Plugins(command) => plugins::run(&context, command),

@@ -62,6 +62,8 @@ pub struct Config {
     pub plugin_pins: BTreeMap<String, String>,
     /// Plugins whose libraries run in a child process (`plugins.isolate`; `*` for all).
     pub plugin_isolate: Vec<String>,
+    /// Plugins whose libraries are not loaded at all (`gc --skip-plugin`; never from the file).
+    pub plugin_skip: Vec<String>,
     pub defaults: PluginChoice,
     pub ready_timeout_ms: u64,
     pub call_timeout_ms: u64,
@@ -219,6 +221,7 @@ impl Config {
             plugin_config,
             plugin_pins: file.plugins.pin,
             plugin_isolate: file.plugins.isolate,
+            plugin_skip: Vec::new(),
             defaults,
             ready_timeout_ms: file.defaults.ready_timeout_ms.expect(builtin),
             call_timeout_ms: file.defaults.call_timeout_ms.expect(builtin),

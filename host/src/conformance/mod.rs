@@ -51,6 +51,9 @@ struct Kit<'a> {
     scratch: PathBuf,
     /// The argv that starts the probe agent; its folder is appended.
     probe: Vec<String>,
+    /// What this process had open before any plugin was loaded: an agent inheriting those got
+    /// them from whoever ran the kit, not from the host or the plugin.
+    baseline: Vec<String>,
     timeout: Duration,
     results: Vec<CheckResult>,
 }
@@ -104,6 +107,7 @@ pub async fn test_library(
     config: &Config,
     probe: Vec<String>,
 ) -> Result<Vec<CheckResult>, KitError> {
+    let baseline = probe::open_descriptors();
     let registry = PluginRegistry::load_configured(&[file.to_path_buf()], config);
     let report = registry
         .reports()
@@ -151,6 +155,7 @@ pub async fn test_library(
             plugin: name,
             scratch: scratch.clone(),
             probe: probe.clone(),
+            baseline: baseline.clone(),
             timeout: Duration::from_millis(config.call_timeout_ms),
             results: Vec::new(),
         };

@@ -33,6 +33,16 @@ impl ProbeFiles {
         self.dir.join("received")
     }
 
+    fn inherited_file(&self) -> PathBuf {
+        self.dir.join("inherited")
+    }
+
+    /// The descriptors beyond stdin, stdout and stderr the probe found open at start, one
+    /// `N -> target` per line.
+    pub fn inherited(&self) -> String {
+        std::fs::read_to_string(self.inherited_file()).unwrap_or_default()
+    }
+
     /// Every byte received so far.
     pub fn received(&self) -> Vec<u8> {
         std::fs::read(self.received_file()).unwrap_or_default()
@@ -75,6 +85,7 @@ pub fn run(dir: &Path) -> std::io::Result<()> {
     // Bracketed paste on; then the ready line.
     write!(out, "\x1b[?2004h{READY_LINE} (raw terminal: {raw})\r\n")?;
     out.flush()?;
+    std::fs::write(files.inherited_file(), inherited_descriptors())?;
     std::fs::write(files.pid_file(), std::process::id().to_string())?;
     let mut received = std::fs::OpenOptions::new()
         .create(true)
@@ -96,6 +107,37 @@ pub fn run(dir: &Path) -> std::io::Result<()> {
         write!(out, "received {total} bytes\r\n")?;
         out.flush()?;
     }
+}
+
+/// What the descriptors beyond 0, 1 and 2 open in this process point at (`pipe:[N]`, a path).
+pub fn open_descriptors() -> Vec<String> {
+    inherited_descriptors()
+        .lines()
+        .filter_map(|line| {
+            line.split_once(" -> ")
+                .map(|(_, target)| target.to_string())
+        })
+        .collect()
+}
+
+/// The descriptors beyond 0, 1 and 2 open in this process, one `N -> target` per line: what it
+/// inherited from whoever started it.
+fn inherited_descriptors() -> String {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return String::new();
+    };
+    let mut lines: Vec<String> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let fd: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let target = std::fs::read_link(entry.path()).ok()?;
+            // The listing's own descriptor is `/proc/self/fd` itself (or gone already).
+            (fd > 2 && !target.starts_with("/proc"))
+                .then(|| format!("{fd} -> {}", target.display()))
+        })
+        .collect();
+    lines.sort();
+    lines.join("\n")
 }
 
 /// Puts the terminal on stdin, if any, in raw mode; says whether it did.

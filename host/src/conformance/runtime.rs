@@ -132,6 +132,26 @@ async fn session_lifetime(
         },
     );
     if started {
+        let leaked: Vec<String> = probe
+            .inherited()
+            .lines()
+            .filter(|line| {
+                line.split_once(" -> ")
+                    .is_some_and(|(_, target)| !kit.baseline.iter().any(|b| b == target))
+            })
+            .map(str::to_owned)
+            .collect();
+        kit.record(
+            "create: nothing of the host inherited",
+            if leaked.is_empty() {
+                Ok("the agent got no descriptor the host or the plugin opened".into())
+            } else {
+                Err(format!(
+                    "the agent inherited descriptors the host or the plugin opened (mark them close-on-exec): {}",
+                    leaked.join("; ")
+                ))
+            },
+        );
         session_checks(kit, runtime, handle, probe).await;
         foreign_checks(kit, runtime, handle).await;
     } else {

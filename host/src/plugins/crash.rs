@@ -55,10 +55,28 @@ impl Drop for CallGuard {
 
 /// Records that this thread is now running `method` of the `kind` plugin `name`.
 pub(crate) fn enter(kind: PluginKind, name: &str, method: &str) -> CallGuard {
-    let head = format!("\nao-host: {kind} plugin `{name}` crashed (");
-    let tail = format!(
-        ") in {method}, taking ao-host down with it; fix or remove its library (`ao-host plugins list` shows where it is); `ao-host gc --skip-plugin {name}` reconciles sessions without it\n"
-    );
+    note(
+        &format!("{kind} plugin `{name}`"),
+        &format!(
+            "in {method}, taking ao-host down with it; fix or remove its library (`ao-host plugins list` shows where it is); `ao-host gc --skip-plugin {name}` reconciles sessions without it"
+        ),
+    )
+}
+
+/// Records that this thread is now loading `library` (the loader runs its constructors).
+pub(crate) fn enter_loading(library: &std::path::Path, plugins: &str) -> CallGuard {
+    note(
+        &format!("the plugin library {}", library.display()),
+        &format!(
+            "while loading (its own start-up code), taking ao-host down with it; fix or remove it; `--skip-plugin` does not load it: `ao-host gc --skip-plugin {plugins}`"
+        ),
+    )
+}
+
+/// Keeps "ao-host: WHO crashed (SIGNAL) WHAT" ready for the signal handler.
+fn note(who: &str, what: &str) -> CallGuard {
+    let head = format!("\nao-host: {who} crashed (");
+    let tail = format!(") {what}\n");
     PENDING.with(|pending| {
         // SAFETY: see `CallGuard::drop`; `len` is set last, so the handler never sees a
         // half-written message as complete.
@@ -80,7 +98,7 @@ extern "C" fn on_fatal_signal(signal: libc::c_int) {
     };
     let _ = PENDING.try_with(|pending| {
         // SAFETY: this thread's own buffer; only `write` is called, which is async-signal-safe.
-        let pending = unsafe { &*pending.get() };
+        let pending = unsafe { &mut *pending.get() };
         if pending.len > 0 {
             let name = SIGNALS[index].1.as_bytes();
             for part in [
@@ -90,6 +108,8 @@ extern "C" fn on_fatal_signal(signal: libc::c_int) {
             ] {
                 unsafe { libc::write(2, part.as_ptr().cast(), part.len()) };
             }
+            // Once: a stack overflow's report ends in an abort, a second signal.
+            pending.len = 0;
         }
     });
     if let Some(previous) = PREVIOUS.get() {
@@ -98,8 +118,32 @@ extern "C" fn on_fatal_signal(signal: libc::c_int) {
     }
 }
 
+/// Run by `exit`: plugin code that ends the whole process with `exit(0)` in the middle of a
+/// call must not pass for success. The note is there only while a plugin call or load runs on
+/// this thread.
+extern "C" fn on_exit_during_a_call() {
+    let _ = PENDING.try_with(|pending| {
+        // SAFETY: this thread's own buffer, as in the signal handler.
+        let pending = unsafe { &*pending.get() };
+        if pending.len > 0 {
+            let head = &pending.bytes[..pending.head_len];
+            for part in [
+                head,
+                b"exit() called",
+                &pending.bytes[pending.head_len..pending.len],
+            ] {
+                unsafe { libc::write(2, part.as_ptr().cast(), part.len()) };
+            }
+            // SAFETY: ends the process at once, with a failure status instead of the plugin's.
+            unsafe { libc::_exit(1) };
+        }
+    });
+}
+
 /// Installs the handler for the fatal signals, once per process.
 pub fn install() {
+    // SAFETY: registering a plain function; it only reads this thread's buffer.
+    unsafe { libc::atexit(on_exit_during_a_call) };
     PREVIOUS.get_or_init(|| {
         // SAFETY: plain sigaction calls with zeroed, then filled, structs.
         unsafe {

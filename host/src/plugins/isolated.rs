@@ -204,11 +204,33 @@ struct Connection {
     output: ChildStdout,
 }
 
+/// Every isolated plugin's child process this process started and has not ended, so that they
+/// can be killed when it exits ([`stop_children`]): a call the host stopped waiting for (its
+/// timeout) leaves its child to this.
+static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// Kills every isolated plugin's child process still running. Front ends call it before the
+/// process exits; children also exit by themselves once their parent is gone, but a plugin that
+/// `exec`s another program in its child takes that watch with it.
+pub fn stop_children() {
+    let children = std::mem::take(&mut *CHILDREN.lock().unwrap_or_else(|e| e.into_inner()));
+    for pid in children {
+        // SAFETY: SIGKILL to a child of ours, not yet reaped (so the pid is still ours).
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    }
+}
+
 impl Connection {
     /// Kills the child (if it still runs) and reaps it.
     fn end(mut self) -> Option<ExitStatus> {
         let _ = self.child.kill();
-        self.child.wait().ok()
+        let status = self.child.wait().ok();
+        let pid = self.child.id();
+        CHILDREN
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|child| *child != pid);
+        status
     }
 }
 
@@ -281,6 +303,10 @@ impl Isolated {
                     self.program.display()
                 ))
             })?;
+        CHILDREN
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(child.id());
         let (Some(input), Some(output)) = (child.stdin.take(), child.stdout.take()) else {
             let _ = child.kill();
             return Err(PluginError::failed(
@@ -362,13 +388,18 @@ impl Isolated {
         }
     }
 
-    /// Sends `call` and returns the plugin's answer.
+    /// Sends `call` and returns the plugin's answer. An answer that does not parse means the
+    /// channel is out of step: the child is ended, and the next call starts a new one.
     fn request<T: DeserializeOwned>(&self, call: Call) -> RResult<T, PluginError> {
         self.exchange(call)
             .and_then(|reply| {
                 serde_json::from_slice::<Result<T, PluginError>>(&reply).unwrap_or_else(|e| {
-                    Err(PluginError::failed(format!(
-                        "the isolated plugin's process answered nonsense ({e})"
+                    if let Some(connection) = self.lock_connection().take() {
+                        connection.end();
+                    }
+                    Err(PluginError::unavailable(format!(
+                        "plugin `{}` answered nonsense ({e}); its process was restarted",
+                        self.hello.name
                     )))
                 })
             })

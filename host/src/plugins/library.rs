@@ -34,6 +34,8 @@ use super::{
     manifest::{read_elf_manifest, ManifestError, MAX_PLUGINS_PER_LIBRARY},
     trust::check_library_trust,
 };
+/// The largest library read: a debug build of a plugin is tens of megabytes.
+const MAX_LIBRARY_BYTES: u64 = 512 << 20;
 /// Layout errors from abi_stable run to hundreds of lines; the one-line reason keeps this much.
 const MAX_DETAIL_CHARS: usize = 300;
 
@@ -74,6 +76,8 @@ pub enum LoadError {
         /// What to do: rebuild against which version, or upgrade ao-host.
         fix: String,
     },
+    #[error("{path}: not loaded: --skip-plugin {plugin}", path = path.display())]
+    Skipped { path: PathBuf, plugin: String },
     #[error("{path}: its digest {actual} does not match plugins.pin.{plugin} ({expected}); install the pinned build or update the pin", path = path.display())]
     PinMismatch {
         path: PathBuf,
@@ -186,10 +190,17 @@ fn read_library_file(path: &Path) -> std::io::Result<(std::fs::File, Vec<u8>)> {
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)?;
-    if !file.metadata()?.is_file() {
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
         return Err(std::io::Error::other(
             "not a regular file; remove it from the plugin folder",
         ));
+    }
+    if metadata.len() > MAX_LIBRARY_BYTES {
+        return Err(std::io::Error::other(format!(
+            "{} bytes, more than the {MAX_LIBRARY_BYTES} a plugin library may have; remove it from the plugin folder",
+            metadata.len()
+        )));
     }
     let mut bytes = Vec::new();
     std::io::Read::read_to_end(&mut file, &mut bytes)?;
@@ -246,11 +257,22 @@ pub fn load_library(path: &Path) -> LibraryReport {
 
 /// [`load_library`], refusing libraries whose digest differs from their plugins' pins. A library
 /// with a plugin that `isolated` names is judged from its file alone and never loaded here: a
-/// child process loads it (see `isolated`).
+/// child process loads it (see `isolated`). One with a plugin `skipped` names is not loaded at
+/// all (`gc --skip-plugin`: its start-up code may be what crashes).
 pub fn load_library_pinned(
     path: &Path,
     pins: &BTreeMap<String, String>,
     isolated: &dyn Fn(&str) -> bool,
+) -> LibraryReport {
+    load_library_checked(path, pins, isolated, &|_: &str| false)
+}
+
+/// [`load_library_pinned`], leaving out libraries with a plugin that `skipped` names.
+pub fn load_library_checked(
+    path: &Path,
+    pins: &BTreeMap<String, String>,
+    isolated: &dyn Fn(&str) -> bool,
+    skipped: &dyn Fn(&str) -> bool,
 ) -> LibraryReport {
     let display_path = path.to_path_buf();
     let mut report = LibraryReport {
@@ -310,6 +332,14 @@ pub fn load_library_pinned(
             return report;
         }
     };
+    if let Some(plugin) = manifest.plugins.iter().find(|p| skipped(&p.name)) {
+        report.outcome = Err(LoadError::Skipped {
+            path: display_path,
+            plugin: plugin.name.clone(),
+        });
+        report.manifest = Some(manifest);
+        return report;
+    }
     let isolate = manifest.plugins.iter().any(|p| isolated(&p.name));
     report.outcome = check_pins(&bytes, &display_path, &manifest, pins)
         .and_then(|()| check_api(&display_path, &manifest))
@@ -483,6 +513,8 @@ fn check_and_init(
             detail: first_layout_difference(&detail).unwrap_or_else(|| summarize(&detail)),
         }
     };
+    let names: Vec<&str> = manifest.plugins.iter().map(|p| p.name.as_str()).collect();
+    let _loading = super::crash::enter_loading(shown, &names.join(" --skip-plugin "));
     // One header per library: `RootModule::load_from_file` would cache the first library's
     // module for every later one.
     let header = lib_header_from_path(path).map_err(|e| layout_error(error_chain(&e)))?;

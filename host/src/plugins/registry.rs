@@ -15,7 +15,7 @@ use serde::Serialize;
 use super::{
     instance::{AgentPlugin, RuntimePlugin, WorkspacePlugin},
     isolated::{self, Hello},
-    library::{load_library_pinned, LibraryReport, LoadedPlugin},
+    library::{load_library_checked, LibraryReport, LoadedPlugin},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -143,7 +143,12 @@ impl PluginRegistry {
     pub fn load_configured(files: &[PathBuf], config: &crate::config::Config) -> Self {
         Self {
             create_timeout: Some(Duration::from_millis(config.workspace_timeout_ms)),
-            ..Self::load_isolating(files, &config.plugin_pins, &config.plugin_isolate)
+            ..Self::load_with(
+                files,
+                &config.plugin_pins,
+                &config.plugin_isolate,
+                &config.plugin_skip,
+            )
         }
     }
 
@@ -154,13 +159,25 @@ impl PluginRegistry {
         pins: &BTreeMap<String, String>,
         isolate: &[String],
     ) -> Self {
+        Self::load_with(files, pins, isolate, &[])
+    }
+
+    /// [`PluginRegistry::load_isolating`], not loading at all the libraries that provide a
+    /// plugin named in `skip`.
+    fn load_with(
+        files: &[PathBuf],
+        pins: &BTreeMap<String, String>,
+        isolate: &[String],
+        skip: &[String],
+    ) -> Self {
         let mut registry = Self {
             pins: pins.clone(),
             ..Self::default()
         };
         let isolated = |name: &str| isolate.iter().any(|n| n == "*" || n == name);
+        let skipped = |name: &str| skip.iter().any(|n| n == name);
         for file in files {
-            let report = load_library_pinned(file, pins, &isolated);
+            let report = load_library_checked(file, pins, &isolated, &skipped);
             match &report.outcome {
                 Ok(plugins) => {
                     for plugin in plugins {

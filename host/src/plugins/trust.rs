@@ -38,6 +38,14 @@ pub fn check_library_trust(library: &Path) -> Result<(), String> {
         let meta = std::fs::symlink_metadata(&next)
             .map_err(|e| format!("cannot inspect {}: {e}", next.display()))?;
         if meta.file_type().is_symlink() {
+            // In a sticky folder (`/tmp`), the link's owner may re-point it at will.
+            if meta.uid() != me && meta.uid() != 0 {
+                return Err(format!(
+                    "refused: the link {} is owned by uid {}, not by you (uid {me}) or root, who could re-point it; fix: replace it with a link of your own",
+                    next.display(),
+                    meta.uid()
+                ));
+            }
             links += 1;
             if links > MAX_LINKS {
                 return Err(format!(
@@ -174,6 +182,21 @@ mod tests {
         set_mode(dir.path(), 0o1777);
         check_library_trust(&library).unwrap();
         set_mode(dir.path(), 0o755);
+
+        // In a sticky folder, a link someone else owns is theirs to re-point.
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            let sticky = dir.path().join("sticky");
+            std::fs::create_dir(&sticky).unwrap();
+            set_mode(&sticky, 0o1777);
+            let theirs = sticky.join("libx.so");
+            std::os::unix::fs::symlink(&library, &theirs).unwrap();
+            let path = std::ffi::CString::new(theirs.to_str().unwrap()).unwrap();
+            // SAFETY: lchown of a link this test made, to `nobody`.
+            assert_eq!(unsafe { libc::lchown(path.as_ptr(), 65534, 65534) }, 0);
+            let err = check_library_trust(&theirs).unwrap_err();
+            assert!(err.contains("link") && err.contains("65534"), "{err}");
+        }
 
         // A link loop ends with an error, not a hang.
         std::os::unix::fs::symlink(via.join("loop"), via.join("loop")).unwrap();

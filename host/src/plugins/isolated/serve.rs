@@ -2,8 +2,9 @@
 //!
 //! It reads a [`Hello`], loads the library the usual way (every check included), builds the
 //! plugin and says whether that worked; then it answers [`Call`]s until its input closes. The
-//! protocol runs on a private copy of the original stdout: file descriptor 1 is pointed at
-//! stderr first, so a plugin that prints cannot corrupt a frame.
+//! protocol runs on private, close-on-exec copies of the original stdin and stdout; descriptor 0
+//! then reads `/dev/null` and 1 writes to stderr. So a plugin that prints cannot corrupt a
+//! frame, and no process a plugin starts (an agent, a `git`) inherits the host's channel.
 
 use std::{fs::File, os::fd::FromRawFd, time::Duration};
 
@@ -22,20 +23,10 @@ use crate::plugins::{
 /// Serves one isolated plugin until the host closes the pipe.
 pub fn serve() -> Result<(), String> {
     exit_with_parent();
-    // SAFETY: dup/dup2 on the process's own standard descriptors.
-    let protocol = unsafe {
-        let copy = libc::dup(1);
-        if copy < 0 || libc::dup2(2, 1) < 0 {
-            return Err(format!(
-                "setting up the pipe: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
-        copy
-    };
-    // SAFETY: `protocol` is a descriptor this process just made and owns alone.
-    let mut output = unsafe { File::from_raw_fd(protocol) };
-    let mut input = std::io::stdin().lock();
+    let (requests, replies) = private_channel()?;
+    // SAFETY: descriptors this process just made and owns alone.
+    let (mut input, mut output) =
+        unsafe { (File::from_raw_fd(requests), File::from_raw_fd(replies)) };
     let hello = read_frame(&mut input, None).map_err(|e| format!("reading the request: {e:?}"))?;
     let hello: Hello =
         serde_json::from_slice(&hello).map_err(|e| format!("reading the request: {e}"))?;
@@ -49,7 +40,13 @@ pub fn serve() -> Result<(), String> {
     let outcome: Result<(), PluginError> = match &built {
         Ok(_) => Ok(()),
         Err(RegistryError::Construct { error, .. }) => Err(error.clone()),
-        Err(other) => Err(PluginError::failed(other.to_string())),
+        // Not loaded here: why the library was refused (its layout, most likely) says more.
+        Err(other) => Err(PluginError::failed(
+            match registry.reports().first().map(|r| &r.outcome) {
+                Some(Err(refused)) => refused.to_string(),
+                _ => other.to_string(),
+            },
+        )),
     };
     write_frame(&mut output, &outcome).map_err(|e| e.to_string())?;
     let Ok(plugin) = built else {
@@ -68,6 +65,27 @@ pub fn serve() -> Result<(), String> {
             )))),
         };
         write_encoded(&mut output, &reply).map_err(|e| format!("answering: {e}"))?;
+    }
+}
+
+/// Moves the channel off the standard descriptors, close-on-exec; returns (requests, replies).
+fn private_channel() -> Result<(i32, i32), String> {
+    let failed = || format!("setting up the pipe: {}", std::io::Error::last_os_error());
+    // SAFETY: fcntl/open/dup2 on this process's own descriptors.
+    unsafe {
+        let requests = libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 3);
+        let replies = libc::fcntl(1, libc::F_DUPFD_CLOEXEC, 3);
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if requests < 0
+            || replies < 0
+            || null < 0
+            || libc::dup2(null, 0) < 0
+            || libc::dup2(2, 1) < 0
+        {
+            return Err(failed());
+        }
+        libc::close(null);
+        Ok((requests, replies))
     }
 }
 
