@@ -20,7 +20,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use ao_plugin_api::{
     abi_stable::{
         abi_stability::abi_checking::check_layout_compatibility,
-        library::{lib_header_from_path, IsLayoutChecked},
+        library::{lib_header_from_path, IsLayoutChecked, LibraryError},
         StableAbi,
     },
     manifest::{PluginManifest, MANIFEST_FORMAT, MANIFEST_MAGIC, MANIFEST_SYMBOL},
@@ -517,7 +517,13 @@ fn check_and_init(
     let _loading = super::crash::enter_loading(shown, &names.join(" --skip-plugin "));
     // One header per library: `RootModule::load_from_file` would cache the first library's
     // module for every later one.
-    let header = lib_header_from_path(path).map_err(|e| layout_error(error_chain(&e)))?;
+    let header = lib_header_from_path(path).map_err(|e| match e {
+        LibraryError::GetSymbolError { .. } => LoadError::BadManifest {
+            path: shown.to_path_buf(),
+            detail: "it has the ao manifest but not abi_stable's root module (`ao_plugin_api::export_plugins!` writes both, so do not write either by hand)".into(),
+        },
+        other => layout_error(error_chain(&other)),
+    })?;
     let IsLayoutChecked::Yes(library_layout) = header.root_mod_consts().layout() else {
         return Err(layout_error(
             "the library was built without layout information".into(),
