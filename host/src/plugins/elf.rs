@@ -8,7 +8,7 @@
 //! them after relocation: a relative relocation's addend (RELA), or the bytes in place (REL,
 //! RELR, or no relocation at all).
 
-use std::collections::HashMap;
+use std::{collections::HashMap, ops::Range};
 
 pub(super) const ELF_MAGIC: [u8; 4] = [0x7f, b'E', b'L', b'F'];
 const PT_LOAD: u32 = 1;
@@ -167,7 +167,7 @@ impl<'a> Elf<'a> {
         Ok(elf)
     }
 
-    fn word_size(&self) -> u64 {
+    pub(super) fn word_size(&self) -> u64 {
         if self.is_64 {
             8
         } else {
@@ -179,16 +179,15 @@ impl<'a> Elf<'a> {
         let field = self
             .slice(offset, size as u64)
             .map_err(|_| format!("header field at byte {offset} is past the end of the file"))?;
-        let mut value = 0u64;
-        for i in 0..size {
-            let byte = if self.little_endian {
-                field[size - 1 - i]
-            } else {
-                field[i]
-            };
-            value = (value << 8) | u64::from(byte);
-        }
-        Ok(value)
+        // Relocation tables run to tens of thousands of entries: read words whole.
+        let mut word = [0u8; 8];
+        Ok(if self.little_endian {
+            word[..size].copy_from_slice(field);
+            u64::from_le_bytes(word)
+        } else {
+            word[8 - size..].copy_from_slice(field);
+            u64::from_be_bytes(word)
+        })
     }
 
     fn word(&self, offset: u64) -> Result<u64, String> {
@@ -315,8 +314,9 @@ impl<'a> Elf<'a> {
         }
     }
 
-    /// The dynamic relocations (RELA and REL tables), by the address they patch.
-    fn relocations(&self) -> Result<HashMap<u64, Relocation>, String> {
+    /// The dynamic relocations (RELA and REL tables) that patch an address in `range`, by that
+    /// address. A library has tens of thousands; only the few in the range are kept.
+    fn relocations(&self, range: &Range<u64>) -> Result<HashMap<u64, Relocation>, String> {
         let mut relocations = HashMap::new();
         let relative = self.relative_type();
         let w = self.word_size();
@@ -337,7 +337,11 @@ impl<'a> Elf<'a> {
             let offset = self.file_offset(table, size)?;
             for index in 0..size / entry {
                 let at = offset + index * entry;
-                let (patched, info) = (self.word(at)?, self.word(at + w)?);
+                let patched = self.word(at)?;
+                if !range.contains(&patched) {
+                    continue;
+                }
+                let info = self.word(at + w)?;
                 let kind = if self.is_64 {
                     info as u32
                 } else {
@@ -358,12 +362,12 @@ impl<'a> Elf<'a> {
         Ok(relocations)
     }
 
-    /// A reader of words as the loaded library would hold them (relocations applied, as
-    /// addresses relative to the library's base).
-    pub(super) fn loaded_view(&self) -> Result<LoadedView<'_, 'a>, String> {
+    /// A reader of the words in `range` as the loaded library would hold them (relocations
+    /// applied, as addresses relative to the library's base).
+    pub(super) fn loaded_view(&self, range: Range<u64>) -> Result<LoadedView<'_, 'a>, String> {
         Ok(LoadedView {
             elf: self,
-            relocations: self.relocations()?,
+            relocations: self.relocations(&range)?,
         })
     }
 }

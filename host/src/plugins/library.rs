@@ -341,24 +341,26 @@ pub fn load_library_checked(
         return report;
     }
     let isolate = manifest.plugins.iter().any(|p| isolated(&p.name));
-    report.outcome = check_pins(&bytes, &display_path, &manifest, pins)
-        .and_then(|()| check_api(&display_path, &manifest))
-        .and_then(|()| {
-            if isolate {
-                return isolated_plugins(&display_path, &manifest);
+    let judged = check_pins(&bytes, &display_path, &manifest, pins)
+        .and_then(|()| check_api(&display_path, &manifest));
+    // The loader maps the file itself: the copy read for judging is not needed any more.
+    drop(bytes);
+    report.outcome = judged.and_then(|()| {
+        if isolate {
+            return isolated_plugins(&display_path, &manifest);
+        }
+        match descriptor_path(&file) {
+            Some(loadable) => {
+                let loaded = check_and_init(&loadable, &display_path, &manifest);
+                // glibc knows a loaded library by its name first: were this descriptor closed,
+                // its number (and so this name) could be reused for the next library, and
+                // `dlopen` would hand back this one. It stays open, as the library stays mapped.
+                std::mem::forget(file);
+                loaded
             }
-            match descriptor_path(&file) {
-                Some(loadable) => {
-                    let loaded = check_and_init(&loadable, &display_path, &manifest);
-                    // glibc knows a loaded library by its name first: were this descriptor closed,
-                    // its number (and so this name) could be reused for the next library, and
-                    // `dlopen` would hand back this one. It stays open, as the library stays mapped.
-                    std::mem::forget(file);
-                    loaded
-                }
-                None => check_and_init(&canonical, &display_path, &manifest),
-            }
-        });
+            None => check_and_init(&canonical, &display_path, &manifest),
+        }
+    });
     report.manifest = Some(manifest);
     report
 }

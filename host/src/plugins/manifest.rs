@@ -11,7 +11,7 @@ use ao_plugin_api::{
 };
 
 use super::{
-    elf::Elf,
+    elf::{Elf, LoadedView},
     library::{ManifestInfo, ManifestPlugin},
 };
 
@@ -36,8 +36,12 @@ pub(super) fn read_elf_manifest(bytes: &[u8]) -> Result<ManifestInfo, ManifestEr
         .symbol(MANIFEST_SYMBOL)
         .map_err(corrupt)?
         .ok_or(ManifestError::Missing)?;
-    let view = elf.loaded_view().map_err(corrupt)?;
-    let w = view.word_size();
+    let w = elf.word_size();
+    // `repr(C)`: magic [u8; 8], format u32, then three pointer-aligned fields.
+    let api_at = 12_u64.div_ceil(w) * w;
+    let view = elf
+        .loaded_view(address..address + api_at + 3 * w)
+        .map_err(corrupt)?;
     if view.bytes_at(address, 8).map_err(corrupt)? != MANIFEST_MAGIC {
         return Err(corrupt("wrong magic bytes".into()));
     }
@@ -47,9 +51,7 @@ pub(super) fn read_elf_manifest(bytes: &[u8]) -> Result<ManifestInfo, ManifestEr
             "manifest format {format} (this host reads format {MANIFEST_FORMAT})"
         )));
     }
-    // `repr(C)`: magic [u8; 8], format u32, then pointer-aligned fields.
-    let api_at = 12_u64.div_ceil(w) * w;
-    let string = |pointer_at: u64, what: &str| {
+    let string = |view: &LoadedView<'_, '_>, pointer_at: u64, what: &str| {
         let target = view.word_at(pointer_at)?;
         if target == 0 {
             return Err(format!("no {what}"));
@@ -57,21 +59,24 @@ pub(super) fn read_elf_manifest(bytes: &[u8]) -> Result<ManifestInfo, ManifestEr
         view.c_string_at(target, MAX_STRING)
             .map_err(|e| format!("{what}: {e}"))
     };
-    let api_version = string(address + api_at, "API version").map_err(corrupt)?;
+    let api_version = string(&view, address + api_at, "API version").map_err(corrupt)?;
     let count = view.word_at(address + api_at + w).map_err(corrupt)?;
     let entries = view.word_at(address + api_at + 2 * w).map_err(corrupt)?;
     if count > MAX_PLUGINS_PER_LIBRARY || entries == 0 {
         return Err(corrupt("implausible plugin list".into()));
     }
+    let view = elf
+        .loaded_view(entries..entries + count * 3 * w)
+        .map_err(corrupt)?;
     let plugins = (0..count)
         .map(|index| {
             let entry = entries + index * 3 * w;
-            let kind_name = string(entry, "plugin kind")?;
+            let kind_name = string(&view, entry, "plugin kind")?;
             Ok(ManifestPlugin {
                 kind: PluginKind::parse(&kind_name),
                 kind_name,
-                name: string(entry + w, "plugin name")?,
-                version: string(entry + 2 * w, "plugin version")?,
+                name: string(&view, entry + w, "plugin name")?,
+                version: string(&view, entry + 2 * w, "plugin version")?,
             })
         })
         .collect::<Result<_, String>>()
