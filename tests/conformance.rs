@@ -119,6 +119,7 @@ fn a_runtime_with_a_known_mistake_fails_the_check_that_names_it() {
             "create in a missing folder",
             "left the agent process running",
         ),
+        ("leak_helper", "create in a missing folder", "sleep 300"),
         (
             "list_foreign",
             "alive_handles: foreign sessions",

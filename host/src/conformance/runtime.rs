@@ -326,35 +326,86 @@ async fn failed_create(kit: &mut Kit<'_>, runtime: &RuntimePlugin) {
     let probe = ProbeFiles::new(&kit.scratch.join("failed-probe"));
     let missing = kit.scratch.join("no-such-folder");
     let session = format!("aokit-failed-{}", std::process::id());
+    let before = descendants();
     let created = runtime
         .create(request(&session, &missing, &kit.probe, &probe.dir))
         .await;
-    // Give a leaked process time to write its pid.
+    // Give a leaked process time to start (and the probe to write its pid).
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let leaked = probe.running();
     if let Ok(handle) = &created {
         let _ = runtime.destroy(handle).await;
     }
-    kit.record(
-        "create in a missing folder",
-        match (created, leaked) {
-            (Ok(handle), _) => Err(format!(
-                "succeeded ({handle}) in a folder that does not exist"
-            )),
-            (Err(e), false) if e.kind() == PluginErrorKind::Unavailable => {
-                Err(format!("could not be checked: {e}"))
-            }
-            (Err(_), true) => Err(
-                "failed, but left the agent process running: a create that fails must stop what it started"
-                    .into(),
-            ),
-            (Err(e), false) => Ok(format!("refused, nothing left running ({e})")),
-        },
-    );
-    if leaked {
-        if let Some(pid) = probe.pid() {
-            // SAFETY: stopping the kit's own probe, which the plugin left running.
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    // The probe, wherever the runtime started it; and anything else the plugin started under
+    // this process (or its isolated child) that is still running.
+    let mut left: Vec<(u32, String)> = descendants()
+        .into_iter()
+        .filter(|process| !before.contains(process))
+        .collect();
+    if let Some(pid) = probe.pid().filter(|_| probe.running()) {
+        if !left.iter().any(|(p, _)| *p == pid) {
+            left.push((pid, "the probe agent".into()));
         }
     }
+    kit.record(
+        "create in a missing folder",
+        match created {
+            Ok(handle) => Err(format!(
+                "succeeded ({handle}) in a folder that does not exist"
+            )),
+            Err(_) if !left.is_empty() => Err(format!(
+                "failed, but left the agent process running: a create that fails must stop what it started (left: {})",
+                left.iter()
+                    .map(|(pid, what)| format!("{pid} {what}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            Err(e) if e.kind() == PluginErrorKind::Unavailable => {
+                Err(format!("could not be checked: {e}"))
+            }
+            Err(e) => Ok(format!("refused, nothing left running ({e})")),
+        },
+    );
+    for (pid, _) in left {
+        // SAFETY: stopping what the plugin left running under the kit.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    }
+}
+
+/// The processes below this one (its isolated plugin children's included, but not those
+/// children themselves), as (pid, command line).
+fn descendants() -> Vec<(u32, String)> {
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    // (state, parent) of a process; a zombie has ended, only not been reaped yet.
+    let stat_of = |pid: u32| -> Option<(char, u32)> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+        Some((fields.next()?.chars().next()?, fields.next()?.parse().ok()?))
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            if matches!(stat_of(*pid), Some(('Z' | 'X', _)) | None) {
+                return false;
+            }
+            let mut at = *pid;
+            for _ in 0..64 {
+                match stat_of(at) {
+                    Some((_, parent)) if parent == me => return true,
+                    Some((_, parent)) if parent > 1 => at = parent,
+                    _ => return false,
+                }
+            }
+            false
+        })
+        .filter_map(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let serving = cmdline.ends_with(b"plugins\0serve\0");
+            let shown = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            (!serving).then(|| (pid, shown.trim().to_string()))
+        })
+        .collect()
 }
