@@ -757,6 +757,23 @@ fn a_browser_spawns_watches_messages_and_kills_a_session_from_the_page() {
             panic!("{css} never showed {needle:?}; it shows {last:?}");
         }
 
+        async fn click(browser: &fantoccini::Client, css: &str) {
+            let element = browser.find(Locator::Css(css)).await.unwrap();
+            element.click().await.unwrap();
+        }
+        async fn type_into(browser: &fantoccini::Client, css: &str, text: &str) {
+            let element = browser.find(Locator::Css(css)).await.unwrap();
+            element.send_keys(text).await.unwrap();
+        }
+        /// Saves the page as `name` (see [`screenshot_paths`]).
+        async fn save_screenshot(browser: &fantoccini::Client, name: &str) {
+            let screenshot = browser.screenshot().await.unwrap();
+            for path in screenshot_paths(name) {
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(path, &screenshot).unwrap();
+            }
+        }
+
         browser.goto(&format!("{}/", dashboard.base)).await.unwrap();
         wait_for_text(&browser, "#live", "live").await;
 
@@ -764,20 +781,13 @@ fn a_browser_spawns_watches_messages_and_kills_a_session_from_the_page() {
         let project = browser.find(Locator::Css("#spawn-project")).await.unwrap();
         project.clear().await.unwrap();
         project.send_keys("app").await.unwrap();
-        browser
-            .find(Locator::Css("#spawn-task"))
-            .await
-            .unwrap()
-            .send_keys("hello from the browser\nand a second line")
-            .await
-            .unwrap();
-        browser
-            .find(Locator::Css("#spawn-submit"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        type_into(
+            &browser,
+            "#spawn-task",
+            "hello from the browser\nand a second line",
+        )
+        .await;
+        click(&browser, "#spawn-submit").await;
         // It appears in the table without a reload, and goes idle once the agent has its task.
         browser
             .wait()
@@ -805,37 +815,15 @@ fn a_browser_spawns_watches_messages_and_kills_a_session_from_the_page() {
             assert_eq!(spawned.status, 201, "{}", spawned.body);
         }
         wait_for_text(&browser, "tr[data-id='app-3'] .status", "idle").await;
-        let screenshot = browser.screenshot().await.unwrap();
-        for path in screenshot_paths("dashboard.png") {
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, &screenshot).unwrap();
-        }
+        save_screenshot(&browser, "dashboard.png").await;
 
         // Open it: the agent's screen, then a message and the agent's answer to it.
-        browser
-            .find(Locator::Css("tr[data-id='app-1'] .id a"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&browser, "tr[data-id='app-1'] .id a").await;
         wait_for_text(&browser, "#screen", "got: hello from the browser").await;
         assert!(text_of(&browser, "#attach-command").await.contains("tmux"));
         let message = "second message: ünï \"quoted\" $(not run)\nits second line";
-        browser
-            .find(Locator::Css("#message"))
-            .await
-            .unwrap()
-            .send_keys(message)
-            .await
-            .unwrap();
-        browser
-            .find(Locator::Css("#send"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        type_into(&browser, "#message", message).await;
+        click(&browser, "#send").await;
         wait_for_text(&browser, "#send-result", "sent").await;
         wait_for_text(&browser, "#screen", "got: second message: ünï \"quoted\"").await;
         assert_eq!(
@@ -843,19 +831,10 @@ fn a_browser_spawns_watches_messages_and_kills_a_session_from_the_page() {
             message,
             "delivered byte-exact"
         );
-        let screenshot = browser.screenshot().await.unwrap();
-        for path in screenshot_paths("dashboard-session.png") {
-            std::fs::write(path, &screenshot).unwrap();
-        }
+        save_screenshot(&browser, "dashboard-session.png").await;
 
         // Kill it, confirming the dialog: it leaves the table.
-        browser
-            .find(Locator::Css("#kill"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&browser, "#kill").await;
         browser.accept_alert().await.unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         while browser

@@ -1087,6 +1087,17 @@ fn a_record_pointing_at_another_data_dirs_session_cannot_make_kill_touch_it() {
     assert!(Path::new(json(&listed)[0]["workspace_path"].as_str().unwrap()).exists());
 }
 
+/// Writes the record of a session `app-2` whose runtime is the `faulty` fixture; returns its path.
+fn faulty_session_record(harness: &Harness) -> PathBuf {
+    let record = harness.record("app-2", false);
+    std::fs::write(
+        &record,
+        "id: app-2\nproject_id: app\nrole: worker\nstatus: working\nagent: claude-code\nruntime: faulty\nworkspace: git-worktree\nbranch: session/app-2\nworkspace_path: null\nruntime_handle: app-2\ntask: x\ncreated_at: 1\n",
+    )
+    .unwrap();
+    record
+}
+
 /// A plugin that kills the whole process (no `catch_unwind` stops a segfault or an abort):
 /// the host still says which plugin call it was, and `gc` can go on without that plugin.
 #[test]
@@ -1094,12 +1105,7 @@ fn a_plugin_that_crashes_the_process_is_named_and_gc_goes_on_without_it() {
     use std::os::unix::process::ExitStatusExt;
     let harness = Harness::new(&[], "");
     harness.ok(&["spawn", "app", "--task", "a healthy session"]);
-    let record = harness.record("app-2", false);
-    std::fs::write(
-        &record,
-        "id: app-2\nproject_id: app\nrole: worker\nstatus: working\nagent: claude-code\nruntime: faulty\nworkspace: git-worktree\nbranch: session/app-2\nworkspace_path: null\nruntime_handle: app-2\ntask: x\ncreated_at: 1\n",
-    )
-    .unwrap();
+    let record = faulty_session_record(&harness);
     for (behaviour, signal, name) in [
         ("segfault", libc::SIGSEGV, "SIGSEGV"),
         ("abort", libc::SIGABRT, "SIGABRT"),
@@ -1186,12 +1192,7 @@ fn a_plugin_that_crashes_the_process_is_named_and_gc_goes_on_without_it() {
 fn an_isolated_plugin_that_crashes_fails_one_call_and_the_host_goes_on() {
     let harness = Harness::new(&[], "");
     harness.ok(&["spawn", "app", "--task", "a healthy session"]);
-    let record = harness.record("app-2", false);
-    std::fs::write(
-        &record,
-        "id: app-2\nproject_id: app\nrole: worker\nstatus: working\nagent: claude-code\nruntime: faulty\nworkspace: git-worktree\nbranch: session/app-2\nworkspace_path: null\nruntime_handle: app-2\ntask: x\ncreated_at: 1\n",
-    )
-    .unwrap();
+    let record = faulty_session_record(&harness);
     harness.install_faulty_runtime("{ methods: segfault, only: [alive_handles] }");
     harness.edit_config(|c| {
         c.replace("  config:\n", "  isolate: [faulty]\n  config:\n")

@@ -121,14 +121,7 @@ fn isolation(plugins: &[PathBuf], work: &Path) {
         let runs: Vec<f64> = (0..11)
             .map(|n| {
                 let started = Instant::now();
-                let output = ao_host(&setup, &["spawn", "app", "--task", &format!("{label} {n}")])
-                    .output()
-                    .unwrap();
-                assert!(
-                    output.status.success(),
-                    "{}",
-                    String::from_utf8_lossy(&output.stderr)
-                );
+                spawn_ok(&setup, &format!("{label} {n}"));
                 ms(started.elapsed())
             })
             .collect();
@@ -664,6 +657,18 @@ fn ao_host(setup: &SpawnSetup, args: &[&str]) -> Command {
     command
 }
 
+/// `ao-host spawn app --task TASK`, which must succeed.
+fn spawn_ok(setup: &SpawnSetup, task: &str) {
+    let output = ao_host(setup, &["spawn", "app", "--task", task])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// Peak resident set of the largest child waited for so far, in MiB.
 fn children_peak_rss_mib() -> f64 {
     // SAFETY: getrusage only writes the struct it is given.
@@ -985,14 +990,7 @@ fn live_listing(plugins: &[PathBuf], work: &Path) {
     let setup = spawn_setup(plugins, work, "live-listing");
     let sessions = 100;
     for n in 0..sessions {
-        let output = ao_host(&setup, &["spawn", "app", "--task", &format!("live {n}")])
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        spawn_ok(&setup, &format!("live {n}"));
     }
     let runs: Vec<f64> = (0..7)
         .map(|_| {
