@@ -12,7 +12,6 @@ use ao_host::{
     lifecycle::Lifecycle,
 };
 use clap::Args as ClapArgs;
-use tokio::signal::unix::{signal, SignalKind};
 
 use crate::{errln, outln};
 
@@ -99,28 +98,19 @@ pub async fn run(lifecycle: Arc<Lifecycle>, args: DashboardArgs) -> Result<ExitC
         TokenSource::File(path) => errln!("API requests need the token in {} (`Authorization: Bearer …`); open the page as {url}#token=…", path.display()),
     }
     errln!("dashboard on {url} (Ctrl-C stops it)");
-    let stopped = async {
-        let mut terminate = signal(SignalKind::terminate()).ok();
-        match terminate.as_mut() {
-            Some(stream) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = stream.recv() => {}
-                }
-            }
-            None => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-        errln!("ao-host: stopping the dashboard: spawns in progress undo themselves, other operations finish first (interrupt again to quit at once)");
-        tokio::spawn(async {
-            let _ = tokio::signal::ctrl_c().await;
-            errln!("ao-host: quit at once; `ao-host session ls` and `ao-host gc` show and reconcile what is left");
-            std::process::exit(130);
-        });
-    };
-    dashboard::serve(lifecycle, listener, access, stopped)
-        .await
-        .context("serving the dashboard")?;
+    // The first Ctrl-C or SIGTERM stops it; a second one quits at once.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let watcher = super::on_interrupt(
+        "stopping the dashboard: spawns in progress undo themselves, other operations finish first",
+        move || {
+            let _ = stop.send(());
+        },
+    );
+    let served = dashboard::serve(lifecycle, listener, access, async {
+        let _ = stopped.await;
+    })
+    .await;
+    watcher.abort();
+    served.context("serving the dashboard")?;
     Ok(ExitCode::SUCCESS)
 }
