@@ -27,13 +27,10 @@ pub(super) async fn check(kit: &mut Kit<'_>) {
     let home = kit.data_dir("data");
     let built = kit
         .registry
-        .agent(&kit.plugin, &kit.context(&home), kit.timeout)
-        .map_err(|e| e.to_string());
-    let Ok(agent) = built.clone() else {
-        kit.record("new", built.map(|_| String::new()));
+        .agent(&kit.plugin, &kit.context(&home), kit.timeout);
+    let Some(agent) = kit.built(built) else {
         return;
     };
-    kit.record("new", Ok("built with the configured settings".into()));
     let session = session(kit);
     kit.record(
         "launch_command",

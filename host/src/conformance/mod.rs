@@ -71,6 +71,16 @@ impl Kit<'_> {
         ok
     }
 
+    /// Records how building the plugin went (the check `new`); the instance if it was built.
+    fn built<T>(&mut self, built: Result<T, crate::plugins::RegistryError>) -> Option<T> {
+        let outcome = built
+            .as_ref()
+            .map(|_| "built with the configured settings".to_string())
+            .map_err(ToString::to_string);
+        self.record("new", outcome);
+        built.ok()
+    }
+
     /// A data dir of the kit's own; plugins tag what they make with it.
     fn data_dir(&self, name: &str) -> PathBuf {
         self.scratch.join(name)

@@ -74,17 +74,13 @@ fn request(session: &str, cwd: &Path, probe: &[String], dir: &Path) -> RuntimeCr
 }
 
 pub(super) async fn check(kit: &mut Kit<'_>) {
-    let timeout = kit.timeout;
     let home = kit.data_dir("data");
     let built = kit
         .registry
-        .runtime(&kit.plugin, &kit.context(&home), timeout)
-        .map_err(|e| e.to_string());
-    let Ok(runtime) = built.clone() else {
-        kit.record("new", built.map(|_| String::new()));
+        .runtime(&kit.plugin, &kit.context(&home), kit.timeout);
+    let Some(runtime) = kit.built(built) else {
         return;
     };
-    kit.record("new", Ok("built with the configured settings".into()));
     let session = format!("aokit-{}", std::process::id());
     let probe = ProbeFiles::new(&kit.scratch.join("probe"));
     let cwd = kit.scratch.clone();

@@ -68,13 +68,10 @@ pub(super) async fn check(kit: &mut Kit<'_>) {
     let home = kit.data_dir("data");
     let built = kit
         .registry
-        .workspace(&kit.plugin, &kit.context(&home), kit.timeout)
-        .map_err(|e| e.to_string());
-    let Ok(workspace) = built.clone() else {
-        kit.record("new", built.map(|_| String::new()));
+        .workspace(&kit.plugin, &kit.context(&home), kit.timeout);
+    let Some(workspace) = kit.built(built) else {
         return;
     };
-    kit.record("new", Ok("built with the configured settings".into()));
     let repo = kit.scratch.join("repo");
     if !kit.record(
         "scratch repository",
