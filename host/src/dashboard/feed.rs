@@ -118,41 +118,54 @@ impl Feed {
                     _ = closing.changed() => return,
                 }
             }
-            let snapshot = match self.lifecycle.list(None, false).await {
-                Ok(listing) => {
-                    let mut now = BTreeMap::new();
-                    for session in &listing.sessions {
-                        let mut without_task = json!(session);
-                        without_task.as_object_mut().map(|o| o.remove("task"));
-                        let data: Arc<str> = Arc::from(without_task.to_string());
-                        let previous = last.get(&session.id);
-                        let task_changed = previous.is_none_or(|(_, task)| *task != session.task);
-                        if task_changed {
-                            self.publish("session", Arc::from(json!(session).to_string()));
-                        } else if previous.is_none_or(|(known, _)| *known != data) {
-                            self.publish("session", Arc::clone(&data));
+            let mut listed = self.lifecycle.list(None, false).await;
+            if let Ok(listing) = &mut listed {
+                let mut now = BTreeMap::new();
+                for session in listing.sessions.iter_mut() {
+                    // Serialised without its task (a task may be a megabyte, and rarely
+                    // changes); the task is compared, and sent only when it changed.
+                    let task = session.task.take();
+                    let mut without_task = json!(session);
+                    without_task.as_object_mut().map(|o| o.remove("task"));
+                    session.task = task;
+                    let data: Arc<str> = Arc::from(without_task.to_string());
+                    let kept_task = match last.remove(&session.id) {
+                        Some((known, task)) if task == session.task => {
+                            if known != data {
+                                self.publish("session", Arc::clone(&data));
+                            }
+                            task
                         }
-                        now.insert(session.id.clone(), (data, session.task.clone()));
-                    }
-                    for id in last.keys().filter(|id| !now.contains_key(*id)) {
-                        self.publish("removed", Arc::from(json!({ "id": id }).to_string()));
-                    }
-                    last = now;
-                    if listing.problems != last_problems {
-                        self.publish(
-                            "problems",
-                            Arc::from(json!({ "problems": listing.problems }).to_string()),
-                        );
-                        last_problems = listing.problems.clone();
-                    }
-                    json!({"sessions": listing.sessions, "problems": listing.problems})
+                        _ => {
+                            self.publish("session", Arc::from(json!(session).to_string()));
+                            session.task.clone()
+                        }
+                    };
+                    now.insert(session.id.clone(), (data, kept_task));
                 }
-                // Not expected for a list of every project; say so rather than show nothing.
-                Err(e) => json!({"sessions": [], "problems": [e.to_string()]}),
-            };
+                // What is left of the last look is gone now.
+                for id in last.keys() {
+                    self.publish("removed", Arc::from(json!({ "id": id }).to_string()));
+                }
+                last = now;
+                if listing.problems != last_problems {
+                    self.publish(
+                        "problems",
+                        Arc::from(json!({ "problems": listing.problems }).to_string()),
+                    );
+                    last_problems = listing.problems.clone();
+                }
+            }
             let waiting =
                 std::mem::take(&mut *self.starting.lock().unwrap_or_else(|e| e.into_inner()));
             if !waiting.is_empty() {
+                let snapshot = match &listed {
+                    Ok(listing) => {
+                        json!({"sessions": listing.sessions, "problems": listing.problems})
+                    }
+                    // Not expected for a list of every project; say so rather than show nothing.
+                    Err(e) => json!({"sessions": [], "problems": [e.to_string()]}),
+                };
                 let event = Event::default()
                     .event("snapshot")
                     .data(snapshot.to_string());
