@@ -13,11 +13,13 @@
 // Here only, so its own tests run once, not in every test binary.
 #[path = "support/messages_api.rs"]
 mod messages_api;
+#[path = "support/standin_http.rs"]
+mod standin_http;
 mod support;
 
 use std::{path::PathBuf, time::Duration};
 
-use messages_api::{MessagesApi, RecordedRequest};
+use messages_api::{MessagesApi, MessagesRequest, RecordedRequest};
 use support::{git, stderr, wait_until, Harness};
 
 fn claude_cli() -> Option<PathBuf> {

@@ -1,8 +1,37 @@
-//! Reading a plugin's own settings from its [`PluginContext`].
+//! Reading a plugin's own settings from its [`PluginContext`], and a project's `agent_config`
+//! from an [`AgentSession`].
 
 use serde::de::DeserializeOwned;
 
-use crate::{error::PluginError, types::PluginContext};
+use crate::{
+    error::PluginError,
+    types::{AgentSession, PluginContext},
+};
+
+impl AgentSession {
+    /// Parses the project's `agent_config` (`projects.<id>.agent_config`) into the agent's
+    /// per-project settings. Nothing configured gives `T::default()`. An error names the field,
+    /// `plugin` and the keys it accepts (`accepted`, e.g. `"model, approval_policy"`), so the
+    /// operator sees the fix.
+    pub fn agent_config<T: DeserializeOwned + Default>(
+        &self,
+        plugin: &str,
+        accepted: &str,
+    ) -> Result<T, PluginError> {
+        let text = self.agent_config.as_str();
+        if text.trim().is_empty() {
+            return Ok(T::default());
+        }
+        serde_yaml::from_str::<Option<T>>(text)
+            .map(Option::unwrap_or_default)
+            .map_err(|e| {
+                PluginError::config(format!(
+                    "projects.{}.agent_config: {e}; {plugin} accepts {accepted}",
+                    self.project_id
+                ))
+            })
+    }
+}
 
 impl PluginContext {
     /// Parses `plugins.config.<name>` into the plugin's settings type.

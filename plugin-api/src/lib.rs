@@ -23,9 +23,11 @@ pub mod ffi;
 pub mod manifest;
 pub mod program;
 mod root;
+pub mod session_files;
 pub mod shell;
 mod traits;
 mod types;
+pub mod uuid;
 pub mod validate;
 
 pub use abi_stable;

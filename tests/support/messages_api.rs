@@ -1,8 +1,7 @@
 //! A loopback stand-in for the Anthropic Messages API, so the real Claude Code CLI completes whole
 //! turns offline: point `ANTHROPIC_BASE_URL` at [`MessagesApi::base_url`].
 //!
-//! std + serde_json only. Every connection is served on its own thread (HTTP/1.1, keep-alive,
-//! `Content-Length` or chunked request bodies). Routes:
+//! Served by `standin_http` (declare both modules in the test file). Routes:
 //! - `POST /v1/messages` (any query string, e.g. `?beta=true`): a server-sent-event stream when
 //!   the body says `"stream": true` (message_start, content_block_start, ping,
 //!   content_block_delta…, content_block_stop, message_delta, message_stop), else one JSON message;
@@ -28,54 +27,37 @@
 #![allow(dead_code)] // each test file uses a different part of this module
 
 use std::{
-    io::{BufRead, BufReader, Write},
-    net::{Shutdown, SocketAddr, TcpListener, TcpStream},
     sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicU64, Ordering},
         Arc, Mutex,
     },
-    thread::JoinHandle,
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, Instant},
 };
 
 use serde_json::{json, Value};
+
+pub use crate::standin_http::RecordedRequest;
+use crate::standin_http::{Reply, StandIn};
 
 /// Reply text for side requests.
 pub const SIDE_REPLY: &str = "Ok.";
 /// Reply text after a tool result.
 pub const TOOL_DONE_REPLY: &str = "tool done";
 
-/// One request as received.
-#[derive(Debug, Clone)]
-pub struct RecordedRequest {
-    pub method: String,
-    /// Without the query string.
-    pub path: String,
-    /// The query string without `?` (empty when there is none).
-    pub query: String,
-    /// Header names lower-cased, in the order received.
-    pub headers: Vec<(String, String)>,
-    /// The body parsed as JSON (`Value::Null` when empty or not JSON).
-    pub body: Value,
-    /// When the request was received (wall clock, to line up with other logs).
-    pub received: SystemTime,
+/// What the Messages API stand-in tells apart in a recorded request.
+pub trait MessagesRequest {
+    /// A `POST /v1/messages` request (streamed or not).
+    fn is_messages(&self) -> bool;
+    /// A request of the main conversation, see [`is_conversation_request`].
+    fn is_conversation(&self) -> bool;
 }
 
-impl RecordedRequest {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// A `POST /v1/messages` request (streamed or not).
-    pub fn is_messages(&self) -> bool {
+impl MessagesRequest for RecordedRequest {
+    fn is_messages(&self) -> bool {
         self.method == "POST" && self.path == "/v1/messages"
     }
 
-    /// A request of the main conversation, see [`is_conversation_request`].
-    pub fn is_conversation(&self) -> bool {
+    fn is_conversation(&self) -> bool {
         self.is_messages() && is_conversation_request(&self.body)
     }
 }
@@ -152,78 +134,51 @@ fn text_blocks(message: &Value) -> Vec<String> {
     }
 }
 
-struct Shared {
-    requests: Mutex<Vec<RecordedRequest>>,
+/// What the stand-in's replies depend on.
+struct Script {
     default_reply: Mutex<String>,
-    stopping: AtomicBool,
     ids: AtomicU64,
-    connections: Mutex<Vec<TcpStream>>,
 }
 
-/// The stand-in server. Dropping it stops accepting and closes open connections.
+/// The Messages API stand-in. Dropping it stops the server.
 pub struct MessagesApi {
-    shared: Arc<Shared>,
-    addr: SocketAddr,
-    acceptor: Option<JoinHandle<()>>,
+    server: StandIn,
+    script: Arc<Script>,
 }
 
 impl MessagesApi {
     /// Binds 127.0.0.1 on a free port and starts serving.
     pub fn start() -> MessagesApi {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the Messages API stand-in");
-        let addr = listener.local_addr().unwrap();
-        let shared = Arc::new(Shared {
-            requests: Mutex::new(Vec::new()),
+        let script = Arc::new(Script {
             default_reply: Mutex::new("Done.".into()),
-            stopping: AtomicBool::new(false),
             ids: AtomicU64::new(1),
-            connections: Mutex::new(Vec::new()),
         });
-        let acceptor = {
-            let shared = shared.clone();
-            std::thread::Builder::new()
-                .name("messages-api-accept".into())
-                .spawn(move || {
-                    for stream in listener.incoming() {
-                        if shared.stopping.load(Ordering::SeqCst) {
-                            break;
-                        }
-                        let Ok(stream) = stream else { continue };
-                        if let Ok(clone) = stream.try_clone() {
-                            shared.connections.lock().unwrap().push(clone);
-                        }
-                        let shared = shared.clone();
-                        let _ = std::thread::Builder::new()
-                            .name("messages-api-conn".into())
-                            .spawn(move || serve_connection(stream, &shared));
-                    }
-                })
-                .unwrap()
+        let server = {
+            let script = script.clone();
+            StandIn::start("messages-api", move |request, reply| {
+                respond(request, reply, &script)
+            })
         };
-        MessagesApi {
-            shared,
-            addr,
-            acceptor: Some(acceptor),
-        }
+        MessagesApi { server, script }
     }
 
     /// `http://127.0.0.1:PORT`, for `ANTHROPIC_BASE_URL`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.base_url()
     }
 
     pub fn port(&self) -> u16 {
-        self.addr.port()
+        self.server.port()
     }
 
     /// The text the main conversation gets when nothing else is scripted.
     pub fn set_default_reply(&self, text: &str) {
-        *self.shared.default_reply.lock().unwrap() = text.to_string();
+        *self.script.default_reply.lock().unwrap() = text.to_string();
     }
 
     /// Every request so far, any path, in the order received.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.requests.lock().unwrap().clone()
+        self.server.requests()
     }
 
     /// The main conversation's `/v1/messages` requests, see [`is_conversation_request`].
@@ -242,16 +197,7 @@ impl MessagesApi {
     /// Waits until `done` holds for the recorded requests, or `timeout` passes; returns whether
     /// it held.
     pub fn wait_for(&self, timeout: Duration, done: impl Fn(&[RecordedRequest]) -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if done(&self.shared.requests.lock().unwrap()) {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.server.wait_for(timeout, done)
     }
 
     /// Waits until at least `count` conversation requests were received.
@@ -262,172 +208,35 @@ impl MessagesApi {
     }
 }
 
-impl Drop for MessagesApi {
-    fn drop(&mut self) {
-        self.shared.stopping.store(true, Ordering::SeqCst);
-        // Wake the blocking accept.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-        if let Some(acceptor) = self.acceptor.take() {
-            let _ = acceptor.join();
-        }
-        for stream in self.shared.connections.lock().unwrap().drain(..) {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
-    }
-}
-
-struct Request {
-    method: String,
-    target: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-fn read_line(reader: &mut impl BufRead) -> std::io::Result<Option<String>> {
-    let mut line = Vec::new();
-    if reader.read_until(b'\n', &mut line)? == 0 {
-        return Ok(None);
-    }
-    while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-        line.pop();
-    }
-    Ok(Some(String::from_utf8_lossy(&line).into_owned()))
-}
-
-fn read_request(reader: &mut impl BufRead) -> std::io::Result<Option<Request>> {
-    let start = loop {
-        match read_line(reader)? {
-            None => return Ok(None),
-            Some(line) if line.is_empty() => continue, // tolerate stray CRLF between requests
-            Some(line) => break line,
-        }
-    };
-    let mut parts = start.split_whitespace();
-    let method = parts.next().unwrap_or_default().to_string();
-    let target = parts.next().unwrap_or("/").to_string();
-    let mut headers = Vec::new();
-    loop {
-        let Some(line) = read_line(reader)? else {
-            return Ok(None);
-        };
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
-        }
-    }
-    let mut request = Request {
-        method,
-        target,
-        headers,
-        body: Vec::new(),
-    };
-    let chunked = request
-        .header("transfer-encoding")
-        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-    if chunked {
-        loop {
-            let Some(size_line) = read_line(reader)? else {
-                return Ok(None);
-            };
-            let size_hex = size_line.split(';').next().unwrap_or("").trim();
-            let size = usize::from_str_radix(size_hex, 16).map_err(|e| {
-                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("chunk size: {e}"))
-            })?;
-            if size == 0 {
-                // Trailers up to the empty line.
-                while let Some(line) = read_line(reader)? {
-                    if line.is_empty() {
-                        break;
-                    }
-                }
-                break;
-            }
-            let mut chunk = vec![0; size];
-            reader.read_exact(&mut chunk)?;
-            request.body.extend_from_slice(&chunk);
-            read_line(reader)?; // the CRLF after the chunk
-        }
-    } else if let Some(length) = request
-        .header("content-length")
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        request.body = vec![0; length];
-        reader.read_exact(&mut request.body)?;
-    }
-    Ok(Some(request))
-}
-
-fn serve_connection(stream: TcpStream, shared: &Shared) {
-    let Ok(write_half) = stream.try_clone() else {
-        return;
-    };
-    let mut writer = write_half;
-    let mut reader = BufReader::new(stream);
-    loop {
-        if shared.stopping.load(Ordering::SeqCst) {
-            return;
-        }
-        let request = match read_request(&mut reader) {
-            Ok(Some(request)) => request,
-            _ => return,
-        };
-        if request
-            .header("expect")
-            .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
-        {
-            // Only reached once the body was read; harmless for clients that do not wait.
-            let _ = writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
-        }
-        let close = request
-            .header("connection")
-            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
-        if respond(&request, &mut writer, shared).is_err() || close {
-            let _ = writer.shutdown(Shutdown::Both);
-            return;
-        }
-    }
-}
-
 /// What to say to one `/v1/messages` request.
-enum Script {
+enum Answer {
     Text(String),
     Slow(String, Duration),
     Tool(String),
 }
 
-fn script_for(body: &Value, shared: &Shared) -> Script {
+fn answer_for(body: &Value, script: &Script) -> Answer {
     if !is_conversation_request(body) {
-        return Script::Text(side_reply(body));
+        return Answer::Text(side_reply(body));
     }
     let last = last_user_texts(body).join("\n");
     if let Some(rest) = last.split("AO_TOOL:").nth(1) {
         let command = rest.lines().next().unwrap_or("").trim().to_string();
-        return Script::Tool(command);
+        return Answer::Tool(command);
     }
-    let reply = shared.default_reply.lock().unwrap().clone();
+    let reply = script.default_reply.lock().unwrap().clone();
     if let Some(rest) = last.split("AO_SLOW:").nth(1) {
         let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
         if let Ok(ms) = digits.parse::<u64>() {
-            return Script::Slow(reply, Duration::from_millis(ms));
+            return Answer::Slow(reply, Duration::from_millis(ms));
         }
     }
     // After the text markers: when the operator rejects a tool call, the CLI sends the rejected
     // call's tool_result and the operator's next message together in one user message.
     if last_message_is_tool_result(body) {
-        return Script::Text(TOOL_DONE_REPLY.into());
+        return Answer::Text(TOOL_DONE_REPLY.into());
     }
-    Script::Text(reply)
+    Answer::Text(reply)
 }
 
 /// A side request's reply: [`SIDE_REPLY`], or, when the request asks for structured output
@@ -454,48 +263,37 @@ fn side_reply(body: &Value) -> String {
     Value::Object(object).to_string()
 }
 
-fn respond(request: &Request, writer: &mut TcpStream, shared: &Shared) -> std::io::Result<()> {
-    let (path, query) = match request.target.split_once('?') {
-        Some((path, query)) => (path.to_string(), query.to_string()),
-        None => (request.target.clone(), String::new()),
-    };
-    let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
-    shared.requests.lock().unwrap().push(RecordedRequest {
-        method: request.method.clone(),
-        path: path.clone(),
-        query,
-        headers: request.headers.clone(),
-        body: body.clone(),
-        received: SystemTime::now(),
-    });
-    let id = shared.ids.fetch_add(1, Ordering::SeqCst);
-    match (request.method.as_str(), path.as_str()) {
+fn respond(request: &RecordedRequest, reply: &mut Reply, script: &Script) -> std::io::Result<()> {
+    let body = &request.body;
+    let id = script.ids.fetch_add(1, Ordering::SeqCst);
+    match (request.method.as_str(), request.path.as_str()) {
         ("POST", "/v1/messages") => {
-            let script = script_for(&body, shared);
+            let answer = answer_for(body, script);
             let model = body
                 .get("model")
                 .and_then(Value::as_str)
                 .unwrap_or("claude-stand-in")
                 .to_string();
             if body.get("stream").and_then(Value::as_bool) == Some(true) {
-                stream_message(writer, id, &model, &script)
+                stream_message(reply, id, &model, &answer)
             } else {
-                let reply = plain_message(id, &model, &script);
-                write_json(writer, 200, &reply)
+                reply.json(200, &plain_message(id, &model, &answer))
             }
         }
         ("POST", "/v1/messages/count_tokens") => {
-            let tokens = (request.body.len() / 4).max(1);
-            write_json(writer, 200, &json!({ "input_tokens": tokens }))
+            let tokens = (request.raw_body.len() / 4).max(1);
+            reply.json(200, &json!({ "input_tokens": tokens }))
         }
-        _ => write_json(
-            writer,
+        _ => reply.json(
             404,
             &json!({
                 "type": "error",
                 "error": {
                     "type": "not_found_error",
-                    "message": format!("the stand-in does not serve {} {}", request.method, path),
+                    "message": format!(
+                        "the stand-in does not serve {} {}",
+                        request.method, request.path
+                    ),
                 },
             }),
         ),
@@ -515,12 +313,12 @@ fn tool_input(command: &str) -> Value {
     json!({ "command": command, "description": "Run the scripted command" })
 }
 
-fn plain_message(id: u64, model: &str, script: &Script) -> Value {
-    let (content, stop_reason) = match script {
-        Script::Text(text) | Script::Slow(text, _) => {
+fn plain_message(id: u64, model: &str, answer: &Answer) -> Value {
+    let (content, stop_reason) = match answer {
+        Answer::Text(text) | Answer::Slow(text, _) => {
             (json!([{ "type": "text", "text": text }]), "end_turn")
         }
-        Script::Tool(command) => (
+        Answer::Tool(command) => (
             json!([{
                 "type": "tool_use",
                 "id": format!("toolu_standin{id:06}"),
@@ -542,47 +340,10 @@ fn plain_message(id: u64, model: &str, script: &Script) -> Value {
     })
 }
 
-fn status_text(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        404 => "Not Found",
-        _ => "Status",
-    }
-}
-
-fn write_json(writer: &mut TcpStream, status: u16, value: &Value) -> std::io::Result<()> {
-    let body = serde_json::to_vec(value).unwrap();
-    let head = format!(
-        "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-         request-id: req_standin\r\nconnection: keep-alive\r\n\r\n",
-        status_text(status),
-        body.len()
-    );
-    writer.write_all(head.as_bytes())?;
-    writer.write_all(&body)?;
-    writer.flush()
-}
-
-/// Writes one server-sent event as one HTTP chunk.
-fn send_event(writer: &mut TcpStream, event: &str, data: &Value) -> std::io::Result<()> {
-    let text = format!("event: {event}\ndata: {data}\n\n");
-    write!(writer, "{:x}\r\n{text}\r\n", text.len())?;
-    writer.flush()
-}
-
-fn stream_message(
-    writer: &mut TcpStream,
-    id: u64,
-    model: &str,
-    script: &Script,
-) -> std::io::Result<()> {
-    writer.write_all(
-        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
-          request-id: req_standin\r\ntransfer-encoding: chunked\r\nconnection: keep-alive\r\n\r\n",
-    )?;
-    send_event(
-        writer,
-        "message_start",
+fn stream_message(reply: &mut Reply, id: u64, model: &str, answer: &Answer) -> std::io::Result<()> {
+    reply.start_events()?;
+    reply.event(
+        Some("message_start"),
         &json!({
             "type": "message_start",
             "message": {
@@ -597,11 +358,10 @@ fn stream_message(
             },
         }),
     )?;
-    let stop_reason = match script {
-        Script::Tool(command) => {
-            send_event(
-                writer,
-                "content_block_start",
+    let stop_reason = match answer {
+        Answer::Tool(command) => {
+            reply.event(
+                Some("content_block_start"),
                 &json!({
                     "type": "content_block_start",
                     "index": 0,
@@ -613,7 +373,7 @@ fn stream_message(
                     },
                 }),
             )?;
-            send_event(writer, "ping", &json!({ "type": "ping" }))?;
+            reply.event(Some("ping"), &json!({ "type": "ping" }))?;
             let input = tool_input(command).to_string();
             // Two pieces, as the real API splits partial JSON arbitrarily.
             let cut = input
@@ -621,9 +381,8 @@ fn stream_message(
                 .nth(input.chars().count() / 2)
                 .map_or(0, |(i, _)| i);
             for piece in [&input[..cut], &input[cut..]] {
-                send_event(
-                    writer,
-                    "content_block_delta",
+                reply.event(
+                    Some("content_block_delta"),
                     &json!({
                         "type": "content_block_delta",
                         "index": 0,
@@ -633,32 +392,30 @@ fn stream_message(
             }
             "tool_use"
         }
-        Script::Text(text) | Script::Slow(text, _) => {
+        Answer::Text(text) | Answer::Slow(text, _) => {
             let started = Instant::now();
-            send_event(
-                writer,
-                "content_block_start",
+            reply.event(
+                Some("content_block_start"),
                 &json!({
                     "type": "content_block_start",
                     "index": 0,
                     "content_block": { "type": "text", "text": "" },
                 }),
             )?;
-            send_event(writer, "ping", &json!({ "type": "ping" }))?;
-            let pieces: Vec<String> = match script {
-                Script::Slow(..) => text.split_inclusive(' ').map(str::to_string).collect(),
+            reply.event(Some("ping"), &json!({ "type": "ping" }))?;
+            let pieces: Vec<String> = match answer {
+                Answer::Slow(..) => text.split_inclusive(' ').map(str::to_string).collect(),
                 _ => vec![text.clone()],
             };
-            let total = match script {
-                Script::Slow(_, duration) => *duration,
+            let total = match answer {
+                Answer::Slow(_, duration) => *duration,
                 _ => Duration::ZERO,
             };
             // Spread the pieces over the first half, then hold the rest before message_stop.
             let step = total / 2 / (pieces.len() as u32).max(1);
             for piece in &pieces {
-                send_event(
-                    writer,
-                    "content_block_delta",
+                reply.event(
+                    Some("content_block_delta"),
                     &json!({
                         "type": "content_block_delta",
                         "index": 0,
@@ -672,55 +429,39 @@ fn stream_message(
                 let left = total - started.elapsed();
                 std::thread::sleep(left.min(Duration::from_millis(500)));
                 if started.elapsed() < total {
-                    send_event(writer, "ping", &json!({ "type": "ping" }))?;
+                    reply.event(Some("ping"), &json!({ "type": "ping" }))?;
                 }
             }
             "end_turn"
         }
     };
-    send_event(
-        writer,
-        "content_block_stop",
+    reply.event(
+        Some("content_block_stop"),
         &json!({ "type": "content_block_stop", "index": 0 }),
     )?;
-    send_event(
-        writer,
-        "message_delta",
+    reply.event(
+        Some("message_delta"),
         &json!({
             "type": "message_delta",
             "delta": { "stop_reason": stop_reason, "stop_sequence": null },
             "usage": usage(5),
         }),
     )?;
-    send_event(writer, "message_stop", &json!({ "type": "message_stop" }))?;
-    writer.write_all(b"0\r\n\r\n")?;
-    writer.flush()
+    reply.event(Some("message_stop"), &json!({ "type": "message_stop" }))?;
+    reply.finish_events()
 }
 
 #[cfg(test)]
 mod tests {
-    use std::io::Read;
+    use std::{
+        io::{BufRead, BufReader, Read, Write},
+        net::TcpStream,
+    };
 
     use super::*;
 
-    /// Sends one request on a fresh connection and reads the whole (chunked) response.
     fn post(api: &MessagesApi, path: &str, body: &Value) -> (String, String) {
-        let mut stream = TcpStream::connect(("127.0.0.1", api.port())).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let body = body.to_string();
-        write!(
-            stream,
-            "POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n\
-             content-length: {}\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let (head, rest) = response.split_once("\r\n\r\n").unwrap();
-        (head.to_string(), rest.to_string())
+        crate::standin_http::post(api.port(), path, body)
     }
 
     fn conversation(text: &str) -> Value {
@@ -855,7 +596,7 @@ mod tests {
     #[test]
     fn markers_win_over_a_rejected_calls_tool_result_and_the_last_user_message_counts() {
         let api = MessagesApi::start();
-        let shared = &api.shared;
+        let script = &api.script;
         let body = json!({
             "tools": [{ "name": "Bash" }],
             "messages": [
@@ -869,12 +610,12 @@ mod tests {
                 { "role": "system", "content": "Available agent types: AO_SLOW:5" },
             ],
         });
-        assert!(matches!(script_for(&body, shared), Script::Tool(c) if c == "pwd"));
+        assert!(matches!(answer_for(&body, script), Answer::Tool(c) if c == "pwd"));
         let mut side = body.clone();
         side["tools"] = json!([]);
-        assert!(matches!(script_for(&side, shared), Script::Text(t) if t == SIDE_REPLY));
+        assert!(matches!(answer_for(&side, script), Answer::Text(t) if t == SIDE_REPLY));
         side["output_config"] = json!({ "format": { "type": "json_schema", "schema": {
             "type": "object", "properties": { "title": { "type": "string" } }, "required": ["title"] } } });
-        assert!(matches!(script_for(&side, shared), Script::Text(t) if t == r#"{"title":"Ok."}"#));
+        assert!(matches!(answer_for(&side, script), Answer::Text(t) if t == r#"{"title":"Ok."}"#));
     }
 }

@@ -92,6 +92,19 @@ fn build_packages(packages: &[&str], release: bool) -> Vec<PathBuf> {
         .collect()
 }
 
+/// One workspace plugin package (e.g. `ao-agent-codex`), built into the e2e target folder once
+/// per test process; its library.
+pub fn build_workspace_plugin(package: &'static str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<(&str, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap();
+    if let Some((_, library)) = built.iter().find(|(name, _)| *name == package) {
+        return library.clone();
+    }
+    let library = build_packages(&[package], false).remove(0);
+    built.push((package, library.clone()));
+    library
+}
+
 fn build_first_party(release: bool) -> Vec<PathBuf> {
     build_packages(&FIRST_PARTY, release)
 }

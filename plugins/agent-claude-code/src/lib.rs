@@ -3,15 +3,12 @@
 mod hooks;
 mod screen;
 
-use std::{
-    collections::BTreeMap,
-    path::{Path, PathBuf},
-};
+use std::collections::BTreeMap;
 
 use ao_plugin_api::{
-    export_plugins, program::Program, validate::validate_id, Activity, Agent, AgentSession,
-    DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext, PluginError, PluginResult,
-    Readiness,
+    export_plugins, program::Program, session_files::SessionFiles, uuid, Activity, Agent,
+    AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext, PluginError,
+    PluginResult, Readiness,
 };
 use serde::Deserialize;
 
@@ -64,49 +61,18 @@ struct ProjectSettings {
 /// argument of 128 KiB or more. A longer one is typed in.
 const MAX_INLINE_MESSAGE_BYTES: usize = 120 * 1024;
 
+/// The system prompt's file in the session's folder, written at spawn and read again on resume.
+const SYSTEM_PROMPT_FILE: &str = "system-prompt.md";
+
 pub struct ClaudeCode {
     settings: Settings,
-    /// System prompts and hook settings, one file each per session.
-    prompt_dir: PathBuf,
-    settings_dir: PathBuf,
+    /// Each session's system prompt and hook settings.
+    files: SessionFiles,
 }
 
 impl ClaudeCode {
     fn project_settings(session: &AgentSession) -> PluginResult<ProjectSettings> {
-        let text = session.agent_config.as_str();
-        if text.trim().is_empty() {
-            return Ok(ProjectSettings::default());
-        }
-        serde_yaml::from_str::<Option<ProjectSettings>>(text)
-            .map(Option::unwrap_or_default)
-            .map_err(|e| {
-                PluginError::config(format!(
-                    "projects.{}.agent_config: {e}; claude-code accepts model, permission_mode, skip_permissions",
-                    session.project_id
-                ))
-            })
-    }
-
-    /// Writes one of the session's files (`dir/<session id>.<extension>`) whole, by rename.
-    fn write_session_file(
-        dir: &Path,
-        session: &AgentSession,
-        extension: &str,
-        contents: &str,
-    ) -> PluginResult<PathBuf> {
-        validate_id("session id", &session.session_id)?;
-        std::fs::create_dir_all(dir)
-            .map_err(|e| PluginError::failed(format!("creating {}: {e}", dir.display())))?;
-        let path = dir.join(format!("{}.{extension}", session.session_id));
-        let temp = dir.join(format!(
-            ".{}.{extension}.{}.tmp",
-            session.session_id,
-            std::process::id()
-        ));
-        std::fs::write(&temp, contents)
-            .and_then(|()| std::fs::rename(&temp, &path))
-            .map_err(|e| PluginError::failed(format!("writing {}: {e}", path.display())))?;
-        Ok(path)
+        session.agent_config("claude-code", "model, permission_mode, skip_permissions")
     }
 
     /// The options every launch shares: model, permissions, and the system prompt, from a file
@@ -128,17 +94,17 @@ impl ClaudeCode {
             argv.extend(["--permission-mode".to_string(), mode.clone()]);
         }
         let prompt_file = match session.system_prompt.as_ref().into_option() {
-            Some(prompt) => Some(Self::write_session_file(
-                &self.prompt_dir,
-                session,
-                "md",
-                prompt,
+            Some(prompt) => Some(self.files.write(
+                &session.session_id,
+                SYSTEM_PROMPT_FILE,
+                prompt.as_bytes(),
             )?),
-            None if resuming => {
-                validate_id("session id", &session.session_id)?;
-                Some(self.prompt_dir.join(format!("{}.md", session.session_id)))
-                    .filter(|path| path.is_file())
-            }
+            None if resuming => Some(
+                self.files
+                    .path(&session.session_id)?
+                    .join(SYSTEM_PROMPT_FILE),
+            )
+            .filter(|path| path.is_file()),
             None => None,
         };
         if let Some(file) = prompt_file {
@@ -151,35 +117,6 @@ impl ClaudeCode {
     }
 }
 
-/// A random (version 4) UUID: Claude Code's conversation ids are UUIDs, and one chosen here
-/// is what `--resume` takes later.
-fn new_conversation_id() -> PluginResult<String> {
-    let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut random| std::io::Read::read_exact(&mut random, &mut bytes))
-        .map_err(|e| PluginError::failed(format!("reading /dev/urandom: {e}")))?;
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    ))
-}
-
-/// Whether `id` is a UUID, the only thing `--resume` is ever given.
-fn is_uuid(id: &str) -> bool {
-    id.len() == 36
-        && id.char_indices().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => c == '-',
-            _ => c.is_ascii_hexdigit(),
-        })
-}
-
 impl Agent for ClaudeCode {
     fn new(context: &PluginContext) -> PluginResult<Self> {
         let settings: Settings = context.parse_config()?;
@@ -188,11 +125,9 @@ impl Agent for ClaudeCode {
                 "plugins.config.claude-code.command is empty; name the Claude Code CLI (e.g. claude)",
             ));
         }
-        let own_dir = Path::new(context.data_dir.as_str()).join("claude-code");
         Ok(Self {
             settings,
-            prompt_dir: own_dir.join("prompts"),
-            settings_dir: own_dir.join("settings"),
+            files: SessionFiles::new(context),
         })
     }
 
@@ -208,7 +143,7 @@ impl Agent for ClaudeCode {
         let session = &request.session;
         let mut argv = self.common_arguments(session, request.resume.is_some())?;
         let conversation_id = match request.resume.as_ref().into_option() {
-            Some(id) if is_uuid(id) => {
+            Some(id) if uuid::is_uuid(id) => {
                 argv.extend(["--resume".to_string(), id.to_string()]);
                 id.to_string()
             }
@@ -218,7 +153,7 @@ impl Agent for ClaudeCode {
                 )))
             }
             None => {
-                let id = new_conversation_id()?;
+                let id = uuid::new_v4()?;
                 argv.extend(["--session-id".to_string(), id.clone()]);
                 id
             }
@@ -236,7 +171,9 @@ impl Agent for ClaudeCode {
             .collect();
         if reports_events || !allowed.is_empty() {
             let settings = hooks::settings(&event_command, &allowed)?.to_string();
-            let file = Self::write_session_file(&self.settings_dir, session, "json", &settings)?;
+            let file =
+                self.files
+                    .write(&session.session_id, "settings.json", settings.as_bytes())?;
             argv.extend(["--settings".to_string(), file.display().to_string()]);
         }
         let first = request

@@ -1,0 +1,141 @@
+//! Files an agent plugin keeps for each session: a hook settings file, a system prompt, a whole
+//! per-session config folder (`CODEX_HOME`, a settings home) — so a session's configuration never
+//! goes into the operator's own config files, and two sessions never share one.
+//!
+//! Everything lives under `<data_dir>/<plugin name>/sessions/<session id>/`, created owner-only
+//! (0700): hook settings name commands the agent runs, and seeded credentials may be copied in.
+
+use std::{
+    fs,
+    os::unix::fs::{DirBuilderExt, PermissionsExt},
+    path::{Path, PathBuf},
+};
+
+use crate::{
+    error::{PluginError, PluginResult},
+    types::PluginContext,
+    validate::validate_id,
+};
+
+/// The per-session folders of one agent plugin.
+#[derive(Debug, Clone)]
+pub struct SessionFiles {
+    root: PathBuf,
+}
+
+impl SessionFiles {
+    /// `<data_dir>/<plugin name>/sessions`.
+    pub fn new(context: &PluginContext) -> Self {
+        Self {
+            root: Path::new(context.data_dir.as_str())
+                .join(context.plugin_name.as_str())
+                .join("sessions"),
+        }
+    }
+
+    /// The session's folder, without creating it (the session id is validated: it becomes a
+    /// path component).
+    pub fn path(&self, session_id: &str) -> PluginResult<PathBuf> {
+        validate_id("session id", session_id)?;
+        Ok(self.root.join(session_id))
+    }
+
+    /// The session's folder, created (with its parents) if missing and made owner-only.
+    pub fn dir(&self, session_id: &str) -> PluginResult<PathBuf> {
+        let dir = self.path(session_id)?;
+        create_private_dir(&dir)?;
+        Ok(dir)
+    }
+
+    /// Writes `name` (a path relative to the session's folder, folders created as needed) whole:
+    /// into a temporary file beside it, then renamed over, so the agent never reads half a file.
+    /// `name` may not leave the folder (`..`, absolute paths).
+    pub fn write(&self, session_id: &str, name: &str, contents: &[u8]) -> PluginResult<PathBuf> {
+        let relative = Path::new(name);
+        let escapes = relative
+            .components()
+            .any(|part| !matches!(part, std::path::Component::Normal(_)));
+        if name.is_empty() || escapes {
+            return Err(PluginError::invalid_input(format!(
+                "{name:?} is not a file name inside the session's folder"
+            )));
+        }
+        let path = self.dir(session_id)?.join(relative);
+        let parent = path.parent().unwrap_or(&path);
+        create_private_dir(parent)?;
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let temp = parent.join(format!(".{file_name}.{}.tmp", std::process::id()));
+        fs::write(&temp, contents)
+            .and_then(|()| fs::rename(&temp, &path))
+            .map_err(|e| {
+                let _ = fs::remove_file(&temp);
+                PluginError::failed(format!("writing {}: {e}", path.display()))
+            })?;
+        Ok(path)
+    }
+
+    /// Reads `name` from the session's folder; `None` when it is not there.
+    pub fn read(&self, session_id: &str, name: &str) -> PluginResult<Option<Vec<u8>>> {
+        let path = self.path(session_id)?.join(name);
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(PluginError::failed(format!(
+                "reading {}: {e}",
+                path.display()
+            ))),
+        }
+    }
+}
+
+fn create_private_dir(dir: &Path) -> PluginResult<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .and_then(|()| fs::set_permissions(dir, fs::Permissions::from_mode(0o700)))
+        .map_err(|e| PluginError::failed(format!("creating {}: {e}", dir.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use abi_stable::std_types::RString;
+
+    use super::*;
+
+    fn files(data_dir: &Path) -> SessionFiles {
+        SessionFiles::new(&PluginContext {
+            plugin_name: RString::from("codex"),
+            data_dir: RString::from(data_dir.to_str().unwrap()),
+            config_yaml: RString::new(),
+        })
+    }
+
+    #[test]
+    fn files_are_written_whole_in_an_owner_only_folder_of_the_session() {
+        let temp = std::env::temp_dir().join(format!("ao-session-files-{}", std::process::id()));
+        let files = files(&temp);
+        let path = files
+            .write("app-1", "home/config.toml", b"x = 1\n")
+            .unwrap();
+        assert_eq!(path, temp.join("codex/sessions/app-1/home/config.toml"));
+        assert_eq!(
+            files.read("app-1", "home/config.toml").unwrap().unwrap(),
+            b"x = 1\n"
+        );
+        assert_eq!(files.read("app-1", "missing").unwrap(), None);
+        let mode = fs::metadata(temp.join("codex/sessions/app-1"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+        for bad in ["", "../x", "/etc/passwd", "a/../../b"] {
+            assert!(files.write("app-1", bad, b"").is_err(), "{bad:?}");
+        }
+        assert!(files.dir("../app").is_err());
+        fs::remove_dir_all(&temp).unwrap();
+    }
+}

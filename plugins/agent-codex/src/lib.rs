@@ -1,0 +1,1 @@
+//! Agent plugin `codex` (being written).

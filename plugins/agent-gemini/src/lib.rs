@@ -1,0 +1,1 @@
+//! Agent plugin `gemini` (being written).

@@ -1,0 +1,1 @@
+//! Agent plugin `opencode` (being written).
