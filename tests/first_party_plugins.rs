@@ -285,6 +285,40 @@ async fn destroy_is_idempotent_and_an_exited_agent_is_not_alive() {
     assert_eq!(err.kind(), PluginErrorKind::NotFound, "{err}");
 }
 
+/// Closing a terminal only hangs it up: an agent that ignores SIGHUP (Gemini CLI does) would
+/// live on unseen. `destroy` stops the pane's whole process group first.
+#[tokio::test(flavor = "multi_thread")]
+async fn destroy_stops_an_agent_that_ignores_hangups_with_what_it_started() {
+    let temp = tempfile::tempdir().unwrap();
+    let server = TmuxServer::new();
+    let runtime = tmux_runtime(&server, temp.path());
+    let pid_file = temp.path().join("agent.pid");
+    let script = format!(
+        "trap '' HUP TERM; echo $$ > '{}'; sleep 300 & sleep 300",
+        pid_file.display()
+    );
+    let handle = runtime
+        .create(RuntimeCreateRequest {
+            session_id: "stubborn-1".into(),
+            cwd: temp.path().display().to_string().into(),
+            launch_command: vec![RString::from("sh"), "-c".into(), script.into()].into(),
+            env: Vec::new().into(),
+        })
+        .await
+        .unwrap();
+    assert!(wait_until(TIMEOUT, || std::fs::read_to_string(&pid_file)
+        .is_ok_and(|pid| pid.ends_with('\n'))));
+    let pgid: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(wait_until(TIMEOUT, || live_group_members(pgid).len() >= 3));
+    runtime.destroy(&handle).await.unwrap();
+    assert_eq!(live_group_members(pgid), Vec::<u32>::new());
+    assert!(server.sessions().is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn session_names_are_matched_exactly_and_validated() {
     let temp = tempfile::tempdir().unwrap();

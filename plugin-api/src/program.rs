@@ -378,6 +378,60 @@ impl Drain {
     }
 }
 
+/// Stops every process of process group `pgid`: SIGTERM, then SIGKILL for what is still running
+/// after `grace`. Returns whether the group is gone.
+///
+/// For a runtime's `destroy`: closing a terminal (tmux `kill-session`) only sends SIGHUP, which
+/// some agents ignore and live on, unseen. The group id is its leader's pid, which the kernel
+/// does not reuse while any member lives, so this never signals a stranger.
+pub fn stop_process_group(pgid: u32, grace: Duration) -> bool {
+    let Ok(group) = libc::pid_t::try_from(pgid) else {
+        return true;
+    };
+    if group <= 1 {
+        return true;
+    }
+    // SAFETY: killpg only sends a signal; a group with no members left gives ESRCH.
+    unsafe { libc::killpg(group, libc::SIGTERM) };
+    let deadline = Instant::now() + grace;
+    while process_group_alive(pgid) {
+        if Instant::now() >= deadline {
+            // SAFETY: as above.
+            unsafe { libc::killpg(group, libc::SIGKILL) };
+            std::thread::sleep(Duration::from_millis(20));
+            return !process_group_alive(pgid);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+/// Whether any process of group `pgid` still runs. Zombies do not count: where PID 1 does not
+/// reap orphans (some containers), a killed process stays a zombie and still answers
+/// `kill(-pgid, 0)`; `/proc` tells them apart where there is one.
+pub fn process_group_alive(pgid: u32) -> bool {
+    let Ok(group) = libc::pid_t::try_from(pgid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the group exists.
+    if unsafe { libc::kill(-group, 0) } == -1 {
+        return std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    let pgid = pgid.to_string();
+    entries.filter_map(Result::ok).any(|entry| {
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // pid (comm) state ppid pgrp …; comm may hold spaces, so split after its `)`.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,26 +460,25 @@ mod tests {
         assert_eq!(echoed, "a\n$(b)\n");
     }
 
-    /// Whether any process of group `pgid` still runs. Zombies do not count: where PID 1 does
-    /// not reap orphans (some containers), a killed process stays a zombie and still answers
-    /// `kill(-pgid, 0)`.
-    fn group_alive(pgid: libc::pid_t) -> bool {
-        // SAFETY: signal 0 only checks that the group exists.
-        if unsafe { libc::kill(-pgid, 0) } == -1 {
-            return std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
-        }
-        let Ok(entries) = std::fs::read_dir("/proc") else {
-            return true;
-        };
-        entries.filter_map(Result::ok).any(|entry| {
-            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-            // pid (comm) state ppid pgrp …; comm may hold spaces, so split after its `)`.
-            let fields: Vec<&str> = stat
-                .rsplit_once(')')
-                .map(|(_, rest)| rest.split_whitespace().collect())
-                .unwrap_or_default();
-            fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string()
-        })
+    #[test]
+    fn a_process_group_that_ignores_sigterm_is_killed_after_the_grace() {
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "trap '' TERM HUP; sleep 30 & sleep 30"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pgid = child.id();
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(process_group_alive(pgid));
+        let started = Instant::now();
+        assert!(stop_process_group(pgid, Duration::from_millis(300)));
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        let _ = child.wait();
+        assert!(!process_group_alive(pgid));
+        // Gone already: nothing to wait for.
+        let started = Instant::now();
+        assert!(stop_process_group(pgid, Duration::from_secs(5)));
+        assert!(started.elapsed() < Duration::from_secs(1));
     }
 
     #[test]
@@ -453,7 +506,7 @@ mod tests {
             .parse()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
-        while group_alive(pgid) {
+        while process_group_alive(pgid as u32) {
             assert!(Instant::now() < deadline, "group {pgid} survived");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -484,7 +537,7 @@ mod tests {
             .parse()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
-        while group_alive(pgid) {
+        while process_group_alive(pgid as u32) {
             assert!(
                 Instant::now() < deadline,
                 "background job of {pgid} survived"

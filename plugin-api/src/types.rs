@@ -240,6 +240,12 @@ pub struct LaunchRequest {
     ///   the operator (with `waiting_input`);
     /// - `--prompt-field F` (optional): the field holding a prompt the agent just took, which
     ///   the host compares with what it sent.
+    /// - `--conversation-field F` (optional, 0.1.6): the field holding the agent's own id for its
+    ///   conversation, for an agent that chooses it itself (instead of taking one in `argv`): the
+    ///   host keeps the last one reported and gives it back as [`LaunchRequest::resume`];
+    /// - `--unless F=V` (optional, repeatable): the event means nothing when field `F` holds `V`.
+    ///
+    /// A field is a top-level name or a JSON pointer (`/tool_input/command`).
     ///
     /// The program prints nothing and always exits 0, so it never changes what the agent does.
     /// Empty when the host records no state for this session.

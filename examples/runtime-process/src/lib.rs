@@ -18,8 +18,8 @@ use std::{
 };
 
 use ao_plugin_api::{
-    abi_stable::std_types::RString, export_plugins, program::Program, validate::validate_id,
-    PluginContext, PluginError, PluginResult, Runtime, RuntimeCreateRequest,
+    abi_stable::std_types::RString, export_plugins, program, program::Program,
+    validate::validate_id, PluginContext, PluginError, PluginResult, Runtime, RuntimeCreateRequest,
 };
 use serde::Deserialize;
 
@@ -259,14 +259,8 @@ impl Runtime for ProcessRuntime {
     fn destroy(&self, handle: &str) -> PluginResult<()> {
         let dir = self.dir(handle)?;
         if let Some(pid) = self.pid(handle)? {
-            self.signal_group(pid, "-TERM");
-            let deadline = Instant::now() + TERM_GRACE;
-            while self.running(pid)? && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if self.running(pid)? {
-                self.signal_group(pid, "-KILL");
-            }
+            // The agent is the leader of its own group (`process_group(0)` at create).
+            program::stop_process_group(pid, TERM_GRACE);
         }
         match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(PluginError::failed(

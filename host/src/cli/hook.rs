@@ -36,6 +36,10 @@ pub struct HookArgs {
     /// The field of the event's JSON holding a prompt the agent just took.
     #[arg(long, value_name = "FIELD")]
     prompt_field: Option<String>,
+    /// The field of the event's JSON holding the agent's own conversation id, for an agent that
+    /// chooses it itself: `session restore` resumes that conversation.
+    #[arg(long, value_name = "FIELD")]
+    conversation_field: Option<String>,
     /// `FIELD=VALUE`: the event means nothing when that field holds that value (Claude Code's
     /// `SessionEnd` for `/clear` ends a conversation, not the agent). Repeatable.
     #[arg(long, value_name = "FIELD=VALUE")]
@@ -106,6 +110,7 @@ fn record(config: Option<&Path>, data_dir: Option<&Path>, args: HookArgs) -> Res
         status,
         waiting_for: (!question.is_empty()).then(|| question.join(": ")),
         prompt: args.prompt_field.as_deref().and_then(field),
+        conversation: args.conversation_field.as_deref().and_then(field),
     };
     // Only a config named on the command line: the hook runs in the session's worktree, where
     // `./ao-rs.yaml` may be any branch's copy.

@@ -168,6 +168,18 @@ impl Lifecycle {
         self.registry.listing(&self.search_dirs)
     }
 
+    /// The agent's conversation to resume: the id its plugin gave at launch, else the one the
+    /// agent reported in an event (an agent that chooses its id itself).
+    fn conversation_of(&self, session: &Session) -> Option<String> {
+        session.conversation_id.clone().or_else(|| {
+            self.agent_states
+                .read(&session.project_id, &session.id)
+                .ok()
+                .flatten()
+                .and_then(|state| state.conversation)
+        })
+    }
+
     fn call_timeout(&self) -> Duration {
         Duration::from_millis(self.config.call_timeout_ms)
     }

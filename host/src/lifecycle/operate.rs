@@ -176,7 +176,7 @@ impl Lifecycle {
         let (session, handle, _lock) = self.live_locked(id, progress).await?;
         let plugins = self.plugins_of(&session).await?;
         if !plugins.runtime.is_alive(&handle).await? {
-            let way_out = if session.conversation_id.is_some() {
+            let way_out = if self.conversation_of(&session).is_some() {
                 format!("`ao-host session restore {id}` brings it back")
             } else {
                 format!("`ao-host session kill {id}` archives it")

@@ -58,9 +58,9 @@ impl Lifecycle {
         if plugins.runtime.is_alive(&old_handle).await? {
             return Ok(None);
         }
-        let Some(conversation) = session.conversation_id.clone() else {
+        let Some(conversation) = self.conversation_of(&session) else {
             return Err(refused(format!(
-                "its agent `{}` gave no conversation id when it was spawned, so there is nothing to resume; `ao-host session kill {id}` archives it",
+                "its agent `{}` reported no conversation id, so there is nothing to resume; `ao-host session kill {id}` archives it",
                 session.agent
             )));
         };
@@ -93,12 +93,13 @@ impl Lifecycle {
                     // The agent keeps what it was given at spawn.
                     system_prompt: None,
                     first_message: None,
-                    resume: Some(conversation),
+                    resume: Some(conversation.clone()),
                 },
             )
             .await?;
         let handle = started.handle;
         session.runtime_handle = Some(handle.clone());
+        session.conversation_id = started.conversation_id.or(Some(conversation));
         session.reports_events = started.reports_events;
         session.status = SessionStatus::Idle;
         session.activity_at = Some(now_ms());
@@ -138,7 +139,7 @@ impl Lifecycle {
         let listing = self.list(None, false).await?;
         let mut outcomes = Vec::new();
         for session in listing.sessions {
-            if session.status != SessionStatus::Exited || session.conversation_id.is_none() {
+            if session.status != SessionStatus::Exited || self.conversation_of(&session).is_none() {
                 continue;
             }
             progress(&format!("restoring {}", session.id));

@@ -215,6 +215,7 @@ impl Lifecycle {
                 status,
                 waiting_for,
                 prompt: None,
+                conversation: None,
             };
             // Only an agent's hooks write besides listings; for the others, no race to lose.
             let seen = read[i].as_ref().map(|state| state.changes);

@@ -63,6 +63,9 @@ pub struct AgentEvent {
     pub waiting_for: Option<String>,
     /// A prompt the agent just took.
     pub prompt: Option<String>,
+    /// The agent's own id for its conversation, for an agent that chooses it itself and says
+    /// it in an event (see [`AgentState::conversation`]).
+    pub conversation: Option<String>,
 }
 
 /// What is on disk for one session.
@@ -87,6 +90,11 @@ pub struct AgentState {
     /// nothing reports any more, and the state must not be taken for current.
     #[serde(default)]
     pub program: Option<String>,
+    /// The conversation id the agent last reported: what `session restore` resumes when the
+    /// agent gave none at launch. Kept across a restart (the resumed agent may report it only
+    /// once its conversation is loaded).
+    #[serde(default)]
+    pub conversation: Option<String>,
 }
 
 /// A status change that [`AgentStateDir::record`] made, for notifications.
@@ -128,6 +136,13 @@ fn truncated(mut text: String, max: usize) -> String {
     text
 }
 
+/// Whether an agent's reported conversation id may be kept: it goes back to the agent on a
+/// command line at restore, so nothing long and no control characters (the agent plugin checks
+/// its own format too).
+fn is_conversation_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 256 && !id.chars().any(char::is_control)
+}
+
 impl AgentStateDir {
     pub fn new(data_dir: &Path) -> Self {
         Self {
@@ -148,6 +163,11 @@ impl AgentStateDir {
         program: Option<&Path>,
     ) -> Result<(), StoreError> {
         let _guard = self.lock(project_id, id)?;
+        let conversation = self
+            .read(project_id, id)
+            .ok()
+            .flatten()
+            .and_then(|state| state.conversation);
         let prompt = self.path(project_id, id, "prompt");
         match fs::remove_file(&prompt) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -166,6 +186,7 @@ impl AgentStateDir {
                 changes: 0,
                 notified: 0,
                 program: program.map(|p| p.display().to_string()),
+                conversation,
             },
         )
     }
@@ -274,6 +295,9 @@ impl AgentStateDir {
             }
             _ => None,
         };
+        let new_conversation = event
+            .conversation
+            .filter(|id| is_conversation_id(id) && state.conversation.as_ref() != Some(id));
         let changed = state.status != Some(event.status) || state.waiting_for != waiting_for;
         let first = state.status.is_none();
         if changed {
@@ -282,7 +306,10 @@ impl AgentStateDir {
             state.at = now_ms();
             state.changes += 1;
         }
-        if changed || event.prompt.is_some() {
+        if let Some(conversation) = &new_conversation {
+            state.conversation = Some(conversation.clone());
+        }
+        if changed || event.prompt.is_some() || new_conversation.is_some() {
             self.write(project_id, id, &state)?;
         }
         Ok(changed.then_some(Change {
@@ -387,6 +414,7 @@ mod tests {
             status,
             waiting_for: None,
             prompt: None,
+            conversation: None,
         }
     }
 
@@ -480,6 +508,38 @@ mod tests {
             .record("p", "s-1", event(ReportedStatus::Idle), Some(seen))
             .unwrap()
             .is_some());
+    }
+
+    #[test]
+    fn a_reported_conversation_is_kept_across_a_restart_and_bounded() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = AgentStateDir::new(temp.path());
+        dir.reset("p", "s-1", None).unwrap();
+        let started = |id: &str| AgentEvent {
+            conversation: Some(id.into()),
+            ..event(ReportedStatus::Idle)
+        };
+        dir.record("p", "s-1", started("ses_1"), None).unwrap();
+        // The same status again: no change, but a new conversation is still recorded.
+        assert_eq!(
+            dir.record("p", "s-1", started("ses_2"), None).unwrap(),
+            None
+        );
+        for refused in ["", "a\nb", &"x".repeat(257)] {
+            dir.record("p", "s-1", started(refused), None).unwrap();
+        }
+        let state = dir.read("p", "s-1").unwrap().unwrap();
+        assert_eq!(state.conversation.as_deref(), Some("ses_2"));
+        assert_eq!(state.changes, 1);
+        dir.reset("p", "s-1", None).unwrap();
+        let state = dir.read("p", "s-1").unwrap().unwrap();
+        assert_eq!(
+            (state.status, state.conversation.as_deref()),
+            (None, Some("ses_2"))
+        );
+        dir.remove("p", "s-1");
+        dir.reset("p", "s-1", None).unwrap();
+        assert_eq!(dir.read("p", "s-1").unwrap().unwrap().conversation, None);
     }
 
     #[test]

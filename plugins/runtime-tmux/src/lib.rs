@@ -24,8 +24,9 @@ use std::{
 };
 
 use ao_plugin_api::{
-    abi_stable::std_types::RString, export_plugins, program::Program, validate::validate_id,
-    DoctorCheck, PluginContext, PluginError, PluginResult, Runtime, RuntimeCreateRequest,
+    abi_stable::std_types::RString, export_plugins, program, program::Program,
+    validate::validate_id, DoctorCheck, PluginContext, PluginError, PluginResult, Runtime,
+    RuntimeCreateRequest,
 };
 use serde::Deserialize;
 
@@ -47,6 +48,8 @@ const HANDLE_OPTION: &str = "@ao-host-handle";
 const PASTE_END: &str = "\x1b[201~";
 /// Sessions captured by one tmux command; keeps the command well inside tmux's 16 KiB message.
 const CAPTURE_BATCH: usize = 64;
+/// How long an agent gets to exit on SIGTERM at `destroy` before it is killed.
+const AGENT_STOP_GRACE: Duration = Duration::from_secs(2);
 /// How long a paste may take to appear on screen before Enter is pressed anyway.
 const PASTE_SETTLE_LIMIT: Duration = Duration::from_secs(2);
 const PASTE_SETTLE_POLL: Duration = Duration::from_millis(25);
@@ -643,18 +646,29 @@ impl Runtime for TmuxRuntime {
         // A session another data dir made is never this one's to destroy, whatever a record
         // says (records can be copied or edited). Untagged (older) sessions are allowed.
         let pane = Self::pane_target(name);
-        let owner_format = format!("#{{{OWNER_OPTION}}}");
-        let owner = self.run_on(
-            name,
-            &["display-message", "-p", "-t", &pane, &owner_format],
-            None,
-        )?;
-        let owner = owner.trim_end_matches('\n');
+        let format = format!("#{{pane_dead}}:#{{pane_pid}}:#{{{OWNER_OPTION}}}");
+        let described =
+            self.run_on(name, &["display-message", "-p", "-t", &pane, &format], None)?;
+        let mut fields = described.trim_end_matches('\n').splitn(3, ':');
+        let (dead, pid, owner) = (
+            fields.next().unwrap_or_default(),
+            fields.next().unwrap_or_default(),
+            fields.next().unwrap_or_default(),
+        );
         if !owner.is_empty() && owner != "1" && owner != self.owner {
             return Err(PluginError::invalid_input(format!(
                 "tmux session `{name}` belongs to the ao-host data dir {owner}, not to this one ({}); it is not this ao-host's to destroy",
                 self.owner
             )));
+        }
+        // The agent first, with everything it started in its process group: closing the
+        // terminal only sends SIGHUP, which some agents (Gemini CLI) ignore and live on. tmux
+        // makes the pane's process a session and group leader. A dead pane's pid may already
+        // be someone else's: only a live one is signalled.
+        if dead == "0" {
+            if let Ok(pid) = pid.parse::<u32>() {
+                program::stop_process_group(pid, AGENT_STOP_GRACE);
+            }
         }
         let output = self
             .tmux
