@@ -8,7 +8,8 @@ use std::path::Path;
 
 use serde_json::Value;
 use support::{
-    ao_host, build_fixture, examples_build, first_party_build, stderr, ApiPatch, TmuxServer,
+    ao_host, build_fixture, build_workspace_plugin, examples_build, first_party_build, repo_root,
+    stderr, ApiPatch, TmuxServer,
 };
 
 /// Runs `plugins test LIBRARY --json` (`extra` arguments added) with `settings` lines under
@@ -101,6 +102,104 @@ fn every_first_party_and_example_plugin_passes_the_kit() {
             }
         }
     }
+}
+
+/// Every agent plugin with the screens recorded from its real CLI (`tests/screens/activity.yaml`
+/// in its crate).
+const AGENTS: [(&str, &str); 1] = [("ao-agent-claude-code", "agent-claude-code")];
+
+#[test]
+fn agent_plugins_read_their_recorded_screens_and_wire_their_events() {
+    for (package, folder) in AGENTS {
+        let library = build_workspace_plugin(package);
+        let screens = repo_root()
+            .join("plugins")
+            .join(folder)
+            .join("tests/screens");
+        let screens = screens.display().to_string();
+        let (passed, checks) = kit_with(&library, "", &["--screens", &screens]);
+        assert!(passed, "{package}: {:#?}", failed(&checks));
+        let recorded = std::fs::read_to_string(Path::new(&screens).join("activity.yaml")).unwrap();
+        let screen_checks = checks
+            .iter()
+            .filter(|c| c["check"].as_str().unwrap().starts_with("screen "))
+            .count();
+        assert_eq!(
+            screen_checks,
+            recorded
+                .lines()
+                .filter(|l| !l.starts_with('#') && l.contains(": "))
+                .count(),
+            "{package}: one check per recorded screen"
+        );
+        let wiring = checks
+            .iter()
+            .find(|c| c["check"] == "event wiring")
+            .unwrap();
+        assert!(
+            wiring["detail"]
+                .as_str()
+                .unwrap()
+                .contains("event command is in"),
+            "{package}: {wiring}"
+        );
+    }
+}
+
+#[test]
+fn a_screen_recorded_as_something_else_fails_its_own_check() {
+    let library = build_workspace_plugin("ao-agent-claude-code");
+    let screens = tempfile::tempdir().unwrap();
+    let recorded = repo_root().join("plugins/agent-claude-code/tests/screens");
+    for file in ["busy.txt", "idle.txt", "permission-prompt.txt"] {
+        std::fs::copy(recorded.join(file), screens.path().join(file)).unwrap();
+    }
+    std::fs::write(
+        screens.path().join("activity.yaml"),
+        "busy.txt: idle\nidle.txt: idle\npermission-prompt.txt: waiting_input\n\
+         missing.txt: idle\n../idle.txt: idle\n",
+    )
+    .unwrap();
+    let dir = screens.path().display().to_string();
+    let (passed, checks) = kit_with(&library, "", &["--screens", &dir]);
+    assert!(!passed);
+    let failures = failed(&checks);
+    assert_eq!(failures.len(), 3, "{failures:#?}");
+    assert!(
+        failures.contains(&"screen busy.txt: reads as working, recorded as idle".to_string()),
+        "{failures:#?}"
+    );
+    assert!(failures
+        .iter()
+        .any(|f| f.starts_with("screen missing.txt: missing.txt:")));
+    assert!(failures
+        .iter()
+        .any(|f| f.contains("not a file inside the screens folder")));
+
+    std::fs::write(screens.path().join("activity.yaml"), "busy.txt: sleeping\n").unwrap();
+    let (passed, checks) = kit_with(&library, "", &["--screens", &dir]);
+    assert!(!passed);
+    assert!(
+        failed(&checks)[0].contains("use idle, working, waiting_input or exited"),
+        "{:#?}",
+        failed(&checks)
+    );
+}
+
+#[test]
+fn an_agent_that_says_it_reports_events_but_wires_nothing_fails_event_wiring() {
+    let sloppy = build_fixture("sloppy", ApiPatch::None);
+    let (passed, checks) = kit_with(&sloppy, "", &["--kind", "agent"]);
+    assert!(passed, "{:#?}", failed(&checks));
+    let settings = "    sloppy-agent: { unwired_events: true }\n";
+    let (passed, checks) = kit_with(&sloppy, settings, &["--kind", "agent"]);
+    assert!(!passed);
+    let failures = failed(&checks);
+    assert_eq!(failures.len(), 1, "{failures:#?}");
+    assert!(
+        failures[0].starts_with("event wiring: says it reports events"),
+        "{failures:#?}"
+    );
 }
 
 #[test]

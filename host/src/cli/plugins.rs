@@ -41,6 +41,10 @@ pub enum PluginsCommand {
         /// Load the library into this process instead of an isolated child process.
         #[arg(long)]
         in_process: bool,
+        /// An agent's recorded screens: a folder with `activity.yaml` mapping each screen file
+        /// in it to what the agent was doing (idle, working, waiting_input or exited).
+        #[arg(long, value_name = "DIR")]
+        screens: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -65,8 +69,9 @@ pub fn run(context: &AppContext, command: PluginsCommand) -> Result<ExitCode> {
             file,
             kind,
             in_process,
+            screens,
             json,
-        } => test(context, &file, kind, in_process, json),
+        } => test(context, &file, kind, in_process, screens.as_deref(), json),
         PluginsCommand::Serve => {
             ao_host::plugins::isolated::serve::serve().map_err(anyhow::Error::msg)?;
             Ok(ExitCode::SUCCESS)
@@ -84,6 +89,7 @@ fn test(
     file: &std::path::Path,
     kind: Option<PluginKind>,
     in_process: bool,
+    screens: Option<&std::path::Path>,
     json: bool,
 ) -> Result<ExitCode> {
     let mut config = context.config.clone();
@@ -101,7 +107,9 @@ fn test(
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let results = reactor.block_on(conformance::test_library(file, kind, &config, probe));
+    let results = reactor.block_on(conformance::test_library(
+        file, kind, &config, probe, screens,
+    ));
     // A plugin call that timed out may still hold a blocking thread; do not wait for it.
     reactor.shutdown_background();
     let results = results?;

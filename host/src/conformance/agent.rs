@@ -3,11 +3,27 @@
 //! An agent plugin drives a real CLI the kit cannot assume is installed, so these checks stop
 //! short of running it: the launch plan must be sound, and the screen readers must answer for
 //! empty, hostile and huge screens without failing or hanging (the host calls them on every
-//! screen it reads).
+//! screen it reads). An agent that says it reports events must have wired the event command
+//! somewhere the CLI will find it (its argv, or a file it wrote under the data dir). With
+//! `--screens DIR`, screens recorded from the real CLI must read as what the CLI was doing.
 
-use ao_plugin_api::{abi_stable::std_types::ROption, AgentSession, LaunchRequest};
+use std::{
+    collections::BTreeMap,
+    path::{Component, Path},
+};
+
+use ao_plugin_api::{
+    abi_stable::std_types::ROption, Activity, AgentSession, LaunchPlan, LaunchRequest, Readiness,
+};
 
 use super::Kit;
+use crate::plugins::AgentPlugin;
+
+/// The event command the kit hands the agent: a program that does not exist, so nothing runs
+/// it, under a name the kit can find wherever the plugin wired it.
+const EVENT_PROGRAM: &str = "/nonexistent/ao-kit-event-program";
+/// The file of a screens folder that says what each screen shows.
+const SCREENS_MANIFEST: &str = "activity.yaml";
 
 fn session(kit: &Kit<'_>) -> AgentSession {
     AgentSession {
@@ -58,13 +74,14 @@ pub(super) async fn check(kit: &mut Kit<'_>) {
     let request = LaunchRequest {
         session,
         first_message: ROption::RSome(FIRST_MESSAGE.into()),
-        event_command: vec!["/nonexistent/ao-host".into(), "hook".into()].into(),
+        event_command: vec![EVENT_PROGRAM.into(), "hook".into()].into(),
         resume: ROption::RNone,
         allowed_commands: Vec::new().into(),
     };
+    let launched = agent.launch(&request).await;
     kit.record(
         "launch",
-        match agent.launch(&request).await {
+        match &launched {
             Ok(plan) if plan.argv.is_empty() => Err("an empty argv".into()),
             Ok(plan)
                 if plan.takes_first_message
@@ -92,6 +109,10 @@ pub(super) async fn check(kit: &mut Kit<'_>) {
             Err(e) => Err(e.to_string()),
         },
     );
+    if let Ok(plan) = &launched {
+        let wiring = event_wiring(plan, &home);
+        kit.record("event wiring", wiring);
+    }
     let huge = "\u{1b}[31m█ ❯ ".repeat(100_000);
     for (name, screen) in [
         ("an empty screen", String::new()),
@@ -114,6 +135,9 @@ pub(super) async fn check(kit: &mut Kit<'_>) {
             },
         );
     }
+    if let Some(dir) = kit.screens.clone() {
+        recorded_screens(kit, &agent, &dir).await;
+    }
     kit.record(
         "doctor",
         agent
@@ -122,4 +146,124 @@ pub(super) async fn check(kit: &mut Kit<'_>) {
             .map(|checks| format!("{} check(s)", checks.len()))
             .map_err(|e| e.to_string()),
     );
+}
+
+/// Where the plan's events will come from: the event command in the argv, or in a file the
+/// plugin wrote under its data dir (a hook settings file, a config home, a CLI plugin).
+fn event_wiring(plan: &LaunchPlan, data_dir: &Path) -> Result<String, String> {
+    if !plan.reports_events {
+        return Ok("none: the host reads the screen".into());
+    }
+    if plan.argv.iter().any(|a| a.as_str().contains(EVENT_PROGRAM)) {
+        return Ok("the event command is in the argv".into());
+    }
+    match file_naming(data_dir, EVENT_PROGRAM.as_bytes(), 8) {
+        Some(file) => Ok(format!(
+            "the event command is in {}",
+            file.strip_prefix(data_dir).unwrap_or(&file).display()
+        )),
+        None => Err(
+            "says it reports events, but the event command is neither in its argv nor in any \
+             file it wrote under the data dir: the host would never hear from the agent"
+                .into(),
+        ),
+    }
+}
+
+/// The first file under `dir` (at most `depth` folders down, files up to 4 MiB, links not
+/// followed) that holds `needle`.
+fn file_naming(dir: &Path, needle: &[u8], depth: usize) -> Option<std::path::PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()?.filter_map(Result::ok) {
+        let path = entry.path();
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() && depth > 0 {
+            if let Some(found) = file_naming(&path, needle, depth - 1) {
+                return Some(found);
+            }
+        } else if kind.is_file()
+            && entry.metadata().is_ok_and(|m| m.len() <= 4 << 20)
+            && std::fs::read(&path)
+                .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+        {
+            return Some(path);
+        }
+    }
+    None
+}
+
+/// One check per recorded screen: `activity` says what `activity.yaml` says; a permission
+/// prompt has no input pending (the host's extra Enter would answer it); an idle agent is ready.
+async fn recorded_screens(kit: &mut Kit<'_>, agent: &AgentPlugin, dir: &Path) {
+    let manifest = dir.join(SCREENS_MANIFEST);
+    let expected: BTreeMap<String, String> = match std::fs::read_to_string(&manifest)
+        .map_err(|e| e.to_string())
+        .and_then(|text| serde_yaml::from_str(&text).map_err(|e| e.to_string()))
+    {
+        Ok(expected) => expected,
+        Err(e) => {
+            kit.record(
+                "recorded screens",
+                Err(format!(
+                    "{}: {e}; it maps each screen file to idle, working, waiting_input or exited",
+                    manifest.display()
+                )),
+            );
+            return;
+        }
+    };
+    for (file, activity) in expected {
+        let outcome = check_screen(agent, dir, &file, &activity).await;
+        kit.record(&format!("screen {file}"), outcome);
+    }
+}
+
+async fn check_screen(
+    agent: &AgentPlugin,
+    dir: &Path,
+    file: &str,
+    expected: &str,
+) -> Result<String, String> {
+    let want = [
+        Activity::Idle,
+        Activity::Working,
+        Activity::WaitingInput,
+        Activity::Exited,
+    ]
+    .into_iter()
+    .find(|a| a.as_str() == expected)
+    .ok_or_else(|| {
+        format!("{SCREENS_MANIFEST} says {expected:?}: use idle, working, waiting_input or exited")
+    })?;
+    if !Path::new(file)
+        .components()
+        .all(|c| matches!(c, Component::Normal(_)))
+    {
+        return Err(format!("{file:?} is not a file inside the screens folder"));
+    }
+    let screen = std::fs::read_to_string(dir.join(file)).map_err(|e| format!("{file}: {e}"))?;
+    let got = agent.activity(&screen).await.map_err(|e| e.to_string())?;
+    if got != want {
+        return Err(format!("reads as {}, recorded as {expected}", got.as_str()));
+    }
+    if want == Activity::WaitingInput
+        && agent
+            .input_pending(&screen)
+            .await
+            .map_err(|e| e.to_string())?
+    {
+        return Err(
+            "a permission prompt reads as text waiting in the input box: the host's \
+                    extra Enter would answer the prompt"
+                .into(),
+        );
+    }
+    if want == Activity::Idle {
+        let ready = agent.is_ready(&screen).await.map_err(|e| e.to_string())?;
+        if ready != Readiness::Ready {
+            return Err(format!("idle, but is_ready says {ready:?}"));
+        }
+    }
+    Ok(format!("reads as {expected}"))
 }

@@ -51,6 +51,8 @@ struct Kit<'a> {
     scratch: PathBuf,
     /// The argv that starts the probe agent; its folder is appended.
     probe: Vec<String>,
+    /// An agent's recorded screens (`plugins test --screens`).
+    screens: Option<PathBuf>,
     /// What this process had open before any plugin was loaded: an agent inheriting those got
     /// them from whoever ran the kit, not from the host or the plugin.
     baseline: Vec<String>,
@@ -110,12 +112,14 @@ pub enum KitError {
 }
 
 /// Runs the checks of every plugin in `file` (only those of `kind`, if given). `probe` is the
-/// argv that starts the probe agent (the kit's caller knows where its executable is).
+/// argv that starts the probe agent (the kit's caller knows where its executable is); `screens`
+/// a folder of an agent's recorded screens (see [`agent`]).
 pub async fn test_library(
     file: &Path,
     kind: Option<PluginKind>,
     config: &Config,
     probe: Vec<String>,
+    screens: Option<&Path>,
 ) -> Result<Vec<CheckResult>, KitError> {
     let baseline = probe::open_descriptors();
     let registry = PluginRegistry::load_configured(&[file.to_path_buf()], config);
@@ -165,6 +169,7 @@ pub async fn test_library(
             plugin: name,
             scratch: scratch.clone(),
             probe: probe.clone(),
+            screens: screens.map(Path::to_path_buf),
             baseline: baseline.clone(),
             timeout: Duration::from_millis(config.call_timeout_ms),
             results: Vec::new(),
