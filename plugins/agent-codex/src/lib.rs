@@ -1,1 +1,654 @@
-//! Agent plugin `codex` (being written).
+//! Agent plugin `codex`: launches the OpenAI Codex CLI in a `CODEX_HOME` of the session's own,
+//! reads its state from its hooks (the screen as fallback), and resumes its conversations.
+//!
+//! Facts from Codex CLI 0.171.0 that shape it (see `home.rs` and `screen.rs` for the rest):
+//! - Codex chooses its conversation id; the `SessionStart` hook reports it (`session_id`), the
+//!   host keeps it, and `codex resume <id>` takes it back. The conversation lives in
+//!   `CODEX_HOME/sessions/`, so the home is the session's, kept for restores;
+//! - without `--no-daemon` Codex starts a shared app server (`codex app-server`, setsid, copied
+//!   under `CODEX_HOME/packages/`) that outlives the terminal: always `--no-daemon`;
+//! - keys typed quickly are taken for a paste, and an Enter among them inserts a newline instead
+//!   of submitting: `disable_paste_burst = true` makes every Enter submit;
+//! - `-c key=value` overrides any setting (its value is TOML); the first message is the prompt
+//!   argument, after `--`, and reaches the model byte-exact.
+
+mod home;
+mod screen;
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use ao_plugin_api::{
+    export_plugins, program::Program, session_files::SessionFiles, uuid::is_uuid, Activity, Agent,
+    AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext, PluginError,
+    PluginResult, Readiness,
+};
+use serde::Deserialize;
+
+use crate::{
+    home::{toml_string, HomeContents},
+    screen::{Dialog, ScreenPatterns},
+};
+
+export_plugins! {
+    agent "codex" => Codex,
+}
+
+/// `plugins.config.codex`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Settings {
+    /// The CLI to run.
+    command: String,
+    /// Mark the workspaces ao-host made as trusted, so Codex does not ask at start.
+    trust_workspaces: bool,
+    /// Extra environment for every session (e.g. the API key a provider's `env_key` names).
+    env: BTreeMap<String, String>,
+    /// The operator's Codex home, that sessions are seeded from: `$CODEX_HOME`, else `~/.codex`.
+    user_home: Option<PathBuf>,
+    /// Codex settings for every session, each passed as `-c KEY=VALUE` (the value written as
+    /// TOML): `model_provider`, `model_providers.NAME`, `model_reasoning_effort`…
+    config: BTreeMap<String, serde_yaml::Value>,
+    patterns: ScreenPatterns,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            command: "codex".into(),
+            trust_workspaces: false,
+            env: BTreeMap::new(),
+            user_home: None,
+            config: BTreeMap::new(),
+            patterns: ScreenPatterns::default(),
+        }
+    }
+}
+
+/// A project's `agent_config` for Codex.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProjectSettings {
+    /// `--model`.
+    model: Option<String>,
+    /// When Codex asks before running a command: `on-request`, `on-failure`, `never`.
+    approval_policy: Option<String>,
+    /// `--sandbox`: `read-only`, `workspace-write`, `danger-full-access`.
+    sandbox_mode: Option<String>,
+    /// `--dangerously-bypass-approvals-and-sandbox`.
+    #[serde(default)]
+    bypass_approvals_and_sandbox: bool,
+}
+
+const PROJECT_KEYS: &str = "model, approval_policy, sandbox_mode, bypass_approvals_and_sandbox";
+const APPROVAL_POLICIES: [&str; 3] = ["on-request", "on-failure", "never"];
+const SANDBOX_MODES: [&str; 3] = ["read-only", "workspace-write", "danger-full-access"];
+
+impl ProjectSettings {
+    fn parse(session: &AgentSession) -> PluginResult<Self> {
+        let settings: Self = session.agent_config("codex", PROJECT_KEYS)?;
+        let check = |field: &str, value: &Option<String>, allowed: &[&str]| match value {
+            Some(value) if !allowed.contains(&value.as_str()) => Err(PluginError::config(format!(
+                "projects.{}.agent_config.{field}: {value:?} is not one of {}",
+                session.project_id,
+                allowed.join(", ")
+            ))),
+            _ => Ok(()),
+        };
+        check(
+            "approval_policy",
+            &settings.approval_policy,
+            &APPROVAL_POLICIES,
+        )?;
+        check("sandbox_mode", &settings.sandbox_mode, &SANDBOX_MODES)?;
+        Ok(settings)
+    }
+}
+
+/// The longest first message passed as the prompt argument: Linux refuses a single argument of
+/// 128 KiB or more. A longer one is typed in.
+const MAX_INLINE_MESSAGE_BYTES: usize = 120 * 1024;
+
+pub struct Codex {
+    settings: Settings,
+    /// The `-c` overrides from `settings.config`, rendered once.
+    config_overrides: Vec<String>,
+    user_home: PathBuf,
+    files: SessionFiles,
+}
+
+impl Codex {
+    /// The session's `CODEX_HOME` (`<session folder>/home`), created, by its canonical path:
+    /// Codex keys hook trust by the path it resolves, which must be the one written.
+    fn home(&self, session: &AgentSession) -> PluginResult<PathBuf> {
+        let home = self.files.dir(&session.session_id)?.join("home");
+        std::fs::create_dir_all(&home)
+            .and_then(|()| home.canonicalize())
+            .map_err(|e| PluginError::failed(format!("creating {}: {e}", home.display())))
+    }
+
+    /// The workspace as given and, when it differs, as resolved: Codex may compare either.
+    fn workspace_paths(session: &AgentSession) -> Vec<String> {
+        let given = session.workspace_path.to_string();
+        let mut paths = vec![given.clone()];
+        if let Ok(real) = Path::new(&given).canonicalize() {
+            let real = real.display().to_string();
+            if real != given {
+                paths.push(real);
+            }
+        }
+        paths
+    }
+}
+
+/// `value` as a TOML value for `-c`: strings quoted and escaped, tables inline.
+fn toml_value(value: &serde_yaml::Value) -> Result<String, String> {
+    use serde_yaml::Value;
+    Ok(match value {
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => toml_string(s),
+        Value::Sequence(items) => format!(
+            "[{}]",
+            items
+                .iter()
+                .map(toml_value)
+                .collect::<Result<Vec<_>, _>>()?
+                .join(", ")
+        ),
+        Value::Mapping(map) => {
+            let entries = map
+                .iter()
+                .map(|(key, value)| match key {
+                    Value::String(key) => {
+                        Ok(format!("{} = {}", toml_string(key), toml_value(value)?))
+                    }
+                    other => Err(format!("a key that is not a string ({other:?})")),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            format!("{{{}}}", entries.join(", "))
+        }
+        Value::Null => return Err("an empty value (null)".into()),
+        Value::Tagged(tagged) => return Err(format!("a tagged value ({})", tagged.tag)),
+    })
+}
+
+/// A `-c` key: dotted names of letters, digits, `_` and `-`, as Codex's own settings are.
+fn is_config_key(key: &str) -> bool {
+    key.split('.').all(|part| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    })
+}
+
+impl Agent for Codex {
+    fn new(context: &PluginContext) -> PluginResult<Self> {
+        let settings: Settings = context.parse_config()?;
+        if settings.command.trim().is_empty() {
+            return Err(PluginError::config(
+                "plugins.config.codex.command is empty; name the Codex CLI (e.g. codex)",
+            ));
+        }
+        let config_overrides = settings
+            .config
+            .iter()
+            .map(|(key, value)| {
+                if !is_config_key(key) {
+                    return Err(PluginError::config(format!(
+                        "plugins.config.codex.config: {key:?} is not a Codex setting name \
+                         (dotted names like model_providers.local)"
+                    )));
+                }
+                let value = toml_value(value).map_err(|e| {
+                    PluginError::config(format!(
+                        "plugins.config.codex.config.{key}: {e} cannot be a Codex setting; \
+                         give a string, number, boolean, list or mapping"
+                    ))
+                })?;
+                Ok(format!("{key}={value}"))
+            })
+            .collect::<PluginResult<Vec<_>>>()?;
+        let user_home = match &settings.user_home {
+            Some(path) => path.clone(),
+            None => match std::env::var_os("CODEX_HOME").filter(|v| !v.is_empty()) {
+                Some(path) => PathBuf::from(path),
+                None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".codex"),
+            },
+        };
+        Ok(Self {
+            settings,
+            config_overrides,
+            user_home,
+            files: SessionFiles::new(context),
+        })
+    }
+
+    fn launch_command(&self, session: &AgentSession) -> PluginResult<Vec<String>> {
+        let request = LaunchRequest {
+            session: session.clone(),
+            first_message: None.into(),
+            event_command: Default::default(),
+            resume: None.into(),
+            allowed_commands: Default::default(),
+        };
+        Ok(self
+            .launch(&request)?
+            .argv
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    /// `codex [resume] --no-daemon -c …` in the session's own home (hooks, trust, rules written
+    /// there first), the first message as the prompt argument after `--`; a restore resumes the
+    /// conversation the `SessionStart` hook reported.
+    fn launch(&self, request: &LaunchRequest) -> PluginResult<LaunchPlan> {
+        let session = &request.session;
+        let project = ProjectSettings::parse(session)?;
+        let resume = match request.resume.as_ref().into_option() {
+            Some(id) if is_uuid(id) => Some(id.to_string()),
+            Some(id) => {
+                return Err(PluginError::invalid_input(format!(
+                    "{id:?} is not a Codex conversation id (a UUID)"
+                )))
+            }
+            None => None,
+        };
+        let event_command: Vec<String> = request
+            .event_command
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        let allowed: Vec<String> = request
+            .allowed_commands
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        let workspaces = Self::workspace_paths(session);
+        home::write(
+            &self.home(session)?,
+            &HomeContents {
+                user_home: &self.user_home,
+                trusted_workspaces: if self.settings.trust_workspaces {
+                    &workspaces
+                } else {
+                    &[]
+                },
+                event_command: &event_command,
+                allowed_commands: &allowed,
+            },
+        )?;
+
+        let mut argv = vec![self.settings.command.clone()];
+        if resume.is_some() {
+            argv.push("resume".into());
+        }
+        argv.push("--no-daemon".into());
+        let mut overrides = vec![
+            "disable_paste_burst=true".to_string(),
+            "check_for_update_on_startup=false".to_string(),
+            // Its background thread fires `SessionStart` with another conversation's id.
+            "features.memories=false".to_string(),
+        ];
+        // A resumed conversation has its instructions in its history already.
+        if let (Some(prompt), None) = (session.system_prompt.as_ref().into_option(), &resume) {
+            overrides.push(format!("developer_instructions={}", toml_string(prompt)));
+        }
+        if let Some(policy) = &project.approval_policy {
+            overrides.push(format!("approval_policy={}", toml_string(policy)));
+        }
+        overrides.extend(self.config_overrides.iter().cloned());
+        for setting in overrides {
+            argv.extend(["-c".to_string(), setting]);
+        }
+        if let Some(model) = &project.model {
+            argv.extend(["--model".to_string(), model.clone()]);
+        }
+        if project.bypass_approvals_and_sandbox {
+            argv.push("--dangerously-bypass-approvals-and-sandbox".into());
+        } else if let Some(mode) = &project.sandbox_mode {
+            argv.extend(["--sandbox".to_string(), mode.clone()]);
+        }
+        // After `--`, nothing the task starts with is read as an option.
+        argv.push("--".into());
+        argv.extend(resume.clone());
+        let first = request
+            .first_message
+            .as_ref()
+            .into_option()
+            .filter(|message| message.len() <= MAX_INLINE_MESSAGE_BYTES);
+        if let Some(message) = first {
+            argv.push(message.to_string());
+        }
+        Ok(LaunchPlan {
+            argv: argv.into_iter().map(Into::into).collect(),
+            takes_first_message: first.is_some(),
+            conversation_id: resume.map(Into::into).into(),
+            reports_events: !event_command.is_empty(),
+        })
+    }
+
+    fn environment(&self, session: &AgentSession) -> PluginResult<Vec<EnvVar>> {
+        let home = self.home(session)?;
+        let mut env = vec![EnvVar::new("CODEX_HOME", home.display().to_string())];
+        env.extend(
+            self.settings
+                .env
+                .iter()
+                .filter(|(name, _)| name.as_str() != "CODEX_HOME")
+                .map(|(name, value)| EnvVar::new(name.clone(), value.clone())),
+        );
+        Ok(env)
+    }
+
+    fn is_ready(&self, output: &str) -> PluginResult<Readiness> {
+        let patterns = &self.settings.patterns;
+        let blocked = |reason: &str, answer: &[&str]| Readiness::Blocked {
+            reason: reason.into(),
+            answer: answer.iter().map(|k| (*k).into()).collect(),
+        };
+        Ok(match patterns.dialog(output) {
+            Some(Dialog::TrustFolder)
+                if self.settings.trust_workspaces && patterns.trust_option_selected(output) =>
+            {
+                blocked("Codex asks whether to trust the workspace", &["Enter"])
+            }
+            Some(Dialog::TrustFolder) => blocked(
+                "Codex asks whether to trust the workspace folder: answer it in the session \
+                 (ao-host attach), or set `trust_workspaces: true` under plugins.config.codex",
+                &[],
+            ),
+            Some(Dialog::HooksReview) => blocked(
+                "Codex asks to review hooks it does not know as trusted (this Codex release may \
+                 record hook trust differently from 0.171, or the operator's config.toml has \
+                 hooks of its own): answer it in the session (ao-host attach)",
+                &[],
+            ),
+            Some(Dialog::SignIn) => blocked(
+                "Codex is not signed in: run `codex login` once (each session gets a copy of \
+                 ~/.codex/auth.json), or configure a provider under plugins.config.codex.config",
+                &[],
+            ),
+            // A first message given at launch can go straight to an approval prompt: the agent
+            // is up, and the prompt is the operator's to answer.
+            None if patterns.composer(output).is_some() || patterns.is_approval(output) => {
+                Readiness::Ready
+            }
+            None => Readiness::Starting,
+        })
+    }
+
+    fn activity(&self, output: &str) -> PluginResult<Activity> {
+        let patterns = &self.settings.patterns;
+        // An approval first: the screen behind it may still say it works.
+        Ok(
+            if patterns.dialog(output).is_some() || patterns.is_approval(output) {
+                Activity::WaitingInput
+            } else if patterns.is_idle(output) {
+                Activity::Idle
+            } else {
+                Activity::Working
+            },
+        )
+    }
+
+    /// Never while an approval prompt shows: its selected option looks like composer text, and
+    /// the host's extra Enter would answer it.
+    fn input_pending(&self, output: &str) -> PluginResult<bool> {
+        Ok(self.settings.patterns.has_pending_input(output))
+    }
+
+    /// The configured command answering `--version`, and credentials to seed sessions with.
+    fn doctor(&self) -> PluginResult<Vec<DoctorCheck>> {
+        let cli = Program::new(
+            self.settings.command.as_str(),
+            "`npm install -g @openai/codex`, or set plugins.config.codex.command to where it is",
+        );
+        let auth = self.user_home.join("auth.json");
+        let credentials = if auth.is_file() {
+            DoctorCheck::passed("codex credentials", auth.display().to_string())
+        } else if self.settings.config.contains_key("model_provider") {
+            DoctorCheck::passed(
+                "codex credentials",
+                "a provider of its own (plugins.config.codex.config.model_provider)",
+            )
+        } else {
+            DoctorCheck::failed(
+                "codex credentials",
+                format!(
+                    "no {}: run `codex login` (each session gets a copy), or configure a \
+                     provider under plugins.config.codex.config",
+                    auth.display()
+                ),
+            )
+        };
+        Ok(vec![cli.version_check(&["--version"]), credentials])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ao_plugin_api::abi_stable::std_types::RString;
+
+    use super::*;
+
+    fn codex(data_dir: &Path, config_yaml: &str) -> PluginResult<Codex> {
+        Codex::new(&PluginContext {
+            plugin_name: RString::from("codex"),
+            data_dir: RString::from(data_dir.display().to_string()),
+            config_yaml: RString::from(config_yaml),
+        })
+    }
+
+    fn session(workspace: &Path, agent_config: &str) -> AgentSession {
+        AgentSession {
+            session_id: "app-1".into(),
+            project_id: "app".into(),
+            branch: "session/app-1".into(),
+            workspace_path: workspace.display().to_string().into(),
+            system_prompt: Some(RString::from("You are \"app-1\".")).into(),
+            agent_config: agent_config.into(),
+        }
+    }
+
+    fn request(session: AgentSession, first: Option<&str>, resume: Option<&str>) -> LaunchRequest {
+        LaunchRequest {
+            session,
+            first_message: first.map(RString::from).into(),
+            event_command: vec![RString::from("/bin/ao-host"), RString::from("hook")].into(),
+            resume: resume.map(RString::from).into(),
+            allowed_commands: Default::default(),
+        }
+    }
+
+    fn argv(plan: &LaunchPlan) -> Vec<String> {
+        plan.argv.iter().map(|a| a.to_string()).collect()
+    }
+
+    struct Temp(PathBuf);
+    impl Temp {
+        fn new(tag: &str) -> Self {
+            let path = std::env::temp_dir().join(format!("ao-codex-{tag}-{}", std::process::id()));
+            std::fs::create_dir_all(path.join("ws")).unwrap();
+            Self(path)
+        }
+    }
+    impl Drop for Temp {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_new_session_takes_its_task_after_dashes_in_a_home_of_its_own() {
+        let temp = Temp::new("new");
+        let codex = codex(
+            &temp.0,
+            "command: /opt/codex\ntrust_workspaces: true\nuser_home: /nonexistent\n\
+             config: { model_provider: local, model_providers.local: { base_url: 'http://x/v1', wire_api: responses } }\n",
+        )
+        .unwrap();
+        let task = "-rf \"$(x)\"\t\n🎉";
+        let plan = codex
+            .launch(&request(
+                session(
+                    &temp.0.join("ws"),
+                    "{ model: gpt-x, approval_policy: never }",
+                ),
+                Some(task),
+                None,
+            ))
+            .unwrap();
+        let argv = argv(&plan);
+        assert_eq!(argv[..2], ["/opt/codex", "--no-daemon"]);
+        assert_eq!(argv[argv.len() - 2..], ["--", task]);
+        assert!(plan.takes_first_message && plan.reports_events);
+        assert!(plan.conversation_id.is_none());
+        for setting in [
+            "disable_paste_burst=true",
+            "developer_instructions=\"You are \\\"app-1\\\".\"",
+            "approval_policy=\"never\"",
+            "model_provider=\"local\"",
+            "model_providers.local={\"base_url\" = \"http://x/v1\", \"wire_api\" = \"responses\"}",
+        ] {
+            assert!(
+                argv.windows(2).any(|w| w == ["-c", setting]),
+                "{setting}: {argv:?}"
+            );
+        }
+        assert!(argv.windows(2).any(|w| w == ["--model", "gpt-x"]));
+        let env = codex.environment(&session(&temp.0.join("ws"), "")).unwrap();
+        let home = temp
+            .0
+            .canonicalize()
+            .unwrap()
+            .join("codex/sessions/app-1/home");
+        assert_eq!(
+            env[0],
+            EnvVar::new("CODEX_HOME", home.display().to_string())
+        );
+        let config = std::fs::read_to_string(home.join("config.toml")).unwrap();
+        assert!(config.contains(&format!("[projects.\"{}\"]", temp.0.join("ws").display())));
+        assert!(home.join("hooks.json").is_file());
+    }
+
+    #[test]
+    fn a_restore_resumes_the_reported_conversation_and_refuses_anything_else() {
+        let temp = Temp::new("resume");
+        let codex = codex(&temp.0, "user_home: /nonexistent").unwrap();
+        let id = "01a217be-7b23-76d2-84c0-5deb4a1ec915";
+        let plan = codex
+            .launch(&request(session(&temp.0.join("ws"), ""), None, Some(id)))
+            .unwrap();
+        let argv = argv(&plan);
+        assert_eq!(argv[..3], ["codex", "resume", "--no-daemon"]);
+        assert_eq!(argv[argv.len() - 2..], ["--", id]);
+        assert!(!argv.iter().any(|a| a.starts_with("developer_instructions")));
+        assert_eq!(plan.conversation_id.as_ref().into_option().unwrap(), id);
+        assert!(!plan.takes_first_message);
+        for bad in ["--last", "", "../x"] {
+            let error = codex
+                .launch(&request(session(&temp.0.join("ws"), ""), None, Some(bad)))
+                .unwrap_err();
+            assert!(error.message().contains("UUID"), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn settings_errors_name_the_field_and_the_fix() {
+        let temp = Temp::new("errors");
+        let error = |yaml: &str| codex(&temp.0, yaml).err().unwrap().message().to_string();
+        assert!(error("comand: x").contains("unknown field `comand`"));
+        assert!(error("command: ''").contains("plugins.config.codex.command"));
+        assert!(error("config: { 'a b': 1 }").contains("not a Codex setting name"));
+        assert!(error("config: { model: null }").contains("plugins.config.codex.config.model"));
+        let codex = codex(&temp.0, "").unwrap();
+        for (agent_config, want) in [
+            (
+                "{ approval_policy: untrusted }",
+                "agent_config.approval_policy",
+            ),
+            ("{ sandbox_mode: open }", "agent_config.sandbox_mode"),
+            (
+                "{ permission_mode: x }",
+                "codex accepts model, approval_policy",
+            ),
+        ] {
+            let error = codex
+                .launch(&request(
+                    session(&temp.0.join("ws"), agent_config),
+                    None,
+                    None,
+                ))
+                .unwrap_err();
+            assert!(
+                error.message().contains(want),
+                "{agent_config}: {}",
+                error.message()
+            );
+        }
+    }
+
+    #[test]
+    fn a_long_task_is_typed_in_rather_than_passed() {
+        let temp = Temp::new("long");
+        let codex = codex(&temp.0, "user_home: /nonexistent").unwrap();
+        let long = "x".repeat(MAX_INLINE_MESSAGE_BYTES + 1);
+        let plan = codex
+            .launch(&request(session(&temp.0.join("ws"), ""), Some(&long), None))
+            .unwrap();
+        assert!(!plan.takes_first_message);
+        assert_eq!(argv(&plan).last().map(String::as_str), Some("--"));
+    }
+
+    #[test]
+    fn the_trust_dialog_is_answered_only_when_allowed() {
+        let temp = Temp::new("ready");
+        let screen = |name: &str| {
+            std::fs::read_to_string(format!(
+                "{}/tests/screens/{name}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap()
+        };
+        let trusting = codex(&temp.0, "trust_workspaces: true").unwrap();
+        let asking = codex(&temp.0, "").unwrap();
+        let trust = screen("trust-dialog.txt");
+        match trusting.is_ready(&trust).unwrap() {
+            Readiness::Blocked { answer, .. } => assert_eq!(answer.len(), 1),
+            other => panic!("{other:?}"),
+        }
+        match asking.is_ready(&trust).unwrap() {
+            Readiness::Blocked { answer, reason } => {
+                assert!(answer.is_empty());
+                assert!(reason.contains("trust_workspaces"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            asking.is_ready(&screen("fresh-start.txt")).unwrap(),
+            Readiness::Ready
+        );
+        assert_eq!(
+            asking.is_ready(&screen("permission-prompt.txt")).unwrap(),
+            Readiness::Ready
+        );
+        assert_eq!(asking.is_ready("").unwrap(), Readiness::Starting);
+        assert_eq!(
+            asking.activity(&screen("permission-prompt.txt")).unwrap(),
+            Activity::WaitingInput
+        );
+        assert_eq!(
+            asking.activity(&screen("busy-slow-reply.txt")).unwrap(),
+            Activity::Working
+        );
+        assert_eq!(
+            asking.activity(&screen("finished-turn.txt")).unwrap(),
+            Activity::Idle
+        );
+    }
+}
