@@ -1,0 +1,369 @@
+//! A loopback stand-in for an OpenAI-compatible Chat Completions API, so the real OpenCode CLI
+//! completes whole turns offline: a provider in OpenCode's config with
+//! `npm: "@ai-sdk/openai-compatible"` and `options.baseURL` = [`ChatCompletionsApi::base_url`]
+//! (which ends in `/v1`).
+//!
+//! Served by `standin_http` (declare both modules in the test file). Routes:
+//! - `POST /v1/chat/completions` (also without `/v1`): with `"stream": true` (OpenCode 1.18
+//!   always streams) `data: {chat.completion.chunk}` events, a last chunk with `usage` and no
+//!   choices (`stream_options.include_usage`), then `data: [DONE]`; otherwise one
+//!   `chat.completion` document;
+//! - `GET /v1/models`: the one model, `standin-model`;
+//! - anything else: 404 with an OpenAI-style JSON error (still recorded).
+//!
+//! Replies to the main conversation are scripted by its last message:
+//! - a `tool` message (a tool's result): the text "tool done";
+//! - otherwise the last user message's text: `AO_TOOL:<shell command>` (to the end of that line)
+//!   calls OpenCode's `bash` tool with that command; `AO_SLOW:<ms>` streams the reply in pieces
+//!   over about that long; anything else gets "Done.".
+//!
+//! Side requests get "Stand-in title" at once. OpenCode 1.18 sends one per new conversation,
+//! right before the first turn's: the title generator (system prompt "You are a title
+//! generator…", the user's first message repeated, no `tools`). The conversation's requests
+//! carry OpenCode's tool list; see [`ChatRequest::is_conversation`].
+
+#![allow(dead_code)] // each test file uses a different part of this module
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+pub use crate::standin_http::RecordedRequest;
+use crate::standin_http::{Reply, StandIn};
+
+pub const MODEL: &str = "standin-model";
+pub const SIDE_REPLY: &str = "Stand-in title";
+pub const TOOL_DONE_REPLY: &str = "tool done";
+pub const DEFAULT_REPLY: &str = "Done.";
+
+/// What the stand-in tells apart in a recorded request.
+pub trait ChatRequest {
+    /// A `POST …/chat/completions` request.
+    fn is_chat(&self) -> bool;
+    /// A request of the main conversation: it offers tools (OpenCode's title request does not).
+    fn is_conversation(&self) -> bool;
+    /// The texts of every user message, in order (a message whose content is a list of parts
+    /// gives one text per text part).
+    fn user_texts(&self) -> Vec<String>;
+}
+
+impl ChatRequest for RecordedRequest {
+    fn is_chat(&self) -> bool {
+        self.method == "POST"
+            && (self.path == "/v1/chat/completions" || self.path == "/chat/completions")
+    }
+
+    fn is_conversation(&self) -> bool {
+        self.is_chat()
+            && self
+                .body
+                .get("tools")
+                .and_then(Value::as_array)
+                .is_some_and(|tools| !tools.is_empty())
+    }
+
+    fn user_texts(&self) -> Vec<String> {
+        messages(&self.body)
+            .iter()
+            .filter(|m| m["role"] == "user")
+            .flat_map(texts)
+            .collect()
+    }
+}
+
+fn messages(body: &Value) -> &[Value] {
+    body.get("messages")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+
+fn texts(message: &Value) -> Vec<String> {
+    match message.get("content") {
+        Some(Value::String(text)) => vec![text.clone()],
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter(|p| p["type"] == "text")
+            .filter_map(|p| p["text"].as_str())
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The value after `marker` on its line, in any text of `message`.
+fn marked<'a>(texts: &'a [String], marker: &str) -> Option<&'a str> {
+    texts.iter().find_map(|text| {
+        let at = text.find(marker)?;
+        Some(
+            text[at + marker.len()..]
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim(),
+        )
+    })
+}
+
+enum Answer {
+    Text { text: String, over: Duration },
+    Bash(String),
+}
+
+fn answer(body: &Value) -> Answer {
+    let offers_tools = body
+        .get("tools")
+        .and_then(Value::as_array)
+        .is_some_and(|tools| !tools.is_empty());
+    let text = |text: &str| Answer::Text {
+        text: text.into(),
+        over: Duration::ZERO,
+    };
+    if !offers_tools {
+        return text(SIDE_REPLY);
+    }
+    let Some(last) = messages(body).last() else {
+        return text(DEFAULT_REPLY);
+    };
+    if last["role"] == "tool" {
+        return text(TOOL_DONE_REPLY);
+    }
+    let texts = texts(last);
+    if let Some(command) = marked(&texts, "AO_TOOL:") {
+        return Answer::Bash(command.to_string());
+    }
+    match marked(&texts, "AO_SLOW:").and_then(|ms| ms.parse().ok()) {
+        Some(ms) => Answer::Text {
+            text: DEFAULT_REPLY.into(),
+            over: Duration::from_millis(ms),
+        },
+        None => text(DEFAULT_REPLY),
+    }
+}
+
+fn chunk(delta: Value, finish: Option<&str>) -> Value {
+    json!({
+        "id": "chatcmpl-standin",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": MODEL,
+        "choices": [{ "index": 0, "delta": delta, "finish_reason": finish }],
+    })
+}
+
+fn usage() -> Value {
+    json!({ "prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13 })
+}
+
+fn stream(reply: &mut Reply, answer: Answer) -> std::io::Result<()> {
+    reply.start_events()?;
+    let finish = match answer {
+        Answer::Bash(command) => {
+            let arguments = json!({ "command": command, "description": "Run the command" });
+            reply.event(
+                None,
+                &chunk(
+                    json!({ "role": "assistant", "content": null, "tool_calls": [{
+                        "index": 0, "id": "call_standin", "type": "function",
+                        "function": { "name": "bash", "arguments": "" },
+                    }]}),
+                    None,
+                ),
+            )?;
+            reply.event(
+                None,
+                &chunk(
+                    json!({ "tool_calls": [{
+                        "index": 0, "function": { "arguments": arguments.to_string() },
+                    }]}),
+                    None,
+                ),
+            )?;
+            "tool_calls"
+        }
+        Answer::Text { text, over } => {
+            reply.event(
+                None,
+                &chunk(json!({ "role": "assistant", "content": "" }), None),
+            )?;
+            let words: Vec<&str> = text.split_inclusive(' ').collect();
+            let pause = over / words.len().max(1) as u32;
+            for word in words {
+                std::thread::sleep(pause);
+                reply.event(None, &chunk(json!({ "content": word }), None))?;
+            }
+            "stop"
+        }
+    };
+    reply.event(None, &chunk(json!({}), Some(finish)))?;
+    reply.event(
+        None,
+        &json!({
+            "id": "chatcmpl-standin", "object": "chat.completion.chunk", "created": 0,
+            "model": MODEL, "choices": [], "usage": usage(),
+        }),
+    )?;
+    reply.data("[DONE]")?;
+    reply.finish_events()
+}
+
+fn whole(reply: &mut Reply, answer: Answer) -> std::io::Result<()> {
+    let (message, finish) = match answer {
+        Answer::Bash(command) => (
+            json!({ "role": "assistant", "content": null, "tool_calls": [{
+                "id": "call_standin", "type": "function",
+                "function": {
+                    "name": "bash",
+                    "arguments": json!({ "command": command, "description": "Run the command" }).to_string(),
+                },
+            }]}),
+            "tool_calls",
+        ),
+        Answer::Text { text, over } => {
+            std::thread::sleep(over);
+            (json!({ "role": "assistant", "content": text }), "stop")
+        }
+    };
+    reply.json(
+        200,
+        &json!({
+            "id": "chatcmpl-standin", "object": "chat.completion", "created": 0, "model": MODEL,
+            "choices": [{ "index": 0, "message": message, "finish_reason": finish }],
+            "usage": usage(),
+        }),
+    )
+}
+
+/// The running stand-in.
+pub struct ChatCompletionsApi {
+    server: StandIn,
+}
+
+impl ChatCompletionsApi {
+    pub fn start() -> Self {
+        let server = StandIn::start("chat-completions", |request, reply| {
+            if request.is_chat() {
+                let answer = answer(&request.body);
+                return if request.body["stream"] == true {
+                    stream(reply, answer)
+                } else {
+                    whole(reply, answer)
+                };
+            }
+            if request.method == "GET" && request.path.ends_with("/models") {
+                return reply.json(
+                    200,
+                    &json!({ "object": "list", "data": [{ "id": MODEL, "object": "model" }] }),
+                );
+            }
+            reply.json(
+                404,
+                &json!({ "error": { "message": format!("no route {}", request.path), "type": "not_found" } }),
+            )
+        });
+        Self { server }
+    }
+
+    /// `http://127.0.0.1:PORT/v1`, OpenCode's `options.baseURL`.
+    pub fn base_url(&self) -> String {
+        format!("{}/v1", self.server.base_url())
+    }
+
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.server.requests()
+    }
+
+    /// The main conversation's requests, in order.
+    pub fn conversation_requests(&self) -> Vec<RecordedRequest> {
+        self.requests()
+            .into_iter()
+            .filter(ChatRequest::is_conversation)
+            .collect()
+    }
+
+    pub fn wait_for(&self, timeout: Duration, done: impl Fn(&[RecordedRequest]) -> bool) -> bool {
+        self.server.wait_for(timeout, done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::standin_http::{event_data, post};
+
+    fn api_port(api: &ChatCompletionsApi) -> u16 {
+        api.base_url()
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .trim_end_matches("/v1")
+            .parse()
+            .unwrap()
+    }
+
+    fn conversation(last: Value) -> Value {
+        json!({
+            "model": MODEL, "stream": true,
+            "tools": [{ "type": "function", "function": { "name": "bash" } }],
+            "messages": [{ "role": "system", "content": "sys" }, last],
+        })
+    }
+
+    #[test]
+    fn markers_script_the_conversation_and_side_requests_get_a_title() {
+        let api = ChatCompletionsApi::start();
+        let port = api_port(&api);
+        let (head, body) = post(
+            port,
+            "/v1/chat/completions",
+            &conversation(json!({ "role": "user", "content": "go\nAO_TOOL:echo hi > f.txt\n" })),
+        );
+        assert!(head.contains("text/event-stream"), "{head}");
+        let events = event_data(&body);
+        assert_eq!(
+            events[1]["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"],
+            json!({ "command": "echo hi > f.txt", "description": "Run the command" }).to_string()
+        );
+        assert_eq!(events[2]["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(events.last().unwrap(), &Value::String("[DONE]".into()));
+
+        let (_, body) = post(
+            port,
+            "/v1/chat/completions",
+            &conversation(json!({ "role": "tool", "tool_call_id": "call_standin", "content": "" })),
+        );
+        let text: String = event_data(&body)
+            .iter()
+            .filter_map(|e| {
+                e["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .map(String::from)
+            })
+            .collect();
+        assert_eq!(text, TOOL_DONE_REPLY);
+
+        let started = std::time::Instant::now();
+        post(
+            port,
+            "/chat/completions",
+            &conversation(
+                json!({ "role": "user", "content": [{ "type": "text", "text": "AO_SLOW:300" }] }),
+            ),
+        );
+        assert!(started.elapsed() >= Duration::from_millis(300));
+
+        let (head, body) = post(
+            port,
+            "/v1/chat/completions",
+            &json!({ "model": MODEL, "messages": [{ "role": "user", "content": "AO_TOOL:x" }] }),
+        );
+        assert!(head.contains("application/json"), "{head}");
+        let reply: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(reply["choices"][0]["message"]["content"], SIDE_REPLY);
+
+        let requests = api.requests();
+        assert_eq!(requests.len(), 4);
+        assert_eq!(api.conversation_requests().len(), 3);
+        assert_eq!(requests[0].user_texts(), ["go\nAO_TOOL:echo hi > f.txt\n"]);
+    }
+}
