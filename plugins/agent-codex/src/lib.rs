@@ -293,6 +293,9 @@ impl Agent for Codex {
             "check_for_update_on_startup=false".to_string(),
             // Its background thread fires `SessionStart` with another conversation's id.
             "features.memories=false".to_string(),
+            // A login shell's profile resets PATH, which starts with the folder of the
+            // `ao-host` that started the session (the orchestrator runs it by name).
+            "allow_login_shell=false".to_string(),
         ];
         // A resumed conversation has its instructions in its history already.
         if let (Some(prompt), None) = (session.system_prompt.as_ref().into_option(), &resume) {
