@@ -34,7 +34,8 @@ const fn const_str_eq(a: &str, b: &str) -> bool {
 ///
 /// ```ignore
 /// ao_plugin_api::export_plugins! {
-///     runtime "tmux" => TmuxRuntime,
+///     runtime "tmux" => TmuxRuntime [remote],
+///     agent "mine" => MyAgent,
 /// }
 /// ```
 ///
@@ -42,9 +43,14 @@ const fn const_str_eq(a: &str, b: &str) -> bool {
 /// it in `ao-rs.yaml`, and a type implementing the matching trait. The plugin's version is the
 /// calling crate's `CARGO_PKG_VERSION`. Invoke it once per library, at the crate root; the crate
 /// must have `crate-type = ["cdylib"]`.
+///
+/// `[remote]` says the plugin also works on another host (`ao-host spawn --host`): it reaches
+/// programs and files only through [`crate::program`], [`crate::files`] and
+/// [`crate::session_files`], which carry the host's transport. Without it, the host refuses to
+/// use the plugin on another host.
 #[macro_export]
 macro_rules! export_plugins {
-    ($($kind:ident $name:literal => $plugin:ty),+ $(,)?) => {
+    ($($kind:ident $name:literal => $plugin:ty $([$capability:ident])?),+ $(,)?) => {
         #[doc(hidden)]
         const __AO_PLUGIN_MANIFEST_ENTRIES: &[$crate::manifest::ManifestEntry] = &[
             $($crate::manifest::ManifestEntry {
@@ -67,6 +73,17 @@ macro_rules! export_plugins {
             );
 
         #[doc(hidden)]
+        const __AO_PLUGIN_REMOTE_FLAGS: &[(&str, bool)] = &[
+            $(($name, $crate::__is_remote!($($capability)?)),)+
+        ];
+
+        /// Which of these plugins work on another host; read by the host from the file.
+        #[unsafe(no_mangle)]
+        pub static AO_PLUGIN_REMOTE: $crate::manifest::RemoteNames<
+            { $crate::manifest::remote_names_len(__AO_PLUGIN_REMOTE_FLAGS) },
+        > = $crate::manifest::RemoteNames::new(__AO_PLUGIN_REMOTE_FLAGS);
+
+        #[doc(hidden)]
         fn __ao_plugin_root_module() -> $crate::PluginLibraryRef {
             use $crate::abi_stable::prefix_type::PrefixTypeTrait as _;
             $crate::PluginLibrary {
@@ -80,6 +97,12 @@ macro_rules! export_plugins {
                         constructor: $crate::__plugin_constructor!($kind $plugin),
                     },)+
                 ])),
+                remote: $crate::abi_stable::std_types::RSlice::from_slice(::std::vec::Vec::leak(
+                    [$($crate::__remote_declaration!($kind $name $plugin $(, $capability)?),)+]
+                        .into_iter()
+                        .flatten()
+                        .collect::<::std::vec::Vec<$crate::RemoteDeclaration>>(),
+                )),
             }
             .leak_into_prefix()
         }
@@ -120,6 +143,62 @@ macro_rules! __plugin_constructor {
             "unknown plugin kind `",
             stringify!($other),
             "`: expected runtime, agent or workspace"
+        ))
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __remote_declaration {
+    ($kind:ident $name:literal $plugin:ty) => {
+        ::std::option::Option::None
+    };
+    ($kind:ident $name:literal $plugin:ty, remote) => {
+        ::std::option::Option::Some($crate::RemoteDeclaration {
+            name: $crate::abi_stable::std_types::RStr::from_str($name),
+            constructor: $crate::__remote_constructor!($kind $plugin),
+        })
+    };
+    ($kind:ident $name:literal $plugin:ty, $other:ident) => {
+        ::std::option::Option::None
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __remote_constructor {
+    (runtime $plugin:ty) => {
+        $crate::RemoteConstructor::Runtime($crate::ffi::construct_remote_runtime::<$plugin>)
+    };
+    (agent $plugin:ty) => {
+        $crate::RemoteConstructor::Agent($crate::ffi::construct_remote_agent::<$plugin>)
+    };
+    (workspace $plugin:ty) => {
+        $crate::RemoteConstructor::Workspace($crate::ffi::construct_remote_workspace::<$plugin>)
+    };
+    ($other:ident $plugin:ty) => {
+        compile_error!(concat!(
+            "unknown plugin kind `",
+            stringify!($other),
+            "`: expected runtime, agent or workspace"
+        ))
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __is_remote {
+    () => {
+        false
+    };
+    (remote) => {
+        true
+    };
+    ($other:ident) => {
+        compile_error!(concat!(
+            "unknown capability `[",
+            stringify!($other),
+            "]`: the one there is, is `[remote]`"
         ))
     };
 }

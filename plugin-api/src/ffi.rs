@@ -24,7 +24,7 @@ use crate::{
     traits::{Agent, Runtime, Workspace},
     types::{
         Activity, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext,
-        Readiness, RepositoryInfo, RuntimeCreateRequest, WorkspaceCreateConfig,
+        Readiness, RepositoryInfo, RuntimeCreateRequest, Transport, WorkspaceCreateConfig,
     },
 };
 
@@ -144,13 +144,18 @@ fn install_panic_hook() {
     });
 }
 
-/// Runs plugin code, turning both its error and a panic into an FFI-safe result.
-fn guarded<T, R>(call: &str, body: impl FnOnce() -> PluginResult<T>) -> RResult<R, PluginError>
+/// Runs plugin code, turning both its error and a panic into an FFI-safe result; with
+/// `remote`, as the current transport (see [`crate::remote`]).
+fn guarded<T, R>(
+    remote: Option<&Transport>,
+    call: &str,
+    body: impl FnOnce() -> PluginResult<T>,
+) -> RResult<R, PluginError>
 where
     T: Into<R>,
 {
     install_panic_hook();
-    match catch_unwind(AssertUnwindSafe(body)) {
+    match catch_unwind(AssertUnwindSafe(|| crate::remote::scoped(remote, body))) {
         Ok(Ok(value)) => ROk(value.into()),
         Ok(Err(error)) => RErr(error),
         Err(payload) => {
@@ -177,50 +182,56 @@ fn to_rvec(items: Vec<String>) -> RVec<RString> {
 
 /// Wraps a [`Runtime`] so it can be handed across the boundary.
 #[doc(hidden)]
-pub struct RuntimeAdapter<T>(T);
+pub struct RuntimeAdapter<T>(T, Option<Transport>);
 
 impl<T: Runtime> RuntimeFfi for RuntimeAdapter<T> {
     fn create(&self, request: &RuntimeCreateRequest) -> RResult<RString, PluginError> {
-        guarded("create", || self.0.create(request))
+        guarded(self.1.as_ref(), "create", || self.0.create(request))
     }
     fn send_message(&self, handle: RStr<'_>, text: RStr<'_>) -> RResult<(), PluginError> {
-        guarded("send_message", || {
+        guarded(self.1.as_ref(), "send_message", || {
             self.0.send_message(handle.as_str(), text.as_str())
         })
     }
     fn send_keys(&self, handle: RStr<'_>, keys: RSlice<'_, RString>) -> RResult<(), PluginError> {
-        guarded("send_keys", || {
+        guarded(self.1.as_ref(), "send_keys", || {
             self.0.send_keys(handle.as_str(), keys.as_slice())
         })
     }
     fn capture_output(&self, handle: RStr<'_>, lines: u32) -> RResult<RString, PluginError> {
-        guarded("capture_output", || {
+        guarded(self.1.as_ref(), "capture_output", || {
             self.0.capture_output(handle.as_str(), lines)
         })
     }
     fn is_alive(&self, handle: RStr<'_>) -> RResult<bool, PluginError> {
-        guarded("is_alive", || self.0.is_alive(handle.as_str()))
+        guarded(self.1.as_ref(), "is_alive", || {
+            self.0.is_alive(handle.as_str())
+        })
     }
     fn destroy(&self, handle: RStr<'_>) -> RResult<(), PluginError> {
-        guarded("destroy", || self.0.destroy(handle.as_str()))
+        guarded(self.1.as_ref(), "destroy", || {
+            self.0.destroy(handle.as_str())
+        })
     }
     fn attach_command(&self, handle: RStr<'_>) -> RResult<RVec<RString>, PluginError> {
-        guarded("attach_command", || {
+        guarded(self.1.as_ref(), "attach_command", || {
             self.0.attach_command(handle.as_str()).map(to_rvec)
         })
     }
     fn alive_handles(&self) -> RResult<RVec<RString>, PluginError> {
-        guarded("alive_handles", || self.0.alive_handles().map(to_rvec))
+        guarded(self.1.as_ref(), "alive_handles", || {
+            self.0.alive_handles().map(to_rvec)
+        })
     }
     fn doctor(&self) -> RResult<RVec<DoctorCheck>, PluginError> {
-        guarded("doctor", || self.0.doctor())
+        guarded(self.1.as_ref(), "doctor", || self.0.doctor())
     }
     fn capture_outputs(
         &self,
         handles: RSlice<'_, RString>,
         lines: u32,
     ) -> RResult<RVec<RResult<RString, PluginError>>, PluginError> {
-        guarded("capture_outputs", || {
+        guarded(self.1.as_ref(), "capture_outputs", || {
             self.0
                 .capture_outputs(handles.as_slice(), lines)
                 .map(|screens| {
@@ -232,10 +243,12 @@ impl<T: Runtime> RuntimeFfi for RuntimeAdapter<T> {
         })
     }
     fn owned_handles(&self) -> RResult<RVec<RString>, PluginError> {
-        guarded("owned_handles", || self.0.owned_handles().map(to_rvec))
+        guarded(self.1.as_ref(), "owned_handles", || {
+            self.0.owned_handles().map(to_rvec)
+        })
     }
     fn capture_styled(&self, handle: RStr<'_>, lines: u32) -> RResult<RString, PluginError> {
-        guarded("capture_styled", || {
+        guarded(self.1.as_ref(), "capture_styled", || {
             self.0.capture_styled(handle.as_str(), lines)
         })
     }
@@ -243,91 +256,153 @@ impl<T: Runtime> RuntimeFfi for RuntimeAdapter<T> {
 
 /// Wraps an [`Agent`] so it can be handed across the boundary.
 #[doc(hidden)]
-pub struct AgentAdapter<T>(T);
+pub struct AgentAdapter<T>(T, Option<Transport>);
 
 impl<T: Agent> AgentFfi for AgentAdapter<T> {
     fn launch_command(&self, session: &AgentSession) -> RResult<RVec<RString>, PluginError> {
-        guarded("launch_command", || {
+        guarded(self.1.as_ref(), "launch_command", || {
             self.0.launch_command(session).map(to_rvec)
         })
     }
     fn environment(&self, session: &AgentSession) -> RResult<RVec<EnvVar>, PluginError> {
-        guarded("environment", || self.0.environment(session))
+        guarded(self.1.as_ref(), "environment", || {
+            self.0.environment(session)
+        })
     }
     fn is_ready(&self, output: RStr<'_>) -> RResult<Readiness, PluginError> {
-        guarded("is_ready", || self.0.is_ready(output.as_str()))
+        guarded(self.1.as_ref(), "is_ready", || {
+            self.0.is_ready(output.as_str())
+        })
     }
     fn activity(&self, output: RStr<'_>) -> RResult<Activity, PluginError> {
-        guarded("activity", || self.0.activity(output.as_str()))
+        guarded(self.1.as_ref(), "activity", || {
+            self.0.activity(output.as_str())
+        })
     }
     fn input_pending(&self, output: RStr<'_>) -> RResult<bool, PluginError> {
-        guarded("input_pending", || self.0.input_pending(output.as_str()))
+        guarded(self.1.as_ref(), "input_pending", || {
+            self.0.input_pending(output.as_str())
+        })
     }
     fn doctor(&self) -> RResult<RVec<DoctorCheck>, PluginError> {
-        guarded("doctor", || self.0.doctor())
+        guarded(self.1.as_ref(), "doctor", || self.0.doctor())
     }
     fn launch(&self, request: &LaunchRequest) -> RResult<LaunchPlan, PluginError> {
-        guarded("launch", || self.0.launch(request))
+        guarded(self.1.as_ref(), "launch", || self.0.launch(request))
     }
 }
 
 /// Wraps a [`Workspace`] so it can be handed across the boundary.
 #[doc(hidden)]
-pub struct WorkspaceAdapter<T>(T);
+pub struct WorkspaceAdapter<T>(T, Option<Transport>);
 
 impl<T: Workspace> WorkspaceFfi for WorkspaceAdapter<T> {
     fn create(&self, config: &WorkspaceCreateConfig) -> RResult<RString, PluginError> {
-        guarded("create", || self.0.create(config))
+        guarded(self.1.as_ref(), "create", || self.0.create(config))
     }
     fn destroy(&self, path: RStr<'_>, delete_branch: bool) -> RResult<(), PluginError> {
-        guarded("destroy", || self.0.destroy(path.as_str(), delete_branch))
+        guarded(self.1.as_ref(), "destroy", || {
+            self.0.destroy(path.as_str(), delete_branch)
+        })
     }
     fn exists(&self, path: RStr<'_>) -> RResult<bool, PluginError> {
-        guarded("exists", || self.0.exists(path.as_str()))
+        guarded(self.1.as_ref(), "exists", || self.0.exists(path.as_str()))
     }
     fn list_owned(&self) -> RResult<RVec<RString>, PluginError> {
-        guarded("list_owned", || self.0.list_owned().map(to_rvec))
+        guarded(self.1.as_ref(), "list_owned", || {
+            self.0.list_owned().map(to_rvec)
+        })
     }
     fn has_unsaved_work(&self, path: RStr<'_>) -> RResult<bool, PluginError> {
-        guarded("has_unsaved_work", || {
+        guarded(self.1.as_ref(), "has_unsaved_work", || {
             self.0.has_unsaved_work(path.as_str())
         })
     }
     fn doctor(&self) -> RResult<RVec<DoctorCheck>, PluginError> {
-        guarded("doctor", || self.0.doctor())
+        guarded(self.1.as_ref(), "doctor", || self.0.doctor())
     }
     fn discover_repository(&self, dir: RStr<'_>) -> RResult<RepositoryInfo, PluginError> {
-        guarded("discover_repository", || {
+        guarded(self.1.as_ref(), "discover_repository", || {
             self.0.discover_repository(dir.as_str())
         })
     }
 }
 
-/// Constructor entry points; `export_plugins!` stores one of these per plugin.
+/// Constructor entry points; `export_plugins!` stores one of these per plugin, and one of the
+/// `construct_remote_*` for a plugin marked `[remote]`.
 #[doc(hidden)]
 pub extern "C" fn construct_runtime<T: Runtime>(
     context: &PluginContext,
 ) -> RResult<RuntimeObject, PluginError> {
-    guarded("new", || {
-        T::new(context).map(|plugin| RuntimeFfi_TO::from_value(RuntimeAdapter(plugin), TD_Opaque))
-    })
+    build_runtime::<T>(context, None)
 }
 
 #[doc(hidden)]
 pub extern "C" fn construct_agent<T: Agent>(
     context: &PluginContext,
 ) -> RResult<AgentObject, PluginError> {
-    guarded("new", || {
-        T::new(context).map(|plugin| AgentFfi_TO::from_value(AgentAdapter(plugin), TD_Opaque))
-    })
+    build_agent::<T>(context, None)
 }
 
 #[doc(hidden)]
 pub extern "C" fn construct_workspace<T: Workspace>(
     context: &PluginContext,
 ) -> RResult<WorkspaceObject, PluginError> {
-    guarded("new", || {
+    build_workspace::<T>(context, None)
+}
+
+#[doc(hidden)]
+pub extern "C" fn construct_remote_runtime<T: Runtime>(
+    context: &PluginContext,
+    transport: &Transport,
+) -> RResult<RuntimeObject, PluginError> {
+    build_runtime::<T>(context, Some(transport))
+}
+
+#[doc(hidden)]
+pub extern "C" fn construct_remote_agent<T: Agent>(
+    context: &PluginContext,
+    transport: &Transport,
+) -> RResult<AgentObject, PluginError> {
+    build_agent::<T>(context, Some(transport))
+}
+
+#[doc(hidden)]
+pub extern "C" fn construct_remote_workspace<T: Workspace>(
+    context: &PluginContext,
+    transport: &Transport,
+) -> RResult<WorkspaceObject, PluginError> {
+    build_workspace::<T>(context, Some(transport))
+}
+
+fn build_runtime<T: Runtime>(
+    context: &PluginContext,
+    remote: Option<&Transport>,
+) -> RResult<RuntimeObject, PluginError> {
+    guarded(remote, "new", || {
+        T::new(context).map(|plugin| {
+            RuntimeFfi_TO::from_value(RuntimeAdapter(plugin, remote.cloned()), TD_Opaque)
+        })
+    })
+}
+
+fn build_agent<T: Agent>(
+    context: &PluginContext,
+    remote: Option<&Transport>,
+) -> RResult<AgentObject, PluginError> {
+    guarded(remote, "new", || {
         T::new(context)
-            .map(|plugin| WorkspaceFfi_TO::from_value(WorkspaceAdapter(plugin), TD_Opaque))
+            .map(|plugin| AgentFfi_TO::from_value(AgentAdapter(plugin, remote.cloned()), TD_Opaque))
+    })
+}
+
+fn build_workspace<T: Workspace>(
+    context: &PluginContext,
+    remote: Option<&Transport>,
+) -> RResult<WorkspaceObject, PluginError> {
+    guarded(remote, "new", || {
+        T::new(context).map(|plugin| {
+            WorkspaceFfi_TO::from_value(WorkspaceAdapter(plugin, remote.cloned()), TD_Opaque)
+        })
     })
 }

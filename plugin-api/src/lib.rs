@@ -20,8 +20,10 @@ pub mod config;
 mod error;
 mod export;
 pub mod ffi;
+pub mod files;
 pub mod manifest;
 pub mod program;
+pub mod remote;
 mod root;
 pub mod session_files;
 pub mod shell;
@@ -34,11 +36,15 @@ pub use abi_stable;
 
 pub use crate::{
     error::{PluginError, PluginErrorKind, PluginResult},
-    root::{PluginConstructor, PluginDeclaration, PluginLibrary, PluginLibraryRef},
+    root::{
+        PluginConstructor, PluginDeclaration, PluginLibrary, PluginLibraryRef, RemoteConstructor,
+        RemoteDeclaration,
+    },
     traits::{Agent, Runtime, Workspace},
     types::{
         Activity, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext,
-        PluginKind, Readiness, RepositoryInfo, RuntimeCreateRequest, WorkspaceCreateConfig,
+        PluginKind, Readiness, RepositoryInfo, RuntimeCreateRequest, Transport,
+        WorkspaceCreateConfig,
     },
 };
 

@@ -74,3 +74,69 @@ impl PluginManifest {
         }
     }
 }
+
+/// The companion symbol naming the library's plugins that work on another host (marked
+/// `[remote]`): their names, each followed by a NUL, in a plain byte array (no pointers), so
+/// the host reads it from the file like the manifest. Kept apart from [`PluginManifest`], whose
+/// layout is frozen; a library without it (built before 0.1.6) has no such plugin. (Added in
+/// 0.1.6.)
+pub const REMOTE_SYMBOL: &str = "AO_PLUGIN_REMOTE";
+
+/// The bytes of [`REMOTE_SYMBOL`], `N` of them (see [`remote_names_len`]).
+#[repr(transparent)]
+pub struct RemoteNames<const N: usize>(pub [u8; N]);
+
+/// How many bytes [`RemoteNames`] needs for the names of `plugins` whose flag is set (at least
+/// one, so the symbol is never empty).
+pub const fn remote_names_len(plugins: &[(&str, bool)]) -> usize {
+    let mut len = 0;
+    let mut i = 0;
+    while i < plugins.len() {
+        if plugins[i].1 {
+            len += plugins[i].0.len() + 1;
+        }
+        i += 1;
+    }
+    if len == 0 {
+        1
+    } else {
+        len
+    }
+}
+
+impl<const N: usize> RemoteNames<N> {
+    /// The names of `plugins` whose flag is set, each NUL-terminated (all NUL when none).
+    pub const fn new(plugins: &[(&str, bool)]) -> Self {
+        let mut bytes = [0u8; N];
+        let mut at = 0;
+        let mut i = 0;
+        while i < plugins.len() {
+            if plugins[i].1 {
+                let name = plugins[i].0.as_bytes();
+                let mut j = 0;
+                while j < name.len() {
+                    bytes[at] = name[j];
+                    at += 1;
+                    j += 1;
+                }
+                at += 1;
+            }
+            i += 1;
+        }
+        Self(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_names_list_the_flagged_plugins_nul_terminated() {
+        const PLUGINS: &[(&str, bool)] = &[("tmux", true), ("mine", false), ("git-worktree", true)];
+        const NAMES: RemoteNames<{ remote_names_len(PLUGINS) }> = RemoteNames::new(PLUGINS);
+        assert_eq!(&NAMES.0, b"tmux\0git-worktree\0");
+        const NONE: &[(&str, bool)] = &[("mine", false)];
+        assert_eq!(RemoteNames::<{ remote_names_len(NONE) }>::new(NONE).0, [0]);
+    }
+}

@@ -1,7 +1,9 @@
 //! Running the external programs plugins drive (`tmux`, `git`, …) with argv only, never a shell.
 //!
 //! Shared here so every plugin reports a missing program and a failed command the same way:
-//! the program, the arguments, what it printed, and how to install it.
+//! the program, the arguments, what it printed, and how to install it. A [`Program`] made while
+//! a plugin instance for another host is built runs there, over its transport (see
+//! [`crate::remote`]): the same calls, the same errors, with the host named.
 
 use std::{
     ffi::OsStr,
@@ -16,7 +18,8 @@ use std::{
 
 use crate::{
     error::{PluginError, PluginResult},
-    types::DoctorCheck,
+    remote,
+    types::{DoctorCheck, Transport},
 };
 
 /// How long [`Program::version_check`] lets `--version` take: a CLI that hangs there (waiting
@@ -56,6 +59,8 @@ pub fn find_on_path(program: &str) -> Option<PathBuf> {
 pub struct Program {
     name: String,
     install_hint: String,
+    /// The machine it runs on, when not this one (the current transport when it was made).
+    remote: Option<Transport>,
 }
 
 impl Program {
@@ -64,22 +69,30 @@ impl Program {
         Self {
             name: name.into(),
             install_hint: install_hint.into(),
+            remote: remote::current(),
         }
+    }
+
+    /// " on host `NAME`" when it runs on another machine, else nothing: for messages.
+    fn place(&self) -> String {
+        self.remote
+            .as_ref()
+            .map(Transport::on_host)
+            .unwrap_or_default()
     }
 
     pub fn name(&self) -> &str {
         &self.name
     }
 
-    /// A `Command` for this program, for callers that need to set it up further.
+    /// A `Command` for this program, for callers that need to set it up further (on another
+    /// machine, it is the transport's: set no environment on it, pass that as arguments).
     pub fn command<I, S>(&self, args: I) -> Command
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut command = Command::new(&self.name);
-        command.args(args);
-        command
+        self.command_in(None, args)
     }
 
     /// [`Program::command`], run in `cwd` when given.
@@ -88,7 +101,11 @@ impl Program {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut command = self.command(args);
+        if let Some(transport) = &self.remote {
+            return transport.command(&remote::command_line(cwd, &self.name, args));
+        }
+        let mut command = Command::new(&self.name);
+        command.args(args);
         if let Some(dir) = cwd {
             command.current_dir(dir);
         }
@@ -177,7 +194,30 @@ impl Program {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut command = self.command_in(cwd, args);
+        let mut command = match &self.remote {
+            // Stopping ssh here would leave the program running there: `timeout` there stops it
+            // (where the machine has one).
+            Some(transport) => {
+                let args: Vec<String> = args
+                    .into_iter()
+                    .map(|a| a.as_ref().to_string_lossy().into_owned())
+                    .collect();
+                let seconds = timeout.as_secs_f64().max(0.001);
+                let bounded = remote::command_line(
+                    cwd,
+                    "timeout",
+                    ["-k", "2", &format!("{seconds:.3}"), &self.name]
+                        .into_iter()
+                        .map(str::to_string)
+                        .chain(args.iter().cloned()),
+                );
+                let plain = remote::command_line(cwd, &self.name, &args);
+                transport.command(&format!(
+                    "if command -v timeout >/dev/null 2>&1; then {bounded}; else {plain}; fi"
+                ))
+            }
+            None => self.command_in(cwd, args),
+        };
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -244,6 +284,9 @@ impl Program {
     /// One `ao-host doctor` line for this program: where it was found and what `args` (its
     /// version flag) printed, or how to install it.
     pub fn version_check(&self, args: &[&str]) -> DoctorCheck {
+        if let Some(transport) = &self.remote {
+            return self.remote_version_check(transport, args);
+        }
         let Some(path) = find_on_path(&self.name) else {
             return DoctorCheck::failed(&self.name, self.missing_message());
         };
@@ -273,8 +316,45 @@ impl Program {
         }
     }
 
+    /// [`Program::version_check`] on another machine: where the program is there (`command -v`)
+    /// and what it printed, in one round trip.
+    fn remote_version_check(&self, transport: &Transport, args: &[&str]) -> DoctorCheck {
+        let what = format!("{}{}", self.name, self.place());
+        let line = format!(
+            "command -v {} || exit {}; {}",
+            crate::shell::join(&[&self.name]),
+            remote::NOT_FOUND_STATUS,
+            remote::command_line(None, &self.name, args)
+        );
+        let mut command = transport.command(&line);
+        command.stdin(Stdio::null());
+        let output = match command.output() {
+            Ok(output) => output,
+            Err(e) => return DoctorCheck::failed(what, self.spawn_error(e).to_string()),
+        };
+        if output.status.success() {
+            let text = String::from_utf8_lossy(&output.stdout);
+            let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+            let path = lines.next().unwrap_or_default().to_string();
+            let version = lines.next().unwrap_or("no version printed").to_string();
+            return DoctorCheck::passed(what, format!("{version} ({path})"));
+        }
+        DoctorCheck::failed(what, self.failure(&output).to_string())
+    }
+
     /// The error for a program that could not be started.
     pub fn spawn_error(&self, error: std::io::Error) -> PluginError {
+        if let Some(transport) = &self.remote {
+            return PluginError::unavailable(format!(
+                "cannot start `{}` to reach host `{}`: {error}",
+                transport
+                    .command
+                    .first()
+                    .map(|a| a.as_str())
+                    .unwrap_or("ssh"),
+                transport.host
+            ));
+        }
         if error.kind() == std::io::ErrorKind::NotFound {
             PluginError::unavailable(self.missing_message())
         } else {
@@ -286,7 +366,11 @@ impl Program {
     /// reports it as "not found" too, which would otherwise read as a missing program.
     fn start_error(&self, cwd: Option<&Path>, error: std::io::Error) -> PluginError {
         match cwd {
-            Some(dir) if error.kind() == std::io::ErrorKind::NotFound && !dir.is_dir() => {
+            Some(dir)
+                if self.remote.is_none()
+                    && error.kind() == std::io::ErrorKind::NotFound
+                    && !dir.is_dir() =>
+            {
                 PluginError::not_found(format!(
                     "cannot run `{}` in {}: no such folder",
                     self.name,
@@ -298,10 +382,10 @@ impl Program {
     }
 
     fn missing_message(&self) -> String {
-        let place = if self.name.contains('/') {
-            ""
-        } else {
-            " on PATH"
+        let place = match (&self.remote, self.name.contains('/')) {
+            (Some(transport), _) => transport.on_host(),
+            (None, true) => String::new(),
+            (None, false) => " on PATH".to_string(),
         };
         format!(
             "`{}` not found{place}: install it ({})",
@@ -309,8 +393,28 @@ impl Program {
         )
     }
 
-    /// The error for a run that exited non-zero.
+    /// The error for a run that exited non-zero. On another machine, the exit statuses of the
+    /// transport and its shell are told apart: the host not answering, the program missing
+    /// there, its working folder missing there.
     pub fn failure(&self, output: &Output) -> PluginError {
+        if let Some(transport) = &self.remote {
+            match output.status.code() {
+                Some(remote::TRANSPORT_FAILED_STATUS) => {
+                    return PluginError::unavailable(transport.failure_message(&output.stderr))
+                }
+                Some(remote::NOT_FOUND_STATUS) => {
+                    return PluginError::unavailable(self.missing_message())
+                }
+                Some(remote::NO_SUCH_FOLDER_STATUS) => {
+                    return PluginError::not_found(format!(
+                        "cannot run `{}`{}: its working folder does not exist there",
+                        self.name,
+                        self.place()
+                    ))
+                }
+                _ => {}
+            }
+        }
         let stderr = String::from_utf8_lossy(&output.stderr);
         let detail = stderr.trim();
         let detail = if detail.is_empty() {
@@ -319,8 +423,10 @@ impl Program {
             detail.to_string()
         };
         PluginError::failed(format!(
-            "`{}` failed ({}): {detail}",
-            self.name, output.status
+            "`{}`{} failed ({}): {detail}",
+            self.name,
+            self.place(),
+            output.status
         ))
     }
 }
@@ -384,12 +490,17 @@ impl Drain {
 /// For a runtime's `destroy`: closing a terminal (tmux `kill-session`) only sends SIGHUP, which
 /// some agents ignore and live on, unseen. The group id is its leader's pid, which the kernel
 /// does not reuse while any member lives, so this never signals a stranger.
+///
+/// In a plugin instance for another host, the group is that host's, signalled there.
 pub fn stop_process_group(pgid: u32, grace: Duration) -> bool {
     let Ok(group) = libc::pid_t::try_from(pgid) else {
         return true;
     };
     if group <= 1 {
         return true;
+    }
+    if let Some(transport) = remote::current() {
+        return stop_remote_process_group(&transport, pgid, grace);
     }
     // SAFETY: killpg only sends a signal; a group with no members left gives ESRCH.
     unsafe { libc::killpg(group, libc::SIGTERM) };
@@ -404,6 +515,23 @@ pub fn stop_process_group(pgid: u32, grace: Duration) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
     true
+}
+
+/// [`stop_process_group`] on another host: the same steps, as one script run there.
+fn stop_remote_process_group(transport: &Transport, pgid: u32, grace: Duration) -> bool {
+    const SCRIPT: &str = "kill -TERM -- -\"$1\" 2>/dev/null || exit 0; i=0; \
+        while kill -0 -- -\"$1\" 2>/dev/null; do \
+        if [ \"$i\" -ge \"$2\" ]; then kill -KILL -- -\"$1\" 2>/dev/null; sleep 0.1; \
+        kill -0 -- -\"$1\" 2>/dev/null && exit 1; exit 0; fi; \
+        i=$((i + 1)); sleep 0.05; done";
+    let polls = (grace.as_millis() / 50).to_string();
+    let line = crate::shell::join(&["sh", "-c", SCRIPT, "sh", &pgid.to_string(), &polls]);
+    let mut command = transport.command(&line);
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    command.status().is_ok_and(|status| status.success())
 }
 
 /// Whether any process of group `pgid` still runs. Zombies do not count: where PID 1 does not

@@ -11,7 +11,7 @@ use abi_stable::{
 use crate::{
     error::PluginError,
     ffi::{AgentObject, RuntimeObject, WorkspaceObject},
-    types::{PluginContext, PluginKind},
+    types::{PluginContext, PluginKind, Transport},
 };
 
 /// Builds one plugin instance from its context; which variant says which interface it has.
@@ -33,6 +33,26 @@ impl PluginConstructor {
     }
 }
 
+/// Builds one plugin instance that works on another host, through `transport` (see
+/// [`crate::remote`]). (Added in 0.1.6.)
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy)]
+pub enum RemoteConstructor {
+    Runtime(extern "C" fn(&PluginContext, &Transport) -> RResult<RuntimeObject, PluginError>),
+    Agent(extern "C" fn(&PluginContext, &Transport) -> RResult<AgentObject, PluginError>),
+    Workspace(extern "C" fn(&PluginContext, &Transport) -> RResult<WorkspaceObject, PluginError>),
+}
+
+/// A plugin of the library that can work on another host: its author marked it `[remote]` in
+/// `export_plugins!`, promising that it reaches programs and files only through the plugin-API
+/// helpers, which carry the transport. (Added in 0.1.6.)
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy)]
+pub struct RemoteDeclaration {
+    pub name: RStr<'static>,
+    pub constructor: RemoteConstructor,
+}
+
 /// One plugin provided by a library.
 #[repr(C)]
 #[derive(StableAbi, Clone, Copy)]
@@ -52,6 +72,10 @@ pub struct PluginLibrary {
     pub api_version: RStr<'static>,
     #[sabi(last_prefix_field)]
     pub plugins: RSlice<'static, PluginDeclaration>,
+    /// The plugins that can work on another host. A library built before 0.1.6 has none: the
+    /// host refuses to use its plugins on another host.
+    #[sabi(missing_field(default))]
+    pub remote: RSlice<'static, RemoteDeclaration>,
 }
 
 /// The version abi_stable compares between host and library.

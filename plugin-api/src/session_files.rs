@@ -5,22 +5,21 @@
 //! Everything lives under `<data_dir>/<plugin name>/sessions/<session id>/`, created owner-only
 //! (0700): hook settings name commands the agent runs, and seeded credentials may be copied in.
 
-use std::{
-    fs,
-    os::unix::fs::{DirBuilderExt, PermissionsExt},
-    path::{Path, PathBuf},
-};
+use std::path::{Component, Path, PathBuf};
 
 use crate::{
     error::{PluginError, PluginResult},
+    files::Files,
     types::PluginContext,
     validate::validate_id,
 };
 
-/// The per-session folders of one agent plugin.
+/// The per-session folders of one agent plugin, on the machine its sessions run on (the
+/// transport's, for an instance built for another host: see [`crate::remote`]).
 #[derive(Debug, Clone)]
 pub struct SessionFiles {
     root: PathBuf,
+    files: Files,
 }
 
 impl SessionFiles {
@@ -30,6 +29,7 @@ impl SessionFiles {
             root: Path::new(context.data_dir.as_str())
                 .join(context.plugin_name.as_str())
                 .join("sessions"),
+            files: Files::here(),
         }
     }
 
@@ -43,7 +43,9 @@ impl SessionFiles {
     /// The session's folder, created (with its parents) if missing and made owner-only.
     pub fn dir(&self, session_id: &str) -> PluginResult<PathBuf> {
         let dir = self.path(session_id)?;
-        create_private_dir(&dir)?;
+        self.files
+            .create_dir_all(&dir, true)
+            .map_err(|e| PluginError::failed(format!("creating {}: {e}", dir.display())))?;
         Ok(dir)
     }
 
@@ -54,34 +56,34 @@ impl SessionFiles {
         let relative = Path::new(name);
         let escapes = relative
             .components()
-            .any(|part| !matches!(part, std::path::Component::Normal(_)));
+            .any(|part| !matches!(part, Component::Normal(_)));
         if name.is_empty() || escapes {
             return Err(PluginError::invalid_input(format!(
                 "{name:?} is not a file name inside the session's folder"
             )));
         }
         let path = self.dir(session_id)?.join(relative);
-        let parent = path.parent().unwrap_or(&path);
-        create_private_dir(parent)?;
-        let file_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let temp = parent.join(format!(".{file_name}.{}.tmp", std::process::id()));
-        fs::write(&temp, contents)
-            .and_then(|()| fs::rename(&temp, &path))
-            .map_err(|e| {
-                let _ = fs::remove_file(&temp);
-                PluginError::failed(format!("writing {}: {e}", path.display()))
-            })?;
+        if let Some(parent) = path.parent() {
+            self.files
+                .create_dir_all(parent, true)
+                .map_err(|e| PluginError::failed(format!("creating {}: {e}", parent.display())))?;
+        }
+        self.files
+            .write(&path, contents)
+            .map_err(|e| PluginError::failed(format!("writing {}: {e}", path.display())))?;
         Ok(path)
+    }
+
+    /// Whether file `name` of the session's folder is there.
+    pub fn exists(&self, session_id: &str, name: &str) -> PluginResult<bool> {
+        Ok(self.files.is_file(&self.path(session_id)?.join(name)))
     }
 
     /// Reads `name` from the session's folder; `None` when it is not there.
     pub fn read(&self, session_id: &str, name: &str) -> PluginResult<Option<Vec<u8>>> {
         let path = self.path(session_id)?.join(name);
-        match fs::read(&path) {
-            Ok(bytes) => Ok(Some(bytes)),
+        match self.files.read_to_string(&path) {
+            Ok(text) => Ok(Some(text.into_bytes())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(PluginError::failed(format!(
                 "reading {}: {e}",
@@ -91,17 +93,10 @@ impl SessionFiles {
     }
 }
 
-fn create_private_dir(dir: &Path) -> PluginResult<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .and_then(|()| fs::set_permissions(dir, fs::Permissions::from_mode(0o700)))
-        .map_err(|e| PluginError::failed(format!("creating {}: {e}", dir.display())))
-}
-
 #[cfg(test)]
 mod tests {
+    use std::{fs, os::unix::fs::PermissionsExt};
+
     use abi_stable::std_types::RString;
 
     use super::*;

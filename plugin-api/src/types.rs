@@ -82,6 +82,20 @@ pub struct PluginContext {
     pub config_yaml: RString,
 }
 
+/// How a plugin reaches the machine its sessions live on, when that is not the host's own
+/// (`ao-host spawn --host NAME`). A plugin built with a transport runs everything there through
+/// [`crate::program::Program`], [`crate::files::Files`] and [`crate::session_files`], which
+/// pick it up by themselves. (Added in 0.1.6.)
+#[repr(C)]
+#[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Transport {
+    /// The host's name in `ao-rs.yaml` (`hosts.<name>`), for messages.
+    pub host: RString,
+    /// The argv that runs one POSIX shell command line on the host, given as its one last
+    /// argument: `ssh -o ControlPath=… -o BatchMode=yes -p 22 dev@10.0.0.12 --`.
+    pub command: RVec<RString>,
+}
+
 /// What a runtime needs to start an agent process.
 #[repr(C)]
 #[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -100,9 +114,11 @@ impl RuntimeCreateRequest {
     /// The working directory, refused unless it is an existing folder. Call it before starting
     /// anything: a runtime that starts the agent anyway runs it somewhere else (tmux falls back
     /// to the home folder), where it works on the wrong files.
+    ///
+    /// On another host (a plugin built with a [`Transport`]), the folder is looked for there.
     pub fn existing_cwd(&self) -> crate::PluginResult<&std::path::Path> {
         let cwd = std::path::Path::new(self.cwd.as_str());
-        if cwd.is_dir() {
+        if crate::files::Files::here().is_dir(cwd) {
             Ok(cwd)
         } else {
             Err(crate::PluginError::invalid_input(format!(

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::screen::{Dialog, ScreenPatterns};
 
 export_plugins! {
-    agent "claude-code" => ClaudeCode,
+    agent "claude-code" => ClaudeCode [remote],
 }
 
 /// `plugins.config.claude-code`.
@@ -99,12 +99,13 @@ impl ClaudeCode {
                 SYSTEM_PROMPT_FILE,
                 prompt.as_bytes(),
             )?),
-            None if resuming => Some(
-                self.files
-                    .path(&session.session_id)?
-                    .join(SYSTEM_PROMPT_FILE),
-            )
-            .filter(|path| path.is_file()),
+            None if resuming && self.files.exists(&session.session_id, SYSTEM_PROMPT_FILE)? => {
+                Some(
+                    self.files
+                        .path(&session.session_id)?
+                        .join(SYSTEM_PROMPT_FILE),
+                )
+            }
             None => None,
         };
         if let Some(file) = prompt_file {

@@ -24,14 +24,14 @@ use std::{
 };
 
 use ao_plugin_api::{
-    abi_stable::std_types::RString, export_plugins, program, program::Program,
+    abi_stable::std_types::RString, export_plugins, files::Files, program, program::Program,
     validate::validate_id, DoctorCheck, PluginContext, PluginError, PluginResult, Runtime,
     RuntimeCreateRequest,
 };
 use serde::Deserialize;
 
 export_plugins! {
-    runtime "tmux" => TmuxRuntime,
+    runtime "tmux" => TmuxRuntime [remote],
 }
 
 /// tmux sends a client's command to its server in one message of at most 16 KiB; longer launch
@@ -63,6 +63,8 @@ struct Settings {
 
 pub struct TmuxRuntime {
     tmux: Program,
+    /// The files of the machine tmux runs on (the launch files of long command lines).
+    files: Files,
     socket: Option<String>,
     /// The socket path of the server `socket` reaches from this process's environment, as tmux
     /// resolves it; the part of every handle after `@`.
@@ -244,9 +246,11 @@ impl TmuxRuntime {
                 argv
             });
         }
-        std::fs::create_dir_all(&self.launch_dir).map_err(|e| {
-            PluginError::failed(format!("creating {}: {e}", self.launch_dir.display()))
-        })?;
+        self.files
+            .create_dir_all(&self.launch_dir, true)
+            .map_err(|e| {
+                PluginError::failed(format!("creating {}: {e}", self.launch_dir.display()))
+            })?;
         let file = self.launch_dir.join(format!(
             "{}-{}.argv",
             request.session_id,
@@ -262,7 +266,10 @@ impl TmuxRuntime {
             data.extend_from_slice(arg.as_bytes());
             data.push(0);
         }
-        write_private(&file, &data)?;
+        // In an owner-only folder: only this user reads it.
+        self.files
+            .write(&file, &data)
+            .map_err(|e| PluginError::failed(format!("writing {}: {e}", file.display())))?;
         Ok(vec![
             "bash".into(),
             "-c".into(),
@@ -337,6 +344,19 @@ fn socket_path(socket: Option<&str>, env: impl Fn(&str) -> Option<OsString>, uid
     base.join(socket.unwrap_or("default"))
 }
 
+/// [`socket_path`] on the machine of the current transport, worked out there by its shell in
+/// one round trip (`$TMUX` does not count: an ssh command is never inside tmux).
+fn remote_socket_path(socket: Option<&str>) -> PluginResult<PathBuf> {
+    const SCRIPT: &str = r#"u=$(id -u) || exit 1
+d=$(cd -P -- "${TMUX_TMPDIR:-/tmp}" 2>/dev/null && pwd -P) || d=$(cd -P /tmp && pwd -P)
+b="$d/tmux-$u"
+if [ -d "$b" ]; then b=$(cd -P -- "$b" && pwd -P); fi
+printf '%s/%s' "$b" "$1""#;
+    let shell = Program::new("sh", "a POSIX shell");
+    let path = shell.run(None, ["-c", SCRIPT, "sh", socket.unwrap_or("default")])?;
+    Ok(PathBuf::from(path))
+}
+
 /// `value` as one literal tmux argument. tmux splits commands on arguments that end in `;`
 /// (`a;` is `a` then a new command), even when given as argv; `\;` at the end stands for `;`.
 fn literal(value: &str) -> Cow<'_, str> {
@@ -364,35 +384,27 @@ fn last_lines(text: &str, lines: u32) -> String {
     kept[start..].join("\n")
 }
 
-/// Writes a file only the current user can read.
-fn write_private(path: &Path, data: &[u8]) -> PluginResult<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .map_err(|e| PluginError::failed(format!("creating {}: {e}", path.display())))?;
-    file.write_all(data)
-        .map_err(|e| PluginError::failed(format!("writing {}: {e}", path.display())))
-}
-
 impl Runtime for TmuxRuntime {
     fn new(context: &PluginContext) -> PluginResult<Self> {
         let settings: Settings = context.parse_config()?;
         if let Some(socket) = &settings.socket {
             validate_id("plugins.config.tmux.socket", socket)?;
         }
-        // SAFETY: getuid cannot fail and touches no memory.
-        let uid = unsafe { libc::getuid() };
-        let server = socket_path(
-            settings.socket.as_deref(),
-            |name| std::env::var_os(name),
-            uid,
-        );
+        let files = Files::here();
+        let server = if files.is_remote() {
+            remote_socket_path(settings.socket.as_deref())?
+        } else {
+            // SAFETY: getuid cannot fail and touches no memory.
+            let uid = unsafe { libc::getuid() };
+            socket_path(
+                settings.socket.as_deref(),
+                |name| std::env::var_os(name),
+                uid,
+            )
+        };
         Ok(Self {
             tmux: Program::new("tmux", "e.g. `apt-get install tmux` or `brew install tmux`"),
+            files,
             server: server.to_string_lossy().into_owned(),
             socket: settings.socket,
             launch_dir: Path::new(context.data_dir.as_str()).join("tmux-launch"),

@@ -14,22 +14,28 @@
 //! it once the record exists; `list_owned` lists what intent files name too. A last record,
 //! `ao-ready`, marks a worktree whose `create` finished: one without it never had an agent, so
 //! its (half checked-out) files are no work to keep, nor is its branch if merged.
+//!
+//! Every file it reads or writes goes through [`Files`], and every program through [`Program`],
+//! so the same code works on another host (exported `[remote]`).
 
 use std::{
     collections::HashSet,
-    fs::File,
     path::{Component, Path, PathBuf},
     time::{Duration, Instant},
 };
 
 use ao_plugin_api::{
-    export_plugins, program::Program, validate::validate_id, DoctorCheck, PluginContext,
-    PluginError, PluginResult, RepositoryInfo, Workspace, WorkspaceCreateConfig,
+    export_plugins,
+    files::{FileLock, Files},
+    program::Program,
+    validate::validate_id,
+    DoctorCheck, PluginContext, PluginError, PluginResult, RepositoryInfo, Workspace,
+    WorkspaceCreateConfig,
 };
 use serde::Deserialize;
 
 export_plugins! {
-    workspace "git-worktree" => GitWorktree,
+    workspace "git-worktree" => GitWorktree [remote],
 }
 
 /// The file in a worktree's admin folder that names the data dir it belongs to.
@@ -57,6 +63,8 @@ struct Settings {
 
 pub struct GitWorktree {
     git: Program,
+    /// The files of the machine the repositories are on.
+    files: Files,
     root: PathBuf,
     /// The host's data dir, recorded on each worktree as its owner.
     owner: String,
@@ -74,13 +82,7 @@ struct WorktreeEntry {
 }
 
 /// A repository's lock, held for as long as this value lives.
-struct RepoLock(File);
-
-impl Drop for RepoLock {
-    fn drop(&mut self) {
-        let _ = self.0.unlock();
-    }
-}
+struct RepoLock(#[allow(dead_code)] FileLock);
 
 impl GitWorktree {
     fn git(&self, dir: &Path, args: &[&str]) -> PluginResult<String> {
@@ -123,7 +125,9 @@ impl GitWorktree {
     /// worktree's `.git` file (`gitdir: <path>`, git's documented format) when it has one, which
     /// spares a `git` process per worktree in every `gc` listing; asked of git otherwise.
     fn admin_dir(&self, worktree: &Path) -> PluginResult<PathBuf> {
-        let linked = std::fs::read_to_string(worktree.join(".git"))
+        let linked = self
+            .files
+            .read_to_string(&worktree.join(".git"))
             .ok()
             .and_then(|text| Some(PathBuf::from(text.strip_prefix("gitdir:")?.trim())))
             .filter(|dir| dir.is_absolute());
@@ -140,25 +144,31 @@ impl GitWorktree {
     /// Writes `contents` to record `name` in a worktree's admin folder.
     fn write_record(&self, worktree: &Path, name: &str, contents: &str) -> PluginResult<()> {
         let file = self.admin_dir(worktree)?.join(name);
-        std::fs::write(&file, contents)
+        self.files
+            .write(&file, contents.as_bytes())
             .map_err(|e| PluginError::failed(format!("writing {}: {e}", file.display())))
     }
 
     /// The owner record of a worktree (`None` when it has none); `Err` when `worktree` is not
     /// a worktree.
     fn owner_of(&self, worktree: &Path) -> PluginResult<Option<String>> {
-        if !worktree.join(".git").is_file() {
+        if !self.files.is_file(&worktree.join(".git")) {
             return Err(PluginError::not_found(format!(
                 "{} is not a linked worktree",
                 worktree.display()
             )));
         }
-        Ok(std::fs::read_to_string(self.admin_dir(worktree)?.join(OWNER_FILE)).ok())
+        Ok(self
+            .files
+            .read_to_string(&self.admin_dir(worktree)?.join(OWNER_FILE))
+            .ok())
     }
 
     /// Whether `create` finished for a worktree (see [`READY_FILE`]).
     fn is_ready(&self, worktree: &Path) -> PluginResult<bool> {
-        Ok(self.admin_dir(worktree)?.join(READY_FILE).exists())
+        Ok(self
+            .files
+            .exists(&self.admin_dir(worktree)?.join(READY_FILE)))
     }
 
     /// The intent file of `create` for `config`.
@@ -169,32 +179,30 @@ impl GitWorktree {
 
     /// Records that `create` is about to make a worktree at `path` (see the module docs).
     fn write_pending(&self, file: &Path, path: &str) -> PluginResult<()> {
-        std::fs::create_dir_all(&self.pending)
-            .and_then(|()| std::fs::write(file, path))
+        self.files
+            .create_dir_all(&self.pending, false)
+            .and_then(|()| self.files.write(file, path.as_bytes()))
             .map_err(|e| PluginError::failed(format!("writing {}: {e}", file.display())))
     }
 
     /// Worktrees named by this data dir's intent files, removing the files that name no
     /// worktree of this data dir any more (past [`PENDING_GRACE`]).
     fn pending_worktrees(&self) -> Vec<String> {
-        let Ok(entries) = std::fs::read_dir(&self.pending) else {
+        let Ok(entries) = self.files.read_dir(&self.pending) else {
             return Vec::new();
         };
         let mut paths = Vec::new();
-        for entry in entries.filter_map(Result::ok) {
-            let Ok(path) = std::fs::read_to_string(entry.path()) else {
+        for name in entries {
+            let file = self.pending.join(name);
+            let Ok(path) = self.files.read_to_string(&file) else {
                 continue;
             };
             match self.owner_of(Path::new(&path)) {
                 Ok(None) => paths.push(path),
                 Ok(Some(owner)) if owner == self.owner => paths.push(path),
                 _ => {
-                    let young = entry
-                        .metadata()
-                        .and_then(|m| m.modified())
-                        .is_ok_and(|at| at.elapsed().is_ok_and(|age| age < PENDING_GRACE));
-                    if !young {
-                        let _ = std::fs::remove_file(entry.path());
+                    if self.files.older_than(&file, PENDING_GRACE) {
+                        let _ = self.files.remove_file(&file);
                     }
                 }
             }
@@ -251,12 +259,7 @@ impl GitWorktree {
     /// Whether the worktree root is a folder this user can write (it is made if missing).
     fn root_check(&self) -> DoctorCheck {
         let what = "worktree root";
-        let probe = self.root.join(format!(".ao-doctor-{}", std::process::id()));
-        let written = std::fs::create_dir_all(&self.root).and_then(|()| {
-            File::options().write(true).create_new(true).open(&probe)?;
-            std::fs::remove_file(&probe)
-        });
-        match written {
+        match self.files.check_writable(&self.root) {
             Ok(()) => DoctorCheck::passed(what, format!("{} is writable", self.root.display())),
             Err(e) => DoctorCheck::failed(
                 what,
@@ -276,15 +279,11 @@ impl GitWorktree {
     /// [`Self::lock`] of the repository whose common git dir is `common_dir`.
     fn lock_at(&self, common_dir: &Path) -> PluginResult<RepoLock> {
         let path = common_dir.join("ao-worktree.lock");
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| PluginError::failed(format!("opening lock {}: {e}", path.display())))?;
-        file.lock()
+        let lock = self
+            .files
+            .lock(&path)
             .map_err(|e| PluginError::failed(format!("locking {}: {e}", path.display())))?;
-        Ok(RepoLock(file))
+        Ok(RepoLock(lock))
     }
 
     fn validate_branch(&self, repo: &Path, branch: &str) -> PluginResult<()> {
@@ -339,10 +338,10 @@ impl GitWorktree {
         self.write_record(path, OWNER_FILE, &self.owner)?;
         // The record now says whose it is. An intent file left by a failed removal is harmless:
         // it names a worktree of this data dir, and listing drops it once that is gone.
-        let _ = std::fs::remove_file(self.pending_file(config));
+        let _ = self.files.remove_file(&self.pending_file(config));
         self.git(path, &["reset", "--hard", "--quiet"])?;
         for entry in &config.symlinks {
-            link_into(repo, path, entry.as_str())?;
+            self.link_into(repo, path, entry.as_str())?;
         }
         let deadline = Instant::now() + self.post_create_timeout;
         for command in &config.post_create {
@@ -387,13 +386,66 @@ impl GitWorktree {
     fn undo_locked(&self, repo: &Path, path: &Path, created_branch: Option<&str>) {
         let path_text = path.display().to_string();
         let _ = self.git(repo, &["worktree", "remove", "--force", &path_text]);
-        if path.exists() {
-            let _ = std::fs::remove_dir_all(path);
+        if self.files.exists(path) {
+            let _ = self.files.remove_dir_all(path);
         }
         let _ = self.git(repo, &["worktree", "prune"]);
         if let Some(branch) = created_branch {
             let _ = self.git(repo, &["branch", "-D", "--", branch]);
         }
+    }
+    /// Symlinks `<repo>/<entry>` to `<workspace>/<entry>`. Entries must pass
+    /// [`check_symlink_entry`], and an entry whose parent folder in the workspace resolves
+    /// outside it (through a symlink the repository itself contains) is refused too.
+    fn link_into(&self, repo: &Path, workspace: &Path, entry: &str) -> PluginResult<()> {
+        let relative = check_symlink_entry(entry)?;
+        let source = repo.join(relative);
+        if !self.files.exists(&source) {
+            return Err(PluginError::invalid_input(format!(
+                "symlinks entry {entry:?}: {} does not exist",
+                source.display()
+            )));
+        }
+        let link = workspace.join(relative);
+        let parent = link.parent().unwrap_or(workspace);
+        self.files
+            .create_dir_all(parent, false)
+            .map_err(|e| PluginError::failed(format!("creating {}: {e}", parent.display())))?;
+        let inside = self
+            .files
+            .canonicalize(parent)
+            .ok()
+            .zip(self.files.canonicalize(workspace).ok())
+            .is_some_and(|(p, w)| p.starts_with(w));
+        if !inside {
+            return Err(PluginError::invalid_input(format!(
+                "symlinks entry {entry:?} resolves outside the workspace"
+            )));
+        }
+        // A link is removed, not followed; a folder with everything in it.
+        self.files
+            .remove_dir_all(&link)
+            .map_err(|e| PluginError::failed(format!("replacing {}: {e}", link.display())))?;
+        self.files
+            .symlink(&source, &link)
+            .map_err(|e| PluginError::failed(format!("linking {}: {e}", link.display())))
+    }
+
+    /// Kills (SIGKILL) every process whose working folder is inside `dir`, as `/proc` shows
+    /// them (on the machine the worktree is on); elsewhere than Linux, nothing.
+    fn stop_processes_in(&self, dir: &Path) {
+        const SCRIPT: &str = r#"d=$(cd -P -- "$1" 2>/dev/null && pwd -P) || exit 0
+for p in /proc/[0-9]*; do
+  c=$(readlink "$p/cwd" 2>/dev/null) || continue
+  case "$c" in "$d"|"$d"/*) [ "${p#/proc/}" != "$$" ] && kill -KILL "${p#/proc/}" 2>/dev/null;; esac
+done
+exit 0"#;
+        if self.files.is_remote() {
+            let _ = Program::new("sh", "a POSIX shell")
+                .run(None, ["-c", SCRIPT, "sh", &dir.display().to_string()]);
+            return;
+        }
+        stop_local_processes_in(dir);
     }
 }
 
@@ -425,63 +477,12 @@ fn check_symlink_entry(entry: &str) -> PluginResult<&Path> {
     Ok(relative)
 }
 
-/// Symlinks `<repo>/<entry>` to `<workspace>/<entry>`. Entries must pass
-/// [`check_symlink_entry`], and an entry whose parent folder in the workspace resolves outside
-/// it (through a symlink the repository itself contains) is refused too.
-fn link_into(repo: &Path, workspace: &Path, entry: &str) -> PluginResult<()> {
-    let relative = check_symlink_entry(entry)?;
-    let source = repo.join(relative);
-    if !source.exists() {
-        return Err(PluginError::invalid_input(format!(
-            "symlinks entry {entry:?}: {} does not exist",
-            source.display()
-        )));
-    }
-    let link = workspace.join(relative);
-    let parent = link.parent().unwrap_or(workspace);
-    std::fs::create_dir_all(parent)
-        .map_err(|e| PluginError::failed(format!("creating {}: {e}", parent.display())))?;
-    let inside = parent
-        .canonicalize()
-        .ok()
-        .zip(workspace.canonicalize().ok())
-        .is_some_and(|(p, w)| p.starts_with(w));
-    if !inside {
-        return Err(PluginError::invalid_input(format!(
-            "symlinks entry {entry:?} resolves outside the workspace"
-        )));
-    }
-    if link.symlink_metadata().is_ok() {
-        let removed = if link.is_dir() && !link.is_symlink() {
-            std::fs::remove_dir_all(&link)
-        } else {
-            std::fs::remove_file(&link)
-        };
-        removed.map_err(|e| PluginError::failed(format!("replacing {}: {e}", link.display())))?;
-    }
-    symlink(&source, &link)
-        .map_err(|e| PluginError::failed(format!("linking {}: {e}", link.display())))
-}
-
-#[cfg(unix)]
-fn symlink(source: &Path, link: &Path) -> std::io::Result<()> {
-    std::os::unix::fs::symlink(source, link)
-}
-
-#[cfg(windows)]
-fn symlink(source: &Path, link: &Path) -> std::io::Result<()> {
-    if source.is_dir() {
-        std::os::windows::fs::symlink_dir(source, link)
-    } else {
-        std::os::windows::fs::symlink_file(source, link)
-    }
-}
-
 impl Workspace for GitWorktree {
     fn new(context: &PluginContext) -> PluginResult<Self> {
         let settings: Settings = context.parse_config()?;
+        let files = Files::here();
         let root = match settings.root {
-            Some(root) => expand_home(&root)?,
+            Some(root) => expand_home(&root, files.is_remote())?,
             None => Path::new(context.data_dir.as_str()).join("worktrees"),
         };
         let timeout_ms = settings
@@ -495,6 +496,7 @@ impl Workspace for GitWorktree {
         }
         Ok(Self {
             git: Program::new("git", "e.g. `apt-get install git` or `brew install git`"),
+            files,
             pending: Path::new(context.data_dir.as_str()).join("git-worktree/pending"),
             root,
             owner: context.data_dir.to_string(),
@@ -506,7 +508,7 @@ impl Workspace for GitWorktree {
         validate_id("project id", &config.project_id)?;
         validate_id("session id", &config.session_id)?;
         let repo = Path::new(config.repo_path.as_str());
-        if !repo.is_dir() {
+        if !self.files.is_dir(repo) {
             return Err(PluginError::invalid_input(format!(
                 "repository {} does not exist; fix `repo` for project `{}`",
                 repo.display(),
@@ -576,20 +578,22 @@ impl Workspace for GitWorktree {
         // symlinks and post_create (which may run for minutes) happen outside it.
         let created_branch = {
             let _lock = self.lock_at(&common_dir)?;
-            if path.exists() {
+            if self.files.is_present(&path) {
                 return Err(PluginError::invalid_input(format!(
                     "workspace {path_text} already exists; remove it or use another session id"
                 )));
             }
-            std::fs::create_dir_all(path.parent().unwrap_or(&self.root)).map_err(|e| {
-                PluginError::failed(format!("creating {}: {e}", self.root.display()))
-            })?;
+            self.files
+                .create_dir_all(path.parent().unwrap_or(&self.root), false)
+                .map_err(|e| {
+                    PluginError::failed(format!("creating {}: {e}", self.root.display()))
+                })?;
             self.write_pending(&pending, &path_text)?;
             match &base {
                 None => {
                     let args = ["worktree", "add", "--no-checkout", "--", &path_text, branch];
                     self.git(repo, &args).inspect_err(|_| {
-                        let _ = std::fs::remove_file(&pending);
+                        let _ = self.files.remove_file(&pending);
                     })?;
                     None
                 }
@@ -607,7 +611,7 @@ impl Workspace for GitWorktree {
                     ];
                     self.git(repo, &args).inspect_err(|_| {
                         self.undo_locked(repo, &path, None);
-                        let _ = std::fs::remove_file(&pending);
+                        let _ = self.files.remove_file(&pending);
                     })?;
                     Some(branch)
                 }
@@ -616,7 +620,7 @@ impl Workspace for GitWorktree {
         if let Err(error) = self.finish(config, repo, &path) {
             let _lock = self.lock(repo);
             self.undo_locked(repo, &path, created_branch);
-            let _ = std::fs::remove_file(&pending);
+            let _ = self.files.remove_file(&pending);
             return Err(error);
         }
         Ok(path_text)
@@ -627,7 +631,7 @@ impl Workspace for GitWorktree {
     /// otherwise interrupted spawns would leave a branch each.
     fn destroy(&self, path: &str, delete_branch: bool) -> PluginResult<()> {
         let path = Path::new(path);
-        if !path.exists() {
+        if !self.files.exists(path) {
             return Ok(());
         }
         let common = self.common_dir(path).map_err(|e| {
@@ -657,7 +661,7 @@ impl Workspace for GitWorktree {
             // A create cut short (its `ao-host` killed during post_create) leaves post_create's
             // processes running in the worktree; nothing else runs in a worktree whose agent
             // never started.
-            stop_processes_in(path);
+            self.stop_processes_in(path);
         }
         let _lock = self.lock(&repo)?;
         let path_text = path.display().to_string();
@@ -676,7 +680,7 @@ impl Workspace for GitWorktree {
     }
 
     fn exists(&self, path: &str) -> PluginResult<bool> {
-        Ok(Path::new(path).join(".git").exists())
+        Ok(self.files.exists(&Path::new(path).join(".git")))
     }
 
     /// Every `<root>/<project>/<session>` worktree whose owner record is this data dir, and
@@ -686,13 +690,14 @@ impl Workspace for GitWorktree {
     /// by `gc`.
     fn list_owned(&self) -> PluginResult<Vec<String>> {
         let mut owned = self.pending_worktrees();
-        if let Ok(projects) = std::fs::read_dir(&self.root) {
-            for project in projects.filter_map(Result::ok) {
-                let Ok(sessions) = std::fs::read_dir(project.path()) else {
+        if let Ok(projects) = self.files.read_dir(&self.root) {
+            for project in projects {
+                let project = self.root.join(project);
+                let Ok(sessions) = self.files.read_dir(&project) else {
                     continue;
                 };
-                for session in sessions.filter_map(Result::ok) {
-                    let path = session.path();
+                for session in sessions {
+                    let path = project.join(session);
                     if self
                         .owner_of(&path)
                         .is_ok_and(|o| o.as_ref() == Some(&self.owner))
@@ -730,7 +735,7 @@ impl Workspace for GitWorktree {
     /// HEAD branch, else the branch checked out there.
     fn discover_repository(&self, dir: &str) -> PluginResult<RepositoryInfo> {
         let dir = Path::new(dir);
-        if !dir.is_dir() {
+        if !self.files.is_dir(dir) {
             return Err(PluginError::not_found(format!(
                 "{} is not a folder",
                 dir.display()
@@ -757,9 +762,8 @@ impl Workspace for GitWorktree {
     }
 }
 
-/// Kills (SIGKILL) every process whose working folder is inside `dir`, as `/proc` shows them;
-/// elsewhere than Linux, nothing.
-fn stop_processes_in(dir: &Path) {
+/// [`GitWorktree::stop_processes_in`] on this machine.
+fn stop_local_processes_in(dir: &Path) {
     let Ok(dir) = dir.canonicalize() else {
         return;
     };
@@ -784,17 +788,22 @@ fn stop_processes_in(dir: &Path) {
     }
 }
 
-fn expand_home(raw: &str) -> PluginResult<PathBuf> {
-    match raw.strip_prefix("~/") {
-        Some(rest) => std::env::var_os("HOME")
-            .map(|home| PathBuf::from(home).join(rest))
-            .ok_or_else(|| {
-                PluginError::config(
-                    "plugins.config.git-worktree.root uses `~` but $HOME is not set",
-                )
-            }),
-        None => Ok(PathBuf::from(raw)),
-    }
+/// `raw` with a leading `~/` replaced by the home folder of the machine the worktrees are on
+/// (asked of its shell, on another host).
+fn expand_home(raw: &str, remote: bool) -> PluginResult<PathBuf> {
+    let Some(rest) = raw.strip_prefix("~/") else {
+        return Ok(PathBuf::from(raw));
+    };
+    let home = if remote {
+        Some(Program::new("sh", "a POSIX shell").run(None, ["-c", "printf %s \"$HOME\""])?)
+            .filter(|home| !home.is_empty())
+    } else {
+        std::env::var("HOME").ok()
+    };
+    home.map(|home| PathBuf::from(home).join(rest))
+        .ok_or_else(|| {
+            PluginError::config("plugins.config.git-worktree.root uses `~` but $HOME is not set")
+        })
 }
 
 /// The base a new session's branch starts from, among the refs known to exist: `origin/<default>`
@@ -821,7 +830,9 @@ mod tests {
         let repo = tempfile::tempdir().unwrap();
         let workspace = tempfile::tempdir().unwrap();
         for entry in ["/etc/passwd", "../outside", "a/../../b", ""] {
-            let err = link_into(repo.path(), workspace.path(), entry).unwrap_err();
+            let err = plugin()
+                .link_into(repo.path(), workspace.path(), entry)
+                .unwrap_err();
             assert!(err.message().contains("relative path"), "{entry}: {err}");
         }
     }
@@ -837,6 +848,16 @@ mod tests {
         }
     }
 
+    /// The plugin as built on this machine (its folders are made only when used).
+    fn plugin() -> GitWorktree {
+        GitWorktree::new(&PluginContext {
+            plugin_name: "git-worktree".into(),
+            data_dir: std::env::temp_dir().display().to_string().into(),
+            config_yaml: Default::default(),
+        })
+        .unwrap()
+    }
+
     #[test]
     fn a_symlinked_parent_that_points_outside_is_refused() {
         let repo = tempfile::tempdir().unwrap();
@@ -845,7 +866,9 @@ mod tests {
         std::fs::create_dir(repo.path().join("conf")).unwrap();
         std::fs::write(repo.path().join("conf/.env"), "X=1").unwrap();
         std::os::unix::fs::symlink(outside.path(), workspace.path().join("conf")).unwrap();
-        let err = link_into(repo.path(), workspace.path(), "conf/.env").unwrap_err();
+        let err = plugin()
+            .link_into(repo.path(), workspace.path(), "conf/.env")
+            .unwrap_err();
         assert!(err.message().contains("outside the workspace"), "{err}");
         assert!(!outside.path().join(".env").exists());
     }
@@ -855,7 +878,9 @@ mod tests {
         let repo = tempfile::tempdir().unwrap();
         let workspace = tempfile::tempdir().unwrap();
         std::fs::write(repo.path().join(".env"), "X=1").unwrap();
-        link_into(repo.path(), workspace.path(), ".env").unwrap();
+        plugin()
+            .link_into(repo.path(), workspace.path(), ".env")
+            .unwrap();
         let link = workspace.path().join(".env");
         assert!(link.is_symlink());
         assert_eq!(std::fs::read_to_string(link).unwrap(), "X=1");

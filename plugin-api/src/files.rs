@@ -1,0 +1,442 @@
+//! Files on the machine a plugin's sessions live on: `std::fs` on the host's own machine, the
+//! same operations over the instance's [`Transport`] on another one.
+//!
+//! A plugin that keeps its own records (worktree owners, intent files, locks) makes one
+//! [`Files::here`] in its constructor and goes through it, and then works on another machine
+//! unchanged. Each remote operation is one small POSIX `sh` script run over the transport,
+//! with paths as its positional arguments (never in the script text) and contents on stdin.
+
+use std::{
+    fs,
+    io::{self, BufRead, BufReader, Write},
+    os::unix::fs::{DirBuilderExt, PermissionsExt},
+    path::{Path, PathBuf},
+    process::{Child, Stdio},
+    time::Duration,
+};
+
+use crate::{remote, shell, types::Transport};
+
+/// The exit status the scripts below use for "no such file or folder".
+const MISSING: i32 = 3;
+
+/// Where file operations happen: here, or on the host of a transport.
+#[derive(Debug, Clone, Default)]
+pub struct Files {
+    remote: Option<Transport>,
+}
+
+/// An exclusive lock on a file, held until dropped (see [`Files::lock`]).
+pub struct FileLock {
+    held: Held,
+}
+
+enum Held {
+    /// Unlocked when the file is closed.
+    Local { _file: fs::File },
+    /// `flock` running on the other machine, holding the lock while its stdin stays open.
+    Remote(Child),
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        if let Held::Remote(child) = &mut self.held {
+            // Closing stdin ends the remote `cat`, which releases the lock.
+            drop(child.stdin.take());
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Files {
+    /// The files of the machine the current plugin instance works on (see [`remote::current`]).
+    pub fn here() -> Self {
+        Self {
+            remote: remote::current(),
+        }
+    }
+
+    /// Whether these are another machine's files.
+    pub fn is_remote(&self) -> bool {
+        self.remote.is_some()
+    }
+
+    /// Runs `script` with `sh -c` on the other machine, `args` as `$1`…, `input` on stdin.
+    fn run(
+        transport: &Transport,
+        script: &str,
+        args: &[&Path],
+        input: Option<&[u8]>,
+    ) -> io::Result<Vec<u8>> {
+        let mut argv: Vec<String> = vec!["sh".into(), "-c".into(), script.into(), "sh".into()];
+        argv.extend(args.iter().map(|a| a.to_string_lossy().into_owned()));
+        let mut command = transport.command(&shell::join(&argv));
+        command
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn()?;
+        if let Some(bytes) = input {
+            let mut stdin = child.stdin.take().expect("stdin was piped");
+            stdin.write_all(bytes)?;
+        }
+        let output = child.wait_with_output()?;
+        match output.status.code() {
+            Some(0) => Ok(output.stdout),
+            Some(MISSING) => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "{}: no such file or folder{}",
+                    args[0].display(),
+                    transport.on_host()
+                ),
+            )),
+            Some(remote::TRANSPORT_FAILED_STATUS) => Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                transport.failure_message(&output.stderr),
+            )),
+            _ => Err(io::Error::other(format!(
+                "{}{}: {}",
+                args.first()
+                    .map(|a| a.display().to_string())
+                    .unwrap_or_default(),
+                transport.on_host(),
+                String::from_utf8_lossy(&output.stderr).trim()
+            ))),
+        }
+    }
+
+    /// A yes/no question answered by `test` on the other machine; no answer counts as no.
+    fn test(transport: &Transport, flag: &str, path: &Path) -> bool {
+        Self::run(transport, &format!("test {flag} \"$1\""), &[path], None).is_ok()
+    }
+
+    pub fn read_to_string(&self, path: &Path) -> io::Result<String> {
+        match &self.remote {
+            None => fs::read_to_string(path),
+            Some(t) => {
+                let bytes = Self::run(t, "[ -f \"$1\" ] || exit 3; cat -- \"$1\"", &[path], None)?;
+                String::from_utf8(bytes)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+            }
+        }
+    }
+
+    /// Writes `contents` whole: into a temporary file beside `path`, then renamed over it.
+    pub fn write(&self, path: &Path, contents: &[u8]) -> io::Result<()> {
+        match &self.remote {
+            None => {
+                let temp = temp_beside(path);
+                fs::write(&temp, contents)
+                    .and_then(|()| fs::rename(&temp, path))
+                    .inspect_err(|_| {
+                        let _ = fs::remove_file(&temp);
+                    })
+            }
+            Some(t) => Self::run(
+                t,
+                "t=\"$1.$$.tmp\"; cat > \"$t\" && mv -f -- \"$t\" \"$1\" || { rm -f -- \"$t\"; exit 1; }",
+                &[path],
+                Some(contents),
+            )
+            .map(drop),
+        }
+    }
+
+    /// Creates `path` and its parents; those it creates are owner-only (0700) when `private`.
+    pub fn create_dir_all(&self, path: &Path, private: bool) -> io::Result<()> {
+        match &self.remote {
+            None => {
+                let mut builder = fs::DirBuilder::new();
+                builder.recursive(true);
+                if private {
+                    builder.mode(0o700);
+                }
+                builder.create(path)?;
+                if private {
+                    fs::set_permissions(path, fs::Permissions::from_mode(0o700))?;
+                }
+                Ok(())
+            }
+            Some(t) if private => Self::run(
+                t,
+                "(umask 077 && mkdir -p -- \"$1\") && chmod 700 -- \"$1\"",
+                &[path],
+                None,
+            )
+            .map(drop),
+            Some(t) => Self::run(t, "mkdir -p -- \"$1\"", &[path], None).map(drop),
+        }
+    }
+
+    /// Removes a file; one already gone is not an error.
+    pub fn remove_file(&self, path: &Path) -> io::Result<()> {
+        match &self.remote {
+            None => match fs::remove_file(path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                other => other,
+            },
+            Some(t) => Self::run(t, "rm -f -- \"$1\"", &[path], None).map(drop),
+        }
+    }
+
+    /// Removes a folder and everything in it (a link is removed, not followed); one already gone
+    /// is not an error.
+    pub fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        match &self.remote {
+            None => match fs::symlink_metadata(path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                Ok(meta) if !meta.is_dir() => fs::remove_file(path),
+                _ => fs::remove_dir_all(path),
+            },
+            Some(t) => Self::run(t, "rm -rf -- \"$1\"", &[path], None).map(drop),
+        }
+    }
+
+    pub fn exists(&self, path: &Path) -> bool {
+        match &self.remote {
+            None => path.exists(),
+            Some(t) => Self::test(t, "-e", path),
+        }
+    }
+
+    pub fn is_file(&self, path: &Path) -> bool {
+        match &self.remote {
+            None => path.is_file(),
+            Some(t) => Self::test(t, "-f", path),
+        }
+    }
+
+    pub fn is_dir(&self, path: &Path) -> bool {
+        match &self.remote {
+            None => path.is_dir(),
+            Some(t) => Self::test(t, "-d", path),
+        }
+    }
+
+    /// Whether something is at `path` itself, a dangling link included.
+    pub fn is_present(&self, path: &Path) -> bool {
+        match &self.remote {
+            None => path.symlink_metadata().is_ok(),
+            Some(t) => Self::run(t, "[ -e \"$1\" ] || [ -L \"$1\" ]", &[path], None).is_ok(),
+        }
+    }
+
+    /// The names of what is in a folder (not `.` and `..`), in no particular order.
+    pub fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        match &self.remote {
+            None => fs::read_dir(path)?
+                .map(|entry| entry.map(|e| e.file_name().to_string_lossy().into_owned()))
+                .collect(),
+            Some(t) => {
+                let listing = Self::run(
+                    t,
+                    "[ -d \"$1\" ] || exit 3; cd -- \"$1\" && for f in * .[!.]* ..?*; do \
+                     [ -e \"$f\" ] || [ -L \"$f\" ] && printf '%s\\0' \"$f\"; done; true",
+                    &[path],
+                    None,
+                )?;
+                Ok(listing
+                    .split(|b| *b == 0)
+                    .filter(|name| !name.is_empty())
+                    .map(|name| String::from_utf8_lossy(name).into_owned())
+                    .collect())
+            }
+        }
+    }
+
+    /// Whether the file at `path` was last changed more than `age` ago (`false` when it is not
+    /// there, or the time cannot be told).
+    pub fn older_than(&self, path: &Path, age: Duration) -> bool {
+        match &self.remote {
+            None => fs::metadata(path)
+                .and_then(|m| m.modified())
+                .is_ok_and(|at| at.elapsed().is_ok_and(|elapsed| elapsed > age)),
+            Some(t) => {
+                // `find -mmin +N` (POSIX has -mtime only in days; every find of note has -mmin).
+                let minutes = age.as_secs().div_ceil(60).to_string();
+                Self::run(
+                    t,
+                    "[ -n \"$(find \"$1\" -prune -mmin +\"$2\" 2>/dev/null)\" ]",
+                    &[path, Path::new(&minutes)],
+                    None,
+                )
+                .is_ok()
+            }
+        }
+    }
+
+    /// The absolute path of `path` with every link resolved.
+    pub fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
+        match &self.remote {
+            None => path.canonicalize(),
+            Some(t) => {
+                let resolved = Self::run(
+                    t,
+                    "[ -e \"$1\" ] || exit 3; if [ -d \"$1\" ]; then cd -P -- \"$1\" && pwd -P; \
+                     else d=$(dirname -- \"$1\") && cd -P -- \"$d\" && \
+                     printf '%s/%s\\n' \"$(pwd -P)\" \"$(basename -- \"$1\")\"; fi",
+                    &[path],
+                    None,
+                )?;
+                Ok(PathBuf::from(
+                    String::from_utf8_lossy(&resolved).trim_end_matches('\n'),
+                ))
+            }
+        }
+    }
+
+    /// Makes `link` a symbolic link to `source`.
+    pub fn symlink(&self, source: &Path, link: &Path) -> io::Result<()> {
+        match &self.remote {
+            None => std::os::unix::fs::symlink(source, link),
+            Some(t) => Self::run(t, "ln -s -- \"$1\" \"$2\"", &[source, link], None).map(drop),
+        }
+    }
+
+    /// Whether a new file can be made in `dir` (made first if missing): a doctor check.
+    pub fn check_writable(&self, dir: &Path) -> io::Result<()> {
+        match &self.remote {
+            None => {
+                fs::create_dir_all(dir)?;
+                let probe = dir.join(format!(".ao-doctor-{}", std::process::id()));
+                fs::File::options()
+                    .write(true)
+                    .create_new(true)
+                    .open(&probe)?;
+                fs::remove_file(&probe)
+            }
+            Some(t) => Self::run(
+                t,
+                "mkdir -p -- \"$1\" && p=\"$1/.ao-doctor-$$\" && : > \"$p\" && rm -f -- \"$p\"",
+                &[dir],
+                None,
+            )
+            .map(drop),
+        }
+    }
+
+    /// Takes an exclusive lock on `path` (created if missing), waiting for it: a `flock` on
+    /// this machine; on another, `flock` there, held by a process that lives as long as the
+    /// lock (if this process dies, so does the ssh session, and the lock is released).
+    pub fn lock(&self, path: &Path) -> io::Result<FileLock> {
+        match &self.remote {
+            None => {
+                let file = fs::File::options()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(path)?;
+                file.lock()?;
+                Ok(FileLock {
+                    held: Held::Local { _file: file },
+                })
+            }
+            Some(t) => {
+                let argv = [
+                    "flock",
+                    "-x",
+                    &path.to_string_lossy(),
+                    "sh",
+                    "-c",
+                    "echo locked; exec cat >/dev/null",
+                ];
+                let mut command = t.command(&shell::join(&argv));
+                command
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped());
+                let mut child = command.spawn()?;
+                let mut line = String::new();
+                let stdout = child.stdout.take().expect("stdout was piped");
+                BufReader::new(stdout).read_line(&mut line)?;
+                if line.trim_end() == "locked" {
+                    return Ok(FileLock {
+                        held: Held::Remote(child),
+                    });
+                }
+                drop(child.stdin.take());
+                let output = child.wait_with_output()?;
+                Err(io::Error::other(format!(
+                    "locking {}{}: {}",
+                    path.display(),
+                    t.on_host(),
+                    String::from_utf8_lossy(&output.stderr).trim()
+                )))
+            }
+        }
+    }
+}
+
+/// A temporary file name next to `path`, unique to this process.
+fn temp_beside(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The "other machine" is this one, reached through `sh -c`: what the scripts do, and how
+    /// they quote, is what runs over ssh.
+    fn through_a_shell() -> Files {
+        Files {
+            remote: Some(Transport {
+                host: "here".into(),
+                command: vec!["sh".into(), "-c".into()].into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn every_operation_does_the_same_here_and_through_a_transport() {
+        for files in [Files::default(), through_a_shell()] {
+            let temp = std::env::temp_dir().join(format!(
+                "ao-files-{}-{}",
+                std::process::id(),
+                files.is_remote()
+            ));
+            let dir = temp.join("a dir 'quoted' $(x)");
+            files.create_dir_all(&dir, true).unwrap();
+            assert!(files.is_dir(&dir) && !files.is_file(&dir));
+            assert_eq!(
+                fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+                0o700
+            );
+            let file = dir.join("f\nnew line");
+            files.write(&file, b"one\ttwo\n\0three").unwrap();
+            assert_eq!(fs::read(&file).unwrap(), b"one\ttwo\n\0three");
+            assert!(files.is_file(&file) && files.exists(&file));
+            let missing = files.read_to_string(&dir.join("missing")).unwrap_err();
+            assert_eq!(missing.kind(), io::ErrorKind::NotFound);
+            files.symlink(&file, &dir.join(".link")).unwrap();
+            let mut names = files.read_dir(&dir).unwrap();
+            names.sort();
+            assert_eq!(names, [".link", "f\nnew line"]);
+            assert_eq!(
+                files.canonicalize(&dir).unwrap(),
+                dir.canonicalize().unwrap()
+            );
+            assert!(!files.older_than(&file, Duration::from_secs(600)));
+            files.check_writable(&dir).unwrap();
+            {
+                let _lock = files.lock(&dir.join("lock")).unwrap();
+            }
+            let _again = files.lock(&dir.join("lock")).unwrap();
+            files.remove_file(&dir.join(".link")).unwrap();
+            files.remove_file(&dir.join(".link")).unwrap();
+            assert!(files.is_file(&file), "removing the link left its target");
+            files.remove_dir_all(&temp).unwrap();
+            assert!(!files.exists(&temp));
+            files.remove_dir_all(&temp).unwrap();
+        }
+    }
+}
