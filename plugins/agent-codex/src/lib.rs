@@ -212,11 +212,21 @@ impl Agent for Codex {
                 Ok(format!("{key}={value}"))
             })
             .collect::<PluginResult<Vec<_>>>()?;
+        if settings.env.contains_key("CODEX_HOME") {
+            return Err(PluginError::config(
+                "plugins.config.codex.env.CODEX_HOME: each session has a Codex home of its own; \
+                 set plugins.config.codex.user_home to seed sessions from another one",
+            ));
+        }
+        let home = || PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
         let user_home = match &settings.user_home {
-            Some(path) => path.clone(),
+            Some(path) => match path.strip_prefix("~") {
+                Ok(rest) => home().join(rest),
+                Err(_) => path.clone(),
+            },
             None => match std::env::var_os("CODEX_HOME").filter(|v| !v.is_empty()) {
                 Some(path) => PathBuf::from(path),
-                None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".codex"),
+                None => home().join(".codex"),
             },
         };
         Ok(Self {
@@ -342,7 +352,6 @@ impl Agent for Codex {
             self.settings
                 .env
                 .iter()
-                .filter(|(name, _)| name.as_str() != "CODEX_HOME")
                 .map(|(name, value)| EnvVar::new(name.clone(), value.clone())),
         );
         Ok(env)
@@ -569,6 +578,12 @@ mod tests {
         assert!(error("command: ''").contains("plugins.config.codex.command"));
         assert!(error("config: { 'a b': 1 }").contains("not a Codex setting name"));
         assert!(error("config: { model: null }").contains("plugins.config.codex.config.model"));
+        assert!(error("env: { CODEX_HOME: /x }").contains("user_home"));
+        let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
+        assert_eq!(
+            codex(&temp.0, "user_home: ~/my-codex").unwrap().user_home,
+            home.join("my-codex")
+        );
         let codex = codex(&temp.0, "").unwrap();
         for (agent_config, want) in [
             (
