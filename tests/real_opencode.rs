@@ -1,1 +1,287 @@
-//! End-to-end tests of the `opencode` agent plugin against the real CLI (being written).
+//! The real OpenCode CLI, offline, through whole turns: a provider in the operator's own config
+//! (`~/.config/opencode/opencode.json` of a home made for the test) points at the loopback Chat
+//! Completions stand-in (`support::chat_completions_api`), which streams scripted replies.
+//!
+//! One session lives through what an operator sees: its task reaches the model byte-exact and
+//! once; `session ls` says `working` during a slow reply, `idle` after the turn,
+//! `waiting_input` with the command on a shell-command approval, `exited` after `tmux
+//! kill-server`; `session restore` brings it back with its conversation; `session kill` leaves no
+//! process of it behind.
+//!
+//! Runs when `$AO_TEST_OPENCODE` names the CLI (`.ci/run` installs it from npm) or `opencode` is
+//! on PATH; otherwise it says it was skipped.
+
+// Here only, so its own tests run once, not in every test binary.
+#[path = "support/chat_completions_api.rs"]
+mod chat_completions_api;
+#[path = "support/standin_http.rs"]
+mod standin_http;
+mod support;
+
+use std::{
+    collections::BTreeSet,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use chat_completions_api::{ChatCompletionsApi, ChatRequest};
+use support::{git, stderr, wait_until, Harness};
+
+fn opencode_cli() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("AO_TEST_OPENCODE").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(path));
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join("opencode"))
+        .find(|path| path.is_file())
+}
+
+/// The operator's own OpenCode config, as they would have it: a provider and nothing of
+/// ao-host's. The test checks it is never written.
+fn operator_config(api: &ChatCompletionsApi) -> String {
+    serde_json::to_string_pretty(&serde_json::json!({
+        "$schema": "https://opencode.ai/config.json",
+        "provider": {
+            "standin": {
+                "npm": "@ai-sdk/openai-compatible",
+                "name": "Stand-in",
+                "options": { "baseURL": api.base_url(), "apiKey": "offline-test-key" },
+                "models": { "standin-model": { "name": "Stand-in model" } },
+            }
+        }
+    }))
+    .unwrap()
+}
+
+/// The fake-agent harness with the `opencode` plugin installed beside the first-party ones and
+/// made the default agent; OpenCode gets a home of its own (XDG folders included) holding the
+/// operator's config.
+fn real_opencode_harness(cli: &Path, api: &ChatCompletionsApi) -> (Harness, PathBuf) {
+    let harness = Harness::new(&[], "");
+    support::install(
+        &support::build_workspace_plugin("ao-agent-opencode"),
+        &harness.plugin_dir(),
+        None,
+    );
+    let home = harness.home().join("agent-home");
+    let config_dir = home.join(".config/opencode");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    std::fs::write(config_dir.join("opencode.json"), operator_config(api)).unwrap();
+    let env = [
+        ("HOME", home.clone()),
+        ("XDG_CONFIG_HOME", home.join(".config")),
+        ("XDG_DATA_HOME", home.join(".local/share")),
+        ("XDG_STATE_HOME", home.join(".local/state")),
+        ("XDG_CACHE_HOME", home.join(".cache")),
+    ]
+    .iter()
+    .map(|(name, path)| format!("{name}: {:?}", path.display().to_string()))
+    .collect::<Vec<_>>()
+    .join(", ");
+    harness.edit_config(|config| {
+        config
+            .replace(
+                "  config:\n",
+                &format!(
+                    "  config:\n    opencode:\n      command: {:?}\n      env: {{ {env}, \
+                     OPENCODE_DISABLE_MODELS_FETCH: \"1\" }}\n",
+                    cli.display().to_string()
+                ),
+            )
+            .replace(
+                "defaults: { ready_timeout_ms: 10000 }",
+                "defaults: { agent: opencode, ready_timeout_ms: 60000 }",
+            )
+            .replace(
+                "default_branch: main }",
+                "default_branch: main, agent_config: { model: standin/standin-model, \
+                 permission: { bash: ask } } }",
+            )
+    });
+    (harness, config_dir.join("opencode.json"))
+}
+
+fn status_of(harness: &Harness) -> serde_json::Value {
+    harness
+        .sessions_json(&[])
+        .into_iter()
+        .find(|s| s["id"] == "app-1")
+        .expect("app-1 listed")
+}
+
+fn wait_for_status(harness: &Harness, status: &str, within: Duration) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    let reached = wait_until(within, || {
+        last = status_of(harness);
+        last["status"] == status
+    });
+    assert!(
+        reached,
+        "never {status}: {last:#}\nits screen:\n{}",
+        screen(harness)
+    );
+    last
+}
+
+fn screen(harness: &Harness) -> String {
+    let target = format!("={}:", harness.tmux_session("app-1"));
+    harness.tmux.tmux(&["capture-pane", "-p", "-t", &target]).1
+}
+
+/// The user texts of each conversation request, in order.
+fn prompts_sent(api: &ChatCompletionsApi) -> Vec<Vec<String>> {
+    api.conversation_requests()
+        .iter()
+        .map(|request| request.user_texts())
+        .collect()
+}
+
+/// Every process in the session of the pane's first process (tmux makes each pane a session):
+/// the agent and whatever it started that did not leave the session.
+fn pane_processes(harness: &Harness) -> BTreeSet<u32> {
+    let target = format!("={}:", harness.tmux_session("app-1"));
+    let (ok, pid) = harness
+        .tmux
+        .tmux(&["display-message", "-p", "-t", &target, "#{pane_pid}"]);
+    assert!(ok, "no pane for app-1");
+    let leader: u32 = pid.trim().parse().unwrap();
+    let in_session: BTreeSet<u32> = processes_in_session(leader);
+    assert!(
+        in_session.contains(&leader),
+        "{leader} not in its own session"
+    );
+    in_session
+}
+
+/// Pids whose session id (field 6 of `/proc/PID/stat`) is `sid`.
+fn processes_in_session(sid: u32) -> BTreeSet<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    // The command name may hold spaces and parentheses: fields start after the last `)`.
+                    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
+                    fields.get(3)?.parse::<u32>().ok()
+                })
+                == Some(sid)
+        })
+        .collect()
+}
+
+#[test]
+fn the_real_opencode_cli_through_whole_turns_statuses_a_shell_approval_a_restore_and_a_kill() {
+    let Some(cli) = opencode_cli() else {
+        eprintln!("skipped: no OpenCode CLI (set AO_TEST_OPENCODE or put `opencode` on PATH)");
+        return;
+    };
+    let api = ChatCompletionsApi::start();
+    let (harness, operator_file) = real_opencode_harness(&cli, &api);
+    let operator_before = std::fs::read(&operator_file).unwrap();
+
+    // The task, with everything a terminal's input box, a shell or an option parser would
+    // change, and a marker that makes the stand-in answer slowly.
+    let task = "-not an option\n\tfix the Makefile:\n\tcc -o app app.c\n  \"quoted\" 'single' $(rm -rf /) `tick` --model=x\nünïcødé 🎉\nAO_SLOW:4000\n";
+    let output = harness.ao(&["spawn", "app", &format!("--task={task}")]);
+    assert!(output.status.success(), "spawn failed: {}", stderr(&output));
+    wait_for_status(&harness, "working", Duration::from_secs(30));
+    wait_for_status(&harness, "idle", Duration::from_secs(30));
+    let sent = prompts_sent(&api);
+    assert!(
+        !sent.is_empty() && sent[0].last().map(String::as_str) == Some(task),
+        "the task must reach the model byte-exact: {sent:#?}"
+    );
+    assert!(
+        sent.iter()
+            .all(|texts| texts.iter().filter(|t| *t == task).count() == 1),
+        "the task was submitted more than once: {sent:#?}"
+    );
+    // OpenCode chose the conversation's id; its status plugin reported it.
+    let state = std::fs::read_to_string(
+        harness
+            .data_dir()
+            .join("agent-state/app")
+            .join("app-1.json"),
+    )
+    .unwrap_or_default();
+    assert!(state.contains("\"ses_"), "no conversation id: {state}");
+
+    // A shell command the agent must get approved: waiting, with the command; granted, it runs,
+    // without the npm setting ao-host gave OpenCode's own start-up install.
+    let command = "echo granted > approved.txt; printenv npm_config_offline >> approved.txt";
+    harness.ok(&["send", "app-1", &format!("now run this\nAO_TOOL:{command}")]);
+    let waiting = wait_for_status(&harness, "waiting_input", Duration::from_secs(30));
+    let question = waiting["waiting_for"].as_str().unwrap_or_default();
+    assert!(
+        question.contains("bash") && question.contains(command),
+        "{waiting:#}\nits screen:\n{}",
+        screen(&harness)
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || screen(&harness)
+            .contains("Permission required")),
+        "{}",
+        screen(&harness)
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let target = format!("={}:", harness.tmux_session("app-1"));
+    harness.tmux.tmux(&["send-keys", "-t", &target, "Enter"]);
+    wait_for_status(&harness, "idle", Duration::from_secs(30));
+    assert_eq!(
+        std::fs::read_to_string(harness.worktree("app-1").join("approved.txt")).unwrap(),
+        "granted\n"
+    );
+
+    // The runtime dies with everything in it; the session is exited, and comes back with its
+    // conversation.
+    harness.tmux.tmux(&["kill-server"]);
+    wait_for_status(&harness, "exited", Duration::from_secs(10));
+    let output = harness.ao(&["session", "restore", "app-1"]);
+    assert!(
+        output.status.success(),
+        "restore failed: {}",
+        stderr(&output)
+    );
+    let before = api.conversation_requests().len();
+    harness.ok(&["send", "app-1", "what did I ask first?"]);
+    assert!(
+        api.wait_for(Duration::from_secs(30), |requests| {
+            requests.iter().filter(|r| r.is_conversation()).count() > before
+        }),
+        "no request after the restore; screen:\n{}",
+        screen(&harness)
+    );
+    let resumed = prompts_sent(&api).pop().unwrap();
+    assert!(
+        resumed.iter().any(|t| t == task) && resumed.iter().any(|t| t == "what did I ask first?"),
+        "the resumed conversation lacks the earlier turns: {resumed:#?}"
+    );
+    wait_for_status(&harness, "idle", Duration::from_secs(30));
+
+    // A kill leaves no process of the agent behind.
+    let processes = pane_processes(&harness);
+    harness.ok(&["session", "kill", "app-1"]);
+    let left = || {
+        processes
+            .iter()
+            .filter(|pid| Path::new(&format!("/proc/{pid}")).exists())
+            .copied()
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || left().is_empty()),
+        "processes of the agent left after the kill: {:?}",
+        left()
+    );
+    assert_eq!(
+        git(&harness.repo(), &["worktree", "list"]).lines().count(),
+        1
+    );
+    assert_eq!(
+        std::fs::read(&operator_file).unwrap(),
+        operator_before,
+        "the operator's own OpenCode config was written"
+    );
+}

@@ -12,6 +12,10 @@
 //!   on the home screen a placeholder ("Ask anything… \"Fix a TODO in the codebase\"");
 //! - under the box, a footer: "esc interrupt" (after a moving `■⬝` bar) while a turn runs,
 //!   otherwise only hints ("ctrl+p commands");
+//! - in a pane wider than about 160 columns (tmux's default for a detached session is 200x50), a
+//!   sidebar fills the right of the screen: the session's title, context, LSP, the folder and
+//!   "• OpenCode 1.18.33", on the same lines as the input box; the box's bottom line ends where
+//!   the sidebar starts;
 //! - a permission prompt replaces the input box: "△ Permission required", the tool ("# Shell
 //!   command"), the command, and the answers "Allow once   Allow always   Reject" (Enter picks
 //!   the first); in an 80x24 pane the footer is gone.
@@ -68,9 +72,18 @@ impl ScreenPatterns {
             .iter()
             .rposition(|line| !side(line))
             .map_or(0, |i| i + 1);
+        // In a wide pane a sidebar (the session's title, context, LSP, the folder) shares the
+        // box's lines, right of where the box's bottom line ends.
+        let width = lines[bottom].trim_end().chars().count();
         let typed = lines[top..agent_line]
             .iter()
-            .map(|line| line.trim_start()[self.box_side.len_utf8()..].trim())
+            .map(|line| {
+                let inside = line
+                    .char_indices()
+                    .nth(width)
+                    .map_or(*line, |(at, _)| &line[..at]);
+                inside.trim_start()[self.box_side.len_utf8()..].trim()
+            })
             .filter(|text| !text.is_empty())
             .collect();
         let footer = lines[bottom + 1..]
@@ -167,6 +180,21 @@ mod tests {
         assert!(patterns.has_pending_input(&screen("typed-80x24")));
         // Earlier messages are drawn with the same side, above the box.
         assert!(!patterns.has_pending_input(&screen("idle")));
+    }
+
+    #[test]
+    fn the_sidebar_of_a_wide_pane_is_not_typed_text() {
+        let patterns = ScreenPatterns::default();
+        for busy in ["wide-first-turn", "wide-busy"] {
+            let busy = screen(busy);
+            assert!(patterns.is_busy(&busy) && !patterns.has_pending_input(&busy));
+        }
+        let idle = screen("wide-idle");
+        assert!(patterns.has_input_box(&idle) && !patterns.is_busy(&idle));
+        assert!(!patterns.has_pending_input(&idle));
+        assert!(patterns.has_pending_input(&screen("wide-typed")));
+        let prompt = screen("wide-permission");
+        assert!(patterns.asks(&prompt) && !patterns.has_pending_input(&prompt));
     }
 
     #[test]
