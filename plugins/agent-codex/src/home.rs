@@ -20,14 +20,9 @@
 //! documented interface: should a release change it, the review dialog shows and the plugin
 //! reports it instead of answering it (answering would trust every hook of the workspace too).
 
-use std::{
-    fs,
-    io::ErrorKind,
-    os::unix::fs::PermissionsExt,
-    path::{Path, PathBuf},
-};
+use std::{io::ErrorKind, path::Path};
 
-use ao_plugin_api::{shell, PluginError, PluginResult};
+use ao_plugin_api::{files::Files, shell, PluginError, PluginResult};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -111,12 +106,13 @@ pub struct HomeContents<'a> {
     pub allowed_commands: &'a [String],
 }
 
-/// Writes the session's home at `home` (an existing, canonical folder).
-pub fn write(home: &Path, contents: &HomeContents) -> PluginResult<()> {
+/// Writes the session's home at `home` (an existing, canonical, owner-only folder), through
+/// `files` (the machine the session runs on).
+pub fn write(files: &Files, home: &Path, contents: &HomeContents) -> PluginResult<()> {
     for name in ["auth.json", "AGENTS.md"] {
-        copy_private(&contents.user_home.join(name), &home.join(name))?;
+        copy_optional(files, &contents.user_home.join(name), &home.join(name))?;
     }
-    let mut config = read_optional(&contents.user_home.join("config.toml"))?;
+    let mut config = read_optional(files, &contents.user_home.join("config.toml"))?;
     if !config.is_empty() && !config.ends_with('\n') {
         config.push('\n');
     }
@@ -129,20 +125,26 @@ pub fn write(home: &Path, contents: &HomeContents) -> PluginResult<()> {
     }
     let hooks_file = home.join("hooks.json");
     if contents.event_command.is_empty() {
-        remove_optional(&hooks_file)?;
+        remove(files, &hooks_file)?;
     } else {
         let (hooks, trust) = hooks(contents.event_command, &hooks_file);
-        write_file(&hooks_file, &serde_json::to_string_pretty(&hooks).unwrap())?;
+        write_file(
+            files,
+            &hooks_file,
+            &serde_json::to_string_pretty(&hooks).unwrap(),
+        )?;
         config.push_str(&trust);
     }
-    write_file(&home.join("config.toml"), &config)?;
+    write_file(files, &home.join("config.toml"), &config)?;
     let rules_file = home.join("rules").join("ao-allowed.rules");
     if contents.allowed_commands.is_empty() {
-        remove_optional(&rules_file)
+        remove(files, &rules_file)
     } else {
-        fs::create_dir_all(home.join("rules"))
-            .map_err(|e| PluginError::failed(format!("creating {}/rules: {e}", home.display())))?;
-        write_file(&rules_file, &allow_rules(contents.allowed_commands)?)
+        let rules_dir = home.join("rules");
+        files
+            .create_dir_all(&rules_dir, true)
+            .map_err(|e| PluginError::failed(format!("creating {}: {e}", rules_dir.display())))?;
+        write_file(files, &rules_file, &allow_rules(contents.allowed_commands)?)
     }
 }
 
@@ -228,8 +230,8 @@ pub fn toml_string(text: &str) -> String {
     out
 }
 
-fn read_optional(path: &Path) -> PluginResult<String> {
-    match fs::read_to_string(path) {
+fn read_optional(files: &Files, path: &Path) -> PluginResult<String> {
+    match files.read_to_string(path) {
         Ok(text) => Ok(text),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(String::new()),
         Err(e) => Err(PluginError::failed(format!(
@@ -239,21 +241,18 @@ fn read_optional(path: &Path) -> PluginResult<String> {
     }
 }
 
-fn remove_optional(path: &Path) -> PluginResult<()> {
-    match fs::remove_file(path) {
-        Err(e) if e.kind() != ErrorKind::NotFound => Err(PluginError::failed(format!(
-            "removing {}: {e}",
-            path.display()
-        ))),
-        _ => Ok(()),
-    }
+fn remove(files: &Files, path: &Path) -> PluginResult<()> {
+    files
+        .remove_file(path)
+        .map_err(|e| PluginError::failed(format!("removing {}: {e}", path.display())))
 }
 
-/// Copies `from` to `to` owner-only when `from` exists (credentials among them). When it does
-/// not, a copy from an earlier launch stays: a sign-in made inside the session is kept.
-fn copy_private(from: &Path, to: &Path) -> PluginResult<()> {
-    match fs::read(from) {
-        Ok(bytes) => write_bytes(to, &bytes),
+/// Copies `from` to `to` when `from` exists (credentials among them: the home is owner-only).
+/// When it does not, a copy from an earlier launch stays: a sign-in made inside the session is
+/// kept.
+fn copy_optional(files: &Files, from: &Path, to: &Path) -> PluginResult<()> {
+    match files.read_to_string(from) {
+        Ok(text) => write_file(files, to, &text),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
         Err(e) => Err(PluginError::failed(format!(
             "reading {}: {e}",
@@ -262,28 +261,17 @@ fn copy_private(from: &Path, to: &Path) -> PluginResult<()> {
     }
 }
 
-fn write_file(path: &Path, text: &str) -> PluginResult<()> {
-    write_bytes(path, text.as_bytes())
-}
-
-/// Writes `path` whole and owner-only: a temporary file beside it, renamed over.
-fn write_bytes(path: &Path, bytes: &[u8]) -> PluginResult<()> {
-    let temp: PathBuf = path.with_file_name(format!(
-        ".{}.{}.tmp",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    fs::write(&temp, bytes)
-        .and_then(|()| fs::set_permissions(&temp, fs::Permissions::from_mode(0o600)))
-        .and_then(|()| fs::rename(&temp, path))
-        .map_err(|e| {
-            let _ = fs::remove_file(&temp);
-            PluginError::failed(format!("writing {}: {e}", path.display()))
-        })
+/// Writes `path` whole (a temporary file beside it, renamed over).
+fn write_file(files: &Files, path: &Path, text: &str) -> PluginResult<()> {
+    files
+        .write(path, text.as_bytes())
+        .map_err(|e| PluginError::failed(format!("writing {}: {e}", path.display())))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::{fs, os::unix::fs::PermissionsExt};
+
     use super::*;
 
     #[test]
@@ -313,10 +301,12 @@ mod tests {
         let home = temp.join("home");
         fs::create_dir_all(&user).unwrap();
         fs::create_dir_all(&home).unwrap();
+        fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).unwrap();
         fs::write(user.join("config.toml"), "model = \"mine\"").unwrap();
         fs::write(user.join("auth.json"), "{}").unwrap();
         let event_command = vec!["/opt/ao host".to_string(), "hook".to_string()];
         write(
+            &Files::here(),
             &home,
             &HomeContents {
                 user_home: &user,
@@ -344,11 +334,7 @@ mod tests {
             trust_hash("session_start", start, 10)
         )));
         assert_eq!(hooks["hooks"]["SessionEnd"][0]["hooks"][0]["timeout"], 3);
-        let mode = fs::metadata(home.join("auth.json"))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(fs::read_to_string(home.join("auth.json")).unwrap(), "{}");
         assert_eq!(
             fs::read_to_string(home.join("rules/ao-allowed.rules")).unwrap(),
             "prefix_rule(pattern = [\"ao-host\"], decision = \"allow\")\n"
@@ -356,6 +342,7 @@ mod tests {
         // Nothing to report and nothing allowed: no hooks, no rules; credentials stay.
         fs::remove_file(user.join("auth.json")).unwrap();
         write(
+            &Files::here(),
             &home,
             &HomeContents {
                 user_home: &user,

@@ -21,9 +21,9 @@ use std::{
 };
 
 use ao_plugin_api::{
-    export_plugins, program::Program, session_files::SessionFiles, uuid::is_uuid, Activity, Agent,
-    AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext, PluginError,
-    PluginResult, Readiness,
+    export_plugins, files::Files, program::Program, session_files::SessionFiles, uuid::is_uuid,
+    Activity, Agent, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext,
+    PluginError, PluginResult, Readiness,
 };
 use serde::Deserialize;
 
@@ -116,24 +116,27 @@ pub struct Codex {
     /// The `-c` overrides from `settings.config`, rendered once.
     config_overrides: Vec<String>,
     user_home: PathBuf,
-    files: SessionFiles,
+    session_files: SessionFiles,
+    /// The files of the machine sessions run on.
+    files: Files,
 }
 
 impl Codex {
     /// The session's `CODEX_HOME` (`<session folder>/home`), created, by its canonical path:
     /// Codex keys hook trust by the path it resolves, which must be the one written.
     fn home(&self, session: &AgentSession) -> PluginResult<PathBuf> {
-        let home = self.files.dir(&session.session_id)?.join("home");
-        std::fs::create_dir_all(&home)
-            .and_then(|()| home.canonicalize())
+        let home = self.session_files.dir(&session.session_id)?.join("home");
+        self.files
+            .create_dir_all(&home, true)
+            .and_then(|()| self.files.canonicalize(&home))
             .map_err(|e| PluginError::failed(format!("creating {}: {e}", home.display())))
     }
 
     /// The workspace as given and, when it differs, as resolved: Codex may compare either.
-    fn workspace_paths(session: &AgentSession) -> Vec<String> {
+    fn workspace_paths(&self, session: &AgentSession) -> Vec<String> {
         let given = session.workspace_path.to_string();
         let mut paths = vec![given.clone()];
-        if let Ok(real) = Path::new(&given).canonicalize() {
+        if let Ok(real) = self.files.canonicalize(Path::new(&given)) {
             let real = real.display().to_string();
             if real != given {
                 paths.push(real);
@@ -233,7 +236,8 @@ impl Agent for Codex {
             settings,
             config_overrides,
             user_home,
-            files: SessionFiles::new(context),
+            session_files: SessionFiles::new(context),
+            files: Files::here(),
         })
     }
 
@@ -278,8 +282,9 @@ impl Agent for Codex {
             .iter()
             .map(|a| a.to_string())
             .collect();
-        let workspaces = Self::workspace_paths(session);
+        let workspaces = self.workspace_paths(session);
         home::write(
+            &self.files,
             &self.home(session)?,
             &HomeContents {
                 user_home: &self.user_home,
@@ -421,7 +426,7 @@ impl Agent for Codex {
             "`npm install -g @openai/codex`, or set plugins.config.codex.command to where it is",
         );
         let auth = self.user_home.join("auth.json");
-        let credentials = if auth.is_file() {
+        let credentials = if self.files.is_file(&auth) {
             DoctorCheck::passed("codex credentials", auth.display().to_string())
         } else if self.settings.config.contains_key("model_provider") {
             DoctorCheck::passed(
