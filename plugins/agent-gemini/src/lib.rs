@@ -1,1 +1,414 @@
-//! Agent plugin `gemini` (being written).
+//! Agent plugin `gemini`: launches Google's Gemini CLI (`@google/gemini-cli`), reports its state
+//! from the CLI's own hooks and reads its screen as a fallback.
+//!
+//! Each session gets a Gemini home of its own (`GEMINI_CLI_HOME`, see [`home`]): its settings
+//! (the operator's, with the session's hooks added), its credentials (copied from the
+//! operator's), its chats. Nothing is written into the operator's `~/.gemini`.
+
+mod home;
+mod hooks;
+mod screen;
+
+use std::{collections::BTreeMap, path::PathBuf};
+
+use ao_plugin_api::{
+    export_plugins, program::Program, session_files::SessionFiles, uuid, Activity, Agent,
+    AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext, PluginError,
+    PluginResult, Readiness,
+};
+use serde::Deserialize;
+
+use crate::{
+    home::SessionHome,
+    screen::{Dialog, Screen},
+};
+
+export_plugins! {
+    agent "gemini" => Gemini,
+}
+
+/// `plugins.config.gemini`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Settings {
+    /// The CLI to run.
+    command: String,
+    /// Trust the workspaces ao-host made itself (`--skip-trust`): without it Gemini CLI asks
+    /// at start, and runs no hooks in a folder it does not trust.
+    trust_workspaces: bool,
+    /// `security.auth.selectedType` in the sessions' settings (`gemini-api-key`,
+    /// `oauth-personal`, `vertex-ai`, …), for an operator whose own settings chose none.
+    auth_type: Option<String>,
+    /// The folder whose `.gemini/` holds the operator's own settings and credentials, copied
+    /// into each session's home. Default: `$GEMINI_CLI_HOME`, else `$HOME`.
+    user_home: Option<PathBuf>,
+    /// Extra environment for every session (e.g. `GEMINI_API_KEY`).
+    env: BTreeMap<String, String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            command: "gemini".into(),
+            trust_workspaces: false,
+            auth_type: None,
+            user_home: None,
+            env: BTreeMap::new(),
+        }
+    }
+}
+
+/// A project's `agent_config` for Gemini CLI.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProjectSettings {
+    /// `--model`. Pin one: Gemini CLI's default ("auto") asks the model API to route each
+    /// prompt first.
+    model: Option<String>,
+    /// `--approval-mode`: `default` (ask for tools), `auto_edit`, `yolo` or `plan`.
+    approval_mode: Option<String>,
+}
+
+const ACCEPTED_PROJECT_KEYS: &str = "model, approval_mode";
+const APPROVAL_MODES: [&str; 4] = ["default", "auto_edit", "yolo", "plan"];
+
+/// The longest first message passed as the CLI's prompt argument: Linux refuses a single
+/// argument of 128 KiB or more. A longer one is typed in.
+const MAX_INLINE_MESSAGE_BYTES: usize = 120 * 1024;
+
+pub struct Gemini {
+    settings: Settings,
+    files: SessionFiles,
+    /// Where the operator's own `.gemini/` is.
+    user_home: Option<PathBuf>,
+}
+
+impl Gemini {
+    fn project_settings(session: &AgentSession) -> PluginResult<ProjectSettings> {
+        let project: ProjectSettings = session.agent_config("gemini", ACCEPTED_PROJECT_KEYS)?;
+        if let Some(mode) = &project.approval_mode {
+            if !APPROVAL_MODES.contains(&mode.as_str()) {
+                return Err(PluginError::config(format!(
+                    "projects.{}.agent_config.approval_mode: {mode:?} is not one of Gemini CLI's \
+                     approval modes ({})",
+                    session.project_id,
+                    APPROVAL_MODES.join(", ")
+                )));
+            }
+        }
+        if project
+            .model
+            .as_deref()
+            .is_some_and(|m| m.trim().is_empty())
+        {
+            return Err(PluginError::config(format!(
+                "projects.{}.agent_config.model is empty; name a model (e.g. gemini-2.5-pro) or \
+                 leave it out",
+                session.project_id
+            )));
+        }
+        Ok(project)
+    }
+
+    fn session_home(&self, session: &AgentSession) -> PluginResult<SessionHome> {
+        Ok(SessionHome::new(self.files.path(&session.session_id)?))
+    }
+}
+
+/// Whether `message` starts or ends with what Gemini CLI trims from every prompt (JavaScript's
+/// `String.prototype.trim`: Unicode's whitespace and U+FEFF, but not U+0085).
+fn has_surrounding_whitespace(message: &str) -> bool {
+    let trimmed =
+        message.trim_matches(|c: char| (c.is_whitespace() && c != '\u{85}') || c == '\u{feff}');
+    trimmed.len() != message.len()
+}
+
+/// Whether Gemini CLI would run `message` as one of its own commands instead of giving it to the
+/// model: a prompt starting with `/` (but not `//` or `/*`) is a slash command (`/quit`, …).
+fn is_slash_command(message: &str) -> bool {
+    message.starts_with('/') && !message.starts_with("//") && !message.starts_with("/*")
+}
+
+impl Agent for Gemini {
+    fn new(context: &PluginContext) -> PluginResult<Self> {
+        let settings: Settings = context.parse_config()?;
+        if settings.command.trim().is_empty() {
+            return Err(PluginError::config(
+                "plugins.config.gemini.command is empty; name the Gemini CLI (e.g. gemini)",
+            ));
+        }
+        if settings.env.contains_key(home::HOME_VARIABLE) {
+            return Err(PluginError::config(format!(
+                "plugins.config.gemini.env sets {}, which the plugin points at each session's own \
+                 home; to seed sessions from another Gemini home, set plugins.config.gemini.user_home",
+                home::HOME_VARIABLE
+            )));
+        }
+        if settings
+            .auth_type
+            .as_deref()
+            .is_some_and(|a| a.trim().is_empty())
+        {
+            return Err(PluginError::config(
+                "plugins.config.gemini.auth_type is empty; name an auth type (e.g. gemini-api-key) \
+                 or leave it out",
+            ));
+        }
+        let user_home = settings.user_home.clone().or_else(|| {
+            [home::HOME_VARIABLE, "HOME"]
+                .into_iter()
+                .find_map(|name| std::env::var_os(name).filter(|v| !v.is_empty()))
+                .map(PathBuf::from)
+        });
+        Ok(Self {
+            settings,
+            files: SessionFiles::new(context),
+            user_home,
+        })
+    }
+
+    fn launch_command(&self, session: &AgentSession) -> PluginResult<Vec<String>> {
+        let plan = self.launch(&LaunchRequest {
+            session: session.clone(),
+            first_message: None.into(),
+            event_command: Default::default(),
+            resume: None.into(),
+            allowed_commands: Default::default(),
+        })?;
+        Ok(plan.argv.into_iter().map(Into::into).collect())
+    }
+
+    /// The session's home written (settings with its hooks, credentials, the system prompt as
+    /// global memory); a new conversation under an id chosen here (`--session-id`) or the stored
+    /// one resumed (`--resume`); and the first message as `--prompt-interactive=…`, which starts
+    /// the turn and stays interactive (a pasted message is submitted by an Enter the CLI may
+    /// drop), and reaches the model byte-exact. Gemini CLI trims the whitespace around every
+    /// prompt, however it comes: a message with some is typed in by the host.
+    fn launch(&self, request: &LaunchRequest) -> PluginResult<LaunchPlan> {
+        let session = &request.session;
+        let project = Self::project_settings(session)?;
+        let first = request
+            .first_message
+            .as_ref()
+            .into_option()
+            // Gemini CLI trims every prompt, and its hook reports the trimmed one: the host would
+            // fail the launch as an altered message (the orchestrator's prompt ends with a
+            // newline). Typed in, it is trimmed just the same, but nothing compares it.
+            .filter(|message| {
+                message.len() <= MAX_INLINE_MESSAGE_BYTES && !has_surrounding_whitespace(message)
+            });
+        if request
+            .first_message
+            .as_ref()
+            .into_option()
+            .is_some_and(|message| is_slash_command(message))
+        {
+            return Err(PluginError::invalid_input(
+                "Gemini CLI runs a message that starts with `/` as one of its own commands \
+                 (/quit, /clear, …) instead of giving it to the model: start the task with \
+                 something else",
+            ));
+        }
+        let mut argv = vec![self.settings.command.clone()];
+        if let Some(model) = &project.model {
+            argv.extend(["--model".to_string(), model.clone()]);
+        }
+        if let Some(mode) = &project.approval_mode {
+            argv.extend(["--approval-mode".to_string(), mode.clone()]);
+        }
+        if self.settings.trust_workspaces {
+            argv.push("--skip-trust".into());
+        }
+        let conversation_id = match request.resume.as_ref().into_option() {
+            Some(id) if uuid::is_uuid(id) => {
+                argv.extend(["--resume".to_string(), id.to_string()]);
+                id.to_string()
+            }
+            Some(id) => {
+                return Err(PluginError::invalid_input(format!(
+                    "{id:?} is not a Gemini CLI session id (a UUID)"
+                )))
+            }
+            None => {
+                let id = uuid::new_v4()?;
+                argv.extend(["--session-id".to_string(), id.clone()]);
+                id
+            }
+        };
+        let event_command: Vec<String> = request
+            .event_command
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        let allowed: Vec<String> = request
+            .allowed_commands
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        let home = self.session_home(session)?;
+        let additions = home::Additions {
+            hooks: if event_command.is_empty() {
+                None
+            } else {
+                Some(hooks::hooks(
+                    &event_command,
+                    &home.hook_log(),
+                    // A SessionStart hook's "idle" would race the first turn's "working".
+                    first.is_none(),
+                )?)
+            },
+            allowed_commands: hooks::allowed_tools(&allowed)?,
+            auth_type: self.settings.auth_type.clone(),
+            system_prompt: session
+                .system_prompt
+                .as_ref()
+                .into_option()
+                .map(|p| p.to_string()),
+        };
+        home.prepare(
+            &self.files,
+            &session.session_id,
+            self.user_home.as_deref(),
+            request.resume.is_some(),
+            &additions,
+        )?;
+        if let Some(message) = first {
+            // One argument with `=`: as two, a message starting with `-` would be read as options
+            // (and after `--` the CLI ignores it).
+            argv.push(format!("--prompt-interactive={message}"));
+        }
+        Ok(LaunchPlan {
+            argv: argv.into_iter().map(Into::into).collect(),
+            takes_first_message: first.is_some(),
+            conversation_id: Some(conversation_id.into()).into(),
+            reports_events: additions.hooks.is_some(),
+        })
+    }
+
+    /// The configured environment, and the session's own Gemini home.
+    fn environment(&self, session: &AgentSession) -> PluginResult<Vec<EnvVar>> {
+        let home = self.session_home(session)?;
+        let mut env: Vec<EnvVar> = self
+            .settings
+            .env
+            .iter()
+            .map(|(name, value)| EnvVar::new(name.clone(), value.clone()))
+            .collect();
+        env.push(EnvVar::new(
+            home::HOME_VARIABLE,
+            home.path().display().to_string(),
+        ));
+        Ok(env)
+    }
+
+    fn is_ready(&self, output: &str) -> PluginResult<Readiness> {
+        let screen = Screen::new(output);
+        let blocked = |reason: String, answer: &[&str]| Readiness::Blocked {
+            reason: reason.into(),
+            answer: answer.iter().map(|k| (*k).into()).collect(),
+        };
+        Ok(match screen.dialog() {
+            Some(Dialog::TrustFolder { trust_selected }) if self.settings.trust_workspaces => {
+                if trust_selected {
+                    blocked(
+                        "Gemini CLI asks whether to trust the workspace".into(),
+                        &["Enter"],
+                    )
+                } else {
+                    blocked(
+                        "Gemini CLI asks whether to trust the workspace, but its option \"Trust \
+                         folder\" is not selected: answer it in the session (ao-host attach)"
+                            .into(),
+                        &[],
+                    )
+                }
+            }
+            Some(Dialog::TrustFolder { .. }) => blocked(
+                "Gemini CLI asks whether to trust the workspace folder (it runs no hooks in an \
+                 untrusted one): answer it in the session (ao-host attach), or set \
+                 `trust_workspaces: true` under plugins.config.gemini"
+                    .into(),
+                &[],
+            ),
+            Some(Dialog::Auth) => blocked(
+                "Gemini CLI asks how to authenticate: run `gemini` once yourself and choose (the \
+                 sessions copy your ~/.gemini settings), or set `auth_type` under \
+                 plugins.config.gemini (e.g. gemini-api-key, with GEMINI_API_KEY in its env)"
+                    .into(),
+                &[],
+            ),
+            // A first message given at launch can go straight to a permission prompt: the agent
+            // is up, and the prompt is the operator's to answer.
+            None if screen.is_settled() || screen.permission_question().is_some() => {
+                Readiness::Ready
+            }
+            None => Readiness::Starting,
+        })
+    }
+
+    fn activity(&self, output: &str) -> PluginResult<Activity> {
+        let screen = Screen::new(output);
+        // A prompt first: the turn's spinner may still show behind it.
+        Ok(
+            if screen.dialog().is_some() || screen.permission_question().is_some() {
+                Activity::WaitingInput
+            } else if screen.is_busy() {
+                Activity::Working
+            } else if screen.input_box_is_last() {
+                Activity::Idle
+            } else {
+                Activity::Working
+            },
+        )
+    }
+
+    /// Text left in the input box: Gemini CLI drops an Enter that arrives right after a paste,
+    /// so the host presses it again. Never while a permission prompt shows: that Enter would
+    /// answer it.
+    fn input_pending(&self, output: &str) -> PluginResult<bool> {
+        let screen = Screen::new(output);
+        Ok(screen.permission_question().is_none() && screen.has_pending_input())
+    }
+
+    /// The configured command, found on PATH (or at the path given) and answering `--version`.
+    fn doctor(&self) -> PluginResult<Vec<DoctorCheck>> {
+        let cli = Program::new(
+            self.settings.command.as_str(),
+            "`npm install -g @google/gemini-cli`, or set plugins.config.gemini.command to where it is",
+        );
+        Ok(vec![cli.version_check(&["--version"])])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_gemini_trims_is_told_apart() {
+        for trimmed in [
+            "\tx",
+            "x\n",
+            " x",
+            "x\r\n",
+            "x\u{a0}",
+            "\u{feff}x",
+            "x\u{2028}",
+        ] {
+            assert!(has_surrounding_whitespace(trimmed), "{trimmed:?}");
+        }
+        for kept in ["x", "-x\n\ty", "x\u{85}", "ünï 🎉"] {
+            assert!(!has_surrounding_whitespace(kept), "{kept:?}");
+        }
+    }
+
+    #[test]
+    fn slash_commands_are_told_apart() {
+        for command in ["/quit", "/fix it"] {
+            assert!(is_slash_command(command), "{command:?}");
+        }
+        for prompt in ["x", "-x\n\ty", "// a comment", "/* c */", "a /b", " /quit"] {
+            assert!(!is_slash_command(prompt), "{prompt:?}");
+        }
+    }
+}

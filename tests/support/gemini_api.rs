@@ -1,0 +1,288 @@
+//! A loopback stand-in for the Gemini API (`generativelanguage.googleapis.com`), so the real
+//! Gemini CLI completes whole turns offline: point `GOOGLE_GEMINI_BASE_URL` at
+//! [`GeminiApi::base_url`] (with any `GEMINI_API_KEY`, and a pinned model: Gemini CLI's "auto"
+//! model first asks the API to route the prompt).
+//!
+//! Served by `standin_http` (declare both modules in the test file). Routes, as Gemini CLI 0.61
+//! calls them:
+//! - `POST /v1beta/models/<model>:streamGenerateContent?alt=sse`: the conversation. Server-sent
+//!   events, each `data: <GenerateContentResponse>` (`candidates[0].content.parts` with `text`
+//!   or `functionCall {name, args}`, `finishReason` on the last, `usageMetadata`);
+//! - `POST /v1beta/models/<model>:generateContent`: side requests (on resume the CLI asks a
+//!   flash-lite model for a one-line summary of the conversation, which it embeds whole): a
+//!   short text at once;
+//! - `POST /v1beta/models/<model>:countTokens`: `{"totalTokens": N}`;
+//! - anything else: 404 with a Google-style JSON error (still recorded).
+//!
+//! Conversation replies are scripted by the text parts of the LAST `user` content:
+//! - `AO_TOOL:<shell command>` (to the end of that line): a `run_shell_command` function call,
+//!   which Gemini CLI asks the operator to approve in its default approval mode;
+//! - `AO_SLOW:<ms>`: the reply streamed in pieces over about that long;
+//! - a last content holding a `functionResponse` (a tool ran): "tool done";
+//! - otherwise "Done.".
+
+#![allow(dead_code)] // each test file uses a different part of this module
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+pub use crate::standin_http::RecordedRequest;
+use crate::standin_http::{Reply, StandIn};
+
+/// Reply text for side requests.
+pub const SIDE_REPLY: &str = "Ok.";
+/// Reply text after a tool ran.
+pub const TOOL_DONE_REPLY: &str = "tool done";
+/// Reply text when nothing else is scripted.
+pub const DEFAULT_REPLY: &str = "Done.";
+
+/// What the stand-in tells apart in a recorded request.
+pub trait GeminiRequest {
+    /// A request of the main conversation: streamed, with the agent's tools.
+    fn is_conversation(&self) -> bool;
+}
+
+impl GeminiRequest for RecordedRequest {
+    fn is_conversation(&self) -> bool {
+        self.method == "POST"
+            && self.path.ends_with(":streamGenerateContent")
+            && self.body["tools"].as_array().is_some_and(|t| !t.is_empty())
+    }
+}
+
+/// The text parts of every `user` content of a request body, in order (function responses
+/// left out). Gemini CLI sends its session context as the first part of the first one.
+pub fn user_texts(body: &Value) -> Vec<String> {
+    contents(body)
+        .iter()
+        .filter(|c| c["role"] == "user")
+        .flat_map(text_parts)
+        .collect()
+}
+
+fn contents(body: &Value) -> &[Value] {
+    body["contents"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+
+fn text_parts(content: &Value) -> Vec<String> {
+    content["parts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|part| part["text"].as_str())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The Gemini API stand-in. Dropping it stops the server.
+pub struct GeminiApi {
+    server: StandIn,
+}
+
+impl GeminiApi {
+    /// Binds 127.0.0.1 on a free port and starts serving.
+    pub fn start() -> GeminiApi {
+        GeminiApi {
+            server: StandIn::start("gemini-api", respond),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`, for `GOOGLE_GEMINI_BASE_URL`.
+    pub fn base_url(&self) -> String {
+        self.server.base_url()
+    }
+
+    /// Every request so far, any path, in the order received.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.server.requests()
+    }
+
+    /// The conversation's requests, in order.
+    pub fn conversation_requests(&self) -> Vec<RecordedRequest> {
+        self.requests()
+            .into_iter()
+            .filter(RecordedRequest::is_conversation)
+            .collect()
+    }
+
+    /// Waits until `done` holds for the recorded requests, or `timeout` passes.
+    pub fn wait_for(&self, timeout: Duration, done: impl Fn(&[RecordedRequest]) -> bool) -> bool {
+        self.server.wait_for(timeout, done)
+    }
+}
+
+/// What to say to one conversation request.
+enum Answer {
+    Text(String, Duration),
+    Tool(String),
+}
+
+fn answer_for(body: &Value) -> Answer {
+    let last = contents(body).iter().rev().find(|c| c["role"] == "user");
+    let text = last.map(text_parts).unwrap_or_default().join("\n");
+    if let Some(rest) = text.split("AO_TOOL:").nth(1) {
+        return Answer::Tool(rest.lines().next().unwrap_or("").trim().to_string());
+    }
+    if let Some(rest) = text.split("AO_SLOW:").nth(1) {
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        if let Ok(ms) = digits.parse::<u64>() {
+            return Answer::Text(DEFAULT_REPLY.into(), Duration::from_millis(ms));
+        }
+    }
+    let ran_tool = last
+        .and_then(|c| c["parts"].as_array())
+        .is_some_and(|parts| parts.iter().any(|p| p.get("functionResponse").is_some()));
+    let reply = if ran_tool {
+        TOOL_DONE_REPLY
+    } else {
+        DEFAULT_REPLY
+    };
+    Answer::Text(reply.into(), Duration::ZERO)
+}
+
+fn usage() -> Value {
+    json!({ "promptTokenCount": 10, "candidatesTokenCount": 5, "totalTokenCount": 15 })
+}
+
+/// One `GenerateContentResponse` with `parts`, finished when `finish` says so.
+fn response(model: &str, parts: Value, finish: bool) -> Value {
+    let mut candidate = json!({ "content": { "role": "model", "parts": parts }, "index": 0 });
+    let mut response = json!({ "modelVersion": model });
+    if finish {
+        candidate["finishReason"] = json!("STOP");
+        response["usageMetadata"] = usage();
+    }
+    response["candidates"] = json!([candidate]);
+    response
+}
+
+fn respond(request: &RecordedRequest, reply: &mut Reply) -> std::io::Result<()> {
+    let model = request
+        .path
+        .strip_prefix("/v1beta/models/")
+        .and_then(|rest| rest.split(':').next())
+        .unwrap_or("gemini-stand-in")
+        .to_string();
+    let method = request.path.rsplit(':').next().unwrap_or_default();
+    match (request.method.as_str(), method) {
+        ("POST", "streamGenerateContent") => {
+            reply.start_events()?;
+            match answer_for(&request.body) {
+                Answer::Tool(command) => {
+                    let call = json!([{ "functionCall": {
+                        "name": "run_shell_command",
+                        "args": { "command": command, "description": "Run the scripted command" },
+                    } }]);
+                    reply.event(None, &response(&model, call, true))?;
+                }
+                Answer::Text(text, total) => {
+                    let started = Instant::now();
+                    let pieces: Vec<&str> = text.split_inclusive(' ').collect();
+                    let step = total / (pieces.len() as u32 + 1);
+                    for (i, piece) in pieces.iter().enumerate() {
+                        std::thread::sleep(step);
+                        let last = i + 1 == pieces.len();
+                        if last {
+                            std::thread::sleep(total.saturating_sub(started.elapsed()));
+                        }
+                        reply.event(None, &response(&model, json!([{ "text": piece }]), last))?;
+                    }
+                }
+            }
+            reply.finish_events()
+        }
+        ("POST", "generateContent") => reply.json(
+            200,
+            &response(&model, json!([{ "text": SIDE_REPLY }]), true),
+        ),
+        ("POST", "countTokens") => reply.json(
+            200,
+            &json!({ "totalTokens": (request.raw_body.len() / 4).max(1) }),
+        ),
+        _ => reply.json(
+            404,
+            &json!({ "error": {
+                "code": 404,
+                "status": "NOT_FOUND",
+                "message": format!(
+                    "the stand-in does not serve {} {}",
+                    request.method, request.path
+                ),
+            } }),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::standin_http::{event_data, post};
+
+    fn conversation(text: &str) -> Value {
+        json!({
+            "contents": [
+                { "role": "user", "parts": [{ "text": "<session_context>…" }, { "text": "first" }] },
+                { "role": "model", "parts": [{ "text": "Done." }] },
+                { "role": "user", "parts": [{ "text": text }] },
+            ],
+            "tools": [{ "functionDeclarations": [{ "name": "run_shell_command" }] }],
+        })
+    }
+
+    const STREAM: &str = "/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse";
+
+    #[test]
+    fn a_tool_marker_becomes_a_shell_function_call_and_is_recorded() {
+        let api = GeminiApi::start();
+        let port: u16 = api.base_url().rsplit(':').next().unwrap().parse().unwrap();
+        let (head, body) = post(port, STREAM, &conversation("run AO_TOOL:echo hi > x"));
+        assert!(head.contains("text/event-stream"), "{head}");
+        let events = event_data(&body);
+        assert_eq!(events.len(), 1, "{body}");
+        let part = &events[0]["candidates"][0]["content"]["parts"][0];
+        assert_eq!(part["functionCall"]["name"], "run_shell_command");
+        assert_eq!(part["functionCall"]["args"]["command"], "echo hi > x");
+        assert_eq!(events[0]["candidates"][0]["finishReason"], "STOP");
+        let recorded = api.conversation_requests();
+        assert_eq!(recorded.len(), 1);
+        assert_eq!(recorded[0].query, "alt=sse");
+        assert_eq!(
+            user_texts(&recorded[0].body),
+            ["<session_context>…", "first", "run AO_TOOL:echo hi > x"]
+        );
+    }
+
+    #[test]
+    fn a_slow_reply_takes_its_time_and_side_requests_do_not() {
+        let api = GeminiApi::start();
+        let port: u16 = api.base_url().rsplit(':').next().unwrap().parse().unwrap();
+        let started = Instant::now();
+        let (_, body) = post(port, STREAM, &conversation("AO_SLOW:600"));
+        assert!(started.elapsed() >= Duration::from_millis(600));
+        let text: String = event_data(&body)
+            .iter()
+            .map(|e| {
+                e["candidates"][0]["content"]["parts"][0]["text"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(text, DEFAULT_REPLY);
+        let (_, side) = post(
+            port,
+            "/v1beta/models/gemini-3.5-flash-lite:generateContent",
+            &json!({ "contents": [] }),
+        );
+        let side: Value = serde_json::from_str(&side).unwrap();
+        assert_eq!(
+            side["candidates"][0]["content"]["parts"][0]["text"],
+            SIDE_REPLY
+        );
+        assert!(api.conversation_requests().len() == 1);
+    }
+}
