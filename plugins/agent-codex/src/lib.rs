@@ -132,6 +132,50 @@ impl Codex {
             .map_err(|e| PluginError::failed(format!("creating {}: {e}", home.display())))
     }
 
+    /// The program and its options: `[resume] --no-daemon`, the `-c` overrides, model and
+    /// sandbox; the caller adds `--` and the positional arguments.
+    fn options(
+        &self,
+        session: &AgentSession,
+        project: &ProjectSettings,
+        resume: Option<&str>,
+    ) -> Vec<String> {
+        let mut argv = vec![self.settings.command.clone()];
+        if resume.is_some() {
+            argv.push("resume".into());
+        }
+        argv.push("--no-daemon".into());
+        let mut overrides = vec![
+            "disable_paste_burst=true".to_string(),
+            "check_for_update_on_startup=false".to_string(),
+            // Its background thread fires `SessionStart` with another conversation's id.
+            "features.memories=false".to_string(),
+            // A login shell's profile resets PATH, which starts with the folder of the
+            // `ao-host` that started the session (the orchestrator runs it by name).
+            "allow_login_shell=false".to_string(),
+        ];
+        // A resumed conversation has its instructions in its history already.
+        if let (Some(prompt), None) = (session.system_prompt.as_ref().into_option(), resume) {
+            overrides.push(format!("developer_instructions={}", toml_string(prompt)));
+        }
+        if let Some(policy) = &project.approval_policy {
+            overrides.push(format!("approval_policy={}", toml_string(policy)));
+        }
+        overrides.extend(self.config_overrides.iter().cloned());
+        for setting in overrides {
+            argv.extend(["-c".to_string(), setting]);
+        }
+        if let Some(model) = &project.model {
+            argv.extend(["--model".to_string(), model.clone()]);
+        }
+        if project.bypass_approvals_and_sandbox {
+            argv.push("--dangerously-bypass-approvals-and-sandbox".into());
+        } else if let Some(mode) = &project.sandbox_mode {
+            argv.extend(["--sandbox".to_string(), mode.clone()]);
+        }
+        argv
+    }
+
     /// The workspace as given and, when it differs, as resolved: Codex may compare either.
     fn workspace_paths(&self, session: &AgentSession) -> Vec<String> {
         let given = session.workspace_path.to_string();
@@ -241,20 +285,11 @@ impl Agent for Codex {
         })
     }
 
+    /// The argv alone, writing nothing: [`Agent::launch`] prepares the home.
     fn launch_command(&self, session: &AgentSession) -> PluginResult<Vec<String>> {
-        let request = LaunchRequest {
-            session: session.clone(),
-            first_message: None.into(),
-            event_command: Default::default(),
-            resume: None.into(),
-            allowed_commands: Default::default(),
-        };
-        Ok(self
-            .launch(&request)?
-            .argv
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        let mut argv = self.options(session, &ProjectSettings::parse(session)?, None);
+        argv.push("--".into());
+        Ok(argv)
     }
 
     /// `codex [resume] --no-daemon -c …` in the session's own home (hooks, trust, rules written
@@ -298,39 +333,7 @@ impl Agent for Codex {
             },
         )?;
 
-        let mut argv = vec![self.settings.command.clone()];
-        if resume.is_some() {
-            argv.push("resume".into());
-        }
-        argv.push("--no-daemon".into());
-        let mut overrides = vec![
-            "disable_paste_burst=true".to_string(),
-            "check_for_update_on_startup=false".to_string(),
-            // Its background thread fires `SessionStart` with another conversation's id.
-            "features.memories=false".to_string(),
-            // A login shell's profile resets PATH, which starts with the folder of the
-            // `ao-host` that started the session (the orchestrator runs it by name).
-            "allow_login_shell=false".to_string(),
-        ];
-        // A resumed conversation has its instructions in its history already.
-        if let (Some(prompt), None) = (session.system_prompt.as_ref().into_option(), &resume) {
-            overrides.push(format!("developer_instructions={}", toml_string(prompt)));
-        }
-        if let Some(policy) = &project.approval_policy {
-            overrides.push(format!("approval_policy={}", toml_string(policy)));
-        }
-        overrides.extend(self.config_overrides.iter().cloned());
-        for setting in overrides {
-            argv.extend(["-c".to_string(), setting]);
-        }
-        if let Some(model) = &project.model {
-            argv.extend(["--model".to_string(), model.clone()]);
-        }
-        if project.bypass_approvals_and_sandbox {
-            argv.push("--dangerously-bypass-approvals-and-sandbox".into());
-        } else if let Some(mode) = &project.sandbox_mode {
-            argv.extend(["--sandbox".to_string(), mode.clone()]);
-        }
+        let mut argv = self.options(session, &project, resume.as_deref());
         // After `--`, nothing the task starts with is read as an option.
         argv.push("--".into());
         argv.extend(resume.clone());
@@ -617,10 +620,18 @@ mod tests {
     }
 
     #[test]
-    fn a_long_task_is_typed_in_rather_than_passed() {
+    fn a_long_task_is_typed_in_and_the_bare_command_writes_nothing() {
         let temp = Temp::new("long");
         let codex = codex(&temp.0, "user_home: /nonexistent").unwrap();
         let long = "x".repeat(MAX_INLINE_MESSAGE_BYTES + 1);
+        let bare = codex
+            .launch_command(&session(&temp.0.join("ws"), ""))
+            .unwrap();
+        assert_eq!(bare.last().map(String::as_str), Some("--"));
+        assert!(
+            !temp.0.join("codex").exists(),
+            "launch_command wrote the session's home"
+        );
         let plan = codex
             .launch(&request(session(&temp.0.join("ws"), ""), Some(&long), None))
             .unwrap();
