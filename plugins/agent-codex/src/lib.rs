@@ -383,9 +383,9 @@ impl Agent for Codex {
                 &[],
             ),
             Some(Dialog::HooksReview) => blocked(
-                "Codex asks to review hooks it does not know as trusted (this Codex release may \
-                 record hook trust differently from 0.171, or the operator's config.toml has \
-                 hooks of its own): answer it in the session (ao-host attach)",
+                "Codex asks to review hooks it does not know as trusted: the workspace's own \
+                 .codex/hooks.json or hooks in your config.toml (or a Codex release that records \
+                 hook trust differently from 0.171): review them in the session (ao-host attach)",
                 &[],
             ),
             Some(Dialog::SignIn) => blocked(
