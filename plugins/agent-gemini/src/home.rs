@@ -128,6 +128,18 @@ impl SessionHome {
     }
 }
 
+/// The authentication the operator chose in Gemini CLI (`security.auth.selectedType` of their
+/// settings), if any.
+pub fn chosen_auth(user_home: Option<&Path>) -> Option<String> {
+    let settings = read_settings(&user_home?.join(".gemini").join("settings.json")).ok()?;
+    settings
+        .get("security")?
+        .get("auth")?
+        .get("selectedType")?
+        .as_str()
+        .map(str::to_string)
+}
+
 /// The operator's settings as an object; none at all is an empty one.
 fn read_settings(path: &Path) -> PluginResult<Map<String, Value>> {
     let Some(text) = read_optional(path)? else {

@@ -154,7 +154,17 @@ impl Agent for Gemini {
                  or leave it out",
             ));
         }
-        let user_home = settings.user_home.clone().or_else(|| {
+        let home = std::env::var_os("HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+        let user_home = match (&settings.user_home, &home) {
+            (Some(path), Some(home)) if path.starts_with("~") => {
+                Some(home.join(path.strip_prefix("~").expect("starts with ~")))
+            }
+            (Some(path), _) => Some(path.clone()),
+            (None, _) => None,
+        };
+        let user_home = user_home.or_else(|| {
             [home::HOME_VARIABLE, "HOME"]
                 .into_iter()
                 .find_map(|name| std::env::var_os(name).filter(|v| !v.is_empty()))
@@ -370,13 +380,27 @@ impl Agent for Gemini {
         Ok(screen.permission_question().is_none() && screen.has_pending_input())
     }
 
-    /// The configured command, found on PATH (or at the path given) and answering `--version`.
+    /// The configured command, found on PATH (or at the path given) and answering `--version`;
+    /// and an authentication chosen for the sessions (else each stops on Gemini CLI's dialog).
     fn doctor(&self) -> PluginResult<Vec<DoctorCheck>> {
         let cli = Program::new(
             self.settings.command.as_str(),
             "`npm install -g @google/gemini-cli`, or set plugins.config.gemini.command to where it is",
         );
-        Ok(vec![cli.version_check(&["--version"])])
+        let chosen = match &self.settings.auth_type {
+            Some(auth) => Some(format!("{auth} (plugins.config.gemini.auth_type)")),
+            None => home::chosen_auth(self.user_home.as_deref())
+                .map(|auth| format!("{auth} (from your ~/.gemini/settings.json)")),
+        };
+        let auth = match chosen {
+            Some(found) => DoctorCheck::passed("gemini authentication", found),
+            None => DoctorCheck::failed(
+                "gemini authentication",
+                "none chosen: run `gemini` once and pick one (sessions copy your ~/.gemini), or set \
+                 plugins.config.gemini.auth_type (e.g. gemini-api-key, with GEMINI_API_KEY in its env)",
+            ),
+        };
+        Ok(vec![cli.version_check(&["--version"]), auth])
     }
 }
 
