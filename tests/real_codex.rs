@@ -218,6 +218,24 @@ fn the_real_codex_cli_through_whole_turns_an_approval_a_restore_and_a_kill() {
     wait_for_status(&harness, "app-1", "idle", Duration::from_secs(30));
     assert!(harness.worktree("app-1").join("approved.txt").is_file());
 
+    // Refused, the command does not run and Codex fires no hook at all: the idle composer on
+    // screen wins over the stale question.
+    harness.ok(&[
+        "send",
+        "app-1",
+        "and this\nAO_TOOL:echo refused > refused.txt",
+    ]);
+    wait_for_status(&harness, "app-1", "waiting_input", Duration::from_secs(30));
+    assert!(
+        wait_until(Duration::from_secs(10), || screen(&harness, "app-1")
+            .contains("Press enter to confirm")),
+        "{}",
+        screen(&harness, "app-1")
+    );
+    harness.tmux.tmux(&["send-keys", "-t", &target, "Escape"]);
+    wait_for_status(&harness, "app-1", "idle", Duration::from_secs(15));
+    assert!(!harness.worktree("app-1").join("refused.txt").exists());
+
     // The runtime dies with everything in it; the session is exited, and comes back with its
     // conversation.
     harness.tmux.tmux(&["kill-server"]);
