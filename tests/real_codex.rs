@@ -5,9 +5,10 @@
 //!
 //! A worker lives through what an operator sees: its task reaches the model byte-exact and once;
 //! `session ls` says `working` during a slow reply and `idle` after it, `waiting_input` with the
-//! command on an approval prompt; after `tmux kill-server`, `session restore` resumes the
-//! conversation Codex reported; `session kill` leaves no process of it behind. An orchestrator
-//! runs `ao-host` unattended and still asks for anything else.
+//! command on an approval prompt, and `idle` again once it is refused (no hook fires then); after
+//! `tmux kill-server`, `session restore` resumes the conversation Codex reported; `session kill`
+//! leaves no process of it behind; a task Codex would alter (a carriage return) fails its spawn.
+//! An orchestrator runs `ao-host` unattended and still asks for anything else.
 //!
 //! Runs when `$AO_TEST_CODEX` names the CLI (`.ci/run` installs it from npm) or `codex` is on
 //! PATH; otherwise it says it was skipped. Codex never sees the operator's `~/.codex`: the
