@@ -90,7 +90,7 @@ fn real_opencode_harness(cli: &Path, api: &ChatCompletionsApi) -> (Harness, Path
             )
             .replace(
                 "defaults: { ready_timeout_ms: 10000 }",
-                "defaults: { agent: opencode, ready_timeout_ms: 60000 }",
+                "defaults: { agent: opencode, ready_timeout_ms: 120000 }",
             )
             .replace(
                 "default_branch: main }",
@@ -180,6 +180,9 @@ fn the_real_opencode_cli_through_whole_turns_statuses_a_shell_approval_a_restore
     let api = ChatCompletionsApi::start();
     let (harness, operator_file) = real_opencode_harness(&cli, &api);
     let operator_before = std::fs::read(&operator_file).unwrap();
+    // Where the time goes, for `--nocapture`: OpenCode takes seconds to start.
+    let started = std::time::Instant::now();
+    let mark = |what: &str| eprintln!("{:>6.1}s {what}", started.elapsed().as_secs_f32());
 
     // The task, with everything a terminal's input box, a shell or an option parser would
     // change, and a marker that makes the stand-in answer slowly.
@@ -187,7 +190,10 @@ fn the_real_opencode_cli_through_whole_turns_statuses_a_shell_approval_a_restore
     let output = harness.ao(&["spawn", "app", &format!("--task={task}")]);
     assert!(output.status.success(), "spawn failed: {}", stderr(&output));
     wait_for_status(&harness, "working", Duration::from_secs(30));
-    wait_for_status(&harness, "idle", Duration::from_secs(30));
+    mark("working");
+    // OpenCode's first turn in a new home loads its providers first: seconds, more under load.
+    wait_for_status(&harness, "idle", Duration::from_secs(60));
+    mark("idle");
     let sent = prompts_sent(&api);
     assert!(
         !sent.is_empty() && sent[0].last().map(String::as_str) == Some(task),
@@ -213,6 +219,7 @@ fn the_real_opencode_cli_through_whole_turns_statuses_a_shell_approval_a_restore
     let command = "echo granted > approved.txt; printenv npm_config_offline >> approved.txt";
     harness.ok(&["send", "app-1", &format!("now run this\nAO_TOOL:{command}")]);
     let waiting = wait_for_status(&harness, "waiting_input", Duration::from_secs(30));
+    mark("waiting_input");
     let question = waiting["waiting_for"].as_str().unwrap_or_default();
     assert!(
         question.contains("bash") && question.contains(command),
@@ -229,6 +236,7 @@ fn the_real_opencode_cli_through_whole_turns_statuses_a_shell_approval_a_restore
     let target = format!("={}:", harness.tmux_session("app-1"));
     harness.tmux.tmux(&["send-keys", "-t", &target, "Enter"]);
     wait_for_status(&harness, "idle", Duration::from_secs(30));
+    mark("idle");
     assert_eq!(
         std::fs::read_to_string(harness.worktree("app-1").join("approved.txt")).unwrap(),
         "granted\n"
@@ -238,12 +246,14 @@ fn the_real_opencode_cli_through_whole_turns_statuses_a_shell_approval_a_restore
     // conversation.
     harness.tmux.tmux(&["kill-server"]);
     wait_for_status(&harness, "exited", Duration::from_secs(10));
+    mark("exited");
     let output = harness.ao(&["session", "restore", "app-1"]);
     assert!(
         output.status.success(),
         "restore failed: {}",
         stderr(&output)
     );
+    mark("restored");
     let before = api.conversation_requests().len();
     harness.ok(&["send", "app-1", "what did I ask first?"]);
     assert!(
@@ -259,10 +269,12 @@ fn the_real_opencode_cli_through_whole_turns_statuses_a_shell_approval_a_restore
         "the resumed conversation lacks the earlier turns: {resumed:#?}"
     );
     wait_for_status(&harness, "idle", Duration::from_secs(30));
+    mark("idle");
 
     // A kill leaves no process of the agent behind.
     let processes = pane_processes(&harness);
-    harness.ok(&["session", "kill", "app-1"]);
+    // --force: approved.txt is uncommitted work.
+    harness.ok(&["session", "kill", "app-1", "--force"]);
     let left = || {
         processes
             .iter()

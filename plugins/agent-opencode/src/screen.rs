@@ -123,10 +123,12 @@ impl ScreenPatterns {
 
     /// Text typed into the input box and not sent (the home screen's placeholder is not).
     pub fn has_pending_input(&self, output: &str) -> bool {
-        self.input_box(output).is_some_and(|input| {
-            !input.typed.is_empty()
-                && !(input.typed.len() == 1 && input.typed[0].starts_with(&self.placeholder))
-        })
+        self.input_box(output)
+            .is_some_and(|input| match input.typed.as_slice() {
+                [] => false,
+                [only] => !only.starts_with(&self.placeholder),
+                _ => true,
+            })
     }
 }
 
