@@ -106,7 +106,10 @@ fn every_first_party_and_example_plugin_passes_the_kit() {
 
 /// Every agent plugin with the screens recorded from its real CLI (`tests/screens/activity.yaml`
 /// in its crate).
-const AGENTS: [(&str, &str); 1] = [("ao-agent-claude-code", "agent-claude-code")];
+const AGENTS: [(&str, &str); 2] = [
+    ("ao-agent-claude-code", "agent-claude-code"),
+    ("ao-agent-codex", "agent-codex"),
+];
 
 #[test]
 fn agent_plugins_read_their_recorded_screens_and_wire_their_events() {

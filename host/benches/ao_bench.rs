@@ -513,7 +513,7 @@ fn dispatch(plugins: &[PathBuf]) {
         .unwrap();
     let report = load_library(library);
     let loaded = report.outcome.unwrap().remove(0);
-    let LoadedPlugin::InProcess(declaration) = loaded else {
+    let LoadedPlugin::InProcess(declaration, _) = loaded else {
         panic!("loaded without isolation")
     };
     let PluginConstructor::Agent(construct) = declaration.constructor else {

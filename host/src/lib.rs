@@ -2,8 +2,8 @@
 //! plugins loaded from shared libraries at start-up.
 //!
 //! Layers, top to bottom: front ends (the `ao-host` binary's `cli`, the web [`dashboard`]) call
-//! [`lifecycle`], which
-//! uses [`plugins`], [`session`] and [`config`]. The core never names a concrete tool: everything that touches tmux, git or an agent CLI lives
+//! [`lifecycle`], which uses [`plugins`], [`session`], [`config`] and [`remote`] (other machines,
+//! over ssh). The core never names a concrete tool: everything that touches tmux, git or an agent CLI lives
 //! in a plugin behind [`ao_plugin_api`].
 
 pub mod bounded_yaml;
@@ -12,5 +12,6 @@ pub mod conformance;
 pub mod dashboard;
 pub mod lifecycle;
 pub mod plugins;
+pub mod remote;
 pub mod session;
 pub mod timing;

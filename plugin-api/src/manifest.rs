@@ -76,8 +76,9 @@ impl PluginManifest {
 }
 
 /// The companion symbol naming the library's plugins that work on another host (marked
-/// `[remote]`): their names, each followed by a NUL, in a plain byte array (no pointers), so
-/// the host reads it from the file like the manifest. Kept apart from [`PluginManifest`], whose
+/// `[remote]`): their names, each followed by a NUL, then one more NUL (an empty name ends the
+/// list), in a plain byte array (no pointers), so the host reads it from the file like the
+/// manifest. Kept apart from [`PluginManifest`], whose
 /// layout is frozen; a library without it (built before 0.1.6) has no such plugin. (Added in
 /// 0.1.6.)
 pub const REMOTE_SYMBOL: &str = "AO_PLUGIN_REMOTE";
@@ -86,10 +87,10 @@ pub const REMOTE_SYMBOL: &str = "AO_PLUGIN_REMOTE";
 #[repr(transparent)]
 pub struct RemoteNames<const N: usize>(pub [u8; N]);
 
-/// How many bytes [`RemoteNames`] needs for the names of `plugins` whose flag is set (at least
-/// one, so the symbol is never empty).
+/// How many bytes [`RemoteNames`] needs for the names of `plugins` whose flag is set, and the
+/// empty name that ends them.
 pub const fn remote_names_len(plugins: &[(&str, bool)]) -> usize {
-    let mut len = 0;
+    let mut len = 1;
     let mut i = 0;
     while i < plugins.len() {
         if plugins[i].1 {
@@ -97,15 +98,20 @@ pub const fn remote_names_len(plugins: &[(&str, bool)]) -> usize {
         }
         i += 1;
     }
-    if len == 0 {
-        1
-    } else {
-        len
-    }
+    len
+}
+
+/// The names in the bytes of a [`REMOTE_SYMBOL`], up to the empty one (or the end).
+pub fn parse_remote_names(bytes: &[u8]) -> Vec<String> {
+    bytes
+        .split(|b| *b == 0)
+        .take_while(|name| !name.is_empty())
+        .map(|name| String::from_utf8_lossy(name).into_owned())
+        .collect()
 }
 
 impl<const N: usize> RemoteNames<N> {
-    /// The names of `plugins` whose flag is set, each NUL-terminated (all NUL when none).
+    /// The names of `plugins` whose flag is set, each NUL-terminated, then a NUL.
     pub const fn new(plugins: &[(&str, bool)]) -> Self {
         let mut bytes = [0u8; N];
         let mut at = 0;
@@ -135,8 +141,10 @@ mod tests {
     fn remote_names_list_the_flagged_plugins_nul_terminated() {
         const PLUGINS: &[(&str, bool)] = &[("tmux", true), ("mine", false), ("git-worktree", true)];
         const NAMES: RemoteNames<{ remote_names_len(PLUGINS) }> = RemoteNames::new(PLUGINS);
-        assert_eq!(&NAMES.0, b"tmux\0git-worktree\0");
+        assert_eq!(&NAMES.0, b"tmux\0git-worktree\0\0");
+        assert_eq!(parse_remote_names(&NAMES.0), ["tmux", "git-worktree"]);
         const NONE: &[(&str, bool)] = &[("mine", false)];
         assert_eq!(RemoteNames::<{ remote_names_len(NONE) }>::new(NONE).0, [0]);
+        assert!(parse_remote_names(&[0]).is_empty());
     }
 }

@@ -95,8 +95,7 @@ impl Transport {
         let said = said
             .lines()
             .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .last()
+            .rfind(|l| !l.is_empty())
             .unwrap_or("no answer");
         format!("host `{}` did not answer: {said}", self.host)
     }

@@ -205,12 +205,13 @@ fn print_table(rows: &[PluginRow]) -> Result<()> {
             PluginStatus::Error => "error",
         };
         outln!(
-            "{:<10} {:<16} {:<8} api {:<8} {:<8} {}",
+            "{:<10} {:<16} {:<8} api {:<8} {:<8} {:<6} {}",
             dash(&row.kind),
             dash(&row.name),
             dash(&row.version),
             dash(&row.api_version),
             status,
+            if row.remote { "remote" } else { "local" },
             terminal_safe(&row.path.display().to_string())
         );
         if let Some(reason) = &row.reason {

@@ -10,7 +10,7 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 use ao_host::{
-    lifecycle::{self, KillOutcome, Lifecycle, RestoreResult, SpawnRequest},
+    lifecycle::{self, HostChoice, KillOutcome, Lifecycle, RestoreResult, SpawnRequest},
     session::{Session, SessionRole, MAX_TASK_BYTES},
 };
 use clap::{Args as ClapArgs, Subcommand};
@@ -40,6 +40,10 @@ pub struct SpawnArgs {
     /// Start the agent without sending the task.
     #[arg(long)]
     pub no_prompt: bool,
+    /// Run on another machine: a host of `hosts:` in ao-rs.yaml (the project names its clone
+    /// there under `projects.<id>.hosts`), or `any` for the one with the fewest live sessions.
+    #[arg(long, value_name = "NAME|any")]
+    pub host: Option<String>,
     #[arg(long)]
     pub json: bool,
 }
@@ -217,6 +221,7 @@ pub async fn spawn(lifecycle: &Lifecycle, args: SpawnArgs) -> Result<ExitCode> {
         role: SessionRole::Worker,
         task,
         no_prompt: args.no_prompt,
+        host: args.host.as_deref().map(HostChoice::parse),
         stop: Arc::default(),
     };
     run_spawn(lifecycle, request, args.json).await
@@ -230,6 +235,7 @@ pub async fn orchestrator(lifecycle: &Lifecycle, args: OrchestratorArgs) -> Resu
         role: SessionRole::Orchestrator,
         task: None,
         no_prompt: args.no_prompt,
+        host: None,
         stop: Arc::default(),
     };
     run_spawn(lifecycle, request, args.json).await
@@ -378,7 +384,24 @@ fn print_listing(
         );
         return Ok(());
     }
-    outln!("{:<28} {:<14} {:<34} TASK", "ID", "STATUS", "BRANCH");
+    // A HOST column only once some session runs elsewhere.
+    let hosts = sessions.iter().any(|s| s.host.is_some());
+    let host_of = |s: &Session| match (hosts, &s.host) {
+        (false, _) => String::new(),
+        (true, Some(host)) => format!("{:<12} ", terminal_safe(host)),
+        (true, None) => format!("{:<12} ", "local"),
+    };
+    outln!(
+        "{:<28} {:<14} {}{:<34} TASK",
+        "ID",
+        "STATUS",
+        if hosts {
+            format!("{:<12} ", "HOST")
+        } else {
+            String::new()
+        },
+        "BRANCH"
+    );
     for s in sessions {
         let task = s.task_headline(60);
         let id = if is_caller(s) {
@@ -387,9 +410,10 @@ fn print_listing(
             s.id.clone()
         };
         outln!(
-            "{:<28} {:<14} {:<34} {}",
+            "{:<28} {:<14} {}{:<34} {}",
             id,
             s.status.as_str(),
+            host_of(s),
             terminal_safe(&s.branch),
             terminal_safe(&task)
         );

@@ -26,6 +26,8 @@ pub(super) struct ConfigFile {
     #[serde(default)]
     pub projects: BTreeMap<String, ProjectSection>,
     pub notify: Option<NotifySection>,
+    #[serde(default)]
+    pub hosts: BTreeMap<String, super::hosts::HostSection>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -72,6 +74,9 @@ pub(super) struct ProjectSection {
     pub runtime: Option<String>,
     pub workspace: Option<String>,
     pub agent: Option<String>,
+    /// The project's clone on each host it may run on (`host: path there`).
+    #[serde(default)]
+    pub hosts: BTreeMap<String, String>,
 }
 
 impl ConfigFile {
@@ -108,6 +113,7 @@ impl ConfigFile {
             .workspace_timeout_ms
             .or(self.defaults.workspace_timeout_ms);
         self.projects.extend(file.projects);
+        self.hosts.extend(file.hosts);
         self.notify = file.notify.or(self.notify);
         self
     }

@@ -5,6 +5,7 @@
 //! defaults are themselves a config document (`defaults.yaml`) that a file overrides key by key.
 
 mod file;
+mod hosts;
 mod project;
 
 use std::{
@@ -15,6 +16,7 @@ use std::{
 
 use crate::session::ReportedStatus;
 use file::ConfigFile;
+pub use hosts::HostConfig;
 pub use project::{PluginChoice, ProjectConfig, RepositoryFacts};
 
 /// The file name looked for in the current directory.
@@ -71,6 +73,8 @@ pub struct Config {
     /// every other plugin call gets `call_timeout_ms`.
     pub workspace_timeout_ms: u64,
     pub projects: BTreeMap<String, ProjectConfig>,
+    /// `hosts:`: the other machines sessions may run on.
+    pub hosts: BTreeMap<String, HostConfig>,
     /// `notify:`: what to run when a session starts waiting, goes idle or exits.
     pub notify: Option<NotifyConfig>,
 }
@@ -213,6 +217,17 @@ impl Config {
             })
             .collect::<Result<_, ConfigError>>()?;
         project::check_prefixes(&projects).map_err(invalid)?;
+        let hosts: BTreeMap<String, HostConfig> = file
+            .hosts
+            .into_iter()
+            .map(|(name, section)| {
+                HostConfig::from_section(name.clone(), section, &base, &invalid)
+                    .map(|host| (name, host))
+            })
+            .collect::<Result<_, ConfigError>>()?;
+        for project in projects.values() {
+            hosts::check_project_hosts(&project.id, &project.hosts, &hosts, &invalid)?;
+        }
         Ok(Self {
             path: path.map(Path::to_path_buf),
             data_dir: resolve_path(&file.data_dir.expect(builtin), &base)?,
@@ -227,6 +242,7 @@ impl Config {
             call_timeout_ms: file.defaults.call_timeout_ms.expect(builtin),
             workspace_timeout_ms: file.defaults.workspace_timeout_ms.expect(builtin),
             projects,
+            hosts,
             notify: file
                 .notify
                 .map(NotifyConfig::from_section)

@@ -33,6 +33,8 @@ pub struct ProjectConfig {
     /// YAML text of `agent_config`, handed to the agent plugin as is.
     pub agent_config: String,
     pub plugins: PluginChoice,
+    /// The project's clone on each host it may run on (a path on that machine).
+    pub hosts: BTreeMap<String, String>,
 }
 
 /// What the workspace plugin found for a folder.
@@ -80,6 +82,7 @@ impl ProjectConfig {
             symlinks: section.symlinks,
             post_create: section.post_create,
             agent_config,
+            hosts: section.hosts,
             plugins: PluginChoice {
                 runtime: section.runtime.unwrap_or_else(|| defaults.runtime.clone()),
                 workspace: section
@@ -102,6 +105,7 @@ impl ProjectConfig {
             post_create: Vec::new(),
             agent_config: String::new(),
             plugins,
+            hosts: BTreeMap::new(),
             id,
         }
     }

@@ -29,9 +29,11 @@ use super::{feed, work::Interrupted, AppState};
 use crate::{
     config::ConfigError,
     lifecycle::{
-        DeliverError, KillOutcome, LifecycleError, SpawnError, SpawnRequest, SpawnStepError,
+        DeliverError, HostChoice, KillOutcome, LifecycleError, SpawnError, SpawnRequest,
+        SpawnStepError,
     },
     plugins::{PluginCallError, PluginStatus},
+    remote::HostError,
     session::{LockError, SessionRole, StoreError, MAX_TASK_BYTES},
 };
 
@@ -83,6 +85,9 @@ impl From<LifecycleError> for ApiError {
             }
             LifecycleError::Deliver(_) => StatusCode::BAD_GATEWAY,
             LifecycleError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            LifecycleError::Host(HostError::Unknown { .. }) => StatusCode::NOT_FOUND,
+            LifecycleError::Host(HostError::Local { .. }) => StatusCode::INTERNAL_SERVER_ERROR,
+            LifecycleError::Host(_) => StatusCode::BAD_GATEWAY,
         };
         Self::new(status, error.to_string())
     }
@@ -253,7 +258,8 @@ struct SpawnBody {
     agent: Option<String>,
     runtime: Option<String>,
     workspace: Option<String>,
-    /// The machine to run on; only this one (null) until hosts exist.
+    /// The machine to run on: a name of `hosts:`, `any` (the one with the fewest live
+    /// sessions), or null / `local` for this one.
     host: Option<String>,
     #[serde(default)]
     role: Option<SessionRole>,
@@ -266,11 +272,11 @@ async fn spawn_session(
     body: Result<Json<SpawnBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let body = json_body(body)?;
-    if let Some(host) = body.host.as_deref().filter(|h| *h != "local") {
-        return Err(ApiError::bad_request(format!(
-            "no host `{host}`: this ao-host runs sessions on this machine only; leave `host` out"
-        )));
-    }
+    let host = body
+        .host
+        .as_deref()
+        .filter(|h| !h.is_empty() && *h != "local")
+        .map(HostChoice::parse);
     let role = body.role.unwrap_or(SessionRole::Worker);
     if body.no_prompt && body.task.is_some() {
         return Err(ApiError::bad_request(
@@ -336,6 +342,7 @@ async fn spawn_session(
         role,
         task,
         no_prompt: body.no_prompt,
+        host,
         stop,
     };
     let lifecycle = Arc::clone(&state.lifecycle);

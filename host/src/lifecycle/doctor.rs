@@ -1,7 +1,8 @@
 //! `doctor`: every check an operator would otherwise do by hand, each `ok` or the fix.
 //!
-//! The core checks only what it owns (config, data dir, plugin libraries); what a plugin needs on
-//! this machine (tmux, git, an agent CLI, their versions) each plugin says itself.
+//! The core checks only what it owns (config, data dir, plugin libraries, whether each host
+//! answers and lets this user in); what a plugin needs on a machine (tmux, git, an agent CLI,
+//! their versions) each plugin says itself, on this machine and on every host it may run on.
 
 use std::path::Path;
 
@@ -118,6 +119,50 @@ impl Lifecycle {
                 }
             }
         }
+        for host in self.hosts.keys() {
+            lines.extend(self.host_checks(host).await);
+        }
+        lines
+    }
+
+    /// One host: does it answer, and what the plugins its projects use there say of it.
+    async fn host_checks(&self, host: &str) -> Vec<DoctorLine> {
+        let what = format!("host `{host}`");
+        let reached = match self.reach(host).await {
+            Ok(reached) => reached,
+            Err(e) => return vec![DoctorLine::new(what, false, e.to_string())],
+        };
+        let mut lines = vec![DoctorLine::new(
+            what.clone(),
+            true,
+            format!(
+                "answers over ssh (host key known); this data dir's folder there: {}",
+                reached.data_dir
+            ),
+        )];
+        let mut choices: Vec<(PluginKind, String)> = Vec::new();
+        for project in self
+            .config
+            .projects
+            .values()
+            .filter(|p| p.hosts.contains_key(host))
+        {
+            choices.push((PluginKind::Runtime, project.plugins.runtime.clone()));
+            choices.push((PluginKind::Workspace, project.plugins.workspace.clone()));
+            choices.push((PluginKind::Agent, project.plugins.agent.clone()));
+        }
+        choices.sort();
+        choices.dedup();
+        for (kind, name) in choices {
+            let plugin = format!("{what}: {kind} plugin `{name}`");
+            match self.plugin_checks_on(kind, &name, Some(host)).await {
+                Err(e) => lines.push(DoctorLine::new(plugin, false, e.to_string())),
+                Ok(Ok(checks)) => lines.extend(checks.into_iter().map(|c| {
+                    DoctorLine::new(format!("{plugin}: {}", c.what), c.ok, c.detail.to_string())
+                })),
+                Ok(Err(e)) => lines.push(DoctorLine::new(plugin, false, e.to_string())),
+            }
+        }
         lines
     }
 
@@ -127,10 +172,19 @@ impl Lifecycle {
         kind: PluginKind,
         name: &str,
     ) -> Result<Result<Vec<DoctorCheck>, PluginCallError>, LifecycleError> {
+        self.plugin_checks_on(kind, name, None).await
+    }
+
+    async fn plugin_checks_on(
+        &self,
+        kind: PluginKind,
+        name: &str,
+        host: Option<&str>,
+    ) -> Result<Result<Vec<DoctorCheck>, PluginCallError>, LifecycleError> {
         Ok(match kind {
-            PluginKind::Runtime => self.runtime(name).await?.doctor().await,
-            PluginKind::Agent => self.agent(name).await?.doctor().await,
-            PluginKind::Workspace => self.workspace(name).await?.doctor().await,
+            PluginKind::Runtime => self.runtime_on(name, host).await?.doctor().await,
+            PluginKind::Agent => self.agent_on(name, host).await?.doctor().await,
+            PluginKind::Workspace => self.workspace_on(name, host).await?.doctor().await,
         })
     }
 }

@@ -18,13 +18,17 @@
 //!
 //! `gc --dry-run` prints the plan; `gc` applies it, checking each step again under the session's
 //! lock, so a step whose reason went away meanwhile is skipped, not forced.
+//!
+//! Each configured host is reconciled like this machine, through the plugins built for it, and
+//! only for what this data dir made there. A host that does not answer is skipped whole: its
+//! sessions are never marked `exited`, and nothing there is removed.
 
 use std::{
     collections::{BTreeSet, HashMap, HashSet},
     path::PathBuf,
 };
 
-use ao_plugin_api::PluginErrorKind;
+use ao_plugin_api::{PluginErrorKind, PluginKind};
 use serde::Serialize;
 
 use super::{status::SpawnState, Lifecycle};
@@ -45,12 +49,40 @@ pub struct GcAction {
     pub done: bool,
 }
 
+/// Where a plugin's things are: this machine (`None`) or a host.
+type Place = Option<String>;
+
+/// Sessions a runtime no longer lists alive, by runtime and place: (project, id, handle).
+type ExitCandidates = HashMap<(String, Place), Vec<(String, String, String)>>;
+
+/// " on host `NAME`" for a place on another host, for messages.
+fn on(place: &Place) -> String {
+    place
+        .as_ref()
+        .map(|host| format!(" on host `{host}`"))
+        .unwrap_or_default()
+}
+
 #[derive(Debug, Clone)]
 enum Step {
-    UndoInterruptedSpawn { project: String, id: String },
-    MarkExited { project: String, id: String },
-    DestroyOrphanRuntime { runtime: String, handle: String },
-    RemoveOrphanWorkspace { workspace: String, path: String },
+    UndoInterruptedSpawn {
+        project: String,
+        id: String,
+    },
+    MarkExited {
+        project: String,
+        id: String,
+    },
+    DestroyOrphanRuntime {
+        runtime: String,
+        place: Place,
+        handle: String,
+    },
+    RemoveOrphanWorkspace {
+        workspace: String,
+        place: Place,
+        path: String,
+    },
     RemoveTempFile(PathBuf),
 }
 
@@ -67,15 +99,29 @@ impl Step {
                 id.clone(),
                 "its runtime session is gone".into(),
             ),
-            Self::DestroyOrphanRuntime { runtime, handle } => (
+            Self::DestroyOrphanRuntime {
+                runtime,
+                place,
+                handle,
+            } => (
                 "destroy orphan runtime session",
                 handle.clone(),
-                format!("a {runtime} session of this data dir that no record names"),
+                format!(
+                    "a {runtime} session of this data dir{} that no record names",
+                    on(place)
+                ),
             ),
-            Self::RemoveOrphanWorkspace { workspace, path } => (
+            Self::RemoveOrphanWorkspace {
+                workspace,
+                place,
+                path,
+            } => (
                 "remove orphan workspace",
                 path.clone(),
-                format!("a {workspace} workspace of this data dir that no record names"),
+                format!(
+                    "a {workspace} workspace of this data dir{} that no record names",
+                    on(place)
+                ),
             ),
             Self::RemoveTempFile(path) => (
                 "remove temporary file",
@@ -183,8 +229,15 @@ impl Lifecycle {
     /// A runtime's live handles (to tell which sessions exited) and every handle it owns, live
     /// or dead (orphans to remove: a dead pane kept for its last screen is one too). A runtime
     /// built before `owned_handles` existed owns what it lists as alive.
-    async fn runtime_listing(&self, name: &str) -> Result<(HashSet<String>, Vec<String>), String> {
-        let runtime = self.runtime(name).await.map_err(|e| e.to_string())?;
+    async fn runtime_listing(
+        &self,
+        name: &str,
+        place: &Place,
+    ) -> Result<(HashSet<String>, Vec<String>), String> {
+        let runtime = self
+            .runtime_on(name, place.as_deref())
+            .await
+            .map_err(|e| e.to_string())?;
         let alive = runtime.alive_handles().await.map_err(|e| e.to_string())?;
         let owned = match runtime.owned_handles().await {
             Ok(owned) => owned,
@@ -215,37 +268,79 @@ impl Lifecycle {
         }
         let runtimes: BTreeSet<String> = runtimes.into_iter().filter(|n| !skipped(n)).collect();
         let workspaces: BTreeSet<String> = workspaces.into_iter().filter(|n| !skipped(n)).collect();
-        let mut owned_handles = Vec::new();
-        // Live handles of each runtime that could answer.
-        let mut alive_by_runtime: HashMap<String, HashSet<String>> = HashMap::new();
-        for name in &runtimes {
-            match self.runtime_listing(name).await {
-                Ok((alive, owned)) => {
-                    alive_by_runtime.insert(name.clone(), alive);
-                    owned_handles.extend(owned.into_iter().map(|h| (name.clone(), h)));
+        // This machine, and every host that answers; the others are left alone whole.
+        let mut places: Vec<Place> = vec![None];
+        let mut unanswered: HashMap<String, String> = HashMap::new();
+        let mut hosts: BTreeSet<String> = self.hosts.keys().cloned().collect();
+        hosts.extend(listing.sessions.iter().filter_map(|s| s.host.clone()));
+        for host in hosts {
+            match self.reach(&host).await {
+                Ok(_) => places.push(Some(host)),
+                Err(e) => {
+                    plan.skipped.push(skip(
+                        "reconcile host",
+                        host.clone(),
+                        format!(
+                            "{e}; its sessions, and what this data dir made there, are left alone"
+                        ),
+                    ));
+                    unanswered.insert(host, e.to_string());
                 }
-                Err(e) => plan
-                    .skipped
-                    .push(skip("list runtime sessions", name.clone(), e)),
+            }
+        }
+        let mut owned_handles = Vec::new();
+        // Live handles of each runtime that could answer, by runtime and place.
+        let mut alive_by_runtime: HashMap<(String, Place), HashSet<String>> = HashMap::new();
+        for place in &places {
+            for name in &runtimes {
+                if place.is_some() && !self.registry.is_remote(PluginKind::Runtime, name) {
+                    continue;
+                }
+                match self.runtime_listing(name, place).await {
+                    Ok((alive, owned)) => {
+                        alive_by_runtime.insert((name.clone(), place.clone()), alive);
+                        owned_handles
+                            .extend(owned.into_iter().map(|h| (name.clone(), place.clone(), h)));
+                    }
+                    Err(e) => plan.skipped.push(skip(
+                        "list runtime sessions",
+                        format!("{name}{}", on(place)),
+                        e,
+                    )),
+                }
             }
         }
         let mut owned_paths = Vec::new();
-        for name in &workspaces {
-            let listed = match self.workspace(name).await {
-                Ok(workspace) => workspace.list_owned().await.map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            match listed {
-                Ok(paths) => owned_paths.extend(paths.into_iter().map(|p| (name.clone(), p))),
-                Err(e) => plan.skipped.push(skip("list workspaces", name.clone(), e)),
+        for place in &places {
+            for name in &workspaces {
+                if place.is_some() && !self.registry.is_remote(PluginKind::Workspace, name) {
+                    continue;
+                }
+                let listed = match self.workspace_on(name, place.as_deref()).await {
+                    Ok(workspace) => workspace.list_owned().await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                match listed {
+                    Ok(paths) => owned_paths
+                        .extend(paths.into_iter().map(|p| (name.clone(), place.clone(), p))),
+                    Err(e) => plan.skipped.push(skip(
+                        "list workspaces",
+                        format!("{name}{}", on(place)),
+                        e,
+                    )),
+                }
             }
         }
 
         // 2. The records.
         let (known, sessions) = self.known();
-        let mut exit_candidates: HashMap<String, Vec<(String, String, String)>> = HashMap::new();
+        let mut exit_candidates = ExitCandidates::new();
         for session in &sessions {
             let (project, id) = (session.project_id.clone(), session.id.clone());
+            if let Some(why) = session.host.as_ref().and_then(|h| unanswered.get(h)) {
+                plan.skipped.push(skip("check session", id, why.clone()));
+                continue;
+            }
             if let Some(name) = [&session.runtime, &session.workspace, &session.agent]
                 .into_iter()
                 .find(|name| skipped(name))
@@ -273,12 +368,13 @@ impl Lifecycle {
             if session.status == SessionStatus::Exited {
                 continue;
             }
+            let key = (session.runtime.clone(), session.host.clone());
             if alive_by_runtime
-                .get(&session.runtime)
+                .get(&key)
                 .is_some_and(|alive| !alive.contains(handle))
             {
                 exit_candidates
-                    .entry(session.runtime.clone())
+                    .entry(key)
                     .or_default()
                     .push((project, id, handle.clone()));
             }
@@ -286,26 +382,27 @@ impl Lifecycle {
         // Not listed alive is not yet gone: a runtime answers "not found" for a session that is
         // gone, but an error for one it cannot reach from here (a tmux session on another
         // server), which is left alone.
-        for (runtime, candidates) in exit_candidates {
+        for ((runtime, place), candidates) in exit_candidates {
             let handles = candidates.iter().map(|(_, _, h)| h.clone()).collect();
-            let answers: Vec<Result<(), String>> = match self.runtime(&runtime).await {
-                Err(e) => vec![Err(e.to_string()); candidates.len()],
-                Ok(plugin) => match plugin.capture_outputs(handles, 1).await {
-                    // Built before `capture_outputs`: not listed alive is all it can say.
-                    Err(e) if e.kind() == PluginErrorKind::Unsupported => {
-                        vec![Ok(()); candidates.len()]
-                    }
+            let answers: Vec<Result<(), String>> =
+                match self.runtime_on(&runtime, place.as_deref()).await {
                     Err(e) => vec![Err(e.to_string()); candidates.len()],
-                    Ok(screens) => screens
-                        .into_iter()
-                        .map(|screen| match screen {
-                            Ok(_) => Ok(()),
-                            Err(e) if e.kind == PluginErrorKind::NotFound => Ok(()),
-                            Err(e) => Err(e.to_string()),
-                        })
-                        .collect(),
-                },
-            };
+                    Ok(plugin) => match plugin.capture_outputs(handles, 1).await {
+                        // Built before `capture_outputs`: not listed alive is all it can say.
+                        Err(e) if e.kind() == PluginErrorKind::Unsupported => {
+                            vec![Ok(()); candidates.len()]
+                        }
+                        Err(e) => vec![Err(e.to_string()); candidates.len()],
+                        Ok(screens) => screens
+                            .into_iter()
+                            .map(|screen| match screen {
+                                Ok(_) => Ok(()),
+                                Err(e) if e.kind == PluginErrorKind::NotFound => Ok(()),
+                                Err(e) => Err(e.to_string()),
+                            })
+                            .collect(),
+                    },
+                };
             for ((project, id, _), answer) in candidates.into_iter().zip(answers) {
                 match answer {
                     Ok(()) => plan.steps.push(Step::MarkExited { project, id }),
@@ -317,11 +414,11 @@ impl Lifecycle {
         // 3. Orphans.
         let orphan_runtimes: Vec<_> = owned_handles
             .into_iter()
-            .filter(|(_, h)| !known.handles.contains(h))
+            .filter(|(_, _, h)| !known.handles.contains(h))
             .collect();
         let orphan_paths: Vec<_> = owned_paths
             .into_iter()
-            .filter(|(_, p)| !known.paths.contains(p))
+            .filter(|(_, _, p)| !known.paths.contains(p))
             .collect();
         let any_orphan = !orphan_runtimes.is_empty() || !orphan_paths.is_empty();
         if any_orphan && !known.blockers.is_empty() {
@@ -329,22 +426,25 @@ impl Lifecycle {
                 "not removed while {}; run gc again when that is resolved",
                 known.blockers.join("; ")
             );
-            for (_, handle) in orphan_runtimes {
+            for (_, _, handle) in orphan_runtimes {
                 plan.skipped
                     .push(skip("destroy orphan runtime session", handle, why.clone()));
             }
-            for (_, path) in orphan_paths {
+            for (_, _, path) in orphan_paths {
                 plan.skipped
                     .push(skip("remove orphan workspace", path, why.clone()));
             }
         } else {
-            for (runtime, handle) in orphan_runtimes {
-                plan.steps
-                    .push(Step::DestroyOrphanRuntime { runtime, handle });
+            for (runtime, place, handle) in orphan_runtimes {
+                plan.steps.push(Step::DestroyOrphanRuntime {
+                    runtime,
+                    place,
+                    handle,
+                });
             }
-            for (workspace, path) in orphan_paths {
+            for (workspace, place, path) in orphan_paths {
                 if !force {
-                    let unsaved = match self.workspace(&workspace).await {
+                    let unsaved = match self.workspace_on(&workspace, place.as_deref()).await {
                         Ok(plugin) => plugin
                             .has_unsaved_work(&path)
                             .await
@@ -367,8 +467,11 @@ impl Lifecycle {
                         }
                     }
                 }
-                plan.steps
-                    .push(Step::RemoveOrphanWorkspace { workspace, path });
+                plan.steps.push(Step::RemoveOrphanWorkspace {
+                    workspace,
+                    place,
+                    path,
+                });
             }
         }
         plan.steps.extend(
@@ -434,25 +537,39 @@ impl Lifecycle {
                     self.mark_exited(&session).await
                 }
             }
-            Step::DestroyOrphanRuntime { runtime, handle } => {
+            Step::DestroyOrphanRuntime {
+                runtime,
+                place,
+                handle,
+            } => {
                 if let Some(reason) = orphan_blocked() {
                     return Ok(Some(reason));
                 }
                 if known.handles.contains(handle) {
                     return Ok(Some("a record names it now".into()));
                 }
-                let plugin = self.runtime(runtime).await.map_err(|e| e.to_string())?;
+                let plugin = self
+                    .runtime_on(runtime, place.as_deref())
+                    .await
+                    .map_err(|e| e.to_string())?;
                 plugin.destroy(handle).await.map_err(|e| e.to_string())?;
                 Ok(None)
             }
-            Step::RemoveOrphanWorkspace { workspace, path } => {
+            Step::RemoveOrphanWorkspace {
+                workspace,
+                place,
+                path,
+            } => {
                 if let Some(reason) = orphan_blocked() {
                     return Ok(Some(reason));
                 }
                 if known.paths.contains(path) {
                     return Ok(Some("a record names it now".into()));
                 }
-                let plugin = self.workspace(workspace).await.map_err(|e| e.to_string())?;
+                let plugin = self
+                    .workspace_on(workspace, place.as_deref())
+                    .await
+                    .map_err(|e| e.to_string())?;
                 plugin
                     .destroy(path, false)
                     .await
@@ -501,7 +618,7 @@ impl Lifecycle {
             return Ok(Some("it has no runtime".into()));
         };
         let runtime = self
-            .runtime(&session.runtime)
+            .runtime_on(&session.runtime, session.host.as_deref())
             .await
             .map_err(|e| e.to_string())?;
         if runtime.is_alive(handle).await.map_err(|e| e.to_string())? {

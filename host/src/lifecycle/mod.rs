@@ -10,6 +10,7 @@ mod deliver;
 pub mod doctor;
 pub mod events;
 pub mod gc;
+mod hosts;
 mod operate;
 pub mod prompt;
 mod restore;
@@ -28,6 +29,7 @@ use tokio::sync::OnceCell;
 
 pub use self::{
     deliver::{first_difference, screen_tail, DeliverError, SCREEN_LINES},
+    hosts::HostChoice,
     operate::KillOutcome,
     restore::{RestoreOutcome, RestoreResult},
     spawn::{validate_message, validate_task, SpawnError, SpawnRequest, SpawnStepError},
@@ -42,6 +44,7 @@ use crate::{
         AgentPlugin, PluginCallError, PluginRegistry, PluginSet, RegistryError, RuntimePlugin,
         WorkspacePlugin,
     },
+    remote::{HostError, Reached, SshHost},
     session::{AgentStateDir, LockError, Session, SessionStore, StoreError},
 };
 
@@ -63,9 +66,12 @@ pub enum LifecycleError {
     Deliver(#[from] DeliverError),
     #[error("{0}")]
     Refused(String),
+    #[error(transparent)]
+    Host(#[from] HostError),
 }
 
-type InstanceKey = (PluginKind, String);
+/// A plugin instance's kind, name and host (`None`: this machine).
+type InstanceKey = (PluginKind, String, Option<String>);
 /// A plugin instance, or why it could not be built.
 type BuiltInstance = Result<PluginInstance, String>;
 
@@ -86,6 +92,10 @@ pub struct Lifecycle {
     plugin_path: String,
     /// Where the registry's libraries were looked for.
     search_dirs: Vec<discovery::SearchDir>,
+    /// `hosts:` of the config, as ssh reaches them.
+    hosts: std::collections::BTreeMap<String, SshHost>,
+    /// What each host said the last time it answered (where this data dir lives there).
+    reached: std::sync::Mutex<HashMap<String, Reached>>,
 }
 
 impl Lifecycle {
@@ -108,7 +118,19 @@ impl Lifecycle {
         if let Some(value) = std::env::var_os(discovery::PLUGIN_PATH_ENV) {
             plugin_path.extend(std::env::split_paths(&value));
         }
+        let hosts = config
+            .hosts
+            .values()
+            .map(|host| {
+                (
+                    host.name.clone(),
+                    SshHost::new(host.clone(), &config.data_dir),
+                )
+            })
+            .collect();
         Ok(Self {
+            hosts,
+            reached: std::sync::Mutex::new(HashMap::new()),
             config,
             registry: Arc::new(registry),
             agent_states: AgentStateDir::new(store.data_dir()),
@@ -132,7 +154,13 @@ impl Lifecycle {
     /// The argv an agent runs to report an event of session `session` (see
     /// `ao_plugin_api::LaunchRequest::event_command`); empty without an event program.
     fn event_command(&self, session: &Session) -> Vec<String> {
-        let Some(program) = &self.event_program else {
+        // On another host there is no `ao-host` to run, nor this data dir to report to: those
+        // sessions are read from their screens.
+        let Some(program) = self
+            .event_program
+            .as_ref()
+            .filter(|_| session.host.is_none())
+        else {
             return Vec::new();
         };
         let mut argv = vec![program.display().to_string()];
@@ -189,26 +217,43 @@ impl Lifecycle {
         self.call_timeout()
     }
 
-    /// The plugin (kind, `name`), built once per service. The registry runs its constructor
-    /// under the call timeout, so one that hangs is reported and the service goes on.
+    /// The plugin (kind, `name`) for `host` (`None`: this machine), built once per service.
+    /// The registry runs its constructor under the call timeout, so one that hangs is reported
+    /// and the service goes on. One for another host is built with the transport to it and its
+    /// data dir there; a failure to build it is not kept (the host may answer next time).
     async fn instance(
         &self,
         kind: PluginKind,
         name: &str,
+        host: Option<&str>,
     ) -> Result<PluginInstance, LifecycleError> {
+        let remote = match host {
+            None => None,
+            Some(host) => {
+                let reached = self.reached(host).await?;
+                Some((self.host(host)?.transport(), reached))
+            }
+        };
+        let key = (kind, name.to_string(), host.map(str::to_string));
         let cell = {
             let mut instances = self.instances.lock().unwrap_or_else(|e| e.into_inner());
-            Arc::clone(instances.entry((kind, name.to_string())).or_default())
+            Arc::clone(instances.entry(key.clone()).or_default())
         };
         let built = cell
             .get_or_init(|| async {
                 let registry = Arc::clone(&self.registry);
-                let context = plugin_context(&self.config, &self.config.data_dir, name);
+                let (transport, data_dir) = match &remote {
+                    None => (None, self.config.data_dir.clone()),
+                    Some((transport, reached)) => {
+                        (Some(transport.clone()), PathBuf::from(&reached.data_dir))
+                    }
+                };
+                let context = plugin_context(&self.config, &data_dir, name);
                 let timeout = self.call_timeout();
                 let owned_name = name.to_string();
                 tokio::task::spawn_blocking(move || {
                     registry
-                        .instantiate(kind, &owned_name, &context, timeout)
+                        .instantiate_on(kind, &owned_name, &context, transport.as_ref(), timeout)
                         .map_err(|e: RegistryError| e.to_string())
                 })
                 .await
@@ -219,25 +264,56 @@ impl Lifecycle {
                 })
             })
             .await;
+        if built.is_err() && host.is_some() {
+            let mut instances = self.instances.lock().unwrap_or_else(|e| e.into_inner());
+            if instances.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+                instances.remove(&key);
+            }
+        }
         built.clone().map_err(LifecycleError::Unavailable)
     }
 
     pub async fn runtime(&self, name: &str) -> Result<RuntimePlugin, LifecycleError> {
-        match self.instance(PluginKind::Runtime, name).await? {
+        self.runtime_on(name, None).await
+    }
+
+    pub async fn agent(&self, name: &str) -> Result<AgentPlugin, LifecycleError> {
+        self.agent_on(name, None).await
+    }
+
+    pub async fn workspace(&self, name: &str) -> Result<WorkspacePlugin, LifecycleError> {
+        self.workspace_on(name, None).await
+    }
+
+    /// Runtime `name` for `host` (`None`: this machine).
+    pub async fn runtime_on(
+        &self,
+        name: &str,
+        host: Option<&str>,
+    ) -> Result<RuntimePlugin, LifecycleError> {
+        match self.instance(PluginKind::Runtime, name, host).await? {
             PluginInstance::Runtime(plugin) => Ok(plugin),
             _ => unreachable!("instances are built by kind"),
         }
     }
 
-    pub async fn agent(&self, name: &str) -> Result<AgentPlugin, LifecycleError> {
-        match self.instance(PluginKind::Agent, name).await? {
+    pub async fn agent_on(
+        &self,
+        name: &str,
+        host: Option<&str>,
+    ) -> Result<AgentPlugin, LifecycleError> {
+        match self.instance(PluginKind::Agent, name, host).await? {
             PluginInstance::Agent(plugin) => Ok(plugin),
             _ => unreachable!("instances are built by kind"),
         }
     }
 
-    pub async fn workspace(&self, name: &str) -> Result<WorkspacePlugin, LifecycleError> {
-        match self.instance(PluginKind::Workspace, name).await? {
+    pub async fn workspace_on(
+        &self,
+        name: &str,
+        host: Option<&str>,
+    ) -> Result<WorkspacePlugin, LifecycleError> {
+        match self.instance(PluginKind::Workspace, name, host).await? {
             PluginInstance::Workspace(plugin) => Ok(plugin),
             _ => unreachable!("instances are built by kind"),
         }
@@ -245,10 +321,19 @@ impl Lifecycle {
 
     /// The runtime, agent and workspace of `choice`, built at the same time.
     pub async fn plugin_set(&self, choice: &PluginChoice) -> Result<PluginSet, LifecycleError> {
+        self.plugin_set_on(choice, None).await
+    }
+
+    /// [`Lifecycle::plugin_set`] for `host` (`None`: this machine).
+    pub async fn plugin_set_on(
+        &self,
+        choice: &PluginChoice,
+        host: Option<&str>,
+    ) -> Result<PluginSet, LifecycleError> {
         let (runtime, agent, workspace) = tokio::join!(
-            self.runtime(&choice.runtime),
-            self.agent(&choice.agent),
-            self.workspace(&choice.workspace)
+            self.runtime_on(&choice.runtime, host),
+            self.agent_on(&choice.agent, host),
+            self.workspace_on(&choice.workspace, host)
         );
         Ok(PluginSet {
             runtime: runtime?,
@@ -257,13 +342,16 @@ impl Lifecycle {
         })
     }
 
-    /// The plugins a session was made with.
+    /// The plugins a session was made with, for the machine it runs on.
     pub async fn plugins_of(&self, session: &Session) -> Result<PluginSet, LifecycleError> {
-        self.plugin_set(&PluginChoice {
-            runtime: session.runtime.clone(),
-            agent: session.agent.clone(),
-            workspace: session.workspace.clone(),
-        })
+        self.plugin_set_on(
+            &PluginChoice {
+                runtime: session.runtime.clone(),
+                agent: session.agent.clone(),
+                workspace: session.workspace.clone(),
+            },
+            session.host.as_deref(),
+        )
         .await
     }
 
@@ -327,12 +415,14 @@ mod tests {
             post_create: Vec::new(),
             agent_config: String::new(),
             plugins: lifecycle.config().defaults.clone(),
+            hosts: Default::default(),
         };
         let request = SpawnRequest {
             project,
             role: crate::session::SessionRole::Worker,
             task: Some("x".into()),
             no_prompt: false,
+            host: None,
             stop: Arc::default(),
         };
         sendable(lifecycle.spawn(request, &quiet));

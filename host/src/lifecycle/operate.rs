@@ -201,18 +201,31 @@ impl Lifecycle {
 
     /// An active session's runtime and handle, for calls that only look at it.
     async fn runtime_of(&self, id: &str) -> Result<(RuntimePlugin, String), LifecycleError> {
-        let session = self.store.find(id)?;
-        let handle = session.runtime_handle.clone().ok_or_else(|| {
-            LifecycleError::Refused(format!(
-                "{id} has no runtime yet (it is still spawning, or its spawn did not get that far)"
-            ))
-        })?;
-        Ok((self.runtime(&session.runtime).await?, handle))
+        self.session_runtime(&self.store.find(id)?).await
     }
 
-    /// The argv that attaches an operator's terminal to the session.
+    /// The runtime of `session` (on its host) and its handle.
+    async fn session_runtime(
+        &self,
+        session: &Session,
+    ) -> Result<(RuntimePlugin, String), LifecycleError> {
+        let handle = session.runtime_handle.clone().ok_or_else(|| {
+            LifecycleError::Refused(format!(
+                "{} has no runtime yet (it is still spawning, or its spawn did not get that far)",
+                session.id
+            ))
+        })?;
+        let runtime = self
+            .runtime_on(&session.runtime, session.host.as_deref())
+            .await?;
+        Ok((runtime, handle))
+    }
+
+    /// The argv that attaches an operator's terminal to the session: the runtime's own, run
+    /// over ssh with a terminal for a session on another host.
     pub async fn attach_command(&self, id: &str) -> Result<Vec<String>, LifecycleError> {
-        let (runtime, handle) = self.runtime_of(id).await?;
+        let session = self.store.find(id)?;
+        let (runtime, handle) = self.session_runtime(&session).await?;
         let argv = runtime.attach_command(&handle).await?;
         if argv.is_empty() {
             return Err(LifecycleError::Refused(format!(
@@ -220,7 +233,10 @@ impl Lifecycle {
                 runtime.name()
             )));
         }
-        Ok(argv)
+        match &session.host {
+            Some(host) => Ok(self.attach_on(host, &argv)?),
+            None => Ok(argv),
+        }
     }
 
     /// The last `lines` lines the session's agent shows; `styled` keeps their colours as ANSI

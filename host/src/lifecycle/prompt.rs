@@ -96,6 +96,7 @@ mod tests {
                 workspace: "git-worktree".into(),
                 agent: "claude-code".into(),
             },
+            hosts: Default::default(),
         }
     }
 

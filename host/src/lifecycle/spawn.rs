@@ -36,6 +36,7 @@ use ao_plugin_api::{
 
 use super::{
     deliver::{deliver, wait_until_ready, DeliverError, WaitFor},
+    hosts::HostChoice,
     prompt::{orchestrator_prompt, worker_prompt, PromptFacts},
     Lifecycle, LifecycleError,
 };
@@ -55,6 +56,8 @@ pub struct SpawnRequest {
     pub task: Option<String>,
     /// Skip the first message (the task, or the orchestrator prompt).
     pub no_prompt: bool,
+    /// Another host to run on (`--host`); `None`: this machine.
+    pub host: Option<HostChoice>,
     /// Set by the caller to stop the spawn (an operator's Ctrl-C): it is checked where a
     /// `session kill`'s request is, and the spawn undoes itself the same way.
     pub stop: Arc<AtomicBool>,
@@ -134,6 +137,13 @@ fn validate_text(what: &str, text: &str, fill_it: &str) -> Result<(), SpawnError
     Ok(())
 }
 
+/// Where a session's work starts: the repository (its clone on the session's host) and the
+/// branch its own branch starts from.
+struct Origin<'a> {
+    default_branch: &'a str,
+    repo: &'a str,
+}
+
 /// How to start an agent ([`Lifecycle::start_agent`]).
 pub(super) struct AgentStart<'a> {
     pub workspace_path: &'a str,
@@ -197,7 +207,18 @@ impl Lifecycle {
                 project.id
             ))
         })?;
-        let plugins = self.plugin_set(&project.plugins).await?;
+        // Another host is asked first, and its plugins built: a host that does not answer, or a
+        // plugin that cannot work there, costs nothing anywhere.
+        let placement = match &request.host {
+            Some(choice) => Some(self.place(project, choice).await?),
+            None => None,
+        };
+        let host = placement.as_ref().map(|p| p.host.as_str());
+        let repo_path = match &placement {
+            Some(placement) => placement.repo.clone(),
+            None => project.repo.display().to_string(),
+        };
+        let plugins = self.plugin_set_on(&project.plugins, host).await?;
         let template = Session {
             id: String::new(),
             project_id: project.id.clone(),
@@ -211,7 +232,7 @@ impl Lifecycle {
             runtime_handle: None,
             task: request.task.clone(),
             created_at: now_ms(),
-            host: None,
+            host: host.map(str::to_string),
             activity_at: None,
             waiting_for: None,
             conversation_id: None,
@@ -232,7 +253,10 @@ impl Lifecycle {
         let result = self
             .run_steps(
                 &request,
-                &default_branch,
+                Origin {
+                    default_branch: &default_branch,
+                    repo: &repo_path,
+                },
                 &mut session,
                 &plugins,
                 &cancelled,
@@ -258,13 +282,17 @@ impl Lifecycle {
     async fn run_steps(
         &self,
         request: &SpawnRequest,
-        default_branch: &str,
+        origin: Origin<'_>,
         session: &mut Session,
         plugins: &PluginSet,
         cancelled: &(dyn Fn() -> bool + Sync),
         progress: &(dyn Fn(&str) + Sync),
     ) -> Result<(), SpawnStepError> {
         let project = &request.project;
+        let Origin {
+            default_branch,
+            repo: repo_path,
+        } = origin;
         let mut clock = PhaseClock::start();
         let check = || {
             if cancelled() {
@@ -307,7 +335,7 @@ impl Lifecycle {
                     project_id: project.id.as_str().into(),
                     session_id: session.id.as_str().into(),
                     branch: session.branch.as_str().into(),
-                    repo_path: project.repo.display().to_string().into(),
+                    repo_path: repo_path.into(),
                     default_branch: default_branch.into(),
                     symlinks: project.symlinks.iter().map(|s| s.as_str().into()).collect(),
                     post_create: project
@@ -426,15 +454,19 @@ impl Lifecycle {
                     .map(Into::into)
                     .collect(),
                 resume: start.resume.map(Into::into).into(),
-                allowed_commands: match (session.role, &self.event_program) {
-                    (SessionRole::Orchestrator, Some(_)) => vec!["ao-host".into()].into(),
+                allowed_commands: match (session.role, &self.event_program, &session.host) {
+                    (SessionRole::Orchestrator, Some(_), None) => vec!["ao-host".into()].into(),
                     _ => Default::default(),
                 },
             })
             .await?;
         let mut environment = plugins.agent.environment(&agent_session).await?;
         environment.extend(self.ao_environment(session));
-        if let Some(program) = &self.event_program {
+        if let Some(program) = self
+            .event_program
+            .as_ref()
+            .filter(|_| session.host.is_none())
+        {
             // The session can run the `ao-host` that started it, by name (its prompt says
             // `ao-host spawn …`) or by `$AO_HOST_BIN`, installed or not.
             let inherited = environment

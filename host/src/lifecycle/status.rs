@@ -9,6 +9,10 @@
 //! concurrently. A runtime built before `capture_outputs` existed is asked per session instead,
 //! at most [`MAX_CONCURRENT_PROBES`] at a time, so a thousand sessions never start a thousand
 //! programs at once.
+//!
+//! Sessions on other hosts are asked through the runtime built for their host, all hosts at
+//! once; a host is first asked whether it answers at all, and when it does not, its sessions
+//! are `unreachable` (never `exited`: nothing is known about them), and nothing is recorded.
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -117,8 +121,9 @@ impl Lifecycle {
                 Some(state.clone())
             })
             .collect();
-        // The sessions whose runtime is to be asked, by runtime: (index, handle, screen wanted).
-        let mut by_runtime: BTreeMap<String, Vec<Probe>> = BTreeMap::new();
+        // The sessions whose runtime is to be asked, by runtime and host: (index, handle, screen
+        // wanted).
+        let mut by_runtime: BTreeMap<(String, Option<String>), Vec<Probe>> = BTreeMap::new();
         for (i, session) in sessions.iter().enumerate() {
             if matches!(
                 session.status,
@@ -128,7 +133,7 @@ impl Lifecycle {
             }
             if let Some(handle) = &session.runtime_handle {
                 by_runtime
-                    .entry(session.runtime.clone())
+                    .entry((session.runtime.clone(), session.host.clone()))
                     .or_default()
                     .push(Probe {
                         index: i,
@@ -144,11 +149,28 @@ impl Lifecycle {
                     });
             }
         }
-        let screens = join_all(
-            by_runtime
-                .into_iter()
-                .map(|(name, wanted)| self.screens_of(name, wanted)),
-        )
+        // Every host once, all at once: does it answer?
+        let hosts: HashSet<String> = by_runtime.keys().filter_map(|(_, h)| h.clone()).collect();
+        let answers: HashMap<String, Option<String>> =
+            join_all(hosts.into_iter().map(|host| async move {
+                let unanswered = self.reach(&host).await.err().map(|e| e.to_string());
+                (host, unanswered)
+            }))
+            .await
+            .into_iter()
+            .collect();
+        let screens = join_all(by_runtime.into_iter().map(|((name, host), wanted)| {
+            let unanswered = host.as_ref().and_then(|h| answers[h].clone());
+            async move {
+                match unanswered {
+                    Some(why) => wanted
+                        .into_iter()
+                        .map(|probe| (probe.index, Screen::Unreachable(why.clone())))
+                        .collect(),
+                    None => self.screens_of(name, host, wanted).await,
+                }
+            }
+        }))
         .await;
         let mut judged = Vec::new();
         let mut observed: Vec<(usize, ReportedStatus, Option<String>)> = Vec::new();
@@ -157,6 +179,11 @@ impl Lifecycle {
                 Screen::Gone => observed.push((i, ReportedStatus::Exited, None)),
                 Screen::Unknown(reason) => {
                     sessions[i].note = Some(format!("status not checked: {reason}"))
+                }
+                Screen::Unreachable(reason) => {
+                    let session = &mut sessions[i];
+                    session.status = SessionStatus::Unreachable;
+                    session.note = Some(reason);
                 }
                 Screen::Alive => {
                     let state = states[i]
@@ -234,16 +261,21 @@ impl Lifecycle {
         }
     }
 
-    /// The screens of `wanted` sessions of runtime `name`: one `alive_handles` call, then one
-    /// `capture_outputs` call for the live ones.
-    async fn screens_of(&self, name: String, wanted: Vec<Probe>) -> Vec<(usize, Screen)> {
+    /// The screens of `wanted` sessions of runtime `name` on `host`: one `alive_handles` call,
+    /// then one `capture_outputs` call for the live ones.
+    async fn screens_of(
+        &self,
+        name: String,
+        host: Option<String>,
+        wanted: Vec<Probe>,
+    ) -> Vec<(usize, Screen)> {
         let unknown = |reason: String| {
             wanted
                 .iter()
                 .map(|probe| (probe.index, Screen::Unknown(reason.clone())))
                 .collect()
         };
-        let runtime = match self.runtime(&name).await {
+        let runtime = match self.runtime_on(&name, host.as_deref()).await {
             Ok(runtime) => runtime,
             Err(e) => return unknown(e.to_string()),
         };
@@ -365,6 +397,8 @@ enum Screen {
     Gone,
     /// The runtime could not say, and why.
     Unknown(String),
+    /// Its host does not answer, and why.
+    Unreachable(String),
 }
 
 /// What became of a record that said `spawning` when it was read.

@@ -37,7 +37,7 @@ use ao_plugin_api::{
     },
     Activity, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext,
     PluginError, PluginErrorKind, PluginKind, Readiness, RepositoryInfo, RuntimeCreateRequest,
-    WorkspaceCreateConfig,
+    Transport, WorkspaceCreateConfig,
 };
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -59,6 +59,8 @@ pub(crate) struct Hello {
     pub kind: PluginKind,
     pub name: String,
     pub context: PluginContext,
+    /// The host the plugin works on, when not this one.
+    pub transport: Option<Transport>,
     pub pins: BTreeMap<String, String>,
     /// How long a call may take (`defaults.call_timeout_ms`)…
     pub timeout_ms: u64,

@@ -23,8 +23,11 @@ use ao_plugin_api::{
         library::{lib_header_from_path, IsLayoutChecked, LibraryError},
         StableAbi,
     },
-    manifest::{PluginManifest, MANIFEST_FORMAT, MANIFEST_MAGIC, MANIFEST_SYMBOL},
-    PluginDeclaration, PluginKind, PluginLibraryRef, API_VERSION,
+    manifest::{
+        parse_remote_names, PluginManifest, MANIFEST_FORMAT, MANIFEST_MAGIC, MANIFEST_SYMBOL,
+        REMOTE_SYMBOL,
+    },
+    PluginDeclaration, PluginKind, PluginLibraryRef, RemoteConstructor, API_VERSION,
 };
 use semver::Version;
 
@@ -54,6 +57,8 @@ pub struct ManifestPlugin {
 pub struct ManifestInfo {
     pub api_version: String,
     pub plugins: Vec<ManifestPlugin>,
+    /// The plugins that work on another host (`[remote]`; none for a library before 0.1.6).
+    pub remote: Vec<String>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -106,33 +111,43 @@ pub struct LibraryReport {
 /// A plugin ready to be instantiated.
 #[derive(Clone)]
 pub enum LoadedPlugin {
-    /// Loaded into this process: its constructor is at hand.
-    InProcess(PluginDeclaration),
+    /// Loaded into this process: its constructors are at hand (the one for other hosts when
+    /// it is marked `[remote]`).
+    InProcess(PluginDeclaration, Option<RemoteConstructor>),
     /// Judged from its file only, to be loaded by a child process (`plugins.isolate`).
     Isolated {
         kind: PluginKind,
         name: String,
         version: String,
+        /// Marked `[remote]` (from the file's [`REMOTE_SYMBOL`]).
+        remote: bool,
     },
 }
 
 impl LoadedPlugin {
     pub fn kind(&self) -> PluginKind {
         match self {
-            Self::InProcess(declaration) => declaration.constructor.kind(),
+            Self::InProcess(declaration, _) => declaration.constructor.kind(),
             Self::Isolated { kind, .. } => *kind,
         }
     }
     pub fn name(&self) -> &str {
         match self {
-            Self::InProcess(declaration) => declaration.name.as_str(),
+            Self::InProcess(declaration, _) => declaration.name.as_str(),
             Self::Isolated { name, .. } => name,
         }
     }
     pub fn version(&self) -> &str {
         match self {
-            Self::InProcess(declaration) => declaration.version.as_str(),
+            Self::InProcess(declaration, _) => declaration.version.as_str(),
             Self::Isolated { version, .. } => version,
+        }
+    }
+    /// Whether it works on another host (`ao-host spawn --host`).
+    pub fn remote(&self) -> bool {
+        match self {
+            Self::InProcess(_, remote) => remote.is_some(),
+            Self::Isolated { remote, .. } => *remote,
         }
     }
 }
@@ -144,6 +159,7 @@ impl std::fmt::Debug for LoadedPlugin {
             .field("name", &self.name())
             .field("version", &self.version())
             .field("isolated", &matches!(self, Self::Isolated { .. }))
+            .field("remote", &self.remote())
             .finish()
     }
 }
@@ -456,7 +472,47 @@ fn read_manifest_by_loading(path: &Path, shown: &Path) -> Result<ManifestInfo, L
     Ok(ManifestInfo {
         api_version,
         plugins,
+        remote: remote_names_by_loading(path),
     })
+}
+
+/// [`REMOTE_SYMBOL`] of a library read by loading it, up to its empty name (at most 64 KiB).
+fn remote_names_by_loading(path: &Path) -> Vec<String> {
+    // SAFETY: the library is already loaded (this only takes another reference to it).
+    let Ok(library) = (unsafe { libloading::Library::new(path) }) else {
+        return Vec::new();
+    };
+    let name = CString::new(REMOTE_SYMBOL).expect("no NUL in symbol name");
+    // SAFETY: the symbol is a static byte array ending in an empty name; reading stops there.
+    let names = match unsafe { library.get::<*const u8>(name.as_bytes_with_nul()) } {
+        Ok(symbol) if !symbol.is_null() => {
+            let start = *symbol;
+            let mut bytes = Vec::new();
+            let mut previous = 0u8;
+            for offset in 0..64 * 1024 {
+                // SAFETY: within the symbol until its terminating empty name, found below.
+                let byte = unsafe { *start.add(offset) };
+                bytes.push(byte);
+                if byte == 0 && previous == 0 {
+                    break;
+                }
+                previous = byte;
+            }
+            parse_remote_names(&bytes)
+        }
+        _ => Vec::new(),
+    };
+    std::mem::forget(library);
+    names
+}
+
+/// The kind of plugin a remote constructor builds.
+pub(super) fn remote_kind(constructor: &RemoteConstructor) -> PluginKind {
+    match constructor {
+        RemoteConstructor::Runtime(_) => PluginKind::Runtime,
+        RemoteConstructor::Agent(_) => PluginKind::Agent,
+        RemoteConstructor::Workspace(_) => PluginKind::Workspace,
+    }
 }
 
 /// The plugins of a library left to a child process, as its manifest lists them.
@@ -469,6 +525,7 @@ fn isolated_plugins(shown: &Path, manifest: &ManifestInfo) -> Result<Vec<LoadedP
                 kind,
                 name: p.name.clone(),
                 version: p.version.clone(),
+                remote: manifest.remote.contains(&p.name),
             }),
             None => Err(LoadError::BadManifest {
                 path: shown.to_path_buf(),
@@ -542,10 +599,18 @@ fn check_and_init(
     // SAFETY: the layout was checked just above, in the direction explained there.
     let module = unsafe { header.init_root_module_with_unchecked_layout::<PluginLibraryRef>() }
         .map_err(|e| layout_error(error_chain(&e)))?;
+    let remote = module.remote();
     let plugins: Vec<LoadedPlugin> = module
         .plugins()
         .iter()
-        .map(|declaration| LoadedPlugin::InProcess(*declaration))
+        .map(|declaration| {
+            let kind = declaration.constructor.kind();
+            let remote_constructor = remote
+                .iter()
+                .find(|r| r.name == declaration.name && remote_kind(&r.constructor) == kind)
+                .map(|r| r.constructor);
+            LoadedPlugin::InProcess(*declaration, remote_constructor)
+        })
         .collect();
     let declared: Vec<(String, String)> = plugins
         .iter()

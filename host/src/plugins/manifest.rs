@@ -6,7 +6,9 @@
 //! is checked to lie in the file's loaded data before a byte of it is read.
 
 use ao_plugin_api::{
-    manifest::{MANIFEST_FORMAT, MANIFEST_MAGIC, MANIFEST_SYMBOL},
+    manifest::{
+        parse_remote_names, MANIFEST_FORMAT, MANIFEST_MAGIC, MANIFEST_SYMBOL, REMOTE_SYMBOL,
+    },
     PluginKind,
 };
 
@@ -81,8 +83,17 @@ pub(super) fn read_elf_manifest(bytes: &[u8]) -> Result<ManifestInfo, ManifestEr
         })
         .collect::<Result<_, String>>()
         .map_err(corrupt)?;
+    let remote = match elf.symbol(REMOTE_SYMBOL).map_err(corrupt)? {
+        None => Vec::new(),
+        Some((address, size)) => {
+            let size = size.min(64 * 1024);
+            let view = elf.loaded_view(address..address + size).map_err(corrupt)?;
+            parse_remote_names(view.bytes_at(address, size).map_err(corrupt)?)
+        }
+    };
     Ok(ManifestInfo {
         api_version,
         plugins,
+        remote,
     })
 }

@@ -8,7 +8,7 @@ use std::{
 
 use ao_plugin_api::{
     ffi::{AgentObject, RuntimeObject, WorkspaceObject},
-    PluginConstructor, PluginContext, PluginError, PluginKind,
+    PluginConstructor, PluginContext, PluginError, PluginKind, RemoteConstructor, Transport,
 };
 use serde::Serialize;
 
@@ -32,6 +32,14 @@ pub enum RegistryError {
         name: String,
         path: PathBuf,
         error: PluginError,
+    },
+    #[error("{kind} plugin `{name}` ({path}) cannot work on another host (host `{host}`): {why}", path = path.display())]
+    NotRemote {
+        kind: PluginKind,
+        name: String,
+        path: PathBuf,
+        host: String,
+        why: &'static str,
     },
     #[error("{kind} plugin `{name}` ({path}) did not finish starting within {} ms (defaults.call_timeout_ms): its constructor hangs; check plugins.config.{name} or remove the library", timeout.as_millis(), path = path.display())]
     ConstructTimeout {
@@ -83,6 +91,8 @@ pub struct PluginRow {
     pub digest: Option<String>,
     /// Runs in a child process (`plugins.isolate`), never loaded into ao-host itself.
     pub isolated: bool,
+    /// Works on another host (marked `[remote]`): `ao-host spawn --host` may use it.
+    pub remote: bool,
 }
 
 /// What `ao-host plugins list --json` prints (and the dashboard's `/api/plugins` serves).
@@ -255,6 +265,7 @@ impl PluginRegistry {
                     reason: None,
                     digest: None,
                     isolated: false,
+                    remote: false,
                 };
             match &report.outcome {
                 Err(error) if declared.is_empty() => rows.push(PluginRow {
@@ -280,6 +291,7 @@ impl PluginRegistry {
                         },
                         reason: shadowed.then(|| format!("shadowed by {}", winner.path.display())),
                         isolated: matches!(p, LoadedPlugin::Isolated { .. }),
+                        remote: p.remote(),
                         ..row(
                             Some(p.kind().to_string()),
                             Some(p.name().to_string()),
@@ -308,6 +320,13 @@ impl PluginRegistry {
             .map(|r| r.path.as_path())
     }
 
+    /// Whether plugin (kind, `name`) is loaded and works on another host (`[remote]`).
+    pub fn is_remote(&self, kind: PluginKind, name: &str) -> bool {
+        self.registered
+            .get(&(kind, name.to_string()))
+            .is_some_and(|r| r.plugin.remote())
+    }
+
     fn find(&self, kind: PluginKind, name: &str) -> Result<&Registered, RegistryError> {
         self.registered
             .get(&(kind, name.to_string()))
@@ -334,49 +353,94 @@ impl PluginRegistry {
         context: &PluginContext,
         timeout: Duration,
     ) -> Result<PluginInstance, RegistryError> {
-        Ok(match self.construct(kind, name, context, timeout)? {
-            RawInstance::Runtime(o) => {
-                PluginInstance::Runtime(RuntimePlugin::new(name, o, timeout))
-            }
-            RawInstance::Agent(o) => PluginInstance::Agent(AgentPlugin::new(name, o, timeout)),
-            RawInstance::Workspace(o) => {
-                PluginInstance::Workspace(WorkspacePlugin::new(name, o, timeout))
-            }
-        })
+        self.instantiate_on(kind, name, context, None, timeout)
+    }
+
+    /// [`PluginRegistry::instantiate`] for the host `transport` reaches (`None`: this one).
+    pub fn instantiate_on(
+        &self,
+        kind: PluginKind,
+        name: &str,
+        context: &PluginContext,
+        transport: Option<&Transport>,
+        timeout: Duration,
+    ) -> Result<PluginInstance, RegistryError> {
+        Ok(
+            match self.construct(kind, name, context, transport, timeout)? {
+                RawInstance::Runtime(o) => {
+                    PluginInstance::Runtime(RuntimePlugin::new(name, o, timeout))
+                }
+                RawInstance::Agent(o) => PluginInstance::Agent(AgentPlugin::new(name, o, timeout)),
+                RawInstance::Workspace(o) => {
+                    PluginInstance::Workspace(WorkspacePlugin::new(name, o, timeout))
+                }
+            },
+        )
     }
 
     /// Runs the plugin's constructor (in a child process, for an isolated one), waiting at most
-    /// `timeout`.
+    /// `timeout`; with `transport`, the one for the host it reaches, refused for a plugin not
+    /// marked `[remote]`.
     pub fn construct(
         &self,
         kind: PluginKind,
         name: &str,
         context: &PluginContext,
+        transport: Option<&Transport>,
         timeout: Duration,
     ) -> Result<RawInstance, RegistryError> {
         let registered = self.find(kind, name)?;
+        if let Some(transport) = transport {
+            if !registered.plugin.remote() {
+                return Err(RegistryError::NotRemote {
+                    kind,
+                    name: name.to_string(),
+                    path: registered.path.clone(),
+                    host: transport.host.to_string(),
+                    why: "it is not marked `[remote]` in its `export_plugins!` (built before ao-plugin-api 0.1.6, or its author has not made it go through the plugin-API helpers only); run its sessions on this machine, or use a plugin that is",
+                });
+            }
+        }
         let built = match &registered.plugin {
-            LoadedPlugin::InProcess(declaration) => {
-                let constructor = declaration.constructor;
+            LoadedPlugin::InProcess(declaration, remote) => {
+                let (constructor, remote) = (declaration.constructor, *remote);
                 let (context, owned_name) = (context.clone(), name.to_string());
+                let transport = transport.cloned();
                 within(timeout, move || {
                     let _running = super::crash::enter(kind, &owned_name, "its constructor (new)");
-                    match constructor {
-                        PluginConstructor::Runtime(construct) => {
-                            construct(&context).into_result().map(RawInstance::Runtime)
-                        }
-                        PluginConstructor::Agent(construct) => {
-                            construct(&context).into_result().map(RawInstance::Agent)
-                        }
-                        PluginConstructor::Workspace(construct) => construct(&context)
-                            .into_result()
-                            .map(RawInstance::Workspace),
+                    match (transport, remote) {
+                        (Some(transport), Some(remote)) => match remote {
+                            RemoteConstructor::Runtime(construct) => {
+                                construct(&context, &transport)
+                                    .into_result()
+                                    .map(RawInstance::Runtime)
+                            }
+                            RemoteConstructor::Agent(construct) => construct(&context, &transport)
+                                .into_result()
+                                .map(RawInstance::Agent),
+                            RemoteConstructor::Workspace(construct) => {
+                                construct(&context, &transport)
+                                    .into_result()
+                                    .map(RawInstance::Workspace)
+                            }
+                        },
+                        _ => match constructor {
+                            PluginConstructor::Runtime(construct) => {
+                                construct(&context).into_result().map(RawInstance::Runtime)
+                            }
+                            PluginConstructor::Agent(construct) => {
+                                construct(&context).into_result().map(RawInstance::Agent)
+                            }
+                            PluginConstructor::Workspace(construct) => construct(&context)
+                                .into_result()
+                                .map(RawInstance::Workspace),
+                        },
                     }
                 })
             }
             // Bounded by `timeout` itself: the child is killed if it does not answer.
             LoadedPlugin::Isolated { .. } => {
-                Some(self.start_isolated(registered, kind, name, context, timeout))
+                Some(self.start_isolated(registered, kind, name, context, transport, timeout))
             }
         };
         match built {
@@ -402,6 +466,7 @@ impl PluginRegistry {
         kind: PluginKind,
         name: &str,
         context: &PluginContext,
+        transport: Option<&Transport>,
         timeout: Duration,
     ) -> Result<RawInstance, PluginError> {
         let program = std::env::current_exe().map_err(|e| {
@@ -414,6 +479,7 @@ impl PluginRegistry {
             kind,
             name: name.to_string(),
             context: context.clone(),
+            transport: transport.cloned(),
             pins: self.pins.clone(),
             timeout_ms: timeout.as_millis() as u64,
             create_timeout_ms: self.create_timeout.unwrap_or(timeout).as_millis() as u64,

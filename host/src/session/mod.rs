@@ -34,6 +34,10 @@ pub enum SessionStatus {
     /// A spawn that did not finish: its `ao-host` process died half-way (listed while the
     /// record waits for `gc`), or `gc` undid it (archived, so the id is never reused).
     Errored,
+    /// Its host does not answer: nothing is known about it now. Only ever shown by a listing,
+    /// never recorded: the record keeps what was last known, and the status comes back with
+    /// the host.
+    Unreachable,
 }
 
 /// What a session is for.
@@ -55,6 +59,7 @@ impl SessionStatus {
             Self::Exited => "exited",
             Self::Killed => "killed",
             Self::Errored => "errored",
+            Self::Unreachable => "unreachable",
         }
     }
 }

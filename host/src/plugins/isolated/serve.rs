@@ -35,6 +35,7 @@ pub fn serve() -> Result<(), String> {
         hello.kind,
         &hello.name,
         &hello.context,
+        hello.transport.as_ref(),
         Duration::from_millis(hello.timeout_ms),
     );
     let outcome: Result<(), PluginError> = match &built {

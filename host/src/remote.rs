@@ -1,0 +1,446 @@
+//! Hosts: the other machines sessions run on, reached with the system's OpenSSH client.
+//!
+//! Every command to one host rides one shared connection (`ControlMaster=auto`, its socket
+//! under `<data_dir>/ssh`, kept open `ControlPersist` seconds after the last use), so a spawn,
+//! a message and a listing open one TCP connection between them, not one per program run.
+//! `BatchMode=yes`: ssh never asks a question nobody is there to answer; an unknown or changed
+//! host key, or a missing key, is an error with its fix instead.
+//!
+//! The core never runs a program on a host itself beyond asking whether it answers (and where
+//! its home folder is): plugins get the [`Transport`] and run their own programs through it.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+use ao_plugin_api::{shell, PluginContext, Transport};
+
+use crate::config::HostConfig;
+
+/// How long an idle shared connection stays open after its last use.
+const CONTROL_PERSIST_SECONDS: u32 = 60;
+/// How long ssh may take to connect, and to notice a host that stopped answering
+/// (`ServerAliveInterval` × `ServerAliveCountMax`).
+const CONNECT_TIMEOUT_SECONDS: u32 = 10;
+const ALIVE_INTERVAL_SECONDS: u32 = 5;
+const ALIVE_COUNT_MAX: u32 = 2;
+/// A bound on the whole probe, connecting included.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
+/// The longest control socket folder: a socket path (`<dir>/<40 hex digits>`, and ssh's
+/// temporary `.XXXXXXXXXXXXXXXX` while it sets the master up) must fit the 104 bytes of
+/// `sun_path` on every Unix.
+const MAX_CONTROL_DIR_LEN: usize = 104 - 1 - 40 - 17 - 1;
+
+/// Why a host cannot be used.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum HostError {
+    #[error("no host `{name}` in the config; configured hosts: {known}")]
+    Unknown { name: String, known: String },
+    /// It did not answer (down, unreachable, refused the connection, dropped it).
+    #[error("host `{name}` ({target}) did not answer: {detail}")]
+    Unreachable {
+        name: String,
+        target: String,
+        detail: String,
+    },
+    /// Its host key is not known, or changed: refused, never accepted silently.
+    #[error("host `{name}` ({target}): {detail}")]
+    HostKey {
+        name: String,
+        target: String,
+        detail: String,
+    },
+    /// It answered, but did not let this user in.
+    #[error("host `{name}` ({target}) refused the login: {detail}")]
+    Login {
+        name: String,
+        target: String,
+        detail: String,
+    },
+    #[error("host `{name}`: {detail}")]
+    Local { name: String, detail: String },
+}
+
+impl HostError {
+    /// The host did not answer (as opposed to refusing): its sessions are `unreachable`.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Self::Unreachable { .. })
+    }
+}
+
+/// One host as ao-host reaches it.
+#[derive(Debug, Clone)]
+pub struct SshHost {
+    config: HostConfig,
+    control_dir: PathBuf,
+    /// This data dir's tag, naming its folder on the host.
+    tag: String,
+}
+
+/// What a host said when asked: where this data dir keeps its things there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reached {
+    /// The user's home folder there.
+    pub home: String,
+    /// This data dir's folder there (absolute).
+    pub data_dir: String,
+}
+
+impl SshHost {
+    /// `data_dir` is the local data dir: the control sockets go under it, and its tag names the
+    /// folder used on the host.
+    pub fn new(config: HostConfig, data_dir: &Path) -> Self {
+        let tag = PluginContext {
+            plugin_name: "".into(),
+            data_dir: data_dir.display().to_string().into(),
+            config_yaml: "".into(),
+        }
+        .owner_tag();
+        let mut control_dir = data_dir.join("ssh");
+        if control_dir.as_os_str().len() > MAX_CONTROL_DIR_LEN {
+            // SAFETY: getuid cannot fail and touches no memory.
+            let uid = unsafe { libc::getuid() };
+            control_dir = std::env::temp_dir().join(format!("ao-host-ssh-{uid}-{tag}"));
+        }
+        Self {
+            config,
+            control_dir,
+            tag,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// `user@host port N`, for messages.
+    fn target(&self) -> String {
+        match self.config.port {
+            Some(port) => format!("{} port {port}", self.config.destination),
+            None => self.config.destination.clone(),
+        }
+    }
+
+    /// The address part of the destination (no user), as `known_hosts` names it.
+    fn address(&self) -> &str {
+        let destination = self.config.destination.as_str();
+        destination
+            .rsplit_once('@')
+            .map_or(destination, |(_, host)| host)
+    }
+
+    /// The ssh argv up to and including the destination; `tty` asks for a terminal (attach).
+    fn argv(&self, tty: bool) -> Vec<String> {
+        let mut argv = vec!["ssh".to_string()];
+        let mut option = |key: &str, value: String| {
+            argv.extend(["-o".to_string(), format!("{key}={value}")]);
+        };
+        option("BatchMode", "yes".into());
+        option("ControlMaster", "auto".into());
+        option(
+            "ControlPath",
+            self.control_dir.join("%C").display().to_string(),
+        );
+        option("ControlPersist", CONTROL_PERSIST_SECONDS.to_string());
+        let configured = |key: &str| {
+            self.config
+                .options
+                .keys()
+                .any(|k| k.eq_ignore_ascii_case(key))
+        };
+        for (key, value) in [
+            ("ConnectTimeout", CONNECT_TIMEOUT_SECONDS.to_string()),
+            ("ServerAliveInterval", ALIVE_INTERVAL_SECONDS.to_string()),
+            ("ServerAliveCountMax", ALIVE_COUNT_MAX.to_string()),
+            // ssh's own default asks, which BatchMode turns into a refusal anyway; said
+            // explicitly so an `accept-new` in the operator's ssh config does not apply here
+            // unless the host's options say so.
+            ("StrictHostKeyChecking", "yes".to_string()),
+        ] {
+            if !configured(key) {
+                option(key, value);
+            }
+        }
+        for (key, value) in &self.config.options {
+            option(key, value.clone());
+        }
+        if let Some(identity) = &self.config.identity_file {
+            argv.extend(["-i".to_string(), identity.display().to_string()]);
+            argv.extend(["-o".to_string(), "IdentitiesOnly=yes".to_string()]);
+        }
+        if let Some(port) = self.config.port {
+            argv.extend(["-p".to_string(), port.to_string()]);
+        }
+        argv.push(if tty { "-t" } else { "-T" }.to_string());
+        argv.extend(["--".to_string(), self.config.destination.clone()]);
+        argv
+    }
+
+    /// What plugins for this host are built with.
+    pub fn transport(&self) -> Transport {
+        Transport {
+            host: self.config.name.clone().into(),
+            command: self.argv(false).into_iter().map(Into::into).collect(),
+        }
+    }
+
+    /// The argv an operator runs to reach `command` (a runtime's attach command) on the host,
+    /// with a terminal.
+    pub fn attach_argv(&self, command: &[String]) -> Vec<String> {
+        let mut argv = self.argv(true);
+        argv.push(shell::join(command));
+        argv
+    }
+
+    /// Asks the host where its home folder is: whether it answers at all, over the shared
+    /// connection (made here when there is none).
+    pub async fn reach(&self) -> Result<Reached, HostError> {
+        let local = |detail: String| HostError::Local {
+            name: self.config.name.clone(),
+            detail,
+        };
+        create_private_dir(&self.control_dir).map_err(|e| {
+            local(format!(
+                "cannot make the folder for its shared connection {}: {e}",
+                self.control_dir.display()
+            ))
+        })?;
+        let mut argv = self.argv(false);
+        argv.push("printf '%s\\n' \"$HOME\"".into());
+        let mut command = tokio::process::Command::new(&argv[0]);
+        command
+            .args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let output = match tokio::time::timeout(PROBE_TIMEOUT, command.output()).await {
+            Err(_) => {
+                return Err(HostError::Unreachable {
+                    name: self.config.name.clone(),
+                    target: self.target(),
+                    detail: format!("no answer within {} s", PROBE_TIMEOUT.as_secs()),
+                })
+            }
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(local(
+                    "`ssh` not found on PATH: install the OpenSSH client (e.g. `apt-get install openssh-client`)".into(),
+                ))
+            }
+            Ok(Err(e)) => return Err(local(format!("cannot run ssh: {e}"))),
+            Ok(Ok(output)) => output,
+        };
+        if !output.status.success() {
+            return Err(self.classify(&String::from_utf8_lossy(&output.stderr)));
+        }
+        let home = String::from_utf8_lossy(&output.stdout)
+            .trim_end_matches('\n')
+            .to_string();
+        if !home.starts_with('/') {
+            return Err(local(format!(
+                "its shell gave {home:?} as the home folder; set hosts.{}.data_dir to an absolute path",
+                self.config.name
+            )));
+        }
+        let data_dir = match &self.config.data_dir {
+            Some(dir) => expand_home(dir, &home),
+            None => format!("{home}/.ao-rs/hosts/{}", self.tag),
+        };
+        Ok(Reached { home, data_dir })
+    }
+
+    /// What ssh's complaint means, with the fix.
+    fn classify(&self, stderr: &str) -> HostError {
+        let (name, target) = (self.config.name.clone(), self.target());
+        let said = stderr
+            .lines()
+            .map(str::trim)
+            .rfind(|l| !l.is_empty())
+            .unwrap_or("ssh failed without a word")
+            .to_string();
+        let known_hosts = self
+            .config
+            .options
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("UserKnownHostsFile"))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| "~/.ssh/known_hosts".into());
+        let entry = match self.config.port {
+            Some(port) if port != 22 => format!("[{}]:{port}", self.address()),
+            _ => self.address().to_string(),
+        };
+        let port_flag = match self.config.port {
+            Some(port) if port != 22 => format!("-p {port} "),
+            _ => String::new(),
+        };
+        let scan = format!("ssh-keyscan {port_flag}{}", self.address());
+        if stderr.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") {
+            return HostError::HostKey {
+                name,
+                target,
+                detail: format!(
+                    "its host key CHANGED since it was recorded in {known_hosts}: refused. If the change is expected (the machine was reinstalled), check the new key's fingerprint with the machine's owner (`{scan} | ssh-keygen -lf -`), then replace the old one: `ssh-keygen -f {known_hosts} -R '{entry}' && {scan} >> {known_hosts}`"
+                ),
+            };
+        }
+        if stderr.contains("Host key verification failed")
+            || stderr.contains("host key is known")
+            || stderr.contains("No matching host key")
+        {
+            return HostError::HostKey {
+                name,
+                target,
+                detail: format!(
+                    "its host key is not in {known_hosts}, and ao-host never accepts one unseen. Check its fingerprint (`{scan} | ssh-keygen -lf -`) against the machine's, then add it: `{scan} >> {known_hosts}`"
+                ),
+            };
+        }
+        if stderr.contains("Permission denied") || stderr.contains("Too many authentication") {
+            return HostError::Login {
+                name,
+                target,
+                detail: format!(
+                    "{said}; give it a key it accepts (`ssh-copy-id {}`, or hosts.{}.identity_file), and check `ssh {}` works without a password",
+                    self.config.destination, self.config.name, self.config.destination
+                ),
+            };
+        }
+        HostError::Unreachable {
+            name,
+            target,
+            detail: said,
+        }
+    }
+}
+
+fn expand_home(path: &str, home: &str) -> String {
+    match path.strip_prefix("~/") {
+        Some(rest) => format!("{}/{rest}", home.trim_end_matches('/')),
+        None => path.to_string(),
+    }
+}
+
+/// Makes `dir` owner-only (0700), creating it if missing; refuses one owned by someone else
+/// (a socket there would carry this user's connections).
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let meta = std::fs::symlink_metadata(dir)?;
+    // SAFETY: getuid cannot fail and touches no memory.
+    let me = unsafe { libc::getuid() };
+    if !meta.is_dir() || meta.uid() != me {
+        return Err(std::io::Error::other(
+            "it is not a folder of this user's; remove it",
+        ));
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// The clone of a project on a host, with `~/` expanded to the home folder there.
+pub fn clone_path(path: &str, reached: &Reached) -> String {
+    expand_home(path, &reached.home)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn host(port: Option<u16>, options: &[(&str, &str)]) -> SshHost {
+        SshHost::new(
+            HostConfig {
+                name: "box1".into(),
+                destination: "dev@10.0.0.12".into(),
+                port,
+                identity_file: Some("/keys/id".into()),
+                options: options
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<BTreeMap<_, _>>(),
+                data_dir: None,
+            },
+            Path::new("/home/me/.ao-rs"),
+        )
+    }
+
+    #[test]
+    fn every_command_shares_one_connection_and_never_asks() {
+        let transport = host(Some(2222), &[("ConnectTimeout", "3")]).transport();
+        let argv: Vec<&str> = transport.command.iter().map(|a| a.as_str()).collect();
+        for expected in [
+            "BatchMode=yes",
+            "ControlMaster=auto",
+            "ControlPath=/home/me/.ao-rs/ssh/%C",
+            "ControlPersist=60",
+            "StrictHostKeyChecking=yes",
+            "ConnectTimeout=3",
+            "IdentitiesOnly=yes",
+        ] {
+            assert!(argv.contains(&expected), "{expected}: {argv:?}");
+        }
+        assert!(!argv.contains(&"ConnectTimeout=10"), "{argv:?}");
+        assert_eq!(
+            argv[argv.len() - 5..],
+            ["-p", "2222", "-T", "--", "dev@10.0.0.12"]
+        );
+        let attach = host(None, &[]).attach_argv(&[
+            "tmux".into(),
+            "attach".into(),
+            "-t".into(),
+            "=a b".into(),
+        ]);
+        assert_eq!(
+            &attach[attach.len() - 4..],
+            ["-t", "--", "dev@10.0.0.12", "tmux attach -t '=a b'"]
+        );
+    }
+
+    #[test]
+    fn a_long_data_dir_gets_its_sockets_in_a_short_private_folder() {
+        let long = Path::new("/home/me").join("x".repeat(80));
+        let host = SshHost::new(host(None, &[]).config, &long);
+        assert!(host.control_dir.as_os_str().len() <= MAX_CONTROL_DIR_LEN);
+        assert!(host.control_dir.starts_with(std::env::temp_dir()));
+    }
+
+    #[test]
+    fn ssh_complaints_become_the_fix() {
+        let on_2222 = host(Some(2222), &[]);
+        let changed = on_2222.classify(
+            "@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\nHost key verification failed.\n",
+        );
+        let text = changed.to_string();
+        assert!(text.contains("CHANGED"), "{text}");
+        assert!(
+            text.contains("ssh-keygen -f ~/.ssh/known_hosts -R '[10.0.0.12]:2222'"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ssh-keyscan -p 2222 10.0.0.12 >> ~/.ssh/known_hosts"),
+            "{text}"
+        );
+        let unknown = host(None, &[("UserKnownHostsFile", "/etc/ao/known")])
+            .classify("No ED25519 host key is known for 10.0.0.12 and you have requested strict checking.\nHost key verification failed.\n");
+        let text = unknown.to_string();
+        assert!(
+            text.contains("ssh-keyscan 10.0.0.12 >> /etc/ao/known"),
+            "{text}"
+        );
+        assert!(matches!(unknown, HostError::HostKey { .. }));
+        let login = on_2222.classify("dev@10.0.0.12: Permission denied (publickey).\n");
+        assert!(matches!(login, HostError::Login { .. }), "{login}");
+        let down =
+            on_2222.classify("ssh: connect to host 10.0.0.12 port 2222: Connection refused\n");
+        assert!(down.is_unreachable());
+        assert!(down.to_string().contains("Connection refused"), "{down}");
+    }
+}
