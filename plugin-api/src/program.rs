@@ -319,7 +319,7 @@ impl Program {
     /// [`Program::version_check`] on another machine: where the program is there (`command -v`)
     /// and what it printed, in one round trip.
     fn remote_version_check(&self, transport: &Transport, args: &[&str]) -> DoctorCheck {
-        let what = format!("{}{}", self.name, self.place());
+        let what = self.name.clone();
         let line = format!(
             "command -v {} || exit {}; {}",
             crate::shell::join(&[&self.name]),
@@ -337,7 +337,7 @@ impl Program {
             let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
             let path = lines.next().unwrap_or_default().to_string();
             let version = lines.next().unwrap_or("no version printed").to_string();
-            return DoctorCheck::passed(what, format!("{version} ({path})"));
+            return DoctorCheck::passed(what, format!("{version} ({path}{})", self.place()));
         }
         DoctorCheck::failed(what, self.failure(&output).to_string())
     }

@@ -80,8 +80,12 @@ pub struct TmuxRuntime {
 static BUFFER_SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
 impl TmuxRuntime {
+    /// `-u`: tmux decides from the locale whether its client speaks UTF-8, and in a non-UTF-8
+    /// one (an ssh command gets no `LANG`) it prints every tab and non-ASCII character of an
+    /// answer as `_`, which would garble the fields this plugin reads.
     fn args<'a>(&'a self, rest: &[&'a str]) -> Vec<&'a str> {
-        let mut args = Vec::with_capacity(rest.len() + 2);
+        let mut args = Vec::with_capacity(rest.len() + 3);
+        args.push("-u");
         if let Some(socket) = &self.socket {
             args.extend(["-L", socket.as_str()]);
         }

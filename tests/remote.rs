@@ -1,0 +1,377 @@
+//! Sessions on other hosts, against real OpenSSH servers: two hosts with addresses of their own
+//! (127.0.0.2 and 127.0.0.3), generated host and client keys, the real tmux and git-worktree
+//! plugins running their programs over ssh, and the fake agent.
+//!
+//! Skipped, with a message, where sshd cannot run (not installed, not root).
+
+#[path = "support/sshd.rs"]
+mod sshd;
+mod support;
+
+use std::{path::PathBuf, time::Duration};
+
+use serde_json::Value;
+use sshd::{close_shared_connections, ClientKey, SshServer};
+use support::{fake_messages, git, json, stderr, stdout, wait_until, Harness};
+
+/// A local installation with two hosts, each with a clone of the project.
+struct World {
+    harness: Harness,
+    /// The harness's config, before hosts were added.
+    base_config: String,
+    alpha: SshServer,
+    beta: SshServer,
+    client: ClientKey,
+    known_hosts: PathBuf,
+}
+
+impl World {
+    fn new() -> Option<Self> {
+        if let Some(why) = SshServer::unavailable() {
+            eprintln!("skipped: {why}");
+            return None;
+        }
+        let harness = Harness::new(&[], "");
+        let client = ClientKey::generate(harness.home());
+        let alpha = SshServer::start("alpha", 2, harness.home(), &client);
+        let beta = SshServer::start("beta", 3, harness.home(), &client);
+        let known_hosts = harness.home().join("known_hosts");
+        std::fs::write(
+            &known_hosts,
+            alpha.known_hosts_line() + &beta.known_hosts_line(),
+        )
+        .unwrap();
+        for host in [&alpha, &beta] {
+            let clone = host.home().join("app");
+            git(
+                harness.home(),
+                &[
+                    "clone",
+                    "-q",
+                    &harness.repo().display().to_string(),
+                    &clone.display().to_string(),
+                ],
+            );
+        }
+        let base_config = std::fs::read_to_string(harness.config_path()).unwrap();
+        let world = Self {
+            base_config,
+            harness,
+            alpha,
+            beta,
+            client,
+            known_hosts,
+        };
+        world.write_hosts(&[]);
+        Some(world)
+    }
+
+    /// The config: the harness's, with the two hosts (and `extra` host entries) and the
+    /// project's clone on each.
+    fn write_hosts(&self, extra: &[String]) {
+        let mut hosts = format!(
+            "hosts:\n{}{}",
+            self.alpha.config_entry(&self.client, &self.known_hosts),
+            self.beta.config_entry(&self.client, &self.known_hosts)
+        );
+        for entry in extra {
+            hosts.push_str(entry);
+        }
+        let clones = format!(
+            "hosts: {{ alpha: {:?}, beta: {:?}{} }}",
+            self.alpha.home().join("app").display().to_string(),
+            self.beta.home().join("app").display().to_string(),
+            if extra.is_empty() {
+                ""
+            } else {
+                ", gamma: /srv/app"
+            }
+        );
+        let config = self.base_config.replace(
+            "default_branch: main }",
+            &format!("default_branch: main, {clones} }}"),
+        );
+        std::fs::write(self.harness.config_path(), format!("{config}{hosts}")).unwrap();
+    }
+
+    fn ao(&self, args: &[&str]) -> std::process::Output {
+        self.harness.ao(args)
+    }
+
+    fn ok(&self, args: &[&str]) -> std::process::Output {
+        self.harness.ok(args)
+    }
+
+    /// Spawns a worker with `task` on `host`; its session object.
+    fn spawn(&self, host: &str, task: &str) -> Value {
+        let task = format!("--task={task}");
+        json(&self.ok(&["spawn", "app", "--host", host, &task, "--json"]))
+    }
+
+    fn sessions(&self) -> Vec<Value> {
+        self.harness.sessions_json(&[])
+    }
+
+    fn session(&self, id: &str) -> Value {
+        self.sessions()
+            .into_iter()
+            .find(|s| s["id"] == id)
+            .unwrap_or_else(|| panic!("no session {id}"))
+    }
+
+    fn server(&self, host: &str) -> &SshServer {
+        match host {
+            "alpha" => &self.alpha,
+            _ => &self.beta,
+        }
+    }
+
+    /// Whether the tmux session of `session` runs on its host.
+    fn tmux_alive(&self, session: &Value) -> bool {
+        let name = support::tmux_name(session["runtime_handle"].as_str().unwrap());
+        let server = self.server(session["host"].as_str().unwrap());
+        server
+            .tmux(
+                &self.harness.tmux.socket,
+                &["has-session", "-t", &format!("={name}")],
+            )
+            .0
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        close_shared_connections(&self.harness.data_dir());
+        for host in [&self.alpha, &self.beta] {
+            host.tmux(&self.harness.tmux.socket, &["kill-server"]);
+        }
+    }
+}
+
+/// The fake agent's log folder of session `id`.
+fn agent_log(world: &World, id: &str) -> PathBuf {
+    world.harness.log_dir().join(id)
+}
+
+#[test]
+fn sessions_on_two_hosts_through_spawn_send_ls_unreachable_restore_kill_and_gc() {
+    let Some(mut world) = World::new() else {
+        return;
+    };
+    let task = "-first\ttask, \"quoted\" $(not run) `x` 🎉\nsecond line";
+    let a = world.spawn("alpha", task);
+    let id_a = a["id"].as_str().unwrap().to_string();
+    assert_eq!(a["host"], "alpha");
+    // The agent runs on alpha, in a worktree of alpha's clone, under this data dir's folder there.
+    let worktree = PathBuf::from(a["workspace_path"].as_str().unwrap());
+    assert!(
+        worktree.starts_with(world.alpha.home().join(".ao-rs/hosts")),
+        "{}",
+        worktree.display()
+    );
+    assert!(worktree.join(".git").is_file());
+    assert!(world.tmux_alive(&a), "no tmux session on alpha");
+    let log = agent_log(&world, &id_a);
+    assert!(wait_until(Duration::from_secs(10), || fake_messages(&log)
+        .first()
+        .is_some_and(|m| m == task)));
+
+    let message = "a message\twith tabs, 'quotes' and ünïcödé\nover two lines";
+    world.ok(&["send", &id_a, message]);
+    assert!(wait_until(Duration::from_secs(10), || fake_messages(&log)
+        .iter()
+        .any(|m| m == message)));
+    let listed = world.session(&id_a);
+    assert_eq!(listed["host"], "alpha");
+    assert_ne!(listed["status"], "exited");
+    // One shared connection carried all of it: spawn, send and listing.
+    let logins = world.alpha.logins();
+    assert!(
+        (1..=3).contains(&logins),
+        "{logins} ssh connections to alpha"
+    );
+
+    let b = world.spawn("beta", "work on beta");
+    let id_b = b["id"].as_str().unwrap().to_string();
+    assert_eq!(b["host"], "beta");
+    assert!(world.tmux_alive(&b));
+    // `any`: both hosts run one session; the first by name wins the tie, then the other.
+    let c = world.spawn("any", "anywhere");
+    assert_eq!(c["host"], "alpha");
+    let d = world.spawn("any", "anywhere else");
+    assert_eq!(d["host"], "beta");
+    let id_c = c["id"].as_str().unwrap().to_string();
+    let id_d = d["id"].as_str().unwrap().to_string();
+    let text = stdout(&world.ok(&["session", "ls"]));
+    assert!(text.contains("HOST"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(&id_b) && l.contains("beta")),
+        "{text}"
+    );
+
+    // Beta goes away: its sessions are unreachable, never exited, and nothing is lost.
+    world.beta.stop();
+    let sessions = world.sessions();
+    for session in &sessions {
+        let id = session["id"].as_str().unwrap();
+        if session["host"] == "beta" {
+            assert_eq!(session["status"], "unreachable", "{session}");
+            assert!(
+                session["note"].as_str().unwrap().contains("`beta`"),
+                "{session}"
+            );
+        } else {
+            assert_ne!(session["status"], "unreachable", "{id}: {session}");
+        }
+    }
+    let gc = stdout(&world.ok(&["gc"]));
+    assert!(gc.contains("beta"), "gc says nothing of beta: {gc}");
+    for id in [&id_b, &id_d] {
+        assert_eq!(world.session(id)["status"], "unreachable");
+        assert!(world.harness.record(id, false).exists(), "{id} lost");
+    }
+    let refused = world.ao(&["send", &id_b, "hello?"]);
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("beta"), "{}", stderr(&refused));
+    assert!(fake_messages(&agent_log(&world, &id_b))
+        .iter()
+        .all(|m| m != "hello?"));
+    let refused = world.ao(&["spawn", "app", "--host", "beta", "--task", "x"]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("host `beta`"),
+        "{}",
+        stderr(&refused)
+    );
+
+    // Back again: the statuses come back too.
+    world.beta.resume();
+    assert!(wait_until(Duration::from_secs(20), || {
+        world
+            .sessions()
+            .iter()
+            .all(|s| s["status"] != "unreachable")
+    }));
+    assert!(world.tmux_alive(&world.session(&id_b)));
+
+    // The agent on beta exits (its tmux server dies): exited, then restored there.
+    world
+        .beta
+        .tmux(&world.harness.tmux.socket, &["kill-server"]);
+    assert!(wait_until(Duration::from_secs(10), || world.session(&id_b)
+        ["status"]
+        == "exited"));
+    world.ok(&["session", "restore", &id_b]);
+    let restored = world.session(&id_b);
+    assert_ne!(restored["status"], "exited");
+    assert_eq!(restored["host"], "beta");
+    assert!(world.tmux_alive(&restored));
+
+    // Kill on each host removes what it made there.
+    for id in [&id_a, &id_b, &id_c, &id_d] {
+        let session = world.session(id);
+        world.ok(&["session", "kill", id]);
+        assert!(!world.tmux_alive(&session), "{id}'s tmux session left");
+        let path = PathBuf::from(session["workspace_path"].as_str().unwrap());
+        assert!(!path.exists(), "{id}'s worktree left: {}", path.display());
+    }
+    assert!(world.sessions().is_empty());
+    let plan = stdout(&world.ok(&["gc", "--dry-run"]));
+    assert!(
+        !plan.contains("destroy") && !plan.contains("remove orphan"),
+        "{plan}"
+    );
+}
+
+#[test]
+fn an_unreachable_host_or_an_unknown_key_makes_nothing_anywhere_and_says_the_fix() {
+    let Some(world) = World::new() else {
+        return;
+    };
+    // Nothing listens there.
+    world.write_hosts(&[
+        "  gamma: { ssh: root@127.0.0.4, port: 9, options: { ConnectTimeout: 2 } }\n".into(),
+    ]);
+    let refused = world.ao(&["spawn", "app", "--host", "gamma", "--task", "x"]);
+    assert!(!refused.status.success());
+    let err = stderr(&refused);
+    assert!(
+        err.contains("host `gamma`") && err.contains("did not answer"),
+        "{err}"
+    );
+    assert!(world.harness.sessions_json(&["--archived"]).is_empty());
+
+    // Alpha's key is not known: refused, with the fix for this very file.
+    std::fs::write(&world.known_hosts, world.beta.known_hosts_line()).unwrap();
+    let refused = world.ao(&["spawn", "app", "--host", "alpha", "--task", "x"]);
+    let err = stderr(&refused);
+    assert!(!refused.status.success());
+    let fix = format!(
+        "ssh-keyscan -p {} 127.0.0.2 >> {}",
+        world.alpha.port,
+        world.known_hosts.display()
+    );
+    assert!(err.contains(&fix), "{err}");
+    // A changed key: refused, and the old one named for removal.
+    let other = world.beta.known_hosts_line().replace(
+        &format!("[127.0.0.3]:{}", world.beta.port),
+        &format!("[127.0.0.2]:{}", world.alpha.port),
+    );
+    std::fs::write(&world.known_hosts, other + &world.beta.known_hosts_line()).unwrap();
+    let refused = world.ao(&["spawn", "app", "--host", "alpha", "--task", "x"]);
+    let err = stderr(&refused);
+    assert!(err.contains("CHANGED"), "{err}");
+    assert!(
+        err.contains(&format!("-R '[127.0.0.2]:{}'", world.alpha.port)),
+        "{err}"
+    );
+    let doctor = stdout(&world.ao(&["doctor"]));
+    assert!(
+        doctor.contains("host `alpha`") && doctor.contains("CHANGED"),
+        "{doctor}"
+    );
+    assert!(world.harness.sessions_json(&["--archived"]).is_empty());
+    assert_eq!(world.alpha.logins(), 0, "no login with an unverified key");
+    let worktrees = world.alpha.home().join(".ao-rs");
+    assert!(!worktrees.exists(), "something was made on alpha");
+}
+
+#[test]
+fn a_100_kb_message_reaches_a_remote_agent_byte_exact_and_doctor_checks_each_host() {
+    let Some(world) = World::new() else {
+        return;
+    };
+    let session = world.spawn("beta", "start");
+    let id = session["id"].as_str().unwrap();
+    let line = "\tindented line with 'quotes', \"double\", $(x) and ünï 🎉\n";
+    let message: String = line.repeat(100 * 1024 / line.len());
+    world.ok(&["send", id, &message]);
+    let log = agent_log(&world, id);
+    assert!(wait_until(Duration::from_secs(20), || fake_messages(&log)
+        .iter()
+        .any(|m| *m == message)));
+    let doctor = json(&world.ok(&["doctor", "--json"]));
+    let lines = doctor.as_array().unwrap();
+    for host in ["alpha", "beta"] {
+        let prefix = format!("host `{host}`");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l["what"] == prefix.as_str() && l["ok"] == true),
+            "{doctor:#}"
+        );
+        for program in ["tmux", "git"] {
+            assert!(
+                lines.iter().any(|l| {
+                    let what = l["what"].as_str().unwrap();
+                    what.starts_with(&prefix)
+                        && what.ends_with(&format!(": {program}"))
+                        && l["ok"] == true
+                }),
+                "no {program} check on {host}: {doctor:#}"
+            );
+        }
+    }
+    world.ok(&["session", "kill", id]);
+}
