@@ -446,12 +446,12 @@ fn session_ls_reports_a_dead_runtime_as_exited() {
 #[test]
 fn a_plugin_that_is_not_loaded_is_named_with_what_is_loaded() {
     let harness = Harness::new(&[], "");
-    let output = harness.ao(&["spawn", "app", "--task", "x", "--agent", "codex"]);
+    let output = harness.ao(&["spawn", "app", "--task", "x", "--agent", "nonesuch"]);
     assert!(!output.status.success());
     let err = stderr(&output);
     // The list may also hold plugins found beside the test's `ao-host` binary.
     assert!(
-        err.contains("no agent plugin named `codex` is loaded (loaded agent plugins: ")
+        err.contains("no agent plugin named `nonesuch` is loaded (loaded agent plugins: ")
             && err.contains("claude-code"),
         "{err}"
     );

@@ -283,6 +283,35 @@ impl TmuxRuntime {
         ])
     }
 
+    /// The size in bytes of paste buffer `buffer`, `None` when there is no such buffer.
+    fn buffer_size(&self, buffer: &str) -> PluginResult<Option<usize>> {
+        let output = self.tmux.output(
+            None,
+            self.args(&["list-buffers", "-F", "#{buffer_name}\t#{buffer_size}"]),
+            None,
+        )?;
+        if !output.status.success() {
+            // No server, or no buffers at all.
+            return if Self::is_missing_target(&output) {
+                Ok(None)
+            } else {
+                Err(self.tmux.failure(&output))
+            };
+        }
+        Ok(String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| line.split_once('\t'))
+            .find(|(name, _)| *name == buffer)
+            .and_then(|(_, size)| size.parse().ok()))
+    }
+
+    /// Deletes paste buffer `buffer`, if it is there.
+    fn drop_buffer(&self, buffer: &str) {
+        let _ = self
+            .tmux
+            .output(None, self.args(&["delete-buffer", "-b", buffer]), None);
+    }
+
     /// Waits until the pane stops changing after a paste, so Enter is not swallowed by a TUI
     /// still taking the paste in.
     fn wait_for_paste(&self, name: &str, before: &str) -> PluginResult<()> {
@@ -498,30 +527,80 @@ impl Runtime for TmuxRuntime {
             std::process::id(),
             BUFFER_SEQUENCE.fetch_add(1, Ordering::Relaxed)
         );
-        // One tmux command: clear the input line, load the text from stdin into a named buffer,
-        // paste it. paste-buffer -p: bracketed paste when the app asked for it; -r: keep LF
-        // bytes as they are; -d: delete the buffer once pasted.
-        let args = [
-            "send-keys",
-            "-t",
-            &target,
-            "C-u",
-            ";",
-            "load-buffer",
-            "-b",
-            &buffer,
-            "-",
-            ";",
-            "paste-buffer",
-            "-p",
-            "-r",
-            "-d",
-            "-b",
-            &buffer,
-            "-t",
-            &target,
-        ];
-        self.run_on(name, &args, Some(text.as_bytes()))?;
+        // Clear the input line and load the text from stdin into a named buffer; then check the
+        // buffer holds all of it before pasting: a writer cut off half-way (this process
+        // killed, an ssh connection dropped) leaves tmux a short stdin, and half a message must
+        // never reach the agent.
+        self.run_on(
+            name,
+            &[
+                "send-keys",
+                "-t",
+                &target,
+                "C-u",
+                ";",
+                "load-buffer",
+                "-b",
+                &buffer,
+                "-",
+            ],
+            Some(text.as_bytes()),
+        )
+        .inspect_err(|_| self.drop_buffer(&buffer))?;
+        match self.buffer_size(&buffer) {
+            Ok(Some(size)) if size == text.len() => {}
+            other => {
+                self.drop_buffer(&buffer);
+                return Err(PluginError::failed(match other {
+                    Ok(Some(size)) => format!(
+                        "the message was not delivered: only {size} of its {} bytes reached tmux",
+                        text.len()
+                    ),
+                    Ok(None) => "the message was not delivered: tmux lost it".to_string(),
+                    Err(e) => format!("the message was not delivered: {e}"),
+                }));
+            }
+        }
+        // paste-buffer -p: bracketed paste when the app asked for it; -r: keep LF bytes as they
+        // are; -d: delete the buffer once pasted, which also tells, after a failure, whether the
+        // paste happened.
+        let pasted = self.run_on(
+            name,
+            &[
+                "paste-buffer",
+                "-p",
+                "-r",
+                "-d",
+                "-b",
+                &buffer,
+                "-t",
+                &target,
+            ],
+            None,
+        );
+        if let Err(error) = pasted {
+            return match self.buffer_size(&buffer) {
+                Ok(Some(_)) => {
+                    self.drop_buffer(&buffer);
+                    Err(PluginError::new(
+                        error.kind,
+                        format!("the message was not delivered: {}", error.message()),
+                    ))
+                }
+                Ok(None) => Err(PluginError::failed(format!(
+                    "the message was pasted but not submitted ({}); it waits in the agent's input box",
+                    error.message()
+                ))),
+                Err(_) => Err(PluginError::new(
+                    error.kind,
+                    format!(
+                        "the message was not submitted ({}); it may wait in the agent's input box \
+                         once the connection is back (`ao-host attach` shows it)",
+                        error.message()
+                    ),
+                )),
+            };
+        }
         self.wait_for_paste(name, &before)?;
         self.run_on(name, &["send-keys", "-t", &target, "Enter"], None)?;
         Ok(())
