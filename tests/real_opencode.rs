@@ -19,7 +19,7 @@ mod standin_http;
 mod support;
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -136,38 +136,57 @@ fn prompts_sent(api: &ChatCompletionsApi) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// Every process in the session of the pane's first process (tmux makes each pane a session):
-/// the agent and whatever it started that did not leave the session.
-fn pane_processes(harness: &Harness) -> BTreeSet<u32> {
+/// What `/proc` says of every process: pid → (parent, session id, command line).
+fn process_table() -> BTreeMap<u32, (u32, u32, String)> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| {
+            let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // The command name may hold spaces and parentheses: fields start after the last `)`.
+            let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
+            let parent = fields.get(1)?.parse().ok()?;
+            let session = fields.get(3)?.parse().ok()?;
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            Some((pid, (parent, session, cmdline)))
+        })
+        .collect()
+}
+
+/// The agent's processes: everything below the pane's first process, and everything in the
+/// sessions those are in. OpenCode starts each shell command in a session of its own
+/// (`detached`), and a command may leave a process behind in it (`(sleep 300 &)`): a kill must
+/// stop those too, not only the pane's process group.
+fn agent_processes(harness: &Harness) -> BTreeMap<u32, String> {
     let target = format!("={}:", harness.tmux_session("app-1"));
     let (ok, pid) = harness
         .tmux
         .tmux(&["display-message", "-p", "-t", &target, "#{pane_pid}"]);
     assert!(ok, "no pane for app-1");
-    let leader: u32 = pid.trim().parse().unwrap();
-    let in_session: BTreeSet<u32> = processes_in_session(leader);
-    assert!(
-        in_session.contains(&leader),
-        "{leader} not in its own session"
-    );
-    in_session
-}
-
-/// Pids whose session id (field 6 of `/proc/PID/stat`) is `sid`.
-fn processes_in_session(sid: u32) -> BTreeSet<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|stat| {
-                    // The command name may hold spaces and parentheses: fields start after the last `)`.
-                    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
-                    fields.get(3)?.parse::<u32>().ok()
-                })
-                == Some(sid)
-        })
+    let pane: u32 = pid.trim().parse().unwrap();
+    let table = process_table();
+    let mut below = BTreeSet::from([pane]);
+    loop {
+        let more: Vec<u32> = table
+            .iter()
+            .filter(|(pid, (parent, _, _))| below.contains(parent) && !below.contains(pid))
+            .map(|(pid, _)| *pid)
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        below.extend(more);
+    }
+    let sessions: BTreeSet<u32> = below
+        .iter()
+        .filter_map(|pid| table.get(pid))
+        .map(|p| p.1)
+        .collect();
+    table
+        .into_iter()
+        .filter(|(pid, (_, session, _))| below.contains(pid) || sessions.contains(session))
+        .map(|(pid, (_, _, cmdline))| (pid, cmdline))
         .collect()
 }
 
@@ -271,22 +290,49 @@ fn the_real_opencode_cli_through_whole_turns_statuses_a_shell_approval_a_restore
     wait_for_status(&harness, "idle", Duration::from_secs(30));
     mark("idle");
 
-    // A kill leaves no process of the agent behind.
-    let processes = pane_processes(&harness);
+    // A kill leaves no process of the agent behind, the shell command it is running and what
+    // that command left in the background included.
+    harness.ok(&[
+        "send",
+        "app-1",
+        "one more\nAO_TOOL:(sleep 300 > /dev/null 2>&1 &); sleep 301",
+    ]);
+    wait_for_status(&harness, "waiting_input", Duration::from_secs(30));
+    assert!(
+        wait_until(Duration::from_secs(10), || screen(&harness)
+            .contains("Permission required")),
+        "{}",
+        screen(&harness)
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    harness.tmux.tmux(&["send-keys", "-t", &target, "Enter"]);
+    let mut processes = BTreeMap::new();
+    let running = wait_until(Duration::from_secs(20), || {
+        processes = agent_processes(&harness);
+        ["sleep 300", "sleep 301"]
+            .iter()
+            .all(|command| processes.values().any(|c| c.trim_end() == *command))
+    });
+    assert!(
+        running,
+        "the approved command is not running: {processes:#?}"
+    );
+    mark("running a command");
     // --force: approved.txt is uncommitted work.
     harness.ok(&["session", "kill", "app-1", "--force"]);
     let left = || {
         processes
             .iter()
-            .filter(|pid| Path::new(&format!("/proc/{pid}")).exists())
-            .copied()
+            .filter(|(pid, _)| Path::new(&format!("/proc/{pid}")).exists())
+            .map(|(pid, command)| format!("{pid} {command}"))
             .collect::<Vec<_>>()
     };
     assert!(
         wait_until(Duration::from_secs(10), || left().is_empty()),
-        "processes of the agent left after the kill: {:?}",
+        "processes of the agent left after the kill: {:#?}",
         left()
     );
+    mark("killed");
     assert_eq!(
         git(&harness.repo(), &["worktree", "list"]).lines().count(),
         1
