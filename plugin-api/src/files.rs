@@ -137,10 +137,13 @@ impl Files {
                         let _ = fs::remove_file(&temp);
                     })
             }
+            // Renamed into place only when every byte arrived: a connection cut off half-way
+            // gives `cat` an early end of input, not an error.
             Some(t) => Self::run(
                 t,
-                "t=\"$1.$$.tmp\"; cat > \"$t\" && mv -f -- \"$t\" \"$1\" || { rm -f -- \"$t\"; exit 1; }",
-                &[path],
+                "t=\"$1.$$.tmp\"; cat > \"$t\" && [ \"$(wc -c < \"$t\" | tr -d ' ')\" = \"$2\" ] \
+                 && mv -f -- \"$t\" \"$1\" || { rm -f -- \"$t\"; exit 1; }",
+                &[path, Path::new(&contents.len().to_string())],
                 Some(contents),
             )
             .map(drop),
