@@ -106,9 +106,10 @@ fn every_first_party_and_example_plugin_passes_the_kit() {
 
 /// Every agent plugin with the screens recorded from its real CLI (`tests/screens/activity.yaml`
 /// in its crate).
-const AGENTS: [(&str, &str); 2] = [
+const AGENTS: [(&str, &str); 3] = [
     ("ao-agent-claude-code", "agent-claude-code"),
     ("ao-agent-codex", "agent-codex"),
+    ("ao-agent-opencode", "agent-opencode"),
 ];
 
 #[test]

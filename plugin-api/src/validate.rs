@@ -30,9 +30,44 @@ pub fn validate_id(what: &str, value: &str) -> PluginResult<()> {
     }
 }
 
+/// Checks a program an agent may run without asking (`LaunchRequest::allowed_commands`): a
+/// plain program name (`[A-Za-z0-9._-]+`), so that a permission rule made from it (a prefix of
+/// the command line, a pattern) allows that program and nothing broader — `ao-host` never
+/// `ao-host-other`, nor anything a shell or a pattern reads specially.
+pub fn validate_program_name(program: &str) -> PluginResult<()> {
+    if program.is_empty()
+        || !program
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        return Err(PluginError::invalid_input(format!(
+            "{program:?} cannot be allowed as a command: use a program name"
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_plain_program_names_may_be_allowed() {
+        validate_program_name("ao-host").unwrap();
+        validate_program_name("python3.11").unwrap();
+        for hostile in [
+            "",
+            "ao host",
+            "*",
+            "ao-host;rm",
+            "a(b)",
+            "a/b",
+            "$(x)",
+            "a\nb",
+        ] {
+            assert!(validate_program_name(hostile).is_err(), "{hostile:?}");
+        }
+    }
 
     #[test]
     fn accepts_plain_ids() {

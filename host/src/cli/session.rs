@@ -22,8 +22,9 @@ use crate::{errln, outln};
 pub struct SpawnArgs {
     /// Project id (default: the project of the current folder).
     pub project: Option<String>,
-    /// What the agent should do; delivered byte-exact as its first message.
-    #[arg(long, conflicts_with = "task_file")]
+    /// What the agent should do; delivered byte-exact as its first message (it may start with
+    /// `-`).
+    #[arg(long, conflicts_with = "task_file", allow_hyphen_values = true)]
     pub task: Option<String>,
     /// Read the task from a file (`-` for stdin).
     #[arg(long, value_name = "FILE")]
@@ -96,8 +97,12 @@ pub enum SessionCommand {
 #[derive(Debug, ClapArgs)]
 pub struct SendArgs {
     pub id: String,
-    /// The message; `-` reads it from stdin.
-    #[arg(conflicts_with = "file", required_unless_present = "file")]
+    /// The message (it may start with `-`); `-` alone reads it from stdin.
+    #[arg(
+        conflicts_with = "file",
+        required_unless_present = "file",
+        allow_hyphen_values = true
+    )]
     pub text: Option<String>,
     /// Read the message from a file.
     #[arg(long, value_name = "FILE")]

@@ -85,10 +85,11 @@ pub(super) async fn check(kit: &mut Kit<'_>) {
             Ok(plan) if plan.argv.is_empty() => Err("an empty argv".into()),
             Ok(plan)
                 if plan.takes_first_message
-                    && !plan.argv.iter().any(|a| a.as_str() == FIRST_MESSAGE) =>
+                    && !plan.argv.iter().any(|a| carries_message(a.as_str())) =>
             {
                 Err(
-                    "says it takes the first message, but no argument is the message byte-exact"
+                    "says it takes the first message, but no argument is the message byte-exact \
+                     (alone, or as the value of one `--option=`)"
                         .into(),
                 )
             }
@@ -146,6 +147,17 @@ pub(super) async fn check(kit: &mut Kit<'_>) {
             .map(|checks| format!("{} check(s)", checks.len()))
             .map_err(|e| e.to_string()),
     );
+}
+
+/// Whether `arg` is the first message byte-exact: the whole argument, or the value of one
+/// `--option=` (a CLI whose parser takes a value starting with `-` for an option only that way).
+fn carries_message(arg: &str) -> bool {
+    arg == FIRST_MESSAGE
+        || arg.split_once('=').is_some_and(|(option, value)| {
+            option.starts_with("--")
+                && !option.contains(char::is_whitespace)
+                && value == FIRST_MESSAGE
+        })
 }
 
 /// Where the plan's events will come from: the event command in the argv, or in a file the

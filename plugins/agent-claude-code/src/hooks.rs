@@ -18,7 +18,7 @@
 //! Answering "No" to a permission prompt fires no hook at all; the host checks the screen of a
 //! session that says it is waiting for that reason.
 
-use ao_plugin_api::{shell, PluginError, PluginResult};
+use ao_plugin_api::{shell, validate::validate_program_name, PluginResult};
 use serde_json::{json, Value};
 
 /// A hook group running the event command with `args` added.
@@ -45,17 +45,8 @@ pub fn settings(event_command: &[String], allowed: &[String]) -> PluginResult<Va
         let rules = allowed
             .iter()
             .map(|command| {
-                // A rule is a prefix of the command line: a word, so that `ao-host` never
-                // allows `ao-host-other`, nor anything a shell would read specially.
-                if command.is_empty()
-                    || !command
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-                {
-                    return Err(PluginError::invalid_input(format!(
-                        "{command:?} cannot be allowed as a command: use a program name"
-                    )));
-                }
+                // A rule is a prefix of the command line.
+                validate_program_name(command)?;
                 Ok(format!("Bash({command}:*)"))
             })
             .collect::<PluginResult<Vec<_>>>()?;

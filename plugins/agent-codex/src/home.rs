@@ -22,7 +22,9 @@
 
 use std::{io::ErrorKind, path::Path};
 
-use ao_plugin_api::{files::Files, shell, PluginError, PluginResult};
+use ao_plugin_api::{
+    files::Files, shell, validate::validate_program_name, PluginError, PluginResult,
+};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -192,17 +194,8 @@ fn allow_rules(allowed: &[String]) -> PluginResult<String> {
     allowed
         .iter()
         .map(|program| {
-            // A rule matches the command's first words: a plain program name, so that
-            // `ao-host` never allows `ao-host-other`, nor anything a shell reads specially.
-            if program.is_empty()
-                || !program
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-            {
-                return Err(PluginError::invalid_input(format!(
-                    "{program:?} cannot be allowed as a command: use a program name"
-                )));
-            }
+            // A rule matches the command's first words.
+            validate_program_name(program)?;
             Ok(format!(
                 "prefix_rule(pattern = [\"{program}\"], decision = \"allow\")\n"
             ))

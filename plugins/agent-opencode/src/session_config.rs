@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use ao_plugin_api::{PluginError, PluginResult};
+use ao_plugin_api::{validate::validate_program_name, PluginError, PluginResult};
 use serde_yaml::{Mapping, Value};
 
 /// The status plugin's source, before the event command is filled in.
@@ -105,17 +105,8 @@ fn allowing(bash: Option<&Value>, allowed: &[String], field: &str) -> PluginResu
         }
     };
     for program in allowed {
-        // A rule is a pattern over the command line: a plain program name, so that `ao-host`
-        // never allows `ao-host-other` nor anything a shell or the pattern reads specially.
-        if program.is_empty()
-            || !program
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        {
-            return Err(PluginError::invalid_input(format!(
-                "{program:?} cannot be allowed as a command: use a program name"
-            )));
-        }
+        // A rule is a pattern over the command line.
+        validate_program_name(program)?;
         rules.insert(format!("{program} *").into(), "allow".into());
         rules.insert(program.as_str().into(), "allow".into());
     }
