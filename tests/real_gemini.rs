@@ -104,7 +104,7 @@ fn wait_for_status(
     let mut last = serde_json::Value::Null;
     let reached = wait_until(within, || {
         last = status_of(harness, id);
-        last["status"] == status
+        last["status"] == status && (status != "idle" || turn_over(harness, id))
     });
     assert!(
         reached,
@@ -112,6 +112,17 @@ fn wait_for_status(
         screen(harness, id)
     );
     last
+}
+
+/// Whether the agent's screen shows its turn over: `AfterAgent` (idle) runs before Gemini CLI
+/// has finished drawing the turn, and the name of the hook stays shown a second after it ran.
+/// A message pasted meanwhile may be drawn after the runtime looked for it, and its Enter
+/// dropped: the host would not know to press it again (see the plugin's README).
+fn turn_over(harness: &Harness, id: &str) -> bool {
+    let screen = screen(harness, id);
+    screen.contains("Type your message")
+        && !screen.contains("Executing Hook")
+        && !screen.contains("esc to cancel")
 }
 
 fn screen(harness: &Harness, id: &str) -> String {
@@ -360,6 +371,7 @@ fn the_real_gemini_orchestrator_starts_a_worker_unattended_and_still_asks_for_an
             .into_iter()
             .find(|s| s["id"] == id)
             .map(|s| s["status"].as_str().unwrap_or_default().to_string())
+            .filter(|s| s != "idle" || turn_over(&harness, id))
     };
     let output = harness.ao(&["orchestrator", "app"]);
     assert!(output.status.success(), "{}", stderr(&output));
@@ -367,6 +379,9 @@ fn the_real_gemini_orchestrator_starts_a_worker_unattended_and_still_asks_for_an
         .as_deref()
         == Some("idle")));
     // Its prompt ends with a newline, which Gemini CLI trims: it was typed in, submitted once.
+    assert!(api.wait_for(Duration::from_secs(10), |requests| requests
+        .iter()
+        .any(|r| r.is_conversation())));
     let sent = prompts_sent(&api);
     let prompt = sent
         .first()

@@ -4,7 +4,8 @@
 //!
 //! What goes in it at launch, from the operator's `.gemini/`:
 //! - `settings.json`, their settings (JSON with comments, as Gemini CLI reads it) with the
-//!   session's hooks and allowed commands added, `security.auth.selectedType` set when the
+//!   session's hooks added, its policy file (the commands an orchestrator may run unasked)
+//!   added to `policyPaths`, `security.auth.selectedType` set when the
 //!   plugin's `auth_type` says so, automatic updates off (an update is an `npm install` the
 //!   CLI starts detached, which would outlive the session) and the banner shown (the screen
 //!   reader tells by it that the CLI finished starting);
@@ -37,6 +38,8 @@ const COPIED_FILES: [&str; 4] = [
 ];
 /// Folders of small text files copied whole.
 const COPIED_FOLDERS: [&str; 4] = ["commands", "skills", "agents", "policies"];
+/// The session's policy file, in its folder (outside the home: it is the plugin's, not the CLI's).
+const POLICY_FILE: &str = "policy.toml";
 /// Gemini CLI's name for its memory files unless `context.fileName` says otherwise.
 const DEFAULT_MEMORY_FILE: &str = "GEMINI.md";
 
@@ -44,8 +47,8 @@ const DEFAULT_MEMORY_FILE: &str = "GEMINI.md";
 pub struct Additions {
     /// Hooks per event, appended to the operator's for the same events.
     pub hooks: Option<Value>,
-    /// `tools.allowed` entries.
-    pub allowed_commands: Vec<String>,
+    /// A policy file of the session's own (TOML), added to `policyPaths`.
+    pub policy: Option<String>,
     pub auth_type: Option<String>,
     /// ao-host's instructions for the session, appended to the global memory.
     pub system_prompt: Option<String>,
@@ -90,7 +93,11 @@ impl SessionHome {
             None => Map::new(),
         };
         let memory_file = memory_file_name(&user_settings);
-        let settings = session_settings(user_settings, additions);
+        let policy_file = match &additions.policy {
+            Some(policy) => Some(files.write(session_id, POLICY_FILE, policy.as_bytes())?),
+            None => None,
+        };
+        let settings = session_settings(user_settings, additions, policy_file.as_deref());
         let text = serde_json::to_string_pretty(&Value::Object(settings))
             .map_err(|e| PluginError::failed(format!("writing the session's settings: {e}")))?;
         files.write(session_id, "home/.gemini/settings.json", text.as_bytes())?;
@@ -195,8 +202,12 @@ fn object<'a>(map: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String,
     slot.as_object_mut().expect("made an object above")
 }
 
-/// The operator's `settings` with `additions`.
-fn session_settings(mut settings: Map<String, Value>, additions: &Additions) -> Map<String, Value> {
+/// The operator's `settings` with `additions`; `policy_file` is where the session's policy is.
+fn session_settings(
+    mut settings: Map<String, Value>,
+    additions: &Additions,
+    policy_file: Option<&Path>,
+) -> Map<String, Value> {
     if let Some(Value::Object(hooks)) = &additions.hooks {
         let theirs = object(&mut settings, "hooks");
         for (event, groups) in hooks {
@@ -210,14 +221,13 @@ fn session_settings(mut settings: Map<String, Value>, additions: &Additions) -> 
         // Hooks switched off in the operator's settings would leave the host without events.
         object(&mut settings, "hooksConfig").insert("enabled".into(), json!(true));
     }
-    if !additions.allowed_commands.is_empty() {
-        let tools = object(&mut settings, "tools");
-        let allowed = tools.entry("allowed").or_insert_with(|| json!([]));
-        if !allowed.is_array() {
-            *allowed = json!([]);
+    if let Some(file) = policy_file {
+        let paths = settings.entry("policyPaths").or_insert_with(|| json!([]));
+        if !paths.is_array() {
+            *paths = json!([]);
         }
-        let allowed = allowed.as_array_mut().expect("made an array above");
-        allowed.extend(additions.allowed_commands.iter().map(|c| json!(c)));
+        let paths = paths.as_array_mut().expect("made an array above");
+        paths.push(json!(file.display().to_string()));
     }
     if let Some(auth) = &additions.auth_type {
         let security = object(&mut settings, "security");
@@ -342,7 +352,7 @@ mod tests {
         let theirs = json!({
             "hooks": { "AfterAgent": [{ "hooks": [{ "type": "command", "command": "mine" }] }] },
             "hooksConfig": { "enabled": false, "disabled": ["x"] },
-            "tools": { "allowed": ["run_shell_command(git)"] },
+            "policyPaths": ["/mine.toml"],
             "general": { "vimMode": true },
         });
         let additions = Additions {
@@ -350,13 +360,14 @@ mod tests {
                 "AfterAgent": [{ "hooks": [{ "command": "ours" }] }],
                 "BeforeAgent": [{ "hooks": [{ "command": "ours" }] }],
             })),
-            allowed_commands: vec!["run_shell_command(ao-host)".into()],
+            policy: Some("rules".into()),
             auth_type: Some("gemini-api-key".into()),
             system_prompt: None,
         };
         let merged = Value::Object(session_settings(
             theirs.as_object().unwrap().clone(),
             &additions,
+            Some(Path::new("/s/policy.toml")),
         ));
         assert_eq!(
             merged["hooks"]["AfterAgent"][0]["hooks"][0]["command"],
@@ -375,8 +386,8 @@ mod tests {
             json!({ "enabled": true, "disabled": ["x"] })
         );
         assert_eq!(
-            merged["tools"]["allowed"],
-            json!(["run_shell_command(git)", "run_shell_command(ao-host)"])
+            merged["policyPaths"],
+            json!(["/mine.toml", "/s/policy.toml"])
         );
         assert_eq!(merged["security"]["auth"]["selectedType"], "gemini-api-key");
         assert_eq!(merged["general"]["vimMode"], true);
@@ -403,7 +414,7 @@ mod tests {
         let home = SessionHome::new(files.path("app-1").unwrap());
         let additions = Additions {
             hooks: None,
-            allowed_commands: Vec::new(),
+            policy: None,
             auth_type: None,
             system_prompt: Some("You are app-1.".into()),
         };

@@ -81,25 +81,29 @@ pub fn hooks(event_command: &[String], log: &Path, session_start: bool) -> Plugi
     Ok(hooks)
 }
 
-/// `tools.allowed` entries letting the agent's shell tool run `allowed` commands without asking:
-/// `run_shell_command(<program>)`, which Gemini CLI matches against the start of each command of
-/// a command line. Only plain program names: nothing broader, nothing a shell reads specially.
-pub fn allowed_tools(allowed: &[String]) -> PluginResult<Vec<String>> {
-    allowed
-        .iter()
-        .map(|command| {
-            if command.is_empty()
-                || !command
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-            {
-                return Err(PluginError::invalid_input(format!(
-                    "{command:?} cannot be allowed as a command: use a program name"
-                )));
-            }
-            Ok(format!("run_shell_command({command})"))
-        })
-        .collect()
+/// A policy file (Gemini CLI's policy engine, TOML) letting the agent's shell tool run each of
+/// `allowed` without asking: a rule per program, matched on the start of every command of a
+/// command line, a word boundary after it (`ao-host; rm x` still asks for `rm`). Only plain
+/// program names, so nothing in them needs quoting. (The older `tools.allowed` setting made
+/// Gemini CLI 0.61 deny every other command that writes, instead of asking.)
+pub fn policy(allowed: &[String]) -> PluginResult<Option<String>> {
+    let mut rules = String::new();
+    for command in allowed {
+        if command.is_empty()
+            || !command
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err(PluginError::invalid_input(format!(
+                "{command:?} cannot be allowed as a command: use a program name"
+            )));
+        }
+        rules.push_str(&format!(
+            "[[rule]]\ntoolName = \"run_shell_command\"\ncommandPrefix = \"{command}\"\n\
+             decision = \"allow\"\npriority = 100\n\n"
+        ));
+    }
+    Ok((!rules.is_empty()).then(|| format!("# Written by ao-host for this session.\n\n{rules}")))
 }
 
 #[cfg(test)]
@@ -169,16 +173,14 @@ mod tests {
     }
 
     #[test]
-    fn allowed_commands_are_program_names_only() {
-        assert_eq!(
-            allowed_tools(&["ao-host".to_string()]).unwrap(),
-            ["run_shell_command(ao-host)"]
-        );
-        for hostile in ["", "ao host", "*", "ao-host;rm", "a(b)"] {
-            assert!(
-                allowed_tools(&[hostile.to_string()]).is_err(),
-                "{hostile:?}"
-            );
+    fn allowed_commands_become_policy_rules_for_program_names_only() {
+        let policy = policy(&["ao-host".to_string()]).unwrap().unwrap();
+        assert!(policy.contains(
+            "[[rule]]\ntoolName = \"run_shell_command\"\ncommandPrefix = \"ao-host\"\ndecision = \"allow\"\n"
+        ));
+        assert_eq!(self::policy(&[]).unwrap(), None);
+        for hostile in ["", "ao host", "*", "ao-host;rm", "a(b)", "a\"b"] {
+            assert!(self::policy(&[hostile.to_string()]).is_err(), "{hostile:?}");
         }
     }
 }

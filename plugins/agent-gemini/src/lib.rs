@@ -267,7 +267,7 @@ impl Agent for Gemini {
                     first.is_none(),
                 )?)
             },
-            allowed_commands: hooks::allowed_tools(&allowed)?,
+            policy: hooks::policy(&allowed)?,
             auth_type: self.settings.auth_type.clone(),
             system_prompt: session
                 .system_prompt
@@ -295,7 +295,11 @@ impl Agent for Gemini {
         })
     }
 
-    /// The configured environment, and the session's own Gemini home.
+    /// The configured environment, the session's own Gemini home, and `COLORTERM=truecolor`
+    /// unless configured: without it Gemini CLI shows a warning about colours that goes away at
+    /// the first key, and that change on screen passes for the message the host pastes, so its
+    /// Enter is pressed before the CLI has taken the text (tmux maps 24-bit colours to what the
+    /// terminal it draws on can show).
     fn environment(&self, session: &AgentSession) -> PluginResult<Vec<EnvVar>> {
         let home = self.session_home(session)?;
         let mut env: Vec<EnvVar> = self
@@ -304,6 +308,9 @@ impl Agent for Gemini {
             .iter()
             .map(|(name, value)| EnvVar::new(name.clone(), value.clone()))
             .collect();
+        if !self.settings.env.contains_key("COLORTERM") {
+            env.push(EnvVar::new("COLORTERM", "truecolor"));
+        }
         env.push(EnvVar::new(
             home::HOME_VARIABLE,
             home.path().display().to_string(),
