@@ -8,10 +8,10 @@
 
 use std::{
     fs,
-    io::{self, BufRead, BufReader, Write},
+    io::{self, Write},
     os::unix::fs::{DirBuilderExt, PermissionsExt},
     path::{Path, PathBuf},
-    process::{Child, Stdio},
+    process::Stdio,
     time::Duration,
 };
 
@@ -19,6 +19,10 @@ use crate::{remote, shell, types::Transport};
 
 /// The exit status the scripts below use for "no such file or folder".
 const MISSING: i32 = 3;
+/// The largest contents written to another host in the command line itself (single-quoted,
+/// well under Linux's 128 KiB for one argument) rather than streamed on stdin over a
+/// connection of its own.
+const INLINE_WRITE_BYTES: usize = 64 * 1024;
 
 /// Where file operations happen: here, or on the host of a transport.
 #[derive(Debug, Clone, Default)]
@@ -28,24 +32,13 @@ pub struct Files {
 
 /// An exclusive lock on a file, held until dropped (see [`Files::lock`]).
 pub struct FileLock {
-    held: Held,
+    _held: Held,
 }
 
+/// Unlocked when dropped: the file closed here, or the shell holding it there told to close it.
 enum Held {
-    /// Unlocked when the file is closed.
     Local { _file: fs::File },
-    /// `flock` running on the other machine, holding the lock while its stdin stays open.
-    Remote(Child),
-}
-
-impl Drop for FileLock {
-    fn drop(&mut self) {
-        if let Held::Remote(child) = &mut self.held {
-            // Closing stdin ends the remote `cat`, which releases the lock.
-            drop(child.stdin.take());
-            let _ = child.wait();
-        }
-    }
+    Remote { _lock: remote::RemoteLock },
 }
 
 impl Files {
@@ -70,21 +63,23 @@ impl Files {
     ) -> io::Result<Vec<u8>> {
         let mut argv: Vec<String> = vec!["sh".into(), "-c".into(), script.into(), "sh".into()];
         argv.extend(args.iter().map(|a| a.to_string_lossy().into_owned()));
-        let mut command = transport.command(&shell::join(&argv));
-        command
-            .stdin(if input.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn()?;
-        if let Some(bytes) = input {
-            let mut stdin = child.stdin.take().expect("stdin was piped");
-            stdin.write_all(bytes)?;
-        }
-        let output = child.wait_with_output()?;
+        let line = shell::join(&argv);
+        let output = match input {
+            // On a shell kept open there (see `remote::run`).
+            None => remote::run(transport, &line)?,
+            Some(bytes) => {
+                let mut command = transport.command(&line);
+                command
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped());
+                let mut child = command.spawn()?;
+                let mut stdin = child.stdin.take().expect("stdin was piped");
+                stdin.write_all(bytes)?;
+                drop(stdin);
+                child.wait_with_output()?
+            }
+        };
         match output.status.code() {
             Some(0) => Ok(output.stdout),
             Some(MISSING) => Err(io::Error::new(
@@ -137,17 +132,35 @@ impl Files {
                         let _ = fs::remove_file(&temp);
                     })
             }
-            // Renamed into place only when every byte arrived: a connection cut off half-way
-            // gives `cat` an early end of input, not an error.
-            Some(t) => Self::run(
-                t,
-                "t=\"$1.$$.tmp\"; cat > \"$t\" && [ \"$(wc -c < \"$t\" | tr -d ' ')\" = \"$2\" ] \
-                 && mv -f -- \"$t\" \"$1\" || { rm -f -- \"$t\"; exit 1; }",
-                &[path, Path::new(&contents.len().to_string())],
-                Some(contents),
-            )
-            .map(drop),
+            // Small text goes in the command line (single-quoted), on a kept shell.
+            Some(t) if contents.len() <= INLINE_WRITE_BYTES && !contents.contains(&0) => {
+                let Ok(text) = std::str::from_utf8(contents) else {
+                    return self.write_streamed(t, path, contents);
+                };
+                Self::run(
+                    t,
+                    "t=\"$1.$$.tmp\"; printf '%s' \"$2\" > \"$t\" && mv -f -- \"$t\" \"$1\" \
+                     || { rm -f -- \"$t\"; exit 1; }",
+                    &[path, Path::new(text)],
+                    None,
+                )
+                .map(drop)
+            }
+            Some(t) => self.write_streamed(t, path, contents),
         }
+    }
+
+    /// [`Files::write`] of contents streamed on stdin. Renamed into place only when every byte
+    /// arrived: a connection cut off half-way gives `cat` an early end of input, not an error.
+    fn write_streamed(&self, t: &Transport, path: &Path, contents: &[u8]) -> io::Result<()> {
+        Self::run(
+            t,
+            "t=\"$1.$$.tmp\"; cat > \"$t\" && [ \"$(wc -c < \"$t\" | tr -d ' ')\" = \"$2\" ] \
+             && mv -f -- \"$t\" \"$1\" || { rm -f -- \"$t\"; exit 1; }",
+            &[path, Path::new(&contents.len().to_string())],
+            Some(contents),
+        )
+        .map(drop)
     }
 
     /// Creates `path` and its parents; those it creates are owner-only (0700) when `private`.
@@ -324,7 +337,7 @@ impl Files {
     }
 
     /// Takes an exclusive lock on `path` (created if missing), waiting for it: a `flock` on
-    /// this machine; on another, `flock` there, held by a process that lives as long as the
+    /// this machine; on another, `flock` there, held by a shell kept open there as long as the
     /// lock (if this process dies, so does the ssh session, and the lock is released).
     pub fn lock(&self, path: &Path) -> io::Result<FileLock> {
         match &self.remote {
@@ -336,41 +349,14 @@ impl Files {
                     .open(path)?;
                 file.lock()?;
                 Ok(FileLock {
-                    held: Held::Local { _file: file },
+                    _held: Held::Local { _file: file },
                 })
             }
-            Some(t) => {
-                let argv = [
-                    "flock",
-                    "-x",
-                    &path.to_string_lossy(),
-                    "sh",
-                    "-c",
-                    "echo locked; exec cat >/dev/null",
-                ];
-                let mut command = t.command(&shell::join(&argv));
-                command
-                    .stdin(Stdio::piped())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped());
-                let mut child = command.spawn()?;
-                let mut line = String::new();
-                let stdout = child.stdout.take().expect("stdout was piped");
-                BufReader::new(stdout).read_line(&mut line)?;
-                if line.trim_end() == "locked" {
-                    return Ok(FileLock {
-                        held: Held::Remote(child),
-                    });
-                }
-                drop(child.stdin.take());
-                let output = child.wait_with_output()?;
-                Err(io::Error::other(format!(
-                    "locking {}{}: {}",
-                    path.display(),
-                    t.on_host(),
-                    String::from_utf8_lossy(&output.stderr).trim()
-                )))
-            }
+            Some(t) => Ok(FileLock {
+                _held: Held::Remote {
+                    _lock: remote::lock(t, path)?,
+                },
+            }),
         }
     }
 }
@@ -431,7 +417,20 @@ mod tests {
             assert!(!files.older_than(&file, Duration::from_secs(600)));
             files.check_writable(&dir).unwrap();
             {
-                let _lock = files.lock(&dir.join("lock")).unwrap();
+                let held = files.lock(&dir.join("lock")).unwrap();
+                let (files2, lock_path) = (files.clone(), dir.join("lock"));
+                let (sender, waiting) = std::sync::mpsc::channel();
+                let other = std::thread::spawn(move || {
+                    let _second = files2.lock(&lock_path).unwrap();
+                    sender.send(()).unwrap();
+                });
+                assert!(
+                    waiting.recv_timeout(Duration::from_millis(300)).is_err(),
+                    "a second lock was granted while the first was held"
+                );
+                drop(held);
+                waiting.recv_timeout(Duration::from_secs(10)).unwrap();
+                other.join().unwrap();
             }
             let _again = files.lock(&dir.join("lock")).unwrap();
             files.remove_file(&dir.join(".link")).unwrap();

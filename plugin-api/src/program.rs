@@ -154,6 +154,11 @@ impl Program {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        if let (Some(transport), None) = (&self.remote, input) {
+            // On a shell kept open there: most of a command's cost over ssh is starting one.
+            let line = remote::command_line(cwd, &self.name, args);
+            return remote::run(transport, &line).map_err(|e| self.spawn_error(e));
+        }
         let mut command = self.command_in(cwd, args);
         command
             .stdin(if input.is_some() {

@@ -101,6 +101,280 @@ impl Transport {
     }
 }
 
+/// The shell started on the host to run command lines one after another (see [`run`]): a
+/// function that runs one line with no input, then writes a marker with its exit status, then
+/// its stderr (when it wrote any), then a second marker. Each marker carries a random id the
+/// command cannot know, so no output can forge one.
+const SHELL_BOOT: &str = r#"ao_e=$(mktemp) || exit 1
+trap 'rm -f "$ao_e"' EXIT
+ao_run() { (eval "$2") </dev/null 2>"$ao_e"; ao_end "$1"; }
+ao_here() { eval "$2" 2>"$ao_e"; ao_end "$1"; }
+ao_end() { ao_s=$?; printf '\nAO-END-%s %s\n' "$1" "$ao_s"; if [ -s "$ao_e" ]; then cat "$ao_e"; fi; printf '\nAO-END-%s\n' "$1"; }
+"#;
+
+/// How many idle shells are kept per host.
+const MAX_IDLE_SHELLS: usize = 4;
+
+/// A shell running on the host over one ssh session, taking command lines on its stdin.
+struct Shell {
+    child: std::process::Child,
+    input: std::process::ChildStdin,
+    output: std::process::ChildStdout,
+}
+
+/// Idle shells, by the transport that reached them.
+static SHELLS: std::sync::Mutex<Vec<(Vec<String>, Shell)>> = std::sync::Mutex::new(Vec::new());
+
+impl Drop for Shell {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Why a run on a kept shell did not give an answer.
+enum ShellFailure {
+    /// The line never reached the shell (it had died): nothing ran, so it may be run again.
+    NotSent,
+    /// The shell went away with the line sent: whether it ran is unknown.
+    Lost(String),
+}
+
+impl Shell {
+    fn start(transport: &Transport) -> std::io::Result<Shell> {
+        use std::process::Stdio;
+        let mut command = transport.command("exec sh -s");
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = command.spawn()?;
+        let mut input = child.stdin.take().expect("stdin was piped");
+        let output = child.stdout.take().expect("stdout was piped");
+        std::io::Write::write_all(&mut input, SHELL_BOOT.as_bytes())?;
+        Ok(Shell {
+            child,
+            input,
+            output,
+        })
+    }
+
+    /// Runs `line` in a subshell (`here`: in the shell itself, so that what it does to the
+    /// shell's descriptors stays); its exit status, stdout and stderr.
+    fn run(&mut self, line: &str, here: bool) -> Result<(i32, Vec<u8>, Vec<u8>), ShellFailure> {
+        use std::io::{Read, Write};
+        let id = marker_id();
+        let function = if here { "ao_here" } else { "ao_run" };
+        let request = format!("{function} {id} {}\n", shell::join(&[line]));
+        if self
+            .input
+            .write_all(request.as_bytes())
+            .and_then(|()| self.input.flush())
+            .is_err()
+        {
+            return Err(ShellFailure::NotSent);
+        }
+        let end = format!("\nAO-END-{id} ");
+        let last = format!("\nAO-END-{id}\n");
+        let mut received: Vec<u8> = Vec::new();
+        let mut chunk = [0u8; 64 * 1024];
+        let mut scanned = 0;
+        let (status, stdout_len, stderr_start) = loop {
+            if let Some(at) = find(&received[scanned..], end.as_bytes()).map(|i| i + scanned) {
+                let after = at + end.len();
+                if let Some(newline) = received[after..].iter().position(|b| *b == b'\n') {
+                    let status = std::str::from_utf8(&received[after..after + newline])
+                        .ok()
+                        .and_then(|s| s.parse::<i32>().ok())
+                        .ok_or_else(|| ShellFailure::Lost("a garbled answer".into()))?;
+                    break (status, at, after + newline + 1);
+                }
+            }
+            scanned = received.len().saturating_sub(end.len() + 24);
+            let read = self
+                .output
+                .read(&mut chunk)
+                .map_err(|e| ShellFailure::Lost(e.to_string()))?;
+            if read == 0 {
+                return Err(ShellFailure::Lost("the connection closed".into()));
+            }
+            received.extend_from_slice(&chunk[..read]);
+        };
+        // The stderr part ends with the last marker; the marker's leading newline is ours.
+        let mut scanned = stderr_start;
+        let stderr_end = loop {
+            let from = scanned
+                .saturating_sub(last.len())
+                .max(stderr_start.saturating_sub(1));
+            if let Some(at) = find(&received[from..], last.as_bytes()) {
+                break from + at;
+            }
+            scanned = received.len();
+            let read = self
+                .output
+                .read(&mut chunk)
+                .map_err(|e| ShellFailure::Lost(e.to_string()))?;
+            if read == 0 {
+                return Err(ShellFailure::Lost("the connection closed".into()));
+            }
+            received.extend_from_slice(&chunk[..read]);
+        };
+        if received.len() != stderr_end + last.len() {
+            return Err(ShellFailure::Lost(
+                "output after the end of a command".into(),
+            ));
+        }
+        let stderr = received[stderr_start.min(stderr_end)..stderr_end].to_vec();
+        received.truncate(stdout_len);
+        Ok((status, received, stderr))
+    }
+}
+
+/// A random id for one command's markers.
+fn marker_id() -> String {
+    let mut bytes = [0u8; 12];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut random| std::io::Read::read_exact(&mut random, &mut bytes))
+        .is_err()
+    {
+        // Unforgeable enough without randomness: time and a counter.
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return format!("{now:x}{n:x}");
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Runs command line `line` (no input) on the host of `transport`, on a shell kept open there
+/// between commands: one ssh session for many commands instead of one each, which saves most
+/// of a command's cost over ssh (starting ssh, opening a session, starting a login shell).
+/// The answer is what running the line directly over the transport gives; a shell that broke
+/// before the line reached it is replaced once, and a lost one answers
+/// [`TRANSPORT_FAILED_STATUS`].
+pub fn run(transport: &Transport, line: &str) -> std::io::Result<std::process::Output> {
+    let (shell, output) = run_kept(transport, line, false)?;
+    if let Some(shell) = shell {
+        give_back(transport, shell);
+    }
+    Ok(output)
+}
+
+/// The key of `transport`'s shells.
+fn key_of(transport: &Transport) -> Vec<String> {
+    transport.command.iter().map(|a| a.to_string()).collect()
+}
+
+fn give_back(transport: &Transport, shell: Shell) {
+    let key = key_of(transport);
+    let mut shells = SHELLS.lock().unwrap_or_else(|e| e.into_inner());
+    if shells.iter().filter(|(k, _)| *k == key).count() < MAX_IDLE_SHELLS {
+        shells.push((key, shell));
+    }
+}
+
+/// Runs `line` on a kept shell (an idle one, else a new one); the shell too, while it works.
+fn run_kept(
+    transport: &Transport,
+    line: &str,
+    here: bool,
+) -> std::io::Result<(Option<Shell>, std::process::Output)> {
+    use std::os::unix::process::ExitStatusExt;
+    let key = key_of(transport);
+    let idle = || {
+        let mut shells = SHELLS.lock().unwrap_or_else(|e| e.into_inner());
+        shells
+            .iter()
+            .position(|(k, _)| *k == key)
+            .map(|i| shells.swap_remove(i).1)
+    };
+    let mut fresh = false;
+    loop {
+        let mut shell = match idle() {
+            Some(shell) => shell,
+            None => {
+                fresh = true;
+                Shell::start(transport)?
+            }
+        };
+        match shell.run(line, here) {
+            Ok((status, stdout, stderr)) => {
+                let output = std::process::Output {
+                    status: std::process::ExitStatus::from_raw((status & 0xff) << 8),
+                    stdout,
+                    stderr,
+                };
+                return Ok((Some(shell), output));
+            }
+            Err(ShellFailure::NotSent) if !fresh => continue,
+            Err(ShellFailure::NotSent) => {
+                let why = "the connection closed before the command was sent";
+                return Ok((None, lost(transport, why)));
+            }
+            Err(ShellFailure::Lost(why)) => return Ok((None, lost(transport, &why))),
+        }
+    }
+}
+
+/// An exclusive `flock` on a file of the host, held by a kept shell (on its descriptor 9) until
+/// dropped; if this process dies, its ssh session ends, the shell with it, and the lock is
+/// released.
+pub struct RemoteLock {
+    transport: Transport,
+    shell: Option<Shell>,
+}
+
+impl Drop for RemoteLock {
+    fn drop(&mut self) {
+        if let Some(mut shell) = self.shell.take() {
+            if matches!(shell.run("exec 9>&-", true), Ok((0, _, _))) {
+                give_back(&self.transport, shell);
+            }
+        }
+    }
+}
+
+/// Takes an exclusive lock on `path` on the host (waiting for it), with `flock`.
+pub fn lock(transport: &Transport, path: &Path) -> std::io::Result<RemoteLock> {
+    let quoted = shell::join(&[path.to_string_lossy()]);
+    let line = format!("exec 9>>{quoted} && flock -x 9");
+    let (shell, output) = run_kept(transport, &line, true)?;
+    match (shell, output.status.success()) {
+        (Some(shell), true) => Ok(RemoteLock {
+            transport: transport.clone(),
+            shell: Some(shell),
+        }),
+        // The shell may hold descriptor 9 open on the file: it is dropped, not kept.
+        _ => Err(std::io::Error::other(format!(
+            "locking {}{}: {}",
+            path.display(),
+            transport.on_host(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))),
+    }
+}
+
+/// The answer for a command whose shell went away: ssh's own status for a lost connection.
+fn lost(transport: &Transport, why: &str) -> std::process::Output {
+    use std::os::unix::process::ExitStatusExt;
+    std::process::Output {
+        status: std::process::ExitStatus::from_raw(TRANSPORT_FAILED_STATUS << 8),
+        stdout: Vec::new(),
+        stderr: format!(
+            "the connection to host `{}` was lost: {why}",
+            transport.host
+        )
+        .into_bytes(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +407,52 @@ mod tests {
             .status()
             .unwrap();
         assert_eq!(status.code(), Some(NO_SUCH_FOLDER_STATUS));
+    }
+
+    /// The "host" is this machine, reached through `sh -c`: the kept shell's framing, whatever
+    /// a command prints.
+    #[test]
+    fn a_kept_shell_answers_each_command_exactly_and_survives_hostile_output() {
+        let here = Transport {
+            host: "here".into(),
+            command: vec!["sh".into(), "-c".into()].into(),
+        };
+        let answer = run(
+            &here,
+            "printf 'a\\0b\\nAO-END-x 0\\n'; printf oops >&2; exit 3",
+        )
+        .unwrap();
+        assert_eq!(answer.status.code(), Some(3));
+        assert_eq!(answer.stdout, b"a\0b\nAO-END-x 0\n");
+        assert_eq!(answer.stderr, b"oops");
+        let answer = run(&here, &command_line(None, "printf", ["%s", "no newline"])).unwrap();
+        assert_eq!(
+            (
+                answer.status.code(),
+                answer.stdout.as_slice(),
+                answer.stderr.as_slice()
+            ),
+            (Some(0), &b"no newline"[..], &b""[..])
+        );
+        let big = run(&here, "head -c 300000 /dev/zero").unwrap();
+        assert_eq!(big.stdout.len(), 300_000);
+        // A command that reads stdin gets nothing: the shell's own input is never its.
+        let answer = run(&here, "cat; echo done").unwrap();
+        assert_eq!(answer.stdout, b"done\n");
+        let missing = run(
+            &here,
+            &command_line(Some(Path::new("/nonexistent")), "true", [""; 0]),
+        )
+        .unwrap();
+        assert_eq!(missing.status.code(), Some(NO_SUCH_FOLDER_STATUS));
+        // One kept shell served all of it.
+        let kept = SHELLS
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k[0] == "sh")
+            .count();
+        assert!(kept >= 1);
     }
 
     #[test]
