@@ -349,8 +349,7 @@ fn a_100_kb_message_reaches_a_remote_agent_byte_exact_and_doctor_checks_each_hos
     world.ok(&["send", id, &message]);
     let log = agent_log(&world, id);
     assert!(wait_until(Duration::from_secs(20), || fake_messages(&log)
-        .iter()
-        .any(|m| *m == message)));
+        .contains(&message)));
     let doctor = json(&world.ok(&["doctor", "--json"]));
     let lines = doctor.as_array().unwrap();
     for host in ["alpha", "beta"] {
