@@ -390,7 +390,7 @@ fn bad_requests_get_a_json_error_with_their_status_and_change_nothing() {
             sessions,
             &json!({"project": "app", "task": "x", "host": "far"}),
         )
-        .assert_error(400, "no host `far`");
+        .assert_error(404, "no host `far`");
     dashboard
         .post_json(
             sessions,
