@@ -285,6 +285,7 @@ fn the_real_gemini_cli_through_whole_turns_an_approval_a_restore_and_a_kill() {
         "restore failed: {}",
         stderr(&output)
     );
+    wait_for_status(&harness, "app-1", "idle", Duration::from_secs(30));
     let before = api.conversation_requests().len();
     harness.ok(&["send", "app-1", "what did I ask first?"]);
     assert!(

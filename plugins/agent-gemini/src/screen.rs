@@ -3,7 +3,8 @@
 //!
 //! Facts from Gemini CLI 0.61.0 in tmux (the screens under `tests/screens/`, 120x40):
 //! - the input box: a full-width `─` rule, a mode line ("Shift+Tab to accept edits"), a blank
-//!   line, the prompt line, a blank line, drawn on a grey background; then the footer (workspace,
+//!   line, the prompt line, a blank line, drawn on a grey background (with `COLORTERM=truecolor`,
+//!   which the plugin sets, between `▄` and `▀` rules instead); then the footer (workspace,
 //!   sandbox, model: two lines). The prompt line starts with `>` (`!` in shell mode, `*` in yolo
 //!   mode, `(r:)` while searching) and, when empty, shows a placeholder ("Type your message or
 //!   @path/to/file"). Text typed or pasted but not submitted stays after the `>`;
@@ -220,6 +221,8 @@ mod tests {
             "finished-turn.txt",
             "refused-permission.txt",
             "after-tool.txt",
+            "idle-truecolor.txt",
+            "finished-turn-truecolor.txt",
         ] {
             let (activity, pending, dialog, question) = read(name);
             assert_eq!(activity, "idle", "{name}");
@@ -247,7 +250,7 @@ mod tests {
 
     #[test]
     fn busy_screens() {
-        for name in ["busy.txt", "busy-hooks.txt"] {
+        for name in ["busy.txt", "busy-hooks.txt", "busy-truecolor.txt"] {
             let (activity, pending, _, _) = read(name);
             assert_eq!(activity, "working", "{name}");
             assert!(!pending, "{name}");
@@ -258,6 +261,7 @@ mod tests {
     fn a_pasted_message_whose_enter_was_dropped_is_pending() {
         let (_, pending, dialog, question) = read("pasted.txt");
         assert!(pending && dialog.is_none() && question.is_none());
+        assert!(read("pasted-truecolor.txt").1);
         let text = screen("pasted.txt");
         assert!(Screen::new(&text)
             .input_line()
@@ -267,6 +271,7 @@ mod tests {
 
     #[test]
     fn a_shell_command_permission_prompt_waits_and_takes_no_enter() {
+        assert_eq!(read("permission-prompt-truecolor.txt").0, "waiting_input");
         let (activity, pending, dialog, question) = read("permission-prompt.txt");
         assert_eq!(activity, "waiting_input");
         assert!(!pending && dialog.is_none());
