@@ -295,11 +295,16 @@ impl Agent for Gemini {
         })
     }
 
-    /// The configured environment, the session's own Gemini home, and `COLORTERM=truecolor`
-    /// unless configured: without it Gemini CLI shows a warning about colours that goes away at
-    /// the first key, and that change on screen passes for the message the host pastes, so its
-    /// Enter is pressed before the CLI has taken the text (tmux maps 24-bit colours to what the
-    /// terminal it draws on can show).
+    /// The configured environment and the session's own Gemini home, and unless configured:
+    /// - `GEMINI_CLI_NO_RELAUNCH=true`: otherwise the CLI runs itself again as a child and the
+    ///   parent ignores SIGHUP, so both outlive their terminal (`tmux kill-server`, a crashed
+    ///   runtime) and a restored session would run beside them; alone it exits with it. (The
+    ///   relaunch only raised node's heap limit to half the memory, and restarted the CLI when
+    ///   it asked to, which now ends the session instead.)
+    /// - `COLORTERM=truecolor`: otherwise the CLI shows a warning about colours that goes away
+    ///   at the first key, and that change on screen passes for the message the host pastes, so
+    ///   its Enter is pressed before the CLI has taken the text (tmux maps 24-bit colours to what
+    ///   the terminal it draws on can show).
     fn environment(&self, session: &AgentSession) -> PluginResult<Vec<EnvVar>> {
         let home = self.session_home(session)?;
         let mut env: Vec<EnvVar> = self
@@ -308,8 +313,13 @@ impl Agent for Gemini {
             .iter()
             .map(|(name, value)| EnvVar::new(name.clone(), value.clone()))
             .collect();
-        if !self.settings.env.contains_key("COLORTERM") {
-            env.push(EnvVar::new("COLORTERM", "truecolor"));
+        for (name, value) in [
+            ("GEMINI_CLI_NO_RELAUNCH", "true"),
+            ("COLORTERM", "truecolor"),
+        ] {
+            if !self.settings.env.contains_key(name) {
+                env.push(EnvVar::new(name, value));
+            }
         }
         env.push(EnvVar::new(
             home::HOME_VARIABLE,
