@@ -81,6 +81,17 @@ impl Program {
             .unwrap_or_default()
     }
 
+    /// An agent CLI installed from npm: `command` as configured under `plugins.config.<plugin>`,
+    /// with the install hint operators need when it is missing.
+    pub fn npm_cli(command: &str, package: &str, plugin: &str) -> Self {
+        Self::new(
+            command,
+            format!(
+                "`npm install -g {package}`, or set plugins.config.{plugin}.command to where it is"
+            ),
+        )
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -275,6 +275,31 @@ pub struct LaunchRequest {
     pub allowed_commands: RVec<RString>,
 }
 
+impl LaunchRequest {
+    /// The longest first message a CLI should get as an argument: Linux refuses a single
+    /// argument of 128 KiB or more. A longer one is left to the host to type in.
+    pub const MAX_INLINE_MESSAGE_BYTES: usize = 120 * 1024;
+
+    /// The first message, when it fits in one argument ([`Self::MAX_INLINE_MESSAGE_BYTES`]).
+    pub fn inline_first_message(&self) -> Option<&str> {
+        self.first_message
+            .as_ref()
+            .into_option()
+            .map(RString::as_str)
+            .filter(|message| message.len() <= Self::MAX_INLINE_MESSAGE_BYTES)
+    }
+
+    /// [`Self::event_command`] as plain strings, for a hook configuration to be built from.
+    pub fn event_argv(&self) -> Vec<String> {
+        self.event_command.iter().map(|a| a.to_string()).collect()
+    }
+
+    /// [`Self::allowed_commands`] as plain strings.
+    pub fn allowed_programs(&self) -> Vec<String> {
+        self.allowed_commands.iter().map(|a| a.to_string()).collect()
+    }
+}
+
 /// The agent's answer to a [`LaunchRequest`]. (Added in 0.1.4.)
 #[repr(C)]
 #[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]

@@ -33,6 +33,19 @@ pub fn is_uuid(id: &str) -> bool {
         })
 }
 
+/// The conversation a launch continues: `resume` when given (refused unless it is a UUID, the
+/// only thing such a CLI's resume flag is ever given; `cli` names it in the error), else a new
+/// id. The flag is the caller's: `(id, resumed)`.
+pub fn resume_or_new(resume: Option<&str>, cli: &str) -> PluginResult<(String, bool)> {
+    match resume {
+        Some(id) if is_uuid(id) => Ok((id.to_string(), true)),
+        Some(id) => Err(PluginError::invalid_input(format!(
+            "{id:?} is not a {cli} conversation id (a UUID)"
+        ))),
+        None => Ok((new_v4()?, false)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

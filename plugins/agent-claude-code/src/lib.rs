@@ -57,10 +57,6 @@ struct ProjectSettings {
     skip_permissions: bool,
 }
 
-/// The longest first message passed as the CLI's prompt argument: Linux refuses a single
-/// argument of 128 KiB or more. A longer one is typed in.
-const MAX_INLINE_MESSAGE_BYTES: usize = 120 * 1024;
-
 /// The system prompt's file in the session's folder, written at spawn and read again on resume.
 const SYSTEM_PROMPT_FILE: &str = "system-prompt.md";
 
@@ -143,45 +139,22 @@ impl Agent for ClaudeCode {
     fn launch(&self, request: &LaunchRequest) -> PluginResult<LaunchPlan> {
         let session = &request.session;
         let mut argv = self.common_arguments(session, request.resume.is_some())?;
-        let conversation_id = match request.resume.as_ref().into_option() {
-            Some(id) if uuid::is_uuid(id) => {
-                argv.extend(["--resume".to_string(), id.to_string()]);
-                id.to_string()
-            }
-            Some(id) => {
-                return Err(PluginError::invalid_input(format!(
-                    "{id:?} is not a Claude Code conversation id (a UUID)"
-                )))
-            }
-            None => {
-                let id = uuid::new_v4()?;
-                argv.extend(["--session-id".to_string(), id.clone()]);
-                id
-            }
-        };
+        let (conversation_id, resumed) = uuid::resume_or_new(
+            request.resume.as_ref().into_option().map(|r| r.as_str()),
+            "Claude Code",
+        )?;
+        let flag = if resumed { "--resume" } else { "--session-id" };
+        argv.extend([flag.to_string(), conversation_id.clone()]);
         let reports_events = !request.event_command.is_empty();
-        let event_command: Vec<String> = request
-            .event_command
-            .iter()
-            .map(|a| a.to_string())
-            .collect();
-        let allowed: Vec<String> = request
-            .allowed_commands
-            .iter()
-            .map(|a| a.to_string())
-            .collect();
+        let allowed = request.allowed_programs();
         if reports_events || !allowed.is_empty() {
-            let settings = hooks::settings(&event_command, &allowed)?.to_string();
+            let settings = hooks::settings(&request.event_argv(), &allowed)?.to_string();
             let file =
                 self.files
                     .write(&session.session_id, "settings.json", settings.as_bytes())?;
             argv.extend(["--settings".to_string(), file.display().to_string()]);
         }
-        let first = request
-            .first_message
-            .as_ref()
-            .into_option()
-            .filter(|message| message.len() <= MAX_INLINE_MESSAGE_BYTES);
+        let first = request.inline_first_message();
         if let Some(message) = first {
             // After `--`, a message starting with `-` is not read as an option.
             argv.extend(["--".to_string(), message.to_string()]);
@@ -291,10 +264,10 @@ impl Agent for ClaudeCode {
 
     /// The configured command, found on PATH (or at the path given) and answering `--version`.
     fn doctor(&self) -> PluginResult<Vec<DoctorCheck>> {
-        let cli = Program::new(
-            self.settings.command.as_str(),
-            "`npm install -g @anthropic-ai/claude-code`, or set plugins.config.claude-code.command \
-             to where it is",
+        let cli = Program::npm_cli(
+            &self.settings.command,
+            "@anthropic-ai/claude-code",
+            "claude-code",
         );
         Ok(vec![cli.version_check(&["--version"])])
     }

@@ -107,10 +107,6 @@ impl ProjectSettings {
     }
 }
 
-/// The longest first message passed as the prompt argument: Linux refuses a single argument of
-/// 128 KiB or more. A longer one is typed in.
-const MAX_INLINE_MESSAGE_BYTES: usize = 120 * 1024;
-
 pub struct Codex {
     settings: Settings,
     /// The `-c` overrides from `settings.config`, rendered once.
@@ -307,16 +303,7 @@ impl Agent for Codex {
             }
             None => None,
         };
-        let event_command: Vec<String> = request
-            .event_command
-            .iter()
-            .map(|a| a.to_string())
-            .collect();
-        let allowed: Vec<String> = request
-            .allowed_commands
-            .iter()
-            .map(|a| a.to_string())
-            .collect();
+        let (event_command, allowed) = (request.event_argv(), request.allowed_programs());
         let workspaces = self.workspace_paths(session);
         home::write(
             &self.files,
@@ -337,11 +324,7 @@ impl Agent for Codex {
         // After `--`, nothing the task starts with is read as an option.
         argv.push("--".into());
         argv.extend(resume.clone());
-        let first = request
-            .first_message
-            .as_ref()
-            .into_option()
-            .filter(|message| message.len() <= MAX_INLINE_MESSAGE_BYTES);
+        let first = request.inline_first_message();
         if let Some(message) = first {
             argv.push(message.to_string());
         }
@@ -424,10 +407,7 @@ impl Agent for Codex {
 
     /// The configured command answering `--version`, and credentials to seed sessions with.
     fn doctor(&self) -> PluginResult<Vec<DoctorCheck>> {
-        let cli = Program::new(
-            self.settings.command.as_str(),
-            "`npm install -g @openai/codex`, or set plugins.config.codex.command to where it is",
-        );
+        let cli = Program::npm_cli(&self.settings.command, "@openai/codex", "codex");
         let auth = self.user_home.join("auth.json");
         let credentials = if self.files.is_file(&auth) {
             DoctorCheck::passed("codex credentials", auth.display().to_string())
@@ -623,7 +603,7 @@ mod tests {
     fn a_long_task_is_typed_in_and_the_bare_command_writes_nothing() {
         let temp = Temp::new("long");
         let codex = codex(&temp.0, "user_home: /nonexistent").unwrap();
-        let long = "x".repeat(MAX_INLINE_MESSAGE_BYTES + 1);
+        let long = "x".repeat(LaunchRequest::MAX_INLINE_MESSAGE_BYTES + 1);
         let bare = codex
             .launch_command(&session(&temp.0.join("ws"), ""))
             .unwrap();

@@ -64,10 +64,6 @@ struct ProjectSettings {
 
 const ACCEPTED_KEYS: &str = "model, agent, permission, auto_approve";
 
-/// The longest first message passed as the `--prompt` argument: Linux refuses a single
-/// argument of 128 KiB or more. A longer one is typed in.
-const MAX_INLINE_MESSAGE_BYTES: usize = 120 * 1024;
-
 /// The session's files, in its own folder.
 const CONFIG_FILE: &str = "opencode.json";
 const STATUS_PLUGIN_FILE: &str = "ao-status.js";
@@ -185,16 +181,7 @@ impl Agent for OpenCode {
             None => None,
         };
 
-        let event_command: Vec<String> = request
-            .event_command
-            .iter()
-            .map(|a| a.to_string())
-            .collect();
-        let allowed: Vec<String> = request
-            .allowed_commands
-            .iter()
-            .map(|a| a.to_string())
-            .collect();
+        let (event_command, allowed) = (request.event_argv(), request.allowed_programs());
         let plugin_source = session_config::status_plugin(&event_command, self.sets_npm_offline())?;
         let status_plugin = self
             .files
@@ -210,10 +197,8 @@ impl Agent for OpenCode {
         self.files.write(id, CONFIG_FILE, config.as_bytes())?;
 
         let first = request
-            .first_message
-            .as_ref()
-            .into_option()
-            .filter(|message| !message.is_empty() && message.len() <= MAX_INLINE_MESSAGE_BYTES);
+            .inline_first_message()
+            .filter(|message| !message.is_empty());
         if let Some(message) = first {
             // One argument `--prompt=…`: a message starting with `-` stays the value.
             argv.push(format!("--prompt={message}"));
@@ -277,10 +262,7 @@ impl Agent for OpenCode {
 
     /// The configured command, found on PATH (or at the path given) and answering `--version`.
     fn doctor(&self) -> PluginResult<Vec<DoctorCheck>> {
-        let cli = Program::new(
-            self.settings.command.as_str(),
-            "`npm install -g opencode-ai`, or set plugins.config.opencode.command to where it is",
-        );
+        let cli = Program::npm_cli(&self.settings.command, "opencode-ai", "opencode");
         Ok(vec![cli.version_check(&["--version"])])
     }
 }
@@ -409,7 +391,10 @@ mod tests {
         let data = temp("long");
         let opencode = plugin(&data, "");
         let mut long = request("");
-        long.first_message = Some(RString::from("x".repeat(MAX_INLINE_MESSAGE_BYTES + 1))).into();
+        long.first_message = Some(RString::from(
+            "x".repeat(LaunchRequest::MAX_INLINE_MESSAGE_BYTES + 1),
+        ))
+        .into();
         let plan = opencode.launch(&long).unwrap();
         assert!(!plan.takes_first_message);
         assert!(!plan.argv.iter().any(|a| a.starts_with("--prompt")));
