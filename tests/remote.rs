@@ -374,3 +374,89 @@ fn a_100_kb_message_reaches_a_remote_agent_byte_exact_and_doctor_checks_each_hos
     }
     world.ok(&["session", "kill", id]);
 }
+
+#[test]
+fn a_banner_a_missing_tmux_and_a_second_data_dir_sharing_a_host_folder_change_nothing_they_should_not(
+) {
+    let Some(mut world) = World::new() else {
+        return;
+    };
+    // A login shell that talks: every answer still parses.
+    std::fs::write(
+        world.beta.home().join(".bashrc"),
+        "echo 'Welcome to beta, a banner'\n",
+    )
+    .unwrap();
+    let session = world.spawn("beta", "with a banner");
+    let id = session["id"].as_str().unwrap().to_string();
+    world.ok(&["send", &id, "still fine"]);
+    assert_ne!(world.session(&id)["status"], "unreachable");
+
+    // A second installation, its data dir's path hostile to ssh's config syntax, sharing the
+    // host folder: its sessions and this one's never touch.
+    let other_data = world.harness.home().join("data two %h 'q'");
+    let our_tag = ao_plugin_api::PluginContext {
+        plugin_name: "".into(),
+        data_dir: world.harness.data_dir().display().to_string().into(),
+        config_yaml: "".into(),
+    }
+    .owner_tag();
+    let other_config = world.harness.home().join("other.yaml");
+    let config = std::fs::read_to_string(world.harness.config_path()).unwrap();
+    let config = config
+        .replace(
+            &format!(
+                "data_dir: {:?}",
+                world.harness.data_dir().display().to_string()
+            ),
+            &format!("data_dir: {:?}", other_data.display().to_string()),
+        )
+        .replace(
+            "default_branch: main,",
+            "default_branch: main, session_prefix: other,",
+        )
+        // The very folder this installation's own things are in there (each data dir must
+        // still get a folder of its own below it).
+        .replace(
+            "options:",
+            &format!("data_dir: ~/.ao-rs/hosts/{our_tag}, options:"),
+        );
+    std::fs::write(&other_config, config).unwrap();
+    let other = |args: &[&str]| {
+        support::ao_host(world.harness.home())
+            .arg("--config")
+            .arg(&other_config)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let theirs = other(&[
+        "spawn", "app", "--host", "beta", "--task", "theirs", "--json",
+    ]);
+    assert!(theirs.status.success(), "{}", stderr(&theirs));
+    let theirs = json(&theirs);
+    assert!(other(&["gc"]).status.success());
+    world.ok(&["gc"]);
+    assert!(
+        world.tmux_alive(&session),
+        "gc of the other data dir took ours"
+    );
+    assert!(
+        world.tmux_alive(&theirs),
+        "our gc took the other data dir's"
+    );
+    close_shared_connections(&other_data);
+
+    // tmux gone from the host: a kill cannot remove the session there, so it fails and keeps
+    // the record (it never reports a kill that did not happen).
+    world.beta.restart_with_env("PATH=/nonexistent");
+    let refused = world.ao(&["session", "kill", &id]);
+    assert!(!refused.status.success(), "{}", stdout(&refused));
+    assert!(stderr(&refused).contains("tmux"), "{}", stderr(&refused));
+    assert!(world.harness.record(&id, false).exists());
+    world.beta.restart_with_env("");
+    world.ok(&["session", "kill", &id]);
+    assert!(!world.tmux_alive(&session));
+    let theirs_id = theirs["id"].as_str().unwrap();
+    assert!(other(&["session", "kill", theirs_id]).status.success());
+}

@@ -99,7 +99,13 @@ impl SshHost {
         }
         .owner_tag();
         let mut control_dir = data_dir.join("ssh");
-        if control_dir.as_os_str().len() > MAX_CONTROL_DIR_LEN {
+        // ssh reads `-o ControlPath=…` like a config line: spaces and quotes split it, `%`
+        // expands. A path with any of those, or too long for a socket, goes to a plain one.
+        let plain = control_dir.to_str().is_some_and(|p| {
+            p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b))
+        });
+        if !plain || control_dir.as_os_str().len() > MAX_CONTROL_DIR_LEN {
             // SAFETY: getuid cannot fail and touches no memory.
             let uid = unsafe { libc::getuid() };
             control_dir = std::env::temp_dir().join(format!("ao-host-ssh-{uid}-{tag}"));
@@ -208,7 +214,8 @@ impl SshHost {
             ))
         })?;
         let mut argv = self.argv(false);
-        argv.push("printf '%s\\n' \"$HOME\"".into());
+        // Marked: a login shell may print a banner of its own first.
+        argv.push("printf '\\nAO-HOME:%s\\n' \"$HOME\"".into());
         let mut command = tokio::process::Command::new(&argv[0]);
         command
             .args(&argv[1..])
@@ -235,8 +242,12 @@ impl SshHost {
         if !output.status.success() {
             return Err(self.classify(&String::from_utf8_lossy(&output.stderr)));
         }
-        let home = String::from_utf8_lossy(&output.stdout)
-            .trim_end_matches('\n')
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let home = stdout
+            .lines()
+            .rev()
+            .find_map(|line| line.strip_prefix("AO-HOME:"))
+            .unwrap_or_default()
             .to_string();
         if !home.starts_with('/') {
             return Err(local(format!(
@@ -244,10 +255,11 @@ impl SshHost {
                 self.config.name
             )));
         }
-        let data_dir = match &self.config.data_dir {
+        let base = match &self.config.data_dir {
             Some(dir) => expand_home(dir, &home),
-            None => format!("{home}/.ao-rs/hosts/{}", self.tag),
+            None => format!("{home}/.ao-rs/hosts"),
         };
+        let data_dir = format!("{}/{}", base.trim_end_matches('/'), self.tag);
         Ok(Reached { home, data_dir })
     }
 
@@ -302,7 +314,7 @@ impl SshHost {
                 name,
                 target,
                 detail: format!(
-                    "{said}; give it a key it accepts (`ssh-copy-id {}`, or hosts.{}.identity_file), and check `ssh {}` works without a password",
+                    "{said}; give it a key it accepts (`ssh-copy-id {port_flag}{}`, or hosts.{}.identity_file), and check `ssh {port_flag}{}` works without a password",
                     self.config.destination, self.config.name, self.config.destination
                 ),
             };

@@ -105,9 +105,19 @@ impl Files {
         }
     }
 
-    /// A yes/no question answered by `test` on the other machine; no answer counts as no.
-    fn test(transport: &Transport, flag: &str, path: &Path) -> bool {
-        Self::run(transport, &format!("test {flag} \"$1\""), &[path], None).is_ok()
+    /// A yes/no question answered by `test` on the other machine; no answer is an error, never
+    /// a no.
+    fn test(transport: &Transport, test: &str, path: &Path) -> io::Result<bool> {
+        match Self::run(
+            transport,
+            &format!("{test} || exit {MISSING}"),
+            &[path],
+            None,
+        ) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     pub fn read_to_string(&self, path: &Path) -> io::Result<String> {
@@ -213,32 +223,65 @@ impl Files {
         }
     }
 
+    /// Whether `path` exists; an error when that cannot be told (the other machine does not
+    /// answer). Use the `try_` questions wherever "no" leads to acting as if something were
+    /// gone: a lost connection must never pass for a removed file.
+    pub fn try_exists(&self, path: &Path) -> io::Result<bool> {
+        match &self.remote {
+            None => path.try_exists(),
+            Some(t) => Self::test(t, "[ -e \"$1\" ]", path),
+        }
+    }
+
+    /// Whether `path` is a file (following links); an error when that cannot be told.
+    pub fn try_is_file(&self, path: &Path) -> io::Result<bool> {
+        match &self.remote {
+            None => match fs::metadata(path) {
+                Ok(meta) => Ok(meta.is_file()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(e),
+            },
+            Some(t) => Self::test(t, "[ -f \"$1\" ]", path),
+        }
+    }
+
+    /// Whether `path` is a folder (following links); an error when that cannot be told.
+    pub fn try_is_dir(&self, path: &Path) -> io::Result<bool> {
+        match &self.remote {
+            None => match fs::metadata(path) {
+                Ok(meta) => Ok(meta.is_dir()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(e),
+            },
+            Some(t) => Self::test(t, "[ -d \"$1\" ]", path),
+        }
+    }
+
+    /// [`Files::try_exists`], with "cannot tell" as no.
     pub fn exists(&self, path: &Path) -> bool {
-        match &self.remote {
-            None => path.exists(),
-            Some(t) => Self::test(t, "-e", path),
-        }
+        self.try_exists(path).unwrap_or(false)
     }
 
+    /// [`Files::try_is_file`], with "cannot tell" as no.
     pub fn is_file(&self, path: &Path) -> bool {
-        match &self.remote {
-            None => path.is_file(),
-            Some(t) => Self::test(t, "-f", path),
-        }
+        self.try_is_file(path).unwrap_or(false)
     }
 
+    /// [`Files::try_is_dir`], with "cannot tell" as no.
     pub fn is_dir(&self, path: &Path) -> bool {
-        match &self.remote {
-            None => path.is_dir(),
-            Some(t) => Self::test(t, "-d", path),
-        }
+        self.try_is_dir(path).unwrap_or(false)
     }
 
-    /// Whether something is at `path` itself, a dangling link included.
-    pub fn is_present(&self, path: &Path) -> bool {
+    /// Whether something is at `path` itself, a dangling link included; an error when that
+    /// cannot be told.
+    pub fn is_present(&self, path: &Path) -> io::Result<bool> {
         match &self.remote {
-            None => path.symlink_metadata().is_ok(),
-            Some(t) => Self::run(t, "[ -e \"$1\" ] || [ -L \"$1\" ]", &[path], None).is_ok(),
+            None => match path.symlink_metadata() {
+                Ok(_) => Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(e),
+            },
+            Some(t) => Self::test(t, "[ -e \"$1\" ] || [ -L \"$1\" ]", path),
         }
     }
 
@@ -383,6 +426,31 @@ mod tests {
                 command: vec!["sh".into(), "-c".into()].into(),
             }),
         }
+    }
+
+    #[test]
+    fn a_machine_that_does_not_answer_is_never_taken_for_a_missing_file() {
+        // ssh's own status for a connection it could not make or lost.
+        let gone = Files {
+            remote: Some(Transport {
+                host: "gone".into(),
+                command: vec!["sh".into(), "-c".into(), "exit 255".into()].into(),
+            }),
+        };
+        for path in ["/", "/nonexistent"] {
+            let path = Path::new(path);
+            assert!(gone.try_exists(path).is_err(), "{}", path.display());
+            assert!(gone.try_is_dir(path).is_err());
+            assert!(gone.is_present(path).is_err());
+            assert_ne!(
+                gone.read_to_string(path).unwrap_err().kind(),
+                io::ErrorKind::NotFound
+            );
+        }
+        assert!(through_a_shell().try_exists(Path::new("/")).unwrap());
+        assert!(!through_a_shell()
+            .try_exists(Path::new("/nonexistent"))
+            .unwrap());
     }
 
     #[test]

@@ -152,11 +152,25 @@ impl Shell {
         let mut input = child.stdin.take().expect("stdin was piped");
         let output = child.stdout.take().expect("stdout was piped");
         std::io::Write::write_all(&mut input, SHELL_BOOT.as_bytes())?;
-        Ok(Shell {
+        let mut shell = Shell {
             child,
             input,
             output,
-        })
+        };
+        // Whatever the login shell printed before `sh` took over (a banner from a profile)
+        // comes before the first answer: a first command that does nothing takes it away.
+        match shell.run(":", false) {
+            Ok((0, _, _)) => Ok(shell),
+            Ok((status, _, stderr)) => Err(std::io::Error::other(format!(
+                "the shell on host `{}` did not start (status {status}): {}",
+                transport.host,
+                String::from_utf8_lossy(&stderr).trim()
+            ))),
+            Err(ShellFailure::NotSent | ShellFailure::Lost(_)) => Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                format!("host `{}` closed the connection", transport.host),
+            )),
+        }
     }
 
     /// Runs `line` in a subshell (`here`: in the shell itself, so that what it does to the

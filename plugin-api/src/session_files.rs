@@ -76,7 +76,13 @@ impl SessionFiles {
 
     /// Whether file `name` of the session's folder is there.
     pub fn exists(&self, session_id: &str, name: &str) -> PluginResult<bool> {
-        Ok(self.files.is_file(&self.path(session_id)?.join(name)))
+        let path = self.path(session_id)?.join(name);
+        self.files.try_is_file(&path).map_err(|e| {
+            PluginError::unavailable(format!(
+                "cannot tell whether {} is there: {e}",
+                path.display()
+            ))
+        })
     }
 
     /// Reads `name` from the session's folder; `None` when it is not there.

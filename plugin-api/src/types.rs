@@ -118,7 +118,13 @@ impl RuntimeCreateRequest {
     /// On another host (a plugin built with a [`Transport`]), the folder is looked for there.
     pub fn existing_cwd(&self) -> crate::PluginResult<&std::path::Path> {
         let cwd = std::path::Path::new(self.cwd.as_str());
-        if crate::files::Files::here().is_dir(cwd) {
+        let is_dir = crate::files::Files::here().try_is_dir(cwd).map_err(|e| {
+            crate::PluginError::unavailable(format!(
+                "cannot tell whether {} is a folder: {e}",
+                cwd.display()
+            ))
+        })?;
+        if is_dir {
             Ok(cwd)
         } else {
             Err(crate::PluginError::invalid_input(format!(
@@ -296,7 +302,10 @@ impl LaunchRequest {
 
     /// [`Self::allowed_commands`] as plain strings.
     pub fn allowed_programs(&self) -> Vec<String> {
-        self.allowed_commands.iter().map(|a| a.to_string()).collect()
+        self.allowed_commands
+            .iter()
+            .map(|a| a.to_string())
+            .collect()
     }
 }
 

@@ -150,6 +150,32 @@ impl SshServer {
         }
     }
 
+    /// Restarts sshd with `extra` added to the environment it gives its sessions (sshd's
+    /// `SetEnv`, e.g. `PATH=/usr/bin` without tmux): how the host's programs change.
+    pub fn restart_with_env(&mut self, extra: &str) {
+        self.stop();
+        let config = self.dir.join("sshd_config");
+        let text = std::fs::read_to_string(&config).unwrap();
+        let base: String = text
+            .lines()
+            .map(|line| match line.strip_prefix("SetEnv ") {
+                Some(vars) => {
+                    let mut kept: Vec<&str> = vars
+                        .split(' ')
+                        .filter(|v| v.starts_with("HOME=") || v.starts_with("TMUX_TMPDIR="))
+                        .collect();
+                    if !extra.is_empty() {
+                        kept.push(extra);
+                    }
+                    format!("SetEnv {}\n", kept.join(" "))
+                }
+                None => format!("{line}\n"),
+            })
+            .collect();
+        std::fs::write(&config, base).unwrap();
+        self.resume();
+    }
+
     /// Kills sshd and every connection it serves (its process group): the host stops
     /// answering. What runs on it (a tmux server, which left the group) goes on.
     pub fn stop(&mut self) {

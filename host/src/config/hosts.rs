@@ -36,8 +36,8 @@ pub struct HostConfig {
     pub identity_file: Option<PathBuf>,
     /// Extra `-o Key=Value` options, in key order.
     pub options: BTreeMap<String, String>,
-    /// Where this data dir keeps its things on that machine; `None`: `~/.ao-rs/hosts/<tag>`,
-    /// `<tag>` naming this data dir, so two installations never share one there.
+    /// The folder on that machine under which data dirs keep their things, each in a folder
+    /// named by its tag (so two installations never share one); `None`: `~/.ao-rs/hosts`.
     pub data_dir: Option<String>,
 }
 
@@ -59,6 +59,11 @@ impl HostConfig {
         let at = format!("hosts.{name}");
         ao_plugin_api::validate::validate_id("host name", &name)
             .map_err(|e| invalid(format!("{at}: {}", e.message())))?;
+        if name == "any" || name == "local" {
+            return Err(invalid(format!(
+                "{at}: `{name}` means something else to `--host`; give the host another name"
+            )));
+        }
         let destination = section.ssh.trim().to_string();
         if destination.is_empty()
             || destination.starts_with('-')
@@ -102,6 +107,11 @@ impl HostConfig {
             if value.is_empty() || value.chars().any(char::is_control) {
                 return Err(invalid(format!(
                     "{at}.options.{key}: {value:?} is not a value ssh can take"
+                )));
+            }
+            if key.eq_ignore_ascii_case("StrictHostKeyChecking") && value != "yes" {
+                return Err(invalid(format!(
+                    "{at}.options.{key}: ao-host never accepts a host key unseen, so only `yes`; add the host's key to known_hosts instead (`ssh-keyscan`, after checking its fingerprint)"
                 )));
             }
             options.insert(key, value);
@@ -202,6 +212,11 @@ mod tests {
                 "hosts:\n  b: { ssh: a, data_dir: rel }\n",
                 "hosts.b.data_dir",
             ),
+            (
+                "hosts:\n  b: { ssh: a, options: { StrictHostKeyChecking: accept-new } }\n",
+                "never accepts a host key unseen",
+            ),
+            ("hosts:\n  any: { ssh: a }\n", "means something else"),
             ("hosts:\n  b: { ssh: a, user: x }\n", "unknown field `user`"),
             ("hosts:\n  \"b c\": { ssh: a }\n", "host name"),
             (

@@ -208,8 +208,11 @@ impl Lifecycle {
             known.blockers.push(format!("record unreadable: {problem}"));
         }
         for session in &archived.sessions {
-            // A killed session's workspace may be kept on purpose (`--keep-workspace`).
-            known.paths.extend(session.workspace_path.clone());
+            // A killed session's workspace may be kept on purpose (`--keep-workspace`); an
+            // errored one's is what its undo could not remove.
+            if session.status == SessionStatus::Killed {
+                known.paths.extend(session.workspace_path.clone());
+            }
         }
         (known, active.sessions)
     }

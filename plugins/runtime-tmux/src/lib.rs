@@ -133,12 +133,20 @@ impl TmuxRuntime {
         format!("={name}:^")
     }
 
+    /// Whether session `name` exists; tmux failing for another reason than its absence (a lost
+    /// connection to the session's host, tmux missing there) is an error, never "gone".
     fn session_exists(&self, name: &str) -> PluginResult<bool> {
         let target = Self::session_target(name);
         let output = self
             .tmux
             .output(None, self.args(&["has-session", "-t", &target]), None)?;
-        Ok(output.status.success())
+        if output.status.success() {
+            Ok(true)
+        } else if Self::is_missing_target(&output) {
+            Ok(false)
+        } else {
+            Err(self.tmux.failure(&output))
+        }
     }
 
     /// Whether tmux failed because the session (or the whole server) does not exist. A server

@@ -152,23 +152,31 @@ impl GitWorktree {
     /// The owner record of a worktree (`None` when it has none); `Err` when `worktree` is not
     /// a worktree.
     fn owner_of(&self, worktree: &Path) -> PluginResult<Option<String>> {
-        if !self.files.is_file(&worktree.join(".git")) {
+        if !self
+            .files
+            .try_is_file(&worktree.join(".git"))
+            .map_err(unanswered)?
+        {
             return Err(PluginError::not_found(format!(
                 "{} is not a linked worktree",
                 worktree.display()
             )));
         }
-        Ok(self
+        match self
             .files
             .read_to_string(&self.admin_dir(worktree)?.join(OWNER_FILE))
-            .ok())
+        {
+            Ok(owner) => Ok(Some(owner)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(unanswered(e)),
+        }
     }
 
     /// Whether `create` finished for a worktree (see [`READY_FILE`]).
     fn is_ready(&self, worktree: &Path) -> PluginResult<bool> {
-        Ok(self
-            .files
-            .exists(&self.admin_dir(worktree)?.join(READY_FILE)))
+        self.files
+            .try_exists(&self.admin_dir(worktree)?.join(READY_FILE))
+            .map_err(unanswered)
     }
 
     /// The intent file of `create` for `config`.
@@ -578,7 +586,7 @@ impl Workspace for GitWorktree {
         // symlinks and post_create (which may run for minutes) happen outside it.
         let created_branch = {
             let _lock = self.lock_at(&common_dir)?;
-            if self.files.is_present(&path) {
+            if self.files.is_present(&path).map_err(unanswered)? {
                 return Err(PluginError::invalid_input(format!(
                     "workspace {path_text} already exists; remove it or use another session id"
                 )));
@@ -631,7 +639,7 @@ impl Workspace for GitWorktree {
     /// otherwise interrupted spawns would leave a branch each.
     fn destroy(&self, path: &str, delete_branch: bool) -> PluginResult<()> {
         let path = Path::new(path);
-        if !self.files.exists(path) {
+        if !self.files.try_exists(path).map_err(unanswered)? {
             return Ok(());
         }
         let common = self.common_dir(path).map_err(|e| {
@@ -680,7 +688,9 @@ impl Workspace for GitWorktree {
     }
 
     fn exists(&self, path: &str) -> PluginResult<bool> {
-        Ok(self.files.exists(&Path::new(path).join(".git")))
+        self.files
+            .try_exists(&Path::new(path).join(".git"))
+            .map_err(unanswered)
     }
 
     /// Every `<root>/<project>/<session>` worktree whose owner record is this data dir, and
@@ -760,6 +770,12 @@ impl Workspace for GitWorktree {
             default_branch: default_branch.map(Into::into).into(),
         })
     }
+}
+
+/// The error for a question about files that could not be answered (the machine they are on
+/// does not answer): never taken for "not there".
+fn unanswered(error: std::io::Error) -> PluginError {
+    PluginError::unavailable(error.to_string())
 }
 
 /// [`GitWorktree::stop_processes_in`] on this machine.
