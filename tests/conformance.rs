@@ -106,10 +106,11 @@ fn every_first_party_and_example_plugin_passes_the_kit() {
 
 /// Every agent plugin with the screens recorded from its real CLI (`tests/screens/activity.yaml`
 /// in its crate).
-const AGENTS: [(&str, &str); 3] = [
+const AGENTS: [(&str, &str); 4] = [
     ("ao-agent-claude-code", "agent-claude-code"),
     ("ao-agent-codex", "agent-codex"),
     ("ao-agent-opencode", "agent-opencode"),
+    ("ao-agent-gemini", "agent-gemini"),
 ];
 
 #[test]

@@ -26,7 +26,7 @@
 
 use std::path::Path;
 
-use ao_plugin_api::{shell, PluginError, PluginResult};
+use ao_plugin_api::{shell, validate::validate_program_name, PluginError, PluginResult};
 use serde_json::{json, Value};
 
 /// How long Gemini CLI waits for one hook, in milliseconds.
@@ -89,15 +89,7 @@ pub fn hooks(event_command: &[String], log: &Path, session_start: bool) -> Plugi
 pub fn policy(allowed: &[String]) -> PluginResult<Option<String>> {
     let mut rules = String::new();
     for command in allowed {
-        if command.is_empty()
-            || !command
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        {
-            return Err(PluginError::invalid_input(format!(
-                "{command:?} cannot be allowed as a command: use a program name"
-            )));
-        }
+        validate_program_name(command)?;
         rules.push_str(&format!(
             "[[rule]]\ntoolName = \"run_shell_command\"\ncommandPrefix = \"{command}\"\n\
              decision = \"allow\"\npriority = 100\n\n"

@@ -72,10 +72,6 @@ struct ProjectSettings {
 const ACCEPTED_PROJECT_KEYS: &str = "model, approval_mode";
 const APPROVAL_MODES: [&str; 4] = ["default", "auto_edit", "yolo", "plan"];
 
-/// The longest first message passed as the CLI's prompt argument: Linux refuses a single
-/// argument of 128 KiB or more. A longer one is typed in.
-const MAX_INLINE_MESSAGE_BYTES: usize = 120 * 1024;
-
 pub struct Gemini {
     settings: Settings,
     files: SessionFiles,
@@ -198,15 +194,11 @@ impl Agent for Gemini {
         let session = &request.session;
         let project = Self::project_settings(session)?;
         let first = request
-            .first_message
-            .as_ref()
-            .into_option()
+            .inline_first_message()
             // Gemini CLI trims every prompt, and its hook reports the trimmed one: the host would
             // fail the launch as an altered message (the orchestrator's prompt ends with a
             // newline). Typed in, it is trimmed just the same, but nothing compares it.
-            .filter(|message| {
-                message.len() <= MAX_INLINE_MESSAGE_BYTES && !has_surrounding_whitespace(message)
-            });
+            .filter(|message| !has_surrounding_whitespace(message));
         if request
             .first_message
             .as_ref()
@@ -229,32 +221,13 @@ impl Agent for Gemini {
         if self.settings.trust_workspaces {
             argv.push("--skip-trust".into());
         }
-        let conversation_id = match request.resume.as_ref().into_option() {
-            Some(id) if uuid::is_uuid(id) => {
-                argv.extend(["--resume".to_string(), id.to_string()]);
-                id.to_string()
-            }
-            Some(id) => {
-                return Err(PluginError::invalid_input(format!(
-                    "{id:?} is not a Gemini CLI session id (a UUID)"
-                )))
-            }
-            None => {
-                let id = uuid::new_v4()?;
-                argv.extend(["--session-id".to_string(), id.clone()]);
-                id
-            }
-        };
-        let event_command: Vec<String> = request
-            .event_command
-            .iter()
-            .map(|a| a.to_string())
-            .collect();
-        let allowed: Vec<String> = request
-            .allowed_commands
-            .iter()
-            .map(|a| a.to_string())
-            .collect();
+        let (conversation_id, resumed) = uuid::resume_or_new(
+            request.resume.as_ref().into_option().map(|r| r.as_str()),
+            "Gemini CLI",
+        )?;
+        let flag = if resumed { "--resume" } else { "--session-id" };
+        argv.extend([flag.to_string(), conversation_id.clone()]);
+        let (event_command, allowed) = (request.event_argv(), request.allowed_programs());
         let home = self.session_home(session)?;
         let additions = home::Additions {
             hooks: if event_command.is_empty() {
@@ -400,10 +373,7 @@ impl Agent for Gemini {
     /// The configured command, found on PATH (or at the path given) and answering `--version`;
     /// and an authentication chosen for the sessions (else each stops on Gemini CLI's dialog).
     fn doctor(&self) -> PluginResult<Vec<DoctorCheck>> {
-        let cli = Program::new(
-            self.settings.command.as_str(),
-            "`npm install -g @google/gemini-cli`, or set plugins.config.gemini.command to where it is",
-        );
+        let cli = Program::npm_cli(&self.settings.command, "@google/gemini-cli", "gemini");
         let chosen = match &self.settings.auth_type {
             Some(auth) => Some(format!("{auth} (plugins.config.gemini.auth_type)")),
             None => home::chosen_auth(self.user_home.as_deref())
