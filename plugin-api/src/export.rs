@@ -138,6 +138,18 @@ macro_rules! __plugin_constructor {
     (workspace $plugin:ty) => {
         $crate::PluginConstructor::Workspace($crate::ffi::construct_workspace::<$plugin>)
     };
+    (remote runtime $plugin:ty) => {
+        $crate::RemoteConstructor::Runtime($crate::ffi::construct_remote_runtime::<$plugin>)
+    };
+    (remote agent $plugin:ty) => {
+        $crate::RemoteConstructor::Agent($crate::ffi::construct_remote_agent::<$plugin>)
+    };
+    (remote workspace $plugin:ty) => {
+        $crate::RemoteConstructor::Workspace($crate::ffi::construct_remote_workspace::<$plugin>)
+    };
+    (remote $other:ident $plugin:ty) => {
+        $crate::__plugin_constructor!($other $plugin)
+    };
     ($other:ident $plugin:ty) => {
         compile_error!(concat!(
             "unknown plugin kind `",
@@ -156,32 +168,11 @@ macro_rules! __remote_declaration {
     ($kind:ident $name:literal $plugin:ty, remote) => {
         ::std::option::Option::Some($crate::RemoteDeclaration {
             name: $crate::abi_stable::std_types::RStr::from_str($name),
-            constructor: $crate::__remote_constructor!($kind $plugin),
+            constructor: $crate::__plugin_constructor!(remote $kind $plugin),
         })
     };
     ($kind:ident $name:literal $plugin:ty, $other:ident) => {
         ::std::option::Option::None
-    };
-}
-
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __remote_constructor {
-    (runtime $plugin:ty) => {
-        $crate::RemoteConstructor::Runtime($crate::ffi::construct_remote_runtime::<$plugin>)
-    };
-    (agent $plugin:ty) => {
-        $crate::RemoteConstructor::Agent($crate::ffi::construct_remote_agent::<$plugin>)
-    };
-    (workspace $plugin:ty) => {
-        $crate::RemoteConstructor::Workspace($crate::ffi::construct_remote_workspace::<$plugin>)
-    };
-    ($other:ident $plugin:ty) => {
-        compile_error!(concat!(
-            "unknown plugin kind `",
-            stringify!($other),
-            "`: expected runtime, agent or workspace"
-        ))
     };
 }
 
