@@ -10,6 +10,8 @@
 //! PATH; otherwise it says it was skipped. Offline, the CLI starts with an API key it was told to
 //! trust (a seeded `~/.claude.json`).
 
+#[path = "support/agent_cli.rs"]
+mod agent_cli;
 // Here only, so its own tests run once, not in every test binary.
 #[path = "support/messages_api.rs"]
 mod messages_api;
@@ -19,21 +21,17 @@ mod support;
 
 use std::{path::PathBuf, time::Duration};
 
-use messages_api::{MessagesApi, MessagesRequest, RecordedRequest};
-use support::{git, stderr, wait_until, Harness};
+use agent_cli::{listed_status, press, restore, screen, wait_for_screen};
+use messages_api::MessagesApi;
+use standin_http::StandInApi;
+use support::{git, stderr, Harness};
 
-fn claude_cli() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("AO_TEST_CLAUDE").filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(path));
-    }
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join("claude"))
-        .find(|path| path.is_file())
-}
-
-/// Everything but the Claude Code plugin's settings comes from the fake-agent harness; those
-/// point at the real CLI, a home of its own and the stand-in.
-fn real_claude_harness(claude: &std::path::Path, api: &MessagesApi) -> (Harness, PathBuf) {
+/// The stand-in, a harness and the file `notify` writes to; None without the CLI. Everything
+/// but the Claude Code plugin's settings comes from the fake-agent harness; those point at the
+/// real CLI, a home of its own and the stand-in.
+fn real_claude() -> Option<(MessagesApi, Harness, PathBuf)> {
+    let claude = agent_cli::find_cli("claude", "Claude Code")?;
+    let api = MessagesApi::start();
     let harness = Harness::new(&[], "");
     let agent_home = harness.home().join("agent-home");
     std::fs::create_dir_all(&agent_home).unwrap();
@@ -81,50 +79,20 @@ fn real_claude_harness(claude: &std::path::Path, api: &MessagesApi) -> (Harness,
             "default_branch: main, agent_config: { permission_mode: default } }",
         )
     });
-    (harness, notified)
+    Some((api, harness, notified))
 }
 
-fn status_of(harness: &Harness) -> serde_json::Value {
-    harness
-        .sessions_json(&[])
-        .into_iter()
-        .find(|s| s["id"] == "app-1")
-        .expect("app-1 listed")
-}
-
+/// [`agent_cli::wait_for_status`] of the worker `app-1`.
 fn wait_for_status(harness: &Harness, status: &str, within: Duration) -> serde_json::Value {
-    let mut last = serde_json::Value::Null;
-    let reached = wait_until(within, || {
-        last = status_of(harness);
-        last["status"] == status
-    });
-    assert!(
-        reached,
-        "never {status}: {last:#}\nits screen:\n{}",
-        screen(harness)
-    );
-    last
-}
-
-/// The session's screen with some history, for failure messages.
-fn screen(harness: &Harness) -> String {
-    screen_of(harness, "app-1")
-}
-
-fn screen_of(harness: &Harness, id: &str) -> String {
-    let target = format!("={}:", harness.tmux_session(id));
-    harness
-        .tmux
-        .tmux(&["capture-pane", "-p", "-J", "-S", "-60", "-t", &target])
-        .1
+    agent_cli::wait_for_status(harness, "app-1", status, within)
 }
 
 /// The user's texts of the conversation requests, in order, without the CLI's own reminders.
 fn prompts_sent(api: &MessagesApi) -> Vec<Vec<String>> {
-    api.conversation_requests()
-        .iter()
-        .map(|request: &RecordedRequest| {
-            MessagesApi::user_texts(request)
+    api.prompts_sent()
+        .into_iter()
+        .map(|texts| {
+            texts
                 .into_iter()
                 .filter(|text| !text.starts_with("<system-reminder>"))
                 .collect()
@@ -134,12 +102,9 @@ fn prompts_sent(api: &MessagesApi) -> Vec<Vec<String>> {
 
 #[test]
 fn the_real_claude_cli_through_whole_turns_statuses_a_permission_prompt_and_a_restore() {
-    let Some(claude) = claude_cli() else {
-        eprintln!("skipped: no Claude Code CLI (set AO_TEST_CLAUDE or put `claude` on PATH)");
+    let Some((api, harness, notified)) = real_claude() else {
         return;
     };
-    let api = MessagesApi::start();
-    let (harness, notified) = real_claude_harness(&claude, &api);
 
     // The task, with everything a terminal's input box or a shell would change, and a marker
     // that makes the stand-in answer slowly.
@@ -179,39 +144,20 @@ fn the_real_claude_cli_through_whole_turns_statuses_a_permission_prompt_and_a_re
     assert!(
         question.contains("Bash") && question.contains("approved.txt"),
         "{waiting:#}\nits screen:\n{}",
-        screen(&harness)
+        screen(&harness, "app-1")
     );
     // The agent reports the prompt before it draws it; an operator answers what they see.
-    assert!(
-        wait_until(Duration::from_secs(10), || screen(&harness)
-            .contains("Do you want to proceed?")),
-        "{}",
-        screen(&harness)
-    );
+    wait_for_screen(&harness, "app-1", screen, "Do you want to proceed?");
     std::thread::sleep(Duration::from_millis(500));
-    let target = format!("={}:", harness.tmux_session("app-1"));
-    harness.tmux.tmux(&["send-keys", "-t", &target, "Enter"]);
+    press(&harness, "app-1", "Enter");
     wait_for_status(&harness, "idle", Duration::from_secs(30));
     assert!(harness.worktree("app-1").join("approved.txt").is_file());
 
     // The runtime dies with everything in it; the session is exited, and comes back.
     harness.tmux.tmux(&["kill-server"]);
     wait_for_status(&harness, "exited", Duration::from_secs(10));
-    let output = harness.ao(&["session", "restore", "app-1"]);
-    assert!(
-        output.status.success(),
-        "restore failed: {}",
-        stderr(&output)
-    );
-    let before = api.conversation_requests().len();
-    harness.ok(&["send", "app-1", "what did I ask first?"]);
-    assert!(
-        api.wait_for(Duration::from_secs(30), |requests| {
-            requests.iter().filter(|r| r.is_conversation()).count() > before
-        }),
-        "no request after the restore"
-    );
-    let resumed = prompts_sent(&api).pop().unwrap();
+    restore(&harness, "app-1");
+    let resumed = agent_cli::ask_after_restore(&harness, &api, "app-1", "what did I ask first?");
     assert!(
         resumed.iter().any(|t| t == task) && resumed.iter().any(|t| t == "what did I ask first?"),
         "the resumed conversation lacks the earlier turns: {resumed:#?}"
@@ -239,56 +185,12 @@ fn the_real_claude_cli_through_whole_turns_statuses_a_permission_prompt_and_a_re
 /// answering a prompt; any other command still asks.
 #[test]
 fn the_real_claude_orchestrator_starts_a_worker_unattended_and_still_asks_for_anything_else() {
-    let Some(claude) = claude_cli() else {
-        eprintln!("skipped: no Claude Code CLI (set AO_TEST_CLAUDE or put `claude` on PATH)");
+    let Some((_api, harness, _)) = real_claude() else {
         return;
     };
-    let api = MessagesApi::start();
-    let (harness, _) = real_claude_harness(&claude, &api);
-    let id = "app-orchestrator-1";
-    let status = |id: &str| {
-        harness
-            .sessions_json(&[])
-            .into_iter()
-            .find(|s| s["id"] == id)
-            .map(|s| s["status"].as_str().unwrap_or_default().to_string())
-    };
-    let output = harness.ao(&["orchestrator", "app"]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    assert!(wait_until(Duration::from_secs(30), || status(id)
-        .as_deref()
-        == Some("idle")));
-
-    harness.ok(&[
-        "send",
-        id,
-        "start one worker\nAO_TOOL:ao-host spawn app --task 'from the orchestrator'",
-    ]);
-    let mut asked = false;
-    let started = wait_until(Duration::from_secs(60), || {
-        asked |= status(id).as_deref() == Some("waiting_input");
-        status("app-1").is_some()
-    });
-    assert!(started && !asked, "no unattended worker (asked: {asked})");
-    let worker = harness.record("app-1", false);
-    let record = std::fs::read_to_string(&worker).unwrap();
-    assert!(record.contains("task: from the orchestrator"), "{record}");
-
-    // Once its turn is over, as an operator would.
-    assert!(wait_until(Duration::from_secs(30), || status(id)
-        .as_deref()
-        == Some("idle")));
-    harness.ok(&["send", id, "now this\nAO_TOOL:echo hi > not-allowed.txt"]);
-    let mut last = None;
-    let asks = wait_until(Duration::from_secs(30), || {
-        last = status(id);
-        last.as_deref() == Some("waiting_input")
-    });
-    assert!(
-        asks,
-        "a command other than ao-host ran unasked: {last:?}; ran: {}; screen:\n{}",
-        harness.worktree(id).join("not-allowed.txt").exists(),
-        screen_of(&harness, id)
+    agent_cli::orchestrator_starts_a_worker_unattended_and_still_asks_for_anything_else(
+        &harness,
+        |id| listed_status(&harness, id),
+        |_| {},
     );
-    assert!(!harness.worktree(id).join("not-allowed.txt").exists());
 }

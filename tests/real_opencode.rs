@@ -11,6 +11,8 @@
 //! Runs when `$AO_TEST_OPENCODE` names the CLI (`.ci/run` installs it from npm) or `opencode` is
 //! on PATH; otherwise it says it was skipped.
 
+#[path = "support/agent_cli.rs"]
+mod agent_cli;
 // Here only, so its own tests run once, not in every test binary.
 #[path = "support/chat_completions_api.rs"]
 mod chat_completions_api;
@@ -19,22 +21,18 @@ mod standin_http;
 mod support;
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::BTreeMap,
     path::{Path, PathBuf},
     time::Duration,
 };
 
-use chat_completions_api::{ChatCompletionsApi, ChatRequest};
+use agent_cli::{
+    agent_processes, assert_task_reached_the_model_once, press, restore, visible_screen,
+    wait_for_screen,
+};
+use chat_completions_api::ChatCompletionsApi;
+use standin_http::StandInApi;
 use support::{git, stderr, wait_until, Harness};
-
-fn opencode_cli() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("AO_TEST_OPENCODE").filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(path));
-    }
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join("opencode"))
-        .find(|path| path.is_file())
-}
 
 /// The operator's own OpenCode config, as they would have it: a provider and nothing of
 /// ao-host's. The test checks it is never written.
@@ -57,12 +55,7 @@ fn operator_config(api: &ChatCompletionsApi) -> String {
 /// made the default agent; OpenCode gets a home of its own (XDG folders included) holding the
 /// operator's config.
 fn real_opencode_harness(cli: &Path, api: &ChatCompletionsApi) -> (Harness, PathBuf) {
-    let harness = Harness::new(&[], "");
-    support::install(
-        &support::build_workspace_plugin("ao-agent-opencode"),
-        &harness.plugin_dir(),
-        None,
-    );
+    let harness = agent_cli::harness_with_plugin("ao-agent-opencode");
     let home = harness.home().join("agent-home");
     let config_dir = home.join(".config/opencode");
     std::fs::create_dir_all(&config_dir).unwrap();
@@ -78,122 +71,29 @@ fn real_opencode_harness(cli: &Path, api: &ChatCompletionsApi) -> (Harness, Path
     .map(|(name, path)| format!("{name}: {:?}", path.display().to_string()))
     .collect::<Vec<_>>()
     .join(", ");
-    harness.edit_config(|config| {
-        config
-            .replace(
-                "  config:\n",
-                &format!(
-                    "  config:\n    opencode:\n      command: {:?}\n      env: {{ {env}, \
-                     OPENCODE_DISABLE_MODELS_FETCH: \"1\" }}\n",
-                    cli.display().to_string()
-                ),
-            )
-            .replace(
-                "defaults: { ready_timeout_ms: 10000 }",
-                "defaults: { agent: opencode, ready_timeout_ms: 120000 }",
-            )
-            .replace(
-                "default_branch: main }",
-                "default_branch: main, agent_config: { model: standin/standin-model, \
-                 permission: { bash: ask } } }",
-            )
-    });
+    let settings = format!(
+        "    opencode:\n      command: {:?}\n      env: {{ {env}, \
+         OPENCODE_DISABLE_MODELS_FETCH: \"1\" }}\n",
+        cli.display().to_string()
+    );
+    agent_cli::use_agent(
+        &harness,
+        "opencode",
+        &settings,
+        120000,
+        "model: standin/standin-model, permission: { bash: ask }",
+    );
     (harness, config_dir.join("opencode.json"))
 }
 
-fn status_of(harness: &Harness) -> serde_json::Value {
-    harness
-        .sessions_json(&[])
-        .into_iter()
-        .find(|s| s["id"] == "app-1")
-        .expect("app-1 listed")
-}
-
+/// [`agent_cli::wait_for_status`] of the worker `app-1`.
 fn wait_for_status(harness: &Harness, status: &str, within: Duration) -> serde_json::Value {
-    let mut last = serde_json::Value::Null;
-    let reached = wait_until(within, || {
-        last = status_of(harness);
-        last["status"] == status
-    });
-    assert!(
-        reached,
-        "never {status}: {last:#}\nits screen:\n{}",
-        screen(harness)
-    );
-    last
-}
-
-fn screen(harness: &Harness) -> String {
-    let target = format!("={}:", harness.tmux_session("app-1"));
-    harness.tmux.tmux(&["capture-pane", "-p", "-t", &target]).1
-}
-
-/// The user texts of each conversation request, in order.
-fn prompts_sent(api: &ChatCompletionsApi) -> Vec<Vec<String>> {
-    api.conversation_requests()
-        .iter()
-        .map(|request| request.user_texts())
-        .collect()
-}
-
-/// What `/proc` says of every process: pid → (parent, session id, command line).
-fn process_table() -> BTreeMap<u32, (u32, u32, String)> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|entry| {
-            let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            // The command name may hold spaces and parentheses: fields start after the last `)`.
-            let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
-            let parent = fields.get(1)?.parse().ok()?;
-            let session = fields.get(3)?.parse().ok()?;
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            Some((pid, (parent, session, cmdline)))
-        })
-        .collect()
-}
-
-/// The agent's processes: everything below the pane's first process, and everything in the
-/// sessions those are in. OpenCode starts each shell command in a session of its own
-/// (`detached`), and a command may leave a process behind in it (`(sleep 300 &)`): a kill must
-/// stop those too, not only the pane's process group.
-fn agent_processes(harness: &Harness) -> BTreeMap<u32, String> {
-    let target = format!("={}:", harness.tmux_session("app-1"));
-    let (ok, pid) = harness
-        .tmux
-        .tmux(&["display-message", "-p", "-t", &target, "#{pane_pid}"]);
-    assert!(ok, "no pane for app-1");
-    let pane: u32 = pid.trim().parse().unwrap();
-    let table = process_table();
-    let mut below = BTreeSet::from([pane]);
-    loop {
-        let more: Vec<u32> = table
-            .iter()
-            .filter(|(pid, (parent, _, _))| below.contains(parent) && !below.contains(pid))
-            .map(|(pid, _)| *pid)
-            .collect();
-        if more.is_empty() {
-            break;
-        }
-        below.extend(more);
-    }
-    let sessions: BTreeSet<u32> = below
-        .iter()
-        .filter_map(|pid| table.get(pid))
-        .map(|p| p.1)
-        .collect();
-    table
-        .into_iter()
-        .filter(|(pid, (_, session, _))| below.contains(pid) || sessions.contains(session))
-        .map(|(pid, (_, _, cmdline))| (pid, cmdline))
-        .collect()
+    agent_cli::wait_for_status(harness, "app-1", status, within)
 }
 
 #[test]
 fn the_real_opencode_cli_through_whole_turns_statuses_a_shell_approval_a_restore_and_a_kill() {
-    let Some(cli) = opencode_cli() else {
-        eprintln!("skipped: no OpenCode CLI (set AO_TEST_OPENCODE or put `opencode` on PATH)");
+    let Some(cli) = agent_cli::find_cli("opencode", "OpenCode") else {
         return;
     };
     let api = ChatCompletionsApi::start();
@@ -213,16 +113,7 @@ fn the_real_opencode_cli_through_whole_turns_statuses_a_shell_approval_a_restore
     // OpenCode's first turn in a new home loads its providers first: seconds, more under load.
     wait_for_status(&harness, "idle", Duration::from_secs(60));
     mark("idle");
-    let sent = prompts_sent(&api);
-    assert!(
-        !sent.is_empty() && sent[0].last().map(String::as_str) == Some(task),
-        "the task must reach the model byte-exact: {sent:#?}"
-    );
-    assert!(
-        sent.iter()
-            .all(|texts| texts.iter().filter(|t| *t == task).count() == 1),
-        "the task was submitted more than once: {sent:#?}"
-    );
+    assert_task_reached_the_model_once(&api.prompts_sent(), task);
     // OpenCode chose the conversation's id; its status plugin reported it.
     let state = std::fs::read_to_string(
         harness
@@ -243,17 +134,11 @@ fn the_real_opencode_cli_through_whole_turns_statuses_a_shell_approval_a_restore
     assert!(
         question.contains("bash") && question.contains(command),
         "{waiting:#}\nits screen:\n{}",
-        screen(&harness)
+        visible_screen(&harness, "app-1")
     );
-    assert!(
-        wait_until(Duration::from_secs(10), || screen(&harness)
-            .contains("Permission required")),
-        "{}",
-        screen(&harness)
-    );
+    wait_for_screen(&harness, "app-1", visible_screen, "Permission required");
     std::thread::sleep(Duration::from_millis(500));
-    let target = format!("={}:", harness.tmux_session("app-1"));
-    harness.tmux.tmux(&["send-keys", "-t", &target, "Enter"]);
+    press(&harness, "app-1", "Enter");
     wait_for_status(&harness, "idle", Duration::from_secs(30));
     mark("idle");
     assert_eq!(
@@ -266,23 +151,9 @@ fn the_real_opencode_cli_through_whole_turns_statuses_a_shell_approval_a_restore
     harness.tmux.tmux(&["kill-server"]);
     wait_for_status(&harness, "exited", Duration::from_secs(10));
     mark("exited");
-    let output = harness.ao(&["session", "restore", "app-1"]);
-    assert!(
-        output.status.success(),
-        "restore failed: {}",
-        stderr(&output)
-    );
+    restore(&harness, "app-1");
     mark("restored");
-    let before = api.conversation_requests().len();
-    harness.ok(&["send", "app-1", "what did I ask first?"]);
-    assert!(
-        api.wait_for(Duration::from_secs(30), |requests| {
-            requests.iter().filter(|r| r.is_conversation()).count() > before
-        }),
-        "no request after the restore; screen:\n{}",
-        screen(&harness)
-    );
-    let resumed = prompts_sent(&api).pop().unwrap();
+    let resumed = agent_cli::ask_after_restore(&harness, &api, "app-1", "what did I ask first?");
     assert!(
         resumed.iter().any(|t| t == task) && resumed.iter().any(|t| t == "what did I ask first?"),
         "the resumed conversation lacks the earlier turns: {resumed:#?}"
@@ -298,17 +169,15 @@ fn the_real_opencode_cli_through_whole_turns_statuses_a_shell_approval_a_restore
         "one more\nAO_TOOL:(sleep 300 > /dev/null 2>&1 &); sleep 301",
     ]);
     wait_for_status(&harness, "waiting_input", Duration::from_secs(30));
-    assert!(
-        wait_until(Duration::from_secs(10), || screen(&harness)
-            .contains("Permission required")),
-        "{}",
-        screen(&harness)
-    );
+    wait_for_screen(&harness, "app-1", visible_screen, "Permission required");
     std::thread::sleep(Duration::from_millis(500));
-    harness.tmux.tmux(&["send-keys", "-t", &target, "Enter"]);
+    press(&harness, "app-1", "Enter");
+    // OpenCode starts each shell command in a session of its own (`detached`), and a command may
+    // leave a process behind in it (`(sleep 300 &)`): a kill must stop those too, not only the
+    // pane's process group.
     let mut processes = BTreeMap::new();
     let running = wait_until(Duration::from_secs(20), || {
-        processes = agent_processes(&harness);
+        processes = agent_processes(&harness, "app-1");
         ["sleep 300", "sleep 301"]
             .iter()
             .all(|command| processes.values().any(|c| c.trim_end() == *command))

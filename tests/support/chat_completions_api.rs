@@ -29,7 +29,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 pub use crate::standin_http::RecordedRequest;
-use crate::standin_http::{Reply, StandIn};
+use crate::standin_http::{
+    message_texts, messages, offers_tools, slow_marker, tool_marker, Reply, StandIn, StandInApi,
+};
 
 pub const MODEL: &str = "standin-model";
 pub const SIDE_REPLY: &str = "Stand-in title";
@@ -54,55 +56,16 @@ impl ChatRequest for RecordedRequest {
     }
 
     fn is_conversation(&self) -> bool {
-        self.is_chat()
-            && self
-                .body
-                .get("tools")
-                .and_then(Value::as_array)
-                .is_some_and(|tools| !tools.is_empty())
+        self.is_chat() && offers_tools(&self.body)
     }
 
     fn user_texts(&self) -> Vec<String> {
         messages(&self.body)
             .iter()
             .filter(|m| m["role"] == "user")
-            .flat_map(texts)
+            .flat_map(message_texts)
             .collect()
     }
-}
-
-fn messages(body: &Value) -> &[Value] {
-    body.get("messages")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
-}
-
-fn texts(message: &Value) -> Vec<String> {
-    match message.get("content") {
-        Some(Value::String(text)) => vec![text.clone()],
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter(|p| p["type"] == "text")
-            .filter_map(|p| p["text"].as_str())
-            .map(str::to_string)
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// The value after `marker` on its line, in any text of `message`.
-fn marked<'a>(texts: &'a [String], marker: &str) -> Option<&'a str> {
-    texts.iter().find_map(|text| {
-        let at = text.find(marker)?;
-        Some(
-            text[at + marker.len()..]
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim(),
-        )
-    })
 }
 
 enum Answer {
@@ -111,15 +74,11 @@ enum Answer {
 }
 
 fn answer(body: &Value) -> Answer {
-    let offers_tools = body
-        .get("tools")
-        .and_then(Value::as_array)
-        .is_some_and(|tools| !tools.is_empty());
     let text = |text: &str| Answer::Text {
         text: text.into(),
         over: Duration::ZERO,
     };
-    if !offers_tools {
+    if !offers_tools(body) {
         return text(SIDE_REPLY);
     }
     let Some(last) = messages(body).last() else {
@@ -128,14 +87,14 @@ fn answer(body: &Value) -> Answer {
     if last["role"] == "tool" {
         return text(TOOL_DONE_REPLY);
     }
-    let texts = texts(last);
-    if let Some(command) = marked(&texts, "AO_TOOL:") {
-        return Answer::Bash(command.to_string());
+    let texts = message_texts(last);
+    if let Some(command) = texts.iter().find_map(|text| tool_marker(text)) {
+        return Answer::Bash(command);
     }
-    match marked(&texts, "AO_SLOW:").and_then(|ms| ms.parse().ok()) {
-        Some(ms) => Answer::Text {
+    match texts.iter().find_map(|text| slow_marker(text)) {
+        Some(over) => Answer::Text {
             text: DEFAULT_REPLY.into(),
-            over: Duration::from_millis(ms),
+            over,
         },
         None => text(DEFAULT_REPLY),
     }
@@ -260,7 +219,8 @@ impl ChatCompletionsApi {
                 404,
                 &json!({ "error": { "message": format!("no route {}", request.path), "type": "not_found" } }),
             )
-        });
+        })
+        .with_conversation(ChatRequest::is_conversation, ChatRequest::user_texts);
         Self { server }
     }
 
@@ -268,21 +228,11 @@ impl ChatCompletionsApi {
     pub fn base_url(&self) -> String {
         format!("{}/v1", self.server.base_url())
     }
+}
 
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.server.requests()
-    }
-
-    /// The main conversation's requests, in order.
-    pub fn conversation_requests(&self) -> Vec<RecordedRequest> {
-        self.requests()
-            .into_iter()
-            .filter(ChatRequest::is_conversation)
-            .collect()
-    }
-
-    pub fn wait_for(&self, timeout: Duration, done: impl Fn(&[RecordedRequest]) -> bool) -> bool {
-        self.server.wait_for(timeout, done)
+impl StandInApi for ChatCompletionsApi {
+    fn server(&self) -> &StandIn {
+        &self.server
     }
 }
 
@@ -290,16 +240,6 @@ impl ChatCompletionsApi {
 mod tests {
     use super::*;
     use crate::standin_http::{event_data, post};
-
-    fn api_port(api: &ChatCompletionsApi) -> u16 {
-        api.base_url()
-            .rsplit(':')
-            .next()
-            .unwrap()
-            .trim_end_matches("/v1")
-            .parse()
-            .unwrap()
-    }
 
     fn conversation(last: Value) -> Value {
         json!({
@@ -312,7 +252,7 @@ mod tests {
     #[test]
     fn markers_script_the_conversation_and_side_requests_get_a_title() {
         let api = ChatCompletionsApi::start();
-        let port = api_port(&api);
+        let port = api.port();
         let (head, body) = post(
             port,
             "/v1/chat/completions",

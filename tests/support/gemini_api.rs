@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 pub use crate::standin_http::RecordedRequest;
-use crate::standin_http::{Reply, StandIn};
+use crate::standin_http::{offers_tools, slow_marker, tool_marker, Reply, StandIn, StandInApi};
 
 /// Reply text for side requests.
 pub const SIDE_REPLY: &str = "Ok.";
@@ -47,7 +47,7 @@ impl GeminiRequest for RecordedRequest {
     fn is_conversation(&self) -> bool {
         self.method == "POST"
             && self.path.ends_with(":streamGenerateContent")
-            && self.body["tools"].as_array().is_some_and(|t| !t.is_empty())
+            && offers_tools(&self.body)
     }
 }
 
@@ -87,7 +87,8 @@ impl GeminiApi {
     /// Binds 127.0.0.1 on a free port and starts serving.
     pub fn start() -> GeminiApi {
         GeminiApi {
-            server: StandIn::start("gemini-api", respond),
+            server: StandIn::start("gemini-api", respond)
+                .with_conversation(RecordedRequest::is_conversation, |r| user_texts(&r.body)),
         }
     }
 
@@ -95,23 +96,11 @@ impl GeminiApi {
     pub fn base_url(&self) -> String {
         self.server.base_url()
     }
+}
 
-    /// Every request so far, any path, in the order received.
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.server.requests()
-    }
-
-    /// The conversation's requests, in order.
-    pub fn conversation_requests(&self) -> Vec<RecordedRequest> {
-        self.requests()
-            .into_iter()
-            .filter(RecordedRequest::is_conversation)
-            .collect()
-    }
-
-    /// Waits until `done` holds for the recorded requests, or `timeout` passes.
-    pub fn wait_for(&self, timeout: Duration, done: impl Fn(&[RecordedRequest]) -> bool) -> bool {
-        self.server.wait_for(timeout, done)
+impl StandInApi for GeminiApi {
+    fn server(&self) -> &StandIn {
+        &self.server
     }
 }
 
@@ -124,14 +113,11 @@ enum Answer {
 fn answer_for(body: &Value) -> Answer {
     let last = contents(body).iter().rev().find(|c| c["role"] == "user");
     let text = last.map(text_parts).unwrap_or_default().join("\n");
-    if let Some(rest) = text.split("AO_TOOL:").nth(1) {
-        return Answer::Tool(rest.lines().next().unwrap_or("").trim().to_string());
+    if let Some(command) = tool_marker(&text) {
+        return Answer::Tool(command);
     }
-    if let Some(rest) = text.split("AO_SLOW:").nth(1) {
-        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-        if let Ok(ms) = digits.parse::<u64>() {
-            return Answer::Text(DEFAULT_REPLY.into(), Duration::from_millis(ms));
-        }
+    if let Some(over) = slow_marker(&text) {
+        return Answer::Text(DEFAULT_REPLY.into(), over);
     }
     let ran_tool = last
         .and_then(|c| c["parts"].as_array())
@@ -238,7 +224,7 @@ mod tests {
     #[test]
     fn a_tool_marker_becomes_a_shell_function_call_and_is_recorded() {
         let api = GeminiApi::start();
-        let port: u16 = api.base_url().rsplit(':').next().unwrap().parse().unwrap();
+        let port = api.port();
         let (head, body) = post(port, STREAM, &conversation("run AO_TOOL:echo hi > x"));
         assert!(head.contains("text/event-stream"), "{head}");
         let events = event_data(&body);
@@ -259,7 +245,7 @@ mod tests {
     #[test]
     fn a_slow_reply_takes_its_time_and_side_requests_do_not() {
         let api = GeminiApi::start();
-        let port: u16 = api.base_url().rsplit(':').next().unwrap().parse().unwrap();
+        let port = api.port();
         let started = Instant::now();
         let (_, body) = post(port, STREAM, &conversation("AO_SLOW:600"));
         assert!(started.elapsed() >= Duration::from_millis(600));

@@ -37,7 +37,9 @@ use std::{
 use serde_json::{json, Value};
 
 pub use crate::standin_http::RecordedRequest;
-use crate::standin_http::{Reply, StandIn};
+use crate::standin_http::{
+    message_texts, messages, offers_tools, slow_marker, tool_marker, Reply, StandIn, StandInApi,
+};
 
 /// Reply text for side requests.
 pub const SIDE_REPLY: &str = "Ok.";
@@ -71,9 +73,7 @@ impl MessagesRequest for RecordedRequest {
 /// structured output `{"title": …}`), sends `"tools": []`; it also embeds the user's prompt, so
 /// a marker like `AO_TOOL:` shows up in it too. 2.1.332 sent no side request at all.
 pub fn is_conversation_request(body: &Value) -> bool {
-    body.get("tools")
-        .and_then(Value::as_array)
-        .is_some_and(|tools| !tools.is_empty())
+    offers_tools(body)
 }
 
 /// The text blocks of every user message of a request body, in order. A message whose content is
@@ -82,7 +82,7 @@ pub fn user_texts(body: &Value) -> Vec<String> {
     messages(body)
         .iter()
         .filter(|m| m.get("role").and_then(Value::as_str) == Some("user"))
-        .flat_map(text_blocks)
+        .flat_map(message_texts)
         .collect()
 }
 
@@ -98,7 +98,9 @@ pub fn last_user_message(body: &Value) -> Option<&Value> {
 
 /// The text blocks of the last user message of a request body (see [`last_user_message`]).
 pub fn last_user_texts(body: &Value) -> Vec<String> {
-    last_user_message(body).map(text_blocks).unwrap_or_default()
+    last_user_message(body)
+        .map(message_texts)
+        .unwrap_or_default()
 }
 
 /// Whether the last user message of a request body holds a `tool_result` block.
@@ -112,26 +114,6 @@ pub fn last_message_is_tool_result(body: &Value) -> bool {
                     .any(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"))
             })
     })
-}
-
-fn messages(body: &Value) -> &[Value] {
-    body.get("messages")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
-}
-
-fn text_blocks(message: &Value) -> Vec<String> {
-    match message.get("content") {
-        Some(Value::String(text)) => vec![text.clone()],
-        Some(Value::Array(blocks)) => blocks
-            .iter()
-            .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
-            .filter_map(|b| b.get("text").and_then(Value::as_str))
-            .map(str::to_string)
-            .collect(),
-        _ => Vec::new(),
-    }
 }
 
 /// What the stand-in's replies depend on.
@@ -158,6 +140,7 @@ impl MessagesApi {
             StandIn::start("messages-api", move |request, reply| {
                 respond(request, reply, &script)
             })
+            .with_conversation(RecordedRequest::is_conversation, MessagesApi::user_texts)
         };
         MessagesApi { server, script }
     }
@@ -167,26 +150,9 @@ impl MessagesApi {
         self.server.base_url()
     }
 
-    pub fn port(&self) -> u16 {
-        self.server.port()
-    }
-
     /// The text the main conversation gets when nothing else is scripted.
     pub fn set_default_reply(&self, text: &str) {
         *self.script.default_reply.lock().unwrap() = text.to_string();
-    }
-
-    /// Every request so far, any path, in the order received.
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.server.requests()
-    }
-
-    /// The main conversation's `/v1/messages` requests, see [`is_conversation_request`].
-    pub fn conversation_requests(&self) -> Vec<RecordedRequest> {
-        self.requests()
-            .into_iter()
-            .filter(RecordedRequest::is_conversation)
-            .collect()
     }
 
     /// The text blocks of every user message of `request`, in order (see [`user_texts`]).
@@ -194,17 +160,17 @@ impl MessagesApi {
         user_texts(&request.body)
     }
 
-    /// Waits until `done` holds for the recorded requests, or `timeout` passes; returns whether
-    /// it held.
-    pub fn wait_for(&self, timeout: Duration, done: impl Fn(&[RecordedRequest]) -> bool) -> bool {
-        self.server.wait_for(timeout, done)
-    }
-
     /// Waits until at least `count` conversation requests were received.
     pub fn wait_for_conversation_requests(&self, count: usize, timeout: Duration) -> bool {
         self.wait_for(timeout, |all| {
             all.iter().filter(|r| r.is_conversation()).count() >= count
         })
+    }
+}
+
+impl StandInApi for MessagesApi {
+    fn server(&self) -> &StandIn {
+        &self.server
     }
 }
 
@@ -220,16 +186,12 @@ fn answer_for(body: &Value, script: &Script) -> Answer {
         return Answer::Text(side_reply(body));
     }
     let last = last_user_texts(body).join("\n");
-    if let Some(rest) = last.split("AO_TOOL:").nth(1) {
-        let command = rest.lines().next().unwrap_or("").trim().to_string();
+    if let Some(command) = tool_marker(&last) {
         return Answer::Tool(command);
     }
     let reply = script.default_reply.lock().unwrap().clone();
-    if let Some(rest) = last.split("AO_SLOW:").nth(1) {
-        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-        if let Ok(ms) = digits.parse::<u64>() {
-            return Answer::Slow(reply, Duration::from_millis(ms));
-        }
+    if let Some(over) = slow_marker(&last) {
+        return Answer::Slow(reply, over);
     }
     // After the text markers: when the operator rejects a tool call, the CLI sends the rejected
     // call's tool_result and the operator's next message together in one user message.

@@ -34,7 +34,7 @@ use std::{
 use serde_json::{json, Value};
 
 pub use crate::standin_http::RecordedRequest;
-use crate::standin_http::{Reply, StandIn};
+use crate::standin_http::{slow_marker, tool_marker, Reply, StandIn, StandInApi};
 
 pub const DEFAULT_REPLY: &str = "Done.";
 pub const TOOL_DONE_REPLY: &str = "tool done";
@@ -105,7 +105,8 @@ impl ResponsesApi {
         let ids = Arc::new(AtomicU64::new(1));
         let server = StandIn::start("responses-api", move |request, reply| {
             respond(request, reply, ids.fetch_add(1, Ordering::SeqCst))
-        });
+        })
+        .with_conversation(RecordedRequest::is_conversation, |r| user_texts(&r.body));
         ResponsesApi { server }
     }
 
@@ -113,21 +114,11 @@ impl ResponsesApi {
     pub fn base_url(&self) -> String {
         format!("{}/v1", self.server.base_url())
     }
+}
 
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.server.requests()
-    }
-
-    /// The conversation's requests (see [`ResponsesRequest::is_conversation`]).
-    pub fn conversation_requests(&self) -> Vec<RecordedRequest> {
-        self.requests()
-            .into_iter()
-            .filter(RecordedRequest::is_conversation)
-            .collect()
-    }
-
-    pub fn wait_for(&self, timeout: Duration, done: impl Fn(&[RecordedRequest]) -> bool) -> bool {
-        self.server.wait_for(timeout, done)
+impl StandInApi for ResponsesApi {
+    fn server(&self) -> &StandIn {
+        &self.server
     }
 }
 
@@ -149,17 +140,10 @@ fn answer_for(request: &RecordedRequest) -> Answer {
         return Answer::Text(TOOL_DONE_REPLY.into(), Duration::ZERO);
     }
     let text = texts(last).join("\n");
-    if let Some(rest) = text.split("AO_TOOL:").nth(1) {
-        return Answer::Tool(rest.lines().next().unwrap_or("").trim().to_string());
+    if let Some(command) = tool_marker(&text) {
+        return Answer::Tool(command);
     }
-    let delay = text
-        .split("AO_SLOW:")
-        .nth(1)
-        .and_then(|rest| {
-            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-            digits.parse().ok()
-        })
-        .map_or(Duration::ZERO, Duration::from_millis);
+    let delay = slow_marker(&text).unwrap_or(Duration::ZERO);
     Answer::Text(DEFAULT_REPLY.into(), delay)
 }
 
@@ -260,7 +244,7 @@ mod tests {
     #[test]
     fn requests_without_codex_metadata_are_side_requests_answered_with_a_title() {
         let api = ResponsesApi::start();
-        let port = api.server.port();
+        let port = api.port();
         let (head, body) = post(port, "/v1/responses", &conversation("AO_TOOL:rm x"));
         assert!(head.contains("text/event-stream"), "{head}");
         let events = event_data(&body);

@@ -65,6 +65,8 @@ pub struct StandIn {
     shared: Arc<Shared>,
     addr: SocketAddr,
     acceptor: Option<JoinHandle<()>>,
+    conversation: fn(&RecordedRequest) -> bool,
+    user_texts: fn(&RecordedRequest) -> Vec<String>,
 }
 
 impl StandIn {
@@ -109,7 +111,21 @@ impl StandIn {
             shared,
             addr,
             acceptor: Some(acceptor),
+            conversation: |_| true,
+            user_texts: |_| Vec::new(),
         }
+    }
+
+    /// Says which requests belong to the conversation (not the CLI's side requests: titles,
+    /// summaries) and what the user texts of a request are, for [`StandInApi`].
+    pub fn with_conversation(
+        mut self,
+        conversation: fn(&RecordedRequest) -> bool,
+        user_texts: fn(&RecordedRequest) -> Vec<String>,
+    ) -> StandIn {
+        self.conversation = conversation;
+        self.user_texts = user_texts;
+        self
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -154,6 +170,96 @@ impl Drop for StandIn {
             let _ = stream.shutdown(Shutdown::Both);
         }
     }
+}
+
+/// What every model API stand-in offers over its [`StandIn`] (see
+/// [`StandIn::with_conversation`]); an implementation names its server.
+pub trait StandInApi {
+    fn server(&self) -> &StandIn;
+
+    fn port(&self) -> u16 {
+        self.server().port()
+    }
+
+    /// Every request so far, any path, in the order received.
+    fn requests(&self) -> Vec<RecordedRequest> {
+        self.server().requests()
+    }
+
+    /// The conversation's requests, in order.
+    fn conversation_requests(&self) -> Vec<RecordedRequest> {
+        self.requests()
+            .into_iter()
+            .filter(self.server().conversation)
+            .collect()
+    }
+
+    /// The user texts of each conversation request, in order.
+    fn prompts_sent(&self) -> Vec<Vec<String>> {
+        self.conversation_requests()
+            .iter()
+            .map(self.server().user_texts)
+            .collect()
+    }
+
+    /// Waits until `done` holds for the recorded requests, or `timeout` passes; returns whether
+    /// it held.
+    fn wait_for(&self, timeout: Duration, done: impl Fn(&[RecordedRequest]) -> bool) -> bool {
+        self.server().wait_for(timeout, done)
+    }
+
+    /// Waits until more than `count` conversation requests were received.
+    fn wait_for_more_conversation_requests(&self, count: usize, timeout: Duration) -> bool {
+        let conversation = self.server().conversation;
+        self.wait_for(timeout, |requests| {
+            requests.iter().filter(|r| conversation(r)).count() > count
+        })
+    }
+}
+
+/// The `messages` of a request body (the Messages and Chat Completions APIs).
+pub fn messages(body: &Value) -> &[Value] {
+    body.get("messages")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+
+/// The texts of one of those messages: its content when that is a string, else its `text`
+/// blocks (tool calls and results are not text).
+pub fn message_texts(message: &Value) -> Vec<String> {
+    match message.get("content") {
+        Some(Value::String(text)) => vec![text.clone()],
+        Some(Value::Array(blocks)) => blocks
+            .iter()
+            .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
+            .filter_map(|b| b.get("text").and_then(Value::as_str))
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Whether a request body offers the model tools (a non-empty `tools`): the agent CLIs send their
+/// tool list with the conversation's requests, and none with their side requests.
+pub fn offers_tools(body: &Value) -> bool {
+    body.get("tools")
+        .and_then(Value::as_array)
+        .is_some_and(|tools| !tools.is_empty())
+}
+
+/// The command an `AO_TOOL:<shell command>` marker in `text` asks for: the rest of that line,
+/// trimmed.
+pub fn tool_marker(text: &str) -> Option<String> {
+    let rest = text.split("AO_TOOL:").nth(1)?;
+    Some(rest.lines().next().unwrap_or("").trim().to_string())
+}
+
+/// How long an `AO_SLOW:<ms>` marker in `text` asks a reply to take (the digits right after it).
+pub fn slow_marker(text: &str) -> Option<Duration> {
+    let rest = text.split("AO_SLOW:").nth(1)?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok().map(Duration::from_millis)
 }
 
 /// How a handler answers: [`Reply::json`] once, or [`Reply::start_events`], any number of
