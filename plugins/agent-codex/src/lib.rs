@@ -272,6 +272,12 @@ impl Agent for Codex {
                 None => home().join(".codex"),
             },
         };
+        if !user_home.is_absolute() {
+            return Err(PluginError::config(format!(
+                "plugins.config.codex.user_home: {:?} is not an absolute path (nor `~/…`); name your Codex home (e.g. ~/.codex)",
+                user_home.display().to_string()
+            )));
+        }
         Ok(Self {
             settings,
             config_overrides,
@@ -567,6 +573,10 @@ mod tests {
         assert!(error("config: { 'a b': 1 }").contains("not a Codex setting name"));
         assert!(error("config: { model: null }").contains("plugins.config.codex.config.model"));
         assert!(error("env: { CODEX_HOME: /x }").contains("user_home"));
+        for relative in ["\"\"", "relative/dir"] {
+            let message = error(&format!("user_home: {relative}"));
+            assert!(message.contains("not an absolute path"), "{message}");
+        }
         let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
         assert_eq!(
             codex(&temp.0, "user_home: ~/my-codex").unwrap().user_home,

@@ -122,6 +122,8 @@ fn has_surrounding_whitespace(message: &str) -> bool {
 /// Whether Gemini CLI would run `message` as one of its own commands instead of giving it to the
 /// model: a prompt starting with `/` (but not `//` or `/*`) is a slash command (`/quit`, …).
 fn is_slash_command(message: &str) -> bool {
+    // Gemini CLI trims a prompt before it looks at it.
+    let message = message.trim_start();
     message.starts_with('/') && !message.starts_with("//") && !message.starts_with("/*")
 }
 
@@ -418,8 +420,11 @@ mod tests {
         for command in ["/quit", "/fix it"] {
             assert!(is_slash_command(command), "{command:?}");
         }
-        for prompt in ["x", "-x\n\ty", "// a comment", "/* c */", "a /b", " /quit"] {
+        for prompt in ["x", "-x\n\ty", "// a comment", "/* c */", "a /b"] {
             assert!(!is_slash_command(prompt), "{prompt:?}");
+        }
+        for padded in [" /about", "\n\t/quit"] {
+            assert!(is_slash_command(padded), "{padded:?}");
         }
     }
 }

@@ -119,6 +119,25 @@ fn option_value(field: &str, value: &str) -> PluginResult<String> {
     Ok(value.to_string())
 }
 
+/// Refuses a first message OpenCode would not take as it is, before anything starts: it never
+/// submits a prompt holding a carriage return, runs one starting with `/` as its own command,
+/// and adds a space to a message too long for its argument, which is pasted.
+fn refuse_untakeable(task: &str) -> PluginResult<()> {
+    let problem = if task.contains('\r') {
+        Some("holds a carriage return, which OpenCode never submits; use line feeds")
+    } else if task.trim_start().starts_with('/') {
+        Some("starts with `/`, which OpenCode runs as one of its own commands; start it with something else")
+    } else if task.len() > LaunchRequest::MAX_INLINE_MESSAGE_BYTES {
+        Some("is too long for OpenCode's --prompt argument, and OpenCode adds a space to a message that long when it is pasted; put the details in a file in the repository and point the task at it")
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(PluginError::invalid_input(format!("the task {problem}"))),
+        None => Ok(()),
+    }
+}
+
 impl Agent for OpenCode {
     fn new(context: &PluginContext) -> PluginResult<Self> {
         let settings: Settings = context.parse_config()?;
@@ -126,6 +145,16 @@ impl Agent for OpenCode {
             return Err(PluginError::config(
                 "plugins.config.opencode.command is empty; name the OpenCode CLI (e.g. opencode)",
             ));
+        }
+        if let Some(key) = ["OPENCODE_CONFIG", "OPENCODE_CONFIG_CONTENT"]
+            .into_iter()
+            .find(|key| settings.env.contains_key(*key))
+        {
+            return Err(PluginError::config(format!(
+                "plugins.config.opencode.env.{key}: each session has a config of its own (its \
+                 status plugin is in it); put your settings in ~/.config/opencode, which OpenCode \
+                 merges under it"
+            )));
         }
         Ok(Self {
             settings,
@@ -154,6 +183,9 @@ impl Agent for OpenCode {
     /// and the first message as `--prompt`, where it reaches the model byte-exact. OpenCode
     /// chooses a new conversation's id itself: the status plugin reports it with each event.
     fn launch(&self, request: &LaunchRequest) -> PluginResult<LaunchPlan> {
+        if let Some(task) = request.first_message.as_ref().into_option() {
+            refuse_untakeable(task)?;
+        }
         let session = &request.session;
         let id = session.session_id.as_str();
         let project: ProjectSettings = session.agent_config("opencode", ACCEPTED_KEYS)?;
@@ -306,6 +338,34 @@ mod tests {
     }
 
     #[test]
+    fn tasks_opencode_would_not_take_as_they_are_are_refused_before_anything_starts() {
+        let data = temp("refused");
+        let opencode = plugin(&data, "");
+        for (task, why) in [
+            ("line\rreturn".to_string(), "carriage return"),
+            ("  /quit".to_string(), "starts with `/`"),
+            (
+                "x".repeat(LaunchRequest::MAX_INLINE_MESSAGE_BYTES + 1),
+                "too long",
+            ),
+        ] {
+            let mut refused = request("");
+            refused.first_message = Some(RString::from(task)).into();
+            let err = opencode.launch(&refused).unwrap_err();
+            assert!(err.message().contains(why), "{err}");
+        }
+        assert!(!data.exists(), "a refused launch wrote its config");
+        let err = OpenCode::new(&PluginContext {
+            plugin_name: "opencode".into(),
+            data_dir: data.display().to_string().into(),
+            config_yaml: "env: { OPENCODE_CONFIG: /tmp/evil.json }".into(),
+        })
+        .err()
+        .unwrap();
+        assert!(err.message().contains("env.OPENCODE_CONFIG"), "{err}");
+    }
+
+    #[test]
     fn the_first_message_is_one_argument_and_the_session_config_is_its_own() {
         let data = temp("launch");
         let opencode = plugin(&data, "");
@@ -383,21 +443,6 @@ mod tests {
             resume.resume = Some(RString::from(bad)).into();
             assert!(opencode.launch(&resume).is_err(), "{bad:?}");
         }
-        std::fs::remove_dir_all(&data).unwrap();
-    }
-
-    #[test]
-    fn a_message_too_long_for_one_argument_is_typed_in() {
-        let data = temp("long");
-        let opencode = plugin(&data, "");
-        let mut long = request("");
-        long.first_message = Some(RString::from(
-            "x".repeat(LaunchRequest::MAX_INLINE_MESSAGE_BYTES + 1),
-        ))
-        .into();
-        let plan = opencode.launch(&long).unwrap();
-        assert!(!plan.takes_first_message);
-        assert!(!plan.argv.iter().any(|a| a.starts_with("--prompt")));
         std::fs::remove_dir_all(&data).unwrap();
     }
 
