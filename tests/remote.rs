@@ -275,6 +275,15 @@ fn sessions_on_two_hosts_through_spawn_send_ls_unreachable_restore_kill_and_gc()
         assert!(!world.tmux_alive(&session), "{id}'s tmux session left");
         let path = PathBuf::from(session["workspace_path"].as_str().unwrap());
         assert!(!path.exists(), "{id}'s worktree left: {}", path.display());
+        // The agent's own files of the session there (its system prompt) go too.
+        let host_data = path.ancestors().nth(3).unwrap();
+        let agent_files = host_data.join("claude-code/sessions").join(id);
+        assert!(
+            host_data.join("worktrees").is_dir(),
+            "{}",
+            host_data.display()
+        );
+        assert!(!agent_files.exists(), "{} left", agent_files.display());
     }
     assert!(world.sessions().is_empty());
     let plan = stdout(&world.ok(&["gc", "--dry-run"]));

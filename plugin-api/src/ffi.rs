@@ -90,6 +90,10 @@ pub trait AgentFfi: Send + Sync {
     fn launch(&self, _request: &LaunchRequest) -> RResult<LaunchPlan, PluginError> {
         built_before("agent", "launch")
     }
+    /// Added in 0.1.6; older libraries get this default (and keep their files).
+    fn forget(&self, _session_id: RStr<'_>) -> RResult<(), PluginError> {
+        built_before("agent", "forget")
+    }
 }
 
 /// FFI form of [`Workspace`].
@@ -289,6 +293,9 @@ impl<T: Agent> AgentFfi for AgentAdapter<T> {
     }
     fn launch(&self, request: &LaunchRequest) -> RResult<LaunchPlan, PluginError> {
         guarded(self.1.as_ref(), "launch", || self.0.launch(request))
+    }
+    fn forget(&self, session_id: RStr<'_>) -> RResult<(), PluginError> {
+        guarded(self.1.as_ref(), "forget", || self.0.forget(session_id.as_str()))
     }
 }
 

@@ -74,6 +74,15 @@ impl SessionFiles {
         Ok(path)
     }
 
+    /// Removes the session's folder with everything in it (see `Agent::forget`); one already
+    /// gone is no error.
+    pub fn remove(&self, session_id: &str) -> PluginResult<()> {
+        let dir = self.path(session_id)?;
+        self.files
+            .remove_dir_all(&dir)
+            .map_err(|e| PluginError::failed(format!("removing {}: {e}", dir.display())))
+    }
+
     /// Whether file `name` of the session's folder is there.
     pub fn exists(&self, session_id: &str, name: &str) -> PluginResult<bool> {
         let path = self.path(session_id)?.join(name);

@@ -143,6 +143,16 @@ pub trait Agent: Send + Sync + 'static {
             reports_events: false,
         })
     }
+
+    /// Removes what the plugin keeps for session `session_id` (its [`SessionFiles`] folder: a
+    /// config home, seeded credentials), once the session is over for good: killed, or its
+    /// spawn undone. It is never launched or resumed again. Something already gone is no
+    /// error. (Added in 0.1.6; the default keeps nothing to remove.)
+    ///
+    /// [`SessionFiles`]: crate::session_files::SessionFiles
+    fn forget(&self, _session_id: &str) -> PluginResult<()> {
+        Ok(())
+    }
 }
 
 /// Makes an isolated checkout for each session.

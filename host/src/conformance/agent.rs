@@ -27,7 +27,7 @@ const SCREENS_MANIFEST: &str = "activity.yaml";
 
 fn session(kit: &Kit<'_>) -> AgentSession {
     AgentSession {
-        session_id: "aokit-1".into(),
+        session_id: SESSION_ID.into(),
         project_id: "aokit".into(),
         branch: "session/aokit-1".into(),
         workspace_path: kit.scratch.display().to_string().into(),
@@ -36,8 +36,13 @@ fn session(kit: &Kit<'_>) -> AgentSession {
     }
 }
 
+/// The session every agent check is about.
+const SESSION_ID: &str = "aokit-1";
+
 /// A first message with everything that a terminal or a shell would change.
 const FIRST_MESSAGE: &str = "-starts with a dash\n\ttab, \"quotes\", $(not run), ünï 🎉\r\n";
+/// [`FIRST_MESSAGE`] without the carriage return, for a CLI that refuses one.
+const PLAIN_MESSAGE: &str = "-starts with a dash\n\ttab, \"quotes\", $(not run), ünï 🎉";
 
 pub(super) async fn check(kit: &mut Kit<'_>) {
     let home = kit.data_dir("data");
@@ -71,21 +76,36 @@ pub(super) async fn check(kit: &mut Kit<'_>) {
             Err(e) => Err(e.to_string()),
         },
     );
-    let request = LaunchRequest {
+    let mut request = LaunchRequest {
         session,
         first_message: ROption::RSome(FIRST_MESSAGE.into()),
         event_command: vec![EVENT_PROGRAM.into(), "hook".into()].into(),
         resume: ROption::RNone,
         allowed_commands: Vec::new().into(),
     };
-    let launched = agent.launch(&request).await;
+    let mut message = FIRST_MESSAGE;
+    let mut launched = agent.launch(&request).await;
+    // A CLI that cannot take a carriage return may say so instead (that is no failure): the
+    // rest is checked with a message it can take.
+    let mut refusal = None;
+    if let Err(e) = &launched {
+        if e.kind() == ao_plugin_api::PluginErrorKind::InvalidInput {
+            refusal = Some(e.to_string());
+            message = PLAIN_MESSAGE;
+            request.first_message = ROption::RSome(message.into());
+            launched = agent.launch(&request).await;
+        }
+    }
     kit.record(
         "launch",
         match &launched {
             Ok(plan) if plan.argv.is_empty() => Err("an empty argv".into()),
             Ok(plan)
                 if plan.takes_first_message
-                    && !plan.argv.iter().any(|a| carries_message(a.as_str())) =>
+                    && !plan
+                        .argv
+                        .iter()
+                        .any(|a| carries_message(a.as_str(), message)) =>
             {
                 Err(
                     "says it takes the first message, but no argument is the message byte-exact \
@@ -94,7 +114,7 @@ pub(super) async fn check(kit: &mut Kit<'_>) {
                 )
             }
             Ok(plan) => Ok(format!(
-                "argv of {} argument(s); first message {}; events {}",
+                "argv of {} argument(s); first message {}; events {}{}",
                 plan.argv.len(),
                 if plan.takes_first_message {
                     "in the argv"
@@ -105,7 +125,11 @@ pub(super) async fn check(kit: &mut Kit<'_>) {
                     "reported"
                 } else {
                     "read from the screen"
-                }
+                },
+                refusal
+                    .as_deref()
+                    .map(|why| format!(" (a message with a carriage return refused: {why})"))
+                    .unwrap_or_default()
             )),
             Err(e) => Err(e.to_string()),
         },
@@ -113,6 +137,17 @@ pub(super) async fn check(kit: &mut Kit<'_>) {
     if let Ok(plan) = &launched {
         let wiring = event_wiring(plan, &home);
         kit.record("event wiring", wiring);
+        let forgotten = match agent.forget(SESSION_ID).await {
+            Err(e) => Err(e.to_string()),
+            Ok(()) => match path_naming(&home, SESSION_ID, 8) {
+                Some(left) => Err(format!(
+                    "forget left {} behind: a killed session's files would pile up",
+                    left.display()
+                )),
+                None => Ok("nothing of the session is left under the data dir".into()),
+            },
+        };
+        kit.record("forget", forgotten);
     }
     let huge = "\u{1b}[31m█ ❯ ".repeat(100_000);
     for (name, screen) in [
@@ -151,12 +186,10 @@ pub(super) async fn check(kit: &mut Kit<'_>) {
 
 /// Whether `arg` is the first message byte-exact: the whole argument, or the value of one
 /// `--option=` (a CLI whose parser takes a value starting with `-` for an option only that way).
-fn carries_message(arg: &str) -> bool {
-    arg == FIRST_MESSAGE
+fn carries_message(arg: &str, message: &str) -> bool {
+    arg == message
         || arg.split_once('=').is_some_and(|(option, value)| {
-            option.starts_with("--")
-                && !option.contains(char::is_whitespace)
-                && value == FIRST_MESSAGE
+            option.starts_with("--") && !option.contains(char::is_whitespace) && value == message
         })
 }
 
@@ -180,6 +213,23 @@ fn event_wiring(plan: &LaunchPlan, data_dir: &Path) -> Result<String, String> {
                 .into(),
         ),
     }
+}
+
+/// The first path under `dir` (at most `depth` folders down, links not followed) with a
+/// component named `name`.
+fn path_naming(dir: &Path, name: &str, depth: usize) -> Option<std::path::PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()?.filter_map(Result::ok) {
+        let path = entry.path();
+        if entry.file_name().to_string_lossy().contains(name) {
+            return Some(path);
+        }
+        if entry.file_type().is_ok_and(|t| t.is_dir()) && depth > 0 {
+            if let Some(found) = path_naming(&path, name, depth - 1) {
+                return Some(found);
+            }
+        }
+    }
+    None
 }
 
 /// The first file under `dir` (at most `depth` folders down, files up to 4 MiB, links not

@@ -608,6 +608,7 @@ impl Lifecycle {
                 .await
                 .map_err(|e| e.to_string())?;
         }
+        self.forget_agent_files(session, &plugins).await;
         let note = "its spawn was interrupted; `ao-host gc` removed what it had made".to_string();
         self.store
             .archive(session, SessionStatus::Errored, Some(note))

@@ -135,6 +135,7 @@ impl Lifecycle {
             plugins.workspace.destroy(path, false).await?;
         }
         let archived = self.store.archive(&session, SessionStatus::Killed, None)?;
+        self.forget_agent_files(&session, &plugins).await;
         Ok(KillOutcome::Killed(Box::new(archived)))
     }
 

@@ -190,6 +190,14 @@ impl Lifecycle {
         vars
     }
 
+    /// Lets the agent plugin remove what it kept for a session that is over (killed, or its
+    /// spawn undone): it is never launched again. A failure only costs disk space: logged.
+    pub(super) async fn forget_agent_files(&self, session: &Session, plugins: &PluginSet) {
+        if let Err(e) = plugins.agent.forget(&session.id).await {
+            tracing::warn!(id = %session.id, "removing the agent's files of the session: {e}");
+        }
+    }
+
     /// Spawns one session. See the module docs for the steps and what a failure undoes;
     /// `progress` hears each phase as it starts.
     pub async fn spawn(
@@ -533,6 +541,7 @@ impl Lifecycle {
                 leftovers.push(format!("workspace {path}"));
             }
         }
+        self.forget_agent_files(session, plugins).await;
         if error.may_finish_later() {
             leftovers.push("whatever the timed-out call still makes".into());
         }

@@ -313,6 +313,16 @@ impl AgentPlugin {
         }
     }
 
+    /// Lets the plugin remove what it keeps for a session that is over. A library built before
+    /// `forget` existed (0.1.6) has nothing it knows to remove.
+    pub async fn forget(&self, session_id: &str) -> Result<(), PluginCallError> {
+        let id = session_id.to_string();
+        match self.0.call("forget", move |o| o.forget(id.as_str().into())).await {
+            Err(e) if e.kind() == PluginErrorKind::Unsupported => Ok(()),
+            other => other,
+        }
+    }
+
     pub async fn launch_command(
         &self,
         session: &AgentSession,

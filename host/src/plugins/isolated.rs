@@ -90,6 +90,7 @@ pub(crate) enum Call {
     Activity(RString),
     InputPending(RString),
     Launch(LaunchRequest),
+    Forget(RString),
     CreateWorkspace(WorkspaceCreateConfig),
     DestroyWorkspace(RString, bool),
     Exists(RString),
@@ -120,6 +121,7 @@ impl Call {
             Self::Activity(_) => "activity",
             Self::InputPending(_) => "input_pending",
             Self::Launch(_) => "launch",
+            Self::Forget(_) => "forget",
             Self::Exists(_) => "exists",
             Self::ListOwned => "list_owned",
             Self::HasUnsavedWork(_) => "has_unsaved_work",
@@ -552,6 +554,9 @@ impl AgentFfi for IsolatedAgent {
     }
     fn launch(&self, request: &LaunchRequest) -> RResult<LaunchPlan, PluginError> {
         self.0.request(Call::Launch(request.clone()))
+    }
+    fn forget(&self, session_id: RStr<'_>) -> RResult<(), PluginError> {
+        self.0.request(Call::Forget(text(session_id)))
     }
 }
 

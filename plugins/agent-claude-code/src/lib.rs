@@ -262,6 +262,11 @@ impl Agent for ClaudeCode {
         Ok(patterns.permission_question(output).is_none() && patterns.has_pending_input(output))
     }
 
+    /// The session's folder: its settings, seeded copies, prompt.
+    fn forget(&self, session_id: &str) -> PluginResult<()> {
+        self.files.remove(session_id)
+    }
+
     /// The configured command, found on PATH (or at the path given) and answering `--version`.
     fn doctor(&self) -> PluginResult<Vec<DoctorCheck>> {
         let cli = Program::npm_cli(

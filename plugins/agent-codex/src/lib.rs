@@ -411,6 +411,11 @@ impl Agent for Codex {
         Ok(self.settings.patterns.has_pending_input(output))
     }
 
+    /// The session's folder: its settings, seeded copies, prompt.
+    fn forget(&self, session_id: &str) -> PluginResult<()> {
+        self.session_files.remove(session_id)
+    }
+
     /// The configured command answering `--version`, and credentials to seed sessions with.
     fn doctor(&self) -> PluginResult<Vec<DoctorCheck>> {
         let cli = Program::npm_cli(&self.settings.command, "@openai/codex", "codex");

@@ -372,6 +372,11 @@ impl Agent for Gemini {
         Ok(screen.permission_question().is_none() && screen.has_pending_input())
     }
 
+    /// The session's folder: its settings, seeded copies, prompt.
+    fn forget(&self, session_id: &str) -> PluginResult<()> {
+        self.files.remove(session_id)
+    }
+
     /// The configured command, found on PATH (or at the path given) and answering `--version`;
     /// and an authentication chosen for the sessions (else each stops on Gemini CLI's dialog).
     fn doctor(&self) -> PluginResult<Vec<DoctorCheck>> {
