@@ -295,7 +295,9 @@ impl<T: Agent> AgentFfi for AgentAdapter<T> {
         guarded(self.1.as_ref(), "launch", || self.0.launch(request))
     }
     fn forget(&self, session_id: RStr<'_>) -> RResult<(), PluginError> {
-        guarded(self.1.as_ref(), "forget", || self.0.forget(session_id.as_str()))
+        guarded(self.1.as_ref(), "forget", || {
+            self.0.forget(session_id.as_str())
+        })
     }
 }
 

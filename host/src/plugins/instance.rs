@@ -317,7 +317,11 @@ impl AgentPlugin {
     /// `forget` existed (0.1.6) has nothing it knows to remove.
     pub async fn forget(&self, session_id: &str) -> Result<(), PluginCallError> {
         let id = session_id.to_string();
-        match self.0.call("forget", move |o| o.forget(id.as_str().into())).await {
+        match self
+            .0
+            .call("forget", move |o| o.forget(id.as_str().into()))
+            .await
+        {
             Err(e) if e.kind() == PluginErrorKind::Unsupported => Ok(()),
             other => other,
         }
