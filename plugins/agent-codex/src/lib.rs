@@ -344,7 +344,12 @@ impl Agent for Codex {
 
     fn environment(&self, session: &AgentSession) -> PluginResult<Vec<EnvVar>> {
         let home = self.home(session)?;
-        let mut env = vec![EnvVar::new("CODEX_HOME", home.display().to_string())];
+        let mut env = vec![
+            EnvVar::new("CODEX_HOME", home.display().to_string()),
+            // Codex is a Rust program: a failed start (a config.toml it cannot read) then shows
+            // its message on the last lines, which the host quotes, not a backtrace's frames.
+            EnvVar::new("RUST_BACKTRACE", "0"),
+        ];
         env.extend(
             self.settings
                 .env
