@@ -288,9 +288,13 @@ impl Agent for Gemini {
             .iter()
             .map(|(name, value)| EnvVar::new(name.clone(), value.clone()))
             .collect();
+        // Gemini CLI takes a set `CI` (ao-host run by a CI job hands it on through tmux) for a
+        // headless run: it then wants its prompt on stdin and exits. `false` is what its check
+        // reads as "not in CI".
         for (name, value) in [
             ("GEMINI_CLI_NO_RELAUNCH", "true"),
             ("COLORTERM", "truecolor"),
+            ("CI", "false"),
         ] {
             if !self.settings.env.contains_key(name) {
                 env.push(EnvVar::new(name, value));
