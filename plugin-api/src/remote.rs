@@ -176,7 +176,7 @@ impl Shell {
     /// Runs `line` in a subshell (`here`: in the shell itself, so that what it does to the
     /// shell's descriptors stays); its exit status, stdout and stderr.
     fn run(&mut self, line: &str, here: bool) -> Result<(i32, Vec<u8>, Vec<u8>), ShellFailure> {
-        use std::io::{Read, Write};
+        use std::io::Write;
         let id = marker_id();
         let function = if here { "ao_here" } else { "ao_run" };
         let request = format!("{function} {id} {}\n", shell::join(&[line]));
@@ -191,7 +191,6 @@ impl Shell {
         let end = format!("\nAO-END-{id} ");
         let last = format!("\nAO-END-{id}\n");
         let mut received: Vec<u8> = Vec::new();
-        let mut chunk = [0u8; 64 * 1024];
         let mut scanned = 0;
         let (status, stdout_len, stderr_start) = loop {
             if let Some(at) = find(&received[scanned..], end.as_bytes()).map(|i| i + scanned) {
@@ -205,14 +204,7 @@ impl Shell {
                 }
             }
             scanned = received.len().saturating_sub(end.len() + 24);
-            let read = self
-                .output
-                .read(&mut chunk)
-                .map_err(|e| ShellFailure::Lost(e.to_string()))?;
-            if read == 0 {
-                return Err(ShellFailure::Lost("the connection closed".into()));
-            }
-            received.extend_from_slice(&chunk[..read]);
+            self.read_more(&mut received)?;
         };
         // The stderr part ends with the last marker; the marker's leading newline is ours.
         let mut scanned = stderr_start;
@@ -224,14 +216,7 @@ impl Shell {
                 break from + at;
             }
             scanned = received.len();
-            let read = self
-                .output
-                .read(&mut chunk)
-                .map_err(|e| ShellFailure::Lost(e.to_string()))?;
-            if read == 0 {
-                return Err(ShellFailure::Lost("the connection closed".into()));
-            }
-            received.extend_from_slice(&chunk[..read]);
+            self.read_more(&mut received)?;
         };
         if received.len() != stderr_end + last.len() {
             return Err(ShellFailure::Lost(
@@ -241,6 +226,21 @@ impl Shell {
         let stderr = received[stderr_start.min(stderr_end)..stderr_end].to_vec();
         received.truncate(stdout_len);
         Ok((status, received, stderr))
+    }
+
+    /// Appends what the shell wrote next to `received`; the connection closing is a loss.
+    fn read_more(&mut self, received: &mut Vec<u8>) -> Result<(), ShellFailure> {
+        use std::io::Read;
+        let mut chunk = [0u8; 64 * 1024];
+        let read = self
+            .output
+            .read(&mut chunk)
+            .map_err(|e| ShellFailure::Lost(e.to_string()))?;
+        if read == 0 {
+            return Err(ShellFailure::Lost("the connection closed".into()));
+        }
+        received.extend_from_slice(&chunk[..read]);
+        Ok(())
     }
 }
 
