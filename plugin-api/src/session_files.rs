@@ -62,8 +62,11 @@ impl SessionFiles {
                 "{name:?} is not a file name inside the session's folder"
             )));
         }
-        let path = self.dir(session_id)?.join(relative);
-        if let Some(parent) = path.parent() {
+        let dir = self.dir(session_id)?;
+        let path = dir.join(relative);
+        // Folders of its own only for a nested name: the session's folder was just made (on
+        // another host, each is a round trip).
+        if let Some(parent) = path.parent().filter(|parent| *parent != dir) {
             self.files
                 .create_dir_all(parent, true)
                 .map_err(|e| PluginError::failed(format!("creating {}: {e}", parent.display())))?;

@@ -141,9 +141,9 @@ impl GitWorktree {
         Ok(PathBuf::from(dir.trim()))
     }
 
-    /// Writes `contents` to record `name` in a worktree's admin folder.
-    fn write_record(&self, worktree: &Path, name: &str, contents: &str) -> PluginResult<()> {
-        let file = self.admin_dir(worktree)?.join(name);
+    /// Writes `contents` to record `name` in a worktree's admin folder `admin`.
+    fn write_record(&self, admin: &Path, name: &str, contents: &str) -> PluginResult<()> {
+        let file = admin.join(name);
         self.files
             .write(&file, contents.as_bytes())
             .map_err(|e| PluginError::failed(format!("writing {}: {e}", file.display())))
@@ -343,7 +343,9 @@ impl GitWorktree {
 
     /// Everything after `git worktree add`: the steps whose failure must undo the worktree.
     fn finish(&self, config: &WorkspaceCreateConfig, repo: &Path, path: &Path) -> PluginResult<()> {
-        self.write_record(path, OWNER_FILE, &self.owner)?;
+        // Asked once: on another host each question is a round trip.
+        let admin = self.admin_dir(path)?;
+        self.write_record(&admin, OWNER_FILE, &self.owner)?;
         // The record now says whose it is. An intent file left by a failed removal is harmless:
         // it names a worktree of this data dir, and listing drops it once that is gone.
         let _ = self.files.remove_file(&self.pending_file(config));
@@ -386,7 +388,7 @@ impl GitWorktree {
                 )));
             }
         }
-        self.write_record(path, READY_FILE, "")
+        self.write_record(&admin, READY_FILE, "")
     }
 
     /// Removes a half-made worktree and, if this call created it, its branch. The caller holds
