@@ -215,16 +215,19 @@ fn event_wiring(plan: &LaunchPlan, data_dir: &Path) -> Result<String, String> {
     }
 }
 
-/// The first path under `dir` (at most `depth` folders down, links not followed) with a
-/// component named `name`.
-fn path_naming(dir: &Path, name: &str, depth: usize) -> Option<std::path::PathBuf> {
+/// The first path under `dir` (at most `depth` folders down, links not followed) that
+/// `matches`.
+fn first_under(
+    dir: &Path,
+    depth: usize,
+    matches: &dyn Fn(&std::fs::DirEntry) -> bool,
+) -> Option<std::path::PathBuf> {
     for entry in std::fs::read_dir(dir).ok()?.filter_map(Result::ok) {
-        let path = entry.path();
-        if entry.file_name().to_string_lossy().contains(name) {
-            return Some(path);
+        if matches(&entry) {
+            return Some(entry.path());
         }
         if entry.file_type().is_ok_and(|t| t.is_dir()) && depth > 0 {
-            if let Some(found) = path_naming(&path, name, depth - 1) {
+            if let Some(found) = first_under(&entry.path(), depth - 1, matches) {
                 return Some(found);
             }
         }
@@ -232,27 +235,21 @@ fn path_naming(dir: &Path, name: &str, depth: usize) -> Option<std::path::PathBu
     None
 }
 
-/// The first file under `dir` (at most `depth` folders down, files up to 4 MiB, links not
-/// followed) that holds `needle`.
+/// The first path under `dir` with a component naming `name`.
+fn path_naming(dir: &Path, name: &str, depth: usize) -> Option<std::path::PathBuf> {
+    first_under(dir, depth, &|entry| {
+        entry.file_name().to_string_lossy().contains(name)
+    })
+}
+
+/// The first file under `dir` (files up to 4 MiB) that holds `needle`.
 fn file_naming(dir: &Path, needle: &[u8], depth: usize) -> Option<std::path::PathBuf> {
-    for entry in std::fs::read_dir(dir).ok()?.filter_map(Result::ok) {
-        let path = entry.path();
-        let Ok(kind) = entry.file_type() else {
-            continue;
-        };
-        if kind.is_dir() && depth > 0 {
-            if let Some(found) = file_naming(&path, needle, depth - 1) {
-                return Some(found);
-            }
-        } else if kind.is_file()
+    first_under(dir, depth, &|entry| {
+        entry.file_type().is_ok_and(|t| t.is_file())
             && entry.metadata().is_ok_and(|m| m.len() <= 4 << 20)
-            && std::fs::read(&path)
+            && std::fs::read(entry.path())
                 .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
-        {
-            return Some(path);
-        }
-    }
-    None
+    })
 }
 
 /// One check per recorded screen: `activity` says what `activity.yaml` says; a permission
