@@ -4,15 +4,27 @@
 //! check that can refuse it works on the file's bytes. The path is checked first, every
 //! component of it (symlinks included); the file is then opened once, and its structure, its
 //! manifest, its pin and its API version are judged on the bytes read from that descriptor;
-//! only then does the loader map it, through that same descriptor (`/proc/self/fd/N`), so the
-//! bytes that run are the bytes that were checked. The semver policy runs before abi_stable's
-//! layout check so that an old or new library gets "rebuild against X.Y" rather than a layout
-//! dump.
+//! the libraries the loader would map with it are resolved and held to the same rules
+//! (`dependencies`); only then does the loader map it, by its real path once that path is
+//! proven to name the very file that was opened and checked (same device and inode, before and
+//! after), so the bytes that run are the bytes that were checked — and `$ORIGIN` means the
+//! library's own folder. The semver policy runs before abi_stable's layout check so that an old
+//! or new library gets "rebuild against X.Y" rather than a layout dump.
+//!
+//! A library's start-up code runs inside `dlopen`, holding glibc's loader lock. If it never
+//! returns, no other library can be loaded by this process again, and the lock cannot be taken
+//! back from a thread. So the load runs on a thread of its own and is waited for at most
+//! `defaults.call_timeout_ms`; past that the host says which library hangs and exits at once
+//! (`_exit`: the normal exit path runs the libraries' destructors, which take the same lock).
+//! Judging start-up in a child process instead would double every command's loading cost and
+//! still leave the parent to load the same library afterwards.
 
 use std::{
     collections::BTreeMap,
     ffi::CString,
+    os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use std::os::unix::fs::OpenOptionsExt;
@@ -32,15 +44,22 @@ use ao_plugin_api::{
 use semver::Version;
 
 use super::{
+    dependencies::check_dependencies,
     elf::ELF_MAGIC,
+    elf_target::{check_elf_target, TargetMismatch},
     file_format::check_library_bytes,
-    manifest::{read_elf_manifest, ManifestError, MAX_PLUGINS_PER_LIBRARY},
+    manifest::{check_manifest_plugins, read_elf_manifest, ManifestError, MAX_PLUGINS_PER_LIBRARY},
     trust::check_library_trust,
 };
 /// The largest library read: a debug build of a plugin is tens of megabytes.
 const MAX_LIBRARY_BYTES: u64 = 512 << 20;
 /// Layout errors from abi_stable run to hundreds of lines; the one-line reason keeps this much.
 const MAX_DETAIL_CHARS: usize = 300;
+/// How long a library's start-up code may run when no configuration says (as the default
+/// `defaults.call_timeout_ms`).
+pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(60);
+/// The exit status when a library's start-up code hangs.
+const HUNG_START_EXIT: i32 = 1;
 
 /// What the manifest says one plugin is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +86,12 @@ pub enum LoadError {
     NotSharedLibrary { path: PathBuf, detail: String },
     #[error("{path}: {detail}", path = path.display())]
     Untrusted { path: PathBuf, detail: String },
+    /// Built for another machine, word size or byte order.
+    #[error("{path}: {detail}", path = path.display())]
+    Foreign { path: PathBuf, detail: String },
+    /// A library the loader would map with it is missing or refused.
+    #[error("{path}: not loaded: {detail}", path = path.display())]
+    Dependency { path: PathBuf, detail: String },
     #[error("{path}: cannot be loaded: {detail}", path = path.display())]
     Open { path: PathBuf, detail: String },
     #[error("{path}: not an ao plugin (no `{MANIFEST_SYMBOL}` symbol); plugins export it with `ao_plugin_api::export_plugins!`", path = path.display())]
@@ -114,6 +139,14 @@ pub enum LoadedPlugin {
     /// Loaded into this process: its constructors are at hand (the one for other hosts when
     /// it is marked `[remote]`).
     InProcess(PluginDeclaration, Option<RemoteConstructor>),
+    /// Judged from its file only and never loaded: every plugin it provides is shadowed by a
+    /// library found earlier, so its code has no reason to run.
+    Unloaded {
+        kind: PluginKind,
+        name: String,
+        version: String,
+        remote: bool,
+    },
     /// Judged from its file only, to be loaded by a child process (`plugins.isolate`).
     Isolated {
         kind: PluginKind,
@@ -128,26 +161,26 @@ impl LoadedPlugin {
     pub fn kind(&self) -> PluginKind {
         match self {
             Self::InProcess(declaration, _) => declaration.constructor.kind(),
-            Self::Isolated { kind, .. } => *kind,
+            Self::Isolated { kind, .. } | Self::Unloaded { kind, .. } => *kind,
         }
     }
     pub fn name(&self) -> &str {
         match self {
             Self::InProcess(declaration, _) => declaration.name.as_str(),
-            Self::Isolated { name, .. } => name,
+            Self::Isolated { name, .. } | Self::Unloaded { name, .. } => name,
         }
     }
     pub fn version(&self) -> &str {
         match self {
             Self::InProcess(declaration, _) => declaration.version.as_str(),
-            Self::Isolated { version, .. } => version,
+            Self::Isolated { version, .. } | Self::Unloaded { version, .. } => version,
         }
     }
     /// Whether it works on another host (`ao-host spawn --host`).
     pub fn remote(&self) -> bool {
         match self {
             Self::InProcess(_, remote) => remote.is_some(),
-            Self::Isolated { remote, .. } => *remote,
+            Self::Isolated { remote, .. } | Self::Unloaded { remote, .. } => *remote,
         }
     }
 }
@@ -280,16 +313,42 @@ pub fn load_library_pinned(
     pins: &BTreeMap<String, String>,
     isolated: &dyn Fn(&str) -> bool,
 ) -> LibraryReport {
-    load_library_checked(path, pins, isolated, &|_: &str| false)
+    load_library_checked(
+        path,
+        &LoadPolicy {
+            pins,
+            isolated,
+            skipped: &|_: &str| false,
+            shadowed: &|_: PluginKind, _: &str| false,
+            start_timeout: DEFAULT_START_TIMEOUT,
+        },
+    )
 }
 
-/// [`load_library_pinned`], leaving out libraries with a plugin that `skipped` names.
-pub fn load_library_checked(
-    path: &Path,
-    pins: &BTreeMap<String, String>,
-    isolated: &dyn Fn(&str) -> bool,
-    skipped: &dyn Fn(&str) -> bool,
-) -> LibraryReport {
+/// What decides how a library is loaded, besides its file.
+pub struct LoadPolicy<'a> {
+    /// Plugin name → `sha256:<hex>` the library's digest must match.
+    pub pins: &'a BTreeMap<String, String>,
+    /// Plugins whose library runs in a child process (`plugins.isolate`).
+    pub isolated: &'a dyn Fn(&str) -> bool,
+    /// Plugins whose library is not loaded at all (`--skip-plugin`).
+    pub skipped: &'a dyn Fn(&str) -> bool,
+    /// (kind, name) a library found earlier already provides: a library all of whose plugins
+    /// are shadowed is judged but never loaded.
+    pub shadowed: &'a dyn Fn(PluginKind, &str) -> bool,
+    /// How long its start-up code may run before the host gives up on it and exits.
+    pub start_timeout: Duration,
+}
+
+/// [`load_library_pinned`] under the whole `policy`.
+pub fn load_library_checked(path: &Path, policy: &LoadPolicy<'_>) -> LibraryReport {
+    let LoadPolicy {
+        pins,
+        isolated,
+        skipped,
+        shadowed,
+        start_timeout,
+    } = policy;
     let display_path = path.to_path_buf();
     let mut report = LibraryReport {
         path: display_path.clone(),
@@ -321,6 +380,21 @@ pub fn load_library_checked(
             return report;
         }
     };
+    if bytes.starts_with(&ELF_MAGIC) {
+        if let Err(mismatch) = check_elf_target(&bytes) {
+            report.outcome = Err(match mismatch {
+                TargetMismatch::Foreign(detail) => LoadError::Foreign {
+                    path: display_path,
+                    detail,
+                },
+                TargetMismatch::NotLibrary(detail) => LoadError::NotSharedLibrary {
+                    path: display_path,
+                    detail,
+                },
+            });
+            return report;
+        }
+    }
     if let Err(detail) = check_library_bytes(&bytes) {
         report.outcome = Err(LoadError::NotSharedLibrary {
             path: display_path,
@@ -348,6 +422,14 @@ pub fn load_library_checked(
             return report;
         }
     };
+    if let Err(detail) = check_manifest_plugins(&manifest) {
+        report.outcome = Err(LoadError::BadManifest {
+            path: display_path,
+            detail,
+        });
+        report.manifest = Some(manifest);
+        return report;
+    }
     if let Some(plugin) = manifest.plugins.iter().find(|p| skipped(&p.name)) {
         report.outcome = Err(LoadError::Skipped {
             path: display_path,
@@ -357,36 +439,105 @@ pub fn load_library_checked(
         return report;
     }
     let isolate = manifest.plugins.iter().any(|p| isolated(&p.name));
+    let is_elf = bytes.starts_with(&ELF_MAGIC);
     let judged = check_pins(&bytes, &display_path, &manifest, pins)
-        .and_then(|()| check_api(&display_path, &manifest));
+        .and_then(|()| check_api(&display_path, &manifest))
+        .and_then(|()| {
+            // Judged even for an isolated library: `plugins list` says so before a child runs it.
+            if is_elf {
+                check_dependencies(&canonical).map_err(|detail| LoadError::Dependency {
+                    path: display_path.clone(),
+                    detail,
+                })?;
+            }
+            Ok(())
+        });
     // The loader maps the file itself: the copy read for judging is not needed any more.
     drop(bytes);
     report.outcome = judged.and_then(|()| {
         if isolate {
-            return isolated_plugins(&display_path, &manifest);
+            return isolated_plugins(&display_path, &manifest, false);
         }
-        match descriptor_path(&file) {
-            Some(loadable) => {
-                let loaded = check_and_init(&loadable, &display_path, &manifest);
-                // glibc knows a loaded library by its name first: were this descriptor closed,
-                // its number (and so this name) could be reused for the next library, and
-                // `dlopen` would hand back this one. It stays open, as the library stays mapped.
-                std::mem::forget(file);
-                loaded
-            }
-            None => check_and_init(&canonical, &display_path, &manifest),
+        if manifest.plugins.iter().all(|p| match p.kind {
+            Some(kind) => shadowed(kind, &p.name),
+            None => false,
+        }) {
+            return isolated_plugins(&display_path, &manifest, true);
         }
+        load_verified(&file, &canonical, &display_path, &manifest, *start_timeout)
     });
     report.manifest = Some(manifest);
     report
 }
 
-/// A path that opens exactly `file`, whatever happens to its name meanwhile: its descriptor
-/// under `/proc/self/fd` (Linux).
-fn descriptor_path(file: &std::fs::File) -> Option<PathBuf> {
-    use std::os::fd::AsRawFd;
-    let path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
-    path.exists().then_some(path)
+/// Whether `path` names the very file `file` is open on (same device and inode).
+fn names_opened_file(file: &std::fs::File, path: &Path) -> bool {
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(opened), Ok(named)) => opened.dev() == named.dev() && opened.ino() == named.ino(),
+        _ => false,
+    }
+}
+
+/// Loads the checked library by its real path (so `$ORIGIN` is its folder), once that path is
+/// shown to name the file that was opened and judged, and again after, on a thread of its own
+/// waited for at most `timeout` (see the module's notes for why a hang ends the process).
+fn load_verified(
+    file: &std::fs::File,
+    canonical: &Path,
+    shown: &Path,
+    manifest: &ManifestInfo,
+    timeout: Duration,
+) -> Result<Vec<LoadedPlugin>, LoadError> {
+    let replaced = |when: &str| LoadError::Open {
+        path: shown.to_path_buf(),
+        detail: format!(
+            "{} was replaced {when}; run the command again, and find out who writes there",
+            canonical.display()
+        ),
+    };
+    if !names_opened_file(file, canonical) {
+        return Err(replaced("while it was being checked"));
+    }
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let (path, owned_shown, owned_manifest) =
+        (canonical.to_path_buf(), shown.to_path_buf(), manifest.clone());
+    let started = std::thread::Builder::new()
+        .name("ao-plugin-load".into())
+        .spawn(move || {
+            let _ = sender.send(check_and_init(&path, &owned_shown, &owned_manifest));
+        });
+    if let Err(e) = started {
+        return Err(LoadError::Open {
+            path: shown.to_path_buf(),
+            detail: format!("cannot start a thread to load it: {e}"),
+        });
+    }
+    let loaded = match receiver.recv_timeout(timeout) {
+        Ok(loaded) => loaded,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => give_up_on_hung_start(shown, manifest, timeout),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(LoadError::Open {
+            path: shown.to_path_buf(),
+            detail: "its loading thread ended without an answer".into(),
+        }),
+    }?;
+    if !names_opened_file(file, canonical) {
+        return Err(replaced("while it was being loaded"));
+    }
+    Ok(loaded)
+}
+
+/// Ends the process when a library's start-up code does not return: the loader lock it holds
+/// would hang the next load, and the normal exit (destructors, `atexit`) takes it too.
+fn give_up_on_hung_start(shown: &Path, manifest: &ManifestInfo, timeout: Duration) -> ! {
+    let names: Vec<&str> = manifest.plugins.iter().map(|p| p.name.as_str()).collect();
+    eprintln!(
+        "ao-host: the plugin library {} did not finish loading within {} ms (defaults.call_timeout_ms): its start-up code hangs, and holds the dynamic loader's lock, so ao-host stops here; fix or remove the library (`--skip-plugin {}` does not load it)",
+        shown.display(),
+        timeout.as_millis(),
+        names.join(" --skip-plugin ")
+    );
+    // SAFETY: `_exit` ends the process at once; nothing of this process runs after it.
+    unsafe { libc::_exit(HUNG_START_EXIT) }
 }
 
 /// The whole error chain: libloading's Display alone hides the dynamic loader's own text.
@@ -515,18 +666,36 @@ pub(super) fn remote_kind(constructor: &RemoteConstructor) -> PluginKind {
     }
 }
 
-/// The plugins of a library left to a child process, as its manifest lists them.
-fn isolated_plugins(shown: &Path, manifest: &ManifestInfo) -> Result<Vec<LoadedPlugin>, LoadError> {
+/// The plugins of a library not loaded here, as its manifest lists them: left to a child
+/// process, or (`shadowed`) not needed at all.
+fn isolated_plugins(
+    shown: &Path,
+    manifest: &ManifestInfo,
+    shadowed: bool,
+) -> Result<Vec<LoadedPlugin>, LoadError> {
     manifest
         .plugins
         .iter()
         .map(|p| match p.kind {
-            Some(kind) => Ok(LoadedPlugin::Isolated {
-                kind,
-                name: p.name.clone(),
-                version: p.version.clone(),
-                remote: manifest.remote.contains(&p.name),
-            }),
+            Some(kind) => {
+                let (name, version) = (p.name.clone(), p.version.clone());
+                let remote = manifest.remote.contains(&p.name);
+                Ok(if shadowed {
+                    LoadedPlugin::Unloaded {
+                        kind,
+                        name,
+                        version,
+                        remote,
+                    }
+                } else {
+                    LoadedPlugin::Isolated {
+                        kind,
+                        name,
+                        version,
+                        remote,
+                    }
+                })
+            }
             None => Err(LoadError::BadManifest {
                 path: shown.to_path_buf(),
                 detail: format!("plugin `{}` has an unknown kind `{}`", p.name, p.kind_name),
@@ -577,6 +746,12 @@ fn check_and_init(
     // One header per library: `RootModule::load_from_file` would cache the first library's
     // module for every later one.
     let header = lib_header_from_path(path).map_err(|e| match e {
+        // The loader's own refusal (a missing symbol, a dependency it would not map): its text
+        // names the real file and the cause.
+        LibraryError::OpenError { err, .. } => LoadError::Open {
+            path: shown.to_path_buf(),
+            detail: summarize(&error_chain(&err)),
+        },
         LibraryError::GetSymbolError { .. } => LoadError::BadManifest {
             path: shown.to_path_buf(),
             detail: "it has the ao manifest but not abi_stable's root module (`ao_plugin_api::export_plugins!` writes both, so do not write either by hand)".into(),

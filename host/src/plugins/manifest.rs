@@ -30,6 +30,37 @@ pub(super) enum ManifestError {
     Corrupt(String),
 }
 
+/// The longest plugin name: it becomes part of settings keys, file names and tmux names.
+const MAX_NAME: usize = 64;
+
+/// Refuses a manifest whose plugins this host could not register safely: a kind it does not
+/// know, or a name that is not a plain identifier (`../../etc/evil` would become a path in the
+/// data dir). Judged from the manifest, so such a library is never loaded, in-process or not.
+pub(super) fn check_manifest_plugins(manifest: &ManifestInfo) -> Result<(), String> {
+    for plugin in &manifest.plugins {
+        let plain = !plugin.name.is_empty()
+            && plugin.name.len() <= MAX_NAME
+            && plugin.name.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && plugin
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !plain {
+            return Err(format!(
+                "plugin name {:?} is not a plain identifier (letters, digits, `-` and `_`, at most {MAX_NAME}, starting with a letter or digit)",
+                plugin.name
+            ));
+        }
+        if plugin.kind.is_none() {
+            return Err(format!(
+                "plugin `{}` has an unknown kind `{}` (this host knows runtime, agent and workspace)",
+                plugin.name, plugin.kind_name
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Reads the manifest of the ELF library `bytes`.
 pub(super) fn read_elf_manifest(bytes: &[u8]) -> Result<ManifestInfo, ManifestError> {
     let corrupt = ManifestError::Corrupt;

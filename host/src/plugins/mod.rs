@@ -3,7 +3,9 @@
 //! - [`discovery`] decides which files are candidates, in the contract's search order.
 //! - `trust` refuses libraries others could have replaced; `file_format` (with `elf`) refuses
 //!   files the dynamic loader would crash on; `manifest` reads what a library says it is from
-//!   its bytes, so nothing of it runs before it is judged.
+//!   its bytes, so nothing of it runs before it is judged; `elf_target` refuses a library for
+//!   another machine from its header; `dependencies` (with `loader_cache`) resolves the
+//!   libraries the loader would map with it and holds them to the same rules.
 //! - [`library`] loads one file: trust, structure, manifest, pins and the API-version policy
 //!   from the bytes read once, then the dynamic loader on those very bytes and abi_stable's
 //!   layout check.
@@ -14,11 +16,14 @@
 
 pub mod crash;
 pub mod discovery;
+mod dependencies;
 mod elf;
+mod elf_target;
 mod file_format;
 pub mod instance;
 pub mod isolated;
 pub mod library;
+mod loader_cache;
 mod manifest;
 pub mod registry;
 pub mod set;

@@ -15,7 +15,9 @@ use serde::Serialize;
 use super::{
     instance::{AgentPlugin, RuntimePlugin, WorkspacePlugin},
     isolated::{self, Hello},
-    library::{load_library_checked, LibraryReport, LoadedPlugin},
+    library::{
+        load_library_checked, LibraryReport, LoadPolicy, LoadedPlugin, DEFAULT_START_TIMEOUT,
+    },
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -158,6 +160,7 @@ impl PluginRegistry {
                 &config.plugin_pins,
                 &config.plugin_isolate,
                 &config.plugin_skip,
+                Duration::from_millis(config.call_timeout_ms),
             )
         }
     }
@@ -169,16 +172,18 @@ impl PluginRegistry {
         pins: &BTreeMap<String, String>,
         isolate: &[String],
     ) -> Self {
-        Self::load_with(files, pins, isolate, &[])
+        Self::load_with(files, pins, isolate, &[], DEFAULT_START_TIMEOUT)
     }
 
     /// [`PluginRegistry::load_isolating`], not loading at all the libraries that provide a
-    /// plugin named in `skip`.
+    /// plugin named in `skip`, nor those whose every plugin an earlier library provides; a
+    /// library whose start-up code runs longer than `start_timeout` ends the process.
     fn load_with(
         files: &[PathBuf],
         pins: &BTreeMap<String, String>,
         isolate: &[String],
         skip: &[String],
+        start_timeout: Duration,
     ) -> Self {
         let mut registry = Self {
             pins: pins.clone(),
@@ -187,7 +192,21 @@ impl PluginRegistry {
         let isolated = |name: &str| isolate.iter().any(|n| n == "*" || n == name);
         let skipped = |name: &str| skip.iter().any(|n| n == name);
         for file in files {
-            let report = load_library_checked(file, pins, &isolated, &skipped);
+            let shadowed = |kind: PluginKind, name: &str| {
+                registry
+                    .registered
+                    .contains_key(&(kind, name.to_string()))
+            };
+            let report = load_library_checked(
+                file,
+                &LoadPolicy {
+                    pins,
+                    isolated: &isolated,
+                    skipped: &skipped,
+                    shadowed: &shadowed,
+                    start_timeout,
+                },
+            );
             match &report.outcome {
                 Ok(plugins) => {
                     for plugin in plugins {
@@ -438,6 +457,11 @@ impl PluginRegistry {
                     }
                 })
             }
+            // Never registered: every plugin of such a library is provided by another.
+            LoadedPlugin::Unloaded { .. } => Some(Err(PluginError::unavailable(format!(
+                "{} is not loaded: a library found before it provides `{name}`",
+                registered.path.display()
+            )))),
             // Bounded by `timeout` itself: the child is killed if it does not answer.
             LoadedPlugin::Isolated { .. } => {
                 Some(self.start_isolated(registered, kind, name, context, transport, timeout))

@@ -20,14 +20,41 @@ const STICKY: u32 = 0o1000;
 /// own. A symbolic link is judged by the folder it sits in, then followed. Returns the reason
 /// and the fix otherwise.
 pub fn check_library_trust(library: &Path) -> Result<(), String> {
+    check_path_trust(library, "library")
+}
+
+/// [`check_library_trust`] for a file that is not code but says where code comes from (the
+/// loader's cache): `what` names it in the refusal.
+pub(super) fn check_path_trust(path: &Path, what: &str) -> Result<(), String> {
+    walk(path, what, false)
+}
+
+/// Checks a folder the dynamic loader searches for a library by name. Stricter than a folder on
+/// the way to a file: whoever may create an entry in it decides what a name there loads, so a
+/// sticky world-writable folder (`/tmp`) is refused too. A folder that does not exist is judged
+/// by its nearest existing ancestor, where it could be made.
+pub(super) fn check_search_folder_trust(folder: &Path) -> Result<(), String> {
+    let mut existing = folder;
+    while std::fs::symlink_metadata(existing).is_err() {
+        match existing.parent() {
+            Some(parent) => existing = parent,
+            None => return Ok(()),
+        }
+    }
+    walk(existing, "folder", true)
+}
+
+/// Walks `path` component by component (following links), checking each entry; the last is
+/// called `what`, and with `strict_last` it may not be writable by others even when sticky.
+fn walk(path: &Path, what: &str, strict_last: bool) -> Result<(), String> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let me = unsafe { libc::geteuid() };
-    let absolute = std::path::absolute(library)
-        .map_err(|e| format!("cannot resolve {}: {e}", library.display()))?;
+    let absolute = std::path::absolute(path)
+        .map_err(|e| format!("cannot resolve {}: {e}", path.display()))?;
     let mut pending: VecDeque<OsString> = VecDeque::new();
     push_components(&mut pending, &absolute);
     let mut current = PathBuf::from("/");
-    check_entry(&current, "folder", me)?;
+    check_entry(&current, "folder", me, strict_last && pending.is_empty())?;
     let mut links = 0;
     while let Some(name) = pending.pop_front() {
         if name == ".." {
@@ -50,7 +77,7 @@ pub fn check_library_trust(library: &Path) -> Result<(), String> {
             if links > MAX_LINKS {
                 return Err(format!(
                     "cannot resolve {}: too many symbolic links",
-                    library.display()
+                    path.display()
                 ));
             }
             let target = std::fs::read_link(&next)
@@ -64,12 +91,8 @@ pub fn check_library_trust(library: &Path) -> Result<(), String> {
             pending = rest;
             continue;
         }
-        let what = if pending.is_empty() {
-            "library"
-        } else {
-            "folder"
-        };
-        check_entry(&next, what, me)?;
+        let last = pending.is_empty();
+        check_entry(&next, if last { what } else { "folder" }, me, strict_last && last)?;
         current = next;
     }
     Ok(())
@@ -85,8 +108,9 @@ fn push_components(queue: &mut VecDeque<OsString>, path: &Path) {
     }
 }
 
-/// One folder or the library itself, by the rules of [`check_library_trust`].
-fn check_entry(path: &Path, what: &str, me: u32) -> Result<(), String> {
+/// One folder or the library itself, by the rules of [`check_library_trust`]; a `strict` folder
+/// gets no exemption for the sticky bit.
+fn check_entry(path: &Path, what: &str, me: u32, strict: bool) -> Result<(), String> {
     let meta =
         std::fs::metadata(path).map_err(|e| format!("cannot inspect {}: {e}", path.display()))?;
     if meta.uid() != me && meta.uid() != 0 {
@@ -97,12 +121,13 @@ fn check_entry(path: &Path, what: &str, me: u32) -> Result<(), String> {
             path.display()
         ));
     }
-    let shared_but_sticky = meta.is_dir() && meta.mode() & STICKY != 0;
+    let shared_but_sticky = !strict && meta.is_dir() && meta.mode() & STICKY != 0;
     if meta.mode() & 0o022 != 0 && !shared_but_sticky {
         return Err(format!(
-            "refused: the {what} {} is writable by {}, so someone else could replace the code; fix: `chmod go-w {}`",
+            "refused: the {what} {} is writable by {}{}, so someone else could replace the code; fix: `chmod go-w {}`",
             path.display(),
             if meta.mode() & 0o002 != 0 { "everyone" } else { "its group" },
+            if meta.mode() & STICKY != 0 { " (sticky, but anyone may add a file with a name the loader looks for)" } else { "" },
             path.display()
         ));
     }
