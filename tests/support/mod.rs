@@ -394,6 +394,14 @@ pub fn build_fixture(fixture: &str, patch: ApiPatch) -> PathBuf {
                 fixture_dir.join("src/lib.rs").display().to_string()
             ),
             1,
+        )
+        .replacen(
+            "build = \"build.rs\"",
+            &format!(
+                "build = {:?}",
+                fixture_dir.join("build.rs").display().to_string()
+            ),
+            1,
         );
     write_if_changed(&generated.join("fixture").join("Cargo.toml"), &fixture_toml);
     if !generated.join("Cargo.lock").exists() {

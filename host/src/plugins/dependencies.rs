@@ -219,7 +219,7 @@ impl Resolver {
                 format!(
                     "dependency `{name}` (needed by {}) is looked for in {} ({}): {why}, or take {} out of the {}",
                     needed_by.display(),
-                    dir.display(),
+                    folder.path.display(),
                     folder.origin,
                     folder.path.display(),
                     folder.origin,
@@ -290,8 +290,10 @@ fn hardware_subfolders() -> &'static [&'static str] {
             "glibc-hwcaps/x86-64-v4",
             "glibc-hwcaps/x86-64-v3",
             "glibc-hwcaps/x86-64-v2",
+            "tls/x86_64/x86_64",
             "tls/x86_64",
             "tls",
+            "x86_64/x86_64",
             "x86_64",
             "",
         ]

@@ -22,6 +22,7 @@
 use std::{
     collections::BTreeMap,
     ffi::CString,
+    io::Write,
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
     time::Duration,
@@ -530,7 +531,9 @@ fn load_verified(
 /// would hang the next load, and the normal exit (destructors, `atexit`) takes it too.
 fn give_up_on_hung_start(shown: &Path, manifest: &ManifestInfo, timeout: Duration) -> ! {
     let names: Vec<&str> = manifest.plugins.iter().map(|p| p.name.as_str()).collect();
-    eprintln!(
+    // Not `eprintln!`: a closed stderr must not turn this into a panic that never exits.
+    let _ = writeln!(
+        std::io::stderr(),
         "ao-host: the plugin library {} did not finish loading within {} ms (defaults.call_timeout_ms): its start-up code hangs, and holds the dynamic loader's lock, so ao-host stops here; fix or remove the library (`--skip-plugin {}` does not load it)",
         shown.display(),
         timeout.as_millis(),
