@@ -13,6 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use ao_host::plugins::PluginRegistry;
 use support::{ao_host, build_fixture, install, json, stderr, ApiPatch};
 
 /// A test's own folder tree, every folder 0755 (the temporary folder itself is 0700 in sticky
@@ -432,4 +433,33 @@ fn start_up_code_that_hangs_is_named_and_the_command_exits() {
             "{args:?}: {err}"
         );
     }
+}
+
+/// glibc knows a loaded library by its path: asked again after the file there was replaced, it
+/// would hand back the old copy while the new one is what was checked (and pinned).
+#[test]
+fn a_library_replaced_after_this_process_loaded_it_is_not_taken_for_the_new_one() {
+    let tree = Tree::new();
+    let plugin = tree.plugin("swap");
+    dependency(
+        &tree.folder("swap/lib", 0o755).join("libaodep.so"),
+        &tree.mark("swap"),
+    );
+    // Loading the same file twice is fine: the loader hands back the library it already has.
+    for _ in 0..2 {
+        let registry = PluginRegistry::load(std::slice::from_ref(&plugin));
+        if let Err(error) = &registry.reports()[0].outcome {
+            panic!("{error}");
+        }
+    }
+    let staged = plugin.with_extension("new");
+    std::fs::copy(&plugin, &staged).unwrap();
+    set_mode(&staged, 0o755);
+    std::fs::rename(&staged, &plugin).unwrap();
+    let second = PluginRegistry::load(std::slice::from_ref(&plugin));
+    let error = second.reports()[0].outcome.as_ref().unwrap_err().to_string();
+    assert!(
+        error.contains("replaced since this process loaded it") && error.contains("restart"),
+        "{error}"
+    );
 }

@@ -479,6 +479,15 @@ fn names_opened_file(file: &std::fs::File, path: &Path) -> bool {
     }
 }
 
+/// The file (device, inode) each path was loaded from by this process. glibc knows a loaded
+/// library by its path first: asked for the path again after the file there was replaced, it
+/// hands back the old copy, not the file that was just checked (a long-running dashboard).
+fn loaded_files() -> &'static std::sync::Mutex<BTreeMap<PathBuf, (u64, u64)>> {
+    static LOADED: std::sync::OnceLock<std::sync::Mutex<BTreeMap<PathBuf, (u64, u64)>>> =
+        std::sync::OnceLock::new();
+    LOADED.get_or_init(Default::default)
+}
+
 /// Loads the checked library by its real path (so `$ORIGIN` is its folder), once that path is
 /// shown to name the file that was opened and judged, and again after, on a thread of its own
 /// waited for at most `timeout` (see the module's notes for why a hang ends the process).
@@ -498,6 +507,27 @@ fn load_verified(
     };
     if !names_opened_file(file, canonical) {
         return Err(replaced("while it was being checked"));
+    }
+    let identity = file
+        .metadata()
+        .map(|meta| (meta.dev(), meta.ino()))
+        .map_err(|e| LoadError::Open {
+            path: shown.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+    let earlier = loaded_files()
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .get(canonical)
+        .copied();
+    if earlier.is_some_and(|earlier| earlier != identity) {
+        return Err(LoadError::Open {
+            path: shown.to_path_buf(),
+            detail: format!(
+                "{} was replaced since this process loaded it, and the loader would run the old copy: restart ao-host to load the new one",
+                canonical.display()
+            ),
+        });
     }
     let (sender, receiver) = std::sync::mpsc::channel();
     let (path, owned_shown, owned_manifest) =
@@ -520,7 +550,13 @@ fn load_verified(
             path: shown.to_path_buf(),
             detail: "its loading thread ended without an answer".into(),
         }),
-    }?;
+    };
+    // Mapped even when refused after `dlopen` (a layout mismatch): it stays so.
+    loaded_files()
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .insert(canonical.to_path_buf(), identity);
+    let loaded = loaded?;
     if !names_opened_file(file, canonical) {
         return Err(replaced("while it was being loaded"));
     }
