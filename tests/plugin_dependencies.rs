@@ -227,7 +227,11 @@ fn a_dependency_others_could_replace_is_refused_and_never_runs() {
     assert_refused(
         &tree.check_with(&plugin, &[("LD_LIBRARY_PATH", &early)]),
         &plugin,
-        &["libaodep.so", &early.display().to_string(), "LD_LIBRARY_PATH"],
+        &[
+            "libaodep.so",
+            &early.display().to_string(),
+            "LD_LIBRARY_PATH",
+        ],
     );
     assert!(!mark.exists() && !planted_mark.exists());
     // Even empty, such a folder is refused: anyone may plant the file later.
@@ -278,7 +282,12 @@ fn every_load_failure_names_the_real_file_and_cause() {
     for (name, offset, bytes, want) in [
         ("libaarch64.so", 18, vec![183, 0], "built for aarch64"),
         ("lib32bit.so", 4, vec![1], "built for a 32-bit machine"),
-        ("libbigendian.so", 5, vec![2], "built for a big-endian machine"),
+        (
+            "libbigendian.so",
+            5,
+            vec![2],
+            "built for a big-endian machine",
+        ),
     ] {
         let mut patched = real.clone();
         patched[offset..offset + bytes.len()].copy_from_slice(&bytes);
@@ -294,7 +303,12 @@ fn a_manifest_with_an_unknown_kind_or_a_path_for_a_name_is_refused_before_loadin
     let tree = Tree::new();
     let folder = tree.folder("manifests", 0o755);
     for (file, kind, name, want) in [
-        ("libunknownkind.so", "debugger", "fine", "unknown kind `debugger`"),
+        (
+            "libunknownkind.so",
+            "debugger",
+            "fine",
+            "unknown kind `debugger`",
+        ),
         (
             "libpathname.so",
             "runtime",
@@ -457,7 +471,11 @@ fn a_library_replaced_after_this_process_loaded_it_is_not_taken_for_the_new_one(
     set_mode(&staged, 0o755);
     std::fs::rename(&staged, &plugin).unwrap();
     let second = PluginRegistry::load(std::slice::from_ref(&plugin));
-    let error = second.reports()[0].outcome.as_ref().unwrap_err().to_string();
+    let error = second.reports()[0]
+        .outcome
+        .as_ref()
+        .unwrap_err()
+        .to_string();
     assert!(
         error.contains("replaced since this process loaded it") && error.contains("restart"),
         "{error}"

@@ -264,9 +264,8 @@ impl Resolver {
         if self.cache.is_none() {
             let cache = match std::fs::read(LOADER_CACHE) {
                 Ok(bytes) => {
-                    check_path_trust(Path::new(LOADER_CACHE), "loader cache").map_err(|why| {
-                        format!("looking up `{name}` in the loader cache: {why}")
-                    })?;
+                    check_path_trust(Path::new(LOADER_CACHE), "loader cache")
+                        .map_err(|why| format!("looking up `{name}` in the loader cache: {why}"))?;
                     LoaderCache::parse(&bytes)
                 }
                 Err(_) => LoaderCache::default(),
@@ -363,14 +362,8 @@ fn dst_platform() -> String {
 
 /// The folders of a `DT_RPATH`/`DT_RUNPATH` of the library at `path`, tokens expanded.
 fn expand_list(list: Option<&str>, path: &Path, tag: &str) -> Vec<SearchFolder> {
-    list.map(|list| {
-        expand_entries(
-            list,
-            path.parent(),
-            &format!("{tag} of {}", path.display()),
-        )
-    })
-    .unwrap_or_default()
+    list.map(|list| expand_entries(list, path.parent(), &format!("{tag} of {}", path.display())))
+        .unwrap_or_default()
 }
 
 /// Splits a colon-separated search list, expanding `$ORIGIN` (to `origin`), `$LIB` and
@@ -467,7 +460,12 @@ fn dynamic_info(data: &ReadCache<std::fs::File>) -> Result<DynamicInfo, String> 
     let strings = segments
         .iter()
         .filter(|segment| segment.p_type(endian) == elf::PT_LOAD)
-        .find_map(|segment| segment.data_range(endian, data, strtab, strsz).ok().flatten())
+        .find_map(|segment| {
+            segment
+                .data_range(endian, data, strtab, strsz)
+                .ok()
+                .flatten()
+        })
         .ok_or("string table outside the file".to_string())?;
     let string = |offset: u64| -> Result<String, String> {
         let rest = usize::try_from(offset)

@@ -530,8 +530,11 @@ fn load_verified(
         });
     }
     let (sender, receiver) = std::sync::mpsc::channel();
-    let (path, owned_shown, owned_manifest) =
-        (canonical.to_path_buf(), shown.to_path_buf(), manifest.clone());
+    let (path, owned_shown, owned_manifest) = (
+        canonical.to_path_buf(),
+        shown.to_path_buf(),
+        manifest.clone(),
+    );
     let started = std::thread::Builder::new()
         .name("ao-plugin-load".into())
         .spawn(move || {
@@ -545,7 +548,9 @@ fn load_verified(
     }
     let loaded = match receiver.recv_timeout(timeout) {
         Ok(loaded) => loaded,
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => give_up_on_hung_start(shown, manifest, timeout),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            give_up_on_hung_start(shown, manifest, timeout)
+        }
         Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(LoadError::Open {
             path: shown.to_path_buf(),
             detail: "its loading thread ended without an answer".into(),

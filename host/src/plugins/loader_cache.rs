@@ -101,6 +101,8 @@ mod tests {
         let libc = cache.lookup("libc.so.6").expect("libc.so.6 in the cache");
         assert!(libc.is_absolute() && libc.exists(), "{}", libc.display());
         assert!(cache.lookup("libnothing-such.so.9").is_none());
-        assert!(LoaderCache::parse(b"ld.so-1.7.0junk").lookup("libc.so.6").is_none());
+        assert!(LoaderCache::parse(b"ld.so-1.7.0junk")
+            .lookup("libc.so.6")
+            .is_none());
     }
 }

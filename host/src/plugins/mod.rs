@@ -15,8 +15,8 @@
 //! - [`instance`] is how the host calls a plugin: off the async reactor, with a timeout.
 
 pub mod crash;
-pub mod discovery;
 mod dependencies;
+pub mod discovery;
 mod elf;
 mod elf_target;
 mod file_format;

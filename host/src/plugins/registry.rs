@@ -193,9 +193,7 @@ impl PluginRegistry {
         let skipped = |name: &str| skip.iter().any(|n| n == name);
         for file in files {
             let shadowed = |kind: PluginKind, name: &str| {
-                registry
-                    .registered
-                    .contains_key(&(kind, name.to_string()))
+                registry.registered.contains_key(&(kind, name.to_string()))
             };
             let report = load_library_checked(
                 file,

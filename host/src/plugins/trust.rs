@@ -49,8 +49,8 @@ pub(super) fn check_search_folder_trust(folder: &Path) -> Result<(), String> {
 fn walk(path: &Path, what: &str, strict_last: bool) -> Result<(), String> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let me = unsafe { libc::geteuid() };
-    let absolute = std::path::absolute(path)
-        .map_err(|e| format!("cannot resolve {}: {e}", path.display()))?;
+    let absolute =
+        std::path::absolute(path).map_err(|e| format!("cannot resolve {}: {e}", path.display()))?;
     let mut pending: VecDeque<OsString> = VecDeque::new();
     push_components(&mut pending, &absolute);
     let mut current = PathBuf::from("/");
@@ -92,7 +92,12 @@ fn walk(path: &Path, what: &str, strict_last: bool) -> Result<(), String> {
             continue;
         }
         let last = pending.is_empty();
-        check_entry(&next, if last { what } else { "folder" }, me, strict_last && last)?;
+        check_entry(
+            &next,
+            if last { what } else { "folder" },
+            me,
+            strict_last && last,
+        )?;
         current = next;
     }
     Ok(())
@@ -163,6 +168,30 @@ mod tests {
         set_mode(dir.path(), 0o775);
         let err = check_library_trust(&library).unwrap_err();
         assert!(err.contains("folder") && err.contains("its group"), "{err}");
+    }
+
+    #[test]
+    fn a_search_folder_open_to_others_is_refused_even_sticky_or_not_made_yet() {
+        let dir = tempfile::tempdir().unwrap();
+        set_mode(dir.path(), 0o755);
+        let folder = dir.path().join("lib");
+        std::fs::create_dir(&folder).unwrap();
+        set_mode(&folder, 0o755);
+        check_search_folder_trust(&folder).unwrap();
+        check_search_folder_trust(&folder.join("glibc-hwcaps/x86-64-v3")).unwrap();
+        set_mode(&folder, 0o1777);
+        let err = check_search_folder_trust(&folder).unwrap_err();
+        assert!(
+            err.contains("sticky") && err.contains("chmod go-w"),
+            "{err}"
+        );
+        // Not there yet: whoever may make it decides what it holds.
+        let err = check_search_folder_trust(&folder.join("glibc-hwcaps/x86-64-v3")).unwrap_err();
+        assert!(err.contains(&folder.display().to_string()), "{err}");
+        // A file in a sticky folder is still fine on the way to it (its owner alone replaces it).
+        std::fs::write(folder.join("libx.so"), b"x").unwrap();
+        set_mode(&folder.join("libx.so"), 0o644);
+        check_library_trust(&folder.join("libx.so")).unwrap();
     }
 
     #[test]
