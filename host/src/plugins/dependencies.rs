@@ -434,6 +434,8 @@ fn read_dynamic(path: &Path) -> Result<DynamicInfo, String> {
     dynamic_info(&data).map_err(|e| format!("cannot read its dynamic section: {e}"))
 }
 
+// A dynamic entry's value is a `u32` on 32-bit hosts: `.into()` is no conversion only on 64-bit.
+#[allow(clippy::useless_conversion)]
 fn dynamic_info(data: &ReadCache<std::fs::File>) -> Result<DynamicInfo, String> {
     let text = |e: object::Error| e.to_string();
     let header = HostHeader::parse(data).map_err(text)?;
