@@ -136,9 +136,15 @@ struct Resolver {
 
 impl Resolver {
     fn new() -> Self {
+        // In `LD_LIBRARY_PATH`, `$ORIGIN` is the program's own folder.
+        let program_folder = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(Path::to_path_buf));
+        // Set but empty, it is ignored (an empty entry in a longer list is the working folder).
         let library_path = std::env::var("LD_LIBRARY_PATH")
             .ok()
-            .map(|value| expand_entries(&value, None, "LD_LIBRARY_PATH"))
+            .filter(|value| !value.is_empty())
+            .map(|value| expand_entries(&value, program_folder.as_deref(), "LD_LIBRARY_PATH"))
             .unwrap_or_default();
         Self {
             loaded: loaded_sonames(),
