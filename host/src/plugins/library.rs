@@ -14,7 +14,9 @@
 //! A library's start-up code runs inside `dlopen`, holding glibc's loader lock. If it never
 //! returns, no other library can be loaded by this process again, and the lock cannot be taken
 //! back from a thread. So the load runs on a thread of its own and is waited for at most
-//! `defaults.call_timeout_ms`; past that the host says which library hangs and exits at once
+//! `defaults.call_timeout_ms` (at least [`MIN_START_TIMEOUT`]: loading is not a plugin call, and
+//! a busy machine must not turn a slow start into a lost command); past that the host says
+//! which library hangs and exits at once
 //! (`_exit`: the normal exit path runs the libraries' destructors, which take the same lock).
 //! Judging start-up in a child process instead would double every command's loading cost and
 //! still leave the parent to load the same library afterwards.
@@ -59,6 +61,8 @@ const MAX_DETAIL_CHARS: usize = 300;
 /// How long a library's start-up code may run when no configuration says (as the default
 /// `defaults.call_timeout_ms`).
 pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(60);
+/// The least time a library's start-up code gets, whatever `defaults.call_timeout_ms` says.
+pub const MIN_START_TIMEOUT: Duration = Duration::from_secs(5);
 /// The exit status when a library's start-up code hangs.
 const HUNG_START_EXIT: i32 = 1;
 
@@ -546,6 +550,7 @@ fn load_verified(
             detail: format!("cannot start a thread to load it: {e}"),
         });
     }
+    let timeout = timeout.max(MIN_START_TIMEOUT);
     let loaded = match receiver.recv_timeout(timeout) {
         Ok(loaded) => loaded,
         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
@@ -575,9 +580,10 @@ fn give_up_on_hung_start(shown: &Path, manifest: &ManifestInfo, timeout: Duratio
     // Not `eprintln!`: a closed stderr must not turn this into a panic that never exits.
     let _ = writeln!(
         std::io::stderr(),
-        "ao-host: the plugin library {} did not finish loading within {} ms (defaults.call_timeout_ms): its start-up code hangs, and holds the dynamic loader's lock, so ao-host stops here; fix or remove the library (`--skip-plugin {}` does not load it)",
+        "ao-host: the plugin library {} did not finish loading within {} ms (defaults.call_timeout_ms, at least {} ms): its start-up code hangs, and holds the dynamic loader's lock, so ao-host stops here; fix or remove the library (`--skip-plugin {}` does not load it)",
         shown.display(),
         timeout.as_millis(),
+        MIN_START_TIMEOUT.as_millis(),
         names.join(" --skip-plugin ")
     );
     // SAFETY: `_exit` ends the process at once; nothing of this process runs after it.
