@@ -175,6 +175,20 @@ fn a_dependency_shipped_beside_the_plugin_loads_through_origin() {
     // The dependency really loaded (its constructor ran) and the plugin's constructor, which
     // calls into it, succeeded (`plugins check` builds every plugin).
     assert_eq!(std::fs::read_to_string(&mark).unwrap(), "ran\n");
+
+    // Isolated, the child process that runs it finds the dependency the same way.
+    std::fs::remove_file(&mark).unwrap();
+    std::fs::write(
+        tree.path().join("ao-rs.yaml"),
+        "plugins:\n  isolate: [\"*\"]\n",
+    )
+    .unwrap();
+    let output = tree.check(&plugin);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let rows = json(&output);
+    assert_eq!(rows[0]["status"], "ok", "{rows}");
+    assert_eq!(rows[0]["isolated"], true, "{rows}");
+    assert_eq!(std::fs::read_to_string(&mark).unwrap(), "ran\n");
 }
 
 #[test]
