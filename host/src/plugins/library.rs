@@ -16,8 +16,8 @@
 //! back from a thread. So the load runs on a thread of its own and is waited for at most
 //! `defaults.call_timeout_ms` (at least [`MIN_START_TIMEOUT`]: loading is not a plugin call, and
 //! a busy machine must not turn a slow start into a lost command); past that the host says
-//! which library hangs and exits at once
-//! (`_exit`: the normal exit path runs the libraries' destructors, which take the same lock).
+//! which library hangs and exits at once (`_exit`: the normal exit path runs the libraries'
+//! destructors, which take the same lock).
 //! Judging start-up in a child process instead would double every command's loading cost and
 //! still leave the parent to load the same library afterwards.
 
@@ -461,13 +461,14 @@ pub fn load_library_checked(path: &Path, policy: &LoadPolicy<'_>) -> LibraryRepo
     drop(bytes);
     report.outcome = judged.and_then(|()| {
         if isolate {
-            return isolated_plugins(&display_path, &manifest, false);
+            return Ok(unloaded_plugins(&manifest, false));
         }
-        if manifest.plugins.iter().all(|p| match p.kind {
-            Some(kind) => shadowed(kind, &p.name),
-            None => false,
-        }) {
-            return isolated_plugins(&display_path, &manifest, true);
+        let all_shadowed = manifest
+            .plugins
+            .iter()
+            .all(|p| p.kind.is_some_and(|kind| shadowed(kind, &p.name)));
+        if all_shadowed {
+            return Ok(unloaded_plugins(&manifest, true));
         }
         load_verified(&file, &canonical, &display_path, &manifest, *start_timeout)
     });
@@ -717,39 +718,30 @@ pub(super) fn remote_kind(constructor: &RemoteConstructor) -> PluginKind {
 }
 
 /// The plugins of a library not loaded here, as its manifest lists them: left to a child
-/// process, or (`shadowed`) not needed at all.
-fn isolated_plugins(
-    shown: &Path,
-    manifest: &ManifestInfo,
-    shadowed: bool,
-) -> Result<Vec<LoadedPlugin>, LoadError> {
+/// process, or (`shadowed`) not needed at all. Their kinds are known ([`check_manifest_plugins`]
+/// refused the library otherwise).
+fn unloaded_plugins(manifest: &ManifestInfo, shadowed: bool) -> Vec<LoadedPlugin> {
     manifest
         .plugins
         .iter()
-        .map(|p| match p.kind {
-            Some(kind) => {
-                let (name, version) = (p.name.clone(), p.version.clone());
-                let remote = manifest.remote.contains(&p.name);
-                Ok(if shadowed {
-                    LoadedPlugin::Unloaded {
-                        kind,
-                        name,
-                        version,
-                        remote,
-                    }
-                } else {
-                    LoadedPlugin::Isolated {
-                        kind,
-                        name,
-                        version,
-                        remote,
-                    }
-                })
-            }
-            None => Err(LoadError::BadManifest {
-                path: shown.to_path_buf(),
-                detail: format!("plugin `{}` has an unknown kind `{}`", p.name, p.kind_name),
-            }),
+        .filter_map(|p| {
+            let (kind, name, version) = (p.kind?, p.name.clone(), p.version.clone());
+            let remote = manifest.remote.contains(&p.name);
+            Some(if shadowed {
+                LoadedPlugin::Unloaded {
+                    kind,
+                    name,
+                    version,
+                    remote,
+                }
+            } else {
+                LoadedPlugin::Isolated {
+                    kind,
+                    name,
+                    version,
+                    remote,
+                }
+            })
         })
         .collect()
 }
