@@ -533,6 +533,71 @@ fn loaded_sonames() -> HashSet<String> {
 mod tests {
     use super::*;
 
+    /// `gcc -shared` of `source` into `output`, with `args`.
+    fn gcc(source: &str, output: &Path, args: &[&str]) {
+        let file = output.with_extension("c");
+        std::fs::write(&file, source).unwrap();
+        let status = std::process::Command::new("gcc")
+            .args(["-shared", "-fPIC", "-o"])
+            .arg(output)
+            .arg(&file)
+            .args(args)
+            .status()
+            .expect("gcc builds the test libraries");
+        assert!(status.success());
+    }
+
+    /// A DT_RPATH is searched for the dependencies of the libraries it leads to, a DT_RUNPATH
+    /// only for its own library's: as glibc does.
+    #[test]
+    fn rpath_is_inherited_and_runpath_is_not() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["", "a", "b", "c"] {
+            let folder = dir.path().join(name);
+            std::fs::create_dir_all(&folder).unwrap();
+            std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let link = |folder: &str| format!("-L{}", dir.path().join(folder).display());
+        gcc(
+            "int c3(void) { return 3; }",
+            &dir.path().join("c/libc3.so"),
+            &["-Wl,-soname,libc3.so"],
+        );
+        gcc(
+            "int c3(void); int b2(void) { return c3(); }",
+            &dir.path().join("b/libb2.so"),
+            &["-Wl,-soname,libb2.so", &link("c"), "-lc3"],
+        );
+        for (dtags, c_found) in [("--disable-new-dtags", true), ("--enable-new-dtags", false)] {
+            let a = dir.path().join("a/liba1.so");
+            gcc(
+                "int b2(void); int a1(void) { return b2(); }",
+                &a,
+                &[
+                    &format!("-Wl,{dtags}"),
+                    "-Wl,-rpath,$ORIGIN/../b:$ORIGIN/../c",
+                    &link("b"),
+                    &link("c"),
+                    "-lb2",
+                    "-Wl,--allow-shlib-undefined",
+                ],
+            );
+            let found = check_dependencies(&a);
+            if c_found {
+                let found = found.unwrap();
+                assert_eq!(found.len(), 2, "{found:?}");
+                assert!(found[0].ends_with("b/libb2.so") && found[1].ends_with("c/libc3.so"));
+            } else {
+                let err = found.unwrap_err();
+                assert!(
+                    err.contains("missing dependency `libc3.so`") && err.contains("libb2.so"),
+                    "{err}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn the_tests_own_libraries_are_already_loaded() {
         let loaded = loaded_sonames();
