@@ -60,6 +60,16 @@ pub fn check_trusted(path: &Path, meta: &fs::Metadata) -> io::Result<()> {
     Ok(())
 }
 
+fn not_a_file(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "{} is not a regular file; ao-host does not act on it: remove it",
+            path.display()
+        ),
+    )
+}
+
 fn untrusted(message: String) -> io::Error {
     io::Error::new(io::ErrorKind::PermissionDenied, message)
 }
@@ -73,8 +83,9 @@ fn tighten(file: &File, meta: &fs::Metadata) -> io::Result<()> {
     Ok(())
 }
 
-/// Opens the folder at `path` itself (never through a link) and checks it is ours and private
-/// (tightening it if others may only read it).
+/// Opens the folder at `path` itself (never through a link), checks it is ours and makes it
+/// owner-only. A folder of ours that others could write is tightened rather than refused: what
+/// they may have put in it is not ours, and every file is checked on its own when opened.
 fn open_dir_checked(path: &Path) -> io::Result<File> {
     let dir = OpenOptions::new()
         .read(true)
@@ -82,9 +93,57 @@ fn open_dir_checked(path: &Path) -> io::Result<File> {
         .open(path)
         .map_err(|e| link_refused(path, e, "folder"))?;
     let meta = dir.metadata()?;
-    check_trusted(path, &meta)?;
-    tighten(&dir, &meta)?;
+    if meta.uid() != me() {
+        check_trusted(path, &meta)?;
+    }
+    if meta.mode() & OTHERS_ANY != 0 {
+        dir.set_permissions(fs::Permissions::from_mode(0o700))?;
+    }
     Ok(dir)
+}
+
+/// Tightens what is under `root` (itself included) to owner-only, down to `depth` folders
+/// below it, and returns what cannot be (links, what is another user's, what others may
+/// write): the caller reports those. Files are looked at only with `files`, folders always.
+/// A folder holding `.git` (a worktree: the user's code, with git's modes) is left as it is.
+pub fn tighten_tree(root: &Path, depth: usize, files: bool) -> Vec<io::Error> {
+    let mut problems = Vec::new();
+    let dir = match open_dir_checked(root) {
+        Ok(dir) => dir,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return problems,
+        Err(e) => {
+            problems.push(e);
+            return problems;
+        }
+    };
+    drop(dir);
+    if depth == 0 {
+        return problems;
+    }
+    let Ok(entries) = fs::read_dir(root) else {
+        return problems;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        let Ok(meta) = path.symlink_metadata() else {
+            continue;
+        };
+        if meta.is_dir() {
+            if path.join(".git").symlink_metadata().is_err() {
+                problems.extend(tighten_tree(&path, depth - 1, files));
+            }
+        } else if files {
+            let checked = check_trusted(&path, &meta).and_then(|()| {
+                if meta.is_file() && meta.mode() & OTHERS_ANY != 0 {
+                    fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
+                } else {
+                    Ok(())
+                }
+            });
+            problems.extend(checked.err());
+        }
+    }
+    problems
 }
 
 /// `ELOOP` from `O_NOFOLLOW` (and `ENOTDIR` from `O_DIRECTORY` on a link) said in words.
@@ -139,10 +198,7 @@ pub fn open_read(path: &Path) -> io::Result<File> {
     let meta = file.metadata()?;
     check_trusted(path, &meta)?;
     if !meta.is_file() {
-        return Err(untrusted(format!(
-            "{} is not a regular file; ao-host does not act on it: remove it",
-            path.display()
-        )));
+        return Err(not_a_file(path));
     }
     tighten(&file, &meta)?;
     Ok(file)
@@ -168,10 +224,7 @@ pub fn open_lock(path: &Path) -> io::Result<File> {
     let meta = file.metadata()?;
     check_trusted(path, &meta)?;
     if !meta.is_file() {
-        return Err(untrusted(format!(
-            "{} is not a regular file; ao-host does not act on it: remove it",
-            path.display()
-        )));
+        return Err(not_a_file(path));
     }
     tighten(&file, &meta)?;
     Ok(file)
@@ -294,6 +347,8 @@ mod tests {
         std::os::unix::fs::symlink(&temp, &dir_link).unwrap();
         let error = create_dir(&dir_link).unwrap_err();
         assert!(error.to_string().contains("symbolic link"), "{error}");
+        let problems = tighten_tree(&temp, 2, true);
+        assert_eq!(problems.len(), 2, "{problems:?}");
         assert_eq!(fs::read_to_string(&target).unwrap(), "keep");
         fs::set_permissions(&target, fs::Permissions::from_mode(0o666)).unwrap();
         let error = open_read(&target).unwrap_err();
