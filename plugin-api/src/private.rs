@@ -104,7 +104,9 @@ fn open_dir_checked(path: &Path) -> io::Result<File> {
 
 /// Tightens what is under `root` (itself included) to owner-only, down to `depth` folders
 /// below it, and returns what cannot be (links, what is another user's, what others may
-/// write): the caller reports those. Files are looked at only with `files`, folders always.
+/// write): the caller reports those. Files are looked at only with `files` (regular files and
+/// links: a socket or FIFO is some program's, refused where ao-host would read it), folders
+/// always.
 /// A folder holding `.git` (a worktree: the user's code, with git's modes) is left as it is.
 pub fn tighten_tree(root: &Path, depth: usize, files: bool) -> Vec<io::Error> {
     let mut problems = Vec::new();
@@ -132,7 +134,7 @@ pub fn tighten_tree(root: &Path, depth: usize, files: bool) -> Vec<io::Error> {
             if path.join(".git").symlink_metadata().is_err() {
                 problems.extend(tighten_tree(&path, depth - 1, files));
             }
-        } else if files {
+        } else if files && (meta.is_file() || meta.file_type().is_symlink()) {
             let checked = check_trusted(&path, &meta).and_then(|()| {
                 if meta.is_file() && meta.mode() & OTHERS_ANY != 0 {
                     fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
