@@ -153,7 +153,11 @@ fn link_refused(path: &Path, error: io::Error, what: &str) -> io::Error {
     let is_link = path
         .symlink_metadata()
         .is_ok_and(|meta| meta.file_type().is_symlink());
-    if matches!(error.raw_os_error(), Some(libc::ELOOP) | Some(libc::ENOTDIR)) && is_link {
+    if matches!(
+        error.raw_os_error(),
+        Some(libc::ELOOP) | Some(libc::ENOTDIR)
+    ) && is_link
+    {
         untrusted(format!(
             "{} is a symbolic link where ao-host keeps a {what} of its own; it is not followed: \
              remove it (`rm {}`)",
@@ -212,7 +216,8 @@ pub fn read_to_string(path: &Path) -> io::Result<String> {
 }
 
 /// Opens (creating if missing, 0600) a lock file for reading and writing, never through a link;
-/// refused unless ours and not writable by others.
+/// refused unless ours. One of ours that others could write is tightened, not refused: what is
+/// in a lock file (a pid, for messages) decides nothing.
 pub fn open_lock(path: &Path) -> io::Result<File> {
     let file = OpenOptions::new()
         .read(true)
@@ -224,11 +229,15 @@ pub fn open_lock(path: &Path) -> io::Result<File> {
         .open(path)
         .map_err(|e| link_refused(path, e, "lock file"))?;
     let meta = file.metadata()?;
-    check_trusted(path, &meta)?;
+    if meta.uid() != me() {
+        check_trusted(path, &meta)?;
+    }
     if !meta.is_file() {
         return Err(not_a_file(path));
     }
-    tighten(&file, &meta)?;
+    if meta.mode() & OTHERS_ANY != 0 {
+        file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    }
     Ok(file)
 }
 
@@ -286,11 +295,7 @@ fn random_u64() -> io::Result<u64> {
     while filled < bytes.len() {
         // SAFETY: the pointer and length describe the unfilled rest of `bytes`.
         let got = unsafe {
-            libc::getrandom(
-                bytes[filled..].as_mut_ptr().cast(),
-                bytes.len() - filled,
-                0,
-            )
+            libc::getrandom(bytes[filled..].as_mut_ptr().cast(), bytes.len() - filled, 0)
         };
         if got < 0 {
             let error = io::Error::last_os_error();
@@ -317,13 +322,20 @@ mod tests {
         let temp = std::env::temp_dir().join(format!("ao-private-{}", std::process::id()));
         let nested = temp.join("a/b");
         create_dir(&nested).unwrap();
-        assert_eq!((mode(&temp), mode(&temp.join("a")), mode(&nested)), (0o700, 0o700, 0o700));
+        assert_eq!(
+            (mode(&temp), mode(&temp.join("a")), mode(&nested)),
+            (0o700, 0o700, 0o700)
+        );
         let file = nested.join("f");
         write(&file, b"one", true).unwrap();
         write(&file, b"two", false).unwrap();
         assert_eq!(fs::read(&file).unwrap(), b"two");
         assert_eq!(mode(&file), 0o600);
-        assert_eq!(fs::read_dir(&nested).unwrap().count(), 1, "a temp file was left");
+        assert_eq!(
+            fs::read_dir(&nested).unwrap().count(),
+            1,
+            "a temp file was left"
+        );
         // Loose but ours and not writable by others: tightened on use.
         fs::set_permissions(&nested, fs::Permissions::from_mode(0o755)).unwrap();
         fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
@@ -355,19 +367,20 @@ mod tests {
         fs::set_permissions(&target, fs::Permissions::from_mode(0o666)).unwrap();
         let error = open_read(&target).unwrap_err();
         assert!(
-            error.to_string().contains(&format!("chmod 600 {}", target.display())),
+            error
+                .to_string()
+                .contains(&format!("chmod 600 {}", target.display())),
             "{error}"
         );
-        assert!(open_lock(&target).is_err());
+        open_lock(&target).unwrap();
+        assert_eq!(mode(&target), 0o600, "a lock of ours is tightened");
         fs::remove_dir_all(&temp).unwrap();
     }
 
     #[test]
     fn temp_names_are_unpredictable() {
         let path = Path::new("/nonexistent/x");
-        let name = |_| {
-            format!("{:016x}", random_u64().unwrap())
-        };
+        let name = |_| format!("{:016x}", random_u64().unwrap());
         let names: std::collections::HashSet<String> = (0..32).map(name).collect();
         assert_eq!(names.len(), 32);
         assert!(create_temp(path).is_err());

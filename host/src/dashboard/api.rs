@@ -140,9 +140,7 @@ fn store_status(error: &StoreError) -> StatusCode {
         StoreError::NotAFolder { .. }
         | StoreError::Io { .. }
         | StoreError::Corrupt { .. }
-        | StoreError::Untrusted { .. } => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
+        | StoreError::Untrusted { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

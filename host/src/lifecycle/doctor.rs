@@ -51,7 +51,10 @@ fn privacy_check(data_dir: &Path) -> DoctorLine {
         return DoctorLine::new(
             what,
             true,
-            format!("{} and everything in it are this user's own (0700/0600)", data_dir.display()),
+            format!(
+                "{} and everything in it are this user's own (0700/0600)",
+                data_dir.display()
+            ),
         );
     }
     let mut detail: Vec<String> = problems

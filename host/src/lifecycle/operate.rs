@@ -176,10 +176,7 @@ impl Lifecycle {
             .map(|other| other.id)
             .collect();
         if !others.is_empty() {
-            return refuse(format!(
-                "the record of {} names it too",
-                others.join(", ")
-            ));
+            return refuse(format!("the record of {} names it too", others.join(", ")));
         }
         let present = match session.host {
             None => std::path::Path::new(path).symlink_metadata().is_ok(),

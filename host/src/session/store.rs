@@ -195,7 +195,8 @@ impl SessionStore {
     fn write_temp(path: &Path, bytes: &[u8]) -> Result<PathBuf, StoreError> {
         let dir = path.parent().expect("records live in a folder");
         private::create_dir(dir).map_err(io("creating", dir))?;
-        let (temp, mut file) = private::create_temp(path).map_err(io("creating a temporary file beside", path))?;
+        let (temp, mut file) =
+            private::create_temp(path).map_err(io("creating a temporary file beside", path))?;
         file.write_all(bytes)
             .and_then(|()| file.sync_all())
             .map_err(|e| {
