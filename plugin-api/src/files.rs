@@ -198,7 +198,9 @@ impl Files {
             None => fs::create_dir_all(path),
             Some(t) if private => Self::run(
                 t,
-                "(umask 077 && mkdir -p -- \"$1\") && chmod 700 -- \"$1\"",
+                "[ -L \"$1\" ] && { echo \"$1 is a symbolic link, not followed: remove it\" >&2; \
+                 exit 1; }; (umask 077 && mkdir -p -- \"$1\") && [ -O \"$1\" ] \
+                 && chmod 700 -- \"$1\"",
                 &[path],
                 None,
             )
@@ -488,6 +490,8 @@ mod tests {
             let missing = files.read_to_string(&dir.join("missing")).unwrap_err();
             assert_eq!(missing.kind(), io::ErrorKind::NotFound);
             files.symlink(&file, &dir.join(".link")).unwrap();
+            let followed = files.create_dir_all(&dir.join(".link"), true).unwrap_err();
+            assert!(followed.to_string().contains("symbolic link"), "{followed}");
             let mut names = files.read_dir(&dir).unwrap();
             names.sort();
             assert_eq!(names, [".link", "f\nnew line"]);

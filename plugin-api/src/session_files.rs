@@ -97,10 +97,11 @@ impl SessionFiles {
         })
     }
 
-    /// Reads `name` from the session's folder; `None` when it is not there.
+    /// Reads `name` from the session's folder; `None` when it is not there. Never through a
+    /// link, and never a file another user made or may write (see [`Files::read_private`]).
     pub fn read(&self, session_id: &str, name: &str) -> PluginResult<Option<Vec<u8>>> {
         let path = self.path(session_id)?.join(name);
-        match self.files.read_to_string(&path) {
+        match self.files.read_private(&path) {
             Ok(text) => Ok(Some(text.into_bytes())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(PluginError::failed(format!(

@@ -155,7 +155,9 @@ impl SessionStore {
         let data_dir = &data_dir.canonicalize().map_err(io("resolving", data_dir))?;
         // A data dir made before it was kept private is tightened on first use (folders only
         // here, each file as it is opened; `doctor` looks at every file).
-        let _ = private::tighten_tree(data_dir, 3, false);
+        // Two levels (`sessions/<project>`, `locks/<project>`…): a folder per session is
+        // deeper, so this stays cheap with thousands of sessions.
+        let _ = private::tighten_tree(data_dir, 2, false);
         let root = data_dir.join("sessions");
         Ok(Self {
             data_dir: data_dir.to_path_buf(),
