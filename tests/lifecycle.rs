@@ -1294,23 +1294,38 @@ fn loose_modes(dir: &Path) -> Vec<(PathBuf, u32)> {
     loose
 }
 
-/// Gives everything under `dir` (worktrees' contents aside) the modes an older ao-host left
-/// under `umask 000`: folders 0777, files 0666.
-fn loosen(dir: &Path) {
+/// Gives everything under `dir` (worktrees' contents aside) the modes an older ao-host left:
+/// `folders` and `files` (0777 and 0666 under `umask 000`, 0755 and 0644 under the usual one).
+fn loosen(dir: &Path, folders: u32, files: u32) {
     use std::os::unix::fs::PermissionsExt;
     let mode = |path: &Path, mode: u32| {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
     };
-    mode(dir, 0o777);
+    mode(dir, folders);
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         let meta = path.symlink_metadata().unwrap();
         if meta.is_dir() && !path.join(".git").exists() {
-            loosen(&path);
+            loosen(&path, folders, files);
         } else if meta.is_file() {
-            mode(&path, 0o666);
+            mode(&path, files);
         }
     }
+}
+
+#[test]
+fn a_data_dir_an_older_version_left_readable_is_made_owner_only_on_first_use() {
+    let harness = Harness::new(&[], "");
+    harness.ok(&["spawn", "app", "--task", "a task"]);
+    let data = harness.data_dir();
+    // As an older ao-host left it under the usual umask (and before it marked a data dir
+    // tightened).
+    loosen(&data, 0o755, 0o644);
+    std::fs::remove_file(data.join(".private-v1")).unwrap();
+    assert!(!loose_modes(&data).is_empty());
+    harness.ok(&["session", "ls"]);
+    assert_eq!(loose_modes(&data), vec![], "left readable by others");
+    harness.ok(&["session", "kill", "app-1"]);
 }
 
 #[test]
@@ -1406,7 +1421,7 @@ fn files_another_user_plants_in_a_loose_data_dir_are_refused_and_touch_nothing_o
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
 
     // The data dir as an older ao-host left it under umask 000; another user plants and edits.
-    loosen(&data);
+    loosen(&data, 0o777, 0o666);
     let record = harness.record("app-1", false);
     let edited = std::fs::read_to_string(&record).unwrap().replace(
         &harness.worktree("app-1").display().to_string(),

@@ -96,6 +96,10 @@ struct RecordVersion {
     len: u64,
 }
 
+/// The file in the data dir that says all of it was made owner-only once (see
+/// [`SessionStore::open`]).
+const PRIVATE_MARK: &str = ".private-v1";
+
 /// Records smaller than this are parsed each time: it is cheaper than keeping them.
 const CACHED_RECORD_BYTES: u64 = 64 * 1024;
 /// Parsed large records kept at most.
@@ -153,17 +157,31 @@ impl SessionStore {
         };
         private::create_dir(&data_dir.join("sessions")).map_err(io("creating", data_dir))?;
         let data_dir = &data_dir.canonicalize().map_err(io("resolving", data_dir))?;
-        // A data dir made before it was kept private is tightened on first use (folders only
-        // here, each file as it is opened; `doctor` looks at every file).
-        // Two levels (`sessions/<project>`, `locks/<project>`…): a folder per session is
-        // deeper, so this stays cheap with thousands of sessions.
-        let _ = private::tighten_tree(data_dir, 2, false);
+        Self::tighten(data_dir);
         let root = data_dir.join("sessions");
         Ok(Self {
             data_dir: data_dir.to_path_buf(),
             locks: LockDir::new(data_dir),
             root,
         })
+    }
+
+    /// Tightens a data dir made before it was kept private, on first use: all of it once
+    /// (then [`PRIVATE_MARK`] says so), and its first two levels of folders on every open
+    /// (cheap with thousands of sessions; each file is checked as it is opened). What cannot be
+    /// tightened (links, other users' files) is left for `session ls`, `gc` and `doctor` to
+    /// report.
+    fn tighten(data_dir: &Path) {
+        let mark = data_dir.join(PRIVATE_MARK);
+        let marked = mark
+            .symlink_metadata()
+            .is_ok_and(|meta| meta.is_file() && private::check_trusted(&mark, &meta).is_ok());
+        if marked {
+            let _ = private::tighten_tree(data_dir, 2, false);
+        } else {
+            let _ = private::tighten_tree(data_dir, usize::MAX, true);
+            let _ = private::write(&mark, b"", false);
+        }
     }
 
     pub fn data_dir(&self) -> &Path {
