@@ -223,6 +223,14 @@ impl AgentStateDir {
 
     /// Forgets a session (killed, or its spawn undone).
     pub fn remove(&self, project_id: &str, id: &str) {
+        // Through a folder that is a link, the names below would be removed wherever it points.
+        let dir = self.root.join(project_id);
+        if dir
+            .symlink_metadata()
+            .is_ok_and(|meta| meta.file_type().is_symlink())
+        {
+            return;
+        }
         for extension in ["json", "prompt", "lock"] {
             let _ = fs::remove_file(self.path(project_id, id, extension));
         }
