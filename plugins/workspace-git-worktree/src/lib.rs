@@ -689,14 +689,11 @@ impl Workspace for GitWorktree {
                     "workspace {path_text} already exists; remove it or use another session id"
                 )));
             }
-            // Owner-only: the root and each project's folder (the checkouts inside keep git's
-            // modes; nobody else can reach them).
+            // Owner-only: each project's folder, and the root when it is made here (a root of
+            // the operator's own choosing keeps its modes). The checkouts inside keep git's
+            // modes: nobody else can reach them.
             self.files
-                .create_dir_all(&self.root, true)
-                .and_then(|()| {
-                    self.files
-                        .create_dir_all(path.parent().unwrap_or(&self.root), true)
-                })
+                .create_dir_all(path.parent().unwrap_or(&self.root), true)
                 .map_err(|e| {
                     PluginError::failed(format!("creating {}: {e}", self.root.display()))
                 })?;
