@@ -1543,3 +1543,28 @@ fn files_another_user_plants_in_a_loose_data_dir_are_refused_and_touch_nothing_o
     assert!(!harness.worktree("app-1").exists());
     assert!(victim.join("MARK").exists() && by_hand.exists());
 }
+
+#[test]
+fn a_record_edited_to_name_another_sessions_worktree_cannot_make_kill_remove_it() {
+    let harness = Harness::new(&[], "");
+    harness.ok(&["spawn", "app", "--task", "one"]);
+    harness.ok(&["spawn", "app", "--task", "two"]);
+    let record = harness.record("app-1", false);
+    let edited = std::fs::read_to_string(&record).unwrap().replace(
+        &harness.worktree("app-1").display().to_string(),
+        &harness.worktree("app-2").display().to_string(),
+    );
+    std::fs::write(&record, edited).unwrap();
+    std::fs::write(harness.worktree("app-2").join("MARK"), "work").unwrap();
+    let handle = harness.tmux_session("app-1");
+    let kill = harness.ao(&["session", "kill", "app-1", "--force"]);
+    assert_one_line_error(&kill, "the record of app-2 names it too");
+    assert!(
+        harness.tmux.sessions().contains(&handle),
+        "the kill stopped the agent"
+    );
+    assert!(harness.worktree("app-2").join("MARK").exists());
+    // Kept aside, the session goes; the other session's worktree stays.
+    harness.ok(&["session", "kill", "app-1", "--keep-workspace"]);
+    assert!(harness.worktree("app-2").join("MARK").exists());
+}
