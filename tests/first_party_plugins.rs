@@ -1015,6 +1015,63 @@ async fn list_owned_lists_only_this_data_dirs_worktrees() {
     assert!(private.list_owned().await.unwrap().is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn destroy_removes_only_worktrees_this_data_dir_made_under_its_root() {
+    let temp = tempfile::tempdir().unwrap();
+    let repo = temp.path().join("repo");
+    init_repo(&repo);
+    let data = temp.path().join("data");
+    let workspace = worktrees(&data, "");
+    let ours = workspace
+        .create(worktree_request(&repo, "app-1"))
+        .await
+        .unwrap();
+    // Made by hand: outside the root, and inside it where a session's would be.
+    let outside = temp.path().join("by-hand");
+    let inside = data.join("worktrees/app/app-2");
+    for (path, branch) in [(&outside, "outside"), (&inside, "inside")] {
+        git(
+            &repo,
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "-b",
+                branch,
+                path.to_str().unwrap(),
+                "main",
+            ],
+        );
+        std::fs::write(path.join("MARK"), "mine").unwrap();
+    }
+    // An intent file naming the outside one under another session's name.
+    std::fs::create_dir_all(data.join("git-worktree/pending")).unwrap();
+    std::fs::write(
+        data.join("git-worktree/pending/app__app-3"),
+        outside.display().to_string(),
+    )
+    .unwrap();
+    for path in [&outside, &inside] {
+        let err = workspace
+            .destroy(path.to_str().unwrap(), true)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("does not remove it"), "{err}");
+        assert!(path.join("MARK").exists(), "{}", path.display());
+    }
+    assert_eq!(workspace.list_owned().await.unwrap(), vec![ours.clone()]);
+    // A link in the root to a worktree elsewhere is not a worktree of the root.
+    let link = data.join("worktrees/app/app-4");
+    std::os::unix::fs::symlink(&outside, &link).unwrap();
+    assert!(workspace
+        .destroy(link.to_str().unwrap(), true)
+        .await
+        .is_err());
+    assert!(outside.join("MARK").exists());
+    workspace.destroy(&ours, true).await.unwrap();
+    assert!(!Path::new(&ours).exists());
+}
+
 /// A worktree's admin folder, where the plugin keeps its records.
 fn admin_dir(worktree: &str) -> PathBuf {
     PathBuf::from(git(

@@ -1077,8 +1077,8 @@ fn a_record_pointing_at_another_data_dirs_session_cannot_make_kill_touch_it() {
     )
     .unwrap();
     let output = harness.ao(&["session", "kill", "app-9", "--force"]);
-    // Refused: the session belongs to the other data dir.
-    assert_one_line_error(&output, "belongs to the ao-host data dir");
+    // Refused: the workspace plugin lists that worktree as the other data dir's, not ours.
+    assert_one_line_error(&output, "does not list it as a workspace of this data dir");
     let listed = second
         .command(&harness, &["session", "ls", "--json"])
         .output()
@@ -1260,4 +1260,311 @@ fn an_isolated_plugin_that_crashes_fails_one_call_and_the_host_goes_on() {
         record.exists(),
         "the crashing plugin's session was never lost"
     );
+}
+
+/// Runs `argv` as the local user `nobody` (another user of a shared machine).
+fn as_nobody(argv: &[&str]) -> Output {
+    Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+        .args(argv)
+        .output()
+        .unwrap()
+}
+
+/// Every folder under `dir` whose mode is not 0700 and every regular file not 0600, with its
+/// mode; a worktree (a folder holding `.git`: the user's code, git's modes) is not entered.
+fn loose_modes(dir: &Path) -> Vec<(PathBuf, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut loose = Vec::new();
+    let meta = dir.symlink_metadata().unwrap();
+    if meta.mode() & 0o7777 != 0o700 {
+        loose.push((dir.to_path_buf(), meta.mode() & 0o7777));
+    }
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let meta = path.symlink_metadata().unwrap();
+        if meta.is_dir() {
+            if !path.join(".git").exists() {
+                loose.extend(loose_modes(&path));
+            }
+        } else if meta.is_file() && meta.mode() & 0o7777 != 0o600 {
+            loose.push((path, meta.mode() & 0o7777));
+        }
+    }
+    loose
+}
+
+/// Gives everything under `dir` (worktrees' contents aside) the modes an older ao-host left:
+/// `folders` and `files` (0777 and 0666 under `umask 000`, 0755 and 0644 under the usual one).
+fn loosen(dir: &Path, folders: u32, files: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    mode(dir, folders);
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let meta = path.symlink_metadata().unwrap();
+        if meta.is_dir() && !path.join(".git").exists() {
+            loosen(&path, folders, files);
+        } else if meta.is_file() {
+            mode(&path, files);
+        }
+    }
+}
+
+#[test]
+fn a_data_dir_an_older_version_left_readable_is_made_owner_only_on_first_use() {
+    let harness = Harness::new(&[], "");
+    harness.ok(&["spawn", "app", "--task", "a task"]);
+    let data = harness.data_dir();
+    // As an older ao-host left it under the usual umask (and before it marked a data dir
+    // tightened).
+    loosen(&data, 0o755, 0o644);
+    std::fs::remove_file(data.join(".private-v1")).unwrap();
+    assert!(!loose_modes(&data).is_empty());
+    harness.ok(&["session", "ls"]);
+    assert_eq!(loose_modes(&data), vec![], "left readable by others");
+    harness.ok(&["session", "kill", "app-1"]);
+}
+
+#[test]
+fn under_umask_000_everything_ao_host_keeps_is_owner_only_and_another_user_reads_no_task() {
+    use std::os::unix::{fs::PermissionsExt, process::CommandExt};
+    let harness = Harness::new(&[], "");
+    // The data dir sits in a folder every user can traverse.
+    std::fs::set_permissions(harness.home(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let with_umask_000 = |args: &[&str]| {
+        let mut command = harness.command(args);
+        // SAFETY: umask is async-signal-safe and touches no memory.
+        unsafe {
+            command.pre_exec(|| {
+                libc::umask(0);
+                Ok(())
+            });
+        }
+        let output = command.output().unwrap();
+        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+        output
+    };
+    // The first spawn starts the tmux server, so the agent's hooks run under umask 000 too.
+    with_umask_000(&["spawn", "app", "--task", "SECRET-TASK-ONE"]);
+    with_umask_000(&["spawn", "app", "--task", "SECRET-TASK-TWO"]);
+    with_umask_000(&["send", "app-1", "SECRET-MESSAGE"]);
+    with_umask_000(&["session", "kill", "app-2", "--force"]);
+    with_umask_000(&["gc"]);
+    with_umask_000(&["doctor"]);
+    let data = harness.data_dir();
+    for made in [
+        harness.record("app-1", false),
+        harness.record("app-2", true),
+        data.join("locks/app/app-1.lock"),
+        data.join("agent-state/app/app-1.prompt"),
+        data.join("worktrees/app"),
+    ] {
+        assert!(made.exists(), "{} was not made", made.display());
+    }
+    assert_eq!(loose_modes(&data), vec![], "not owner-only under umask 000");
+
+    // Another local user sees nothing of the tasks, whatever file it tries.
+    let searched = as_nobody(&["grep", "-r", "SECRET", data.to_str().unwrap()]);
+    assert!(
+        !stdout(&searched).contains("SECRET"),
+        "{}",
+        stdout(&searched)
+    );
+    for file in [
+        harness.record("app-1", false),
+        data.join("agent-state/app/app-1.prompt"),
+    ] {
+        let read = as_nobody(&["cat", file.to_str().unwrap()]);
+        assert!(!read.status.success(), "nobody read {}", file.display());
+    }
+    assert!(!as_nobody(&["ls", data.to_str().unwrap()]).status.success());
+}
+
+#[test]
+fn files_another_user_plants_in_a_loose_data_dir_are_refused_and_touch_nothing_outside() {
+    use std::os::unix::fs::PermissionsExt;
+    let harness = Harness::new(&[], "");
+    std::fs::set_permissions(harness.home(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    harness.ok(&["spawn", "app", "--task", "one"]);
+    harness.ok(&["spawn", "app", "--task", "two"]);
+    let (data, repo, home) = (harness.data_dir(), harness.repo(), harness.home());
+    // What must survive: two worktrees made by hand (one with an ignored file), and a private
+    // file of the operator's outside the data dir.
+    let victim = home.join("victim");
+    let by_hand = home.join("by-hand");
+    for (path, branch) in [(&victim, "victim"), (&by_hand, "by-hand")] {
+        git(
+            &repo,
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "-b",
+                branch,
+                path.to_str().unwrap(),
+                "main",
+            ],
+        );
+    }
+    std::fs::write(victim.join("MARK"), "mine").unwrap();
+    std::fs::write(by_hand.join(".git-ignored-mark"), "mine").unwrap();
+    std::fs::write(
+        by_hand.join(".gitignore"),
+        ".git-ignored-mark\n.gitignore\n",
+    )
+    .unwrap();
+    let secret = home.join("secret");
+    std::fs::write(&secret, "precious").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    // The data dir as an older ao-host left it under umask 000; another user plants and edits.
+    loosen(&data, 0o777, 0o666);
+    let record = harness.record("app-1", false);
+    let edited = std::fs::read_to_string(&record).unwrap().replace(
+        &harness.worktree("app-1").display().to_string(),
+        &victim.display().to_string(),
+    );
+    let nobody_sh = |script: &str, args: &[&str]| {
+        let mut argv = vec!["sh", "-c", script, "sh"];
+        argv.extend_from_slice(args);
+        let output = as_nobody(&argv);
+        assert!(output.status.success(), "{script}: {}", stderr(&output));
+    };
+    nobody_sh(
+        "printf %s \"$1\" > \"$2\"",
+        &[&edited, record.to_str().unwrap()],
+    );
+    let pending = data.join("git-worktree/pending");
+    nobody_sh(
+        "mkdir -p \"$1\" && printf %s \"$2\" > \"$1/app__app-7\"",
+        &[pending.to_str().unwrap(), by_hand.to_str().unwrap()],
+    );
+    let lock = data.join("locks/app/app-2.lock");
+    nobody_sh(
+        "rm -f \"$1\" && ln -s \"$2\" \"$1\"",
+        &[lock.to_str().unwrap(), secret.to_str().unwrap()],
+    );
+    // The operator's own intent file naming a folder it does not name by its name.
+    std::fs::write(pending.join("app__app-8"), by_hand.display().to_string()).unwrap();
+
+    // The edited record: listed as a problem with the fix; kill refuses it.
+    let listed = harness.ao(&["session", "ls", "--json"]);
+    assert!(!listed.status.success());
+    let chmod = format!("chmod 600 {}", record.display());
+    assert!(stderr(&listed).contains(&chmod), "{}", stderr(&listed));
+    let kill = harness.ao(&["session", "kill", "app-1", "--force"]);
+    assert!(!kill.status.success());
+    assert!(
+        stderr(&kill).contains("writable by other users"),
+        "{}",
+        stderr(&kill)
+    );
+    // The symlinked lock (of a record the operator checked and made theirs again): refused by
+    // every command that would take it; its target unchanged.
+    std::fs::set_permissions(
+        harness.record("app-2", false),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    for args in [
+        &["send", "app-2", "hi"][..],
+        &["session", "kill", "app-2", "--force"],
+    ] {
+        let refused = harness.ao(args);
+        assert!(!refused.status.success(), "{args:?}");
+        assert!(
+            stderr(&refused).contains("symbolic link"),
+            "{}",
+            stderr(&refused)
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "precious");
+    // doctor names what it cannot make private.
+    let doctor = json(&harness.ao(&["doctor", "--json"]));
+    let privacy = doctor
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|line| line["what"] == "data dir is private")
+        .unwrap();
+    assert_eq!(privacy["ok"], false);
+    let detail = privacy["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("app-2.lock") && detail.contains("app__app-7"),
+        "{detail}"
+    );
+    // Tightened on first use: no other user can plant anything any more.
+    assert!(
+        !as_nobody(&["touch", data.join("sessions/app/x").to_str().unwrap()])
+            .status
+            .success()
+    );
+
+    // The operator makes the edited record theirs again without reading it: the workspace
+    // plugin's own records still stop the kill before anything is stopped or removed.
+    std::fs::set_permissions(&record, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let handle = harness.tmux_session("app-1");
+    let kill = harness.ao(&["session", "kill", "app-1", "--force"]);
+    assert!(!kill.status.success());
+    assert!(
+        stderr(&kill).contains("does not list it as a workspace of this data dir"),
+        "{}",
+        stderr(&kill)
+    );
+    assert!(
+        harness.tmux.sessions().contains(&handle),
+        "the kill stopped the agent"
+    );
+    // gc, with no record in its way, still removes neither hand-made worktree.
+    let original = std::fs::read_to_string(&record).unwrap().replace(
+        &victim.display().to_string(),
+        &harness.worktree("app-1").display().to_string(),
+    );
+    std::fs::write(&record, original).unwrap();
+    let gc = json(&harness.ok(&["gc", "--json"]));
+    assert!(
+        !gc.to_string().contains(&by_hand.display().to_string()),
+        "{gc:#}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(victim.join("MARK")).unwrap(),
+        "mine"
+    );
+    assert_eq!(
+        std::fs::read_to_string(by_hand.join(".git-ignored-mark")).unwrap(),
+        "mine"
+    );
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "precious");
+    // The session's own worktree is still removed by its own kill.
+    harness.ok(&["session", "kill", "app-1", "--force"]);
+    assert!(!harness.worktree("app-1").exists());
+    assert!(victim.join("MARK").exists() && by_hand.exists());
+}
+
+#[test]
+fn a_record_edited_to_name_another_sessions_worktree_cannot_make_kill_remove_it() {
+    let harness = Harness::new(&[], "");
+    harness.ok(&["spawn", "app", "--task", "one"]);
+    harness.ok(&["spawn", "app", "--task", "two"]);
+    let record = harness.record("app-1", false);
+    let edited = std::fs::read_to_string(&record).unwrap().replace(
+        &harness.worktree("app-1").display().to_string(),
+        &harness.worktree("app-2").display().to_string(),
+    );
+    std::fs::write(&record, edited).unwrap();
+    std::fs::write(harness.worktree("app-2").join("MARK"), "work").unwrap();
+    let handle = harness.tmux_session("app-1");
+    let kill = harness.ao(&["session", "kill", "app-1", "--force"]);
+    assert_one_line_error(&kill, "the record of app-2 names it too");
+    assert!(
+        harness.tmux.sessions().contains(&handle),
+        "the kill stopped the agent"
+    );
+    assert!(harness.worktree("app-2").join("MARK").exists());
+    // Kept aside, the session goes; the other session's worktree stays.
+    harness.ok(&["session", "kill", "app-1", "--keep-workspace"]);
+    assert!(harness.worktree("app-2").join("MARK").exists());
 }

@@ -207,7 +207,9 @@ impl SshHost {
             name: self.config.name.clone(),
             detail,
         };
-        create_private_dir(&self.control_dir).map_err(|e| {
+        // Owner-only; one owned by someone else is refused (a socket there would carry this
+        // user's connections).
+        ao_plugin_api::private::create_dir(&self.control_dir).map_err(|e| {
             local(format!(
                 "cannot make the folder for its shared connection {}: {e}",
                 self.control_dir.display()
@@ -332,28 +334,6 @@ fn expand_home(path: &str, home: &str) -> String {
         Some(rest) => format!("{}/{rest}", home.trim_end_matches('/')),
         None => path.to_string(),
     }
-}
-
-/// Makes `dir` owner-only (0700), creating it if missing; refuses one owned by someone else
-/// (a socket there would carry this user's connections).
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    let meta = std::fs::symlink_metadata(dir)?;
-    // SAFETY: getuid cannot fail and touches no memory.
-    let me = unsafe { libc::getuid() };
-    if !meta.is_dir() || meta.uid() != me {
-        return Err(std::io::Error::other(
-            "it is not a folder of this user's; remove it",
-        ));
-    }
-    if meta.permissions().mode() & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    }
-    Ok(())
 }
 
 /// The clone of a project on a host, with `~/` expanded to the home folder there.

@@ -9,13 +9,12 @@
 use std::{
     fs,
     io::{self, Write},
-    os::unix::fs::{DirBuilderExt, PermissionsExt},
     path::{Path, PathBuf},
     process::Stdio,
     time::Duration,
 };
 
-use crate::{remote, shell, types::Transport};
+use crate::{private, remote, shell, types::Transport};
 
 /// The exit status the scripts below use for "no such file or folder".
 const MISSING: i32 = 3;
@@ -131,17 +130,35 @@ impl Files {
         }
     }
 
-    /// Writes `contents` whole: into a temporary file beside `path`, then renamed over it.
+    /// Reads a file of this user's own state (an intent, a record a plugin keeps in the data
+    /// dir): never through a link, and refused unless it is this user's and nobody else may
+    /// write it (see [`private::check_trusted`]).
+    pub fn read_private(&self, path: &Path) -> io::Result<String> {
+        match &self.remote {
+            None => private::read_to_string(path),
+            Some(t) => {
+                let bytes = Self::run(
+                    t,
+                    "[ -L \"$1\" ] && { echo \"$1 is a symbolic link; remove it\" >&2; exit 1; }; \
+                     [ -f \"$1\" ] || exit 3; \
+                     [ -O \"$1\" ] || { echo \"$1 is not this user's; check it, then remove it\" >&2; exit 1; }; \
+                     [ -z \"$(find \"$1\" -prune \\( -perm -020 -o -perm -002 \\))\" ] || \
+                     { echo \"$1 is writable by other users; check it, then chmod 600 $1\" >&2; exit 1; }; \
+                     cat -- \"$1\"",
+                    &[path],
+                    None,
+                )?;
+                String::from_utf8(bytes)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+            }
+        }
+    }
+
+    /// Writes `contents` whole, owner-only (0600, whatever the umask): into a temporary file
+    /// beside `path` (made exclusively under an unpredictable name), then renamed over it.
     pub fn write(&self, path: &Path, contents: &[u8]) -> io::Result<()> {
         match &self.remote {
-            None => {
-                let temp = temp_beside(path);
-                fs::write(&temp, contents)
-                    .and_then(|()| fs::rename(&temp, path))
-                    .inspect_err(|_| {
-                        let _ = fs::remove_file(&temp);
-                    })
-            }
+            None => private::write(path, contents, false),
             // Small text goes in the command line (single-quoted), on a kept shell.
             Some(t) if contents.len() <= INLINE_WRITE_BYTES && !contents.contains(&0) => {
                 let Ok(text) = std::str::from_utf8(contents) else {
@@ -149,7 +166,8 @@ impl Files {
                 };
                 Self::run(
                     t,
-                    "t=\"$1.$$.tmp\"; printf '%s' \"$2\" > \"$t\" && mv -f -- \"$t\" \"$1\" \
+                    "umask 077; t=$(mktemp \"$1.XXXXXXXXXX\") || exit 1; \
+                     printf '%s' \"$2\" > \"$t\" && mv -f -- \"$t\" \"$1\" \
                      || { rm -f -- \"$t\"; exit 1; }",
                     &[path, Path::new(text)],
                     None,
@@ -165,7 +183,7 @@ impl Files {
     fn write_streamed(&self, t: &Transport, path: &Path, contents: &[u8]) -> io::Result<()> {
         Self::run(
             t,
-            "t=\"$1.$$.tmp\"; cat > \"$t\" && [ \"$(wc -c < \"$t\" | tr -d ' ')\" = \"$2\" ] \
+            "umask 077; t=$(mktemp \"$1.XXXXXXXXXX\") || exit 1; cat > \"$t\" && [ \"$(wc -c < \"$t\" | tr -d ' ')\" = \"$2\" ] \
              && mv -f -- \"$t\" \"$1\" || { rm -f -- \"$t\"; exit 1; }",
             &[path, Path::new(&contents.len().to_string())],
             Some(contents),
@@ -176,21 +194,13 @@ impl Files {
     /// Creates `path` and its parents; those it creates are owner-only (0700) when `private`.
     pub fn create_dir_all(&self, path: &Path, private: bool) -> io::Result<()> {
         match &self.remote {
-            None => {
-                let mut builder = fs::DirBuilder::new();
-                builder.recursive(true);
-                if private {
-                    builder.mode(0o700);
-                }
-                builder.create(path)?;
-                if private {
-                    fs::set_permissions(path, fs::Permissions::from_mode(0o700))?;
-                }
-                Ok(())
-            }
+            None if private => private::create_dir(path),
+            None => fs::create_dir_all(path),
             Some(t) if private => Self::run(
                 t,
-                "(umask 077 && mkdir -p -- \"$1\") && chmod 700 -- \"$1\"",
+                "[ -L \"$1\" ] && { echo \"$1 is a symbolic link, not followed: remove it\" >&2; \
+                 exit 1; }; (umask 077 && mkdir -p -- \"$1\") && [ -O \"$1\" ] \
+                 && chmod 700 -- \"$1\"",
                 &[path],
                 None,
             )
@@ -385,11 +395,7 @@ impl Files {
     pub fn lock(&self, path: &Path) -> io::Result<FileLock> {
         match &self.remote {
             None => {
-                let file = fs::File::options()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(path)?;
+                let file = private::open_lock(path)?;
                 file.lock()?;
                 Ok(FileLock {
                     _held: Held::Local { _file: file },
@@ -404,17 +410,10 @@ impl Files {
     }
 }
 
-/// A temporary file name next to `path`, unique to this process.
-fn temp_beside(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
-}
-
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     /// The "other machine" is this one, reached through `sh -c`: what the scripts do, and how
@@ -471,10 +470,28 @@ mod tests {
             let file = dir.join("f\nnew line");
             files.write(&file, b"one\ttwo\n\0three").unwrap();
             assert_eq!(fs::read(&file).unwrap(), b"one\ttwo\n\0three");
+            assert_eq!(
+                fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+            assert_eq!(files.read_private(&file).unwrap(), "one\ttwo\n\0three");
+            // Another's, or writable by others, or a link: never read as our own state.
+            fs::set_permissions(&file, fs::Permissions::from_mode(0o666)).unwrap();
+            let loose = files.read_private(&file).unwrap_err().to_string();
+            assert!(loose.contains("chmod 600"), "{loose}");
+            fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+            let planted = dir.join("planted.lock");
+            std::os::unix::fs::symlink(&file, &planted).unwrap();
+            assert!(files.read_private(&planted).is_err());
+            assert!(files.lock(&planted).is_err());
+            assert_eq!(fs::read(&file).unwrap(), b"one\ttwo\n\0three");
+            fs::remove_file(&planted).unwrap();
             assert!(files.is_file(&file) && files.exists(&file));
             let missing = files.read_to_string(&dir.join("missing")).unwrap_err();
             assert_eq!(missing.kind(), io::ErrorKind::NotFound);
             files.symlink(&file, &dir.join(".link")).unwrap();
+            let followed = files.create_dir_all(&dir.join(".link"), true).unwrap_err();
+            assert!(followed.to_string().contains("symbolic link"), "{followed}");
             let mut names = files.read_dir(&dir).unwrap();
             names.sort();
             assert_eq!(names, [".link", "f\nnew line"]);

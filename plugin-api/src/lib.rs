@@ -22,6 +22,7 @@ mod export;
 pub mod ffi;
 pub mod files;
 pub mod manifest;
+pub mod private;
 pub mod program;
 pub mod remote;
 mod root;

@@ -358,7 +358,13 @@ impl Drop for RemoteLock {
 /// Takes an exclusive lock on `path` on the host (waiting for it), with `flock`.
 pub fn lock(transport: &Transport, path: &Path) -> std::io::Result<RemoteLock> {
     let quoted = shell::join(&[path.to_string_lossy()]);
-    let line = format!("exec 9>>{quoted} && flock -x 9");
+    // Never through a link, never a file another user made; made owner-only (as
+    // `private::open_lock`).
+    let line = format!(
+        "if [ -L {quoted} ]; then echo {quoted} is a symbolic link, not followed: remove it >&2; false; \
+         else umask 077 && exec 9>>{quoted} && [ -O {quoted} ] && chmod 600 {quoted} \
+         && flock -x 9; fi"
+    );
     let (shell, output) = run_kept(transport, &line, true)?;
     match (shell, output.status.success()) {
         (Some(shell), true) => Ok(RemoteLock {

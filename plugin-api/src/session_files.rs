@@ -81,6 +81,22 @@ impl SessionFiles {
     /// gone is no error.
     pub fn remove(&self, session_id: &str) -> PluginResult<()> {
         let dir = self.path(session_id)?;
+        // A link below the data dir (one another user planted in a data dir an older version
+        // left open) would make this remove a folder elsewhere.
+        let data_dir = self.root.ancestors().nth(2).unwrap_or(&self.root);
+        let below = dir.strip_prefix(data_dir).unwrap_or(&dir);
+        if let (Ok(real), Ok(base)) = (
+            self.files.canonicalize(&dir),
+            self.files.canonicalize(data_dir),
+        ) {
+            if real != base.join(below) {
+                return Err(PluginError::invalid_input(format!(
+                    "{} leads through a symbolic link (to {}); it is not removed: remove the link",
+                    dir.display(),
+                    real.display()
+                )));
+            }
+        }
         self.files
             .remove_dir_all(&dir)
             .map_err(|e| PluginError::failed(format!("removing {}: {e}", dir.display())))
@@ -97,10 +113,11 @@ impl SessionFiles {
         })
     }
 
-    /// Reads `name` from the session's folder; `None` when it is not there.
+    /// Reads `name` from the session's folder; `None` when it is not there. Never through a
+    /// link, and never a file another user made or may write (see [`Files::read_private`]).
     pub fn read(&self, session_id: &str, name: &str) -> PluginResult<Option<Vec<u8>>> {
         let path = self.path(session_id)?.join(name);
-        match self.files.read_to_string(&path) {
+        match self.files.read_private(&path) {
             Ok(text) => Ok(Some(text.into_bytes())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(PluginError::failed(format!(
@@ -149,6 +166,15 @@ mod tests {
             assert!(files.write("app-1", bad, b"").is_err(), "{bad:?}");
         }
         assert!(files.dir("../app").is_err());
+        // A session folder reached through a link is not removed, nor what it points to.
+        let elsewhere = temp.join("elsewhere");
+        fs::create_dir_all(elsewhere.join("app-2")).unwrap();
+        std::os::unix::fs::symlink(elsewhere.join("app-2"), temp.join("codex/sessions/app-2"))
+            .unwrap();
+        assert!(files.remove("app-2").is_err());
+        assert!(elsewhere.join("app-2").exists());
+        files.remove("app-1").unwrap();
+        assert!(!temp.join("codex/sessions/app-1").exists());
         fs::remove_dir_all(&temp).unwrap();
     }
 }

@@ -137,9 +137,10 @@ fn store_status(error: &StoreError) -> StatusCode {
         StoreError::NotFound { .. } => StatusCode::NOT_FOUND,
         StoreError::InvalidId(_) => StatusCode::BAD_REQUEST,
         StoreError::Exhausted(_) => StatusCode::SERVICE_UNAVAILABLE,
-        StoreError::NotAFolder { .. } | StoreError::Io { .. } | StoreError::Corrupt { .. } => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
+        StoreError::NotAFolder { .. }
+        | StoreError::Io { .. }
+        | StoreError::Corrupt { .. }
+        | StoreError::Untrusted { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use ao_plugin_api::{DoctorCheck, PluginErrorKind, PluginKind};
+use ao_plugin_api::{private, DoctorCheck, PluginErrorKind, PluginKind};
 use serde::Serialize;
 
 use super::{Lifecycle, LifecycleError};
@@ -31,10 +31,41 @@ impl DoctorLine {
     }
 }
 
+/// Whether a new file can be made in `dir` (exclusively, under a name nobody can plant a link
+/// at beforehand).
 fn writable_probe(dir: &Path) -> std::io::Result<()> {
-    let probe = dir.join(format!(".doctor-{}", std::process::id()));
-    std::fs::write(&probe, b"probe")?;
+    let (probe, _file) = private::create_temp(&dir.join("doctor"))?;
     std::fs::remove_file(probe)
+}
+
+/// The most files named in one `doctor` line about the data dir's privacy.
+const MAX_NAMED: usize = 20;
+
+/// Whether the data dir is the user's own: everything in it tightened to owner-only where it
+/// is ours, and what cannot be (links, other users' files, files others may write) named with
+/// the fix. Worktrees' contents are git's checkouts and keep their modes.
+fn privacy_check(data_dir: &Path) -> DoctorLine {
+    let what = "data dir is private";
+    let problems = private::tighten_tree(data_dir, 16, true);
+    if problems.is_empty() {
+        return DoctorLine::new(
+            what,
+            true,
+            format!(
+                "{} and everything in it are this user's own (0700/0600)",
+                data_dir.display()
+            ),
+        );
+    }
+    let mut detail: Vec<String> = problems
+        .iter()
+        .take(MAX_NAMED)
+        .map(ToString::to_string)
+        .collect();
+    if problems.len() > MAX_NAMED {
+        detail.push(format!("and {} more", problems.len() - MAX_NAMED));
+    }
+    DoctorLine::new(what, false, detail.join("; "))
 }
 
 impl Lifecycle {
@@ -65,6 +96,7 @@ impl Lifecycle {
                 ),
             ),
         });
+        lines.push(privacy_check(data_dir));
         for row in self.registry.rows() {
             if row.status == PluginStatus::Error {
                 lines.push(DoctorLine::new(

@@ -2,9 +2,11 @@
 
 use std::time::Duration;
 
+use ao_plugin_api::PluginErrorKind;
+
 use super::{deliver::deliver, spawn::validate_message, Lifecycle, LifecycleError};
 use crate::{
-    plugins::RuntimePlugin,
+    plugins::{PluginSet, RuntimePlugin},
     session::{now_ms, ReportedStatus, Session, SessionLock, SessionStatus, StoreError},
 };
 
@@ -115,6 +117,9 @@ impl Lifecycle {
             };
         };
         let plugins = self.plugins_of(&session).await?;
+        if let (Some(path), false) = (&session.workspace_path, keep_workspace) {
+            self.check_workspace_claim(&session, path, &plugins).await?;
+        }
         if let (Some(path), false, false) = (&session.workspace_path, keep_workspace, force) {
             // Asked before anything is destroyed, so a refusal leaves the session whole. A
             // plugin that cannot tell (or a workspace already gone) does not stop the kill.
@@ -137,6 +142,58 @@ impl Lifecycle {
         let archived = self.store.archive(&session, SessionStatus::Killed, None)?;
         self.forget_agent_files(&session, &plugins).await;
         Ok(KillOutcome::Killed(Box::new(archived)))
+    }
+
+    /// Refuses, before anything is destroyed, to remove a workspace that the record names but
+    /// the workspace plugin does not list as this data dir's, or that another session's record
+    /// names too: a record can be edited, what the plugin recorded itself is the proof. A path
+    /// with nothing at it (removed by hand) has nothing to remove, and a plugin built before
+    /// `list_owned` keeps its own checks in `destroy`.
+    async fn check_workspace_claim(
+        &self,
+        session: &Session,
+        path: &str,
+        plugins: &PluginSet,
+    ) -> Result<(), LifecycleError> {
+        let id = &session.id;
+        let refuse = |why: String| {
+            Err(LifecycleError::Refused(format!(
+                "{id}'s record names the workspace {path}, but {why}: nothing was stopped or \
+                 removed. If the record was edited, check it; `ao-host session kill {id} \
+                 --keep-workspace` stops the session and leaves that folder alone"
+            )))
+        };
+        let others: Vec<String> = self
+            .store
+            .list(None, false)
+            .sessions
+            .into_iter()
+            .filter(|other| {
+                other.id != session.id
+                    && other.host == session.host
+                    && other.workspace_path.as_deref() == Some(path)
+            })
+            .map(|other| other.id)
+            .collect();
+        if !others.is_empty() {
+            return refuse(format!("the record of {} names it too", others.join(", ")));
+        }
+        let present = match session.host {
+            None => std::path::Path::new(path).symlink_metadata().is_ok(),
+            Some(_) => plugins.workspace.exists(path).await.unwrap_or(true),
+        };
+        if !present {
+            return Ok(());
+        }
+        match plugins.workspace.list_owned().await {
+            Ok(owned) if owned.iter().any(|owned| owned == path) => Ok(()),
+            Ok(_) => refuse(format!(
+                "the {} plugin does not list it as a workspace of this data dir",
+                plugins.workspace.name()
+            )),
+            Err(e) if e.kind() == PluginErrorKind::Unsupported => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// A live session, locked, with its runtime handle.

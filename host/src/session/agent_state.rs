@@ -13,15 +13,16 @@
 
 use std::{
     collections::HashSet,
-    fs::{self, File, OpenOptions},
+    fs::{self, File},
     io::Read,
-    os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
 };
 
 use serde::{Deserialize, Serialize};
 
-use super::{now_ms, temp_beside, StoreError, MAX_TASK_BYTES};
+use ao_plugin_api::private;
+
+use super::{now_ms, StoreError, MAX_TASK_BYTES};
 
 /// The state file never grows past this: a question is cut to [`MAX_QUESTION_BYTES`].
 const MAX_STATE_BYTES: u64 = 64 * 1024;
@@ -123,6 +124,20 @@ fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
     }
 }
 
+/// [`io`], but a file refused as not this user's own (see [`private::check_trusted`]) says so.
+fn untrusted_or<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
+    move |error| match error.kind() {
+        std::io::ErrorKind::PermissionDenied => StoreError::Untrusted {
+            path: path.to_path_buf(),
+            message: format!("agent state: {error}"),
+        },
+        _ => io(action, path)(error),
+    }
+}
+
 /// Cuts `text` to at most `max` bytes on a character boundary.
 fn truncated(mut text: String, max: usize) -> String {
     if text.len() > max {
@@ -208,6 +223,14 @@ impl AgentStateDir {
 
     /// Forgets a session (killed, or its spawn undone).
     pub fn remove(&self, project_id: &str, id: &str) {
+        // Through a folder that is a link, the names below would be removed wherever it points.
+        let dir = self.root.join(project_id);
+        if dir
+            .symlink_metadata()
+            .is_ok_and(|meta| meta.file_type().is_symlink())
+        {
+            return;
+        }
         for extension in ["json", "prompt", "lock"] {
             let _ = fs::remove_file(self.path(project_id, id, extension));
         }
@@ -349,27 +372,16 @@ impl AgentStateDir {
     /// Writes `bytes` to a temporary file and renames it over `path`.
     fn replace(&self, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         let dir = path.parent().expect("state lives in a folder");
-        fs::create_dir_all(dir).map_err(io("creating", dir))?;
-        let temp = temp_beside(path);
-        fs::write(&temp, bytes).map_err(io("writing", &temp))?;
-        fs::rename(&temp, path).map_err(|e| {
-            let _ = fs::remove_file(&temp);
-            io("replacing", path)(e)
-        })
+        private::create_dir(dir).map_err(io("creating", dir))?;
+        private::write(path, bytes, false).map_err(io("replacing", path))
     }
 
     /// The session's state lock, held until the file is dropped.
     fn lock(&self, project_id: &str, id: &str) -> Result<File, StoreError> {
         let path = self.path(project_id, id, "lock");
         let dir = path.parent().expect("state lives in a folder");
-        fs::create_dir_all(dir).map_err(io("creating", dir))?;
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(io("opening", &path))?;
+        private::create_dir(dir).map_err(io("creating", dir))?;
+        let file = private::open_lock(&path).map_err(untrusted_or("opening", &path))?;
         file.lock().map_err(io("locking", &path))?;
         Ok(file)
     }
@@ -378,23 +390,16 @@ impl AgentStateDir {
 /// Reads a regular file of at most `max` bytes without following a symlink or blocking on a
 /// FIFO; `None` when it does not exist.
 fn read_bounded(path: &Path, max: u64) -> Result<Option<Vec<u8>>, StoreError> {
-    let file = match OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-    {
+    // Never through a link or blocking on a FIFO; never a file another user made or may write.
+    let file = match private::open_read(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io("reading", path)(e)),
+        Err(e) => return Err(untrusted_or("reading", path)(e)),
     };
     let corrupt = |message: &str| StoreError::Corrupt {
         path: path.to_path_buf(),
         message: message.into(),
     };
-    let metadata = file.metadata().map_err(io("reading", path))?;
-    if !metadata.is_file() {
-        return Err(corrupt("not a regular file"));
-    }
     let mut bytes = Vec::new();
     file.take(max + 1)
         .read_to_end(&mut bytes)

@@ -15,11 +15,13 @@
 //! success while the spawn goes on.
 
 use std::{
-    fs::{self, File, OpenOptions, TryLockError},
+    fs::{self, File, TryLockError},
     io::{Read, Seek, Write},
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
+
+use ao_plugin_api::private;
 
 use super::StoreError;
 
@@ -85,14 +87,15 @@ impl LockDir {
     fn open(&self, project_id: &str, id: &str) -> Result<File, StoreError> {
         let path = self.path(project_id, id, "lock");
         let dir = path.parent().expect("locks live in a folder");
-        fs::create_dir_all(dir).map_err(io_error("creating", dir))?;
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io_error("opening lock", &path))
+        private::create_dir(dir).map_err(io_error("creating", dir))?;
+        // Never through a link (the holder writes its pid into it), never another user's.
+        private::open_lock(&path).map_err(|error| match error.kind() {
+            std::io::ErrorKind::PermissionDenied => StoreError::Untrusted {
+                message: format!("session lock: {error}"),
+                path: path.clone(),
+            },
+            _ => io_error("opening lock", &path)(error),
+        })
     }
 
     /// Takes the lock if nobody holds it; `None` when somebody does.
@@ -154,7 +157,7 @@ impl LockDir {
     /// Who holds the lock, as far as the lock file says.
     pub fn holder(&self, project_id: &str, id: &str) -> String {
         let mut text = String::new();
-        let _ = File::open(self.path(project_id, id, "lock"))
+        let _ = private::open_read(&self.path(project_id, id, "lock"))
             .and_then(|mut f| f.read_to_string(&mut text));
         match text.trim().parse::<u32>() {
             Ok(pid) => format!("ao-host process {pid}"),
@@ -165,11 +168,15 @@ impl LockDir {
     /// Asks the spawn holding `id` to stop and undo itself.
     pub fn request_cancel(&self, project_id: &str, id: &str) -> Result<(), StoreError> {
         let path = self.path(project_id, id, "cancel");
-        fs::write(&path, std::process::id().to_string()).map_err(io_error("writing", &path))
+        private::write(&path, std::process::id().to_string().as_bytes(), false)
+            .map_err(io_error("writing", &path))
     }
 
+    /// Whether a kill asked the spawn of `id` to stop: a request of this user's own only.
     pub fn cancel_requested(&self, project_id: &str, id: &str) -> bool {
-        self.path(project_id, id, "cancel").exists()
+        let path = self.path(project_id, id, "cancel");
+        path.symlink_metadata()
+            .is_ok_and(|meta| meta.is_file() && private::check_trusted(&path, &meta).is_ok())
     }
 
     /// Forgets a cancel request (the spawn it was for is over, or a new one starts afresh).

@@ -148,24 +148,12 @@ impl Session {
 }
 
 /// Whether a process exists (signal 0 checks existence and permission; nothing is delivered).
-/// Only for temporary files, whose names carry their writer's pid; sessions use locks.
+/// Only for temporary files, whose names carry their writer's pid (see
+/// [`ao_plugin_api::private::create_temp`]); sessions use locks.
 pub fn process_alive(pid: u32) -> bool {
     // SAFETY: kill with signal 0 has no effect beyond the check.
     let result = unsafe { libc::kill(pid as libc::pid_t, 0) };
     result == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
-
-/// A temporary file name next to `path`, unique to this process and call: files are written
-/// there whole, then renamed over `path`, so a reader sees the old file or the new one. The pid
-/// in the name lets `gc` tell a dead writer's leftovers.
-fn temp_beside(path: &std::path::Path) -> std::path::PathBuf {
-    static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    path.with_file_name(format!(
-        ".{}.{}-{}.tmp",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id(),
-        SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ))
 }
 
 /// Milliseconds since the Unix epoch.

@@ -15,18 +15,17 @@ use std::{
     collections::{HashMap, HashSet},
     fs::{self, File},
     io::{Read, Write},
-    os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
 };
 
-use ao_plugin_api::validate::validate_id;
+use ao_plugin_api::{private, validate::validate_id};
 
 use crate::bounded_yaml;
 
 use super::{
     identity::{next_identity, stem, used_numbers, IdentityExhausted},
     lock::{LockDir, SessionLock},
-    temp_beside, Session, SessionRole, SessionStatus, MAX_TASK_BYTES,
+    Session, SessionRole, SessionStatus, MAX_TASK_BYTES,
 };
 
 const RECORD_EXTENSION: &str = "yaml";
@@ -50,6 +49,10 @@ pub enum StoreError {
     },
     #[error("session record {path} is unreadable: {message}; move it aside or delete it", path = path.display())]
     Corrupt { path: PathBuf, message: String },
+    /// A file or folder in the data dir that is a link, another user's or writable by others:
+    /// never acted on; the message names it and the fix.
+    #[error("{message}")]
+    Untrusted { path: PathBuf, message: String },
     #[error("no session `{id}`; `ao-host session ls` lists them")]
     NotFound { id: String },
     #[error(transparent)]
@@ -92,6 +95,10 @@ struct RecordVersion {
     modified: (i64, i64),
     len: u64,
 }
+
+/// The file in the data dir that says all of it was made owner-only once (see
+/// [`SessionStore::open`]).
+const PRIVATE_MARK: &str = ".private-v1";
 
 /// Records smaller than this are parsed each time: it is cheaper than keeping them.
 const CACHED_RECORD_BYTES: u64 = 64 * 1024;
@@ -141,14 +148,40 @@ impl SessionStore {
                 path: data_dir.to_path_buf(),
             });
         }
-        fs::create_dir_all(data_dir.join("sessions")).map_err(io("creating", data_dir))?;
+        // The operator may name the data dir through a link of their own; inside it, nothing
+        // is followed.
+        let data_dir = &match data_dir.canonicalize() {
+            Ok(resolved) => resolved,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => data_dir.to_path_buf(),
+            Err(e) => return Err(io("resolving", data_dir)(e)),
+        };
+        private::create_dir(&data_dir.join("sessions")).map_err(io("creating", data_dir))?;
         let data_dir = &data_dir.canonicalize().map_err(io("resolving", data_dir))?;
+        Self::tighten(data_dir);
         let root = data_dir.join("sessions");
         Ok(Self {
             data_dir: data_dir.to_path_buf(),
             locks: LockDir::new(data_dir),
             root,
         })
+    }
+
+    /// Tightens a data dir made before it was kept private, on first use: all of it once
+    /// (then [`PRIVATE_MARK`] says so), and its first two levels of folders on every open
+    /// (cheap with thousands of sessions; each file is checked as it is opened). What cannot be
+    /// tightened (links, other users' files) is left for `session ls`, `gc` and `doctor` to
+    /// report.
+    fn tighten(data_dir: &Path) {
+        let mark = data_dir.join(PRIVATE_MARK);
+        let marked = mark
+            .symlink_metadata()
+            .is_ok_and(|meta| meta.is_file() && private::check_trusted(&mark, &meta).is_ok());
+        if marked {
+            let _ = private::tighten_tree(data_dir, 2, false);
+        } else {
+            let _ = private::tighten_tree(data_dir, usize::MAX, true);
+            let _ = private::write(&mark, b"", false);
+        }
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -181,12 +214,15 @@ impl SessionStore {
     /// Writes `bytes` to a fsynced temporary file next to `path` and returns it.
     fn write_temp(path: &Path, bytes: &[u8]) -> Result<PathBuf, StoreError> {
         let dir = path.parent().expect("records live in a folder");
-        fs::create_dir_all(dir).map_err(io("creating", dir))?;
-        let temp = temp_beside(path);
-        let mut file = File::create(&temp).map_err(io("creating", &temp))?;
+        private::create_dir(dir).map_err(io("creating", dir))?;
+        let (temp, mut file) =
+            private::create_temp(path).map_err(io("creating a temporary file beside", path))?;
         file.write_all(bytes)
             .and_then(|()| file.sync_all())
-            .map_err(io("writing", &temp))?;
+            .map_err(|e| {
+                let _ = fs::remove_file(&temp);
+                io("writing", &temp)(e)
+            })?;
         Ok(temp)
     }
 
@@ -200,7 +236,10 @@ impl SessionStore {
     /// Replaces (or creates) a record atomically.
     fn write_record(path: &Path, session: &Session) -> Result<(), StoreError> {
         let temp = Self::write_temp(path, &Self::encode(session))?;
-        fs::rename(&temp, path).map_err(io("replacing", path))?;
+        fs::rename(&temp, path).map_err(|e| {
+            let _ = fs::remove_file(&temp);
+            io("replacing", path)(e)
+        })?;
         Self::sync_dir(path.parent().expect("records live in a folder"));
         Ok(())
     }
@@ -210,6 +249,20 @@ impl SessionStore {
     /// "no records": `gc` would take every session it cannot see for an orphan, and a
     /// reservation would hand out ids that are taken.
     fn ids_in(dir: &Path) -> Result<Vec<String>, StoreError> {
+        if dir
+            .symlink_metadata()
+            .is_ok_and(|meta| meta.file_type().is_symlink())
+        {
+            return Err(StoreError::Untrusted {
+                path: dir.to_path_buf(),
+                message: format!(
+                    "{} is a symbolic link where ao-host keeps records; it is not followed: \
+                     remove it (`rm {}`)",
+                    dir.display(),
+                    dir.display()
+                ),
+            });
+        }
         let entries = match fs::read_dir(dir) {
             Ok(entries) => entries,
             // Missing, and not a link to somewhere missing.
@@ -313,7 +366,7 @@ impl SessionStore {
     ) -> Result<Session, StoreError> {
         let from = self.record_path(&session.project_id, &session.id, false);
         let to = self.record_path(&session.project_id, &session.id, true);
-        fs::create_dir_all(to.parent().expect("archive folder")).map_err(io("creating", &to))?;
+        private::create_dir(to.parent().expect("archive folder")).map_err(io("creating", &to))?;
         fs::rename(&from, &to).map_err(io("archiving", &from))?;
         Self::sync_dir(from.parent().expect("records live in a folder"));
         let mut archived = session.clone();
@@ -330,18 +383,16 @@ impl SessionStore {
             path: path.to_path_buf(),
             message,
         };
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(path)
-            .map_err(|e| match e.raw_os_error() {
-                Some(libc::ELOOP) => corrupt("it is a symbolic link".into()),
-                _ => corrupt(e.to_string()),
-            })?;
+        // Never through a link, and never one another user made or may have edited: its
+        // workspace path and handle decide what a kill or gc removes.
+        let file = private::open_read(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::PermissionDenied => StoreError::Untrusted {
+                path: path.to_path_buf(),
+                message: format!("session record {}: {e}", path.display()),
+            },
+            _ => corrupt(e.to_string()),
+        })?;
         let metadata = file.metadata().map_err(|e| corrupt(e.to_string()))?;
-        if !metadata.is_file() {
-            return Err(corrupt("it is not a regular file".into()));
-        }
         if metadata.len() > MAX_RECORD_BYTES {
             return Err(corrupt(format!(
                 "it is {} bytes, too big for a record",
@@ -378,7 +429,7 @@ impl SessionStore {
     }
 
     /// The projects that have records, and the folders that should hold records but cannot be
-    /// read (a symlinked project folder is followed).
+    /// read (a symlinked project folder is one: it is not followed).
     fn projects(&self) -> (Vec<String>, Vec<StoreError>) {
         let (mut projects, mut problems) = (Vec::new(), Vec::new());
         let entries = match fs::read_dir(&self.root) {
@@ -404,7 +455,16 @@ impl SessionStore {
             else {
                 continue;
             };
-            match fs::metadata(entry.path()) {
+            match fs::symlink_metadata(entry.path()) {
+                Ok(meta) if meta.file_type().is_symlink() => problems.push(StoreError::Untrusted {
+                    path: entry.path(),
+                    message: format!(
+                        "{} is a symbolic link where ao-host keeps a project's records; it is not \
+                         followed: remove it (`rm {}`)",
+                        entry.path().display(),
+                        entry.path().display()
+                    ),
+                }),
                 Ok(meta) if meta.is_dir() => projects.push(name),
                 Ok(_) => problems.push(StoreError::Corrupt {
                     path: entry.path(),
@@ -711,12 +771,16 @@ mod tests {
         let listing = store.list(None, false);
         assert!(listing.sessions.is_empty());
         assert_eq!(listing.problems.len(), 1, "{:?}", listing.problems);
-        // A symlinked project folder is followed.
+        // A symlinked project folder is reported, not followed.
         fs::remove_file(&records).unwrap();
         std::os::unix::fs::symlink(&moved, &records).unwrap();
         let listing = store.list(None, false);
-        assert_eq!(listing.sessions.len(), 1);
-        assert!(listing.problems.is_empty(), "{:?}", listing.problems);
+        assert!(listing.sessions.is_empty());
+        assert!(
+            listing.problems[0].to_string().contains("symbolic link"),
+            "{:?}",
+            listing.problems
+        );
         // An archive that cannot be read stops reservations instead of reusing its ids.
         fs::remove_file(&records).unwrap();
         fs::rename(&moved, &records).unwrap();

@@ -188,7 +188,7 @@ impl GitWorktree {
     /// Records that `create` is about to make a worktree at `path` (see the module docs).
     fn write_pending(&self, file: &Path, path: &str) -> PluginResult<()> {
         self.files
-            .create_dir_all(&self.pending, false)
+            .create_dir_all(&self.pending, true)
             .and_then(|()| self.files.write(file, path.as_bytes()))
             .map_err(|e| PluginError::failed(format!("writing {}: {e}", file.display())))
     }
@@ -201,8 +201,15 @@ impl GitWorktree {
         };
         let mut paths = Vec::new();
         for name in entries {
-            let file = self.pending.join(name);
-            let Ok(path) = self.files.read_to_string(&file) else {
+            let file = self.pending.join(&name);
+            // Another user's file, or one others could edit, never names what gc removes; nor
+            // does one naming anything but the worktree its name says, in this root.
+            let Some(path) = self
+                .files
+                .read_private(&file)
+                .ok()
+                .filter(|path| self.intent_names(&name, Path::new(path)))
+            else {
                 continue;
             };
             match self.owner_of(Path::new(&path)) {
@@ -216,6 +223,95 @@ impl GitWorktree {
             }
         }
         paths
+    }
+
+    /// Whether `path` is the worktree the intent file `name` (`<project>__<session>`) is for:
+    /// `<root>/<project>/<session>`.
+    fn intent_names(&self, name: &str, path: &Path) -> bool {
+        let Ok(relative) = path.strip_prefix(&self.root) else {
+            return false;
+        };
+        let parts: Vec<&str> = relative
+            .components()
+            .map(|part| match part {
+                Component::Normal(part) => part.to_str().unwrap_or("/"),
+                _ => "/",
+            })
+            .collect();
+        matches!(&parts[..], [project, session]
+            if validate_id("project id", project).is_ok()
+                && validate_id("session id", session).is_ok()
+                && name == format!("{project}__{session}"))
+    }
+
+    /// Refuses to remove `path` unless this data dir made it: a worktree directly under this
+    /// root (`<root>/<project>/<session>`, links resolved) whose owner record, in its admin
+    /// folder, names this data dir and whose admin folder names it back; or, for a `create`
+    /// cut short before that record, one this data dir's own intent file names. A session
+    /// record says which path to remove, and records can be edited: this is what the plugin
+    /// itself wrote.
+    fn check_ours(&self, path: &Path) -> PluginResult<()> {
+        let refuse = |why: String| {
+            Err(PluginError::invalid_input(format!(
+                "{}: {why}, so this ao-host (data dir {}) does not remove it; if it is stale, \
+                 remove it by hand (`git worktree remove {}`)",
+                path.display(),
+                self.owner,
+                path.display()
+            )))
+        };
+        let real = self.files.canonicalize(path).map_err(unanswered)?;
+        let root = self
+            .files
+            .canonicalize(&self.root)
+            .unwrap_or_else(|_| self.root.clone());
+        let session_folder = real
+            .strip_prefix(&root)
+            .is_ok_and(|relative| relative.components().count() == 2);
+        if !session_folder {
+            return refuse(format!(
+                "it is not a worktree folder of this plugin's root {}",
+                self.root.display()
+            ));
+        }
+        let admin = self.admin_dir(path)?;
+        let named_back = self
+            .files
+            .read_to_string(&admin.join("gitdir"))
+            .ok()
+            .and_then(|gitdir| self.files.canonicalize(Path::new(gitdir.trim())).ok())
+            .is_some_and(|gitdir| gitdir == real.join(".git"));
+        if !named_back {
+            return refuse(format!(
+                "its git admin folder {} does not name it back",
+                admin.display()
+            ));
+        }
+        match self.owner_of(path)? {
+            Some(owner) if owner == self.owner => Ok(()),
+            Some(owner) => refuse(format!("it belongs to the ao-host data dir {owner}")),
+            None => {
+                let relative = real.strip_prefix(&root).unwrap_or(&real);
+                let name = relative
+                    .iter()
+                    .map(|part| part.to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("__");
+                let intent = self.pending.join(&name);
+                let named = self
+                    .files
+                    .read_private(&intent)
+                    .is_ok_and(|named| self.intent_names(&name, Path::new(&named)));
+                if named {
+                    Ok(())
+                } else {
+                    refuse(format!(
+                        "it has no owner record ({}) and no intent file of this data dir",
+                        admin.join(OWNER_FILE).display()
+                    ))
+                }
+            }
+        }
     }
 
     /// Refuses a branch that is checked out in another worktree (`git worktree add` would fail
@@ -593,8 +689,11 @@ impl Workspace for GitWorktree {
                     "workspace {path_text} already exists; remove it or use another session id"
                 )));
             }
+            // Owner-only: each project's folder, and the root when it is made here (a root of
+            // the operator's own choosing keeps its modes). The checkouts inside keep git's
+            // modes: nobody else can reach them.
             self.files
-                .create_dir_all(path.parent().unwrap_or(&self.root), false)
+                .create_dir_all(path.parent().unwrap_or(&self.root), true)
                 .map_err(|e| {
                     PluginError::failed(format!("creating {}: {e}", self.root.display()))
                 })?;
@@ -655,17 +754,9 @@ impl Workspace for GitWorktree {
             .git(path, &["symbolic-ref", "--quiet", "--short", "HEAD"])
             .ok()
             .map(|b| b.trim().to_string());
-        // A worktree another data dir made is never this one's to remove, whatever a record
-        // says (records can be copied or edited). Unrecorded (older) worktrees are allowed.
-        if let Ok(Some(owner)) = self.owner_of(path) {
-            if owner != self.owner {
-                return Err(PluginError::invalid_input(format!(
-                    "worktree {} belongs to the ao-host data dir {owner}, not to this one ({}); it is not this ao-host's to remove",
-                    path.display(),
-                    self.owner
-                )));
-            }
-        }
+        // Only what this data dir made, whatever a record says (records can be copied or
+        // edited).
+        self.check_ours(path)?;
         let ready = self.is_ready(path).unwrap_or(true);
         if !ready {
             // A create cut short (its `ao-host` killed during post_create) leaves post_create's
