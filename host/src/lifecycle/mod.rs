@@ -8,6 +8,7 @@
 
 mod deliver;
 pub mod doctor;
+mod environment;
 pub mod events;
 pub mod gc;
 mod hosts;

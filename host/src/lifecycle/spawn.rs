@@ -91,6 +91,9 @@ pub enum SpawnStepError {
     Deliver(#[from] DeliverError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The session's host did not give its login environment.
+    #[error(transparent)]
+    Host(#[from] crate::remote::HostError),
     #[error("stopped by `ao-host session kill` or an interrupt")]
     Cancelled,
 }
@@ -441,7 +444,7 @@ impl Lifecycle {
         start: AgentStart<'_>,
     ) -> Result<StartedAgent, E>
     where
-        E: From<PluginCallError> + From<StoreError>,
+        E: From<PluginCallError> + From<StoreError> + From<crate::remote::HostError>,
     {
         let agent_session = AgentSession {
             session_id: session.id.as_str().into(),
@@ -501,14 +504,20 @@ impl Lifecycle {
             &session.id,
             self.event_program.as_deref(),
         )?;
+        let whole = self
+            .agent_environment(session.host.as_deref(), &environment)
+            .await?;
         let handle = plugins
             .runtime
-            .create(RuntimeCreateRequest {
-                session_id: session.id.as_str().into(),
-                cwd: start.workspace_path.into(),
-                launch_command: plan.argv,
-                env: environment.into(),
-            })
+            .start(
+                RuntimeCreateRequest {
+                    session_id: session.id.as_str().into(),
+                    cwd: start.workspace_path.into(),
+                    launch_command: plan.argv,
+                    env: whole.into(),
+                },
+                environment,
+            )
             .await?;
         Ok(StartedAgent {
             handle,

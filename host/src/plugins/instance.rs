@@ -167,6 +167,31 @@ impl RuntimePlugin {
             .map(String::from)
     }
 
+    /// Starts an agent whose whole environment is `request.env`; a runtime that cannot (built
+    /// before `start` existed, 0.1.7, or not offering it) is given `create` with only `added`,
+    /// the variables plugins set, on top of its own environment.
+    pub async fn start(
+        &self,
+        request: RuntimeCreateRequest,
+        added: Vec<EnvVar>,
+    ) -> Result<String, PluginCallError> {
+        let fallback = RuntimeCreateRequest {
+            env: added.into(),
+            ..request.clone()
+        };
+        let started = self.0.call("start", move |o| o.start(&request)).await;
+        match started {
+            Err(e) if e.kind() == PluginErrorKind::Unsupported => {
+                tracing::warn!(
+                    runtime = self.name(),
+                    "the agent gets the runtime's environment, not this ao-host's: {e}"
+                );
+                self.create(fallback).await
+            }
+            other => other.map(String::from),
+        }
+    }
+
     pub async fn send_message(&self, handle: &str, text: &str) -> Result<(), PluginCallError> {
         let (handle, text) = (handle.to_string(), text.to_string());
         self.0
