@@ -184,8 +184,8 @@ impl Lifecycle {
             EnvVar::new("AO_DATA_DIR", self.store.data_dir().display().to_string()),
             EnvVar::new("AO_PROJECT_ID", session.project_id.clone()),
         ];
-        // Always set, empty without a file: a session takes its environment from the tmux
-        // server, which may hold another caller's AO_CONFIG_PATH.
+        // Always set, empty without a file: over the spawner's own, and over the tmux
+        // server's for a runtime built before `start`, which may hold another caller's.
         let config = self.config.path.as_ref().map(|p| p.display().to_string());
         vars.push(EnvVar::new("AO_CONFIG_PATH", config.unwrap_or_default()));
         vars.push(EnvVar::new("AO_PLUGIN_PATH", self.plugin_path.clone()));
