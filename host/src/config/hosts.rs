@@ -197,6 +197,11 @@ mod tests {
         );
         assert_eq!(host.options["ConnectTimeout"], "5");
         assert_eq!(config.projects["app"].hosts["box1"], "/srv/app");
+        let config = parse("clear_env: [AWS_*]\nhosts:\n  b: { ssh: a, pass_env: [HTTPS_PROXY] }\n")
+            .unwrap();
+        assert!(config.clear_env.matches("AWS_PROFILE") && !config.clear_env.matches("PATH"));
+        assert!(config.hosts["b"].pass_env.matches("HTTPS_PROXY"));
+        assert!(!config.hosts["b"].pass_env.matches("PATH"));
 
         for (text, want) in [
             (
@@ -225,6 +230,12 @@ mod tests {
                 "hosts:\n  b: { ssh: a, options: { StrictHostKeyChecking: accept-new } }\n",
                 "never accepts a host key unseen",
             ),
+            (
+                "hosts:\n  b: { ssh: a, pass_env: [\"A B\"] }\n",
+                "hosts.b.pass_env: \"A B\" is not a variable name",
+            ),
+            ("clear_env: [\"X=1\"]\n", "clear_env: \"X=1\" is not a variable name"),
+            ("clear_env: AWS\n", "clear_env"),
             ("hosts:\n  any: { ssh: a }\n", "means something else"),
             ("hosts:\n  b: { ssh: a, user: x }\n", "unknown field `user`"),
             ("hosts:\n  \"b c\": { ssh: a }\n", "host name"),
