@@ -41,11 +41,14 @@ impl Lifecycle {
     }
 }
 
-/// `base` with `set` over it, one entry per name (the last given wins), in a stable order.
+/// `base` with `set` over it, one entry per name (the last given wins), in a stable order. Of
+/// the base, only variables a shell can pass on are kept: a name that is not an identifier
+/// (`BASH_FUNC_f%%`, `a.b`) could not be set by the launcher, only complained about.
 fn merged(base: Vec<(String, String)>, set: &[EnvVar]) -> Vec<EnvVar> {
     let mut whole = std::collections::BTreeMap::new();
     for (name, value) in base {
-        if !PROCESS_OWN.contains(&name.as_str()) {
+        if !PROCESS_OWN.contains(&name.as_str()) && is_identifier(&name) && !value.contains('\0')
+        {
             whole.insert(name, value);
         }
     }
@@ -58,6 +61,12 @@ fn merged(base: Vec<(String, String)>, set: &[EnvVar]) -> Vec<EnvVar> {
         .collect()
 }
 
+/// `[A-Za-z_][A-Za-z0-9_]*`.
+fn is_identifier(name: &str) -> bool {
+    name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,6 +77,8 @@ mod tests {
             ("KEY".to_string(), "spawner".to_string()),
             ("PWD".to_string(), "/somewhere/else".to_string()),
             ("KEPT".to_string(), "yes".to_string()),
+            ("BASH_FUNC_f%%".to_string(), "() { :; }".to_string()),
+            ("a.b".to_string(), "x".to_string()),
         ];
         let whole = merged(base, &[EnvVar::new("KEY", "plugin")]);
         assert_eq!(
