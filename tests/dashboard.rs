@@ -273,7 +273,14 @@ fn the_api_spawns_shows_messages_and_kills_a_session_and_the_feed_follows() {
     // Its agents get the dashboard's environment, not that of the tmux server, started
     // beforehand with another value.
     let started = std::process::Command::new("tmux")
-        .args(["-L", &harness.tmux.socket, "new-session", "-d", "-s", "keeper"])
+        .args([
+            "-L",
+            &harness.tmux.socket,
+            "new-session",
+            "-d",
+            "-s",
+            "keeper",
+        ])
         .env("MYKEY", "from-the-tmux-server")
         .status()
         .unwrap();
@@ -463,7 +470,7 @@ fn bad_requests_get_a_json_error_with_their_status_and_change_nothing() {
             .authorized(dashboard.http.put(dashboard.url(sessions)))
             .send(""),
     )
-        .assert_error(405, "method");
+    .assert_error(405, "method");
 
     harness.assert_untouched();
     assert!(dashboard.stop().success());
@@ -512,7 +519,11 @@ fn changes_asked_by_another_site_and_requests_without_the_token_are_refused() {
     // The dashboard's own page may.
     let own = Dashboard::reply(
         dashboard
-            .authorized(dashboard.http.post(dashboard.url("/api/sessions/app-1/messages")))
+            .authorized(
+                dashboard
+                    .http
+                    .post(dashboard.url("/api/sessions/app-1/messages")),
+            )
             .header("Origin", &dashboard.base)
             .send("from the page"),
     );
@@ -537,7 +548,10 @@ fn changes_asked_by_another_site_and_requests_without_the_token_are_refused() {
         "the link carries it: {first_log}"
     );
     let mut loopback = Dashboard::start(&harness, &[], &[]);
-    assert!(!loopback.stderr().contains(&token), "printed only when made");
+    assert!(
+        !loopback.stderr().contains(&token),
+        "printed only when made"
+    );
     loopback.token = None;
     loopback.get("/api/sessions").assert_error(401, "token");
     let sent = loopback.post_bytes("/api/sessions/app-1/messages", b"from another user");
@@ -550,15 +564,30 @@ fn changes_asked_by_another_site_and_requests_without_the_token_are_refused() {
     loopback.get("/api/sessions").assert_error(401, "token");
     loopback.token = Some(token.clone());
     assert_eq!(loopback.get("/api/sessions").json()[0]["id"], "app-1");
-    assert_eq!(loopback.get("/").status, 200, "the page itself holds no data");
+    assert_eq!(
+        loopback.get("/").status,
+        200,
+        "the page itself holds no data"
+    );
     assert!(loopback.stop().success());
 
     // `--no-token`: today's loopback dashboard for a machine no one else uses; never open.
     let single_user = Dashboard::start(&harness, &["--no-token"], &[]);
-    assert!(single_user.stderr().contains("without a token"), "{}", single_user.stderr());
+    assert!(
+        single_user.stderr().contains("without a token"),
+        "{}",
+        single_user.stderr()
+    );
     assert_eq!(single_user.get("/api/sessions").json()[0]["id"], "app-1");
     assert!(single_user.stop().success());
-    let refused = harness.ao(&["dashboard", "--port", "0", "--bind", "0.0.0.0", "--no-token"]);
+    let refused = harness.ao(&[
+        "dashboard",
+        "--port",
+        "0",
+        "--bind",
+        "0.0.0.0",
+        "--no-token",
+    ]);
     support::assert_one_line_error(&refused, "only for a loopback");
 
     // Any other address needs the same token.

@@ -353,12 +353,17 @@ fn a_100_kb_message_reaches_a_remote_agent_byte_exact_and_doctor_checks_each_hos
     };
     // The agent there gets beta's login environment, plus what `pass_env` names of this one.
     world.harness.edit_config(|config| {
-        config.replace("  beta: { ssh:", "  beta: { pass_env: [AO_TEST_PASS*], ssh:")
+        config.replace(
+            "  beta: { ssh:",
+            "  beta: { pass_env: [AO_TEST_PASS*], ssh:",
+        )
     });
     let local_path = format!("/local-only-marker:{}", std::env::var("PATH").unwrap());
     let spawned = world
         .harness
-        .command(&["spawn", "app", "--host", "beta", "--task", "start", "--json"])
+        .command(&[
+            "spawn", "app", "--host", "beta", "--task", "start", "--json",
+        ])
         .env("AO_TEST_PASSED", "handed on")
         .env("AO_TEST_KEPT", "stays here")
         .env("SSH_AUTH_SOCK", "/local/agent.sock")

@@ -526,7 +526,14 @@ fn each_agent_gets_its_spawners_environment_never_on_a_command_line() {
     let harness = Harness::new(&[], "");
     // A long-lived tmux server, started with values of its own, before any spawn.
     let started = Command::new("tmux")
-        .args(["-L", &harness.tmux.socket, "new-session", "-d", "-s", "keeper"])
+        .args([
+            "-L",
+            &harness.tmux.socket,
+            "new-session",
+            "-d",
+            "-s",
+            "keeper",
+        ])
         .env("MYKEY", "from-the-tmux-server")
         .env("SERVER_ONLY", "leftover")
         .status()
@@ -593,13 +600,19 @@ fn each_agent_gets_its_spawners_environment_never_on_a_command_line() {
     let log = std::fs::read_to_string(&tmux_log).unwrap();
     assert!(log.contains("respawn-pane"), "tmux was not asked: {log}");
     for (id, value) in &agents {
-        assert!(!log.contains(value.as_str()), "the value in a tmux command:\n{log}");
+        assert!(
+            !log.contains(value.as_str()),
+            "the value in a tmux command:\n{log}"
+        );
         let start = fake_start(&harness.log_dir().join(id));
         assert_eq!(start["env"]["MYKEY"], value.as_str(), "agent {id}");
         assert!(start["env"].get("SERVER_ONLY").is_none(), "{start}");
         // What the plugins set is there too, and the terminal is tmux's.
         assert_eq!(start["env"]["AO_SESSION"], id.as_str());
-        assert_eq!(start["env"]["FAKE_AGENT_LOG"], harness.log_dir().display().to_string());
+        assert_eq!(
+            start["env"]["FAKE_AGENT_LOG"],
+            harness.log_dir().display().to_string()
+        );
         assert!(start["env"]["TMUX"].is_string(), "{start}");
     }
     // Each launch file is gone once its agent started.

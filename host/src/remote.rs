@@ -302,8 +302,7 @@ impl SshHost {
             .map(|at| at + MARK.len())
             .ok_or_else(|| HostError::Local {
                 name: self.config.name.clone(),
-                detail: "its `env -0` printed no environment; it needs GNU or BusyBox `env`"
-                    .into(),
+                detail: "its `env -0` printed no environment; it needs GNU or BusyBox `env`".into(),
             })?;
         Ok(output.stdout[start..]
             .split(|&b| b == 0)

@@ -255,10 +255,15 @@ mod tests {
         let value = "two words; $(not run) \"quoted\"\nsecond line";
         let request = request(
             temp.path(),
-            &[("PATH", "/usr/bin:/bin"), ("MYKEY", value), ("TERM", "dumb")],
+            &[
+                ("PATH", "/usr/bin:/bin"),
+                ("MYKEY", value),
+                ("TERM", "dumb"),
+            ],
             &["env", "-0"],
         );
-        let launch = Launch::prepare(&dir, &request, Environment::Exact, &["TERM", "TMUX"]).unwrap();
+        let launch =
+            Launch::prepare(&dir, &request, Environment::Exact, &["TERM", "TMUX"]).unwrap();
         let mode = std::fs::metadata(&dir).unwrap().mode() & 0o777;
         assert_eq!(mode, 0o700);
         let mode = std::fs::metadata(&launch.file).unwrap().mode() & 0o777;
@@ -286,7 +291,10 @@ mod tests {
         let request = request(temp.path(), &[("MYKEY", "new")], &["env"]);
         let launch = Launch::prepare(temp.path(), &request, Environment::Added, &[]).unwrap();
         let out = run(&launch, &[("LEFTOVER", "old"), ("MYKEY", "old")]);
-        assert!(out.contains("LEFTOVER=old\n") && out.contains("MYKEY=new\n"), "{out}");
+        assert!(
+            out.contains("LEFTOVER=old\n") && out.contains("MYKEY=new\n"),
+            "{out}"
+        );
     }
 
     #[test]
@@ -301,6 +309,9 @@ mod tests {
         let linked_dir = temp.path().join("dir-link");
         std::os::unix::fs::symlink(temp.path(), &linked_dir).unwrap();
         let error = write_local(&linked_dir, &linked_dir.join("f"), b"x").unwrap_err();
-        assert!(error.message().contains("not a folder of this user"), "{error}");
+        assert!(
+            error.message().contains("not a folder of this user"),
+            "{error}"
+        );
     }
 }

@@ -134,8 +134,8 @@ impl HostConfig {
                 )));
             }
         }
-        let pass_env =
-            VariableNames::from_list(&format!("{at}.pass_env"), section.pass_env).map_err(invalid)?;
+        let pass_env = VariableNames::from_list(&format!("{at}.pass_env"), section.pass_env)
+            .map_err(invalid)?;
         Ok(Self {
             name,
             destination,
@@ -197,8 +197,9 @@ mod tests {
         );
         assert_eq!(host.options["ConnectTimeout"], "5");
         assert_eq!(config.projects["app"].hosts["box1"], "/srv/app");
-        let config = parse("clear_env: [AWS_*]\nhosts:\n  b: { ssh: a, pass_env: [HTTPS_PROXY] }\n")
-            .unwrap();
+        let config =
+            parse("clear_env: [AWS_*]\nhosts:\n  b: { ssh: a, pass_env: [HTTPS_PROXY] }\n")
+                .unwrap();
         assert!(config.clear_env.matches("AWS_PROFILE") && !config.clear_env.matches("PATH"));
         assert!(config.hosts["b"].pass_env.matches("HTTPS_PROXY"));
         assert!(!config.hosts["b"].pass_env.matches("PATH"));
@@ -234,7 +235,10 @@ mod tests {
                 "hosts:\n  b: { ssh: a, pass_env: [\"A B\"] }\n",
                 "hosts.b.pass_env: \"A B\" is not a variable name",
             ),
-            ("clear_env: [\"X=1\"]\n", "clear_env: \"X=1\" is not a variable name"),
+            (
+                "clear_env: [\"X=1\"]\n",
+                "clear_env: \"X=1\" is not a variable name",
+            ),
             ("clear_env: AWS\n", "clear_env"),
             ("hosts:\n  any: { ssh: a }\n", "means something else"),
             ("hosts:\n  b: { ssh: a, user: x }\n", "unknown field `user`"),

@@ -4,8 +4,8 @@
 //! wrong types and missing fields are errors naming the file, the line and the key. The
 //! defaults are themselves a config document (`defaults.yaml`) that a file overrides key by key.
 
-mod file;
 mod environment;
+mod file;
 mod hosts;
 mod project;
 
@@ -16,8 +16,8 @@ use std::{
 };
 
 use crate::session::ReportedStatus;
-use file::ConfigFile;
 pub use environment::VariableNames;
+use file::ConfigFile;
 pub use hosts::HostConfig;
 pub use project::{PluginChoice, ProjectConfig, RepositoryFacts};
 

@@ -440,8 +440,8 @@ mod tests {
             "é-unicode-ééééééééééé",
             "line\nbreak-0123456789",
         ] {
-            let err = Access::for_bind(loopback, Some(unsendable.into()), false, dir.path())
-                .unwrap_err();
+            let err =
+                Access::for_bind(loopback, Some(unsendable.into()), false, dir.path()).unwrap_err();
             assert!(
                 err.to_string().contains("visible ASCII"),
                 "{unsendable:?}: {err}"

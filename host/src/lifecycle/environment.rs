@@ -33,7 +33,10 @@ impl Lifecycle {
             Some(name) => {
                 let host = self.host(name)?;
                 let mut base = host.login_environment().await?;
-                base.extend(mine.into_iter().filter(|(name, _)| host.config().pass_env.matches(name)));
+                base.extend(
+                    mine.into_iter()
+                        .filter(|(name, _)| host.config().pass_env.matches(name)),
+                );
                 base
             }
         };
@@ -47,8 +50,7 @@ impl Lifecycle {
 fn merged(base: Vec<(String, String)>, set: &[EnvVar]) -> Vec<EnvVar> {
     let mut whole = std::collections::BTreeMap::new();
     for (name, value) in base {
-        if !PROCESS_OWN.contains(&name.as_str()) && is_identifier(&name) && !value.contains('\0')
-        {
+        if !PROCESS_OWN.contains(&name.as_str()) && is_identifier(&name) && !value.contains('\0') {
             whole.insert(name, value);
         }
     }
@@ -63,7 +65,9 @@ fn merged(base: Vec<(String, String)>, set: &[EnvVar]) -> Vec<EnvVar> {
 
 /// `[A-Za-z_][A-Za-z0-9_]*`.
 fn is_identifier(name: &str) -> bool {
-    name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    name.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 

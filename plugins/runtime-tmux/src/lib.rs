@@ -30,8 +30,8 @@ use ao_plugin_api::{
     launch::{Environment, Launch},
     program,
     program::Program,
-    validate::validate_id, DoctorCheck, PluginContext, PluginError, PluginResult, Runtime,
-    RuntimeCreateRequest,
+    validate::validate_id,
+    DoctorCheck, PluginContext, PluginError, PluginResult, Runtime, RuntimeCreateRequest,
 };
 use serde::Deserialize;
 
@@ -232,7 +232,11 @@ impl TmuxRuntime {
     /// Starts the agent in a new session. Its environment and argv reach it through a launch
     /// file (see [`Launch`]): tmux's own `-e NAME=VALUE` would put every value on a command
     /// line, and tmux gives a pane the server's environment, not its client's.
-    fn launch(&self, request: &RuntimeCreateRequest, environment: Environment) -> PluginResult<String> {
+    fn launch(
+        &self,
+        request: &RuntimeCreateRequest,
+        environment: Environment,
+    ) -> PluginResult<String> {
         let id = request.session_id.as_str();
         validate_id("session id", id)?;
         request.existing_cwd()?;
