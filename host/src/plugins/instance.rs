@@ -182,7 +182,7 @@ impl RuntimePlugin {
         let started = self.0.call("start", move |o| o.start(&request)).await;
         match started {
             Err(e) if e.kind() == PluginErrorKind::Unsupported => {
-                tracing::warn!(
+                tracing::info!(
                     runtime = self.name(),
                     "the agent gets the runtime's environment, not this ao-host's: {e}"
                 );
