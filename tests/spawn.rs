@@ -590,6 +590,8 @@ fn each_agent_gets_its_spawners_environment_never_on_a_command_line() {
             .command(&["spawn", "app", "--task", "hello", "--json"])
             .env("PATH", &path)
             .env("MYKEY", &value)
+            // The spawner's own terminal is not the agent's.
+            .env("TERM_PROGRAM", "the-spawners-terminal")
             .output()
             .unwrap();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -618,6 +620,7 @@ fn each_agent_gets_its_spawners_environment_never_on_a_command_line() {
             harness.log_dir().display().to_string()
         );
         assert!(start["env"]["TMUX"].is_string(), "{start}");
+        assert_eq!(start["env"]["TERM_PROGRAM"], "tmux", "{start}");
     }
     // Each launch file is gone once its agent started.
     let launch_dir = harness.data_dir().join("tmux-launch");

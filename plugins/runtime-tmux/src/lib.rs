@@ -41,7 +41,15 @@ export_plugins! {
 
 /// What tmux itself sets for a pane's process, kept when the agent gets exactly the host's
 /// environment: its terminal type, and how a program inside tmux finds its server and pane.
-const PANE_VARIABLES: [&str; 5] = ["TERM", "COLORTERM", "TMUX", "TMUX_PANE", "PWD"];
+const PANE_VARIABLES: [&str; 7] = [
+    "TERM",
+    "TERM_PROGRAM",
+    "TERM_PROGRAM_VERSION",
+    "COLORTERM",
+    "TMUX",
+    "TMUX_PANE",
+    "PWD",
+];
 /// A tmux user option set on every session this plugin creates, holding the data dir it belongs
 /// to.
 const OWNER_OPTION: &str = "@ao-host-session";
