@@ -5,8 +5,9 @@
 //!
 //! 1. reserve the id: take the session's lock, then create the record (`spawning`) exclusively;
 //! 2. create the workspace;
-//! 3. start the agent in the runtime, with the agent's argv and environment plus `AO_*`; an
-//!    agent that can takes its first message in that argv, never through a terminal's input box;
+//! 3. start the agent in the runtime, with the agent's argv, and this process's environment
+//!    (see `environment`) with the agent's variables and `AO_*` over it; an agent that can takes
+//!    its first message in that argv, never through a terminal's input box;
 //! 4. wait until the agent is ready (polling its screen, answering start-up dialogs; no fixed
 //!    sleep) — or, for a message given at launch, until the agent reports taking it, compared
 //!    byte-exact with what was sent;
