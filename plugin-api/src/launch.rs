@@ -25,33 +25,42 @@ use crate::{
     types::{EnvVar, RuntimeCreateRequest},
 };
 
-/// Reads a launch file (`$1`), deletes it, and `exec`s its argv with its environment. With
-/// `$2` = `exact`, every variable the process started with is dropped first, but those named
-/// after `$2` (the runtime's own terminal variables), which also win over the file's; with
-/// `add`, the file's variables are added to what the process has.
+/// Starts the agent from a launch file (`$1`). With `$2` = `exact`, the agent gets exactly the
+/// file's variables plus those named after `$2` (the runtime's own terminal variables, which
+/// win): their values are kept in a second private file (`$1.term`, never on a command line),
+/// and the second stage runs under `env -i`, so nothing else of this process's environment
+/// reaches the agent, not even a variable bash could not unset (`a-b=…`). With `add`, the file's
+/// variables are added to what this process has.
 ///
 /// The file: the number of variables, the variables (`NAME=VALUE`), then the argv; each item
-/// ends with a NUL byte. Its own names start with `ao_` and are made fresh first, so a variable
-/// of the same name in the environment cannot take their place.
-const SHIM: &str = r#"builtin unset -v ao_f ao_m ao_d ao_k ao_n ao_v
+/// ends with a NUL byte. The second stage reads both files, deletes them, and `exec`s the argv.
+/// Names of its own start with `ao_` and are made fresh first, so a variable of the same name
+/// in the environment cannot take their place.
+const SHIM: &str = r#"builtin unset -v ao_f ao_m ao_k ao_n ao_s
 ao_f=$1 ao_m=$2; shift 2
 ao_k=()
-for ao_n in "$@"; do [[ -n ${!ao_n+x} ]] && ao_k+=("$ao_n=${!ao_n}"); done
-builtin mapfile -d '' -t ao_d < "$ao_f"
+if [[ $ao_m == exact ]]; then
+  for ao_n in "$@"; do [[ -n ${!ao_n+x} ]] && ao_k+=("$ao_n=${!ao_n}"); done
+fi
+if ! (umask 077 && set -C && builtin printf '%s\0' "${ao_k[@]}" > "$ao_f.term"); then
+  command -p rm -f -- "$ao_f"; echo "ao-launch: cannot write $ao_f.term" >&2; exit 126
+fi
+ao_s='builtin mapfile -d "" -t ao_d < "$1" && builtin mapfile -d "" -t ao_k < "$1.term"
 ao_n=$?
-command rm -f -- "$ao_f"
+command -p rm -f -- "$1" "$1.term"
 if (( ao_n != 0 || ${#ao_d[@]} < 2 )); then
-  echo "ao-launch: cannot read the launch file $ao_f" >&2; exit 126
+  echo "ao-launch: cannot read the launch file $1" >&2; exit 126
 fi
 ao_n=${ao_d[0]}
-if [[ $ao_m == exact ]]; then
-  for ao_v in $(compgen -A function); do builtin unset -f -- "$ao_v"; done
-  for ao_v in $(compgen -e); do builtin unset -v -- "$ao_v" 2>/dev/null; done
-fi
 for ao_v in "${ao_d[@]:1:ao_n}" "${ao_k[@]}"; do
+  [[ -n $ao_v ]] || continue
   builtin export -- "$ao_v" 2>/dev/null || echo "ao-launch: cannot set ${ao_v%%=*}" >&2
 done
-builtin exec -- "${ao_d[@]:ao_n+1}""#;
+builtin exec -- "${ao_d[@]:ao_n+1}"'
+if [[ $ao_m == exact ]]; then
+  builtin exec env -i "$BASH" --noprofile --norc -c "$ao_s" ao-launch "$ao_f"
+fi
+builtin exec "$BASH" --noprofile --norc -c "$ao_s" ao-launch "$ao_f""#;
 
 /// Writes the launch file on the machine the plugin works on (see the module's doc).
 const WRITE_REMOTE: &str = r#"umask 077
@@ -80,8 +89,9 @@ pub enum Environment {
 pub struct Launch {
     /// What the runtime runs: `env -u … bash --noprofile --norc -c SHIM ao-launch FILE …`.
     pub argv: Vec<String>,
-    /// The launch file; the started program deletes it. Remove it yourself only when the
-    /// runtime could not start anything ([`Launch::discard`]).
+    /// The launch file; the started program deletes it (and the `.term` file it writes beside
+    /// it). Remove it yourself only when the runtime could not start anything
+    /// ([`Launch::discard`]).
     pub file: PathBuf,
 }
 
@@ -273,11 +283,19 @@ mod tests {
             "a value on the command line: {:?}",
             launch.argv
         );
-        let out = run(&launch, &[("LEFTOVER", "old"), ("TERM", "tmux-256color")]);
+        let outer = [
+            ("LEFTOVER", "old"),
+            ("not-a-shell-name", "old"),
+            ("TERM", "tmux-256color"),
+        ];
+        let out = run(&launch, &outer);
         assert!(!launch.file.exists(), "the launch file is left");
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+        assert!(left.is_empty(), "files left: {left:?}");
         let mut vars: Vec<&str> = out.split_terminator('\0').collect();
         vars.sort();
-        vars.retain(|v| !v.starts_with("SHLVL="));
+        // bash itself sets its shell depth and working folder (the process's own, so right).
+        vars.retain(|v| !v.starts_with("SHLVL=") && !v.starts_with("PWD="));
         let mykey = format!("MYKEY={value}");
         assert_eq!(
             vars,

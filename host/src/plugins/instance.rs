@@ -179,8 +179,7 @@ impl RuntimePlugin {
             env: added.into(),
             ..request.clone()
         };
-        let started = self.0.call("start", move |o| o.start(&request)).await;
-        match started {
+        match self.start_exactly(request).await {
             Err(e) if e.kind() == PluginErrorKind::Unsupported => {
                 tracing::info!(
                     runtime = self.name(),
@@ -188,8 +187,20 @@ impl RuntimePlugin {
                 );
                 self.create(fallback).await
             }
-            other => other.map(String::from),
+            other => other,
         }
+    }
+
+    /// `start` alone: Unsupported from a runtime that cannot start an agent with exactly
+    /// `request.env`.
+    pub async fn start_exactly(
+        &self,
+        request: RuntimeCreateRequest,
+    ) -> Result<String, PluginCallError> {
+        self.0
+            .call("start", move |o| o.start(&request))
+            .await
+            .map(String::from)
     }
 
     pub async fn send_message(&self, handle: &str, text: &str) -> Result<(), PluginCallError> {
