@@ -207,7 +207,31 @@ fn after_the_runtime_dies_the_session_is_exited_once_and_restore_resumes_its_con
         .count();
     assert_eq!(exits, 1, "{:?}", notified(&log));
 
-    let out = harness.ok(&["session", "restore", "app-1", "--json"]);
+    // The agent gets the environment of the `ao-host` that restores it, not that of the tmux
+    // server it lands on, started meanwhile with another value.
+    let started = std::process::Command::new("tmux")
+        .args([
+            "-L",
+            &harness.tmux.socket,
+            "new-session",
+            "-d",
+            "-s",
+            "keeper",
+        ])
+        .env("MYKEY", "from-the-tmux-server")
+        .status()
+        .unwrap();
+    assert!(started.success());
+    let out = harness
+        .command(&["session", "restore", "app-1", "--json"])
+        .env("MYKEY", "from-the-restore")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let restored: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(restored["id"], "app-1");
     assert_eq!(restored["conversation_id"], conversation.as_str());
@@ -229,6 +253,7 @@ fn after_the_runtime_dies_the_session_is_exited_once_and_restore_resumes_its_con
             .display()
             .to_string()
     );
+    assert_eq!(start["env"]["MYKEY"], "from-the-restore");
     for var in [
         "AO_SESSION",
         "AO_PROJECT_ID",

@@ -93,6 +93,7 @@ fn every_first_party_and_example_plugin_passes_the_kit() {
                 "destroy twice",
                 "unknown handle",
                 "create in a missing folder",
+                "start: exactly the given environment",
             ] {
                 assert!(
                     names.contains(&expected),

@@ -83,13 +83,42 @@ impl Dashboard {
             .timeout_global(Some(Duration::from_secs(60)))
             .build()
             .into();
+        // Every API request needs the token unless it was turned off; tests send the one
+        // in the data dir, or in the environment.
+        let token = env
+            .iter()
+            .find(|(name, _)| *name == "AO_DASHBOARD_TOKEN")
+            .map(|(_, token)| token.to_string())
+            .or_else(|| {
+                std::fs::read_to_string(harness.data_dir().join("dashboard.token"))
+                    .ok()
+                    .map(|token| token.trim().to_string())
+            })
+            .filter(|_| !args.contains(&"--no-token"));
         Self {
             child,
             base: line.trim().trim_end_matches('/').to_string(),
             http,
-            token: None,
+            token,
             stderr_log,
         }
+    }
+
+    /// The page's link with its token, as printed when the token was made.
+    fn printed_link(&self) -> String {
+        let log = self.stderr();
+        log.split_whitespace()
+            .find(|word| word.starts_with("http://") && word.contains("#token="))
+            .unwrap_or_else(|| panic!("no link with the token printed: {log}"))
+            .to_string()
+    }
+
+    /// `Authorization: …` for a raw HTTP request, with its line end; empty without a token.
+    fn authorization_line(&self) -> String {
+        self.token
+            .as_ref()
+            .map(|token| format!("Authorization: Bearer {token}\r\n"))
+            .unwrap_or_default()
     }
 
     fn stderr(&self) -> String {
@@ -241,7 +270,22 @@ fn keys(object: &Value) -> Vec<String> {
 #[test]
 fn the_api_spawns_shows_messages_and_kills_a_session_and_the_feed_follows() {
     let harness = Harness::new(&[], "");
-    let dashboard = Dashboard::start(&harness, &[], &[]);
+    // Its agents get the dashboard's environment, not that of the tmux server, started
+    // beforehand with another value.
+    let started = std::process::Command::new("tmux")
+        .args([
+            "-L",
+            &harness.tmux.socket,
+            "new-session",
+            "-d",
+            "-s",
+            "keeper",
+        ])
+        .env("MYKEY", "from-the-tmux-server")
+        .status()
+        .unwrap();
+    assert!(started.success());
+    let dashboard = Dashboard::start(&harness, &[], &[("MYKEY", "from-the-dashboard")]);
     let feed = dashboard.events();
     let snapshot = feed.wait_for("snapshot", |kind, _| kind == "snapshot");
     assert_eq!(snapshot["sessions"], json!([]));
@@ -260,6 +304,10 @@ fn the_api_spawns_shows_messages_and_kills_a_session_and_the_feed_follows() {
         fake_messages(&log),
         [TRICKY_TASK],
         "the task, byte-exact, once"
+    );
+    assert_eq!(
+        support::fake_start(&log)["env"]["MYKEY"],
+        "from-the-dashboard"
     );
 
     // Live: the new session shows up in the feed and goes idle when its agent says so.
@@ -327,6 +375,7 @@ fn the_api_spawns_shows_messages_and_kills_a_session_and_the_feed_follows() {
     let archived = dashboard.get("/api/sessions?archived=1").json();
     assert_eq!(archived[0]["id"], id);
     assert_eq!(archived[0]["status"], "killed");
+    assert!(harness.tmux.tmux(&["kill-session", "-t", "keeper"]).0);
     harness.assert_no_sessions();
     assert!(dashboard.stop().success());
 }
@@ -362,8 +411,7 @@ fn bad_requests_get_a_json_error_with_their_status_and_change_nothing() {
     let raw = |body: &str, content_type: &str| {
         Dashboard::reply(
             dashboard
-                .http
-                .post(dashboard.url(sessions))
+                .authorized(dashboard.http.post(dashboard.url(sessions)))
                 .content_type(content_type)
                 .send(body),
         )
@@ -417,8 +465,12 @@ fn bad_requests_get_a_json_error_with_their_status_and_change_nothing() {
     dashboard
         .get("/api/sessions/app-9/screen?lines=0")
         .assert_error(400, "lines");
-    Dashboard::reply(dashboard.http.put(dashboard.url(sessions)).send(""))
-        .assert_error(405, "method");
+    Dashboard::reply(
+        dashboard
+            .authorized(dashboard.http.put(dashboard.url(sessions)))
+            .send(""),
+    )
+    .assert_error(405, "method");
 
     harness.assert_untouched();
     assert!(dashboard.stop().success());
@@ -467,16 +519,20 @@ fn changes_asked_by_another_site_and_requests_without_the_token_are_refused() {
     // The dashboard's own page may.
     let own = Dashboard::reply(
         dashboard
-            .http
-            .post(dashboard.url("/api/sessions/app-1/messages"))
+            .authorized(
+                dashboard
+                    .http
+                    .post(dashboard.url("/api/sessions/app-1/messages")),
+            )
             .header("Origin", &dashboard.base)
             .send("from the page"),
     );
     assert_eq!(own.status, 204, "{}", own.body);
+    let first_log = dashboard.stderr();
     assert!(dashboard.stop().success());
 
-    // Any other address needs the token: generated once into the data dir, private.
-    let open = Dashboard::start(&harness, &["--bind", "0.0.0.0"], &[]);
+    // Not even on loopback does anything go without the token: generated once into the data
+    // dir, private, and printed in the page's link when made.
     let token_file = harness.data_dir().join("dashboard.token");
     let token = std::fs::read_to_string(&token_file)
         .unwrap()
@@ -488,21 +544,61 @@ fn changes_asked_by_another_site_and_requests_without_the_token_are_refused() {
         0o600
     );
     assert!(
-        open.stderr().contains(&token),
-        "printed once: {}",
-        open.stderr()
+        first_log.contains(&format!("#token={token}")),
+        "the link carries it: {first_log}"
     );
+    let mut loopback = Dashboard::start(&harness, &[], &[]);
+    assert!(
+        !loopback.stderr().contains(&token),
+        "printed only when made"
+    );
+    loopback.token = None;
+    loopback.get("/api/sessions").assert_error(401, "token");
+    let sent = loopback.post_bytes("/api/sessions/app-1/messages", b"from another user");
+    sent.assert_error(401, "token");
+    assert_eq!(
+        fake_messages(&harness.log_dir().join("app-1")),
+        ["stay alive", "from the page"]
+    );
+    loopback.token = Some(format!("{token}x"));
+    loopback.get("/api/sessions").assert_error(401, "token");
+    loopback.token = Some(token.clone());
+    assert_eq!(loopback.get("/api/sessions").json()[0]["id"], "app-1");
+    assert_eq!(
+        loopback.get("/").status,
+        200,
+        "the page itself holds no data"
+    );
+    assert!(loopback.stop().success());
+
+    // `--no-token`: today's loopback dashboard for a machine no one else uses; never open.
+    let single_user = Dashboard::start(&harness, &["--no-token"], &[]);
+    assert!(
+        single_user.stderr().contains("without a token"),
+        "{}",
+        single_user.stderr()
+    );
+    assert_eq!(single_user.get("/api/sessions").json()[0]["id"], "app-1");
+    assert!(single_user.stop().success());
+    let refused = harness.ao(&[
+        "dashboard",
+        "--port",
+        "0",
+        "--bind",
+        "0.0.0.0",
+        "--no-token",
+    ]);
+    support::assert_one_line_error(&refused, "only for a loopback");
+
+    // Any other address needs the same token.
+    let mut open = Dashboard::start(&harness, &["--bind", "0.0.0.0"], &[]);
+    open.token = None;
     open.get("/api/sessions").assert_error(401, "token");
-    let mut wrong = Dashboard::start(&harness, &["--bind", "0.0.0.0"], &[]);
-    assert!(!wrong.stderr().contains(&token), "printed only when made");
-    wrong.token = Some(format!("{token}x"));
-    wrong.get("/api/sessions").assert_error(401, "token");
-    wrong.token = Some(token.clone());
-    assert_eq!(wrong.get("/api/sessions").status, 200);
+    open.token = Some(token.clone());
+    assert_eq!(open.get("/api/sessions").status, 200);
     let lower_case = Dashboard::reply(
-        wrong
-            .http
-            .get(wrong.url("/api/sessions"))
+        open.http
+            .get(open.url("/api/sessions"))
             .header("Authorization", format!("bearer {token}"))
             .call(),
     );
@@ -510,12 +606,12 @@ fn changes_asked_by_another_site_and_requests_without_the_token_are_refused() {
         lower_case.status, 200,
         "the scheme name is case-insensitive"
     );
-    assert_eq!(wrong.get("/").status, 200, "the page itself holds no data");
-    assert!(open.stop().success() && wrong.stop().success());
+    assert!(open.stop().success());
 
-    // A token in the environment is required on loopback too.
+    // A token in the environment replaces the file's.
     let env_token = "an-operator-chosen-token-0123456789";
     let mut guarded = Dashboard::start(&harness, &[], &[("AO_DASHBOARD_TOKEN", env_token)]);
+    guarded.token = Some(token.clone());
     guarded.get("/api/sessions").assert_error(401, "token");
     guarded.token = Some(env_token.to_string());
     assert_eq!(guarded.get("/api/sessions").json()[0]["id"], "app-1");
@@ -523,12 +619,13 @@ fn changes_asked_by_another_site_and_requests_without_the_token_are_refused() {
 }
 
 /// A raw HTTP request whose client hangs up at once.
-fn post_and_hang_up(base: &str, path: &str, body: &str) {
-    let address = base.trim_start_matches("http://");
+fn post_and_hang_up(dashboard: &Dashboard, path: &str, body: &str) {
+    let address = dashboard.base.trim_start_matches("http://");
     let mut stream = TcpStream::connect(address).unwrap();
     write!(
         stream,
-        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\n{}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        dashboard.authorization_line(),
         body.len()
     )
     .unwrap();
@@ -542,7 +639,7 @@ fn a_spawn_finishes_when_its_client_hangs_up_and_stopping_the_dashboard_undoes_o
     let harness = Harness::new(&[], "");
     let dashboard = Dashboard::start(&harness, &[], &[]);
     post_and_hang_up(
-        &dashboard.base,
+        &dashboard,
         "/api/sessions",
         &json!({"project": "app", "task": "finish me"}).to_string(),
     );
@@ -565,14 +662,14 @@ fn a_spawn_finishes_when_its_client_hangs_up_and_stopping_the_dashboard_undoes_o
     // An agent that never gets ready: the spawn is still waiting when the dashboard stops.
     let never = Harness::new(&[("FAKE_AGENT_NEVER_READY", "1")], "");
     let dashboard = Dashboard::start(&never, &[], &[]);
-    let base = dashboard.base.clone();
+    let (base, authorization) = (dashboard.base.clone(), dashboard.authorization_line());
     let client = std::thread::spawn(move || {
         let address = base.trim_start_matches("http://");
         let mut stream = TcpStream::connect(address).unwrap();
         let body = json!({"project": "app", "task": "never read"}).to_string();
         write!(
             stream,
-            "POST /api/sessions HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "POST /api/sessions HTTP/1.1\r\nHost: {address}\r\n{authorization}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         )
         .unwrap();
@@ -774,7 +871,8 @@ fn a_browser_spawns_watches_messages_and_kills_a_session_from_the_page() {
             }
         }
 
-        browser.goto(&format!("{}/", dashboard.base)).await.unwrap();
+        // The link it printed, token and all, is all the page needs.
+        browser.goto(&dashboard.printed_link()).await.unwrap();
         wait_for_text(&browser, "#live", "live").await;
 
         // Spawn from the form.

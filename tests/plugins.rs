@@ -379,6 +379,15 @@ async fn a_plugin_built_before_a_method_was_added_still_loads_and_gets_the_defau
         .await
         .unwrap_err();
     assert_eq!(err.kind(), PluginErrorKind::Unsupported);
+    // `start` (0.1.7): the host is given the runtime's `create` instead, and a handle.
+    let request = ao_plugin_api::RuntimeCreateRequest {
+        session_id: "s-2".into(),
+        cwd: "/".into(),
+        launch_command: vec!["true".into()].into(),
+        env: vec![ao_plugin_api::EnvVar::new("WHOLE", "environment")].into(),
+    };
+    let added = vec![ao_plugin_api::EnvVar::new("AO_SESSION", "s-2")];
+    assert_eq!(runtime.start(request, added).await.unwrap(), "s-2");
 }
 
 /// An agent built before `Agent::launch` (0.1.4) starts through its `launch_command`: the host

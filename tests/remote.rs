@@ -351,8 +351,36 @@ fn a_100_kb_message_reaches_a_remote_agent_byte_exact_and_doctor_checks_each_hos
     let Some(world) = World::new() else {
         return;
     };
-    let session = world.spawn("beta", "start");
+    // The agent there gets beta's login environment, plus what `pass_env` names of this one.
+    world.harness.edit_config(|config| {
+        config.replace(
+            "  beta: { ssh:",
+            "  beta: { pass_env: [AO_TEST_PASS*], ssh:",
+        )
+    });
+    let local_path = format!("/local-only-marker:{}", std::env::var("PATH").unwrap());
+    let spawned = world
+        .harness
+        .command(&[
+            "spawn", "app", "--host", "beta", "--task", "start", "--json",
+        ])
+        .env("AO_TEST_PASSED", "handed on")
+        .env("AO_TEST_KEPT", "stays here")
+        .env("SSH_AUTH_SOCK", "/local/agent.sock")
+        .env("PATH", &local_path)
+        .output()
+        .unwrap();
+    assert!(spawned.status.success(), "{}", stderr(&spawned));
+    let session = json(&spawned);
     let id = session["id"].as_str().unwrap();
+    let env = &support::fake_start(&agent_log(&world, id))["env"];
+    assert_eq!(env["AO_TEST_PASSED"], "handed on");
+    assert!(env.get("AO_TEST_KEPT").is_none(), "{env}");
+    assert_ne!(env["SSH_AUTH_SOCK"], "/local/agent.sock");
+    let path = env["PATH"].as_str().unwrap();
+    assert!(!path.contains("local-only-marker"), "{path}");
+    // What sshd gives a login there.
+    assert!(env["SSH_CONNECTION"].is_string(), "{env}");
     let line = "\tindented line with 'quotes', \"double\", $(x) and ünï 🎉\n";
     let message: String = line.repeat(100 * 1024 / line.len());
     world.ok(&["send", id, &message]);

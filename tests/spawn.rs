@@ -504,3 +504,128 @@ fn doctor_says_ok_or_the_fix_for_each_check() {
         stderr(&output)
     );
 }
+
+/// Every `/proc/<pid>/cmdline` holding `needle`, as `pid: argv`.
+fn command_lines_with(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(bytes) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let line = String::from_utf8_lossy(&bytes).replace('\0', " ");
+        if line.contains(needle) {
+            found.push(format!("{}: {line}", entry.file_name().to_string_lossy()));
+        }
+    }
+    found
+}
+
+#[test]
+fn each_agent_gets_its_spawners_environment_never_on_a_command_line() {
+    use std::os::unix::fs::PermissionsExt;
+    let harness = Harness::new(&[], "");
+    // A long-lived tmux server, started with values of its own, before any spawn.
+    let started = Command::new("tmux")
+        .args([
+            "-L",
+            &harness.tmux.socket,
+            "new-session",
+            "-d",
+            "-s",
+            "keeper",
+        ])
+        .env("MYKEY", "from-the-tmux-server")
+        .env("SERVER_ONLY", "leftover")
+        .status()
+        .unwrap();
+    assert!(started.success());
+    // Every tmux command ao-host runs, logged by a stand-in in front of the real tmux.
+    let bin = harness.home().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let real = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v tmux"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let tmux_log = harness.home().join("tmux-commands.log");
+    let stand_in = bin.join("tmux");
+    std::fs::write(
+        &stand_in,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            tmux_log.display(),
+            real.trim()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&stand_in, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let mut agents = Vec::new();
+    for round in ["old", "new"] {
+        if round == "new" {
+            // The same through an isolated runtime (`start` forwarded to its child process).
+            harness.edit_config(|c| c.replace("  config:\n", "  isolate: [tmux]\n  config:\n"));
+        }
+        let value = format!("secret-{round}-{}-{nonce}", std::process::id());
+        // Watches every command line while the spawn runs.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let watcher = {
+            let (stop, value) = (stop.clone(), value.clone());
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    seen.extend(command_lines_with(&value));
+                }
+                seen
+            })
+        };
+        let output = harness
+            .command(&["spawn", "app", "--task", "hello", "--json"])
+            .env("PATH", &path)
+            .env("MYKEY", &value)
+            // The spawner's own terminal is not the agent's.
+            .env("TERM_PROGRAM", "the-spawners-terminal")
+            .output()
+            .unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let seen = watcher.join().unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+        let id = json(&output)["id"].as_str().unwrap().to_string();
+        assert!(seen.is_empty(), "the value on a command line: {seen:?}");
+        // Nor in any process alive now (the agent among them).
+        assert_eq!(command_lines_with(&value), Vec::<String>::new());
+        agents.push((id, value));
+    }
+    let log = std::fs::read_to_string(&tmux_log).unwrap();
+    assert!(log.contains("respawn-pane"), "tmux was not asked: {log}");
+    for (id, value) in &agents {
+        assert!(
+            !log.contains(value.as_str()),
+            "the value in a tmux command:\n{log}"
+        );
+        let start = fake_start(&harness.log_dir().join(id));
+        assert_eq!(start["env"]["MYKEY"], value.as_str(), "agent {id}");
+        assert!(start["env"].get("SERVER_ONLY").is_none(), "{start}");
+        // What the plugins set is there too, and the terminal is tmux's.
+        assert_eq!(start["env"]["AO_SESSION"], id.as_str());
+        assert_eq!(
+            start["env"]["FAKE_AGENT_LOG"],
+            harness.log_dir().display().to_string()
+        );
+        assert!(start["env"]["TMUX"].is_string(), "{start}");
+        assert_eq!(start["env"]["TERM_PROGRAM"], "tmux", "{start}");
+    }
+    // Each launch file is gone once its agent started.
+    let launch_dir = harness.data_dir().join("tmux-launch");
+    let left: Vec<_> = std::fs::read_dir(&launch_dir).unwrap().flatten().collect();
+    assert!(left.is_empty(), "launch files left: {left:?}");
+    let mode = std::fs::metadata(&launch_dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+}

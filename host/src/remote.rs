@@ -265,6 +265,59 @@ impl SshHost {
         Ok(Reached { home, data_dir })
     }
 
+    /// The environment a login over ssh gets on the host (what sshd, PAM and the account
+    /// set there): what a session there starts from. Over the shared connection.
+    pub async fn login_environment(&self) -> Result<Vec<(String, String)>, HostError> {
+        const MARK: &[u8] = b"AO-ENV\0";
+        let mut argv = self.argv(false);
+        // Marked: a login shell may print a banner of its own first.
+        argv.push("printf 'AO-ENV\\000' && exec env -0".into());
+        let mut command = tokio::process::Command::new(&argv[0]);
+        command
+            .args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let unreachable = |detail: String| HostError::Unreachable {
+            name: self.config.name.clone(),
+            target: self.target(),
+            detail,
+        };
+        let output = match tokio::time::timeout(PROBE_TIMEOUT, command.output()).await {
+            Err(_) => {
+                return Err(unreachable(format!(
+                    "no answer within {} s",
+                    PROBE_TIMEOUT.as_secs()
+                )))
+            }
+            Ok(Err(e)) => return Err(unreachable(format!("cannot run ssh: {e}"))),
+            Ok(Ok(output)) => output,
+        };
+        if !output.status.success() {
+            return Err(self.classify(&String::from_utf8_lossy(&output.stderr)));
+        }
+        let start = output
+            .stdout
+            .windows(MARK.len())
+            .position(|window| window == MARK)
+            .map(|at| at + MARK.len())
+            .ok_or_else(|| HostError::Local {
+                name: self.config.name.clone(),
+                detail: "its `env -0` printed no environment; it needs GNU or BusyBox `env`".into(),
+            })?;
+        Ok(output.stdout[start..]
+            .split(|&b| b == 0)
+            .filter_map(|entry| std::str::from_utf8(entry).ok()?.split_once('='))
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect())
+    }
+
+    /// The configured host (its `pass_env`, …).
+    pub fn config(&self) -> &HostConfig {
+        &self.config
+    }
+
     /// What ssh's complaint means, with the fix.
     fn classify(&self, stderr: &str) -> HostError {
         let (name, target) = (self.config.name.clone(), self.target());
@@ -359,6 +412,7 @@ mod tests {
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect::<BTreeMap<_, _>>(),
                 data_dir: None,
+                pass_env: Default::default(),
             },
             Path::new("/home/me/.ao-rs"),
         )

@@ -71,6 +71,10 @@ pub trait RuntimeFfi: Send + Sync {
     fn capture_styled(&self, _handle: RStr<'_>, _lines: u32) -> RResult<RString, PluginError> {
         built_before("runtime", "capture_styled")
     }
+    /// Added in 0.1.7; older libraries get this default (and the host calls `create`).
+    fn start(&self, _request: &RuntimeCreateRequest) -> RResult<RString, PluginError> {
+        built_before("runtime", "start")
+    }
 }
 
 /// FFI form of [`Agent`].
@@ -255,6 +259,9 @@ impl<T: Runtime> RuntimeFfi for RuntimeAdapter<T> {
         guarded(self.1.as_ref(), "capture_styled", || {
             self.0.capture_styled(handle.as_str(), lines)
         })
+    }
+    fn start(&self, request: &RuntimeCreateRequest) -> RResult<RString, PluginError> {
+        guarded(self.1.as_ref(), "start", || self.0.start(request))
     }
 }
 

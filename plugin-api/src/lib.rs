@@ -21,6 +21,7 @@ mod error;
 mod export;
 pub mod ffi;
 pub mod files;
+pub mod launch;
 pub mod manifest;
 pub mod private;
 pub mod program;

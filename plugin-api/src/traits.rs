@@ -29,6 +29,21 @@ pub trait Runtime: Send + Sync + 'static {
     /// Starts `request.launch_command` in `request.cwd` with `request.env` and returns a handle.
     fn create(&self, request: &RuntimeCreateRequest) -> PluginResult<String>;
 
+    /// Starts the agent as [`Runtime::create`] does, except that `request.env` is its *whole*
+    /// environment: the host's choice (the environment of the `ao-host` that spawns it, plus
+    /// what plugins set). Nothing of the runtime's own processes may reach the agent (a tmux
+    /// server keeps the environment of whoever started it, long ago), but the few variables
+    /// the runtime must set for its terminal (`TERM`, …); and no value may appear on a command
+    /// line, where every local user can read it. [`crate::launch::Launch`] does both.
+    /// (Added in 0.1.7; the default refuses as unsupported, and the host then calls
+    /// [`Runtime::create`] with only the variables plugins set.)
+    fn start(&self, request: &RuntimeCreateRequest) -> PluginResult<String> {
+        let _ = request;
+        Err(PluginError::unsupported(
+            "this runtime cannot start an agent with exactly the host's environment",
+        ))
+    }
+
     /// Delivers `text` byte-exact as one message and submits it once.
     fn send_message(&self, handle: &str, text: &str) -> PluginResult<()>;
 

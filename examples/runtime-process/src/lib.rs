@@ -56,6 +56,73 @@ pub struct ProcessRuntime {
 }
 
 impl ProcessRuntime {
+    /// Starts the agent as this process's child, with `request.env` added to this process's
+    /// environment, or (`exact`) as its whole environment.
+    fn launch(&self, request: &RuntimeCreateRequest, exact: bool) -> PluginResult<String> {
+        let id = request.session_id.as_str();
+        let dir = self.dir(id)?;
+        request.existing_cwd()?;
+        let (program, args) = request
+            .launch_command
+            .split_first()
+            .ok_or_else(|| PluginError::invalid_input("empty launch command"))?;
+        std::fs::create_dir_all(&self.root)
+            .map_err(|e| PluginError::failed(format!("creating {}: {e}", self.root.display())))?;
+        std::fs::create_dir(&dir).map_err(|e| {
+            PluginError::invalid_input(format!(
+                "session folder {} exists or cannot be made: {e}",
+                dir.display()
+            ))
+        })?;
+        let started = (|| {
+            let fifo = dir.join("input");
+            self.mkfifo.run(None, [fifo.as_os_str()])?;
+            let stdin = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&fifo)
+                .map_err(|e| PluginError::failed(format!("opening {}: {e}", fifo.display())))?;
+            let log_path = dir.join("output.log");
+            let log = File::create(&log_path).map_err(|e| {
+                PluginError::failed(format!("creating {}: {e}", log_path.display()))
+            })?;
+            let log_err = log
+                .try_clone()
+                .map_err(|e| PluginError::failed(format!("{}: {e}", log_path.display())))?;
+            let mut command = Command::new(program.as_str());
+            if exact {
+                command.env_clear();
+            }
+            command
+                .args(args.iter().map(RString::as_str))
+                .current_dir(request.cwd.as_str())
+                .envs(
+                    request
+                        .env
+                        .iter()
+                        .map(|v| (v.name.as_str(), v.value.as_str())),
+                )
+                .stdin(Stdio::from(stdin))
+                .stdout(Stdio::from(log))
+                .stderr(Stdio::from(log_err));
+            std::os::unix::process::CommandExt::process_group(&mut command, 0);
+            let mut child = command.spawn().map_err(|e| {
+                Program::new(program.as_str(), "check the agent's `command`").spawn_error(e)
+            })?;
+            std::fs::write(dir.join("pid"), child.id().to_string())
+                .map_err(|e| PluginError::failed(format!("writing pid: {e}")))?;
+            // Reap the child if it exits while this process still runs; once this process
+            // exits, init does.
+            std::thread::spawn(move || child.wait());
+            Ok(())
+        })();
+        if let Err(error) = started {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(error);
+        }
+        Ok(id.to_string())
+    }
+
     fn dir(&self, handle: &str) -> PluginResult<PathBuf> {
         validate_id("session", handle)?;
         Ok(self.root.join(handle))
@@ -142,65 +209,13 @@ impl Runtime for ProcessRuntime {
     }
 
     fn create(&self, request: &RuntimeCreateRequest) -> PluginResult<String> {
-        let id = request.session_id.as_str();
-        let dir = self.dir(id)?;
-        request.existing_cwd()?;
-        let (program, args) = request
-            .launch_command
-            .split_first()
-            .ok_or_else(|| PluginError::invalid_input("empty launch command"))?;
-        std::fs::create_dir_all(&self.root)
-            .map_err(|e| PluginError::failed(format!("creating {}: {e}", self.root.display())))?;
-        std::fs::create_dir(&dir).map_err(|e| {
-            PluginError::invalid_input(format!(
-                "session folder {} exists or cannot be made: {e}",
-                dir.display()
-            ))
-        })?;
-        let started = (|| {
-            let fifo = dir.join("input");
-            self.mkfifo.run(None, [fifo.as_os_str()])?;
-            let stdin = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&fifo)
-                .map_err(|e| PluginError::failed(format!("opening {}: {e}", fifo.display())))?;
-            let log_path = dir.join("output.log");
-            let log = File::create(&log_path).map_err(|e| {
-                PluginError::failed(format!("creating {}: {e}", log_path.display()))
-            })?;
-            let log_err = log
-                .try_clone()
-                .map_err(|e| PluginError::failed(format!("{}: {e}", log_path.display())))?;
-            let mut command = Command::new(program.as_str());
-            command
-                .args(args.iter().map(RString::as_str))
-                .current_dir(request.cwd.as_str())
-                .envs(
-                    request
-                        .env
-                        .iter()
-                        .map(|v| (v.name.as_str(), v.value.as_str())),
-                )
-                .stdin(Stdio::from(stdin))
-                .stdout(Stdio::from(log))
-                .stderr(Stdio::from(log_err));
-            std::os::unix::process::CommandExt::process_group(&mut command, 0);
-            let mut child = command.spawn().map_err(|e| {
-                Program::new(program.as_str(), "check the agent's `command`").spawn_error(e)
-            })?;
-            std::fs::write(dir.join("pid"), child.id().to_string())
-                .map_err(|e| PluginError::failed(format!("writing pid: {e}")))?;
-            // Reap the child if it exits while this process still runs; once this process
-            // exits, init does.
-            std::thread::spawn(move || child.wait());
-            Ok(())
-        })();
-        if let Err(error) = started {
-            let _ = std::fs::remove_dir_all(&dir);
-            return Err(error);
-        }
-        Ok(id.to_string())
+        self.launch(request, false)
+    }
+
+    /// The agent is this process's child: its environment is exactly the request's, with no
+    /// command line or file involved.
+    fn start(&self, request: &RuntimeCreateRequest) -> PluginResult<String> {
+        self.launch(request, true)
     }
 
     /// Writes the text and a newline to the agent's stdin: a line-reading agent gets each line

@@ -17,16 +17,19 @@ use crate::{errln, outln};
 
 #[derive(Debug, ClapArgs)]
 #[command(
-    after_help = "Listening on loopback (the default), no token is needed. Any other \
-address needs one on every API request, as `Authorization: Bearer TOKEN`: $AO_DASHBOARD_TOKEN, \
-else one generated into <data_dir>/dashboard.token (mode 0600) and printed when made. In a \
-browser, open the page as http://HOST:PORT/#token=TOKEN."
+    after_help = "Every API request needs the token, as `Authorization: Bearer TOKEN`: \
+$AO_DASHBOARD_TOKEN, else one generated into <data_dir>/dashboard.token (mode 0600) and printed \
+in the page's link when made. In a browser, open the page as http://HOST:PORT/#token=TOKEN. \
+On loopback, --no-token serves without one: only for a machine no one else uses (every local \
+user can connect to a loopback port, and the agents run as you)."
 )]
 pub struct DashboardArgs {
-    /// Address or host name to listen on (`0.0.0.0` for every interface). Anything but
-    /// loopback requires the token (see below).
+    /// Address or host name to listen on (`0.0.0.0` for every interface).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
     pub bind: String,
+    /// Serve the API without a token: loopback only, for a single-user machine.
+    #[arg(long)]
+    pub no_token: bool,
     /// Port to listen on (default: `port:` in the config; 0 picks a free one).
     #[arg(long, value_name = "N")]
     pub port: Option<u16>,
@@ -69,6 +72,7 @@ pub async fn run(lifecycle: Arc<Lifecycle>, args: DashboardArgs) -> Result<ExitC
     let (access, token) = Access::for_bind(
         wanted,
         std::env::var(dashboard::access::TOKEN_ENV).ok(),
+        args.no_token,
         lifecycle.store().data_dir(),
     )
     .context("setting up the dashboard's token")?;
@@ -88,14 +92,14 @@ pub async fn run(lifecycle: Arc<Lifecycle>, args: DashboardArgs) -> Result<ExitC
     // The first line on stdout is the address, for scripts that started it with --port 0.
     outln!("{url}");
     match &token {
-        TokenSource::NotNeeded => {}
+        TokenSource::NotNeeded => errln!("serving without a token (--no-token): every user of this machine can drive your agents"),
         TokenSource::Environment => errln!("API requests need the token in $AO_DASHBOARD_TOKEN (`Authorization: Bearer …`); open the page as {url}#token=TOKEN (percent-encode any `%`, `+` or `&` in it)"),
         TokenSource::Generated(path) => {
             let secret = access.token().unwrap_or_default();
             errln!("generated the dashboard token into {} (shown this once): {secret}", path.display());
             errln!("open {url}#token={}", percent_encode(secret));
         }
-        TokenSource::File(path) => errln!("API requests need the token in {} (`Authorization: Bearer …`); open the page as {url}#token=…", path.display()),
+        TokenSource::File(path) => errln!("API requests need the token in {path} (`Authorization: Bearer …`); open the page as {url}#token=… with it (`echo {url}#token=$(cat {path})`)", path = path.display()),
     }
     errln!("dashboard on {url} (Ctrl-C stops it)");
     // The first Ctrl-C or SIGTERM stops it; a second one quits at once.

@@ -28,6 +28,8 @@ pub(super) struct ConfigFile {
     pub notify: Option<NotifySection>,
     #[serde(default)]
     pub hosts: BTreeMap<String, super::hosts::HostSection>,
+    /// Variables of `ao-host`'s environment that sessions do not inherit.
+    pub clear_env: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -115,6 +117,7 @@ impl ConfigFile {
         self.projects.extend(file.projects);
         self.hosts.extend(file.hosts);
         self.notify = file.notify.or(self.notify);
+        self.clear_env = file.clear_env.or(self.clear_env);
         self
     }
 }

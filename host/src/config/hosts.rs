@@ -11,7 +11,7 @@ use std::{
 
 use serde::Deserialize;
 
-use super::{resolve_path, ConfigError};
+use super::{resolve_path, ConfigError, VariableNames};
 
 /// `hosts.<name>` as written.
 #[derive(Debug, Deserialize)]
@@ -23,6 +23,8 @@ pub(super) struct HostSection {
     #[serde(default)]
     pub options: BTreeMap<String, serde_yaml::Value>,
     pub data_dir: Option<String>,
+    #[serde(default)]
+    pub pass_env: Vec<String>,
 }
 
 /// One machine of `hosts:`.
@@ -39,6 +41,10 @@ pub struct HostConfig {
     /// The folder on that machine under which data dirs keep their things, each in a folder
     /// named by its tag (so two installations never share one); `None`: `~/.ao-rs/hosts`.
     pub data_dir: Option<String>,
+    /// Variables of `ao-host`'s own environment its sessions there get too, over the host's
+    /// login environment (none by default: this machine's `PATH` or `SSH_AUTH_SOCK` mean
+    /// nothing there).
+    pub pass_env: VariableNames,
 }
 
 /// Options ao-host sets itself: connection sharing and never asking a question it cannot answer.
@@ -128,6 +134,8 @@ impl HostConfig {
                 )));
             }
         }
+        let pass_env = VariableNames::from_list(&format!("{at}.pass_env"), section.pass_env)
+            .map_err(invalid)?;
         Ok(Self {
             name,
             destination,
@@ -135,6 +143,7 @@ impl HostConfig {
             identity_file,
             options,
             data_dir: section.data_dir,
+            pass_env,
         })
     }
 }
@@ -188,6 +197,12 @@ mod tests {
         );
         assert_eq!(host.options["ConnectTimeout"], "5");
         assert_eq!(config.projects["app"].hosts["box1"], "/srv/app");
+        let config =
+            parse("clear_env: [AWS_*]\nhosts:\n  b: { ssh: a, pass_env: [HTTPS_PROXY] }\n")
+                .unwrap();
+        assert!(config.clear_env.matches("AWS_PROFILE") && !config.clear_env.matches("PATH"));
+        assert!(config.hosts["b"].pass_env.matches("HTTPS_PROXY"));
+        assert!(!config.hosts["b"].pass_env.matches("PATH"));
 
         for (text, want) in [
             (
@@ -216,6 +231,15 @@ mod tests {
                 "hosts:\n  b: { ssh: a, options: { StrictHostKeyChecking: accept-new } }\n",
                 "never accepts a host key unseen",
             ),
+            (
+                "hosts:\n  b: { ssh: a, pass_env: [\"A B\"] }\n",
+                "hosts.b.pass_env: \"A B\" is not a variable name",
+            ),
+            (
+                "clear_env: [\"X=1\"]\n",
+                "clear_env: \"X=1\" is not a variable name",
+            ),
+            ("clear_env: AWS\n", "clear_env"),
             ("hosts:\n  any: { ssh: a }\n", "means something else"),
             ("hosts:\n  b: { ssh: a, user: x }\n", "unknown field `user`"),
             ("hosts:\n  \"b c\": { ssh: a }\n", "host name"),

@@ -4,6 +4,7 @@
 //! wrong types and missing fields are errors naming the file, the line and the key. The
 //! defaults are themselves a config document (`defaults.yaml`) that a file overrides key by key.
 
+mod environment;
 mod file;
 mod hosts;
 mod project;
@@ -15,6 +16,7 @@ use std::{
 };
 
 use crate::session::ReportedStatus;
+pub use environment::VariableNames;
 use file::ConfigFile;
 pub use hosts::HostConfig;
 pub use project::{PluginChoice, ProjectConfig, RepositoryFacts};
@@ -77,6 +79,8 @@ pub struct Config {
     pub hosts: BTreeMap<String, HostConfig>,
     /// `notify:`: what to run when a session starts waiting, goes idle or exits.
     pub notify: Option<NotifyConfig>,
+    /// `clear_env:`: variables of `ao-host`'s environment its local sessions do not get.
+    pub clear_env: VariableNames,
 }
 
 /// `notify: { command: [argv…], on: [statuses] }`.
@@ -247,6 +251,8 @@ impl Config {
                 .notify
                 .map(NotifyConfig::from_section)
                 .transpose()
+                .map_err(invalid)?,
+            clear_env: VariableNames::from_list("clear_env", file.clear_env.unwrap_or_default())
                 .map_err(invalid)?,
         })
     }

@@ -37,6 +37,20 @@ impl ProbeFiles {
         self.dir.join("inherited")
     }
 
+    fn environment_file(&self) -> PathBuf {
+        self.dir.join("environment")
+    }
+
+    /// The probe's environment at start, `NAME=VALUE` each; empty until it wrote it.
+    pub fn environment(&self) -> Vec<String> {
+        std::fs::read(self.environment_file())
+            .unwrap_or_default()
+            .split(|&b| b == 0)
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| String::from_utf8_lossy(entry).into_owned())
+            .collect()
+    }
+
     /// The descriptors beyond stdin, stdout and stderr the probe found open at start, one
     /// `N -> target` per line.
     pub fn inherited(&self) -> String {
@@ -86,6 +100,14 @@ pub fn run(dir: &Path) -> std::io::Result<()> {
     write!(out, "\x1b[?2004h{READY_LINE} (raw terminal: {raw})\r\n")?;
     out.flush()?;
     std::fs::write(files.inherited_file(), inherited_descriptors())?;
+    let mut environment = Vec::new();
+    for (name, value) in std::env::vars_os() {
+        environment.extend_from_slice(name.as_encoded_bytes());
+        environment.push(b'=');
+        environment.extend_from_slice(value.as_encoded_bytes());
+        environment.push(0);
+    }
+    std::fs::write(files.environment_file(), environment)?;
     std::fs::write(files.pid_file(), std::process::id().to_string())?;
     let mut received = std::fs::OpenOptions::new()
         .create(true)

@@ -106,7 +106,77 @@ pub(super) async fn check(kit: &mut Kit<'_>) {
             Ok(_) => Err("capture_output answered for a session that does not exist".into()),
         },
     );
+    exact_environment(kit, &runtime).await;
     failed_create(kit, &runtime).await;
+}
+
+/// Variables a runtime may set for its terminal (and a shell may leave) besides those asked.
+const TERMINAL_VARIABLES: [&str; 12] = [
+    "TERM",
+    "TERM_PROGRAM",
+    "TERM_PROGRAM_VERSION",
+    "COLORTERM",
+    "TMUX",
+    "TMUX_PANE",
+    "PWD",
+    "OLDPWD",
+    "SHLVL",
+    "_",
+    "LINES",
+    "COLUMNS",
+];
+
+/// `start`: the agent gets exactly the variables asked (and its terminal's), nothing of the
+/// host's or the runtime's own environment. A runtime that does not offer `start` passes with a
+/// note: its agents get its own environment.
+async fn exact_environment(kit: &mut Kit<'_>, runtime: &RuntimePlugin) {
+    let probe = ProbeFiles::new(&kit.scratch.join("exact-probe"));
+    let session = format!("aokit-exact-{}", std::process::id());
+    let mark = format!("aokit-{}", std::process::id());
+    let mut asked = request(&session, &kit.scratch, &kit.probe, &probe.dir);
+    // What the probe (`ao-host` itself) needs to run.
+    for name in ["PATH", "HOME"] {
+        if let Ok(value) = std::env::var(name) {
+            asked.env.push(EnvVar::new(name, value));
+        }
+    }
+    asked.env.push(EnvVar::new("AO_KIT_MARK", mark.as_str()));
+    let names: Vec<String> = asked.env.iter().map(|v| v.name.to_string()).collect();
+    let outcome = match runtime.start_exactly(asked).await {
+        Err(e) if e.kind() == PluginErrorKind::Unsupported => Ok(format!(
+            "not offered, so agents get the runtime's own environment and only the plugins' \
+             variables of the host's ({e})"
+        )),
+        Err(e) => Err(e.to_string()),
+        Ok(handle) => {
+            let written = eventually(PATIENCE, || !probe.environment().is_empty()).await;
+            let environment = probe.environment();
+            let _ = runtime.destroy(&handle).await;
+            let _ = eventually(PATIENCE, || !probe.running()).await;
+            let extra: Vec<&str> = environment
+                .iter()
+                .filter_map(|entry| entry.split_once('=').map(|(name, _)| name))
+                .filter(|name| !names.iter().any(|n| n == name))
+                .filter(|name| !TERMINAL_VARIABLES.contains(name))
+                .collect();
+            let marked = format!("AO_KIT_MARK={mark}");
+            if !written {
+                Err("the probe agent never started".into())
+            } else if !environment.contains(&marked) {
+                Err("the agent lacks a variable it was given".into())
+            } else if !extra.is_empty() {
+                Err(format!(
+                    "the agent got variables it was not given (from the host's or the \
+                     runtime's own environment): {}; start it with exactly `request.env` (see \
+                     ao_plugin_api::launch)",
+                    extra.join(", ")
+                ))
+            } else {
+                Ok("the agent got exactly the variables given".into())
+            }
+        }
+    };
+    kit.record("start: exactly the given environment", outcome);
 }
 
 /// Everything done with the session `create` made, through to destroying it twice.

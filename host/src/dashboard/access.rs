@@ -1,12 +1,13 @@
 //! Who may use the dashboard.
 //!
-//! - Bound to a loopback address, only this machine can connect; requests must also name a
-//!   loopback host (`Host: localhost:…`), or a web page on a domain that re-resolves to
-//!   127.0.0.1 (DNS rebinding) could read the API as if it were the page's own.
-//! - Bound to any other address, every API request needs the token, as
-//!   `Authorization: Bearer TOKEN`: `$AO_DASHBOARD_TOKEN`, else one generated once into
-//!   `<data_dir>/dashboard.token` (mode 0600). A set `$AO_DASHBOARD_TOKEN` is required on
-//!   loopback too.
+//! - Every API request needs the token, as `Authorization: Bearer TOKEN`:
+//!   `$AO_DASHBOARD_TOKEN`, else one generated once into `<data_dir>/dashboard.token` (mode
+//!   0600). On loopback too: every local user can connect to a loopback port, and the agents
+//!   run as the operator. The link printed when the token is made carries it, as notebook
+//!   servers do. `--no-token` drops it on loopback, for a machine nobody else uses.
+//! - Bound to a loopback address, requests must also name a loopback host (`Host:
+//!   localhost:…`), or a web page on a domain that re-resolves to 127.0.0.1 (DNS rebinding)
+//!   could read the API as if it were the page's own.
 //! - A request that changes anything and comes from a page of another origin (its `Origin`
 //!   header is not this server) is refused with 403, token or not.
 //!
@@ -50,6 +51,8 @@ pub enum AccessError {
     Weak { what: String, len: usize },
     #[error("{what} holds {found}, which a token sent in an HTTP header cannot carry intact; use visible ASCII only, e.g. `openssl rand -hex 32`")]
     Unsendable { what: String, found: String },
+    #[error("--no-token is only for a loopback address ({bind} is reachable from other machines); drop it, and use the token")]
+    OpenWithoutToken { bind: SocketAddr },
 }
 
 /// The rules one dashboard applies.
@@ -64,7 +67,7 @@ pub struct Access {
 /// Where the token came from, for what the dashboard prints at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenSource {
-    /// None is needed: loopback, no `$AO_DASHBOARD_TOKEN`.
+    /// None is needed: loopback with `--no-token`, no `$AO_DASHBOARD_TOKEN`.
     NotNeeded,
     Environment,
     /// Made just now into this file: print it, once.
@@ -74,21 +77,25 @@ pub enum TokenSource {
 }
 
 impl Access {
-    /// The rules for a server bound to `bind`: a token when `$AO_DASHBOARD_TOKEN` (`from_env`)
-    /// is set, or when `bind` is not loopback (then read from, or generated into, the token
-    /// file in `data_dir`).
+    /// The rules for a server bound to `bind`: the token of `$AO_DASHBOARD_TOKEN` (`from_env`)
+    /// when set, else none with `no_token` (loopback only), else the one read from, or
+    /// generated into, the token file in `data_dir`.
     pub fn for_bind(
         bind: SocketAddr,
         from_env: Option<String>,
+        no_token: bool,
         data_dir: &Path,
     ) -> Result<(Self, TokenSource), AccessError> {
         let loopback_only = bind.ip().is_loopback();
+        if no_token && !loopback_only {
+            return Err(AccessError::OpenWithoutToken { bind });
+        }
         let (token, source) = match from_env.filter(|t| !t.is_empty()) {
             Some(token) => {
                 check_strength(&token, TOKEN_ENV)?;
                 (Some(token), TokenSource::Environment)
             }
-            None if loopback_only => (None, TokenSource::NotNeeded),
+            None if no_token => (None, TokenSource::NotNeeded),
             None => {
                 let path = data_dir.join(TOKEN_FILE);
                 let (token, generated) = read_or_generate(&path)?;
@@ -395,40 +402,46 @@ mod tests {
     fn a_generated_token_is_private_and_kept() {
         let dir = tempfile::tempdir().unwrap();
         let bind: SocketAddr = "0.0.0.0:0".parse().unwrap();
-        let (first, source) = Access::for_bind(bind, None, dir.path()).unwrap();
+        let (first, source) = Access::for_bind(bind, None, false, dir.path()).unwrap();
         let path = dir.path().join(TOKEN_FILE);
         assert_eq!(source, TokenSource::Generated(path.clone()));
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let (again, source) = Access::for_bind(bind, None, dir.path()).unwrap();
+        let (again, source) = Access::for_bind(bind, None, false, dir.path()).unwrap();
         assert_eq!(source, TokenSource::File(path.clone()));
         assert_eq!(first.token(), again.token());
         assert_eq!(first.token().unwrap().len(), 64);
 
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let err = Access::for_bind(bind, None, dir.path()).unwrap_err();
+        let err = Access::for_bind(bind, None, false, dir.path()).unwrap_err();
         assert!(err.to_string().contains("chmod 600"), "{err}");
+        let err = Access::for_bind(bind, None, true, dir.path()).unwrap_err();
+        assert!(err.to_string().contains("only for a loopback"), "{err}");
     }
 
     #[test]
-    fn loopback_needs_no_token_unless_one_is_set() {
+    fn loopback_needs_the_token_too_unless_told_not_to() {
         let dir = tempfile::tempdir().unwrap();
         let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let (access, source) = Access::for_bind(loopback, None, dir.path()).unwrap();
+        let (access, source) = Access::for_bind(loopback, None, false, dir.path()).unwrap();
+        let path = dir.path().join(TOKEN_FILE);
+        assert_eq!(source, TokenSource::Generated(path));
+        assert_eq!(access.token().map(str::len), Some(64));
+        let (access, source) = Access::for_bind(loopback, None, true, dir.path()).unwrap();
         assert_eq!((access.token(), source), (None, TokenSource::NotNeeded));
-        assert!(!dir.path().join(TOKEN_FILE).exists());
         let set = Some("a-long-enough-token-1234".to_string());
-        let (access, source) = Access::for_bind(loopback, set, dir.path()).unwrap();
+        let (access, source) = Access::for_bind(loopback, set, true, dir.path()).unwrap();
         assert_eq!(access.token(), Some("a-long-enough-token-1234"));
         assert_eq!(source, TokenSource::Environment);
-        let weak = Access::for_bind(loopback, Some("short".into()), dir.path()).unwrap_err();
+        let weak = Access::for_bind(loopback, Some("short".into()), false, dir.path()).unwrap_err();
         assert!(weak.to_string().contains("too short"), "{weak}");
         for unsendable in [
             "  padded-token-1234567890  ",
             "é-unicode-ééééééééééé",
             "line\nbreak-0123456789",
         ] {
-            let err = Access::for_bind(loopback, Some(unsendable.into()), dir.path()).unwrap_err();
+            let err =
+                Access::for_bind(loopback, Some(unsendable.into()), false, dir.path()).unwrap_err();
             assert!(
                 err.to_string().contains("visible ASCII"),
                 "{unsendable:?}: {err}"

@@ -3,8 +3,8 @@
 //! It is a front end like the CLI: every request is answered by the [`Lifecycle`] library in
 //! this process, never by running `ao-host`. The page is three static files compiled into the
 //! binary; it holds no data and needs no token, so everything it shows comes through the API,
-//! which is guarded by [`access`]: loopback-only by default, a bearer token otherwise, and a
-//! refusal of changes asked by another site.
+//! which is guarded by [`access`]: a bearer token (on loopback too, unless `--no-token`), names
+//! of this machine only on loopback, and a refusal of changes asked by another site.
 //!
 //! Operations that change sessions run as tasks of their own ([`work::Work`]): a browser that
 //! closes its tab half-way through a spawn must not drop the spawn half-made. Stopping the

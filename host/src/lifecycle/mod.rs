@@ -8,6 +8,7 @@
 
 mod deliver;
 pub mod doctor;
+mod environment;
 pub mod events;
 pub mod gc;
 mod hosts;
@@ -109,8 +110,8 @@ impl Lifecycle {
             discovery::search_dirs(extra_plugin_dirs, &config.plugin_dirs, &config.data_dir);
         let registry = PluginRegistry::load_configured(&discovery::candidates(&search), &config);
         // Where a session's own `ao-host` looks for plugins: this process's `--plugin-dir`s,
-        // then `$AO_PLUGIN_PATH` (a session's environment comes from its tmux server, not
-        // from this process, so nothing else carries them there).
+        // then `$AO_PLUGIN_PATH` (set whole, also for a runtime built before `start`, whose
+        // agents get its own environment rather than this process's).
         let mut plugin_path: Vec<PathBuf> = extra_plugin_dirs
             .iter()
             .map(|dir| std::path::absolute(dir).unwrap_or_else(|_| dir.clone()))

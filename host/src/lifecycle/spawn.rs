@@ -5,8 +5,9 @@
 //!
 //! 1. reserve the id: take the session's lock, then create the record (`spawning`) exclusively;
 //! 2. create the workspace;
-//! 3. start the agent in the runtime, with the agent's argv and environment plus `AO_*`; an
-//!    agent that can takes its first message in that argv, never through a terminal's input box;
+//! 3. start the agent in the runtime, with the agent's argv, and this process's environment
+//!    (see `environment`) with the agent's variables and `AO_*` over it; an agent that can takes
+//!    its first message in that argv, never through a terminal's input box;
 //! 4. wait until the agent is ready (polling its screen, answering start-up dialogs; no fixed
 //!    sleep) — or, for a message given at launch, until the agent reports taking it, compared
 //!    byte-exact with what was sent;
@@ -91,6 +92,9 @@ pub enum SpawnStepError {
     Deliver(#[from] DeliverError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The session's host did not give its login environment.
+    #[error(transparent)]
+    Host(#[from] crate::remote::HostError),
     #[error("stopped by `ao-host session kill` or an interrupt")]
     Cancelled,
 }
@@ -181,8 +185,8 @@ impl Lifecycle {
             EnvVar::new("AO_DATA_DIR", self.store.data_dir().display().to_string()),
             EnvVar::new("AO_PROJECT_ID", session.project_id.clone()),
         ];
-        // Always set, empty without a file: a session takes its environment from the tmux
-        // server, which may hold another caller's AO_CONFIG_PATH.
+        // Always set, empty without a file: over the spawner's own, and over the tmux
+        // server's for a runtime built before `start`, which may hold another caller's.
         let config = self.config.path.as_ref().map(|p| p.display().to_string());
         vars.push(EnvVar::new("AO_CONFIG_PATH", config.unwrap_or_default()));
         vars.push(EnvVar::new("AO_PLUGIN_PATH", self.plugin_path.clone()));
@@ -441,7 +445,7 @@ impl Lifecycle {
         start: AgentStart<'_>,
     ) -> Result<StartedAgent, E>
     where
-        E: From<PluginCallError> + From<StoreError>,
+        E: From<PluginCallError> + From<StoreError> + From<crate::remote::HostError>,
     {
         let agent_session = AgentSession {
             session_id: session.id.as_str().into(),
@@ -501,14 +505,20 @@ impl Lifecycle {
             &session.id,
             self.event_program.as_deref(),
         )?;
+        let whole = self
+            .agent_environment(session.host.as_deref(), &environment)
+            .await?;
         let handle = plugins
             .runtime
-            .create(RuntimeCreateRequest {
-                session_id: session.id.as_str().into(),
-                cwd: start.workspace_path.into(),
-                launch_command: plan.argv,
-                env: environment.into(),
-            })
+            .start(
+                RuntimeCreateRequest {
+                    session_id: session.id.as_str().into(),
+                    cwd: start.workspace_path.into(),
+                    launch_command: plan.argv,
+                    env: whole.into(),
+                },
+                environment,
+            )
             .await?;
         Ok(StartedAgent {
             handle,

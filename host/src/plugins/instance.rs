@@ -167,6 +167,42 @@ impl RuntimePlugin {
             .map(String::from)
     }
 
+    /// Starts an agent whose whole environment is `request.env`; a runtime that cannot (built
+    /// before `start` existed, 0.1.7, or not offering it) is given `create` with only `added`,
+    /// the variables plugins set, on top of its own environment.
+    pub async fn start(
+        &self,
+        request: RuntimeCreateRequest,
+        added: Vec<EnvVar>,
+    ) -> Result<String, PluginCallError> {
+        let fallback = RuntimeCreateRequest {
+            env: added.into(),
+            ..request.clone()
+        };
+        match self.start_exactly(request).await {
+            Err(e) if e.kind() == PluginErrorKind::Unsupported => {
+                tracing::info!(
+                    runtime = self.name(),
+                    "the agent gets the runtime's environment, not this ao-host's: {e}"
+                );
+                self.create(fallback).await
+            }
+            other => other,
+        }
+    }
+
+    /// `start` alone: Unsupported from a runtime that cannot start an agent with exactly
+    /// `request.env`.
+    pub async fn start_exactly(
+        &self,
+        request: RuntimeCreateRequest,
+    ) -> Result<String, PluginCallError> {
+        self.0
+            .call("start", move |o| o.start(&request))
+            .await
+            .map(String::from)
+    }
+
     pub async fn send_message(&self, handle: &str, text: &str) -> Result<(), PluginCallError> {
         let (handle, text) = (handle.to_string(), text.to_string());
         self.0

@@ -73,6 +73,7 @@ pub(crate) struct Hello {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Call {
     Create(RuntimeCreateRequest),
+    Start(RuntimeCreateRequest),
     SendMessage(RString, RString),
     SendKeys(RString, Vec<RString>),
     CaptureOutput(RString, u32),
@@ -104,6 +105,7 @@ impl Call {
     pub(crate) fn method(&self) -> &'static str {
         match self {
             Self::Create(_) | Self::CreateWorkspace(_) => "create",
+            Self::Start(_) => "start",
             Self::SendMessage(..) => "send_message",
             Self::SendKeys(..) => "send_keys",
             Self::CaptureOutput(..) => "capture_output",
@@ -527,6 +529,9 @@ impl RuntimeFfi for IsolatedRuntime {
     }
     fn capture_styled(&self, handle: RStr<'_>, lines: u32) -> RResult<RString, PluginError> {
         self.0.request(Call::CaptureStyled(text(handle), lines))
+    }
+    fn start(&self, request: &RuntimeCreateRequest) -> RResult<RString, PluginError> {
+        self.0.request(Call::Start(request.clone()))
     }
 }
 

@@ -24,9 +24,14 @@ use std::{
 };
 
 use ao_plugin_api::{
-    abi_stable::std_types::RString, export_plugins, files::Files, program, program::Program,
-    validate::validate_id, DoctorCheck, PluginContext, PluginError, PluginResult, Runtime,
-    RuntimeCreateRequest,
+    abi_stable::std_types::RString,
+    export_plugins,
+    files::Files,
+    launch::{Environment, Launch},
+    program,
+    program::Program,
+    validate::validate_id,
+    DoctorCheck, PluginContext, PluginError, PluginResult, Runtime, RuntimeCreateRequest,
 };
 use serde::Deserialize;
 
@@ -34,9 +39,17 @@ export_plugins! {
     runtime "tmux" => TmuxRuntime [remote],
 }
 
-/// tmux sends a client's command to its server in one message of at most 16 KiB; longer launch
-/// commands are handed over through a file instead.
-const INLINE_LAUNCH_LIMIT: usize = 12 * 1024;
+/// What tmux itself sets for a pane's process, kept when the agent gets exactly the host's
+/// environment: its terminal type, and how a program inside tmux finds its server and pane.
+const PANE_VARIABLES: [&str; 7] = [
+    "TERM",
+    "TERM_PROGRAM",
+    "TERM_PROGRAM_VERSION",
+    "COLORTERM",
+    "TMUX",
+    "TMUX_PANE",
+    "PWD",
+];
 /// A tmux user option set on every session this plugin creates, holding the data dir it belongs
 /// to.
 const OWNER_OPTION: &str = "@ao-host-session";
@@ -63,8 +76,6 @@ struct Settings {
 
 pub struct TmuxRuntime {
     tmux: Program,
-    /// The files of the machine tmux runs on (the launch files of long command lines).
-    files: Files,
     socket: Option<String>,
     /// The socket path of the server `socket` reaches from this process's environment, as tmux
     /// resolves it; the part of every handle after `@`.
@@ -226,69 +237,67 @@ impl TmuxRuntime {
         Ok(handles)
     }
 
-    /// The argv tmux should run: the launch command itself, or, when too long for one tmux
-    /// message, bash reading it back from a private file (as data, never as code).
-    fn launch_argv(&self, request: &RuntimeCreateRequest) -> PluginResult<Vec<String>> {
-        let mut argv: Vec<String> = request
-            .launch_command
+    /// Starts the agent in a new session. Its environment and argv reach it through a launch
+    /// file (see [`Launch`]): tmux's own `-e NAME=VALUE` would put every value on a command
+    /// line, and tmux gives a pane the server's environment, not its client's.
+    fn launch(
+        &self,
+        request: &RuntimeCreateRequest,
+        environment: Environment,
+    ) -> PluginResult<String> {
+        let id = request.session_id.as_str();
+        validate_id("session id", id)?;
+        request.existing_cwd()?;
+        if self.server.chars().any(char::is_control) {
+            return Err(PluginError::invalid_input(format!(
+                "the tmux socket path {:?} holds a control character, which a session handle \
+                 cannot carry; set TMUX_TMPDIR to a plain folder",
+                self.server
+            )));
+        }
+        let name = format!("{id}_{}", self.tag);
+        let handle = format!("{name}@{}", self.server);
+        let launch = Launch::prepare(&self.launch_dir, request, environment, &PANE_VARIABLES)?;
+        let argv: Vec<String> = launch
+            .argv
             .iter()
-            .map(|a| a.to_string())
+            .map(|arg| literal(arg).into_owned())
             .collect();
-        if argv.is_empty() {
-            return Err(PluginError::invalid_input("empty launch command"));
-        }
-        // tmux gives a new pane the client's PATH whatever `-e PATH=…` says, so PATH is set by
-        // `env` in front of the command instead (argv, never a shell).
-        if let Some(path) = request.env.iter().rev().find(|v| v.name.as_str() == "PATH") {
-            let mut with_path = vec!["env".to_string(), format!("PATH={}", path.value)];
-            with_path.append(&mut argv);
-            argv = with_path;
-        }
-        let size: usize = argv.iter().map(|a| a.len() + 1).sum::<usize>()
-            + request
-                .env
-                .iter()
-                .map(|v| v.name.len() + v.value.len() + 4)
-                .sum::<usize>();
-        if size <= INLINE_LAUNCH_LIMIT {
-            // tmux runs a single argument through `sh -c`; `env` makes it two, so never a shell.
-            return Ok(if argv.len() == 1 {
-                vec!["env".to_string(), argv[0].clone()]
-            } else {
-                argv
-            });
-        }
-        self.files
-            .create_dir_all(&self.launch_dir, true)
-            .map_err(|e| {
-                PluginError::failed(format!("creating {}: {e}", self.launch_dir.display()))
-            })?;
-        let file = self.launch_dir.join(format!(
-            "{}-{}.argv",
-            request.session_id,
-            std::process::id()
-        ));
-        let mut data = Vec::new();
-        for arg in &argv {
-            if arg.contains('\0') {
-                return Err(PluginError::invalid_input(
-                    "launch argument contains a NUL byte",
-                ));
+        let cwd = literal(request.cwd.as_str());
+        let owner = literal(&self.owner);
+        let recorded = literal(&handle);
+        let pane = Self::pane_target(&name);
+        // One tmux command, three steps: a placeholder pane, `remain-on-exit` so that an agent
+        // that dies at once leaves its last screen to read (set on the placeholder, because a
+        // fast-failing agent could be gone before a later command runs), then the agent itself
+        // in place of the placeholder.
+        let mut args = vec!["new-session", "-d", "-s", &name, "-x", "200", "-y", "50"];
+        args.extend(["--", "env", "cat", ";"]);
+        args.extend(["set-option", "-w", "-t", &pane, "remain-on-exit", "on", ";"]);
+        // Marks the session as this data dir's, so `alive_handles` (and `gc`) never touch an
+        // operator's own tmux sessions, nor another data dir's, on the same server; and records
+        // its handle, which listings return.
+        args.extend(["set-option", "-t", &pane, OWNER_OPTION, &owner, ";"]);
+        args.extend(["set-option", "-t", &pane, HANDLE_OPTION, &recorded, ";"]);
+        args.extend(["respawn-pane", "-k", "-t", &pane, "-c", &cwd, "--"]);
+        args.extend(argv.iter().map(String::as_str));
+        // No separate existence check (one tmux process less per spawn): `new-session` refuses
+        // a taken name, and tmux runs none of the chained commands after a failed one, so the
+        // existing session is left as it was.
+        let output = self
+            .tmux
+            .output(None, self.args(&args), None)
+            .inspect_err(|_| launch.discard())?;
+        if !output.status.success() {
+            launch.discard();
+            if String::from_utf8_lossy(&output.stderr).contains("duplicate session") {
+                return Err(PluginError::invalid_input(format!(
+                    "tmux session `{name}` already exists; kill it or choose another id"
+                )));
             }
-            data.extend_from_slice(arg.as_bytes());
-            data.push(0);
+            return Err(self.tmux.failure(&output));
         }
-        // In an owner-only folder: only this user reads it.
-        self.files
-            .write(&file, &data)
-            .map_err(|e| PluginError::failed(format!("writing {}: {e}", file.display())))?;
-        Ok(vec![
-            "bash".into(),
-            "-c".into(),
-            r#"mapfile -d '' -t argv < "$1" && rm -f -- "$1" && exec "${argv[@]}""#.into(),
-            "ao-launch".into(),
-            file.display().to_string(),
-        ])
+        Ok(handle)
     }
 
     /// The size in bytes of paste buffer `buffer`, `None` when there is no such buffer.
@@ -431,8 +440,7 @@ impl Runtime for TmuxRuntime {
         if let Some(socket) = &settings.socket {
             validate_id("plugins.config.tmux.socket", socket)?;
         }
-        let files = Files::here();
-        let server = if files.is_remote() {
+        let server = if Files::here().is_remote() {
             remote_socket_path(settings.socket.as_deref())?
         } else {
             // SAFETY: getuid cannot fail and touches no memory.
@@ -445,7 +453,6 @@ impl Runtime for TmuxRuntime {
         };
         Ok(Self {
             tmux: Program::new("tmux", "e.g. `apt-get install tmux` or `brew install tmux`"),
-            files,
             server: server.to_string_lossy().into_owned(),
             socket: settings.socket,
             launch_dir: Path::new(context.data_dir.as_str()).join("tmux-launch"),
@@ -455,66 +462,14 @@ impl Runtime for TmuxRuntime {
     }
 
     /// The handle is `<session name>@<server socket path>`, the session name being
-    /// `<session id>_<owner tag>`.
+    /// `<session id>_<owner tag>`. `request.env` is added to the tmux server's environment.
     fn create(&self, request: &RuntimeCreateRequest) -> PluginResult<String> {
-        let id = request.session_id.as_str();
-        validate_id("session id", id)?;
-        request.existing_cwd()?;
-        if self.server.chars().any(char::is_control) {
-            return Err(PluginError::invalid_input(format!(
-                "the tmux socket path {:?} holds a control character, which a session handle \
-                 cannot carry; set TMUX_TMPDIR to a plain folder",
-                self.server
-            )));
-        }
-        let name = format!("{id}_{}", self.tag);
-        let handle = format!("{name}@{}", self.server);
-        let argv: Vec<String> = self
-            .launch_argv(request)?
-            .iter()
-            .map(|arg| literal(arg).into_owned())
-            .collect();
-        let env: Vec<String> = request
-            .env
-            .iter()
-            .filter(|v| v.name.as_str() != "PATH")
-            .map(|v| literal(&format!("{}={}", v.name, v.value)).into_owned())
-            .collect();
-        let cwd = literal(request.cwd.as_str());
-        let owner = literal(&self.owner);
-        let recorded = literal(&handle);
-        let pane = Self::pane_target(&name);
-        // One tmux command, three steps: a placeholder pane, `remain-on-exit` so that an agent
-        // that dies at once leaves its last screen to read (set on the placeholder, because a
-        // fast-failing agent could be gone before a later command runs), then the agent itself
-        // in place of the placeholder.
-        let mut args = vec!["new-session", "-d", "-s", &name, "-x", "200", "-y", "50"];
-        args.extend(["--", "env", "cat", ";"]);
-        args.extend(["set-option", "-w", "-t", &pane, "remain-on-exit", "on", ";"]);
-        // Marks the session as this data dir's, so `alive_handles` (and `gc`) never touch an
-        // operator's own tmux sessions, nor another data dir's, on the same server; and records
-        // its handle, which listings return.
-        args.extend(["set-option", "-t", &pane, OWNER_OPTION, &owner, ";"]);
-        args.extend(["set-option", "-t", &pane, HANDLE_OPTION, &recorded, ";"]);
-        args.extend(["respawn-pane", "-k", "-t", &pane, "-c", &cwd]);
-        for var in &env {
-            args.extend(["-e", var.as_str()]);
-        }
-        args.push("--");
-        args.extend(argv.iter().map(String::as_str));
-        // No separate existence check (one tmux process less per spawn): `new-session` refuses
-        // a taken name, and tmux runs none of the chained commands after a failed one, so the
-        // existing session is left as it was.
-        let output = self.tmux.output(None, self.args(&args), None)?;
-        if !output.status.success() {
-            if String::from_utf8_lossy(&output.stderr).contains("duplicate session") {
-                return Err(PluginError::invalid_input(format!(
-                    "tmux session `{name}` already exists; kill it or choose another id"
-                )));
-            }
-            return Err(self.tmux.failure(&output));
-        }
-        Ok(handle)
+        self.launch(request, Environment::Added)
+    }
+
+    /// As `create`, the agent getting exactly `request.env` (and tmux's own pane variables).
+    fn start(&self, request: &RuntimeCreateRequest) -> PluginResult<String> {
+        self.launch(request, Environment::Exact)
     }
 
     fn send_message(&self, handle: &str, text: &str) -> PluginResult<()> {

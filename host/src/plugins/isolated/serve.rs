@@ -127,6 +127,7 @@ fn encode<T: Serialize>(result: RResult<T, PluginError>) -> Vec<u8> {
 fn answer(plugin: &RawInstance, kind: PluginKind, call: Call) -> Vec<u8> {
     match (plugin, call) {
         (RawInstance::Runtime(o), Call::Create(request)) => encode(o.create(&request)),
+        (RawInstance::Runtime(o), Call::Start(request)) => encode(o.start(&request)),
         (RawInstance::Runtime(o), Call::SendMessage(handle, message)) => {
             encode(o.send_message(handle.as_rstr(), message.as_rstr()))
         }
