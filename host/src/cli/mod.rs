@@ -283,11 +283,14 @@ pub(super) fn on_interrupt(
     doing: &'static str,
     first: impl FnOnce() + Send + 'static,
 ) -> tokio::task::JoinHandle<()> {
-    // Registered here, before the command goes on: a signal that comes before the watcher's
-    // first poll is not missed. (Plugin code that resets these dispositions gets them put back
-    // when it returns, see `process_state`.)
+    // Registered here, before the command goes on, so that a signal that comes before the
+    // watcher's first poll is not missed; and adopted as the host's own, so that plugin code
+    // that ignores or resets them gets them put back when it returns.
     let mut interrupt = signal(SignalKind::interrupt()).ok();
     let mut terminate = signal(SignalKind::terminate()).ok();
+    for number in [libc::SIGINT, libc::SIGTERM] {
+        ao_host::plugins::process_state::adopt(number);
+    }
     tokio::spawn(async move {
         let mut interrupted = async || {
             tokio::select! {

@@ -75,7 +75,7 @@ impl Restore {
 impl Drop for Restore {
     fn drop(&mut self) {
         if let Some(mask) = &self.mask {
-            if thread_mask().is_some_and(|now| !same_bytes(&now, mask)) {
+            if thread_mask().is_some_and(|now| !same_set(&now, mask)) {
                 // SAFETY: sets this thread's mask to one the kernel gave us.
                 unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, mask, std::ptr::null_mut()) };
                 tracing::warn!("{} changed its thread's signal mask; put back", self.who);
@@ -87,7 +87,7 @@ impl Drop for Restore {
         let was = unsafe { libc::umask(state.umask) };
         if was != state.umask {
             tracing::warn!(
-                "{} set the umask to {was:03o}; put back to {:03o}",
+                "plugin code set the umask to {was:03o} (noticed as {} returned); put back to {:03o}",
                 self.who,
                 state.umask
             );
@@ -108,10 +108,11 @@ impl Drop for Restore {
             }
             // SAFETY: re-installs an action the kernel gave us for this very signal.
             unsafe { libc::sigaction(signal, &host, std::ptr::null_mut()) };
+            // Plugin calls overlap: this one is where it was noticed, not necessarily whose.
             tracing::warn!(
-                "{} changed how ao-host handles {}; put back",
-                self.who,
-                signal_name(signal)
+                "plugin code changed how ao-host handles {} (noticed as {} returned); put back",
+                signal_name(signal),
+                self.who
             );
         }
     }
@@ -153,16 +154,14 @@ fn current_umask() -> libc::mode_t {
 }
 
 fn same_action(a: &libc::sigaction, b: &libc::sigaction) -> bool {
-    a.sa_sigaction == b.sa_sigaction && a.sa_flags == b.sa_flags && same_bytes(&a.sa_mask, &b.sa_mask)
+    a.sa_sigaction == b.sa_sigaction && a.sa_flags == b.sa_flags && same_set(&a.sa_mask, &b.sa_mask)
 }
 
-fn same_bytes<T>(a: &T, b: &T) -> bool {
-    let size = std::mem::size_of::<T>();
-    // SAFETY: both are plain, fully initialised C structs of `size` bytes.
-    unsafe {
-        std::slice::from_raw_parts((a as *const T).cast::<u8>(), size)
-            == std::slice::from_raw_parts((b as *const T).cast::<u8>(), size)
-    }
+/// Whether two signal sets hold the same signals. Not their bytes: the kernel fills only part
+/// of glibc's `sigset_t`, and the rest is whatever was on the stack.
+fn same_set(a: &libc::sigset_t, b: &libc::sigset_t) -> bool {
+    // SAFETY: sigismember only reads the sets.
+    (1..=64).all(|signal| unsafe { libc::sigismember(a, signal) == libc::sigismember(b, signal) })
 }
 
 /// Whether `handler` is a function of ao-host's own executable (not "ignore" or "default", and
