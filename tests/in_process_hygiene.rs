@@ -70,10 +70,7 @@ fn finish_within_20s(mut child: Child) -> Output {
 /// The faulty runtime with `settings`, its sessions completing against an idle screen.
 fn faulty_harness(settings: &str) -> Harness {
     let harness = Harness::new(&[], "");
-    harness.install_faulty_runtime(&format!(
-        "{{ {settings}, screen: \"{}\" }}",
-        idle_screen()
-    ));
+    harness.install_faulty_runtime(&format!("{{ {settings}, screen: \"{}\" }}", idle_screen()));
     harness
 }
 
@@ -89,11 +86,7 @@ fn faulty_library(harness: &Harness) -> String {
 fn a_plugin_printing_to_stdout_leaves_json_output_one_document() {
     let harness = faulty_harness("constructor: flood, methods: flood");
     let flooding = |args: &[&str]| {
-        let output = bounded(
-            harness
-                .command(args)
-                .env("AO_TEST_CONSTRUCTOR_FLOOD", "1"),
-        );
+        let output = bounded(harness.command(args).env("AO_TEST_CONSTRUCTOR_FLOOD", "1"));
         // The plugin did print (to stderr now), and stdout is the host's document alone.
         assert!(
             stderr(&output).contains("floods stdout in"),
@@ -101,7 +94,16 @@ fn a_plugin_printing_to_stdout_leaves_json_output_one_document() {
         );
         json(&output)
     };
-    let spawned = flooding(&["spawn", "app", "--task", "x", "--runtime", "faulty", "--no-prompt", "--json"]);
+    let spawned = flooding(&[
+        "spawn",
+        "app",
+        "--task",
+        "x",
+        "--runtime",
+        "faulty",
+        "--no-prompt",
+        "--json",
+    ]);
     assert_eq!(spawned["id"], "app-1");
     let listed = flooding(&["session", "ls", "--json"]);
     assert_eq!(listed[0]["id"], "app-1", "{listed:#}");
@@ -121,7 +123,15 @@ fn a_plugin_printing_to_stdout_leaves_json_output_one_document() {
     // Plain output too: the id alone, as scripts read it.
     let output = bounded(
         harness
-            .command(&["spawn", "app", "--task", "y", "--runtime", "faulty", "--no-prompt"])
+            .command(&[
+                "spawn",
+                "app",
+                "--task",
+                "y",
+                "--runtime",
+                "faulty",
+                "--no-prompt",
+            ])
             .env("AO_TEST_CONSTRUCTOR_FLOOD", "1"),
     );
     assert!(output.status.success(), "{}", stderr(&output));
@@ -202,15 +212,35 @@ fn a_plugin_that_clears_the_umask_does_not_loosen_what_ao_host_makes() {
         assert!(output.status.success(), "{args:?}: {}", stderr(&output));
         output
     };
-    with_umask_022(&["spawn", "app", "--task", "x", "--runtime", "faulty", "--no-prompt"]);
+    with_umask_022(&[
+        "spawn",
+        "app",
+        "--task",
+        "x",
+        "--runtime",
+        "faulty",
+        "--no-prompt",
+    ]);
     with_umask_022(&["session", "ls"]);
-    with_umask_022(&["spawn", "app", "--task", "y", "--runtime", "faulty", "--no-prompt"]);
+    with_umask_022(&[
+        "spawn",
+        "app",
+        "--task",
+        "y",
+        "--runtime",
+        "faulty",
+        "--no-prompt",
+    ]);
     with_umask_022(&["session", "kill", "app-1"]);
     // The records, locks, agent state and worktrees were all made after the plugin's
     // `umask(0)` (its constructor runs before the first session is reserved).
     assert!(harness.worktree("app-2").join("README.md").exists());
     let loose = writable_by_others(&harness.data_dir());
-    assert!(loose.is_empty(), "writable by others:\n{}", loose.join("\n"));
+    assert!(
+        loose.is_empty(),
+        "writable by others:\n{}",
+        loose.join("\n")
+    );
 }
 
 #[test]

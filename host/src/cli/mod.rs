@@ -247,7 +247,9 @@ impl Command {
     pub fn writes_through_own_stdout(&self) -> bool {
         !matches!(
             self,
-            Self::Plugins(plugins::PluginsCommand::Serve | plugins::PluginsCommand::ProbeAgent { .. })
+            Self::Plugins(
+                plugins::PluginsCommand::Serve | plugins::PluginsCommand::ProbeAgent { .. }
+            )
         )
     }
 

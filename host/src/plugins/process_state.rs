@@ -130,8 +130,7 @@ fn thread_mask() -> Option<libc::sigset_t> {
     // SAFETY: reads this thread's mask into a zeroed set.
     unsafe {
         let mut mask: libc::sigset_t = std::mem::zeroed();
-        (libc::pthread_sigmask(libc::SIG_SETMASK, std::ptr::null(), &mut mask) == 0)
-            .then_some(mask)
+        (libc::pthread_sigmask(libc::SIG_SETMASK, std::ptr::null(), &mut mask) == 0).then_some(mask)
     }
 }
 
@@ -201,4 +200,40 @@ fn signal_name(signal: libc::c_int) -> String {
         _ => return format!("signal {signal}"),
     };
     name.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    extern "C" fn host_handler(_: libc::c_int) {}
+
+    #[test]
+    fn only_handlers_of_the_host_itself_count_as_the_hosts() {
+        assert!(handler_in_host(
+            host_handler as extern "C" fn(libc::c_int) as libc::sighandler_t
+        ));
+        assert!(!handler_in_host(libc::SIG_IGN));
+        assert!(!handler_in_host(libc::SIG_DFL));
+        // A function of libc, a library like a plugin's.
+        assert!(!handler_in_host(
+            libc::abort as unsafe extern "C" fn() -> ! as libc::sighandler_t
+        ));
+    }
+
+    #[test]
+    fn signal_sets_compare_by_their_signals() {
+        // SAFETY: plain sigset manipulation on local sets.
+        unsafe {
+            let mut a: libc::sigset_t = std::mem::zeroed();
+            let mut b: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut a);
+            libc::sigemptyset(&mut b);
+            // Bytes past the signals the kernel knows differ, as after a read from the kernel.
+            std::ptr::from_mut(&mut b).cast::<u8>().add(120).write(0xff);
+            assert!(same_set(&a, &b));
+            libc::sigaddset(&mut b, libc::SIGTERM);
+            assert!(!same_set(&a, &b));
+        }
+    }
 }
