@@ -81,40 +81,45 @@ impl Drop for Restore {
                 tracing::warn!("{} changed its thread's signal mask; put back", self.who);
             }
         }
-        let mut state = host_state();
-        let state = remember(&mut state);
-        // SAFETY: umask cannot fail; it returns the mask it replaces.
-        let was = unsafe { libc::umask(state.umask) };
-        if was != state.umask {
-            tracing::warn!(
-                "plugin code set the umask to {was:03o} (noticed as {} returned); put back to {:03o}",
-                self.who,
-                state.umask
-            );
+        put_back(&format!("as {} returned", self.who));
+    }
+}
+
+/// Puts back the host's umask and signal dispositions. Also run when the host stops waiting for
+/// a call that overran its timeout: that plugin code may still be running, but a spawn being
+/// undone must be interruptible again. `when` says where the change was noticed (plugin calls
+/// overlap, so not necessarily whose it was).
+pub(crate) fn put_back(when: &str) {
+    let mut state = host_state();
+    let state = remember(&mut state);
+    // SAFETY: umask cannot fail; it returns the mask it replaces.
+    let was = unsafe { libc::umask(state.umask) };
+    if was != state.umask {
+        tracing::warn!(
+            "plugin code set the umask to {was:03o} (noticed {when}); put back to {:03o}",
+            state.umask
+        );
+    }
+    for signal in SIGNALS {
+        let Some(host) = state.actions[signal as usize] else {
+            continue;
+        };
+        let Some(now) = current_action(signal) else {
+            continue;
+        };
+        if same_action(&now, &host) {
+            continue;
         }
-        for signal in SIGNALS {
-            let Some(host) = state.actions[signal as usize] else {
-                continue;
-            };
-            let Some(now) = current_action(signal) else {
-                continue;
-            };
-            if same_action(&now, &host) {
-                continue;
-            }
-            if handler_in_host(now.sa_sigaction) {
-                state.actions[signal as usize] = Some(now);
-                continue;
-            }
-            // SAFETY: re-installs an action the kernel gave us for this very signal.
-            unsafe { libc::sigaction(signal, &host, std::ptr::null_mut()) };
-            // Plugin calls overlap: this one is where it was noticed, not necessarily whose.
-            tracing::warn!(
-                "plugin code changed how ao-host handles {} (noticed as {} returned); put back",
-                signal_name(signal),
-                self.who
-            );
+        if handler_in_host(now.sa_sigaction) {
+            state.actions[signal as usize] = Some(now);
+            continue;
         }
+        // SAFETY: re-installs an action the kernel gave us for this very signal.
+        unsafe { libc::sigaction(signal, &host, std::ptr::null_mut()) };
+        tracing::warn!(
+            "plugin code changed how ao-host handles {} (noticed {when}); put back",
+            signal_name(signal)
+        );
     }
 }
 
