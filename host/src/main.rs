@@ -6,7 +6,7 @@ use clap::Parser;
 
 use std::process::ExitCode;
 
-fn main() -> ExitCode {
+fn main() {
     let args = match cli::Args::try_parse() {
         Ok(args) => args,
         // An agent's hook must never fail (a failing hook can stop the agent's tool call),
@@ -14,19 +14,23 @@ fn main() -> ExitCode {
         Err(error) if cli::is_hook_invocation(std::env::args_os().skip(1)) => {
             cli::discard_hook_event();
             errln!("{}", error.render().to_string().trim_end());
-            return ExitCode::SUCCESS;
+            cli::output::exit(ExitCode::SUCCESS);
         }
         Err(error) => error.exit(),
     };
+    if args.command.writes_through_own_stdout() {
+        if let Err(error) = cli::output::take_stdout() {
+            errln!("ao-host: setting up its output: {error}");
+            cli::output::exit(ExitCode::FAILURE);
+        }
+    }
     cli::init_logging(args.verbose, args.quiet);
     let outcome = cli::run(args);
     // Isolated plugins' processes never outlive the command (a call abandoned at its timeout
     // may still hold one).
     ao_host::plugins::isolated::stop_children();
-    match outcome {
+    let code = match outcome {
         Ok(code) => code,
-        // `ao-host session ls | head -1`: the reader has all it wanted.
-        Err(error) if cli::output::stdout_closed(&error) => ExitCode::SUCCESS,
         Err(error) => {
             // One line: the whole context chain, outermost first, with any control character
             // (a newline in a plugin's message, an escape sequence in a task) made visible.
@@ -36,5 +40,6 @@ fn main() -> ExitCode {
             );
             ExitCode::FAILURE
         }
-    }
+    };
+    cli::output::exit(code)
 }

@@ -19,7 +19,7 @@ use ao_host::{
     timing::PhaseClock,
 };
 use clap::{Parser, Subcommand};
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::errln;
 
@@ -241,6 +241,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
 }
 
 impl Command {
+    /// All but the two that are not the operator's commands: an isolated plugin's process sets
+    /// up its own channel on the standard descriptors, and the probe agent talks to its
+    /// terminal.
+    pub fn writes_through_own_stdout(&self) -> bool {
+        !matches!(
+            self,
+            Self::Plugins(
+                plugins::PluginsCommand::Serve | plugins::PluginsCommand::ProbeAgent { .. }
+            )
+        )
+    }
+
     /// Commands that change sessions: once started, they must finish (or undo) their work.
     fn changes_sessions(&self) -> bool {
         matches!(
@@ -261,6 +273,8 @@ impl Command {
 fn finish_even_if_the_terminal_goes() {
     // SAFETY: setting a signal's disposition to "ignore" runs no code in the handler context.
     unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
+    // The host's own choice: plugin code that resets it gets it put back.
+    ao_host::plugins::process_state::adopt(libc::SIGHUP);
 }
 
 /// On the first SIGINT or SIGTERM, says `doing` and runs `first` (a spawn stops and undoes
@@ -271,17 +285,19 @@ pub(super) fn on_interrupt(
     doing: &'static str,
     first: impl FnOnce() + Send + 'static,
 ) -> tokio::task::JoinHandle<()> {
+    // Registered here, before the command goes on, so that a signal that comes before the
+    // watcher's first poll is not missed; and adopted as the host's own, so that plugin code
+    // that ignores or resets them gets them put back when it returns.
+    let mut interrupt = signal(SignalKind::interrupt()).ok();
+    let mut terminate = signal(SignalKind::terminate()).ok();
+    for number in [libc::SIGINT, libc::SIGTERM] {
+        ao_host::plugins::process_state::adopt(number);
+    }
     tokio::spawn(async move {
-        let mut terminate = signal(SignalKind::terminate()).ok();
-        let mut interrupted = async || match terminate.as_mut() {
-            Some(stream) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = stream.recv() => {}
-                }
-            }
-            None => {
-                let _ = tokio::signal::ctrl_c().await;
+        let mut interrupted = async || {
+            tokio::select! {
+                _ = next_signal(interrupt.as_mut()) => {}
+                _ = next_signal(terminate.as_mut()) => {}
             }
         };
         interrupted().await;
@@ -289,8 +305,18 @@ pub(super) fn on_interrupt(
         errln!("\nao-host: {doing} (interrupt again to quit at once)");
         interrupted().await;
         errln!("ao-host: quit half-way; `ao-host session ls` and `ao-host gc` show and reconcile what is left");
-        std::process::exit(130);
+        output::exit(ExitCode::from(130));
     })
+}
+
+/// The next delivery of a signal `stream` listens for; never, without one.
+async fn next_signal(stream: Option<&mut Signal>) {
+    match stream {
+        Some(stream) => {
+            stream.recv().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 async fn run_async(lifecycle: &Lifecycle, command: Command) -> Result<ExitCode> {

@@ -1,20 +1,27 @@
-//! CLI manners: what reaches the terminal is escaped, a closed stdout (`ao-host … | head -1`)
-//! ends the command quietly instead of panicking, and slow steps show a spinner on stderr only
-//! when someone is watching.
+//! CLI manners: the host's output has a channel of its own that plugin code cannot write to,
+//! a closed stdout (`ao-host … | head -1`) never changes the command's verdict, what reaches the
+//! terminal is escaped, slow steps show a spinner on stderr only when someone is watching, and
+//! the process ends once its output is out, without running plugin code on the way.
 
 use std::{
     borrow::Cow,
     fmt::Write as _,
+    fs::File,
     io::{self, IsTerminal, Write},
-    sync::{mpsc, Arc, Mutex, PoisonError},
+    os::fd::{AsRawFd, FromRawFd},
+    process::ExitCode,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        mpsc, Arc, Mutex, OnceLock, PoisonError,
+    },
     thread,
     time::Duration,
 };
 
 use anyhow::{Context, Result};
 
-/// Writes one line to stdout and returns from the enclosing function with the error when that
-/// fails; a closed pipe is an error [`stdout_closed`] recognises, never a panic.
+/// Writes one line of the host's output and returns from the enclosing function with the error
+/// when that fails.
 #[macro_export]
 macro_rules! outln {
     () => {
@@ -25,21 +32,75 @@ macro_rules! outln {
     };
 }
 
-/// Marks a write error as stdout's reader having gone away, so that `main` can tell it from a
-/// broken pipe to a plugin or an agent, which is a real failure.
-#[derive(Debug, thiserror::Error)]
-#[error("stdout was closed")]
-struct StdoutClosed;
+/// The host's own stdout: a private, close-on-exec copy of descriptor 1 as the process got it.
+static OUTPUT: OnceLock<Mutex<File>> = OnceLock::new();
 
-/// Writes `bytes` to stdout and flushes them.
+/// Set once a write found that nobody reads stdout any more; later output is dropped.
+static READER_GONE: AtomicBool = AtomicBool::new(false);
+
+/// Moves the host's output off descriptor 1, which then points at stderr for the rest of the
+/// process. In-process plugin code runs concurrently with the host's own work, so only a
+/// descriptor it never writes to keeps `--json` one document whatever a plugin prints (and
+/// whatever the programs it starts without redirecting their output print). Call it before any
+/// other thread exists.
+pub fn take_stdout() -> io::Result<()> {
+    // SAFETY: fcntl/open/dup2 on this process's own standard descriptors, on its only thread.
+    unsafe {
+        let copy = libc::fcntl(1, libc::F_DUPFD_CLOEXEC, 3);
+        if copy >= 0 {
+            let _ = OUTPUT.set(Mutex::new(File::from_raw_fd(copy)));
+        }
+        // Even with stdout closed, descriptor 1 must not stay free: the next file ao-host
+        // opens would get it, and a plugin's prints would land in that file.
+        if libc::dup2(2, 1) < 0 {
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if null < 0 || libc::dup2(null, 1) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            libc::close(null);
+        }
+    }
+    Ok(())
+}
+
+/// Points descriptor 1 back at the host's stdout, for a program that replaces this process
+/// (`attach`'s exec): it is the user's terminal that program must talk to.
+pub fn give_back_stdout() -> io::Result<()> {
+    let Some(output) = OUTPUT.get() else {
+        return Ok(());
+    };
+    let file = output.lock().unwrap_or_else(PoisonError::into_inner);
+    // SAFETY: dup2 of a descriptor this process owns onto its own descriptor 1.
+    if unsafe { libc::dup2(file.as_raw_fd(), 1) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to the host's stdout (see [`take_stdout`]). Once the reader has gone
+/// (`… | head -1`), the rest is dropped without an error: the command still finishes and its
+/// exit status is its own verdict, never "success" because the pipe closed.
 pub fn write_stdout(bytes: &[u8]) -> io::Result<()> {
-    let mut out = io::stdout().lock();
-    out.write_all(bytes)
-        .and_then(|()| out.flush())
-        .map_err(|error| match error.kind() {
-            io::ErrorKind::BrokenPipe => io::Error::new(io::ErrorKind::BrokenPipe, StdoutClosed),
-            _ => error,
-        })
+    if READER_GONE.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    let written = match OUTPUT.get() {
+        Some(output) => {
+            let mut file = output.lock().unwrap_or_else(PoisonError::into_inner);
+            file.write_all(bytes)
+        }
+        None => {
+            let mut out = io::stdout().lock();
+            out.write_all(bytes).and_then(|()| out.flush())
+        }
+    };
+    match written {
+        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => {
+            READER_GONE.store(true, Ordering::Relaxed);
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 /// Prints one JSON document on stdout.
@@ -48,6 +109,20 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
     text.push('\n');
     write_stdout(text.as_bytes())?;
     Ok(())
+}
+
+/// Ends the process with `code` once everything written is out, without running `atexit`
+/// handlers: those of a plugin library run after the command has done its work and said so,
+/// and one that hangs or crashes there would hang the command or change its exit status. The
+/// host's own clean-up is done by then (its output is unbuffered, logs go straight to stderr).
+pub fn exit(code: ExitCode) -> ! {
+    let status = (0..=u8::MAX)
+        .find(|&n| ExitCode::from(n) == code)
+        .map_or(1, i32::from);
+    let _ = io::stdout().flush();
+    let _ = io::stderr().flush();
+    // SAFETY: ends the process; nothing of it is used afterwards.
+    unsafe { libc::_exit(status) }
 }
 
 /// Writes one line to stderr, ignoring failure: a message for the operator must never turn a
@@ -59,17 +134,6 @@ macro_rules! errln {
         use std::io::Write as _;
         let _ = writeln!(std::io::stderr().lock(), $($arg)*);
     }};
-}
-
-/// Whether `error` comes from writing to a stdout nobody reads any more: the command then
-/// ends quietly and successfully, as `head` expects of the programs it reads from.
-pub fn stdout_closed(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        cause
-            .downcast_ref::<io::Error>()
-            .and_then(io::Error::get_ref)
-            .is_some_and(|inner| inner.is::<StdoutClosed>())
-    })
 }
 
 /// `text` with every character that could drive the terminal shown as a visible escape: C0
@@ -210,16 +274,6 @@ mod tests {
             terminal_safe("\u{a0}\u{2029}\u{202f}\u{2065}\u{206a}"),
             Cow::Borrowed(_)
         ));
-    }
-
-    #[test]
-    fn a_closed_stdout_is_recognised_through_context() {
-        let closed = io::Error::new(io::ErrorKind::BrokenPipe, StdoutClosed);
-        let error = anyhow::Error::from(closed).context("listing sessions");
-        assert!(stdout_closed(&error));
-        // A broken pipe to anything else is a real error.
-        let other = anyhow::Error::from(io::Error::from(io::ErrorKind::BrokenPipe));
-        assert!(!stdout_closed(&other));
     }
 
     /// A writer whose output the test can read while the spinner thread holds a clone.

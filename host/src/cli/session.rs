@@ -471,6 +471,7 @@ pub async fn send(lifecycle: &Lifecycle, args: SendArgs) -> Result<ExitCode> {
 pub async fn attach(lifecycle: &Lifecycle, id: &str) -> Result<ExitCode> {
     let argv = lifecycle.attach_command(id).await?;
     let (program, args) = argv.split_first().expect("attach commands are never empty");
+    super::output::give_back_stdout().context("giving the terminal back to the attach command")?;
     let error =
         std::os::unix::process::CommandExt::exec(std::process::Command::new(program).args(args));
     Err(error).with_context(|| format!("running {}", argv.join(" ")))

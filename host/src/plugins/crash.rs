@@ -42,8 +42,11 @@ thread_local! {
 /// The handlers that were installed before ours, by position in [`SIGNALS`].
 static PREVIOUS: OnceLock<[libc::sigaction; SIGNALS.len()]> = OnceLock::new();
 
-/// Clears this thread's pending message when the call returns.
-pub(crate) struct CallGuard(());
+/// Clears this thread's pending message when the call returns, and puts back what the plugin
+/// code changed for the whole process (see [`super::process_state`]).
+pub(crate) struct CallGuard {
+    _restore: super::process_state::Restore,
+}
 
 impl Drop for CallGuard {
     fn drop(&mut self) {
@@ -75,6 +78,7 @@ pub(crate) fn enter_loading(library: &std::path::Path, plugins: &str) -> CallGua
 
 /// Keeps "ao-host: WHO crashed (SIGNAL) WHAT" ready for the signal handler.
 fn note(who: &str, what: &str) -> CallGuard {
+    let restore = super::process_state::Restore::new(who.to_string());
     let head = format!("\nao-host: {who} crashed (");
     let tail = format!(") {what}\n");
     PENDING.with(|pending| {
@@ -89,7 +93,7 @@ fn note(who: &str, what: &str) -> CallGuard {
         pending.head_len = head.len();
         pending.len = head.len() + tail.len();
     });
-    CallGuard(())
+    CallGuard { _restore: restore }
 }
 
 extern "C" fn on_fatal_signal(signal: libc::c_int) {

@@ -101,13 +101,19 @@ impl<O: Send + Sync + 'static> Caller<O> {
             error,
         };
         match tokio::time::timeout(timeout, task).await {
-            Err(_) => Err(PluginCallError::Timeout {
-                kind: self.kind,
-                plugin: self.name.to_string(),
-                method,
-                timeout,
-                setting,
-            }),
+            Err(_) => {
+                super::process_state::put_back(&format!(
+                    "when {kind} plugin `{}` overran its timeout in {method}",
+                    self.name
+                ));
+                Err(PluginCallError::Timeout {
+                    kind: self.kind,
+                    plugin: self.name.to_string(),
+                    method,
+                    timeout,
+                    setting,
+                })
+            }
             // The plugin side catches panics; this is a panic in the host's own glue.
             Ok(Err(join_error)) => Err(failed(PluginError::new(
                 PluginErrorKind::Panicked,

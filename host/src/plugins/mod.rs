@@ -13,6 +13,8 @@
 //!   builds instances from the operator's settings.
 //! - [`set`] is the runtime, agent and workspace a session uses, and the context plugins get.
 //! - [`instance`] is how the host calls a plugin: off the async reactor, with a timeout.
+//! - [`crash`] names the plugin that takes the process down; [`process_state`] puts back the
+//!   signal dispositions and umask plugin code changed.
 
 pub mod crash;
 mod dependencies;
@@ -25,6 +27,7 @@ pub mod isolated;
 pub mod library;
 mod loader_cache;
 mod manifest;
+pub mod process_state;
 pub mod registry;
 pub mod set;
 mod trust;
