@@ -13,15 +13,10 @@
 //! On another host (a plugin built with a [`crate::Transport`]) the file is written there, by a
 //! POSIX shell reached over the transport, with the same guarantees.
 
-use std::{
-    io::Write,
-    os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt},
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 use crate::{
     error::{PluginError, PluginResult},
-    program::Program,
     types::{EnvVar, RuntimeCreateRequest},
 };
 
@@ -61,17 +56,6 @@ if [[ $ao_m == exact ]]; then
   builtin exec env -i "$BASH" --noprofile --norc -c "$ao_s" ao-launch "$ao_f"
 fi
 builtin exec "$BASH" --noprofile --norc -c "$ao_s" ao-launch "$ao_f""#;
-
-/// Writes the launch file on the machine the plugin works on (see the module's doc).
-const WRITE_REMOTE: &str = r#"umask 077
-mkdir -p -- "$1" || exit 1
-if [ -L "$1" ] || [ ! -d "$1" ] || [ ! -O "$1" ]; then
-  echo "$1 is not a folder of this user" >&2; exit 1
-fi
-chmod 700 -- "$1" || exit 1
-set -C
-if cat > "$2" && [ "$(wc -c < "$2" | tr -d ' ')" = "$3" ]; then exit 0; fi
-rm -f -- "$2"; exit 1"#;
 
 /// What the environment of the started process is built from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,21 +99,15 @@ impl Launch {
             request.session_id,
             crate::uuid::new_v4()?
         ));
+        // The folder is made owner-only (checked to be ours, not a link) and the file written
+        // owner-only through an exclusive temporary name, here or on the plugin's host alike.
         let files = crate::files::Files::here();
-        if files.is_remote() {
-            let size = data.len().to_string();
-            let args = [
-                Path::new("-c"),
-                Path::new(WRITE_REMOTE),
-                Path::new("sh"),
-                dir,
-                &file,
-                Path::new(&size),
-            ];
-            Program::new("sh", "a POSIX shell").run_with_input(None, args, Some(&data))?;
-        } else {
-            write_local(dir, &file, &data)?;
-        }
+        files
+            .create_dir_all(dir, true)
+            .and_then(|()| files.write(&file, &data))
+            .map_err(|e| {
+                PluginError::failed(format!("writing the launch file {}: {e}", file.display()))
+            })?;
         let mut argv: Vec<String> = ["env", "-u", "BASH_ENV", "-u", "ENV"]
             .into_iter()
             .chain(["-u", "SHELLOPTS", "-u", "BASHOPTS"])
@@ -185,55 +163,10 @@ fn contents(env: &[EnvVar], argv: &[abi_stable::std_types::RString]) -> PluginRe
     Ok(data)
 }
 
-/// Creates `dir` owner-only (or checks an existing one is a real folder of this user, no one
-/// else's, and makes it owner-only), then `file` in it: exclusively, never through a link,
-/// mode 0600.
-fn write_local(dir: &Path, file: &Path, data: &[u8]) -> PluginResult<()> {
-    let failed = |what: &Path, e: std::io::Error| {
-        PluginError::failed(format!("writing the launch file {}: {e}", what.display()))
-    };
-    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|e| failed(dir, e))?;
-        }
-        Err(e) => return Err(failed(dir, e)),
-    }
-    let meta = std::fs::symlink_metadata(dir).map_err(|e| failed(dir, e))?;
-    // SAFETY: geteuid cannot fail and touches no memory.
-    let uid = unsafe { libc::geteuid() };
-    if !meta.is_dir() || meta.uid() != uid {
-        return Err(PluginError::failed(format!(
-            "{} is not a folder of this user (a link, or someone else's); remove it",
-            dir.display()
-        )));
-    }
-    if meta.mode() & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| failed(dir, e))?;
-    }
-    let mut out = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(file)
-        .map_err(|e| failed(file, e))?;
-    out.write_all(data)
-        .and_then(|()| out.sync_all())
-        .inspect_err(|_| {
-            let _ = std::fs::remove_file(file);
-        })
-        .map_err(|e| failed(file, e))
-}
-
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::MetadataExt;
+
     use super::*;
 
     fn request(dir: &Path, env: &[(&str, &str)], argv: &[&str]) -> RuntimeCreateRequest {
@@ -316,20 +249,15 @@ mod tests {
     }
 
     #[test]
-    fn a_planted_file_or_link_is_never_written_through() {
+    fn a_launch_folder_planted_as_a_link_is_never_written_through() {
         let temp = tempfile::tempdir().unwrap();
-        let target = temp.path().join("target");
-        std::fs::write(&target, "mine").unwrap();
-        let link = temp.path().join("link");
-        std::os::unix::fs::symlink(&target, &link).unwrap();
-        assert!(write_local(temp.path(), &link, b"x").is_err());
-        assert_eq!(std::fs::read_to_string(&target).unwrap(), "mine");
+        let elsewhere = temp.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
         let linked_dir = temp.path().join("dir-link");
-        std::os::unix::fs::symlink(temp.path(), &linked_dir).unwrap();
-        let error = write_local(&linked_dir, &linked_dir.join("f"), b"x").unwrap_err();
-        assert!(
-            error.message().contains("not a folder of this user"),
-            "{error}"
-        );
+        std::os::unix::fs::symlink(&elsewhere, &linked_dir).unwrap();
+        let request = request(temp.path(), &[("MYKEY", "secret")], &["env"]);
+        let error = Launch::prepare(&linked_dir, &request, Environment::Exact, &[]).unwrap_err();
+        assert!(error.message().contains("symbolic link"), "{error}");
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
     }
 }

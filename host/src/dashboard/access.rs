@@ -301,8 +301,16 @@ fn read_or_generate(path: &Path) -> Result<(String, bool), AccessError> {
             Ok((token, true))
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let file = std::fs::File::open(path).map_err(io)?;
-            let mode = file.metadata().map_err(io)?.permissions().mode() & 0o777;
+            // Never through a link, never another user's: a token someone else planted is
+            // one they know.
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                .open(path)
+                .map_err(io)?;
+            let meta = file.metadata().map_err(io)?;
+            ao_plugin_api::private::check_trusted(path, &meta).map_err(io)?;
+            let mode = meta.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
                 return Err(AccessError::Exposed {
                     path: path.to_path_buf(),
