@@ -209,19 +209,9 @@ fn after_the_runtime_dies_the_session_is_exited_once_and_restore_resumes_its_con
 
     // The agent gets the environment of the `ao-host` that restores it, not that of the tmux
     // server it lands on, started meanwhile with another value.
-    let started = std::process::Command::new("tmux")
-        .args([
-            "-L",
-            &harness.tmux.socket,
-            "new-session",
-            "-d",
-            "-s",
-            "keeper",
-        ])
-        .env("MYKEY", "from-the-tmux-server")
-        .status()
-        .unwrap();
-    assert!(started.success());
+    harness
+        .tmux
+        .start_with_env(&[("MYKEY", "from-the-tmux-server")]);
     let out = harness
         .command(&["session", "restore", "app-1", "--json"])
         .env("MYKEY", "from-the-restore")

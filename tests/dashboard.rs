@@ -272,19 +272,9 @@ fn the_api_spawns_shows_messages_and_kills_a_session_and_the_feed_follows() {
     let harness = Harness::new(&[], "");
     // Its agents get the dashboard's environment, not that of the tmux server, started
     // beforehand with another value.
-    let started = std::process::Command::new("tmux")
-        .args([
-            "-L",
-            &harness.tmux.socket,
-            "new-session",
-            "-d",
-            "-s",
-            "keeper",
-        ])
-        .env("MYKEY", "from-the-tmux-server")
-        .status()
-        .unwrap();
-    assert!(started.success());
+    harness
+        .tmux
+        .start_with_env(&[("MYKEY", "from-the-tmux-server")]);
     let dashboard = Dashboard::start(&harness, &[], &[("MYKEY", "from-the-dashboard")]);
     let feed = dashboard.events();
     let snapshot = feed.wait_for("snapshot", |kind, _| kind == "snapshot");

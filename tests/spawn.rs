@@ -525,20 +525,10 @@ fn each_agent_gets_its_spawners_environment_never_on_a_command_line() {
     use std::os::unix::fs::PermissionsExt;
     let harness = Harness::new(&[], "");
     // A long-lived tmux server, started with values of its own, before any spawn.
-    let started = Command::new("tmux")
-        .args([
-            "-L",
-            &harness.tmux.socket,
-            "new-session",
-            "-d",
-            "-s",
-            "keeper",
-        ])
-        .env("MYKEY", "from-the-tmux-server")
-        .env("SERVER_ONLY", "leftover")
-        .status()
-        .unwrap();
-    assert!(started.success());
+    harness.tmux.start_with_env(&[
+        ("MYKEY", "from-the-tmux-server"),
+        ("SERVER_ONLY", "leftover"),
+    ]);
     // Every tmux command ao-host runs, logged by a stand-in in front of the real tmux.
     let bin = harness.home().join("bin");
     std::fs::create_dir(&bin).unwrap();

@@ -215,9 +215,63 @@ impl SshHost {
                 self.control_dir.display()
             ))
         })?;
-        let mut argv = self.argv(false);
         // Marked: a login shell may print a banner of its own first.
-        argv.push("printf '\\nAO-HOME:%s\\n' \"$HOME\"".into());
+        let output = self
+            .run_on_login_shell("printf '\\nAO-HOME:%s\\n' \"$HOME\"")
+            .await?;
+        let stdout = String::from_utf8_lossy(&output);
+        let home = stdout
+            .lines()
+            .rev()
+            .find_map(|line| line.strip_prefix("AO-HOME:"))
+            .unwrap_or_default()
+            .to_string();
+        if !home.starts_with('/') {
+            return Err(local(format!(
+                "its shell gave {home:?} as the home folder; set hosts.{}.data_dir to an absolute path",
+                self.config.name
+            )));
+        }
+        let base = match &self.config.data_dir {
+            Some(dir) => expand_home(dir, &home),
+            None => format!("{home}/.ao-rs/hosts"),
+        };
+        let data_dir = format!("{}/{}", base.trim_end_matches('/'), self.tag);
+        Ok(Reached { home, data_dir })
+    }
+
+    /// The environment a login over ssh gets on the host (what sshd, PAM and the account
+    /// set there): what a session there starts from. Over the shared connection.
+    pub async fn login_environment(&self) -> Result<Vec<(String, String)>, HostError> {
+        const MARK: &[u8] = b"AO-ENV\0";
+        // Marked: a login shell may print a banner of its own first.
+        let output = self
+            .run_on_login_shell("printf 'AO-ENV\\000' && exec env -0")
+            .await?;
+        let start = output
+            .windows(MARK.len())
+            .position(|window| window == MARK)
+            .map(|at| at + MARK.len())
+            .ok_or_else(|| HostError::Local {
+                name: self.config.name.clone(),
+                detail: "its `env -0` printed no environment; it needs GNU or BusyBox `env`".into(),
+            })?;
+        Ok(output[start..]
+            .split(|&b| b == 0)
+            .filter_map(|entry| std::str::from_utf8(entry).ok()?.split_once('='))
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect())
+    }
+
+    /// Runs `command` by the host's login shell over the shared connection (a fresh one when
+    /// none is open), within [`PROBE_TIMEOUT`]; its stdout, or why the host could not be asked.
+    async fn run_on_login_shell(&self, command: &str) -> Result<Vec<u8>, HostError> {
+        let local = |detail: String| HostError::Local {
+            name: self.config.name.clone(),
+            detail,
+        };
+        let mut argv = self.argv(false);
+        argv.push(command.into());
         let mut command = tokio::process::Command::new(&argv[0]);
         command
             .args(&argv[1..])
@@ -244,73 +298,7 @@ impl SshHost {
         if !output.status.success() {
             return Err(self.classify(&String::from_utf8_lossy(&output.stderr)));
         }
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let home = stdout
-            .lines()
-            .rev()
-            .find_map(|line| line.strip_prefix("AO-HOME:"))
-            .unwrap_or_default()
-            .to_string();
-        if !home.starts_with('/') {
-            return Err(local(format!(
-                "its shell gave {home:?} as the home folder; set hosts.{}.data_dir to an absolute path",
-                self.config.name
-            )));
-        }
-        let base = match &self.config.data_dir {
-            Some(dir) => expand_home(dir, &home),
-            None => format!("{home}/.ao-rs/hosts"),
-        };
-        let data_dir = format!("{}/{}", base.trim_end_matches('/'), self.tag);
-        Ok(Reached { home, data_dir })
-    }
-
-    /// The environment a login over ssh gets on the host (what sshd, PAM and the account
-    /// set there): what a session there starts from. Over the shared connection.
-    pub async fn login_environment(&self) -> Result<Vec<(String, String)>, HostError> {
-        const MARK: &[u8] = b"AO-ENV\0";
-        let mut argv = self.argv(false);
-        // Marked: a login shell may print a banner of its own first.
-        argv.push("printf 'AO-ENV\\000' && exec env -0".into());
-        let mut command = tokio::process::Command::new(&argv[0]);
-        command
-            .args(&argv[1..])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let unreachable = |detail: String| HostError::Unreachable {
-            name: self.config.name.clone(),
-            target: self.target(),
-            detail,
-        };
-        let output = match tokio::time::timeout(PROBE_TIMEOUT, command.output()).await {
-            Err(_) => {
-                return Err(unreachable(format!(
-                    "no answer within {} s",
-                    PROBE_TIMEOUT.as_secs()
-                )))
-            }
-            Ok(Err(e)) => return Err(unreachable(format!("cannot run ssh: {e}"))),
-            Ok(Ok(output)) => output,
-        };
-        if !output.status.success() {
-            return Err(self.classify(&String::from_utf8_lossy(&output.stderr)));
-        }
-        let start = output
-            .stdout
-            .windows(MARK.len())
-            .position(|window| window == MARK)
-            .map(|at| at + MARK.len())
-            .ok_or_else(|| HostError::Local {
-                name: self.config.name.clone(),
-                detail: "its `env -0` printed no environment; it needs GNU or BusyBox `env`".into(),
-            })?;
-        Ok(output.stdout[start..]
-            .split(|&b| b == 0)
-            .filter_map(|entry| std::str::from_utf8(entry).ok()?.split_once('='))
-            .map(|(name, value)| (name.to_string(), value.to_string()))
-            .collect())
+        Ok(output.stdout)
     }
 
     /// The configured host (its `pass_env`, …).

@@ -547,6 +547,17 @@ impl TmuxServer {
         )
     }
 
+    /// Starts the server ahead of any spawn, with `env` in its environment: what a long-lived
+    /// server keeps from whoever started it, which no agent may inherit.
+    pub fn start_with_env(&self, env: &[(&str, &str)]) {
+        let started = Command::new("tmux")
+            .args(["-L", &self.socket, "new-session", "-d", "-s", "keeper"])
+            .envs(env.iter().copied())
+            .status()
+            .expect("tmux runs");
+        assert!(started.success(), "tmux new-session failed");
+    }
+
     pub fn sessions(&self) -> Vec<String> {
         let (ok, out) = self.tmux(&["list-sessions", "-F", "#{session_name}"]);
         if ok {
