@@ -26,11 +26,11 @@ use std::{
     ffi::CString,
     io::Write,
     os::unix::fs::MetadataExt,
+    os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
+    sync::{Arc, Condvar, Mutex},
     time::Duration,
 };
-
-use std::os::unix::fs::OpenOptionsExt;
 
 use ao_plugin_api::{
     abi_stable::{
@@ -487,8 +487,8 @@ fn names_opened_file(file: &std::fs::File, path: &Path) -> bool {
 /// The file (device, inode) each path was loaded from by this process. glibc knows a loaded
 /// library by its path first: asked for the path again after the file there was replaced, it
 /// hands back the old copy, not the file that was just checked (a long-running dashboard).
-fn loaded_files() -> &'static std::sync::Mutex<BTreeMap<PathBuf, (u64, u64)>> {
-    static LOADED: std::sync::OnceLock<std::sync::Mutex<BTreeMap<PathBuf, (u64, u64)>>> =
+fn loaded_files() -> &'static Mutex<BTreeMap<PathBuf, (u64, u64)>> {
+    static LOADED: std::sync::OnceLock<Mutex<BTreeMap<PathBuf, (u64, u64)>>> =
         std::sync::OnceLock::new();
     LOADED.get_or_init(Default::default)
 }
@@ -534,16 +534,31 @@ fn load_verified(
             ),
         });
     }
-    let (sender, receiver) = std::sync::mpsc::channel();
-    let (path, owned_shown, owned_manifest) = (
+    // A mutex and a condition variable, not a channel: a channel's blocking receive registers a
+    // thread-local destructor, which takes the loader's lock that a hung `dlopen` holds, so the
+    // waiting thread would hang with it instead of timing out.
+    let answer = Arc::new((Mutex::new(None), Condvar::new()));
+    let (path, owned_shown, owned_manifest, answered) = (
         canonical.to_path_buf(),
         shown.to_path_buf(),
         manifest.clone(),
+        Arc::clone(&answer),
     );
     let started = std::thread::Builder::new()
         .name("ao-plugin-load".into())
         .spawn(move || {
-            let _ = sender.send(check_and_init(&path, &owned_shown, &owned_manifest));
+            let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                check_and_init(&path, &owned_shown, &owned_manifest)
+            }))
+            .unwrap_or_else(|_| {
+                Err(LoadError::Open {
+                    path: owned_shown.clone(),
+                    detail: "loading it panicked in ao-host".into(),
+                })
+            });
+            let (slot, ready) = &*answered;
+            *slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(loaded);
+            ready.notify_one();
         });
     if let Err(e) = started {
         return Err(LoadError::Open {
@@ -552,16 +567,18 @@ fn load_verified(
         });
     }
     let timeout = timeout.max(MIN_START_TIMEOUT);
-    let loaded = match receiver.recv_timeout(timeout) {
-        Ok(loaded) => loaded,
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-            give_up_on_hung_start(shown, manifest, timeout)
-        }
-        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(LoadError::Open {
-            path: shown.to_path_buf(),
-            detail: "its loading thread ended without an answer".into(),
-        }),
+    let (slot, ready) = &*answer;
+    let (mut waited, _) = ready
+        .wait_timeout_while(
+            slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()),
+            timeout,
+            |loaded| loaded.is_none(),
+        )
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let Some(loaded) = waited.take() else {
+        give_up_on_hung_start(shown, manifest, timeout)
     };
+    drop(waited);
     // Mapped even when refused after `dlopen` (a layout mismatch): it stays so.
     loaded_files()
         .lock()
