@@ -1453,7 +1453,7 @@ fn files_another_user_plants_in_a_loose_data_dir_are_refused_and_touch_nothing_o
     // The edited record: listed as a problem with the fix; kill refuses it.
     let listed = harness.ao(&["session", "ls", "--json"]);
     assert!(!listed.status.success());
-    let chmod = format!("chmod 600 {}", record.display());
+    let chmod = format!("install -m 600 {} ", record.display());
     assert!(stderr(&listed).contains(&chmod), "{}", stderr(&listed));
     let kill = harness.ao(&["session", "kill", "app-1", "--force"]);
     assert!(!kill.status.success());

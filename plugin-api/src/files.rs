@@ -143,7 +143,8 @@ impl Files {
                      [ -f \"$1\" ] || exit 3; \
                      [ -O \"$1\" ] || { echo \"$1 is not this user's; check it, then remove it\" >&2; exit 1; }; \
                      [ -z \"$(find \"$1\" -prune \\( -perm -020 -o -perm -002 \\))\" ] || \
-                     { echo \"$1 is writable by other users; check it, then chmod 600 $1\" >&2; exit 1; }; \
+                     { echo \"$1 is writable by other users; check it, then make it a new file of yours \
+                     (install -m 600 $1 $1.new && mv $1.new $1)\" >&2; exit 1; }; \
                      cat -- \"$1\"",
                     &[path],
                     None,
@@ -478,7 +479,7 @@ mod tests {
             // Another's, or writable by others, or a link: never read as our own state.
             fs::set_permissions(&file, fs::Permissions::from_mode(0o666)).unwrap();
             let loose = files.read_private(&file).unwrap_err().to_string();
-            assert!(loose.contains("chmod 600"), "{loose}");
+            assert!(loose.contains("install -m 600"), "{loose}");
             fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
             let planted = dir.join("planted.lock");
             std::os::unix::fs::symlink(&file, &planted).unwrap();

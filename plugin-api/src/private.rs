@@ -49,15 +49,26 @@ pub fn check_trusted(path: &Path, meta: &fs::Metadata) -> io::Result<()> {
     }
     let mode = meta.mode() & 0o7777;
     if mode & OTHERS_WRITE != 0 {
-        let fix = if meta.is_dir() { "700" } else { "600" };
         return Err(untrusted(format!(
             "{} is writable by other users (mode {mode:04o}), so ao-host does not act on it: \
-             check its contents, then `chmod {fix} {}`",
+             check its contents, then {}",
             path.display(),
-            path.display()
+            loose_fix(path, meta.is_dir())
         )));
     }
     Ok(())
+}
+
+/// The fix for a file or folder of ours that others may write. A folder is made owner-only in
+/// place; a file is replaced by a new one: `chmod` would leave a write handle another user
+/// opened meanwhile working.
+pub fn loose_fix(path: &Path, is_dir: bool) -> String {
+    let path = path.display();
+    if is_dir {
+        format!("`chmod 700 {path}`")
+    } else {
+        format!("make it a new file of yours (`install -m 600 {path} {path}.new && mv {path}.new {path}`)")
+    }
 }
 
 fn not_a_file(path: &Path) -> io::Error {
@@ -369,7 +380,7 @@ mod tests {
         assert!(
             error
                 .to_string()
-                .contains(&format!("chmod 600 {}", target.display())),
+                .contains(&format!("install -m 600 {} ", target.display())),
             "{error}"
         );
         open_lock(&target).unwrap();
