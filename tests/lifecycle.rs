@@ -1640,6 +1640,7 @@ fn a_git_admin_folder_another_user_could_edit_is_refused_and_no_git_runs_in_it()
 
     for args in [&["session", "kill", "app-1"][..], &["session", "kill", "app-1", "--force"]] {
         let kill = harness.ao(args);
+        assert!(!mark.exists(), "git ran with the planted admin folder");
         assert!(!kill.status.success(), "{args:?} went ahead");
         let err = stderr(&kill);
         assert!(err.contains(&admin.display().to_string()), "{err}");
