@@ -1604,7 +1604,12 @@ fn a_git_admin_folder_another_user_could_edit_is_refused_and_no_git_runs_in_it()
     let admin = repo.join(".git/worktrees/app-1");
     // As git left it under `umask 000` before this rule, reachable through folders every user
     // can traverse.
-    for folder in [home.to_path_buf(), repo.clone(), repo.join(".git"), repo.join(".git/worktrees")] {
+    for folder in [
+        home.to_path_buf(),
+        repo.clone(),
+        repo.join(".git"),
+        repo.join(".git/worktrees"),
+    ] {
         std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     loosen(&admin, 0o777, 0o666);
@@ -1612,7 +1617,11 @@ fn a_git_admin_folder_another_user_could_edit_is_refused_and_no_git_runs_in_it()
     let mark = home.join("FSMONITOR-RAN");
     let evil = home.join("evil.git");
     assert!(Command::new("cp")
-        .args(["-a", repo.join(".git").to_str().unwrap(), evil.to_str().unwrap()])
+        .args([
+            "-a",
+            repo.join(".git").to_str().unwrap(),
+            evil.to_str().unwrap()
+        ])
         .status()
         .unwrap()
         .success());
@@ -1638,7 +1647,10 @@ fn a_git_admin_folder_another_user_could_edit_is_refused_and_no_git_runs_in_it()
     ]);
     assert!(planted.status.success(), "{}", stderr(&planted));
 
-    for args in [&["session", "kill", "app-1"][..], &["session", "kill", "app-1", "--force"]] {
+    for args in [
+        &["session", "kill", "app-1"][..],
+        &["session", "kill", "app-1", "--force"],
+    ] {
         let kill = harness.ao(args);
         assert!(!mark.exists(), "git ran with the planted admin folder");
         assert!(!kill.status.success(), "{args:?} went ahead");
@@ -1649,8 +1661,7 @@ fn a_git_admin_folder_another_user_could_edit_is_refused_and_no_git_runs_in_it()
     harness.ok(&["gc"]);
     assert!(!mark.exists(), "git ran with the planted admin folder");
     // Refused before anything was stopped.
-    assert!(tagged_tmux_sessions(&harness)
-        .contains_key(&harness.tmux_session("app-1")));
+    assert!(tagged_tmux_sessions(&harness).contains_key(&harness.tmux_session("app-1")));
     assert!(harness.worktree("app-1").join(".git").exists());
 }
 
@@ -1694,13 +1705,19 @@ fn a_data_dir_or_worktree_root_of_another_user_is_refused_and_nothing_is_made_in
     harness.edit_config(|c| {
         c.replace(
             "  config:\n",
-            &format!("  config:\n    git-worktree: {{ root: {:?} }}\n", root.display().to_string()),
+            &format!(
+                "  config:\n    git-worktree: {{ root: {:?} }}\n",
+                root.display().to_string()
+            ),
         )
     });
     let spawn = harness.ao(&["spawn", "app", "--task", "one"]);
     assert!(!spawn.status.success());
     let err = stderr(&spawn);
-    assert!(err.contains(&root.display().to_string()) && err.contains("chown"), "{err}");
+    assert!(
+        err.contains(&root.display().to_string()) && err.contains("chown"),
+        "{err}"
+    );
     assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0, "made in it");
     assert!(tagged_tmux_sessions(&harness).is_empty());
     assert!(harness.sessions_json(&[]).is_empty());
@@ -1722,7 +1739,11 @@ fn gc_never_takes_a_moved_records_folder_for_orphaned_sessions() {
     std::fs::remove_dir(data.join("sessions")).unwrap();
     std::fs::rename(data.join("hidden"), data.join("sessions")).unwrap();
     let gc = harness.ok(&["gc", "--json"]);
-    assert!(!stdout(&gc).contains("moved or replaced"), "{}", stdout(&gc));
+    assert!(
+        !stdout(&gc).contains("moved or replaced"),
+        "{}",
+        stdout(&gc)
+    );
     assert!(tagged_tmux_sessions(&harness).contains_key(&tmux));
     harness.ok(&["session", "kill", "app-1"]);
 }

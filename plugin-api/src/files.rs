@@ -589,7 +589,10 @@ mod tests {
             let loose = files.check_trusted_tree(&tree).unwrap_err().to_string();
             assert!(loose.contains("sub/f"), "{loose}");
             files.restrict_tree(&tree).unwrap();
-            assert_eq!((mode(&tree), mode(&tree.join("sub")), mode(&leaf)), (0o700, 0o700, 0o600));
+            assert_eq!(
+                (mode(&tree), mode(&tree.join("sub")), mode(&leaf)),
+                (0o700, 0o700, 0o600)
+            );
             files.check_trusted_tree(&tree).unwrap();
             // Out of others' reach, a file's mode gives them nothing.
             set(&leaf, 0o666);
