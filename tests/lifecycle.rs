@@ -1294,6 +1294,22 @@ fn loose_modes(dir: &Path) -> Vec<(PathBuf, u32)> {
     loose
 }
 
+/// Every folder and file at or under `dir` (no link followed) that others may write.
+fn others_may_write(dir: &Path) -> Vec<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = dir.symlink_metadata().unwrap();
+    let mut found = Vec::new();
+    if meta.mode() & 0o022 != 0 {
+        found.push(dir.to_path_buf());
+    }
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            found.extend(others_may_write(&entry.unwrap().path()));
+        }
+    }
+    found
+}
+
 /// Gives everything under `dir` (worktrees' contents aside) the modes an older ao-host left:
 /// `folders` and `files` (0777 and 0666 under `umask 000`, 0755 and 0644 under the usual one).
 fn loosen(dir: &Path, folders: u32, files: u32) {
@@ -1365,6 +1381,16 @@ fn under_umask_000_everything_ao_host_keeps_is_owner_only_and_another_user_reads
         assert!(made.exists(), "{} was not made", made.display());
     }
     assert_eq!(loose_modes(&data), vec![], "not owner-only under umask 000");
+    // The sessions' git admin folders (in the repository, which keeps its own modes): what git
+    // runs there is decided by their files, so no other user may write any of them.
+    let admins = harness.repo().join(".git/worktrees");
+    assert!(admins.join("app-1/commondir").exists());
+    assert_eq!(
+        others_may_write(&admins),
+        Vec::<PathBuf>::new(),
+        "a git admin folder others may write"
+    );
+    assert_eq!(loose_modes(&admins.join("app-1")), vec![]);
 
     // Another local user sees nothing of the tasks, whatever file it tries.
     let searched = as_nobody(&["grep", "-r", "SECRET", data.to_str().unwrap()]);
@@ -1453,7 +1479,7 @@ fn files_another_user_plants_in_a_loose_data_dir_are_refused_and_touch_nothing_o
     // The edited record: listed as a problem with the fix; kill refuses it.
     let listed = harness.ao(&["session", "ls", "--json"]);
     assert!(!listed.status.success());
-    let chmod = format!("chmod 600 {}", record.display());
+    let chmod = format!("install -m 600 {} ", record.display());
     assert!(stderr(&listed).contains(&chmod), "{}", stderr(&listed));
     let kill = harness.ao(&["session", "kill", "app-1", "--force"]);
     assert!(!kill.status.success());
@@ -1567,4 +1593,157 @@ fn a_record_edited_to_name_another_sessions_worktree_cannot_make_kill_remove_it(
     // Kept aside, the session goes; the other session's worktree stays.
     harness.ok(&["session", "kill", "app-1", "--keep-workspace"]);
     assert!(harness.worktree("app-2").join("MARK").exists());
+}
+
+#[test]
+fn a_git_admin_folder_another_user_could_edit_is_refused_and_no_git_runs_in_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let harness = Harness::new(&[], "");
+    harness.ok(&["spawn", "app", "--task", "one"]);
+    let (home, repo) = (harness.home(), harness.repo());
+    let admin = repo.join(".git/worktrees/app-1");
+    // As git left it under `umask 000` before this rule, reachable through folders every user
+    // can traverse.
+    for folder in [
+        home.to_path_buf(),
+        repo.clone(),
+        repo.join(".git"),
+        repo.join(".git/worktrees"),
+    ] {
+        std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    loosen(&admin, 0o777, 0o666);
+    // A git dir whose config runs a program as whoever runs git with it.
+    let mark = home.join("FSMONITOR-RAN");
+    let evil = home.join("evil.git");
+    assert!(Command::new("cp")
+        .args([
+            "-a",
+            repo.join(".git").to_str().unwrap(),
+            evil.to_str().unwrap()
+        ])
+        .status()
+        .unwrap()
+        .success());
+    git(
+        &repo,
+        &[
+            "config",
+            "--file",
+            evil.join("config").to_str().unwrap(),
+            "core.fsmonitor",
+            &format!("touch {}", mark.display()),
+        ],
+    );
+    // Another user points the session's admin folder at it.
+    let commondir = admin.join("commondir");
+    let planted = as_nobody(&[
+        "sh",
+        "-c",
+        "printf '%s\\n' \"$1\" > \"$2\"",
+        "sh",
+        evil.to_str().unwrap(),
+        commondir.to_str().unwrap(),
+    ]);
+    assert!(planted.status.success(), "{}", stderr(&planted));
+
+    for args in [
+        &["session", "kill", "app-1"][..],
+        &["session", "kill", "app-1", "--force"],
+    ] {
+        let kill = harness.ao(args);
+        assert!(!mark.exists(), "git ran with the planted admin folder");
+        assert!(!kill.status.success(), "{args:?} went ahead");
+        let err = stderr(&kill);
+        assert!(err.contains(&admin.display().to_string()), "{err}");
+        assert!(err.contains("writable by other users"), "{err}");
+    }
+    harness.ok(&["gc"]);
+    assert!(!mark.exists(), "git ran with the planted admin folder");
+    // Refused before anything was stopped.
+    assert!(tagged_tmux_sessions(&harness).contains_key(&harness.tmux_session("app-1")));
+    assert!(harness.worktree("app-1").join(".git").exists());
+}
+
+#[test]
+fn a_data_dir_or_worktree_root_of_another_user_is_refused_and_nothing_is_made_in_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let harness = Harness::new(&[], "");
+    let shared = harness.home().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    for (folder, mode) in [(harness.home(), 0o755), (shared.as_path(), 0o1777)] {
+        std::fs::set_permissions(folder, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let (data, root) = (shared.join("data"), shared.join("wt"));
+    let made = as_nobody(&[
+        "mkdir",
+        "-m",
+        "777",
+        data.to_str().unwrap(),
+        root.to_str().unwrap(),
+    ]);
+    assert!(made.status.success(), "{}", stderr(&made));
+
+    // Every command that acts refuses the data dir, naming it and the fix.
+    for args in [
+        &["spawn", "app", "--task", "one"][..],
+        &["session", "ls"],
+        &["session", "kill", "app-1"],
+        &["send", "app-1", "hi"],
+        &["gc"],
+    ] {
+        let mut argv = vec!["--data-dir", data.to_str().unwrap()];
+        argv.extend_from_slice(args);
+        let output = harness.ao(&argv);
+        assert_one_line_error(&output, &data.display().to_string());
+        assert!(stderr(&output).contains("chown"), "{}", stderr(&output));
+    }
+    assert_eq!(std::fs::read_dir(&data).unwrap().count(), 0, "made in it");
+    assert!(tagged_tmux_sessions(&harness).is_empty());
+
+    // A worktree root of another user: the spawn is refused and undone.
+    harness.edit_config(|c| {
+        c.replace(
+            "  config:\n",
+            &format!(
+                "  config:\n    git-worktree: {{ root: {:?} }}\n",
+                root.display().to_string()
+            ),
+        )
+    });
+    let spawn = harness.ao(&["spawn", "app", "--task", "one"]);
+    assert!(!spawn.status.success());
+    let err = stderr(&spawn);
+    assert!(
+        err.contains(&root.display().to_string()) && err.contains("chown"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0, "made in it");
+    assert!(tagged_tmux_sessions(&harness).is_empty());
+    assert!(harness.sessions_json(&[]).is_empty());
+}
+
+#[test]
+fn gc_never_takes_a_moved_records_folder_for_orphaned_sessions() {
+    let harness = Harness::new(&[], "");
+    harness.ok(&["spawn", "app", "--task", "one"]);
+    let tmux = harness.tmux_session("app-1");
+    let data = harness.data_dir();
+    std::fs::rename(data.join("sessions"), data.join("hidden")).unwrap();
+    let gc = harness.ao(&["gc"]);
+    let said = format!("{}{}", stdout(&gc), stderr(&gc));
+    assert!(said.contains("moved or replaced"), "{said}");
+    assert!(tagged_tmux_sessions(&harness).contains_key(&tmux), "{said}");
+    assert!(harness.worktree("app-1").join(".git").exists(), "{said}");
+    // Put back, everything is found again.
+    std::fs::remove_dir(data.join("sessions")).unwrap();
+    std::fs::rename(data.join("hidden"), data.join("sessions")).unwrap();
+    let gc = harness.ok(&["gc", "--json"]);
+    assert!(
+        !stdout(&gc).contains("moved or replaced"),
+        "{}",
+        stdout(&gc)
+    );
+    assert!(tagged_tmux_sessions(&harness).contains_key(&tmux));
+    harness.ok(&["session", "kill", "app-1"]);
 }

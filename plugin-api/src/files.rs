@@ -143,7 +143,8 @@ impl Files {
                      [ -f \"$1\" ] || exit 3; \
                      [ -O \"$1\" ] || { echo \"$1 is not this user's; check it, then remove it\" >&2; exit 1; }; \
                      [ -z \"$(find \"$1\" -prune \\( -perm -020 -o -perm -002 \\))\" ] || \
-                     { echo \"$1 is writable by other users; check it, then chmod 600 $1\" >&2; exit 1; }; \
+                     { echo \"$1 is writable by other users; check it, then make it a new file of yours \
+                     (install -m 600 $1 $1.new && mv $1.new $1)\" >&2; exit 1; }; \
                      cat -- \"$1\"",
                     &[path],
                     None,
@@ -206,6 +207,59 @@ impl Files {
             )
             .map(drop),
             Some(t) => Self::run(t, "mkdir -p -- \"$1\"", &[path], None).map(drop),
+        }
+    }
+
+    /// [`private::own_dir`]: the existing folder `path` refused unless this user's, tightened
+    /// if others may write it.
+    pub fn own_dir(&self, path: &Path, private: bool) -> io::Result<()> {
+        match &self.remote {
+            None => private::own_dir(path, private),
+            Some(t) => Self::run(
+                t,
+                "[ -L \"$1\" ] && { echo \"$1 is a symbolic link, not followed: remove it\" >&2; \
+                 exit 1; }; [ -d \"$1\" ] || exit 3; \
+                 [ -O \"$1\" ] || { echo \"$1 is not this user's, so ao-host keeps nothing there: \
+                 chown it to you and chmod 700 it, or pick another folder\" >&2; exit 1; }; \
+                 if [ \"$2\" = private ]; then chmod go-rwx -- \"$1\"; else chmod go-w -- \"$1\"; fi",
+                &[path, Path::new(if private { "private" } else { "shared" })],
+                None,
+            )
+            .map(drop),
+        }
+    }
+
+    /// [`private::check_trusted_tree`]: refused unless everything at and under `path` is this
+    /// user's and not writable by others.
+    pub fn check_trusted_tree(&self, path: &Path) -> io::Result<()> {
+        const SCRIPT: &str = r#"[ -e "$1" ] || [ -L "$1" ] || exit 3
+me=$(id -u)
+if [ -n "$(find "$1" -prune \( -type l -o ! -user "$me" -o -perm -020 -o -perm -002 \))" ]; then
+  bad=$1
+elif [ -n "$(find "$1" -prune \( -perm -001 -o -perm -010 \))" ]; then
+  bad=$(find "$1" \( -type l -o ! -user "$me" -o -perm -020 -o -perm -002 \) -print | head -n 1)
+else
+  bad=$(find "$1" \( -type l -o ! -user "$me" \) -print | head -n 1)
+fi
+[ -z "$bad" ] || { echo "$bad is a link, another user's or writable by other users, so ao-host does not act on it: check it, then make it yours and owner-only (a file: install -m 600 it to a new name and mv that over it)" >&2; exit 1; }"#;
+        match &self.remote {
+            None => private::check_trusted_tree(path),
+            Some(t) => Self::run(t, SCRIPT, &[path], None).map(drop),
+        }
+    }
+
+    /// [`private::restrict_tree`]: everything of ours at and under `path` made owner-only.
+    pub fn restrict_tree(&self, path: &Path) -> io::Result<()> {
+        match &self.remote {
+            None => private::restrict_tree(path),
+            Some(t) => Self::run(
+                t,
+                "[ -L \"$1\" ] && exit 0; [ -e \"$1\" ] || exit 3; \
+                 find \"$1\" -user \"$(id -u)\" ! -type l -exec chmod go-rwx -- {} +",
+                &[path],
+                None,
+            )
+            .map(drop),
         }
     }
 
@@ -478,7 +532,7 @@ mod tests {
             // Another's, or writable by others, or a link: never read as our own state.
             fs::set_permissions(&file, fs::Permissions::from_mode(0o666)).unwrap();
             let loose = files.read_private(&file).unwrap_err().to_string();
-            assert!(loose.contains("chmod 600"), "{loose}");
+            assert!(loose.contains("install -m 600"), "{loose}");
             fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
             let planted = dir.join("planted.lock");
             std::os::unix::fs::symlink(&file, &planted).unwrap();
@@ -518,6 +572,40 @@ mod tests {
                 other.join().unwrap();
             }
             let _again = files.lock(&dir.join("lock")).unwrap();
+            // A tree whose files decide what a program does (a git admin folder).
+            let tree = dir.join("tree");
+            fs::create_dir_all(tree.join("sub")).unwrap();
+            let leaf = tree.join("sub/f");
+            fs::write(&leaf, "x").unwrap();
+            let set = |path: &Path, mode: u32| {
+                fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap()
+            };
+            let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
+            set(&tree, 0o777);
+            set(&leaf, 0o666);
+            let loose = files.check_trusted_tree(&tree).unwrap_err().to_string();
+            assert!(loose.contains("writable by other"), "{loose}");
+            set(&tree, 0o755);
+            let loose = files.check_trusted_tree(&tree).unwrap_err().to_string();
+            assert!(loose.contains("sub/f"), "{loose}");
+            files.restrict_tree(&tree).unwrap();
+            assert_eq!(
+                (mode(&tree), mode(&tree.join("sub")), mode(&leaf)),
+                (0o700, 0o700, 0o600)
+            );
+            files.check_trusted_tree(&tree).unwrap();
+            // Out of others' reach, a file's mode gives them nothing.
+            set(&leaf, 0o666);
+            files.check_trusted_tree(&tree).unwrap();
+            std::os::unix::fs::symlink(&file, tree.join("link")).unwrap();
+            assert!(files.check_trusted_tree(&tree).is_err());
+            fs::remove_file(tree.join("link")).unwrap();
+            set(&tree, 0o777);
+            files.own_dir(&tree, false).unwrap();
+            assert_eq!(mode(&tree), 0o755);
+            files.own_dir(&tree, true).unwrap();
+            assert_eq!(mode(&tree), 0o700);
+            assert!(files.own_dir(&dir.join(".link"), true).is_err());
             files.remove_file(&dir.join(".link")).unwrap();
             files.remove_file(&dir.join(".link")).unwrap();
             assert!(files.is_file(&file), "removing the link left its target");

@@ -49,15 +49,26 @@ pub fn check_trusted(path: &Path, meta: &fs::Metadata) -> io::Result<()> {
     }
     let mode = meta.mode() & 0o7777;
     if mode & OTHERS_WRITE != 0 {
-        let fix = if meta.is_dir() { "700" } else { "600" };
         return Err(untrusted(format!(
             "{} is writable by other users (mode {mode:04o}), so ao-host does not act on it: \
-             check its contents, then `chmod {fix} {}`",
+             check its contents, then {}",
             path.display(),
-            path.display()
+            loose_fix(path, meta.is_dir())
         )));
     }
     Ok(())
+}
+
+/// The fix for a file or folder of ours that others may write. A folder is made owner-only in
+/// place; a file is replaced by a new one: `chmod` would leave a write handle another user
+/// opened meanwhile working.
+pub fn loose_fix(path: &Path, is_dir: bool) -> String {
+    let path = path.display();
+    if is_dir {
+        format!("`chmod 700 {path}`")
+    } else {
+        format!("make it a new file of yours (`install -m 600 {path} {path}.new && mv {path}.new {path}`)")
+    }
 }
 
 fn not_a_file(path: &Path) -> io::Error {
@@ -100,6 +111,88 @@ fn open_dir_checked(path: &Path) -> io::Result<File> {
         dir.set_permissions(fs::Permissions::from_mode(0o700))?;
     }
     Ok(dir)
+}
+
+/// Claims the existing folder `path` (not followed if a link) as one ao-host keeps things in: the
+/// data dir, a plugin's root. Refused unless it is this user's (another user could rename or
+/// replace what is in it); one of ours that others may write is tightened: to 0700 when
+/// `private`, else only others' write taken away (a root of the operator's choosing keeps
+/// being readable).
+pub fn own_dir(path: &Path, private: bool) -> io::Result<()> {
+    let dir = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| link_refused(path, e, "folder"))?;
+    let meta = dir.metadata()?;
+    if meta.uid() != me() {
+        return Err(untrusted(format!(
+            "{} is owned by uid {}, not by this user (uid {}), so ao-host keeps nothing there \
+             (its owner could rename or replace what ao-host puts in it): `chown` it to you and \
+             `chmod 700` it, or pick another folder",
+            path.display(),
+            meta.uid(),
+            me()
+        )));
+    }
+    let mode = meta.mode() & 0o7777;
+    let tightened = if private {
+        mode & !OTHERS_ANY
+    } else {
+        mode & !OTHERS_WRITE
+    };
+    if tightened != mode {
+        dir.set_permissions(fs::Permissions::from_mode(tightened))?;
+    }
+    Ok(())
+}
+
+/// Refuses the tree at `root` unless it is a folder (or file) of ours that others may not write,
+/// and everything in it is ours, and — when others can reach into it at all — not writable by
+/// them either: a folder whose contents decide what a program run as this user does (a git
+/// admin folder) must not be another user's to edit. No link is followed, nor trusted.
+pub fn check_trusted_tree(root: &Path) -> io::Result<()> {
+    let meta = root.symlink_metadata()?;
+    check_trusted(root, &meta)?;
+    let reachable = meta.mode() & 0o011 != 0;
+    if meta.is_dir() {
+        for entry in fs::read_dir(root)? {
+            check_entries(&entry?.path(), reachable)?;
+        }
+    }
+    Ok(())
+}
+
+/// [`check_trusted_tree`] below its root: writable by others matters only where they reach.
+fn check_entries(path: &Path, reachable: bool) -> io::Result<()> {
+    let meta = path.symlink_metadata()?;
+    if reachable || meta.uid() != me() || meta.file_type().is_symlink() {
+        check_trusted(path, &meta)?;
+    }
+    if meta.is_dir() {
+        for entry in fs::read_dir(path)? {
+            check_entries(&entry?.path(), reachable)?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes every folder and file of ours under `root` (itself included, no link followed)
+/// owner-only: what others may do is taken away, the owner's bits kept.
+pub fn restrict_tree(root: &Path) -> io::Result<()> {
+    let meta = root.symlink_metadata()?;
+    if meta.file_type().is_symlink() || meta.uid() != me() {
+        return Ok(());
+    }
+    if meta.mode() & OTHERS_ANY != 0 {
+        fs::set_permissions(root, fs::Permissions::from_mode(meta.mode() & 0o7700))?;
+    }
+    if meta.is_dir() {
+        for entry in fs::read_dir(root)? {
+            restrict_tree(&entry?.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// Tightens what is under `root` (itself included) to owner-only, down to `depth` folders
@@ -369,7 +462,7 @@ mod tests {
         assert!(
             error
                 .to_string()
-                .contains(&format!("chmod 600 {}", target.display())),
+                .contains(&format!("install -m 600 {} ", target.display())),
             "{error}"
         );
         open_lock(&target).unwrap();

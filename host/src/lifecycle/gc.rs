@@ -182,6 +182,9 @@ impl Lifecycle {
     /// Every handle and path the records name, and what stops orphan removal.
     fn known(&self) -> (Known, Vec<Session>) {
         let mut known = Known::default();
+        known
+            .blockers
+            .extend(self.store.records_replaced().map(str::to_string));
         let active = self.store.list(None, false);
         for problem in &active.problems {
             known.blockers.push(format!("record unreadable: {problem}"));

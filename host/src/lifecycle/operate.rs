@@ -120,14 +120,24 @@ impl Lifecycle {
         if let (Some(path), false) = (&session.workspace_path, keep_workspace) {
             self.check_workspace_claim(&session, path, &plugins).await?;
         }
-        if let (Some(path), false, false) = (&session.workspace_path, keep_workspace, force) {
+        if let (Some(path), false) = (&session.workspace_path, keep_workspace) {
             // Asked before anything is destroyed, so a refusal leaves the session whole. A
-            // plugin that cannot tell (or a workspace already gone) does not stop the kill.
-            if let Ok(true) = plugins.workspace.has_unsaved_work(path).await {
-                let id = &session.id;
-                return Err(LifecycleError::Refused(format!(
-                    "{id}'s workspace {path} holds uncommitted changes; commit them, keep the workspace with `ao-host session kill {id} --keep-workspace`, or discard them with `--force`"
-                )));
+            // plugin that cannot tell (or a workspace already gone) does not stop the kill; one
+            // that refuses to act on the workspace (its git admin folder others could edit)
+            // stops it, forced or not.
+            let id = &session.id;
+            match plugins.workspace.has_unsaved_work(path).await {
+                Ok(true) if !force => {
+                    return Err(LifecycleError::Refused(format!(
+                        "{id}'s workspace {path} holds uncommitted changes; commit them, keep the workspace with `ao-host session kill {id} --keep-workspace`, or discard them with `--force`"
+                    )));
+                }
+                Err(e) if e.kind() == PluginErrorKind::InvalidInput => {
+                    return Err(LifecycleError::Refused(format!(
+                        "{id}: {e}; nothing was stopped or removed"
+                    )));
+                }
+                _ => {}
             }
         }
         // Forgotten first: the agent's last hooks, fired as its runtime goes, then find no

@@ -81,6 +81,9 @@ pub struct SessionStore {
     data_dir: PathBuf,
     root: PathBuf,
     locks: LockDir,
+    /// Why the records folder is not the one this data dir was made with (see
+    /// [`SessionStore::records_replaced`]).
+    records_replaced: Option<String>,
 }
 
 /// One version of a large record file: which file (device and inode: records are replaced by
@@ -99,6 +102,9 @@ struct RecordVersion {
 /// The file in the data dir that says all of it was made owner-only once (see
 /// [`SessionStore::open`]).
 const PRIVATE_MARK: &str = ".private-v1";
+
+/// The file in the data dir naming the records folder it was made with (`<device>:<inode>`).
+const RECORDS_ID: &str = ".records-id";
 
 /// Records smaller than this are parsed each time: it is cheaper than keeping them.
 const CACHED_RECORD_BYTES: u64 = 64 * 1024;
@@ -155,15 +161,67 @@ impl SessionStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => data_dir.to_path_buf(),
             Err(e) => return Err(io("resolving", data_dir)(e)),
         };
+        // Another user's data dir is theirs to rearrange (a renamed records folder would make
+        // every live session look orphaned to `gc`): refused before anything is made in it.
+        if data_dir.exists() {
+            Self::own(data_dir)?;
+        }
         private::create_dir(&data_dir.join("sessions")).map_err(io("creating", data_dir))?;
         let data_dir = &data_dir.canonicalize().map_err(io("resolving", data_dir))?;
+        Self::own(data_dir)?;
         Self::tighten(data_dir);
         let root = data_dir.join("sessions");
         Ok(Self {
             data_dir: data_dir.to_path_buf(),
             locks: LockDir::new(data_dir),
+            records_replaced: Self::check_records_id(data_dir, &root),
             root,
         })
+    }
+
+    /// Refuses a data dir that is not this user's; tightens one of ours.
+    fn own(data_dir: &Path) -> Result<(), StoreError> {
+        private::own_dir(data_dir, true).map_err(|e| StoreError::Untrusted {
+            path: data_dir.to_path_buf(),
+            message: format!("data dir: {e} (data_dir in the config, or --data-dir)"),
+        })
+    }
+
+    /// Compares the records folder with the one [`RECORDS_ID`] names (recording it the first
+    /// time). A folder moved away and made anew holds no records: everything this data dir
+    /// runs would look orphaned.
+    fn check_records_id(data_dir: &Path, root: &Path) -> Option<String> {
+        use std::os::unix::fs::MetadataExt;
+        let id_file = data_dir.join(RECORDS_ID);
+        let meta = match root.symlink_metadata() {
+            Ok(meta) => meta,
+            Err(e) => return Some(format!("{}: {e}", root.display())),
+        };
+        let current = format!("{}:{}", meta.dev(), meta.ino());
+        match private::read_to_string(&id_file) {
+            Ok(recorded) if recorded.trim() == current => None,
+            Ok(recorded) => Some(format!(
+                "the records folder {} is not the one this data dir was made with (it is \
+                 {current}; {} says {}): it was moved or replaced, so its records may be \
+                 elsewhere. Put the records folder back; if its records are really gone, \
+                 remove {}",
+                root.display(),
+                id_file.display(),
+                recorded.trim(),
+                id_file.display()
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let _ = private::write(&id_file, current.as_bytes(), true);
+                None
+            }
+            Err(e) => Some(format!("{}: {e}", id_file.display())),
+        }
+    }
+
+    /// Why the records folder cannot be taken as all of this data dir's records (moved or
+    /// replaced since the data dir was made): `gc` then takes nothing for an orphan.
+    pub fn records_replaced(&self) -> Option<&str> {
+        self.records_replaced.as_deref()
     }
 
     /// Tightens a data dir made before it was kept private, on first use: all of it once

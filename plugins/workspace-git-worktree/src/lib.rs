@@ -149,6 +149,63 @@ impl GitWorktree {
             .map_err(|e| PluginError::failed(format!("writing {}: {e}", file.display())))
     }
 
+    /// `git` with the umask 077: what `worktree add --no-checkout` makes (the worktree's admin
+    /// folder and its files, `.git/worktrees` when missing) is owner-only from its first
+    /// instant, so no other user can open a file of it for writing and keep the handle.
+    fn git_private(&self, dir: &Path, args: &[&str]) -> PluginResult<String> {
+        let mut argv = vec!["-c", "umask 077 && exec git \"$@\"", "git"];
+        argv.extend_from_slice(args);
+        Program::new("sh", "a POSIX shell").run(Some(dir), argv)
+    }
+
+    /// Refuses this plugin's root unless it is this user's (another user could rename or
+    /// replace the worktrees in it); tightened if others may write it. A root not made yet is
+    /// made owner-only by `create`.
+    fn check_root(&self) -> PluginResult<()> {
+        let real = match self.files.canonicalize(&self.root) {
+            Ok(real) => real,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(unanswered(e)),
+        };
+        self.files.own_dir(&real, false).map_err(|e| {
+            PluginError::config(format!(
+                "worktree root (plugins.config.git-worktree.root): {e}; or set the root to \
+                 a folder of yours"
+            ))
+        })
+    }
+
+    /// A worktree's admin folder, refused unless it and everything in it are this user's and
+    /// nobody else may write them: its files (`commondir`, `config.worktree`, …) decide what
+    /// git run there does, `core.fsmonitor` and hooks included. Read from the worktree's `.git`
+    /// file only: no git runs before the check.
+    fn trusted_admin(&self, worktree: &Path) -> PluginResult<PathBuf> {
+        let dot_git = worktree.join(".git");
+        let admin = self
+            .files
+            .read_to_string(&dot_git)
+            .ok()
+            .and_then(|text| Some(PathBuf::from(text.strip_prefix("gitdir:")?.trim())))
+            .filter(|dir| dir.is_absolute())
+            .ok_or_else(|| {
+                PluginError::invalid_input(format!(
+                    "{} is not a linked worktree ({} names no git admin folder); remove it by \
+                     hand if it is stale",
+                    worktree.display(),
+                    dot_git.display()
+                ))
+            })?;
+        self.files.check_trusted_tree(&admin).map_err(|e| {
+            PluginError::invalid_input(format!(
+                "{}: its git admin folder {} cannot be trusted, so ao-host runs no git there: \
+                 {e}",
+                worktree.display(),
+                admin.display()
+            ))
+        })?;
+        Ok(admin)
+    }
+
     /// The owner record of a worktree (`None` when it has none); `Err` when `worktree` is not
     /// a worktree.
     fn owner_of(&self, worktree: &Path) -> PluginResult<Option<String>> {
@@ -441,6 +498,7 @@ impl GitWorktree {
     fn finish(&self, config: &WorkspaceCreateConfig, repo: &Path, path: &Path) -> PluginResult<()> {
         // Asked once: on another host each question is a round trip.
         let admin = self.admin_dir(path)?;
+        self.restrict_admin(&admin)?;
         self.write_record(&admin, OWNER_FILE, &self.owner)?;
         // The record now says whose it is. An intent file left by a failed removal is harmless:
         // it names a worktree of this data dir, and listing drops it once that is gone.
@@ -484,7 +542,17 @@ impl GitWorktree {
                 )));
             }
         }
+        // The checkout rewrote the index under the operator's umask (inside a folder only
+        // this user can reach).
+        self.restrict_admin(&admin)?;
         self.write_record(&admin, READY_FILE, "")
+    }
+
+    /// Makes a worktree's admin folder owner-only (see [`Self::trusted_admin`]).
+    fn restrict_admin(&self, admin: &Path) -> PluginResult<()> {
+        self.files
+            .restrict_tree(admin)
+            .map_err(|e| PluginError::failed(format!("making {} owner-only: {e}", admin.display())))
     }
 
     /// Removes a half-made worktree and, if this call created it, its branch. The caller holds
@@ -637,6 +705,18 @@ impl Workspace for GitWorktree {
             )));
         }
         let common_dir = PathBuf::from(String::from_utf8_lossy(&probe.stdout).trim());
+        self.check_root()?;
+        // Where git makes the new admin folder: never a folder others may write.
+        let admin_parent = common_dir.join("worktrees");
+        match self.files.own_dir(&admin_parent, false) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            other => other.map_err(|e| {
+                PluginError::invalid_input(format!(
+                    "{}: {e}; git keeps the worktrees' admin folders there",
+                    admin_parent.display()
+                ))
+            })?,
+        }
         for entry in &config.symlinks {
             check_symlink_entry(entry)?;
         }
@@ -701,7 +781,7 @@ impl Workspace for GitWorktree {
             match &base {
                 None => {
                     let args = ["worktree", "add", "--no-checkout", "--", &path_text, branch];
-                    self.git(repo, &args).inspect_err(|_| {
+                    self.git_private(repo, &args).inspect_err(|_| {
                         let _ = self.files.remove_file(&pending);
                     })?;
                     None
@@ -718,7 +798,7 @@ impl Workspace for GitWorktree {
                         &path_text,
                         base,
                     ];
-                    self.git(repo, &args).inspect_err(|_| {
+                    self.git_private(repo, &args).inspect_err(|_| {
                         self.undo_locked(repo, &path, None);
                         let _ = self.files.remove_file(&pending);
                     })?;
@@ -743,6 +823,8 @@ impl Workspace for GitWorktree {
         if !self.files.try_exists(path).map_err(unanswered)? {
             return Ok(());
         }
+        self.check_root()?;
+        self.trusted_admin(path)?;
         let common = self.common_dir(path).map_err(|e| {
             PluginError::invalid_input(format!(
                 "{} is not a git worktree ({e}); remove it by hand if it is stale",
@@ -792,6 +874,7 @@ impl Workspace for GitWorktree {
     /// version, or by another data dir's interrupted spawn) are never listed, so never removed
     /// by `gc`.
     fn list_owned(&self) -> PluginResult<Vec<String>> {
+        self.check_root()?;
         let mut owned = self.pending_worktrees();
         if let Ok(projects) = self.files.read_dir(&self.root) {
             for project in projects {
@@ -820,6 +903,7 @@ impl Workspace for GitWorktree {
     /// would show every file deleted.
     fn has_unsaved_work(&self, path: &str) -> PluginResult<bool> {
         let path = Path::new(path);
+        self.trusted_admin(path)?;
         if !self.is_ready(path)? {
             return Ok(false);
         }
