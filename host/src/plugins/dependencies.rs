@@ -37,8 +37,8 @@ use object::{
 use super::{
     elf_target::{check_elf_target, TargetMismatch},
     loader_cache::{LoaderCache, LOADER_CACHE},
-    trust::{check_library_trust, check_path_trust, check_search_folder_trust},
 };
+use crate::trust::{check_library_trust, check_path_trust, check_search_folder_trust};
 
 #[cfg(target_pointer_width = "64")]
 type HostHeader = object::elf::FileHeader64<Endianness>;
