@@ -298,7 +298,9 @@ fn filtees_are_held_to_the_dependency_rules_and_a_missing_auxiliary_is_no_error(
                 "{}int aodep_value(void) {{ return 42; }}\n",
                 constructor_writing(&mark)
             ),
-            &tree.folder(&format!("{name}/lib"), 0o755).join("libaodep.so"),
+            &tree
+                .folder(&format!("{name}/lib"), 0o755)
+                .join("libaodep.so"),
             &[
                 "-shared",
                 "-fPIC",

@@ -171,7 +171,11 @@ fn a_config_file_others_could_change_is_refused_before_any_of_it_is_used() {
         std::os::unix::fs::chown(&config, Some(65534), None).unwrap();
         let output = harness.ao(&["spawn", "app", "--task", "x"]);
         assert_one_line_error(&output, "owned by uid 65534");
-        assert!(support::stderr(&output).contains(&path), "{}", support::stderr(&output));
+        assert!(
+            support::stderr(&output).contains(&path),
+            "{}",
+            support::stderr(&output)
+        );
         std::os::unix::fs::chown(&config, Some(0), None).unwrap();
         harness.assert_untouched();
     }

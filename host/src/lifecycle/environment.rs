@@ -35,17 +35,14 @@ impl Lifecycle {
             Some(name) => {
                 let host = self.host(name)?;
                 let mut base = host.login_environment().await?;
-                base.extend(
-                    mine.into_iter()
-                        .filter(|(name, _)| {
-                            let pass_env = &host.config().pass_env;
-                            if name == TOKEN_ENV {
-                                pass_env.names(name)
-                            } else {
-                                pass_env.matches(name)
-                            }
-                        }),
-                );
+                base.extend(mine.into_iter().filter(|(name, _)| {
+                    let pass_env = &host.config().pass_env;
+                    if name == TOKEN_ENV {
+                        pass_env.names(name)
+                    } else {
+                        pass_env.matches(name)
+                    }
+                }));
                 base
             }
         };

@@ -103,8 +103,7 @@ impl Drop for Restore {
                 tracing::warn!("{} changed its thread's signal mask; put back", self.who);
             }
         }
-        let alone =
-            !self.overlapped && BEGUN.load(Ordering::SeqCst) == self.number.wrapping_add(1);
+        let alone = !self.overlapped && BEGUN.load(Ordering::SeqCst) == self.number.wrapping_add(1);
         let changes = restore_host(Some(&self.before));
         RUNNING.fetch_sub(1, Ordering::SeqCst);
         let (during, earlier): (Vec<Change>, Vec<Change>) =
@@ -113,7 +112,11 @@ impl Drop for Restore {
             tracing::warn!(
                 "{}{} changed {}; put back",
                 self.who,
-                if alone { "" } else { ", or plugin code running alongside it," },
+                if alone {
+                    ""
+                } else {
+                    ", or plugin code running alongside it,"
+                },
                 describe(&during)
             );
         }
