@@ -189,6 +189,11 @@ fn restore_host(before: Option<&Snapshot>) -> Vec<Change> {
         }
         // SAFETY: re-installs an action the kernel gave us for this very signal.
         unsafe { libc::sigaction(signal, &host, std::ptr::null_mut()) };
+        // Read back, it may differ in flags only libc sets (`SA_RESTORER`): that is the host's
+        // from now on, or every later stretch would seem to have changed it again.
+        if let Some(reinstalled) = current_action(signal) {
+            state.actions[signal as usize] = Some(reinstalled);
+        }
         let earlier = before.and_then(|before| before.actions[signal as usize]);
         changes.push(Change {
             what: format!("how ao-host handles {}", signal_name(signal)),
@@ -299,6 +304,40 @@ mod tests {
         assert!(!handler_in_host(
             libc::abort as unsafe extern "C" fn() -> ! as libc::sighandler_t
         ));
+    }
+
+    #[test]
+    fn a_change_is_blamed_on_the_stretch_it_happened_in_only() {
+        remember(&mut host_state());
+        let ignore_sigusr2 = || {
+            // SAFETY: sets a disposition no other code of this process uses.
+            unsafe { libc::signal(libc::SIGUSR2, libc::SIG_IGN) };
+        };
+        let sigusr2 = |changes: Vec<Change>| -> Vec<bool> {
+            changes
+                .into_iter()
+                .filter(|change| change.what.contains("SIGUSR2"))
+                .map(|change| change.during)
+                .collect()
+        };
+        // Changed between the snapshot and the end of the stretch: its own.
+        let before = Snapshot::now();
+        ignore_sigusr2();
+        assert_eq!(sigusr2(restore_host(Some(&before))), [true]);
+        assert_ne!(
+            current_action(libc::SIGUSR2).unwrap().sa_sigaction,
+            libc::SIG_IGN
+        );
+        // Already changed when the stretch began: put back, but not its doing.
+        ignore_sigusr2();
+        let before = Snapshot::now();
+        assert_eq!(sigusr2(restore_host(Some(&before))), [false]);
+        assert_ne!(
+            current_action(libc::SIGUSR2).unwrap().sa_sigaction,
+            libc::SIG_IGN
+        );
+        // Nothing left to put back.
+        assert_eq!(sigusr2(restore_host(None)), Vec::<bool>::new());
     }
 
     #[test]
