@@ -171,6 +171,26 @@ fn a_plugin_that_ignores_sigterm_cannot_make_a_spawn_uninterruptible() {
     assert_eq!(archived[0]["status"], "errored", "{:#}", archived[0]);
 }
 
+#[test]
+fn only_the_plugin_that_changed_a_signal_is_named_when_it_is_put_back() {
+    let harness = faulty_harness("constructor: ignore_sigterm");
+    let output = harness
+        .command(&["spawn", "app", "--task", "x", "--runtime", "faulty"])
+        .env("AO_LOG", "warn")
+        .output()
+        .unwrap();
+    let log = stderr(&output);
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains("SIGTERM")).collect();
+    assert_eq!(warnings.len(), 1, "one warning wanted:\n{log}");
+    assert!(
+        warnings[0].contains("runtime plugin `faulty`") && warnings[0].contains("put back"),
+        "{log}"
+    );
+    for other in ["tmux", "git-worktree", "claude-code"] {
+        assert!(!warnings[0].contains(other), "{other} blamed:\n{log}");
+    }
+}
+
 /// Every file and folder under `dir` (not following links) that others may write to.
 fn writable_by_others(dir: &Path) -> Vec<String> {
     let mut found = Vec::new();

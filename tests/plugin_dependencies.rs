@@ -274,6 +274,76 @@ fn a_dependency_others_could_replace_is_refused_and_never_runs() {
 }
 
 #[test]
+fn filtees_are_held_to_the_dependency_rules_and_a_missing_auxiliary_is_no_error() {
+    let tree = Tree::new();
+    for (flag, name) in [("-f", "auxiliary"), ("-F", "filter")] {
+        // The plugin's trusted dependency names a filtee in a folder anyone can add to.
+        let plugin = tree.plugin(name);
+        let open = tree.folder(&format!("{name}/open"), 0o1777);
+        let filtee = open.join("libevil.so");
+        let evil_mark = tree.mark(&format!("{name}-evil"));
+        gcc(
+            &constructor_writing(&evil_mark),
+            &filtee,
+            &["-shared", "-fPIC"],
+        );
+        if running_as_root() {
+            chown(&filtee, 65534);
+        } else {
+            set_mode(&filtee, 0o666);
+        }
+        let mark = tree.mark(name);
+        gcc(
+            &format!(
+                "{}int aodep_value(void) {{ return 42; }}\n",
+                constructor_writing(&mark)
+            ),
+            &tree
+                .folder(&format!("{name}/lib"), 0o755)
+                .join("libaodep.so"),
+            &[
+                "-shared",
+                "-fPIC",
+                "-Wl,-soname,libaodep.so",
+                &format!("-Wl,{flag},{}", filtee.display()),
+            ],
+        );
+        assert_refused(
+            &tree.check(&plugin),
+            &plugin,
+            &[&filtee.display().to_string()],
+        );
+        assert!(!evil_mark.exists(), "the {name} filtee's constructor ran");
+        assert!(!mark.exists(), "the dependency's constructor ran");
+
+        // A trusted filtee is mapped, and its code runs, as the loader does.
+        std::fs::remove_file(&filtee).unwrap();
+        set_mode(&open, 0o755);
+        gcc(
+            &constructor_writing(&evil_mark),
+            &filtee,
+            &["-shared", "-fPIC"],
+        );
+        let output = tree.check(&plugin);
+        assert!(output.status.success(), "{}", stderr(&output));
+        assert_eq!(std::fs::read_to_string(&evil_mark).unwrap(), "ran\n");
+        std::fs::remove_file(&evil_mark).unwrap();
+        std::fs::remove_file(&mark).unwrap();
+
+        // Missing: the loader goes on without an auxiliary filtee, and fails without a filter.
+        std::fs::remove_file(&filtee).unwrap();
+        let output = tree.check(&plugin);
+        if name == "auxiliary" {
+            assert!(output.status.success(), "{}", stderr(&output));
+            assert_eq!(std::fs::read_to_string(&mark).unwrap(), "ran\n");
+        } else {
+            assert_refused(&output, &plugin, &["libevil.so", "missing"]);
+            assert!(!mark.exists(), "the dependency's constructor ran");
+        }
+    }
+}
+
+#[test]
 fn every_load_failure_names_the_real_file_and_cause() {
     let tree = Tree::new();
 

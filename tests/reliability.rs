@@ -142,6 +142,48 @@ fn hostile_configs_are_refused_in_one_line() {
 }
 
 #[test]
+fn a_config_file_others_could_change_is_refused_before_any_of_it_is_used() {
+    let harness = Harness::new(&[], "");
+    let config = harness.config_path();
+    let path = config.display().to_string();
+    // Its agent command and hooks would run as us: a group-writable file is refused however it
+    // is found (`./ao-rs.yaml`, `--config`, `$AO_CONFIG_PATH`).
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o664)).unwrap();
+    let want = format!("chmod go-w {path}");
+    assert_one_line_error(&harness.ao(&["spawn", "app", "--task", "x"]), &want);
+    let spawn = || {
+        let mut command = support::ao_host(harness.home());
+        command.args(["spawn", "app", "--task", "x"]);
+        command
+    };
+    assert_one_line_error(&spawn().output().unwrap(), &want);
+    let found_by_env = spawn()
+        .current_dir(harness.repo())
+        .env("AO_CONFIG_PATH", &config)
+        .output()
+        .unwrap();
+    assert_one_line_error(&found_by_env, &want);
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    harness.assert_untouched();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        // Another user's file in our folder: theirs to rewrite.
+        std::os::unix::fs::chown(&config, Some(65534), None).unwrap();
+        let output = harness.ao(&["spawn", "app", "--task", "x"]);
+        assert_one_line_error(&output, "owned by uid 65534");
+        assert!(
+            support::stderr(&output).contains(&path),
+            "{}",
+            support::stderr(&output)
+        );
+        std::os::unix::fs::chown(&config, Some(0), None).unwrap();
+        harness.assert_untouched();
+    }
+    // Ours and only ours to write: used.
+    harness.ok(&["session", "ls"]);
+}
+
+#[test]
 fn a_writable_plugin_library_is_refused_with_the_chmod_that_fixes_it() {
     let harness = Harness::new(&[], "");
     let tmux = harness

@@ -355,7 +355,7 @@ fn a_100_kb_message_reaches_a_remote_agent_byte_exact_and_doctor_checks_each_hos
     world.harness.edit_config(|config| {
         config.replace(
             "  beta: { ssh:",
-            "  beta: { pass_env: [AO_TEST_PASS*], ssh:",
+            "  beta: { pass_env: [AO_TEST_PASS*, AO_DASH*], ssh:",
         )
     });
     let local_path = format!("/local-only-marker:{}", std::env::var("PATH").unwrap());
@@ -366,6 +366,8 @@ fn a_100_kb_message_reaches_a_remote_agent_byte_exact_and_doctor_checks_each_hos
         ])
         .env("AO_TEST_PASSED", "handed on")
         .env("AO_TEST_KEPT", "stays here")
+        // Matched by a prefix only: the dashboard's token needs its full name in `pass_env`.
+        .env("AO_DASHBOARD_TOKEN", "the-dashboards-token")
         .env("SSH_AUTH_SOCK", "/local/agent.sock")
         .env("PATH", &local_path)
         .output()
@@ -376,6 +378,7 @@ fn a_100_kb_message_reaches_a_remote_agent_byte_exact_and_doctor_checks_each_hos
     let env = &support::fake_start(&agent_log(&world, id))["env"];
     assert_eq!(env["AO_TEST_PASSED"], "handed on");
     assert!(env.get("AO_TEST_KEPT").is_none(), "{env}");
+    assert!(env.get("AO_DASHBOARD_TOKEN").is_none(), "{env}");
     assert_ne!(env["SSH_AUTH_SOCK"], "/local/agent.sock");
     let path = env["PATH"].as_str().unwrap();
     assert!(!path.contains("local-only-marker"), "{path}");

@@ -582,6 +582,8 @@ fn each_agent_gets_its_spawners_environment_never_on_a_command_line() {
             .env("MYKEY", &value)
             // The spawner's own terminal is not the agent's.
             .env("TERM_PROGRAM", "the-spawners-terminal")
+            // Whoever holds the dashboard's token drives the dashboard: never an agent.
+            .env("AO_DASHBOARD_TOKEN", "the-dashboards-token")
             .output()
             .unwrap();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -603,6 +605,7 @@ fn each_agent_gets_its_spawners_environment_never_on_a_command_line() {
         let start = fake_start(&harness.log_dir().join(id));
         assert_eq!(start["env"]["MYKEY"], value.as_str(), "agent {id}");
         assert!(start["env"].get("SERVER_ONLY").is_none(), "{start}");
+        assert!(start["env"].get("AO_DASHBOARD_TOKEN").is_none(), "{start}");
         // What the plugins set is there too, and the terminal is tmux's.
         assert_eq!(start["env"]["AO_SESSION"], id.as_str());
         assert_eq!(

@@ -28,6 +28,11 @@ impl VariableNames {
             None => name == entry,
         })
     }
+
+    /// Whether `name` is listed by its full name (not only through a prefix).
+    pub fn names(&self, name: &str) -> bool {
+        self.0.iter().any(|entry| entry == name)
+    }
 }
 
 #[cfg(test)]

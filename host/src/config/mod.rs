@@ -33,6 +33,9 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The file, or a folder or link on the way to it, could have been written by someone else.
+    #[error("{message}")]
+    Untrusted { path: PathBuf, message: String },
     #[error("invalid config {path}: {message}")]
     Invalid { path: PathBuf, message: String },
     #[error("cannot determine the data directory: $HOME is not set; set `data_dir` in {CONFIG_FILE_NAME} or pass --data-dir")]
@@ -149,7 +152,9 @@ pub fn validate_project_arg(name: &str) -> Result<(), ConfigError> {
 }
 
 impl Config {
-    /// Loads the config from `path`, or the built-in defaults when there is none.
+    /// Loads the config from `path`, or the built-in defaults when there is none. The file
+    /// names commands ao-host runs (hooks, agent programs), so it is trusted like a plugin
+    /// library before any of it is read: ours or root's, and no one else's to change.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         let Some(path) = path else {
             return Self::from_file(ConfigFile::default(), None);
@@ -158,6 +163,14 @@ impl Config {
             path: path.to_path_buf(),
             source,
         };
+        // A file that is not there is reported as such, not as a folder that cannot be inspected.
+        std::fs::metadata(path).map_err(read_error)?;
+        crate::trust::check_path_trust(path, "config file").map_err(|message| {
+            ConfigError::Untrusted {
+                path: path.to_path_buf(),
+                message,
+            }
+        })?;
         // One byte more than a config may have is enough to refuse it (`/dev/zero` included).
         let mut text = String::new();
         std::fs::File::open(path)

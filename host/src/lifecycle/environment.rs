@@ -6,7 +6,7 @@
 use ao_plugin_api::EnvVar;
 
 use super::Lifecycle;
-use crate::remote::HostError;
+use crate::{dashboard::access::TOKEN_ENV, remote::HostError};
 
 /// Variables that describe the process that had them, not the agent: its working folder and
 /// shell depth, and the program the shell last ran.
@@ -16,7 +16,9 @@ impl Lifecycle {
     /// The whole environment of a session's agent on `host` (`None`: this machine): the base
     /// (this process's environment less `clear_env`; on another host, its login environment
     /// plus this process's variables its `pass_env` names), then `set`, the plugins' variables,
-    /// over it.
+    /// over it. The dashboard's token never passes on by itself (a prompt-injected agent could
+    /// drive the dashboard with it): not from this machine, and to another host only when
+    /// `pass_env` names it in full, not through a prefix.
     pub(super) async fn agent_environment(
         &self,
         host: Option<&str>,
@@ -28,15 +30,19 @@ impl Lifecycle {
         let base: Vec<(String, String)> = match host {
             None => mine
                 .into_iter()
-                .filter(|(name, _)| !self.config.clear_env.matches(name))
+                .filter(|(name, _)| name != TOKEN_ENV && !self.config.clear_env.matches(name))
                 .collect(),
             Some(name) => {
                 let host = self.host(name)?;
                 let mut base = host.login_environment().await?;
-                base.extend(
-                    mine.into_iter()
-                        .filter(|(name, _)| host.config().pass_env.matches(name)),
-                );
+                base.extend(mine.into_iter().filter(|(name, _)| {
+                    let pass_env = &host.config().pass_env;
+                    if name == TOKEN_ENV {
+                        pass_env.names(name)
+                    } else {
+                        pass_env.matches(name)
+                    }
+                }));
                 base
             }
         };

@@ -1,7 +1,9 @@
 //! A library's dependencies, judged like the library itself before the loader maps any of them.
 //!
 //! `dlopen` maps every library in the `DT_NEEDED` closure and runs their constructors too, so a
-//! trusted plugin that needs `libx.so` from a folder anyone can write runs anyone's code. Before
+//! trusted plugin that needs `libx.so` from a folder anyone can write runs anyone's code. So do
+//! the filtees of `DT_FILTER` (a missing one fails the load) and `DT_AUXILIARY` (a missing one is
+//! skipped; one found is mapped and run), which are searched for like needed names. Before
 //! a library is loaded, its closure is resolved here the way glibc's loader resolves it, and every
 //! file and folder involved is held to the rules of [`super::trust`]:
 //!
@@ -37,8 +39,8 @@ use object::{
 use super::{
     elf_target::{check_elf_target, TargetMismatch},
     loader_cache::{LoaderCache, LOADER_CACHE},
-    trust::{check_library_trust, check_path_trust, check_search_folder_trust},
 };
+use crate::trust::{check_library_trust, check_path_trust, check_search_folder_trust};
 
 #[cfg(target_pointer_width = "64")]
 type HostHeader = object::elf::FileHeader64<Endianness>;
@@ -50,10 +52,20 @@ const MAX_DEPENDENCIES: usize = 512;
 /// `AT_PLATFORM` (not in the `libc` crate for Linux): the auxv entry `$PLATFORM` expands to.
 const AT_PLATFORM: libc::c_ulong = 15;
 
+/// How a library names another the loader maps with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    /// `DT_NEEDED`, and `DT_FILTER`: must be found.
+    Required,
+    /// `DT_AUXILIARY`: the loader goes on without it when not found.
+    Auxiliary,
+}
+
 /// What a library's dynamic section says about its dependencies.
 #[derive(Debug, Default)]
 struct DynamicInfo {
-    needed: Vec<String>,
+    /// In the order of the section, which is the order the loader maps them in.
+    needed: Vec<(Link, String)>,
     rpath: Option<String>,
     runpath: Option<String>,
     soname: Option<String>,
@@ -96,11 +108,15 @@ pub(super) fn check_dependencies(library: &Path) -> Result<Vec<PathBuf>, String>
         } else {
             Vec::new()
         };
-        for name in &object.info.needed {
+        for (link, name) in &object.info.needed {
             if known.contains(name) {
                 continue;
             }
-            let found = resolver.find(name, &object, &own_rpath)?;
+            let found = match resolver.find(name, &object, &own_rpath) {
+                Ok(found) => found,
+                Err(Unfound::Missing(_)) if *link == Link::Auxiliary => continue,
+                Err(Unfound::Missing(why) | Unfound::Refused(why)) => return Err(why),
+            };
             let info = read_dynamic(&found)
                 .map_err(|e| format!("dependency `{name}` at {}: {e}", found.display()))?;
             known.insert(name.clone());
@@ -123,6 +139,13 @@ pub(super) fn check_dependencies(library: &Path) -> Result<Vec<PathBuf>, String>
         }
     }
     Ok(mapped)
+}
+
+/// Why a name was not resolved: not there (which the loader tolerates of an auxiliary filtee), or
+/// a folder searched or the file found is refused.
+enum Unfound {
+    Missing(String),
+    Refused(String),
 }
 
 struct Resolver {
@@ -160,16 +183,16 @@ impl Resolver {
         name: &str,
         object: &Object,
         own_rpath: &[SearchFolder],
-    ) -> Result<PathBuf, String> {
+    ) -> Result<PathBuf, Unfound> {
         let needed_by = object.path.display();
         if name.contains('/') {
             // A path, not a name: opened as it is (relative to the working folder).
-            let path = std::path::absolute(name).map_err(|e| e.to_string())?;
-            return match self.candidate(&path, name, &object.path)? {
+            let path = std::path::absolute(name).map_err(|e| Unfound::Missing(e.to_string()))?;
+            return match self.candidate(&path, name, &object.path).map_err(Unfound::Refused)? {
                 Some(found) => Ok(found),
-                None => Err(format!(
+                None => Err(Unfound::Missing(format!(
                     "missing dependency `{name}` (needed by {needed_by}): no such library; install it or rebuild the library"
-                )),
+                ))),
             };
         }
         let mut searched: Vec<SearchFolder> = Vec::new();
@@ -185,26 +208,29 @@ impl Resolver {
         ));
         let mut looked_in = Vec::new();
         for folder in &searched {
-            if let Some(found) = self.search_folder(name, folder, &object.path)? {
+            let found = self.search_folder(name, folder, &object.path);
+            if let Some(found) = found.map_err(Unfound::Refused)? {
                 return Ok(found);
             }
             looked_in.push(folder.path.display().to_string());
         }
-        if let Some(cached) = self.cached(name)? {
-            if let Some(found) = self.candidate(&cached, name, &object.path)? {
+        if let Some(cached) = self.cached(name).map_err(Unfound::Refused)? {
+            let found = self.candidate(&cached, name, &object.path);
+            if let Some(found) = found.map_err(Unfound::Refused)? {
                 return Ok(found);
             }
         }
         for folder in default_folders() {
-            if let Some(found) = self.search_folder(name, &folder, &object.path)? {
+            let found = self.search_folder(name, &folder, &object.path);
+            if let Some(found) = found.map_err(Unfound::Refused)? {
                 return Ok(found);
             }
             looked_in.push(folder.path.display().to_string());
         }
-        Err(format!(
+        Err(Unfound::Missing(format!(
             "missing dependency `{name}` (needed by {needed_by}): not in {} nor in the loader cache; install it, or ship it beside the library and link with `-Wl,-rpath,'$ORIGIN'`",
             looked_in.join(", ")
-        ))
+        )))
     }
 
     /// `name` in `folder` (its hardware subfolders first), checking each folder searched.
@@ -490,7 +516,8 @@ fn dynamic_info(data: &ReadCache<std::fs::File>) -> Result<DynamicInfo, String> 
         let text = || string(entry.d_val(endian).into());
         match entry.tag32(endian) {
             Some(elf::DT_NULL) => break,
-            Some(elf::DT_NEEDED) => info.needed.push(text()?),
+            Some(elf::DT_NEEDED | elf::DT_FILTER) => info.needed.push((Link::Required, text()?)),
+            Some(elf::DT_AUXILIARY) => info.needed.push((Link::Auxiliary, text()?)),
             Some(elf::DT_RPATH) => info.rpath = Some(text()?),
             Some(elf::DT_RUNPATH) => info.runpath = Some(text()?),
             Some(elf::DT_SONAME) => info.soname = Some(text()?),

@@ -52,8 +52,8 @@ use super::{
     elf_target::{check_elf_target, TargetMismatch},
     file_format::check_library_bytes,
     manifest::{check_manifest_plugins, read_elf_manifest, ManifestError, MAX_PLUGINS_PER_LIBRARY},
-    trust::check_library_trust,
 };
+use crate::trust::check_library_trust;
 /// The largest library read: a debug build of a plugin is tens of megabytes.
 const MAX_LIBRARY_BYTES: u64 = 512 << 20;
 /// Layout errors from abi_stable run to hundreds of lines; the one-line reason keeps this much.

@@ -30,7 +30,6 @@ mod manifest;
 pub mod process_state;
 pub mod registry;
 pub mod set;
-mod trust;
 
 pub use self::{
     instance::{AgentPlugin, PluginCallError, RuntimePlugin, WorkspacePlugin},

@@ -13,35 +13,46 @@
 //! host's, and is kept as its new own; anything else (ignore, default, a handler in a plugin
 //! library) is put back. The host's own switches to "ignore" go through [`adopt`].
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{
+    atomic::{AtomicU64, AtomicUsize, Ordering},
+    Mutex, PoisonError,
+};
 
 /// Every standard signal whose disposition a process may change.
 const SIGNALS: std::ops::RangeInclusive<libc::c_int> = 1..=31;
 
-/// The dispositions and umask the host chose, by signal number (index 0 unused).
-struct HostState {
+/// The umask and signal dispositions at one moment, by signal number (index 0 unused).
+struct Snapshot {
     umask: libc::mode_t,
     actions: [Option<libc::sigaction>; 32],
 }
 
-static HOST: Mutex<Option<HostState>> = Mutex::new(None);
-
-fn host_state() -> std::sync::MutexGuard<'static, Option<HostState>> {
-    HOST.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Records the host's dispositions and umask, once, before the first plugin code runs.
-fn remember(state: &mut Option<HostState>) -> &mut HostState {
-    state.get_or_insert_with(|| {
+impl Snapshot {
+    fn now() -> Self {
         let mut actions = [None; 32];
         for signal in SIGNALS {
             actions[signal as usize] = current_action(signal);
         }
-        HostState {
+        Self {
             umask: current_umask(),
             actions,
         }
-    })
+    }
+}
+
+/// The dispositions and umask the host chose.
+static HOST: Mutex<Option<Snapshot>> = Mutex::new(None);
+/// Stretches of plugin code running now, and begun so far: whether another overlapped one.
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+static BEGUN: AtomicU64 = AtomicU64::new(0);
+
+fn host_state() -> std::sync::MutexGuard<'static, Option<Snapshot>> {
+    HOST.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Records the host's dispositions and umask, once, before the first plugin code runs.
+fn remember(state: &mut Option<Snapshot>) -> &mut Snapshot {
+    state.get_or_insert_with(Snapshot::now)
 }
 
 /// The host itself changed `signal`'s disposition (e.g. to ignore SIGHUP): that is its own now,
@@ -55,19 +66,30 @@ pub fn adopt(signal: libc::c_int) {
 }
 
 /// Puts back what the plugin code `who` changed when dropped; made before that code runs, on
-/// the thread that runs it.
+/// the thread that runs it. Only what changed between the two is blamed on `who`: something
+/// changed before it began was someone else's.
 pub(crate) struct Restore {
     who: String,
     /// This thread's signal mask before the plugin code ran.
     mask: Option<libc::sigset_t>,
+    /// The whole process's state before the plugin code ran.
+    before: Snapshot,
+    /// Its number among all stretches begun, and whether another was running as it began.
+    number: u64,
+    overlapped: bool,
 }
 
 impl Restore {
     pub(crate) fn new(who: String) -> Self {
         remember(&mut host_state());
+        let overlapped = RUNNING.fetch_add(1, Ordering::SeqCst) > 0;
+        let number = BEGUN.fetch_add(1, Ordering::SeqCst);
         Self {
             who,
             mask: thread_mask(),
+            before: Snapshot::now(),
+            number,
+            overlapped,
         }
     }
 }
@@ -81,7 +103,30 @@ impl Drop for Restore {
                 tracing::warn!("{} changed its thread's signal mask; put back", self.who);
             }
         }
-        put_back(&format!("as {} returned", self.who));
+        let alone = !self.overlapped && BEGUN.load(Ordering::SeqCst) == self.number.wrapping_add(1);
+        let changes = restore_host(Some(&self.before));
+        RUNNING.fetch_sub(1, Ordering::SeqCst);
+        let (during, earlier): (Vec<Change>, Vec<Change>) =
+            changes.into_iter().partition(|change| change.during);
+        if !during.is_empty() {
+            tracing::warn!(
+                "{}{} changed {}; put back",
+                self.who,
+                if alone {
+                    ""
+                } else {
+                    ", or plugin code running alongside it,"
+                },
+                describe(&during)
+            );
+        }
+        if !earlier.is_empty() {
+            tracing::warn!(
+                "plugin code other than {} changed {} (noticed as it returned); put back",
+                self.who,
+                describe(&earlier)
+            );
+        }
     }
 }
 
@@ -90,15 +135,43 @@ impl Drop for Restore {
 /// undone must be interruptible again. `when` says where the change was noticed (plugin calls
 /// overlap, so not necessarily whose it was).
 pub(crate) fn put_back(when: &str) {
+    let changes = restore_host(None);
+    if !changes.is_empty() {
+        tracing::warn!(
+            "plugin code changed {} (noticed {when}); put back",
+            describe(&changes)
+        );
+    }
+}
+
+/// One thing put back: what it was ("how ao-host handles SIGTERM"), and whether it changed
+/// since the snapshot it was compared with.
+struct Change {
+    what: String,
+    during: bool,
+}
+
+fn describe(changes: &[Change]) -> String {
+    changes
+        .iter()
+        .map(|change| change.what.as_str())
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+/// Puts back the host's umask and every disposition not its own, and says what was changed,
+/// each compared with `before` too (none: counted as changed since).
+fn restore_host(before: Option<&Snapshot>) -> Vec<Change> {
     let mut state = host_state();
     let state = remember(&mut state);
+    let mut changes = Vec::new();
     // SAFETY: umask cannot fail; it returns the mask it replaces.
     let was = unsafe { libc::umask(state.umask) };
     if was != state.umask {
-        tracing::warn!(
-            "plugin code set the umask to {was:03o} (noticed {when}); put back to {:03o}",
-            state.umask
-        );
+        changes.push(Change {
+            what: format!("the umask to {was:03o} (put back to {:03o})", state.umask),
+            during: before.is_none_or(|before| before.umask != was),
+        });
     }
     for signal in SIGNALS {
         let Some(host) = state.actions[signal as usize] else {
@@ -116,11 +189,18 @@ pub(crate) fn put_back(when: &str) {
         }
         // SAFETY: re-installs an action the kernel gave us for this very signal.
         unsafe { libc::sigaction(signal, &host, std::ptr::null_mut()) };
-        tracing::warn!(
-            "plugin code changed how ao-host handles {} (noticed {when}); put back",
-            signal_name(signal)
-        );
+        // Read back, it may differ in flags only libc sets (`SA_RESTORER`): that is the host's
+        // from now on, or every later stretch would seem to have changed it again.
+        if let Some(reinstalled) = current_action(signal) {
+            state.actions[signal as usize] = Some(reinstalled);
+        }
+        let earlier = before.and_then(|before| before.actions[signal as usize]);
+        changes.push(Change {
+            what: format!("how ao-host handles {}", signal_name(signal)),
+            during: earlier.is_none_or(|earlier| !same_action(&now, &earlier)),
+        });
     }
+    changes
 }
 
 fn current_action(signal: libc::c_int) -> Option<libc::sigaction> {
@@ -224,6 +304,40 @@ mod tests {
         assert!(!handler_in_host(
             libc::abort as unsafe extern "C" fn() -> ! as libc::sighandler_t
         ));
+    }
+
+    #[test]
+    fn a_change_is_blamed_on_the_stretch_it_happened_in_only() {
+        remember(&mut host_state());
+        let ignore_sigusr2 = || {
+            // SAFETY: sets a disposition no other code of this process uses.
+            unsafe { libc::signal(libc::SIGUSR2, libc::SIG_IGN) };
+        };
+        let sigusr2 = |changes: Vec<Change>| -> Vec<bool> {
+            changes
+                .into_iter()
+                .filter(|change| change.what.contains("SIGUSR2"))
+                .map(|change| change.during)
+                .collect()
+        };
+        // Changed between the snapshot and the end of the stretch: its own.
+        let before = Snapshot::now();
+        ignore_sigusr2();
+        assert_eq!(sigusr2(restore_host(Some(&before))), [true]);
+        assert_ne!(
+            current_action(libc::SIGUSR2).unwrap().sa_sigaction,
+            libc::SIG_IGN
+        );
+        // Already changed when the stretch began: put back, but not its doing.
+        ignore_sigusr2();
+        let before = Snapshot::now();
+        assert_eq!(sigusr2(restore_host(Some(&before))), [false]);
+        assert_ne!(
+            current_action(libc::SIGUSR2).unwrap().sa_sigaction,
+            libc::SIG_IGN
+        );
+        // Nothing left to put back.
+        assert_eq!(sigusr2(restore_host(None)), Vec::<bool>::new());
     }
 
     #[test]

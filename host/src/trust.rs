@@ -1,6 +1,7 @@
-//! Refusing libraries others could have replaced, the way ssh refuses a key file others can
-//! write: loading a library runs its code with the operator's rights, so every folder and link
-//! on the way to it matters, not only the file.
+//! Refusing files others could have replaced, the way ssh refuses a key file others can
+//! write: loading a library runs its code with the operator's rights, and a config file names
+//! commands ao-host runs, so every folder and link on the way to either matters, not only the
+//! file.
 
 use std::{
     collections::VecDeque,
@@ -23,9 +24,9 @@ pub fn check_library_trust(library: &Path) -> Result<(), String> {
     check_path_trust(library, "library")
 }
 
-/// [`check_library_trust`] for a file that is not code but says where code comes from (the
-/// loader's cache): `what` names it in the refusal.
-pub(super) fn check_path_trust(path: &Path, what: &str) -> Result<(), String> {
+/// [`check_library_trust`] for a file that is not a library but says what code runs (the
+/// loader's cache, a config file): `what` names it in the refusal.
+pub fn check_path_trust(path: &Path, what: &str) -> Result<(), String> {
     walk(path, what, false)
 }
 
@@ -33,7 +34,7 @@ pub(super) fn check_path_trust(path: &Path, what: &str) -> Result<(), String> {
 /// the way to a file: whoever may create an entry in it decides what a name there loads, so a
 /// sticky world-writable folder (`/tmp`) is refused too. A folder that does not exist is judged
 /// by its nearest existing ancestor, where it could be made.
-pub(super) fn check_search_folder_trust(folder: &Path) -> Result<(), String> {
+pub(crate) fn check_search_folder_trust(folder: &Path) -> Result<(), String> {
     let mut existing = folder;
     while std::fs::symlink_metadata(existing).is_err() {
         match existing.parent() {
@@ -129,7 +130,7 @@ fn check_entry(path: &Path, what: &str, me: u32, strict: bool) -> Result<(), Str
     let shared_but_sticky = !strict && meta.is_dir() && meta.mode() & STICKY != 0;
     if meta.mode() & 0o022 != 0 && !shared_but_sticky {
         return Err(format!(
-            "refused: the {what} {} is writable by {}{}, so someone else could replace the code; fix: `chmod go-w {}`",
+            "refused: the {what} {} is writable by {}{}, so someone else could change what it runs; fix: `chmod go-w {}`",
             path.display(),
             if meta.mode() & 0o002 != 0 { "everyone" } else { "its group" },
             if meta.mode() & STICKY != 0 { " (sticky, but anyone may add a file with a name the loader looks for)" } else { "" },
