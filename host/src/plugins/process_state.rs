@@ -13,9 +13,12 @@
 //! host's, and is kept as its new own; anything else (ignore, default, a handler in a plugin
 //! library) is put back. The host's own switches to "ignore" go through [`adopt`].
 
-use std::sync::{
-    atomic::{AtomicU64, AtomicUsize, Ordering},
-    Mutex, PoisonError,
+use std::{
+    collections::BTreeMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Mutex, PoisonError,
+    },
 };
 
 /// Every standard signal whose disposition a process may change.
@@ -42,9 +45,14 @@ impl Snapshot {
 
 /// The dispositions and umask the host chose.
 static HOST: Mutex<Option<Snapshot>> = Mutex::new(None);
-/// Stretches of plugin code running now, and begun so far: whether another overlapped one.
-static RUNNING: AtomicUsize = AtomicUsize::new(0);
+/// Stretches of plugin code running now (by number, naming whose), and begun so far: whether
+/// another overlapped one, and who may have made a change noticed as one of them returns.
+static RUNNING: Mutex<BTreeMap<u64, String>> = Mutex::new(BTreeMap::new());
 static BEGUN: AtomicU64 = AtomicU64::new(0);
+
+fn running() -> std::sync::MutexGuard<'static, BTreeMap<u64, String>> {
+    RUNNING.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 fn host_state() -> std::sync::MutexGuard<'static, Option<Snapshot>> {
     HOST.lock().unwrap_or_else(PoisonError::into_inner)
@@ -82,8 +90,12 @@ pub(crate) struct Restore {
 impl Restore {
     pub(crate) fn new(who: String) -> Self {
         remember(&mut host_state());
-        let overlapped = RUNNING.fetch_add(1, Ordering::SeqCst) > 0;
         let number = BEGUN.fetch_add(1, Ordering::SeqCst);
+        let overlapped = {
+            let mut running = running();
+            running.insert(number, who.clone());
+            running.len() > 1
+        };
         Self {
             who,
             mask: thread_mask(),
@@ -105,18 +117,32 @@ impl Drop for Restore {
         }
         let alone = !self.overlapped && BEGUN.load(Ordering::SeqCst) == self.number.wrapping_add(1);
         let changes = restore_host(Some(&self.before));
-        RUNNING.fetch_sub(1, Ordering::SeqCst);
+        // Still running, so as likely to have made a change noticed now as `who` is.
+        let alongside: Vec<String> = {
+            let mut running = running();
+            running.remove(&self.number);
+            running
+                .values()
+                .filter(|w| **w != self.who)
+                .cloned()
+                .collect()
+        };
         let (during, earlier): (Vec<Change>, Vec<Change>) =
             changes.into_iter().partition(|change| change.during);
         if !during.is_empty() {
+            let suspects = if alone {
+                String::new()
+            } else if alongside.is_empty() {
+                ", or plugin code that ran alongside it,".to_string()
+            } else {
+                format!(
+                    ", or plugin code running alongside it ({}),",
+                    alongside.join(", ")
+                )
+            };
             tracing::warn!(
-                "{}{} changed {}; put back",
+                "{}{suspects} changed {}; put back",
                 self.who,
-                if alone {
-                    ""
-                } else {
-                    ", or plugin code running alongside it,"
-                },
                 describe(&during)
             );
         }
