@@ -94,15 +94,20 @@ fn tighten(file: &File, meta: &fs::Metadata) -> io::Result<()> {
     Ok(())
 }
 
+/// The folder at `path` itself, opened (never through a link) to be judged by its descriptor.
+fn open_dir_itself(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| link_refused(path, e, "folder"))
+}
+
 /// Opens the folder at `path` itself (never through a link), checks it is ours and makes it
 /// owner-only. A folder of ours that others could write is tightened rather than refused: what
 /// they may have put in it is not ours, and every file is checked on its own when opened.
 fn open_dir_checked(path: &Path) -> io::Result<File> {
-    let dir = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| link_refused(path, e, "folder"))?;
+    let dir = open_dir_itself(path)?;
     let meta = dir.metadata()?;
     if meta.uid() != me() {
         check_trusted(path, &meta)?;
@@ -119,11 +124,7 @@ fn open_dir_checked(path: &Path) -> io::Result<File> {
 /// `private`, else only others' write taken away (a root of the operator's choosing keeps
 /// being readable).
 pub fn own_dir(path: &Path, private: bool) -> io::Result<()> {
-    let dir = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| link_refused(path, e, "folder"))?;
+    let dir = open_dir_itself(path)?;
     let meta = dir.metadata()?;
     if meta.uid() != me() {
         return Err(untrusted(format!(
