@@ -1665,6 +1665,62 @@ fn a_git_admin_folder_another_user_could_edit_is_refused_and_no_git_runs_in_it()
     assert!(harness.worktree("app-1").join(".git").exists());
 }
 
+/// A link another user plants where the operator's data dir would be (in a sticky `/tmp`)
+/// must not point ao-host, which tightens what it finds in its data dir, at someone's folder.
+#[test]
+fn a_data_dir_named_through_another_users_link_is_refused_and_its_target_untouched() {
+    use std::os::unix::fs::PermissionsExt;
+    let harness = Harness::new(&[], "");
+    let shared = harness.home().join("shared");
+    let victim = harness.home().join("victim");
+    std::fs::create_dir_all(victim.join("sub")).unwrap();
+    std::fs::write(victim.join("file"), "mine").unwrap();
+    for (path, mode) in [
+        (harness.home(), 0o755),
+        (victim.as_path(), 0o755),
+        (victim.join("sub").as_path(), 0o755),
+        (victim.join("file").as_path(), 0o644),
+    ] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let link = shared.join("data");
+    let planted = as_nobody(&["ln", "-s", victim.to_str().unwrap(), link.to_str().unwrap()]);
+    assert!(planted.status.success(), "{}", stderr(&planted));
+
+    for args in [
+        &["session", "ls"][..],
+        &["spawn", "app", "--task", "one"],
+        &["gc"],
+    ] {
+        let mut argv = vec!["--data-dir", link.to_str().unwrap()];
+        argv.extend_from_slice(args);
+        let output = harness.ao(&argv);
+        assert_one_line_error(&output, &link.display().to_string());
+        assert!(
+            stderr(&output).contains("owned by uid"),
+            "{}",
+            stderr(&output)
+        );
+    }
+    let mode = |path: &Path| path.symlink_metadata().unwrap().permissions().mode() & 0o7777;
+    assert_eq!(
+        (
+            mode(&victim),
+            mode(&victim.join("sub")),
+            mode(&victim.join("file"))
+        ),
+        (0o755, 0o755, 0o644),
+        "the link's target was tightened"
+    );
+    let entries: Vec<_> = std::fs::read_dir(&victim)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(entries.len(), 2, "made in the link's target: {entries:?}");
+}
+
 #[test]
 fn a_data_dir_or_worktree_root_of_another_user_is_refused_and_nothing_is_made_in_it() {
     use std::os::unix::fs::PermissionsExt;

@@ -156,6 +156,7 @@ impl SessionStore {
         }
         // The operator may name the data dir through a link of their own; inside it, nothing
         // is followed.
+        Self::check_route(data_dir)?;
         let data_dir = &match data_dir.canonicalize() {
             Ok(resolved) => resolved,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => data_dir.to_path_buf(),
@@ -166,10 +167,13 @@ impl SessionStore {
         if data_dir.exists() {
             Self::own(data_dir)?;
         }
+        // A folder that already holds records is a data dir (perhaps of a release that did not
+        // keep it private); any other existing folder is the operator's, its contents not ours.
+        let held_records = data_dir.join("sessions").is_dir();
         private::create_dir(&data_dir.join("sessions")).map_err(io("creating", data_dir))?;
         let data_dir = &data_dir.canonicalize().map_err(io("resolving", data_dir))?;
         Self::own(data_dir)?;
-        Self::tighten(data_dir);
+        Self::tighten(data_dir, held_records);
         let root = data_dir.join("sessions");
         Ok(Self {
             data_dir: data_dir.to_path_buf(),
@@ -177,6 +181,48 @@ impl SessionStore {
             records_replaced: Self::check_records_id(data_dir, &root),
             root,
         })
+    }
+
+    /// Refuses a data dir reached through folders or links others could change: a link planted
+    /// as the data dir (in `/tmp`, say) would point ao-host, which tightens what it finds
+    /// there, at anything. Every folder and link up to it must be this user's or root's and not
+    /// open to others' writes (a sticky folder such as `/tmp` may hold it); a link named as
+    /// the data dir itself must be this user's or root's, and so must the folders to where it
+    /// leads.
+    fn check_route(data_dir: &Path) -> Result<(), StoreError> {
+        use std::os::unix::fs::MetadataExt;
+        let refused = |message: String| StoreError::Untrusted {
+            path: data_dir.to_path_buf(),
+            message: format!("data dir: {message} (data_dir in the config, or --data-dir)"),
+        };
+        let absolute = std::path::absolute(data_dir).map_err(io("resolving", data_dir))?;
+        let Some(parent) = absolute.parent() else {
+            return Ok(());
+        };
+        crate::trust::check_path_trust(parent, "folder").map_err(refused)?;
+        let Ok(meta) = absolute.symlink_metadata() else {
+            return Ok(());
+        };
+        if meta.file_type().is_symlink() {
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            let me = unsafe { libc::geteuid() };
+            if meta.uid() != me && meta.uid() != 0 {
+                return Err(refused(format!(
+                    "the link {} is owned by uid {}, not by you (uid {me}) or root, who could \
+                     re-point it; fix: replace it with a link of your own",
+                    absolute.display(),
+                    meta.uid()
+                )));
+            }
+            if let Some(target_parent) = absolute
+                .canonicalize()
+                .ok()
+                .and_then(|target| target.parent().map(Path::to_path_buf))
+            {
+                crate::trust::check_path_trust(&target_parent, "folder").map_err(refused)?;
+            }
+        }
+        Ok(())
     }
 
     /// Refuses a data dir that is not this user's; tightens one of ours.
@@ -228,8 +274,9 @@ impl SessionStore {
     /// (then [`PRIVATE_MARK`] says so), and its first two levels of folders on every open
     /// (cheap with thousands of sessions; each file is checked as it is opened). What cannot be
     /// tightened (links, other users' files) is left for `session ls`, `gc` and `doctor` to
-    /// report.
-    fn tighten(data_dir: &Path) {
+    /// report. A folder that `held_records` not before this open is new to ao-host: what was
+    /// already in it is the operator's and keeps its modes.
+    fn tighten(data_dir: &Path, held_records: bool) {
         let mark = data_dir.join(PRIVATE_MARK);
         let marked = mark
             .symlink_metadata()
@@ -237,7 +284,9 @@ impl SessionStore {
         if marked {
             let _ = private::tighten_tree(data_dir, 2, false);
         } else {
-            let _ = private::tighten_tree(data_dir, usize::MAX, true);
+            if held_records {
+                let _ = private::tighten_tree(data_dir, usize::MAX, true);
+            }
             let _ = private::write(&mark, b"", false);
         }
     }
