@@ -1,6 +1,10 @@
 //! `clear_env:` and `hosts.<name>.pass_env:`: which of this machine's environment variables a
 //! session's agent does not get, or gets on another host too.
 
+/// The dashboard's token in the environment. Never passed on to an agent by itself: a
+/// prompt-injected agent could drive the dashboard with it.
+pub const DASHBOARD_TOKEN_ENV: &str = "AO_DASHBOARD_TOKEN";
+
 /// Variable names as the config lists them: a name, or a prefix ending in `*` (`AWS_*`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VariableNames(Vec<String>);

@@ -16,7 +16,7 @@ use std::{
 };
 
 use crate::session::ReportedStatus;
-pub use environment::VariableNames;
+pub use environment::{VariableNames, DASHBOARD_TOKEN_ENV};
 use file::ConfigFile;
 pub use hosts::HostConfig;
 pub use project::{PluginChoice, ProjectConfig, RepositoryFacts};

@@ -32,7 +32,7 @@ use axum::{
 use super::api::ApiError;
 
 /// The environment variable that sets the token.
-pub const TOKEN_ENV: &str = "AO_DASHBOARD_TOKEN";
+pub use crate::config::DASHBOARD_TOKEN_ENV as TOKEN_ENV;
 
 /// The token file's name in the data dir.
 pub const TOKEN_FILE: &str = "dashboard.token";

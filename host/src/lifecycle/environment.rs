@@ -6,7 +6,7 @@
 use ao_plugin_api::EnvVar;
 
 use super::Lifecycle;
-use crate::{dashboard::access::TOKEN_ENV, remote::HostError};
+use crate::{config::DASHBOARD_TOKEN_ENV as TOKEN_ENV, remote::HostError};
 
 /// Variables that describe the process that had them, not the agent: its working folder and
 /// shell depth, and the program the shell last ran.
