@@ -488,6 +488,58 @@ fn a_session_whose_hooks_run_a_program_that_is_gone_is_read_from_its_screen_and_
     );
 }
 
+/// As under a managed `disableAllHooks` policy: the agent takes its task from its command line
+/// but reports nothing. The spawn confirms the task from the screen instead of failing after
+/// `ready_timeout_ms`, never sends it again, and says why once.
+#[test]
+fn an_agent_whose_hooks_never_run_has_its_task_confirmed_from_its_screen_once_and_says_why() {
+    let harness = Harness::new(&[("FAKE_AGENT_NO_HOOKS", "1")], "");
+    let output = harness.ao(&["spawn", "app", "--task", TRICKY_TASK]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let said = stderr(&output);
+    assert!(
+        said.contains("note: its agent reported no event") && said.contains("disableAllHooks"),
+        "{said}"
+    );
+    assert_eq!(
+        fake_messages(&harness.log_dir().join("app-1")),
+        [TRICKY_TASK],
+        "delivered once, byte-exact"
+    );
+    let session = wait_for_status(&harness, "app-1", "idle");
+    assert_eq!(session["status_from_screen"], true, "{session:#}");
+    let note = session["note"].as_str().unwrap_or_default();
+    assert!(
+        note.contains("confirmed on its screen") && note.contains("Claude Code ran no hooks"),
+        "{session:#}"
+    );
+    // Still read from the screen while it works on the next message.
+    harness.ok(&["send", "app-1", "second message"]);
+    wait_for_status(&harness, "app-1", "idle");
+    assert_eq!(
+        fake_messages(&harness.log_dir().join("app-1")),
+        [TRICKY_TASK, "second message"]
+    );
+}
+
+/// A hook that runs but cannot record its event: the spawn names the hook's own error, not
+/// only the report it never got.
+#[test]
+fn a_hook_that_cannot_record_its_event_is_named_with_its_own_error() {
+    let harness = Harness::new(&[("FAKE_AGENT_CORRUPT_STATE", "1")], "");
+    let output = harness.ao(&["spawn", "app", "--task", "x"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let session = listed(&harness, "app-1");
+    let note = session["note"].as_str().unwrap_or_default();
+    assert!(
+        note.contains("its hook failed: recording the agent's event")
+            && note.contains("app-1.json"),
+        "{session:#}"
+    );
+    assert_eq!(session["status_from_screen"], true, "{session:#}");
+    assert_eq!(fake_messages(&harness.log_dir().join("app-1")), ["x"]);
+}
+
 #[test]
 fn session_ls_marks_the_caller_only_in_its_own_data_dir_and_refuses_an_unknown_project() {
     let harness = Harness::new(&[], "");

@@ -194,3 +194,112 @@ fn the_real_claude_orchestrator_starts_a_worker_unattended_and_still_asks_for_an
         |_| {},
     );
 }
+
+/// Starts `harness`'s tmux server inside a private mount namespace whose `/etc` is an overlay
+/// holding Claude Code's managed policy file (`/etc/claude-code/managed-settings.json`, where
+/// 2.1.197 reads it on Linux) with `policy`: every agent the server runs sees it, and nothing
+/// outside does — the real `/etc` is never written. `None` when this machine cannot make such a
+/// namespace (not root, no overlayfs).
+fn start_tmux_under_policy(harness: &Harness, policy: &str) -> Option<()> {
+    let layers = harness.home().join("etc-overlay");
+    let (upper, work) = (layers.join("upper"), layers.join("work"));
+    std::fs::create_dir_all(&upper).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    let policy_file = layers.join("managed-settings.json");
+    std::fs::write(&policy_file, policy).unwrap();
+    // Paths and the socket come in as arguments: nothing the test made is pasted into the script.
+    let script = r#"set -e
+mount -t overlay overlay -o "lowerdir=/etc,upperdir=$1,workdir=$2" /etc
+mkdir -p /etc/claude-code
+cp "$3" /etc/claude-code/managed-settings.json
+exec tmux -L "$4" new-session -d -s keeper"#;
+    let output = std::process::Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+        ])
+        .arg(&upper)
+        .arg(&work)
+        .arg(&policy_file)
+        .arg(&harness.tmux.socket)
+        .output()
+        .ok()?;
+    if !output.status.success() {
+        eprintln!(
+            "skipped: no private mount namespace with an overlay on /etc here: {}",
+            stderr(&output)
+        );
+        return None;
+    }
+    Some(())
+}
+
+/// How long `ao-host spawn app --task task` takes; it must succeed.
+fn timed_spawn(harness: &Harness, task: &str) -> (Duration, std::process::Output) {
+    let started = std::time::Instant::now();
+    let output = harness.ao(&["spawn", "app", "--task", task]);
+    let took = started.elapsed();
+    assert!(output.status.success(), "spawn failed: {}", stderr(&output));
+    (took, output)
+}
+
+/// Under a managed `disableAllHooks` policy the real CLI runs none of the session's hooks. The
+/// spawn still succeeds, confirming the task from the screen, the task reaches the model once,
+/// `session ls` reads the status from the screen, and the note names the policy.
+#[test]
+fn the_real_claude_cli_under_a_managed_disable_all_hooks_policy_still_spawns_once() {
+    let Some((_plain_api, plain, _)) = real_claude() else {
+        return;
+    };
+    let Some((api, harness, _)) = real_claude() else {
+        return;
+    };
+    let real_policy = std::path::Path::new("/etc/claude-code/managed-settings.json");
+    let had_policy = real_policy.exists();
+    if start_tmux_under_policy(&harness, r#"{"disableAllHooks": true}"#).is_none() {
+        return;
+    }
+    let task = "summarise the README\n\tin two lines";
+
+    let (without_policy, _) = timed_spawn(&plain, task);
+    let (with_policy, output) = timed_spawn(&harness, task);
+    eprintln!(
+        "spawn took {} ms without the policy, {} ms under disableAllHooks",
+        without_policy.as_millis(),
+        with_policy.as_millis()
+    );
+    assert!(
+        stderr(&output).contains("disableAllHooks"),
+        "the spawn says why once: {}",
+        stderr(&output)
+    );
+    // No hook ran: the agent's state is still as the spawn reset it.
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(harness.data_dir().join("agent-state/app/app-1.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (&state["status"], &state["prompts"]),
+        (&serde_json::Value::Null, &serde_json::json!(0)),
+        "a hook ran, so the policy was not in force: {state:#}"
+    );
+
+    let session = wait_for_status(&harness, "idle", Duration::from_secs(30));
+    assert_eq!(session["status_from_screen"], true, "{session:#}");
+    let note = session["note"].as_str().unwrap_or_default();
+    assert!(
+        note.contains("Claude Code ran no hooks") && note.contains("disableAllHooks"),
+        "{session:#}"
+    );
+    agent_cli::assert_task_reached_the_model_once(&prompts_sent(&api), task);
+    assert_eq!(
+        real_policy.exists(),
+        had_policy,
+        "the policy must stay in the test's namespace"
+    );
+}

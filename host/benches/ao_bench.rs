@@ -1049,6 +1049,7 @@ fn record(id: &str, n: u64) -> Session {
         waiting_for: None,
         conversation_id: None,
         reports_events: false,
+        status_from_screen: false,
         note: None,
     }
 }

@@ -98,6 +98,10 @@ pub trait AgentFfi: Send + Sync {
     fn forget(&self, _session_id: RStr<'_>) -> RResult<(), PluginError> {
         built_before("agent", "forget")
     }
+    /// Added in 0.1.8; older libraries get this default (and the host says nothing more).
+    fn silent_events_hint(&self) -> RResult<RString, PluginError> {
+        built_before("agent", "silent_events_hint")
+    }
 }
 
 /// FFI form of [`Workspace`].
@@ -304,6 +308,11 @@ impl<T: Agent> AgentFfi for AgentAdapter<T> {
     fn forget(&self, session_id: RStr<'_>) -> RResult<(), PluginError> {
         guarded(self.1.as_ref(), "forget", || {
             self.0.forget(session_id.as_str())
+        })
+    }
+    fn silent_events_hint(&self) -> RResult<RString, PluginError> {
+        guarded(self.1.as_ref(), "silent_events_hint", || {
+            self.0.silent_events_hint()
         })
     }
 }

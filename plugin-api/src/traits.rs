@@ -168,6 +168,15 @@ pub trait Agent: Send + Sync + 'static {
     fn forget(&self, _session_id: &str) -> PluginResult<()> {
         Ok(())
     }
+
+    /// What may keep the agent from reporting events although its [`LaunchPlan`] said it would
+    /// (a policy that forbids its hooks, say), for the note of a session whose events never
+    /// came and whose status the host then reads from its screen. Asked only then, so it may
+    /// read a file or two; empty when nothing is known. (Added in 0.1.8; the default knows
+    /// nothing.)
+    fn silent_events_hint(&self) -> PluginResult<String> {
+        Ok(String::new())
+    }
 }
 
 /// Makes an isolated checkout for each session.

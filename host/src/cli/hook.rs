@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use ao_host::{
     config::Config,
     lifecycle::events::record_event,
-    session::{AgentEvent, ReportedStatus, MAX_TASK_BYTES},
+    session::{AgentEvent, AgentStateDir, ReportedStatus, MAX_TASK_BYTES},
 };
 use ao_plugin_api::validate::validate_id;
 use clap::Args;
@@ -52,15 +52,29 @@ const MAX_EVENT_BYTES: u64 = 6 * MAX_TASK_BYTES as u64 + 64 * 1024;
 /// (`/dev/zero`) does not keep the hook, and so the agent, waiting.
 const MAX_DRAINED_BYTES: u64 = 64 * 1024 * 1024;
 
-/// `config` and `data_dir` are the global `--config` and `--data-dir`.
+/// `config` and `data_dir` are the global `--config` and `--data-dir`. An error goes to stderr,
+/// which the agent may not show anyone, and is kept beside the session's state, where a spawn
+/// waiting for this event reads it.
 pub fn run(config: Option<&Path>, data_dir: Option<&Path>, args: HookArgs) -> ExitCode {
-    if let Err(error) = record(config, data_dir, args) {
+    if let Err(error) = record(config, data_dir, &args) {
         crate::errln!("ao-host hook: {error:#}");
+        let valid = validate_id("project", &args.project).is_ok()
+            && validate_id("session id", &args.session).is_ok();
+        if let (Some(data_dir), true) = (data_dir, valid) {
+            let kept = AgentStateDir::new(data_dir).record_failure(
+                &args.project,
+                &args.session,
+                &format!("{error:#}"),
+            );
+            if let Err(e) = kept {
+                crate::errln!("ao-host hook: keeping that error for the spawn: {e}");
+            }
+        }
     }
     ExitCode::SUCCESS
 }
 
-fn record(config: Option<&Path>, data_dir: Option<&Path>, args: HookArgs) -> Result<()> {
+fn record(config: Option<&Path>, data_dir: Option<&Path>, args: &HookArgs) -> Result<()> {
     // Read first, whatever comes next: an agent writing its event must never meet a closed pipe.
     let payload = read_event();
     let Some(data_dir) = data_dir else {

@@ -150,6 +150,9 @@ fn print_session(session: &Session, json: bool) -> Result<()> {
             terminal_safe(&session.branch),
             session.id
         );
+        if let Some(note) = &session.note {
+            errln!("note: {}", terminal_safe(note));
+        }
         Ok(())
     }
 }

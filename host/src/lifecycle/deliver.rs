@@ -29,6 +29,12 @@ const SUBMIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the text must sit unchanged in the input before Enter is pressed again: long enough
 /// for an agent to react to the first Enter, short enough not to keep the operator waiting.
 const RESUBMIT_AFTER: Duration = Duration::from_millis(250);
+/// How long an agent that shows its first message taken has to report it before its screen is
+/// taken as the proof: its hooks run within milliseconds of the screen when they run at all.
+pub const REPORT_GRACE: Duration = Duration::from_secs(2);
+/// How much of a message's first line is looked for on the screen: short enough to fit on one
+/// line of a narrow pane after the agent's marker.
+const SHOWN_PREFIX_CHARS: usize = 40;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeliverError {
@@ -44,8 +50,10 @@ pub enum DeliverError {
     NotSubmitted { output: String },
     #[error("stopped by `ao-host session kill` or an interrupt while waiting for the agent")]
     Cancelled,
-    #[error("the agent did not report taking its task within {} ms (defaults.ready_timeout_ms); its last output: {output}", waited.as_millis())]
+    #[error("the agent did not report taking its task within {} ms (defaults.ready_timeout_ms), nor showed it taken; its last output: {output}", waited.as_millis())]
     NotTaken { waited: Duration, output: String },
+    #[error("the agent's hook could not record that it took its task: {error}; its last output: {output}")]
+    HookFailed { error: String, output: String },
     #[error("the agent received its task altered: {difference}")]
     Altered { difference: String },
 }
@@ -60,6 +68,38 @@ pub enum WaitFor<'a> {
         sent: &'a str,
         taken: &'a (dyn Fn() -> Option<String> + Sync),
     },
+}
+
+/// How a wait for the agent ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmed {
+    /// It accepts input ([`WaitFor::Ready`]).
+    Ready,
+    /// It reported taking its first message, unchanged.
+    Reported,
+    /// It reported nothing for [`REPORT_GRACE`] while its screen showed the first message
+    /// taken (its hooks did not run): the message is delivered, but only the screen says so.
+    OnScreen,
+}
+
+/// Whether `screen` shows `sent` submitted: a line of the agent's history that starts, after
+/// the agent's marker (`❯`, `>`), with the start of the message's first line (whitespace
+/// collapsed, as a terminal shows tabs and runs of spaces).
+pub fn shows_message(screen: &str, sent: &str) -> bool {
+    let collapsed = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let Some(first) = sent.lines().map(collapsed).find(|l| !l.is_empty()) else {
+        return false;
+    };
+    let wanted: String = first.chars().take(SHOWN_PREFIX_CHARS).collect();
+    let wanted = wanted.trim_end();
+    screen.lines().any(|line| {
+        let line = collapsed(line);
+        let after_marker = match line.split_once(' ') {
+            Some((marker, rest)) if !marker.chars().any(char::is_alphanumeric) => rest,
+            _ => line.as_str(),
+        };
+        after_marker.starts_with(wanted)
+    })
 }
 
 /// Where `received` first differs from `sent`, for a message that says what changed.
@@ -133,6 +173,10 @@ impl Backoff {
 /// Waits until the agent accepts input, or took its first message (`until`), answering start-up
 /// dialogs the agent plugin knows the answer to. `cancelled` is asked on every poll: a kill must
 /// not wait for a slow agent.
+///
+/// A first message the agent shows taken but never reports (hooks forbidden by a policy, or
+/// failing) is confirmed from the screen after [`REPORT_GRACE`]: the agent has its task, and
+/// a missing report must not cost it. Nothing is ever sent again either way.
 pub async fn wait_until_ready(
     runtime: &RuntimePlugin,
     agent: &AgentPlugin,
@@ -140,13 +184,15 @@ pub async fn wait_until_ready(
     until: WaitFor<'_>,
     timeout: Duration,
     cancelled: &(dyn Fn() -> bool + Sync),
-) -> Result<(), DeliverError> {
+) -> Result<Confirmed, DeliverError> {
     let started = Instant::now();
     let mut backoff = Backoff::new();
     let mut answers = 0;
     let mut last_answer: Option<(String, Instant)> = None;
     let mut unchanged: Option<(String, Instant)> = None;
     let mut seen_ready = false;
+    // Since when the screen has shown the first message taken, unreported.
+    let mut shown_since: Option<Instant> = None;
     loop {
         if cancelled() {
             return Err(DeliverError::Cancelled);
@@ -154,7 +200,7 @@ pub async fn wait_until_ready(
         if let WaitFor::FirstMessage { sent, taken } = &until {
             if let Some(received) = taken() {
                 return if received == *sent {
-                    Ok(())
+                    Ok(Confirmed::Reported)
                 } else {
                     Err(DeliverError::Altered {
                         difference: first_difference(sent, &received),
@@ -178,8 +224,21 @@ pub async fn wait_until_ready(
         };
         unchanged = Some((screen.clone(), since));
         match agent.is_ready(&screen).await? {
-            Readiness::Ready if matches!(until, WaitFor::Ready) => return Ok(()),
-            Readiness::Ready => seen_ready = true,
+            Readiness::Ready => match &until {
+                WaitFor::Ready => return Ok(Confirmed::Ready),
+                WaitFor::FirstMessage { sent, .. } => {
+                    seen_ready = true;
+                    if shown_since.is_none()
+                        && shows_message(&screen, sent)
+                        && !agent.input_pending(&screen).await?
+                    {
+                        shown_since = Some(Instant::now());
+                    }
+                    if shown_since.is_some_and(|since| since.elapsed() >= REPORT_GRACE) {
+                        return Ok(Confirmed::OnScreen);
+                    }
+                }
+            },
             Readiness::Starting => {}
             Readiness::Blocked { reason, answer } => {
                 if answer.is_empty() || answers >= MAX_ANSWERS {
@@ -318,6 +377,21 @@ mod tests {
         assert!(shown.contains(r#"sent "a\tb"#), "{shown}");
         // Cut on character boundaries, never inside the emoji.
         first_difference("🎉🎉🎉🎉🎉", "🎉🎉🎉🎉x");
+    }
+
+    #[test]
+    fn a_message_shows_as_submitted_after_the_agents_marker_only() {
+        let task = "\tfix the Makefile:\n\tcc -o app app.c\n";
+        let history =
+            "╭─── Claude Code ───╮\n\n❯ fix   the Makefile:\n    cc -o app app.c\n\n✻ Brewing…\n";
+        assert!(shows_message(history, task));
+        // Not the first line; not mid-sentence; not an empty task.
+        assert!(!shows_message("❯ cc -o app app.c\n", task));
+        assert!(!shows_message("❯ please fix the Makefile:\n", task));
+        assert!(!shows_message("❯ anything\n", " \n"));
+        // A long first line is looked for by its start, as a narrow pane wraps it.
+        let long = format!("{} and more", "word ".repeat(20));
+        assert!(shows_message(&format!("> {}\n", &long[..45]), &long));
     }
 
     #[test]

@@ -36,7 +36,7 @@ use ao_plugin_api::{
 };
 
 use super::{
-    deliver::{deliver, wait_until_ready, DeliverError, WaitFor},
+    deliver::{deliver, wait_until_ready, Confirmed, DeliverError, WaitFor, REPORT_GRACE},
     hosts::HostChoice,
     prompt::{orchestrator_prompt, worker_prompt, PromptFacts},
     Lifecycle, LifecycleError,
@@ -104,6 +104,21 @@ impl SpawnStepError {
     /// the undo ran.
     fn may_finish_later(&self) -> bool {
         matches!(self, Self::Plugin(PluginCallError::Timeout { .. }))
+    }
+}
+
+/// The note of a session whose agent showed its task taken but reported no event, with `why`
+/// (the agent plugin's guess, or the hook's own error; may be empty).
+fn silent_events_note(why: &str) -> String {
+    let what = format!(
+        "its agent reported no event within {} s of showing its task taken, so the task was \
+         confirmed on its screen and its status is read from its screen",
+        REPORT_GRACE.as_secs()
+    );
+    if why.is_empty() {
+        what
+    } else {
+        format!("{what}. {why}")
     }
 }
 
@@ -249,6 +264,7 @@ impl Lifecycle {
             waiting_for: None,
             conversation_id: None,
             reports_events: false,
+            status_from_screen: false,
             note: None,
         };
         let mut clock = PhaseClock::start();
@@ -405,7 +421,8 @@ impl Lifecycle {
             },
             _ => WaitFor::Ready,
         };
-        wait_until_ready(
+        let hook_failure = || self.agent_states.hook_failure(&project.id, &session.id);
+        let confirmed = wait_until_ready(
             &plugins.runtime,
             &plugins.agent,
             &handle,
@@ -414,10 +431,31 @@ impl Lifecycle {
             cancelled,
         )
         .await
-        .map_err(|e| match e {
-            DeliverError::Cancelled => SpawnStepError::Cancelled,
-            other => other.into(),
+        .map_err(|e| match (e, hook_failure()) {
+            (DeliverError::Cancelled, _) => SpawnStepError::Cancelled,
+            // The hook's own error is the real cause, not the wait it left unanswered.
+            (DeliverError::NotTaken { output, .. }, Some(error)) => {
+                DeliverError::HookFailed { error, output }.into()
+            }
+            (other, _) => other.into(),
         })?;
+        if confirmed == Confirmed::OnScreen {
+            let why = match hook_failure() {
+                Some(error) => format!("its hook failed: {error}"),
+                None => plugins
+                    .agent
+                    .silent_events_hint()
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(id = %session.id, "asking why no event came: {e}");
+                        String::new()
+                    }),
+            };
+            let note = silent_events_note(&why);
+            tracing::warn!(id = %session.id, "{note}");
+            session.status_from_screen = true;
+            session.note = Some(note);
+        }
         clock.lap("ready-wait");
         check()?;
         match first_message {

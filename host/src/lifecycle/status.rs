@@ -92,7 +92,7 @@ impl Lifecycle {
         let read: Vec<Option<AgentState>> = sessions
             .iter()
             .map(|session| {
-                if !session.reports_events || !has_state(session) {
+                if !session.reads_events() || !has_state(session) {
                     return None;
                 }
                 match self.agent_states.read(&session.project_id, &session.id) {
@@ -111,7 +111,7 @@ impl Lifecycle {
             .iter_mut()
             .zip(&read)
             .map(|(session, state)| {
-                let state = state.as_ref().filter(|s| session.reports_events && s.status.is_some())?;
+                let state = state.as_ref().filter(|s| session.reads_events() && s.status.is_some())?;
                 if let Some(program) = state.program.as_deref().filter(|p| !Path::new(p).exists()) {
                     session.note = Some(format!(
                         "its agent's hooks run {program}, which is gone, so its status is read from its screen; sessions spawned or restored from now on report again"

@@ -369,6 +369,19 @@ impl AgentPlugin {
         }
     }
 
+    /// What may keep the agent from reporting events (see `Agent::silent_events_hint`); empty
+    /// from a library built before the question existed (0.1.8).
+    pub async fn silent_events_hint(&self) -> Result<String, PluginCallError> {
+        match self
+            .0
+            .call("silent_events_hint", |o| o.silent_events_hint())
+            .await
+        {
+            Err(e) if e.kind() == PluginErrorKind::Unsupported => Ok(String::new()),
+            other => other.map(String::from),
+        }
+    }
+
     pub async fn launch_command(
         &self,
         session: &AgentSession,

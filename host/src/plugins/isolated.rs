@@ -92,6 +92,7 @@ pub(crate) enum Call {
     InputPending(RString),
     Launch(LaunchRequest),
     Forget(RString),
+    SilentEventsHint,
     CreateWorkspace(WorkspaceCreateConfig),
     DestroyWorkspace(RString, bool),
     Exists(RString),
@@ -124,6 +125,7 @@ impl Call {
             Self::InputPending(_) => "input_pending",
             Self::Launch(_) => "launch",
             Self::Forget(_) => "forget",
+            Self::SilentEventsHint => "silent_events_hint",
             Self::Exists(_) => "exists",
             Self::ListOwned => "list_owned",
             Self::HasUnsavedWork(_) => "has_unsaved_work",
@@ -562,6 +564,9 @@ impl AgentFfi for IsolatedAgent {
     }
     fn forget(&self, session_id: RStr<'_>) -> RResult<(), PluginError> {
         self.0.request(Call::Forget(text(session_id)))
+    }
+    fn silent_events_hint(&self) -> RResult<RString, PluginError> {
+        self.0.request(Call::SilentEventsHint)
     }
 }
 

@@ -6,7 +6,9 @@
 //! - `<id>.json`: the state (a few hundred bytes, so a listing of many sessions reads little);
 //! - `<id>.prompt`: the last prompt the agent took, byte-exact, for the spawn that checks its task
 //!   arrived unchanged (kept apart: it may be a megabyte);
-//! - `<id>.lock`: serialises writers, since an agent may run hooks concurrently.
+//! - `<id>.lock`: serialises writers, since an agent may run hooks concurrently;
+//! - `<id>.error`: why the agent's hook last failed to record an event, so a spawn waiting for
+//!   that event names the real cause.
 //!
 //! These are observations, not records: they are written without fsync, a missing or unreadable
 //! one means "no event seen" and the screen is read instead.
@@ -28,6 +30,8 @@ use super::{now_ms, StoreError, MAX_TASK_BYTES};
 const MAX_STATE_BYTES: u64 = 64 * 1024;
 /// What the agent asks is shown in a listing; beyond this it is cut.
 pub const MAX_QUESTION_BYTES: usize = 4 * 1024;
+/// A hook's error is kept up to this; beyond, it is cut.
+const MAX_FAILURE_BYTES: usize = 4 * 1024;
 
 /// What an agent can say it is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -183,12 +187,14 @@ impl AgentStateDir {
             .ok()
             .flatten()
             .and_then(|state| state.conversation);
-        let prompt = self.path(project_id, id, "prompt");
-        match fs::remove_file(&prompt) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(io("removing", &prompt)(e))
+        for extension in ["prompt", "error"] {
+            let path = self.path(project_id, id, extension);
+            match fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(io("removing", &path)(e))
+                }
+                _ => {}
             }
-            _ => {}
         }
         self.write(
             project_id,
@@ -231,7 +237,7 @@ impl AgentStateDir {
         {
             return;
         }
-        for extension in ["json", "prompt", "lock"] {
+        for extension in ["json", "prompt", "error", "lock"] {
             let _ = fs::remove_file(self.path(project_id, id, extension));
         }
     }
@@ -342,6 +348,31 @@ impl AgentStateDir {
             number: state.changes,
             at: state.at,
         }))
+    }
+
+    /// Keeps why the agent's hook could not record an event (cut to a few kilobytes), for the
+    /// spawn waiting for that event. Only in a project folder that exists: a hook run for a
+    /// session this ao-host never made leaves nothing.
+    pub fn record_failure(
+        &self,
+        project_id: &str,
+        id: &str,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let path = self.path(project_id, id, "error");
+        let dir = path.parent().expect("state lives in a folder");
+        if !dir.symlink_metadata().is_ok_and(|meta| meta.is_dir()) {
+            return Ok(());
+        }
+        let error = truncated(error.to_string(), MAX_FAILURE_BYTES);
+        private::write(&path, error.as_bytes(), false).map_err(io("replacing", &path))
+    }
+
+    /// Why the agent's hook last failed to record an event since the session was (re)started.
+    pub fn hook_failure(&self, project_id: &str, id: &str) -> Option<String> {
+        let path = self.path(project_id, id, "error");
+        let bytes = read_bounded(&path, MAX_FAILURE_BYTES as u64 + 8).ok()??;
+        Some(String::from_utf8_lossy(&bytes).into_owned())
     }
 
     /// Marks change `number` as notified; `false` when it already was (by another process) or
@@ -565,6 +596,26 @@ mod tests {
         assert_eq!(dir.last_prompt("p", "s-1").unwrap(), None);
         dir.remove("p", "s-1");
         assert_eq!(dir.read("p", "s-1").unwrap(), None);
+    }
+
+    #[test]
+    fn a_hooks_failure_is_kept_until_the_session_starts_again() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = AgentStateDir::new(temp.path());
+        // Nothing for a project this ao-host never made a session in.
+        dir.record_failure("p", "s-1", "no such thing").unwrap();
+        assert_eq!(dir.hook_failure("p", "s-1"), None);
+        assert!(!temp.path().join("agent-state/p").exists());
+        dir.reset("p", "s-1", None).unwrap();
+        dir.record_failure("p", "s-1", &"é".repeat(MAX_FAILURE_BYTES))
+            .unwrap();
+        let kept = dir.hook_failure("p", "s-1").unwrap();
+        assert!(kept.starts_with("éé") && kept.ends_with('…'), "{kept}");
+        dir.reset("p", "s-1", None).unwrap();
+        assert_eq!(dir.hook_failure("p", "s-1"), None);
+        dir.record_failure("p", "s-1", "disk full").unwrap();
+        dir.remove("p", "s-1");
+        assert_eq!(dir.hook_failure("p", "s-1"), None);
     }
 
     #[test]

@@ -103,6 +103,7 @@ mod tests {
             waiting_for: None,
             conversation_id: None,
             reports_events: false,
+            status_from_screen: false,
             note: None,
         }
     }

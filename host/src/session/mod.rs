@@ -128,12 +128,22 @@ pub struct Session {
     /// screen.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reports_events: bool,
+    /// Its agent says it reports events but reported none when it took its task (its hooks
+    /// forbidden by a policy, or failing): its status is read from its screen, whatever its
+    /// state file says, and `note` says why. Optional: records written before it read fine.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub status_from_screen: bool,
     /// Why the session is `errored`, or what went wrong last.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
 
 impl Session {
+    /// Whether its status is taken from its agent's events rather than its screen.
+    pub fn reads_events(&self) -> bool {
+        self.reports_events && !self.status_from_screen
+    }
+
     /// The first line of the task, cut to `max_chars` characters, for one-line listings.
     pub fn task_headline(&self, max_chars: usize) -> String {
         let first = self

@@ -745,6 +745,7 @@ mod tests {
             waiting_for: None,
             conversation_id: None,
             reports_events: false,
+            status_from_screen: false,
             note: None,
         }
     }

@@ -1,9 +1,10 @@
 //! Agent plugin `claude-code`: launches the Claude Code CLI and reads its screen.
 
 mod hooks;
+mod policy;
 mod screen;
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, path::Path};
 
 use ao_plugin_api::{
     export_plugins, program::Program, session_files::SessionFiles, uuid, Activity, Agent,
@@ -267,13 +268,43 @@ impl Agent for ClaudeCode {
         self.files.remove(session_id)
     }
 
-    /// The configured command, found on PATH (or at the path given) and answering `--version`.
+    /// The configured command, found on PATH (or at the path given) and answering `--version`;
+    /// and no managed policy that keeps Claude Code from running ao-host's hooks.
     fn doctor(&self) -> PluginResult<Vec<DoctorCheck>> {
         let cli = Program::npm_cli(
             &self.settings.command,
             "@anthropic-ai/claude-code",
             "claude-code",
         );
-        Ok(vec![cli.version_check(&["--version"])])
+        Ok(vec![
+            cli.version_check(&["--version"]),
+            hooks_allowed_check(),
+        ])
     }
+
+    fn silent_events_hint(&self) -> PluginResult<String> {
+        Ok(policy::silent_hooks_hint(Path::new(policy::MANAGED_DIR)))
+    }
+}
+
+/// Whether Claude Code's managed settings (those readable here) let it run ao-host's hooks.
+fn hooks_allowed_check() -> DoctorCheck {
+    let what = "Claude Code runs ao-host's hooks";
+    let found = policy::hook_policies_in(Path::new(policy::MANAGED_DIR));
+    if found.is_empty() {
+        return DoctorCheck::passed(
+            what,
+            format!("no managed policy in {} forbids them", policy::MANAGED_DIR),
+        );
+    }
+    let found: Vec<String> = found.iter().map(ToString::to_string).collect();
+    DoctorCheck::failed(
+        what,
+        format!(
+            "{}: sessions still work, but each spawn confirms its task from the screen after a \
+             grace time and status is read from screens; to have hooks again, ask the \
+             administrator to lift the setting",
+            found.join("; ")
+        ),
+    )
 }

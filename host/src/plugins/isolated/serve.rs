@@ -166,6 +166,7 @@ fn answer(plugin: &RawInstance, kind: PluginKind, call: Call) -> Vec<u8> {
         }
         (RawInstance::Agent(o), Call::Launch(request)) => encode(o.launch(&request)),
         (RawInstance::Agent(o), Call::Forget(id)) => encode(o.forget(id.as_rstr())),
+        (RawInstance::Agent(o), Call::SilentEventsHint) => encode(o.silent_events_hint()),
         (RawInstance::Agent(o), Call::Doctor) => encode(o.doctor()),
         (RawInstance::Workspace(o), Call::CreateWorkspace(config)) => encode(o.create(&config)),
         (RawInstance::Workspace(o), Call::DestroyWorkspace(path, delete_branch)) => {
