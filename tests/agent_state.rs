@@ -540,6 +540,30 @@ fn a_hook_that_cannot_record_its_event_is_named_with_its_own_error() {
     assert_eq!(fake_messages(&harness.log_dir().join("app-1")), ["x"]);
 }
 
+/// The same failing hook, and a screen that never shows the task taken: the spawn fails, and
+/// says the hook's error rather than only that no report came.
+#[test]
+fn a_spawn_that_fails_for_want_of_a_report_names_the_hooks_own_error() {
+    let harness = Harness::new(
+        &[
+            ("FAKE_AGENT_CORRUPT_STATE", "1"),
+            ("FAKE_AGENT_NO_ECHO", "1"),
+        ],
+        "",
+    );
+    harness.edit_config(|c| c.replace("ready_timeout_ms: 10000", "ready_timeout_ms: 3000"));
+    let output = harness.ao(&["spawn", "app", "--task", "x"]);
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(
+        err.contains(
+            "the agent's hook could not record that it took its task: recording the agent's event"
+        ) && err.contains("app-1.json"),
+        "{err}"
+    );
+    harness.assert_nothing_left("app-1");
+}
+
 #[test]
 fn session_ls_marks_the_caller_only_in_its_own_data_dir_and_refuses_an_unknown_project() {
     let harness = Harness::new(&[], "");
