@@ -564,6 +564,37 @@ fn a_spawn_that_fails_for_want_of_a_report_names_the_hooks_own_error() {
     harness.assert_nothing_left("app-1");
 }
 
+/// `doctor` names a readable managed policy that stops the hooks, and what it costs.
+#[test]
+fn doctor_names_a_managed_policy_that_keeps_claude_code_from_running_hooks() {
+    let harness = Harness::new(&[], "");
+    let doctor = harness.command(&["doctor"]);
+    let Some(output) = support::run_under_claude_policy(
+        &harness.home().join("etc-overlay"),
+        r#"{"allowManagedHooksOnly": true}"#,
+        &doctor,
+    ) else {
+        return;
+    };
+    let said = stdout(&output);
+    assert!(
+        said.contains("FIX")
+            && said.contains(
+                "/etc/claude-code/managed-settings.json sets `allowManagedHooksOnly: true`"
+            ),
+        "{said}{}",
+        stderr(&output)
+    );
+    // Outside the namespace, no such policy (on a machine that has none of its own).
+    if !Path::new("/etc/claude-code").exists() {
+        let said = stdout(&harness.ao(&["doctor"]));
+        assert!(
+            said.contains("no managed policy in /etc/claude-code forbids them"),
+            "{said}"
+        );
+    }
+}
+
 #[test]
 fn session_ls_marks_the_caller_only_in_its_own_data_dir_and_refuses_an_unknown_project() {
     let harness = Harness::new(&[], "");

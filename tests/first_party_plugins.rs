@@ -1373,8 +1373,10 @@ async fn claude_doctor_runs_the_configured_command_or_says_how_to_install_it() {
     std::fs::set_permissions(&cli, std::fs::Permissions::from_mode(0o755)).unwrap();
     let settings = format!("command: {:?}", cli.display().to_string());
     let checks = claude(temp.path(), &settings).doctor().await.unwrap();
-    assert_eq!(checks.len(), 1, "{checks:?}");
+    // The CLI, then whether a managed policy lets it run the hooks (see agent_state.rs).
+    assert_eq!(checks.len(), 2, "{checks:?}");
     assert!(checks[0].ok, "{checks:?}");
+    assert_eq!(checks[1].what, "Claude Code runs ao-host's hooks");
     assert_eq!(
         checks[0].detail,
         format!("9.9.9 (Claude Code) ({})", cli.display())

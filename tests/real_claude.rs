@@ -195,47 +195,21 @@ fn the_real_claude_orchestrator_starts_a_worker_unattended_and_still_asks_for_an
     );
 }
 
-/// Starts `harness`'s tmux server inside a private mount namespace whose `/etc` is an overlay
-/// holding Claude Code's managed policy file (`/etc/claude-code/managed-settings.json`, where
-/// 2.1.197 reads it on Linux) with `policy`: every agent the server runs sees it, and nothing
-/// outside does — the real `/etc` is never written. `None` when this machine cannot make such a
-/// namespace (not root, no overlayfs).
+/// Starts `harness`'s tmux server under a managed Claude Code `policy` (see
+/// [`support::run_under_claude_policy`]); `None` when this machine cannot.
 fn start_tmux_under_policy(harness: &Harness, policy: &str) -> Option<()> {
-    let layers = harness.home().join("etc-overlay");
-    let (upper, work) = (layers.join("upper"), layers.join("work"));
-    std::fs::create_dir_all(&upper).unwrap();
-    std::fs::create_dir_all(&work).unwrap();
-    let policy_file = layers.join("managed-settings.json");
-    std::fs::write(&policy_file, policy).unwrap();
-    // Paths and the socket come in as arguments: nothing the test made is pasted into the script.
-    let script = r#"set -e
-mount -t overlay overlay -o "lowerdir=/etc,upperdir=$1,workdir=$2" /etc
-mkdir -p /etc/claude-code
-cp "$3" /etc/claude-code/managed-settings.json
-exec tmux -L "$4" new-session -d -s keeper"#;
-    let output = std::process::Command::new("unshare")
-        .args([
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            script,
-            "sh",
-        ])
-        .arg(&upper)
-        .arg(&work)
-        .arg(&policy_file)
-        .arg(&harness.tmux.socket)
-        .output()
-        .ok()?;
-    if !output.status.success() {
-        eprintln!(
-            "skipped: no private mount namespace with an overlay on /etc here: {}",
-            stderr(&output)
-        );
-        return None;
-    }
+    let mut tmux = std::process::Command::new("tmux");
+    tmux.args([
+        "-L",
+        &harness.tmux.socket,
+        "new-session",
+        "-d",
+        "-s",
+        "keeper",
+    ]);
+    let output =
+        support::run_under_claude_policy(&harness.home().join("etc-overlay"), policy, &tmux)?;
+    assert!(output.status.success(), "tmux: {}", stderr(&output));
     Some(())
 }
 

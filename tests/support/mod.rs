@@ -574,6 +574,60 @@ impl Drop for TmuxServer {
     }
 }
 
+/// Runs `command` in a private mount namespace whose `/etc` is an overlay (its layers under
+/// `scratch`) holding Claude Code's managed policy file, `/etc/claude-code/managed-settings.json`
+/// (where 2.1.197 reads it on Linux), with `policy`. What `command` starts (a tmux server and
+/// every agent it runs) sees the file; nothing outside does, and the real `/etc` is never
+/// written. `None` when this machine cannot make such a namespace (not root, no overlayfs).
+pub fn run_under_claude_policy(scratch: &Path, policy: &str, command: &Command) -> Option<Output> {
+    let (upper, work) = (scratch.join("upper"), scratch.join("work"));
+    std::fs::create_dir_all(&upper).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    let policy_file = scratch.join("managed-settings.json");
+    std::fs::write(&policy_file, policy).unwrap();
+    // Everything comes in as arguments: nothing the test made is pasted into the script.
+    // 97: the namespace could not be made, told apart from what `command` itself exits with.
+    let script = r#"mount -t overlay overlay -o "lowerdir=/etc,upperdir=$1,workdir=$2" /etc || exit 97
+mkdir -p /etc/claude-code || exit 97
+cp "$3" /etc/claude-code/managed-settings.json || exit 97
+shift 3
+exec "$@""#;
+    let mut namespaced = Command::new("unshare");
+    namespaced
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+        ])
+        .args([&upper, &work, &policy_file])
+        .arg(command.get_program())
+        .args(command.get_args());
+    for (name, value) in command.get_envs() {
+        match value {
+            Some(value) => namespaced.env(name, value),
+            None => namespaced.env_remove(name),
+        };
+    }
+    if let Some(dir) = command.get_current_dir() {
+        namespaced.current_dir(dir);
+    }
+    let output = namespaced.output().ok()?;
+    let namespace_failed = output.status.code() == Some(97)
+        || String::from_utf8_lossy(&output.stderr).starts_with("unshare: ");
+    if namespace_failed {
+        eprintln!(
+            "skipped: no private mount namespace with an overlay on /etc here: {}",
+            stderr(&output)
+        );
+        return None;
+    }
+    Some(output)
+}
+
 /// Polls `condition` every 20 ms until it holds or `timeout` passes; returns whether it held.
 pub fn wait_until(timeout: std::time::Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + timeout;
