@@ -213,6 +213,22 @@ pub trait Workspace: Send + Sync + 'static {
         Ok(Vec::new())
     }
 
+    /// Removes those of `branches` (sessions' branches, named by archived records) that still
+    /// exist in `repo` but hold nothing unmerged into its checked-out branch and are checked out
+    /// nowhere; with `dry_run`, removes nothing. Returns the ones removed (or that would be).
+    /// Kills by releases up to v0.1.2 left such branches behind. (Added in 0.1.7; the default
+    /// says unsupported, and `gc` then leaves branches alone.)
+    fn remove_merged_branches(
+        &self,
+        _repo: &str,
+        _branches: &[String],
+        _dry_run: bool,
+    ) -> PluginResult<Vec<String>> {
+        Err(PluginError::unsupported(
+            "this workspace plugin cannot remove merged branches",
+        ))
+    }
+
     /// The repository that holds `dir` and its default branch, for a host run with no project
     /// configured: the plugin knows its version control, the host does not read `.git` itself.
     /// Inside a linked worktree, the root is the main repository's. (Added in 0.1.3; the

@@ -483,6 +483,24 @@ impl WorkspacePlugin {
         self.0.call("doctor", |o| o.doctor()).await.map(Vec::from)
     }
 
+    /// Removes the merged ones of `branches` from `repo` (see
+    /// [`ao_plugin_api::Workspace::remove_merged_branches`]).
+    pub async fn remove_merged_branches(
+        &self,
+        repo: &str,
+        branches: Vec<String>,
+        dry_run: bool,
+    ) -> Result<Vec<String>, PluginCallError> {
+        let repo = repo.to_string();
+        let branches: Vec<RString> = branches.into_iter().map(RString::from).collect();
+        self.0
+            .call("remove_merged_branches", move |o| {
+                o.remove_merged_branches(RStr::from_str(&repo), branches.as_slice().into(), dry_run)
+            })
+            .await
+            .map(|removed| removed.into_iter().map(String::from).collect())
+    }
+
     /// The repository around `dir` and its default branch, when no project is configured.
     pub async fn discover_repository(&self, dir: &str) -> Result<RepositoryInfo, PluginCallError> {
         let dir = dir.to_string();

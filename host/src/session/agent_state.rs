@@ -2,11 +2,15 @@
 //! hooks): written by `ao-host hook`, which the agent runs on each event, and read by
 //! `session ls` instead of the agent's screen.
 //!
-//! Files, under `<data_dir>/agent-state/<project>/`:
-//! - `<id>.json`: the state (a few hundred bytes, so a listing of many sessions reads little);
-//! - `<id>.prompt`: the last prompt the agent took, byte-exact, for the spawn that checks its task
+//! Files, in one folder per session, `<data_dir>/agent-state/<project>/<id>/` (this module alone
+//! knows the layout; see [`AgentStateDir::folder`]):
+//! - `state.json`: the state (a few hundred bytes, so a listing of many sessions reads little);
+//! - `prompt`: the last prompt the agent took, byte-exact, for the spawn that checks its task
 //!   arrived unchanged (kept apart: it may be a megabyte);
-//! - `<id>.lock`: serialises writers, since an agent may run hooks concurrently.
+//! - `lock`: serialises writers, since an agent may run hooks concurrently.
+//!
+//! Releases up to v0.1.6 kept them side by side as `<project>/<id>.json`, `.prompt` and `.lock`;
+//! [`AgentStateDir::upgrade`] moves them (see [`super::migrate`]).
 //!
 //! These are observations, not records: they are written without fsync, a missing or unreadable
 //! one means "no event seen" and the screen is read instead.
@@ -22,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use ao_plugin_api::private;
 
-use super::{now_ms, StoreError, MAX_TASK_BYTES};
+use super::{migrate, now_ms, StoreError, MAX_TASK_BYTES};
 
 /// The state file never grows past this: a question is cut to [`MAX_QUESTION_BYTES`].
 const MAX_STATE_BYTES: u64 = 64 * 1024;
@@ -116,6 +120,36 @@ pub struct AgentStateDir {
     root: PathBuf,
 }
 
+/// The files of one session's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StateFile {
+    State,
+    Prompt,
+    Lock,
+}
+
+impl StateFile {
+    const ALL: [Self; 3] = [Self::State, Self::Prompt, Self::Lock];
+
+    /// Its name in the session's folder.
+    fn name(self) -> &'static str {
+        match self {
+            Self::State => "state.json",
+            Self::Prompt => "prompt",
+            Self::Lock => "lock",
+        }
+    }
+
+    /// Its name beside the others' in the project's folder, as releases up to v0.1.6 kept it.
+    fn legacy_name(self, id: &str) -> String {
+        match self {
+            Self::State => format!("{id}.json"),
+            Self::Prompt => format!("{id}.prompt"),
+            Self::Lock => format!("{id}.lock"),
+        }
+    }
+}
+
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
     move |error| StoreError::Io {
         action,
@@ -165,8 +199,46 @@ impl AgentStateDir {
         }
     }
 
-    fn path(&self, project_id: &str, id: &str, extension: &str) -> PathBuf {
-        self.root.join(project_id).join(format!("{id}.{extension}"))
+    /// The folder of one session's state: everything ao-host knows of the agent, so a sandbox
+    /// can be given exactly this.
+    pub fn folder(&self, project_id: &str, id: &str) -> PathBuf {
+        self.root.join(project_id).join(id)
+    }
+
+    fn path(&self, project_id: &str, id: &str, file: StateFile) -> PathBuf {
+        self.folder(project_id, id).join(file.name())
+    }
+
+    /// Moves a session's state from where releases up to v0.1.6 kept it into its folder (the
+    /// caller must not hold the session's state lock, which this takes). The
+    /// prompt moves before the state, whose old place says there is something to move, so a
+    /// move cut short is finished by the next; a state already in the folder is newer than
+    /// one left in the old place, which is dropped.
+    pub(super) fn upgrade(&self, project_id: &str, id: &str) -> Result<(), StoreError> {
+        let project = self.root.join(project_id);
+        let legacy = |file: StateFile| project.join(file.legacy_name(id));
+        if legacy(StateFile::State).symlink_metadata().is_err() {
+            let _ = fs::remove_file(legacy(StateFile::Lock));
+            return Ok(());
+        }
+        let folder = self.folder(project_id, id);
+        private::create_dir(&folder).map_err(io("creating", &folder))?;
+        let _guard = self.lock(project_id, id)?;
+        for file in [StateFile::Prompt, StateFile::State] {
+            let (from, to) = (legacy(file), self.path(project_id, id, file));
+            if to.symlink_metadata().is_ok() {
+                let _ = fs::remove_file(&from);
+                continue;
+            }
+            match fs::rename(&from, &to) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(io("moving", &from)(e))
+                }
+                _ => {}
+            }
+        }
+        let _ = fs::remove_file(legacy(StateFile::Lock));
+        Ok(())
     }
 
     /// Starts a session's state afresh (a spawn or a restore, before the agent starts): no
@@ -177,13 +249,14 @@ impl AgentStateDir {
         id: &str,
         program: Option<&Path>,
     ) -> Result<(), StoreError> {
+        self.upgrade(project_id, id)?;
         let _guard = self.lock(project_id, id)?;
         let conversation = self
             .read(project_id, id)
             .ok()
             .flatten()
             .and_then(|state| state.conversation);
-        let prompt = self.path(project_id, id, "prompt");
+        let prompt = self.path(project_id, id, StateFile::Prompt);
         match fs::remove_file(&prompt) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(io("removing", &prompt)(e))
@@ -206,18 +279,16 @@ impl AgentStateDir {
         )
     }
 
-    /// The sessions of `project_id` that have a state file, from one listing of its folder: a
-    /// listing of thousands of sessions asks once, not once per session.
+    /// The sessions of `project_id` that have a state folder, from one listing of its folder:
+    /// a listing of thousands of sessions asks once, not once per session.
     pub fn sessions_with_state(&self, project_id: &str) -> HashSet<String> {
         let Ok(entries) = fs::read_dir(self.root.join(project_id)) else {
             return HashSet::new();
         };
         entries
             .filter_map(Result::ok)
-            .filter_map(|entry| {
-                let name = entry.file_name().into_string().ok()?;
-                name.strip_suffix(".json").map(str::to_string)
-            })
+            .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_dir()))
+            .filter_map(|entry| entry.file_name().into_string().ok())
             .collect()
     }
 
@@ -231,24 +302,30 @@ impl AgentStateDir {
         {
             return;
         }
-        for extension in ["json", "prompt", "lock"] {
-            let _ = fs::remove_file(self.path(project_id, id, extension));
+        let folder = self.folder(project_id, id);
+        if folder
+            .symlink_metadata()
+            .is_ok_and(|meta| meta.file_type().is_symlink())
+        {
+            return;
         }
+        for file in StateFile::ALL {
+            let _ = fs::remove_file(self.path(project_id, id, file));
+            let _ = fs::remove_file(dir.join(file.legacy_name(id)));
+        }
+        let _ = fs::remove_dir(folder);
     }
 
     /// The session's state; `None` when there is none (an agent without events, or one started
     /// before ao-host recorded state).
     pub fn read(&self, project_id: &str, id: &str) -> Result<Option<AgentState>, StoreError> {
-        let path = self.path(project_id, id, "json");
+        let path = self.path(project_id, id, StateFile::State);
         let Some(bytes) = read_bounded(&path, MAX_STATE_BYTES)? else {
             return Ok(None);
         };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt {
-                path,
-                message: e.to_string(),
-            })
+        migrate::from_json(&bytes, "agent state")
+            .map(|(state, _)| Some(state))
+            .map_err(|message| StoreError::Corrupt { path, message })
     }
 
     /// How many prompts the agent has taken, and the last one, byte-exact.
@@ -263,7 +340,7 @@ impl AgentStateDir {
         if state.prompts == 0 {
             return Ok(None);
         }
-        let path = self.path(project_id, id, "prompt");
+        let path = self.path(project_id, id, StateFile::Prompt);
         let Some(bytes) = read_bounded(&path, MAX_TASK_BYTES as u64 * 4)? else {
             return Ok(None);
         };
@@ -285,12 +362,14 @@ impl AgentStateDir {
         seen: Option<u64>,
     ) -> Result<Option<Change>, StoreError> {
         // Most sessions a listing sees gone have no state (no events): no lock file for them.
-        if self
-            .path(project_id, id, "json")
-            .symlink_metadata()
-            .is_err()
-        {
-            return Ok(None);
+        // An event may come before any command upgraded the data dir (a hook of a session an
+        // earlier release started): its session's state is upgraded first.
+        let state = self.path(project_id, id, StateFile::State);
+        if state.symlink_metadata().is_err() {
+            self.upgrade(project_id, id)?;
+            if state.symlink_metadata().is_err() {
+                return Ok(None);
+            }
         }
         let _guard = self.lock(project_id, id)?;
         let Some(mut state) = self.read(project_id, id)? else {
@@ -300,7 +379,7 @@ impl AgentStateDir {
             return Ok(None);
         }
         if let Some(prompt) = &event.prompt {
-            let path = self.path(project_id, id, "prompt");
+            let path = self.path(project_id, id, StateFile::Prompt);
             self.replace(&path, prompt.as_bytes())?;
             state.prompts += 1;
         }
@@ -365,8 +444,10 @@ impl AgentStateDir {
     }
 
     fn write(&self, project_id: &str, id: &str, state: &AgentState) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(state).expect("a state always encodes");
-        self.replace(&self.path(project_id, id, "json"), &bytes)
+        self.replace(
+            &self.path(project_id, id, StateFile::State),
+            &migrate::to_json(state),
+        )
     }
 
     /// Writes `bytes` to a temporary file and renames it over `path`.
@@ -378,7 +459,7 @@ impl AgentStateDir {
 
     /// The session's state lock, held until the file is dropped.
     fn lock(&self, project_id: &str, id: &str) -> Result<File, StoreError> {
-        let path = self.path(project_id, id, "lock");
+        let path = self.path(project_id, id, StateFile::Lock);
         let dir = path.parent().expect("state lives in a folder");
         private::create_dir(dir).map_err(io("creating", dir))?;
         let file = private::open_lock(&path).map_err(untrusted_or("opening", &path))?;
@@ -579,7 +660,7 @@ mod tests {
         let temp = tempfile::tempdir().unwrap();
         let dir = AgentStateDir::new(temp.path());
         dir.reset("p", "s-1", None).unwrap();
-        let path = dir.path("p", "s-1", "json");
+        let path = dir.path("p", "s-1", StateFile::State);
         fs::remove_file(&path).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", &path).unwrap();
         assert!(dir.read("p", "s-1").is_err());

@@ -301,12 +301,21 @@ impl GitWorktree {
                 && name == format!("{project}__{session}"))
     }
 
+    /// Whether a worktree without an owner record (made before worktrees had one, by v0.1.2)
+    /// is this data dir's all the same: it is inside the data dir's own folder (the default
+    /// root), where nobody else makes worktrees. `real` is its canonical path.
+    fn in_data_dir(&self, real: &Path) -> bool {
+        self.files
+            .canonicalize(Path::new(&self.owner))
+            .is_ok_and(|data_dir| real.starts_with(data_dir))
+    }
+
     /// Refuses to remove `path` unless this data dir made it: a worktree directly under this
     /// root (`<root>/<project>/<session>`, links resolved) whose owner record, in its admin
     /// folder, names this data dir and whose admin folder names it back; or, for a `create`
     /// cut short before that record, one this data dir's own intent file names. A session
     /// record says which path to remove, and records can be edited: this is what the plugin
-    /// itself wrote.
+    /// itself wrote, or (made before owner records) a worktree inside this data dir's folder.
     fn check_ours(&self, path: &Path) -> PluginResult<()> {
         let refuse = |why: String| {
             Err(PluginError::invalid_input(format!(
@@ -347,6 +356,7 @@ impl GitWorktree {
         match self.owner_of(path)? {
             Some(owner) if owner == self.owner => Ok(()),
             Some(owner) => refuse(format!("it belongs to the ao-host data dir {owner}")),
+            None if self.in_data_dir(&real) => Ok(()),
             None => {
                 let relative = real.strip_prefix(&root).unwrap_or(&real);
                 let name = relative
@@ -884,10 +894,15 @@ impl Workspace for GitWorktree {
                 };
                 for session in sessions {
                     let path = project.join(session);
-                    if self
-                        .owner_of(&path)
-                        .is_ok_and(|o| o.as_ref() == Some(&self.owner))
-                    {
+                    let ours = match self.owner_of(&path) {
+                        Ok(Some(owner)) => owner == self.owner,
+                        Ok(None) => self
+                            .files
+                            .canonicalize(&path)
+                            .is_ok_and(|real| self.in_data_dir(&real)),
+                        Err(_) => false,
+                    };
+                    if ours {
                         owned.push(path.display().to_string());
                     }
                 }
@@ -916,6 +931,48 @@ impl Workspace for GitWorktree {
             self.git.version_check(&["--version"]),
             self.root_check(),
         ])
+    }
+
+    /// Only sessions' branches (`session/…`, `orchestrator/…`) are ever considered, whatever a
+    /// record names; `git branch -d` decides "merged" (into the checked-out branch), as a kill
+    /// does.
+    fn remove_merged_branches(
+        &self,
+        repo: &str,
+        branches: &[String],
+        dry_run: bool,
+    ) -> PluginResult<Vec<String>> {
+        let repo = Path::new(repo);
+        let merged = self.git(
+            repo,
+            &[
+                "for-each-ref",
+                "--merged",
+                "HEAD",
+                "--format=%(refname:short)",
+                "refs/heads/session/",
+                "refs/heads/orchestrator/",
+            ],
+        )?;
+        let checked_out: Vec<String> = self
+            .worktrees(repo)?
+            .into_iter()
+            .filter_map(|worktree| worktree.branch)
+            .collect();
+        let candidates: Vec<String> = merged
+            .lines()
+            .filter(|branch| branches.iter().any(|b| b == branch))
+            .filter(|branch| !checked_out.iter().any(|b| b == branch))
+            .map(str::to_string)
+            .collect();
+        if dry_run || candidates.is_empty() {
+            return Ok(candidates);
+        }
+        let _lock = self.lock(repo)?;
+        Ok(candidates
+            .into_iter()
+            .filter(|branch| self.git(repo, &["branch", "-d", "--", branch]).is_ok())
+            .collect())
     }
 
     /// The main worktree of the repository around `dir` (from any of its worktrees) and origin's
