@@ -502,8 +502,8 @@ impl Lifecycle {
         plan
     }
 
-    /// 4. Killed sessions' branches that are merged, by workspace plugin and project (one
-    /// question each): kills by releases up to v0.1.2 kept them all.
+    /// Step 4 of a plan: killed sessions' branches that are merged, asked once per workspace
+    /// plugin and project (kills by releases up to v0.1.2 kept them all).
     async fn plan_merged_branches(&self, plan: &mut GcPlan, skip_plugins: &[String]) {
         let mut branches: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
         for session in self.store.list(None, true).sessions {

@@ -209,11 +209,23 @@ impl AgentStateDir {
         self.folder(project_id, id).join(file.name())
     }
 
+    /// Where the newest version of `file` is, for a reader, who moves nothing (see
+    /// [`AgentStateDir::upgrade`]): the old place while something is there.
+    fn current(&self, project_id: &str, id: &str, file: StateFile) -> PathBuf {
+        let legacy = self.root.join(project_id).join(file.legacy_name(id));
+        if legacy.symlink_metadata().is_ok() {
+            legacy
+        } else {
+            self.path(project_id, id, file)
+        }
+    }
+
     /// Moves a session's state from where releases up to v0.1.6 kept it into its folder (the
-    /// caller must not hold the session's state lock, which this takes). The
-    /// prompt moves before the state, whose old place says there is something to move, so a
-    /// move cut short is finished by the next; a state already in the folder is newer than
-    /// one left in the old place, which is dropped.
+    /// caller must not hold the session's state lock, which this takes). The prompt moves
+    /// before the state, whose old place says there is something to move, so a move cut short
+    /// is finished by the next. What is in the old place is always the newest: only a hook of
+    /// a session an earlier release started, still running that release's `ao-host`, writes
+    /// there once the data dir is upgraded, and it replaces what the folder holds.
     pub(super) fn upgrade(&self, project_id: &str, id: &str) -> Result<(), StoreError> {
         let project = self.root.join(project_id);
         let legacy = |file: StateFile| project.join(file.legacy_name(id));
@@ -226,10 +238,6 @@ impl AgentStateDir {
         let _guard = self.lock(project_id, id)?;
         for file in [StateFile::Prompt, StateFile::State] {
             let (from, to) = (legacy(file), self.path(project_id, id, file));
-            if to.symlink_metadata().is_ok() {
-                let _ = fs::remove_file(&from);
-                continue;
-            }
             match fs::rename(&from, &to) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     return Err(io("moving", &from)(e))
@@ -279,7 +287,7 @@ impl AgentStateDir {
         )
     }
 
-    /// The sessions of `project_id` that have a state folder, from one listing of its folder:
+    /// The sessions of `project_id` that have a state, from one listing of its folder:
     /// a listing of thousands of sessions asks once, not once per session.
     pub fn sessions_with_state(&self, project_id: &str) -> HashSet<String> {
         let Ok(entries) = fs::read_dir(self.root.join(project_id)) else {
@@ -287,8 +295,14 @@ impl AgentStateDir {
         };
         entries
             .filter_map(Result::ok)
-            .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_dir()))
-            .filter_map(|entry| entry.file_name().into_string().ok())
+            .filter_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                if entry.file_type().ok()?.is_dir() {
+                    return Some(name);
+                }
+                // Written by a hook of an earlier release (see `upgrade`).
+                name.strip_suffix(".json").map(str::to_string)
+            })
             .collect()
     }
 
@@ -319,7 +333,7 @@ impl AgentStateDir {
     /// The session's state; `None` when there is none (an agent without events, or one started
     /// before ao-host recorded state).
     pub fn read(&self, project_id: &str, id: &str) -> Result<Option<AgentState>, StoreError> {
-        let path = self.path(project_id, id, StateFile::State);
+        let path = self.current(project_id, id, StateFile::State);
         let Some(bytes) = read_bounded(&path, MAX_STATE_BYTES)? else {
             return Ok(None);
         };
@@ -340,7 +354,7 @@ impl AgentStateDir {
         if state.prompts == 0 {
             return Ok(None);
         }
-        let path = self.path(project_id, id, StateFile::Prompt);
+        let path = self.current(project_id, id, StateFile::Prompt);
         let Some(bytes) = read_bounded(&path, MAX_TASK_BYTES as u64 * 4)? else {
             return Ok(None);
         };
@@ -361,15 +375,16 @@ impl AgentStateDir {
         event: AgentEvent,
         seen: Option<u64>,
     ) -> Result<Option<Change>, StoreError> {
+        // An event may come before any command upgraded the data dir, or after a hook of an
+        // earlier release wrote the old place: the session's state is upgraded first.
+        self.upgrade(project_id, id)?;
         // Most sessions a listing sees gone have no state (no events): no lock file for them.
-        // An event may come before any command upgraded the data dir (a hook of a session an
-        // earlier release started): its session's state is upgraded first.
-        let state = self.path(project_id, id, StateFile::State);
-        if state.symlink_metadata().is_err() {
-            self.upgrade(project_id, id)?;
-            if state.symlink_metadata().is_err() {
-                return Ok(None);
-            }
+        if self
+            .path(project_id, id, StateFile::State)
+            .symlink_metadata()
+            .is_err()
+        {
+            return Ok(None);
         }
         let _guard = self.lock(project_id, id)?;
         let Some(mut state) = self.read(project_id, id)? else {
