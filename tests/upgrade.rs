@@ -348,6 +348,14 @@ fn upgrade_from(release: &str) {
         branches(&harness)
     );
 
+    // Nothing is lost: work in a worktree the release made stops a kill without --force.
+    let work = harness.worktree("app-1").join("unsaved.txt");
+    fs::write(&work, "work\n").unwrap();
+    let refused = harness.ao(&["session", "kill", "app-1"]);
+    assert!(!refused.status.success(), "a kill removed unsaved work");
+    assert!(work.exists() && harness.record("app-1", false).exists());
+    fs::remove_file(&work).unwrap();
+
     // Killed cleanly: nothing of theirs is left after kill + gc.
     for id in ["app-1", "app-2"] {
         let killed = harness.ao(&["session", "kill", id]);
