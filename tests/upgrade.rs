@@ -309,7 +309,8 @@ fn branches(harness: &Harness) -> Vec<String> {
 }
 
 /// The whole upgrade path for one release's sessions: app-1 live, app-2 whose agent exited,
-/// app-3 killed by that release.
+/// app-3 killed by that release. Listed, messaged, kept by `gc`, restored (where the release
+/// kept a conversation id), killed; then nothing of theirs is left.
 fn upgrade_from(release: &str) {
     let harness = Harness::new(&[], "");
     recreate(release, &harness);
@@ -347,6 +348,27 @@ fn upgrade_from(release: &str) {
         "the merged branch of app-3, killed by {release}, is left: {:?}",
         branches(&harness)
     );
+
+    // Restored where the release kept what resuming takes (the agent's conversation id).
+    let resumable = fs::read_to_string(harness.record("app-2", false))
+        .unwrap()
+        .contains("conversation_id:");
+    let restored = harness.ao(&["session", "restore", "app-2"]);
+    if resumable {
+        assert!(restored.status.success(), "restore: {}", stderr(&restored));
+        let status = status_of(&harness, "app-2");
+        assert!(
+            live.contains(&status.as_str()),
+            "restored app-2 is {status}"
+        );
+    } else {
+        assert!(
+            stderr(&restored).contains("no conversation id"),
+            "{}",
+            stderr(&restored)
+        );
+        assert_eq!(status_of(&harness, "app-2"), "exited");
+    }
 
     // Nothing is lost: work in a worktree the release made stops a kill without --force.
     let work = harness.worktree("app-1").join("unsaved.txt");
