@@ -139,19 +139,30 @@ pub fn upgrade(store: &SessionStore) -> Result<(), StoreError> {
         _ => {}
     }
     let agent_states = AgentStateDir::new(data_dir);
-    let mut complete = true;
-    for (project_id, id, path) in store.record_paths()? {
-        let Some(_lock) = store.locks().try_lock(&project_id, &id)? else {
-            complete = false;
-            continue;
-        };
-        // A record that cannot be read is reported by every listing; it stays as it is.
-        if let Ok((session, version)) = SessionStore::read_versioned(&path) {
-            if version < SCHEMA_VERSION {
-                SessionStore::write_record(&path, &session)?;
+    // What cannot be upgraded now is left as it is (it reads all the same) for a later open:
+    // one session's trouble must not stop every command.
+    let (records, mut complete) = store.record_paths();
+    for (project_id, id, path) in records {
+        let upgraded = (|| {
+            let Some(_lock) = store.locks().try_lock(&project_id, &id)? else {
+                return Ok(false);
+            };
+            // A record that cannot be read is reported by every listing; it stays as it is.
+            if let Ok((session, version)) = SessionStore::read_versioned(&path) {
+                if version < SCHEMA_VERSION {
+                    SessionStore::write_record(&path, &session)?;
+                }
+            }
+            agent_states.upgrade(&project_id, &id)?;
+            Ok::<_, StoreError>(true)
+        })();
+        match upgraded {
+            Ok(done) => complete &= done,
+            Err(e) => {
+                tracing::warn!(id = %id, "upgrading the data dir: {e}; left for a later command");
+                complete = false;
             }
         }
-        agent_states.upgrade(&project_id, &id)?;
     }
     if complete {
         private::write(
@@ -281,6 +292,24 @@ mod tests {
         drop(held);
         let store = SessionStore::open(dir.path()).unwrap();
         assert_upgraded(dir.path(), &store);
+    }
+
+    #[test]
+    fn a_session_that_cannot_be_upgraded_stops_no_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = write_v0(dir.path());
+        // Its lock is a planted link, which is never opened: the session is left as it is.
+        let locks = dir.path().join("locks/app");
+        fs::create_dir_all(&locks).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", locks.join("app-1.lock")).unwrap();
+        let store = SessionStore::open(dir.path()).unwrap();
+        assert_eq!(fs::read_to_string(&record).unwrap(), V0_1_2_RECORD);
+        assert!(!dir.path().join(DATA_DIR_VERSION).exists());
+        assert_eq!(
+            store.find("app-1").unwrap().id,
+            "app-1",
+            "read all the same"
+        );
     }
 
     #[test]

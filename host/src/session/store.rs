@@ -537,19 +537,26 @@ impl SessionStore {
         Ok((session, schema))
     }
 
-    /// Every record's project, id and file, active and archived, for [`migrate::upgrade`].
-    pub(super) fn record_paths(&self) -> Result<Vec<(String, String, PathBuf)>, StoreError> {
+    /// Every record's project, id and file, active and archived, for [`migrate::upgrade`], and
+    /// whether every folder of records could be listed (listings report those that could not).
+    pub(super) fn record_paths(&self) -> (Vec<(String, String, PathBuf)>, bool) {
+        let (projects, problems) = self.projects();
+        let mut complete = problems.is_empty();
         let mut paths = Vec::new();
-        for project in self.projects().0 {
+        for project in projects {
             let dir = self.project_dir(&project);
             for folder in [dir.join(ARCHIVE_DIR), dir] {
-                for id in Self::ids_in(&folder)? {
+                let Ok(ids) = Self::ids_in(&folder) else {
+                    complete = false;
+                    continue;
+                };
+                for id in ids {
                     let path = folder.join(format!("{id}.{RECORD_EXTENSION}"));
                     paths.push((project.clone(), id, path));
                 }
             }
         }
-        Ok(paths)
+        (paths, complete)
     }
 
     /// The active record of `id` as it is on disk now (`None` once it is gone), for a process
