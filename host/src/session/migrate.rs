@@ -93,24 +93,21 @@ fn checked<T>(read: Versioned<T>, what: &str) -> Result<(T, u32), String> {
     Ok((read.content, read.schema_version))
 }
 
-/// The schema `data_dir` was upgraded to (0: never, or made before versions existed).
-fn data_dir_version(data_dir: &Path) -> Result<u32, StoreError> {
+/// The schema `data_dir` was upgraded to: 0 when never, or made before versions existed, or
+/// when its file cannot be trusted (another user's, or writable by others) or read. Every step
+/// of the upgrade is idempotent, so taking a data dir for older than it is only costs time.
+fn data_dir_version(data_dir: &Path) -> u32 {
     let path = data_dir.join(DATA_DIR_VERSION);
     match private::read_to_string(&path) {
-        Ok(text) => text.trim().parse().map_err(|_| StoreError::Corrupt {
-            message: format!(
-                "it should hold a schema number, not {:?}; remove it and ao-host checks every \
-                 record again",
-                text.trim()
-            ),
-            path,
+        Ok(text) => text.trim().parse().unwrap_or_else(|_| {
+            tracing::info!("{}: not a schema number; upgrading again", path.display());
+            0
         }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
-        Err(e) => Err(StoreError::Io {
-            action: "reading",
-            path,
-            error: e,
-        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => {
+            tracing::info!("{e}; upgrading the data dir again");
+            0
+        }
     }
 }
 
@@ -127,20 +124,27 @@ pub fn upgrade(store: &SessionStore) -> Result<(), StoreError> {
             ),
         })
     };
-    match data_dir_version(data_dir)? {
+    match data_dir_version(data_dir) {
         version if version == SCHEMA_VERSION => return Ok(()),
         version if version > SCHEMA_VERSION => return refuse_newer(version),
         _ => {}
     }
-    let _turn = take_turn(store.locks())?;
-    match data_dir_version(data_dir)? {
+    let _turn = match take_turn(store.locks()) {
+        Ok(turn) => turn,
+        Err(e) => {
+            tracing::info!("{e}; the data dir is not upgraded now (it reads all the same)");
+            return Ok(());
+        }
+    };
+    match data_dir_version(data_dir) {
         version if version == SCHEMA_VERSION => return Ok(()),
         version if version > SCHEMA_VERSION => return refuse_newer(version),
         _ => {}
     }
     let agent_states = AgentStateDir::new(data_dir);
     // What cannot be upgraded now is left as it is (it reads all the same) for a later open:
-    // one session's trouble must not stop every command.
+    // one session's trouble must not stop every command. Only logged with `-v`: listings and
+    // `doctor` report such files themselves.
     let (records, mut complete) = store.record_paths();
     for (project_id, id, path) in records {
         let upgraded = (|| {
@@ -159,22 +163,20 @@ pub fn upgrade(store: &SessionStore) -> Result<(), StoreError> {
         match upgraded {
             Ok(done) => complete &= done,
             Err(e) => {
-                tracing::warn!(id = %id, "upgrading the data dir: {e}; left for a later command");
+                tracing::info!(id = %id, "upgrading the data dir: {e}; left for a later command");
                 complete = false;
             }
         }
     }
+    // A new file of ours, renamed over whatever was there.
+    let version = data_dir.join(DATA_DIR_VERSION);
     if complete {
-        private::write(
-            &data_dir.join(DATA_DIR_VERSION),
-            SCHEMA_VERSION.to_string().as_bytes(),
-            true,
-        )
-        .map_err(|error| StoreError::Io {
-            action: "writing",
-            path: data_dir.join(DATA_DIR_VERSION),
-            error,
-        })?;
+        if let Err(e) = private::write(&version, SCHEMA_VERSION.to_string().as_bytes(), true) {
+            tracing::info!(
+                "writing {}: {e}; upgrading again next time",
+                version.display()
+            );
+        }
     }
     Ok(())
 }
@@ -310,6 +312,20 @@ mod tests {
             "app-1",
             "read all the same"
         );
+    }
+
+    #[test]
+    fn a_version_file_others_may_write_is_not_believed_and_is_replaced() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        write_v0(dir.path());
+        let version = dir.path().join(DATA_DIR_VERSION);
+        fs::write(&version, "1").unwrap();
+        fs::set_permissions(&version, fs::Permissions::from_mode(0o666)).unwrap();
+        let store = SessionStore::open(dir.path()).unwrap();
+        assert_upgraded(dir.path(), &store);
+        let mode = fs::metadata(&version).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]
