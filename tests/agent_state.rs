@@ -354,7 +354,8 @@ fn state_of(harness: &Harness, id: &str) -> serde_json::Value {
         .data_dir()
         .join("agent-state")
         .join("app")
-        .join(format!("{id}.json"));
+        .join(id)
+        .join("state.json");
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
@@ -431,7 +432,7 @@ fn the_hook_never_fails_the_agent_whatever_it_is_given() {
         .data_dir()
         .join("agent-state")
         .join("app")
-        .join("app-9.json")
+        .join("app-9")
         .exists());
 }
 
@@ -468,7 +469,8 @@ fn a_session_whose_hooks_run_a_program_that_is_gone_is_read_from_its_screen_and_
         .data_dir()
         .join("agent-state")
         .join("app")
-        .join("app-1.json");
+        .join("app-1")
+        .join("state.json");
     let mut state = state_of(&harness, "app-1");
     // As if the ao-host its hooks run had been moved, and the agent's last report was stale.
     state["program"] = "/nonexistent/ao-host".into();

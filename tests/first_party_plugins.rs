@@ -377,13 +377,19 @@ async fn alive_handles_ignores_the_operators_own_tmux_sessions() {
     let (ok, _) = server.tmux(&["new-session", "-d", "-s", "mine", "--", "env", "cat"]);
     assert!(ok);
     assert!(runtime.alive_handles().await.unwrap().is_empty());
-    // A session tagged the way ao-host did before tags named the data dir is no one's now.
+    // A session of v0.1.2, marked `1` before tags named the data dir: alive for the record that
+    // names it (by its bare name, v0.1.2's handle), but never this data dir's own to remove.
     let (ok, _) = server.tmux(&["new-session", "-d", "-s", "old_tag", "--", "env", "cat"]);
     assert!(ok);
     let (ok, _) = server.tmux(&["set-option", "-t", "=old_tag:^", "@ao-host-session", "1"]);
     assert!(ok);
     let (handle, _) = started_fake(&runtime, "app-1", temp.path()).await;
-    assert_eq!(runtime.alive_handles().await.unwrap(), vec![handle]);
+    assert_eq!(
+        runtime.alive_handles().await.unwrap(),
+        vec![handle.clone(), "old_tag".to_string()]
+    );
+    assert!(runtime.is_alive("old_tag").await.unwrap());
+    assert_eq!(runtime.owned_handles().await.unwrap(), vec![handle]);
     assert_eq!(server.sessions().len(), 3);
 }
 

@@ -1375,7 +1375,7 @@ fn under_umask_000_everything_ao_host_keeps_is_owner_only_and_another_user_reads
         harness.record("app-1", false),
         harness.record("app-2", true),
         data.join("locks/app/app-1.lock"),
-        data.join("agent-state/app/app-1.prompt"),
+        data.join("agent-state/app/app-1/prompt"),
         data.join("worktrees/app"),
     ] {
         assert!(made.exists(), "{} was not made", made.display());
@@ -1401,7 +1401,7 @@ fn under_umask_000_everything_ao_host_keeps_is_owner_only_and_another_user_reads
     );
     for file in [
         harness.record("app-1", false),
-        data.join("agent-state/app/app-1.prompt"),
+        data.join("agent-state/app/app-1/prompt"),
     ] {
         let read = as_nobody(&["cat", file.to_str().unwrap()]);
         assert!(!read.status.success(), "nobody read {}", file.display());

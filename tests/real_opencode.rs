@@ -118,8 +118,8 @@ fn the_real_opencode_cli_through_whole_turns_statuses_a_shell_approval_a_restore
     let state = std::fs::read_to_string(
         harness
             .data_dir()
-            .join("agent-state/app")
-            .join("app-1.json"),
+            .join("agent-state/app/app-1")
+            .join("state.json"),
     )
     .unwrap_or_default();
     assert!(state.contains("\"ses_"), "no conversation id: {state}");

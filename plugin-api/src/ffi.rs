@@ -98,7 +98,7 @@ pub trait AgentFfi: Send + Sync {
     fn forget(&self, _session_id: RStr<'_>) -> RResult<(), PluginError> {
         built_before("agent", "forget")
     }
-    /// Added in 0.1.8; older libraries get this default (and the host says nothing more).
+    /// Added in 0.1.7; older libraries get this default (and the host says nothing more).
     fn silent_events_hint(&self) -> RResult<RString, PluginError> {
         built_before("agent", "silent_events_hint")
     }
@@ -126,6 +126,15 @@ pub trait WorkspaceFfi: Send + Sync {
     /// Added in 0.1.3; older libraries get this default.
     fn discover_repository(&self, _dir: RStr<'_>) -> RResult<RepositoryInfo, PluginError> {
         built_before("workspace", "discover_repository")
+    }
+    /// Added in 0.1.7; older libraries get this default.
+    fn remove_merged_branches(
+        &self,
+        _repo: RStr<'_>,
+        _branches: RSlice<'_, RString>,
+        _dry_run: bool,
+    ) -> RResult<RVec<RString>, PluginError> {
+        built_before("workspace", "remove_merged_branches")
     }
 }
 
@@ -349,6 +358,19 @@ impl<T: Workspace> WorkspaceFfi for WorkspaceAdapter<T> {
     fn discover_repository(&self, dir: RStr<'_>) -> RResult<RepositoryInfo, PluginError> {
         guarded(self.1.as_ref(), "discover_repository", || {
             self.0.discover_repository(dir.as_str())
+        })
+    }
+    fn remove_merged_branches(
+        &self,
+        repo: RStr<'_>,
+        branches: RSlice<'_, RString>,
+        dry_run: bool,
+    ) -> RResult<RVec<RString>, PluginError> {
+        guarded(self.1.as_ref(), "remove_merged_branches", || {
+            let branches: Vec<String> = branches.iter().map(|b| b.as_str().to_string()).collect();
+            self.0
+                .remove_merged_branches(repo.as_str(), &branches, dry_run)
+                .map(to_rvec)
         })
     }
 }

@@ -172,7 +172,7 @@ pub trait Agent: Send + Sync + 'static {
     /// What may keep the agent from reporting events although its [`LaunchPlan`] said it would
     /// (a policy that forbids its hooks, say), for the note of a session whose events never
     /// came and whose status the host then reads from its screen. Asked only then, so it may
-    /// read a file or two; empty when nothing is known. (Added in 0.1.8; the default knows
+    /// read a file or two; empty when nothing is known. (Added in 0.1.7; the default knows
     /// nothing.)
     fn silent_events_hint(&self) -> PluginResult<String> {
         Ok(String::new())
@@ -220,6 +220,22 @@ pub trait Workspace: Send + Sync + 'static {
     /// [`Runtime::doctor`]. (Added in 0.1.3; the default checks nothing.)
     fn doctor(&self) -> PluginResult<Vec<DoctorCheck>> {
         Ok(Vec::new())
+    }
+
+    /// Removes those of `branches` (sessions' branches, named by archived records) that still
+    /// exist in `repo` but hold nothing unmerged into its checked-out branch and are checked out
+    /// nowhere; with `dry_run`, removes nothing. Returns the ones removed (or that would be).
+    /// Kills by releases up to v0.1.2 left such branches behind. (Added in 0.1.7; the default
+    /// says unsupported, and `gc` then leaves branches alone.)
+    fn remove_merged_branches(
+        &self,
+        _repo: &str,
+        _branches: &[String],
+        _dry_run: bool,
+    ) -> PluginResult<Vec<String>> {
+        Err(PluginError::unsupported(
+            "this workspace plugin cannot remove merged branches",
+        ))
     }
 
     /// The repository that holds `dir` and its default branch, for a host run with no project

@@ -6,6 +6,8 @@
 //!   spawner holds the lock). Undone — runtime, workspace and branch destroyed — and archived as
 //!   `errored`, so its id and branch name are never handed out again;
 //! - a record it can read and lock whose runtime handle the runtime no longer lists: `exited`;
+//! - an archived (killed) session's branch that its workspace plugin finds merged and checked
+//!   out nowhere: kills by releases up to v0.1.2 kept every branch;
 //! - a runtime session or workspace that the plugin says belongs to *this* data dir (plugins tag
 //!   what they make with it) and that no record names. Nothing of that kind is removed while any
 //!   record is unreadable (it might name it) or a spawn in progress has not saved its handle or
@@ -24,7 +26,7 @@
 //! sessions are never marked `exited`, and nothing there is removed.
 
 use std::{
-    collections::{BTreeSet, HashMap, HashSet},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     path::PathBuf,
 };
 
@@ -84,6 +86,11 @@ enum Step {
         path: String,
     },
     RemoveTempFile(PathBuf),
+    RemoveMergedBranch {
+        workspace: String,
+        repo: String,
+        branch: String,
+    },
 }
 
 impl Step {
@@ -127,6 +134,11 @@ impl Step {
                 "remove temporary file",
                 path.display().to_string(),
                 "left by a writer that died".into(),
+            ),
+            Self::RemoveMergedBranch { repo, branch, .. } => (
+                "remove merged branch",
+                branch.clone(),
+                format!("of a killed session, merged in {repo} and checked out nowhere"),
             ),
         }
     }
@@ -486,7 +498,57 @@ impl Lifecycle {
                 .into_iter()
                 .map(Step::RemoveTempFile),
         );
+        self.plan_merged_branches(&mut plan, skip_plugins).await;
         plan
+    }
+
+    /// Step 4 of a plan: killed sessions' branches that are merged, asked once per workspace
+    /// plugin and project (kills by releases up to v0.1.2 kept them all).
+    async fn plan_merged_branches(&self, plan: &mut GcPlan, skip_plugins: &[String]) {
+        let mut branches: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        for session in self.store.list(None, true).sessions {
+            if session.status == SessionStatus::Killed
+                && session.host.is_none()
+                && !skip_plugins.contains(&session.workspace)
+            {
+                branches
+                    .entry((session.workspace, session.project_id))
+                    .or_default()
+                    .push(session.branch);
+            }
+        }
+        for ((workspace, project), branches) in branches {
+            let Some(repo) = self
+                .config
+                .projects
+                .get(&project)
+                .map(|p| p.repo.display().to_string())
+            else {
+                continue;
+            };
+            let merged = match self.workspace_on(&workspace, None).await {
+                Ok(plugin) => plugin.remove_merged_branches(&repo, branches, true).await,
+                Err(e) => {
+                    plan.skipped
+                        .push(skip("remove merged branches", project, e.to_string()));
+                    continue;
+                }
+            };
+            match merged {
+                Ok(merged) => {
+                    plan.steps
+                        .extend(merged.into_iter().map(|branch| Step::RemoveMergedBranch {
+                            workspace: workspace.clone(),
+                            repo: repo.clone(),
+                            branch,
+                        }))
+                }
+                Err(e) if e.kind() == PluginErrorKind::Unsupported => {}
+                Err(e) => plan
+                    .skipped
+                    .push(skip("remove merged branches", project, e.to_string())),
+            }
+        }
     }
 
     /// Carries out `plan`, checking each step again first.
@@ -581,6 +643,23 @@ impl Lifecycle {
                     .await
                     .map_err(|e| e.to_string())?;
                 Ok(None)
+            }
+            Step::RemoveMergedBranch {
+                workspace,
+                repo,
+                branch,
+            } => {
+                let plugin = self
+                    .workspace_on(workspace, None)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let removed = plugin
+                    .remove_merged_branches(repo, vec![branch.clone()], false)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(removed
+                    .is_empty()
+                    .then(|| "no longer merged, or checked out now".into()))
             }
             Step::RemoveTempFile(path) => match std::fs::remove_file(path) {
                 Ok(()) => Ok(None),

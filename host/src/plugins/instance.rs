@@ -370,7 +370,7 @@ impl AgentPlugin {
     }
 
     /// What may keep the agent from reporting events (see `Agent::silent_events_hint`); empty
-    /// from a library built before the question existed (0.1.8).
+    /// from a library built before the question existed (0.1.7).
     pub async fn silent_events_hint(&self) -> Result<String, PluginCallError> {
         match self
             .0
@@ -494,6 +494,24 @@ impl WorkspacePlugin {
     /// What the workspace plugin needs on this machine, for `ao-host doctor`.
     pub async fn doctor(&self) -> Result<Vec<DoctorCheck>, PluginCallError> {
         self.0.call("doctor", |o| o.doctor()).await.map(Vec::from)
+    }
+
+    /// Removes the merged ones of `branches` from `repo` (see
+    /// [`ao_plugin_api::Workspace::remove_merged_branches`]).
+    pub async fn remove_merged_branches(
+        &self,
+        repo: &str,
+        branches: Vec<String>,
+        dry_run: bool,
+    ) -> Result<Vec<String>, PluginCallError> {
+        let repo = repo.to_string();
+        let branches: Vec<RString> = branches.into_iter().map(RString::from).collect();
+        self.0
+            .call("remove_merged_branches", move |o| {
+                o.remove_merged_branches(RStr::from_str(&repo), branches.as_slice().into(), dry_run)
+            })
+            .await
+            .map(|removed| removed.into_iter().map(String::from).collect())
     }
 
     /// The repository around `dir` and its default branch, when no project is configured.

@@ -99,6 +99,7 @@ pub(crate) enum Call {
     ListOwned,
     HasUnsavedWork(RString),
     DiscoverRepository(RString),
+    RemoveMergedBranches(RString, Vec<RString>, bool),
 }
 
 impl Call {
@@ -130,6 +131,7 @@ impl Call {
             Self::ListOwned => "list_owned",
             Self::HasUnsavedWork(_) => "has_unsaved_work",
             Self::DiscoverRepository(_) => "discover_repository",
+            Self::RemoveMergedBranches(..) => "remove_merged_branches",
         }
     }
 }
@@ -595,6 +597,18 @@ impl WorkspaceFfi for IsolatedWorkspace {
     }
     fn discover_repository(&self, dir: RStr<'_>) -> RResult<RepositoryInfo, PluginError> {
         self.0.request(Call::DiscoverRepository(text(dir)))
+    }
+    fn remove_merged_branches(
+        &self,
+        repo: RStr<'_>,
+        branches: RSlice<'_, RString>,
+        dry_run: bool,
+    ) -> RResult<RVec<RString>, PluginError> {
+        self.0.request(Call::RemoveMergedBranches(
+            text(repo),
+            branches.to_vec(),
+            dry_run,
+        ))
     }
 }
 

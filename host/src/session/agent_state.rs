@@ -2,13 +2,17 @@
 //! hooks): written by `ao-host hook`, which the agent runs on each event, and read by
 //! `session ls` instead of the agent's screen.
 //!
-//! Files, under `<data_dir>/agent-state/<project>/`:
-//! - `<id>.json`: the state (a few hundred bytes, so a listing of many sessions reads little);
-//! - `<id>.prompt`: the last prompt the agent took, byte-exact, for the spawn that checks its task
+//! Files, in one folder per session, `<data_dir>/agent-state/<project>/<id>/` (this module alone
+//! knows the layout; see [`AgentStateDir::folder`]):
+//! - `state.json`: the state (a few hundred bytes, so a listing of many sessions reads little);
+//! - `prompt`: the last prompt the agent took, byte-exact, for the spawn that checks its task
 //!   arrived unchanged (kept apart: it may be a megabyte);
-//! - `<id>.lock`: serialises writers, since an agent may run hooks concurrently;
-//! - `<id>.error`: why the agent's hook last failed to record an event, so a spawn waiting for
-//!   that event names the real cause.
+//! - `lock`: serialises writers, since an agent may run hooks concurrently;
+//! - `error`: why the agent's hook last failed to record an event, so a spawn waiting for that
+//!   event names the real cause.
+//!
+//! Releases up to v0.1.6 kept them side by side as `<project>/<id>.json`, `.prompt` and `.lock`;
+//! [`AgentStateDir::upgrade`] moves them (see [`super::migrate`]).
 //!
 //! These are observations, not records: they are written without fsync, a missing or unreadable
 //! one means "no event seen" and the screen is read instead.
@@ -24,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use ao_plugin_api::private;
 
-use super::{now_ms, StoreError, MAX_TASK_BYTES};
+use super::{migrate, now_ms, StoreError, MAX_TASK_BYTES};
 
 /// The state file never grows past this: a question is cut to [`MAX_QUESTION_BYTES`].
 const MAX_STATE_BYTES: u64 = 64 * 1024;
@@ -120,6 +124,39 @@ pub struct AgentStateDir {
     root: PathBuf,
 }
 
+/// The files of one session's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StateFile {
+    State,
+    Prompt,
+    Lock,
+    Error,
+}
+
+impl StateFile {
+    const ALL: [Self; 4] = [Self::State, Self::Prompt, Self::Lock, Self::Error];
+
+    /// Its name in the session's folder.
+    fn name(self) -> &'static str {
+        match self {
+            Self::State => "state.json",
+            Self::Prompt => "prompt",
+            Self::Lock => "lock",
+            Self::Error => "error",
+        }
+    }
+
+    /// Its name beside the others' in the project's folder, as releases up to v0.1.6 kept it.
+    fn legacy_name(self, id: &str) -> String {
+        match self {
+            Self::State => format!("{id}.json"),
+            Self::Prompt => format!("{id}.prompt"),
+            Self::Lock => format!("{id}.lock"),
+            Self::Error => format!("{id}.error"),
+        }
+    }
+}
+
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
     move |error| StoreError::Io {
         action,
@@ -169,8 +206,54 @@ impl AgentStateDir {
         }
     }
 
-    fn path(&self, project_id: &str, id: &str, extension: &str) -> PathBuf {
-        self.root.join(project_id).join(format!("{id}.{extension}"))
+    /// The folder of one session's state: everything ao-host knows of the agent, so a sandbox
+    /// can be given exactly this.
+    pub fn folder(&self, project_id: &str, id: &str) -> PathBuf {
+        self.root.join(project_id).join(id)
+    }
+
+    fn path(&self, project_id: &str, id: &str, file: StateFile) -> PathBuf {
+        self.folder(project_id, id).join(file.name())
+    }
+
+    /// Where the newest version of `file` is, for a reader, who moves nothing (see
+    /// [`AgentStateDir::upgrade`]): the old place while something is there.
+    fn current(&self, project_id: &str, id: &str, file: StateFile) -> PathBuf {
+        let legacy = self.root.join(project_id).join(file.legacy_name(id));
+        if legacy.symlink_metadata().is_ok() {
+            legacy
+        } else {
+            self.path(project_id, id, file)
+        }
+    }
+
+    /// Moves a session's state from where releases up to v0.1.6 kept it into its folder (the
+    /// caller must not hold the session's state lock, which this takes). The prompt moves
+    /// before the state, whose old place says there is something to move, so a move cut short
+    /// is finished by the next. What is in the old place is always the newest: only a hook of
+    /// a session an earlier release started, still running that release's `ao-host`, writes
+    /// there once the data dir is upgraded, and it replaces what the folder holds.
+    pub(super) fn upgrade(&self, project_id: &str, id: &str) -> Result<(), StoreError> {
+        let project = self.root.join(project_id);
+        let legacy = |file: StateFile| project.join(file.legacy_name(id));
+        if legacy(StateFile::State).symlink_metadata().is_err() {
+            let _ = fs::remove_file(legacy(StateFile::Lock));
+            return Ok(());
+        }
+        let folder = self.folder(project_id, id);
+        private::create_dir(&folder).map_err(io("creating", &folder))?;
+        let _guard = self.lock(project_id, id)?;
+        for file in [StateFile::Prompt, StateFile::State] {
+            let (from, to) = (legacy(file), self.path(project_id, id, file));
+            match fs::rename(&from, &to) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(io("moving", &from)(e))
+                }
+                _ => {}
+            }
+        }
+        let _ = fs::remove_file(legacy(StateFile::Lock));
+        Ok(())
     }
 
     /// Starts a session's state afresh (a spawn or a restore, before the agent starts): no
@@ -181,14 +264,15 @@ impl AgentStateDir {
         id: &str,
         program: Option<&Path>,
     ) -> Result<(), StoreError> {
+        self.upgrade(project_id, id)?;
         let _guard = self.lock(project_id, id)?;
         let conversation = self
             .read(project_id, id)
             .ok()
             .flatten()
             .and_then(|state| state.conversation);
-        for extension in ["prompt", "error"] {
-            let path = self.path(project_id, id, extension);
+        for file in [StateFile::Prompt, StateFile::Error] {
+            let path = self.path(project_id, id, file);
             match fs::remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     return Err(io("removing", &path)(e))
@@ -212,8 +296,8 @@ impl AgentStateDir {
         )
     }
 
-    /// The sessions of `project_id` that have a state file, from one listing of its folder: a
-    /// listing of thousands of sessions asks once, not once per session.
+    /// The sessions of `project_id` that have a state, from one listing of its folder:
+    /// a listing of thousands of sessions asks once, not once per session.
     pub fn sessions_with_state(&self, project_id: &str) -> HashSet<String> {
         let Ok(entries) = fs::read_dir(self.root.join(project_id)) else {
             return HashSet::new();
@@ -222,6 +306,10 @@ impl AgentStateDir {
             .filter_map(Result::ok)
             .filter_map(|entry| {
                 let name = entry.file_name().into_string().ok()?;
+                if entry.file_type().ok()?.is_dir() {
+                    return Some(name);
+                }
+                // Written by a hook of an earlier release (see `upgrade`).
                 name.strip_suffix(".json").map(str::to_string)
             })
             .collect()
@@ -237,24 +325,30 @@ impl AgentStateDir {
         {
             return;
         }
-        for extension in ["json", "prompt", "error", "lock"] {
-            let _ = fs::remove_file(self.path(project_id, id, extension));
+        let folder = self.folder(project_id, id);
+        if folder
+            .symlink_metadata()
+            .is_ok_and(|meta| meta.file_type().is_symlink())
+        {
+            return;
         }
+        for file in StateFile::ALL {
+            let _ = fs::remove_file(self.path(project_id, id, file));
+            let _ = fs::remove_file(dir.join(file.legacy_name(id)));
+        }
+        let _ = fs::remove_dir(folder);
     }
 
     /// The session's state; `None` when there is none (an agent without events, or one started
     /// before ao-host recorded state).
     pub fn read(&self, project_id: &str, id: &str) -> Result<Option<AgentState>, StoreError> {
-        let path = self.path(project_id, id, "json");
+        let path = self.current(project_id, id, StateFile::State);
         let Some(bytes) = read_bounded(&path, MAX_STATE_BYTES)? else {
             return Ok(None);
         };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt {
-                path,
-                message: e.to_string(),
-            })
+        migrate::from_json(&bytes, "agent state")
+            .map(|(state, _)| Some(state))
+            .map_err(|message| StoreError::Corrupt { path, message })
     }
 
     /// How many prompts the agent has taken, and the last one, byte-exact.
@@ -269,7 +363,7 @@ impl AgentStateDir {
         if state.prompts == 0 {
             return Ok(None);
         }
-        let path = self.path(project_id, id, "prompt");
+        let path = self.current(project_id, id, StateFile::Prompt);
         let Some(bytes) = read_bounded(&path, MAX_TASK_BYTES as u64 * 4)? else {
             return Ok(None);
         };
@@ -290,9 +384,12 @@ impl AgentStateDir {
         event: AgentEvent,
         seen: Option<u64>,
     ) -> Result<Option<Change>, StoreError> {
+        // An event may come before any command upgraded the data dir, or after a hook of an
+        // earlier release wrote the old place: the session's state is upgraded first.
+        self.upgrade(project_id, id)?;
         // Most sessions a listing sees gone have no state (no events): no lock file for them.
         if self
-            .path(project_id, id, "json")
+            .path(project_id, id, StateFile::State)
             .symlink_metadata()
             .is_err()
         {
@@ -306,7 +403,7 @@ impl AgentStateDir {
             return Ok(None);
         }
         if let Some(prompt) = &event.prompt {
-            let path = self.path(project_id, id, "prompt");
+            let path = self.path(project_id, id, StateFile::Prompt);
             self.replace(&path, prompt.as_bytes())?;
             state.prompts += 1;
         }
@@ -351,7 +448,7 @@ impl AgentStateDir {
     }
 
     /// Keeps why the agent's hook could not record an event (cut to a few kilobytes), for the
-    /// spawn waiting for that event. Only in a project folder that exists: a hook run for a
+    /// spawn waiting for that event. Only in a session folder that exists: a hook run for a
     /// session this ao-host never made leaves nothing.
     pub fn record_failure(
         &self,
@@ -359,7 +456,7 @@ impl AgentStateDir {
         id: &str,
         error: &str,
     ) -> Result<(), StoreError> {
-        let path = self.path(project_id, id, "error");
+        let path = self.path(project_id, id, StateFile::Error);
         let dir = path.parent().expect("state lives in a folder");
         if !dir.symlink_metadata().is_ok_and(|meta| meta.is_dir()) {
             return Ok(());
@@ -370,7 +467,7 @@ impl AgentStateDir {
 
     /// Why the agent's hook last failed to record an event since the session was (re)started.
     pub fn hook_failure(&self, project_id: &str, id: &str) -> Option<String> {
-        let path = self.path(project_id, id, "error");
+        let path = self.path(project_id, id, StateFile::Error);
         let bytes = read_bounded(&path, MAX_FAILURE_BYTES as u64 + 8).ok()??;
         Some(String::from_utf8_lossy(&bytes).into_owned())
     }
@@ -396,8 +493,10 @@ impl AgentStateDir {
     }
 
     fn write(&self, project_id: &str, id: &str, state: &AgentState) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(state).expect("a state always encodes");
-        self.replace(&self.path(project_id, id, "json"), &bytes)
+        self.replace(
+            &self.path(project_id, id, StateFile::State),
+            &migrate::to_json(state),
+        )
     }
 
     /// Writes `bytes` to a temporary file and renames it over `path`.
@@ -409,7 +508,7 @@ impl AgentStateDir {
 
     /// The session's state lock, held until the file is dropped.
     fn lock(&self, project_id: &str, id: &str) -> Result<File, StoreError> {
-        let path = self.path(project_id, id, "lock");
+        let path = self.path(project_id, id, StateFile::Lock);
         let dir = path.parent().expect("state lives in a folder");
         private::create_dir(dir).map_err(io("creating", dir))?;
         let file = private::open_lock(&path).map_err(untrusted_or("opening", &path))?;
@@ -630,7 +729,7 @@ mod tests {
         let temp = tempfile::tempdir().unwrap();
         let dir = AgentStateDir::new(temp.path());
         dir.reset("p", "s-1", None).unwrap();
-        let path = dir.path("p", "s-1", "json");
+        let path = dir.path("p", "s-1", StateFile::State);
         fs::remove_file(&path).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", &path).unwrap();
         assert!(dir.read("p", "s-1").is_err());

@@ -80,6 +80,11 @@ impl LockDir {
         }
     }
 
+    /// The folder of the locks.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     fn path(&self, project_id: &str, id: &str, extension: &str) -> PathBuf {
         self.root.join(project_id).join(format!("{id}.{extension}"))
     }

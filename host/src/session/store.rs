@@ -25,7 +25,7 @@ use crate::bounded_yaml;
 use super::{
     identity::{next_identity, stem, used_numbers, IdentityExhausted},
     lock::{LockDir, SessionLock},
-    Session, SessionRole, SessionStatus, MAX_TASK_BYTES,
+    migrate, Session, SessionRole, SessionStatus, MAX_TASK_BYTES,
 };
 
 const RECORD_EXTENSION: &str = "yaml";
@@ -175,12 +175,14 @@ impl SessionStore {
         Self::own(data_dir)?;
         Self::tighten(data_dir, held_records);
         let root = data_dir.join("sessions");
-        Ok(Self {
+        let store = Self {
             data_dir: data_dir.to_path_buf(),
             locks: LockDir::new(data_dir),
             records_replaced: Self::check_records_id(data_dir, &root),
             root,
-        })
+        };
+        migrate::upgrade(&store)?;
+        Ok(store)
     }
 
     /// Refuses a data dir reached through folders or links others could change: a link planted
@@ -313,9 +315,7 @@ impl SessionStore {
     }
 
     fn encode(session: &Session) -> Vec<u8> {
-        serde_yaml::to_string(session)
-            .expect("a session always encodes")
-            .into_bytes()
+        migrate::to_yaml(session).into_bytes()
     }
 
     /// Writes `bytes` to a fsynced temporary file next to `path` and returns it.
@@ -341,7 +341,7 @@ impl SessionStore {
     }
 
     /// Replaces (or creates) a record atomically.
-    fn write_record(path: &Path, session: &Session) -> Result<(), StoreError> {
+    pub(super) fn write_record(path: &Path, session: &Session) -> Result<(), StoreError> {
         let temp = Self::write_temp(path, &Self::encode(session))?;
         fs::rename(&temp, path).map_err(|e| {
             let _ = fs::remove_file(&temp);
@@ -486,6 +486,17 @@ impl SessionStore {
 
     /// Reads one record without following symlinks, blocking on FIFOs or reading huge files.
     fn read(path: &Path) -> Result<Session, StoreError> {
+        Self::read_checked(path, true).map(|(session, _)| session)
+    }
+
+    /// [`SessionStore::read`], with the schema the record was written in.
+    pub(super) fn read_versioned(path: &Path) -> Result<(Session, u32), StoreError> {
+        Self::read_checked(path, false)
+    }
+
+    /// Reads a record; `cached`: a large one parsed before in this version is not parsed again
+    /// (its schema is then reported as this release's: it reads as one).
+    fn read_checked(path: &Path, cached: bool) -> Result<(Session, u32), StoreError> {
         let corrupt = |message: String| StoreError::Corrupt {
             path: path.to_path_buf(),
             message,
@@ -506,9 +517,9 @@ impl SessionStore {
                 metadata.len()
             )));
         }
-        let version = RecordVersion::of(&metadata);
+        let version = RecordVersion::of(&metadata).filter(|_| cached);
         if let Some(session) = version.as_ref().and_then(RecordVersion::cached) {
-            return Ok(session);
+            return Ok((session, migrate::SCHEMA_VERSION));
         }
         let mut text = String::new();
         file.take(MAX_RECORD_BYTES)
@@ -518,11 +529,34 @@ impl SessionStore {
         // it: bounded like a config, so that no record stalls `session ls` or `gc`.
         bounded_yaml::check(&text, MAX_RECORD_BYTES as usize, "a session record")
             .map_err(corrupt)?;
-        let session: Session = serde_yaml::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+        let (session, schema) =
+            migrate::from_yaml::<Session>(&text, "a session record").map_err(corrupt)?;
         if let Some(version) = version {
             version.remember(&session);
         }
-        Ok(session)
+        Ok((session, schema))
+    }
+
+    /// Every record's project, id and file, active and archived, for [`migrate::upgrade`], and
+    /// whether every folder of records could be listed (listings report those that could not).
+    pub(super) fn record_paths(&self) -> (Vec<(String, String, PathBuf)>, bool) {
+        let (projects, problems) = self.projects();
+        let mut complete = problems.is_empty();
+        let mut paths = Vec::new();
+        for project in projects {
+            let dir = self.project_dir(&project);
+            for folder in [dir.join(ARCHIVE_DIR), dir] {
+                let Ok(ids) = Self::ids_in(&folder) else {
+                    complete = false;
+                    continue;
+                };
+                for id in ids {
+                    let path = folder.join(format!("{id}.{RECORD_EXTENSION}"));
+                    paths.push((project.clone(), id, path));
+                }
+            }
+        }
+        (paths, complete)
     }
 
     /// The active record of `id` as it is on disk now (`None` once it is gone), for a process

@@ -53,6 +53,11 @@ const PANE_VARIABLES: [&str; 7] = [
 /// A tmux user option set on every session this plugin creates, holding the data dir it belongs
 /// to.
 const OWNER_OPTION: &str = "@ao-host-session";
+/// What [`OWNER_OPTION`] held on sessions of releases up to v0.1.2, which did not record their
+/// data dir (nor tag their names): "made by some ao-host". Such a session is alive for the
+/// record that names it, but never counted among this data dir's own: `gc` never removes one
+/// as an orphan.
+const LEGACY_OWNER: &str = "1";
 /// A tmux user option holding the handle `create` returned, so listings give back exactly the
 /// strings the host recorded. Sessions made before handles named their server lack it; their
 /// handle was the bare session name.
@@ -205,7 +210,9 @@ impl TmuxRuntime {
     }
 
     /// Sessions of this data dir on this server, by the handle `create` returned for each;
-    /// `live_only` leaves out those whose agent exited (the pane kept by `remain-on-exit`).
+    /// `live_only` leaves out those whose agent exited (the pane kept by `remain-on-exit`), and
+    /// adds the live ones of releases that did not record their data dir ([`LEGACY_OWNER`]):
+    /// alive for whichever record names them, never this data dir's to remove as orphans.
     fn listed(&self, live_only: bool) -> PluginResult<Vec<String>> {
         // Tab-separated, owner last: names and paths with spaces (or tabs, in the owner) stay
         // whole. `create` refuses a handle holding a tab.
@@ -227,7 +234,11 @@ impl TmuxRuntime {
                 let mut fields = line.splitn(4, '\t');
                 let (name, dead) = (fields.next()?, fields.next()?);
                 let (handle, owner) = (fields.next()?, fields.next()?);
-                let listed = owner == self.owner && !(live_only && dead != "0");
+                let listed = if live_only {
+                    dead == "0" && (owner == self.owner || owner == LEGACY_OWNER)
+                } else {
+                    owner == self.owner
+                };
                 let handle = if handle.is_empty() { name } else { handle };
                 listed.then(|| handle.to_string())
             })
@@ -675,7 +686,8 @@ impl Runtime for TmuxRuntime {
         // display-message prints an empty line, successfully, for a target that does not
         // exist; the session name in the answer tells a real answer from that. A session of
         // another data dir that happens to bear this name (their tags collided) is not this
-        // one: it does not count as alive, so nothing is typed into it.
+        // one: it does not count as alive, so nothing is typed into it. A session of a release
+        // that did not record its data dir counts for the record that names it.
         let format = format!("#{{session_name}}\t#{{pane_dead}}\t#{{{OWNER_OPTION}}}");
         let args = ["display-message", "-p", "-t", &target, &format];
         let output = self.tmux.output(None, self.args(&args), None)?;
@@ -685,7 +697,9 @@ impl Runtime for TmuxRuntime {
             let (session, dead, owner) = (fields.next(), fields.next(), fields.next());
             Ok(session == Some(name)
                 && dead == Some("0")
-                && owner.is_none_or(|owner| owner.is_empty() || owner == self.owner))
+                && owner.is_none_or(|owner| {
+                    owner.is_empty() || owner == LEGACY_OWNER || owner == self.owner
+                }))
         } else if Self::is_missing_target(&output) {
             Ok(false)
         } else {
@@ -713,7 +727,7 @@ impl Runtime for TmuxRuntime {
             fields.next().unwrap_or_default(),
             fields.next().unwrap_or_default(),
         );
-        if !owner.is_empty() && owner != "1" && owner != self.owner {
+        if !owner.is_empty() && owner != LEGACY_OWNER && owner != self.owner {
             return Err(PluginError::invalid_input(format!(
                 "tmux session `{name}` belongs to the ao-host data dir {owner}, not to this one ({}); it is not this ao-host's to destroy",
                 self.owner

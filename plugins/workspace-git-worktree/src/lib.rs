@@ -236,6 +236,16 @@ impl GitWorktree {
             .map_err(unanswered)
     }
 
+    /// Whether a worktree holds a session's work: its `create` finished, or v0.1.2 made it
+    /// (which marked none finished).
+    fn finished(&self, worktree: &Path) -> PluginResult<bool> {
+        Ok(self.is_ready(worktree)?
+            || self
+                .files
+                .canonicalize(worktree)
+                .is_ok_and(|real| self.made_by_v0_1_2(worktree, &real)))
+    }
+
     /// The intent file of `create` for `config`.
     fn pending_file(&self, config: &WorkspaceCreateConfig) -> PathBuf {
         self.pending
@@ -301,12 +311,49 @@ impl GitWorktree {
                 && name == format!("{project}__{session}"))
     }
 
+    /// Whether a worktree without an owner record is one v0.1.2 made for this data dir. That
+    /// release recorded neither an owner nor readiness, but put each worktree in the data dir's
+    /// own `worktrees` folder, at `<project>/<session>`, on the session's branch. One made by
+    /// hand there (on another branch), or by a later release whose owner record was lost (it
+    /// has `ao-ready`), is no one's. `real` is its canonical path.
+    fn made_by_v0_1_2(&self, path: &Path, real: &Path) -> bool {
+        let Ok(root) = self
+            .files
+            .canonicalize(&Path::new(&self.owner).join("worktrees"))
+        else {
+            return false;
+        };
+        let Some(session) = real
+            .strip_prefix(&root)
+            .ok()
+            .filter(|relative| relative.components().count() == 2)
+            .and_then(|relative| relative.file_name()?.to_str())
+        else {
+            return false;
+        };
+        if self.is_ready(path).unwrap_or(true) || !matches!(self.owner_of(path), Ok(None)) {
+            return false;
+        }
+        let head = self
+            .admin_dir(path)
+            .and_then(|admin| {
+                self.files
+                    .read_to_string(&admin.join("HEAD"))
+                    .map_err(unanswered)
+            })
+            .unwrap_or_default();
+        ["session", "orchestrator"]
+            .iter()
+            .any(|namespace| head.trim() == format!("ref: refs/heads/{namespace}/{session}"))
+    }
+
     /// Refuses to remove `path` unless this data dir made it: a worktree directly under this
     /// root (`<root>/<project>/<session>`, links resolved) whose owner record, in its admin
     /// folder, names this data dir and whose admin folder names it back; or, for a `create`
     /// cut short before that record, one this data dir's own intent file names. A session
     /// record says which path to remove, and records can be edited: this is what the plugin
-    /// itself wrote.
+    /// itself wrote, or what v0.1.2 wrote before owner records existed (see
+    /// [`GitWorktree::made_by_v0_1_2`]).
     fn check_ours(&self, path: &Path) -> PluginResult<()> {
         let refuse = |why: String| {
             Err(PluginError::invalid_input(format!(
@@ -347,6 +394,7 @@ impl GitWorktree {
         match self.owner_of(path)? {
             Some(owner) if owner == self.owner => Ok(()),
             Some(owner) => refuse(format!("it belongs to the ao-host data dir {owner}")),
+            None if self.made_by_v0_1_2(path, &real) => Ok(()),
             None => {
                 let relative = real.strip_prefix(&root).unwrap_or(&real);
                 let name = relative
@@ -839,7 +887,7 @@ impl Workspace for GitWorktree {
         // Only what this data dir made, whatever a record says (records can be copied or
         // edited).
         self.check_ours(path)?;
-        let ready = self.is_ready(path).unwrap_or(true);
+        let ready = self.finished(path).unwrap_or(true);
         if !ready {
             // A create cut short (its `ao-host` killed during post_create) leaves post_create's
             // processes running in the worktree; nothing else runs in a worktree whose agent
@@ -884,10 +932,15 @@ impl Workspace for GitWorktree {
                 };
                 for session in sessions {
                     let path = project.join(session);
-                    if self
-                        .owner_of(&path)
-                        .is_ok_and(|o| o.as_ref() == Some(&self.owner))
-                    {
+                    let ours = match self.owner_of(&path) {
+                        Ok(Some(owner)) => owner == self.owner,
+                        Ok(None) => self
+                            .files
+                            .canonicalize(&path)
+                            .is_ok_and(|real| self.made_by_v0_1_2(&path, &real)),
+                        Err(_) => false,
+                    };
+                    if ours {
                         owned.push(path.display().to_string());
                     }
                 }
@@ -904,7 +957,7 @@ impl Workspace for GitWorktree {
     fn has_unsaved_work(&self, path: &str) -> PluginResult<bool> {
         let path = Path::new(path);
         self.trusted_admin(path)?;
-        if !self.is_ready(path)? {
+        if !self.finished(path)? {
             return Ok(false);
         }
         let status = self.git(path, &["status", "--porcelain", "--untracked-files=normal"])?;
@@ -916,6 +969,48 @@ impl Workspace for GitWorktree {
             self.git.version_check(&["--version"]),
             self.root_check(),
         ])
+    }
+
+    /// Only sessions' branches (`session/…`, `orchestrator/…`) are ever considered, whatever a
+    /// record names; `git branch -d` decides "merged" (into the checked-out branch), as a kill
+    /// does.
+    fn remove_merged_branches(
+        &self,
+        repo: &str,
+        branches: &[String],
+        dry_run: bool,
+    ) -> PluginResult<Vec<String>> {
+        let repo = Path::new(repo);
+        let merged = self.git(
+            repo,
+            &[
+                "for-each-ref",
+                "--merged",
+                "HEAD",
+                "--format=%(refname:short)",
+                "refs/heads/session/",
+                "refs/heads/orchestrator/",
+            ],
+        )?;
+        let checked_out: Vec<String> = self
+            .worktrees(repo)?
+            .into_iter()
+            .filter_map(|worktree| worktree.branch)
+            .collect();
+        let candidates: Vec<String> = merged
+            .lines()
+            .filter(|branch| branches.iter().any(|b| b == branch))
+            .filter(|branch| !checked_out.iter().any(|b| b == branch))
+            .map(str::to_string)
+            .collect();
+        if dry_run || candidates.is_empty() {
+            return Ok(candidates);
+        }
+        let _lock = self.lock(repo)?;
+        Ok(candidates
+            .into_iter()
+            .filter(|branch| self.git(repo, &["branch", "-d", "--", branch]).is_ok())
+            .collect())
     }
 
     /// The main worktree of the repository around `dir` (from any of its worktrees) and origin's
