@@ -43,7 +43,7 @@ use super::{
 };
 use crate::{
     config::ProjectConfig,
-    plugins::{PluginCallError, PluginSet},
+    plugins::{AgentPlugin, PluginCallError, PluginSet},
     session::{now_ms, Session, SessionRole, SessionStatus, StoreError, MAX_TASK_BYTES},
     timing::PhaseClock,
 };
@@ -97,6 +97,37 @@ pub enum SpawnStepError {
     Host(#[from] crate::remote::HostError),
     #[error("stopped by `ao-host session kill` or an interrupt")]
     Cancelled,
+    /// The agent's program was not there to start (the exit status 127 of a command not found).
+    #[error("the {agent} agent's program was not found when its session started: {fix}")]
+    NotInstalled { agent: String, fix: String },
+}
+
+/// Whether an agent that exited at once left the signs of a program that is not there: the
+/// exit status 127 (tmux's "Pane is dead (status 127, …)"), or what the launch script's shell
+/// (`ao-launch`, see `ao_plugin_api::launch`) says of it. A raw screen is no help; doctor's
+/// install hint is.
+fn program_not_found(output: &str) -> bool {
+    let shell_says = output.contains("ao-launch: ")
+        && (output.contains(": command not found")
+            || output.contains(": No such file or directory"));
+    shell_says || output.contains("(status 127")
+}
+
+/// What the agent plugin's own checks say to fix (its install hint), else where to look.
+async fn install_hint(agent: &AgentPlugin) -> String {
+    let failed: Vec<String> = agent
+        .doctor()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|check| !check.ok)
+        .map(|check| format!("{}: {}", check.what, check.detail))
+        .collect();
+    if failed.is_empty() {
+        "check the agent's `command` setting; `ao-host doctor` checks every program".into()
+    } else {
+        failed.join("; ")
+    }
 }
 
 impl SpawnStepError {
@@ -405,7 +436,7 @@ impl Lifecycle {
             },
             _ => WaitFor::Ready,
         };
-        wait_until_ready(
+        match wait_until_ready(
             &plugins.runtime,
             &plugins.agent,
             &handle,
@@ -414,10 +445,17 @@ impl Lifecycle {
             cancelled,
         )
         .await
-        .map_err(|e| match e {
-            DeliverError::Cancelled => SpawnStepError::Cancelled,
-            other => other.into(),
-        })?;
+        {
+            Ok(()) => {}
+            Err(DeliverError::Cancelled) => return Err(SpawnStepError::Cancelled),
+            Err(DeliverError::Exited { output }) if program_not_found(&output) => {
+                return Err(SpawnStepError::NotInstalled {
+                    agent: plugins.agent.name().to_string(),
+                    fix: install_hint(&plugins.agent).await,
+                })
+            }
+            Err(other) => return Err(other.into()),
+        }
         clock.lap("ready-wait");
         check()?;
         match first_message {
