@@ -265,12 +265,9 @@ impl Config {
                 Discovered::Repository(facts) => {
                     Ok(ProjectConfig::detected(facts, self.defaults.clone()))
                 }
+                // The plugin's reason names the folder and what to do.
                 Discovered::NotARepository(why) => Err(ConfigError::NoProject {
-                    message: format!(
-                        "no project is configured and {} is in no repository ao-host can use ({why}); run ao-host inside one or add `projects:` to {}",
-                        cwd.display(),
-                        self.file_for_messages()
-                    ),
+                    message: format!("no project is configured, and {}", self.name_file_in(&why)),
                 }),
             }
         };
@@ -319,8 +316,9 @@ impl Config {
                 Discovered::NotARepository(why) => {
                     return Err(ConfigError::NoProject {
                         message: format!(
-                        "project `{}` cannot be used: {why} (its repo is `projects.{}.repo` in {})",
+                        "project `{}` cannot be used: {} (its repo is `projects.{}.repo` in {})",
                         project.id,
+                        self.name_file_in(&why),
                         project.id,
                         self.file_for_messages()
                     ),
@@ -410,7 +408,7 @@ mod tests {
         assert!(
             outside
                 .to_string()
-                .contains("in no repository ao-host can use (not a git repository)"),
+                .contains("no project is configured, and not a git repository"),
             "{outside}"
         );
     }

@@ -184,16 +184,12 @@ impl Lifecycle {
         let info = match workspace.discover_repository(&repo.to_string()).await {
             Ok(info) => info,
             Err(e) => {
-                let why = match e {
-                    PluginCallError::Plugin { error, .. } => error.message.to_string(),
-                    other => other.to_string(),
-                };
                 return DoctorLine::new(
                     what,
                     false,
                     format!(
                         "{} (its repo is `projects.{}.repo` in {file})",
-                        self.config.name_file_in(&why),
+                        self.config.name_file_in(&e.plugin_message()),
                         project.id
                     ),
                 );

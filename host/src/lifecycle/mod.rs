@@ -378,10 +378,7 @@ impl Lifecycle {
             {
                 Ok(info) => info,
                 Err(e) if e.kind() == ao_plugin_api::PluginErrorKind::NotFound => {
-                    return Ok(Discovered::NotARepository(match e {
-                        PluginCallError::Plugin { error, .. } => error.message.to_string(),
-                        other => other.to_string(),
-                    }))
+                    return Ok(Discovered::NotARepository(e.plugin_message()))
                 }
                 Err(e) => return Err(e.to_string()),
             };

@@ -451,7 +451,9 @@ impl Lifecycle {
             Err(DeliverError::Exited { output }) if program_not_found(&output) => {
                 return Err(SpawnStepError::NotInstalled {
                     agent: plugins.agent.name().to_string(),
-                    fix: install_hint(&plugins.agent).await,
+                    fix: self
+                        .config
+                        .name_file_in(&install_hint(&plugins.agent).await),
                 })
             }
             Err(other) => return Err(other.into()),
