@@ -505,24 +505,40 @@ fn doctor_checks_each_projects_repository_and_names_the_fix() {
     }
 }
 
-/// A plugin's settings error names the config file in use, not "ao-rs.yaml" whatever it is.
+/// A plugin's messages name the config file in use, not "ao-rs.yaml" whatever it is: its
+/// settings error, and the error of one of its calls.
 #[test]
-fn a_plugin_settings_error_names_the_config_file_in_use() {
+fn a_plugins_messages_name_the_config_file_in_use() {
     let harness = Harness::new(&[], "");
     let config = harness.home().join("team.yaml");
     std::fs::rename(harness.config_path(), &config).unwrap();
     let text = std::fs::read_to_string(&config).unwrap();
+    let spawn = || {
+        let output = support::ao_host(harness.home())
+            .arg("--config")
+            .arg(&config)
+            .args(["spawn", "app", "--task", "x"])
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        stderr(&output)
+    };
     std::fs::write(&config, text.replace("tmux: { socket:", "tmux: { sockett:")).unwrap();
-    let output = support::ao_host(harness.home())
-        .arg("--config")
-        .arg(&config)
-        .args(["spawn", "app", "--task", "x"])
-        .output()
-        .unwrap();
-    let err = stderr(&output);
-    assert!(!output.status.success());
+    let err = spawn();
     assert!(
         err.contains("sockett") && err.contains(&format!("in {}", config.display())),
+        "{err}"
+    );
+    // The session's branch is checked out by a worktree of another data dir.
+    std::fs::write(&config, &text).unwrap();
+    let elsewhere = harness.home().join("elsewhere").display().to_string();
+    git(
+        &harness.repo(),
+        &["worktree", "add", "-q", "-b", "session/app-1", &elsewhere],
+    );
+    let err = spawn();
+    assert!(
+        err.contains(&format!("session_prefix in {}", config.display())),
         "{err}"
     );
 }

@@ -223,7 +223,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         context.config.plugin_skip = skip_plugins.clone();
     }
     clock.lap("config");
-    match args.command {
+    let outcome = match args.command {
         Command::Plugins(command) => plugins::run(&context, command),
         command => {
             if command.changes_sessions() {
@@ -244,7 +244,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             reactor.shutdown_background();
             outcome
         }
-    }
+    };
+    // Plugins can only say "ao-rs.yaml"; the operator is told the file actually in use.
+    outcome.map_err(|error| anyhow::anyhow!(context.config.name_file_in(&format!("{error:#}"))))
 }
 
 impl Command {
