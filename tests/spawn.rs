@@ -713,3 +713,36 @@ fn a_missing_agent_program_is_named_with_its_install_hint() {
     assert!(!err.contains("Pane is dead"), "{err}");
     harness.assert_no_sessions();
 }
+
+/// Two spawns at once in two repositories with the same folder name, no config: each
+/// repository gets an id of its own, whichever registers first.
+#[test]
+fn racing_spawns_in_two_same_named_repositories_get_two_projects() {
+    let harness = Harness::new(&[], "");
+    harness.edit_config(|config| config[..config.find("projects:").unwrap()].to_string());
+    let repos = [harness.home().join("a/web"), harness.home().join("b/web")];
+    let children: Vec<_> = repos
+        .iter()
+        .map(|repo| {
+            init_repo(repo);
+            harness
+                .command(&["spawn", "--task", "x", "--json"])
+                .current_dir(repo)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut projects: Vec<String> = children
+        .into_iter()
+        .map(|child| {
+            let output = child.wait_with_output().unwrap();
+            assert!(output.status.success(), "{}", stderr(&output));
+            json(&output)["project_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    projects.sort();
+    assert_eq!(projects[0], "web");
+    assert!(projects[1].starts_with("web-"), "{projects:?}");
+}
