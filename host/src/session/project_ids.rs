@@ -128,6 +128,25 @@ mod tests {
         assert_eq!(claim(&data, &first, "api").unwrap(), "api");
     }
 
+    /// A claim cut short by `kill -9` leaves only its temporary file, which `gc` removes.
+    #[test]
+    fn a_claim_cut_short_leaves_a_temporary_file_gc_collects() {
+        let temp = tempfile::tempdir().unwrap();
+        let data = temp.path().join("data");
+        let store = crate::session::SessionStore::open(&data).unwrap();
+        let root = temp.path().join("api");
+        std::fs::create_dir_all(&root).unwrap();
+        claim(&data, &root, "api").unwrap();
+        let mut writer = std::process::Command::new("true").spawn().unwrap();
+        writer.wait().unwrap();
+        let leftover = data
+            .join(FOLDER)
+            .join(format!(".api.{}-00000000000000ff.tmp", writer.id()));
+        std::fs::write(&leftover, "").unwrap();
+        assert_eq!(store.stale_temp_files(), [leftover]);
+        assert_eq!(claim(&data, &root, "api").unwrap(), "api");
+    }
+
     #[test]
     fn claims_racing_from_many_threads_give_each_repository_one_id() {
         let temp = tempfile::tempdir().unwrap();
