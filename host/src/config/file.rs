@@ -151,7 +151,7 @@ fn describe(text: &str, error: &serde_yaml::Error) -> String {
             .and_then(|rest| rest.split(',').next())
             .unwrap_or("something else");
         return format!(
-            "line {line}: the file is {found}, but a config is a mapping of settings (`key: value` lines such as `port: 3000`)"
+            "line {line}: a config is a mapping of settings (`key: value` lines such as `port: 3000`), but this file holds something else ({found})"
         );
     }
     match placed {
