@@ -97,8 +97,6 @@ fn a_plugin_printing_to_stdout_leaves_json_output_one_document() {
     let spawned = flooding(&[
         "spawn",
         "app",
-        "--task",
-        "x",
         "--runtime",
         "faulty",
         "--no-prompt",
@@ -123,15 +121,7 @@ fn a_plugin_printing_to_stdout_leaves_json_output_one_document() {
     // Plain output too: the id alone, as scripts read it.
     let output = bounded(
         harness
-            .command(&[
-                "spawn",
-                "app",
-                "--task",
-                "y",
-                "--runtime",
-                "faulty",
-                "--no-prompt",
-            ])
+            .command(&["spawn", "app", "--runtime", "faulty", "--no-prompt"])
             .env("AO_TEST_CONSTRUCTOR_FLOOD", "1"),
     );
     assert!(output.status.success(), "{}", stderr(&output));
@@ -231,25 +221,9 @@ fn a_plugin_that_clears_the_umask_does_not_loosen_what_ao_host_makes() {
         assert!(output.status.success(), "{args:?}: {}", stderr(&output));
         output
     };
-    with_umask_022(&[
-        "spawn",
-        "app",
-        "--task",
-        "x",
-        "--runtime",
-        "faulty",
-        "--no-prompt",
-    ]);
+    with_umask_022(&["spawn", "app", "--runtime", "faulty", "--no-prompt"]);
     with_umask_022(&["session", "ls"]);
-    with_umask_022(&[
-        "spawn",
-        "app",
-        "--task",
-        "y",
-        "--runtime",
-        "faulty",
-        "--no-prompt",
-    ]);
+    with_umask_022(&["spawn", "app", "--runtime", "faulty", "--no-prompt"]);
     with_umask_022(&["session", "kill", "app-1"]);
     // The records, locks, agent state and worktrees were all made after the plugin's
     // `umask(0)` (its constructor runs before the first session is reserved).
@@ -272,8 +246,6 @@ fn an_atexit_handler_that_never_returns_does_not_hang_the_command() {
     let spawned = bounded(&mut harness.command(&[
         "spawn",
         "app",
-        "--task",
-        "x",
         "--runtime",
         "faulty",
         "--no-prompt",

@@ -434,6 +434,155 @@ fn project_arguments_and_colliding_prefixes_are_refused() {
     );
 }
 
+/// `doctor` checks each project as a spawn would meet it, naming the real problem and its fix
+/// first: a repo that is missing, not a repository, or has no commit; a default branch that
+/// cannot be told. A spawn of such a project says the same, not "set `default_branch`".
+#[test]
+fn doctor_checks_each_projects_repository_and_names_the_fix() {
+    let harness = Harness::new(&[], "");
+    let (missing, plain, empty, detached) = (
+        harness.home().join("missing"),
+        harness.home().join("plain"),
+        harness.home().join("empty"),
+        harness.home().join("detached"),
+    );
+    std::fs::create_dir_all(&plain).unwrap();
+    std::fs::create_dir_all(&empty).unwrap();
+    git(&empty, &["init", "-q", "-b", "main"]);
+    init_repo(&detached);
+    git(&detached, &["checkout", "-q", "--detach"]);
+    harness.edit_config(|c| {
+        let mut c = c;
+        for (id, repo) in [
+            ("gone", &missing),
+            ("plain", &plain),
+            ("empty", &empty),
+            ("detached", &detached),
+        ] {
+            c.push_str(&format!(
+                "  {id}: {{ repo: {:?} }}\n",
+                repo.display().to_string()
+            ));
+        }
+        c
+    });
+    let output = harness.ao(&["doctor", "--json"]);
+    assert!(!output.status.success());
+    let lines = json(&output);
+    let line = |id: &str| {
+        lines
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["what"] == format!("project `{id}`"))
+            .unwrap_or_else(|| panic!("no line for {id}: {lines:#}"))
+            .clone()
+    };
+    assert_eq!(line("app")["ok"], true, "{lines:#}");
+    let config = harness.config_path().display().to_string();
+    for (id, want) in [
+        ("gone", "is not a folder"),
+        ("plain", "not inside a git repository"),
+        ("empty", "has no commit yet"),
+        ("detached", "set `projects.detached.default_branch`"),
+    ] {
+        let found = line(id);
+        let detail = found["detail"].as_str().unwrap();
+        assert_eq!(found["ok"], false, "{id}: {detail}");
+        assert!(
+            detail.contains(want) && detail.contains(&config),
+            "{id}: {detail}"
+        );
+    }
+    for id in ["gone", "plain", "empty"] {
+        let output = harness.ao(&["spawn", id, "--task", "x"]);
+        let err = stderr(&output);
+        assert!(
+            !output.status.success() && !err.contains("default_branch"),
+            "{id}: {err}"
+        );
+        assert!(err.contains(&format!("projects.{id}.repo")), "{id}: {err}");
+    }
+}
+
+/// A plugin's messages name the config file in use, not "ao-rs.yaml" whatever it is: its
+/// settings error, and the error of one of its calls.
+#[test]
+fn a_plugins_messages_name_the_config_file_in_use() {
+    let harness = Harness::new(&[], "");
+    let config = harness.home().join("team.yaml");
+    std::fs::rename(harness.config_path(), &config).unwrap();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let spawn = || {
+        let output = support::ao_host(harness.home())
+            .arg("--config")
+            .arg(&config)
+            .args(["spawn", "app", "--task", "x"])
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        stderr(&output)
+    };
+    std::fs::write(&config, text.replace("tmux: { socket:", "tmux: { sockett:")).unwrap();
+    let err = spawn();
+    assert!(
+        err.contains("sockett") && err.contains(&format!("in {}", config.display())),
+        "{err}"
+    );
+    // The session's branch is checked out by a worktree of another data dir.
+    std::fs::write(&config, &text).unwrap();
+    let elsewhere = harness.home().join("elsewhere").display().to_string();
+    git(
+        &harness.repo(),
+        &["worktree", "add", "-q", "-b", "session/app-1", &elsewhere],
+    );
+    let err = spawn();
+    assert!(
+        err.contains(&format!("session_prefix in {}", config.display())),
+        "{err}"
+    );
+}
+
+/// Runs `ao-host args` with its open-file limit set to `soft`/`hard` before it starts.
+fn with_open_file_limit(harness: &Harness, soft: u64, hard: u64, args: &[&str]) -> Output {
+    use std::os::unix::process::CommandExt;
+    let mut command = harness.command(args);
+    // SAFETY: only `setrlimit`, which is async-signal-safe, runs in the child before exec.
+    unsafe {
+        command.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: soft,
+                rlim_max: hard,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    command.output().unwrap()
+}
+
+/// Under a very low open-file limit, no panic from the async runtime's signal setup (the old
+/// build panicked under 8, with a backtrace): a limit that can be raised is, and one that
+/// cannot is a one-line error naming it and the fix.
+#[test]
+fn a_low_open_file_limit_is_raised_or_named_never_a_panic() {
+    let harness = Harness::new(&[], "");
+    let raised = with_open_file_limit(&harness, 8, 4096, &["gc", "--dry-run"]);
+    assert!(raised.status.success(), "{}", stderr(&raised));
+    for limit in [8, 16] {
+        let refused = with_open_file_limit(&harness, limit, limit, &["gc", "--dry-run"]);
+        assert_one_line_error(&refused, "ulimit -n");
+        assert!(
+            stderr(&refused).contains(&format!("only {limit} files")),
+            "{}",
+            stderr(&refused)
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The model-based concurrency test.
 

@@ -622,3 +622,127 @@ fn each_agent_gets_its_spawners_environment_never_on_a_command_line() {
     let mode = std::fs::metadata(&launch_dir).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700);
 }
+
+/// Without projects in the config, a repository is a project named after its folder; a second
+/// repository with the same folder name is another project (its workers are not the first's,
+/// in listings or in an orchestrator's prompt), and the first keeps its id. Accented letters
+/// stay letters.
+#[test]
+fn repositories_with_the_same_folder_name_are_two_projects_without_a_config() {
+    let harness = Harness::new(&[], "");
+    harness.edit_config(|config| config[..config.find("projects:").unwrap()].to_string());
+    let (first, second, accented) = (
+        harness.home().join("a/api"),
+        harness.home().join("b/api"),
+        harness.home().join("ünï"),
+    );
+    for repo in [&first, &second, &accented] {
+        init_repo(repo);
+    }
+    let run_in = |repo: &Path, args: &[&str]| {
+        let output = harness.command(args).current_dir(repo).output().unwrap();
+        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+        json(&output)
+    };
+    let spawn_in = |repo: &Path, task: &str| run_in(repo, &["spawn", "--task", task, "--json"]);
+    let one = spawn_in(&first, "first repository's task");
+    assert_eq!(
+        (&one["id"], &one["project_id"]),
+        (&"api-1".into(), &"api".into())
+    );
+    let two = spawn_in(&second, "second repository's task");
+    let other = two["project_id"].as_str().unwrap().to_string();
+    assert!(other.starts_with("api-") && other != "api", "{other}");
+    assert_eq!(two["id"], format!("{other}-1"));
+    // The first repository keeps its id after the second got one.
+    assert_eq!(spawn_in(&first, "first again")["id"], "api-2");
+
+    let listed: Vec<String> = harness
+        .sessions_json(&["api"])
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(listed, ["api-1", "api-2"]);
+
+    let orchestrator = run_in(&second, &["orchestrator", "--json"]);
+    let log = harness.log_dir().join(orchestrator["id"].as_str().unwrap());
+    assert!(wait_until(Duration::from_secs(10), || !fake_messages(&log).is_empty()));
+    let prompt = &fake_messages(&log)[0];
+    assert!(prompt.contains("second repository's task"), "{prompt}");
+    assert!(!prompt.contains("first repository's task"), "{prompt}");
+
+    assert_eq!(spawn_in(&accented, "accents")["project_id"], "uni");
+}
+
+/// `--no-prompt` sends no first message, so a task given with it would be recorded and never
+/// reach the agent.
+#[test]
+fn a_task_with_no_prompt_is_refused_and_nothing_is_made() {
+    let harness = Harness::new(&[], "");
+    for task in [&["--task", "X"][..], &["--task-file", "-"][..]] {
+        let mut args = vec!["spawn", "app", "--no-prompt"];
+        args.extend_from_slice(task);
+        let output = harness.ao(&args);
+        assert!(!output.status.success(), "{args:?} was accepted");
+        assert!(
+            stderr(&output).contains("--no-prompt"),
+            "{}",
+            stderr(&output)
+        );
+    }
+    harness.assert_no_sessions();
+}
+
+/// An agent whose program is not installed exits at once with status 127: the spawn says so
+/// with the agent plugin's install hint, not the terminal's raw "Pane is dead".
+#[test]
+fn a_missing_agent_program_is_named_with_its_install_hint() {
+    let harness = Harness::new(&[], "");
+    let missing = harness.home().join("nowhere/claude");
+    harness.edit_config(|config| {
+        config.replace(
+            &format!("command: {:?}", support::fake_agent().display().to_string()),
+            &format!("command: {:?}", missing.display().to_string()),
+        )
+    });
+    let output = harness.ao(&["spawn", "app", "--task", "x"]);
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(err.contains("program was not found"), "{err}");
+    assert!(err.contains(&missing.display().to_string()), "{err}");
+    assert!(!err.contains("Pane is dead"), "{err}");
+    harness.assert_no_sessions();
+}
+
+/// Two spawns at once in two repositories with the same folder name, no config: each
+/// repository gets an id of its own, whichever registers first.
+#[test]
+fn racing_spawns_in_two_same_named_repositories_get_two_projects() {
+    let harness = Harness::new(&[], "");
+    harness.edit_config(|config| config[..config.find("projects:").unwrap()].to_string());
+    let repos = [harness.home().join("a/web"), harness.home().join("b/web")];
+    let children: Vec<_> = repos
+        .iter()
+        .map(|repo| {
+            init_repo(repo);
+            harness
+                .command(&["spawn", "--task", "x", "--json"])
+                .current_dir(repo)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut projects: Vec<String> = children
+        .into_iter()
+        .map(|child| {
+            let output = child.wait_with_output().unwrap();
+            assert!(output.status.success(), "{}", stderr(&output));
+            json(&output)["project_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    projects.sort();
+    assert_eq!(projects[0], "web");
+    assert!(projects[1].starts_with("web-"), "{projects:?}");
+}

@@ -3,7 +3,12 @@
 //! depth and alias expansion far faster than with size, so a small hostile file could stall
 //! every command that reads it.
 
-use std::{collections::HashMap, ffi::CStr, mem::MaybeUninit, ops::ControlFlow};
+use std::{
+    collections::{HashMap, HashSet},
+    ffi::CStr,
+    mem::MaybeUninit,
+    ops::ControlFlow,
+};
 
 /// Deeper nesting than any real config or record needs. libyaml's scanner does work proportional to the
 /// flow depth for every token, so a document of 50,000 `[` takes seconds to parse.
@@ -43,7 +48,7 @@ pub fn check(text: &str, max_bytes: usize, what: &str) -> Result<(), String> {
                 anchors.clear();
                 values += 1;
             }
-            Event::Open(anchor) => {
+            Event::Open { anchor, .. } => {
                 depth += 1;
                 if depth > MAX_DEPTH {
                     return ControlFlow::Break(format!(
@@ -62,7 +67,7 @@ pub fn check(text: &str, max_bytes: usize, what: &str) -> Result<(), String> {
                     anchors.insert(anchor, Some(values - start));
                 }
             }
-            Event::Scalar(anchor) => {
+            Event::Scalar { anchor, .. } => {
                 if let Some(anchor) = anchor {
                     anchors.insert(anchor.to_vec(), Some(1));
                 }
@@ -94,6 +99,51 @@ pub fn check(text: &str, max_bytes: usize, what: &str) -> Result<(), String> {
     }
 }
 
+/// The first key written twice in one mapping, with its 1-based line: serde_yaml names no line
+/// for a struct's `duplicate field`, and a map (`projects:`) silently keeps the last of the two,
+/// losing the first. Only plain keys are compared; a document the parser rejects has none.
+pub fn duplicate_key(text: &str) -> Option<(u64, String)> {
+    /// An open collection: for a mapping, its keys so far; and how many nodes it holds.
+    struct Open {
+        keys: Option<HashSet<Vec<u8>>>,
+        nodes: usize,
+    }
+    let mut open: Vec<Open> = Vec::new();
+    let outcome = for_each_event(text, |event, line| {
+        let scalar = match event {
+            Event::Open { mapping, .. } => {
+                open.push(Open {
+                    keys: mapping.then(HashSet::new),
+                    nodes: 0,
+                });
+                return ControlFlow::Continue(());
+            }
+            Event::Close => {
+                open.pop();
+                None
+            }
+            Event::Scalar { value, .. } => Some(value),
+            Event::Alias(_) => None,
+            Event::DocumentStart | Event::Other => return ControlFlow::Continue(()),
+        };
+        let Some(parent) = open.last_mut() else {
+            return ControlFlow::Continue(());
+        };
+        let is_key = parent.nodes % 2 == 0;
+        parent.nodes += 1;
+        if let (Some(keys), Some(key), true) = (&mut parent.keys, scalar, is_key) {
+            if !keys.insert(key.to_vec()) {
+                return ControlFlow::Break((line, String::from_utf8_lossy(key).into_owned()));
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    match outcome {
+        ControlFlow::Break(found) => Some(found),
+        ControlFlow::Continue(()) => None,
+    }
+}
+
 /// Documents no larger than this may skip the event pass when [`plainly_small`] says so.
 const QUICK_BYTES: usize = 64 * 1024;
 
@@ -122,10 +172,16 @@ fn plainly_small(text: &str) -> bool {
 enum Event<'a> {
     DocumentStart,
     /// The start of a sequence or mapping, with its anchor.
-    Open(Option<&'a [u8]>),
+    Open {
+        anchor: Option<&'a [u8]>,
+        mapping: bool,
+    },
     /// The end of a sequence or mapping.
     Close,
-    Scalar(Option<&'a [u8]>),
+    Scalar {
+        anchor: Option<&'a [u8]>,
+        value: &'a [u8],
+    },
     Alias(&'a [u8]),
     /// Stream and document boundaries (other than a document's start).
     Other,
@@ -162,23 +218,43 @@ fn for_each_event<B>(
         // SAFETY: initialised by the successful parse just above.
         let raw = unsafe { raw.assume_init_mut() };
         // SAFETY: the union field read is the one `type_` says is set; anchors are null or
-        // NUL-terminated strings owned by the event, which lives until `yaml_event_delete`
+        // NUL-terminated strings, and a scalar's value is `length` bytes, owned by the event, which lives until `yaml_event_delete`
         // below, after the last use of the borrowed `Event`.
         let (event, end) = unsafe {
             let anchor =
                 |ptr: *const u8| (!ptr.is_null()).then(|| CStr::from_ptr(ptr.cast()).to_bytes());
             match raw.type_ {
                 unsafe_libyaml::YAML_DOCUMENT_START_EVENT => (Event::DocumentStart, false),
-                unsafe_libyaml::YAML_SEQUENCE_START_EVENT => {
-                    (Event::Open(anchor(raw.data.sequence_start.anchor)), false)
-                }
-                unsafe_libyaml::YAML_MAPPING_START_EVENT => {
-                    (Event::Open(anchor(raw.data.mapping_start.anchor)), false)
-                }
+                unsafe_libyaml::YAML_SEQUENCE_START_EVENT => (
+                    Event::Open {
+                        anchor: anchor(raw.data.sequence_start.anchor),
+                        mapping: false,
+                    },
+                    false,
+                ),
+                unsafe_libyaml::YAML_MAPPING_START_EVENT => (
+                    Event::Open {
+                        anchor: anchor(raw.data.mapping_start.anchor),
+                        mapping: true,
+                    },
+                    false,
+                ),
                 unsafe_libyaml::YAML_SEQUENCE_END_EVENT
                 | unsafe_libyaml::YAML_MAPPING_END_EVENT => (Event::Close, false),
                 unsafe_libyaml::YAML_SCALAR_EVENT => {
-                    (Event::Scalar(anchor(raw.data.scalar.anchor)), false)
+                    let scalar = &raw.data.scalar;
+                    let value = if scalar.value.is_null() {
+                        &[][..]
+                    } else {
+                        std::slice::from_raw_parts(scalar.value, scalar.length as usize)
+                    };
+                    (
+                        Event::Scalar {
+                            anchor: anchor(scalar.anchor),
+                            value,
+                        },
+                        false,
+                    )
                 }
                 unsafe_libyaml::YAML_ALIAS_EVENT => (
                     Event::Alias(anchor(raw.data.alias.anchor).unwrap_or_default()),

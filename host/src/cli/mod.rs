@@ -5,6 +5,7 @@ mod dashboard;
 mod doctor;
 mod gc;
 mod hook;
+mod open_files;
 pub mod output;
 mod plugins;
 mod session;
@@ -64,9 +65,13 @@ pub enum Command {
     /// Send a message to a session's agent.
     Send(session::SendArgs),
     /// Watch and type into a session (runs the runtime's attach command).
-    Attach { id: String },
+    Attach {
+        /// The session's id (`session ls` lists them).
+        id: String,
+    },
     /// Check plugins, programs and folders; print the fix for each problem.
     Doctor {
+        /// Print one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -83,6 +88,7 @@ pub enum Command {
         /// being reconciled. Its sessions and what it owns are left alone.
         #[arg(long = "skip-plugin", value_name = "NAME")]
         skip_plugins: Vec<String>,
+        /// Print one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -207,6 +213,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         command => Args { command, ..args },
     };
+    open_files::ensure_enough()?;
     // From here on plugins may be loaded and called: a crash in one of them says which.
     ao_host::plugins::crash::install();
     let mut clock = PhaseClock::start();
@@ -216,7 +223,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         context.config.plugin_skip = skip_plugins.clone();
     }
     clock.lap("config");
-    match args.command {
+    let outcome = match args.command {
         Command::Plugins(command) => plugins::run(&context, command),
         command => {
             if command.changes_sessions() {
@@ -237,7 +244,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             reactor.shutdown_background();
             outcome
         }
-    }
+    };
+    // Plugins can only say "ao-rs.yaml"; the operator is told the file actually in use.
+    outcome.map_err(|error| anyhow::anyhow!(context.config.name_file_in(&format!("{error:#}"))))
 }
 
 impl Command {
@@ -354,5 +363,46 @@ async fn run_command(lifecycle: &Lifecycle, command: Command) -> Result<ExitCode
         Command::Plugins(_) | Command::Completions(_) | Command::Hook(_) => {
             unreachable!("handled without a reactor")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// Every option and argument a person can see says what it does (`--help`).
+    #[test]
+    fn every_visible_argument_has_help() {
+        fn check(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments().filter(|a| !a.is_hide_set()) {
+                if arg.get_help().is_none() && !["help", "version"].contains(&arg.get_id().as_str())
+                {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands().filter(|c| !c.is_hide_set()) {
+                check(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        check(&Args::command(), "ao-host", &mut missing);
+        assert!(missing.is_empty(), "no help: {missing:?}");
+    }
+
+    #[test]
+    fn no_prompt_is_refused_with_a_task() {
+        for task in [["--task", "X"], ["--task-file", "t.md"]] {
+            let mut argv = vec!["ao-host", "spawn", "--no-prompt"];
+            argv.extend(task);
+            let error = Args::try_parse_from(&argv).unwrap_err();
+            assert_eq!(
+                error.kind(),
+                clap::error::ErrorKind::ArgumentConflict,
+                "{argv:?}"
+            );
+        }
+        Args::try_parse_from(["ao-host", "spawn", "--no-prompt"]).unwrap();
     }
 }

@@ -20,13 +20,16 @@ use crate::{errln, outln};
 pub enum PluginsCommand {
     /// Every candidate library in the search path, with its status.
     List {
+        /// Print one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Load one library, build its plugins with the configured settings, and report.
     /// Exits 0 only if every plugin in it is usable.
     Check {
+        /// The plugin library (`.so`).
         file: PathBuf,
+        /// Print one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -34,6 +37,7 @@ pub enum PluginsCommand {
     /// resources (a probe agent, a scratch repository), one line per check. Exits 0 only if
     /// every check passes.
     Test {
+        /// The plugin library (`.so`).
         file: PathBuf,
         /// Only the plugins of this kind (runtime, agent, workspace).
         #[arg(long, value_parser = parse_kind)]
@@ -45,6 +49,7 @@ pub enum PluginsCommand {
         /// in it to what the agent was doing (idle, working, waiting_input or exited).
         #[arg(long, value_name = "DIR")]
         screens: Option<PathBuf>,
+        /// Print one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },

@@ -38,13 +38,14 @@ pub struct SpawnArgs {
     /// Workspace plugin to use instead of the project's.
     #[arg(long)]
     pub workspace: Option<String>,
-    /// Start the agent without sending the task.
-    #[arg(long)]
+    /// Start the agent with no first message (so with no task: one given would never reach it).
+    #[arg(long, conflicts_with_all = ["task", "task_file"])]
     pub no_prompt: bool,
     /// Run on another machine: a host of `hosts:` in ao-rs.yaml (the project names its clone
     /// there under `projects.<id>.hosts`), or `any` for the one with the fewest live sessions.
     #[arg(long, value_name = "NAME|any")]
     pub host: Option<String>,
+    /// Print one JSON document instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -56,6 +57,7 @@ pub struct OrchestratorArgs {
     /// Start the orchestrator without sending it its prompt as the first message.
     #[arg(long)]
     pub no_prompt: bool,
+    /// Print one JSON document instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -69,11 +71,13 @@ pub enum SessionCommand {
         /// List killed (archived) sessions instead.
         #[arg(long)]
         archived: bool,
+        /// Print one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Stop a session: destroy its runtime and workspace, archive its record.
     Kill {
+        /// The session's id (`session ls` lists them).
         id: String,
         /// Keep the worktree (and its uncommitted work) on disk.
         #[arg(long, conflicts_with = "force")]
@@ -84,11 +88,13 @@ pub enum SessionCommand {
     },
     /// Relaunch exited sessions in their workspaces, resuming their agents' conversations.
     Restore {
+        /// The session's id (`session ls` lists them).
         #[arg(required_unless_present = "all", conflicts_with = "all")]
         id: Option<String>,
         /// Every exited session that can be resumed.
         #[arg(long)]
         all: bool,
+        /// Print one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -96,6 +102,7 @@ pub enum SessionCommand {
 
 #[derive(Debug, ClapArgs)]
 pub struct SendArgs {
+    /// The session's id (`session ls` lists them).
     pub id: String,
     /// The message (it may start with `-`); `-` alone reads it from stdin.
     #[arg(

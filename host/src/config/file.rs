@@ -88,7 +88,12 @@ impl ConfigFile {
         if text.trim().is_empty() {
             return Ok(Self::default());
         }
-        serde_yaml::from_str(text).map_err(|e| e.to_string())
+        if let Some((line, key)) = bounded_yaml::duplicate_key(text) {
+            return Err(format!(
+                "line {line}: `{key}` is set a second time in the same section; keep one of the two"
+            ));
+        }
+        serde_yaml::from_str(text).map_err(|error| describe(text, &error))
     }
 
     /// The built-in defaults ([`DEFAULTS`]).
@@ -119,6 +124,39 @@ impl ConfigFile {
         self.notify = file.notify.or(self.notify);
         self.clear_env = file.clear_env.or(self.clear_env);
         self
+    }
+}
+
+/// serde_yaml's message, always with a line (it leaves out a location at the document's very
+/// start), and a document that is not a mapping said in the file's terms, not as Rust's
+/// `struct ConfigFile`.
+fn describe(text: &str, error: &serde_yaml::Error) -> String {
+    let message = error.to_string();
+    let placed = error.location().filter(|at| at.index() > 0);
+    let line = placed.as_ref().map_or_else(
+        || {
+            // The first line with content, where a document that is not a mapping goes wrong.
+            text.lines()
+                .position(|line| {
+                    let line = line.trim();
+                    !(line.is_empty() || line.starts_with('#') || line == "---")
+                })
+                .map_or(1, |index| index + 1)
+        },
+        |at| at.line(),
+    );
+    if message.contains("struct ConfigFile") {
+        let found = message
+            .strip_prefix("invalid type: ")
+            .and_then(|rest| rest.split(',').next())
+            .unwrap_or("something else");
+        return format!(
+            "line {line}: a config is a mapping of settings (`key: value` lines such as `port: 3000`), but this file holds something else ({found})"
+        );
+    }
+    match placed {
+        Some(_) => message,
+        None => format!("line {line}: {message}"),
     }
 }
 

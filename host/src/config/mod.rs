@@ -19,7 +19,7 @@ use crate::session::ReportedStatus;
 pub use environment::{VariableNames, DASHBOARD_TOKEN_ENV};
 use file::ConfigFile;
 pub use hosts::HostConfig;
-pub use project::{PluginChoice, ProjectConfig, RepositoryFacts};
+pub use project::{folder_id, Discovered, PluginChoice, ProjectConfig, RepositoryFacts};
 
 /// The file name looked for in the current directory.
 pub const CONFIG_FILE_NAME: &str = "ao-rs.yaml";
@@ -278,6 +278,39 @@ impl Config {
             .unwrap_or("")
     }
 
+    /// The config file as messages should name it: the one in use, else the name one would
+    /// have.
+    pub fn file_for_messages(&self) -> String {
+        self.path
+            .as_ref()
+            .map_or_else(|| CONFIG_FILE_NAME.to_string(), |p| p.display().to_string())
+    }
+
+    /// `message` (a plugin's, which can only say "ao-rs.yaml") naming the config file in use.
+    pub fn name_file_in(&self, message: &str) -> String {
+        let Some(path) = &self.path else {
+            return message.to_string();
+        };
+        let path = path.display().to_string();
+        let mut named = String::with_capacity(message.len());
+        let mut rest = message;
+        while let Some(at) = rest.find(CONFIG_FILE_NAME) {
+            let (before, after) = (&rest[..at], &rest[at + CONFIG_FILE_NAME.len()..]);
+            // A word of its own, not the end of a path (`/etc/ao/ao-rs.yaml`) or a longer name.
+            let part_of_path = before.ends_with(|c: char| c == '/' || c.is_alphanumeric())
+                || after.starts_with(|c: char| c.is_alphanumeric() || c == '/');
+            named.push_str(before);
+            named.push_str(if part_of_path {
+                CONFIG_FILE_NAME
+            } else {
+                &path
+            });
+            rest = after;
+        }
+        named.push_str(rest);
+        named
+    }
+
     fn describe_source(&self) -> String {
         self.path
             .as_ref()
@@ -315,6 +348,47 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, Path::new("/etc/ao/ao-rs.yaml"))
+    }
+
+    #[test]
+    fn every_config_error_names_the_file_and_line() {
+        for (text, line) in [
+            ("port: 1\nport: 2\n", "line 2"),
+            ("defaults:\n  agent: a\n  agent: b\n", "line 3"),
+            (
+                "projects:\n  app: { repo: /a }\n  app: { repo: /b }\n",
+                "line 3",
+            ),
+            ("- port: 1\n", "line 1"),
+            ("# settings\n\n- port: 1\n", "line 3"),
+            ("just words\n", "line 1"),
+            ("port: [1]\n", "line 1"),
+            ("projects:\n  app:\n    default_branch: main\n", "line 3"),
+        ] {
+            let error = parse(text).unwrap_err().to_string();
+            assert!(
+                error.contains("/etc/ao/ao-rs.yaml") && error.contains(line),
+                "{text:?}: {error}"
+            );
+            assert!(!error.contains("ConfigFile"), "{text:?}: {error}");
+        }
+        // The same key in different sections, or a list of mappings, is no duplicate.
+        parse(
+            "port: 1\ndefaults: { agent: x }\nplugins: { config: { x: { port: 2, agent: y } } }\n",
+        )
+        .unwrap();
+        parse("clear_env: [A, A]\nnotify: { command: [a, a] }\n").unwrap();
+    }
+
+    #[test]
+    fn plugin_messages_name_the_config_file_in_use() {
+        let message = "plugins.config.tmux: bad; fix the setting in ao-rs.yaml, not ./ao-rs.yaml";
+        assert_eq!(
+            parse("").unwrap().name_file_in(message),
+            "plugins.config.tmux: bad; fix the setting in /etc/ao/ao-rs.yaml, not ./ao-rs.yaml"
+        );
+        let builtin = Config::load(None).unwrap();
+        assert_eq!(builtin.name_file_in(message), message);
     }
 
     #[test]

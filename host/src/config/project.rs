@@ -42,6 +42,17 @@ pub struct ProjectConfig {
 pub struct RepositoryFacts {
     pub root: PathBuf,
     pub default_branch: Option<String>,
+    /// The id of the repository's project when none is configured: its folder's name, told
+    /// apart from other repositories' of the same name (see `session::project_ids`).
+    pub id: String,
+}
+
+/// What the workspace plugin said of a folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Discovered {
+    Repository(RepositoryFacts),
+    /// No repository sessions can start from holds it; why, in the plugin's words.
+    NotARepository(String),
 }
 
 /// Suffix of orchestrator session ids: `<prefix>-orchestrator-N`.
@@ -96,7 +107,7 @@ impl ProjectConfig {
 
     /// The project of a repository nobody configured: named after its folder.
     fn detected(facts: RepositoryFacts, plugins: PluginChoice) -> Self {
-        let id = folder_id(&facts.root);
+        let id = facts.id;
         Self {
             repo: facts.root,
             default_branch: facts.default_branch,
@@ -139,29 +150,86 @@ pub(super) fn check_prefixes(projects: &BTreeMap<String, ProjectConfig>) -> Resu
     Ok(())
 }
 
-/// The folder name, made into a valid id (`[A-Za-z0-9_-]`, not starting with `-`).
-fn folder_id(root: &Path) -> String {
+/// The folder name, made into a valid id (`[A-Za-z0-9_-]`, not starting with `-`): accented
+/// Latin letters lose their accents (`ünï` → `uni`), any other character becomes `-`.
+pub fn folder_id(root: &Path) -> String {
     let name = root
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let cleaned: String = name
+    let mut id = String::new();
+    for c in name.chars() {
+        match plain_letters(c) {
+            Some(letters) => id.push_str(letters),
+            None if c.is_ascii_alphanumeric() || c == '_' || c == '-' => id.push(c),
+            None => id.push('-'),
+        }
+    }
+    let id: String = id
+        .trim_start_matches('-')
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
         .take(MAX_ID_LEN)
         .collect();
-    let cleaned = cleaned.trim_start_matches('-');
-    if cleaned.is_empty() {
+    if id.is_empty() {
         "project".into()
     } else {
-        cleaned.into()
+        id
     }
+}
+
+/// The plain letters of an accented Latin letter (Latin-1 and Latin Extended-A).
+fn plain_letters(c: char) -> Option<&'static str> {
+    const TABLE: &[(&str, &str)] = &[
+        ("ÀÁÂÃÄÅĀĂĄ", "A"),
+        ("àáâãäåāăą", "a"),
+        ("ÇĆĈĊČ", "C"),
+        ("çćĉċč", "c"),
+        ("ĎĐÐ", "D"),
+        ("ďđð", "d"),
+        ("ÈÉÊËĒĔĖĘĚ", "E"),
+        ("èéêëēĕėęě", "e"),
+        ("ĜĞĠĢ", "G"),
+        ("ĝğġģ", "g"),
+        ("ĤĦ", "H"),
+        ("ĥħ", "h"),
+        ("ÌÍÎÏĨĪĬĮİ", "I"),
+        ("ìíîïĩīĭįı", "i"),
+        ("Ĵ", "J"),
+        ("ĵ", "j"),
+        ("Ķ", "K"),
+        ("ķĸ", "k"),
+        ("ĹĻĽĿŁ", "L"),
+        ("ĺļľŀł", "l"),
+        ("ÑŃŅŇŊ", "N"),
+        ("ñńņňŉŋ", "n"),
+        ("ÒÓÔÕÖØŌŎŐ", "O"),
+        ("òóôõöøōŏő", "o"),
+        ("ŔŖŘ", "R"),
+        ("ŕŗř", "r"),
+        ("ŚŜŞŠ", "S"),
+        ("śŝşš", "s"),
+        ("ŢŤŦ", "T"),
+        ("ţťŧ", "t"),
+        ("ÙÚÛÜŨŪŬŮŰŲ", "U"),
+        ("ùúûüũūŭůűų", "u"),
+        ("Ŵ", "W"),
+        ("ŵ", "w"),
+        ("ÝŶŸ", "Y"),
+        ("ýÿŷ", "y"),
+        ("ŹŻŽ", "Z"),
+        ("źżž", "z"),
+        ("Æ", "AE"),
+        ("æ", "ae"),
+        ("Œ", "OE"),
+        ("œ", "oe"),
+        ("ß", "ss"),
+        ("Þ", "TH"),
+        ("þ", "th"),
+    ];
+    TABLE
+        .iter()
+        .find(|(accented, _)| accented.contains(c))
+        .map(|(_, plain)| *plain)
 }
 
 impl Config {
@@ -169,9 +237,9 @@ impl Config {
     /// repository holds `cwd`, else the only configured project, else — with no projects
     /// configured — the repository holding `cwd` (id = its folder name).
     ///
-    /// `discover(dir)` asks the workspace plugin about `dir`: `Ok(None)` when it is in no
-    /// repository, `Err` when the plugin could not tell. It is also how a configured project
-    /// without `default_branch` gets one.
+    /// `discover(dir)` asks the workspace plugin about `dir`: `Err` when the plugin could not
+    /// tell. It is also how a configured project without `default_branch` gets one, or learns
+    /// that its `repo` is no repository (said before anything about the branch).
     pub async fn resolve_project<F, Fut>(
         &self,
         name: Option<&str>,
@@ -180,7 +248,7 @@ impl Config {
     ) -> Result<ProjectConfig, ConfigError>
     where
         F: Fn(PathBuf) -> Fut,
-        Fut: Future<Output = Result<Option<RepositoryFacts>, String>>,
+        Fut: Future<Output = Result<Discovered, String>>,
     {
         let facts = |dir: PathBuf| {
             let asked = dir.clone();
@@ -193,15 +261,15 @@ impl Config {
             }
         };
         let detect = || async {
-            let found = facts(cwd.to_path_buf()).await?;
-            let facts = found.ok_or_else(|| ConfigError::NoProject {
-                message: format!(
-                    "{} is not inside a repository and no project is configured; run ao-host inside a repository or add `projects:` to {}",
-                    cwd.display(),
-                    super::CONFIG_FILE_NAME
-                ),
-            })?;
-            Ok::<_, ConfigError>(ProjectConfig::detected(facts, self.defaults.clone()))
+            match facts(cwd.to_path_buf()).await? {
+                Discovered::Repository(facts) => {
+                    Ok(ProjectConfig::detected(facts, self.defaults.clone()))
+                }
+                // The plugin's reason names the folder and what to do.
+                Discovered::NotARepository(why) => Err(ConfigError::NoProject {
+                    message: format!("no project is configured, and {}", self.name_file_in(&why)),
+                }),
+            }
         };
         let mut project = if let Some(name) = name {
             validate_project_arg(name)?;
@@ -243,9 +311,20 @@ impl Config {
             });
         };
         if project.default_branch.is_none() {
-            project.default_branch = facts(project.repo.clone())
-                .await?
-                .and_then(|facts| facts.default_branch);
+            match facts(project.repo.clone()).await? {
+                Discovered::Repository(facts) => project.default_branch = facts.default_branch,
+                Discovered::NotARepository(why) => {
+                    return Err(ConfigError::NoProject {
+                        message: format!(
+                        "project `{}` cannot be used: {} (its repo is `projects.{}.repo` in {})",
+                        project.id,
+                        self.name_file_in(&why),
+                        project.id,
+                        self.file_for_messages()
+                    ),
+                    })
+                }
+            }
         }
         if project.default_branch.is_none() {
             return Err(ConfigError::NoProject {
@@ -279,15 +358,24 @@ mod tests {
     fn one_repository<'a>(
         root: &Path,
         asked: &'a RefCell<Vec<PathBuf>>,
-    ) -> impl Fn(PathBuf) -> std::future::Ready<Result<Option<RepositoryFacts>, String>> + 'a {
+    ) -> impl Fn(PathBuf) -> std::future::Ready<Result<Discovered, String>> + 'a {
         let root = root.to_path_buf();
         move |dir: PathBuf| {
             asked.borrow_mut().push(dir.clone());
-            std::future::ready(Ok(dir.starts_with(&root).then(|| RepositoryFacts {
-                root: root.clone(),
-                default_branch: Some("trunk".into()),
-            })))
+            std::future::ready(Ok(if dir.starts_with(&root) {
+                Discovered::Repository(RepositoryFacts {
+                    root: root.clone(),
+                    default_branch: Some("trunk".into()),
+                    id: folder_id(&root),
+                })
+            } else {
+                no_repository()
+            }))
         }
+    }
+
+    fn no_repository() -> Discovered {
+        Discovered::NotARepository("not a git repository".into())
     }
 
     fn block_on<T>(future: impl Future<Output = T>) -> T {
@@ -318,7 +406,9 @@ mod tests {
         let outside =
             block_on(config.resolve_project(None, Path::new("/tmp"), &discover)).unwrap_err();
         assert!(
-            outside.to_string().contains("not inside a repository"),
+            outside
+                .to_string()
+                .contains("no project is configured, and not a git repository"),
             "{outside}"
         );
     }
@@ -346,12 +436,33 @@ mod tests {
             block_on(config.resolve_project(Some("app"), Path::new("/"), &discover)).unwrap();
         assert_eq!(project.default_branch.as_deref(), Some("trunk"));
         assert_eq!(*asked.borrow(), [PathBuf::from("/src/app")]);
+        let no_branch = |_| async {
+            Ok(Discovered::Repository(RepositoryFacts {
+                root: "/src/app".into(),
+                default_branch: None,
+                id: "app".into(),
+            }))
+        };
         let err =
-            block_on(config.resolve_project(Some("app"), Path::new("/"), |_| async { Ok(None) }))
-                .unwrap_err();
+            block_on(config.resolve_project(Some("app"), Path::new("/"), no_branch)).unwrap_err();
         assert!(
             err.to_string()
                 .contains("set `default_branch` for project `app`"),
+            "{err}"
+        );
+        // A repo that is no repository is said first, naming the setting and the file.
+        let err = block_on(
+            config.resolve_project(Some("app"), Path::new("/"), |_| async {
+                Ok(no_repository())
+            }),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("not a git repository")
+                && err.contains("projects.app.repo")
+                && err.contains("/etc/ao/ao-rs.yaml")
+                && !err.contains("default_branch"),
             "{err}"
         );
     }
@@ -359,7 +470,7 @@ mod tests {
     #[test]
     fn an_unknown_project_lists_the_configured_ones() {
         let config = parse("projects:\n  app: { repo: /r, default_branch: main }\n  web: { repo: /w, default_branch: main }\n").unwrap();
-        let nothing = |_| async { Ok(None) };
+        let nothing = |_| async { Ok(no_repository()) };
         let err =
             block_on(config.resolve_project(Some("api"), Path::new("/"), nothing)).unwrap_err();
         assert!(err.to_string().contains("app, web"), "{err}");
@@ -376,6 +487,9 @@ mod tests {
     fn folder_names_become_ids() {
         assert_eq!(folder_id(Path::new("/a/my.app")), "my-app");
         assert_eq!(folder_id(Path::new("/a/.hidden")), "hidden");
+        assert_eq!(folder_id(Path::new("/a/ünï")), "uni");
+        assert_eq!(folder_id(Path::new("/a/Straße-Œuvre")), "Strasse-OEuvre");
+        assert_eq!(folder_id(Path::new("/a/项目")), "project");
         assert_eq!(folder_id(Path::new("/")), "project");
         assert_eq!(folder_id(Path::new(&"x".repeat(300))).len(), MAX_ID_LEN);
     }

@@ -10,6 +10,7 @@ use ao_plugin_api::{private, DoctorCheck, PluginErrorKind, PluginKind};
 use serde::Serialize;
 
 use super::{Lifecycle, LifecycleError};
+use crate::config::ProjectConfig;
 use crate::plugins::{PluginCallError, PluginStatus};
 
 /// One line of `doctor` output.
@@ -151,10 +152,65 @@ impl Lifecycle {
                 }
             }
         }
+        for project in self.config.projects.values() {
+            lines.push(self.project_check(project).await);
+        }
         for host in self.hosts.keys() {
             lines.extend(self.host_checks(host).await);
         }
         lines
+    }
+
+    /// One configured project: its repo is there, is a repository with a commit, and its
+    /// default branch is known — the first problem named with its fix, as a spawn would meet it.
+    async fn project_check(&self, project: &ProjectConfig) -> DoctorLine {
+        let what = format!("project `{}`", project.id);
+        let file = self.config.file_for_messages();
+        let repo = project.repo.display();
+        if !project.repo.is_dir() {
+            return DoctorLine::new(
+                what,
+                false,
+                format!(
+                    "its repo {repo} is not a folder; clone the repository there, or fix `projects.{}.repo` in {file}",
+                    project.id
+                ),
+            );
+        }
+        let workspace = match self.workspace(&project.plugins.workspace).await {
+            Ok(workspace) => workspace,
+            Err(e) => return DoctorLine::new(what, false, e.to_string()),
+        };
+        let info = match workspace.discover_repository(&repo.to_string()).await {
+            Ok(info) => info,
+            Err(e) => {
+                return DoctorLine::new(
+                    what,
+                    false,
+                    format!(
+                        "{} (its repo is `projects.{}.repo` in {file})",
+                        self.config.name_file_in(&e.plugin_message()),
+                        project.id
+                    ),
+                );
+            }
+        };
+        let found = info.default_branch.into_option().map(|b| b.to_string());
+        match project.default_branch.clone().or(found) {
+            Some(branch) => DoctorLine::new(
+                what,
+                true,
+                format!("{repo}: sessions branch from `{branch}`"),
+            ),
+            None => DoctorLine::new(
+                what,
+                false,
+                format!(
+                    "cannot tell the default branch of {repo} (no origin HEAD, nothing checked out); set `projects.{}.default_branch` in {file}",
+                    project.id
+                ),
+            ),
+        }
     }
 
     /// One host: does it answer, and what the plugins its projects use there say of it.

@@ -37,7 +37,9 @@ pub use self::{
     status::SessionListing,
 };
 use crate::{
-    config::{Config, ConfigError, PluginChoice, ProjectConfig, RepositoryFacts},
+    config::{
+        folder_id, Config, ConfigError, Discovered, PluginChoice, ProjectConfig, RepositoryFacts,
+    },
     plugins::{
         discovery,
         registry::{PluginInstance, PluginListing},
@@ -46,7 +48,7 @@ use crate::{
         WorkspacePlugin,
     },
     remote::{HostError, Reached, SshHost},
-    session::{AgentStateDir, LockError, Session, SessionStore, StoreError},
+    session::{project_ids, AgentStateDir, LockError, Session, SessionStore, StoreError},
 };
 
 /// Why a lifecycle operation failed.
@@ -271,7 +273,9 @@ impl Lifecycle {
                 instances.remove(&key);
             }
         }
-        built.clone().map_err(LifecycleError::Unavailable)
+        built
+            .clone()
+            .map_err(|message| LifecycleError::Unavailable(self.config.name_file_in(&message)))
     }
 
     pub async fn runtime(&self, name: &str) -> Result<RuntimePlugin, LifecycleError> {
@@ -368,17 +372,30 @@ impl Lifecycle {
                 .workspace(&self.config.defaults.workspace)
                 .await
                 .map_err(|e| e.to_string())?;
-            match workspace
+            let info = match workspace
                 .discover_repository(&dir.display().to_string())
                 .await
             {
-                Ok(info) => Ok(Some(RepositoryFacts {
-                    root: PathBuf::from(info.root.as_str()),
-                    default_branch: info.default_branch.into_option().map(|b| b.to_string()),
-                })),
-                Err(e) if e.kind() == ao_plugin_api::PluginErrorKind::NotFound => Ok(None),
-                Err(e) => Err(e.to_string()),
-            }
+                Ok(info) => info,
+                Err(e) if e.kind() == ao_plugin_api::PluginErrorKind::NotFound => {
+                    return Ok(Discovered::NotARepository(e.plugin_message()))
+                }
+                Err(e) => return Err(e.to_string()),
+            };
+            let root = PathBuf::from(info.root.as_str());
+            let name = folder_id(&root);
+            // Only a repository nobody configured is named by the registry.
+            let id = if self.config.projects.is_empty() {
+                project_ids::claim(self.store.data_dir(), &root, &name)
+                    .map_err(|e| e.to_string())?
+            } else {
+                name
+            };
+            Ok(Discovered::Repository(RepositoryFacts {
+                root,
+                default_branch: info.default_branch.into_option().map(|b| b.to_string()),
+                id,
+            }))
         };
         Ok(self.config.resolve_project(name, cwd, discover).await?)
     }

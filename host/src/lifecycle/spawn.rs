@@ -43,7 +43,7 @@ use super::{
 };
 use crate::{
     config::ProjectConfig,
-    plugins::{PluginCallError, PluginSet},
+    plugins::{AgentPlugin, PluginCallError, PluginSet},
     session::{now_ms, Session, SessionRole, SessionStatus, StoreError, MAX_TASK_BYTES},
     timing::PhaseClock,
 };
@@ -97,6 +97,37 @@ pub enum SpawnStepError {
     Host(#[from] crate::remote::HostError),
     #[error("stopped by `ao-host session kill` or an interrupt")]
     Cancelled,
+    /// The agent's program was not there to start (the exit status 127 of a command not found).
+    #[error("the {agent} agent's program was not found when its session started: {fix}")]
+    NotInstalled { agent: String, fix: String },
+}
+
+/// Whether an agent that exited at once left the signs of a program that is not there: the
+/// exit status 127 (tmux's "Pane is dead (status 127, …)"), or what the launch script's shell
+/// (`ao-launch`, see `ao_plugin_api::launch`) says of it. A raw screen is no help; doctor's
+/// install hint is.
+fn program_not_found(output: &str) -> bool {
+    let shell_says = output.contains("ao-launch: ")
+        && (output.contains(": command not found")
+            || output.contains(": No such file or directory"));
+    shell_says || output.contains("(status 127")
+}
+
+/// What the agent plugin's own checks say to fix (its install hint), else where to look.
+async fn install_hint(agent: &AgentPlugin) -> String {
+    let failed: Vec<String> = agent
+        .doctor()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|check| !check.ok)
+        .map(|check| format!("{}: {}", check.what, check.detail))
+        .collect();
+    if failed.is_empty() {
+        "check the agent's `command` setting; `ao-host doctor` checks every program".into()
+    } else {
+        failed.join("; ")
+    }
 }
 
 impl SpawnStepError {
@@ -422,7 +453,7 @@ impl Lifecycle {
             _ => WaitFor::Ready,
         };
         let hook_failure = || self.agent_states.hook_failure(&project.id, &session.id);
-        let confirmed = wait_until_ready(
+        let confirmed = match wait_until_ready(
             &plugins.runtime,
             &plugins.agent,
             &handle,
@@ -431,14 +462,27 @@ impl Lifecycle {
             cancelled,
         )
         .await
-        .map_err(|e| match (e, hook_failure()) {
-            (DeliverError::Cancelled, _) => SpawnStepError::Cancelled,
-            // The hook's own error is the real cause, not the wait it left unanswered.
-            (DeliverError::NotTaken { output, .. }, Some(error)) => {
-                DeliverError::HookFailed { error, output }.into()
+        {
+            Ok(confirmed) => confirmed,
+            Err(DeliverError::Cancelled) => return Err(SpawnStepError::Cancelled),
+            Err(DeliverError::Exited { output }) if program_not_found(&output) => {
+                return Err(SpawnStepError::NotInstalled {
+                    agent: plugins.agent.name().to_string(),
+                    fix: self
+                        .config
+                        .name_file_in(&install_hint(&plugins.agent).await),
+                })
             }
-            (other, _) => other.into(),
-        })?;
+            // The hook's own error is the real cause, not the wait it left unanswered.
+            Err(DeliverError::NotTaken { output, waited }) => {
+                return Err(match hook_failure() {
+                    Some(error) => DeliverError::HookFailed { error, output },
+                    None => DeliverError::NotTaken { output, waited },
+                }
+                .into())
+            }
+            Err(other) => return Err(other.into()),
+        };
         if confirmed == Confirmed::OnScreen {
             let why = match hook_failure() {
                 Some(error) => format!("its hook failed: {error}"),

@@ -37,6 +37,15 @@ pub enum PluginCallError {
 }
 
 impl PluginCallError {
+    /// What the plugin itself said, without naming the plugin and the method (for a message
+    /// that names them its own way); a timeout's whole message.
+    pub fn plugin_message(&self) -> String {
+        match self {
+            Self::Plugin { error, .. } => error.message.to_string(),
+            other => other.to_string(),
+        }
+    }
+
     /// The plugin's own error kind; a timeout counts as [`PluginErrorKind::Failed`].
     pub fn kind(&self) -> PluginErrorKind {
         match self {

@@ -4,6 +4,7 @@ pub mod agent_state;
 pub mod identity;
 pub mod lock;
 pub mod migrate;
+pub mod project_ids;
 pub mod store;
 
 use serde::{Deserialize, Serialize};

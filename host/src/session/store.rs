@@ -61,7 +61,10 @@ pub enum StoreError {
     InvalidId(String),
 }
 
-fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
+pub(super) fn io<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
     move |error| StoreError::Io {
         action,
         path: path.to_path_buf(),
@@ -707,24 +710,27 @@ impl SessionStore {
     /// Temporary files left by writers that died before renaming them into place.
     pub fn stale_temp_files(&self) -> Vec<PathBuf> {
         let mut stale = Vec::new();
+        // Cut-short project id claims too (see `project_ids`).
+        let mut folders = vec![self.data_dir.join(super::project_ids::FOLDER)];
         for project in self.projects().0 {
             let dir = self.project_dir(&project);
-            for folder in [dir.clone(), dir.join(ARCHIVE_DIR)] {
-                let Ok(entries) = fs::read_dir(&folder) else {
-                    continue;
-                };
-                for entry in entries.filter_map(Result::ok) {
-                    let name = entry.file_name().to_string_lossy().into_owned();
-                    // `.<record>.<pid>-<n>.tmp`, see `temp_beside`.
-                    let writer = name
-                        .strip_suffix(".tmp")
-                        .filter(|_| name.starts_with('.'))
-                        .and_then(|rest| rest.rsplit('.').next())
-                        .and_then(|pid_n| pid_n.split('-').next())
-                        .and_then(|pid| pid.parse::<u32>().ok());
-                    if writer.is_some_and(|pid| !super::process_alive(pid)) {
-                        stale.push(entry.path());
-                    }
+            folders.extend([dir.join(ARCHIVE_DIR), dir]);
+        }
+        for folder in folders {
+            let Ok(entries) = fs::read_dir(&folder) else {
+                continue;
+            };
+            for entry in entries.filter_map(Result::ok) {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                // `.<record>.<pid>-<n>.tmp`, see `temp_beside`.
+                let writer = name
+                    .strip_suffix(".tmp")
+                    .filter(|_| name.starts_with('.'))
+                    .and_then(|rest| rest.rsplit('.').next())
+                    .and_then(|pid_n| pid_n.split('-').next())
+                    .and_then(|pid| pid.parse::<u32>().ok());
+                if writer.is_some_and(|pid| !super::process_alive(pid)) {
+                    stale.push(entry.path());
                 }
             }
         }

@@ -1014,7 +1014,8 @@ impl Workspace for GitWorktree {
     }
 
     /// The main worktree of the repository around `dir` (from any of its worktrees) and origin's
-    /// HEAD branch, else the branch checked out there.
+    /// HEAD branch, else the branch checked out there. A repository without a commit is not
+    /// found: nothing can start from it.
     fn discover_repository(&self, dir: &str) -> PluginResult<RepositoryInfo> {
         let dir = Path::new(dir);
         if !self.files.is_dir(dir) {
@@ -1027,6 +1028,14 @@ impl Workspace for GitWorktree {
             return Err(PluginError::not_found(format!(
                 "{} is not inside a git repository; run ao-host from one, or configure a project \
                  (`projects:` in ao-rs.yaml)",
+                dir.display()
+            )));
+        }
+        // A worktree branches from a commit: without one, every spawn would fail half-way.
+        if !self.git_ok(dir, &["rev-parse", "--verify", "--quiet", "HEAD^{commit}"])? {
+            return Err(PluginError::not_found(format!(
+                "the git repository at {} has no commit yet, and sessions start from one; make \
+                 the first commit (`git commit --allow-empty -m \"first commit\"`)",
                 dir.display()
             )));
         }
