@@ -535,7 +535,7 @@ fn a_hook_that_cannot_record_its_event_is_named_with_its_own_error() {
     let note = session["note"].as_str().unwrap_or_default();
     assert!(
         note.contains("its hook failed: recording the agent's event")
-            && note.contains("app-1.json"),
+            && note.contains("app-1/state.json"),
         "{session:#}"
     );
     assert_eq!(session["status_from_screen"], true, "{session:#}");
@@ -560,7 +560,7 @@ fn a_spawn_that_fails_for_want_of_a_report_names_the_hooks_own_error() {
     assert!(
         err.contains(
             "the agent's hook could not record that it took its task: recording the agent's event"
-        ) && err.contains("app-1.json"),
+        ) && err.contains("app-1/state.json"),
         "{err}"
     );
     harness.assert_nothing_left("app-1");

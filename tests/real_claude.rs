@@ -254,7 +254,7 @@ fn the_real_claude_cli_under_a_managed_disable_all_hooks_policy_still_spawns_onc
     );
     // No hook ran: the agent's state is still as the spawn reset it.
     let state: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(harness.data_dir().join("agent-state/app/app-1.json")).unwrap(),
+        &std::fs::read(harness.data_dir().join("agent-state/app/app-1/state.json")).unwrap(),
     )
     .unwrap();
     assert_eq!(
