@@ -25,7 +25,7 @@
 
 use std::{
     collections::{BTreeSet, HashMap, HashSet},
-    path::PathBuf,
+    path::{Path, PathBuf},
 };
 
 use ao_plugin_api::{PluginErrorKind, PluginKind};
@@ -45,8 +45,38 @@ pub struct GcAction {
     pub target: String,
     /// Why, or why it was skipped or failed.
     pub detail: String,
-    /// False for a skipped or failed action, and for everything in a plan.
+    /// Whether it was, will be (a plan's step) or will not be done.
+    pub outcome: GcOutcome,
+    /// `outcome == Done`, kept for readers of `--json` from before `outcome`.
     pub done: bool,
+}
+
+/// What became (or, in a plan, will become) of one `gc` action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GcOutcome {
+    /// In a plan: `gc` will do it (checking its reason again first).
+    Planned,
+    Done,
+    /// Left alone, or failed: `detail` says why.
+    Skipped,
+}
+
+impl GcAction {
+    fn new(
+        action: &'static str,
+        target: impl Into<String>,
+        detail: impl Into<String>,
+        outcome: GcOutcome,
+    ) -> Self {
+        Self {
+            action,
+            target: target.into(),
+            detail: detail.into(),
+            outcome,
+            done: outcome == GcOutcome::Done,
+        }
+    }
 }
 
 /// Where a plugin's things are: this machine (`None`) or a host.
@@ -84,6 +114,11 @@ enum Step {
         path: String,
     },
     RemoveTempFile(PathBuf),
+    /// The lock file of a session that is over (no active record).
+    RemoveLock {
+        project: String,
+        id: String,
+    },
 }
 
 impl Step {
@@ -128,6 +163,11 @@ impl Step {
                 path.display().to_string(),
                 "left by a writer that died".into(),
             ),
+            Self::RemoveLock { project, id } => (
+                "remove lock file",
+                format!("{project}/{id}"),
+                "its session is over".into(),
+            ),
         }
     }
 }
@@ -147,12 +187,7 @@ impl GcPlan {
             .iter()
             .map(|step| {
                 let (action, target, detail) = step.describe();
-                GcAction {
-                    action,
-                    target,
-                    detail,
-                    done: false,
-                }
+                GcAction::new(action, target, detail, GcOutcome::Planned)
             })
             .collect();
         actions.extend(self.skipped.iter().cloned());
@@ -161,12 +196,7 @@ impl GcPlan {
 }
 
 fn skip(action: &'static str, target: impl Into<String>, detail: impl Into<String>) -> GcAction {
-    GcAction {
-        action,
-        target: target.into(),
-        detail: detail.into(),
-        done: false,
-    }
+    GcAction::new(action, target, detail, GcOutcome::Skipped)
 }
 
 /// What the records say, read after the plugins were asked what they own.
@@ -213,8 +243,13 @@ impl Lifecycle {
         for session in &archived.sessions {
             // A killed session's workspace may be kept on purpose (`--keep-workspace`); an
             // errored one's is what its undo could not remove.
+            // One removed by hand since is kept no more: what git still keeps of it is gc's.
             if session.status == SessionStatus::Killed {
-                known.paths.extend(session.workspace_path.clone());
+                known
+                    .paths
+                    .extend(session.workspace_path.clone().filter(|path| {
+                        session.host.is_some() || Path::new(path).symlink_metadata().is_ok()
+                    }));
             }
         }
         (known, active.sessions)
@@ -484,7 +519,16 @@ impl Lifecycle {
             self.store
                 .stale_temp_files()
                 .into_iter()
+                .chain(self.agent_states.stale_temp_files())
                 .map(Step::RemoveTempFile),
+        );
+        plan.steps.extend(
+            self.store
+                .locks()
+                .locked_sessions()
+                .into_iter()
+                .filter(|(project, id)| matches!(self.store.reread(project, id), Ok(None)))
+                .map(|(project, id)| Step::RemoveLock { project, id }),
         );
         plan
     }
@@ -497,12 +541,7 @@ impl Lifecycle {
             let (action, target, detail) = step.describe();
             let outcome = self.apply_step(&step, &known).await;
             actions.push(match outcome {
-                Ok(None) => GcAction {
-                    action,
-                    target,
-                    detail,
-                    done: true,
-                },
+                Ok(None) => GcAction::new(action, target, detail, GcOutcome::Done),
                 Ok(Some(reason)) => skip(action, target, reason),
                 Err(e) => skip(action, target, format!("{detail}; failed: {e}")),
             });
@@ -519,7 +558,7 @@ impl Lifecycle {
         };
         match step {
             Step::UndoInterruptedSpawn { project, id } | Step::MarkExited { project, id } => {
-                let Some(_lock) = self
+                let Some(lock) = self
                     .store
                     .locks()
                     .try_lock(project, id)
@@ -538,7 +577,9 @@ impl Lifecycle {
                     if session.status != SessionStatus::Spawning {
                         return Ok(Some("its spawn finished after all".into()));
                     }
-                    self.undo_interrupted(&session).await.map(|()| None)
+                    self.undo_interrupted(&session).await?;
+                    lock.remove();
+                    Ok(None)
                 } else {
                     self.mark_exited(&session).await
                 }
@@ -582,6 +623,23 @@ impl Lifecycle {
                     .map_err(|e| e.to_string())?;
                 Ok(None)
             }
+            Step::RemoveLock { project, id } => {
+                let locks = self.store.locks();
+                let Some(lock) = locks.try_lock(project, id).map_err(|e| e.to_string())? else {
+                    return Ok(Some(format!(
+                        "busy: {} is acting on it",
+                        locks.holder(project, id)
+                    )));
+                };
+                match self.store.reread(project, id) {
+                    Ok(None) => {
+                        lock.remove();
+                        Ok(None)
+                    }
+                    Ok(Some(_)) => Ok(Some("a record names it now".into())),
+                    Err(e) => Ok(Some(e.to_string())),
+                }
+            }
             Step::RemoveTempFile(path) => match std::fs::remove_file(path) {
                 Ok(()) => Ok(None),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -596,14 +654,9 @@ impl Lifecycle {
     /// archives the record as `errored`. The caller holds the lock.
     async fn undo_interrupted(&self, session: &Session) -> Result<(), String> {
         let plugins = self.plugins_of(session).await.map_err(|e| e.to_string())?;
-        self.agent_states.remove(&session.project_id, &session.id);
-        if let Some(handle) = &session.runtime_handle {
-            plugins
-                .runtime
-                .destroy(handle)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
+        self.stop_runtime(session, &plugins)
+            .await
+            .map_err(|e| e.to_string())?;
         if let Some(path) = &session.workspace_path {
             plugins
                 .workspace
