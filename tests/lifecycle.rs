@@ -1964,7 +1964,8 @@ fn a_worktree_removed_by_hand_leaves_no_prunable_entry_or_idle_branch_after_kill
     assert_eq!(prunable_worktrees(&harness.repo()), 0);
     assert!(!branches().contains("app-2"), "{}", branches());
 
-    // Removed by hand under live sessions, then killed; app-3's branch holds a commit.
+    // Removed by hand under live sessions, then killed; app-3's branch holds a commit. Killing
+    // app-3 prunes app-1's entry too: app-1's branch is found without it.
     let third = harness.worktree("app-3");
     std::fs::write(third.join("work.txt"), "work\n").unwrap();
     git(&third, &["add", "work.txt"]);
@@ -1973,9 +1974,9 @@ fn a_worktree_removed_by_hand_leaves_no_prunable_entry_or_idle_branch_after_kill
         std::fs::remove_dir_all(harness.worktree(id)).unwrap();
     }
     assert_eq!(prunable_worktrees(&harness.repo()), 2);
-    harness.ok(&["session", "kill", "app-1"]);
     harness.ok(&["session", "kill", "app-3"]);
     assert_eq!(prunable_worktrees(&harness.repo()), 0);
+    harness.ok(&["session", "kill", "app-1"]);
     let left = branches();
     assert!(!left.contains("app-1"), "{left}");
     assert!(

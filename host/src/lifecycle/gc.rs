@@ -9,9 +9,13 @@
 //! - a runtime session or workspace that the plugin says belongs to *this* data dir (plugins tag
 //!   what they make with it) and that no record names. Nothing of that kind is removed while any
 //!   record is unreadable (it might name it) or a spawn in progress has not saved its handle or
-//!   path yet.
+//!   path yet;
+//! - a lock file it can lock whose session has no active record: the session is over (lock
+//!   takers check they hold the file still at the path, so removing it under the lock is safe);
+//! - a temporary file whose writer (the pid in its name) is gone, or that is older than any
+//!   write takes.
 //!
-//! Ordering makes the last rule sound against concurrent spawns: the plan asks plugins for what
+//! Ordering makes the orphan rule sound against concurrent spawns: the plan asks plugins for what
 //! they own *before* it reads records, and apply reads records again before it destroys. A spawn
 //! reserves its record before it creates anything, so anything listed was made by a spawn whose
 //! record (or lock) the later read sees.

@@ -337,10 +337,11 @@ impl GitWorktree {
                 .zip(path.strip_prefix(&self.root).ok())
                 .map(|(root, relative)| root.join(relative).join(".git")),
         ];
+        // None left at all once git pruned the last one.
         let admin = self
             .files
             .read_dir(&common.join("worktrees"))
-            .ok()?
+            .unwrap_or_default()
             .into_iter()
             .map(|entry| common.join("worktrees").join(entry))
             .find(|admin| {
