@@ -121,6 +121,10 @@ fn a_task_the_agent_reports_altered_fails_the_spawn_with_the_difference_and_leav
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     harness.assert_nothing_left("app-1");
+    assert!(
+        !harness.data_dir().join("locks/app/app-1.lock").exists(),
+        "the spawn undone left its lock file"
+    );
 }
 
 #[test]

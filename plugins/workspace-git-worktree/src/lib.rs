@@ -16,7 +16,7 @@
 //! its (half checked-out) files are no work to keep, nor is its branch if merged.
 //!
 //! Once a worktree is made, a record in the data dir (`git-worktree/made/<project>__<session>`)
-//! names its repository's common git dir: a worktree removed by hand can then still be
+//! names it, its repository's common git dir and its branch: a worktree removed by hand can then still be
 //! forgotten by git (`git worktree prune`) and its branch removed like any other's, which needs
 //! the repository the vanished worktree no longer points to.
 //!
@@ -77,7 +77,7 @@ pub struct GitWorktree {
     /// owner record, named `<project>__<session>` and holding the worktree's path.
     pending: PathBuf,
     /// `<data_dir>/git-worktree/made`: one file per worktree made, named like an intent file and
-    /// holding its repository's common git dir.
+    /// holding its path, its repository's common git dir and its branch, one a line.
     made: PathBuf,
     post_create_timeout: Duration,
 }
@@ -318,14 +318,18 @@ impl GitWorktree {
         }
     }
 
-    /// What is left of a worktree of this data dir removed by hand: its made file (naming its
-    /// repository's common dir and its branch) and, while git keeps it, its admin folder (the
-    /// one naming `path` back and owned by this data dir).
+    /// What is left of a worktree of this data dir removed by hand: its made file (naming it,
+    /// its repository's common dir and its branch) and, while git keeps it, its admin folder
+    /// (the one naming `path` back and owned by this data dir).
     fn vanished(&self, path: &Path) -> Option<Vanished> {
         let name = self.record_name(path)?;
         let made = self.made.join(&name);
         let text = self.files.read_private(&made).ok()?;
         let mut lines = text.lines();
+        // Another root's worktree of the same session (the root setting changed) is not this.
+        if Path::new(lines.next()?) != path {
+            return None;
+        }
         let common = PathBuf::from(lines.next()?);
         let branch = lines.next().filter(|b| !b.is_empty()).map(str::to_string);
         // As git wrote it: the path as made, or with the root's links resolved.
@@ -453,10 +457,14 @@ impl GitWorktree {
         };
         let mut paths = Vec::new();
         for name in names {
-            let Some((project, session)) = name.split_once("__") else {
+            let Some(path) = self
+                .files
+                .read_private(&self.made.join(&name))
+                .ok()
+                .and_then(|text| text.lines().next().map(PathBuf::from))
+            else {
                 continue;
             };
-            let path = self.root.join(project).join(session);
             if self.record_name(&path).as_deref() != Some(name.as_str())
                 || self.files.is_present(&path).unwrap_or(true)
             {
@@ -669,7 +677,12 @@ impl GitWorktree {
             .create_dir_all(&self.made, true)
             .and_then(|()| {
                 let common = admin.parent().and_then(Path::parent).unwrap_or(&admin);
-                let text = format!("{}\n{}\n", common.display(), config.branch);
+                let text = format!(
+                    "{}\n{}\n{}\n",
+                    path.display(),
+                    common.display(),
+                    config.branch
+                );
                 self.files.write(&made, text.as_bytes())
             })
             .map_err(|e| PluginError::failed(format!("writing {}: {e}", made.display())))?;
