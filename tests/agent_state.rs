@@ -121,6 +121,10 @@ fn a_task_the_agent_reports_altered_fails_the_spawn_with_the_difference_and_leav
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     harness.assert_nothing_left("app-1");
+    assert!(
+        !harness.data_dir().join("locks/app/app-1.lock").exists(),
+        "the spawn undone left its lock file"
+    );
 }
 
 #[test]
@@ -625,4 +629,140 @@ fn session_ls_marks_the_caller_only_in_its_own_data_dir_and_refuses_an_unknown_p
         stderr(&output)
     );
     harness.ok(&["session", "ls", "app"]);
+}
+
+#[test]
+fn the_exited_notification_outlives_the_agent_whose_pane_closed() {
+    let harness = Harness::new(&[], "");
+    // Still running well after the agent and its pane are gone.
+    let done = harness.home().join("notified-late");
+    let script = harness.home().join("slow-notify.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nsleep 1\nprintf '%s\\n' \"$AO_EVENT\" >> {:?}\n",
+            done.display().to_string()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    harness.edit_config(|c| {
+        format!(
+            "{c}notify: {{ command: [{:?}], on: [exited] }}\n",
+            script.display().to_string()
+        )
+    });
+    harness.ok(&["spawn", "app", "--task", "x"]);
+    wait_for_status(&harness, "app-1", "idle");
+    // The pane closes (SIGHUP): the agent reports `exited` from its hook and exits.
+    let target = format!("={}", harness.tmux_session("app-1"));
+    harness.tmux.tmux(&["kill-session", "-t", &target]);
+    assert!(
+        wait_until(Duration::from_secs(10), || std::fs::read_to_string(&done)
+            .is_ok_and(|text| text.lines().any(|l| l == "exited"))),
+        "the notify command died with the agent's pane"
+    );
+}
+
+#[test]
+fn an_exited_event_from_an_agent_whose_pane_lives_is_checked_against_the_runtime() {
+    let harness = Harness::new(&[], "");
+    harness.ok(&["spawn", "app", "--task", "x"]);
+    wait_for_status(&harness, "app-1", "idle");
+    // An `exited` event (a `/clear` read as an end, a hook run by hand) while the agent runs.
+    hook(
+        &harness,
+        "--data-dir DATA hook --project app --session app-1 --status exited",
+        b"{}".to_vec(),
+    );
+    assert_eq!(state_of(&harness, "app-1")["status"], "exited");
+    let session = listed(&harness, "app-1");
+    assert_eq!(session["status"], "idle", "{session:#}");
+    assert_eq!(
+        state_of(&harness, "app-1")["status"],
+        "idle",
+        "what the listing saw is recorded"
+    );
+    let output = harness.ao(&["session", "restore", "app-1"]);
+    assert!(
+        stderr(&output).contains("still running"),
+        "{}",
+        stderr(&output)
+    );
+    harness.ok(&["send", "app-1", "still there"]);
+    assert!(wait_until(Duration::from_secs(5), || fake_messages(
+        &harness.log_dir().join("app-1")
+    )
+    .contains(&"still there".to_string())));
+}
+
+#[test]
+fn a_kill_that_fails_keeps_the_agents_state_so_its_later_events_still_count() {
+    let harness = Harness::new(&[], "");
+    let log = notify_log(&harness);
+    harness.ok(&["spawn", "app", "--task", "x"]);
+    wait_for_status(&harness, "app-1", "idle");
+    // The runtime cannot be reached from where the kill runs: its destroy fails.
+    let elsewhere = harness.home().join("other-tmux-dir");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let output = harness
+        .command(&["session", "kill", "app-1"])
+        .env("TMUX_TMPDIR", &elsewhere)
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "{}", stderr(&output));
+    // As the agent's hooks run it: with the config, for its notifications.
+    hook(
+        &harness,
+        &format!(
+            "--config {} --data-dir DATA hook --project app --session app-1 --status waiting_input",
+            harness.config_path().display()
+        ),
+        br#"{}"#.to_vec(),
+    );
+    assert_eq!(state_of(&harness, "app-1")["status"], "waiting_input");
+    assert!(
+        wait_until(Duration::from_secs(5), || notified(&log)
+            .iter()
+            .any(|l| l.starts_with("waiting_input app-1"))),
+        "its events notify again: {:?}",
+        notified(&log)
+    );
+
+    // A kill that succeeds forgets it, and the agent's last events notify nobody.
+    harness.ok(&["session", "kill", "app-1"]);
+    assert!(!harness
+        .data_dir()
+        .join("agent-state/app/app-1.json")
+        .exists());
+    harness.assert_no_sessions();
+    assert!(
+        !notified(&log).iter().any(|l| l.starts_with("exited")),
+        "{:?}",
+        notified(&log)
+    );
+}
+
+#[test]
+fn restore_refuses_a_worktree_its_moved_repository_no_longer_knows_and_says_how_to_repair_it() {
+    let harness = Harness::new(&[], "");
+    harness.ok(&["spawn", "app", "--task", "x"]);
+    wait_for_status(&harness, "app-1", "idle");
+    harness.tmux.tmux(&["kill-server"]);
+    wait_for_status(&harness, "app-1", "exited");
+    let moved = harness.home().join("repo-moved");
+    std::fs::rename(harness.repo(), &moved).unwrap();
+
+    let output = harness.ao(&["session", "restore", "app-1"]);
+    assert!(!output.status.success(), "restored into a broken worktree");
+    let worktree = harness.worktree("app-1").display().to_string();
+    let fix = format!("git worktree repair {worktree}");
+    assert!(stderr(&output).contains(&fix), "{}", stderr(&output));
+    assert!(harness.tmux.sessions().is_empty(), "no agent was started");
+    assert_eq!(listed(&harness, "app-1")["status"], "exited");
+
+    // The fix it names works.
+    support::git(&moved, &["worktree", "repair", &worktree]);
+    harness.ok(&["session", "restore", "app-1"]);
+    wait_for_status(&harness, "app-1", "idle");
 }

@@ -1952,3 +1952,273 @@ fn gc_never_takes_a_moved_records_folder_for_orphaned_sessions() {
     assert!(tagged_tmux_sessions(&harness).contains_key(&tmux));
     harness.ok(&["session", "kill", "app-1"]);
 }
+
+#[test]
+fn gc_dry_run_tells_the_steps_it_would_take_from_the_ones_it_would_skip() {
+    let harness = Harness::new(&[], "");
+    harness.ok(&["spawn", "app", "--task", "a"]);
+    harness.ok(&["spawn", "app", "--task", "b"]);
+    // app-1 exited (a step); app-2 lost its record, so its runtime and worktree are orphans,
+    // which an unreadable record keeps gc from removing (skips).
+    let exited = harness.tmux_session("app-1");
+    harness
+        .tmux
+        .tmux(&["kill-session", "-t", &format!("={exited}")]);
+    std::fs::remove_file(harness.record("app-2", false)).unwrap();
+    std::fs::write(harness.record("app-9", false), "garbage: [").unwrap();
+
+    let text = stdout(&harness.ok(&["gc", "--dry-run"]));
+    let line = |action: &str| {
+        text.lines()
+            .find(|l| l[5..].trim_start().starts_with(action))
+            .unwrap_or_else(|| panic!("no {action}: {text}"))
+            .to_string()
+    };
+    assert!(line("mark exited").starts_with("would"), "{text}");
+    for skipped in ["destroy orphan runtime session", "remove orphan workspace"] {
+        assert!(line(skipped).starts_with("skip "), "{text}");
+    }
+
+    let actions = json(&harness.ok(&["gc", "--dry-run", "--json"]));
+    let outcome = |action: &str| {
+        actions
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["action"] == action)
+            .unwrap_or_else(|| panic!("no {action}: {actions:#}"))["outcome"]
+            .clone()
+    };
+    assert_eq!(outcome("mark exited"), "planned", "{actions:#}");
+    assert_eq!(outcome("destroy orphan runtime session"), "skipped");
+    assert_eq!(outcome("remove orphan workspace"), "skipped");
+    // Nothing was done: the session is still `running` on record, the orphans are there.
+    assert!(harness.worktree("app-2").exists());
+    let applied = json(&harness.ok(&["gc", "--json"]));
+    assert!(
+        applied
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action"] == "mark exited" && a["outcome"] == "done"),
+        "{applied:#}"
+    );
+}
+
+#[test]
+fn a_sessions_lock_file_goes_with_it_and_gc_removes_those_of_sessions_gone_and_stray_temp_files() {
+    let harness = Harness::new(&[], "");
+    let locks = harness.data_dir().join("locks").join("app");
+    harness.ok(&["spawn", "app", "--task", "a"]);
+    harness.ok(&["spawn", "app", "--task", "b"]);
+    assert!(locks.join("app-1.lock").exists());
+    harness.ok(&["session", "kill", "app-1"]);
+    assert!(
+        !locks.join("app-1.lock").exists(),
+        "kill left its lock file"
+    );
+
+    // Left by sessions gone before (an older ao-host, a crash): one free, one held by a
+    // process of its own; and a temporary file a dead hook left deep in the agent state.
+    std::fs::write(locks.join("app-7.lock"), "").unwrap();
+    std::fs::write(locks.join("app-8.lock"), "").unwrap();
+    let mut holder = Command::new("flock")
+        .arg("-o")
+        .arg(locks.join("app-8.lock"))
+        .args(["sleep", "60"])
+        .spawn()
+        .unwrap();
+    let held = wait_until(Duration::from_secs(10), || {
+        Command::new("flock")
+            .args(["-n"])
+            .arg(locks.join("app-8.lock"))
+            .arg("true")
+            .status()
+            .is_ok_and(|s| !s.success())
+    });
+    assert!(held);
+    let nested = harness.data_dir().join("agent-state/app/app-9");
+    std::fs::create_dir_all(&nested).unwrap();
+    let temp = nested.join(".app-9.json.99999999-00000000000000aa.tmp");
+    std::fs::write(&temp, "half a state").unwrap();
+
+    let plan = json(&harness.ok(&["gc", "--dry-run", "--json"]));
+    let planned = |action: &str, target: &str| {
+        plan.as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action"] == action && a["target"] == target && a["outcome"] == "planned")
+    };
+    assert!(planned("remove lock file", "app/app-7"), "{plan:#}");
+    assert!(!planned("remove lock file", "app/app-2"), "{plan:#}");
+    assert!(
+        planned("remove temporary file", temp.to_str().unwrap()),
+        "{plan:#}"
+    );
+
+    let applied = json(&harness.ok(&["gc", "--json"]));
+    let busy = applied
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["target"] == "app/app-8")
+        .unwrap_or_else(|| panic!("{applied:#}"));
+    assert_eq!(busy["outcome"], "skipped", "{applied:#}");
+    assert!(!locks.join("app-7.lock").exists());
+    assert!(locks.join("app-8.lock").exists(), "a held lock was removed");
+    assert!(
+        locks.join("app-2.lock").exists(),
+        "a live session's lock was removed"
+    );
+    assert!(!temp.exists());
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    harness.ok(&["gc"]);
+    assert!(!locks.join("app-8.lock").exists());
+    harness.ok(&["send", "app-2", "still mine"]);
+}
+
+/// `git worktree list --porcelain` entries of `repo` that git marks prunable.
+fn prunable_worktrees(repo: &Path) -> usize {
+    git(repo, &["worktree", "list", "--porcelain"])
+        .lines()
+        .filter(|l| l.starts_with("prunable"))
+        .count()
+}
+
+#[test]
+fn a_worktree_removed_by_hand_leaves_no_prunable_entry_or_idle_branch_after_kill_or_gc() {
+    let harness = Harness::new(&[], "");
+    let branches = || git(&harness.repo(), &["branch", "--format=%(refname:short)"]);
+    for task in ["a", "b", "c"] {
+        harness.ok(&["spawn", "app", "--task", task]);
+    }
+
+    // Killed keeping its workspace, which is then removed by hand: gc forgets it.
+    harness.ok(&["session", "kill", "app-2", "--keep-workspace"]);
+    std::fs::remove_dir_all(harness.worktree("app-2")).unwrap();
+    assert_eq!(prunable_worktrees(&harness.repo()), 1);
+    let plan = json(&harness.ok(&["gc", "--dry-run", "--json"]));
+    let worktree = harness.worktree("app-2").display().to_string();
+    assert!(
+        plan.as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action"] == "remove orphan workspace"
+                && a["target"] == worktree.as_str()
+                && a["outcome"] == "planned"),
+        "{plan:#}"
+    );
+    harness.ok(&["gc"]);
+    assert_eq!(prunable_worktrees(&harness.repo()), 0);
+    assert!(!branches().contains("app-2"), "{}", branches());
+
+    // Removed by hand under live sessions, then killed; app-3's branch holds a commit. Killing
+    // app-3 prunes app-1's entry too: app-1's branch is found without it.
+    let third = harness.worktree("app-3");
+    std::fs::write(third.join("work.txt"), "work\n").unwrap();
+    git(&third, &["add", "work.txt"]);
+    git(&third, &["commit", "-q", "-m", "work"]);
+    for id in ["app-1", "app-3"] {
+        std::fs::remove_dir_all(harness.worktree(id)).unwrap();
+    }
+    assert_eq!(prunable_worktrees(&harness.repo()), 2);
+    harness.ok(&["session", "kill", "app-3"]);
+    assert_eq!(prunable_worktrees(&harness.repo()), 0);
+    harness.ok(&["session", "kill", "app-1"]);
+    let left = branches();
+    assert!(!left.contains("app-1"), "{left}");
+    assert!(
+        left.contains("app-3"),
+        "a branch with work was removed: {left}"
+    );
+    let gc = json(&harness.ok(&["gc", "--json"]));
+    assert!(gc.as_array().unwrap().is_empty(), "{gc:#}");
+}
+
+/// `command` run with `data_dir` mounted read-only, in a mount namespace of its own (root is
+/// not stopped by permission bits).
+fn on_read_only_data_dir(data_dir: &Path, command: Command) -> Output {
+    let mut wrapped = Command::new("unshare");
+    wrapped
+        .args([
+            "-m",
+            "sh",
+            "-c",
+            r#"d=$1; shift; mount --bind "$d" "$d" && mount -o remount,bind,ro "$d" && exec "$@""#,
+            "sh",
+        ])
+        .arg(data_dir)
+        .arg(command.get_program())
+        .args(command.get_args());
+    for (name, value) in command.get_envs() {
+        match value {
+            Some(value) => wrapped.env(name, value),
+            None => wrapped.env_remove(name),
+        };
+    }
+    wrapped.output().unwrap()
+}
+
+#[test]
+fn a_read_only_data_dir_still_lists_and_diagnoses_and_a_write_says_the_fix() {
+    let harness = Harness::new(&[], "");
+    harness.ok(&["spawn", "app", "--task", "a"]);
+    let read_only =
+        |args: &[&str]| on_read_only_data_dir(&harness.data_dir(), harness.command(args));
+
+    let listed = read_only(&["session", "ls", "--json"]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    assert_eq!(json(&listed)[0]["id"], "app-1");
+    let table = read_only(&["session", "ls"]);
+    assert!(table.status.success(), "{}", stderr(&table));
+    assert!(stdout(&table).contains("app-1"), "{}", stdout(&table));
+
+    let doctor = read_only(&["doctor"]);
+    let report = stdout(&doctor);
+    let fix = report
+        .lines()
+        .find(|l| l.starts_with("FIX") && l.contains("read-only"))
+        .unwrap_or_else(|| {
+            panic!(
+                "no FIX line for the read-only data dir: {report}{}",
+                stderr(&doctor)
+            )
+        });
+    assert!(fix.contains("remount"), "{fix}");
+
+    let kill = read_only(&["session", "kill", "app-1"]);
+    assert!(!kill.status.success());
+    assert_one_line_error(&kill, "read-only");
+    assert!(stderr(&kill).contains("remount"), "{}", stderr(&kill));
+    // Nothing was lost: the session is whole, and a writable data dir acts on it again.
+    assert!(harness
+        .tmux
+        .sessions()
+        .contains(&harness.tmux_session("app-1")));
+    harness.ok(&["session", "kill", "app-1"]);
+    harness.assert_no_sessions();
+
+    // One that never held records (nothing could be made in it): no sessions, no error.
+    let empty = harness.home().join("empty-data");
+    std::fs::create_dir(&empty).unwrap();
+    let empty_text = empty.display().to_string();
+    let listed = on_read_only_data_dir(
+        &empty,
+        harness.command(&["--data-dir", &empty_text, "session", "ls", "--json"]),
+    );
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    assert_eq!(json(&listed), serde_json::json!([]));
+    let doctor = on_read_only_data_dir(
+        &empty,
+        harness.command(&["--data-dir", &empty_text, "doctor"]),
+    );
+    assert!(
+        stdout(&doctor)
+            .lines()
+            .any(|l| l.starts_with("FIX") && l.contains("read-only")),
+        "{}{}",
+        stdout(&doctor),
+        stderr(&doctor)
+    );
+}

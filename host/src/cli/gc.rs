@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
-use ao_host::lifecycle::Lifecycle;
+use ao_host::lifecycle::{gc::GcOutcome, Lifecycle};
 
 use super::output::{print_json, terminal_safe};
 use crate::{errln, outln};
@@ -41,10 +41,10 @@ pub async fn run(
         errln!("nothing to clean up");
     } else {
         for a in &actions {
-            let mark = match (a.done, dry_run) {
-                (true, _) => "done",
-                (false, true) => "would",
-                (false, false) => "skip",
+            let mark = match a.outcome {
+                GcOutcome::Planned => "would",
+                GcOutcome::Done => "done",
+                GcOutcome::Skipped => "skip",
             };
             outln!(
                 "{mark:<5} {}: {} — {}",

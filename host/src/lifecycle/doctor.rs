@@ -88,6 +88,16 @@ impl Lifecycle {
                 true,
                 format!("{} is writable", data_dir.display()),
             ),
+            Err(e) if e.raw_os_error() == Some(libc::EROFS) => DoctorLine::new(
+                "data dir",
+                false,
+                format!(
+                    "{} is on a read-only file system: `session ls` and `doctor` work, every \
+                     command that changes a session fails; remount it read-write, or set \
+                     data_dir to a writable folder",
+                    data_dir.display()
+                ),
+            ),
             Err(e) => DoctorLine::new(
                 "data dir",
                 false,

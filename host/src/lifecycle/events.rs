@@ -5,8 +5,13 @@
 //! every tool call, and must be quick and unable to fail the agent. Notifications run the
 //! operator's `notify.command` once per change (each process claims a change in the state file
 //! before notifying), detached, so neither an agent nor a command ever waits for them.
+//!
+//! Detached means a session of its own (`setsid`): a notify command started by a hook shares
+//! the agent's terminal otherwise, and the SIGHUP sent when the agent's pane closes kills it
+//! mid-run — the `exited` notification above all.
 
 use std::{
+    os::unix::process::CommandExt,
     path::Path,
     process::{Command, Stdio},
 };
@@ -68,7 +73,16 @@ pub fn notify_change(
         .command
         .split_first()
         .expect("notify.command is checked non-empty when the config is read");
-    let spawned = Command::new(program)
+    let mut command = Command::new(program);
+    // SAFETY: the closure runs in the forked child before exec and calls only `setsid`, which
+    // is async-signal-safe and cannot fail in a fresh child (it is no group leader).
+    unsafe {
+        command.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let spawned = command
         .args(args)
         .env("AO_SESSION", id)
         .env("AO_PROJECT_ID", project_id)

@@ -11,9 +11,13 @@
 //! - a runtime session or workspace that the plugin says belongs to *this* data dir (plugins tag
 //!   what they make with it) and that no record names. Nothing of that kind is removed while any
 //!   record is unreadable (it might name it) or a spawn in progress has not saved its handle or
-//!   path yet.
+//!   path yet;
+//! - a lock file it can lock whose session has no active record: the session is over (lock
+//!   takers check they hold the file still at the path, so removing it under the lock is safe);
+//! - a temporary file whose writer (the pid in its name) is gone, or that is older than any
+//!   write takes.
 //!
-//! Ordering makes the last rule sound against concurrent spawns: the plan asks plugins for what
+//! Ordering makes the orphan rule sound against concurrent spawns: the plan asks plugins for what
 //! they own *before* it reads records, and apply reads records again before it destroys. A spawn
 //! reserves its record before it creates anything, so anything listed was made by a spawn whose
 //! record (or lock) the later read sees.
@@ -27,7 +31,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, HashSet},
-    path::PathBuf,
+    path::{Path, PathBuf},
 };
 
 use ao_plugin_api::{PluginErrorKind, PluginKind};
@@ -47,8 +51,38 @@ pub struct GcAction {
     pub target: String,
     /// Why, or why it was skipped or failed.
     pub detail: String,
-    /// False for a skipped or failed action, and for everything in a plan.
+    /// Whether it was, will be (a plan's step) or will not be done.
+    pub outcome: GcOutcome,
+    /// `outcome == Done`, kept for readers of `--json` from before `outcome`.
     pub done: bool,
+}
+
+/// What became (or, in a plan, will become) of one `gc` action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GcOutcome {
+    /// In a plan: `gc` will do it (checking its reason again first).
+    Planned,
+    Done,
+    /// Left alone, or failed: `detail` says why.
+    Skipped,
+}
+
+impl GcAction {
+    fn new(
+        action: &'static str,
+        target: impl Into<String>,
+        detail: impl Into<String>,
+        outcome: GcOutcome,
+    ) -> Self {
+        Self {
+            action,
+            target: target.into(),
+            detail: detail.into(),
+            outcome,
+            done: outcome == GcOutcome::Done,
+        }
+    }
 }
 
 /// Where a plugin's things are: this machine (`None`) or a host.
@@ -90,6 +124,11 @@ enum Step {
         workspace: String,
         repo: String,
         branch: String,
+    },
+    /// The lock file of a session that is over (no active record).
+    RemoveLock {
+        project: String,
+        id: String,
     },
 }
 
@@ -140,6 +179,11 @@ impl Step {
                 branch.clone(),
                 format!("of a killed session, merged in {repo} and checked out nowhere"),
             ),
+            Self::RemoveLock { project, id } => (
+                "remove lock file",
+                format!("{project}/{id}"),
+                "its session is over".into(),
+            ),
         }
     }
 }
@@ -159,12 +203,7 @@ impl GcPlan {
             .iter()
             .map(|step| {
                 let (action, target, detail) = step.describe();
-                GcAction {
-                    action,
-                    target,
-                    detail,
-                    done: false,
-                }
+                GcAction::new(action, target, detail, GcOutcome::Planned)
             })
             .collect();
         actions.extend(self.skipped.iter().cloned());
@@ -173,12 +212,7 @@ impl GcPlan {
 }
 
 fn skip(action: &'static str, target: impl Into<String>, detail: impl Into<String>) -> GcAction {
-    GcAction {
-        action,
-        target: target.into(),
-        detail: detail.into(),
-        done: false,
-    }
+    GcAction::new(action, target, detail, GcOutcome::Skipped)
 }
 
 /// What the records say, read after the plugins were asked what they own.
@@ -225,8 +259,13 @@ impl Lifecycle {
         for session in &archived.sessions {
             // A killed session's workspace may be kept on purpose (`--keep-workspace`); an
             // errored one's is what its undo could not remove.
+            // One removed by hand since is kept no more: what git still keeps of it is gc's.
             if session.status == SessionStatus::Killed {
-                known.paths.extend(session.workspace_path.clone());
+                known
+                    .paths
+                    .extend(session.workspace_path.clone().filter(|path| {
+                        session.host.is_some() || Path::new(path).symlink_metadata().is_ok()
+                    }));
             }
         }
         (known, active.sessions)
@@ -496,9 +535,18 @@ impl Lifecycle {
             self.store
                 .stale_temp_files()
                 .into_iter()
+                .chain(self.agent_states.stale_temp_files())
                 .map(Step::RemoveTempFile),
         );
         self.plan_merged_branches(&mut plan, skip_plugins).await;
+        plan.steps.extend(
+            self.store
+                .locks()
+                .locked_sessions()
+                .into_iter()
+                .filter(|(project, id)| matches!(self.store.reread(project, id), Ok(None)))
+                .map(|(project, id)| Step::RemoveLock { project, id }),
+        );
         plan
     }
 
@@ -559,12 +607,7 @@ impl Lifecycle {
             let (action, target, detail) = step.describe();
             let outcome = self.apply_step(&step, &known).await;
             actions.push(match outcome {
-                Ok(None) => GcAction {
-                    action,
-                    target,
-                    detail,
-                    done: true,
-                },
+                Ok(None) => GcAction::new(action, target, detail, GcOutcome::Done),
                 Ok(Some(reason)) => skip(action, target, reason),
                 Err(e) => skip(action, target, format!("{detail}; failed: {e}")),
             });
@@ -581,7 +624,7 @@ impl Lifecycle {
         };
         match step {
             Step::UndoInterruptedSpawn { project, id } | Step::MarkExited { project, id } => {
-                let Some(_lock) = self
+                let Some(lock) = self
                     .store
                     .locks()
                     .try_lock(project, id)
@@ -600,7 +643,9 @@ impl Lifecycle {
                     if session.status != SessionStatus::Spawning {
                         return Ok(Some("its spawn finished after all".into()));
                     }
-                    self.undo_interrupted(&session).await.map(|()| None)
+                    self.undo_interrupted(&session).await?;
+                    lock.remove();
+                    Ok(None)
                 } else {
                     self.mark_exited(&session).await
                 }
@@ -661,6 +706,23 @@ impl Lifecycle {
                     .is_empty()
                     .then(|| "no longer merged, or checked out now".into()))
             }
+            Step::RemoveLock { project, id } => {
+                let locks = self.store.locks();
+                let Some(lock) = locks.try_lock(project, id).map_err(|e| e.to_string())? else {
+                    return Ok(Some(format!(
+                        "busy: {} is acting on it",
+                        locks.holder(project, id)
+                    )));
+                };
+                match self.store.reread(project, id) {
+                    Ok(None) => {
+                        lock.remove();
+                        Ok(None)
+                    }
+                    Ok(Some(_)) => Ok(Some("a record names it now".into())),
+                    Err(e) => Ok(Some(e.to_string())),
+                }
+            }
             Step::RemoveTempFile(path) => match std::fs::remove_file(path) {
                 Ok(()) => Ok(None),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -675,14 +737,9 @@ impl Lifecycle {
     /// archives the record as `errored`. The caller holds the lock.
     async fn undo_interrupted(&self, session: &Session) -> Result<(), String> {
         let plugins = self.plugins_of(session).await.map_err(|e| e.to_string())?;
-        self.agent_states.remove(&session.project_id, &session.id);
-        if let Some(handle) = &session.runtime_handle {
-            plugins
-                .runtime
-                .destroy(handle)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
+        self.stop_runtime(session, &plugins)
+            .await
+            .map_err(|e| e.to_string())?;
         if let Some(path) = &session.workspace_path {
             plugins
                 .workspace

@@ -89,7 +89,11 @@ impl Lifecycle {
             .kill_locked(&found, keep_workspace, force, cancelled)
             .await;
         self.store.locks().clear_cancel(&found.project_id, id);
-        drop(lock);
+        // Over, so its lock file goes; one that is not over keeps it.
+        match outcome {
+            Ok(_) => lock.remove(),
+            Err(_) => drop(lock),
+        }
         outcome
     }
 
@@ -140,18 +144,38 @@ impl Lifecycle {
                 _ => {}
             }
         }
-        // Forgotten first: the agent's last hooks, fired as its runtime goes, then find no
-        // state to change, and an operator's kill is no news to notify.
-        self.agent_states.remove(&session.project_id, &session.id);
-        if let Some(handle) = &session.runtime_handle {
-            plugins.runtime.destroy(handle).await?;
-        }
+        self.stop_runtime(&session, &plugins).await?;
         if let (Some(path), false) = (&session.workspace_path, keep_workspace) {
             plugins.workspace.destroy(path, false).await?;
         }
         let archived = self.store.archive(&session, SessionStatus::Killed, None)?;
         self.forget_agent_files(&session, &plugins).await;
         Ok(KillOutcome::Killed(Box::new(archived)))
+    }
+
+    /// Destroys the session's runtime, then forgets its agent's state. The state is kept until
+    /// the runtime is gone, so a destroy that fails leaves a session whose later events still
+    /// count; meanwhile it is marked stopping, so the agent's last events, fired as its runtime
+    /// goes, notify nobody: an operator's kill is no news.
+    pub(super) async fn stop_runtime(
+        &self,
+        session: &Session,
+        plugins: &PluginSet,
+    ) -> Result<(), LifecycleError> {
+        let (project, id) = (&session.project_id, &session.id);
+        if let Some(handle) = &session.runtime_handle {
+            if let Err(e) = self.agent_states.set_stopping(project, id, true) {
+                tracing::warn!(%id, "marking its agent's state stopping: {e}");
+            }
+            if let Err(e) = plugins.runtime.destroy(handle).await {
+                if let Err(e) = self.agent_states.set_stopping(project, id, false) {
+                    tracing::warn!(%id, "unmarking its agent's state stopping: {e}");
+                }
+                return Err(e.into());
+            }
+        }
+        self.agent_states.remove(project, id);
+        Ok(())
     }
 
     /// Refuses, before anything is destroyed, to remove a workspace that the record names but

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use ao_plugin_api::PluginErrorKind;
 use serde::Serialize;
 
 use super::{
@@ -67,7 +68,13 @@ impl Lifecycle {
         let Some(path) = session.workspace_path.clone() else {
             return Err(refused("it has no workspace".into()));
         };
-        if !plugins.workspace.exists(&path).await? {
+        let present = match plugins.workspace.exists(&path).await {
+            Err(e) if e.kind() == PluginErrorKind::InvalidInput => {
+                return Err(refused(e.to_string()))
+            }
+            present => present?,
+        };
+        if !present {
             return Err(refused(format!(
                 "its workspace {path} is gone; `ao-host session kill {id}` archives it"
             )));

@@ -334,7 +334,11 @@ impl Lifecycle {
             }
         };
         self.store.locks().clear_cancel(&project.id, lock.id());
-        drop(lock);
+        // A spawn undone is over (archived): its lock file goes with it.
+        match outcome {
+            Ok(_) => drop(lock),
+            Err(_) => lock.remove(),
+        }
         outcome
     }
 

@@ -2,10 +2,9 @@
 //!
 //! An agent that reports events (`ao-host hook`) is taken at its word: its state file says what
 //! it does, and its screen is not read, except to confirm a wait (refusing a permission fires no
-//! event). For the others, each runtime is asked once for its live handles and once for all
-//! their screens
-//! (`Runtime::capture_outputs`, one round trip for the tmux runtime however many sessions
-//! there are); runtimes are asked concurrently, and each screen is judged by its agent plugin
+//! event) or an exit its runtime does not confirm. For the others, each runtime is asked once
+//! for its live handles and once for all their screens (`Runtime::capture_outputs`, one round
+//! trip for the tmux runtime however many sessions there are); runtimes are asked concurrently, and each screen is judged by its agent plugin
 //! concurrently. A runtime built before `capture_outputs` existed is asked per session instead,
 //! at most [`MAX_CONCURRENT_PROBES`] at a time, so a thousand sessions never start a thousand
 //! programs at once.
@@ -138,13 +137,19 @@ impl Lifecycle {
                     .push(Probe {
                         index: i,
                         handle: handle.clone(),
-                        // A wait the operator ended by refusing fires no event, so a
-                        // session that has said for a while that it waits is checked against
-                        // its screen. Not at once: the agent may report the wait before it
-                        // draws it.
-                        screen: states[i].as_ref().is_none_or(|state| {
-                            state.status == Some(ReportedStatus::WaitingInput)
-                                && now_ms().saturating_sub(state.at) >= WAIT_DRAWN_WITHIN_MS
+                        screen: states[i].as_ref().is_none_or(|state| match state.status {
+                            // A wait the operator ended by refusing fires no event, so a
+                            // session that has said for a while that it waits is checked
+                            // against its screen. Not at once: the agent may report the wait
+                            // before it draws it.
+                            Some(ReportedStatus::WaitingInput) => {
+                                now_ms().saturating_sub(state.at) >= WAIT_DRAWN_WITHIN_MS
+                            }
+                            // An agent that said it exited is gone only if its runtime says
+                            // so; one still running (an end event that was not one) is judged
+                            // by its screen, so it is not `exited` forever.
+                            Some(ReportedStatus::Exited) => true,
+                            _ => false,
                         }),
                     });
             }
@@ -209,7 +214,10 @@ impl Lifecycle {
         }))
         .await;
         for (i, activity) in activities {
-            if let (Some(state), false) = (&states[i], matches!(activity, Ok(Activity::Idle))) {
+            let reported_wait = states[i]
+                .as_ref()
+                .filter(|state| state.status == Some(ReportedStatus::WaitingInput));
+            if let (Some(state), false) = (reported_wait, matches!(activity, Ok(Activity::Idle))) {
                 // Only a screen that positively shows the agent idle overrides its own report
                 // of a wait (a prompt of a kind the screen reader does not know is no proof).
                 let session = &mut sessions[i];

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use ao_plugin_api::private;
 
-use super::{migrate, now_ms, StoreError, MAX_TASK_BYTES};
+use super::{lock::still_at, migrate, now_ms, StoreError, MAX_TASK_BYTES};
 
 /// The state file never grows past this: a question is cut to [`MAX_QUESTION_BYTES`].
 const MAX_STATE_BYTES: u64 = 64 * 1024;
@@ -104,6 +104,10 @@ pub struct AgentState {
     /// once its conversation is loaded).
     #[serde(default)]
     pub conversation: Option<String>,
+    /// A kill is destroying its runtime: the events fired as it goes are recorded but notify
+    /// nobody (an operator's kill is no news). Cleared again if the destroy fails.
+    #[serde(default)]
+    pub stopping: bool,
 }
 
 /// A status change that [`AgentStateDir::record`] made, for notifications.
@@ -134,7 +138,8 @@ enum StateFile {
 }
 
 impl StateFile {
-    const ALL: [Self; 4] = [Self::State, Self::Prompt, Self::Lock, Self::Error];
+    /// The lock last: it is removed last.
+    const ALL: [Self; 4] = [Self::State, Self::Prompt, Self::Error, Self::Lock];
 
     /// Its name in the session's folder.
     fn name(self) -> &'static str {
@@ -292,6 +297,7 @@ impl AgentStateDir {
                 notified: 0,
                 program: program.map(|p| p.display().to_string()),
                 conversation,
+                stopping: false,
             },
         )
     }
@@ -315,6 +321,34 @@ impl AgentStateDir {
             .collect()
     }
 
+    /// Temporary files under the agent state that their writers left behind (a hook killed
+    /// mid-write, a full disk), at any depth: the layout below `agent-state/` may change, the
+    /// temporary files' names do not. Links are not followed.
+    pub fn stale_temp_files(&self) -> Vec<PathBuf> {
+        /// Deeper than any layout of agent state goes.
+        const MAX_DEPTH: usize = 8;
+        let mut stale = Vec::new();
+        let mut folders = vec![(self.root.clone(), 0)];
+        while let Some((folder, depth)) = folders.pop() {
+            let Ok(entries) = fs::read_dir(&folder) else {
+                continue;
+            };
+            for entry in entries.filter_map(Result::ok) {
+                match entry.file_type() {
+                    Ok(kind) if kind.is_dir() && depth < MAX_DEPTH => {
+                        folders.push((entry.path(), depth + 1))
+                    }
+                    Ok(kind) if kind.is_file() && super::is_stale_temp(&entry) => {
+                        stale.push(entry.path())
+                    }
+                    _ => {}
+                }
+            }
+        }
+        stale.sort();
+        stale
+    }
+
     /// Forgets a session (killed, or its spawn undone).
     pub fn remove(&self, project_id: &str, id: &str) {
         // Through a folder that is a link, the names below would be removed wherever it points.
@@ -332,10 +366,20 @@ impl AgentStateDir {
         {
             return;
         }
+        // Under its lock, removed last: a hook writing meanwhile finishes first, and one
+        // waiting for the lock finds it gone (see [`Self::lock`]).
+        let exists = |file| {
+            self.current(project_id, id, file)
+                .symlink_metadata()
+                .is_ok()
+        };
+        let guard = (exists(StateFile::State) || exists(StateFile::Lock))
+            .then(|| self.lock(project_id, id));
         for file in StateFile::ALL {
-            let _ = fs::remove_file(self.path(project_id, id, file));
             let _ = fs::remove_file(dir.join(file.legacy_name(id)));
+            let _ = fs::remove_file(self.path(project_id, id, file));
         }
+        drop(guard);
         let _ = fs::remove_dir(folder);
     }
 
@@ -484,12 +528,39 @@ impl AgentStateDir {
         let Some(mut state) = self.read(project_id, id)? else {
             return Ok(false);
         };
-        if state.changes != number || state.notified >= number {
+        if state.stopping || state.changes != number || state.notified >= number {
             return Ok(false);
         }
         state.notified = number;
         self.write(project_id, id, &state)?;
         Ok(true)
+    }
+
+    /// Marks whether a kill is stopping the session (see [`AgentState::stopping`]); a session
+    /// without state is left alone.
+    pub fn set_stopping(
+        &self,
+        project_id: &str,
+        id: &str,
+        stopping: bool,
+    ) -> Result<(), StoreError> {
+        if self
+            .current(project_id, id, StateFile::State)
+            .symlink_metadata()
+            .is_err()
+        {
+            return Ok(());
+        }
+        self.upgrade(project_id, id)?;
+        let _guard = self.lock(project_id, id)?;
+        let Some(mut state) = self.read(project_id, id)? else {
+            return Ok(());
+        };
+        if state.stopping != stopping {
+            state.stopping = stopping;
+            self.write(project_id, id, &state)?;
+        }
+        Ok(())
     }
 
     fn write(&self, project_id: &str, id: &str, state: &AgentState) -> Result<(), StoreError> {
@@ -506,14 +577,19 @@ impl AgentStateDir {
         private::write(path, bytes, false).map_err(io("replacing", path))
     }
 
-    /// The session's state lock, held until the file is dropped.
+    /// The session's state lock, held until the file is dropped. A lock file removed while
+    /// this waited for it (the session was forgotten) is not the lock any more: taken anew.
     fn lock(&self, project_id: &str, id: &str) -> Result<File, StoreError> {
         let path = self.path(project_id, id, StateFile::Lock);
         let dir = path.parent().expect("state lives in a folder");
         private::create_dir(dir).map_err(io("creating", dir))?;
-        let file = private::open_lock(&path).map_err(untrusted_or("opening", &path))?;
-        file.lock().map_err(io("locking", &path))?;
-        Ok(file)
+        loop {
+            let file = private::open_lock(&path).map_err(untrusted_or("opening", &path))?;
+            file.lock().map_err(io("locking", &path))?;
+            if still_at(&file, &path).map_err(io("checking lock", &path))? {
+                return Ok(file);
+            }
+        }
     }
 }
 
@@ -551,6 +627,25 @@ mod tests {
             prompt: None,
             conversation: None,
         }
+    }
+
+    #[test]
+    fn temporary_files_of_dead_writers_are_found_at_any_depth_and_nothing_else() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = AgentStateDir::new(temp.path());
+        let nested = temp.path().join("agent-state/app/app-1");
+        fs::create_dir_all(&nested).unwrap();
+        // No process has a pid this high (pid_max is at most 2^22).
+        let dead = nested.join(".app-1.json.99999999-00000000000000ff.tmp");
+        let flat_dead = temp
+            .path()
+            .join("agent-state/app/.app-2.json.99999999-01.tmp");
+        let live = nested.join(format!(".app-1.prompt.{}-02.tmp", std::process::id()));
+        let record = nested.join("app-1.json");
+        for file in [&dead, &flat_dead, &live, &record] {
+            fs::write(file, "x").unwrap();
+        }
+        assert_eq!(dir.stale_temp_files(), [flat_dead, dead]);
     }
 
     #[test]

@@ -5,10 +5,13 @@
 //! holder. So "the lock is free and the record still says `spawning`" proves the spawn was
 //! interrupted, and a `gc` that takes the lock knows nobody else is touching the session.
 //!
-//! Lock files live in `<data_dir>/locks/<project>/<id>.lock` and are never deleted: deleting a
-//! lock file while another process has it open would let two processes hold "the" lock on two
-//! different inodes. The holder writes its pid into the file, only so that a waiting command can
-//! say who it waits for.
+//! Lock files live in `<data_dir>/locks/<project>/<id>.lock`. A session that is over has its
+//! lock file removed, by its holder only ([`SessionLock::remove`]: `kill`, and `gc` for
+//! sessions gone before that existed), so one file per session ever made does not pile up.
+//! Removing a file another process has open would let two processes hold "the" lock on two
+//! different inodes, so every taker checks, once it holds the lock, that the path still names
+//! the file it locked ([`still_at`]), and starts again otherwise. The holder writes its pid
+//! into the file, only so that a waiting command can say who it waits for.
 //!
 //! A kill that finds a spawn in progress leaves a cancel request (`<id>.cancel`) next to the
 //! lock; the spawn checks for it between steps and undoes itself, so the kill never reports
@@ -17,11 +20,12 @@
 use std::{
     fs::{self, File, TryLockError},
     io::{Read, Seek, Write},
+    os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
-use ao_plugin_api::private;
+use ao_plugin_api::{private, validate::validate_id};
 
 use super::StoreError;
 
@@ -32,12 +36,31 @@ const RETRY: Duration = Duration::from_millis(10);
 #[derive(Debug)]
 pub struct SessionLock {
     file: File,
+    path: PathBuf,
     id: String,
 }
 
 impl SessionLock {
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Removes the lock file, then releases it: for a session that is over. A command that
+    /// opened the file before finds, once it holds it, that it is no longer there, and takes
+    /// the new one instead.
+    pub fn remove(self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// Whether `path` still names `file`, a lock file just locked: a holder may have removed it
+/// between this taker's open and its lock, and a lock on a removed file excludes nobody.
+pub(crate) fn still_at(file: &File, path: &Path) -> std::io::Result<bool> {
+    let held = file.metadata()?;
+    match path.symlink_metadata() {
+        Ok(now) => Ok(now.dev() == held.dev() && now.ino() == held.ino()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
@@ -115,20 +138,67 @@ impl LockDir {
             .and_then(|()| write!(file, "{}", std::process::id()));
         Ok(Some(SessionLock {
             file,
+            path: self.path(project_id, id, "lock"),
             id: id.to_string(),
         }))
     }
 
     /// The lock file, locked, if nobody else held it; released when the file is dropped.
     fn try_take(&self, project_id: &str, id: &str) -> Result<Option<File>, StoreError> {
-        let file = self.open(project_id, id)?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(file)),
-            Err(TryLockError::WouldBlock) => Ok(None),
-            Err(TryLockError::Error(e)) => {
-                Err(io_error("locking", &self.path(project_id, id, "lock"))(e))
+        loop {
+            let file = self.open(project_id, id)?;
+            if let Some(taken) = self.take_opened(project_id, id, file)? {
+                return Ok(taken);
             }
         }
+    }
+
+    /// Tries to lock `file`, opened as the lock of `id`: `Some(None)` when somebody holds it,
+    /// `None` when it was removed meanwhile (open it again).
+    fn take_opened(
+        &self,
+        project_id: &str,
+        id: &str,
+        file: File,
+    ) -> Result<Option<Option<File>>, StoreError> {
+        let path = self.path(project_id, id, "lock");
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Ok(Some(None)),
+            Err(TryLockError::Error(e)) => return Err(io_error("locking", &path)(e)),
+        }
+        let current = still_at(&file, &path).map_err(io_error("checking lock", &path))?;
+        Ok(current.then_some(Some(file)))
+    }
+
+    /// The sessions that have a lock file, as (project, id), for `gc`.
+    pub fn locked_sessions(&self) -> Vec<(String, String)> {
+        let mut sessions = Vec::new();
+        let Ok(projects) = fs::read_dir(&self.root) else {
+            return sessions;
+        };
+        for project in projects.filter_map(Result::ok) {
+            let Ok(project_id) = project.file_name().into_string() else {
+                continue;
+            };
+            if validate_id("project id", &project_id).is_err() {
+                continue;
+            }
+            let Ok(files) = fs::read_dir(project.path()) else {
+                continue;
+            };
+            for file in files.filter_map(Result::ok) {
+                let name = file.file_name().to_string_lossy().into_owned();
+                if let Some(id) = name
+                    .strip_suffix(".lock")
+                    .filter(|id| validate_id("session id", id).is_ok())
+                {
+                    sessions.push((project_id.clone(), id.to_string()));
+                }
+            }
+        }
+        sessions.sort();
+        sessions
     }
 
     /// Takes the lock, waiting up to `patience` for its holder to finish.
@@ -217,6 +287,66 @@ mod tests {
             .lock("app", "app-1", Duration::from_millis(30))
             .await
             .unwrap();
+    }
+
+    #[test]
+    fn a_lock_file_removed_between_a_takers_open_and_its_lock_is_not_taken_for_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let locks = LockDir::new(dir.path());
+        // A taker opens the file; before it locks it, the holder of a session that is over
+        // removes it.
+        let opened = locks.open("app", "app-1").unwrap();
+        locks.try_lock("app", "app-1").unwrap().unwrap().remove();
+        // The next taker makes and holds a new file.
+        let holder = locks.try_lock("app", "app-1").unwrap().unwrap();
+        assert!(
+            locks.take_opened("app", "app-1", opened).unwrap().is_none(),
+            "the removed file's lock was taken for the session's"
+        );
+        assert!(locks.try_lock("app", "app-1").unwrap().is_none());
+        assert!(locks.is_held("app", "app-1").unwrap());
+        drop(holder);
+        assert_eq!(locks.locked_sessions(), [("app".into(), "app-1".into())]);
+    }
+
+    #[test]
+    fn takers_racing_a_remover_never_hold_the_lock_together() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let locks = LockDir::new(dir.path());
+        let inside = AtomicUsize::new(0);
+        let overlaps = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..3 {
+                scope.spawn(|| {
+                    for _ in 0..2000 {
+                        let Some(lock) = locks.try_lock("app", "app-1").unwrap() else {
+                            continue;
+                        };
+                        if inside.fetch_add(1, Ordering::SeqCst) != 0 {
+                            overlaps.fetch_add(1, Ordering::SeqCst);
+                        }
+                        std::thread::yield_now();
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                        // Half of them end the session: its lock file goes.
+                        if rand_bit() {
+                            lock.remove();
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(overlaps.load(Ordering::SeqCst), 0);
+    }
+
+    /// A coin toss without a dependency: the low bit of the clock's nanoseconds.
+    fn rand_bit() -> bool {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+            & 1
+            == 1
     }
 
     #[test]

@@ -168,6 +168,34 @@ pub fn process_alive(pid: u32) -> bool {
     result == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// A temporary file older than this is a leftover whatever its name says: a write takes
+/// milliseconds, and the pid in its name may have been handed to another process since.
+const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Whether `entry` is a temporary file (named `.<name>.<pid>-<random>.tmp` by
+/// [`ao_plugin_api::private::create_temp`]) that its writer left behind: the writer is gone, or
+/// the file is older than any write takes.
+pub(crate) fn is_stale_temp(entry: &std::fs::DirEntry) -> bool {
+    let name = entry.file_name().to_string_lossy().into_owned();
+    let Some(writer) = name
+        .strip_suffix(".tmp")
+        .filter(|_| name.starts_with('.'))
+        .and_then(|rest| rest.rsplit('.').next())
+        .and_then(|pid_n| pid_n.split('-').next())
+        .and_then(|pid| pid.parse::<u32>().ok())
+    else {
+        return false;
+    };
+    let old = entry
+        .metadata()
+        .ok()
+        .filter(std::fs::Metadata::is_file)
+        .and_then(|meta| meta.modified().ok())
+        .and_then(|modified| modified.elapsed().ok())
+        .is_some_and(|age| age > STALE_TEMP_AGE);
+    old || !process_alive(writer)
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()

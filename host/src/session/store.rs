@@ -41,7 +41,7 @@ pub enum StoreError {
     NotAFolder { path: PathBuf },
     /// `error` is part of the message and deliberately not the error's `source`: printers of
     /// error chains would repeat it.
-    #[error("{action} {path}: {error}", path = path.display())]
+    #[error("{action} {path}: {error}{fix}", path = path.display(), fix = read_only_fix(error))]
     Io {
         action: &'static str,
         path: PathBuf,
@@ -59,6 +59,17 @@ pub enum StoreError {
     Exhausted(#[from] IdentityExhausted),
     #[error("{0}")]
     InvalidId(String),
+}
+
+/// The fix for a write refused because the data dir is on a read-only file system: reading
+/// commands work there, this one must write.
+fn read_only_fix(error: &std::io::Error) -> &'static str {
+    if error.raw_os_error() == Some(libc::EROFS) {
+        "; the data dir is read-only, which only lets `session ls` and `doctor` work: remount it \
+         read-write, or point data_dir (or --data-dir) at a writable folder"
+    } else {
+        ""
+    }
 }
 
 pub(super) fn io<'a>(
@@ -87,6 +98,23 @@ pub struct SessionStore {
     /// Why the records folder is not the one this data dir was made with (see
     /// [`SessionStore::records_replaced`]).
     records_replaced: Option<String>,
+    /// The data dir is on a read-only file system: nothing was made or tightened in it, and a
+    /// records folder missing there holds no records. Writes fail with the fix (see
+    /// [`StoreError::Io`]).
+    read_only: bool,
+}
+
+/// Whether `path` is on a file system mounted read-only.
+fn on_read_only_fs(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is NUL-terminated and `stats` is written by statvfs before it is read.
+    let result = unsafe { libc::statvfs(path.as_ptr(), stats.as_mut_ptr()) };
+    // SAFETY: statvfs succeeded, so it filled `stats`.
+    result == 0 && unsafe { stats.assume_init() }.f_flag & libc::ST_RDONLY != 0
 }
 
 /// One version of a large record file: which file (device and inode: records are replaced by
@@ -167,24 +195,34 @@ impl SessionStore {
         };
         // Another user's data dir is theirs to rearrange (a renamed records folder would make
         // every live session look orphaned to `gc`): refused before anything is made in it.
+        let read_only = data_dir.exists() && on_read_only_fs(data_dir);
         if data_dir.exists() {
-            Self::own(data_dir)?;
+            Self::own(data_dir, read_only)?;
         }
         // A folder that already holds records is a data dir (perhaps of a release that did not
         // keep it private); any other existing folder is the operator's, its contents not ours.
         let held_records = data_dir.join("sessions").is_dir();
-        private::create_dir(&data_dir.join("sessions")).map_err(io("creating", data_dir))?;
+        if !read_only {
+            private::create_dir(&data_dir.join("sessions")).map_err(io("creating", data_dir))?;
+        }
         let data_dir = &data_dir.canonicalize().map_err(io("resolving", data_dir))?;
-        Self::own(data_dir)?;
-        Self::tighten(data_dir, held_records);
+        Self::own(data_dir, read_only)?;
+        if !read_only {
+            Self::tighten(data_dir, held_records);
+        }
         let root = data_dir.join("sessions");
         let store = Self {
             data_dir: data_dir.to_path_buf(),
             locks: LockDir::new(data_dir),
-            records_replaced: Self::check_records_id(data_dir, &root),
+            records_replaced: Self::check_records_id(data_dir, &root, read_only),
             root,
+            read_only,
         };
-        migrate::upgrade(&store)?;
+        // Nothing is upgraded in a data dir that cannot be written: an earlier release's
+        // shapes are read as they are (see `migrate`).
+        if !read_only {
+            migrate::upgrade(&store)?;
+        }
         Ok(store)
     }
 
@@ -230,9 +268,14 @@ impl SessionStore {
         Ok(())
     }
 
-    /// Refuses a data dir that is not this user's; tightens one of ours.
-    fn own(data_dir: &Path) -> Result<(), StoreError> {
-        private::own_dir(data_dir, true).map_err(|e| StoreError::Untrusted {
+    /// Refuses a data dir that is not this user's; tightens one of ours, unless `read_only`
+    /// (nobody can write there then, and a reading command must still work).
+    fn own(data_dir: &Path, read_only: bool) -> Result<(), StoreError> {
+        match private::own_dir(data_dir, true) {
+            Err(e) if read_only && e.raw_os_error() == Some(libc::EROFS) => return Ok(()),
+            owned => owned,
+        }
+        .map_err(|e| StoreError::Untrusted {
             path: data_dir.to_path_buf(),
             message: format!("data dir: {e} (data_dir in the config, or --data-dir)"),
         })
@@ -241,11 +284,13 @@ impl SessionStore {
     /// Compares the records folder with the one [`RECORDS_ID`] names (recording it the first
     /// time). A folder moved away and made anew holds no records: everything this data dir
     /// runs would look orphaned.
-    fn check_records_id(data_dir: &Path, root: &Path) -> Option<String> {
+    fn check_records_id(data_dir: &Path, root: &Path, read_only: bool) -> Option<String> {
         use std::os::unix::fs::MetadataExt;
         let id_file = data_dir.join(RECORDS_ID);
         let meta = match root.symlink_metadata() {
             Ok(meta) => meta,
+            // Never made: a read-only data dir that never held records.
+            Err(e) if read_only && e.kind() == std::io::ErrorKind::NotFound => return None,
             Err(e) => return Some(format!("{}: {e}", root.display())),
         };
         let current = format!("{}:{}", meta.dev(), meta.ino());
@@ -578,6 +623,9 @@ impl SessionStore {
         let (mut projects, mut problems) = (Vec::new(), Vec::new());
         let entries = match fs::read_dir(&self.root) {
             Ok(entries) => entries,
+            Err(e) if self.read_only && e.kind() == std::io::ErrorKind::NotFound => {
+                return (projects, problems);
+            }
             Err(e) => {
                 problems.push(io("reading the records folder", &self.root)(e));
                 return (projects, problems);
@@ -721,15 +769,7 @@ impl SessionStore {
                 continue;
             };
             for entry in entries.filter_map(Result::ok) {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                // `.<record>.<pid>-<n>.tmp`, see `temp_beside`.
-                let writer = name
-                    .strip_suffix(".tmp")
-                    .filter(|_| name.starts_with('.'))
-                    .and_then(|rest| rest.rsplit('.').next())
-                    .and_then(|pid_n| pid_n.split('-').next())
-                    .and_then(|pid| pid.parse::<u32>().ok());
-                if writer.is_some_and(|pid| !super::process_alive(pid)) {
+                if super::is_stale_temp(&entry) {
                     stale.push(entry.path());
                 }
             }

@@ -15,6 +15,11 @@
 //! `ao-ready`, marks a worktree whose `create` finished: one without it never had an agent, so
 //! its (half checked-out) files are no work to keep, nor is its branch if merged.
 //!
+//! Once a worktree is made, a record in the data dir (`git-worktree/made/<project>__<session>`)
+//! names it, its repository's common git dir and its branch: a worktree removed by hand can then still be
+//! forgotten by git (`git worktree prune`) and its branch removed like any other's, which needs
+//! the repository the vanished worktree no longer points to.
+//!
 //! Every file it reads or writes goes through [`Files`], and every program through [`Program`],
 //! so the same code works on another host (exported `[remote]`).
 
@@ -71,6 +76,9 @@ pub struct GitWorktree {
     /// `<data_dir>/git-worktree/pending`: one intent file per `create` not yet past writing the
     /// owner record, named `<project>__<session>` and holding the worktree's path.
     pending: PathBuf,
+    /// `<data_dir>/git-worktree/made`: one file per worktree made, named like an intent file and
+    /// holding its path, its repository's common git dir and its branch, one a line.
+    made: PathBuf,
     post_create_timeout: Duration,
 }
 
@@ -79,6 +87,23 @@ struct WorktreeEntry {
     path: PathBuf,
     /// The branch checked out there (short name), if any.
     branch: Option<String>,
+}
+
+/// What is left of a worktree of this data dir removed by hand (see [`GitWorktree::vanished`]).
+struct Vanished {
+    /// Its made file.
+    made: PathBuf,
+    /// Its repository's common git dir.
+    common: PathBuf,
+    /// Its admin folder, while git keeps it.
+    admin: Option<PathBuf>,
+    /// The branch it was made on.
+    branch: Option<String>,
+}
+
+/// The name of the intent and made files of `config`'s worktree.
+fn intent_name(config: &WorkspaceCreateConfig) -> String {
+    format!("{}__{}", config.project_id, config.session_id)
 }
 
 /// A repository's lock, held for as long as this value lives.
@@ -139,6 +164,36 @@ impl GitWorktree {
             &["rev-parse", "--path-format=absolute", "--git-dir"],
         )?;
         Ok(PathBuf::from(dir.trim()))
+    }
+
+    /// Why git no longer knows the linked worktree at `path`, if it does not: its `.git` file
+    /// must name an admin folder, and that folder must name the worktree back (what `git
+    /// worktree list` reads; a worktree that fails this is `prunable` there).
+    fn unknown_to_git(&self, path: &Path) -> Option<String> {
+        let dot_git = path.join(".git");
+        let Some(admin) = self
+            .files
+            .read_to_string(&dot_git)
+            .ok()
+            .and_then(|text| Some(PathBuf::from(text.strip_prefix("gitdir:")?.trim())))
+        else {
+            return Some(format!("{} names no git admin folder", dot_git.display()));
+        };
+        let named_back = self
+            .files
+            .read_to_string(&admin.join("gitdir"))
+            .ok()
+            .and_then(|gitdir| self.files.canonicalize(Path::new(gitdir.trim())).ok());
+        let real = self.files.canonicalize(&dot_git).ok();
+        match named_back {
+            Some(named) if Some(&named) == real.as_ref() => None,
+            Some(named) => Some(format!(
+                "its git admin folder {} names {} instead",
+                admin.display(),
+                named.display()
+            )),
+            None => Some(format!("its git admin folder {} is gone", admin.display())),
+        }
     }
 
     /// Writes `contents` to record `name` in a worktree's admin folder `admin`.
@@ -248,8 +303,119 @@ impl GitWorktree {
 
     /// The intent file of `create` for `config`.
     fn pending_file(&self, config: &WorkspaceCreateConfig) -> PathBuf {
-        self.pending
-            .join(format!("{}__{}", config.project_id, config.session_id))
+        self.pending.join(intent_name(config))
+    }
+
+    /// The name of the intent and made files of the worktree at `path` (`<project>__<session>`),
+    /// when it is one of this root's session folders.
+    fn record_name(&self, path: &Path) -> Option<String> {
+        let relative = path.strip_prefix(&self.root).ok()?;
+        let parts: Vec<&str> = relative
+            .components()
+            .map(|part| match part {
+                Component::Normal(part) => part.to_str(),
+                _ => None,
+            })
+            .collect::<Option<_>>()?;
+        match &parts[..] {
+            [project, session]
+                if validate_id("project id", project).is_ok()
+                    && validate_id("session id", session).is_ok() =>
+            {
+                Some(format!("{project}__{session}"))
+            }
+            _ => None,
+        }
+    }
+
+    /// What is left of a worktree of this data dir removed by hand: its made file (naming it,
+    /// its repository's common dir and its branch) and, while git keeps it, its admin folder
+    /// (the one naming `path` back and owned by this data dir).
+    fn vanished(&self, path: &Path) -> Option<Vanished> {
+        let name = self.record_name(path)?;
+        let made = self.made.join(&name);
+        let text = self.files.read_private(&made).ok()?;
+        let mut lines = text.lines();
+        // Another root's worktree of the same session (the root setting changed) is not this.
+        if Path::new(lines.next()?) != path {
+            return None;
+        }
+        let common = PathBuf::from(lines.next()?);
+        let branch = lines.next().filter(|b| !b.is_empty()).map(str::to_string);
+        // As git wrote it: the path as made, or with the root's links resolved.
+        let dot_git = [
+            Some(path.join(".git")),
+            self.files
+                .canonicalize(&self.root)
+                .ok()
+                .zip(path.strip_prefix(&self.root).ok())
+                .map(|(root, relative)| root.join(relative).join(".git")),
+        ];
+        // None left at all once git pruned the last one.
+        let admin = self
+            .files
+            .read_dir(&common.join("worktrees"))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|entry| common.join("worktrees").join(entry))
+            .find(|admin| {
+                let names_it =
+                    self.files
+                        .read_to_string(&admin.join("gitdir"))
+                        .is_ok_and(|gitdir| {
+                            dot_git
+                                .iter()
+                                .flatten()
+                                .any(|dot_git| Path::new(gitdir.trim()) == dot_git)
+                        });
+                names_it
+                    && self
+                        .files
+                        .read_to_string(&admin.join(OWNER_FILE))
+                        .is_ok_and(|owner| owner == self.owner)
+            });
+        Some(Vanished {
+            made,
+            common,
+            admin,
+            branch,
+        })
+    }
+
+    /// Makes git forget a worktree of this data dir removed by hand, and removes its branch as
+    /// [`Workspace::destroy`] would have. Nothing is done for a worktree this data dir has no
+    /// made file for (made by an older version, or by another data dir).
+    fn forget_vanished(&self, path: &Path, delete_branch: bool) -> PluginResult<()> {
+        let Some(vanished) = self.vanished(path) else {
+            return Ok(());
+        };
+        // Gone too (the repository moved or was removed): nothing left to forget.
+        if !self.files.is_dir(&vanished.common) {
+            let _ = self.files.remove_file(&vanished.made);
+            return Ok(());
+        }
+        let _lock = self.lock_at(&vanished.common)?;
+        if vanished.admin.is_some() {
+            self.git(&vanished.common, &["worktree", "prune"])?;
+        }
+        // Whether or not git still kept the worktree (any prune forgets every vanished one).
+        if let Some(branch) = &vanished.branch {
+            self.remove_branch(&vanished.common, branch, delete_branch)?;
+        }
+        let _ = self.files.remove_file(&vanished.made);
+        Ok(())
+    }
+
+    /// Removes a session's branch: always when `delete_branch`, else only while it holds no
+    /// work of its own (`-d` refuses one not merged into the checked-out branch, and one
+    /// checked out in any worktree, another data dir's included).
+    fn remove_branch(&self, repo: &Path, branch: &str, delete_branch: bool) -> PluginResult<()> {
+        if delete_branch {
+            self.git(repo, &["branch", "-D", "--", branch])?;
+        } else {
+            let _ = self.git(repo, &["branch", "-d", "--", branch]);
+        }
+        Ok(())
     }
 
     /// Records that `create` is about to make a worktree at `path` (see the module docs).
@@ -292,23 +458,39 @@ impl GitWorktree {
         paths
     }
 
+    /// Worktrees of this data dir removed by hand, from the made files: `gc` takes them for
+    /// orphans when no record names them, and their `destroy` prunes what git keeps of them
+    /// and removes their branch.
+    fn vanished_worktrees(&self) -> Vec<String> {
+        let Ok(names) = self.files.read_dir(&self.made) else {
+            return Vec::new();
+        };
+        let mut paths = Vec::new();
+        for name in names {
+            let Some(path) = self
+                .files
+                .read_private(&self.made.join(&name))
+                .ok()
+                .and_then(|text| text.lines().next().map(PathBuf::from))
+            else {
+                continue;
+            };
+            if self.record_name(&path).as_deref() != Some(name.as_str())
+                || self.files.is_present(&path).unwrap_or(true)
+            {
+                continue;
+            }
+            if self.vanished(&path).is_some() {
+                paths.push(path.display().to_string());
+            }
+        }
+        paths
+    }
+
     /// Whether `path` is the worktree the intent file `name` (`<project>__<session>`) is for:
     /// `<root>/<project>/<session>`.
     fn intent_names(&self, name: &str, path: &Path) -> bool {
-        let Ok(relative) = path.strip_prefix(&self.root) else {
-            return false;
-        };
-        let parts: Vec<&str> = relative
-            .components()
-            .map(|part| match part {
-                Component::Normal(part) => part.to_str().unwrap_or("/"),
-                _ => "/",
-            })
-            .collect();
-        matches!(&parts[..], [project, session]
-            if validate_id("project id", project).is_ok()
-                && validate_id("session id", session).is_ok()
-                && name == format!("{project}__{session}"))
+        self.record_name(path).as_deref() == Some(name)
     }
 
     /// Whether a worktree without an owner record is one v0.1.2 made for this data dir. That
@@ -378,18 +560,8 @@ impl GitWorktree {
                 self.root.display()
             ));
         }
-        let admin = self.admin_dir(path)?;
-        let named_back = self
-            .files
-            .read_to_string(&admin.join("gitdir"))
-            .ok()
-            .and_then(|gitdir| self.files.canonicalize(Path::new(gitdir.trim())).ok())
-            .is_some_and(|gitdir| gitdir == real.join(".git"));
-        if !named_back {
-            return refuse(format!(
-                "its git admin folder {} does not name it back",
-                admin.display()
-            ));
+        if let Some(why) = self.unknown_to_git(path) {
+            return refuse(why);
         }
         match self.owner_of(path)? {
             Some(owner) if owner == self.owner => Ok(()),
@@ -412,7 +584,7 @@ impl GitWorktree {
                 } else {
                     refuse(format!(
                         "it has no owner record ({}) and no intent file of this data dir",
-                        admin.join(OWNER_FILE).display()
+                        self.admin_dir(path)?.join(OWNER_FILE).display()
                     ))
                 }
             }
@@ -548,6 +720,20 @@ impl GitWorktree {
         let admin = self.admin_dir(path)?;
         self.restrict_admin(&admin)?;
         self.write_record(&admin, OWNER_FILE, &self.owner)?;
+        let made = self.made.join(intent_name(config));
+        self.files
+            .create_dir_all(&self.made, true)
+            .and_then(|()| {
+                let common = admin.parent().and_then(Path::parent).unwrap_or(&admin);
+                let text = format!(
+                    "{}\n{}\n{}\n",
+                    path.display(),
+                    common.display(),
+                    config.branch
+                );
+                self.files.write(&made, text.as_bytes())
+            })
+            .map_err(|e| PluginError::failed(format!("writing {}: {e}", made.display())))?;
         // The record now says whose it is. An intent file left by a failed removal is harmless:
         // it names a worktree of this data dir, and listing drops it once that is gone.
         let _ = self.files.remove_file(&self.pending_file(config));
@@ -720,6 +906,7 @@ impl Workspace for GitWorktree {
             git: Program::new("git", "e.g. `apt-get install git` or `brew install git`"),
             files,
             pending: Path::new(context.data_dir.as_str()).join("git-worktree/pending"),
+            made: Path::new(context.data_dir.as_str()).join("git-worktree/made"),
             root,
             owner: context.data_dir.to_string(),
             post_create_timeout: Duration::from_millis(timeout_ms),
@@ -858,6 +1045,7 @@ impl Workspace for GitWorktree {
             let _lock = self.lock(repo);
             self.undo_locked(repo, &path, created_branch);
             let _ = self.files.remove_file(&pending);
+            let _ = self.files.remove_file(&self.made.join(intent_name(config)));
             return Err(error);
         }
         Ok(path_text)
@@ -869,7 +1057,7 @@ impl Workspace for GitWorktree {
     fn destroy(&self, path: &str, delete_branch: bool) -> PluginResult<()> {
         let path = Path::new(path);
         if !self.files.try_exists(path).map_err(unanswered)? {
-            return Ok(());
+            return self.forget_vanished(path, delete_branch);
         }
         self.check_root()?;
         self.trusted_admin(path)?;
@@ -899,21 +1087,34 @@ impl Workspace for GitWorktree {
         self.git(&repo, &["worktree", "remove", "--force", "--", &path_text])?;
         self.git(&repo, &["worktree", "prune"])?;
         if let Some(branch) = branch {
-            if delete_branch {
-                self.git(&repo, &["branch", "-D", "--", &branch])?;
-            } else {
-                // Kept while it holds work not merged into the repository's checked-out branch
-                // (`-d` refuses then); a branch with nothing of its own would only pile up.
-                let _ = self.git(&repo, &["branch", "-d", "--", &branch]);
-            }
+            self.remove_branch(&repo, &branch, delete_branch)?;
+        }
+        if let Some(name) = self.record_name(path) {
+            let _ = self.files.remove_file(&self.made.join(name));
         }
         Ok(())
     }
 
+    /// An error, with the fix, for a worktree still there that its repository no longer knows
+    /// (the repository moved): an agent started in it would find git broken.
     fn exists(&self, path: &str) -> PluginResult<bool> {
-        self.files
-            .try_exists(&Path::new(path).join(".git"))
-            .map_err(unanswered)
+        let path = Path::new(path);
+        if !self
+            .files
+            .try_exists(&path.join(".git"))
+            .map_err(unanswered)?
+        {
+            return Ok(false);
+        }
+        match self.unknown_to_git(path) {
+            None => Ok(true),
+            Some(why) => Err(PluginError::invalid_input(format!(
+                "{} is a worktree its repository no longer knows ({why}); if the repository \
+                 moved, run `git worktree repair {}` in it, then try again",
+                path.display(),
+                path.display()
+            ))),
+        }
     }
 
     /// Every `<root>/<project>/<session>` worktree whose owner record is this data dir, and
@@ -946,6 +1147,7 @@ impl Workspace for GitWorktree {
                 }
             }
         }
+        owned.extend(self.vanished_worktrees());
         owned.sort();
         owned.dedup();
         Ok(owned)
@@ -956,6 +1158,10 @@ impl Workspace for GitWorktree {
     /// would show every file deleted.
     fn has_unsaved_work(&self, path: &str) -> PluginResult<bool> {
         let path = Path::new(path);
+        // Removed by hand: nothing left there to lose.
+        if !self.files.try_exists(path).map_err(unanswered)? {
+            return Ok(false);
+        }
         self.trusted_admin(path)?;
         if !self.finished(path)? {
             return Ok(false);
