@@ -2139,25 +2139,13 @@ fn a_worktree_removed_by_hand_leaves_no_prunable_entry_or_idle_branch_after_kill
 /// `command` run with `data_dir` mounted read-only, in a mount namespace of its own (root is
 /// not stopped by permission bits).
 fn on_read_only_data_dir(data_dir: &Path, command: Command) -> Output {
-    let mut wrapped = Command::new("unshare");
-    wrapped
-        .args([
-            "-m",
-            "sh",
-            "-c",
-            r#"d=$1; shift; mount --bind "$d" "$d" && mount -o remount,bind,ro "$d" && exec "$@""#,
-            "sh",
-        ])
-        .arg(data_dir)
-        .arg(command.get_program())
-        .args(command.get_args());
-    for (name, value) in command.get_envs() {
-        match value {
-            Some(value) => wrapped.env(name, value),
-            None => wrapped.env_remove(name),
-        };
-    }
-    wrapped.output().unwrap()
+    support::in_private_mounts(
+        r#"mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@""#,
+        &[data_dir.as_os_str()],
+        &command,
+    )
+    .output()
+    .unwrap()
 }
 
 #[test]

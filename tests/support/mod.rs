@@ -574,6 +574,36 @@ impl Drop for TmuxServer {
     }
 }
 
+/// `command`, started by `script` (run by `sh -c` with `args` as `$1`…, and ending in
+/// `shift N; exec "$@"`) in a mount namespace of its own: what the script mounts, `command` and
+/// everything it starts see, and nothing outside does. Its environment and folder are kept.
+pub fn in_private_mounts(script: &str, args: &[&std::ffi::OsStr], command: &Command) -> Command {
+    let mut namespaced = Command::new("unshare");
+    namespaced
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+        ])
+        .args(args)
+        .arg(command.get_program())
+        .args(command.get_args());
+    for (name, value) in command.get_envs() {
+        match value {
+            Some(value) => namespaced.env(name, value),
+            None => namespaced.env_remove(name),
+        };
+    }
+    if let Some(dir) = command.get_current_dir() {
+        namespaced.current_dir(dir);
+    }
+    namespaced
+}
+
 /// Runs `command` in a private mount namespace whose `/etc` is an overlay (its layers under
 /// `scratch`) holding Claude Code's managed policy file, `/etc/claude-code/managed-settings.json`
 /// (where 2.1.197 reads it on Linux), with `policy`. What `command` starts (a tmux server and
@@ -592,29 +622,11 @@ mkdir -p /etc/claude-code || exit 97
 cp "$3" /etc/claude-code/managed-settings.json || exit 97
 shift 3
 exec "$@""#;
-    let mut namespaced = Command::new("unshare");
-    namespaced
-        .args([
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            script,
-            "sh",
-        ])
-        .args([&upper, &work, &policy_file])
-        .arg(command.get_program())
-        .args(command.get_args());
-    for (name, value) in command.get_envs() {
-        match value {
-            Some(value) => namespaced.env(name, value),
-            None => namespaced.env_remove(name),
-        };
-    }
-    if let Some(dir) = command.get_current_dir() {
-        namespaced.current_dir(dir);
-    }
+    let mut namespaced = in_private_mounts(
+        script,
+        &[upper.as_os_str(), work.as_os_str(), policy_file.as_os_str()],
+        command,
+    );
     let output = namespaced.output().ok()?;
     let namespace_failed = output.status.code() == Some(97)
         || String::from_utf8_lossy(&output.stderr).starts_with("unshare: ");
