@@ -152,8 +152,9 @@ pub fn upgrade(store: &SessionStore) -> Result<(), StoreError> {
                 return Ok(false);
             };
             // A record that cannot be read is reported by every listing; it stays as it is.
-            if let Ok((session, version)) = SessionStore::read_versioned(&path) {
-                if version < SCHEMA_VERSION {
+            if let Ok((mut session, version)) = SessionStore::read_versioned(&path) {
+                let moved = relocate(&mut session, data_dir, store.earlier_paths());
+                if version < SCHEMA_VERSION || moved {
                     SessionStore::write_record(&path, &session)?;
                 }
             }
@@ -181,9 +182,40 @@ pub fn upgrade(store: &SessionStore) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Makes the next [`upgrade`] run over every record again, as after a move of the data dir
+/// (their workspace paths are then re-pointed, see [`relocate`]).
+pub(super) fn upgrade_again(data_dir: &Path) -> Result<(), StoreError> {
+    let version = data_dir.join(DATA_DIR_VERSION);
+    match fs::remove_file(&version) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::Io {
+            action: "removing",
+            path: version,
+            error: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Re-points a workspace path inside one of the data dir's earlier paths (it was moved, the
+/// worktrees in it with it) to the same place under `data_dir`; whether it did.
+fn relocate(session: &mut super::Session, data_dir: &Path, earlier_paths: &[String]) -> bool {
+    let Some(workspace) = session.workspace_path.as_deref() else {
+        return false;
+    };
+    let inside = earlier_paths
+        .iter()
+        .find_map(|earlier| Path::new(workspace).strip_prefix(earlier).ok())
+        .filter(|inside| !inside.as_os_str().is_empty());
+    let Some(inside) = inside else {
+        return false;
+    };
+    session.workspace_path = Some(data_dir.join(inside).display().to_string());
+    true
+}
+
 /// The data dir's migration lock, taken (waiting for another process's upgrade to finish) and
 /// held until the file is dropped.
-fn take_turn(locks: &LockDir) -> Result<fs::File, StoreError> {
+pub(super) fn take_turn(locks: &LockDir) -> Result<fs::File, StoreError> {
     let path: PathBuf = locks.root().join("migrate.lock");
     let io = |action: &'static str| {
         let path = path.clone();

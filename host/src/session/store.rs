@@ -23,6 +23,7 @@ use ao_plugin_api::{private, validate::validate_id};
 use crate::bounded_yaml;
 
 use super::{
+    data_dir_id,
     identity::{next_identity, stem, used_numbers, IdentityExhausted},
     lock::{LockDir, SessionLock},
     migrate, Session, SessionRole, SessionStatus, MAX_TASK_BYTES,
@@ -84,6 +85,8 @@ pub struct SessionStore {
     /// Why the records folder is not the one this data dir was made with (see
     /// [`SessionStore::records_replaced`]).
     records_replaced: Option<String>,
+    /// Where this data dir was before it was moved (see [`super::data_dir_id`]).
+    earlier_paths: Vec<String>,
 }
 
 /// One version of a large record file: which file (device and inode: records are replaced by
@@ -175,11 +178,14 @@ impl SessionStore {
         Self::own(data_dir)?;
         Self::tighten(data_dir, held_records);
         let root = data_dir.join("sessions");
+        let locks = LockDir::new(data_dir);
+        let identity = data_dir_id::open(data_dir, &locks)?;
         let store = Self {
             data_dir: data_dir.to_path_buf(),
-            locks: LockDir::new(data_dir),
+            locks,
             records_replaced: Self::check_records_id(data_dir, &root),
             root,
+            earlier_paths: identity.earlier_paths,
         };
         migrate::upgrade(&store)?;
         Ok(store)
@@ -298,6 +304,12 @@ impl SessionStore {
     }
 
     /// The sessions' locks.
+    /// The paths this data dir was opened at before it was moved, oldest first: what plugins
+    /// marked with them is still its own.
+    pub fn earlier_paths(&self) -> &[String] {
+        &self.earlier_paths
+    }
+
     pub fn locks(&self) -> &LockDir {
         &self.locks
     }

@@ -68,6 +68,9 @@ pub struct GitWorktree {
     root: PathBuf,
     /// The host's data dir, recorded on each worktree as its owner.
     owner: String,
+    /// Earlier paths of this data dir ([`PluginContext::owner_aliases`]): worktrees made before
+    /// it was moved are still its own.
+    aliases: Vec<String>,
     /// `<data_dir>/git-worktree/pending`: one intent file per `create` not yet past writing the
     /// owner record, named `<project>__<session>` and holding the worktree's path.
     pending: PathBuf,
@@ -229,6 +232,43 @@ impl GitWorktree {
         }
     }
 
+    /// Whether a worktree's owner record names this data dir, at its present path or one it
+    /// was moved from.
+    fn owns(&self, owner: &str) -> bool {
+        owner == self.owner || self.aliases.iter().any(|alias| alias == owner)
+    }
+
+    /// Re-points the worktrees this data dir made before it was moved: git's admin folder of
+    /// each still names the old location (`git worktree repair`, run inside the worktree, fixes
+    /// that) and its owner record the old path (rewritten to the present one). Done before
+    /// anything prunes, since `git worktree prune` drops an admin folder whose worktree it
+    /// cannot find.
+    fn repair_moved(&self) {
+        if self.aliases.is_empty() {
+            return;
+        }
+        let Ok(projects) = self.files.read_dir(&self.root) else {
+            return;
+        };
+        for project in projects {
+            let project = self.root.join(project);
+            for session in self.files.read_dir(&project).unwrap_or_default() {
+                let path = project.join(session);
+                let moved = matches!(self.owner_of(&path), Ok(Some(owner))
+                    if owner != self.owner && self.owns(&owner));
+                if !moved {
+                    continue;
+                }
+                // One that fails stays as it is: `check_ours` then refuses to remove it,
+                // naming its admin folder.
+                let _ = self
+                    .git(&path, &["worktree", "repair"])
+                    .and_then(|_| self.admin_dir(&path))
+                    .and_then(|admin| self.write_record(&admin, OWNER_FILE, &self.owner));
+            }
+        }
+    }
+
     /// Whether `create` finished for a worktree (see [`READY_FILE`]).
     fn is_ready(&self, worktree: &Path) -> PluginResult<bool> {
         self.files
@@ -281,7 +321,7 @@ impl GitWorktree {
             };
             match self.owner_of(Path::new(&path)) {
                 Ok(None) => paths.push(path),
-                Ok(Some(owner)) if owner == self.owner => paths.push(path),
+                Ok(Some(owner)) if self.owns(&owner) => paths.push(path),
                 _ => {
                     if self.files.older_than(&file, PENDING_GRACE) {
                         let _ = self.files.remove_file(&file);
@@ -392,7 +432,7 @@ impl GitWorktree {
             ));
         }
         match self.owner_of(path)? {
-            Some(owner) if owner == self.owner => Ok(()),
+            Some(owner) if self.owns(&owner) => Ok(()),
             Some(owner) => refuse(format!("it belongs to the ao-host data dir {owner}")),
             None if self.made_by_v0_1_2(path, &real) => Ok(()),
             None => {
@@ -722,6 +762,7 @@ impl Workspace for GitWorktree {
             pending: Path::new(context.data_dir.as_str()).join("git-worktree/pending"),
             root,
             owner: context.data_dir.to_string(),
+            aliases: context.owner_aliases(),
             post_create_timeout: Duration::from_millis(timeout_ms),
         })
     }
@@ -872,6 +913,7 @@ impl Workspace for GitWorktree {
             return Ok(());
         }
         self.check_root()?;
+        self.repair_moved();
         self.trusted_admin(path)?;
         let common = self.common_dir(path).map_err(|e| {
             PluginError::invalid_input(format!(
@@ -923,6 +965,7 @@ impl Workspace for GitWorktree {
     /// by `gc`.
     fn list_owned(&self) -> PluginResult<Vec<String>> {
         self.check_root()?;
+        self.repair_moved();
         let mut owned = self.pending_worktrees();
         if let Ok(projects) = self.files.read_dir(&self.root) {
             for project in projects {
@@ -933,7 +976,7 @@ impl Workspace for GitWorktree {
                 for session in sessions {
                     let path = project.join(session);
                     let ours = match self.owner_of(&path) {
-                        Ok(Some(owner)) => owner == self.owner,
+                        Ok(Some(owner)) => self.owns(&owner),
                         Ok(None) => self
                             .files
                             .canonicalize(&path)
