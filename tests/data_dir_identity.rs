@@ -5,7 +5,7 @@ mod support;
 
 use std::{
     path::{Path, PathBuf},
-    process::Command,
+    process::{Command, Stdio},
     time::Duration,
 };
 
@@ -110,6 +110,19 @@ fn a_moved_data_dir_keeps_its_sessions_live_and_kills_them_cleanly() {
     let before: PathBuf = harness.home().join("before");
     spawn_two(data_dir_at(&harness, &before), &harness.log_dir());
     move_dir(&before, &harness.data_dir());
+    // `kill -9` at any moment of the first opens after the move (while the identity is
+    // rewritten and the records re-pointed) leaves a data dir that the next command finishes.
+    for delay in (0..40).step_by(4) {
+        let mut listing = harness
+            .command(&["session", "ls", "--json"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        let _ = listing.kill();
+        listing.wait().unwrap();
+    }
 
     assert_live(&harness, &["app-1", "app-2"]);
     for session in harness.sessions_json(&[]) {
@@ -124,9 +137,21 @@ fn a_moved_data_dir_keeps_its_sessions_live_and_kills_them_cleanly() {
         !before.exists(),
         "something made a data dir at the old path again"
     );
-    // gc keeps what the data dir made before its move.
+    // gc keeps what the data dir made before its move; it only removes what the killed
+    // processes left half-written.
     let gc = json(&harness.ok(&["gc", "--json"]));
-    assert!(gc.as_array().unwrap().is_empty(), "{gc:#}");
+    let kept = |step: &&serde_json::Value| step["action"] != "remove temporary file";
+    assert_eq!(
+        gc.as_array().unwrap().iter().filter(kept).count(),
+        0,
+        "{gc:#}"
+    );
+    let leftovers = std::fs::read_dir(harness.data_dir())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".tmp"))
+        .count();
+    assert_eq!(leftovers, 0);
     assert_live(&harness, &["app-1", "app-2"]);
     // The status is the true one: an agent that exits after the move is listed as exited.
     let (found, pid) = harness.tmux.tmux(&[

@@ -97,3 +97,136 @@ fn fresh(path: String) -> Result<DataDirId, StoreError> {
         earlier_paths: Vec::new(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{fs, path::PathBuf, sync::Barrier};
+
+    use ao_plugin_api::data_dir_id::FILE_NAME;
+
+    use super::*;
+
+    /// A fresh data dir folder (canonical, as the store spells it) inside a temporary one.
+    fn data_dir(temp: &tempfile::TempDir, name: &str) -> PathBuf {
+        let dir = temp.path().canonicalize().unwrap().join(name);
+        private::create_dir(&dir).unwrap();
+        dir
+    }
+
+    fn open_at(dir: &Path) -> DataDirId {
+        open(dir, &LockDir::new(dir)).unwrap()
+    }
+
+    fn write_id(dir: &Path, id: &str, path: &Path, earlier_paths: &[&Path]) {
+        let id = DataDirId {
+            id: id.into(),
+            path: path.display().to_string(),
+            earlier_paths: earlier_paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+        };
+        private::write(&dir.join(FILE_NAME), id.to_yaml().as_bytes(), false).unwrap();
+    }
+
+    #[test]
+    fn opening_a_fresh_data_dir_at_once_gives_everyone_one_id() {
+        for _ in 0..10 {
+            let temp = tempfile::tempdir().unwrap();
+            let dir = data_dir(&temp, "data");
+            // Threads stand in for processes: the lock is a `flock` on a file each opens.
+            let start = Barrier::new(6);
+            let ids: Vec<String> = std::thread::scope(|scope| {
+                let opens: Vec<_> = (0..6)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            start.wait();
+                            open_at(&dir).id
+                        })
+                    })
+                    .collect();
+                opens.into_iter().map(|o| o.join().unwrap()).collect()
+            });
+            assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+            assert_eq!(DataDirId::read(&dir).unwrap().unwrap().id, ids[0]);
+        }
+    }
+
+    #[test]
+    fn a_writer_killed_before_its_rename_leaves_a_working_data_dir() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = data_dir(&temp, "data");
+        // What `kill -9` during the write leaves: a half-written temporary file, no id file.
+        let leftover = dir.join(format!(".{FILE_NAME}.4194304-0123.tmp"));
+        fs::write(&leftover, "id: 12").unwrap();
+        let id = open_at(&dir);
+        assert_eq!(id.path, dir.display().to_string());
+        assert!(id.earlier_paths.is_empty());
+        assert_eq!(open_at(&dir), id);
+        // gc removes the leftover.
+        let store = super::super::SessionStore::open(&dir).unwrap();
+        assert_eq!(store.stale_temp_files(), [leftover]);
+    }
+
+    #[test]
+    fn a_move_is_found_again_until_its_identity_is_written() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = data_dir(&temp, "moved");
+        let (first, old) = (temp.path().join("first"), temp.path().join("old"));
+        // A process killed after the records were marked for re-pointing, before the new
+        // identity was written, left the old identity.
+        write_id(&dir, "same", &old, &[&first]);
+        fs::write(dir.join(".schema-version"), "1").unwrap();
+        let id = open_at(&dir);
+        assert_eq!(id.id, "same");
+        assert_eq!(id.path, dir.display().to_string());
+        let earlier: Vec<String> = [&first, &old]
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        assert_eq!(id.earlier_paths, earlier);
+        assert!(
+            !dir.join(".schema-version").exists(),
+            "records not re-pointed"
+        );
+        assert_eq!(open_at(&dir), id);
+    }
+
+    #[test]
+    fn a_data_dir_moved_back_lists_each_earlier_path_once() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = data_dir(&temp, "home");
+        let away = temp.path().canonicalize().unwrap().join("away");
+        write_id(&dir, "same", &away, &[&dir]);
+        let id = open_at(&dir);
+        assert_eq!(id.earlier_paths, [away.display().to_string()]);
+    }
+
+    #[test]
+    fn a_copy_takes_a_new_id_and_claims_none_of_the_originals_paths() {
+        let temp = tempfile::tempdir().unwrap();
+        let original = data_dir(&temp, "original");
+        write_id(&original, "same", &original, &[&temp.path().join("first")]);
+        let before = fs::read(original.join(FILE_NAME)).unwrap();
+        let copy = data_dir(&temp, "copy");
+        fs::copy(original.join(FILE_NAME), copy.join(FILE_NAME)).unwrap();
+        let id = open_at(&copy);
+        assert_ne!(id.id, "same");
+        assert_eq!(id.path, copy.display().to_string());
+        assert!(id.earlier_paths.is_empty());
+        assert_eq!(fs::read(original.join(FILE_NAME)).unwrap(), before);
+    }
+
+    #[test]
+    fn an_unreadable_identity_is_an_error_naming_the_file_and_the_fix() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = data_dir(&temp, "data");
+        private::write(&dir.join(FILE_NAME), b"not: [an identity", false).unwrap();
+        let error = open(&dir, &LockDir::new(&dir)).unwrap_err().to_string();
+        assert!(
+            error.contains(&dir.join(FILE_NAME).display().to_string()),
+            "{error}"
+        );
+        assert!(error.contains("fix or delete it"), "{error}");
+    }
+}

@@ -242,6 +242,20 @@ mod tests {
         workspace_path: /w/app-1\nruntime_handle: app-1\ntask: do it\ncreated_at: 1\n\
         spawned_by_pid: 42\n";
 
+    #[test]
+    fn workspace_paths_inside_an_earlier_path_follow_the_move() {
+        let mut session: Session = from_yaml(V0_1_2_RECORD, "a record").unwrap().0;
+        let earlier = ["/first".to_string(), "/w".to_string()];
+        assert!(relocate(&mut session, Path::new("/new"), &earlier));
+        assert_eq!(session.workspace_path.as_deref(), Some("/new/app-1"));
+        // Only whole components: `/wide` is not inside `/w`; nor is the data dir itself.
+        for elsewhere in ["/wide/app-1", "/w", "/elsewhere/w/app-1"] {
+            session.workspace_path = Some(elsewhere.into());
+            assert!(!relocate(&mut session, Path::new("/new"), &earlier));
+            assert_eq!(session.workspace_path.as_deref(), Some(elsewhere));
+        }
+    }
+
     fn write_v0(data_dir: &Path) -> PathBuf {
         let records = data_dir.join("sessions/app");
         fs::create_dir_all(&records).unwrap();

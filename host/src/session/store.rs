@@ -719,24 +719,26 @@ impl SessionStore {
     /// Temporary files left by writers that died before renaming them into place.
     pub fn stale_temp_files(&self) -> Vec<PathBuf> {
         let mut stale = Vec::new();
-        for project in self.projects().0 {
+        // The data dir itself holds its identity and schema files, replaced the same way.
+        let folders = self.projects().0.into_iter().flat_map(|project| {
             let dir = self.project_dir(&project);
-            for folder in [dir.clone(), dir.join(ARCHIVE_DIR)] {
-                let Ok(entries) = fs::read_dir(&folder) else {
-                    continue;
-                };
-                for entry in entries.filter_map(Result::ok) {
-                    let name = entry.file_name().to_string_lossy().into_owned();
-                    // `.<record>.<pid>-<n>.tmp`, see `temp_beside`.
-                    let writer = name
-                        .strip_suffix(".tmp")
-                        .filter(|_| name.starts_with('.'))
-                        .and_then(|rest| rest.rsplit('.').next())
-                        .and_then(|pid_n| pid_n.split('-').next())
-                        .and_then(|pid| pid.parse::<u32>().ok());
-                    if writer.is_some_and(|pid| !super::process_alive(pid)) {
-                        stale.push(entry.path());
-                    }
+            [dir.clone(), dir.join(ARCHIVE_DIR)]
+        });
+        for folder in std::iter::once(self.data_dir.clone()).chain(folders) {
+            let Ok(entries) = fs::read_dir(&folder) else {
+                continue;
+            };
+            for entry in entries.filter_map(Result::ok) {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                // `.<record>.<pid>-<n>.tmp`, see `temp_beside`.
+                let writer = name
+                    .strip_suffix(".tmp")
+                    .filter(|_| name.starts_with('.'))
+                    .and_then(|rest| rest.rsplit('.').next())
+                    .and_then(|pid_n| pid_n.split('-').next())
+                    .and_then(|pid| pid.parse::<u32>().ok());
+                if writer.is_some_and(|pid| !super::process_alive(pid)) {
+                    stale.push(entry.path());
                 }
             }
         }
