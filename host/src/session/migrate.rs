@@ -197,7 +197,9 @@ pub(super) fn upgrade_again(data_dir: &Path) -> Result<(), StoreError> {
 }
 
 /// Re-points a workspace path inside one of the data dir's earlier paths (it was moved, the
-/// worktrees in it with it) to the same place under `data_dir`; whether it did.
+/// worktrees in it with it) to the same place under `data_dir`; whether it did. Such a session's
+/// agent was started before the move, and its hooks report to the old path, where nothing
+/// reads them: its status is read from its screen from then on (a restore starts it anew).
 fn relocate(session: &mut super::Session, data_dir: &Path, earlier_paths: &[String]) -> bool {
     let Some(workspace) = session.workspace_path.as_deref() else {
         return false;
@@ -210,6 +212,7 @@ fn relocate(session: &mut super::Session, data_dir: &Path, earlier_paths: &[Stri
         return false;
     };
     session.workspace_path = Some(data_dir.join(inside).display().to_string());
+    session.reports_events = false;
     true
 }
 
@@ -245,14 +248,18 @@ mod tests {
     #[test]
     fn workspace_paths_inside_an_earlier_path_follow_the_move() {
         let mut session: Session = from_yaml(V0_1_2_RECORD, "a record").unwrap().0;
+        session.reports_events = true;
         let earlier = ["/first".to_string(), "/w".to_string()];
         assert!(relocate(&mut session, Path::new("/new"), &earlier));
         assert_eq!(session.workspace_path.as_deref(), Some("/new/app-1"));
+        assert!(!session.reports_events, "its hooks report to the old path");
+        session.reports_events = true;
         // Only whole components: `/wide` is not inside `/w`; nor is the data dir itself.
         for elsewhere in ["/wide/app-1", "/w", "/elsewhere/w/app-1"] {
             session.workspace_path = Some(elsewhere.into());
             assert!(!relocate(&mut session, Path::new("/new"), &earlier));
             assert_eq!(session.workspace_path.as_deref(), Some(elsewhere));
+            assert!(session.reports_events);
         }
     }
 
