@@ -202,8 +202,14 @@ fn a_copied_data_dir_claims_none_of_the_originals_sessions() {
     assert!(gc.status.success(), "{}", stderr(&gc));
     let sent = in_copy(&["send", "app-2", "not for the original"]);
     assert!(!sent.status.success(), "a send from the copy succeeded");
-    let _ = in_copy(&["session", "kill", "app-1"]);
-    let _ = in_copy(&["session", "kill", "--force", "app-2"]);
+    for kill in [
+        &["session", "kill", "app-1"][..],
+        &["session", "kill", "--keep-workspace", "app-1"],
+        &["session", "kill", "--force", "app-2"],
+    ] {
+        let refused = in_copy(kill);
+        assert!(!refused.status.success(), "{kill:?} succeeded in the copy");
+    }
     let gc = in_copy(&["gc", "--force", "--json"]);
     assert!(gc.status.success(), "{}", stderr(&gc));
     assert_eq!(harness.tmux.sessions(), original_tmux);
@@ -225,4 +231,11 @@ fn a_copied_data_dir_claims_none_of_the_originals_sessions() {
     assert_live(&harness, &["app-1", "app-2"]);
     assert_reaches(&harness, "app-2");
     kill_both_cleanly(&harness);
+
+    // Once the original killed them, the copy's records of them go too, and leave nothing.
+    for id in ["app-1", "app-2"] {
+        let killed = in_copy(&["session", "kill", id]);
+        assert!(killed.status.success(), "{}", stderr(&killed));
+    }
+    harness.assert_untouched();
 }

@@ -999,6 +999,11 @@ impl Workspace for GitWorktree {
     /// would show every file deleted.
     fn has_unsaved_work(&self, path: &str) -> PluginResult<bool> {
         let path = Path::new(path);
+        // A worktree already gone (removed by its data dir's own kill, seen from a copy of that
+        // data dir, or by hand) holds nothing.
+        if !self.files.try_exists(path).map_err(unanswered)? {
+            return Ok(false);
+        }
         self.trusted_admin(path)?;
         if !self.finished(path)? {
             return Ok(false);
