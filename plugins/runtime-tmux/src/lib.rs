@@ -761,12 +761,14 @@ impl Runtime for TmuxRuntime {
         }
     }
 
-    /// Live sessions (pane not dead) whose owner is exactly this data dir.
+    /// Live sessions (pane not dead) whose owner is this data dir, at its present path or an
+    /// earlier one.
     fn alive_handles(&self) -> PluginResult<Vec<String>> {
         self.listed(true)
     }
 
-    /// Every session whose owner is exactly this data dir, including those whose agent exited.
+    /// Every session whose owner is this data dir (at its present path or an earlier one),
+    /// including those whose agent exited.
     fn owned_handles(&self) -> PluginResult<Vec<String>> {
         self.listed(false)
     }

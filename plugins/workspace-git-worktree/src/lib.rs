@@ -7,7 +7,9 @@
 //! Each worktree made here records the host's data dir in a file `ao-owner` inside its own admin
 //! folder (`<repo>/.git/worktrees/<name>`), and [`Workspace::list_owned`] lists only worktrees
 //! whose record is this data dir's: two installations may share a worktree root or a
-//! repository, and `ao-host gc` of one must never see the other's worktrees.
+//! repository, and `ao-host gc` of one must never see the other's worktrees. A record naming one
+//! of the data dir's paths before a move ([`PluginContext::owner_aliases`]) is this data dir's
+//! too; such worktrees are repaired and re-recorded before anything prunes.
 //!
 //! A spawn killed (`kill -9`) between `git worktree add` and writing that record would leak the
 //! worktree, so `create` first writes an intent file in the data dir naming the path, and removes
