@@ -153,6 +153,22 @@ fn a_moved_data_dir_keeps_its_sessions_live_and_kills_them_cleanly() {
         .count();
     assert_eq!(leftovers, 0);
     assert_live(&harness, &["app-1", "app-2"]);
+    // An agent started before the move runs `ao-host` with the old data dir in its environment:
+    // refused, rather than a new, empty data dir made at the old path.
+    let from_agent = support::ao_host(harness.home())
+        .args(["session", "ls"])
+        .env("AO_SESSION", "app-1")
+        .env("AO_DATA_DIR", &before)
+        .env("AO_CONFIG_PATH", harness.config_path())
+        .output()
+        .unwrap();
+    assert!(!from_agent.status.success());
+    assert!(
+        stderr(&from_agent).contains("--data-dir"),
+        "{}",
+        stderr(&from_agent)
+    );
+    assert!(!before.exists(), "a data dir was made at the old path");
     // The status is the true one: an agent that exits after the move is listed as exited.
     let (found, pid) = harness.tmux.tmux(&[
         "display-message",

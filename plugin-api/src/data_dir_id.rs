@@ -61,3 +61,40 @@ impl PluginContext {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use abi_stable::std_types::RString;
+
+    use super::*;
+
+    fn context(data_dir: &Path) -> PluginContext {
+        PluginContext {
+            plugin_name: RString::from("p"),
+            data_dir: RString::from(data_dir.to_str().unwrap()),
+            config_yaml: RString::new(),
+        }
+    }
+
+    fn write(data_dir: &Path, path: &Path) {
+        let id = DataDirId {
+            id: "an id".into(),
+            path: path.display().to_string(),
+            earlier_paths: vec!["/first".into(), "/second".into()],
+        };
+        private::write(&data_dir.join(FILE_NAME), id.to_yaml().as_bytes(), false).unwrap();
+    }
+
+    #[test]
+    fn earlier_paths_are_owners_only_once_the_host_confirmed_this_path() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("data");
+        std::fs::create_dir(&dir).unwrap();
+        assert!(context(&dir).owner_aliases().is_empty(), "no identity yet");
+        write(&dir, &dir);
+        assert_eq!(context(&dir).owner_aliases(), ["/first", "/second"]);
+        // A copy the host has not opened yet still names the original's path.
+        write(&dir, &temp.path().join("original"));
+        assert!(context(&dir).owner_aliases().is_empty());
+    }
+}
