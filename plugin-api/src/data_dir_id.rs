@@ -6,12 +6,15 @@
 //! session's owner, a worktree's owner record) is still this data dir's after a move. A copy takes
 //! a new id and no earlier paths: it claims nothing the original made.
 
-use std::path::Path;
+use std::{io::Read, path::Path};
 
 use crate::{private, types::PluginContext};
 
 /// The file's name inside the data dir.
 pub const FILE_NAME: &str = ".data-dir-id";
+
+/// No identity is larger: an id, a path and a few earlier ones.
+const MAX_BYTES: u64 = 64 * 1024;
 
 /// What `<data_dir>/.data-dir-id` holds.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -31,16 +34,26 @@ impl DataDirId {
     /// release that keeps one).
     pub fn read(data_dir: &Path) -> std::io::Result<Option<Self>> {
         let path = data_dir.join(FILE_NAME);
-        match private::read_to_string(&path) {
-            Ok(text) => serde_yaml::from_str(&text).map(Some).map_err(|e| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{}: {e}", path.display()),
-                )
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
+        let invalid = |why: String| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {why}", path.display()),
+            )
+        };
+        let file = match private::open_read(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        // Anything that may write in the data dir (an agent) could make it huge.
+        let mut text = String::new();
+        file.take(MAX_BYTES + 1).read_to_string(&mut text)?;
+        if text.len() as u64 > MAX_BYTES {
+            return Err(invalid(format!("larger than {MAX_BYTES} bytes")));
         }
+        serde_yaml::from_str(&text)
+            .map(Some)
+            .map_err(|e| invalid(e.to_string()))
     }
 
     /// The file's text.

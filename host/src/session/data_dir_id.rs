@@ -62,19 +62,25 @@ pub fn open(data_dir: &Path, locks: &LockDir) -> Result<DataDirId, StoreError> {
     Ok(id)
 }
 
-/// The identity file, or `None` when there is none; one that cannot be read stops the command
-/// with the fix (guessing would either lose the sessions of a move or claim another's).
+/// The identity file, or `None` when there is none. One that others could have written (or a
+/// link) is not believed: the data dir takes a new identity, which claims nothing it made
+/// before a move. One of ours that cannot be read stops the command with the fix (guessing
+/// would either lose the sessions of a move or claim another's).
 fn read(data_dir: &Path) -> Result<Option<DataDirId>, StoreError> {
-    DataDirId::read(data_dir).map_err(|e| {
+    DataDirId::read(data_dir).or_else(|e| {
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            tracing::warn!("{e}; not believed: the data dir takes a new identity");
+            return Ok(None);
+        }
         let path = data_dir.join(ao_plugin_api::data_dir_id::FILE_NAME);
-        StoreError::Untrusted {
+        Err(StoreError::Untrusted {
             message: format!(
                 "the data dir's identity {}: {e}; fix or delete it (deleted, the data dir takes a \
                  new identity and no longer claims sessions made before it was moved)",
                 path.display()
             ),
             path,
-        }
+        })
     })
 }
 
@@ -190,6 +196,56 @@ mod tests {
             "records not re-pointed"
         );
         assert_eq!(open_at(&dir), id);
+    }
+
+    #[test]
+    fn a_moved_data_dir_of_a_newer_release_keeps_its_version() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = data_dir(&temp, "moved");
+        write_id(&dir, "same", &temp.path().join("old"), &[]);
+        private::write(&dir.join(".schema-version"), b"99", false).unwrap();
+        open_at(&dir);
+        assert_eq!(
+            fs::read_to_string(dir.join(".schema-version")).unwrap(),
+            "99"
+        );
+    }
+
+    #[test]
+    fn an_identity_others_could_write_is_not_believed_and_replaced() {
+        use std::os::unix::fs::PermissionsExt;
+        let temp = tempfile::tempdir().unwrap();
+        let dir = data_dir(&temp, "data");
+        write_id(
+            &dir,
+            "planted",
+            &temp.path().join("old"),
+            &[Path::new("/theirs")],
+        );
+        let file = dir.join(FILE_NAME);
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o666)).unwrap();
+        let id = open_at(&dir);
+        assert_ne!(id.id, "planted");
+        assert!(id.earlier_paths.is_empty());
+        assert_eq!(
+            fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(open_at(&dir), id);
+    }
+
+    #[test]
+    fn an_identity_too_large_to_be_one_is_refused() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = data_dir(&temp, "data");
+        let huge = format!(
+            "id: x\npath: {}\nearlier_paths: [{}]\n",
+            dir.display(),
+            "/a,".repeat(40_000)
+        );
+        private::write(&dir.join(FILE_NAME), huge.as_bytes(), false).unwrap();
+        let error = open(&dir, &LockDir::new(&dir)).unwrap_err().to_string();
+        assert!(error.contains("larger than"), "{error}");
     }
 
     #[test]

@@ -184,7 +184,11 @@ pub fn upgrade(store: &SessionStore) -> Result<(), StoreError> {
 
 /// Makes the next [`upgrade`] run over every record again, as after a move of the data dir
 /// (their workspace paths are then re-pointed, see [`relocate`]).
+/// A data dir of a newer schema keeps its version: [`upgrade`] then refuses it as before.
 pub(super) fn upgrade_again(data_dir: &Path) -> Result<(), StoreError> {
+    if data_dir_version(data_dir) > SCHEMA_VERSION {
+        return Ok(());
+    }
     let version = data_dir.join(DATA_DIR_VERSION);
     match fs::remove_file(&version) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::Io {
