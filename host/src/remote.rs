@@ -90,11 +90,16 @@ pub struct Reached {
 
 impl SshHost {
     /// `data_dir` is the local data dir: the control sockets go under it, and its tag names the
-    /// folder used on the host.
-    pub fn new(config: HostConfig, data_dir: &Path) -> Self {
+    /// folder used on the host. A data dir that was moved keeps the tag of the first path it
+    /// had (the first of `earlier_paths`), so it finds its folder there again.
+    pub fn new(config: HostConfig, data_dir: &Path, earlier_paths: &[String]) -> Self {
+        let first_path = earlier_paths
+            .first()
+            .cloned()
+            .unwrap_or_else(|| data_dir.display().to_string());
         let tag = PluginContext {
             plugin_name: "".into(),
-            data_dir: data_dir.display().to_string().into(),
+            data_dir: first_path.into(),
             config_yaml: "".into(),
         }
         .owner_tag();
@@ -403,6 +408,7 @@ mod tests {
                 pass_env: Default::default(),
             },
             Path::new("/home/me/.ao-rs"),
+            &[],
         )
     }
 
@@ -439,9 +445,22 @@ mod tests {
     }
 
     #[test]
+    fn a_moved_data_dir_keeps_the_folder_it_had_on_the_host() {
+        let first = host(None, &[]);
+        let moved = SshHost::new(
+            first.config.clone(),
+            Path::new("/srv/ao"),
+            &["/home/me/.ao-rs".into(), "/mnt/ao".into()],
+        );
+        assert_eq!(moved.tag, first.tag);
+        let elsewhere = SshHost::new(first.config, Path::new("/srv/ao"), &[]);
+        assert_ne!(elsewhere.tag, first.tag);
+    }
+
+    #[test]
     fn a_long_data_dir_gets_its_sockets_in_a_short_private_folder() {
         let long = Path::new("/home/me").join("x".repeat(80));
-        let host = SshHost::new(host(None, &[]).config, &long);
+        let host = SshHost::new(host(None, &[]).config, &long, &[]);
         assert!(host.control_dir.as_os_str().len() <= MAX_CONTROL_DIR_LEN);
         assert!(host.control_dir.starts_with(std::env::temp_dir()));
     }

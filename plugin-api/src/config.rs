@@ -59,7 +59,8 @@ impl PluginContext {
     /// (both may have a session `app-1`). It is stable across runs and versions, so names made
     /// yesterday still match. It only avoids collisions: to decide what belongs to this data
     /// dir (what `gc` may remove), record `data_dir` itself on what you make and compare it
-    /// exactly.
+    /// exactly, accepting [`PluginContext::owner_aliases`] too (the data dir's paths before a
+    /// move, which changes its tag).
     pub fn owner_tag(&self) -> String {
         const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
         const PRIME: u64 = 0x0000_0100_0000_01b3;

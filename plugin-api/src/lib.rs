@@ -17,6 +17,7 @@
 //! X.Y.W for W >= Z (for 0.x: same minor; from 1.0: same major, host minor >= library minor).
 
 pub mod config;
+pub mod data_dir_id;
 mod error;
 mod export;
 pub mod ffi;

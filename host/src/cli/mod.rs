@@ -165,6 +165,15 @@ impl AppContext {
                 .with_context(|| format!("--data-dir {}", dir.display()))?;
         } else if let Some(dir) = session_data_dir {
             config.data_dir = PathBuf::from(dir);
+            // The session's data dir was moved (or deleted) since its agent started: a new,
+            // empty one there would take whatever this command makes.
+            if !config.data_dir.exists() {
+                anyhow::bail!(
+                    "this session's data dir {} (AO_DATA_DIR) is gone, moved or deleted since its \
+                     agent started; name where it is now with --data-dir",
+                    config.data_dir.display()
+                );
+            }
         }
         Ok(Self {
             config,

@@ -127,7 +127,7 @@ impl Lifecycle {
             .map(|host| {
                 (
                     host.name.clone(),
-                    SshHost::new(host.clone(), &config.data_dir),
+                    SshHost::new(host.clone(), &config.data_dir, store.earlier_paths()),
                 )
             })
             .collect();

@@ -152,8 +152,9 @@ pub fn upgrade(store: &SessionStore) -> Result<(), StoreError> {
                 return Ok(false);
             };
             // A record that cannot be read is reported by every listing; it stays as it is.
-            if let Ok((session, version)) = SessionStore::read_versioned(&path) {
-                if version < SCHEMA_VERSION {
+            if let Ok((mut session, version)) = SessionStore::read_versioned(&path) {
+                let moved = relocate(&mut session, data_dir, store.earlier_paths());
+                if version < SCHEMA_VERSION || moved {
                     SessionStore::write_record(&path, &session)?;
                 }
             }
@@ -181,9 +182,47 @@ pub fn upgrade(store: &SessionStore) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Makes the next [`upgrade`] run over every record again, as after a move of the data dir
+/// (their workspace paths are then re-pointed, see [`relocate`]).
+/// A data dir of a newer schema keeps its version: [`upgrade`] then refuses it as before.
+pub(super) fn upgrade_again(data_dir: &Path) -> Result<(), StoreError> {
+    if data_dir_version(data_dir) > SCHEMA_VERSION {
+        return Ok(());
+    }
+    let version = data_dir.join(DATA_DIR_VERSION);
+    match fs::remove_file(&version) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::Io {
+            action: "removing",
+            path: version,
+            error: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Re-points a workspace path inside one of the data dir's earlier paths (it was moved, the
+/// worktrees in it with it) to the same place under `data_dir`; whether it did. Such a session's
+/// agent was started before the move, and its hooks report to the old path, where nothing
+/// reads them: its status is read from its screen from then on (a restore starts it anew).
+fn relocate(session: &mut super::Session, data_dir: &Path, earlier_paths: &[String]) -> bool {
+    let Some(workspace) = session.workspace_path.as_deref() else {
+        return false;
+    };
+    let inside = earlier_paths
+        .iter()
+        .find_map(|earlier| Path::new(workspace).strip_prefix(earlier).ok())
+        .filter(|inside| !inside.as_os_str().is_empty());
+    let Some(inside) = inside else {
+        return false;
+    };
+    session.workspace_path = Some(data_dir.join(inside).display().to_string());
+    session.reports_events = false;
+    true
+}
+
 /// The data dir's migration lock, taken (waiting for another process's upgrade to finish) and
 /// held until the file is dropped.
-fn take_turn(locks: &LockDir) -> Result<fs::File, StoreError> {
+pub(super) fn take_turn(locks: &LockDir) -> Result<fs::File, StoreError> {
     let path: PathBuf = locks.root().join("migrate.lock");
     let io = |action: &'static str| {
         let path = path.clone();
@@ -209,6 +248,24 @@ mod tests {
         agent: claude-code\nruntime: tmux\nworkspace: git-worktree\nbranch: session/app-1\n\
         workspace_path: /w/app-1\nruntime_handle: app-1\ntask: do it\ncreated_at: 1\n\
         spawned_by_pid: 42\n";
+
+    #[test]
+    fn workspace_paths_inside_an_earlier_path_follow_the_move() {
+        let mut session: Session = from_yaml(V0_1_2_RECORD, "a record").unwrap().0;
+        session.reports_events = true;
+        let earlier = ["/first".to_string(), "/w".to_string()];
+        assert!(relocate(&mut session, Path::new("/new"), &earlier));
+        assert_eq!(session.workspace_path.as_deref(), Some("/new/app-1"));
+        assert!(!session.reports_events, "its hooks report to the old path");
+        session.reports_events = true;
+        // Only whole components: `/wide` is not inside `/w`; nor is the data dir itself.
+        for elsewhere in ["/wide/app-1", "/w", "/elsewhere/w/app-1"] {
+            session.workspace_path = Some(elsewhere.into());
+            assert!(!relocate(&mut session, Path::new("/new"), &earlier));
+            assert_eq!(session.workspace_path.as_deref(), Some(elsewhere));
+            assert!(session.reports_events);
+        }
+    }
 
     fn write_v0(data_dir: &Path) -> PathBuf {
         let records = data_dir.join("sessions/app");

@@ -1,6 +1,7 @@
 //! Sessions: the record kept for every agent ao-host started, and where records live.
 
 pub mod agent_state;
+pub mod data_dir_id;
 pub mod identity;
 pub mod lock;
 pub mod migrate;

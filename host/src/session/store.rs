@@ -23,6 +23,7 @@ use ao_plugin_api::{private, validate::validate_id};
 use crate::bounded_yaml;
 
 use super::{
+    data_dir_id,
     identity::{next_identity, stem, used_numbers, IdentityExhausted},
     lock::{LockDir, SessionLock},
     migrate, Session, SessionRole, SessionStatus, MAX_TASK_BYTES,
@@ -102,6 +103,8 @@ pub struct SessionStore {
     /// records folder missing there holds no records. Writes fail with the fix (see
     /// [`StoreError::Io`]).
     read_only: bool,
+    /// Where this data dir was before it was moved (see [`super::data_dir_id`]).
+    earlier_paths: Vec<String>,
 }
 
 /// Whether `path` is on a file system mounted read-only.
@@ -211,12 +214,19 @@ impl SessionStore {
             Self::tighten(data_dir, held_records);
         }
         let root = data_dir.join("sessions");
+        let locks = LockDir::new(data_dir);
+        let earlier_paths = if read_only {
+            data_dir_id::peek(data_dir)?
+        } else {
+            data_dir_id::open(data_dir, &locks)?.earlier_paths
+        };
         let store = Self {
             data_dir: data_dir.to_path_buf(),
-            locks: LockDir::new(data_dir),
+            locks,
             records_replaced: Self::check_records_id(data_dir, &root, read_only),
             root,
             read_only,
+            earlier_paths,
         };
         // Nothing is upgraded in a data dir that cannot be written: an earlier release's
         // shapes are read as they are (see `migrate`).
@@ -346,6 +356,12 @@ impl SessionStore {
     }
 
     /// The sessions' locks.
+    /// The paths this data dir was opened at before it was moved, oldest first: what plugins
+    /// marked with them is still its own.
+    pub fn earlier_paths(&self) -> &[String] {
+        &self.earlier_paths
+    }
+
     pub fn locks(&self) -> &LockDir {
         &self.locks
     }
@@ -758,8 +774,12 @@ impl SessionStore {
     /// Temporary files left by writers that died before renaming them into place.
     pub fn stale_temp_files(&self) -> Vec<PathBuf> {
         let mut stale = Vec::new();
-        // Cut-short project id claims too (see `project_ids`).
-        let mut folders = vec![self.data_dir.join(super::project_ids::FOLDER)];
+        // Cut-short project id claims too (see `project_ids`), and the data dir itself, which
+        // holds its identity and schema files, replaced the same way.
+        let mut folders = vec![
+            self.data_dir.clone(),
+            self.data_dir.join(super::project_ids::FOLDER),
+        ];
         for project in self.projects().0 {
             let dir = self.project_dir(&project);
             folders.extend([dir.join(ARCHIVE_DIR), dir]);

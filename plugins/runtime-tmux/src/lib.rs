@@ -88,6 +88,9 @@ pub struct TmuxRuntime {
     launch_dir: PathBuf,
     /// The host's data dir, recorded on each session as its owner.
     owner: String,
+    /// Earlier paths of this data dir ([`PluginContext::owner_aliases`]): sessions made before
+    /// it was moved are still its own.
+    aliases: Vec<String>,
     /// [`PluginContext::owner_tag`], the suffix of every session name.
     tag: String,
 }
@@ -202,6 +205,11 @@ impl TmuxRuntime {
         }
     }
 
+    /// Whether a session's recorded owner is this data dir, at its present path or an earlier one.
+    fn owns(&self, owner: &str) -> bool {
+        owner == self.owner || self.aliases.iter().any(|alias| alias == owner)
+    }
+
     fn missing(&self, name: &str) -> PluginError {
         PluginError::not_found(format!(
             "no tmux session `{name}` on tmux server {} (it exited or was killed)",
@@ -235,9 +243,9 @@ impl TmuxRuntime {
                 let (name, dead) = (fields.next()?, fields.next()?);
                 let (handle, owner) = (fields.next()?, fields.next()?);
                 let listed = if live_only {
-                    dead == "0" && (owner == self.owner || owner == LEGACY_OWNER)
+                    dead == "0" && (self.owns(owner) || owner == LEGACY_OWNER)
                 } else {
-                    owner == self.owner
+                    self.owns(owner)
                 };
                 let handle = if handle.is_empty() { name } else { handle };
                 listed.then(|| handle.to_string())
@@ -468,6 +476,7 @@ impl Runtime for TmuxRuntime {
             socket: settings.socket,
             launch_dir: Path::new(context.data_dir.as_str()).join("tmux-launch"),
             owner: context.data_dir.to_string(),
+            aliases: context.owner_aliases(),
             tag: context.owner_tag(),
         })
     }
@@ -698,7 +707,7 @@ impl Runtime for TmuxRuntime {
             Ok(session == Some(name)
                 && dead == Some("0")
                 && owner.is_none_or(|owner| {
-                    owner.is_empty() || owner == LEGACY_OWNER || owner == self.owner
+                    owner.is_empty() || owner == LEGACY_OWNER || self.owns(owner)
                 }))
         } else if Self::is_missing_target(&output) {
             Ok(false)
@@ -727,7 +736,7 @@ impl Runtime for TmuxRuntime {
             fields.next().unwrap_or_default(),
             fields.next().unwrap_or_default(),
         );
-        if !owner.is_empty() && owner != LEGACY_OWNER && owner != self.owner {
+        if !owner.is_empty() && owner != LEGACY_OWNER && !self.owns(owner) {
             return Err(PluginError::invalid_input(format!(
                 "tmux session `{name}` belongs to the ao-host data dir {owner}, not to this one ({}); it is not this ao-host's to destroy",
                 self.owner
@@ -752,12 +761,14 @@ impl Runtime for TmuxRuntime {
         }
     }
 
-    /// Live sessions (pane not dead) whose owner is exactly this data dir.
+    /// Live sessions (pane not dead) whose owner is this data dir, at its present path or an
+    /// earlier one.
     fn alive_handles(&self) -> PluginResult<Vec<String>> {
         self.listed(true)
     }
 
-    /// Every session whose owner is exactly this data dir, including those whose agent exited.
+    /// Every session whose owner is this data dir (at its present path or an earlier one),
+    /// including those whose agent exited.
     fn owned_handles(&self) -> PluginResult<Vec<String>> {
         self.listed(false)
     }

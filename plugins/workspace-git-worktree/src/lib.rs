@@ -7,7 +7,9 @@
 //! Each worktree made here records the host's data dir in a file `ao-owner` inside its own admin
 //! folder (`<repo>/.git/worktrees/<name>`), and [`Workspace::list_owned`] lists only worktrees
 //! whose record is this data dir's: two installations may share a worktree root or a
-//! repository, and `ao-host gc` of one must never see the other's worktrees.
+//! repository, and `ao-host gc` of one must never see the other's worktrees. A record naming one
+//! of the data dir's paths before a move ([`PluginContext::owner_aliases`]) is this data dir's
+//! too; such worktrees are repaired and re-recorded before anything prunes.
 //!
 //! A spawn killed (`kill -9`) between `git worktree add` and writing that record would leak the
 //! worktree, so `create` first writes an intent file in the data dir naming the path, and removes
@@ -73,6 +75,9 @@ pub struct GitWorktree {
     root: PathBuf,
     /// The host's data dir, recorded on each worktree as its owner.
     owner: String,
+    /// Earlier paths of this data dir ([`PluginContext::owner_aliases`]): worktrees made before
+    /// it was moved are still its own.
+    aliases: Vec<String>,
     /// `<data_dir>/git-worktree/pending`: one intent file per `create` not yet past writing the
     /// owner record, named `<project>__<session>` and holding the worktree's path.
     pending: PathBuf,
@@ -284,6 +289,69 @@ impl GitWorktree {
         }
     }
 
+    /// Whether a worktree's owner record names this data dir, at its present path or one it
+    /// was moved from.
+    fn owns(&self, owner: &str) -> bool {
+        owner == self.owner || self.aliases.iter().any(|alias| alias == owner)
+    }
+
+    /// Re-points the worktrees this data dir made before it was moved: git's admin folder of
+    /// each still names the old location (`git worktree repair`, run inside the worktree, fixes
+    /// that) and its owner record the old path (rewritten to the present one). Done before
+    /// anything prunes, since `git worktree prune` drops an admin folder whose worktree it
+    /// cannot find.
+    fn repair_moved(&self) {
+        if self.aliases.is_empty() {
+            return;
+        }
+        let Ok(projects) = self.files.read_dir(&self.root) else {
+            return;
+        };
+        for project in projects {
+            let project = self.root.join(project);
+            for session in self.files.read_dir(&project).unwrap_or_default() {
+                let path = project.join(session);
+                let moved = matches!(self.owner_of(&path), Ok(Some(owner))
+                    if owner != self.owner && self.owns(&owner));
+                if !moved {
+                    continue;
+                }
+                // One that fails stays as it is: `check_ours` then refuses to remove it,
+                // naming its admin folder.
+                let repaired = self
+                    .git(&path, &["worktree", "repair"])
+                    .and_then(|_| self.admin_dir(&path))
+                    .and_then(|admin| self.write_record(&admin, OWNER_FILE, &self.owner));
+                if repaired.is_ok() {
+                    self.repoint_made(&path);
+                }
+            }
+        }
+    }
+
+    /// Rewrites the made file of a worktree moved with its data dir to name where it is now,
+    /// so a later removal by hand is still recognised (see [`Self::vanished`]).
+    fn repoint_made(&self, path: &Path) {
+        let Some(made) = self.record_name(path).map(|name| self.made.join(name)) else {
+            return;
+        };
+        let Ok(text) = self.files.read_private(&made) else {
+            return;
+        };
+        let rest: Vec<&str> = text.lines().skip(1).collect();
+        let text = format!("{}\n{}\n", path.display(), rest.join("\n"));
+        let _ = self.files.write(&made, text.as_bytes());
+    }
+
+    /// `git worktree prune` in `repo`, once the worktrees of a moved data dir are repaired:
+    /// prune drops the admin folder of every worktree it cannot find where git last saw it.
+    fn prune(&self, repo: &Path) -> PluginResult<String> {
+        if self.check_root().is_ok() {
+            self.repair_moved();
+        }
+        self.git(repo, &["worktree", "prune"])
+    }
+
     /// Whether `create` finished for a worktree (see [`READY_FILE`]).
     fn is_ready(&self, worktree: &Path) -> PluginResult<bool> {
         self.files
@@ -396,7 +464,7 @@ impl GitWorktree {
         }
         let _lock = self.lock_at(&vanished.common)?;
         if vanished.admin.is_some() {
-            self.git(&vanished.common, &["worktree", "prune"])?;
+            self.prune(&vanished.common)?;
         }
         // Whether or not git still kept the worktree (any prune forgets every vanished one).
         if let Some(branch) = &vanished.branch {
@@ -447,7 +515,7 @@ impl GitWorktree {
             };
             match self.owner_of(Path::new(&path)) {
                 Ok(None) => paths.push(path),
-                Ok(Some(owner)) if owner == self.owner => paths.push(path),
+                Ok(Some(owner)) if self.owns(&owner) => paths.push(path),
                 _ => {
                     if self.files.older_than(&file, PENDING_GRACE) {
                         let _ = self.files.remove_file(&file);
@@ -564,7 +632,7 @@ impl GitWorktree {
             return refuse(why);
         }
         match self.owner_of(path)? {
-            Some(owner) if owner == self.owner => Ok(()),
+            Some(owner) if self.owns(&owner) => Ok(()),
             Some(owner) => refuse(format!("it belongs to the ao-host data dir {owner}")),
             None if self.made_by_v0_1_2(path, &real) => Ok(()),
             None => {
@@ -797,7 +865,7 @@ impl GitWorktree {
         if self.files.exists(path) {
             let _ = self.files.remove_dir_all(path);
         }
-        let _ = self.git(repo, &["worktree", "prune"]);
+        let _ = self.prune(repo);
         if let Some(branch) = created_branch {
             let _ = self.git(repo, &["branch", "-D", "--", branch]);
         }
@@ -909,6 +977,7 @@ impl Workspace for GitWorktree {
             made: Path::new(context.data_dir.as_str()).join("git-worktree/made"),
             root,
             owner: context.data_dir.to_string(),
+            aliases: context.owner_aliases(),
             post_create_timeout: Duration::from_millis(timeout_ms),
         })
     }
@@ -1060,6 +1129,7 @@ impl Workspace for GitWorktree {
             return self.forget_vanished(path, delete_branch);
         }
         self.check_root()?;
+        self.repair_moved();
         self.trusted_admin(path)?;
         let common = self.common_dir(path).map_err(|e| {
             PluginError::invalid_input(format!(
@@ -1085,7 +1155,7 @@ impl Workspace for GitWorktree {
         let _lock = self.lock(&repo)?;
         let path_text = path.display().to_string();
         self.git(&repo, &["worktree", "remove", "--force", "--", &path_text])?;
-        self.git(&repo, &["worktree", "prune"])?;
+        self.prune(&repo)?;
         if let Some(branch) = branch {
             self.remove_branch(&repo, &branch, delete_branch)?;
         }
@@ -1124,6 +1194,7 @@ impl Workspace for GitWorktree {
     /// by `gc`.
     fn list_owned(&self) -> PluginResult<Vec<String>> {
         self.check_root()?;
+        self.repair_moved();
         let mut owned = self.pending_worktrees();
         if let Ok(projects) = self.files.read_dir(&self.root) {
             for project in projects {
@@ -1134,7 +1205,7 @@ impl Workspace for GitWorktree {
                 for session in sessions {
                     let path = project.join(session);
                     let ours = match self.owner_of(&path) {
-                        Ok(Some(owner)) => owner == self.owner,
+                        Ok(Some(owner)) => self.owns(&owner),
                         Ok(None) => self
                             .files
                             .canonicalize(&path)
@@ -1158,7 +1229,8 @@ impl Workspace for GitWorktree {
     /// would show every file deleted.
     fn has_unsaved_work(&self, path: &str) -> PluginResult<bool> {
         let path = Path::new(path);
-        // Removed by hand: nothing left there to lose.
+        // A worktree already gone (removed by its data dir's own kill, seen from a copy of that
+        // data dir, or by hand) holds nothing.
         if !self.files.try_exists(path).map_err(unanswered)? {
             return Ok(false);
         }
