@@ -188,6 +188,28 @@ fn a_moved_data_dir_keeps_its_sessions_live_and_kills_them_cleanly() {
     kill_both_cleanly(&harness);
 }
 
+/// After a move, git still names the old worktree paths until they are repaired; a
+/// `git worktree prune` before that (forgetting a later session's worktree removed by hand)
+/// would drop the moved worktrees' admin folders and leave them broken.
+#[test]
+fn forgetting_a_worktree_removed_by_hand_after_a_move_keeps_the_moved_ones_whole() {
+    let harness = Harness::new(&[], "");
+    let before: PathBuf = harness.home().join("before");
+    spawn_two(data_dir_at(&harness, &before), &harness.log_dir());
+    move_dir(&before, &harness.data_dir());
+    let spawned = harness.ao(&["spawn", "app", "--task", "third task", "--json"]);
+    assert!(spawned.status.success(), "spawn: {}", stderr(&spawned));
+    let third = json(&spawned)["id"].as_str().unwrap().to_string();
+    std::fs::remove_dir_all(harness.worktree(&third)).unwrap();
+    harness.ok(&["session", "kill", &third]);
+    for id in ["app-1", "app-2"] {
+        let status = git(&harness.worktree(id), &["status", "--porcelain"]);
+        assert!(status.is_empty(), "{id}: {status}");
+    }
+    assert_live(&harness, &["app-1", "app-2"]);
+    kill_both_cleanly(&harness);
+}
+
 #[test]
 fn a_copied_data_dir_claims_none_of_the_originals_sessions() {
     let harness = Harness::new(&[], "");
