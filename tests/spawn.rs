@@ -256,6 +256,31 @@ fn a_dropped_enter_after_a_paste_is_pressed_again_and_the_task_still_arrives_onc
     assert_eq!(fake_messages(&log), vec![task.to_string()]);
 }
 
+/// `send` while the spawn still runs waits for it, and its Enter, dropped by a busy agent, is
+/// pressed again: the message arrives once, after the task.
+#[test]
+fn a_message_sent_during_the_spawn_arrives_once_though_its_first_enter_is_dropped() {
+    let harness = Harness::new(&[("FAKE_AGENT_DROP_FIRST_ENTER", "1")], "");
+    let mut spawn = harness
+        .command(&["spawn", "app", "--task", "the task"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(10), || harness
+        .record("app-1", false)
+        .exists()));
+    harness.ok(&["send", "app-1", "the message"]);
+    assert!(spawn.wait().unwrap().success());
+    let log = harness.log_dir().join("app-1");
+    assert!(
+        wait_until(Duration::from_secs(10), || fake_messages(&log).len() == 2),
+        "{:?}",
+        fake_messages(&log)
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(fake_messages(&log), ["the task", "the message"]);
+}
+
 #[test]
 fn a_trust_dialog_is_answered_only_when_the_config_allows_it() {
     let allowed = Harness::new(
