@@ -528,6 +528,29 @@ fn an_agent_whose_hooks_never_run_has_its_task_confirmed_from_its_screen_once_an
     );
 }
 
+/// An agent without hooks whose first step asks permission for a tool: the question, which no
+/// agent asks before it has a message, is proof enough; the agent is not killed for it.
+#[test]
+fn an_agent_without_hooks_asking_permission_for_its_task_keeps_it() {
+    let harness = Harness::new(
+        &[
+            ("FAKE_AGENT_NO_HOOKS", "1"),
+            ("FAKE_AGENT_ASK_PERMISSION", "1"),
+            ("FAKE_AGENT_NO_ECHO", "1"),
+        ],
+        "",
+    );
+    harness.edit_config(|c| c.replace("ready_timeout_ms: 10000", "ready_timeout_ms: 8000"));
+    let output = harness.ao(&["spawn", "app", "--task", "needs a tool"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        fake_messages(&harness.log_dir().join("app-1")),
+        ["needs a tool"]
+    );
+    let session = wait_for_status(&harness, "app-1", "waiting_input");
+    assert_eq!(session["status_from_screen"], true, "{session:#}");
+}
+
 /// A hook that runs but cannot record its event: the spawn names the hook's own error, not
 /// only the report it never got.
 #[test]

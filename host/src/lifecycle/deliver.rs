@@ -228,9 +228,11 @@ pub async fn wait_until_ready(
                 WaitFor::Ready => return Ok(Confirmed::Ready),
                 WaitFor::FirstMessage { sent, .. } => {
                     seen_ready = true;
+                    // Taken: shown submitted, or a question about a tool on screen, which
+                    // only an agent at work on a message asks.
                     if shown_since.is_none()
-                        && shows_message(&screen, sent)
-                        && !agent.input_pending(&screen).await?
+                        && (shows_message(&screen, sent) && !agent.input_pending(&screen).await?
+                            || agent.activity(&screen).await? == Activity::WaitingInput)
                     {
                         shown_since = Some(Instant::now());
                     }
