@@ -500,7 +500,8 @@ impl Lifecycle {
                     }),
             };
             let note = silent_events_note(&why);
-            tracing::warn!(id = %session.id, "{note}");
+            // Said once, by the command that asked for the spawn (and kept in the record).
+            tracing::info!(id = %session.id, "{note}");
             session.status_from_screen = true;
             session.note = Some(note);
         }
