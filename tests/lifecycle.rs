@@ -464,6 +464,11 @@ fn doctor_checks_each_projects_repository_and_names_the_fix() {
                 repo.display().to_string()
             ));
         }
+        // A default branch the repository does not have: named before a spawn meets it.
+        c.push_str(&format!(
+            "  wrong: {{ repo: {:?}, default_branch: nosuch }}\n",
+            detached.display().to_string()
+        ));
         c
     });
     let output = harness.ao(&["doctor", "--json"]);
@@ -485,6 +490,10 @@ fn doctor_checks_each_projects_repository_and_names_the_fix() {
         ("plain", "not inside a git repository"),
         ("empty", "has no commit yet"),
         ("detached", "set `projects.detached.default_branch`"),
+        (
+            "wrong",
+            "`nosuch` exists neither locally nor as origin/nosuch",
+        ),
     ] {
         let found = line(id);
         let detail = found["detail"].as_str().unwrap();

@@ -136,6 +136,10 @@ pub trait WorkspaceFfi: Send + Sync {
     ) -> RResult<RVec<RString>, PluginError> {
         built_before("workspace", "remove_merged_branches")
     }
+    /// Added in 0.1.7; older libraries get this default.
+    fn base_of(&self, _repo: RStr<'_>, _default_branch: RStr<'_>) -> RResult<RString, PluginError> {
+        built_before("workspace", "base_of")
+    }
 }
 
 /// A runtime plugin instance as the host holds it.
@@ -371,6 +375,13 @@ impl<T: Workspace> WorkspaceFfi for WorkspaceAdapter<T> {
             self.0
                 .remove_merged_branches(repo.as_str(), &branches, dry_run)
                 .map(to_rvec)
+        })
+    }
+    fn base_of(&self, repo: RStr<'_>, default_branch: RStr<'_>) -> RResult<RString, PluginError> {
+        guarded(self.1.as_ref(), "base_of", || {
+            self.0
+                .base_of(repo.as_str(), default_branch.as_str())
+                .map(RString::from)
         })
     }
 }

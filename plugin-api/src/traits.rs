@@ -238,6 +238,16 @@ pub trait Workspace: Send + Sync + 'static {
         ))
     }
 
+    /// What a session of `repo` branching from `default_branch` would start from (e.g.
+    /// `origin/main`), for `ao-host doctor`, which would rather name a branch that is not there
+    /// before a spawn meets it. (Added in 0.1.7; the default says unsupported, and doctor says
+    /// the branch is not checked.)
+    fn base_of(&self, _repo: &str, _default_branch: &str) -> PluginResult<String> {
+        Err(PluginError::unsupported(
+            "this workspace plugin cannot tell what a session would branch from",
+        ))
+    }
+
     /// The repository that holds `dir` and its default branch, for a host run with no project
     /// configured: the plugin knows its version control, the host does not read `.git` itself.
     /// Inside a linked worktree, the root is the main repository's. (Added in 0.1.3; the

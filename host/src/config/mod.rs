@@ -364,6 +364,10 @@ mod tests {
             ("just words\n", "line 1"),
             ("port: [1]\n", "line 1"),
             ("projects:\n  app:\n    default_branch: main\n", "line 3"),
+            (
+                "projects:\n  app: { repo: /a, default_branch: \"\" }\n",
+                "default_branch",
+            ),
         ] {
             let error = parse(text).unwrap_err().to_string();
             assert!(

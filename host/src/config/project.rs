@@ -81,6 +81,18 @@ impl ProjectConfig {
                 "projects.{id}: session_prefix `{prefix}` is longer than {MAX_PREFIX_LEN} characters, so its session ids (`{prefix}-orchestrator-N`) would be longer than an id may be; set a shorter session_prefix"
             )));
         }
+        // Checked fully by the workspace plugin (and `doctor`); what can never name a branch is
+        // refused here, where the file and field are known.
+        if let Some(branch) = &section.default_branch {
+            if branch.trim().is_empty()
+                || branch.starts_with('-')
+                || branch.contains(char::is_control)
+            {
+                return Err(invalid(format!(
+                    "projects.{id}.default_branch: {branch:?} is not a branch name; set the branch sessions start from (e.g. main), or leave it out to use the repository's own"
+                )));
+            }
+        }
         let agent_config = match &section.agent_config {
             None => String::new(),
             Some(value) => serde_yaml::to_string(value)

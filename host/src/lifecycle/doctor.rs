@@ -207,11 +207,30 @@ impl Lifecycle {
         };
         let found = info.default_branch.into_option().map(|b| b.to_string());
         match project.default_branch.clone().or(found) {
-            Some(branch) => DoctorLine::new(
-                what,
-                true,
-                format!("{repo}: sessions branch from `{branch}`"),
-            ),
+            Some(branch) => match workspace.base_of(&repo.to_string(), &branch).await {
+                Ok(base) => DoctorLine::new(
+                    what,
+                    true,
+                    format!("{repo}: sessions branch from `{base}`"),
+                ),
+                Err(e) if e.kind() == PluginErrorKind::Unsupported => DoctorLine::new(
+                    what,
+                    true,
+                    format!(
+                        "{repo}: sessions branch from `{branch}` (not checked: {})",
+                        e.plugin_message()
+                    ),
+                ),
+                Err(e) => DoctorLine::new(
+                    what,
+                    false,
+                    format!(
+                        "{} (`projects.{}.default_branch` in {file})",
+                        e.plugin_message(),
+                        project.id
+                    ),
+                ),
+            },
             None => DoctorLine::new(
                 what,
                 false,

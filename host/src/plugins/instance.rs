@@ -523,6 +523,22 @@ impl WorkspacePlugin {
             .map(|removed| removed.into_iter().map(String::from).collect())
     }
 
+    /// What a session of `repo` branching from `default_branch` would start from (see
+    /// [`ao_plugin_api::Workspace::base_of`]).
+    pub async fn base_of(
+        &self,
+        repo: &str,
+        default_branch: &str,
+    ) -> Result<String, PluginCallError> {
+        let (repo, default_branch) = (repo.to_string(), default_branch.to_string());
+        self.0
+            .call("base_of", move |o| {
+                o.base_of(RStr::from_str(&repo), RStr::from_str(&default_branch))
+            })
+            .await
+            .map(String::from)
+    }
+
     /// The repository around `dir` and its default branch, when no project is configured.
     pub async fn discover_repository(&self, dir: &str) -> Result<RepositoryInfo, PluginCallError> {
         let dir = dir.to_string();

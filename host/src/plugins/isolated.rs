@@ -100,6 +100,7 @@ pub(crate) enum Call {
     HasUnsavedWork(RString),
     DiscoverRepository(RString),
     RemoveMergedBranches(RString, Vec<RString>, bool),
+    BaseOf(RString, RString),
 }
 
 impl Call {
@@ -132,6 +133,7 @@ impl Call {
             Self::HasUnsavedWork(_) => "has_unsaved_work",
             Self::DiscoverRepository(_) => "discover_repository",
             Self::RemoveMergedBranches(..) => "remove_merged_branches",
+            Self::BaseOf(..) => "base_of",
         }
     }
 }
@@ -609,6 +611,10 @@ impl WorkspaceFfi for IsolatedWorkspace {
             branches.to_vec(),
             dry_run,
         ))
+    }
+    fn base_of(&self, repo: RStr<'_>, default_branch: RStr<'_>) -> RResult<RString, PluginError> {
+        self.0
+            .request(Call::BaseOf(text(repo), text(default_branch)))
     }
 }
 

@@ -1249,6 +1249,10 @@ impl Workspace for GitWorktree {
         ])
     }
 
+    fn base_of(&self, repo: &str, default_branch: &str) -> PluginResult<String> {
+        self.base_ref(Path::new(repo), default_branch)
+    }
+
     /// Only sessions' branches (`session/…`, `orchestrator/…`) are ever considered, whatever a
     /// record names; `git branch -d` decides "merged" (into the checked-out branch), as a kill
     /// does.

@@ -183,6 +183,9 @@ fn answer(plugin: &RawInstance, kind: PluginKind, call: Call) -> Vec<u8> {
         (RawInstance::Workspace(o), Call::RemoveMergedBranches(repo, branches, dry_run)) => {
             encode(o.remove_merged_branches(repo.as_rstr(), RSlice::from_slice(&branches), dry_run))
         }
+        (RawInstance::Workspace(o), Call::BaseOf(repo, default_branch)) => {
+            encode(o.base_of(repo.as_rstr(), default_branch.as_rstr()))
+        }
         (RawInstance::Workspace(o), Call::Doctor) => encode(o.doctor()),
         (_, call) => encode(RResult::<(), _>::RErr(not_a_method(&call, kind))),
     }
