@@ -287,6 +287,26 @@ pub fn create_dir(path: &Path) -> io::Result<()> {
     }
 }
 
+/// [`create_dir`] for `path` inside `root`, where a link planted at any level from `root` down
+/// would take what is made below it elsewhere: each folder from `root` to `path` is made or
+/// checked in turn. (`create_dir` alone checks only the last, existing folder.)
+pub fn create_dir_within(root: &Path, path: &Path) -> io::Result<()> {
+    create_dir(root)?;
+    let below = path.strip_prefix(root).map_err(|_| {
+        io::Error::other(format!(
+            "{} is not inside {}",
+            path.display(),
+            root.display()
+        ))
+    })?;
+    let mut folder = root.to_path_buf();
+    for part in below.components() {
+        folder.push(part);
+        create_dir(&folder)?;
+    }
+    Ok(())
+}
+
 /// Opens an existing file of ours for reading: never through a link, never blocking on a FIFO;
 /// refused unless ours and not writable by others (and tightened if others may read it).
 pub fn open_read(path: &Path) -> io::Result<File> {

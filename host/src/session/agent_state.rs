@@ -246,7 +246,7 @@ impl AgentStateDir {
             return Ok(());
         }
         let folder = self.folder(project_id, id);
-        private::create_dir(&folder).map_err(io("creating", &folder))?;
+        private::create_dir_within(&self.root, &folder).map_err(io("creating", &folder))?;
         let _guard = self.lock(project_id, id)?;
         for file in [StateFile::Prompt, StateFile::State] {
             let (from, to) = (legacy(file), self.path(project_id, id, file));
@@ -573,7 +573,7 @@ impl AgentStateDir {
     /// Writes `bytes` to a temporary file and renames it over `path`.
     fn replace(&self, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         let dir = path.parent().expect("state lives in a folder");
-        private::create_dir(dir).map_err(io("creating", dir))?;
+        private::create_dir_within(&self.root, dir).map_err(io("creating", dir))?;
         private::write(path, bytes, false).map_err(io("replacing", path))
     }
 
@@ -582,7 +582,7 @@ impl AgentStateDir {
     fn lock(&self, project_id: &str, id: &str) -> Result<File, StoreError> {
         let path = self.path(project_id, id, StateFile::Lock);
         let dir = path.parent().expect("state lives in a folder");
-        private::create_dir(dir).map_err(io("creating", dir))?;
+        private::create_dir_within(&self.root, dir).map_err(io("creating", dir))?;
         loop {
             let file = private::open_lock(&path).map_err(untrusted_or("opening", &path))?;
             file.lock().map_err(io("locking", &path))?;

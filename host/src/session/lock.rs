@@ -115,7 +115,7 @@ impl LockDir {
     fn open(&self, project_id: &str, id: &str) -> Result<File, StoreError> {
         let path = self.path(project_id, id, "lock");
         let dir = path.parent().expect("locks live in a folder");
-        private::create_dir(dir).map_err(io_error("creating", dir))?;
+        private::create_dir_within(&self.root, dir).map_err(io_error("creating", dir))?;
         // Never through a link (the holder writes its pid into it), never another user's.
         private::open_lock(&path).map_err(|error| match error.kind() {
             std::io::ErrorKind::PermissionDenied => StoreError::Untrusted {
@@ -263,6 +263,20 @@ impl LockDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A link planted as the locks folder would put every lock (and the pid written into it)
+    /// wherever it points: refused, and nothing is made there.
+    #[test]
+    fn a_locks_folder_that_is_a_link_is_refused_and_nothing_is_made_through_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, dir.path().join("locks")).unwrap();
+        let locks = LockDir::new(dir.path());
+        let error = locks.try_lock("app", "app-1").unwrap_err().to_string();
+        assert!(error.contains("link"), "{error}");
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+    }
 
     #[tokio::test]
     async fn a_held_lock_is_refused_named_and_freed_on_drop() {
