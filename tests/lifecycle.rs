@@ -2184,6 +2184,22 @@ fn a_read_only_data_dir_still_lists_and_diagnoses_and_a_write_says_the_fix() {
         });
     assert!(fix.contains("remount"), "{fix}");
 
+    // gc's steps cannot be done there: each is named as failed, and gc fails.
+    let stray = harness
+        .data_dir()
+        .join("sessions/app/.app-9.yaml.999999999-0.tmp");
+    std::fs::write(&stray, "half").unwrap();
+    let gc = read_only(&["gc", "--json"]);
+    assert!(!gc.status.success(), "{}", stdout(&gc));
+    let failed = json(&gc);
+    assert_eq!(failed[0]["outcome"], "failed", "{failed:#}");
+    assert!(stray.exists());
+    assert!(
+        !stderr(&listed).contains("WARN") && !stderr(&table).contains("WARN"),
+        "a listing of a read-only data dir warns: {}",
+        stderr(&table)
+    );
+
     let kill = read_only(&["session", "kill", "app-1"]);
     assert!(!kill.status.success());
     assert_one_line_error(&kill, "read-only");

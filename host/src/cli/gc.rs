@@ -45,6 +45,7 @@ pub async fn run(
                 GcOutcome::Planned => "would",
                 GcOutcome::Done => "done",
                 GcOutcome::Skipped => "skip",
+                GcOutcome::Failed => "FAIL",
             };
             outln!(
                 "{mark:<5} {}: {} — {}",
@@ -53,6 +54,13 @@ pub async fn run(
                 terminal_safe(&a.detail)
             );
         }
+    }
+    let failed = actions
+        .iter()
+        .filter(|a| a.outcome == GcOutcome::Failed)
+        .count();
+    if failed > 0 {
+        bail!("{failed} gc step(s) failed; each says why above");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -64,8 +64,10 @@ pub enum GcOutcome {
     /// In a plan: `gc` will do it (checking its reason again first).
     Planned,
     Done,
-    /// Left alone, or failed: `detail` says why.
+    /// Left alone: `detail` says why.
     Skipped,
+    /// Tried, and it failed: `detail` says how (and `gc` exits with an error).
+    Failed,
 }
 
 impl GcAction {
@@ -609,7 +611,9 @@ impl Lifecycle {
             actions.push(match outcome {
                 Ok(None) => GcAction::new(action, target, detail, GcOutcome::Done),
                 Ok(Some(reason)) => skip(action, target, reason),
-                Err(e) => skip(action, target, format!("{detail}; failed: {e}")),
+                Err(e) => {
+                    GcAction::new(action, target, format!("{detail}; {e}"), GcOutcome::Failed)
+                }
             });
         }
         actions.extend(plan.skipped);
