@@ -8,7 +8,10 @@
 mod sshd;
 mod support;
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use serde_json::Value;
 use sshd::{close_shared_connections, ClientKey, SshServer};
@@ -27,14 +30,22 @@ struct World {
 
 impl World {
     fn new() -> Option<Self> {
+        Self::with_login_shell(None)
+    }
+
+    /// Both hosts giving their commands to `login_shell` (the system's when `None`).
+    fn with_login_shell(login_shell: Option<&Path>) -> Option<Self> {
         if let Some(why) = SshServer::unavailable() {
             eprintln!("skipped: {why}");
             return None;
         }
         let harness = Harness::new(&[], "");
         let client = ClientKey::generate(harness.home());
-        let alpha = SshServer::start("alpha", 2, harness.home(), &client);
-        let beta = SshServer::start("beta", 3, harness.home(), &client);
+        let start = |name, last| {
+            SshServer::start_with_login_shell(name, last, harness.home(), &client, login_shell)
+        };
+        let alpha = start("alpha", 2);
+        let beta = start("beta", 3);
         let known_hosts = harness.home().join("known_hosts");
         std::fs::write(
             &known_hosts,
@@ -499,4 +510,98 @@ fn a_banner_a_missing_tmux_and_a_second_data_dir_sharing_a_host_folder_change_no
     assert!(!world.tmux_alive(&session));
     let theirs_id = theirs["id"].as_str().unwrap();
     assert!(other(&["session", "kill", theirs_id]).status.success());
+}
+
+#[test]
+fn every_login_shell_runs_post_create_and_doctor_alike() {
+    for shell in [
+        "/bin/bash",
+        "/bin/dash",
+        "/usr/bin/zsh",
+        "/usr/bin/fish",
+        "/usr/bin/tcsh",
+    ] {
+        if !Path::new(shell).exists() {
+            // `.ci/run` installs them all: there, a missing one is a failure, not a skip.
+            assert!(std::env::var_os("CI").is_none(), "{shell} is missing");
+            eprintln!("skipped {shell}: not installed");
+            continue;
+        }
+        let Some(world) = World::with_login_shell(Some(Path::new(shell))) else {
+            return;
+        };
+        // Every shell's startup file talks, as a login greeting would.
+        let home = world.alpha.home();
+        for rc in [".bashrc", ".zshenv", ".tcshrc", ".config/fish/config.fish"] {
+            let rc = home.join(rc);
+            std::fs::create_dir_all(rc.parent().unwrap()).unwrap();
+            std::fs::write(&rc, "echo 'Welcome 9.9, a banner'\n").unwrap();
+        }
+        // Quotes, `!`, `$`, a redirection and a newline: each read differently by some login
+        // shell, and by `sh` alike.
+        world.harness.edit_config(|config| {
+            config.replace(
+                "default_branch: main,",
+                r#"default_branch: main, post_create: ["printf '%s\\n' \"it's $((6 * 7))!\" > post-created.txt 2>&1", "test -s post-created.txt"],"#,
+            )
+        });
+        let session = world.spawn("alpha", "from any shell");
+        let worktree = PathBuf::from(session["workspace_path"].as_str().unwrap());
+        assert_eq!(
+            std::fs::read_to_string(worktree.join("post-created.txt"))
+                .unwrap_or_else(|e| format!("{e}")),
+            "it's 42!\n",
+            "post_create under {shell}"
+        );
+        let doctor = json(&world.ok(&["doctor", "--json"]));
+        let tmux = doctor
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| {
+                let what = l["what"].as_str().unwrap_or_default();
+                what.starts_with("host `alpha`") && what.ends_with(": tmux")
+            })
+            .unwrap_or_else(|| panic!("no tmux check on alpha under {shell}: {doctor:#}"));
+        let detail = tmux["detail"].as_str().unwrap_or_default();
+        assert!(
+            tmux["ok"] == true && detail.starts_with("tmux 3.") && !detail.contains("Welcome"),
+            "tmux on alpha under {shell}: {tmux:#}"
+        );
+        // What post_create wrote is uncommitted work: discarded on purpose.
+        world.ok(&[
+            "session",
+            "kill",
+            "--force",
+            session["id"].as_str().unwrap(),
+        ]);
+
+        // A failing post_create fails the spawn, whatever the shell, and leaves nothing.
+        world
+            .harness
+            .edit_config(|config| config.replace("\"test -s post-created.txt\"", "\"false\""));
+        let refused = world.ao(&["spawn", "app", "--host", "alpha", "--task", "fails"]);
+        assert!(
+            !refused.status.success(),
+            "a failing post_create passed under {shell}: {}",
+            stdout(&refused)
+        );
+        assert!(
+            stderr(&refused).contains("post_create"),
+            "{shell}: {}",
+            stderr(&refused)
+        );
+        let clone = world.alpha.home().join("app");
+        let worktrees = git(&clone, &["worktree", "list", "--porcelain"]);
+        assert_eq!(
+            worktrees.matches("worktree ").count(),
+            1,
+            "{shell} left a worktree: {worktrees}"
+        );
+        assert!(
+            world.sessions().is_empty(),
+            "{shell}: {:?}",
+            world.sessions()
+        );
+    }
 }

@@ -49,6 +49,9 @@ pub struct SshServer {
     /// Everything of this host: config, keys, log, home, tmux folder.
     pub dir: PathBuf,
     host_key: PathBuf,
+    /// A copy of `/etc/passwd` giving root another login shell, seen only by this sshd (a
+    /// mount namespace of its own binds it over `/etc/passwd`).
+    passwd: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -69,6 +72,18 @@ impl SshServer {
 
     /// Starts a server for host `name` at `127.0.0.<last>` on a free port, under `root`.
     pub fn start(name: &str, last: u8, root: &Path, client: &ClientKey) -> Self {
+        Self::start_with_login_shell(name, last, root, client, None)
+    }
+
+    /// [`SshServer::start`], with `login_shell` (e.g. `/usr/bin/fish`) as the login shell of
+    /// the user the tests log in as: what sshd hands every command to.
+    pub fn start_with_login_shell(
+        name: &str,
+        last: u8,
+        root: &Path,
+        client: &ClientKey,
+        login_shell: Option<&Path>,
+    ) -> Self {
         let address = format!("127.0.0.{last}");
         let port = TcpListener::bind((address.as_str(), 0))
             .expect("a free port")
@@ -103,12 +118,31 @@ impl SshServer {
         .unwrap();
         // Privilege separation wants its empty folder.
         let _ = std::fs::create_dir_all("/run/sshd");
+        let passwd = login_shell.map(|shell| {
+            let passwd = dir.join("passwd");
+            let users: String = std::fs::read_to_string("/etc/passwd")
+                .unwrap()
+                .lines()
+                .map(|line| match line.strip_prefix("root:") {
+                    Some(rest) => {
+                        let mut fields: Vec<&str> = rest.split(':').collect();
+                        let last = fields.len() - 1;
+                        fields[last] = shell.to_str().unwrap();
+                        format!("root:{}\n", fields.join(":"))
+                    }
+                    None => format!("{line}\n"),
+                })
+                .collect();
+            std::fs::write(&passwd, users).unwrap();
+            passwd
+        });
         let mut server = Self {
             name: name.to_string(),
             address,
             port,
             dir,
             host_key,
+            passwd,
             child: None,
         };
         server.resume();
@@ -127,15 +161,51 @@ impl SshServer {
             .append(true)
             .open(self.log())
             .unwrap();
-        let child = Command::new(SSHD)
+        let mut command = Command::new(SSHD);
+        command
             .args(["-D", "-e", "-f"])
             .arg(self.dir.join("sshd_config"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
-            .process_group(0)
-            .spawn()
-            .expect("sshd starts");
+            .process_group(0);
+        if let Some(passwd) = &self.passwd {
+            let passwd = std::ffi::CString::new(passwd.as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: between fork and exec only syscalls run, on strings made before the fork.
+            unsafe {
+                command.pre_exec(move || {
+                    let fail = |_| Err(std::io::Error::last_os_error());
+                    if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                        return fail(());
+                    }
+                    // Private first, so the bind below never shows outside this namespace.
+                    let root = c"/";
+                    if libc::mount(
+                        std::ptr::null(),
+                        root.as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_REC | libc::MS_PRIVATE,
+                        std::ptr::null(),
+                    ) != 0
+                    {
+                        return fail(());
+                    }
+                    let target = c"/etc/passwd";
+                    if libc::mount(
+                        passwd.as_ptr(),
+                        target.as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_BIND,
+                        std::ptr::null(),
+                    ) != 0
+                    {
+                        return fail(());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let child = command.spawn().expect("sshd starts");
         self.child = Some(child);
         let addr: SocketAddr = format!("{}:{}", self.address, self.port).parse().unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
