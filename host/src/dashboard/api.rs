@@ -22,6 +22,7 @@ use axum::{
     routing::{get, post},
     Json, Router,
 };
+use futures_util::StreamExt;
 use serde::{Deserialize, Deserializer};
 use serde_json::json;
 
@@ -472,8 +473,28 @@ async fn attach(
     Ok(Json(json!({ "argv": argv, "command": command })).into_response())
 }
 
+/// `503` with `Retry-After`, closing the connection: a client over a cap is told at once to come
+/// back, and its connection is not kept for it.
+fn busy() -> Response {
+    let mut response = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, super::BUSY).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::RETRY_AFTER, super::RETRY_AFTER_SECS.into());
+    headers.insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    response
+}
+
 async fn events(State(state): State<AppState>) -> Response {
-    let stream = feed::stream(Arc::clone(&state.feed), state.closing.clone());
+    let Ok(slot) = Arc::clone(&state.streams).try_acquire_owned() else {
+        return busy();
+    };
+    // The slot goes with the stream: freed when the client goes or the dashboard closes.
+    let stream = feed::stream(Arc::clone(&state.feed), state.closing.clone()).map(move |event| {
+        let _held = &slot;
+        event
+    });
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
