@@ -500,3 +500,129 @@ fn a_banner_a_missing_tmux_and_a_second_data_dir_sharing_a_host_folder_change_no
     let theirs_id = theirs["id"].as_str().unwrap();
     assert!(other(&["session", "kill", theirs_id]).status.success());
 }
+
+/// A `git` for a host, ahead of the real one on its `PATH`: a `git worktree remove` run while
+/// the file `cut-connection` exists in the host's folder cuts the ssh connection it came over
+/// (killing the sshd processes serving it) and removes the file, so the next connection works;
+/// while `stop-host` exists, it stops the host's sshd too (a host going down half-way through a
+/// kill). Anything else is the real git.
+const HALF_WAY_GIT: &str = r#"#!/bin/sh
+case " $* " in
+*" worktree remove "*)
+  if [ -e "$HOST_DIR/cut-connection" ] || [ -e "$HOST_DIR/stop-host" ]; then
+    rm -f "$HOST_DIR/cut-connection"
+    p=$$
+    while [ "$p" -gt 1 ]; do
+      parent=$(cut -d' ' -f4 "/proc/$p/stat")
+      case "$(cat /proc/$p/comm)" in
+      sshd*)
+        # The listener is the sshd whose parent is no sshd: stopped only with the host.
+        case "$(cat /proc/$parent/comm)" in
+        sshd*) kill -9 "$p" ;;
+        *) [ -e "$HOST_DIR/stop-host" ] && kill -9 "$p" ;;
+        esac ;;
+      esac
+      p=$parent
+    done
+    exit 1
+  fi ;;
+esac
+exec "$REAL_GIT" "$@"
+"#;
+
+#[test]
+fn a_kill_cut_off_half_way_is_retried_or_kept_as_killing_until_kill_or_gc_finishes_it() {
+    let Some(mut world) = World::new() else {
+        return;
+    };
+    let bin = world.alpha.dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let git_path = bin.join("git");
+    std::fs::write(
+        &git_path,
+        HALF_WAY_GIT
+            .replace("$HOST_DIR", &world.alpha.dir.display().to_string())
+            .replace("$REAL_GIT", &real_git()),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &git_path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    world.alpha.restart_with_env(&format!(
+        "PATH={}:/usr/local/bin:/usr/bin:/bin",
+        bin.display()
+    ));
+    let cut = world.alpha.dir.join("cut-connection");
+    let stop = world.alpha.dir.join("stop-host");
+
+    // The connection is lost once, between stopping the agent and removing its worktree: the
+    // kill tries again and finishes.
+    let retried = world.spawn("alpha", "cut once");
+    let id = retried["id"].as_str().unwrap().to_string();
+    let worktree = PathBuf::from(retried["workspace_path"].as_str().unwrap());
+    std::fs::write(&cut, "").unwrap();
+    world.ok(&["session", "kill", &id]);
+    assert!(!cut.exists(), "the connection was never cut");
+    assert!(!world.tmux_alive(&retried));
+    assert!(!worktree.exists(), "{} left", worktree.display());
+    assert!(world.sessions().is_empty());
+
+    // The host goes down at that point and stays down: the kill fails, saying what is left,
+    // and the session is `killing` (not `exited`, not archived) until a kill or gc finishes it.
+    let mut left = Vec::new();
+    for task in ["finished by kill", "finished by gc"] {
+        let session = world.spawn("alpha", task);
+        let id = session["id"].as_str().unwrap().to_string();
+        std::fs::write(&stop, "").unwrap();
+        let failed = world.ao(&["session", "kill", &id]);
+        assert!(!failed.status.success(), "a half-done kill reported done");
+        let message = stderr(&failed);
+        let worktree = session["workspace_path"].as_str().unwrap().to_string();
+        assert!(
+            message.contains("`killing`") && message.contains(&worktree),
+            "{message}"
+        );
+        std::fs::remove_file(&stop).unwrap();
+        world.alpha.stop();
+        world.alpha.resume();
+        close_shared_connections(&world.harness.data_dir());
+        assert!(!world.tmux_alive(&session), "{id}'s agent still runs");
+        assert!(PathBuf::from(&worktree).exists());
+        let listed = world.session(&id);
+        assert_eq!(listed["status"], "killing", "{listed}");
+        assert!(
+            listed["note"].as_str().unwrap().contains(&worktree),
+            "{listed}"
+        );
+        left.push((id, PathBuf::from(worktree)));
+    }
+    let archived_status = |id: &str| {
+        world
+            .harness
+            .sessions_json(&["--archived"])
+            .into_iter()
+            .find(|s| s["id"] == id)
+            .map(|s| s["status"].clone())
+    };
+    let (by_kill, by_kill_worktree) = &left[0];
+    world.ok(&["session", "kill", by_kill]);
+    assert!(!by_kill_worktree.exists());
+    assert_eq!(archived_status(by_kill).unwrap(), "killed");
+    let (by_gc, by_gc_worktree) = &left[1];
+    let gc = stdout(&world.ok(&["gc"]));
+    assert!(gc.contains("finish kill"), "{gc}");
+    assert!(!by_gc_worktree.exists());
+    assert_eq!(archived_status(by_gc).unwrap(), "killed");
+    assert!(world.sessions().is_empty());
+}
+
+/// Where git is on this machine (and so on the test hosts).
+fn real_git() -> String {
+    ["/usr/local/bin/git", "/usr/bin/git", "/bin/git"]
+        .into_iter()
+        .find(|path| std::path::Path::new(path).exists())
+        .expect("git is installed")
+        .to_string()
+}

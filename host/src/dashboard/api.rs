@@ -89,6 +89,7 @@ impl From<LifecycleError> for ApiError {
             LifecycleError::Host(HostError::Unknown { .. }) => StatusCode::NOT_FOUND,
             LifecycleError::Host(HostError::Local { .. }) => StatusCode::INTERNAL_SERVER_ERROR,
             LifecycleError::Host(_) => StatusCode::BAD_GATEWAY,
+            LifecycleError::KillUnfinished { error, .. } => plugin_status(error),
         };
         Self::new(status, error.to_string())
     }
