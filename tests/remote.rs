@@ -626,3 +626,108 @@ fn real_git() -> String {
         .expect("git is installed")
         .to_string()
 }
+
+/// A folder of links to every program in /usr/bin, /usr/local/bin and /bin but git's: a `PATH`
+/// for a host where git is not installed.
+fn programs_but_git(dir: &std::path::Path) -> PathBuf {
+    let bin = dir.join("bin-without-git");
+    std::fs::create_dir_all(&bin).unwrap();
+    for folder in ["/usr/local/bin", "/usr/bin", "/bin"] {
+        for entry in std::fs::read_dir(folder).unwrap().flatten() {
+            let name = entry.file_name();
+            let link = bin.join(&name);
+            if !name.to_string_lossy().starts_with("git") && !link.exists() {
+                std::os::unix::fs::symlink(entry.path(), link).unwrap();
+            }
+        }
+    }
+    bin
+}
+
+/// A spawn on `host` that fails; its error line.
+fn failed_spawn(world: &World, host: &str) -> String {
+    let failed = world.ao(&["spawn", "app", "--host", host, "--task", "x"]);
+    assert!(!failed.status.success(), "spawned: {}", stdout(&failed));
+    stderr(&failed)
+}
+
+#[test]
+fn failures_on_a_host_name_their_cause_and_the_setting_to_fix() {
+    let Some(mut world) = World::new() else {
+        return;
+    };
+    // A wrong clone path is the host's entry of the project, not its `repo`.
+    let clone = format!("{:?}", world.alpha.home().join("app").display().to_string());
+    world
+        .harness
+        .edit_config(|config| config.replace(&clone, "\"/srv/no-such-clone\""));
+    let said = failed_spawn(&world, "alpha");
+    assert!(
+        said.contains("`projects.app.hosts.alpha`") && !said.contains("fix `repo`"),
+        "{said}"
+    );
+    world.write_hosts(&[]);
+
+    // git missing on the host is said so, not that the clone is no repository.
+    let without_git = programs_but_git(&world.alpha.dir);
+    world
+        .alpha
+        .restart_with_env(&format!("PATH={}", without_git.display()));
+    let said = failed_spawn(&world, "alpha");
+    assert!(
+        said.contains("`git` not found on host `alpha`") && !said.contains("not a git repository"),
+        "{said}"
+    );
+    world.alpha.restart_with_env("");
+    close_shared_connections(&world.harness.data_dir());
+
+    // The connection lost while post_create runs: said so, with the host and the phase, not
+    // as post_create's failure with ssh's status. The spawn is undone over a new connection.
+    let cut = world.alpha.dir.join("cut-connection.sh");
+    std::fs::write(
+        &cut,
+        r#"p=$$
+while [ "$p" -gt 1 ]; do
+  parent=$(cut -d' ' -f4 "/proc/$p/stat")
+  case "$(cat /proc/$p/comm)" in
+  sshd*) case "$(cat /proc/$parent/comm)" in sshd*) kill -9 "$p" ;; esac ;;
+  esac
+  p=$parent
+done
+"#,
+    )
+    .unwrap();
+    world.harness.edit_config(|config| {
+        config.replace(
+            "default_branch: main,",
+            &format!(
+                "default_branch: main, post_create: [\"sh {}\"],",
+                cut.display()
+            ),
+        )
+    });
+    let said = failed_spawn(&world, "alpha");
+    assert!(
+        said.contains("connection to host `alpha` was lost during post_create")
+            && !said.contains("255"),
+        "{said}"
+    );
+    assert!(world.sessions().is_empty());
+    world.write_hosts(&[]);
+    close_shared_connections(&world.harness.data_dir());
+
+    // A full disk on the host: said so, not as a program's "I/O error".
+    let data = world.alpha.home().join(".ao-rs");
+    std::fs::create_dir_all(&data).unwrap();
+    world.alpha.restart_with_mounts(&format!(
+        "mount -t tmpfs -o size=64k,mode=0700 tmpfs '{data}' && \
+         {{ dd if=/dev/zero of='{data}/fill' bs=4k 2>/dev/null; exec \"$@\"; }}",
+        data = data.display()
+    ));
+    let said = failed_spawn(&world, "alpha");
+    assert!(
+        said.contains("disk full on host `alpha`") && !said.contains("I/O error"),
+        "{said}"
+    );
+    assert!(world.sessions().is_empty());
+}

@@ -50,6 +50,9 @@ pub struct SshServer {
     pub dir: PathBuf,
     host_key: PathBuf,
     child: Option<Child>,
+    /// A script (ending in `exec "$@"`) that sshd is started by in a mount namespace of its
+    /// own: what it mounts, the host's sessions see (see [`SshServer::restart_with_mounts`]).
+    mounts: Option<String>,
 }
 
 impl SshServer {
@@ -110,6 +113,7 @@ impl SshServer {
             dir,
             host_key,
             child: None,
+            mounts: None,
         };
         server.resume();
         server
@@ -127,7 +131,24 @@ impl SshServer {
             .append(true)
             .open(self.log())
             .unwrap();
-        let child = Command::new(SSHD)
+        let mut command = match &self.mounts {
+            None => Command::new(SSHD),
+            Some(script) => {
+                let mut namespaced = Command::new("unshare");
+                namespaced.args([
+                    "--mount",
+                    "--propagation",
+                    "private",
+                    "sh",
+                    "-c",
+                    script,
+                    "sh",
+                    SSHD,
+                ]);
+                namespaced
+            }
+        };
+        let child = command
             .args(["-D", "-e", "-f"])
             .arg(self.dir.join("sshd_config"))
             .stdin(Stdio::null())
@@ -173,6 +194,14 @@ impl SshServer {
             })
             .collect();
         std::fs::write(&config, base).unwrap();
+        self.resume();
+    }
+
+    /// Restarts sshd in a mount namespace of its own, set up by `script` (run by `sh -c`, ending
+    /// in `exec "$@"`): e.g. a small tmpfs over a folder, a disk that fills up on this host only.
+    pub fn restart_with_mounts(&mut self, script: &str) {
+        self.stop();
+        self.mounts = Some(script.to_string());
         self.resume();
     }
 
