@@ -624,14 +624,23 @@ fn raw_get(
     path: &str,
     within: Duration,
 ) -> Option<Head> {
+    send_get(stream, dashboard, path).ok()?;
+    read_head(stream, within)
+}
+
+/// Sends a raw GET of `path` on `stream`.
+fn send_get(stream: &mut TcpStream, dashboard: &Dashboard, path: &str) -> std::io::Result<()> {
     let host = dashboard.base.trim_start_matches("http://");
-    stream.set_read_timeout(Some(within)).unwrap();
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: {host}\r\n{}\r\n",
         dashboard.authorization_line()
     )
-    .ok()?;
+}
+
+/// Reads the status line and headers of the answer on `stream`, within `within`.
+fn read_head(stream: &mut TcpStream, within: Duration) -> Option<Head> {
+    stream.set_read_timeout(Some(within)).unwrap();
     let mut reader = BufReader::new(stream);
     let mut head = String::new();
     loop {
@@ -726,6 +735,41 @@ fn three_hundred_live_feeds_and_a_flood_of_connections_leave_the_dashboard_answe
         let mut feed = TcpStream::connect(&address).unwrap();
         raw_get(&mut feed, &dashboard, "/api/events", answer_time).is_some_and(|h| h.status == 200)
     }));
+    assert!(dashboard.stop().success());
+}
+
+#[test]
+fn doctor_requests_queued_behind_a_host_that_never_answers_are_told_503_at_once() {
+    let harness = Harness::new(&[], "");
+    // A host that accepts connections and never speaks: doctor waits its connect timeout.
+    let black_hole = std::net::TcpListener::bind("127.0.0.4:0").unwrap();
+    let port = black_hole.local_addr().unwrap().port();
+    harness.edit_config(|config| {
+        format!("{config}hosts:\n  hole: {{ ssh: root@127.0.0.4, port: {port} }}\n")
+    });
+    let dashboard = Dashboard::start(&harness, &["--no-token"], &[]);
+    let address = dashboard.base.trim_start_matches("http://").to_string();
+    let mut clients: Vec<TcpStream> = (0..12)
+        .map(|_| {
+            let mut client = TcpStream::connect(&address).unwrap();
+            send_get(&mut client, &dashboard, "/api/doctor").unwrap();
+            client
+        })
+        .collect();
+    // One runs, a few wait their turn; the rest are told to come back, at once.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let busy = clients
+        .iter_mut()
+        .filter_map(|client| {
+            let left = deadline.saturating_duration_since(Instant::now());
+            read_head(client, left.max(Duration::from_millis(10)))
+        })
+        .inspect(|head| assert_busy(head, "a doctor request over the queue"))
+        .count();
+    assert!(busy > 0, "every doctor request waits behind the host");
+    // Ordinary requests are not held up meanwhile.
+    assert_eq!(dashboard.get("/api/sessions").status, 200);
+    drop(clients);
     assert!(dashboard.stop().success());
 }
 

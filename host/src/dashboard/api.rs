@@ -25,6 +25,7 @@ use axum::{
 use futures_util::StreamExt;
 use serde::{Deserialize, Deserializer};
 use serde_json::json;
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::{feed, work::Interrupted, AppState};
 use crate::{
@@ -501,19 +502,34 @@ async fn events(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn plugins(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let _turn = state.slow_reads.acquire().await;
+/// Waits for the turn of a slow read (one at a time), or answers [`busy`] at once when the
+/// queue for it is full.
+async fn slow_turn(
+    state: &AppState,
+) -> Result<(OwnedSemaphorePermit, OwnedSemaphorePermit), Response> {
+    let queued = Arc::clone(&state.slow_queue)
+        .try_acquire_owned()
+        .map_err(|_| busy())?;
+    let turn = Arc::clone(&state.slow_reads)
+        .acquire_owned()
+        .await
+        .expect("the semaphore is never closed");
+    Ok((queued, turn))
+}
+
+async fn plugins(State(state): State<AppState>) -> Result<Response, Response> {
+    let _turn = slow_turn(&state).await?;
     let lifecycle = Arc::clone(&state.lifecycle);
     // Digests read whole libraries: not on the server's threads.
     let listing = tokio::task::spawn_blocking(move || lifecycle.plugin_listing())
         .await
-        .map_err(|_| ApiError::from(Interrupted::Panicked))?;
+        .map_err(|_| ApiError::from(Interrupted::Panicked).into_response())?;
     Ok(Json(listing).into_response())
 }
 
-async fn doctor(State(state): State<AppState>) -> Json<serde_json::Value> {
-    let _turn = state.slow_reads.acquire().await;
-    Json(json!(state.lifecycle.doctor().await))
+async fn doctor(State(state): State<AppState>) -> Result<Response, Response> {
+    let _turn = slow_turn(&state).await?;
+    Ok(Json(json!(state.lifecycle.doctor().await)).into_response())
 }
 
 /// What the spawn form offers: projects (configured, and any with sessions), agent plugins,

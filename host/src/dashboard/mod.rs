@@ -51,6 +51,8 @@ struct AppState {
     /// Requests that run programs or read whole libraries (doctor, plugins), one at a time: any
     /// web page can make a browser send GETs here.
     slow_reads: Arc<Semaphore>,
+    /// Slow reads running or waiting for their turn, at most [`MAX_SLOW_READS_QUEUED`].
+    slow_queue: Arc<Semaphore>,
     /// Live feeds open at once, at most [`MAX_STREAMS`].
     streams: Arc<Semaphore>,
 }
@@ -78,6 +80,9 @@ const MAX_REQUEST_CONNECTIONS: usize = 256;
 /// their connections come on top of [`MAX_REQUEST_CONNECTIONS`]: any number of feeds (one is
 /// any local process away) leaves the ordinary requests their slots.
 const MAX_STREAMS: usize = 64;
+/// Slow reads (doctor, plugins) running or waiting: one that logs in to a host that never
+/// answers takes its connect timeout, and a queue behind it would be a hang.
+const MAX_SLOW_READS_QUEUED: usize = 8;
 /// Connections over the caps being told `503` at once; more wait for one of these to end (the
 /// dashboard's memory and descriptors stay bounded however many connect).
 const MAX_REFUSALS: usize = 64;
@@ -117,6 +122,7 @@ pub async fn serve(
         work: Arc::clone(&work),
         closing: closing.clone(),
         slow_reads: Arc::new(Semaphore::new(1)),
+        slow_queue: Arc::new(Semaphore::new(MAX_SLOW_READS_QUEUED)),
         streams: Arc::new(Semaphore::new(MAX_STREAMS)),
     };
     let router = app(state, Arc::new(access));
