@@ -2,6 +2,8 @@
 //! worktrees, the fake Claude Code CLI with its hooks) to an HTTP client, and to a real headless
 //! Chromium driven over WebDriver.
 
+#[path = "support/sshd.rs"]
+mod sshd;
 mod support;
 
 use std::{
@@ -606,6 +608,225 @@ fn changes_asked_by_another_site_and_requests_without_the_token_are_refused() {
     guarded.token = Some(env_token.to_string());
     assert_eq!(guarded.get("/api/sessions").json()[0]["id"], "app-1");
     assert!(guarded.stop().success());
+}
+
+/// What a raw client reads back: the status and the headers, lower-cased.
+struct Head {
+    status: u16,
+    headers: String,
+}
+
+/// Sends a raw GET of `path` on `stream` and reads the answer's status line and headers, within
+/// `within`; `None` when the dashboard did not answer in time.
+fn raw_get(
+    stream: &mut TcpStream,
+    dashboard: &Dashboard,
+    path: &str,
+    within: Duration,
+) -> Option<Head> {
+    send_get(stream, dashboard, path).ok()?;
+    read_head(stream, within)
+}
+
+/// Sends a raw GET of `path` on `stream`.
+fn send_get(stream: &mut TcpStream, dashboard: &Dashboard, path: &str) -> std::io::Result<()> {
+    let host = dashboard.base.trim_start_matches("http://");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\n{}\r\n",
+        dashboard.authorization_line()
+    )
+}
+
+/// Reads the status line and headers of the answer on `stream`, within `within`.
+fn read_head(stream: &mut TcpStream, within: Duration) -> Option<Head> {
+    stream.set_read_timeout(Some(within)).unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return None,
+            Ok(_) if line == "\r\n" => break,
+            Ok(_) => head.push_str(&line.to_ascii_lowercase()),
+        }
+    }
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some(Head {
+        status,
+        headers: head,
+    })
+}
+
+/// The dashboard process's resident memory, in KiB.
+fn resident_kib(dashboard: &Dashboard) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", dashboard.child.id())).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// An answer over a cap is a 503 that says when to come back.
+fn assert_busy(head: &Head, what: &str) {
+    assert_eq!(head.status, 503, "{what}: {}", head.headers);
+    assert!(
+        head.headers.contains("retry-after: "),
+        "{what}: no Retry-After in {}",
+        head.headers
+    );
+}
+
+#[test]
+fn three_hundred_live_feeds_and_a_flood_of_connections_leave_the_dashboard_answering() {
+    let harness = Harness::new(&[], "");
+    harness.ok(&["spawn", "app", "--task", "stay alive"]);
+    // Any local process can open feeds on a loopback dashboard without a token.
+    let dashboard = Dashboard::start(&harness, &["--no-token"], &[]);
+    let address = dashboard.base.trim_start_matches("http://").to_string();
+    let before = resident_kib(&dashboard);
+    let answer_time = Duration::from_secs(10);
+
+    let mut feeds = Vec::new();
+    let (mut streaming, mut refused) = (0, 0);
+    for i in 0..300 {
+        let mut feed = TcpStream::connect(&address).unwrap();
+        let head = raw_get(&mut feed, &dashboard, "/api/events", answer_time)
+            .unwrap_or_else(|| panic!("feed {i} got no answer: the dashboard stopped answering"));
+        match head.status {
+            200 => streaming += 1,
+            _ => {
+                assert_busy(&head, &format!("feed {i}"));
+                refused += 1;
+            }
+        }
+        feeds.push(feed);
+    }
+    assert!(
+        streaming > 0 && refused > 0,
+        "{streaming} feeds, {refused} refused: the cap"
+    );
+    // With every feed it takes open, ordinary requests still get their slots.
+    let listed = dashboard.get("/api/sessions");
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert_eq!(listed.json()[0]["id"], "app-1");
+
+    // Connections that never send a request fill every slot: the next is told 503 at once,
+    // not left in the listen queue.
+    let silent: Vec<TcpStream> = (0..400)
+        .map(|_| TcpStream::connect(&address).unwrap())
+        .collect();
+    let mut late = TcpStream::connect(&address).unwrap();
+    let head = raw_get(&mut late, &dashboard, "/api/sessions", answer_time)
+        .expect("a client over the connection cap got no answer");
+    if head.status != 200 {
+        assert_busy(&head, "a request over the connection cap");
+    }
+    let grown = resident_kib(&dashboard).saturating_sub(before);
+    assert!(
+        grown < 64 * 1024,
+        "the dashboard grew by {grown} KiB with 300 feeds and 400 idle connections"
+    );
+
+    // Once they go, the slots are free again: a new feed streams.
+    drop((feeds, silent, late));
+    assert!(wait_until(Duration::from_secs(20), || {
+        let mut feed = TcpStream::connect(&address).unwrap();
+        raw_get(&mut feed, &dashboard, "/api/events", answer_time).is_some_and(|h| h.status == 200)
+    }));
+    assert!(dashboard.stop().success());
+}
+
+#[test]
+fn doctor_requests_queued_behind_a_host_that_never_answers_are_told_503_at_once() {
+    let harness = Harness::new(&[], "");
+    // A host that accepts connections and never speaks: doctor waits its connect timeout.
+    let black_hole = std::net::TcpListener::bind("127.0.0.4:0").unwrap();
+    let port = black_hole.local_addr().unwrap().port();
+    harness.edit_config(|config| {
+        format!("{config}hosts:\n  hole: {{ ssh: root@127.0.0.4, port: {port} }}\n")
+    });
+    let dashboard = Dashboard::start(&harness, &["--no-token"], &[]);
+    let address = dashboard.base.trim_start_matches("http://").to_string();
+    let mut clients: Vec<TcpStream> = (0..12)
+        .map(|_| {
+            let mut client = TcpStream::connect(&address).unwrap();
+            send_get(&mut client, &dashboard, "/api/doctor").unwrap();
+            client
+        })
+        .collect();
+    // One runs, a few wait their turn; the rest are told to come back, at once.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let busy = clients
+        .iter_mut()
+        .filter_map(|client| {
+            let left = deadline.saturating_duration_since(Instant::now());
+            read_head(client, left.max(Duration::from_millis(10)))
+        })
+        .inspect(|head| assert_busy(head, "a doctor request over the queue"))
+        .count();
+    assert!(busy > 0, "every doctor request waits behind the host");
+    // Ordinary requests are not held up meanwhile.
+    assert_eq!(dashboard.get("/api/sessions").status, 200);
+    drop(clients);
+    assert!(dashboard.stop().success());
+}
+
+#[test]
+fn a_page_on_another_port_cannot_make_the_dashboard_log_in_to_hosts() {
+    if let Some(why) = sshd::SshServer::unavailable() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let harness = Harness::new(&[], "");
+    let client = sshd::ClientKey::generate(harness.home());
+    let host = sshd::SshServer::start("alpha", 2, harness.home(), &client);
+    let known_hosts = harness.home().join("known_hosts");
+    std::fs::write(&known_hosts, host.known_hosts_line()).unwrap();
+    harness.edit_config(|config| {
+        format!(
+            "{config}hosts:\n{}",
+            host.config_entry(&client, &known_hosts)
+        )
+    });
+    let dashboard = Dashboard::start(&harness, &["--no-token"], &[]);
+    let from = |site: &str, path: &str| {
+        Dashboard::reply(
+            dashboard
+                .http
+                .get(dashboard.url(path))
+                .header("Sec-Fetch-Site", site)
+                .call(),
+        )
+    };
+    // `<img src=http://localhost:PORT/api/doctor>` on a page of localhost:OTHER_PORT.
+    for path in [
+        "/api/doctor",
+        "/api/sessions",
+        "/api/events",
+        "/api/plugins",
+    ] {
+        for site in ["same-site", "cross-site"] {
+            from(site, path).assert_error(403, "another port");
+        }
+    }
+    assert_eq!(host.logins(), 0, "a refused request logged in to the host");
+    // The dashboard's own page, a typed address and scripts may; and doctor does log in, so
+    // the count above would have seen it.
+    for site in ["same-origin", "none"] {
+        let listed = from(site, "/api/sessions");
+        assert_eq!(listed.status, 200, "{site}: {}", listed.body);
+    }
+    assert_eq!(dashboard.get("/api/sessions").status, 200);
+    let checked = from("same-origin", "/api/doctor");
+    assert_eq!(checked.status, 200, "{}", checked.body);
+    assert!(
+        host.logins() > 0,
+        "doctor checked the host without logging in"
+    );
+    assert!(dashboard.stop().success());
+    sshd::close_shared_connections(&harness.data_dir());
 }
 
 /// A raw HTTP request whose client hangs up at once.

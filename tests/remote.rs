@@ -605,3 +605,234 @@ fn every_login_shell_runs_post_create_and_doctor_alike() {
         );
     }
 }
+
+/// A `git` for a host, ahead of the real one on its `PATH`: a `git worktree remove` run while
+/// the file `cut-connection` exists in the host's folder cuts the ssh connection it came over
+/// (killing the sshd processes serving it) and removes the file, so the next connection works;
+/// while `stop-host` exists, it stops the host's sshd too (a host going down half-way through a
+/// kill). Anything else is the real git.
+const HALF_WAY_GIT: &str = r#"#!/bin/sh
+case " $* " in
+*" worktree remove "*)
+  if [ -e "$HOST_DIR/cut-connection" ] || [ -e "$HOST_DIR/stop-host" ]; then
+    rm -f "$HOST_DIR/cut-connection"
+    p=$$
+    while [ "$p" -gt 1 ]; do
+      parent=$(cut -d' ' -f4 "/proc/$p/stat")
+      case "$(cat /proc/$p/comm)" in
+      sshd*)
+        # The listener is the sshd whose parent is no sshd: stopped only with the host.
+        case "$(cat /proc/$parent/comm)" in
+        sshd*) kill -9 "$p" ;;
+        *) [ -e "$HOST_DIR/stop-host" ] && kill -9 "$p" ;;
+        esac ;;
+      esac
+      p=$parent
+    done
+    exit 1
+  fi ;;
+esac
+exec "$REAL_GIT" "$@"
+"#;
+
+#[test]
+fn a_kill_cut_off_half_way_is_retried_or_kept_as_killing_until_kill_or_gc_finishes_it() {
+    let Some(mut world) = World::new() else {
+        return;
+    };
+    let bin = world.alpha.dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let git_path = bin.join("git");
+    std::fs::write(
+        &git_path,
+        HALF_WAY_GIT
+            .replace("$HOST_DIR", &world.alpha.dir.display().to_string())
+            .replace("$REAL_GIT", &real_git()),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &git_path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    world.alpha.restart_with_env(&format!(
+        "PATH={}:/usr/local/bin:/usr/bin:/bin",
+        bin.display()
+    ));
+    let cut = world.alpha.dir.join("cut-connection");
+    let stop = world.alpha.dir.join("stop-host");
+
+    // The connection is lost once, between stopping the agent and removing its worktree: the
+    // kill tries again and finishes.
+    let retried = world.spawn("alpha", "cut once");
+    let id = retried["id"].as_str().unwrap().to_string();
+    let worktree = PathBuf::from(retried["workspace_path"].as_str().unwrap());
+    std::fs::write(&cut, "").unwrap();
+    world.ok(&["session", "kill", &id]);
+    assert!(!cut.exists(), "the connection was never cut");
+    assert!(!world.tmux_alive(&retried));
+    assert!(!worktree.exists(), "{} left", worktree.display());
+    assert!(world.sessions().is_empty());
+
+    // The host goes down at that point and stays down: the kill fails, saying what is left,
+    // and the session is `killing` (not `exited`, not archived) until a kill or gc finishes it.
+    let mut left = Vec::new();
+    for task in ["finished by kill", "finished by gc"] {
+        let session = world.spawn("alpha", task);
+        let id = session["id"].as_str().unwrap().to_string();
+        std::fs::write(&stop, "").unwrap();
+        let failed = world.ao(&["session", "kill", &id]);
+        assert!(!failed.status.success(), "a half-done kill reported done");
+        let message = stderr(&failed);
+        let worktree = session["workspace_path"].as_str().unwrap().to_string();
+        assert!(
+            message.contains("`killing`") && message.contains(&worktree),
+            "{message}"
+        );
+        std::fs::remove_file(&stop).unwrap();
+        world.alpha.stop();
+        world.alpha.resume();
+        close_shared_connections(&world.harness.data_dir());
+        assert!(!world.tmux_alive(&session), "{id}'s agent still runs");
+        assert!(PathBuf::from(&worktree).exists());
+        let listed = world.session(&id);
+        assert_eq!(listed["status"], "killing", "{listed}");
+        assert!(
+            listed["note"].as_str().unwrap().contains(&worktree),
+            "{listed}"
+        );
+        left.push((id, PathBuf::from(worktree)));
+    }
+    let archived_status = |id: &str| {
+        world
+            .harness
+            .sessions_json(&["--archived"])
+            .into_iter()
+            .find(|s| s["id"] == id)
+            .map(|s| s["status"].clone())
+    };
+    let (by_kill, by_kill_worktree) = &left[0];
+    world.ok(&["session", "kill", by_kill]);
+    assert!(!by_kill_worktree.exists());
+    assert_eq!(archived_status(by_kill).unwrap(), "killed");
+    let (by_gc, by_gc_worktree) = &left[1];
+    let gc = stdout(&world.ok(&["gc"]));
+    assert!(gc.contains("finish kill"), "{gc}");
+    assert!(!by_gc_worktree.exists());
+    assert_eq!(archived_status(by_gc).unwrap(), "killed");
+    assert!(world.sessions().is_empty());
+}
+
+/// Where git is on this machine (and so on the test hosts).
+fn real_git() -> String {
+    ["/usr/local/bin/git", "/usr/bin/git", "/bin/git"]
+        .into_iter()
+        .find(|path| std::path::Path::new(path).exists())
+        .expect("git is installed")
+        .to_string()
+}
+
+/// A folder of links to every program in /usr/bin, /usr/local/bin and /bin but git's: a `PATH`
+/// for a host where git is not installed.
+fn programs_but_git(dir: &std::path::Path) -> PathBuf {
+    let bin = dir.join("bin-without-git");
+    std::fs::create_dir_all(&bin).unwrap();
+    for folder in ["/usr/local/bin", "/usr/bin", "/bin"] {
+        for entry in std::fs::read_dir(folder).unwrap().flatten() {
+            let name = entry.file_name();
+            let link = bin.join(&name);
+            if !name.to_string_lossy().starts_with("git") && !link.exists() {
+                std::os::unix::fs::symlink(entry.path(), link).unwrap();
+            }
+        }
+    }
+    bin
+}
+
+/// A spawn on `host` that fails; its error line.
+fn failed_spawn(world: &World, host: &str) -> String {
+    let failed = world.ao(&["spawn", "app", "--host", host, "--task", "x"]);
+    assert!(!failed.status.success(), "spawned: {}", stdout(&failed));
+    stderr(&failed)
+}
+
+#[test]
+fn failures_on_a_host_name_their_cause_and_the_setting_to_fix() {
+    let Some(mut world) = World::new() else {
+        return;
+    };
+    // A wrong clone path is the host's entry of the project, not its `repo`.
+    let clone = format!("{:?}", world.alpha.home().join("app").display().to_string());
+    world
+        .harness
+        .edit_config(|config| config.replace(&clone, "\"/srv/no-such-clone\""));
+    let said = failed_spawn(&world, "alpha");
+    assert!(
+        said.contains("`projects.app.hosts.alpha`") && !said.contains("fix `repo`"),
+        "{said}"
+    );
+    world.write_hosts(&[]);
+
+    // git missing on the host is said so, not that the clone is no repository.
+    let without_git = programs_but_git(&world.alpha.dir);
+    world
+        .alpha
+        .restart_with_env(&format!("PATH={}", without_git.display()));
+    let said = failed_spawn(&world, "alpha");
+    assert!(
+        said.contains("`git` not found on host `alpha`") && !said.contains("not a git repository"),
+        "{said}"
+    );
+    world.alpha.restart_with_env("");
+    close_shared_connections(&world.harness.data_dir());
+
+    // The connection lost while post_create runs: said so, with the host and the phase, not
+    // as post_create's failure with ssh's status. The spawn is undone over a new connection.
+    let cut = world.alpha.dir.join("cut-connection.sh");
+    std::fs::write(
+        &cut,
+        r#"p=$$
+while [ "$p" -gt 1 ]; do
+  parent=$(cut -d' ' -f4 "/proc/$p/stat")
+  case "$(cat /proc/$p/comm)" in
+  sshd*) case "$(cat /proc/$parent/comm)" in sshd*) kill -9 "$p" ;; esac ;;
+  esac
+  p=$parent
+done
+"#,
+    )
+    .unwrap();
+    world.harness.edit_config(|config| {
+        config.replace(
+            "default_branch: main,",
+            &format!(
+                "default_branch: main, post_create: [\"sh {}\"],",
+                cut.display()
+            ),
+        )
+    });
+    let said = failed_spawn(&world, "alpha");
+    assert!(
+        said.contains("connection to host `alpha` was lost during post_create")
+            && !said.contains("255"),
+        "{said}"
+    );
+    assert!(world.sessions().is_empty());
+    world.write_hosts(&[]);
+    close_shared_connections(&world.harness.data_dir());
+
+    // A full disk on the host: said so, not as a program's "I/O error".
+    let data = world.alpha.home().join(".ao-rs");
+    std::fs::create_dir_all(&data).unwrap();
+    world.alpha.restart_with_mounts(&format!(
+        "mount -t tmpfs -o size=64k,mode=0700 tmpfs '{data}' && \
+         {{ dd if=/dev/zero of='{data}/fill' bs=4k 2>/dev/null; exec \"$@\"; }}",
+        data = data.display()
+    ));
+    let said = failed_spawn(&world, "alpha");
+    assert!(
+        said.contains("disk full on host `alpha`") && !said.contains("I/O error"),
+        "{said}"
+    );
+    assert!(world.sessions().is_empty());
+}

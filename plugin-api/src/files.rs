@@ -14,7 +14,7 @@ use std::{
     time::Duration,
 };
 
-use crate::{private, remote, shell, types::Transport};
+use crate::{private, program, remote, shell, types::Transport};
 
 /// The exit status the scripts below use for "no such file or folder".
 const MISSING: i32 = 3;
@@ -93,6 +93,14 @@ impl Files {
                 io::ErrorKind::ConnectionAborted,
                 transport.failure_message(&output.stderr),
             )),
+            _ if program::disk_full(&output.stderr) => Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                format!(
+                    "disk full{}: {}",
+                    transport.on_host(),
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ),
+            )),
             _ => Err(io::Error::other(format!(
                 "{}{}: {}",
                 args.first()
@@ -160,7 +168,9 @@ impl Files {
     pub fn write(&self, path: &Path, contents: &[u8]) -> io::Result<()> {
         match &self.remote {
             None => private::write(path, contents, false),
-            // Small text goes in the command line (single-quoted), on a kept shell.
+            // Small text goes in the command line (single-quoted), on a kept shell. Written by
+            // `cat`, whose error names the cause (a full disk), where dash's printf says only
+            // "I/O error".
             Some(t) if contents.len() <= INLINE_WRITE_BYTES && !contents.contains(&0) => {
                 let Ok(text) = std::str::from_utf8(contents) else {
                     return self.write_streamed(t, path, contents);
@@ -168,7 +178,7 @@ impl Files {
                 Self::run(
                     t,
                     "umask 077; t=$(mktemp \"$1.XXXXXXXXXX\") || exit 1; \
-                     printf '%s' \"$2\" > \"$t\" && mv -f -- \"$t\" \"$1\" \
+                     printf '%s' \"$2\" | cat > \"$t\" && mv -f -- \"$t\" \"$1\" \
                      || { rm -f -- \"$t\"; exit 1; }",
                     &[path, Path::new(text)],
                     None,

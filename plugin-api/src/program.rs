@@ -402,6 +402,63 @@ impl Program {
         }
     }
 
+    /// The error for a run that failed because of the machine rather than the program, if it
+    /// did: on another machine, the connection (ssh's own status) never made or lost during
+    /// `during`, the program missing there, its working folder missing there; anywhere, a full
+    /// disk. Callers that read a failed run's output themselves ask this first, so that
+    /// "not a git repository" is never said of a host without git.
+    pub fn host_failure(&self, output: &Output, during: &str) -> Option<PluginError> {
+        if output.status.success() {
+            return None;
+        }
+        if let Some(lost) = self.lost_connection(output, during) {
+            return Some(lost);
+        }
+        if disk_full(&output.stderr) {
+            return Some(PluginError::failed(format!(
+                "disk full{} during {during}: {}",
+                self.place(),
+                last_line(&output.stderr)
+            )));
+        }
+        match (&self.remote, output.status.code()) {
+            (Some(_), Some(remote::NOT_FOUND_STATUS)) => {
+                Some(PluginError::unavailable(self.missing_message()))
+            }
+            (Some(_), Some(remote::NO_SUCH_FOLDER_STATUS)) => {
+                Some(PluginError::not_found(format!(
+                    "cannot run `{}`{}: its working folder does not exist there",
+                    self.name,
+                    self.place()
+                )))
+            }
+            _ => None,
+        }
+    }
+
+    /// The error for a run on another machine that ssh itself ended (its status 255): the host
+    /// never answered, or the connection was lost during `during`. For a shell's run of an
+    /// operator's command line, where the other statuses are that command's own.
+    pub fn lost_connection(&self, output: &Output, during: &str) -> Option<PluginError> {
+        let transport = self.remote.as_ref()?;
+        if output.status.code() != Some(remote::TRANSPORT_FAILED_STATUS) {
+            return None;
+        }
+        let said = last_line(&output.stderr);
+        Some(PluginError::unavailable(if never_connected(&said) {
+            transport.failure_message(&output.stderr)
+        } else {
+            let lost = format!(
+                "the connection to host `{}` was lost during {during}",
+                transport.host
+            );
+            match said.is_empty() {
+                true => lost,
+                false => format!("{lost}: {said}"),
+            }
+        }))
+    }
+
     fn missing_message(&self) -> String {
         let place = match (&self.remote, self.name.contains('/')) {
             (Some(transport), _) => transport.on_host(),
@@ -414,27 +471,11 @@ impl Program {
         )
     }
 
-    /// The error for a run that exited non-zero. On another machine, the exit statuses of the
-    /// transport and its shell are told apart: the host not answering, the program missing
-    /// there, its working folder missing there.
+    /// The error for a run that exited non-zero. What the machine did rather than the program
+    /// is told apart (see [`Program::host_failure`]).
     pub fn failure(&self, output: &Output) -> PluginError {
-        if let Some(transport) = &self.remote {
-            match output.status.code() {
-                Some(remote::TRANSPORT_FAILED_STATUS) => {
-                    return PluginError::unavailable(transport.failure_message(&output.stderr))
-                }
-                Some(remote::NOT_FOUND_STATUS) => {
-                    return PluginError::unavailable(self.missing_message())
-                }
-                Some(remote::NO_SUCH_FOLDER_STATUS) => {
-                    return PluginError::not_found(format!(
-                        "cannot run `{}`{}: its working folder does not exist there",
-                        self.name,
-                        self.place()
-                    ))
-                }
-                _ => {}
-            }
+        if let Some(error) = self.host_failure(output, &format!("`{}`", self.name)) {
+            return error;
         }
         let stderr = String::from_utf8_lossy(&output.stderr);
         let detail = stderr.trim();
@@ -450,6 +491,38 @@ impl Program {
             output.status
         ))
     }
+}
+
+/// What ssh says when it never reached the host (as opposed to losing it part-way).
+fn never_connected(said: &str) -> bool {
+    [
+        "Connection refused",
+        "Could not resolve",
+        "timed out",
+        "No route to host",
+        "Network is unreachable",
+        "Permission denied",
+        "Host key verification failed",
+    ]
+    .iter()
+    .any(|sign| said.contains(sign))
+}
+
+/// Whether a failed program's stderr says the disk (or the user's quota) is full: the C
+/// library's words for `ENOSPC` and `EDQUOT`, which every program prints through `strerror`.
+pub fn disk_full(stderr: &[u8]) -> bool {
+    let said = String::from_utf8_lossy(stderr);
+    said.contains("No space left on device") || said.contains("Disk quota exceeded")
+}
+
+/// The last non-empty line of `bytes`, trimmed (empty when there is none).
+fn last_line(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// The first non-empty line a program printed, stdout first.
@@ -628,6 +701,52 @@ mod tests {
         let started = Instant::now();
         assert!(stop_process_group(pgid, Duration::from_secs(5)));
         assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn what_the_host_did_is_told_apart_from_what_the_program_did() {
+        use std::os::unix::process::ExitStatusExt;
+        let ended = |code: i32, stderr: &str| Output {
+            status: std::process::ExitStatus::from_raw(code << 8),
+            stdout: Vec::new(),
+            stderr: stderr.as_bytes().to_vec(),
+        };
+        let mut git = Program::new("git", "apt-get install git");
+        git.remote = Some(Transport {
+            host: "box".into(),
+            command: vec!["ssh".into()].into(),
+        });
+        let cases = [
+            (
+                ended(255, "Connection to 10.0.0.2 closed by remote host."),
+                "the connection to host `box` was lost during post_create: Connection to 10.0.0.2 closed by remote host.",
+            ),
+            (
+                ended(255, ""),
+                "the connection to host `box` was lost during post_create",
+            ),
+            (
+                ended(255, "ssh: connect to host 10.0.0.2 port 22: Connection refused"),
+                "host `box` did not answer: ssh: connect to host 10.0.0.2 port 22: Connection refused",
+            ),
+            (
+                ended(127, "sh: 1: exec: git: not found"),
+                "`git` not found on host `box`: install it (apt-get install git)",
+            ),
+            (
+                ended(128, "fatal: unable to write new index file: No space left on device"),
+                "disk full on host `box` during post_create: fatal: unable to write new index file: No space left on device",
+            ),
+        ];
+        for (output, said) in cases {
+            let error = git.host_failure(&output, "post_create").unwrap();
+            assert_eq!(error.message(), said);
+        }
+        let own = ended(128, "fatal: not a git repository");
+        assert!(git.host_failure(&own, "post_create").is_none());
+        assert!(git.lost_connection(&ended(127, ""), "x").is_none());
+        git.remote = None;
+        assert!(git.lost_connection(&ended(255, ""), "x").is_none());
     }
 
     #[test]

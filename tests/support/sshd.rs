@@ -49,10 +49,10 @@ pub struct SshServer {
     /// Everything of this host: config, keys, log, home, tmux folder.
     pub dir: PathBuf,
     host_key: PathBuf,
-    /// A copy of `/etc/passwd` giving root another login shell, seen only by this sshd (a
-    /// mount namespace of its own binds it over `/etc/passwd`).
-    passwd: Option<PathBuf>,
     child: Option<Child>,
+    /// A script (ending in `exec "$@"`) that sshd is started by in a mount namespace of its
+    /// own: what it mounts, the host's sessions see (see [`SshServer::restart_with_mounts`]).
+    mounts: Option<String>,
 }
 
 impl SshServer {
@@ -142,8 +142,14 @@ impl SshServer {
             port,
             dir,
             host_key,
-            passwd,
             child: None,
+            // Seen by this sshd alone: the namespace's bind hides the system's file.
+            mounts: passwd.map(|passwd| {
+                format!(
+                    "mount --bind '{}' /etc/passwd && exec \"$@\"",
+                    passwd.display()
+                )
+            }),
         };
         server.resume();
         server
@@ -161,7 +167,23 @@ impl SshServer {
             .append(true)
             .open(self.log())
             .unwrap();
-        let mut command = Command::new(SSHD);
+        let mut command = match &self.mounts {
+            None => Command::new(SSHD),
+            Some(script) => {
+                let mut namespaced = Command::new("unshare");
+                namespaced.args([
+                    "--mount",
+                    "--propagation",
+                    "private",
+                    "sh",
+                    "-c",
+                    script,
+                    "sh",
+                    SSHD,
+                ]);
+                namespaced
+            }
+        };
         command
             .args(["-D", "-e", "-f"])
             .arg(self.dir.join("sshd_config"))
@@ -169,42 +191,6 @@ impl SshServer {
             .stdout(Stdio::null())
             .stderr(log)
             .process_group(0);
-        if let Some(passwd) = &self.passwd {
-            let passwd = std::ffi::CString::new(passwd.as_os_str().as_encoded_bytes()).unwrap();
-            // SAFETY: between fork and exec only syscalls run, on strings made before the fork.
-            unsafe {
-                command.pre_exec(move || {
-                    let fail = |_| Err(std::io::Error::last_os_error());
-                    if libc::unshare(libc::CLONE_NEWNS) != 0 {
-                        return fail(());
-                    }
-                    // Private first, so the bind below never shows outside this namespace.
-                    let root = c"/";
-                    if libc::mount(
-                        std::ptr::null(),
-                        root.as_ptr(),
-                        std::ptr::null(),
-                        libc::MS_REC | libc::MS_PRIVATE,
-                        std::ptr::null(),
-                    ) != 0
-                    {
-                        return fail(());
-                    }
-                    let target = c"/etc/passwd";
-                    if libc::mount(
-                        passwd.as_ptr(),
-                        target.as_ptr(),
-                        std::ptr::null(),
-                        libc::MS_BIND,
-                        std::ptr::null(),
-                    ) != 0
-                    {
-                        return fail(());
-                    }
-                    Ok(())
-                });
-            }
-        }
         let child = command.spawn().expect("sshd starts");
         self.child = Some(child);
         let addr: SocketAddr = format!("{}:{}", self.address, self.port).parse().unwrap();
@@ -243,6 +229,14 @@ impl SshServer {
             })
             .collect();
         std::fs::write(&config, base).unwrap();
+        self.resume();
+    }
+
+    /// Restarts sshd in a mount namespace of its own, set up by `script` (run by `sh -c`, ending
+    /// in `exec "$@"`): e.g. a small tmpfs over a folder, a disk that fills up on this host only.
+    pub fn restart_with_mounts(&mut self, script: &str) {
+        self.stop();
+        self.mounts = Some(script.to_string());
         self.resume();
     }
 

@@ -9,7 +9,8 @@
 //!   localhost:…`), or a web page on a domain that re-resolves to 127.0.0.1 (DNS rebinding)
 //!   could read the API as if it were the page's own.
 //! - A request that changes anything and comes from a page of another origin (its `Origin`
-//!   header is not this server) is refused with 403, token or not.
+//!   header is not this server) is refused with 403, token or not; so is any API request a
+//!   browser says comes from another page (`Sec-Fetch-Site: cross-site` or `same-site`).
 //!
 //! The page itself (`/`, its script and style) holds no data and is served to anyone who can
 //! connect; it reads the token from the URL's fragment, which browsers never send.
@@ -130,15 +131,12 @@ impl Access {
             ));
         }
         let changes = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-        // Browsers say where a request comes from: another site's page may not make this
-        // server do anything, not even a GET that runs programs (`<img src=…/api/doctor>`).
-        let cross_site = headers
-            .get("sec-fetch-site")
-            .is_some_and(|site| site.as_bytes().eq_ignore_ascii_case(b"cross-site"));
-        if (changes && !same_origin(headers)) || (cross_site && path.starts_with("/api/")) {
+        if (changes && !same_origin(headers))
+            || (path.starts_with("/api/") && from_other_page(headers))
+        {
             return Some(ApiError::new(
                 StatusCode::FORBIDDEN,
-                "refused: this request comes from a page of another site (its Origin is not this dashboard)",
+                "refused: this request comes from a page of another site or of another port of this machine, not from this dashboard's own page",
             ));
         }
         if let Some(token) = &self.token {
@@ -219,6 +217,17 @@ fn names_loopback_host(headers: &HeaderMap) -> bool {
         || name
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Whether a browser says the request comes from a page other than this dashboard's: another
+/// site's, or another port's or subdomain's of this one (`same-site`). Such a page may not make
+/// this server do anything, not even a GET that logs in to hosts (`<img src=…/api/doctor>`).
+/// The dashboard's own page sends `same-origin`, a typed address `none`, scripts nothing.
+fn from_other_page(headers: &HeaderMap) -> bool {
+    headers.get("sec-fetch-site").is_some_and(|site| {
+        let site = site.as_bytes();
+        !(site.eq_ignore_ascii_case(b"same-origin") || site.eq_ignore_ascii_case(b"none"))
+    })
 }
 
 /// Whether a request's `Origin`, when it has one, is this very server (as its `Host` names it).
@@ -391,6 +400,19 @@ mod tests {
                 !same_origin(&headers(&[host.clone(), (header::ORIGIN, origin)])),
                 "{origin}"
             );
+        }
+    }
+
+    #[test]
+    fn only_the_dashboards_own_page_a_typed_address_or_a_script_may_use_the_api() {
+        let site =
+            |value: &str| headers(&[(header::HeaderName::from_static("sec-fetch-site"), value)]);
+        assert!(!from_other_page(&HeaderMap::new()));
+        for own in ["same-origin", "none", "Same-Origin"] {
+            assert!(!from_other_page(&site(own)), "{own}");
+        }
+        for other in ["same-site", "cross-site", "SAME-SITE", "something-new"] {
+            assert!(from_other_page(&site(other)), "{other}");
         }
     }
 

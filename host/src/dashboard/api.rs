@@ -22,8 +22,10 @@ use axum::{
     routing::{get, post},
     Json, Router,
 };
+use futures_util::StreamExt;
 use serde::{Deserialize, Deserializer};
 use serde_json::json;
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::{feed, work::Interrupted, AppState};
 use crate::{
@@ -88,6 +90,7 @@ impl From<LifecycleError> for ApiError {
             LifecycleError::Host(HostError::Unknown { .. }) => StatusCode::NOT_FOUND,
             LifecycleError::Host(HostError::Local { .. }) => StatusCode::INTERNAL_SERVER_ERROR,
             LifecycleError::Host(_) => StatusCode::BAD_GATEWAY,
+            LifecycleError::KillUnfinished { error, .. } => plugin_status(error),
         };
         Self::new(status, error.to_string())
     }
@@ -472,26 +475,61 @@ async fn attach(
     Ok(Json(json!({ "argv": argv, "command": command })).into_response())
 }
 
+/// `503` with `Retry-After`, closing the connection: a client over a cap is told at once to come
+/// back, and its connection is not kept for it.
+fn busy() -> Response {
+    let mut response = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, super::BUSY).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::RETRY_AFTER, super::RETRY_AFTER_SECS.into());
+    headers.insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    response
+}
+
 async fn events(State(state): State<AppState>) -> Response {
-    let stream = feed::stream(Arc::clone(&state.feed), state.closing.clone());
+    let Ok(slot) = Arc::clone(&state.streams).try_acquire_owned() else {
+        return busy();
+    };
+    // The slot goes with the stream: freed when the client goes or the dashboard closes.
+    let stream = feed::stream(Arc::clone(&state.feed), state.closing.clone()).map(move |event| {
+        let _held = &slot;
+        event
+    });
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
 }
 
-async fn plugins(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let _turn = state.slow_reads.acquire().await;
+/// Waits for the turn of a slow read (one at a time), or answers [`busy`] at once when the
+/// queue for it is full.
+async fn slow_turn(
+    state: &AppState,
+) -> Result<(OwnedSemaphorePermit, OwnedSemaphorePermit), Response> {
+    let queued = Arc::clone(&state.slow_queue)
+        .try_acquire_owned()
+        .map_err(|_| busy())?;
+    let turn = Arc::clone(&state.slow_reads)
+        .acquire_owned()
+        .await
+        .expect("the semaphore is never closed");
+    Ok((queued, turn))
+}
+
+async fn plugins(State(state): State<AppState>) -> Result<Response, Response> {
+    let _turn = slow_turn(&state).await?;
     let lifecycle = Arc::clone(&state.lifecycle);
     // Digests read whole libraries: not on the server's threads.
     let listing = tokio::task::spawn_blocking(move || lifecycle.plugin_listing())
         .await
-        .map_err(|_| ApiError::from(Interrupted::Panicked))?;
+        .map_err(|_| ApiError::from(Interrupted::Panicked).into_response())?;
     Ok(Json(listing).into_response())
 }
 
-async fn doctor(State(state): State<AppState>) -> Json<serde_json::Value> {
-    let _turn = state.slow_reads.acquire().await;
-    Json(json!(state.lifecycle.doctor().await))
+async fn doctor(State(state): State<AppState>) -> Result<Response, Response> {
+    let _turn = slow_turn(&state).await?;
+    Ok(Json(json!(state.lifecycle.doctor().await)).into_response())
 }
 
 /// What the spawn form offers: projects (configured, and any with sessions), agent plugins,

@@ -6,6 +6,8 @@
 //!   spawner holds the lock). Undone — runtime, workspace and branch destroyed — and archived as
 //!   `errored`, so its id and branch name are never handed out again;
 //! - a record it can read and lock whose runtime handle the runtime no longer lists: `exited`;
+//! - a record it can read and lock that says `killing`: a kill stopped half-way, after its
+//!   agent was stopped. Finished as the kill would have: workspace removed, archived `killed`;
 //! - an archived (killed) session's branch that its workspace plugin finds merged and checked
 //!   out nowhere: kills by releases up to v0.1.2 kept every branch;
 //! - a runtime session or workspace that the plugin says belongs to *this* data dir (plugins tag
@@ -111,6 +113,11 @@ enum Step {
         project: String,
         id: String,
     },
+    /// A kill that stopped half-way (the record says `killing`).
+    FinishKill {
+        project: String,
+        id: String,
+    },
     DestroyOrphanRuntime {
         runtime: String,
         place: Place,
@@ -146,6 +153,11 @@ impl Step {
                 "mark exited",
                 id.clone(),
                 "its runtime session is gone".into(),
+            ),
+            Self::FinishKill { id, .. } => (
+                "finish kill",
+                id.clone(),
+                "a kill stopped half-way: its workspace is left".into(),
             ),
             Self::DestroyOrphanRuntime {
                 runtime,
@@ -421,6 +433,10 @@ impl Lifecycle {
                 }
                 continue;
             }
+            if session.status == SessionStatus::Killing {
+                plan.steps.push(Step::FinishKill { project, id });
+                continue;
+            }
             let Some(handle) = &session.runtime_handle else {
                 continue;
             };
@@ -627,7 +643,9 @@ impl Lifecycle {
                 .then(|| format!("not removed while {}", known.blockers.join("; ")))
         };
         match step {
-            Step::UndoInterruptedSpawn { project, id } | Step::MarkExited { project, id } => {
+            Step::UndoInterruptedSpawn { project, id }
+            | Step::MarkExited { project, id }
+            | Step::FinishKill { project, id } => {
                 let Some(lock) = self
                     .store
                     .locks()
@@ -643,15 +661,26 @@ impl Lifecycle {
                 else {
                     return Ok(Some("the record is gone".into()));
                 };
-                if matches!(step, Step::UndoInterruptedSpawn { .. }) {
-                    if session.status != SessionStatus::Spawning {
-                        return Ok(Some("its spawn finished after all".into()));
+                match step {
+                    Step::UndoInterruptedSpawn { .. } => {
+                        if session.status != SessionStatus::Spawning {
+                            return Ok(Some("its spawn finished after all".into()));
+                        }
+                        self.undo_interrupted(&session).await?;
+                        lock.remove();
+                        Ok(None)
                     }
-                    self.undo_interrupted(&session).await?;
-                    lock.remove();
-                    Ok(None)
-                } else {
-                    self.mark_exited(&session).await
+                    Step::FinishKill { .. } => {
+                        if session.status != SessionStatus::Killing {
+                            return Ok(Some("its kill was finished meanwhile".into()));
+                        }
+                        self.kill_locked(&session, false, false, false)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        lock.remove();
+                        Ok(None)
+                    }
+                    _ => self.mark_exited(&session).await,
                 }
             }
             Step::DestroyOrphanRuntime {

@@ -140,7 +140,10 @@ impl Lifecycle {
         for session in self.store.list(None, false).sessions {
             let counts = !matches!(
                 session.status,
-                SessionStatus::Exited | SessionStatus::Killed | SessionStatus::Errored
+                SessionStatus::Exited
+                    | SessionStatus::Killed
+                    | SessionStatus::Killing
+                    | SessionStatus::Errored
             );
             if let (true, Some(count)) = (
                 counts,

@@ -71,6 +71,14 @@ pub enum LifecycleError {
     Refused(String),
     #[error(transparent)]
     Host(#[from] HostError),
+    /// A kill stopped the agent but could not remove its workspace: the record is kept as
+    /// `killing`, saying what is left.
+    #[error("{id}: its agent is stopped, but its workspace {path} could not be removed: {error}; the session is kept as `killing` until `ao-host session kill {id}` or `ao-host gc` finishes the kill")]
+    KillUnfinished {
+        id: String,
+        path: String,
+        error: Box<PluginCallError>,
+    },
 }
 
 /// A plugin instance's kind, name and host (`None`: this machine).

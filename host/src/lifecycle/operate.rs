@@ -6,7 +6,7 @@ use ao_plugin_api::PluginErrorKind;
 
 use super::{deliver::deliver, spawn::validate_message, Lifecycle, LifecycleError};
 use crate::{
-    plugins::{PluginSet, RuntimePlugin},
+    plugins::{PluginCallError, PluginSet, RuntimePlugin},
     session::{now_ms, ReportedStatus, Session, SessionLock, SessionStatus, StoreError},
 };
 
@@ -21,6 +21,14 @@ pub enum KillOutcome {
 
 /// How long a kill waits before it asks a spawn in progress to stop.
 const POLITE_WAIT: Duration = Duration::from_millis(300);
+
+/// The pauses before a kill tries again to remove a workspace whose host did not answer (a
+/// connection lost, or refused by a busy sshd, for a moment).
+const WORKSPACE_RETRIES: [Duration; 3] = [
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+];
 
 impl Lifecycle {
     /// The longest a spawn can take to notice a cancel request and undo itself: the plugin call
@@ -75,7 +83,8 @@ impl Lifecycle {
     /// archives its record as `killed`. The branch stays while it holds the agent's work. A session
     /// that is still spawning is stopped by its own spawn, which undoes itself. A workspace
     /// holding uncommitted changes is not destroyed unless `force`: the kill is refused first,
-    /// with the ways out.
+    /// with the ways out. A kill that stops the runtime but cannot remove the workspace keeps
+    /// the record as `killing` (see [`SessionStatus::Killing`]); killing it again finishes it.
     pub async fn kill(
         &self,
         id: &str,
@@ -97,7 +106,8 @@ impl Lifecycle {
         outcome
     }
 
-    async fn kill_locked(
+    /// The kill of `found`, whose lock the caller holds; `gc` finishes half-done kills with it.
+    pub(super) async fn kill_locked(
         &self,
         found: &Session,
         keep_workspace: bool,
@@ -124,7 +134,10 @@ impl Lifecycle {
         if let (Some(path), false) = (&session.workspace_path, keep_workspace) {
             self.check_workspace_claim(&session, path, &plugins).await?;
         }
-        if let (Some(path), false) = (&session.workspace_path, keep_workspace) {
+        // A kill that stopped half-way was asked (and checked, or forced) already, and nothing
+        // has run in the workspace since its agent stopped.
+        let finishing = session.status == SessionStatus::Killing;
+        if let (Some(path), false, false) = (&session.workspace_path, keep_workspace, finishing) {
             // Asked before anything is destroyed, so a refusal leaves the session whole. A
             // plugin that cannot tell (or a workspace already gone) does not stop the kill; one
             // that refuses to act on the workspace (its git admin folder others could edit)
@@ -146,11 +159,48 @@ impl Lifecycle {
         }
         self.stop_runtime(&session, &plugins).await?;
         if let (Some(path), false) = (&session.workspace_path, keep_workspace) {
-            plugins.workspace.destroy(path, false).await?;
+            self.remove_killed_workspace(&session, path, &plugins)
+                .await?;
         }
         let archived = self.store.archive(&session, SessionStatus::Killed, None)?;
         self.forget_agent_files(&session, &plugins).await;
         Ok(KillOutcome::Killed(Box::new(archived)))
+    }
+
+    /// Removes the workspace of a session whose runtime a kill has stopped, trying again while
+    /// its host does not answer. If it still cannot, the record is saved as `killing` with what
+    /// is left: never archived as done, and never left to look `exited` with its workspace there.
+    async fn remove_killed_workspace(
+        &self,
+        session: &Session,
+        path: &str,
+        plugins: &PluginSet,
+    ) -> Result<(), LifecycleError> {
+        let mut pauses = WORKSPACE_RETRIES.iter();
+        let error = loop {
+            match plugins.workspace.destroy(path, false).await {
+                Ok(()) => return Ok(()),
+                Err(e) => match pauses.next() {
+                    Some(pause) if may_pass(&e) => {
+                        tracing::info!(id = %session.id, "removing its workspace: {e}; trying again");
+                        tokio::time::sleep(*pause).await;
+                    }
+                    _ => break e,
+                },
+            }
+        };
+        let mut left = session.clone();
+        left.status = SessionStatus::Killing;
+        left.runtime_handle = None;
+        left.note = Some(format!(
+            "killed half-way: its agent is stopped, its workspace {path} is left ({error})"
+        ));
+        self.store.save(&left)?;
+        Err(LifecycleError::KillUnfinished {
+            id: session.id.clone(),
+            path: path.to_string(),
+            error: Box::new(error),
+        })
     }
 
     /// Destroys the session's runtime, then forgets its agent's state. The state is kept until
@@ -346,4 +396,10 @@ impl Lifecycle {
             runtime.capture_output(&handle, lines).await?
         })
     }
+}
+
+/// Whether a plugin call's failure may pass if tried again: the host did not answer (a lost or
+/// refused connection) or did not in time.
+fn may_pass(error: &PluginCallError) -> bool {
+    matches!(error, PluginCallError::Timeout { .. }) || error.kind() == PluginErrorKind::Unavailable
 }

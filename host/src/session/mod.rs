@@ -37,6 +37,10 @@ pub enum SessionStatus {
     /// A spawn that did not finish: its `ao-host` process died half-way (listed while the
     /// record waits for `gc`), or `gc` undid it (archived, so the id is never reused).
     Errored,
+    /// A kill stopped half-way: its agent is stopped, but something of it is left (its
+    /// workspace; `note` says what and why). Recorded, never archived as done: `ao-host session
+    /// kill` or `ao-host gc` finishes it.
+    Killing,
     /// Its host does not answer: nothing is known about it now. Only ever shown by a listing,
     /// never recorded: the record keeps what was last known, and the status comes back with
     /// the host.
@@ -61,6 +65,7 @@ impl SessionStatus {
             Self::WaitingInput => "waiting_input",
             Self::Exited => "exited",
             Self::Killed => "killed",
+            Self::Killing => "killing",
             Self::Errored => "errored",
             Self::Unreachable => "unreachable",
         }
@@ -218,6 +223,7 @@ mod tests {
             SessionStatus::WaitingInput,
             SessionStatus::Exited,
             SessionStatus::Killed,
+            SessionStatus::Killing,
             SessionStatus::Errored,
         ] {
             assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());

@@ -35,6 +35,7 @@ use ao_plugin_api::{
     export_plugins,
     files::{FileLock, Files},
     program::Program,
+    remote,
     validate::validate_id,
     DoctorCheck, PluginContext, PluginError, PluginResult, RepositoryInfo, Workspace,
     WorkspaceCreateConfig,
@@ -810,11 +811,12 @@ impl GitWorktree {
             self.link_into(repo, path, entry.as_str())?;
         }
         let deadline = Instant::now() + self.post_create_timeout;
+        let sh = Program::new("sh", "a POSIX shell");
         for command in &config.post_create {
             // post_create commands are the operator's own config, written as shell commands.
             // Run in a process group of their own, so a hung one is stopped with everything it
             // started rather than left running after this call gives up.
-            let output = Program::new("sh", "a POSIX shell")
+            let output = sh
                 .run_with_deadline(
                     Some(path),
                     ["-c", command.as_str()],
@@ -835,6 +837,10 @@ impl GitWorktree {
                     )
                 })?;
             if !output.status.success() {
+                let during = format!("post_create command {command:?}");
+                if let Some(lost) = sh.lost_connection(&output, &during) {
+                    return Err(lost);
+                }
                 let detail = String::from_utf8_lossy(&output.stderr);
                 let tail: Vec<&str> = detail.trim().lines().rev().take(5).collect();
                 return Err(PluginError::failed(format!(
@@ -986,11 +992,12 @@ impl Workspace for GitWorktree {
         validate_id("project id", &config.project_id)?;
         validate_id("session id", &config.session_id)?;
         let repo = Path::new(config.repo_path.as_str());
+        let setting = repo_setting(&config.project_id);
         if !self.files.is_dir(repo) {
             return Err(PluginError::invalid_input(format!(
-                "repository {} does not exist; fix `repo` for project `{}`",
+                "repository {} does not exist{}; fix {setting}",
                 repo.display(),
-                config.project_id
+                place()
             )));
         }
         // Asked first: every later git command would fail on it with a less telling message.
@@ -1001,11 +1008,15 @@ impl Workspace for GitWorktree {
             None,
         )?;
         if !probe.status.success() {
+            // git missing there, or the connection lost, is no fault of the setting.
+            if let Some(error) = self.git.host_failure(&probe, "the repository check") {
+                return Err(error);
+            }
             return Err(PluginError::invalid_input(format!(
-                "{} is not a git repository (git: {}); fix `repo` for project `{}`",
+                "{} is not a git repository{} (git: {}); fix {setting}",
                 repo.display(),
-                String::from_utf8_lossy(&probe.stderr).trim(),
-                config.project_id
+                place(),
+                String::from_utf8_lossy(&probe.stderr).trim()
             )));
         }
         let common_dir = PathBuf::from(String::from_utf8_lossy(&probe.stdout).trim());
@@ -1398,6 +1409,25 @@ fn base_among(refs: &HashSet<String>, default_branch: &str, repo: &Path) -> Plug
         "default branch `{default_branch}` exists neither locally nor as origin/{default_branch} in {}; set `default_branch` for the project",
         repo.display()
     )))
+}
+
+/// The setting that names a project's repository where this instance works: `repo` on this
+/// machine, `projects.P.hosts.H` (the clone's path there) on another.
+fn repo_setting(project: &str) -> String {
+    match remote::current() {
+        Some(transport) => format!(
+            "`projects.{project}.hosts.{}` (where the project's clone is on that host)",
+            transport.host
+        ),
+        None => format!("`repo` for project `{project}`"),
+    }
+}
+
+/// " on host `H`" on another machine, else nothing: for messages.
+fn place() -> String {
+    remote::current()
+        .map(|transport| transport.on_host())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
