@@ -335,9 +335,11 @@ impl Program {
     /// [`Program::version_check`] on another machine: where the program is there (`command -v`)
     /// and what it printed, in one round trip.
     fn remote_version_check(&self, transport: &Transport, args: &[&str]) -> DoctorCheck {
+        /// Marks where the answer starts: a login shell may print a banner of its own first.
+        const MARK: &str = "AO-VERSION-CHECK";
         let what = self.name.clone();
         let line = format!(
-            "command -v {} || exit {}; {}",
+            "printf '\\n{MARK}\\n'; command -v {} || exit {}; {}",
             crate::shell::join(&[&self.name]),
             remote::NOT_FOUND_STATUS,
             remote::command_line(None, &self.name, args)
@@ -350,7 +352,10 @@ impl Program {
         };
         if output.status.success() {
             let text = String::from_utf8_lossy(&output.stdout);
-            let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+            let answer = text
+                .rsplit_once(&format!("\n{MARK}\n"))
+                .map_or(&*text, |(_, answer)| answer);
+            let mut lines = answer.lines().map(str::trim).filter(|l| !l.is_empty());
             let path = lines.next().unwrap_or_default().to_string();
             let version = lines.next().unwrap_or("no version printed").to_string();
             return DoctorCheck::passed(what, format!("{version} ({path}{})", self.place()));

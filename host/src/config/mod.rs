@@ -18,7 +18,7 @@ use std::{
 use crate::session::ReportedStatus;
 pub use environment::{VariableNames, DASHBOARD_TOKEN_ENV};
 use file::ConfigFile;
-pub use hosts::HostConfig;
+pub use hosts::{HostConfig, DEFAULT_MAX_SESSIONS};
 pub use project::{folder_id, Discovered, PluginChoice, ProjectConfig, RepositoryFacts};
 
 /// The file name looked for in the current directory.
