@@ -10,11 +10,11 @@
 //! one that finds no master (it died meanwhile) makes a plain connection of its own rather than
 //! a second master nobody would stop.
 //!
-//! The lock is inherited by the starting ssh and the master it becomes, so it is held exactly
-//! as long as a connect is in progress or a master lives: a caller that stops waiting (or whose
-//! process exits) leaves the connect running, and nobody starts a second one meanwhile. A socket
-//! whose master was killed (`kill -9`) refuses connections; it is removed under the lock and a
-//! new master started.
+//! The lock is held by the process that starts the master until ssh is logged in (ssh closes
+//! every descriptor it did not open, so it cannot hold it itself); the host starts it from a
+//! detached `ao-host transport --connect-only`, so a caller that stops waiting leaves the
+//! connect running and nobody starts a second one meanwhile. A socket whose master was killed
+//! (`kill -9`) refuses connections; it is removed under the lock and a new master started.
 
 use std::{
     io::Read,
@@ -69,7 +69,7 @@ impl Connection<'_> {
                 if self.is_up() {
                     return Ok(());
                 }
-                return self.start(&lock);
+                return self.start();
             }
             if Instant::now() >= deadline {
                 return Err(format!(
@@ -82,8 +82,8 @@ impl Connection<'_> {
         }
     }
 
-    /// Starts the master, holding `lock`; returns once it is logged in (or failed).
-    fn start(&self, lock: &std::fs::File) -> Result<(), String> {
+    /// Starts the master (the caller holds the lock); returns once it is logged in (or failed).
+    fn start(&self) -> Result<(), String> {
         self.remove_stale_socket()?;
         let errors = sibling(self.socket, "connect.err");
         let log = std::fs::OpenOptions::new()
@@ -112,16 +112,6 @@ impl Connection<'_> {
             // Its own group: a terminal's Ctrl-C, or a caller's group kill, ends the command
             // that asked, not a connect others wait for.
             .process_group(0);
-        let lock_fd = lock.as_raw_fd();
-        // SAFETY: between fork and exec only fcntl runs, on a descriptor this child inherited.
-        unsafe {
-            command.pre_exec(move || {
-                if libc::fcntl(lock_fd, libc::F_SETFD, 0) == -1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
         let status = command.status().map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => {
                 "`ssh` not found on PATH: install the OpenSSH client (e.g. `apt-get install openssh-client`)"

@@ -4,7 +4,7 @@
 //! agree on syntax: fish reads `\\` and `\'` inside single quotes, tcsh expands `!` there and
 //! refuses a newline, neither parses `if …; then …; fi`. So a line (always meant for a POSIX
 //! shell, see `ao_plugin_api::remote`) travels as
-//! `exec sh -c 'eval "$(printf "$0")"' 'ENC'`, where ENC is the line with every byte those
+//! `exec /bin/sh -c 'eval "$(printf "$0")"' 'ENC'`, where ENC is the line with every byte those
 //! shells could read differently written as a three-digit octal escape (`\ooo`): every login
 //! shell passes ENC to `sh` untouched, and `printf` there gives back the line byte for byte.
 
@@ -13,7 +13,9 @@
 pub const MAX_COMMAND_LEN: usize = 32 * 4096 - 1;
 
 /// What every login shell reads the same way; the rest is escaped.
-const PROLOGUE: &str = "exec sh -c 'eval \"$(printf \"$0\")\"' '";
+/// `/bin/sh` by its path: a `PATH` without it (or without anything) must still run the line,
+/// whose own programs are then reported missing by name.
+const PROLOGUE: &str = "exec /bin/sh -c 'eval \"$(printf \"$0\")\"' '";
 
 /// Why a line cannot be sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -257,7 +257,15 @@ impl SshHost {
             );
             return argv;
         };
-        let mut argv = vec![
+        let mut argv = self.wrapper_options(program);
+        argv.push("--".to_string());
+        argv.extend(ssh);
+        argv
+    }
+
+    /// `ao-host transport` and its options for this host.
+    fn wrapper_options(&self, program: &Path) -> Vec<String> {
+        vec![
             program.display().to_string(),
             wrapper::SUBCOMMAND.to_string(),
             "--host".to_string(),
@@ -268,10 +276,7 @@ impl SshHost {
             self.config.max_sessions.to_string(),
             "--connect-wait-ms".to_string(),
             self.connect_patience().as_millis().to_string(),
-            "--".to_string(),
-        ];
-        argv.extend(ssh);
-        argv
+        ]
     }
 
     /// How long to wait for the shared connection: ssh's connect timeout, and a margin.
@@ -307,10 +312,48 @@ impl SshHost {
         argv
     }
 
-    /// Makes sure the shared connection is up (see [`connection`]). The connect runs on a
-    /// thread of its own: a caller that stops waiting (a deadline of its own) leaves it
-    /// running, so the next command finds the connection made.
+    /// Makes sure the shared connection is up (see [`connection`]). The connect runs in a
+    /// process of its own (`ao-host transport --connect-only`, in its own process group): a
+    /// caller that stops waiting (a deadline of its own), even one whose process then exits,
+    /// leaves it running, so the next command finds the connection made.
     async fn connect(&self) -> Result<(), HostError> {
+        let (ssh, socket) = (self.argv(false), self.socket());
+        if (Connection {
+            ssh: &ssh,
+            socket: &socket,
+        })
+        .is_up()
+        {
+            return Ok(());
+        }
+        let Some(program) = &self.wrapper else {
+            return self.connect_here().await;
+        };
+        let mut argv = self.wrapper_options(program);
+        argv.push(wrapper::CONNECT_ONLY.to_string());
+        argv.push("--".to_string());
+        argv.extend(self.argv(false));
+        let output = tokio::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .output()
+            .await
+            .map_err(|e| HostError::Local {
+                name: self.config.name.clone(),
+                detail: format!("cannot run {}: {e}", program.display()),
+            })?;
+        if output.status.success() {
+            return Ok(());
+        }
+        Err(self.classify(&String::from_utf8_lossy(&output.stderr)))
+    }
+
+    /// [`SshHost::connect`] without the `ao-host` program: on a thread of its own, which a
+    /// caller that stops waiting leaves running (for as long as this process lives).
+    async fn connect_here(&self) -> Result<(), HostError> {
         let ssh = self.argv(false);
         let socket = self.socket();
         let patience = self.connect_patience();

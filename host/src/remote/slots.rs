@@ -3,10 +3,10 @@
 //! sshd refuses a session past `MaxSessions` (10 by default) on one connection ("no more
 //! sessions"), and every ao-host process of a data dir rides the same connection to a host. So
 //! each session takes a slot first: one of `hosts.H.max_sessions` lock files beside the socket,
-//! locked with `flock`. The lock is held by the ssh that runs the session (the descriptor is
-//! inherited through `exec`), so a slot is taken exactly as long as that ssh runs and is given
-//! back when it ends, however it ends. A command that finds every slot taken waits, within a
-//! bound, then fails naming the host and the setting.
+//! locked with `flock` by the process that waits for the session's ssh (ssh closes descriptors
+//! it did not open, so it cannot hold one itself), so a slot is taken exactly as long as that
+//! ssh runs and is given back when it ends, however it ends. A command that finds every slot
+//! taken waits, within a bound, then fails naming the host and the setting.
 
 use std::{
     fs::File,
@@ -22,10 +22,11 @@ use super::connection::sibling;
 /// How long a command waits for a free slot.
 pub const SLOT_PATIENCE: Duration = Duration::from_secs(60);
 
-/// A session slot of one connection, held while the descriptor is open (here, or in the ssh
-/// it was handed to).
+/// A session slot of one connection, held until dropped.
 #[derive(Debug)]
-pub struct Slot(File);
+pub struct Slot {
+    _lock: File,
+}
 
 impl Slot {
     /// Takes a free slot of the connection whose socket is `socket`, waiting up to `patience`.
@@ -47,7 +48,7 @@ impl Slot {
                     private::open_lock(&path).map_err(|e| format!("{}: {e}", path.display()))?;
                 // SAFETY: flock only acts on the descriptor, which `file` owns.
                 if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-                    return Ok(Slot(file));
+                    return Ok(Slot { _lock: file });
                 }
             }
             if Instant::now() >= deadline {
@@ -61,15 +62,6 @@ impl Slot {
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(50));
         }
-    }
-
-    /// Lets a program this process `exec`s keep the slot (its descriptor survives the exec).
-    pub fn hand_over_on_exec(&self) -> std::io::Result<()> {
-        // SAFETY: fcntl only changes the descriptor's flags; `self.0` owns it.
-        if unsafe { libc::fcntl(self.0.as_raw_fd(), libc::F_SETFD, 0) } == -1 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(())
     }
 }
 
