@@ -115,13 +115,13 @@ ao_here() { eval "$2" 2>"$ao_e"; ao_end "$1"; }
 ao_end() { ao_s=$?; printf '\nAO-END-%s %s\n' "$1" "$ao_s"; if [ -s "$ao_e" ]; then cat "$ao_e"; fi; printf '\nAO-END-%s\n' "$1"; }
 "#;
 
-/// How many idle shells are kept per host.
+/// How many idle shells are kept per host (by each plugin library: each has its own).
 const MAX_IDLE_SHELLS: usize = 2;
 /// How long a shell is kept idle: each holds one of the sessions the host allows across all
 /// processes, so a long-running process (a dashboard) must not sit on them.
-const IDLE_SHELL_LIFETIME: std::time::Duration = std::time::Duration::from_secs(5);
+const IDLE_SHELL_LIFETIME: std::time::Duration = std::time::Duration::from_secs(2);
 /// How often a process looks for shells idle past their lifetime.
-const IDLE_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+const IDLE_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 /// The longest pause between two tries of a [`lock`] held by another.
 const LOCK_RETRY_MAX_PAUSE: std::time::Duration = std::time::Duration::from_millis(400);
 

@@ -439,57 +439,54 @@ impl SshHost {
     }
 
     /// Runs `command` by `sh` on the host (whatever its login shell) over the shared connection
-    /// (made first when none is up), in a session slot, within [`PROBE_TIMEOUT`]; its stdout,
-    /// or why the host could not be asked.
+    /// (made first when none is up), in a session slot; connecting and running each within
+    /// [`PROBE_TIMEOUT`]. Its stdout, or why the host could not be asked.
     async fn run_probe(&self, command: &str) -> Result<Vec<u8>, HostError> {
         let local = |detail: String| HostError::Local {
             name: self.config.name.clone(),
             detail,
         };
         let line = line::login_safe(command.as_bytes()).map_err(|e| local(e.to_string()))?;
-        let probe = async {
-            self.connect().await?;
-            let (socket, max, name) = (
-                self.socket(),
-                self.config.max_sessions,
-                self.config.name.clone(),
-            );
-            let slot = tokio::task::spawn_blocking(move || {
-                Slot::take(&socket, max, &name, slots::SLOT_PATIENCE)
-            })
-            .await
-            .map_err(|e| local(e.to_string()))?
-            .map_err(local)?;
-            let argv = self.argv(false);
-            let output = tokio::process::Command::new(&argv[0])
-                .args(wrapper::riding(&argv[1..]))
-                .arg(line)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .kill_on_drop(true)
-                .output()
-                .await;
-            drop(slot);
-            Ok::<_, HostError>(output)
+        let no_answer = || HostError::Unreachable {
+            name: self.config.name.clone(),
+            target: self.target(),
+            detail: format!("no answer within {} s", PROBE_TIMEOUT.as_secs()),
         };
-        let output = match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
-            Err(_) => {
-                return Err(HostError::Unreachable {
-                    name: self.config.name.clone(),
-                    target: self.target(),
-                    detail: format!("no answer within {} s", PROBE_TIMEOUT.as_secs()),
-                })
-            }
-            Ok(Err(error)) => return Err(error),
-            Ok(Ok(Err(e))) if e.kind() == std::io::ErrorKind::NotFound => {
+        tokio::time::timeout(PROBE_TIMEOUT, self.connect())
+            .await
+            .map_err(|_| no_answer())??;
+        // Waiting for a session slot is this machine's business, bounded on its own.
+        let (socket, max, name) = (
+            self.socket(),
+            self.config.max_sessions,
+            self.config.name.clone(),
+        );
+        let slot = tokio::task::spawn_blocking(move || {
+            Slot::take(&socket, max, &name, slots::SLOT_PATIENCE)
+        })
+        .await
+        .map_err(|e| local(e.to_string()))?
+        .map_err(local)?;
+        let argv = self.argv(false);
+        let run = tokio::process::Command::new(&argv[0])
+            .args(wrapper::riding(&argv[1..]))
+            .arg(line)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .output();
+        let output = match tokio::time::timeout(PROBE_TIMEOUT, run).await {
+            Err(_) => return Err(no_answer()),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(local(
                     "`ssh` not found on PATH: install the OpenSSH client (e.g. `apt-get install openssh-client`)".into(),
                 ))
             }
-            Ok(Ok(Err(e))) => return Err(local(format!("cannot run ssh: {e}"))),
-            Ok(Ok(Ok(output))) => output,
+            Ok(Err(e)) => return Err(local(format!("cannot run ssh: {e}"))),
+            Ok(Ok(output)) => output,
         };
+        drop(slot);
         if !output.status.success() {
             return Err(self.classify(&String::from_utf8_lossy(&output.stderr)));
         }
