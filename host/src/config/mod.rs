@@ -351,6 +351,31 @@ mod tests {
     }
 
     #[test]
+    fn a_hosts_session_bound_defaults_below_sshds_and_must_be_a_count() {
+        let config = parse(
+            "hosts:\n  box1: { ssh: dev@box1 }\n  box2: { ssh: dev@box2, max_sessions: 3 }\n",
+        )
+        .unwrap();
+        assert_eq!(config.hosts["box1"].max_sessions, DEFAULT_MAX_SESSIONS);
+        assert!(
+            DEFAULT_MAX_SESSIONS < 10,
+            "sshd's default MaxSessions is 10"
+        );
+        assert_eq!(config.hosts["box2"].max_sessions, 3);
+        for bad in ["0", "1001", "-1", "many"] {
+            let error = parse(&format!(
+                "hosts:\n  box1: {{ ssh: dev@box1, max_sessions: {bad} }}\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(
+                error.contains("/etc/ao/ao-rs.yaml") && error.contains("max_sessions"),
+                "{bad}: {error}"
+            );
+        }
+    }
+
+    #[test]
     fn every_config_error_names_the_file_and_line() {
         for (text, line) in [
             ("port: 1\nport: 2\n", "line 2"),
