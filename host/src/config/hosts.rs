@@ -54,6 +54,10 @@ pub struct HostConfig {
 /// How many sessions a host's connection carries at once unless `hosts.H.max_sessions` says
 /// otherwise: below sshd's default `MaxSessions` of 10, with room for an operator's own.
 pub const DEFAULT_MAX_SESSIONS: u32 = 8;
+const _: () = assert!(
+    DEFAULT_MAX_SESSIONS < 10,
+    "below sshd's default MaxSessions"
+);
 /// The most `hosts.H.max_sessions` may say: sshd's own ceiling is configurable, but a bound
 /// this high means none.
 const MAX_SESSIONS_CEILING: u32 = 1000;
