@@ -669,3 +669,63 @@ fn a_master_killed_mid_use_leaves_a_dead_socket_that_the_next_command_replaces()
     assert_eq!(world.alpha.logins(), before + 1);
     world.ok(&["session", "kill", id]);
 }
+
+#[test]
+fn a_session_the_host_refuses_is_asked_for_again_and_the_command_runs_once() {
+    let Some(mut world) = World::new() else {
+        return;
+    };
+    // sshd allows fewer sessions per connection than ao-host's bound (8).
+    let config = world.beta.dir.join("sshd_config");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("MaxSessions 2\n");
+    std::fs::write(&config, text).unwrap();
+    world.beta.stop();
+    world.beta.resume();
+    let log = world.beta.dir.join("sshd.log");
+    let socket = world.harness.home().join("refusals/connection");
+    let ran = world.harness.home().join("ran");
+    std::fs::create_dir(&ran).unwrap();
+    // Each command waits until sshd has refused a session, so refusals surely happen; each
+    // leaves a file, so a command run twice would show.
+    let commands: Vec<_> = (0..6)
+        .map(|i| {
+            let line = format!(
+                "until grep -q 'no more sessions' {log}; do sleep 0.05; done; mkdir {ran}/{i} && echo ran {i}",
+                log = log.display(),
+                ran = ran.display()
+            );
+            support::ao_host(world.harness.home())
+                .args(["transport", "--host", "beta", "--socket"])
+                .arg(&socket)
+                .args(["--max-sessions", "8", "--connect-wait-ms", "20000", "--"])
+                .args(["ssh", "-o"])
+                .arg(format!("ControlPath={}", socket.display()))
+                .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o"])
+                .arg(format!("UserKnownHostsFile={}", world.known_hosts.display()))
+                .arg("-i")
+                .arg(&world.client.private)
+                .args(["-p", &world.beta.port.to_string(), "-T"])
+                .arg(format!("root@{}", world.beta.address))
+                .arg(line)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (i, child) in commands.into_iter().enumerate() {
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{i}: {}", stderr(&output));
+        assert_eq!(stdout(&output), format!("ran {i}\n"));
+        assert!(!stderr(&output).contains("refused"), "{}", stderr(&output));
+    }
+    assert_eq!(std::fs::read_dir(&ran).unwrap().count(), 6);
+    assert_eq!(world.beta.logins(), 1);
+    close_shared_connections(world.harness.home());
+    let _ = std::process::Command::new("ssh")
+        .arg("-o")
+        .arg(format!("ControlPath={}", socket.display()))
+        .args(["-O", "exit", "unused"])
+        .output();
+}

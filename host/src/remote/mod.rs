@@ -452,41 +452,55 @@ impl SshHost {
             target: self.target(),
             detail: format!("no answer within {} s", PROBE_TIMEOUT.as_secs()),
         };
-        tokio::time::timeout(PROBE_TIMEOUT, self.connect())
+        let mut pause = Duration::from_millis(20);
+        let mut tries = 0;
+        let output = loop {
+            tokio::time::timeout(PROBE_TIMEOUT, self.connect())
+                .await
+                .map_err(|_| no_answer())??;
+            // Waiting for a session slot is this machine's business, bounded on its own.
+            let (socket, max, name) = (
+                self.socket(),
+                self.config.max_sessions,
+                self.config.name.clone(),
+            );
+            let slot = tokio::task::spawn_blocking(move || {
+                Slot::take(&socket, max, &name, slots::SLOT_PATIENCE)
+            })
             .await
-            .map_err(|_| no_answer())??;
-        // Waiting for a session slot is this machine's business, bounded on its own.
-        let (socket, max, name) = (
-            self.socket(),
-            self.config.max_sessions,
-            self.config.name.clone(),
-        );
-        let slot = tokio::task::spawn_blocking(move || {
-            Slot::take(&socket, max, &name, slots::SLOT_PATIENCE)
-        })
-        .await
-        .map_err(|e| local(e.to_string()))?
-        .map_err(local)?;
-        let argv = self.argv(false);
-        let run = tokio::process::Command::new(&argv[0])
-            .args(wrapper::riding(&argv[1..]))
-            .arg(line)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .output();
-        let output = match tokio::time::timeout(PROBE_TIMEOUT, run).await {
-            Err(_) => return Err(no_answer()),
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(local(
-                    "`ssh` not found on PATH: install the OpenSSH client (e.g. `apt-get install openssh-client`)".into(),
-                ))
+            .map_err(|e| local(e.to_string()))?
+            .map_err(local)?;
+            let argv = self.argv(false);
+            let run = tokio::process::Command::new(&argv[0])
+                .args(wrapper::riding(&argv[1..]))
+                .arg(&line)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true)
+                .output();
+            let output = match tokio::time::timeout(PROBE_TIMEOUT, run).await {
+                Err(_) => return Err(no_answer()),
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(local(
+                        "`ssh` not found on PATH: install the OpenSSH client (e.g. `apt-get install openssh-client`)".into(),
+                    ))
+                }
+                Ok(Err(e)) => return Err(local(format!("cannot run ssh: {e}"))),
+                Ok(Ok(output)) => output,
+            };
+            drop(slot);
+            // Refused, or the connection went away meanwhile: nothing ran, so again.
+            tries += 1;
+            if output.status.success()
+                || !wrapper::not_started(&output.stderr)
+                || tries > wrapper::REFUSAL_RETRIES
+            {
+                break output;
             }
-            Ok(Err(e)) => return Err(local(format!("cannot run ssh: {e}"))),
-            Ok(Ok(output)) => output,
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(wrapper::REFUSAL_MAX_PAUSE);
         };
-        drop(slot);
         if !output.status.success() {
             return Err(self.classify(&String::from_utf8_lossy(&output.stderr)));
         }

@@ -12,6 +12,13 @@
 //! killed if this program dies first (`PR_SET_PDEATHSIG`), so a caller that kills it (a kept
 //! shell closed, a deadline) ends the session too.
 //!
+//! ssh riding the connection never connects by itself (`ProxyCommand=false`): when the host
+//! refuses the session ("Session open refused": sshd's `MaxSessions` lower than
+//! `hosts.H.max_sessions`) or the master went away meanwhile, ssh would otherwise open a
+//! connection of its own, past the one per host. Instead it fails before reaching anything,
+//! and this program, which waited for it, makes sure of the connection and runs it again: the
+//! command provably did not start on the host.
+//!
 //! [`Transport`]: ao_plugin_api::Transport
 
 use std::{
@@ -33,6 +40,17 @@ use super::{connection::Connection, line, slots::Slot};
 pub const SUBCOMMAND: &str = "transport";
 /// Its option that only makes sure the shared connection is up (no line, no session).
 pub const CONNECT_ONLY: &str = "--connect-only";
+/// What ssh says when the host refused to open a session on the shared connection, and when
+/// it found no master and did not connect by itself (`ProxyCommand=false`): either way nothing
+/// ran on the host.
+const NOT_STARTED: [&[u8]; 3] = [
+    b"Session open refused",
+    b"kex_exchange_identification: Connection closed by remote host",
+    b"Connection closed by UNKNOWN port 65535",
+];
+/// How many times a refused session is asked for again, and the longest pause between two.
+pub const REFUSAL_RETRIES: u32 = 30;
+pub const REFUSAL_MAX_PAUSE: Duration = Duration::from_millis(500);
 /// The exit status when the line could not be sent at all: too long, or no session slot
 /// freed in time (the message says which); nothing ran on the host.
 pub const NOT_SENT_STATUS: i32 = 75;
@@ -110,23 +128,38 @@ pub fn run(invocation: Invocation) -> i32 {
         Ok(slot) => slot,
         Err(message) => return fail(NOT_SENT_STATUS, &message),
     };
-    let mut ssh_command = Command::new(&ssh[0]);
-    ssh_command.args(riding(&ssh[1..])).arg(command);
-    // SAFETY: between fork and exec only prctl runs.
-    unsafe {
-        ssh_command.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
-    let status = match ssh_command.status() {
-        Ok(status) => status,
-        Err(e) => {
+    let mut pause = Duration::from_millis(20);
+    let mut refusals = 0;
+    let status = loop {
+        if refusals > 0 {
+            if let Err(said) = connection.establish(invocation.connect_patience) {
+                return fail(TRANSPORT_FAILED_STATUS, said.trim_end());
+            }
+        }
+        let (status, refused) = match run_ssh(&ssh, &command) {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                return fail(
+                    TRANSPORT_FAILED_STATUS,
+                    &format!("ao-host transport: cannot run {}: {e}", ssh[0]),
+                )
+            }
+        };
+        if !(refused && status.code() == Some(TRANSPORT_FAILED_STATUS)) {
+            break status;
+        }
+        refusals += 1;
+        if refusals > REFUSAL_RETRIES {
             return fail(
                 TRANSPORT_FAILED_STATUS,
-                &format!("ao-host transport: cannot run {}: {e}", ssh[0]),
-            )
+                &format!(
+                    "host `{}` refused {refusals} times to open a session on its connection (is sshd's MaxSessions there lower than hosts.{}.max_sessions, {}? then lower hosts.{}.max_sessions)",
+                    invocation.host, invocation.host, invocation.max_sessions, invocation.host
+                ),
+            );
         }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(REFUSAL_MAX_PAUSE);
     };
     if let Some(signal) = status.signal() {
         // SAFETY: resetting a disposition and signalling this very process.
@@ -138,10 +171,52 @@ pub fn run(invocation: Invocation) -> i32 {
     status.code().unwrap_or(TRANSPORT_FAILED_STATUS)
 }
 
+/// Runs ssh once with this program's stdin and stdout; its stderr passes through, but for what
+/// it says when the session did not start (see [`NOT_STARTED`]), which is only reported
+/// (`true`).
+fn run_ssh(ssh: &[String], command: &str) -> std::io::Result<(std::process::ExitStatus, bool)> {
+    use std::io::{BufRead, Write};
+    let mut ssh_command = Command::new(&ssh[0]);
+    ssh_command
+        .args(riding(&ssh[1..]))
+        .arg(command)
+        .stderr(std::process::Stdio::piped());
+    // SAFETY: between fork and exec only prctl runs.
+    unsafe {
+        ssh_command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = ssh_command.spawn()?;
+    let mut said = std::io::BufReader::new(child.stderr.take().expect("stderr was piped"));
+    let mut refused = false;
+    let mut line = Vec::new();
+    let mut stderr = std::io::stderr().lock();
+    while matches!(said.read_until(b'\n', &mut line), Ok(1..)) {
+        if not_started(&line) {
+            refused = true;
+        } else {
+            let _ = stderr.write_all(&line).and_then(|()| stderr.flush());
+        }
+        line.clear();
+    }
+    Ok((child.wait()?, refused))
+}
+
+/// Whether ssh's `stderr` says its session never started on the host (see [`NOT_STARTED`]).
+pub fn not_started(stderr: &[u8]) -> bool {
+    NOT_STARTED
+        .iter()
+        .any(|said| stderr.windows(said.len()).any(|w| w == *said))
+}
+
 /// ssh's arguments for a session on the shared connection: never a master of its own (one
-/// that found none would stay behind for `ControlPersist`).
+/// that found none would stay behind for `ControlPersist`), never a connection of its own.
 pub fn riding(args: &[String]) -> Vec<String> {
-    let mut riding = vec!["-o".to_string(), "ControlMaster=no".to_string()];
+    let mut riding = ["-o", "ControlMaster=no", "-o", "ProxyCommand=false"]
+        .map(String::from)
+        .to_vec();
     riding.extend(args.iter().cloned());
     riding
 }
