@@ -544,6 +544,69 @@ mod tests {
         assert!(kept >= 1);
     }
 
+    /// Idle shells hold sessions the host bounds across processes: they are closed when this
+    /// process opens another session there, and after a short while anyway.
+    #[test]
+    fn idle_shells_are_closed_for_a_new_session_and_when_idle_too_long() {
+        // A key of its own: other tests use `sh`.
+        let here = Transport {
+            host: "here".into(),
+            command: vec!["/bin/sh".into(), "-c".into()].into(),
+        };
+        let idle = || {
+            SHELLS
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(k, _)| k[0] == "/bin/sh")
+                .count()
+        };
+        run(&here, "true").unwrap();
+        assert_eq!(idle(), 1);
+        let _command = here.command("true");
+        assert_eq!(idle(), 0, "an idle shell outlived a new session");
+        run(&here, "true").unwrap();
+        assert_eq!(idle(), 1);
+        let deadline = std::time::Instant::now() + IDLE_SHELL_LIFETIME * 5;
+        while idle() > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "an idle shell was kept past {IDLE_SHELL_LIFETIME:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// A lock held by another is tried again until it is free, never waited for on a shell
+    /// that would hold a session meanwhile.
+    #[test]
+    fn a_remote_lock_held_by_another_is_taken_once_given_back() {
+        let here = Transport {
+            host: "here".into(),
+            command: vec!["/usr/bin/env".into(), "sh".into(), "-c".into()].into(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let held = lock(&here, &path).unwrap();
+        let (taken_tx, taken) = std::sync::mpsc::channel();
+        let waiter = {
+            let (here, path) = (here.clone(), path.clone());
+            std::thread::spawn(move || {
+                let second = lock(&here, &path).unwrap();
+                taken_tx.send(()).unwrap();
+                drop(second);
+            })
+        };
+        assert!(taken
+            .recv_timeout(std::time::Duration::from_millis(300))
+            .is_err());
+        drop(held);
+        taken
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("the lock was never taken once given back");
+        waiter.join().unwrap();
+    }
+
     #[test]
     fn the_current_transport_is_scoped_and_restored() {
         let transport = Transport {
