@@ -6,9 +6,9 @@
 //! master is started explicitly and alone: a command first checks for a live master (a connect
 //! to its socket, no process), else takes the host's connect lock (a file beside the socket),
 //! checks again, and starts one (`ssh -f -N`, which returns once logged in). Everyone else
-//! waits for the socket instead of connecting. Commands then ride it with `ControlMaster=no`:
-//! one that finds no master (it died meanwhile) makes a plain connection of its own rather than
-//! a second master nobody would stop.
+//! waits for the socket instead of connecting. Commands then ride it with `ControlMaster=no`
+//! and never connect by themselves (see [`super::wrapper`]): one that finds no master (it died
+//! meanwhile) fails before reaching anything and is run again once the master is back.
 //!
 //! The lock is held by the process that starts the master until ssh is logged in (ssh closes
 //! every descriptor it did not open, so it cannot hold it itself); the host starts it from a
