@@ -486,6 +486,25 @@ fn a_banner_a_missing_tmux_and_a_second_data_dir_sharing_a_host_folder_change_no
     ]);
     assert!(theirs.status.success(), "{}", stderr(&theirs));
     let theirs = json(&theirs);
+    // Each data dir rides a connection of its own.
+    // Its path is no ssh config word: its sockets are in a private folder under /tmp.
+    let their_tag = ao_plugin_api::PluginContext {
+        plugin_name: "".into(),
+        data_dir: other_data.display().to_string().into(),
+        config_yaml: "".into(),
+    }
+    .owner_tag();
+    // SAFETY: getuid cannot fail and touches no memory.
+    let uid = unsafe { libc::getuid() };
+    let their_dir = std::env::temp_dir().join(format!("ao-host-ssh-{uid}-{their_tag}"));
+    let (ours, their_sockets) = (sockets(&world.harness.data_dir()), sockets_in(&their_dir));
+    assert_eq!(
+        (ours.len(), their_sockets.len()),
+        (1, 1),
+        "{ours:?} {their_sockets:?}"
+    );
+    let (our_master, their_master) = (master_pid(&ours[0]), master_pid(&their_sockets[0]));
+    assert!(our_master.is_some() && their_master.is_some() && our_master != their_master);
     assert!(other(&["gc"]).status.success());
     world.ok(&["gc"]);
     assert!(
@@ -835,4 +854,214 @@ done
         "{said}"
     );
     assert!(world.sessions().is_empty());
+}
+
+/// The shared connections' sockets of a data dir (see `ao_host::remote::connection`).
+fn sockets(data_dir: &std::path::Path) -> Vec<PathBuf> {
+    sockets_in(&data_dir.join("ssh"))
+}
+
+/// The sockets in folder `dir`.
+fn sockets_in(dir: &std::path::Path) -> Vec<PathBuf> {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_socket()))
+        .map(|e| e.path())
+        .collect()
+}
+
+/// The pid of the ssh master listening on `socket` (`ssh -O check`).
+fn master_pid(socket: &std::path::Path) -> Option<i32> {
+    let output = std::process::Command::new("ssh")
+        .arg("-o")
+        .arg(format!("ControlPath={}", socket.display()))
+        .args(["-O", "check", "unused"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    said.split("pid=").nth(1)?.split(')').next()?.parse().ok()
+}
+
+#[test]
+fn twenty_five_cold_parallel_spawns_and_ten_parallel_kills_share_one_connection_within_sshds_limits(
+) {
+    let Some(world) = World::new() else {
+        return;
+    };
+    // sshd's defaults (MaxStartups 10:30:100, MaxSessions 10): nothing in its config says
+    // otherwise.
+    let config = std::fs::read_to_string(world.beta.dir.join("sshd_config")).unwrap();
+    assert!(
+        !config.contains("MaxStartups") && !config.contains("MaxSessions"),
+        "{config}"
+    );
+    assert!(sockets(&world.harness.data_dir()).is_empty());
+    let spawns: Vec<_> = (0..25)
+        .map(|i| {
+            world
+                .harness
+                .command(&[
+                    "spawn",
+                    "app",
+                    "--host",
+                    "beta",
+                    &format!("--task=parallel {i}"),
+                    "--json",
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut ids = Vec::new();
+    let mut failures = Vec::new();
+    for child in spawns {
+        let output = child.wait_with_output().unwrap();
+        if output.status.success() {
+            ids.push(json(&output)["id"].as_str().unwrap().to_string());
+        } else {
+            failures.push(stderr(&output));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failed: {failures:#?}",
+        failures.len()
+    );
+    let logins = world.beta.logins();
+    assert!(logins <= 2, "{logins} connections opened to beta");
+    let log = std::fs::read_to_string(world.beta.dir.join("sshd.log")).unwrap();
+    assert!(
+        !log.contains("MaxStartups") && !log.contains("no more sessions"),
+        "sshd refused some: {log}"
+    );
+    assert_eq!(world.sessions().len(), 25);
+
+    let kills: Vec<_> = ids[..10]
+        .iter()
+        .map(|id| {
+            world
+                .harness
+                .command(&["session", "kill", id])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in kills {
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    let left = world.sessions();
+    assert_eq!(left.len(), 15, "{left:#?}");
+    for id in &ids[..10] {
+        assert!(left.iter().all(|s| s["id"] != id.as_str()));
+    }
+    let log = std::fs::read_to_string(world.beta.dir.join("sshd.log")).unwrap();
+    assert!(!log.contains("no more sessions"), "{log}");
+    assert!(
+        world.beta.logins() <= 2,
+        "{} connections",
+        world.beta.logins()
+    );
+    for id in &ids[10..] {
+        world.ok(&["session", "kill", id]);
+    }
+}
+
+#[test]
+fn a_master_killed_mid_use_leaves_a_dead_socket_that_the_next_command_replaces() {
+    let Some(world) = World::new() else {
+        return;
+    };
+    let session = world.spawn("alpha", "before the kill");
+    let id = session["id"].as_str().unwrap();
+    let sockets_now = sockets(&world.harness.data_dir());
+    assert_eq!(sockets_now.len(), 1, "{sockets_now:?}");
+    let pid = master_pid(&sockets_now[0]).expect("a master answers");
+    // SAFETY: kill only sends a signal.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert!(wait_until(Duration::from_secs(10), || master_pid(
+        &sockets_now[0]
+    )
+    .is_none()));
+    // Its socket is still there, refusing connections.
+    assert!(sockets_now[0].exists());
+    let before = world.alpha.logins();
+    world.ok(&["send", id, "after the kill"]);
+    assert!(wait_until(Duration::from_secs(10), || fake_messages(
+        &agent_log(&world, id)
+    )
+    .iter()
+    .any(|m| m == "after the kill")));
+    assert_ne!(world.session(id)["status"], "unreachable");
+    let again = master_pid(&sockets_now[0]).expect("a new master");
+    assert_ne!(again, pid);
+    assert_eq!(world.alpha.logins(), before + 1);
+    world.ok(&["session", "kill", id]);
+}
+
+#[test]
+fn a_session_the_host_refuses_is_asked_for_again_and_the_command_runs_once() {
+    let Some(mut world) = World::new() else {
+        return;
+    };
+    // sshd allows fewer sessions per connection than ao-host's bound (8).
+    let config = world.beta.dir.join("sshd_config");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("MaxSessions 2\n");
+    std::fs::write(&config, text).unwrap();
+    world.beta.stop();
+    world.beta.resume();
+    let log = world.beta.dir.join("sshd.log");
+    let socket = world.harness.home().join("refusals/connection");
+    let ran = world.harness.home().join("ran");
+    std::fs::create_dir(&ran).unwrap();
+    // Each command waits until sshd has refused a session, so refusals surely happen; each
+    // leaves a file, so a command run twice would show.
+    let commands: Vec<_> = (0..6)
+        .map(|i| {
+            let line = format!(
+                "until grep -q 'no more sessions' {log}; do sleep 0.05; done; mkdir {ran}/{i} && echo ran {i}",
+                log = log.display(),
+                ran = ran.display()
+            );
+            support::ao_host(world.harness.home())
+                .args(["transport", "--host", "beta", "--socket"])
+                .arg(&socket)
+                .args(["--max-sessions", "8", "--connect-wait-ms", "20000", "--"])
+                .args(["ssh", "-o"])
+                .arg(format!("ControlPath={}", socket.display()))
+                .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o"])
+                .arg(format!("UserKnownHostsFile={}", world.known_hosts.display()))
+                .arg("-i")
+                .arg(&world.client.private)
+                .args(["-p", &world.beta.port.to_string(), "-T"])
+                .arg(format!("root@{}", world.beta.address))
+                .arg(line)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (i, child) in commands.into_iter().enumerate() {
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{i}: {}", stderr(&output));
+        assert_eq!(stdout(&output), format!("ran {i}\n"));
+        assert!(!stderr(&output).contains("refused"), "{}", stderr(&output));
+    }
+    assert_eq!(std::fs::read_dir(&ran).unwrap().count(), 6);
+    assert_eq!(world.beta.logins(), 1);
+    close_shared_connections(world.harness.home());
+    let _ = std::process::Command::new("ssh")
+        .arg("-o")
+        .arg(format!("ControlPath={}", socket.display()))
+        .args(["-O", "exit", "unused"])
+        .output();
 }

@@ -333,13 +333,13 @@ impl Program {
     }
 
     /// [`Program::version_check`] on another machine: where the program is there (`command -v`)
-    /// and what it printed, in one round trip. Both come after a marker: a login shell's
-    /// startup files may print a greeting first, which is neither a path nor a version.
+    /// and what it printed, in one round trip.
     fn remote_version_check(&self, transport: &Transport, args: &[&str]) -> DoctorCheck {
-        const MARK: &str = "AO-PROGRAM-AT:";
+        /// Marks where the answer starts: a login shell may print a banner of its own first.
+        const MARK: &str = "AO-VERSION-CHECK";
         let what = self.name.clone();
         let line = format!(
-            "printf '\\n{MARK}'; command -v {} || exit {}; {}",
+            "printf '\\n{MARK}\\n'; command -v {} || exit {}; {}",
             crate::shell::join(&[&self.name]),
             remote::NOT_FOUND_STATUS,
             remote::command_line(None, &self.name, args)
@@ -352,10 +352,10 @@ impl Program {
         };
         if output.status.success() {
             let text = String::from_utf8_lossy(&output.stdout);
-            let ours = text
-                .rfind(&format!("\n{MARK}"))
-                .map_or("", |at| &text[at + 1 + MARK.len()..]);
-            let mut lines = ours.lines().map(str::trim).filter(|l| !l.is_empty());
+            let answer = text
+                .rsplit_once(&format!("\n{MARK}\n"))
+                .map_or(&*text, |(_, answer)| answer);
+            let mut lines = answer.lines().map(str::trim).filter(|l| !l.is_empty());
             let path = lines.next().unwrap_or_default().to_string();
             let version = lines.next().unwrap_or("no version printed").to_string();
             return DoctorCheck::passed(what, format!("{version} ({path}{})", self.place()));

@@ -76,8 +76,11 @@ where
 }
 
 impl Transport {
-    /// The local process that runs `line` on the host.
+    /// The local process that runs `line` on the host. It opens a session there: this
+    /// process's idle kept shells on the host are closed first, so that it never holds idle
+    /// sessions while waiting for one (the host bounds them across processes).
     pub fn command(&self, line: &str) -> Command {
+        close_idle(self);
         let mut argv = self.command.iter().map(|a| a.as_str());
         let mut command = Command::new(argv.next().unwrap_or("ssh"));
         command.args(argv).arg(line);
@@ -112,14 +115,23 @@ ao_here() { eval "$2" 2>"$ao_e"; ao_end "$1"; }
 ao_end() { ao_s=$?; printf '\nAO-END-%s %s\n' "$1" "$ao_s"; if [ -s "$ao_e" ]; then cat "$ao_e"; fi; printf '\nAO-END-%s\n' "$1"; }
 "#;
 
-/// How many idle shells are kept per host.
-const MAX_IDLE_SHELLS: usize = 4;
+/// How many idle shells are kept per host (by each plugin library: each has its own).
+const MAX_IDLE_SHELLS: usize = 2;
+/// How long a shell is kept idle: each holds one of the sessions the host allows across all
+/// processes, so a long-running process (a dashboard) must not sit on them.
+const IDLE_SHELL_LIFETIME: std::time::Duration = std::time::Duration::from_secs(2);
+/// How often a process looks for shells idle past their lifetime.
+const IDLE_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+/// The longest pause between two tries of a [`lock`] held by another.
+const LOCK_RETRY_MAX_PAUSE: std::time::Duration = std::time::Duration::from_millis(400);
 
 /// A shell running on the host over one ssh session, taking command lines on its stdin.
 struct Shell {
     child: std::process::Child,
     input: std::process::ChildStdin,
     output: std::process::ChildStdout,
+    /// When it was last given back.
+    idle_since: std::time::Instant,
 }
 
 /// Idle shells, by the transport that reached them.
@@ -156,6 +168,7 @@ impl Shell {
             child,
             input,
             output,
+            idle_since: std::time::Instant::now(),
         };
         // Whatever the login shell printed before `sh` took over (a banner from a profile)
         // comes before the first answer: a first command that does nothing takes it away.
@@ -286,12 +299,52 @@ fn key_of(transport: &Transport) -> Vec<String> {
     transport.command.iter().map(|a| a.to_string()).collect()
 }
 
-fn give_back(transport: &Transport, shell: Shell) {
+fn give_back(transport: &Transport, mut shell: Shell) {
     let key = key_of(transport);
+    shell.idle_since = std::time::Instant::now();
     let mut shells = SHELLS.lock().unwrap_or_else(|e| e.into_inner());
     if shells.iter().filter(|(k, _)| *k == key).count() < MAX_IDLE_SHELLS {
         shells.push((key, shell));
+        sweep_idle_shells();
     }
+}
+
+/// Closes this process's idle shells on the host of `transport`.
+fn close_idle(transport: &Transport) {
+    let key = key_of(transport);
+    let closed: Vec<_> = {
+        let mut shells = SHELLS.lock().unwrap_or_else(|e| e.into_inner());
+        let (closed, kept) = std::mem::take(&mut *shells)
+            .into_iter()
+            .partition(|(k, _)| *k == key);
+        *shells = kept;
+        closed
+    };
+    // Each waits for its ssh to end: outside the lock.
+    drop(closed);
+}
+
+/// Starts (once per process) the thread that closes shells idle past [`IDLE_SHELL_LIFETIME`].
+fn sweep_idle_shells() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        let sweep = || loop {
+            std::thread::sleep(IDLE_SWEEP_INTERVAL);
+            let expired: Vec<_> = {
+                let mut shells = SHELLS.lock().unwrap_or_else(|e| e.into_inner());
+                let (expired, kept) = std::mem::take(&mut *shells)
+                    .into_iter()
+                    .partition(|(_, shell)| shell.idle_since.elapsed() >= IDLE_SHELL_LIFETIME);
+                *shells = kept;
+                expired
+            };
+            drop(expired);
+        };
+        // Without the thread, idle shells are only closed when a new session is opened.
+        let _ = std::thread::Builder::new()
+            .name("ao-idle-shells".into())
+            .spawn(sweep);
+    });
 }
 
 /// Runs `line` on a kept shell (an idle one, else a new one); the shell too, while it works.
@@ -356,16 +409,32 @@ impl Drop for RemoteLock {
 }
 
 /// Takes an exclusive lock on `path` on the host (waiting for it), with `flock`.
+///
+/// While another holds it, the lock is tried again now and then rather than waited for on the
+/// host: a shell waiting there would hold one of the sessions the host allows, and enough
+/// waiters would leave none for the holder to finish with.
 pub fn lock(transport: &Transport, path: &Path) -> std::io::Result<RemoteLock> {
+    /// The status of a try that found the lock held.
+    const HELD: i32 = 75;
     let quoted = shell::join(&[path.to_string_lossy()]);
     // Never through a link, never a file another user made; made owner-only (as
     // `private::open_lock`).
     let line = format!(
         "if [ -L {quoted} ]; then echo {quoted} is a symbolic link, not followed: remove it >&2; false; \
          else umask 077 && exec 9>>{quoted} && [ -O {quoted} ] && chmod 600 {quoted} \
-         && flock -x 9; fi"
+         && {{ flock -xn 9; ao_f=$?; if [ $ao_f = 1 ]; then ao_f={HELD}; fi; (exit $ao_f); }}; fi"
     );
-    let (shell, output) = run_kept(transport, &line, true)?;
+    let mut pause = std::time::Duration::from_millis(10);
+    let (shell, output) = loop {
+        let (shell, output) = run_kept(transport, &line, true)?;
+        if output.status.code() != Some(HELD) {
+            break (shell, output);
+        }
+        // Its descriptor 9 is open on the file: the shell is closed, not kept.
+        drop(shell);
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(LOCK_RETRY_MAX_PAUSE);
+    };
     match (shell, output.status.success()) {
         (Some(shell), true) => Ok(RemoteLock {
             transport: transport.clone(),
@@ -473,6 +542,69 @@ mod tests {
             .filter(|(k, _)| k[0] == "sh")
             .count();
         assert!(kept >= 1);
+    }
+
+    /// Idle shells hold sessions the host bounds across processes: they are closed when this
+    /// process opens another session there, and after a short while anyway.
+    #[test]
+    fn idle_shells_are_closed_for_a_new_session_and_when_idle_too_long() {
+        // A key of its own: other tests use `sh`.
+        let here = Transport {
+            host: "here".into(),
+            command: vec!["/bin/sh".into(), "-c".into()].into(),
+        };
+        let idle = || {
+            SHELLS
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(k, _)| k[0] == "/bin/sh")
+                .count()
+        };
+        run(&here, "true").unwrap();
+        assert_eq!(idle(), 1);
+        let _command = here.command("true");
+        assert_eq!(idle(), 0, "an idle shell outlived a new session");
+        run(&here, "true").unwrap();
+        assert_eq!(idle(), 1);
+        let deadline = std::time::Instant::now() + IDLE_SHELL_LIFETIME * 5;
+        while idle() > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "an idle shell was kept past {IDLE_SHELL_LIFETIME:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// A lock held by another is tried again until it is free, never waited for on a shell
+    /// that would hold a session meanwhile.
+    #[test]
+    fn a_remote_lock_held_by_another_is_taken_once_given_back() {
+        let here = Transport {
+            host: "here".into(),
+            command: vec!["/usr/bin/env".into(), "sh".into(), "-c".into()].into(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let held = lock(&here, &path).unwrap();
+        let (taken_tx, taken) = std::sync::mpsc::channel();
+        let waiter = {
+            let (here, path) = (here.clone(), path.clone());
+            std::thread::spawn(move || {
+                let second = lock(&here, &path).unwrap();
+                taken_tx.send(()).unwrap();
+                drop(second);
+            })
+        };
+        assert!(taken
+            .recv_timeout(std::time::Duration::from_millis(300))
+            .is_err());
+        drop(held);
+        taken
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("the lock was never taken once given back");
+        waiter.join().unwrap();
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod open_files;
 pub mod output;
 mod plugins;
 mod session;
+mod transport;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -99,6 +100,9 @@ pub enum Command {
     /// Record an agent's event (run by the agent's hooks, not by hand).
     #[command(hide = true)]
     Hook(hook::HookArgs),
+    /// Carry one command line to a host over ssh (the head of the transport plugins get).
+    #[command(hide = true)]
+    Transport(transport::TransportArgs),
 }
 
 /// Whether `args` (without the program name) run the `hook` command: its first word that is
@@ -200,7 +204,12 @@ impl AppContext {
         let mut lifecycle = Lifecycle::open(self.config.clone(), &self.cli_plugin_dirs)?;
         // Agents report their events by running this very program (`ao-host hook`).
         match std::env::current_exe() {
-            Ok(program) => lifecycle = lifecycle.with_event_program(program),
+            // … and plugins send their lines to other hosts through it (`ao-host transport`).
+            Ok(program) => {
+                lifecycle = lifecycle
+                    .with_transport_program(program.clone())
+                    .with_event_program(program)
+            }
             Err(e) => tracing::warn!("agents' events are not recorded (the path of ao-host is unknown: {e}); their screens are read instead"),
         }
         clock.lap("plugin-load");
@@ -213,6 +222,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let args = match args.command {
         Command::Completions(completions) => return completions::run(completions),
         // Runs on every event of every agent: no plugins, no config unless named.
+        Command::Transport(transport) => return Ok(transport::run(transport)),
         Command::Hook(hook) => {
             return Ok(hook::run(
                 args.config.as_deref(),
@@ -267,7 +277,7 @@ impl Command {
             self,
             Self::Plugins(
                 plugins::PluginsCommand::Serve | plugins::PluginsCommand::ProbeAgent { .. }
-            )
+            ) | Self::Transport(_)
         )
     }
 
@@ -369,7 +379,10 @@ async fn run_command(lifecycle: &Lifecycle, command: Command) -> Result<ExitCode
             json,
         } => gc::run(lifecycle, dry_run, force, &skip_plugins, json).await,
         Command::Dashboard(_) => unreachable!("served with a shared lifecycle"),
-        Command::Plugins(_) | Command::Completions(_) | Command::Hook(_) => {
+        Command::Plugins(_)
+        | Command::Completions(_)
+        | Command::Hook(_)
+        | Command::Transport(_) => {
             unreachable!("handled without a reactor")
         }
     }

@@ -25,6 +25,7 @@ pub(super) struct HostSection {
     pub data_dir: Option<String>,
     #[serde(default)]
     pub pass_env: Vec<String>,
+    pub max_sessions: Option<u32>,
 }
 
 /// One machine of `hosts:`.
@@ -45,7 +46,21 @@ pub struct HostConfig {
     /// login environment (none by default: this machine's `PATH` or `SSH_AUTH_SOCK` mean
     /// nothing there).
     pub pass_env: VariableNames,
+    /// How many sessions (commands, kept shells, attaches) ao-host runs on its one connection
+    /// to the host at once, across all its processes: below the host sshd's `MaxSessions`.
+    pub max_sessions: u32,
 }
+
+/// How many sessions a host's connection carries at once unless `hosts.H.max_sessions` says
+/// otherwise: below sshd's default `MaxSessions` of 10, with room for an operator's own.
+pub const DEFAULT_MAX_SESSIONS: u32 = 8;
+const _: () = assert!(
+    DEFAULT_MAX_SESSIONS < 10,
+    "below sshd's default MaxSessions"
+);
+/// The most `hosts.H.max_sessions` may say: sshd's own ceiling is configurable, but a bound
+/// this high means none.
+const MAX_SESSIONS_CEILING: u32 = 1000;
 
 /// Options ao-host sets itself: connection sharing and never asking a question it cannot answer.
 const RESERVED_OPTIONS: [&str; 4] = [
@@ -134,6 +149,13 @@ impl HostConfig {
                 )));
             }
         }
+        let max_sessions = section.max_sessions.unwrap_or(DEFAULT_MAX_SESSIONS);
+        if !(1..=MAX_SESSIONS_CEILING).contains(&max_sessions) {
+            return Err(invalid(format!(
+                "{at}.max_sessions: {max_sessions} is not a number of sessions; write 1 to {MAX_SESSIONS_CEILING}, below the MaxSessions of the host's sshd (10 by default; default here {})",
+                DEFAULT_MAX_SESSIONS
+            )));
+        }
         let pass_env = VariableNames::from_list(&format!("{at}.pass_env"), section.pass_env)
             .map_err(invalid)?;
         Ok(Self {
@@ -144,6 +166,7 @@ impl HostConfig {
             options,
             data_dir: section.data_dir,
             pass_env,
+            max_sessions,
         })
     }
 }

@@ -18,7 +18,7 @@ use std::{
 use crate::session::ReportedStatus;
 pub use environment::{VariableNames, DASHBOARD_TOKEN_ENV};
 use file::ConfigFile;
-pub use hosts::HostConfig;
+pub use hosts::{HostConfig, DEFAULT_MAX_SESSIONS};
 pub use project::{folder_id, Discovered, PluginChoice, ProjectConfig, RepositoryFacts};
 
 /// The file name looked for in the current directory.
@@ -348,6 +348,27 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, Path::new("/etc/ao/ao-rs.yaml"))
+    }
+
+    #[test]
+    fn a_hosts_session_bound_defaults_below_sshds_and_must_be_a_count() {
+        let config = parse(
+            "hosts:\n  box1: { ssh: dev@box1 }\n  box2: { ssh: dev@box2, max_sessions: 3 }\n",
+        )
+        .unwrap();
+        assert_eq!(config.hosts["box1"].max_sessions, DEFAULT_MAX_SESSIONS);
+        assert_eq!(config.hosts["box2"].max_sessions, 3);
+        for bad in ["0", "1001", "-1", "many"] {
+            let error = parse(&format!(
+                "hosts:\n  box1: {{ ssh: dev@box1, max_sessions: {bad} }}\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(
+                error.contains("/etc/ao/ao-rs.yaml") && error.contains("max_sessions"),
+                "{bad}: {error}"
+            );
+        }
     }
 
     #[test]

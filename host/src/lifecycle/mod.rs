@@ -162,6 +162,17 @@ impl Lifecycle {
         self
     }
 
+    /// Lets plugins for other hosts send their command lines through `program` (an `ao-host`
+    /// executable, see [`crate::remote::SshHost::with_wrapper`]): whatever the login shell
+    /// there, over one connection per host, within its session bound.
+    pub fn with_transport_program(mut self, program: PathBuf) -> Self {
+        self.hosts = std::mem::take(&mut self.hosts)
+            .into_iter()
+            .map(|(name, host)| (name, host.with_wrapper(program.clone())))
+            .collect();
+        self
+    }
+
     /// The argv an agent runs to report an event of session `session` (see
     /// `ao_plugin_api::LaunchRequest::event_command`); empty without an event program.
     fn event_command(&self, session: &Session) -> Vec<String> {

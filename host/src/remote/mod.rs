@@ -1,13 +1,22 @@
 //! Hosts: the other machines sessions run on, reached with the system's OpenSSH client.
 //!
-//! Every command to one host rides one shared connection (`ControlMaster=auto`, its socket
-//! under `<data_dir>/ssh`, kept open `ControlPersist` seconds after the last use), so a spawn,
-//! a message and a listing open one TCP connection between them, not one per program run.
-//! `BatchMode=yes`: ssh never asks a question nobody is there to answer; an unknown or changed
-//! host key, or a missing key, is an error with its fix instead.
+//! Every command to one host rides one shared connection per data dir ([`connection`]: made
+//! once across processes, its socket under `<data_dir>/ssh`, kept open `ControlPersist`
+//! seconds after the last use), with at most `hosts.H.max_sessions` sessions on it at once
+//! ([`slots`]), so parallel commands never open more connections or sessions than sshd takes.
+//! Every command line reaches `sh` on the host whatever the login shell there is ([`line`]).
+//! Plugins get a [`Transport`] whose program is `ao-host transport` ([`wrapper`]), which does
+//! all of that for each line they send. `BatchMode=yes`: ssh never asks a question nobody is
+//! there to answer; an unknown or changed host key, or a missing key, is an error with its fix
+//! instead.
 //!
 //! The core never runs a program on a host itself beyond asking whether it answers (and where
 //! its home folder is): plugins get the [`Transport`] and run their own programs through it.
+
+pub mod connection;
+pub mod line;
+pub mod slots;
+pub mod wrapper;
 
 use std::{
     path::{Path, PathBuf},
@@ -16,11 +25,12 @@ use std::{
 };
 
 use ao_plugin_api::{shell, PluginContext, Transport};
+use sha2::Digest;
 
 use crate::config::HostConfig;
 
-/// How long an idle shared connection stays open after its last use.
-const CONTROL_PERSIST_SECONDS: u32 = 60;
+use self::{connection::Connection, slots::Slot};
+
 /// How long ssh may take to connect, and to notice a host that stopped answering
 /// (`ServerAliveInterval` × `ServerAliveCountMax`).
 const CONNECT_TIMEOUT_SECONDS: u32 = 10;
@@ -28,6 +38,9 @@ const ALIVE_INTERVAL_SECONDS: u32 = 5;
 const ALIVE_COUNT_MAX: u32 = 2;
 /// A bound on the whole probe, connecting included.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a command waits for the shared connection beyond ssh's own connect timeout (when
+/// another process is making it, or the host is slow to log in).
+const CONNECT_MARGIN: Duration = Duration::from_secs(10);
 /// The longest control socket folder: a socket path (`<dir>/<40 hex digits>`, and ssh's
 /// temporary `.XXXXXXXXXXXXXXXX` while it sets the master up) must fit the 104 bytes of
 /// `sun_path` on every Unix.
@@ -77,6 +90,9 @@ pub struct SshHost {
     control_dir: PathBuf,
     /// This data dir's tag, naming its folder on the host.
     tag: String,
+    /// The `ao-host` program that carries plugins' lines ([`wrapper`]); see
+    /// [`SshHost::with_wrapper`].
+    wrapper: Option<PathBuf>,
 }
 
 /// What a host said when asked: where this data dir keeps its things there.
@@ -119,7 +135,19 @@ impl SshHost {
             config,
             control_dir,
             tag,
+            wrapper: None,
         }
+    }
+
+    /// Hands plugins a transport that starts with `program` (an `ao-host` executable, run as
+    /// `ao-host transport`): their lines then reach `sh` whatever the login shell on the host,
+    /// over the one shared connection, within the host's session bound. Without it (the
+    /// library used on its own, e.g. by tests that link it), plugins get plain ssh with
+    /// `ControlMaster=auto`: their lines are read by the login shell there (which must then be
+    /// POSIX), and nothing bounds connections or sessions across processes.
+    pub fn with_wrapper(mut self, program: PathBuf) -> Self {
+        self.wrapper = Some(program);
+        self
     }
 
     pub fn name(&self) -> &str {
@@ -142,19 +170,42 @@ impl SshHost {
             .map_or(destination, |(_, host)| host)
     }
 
-    /// The ssh argv up to and including the destination; `tty` asks for a terminal (attach).
+    /// The shared connection's socket: named by a digest of how it is reached, so a host
+    /// whose settings change gets a new connection rather than the old one.
+    fn socket(&self) -> PathBuf {
+        let mut digest = sha2::Sha256::new();
+        for arg in self.argv_to(false) {
+            digest.update(arg.as_bytes());
+            digest.update([0]);
+        }
+        let name: String = digest.finalize()[..20]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        self.control_dir.join(name)
+    }
+
+    /// The ssh argv up to and including the destination, riding the shared connection; `tty`
+    /// asks for a terminal (attach).
     fn argv(&self, tty: bool) -> Vec<String> {
+        let mut argv = self.argv_to(tty);
+        argv.splice(
+            1..1,
+            [
+                "-o".to_string(),
+                format!("ControlPath={}", self.socket().display()),
+            ],
+        );
+        argv
+    }
+
+    /// [`SshHost::argv`] without the shared connection's socket.
+    fn argv_to(&self, tty: bool) -> Vec<String> {
         let mut argv = vec!["ssh".to_string()];
         let mut option = |key: &str, value: String| {
             argv.extend(["-o".to_string(), format!("{key}={value}")]);
         };
         option("BatchMode", "yes".into());
-        option("ControlMaster", "auto".into());
-        option(
-            "ControlPath",
-            self.control_dir.join("%C").display().to_string(),
-        );
-        option("ControlPersist", CONTROL_PERSIST_SECONDS.to_string());
         let configured = |key: &str| {
             self.config
                 .options
@@ -189,20 +240,139 @@ impl SshHost {
         argv
     }
 
+    /// The argv a command line is appended to: `ao-host transport …` around ssh (see
+    /// [`SshHost::with_wrapper`]), else ssh making or sharing the connection by itself.
+    fn carrier(&self, tty: bool) -> Vec<String> {
+        let ssh = self.argv(tty);
+        let Some(program) = &self.wrapper else {
+            let mut argv = ssh;
+            argv.splice(
+                1..1,
+                [
+                    "-o".to_string(),
+                    "ControlMaster=auto".to_string(),
+                    "-o".to_string(),
+                    format!("ControlPersist={}", connection::CONTROL_PERSIST_SECONDS),
+                ],
+            );
+            return argv;
+        };
+        let mut argv = self.wrapper_options(program);
+        argv.push("--".to_string());
+        argv.extend(ssh);
+        argv
+    }
+
+    /// `ao-host transport` and its options for this host.
+    fn wrapper_options(&self, program: &Path) -> Vec<String> {
+        vec![
+            program.display().to_string(),
+            wrapper::SUBCOMMAND.to_string(),
+            "--host".to_string(),
+            self.config.name.clone(),
+            "--socket".to_string(),
+            self.socket().display().to_string(),
+            "--max-sessions".to_string(),
+            self.config.max_sessions.to_string(),
+            "--connect-wait-ms".to_string(),
+            self.connect_patience().as_millis().to_string(),
+        ]
+    }
+
+    /// How long to wait for the shared connection: ssh's connect timeout, and a margin.
+    fn connect_patience(&self) -> Duration {
+        let configured = self
+            .config
+            .options
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("ConnectTimeout"))
+            .and_then(|(_, v)| v.parse::<u64>().ok());
+        Duration::from_secs(configured.unwrap_or(CONNECT_TIMEOUT_SECONDS.into())) + CONNECT_MARGIN
+    }
+
     /// What plugins for this host are built with.
     pub fn transport(&self) -> Transport {
         Transport {
             host: self.config.name.clone().into(),
-            command: self.argv(false).into_iter().map(Into::into).collect(),
+            command: self.carrier(false).into_iter().map(Into::into).collect(),
         }
     }
 
     /// The argv an operator runs to reach `command` (a runtime's attach command) on the host,
     /// with a terminal.
     pub fn attach_argv(&self, command: &[String]) -> Vec<String> {
-        let mut argv = self.argv(true);
-        argv.push(shell::join(command));
+        let line = shell::join(command);
+        let mut argv = self.carrier(true);
+        if self.wrapper.is_some() {
+            argv.push(line);
+        } else {
+            // Short (a runtime's attach command): never past the limit.
+            argv.extend(line::login_safe(line.as_bytes()).ok());
+        }
         argv
+    }
+
+    /// Makes sure the shared connection is up (see [`connection`]). The connect runs in a
+    /// process of its own (`ao-host transport --connect-only`, in its own process group): a
+    /// caller that stops waiting (a deadline of its own), even one whose process then exits,
+    /// leaves it running, so the next command finds the connection made.
+    async fn connect(&self) -> Result<(), HostError> {
+        let (ssh, socket) = (self.argv(false), self.socket());
+        if (Connection {
+            ssh: &ssh,
+            socket: &socket,
+        })
+        .is_up()
+        {
+            return Ok(());
+        }
+        let Some(program) = &self.wrapper else {
+            return self.connect_here().await;
+        };
+        let mut argv = self.wrapper_options(program);
+        argv.push(wrapper::CONNECT_ONLY.to_string());
+        argv.push("--".to_string());
+        argv.extend(self.argv(false));
+        let output = tokio::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .output()
+            .await
+            .map_err(|e| HostError::Local {
+                name: self.config.name.clone(),
+                detail: format!("cannot run {}: {e}", program.display()),
+            })?;
+        if output.status.success() {
+            return Ok(());
+        }
+        Err(self.classify(&String::from_utf8_lossy(&output.stderr)))
+    }
+
+    /// [`SshHost::connect`] without the `ao-host` program: on a thread of its own, which a
+    /// caller that stops waiting leaves running (for as long as this process lives).
+    async fn connect_here(&self) -> Result<(), HostError> {
+        let ssh = self.argv(false);
+        let socket = self.socket();
+        let patience = self.connect_patience();
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let connection = Connection {
+                ssh: &ssh,
+                socket: &socket,
+            };
+            let _ = done.send(connection.establish(patience));
+        });
+        match outcome.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(said)) => Err(self.classify(&said)),
+            Err(_) => Err(HostError::Local {
+                name: self.config.name.clone(),
+                detail: "connecting stopped without an answer".into(),
+            }),
+        }
     }
 
     /// Asks the host where its home folder is: whether it answers at all, over the shared
@@ -222,7 +392,7 @@ impl SshHost {
         })?;
         // Marked: a login shell may print a banner of its own first.
         let output = self
-            .run_on_login_shell("printf '\\nAO-HOME:%s\\n' \"$HOME\"")
+            .run_probe("printf '\\nAO-HOME:%s\\n' \"$HOME\"")
             .await?;
         let stdout = String::from_utf8_lossy(&output);
         let home = stdout
@@ -251,7 +421,7 @@ impl SshHost {
         const MARK: &[u8] = b"AO-ENV\0";
         // Marked: a login shell may print a banner of its own first.
         let output = self
-            .run_on_login_shell("printf 'AO-ENV\\000' && exec env -0")
+            .run_probe("printf 'AO-ENV\\000' && exec env -0")
             .await?;
         let start = output
             .windows(MARK.len())
@@ -268,37 +438,68 @@ impl SshHost {
             .collect())
     }
 
-    /// Runs `command` by the host's login shell over the shared connection (a fresh one when
-    /// none is open), within [`PROBE_TIMEOUT`]; its stdout, or why the host could not be asked.
-    async fn run_on_login_shell(&self, command: &str) -> Result<Vec<u8>, HostError> {
+    /// Runs `command` by `sh` on the host (whatever its login shell) over the shared connection
+    /// (made first when none is up), in a session slot; connecting and running each within
+    /// [`PROBE_TIMEOUT`]. Its stdout, or why the host could not be asked.
+    async fn run_probe(&self, command: &str) -> Result<Vec<u8>, HostError> {
         let local = |detail: String| HostError::Local {
             name: self.config.name.clone(),
             detail,
         };
-        let mut argv = self.argv(false);
-        argv.push(command.into());
-        let mut command = tokio::process::Command::new(&argv[0]);
-        command
-            .args(&argv[1..])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let output = match tokio::time::timeout(PROBE_TIMEOUT, command.output()).await {
-            Err(_) => {
-                return Err(HostError::Unreachable {
-                    name: self.config.name.clone(),
-                    target: self.target(),
-                    detail: format!("no answer within {} s", PROBE_TIMEOUT.as_secs()),
-                })
+        let line = line::login_safe(command.as_bytes()).map_err(|e| local(e.to_string()))?;
+        let no_answer = || HostError::Unreachable {
+            name: self.config.name.clone(),
+            target: self.target(),
+            detail: format!("no answer within {} s", PROBE_TIMEOUT.as_secs()),
+        };
+        let mut pause = Duration::from_millis(20);
+        let mut tries = 0;
+        let output = loop {
+            tokio::time::timeout(PROBE_TIMEOUT, self.connect())
+                .await
+                .map_err(|_| no_answer())??;
+            // Waiting for a session slot is this machine's business, bounded on its own.
+            let (socket, max, name) = (
+                self.socket(),
+                self.config.max_sessions,
+                self.config.name.clone(),
+            );
+            let slot = tokio::task::spawn_blocking(move || {
+                Slot::take(&socket, max, &name, slots::SLOT_PATIENCE)
+            })
+            .await
+            .map_err(|e| local(e.to_string()))?
+            .map_err(local)?;
+            let argv = self.argv(false);
+            let run = tokio::process::Command::new(&argv[0])
+                .args(wrapper::riding(&argv[1..]))
+                .arg(&line)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true)
+                .output();
+            let output = match tokio::time::timeout(PROBE_TIMEOUT, run).await {
+                Err(_) => return Err(no_answer()),
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(local(
+                        "`ssh` not found on PATH: install the OpenSSH client (e.g. `apt-get install openssh-client`)".into(),
+                    ))
+                }
+                Ok(Err(e)) => return Err(local(format!("cannot run ssh: {e}"))),
+                Ok(Ok(output)) => output,
+            };
+            drop(slot);
+            // Refused, or the connection went away meanwhile: nothing ran, so again.
+            tries += 1;
+            if output.status.success()
+                || !wrapper::not_started(&output.stderr)
+                || tries > wrapper::REFUSAL_RETRIES
+            {
+                break output;
             }
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(local(
-                    "`ssh` not found on PATH: install the OpenSSH client (e.g. `apt-get install openssh-client`)".into(),
-                ))
-            }
-            Ok(Err(e)) => return Err(local(format!("cannot run ssh: {e}"))),
-            Ok(Ok(output)) => output,
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(wrapper::REFUSAL_MAX_PAUSE);
         };
         if !output.status.success() {
             return Err(self.classify(&String::from_utf8_lossy(&output.stderr)));
@@ -406,6 +607,7 @@ mod tests {
                     .collect::<BTreeMap<_, _>>(),
                 data_dir: None,
                 pass_env: Default::default(),
+                max_sessions: crate::config::DEFAULT_MAX_SESSIONS,
             },
             Path::new("/home/me/.ao-rs"),
             &[],
@@ -419,7 +621,6 @@ mod tests {
         for expected in [
             "BatchMode=yes",
             "ControlMaster=auto",
-            "ControlPath=/home/me/.ao-rs/ssh/%C",
             "ControlPersist=60",
             "StrictHostKeyChecking=yes",
             "ConnectTimeout=3",
@@ -427,20 +628,76 @@ mod tests {
         ] {
             assert!(argv.contains(&expected), "{expected}: {argv:?}");
         }
+        let socket = argv
+            .iter()
+            .find_map(|a| a.strip_prefix("ControlPath=/home/me/.ao-rs/ssh/"))
+            .unwrap();
+        assert!(
+            socket.len() == 40 && socket.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{socket}"
+        );
         assert!(!argv.contains(&"ConnectTimeout=10"), "{argv:?}");
         assert_eq!(
             argv[argv.len() - 5..],
             ["-p", "2222", "-T", "--", "dev@10.0.0.12"]
         );
-        let attach = host(None, &[]).attach_argv(&[
-            "tmux".into(),
-            "attach".into(),
-            "-t".into(),
-            "=a b".into(),
-        ]);
+        let attach_command = ["tmux", "attach", "-t", "=a b"].map(String::from);
+        let attach = host(None, &[]).attach_argv(&attach_command);
         assert_eq!(
             &attach[attach.len() - 4..],
-            ["-t", "--", "dev@10.0.0.12", "tmux attach -t '=a b'"]
+            [
+                "-t",
+                "--",
+                "dev@10.0.0.12",
+                &line::login_safe(b"tmux attach -t '=a b'").unwrap()
+            ]
+        );
+    }
+
+    /// With `ao-host transport` at its head, what plugins append reaches the wrapper, which
+    /// makes the connection itself: ssh is never told to be a master.
+    #[test]
+    fn plugins_lines_go_through_the_wrapper_with_the_hosts_bounds() {
+        let wrapped =
+            host(Some(2222), &[("ConnectTimeout", "3")]).with_wrapper("/opt/ao/ao-host".into());
+        let transport = wrapped.transport();
+        let argv: Vec<&str> = transport.command.iter().map(|a| a.as_str()).collect();
+        let socket = wrapped.socket().display().to_string();
+        assert_eq!(
+            argv[..11],
+            [
+                "/opt/ao/ao-host",
+                "transport",
+                "--host",
+                "box1",
+                "--socket",
+                &socket,
+                "--max-sessions",
+                "8",
+                "--connect-wait-ms",
+                "13000",
+                "--",
+            ]
+        );
+        assert_eq!(argv[11], "ssh");
+        assert!(argv.contains(&format!("ControlPath={socket}").as_str()));
+        assert!(
+            !argv.iter().any(|a| a.starts_with("ControlMaster")),
+            "{argv:?}"
+        );
+        assert_eq!(argv.last(), Some(&"dev@10.0.0.12"));
+        let attach = wrapped.attach_argv(&["tmux".into(), "attach".into()]);
+        assert_eq!(attach[0], "/opt/ao/ao-host");
+        assert_eq!(
+            &attach[attach.len() - 4..],
+            ["-t", "--", "dev@10.0.0.12", "tmux attach"]
+        );
+        // Another destination, another connection.
+        let mut other = wrapped.config.clone();
+        other.destination = "dev@10.0.0.13".into();
+        assert_ne!(
+            SshHost::new(other, Path::new("/home/me/.ao-rs"), &[]).socket(),
+            wrapped.socket()
         );
     }
 
