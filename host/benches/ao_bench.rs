@@ -1050,6 +1050,7 @@ fn record(id: &str, n: u64) -> Session {
         conversation_id: None,
         reports_events: false,
         status_from_screen: false,
+        unreachable_since: None,
         note: None,
     }
 }

@@ -19,6 +19,8 @@ use ao_plugin_api::{shell, PluginContext, Transport};
 
 use crate::config::HostConfig;
 
+pub mod health;
+
 /// How long an idle shared connection stays open after its last use.
 const CONTROL_PERSIST_SECONDS: u32 = 60;
 /// How long ssh may take to connect, and to notice a host that stopped answering
