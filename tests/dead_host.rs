@@ -13,6 +13,7 @@ mod sshd;
 mod support;
 
 use std::{
+    collections::BTreeMap,
     io::{BufRead, BufReader},
     process::{Child, Stdio},
     sync::mpsc,
@@ -61,18 +62,13 @@ impl World {
             good.home().join("app").display().to_string(),
             hole.home().join("app").display().to_string(),
         );
-        // ssh's connect timeout shortened for the black hole, so a test sees its first
-        // connection give up; the deadline of a listing is the default one.
-        let hole_entry = hole
-            .config_entry(&client, &known_hosts)
-            .replace("options: {", "options: { ConnectTimeout: 3,");
         harness.edit_config(|config| {
             config.replace(
                 "default_branch: main }",
                 &format!("default_branch: main, {clones} }}"),
             ) + "hosts:\n"
                 + &good.config_entry(&client, &known_hosts)
-                + &hole_entry
+                + &hole.config_entry(&client, &known_hosts)
         });
         Some(Self {
             harness,
@@ -160,10 +156,10 @@ fn a_black_holed_host_costs_one_short_wait_then_none_is_skipped_by_any_and_comes
     }
     assert!(hole.accepted() >= 1, "the black hole was never asked");
 
-    // Once ssh's connect timeout (3 s here) has passed without a connection: `unreachable`,
+    // Once ssh's connect timeout (10 s) has passed without a connection: `unreachable`,
     // since the first attempt, without asking it again.
     let mut listed = first;
-    assert!(wait_until(Duration::from_secs(20), || {
+    assert!(wait_until(Duration::from_secs(30), || {
         let (now, took) = world.timed_ls();
         assert!(took < NOT_WAITING, "a later ls took {took:?}");
         assert!(live(&now[&on_good]), "{:#}", now[&on_good]);
@@ -302,22 +298,42 @@ impl Dashboard {
         }
     }
 
-    /// Waits up to `within` for an event `wanted` accepts; how long it took, or what came.
-    fn wait_for(
+    /// Follows the feed for up to `within`, until the sessions it has shown (by id: the
+    /// snapshot, then each change) satisfy `wanted`; how long that took, or what was shown.
+    fn wait_until(
         &self,
+        shown: &mut BTreeMap<String, Value>,
         within: Duration,
-        mut wanted: impl FnMut(&str, &Value) -> bool,
-    ) -> Result<Duration, Vec<(String, Value)>> {
+        mut wanted: impl FnMut(&BTreeMap<String, Value>) -> bool,
+    ) -> Result<Duration, String> {
         let started = Instant::now();
-        let mut seen = Vec::new();
-        while let Some(left) = (started + within).checked_duration_since(Instant::now()) {
-            match self.events.recv_timeout(left) {
-                Ok((kind, data)) if wanted(&kind, &data) => return Ok(started.elapsed()),
-                Ok(other) => seen.push(other),
-                Err(_) => break,
+        loop {
+            if wanted(shown) {
+                return Ok(started.elapsed());
+            }
+            let Some(left) = (started + within).checked_duration_since(Instant::now()) else {
+                return Err(format!("{shown:#?}"));
+            };
+            let Ok((kind, data)) = self.events.recv_timeout(left) else {
+                return Err(format!("{shown:#?}"));
+            };
+            let id = |session: &Value| session["id"].as_str().unwrap().to_string();
+            match kind.as_str() {
+                "snapshot" => {
+                    shown.clear();
+                    for session in data["sessions"].as_array().unwrap() {
+                        shown.insert(id(session), session.clone());
+                    }
+                }
+                "session" => {
+                    shown.insert(id(&data), data);
+                }
+                "removed" => {
+                    shown.remove(&id(&data));
+                }
+                _ => {}
             }
         }
-        Err(seen)
     }
 }
 
@@ -346,57 +362,43 @@ fn the_dashboard_feed_follows_this_machine_and_a_good_host_while_another_is_blac
 
     let started = Instant::now();
     let dashboard = Dashboard::start(&world.harness);
-    let snapshot = dashboard.wait_for(NOT_WAITING, |kind, data| {
-        kind == "snapshot"
-            && data["sessions"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|s| s["id"] == local.as_str())
+    let mut shown = BTreeMap::new();
+    let status = |shown: &BTreeMap<String, Value>, id: &str| {
+        shown
+            .get(id)
+            .map(|s| s["status"].as_str().unwrap().to_string())
+    };
+    // A fresh page gets this machine's sessions at once, the good host's soon after.
+    let first = dashboard.wait_until(&mut shown, NOT_WAITING, |shown| {
+        status(shown, &local).is_some() && status(shown, &on_good).is_some()
     });
-    assert!(
-        snapshot.is_ok(),
-        "no snapshot with the local session: {snapshot:?}"
-    );
+    assert!(first.is_ok(), "{first:?}");
     assert!(
         started.elapsed() < NOT_WAITING * 2,
         "{:?}",
         started.elapsed()
     );
     // The silent host's session comes in its own time, as what it is.
-    let hole_shown = dashboard.wait_for(Duration::from_secs(20), |kind, data| {
-        kind == "session"
-            && data["id"] == on_hole.as_str()
-            && ["connecting", "unreachable"].contains(&data["status"].as_str().unwrap())
+    let hole_shown = dashboard.wait_until(&mut shown, Duration::from_secs(20), |shown| {
+        status(shown, &on_hole).is_some_and(|s| s == "connecting" || s == "unreachable")
     });
     assert!(hole_shown.is_ok(), "{hole_shown:?}");
 
-    // A change on the good host and one here each show within seconds, while the black hole
-    // is still being connected to (ssh gives it 3 s here) and after.
-    for (id, tmux) in [(&on_good, Some(&world.good)), (&local, None)] {
-        let handle = world.harness.tmux_session(id);
-        let killed = match tmux {
-            Some(server) => {
-                server
-                    .tmux(
-                        &world.harness.tmux.socket,
-                        &["kill-session", "-t", &format!("={handle}")],
-                    )
-                    .0
-            }
-            None => {
-                world
-                    .harness
-                    .tmux
-                    .tmux(&["kill-session", "-t", &format!("={handle}")])
-                    .0
-            }
+    // A change on the good host and one here each show within seconds, while the black hole's
+    // first connection is still being made (ssh gives it 10 s) and after.
+    for (id, server) in [(&on_good, Some(&world.good)), (&local, None)] {
+        let target = format!("={}", world.harness.tmux_session(id));
+        let kill = ["kill-session", "-t", target.as_str()];
+        let killed = match server {
+            Some(server) => server.tmux(&world.harness.tmux.socket, &kill).0,
+            None => world.harness.tmux.tmux(&kill).0,
         };
         assert!(killed, "{id}'s tmux session");
-        let shown = dashboard.wait_for(Duration::from_secs(10), |kind, data| {
-            kind == "session" && data["id"] == id.as_str() && data["status"] == "exited"
-        });
-        let took = shown.unwrap_or_else(|seen| panic!("{id} never shown exited: {seen:#?}"));
+        let took = dashboard
+            .wait_until(&mut shown, Duration::from_secs(20), |shown| {
+                status(shown, id).is_some_and(|s| s == "exited")
+            })
+            .unwrap_or_else(|shown| panic!("{id} never shown exited: {shown}"));
         assert!(took < NOT_WAITING, "{id}'s exit took {took:?} to show");
     }
     // The listing the API serves does not wait on it either.
