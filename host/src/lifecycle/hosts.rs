@@ -74,13 +74,8 @@ impl Lifecycle {
     }
 
     /// Notes what `host`, asked at `asked`, answered: nothing against one that answered (a
-    /// refused login is an answer), since when one did not; the note written, if any.
-    fn note_answer(
-        &self,
-        host: &str,
-        asked: u64,
-        answer: &Result<Reached, HostError>,
-    ) -> Option<HostNote> {
+    /// refused login is an answer), since when one did not.
+    fn note_answer(&self, host: &str, asked: u64, answer: &Result<Reached, HostError>) {
         match answer {
             Err(e) if e.is_unreachable() => {
                 let note = HostNote {
@@ -90,13 +85,9 @@ impl Lifecycle {
                     why: e.to_string(),
                 };
                 self.health.remember(host, &note);
-                Some(note)
             }
-            Err(HostError::Unknown { .. } | HostError::Local { .. }) => None,
-            _ => {
-                self.health.forget(host);
-                None
-            }
+            Err(HostError::Unknown { .. } | HostError::Local { .. }) => {}
+            _ => self.health.forget(host),
         }
     }
 
@@ -122,9 +113,22 @@ impl Lifecycle {
             }
         };
         let asked = now_ms();
-        let deadline = std::time::Duration::from_millis(self.config.host_answer_timeout_ms);
-        let answered = match tokio::time::timeout(deadline, host.reach()).await {
-            Ok(answered) => answered,
+        // One found silent had its full deadline then; asked again, it gets half, so the listing
+        // that asks it again stays within the deadline too.
+        let deadline = match &known {
+            Some(note) if note.trouble == Trouble::Unreachable => {
+                self.config.host_answer_timeout_ms / 2
+            }
+            _ => self.config.host_answer_timeout_ms,
+        };
+        let deadline = std::time::Duration::from_millis(deadline);
+        match tokio::time::timeout(deadline, self.reach(name)).await {
+            Ok(Ok(reached)) => Ok(reached),
+            // Noted by `reach` when it did not answer.
+            Ok(Err(e)) => Err(match self.health.read(name) {
+                Some(note) if e.is_unreachable() => Unanswered::noted(name, host, &note),
+                _ => Unanswered::refused(e),
+            }),
             Err(_) => {
                 // A host with no connection up is being connected to for the first time (which
                 // goes on: see `remote`); one with its connection up, or silent before, is not
@@ -143,18 +147,7 @@ impl Lifecycle {
                     ),
                 };
                 self.health.remember(name, &note);
-                return Err(Unanswered::noted(name, host, &note));
-            }
-        };
-        match self.note_answer(name, asked, &answered) {
-            Some(note) => Err(Unanswered::noted(name, host, &note)),
-            None => {
-                let reached = answered.map_err(Unanswered::refused)?;
-                self.reached
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(name.to_string(), reached.clone());
-                Ok(reached)
+                Err(Unanswered::noted(name, host, &note))
             }
         }
     }
