@@ -7,7 +7,8 @@
 //! when, when it was last asked, and why. A host that answers has no note.
 //!
 //! Notes are owner-only, replaced whole by rename and never read through a link
-//! ([`ao_plugin_api::private`]): a process killed mid-write leaves the old note or the new one.
+//! ([`ao_plugin_api::private`]): a process killed mid-write leaves the old note or the new one
+//! (and a temp file, swept by the next note).
 //! Concurrent processes replace each other's notes, the last one winning, which is all a note
 //! needs: each is a fact someone just saw. A note that cannot be read counts as none (the host is
 //! asked, which is what a command did before notes existed).
@@ -154,6 +155,12 @@ impl HealthNotes {
                 path.display()
             );
         }
+        // What a writer killed mid-write left behind goes with the next note.
+        for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            if crate::session::is_stale_temp(&entry) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 
     /// `host` answered: no note on it any more.
@@ -286,8 +293,14 @@ mod tests {
         let first = note(Trouble::Connecting, 1, 1);
         notes.remember("gamma", &first);
         let later = note(Trouble::Unreachable, 1, 11_000);
+        // A writer killed mid-write (its pid gone) left a temp file: swept by the next note.
+        let torn = dir
+            .path()
+            .join("host-health/.gamma.json.4194304-0123456789abcdef.tmp");
+        std::fs::write(&torn, "{").unwrap();
         notes.remember("gamma", &later);
         assert_eq!(notes.read("gamma"), Some(later));
+        assert!(!torn.exists());
         let file = dir.path().join("host-health/gamma.json");
         let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&file), 0o600);
