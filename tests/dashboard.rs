@@ -182,25 +182,7 @@ impl Dashboard {
             .call()
             .unwrap();
         assert_eq!(response.status().as_u16(), 200);
-        let (sender, events) = mpsc::channel();
-        std::thread::spawn(move || {
-            let reader = BufReader::new(response.into_body().into_reader());
-            let (mut kind, mut data) = (String::new(), String::new());
-            for line in reader.lines() {
-                let Ok(line) = line else { return };
-                if let Some(value) = line.strip_prefix("event: ") {
-                    kind = value.to_string();
-                } else if let Some(value) = line.strip_prefix("data: ") {
-                    data.push_str(value);
-                } else if line.is_empty() && !kind.is_empty() {
-                    let value = serde_json::from_str(&data).unwrap();
-                    if sender.send((std::mem::take(&mut kind), value)).is_err() {
-                        return;
-                    }
-                    data.clear();
-                }
-            }
-        });
+        let events = support::server_sent_events(response.into_body().into_reader());
         Feed { events }
     }
 

@@ -101,7 +101,7 @@ fn remote(plugins: &[PathBuf], work: &Path) {
     let setup = spawn_setup(plugins, work, "remote");
     let client = sshd::ClientKey::generate(&setup.dir);
     let alpha = sshd::SshServer::start("alpha", 2, &setup.dir, &client);
-    let beta = sshd::SshServer::start("beta", 3, &setup.dir, &client);
+    let mut beta = sshd::SshServer::start("beta", 3, &setup.dir, &client);
     let known_hosts = setup.dir.join("known_hosts");
     std::fs::write(
         &known_hosts,
@@ -224,10 +224,76 @@ fn remote(plugins: &[PathBuf], work: &Path) {
     );
     println!("| ssh logins for spawn + send + ls from cold | {logins_cold} | <= 3 |");
     println!();
+    black_holed_listing(&setup, &mut beta, ls_ms);
     sshd::close_shared_connections(&setup.dir.join("data"));
     for host in [&alpha, &beta] {
         host.tmux(&setup._tmux.socket, &["kill-server"]);
     }
+}
+
+/// `session ls --json` while host `beta` of the remote setup accepts connections and never
+/// speaks (its sshd stopped, a listener in its place): the first listing after, the ones while
+/// its connection would still be coming up, the ones once it is known silent, and the one that
+/// asks it again; `both_answer_ms` is the same listing with both hosts answering.
+fn black_holed_listing(setup: &SpawnSetup, beta: &mut sshd::SshServer, both_answer_ms: f64) {
+    beta.stop();
+    let hole = sshd::BlackHole::listen(&beta.address, beta.port);
+    let listing = || {
+        let started = Instant::now();
+        let output = ao_host(setup, &["session", "ls", "--json"])
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        let listed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let status = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["host"] == "beta")
+            .map(|s| s["status"].as_str().unwrap().to_string())
+            .unwrap();
+        (ms(started.elapsed()), status)
+    };
+    let first = listing();
+    let connecting: Vec<(f64, String)> = (0..5).map(|_| listing()).collect();
+    // ssh's connect timeout (10 s) from the first listing: the host is known silent after.
+    std::thread::sleep(Duration::from_secs(11));
+    listing();
+    let asked = hole.accepted();
+    let silent: Vec<(f64, String)> = (0..5).map(|_| listing()).collect();
+    let asked = hole.accepted() - asked;
+    // The note's recheck time (10 s) passed: the next listing asks it again.
+    std::thread::sleep(Duration::from_secs(11));
+    let again = listing();
+    let row = |what: &str, runs: &[(f64, String)]| {
+        let times: Vec<f64> = runs.iter().map(|(t, _)| *t).collect();
+        let max = times.iter().copied().fold(0.0, f64::max);
+        println!(
+            "| {what} | {:.0} ms (max {max:.0}) | `{}` |",
+            median(times),
+            runs[0].1
+        );
+    };
+    println!(
+        "`session ls --json` of the sessions above while host `beta` accepts connections and never speaks (its sshd stopped, a listener on its address); `alpha` answers. Median of 5 where several.\n"
+    );
+    println!("| listing | time | beta's sessions |");
+    println!("|---|---|---|");
+    println!("| both hosts answering (above) | {both_answer_ms:.0} ms | |");
+    row("first, beta silent", std::slice::from_ref(&first));
+    row(
+        "next ones, its first connection still within ssh's connect timeout",
+        &connecting,
+    );
+    row("once known silent (noted; beta not asked)", &silent);
+    row(
+        "after the note's 10 s, asking beta again",
+        std::slice::from_ref(&again),
+    );
+    println!("| connections beta took during the 5 listings once known silent | {asked} | 0 |");
+    println!();
+    hole.close();
+    beta.resume();
 }
 
 /// Isolated plugins (`plugins.isolate`) against loaded ones: one call, and a whole spawn.
@@ -1050,6 +1116,7 @@ fn record(id: &str, n: u64) -> Session {
         conversation_id: None,
         reports_events: false,
         status_from_screen: false,
+        unreachable_since: None,
         note: None,
     }
 }

@@ -663,6 +663,33 @@ pub fn fake_messages(log_dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Server-sent events read from `stream` on a thread of its own, as (event name, JSON data),
+/// until it ends or the receiver is dropped.
+pub fn server_sent_events(
+    stream: impl std::io::Read + Send + 'static,
+) -> std::sync::mpsc::Receiver<(String, serde_json::Value)> {
+    use std::io::BufRead;
+    let (sender, events) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut kind, mut data) = (String::new(), String::new());
+        for line in std::io::BufReader::new(stream).lines() {
+            let Ok(line) = line else { return };
+            if let Some(value) = line.strip_prefix("event: ") {
+                kind = value.to_string();
+            } else if let Some(value) = line.strip_prefix("data: ") {
+                data.push_str(value);
+            } else if line.is_empty() && !kind.is_empty() {
+                let value = serde_json::from_str(&data).unwrap();
+                if sender.send((std::mem::take(&mut kind), value)).is_err() {
+                    return;
+                }
+                data.clear();
+            }
+        }
+    });
+    events
+}
+
 /// What the fake agent recorded at start: argv, cwd, env.
 pub fn fake_start(log_dir: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(log_dir.join("start.json")).unwrap();

@@ -12,6 +12,10 @@ use std::{
     net::{SocketAddr, TcpListener, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
+    sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        Arc,
+    },
     time::{Duration, Instant},
 };
 
@@ -365,6 +369,66 @@ pub fn close_shared_connections(data_dir: &Path) {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+    }
+}
+
+/// A TCP listener that accepts every connection and never sends a byte.
+pub struct BlackHole {
+    accepted: Arc<AtomicUsize>,
+    closing: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BlackHole {
+    pub fn listen(address: &str, port: u16) -> Self {
+        let listener =
+            TcpListener::bind((address, port)).expect("a free address and port for the black hole");
+        listener.set_nonblocking(true).unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let closing = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (accepted, closing) = (Arc::clone(&accepted), Arc::clone(&closing));
+            std::thread::spawn(move || {
+                let mut held: Vec<TcpStream> = Vec::new();
+                while !closing.load(Ordering::SeqCst) {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            accepted.fetch_add(1, Ordering::SeqCst);
+                            held.push(stream);
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                    }
+                }
+            })
+        };
+        Self {
+            accepted,
+            closing,
+            thread: Some(thread),
+        }
+    }
+
+    /// How many connections it took so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Stops listening and drops every connection it held.
+    pub fn close(mut self) {
+        self.shut();
+    }
+
+    fn shut(&mut self) {
+        self.closing.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            thread.join().unwrap();
+        }
+    }
+}
+
+impl Drop for BlackHole {
+    fn drop(&mut self) {
+        self.shut();
     }
 }
 

@@ -60,6 +60,7 @@ pub(super) struct DefaultsSection {
     pub ready_timeout_ms: Option<u64>,
     pub call_timeout_ms: Option<u64>,
     pub workspace_timeout_ms: Option<u64>,
+    pub host_answer_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,6 +120,9 @@ impl ConfigFile {
         self.defaults.workspace_timeout_ms = defaults
             .workspace_timeout_ms
             .or(self.defaults.workspace_timeout_ms);
+        self.defaults.host_answer_timeout_ms = defaults
+            .host_answer_timeout_ms
+            .or(self.defaults.host_answer_timeout_ms);
         self.projects.extend(file.projects);
         self.hosts.extend(file.hosts);
         self.notify = file.notify.or(self.notify);

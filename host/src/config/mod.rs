@@ -26,6 +26,10 @@ pub const CONFIG_FILE_NAME: &str = "ao-rs.yaml";
 /// Environment variable naming the config file (also exported to agents).
 pub const CONFIG_PATH_ENV: &str = "AO_CONFIG_PATH";
 
+/// What `defaults.host_answer_timeout_ms` may be: long enough for a round trip on a slow link,
+/// short enough that a silent host never holds a listing up for long.
+const HOST_ANSWER_TIMEOUT_RANGE_MS: std::ops::RangeInclusive<u64> = 100..=30_000;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {source}")]
@@ -77,6 +81,9 @@ pub struct Config {
     /// How long the workspace plugin may take to make a workspace (`post_create` included);
     /// every other plugin call gets `call_timeout_ms`.
     pub workspace_timeout_ms: u64,
+    /// How long a listing waits for one host to answer on its connection before showing its
+    /// sessions `connecting` or `unreachable` (`defaults.host_answer_timeout_ms`).
+    pub host_answer_timeout_ms: u64,
     pub projects: BTreeMap<String, ProjectConfig>,
     /// `hosts:`: the other machines sessions may run on.
     pub hosts: BTreeMap<String, HostConfig>,
@@ -234,6 +241,14 @@ impl Config {
             })
             .collect::<Result<_, ConfigError>>()?;
         project::check_prefixes(&projects).map_err(invalid)?;
+        let host_answer_timeout_ms = file.defaults.host_answer_timeout_ms.expect(builtin);
+        if !HOST_ANSWER_TIMEOUT_RANGE_MS.contains(&host_answer_timeout_ms) {
+            return Err(invalid(format!(
+                "defaults.host_answer_timeout_ms: {host_answer_timeout_ms} is out of range; give between {} and {} ms (a host that has not answered by then is shown `unreachable`; 1000 suits most networks)",
+                HOST_ANSWER_TIMEOUT_RANGE_MS.start(),
+                HOST_ANSWER_TIMEOUT_RANGE_MS.end()
+            )));
+        }
         let hosts: BTreeMap<String, HostConfig> = file
             .hosts
             .into_iter()
@@ -258,6 +273,7 @@ impl Config {
             ready_timeout_ms: file.defaults.ready_timeout_ms.expect(builtin),
             call_timeout_ms: file.defaults.call_timeout_ms.expect(builtin),
             workspace_timeout_ms: file.defaults.workspace_timeout_ms.expect(builtin),
+            host_answer_timeout_ms,
             projects,
             hosts,
             notify: file
@@ -467,6 +483,26 @@ mod tests {
         );
         assert!(config.data_dir.ends_with(".ao-rs"));
         assert!(config.projects.is_empty());
+    }
+
+    #[test]
+    fn the_host_answer_deadline_defaults_to_a_second_and_is_bounded() {
+        assert_eq!(parse("").unwrap().host_answer_timeout_ms, 1000);
+        let set = parse("defaults: { host_answer_timeout_ms: 2500 }\n").unwrap();
+        assert_eq!(set.host_answer_timeout_ms, 2500);
+        for wrong in ["0", "60000"] {
+            let err = parse(&format!(
+                "defaults: {{ host_answer_timeout_ms: {wrong} }}\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("defaults.host_answer_timeout_ms")
+                    && err.contains("between 100 and 30000"),
+                "{err}"
+            );
+            assert!(err.contains("/etc/ao/ao-rs.yaml"), "{err}");
+        }
     }
 
     #[test]

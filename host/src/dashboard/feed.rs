@@ -1,18 +1,25 @@
 //! The live feed behind `GET /api/events`: what changed in the session list, as server-sent
 //! events.
 //!
-//! One poller asks the lifecycle for the list (which reads the agents' own events, and screens
-//! only where it must) once a second, and only while someone watches; it compares each session
-//! with what it saw last and publishes the ones that changed, as `session` (insert or replace)
-//! and `removed` events, and the list of unreadable records as a `problems` event when it
-//! changes. A `session` event leaves out `task` when it did not change: a task may be a
-//! megabyte, and statuses change often. A new watcher gets its `snapshot` from the poller too, made from the
-//! same list those changes were computed against, and starts receiving changes right after it:
-//! it misses none and gets none twice. Operations from the API wake the poller at once, so
-//! their effect shows without waiting for the next tick.
+//! The list is followed in lanes, one for this machine and one per host, each asking the
+//! lifecycle for its own sessions ([`Lifecycle::list_lane`]) once a second, and only while
+//! someone watches: a host that is slow or silent holds up its own lane only, so a local
+//! session's change never waits on a host, and a silent host is asked again in its lane's own
+//! time (in the background of everything else). Each lane compares its sessions with what was
+//! last told and publishes the ones that changed, as `session` (insert or replace) and
+//! `removed` events; this machine's lane also publishes the list of unreadable records as a
+//! `problems` event when it changes. A `session` event leaves out `task` when it did not
+//! change: a task may be a megabyte, and statuses change often.
+//!
+//! What was told is kept under one lock, and changes are published while it is held: a new
+//! watcher's `snapshot` is made from it and the watcher subscribed under the same lock, so it
+//! misses no change and gets none twice. The snapshot is given after this machine's lane has
+//! looked (so local sessions are fresh), never waiting on a host; a host's sessions arrive as
+//! `session` events when its lane has looked. Operations from the API wake every lane at once,
+//! so their effect shows without waiting for the next tick.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashSet},
     convert::Infallible,
     sync::{
         atomic::{AtomicUsize, Ordering},
@@ -22,12 +29,16 @@ use std::{
 };
 
 use axum::response::sse::Event;
+use futures_util::future::join_all;
 use serde_json::json;
-use tokio::sync::{broadcast, oneshot, watch, Notify};
+use tokio::sync::{broadcast, oneshot, watch};
 
-use crate::lifecycle::Lifecycle;
+use crate::{
+    lifecycle::{Lifecycle, SessionListing},
+    session::Session,
+};
 
-/// How often the list is read while someone watches.
+/// How often each lane is read while someone watches.
 pub(super) const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Changes kept for a watcher that reads slowly; one that falls further behind gets a new
@@ -47,15 +58,34 @@ impl Change {
     }
 }
 
-/// A watcher's start: the list as the poller last saw it, and the changes from then on.
+/// A watcher's start: the list as last told, and the changes from then on.
 type Start = (Event, broadcast::Receiver<Change>);
+
+/// A session as last told to watchers.
+struct Told {
+    /// The lane it is listed in (`None`: this machine).
+    lane: Option<String>,
+    /// Its JSON without the task, as last published.
+    without_task: Arc<str>,
+    session: Session,
+}
+
+/// Everything told so far.
+#[derive(Default)]
+struct Tale {
+    sessions: BTreeMap<String, Told>,
+    problems: Vec<String>,
+}
 
 pub(super) struct Feed {
     lifecycle: Arc<Lifecycle>,
     changes: broadcast::Sender<Change>,
-    /// Watchers waiting for their start, served after the poller's next look.
+    /// What watchers were told; changes are published only while it is held.
+    told: std::sync::Mutex<Tale>,
+    /// Watchers waiting for their start, served after this machine's lane looks next.
     starting: std::sync::Mutex<Vec<oneshot::Sender<Start>>>,
-    wake: Notify,
+    /// Bumped to make every lane look now.
+    wake: watch::Sender<u64>,
     watchers: AtomicUsize,
 }
 
@@ -75,13 +105,14 @@ impl Feed {
         Self {
             lifecycle,
             changes: broadcast::channel(BACKLOG).0,
+            told: std::sync::Mutex::new(Tale::default()),
             starting: std::sync::Mutex::new(Vec::new()),
-            wake: Notify::new(),
+            wake: watch::channel(0).0,
             watchers: AtomicUsize::new(0),
         }
     }
 
-    /// Keeps the poller running for as long as the result is held.
+    /// Keeps the lanes running for as long as the result is held.
     pub(super) fn watch(self: &Arc<Self>) -> Watching {
         self.watchers.fetch_add(1, Ordering::SeqCst);
         Watching {
@@ -89,95 +120,127 @@ impl Feed {
         }
     }
 
-    /// A snapshot and the changes after it, once the poller has looked (at once if it was
-    /// waiting); `None` when the dashboard is closing.
+    /// A snapshot and the changes after it, once this machine's lane has looked (at once if it
+    /// was waiting); `None` when the dashboard is closing.
     async fn start(&self) -> Option<Start> {
         let (sender, start) = oneshot::channel();
         self.starting
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(sender);
-        self.wake.notify_one();
+        self.poke();
         start.await.ok()
     }
 
-    /// Asks the poller to look now (after an operation changed something).
+    /// Asks every lane to look now (after an operation changed something).
     pub(super) fn poke(&self) {
-        self.wake.notify_one();
+        self.wake.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    /// The poller: runs until `closing` turns true.
-    pub(super) async fn run(self: Arc<Self>, mut closing: watch::Receiver<bool>) {
-        // Each session as last published, and its task apart.
-        let mut last: BTreeMap<String, (Arc<str>, Option<String>)> = BTreeMap::new();
-        let mut last_problems: Vec<String> = Vec::new();
+    /// The lanes: run until `closing` turns true.
+    pub(super) async fn run(self: Arc<Self>, closing: watch::Receiver<bool>) {
+        let lanes = self.lifecycle.lanes();
+        join_all(
+            lanes
+                .into_iter()
+                .map(|lane| Arc::clone(&self).follow(lane, closing.clone())),
+        )
+        .await;
+    }
+
+    /// One lane: looks once a second while someone watches, at once when woken.
+    async fn follow(self: Arc<Self>, lane: Option<String>, mut closing: watch::Receiver<bool>) {
+        let mut wake = self.wake.subscribe();
         loop {
             while self.watchers.load(Ordering::SeqCst) == 0 {
                 tokio::select! {
-                    _ = self.wake.notified() => {}
+                    woken = wake.changed() => if woken.is_err() { return },
                     _ = closing.changed() => return,
                 }
             }
-            let mut listed = self.lifecycle.list(None, false).await;
-            if let Ok(listing) = &mut listed {
-                let mut now = BTreeMap::new();
-                for session in listing.sessions.iter_mut() {
-                    // Serialised without its task (a task may be a megabyte, and rarely
-                    // changes); the task is compared, and sent only when it changed.
-                    let task = session.task.take();
-                    let mut without_task = json!(session);
-                    without_task.as_object_mut().map(|o| o.remove("task"));
-                    session.task = task;
-                    let data: Arc<str> = Arc::from(without_task.to_string());
-                    let kept_task = match last.remove(&session.id) {
-                        Some((known, task)) if task == session.task => {
-                            if known != data {
-                                self.publish("session", Arc::clone(&data));
-                            }
-                            task
-                        }
-                        _ => {
-                            self.publish("session", Arc::from(json!(session).to_string()));
-                            session.task.clone()
-                        }
-                    };
-                    now.insert(session.id.clone(), (data, kept_task));
-                }
-                // What is left of the last look is gone now.
-                for id in last.keys() {
-                    self.publish("removed", Arc::from(json!({ "id": id }).to_string()));
-                }
-                last = now;
-                if listing.problems != last_problems {
-                    self.publish(
-                        "problems",
-                        Arc::from(json!({ "problems": listing.problems }).to_string()),
-                    );
-                    last_problems = listing.problems.clone();
-                }
-            }
-            let waiting =
-                std::mem::take(&mut *self.starting.lock().unwrap_or_else(|e| e.into_inner()));
-            if !waiting.is_empty() {
-                let snapshot = match &listed {
-                    Ok(listing) => {
-                        json!({"sessions": listing.sessions, "problems": listing.problems})
-                    }
-                    // Not expected for a list of every project; say so rather than show nothing.
-                    Err(e) => json!({"sessions": [], "problems": [e.to_string()]}),
-                };
-                let event = Event::default()
-                    .event("snapshot")
-                    .data(snapshot.to_string());
-                for watcher in waiting {
-                    let _ = watcher.send((event.clone(), self.changes.subscribe()));
-                }
+            wake.mark_unchanged();
+            let listing = tokio::select! {
+                listing = self.lifecycle.list_lane(lane.as_deref()) => listing,
+                _ = closing.changed() => return,
+            };
+            self.tell(lane.as_deref(), listing);
+            if lane.is_none() {
+                self.serve_starting();
             }
             tokio::select! {
                 _ = tokio::time::sleep(POLL_INTERVAL) => {}
-                _ = self.wake.notified() => {}
+                woken = wake.changed() => if woken.is_err() { return },
                 _ = closing.changed() => return,
             }
+        }
+    }
+
+    /// Publishes what changed in `lane` since it was last told.
+    fn tell(&self, lane: Option<&str>, listing: SessionListing) {
+        let mut tale = self.told.lock().unwrap_or_else(|e| e.into_inner());
+        let mut listed = HashSet::new();
+        for mut session in listing.sessions {
+            // Serialised without its task (a task may be a megabyte, and rarely changes); the
+            // task is compared, and sent only when it changed.
+            let task = session.task.take();
+            let mut without_task = json!(session);
+            without_task.as_object_mut().map(|o| o.remove("task"));
+            session.task = task;
+            let without_task: Arc<str> = Arc::from(without_task.to_string());
+            match tale.sessions.get(&session.id) {
+                Some(told) if told.session.task == session.task => {
+                    if told.without_task != without_task {
+                        self.publish("session", Arc::clone(&without_task));
+                    }
+                }
+                _ => self.publish("session", Arc::from(json!(session).to_string())),
+            }
+            listed.insert(session.id.clone());
+            tale.sessions.insert(
+                session.id.clone(),
+                Told {
+                    lane: lane.map(str::to_string),
+                    without_task,
+                    session,
+                },
+            );
+        }
+        // What this lane told before and no longer lists is gone.
+        let gone: Vec<String> = tale
+            .sessions
+            .iter()
+            .filter(|(id, told)| told.lane.as_deref() == lane && !listed.contains(*id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in gone {
+            tale.sessions.remove(&id);
+            self.publish("removed", Arc::from(json!({ "id": id }).to_string()));
+        }
+        if lane.is_none() && listing.problems != tale.problems {
+            self.publish(
+                "problems",
+                Arc::from(json!({ "problems": listing.problems }).to_string()),
+            );
+            tale.problems = listing.problems;
+        }
+    }
+
+    /// Gives each waiting watcher the list as told, and the changes from now on.
+    fn serve_starting(&self) {
+        let waiting = std::mem::take(&mut *self.starting.lock().unwrap_or_else(|e| e.into_inner()));
+        if waiting.is_empty() {
+            return;
+        }
+        let tale = self.told.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sessions: Vec<&Session> =
+            tale.sessions.values().map(|told| &told.session).collect();
+        sessions.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        let snapshot = json!({"sessions": sessions, "problems": tale.problems});
+        let event = Event::default()
+            .event("snapshot")
+            .data(snapshot.to_string());
+        for watcher in waiting {
+            let _ = watcher.send((event.clone(), self.changes.subscribe()));
         }
     }
 

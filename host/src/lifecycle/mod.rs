@@ -47,7 +47,7 @@ use crate::{
         AgentPlugin, PluginCallError, PluginRegistry, PluginSet, RegistryError, RuntimePlugin,
         WorkspacePlugin,
     },
-    remote::{HostError, Reached, SshHost},
+    remote::{health::HealthNotes, HostError, Reached, SshHost},
     session::{project_ids, AgentStateDir, LockError, Session, SessionStore, StoreError},
 };
 
@@ -107,6 +107,8 @@ pub struct Lifecycle {
     hosts: std::collections::BTreeMap<String, SshHost>,
     /// What each host said the last time it answered (where this data dir lives there).
     reached: std::sync::Mutex<HashMap<String, Reached>>,
+    /// What commands noted of hosts that did not answer.
+    health: HealthNotes,
 }
 
 impl Lifecycle {
@@ -142,6 +144,7 @@ impl Lifecycle {
         Ok(Self {
             hosts,
             reached: std::sync::Mutex::new(HashMap::new()),
+            health: HealthNotes::new(store.data_dir()),
             config,
             registry: Arc::new(registry),
             agent_states: AgentStateDir::new(store.data_dir()),

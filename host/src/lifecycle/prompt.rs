@@ -151,6 +151,7 @@ mod tests {
             conversation_id: None,
             reports_events: false,
             status_from_screen: false,
+            unreachable_since: None,
             note: None,
         };
         let text = orchestrator_prompt(

@@ -296,6 +296,7 @@ impl Lifecycle {
             conversation_id: None,
             reports_events: false,
             status_from_screen: false,
+            unreachable_since: None,
             note: None,
         };
         let mut clock = PhaseClock::start();

@@ -10,8 +10,10 @@
 //! programs at once.
 //!
 //! Sessions on other hosts are asked through the runtime built for their host, all hosts at
-//! once; a host is first asked whether it answers at all, and when it does not, its sessions
-//! are `unreachable` (never `exited`: nothing is known about them), and nothing is recorded.
+//! once; a host is first asked whether it answers at all, within its own deadline (see
+//! [`super::hosts`]), and when it does not, its sessions are `connecting` or `unreachable`
+//! (never `exited`: nothing is known about them), and nothing is recorded. A live feed lists
+//! each host's sessions apart ([`Lifecycle::list_lane`]), so one never waits on another.
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -22,7 +24,9 @@ use ao_plugin_api::{Activity, PluginError, PluginErrorKind};
 use futures_util::future::join_all;
 use tokio::sync::Semaphore;
 
-use super::{deliver::SCREEN_LINES, events::record_event, Lifecycle, LifecycleError};
+use super::{
+    deliver::SCREEN_LINES, events::record_event, hosts::Unanswered, Lifecycle, LifecycleError,
+};
 use crate::{
     config::validate_project_arg,
     plugins::RuntimePlugin,
@@ -60,6 +64,23 @@ impl Lifecycle {
             self.refresh(&mut sessions).await;
         }
         Ok(SessionListing { sessions, problems })
+    }
+
+    /// The active sessions of one lane (see [`Lifecycle::lanes`]) with live status; the records
+    /// that could not be read come with this machine's lane.
+    pub async fn list_lane(&self, lane: Option<&str>) -> SessionListing {
+        let listing = self.store.list(None, false);
+        let problems = match lane {
+            None => listing.problems.iter().map(ToString::to_string).collect(),
+            Some(_) => Vec::new(),
+        };
+        let mut sessions: Vec<Session> = listing
+            .sessions
+            .into_iter()
+            .filter(|session| self.in_lane(session, lane))
+            .collect();
+        self.refresh(&mut sessions).await;
+        SessionListing { sessions, problems }
     }
 
     /// Replaces each session's recorded status with what its runtime and agent say now.
@@ -154,11 +175,11 @@ impl Lifecycle {
                     });
             }
         }
-        // Every host once, all at once: does it answer?
+        // Every host once, all at once, each within its own deadline: does it answer?
         let hosts: HashSet<String> = by_runtime.keys().filter_map(|(_, h)| h.clone()).collect();
-        let answers: HashMap<String, Option<String>> =
+        let answers: HashMap<String, Option<Unanswered>> =
             join_all(hosts.into_iter().map(|host| async move {
-                let unanswered = self.reach(&host).await.err().map(|e| e.to_string());
+                let unanswered = self.answer(&host).await.err();
                 (host, unanswered)
             }))
             .await
@@ -170,7 +191,7 @@ impl Lifecycle {
                 match unanswered {
                     Some(why) => wanted
                         .into_iter()
-                        .map(|probe| (probe.index, Screen::Unreachable(why.clone())))
+                        .map(|probe| (probe.index, Screen::Unanswered(why.clone())))
                         .collect(),
                     None => self.screens_of(name, host, wanted).await,
                 }
@@ -185,11 +206,7 @@ impl Lifecycle {
                 Screen::Unknown(reason) => {
                     sessions[i].note = Some(format!("status not checked: {reason}"))
                 }
-                Screen::Unreachable(reason) => {
-                    let session = &mut sessions[i];
-                    session.status = SessionStatus::Unreachable;
-                    session.note = Some(reason);
-                }
+                Screen::Unanswered(why) => why.mark(&mut sessions[i]),
                 Screen::Alive => {
                     let state = states[i]
                         .as_ref()
@@ -405,8 +422,8 @@ enum Screen {
     Gone,
     /// The runtime could not say, and why.
     Unknown(String),
-    /// Its host does not answer, and why.
-    Unreachable(String),
+    /// Its host does not answer (yet), and why.
+    Unanswered(Unanswered),
 }
 
 /// What became of a record that said `spawning` when it was read.

@@ -14,6 +14,7 @@
 //! its home folder is): plugins get the [`Transport`] and run their own programs through it.
 
 pub mod connection;
+pub mod health;
 pub mod line;
 pub mod slots;
 pub mod wrapper;
@@ -172,6 +173,17 @@ impl SshHost {
 
     /// The shared connection's socket: named by a digest of how it is reached, so a host
     /// whose settings change gets a new connection rather than the old one.
+    /// Whether this data dir's shared connection to the host is up (a local socket connect;
+    /// nothing is started and the host is not asked).
+    pub fn connection_is_up(&self) -> bool {
+        let (ssh, socket) = (self.argv(false), self.socket());
+        Connection {
+            ssh: &ssh,
+            socket: &socket,
+        }
+        .is_up()
+    }
+
     fn socket(&self) -> PathBuf {
         let mut digest = sha2::Sha256::new();
         for arg in self.argv_to(false) {
@@ -317,13 +329,7 @@ impl SshHost {
     /// caller that stops waiting (a deadline of its own), even one whose process then exits,
     /// leaves it running, so the next command finds the connection made.
     async fn connect(&self) -> Result<(), HostError> {
-        let (ssh, socket) = (self.argv(false), self.socket());
-        if (Connection {
-            ssh: &ssh,
-            socket: &socket,
-        })
-        .is_up()
-        {
+        if self.connection_is_up() {
             return Ok(());
         }
         let Some(program) = &self.wrapper else {

@@ -45,6 +45,9 @@ pub enum SessionStatus {
     /// never recorded: the record keeps what was last known, and the status comes back with
     /// the host.
     Unreachable,
+    /// Its host is being connected to for the first time and has not answered yet (ssh gives a
+    /// connection its connect timeout); like `unreachable`, only ever shown by a listing.
+    Connecting,
 }
 
 /// What a session is for.
@@ -68,6 +71,7 @@ impl SessionStatus {
             Self::Killing => "killing",
             Self::Errored => "errored",
             Self::Unreachable => "unreachable",
+            Self::Connecting => "connecting",
         }
     }
 }
@@ -141,6 +145,10 @@ pub struct Session {
     /// state file says, and `note` says why. Optional: records written before it read fine.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub status_from_screen: bool,
+    /// Since when its host has not answered (ms since the Unix epoch), while `unreachable` or
+    /// `connecting`; only ever set by a listing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreachable_since: Option<u64>,
     /// Why the session is `errored`, or what went wrong last.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,

@@ -72,7 +72,7 @@ function ago(ms) {
   return Math.floor(s / 86400) + "d";
 }
 
-const since = (s) => s.activity_at ?? s.created_at;
+const since = (s) => s.unreachable_since ?? s.activity_at ?? s.created_at;
 const sessionPath = (id) => "/api/sessions/" + encodeURIComponent(id);
 const sessionHash = (id) => "#/session/" + encodeURIComponent(id);
 
