@@ -83,6 +83,7 @@ impl Lifecycle {
                     since: self.health.read(host).map_or(asked, |known| known.since),
                     asked,
                     why: e.to_string(),
+                    connection_was_up: self.host(host).is_ok_and(|h| h.connection_is_up()),
                 };
                 self.health.remember(host, &note);
             }
@@ -101,6 +102,10 @@ impl Lifecycle {
             .map(|note| note.verdict(now_ms(), host.connect_timeout()))
         {
             None | Some(Verdict::Ask) => noted,
+            // Connected since it was found silent (a connect left running came up): ask again.
+            Some(Verdict::Skip(note)) if !note.connection_was_up && host.connection_is_up() => {
+                Some(note)
+            }
             Some(Verdict::Skip(note)) => return Err(Unanswered::noted(name, host, &note)),
             Some(Verdict::AskIfConnected(note)) => {
                 if !host.connection_is_up() {
@@ -113,10 +118,10 @@ impl Lifecycle {
             }
         };
         let asked = now_ms();
-        // One found silent had its full deadline then; asked again, it gets half, so the listing
-        // that asks it again stays within the deadline too.
+        // One found silent had its full deadline then; asked again with no connection up, it
+        // gets half, so the listing that asks it again stays within the deadline too.
         let deadline = match &known {
-            Some(note) if note.trouble == Trouble::Unreachable => {
+            Some(note) if note.trouble == Trouble::Unreachable && !host.connection_is_up() => {
                 self.config.host_answer_timeout_ms / 2
             }
             _ => self.config.host_answer_timeout_ms,
@@ -133,7 +138,8 @@ impl Lifecycle {
                 // A host with no connection up is being connected to for the first time (which
                 // goes on: see `remote`); one with its connection up, or silent before, is not
                 // answering.
-                let trouble = match (&known, host.connection_is_up()) {
+                let connection_was_up = host.connection_is_up();
+                let trouble = match (&known, connection_was_up) {
                     (None, false) => Trouble::Connecting,
                     _ => Trouble::Unreachable,
                 };
@@ -145,6 +151,7 @@ impl Lifecycle {
                         "host `{name}` did not answer within {} ms (defaults.host_answer_timeout_ms)",
                         deadline.as_millis()
                     ),
+                    connection_was_up,
                 };
                 self.health.remember(name, &note);
                 Err(Unanswered::noted(name, host, &note))

@@ -54,6 +54,11 @@ pub struct HostNote {
     pub asked: u64,
     /// What it (or ssh) said, or that it said nothing in time.
     pub why: String,
+    /// Whether its shared connection was up when it was found in trouble: one that was not,
+    /// and is up now, was connected since (by a connect a command left running), so it is
+    /// asked again at once rather than after [`RECHECK_AFTER`].
+    #[serde(default)]
+    pub connection_was_up: bool,
 }
 
 /// What a note says to do about its host now.
@@ -90,6 +95,7 @@ impl HostNote {
                     connect_timeout.as_secs(),
                     self.why
                 ),
+                connection_was_up: false,
             }),
         }
     }
@@ -228,6 +234,7 @@ mod tests {
             since,
             asked,
             why: "Connection timed out during banner exchange".into(),
+            connection_was_up: false,
         }
     }
 
