@@ -629,10 +629,18 @@ fn every_login_shell_runs_post_create_and_doctor_alike() {
 /// the file `cut-connection` exists in the host's folder cuts the ssh connection it came over
 /// (killing the sshd processes serving it) and removes the file, so the next connection works;
 /// while `stop-host` exists, it stops the host's sshd too (a host going down half-way through a
-/// kill). Anything else is the real git.
+/// kill); while `kill-the-kill` exists, it `kill -9`s the process whose pid the test writes
+/// to `kill-pid` (the kill itself, cut off half-way). Anything else is the real git.
 const HALF_WAY_GIT: &str = r#"#!/bin/sh
 case " $* " in
 *" worktree remove "*)
+  if [ -e "$HOST_DIR/kill-the-kill" ]; then
+    # The test writes the pid of its `ao-host session kill` once started.
+    while [ ! -s "$HOST_DIR/kill-pid" ]; do sleep 0.05; done
+    kill -9 "$(cat "$HOST_DIR/kill-pid")"
+    rm -f "$HOST_DIR/kill-the-kill" "$HOST_DIR/kill-pid"
+    exit 1
+  fi
   if [ -e "$HOST_DIR/cut-connection" ] || [ -e "$HOST_DIR/stop-host" ]; then
     rm -f "$HOST_DIR/cut-connection"
     p=$$
@@ -739,6 +747,38 @@ fn a_kill_cut_off_half_way_is_retried_or_kept_as_killing_until_kill_or_gc_finish
     assert!(gc.contains("finish kill"), "{gc}");
     assert!(!by_gc_worktree.exists());
     assert_eq!(archived_status(by_gc).unwrap(), "killed");
+    assert!(world.sessions().is_empty());
+
+    // The kill itself `kill -9`ed between stopping the agent and removing its worktree: the
+    // session lists as `killing` (never `exited`, which reads as restorable) and gc finishes it.
+    let session = world.spawn("alpha", "its kill is killed");
+    let id = session["id"].as_str().unwrap().to_string();
+    let worktree = PathBuf::from(session["workspace_path"].as_str().unwrap());
+    let kill_the_kill = world.alpha.dir.join("kill-the-kill");
+    std::fs::write(&kill_the_kill, "").unwrap();
+    let mut kill = world
+        .harness
+        .command(&["session", "kill", &id])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::fs::write(world.alpha.dir.join("kill-pid"), kill.id().to_string()).unwrap();
+    let ended = kill.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&ended),
+        Some(9),
+        "the kill was not cut off"
+    );
+    assert!(!kill_the_kill.exists());
+    assert!(!world.tmux_alive(&session));
+    assert!(worktree.exists());
+    let listed = world.session(&id);
+    assert_eq!(listed["status"], "killing", "{listed}");
+    let gc = stdout(&world.ok(&["gc"]));
+    assert!(gc.contains("finish kill"), "{gc}");
+    assert!(!worktree.exists(), "{} left", worktree.display());
+    assert_eq!(archived_status(&id).unwrap(), "killed");
     assert!(world.sessions().is_empty());
 }
 

@@ -157,7 +157,22 @@ impl Lifecycle {
                 _ => {}
             }
         }
-        self.stop_runtime(&session, &plugins).await?;
+        // Marked before anything is destroyed: a kill cut off from here on (`kill -9`, a host
+        // lost) leaves a session that lists as `killing` and that `kill` again or `gc`
+        // finishes, never one that looks `exited` with its workspace left.
+        if !finishing {
+            let mut marked = session.clone();
+            marked.status = SessionStatus::Killing;
+            marked.note = Some("being killed".into());
+            self.store.save(&marked)?;
+        }
+        if let Err(e) = self.stop_runtime(&session, &plugins).await {
+            // Nothing was destroyed: the session is as it was.
+            if !finishing {
+                self.store.save(&session)?;
+            }
+            return Err(e);
+        }
         if let (Some(path), false) = (&session.workspace_path, keep_workspace) {
             self.remove_killed_workspace(&session, path, &plugins)
                 .await?;

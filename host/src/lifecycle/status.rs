@@ -145,9 +145,11 @@ impl Lifecycle {
         // wanted).
         let mut by_runtime: BTreeMap<(String, Option<String>), Vec<Probe>> = BTreeMap::new();
         for (i, session) in sessions.iter().enumerate() {
+            // A session being killed is what its record says until the kill finishes: its
+            // runtime going away is the kill's doing, not an exit.
             if matches!(
                 session.status,
-                SessionStatus::Spawning | SessionStatus::Errored
+                SessionStatus::Spawning | SessionStatus::Errored | SessionStatus::Killing
             ) {
                 continue;
             }
