@@ -1098,6 +1098,47 @@ fn a_session_the_host_refuses_is_asked_for_again_and_the_command_runs_once() {
     }
     assert_eq!(std::fs::read_dir(&ran).unwrap().count(), 6);
     assert_eq!(world.beta.logins(), 1);
+
+    // Whole spawns and kills, ten at once, each sending many commands: every refused session
+    // is asked for again until sshd has room, however long the queue (it gave up after 30
+    // refusals before, failing half of them with messages about other things).
+    let spawns: Vec<_> = (0..10)
+        .map(|i| {
+            world
+                .harness
+                .command(&["spawn", "app", "--host", "beta", "--json"])
+                .arg(format!("--task=squeezed {i}"))
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let ids: Vec<String> = spawns
+        .into_iter()
+        .map(|child| {
+            let output = child.wait_with_output().unwrap();
+            assert!(output.status.success(), "{}", stderr(&output));
+            json(&output)["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let kills: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            world
+                .harness
+                .command(&["session", "kill", id])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for kill in kills {
+        let output = kill.wait_with_output().unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    assert!(world.sessions().is_empty());
     close_shared_connections(world.harness.home());
     let _ = std::process::Command::new("ssh")
         .arg("-o")

@@ -459,7 +459,7 @@ impl SshHost {
             detail: format!("no answer within {} s", PROBE_TIMEOUT.as_secs()),
         };
         let mut pause = Duration::from_millis(20);
-        let mut tries = 0;
+        let started = std::time::Instant::now();
         let output = loop {
             tokio::time::timeout(PROBE_TIMEOUT, self.connect())
                 .await
@@ -497,10 +497,9 @@ impl SshHost {
             };
             drop(slot);
             // Refused, or the connection went away meanwhile: nothing ran, so again.
-            tries += 1;
             if output.status.success()
                 || !wrapper::not_started(&output.stderr)
-                || tries > wrapper::REFUSAL_RETRIES
+                || started.elapsed() > wrapper::REFUSAL_PATIENCE
             {
                 break output;
             }

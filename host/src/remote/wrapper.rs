@@ -48,8 +48,10 @@ const NOT_STARTED: [&[u8]; 3] = [
     b"kex_exchange_identification: Connection closed by remote host",
     b"Connection closed by UNKNOWN port 65535",
 ];
-/// How many times a refused session is asked for again, and the longest pause between two.
-pub const REFUSAL_RETRIES: u32 = 30;
+/// How long a refused session is asked for again (as long as a session slot is waited for:
+/// a host whose sshd takes fewer sessions than `max_sessions` is as busy as a full house), and
+/// the longest pause between two asks.
+pub const REFUSAL_PATIENCE: Duration = super::slots::SLOT_PATIENCE;
 pub const REFUSAL_MAX_PAUSE: Duration = Duration::from_millis(500);
 /// The exit status when the line could not be sent at all: too long, or no session slot
 /// freed in time (the message says which); nothing ran on the host.
@@ -130,6 +132,7 @@ pub fn run(invocation: Invocation) -> i32 {
     };
     let mut pause = Duration::from_millis(20);
     let mut refusals = 0;
+    let started = std::time::Instant::now();
     let status = loop {
         if refusals > 0 {
             if let Err(said) = connection.establish(invocation.connect_patience) {
@@ -149,12 +152,12 @@ pub fn run(invocation: Invocation) -> i32 {
             break status;
         }
         refusals += 1;
-        if refusals > REFUSAL_RETRIES {
+        if started.elapsed() > REFUSAL_PATIENCE {
             return fail(
                 TRANSPORT_FAILED_STATUS,
                 &format!(
-                    "host `{}` refused {refusals} times to open a session on its connection (is sshd's MaxSessions there lower than hosts.{}.max_sessions, {}? then lower hosts.{}.max_sessions)",
-                    invocation.host, invocation.host, invocation.max_sessions, invocation.host
+                    "host `{}` refused {refusals} times in {} s to open a session on its connection (is sshd's MaxSessions there lower than hosts.{}.max_sessions, {}? then lower hosts.{}.max_sessions)",
+                    invocation.host, REFUSAL_PATIENCE.as_secs(), invocation.host, invocation.max_sessions, invocation.host
                 ),
             );
         }
