@@ -606,7 +606,8 @@ fn every_login_shell_runs_post_create_and_doctor_alike() {
             stdout(&refused)
         );
         assert!(
-            stderr(&refused).contains("post_create"),
+            stderr(&refused).contains("post_create command \"false\" failed")
+                && stderr(&refused).contains("printed nothing on stderr"),
             "{shell}: {}",
             stderr(&refused)
         );

@@ -843,10 +843,14 @@ impl GitWorktree {
                 }
                 let detail = String::from_utf8_lossy(&output.stderr);
                 let tail: Vec<&str> = detail.trim().lines().rev().take(5).collect();
+                let said = match tail.is_empty() {
+                    true => "it printed nothing on stderr".to_string(),
+                    false => tail.into_iter().rev().collect::<Vec<_>>().join(" | "),
+                };
                 return Err(PluginError::failed(format!(
-                    "post_create command {command:?} failed ({}): {}",
+                    "post_create command {command:?} failed ({}): {said}; the new worktree was \
+                     removed. Fix the command under post_create in the project's config",
                     output.status,
-                    tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
                 )));
             }
         }
