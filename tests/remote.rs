@@ -638,8 +638,10 @@ case " $* " in
   if [ -e "$HOST_DIR/kill-the-kill" ]; then
     # The test writes the pid of its `ao-host session kill` once started.
     while [ ! -s "$HOST_DIR/kill-pid" ]; do sleep 0.05; done
-    kill -9 "$(cat "$HOST_DIR/kill-pid")"
+    pid=$(cat "$HOST_DIR/kill-pid")
+    # Gone before the kill is, so the test sees them gone once the kill has ended.
     rm -f "$HOST_DIR/kill-the-kill" "$HOST_DIR/kill-pid"
+    kill -9 "$pid"
     exit 1
   fi
   if [ -e "$HOST_DIR/cut-connection" ] || [ -e "$HOST_DIR/stop-host" ]; then
