@@ -123,6 +123,39 @@ impl World {
         self.harness.sessions_json(&[])
     }
 
+    /// Runs the `ao-host` commands all at once; their outputs, in order.
+    fn at_once(
+        &self,
+        commands: impl IntoIterator<Item = Vec<String>>,
+    ) -> Vec<std::process::Output> {
+        let children: Vec<_> = commands
+            .into_iter()
+            .map(|args| {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                self.harness
+                    .command(&args)
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        children
+            .into_iter()
+            .map(|child| child.wait_with_output().unwrap())
+            .collect()
+    }
+
+    /// Kills the sessions `ids` all at once, each kill checked to have succeeded.
+    fn kill_at_once(&self, ids: &[String]) {
+        let kills = ids
+            .iter()
+            .map(|id| vec!["session".into(), "kill".into(), id.clone()]);
+        for output in self.at_once(kills) {
+            assert!(output.status.success(), "{}", stderr(&output));
+        }
+    }
+
     fn session(&self, id: &str) -> Value {
         self.sessions()
             .into_iter()
@@ -942,28 +975,16 @@ fn twenty_five_cold_parallel_spawns_and_ten_parallel_kills_share_one_connection_
         "{config}"
     );
     assert!(sockets(&world.harness.data_dir()).is_empty());
-    let spawns: Vec<_> = (0..25)
-        .map(|i| {
-            world
-                .harness
-                .command(&[
-                    "spawn",
-                    "app",
-                    "--host",
-                    "beta",
-                    &format!("--task=parallel {i}"),
-                    "--json",
-                ])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let spawns = (0..25).map(|i| {
+        ["spawn", "app", "--host", "beta", "--json"]
+            .map(String::from)
+            .into_iter()
+            .chain([format!("--task=parallel {i}")])
+            .collect()
+    });
     let mut ids = Vec::new();
     let mut failures = Vec::new();
-    for child in spawns {
-        let output = child.wait_with_output().unwrap();
+    for output in world.at_once(spawns) {
         if output.status.success() {
             ids.push(json(&output)["id"].as_str().unwrap().to_string());
         } else {
@@ -984,22 +1005,7 @@ fn twenty_five_cold_parallel_spawns_and_ten_parallel_kills_share_one_connection_
     );
     assert_eq!(world.sessions().len(), 25);
 
-    let kills: Vec<_> = ids[..10]
-        .iter()
-        .map(|id| {
-            world
-                .harness
-                .command(&["session", "kill", id])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for child in kills {
-        let output = child.wait_with_output().unwrap();
-        assert!(output.status.success(), "{}", stderr(&output));
-    }
+    world.kill_at_once(&ids[..10]);
     let left = world.sessions();
     assert_eq!(left.len(), 15, "{left:#?}");
     for id in &ids[..10] {
@@ -1105,42 +1111,22 @@ fn a_session_the_host_refuses_is_asked_for_again_and_the_command_runs_once() {
     // Whole spawns and kills, ten at once, each sending many commands: every refused session
     // is asked for again until sshd has room, however long the queue (it gave up after 30
     // refusals before, failing half of them with messages about other things).
-    let spawns: Vec<_> = (0..10)
-        .map(|i| {
-            world
-                .harness
-                .command(&["spawn", "app", "--host", "beta", "--json"])
-                .arg(format!("--task=squeezed {i}"))
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let ids: Vec<String> = spawns
-        .into_iter()
-        .map(|child| {
-            let output = child.wait_with_output().unwrap();
-            assert!(output.status.success(), "{}", stderr(&output));
-            json(&output)["id"].as_str().unwrap().to_string()
-        })
-        .collect();
-    let kills: Vec<_> = ids
+    let spawns = (0..10).map(|i| {
+        ["spawn", "app", "--host", "beta", "--json"]
+            .map(String::from)
+            .into_iter()
+            .chain([format!("--task=squeezed {i}")])
+            .collect()
+    });
+    let ids: Vec<String> = world
+        .at_once(spawns)
         .iter()
-        .map(|id| {
-            world
-                .harness
-                .command(&["session", "kill", id])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
+        .map(|output| {
+            assert!(output.status.success(), "{}", stderr(output));
+            json(output)["id"].as_str().unwrap().to_string()
         })
         .collect();
-    for kill in kills {
-        let output = kill.wait_with_output().unwrap();
-        assert!(output.status.success(), "{}", stderr(&output));
-    }
+    world.kill_at_once(&ids);
     assert!(world.sessions().is_empty());
     close_shared_connections(world.harness.home());
     let _ = std::process::Command::new("ssh")
