@@ -67,15 +67,7 @@ impl Dashboard {
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr_log).unwrap());
         let mut child = command.spawn().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(
-            line.starts_with("http://"),
-            "no address printed: {line:?}; stderr: {}",
-            std::fs::read_to_string(&stderr_log).unwrap_or_default()
-        );
+        let base = support::dashboard_address(&mut child, &stderr_log);
         // What it says on stderr comes after the address on stdout.
         assert!(wait_until(Duration::from_secs(10), || {
             std::fs::read_to_string(&stderr_log).is_ok_and(|log| log.contains("dashboard on"))
@@ -99,7 +91,7 @@ impl Dashboard {
             .filter(|_| !args.contains(&"--no-token"));
         Self {
             child,
-            base: line.trim().trim_end_matches('/').to_string(),
+            base,
             http,
             token,
             stderr_log,

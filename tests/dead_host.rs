@@ -14,7 +14,6 @@ mod support;
 
 use std::{
     collections::BTreeMap,
-    io::{BufRead, BufReader},
     process::{Child, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
@@ -261,16 +260,7 @@ impl Dashboard {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(
-            line.starts_with("http://"),
-            "{line:?}: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        let base = line.trim().trim_end_matches('/').to_string();
+        let base = support::dashboard_address(&mut child, &log);
         let response = ureq::get(format!("{base}/api/events")).call().unwrap();
         let events = support::server_sent_events(response.into_body().into_reader());
         Self {

@@ -663,6 +663,27 @@ pub fn fake_messages(log_dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The address an `ao-host dashboard` started as `child` (stdout piped) printed first, without a
+/// trailing `/`; `stderr_log` is where its stderr goes, shown when it printed no address.
+pub fn dashboard_address(child: &mut std::process::Child, stderr_log: &Path) -> String {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(
+        child
+            .stdout
+            .take()
+            .expect("the dashboard's stdout is piped"),
+    )
+    .read_line(&mut line)
+    .unwrap();
+    assert!(
+        line.starts_with("http://"),
+        "no address printed: {line:?}; stderr: {}",
+        std::fs::read_to_string(stderr_log).unwrap_or_default()
+    );
+    line.trim().trim_end_matches('/').to_string()
+}
+
 /// Server-sent events read from `stream` on a thread of its own, as (event name, JSON data),
 /// until it ends or the receiver is dropped.
 pub fn server_sent_events(

@@ -55,7 +55,8 @@ pub struct SshServer {
     host_key: PathBuf,
     child: Option<Child>,
     /// A script (ending in `exec "$@"`) that sshd is started by in a mount namespace of its
-    /// own: what it mounts, the host's sessions see (see [`SshServer::restart_with_mounts`]).
+    /// own (`support::in_private_mounts`): what it mounts, the host's sessions see (see
+    /// [`SshServer::restart_with_mounts`]).
     mounts: Option<String>,
 }
 
@@ -171,26 +172,14 @@ impl SshServer {
             .append(true)
             .open(self.log())
             .unwrap();
+        let mut sshd = Command::new(SSHD);
+        sshd.args(["-D", "-e", "-f"])
+            .arg(self.dir.join("sshd_config"));
         let mut command = match &self.mounts {
-            None => Command::new(SSHD),
-            Some(script) => {
-                let mut namespaced = Command::new("unshare");
-                namespaced.args([
-                    "--mount",
-                    "--propagation",
-                    "private",
-                    "sh",
-                    "-c",
-                    script,
-                    "sh",
-                    SSHD,
-                ]);
-                namespaced
-            }
+            None => sshd,
+            Some(script) => crate::support::in_private_mounts(script, &[], &sshd),
         };
         command
-            .args(["-D", "-e", "-f"])
-            .arg(self.dir.join("sshd_config"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
