@@ -516,7 +516,7 @@ pub fn disk_full(stderr: &[u8]) -> bool {
 }
 
 /// The last non-empty line of `bytes`, trimmed (empty when there is none).
-fn last_line(bytes: &[u8]) -> String {
+pub(crate) fn last_line(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes)
         .lines()
         .map(str::trim)

@@ -94,12 +94,8 @@ impl Transport {
 
     /// The message for a run that ended with [`TRANSPORT_FAILED_STATUS`]: what ssh said.
     pub fn failure_message(&self, stderr: &[u8]) -> String {
-        let said = String::from_utf8_lossy(stderr);
-        let said = said
-            .lines()
-            .map(str::trim)
-            .rfind(|l| !l.is_empty())
-            .unwrap_or("no answer");
+        let said = crate::program::last_line(stderr);
+        let said = if said.is_empty() { "no answer" } else { &said };
         format!("host `{}` did not answer: {said}", self.host)
     }
 }

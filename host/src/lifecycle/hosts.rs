@@ -97,18 +97,18 @@ impl Lifecycle {
     pub(super) async fn answer(&self, name: &str) -> Result<Reached, Unanswered> {
         let host = self.host(name).map_err(Unanswered::refused)?;
         let noted = self.health.read(name);
+        // Asked of the local socket once, before the host is: whether a connection is up now.
+        let connected = host.connection_is_up();
         let known = match noted
             .as_ref()
             .map(|note| note.verdict(now_ms(), host.connect_timeout()))
         {
             None | Some(Verdict::Ask) => noted,
             // Connected since it was found silent (a connect left running came up): ask again.
-            Some(Verdict::Skip(note)) if !note.connection_was_up && host.connection_is_up() => {
-                Some(note)
-            }
+            Some(Verdict::Skip(note)) if !note.connection_was_up && connected => Some(note),
             Some(Verdict::Skip(note)) => return Err(Unanswered::noted(name, host, &note)),
             Some(Verdict::AskIfConnected(note)) => {
-                if !host.connection_is_up() {
+                if !connected {
                     if noted.as_ref() != Some(&note) {
                         self.health.remember(name, &note);
                     }
@@ -121,7 +121,7 @@ impl Lifecycle {
         // One found silent had its full deadline then; asked again with no connection up, it
         // gets half, so the listing that asks it again stays within the deadline too.
         let deadline = match &known {
-            Some(note) if note.trouble == Trouble::Unreachable && !host.connection_is_up() => {
+            Some(note) if note.trouble == Trouble::Unreachable && !connected => {
                 self.config.host_answer_timeout_ms / 2
             }
             _ => self.config.host_answer_timeout_ms,

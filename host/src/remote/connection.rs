@@ -17,10 +17,8 @@
 //! (`kill -9`) refuses connections; it is removed under the lock and a new master started.
 
 use std::{
-    io::Read,
     os::unix::{
         fs::{FileTypeExt, OpenOptionsExt},
-        io::AsRawFd,
         process::CommandExt,
     },
     path::{Path, PathBuf},
@@ -42,9 +40,9 @@ pub struct Connection<'a> {
 }
 
 impl Connection<'_> {
-    /// Whether a master answers on the socket (a connect only; nothing is started).
+    /// Whether a master answers on the socket (see [`master_answers`]).
     pub fn is_up(&self) -> bool {
-        std::os::unix::net::UnixStream::connect(self.socket).is_ok()
+        master_answers(self.socket)
     }
 
     /// The lock that serializes connecting, beside the socket.
@@ -64,8 +62,7 @@ impl Connection<'_> {
             }
             let lock = private::open_lock(&self.lock_path())
                 .map_err(|e| format!("{}: {e}", self.lock_path().display()))?;
-            // SAFETY: flock only acts on the descriptor, which `lock` owns.
-            if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            if lock.try_lock().is_ok() {
                 if self.is_up() {
                     return Ok(());
                 }
@@ -122,9 +119,7 @@ impl Connection<'_> {
         if status.success() {
             return Ok(());
         }
-        let mut said = String::new();
-        let _ = private::open_read(&errors).and_then(|mut f| f.read_to_string(&mut said));
-        Err(said)
+        Err(private::read_to_string(&errors).unwrap_or_default())
     }
 
     /// A socket nobody answers on (its master was killed) would stop a new master from
@@ -140,6 +135,11 @@ impl Connection<'_> {
             Err(_) => Ok(()),
         }
     }
+}
+
+/// Whether a master answers on `socket` (a connect only; nothing is started).
+pub fn master_answers(socket: &Path) -> bool {
+    std::os::unix::net::UnixStream::connect(socket).is_ok()
 }
 
 /// `<socket>.<suffix>`: the files of one connection sit beside its socket.

@@ -24,8 +24,6 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use super::{SshHost, CONNECT_TIMEOUT_SECONDS};
-
 /// How long a host found unreachable is not asked again. Short: a host that comes back must be
 /// seen soon, and asking again costs one deadline.
 pub const RECHECK_AFTER: Duration = Duration::from_secs(10);
@@ -176,20 +174,6 @@ impl HealthNotes {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => tracing::warn!("{}: {e}", path.display()),
         }
-    }
-}
-
-impl SshHost {
-    /// How long ssh may take to connect to it (its `ConnectTimeout`, ao-host's default unless
-    /// the host's options set one).
-    pub fn connect_timeout(&self) -> Duration {
-        let configured = self
-            .config
-            .options
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case("ConnectTimeout"))
-            .and_then(|(_, value)| value.parse().ok());
-        Duration::from_secs(configured.unwrap_or(CONNECT_TIMEOUT_SECONDS).into())
     }
 }
 

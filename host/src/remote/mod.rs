@@ -171,19 +171,14 @@ impl SshHost {
             .map_or(destination, |(_, host)| host)
     }
 
-    /// The shared connection's socket: named by a digest of how it is reached, so a host
-    /// whose settings change gets a new connection rather than the old one.
     /// Whether this data dir's shared connection to the host is up (a local socket connect;
     /// nothing is started and the host is not asked).
     pub fn connection_is_up(&self) -> bool {
-        let (ssh, socket) = (self.argv(false), self.socket());
-        Connection {
-            ssh: &ssh,
-            socket: &socket,
-        }
-        .is_up()
+        connection::master_answers(&self.socket())
     }
 
+    /// The shared connection's socket: named by a digest of how it is reached, so a host
+    /// whose settings change gets a new connection rather than the old one.
     fn socket(&self) -> PathBuf {
         let mut digest = sha2::Sha256::new();
         for arg in self.argv_to(false) {
@@ -291,15 +286,21 @@ impl SshHost {
         ]
     }
 
-    /// How long to wait for the shared connection: ssh's connect timeout, and a margin.
-    fn connect_patience(&self) -> Duration {
+    /// How long ssh may take to connect to it (its `ConnectTimeout`, ao-host's default unless
+    /// the host's options set one).
+    pub fn connect_timeout(&self) -> Duration {
         let configured = self
             .config
             .options
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case("ConnectTimeout"))
             .and_then(|(_, v)| v.parse::<u64>().ok());
-        Duration::from_secs(configured.unwrap_or(CONNECT_TIMEOUT_SECONDS.into())) + CONNECT_MARGIN
+        Duration::from_secs(configured.unwrap_or(CONNECT_TIMEOUT_SECONDS.into()))
+    }
+
+    /// How long to wait for the shared connection: ssh's connect timeout, and a margin.
+    fn connect_patience(&self) -> Duration {
+        self.connect_timeout() + CONNECT_MARGIN
     }
 
     /// What plugins for this host are built with.

@@ -10,7 +10,6 @@
 
 use std::{
     fs::File,
-    os::unix::io::AsRawFd,
     path::Path,
     time::{Duration, Instant},
 };
@@ -46,8 +45,7 @@ impl Slot {
                 let path = sibling(socket, &format!("slot{}", (first + i) % max_sessions));
                 let file =
                     private::open_lock(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-                // SAFETY: flock only acts on the descriptor, which `file` owns.
-                if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                if file.try_lock().is_ok() {
                     return Ok(Slot { _lock: file });
                 }
             }
