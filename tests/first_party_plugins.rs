@@ -15,6 +15,7 @@ use ao_plugin_api::{
     AgentSession, EnvVar, PluginContext, PluginErrorKind, Readiness, RuntimeCreateRequest,
     WorkspaceCreateConfig,
 };
+use ao_plugin_kit::prelude::*;
 use support::{fake_agent, fake_messages, git, init_repo, wait_until, TmuxServer};
 
 const TIMEOUT: Duration = Duration::from_secs(30);

@@ -17,6 +17,8 @@ use serde_json::Value;
 use sshd::{close_shared_connections, ClientKey, SshServer};
 use support::{fake_messages, git, json, stderr, stdout, wait_until, Harness};
 
+use ao_plugin_kit::prelude::*;
+
 /// A local installation with two hosts, each with a clone of the project.
 struct World {
     harness: Harness,

@@ -22,6 +22,8 @@ use std::{
 
 use support::{fake_agent, fake_messages, git, repo_root, stderr, wait_until, Harness};
 
+use ao_plugin_kit::prelude::*;
+
 /// One tmux session of a fixture: name, whether its agent had exited, its user options.
 struct FixtureSession {
     name: String,

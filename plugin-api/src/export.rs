@@ -45,8 +45,8 @@ const fn const_str_eq(a: &str, b: &str) -> bool {
 /// must have `crate-type = ["cdylib"]`.
 ///
 /// `[remote]` says the plugin also works on another host (`ao-host spawn --host`): it reaches
-/// programs and files only through [`crate::program`], [`crate::files`] and
-/// [`crate::session_files`], which carry the host's transport. Without it, the host refuses to
+/// programs and files only through `ao-plugin-kit`'s `program`, `files` and `session_files`,
+/// which carry the host's transport (see [`crate::transport`]). Without it, the host refuses to
 /// use the plugin on another host.
 #[macro_export]
 macro_rules! export_plugins {

@@ -170,7 +170,7 @@ fn install_panic_hook() {
 }
 
 /// Runs plugin code, turning both its error and a panic into an FFI-safe result; with
-/// `remote`, as the current transport (see [`crate::remote`]).
+/// `remote`, as the current transport (see [`crate::transport`]).
 fn guarded<T, R>(
     remote: Option<&Transport>,
     call: &str,
@@ -180,7 +180,7 @@ where
     T: Into<R>,
 {
     install_panic_hook();
-    match catch_unwind(AssertUnwindSafe(|| crate::remote::scoped(remote, body))) {
+    match catch_unwind(AssertUnwindSafe(|| crate::transport::scoped(remote, body))) {
         Ok(Ok(value)) => ROk(value.into()),
         Ok(Err(error)) => RErr(error),
         Err(payload) => {

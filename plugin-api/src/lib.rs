@@ -16,24 +16,14 @@
 //! Compatibility: a library built against `ao-plugin-api` X.Y.Z loads in a host built against
 //! X.Y.W for W >= Z (for 0.x: same minor; from 1.0: same major, host minor >= library minor).
 
-pub mod config;
-pub mod data_dir_id;
 mod error;
 mod export;
 pub mod ffi;
-pub mod files;
-pub mod launch;
 pub mod manifest;
-pub mod private;
-pub mod program;
-pub mod remote;
 mod root;
-pub mod session_files;
-pub mod shell;
 mod traits;
+pub mod transport;
 mod types;
-pub mod uuid;
-pub mod validate;
 
 pub use abi_stable;
 

@@ -34,7 +34,7 @@ impl PluginConstructor {
 }
 
 /// Builds one plugin instance that works on another host, through `transport` (see
-/// [`crate::remote`]). (Added in 0.1.6.)
+/// [`crate::transport`]). (Added in 0.1.6.)
 #[repr(C)]
 #[derive(StableAbi, Clone, Copy)]
 pub enum RemoteConstructor {

@@ -34,7 +34,7 @@ pub trait Runtime: Send + Sync + 'static {
     /// what plugins set). Nothing of the runtime's own processes may reach the agent (a tmux
     /// server keeps the environment of whoever started it, long ago), but the few variables
     /// the runtime must set for its terminal (`TERM`, …); and no value may appear on a command
-    /// line, where every local user can read it. [`crate::launch::Launch`] does both.
+    /// line, where every local user can read it. `ao_plugin_kit::launch::Launch` does both.
     /// (Added in 0.1.7; the default refuses as unsupported, and the host then calls
     /// [`Runtime::create`] with only the variables plugins set.)
     fn start(&self, request: &RuntimeCreateRequest) -> PluginResult<String> {
@@ -159,12 +159,10 @@ pub trait Agent: Send + Sync + 'static {
         })
     }
 
-    /// Removes what the plugin keeps for session `session_id` (its [`SessionFiles`] folder: a
+    /// Removes what the plugin keeps for session `session_id` (its `SessionFiles` folder: a
     /// config home, seeded credentials), once the session is over for good: killed, or its
     /// spawn undone. It is never launched or resumed again. Something already gone is no
     /// error. (Added in 0.1.6; the default keeps nothing to remove.)
-    ///
-    /// [`SessionFiles`]: crate::session_files::SessionFiles
     fn forget(&self, _session_id: &str) -> PluginResult<()> {
         Ok(())
     }

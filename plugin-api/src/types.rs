@@ -84,8 +84,8 @@ pub struct PluginContext {
 
 /// How a plugin reaches the machine its sessions live on, when that is not the host's own
 /// (`ao-host spawn --host NAME`). A plugin built with a transport runs everything there through
-/// [`crate::program::Program`], [`crate::files::Files`] and [`crate::session_files`], which
-/// pick it up by themselves. (Added in 0.1.6.)
+/// the helpers of `ao-plugin-kit` (`Program`, `Files`, `SessionFiles`), which pick it up by
+/// themselves (see [`crate::transport`]). (Added in 0.1.6.)
 #[repr(C)]
 #[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct Transport {
@@ -108,31 +108,6 @@ pub struct RuntimeCreateRequest {
     pub launch_command: RVec<RString>,
     /// Variables added to the process environment.
     pub env: RVec<EnvVar>,
-}
-
-impl RuntimeCreateRequest {
-    /// The working directory, refused unless it is an existing folder. Call it before starting
-    /// anything: a runtime that starts the agent anyway runs it somewhere else (tmux falls back
-    /// to the home folder), where it works on the wrong files.
-    ///
-    /// On another host (a plugin built with a [`Transport`]), the folder is looked for there.
-    pub fn existing_cwd(&self) -> crate::PluginResult<&std::path::Path> {
-        let cwd = std::path::Path::new(self.cwd.as_str());
-        let is_dir = crate::files::Files::here().try_is_dir(cwd).map_err(|e| {
-            crate::PluginError::unavailable(format!(
-                "cannot tell whether {} is a folder: {e}",
-                cwd.display()
-            ))
-        })?;
-        if is_dir {
-            Ok(cwd)
-        } else {
-            Err(crate::PluginError::invalid_input(format!(
-                "the working directory {} does not exist or is not a folder",
-                cwd.display()
-            )))
-        }
-    }
 }
 
 /// The session as an agent plugin sees it when building its command line and environment.

@@ -361,6 +361,13 @@ pub fn build_fixture(fixture: &str, patch: ApiPatch) -> PathBuf {
         .map(|line| {
             if line.starts_with("ao-plugin-api") {
                 api_dependency.clone()
+            } else if line.starts_with("ao-plugin-kit") {
+                // The kit depends on the real ao-plugin-api: fixtures built against a patched
+                // copy do without it.
+                format!(
+                    "ao-plugin-kit = {{ path = {:?} }}",
+                    root.join("plugin-kit").display().to_string()
+                )
             } else {
                 line.to_string()
             }

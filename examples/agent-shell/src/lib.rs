@@ -9,6 +9,7 @@ use ao_plugin_api::{
     export_plugins, Activity, Agent, AgentSession, EnvVar, PluginContext, PluginError,
     PluginResult, Readiness,
 };
+use ao_plugin_kit::prelude::*;
 use serde::Deserialize;
 
 export_plugins! {

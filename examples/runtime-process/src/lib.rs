@@ -18,9 +18,11 @@ use std::{
 };
 
 use ao_plugin_api::{
-    abi_stable::std_types::RString, export_plugins, program, program::Program,
-    validate::validate_id, PluginContext, PluginError, PluginResult, Runtime, RuntimeCreateRequest,
+    abi_stable::std_types::RString, export_plugins, PluginContext, PluginError, PluginResult,
+    Runtime, RuntimeCreateRequest,
 };
+use ao_plugin_kit::prelude::*;
+use ao_plugin_kit::{program, program::Program, validate::validate_id};
 use serde::Deserialize;
 
 export_plugins! {

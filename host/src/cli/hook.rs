@@ -15,7 +15,7 @@ use ao_host::{
     lifecycle::events::record_event,
     session::{AgentEvent, AgentStateDir, ReportedStatus, MAX_TASK_BYTES},
 };
-use ao_plugin_api::validate::validate_id;
+use ao_plugin_kit::validate::validate_id;
 use clap::Args;
 
 /// What a hook passes.

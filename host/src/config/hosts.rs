@@ -78,7 +78,7 @@ impl HostConfig {
         invalid: &dyn Fn(String) -> ConfigError,
     ) -> Result<Self, ConfigError> {
         let at = format!("hosts.{name}");
-        ao_plugin_api::validate::validate_id("host name", &name)
+        ao_plugin_kit::validate::validate_id("host name", &name)
             .map_err(|e| invalid(format!("{at}: {}", e.message())))?;
         if name == "any" || name == "local" {
             return Err(invalid(format!(

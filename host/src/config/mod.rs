@@ -151,7 +151,7 @@ pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
 /// Checks a project id given on the command line before it names anything: it ends up in
 /// file names and session ids, so `../x` must not get that far.
 pub fn validate_project_arg(name: &str) -> Result<(), ConfigError> {
-    ao_plugin_api::validate::validate_id("project", name).map_err(|e| {
+    ao_plugin_kit::validate::validate_id("project", name).map_err(|e| {
         ConfigError::InvalidProjectArg {
             message: e.message().to_string(),
         }

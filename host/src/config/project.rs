@@ -8,7 +8,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use ao_plugin_api::validate::MAX_ID_LEN;
+use ao_plugin_kit::validate::MAX_ID_LEN;
 
 use super::{file::ProjectSection, resolve_path, validate_project_arg, Config, ConfigError};
 
@@ -68,7 +68,7 @@ impl ProjectConfig {
         invalid: &dyn Fn(String) -> ConfigError,
     ) -> Result<Self, ConfigError> {
         let check = |what: &str, value: &str| {
-            ao_plugin_api::validate::validate_id(what, value)
+            ao_plugin_kit::validate::validate_id(what, value)
                 .map_err(|e| invalid(format!("projects.{id}: {}", e.message())))
         };
         check("project id", &id)?;
@@ -136,7 +136,7 @@ impl ProjectConfig {
 
 /// The longest prefix whose every session id (`<prefix>-orchestrator-10000` at most) is still a
 /// valid id.
-const MAX_PREFIX_LEN: usize = ao_plugin_api::validate::MAX_ID_LEN - "-orchestrator-10000".len();
+const MAX_PREFIX_LEN: usize = ao_plugin_kit::validate::MAX_ID_LEN - "-orchestrator-10000".len();
 
 /// Refuses two projects whose session ids could be the same (`<prefix>-N`,
 /// `<prefix>-orchestrator-N`): each would wait forever for ids the other holds.

@@ -168,7 +168,7 @@ async fn exact_environment(kit: &mut Kit<'_>, runtime: &RuntimePlugin) {
                 Err(format!(
                     "the agent got variables it was not given (from the host's or the \
                      runtime's own environment): {}; start it with exactly `request.env` (see \
-                     ao_plugin_api::launch)",
+                     ao_plugin_kit::launch)",
                     extra.join(", ")
                 ))
             } else {

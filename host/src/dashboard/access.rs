@@ -318,7 +318,7 @@ fn read_or_generate(path: &Path) -> Result<(String, bool), AccessError> {
                 .open(path)
                 .map_err(io)?;
             let meta = file.metadata().map_err(io)?;
-            ao_plugin_api::private::check_trusted(path, &meta).map_err(io)?;
+            ao_plugin_kit::private::check_trusted(path, &meta).map_err(io)?;
             let mode = meta.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
                 return Err(AccessError::Exposed {

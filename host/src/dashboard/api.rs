@@ -471,7 +471,7 @@ async fn attach(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let argv = state.lifecycle.attach_command(&id).await?;
-    let command = ao_plugin_api::shell::join(&argv);
+    let command = ao_plugin_kit::shell::join(&argv);
     Ok(Json(json!({ "argv": argv, "command": command })).into_response())
 }
 

@@ -6,7 +6,8 @@
 
 use std::path::Path;
 
-use ao_plugin_api::{private, DoctorCheck, PluginErrorKind, PluginKind};
+use ao_plugin_api::{DoctorCheck, PluginErrorKind, PluginKind};
+use ao_plugin_kit::private;
 use serde::Serialize;
 
 use super::{Lifecycle, LifecycleError};

@@ -104,7 +104,7 @@ pub enum SpawnStepError {
 
 /// Whether an agent that exited at once left the signs of a program that is not there: the
 /// exit status 127 (tmux's "Pane is dead (status 127, …)"), or what the launch script's shell
-/// (`ao-launch`, see `ao_plugin_api::launch`) says of it. A raw screen is no help; doctor's
+/// (`ao-launch`, see `ao_plugin_kit::launch`) says of it. A raw screen is no help; doctor's
 /// install hint is.
 fn program_not_found(output: &str) -> bool {
     let shell_says = output.contains("ao-launch: ")

@@ -26,7 +26,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use ao_plugin_api::private;
+use ao_plugin_kit::private;
 
 /// How long an idle shared connection stays open after its last use.
 pub const CONTROL_PERSIST_SECONDS: u32 = 60;

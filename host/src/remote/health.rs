@@ -7,7 +7,7 @@
 //! when, when it was last asked, and why. A host that answers has no note.
 //!
 //! Notes are owner-only, replaced whole by rename and never read through a link
-//! ([`ao_plugin_api::private`]): a process killed mid-write leaves the old note or the new one
+//! ([`ao_plugin_kit::private`]): a process killed mid-write leaves the old note or the new one
 //! (and a temp file, swept by the next note).
 //! Concurrent processes replace each other's notes, the last one winning, which is all a note
 //! needs: each is a fact someone just saw. A note that cannot be read counts as none (the host is
@@ -129,7 +129,7 @@ impl HealthNotes {
     /// The note on `host`, if there is one that can be read.
     pub fn read(&self, host: &str) -> Option<HostNote> {
         let path = self.path(host);
-        let text = match ao_plugin_api::private::read_to_string(&path) {
+        let text = match ao_plugin_kit::private::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
             Err(e) => {
@@ -148,9 +148,9 @@ impl HealthNotes {
     /// command one deadline, nothing more: logged, not an error.
     pub fn remember(&self, host: &str, note: &HostNote) {
         let path = self.path(host);
-        let written = ao_plugin_api::private::create_dir(&self.dir).and_then(|()| {
+        let written = ao_plugin_kit::private::create_dir(&self.dir).and_then(|()| {
             let text = serde_json::to_vec(note).expect("a note serializes");
-            ao_plugin_api::private::write(&path, &text, false)
+            ao_plugin_kit::private::write(&path, &text, false)
         });
         if let Err(e) = written {
             tracing::warn!(

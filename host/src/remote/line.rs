@@ -3,7 +3,7 @@
 //! sshd hands the command to the user's login shell (`$SHELL -c LINE`), and login shells do not
 //! agree on syntax: fish reads `\\` and `\'` inside single quotes, tcsh expands `!` there and
 //! refuses a newline, neither parses `if …; then …; fi`. So a line (always meant for a POSIX
-//! shell, see `ao_plugin_api::remote`) travels as
+//! shell, see `ao_plugin_kit::remote`) travels as
 //! `exec /bin/sh -c 'eval "$(printf "$0")"' 'ENC'`, where ENC is the line with every byte those
 //! shells could read differently written as a three-digit octal escape (`\ooo`): every login
 //! shell passes ENC to `sh` untouched, and `printf` there gives back the line byte for byte.
@@ -90,7 +90,7 @@ mod tests {
     fn every_login_shell_hands_the_line_to_sh_byte_for_byte() {
         let every_byte: Vec<u8> = (1..=255u8).collect();
         let mut printed = b"printf '%s' ".to_vec();
-        printed.extend(ao_plugin_api::shell::join(&[String::from_utf8_lossy(&every_byte)]).bytes());
+        printed.extend(ao_plugin_kit::shell::join(&[String::from_utf8_lossy(&every_byte)]).bytes());
         let lines: Vec<(Vec<u8>, Vec<u8>)> = vec![
             (printed, String::from_utf8_lossy(&every_byte).into_owned().into_bytes()),
             (
@@ -131,7 +131,7 @@ mod tests {
             "an ordinary line of text".repeat(40)
         )
         .repeat(105);
-        let line = format!("printf '%s' {}", ao_plugin_api::shell::join(&[&text]));
+        let line = format!("printf '%s' {}", ao_plugin_kit::shell::join(&[&text]));
         assert!(line.len() >= 100_000);
         let command = login_safe(line.as_bytes()).unwrap();
         if let Some(output) = run_by("sh", &command) {

@@ -25,7 +25,9 @@ use std::{
     time::Duration,
 };
 
-use ao_plugin_api::{shell, PluginContext, Transport};
+use ao_plugin_api::{PluginContext, Transport};
+use ao_plugin_kit::prelude::*;
+use ao_plugin_kit::shell;
 use sha2::Digest;
 
 use crate::config::HostConfig;
@@ -391,7 +393,7 @@ impl SshHost {
         };
         // Owner-only; one owned by someone else is refused (a socket there would carry this
         // user's connections).
-        ao_plugin_api::private::create_dir(&self.control_dir).map_err(|e| {
+        ao_plugin_kit::private::create_dir(&self.control_dir).map_err(|e| {
             local(format!(
                 "cannot make the folder for its shared connection {}: {e}",
                 self.control_dir.display()

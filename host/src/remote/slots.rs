@@ -14,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use ao_plugin_api::private;
+use ao_plugin_kit::private;
 
 use super::connection::sibling;
 

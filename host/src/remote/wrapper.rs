@@ -32,7 +32,7 @@ use std::{
     time::Duration,
 };
 
-use ao_plugin_api::remote::TRANSPORT_FAILED_STATUS;
+use ao_plugin_kit::remote::TRANSPORT_FAILED_STATUS;
 
 use super::{connection::Connection, line, slots::Slot};
 
@@ -100,7 +100,7 @@ pub fn run(invocation: Invocation) -> i32 {
         Err(e) => return fail(NOT_SENT_STATUS, &format!("host `{}`: {e}", invocation.host)),
     };
     if let Some(dir) = invocation.socket.parent() {
-        if let Err(e) = ao_plugin_api::private::create_dir(dir) {
+        if let Err(e) = ao_plugin_kit::private::create_dir(dir) {
             return fail(
                 NOT_SENT_STATUS,
                 &format!(

@@ -26,7 +26,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use ao_plugin_api::private;
+use ao_plugin_kit::private;
 
 use super::{lock::still_at, migrate, now_ms, StoreError, MAX_TASK_BYTES};
 

@@ -19,7 +19,7 @@
 
 use std::path::Path;
 
-use ao_plugin_api::{data_dir_id::DataDirId, private};
+use ao_plugin_kit::{data_dir_id::DataDirId, private};
 
 use super::{lock::LockDir, migrate, StoreError};
 
@@ -53,7 +53,7 @@ pub fn open(data_dir: &Path, locks: &LockDir) -> Result<DataDirId, StoreError> {
             id
         }
     };
-    let file = data_dir.join(ao_plugin_api::data_dir_id::FILE_NAME);
+    let file = data_dir.join(ao_plugin_kit::data_dir_id::FILE_NAME);
     private::write(&file, id.to_yaml().as_bytes(), true).map_err(|error| StoreError::Io {
         action: "writing",
         path: file,
@@ -83,7 +83,7 @@ fn read(data_dir: &Path) -> Result<Option<DataDirId>, StoreError> {
             tracing::warn!("{e}; not believed: the data dir takes a new identity");
             return Ok(None);
         }
-        let path = data_dir.join(ao_plugin_api::data_dir_id::FILE_NAME);
+        let path = data_dir.join(ao_plugin_kit::data_dir_id::FILE_NAME);
         Err(StoreError::Untrusted {
             message: format!(
                 "the data dir's identity {}: {e}; fix or delete it (deleted, the data dir takes a \
@@ -103,7 +103,7 @@ fn is_original(id: &DataDirId) -> bool {
 
 /// A new identity at `path`: 128 random bits.
 fn fresh(path: String) -> Result<DataDirId, StoreError> {
-    let id = ao_plugin_api::uuid::new_v4().map_err(|e| StoreError::Io {
+    let id = ao_plugin_kit::uuid::new_v4().map_err(|e| StoreError::Io {
         action: "making an identity for",
         path: path.clone().into(),
         error: std::io::Error::other(e.to_string()),
@@ -119,7 +119,7 @@ fn fresh(path: String) -> Result<DataDirId, StoreError> {
 mod tests {
     use std::{fs, path::PathBuf, sync::Barrier};
 
-    use ao_plugin_api::data_dir_id::FILE_NAME;
+    use ao_plugin_kit::data_dir_id::FILE_NAME;
 
     use super::*;
 

@@ -25,7 +25,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use ao_plugin_api::{private, validate::validate_id};
+use ao_plugin_kit::{private, validate::validate_id};
 
 use super::StoreError;
 

@@ -29,7 +29,7 @@ use std::{
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-use ao_plugin_api::private;
+use ao_plugin_kit::private;
 
 use super::{agent_state::AgentStateDir, lock::LockDir, store::SessionStore, StoreError};
 

@@ -175,7 +175,7 @@ impl Session {
 
 /// Whether a process exists (signal 0 checks existence and permission; nothing is delivered).
 /// Only for temporary files, whose names carry their writer's pid (see
-/// [`ao_plugin_api::private::create_temp`]); sessions use locks.
+/// [`ao_plugin_kit::private::create_temp`]); sessions use locks.
 pub fn process_alive(pid: u32) -> bool {
     // SAFETY: kill with signal 0 has no effect beyond the check.
     let result = unsafe { libc::kill(pid as libc::pid_t, 0) };
@@ -187,7 +187,7 @@ pub fn process_alive(pid: u32) -> bool {
 const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Whether `entry` is a temporary file (named `.<name>.<pid>-<random>.tmp` by
-/// [`ao_plugin_api::private::create_temp`]) that its writer left behind: the writer is gone, or
+/// [`ao_plugin_kit::private::create_temp`]) that its writer left behind: the writer is gone, or
 /// the file is older than any write takes.
 pub(crate) fn is_stale_temp(entry: &std::fs::DirEntry) -> bool {
     let name = entry.file_name().to_string_lossy().into_owned();

@@ -17,7 +17,7 @@
 
 use std::{io::Write, path::Path};
 
-use ao_plugin_api::{private, validate::MAX_ID_LEN};
+use ao_plugin_kit::{private, validate::MAX_ID_LEN};
 use sha2::{Digest, Sha256};
 
 use super::store::{io, StoreError};

@@ -18,7 +18,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use ao_plugin_api::{private, validate::validate_id};
+use ao_plugin_kit::{private, validate::validate_id};
 
 use crate::bounded_yaml;
 

@@ -18,7 +18,8 @@
 //! Answering "No" to a permission prompt fires no hook at all; the host checks the screen of a
 //! session that says it is waiting for that reason.
 
-use ao_plugin_api::{shell, validate::validate_program_name, PluginResult};
+use ao_plugin_api::PluginResult;
+use ao_plugin_kit::{shell, validate::validate_program_name};
 use serde_json::{json, Value};
 
 /// A hook group running the event command with `args` added.

@@ -22,9 +22,8 @@
 
 use std::{io::ErrorKind, path::Path};
 
-use ao_plugin_api::{
-    files::Files, shell, validate::validate_program_name, PluginError, PluginResult,
-};
+use ao_plugin_api::{PluginError, PluginResult};
+use ao_plugin_kit::{files::Files, shell, validate::validate_program_name};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 

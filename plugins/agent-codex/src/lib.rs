@@ -21,10 +21,11 @@ use std::{
 };
 
 use ao_plugin_api::{
-    export_plugins, files::Files, program::Program, session_files::SessionFiles, uuid::is_uuid,
-    Activity, Agent, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext,
-    PluginError, PluginResult, Readiness,
+    export_plugins, Activity, Agent, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest,
+    PluginContext, PluginError, PluginResult, Readiness,
 };
+use ao_plugin_kit::prelude::*;
+use ao_plugin_kit::{files::Files, program::Program, session_files::SessionFiles, uuid::is_uuid};
 use serde::Deserialize;
 
 use crate::{

@@ -23,7 +23,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use ao_plugin_api::{session_files::SessionFiles, PluginError, PluginResult};
+use ao_plugin_api::{PluginError, PluginResult};
+use ao_plugin_kit::session_files::SessionFiles;
 use serde_json::{json, Map, Value};
 
 /// The variable that moves Gemini CLI's home (its `.gemini/` folder) elsewhere.

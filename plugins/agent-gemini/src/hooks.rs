@@ -26,7 +26,8 @@
 
 use std::path::Path;
 
-use ao_plugin_api::{shell, validate::validate_program_name, PluginError, PluginResult};
+use ao_plugin_api::{PluginError, PluginResult};
+use ao_plugin_kit::{shell, validate::validate_program_name};
 use serde_json::{json, Value};
 
 /// How long Gemini CLI waits for one hook, in milliseconds.

@@ -12,10 +12,11 @@ mod screen;
 use std::{collections::BTreeMap, path::PathBuf};
 
 use ao_plugin_api::{
-    export_plugins, program::Program, session_files::SessionFiles, uuid, Activity, Agent,
-    AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext, PluginError,
-    PluginResult, Readiness,
+    export_plugins, Activity, Agent, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest,
+    PluginContext, PluginError, PluginResult, Readiness,
 };
+use ao_plugin_kit::prelude::*;
+use ao_plugin_kit::{program::Program, session_files::SessionFiles, uuid};
 use serde::Deserialize;
 
 use crate::{

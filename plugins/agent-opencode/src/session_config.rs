@@ -10,7 +10,8 @@
 
 use std::path::Path;
 
-use ao_plugin_api::{validate::validate_program_name, PluginError, PluginResult};
+use ao_plugin_api::{PluginError, PluginResult};
+use ao_plugin_kit::validate::validate_program_name;
 use serde_yaml::{Mapping, Value};
 
 /// The status plugin's source, before the event command is filled in.

@@ -24,14 +24,16 @@ use std::{
 };
 
 use ao_plugin_api::{
-    abi_stable::std_types::RString,
-    export_plugins,
+    abi_stable::std_types::RString, export_plugins, DoctorCheck, PluginContext, PluginError,
+    PluginResult, Runtime, RuntimeCreateRequest,
+};
+use ao_plugin_kit::prelude::*;
+use ao_plugin_kit::{
     files::Files,
     launch::{Environment, Launch},
     program,
     program::Program,
     validate::validate_id,
-    DoctorCheck, PluginContext, PluginError, PluginResult, Runtime, RuntimeCreateRequest,
 };
 use serde::Deserialize;
 

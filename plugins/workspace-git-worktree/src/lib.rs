@@ -32,13 +32,15 @@ use std::{
 };
 
 use ao_plugin_api::{
-    export_plugins,
+    export_plugins, DoctorCheck, PluginContext, PluginError, PluginResult, RepositoryInfo,
+    Workspace, WorkspaceCreateConfig,
+};
+use ao_plugin_kit::prelude::*;
+use ao_plugin_kit::{
     files::{FileLock, Files},
     program::Program,
     remote,
     validate::validate_id,
-    DoctorCheck, PluginContext, PluginError, PluginResult, RepositoryInfo, Workspace,
-    WorkspaceCreateConfig,
 };
 use serde::Deserialize;
 

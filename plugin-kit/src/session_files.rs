@@ -7,12 +7,9 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use crate::{
-    error::{PluginError, PluginResult},
-    files::Files,
-    types::PluginContext,
-    validate::validate_id,
-};
+use ao_plugin_api::{PluginContext, PluginError, PluginResult};
+
+use crate::{files::Files, validate::validate_id};
 
 /// The per-session folders of one agent plugin, on the machine its sessions run on (the
 /// transport's, for an instance built for another host: see [`crate::remote`]).
@@ -132,7 +129,7 @@ impl SessionFiles {
 mod tests {
     use std::{fs, os::unix::fs::PermissionsExt};
 
-    use abi_stable::std_types::RString;
+    use ao_plugin_api::abi_stable::std_types::RString;
 
     use super::*;
 

@@ -14,36 +14,13 @@
 //! so no byte of a task, a branch or a path is ever read by that shell. Large inputs go on
 //! stdin, never in the line.
 
-use std::{cell::RefCell, ffi::OsStr, path::Path, process::Command};
+use std::{ffi::OsStr, path::Path, process::Command};
 
-use crate::{shell, types::Transport};
+use ao_plugin_api::Transport;
 
-thread_local! {
-    static CURRENT: RefCell<Option<Transport>> = const { RefCell::new(None) };
-}
+use crate::shell;
 
-/// The transport of the plugin instance running on this thread; `None` on the host's machine.
-pub fn current() -> Option<Transport> {
-    CURRENT.with(|current| current.borrow().clone())
-}
-
-/// Runs `body` with `transport` as this thread's current one (the export adapter wraps every
-/// constructor and method of an instance in it), restoring what was there before.
-pub(crate) fn scoped<R>(transport: Option<&Transport>, body: impl FnOnce() -> R) -> R {
-    let Some(transport) = transport else {
-        return body();
-    };
-    let previous = CURRENT.with(|current| current.replace(Some(transport.clone())));
-    struct Restore(Option<Transport>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            let previous = self.0.take();
-            CURRENT.with(|current| *current.borrow_mut() = previous);
-        }
-    }
-    let _restore = Restore(previous);
-    body()
-}
+pub use ao_plugin_api::transport::current;
 
 /// The exit status of a line whose `cd` into the working folder failed (see [`command_line`]).
 pub const NO_SUCH_FOLDER_STATUS: i32 = 125;
@@ -75,11 +52,23 @@ where
     }
 }
 
-impl Transport {
+/// What the kit does with a [`Transport`]: run a line through it, name its host in messages.
+/// (A trait because the type belongs to `ao-plugin-api`.)
+pub trait TransportExt {
     /// The local process that runs `line` on the host. It opens a session there: this
     /// process's idle kept shells on the host are closed first, so that it never holds idle
     /// sessions while waiting for one (the host bounds them across processes).
-    pub fn command(&self, line: &str) -> Command {
+    fn command(&self, line: &str) -> Command;
+
+    /// " on host `NAME`", for messages about something on the host.
+    fn on_host(&self) -> String;
+
+    /// The message for a run that ended with [`TRANSPORT_FAILED_STATUS`]: what ssh said.
+    fn failure_message(&self, stderr: &[u8]) -> String;
+}
+
+impl TransportExt for Transport {
+    fn command(&self, line: &str) -> Command {
         close_idle(self);
         let mut argv = self.command.iter().map(|a| a.as_str());
         let mut command = Command::new(argv.next().unwrap_or("ssh"));
@@ -87,13 +76,11 @@ impl Transport {
         command
     }
 
-    /// " on host `NAME`", for messages about something on the host.
-    pub fn on_host(&self) -> String {
+    fn on_host(&self) -> String {
         format!(" on host `{}`", self.host)
     }
 
-    /// The message for a run that ended with [`TRANSPORT_FAILED_STATUS`]: what ssh said.
-    pub fn failure_message(&self, stderr: &[u8]) -> String {
+    fn failure_message(&self, stderr: &[u8]) -> String {
         let said = crate::program::last_line(stderr);
         let said = if said.is_empty() { "no answer" } else { &said };
         format!("host `{}` did not answer: {said}", self.host)
@@ -601,20 +588,5 @@ mod tests {
             .recv_timeout(std::time::Duration::from_secs(20))
             .expect("the lock was never taken once given back");
         waiter.join().unwrap();
-    }
-
-    #[test]
-    fn the_current_transport_is_scoped_and_restored() {
-        let transport = Transport {
-            host: "box1".into(),
-            command: vec!["ssh".into(), "box1".into()].into(),
-        };
-        assert_eq!(current(), None);
-        let inside = scoped(Some(&transport), || {
-            let nested = scoped(None, current);
-            (current(), nested)
-        });
-        assert_eq!(inside, (Some(transport.clone()), Some(transport)));
-        assert_eq!(current(), None);
     }
 }

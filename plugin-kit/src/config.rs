@@ -1,19 +1,30 @@
 //! Reading a plugin's own settings from its [`PluginContext`], and a project's `agent_config`
-//! from an [`AgentSession`].
+//! from an [`AgentSession`]. Traits, because both types belong to `ao-plugin-api`; bring them in
+//! with `use ao_plugin_kit::prelude::*`.
+
+use std::path::Path;
 
 use serde::de::DeserializeOwned;
 
-use crate::{
-    error::PluginError,
-    types::{AgentSession, PluginContext},
-};
+use ao_plugin_api::{AgentSession, PluginContext, PluginError};
 
-impl AgentSession {
+use crate::data_dir_id::DataDirId;
+
+/// What the kit reads from an [`AgentSession`].
+pub trait SessionExt {
     /// Parses the project's `agent_config` (`projects.<id>.agent_config`) into the agent's
     /// per-project settings. Nothing configured gives `T::default()`. An error names the field,
     /// `plugin` and the keys it accepts (`accepted`, e.g. `"model, approval_policy"`), so the
     /// operator sees the fix.
-    pub fn agent_config<T: DeserializeOwned + Default>(
+    fn agent_config<T: DeserializeOwned + Default>(
+        &self,
+        plugin: &str,
+        accepted: &str,
+    ) -> Result<T, PluginError>;
+}
+
+impl SessionExt for AgentSession {
+    fn agent_config<T: DeserializeOwned + Default>(
         &self,
         plugin: &str,
         accepted: &str,
@@ -33,23 +44,13 @@ impl AgentSession {
     }
 }
 
-impl PluginContext {
+/// What the kit reads from a [`PluginContext`].
+pub trait ContextExt {
     /// Parses `plugins.config.<name>` into the plugin's settings type.
     ///
     /// No settings at all gives `T::default()`. Mark the type `#[serde(deny_unknown_fields)]` so
     /// a typo is an error naming the key rather than a silently ignored setting.
-    pub fn parse_config<T: DeserializeOwned + Default>(&self) -> Result<T, PluginError> {
-        let text = self.config_yaml.as_str();
-        if text.trim().is_empty() {
-            return Ok(T::default());
-        }
-        let value: serde_yaml::Value =
-            serde_yaml::from_str(text).map_err(|e| self.bad_config(e))?;
-        if value.is_null() {
-            return Ok(T::default());
-        }
-        serde_yaml::from_value(value).map_err(|e| self.bad_config(e))
-    }
+    fn parse_config<T: DeserializeOwned + Default>(&self) -> Result<T, PluginError>;
 
     /// A short tag for the host's data dir: the first 8 lowercase hex digits of the FNV-1a
     /// 64-bit hash of `data_dir`'s bytes.
@@ -59,9 +60,32 @@ impl PluginContext {
     /// (both may have a session `app-1`). It is stable across runs and versions, so names made
     /// yesterday still match. It only avoids collisions: to decide what belongs to this data
     /// dir (what `gc` may remove), record `data_dir` itself on what you make and compare it
-    /// exactly, accepting [`PluginContext::owner_aliases`] too (the data dir's paths before a
+    /// exactly, accepting [`ContextExt::owner_aliases`] too (the data dir's paths before a
     /// move, which changes its tag).
-    pub fn owner_tag(&self) -> String {
+    fn owner_tag(&self) -> String;
+
+    /// The earlier paths of this data dir, which plugins accept as owners alongside
+    /// `data_dir` itself: what they marked before a move is still this data dir's. Empty when
+    /// the id file is missing, unreadable or not yet confirmed at this path by the host (a copy
+    /// the host has not opened): nothing is claimed on a guess.
+    fn owner_aliases(&self) -> Vec<String>;
+}
+
+impl ContextExt for PluginContext {
+    fn parse_config<T: DeserializeOwned + Default>(&self) -> Result<T, PluginError> {
+        let text = self.config_yaml.as_str();
+        if text.trim().is_empty() {
+            return Ok(T::default());
+        }
+        let value: serde_yaml::Value =
+            serde_yaml::from_str(text).map_err(|e| bad_config(self, e))?;
+        if value.is_null() {
+            return Ok(T::default());
+        }
+        serde_yaml::from_value(value).map_err(|e| bad_config(self, e))
+    }
+
+    fn owner_tag(&self) -> String {
         const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
         const PRIME: u64 = 0x0000_0100_0000_01b3;
         let hash = self
@@ -74,19 +98,26 @@ impl PluginContext {
         format!("{:08x}", hash >> 32)
     }
 
-    fn bad_config(&self, error: serde_yaml::Error) -> PluginError {
-        PluginError::config(format!(
-            "plugins.config.{}: {error}; fix the setting in ao-rs.yaml",
-            self.plugin_name
-        ))
+    fn owner_aliases(&self) -> Vec<String> {
+        match DataDirId::read(Path::new(self.data_dir.as_str())) {
+            Ok(Some(id)) if id.path == self.data_dir.as_str() => id.earlier_paths,
+            _ => Vec::new(),
+        }
     }
+}
+
+fn bad_config(context: &PluginContext, error: serde_yaml::Error) -> PluginError {
+    PluginError::config(format!(
+        "plugins.config.{}: {error}; fix the setting in ao-rs.yaml",
+        context.plugin_name
+    ))
 }
 
 #[cfg(test)]
 mod tests {
-    use abi_stable::std_types::RString;
+    use ao_plugin_api::{abi_stable::std_types::RString, PluginContext};
 
-    use crate::types::PluginContext;
+    use super::ContextExt;
 
     fn context(data_dir: &str) -> PluginContext {
         PluginContext {

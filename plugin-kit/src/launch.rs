@@ -10,15 +10,14 @@
 //! such as `TERM`) and `exec`s the agent. Only the file's path and variable *names* appear on a
 //! command line.
 //!
-//! On another host (a plugin built with a [`crate::Transport`]) the file is written there, by a
+//! On another host (a plugin built with a [`Transport`](ao_plugin_api::Transport)) the file is written there, by a
 //! POSIX shell reached over the transport, with the same guarantees.
 
 use std::path::{Path, PathBuf};
 
-use crate::{
-    error::{PluginError, PluginResult},
-    types::{EnvVar, RuntimeCreateRequest},
-};
+use ao_plugin_api::{EnvVar, PluginError, PluginResult, RuntimeCreateRequest};
+
+use crate::files::Files;
 
 /// Starts the agent from a launch file (`$1`). With `$2` = `exact`, the agent gets exactly the
 /// file's variables plus those named after `$2` (the runtime's own terminal variables, which
@@ -61,10 +60,10 @@ builtin exec "$BASH" --noprofile --norc -c "$ao_s" ao-launch "$ao_f""#;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Environment {
     /// Exactly the request's variables (and the runtime's own, named in [`Launch::prepare`]):
-    /// [`crate::Runtime::start`].
+    /// [`Runtime::start`](ao_plugin_api::Runtime::start).
     Exact,
     /// The request's variables added to what the runtime's process has:
-    /// [`crate::Runtime::create`].
+    /// [`Runtime::create`](ao_plugin_api::Runtime::create).
     Added,
 }
 
@@ -136,7 +135,10 @@ impl Launch {
 
 /// The launch file's bytes; a NUL byte inside an item, or a name that is empty or holds `=`, is
 /// refused (it could not be passed on).
-fn contents(env: &[EnvVar], argv: &[abi_stable::std_types::RString]) -> PluginResult<Vec<u8>> {
+fn contents(
+    env: &[EnvVar],
+    argv: &[ao_plugin_api::abi_stable::std_types::RString],
+) -> PluginResult<Vec<u8>> {
     let mut data = Vec::new();
     data.extend_from_slice(env.len().to_string().as_bytes());
     data.push(0);
@@ -161,6 +163,36 @@ fn contents(env: &[EnvVar], argv: &[abi_stable::std_types::RString]) -> PluginRe
         data.push(0);
     }
     Ok(data)
+}
+
+/// What the kit checks of a [`RuntimeCreateRequest`].
+pub trait RequestExt {
+    /// The working directory, refused unless it is an existing folder. Call it before starting
+    /// anything: a runtime that starts the agent anyway runs it somewhere else (tmux falls back
+    /// to the home folder), where it works on the wrong files.
+    ///
+    /// On another host (a plugin built with a transport), the folder is looked for there.
+    fn existing_cwd(&self) -> PluginResult<&Path>;
+}
+
+impl RequestExt for RuntimeCreateRequest {
+    fn existing_cwd(&self) -> PluginResult<&Path> {
+        let cwd = Path::new(self.cwd.as_str());
+        let is_dir = Files::here().try_is_dir(cwd).map_err(|e| {
+            PluginError::unavailable(format!(
+                "cannot tell whether {} is a folder: {e}",
+                cwd.display()
+            ))
+        })?;
+        if is_dir {
+            Ok(cwd)
+        } else {
+            Err(PluginError::invalid_input(format!(
+                "the working directory {} does not exist or is not a folder",
+                cwd.display()
+            )))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,9 @@ use std::{
     time::Duration,
 };
 
-use crate::{private, program, remote, shell, types::Transport};
+use ao_plugin_api::Transport;
+
+use crate::{private, program, remote, remote::TransportExt as _, shell};
 
 /// The exit status the scripts below use for "no such file or folder".
 const MISSING: i32 = 3;

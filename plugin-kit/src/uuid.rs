@@ -2,7 +2,7 @@
 //! (`claude --session-id`, `gemini --session-id`): chosen at spawn, stored in the session record,
 //! and given back to resume the conversation.
 
-use crate::error::{PluginError, PluginResult};
+use ao_plugin_api::{PluginError, PluginResult};
 
 /// A random (version 4) UUID, lower-case, from the kernel's random source.
 pub fn new_v4() -> PluginResult<String> {

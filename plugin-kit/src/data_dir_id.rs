@@ -2,13 +2,13 @@
 //! path the data dir was last opened at and the paths it was opened at before.
 //!
 //! The host keeps the file (it tells a moved data dir from a copied one); plugins read it through
-//! [`PluginContext::owner_aliases`] so that what they marked with an earlier path of this data dir (a tmux
+//! [`ContextExt::owner_aliases`](crate::config::ContextExt::owner_aliases) so that what they marked with an earlier path of this data dir (a tmux
 //! session's owner, a worktree's owner record) is still this data dir's after a move. A copy takes
 //! a new id and no earlier paths: it claims nothing the original made.
 
 use std::{io::Read, path::Path};
 
-use crate::{private, types::PluginContext};
+use crate::private;
 
 /// The file's name inside the data dir.
 pub const FILE_NAME: &str = ".data-dir-id";
@@ -62,24 +62,14 @@ impl DataDirId {
     }
 }
 
-impl PluginContext {
-    /// The earlier paths of this data dir, which plugins accept as owners alongside
-    /// `data_dir` itself: what they marked before a move is still this data dir's. Empty when
-    /// the id file is missing, unreadable or not yet confirmed at this path by the host (a copy
-    /// the host has not opened): nothing is claimed on a guess.
-    pub fn owner_aliases(&self) -> Vec<String> {
-        match DataDirId::read(Path::new(self.data_dir.as_str())) {
-            Ok(Some(id)) if id.path == self.data_dir.as_str() => id.earlier_paths,
-            _ => Vec::new(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use abi_stable::std_types::RString;
+    use ao_plugin_api::abi_stable::std_types::RString;
+
+    use ao_plugin_api::PluginContext;
 
     use super::*;
+    use crate::config::ContextExt;
 
     fn context(data_dir: &Path) -> PluginContext {
         PluginContext {

@@ -2,7 +2,7 @@
 //!
 //! Shared so the host and every plugin refuse the same things with the same words.
 
-use crate::error::{PluginError, PluginResult};
+use ao_plugin_api::{PluginError, PluginResult};
 
 /// Longest accepted id; tmux session names and path components stay comfortably short.
 pub const MAX_ID_LEN: usize = 128;

@@ -16,11 +16,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{
-    error::{PluginError, PluginResult},
-    remote,
-    types::{DoctorCheck, Transport},
-};
+use ao_plugin_api::{DoctorCheck, PluginError, PluginResult, Transport};
+
+use crate::{remote, remote::TransportExt as _};
 
 /// How long [`Program::version_check`] lets `--version` take: a CLI that hangs there (waiting
 /// for a login, an update) is reported rather than waited on.
@@ -657,7 +655,7 @@ pub fn process_group_alive(pgid: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::PluginErrorKind;
+    use ao_plugin_api::PluginErrorKind;
 
     #[test]
     fn a_missing_program_is_unavailable_with_the_install_hint() {
