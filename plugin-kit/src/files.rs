@@ -129,6 +129,7 @@ impl Files {
         }
     }
 
+    /// The whole file as UTF-8 text, here or on the transport's host.
     pub fn read_to_string(&self, path: &Path) -> io::Result<String> {
         match &self.remote {
             None => fs::read_to_string(path),

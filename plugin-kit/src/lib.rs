@@ -15,6 +15,8 @@
 //!
 //! Bring the extension traits in with `use ao_plugin_kit::prelude::*`.
 
+#![deny(missing_docs)]
+
 pub mod config;
 pub mod data_dir_id;
 pub mod files;

@@ -90,6 +90,7 @@ impl Program {
         )
     }
 
+    /// The program's name as given (what messages call it).
     pub fn name(&self) -> &str {
         &self.name
     }
