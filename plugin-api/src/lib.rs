@@ -1,9 +1,8 @@
 //! The stable interface between `ao-host` and its plugins.
 //!
 //! A plugin is a shared library (`crate-type = ["cdylib"]`) that depends on this crate (and on
-//! `ao-plugin-kit` for helpers),
-//! implements one or more of [`Runtime`], [`Agent`] and [`Workspace`] as plain Rust, and names
-//! them in one [`export_plugins!`] invocation. The macro writes two exports:
+//! `ao-plugin-kit` for helpers), implements one or more of [`Runtime`], [`Agent`] and
+//! [`Workspace`] as plain Rust, and names them in one [`export_plugins!`] invocation. The macro writes two exports:
 //!
 //! - `AO_PLUGIN_MANIFEST`, a plain-C [`manifest::PluginManifest`] the host reads first, so that any
 //!   library can be identified (name, kind, API version) even when nothing else about it matches;
