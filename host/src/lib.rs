@@ -15,4 +15,4 @@ pub mod plugins;
 pub mod remote;
 pub mod session;
 pub mod timing;
-pub mod trust;
+pub use ao_plugin_host::trust;

@@ -195,7 +195,7 @@ impl AppContext {
 
     /// Discovers and loads every candidate library.
     pub fn load_plugins(&self) -> PluginRegistry {
-        PluginRegistry::load_configured(&discovery::candidates(&self.search_dirs()), &self.config)
+        ao_host::plugins::load_configured(&discovery::candidates(&self.search_dirs()), &self.config)
     }
 
     /// The lifecycle service every session command goes through.

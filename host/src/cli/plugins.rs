@@ -5,7 +5,7 @@ use std::{path::PathBuf, process::ExitCode};
 use anyhow::{Context, Result};
 use ao_host::{
     conformance,
-    plugins::{set::plugin_context, PluginRegistry, PluginRow, PluginStatus},
+    plugins::{set::plugin_context, PluginRow, PluginStatus},
 };
 use ao_plugin_api::PluginKind;
 use clap::Subcommand;
@@ -167,7 +167,7 @@ fn list(context: &AppContext, json: bool) -> Result<ExitCode> {
 }
 
 fn check(context: &AppContext, file: PathBuf, json: bool) -> Result<ExitCode> {
-    let registry = PluginRegistry::load_configured(std::slice::from_ref(&file), &context.config);
+    let registry = ao_host::plugins::load_configured(std::slice::from_ref(&file), &context.config);
     let mut rows = registry.rows_with_digests();
     let constructed = registry.try_construct_all(
         &file,

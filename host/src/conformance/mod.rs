@@ -122,7 +122,7 @@ pub async fn test_library(
     screens: Option<&Path>,
 ) -> Result<Vec<CheckResult>, KitError> {
     let baseline = probe::open_descriptors();
-    let registry = PluginRegistry::load_configured(&[file.to_path_buf()], config);
+    let registry = crate::plugins::load_configured(&[file.to_path_buf()], config);
     let report = registry
         .reports()
         .first()

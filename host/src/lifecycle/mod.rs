@@ -120,7 +120,7 @@ impl Lifecycle {
         config.data_dir = store.data_dir().to_path_buf();
         let search =
             discovery::search_dirs(extra_plugin_dirs, &config.plugin_dirs, &config.data_dir);
-        let registry = PluginRegistry::load_configured(&discovery::candidates(&search), &config);
+        let registry = crate::plugins::load_configured(&discovery::candidates(&search), &config);
         // Where a session's own `ao-host` looks for plugins: this process's `--plugin-dir`s,
         // then `$AO_PLUGIN_PATH` (set whole, also for a runtime built before `start`, whose
         // agents get its own environment rather than this process's).

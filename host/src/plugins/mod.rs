@@ -1,39 +1,33 @@
-//! Plugins: finding shared libraries, loading and checking them, and calling them.
+//! Plugins, as the host's config sets them up: the loading, judging and calling itself is the
+//! plugin host crate's ([`ao_plugin_host`]), re-exported here under the paths the host uses.
 //!
-//! - [`discovery`] decides which files are candidates, in the contract's search order.
-//! - `trust` refuses libraries others could have replaced; `file_format` (with `elf`) refuses
-//!   files the dynamic loader would crash on; `manifest` reads what a library says it is from
-//!   its bytes, so nothing of it runs before it is judged; `elf_target` refuses a library for
-//!   another machine from its header; `dependencies` (with `loader_cache`) resolves the
-//!   libraries the loader would map with it and holds them to the same rules.
-//! - [`library`] loads one file: trust, structure, manifest, pins and the API-version policy
-//!   from the bytes read once, then the dynamic loader on those very bytes and abi_stable's
-//!   layout check.
-//! - [`registry`] registers every plugin by (kind, name), reporting shadowed duplicates, and
-//!   builds instances from the operator's settings.
 //! - [`set`] is the runtime, agent and workspace a session uses, and the context plugins get.
-//! - [`instance`] is how the host calls a plugin: off the async reactor, with a timeout.
-//! - [`crash`] names the plugin that takes the process down; [`process_state`] puts back the
-//!   signal dispositions and umask plugin code changed.
+//! - [`load_configured`] loads libraries as the operator's config says.
 
-pub mod crash;
-mod dependencies;
-pub mod discovery;
-mod elf;
-mod elf_target;
-mod file_format;
-pub mod instance;
-pub mod isolated;
-pub mod library;
-mod loader_cache;
-mod manifest;
-pub mod process_state;
-pub mod registry;
 pub mod set;
 
-pub use self::{
-    instance::{AgentPlugin, PluginCallError, RuntimePlugin, WorkspacePlugin},
-    library::{LibraryReport, LoadError, ManifestInfo},
-    registry::{PluginRegistry, PluginRow, PluginStatus, RegistryError},
-    set::PluginSet,
+use std::{path::PathBuf, time::Duration};
+
+pub use ao_plugin_host::{
+    crash, discovery, instance, isolated, library, process_state, registry, AgentPlugin,
+    LibraryReport, LoadError, LoadSettings, ManifestInfo, PluginCallError, PluginRegistry,
+    PluginRow, PluginStatus, RegistryError, RuntimePlugin, WorkspacePlugin,
 };
+
+pub use self::set::PluginSet;
+use crate::config::Config;
+
+/// Loads `files` in priority order as `config` says: `plugins.pin`, `plugins.isolate`,
+/// `plugins.skip` and the call timeouts.
+pub fn load_configured(files: &[PathBuf], config: &Config) -> PluginRegistry {
+    PluginRegistry::load_configured(
+        files,
+        &LoadSettings {
+            pins: &config.plugin_pins,
+            isolate: &config.plugin_isolate,
+            skip: &config.plugin_skip,
+            call_timeout: Duration::from_millis(config.call_timeout_ms),
+            create_timeout: Duration::from_millis(config.workspace_timeout_ms),
+        },
+    )
+}

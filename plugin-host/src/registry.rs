@@ -137,6 +137,21 @@ pub enum RawInstance {
     Workspace(WorkspaceObject),
 }
 
+/// The operator's settings [`PluginRegistry::load_configured`] follows (the host reads them from
+/// its config file; the conformance kit makes its own).
+pub struct LoadSettings<'a> {
+    /// Plugin name → `sha256:<hex>` its library must have.
+    pub pins: &'a BTreeMap<String, String>,
+    /// Plugins whose libraries run in child processes (`*`: every library).
+    pub isolate: &'a [String],
+    /// Plugins whose libraries are not loaded at all.
+    pub skip: &'a [String],
+    /// How long one call may take.
+    pub call_timeout: Duration,
+    /// How long a workspace's `create` may take (it runs the project's `post_create`).
+    pub create_timeout: Duration,
+}
+
 impl PluginRegistry {
     /// Loads `files` in priority order. A library that fails is recorded and skipped; it never
     /// stops the others from loading.
@@ -150,17 +165,17 @@ impl PluginRegistry {
         Self::load_isolating(files, pins, &[])
     }
 
-    /// As the config says: `plugins.pin`, and `plugins.isolate` (those plugins' libraries are
-    /// judged from their files and run in child processes; see `isolated`).
-    pub fn load_configured(files: &[PathBuf], config: &crate::config::Config) -> Self {
+    /// As the operator's settings say: `plugins.pin`, and `plugins.isolate` (those plugins'
+    /// libraries are judged from their files and run in child processes; see `isolated`).
+    pub fn load_configured(files: &[PathBuf], settings: &LoadSettings) -> Self {
         Self {
-            create_timeout: Some(Duration::from_millis(config.workspace_timeout_ms)),
+            create_timeout: Some(settings.create_timeout),
             ..Self::load_with(
                 files,
-                &config.plugin_pins,
-                &config.plugin_isolate,
-                &config.plugin_skip,
-                Duration::from_millis(config.call_timeout_ms),
+                settings.pins,
+                settings.isolate,
+                settings.skip,
+                settings.call_timeout,
             )
         }
     }

@@ -15,7 +15,7 @@ use ao_plugin_api::{
 use serde::Serialize;
 
 use super::{not_a_method, read_frame, write_frame, Call, FrameError, Hello};
-use crate::plugins::{
+use crate::{
     registry::{RawInstance, RegistryError},
     PluginRegistry,
 };
