@@ -563,7 +563,7 @@ fn a_macos_librarys_manifest_is_read_from_the_file_and_the_library_named_then_re
             ("unrelated", macho::Export::Bytes(vec![0xff; 64])),
         ],
     );
-    let library = dir.join("libmac_runtime.dylib");
+    let library = dir.join(format!("libmac_runtime{}", std::env::consts::DLL_SUFFIX));
     std::fs::write(&library, image).unwrap();
 
     let rows = rows_in(&list(home.path(), &dir), &dir);
@@ -599,7 +599,7 @@ fn a_macos_library_with_only_the_pointer_manifest_is_refused_before_loading() {
             },
         )],
     );
-    let library = dir.join("libold_mac.dylib");
+    let library = dir.join(format!("libold_mac{}", std::env::consts::DLL_SUFFIX));
     std::fs::write(&library, image).unwrap();
     assert_refused(
         home.path(),
@@ -607,7 +607,7 @@ fn a_macos_library_with_only_the_pointer_manifest_is_refused_before_loading() {
         "rebuild it against ao-plugin-api 0.1.7 or later, which also writes the pointer-free `AO_PLUGIN_ABI`",
     );
     // Without either manifest, it is no ao plugin at all.
-    let plain = dir.join("libplain.dylib");
+    let plain = dir.join(format!("libplain{}", std::env::consts::DLL_SUFFIX));
     let exports = [("something", macho::Export::Bytes(vec![1; 8]))];
     std::fs::write(&plain, macho::dylib(macho::host_cpu(), &exports)).unwrap();
     assert_refused(home.path(), &plain, "not an ao plugin");
@@ -619,7 +619,7 @@ fn a_universal_library_is_read_for_this_hosts_architecture_or_refused_naming_its
     let dir = home.path().join("plugins");
     std::fs::create_dir(&dir).unwrap();
     let image = |cpu: u32, name: &str| (cpu, macho::dylib(cpu, &[abi_export(name)]));
-    let both = dir.join("libboth.dylib");
+    let both = dir.join(format!("libboth{}", std::env::consts::DLL_SUFFIX));
     std::fs::write(
         &both,
         macho::universal(&[
@@ -632,7 +632,7 @@ fn a_universal_library_is_read_for_this_hosts_architecture_or_refused_naming_its
     assert_eq!(rows.len(), 1, "{rows:#?}");
     assert_eq!(rows[0]["name"], "host-slice", "{rows:#?}");
 
-    let foreign = dir.join("libforeign.dylib");
+    let foreign = dir.join(format!("libforeign{}", std::env::consts::DLL_SUFFIX));
     std::fs::write(
         &foreign,
         macho::universal(&[
@@ -667,12 +667,12 @@ fn truncated_or_lying_macos_libraries_are_refused_cleanly() {
         .into_iter()
         .enumerate()
     {
-        let library = dir.join(format!("libcut{n}.dylib"));
+        let library = dir.join(format!("libcut{n}{}", std::env::consts::DLL_SUFFIX));
         std::fs::write(&library, &image[..cut]).unwrap();
         assert_refused(home.path(), &library, "damaged Mach-O library");
         assert_refused(home.path(), &library, "truncated");
     }
-    let library = dir.join("libcutfat.dylib");
+    let library = dir.join(format!("libcutfat{}", std::env::consts::DLL_SUFFIX));
     std::fs::write(&library, &fat[..fat.len() - 1]).unwrap();
     assert_refused(home.path(), &library, "image ends past the end of the file");
     // A section that says it runs past the end of the file, in a file that is whole.
@@ -680,7 +680,7 @@ fn truncated_or_lying_macos_libraries_are_refused_cleanly() {
     let const_section = 32 + 72 + 2 * 80 + 72;
     let size_field = const_section + 40;
     lying[size_field..size_field + 8].copy_from_slice(&(1u64 << 40).to_le_bytes());
-    let library = dir.join("liblying.dylib");
+    let library = dir.join(format!("liblying{}", std::env::consts::DLL_SUFFIX));
     std::fs::write(&library, lying).unwrap();
     assert_refused(
         home.path(),
