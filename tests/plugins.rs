@@ -604,7 +604,7 @@ fn a_macos_library_with_only_the_pointer_manifest_is_refused_before_loading() {
     assert_refused(
         home.path(),
         &library,
-        "rebuild it against ao-plugin-api 0.1.7 or later, which also writes the pointer-free `AO_PLUGIN_ABI`",
+        "rebuild it against an ao-plugin-api that also writes the pointer-free `AO_PLUGIN_ABI`",
     );
     // Without either manifest, it is no ao plugin at all.
     let plain = dir.join(format!("libplain{}", std::env::consts::DLL_SUFFIX));
@@ -632,6 +632,20 @@ fn a_universal_library_is_read_for_this_hosts_architecture_or_refused_naming_its
     assert_eq!(rows.len(), 1, "{rows:#?}");
     assert_eq!(rows[0]["name"], "host-slice", "{rows:#?}");
 
+    let thin = dir.join(format!("libthin{}", std::env::consts::DLL_SUFFIX));
+    let (cpu, thin_image) = image(macho::other_cpu(), "other-thin");
+    std::fs::write(&thin, thin_image).unwrap();
+    let other = if cpu == macho::CPU_TYPE_ARM64 {
+        "arm64"
+    } else {
+        "x86_64"
+    };
+    assert_refused(
+        home.path(),
+        &thin,
+        &format!("built for {other}, but this host is"),
+    );
+
     let foreign = dir.join(format!("libforeign{}", std::env::consts::DLL_SUFFIX));
     std::fs::write(
         &foreign,
@@ -641,11 +655,6 @@ fn a_universal_library_is_read_for_this_hosts_architecture_or_refused_naming_its
         ]),
     )
     .unwrap();
-    let other = if macho::other_cpu() == macho::CPU_TYPE_ARM64 {
-        "arm64"
-    } else {
-        "x86_64"
-    };
     assert_refused(
         home.path(),
         &foreign,

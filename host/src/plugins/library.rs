@@ -97,7 +97,7 @@ pub enum LoadError {
     #[error("{path}: not an ao plugin (no `{MANIFEST_SYMBOL}` symbol); plugins export it with `ao_plugin_api::export_plugins!`", path = path.display())]
     NotAPlugin { path: PathBuf },
     /// A Mach-O library with only the format-1 manifest, whose pointers are dyld fixups.
-    #[error("{path}: a Mach-O library with only the old pointer manifest (`{MANIFEST_SYMBOL}`), which cannot be read before loading it: rebuild it against ao-plugin-api 0.1.7 or later, which also writes the pointer-free `{ABI_SYMBOL}`", path = path.display())]
+    #[error("{path}: a Mach-O library with only the old pointer manifest (`{MANIFEST_SYMBOL}`), which cannot be read before loading it: rebuild it against an ao-plugin-api that also writes the pointer-free `{ABI_SYMBOL}` (this host's {API_VERSION} does)", path = path.display())]
     PointerManifest { path: PathBuf },
     #[error("{path}: corrupt plugin manifest: {detail}; rebuild the library", path = path.display())]
     BadManifest { path: PathBuf, detail: String },
