@@ -565,3 +565,154 @@ fn a_library_replaced_after_this_process_loaded_it_is_not_taken_for_the_new_one(
         "{error}"
     );
 }
+
+/// `plugins list --json` of `folder` with every plugin isolated (so nothing is loaded in this
+/// process and a library the host can read lists as `ok`): the row of `library`.
+fn isolated_row(tree: &Tree, folder: &Path, library: &Path) -> serde_json::Value {
+    std::fs::write(
+        tree.path().join("ao-rs.yaml"),
+        "plugins:\n  isolate: [\"*\"]\n",
+    )
+    .unwrap();
+    let listed = ao_host(tree.path())
+        .args(["plugins", "list", "--json", "--plugin-dir"])
+        .arg(folder)
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let listing = json(&listed);
+    listing["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["path"] == library.display().to_string())
+        .unwrap_or_else(|| panic!("{} not listed: {listing}", library.display()))
+        .clone()
+}
+
+/// Section headers gone, as `sstrip` leaves a library: the loader's own view remains.
+fn without_section_headers(library: &Path) {
+    let mut bytes = std::fs::read(library).unwrap();
+    bytes[0x28..0x30].fill(0); // e_shoff
+    bytes[0x3c..0x40].fill(0); // e_shnum, e_shstrndx
+    std::fs::write(library, bytes).unwrap();
+}
+
+#[test]
+fn manifests_are_read_through_every_relocation_kind_and_a_symbol_pointer_is_refused() {
+    let tree = Tree::new();
+    let folder = tree.folder("relocations", 0o755);
+    let rela = ["-shared", "-fPIC"];
+    for (name, args, stripped) in [
+        ("rela", &rela[..], false),
+        (
+            "relr",
+            &["-shared", "-fPIC", "-Wl,-z,pack-relative-relocs"][..],
+            false,
+        ),
+        (
+            "gnu-hash-only",
+            &["-shared", "-fPIC", "-Wl,--hash-style=gnu"][..],
+            true,
+        ),
+        (
+            "sysv-hash-only",
+            &["-shared", "-fPIC", "-Wl,--hash-style=sysv"][..],
+            true,
+        ),
+    ] {
+        let library = folder.join(format!("lib{name}.so"));
+        let mark = tree.mark(name);
+        gcc(
+            &format!(
+                "{}{}",
+                constructor_writing(&mark),
+                manifest_source("runtime", name)
+            ),
+            &library,
+            args,
+        );
+        if stripped {
+            without_section_headers(&library);
+        }
+        let row = isolated_row(&tree, &folder, &library);
+        assert_eq!(row["status"], "ok", "{name}: {row}");
+        assert_eq!(row["name"], name, "{row}");
+        assert_eq!(row["kind"], "runtime", "{row}");
+        assert_eq!(row["version"], "0.1.0", "{row}");
+        assert!(!mark.exists(), "{name}'s constructor ran");
+    }
+    // A pointer to an exported (so interposable) symbol is relocated against that symbol: its
+    // value is only known once loaded.
+    let library = folder.join("libsymbolic.so");
+    let source = manifest_source("runtime", "symbolic").replace(
+        &format!("{:?}, 1, entries", ao_plugin_api::API_VERSION),
+        "ao_api, 1, entries",
+    );
+    gcc(
+        &format!(
+            "__attribute__((visibility(\"default\"))) const char ao_api[] = {:?};\n{source}",
+            ao_plugin_api::API_VERSION
+        ),
+        &library,
+        &rela,
+    );
+    assert_refused(
+        &tree.check(&library),
+        &library,
+        &["corrupt plugin manifest", "relocated against a symbol"],
+    );
+}
+
+#[test]
+fn a_segment_or_section_past_the_end_of_the_file_is_refused_before_loading() {
+    let tree = Tree::new();
+    let folder = tree.folder("lying", 0o755);
+    let word = |bytes: &[u8], at: usize, size: usize| {
+        let mut field = [0u8; 8];
+        field[..size].copy_from_slice(&bytes[at..at + size]);
+        u64::from_le_bytes(field) as usize
+    };
+    for (name, want) in [("segment", "segment"), ("section", "section")] {
+        let library = folder.join(format!("lib{name}.so"));
+        let mark = tree.mark(name);
+        gcc(
+            &format!(
+                "{}{}",
+                constructor_writing(&mark),
+                manifest_source("runtime", name)
+            ),
+            &library,
+            &["-shared", "-fPIC"],
+        );
+        let mut bytes = std::fs::read(&library).unwrap();
+        let huge = 1u64 << 40;
+        if name == "segment" {
+            // A note segment (never mapped by the loader) that claims more than the file holds.
+            let (phoff, phnum) = (word(&bytes, 0x20, 8), word(&bytes, 0x38, 2));
+            let note = (0..phnum)
+                .map(|index| phoff + index * 56)
+                .find(|at| word(&bytes, *at, 4) == 4)
+                .expect("gcc writes a PT_NOTE segment");
+            bytes[note + 32..note + 40].copy_from_slice(&huge.to_le_bytes());
+        } else {
+            // The last section (a string table the loader never reads) runs past the end.
+            let (shoff, shnum) = (word(&bytes, 0x28, 8), word(&bytes, 0x3c, 2));
+            let last = shoff + (shnum - 1) * 64;
+            bytes[last + 32..last + 40].copy_from_slice(&huge.to_le_bytes());
+        }
+        std::fs::write(&library, bytes).unwrap();
+        let row = isolated_row(&tree, &folder, &library);
+        assert_eq!(row["status"], "error", "{row}");
+        let reason = row["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("damaged ELF library")
+                && reason.contains(want)
+                && reason.contains("ends past the end of the file"),
+            "{reason}"
+        );
+        std::fs::write(tree.path().join("ao-rs.yaml"), "").unwrap();
+        assert_refused(&tree.check(&library), &library, &["truncated"]);
+        assert!(!mark.exists(), "{name}'s constructor ran");
+    }
+}

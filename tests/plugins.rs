@@ -1,5 +1,7 @@
 //! Loading real plugin libraries: the first-party ones, and every kind of bad library.
 
+#[path = "support/macho.rs"]
+mod macho;
 mod support;
 
 use std::{path::Path, process::Output, time::Duration};
@@ -536,4 +538,162 @@ fn a_fifo_named_like_a_library_is_refused_without_hanging() {
     // SAFETY: mkfifo with a valid, NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0);
     assert_refused(home.path(), &fifo, "not a regular file");
+}
+
+/// A format-2 manifest naming one runtime `name`, as a Mach-O export.
+fn abi_export(name: &str) -> (&'static str, macho::Export) {
+    (
+        "AO_PLUGIN_ABI",
+        macho::Export::Bytes(macho::abi_manifest(&macho::payload(
+            "runtime", name, "0.3.0",
+        ))),
+    )
+}
+
+#[test]
+fn a_macos_librarys_manifest_is_read_from_the_file_and_the_library_named_then_refused_here() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("plugins");
+    std::fs::create_dir(&dir).unwrap();
+    // Other exports after it: Mach-O has no symbol sizes, the manifest's own length bounds it.
+    let image = macho::dylib(
+        macho::host_cpu(),
+        &[
+            abi_export("mac-runtime"),
+            ("unrelated", macho::Export::Bytes(vec![0xff; 64])),
+        ],
+    );
+    let library = dir.join(format!("libmac_runtime{}", std::env::consts::DLL_SUFFIX));
+    std::fs::write(&library, image).unwrap();
+
+    let rows = rows_in(&list(home.path(), &dir), &dir);
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(rows[0]["name"], "mac-runtime", "{rows:#?}");
+    assert_eq!(rows[0]["kind"], "runtime", "{rows:#?}");
+    assert_eq!(rows[0]["version"], "0.3.0", "{rows:#?}");
+    assert_eq!(rows[0]["status"], "error", "{rows:#?}");
+    if cfg!(target_os = "linux") {
+        let reason = rows[0]["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("a library for macOS (Mach-O)")
+                && reason.contains("install the plugin's build for linux"),
+            "{reason}"
+        );
+        assert_refused(home.path(), &library, "a library for macOS");
+    }
+}
+
+#[test]
+fn a_macos_library_with_only_the_pointer_manifest_is_refused_before_loading() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("plugins");
+    std::fs::create_dir(&dir).unwrap();
+    let image = macho::dylib(
+        macho::host_cpu(),
+        &[(
+            "AO_PLUGIN_MANIFEST",
+            macho::Export::PointerManifest {
+                kind: "runtime".into(),
+                name: "old-mac".into(),
+                version: "0.1.0".into(),
+            },
+        )],
+    );
+    let library = dir.join(format!("libold_mac{}", std::env::consts::DLL_SUFFIX));
+    std::fs::write(&library, image).unwrap();
+    assert_refused(
+        home.path(),
+        &library,
+        "rebuild it against an ao-plugin-api that also writes the pointer-free `AO_PLUGIN_ABI`",
+    );
+    // Without either manifest, it is no ao plugin at all.
+    let plain = dir.join(format!("libplain{}", std::env::consts::DLL_SUFFIX));
+    let exports = [("something", macho::Export::Bytes(vec![1; 8]))];
+    std::fs::write(&plain, macho::dylib(macho::host_cpu(), &exports)).unwrap();
+    assert_refused(home.path(), &plain, "not an ao plugin");
+}
+
+#[test]
+fn a_universal_library_is_read_for_this_hosts_architecture_or_refused_naming_its_own() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("plugins");
+    std::fs::create_dir(&dir).unwrap();
+    let image = |cpu: u32, name: &str| (cpu, macho::dylib(cpu, &[abi_export(name)]));
+    let both = dir.join(format!("libboth{}", std::env::consts::DLL_SUFFIX));
+    std::fs::write(
+        &both,
+        macho::universal(&[
+            image(macho::other_cpu(), "other-slice"),
+            image(macho::host_cpu(), "host-slice"),
+        ]),
+    )
+    .unwrap();
+    let rows = rows_in(&list(home.path(), &dir), &dir);
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(rows[0]["name"], "host-slice", "{rows:#?}");
+
+    let thin = dir.join(format!("libthin{}", std::env::consts::DLL_SUFFIX));
+    let (cpu, thin_image) = image(macho::other_cpu(), "other-thin");
+    std::fs::write(&thin, thin_image).unwrap();
+    let other = if cpu == macho::CPU_TYPE_ARM64 {
+        "arm64"
+    } else {
+        "x86_64"
+    };
+    assert_refused(
+        home.path(),
+        &thin,
+        &format!("built for {other}, but this host is"),
+    );
+
+    let foreign = dir.join(format!("libforeign{}", std::env::consts::DLL_SUFFIX));
+    std::fs::write(
+        &foreign,
+        macho::universal(&[
+            image(macho::other_cpu(), "other-slice"),
+            image(macho::CPU_TYPE_X86, "old-slice"),
+        ]),
+    )
+    .unwrap();
+    assert_refused(
+        home.path(),
+        &foreign,
+        &format!(
+            "built for {other}, i386 only (a universal library without this host's architecture)"
+        ),
+    );
+}
+
+#[test]
+fn truncated_or_lying_macos_libraries_are_refused_cleanly() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("plugins");
+    std::fs::create_dir(&dir).unwrap();
+    let image = macho::dylib(macho::host_cpu(), &[abi_export("cut")]);
+    let fat = macho::universal(&[(macho::host_cpu(), image.clone())]);
+    // The header, the load commands, the data, the symbols: each cut short.
+    for (n, cut) in [4, 20, 100, 600, 0x1000 + 10, image.len() - 1]
+        .into_iter()
+        .enumerate()
+    {
+        let library = dir.join(format!("libcut{n}{}", std::env::consts::DLL_SUFFIX));
+        std::fs::write(&library, &image[..cut]).unwrap();
+        assert_refused(home.path(), &library, "damaged Mach-O library");
+        assert_refused(home.path(), &library, "truncated");
+    }
+    let library = dir.join(format!("libcutfat{}", std::env::consts::DLL_SUFFIX));
+    std::fs::write(&library, &fat[..fat.len() - 1]).unwrap();
+    assert_refused(home.path(), &library, "image ends past the end of the file");
+    // A section that says it runs past the end of the file, in a file that is whole.
+    let mut lying = image.clone();
+    let const_section = 32 + 72 + 2 * 80 + 72;
+    let size_field = const_section + 40;
+    lying[size_field..size_field + 8].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    let library = dir.join(format!("liblying{}", std::env::consts::DLL_SUFFIX));
+    std::fs::write(&library, lying).unwrap();
+    assert_refused(
+        home.path(),
+        &library,
+        "section __const ends past the end of the file",
+    );
 }

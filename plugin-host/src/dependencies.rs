@@ -33,19 +33,15 @@ use std::{
 use object::{
     elf,
     read::elf::{Dyn, FileHeader, ProgramHeader},
-    Endianness, ReadCache,
+    ReadCache,
 };
 
 use super::{
+    elf::HostHeader,
     elf_target::{check_elf_target, TargetMismatch},
     loader_cache::{LoaderCache, LOADER_CACHE},
 };
 use crate::trust::{check_library_trust, check_path_trust, check_search_folder_trust};
-
-#[cfg(target_pointer_width = "64")]
-type HostHeader = object::elf::FileHeader64<Endianness>;
-#[cfg(target_pointer_width = "32")]
-type HostHeader = object::elf::FileHeader32<Endianness>;
 
 /// Libraries in one closure at most: a real plugin needs a handful.
 const MAX_DEPENDENCIES: usize = 512;

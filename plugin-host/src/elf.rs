@@ -1,32 +1,46 @@
-//! Reading an ELF shared library as data, without the dynamic loader.
+//! Reading an ELF shared library as data, without the dynamic loader (through the `object`
+//! crate's raw ELF structures).
 //!
 //! `dlopen` runs a library's constructors before it returns, so nothing can be refused after
 //! it: a library must be judged (its structure, its manifest, its digest) from its bytes alone.
-//! This reader checks that every range the loader would map lies inside the file (glibc trusts
-//! the headers it maps, and a truncated library kills the process with SIGBUS), finds a symbol
-//! in the dynamic symbol table, and reads pointers in static data the way the loader would see
-//! them after relocation: a relative relocation's addend (RELA), or the bytes in place (REL,
-//! RELR, or no relocation at all).
+//! This reader checks that every segment and every section with file bytes lies inside the file
+//! (glibc trusts the headers it maps, and a truncated library kills the process with SIGBUS),
+//! finds a symbol in the dynamic symbol table, and reads pointers in static data the way the
+//! loader would see them after relocation: a relative relocation's addend (RELA), or the bytes
+//! in place (REL, RELR, or no relocation at all).
 
 use std::{collections::HashMap, ops::Range};
 
-pub(super) const ELF_MAGIC: [u8; 4] = [0x7f, b'E', b'L', b'F'];
-const PT_LOAD: u32 = 1;
-const PT_DYNAMIC: u32 = 2;
-const SHT_DYNSYM: u32 = 11;
-const DT_NULL: u64 = 0;
-const DT_HASH: u64 = 4;
-const DT_STRTAB: u64 = 5;
-const DT_SYMTAB: u64 = 6;
-const DT_RELA: u64 = 7;
-const DT_RELASZ: u64 = 8;
-const DT_RELAENT: u64 = 9;
-const DT_STRSZ: u64 = 10;
-const DT_REL: u64 = 17;
-const DT_RELSZ: u64 = 18;
-const DT_RELENT: u64 = 19;
+use object::{
+    elf,
+    read::elf::{
+        Dyn, FileHeader, GnuHashTable, HashTable, ProgramHeader, Rel, Rela, SectionHeader,
+        SectionTable, Sym,
+    },
+    Endianness, ReadRef, StringTable,
+};
+
+/// The ELF header layout of this host's word size (a library of the other is refused from its
+/// header before anything else is read: `elf_target`).
+#[cfg(target_pointer_width = "64")]
+pub(super) type HostHeader = elf::FileHeader64<Endianness>;
+#[cfg(target_pointer_width = "32")]
+pub(super) type HostHeader = elf::FileHeader32<Endianness>;
+
+pub(super) const ELF_MAGIC: [u8; 4] = elf::ELFMAG;
 /// Dynamic entries read at most: a real library has a few dozen.
-const MAX_DYNAMIC_ENTRIES: u64 = 4096;
+const MAX_DYNAMIC_ENTRIES: usize = 4096;
+
+type Word = <HostHeader as FileHeader>::Word;
+type SymbolEntry = <HostHeader as FileHeader>::Sym;
+type RelaEntry = <HostHeader as FileHeader>::Rela;
+type RelEntry = <HostHeader as FileHeader>::Rel;
+
+/// A header word as `u64` (a no-op on 64-bit hosts, a widening on 32-bit ones).
+#[allow(clippy::useless_conversion)]
+fn wide(word: Word) -> u64 {
+    word.into()
+}
 
 /// A loadable segment: where its file bytes appear in memory.
 struct Segment {
@@ -46,142 +60,107 @@ enum Relocation {
 
 pub(super) struct Elf<'a> {
     bytes: &'a [u8],
-    is_64: bool,
-    little_endian: bool,
+    endian: Endianness,
     machine: u16,
     loads: Vec<Segment>,
     dynamic: Vec<(u64, u64)>,
-    /// The dynamic symbol table's section: (file offset, size, entry size, string table index).
-    dynsym_section: Option<(u64, u64, u64, u64)>,
-    section_headers: (u64, u64, u64),
+    symbols: &'a [SymbolEntry],
+    symbol_names: StringTable<'a>,
 }
 
 impl<'a> Elf<'a> {
-    /// Parses the headers and checks every range the loader maps.
+    /// Parses the headers and checks every range the loader maps, and every section's.
     pub(super) fn parse(bytes: &'a [u8]) -> Result<Self, String> {
-        if bytes.get(..4) != Some(&ELF_MAGIC[..]) {
-            return Err("not an ELF file".into());
-        }
+        let header = HostHeader::parse(bytes).map_err(|e| format!("its header: {e}"))?;
+        let endian = header.endian().map_err(|e| e.to_string())?;
+        let truncated = |what: String| {
+            format!(
+                "{what} ends past the end of the file ({} bytes): truncated",
+                bytes.len()
+            )
+        };
+        let segments = header
+            .program_headers(endian, bytes)
+            .map_err(|_| truncated("the program header table".into()))?;
         let mut elf = Self {
             bytes,
-            is_64: match bytes.get(4) {
-                Some(1) => false,
-                Some(2) => true,
-                _ => return Err("unknown ELF class".into()),
-            },
-            little_endian: match bytes.get(5) {
-                Some(1) => true,
-                Some(2) => false,
-                _ => return Err("unknown ELF byte order".into()),
-            },
-            machine: 0,
+            endian,
+            machine: header.e_machine(endian),
             loads: Vec::new(),
             dynamic: Vec::new(),
-            dynsym_section: None,
-            section_headers: (0, 0, 0),
+            symbols: &[],
+            symbol_names: StringTable::default(),
         };
-        elf.machine = elf.uint(0x12, 2)? as u16;
-        let (phoff, phentsize_at, shoff) = if elf.is_64 {
-            (elf.word(0x20)?, 0x36, elf.word(0x28)?)
-        } else {
-            (elf.word(0x1c)?, 0x2a, elf.word(0x20)?)
-        };
-        let phentsize = elf.uint(phentsize_at, 2)?;
-        let phnum = elf.uint(phentsize_at + 2, 2)?;
-        let shentsize = elf.uint(phentsize_at + 4, 2)?;
-        let shnum = elf.uint(phentsize_at + 6, 2)?;
-        elf.fits(phoff, phentsize * phnum, "program header table")?;
-        if shoff != 0 {
-            elf.fits(shoff, shentsize * shnum, "section header table")?;
-            elf.section_headers = (shoff, shentsize, shnum);
-        }
-        let mut dynamic_segment = None;
-        for index in 0..phnum {
-            let entry = phoff + index * phentsize;
-            let kind = elf.uint(entry, 4)? as u32;
-            if kind != PT_LOAD && kind != PT_DYNAMIC {
-                continue;
-            }
-            let (offset, vaddr, filesz) = if elf.is_64 {
-                (
-                    elf.word(entry + 8)?,
-                    elf.word(entry + 16)?,
-                    elf.word(entry + 32)?,
-                )
-            } else {
-                (
-                    elf.word(entry + 4)?,
-                    elf.word(entry + 8)?,
-                    elf.word(entry + 16)?,
-                )
-            };
-            elf.fits(offset, filesz, "a loadable segment")?;
-            if kind == PT_LOAD {
-                elf.loads.push(Segment {
-                    vaddr,
+        for (index, segment) in segments.iter().enumerate() {
+            let (offset, filesz) = segment.file_range(endian);
+            elf.fits(offset, filesz)
+                .map_err(|()| truncated(format!("segment {index}")))?;
+            match segment.p_type(endian) {
+                elf::PT_LOAD => elf.loads.push(Segment {
+                    vaddr: wide(segment.p_vaddr(endian)),
                     offset,
                     filesz,
-                });
-            } else {
-                dynamic_segment = Some((offset, filesz));
-            }
-        }
-        if let Some((offset, size)) = dynamic_segment {
-            let entry_size = 2 * elf.word_size();
-            for index in 0..(size / entry_size).min(MAX_DYNAMIC_ENTRIES) {
-                let at = offset + index * entry_size;
-                let tag = elf.word(at)?;
-                if tag == DT_NULL {
-                    break;
+                }),
+                elf::PT_DYNAMIC => {
+                    let entries = segment
+                        .dynamic(endian, bytes)
+                        .map_err(|e| e.to_string())?
+                        .unwrap_or_default();
+                    elf.dynamic = entries
+                        .iter()
+                        .take(MAX_DYNAMIC_ENTRIES)
+                        .map(|entry| (wide(entry.d_tag(endian)), wide(entry.d_val(endian))))
+                        .take_while(|(tag, _)| *tag != u64::from(elf::DT_NULL))
+                        .collect();
                 }
-                elf.dynamic.push((tag, elf.word(at + elf.word_size())?));
+                _ => {}
             }
         }
-        for index in 0..elf.section_headers.2 {
-            let at = shoff + index * shentsize;
-            if elf.uint(at + 4, 4)? as u32 != SHT_DYNSYM {
-                continue;
+        let sections = header
+            .section_headers(endian, bytes)
+            .map_err(|_| truncated("the section header table".into()))?;
+        for (index, section) in sections.iter().enumerate() {
+            if let Some((offset, size)) = section.file_range(endian) {
+                elf.fits(offset, size)
+                    .map_err(|()| truncated(format!("section {index}")))?;
             }
-            let w = elf.word_size();
-            let (offset, size, link, entsize) = if elf.is_64 {
-                (
-                    elf.word(at + 24)?,
-                    elf.word(at + 32)?,
-                    elf.uint(at + 40, 4)?,
-                    elf.word(at + 56)?,
-                )
-            } else {
-                (
-                    elf.word(at + 16)?,
-                    elf.word(at + 20)?,
-                    elf.uint(at + 24, 4)?,
-                    elf.word(at + 36)?,
-                )
-            };
-            elf.fits(offset, size, "the dynamic symbol table")?;
-            if entsize < 3 * w {
-                return Err("implausible dynamic symbol size".into());
-            }
-            elf.dynsym_section = Some((offset, size, entsize, link));
+        }
+        let dynsym = SectionTable::<HostHeader, &[u8]>::new(sections, StringTable::default())
+            .symbols(endian, bytes, elf::SHT_DYNSYM)
+            .map_err(|e| format!("the dynamic symbol table: {e}"))?;
+        if dynsym.is_empty() {
+            (elf.symbols, elf.symbol_names) = elf.loaders_symbol_table()?;
+        } else {
+            elf.symbols = dynsym.symbols();
+            elf.symbol_names = dynsym.strings();
         }
         Ok(elf)
     }
 
     pub(super) fn word_size(&self) -> u64 {
-        if self.is_64 {
-            8
-        } else {
-            4
+        std::mem::size_of::<Word>() as u64
+    }
+
+    fn slice(&self, offset: u64, len: u64) -> Result<&'a [u8], String> {
+        self.bytes
+            .read_bytes_at(offset, len)
+            .map_err(|()| "range past the end of the file".to_string())
+    }
+
+    fn fits(&self, offset: u64, len: u64) -> Result<(), ()> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.bytes.len() as u64 => Ok(()),
+            _ => Err(()),
         }
     }
 
+    /// The unsigned value of `size` bytes at file `offset`, in the file's byte order.
     fn uint(&self, offset: u64, size: usize) -> Result<u64, String> {
         let field = self
             .slice(offset, size as u64)
-            .map_err(|_| format!("header field at byte {offset} is past the end of the file"))?;
-        // Relocation tables run to tens of thousands of entries: read words whole.
+            .map_err(|_| format!("field at byte {offset} is past the end of the file"))?;
         let mut word = [0u8; 8];
-        Ok(if self.little_endian {
+        Ok(if self.endian == Endianness::Little {
             word[..size].copy_from_slice(field);
             u64::from_le_bytes(word)
         } else {
@@ -192,25 +171,6 @@ impl<'a> Elf<'a> {
 
     fn word(&self, offset: u64) -> Result<u64, String> {
         self.uint(offset, self.word_size() as usize)
-    }
-
-    fn slice(&self, offset: u64, len: u64) -> Result<&'a [u8], String> {
-        let start = usize::try_from(offset).map_err(|_| "offset overflow".to_string())?;
-        let len = usize::try_from(len).map_err(|_| "length overflow".to_string())?;
-        start
-            .checked_add(len)
-            .and_then(|end| self.bytes.get(start..end))
-            .ok_or_else(|| "range past the end of the file".to_string())
-    }
-
-    fn fits(&self, offset: u64, len: u64, what: &str) -> Result<(), String> {
-        match offset.checked_add(len) {
-            Some(end) if end <= self.bytes.len() as u64 => Ok(()),
-            _ => Err(format!(
-                "{what} ends past the end of the file ({} bytes): truncated",
-                self.bytes.len()
-            )),
-        }
     }
 
     /// The file offset of `len` bytes at virtual address `vaddr`, which must lie in the file
@@ -228,135 +188,153 @@ impl<'a> Elf<'a> {
             .ok_or_else(|| format!("address {vaddr:#x} is not in the file's loaded data"))
     }
 
-    fn dynamic_value(&self, tag: u64) -> Option<u64> {
+    /// The loaded bytes from `vaddr` to the end of its segment's file part.
+    fn loaded_from(&self, vaddr: u64) -> Result<&'a [u8], String> {
+        let segment = self
+            .loads
+            .iter()
+            .find(|s| vaddr >= s.vaddr && vaddr < s.vaddr + s.filesz)
+            .ok_or_else(|| format!("address {vaddr:#x} is not in the file's loaded data"))?;
+        self.slice(
+            segment.offset + (vaddr - segment.vaddr),
+            segment.filesz - (vaddr - segment.vaddr),
+        )
+    }
+
+    fn dynamic_value(&self, tag: u32) -> Option<u64> {
         self.dynamic
             .iter()
-            .find(|(t, _)| *t == tag)
+            .find(|(t, _)| *t == u64::from(tag))
             .map(|(_, v)| *v)
     }
 
-    /// Where the dynamic symbols are: (file offset, count, entry size, string table offset,
-    /// string table size).
-    fn symbol_table(&self) -> Result<(u64, u64, u64, u64, u64), String> {
-        if let Some((offset, size, entsize, link)) = self.dynsym_section {
-            let (shoff, shentsize, shnum) = self.section_headers;
-            if link >= shnum {
-                return Err("the symbol table names no string table".into());
-            }
-            let at = shoff + link * shentsize;
-            let (str_offset, str_size) = if self.is_64 {
-                (self.word(at + 24)?, self.word(at + 32)?)
-            } else {
-                (self.word(at + 16)?, self.word(at + 20)?)
-            };
-            self.fits(str_offset, str_size, "the dynamic string table")?;
-            return Ok((offset, size / entsize, entsize, str_offset, str_size));
-        }
-        // No section headers: the loader's own view (DT_HASH says how many symbols there are).
+    /// The dynamic symbols as the loader finds them when the file has no section headers:
+    /// `DT_SYMTAB`, counted by `DT_HASH` (or `DT_GNU_HASH`).
+    fn loaders_symbol_table(&self) -> Result<(&'a [SymbolEntry], StringTable<'a>), String> {
         let missing = || "no dynamic symbol table".to_string();
-        let symtab = self.dynamic_value(DT_SYMTAB).ok_or_else(missing)?;
-        let hash = self.dynamic_value(DT_HASH).ok_or_else(missing)?;
-        let strtab = self.dynamic_value(DT_STRTAB).ok_or_else(missing)?;
-        let strsz = self.dynamic_value(DT_STRSZ).ok_or_else(missing)?;
-        let count = self.uint(self.file_offset(hash + 4, 4)?, 4)?;
-        let entsize = if self.is_64 { 24 } else { 16 };
-        let offset = self.file_offset(symtab, count * entsize)?;
+        let symtab = self.dynamic_value(elf::DT_SYMTAB).ok_or_else(missing)?;
+        let strtab = self.dynamic_value(elf::DT_STRTAB).ok_or_else(missing)?;
+        let strsz = self.dynamic_value(elf::DT_STRSZ).ok_or_else(missing)?;
+        let count = if let Some(hash) = self.dynamic_value(elf::DT_HASH) {
+            HashTable::<HostHeader>::parse(self.endian, self.loaded_from(hash)?)
+                .map_err(|e| e.to_string())?
+                .symbol_table_length()
+        } else {
+            let hash = self.dynamic_value(elf::DT_GNU_HASH).ok_or_else(missing)?;
+            GnuHashTable::<HostHeader>::parse(self.endian, self.loaded_from(hash)?)
+                .map_err(|e| e.to_string())?
+                .symbol_table_length(self.endian)
+                .unwrap_or(0)
+        };
+        let entry = std::mem::size_of::<SymbolEntry>() as u64;
+        let offset = self.file_offset(symtab, u64::from(count) * entry)?;
+        let symbols = self
+            .bytes
+            .read_slice_at(offset, count as usize)
+            .map_err(|()| "the dynamic symbol table is past the end of the file".to_string())?;
+        let strings = self.file_offset(strtab, strsz)?;
         Ok((
-            offset,
-            count,
-            entsize,
-            self.file_offset(strtab, strsz)?,
-            strsz,
+            symbols,
+            StringTable::new(self.bytes, strings, strings + strsz),
         ))
     }
 
     /// The address and size of the defined dynamic symbol `name`, if the library exports one.
     pub(super) fn symbol(&self, name: &str) -> Result<Option<(u64, u64)>, String> {
-        let (offset, count, entsize, strings, strings_size) = self.symbol_table()?;
-        let names = self.slice(strings, strings_size)?;
-        for index in 0..count {
-            let at = offset + index * entsize;
-            let name_at = self.uint(at, 4)? as usize;
-            let (value, size, section) = if self.is_64 {
+        Ok(self
+            .symbols
+            .iter()
+            .find(|symbol| {
+                symbol.st_shndx(self.endian) != elf::SHN_UNDEF
+                    && symbol
+                        .name(self.endian, self.symbol_names)
+                        .is_ok_and(|found| found == name.as_bytes())
+            })
+            .map(|symbol| {
                 (
-                    self.word(at + 8)?,
-                    self.word(at + 16)?,
-                    self.uint(at + 6, 2)?,
+                    wide(symbol.st_value(self.endian)),
+                    wide(symbol.st_size(self.endian)),
                 )
-            } else {
-                (
-                    self.word(at + 4)?,
-                    self.word(at + 8)?,
-                    self.uint(at + 14, 2)?,
-                )
-            };
-            let Some(rest) = names.get(name_at..) else {
-                continue;
-            };
-            let end = rest.iter().position(|b| *b == 0).unwrap_or(rest.len());
-            if &rest[..end] == name.as_bytes() && section != 0 {
-                return Ok(Some((value, size)));
-            }
-        }
-        Ok(None)
+            }))
+    }
+
+    /// The `st_size` bytes of the exported data symbol `name`, read from the file (they must
+    /// lie in the file part of a loadable segment), if the library exports one.
+    pub(super) fn exported_data(&self, name: &str) -> Result<Option<&'a [u8]>, String> {
+        let Some((address, size)) = self.symbol(name)? else {
+            return Ok(None);
+        };
+        self.slice(self.file_offset(address, size)?, size)
+            .map(Some)
+            .map_err(|e| format!("`{name}`: {e}"))
     }
 
     /// The relocation type that means "base address + addend" on this machine.
     fn relative_type(&self) -> Option<u32> {
         match self.machine {
-            62 | 3 => Some(8), // x86-64, i386
-            183 => Some(1027), // AArch64
-            40 => Some(23),    // ARM
-            243 => Some(3),    // RISC-V
-            21 => Some(22),    // PowerPC 64
-            22 => Some(12),    // s390x
+            elf::EM_X86_64 => Some(elf::R_X86_64_RELATIVE),
+            elf::EM_386 => Some(elf::R_386_RELATIVE),
+            elf::EM_AARCH64 => Some(elf::R_AARCH64_RELATIVE),
+            elf::EM_ARM => Some(elf::R_ARM_RELATIVE),
+            elf::EM_RISCV => Some(elf::R_RISCV_RELATIVE),
+            elf::EM_PPC64 => Some(elf::R_PPC64_RELATIVE),
+            elf::EM_S390 => Some(elf::R_390_RELATIVE),
             _ => None,
         }
+    }
+
+    /// The table of `T` entries the dynamic section's `table` and `size` tags point at, with
+    /// `entry` (if present) saying the size this host reads.
+    fn dynamic_table<T: object::Pod>(
+        &self,
+        table: u32,
+        size: u32,
+        entry: u32,
+    ) -> Result<&'a [T], String> {
+        let (Some(table), Some(size)) = (self.dynamic_value(table), self.dynamic_value(size))
+        else {
+            return Ok(&[]);
+        };
+        let entry_size = std::mem::size_of::<T>() as u64;
+        if self
+            .dynamic_value(entry)
+            .is_some_and(|declared| declared != entry_size)
+        {
+            return Err("implausible relocation entry size".into());
+        }
+        self.bytes
+            .read_slice_at(self.file_offset(table, size)?, (size / entry_size) as usize)
+            .map_err(|()| "a relocation table is past the end of the file".into())
     }
 
     /// The dynamic relocations (RELA and REL tables) that patch an address in `range`, by that
     /// address. A library has tens of thousands; only the few in the range are kept.
     fn relocations(&self, range: &Range<u64>) -> Result<HashMap<u64, Relocation>, String> {
-        let mut relocations = HashMap::new();
+        let endian = self.endian;
         let relative = self.relative_type();
-        let w = self.word_size();
-        for (table, size, entry, with_addend) in [
-            (DT_RELA, DT_RELASZ, DT_RELAENT, true),
-            (DT_REL, DT_RELSZ, DT_RELENT, false),
-        ] {
-            let (Some(table), Some(size)) = (self.dynamic_value(table), self.dynamic_value(size))
-            else {
-                continue;
-            };
-            let entry =
-                self.dynamic_value(entry)
-                    .unwrap_or(if with_addend { 3 * w } else { 2 * w });
-            if entry < 2 * w {
-                return Err("implausible relocation entry size".into());
+        let kind = |kind: u32, addend: Option<u64>| {
+            if Some(kind) == relative {
+                Relocation::Relative(addend)
+            } else {
+                Relocation::Other(kind)
             }
-            let offset = self.file_offset(table, size)?;
-            for index in 0..size / entry {
-                let at = offset + index * entry;
-                let patched = self.word(at)?;
-                if !range.contains(&patched) {
-                    continue;
-                }
-                let info = self.word(at + w)?;
-                let kind = if self.is_64 {
-                    info as u32
-                } else {
-                    (info & 0xff) as u32
-                };
-                let relocation = if Some(kind) == relative {
-                    Relocation::Relative(if with_addend {
-                        Some(self.word(at + 2 * w)?)
-                    } else {
-                        None
-                    })
-                } else {
-                    Relocation::Other(kind)
-                };
-                relocations.insert(patched, relocation);
+        };
+        let mut relocations = HashMap::new();
+        let rela: &[RelaEntry] =
+            self.dynamic_table(elf::DT_RELA, elf::DT_RELASZ, elf::DT_RELAENT)?;
+        for entry in rela {
+            let patched = wide(entry.r_offset(endian));
+            if range.contains(&patched) {
+                let addend: i64 = entry.r_addend(endian).into();
+                let addend = addend as u64;
+                relocations.insert(patched, kind(entry.r_type(endian, false), Some(addend)));
+            }
+        }
+        let rel: &[RelEntry] = self.dynamic_table(elf::DT_REL, elf::DT_RELSZ, elf::DT_RELENT)?;
+        for entry in rel {
+            let patched = wide(entry.r_offset(endian));
+            if range.contains(&patched) {
+                relocations.insert(patched, kind(entry.r_type(endian), None));
             }
         }
         Ok(relocations)
@@ -407,10 +385,7 @@ impl LoadedView<'_, '_> {
 
     /// The NUL-terminated UTF-8 string at `vaddr`, at most `max` bytes long.
     pub(super) fn c_string_at(&self, vaddr: u64, max: usize) -> Result<String, String> {
-        let offset = self.elf.file_offset(vaddr, 1)?;
-        let rest = self
-            .elf
-            .slice(offset, (self.elf.bytes.len() as u64) - offset)?;
+        let rest = self.elf.loaded_from(vaddr)?;
         let end = rest
             .iter()
             .take(max + 1)
@@ -418,7 +393,6 @@ impl LoadedView<'_, '_> {
             .ok_or_else(|| {
                 format!("string at {vaddr:#x} is unterminated or longer than {max} bytes")
             })?;
-        self.elf.file_offset(vaddr, end as u64 + 1)?;
         String::from_utf8(rest[..end].to_vec())
             .map_err(|_| format!("string at {vaddr:#x} is not UTF-8"))
     }

@@ -2,10 +2,11 @@
 //! `ao-host` and the conformance kit (`ao-plugin-test`) both load plugins through it.
 //!
 //! - [`discovery`] decides which files are candidates, in the contract's search order.
-//! - [`trust`] refuses libraries others could have replaced; `file_format` (with `elf`) refuses
-//!   files the dynamic loader would crash on; `manifest` reads what a library says it is from
-//!   its bytes, so nothing of it runs before it is judged; `elf_target` refuses a library for
-//!   another machine from its header; `dependencies` (with `loader_cache`) resolves the
+//! - [`trust`] refuses libraries others could have replaced; `file_format` (with `elf` and
+//!   `macho`, both read through the `object` crate) refuses files the dynamic loader would
+//!   crash on, and libraries for another machine or platform; `manifest` reads what a library
+//!   says it is from its bytes, so nothing of it runs before it is judged; `elf_target` refuses
+//!   an ELF library for another machine from its header; `dependencies` (with `loader_cache`) resolves the
 //!   libraries the loader would map with it and holds them to the same rules.
 //! - [`library`] loads one file: trust, structure, manifest, pins and the API-version policy
 //!   from the bytes read once, then the dynamic loader on those very bytes and abi_stable's
@@ -27,6 +28,7 @@ pub mod instance;
 pub mod isolated;
 pub mod library;
 mod loader_cache;
+mod macho;
 mod manifest;
 pub mod process_state;
 pub mod registry;

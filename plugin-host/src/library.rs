@@ -23,7 +23,6 @@
 
 use std::{
     collections::BTreeMap,
-    ffi::CString,
     io::Write,
     os::unix::fs::MetadataExt,
     os::unix::fs::OpenOptionsExt,
@@ -38,20 +37,16 @@ use ao_plugin_api::{
         library::{lib_header_from_path, IsLayoutChecked, LibraryError},
         StableAbi,
     },
-    manifest::{
-        parse_remote_names, PluginManifest, MANIFEST_FORMAT, MANIFEST_MAGIC, MANIFEST_SYMBOL,
-        REMOTE_SYMBOL,
-    },
+    manifest::MANIFEST_SYMBOL,
     PluginDeclaration, PluginKind, PluginLibraryRef, RemoteConstructor, API_VERSION,
 };
 use semver::Version;
 
 use super::{
     dependencies::check_dependencies,
-    elf::ELF_MAGIC,
-    elf_target::{check_elf_target, TargetMismatch},
-    file_format::check_library_bytes,
-    manifest::{check_manifest_plugins, read_elf_manifest, ManifestError, MAX_PLUGINS_PER_LIBRARY},
+    elf_target::TargetMismatch,
+    file_format::LibraryFile,
+    manifest::{check_manifest_plugins, read_manifest, ManifestError, ABI_SYMBOL},
 };
 use crate::trust::check_library_trust;
 /// The largest library read: a debug build of a plugin is tens of megabytes.
@@ -101,6 +96,9 @@ pub enum LoadError {
     Open { path: PathBuf, detail: String },
     #[error("{path}: not an ao plugin (no `{MANIFEST_SYMBOL}` symbol); plugins export it with `ao_plugin_api::export_plugins!`", path = path.display())]
     NotAPlugin { path: PathBuf },
+    /// A Mach-O library with only the format-1 manifest, whose pointers are dyld fixups.
+    #[error("{path}: a Mach-O library with only the old pointer manifest (`{MANIFEST_SYMBOL}`), which cannot be read before loading it: rebuild it against an ao-plugin-api that also writes the pointer-free `{ABI_SYMBOL}` (this host's {API_VERSION} does)", path = path.display())]
+    PointerManifest { path: PathBuf },
     #[error("{path}: corrupt plugin manifest: {detail}; rebuild the library", path = path.display())]
     BadManifest { path: PathBuf, detail: String },
     #[error("{path}: built for ao-plugin-api {library}, this host speaks {host}: {fix}", path = path.display())]
@@ -157,7 +155,7 @@ pub enum LoadedPlugin {
         kind: PluginKind,
         name: String,
         version: String,
-        /// Marked `[remote]` (from the file's [`REMOTE_SYMBOL`]).
+        /// Marked `[remote]` (from the file's [`ao_plugin_api::manifest::REMOTE_SYMBOL`]).
         remote: bool,
     },
 }
@@ -385,41 +383,35 @@ pub fn load_library_checked(path: &Path, policy: &LoadPolicy<'_>) -> LibraryRepo
             return report;
         }
     };
-    if bytes.starts_with(&ELF_MAGIC) {
-        if let Err(mismatch) = check_elf_target(&bytes) {
-            report.outcome = Err(match mismatch {
-                TargetMismatch::Foreign(detail) => LoadError::Foreign {
-                    path: display_path,
-                    detail,
-                },
-                TargetMismatch::NotLibrary(detail) => LoadError::NotSharedLibrary {
-                    path: display_path,
-                    detail,
-                },
+    let library_file = match LibraryFile::parse(&bytes) {
+        Ok(file) => file,
+        Err(TargetMismatch::Foreign(detail)) => {
+            report.outcome = Err(LoadError::Foreign {
+                path: display_path,
+                detail,
             });
             return report;
         }
-    }
-    if let Err(detail) = check_library_bytes(&bytes) {
-        report.outcome = Err(LoadError::NotSharedLibrary {
-            path: display_path,
-            detail,
-        });
-        return report;
-    }
-    let manifest = if bytes.starts_with(&ELF_MAGIC) {
-        read_elf_manifest(&bytes).map_err(|error| match error {
-            ManifestError::Missing => LoadError::NotAPlugin {
-                path: display_path.clone(),
-            },
-            ManifestError::Corrupt(detail) => LoadError::BadManifest {
-                path: display_path.clone(),
+        Err(TargetMismatch::NotLibrary(detail)) => {
+            report.outcome = Err(LoadError::NotSharedLibrary {
+                path: display_path,
                 detail,
-            },
-        })
-    } else {
-        read_manifest_by_loading(&canonical, &display_path)
+            });
+            return report;
+        }
     };
+    let manifest = read_manifest(&library_file).map_err(|error| match error {
+        ManifestError::Missing => LoadError::NotAPlugin {
+            path: display_path.clone(),
+        },
+        ManifestError::PointersOnly => LoadError::PointerManifest {
+            path: display_path.clone(),
+        },
+        ManifestError::Corrupt(detail) => LoadError::BadManifest {
+            path: display_path.clone(),
+            detail,
+        },
+    });
     let manifest = match manifest {
         Ok(manifest) => manifest,
         Err(error) => {
@@ -435,6 +427,14 @@ pub fn load_library_checked(path: &Path, policy: &LoadPolicy<'_>) -> LibraryRepo
         report.manifest = Some(manifest);
         return report;
     }
+    if let Err(detail) = library_file.check_platform() {
+        report.outcome = Err(LoadError::Foreign {
+            path: display_path,
+            detail,
+        });
+        report.manifest = Some(manifest);
+        return report;
+    }
     if let Some(plugin) = manifest.plugins.iter().find(|p| skipped(&p.name)) {
         report.outcome = Err(LoadError::Skipped {
             path: display_path,
@@ -444,7 +444,7 @@ pub fn load_library_checked(path: &Path, policy: &LoadPolicy<'_>) -> LibraryRepo
         return report;
     }
     let isolate = manifest.plugins.iter().any(|p| isolated(&p.name));
-    let is_elf = bytes.starts_with(&ELF_MAGIC);
+    let is_elf = matches!(library_file, LibraryFile::Elf(_));
     let judged = check_pins(&bytes, &display_path, &manifest, pins)
         .and_then(|()| check_api(&display_path, &manifest))
         .and_then(|()| {
@@ -458,6 +458,7 @@ pub fn load_library_checked(path: &Path, policy: &LoadPolicy<'_>) -> LibraryRepo
             Ok(())
         });
     // The loader maps the file itself: the copy read for judging is not needed any more.
+    drop(library_file);
     drop(bytes);
     report.outcome = judged.and_then(|()| {
         if isolate {
@@ -621,108 +622,6 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-/// Reads the manifest of a library that is not ELF (a Mach-O `.dylib`) by loading it: only ELF
-/// manifests are read from the file so far, so on such platforms a library's constructors run
-/// before its manifest is judged. `path` is the canonical path to open; `shown` is the one
-/// errors name.
-fn read_manifest_by_loading(path: &Path, shown: &Path) -> Result<ManifestInfo, LoadError> {
-    let path_buf = shown.to_path_buf();
-    // SAFETY: loading a library runs its initialisers; plugin folders are trusted code by
-    // definition (see the README's security notes), and nothing else is assumed here.
-    let library = unsafe { libloading::Library::new(path) }.map_err(|e| LoadError::Open {
-        path: path_buf.clone(),
-        detail: error_chain(&e),
-    })?;
-    let symbol_name = CString::new(MANIFEST_SYMBOL).expect("no NUL in symbol name");
-    // SAFETY: the symbol is a static `PluginManifest`; `Symbol<*const T>` yields its address.
-    let manifest_ptr =
-        match unsafe { library.get::<*const PluginManifest>(symbol_name.as_bytes_with_nul()) } {
-            Ok(symbol) => *symbol,
-            Err(_) => {
-                std::mem::forget(library);
-                return Err(LoadError::NotAPlugin { path: path_buf });
-            }
-        };
-    // The library stays mapped for the life of the process: the manifest points into it, and
-    // unloading Rust code is unsound.
-    std::mem::forget(library);
-    let bad = |detail: &str| LoadError::BadManifest {
-        path: path_buf.clone(),
-        detail: detail.to_string(),
-    };
-    if manifest_ptr.is_null() {
-        return Err(bad("null manifest"));
-    }
-    // SAFETY: the symbol came from a library that exports `AO_PLUGIN_MANIFEST`; the magic is
-    // checked before any pointer inside is trusted.
-    let manifest = unsafe { &*manifest_ptr };
-    if manifest.magic != MANIFEST_MAGIC {
-        return Err(bad("wrong magic bytes"));
-    }
-    if manifest.format != MANIFEST_FORMAT {
-        return Err(bad(&format!(
-            "manifest format {} (this host reads format {MANIFEST_FORMAT})",
-            manifest.format
-        )));
-    }
-    if manifest.plugin_count as u64 > MAX_PLUGINS_PER_LIBRARY || manifest.plugins.is_null() {
-        return Err(bad("implausible plugin list"));
-    }
-    // SAFETY: checked non-null and bounded above; entries are static data of the library.
-    let entries = unsafe { std::slice::from_raw_parts(manifest.plugins, manifest.plugin_count) };
-    // SAFETY (for each `read`): the strings are static data of the still-mapped library.
-    let api_version =
-        unsafe { manifest.api_version.read() }.ok_or_else(|| bad("no API version"))?;
-    let plugins = entries
-        .iter()
-        .map(|entry| {
-            let field = |s: &ao_plugin_api::manifest::ManifestStr| unsafe { s.read() };
-            let kind_name = field(&entry.kind).ok_or_else(|| bad("plugin without kind"))?;
-            Ok(ManifestPlugin {
-                kind: PluginKind::parse(&kind_name),
-                kind_name,
-                name: field(&entry.name).ok_or_else(|| bad("plugin without name"))?,
-                version: field(&entry.version).ok_or_else(|| bad("plugin without version"))?,
-            })
-        })
-        .collect::<Result<_, LoadError>>()?;
-    Ok(ManifestInfo {
-        api_version,
-        plugins,
-        remote: remote_names_by_loading(path),
-    })
-}
-
-/// [`REMOTE_SYMBOL`] of a library read by loading it, up to its empty name (at most 64 KiB).
-fn remote_names_by_loading(path: &Path) -> Vec<String> {
-    // SAFETY: the library is already loaded (this only takes another reference to it).
-    let Ok(library) = (unsafe { libloading::Library::new(path) }) else {
-        return Vec::new();
-    };
-    let name = CString::new(REMOTE_SYMBOL).expect("no NUL in symbol name");
-    // SAFETY: the symbol is a static byte array ending in an empty name; reading stops there.
-    let names = match unsafe { library.get::<*const u8>(name.as_bytes_with_nul()) } {
-        Ok(symbol) if !symbol.is_null() => {
-            let start = *symbol;
-            let mut bytes = Vec::new();
-            let mut previous = 0u8;
-            for offset in 0..64 * 1024 {
-                // SAFETY: within the symbol until its terminating empty name, found below.
-                let byte = unsafe { *start.add(offset) };
-                bytes.push(byte);
-                if byte == 0 && previous == 0 {
-                    break;
-                }
-                previous = byte;
-            }
-            parse_remote_names(&bytes)
-        }
-        _ => Vec::new(),
-    };
-    std::mem::forget(library);
-    names
 }
 
 /// The kind of plugin a remote constructor builds.

@@ -1,9 +1,12 @@
-//! A library's manifest (`AO_PLUGIN_MANIFEST`), read from the file with nothing of it run.
+//! A library's manifest, read from the file with nothing of it run.
 //!
-//! The manifest is a frozen `repr(C)` struct of pointers to static strings
-//! (`ao_plugin_api::manifest`). In the file those pointers are relocation entries, not values,
-//! so they are read as the loader would patch them ([`super::elf::LoadedView`]); every address
-//! is checked to lie in the file's loaded data before a byte of it is read.
+//! The pointer-free format-2 manifest (`AO_PLUGIN_ABI`: magic, format, length, JSON) is read
+//! wherever a library has it, ELF or Mach-O. Older libraries have only the format-1 manifest
+//! (`AO_PLUGIN_MANIFEST`), a frozen `repr(C)` struct of pointers to static strings
+//! (`ao_plugin_api::manifest`). In an ELF file those pointers are relocation entries, not
+//! values, so they are read as the loader would patch them ([`super::elf::LoadedView`]); every
+//! address is checked to lie in the file's loaded data before a byte of it is read. In a Mach-O
+//! file they are dyld fixups, which are not decoded: such a library is refused before loading.
 
 use ao_plugin_api::{
     manifest::{
@@ -14,11 +17,20 @@ use ao_plugin_api::{
 
 use super::{
     elf::{Elf, LoadedView},
+    file_format::LibraryFile,
     library::{ManifestInfo, ManifestPlugin},
 };
 
+/// The exported symbol holding the pointer-free format-2 manifest.
+pub(super) const ABI_SYMBOL: &str = "AO_PLUGIN_ABI";
+/// The format-2 manifest's magic bytes and format number.
+const ABI_MAGIC: &[u8; 8] = b"AOPLUGIN";
+const ABI_FORMAT: u32 = 2;
+/// The longest format-2 payload read.
+const MAX_ABI_PAYLOAD: usize = 64 * 1024;
+
 /// A library's manifest can list at most this many plugins; more means a corrupt manifest.
-pub(super) const MAX_PLUGINS_PER_LIBRARY: u64 = 256;
+const MAX_PLUGINS_PER_LIBRARY: u64 = 256;
 /// The longest name, kind or version string a manifest may hold.
 const MAX_STRING: usize = 256;
 
@@ -27,6 +39,8 @@ const MAX_STRING: usize = 256;
 pub(super) enum ManifestError {
     /// The library exports no manifest: not an ao plugin.
     Missing,
+    /// Only the format-1 manifest, in a file whose pointers only dyld can resolve (Mach-O).
+    PointersOnly,
     Corrupt(String),
 }
 
@@ -61,10 +75,86 @@ pub(super) fn check_manifest_plugins(manifest: &ManifestInfo) -> Result<(), Stri
     Ok(())
 }
 
-/// Reads the manifest of the ELF library `bytes`.
-pub(super) fn read_elf_manifest(bytes: &[u8]) -> Result<ManifestInfo, ManifestError> {
+/// Reads the manifest of the library `file`: format 2 where it has one, else format 1 (ELF only).
+pub(super) fn read_manifest(file: &LibraryFile<'_>) -> Result<ManifestInfo, ManifestError> {
     let corrupt = ManifestError::Corrupt;
-    let elf = Elf::parse(bytes).map_err(corrupt)?;
+    if let Some(bytes) = file.exported_data(ABI_SYMBOL).map_err(corrupt)? {
+        return parse_abi_manifest(bytes).map_err(corrupt);
+    }
+    match file {
+        LibraryFile::Elf(elf) => read_pointer_manifest(elf),
+        LibraryFile::MachO(_) => match file.exported_data(MANIFEST_SYMBOL).map_err(corrupt)? {
+            Some(_) => Err(ManifestError::PointersOnly),
+            None => Err(ManifestError::Missing),
+        },
+    }
+}
+
+/// The format-2 manifest in `bytes` (which may run on past its end, to the end of a Mach-O
+/// section): `AOPLUGIN`, format 2 and the payload's length (both `u32` little-endian), then
+/// the JSON payload.
+fn parse_abi_manifest(bytes: &[u8]) -> Result<ManifestInfo, String> {
+    let word = |at: usize| -> Result<u32, String> {
+        let four = bytes.get(at..at + 4).ok_or("format-2 manifest cut short")?;
+        Ok(u32::from_le_bytes(four.try_into().expect("four bytes")))
+    };
+    if bytes.get(..8) != Some(&ABI_MAGIC[..]) {
+        return Err("wrong magic bytes".into());
+    }
+    let format = word(8)?;
+    if format != ABI_FORMAT {
+        return Err(format!(
+            "manifest format {format} (this host reads format {ABI_FORMAT})"
+        ));
+    }
+    let length = word(12)? as usize;
+    let payload = bytes
+        .get(16..)
+        .and_then(|rest| rest.get(..length))
+        .filter(|_| length <= MAX_ABI_PAYLOAD)
+        .ok_or_else(|| format!("payload of {length} bytes runs past the manifest"))?;
+    #[derive(serde::Deserialize)]
+    struct Payload {
+        api: String,
+        plugins: Vec<PayloadPlugin>,
+    }
+    #[derive(serde::Deserialize)]
+    struct PayloadPlugin {
+        kind: String,
+        name: String,
+        version: String,
+        #[serde(default)]
+        remote: bool,
+    }
+    let payload: Payload =
+        serde_json::from_slice(payload).map_err(|e| format!("format-2 payload: {e}"))?;
+    if payload.plugins.len() as u64 > MAX_PLUGINS_PER_LIBRARY {
+        return Err("implausible plugin list".into());
+    }
+    Ok(ManifestInfo {
+        api_version: payload.api,
+        remote: payload
+            .plugins
+            .iter()
+            .filter(|p| p.remote)
+            .map(|p| p.name.clone())
+            .collect(),
+        plugins: payload
+            .plugins
+            .into_iter()
+            .map(|p| ManifestPlugin {
+                kind: PluginKind::parse(&p.kind),
+                kind_name: p.kind,
+                name: p.name,
+                version: p.version,
+            })
+            .collect(),
+    })
+}
+
+/// Reads the format-1 manifest of the ELF library `elf`, its pointers relocated.
+fn read_pointer_manifest(elf: &Elf<'_>) -> Result<ManifestInfo, ManifestError> {
+    let corrupt = ManifestError::Corrupt;
     let (address, _) = elf
         .symbol(MANIFEST_SYMBOL)
         .map_err(corrupt)?
@@ -114,14 +204,11 @@ pub(super) fn read_elf_manifest(bytes: &[u8]) -> Result<ManifestInfo, ManifestEr
         })
         .collect::<Result<_, String>>()
         .map_err(corrupt)?;
-    let remote = match elf.symbol(REMOTE_SYMBOL).map_err(corrupt)? {
-        None => Vec::new(),
-        Some((address, size)) => {
-            let size = size.min(64 * 1024);
-            let view = elf.loaded_view(address..address + size).map_err(corrupt)?;
-            parse_remote_names(view.bytes_at(address, size).map_err(corrupt)?)
-        }
-    };
+    let remote = elf
+        .exported_data(REMOTE_SYMBOL)
+        .map_err(corrupt)?
+        .map(|names| parse_remote_names(&names[..names.len().min(64 * 1024)]))
+        .unwrap_or_default();
     Ok(ManifestInfo {
         api_version,
         plugins,
