@@ -24,12 +24,14 @@ pub mod ffi;
 pub mod files;
 pub mod launch;
 pub mod manifest;
+pub mod methods;
 pub mod private;
 pub mod program;
 pub mod remote;
 mod root;
 pub mod session_files;
 pub mod shell;
+mod successors;
 mod traits;
 mod types;
 pub mod uuid;
@@ -43,6 +45,7 @@ pub use crate::{
         PluginConstructor, PluginDeclaration, PluginLibrary, PluginLibraryRef, RemoteConstructor,
         RemoteDeclaration,
     },
+    successors::{ActivityState, ErrorKind, PluginFailure, ReadinessState},
     traits::{Agent, Runtime, Workspace},
     types::{
         Activity, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext,

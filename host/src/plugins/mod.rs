@@ -13,6 +13,7 @@
 //!   builds instances from the operator's settings.
 //! - [`set`] is the runtime, agent and workspace a session uses, and the context plugins get.
 //! - [`instance`] is how the host calls a plugin: off the async reactor, with a timeout.
+//! - [`successors`] reads the enums that can grow, whatever variant a newer library sends.
 //! - [`crash`] names the plugin that takes the process down; [`process_state`] puts back the
 //!   signal dispositions and umask plugin code changed.
 
@@ -30,6 +31,7 @@ mod manifest;
 pub mod process_state;
 pub mod registry;
 pub mod set;
+pub mod successors;
 
 pub use self::{
     instance::{AgentPlugin, PluginCallError, RuntimePlugin, WorkspacePlugin},
