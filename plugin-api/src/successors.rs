@@ -28,9 +28,13 @@ use crate::{Activity, PluginError, PluginErrorKind, Readiness};
 #[sabi(kind(WithNonExhaustive(size = [usize; 2], traits(Debug, Clone, PartialEq))))]
 #[non_exhaustive]
 pub enum ActivityState {
+    /// Waiting for a message.
     Idle,
+    /// Busy with one.
     Working,
+    /// Asking the operator something (a permission, a choice).
     WaitingInput,
+    /// The agent's program has ended.
     Exited,
 }
 
@@ -78,12 +82,19 @@ impl From<Readiness> for ReadinessState {
 #[sabi(kind(WithNonExhaustive(size = [usize; 2], traits(Debug, Clone, PartialEq))))]
 #[non_exhaustive]
 pub enum ErrorKind {
+    /// As [`PluginErrorKind::Config`].
     Config,
+    /// As [`PluginErrorKind::InvalidInput`].
     InvalidInput,
+    /// As [`PluginErrorKind::Unavailable`].
     Unavailable,
+    /// As [`PluginErrorKind::NotFound`].
     NotFound,
+    /// As [`PluginErrorKind::Failed`].
     Failed,
+    /// As [`PluginErrorKind::Unsupported`].
     Unsupported,
+    /// As [`PluginErrorKind::Panicked`].
     Panicked,
 }
 
@@ -105,11 +116,14 @@ impl From<PluginErrorKind> for ErrorKind {
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, PartialEq)]
 pub struct PluginFailure {
+    /// What went wrong; a host reads a kind it does not know as `Failed`.
     pub kind: NonExhaustiveFor<ErrorKind>,
+    /// For the operator: the thing that failed and the fix.
     pub message: RString,
 }
 
 impl PluginFailure {
+    /// A failure of `kind`, saying `message`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
             kind: NonExhaustive::new(kind),
@@ -117,6 +131,7 @@ impl PluginFailure {
         }
     }
 
+    /// The message, for the operator.
     pub fn message(&self) -> &str {
         self.message.as_str()
     }
