@@ -392,6 +392,48 @@ async fn a_plugin_built_before_a_method_was_added_still_loads_and_gets_the_defau
     assert_eq!(runtime.start(request, added).await.unwrap(), "s-2");
 }
 
+/// A library built against a later ao-plugin-api, whose enums that can grow have variants this
+/// host does not know, loads; each such answer is read as its enum's fallback (logged), never
+/// as the old method's answer, a refusal or a panic.
+#[tokio::test]
+async fn variants_a_newer_library_added_are_read_as_fallbacks() {
+    use ao_plugin_api::{Activity, Readiness};
+    let library = build_fixture("future-agent", ApiPatch::FutureVariants);
+    let registry = PluginRegistry::load(std::slice::from_ref(&library));
+    let rows = registry.rows();
+    assert_eq!(
+        rows[0].status,
+        ao_host::plugins::PluginStatus::Ok,
+        "{rows:?}"
+    );
+    let agent = registry
+        .agent("future-agent", &faulty_context(""), Duration::from_secs(5))
+        .unwrap();
+    // `Reviewing` and `Paused`: the library's old methods would have said Idle and Ready.
+    assert_eq!(agent.activity("screen").await.unwrap(), Activity::Working);
+    assert_eq!(agent.is_ready("screen").await.unwrap(), Readiness::Starting);
+    let err = agent.activity("throttled").await.unwrap_err();
+    assert_eq!(err.kind(), PluginErrorKind::Failed);
+    assert!(
+        err.to_string().contains("throttled; wait a minute"),
+        "{err}"
+    );
+}
+
+/// An agent built before `activity_state` and `readiness_state` (0.1.7) is asked its
+/// `activity` and `is_ready` instead.
+#[tokio::test]
+async fn an_agent_built_before_the_growing_states_is_asked_the_old_methods() {
+    use ao_plugin_api::{Activity, Readiness};
+    let library = build_fixture("old-runtime", ApiPatch::OldRuntime);
+    let registry = PluginRegistry::load(std::slice::from_ref(&library));
+    let agent = registry
+        .agent("old-agent", &faulty_context(""), Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(agent.activity("screen").await.unwrap(), Activity::Idle);
+    assert_eq!(agent.is_ready("screen").await.unwrap(), Readiness::Ready);
+}
+
 /// An agent built before `Agent::launch` (0.1.4) starts through its `launch_command`: the host
 /// types the first message, reads the screen, and cannot resume it.
 #[tokio::test]

@@ -115,7 +115,9 @@ mod error;
 mod export;
 pub mod ffi;
 pub mod manifest;
+pub mod methods;
 mod root;
+mod successors;
 mod traits;
 pub mod transport;
 mod types;
@@ -128,6 +130,7 @@ pub use crate::{
         PluginConstructor, PluginDeclaration, PluginLibrary, PluginLibraryRef, RemoteConstructor,
         RemoteDeclaration,
     },
+    successors::{ActivityState, ErrorKind, PluginFailure, ReadinessState},
     traits::{Agent, Runtime, Workspace},
     types::{
         Activity, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext,

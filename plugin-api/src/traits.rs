@@ -10,6 +10,7 @@ use abi_stable::std_types::RString;
 
 use crate::{
     error::{PluginError, PluginResult},
+    successors::{ActivityState, PluginFailure, ReadinessState},
     types::{
         Activity, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext,
         Readiness, RepositoryInfo, RuntimeCreateRequest, WorkspaceCreateConfig,
@@ -174,6 +175,21 @@ pub trait Agent: Send + Sync + 'static {
     /// nothing.)
     fn silent_events_hint(&self) -> PluginResult<String> {
         Ok(String::new())
+    }
+
+    /// What the agent is doing, as [`Agent::activity`] says, in the enum that can grow: a
+    /// plugin that knows states this crate's [`Activity`] lacks answers here, and a host that
+    /// does not know a state reads it as `Working` (and says so in its log). (Added in 0.1.7;
+    /// the default is [`Agent::activity`].)
+    fn activity_state(&self, output: &str) -> Result<ActivityState, PluginFailure> {
+        Ok(self.activity(output)?.into())
+    }
+
+    /// Whether the agent accepts a message now, as [`Agent::is_ready`] says, in the enum that
+    /// can grow; a host that does not know a state reads it as `Starting` (and says so in its
+    /// log). (Added in 0.1.7; the default is [`Agent::is_ready`].)
+    fn readiness_state(&self, output: &str) -> Result<ReadinessState, PluginFailure> {
+        Ok(self.is_ready(output)?.into())
     }
 }
 

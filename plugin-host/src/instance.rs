@@ -7,6 +7,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use super::successors;
 use ao_plugin_api::{
     abi_stable::std_types::{RResult, RStr, RString},
     ffi::{AgentObject, RuntimeObject, WorkspaceObject},
@@ -413,18 +414,55 @@ impl AgentPlugin {
             .map(Vec::from)
     }
 
+    /// Whether the agent accepts a message now: its `readiness_state`, a state this build does
+    /// not know read as `Starting`; from a library built before that (0.1.7), its `is_ready`.
     pub async fn is_ready(&self, output: &str) -> Result<Readiness, PluginCallError> {
-        let output = output.to_string();
-        self.0
-            .call("is_ready", move |o| o.is_ready(RStr::from_str(&output)))
-            .await
+        let owned = output.to_string();
+        let plugin = self.name().to_string();
+        let state = self
+            .0
+            .call("readiness_state", move |o| {
+                o.readiness_state(RStr::from_str(&owned))
+                    .map_err(|failure| successors::plugin_error(failure, &plugin))
+            })
+            .await;
+        match state {
+            Ok(state) => Ok(successors::readiness(successors::known(
+                &state,
+                self.name(),
+            ))),
+            Err(e) if e.kind() == PluginErrorKind::Unsupported => {
+                let output = output.to_string();
+                self.0
+                    .call("is_ready", move |o| o.is_ready(RStr::from_str(&output)))
+                    .await
+            }
+            Err(e) => Err(e),
+        }
     }
 
+    /// What the agent is doing: its `activity_state`, a state this build does not know read as
+    /// `Working`; from a library built before that (0.1.7), its `activity`.
     pub async fn activity(&self, output: &str) -> Result<Activity, PluginCallError> {
-        let output = output.to_string();
-        self.0
-            .call("activity", move |o| o.activity(RStr::from_str(&output)))
-            .await
+        let owned = output.to_string();
+        let plugin = self.name().to_string();
+        let state = self
+            .0
+            .call("activity_state", move |o| {
+                o.activity_state(RStr::from_str(&owned))
+                    .map_err(|failure| successors::plugin_error(failure, &plugin))
+            })
+            .await;
+        match state {
+            Ok(state) => Ok(successors::activity(successors::known(&state, self.name()))),
+            Err(e) if e.kind() == PluginErrorKind::Unsupported => {
+                let output = output.to_string();
+                self.0
+                    .call("activity", move |o| o.activity(RStr::from_str(&output)))
+                    .await
+            }
+            Err(e) => Err(e),
+        }
     }
 
     pub async fn input_pending(&self, output: &str) -> Result<bool, PluginCallError> {

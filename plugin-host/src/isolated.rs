@@ -5,9 +5,10 @@
 //! from the file; see `library`). It starts `ao-host plugins serve`, which loads the library the
 //! usual way, builds the plugin, and answers calls over the child's stdin and stdout: one
 //! length-prefixed JSON frame per request and per reply ([`serve`] is the child's side). On the
-//! host's side, [`IsolatedRuntime`] and its siblings implement the plugins' FFI traits by
-//! forwarding each call, so everything above (`instance`) calls an isolated plugin exactly as a
-//! loaded one, with the same results and errors.
+//! host's side, [`IsolatedPlugin`] implements the plugins' FFI traits by forwarding each call;
+//! both sides are expanded from the interfaces' method table (`ao_plugin_api::methods`), so a
+//! method added there is forwarded with nothing written here. Everything above (`instance`)
+//! calls an isolated plugin exactly as a loaded one, with the same results and errors.
 //!
 //! - A call past its timeout kills the child: nothing stays stuck.
 //! - A child that dies during a call (SIGSEGV, abort, `panic = "abort"`, `exit`) fails that call
@@ -28,18 +29,22 @@ use std::{
 
 use ao_plugin_api::{
     abi_stable::{
+        nonexhaustive_enum::{NonExhaustive, NonExhaustiveFor},
         sabi_trait::TD_Opaque,
-        std_types::{RResult, RSlice, RStr, RString, RVec},
+        std_types::{RErr, RResult, RSlice, RStr, RString, RVec},
     },
     ffi::{
         AgentFfi, AgentFfi_TO, AgentObject, RuntimeFfi, RuntimeFfi_TO, RuntimeObject, WorkspaceFfi,
         WorkspaceFfi_TO, WorkspaceObject,
     },
-    Activity, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext,
-    PluginError, PluginErrorKind, PluginKind, Readiness, RepositoryInfo, RuntimeCreateRequest,
-    Transport, WorkspaceCreateConfig,
+    Activity, ActivityState, AgentSession, DoctorCheck, EnvVar, ErrorKind, LaunchPlan,
+    LaunchRequest, PluginContext, PluginError, PluginErrorKind, PluginFailure, PluginKind,
+    Readiness, ReadinessState, RepositoryInfo, RuntimeCreateRequest, Transport,
+    WorkspaceCreateConfig,
 };
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use super::successors;
 
 pub mod serve;
 
@@ -69,71 +74,158 @@ pub(crate) struct Hello {
     pub create_timeout_ms: u64,
 }
 
-/// One call, as the host sends it. Each variant is one method of one plugin interface.
+/// One call, as the host sends it: a method of the plugin's interface, named as in the
+/// interface's table (`ao_plugin_api::methods`), and its arguments as a JSON array.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum Call {
-    Create(RuntimeCreateRequest),
-    Start(RuntimeCreateRequest),
-    SendMessage(RString, RString),
-    SendKeys(RString, Vec<RString>),
-    CaptureOutput(RString, u32),
-    CaptureOutputs(Vec<RString>, u32),
-    CaptureStyled(RString, u32),
-    IsAlive(RString),
-    Destroy(RString),
-    AttachCommand(RString),
-    AliveHandles,
-    OwnedHandles,
-    Doctor,
-    LaunchCommand(AgentSession),
-    Environment(AgentSession),
-    IsReady(RString),
-    Activity(RString),
-    InputPending(RString),
-    Launch(LaunchRequest),
-    Forget(RString),
-    SilentEventsHint,
-    CreateWorkspace(WorkspaceCreateConfig),
-    DestroyWorkspace(RString, bool),
-    Exists(RString),
-    ListOwned,
-    HasUnsavedWork(RString),
-    DiscoverRepository(RString),
-    RemoveMergedBranches(RString, Vec<RString>, bool),
-    BaseOf(RString, RString),
+pub(crate) struct Call {
+    pub method: String,
+    pub args: serde_json::Value,
 }
 
-impl Call {
-    /// The plugin method, as errors name it.
-    pub(crate) fn method(&self) -> &'static str {
-        match self {
-            Self::Create(_) | Self::CreateWorkspace(_) => "create",
-            Self::Start(_) => "start",
-            Self::SendMessage(..) => "send_message",
-            Self::SendKeys(..) => "send_keys",
-            Self::CaptureOutput(..) => "capture_output",
-            Self::CaptureOutputs(..) => "capture_outputs",
-            Self::CaptureStyled(..) => "capture_styled",
-            Self::IsAlive(_) => "is_alive",
-            Self::Destroy(_) | Self::DestroyWorkspace(..) => "destroy",
-            Self::AttachCommand(_) => "attach_command",
-            Self::AliveHandles => "alive_handles",
-            Self::OwnedHandles => "owned_handles",
-            Self::Doctor => "doctor",
-            Self::LaunchCommand(_) => "launch_command",
-            Self::Environment(_) => "environment",
-            Self::IsReady(_) => "is_ready",
-            Self::Activity(_) => "activity",
-            Self::InputPending(_) => "input_pending",
-            Self::Launch(_) => "launch",
-            Self::Forget(_) => "forget",
-            Self::SilentEventsHint => "silent_events_hint",
-            Self::Exists(_) => "exists",
-            Self::ListOwned => "list_owned",
-            Self::HasUnsavedWork(_) => "has_unsaved_work",
-            Self::DiscoverRepository(_) => "discover_repository",
-            Self::RemoveMergedBranches(..) => "remove_merged_branches",
-            Self::BaseOf(..) => "base_of",
+/// An argument type of an FFI method, as it travels to the isolated child: owned there, lent
+/// to the plugin's method as the FFI type again.
+pub(crate) trait Arg<'a>: Sized {
+    type Owned: Serialize + DeserializeOwned;
+    fn own(self) -> Self::Owned;
+    fn lend(owned: &'a Self::Owned) -> Self;
+}
+
+impl<'a> Arg<'a> for RStr<'a> {
+    type Owned = RString;
+    fn own(self) -> RString {
+        self.into()
+    }
+    fn lend(owned: &'a RString) -> Self {
+        owned.as_rstr()
+    }
+}
+
+impl<'a> Arg<'a> for RSlice<'a, RString> {
+    type Owned = Vec<RString>;
+    fn own(self) -> Vec<RString> {
+        self.to_vec()
+    }
+    fn lend(owned: &'a Vec<RString>) -> Self {
+        RSlice::from_slice(owned)
+    }
+}
+
+impl<'a, T: Clone + Serialize + DeserializeOwned> Arg<'a> for &'a T {
+    type Owned = T;
+    fn own(self) -> T {
+        self.clone()
+    }
+    fn lend(owned: &'a T) -> Self {
+        owned
+    }
+}
+
+/// Arguments passed by value.
+macro_rules! copied_args {
+    ($($ty:ty),*) => {$(
+        impl<'a> Arg<'a> for $ty {
+            type Owned = $ty;
+            fn own(self) -> $ty {
+                self
+            }
+            fn lend(owned: &'a $ty) -> Self {
+                *owned
+            }
+        }
+    )*};
+}
+
+copied_args!(u32, bool);
+
+/// An FFI method's answer, as it travels back from the isolated child: as itself, but for the
+/// enums that can grow, whose variant the child may not know (see [`successors`]).
+pub(crate) trait Reply: Sized {
+    type Wire: Serialize + DeserializeOwned;
+    fn to_wire(self) -> Self::Wire;
+    fn from_wire(wire: Self::Wire, plugin: &str) -> Self;
+}
+
+impl<T: Reply, E: Reply> Reply for RResult<T, E> {
+    type Wire = Result<T::Wire, E::Wire>;
+    fn to_wire(self) -> Self::Wire {
+        self.into_result()
+            .map(Reply::to_wire)
+            .map_err(Reply::to_wire)
+    }
+    fn from_wire(wire: Self::Wire, plugin: &str) -> Self {
+        wire.map(|value| T::from_wire(value, plugin))
+            .map_err(|error| E::from_wire(error, plugin))
+            .into()
+    }
+}
+
+impl<T: Reply> Reply for RVec<T> {
+    type Wire = Vec<T::Wire>;
+    fn to_wire(self) -> Self::Wire {
+        self.into_iter().map(Reply::to_wire).collect()
+    }
+    fn from_wire(wire: Self::Wire, plugin: &str) -> Self {
+        wire.into_iter()
+            .map(|value| T::from_wire(value, plugin))
+            .collect()
+    }
+}
+
+/// Answers that travel as themselves.
+macro_rules! replied_as_is {
+    ($($ty:ty),*) => {$(
+        impl Reply for $ty {
+            type Wire = $ty;
+            fn to_wire(self) -> $ty {
+                self
+            }
+            fn from_wire(wire: $ty, _plugin: &str) -> Self {
+                wire
+            }
+        }
+    )*};
+}
+
+replied_as_is!(
+    (),
+    bool,
+    RString,
+    Activity,
+    Readiness,
+    DoctorCheck,
+    EnvVar,
+    LaunchPlan,
+    RepositoryInfo,
+    PluginError
+);
+
+/// Enums that can grow travel as the variant when the child knows it, else as its name; the
+/// host reads a name as the enum's fallback and logs it.
+macro_rules! replied_as_known {
+    ($($enum:ty),*) => {$(
+        impl Reply for NonExhaustiveFor<$enum> {
+            type Wire = Result<$enum, String>;
+            fn to_wire(self) -> Self::Wire {
+                self.as_enum().cloned().map_err(|_| format!("{self:?}"))
+            }
+            fn from_wire(wire: Self::Wire, plugin: &str) -> Self {
+                NonExhaustive::new(wire.unwrap_or_else(|name| successors::unknown(&name, plugin)))
+            }
+        }
+    )*};
+}
+
+replied_as_known!(ActivityState, ReadinessState, ErrorKind);
+
+impl Reply for PluginFailure {
+    type Wire = (Result<ErrorKind, String>, RString);
+    fn to_wire(self) -> Self::Wire {
+        (self.kind.to_wire(), self.message)
+    }
+    fn from_wire((kind, message): Self::Wire, plugin: &str) -> Self {
+        Self {
+            kind: Reply::from_wire(kind, plugin),
+            message,
         }
     }
 }
@@ -402,35 +494,54 @@ impl Isolated {
 
     /// Sends `call` and returns the plugin's answer. An answer that does not parse means the
     /// channel is out of step: the child is ended, and the next call starts a new one.
-    fn request<T: DeserializeOwned>(&self, call: Call) -> RResult<T, PluginError> {
-        self.exchange(call)
+    fn request<T: Reply, E: Reply + From<PluginError>>(
+        &self,
+        method: &'static str,
+        args: impl Serialize,
+    ) -> RResult<T, E> {
+        let reply = serde_json::to_value(args)
+            .map_err(|e| {
+                PluginError::failed(format!(
+                    "the arguments of `{method}` could not be encoded: {e}"
+                ))
+            })
+            .and_then(|args| {
+                self.exchange(Call {
+                    method: method.to_string(),
+                    args,
+                })
+            })
             .and_then(|reply| {
-                serde_json::from_slice::<Result<T, PluginError>>(&reply).unwrap_or_else(|e| {
+                serde_json::from_slice(&reply).map_err(|e| {
                     if let Some(connection) = self.lock_connection().take() {
                         connection.end();
                     }
-                    Err(PluginError::unavailable(format!(
+                    PluginError::unavailable(format!(
                         "plugin `{}` answered nonsense ({e}); its process was restarted",
                         self.hello.name
-                    )))
+                    ))
                 })
-            })
-            .into()
+            });
+        match reply {
+            Ok(wire) => Reply::from_wire(wire, &self.hello.name),
+            Err(error) => RErr(error.into()),
+        }
     }
 
     fn exchange(&self, call: Call) -> Result<Vec<u8>, PluginError> {
         if let Some(why) = &self.crashes.lock().unwrap_or_else(|e| e.into_inner()).1 {
             return Err(PluginError::unavailable(why.clone()));
         }
-        let method = call.method();
+        let method = call.method.as_str();
         let mut slot = self.lock_connection();
         let mut connection = match slot.take() {
             Some(connection) => connection,
             None => self.spawn()?,
         };
-        let limit = match call {
-            Call::CreateWorkspace(_) => Duration::from_millis(self.hello.create_timeout_ms),
-            _ => self.timeout,
+        let limit = if self.hello.kind == PluginKind::Workspace && method == "create" {
+            Duration::from_millis(self.hello.create_timeout_ms)
+        } else {
+            self.timeout
         };
         let deadline = Instant::now() + limit + KILL_GRACE;
         let answered = write_frame(&mut connection.input, &call)
@@ -462,14 +573,14 @@ impl Drop for Isolated {
 /// Builds the host's handle on an isolated plugin of `hello.kind`.
 pub(crate) fn start_runtime(program: PathBuf, hello: Hello) -> Result<RuntimeObject, PluginError> {
     Ok(RuntimeFfi_TO::from_value(
-        IsolatedRuntime(Isolated::start(program, hello)?),
+        IsolatedPlugin(Isolated::start(program, hello)?),
         TD_Opaque,
     ))
 }
 
 pub(crate) fn start_agent(program: PathBuf, hello: Hello) -> Result<AgentObject, PluginError> {
     Ok(AgentFfi_TO::from_value(
-        IsolatedAgent(Isolated::start(program, hello)?),
+        IsolatedPlugin(Isolated::start(program, hello)?),
         TD_Opaque,
     ))
 }
@@ -479,149 +590,83 @@ pub(crate) fn start_workspace(
     hello: Hello,
 ) -> Result<WorkspaceObject, PluginError> {
     Ok(WorkspaceFfi_TO::from_value(
-        IsolatedWorkspace(Isolated::start(program, hello)?),
+        IsolatedPlugin(Isolated::start(program, hello)?),
         TD_Opaque,
     ))
 }
 
-fn text(value: RStr<'_>) -> RString {
-    value.into()
+/// The host's handle on an isolated plugin: each FFI method sends its call to the child.
+pub(crate) struct IsolatedPlugin(Arc<Isolated>);
+
+/// Expands one interface's method table (see `ao_plugin_api::methods`) into the forwarding
+/// implementation of its FFI trait.
+macro_rules! forwarding {
+    (
+        $(#[$trait_doc:meta])*
+        interface $plain:ident: $ffi:ident, $adapter:ident, $object:ident, $kind:literal;
+        first_release { $($first:tt)* }
+        last_of_first_release { $($last:tt)* }
+        added { $($added:tt)* }
+    ) => {
+        forwarding!(@impl $ffi; $($first)* $($last)* $($added)*);
+    };
+    (@impl $ffi:ident; $(
+        $(#[$doc:meta])*
+        fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty = |$plugin:ident| $body:expr;
+    )*) => {
+        impl $ffi for IsolatedPlugin {
+            $(
+                fn $name(&self, $($arg: $ty),*) -> $ret {
+                    self.0.request(stringify!($name), ($(Arg::own($arg),)*))
+                }
+            )*
+        }
+    };
 }
 
-/// An isolated runtime, as the host calls it.
-pub(crate) struct IsolatedRuntime(Arc<Isolated>);
-
-impl RuntimeFfi for IsolatedRuntime {
-    fn create(&self, request: &RuntimeCreateRequest) -> RResult<RString, PluginError> {
-        self.0.request(Call::Create(request.clone()))
-    }
-    fn send_message(&self, handle: RStr<'_>, message: RStr<'_>) -> RResult<(), PluginError> {
-        self.0
-            .request(Call::SendMessage(text(handle), text(message)))
-    }
-    fn send_keys(&self, handle: RStr<'_>, keys: RSlice<'_, RString>) -> RResult<(), PluginError> {
-        self.0.request(Call::SendKeys(text(handle), keys.to_vec()))
-    }
-    fn capture_output(&self, handle: RStr<'_>, lines: u32) -> RResult<RString, PluginError> {
-        self.0.request(Call::CaptureOutput(text(handle), lines))
-    }
-    fn is_alive(&self, handle: RStr<'_>) -> RResult<bool, PluginError> {
-        self.0.request(Call::IsAlive(text(handle)))
-    }
-    fn destroy(&self, handle: RStr<'_>) -> RResult<(), PluginError> {
-        self.0.request(Call::Destroy(text(handle)))
-    }
-    fn attach_command(&self, handle: RStr<'_>) -> RResult<RVec<RString>, PluginError> {
-        self.0.request(Call::AttachCommand(text(handle)))
-    }
-    fn alive_handles(&self) -> RResult<RVec<RString>, PluginError> {
-        self.0.request(Call::AliveHandles)
-    }
-    fn doctor(&self) -> RResult<RVec<DoctorCheck>, PluginError> {
-        self.0.request(Call::Doctor)
-    }
-    fn capture_outputs(
-        &self,
-        handles: RSlice<'_, RString>,
-        lines: u32,
-    ) -> RResult<RVec<RResult<RString, PluginError>>, PluginError> {
-        let screens: RResult<Vec<Result<RString, PluginError>>, PluginError> = self
-            .0
-            .request(Call::CaptureOutputs(handles.to_vec(), lines));
-        screens.map(|screens| screens.into_iter().map(RResult::from).collect())
-    }
-    fn owned_handles(&self) -> RResult<RVec<RString>, PluginError> {
-        self.0.request(Call::OwnedHandles)
-    }
-    fn capture_styled(&self, handle: RStr<'_>, lines: u32) -> RResult<RString, PluginError> {
-        self.0.request(Call::CaptureStyled(text(handle), lines))
-    }
-    fn start(&self, request: &RuntimeCreateRequest) -> RResult<RString, PluginError> {
-        self.0.request(Call::Start(request.clone()))
-    }
-}
-
-/// An isolated agent, as the host calls it.
-pub(crate) struct IsolatedAgent(Arc<Isolated>);
-
-impl AgentFfi for IsolatedAgent {
-    fn launch_command(&self, session: &AgentSession) -> RResult<RVec<RString>, PluginError> {
-        self.0.request(Call::LaunchCommand(session.clone()))
-    }
-    fn environment(&self, session: &AgentSession) -> RResult<RVec<EnvVar>, PluginError> {
-        self.0.request(Call::Environment(session.clone()))
-    }
-    fn is_ready(&self, output: RStr<'_>) -> RResult<Readiness, PluginError> {
-        self.0.request(Call::IsReady(text(output)))
-    }
-    fn activity(&self, output: RStr<'_>) -> RResult<Activity, PluginError> {
-        self.0.request(Call::Activity(text(output)))
-    }
-    fn input_pending(&self, output: RStr<'_>) -> RResult<bool, PluginError> {
-        self.0.request(Call::InputPending(text(output)))
-    }
-    fn doctor(&self) -> RResult<RVec<DoctorCheck>, PluginError> {
-        self.0.request(Call::Doctor)
-    }
-    fn launch(&self, request: &LaunchRequest) -> RResult<LaunchPlan, PluginError> {
-        self.0.request(Call::Launch(request.clone()))
-    }
-    fn forget(&self, session_id: RStr<'_>) -> RResult<(), PluginError> {
-        self.0.request(Call::Forget(text(session_id)))
-    }
-    fn silent_events_hint(&self) -> RResult<RString, PluginError> {
-        self.0.request(Call::SilentEventsHint)
-    }
-}
-
-/// An isolated workspace, as the host calls it.
-pub(crate) struct IsolatedWorkspace(Arc<Isolated>);
-
-impl WorkspaceFfi for IsolatedWorkspace {
-    fn create(&self, config: &WorkspaceCreateConfig) -> RResult<RString, PluginError> {
-        self.0.request(Call::CreateWorkspace(config.clone()))
-    }
-    fn destroy(&self, path: RStr<'_>, delete_branch: bool) -> RResult<(), PluginError> {
-        self.0
-            .request(Call::DestroyWorkspace(text(path), delete_branch))
-    }
-    fn exists(&self, path: RStr<'_>) -> RResult<bool, PluginError> {
-        self.0.request(Call::Exists(text(path)))
-    }
-    fn list_owned(&self) -> RResult<RVec<RString>, PluginError> {
-        self.0.request(Call::ListOwned)
-    }
-    fn has_unsaved_work(&self, path: RStr<'_>) -> RResult<bool, PluginError> {
-        self.0.request(Call::HasUnsavedWork(text(path)))
-    }
-    fn doctor(&self) -> RResult<RVec<DoctorCheck>, PluginError> {
-        self.0.request(Call::Doctor)
-    }
-    fn discover_repository(&self, dir: RStr<'_>) -> RResult<RepositoryInfo, PluginError> {
-        self.0.request(Call::DiscoverRepository(text(dir)))
-    }
-    fn remove_merged_branches(
-        &self,
-        repo: RStr<'_>,
-        branches: RSlice<'_, RString>,
-        dry_run: bool,
-    ) -> RResult<RVec<RString>, PluginError> {
-        self.0.request(Call::RemoveMergedBranches(
-            text(repo),
-            branches.to_vec(),
-            dry_run,
-        ))
-    }
-    fn base_of(&self, repo: RStr<'_>, default_branch: RStr<'_>) -> RResult<RString, PluginError> {
-        self.0
-            .request(Call::BaseOf(text(repo), text(default_branch)))
-    }
-}
+ao_plugin_api::interface_methods!(forwarding);
 
 /// A call the child cannot answer with this kind of plugin.
 pub(crate) fn not_a_method(call: &Call, kind: PluginKind) -> PluginError {
     PluginError::new(
         PluginErrorKind::Unsupported,
-        format!("`{}` is not a method of a {kind} plugin", call.method()),
+        format!("`{}` is not a method of a {kind} plugin", call.method),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ao_plugin_api::abi_stable::std_types::ROk;
+
+    /// An answer as it crosses the pipe: encoded by the child, decoded by the host.
+    fn across<R: Reply>(answer: R::Wire) -> R {
+        let bytes = serde_json::to_vec(&answer).unwrap();
+        R::from_wire(serde_json::from_slice(&bytes).unwrap(), "future-agent")
+    }
+
+    #[test]
+    fn a_variant_the_child_does_not_know_arrives_as_the_fallback() {
+        let state: RResult<NonExhaustiveFor<ActivityState>, PluginFailure> =
+            across(Ok(Err("Reviewing".to_string())));
+        assert_eq!(state.unwrap().as_enum().ok(), Some(&ActivityState::Working));
+        let failed: RResult<NonExhaustiveFor<ActivityState>, PluginFailure> =
+            across(Err((Err("Throttled".to_string()), RString::from("wait"))));
+        let failure = failed.unwrap_err();
+        assert_eq!(failure.kind.as_enum().ok(), Some(&ErrorKind::Failed));
+        assert_eq!(failure.message(), "wait");
+    }
+
+    #[test]
+    fn a_known_variant_arrives_as_itself() {
+        let sent: RResult<NonExhaustiveFor<ReadinessState>, PluginFailure> =
+            ROk(NonExhaustive::new(ReadinessState::Blocked {
+                reason: "trust this folder?".into(),
+                answer: vec![RString::from("Enter")].into(),
+            }));
+        let expected = sent.clone();
+        let received: RResult<NonExhaustiveFor<ReadinessState>, PluginFailure> =
+            across(sent.to_wire());
+        assert_eq!(received, expected);
+    }
 }

@@ -32,6 +32,7 @@ mod macho;
 mod manifest;
 pub mod process_state;
 pub mod registry;
+pub mod successors;
 pub mod trust;
 
 pub use self::{

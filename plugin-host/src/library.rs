@@ -726,8 +726,15 @@ fn check_and_init(
     // implementation's prefix types (trait vtables) have *more* fields than the interface's,
     // which is what a host newer than its plugins needs: a method added to an interface after
     // a release is a vtable field an older plugin lacks, and the host reaches it through the
-    // method's default body. Everything else must still match exactly.
-    check_layout_compatibility(library_layout, <PluginLibraryRef as StableAbi>::LAYOUT)
+    // method's default body. Everything else must still match exactly. A library that fails so
+    // is checked once more the way abi_stable's own loader does, the host as the interface: a
+    // library built with a later ao-plugin-api of this line may have variants the host lacks in
+    // the enums that can grow (`ao_plugin_api::ActivityState` …), which abi_stable allows only
+    // in that direction, and the host reads them as fallbacks (`successors`). A refusal reports
+    // the first check's difference.
+    let host_layout = <PluginLibraryRef as StableAbi>::LAYOUT;
+    check_layout_compatibility(library_layout, host_layout)
+        .or_else(|older| check_layout_compatibility(host_layout, library_layout).map_err(|_| older))
         .map_err(|e| layout_error(error_chain(&e)))?;
     // SAFETY: the layout was checked just above, in the direction explained there.
     let module = unsafe { header.init_root_module_with_unchecked_layout::<PluginLibraryRef>() }

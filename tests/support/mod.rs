@@ -194,6 +194,9 @@ pub enum ApiPatch {
     /// The interfaces as first released (0.1.0): without `alive_handles` and every method added
     /// after it.
     OldRuntime,
+    /// Same version, one more variant in each enum that can grow (`ActivityState::Reviewing`,
+    /// `ReadinessState::Paused`, `ErrorKind::Throttled`), as a later release may add.
+    FutureVariants,
 }
 
 impl ApiPatch {
@@ -203,6 +206,7 @@ impl ApiPatch {
             Self::Version(v) => format!("api-{}", v.replace('.', "-")),
             Self::LayoutDrift => "drift".into(),
             Self::OldRuntime => "old-runtime".into(),
+            Self::FutureVariants => "future-variants".into(),
         }
     }
 }
@@ -255,6 +259,9 @@ fn patched_plugin_api(patch: ApiPatch, into: &Path) {
         if patch == ApiPatch::OldRuntime {
             text = as_first_released(&entry.file_name().to_string_lossy(), text);
         }
+        if patch == ApiPatch::FutureVariants && entry.file_name() == "successors.rs" {
+            text = with_future_variants(text);
+        }
         if patch == ApiPatch::LayoutDrift && entry.file_name() == "types.rs" {
             let anchor = "    pub env: RVec<EnvVar>,\n}";
             assert!(
@@ -270,39 +277,90 @@ fn patched_plugin_api(patch: ApiPatch, into: &Path) {
     }
 }
 
+/// `successors.rs` with one more variant at the end of each enum that can grow.
+fn with_future_variants(text: String) -> String {
+    [
+        ("    Exited,\n}", "    Exited,\n    Reviewing,\n}"),
+        (
+            "        answer: RVec<RString>,\n    },\n}",
+            "        answer: RVec<RString>,\n    },\n    Paused,\n}",
+        ),
+        ("    Panicked,\n}", "    Panicked,\n    Throttled,\n}"),
+    ]
+    .into_iter()
+    .fold(text, |text, (anchor, grown)| {
+        assert!(
+            text.contains(anchor),
+            "future-variants patch no longer applies to successors.rs: {anchor:?}"
+        );
+        text.replacen(anchor, grown, 1)
+    })
+}
+
 /// A copy of plugin-api's source cut back to the interfaces as first released (0.1.0): every
-/// method after each `#[sabi(last_prefix_field)]` method (all added since, `alive_handles` the
-/// first) goes from the FFI traits, their adapters and the plain traits. Keyed on that marker
-/// rather than on method names, so methods added later are cut without editing this.
+/// method of each interface's `added` section in the method table (`methods.rs`; all added since,
+/// `alive_handles` the first) goes, and so do the plain traits' methods after each interface's
+/// `last_of_first_release` method. Keyed on the table's sections rather than on method names,
+/// so methods added later are cut without editing this.
 fn as_first_released(file: &str, text: String) -> String {
-    const MARKER: &str = "    #[sabi(last_prefix_field)]\n";
-    let ffi = match file {
-        "ffi.rs" => text.clone(),
-        "traits.rs" => std::fs::read_to_string(repo_root().join("plugin-api/src/ffi.rs")).unwrap(),
+    const LAST: &str = "last_of_first_release {";
+    const ADDED: &str = "added {";
+    let table = match file {
+        "methods.rs" | "traits.rs" => {
+            std::fs::read_to_string(repo_root().join("plugin-api/src/methods.rs")).unwrap()
+        }
+        "ffi.rs" => return format!("#![allow(dead_code)]\n{text}"),
         _ => return text,
     };
-    // (FFI trait, its last prefix method) for each interface.
+    // (plain trait, its last method of the first release) for each interface.
     let mut interfaces = Vec::new();
-    let mut rest = ffi.as_str();
-    while let Some(at) = rest.find(MARKER) {
+    let mut rest = table.as_str();
+    while let Some(at) = rest.find(LAST) {
         let trait_name = rest[..at]
-            .rsplit_once("pub trait ")
+            .rsplit_once("interface ")
             .and_then(|(_, name)| name.split(':').next())
-            .unwrap_or_else(|| panic!("{file}: no trait before {MARKER:?}"));
-        let method = rest[at + MARKER.len()..]
+            .unwrap_or_else(|| panic!("methods.rs: no interface before {LAST:?}"));
+        let method = rest[at + LAST.len()..]
             .trim_start()
             .strip_prefix("fn ")
             .and_then(|m| m.split('(').next())
-            .unwrap_or_else(|| panic!("{file}: no method after {MARKER:?} in {trait_name}"));
+            .unwrap_or_else(|| panic!("methods.rs: no method after {LAST:?} in {trait_name}"));
         interfaces.push((trait_name.to_string(), method.to_string()));
-        rest = &rest[at + MARKER.len()..];
+        rest = &rest[at + LAST.len()..];
     }
-    assert_eq!(interfaces.len(), 3, "{file}: expected three interfaces");
-    // Keeps `text` up to the end of `method` in `block` (the first `item_end` after its `fn`),
-    // and from the block's closing `}` on.
-    let cut_after = |text: String, block: &str, method: &str, item_end: &str| -> String {
+    assert_eq!(interfaces.len(), 3, "methods.rs: expected three interfaces");
+    if file == "methods.rs" {
+        // Empties each `added { … }`, braces matched.
+        let mut text = text;
+        let mut from = 0;
+        while let Some(found) = text[from..].find(ADDED) {
+            let open = from + found + ADDED.len();
+            let mut depth = 1;
+            let close = open
+                + text[open..]
+                    .char_indices()
+                    .find(|(_, c)| {
+                        depth += match c {
+                            '{' => 1,
+                            '}' => -1,
+                            _ => 0,
+                        };
+                        depth == 0
+                    })
+                    .map(|(i, _)| i)
+                    .unwrap_or_else(|| panic!("methods.rs: unclosed {ADDED:?}"));
+            text.replace_range(open..close, "");
+            from = open;
+        }
+        return text;
+    }
+    // Keeps `text` up to the end of `method` in `block` (the first `;` line end after its
+    // `fn`), and from the block's closing `}` on.
+    let mut text = text;
+    for (trait_name, method) in &interfaces {
+        let block = format!("pub trait {trait_name}:");
         let start = text
-            .find(block)
+            .find(&block)
             .unwrap_or_else(|| panic!("{file}: {block:?} not found"));
         let method_at = start
             + text[start..]
@@ -310,28 +368,14 @@ fn as_first_released(file: &str, text: String) -> String {
                 .unwrap_or_else(|| panic!("{file}: {method} not found in {block:?}"));
         let keep_to = method_at
             + text[method_at..]
-                .find(item_end)
+                .find(";\n")
                 .unwrap_or_else(|| panic!("{file}: end of {method} not found"))
-            + item_end.len();
+            + 2;
         let close = keep_to
             + text[keep_to..]
                 .find("\n}\n")
                 .unwrap_or_else(|| panic!("{file}: end of {block:?} not found"));
-        format!("{}{}", &text[..keep_to], &text[close + 1..])
-    };
-    let mut text = text;
-    for (trait_name, method) in &interfaces {
-        text = match file {
-            "ffi.rs" => {
-                let text = cut_after(text, &format!("pub trait {trait_name}:"), method, ";\n");
-                let adapter = format!(" {trait_name} for ");
-                cut_after(text, &adapter, method, "\n    }\n")
-            }
-            _ => {
-                let plain = trait_name.strip_suffix("Ffi").unwrap();
-                cut_after(text, &format!("pub trait {plain}:"), method, ";\n")
-            }
-        };
+        text = format!("{}{}", &text[..keep_to], &text[close + 1..]);
     }
     // Imports and helpers only the cut methods used.
     format!("#![allow(unused_imports, dead_code)]\n{text}")

@@ -9,9 +9,9 @@ pub mod set;
 use std::{path::PathBuf, time::Duration};
 
 pub use ao_plugin_host::{
-    crash, discovery, instance, isolated, library, process_state, registry, AgentPlugin,
-    LibraryReport, LoadError, LoadSettings, ManifestInfo, PluginCallError, PluginRegistry,
-    PluginRow, PluginStatus, RegistryError, RuntimePlugin, WorkspacePlugin,
+    crash, discovery, instance, isolated, library, process_state, registry, successors,
+    AgentPlugin, LibraryReport, LoadError, LoadSettings, ManifestInfo, PluginCallError,
+    PluginRegistry, PluginRow, PluginStatus, RegistryError, RuntimePlugin, WorkspacePlugin,
 };
 
 pub use self::set::PluginSet;

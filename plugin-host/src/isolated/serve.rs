@@ -9,12 +9,12 @@
 use std::{fs::File, os::fd::FromRawFd, time::Duration};
 
 use ao_plugin_api::{
-    abi_stable::std_types::{RResult, RSlice},
+    abi_stable::std_types::RResult,
+    ffi::{AgentObject, RuntimeObject, WorkspaceObject},
     PluginError, PluginKind,
 };
-use serde::Serialize;
 
-use super::{not_a_method, read_frame, write_frame, Call, FrameError, Hello};
+use super::{not_a_method, read_frame, write_frame, Arg, Call, FrameError, Hello, Reply};
 use crate::{
     registry::{RawInstance, RegistryError},
     PluginRegistry,
@@ -113,9 +113,9 @@ fn write_encoded(output: &mut File, bytes: &[u8]) -> std::io::Result<()> {
     output.flush()
 }
 
-/// A plugin's answer as the host reads it: a `Result` in JSON.
-fn encode<T: Serialize>(result: RResult<T, PluginError>) -> Vec<u8> {
-    serde_json::to_vec(&result.into_result()).unwrap_or_else(|e| {
+/// A plugin's answer as the host reads it (see [`Reply`]).
+fn encode(answer: impl Reply) -> Vec<u8> {
+    serde_json::to_vec(&answer.to_wire()).unwrap_or_else(|e| {
         serde_json::to_vec(&Err::<(), _>(PluginError::failed(format!(
             "its answer could not be encoded: {e}"
         ))))
@@ -125,68 +125,57 @@ fn encode<T: Serialize>(result: RResult<T, PluginError>) -> Vec<u8> {
 
 /// Calls the plugin method `call` names.
 fn answer(plugin: &RawInstance, kind: PluginKind, call: Call) -> Vec<u8> {
-    match (plugin, call) {
-        (RawInstance::Runtime(o), Call::Create(request)) => encode(o.create(&request)),
-        (RawInstance::Runtime(o), Call::Start(request)) => encode(o.start(&request)),
-        (RawInstance::Runtime(o), Call::SendMessage(handle, message)) => {
-            encode(o.send_message(handle.as_rstr(), message.as_rstr()))
+    let answered = match plugin {
+        RawInstance::Runtime(o) => o.answer(call),
+        RawInstance::Agent(o) => o.answer(call),
+        RawInstance::Workspace(o) => o.answer(call),
+    };
+    answered.unwrap_or_else(|call| encode(RResult::<(), _>::RErr(not_a_method(&call, kind))))
+}
+
+/// A plugin instance that answers calls sent by the host's isolated proxy.
+trait Answer {
+    /// The encoded answer to `call`; the call back if it names none of this interface's methods.
+    fn answer(&self, call: Call) -> Result<Vec<u8>, Call>;
+}
+
+/// Expands one interface's method table (see `ao_plugin_api::methods`) into the dispatch of
+/// the calls the host's isolated proxy sends.
+macro_rules! dispatch {
+    (
+        $(#[$trait_doc:meta])*
+        interface $plain:ident: $ffi:ident, $adapter:ident, $object:ident, $kind:literal;
+        first_release { $($first:tt)* }
+        last_of_first_release { $($last:tt)* }
+        added { $($added:tt)* }
+    ) => {
+        dispatch!(@impl $object; $($first)* $($last)* $($added)*);
+    };
+    (@impl $object:ident; $(
+        $(#[$doc:meta])*
+        fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty = |$plugin:ident| $body:expr;
+    )*) => {
+        impl Answer for $object {
+            fn answer(&self, call: Call) -> Result<Vec<u8>, Call> {
+                Ok(match call.method.as_str() {
+                    $(
+                        stringify!($name) => match serde_json::from_value(call.args) {
+                            Ok(($($arg,)*)) => encode(self.$name($(Arg::lend(&$arg)),*)),
+                            Err(e) => unreadable(stringify!($name), e),
+                        },
+                    )*
+                    _ => return Err(call),
+                })
+            }
         }
-        (RawInstance::Runtime(o), Call::SendKeys(handle, keys)) => {
-            encode(o.send_keys(handle.as_rstr(), RSlice::from_slice(&keys)))
-        }
-        (RawInstance::Runtime(o), Call::CaptureOutput(handle, lines)) => {
-            encode(o.capture_output(handle.as_rstr(), lines))
-        }
-        (RawInstance::Runtime(o), Call::CaptureOutputs(handles, lines)) => encode(
-            o.capture_outputs(RSlice::from_slice(&handles), lines)
-                .map(|screens| {
-                    screens
-                        .into_iter()
-                        .map(|screen| screen.into_result())
-                        .collect::<Vec<_>>()
-                }),
-        ),
-        (RawInstance::Runtime(o), Call::CaptureStyled(handle, lines)) => {
-            encode(o.capture_styled(handle.as_rstr(), lines))
-        }
-        (RawInstance::Runtime(o), Call::IsAlive(handle)) => encode(o.is_alive(handle.as_rstr())),
-        (RawInstance::Runtime(o), Call::Destroy(handle)) => encode(o.destroy(handle.as_rstr())),
-        (RawInstance::Runtime(o), Call::AttachCommand(handle)) => {
-            encode(o.attach_command(handle.as_rstr()))
-        }
-        (RawInstance::Runtime(o), Call::AliveHandles) => encode(o.alive_handles()),
-        (RawInstance::Runtime(o), Call::OwnedHandles) => encode(o.owned_handles()),
-        (RawInstance::Runtime(o), Call::Doctor) => encode(o.doctor()),
-        (RawInstance::Agent(o), Call::LaunchCommand(session)) => encode(o.launch_command(&session)),
-        (RawInstance::Agent(o), Call::Environment(session)) => encode(o.environment(&session)),
-        (RawInstance::Agent(o), Call::IsReady(screen)) => encode(o.is_ready(screen.as_rstr())),
-        (RawInstance::Agent(o), Call::Activity(screen)) => encode(o.activity(screen.as_rstr())),
-        (RawInstance::Agent(o), Call::InputPending(screen)) => {
-            encode(o.input_pending(screen.as_rstr()))
-        }
-        (RawInstance::Agent(o), Call::Launch(request)) => encode(o.launch(&request)),
-        (RawInstance::Agent(o), Call::Forget(id)) => encode(o.forget(id.as_rstr())),
-        (RawInstance::Agent(o), Call::SilentEventsHint) => encode(o.silent_events_hint()),
-        (RawInstance::Agent(o), Call::Doctor) => encode(o.doctor()),
-        (RawInstance::Workspace(o), Call::CreateWorkspace(config)) => encode(o.create(&config)),
-        (RawInstance::Workspace(o), Call::DestroyWorkspace(path, delete_branch)) => {
-            encode(o.destroy(path.as_rstr(), delete_branch))
-        }
-        (RawInstance::Workspace(o), Call::Exists(path)) => encode(o.exists(path.as_rstr())),
-        (RawInstance::Workspace(o), Call::ListOwned) => encode(o.list_owned()),
-        (RawInstance::Workspace(o), Call::HasUnsavedWork(path)) => {
-            encode(o.has_unsaved_work(path.as_rstr()))
-        }
-        (RawInstance::Workspace(o), Call::DiscoverRepository(dir)) => {
-            encode(o.discover_repository(dir.as_rstr()))
-        }
-        (RawInstance::Workspace(o), Call::RemoveMergedBranches(repo, branches, dry_run)) => {
-            encode(o.remove_merged_branches(repo.as_rstr(), RSlice::from_slice(&branches), dry_run))
-        }
-        (RawInstance::Workspace(o), Call::BaseOf(repo, default_branch)) => {
-            encode(o.base_of(repo.as_rstr(), default_branch.as_rstr()))
-        }
-        (RawInstance::Workspace(o), Call::Doctor) => encode(o.doctor()),
-        (_, call) => encode(RResult::<(), _>::RErr(not_a_method(&call, kind))),
-    }
+    };
+}
+
+ao_plugin_api::interface_methods!(dispatch);
+
+/// The answer to a call whose arguments do not parse.
+fn unreadable(method: &str, error: serde_json::Error) -> Vec<u8> {
+    encode(RResult::<(), _>::RErr(PluginError::failed(format!(
+        "a call of `{method}` this plugin process cannot read ({error}); are host and child the same ao-host?"
+    ))))
 }

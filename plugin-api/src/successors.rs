@@ -1,0 +1,155 @@
+//! The enums that can grow: non-exhaustive successors of [`Activity`], [`Readiness`] and
+//! [`PluginErrorKind`].
+//!
+//! abi_stable refuses a library whose exhaustive enum has a variant the host's lacks, so the
+//! first three enums can never gain one. Their successors cross the boundary as abi_stable's
+//! [`NonExhaustive`] ([`NonExhaustiveFor<ActivityState>`] and so on): a library built against a
+//! newer ao-plugin-api may send a variant this host does not know, and the host reads it as a
+//! fallback it names in its log instead of refusing the library. Methods added to the
+//! interfaces since 0.1.7 use them, and fail with a [`PluginFailure`], whose kind can grow too.
+//! Their defaults adapt the old methods, so a plugin written before keeps working unchanged.
+
+// The `StableAbi` derive of a non-exhaustive enum trips this lint in code we do not write.
+#![allow(non_local_definitions)]
+
+use std::fmt;
+
+use abi_stable::{
+    nonexhaustive_enum::{NonExhaustive, NonExhaustiveFor},
+    std_types::{RString, RVec},
+    StableAbi,
+};
+
+use crate::{Activity, PluginError, PluginErrorKind, Readiness};
+
+/// What the agent is doing, as far as its screen tells: [`Activity`] that can grow.
+#[repr(u8)]
+#[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[sabi(kind(WithNonExhaustive(size = [usize; 2], traits(Debug, Clone, PartialEq))))]
+#[non_exhaustive]
+pub enum ActivityState {
+    /// Waiting for a message.
+    Idle,
+    /// Busy with one.
+    Working,
+    /// Asking the operator something (a permission, a choice).
+    WaitingInput,
+    /// The agent's program has ended.
+    Exited,
+}
+
+impl From<Activity> for ActivityState {
+    fn from(activity: Activity) -> Self {
+        match activity {
+            Activity::Idle => Self::Idle,
+            Activity::Working => Self::Working,
+            Activity::WaitingInput => Self::WaitingInput,
+            Activity::Exited => Self::Exited,
+        }
+    }
+}
+
+/// Whether the agent accepts a message now: [`Readiness`] that can grow.
+#[repr(u8)]
+#[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
+#[sabi(kind(WithNonExhaustive(size = [usize; 16], traits(Debug, Clone, PartialEq))))]
+#[non_exhaustive]
+pub enum ReadinessState {
+    /// The agent accepts input now.
+    Ready,
+    /// Still starting up; ask again shortly.
+    Starting,
+    /// A dialog is in the way, as [`Readiness::Blocked`].
+    Blocked {
+        reason: RString,
+        answer: RVec<RString>,
+    },
+}
+
+impl From<Readiness> for ReadinessState {
+    fn from(readiness: Readiness) -> Self {
+        match readiness {
+            Readiness::Ready => Self::Ready,
+            Readiness::Starting => Self::Starting,
+            Readiness::Blocked { reason, answer } => Self::Blocked { reason, answer },
+        }
+    }
+}
+
+/// What went wrong: [`PluginErrorKind`] that can grow.
+#[repr(u8)]
+#[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[sabi(kind(WithNonExhaustive(size = [usize; 2], traits(Debug, Clone, PartialEq))))]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// As [`PluginErrorKind::Config`].
+    Config,
+    /// As [`PluginErrorKind::InvalidInput`].
+    InvalidInput,
+    /// As [`PluginErrorKind::Unavailable`].
+    Unavailable,
+    /// As [`PluginErrorKind::NotFound`].
+    NotFound,
+    /// As [`PluginErrorKind::Failed`].
+    Failed,
+    /// As [`PluginErrorKind::Unsupported`].
+    Unsupported,
+    /// As [`PluginErrorKind::Panicked`].
+    Panicked,
+}
+
+impl From<PluginErrorKind> for ErrorKind {
+    fn from(kind: PluginErrorKind) -> Self {
+        match kind {
+            PluginErrorKind::Config => Self::Config,
+            PluginErrorKind::InvalidInput => Self::InvalidInput,
+            PluginErrorKind::Unavailable => Self::Unavailable,
+            PluginErrorKind::NotFound => Self::NotFound,
+            PluginErrorKind::Failed => Self::Failed,
+            PluginErrorKind::Unsupported => Self::Unsupported,
+            PluginErrorKind::Panicked => Self::Panicked,
+        }
+    }
+}
+
+/// The error of methods added since 0.1.7: a [`PluginError`] whose kind can grow.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct PluginFailure {
+    /// What went wrong; a host reads a kind it does not know as `Failed`.
+    pub kind: NonExhaustiveFor<ErrorKind>,
+    /// For the operator: the thing that failed and the fix.
+    pub message: RString,
+}
+
+impl PluginFailure {
+    /// A failure of `kind`, saying `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind: NonExhaustive::new(kind),
+            message: RString::from(message.into()),
+        }
+    }
+
+    /// The message, for the operator.
+    pub fn message(&self) -> &str {
+        self.message.as_str()
+    }
+}
+
+impl From<PluginError> for PluginFailure {
+    fn from(error: PluginError) -> Self {
+        Self {
+            kind: NonExhaustive::new(error.kind.into()),
+            message: error.message,
+        }
+    }
+}
+
+impl fmt::Display for PluginFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for PluginFailure {}
