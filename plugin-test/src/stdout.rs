@@ -72,10 +72,28 @@ impl Watch {
                     std::thread::sleep(Duration::from_millis(10));
                 }
                 let printed = printed.lock().unwrap_or_else(|e| e.into_inner());
-                Ok(printed.clone())
+                Ok(without_harness_notes(&printed))
             }
         }
     }
+}
+
+/// `printed` without the notes Rust's test harness writes to stdout while a test runs long
+/// (`test NAME has been running for over 60 seconds`): from a plugin's `cargo test`, those are
+/// the kit's own test's, not the plugin's.
+fn without_harness_notes(printed: &[u8]) -> Vec<u8> {
+    printed
+        .split_inclusive(|&b| b == b'\n')
+        .filter(|line| {
+            let line = String::from_utf8_lossy(line);
+            !(line.starts_with("test ")
+                && line
+                    .trim_end()
+                    .ends_with(" has been running for over 60 seconds"))
+        })
+        .flatten()
+        .copied()
+        .collect()
 }
 
 /// Points descriptor 1 at a pipe drained by a thread; returns the old stdout, the thread and
@@ -139,5 +157,20 @@ impl Kit<'_> {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_harness_notes_are_not_the_plugins() {
+        let printed = b"test ao_plugin_conformance has been running for over 60 seconds\nmine\n";
+        assert_eq!(without_harness_notes(printed), b"mine\n");
+        assert_eq!(
+            without_harness_notes(b"plugin says test\n"),
+            b"plugin says test\n"
+        );
     }
 }
