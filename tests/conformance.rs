@@ -15,15 +15,48 @@ use support::{
 /// Runs `plugins test LIBRARY --json` (`extra` arguments added) with `settings` lines under
 /// `plugins.config`, on a tmux server of the test's own; returns whether it passed and its checks.
 fn kit_with(library: &Path, settings: &str, extra: &[&str]) -> (bool, Vec<Value>) {
+    kit_run(
+        library,
+        &format!("plugins:\n  config:\n{settings}"),
+        extra,
+        true,
+    )
+}
+
+/// Runs `plugins test LIBRARY --json` with `config` as the whole config file (its data dir
+/// aside): for settings beyond `plugins.config`.
+fn kit_with_config(library: &Path, config: &str, extra: &[&str]) -> (bool, Vec<Value>) {
+    kit_run(library, config, extra, false)
+}
+
+/// [`kit_with`] and [`kit_with_config`]: `with_tmux` gives the tmux plugin a server of the
+/// test's own (under `plugins.config`, so only where `config` is that section's lines).
+fn kit_run(
+    library: &Path,
+    config_text: &str,
+    extra: &[&str],
+    with_tmux: bool,
+) -> (bool, Vec<Value>) {
     let home = tempfile::tempdir().unwrap();
     let tmux = TmuxServer::new();
     let config = home.path().join("ao-rs.yaml");
+    let config_text = if with_tmux {
+        config_text.replacen(
+            "plugins:\n  config:\n",
+            &format!(
+                "plugins:\n  config:\n    tmux: {{ socket: {} }}\n",
+                tmux.socket
+            ),
+            1,
+        )
+    } else {
+        config_text.to_string()
+    };
     std::fs::write(
         &config,
         format!(
-            "data_dir: {:?}\nplugins:\n  config:\n    tmux: {{ socket: {} }}\n{settings}",
+            "data_dir: {:?}\n{config_text}",
             home.path().join("data").display().to_string(),
-            tmux.socket
         ),
     )
     .unwrap();
@@ -94,6 +127,9 @@ fn every_first_party_and_example_plugin_passes_the_kit() {
                 "unknown handle",
                 "create in a missing folder",
                 "start: exactly the given environment",
+                "back-to-back: text, then Enter at once",
+                "rapid fire: 20 messages in a row",
+                "attach_command",
             ] {
                 assert!(
                     names.contains(&expected),
@@ -315,4 +351,192 @@ fn an_isolated_runtime_crashing_in_every_method_never_takes_the_host_down() {
             );
         }
     }
+}
+
+/// The checks named `prefix…` that failed, and every other failure.
+fn split_failures(checks: &[Value], prefixes: &[&str]) -> (Vec<String>, Vec<String>) {
+    failed(checks)
+        .into_iter()
+        .partition(|f| prefixes.iter().any(|p| f.starts_with(p)))
+}
+
+/// A runtime that drops the second of two inputs sent at once (as GNU screen's `stuff` does)
+/// passes every check that sends one input at a time: only the back-to-back and rapid-fire
+/// checks catch it, in `ao-host plugins test` and in the library kit alike.
+#[test]
+fn a_runtime_that_drops_back_to_back_input_fails_the_back_to_back_checks() {
+    let sloppy = build_fixture("sloppy", ApiPatch::None);
+    let named = [
+        "back-to-back: text, then Enter at once",
+        "rapid fire: 20 messages in a row",
+    ];
+    let (passed, checks) = kit_with(&sloppy, "", &["--kind", "runtime"]);
+    assert!(passed, "{:#?}", failed(&checks));
+    let (caught, _) = split_failures(&checks, &named);
+    assert!(caught.is_empty(), "{caught:#?}");
+
+    let settings = "    sloppy: { drop_back_to_back: true }\n";
+    let (passed, checks) = kit_with(&sloppy, settings, &["--kind", "runtime"]);
+    assert!(!passed);
+    let (caught, others) = split_failures(&checks, &named);
+    assert!(
+        others.is_empty(),
+        "only the back-to-back checks fail: {others:#?}"
+    );
+    assert_eq!(caught.len(), 2, "{caught:#?}");
+    assert!(
+        caught[0].contains("the second input was dropped"),
+        "{caught:#?}"
+    );
+    assert!(
+        caught[1].contains("1 of 20 messages arrived"),
+        "{caught:#?}"
+    );
+
+    let results = library_kit(&sloppy, "sloppy", "drop_back_to_back: true");
+    let failed: Vec<&str> = results
+        .iter()
+        .filter(|r| !r.ok)
+        .map(|r| r.check.as_str())
+        .collect();
+    assert_eq!(failed, named, "{results:#?}");
+}
+
+/// An agent whose `is_ready` never says ready passes every check that reads a screen; the whole
+/// launch under a terminal catches it, and without its CLI the report says readiness went
+/// unchecked (`skip`, not `pass`).
+#[test]
+fn an_agent_that_never_becomes_ready_fails_the_readiness_check() {
+    const READINESS: &str = "readiness: a whole launch";
+    let sloppy = build_fixture("sloppy", ApiPatch::None);
+    let readiness = |checks: &[Value]| -> Value {
+        checks
+            .iter()
+            .find(|c| c["check"] == READINESS)
+            .unwrap_or_else(|| panic!("no readiness check: {checks:#?}"))
+            .clone()
+    };
+    let (passed, checks) = kit_with(&sloppy, "", &["--kind", "agent"]);
+    assert!(passed, "{:#?}", failed(&checks));
+    let unchecked = readiness(&checks);
+    assert_eq!(unchecked["skipped"], true, "{unchecked:#}");
+    assert!(
+        unchecked["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("readiness not checked: no CLI"),
+        "{unchecked:#}"
+    );
+
+    let with_cli =
+        "defaults: { ready_timeout_ms: 2000 }\nplugins:\n  config:\n    sloppy-agent: { cli: cat";
+    let (passed, checks) =
+        kit_with_config(&sloppy, &format!("{with_cli} }}\n"), &["--kind", "agent"]);
+    assert!(passed, "{:#?}", failed(&checks));
+    let ready = readiness(&checks);
+    assert_eq!(
+        (&ready["ok"], &ready["skipped"]),
+        (&Value::Bool(true), &Value::Bool(false)),
+        "{ready:#}"
+    );
+
+    let (passed, checks) = kit_with_config(
+        &sloppy,
+        &format!("{with_cli}, never_ready: true }}\n"),
+        &["--kind", "agent"],
+    );
+    assert!(!passed);
+    let failures = failed(&checks);
+    assert_eq!(failures.len(), 1, "{failures:#?}");
+    assert!(
+        failures[0].starts_with(READINESS) && failures[0].contains("is_ready never said ready"),
+        "{failures:#?}"
+    );
+
+    let results = library_kit_with(
+        &sloppy,
+        "sloppy-agent",
+        "{ cli: cat, never_ready: true }",
+        std::time::Duration::from_secs(2),
+    );
+    let failed: Vec<&str> = results
+        .iter()
+        .filter(|r| r.kind == ao_plugin_api::PluginKind::Agent && !r.ok)
+        .map(|r| r.check.as_str())
+        .collect();
+    assert_eq!(failed, [READINESS], "{results:#?}");
+}
+
+/// A plugin printing to stdout fails its own check in-process (where it would corrupt the
+/// host's `--json`), and the kit's own JSON still reads; isolated, the report says it went
+/// unchecked. An `attach_command` that shows nothing fails `attach_command`.
+#[test]
+fn printing_to_stdout_and_a_blind_attach_command_fail_their_checks() {
+    let sloppy = build_fixture("sloppy", ApiPatch::None);
+    let settings = "    sloppy: { print_to_stdout: true }\n";
+    let (passed, checks) = kit_with(&sloppy, settings, &["--kind", "runtime", "--in-process"]);
+    assert!(!passed);
+    let failures = failed(&checks);
+    assert_eq!(failures.len(), 1, "{failures:#?}");
+    assert!(
+        failures[0].starts_with("no printing to stdout: printed")
+            && failures[0].contains("sloppy: is"),
+        "{failures:#?}"
+    );
+    let (passed, checks) = kit_with(&sloppy, settings, &["--kind", "runtime"]);
+    assert!(passed, "{:#?}", failed(&checks));
+    let stdout = checks
+        .iter()
+        .find(|c| c["check"] == "no printing to stdout")
+        .unwrap();
+    assert_eq!(stdout["skipped"], true, "{stdout:#}");
+
+    let settings = "    sloppy: { blind_attach: true }\n";
+    let (passed, checks) = kit_with(&sloppy, settings, &["--kind", "runtime"]);
+    assert!(!passed);
+    let failures = failed(&checks);
+    assert_eq!(failures.len(), 1, "{failures:#?}");
+    assert!(
+        failures[0].starts_with(
+            "attach_command: `true` ran under a terminal but never showed the session"
+        ),
+        "{failures:#?}"
+    );
+}
+
+/// The library kit (what a plugin's own `cargo test` runs), in this process, with `ao-host` as
+/// the probe and `settings` (YAML) for the plugin `name`.
+fn library_kit(library: &Path, name: &str, settings: &str) -> Vec<ao_plugin_test::CheckResult> {
+    library_kit_with(library, name, settings, std::time::Duration::from_secs(60))
+}
+
+fn library_kit_with(
+    library: &Path,
+    name: &str,
+    settings: &str,
+    ready_timeout: std::time::Duration,
+) -> Vec<ao_plugin_test::CheckResult> {
+    let settings = ao_plugin_test::KitSettings {
+        plugin_settings: [(name.to_string(), settings.to_string())].into(),
+        ready_timeout,
+        ..Default::default()
+    };
+    let probe = vec![
+        env!("CARGO_BIN_EXE_ao-host").to_string(),
+        "plugins".to_string(),
+        "probe-agent".to_string(),
+    ];
+    let reactor = tokio::runtime::Runtime::new().unwrap();
+    let results = reactor
+        .block_on(ao_plugin_test::test_library(
+            library, None, &settings, probe, None,
+        ))
+        .unwrap();
+    reactor.shutdown_background();
+    // Stdout is this test binary's, where the harness reports the tests running beside this
+    // one: that check is proven through `plugins test --in-process` instead.
+    results
+        .into_iter()
+        .filter(|r| r.check != "no printing to stdout")
+        .collect()
 }

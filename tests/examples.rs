@@ -66,6 +66,38 @@ fn an_example_builds_as_a_standalone_crate_outside_the_workspace() {
     assert_eq!(json(&output)[0]["name"], "process");
 }
 
+/// The example's own `cargo test`, in a copy outside the workspace as a third party has it:
+/// the conformance kit (`ao-plugin-test`, a dev-dependency) builds the example's library and
+/// runs every check on it, the test binary itself serving as the probe agent.
+#[test]
+fn an_example_runs_the_conformance_kit_from_its_own_cargo_test_outside_the_workspace() {
+    let (_, mut command) = support::standalone_example("runtime-process", "test");
+    let output = command
+        .args(["--test", "conformance", "--", "--nocapture"])
+        .output()
+        .unwrap();
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        stderr(&output)
+    );
+    assert!(output.status.success(), "{shown}");
+    assert!(
+        shown.contains("ao-plugin-test: testing")
+            && shown.contains("built with `cargo build --lib"),
+        "{shown}"
+    );
+    for check in [
+        "pass  runtime process: send_message: 100 KB",
+        "pass  runtime process: back-to-back: text, then Enter at once",
+        "pass  runtime process: rapid fire: 20 messages in a row",
+        "pass  runtime process: attach_command",
+        "pass  runtime process: no printing to stdout",
+    ] {
+        assert!(shown.contains(check), "no `{check}` in:\n{shown}");
+    }
+}
+
 /// A home folder with every plugin installed and a repository to work in.
 fn demo_home() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let home = tempfile::tempdir().unwrap();

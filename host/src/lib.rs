@@ -8,7 +8,6 @@
 
 pub mod bounded_yaml;
 pub mod config;
-pub mod conformance;
 pub mod dashboard;
 pub mod lifecycle;
 pub mod plugins;

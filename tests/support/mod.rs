@@ -124,42 +124,60 @@ pub fn examples_build() -> &'static [PathBuf] {
 /// plugin-api, builds it there as a standalone crate, and returns the library: what a third
 /// party who copied the example would get.
 pub fn build_example_standalone(name: &str) -> PathBuf {
+    let (copy, command) = standalone_example(name, "build");
+    let package = format!("ao-example-{name}");
+    run_build(command, &format!("standalone {package}"));
+    copy.join("target")
+        .join("debug")
+        .join(library_file_name(&package))
+}
+
+/// Copies `examples/NAME` out of the workspace (sources, tests and a lock file), its path
+/// dependencies pointing back at this workspace's crates; returns the copy and `cargo
+/// SUBCOMMAND` set up to run on it alone.
+pub fn standalone_example(name: &str, subcommand: &str) -> (PathBuf, Command) {
     let source = repo_root().join("examples").join(name);
     let copy = e2e_dir().join("standalone").join(name);
-    let manifest = std::fs::read_to_string(source.join("Cargo.toml")).unwrap();
-    let api = repo_root().join("plugin-api");
-    let relative = "path = \"../../plugin-api\"";
+    let mut manifest = std::fs::read_to_string(source.join("Cargo.toml")).unwrap();
+    for crate_folder in ["plugin-api", "plugin-kit", "plugin-test"] {
+        let relative = format!("path = \"../../{crate_folder}\"");
+        let absolute = format!(
+            "path = {:?}",
+            repo_root().join(crate_folder).display().to_string()
+        );
+        manifest = manifest.replace(&relative, &absolute);
+    }
     assert!(
-        manifest.contains(relative),
-        "examples/{name}/Cargo.toml no longer has {relative}"
+        !manifest.contains("path = \"../"),
+        "examples/{name}/Cargo.toml has a relative path this copy cannot follow"
     );
-    let manifest = manifest.replace(relative, &format!("path = {:?}", api.display().to_string()));
     // An empty [workspace] makes the copy its own workspace wherever it sits.
     write_if_changed(
         &copy.join("Cargo.toml"),
         &format!("{manifest}\n[workspace]\n"),
     );
-    for entry in std::fs::read_dir(source.join("src")).unwrap() {
-        let entry = entry.unwrap();
-        let text = std::fs::read_to_string(entry.path()).unwrap();
-        write_if_changed(&copy.join("src").join(entry.file_name()), &text);
+    for folder in ["src", "tests"] {
+        let Ok(entries) = std::fs::read_dir(source.join(folder)) else {
+            continue;
+        };
+        for entry in entries {
+            let entry = entry.unwrap();
+            let text = std::fs::read_to_string(entry.path()).unwrap();
+            write_if_changed(&copy.join(folder).join(entry.file_name()), &text);
+        }
     }
     if !copy.join("Cargo.lock").exists() {
         let lock = std::fs::read_to_string(repo_root().join("Cargo.lock")).unwrap();
         write_if_changed(&copy.join("Cargo.lock"), &lock);
     }
-    let package = format!("ao-example-{name}");
     let mut command = cargo();
     command
-        .arg("build")
+        .arg(subcommand)
         .arg("--manifest-path")
         .arg(copy.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(copy.join("target"));
-    run_build(command, &format!("standalone {package}"));
-    copy.join("target")
-        .join("debug")
-        .join(library_file_name(&package))
+    (copy, command)
 }
 
 /// Builds the three first-party plugins once per test process; returns where they were built.

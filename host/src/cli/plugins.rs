@@ -3,11 +3,9 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{Context, Result};
-use ao_host::{
-    conformance,
-    plugins::{set::plugin_context, PluginRow, PluginStatus},
-};
+use ao_host::plugins::{set::plugin_context, PluginRow, PluginStatus};
 use ao_plugin_api::PluginKind;
+use ao_plugin_test as conformance;
 use clap::Subcommand;
 
 use super::{
@@ -97,10 +95,15 @@ fn test(
     screens: Option<&std::path::Path>,
     json: bool,
 ) -> Result<ExitCode> {
-    let mut config = context.config.clone();
-    if !in_process {
-        config.plugin_isolate = vec!["*".into()];
-    }
+    let config = &context.config;
+    let settings = conformance::KitSettings {
+        plugin_settings: config.plugin_config.clone(),
+        pins: config.plugin_pins.clone(),
+        isolate: !in_process,
+        call_timeout: std::time::Duration::from_millis(config.call_timeout_ms),
+        create_timeout: std::time::Duration::from_millis(config.workspace_timeout_ms),
+        ready_timeout: std::time::Duration::from_millis(config.ready_timeout_ms),
+    };
     let exe =
         std::env::current_exe().context("finding this program, to run it as the probe agent")?;
     let probe = vec![
@@ -113,7 +116,7 @@ fn test(
         .build()
         .context("starting the async runtime")?;
     let results = reactor.block_on(conformance::test_library(
-        file, kind, &config, probe, screens,
+        file, kind, &settings, probe, screens,
     ));
     // A plugin call that timed out may still hold a blocking thread; do not wait for it.
     reactor.shutdown_background();
@@ -125,7 +128,7 @@ fn test(
         for r in &results {
             outln!(
                 "{:<5} {} {}: {} — {}",
-                if r.ok { "pass" } else { "FAIL" },
+                r.verdict(),
                 r.kind,
                 terminal_safe(&r.plugin),
                 r.check,

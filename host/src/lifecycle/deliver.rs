@@ -102,32 +102,7 @@ pub fn shows_message(screen: &str, sent: &str) -> bool {
     })
 }
 
-/// Where `received` first differs from `sent`, for a message that says what changed.
-pub fn first_difference(sent: &str, received: &str) -> String {
-    let at = sent
-        .bytes()
-        .zip(received.bytes())
-        .take_while(|(a, b)| a == b)
-        .count();
-    let around = |text: &str| {
-        let mut start = at.saturating_sub(8).min(text.len());
-        while !text.is_char_boundary(start) {
-            start -= 1;
-        }
-        let mut end = (at + 16).min(text.len());
-        while !text.is_char_boundary(end) {
-            end += 1;
-        }
-        format!("{:?}", &text[start..end])
-    };
-    format!(
-        "{} bytes sent, {} received, first difference at byte {at}: sent {}, received {}",
-        sent.len(),
-        received.len(),
-        around(sent),
-        around(received)
-    )
-}
+pub use ao_plugin_test::first_difference;
 
 /// The last few non-blank lines of a screen, on one line, for error messages.
 pub fn screen_tail(screen: &str) -> String {

@@ -4,12 +4,15 @@ use std::{path::Path, time::Duration};
 
 use ao_plugin_api::{abi_stable::std_types::RVec, EnvVar, PluginErrorKind, RuntimeCreateRequest};
 
+use ao_plugin_host::RuntimePlugin;
+
 use super::{
+    delivery::{delivered_intact, submitted_lines},
     eventually,
     probe::{ProbeFiles, READY_LINE},
+    terminal::Terminal,
     Kit,
 };
-use crate::{lifecycle::first_difference, plugins::RuntimePlugin};
 
 /// How long the probe may take to start, draw, or receive a message.
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -33,33 +36,6 @@ fn messages() -> Vec<(&'static str, String)> {
         ),
         ("100 KB", large),
     ]
-}
-
-/// Whether `chunk` (what the probe got for one message) is `text` with only terminal framing
-/// around it: an optional line clear (C-u), bracketed-paste markers, and one submit (CR or LF).
-fn delivered_intact(chunk: &[u8], text: &str) -> Result<(), String> {
-    let mut rest = chunk;
-    rest = rest.strip_prefix(b"\x15").unwrap_or(rest);
-    let body = match rest.strip_prefix(b"\x1b[200~") {
-        Some(pasted) => pasted
-            .strip_suffix(b"\x1b[201~\r")
-            .or_else(|| pasted.strip_suffix(b"\x1b[201~\n"))
-            .ok_or("a bracketed paste without its end marker and one Enter after it")?,
-        None => rest
-            .strip_suffix(b"\r")
-            .or_else(|| rest.strip_suffix(b"\n"))
-            .ok_or("no Enter after the message")?,
-    };
-    if body == text.as_bytes() {
-        return Ok(());
-    }
-    let received = String::from_utf8_lossy(body);
-    Err(format!(
-        "the message arrived changed ({} bytes sent, {} received; {})",
-        text.len(),
-        body.len(),
-        first_difference(text, &received)
-    ))
 }
 
 fn request(session: &str, cwd: &Path, probe: &[String], dir: &Path) -> RuntimeCreateRequest {
@@ -333,6 +309,9 @@ async fn session_checks(
             Ok(()) => Err(format!("sent `x` and Enter, the agent got {got:?}")),
         },
     );
+    back_to_back(kit, runtime, handle, probe).await;
+    rapid_fire(kit, runtime, handle, probe).await;
+    attach(kit, runtime, handle).await;
     kit.record(
         "alive_handles",
         match runtime.alive_handles().await {
@@ -341,6 +320,159 @@ async fn session_checks(
             Err(e) => Err(e.to_string()),
         },
     );
+}
+
+/// Waits until the probe has received at least `bytes` more than `before`, or [`PATIENCE`]
+/// passes, then until nothing more comes; what came after `before`.
+async fn received_after(probe: &ProbeFiles, before: usize, bytes: usize) -> Vec<u8> {
+    let _ = eventually(PATIENCE, || probe.received().len() >= before + bytes).await;
+    let mut seen = 0;
+    let mut quiet = 0;
+    let _ = eventually(PATIENCE, || {
+        let now = probe.received().len();
+        quiet = if now == seen { quiet + 1 } else { 0 };
+        seen = now;
+        quiet >= 6
+    })
+    .await;
+    let received = probe.received();
+    received[before.min(received.len())..].to_vec()
+}
+
+/// Text, then Enter in a second call at once, as a spawn types a first message: a runtime
+/// that drops or reorders an input sent while the previous one is still on its way fails a
+/// real spawn, though each call alone works.
+async fn back_to_back(
+    kit: &mut Kit<'_>,
+    runtime: &RuntimePlugin,
+    handle: &str,
+    probe: &ProbeFiles,
+) {
+    const CHECK: &str = "back-to-back: text, then Enter at once";
+    let text = "back to back";
+    let before = probe.received().len();
+    let sent = async {
+        runtime.send_keys(handle, &[text]).await?;
+        runtime.send_keys(handle, &["Enter"]).await
+    }
+    .await;
+    let outcome = match sent {
+        Err(e) => Err(e.to_string()),
+        Ok(()) => {
+            let got = received_after(probe, before, text.len() + 1).await;
+            if got == format!("{text}\r").as_bytes() || got == format!("{text}\n").as_bytes() {
+                Ok("both inputs arrived, in order".into())
+            } else {
+                Err(format!(
+                    "sent `{text}` then Enter in two calls at once, the agent got {:?}: the \
+                     second input was dropped or changed; deliver each call's input in full \
+                     before returning, whatever came just before",
+                    String::from_utf8_lossy(&got)
+                ))
+            }
+        }
+    };
+    kit.record(CHECK, outcome);
+}
+
+/// How many messages [`rapid_fire`] sends in a row.
+const RAPID_FIRE: usize = 20;
+
+/// Messages in a row, none waited for: all arrive, in order, byte-exact.
+async fn rapid_fire(kit: &mut Kit<'_>, runtime: &RuntimePlugin, handle: &str, probe: &ProbeFiles) {
+    let check = format!("rapid fire: {RAPID_FIRE} messages in a row");
+    let sent: Vec<String> = (1..=RAPID_FIRE)
+        .map(|n| format!("rapid fire {n} of {RAPID_FIRE} ünï"))
+        .collect();
+    let before = probe.received().len();
+    let mut failed = None;
+    for message in &sent {
+        if let Err(e) = runtime.send_message(handle, message).await {
+            failed = Some(format!("sending `{message}`: {e}"));
+            break;
+        }
+    }
+    let outcome = match failed {
+        Some(why) => Err(why),
+        None => {
+            let total: usize = sent.iter().map(|m| m.len() + 1).sum();
+            let got = received_after(probe, before, total).await;
+            let lines = submitted_lines(&got);
+            if lines == sent {
+                Ok(format!("all {RAPID_FIRE} arrived in order, byte-exact"))
+            } else {
+                let first_wrong = sent
+                    .iter()
+                    .zip(&lines)
+                    .position(|(s, l)| s != l)
+                    .unwrap_or(lines.len().min(sent.len()));
+                Err(format!(
+                    "{} of {RAPID_FIRE} messages arrived; the first one missing or changed is \
+                     number {} (got {:?}): every message must arrive whole and in order, \
+                     however fast they come",
+                    lines.len(),
+                    first_wrong + 1,
+                    lines.get(first_wrong)
+                ))
+            }
+        }
+    };
+    kit.record(&check, outcome);
+}
+
+/// `attach_command` runs under a terminal and shows the session: what `capture_output` shows
+/// last appears there.
+async fn attach(kit: &mut Kit<'_>, runtime: &RuntimePlugin, handle: &str) {
+    const CHECK: &str = "attach_command";
+    let argv = match runtime.attach_command(handle).await {
+        Err(e) if e.kind() == PluginErrorKind::Unsupported => {
+            kit.skip(CHECK, format!("not offered: {e}"));
+            return;
+        }
+        Err(e) => {
+            kit.record(CHECK, Err(e.to_string()));
+            return;
+        }
+        Ok(argv) => argv,
+    };
+    let screen = runtime.capture_output(handle, 50).await.unwrap_or_default();
+    let Some(needle) = last_word(&screen) else {
+        kit.record(
+            CHECK,
+            Err("capture_output shows nothing to look for".into()),
+        );
+        return;
+    };
+    let cwd = kit.scratch.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let shown = argv.join(" ");
+        let mut terminal = Terminal::start(&argv, &cwd, &[])
+            .map_err(|e| format!("`{shown}` does not run: {e}"))?;
+        if terminal.wait_for(PATIENCE, |text| text.contains(&needle)) {
+            return Ok(format!("`{shown}` shows the session under a terminal"));
+        }
+        let text = terminal.text();
+        let skip = text.chars().count().saturating_sub(200);
+        Err(format!(
+            "`{shown}` ran under a terminal but never showed the session (`{needle}`, the last \
+             line capture_output shows){}; it drew: {:?}",
+            if terminal.running() { "" } else { " and ended" },
+            text.chars().skip(skip).collect::<String>()
+        ))
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("the kit's terminal failed: {e}")));
+    kit.record(CHECK, outcome);
+}
+
+/// The longest word of the last line of `screen` that has one: what a terminal showing the
+/// same session shows too, whichever way it draws the spaces between words.
+fn last_word(screen: &str) -> Option<String> {
+    screen
+        .lines()
+        .rev()
+        .find_map(|line| line.split_whitespace().max_by_key(|word| word.len()))
+        .map(str::to_owned)
 }
 
 /// A session made by the same plugin for another data dir is not this one's to list or own.

@@ -1,28 +1,37 @@
-//! The conformance kit, `ao-host plugins test FILE`: drives every plugin of one library through
-//! its contract, on scratch resources it makes and removes, and says check by check what holds.
+//! The conformance kit: drives every plugin of one library through its contract, on scratch
+//! resources it makes and removes, and says check by check what holds. `ao-host plugins test
+//! FILE` runs it, and so does a plugin crate's own `cargo test` ([`conformance_test!`]).
 //!
 //! A plugin author runs it before anyone else runs their plugin; CI runs it on every
 //! first-party and example plugin. It catches what breaks sessions later and far from the
-//! cause: a runtime that changes a byte of a message, leaves a process behind after a failed
-//! `create`, lists another data dir's sessions as its own, or fails the second `destroy`.
-//! Runtimes run [`probe`], the kit's own agent, which records every byte it receives.
+//! cause: a runtime that changes a byte of a message, drops the second of two inputs sent at
+//! once, leaves a process behind after a failed `create`, lists another data dir's sessions as
+//! its own, or fails the second `destroy`; an agent that never says its CLI is ready; a plugin
+//! that prints to stdout (the host's `--json`). Runtimes run [`probe`], the kit's own agent,
+//! which records every byte it receives.
 
 mod agent;
+mod cargo;
+mod delivery;
 pub mod probe;
 mod runtime;
+mod stdout;
+mod terminal;
 mod workspace;
 
 use std::{
+    collections::BTreeMap,
     path::{Path, PathBuf},
     time::Duration,
 };
 
-use ao_plugin_api::PluginKind;
+use ao_plugin_api::{abi_stable::std_types::RString, PluginContext, PluginKind};
+use ao_plugin_host::{LoadSettings, PluginRegistry};
 use serde::Serialize;
 
-use crate::{
-    config::Config,
-    plugins::{set::plugin_context, PluginRegistry},
+pub use self::{
+    cargo::{library_under_test, run_from_cargo_test, LibraryUnderTest},
+    delivery::first_difference,
 };
 
 /// One check of one plugin.
@@ -33,8 +42,66 @@ pub struct CheckResult {
     pub plugin: String,
     pub check: String,
     pub ok: bool,
+    /// Not checked, and the detail says why (no CLI to start, say): not a failure, but not a
+    /// pass either, so it is shown apart.
+    pub skipped: bool,
     /// Why it failed, or what was seen when it passed.
     pub detail: String,
+}
+
+impl CheckResult {
+    /// `pass`, `FAIL` or `skip`, as the kit's text output shows it.
+    pub fn verdict(&self) -> &'static str {
+        match (self.ok, self.skipped) {
+            (_, true) => "skip",
+            (true, false) => "pass",
+            (false, false) => "FAIL",
+        }
+    }
+
+    /// One line of the text report: verdict, plugin, check, detail.
+    pub fn line(&self) -> String {
+        format!(
+            "{:<5} {} {}: {} — {}",
+            self.verdict(),
+            self.kind,
+            self.plugin,
+            self.check,
+            self.detail
+        )
+    }
+}
+
+/// How the kit loads and builds the plugins under test: the host passes its config's, a
+/// plugin's own test the defaults.
+#[derive(Debug, Clone)]
+pub struct KitSettings {
+    /// Plugin name → its settings (YAML), as the host's `plugins.config` gives them.
+    pub plugin_settings: BTreeMap<String, String>,
+    /// Plugin name → `sha256:<hex>` its library must have.
+    pub pins: BTreeMap<String, String>,
+    /// Run the library in a child process (`ao-host plugins serve`) instead of this one. Only
+    /// a program that has that command (ao-host) can: a plugin's own test runs it in-process.
+    pub isolate: bool,
+    /// How long one call may take.
+    pub call_timeout: Duration,
+    /// How long a workspace's `create` may take.
+    pub create_timeout: Duration,
+    /// How long an agent CLI may take to become ready (the readiness check).
+    pub ready_timeout: Duration,
+}
+
+impl Default for KitSettings {
+    fn default() -> Self {
+        Self {
+            plugin_settings: BTreeMap::new(),
+            pins: BTreeMap::new(),
+            isolate: false,
+            call_timeout: Duration::from_secs(10),
+            create_timeout: Duration::from_secs(120),
+            ready_timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 fn kind_name<S: serde::Serializer>(kind: &PluginKind, serializer: S) -> Result<S::Ok, S::Error> {
@@ -44,7 +111,7 @@ fn kind_name<S: serde::Serializer>(kind: &PluginKind, serializer: S) -> Result<S
 /// What the checks of one plugin share.
 struct Kit<'a> {
     registry: &'a PluginRegistry,
-    config: &'a Config,
+    settings: &'a KitSettings,
     kind: PluginKind,
     plugin: String,
     /// A folder of its own, removed at the end.
@@ -68,13 +135,26 @@ impl Kit<'_> {
             plugin: self.plugin.clone(),
             check: check.to_string(),
             ok,
+            skipped: false,
             detail: outcome.unwrap_or_else(|why| why),
         });
         ok
     }
 
+    /// Records that `check` was not run, and why: shown as `skip`, never as a pass.
+    fn skip(&mut self, check: &str, why: String) {
+        self.results.push(CheckResult {
+            kind: self.kind,
+            plugin: self.plugin.clone(),
+            check: check.to_string(),
+            ok: true,
+            skipped: true,
+            detail: why,
+        });
+    }
+
     /// Records how building the plugin went (the check `new`); the instance if it was built.
-    fn built<T>(&mut self, built: Result<T, crate::plugins::RegistryError>) -> Option<T> {
+    fn built<T>(&mut self, built: Result<T, ao_plugin_host::RegistryError>) -> Option<T> {
         let outcome = built
             .as_ref()
             .map(|_| "built with the configured settings".to_string())
@@ -88,8 +168,17 @@ impl Kit<'_> {
         self.scratch.join(name)
     }
 
-    fn context(&self, data_dir: &Path) -> ao_plugin_api::PluginContext {
-        plugin_context(self.config, data_dir, &self.plugin)
+    fn context(&self, data_dir: &Path) -> PluginContext {
+        PluginContext {
+            plugin_name: RString::from(self.plugin.as_str()),
+            data_dir: RString::from(data_dir.display().to_string()),
+            config_yaml: self
+                .settings
+                .plugin_settings
+                .get(&self.plugin)
+                .map(|yaml| RString::from(yaml.as_str()))
+                .unwrap_or_default(),
+        }
     }
 }
 
@@ -112,17 +201,32 @@ pub enum KitError {
 }
 
 /// Runs the checks of every plugin in `file` (only those of `kind`, if given). `probe` is the
-/// argv that starts the probe agent (the kit's caller knows where its executable is); `screens`
-/// a folder of an agent's recorded screens (see [`agent`]).
+/// argv that starts the probe agent (the kit's caller knows where its executable is; the
+/// probe's folder is appended); `screens` a folder of an agent's recorded screens (see
+/// `agent`).
 pub async fn test_library(
     file: &Path,
     kind: Option<PluginKind>,
-    config: &Config,
+    settings: &KitSettings,
     probe: Vec<String>,
     screens: Option<&Path>,
 ) -> Result<Vec<CheckResult>, KitError> {
     let baseline = probe::open_descriptors();
-    let registry = crate::plugins::load_configured(&[file.to_path_buf()], config);
+    let isolate = if settings.isolate {
+        vec!["*".to_string()]
+    } else {
+        Vec::new()
+    };
+    let registry = PluginRegistry::load_configured(
+        &[file.to_path_buf()],
+        &LoadSettings {
+            pins: &settings.pins,
+            isolate: &isolate,
+            skip: &[],
+            call_timeout: settings.call_timeout,
+            create_timeout: settings.create_timeout,
+        },
+    );
     let report = registry
         .reports()
         .first()
@@ -164,21 +268,24 @@ pub async fn test_library(
         make(&scratch)?;
         let mut kit = Kit {
             registry: &registry,
-            config,
+            settings,
             kind,
             plugin: name,
             scratch: scratch.clone(),
             probe: probe.clone(),
             screens: screens.map(Path::to_path_buf),
             baseline: baseline.clone(),
-            timeout: Duration::from_millis(config.call_timeout_ms),
+            timeout: settings.call_timeout,
             results: Vec::new(),
         };
+        let printed = stdout::Watch::start(settings.isolate);
         match kind {
             PluginKind::Runtime => runtime::check(&mut kit).await,
             PluginKind::Agent => agent::check(&mut kit).await,
             PluginKind::Workspace => workspace::check(&mut kit).await,
         }
+        let printed = printed.finish();
+        kit.stdout_check(printed);
         results.append(&mut kit.results);
         let _ = std::fs::remove_dir_all(&scratch);
     }

@@ -9,7 +9,7 @@ use std::path::Path;
 use ao_plugin_api::{PluginErrorKind, WorkspaceCreateConfig};
 
 use super::Kit;
-use crate::plugins::WorkspacePlugin;
+use ao_plugin_host::WorkspacePlugin;
 
 /// Makes a repository with one commit on `main`.
 fn scratch_repository(repo: &Path) -> Result<(), String> {

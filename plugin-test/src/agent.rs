@@ -1,23 +1,26 @@
 //! The agent checks: how it starts, and that reading any screen is safe.
 //!
-//! An agent plugin drives a real CLI the kit cannot assume is installed, so these checks stop
-//! short of running it: the launch plan must be sound, and the screen readers must answer for
-//! empty, hostile and huge screens without failing or hanging (the host calls them on every
-//! screen it reads). An agent that says it reports events must have wired the event command
+//! An agent plugin drives a real CLI the kit cannot assume is installed: the launch plan must
+//! be sound, and the screen readers must answer for empty, hostile and huge screens without
+//! failing or hanging (the host calls them on every screen it reads). Where the CLI is
+//! installed, a whole launch runs under a terminal until `is_ready` says ready; where it is
+//! not, the report says readiness went unchecked. An agent that says it reports events must have wired the event command
 //! somewhere the CLI will find it (its argv, or a file it wrote under the data dir). With
 //! `--screens DIR`, screens recorded from the real CLI must read as what the CLI was doing.
 
 use std::{
     collections::BTreeMap,
+    os::unix::fs::PermissionsExt,
     path::{Component, Path},
+    time::{Duration, Instant},
 };
 
 use ao_plugin_api::{
     abi_stable::std_types::ROption, Activity, AgentSession, LaunchPlan, LaunchRequest, Readiness,
 };
 
-use super::Kit;
-use crate::plugins::AgentPlugin;
+use super::{terminal::Terminal, Kit};
+use ao_plugin_host::AgentPlugin;
 
 /// The event command the kit hands the agent: a program that does not exist, so nothing runs
 /// it, under a name the kit can find wherever the plugin wired it.
@@ -134,6 +137,10 @@ pub(super) async fn check(kit: &mut Kit<'_>) {
             Err(e) => Err(e.to_string()),
         },
     );
+    if launched.is_ok() {
+        request.first_message = ROption::RNone;
+        readiness(kit, &agent, &request).await;
+    }
     if let Ok(plan) = &launched {
         let wiring = event_wiring(plan, &home);
         kit.record("event wiring", wiring);
@@ -182,6 +189,102 @@ pub(super) async fn check(kit: &mut Kit<'_>) {
             .map(|checks| format!("{} check(s)", checks.len()))
             .map_err(|e| e.to_string()),
     );
+}
+
+/// The readiness check's name.
+const READINESS: &str = "readiness: a whole launch";
+
+/// A whole launch, where the CLI is installed: the plan (without a first message, so nothing
+/// is asked of a model) runs under a terminal of the kit's own until `is_ready` reads its
+/// screen as ready. Without the CLI the report says readiness went unchecked.
+async fn readiness(kit: &mut Kit<'_>, agent: &AgentPlugin, request: &LaunchRequest) {
+    let plan = match agent.launch(request).await {
+        Ok(plan) => plan,
+        Err(e) => {
+            kit.record(
+                READINESS,
+                Err(format!("launch without a first message: {e}")),
+            );
+            return;
+        }
+    };
+    let argv: Vec<String> = plan.argv.iter().map(ToString::to_string).collect();
+    let Some(program) = argv.first().filter(|p| installed(p)) else {
+        kit.skip(
+            READINESS,
+            format!(
+                "readiness not checked: no CLI (`{}` is not installed here)",
+                argv.first().map(String::as_str).unwrap_or_default()
+            ),
+        );
+        return;
+    };
+    let program = program.clone();
+    let env: Vec<(String, String)> = match agent.environment(&request.session).await {
+        Ok(vars) => vars
+            .iter()
+            .map(|v| (v.name.to_string(), v.value.to_string()))
+            .collect(),
+        Err(e) => {
+            kit.record(READINESS, Err(format!("environment: {e}")));
+            return;
+        }
+    };
+    let mut terminal = match Terminal::start(&argv, &kit.scratch, &env) {
+        Ok(terminal) => terminal,
+        Err(e) => {
+            kit.record(READINESS, Err(e));
+            return;
+        }
+    };
+    let patience = kit.settings.ready_timeout;
+    let deadline = Instant::now() + patience;
+    let outcome = loop {
+        let screen = terminal.text();
+        match agent.is_ready(&screen).await {
+            Ok(Readiness::Ready) => {
+                break Ok(format!(
+                    "`{program}` started and is_ready read its screen as ready"
+                ))
+            }
+            Ok(_) if !terminal.running() => {
+                break Err(format!(
+                    "`{program}` ended before is_ready said ready; its screen: {:?}",
+                    tail(&screen)
+                ))
+            }
+            Ok(_) if Instant::now() >= deadline => {
+                break Err(format!(
+                    "`{program}` ran {} s and is_ready never said ready: it must answer Ready once \
+                     the CLI takes input, or every spawn waits for ever; its screen: {:?}",
+                    patience.as_secs_f32(),
+                    tail(&screen)
+                ))
+            }
+            Ok(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(e) => break Err(format!("is_ready: {e}")),
+        }
+    };
+    drop(terminal);
+    kit.record(READINESS, outcome);
+}
+
+/// The last 300 characters of `screen`.
+fn tail(screen: &str) -> String {
+    let skip = screen.chars().count().saturating_sub(300);
+    screen.chars().skip(skip).collect()
+}
+
+/// Whether `program` runs here: a path to an executable file, or a name found in `PATH`.
+fn installed(program: &str) -> bool {
+    let executable = |path: &Path| {
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        return executable(Path::new(program));
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| executable(&dir.join(program))))
 }
 
 /// Whether `arg` is the first message byte-exact: the whole argument, or the value of one
