@@ -420,6 +420,37 @@ async fn variants_a_newer_library_added_are_read_as_fallbacks() {
     );
 }
 
+/// The same library isolated (the kit's default): the child knows the variants no more than
+/// the host, and sends their names, which the host logs as it reads the fallbacks.
+#[test]
+fn variants_a_newer_isolated_library_added_are_named_in_the_log() {
+    let library = build_fixture("future-agent", ApiPatch::FutureVariants);
+    let home = tempfile::tempdir().unwrap();
+    let output = ao_host(home.path())
+        .args(["plugins", "test", "--json"])
+        .arg(&library)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let checks = json(&output);
+    let reading = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "reading an empty screen")
+        .unwrap_or_else(|| panic!("{checks:#}"));
+    assert_eq!(reading["ok"], true, "{reading}");
+    let log = stderr(&output);
+    for named in [
+        "answered activity `Reviewing`, which this ao-host does not know",
+        "read as Working",
+        "answered readiness `Paused`",
+        "read as Starting",
+    ] {
+        assert!(log.contains(named), "no {named:?} in: {log}");
+    }
+}
+
 /// An agent built before `activity_state` and `readiness_state` (0.1.7) is asked its
 /// `activity` and `is_ready` instead.
 #[tokio::test]
