@@ -47,11 +47,14 @@ impl PluginErrorKind {
 #[repr(C)]
 #[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct PluginError {
+    /// What went wrong, for the host to act on.
     pub kind: PluginErrorKind,
+    /// For the operator: what failed and the fix.
     pub message: RString,
 }
 
 impl PluginError {
+    /// An error of `kind` saying `message`.
     pub fn new(kind: PluginErrorKind, message: impl Into<String>) -> Self {
         Self {
             kind,
@@ -59,30 +62,37 @@ impl PluginError {
         }
     }
 
+    /// A setting is wrong: name the key and what it accepts.
     pub fn config(message: impl Into<String>) -> Self {
         Self::new(PluginErrorKind::Config, message)
     }
 
+    /// The call's input is refused before anything was done.
     pub fn invalid_input(message: impl Into<String>) -> Self {
         Self::new(PluginErrorKind::InvalidInput, message)
     }
 
+    /// A program or service is missing: say how to install or start it.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(PluginErrorKind::Unavailable, message)
     }
 
+    /// The handle, path or session is not there (or not this plugin's).
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(PluginErrorKind::NotFound, message)
     }
 
+    /// Anything else that went wrong.
     pub fn failed(message: impl Into<String>) -> Self {
         Self::new(PluginErrorKind::Failed, message)
     }
 
+    /// The plugin does not do this; the host falls back where it can.
     pub fn unsupported(message: impl Into<String>) -> Self {
         Self::new(PluginErrorKind::Unsupported, message)
     }
 
+    /// The message, as text.
     pub fn message(&self) -> &str {
         self.message.as_str()
     }

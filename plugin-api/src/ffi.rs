@@ -60,7 +60,11 @@ macro_rules! ffi_interface {
         $(#[$trait_doc])*
         #[sabi_trait]
         pub trait $ffi: Send + Sync {
-            $( fn $name(&self, $($arg: $ty),*) -> $ret; )*
+            $(
+                #[doc = concat!("FFI form of [`", stringify!($plain), "::", stringify!($name), "`].")]
+                fn $name(&self, $($arg: $ty),*) -> $ret;
+            )*
+            #[doc = concat!("FFI form of [`", stringify!($plain), "::", stringify!($last_name), "`].")]
             #[sabi(last_prefix_field)]
             fn $last_name(&self, $($last_arg: $last_ty),*) -> $last_ret;
             $(

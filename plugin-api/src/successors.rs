@@ -61,7 +61,9 @@ pub enum ReadinessState {
     Starting,
     /// A dialog is in the way, as [`Readiness::Blocked`].
     Blocked {
+        /// What is in the way, and what a person should do.
         reason: RString,
+        /// The keys that dismiss it, when config allows; empty if a person must answer.
         answer: RVec<RString>,
     },
 }

@@ -55,6 +55,7 @@ pub trait Runtime: Send + Sync + 'static {
     /// The last `lines` lines of what the agent shows.
     fn capture_output(&self, handle: &str, lines: u32) -> PluginResult<String>;
 
+    /// Whether the agent process still runs.
     fn is_alive(&self, handle: &str) -> PluginResult<bool>;
 
     /// Stops the process. Destroying something already gone succeeds.
@@ -112,6 +113,7 @@ pub trait Runtime: Send + Sync + 'static {
 
 /// Knows one coding agent CLI: how to start it and how to read its screen.
 pub trait Agent: Send + Sync + 'static {
+    /// Builds the agent plugin from its config (`plugins.config.<name>`).
     fn new(context: &PluginContext) -> PluginResult<Self>
     where
         Self: Sized;
@@ -125,6 +127,7 @@ pub trait Agent: Send + Sync + 'static {
     /// Whether the agent, showing `output`, accepts a message now.
     fn is_ready(&self, output: &str) -> PluginResult<Readiness>;
 
+    /// What the agent, showing `output`, is doing.
     fn activity(&self, output: &str) -> PluginResult<Activity>;
 
     /// Whether `output` shows text typed or pasted into the agent's input but not yet submitted.
@@ -198,6 +201,7 @@ pub trait Agent: Send + Sync + 'static {
 /// A workspace path is an opaque string owned by the plugin: the host never inspects it, so a
 /// workspace may live on another machine.
 pub trait Workspace: Send + Sync + 'static {
+    /// Builds the workspace plugin from its config (`plugins.config.<name>`).
     fn new(context: &PluginContext) -> PluginResult<Self>
     where
         Self: Sized;
@@ -212,6 +216,7 @@ pub trait Workspace: Send + Sync + 'static {
     /// is merged).
     fn destroy(&self, path: &str, delete_branch: bool) -> PluginResult<()>;
 
+    /// Whether the workspace at `path` is still there.
     fn exists(&self, path: &str) -> PluginResult<bool>;
 
     /// Paths of every workspace this plugin made that still exists, so `ao-host gc` can find

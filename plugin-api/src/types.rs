@@ -24,12 +24,16 @@ use abi_stable::{
     Ord,
 )]
 pub enum PluginKind {
+    /// Runs agent processes ([`crate::Runtime`]).
     Runtime,
+    /// Knows one coding-agent CLI ([`crate::Agent`]).
     Agent,
+    /// Makes a checkout per session ([`crate::Workspace`]).
     Workspace,
 }
 
 impl PluginKind {
+    /// Every kind, in the order listings show them.
     pub const ALL: [PluginKind; 3] = [Self::Runtime, Self::Agent, Self::Workspace];
 
     /// The lower-case name used in config files, manifests and CLI output.
@@ -41,6 +45,7 @@ impl PluginKind {
         }
     }
 
+    /// The kind named `name` as [`PluginKind::as_str`] spells it.
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|kind| kind.as_str() == name)
     }
@@ -56,11 +61,14 @@ impl std::fmt::Display for PluginKind {
 #[repr(C)]
 #[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct EnvVar {
+    /// The variable's name.
     pub name: RString,
+    /// Its value.
     pub value: RString,
 }
 
 impl EnvVar {
+    /// `name=value`.
     pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
         Self {
             name: RString::from(name.into()),
@@ -114,9 +122,13 @@ pub struct RuntimeCreateRequest {
 #[repr(C)]
 #[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct AgentSession {
+    /// The session's id (`[A-Za-z0-9_-]+`, validated by the host).
     pub session_id: RString,
+    /// The project's id, as in `projects.<id>`.
     pub project_id: RString,
+    /// The session's branch.
     pub branch: RString,
+    /// Where the workspace plugin made its checkout.
     pub workspace_path: RString,
     /// Instructions from ao-host itself (the session's role, how to report back), kept apart
     /// from the operator's task so the task reaches the agent byte-exact.
@@ -136,7 +148,9 @@ pub enum Readiness {
     /// A dialog is in the way. `answer` holds the keys that dismiss it when the operator
     /// allowed that in config; empty means a person must answer, and `reason` says what to do.
     Blocked {
+        /// What is in the way, and what a person should do.
         reason: RString,
+        /// The keys that dismiss it, when config allows; empty if a person must answer.
         answer: RVec<RString>,
     },
 }
@@ -145,13 +159,18 @@ pub enum Readiness {
 #[repr(u8)]
 #[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activity {
+    /// Done with its turn, nothing asked.
     Idle,
+    /// Thinking, running tools, writing.
     Working,
+    /// Asking the operator something.
     WaitingInput,
+    /// The CLI is gone.
     Exited,
 }
 
 impl Activity {
+    /// The lower-case name listings show.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Idle => "idle",
@@ -166,11 +185,15 @@ impl Activity {
 #[repr(C)]
 #[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct WorkspaceCreateConfig {
+    /// The project's id, as in `projects.<id>`.
     pub project_id: RString,
+    /// The session's id; name what you make after it.
     pub session_id: RString,
     /// Branch to create (or reuse, with `reuse_branch`).
     pub branch: RString,
+    /// The project's repository.
     pub repo_path: RString,
+    /// The branch sessions start from.
     pub default_branch: RString,
     /// Paths relative to the repository to symlink into the workspace (e.g. `.env`).
     pub symlinks: RVec<RString>,
@@ -187,12 +210,14 @@ pub struct WorkspaceCreateConfig {
 pub struct DoctorCheck {
     /// What was checked, e.g. `tmux` or `worktree root`.
     pub what: RString,
+    /// Whether it is there and usable.
     pub ok: bool,
     /// When ok, what was found (a version, a path); otherwise the exact fix.
     pub detail: RString,
 }
 
 impl DoctorCheck {
+    /// `what` is there: `found` says what was found (a path, a version).
     pub fn passed(what: impl Into<String>, found: impl Into<String>) -> Self {
         Self {
             what: RString::from(what.into()),
@@ -201,6 +226,7 @@ impl DoctorCheck {
         }
     }
 
+    /// `what` is missing or unusable: `fix` says what to do.
     pub fn failed(what: impl Into<String>, fix: impl Into<String>) -> Self {
         Self {
             what: RString::from(what.into()),
@@ -225,6 +251,7 @@ pub struct RepositoryInfo {
 #[repr(C)]
 #[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct LaunchRequest {
+    /// The session the agent starts for.
     pub session: AgentSession,
     /// The operator's first message, for an agent that can take it at start (a prompt argument),
     /// so it never goes through a terminal's input box, which may rewrite it (tabs, pastes).
