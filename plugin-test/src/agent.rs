@@ -19,7 +19,10 @@ use ao_plugin_api::{
     abi_stable::std_types::ROption, Activity, AgentSession, LaunchPlan, LaunchRequest, Readiness,
 };
 
-use super::{terminal::Terminal, Kit};
+use super::{
+    terminal::{last_chars, Terminal},
+    Kit,
+};
 use ao_plugin_host::AgentPlugin;
 
 /// The event command the kit hands the agent: a program that does not exist, so nothing runs
@@ -250,7 +253,7 @@ async fn readiness(kit: &mut Kit<'_>, agent: &AgentPlugin, request: &LaunchReque
             Ok(_) if !terminal.running() => {
                 break Err(format!(
                     "`{program}` ended before is_ready said ready; its screen: {:?}",
-                    tail(&screen)
+                    last_chars(&screen, 300)
                 ))
             }
             Ok(_) if Instant::now() >= deadline => {
@@ -258,7 +261,7 @@ async fn readiness(kit: &mut Kit<'_>, agent: &AgentPlugin, request: &LaunchReque
                     "`{program}` ran {} s and is_ready never said ready: it must answer Ready once \
                      the CLI takes input, or every spawn waits for ever; its screen: {:?}",
                     patience.as_secs_f32(),
-                    tail(&screen)
+                    last_chars(&screen, 300)
                 ))
             }
             Ok(_) => tokio::time::sleep(Duration::from_millis(200)).await,
@@ -267,12 +270,6 @@ async fn readiness(kit: &mut Kit<'_>, agent: &AgentPlugin, request: &LaunchReque
     };
     drop(terminal);
     kit.record(READINESS, outcome);
-}
-
-/// The last 300 characters of `screen`.
-fn tail(screen: &str) -> String {
-    let skip = screen.chars().count().saturating_sub(300);
-    screen.chars().skip(skip).collect()
 }
 
 /// Whether `program` runs here: a path to an executable file, or a name found in `PATH`.

@@ -89,6 +89,9 @@ pub struct KitSettings {
     pub create_timeout: Duration,
     /// How long an agent CLI may take to become ready (the readiness check).
     pub ready_timeout: Duration,
+    /// Catch what plugins print to stdout (in-process only). Off where stdout is not the
+    /// kit's to take: a test binary whose harness reports other tests there meanwhile.
+    pub watch_stdout: bool,
 }
 
 impl Default for KitSettings {
@@ -100,6 +103,7 @@ impl Default for KitSettings {
             call_timeout: Duration::from_secs(10),
             create_timeout: Duration::from_secs(120),
             ready_timeout: Duration::from_secs(60),
+            watch_stdout: true,
         }
     }
 }
@@ -278,7 +282,7 @@ pub async fn test_library(
             timeout: settings.call_timeout,
             results: Vec::new(),
         };
-        let printed = stdout::Watch::start(settings.isolate);
+        let printed = stdout::Watch::start(settings);
         match kind {
             PluginKind::Runtime => runtime::check(&mut kit).await,
             PluginKind::Agent => agent::check(&mut kit).await,

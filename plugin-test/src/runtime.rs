@@ -10,7 +10,7 @@ use super::{
     delivery::{delivered_intact, submitted_lines},
     eventually,
     probe::{ProbeFiles, READY_LINE},
-    terminal::Terminal,
+    terminal::{last_chars, Terminal},
     Kit,
 };
 
@@ -451,13 +451,11 @@ async fn attach(kit: &mut Kit<'_>, runtime: &RuntimePlugin, handle: &str) {
         if terminal.wait_for(PATIENCE, |text| text.contains(&needle)) {
             return Ok(format!("`{shown}` shows the session under a terminal"));
         }
-        let text = terminal.text();
-        let skip = text.chars().count().saturating_sub(200);
         Err(format!(
             "`{shown}` ran under a terminal but never showed the session (`{needle}`, the last \
              line capture_output shows){}; it drew: {:?}",
             if terminal.running() { "" } else { " and ended" },
-            text.chars().skip(skip).collect::<String>()
+            last_chars(&terminal.text(), 200)
         ))
     })
     .await

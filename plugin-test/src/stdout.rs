@@ -10,12 +10,12 @@ use std::{
     fs::File,
     io::Read,
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, MutexGuard},
     thread::JoinHandle,
     time::{Duration, Instant},
 };
 
-use super::Kit;
+use super::{Kit, KitSettings};
 
 /// The check's name.
 const CHECK: &str = "no printing to stdout";
@@ -25,32 +25,43 @@ const DRAIN_GRACE: Duration = Duration::from_millis(500);
 
 type Printed = Arc<Mutex<Vec<u8>>>;
 
+/// Held while descriptor 1 is watched: two kits in one process (tests running side by side)
+/// take turns, since each would otherwise put back the other's pipe as stdout.
+static WATCHING: Mutex<()> = Mutex::new(());
+
 /// Descriptor 1 redirected into a pipe, until [`Watch::finish`].
 pub(crate) enum Watch {
     Watching {
         saved: OwnedFd,
         drain: JoinHandle<()>,
         printed: Printed,
+        _turn: MutexGuard<'static, ()>,
     },
     /// Not watched: why.
     Unwatched(String),
 }
 
 impl Watch {
-    /// Starts catching what is written to stdout (not when the plugin runs `isolated`).
-    pub(crate) fn start(isolated: bool) -> Self {
-        if isolated {
+    /// Starts catching what is written to stdout (not when the plugin runs isolated, or
+    /// `settings` say not to).
+    pub(crate) fn start(settings: &KitSettings) -> Self {
+        if !settings.watch_stdout {
+            return Self::Unwatched("not checked: turned off by the kit's caller".into());
+        }
+        if settings.isolate {
             return Self::Unwatched(
                 "not checked: the plugin ran isolated, where stdout goes nowhere; run `ao-host \
                  plugins test --in-process` to check it"
                     .into(),
             );
         }
+        let turn = WATCHING.lock().unwrap_or_else(|e| e.into_inner());
         match redirect() {
             Ok((saved, drain, printed)) => Self::Watching {
                 saved,
                 drain,
                 printed,
+                _turn: turn,
             },
             Err(e) => Self::Unwatched(format!("not checked: cannot watch stdout ({e})")),
         }
@@ -64,6 +75,7 @@ impl Watch {
                 saved,
                 drain,
                 printed,
+                ..
             } => {
                 // SAFETY: descriptor 1 gets back what it was; the pipe's write end closes with it.
                 unsafe { libc::dup2(saved.as_raw_fd(), 1) };

@@ -149,6 +149,12 @@ fn open_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
     }
 }
 
+/// The last `count` characters of `text`, for a report.
+pub(crate) fn last_chars(text: &str, count: usize) -> String {
+    let skip = text.chars().count().saturating_sub(count);
+    text.chars().skip(skip).collect()
+}
+
 /// `bytes` a terminal was sent, as the text it shows: escape sequences (CSI, OSC and the
 /// two-byte ones) and control characters other than newline and tab left out.
 pub(crate) fn plain_text(bytes: &[u8]) -> String {

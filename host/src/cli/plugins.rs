@@ -103,6 +103,7 @@ fn test(
         call_timeout: std::time::Duration::from_millis(config.call_timeout_ms),
         create_timeout: std::time::Duration::from_millis(config.workspace_timeout_ms),
         ready_timeout: std::time::Duration::from_millis(config.ready_timeout_ms),
+        watch_stdout: true,
     };
     let exe =
         std::env::current_exe().context("finding this program, to run it as the probe agent")?;
