@@ -42,6 +42,12 @@ fn wide(word: Word) -> u64 {
     word.into()
 }
 
+/// A relocation's addend as the `u64` it adds (it wraps like the loader's addition does).
+#[allow(clippy::useless_conversion)]
+fn addend(addend: <HostHeader as FileHeader>::Sword) -> u64 {
+    i64::from(addend) as u64
+}
+
 /// A loadable segment: where its file bytes appear in memory.
 struct Segment {
     vaddr: u64,
@@ -325,9 +331,8 @@ impl<'a> Elf<'a> {
         for entry in rela {
             let patched = wide(entry.r_offset(endian));
             if range.contains(&patched) {
-                let addend: i64 = entry.r_addend(endian).into();
-                let addend = addend as u64;
-                relocations.insert(patched, kind(entry.r_type(endian, false), Some(addend)));
+                let added = addend(entry.r_addend(endian));
+                relocations.insert(patched, kind(entry.r_type(endian, false), Some(added)));
             }
         }
         let rel: &[RelEntry] = self.dynamic_table(elf::DT_REL, elf::DT_RELSZ, elf::DT_RELENT)?;

@@ -229,13 +229,17 @@ fn this_hosts_image(bytes: &[u8]) -> Result<&[u8], TargetMismatch> {
     let magic = bytes
         .get(..4)
         .map(|m| u32::from_be_bytes(m.try_into().expect("4")));
-    let arches: Vec<(u32, (u64, u64))> = match magic {
+    let arches = match magic {
         Some(macho::FAT_MAGIC) => fat_arches(MachOFatFile32::parse(bytes))?,
         Some(macho::FAT_MAGIC_64) => fat_arches(MachOFatFile64::parse(bytes))?,
         _ => return Ok(bytes),
     };
-    let Some((_, (offset, size))) = arches.iter().find(|(cpu, _)| Some(*cpu) == HOST_CPU) else {
-        let names: Vec<String> = arches.iter().map(|(cpu, _)| cpu_name(*cpu)).collect();
+    let Some(FatImage {
+        range: (offset, size),
+        ..
+    }) = arches.iter().find(|image| Some(image.cpu) == HOST_CPU)
+    else {
+        let names: Vec<String> = arches.iter().map(|image| cpu_name(image.cpu)).collect();
         return Err(foreign(format!(
             "{} only (a universal library without this host's architecture)",
             names.join(", ")
@@ -250,10 +254,16 @@ fn this_hosts_image(bytes: &[u8]) -> Result<&[u8], TargetMismatch> {
     })
 }
 
-/// The CPU and file range of each image of a universal file.
+/// One image of a universal file: its CPU, and where it lies (offset, size).
+struct FatImage {
+    cpu: u32,
+    range: (u64, u64),
+}
+
+/// The images of a universal file.
 fn fat_arches<Fat: FatArch>(
     fat: object::Result<object::read::macho::MachOFatFile<'_, Fat>>,
-) -> Result<Vec<(u32, (u64, u64))>, TargetMismatch> {
+) -> Result<Vec<FatImage>, TargetMismatch> {
     let fat = fat.map_err(|e| {
         TargetMismatch::NotLibrary(format!(
             "damaged universal Mach-O library ({e}: truncated or not Mach-O)"
@@ -262,6 +272,9 @@ fn fat_arches<Fat: FatArch>(
     Ok(fat
         .arches()
         .iter()
-        .map(|arch| (arch.cputype(), arch.file_range()))
+        .map(|arch| FatImage {
+            cpu: arch.cputype(),
+            range: arch.file_range(),
+        })
         .collect())
 }
