@@ -8,8 +8,17 @@
 //! (`dependencies`); only then does the loader map it, by its real path once that path is
 //! proven to name the very file that was opened and checked (same device and inode, before and
 //! after), so the bytes that run are the bytes that were checked — and `$ORIGIN` means the
-//! library's own folder. The semver policy runs before abi_stable's layout check so that an old
-//! or new library gets "rebuild against X.Y" rather than a layout dump.
+//! library's own folder.
+//!
+//! Which libraries this host accepts ([`check_abi`]) is decided by the ABI level, not by the
+//! crate version that built them: one of this host's [`ABI_LEVEL`] loads whatever
+//! `ao-plugin-api` 0.1.x built it, older or newer, if its interface revision is not newer than
+//! this host's and the host offers every feature it needs; abi_stable's layout check then has
+//! the last word. That check compares the crate versions recorded in each type's layout
+//! loosely — the same crate name and, for 0.x, the same minor, any patch either way — so a
+//! library built with a later 0.1.x passes it, and one from a 0.2 crate fails it (proven by
+//! `tests/abi_history.rs` and `tests/plugins.rs`). This policy runs before the layout check so
+//! that a library of another level gets "upgrade ao-host" or "rebuild" rather than a layout dump.
 //!
 //! A library's start-up code runs inside `dlopen`, holding glibc's loader lock. If it never
 //! returns, no other library can be loaded by this process again, and the lock cannot be taken
@@ -39,10 +48,11 @@ use ao_plugin_api::{
         StableAbi,
     },
     manifest::{
-        parse_remote_names, PluginManifest, MANIFEST_FORMAT, MANIFEST_MAGIC, MANIFEST_SYMBOL,
-        REMOTE_SYMBOL,
+        parse_remote_names, PluginManifest, ABI_HEADER_LEN, ABI_SYMBOL, MANIFEST_FORMAT,
+        MANIFEST_MAGIC, MANIFEST_SYMBOL, REMOTE_SYMBOL,
     },
-    PluginDeclaration, PluginKind, PluginLibraryRef, RemoteConstructor, API_VERSION,
+    PluginDeclaration, PluginKind, PluginLibraryRef, RemoteConstructor, ABI_LEVEL, API_VERSION,
+    HOST_FEATURES, INTERFACE_REVISION,
 };
 use semver::Version;
 
@@ -51,7 +61,10 @@ use super::{
     elf::ELF_MAGIC,
     elf_target::{check_elf_target, TargetMismatch},
     file_format::check_library_bytes,
-    manifest::{check_manifest_plugins, read_elf_manifest, ManifestError, MAX_PLUGINS_PER_LIBRARY},
+    manifest::{
+        check_manifest_plugins, combine_manifests, parse_abi_manifest, read_elf_manifest,
+        Format1Manifest, ManifestError, MAX_PLUGINS_PER_LIBRARY, MAX_SYMBOL_BYTES,
+    },
 };
 use crate::trust::check_library_trust;
 /// The largest library read: a debug build of a plugin is tens of megabytes.
@@ -76,10 +89,21 @@ pub struct ManifestPlugin {
     pub version: String,
 }
 
-/// What a library says about itself in its manifest.
+/// What a library says about itself in its manifests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestInfo {
+    /// Its ABI level: stated by the format-2 manifest; for a library built before it, 1 when it
+    /// was built with a 0.1.x, `None` (no level this host knows) otherwise.
+    pub abi_level: Option<u32>,
+    /// The release at which the interface it was built against last changed (for a library
+    /// built before the format-2 manifest, the crate version).
+    pub interface_revision: String,
+    /// The `ao-plugin-api` version that built it.
     pub api_version: String,
+    /// The author kit's version, when a kit wrote its manifest.
+    pub kit_version: Option<String>,
+    /// Host features it cannot work without.
+    pub needs: Vec<String>,
     pub plugins: Vec<ManifestPlugin>,
     /// The plugins that work on another host (`[remote]`; none for a library before 0.1.6).
     pub remote: Vec<String>,
@@ -103,14 +127,14 @@ pub enum LoadError {
     NotAPlugin { path: PathBuf },
     #[error("{path}: corrupt plugin manifest: {detail}; rebuild the library", path = path.display())]
     BadManifest { path: PathBuf, detail: String },
-    #[error("{path}: built for ao-plugin-api {library}, this host speaks {host}: {fix}", path = path.display())]
-    IncompatibleApi {
-        path: PathBuf,
-        library: String,
-        host: String,
-        /// What to do: rebuild against which version, or upgrade ao-host.
-        fix: String,
-    },
+    #[error("{path}: built with ao-plugin-api {api}, which states no ABI level this ao-host knows (it speaks ABI level {ABI_LEVEL}): rebuild it against ao-plugin-api 0.1", path = path.display())]
+    UnknownAbiLevel { path: PathBuf, api: String },
+    #[error("{path}: built for ABI level {library}, this ao-host speaks ABI level {ABI_LEVEL}: {}", abi_level_fix(*library), path = path.display())]
+    OtherAbiLevel { path: PathBuf, library: u32 },
+    #[error("{path}: needs host feature `{feature}`, which this ao-host ({}) does not offer: upgrade ao-host", host_abi_summary(), path = path.display())]
+    MissingFeature { path: PathBuf, feature: String },
+    #[error("{path}: built for interface revision {library}, newer than this ao-host's {INTERFACE_REVISION}: upgrade ao-host to one built with ao-plugin-api {library} or later", path = path.display())]
+    NewerInterface { path: PathBuf, library: String },
     #[error("{path}: not loaded: --skip-plugin {plugin}", path = path.display())]
     Skipped { path: PathBuf, plugin: String },
     #[error("{path}: its digest {actual} does not match plugins.pin.{plugin} ({expected}); install the pinned build or update the pin", path = path.display())]
@@ -207,33 +231,22 @@ pub fn host_api_version() -> Version {
     Version::parse(API_VERSION).expect("CARGO_PKG_VERSION is semver")
 }
 
-/// Whether a library built against `library` may be used by a host built against `host`:
-/// same major (for 0.x, same minor too), and not newer than the host.
-pub fn api_compatible(host: &Version, library: &Version) -> bool {
-    let same_line = if host.major == 0 {
-        library.major == 0 && library.minor == host.minor
+/// "ABI level 1, features a, b": what this host offers, as refusals and `--version` say it.
+pub fn host_abi_summary() -> String {
+    let features = if HOST_FEATURES.is_empty() {
+        "none".to_string()
     } else {
-        library.major == host.major
+        HOST_FEATURES.join(", ")
     };
-    same_line && library.cmp_precedence(host).is_le()
+    format!("ABI level {ABI_LEVEL}, features {features}")
 }
 
-/// What to do about a library built for `library` that a host built for `host` refuses.
-fn compatibility_fix(host: &Version, library: &Version) -> String {
-    let same_line = if host.major == 0 {
-        library.major == 0 && library.minor == host.minor
+/// What to do about a library of ABI level `library`, not this host's.
+fn abi_level_fix(library: u32) -> String {
+    if library > ABI_LEVEL {
+        format!("upgrade ao-host to one of ABI level {library}")
     } else {
-        library.major == host.major
-    };
-    if same_line {
-        format!(
-            "the library is newer than this host: upgrade ao-host to one built with ao-plugin-api {library} or later, or rebuild the library against ao-plugin-api {host} (`ao-plugin-api = \"={host}\"`)"
-        )
-    } else {
-        format!(
-            "rebuild it against ao-plugin-api {host} (`ao-plugin-api = \"={host}\"`), or any {}.{}.x up to it",
-            host.major, host.minor
-        )
+        format!("rebuild it against an ao-plugin-api of ABI level {ABI_LEVEL}")
     }
 }
 
@@ -446,7 +459,7 @@ pub fn load_library_checked(path: &Path, policy: &LoadPolicy<'_>) -> LibraryRepo
     let isolate = manifest.plugins.iter().any(|p| isolated(&p.name));
     let is_elf = bytes.starts_with(&ELF_MAGIC);
     let judged = check_pins(&bytes, &display_path, &manifest, pins)
-        .and_then(|()| check_api(&display_path, &manifest))
+        .and_then(|()| check_abi(&display_path, &manifest))
         .and_then(|()| {
             // Judged even for an isolated library: `plugins list` says so before a child runs it.
             if is_elf {
@@ -638,13 +651,10 @@ fn read_manifest_by_loading(path: &Path, shown: &Path) -> Result<ManifestInfo, L
     let symbol_name = CString::new(MANIFEST_SYMBOL).expect("no NUL in symbol name");
     // SAFETY: the symbol is a static `PluginManifest`; `Symbol<*const T>` yields its address.
     let manifest_ptr =
-        match unsafe { library.get::<*const PluginManifest>(symbol_name.as_bytes_with_nul()) } {
-            Ok(symbol) => *symbol,
-            Err(_) => {
-                std::mem::forget(library);
-                return Err(LoadError::NotAPlugin { path: path_buf });
-            }
-        };
+        unsafe { library.get::<*const PluginManifest>(symbol_name.as_bytes_with_nul()) }
+            .map(|symbol| *symbol)
+            .ok();
+    let abi = abi_manifest_by_loading(&library);
     // The library stays mapped for the life of the process: the manifest points into it, and
     // unloading Rust code is unsound.
     std::mem::forget(library);
@@ -652,6 +662,47 @@ fn read_manifest_by_loading(path: &Path, shown: &Path) -> Result<ManifestInfo, L
         path: path_buf.clone(),
         detail: detail.to_string(),
     };
+    let abi = abi.map_err(|detail| bad(&detail))?;
+    let format1 = manifest_ptr
+        .map(|manifest_ptr| format1_by_loading(manifest_ptr, path, &bad))
+        .transpose()?;
+    combine_manifests(abi, format1).map_err(|error| match error {
+        ManifestError::Missing => LoadError::NotAPlugin {
+            path: path_buf.clone(),
+        },
+        ManifestError::Corrupt(detail) => bad(&detail),
+    })
+}
+
+/// The format-2 manifest of a loaded library, if it exports one.
+fn abi_manifest_by_loading(library: &libloading::Library) -> Result<Option<ManifestInfo>, String> {
+    let name = CString::new(ABI_SYMBOL).expect("no NUL in symbol name");
+    // SAFETY: the symbol is a static byte array; `Symbol<*const u8>` yields its address.
+    let Ok(start) = (unsafe { library.get::<*const u8>(name.as_bytes_with_nul()) }) else {
+        return Ok(None);
+    };
+    let start = *start;
+    if start.is_null() {
+        return Err("null format-2 manifest".into());
+    }
+    // SAFETY: the symbol holds at least its header; the payload's length is bounded before any
+    // of it is read, and lies within the symbol the library's own build laid out.
+    let header = unsafe { std::slice::from_raw_parts(start, ABI_HEADER_LEN) };
+    let payload_len = u32::from_le_bytes(header[12..16].try_into().expect("4 bytes")) as u64;
+    if header[..8] != MANIFEST_MAGIC || payload_len > MAX_SYMBOL_BYTES {
+        return parse_abi_manifest(header).map(Some);
+    }
+    // SAFETY: as above.
+    let bytes = unsafe { std::slice::from_raw_parts(start, ABI_HEADER_LEN + payload_len as usize) };
+    parse_abi_manifest(bytes).map(Some)
+}
+
+/// The format-1 manifest at `manifest_ptr` in a loaded library, and its remote names.
+fn format1_by_loading(
+    manifest_ptr: *const PluginManifest,
+    path: &Path,
+    bad: &dyn Fn(&str) -> LoadError,
+) -> Result<Format1Manifest, LoadError> {
     if manifest_ptr.is_null() {
         return Err(bad("null manifest"));
     }
@@ -688,7 +739,7 @@ fn read_manifest_by_loading(path: &Path, shown: &Path) -> Result<ManifestInfo, L
             })
         })
         .collect::<Result<_, LoadError>>()?;
-    Ok(ManifestInfo {
+    Ok(Format1Manifest {
         api_version,
         plugins,
         remote: remote_names_by_loading(path),
@@ -763,23 +814,46 @@ fn unloaded_plugins(manifest: &ManifestInfo, shadowed: bool) -> Vec<LoadedPlugin
         .collect()
 }
 
-/// The semver policy, from the manifest alone.
-fn check_api(shown: &Path, manifest: &ManifestInfo) -> Result<(), LoadError> {
-    let host = host_api_version();
-    let incompatible = |fix: String| LoadError::IncompatibleApi {
-        path: shown.to_path_buf(),
-        library: manifest.api_version.clone(),
-        host: host.to_string(),
-        fix,
+/// The ABI policy, from the manifest alone: this host's level, no feature it lacks, and no
+/// interface newer than its own (abi_stable would refuse it: the library's prefix types would
+/// have fields this host's lack).
+fn check_abi(shown: &Path, manifest: &ManifestInfo) -> Result<(), LoadError> {
+    let path = shown.to_path_buf();
+    let Some(level) = manifest.abi_level else {
+        return Err(LoadError::UnknownAbiLevel {
+            path,
+            api: manifest.api_version.clone(),
+        });
     };
-    let library_version = Version::parse(&manifest.api_version).map_err(|_| {
-        incompatible(format!(
-            "`{}` is not a version; rebuild it against ao-plugin-api {host}",
-            manifest.api_version
-        ))
-    })?;
-    if !api_compatible(&host, &library_version) {
-        return Err(incompatible(compatibility_fix(&host, &library_version)));
+    if level != ABI_LEVEL {
+        return Err(LoadError::OtherAbiLevel {
+            path,
+            library: level,
+        });
+    }
+    if let Some(feature) = manifest
+        .needs
+        .iter()
+        .find(|f| !HOST_FEATURES.contains(&f.as_str()))
+    {
+        return Err(LoadError::MissingFeature {
+            path,
+            feature: feature.clone(),
+        });
+    }
+    let newer = match (
+        Version::parse(&manifest.interface_revision),
+        Version::parse(INTERFACE_REVISION),
+    ) {
+        (Ok(library), Ok(host)) => library.cmp_precedence(&host).is_gt(),
+        // Not a version: abi_stable's layout check judges it.
+        _ => false,
+    };
+    if newer {
+        return Err(LoadError::NewerInterface {
+            path,
+            library: manifest.interface_revision.clone(),
+        });
     }
     Ok(())
 }
@@ -926,29 +1000,103 @@ fn summarize(text: &str) -> String {
 mod tests {
     use super::*;
 
-    fn v(text: &str) -> Version {
-        Version::parse(text).unwrap()
+    /// A library of this host's level, built with this host's crate, needing nothing.
+    fn manifest() -> ManifestInfo {
+        ManifestInfo {
+            abi_level: Some(ABI_LEVEL),
+            interface_revision: INTERFACE_REVISION.into(),
+            api_version: API_VERSION.into(),
+            kit_version: None,
+            needs: Vec::new(),
+            plugins: Vec::new(),
+            remote: Vec::new(),
+        }
+    }
+
+    fn refusal(manifest: ManifestInfo) -> String {
+        check_abi(Path::new("/p/libx.so"), &manifest)
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
-    fn zero_x_needs_same_minor_and_not_newer() {
-        let host = v("0.3.2");
-        assert!(api_compatible(&host, &v("0.3.0")));
-        assert!(api_compatible(&host, &v("0.3.2")));
-        assert!(!api_compatible(&host, &v("0.3.3")));
-        assert!(!api_compatible(&host, &v("0.2.9")));
-        assert!(!api_compatible(&host, &v("0.4.0")));
-        assert!(!api_compatible(&host, &v("1.3.0")));
+    fn the_host_level_loads_whatever_crate_version_built_it() {
+        for api_version in ["0.1.0", "0.1.99", "0.2.0", "7.0.0"] {
+            let library = ManifestInfo {
+                api_version: api_version.into(),
+                ..manifest()
+            };
+            check_abi(Path::new("/p/libx.so"), &library).unwrap();
+        }
+        let older_interface = ManifestInfo {
+            interface_revision: "0.1.0".into(),
+            needs: HOST_FEATURES.iter().map(|f| f.to_string()).collect(),
+            ..manifest()
+        };
+        check_abi(Path::new("/p/libx.so"), &older_interface).unwrap();
     }
 
     #[test]
-    fn from_one_needs_same_major_and_older_or_equal() {
-        let host = v("2.4.1");
-        assert!(api_compatible(&host, &v("2.0.0")));
-        assert!(api_compatible(&host, &v("2.4.1")));
-        assert!(!api_compatible(&host, &v("2.5.0")));
-        assert!(!api_compatible(&host, &v("1.9.0")));
-        assert!(!api_compatible(&host, &v("3.0.0")));
+    fn another_level_is_refused_naming_both_and_the_fix() {
+        let newer = refusal(ManifestInfo {
+            abi_level: Some(ABI_LEVEL + 1),
+            ..manifest()
+        });
+        assert_eq!(
+            newer,
+            format!(
+                "/p/libx.so: built for ABI level {}, this ao-host speaks ABI level {ABI_LEVEL}: upgrade ao-host to one of ABI level {}",
+                ABI_LEVEL + 1,
+                ABI_LEVEL + 1
+            )
+        );
+        let older = refusal(ManifestInfo {
+            abi_level: Some(0),
+            ..manifest()
+        });
+        assert!(
+            older.ends_with(&format!(
+                "rebuild it against an ao-plugin-api of ABI level {ABI_LEVEL}"
+            )),
+            "{older}"
+        );
+        let unknown = refusal(ManifestInfo {
+            abi_level: None,
+            api_version: "0.2.3".into(),
+            ..manifest()
+        });
+        assert!(
+            unknown.contains("built with ao-plugin-api 0.2.3, which states no ABI level"),
+            "{unknown}"
+        );
+    }
+
+    #[test]
+    fn a_feature_the_host_lacks_is_refused_by_name() {
+        let error = refusal(ManifestInfo {
+            needs: vec![HOST_FEATURES[0].into(), "teleport".into()],
+            ..manifest()
+        });
+        assert_eq!(
+            error,
+            format!(
+                "/p/libx.so: needs host feature `teleport`, which this ao-host ({}) does not offer: upgrade ao-host",
+                host_abi_summary()
+            )
+        );
+    }
+
+    #[test]
+    fn a_newer_interface_is_refused_before_loading() {
+        let error = refusal(ManifestInfo {
+            interface_revision: "0.1.900".into(),
+            ..manifest()
+        });
+        assert!(
+            error.contains("built for interface revision 0.1.900, newer than this ao-host's")
+                && error.contains("upgrade ao-host"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -1,21 +1,30 @@
-//! A library's manifest (`AO_PLUGIN_MANIFEST`), read from the file with nothing of it run.
+//! A library's manifests, read from the file with nothing of it run.
 //!
-//! The manifest is a frozen `repr(C)` struct of pointers to static strings
-//! (`ao_plugin_api::manifest`). In the file those pointers are relocation entries, not values,
-//! so they are read as the loader would patch them ([`super::elf::LoadedView`]); every address
-//! is checked to lie in the file's loaded data before a byte of it is read.
+//! The format-2 manifest (`AO_PLUGIN_ABI`, `ao_plugin_api::manifest::AbiManifest`) is plain
+//! bytes: a header and JSON naming the ABI level, the versions that built the library, the host
+//! features it needs and its plugins. Libraries built before it have only the format-1 manifest
+//! (`AO_PLUGIN_MANIFEST`), a frozen `repr(C)` struct of pointers to static strings. In the file
+//! those pointers are relocation entries, not values, so they are read as the loader would
+//! patch them ([`super::elf::LoadedView`]); every address is checked to lie in the file's loaded
+//! data before a byte of it is read. A library with both is described by format 2, and the two
+//! must list the same plugins.
 
 use ao_plugin_api::{
     manifest::{
-        parse_remote_names, MANIFEST_FORMAT, MANIFEST_MAGIC, MANIFEST_SYMBOL, REMOTE_SYMBOL,
+        parse_remote_names, ABI_HEADER_LEN, ABI_MANIFEST_FORMAT, ABI_SYMBOL, MANIFEST_FORMAT,
+        MANIFEST_MAGIC, MANIFEST_SYMBOL, REMOTE_SYMBOL,
     },
     PluginKind,
 };
+use serde::Deserialize;
 
 use super::{
     elf::{Elf, LoadedView},
     library::{ManifestInfo, ManifestPlugin},
 };
+
+/// The most bytes read of an exported manifest symbol (format 2, or the remote names).
+pub(super) const MAX_SYMBOL_BYTES: u64 = 64 * 1024;
 
 /// A library's manifest can list at most this many plugins; more means a corrupt manifest.
 pub(super) const MAX_PLUGINS_PER_LIBRARY: u64 = 256;
@@ -61,10 +70,164 @@ pub(super) fn check_manifest_plugins(manifest: &ManifestInfo) -> Result<(), Stri
     Ok(())
 }
 
-/// Reads the manifest of the ELF library `bytes`.
+/// What the format-1 manifest and its companion `AO_PLUGIN_REMOTE` say.
+pub(super) struct Format1Manifest {
+    /// The crate version (before 0.1.8) or interface revision (since) it was built for.
+    pub(super) api_version: String,
+    pub(super) plugins: Vec<ManifestPlugin>,
+    pub(super) remote: Vec<String>,
+}
+
+/// The format-2 manifest's payload. Fields this host does not know are ignored: later releases
+/// may add some.
+#[derive(Deserialize)]
+struct AbiPayload {
+    abi_level: u32,
+    api: String,
+    interface: String,
+    kit: Option<String>,
+    needs: Vec<String>,
+    plugins: Vec<AbiPayloadPlugin>,
+}
+
+#[derive(Deserialize)]
+struct AbiPayloadPlugin {
+    kind: String,
+    name: String,
+    version: String,
+    remote: bool,
+}
+
+/// Parses the bytes of an `AO_PLUGIN_ABI` symbol (the payload may be followed by padding).
+pub(super) fn parse_abi_manifest(bytes: &[u8]) -> Result<ManifestInfo, String> {
+    let header = bytes
+        .get(..ABI_HEADER_LEN)
+        .ok_or("format-2 manifest shorter than its header")?;
+    if header[..8] != MANIFEST_MAGIC {
+        return Err("format-2 manifest: wrong magic bytes".into());
+    }
+    let word = |at: usize| u32::from_le_bytes(header[at..at + 4].try_into().expect("4 bytes"));
+    let format = word(8);
+    if format != ABI_MANIFEST_FORMAT {
+        return Err(format!(
+            "manifest format {format} in `{ABI_SYMBOL}` (this host reads format {ABI_MANIFEST_FORMAT})"
+        ));
+    }
+    let payload = bytes
+        .get(ABI_HEADER_LEN..ABI_HEADER_LEN + word(12) as usize)
+        .ok_or("format-2 manifest: payload runs past the symbol")?;
+    let payload: AbiPayload =
+        serde_json::from_slice(payload).map_err(|e| format!("format-2 manifest: {e}"))?;
+    if payload.plugins.len() as u64 > MAX_PLUGINS_PER_LIBRARY {
+        return Err("implausible plugin list".into());
+    }
+    let remote = payload
+        .plugins
+        .iter()
+        .filter(|p| p.remote)
+        .map(|p| p.name.clone())
+        .collect();
+    Ok(ManifestInfo {
+        abi_level: Some(payload.abi_level),
+        interface_revision: payload.interface,
+        api_version: payload.api,
+        kit_version: payload.kit,
+        needs: payload.needs,
+        plugins: payload
+            .plugins
+            .into_iter()
+            .map(|p| ManifestPlugin {
+                kind: PluginKind::parse(&p.kind),
+                kind_name: p.kind,
+                name: p.name,
+                version: p.version,
+            })
+            .collect(),
+        remote,
+    })
+}
+
+/// The ABI level of a library built before the format-2 manifest: 1 for 0.1.1 and every later
+/// 0.1.x. 0.1.0 is level 0: 0.1.1 changed its interface in place (the agent's fixed prefix
+/// gained `input_pending`, `Workspace::destroy` gained `delete_branch`), so no host since has
+/// loaded a 0.1.0 library (`tests/abi_history.rs` proves both on the real sources). Anything
+/// else states no level this host knows.
+fn format1_abi_level(api_version: &str) -> Option<u32> {
+    let version = semver::Version::parse(api_version).ok()?;
+    match (version.major, version.minor, version.patch) {
+        (0, 1, 0) => Some(0),
+        (0, 1, _) => Some(1),
+        _ => None,
+    }
+}
+
+/// One description of a library from what its file exports: the format-2 manifest when there
+/// is one (checked against format 1, which must list the same plugins), else format 1.
+pub(super) fn combine_manifests(
+    abi: Option<ManifestInfo>,
+    format1: Option<Format1Manifest>,
+) -> Result<ManifestInfo, ManifestError> {
+    match (abi, format1) {
+        (None, None) => Err(ManifestError::Missing),
+        (None, Some(format1)) => Ok(ManifestInfo {
+            abi_level: format1_abi_level(&format1.api_version),
+            interface_revision: format1.api_version.clone(),
+            api_version: format1.api_version,
+            kit_version: None,
+            needs: Vec::new(),
+            plugins: format1.plugins,
+            remote: format1.remote,
+        }),
+        (Some(abi), format1) => {
+            let listed = |plugins: &[ManifestPlugin]| -> Vec<(String, String)> {
+                plugins
+                    .iter()
+                    .map(|p| (p.kind_name.clone(), p.name.clone()))
+                    .collect()
+            };
+            match format1 {
+                Some(format1) if listed(&format1.plugins) != listed(&abi.plugins) => {
+                    Err(ManifestError::Corrupt(format!(
+                        "`{MANIFEST_SYMBOL}` lists {:?} but `{ABI_SYMBOL}` lists {:?}",
+                        listed(&format1.plugins),
+                        listed(&abi.plugins)
+                    )))
+                }
+                _ => Ok(abi),
+            }
+        }
+    }
+}
+
+/// The bytes of the exported data symbol `name` of the ELF library (at most
+/// [`MAX_SYMBOL_BYTES`]), if it exports it.
+fn exported_bytes(elf: &Elf<'_>, name: &str) -> Result<Option<Vec<u8>>, String> {
+    let Some((address, size)) = elf.symbol(name)? else {
+        return Ok(None);
+    };
+    let size = size.min(MAX_SYMBOL_BYTES);
+    let view = elf.loaded_view(address..address + size)?;
+    Ok(Some(view.bytes_at(address, size)?.to_vec()))
+}
+
+/// Reads the manifests of the ELF library `bytes`.
 pub(super) fn read_elf_manifest(bytes: &[u8]) -> Result<ManifestInfo, ManifestError> {
     let corrupt = ManifestError::Corrupt;
     let elf = Elf::parse(bytes).map_err(corrupt)?;
+    let abi = exported_bytes(&elf, ABI_SYMBOL)
+        .and_then(|bytes| bytes.as_deref().map(parse_abi_manifest).transpose())
+        .map_err(corrupt)?;
+    let format1 = match read_elf_format1(&elf) {
+        Ok(format1) => Some(format1),
+        Err(ManifestError::Missing) => None,
+        Err(error) => return Err(error),
+    };
+    combine_manifests(abi, format1)
+}
+
+/// Reads the format-1 manifest and the remote names of `elf`.
+fn read_elf_format1(elf: &Elf<'_>) -> Result<Format1Manifest, ManifestError> {
+    let corrupt = ManifestError::Corrupt;
     let (address, _) = elf
         .symbol(MANIFEST_SYMBOL)
         .map_err(corrupt)?
@@ -114,15 +277,11 @@ pub(super) fn read_elf_manifest(bytes: &[u8]) -> Result<ManifestInfo, ManifestEr
         })
         .collect::<Result<_, String>>()
         .map_err(corrupt)?;
-    let remote = match elf.symbol(REMOTE_SYMBOL).map_err(corrupt)? {
-        None => Vec::new(),
-        Some((address, size)) => {
-            let size = size.min(64 * 1024);
-            let view = elf.loaded_view(address..address + size).map_err(corrupt)?;
-            parse_remote_names(view.bytes_at(address, size).map_err(corrupt)?)
-        }
-    };
-    Ok(ManifestInfo {
+    let remote = exported_bytes(elf, REMOTE_SYMBOL)
+        .map_err(corrupt)?
+        .map(|bytes| parse_remote_names(&bytes))
+        .unwrap_or_default();
+    Ok(Format1Manifest {
         api_version,
         plugins,
         remote,

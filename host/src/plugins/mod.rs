@@ -6,7 +6,7 @@
 //!   its bytes, so nothing of it runs before it is judged; `elf_target` refuses a library for
 //!   another machine from its header; `dependencies` (with `loader_cache`) resolves the
 //!   libraries the loader would map with it and holds them to the same rules.
-//! - [`library`] loads one file: trust, structure, manifest, pins and the API-version policy
+//! - [`library`] loads one file: trust, structure, manifest, pins and the ABI-level policy
 //!   from the bytes read once, then the dynamic loader on those very bytes and abi_stable's
 //!   layout check.
 //! - [`registry`] registers every plugin by (kind, name), reporting shadowed duplicates, and
@@ -34,6 +34,6 @@ pub mod set;
 pub use self::{
     instance::{AgentPlugin, PluginCallError, RuntimePlugin, WorkspacePlugin},
     library::{LibraryReport, LoadError, ManifestInfo},
-    registry::{PluginRegistry, PluginRow, PluginStatus, RegistryError},
+    registry::{HostAbi, PluginRegistry, PluginRow, PluginStatus, RegistryError},
     set::PluginSet,
 };

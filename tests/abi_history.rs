@@ -1,0 +1,267 @@
+//! The ABI level, proven on real libraries: a plugin built against the real source of every
+//! `ao-plugin-api` release before the format-2 manifest (0.1.0–0.1.6, extracted from git
+//! history, not today's source cut back, which would inherit every change since) loads in this
+//! host and answers — but for the two that changed in place (0.1.0, refused as ABI level 0, and
+//! 0.1.4's first commit), refused naming why; one built with a newer crate version of the same
+//! ABI level loads and passes the conformance kit; one that needs a host feature this host lacks
+//! is refused, naming it.
+
+mod support;
+
+use std::{path::Path, time::Duration};
+
+use ao_host::plugins::{PluginRegistry, PluginStatus};
+use ao_plugin_api::{
+    abi_stable::std_types::{ROption, RString},
+    AgentSession, PluginContext, PluginErrorKind, ABI_LEVEL, HOST_FEATURES, INTERFACE_REVISION,
+};
+use serde_json::Value;
+use support::{
+    ao_host, build_fixture, build_historical_fixture, install, json, stderr, stdout, ApiPatch,
+    TmuxServer, API_RELEASES,
+};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `plugins list --json` over `dir` alone.
+fn listing(home: &Path, dir: &Path) -> Value {
+    let output = ao_host(home)
+        .arg("--plugin-dir")
+        .arg(dir)
+        .args(["plugins", "list", "--json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    json(&output)
+}
+
+/// The rows of `listing` for libraries in `dir`.
+fn rows_in(listing: &Value, dir: &Path) -> Vec<Value> {
+    listing["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|row| Path::new(row["path"].as_str().unwrap()).starts_with(dir))
+        .cloned()
+        .collect()
+}
+
+fn context(name: &str) -> PluginContext {
+    PluginContext {
+        plugin_name: RString::from(name),
+        data_dir: RString::from("/nonexistent"),
+        config_yaml: RString::new(),
+    }
+}
+
+/// The releases whose libraries this host refuses, and the refusal.
+///
+/// - 0.1.1 changed the 0.1.0 interfaces in place (`Agent::input_pending` joined the agent's
+///   fixed prefix, `Workspace::destroy` gained `delete_branch`): every 0.1.0 library (a runtime
+///   alone too: the root module names all three interfaces) has failed the layout check of
+///   every host since, so 0.1.0 is ABI level 0, refused before loading.
+/// - `LaunchRequest` gained `allowed_commands` while the version stayed 0.1.4: a library built
+///   at 0.1.4's first commit fails the layout check, which names the type (the version cannot
+///   tell the two 0.1.4s apart). The last 0.1.4 loads.
+const REFUSED: [(&str, &str); 2] = [
+    (
+        "7925995",
+        "built for ABI level 0, this ao-host speaks ABI level 1: rebuild it against an ao-plugin-api of ABI level 1",
+    ),
+    (
+        "086cb57",
+        "interface layout differs from this host's (`LaunchRequest`: incompatible type size",
+    ),
+];
+
+#[tokio::test]
+async fn plugins_built_against_every_release_from_0_1_0_to_0_1_6_load_and_answer() {
+    let home = tempfile::tempdir().unwrap();
+    for release in &API_RELEASES {
+        let dir = home.path().join(release.commit);
+        // 0.1.0's traits lack what 0.1.1 made required.
+        let features: &[&str] = if release.version == "0.1.0" {
+            &["first-release"]
+        } else {
+            &[]
+        };
+        let library = build_historical_fixture("history", release, features, &dir);
+        if let Some((_, refusal)) = REFUSED.iter().find(|(commit, _)| *commit == release.commit) {
+            let output = ao_host(home.path())
+                .args(["plugins", "check"])
+                .arg(&library)
+                .output()
+                .unwrap();
+            assert_eq!(output.status.code(), Some(1), "{}", release.commit);
+            let error = stderr(&output);
+            assert_eq!(error.trim().lines().count(), 1, "{error}");
+            assert!(
+                error.contains(&format!("{}: ", library.display())) && error.contains(refusal),
+                "{}: {error}",
+                release.commit
+            );
+            continue;
+        }
+
+        let listed = listing(home.path(), &dir);
+        assert_eq!(listed["host"]["abi_level"], ABI_LEVEL);
+        let rows = rows_in(&listed, &dir);
+        assert_eq!(rows.len(), 3, "{}: {rows:#?}", release.commit);
+        for row in &rows {
+            assert_eq!(row["status"], "ok", "{}: {row:#}", release.commit);
+            // Libraries before the format-2 manifest are ABI level 1, needing nothing.
+            assert_eq!(row["abi_level"], 1, "{row:#}");
+            assert_eq!(row["api_version"], release.version, "{row:#}");
+            assert_eq!(row["interface_revision"], release.version, "{row:#}");
+            assert_eq!(row["needs"], serde_json::json!([]), "{row:#}");
+            assert_eq!(row["kit_version"], Value::Null, "{row:#}");
+        }
+
+        let registry = PluginRegistry::load(std::slice::from_ref(&library));
+        let runtime = registry
+            .runtime("history-runtime", &context("history-runtime"), TIMEOUT)
+            .unwrap();
+        assert_eq!(
+            runtime.capture_output("s-1", 10).await.unwrap(),
+            format!(
+                "s-1 on a runtime built with ao-plugin-api {}",
+                release.version
+            )
+        );
+        assert_eq!(
+            runtime.alive_handles().await.unwrap(),
+            [format!("alive-{}", release.version)]
+        );
+        // `doctor` (0.1.3): a library built before it lacks it in its vtable, and the host gets
+        // the FFI default; one built since has the plain trait's default, no checks.
+        match runtime.doctor().await {
+            Err(error) if release.version < "0.1.3" => {
+                assert_eq!(error.kind(), PluginErrorKind::Unsupported, "{error}")
+            }
+            outcome => assert!(
+                release.version >= "0.1.3" && outcome.as_ref().unwrap().is_empty(),
+                "{}: {outcome:?}",
+                release.commit
+            ),
+        }
+        let agent = registry
+            .agent("history-agent", &context("history-agent"), TIMEOUT)
+            .unwrap();
+        let session = AgentSession {
+            session_id: "s-1".into(),
+            project_id: "p".into(),
+            branch: "session/s-1".into(),
+            workspace_path: "/tmp".into(),
+            system_prompt: ROption::RNone,
+            agent_config: "".into(),
+        };
+        let environment = agent.environment(&session).await.unwrap();
+        assert_eq!(environment.len(), 1);
+        assert_eq!(environment[0].value.as_str(), release.version);
+        let workspace = registry
+            .workspace("history-workspace", &context("history-workspace"), TIMEOUT)
+            .unwrap();
+        assert!(workspace
+            .exists(&format!("/x/{}", release.version))
+            .await
+            .unwrap());
+    }
+}
+
+/// abi_stable records the crate version in every type layout, and compares it loosely: for
+/// 0.x the same minor, any patch either way. So a library built with a later 0.1.x of the same
+/// ABI level loads, and passes the kit, in this host.
+#[test]
+fn a_plugin_built_with_a_newer_api_patch_loads_and_passes_the_kit() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("plugins");
+    let library = install(
+        &build_fixture("sloppy", ApiPatch::Version("0.1.99")),
+        &dir,
+        None,
+    );
+    let rows = rows_in(&listing(home.path(), &dir), &dir);
+    assert!(!rows.is_empty());
+    for row in &rows {
+        assert_eq!(row["status"], "ok", "{row:#}");
+        assert_eq!(row["abi_level"], ABI_LEVEL);
+        assert_eq!(row["api_version"], "0.1.99");
+        assert_eq!(row["interface_revision"], INTERFACE_REVISION);
+    }
+
+    let tmux = TmuxServer::new();
+    let config = home.path().join("ao-rs.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir: {:?}\nplugins:\n  config:\n    tmux: {{ socket: {} }}\n",
+            home.path().join("data").display().to_string(),
+            tmux.socket
+        ),
+    )
+    .unwrap();
+    let output = ao_host(home.path())
+        .arg("--config")
+        .arg(&config)
+        .args(["plugins", "test", "--json"])
+        .arg(&library)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        stdout(&output),
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_plugin_that_needs_a_host_feature_this_host_lacks_is_refused_naming_it() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("plugins");
+    let library = install(&build_fixture("needy", ApiPatch::None), &dir, None);
+    let mark = home.path().join("constructed");
+    let output = ao_host(home.path())
+        .env("AO_TEST_CONSTRUCTOR_MARK", &mark)
+        .args(["plugins", "check"])
+        .arg(&library)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let error = stderr(&output);
+    assert_eq!(error.trim().lines().count(), 1, "{error}");
+    assert!(
+        error.contains(&format!(
+            "{}: needs host feature `teleport`, which this ao-host (ABI level {ABI_LEVEL}, features {}) does not offer: upgrade ao-host",
+            library.display(),
+            HOST_FEATURES.join(", ")
+        )),
+        "{error}"
+    );
+    assert!(!mark.exists(), "the refused library was loaded");
+
+    let rows = rows_in(&listing(home.path(), &dir), &dir);
+    assert_eq!(rows[0]["status"], "error");
+    assert_eq!(
+        rows[0]["needs"],
+        serde_json::json!(["runtime-start", "teleport"])
+    );
+    assert_eq!(rows[0]["api_version"], ao_plugin_api::API_VERSION);
+}
+
+#[test]
+fn the_host_reports_its_abi_level_and_features() {
+    let home = tempfile::tempdir().unwrap();
+    let output = ao_host(home.path()).arg("--version").output().unwrap();
+    assert!(output.status.success());
+    let features = HOST_FEATURES.join(", ");
+    assert!(
+        stdout(&output).contains(&format!("ABI level {ABI_LEVEL}, features {features}")),
+        "{}",
+        stdout(&output)
+    );
+    let listed = listing(home.path(), &home.path().join("none"));
+    assert_eq!(listed["host"]["abi_level"], ABI_LEVEL);
+    assert_eq!(listed["host"]["features"], serde_json::json!(HOST_FEATURES));
+    assert_eq!(listed["host"]["interface_revision"], INTERFACE_REVISION);
+}
