@@ -10,7 +10,7 @@ mod support;
 
 use std::{path::Path, time::Duration};
 
-use ao_host::plugins::{PluginRegistry, PluginStatus};
+use ao_host::plugins::PluginRegistry;
 use ao_plugin_api::{
     abi_stable::std_types::{ROption, RString},
     AgentSession, PluginContext, PluginErrorKind, ABI_LEVEL, HOST_FEATURES, INTERFACE_REVISION,

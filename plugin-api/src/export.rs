@@ -59,7 +59,8 @@ const fn const_str_eq(a: &str, b: &str) -> bool {
 /// }
 /// ```
 ///
-/// Only hosts that read the format-2 manifest (from `ao-plugin-api` 0.1.8) check `needs`.
+/// Only hosts that read the format-2 manifest (built with the release that introduced it, or
+/// later) check `needs`; older ones go by the format-1 manifest alone.
 #[macro_export]
 macro_rules! export_plugins {
     (needs [$($need:literal),* $(,)?]; $($entries:tt)+) => {

@@ -109,4 +109,11 @@ mod tests {
         assert_eq!(revision[..2], crate_version[..2], "same major and minor");
         assert!(revision <= crate_version);
     }
+
+    #[test]
+    fn host_features_are_named_as_libraries_must_name_them() {
+        for feature in HOST_FEATURES {
+            assert!(manifest::is_feature_name(feature), "{feature}");
+        }
+    }
 }

@@ -61,7 +61,7 @@ pub struct PluginManifest {
     pub magic: [u8; 8],
     pub format: u32,
     /// The interface revision the library was compiled against ([`crate::INTERFACE_REVISION`];
-    /// the crate version in libraries built before 0.1.8).
+    /// the crate version in libraries built before the format-2 manifest).
     pub api_version: ManifestStr,
     pub plugin_count: usize,
     pub plugins: *const ManifestEntry,

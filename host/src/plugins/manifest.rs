@@ -72,7 +72,8 @@ pub(super) fn check_manifest_plugins(manifest: &ManifestInfo) -> Result<(), Stri
 
 /// What the format-1 manifest and its companion `AO_PLUGIN_REMOTE` say.
 pub(super) struct Format1Manifest {
-    /// The crate version (before 0.1.8) or interface revision (since) it was built for.
+    /// The crate version (before the format-2 manifest) or interface revision (since) it was
+    /// built for.
     pub(super) api_version: String,
     pub(super) plugins: Vec<ManifestPlugin>,
     pub(super) remote: Vec<String>,
@@ -286,4 +287,113 @@ fn read_elf_format1(elf: &Elf<'_>) -> Result<Format1Manifest, ManifestError> {
         plugins,
         remote,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use ao_plugin_api::manifest::{abi_manifest_len, AbiDescription, AbiManifest, AbiPlugin};
+
+    use super::*;
+
+    const DESCRIPTION: AbiDescription<'static> = AbiDescription {
+        abi_level: 1,
+        api: "0.1.99",
+        interface: "0.1.7",
+        kit: Some("0.3.0"),
+        needs: &["runtime-start"],
+        plugins: &[
+            AbiPlugin {
+                kind: "runtime",
+                name: "tmux",
+                version: "1.2.3",
+                remote: true,
+            },
+            AbiPlugin {
+                kind: "agent",
+                name: "mine",
+                version: "0.1.0",
+                remote: false,
+            },
+        ],
+    };
+    const LEN: usize = abi_manifest_len(&DESCRIPTION);
+    const MANIFEST: AbiManifest<LEN> = AbiManifest::new(&DESCRIPTION);
+
+    fn plugin(kind: PluginKind, name: &str, version: &str) -> ManifestPlugin {
+        ManifestPlugin {
+            kind: Some(kind),
+            kind_name: kind.as_str().into(),
+            name: name.into(),
+            version: version.into(),
+        }
+    }
+
+    #[test]
+    fn the_format_2_manifest_reads_back_what_the_macro_wrote() {
+        // Padding after the payload (a symbol rounded up) is ignored.
+        let mut bytes = MANIFEST.0.to_vec();
+        bytes.extend([0; 7]);
+        let manifest = parse_abi_manifest(&bytes).unwrap();
+        assert_eq!(
+            manifest,
+            ManifestInfo {
+                abi_level: Some(1),
+                interface_revision: "0.1.7".into(),
+                api_version: "0.1.99".into(),
+                kit_version: Some("0.3.0".into()),
+                needs: vec!["runtime-start".into()],
+                plugins: vec![
+                    plugin(PluginKind::Runtime, "tmux", "1.2.3"),
+                    plugin(PluginKind::Agent, "mine", "0.1.0"),
+                ],
+                remote: vec!["tmux".into()],
+            }
+        );
+    }
+
+    #[test]
+    fn a_damaged_format_2_manifest_is_refused_saying_how() {
+        let bytes = MANIFEST.0;
+        let cases: [(&[u8], &str); 4] = [
+            (&bytes[..10], "shorter than its header"),
+            (&bytes[..LEN - 1], "payload runs past the symbol"),
+            (&[b"AOPLUGIX", &bytes[8..]].concat(), "wrong magic bytes"),
+            (
+                &[&bytes[..8], &3u32.to_le_bytes()[..], &bytes[12..]].concat(),
+                "format 3",
+            ),
+        ];
+        for (bytes, want) in cases {
+            let error = parse_abi_manifest(bytes).unwrap_err();
+            assert!(error.contains(want), "{want}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_library_without_format_2_is_level_1_from_0_1_1_and_level_0_at_0_1_0() {
+        let format1 = |api_version: &str| Format1Manifest {
+            api_version: api_version.into(),
+            plugins: vec![plugin(PluginKind::Runtime, "old", "0.1.0")],
+            remote: Vec::new(),
+        };
+        for (api_version, level) in [
+            ("0.1.0", Some(0)),
+            ("0.1.1", Some(1)),
+            ("0.1.7", Some(1)),
+            ("0.2.0", None),
+            ("junk", None),
+        ] {
+            let manifest = combine_manifests(None, Some(format1(api_version))).unwrap();
+            assert_eq!(manifest.abi_level, level, "{api_version}");
+            assert_eq!(manifest.interface_revision, api_version);
+            assert!(manifest.needs.is_empty());
+        }
+        assert_eq!(combine_manifests(None, None), Err(ManifestError::Missing));
+        let abi = parse_abi_manifest(&MANIFEST.0).unwrap();
+        let error = combine_manifests(Some(abi), Some(format1("0.1.7"))).unwrap_err();
+        assert!(
+            matches!(&error, ManifestError::Corrupt(detail) if detail.contains("`AO_PLUGIN_ABI` lists")),
+            "{error:?}"
+        );
+    }
 }
