@@ -189,6 +189,29 @@ fn a_plugin_built_with_a_newer_api_patch_loads_and_passes_the_kit() {
         assert_eq!(row["interface_revision"], INTERFACE_REVISION);
     }
 
+    // What a host from before the format-2 manifest reads: format 1 alone, which states the
+    // interface revision, not 0.1.99, so such a host of that interface loads the library too.
+    let bytes = std::fs::read(&library).unwrap();
+    let symbol = b"AO_PLUGIN_ABI\0";
+    assert!(bytes.windows(symbol.len()).any(|w| w == symbol));
+    let mut hidden = Vec::with_capacity(bytes.len());
+    let mut rest = &bytes[..];
+    while let Some(at) = rest.windows(symbol.len()).position(|w| w == symbol) {
+        hidden.extend_from_slice(&rest[..at]);
+        hidden.extend_from_slice(b"AO_PLUGIN_ZZZ\0");
+        rest = &rest[at + symbol.len()..];
+    }
+    hidden.extend_from_slice(rest);
+    let old_view = home.path().join("format-1");
+    std::fs::create_dir(&old_view).unwrap();
+    std::fs::write(old_view.join(library.file_name().unwrap()), hidden).unwrap();
+    let old_rows = rows_in(&listing(home.path(), &old_view), &old_view);
+    assert_eq!(old_rows.len(), rows.len());
+    for row in old_rows {
+        assert_eq!(row["status"], "ok", "{row:#}");
+        assert_eq!(row["api_version"], INTERFACE_REVISION, "{row:#}");
+    }
+
     let tmux = TmuxServer::new();
     let config = home.path().join("ao-rs.yaml");
     std::fs::write(
