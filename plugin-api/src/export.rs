@@ -64,17 +64,19 @@ const fn const_str_eq(a: &str, b: &str) -> bool {
 #[macro_export]
 macro_rules! export_plugins {
     (needs [$($need:literal),* $(,)?]; $($entries:tt)+) => {
-        $crate::__export_plugins!([$($need),*] $($entries)+);
+        $crate::__export_plugins!(kit(::std::option::Option::None) [$($need),*] $($entries)+);
     };
     ($($entries:tt)+) => {
-        $crate::__export_plugins!([] $($entries)+);
+        $crate::__export_plugins!(kit(::std::option::Option::None) [] $($entries)+);
     };
 }
 
+/// [`export_plugins!`] with the author kit's version for the format-2 manifest: an author kit
+/// that re-exports the macro passes `kit(Some(its version))`.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __export_plugins {
-    ([$($need:literal),*] $($kind:ident $name:literal => $plugin:ty $([$capability:ident])?),+ $(,)?) => {
+    (kit($kit:expr) [$($need:literal),*] $($kind:ident $name:literal => $plugin:ty $([$capability:ident])?),+ $(,)?) => {
         #[doc(hidden)]
         const __AO_PLUGIN_MANIFEST_ENTRIES: &[$crate::manifest::ManifestEntry] = &[
             $($crate::manifest::ManifestEntry {
@@ -102,7 +104,7 @@ macro_rules! __export_plugins {
                 abi_level: $crate::ABI_LEVEL,
                 api: $crate::API_VERSION,
                 interface: $crate::INTERFACE_REVISION,
-                kit: ::std::option::Option::None,
+                kit: $kit,
                 needs: &[$($need),*],
                 plugins: &[$($crate::manifest::AbiPlugin {
                     kind: stringify!($kind),
