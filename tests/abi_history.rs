@@ -1,8 +1,9 @@
 //! The ABI level, proven on real libraries: a plugin built against the real source of every
 //! `ao-plugin-api` release before the format-2 manifest (0.1.0–0.1.6, extracted from git
 //! history, not today's source cut back, which would inherit every change since) loads in this
-//! host and answers — but for the two that changed in place (0.1.0, refused as ABI level 0, and
-//! 0.1.4's first commit), refused naming why; one built with a newer crate version of the same
+//! host and answers — 0.1.0, whose interface 0.1.1 changed in place, through the 0.1.0 layouts
+//! the host keeps (ABI level 0); 0.1.4's first commit, which changed in place again, is refused
+//! naming why; one built with a newer crate version of the same
 //! ABI level loads and passes the conformance kit; one that needs a host feature this host lacks
 //! is refused, naming it.
 
@@ -56,23 +57,13 @@ fn context(name: &str) -> PluginContext {
 
 /// The releases whose libraries this host refuses, and the refusal.
 ///
-/// - 0.1.1 changed the 0.1.0 interfaces in place (`Agent::input_pending` joined the agent's
-///   fixed prefix, `Workspace::destroy` gained `delete_branch`): every 0.1.0 library (a runtime
-///   alone too: the root module names all three interfaces) has failed the layout check of
-///   every host since, so 0.1.0 is ABI level 0, refused before loading.
-/// - `LaunchRequest` gained `allowed_commands` while the version stayed 0.1.4: a library built
-///   at 0.1.4's first commit fails the layout check, which names the type (the version cannot
-///   tell the two 0.1.4s apart). The last 0.1.4 loads.
-const REFUSED: [(&str, &str); 2] = [
-    (
-        "7925995",
-        "built for ABI level 0, this ao-host speaks ABI level 1: rebuild it against an ao-plugin-api of ABI level 1",
-    ),
-    (
-        "086cb57",
-        "interface layout differs from this host's (`LaunchRequest`: incompatible type size",
-    ),
-];
+/// `LaunchRequest` gained `allowed_commands` while the version stayed 0.1.4 (never tagged): a
+/// library built at 0.1.4's first commit fails the layout check, which names the type (the
+/// version cannot tell the two 0.1.4s apart). The last 0.1.4 loads.
+const REFUSED: [(&str, &str); 1] = [(
+    "086cb57",
+    "interface layout differs from this host's (`LaunchRequest`: incompatible type size",
+)];
 
 #[tokio::test]
 async fn plugins_built_against_every_release_from_0_1_0_to_0_1_6_load_and_answer() {
@@ -107,14 +98,45 @@ async fn plugins_built_against_every_release_from_0_1_0_to_0_1_6_load_and_answer
         assert_eq!(listed["host"]["abi_level"], ABI_LEVEL);
         let rows = rows_in(&listed, &dir);
         assert_eq!(rows.len(), 3, "{}: {rows:#?}", release.commit);
+        // 0.1.1 changed the 0.1.0 interfaces in place (`Agent::input_pending` joined the agent's
+        // fixed prefix, `Workspace::destroy` gained `delete_branch`), so 0.1.0 is ABI level 0,
+        // loaded through its own layouts; every later library before the format-2 manifest is
+        // level 1. None needs a host feature.
+        let first_release = release.version == "0.1.0";
         for row in &rows {
             assert_eq!(row["status"], "ok", "{}: {row:#}", release.commit);
-            // Libraries before the format-2 manifest are ABI level 1, needing nothing.
-            assert_eq!(row["abi_level"], 1, "{row:#}");
+            assert_eq!(
+                row["abi_level"],
+                if first_release { 0 } else { 1 },
+                "{row:#}"
+            );
             assert_eq!(row["api_version"], release.version, "{row:#}");
             assert_eq!(row["interface_revision"], release.version, "{row:#}");
             assert_eq!(row["needs"], serde_json::json!([]), "{row:#}");
             assert_eq!(row["kit_version"], Value::Null, "{row:#}");
+        }
+
+        // Isolated (`plugins.isolate`), a child process loads the library and builds each plugin.
+        let isolating = home.path().join("isolate.yaml");
+        std::fs::write(&isolating, "plugins:\n  isolate: [\"*\"]\n").unwrap();
+        let output = ao_host(home.path())
+            .arg("--config")
+            .arg(&isolating)
+            .args(["plugins", "check", "--json"])
+            .arg(&library)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}: {}",
+            release.commit,
+            stderr(&output)
+        );
+        let checked = json(&output);
+        assert_eq!(checked.as_array().unwrap().len(), 3, "{checked:#}");
+        for row in checked.as_array().unwrap() {
+            assert_eq!(row["status"], "ok", "{}: {row:#}", release.commit);
+            assert_eq!(row["isolated"], true, "{row:#}");
         }
 
         let registry = PluginRegistry::load(std::slice::from_ref(&library));
@@ -128,10 +150,12 @@ async fn plugins_built_against_every_release_from_0_1_0_to_0_1_6_load_and_answer
                 release.version
             )
         );
-        assert_eq!(
-            runtime.alive_handles().await.unwrap(),
-            [format!("alive-{}", release.version)]
-        );
+        match runtime.alive_handles().await {
+            Err(error) if first_release => {
+                assert_eq!(error.kind(), PluginErrorKind::Unsupported, "{error}")
+            }
+            handles => assert_eq!(handles.unwrap(), [format!("alive-{}", release.version)]),
+        }
         // `doctor` (0.1.3): a library built before it lacks it in its vtable, and the host gets
         // the FFI default; one built since has the plain trait's default, no checks.
         match runtime.doctor().await {
@@ -158,6 +182,8 @@ async fn plugins_built_against_every_release_from_0_1_0_to_0_1_6_load_and_answer
         let environment = agent.environment(&session).await.unwrap();
         assert_eq!(environment.len(), 1);
         assert_eq!(environment[0].value.as_str(), release.version);
+        // 0.1.0 agents cannot tell: nothing is pending, as hosts of that release assumed.
+        assert!(!agent.input_pending("ready").await.unwrap());
         let workspace = registry
             .workspace("history-workspace", &context("history-workspace"), TIMEOUT)
             .unwrap();
@@ -165,6 +191,18 @@ async fn plugins_built_against_every_release_from_0_1_0_to_0_1_6_load_and_answer
             .exists(&format!("/x/{}", release.version))
             .await
             .unwrap());
+        // 0.1.0's `destroy` has no `delete_branch`: the path reaches it all the same.
+        for delete_branch in [false, true] {
+            workspace
+                .destroy(&format!("/x/{}", release.version), delete_branch)
+                .await
+                .unwrap();
+            let error = workspace
+                .destroy("/x/other", delete_branch)
+                .await
+                .unwrap_err();
+            assert_eq!(error.kind(), PluginErrorKind::NotFound, "{error}");
+        }
     }
 }
 

@@ -27,6 +27,8 @@ mod error;
 mod export;
 pub mod ffi;
 pub mod files;
+#[doc(hidden)]
+pub mod first_release;
 pub mod launch;
 pub mod manifest;
 pub mod private;

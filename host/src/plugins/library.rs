@@ -47,6 +47,7 @@ use ao_plugin_api::{
         library::{lib_header_from_path, IsLayoutChecked, LibraryError},
         StableAbi,
     },
+    first_release,
     manifest::{
         parse_remote_names, PluginManifest, ABI_HEADER_LEN, ABI_SYMBOL, MANIFEST_FORMAT,
         MANIFEST_MAGIC, MANIFEST_SYMBOL, REMOTE_SYMBOL,
@@ -168,6 +169,9 @@ pub enum LoadedPlugin {
     /// Loaded into this process: its constructors are at hand (the one for other hosts when
     /// it is marked `[remote]`).
     InProcess(PluginDeclaration, Option<RemoteConstructor>),
+    /// Loaded into this process from a library built against ao-plugin-api 0.1.0 (ABI level
+    /// 0): its instances are adapted to today's interface (see `ao_plugin_api::first_release`).
+    FirstRelease(first_release::PluginDeclaration),
     /// Judged from its file only and never loaded: every plugin it provides is shadowed by a
     /// library found earlier, so its code has no reason to run.
     Unloaded {
@@ -190,18 +194,21 @@ impl LoadedPlugin {
     pub fn kind(&self) -> PluginKind {
         match self {
             Self::InProcess(declaration, _) => declaration.constructor.kind(),
+            Self::FirstRelease(declaration) => declaration.constructor.kind(),
             Self::Isolated { kind, .. } | Self::Unloaded { kind, .. } => *kind,
         }
     }
     pub fn name(&self) -> &str {
         match self {
             Self::InProcess(declaration, _) => declaration.name.as_str(),
+            Self::FirstRelease(declaration) => declaration.name.as_str(),
             Self::Isolated { name, .. } | Self::Unloaded { name, .. } => name,
         }
     }
     pub fn version(&self) -> &str {
         match self {
             Self::InProcess(declaration, _) => declaration.version.as_str(),
+            Self::FirstRelease(declaration) => declaration.version.as_str(),
             Self::Isolated { version, .. } | Self::Unloaded { version, .. } => version,
         }
     }
@@ -209,6 +216,8 @@ impl LoadedPlugin {
     pub fn remote(&self) -> bool {
         match self {
             Self::InProcess(_, remote) => remote.is_some(),
+            // `[remote]` came with 0.1.6.
+            Self::FirstRelease(_) => false,
             Self::Isolated { remote, .. } | Self::Unloaded { remote, .. } => *remote,
         }
     }
@@ -825,7 +834,7 @@ fn check_abi(shown: &Path, manifest: &ManifestInfo) -> Result<(), LoadError> {
             api: manifest.api_version.clone(),
         });
     };
-    if level != ABI_LEVEL {
+    if level != ABI_LEVEL && level != first_release::ABI_LEVEL {
         return Err(LoadError::OtherAbiLevel {
             path,
             library: level,
@@ -902,24 +911,42 @@ fn check_and_init(
     // which is what a host newer than its plugins needs: a method added to an interface after
     // a release is a vtable field an older plugin lacks, and the host reaches it through the
     // method's default body. Everything else must still match exactly.
-    check_layout_compatibility(library_layout, <PluginLibraryRef as StableAbi>::LAYOUT)
+    let plugins = if manifest.abi_level == Some(first_release::ABI_LEVEL) {
+        check_layout_compatibility(
+            library_layout,
+            <first_release::PluginLibraryRef as StableAbi>::LAYOUT,
+        )
         .map_err(|e| layout_error(error_chain(&e)))?;
-    // SAFETY: the layout was checked just above, in the direction explained there.
-    let module = unsafe { header.init_root_module_with_unchecked_layout::<PluginLibraryRef>() }
+        // SAFETY: the layout was checked just above, against 0.1.0's root module.
+        let module = unsafe {
+            header.init_root_module_with_unchecked_layout::<first_release::PluginLibraryRef>()
+        }
         .map_err(|e| layout_error(error_chain(&e)))?;
-    let remote = module.remote();
-    let plugins: Vec<LoadedPlugin> = module
-        .plugins()
-        .iter()
-        .map(|declaration| {
-            let kind = declaration.constructor.kind();
-            let remote_constructor = remote
-                .iter()
-                .find(|r| r.name == declaration.name && remote_kind(&r.constructor) == kind)
-                .map(|r| r.constructor);
-            LoadedPlugin::InProcess(*declaration, remote_constructor)
-        })
-        .collect();
+        module
+            .plugins()
+            .iter()
+            .map(|declaration| LoadedPlugin::FirstRelease(*declaration))
+            .collect()
+    } else {
+        check_layout_compatibility(library_layout, <PluginLibraryRef as StableAbi>::LAYOUT)
+            .map_err(|e| layout_error(error_chain(&e)))?;
+        // SAFETY: the layout was checked just above, in the direction explained there.
+        let module = unsafe { header.init_root_module_with_unchecked_layout::<PluginLibraryRef>() }
+            .map_err(|e| layout_error(error_chain(&e)))?;
+        let remote = module.remote();
+        module
+            .plugins()
+            .iter()
+            .map(|declaration| {
+                let kind = declaration.constructor.kind();
+                let remote_constructor = remote
+                    .iter()
+                    .find(|r| r.name == declaration.name && remote_kind(&r.constructor) == kind)
+                    .map(|r| r.constructor);
+                LoadedPlugin::InProcess(*declaration, remote_constructor)
+            })
+            .collect::<Vec<_>>()
+    };
     let declared: Vec<(String, String)> = plugins
         .iter()
         .map(|p| (p.kind().as_str().to_string(), p.name().to_string()))

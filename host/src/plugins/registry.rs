@@ -8,7 +8,8 @@ use std::{
 
 use ao_plugin_api::{
     ffi::{AgentObject, RuntimeObject, WorkspaceObject},
-    PluginConstructor, PluginContext, PluginError, PluginKind, RemoteConstructor, Transport,
+    first_release, PluginConstructor, PluginContext, PluginError, PluginKind, RemoteConstructor,
+    Transport,
 };
 use serde::Serialize;
 
@@ -496,6 +497,26 @@ impl PluginRegistry {
                                 .into_result()
                                 .map(RawInstance::Workspace),
                         },
+                    }
+                })
+            }
+            LoadedPlugin::FirstRelease(declaration) => {
+                let constructor = declaration.constructor;
+                let (context, owned_name) = (context.clone(), name.to_string());
+                within(timeout, move || {
+                    let _running = super::crash::enter(kind, &owned_name, "its constructor (new)");
+                    match constructor {
+                        first_release::PluginConstructor::Runtime(construct) => construct(&context)
+                            .into_result()
+                            .map(|o| RawInstance::Runtime(first_release::runtime(o))),
+                        first_release::PluginConstructor::Agent(construct) => construct(&context)
+                            .into_result()
+                            .map(|o| RawInstance::Agent(first_release::agent(o))),
+                        first_release::PluginConstructor::Workspace(construct) => {
+                            construct(&context)
+                                .into_result()
+                                .map(|o| RawInstance::Workspace(first_release::workspace(o)))
+                        }
                     }
                 })
             }
