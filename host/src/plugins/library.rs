@@ -19,6 +19,9 @@
 //! library built with a later 0.1.x passes it, and one from a 0.2 crate fails it (proven by
 //! `tests/abi_history.rs` and `tests/plugins.rs`). This policy runs before the layout check so
 //! that a library of another level gets "upgrade ao-host" or "rebuild" rather than a layout dump.
+//! A library of ABI level 0 (built against 0.1.0, whose interface 0.1.1 changed in place) is
+//! checked against the 0.1.0 layouts `ao_plugin_api::first_release` keeps instead, and its
+//! instances adapted to today's interface.
 //!
 //! A library's start-up code runs inside `dlopen`, holding glibc's loader lock. If it never
 //! returns, no other library can be loaded by this process again, and the lock cannot be taken
@@ -823,9 +826,9 @@ fn unloaded_plugins(manifest: &ManifestInfo, shadowed: bool) -> Vec<LoadedPlugin
         .collect()
 }
 
-/// The ABI policy, from the manifest alone: this host's level, no feature it lacks, and no
-/// interface newer than its own (abi_stable would refuse it: the library's prefix types would
-/// have fields this host's lack).
+/// The ABI policy, from the manifest alone: this host's level (or 0.1.0's), no feature it
+/// lacks, and no interface newer than its own (abi_stable would refuse it: the library's prefix
+/// types would have fields this host's lack).
 fn check_abi(shown: &Path, manifest: &ManifestInfo) -> Result<(), LoadError> {
     let path = shown.to_path_buf();
     let Some(level) = manifest.abi_level else {
@@ -1077,16 +1080,15 @@ mod tests {
                 ABI_LEVEL + 1
             )
         );
-        let older = refusal(ManifestInfo {
-            abi_level: Some(0),
-            ..manifest()
-        });
-        assert!(
-            older.ends_with(&format!(
-                "rebuild it against an ao-plugin-api of ABI level {ABI_LEVEL}"
-            )),
-            "{older}"
-        );
+        // Level 0 (0.1.0) loads, through the 0.1.0 layouts the host keeps.
+        check_abi(
+            Path::new("/p/libx.so"),
+            &ManifestInfo {
+                abi_level: Some(first_release::ABI_LEVEL),
+                ..manifest()
+            },
+        )
+        .unwrap();
         let unknown = refusal(ManifestInfo {
             abi_level: None,
             api_version: "0.2.3".into(),

@@ -150,8 +150,8 @@ pub(super) fn parse_abi_manifest(bytes: &[u8]) -> Result<ManifestInfo, String> {
 
 /// The ABI level of a library built before the format-2 manifest: 1 for 0.1.1 and every later
 /// 0.1.x. 0.1.0 is level 0: 0.1.1 changed its interface in place (the agent's fixed prefix
-/// gained `input_pending`, `Workspace::destroy` gained `delete_branch`), so no host since has
-/// loaded a 0.1.0 library (`tests/abi_history.rs` proves both on the real sources). Anything
+/// gained `input_pending`, `Workspace::destroy` gained `delete_branch`), so a 0.1.0 library is
+/// checked against the 0.1.0 layouts (`ao_plugin_api::first_release`), not today's. Anything
 /// else states no level this host knows.
 fn format1_abi_level(api_version: &str) -> Option<u32> {
     let version = semver::Version::parse(api_version).ok()?;
