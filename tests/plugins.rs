@@ -155,8 +155,11 @@ fn a_library_with_a_different_interface_layout_is_refused() {
     assert_eq!(rows[0]["api_version"], ao_plugin_api::API_VERSION);
 }
 
+/// Its manifest says ABI level 1, but abi_stable compares the crate version recorded in every
+/// type layout, for 0.x by minor: an `ao-plugin-api` 0.2 never loads in a 0.1 host (which is why
+/// the interface crate stays on 0.1), and the refusal names both versions.
 #[test]
-fn a_library_built_for_a_newer_api_minor_is_refused_with_both_versions() {
+fn a_library_built_with_another_api_minor_is_refused_with_both_versions() {
     let home = tempfile::tempdir().unwrap();
     let library = install(
         &build_fixture("faulty", ApiPatch::Version("0.2.0")),
@@ -167,7 +170,7 @@ fn a_library_built_for_a_newer_api_minor_is_refused_with_both_versions() {
         home.path(),
         &library,
         &format!(
-            "built for ao-plugin-api 0.2.0, this host speaks {0}: rebuild it against ao-plugin-api {0}",
+            "declares ao-plugin-api 0.2.0 but its interface layout differs from this host's (`PluginLibrary`: incompatible package versions (the library's: 0.2.0, this host's: {0})): rebuild it against the ao-plugin-api {0} release",
             ao_plugin_api::API_VERSION
         ),
     );

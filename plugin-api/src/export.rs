@@ -48,9 +48,35 @@ const fn const_str_eq(a: &str, b: &str) -> bool {
 /// programs and files only through `ao-plugin-kit`'s `program`, `files` and `session_files`,
 /// which carry the host's transport (see [`crate::transport`]). Without it, the host refuses to
 /// use the plugin on another host.
+///
+/// A library that cannot work without a host feature (see [`crate::HOST_FEATURES`]) says so
+/// first; a host without it refuses the library, naming the feature, instead of loading it:
+///
+/// ```ignore
+/// ao_plugin_api::export_plugins! {
+///     needs ["runtime-start"];
+///     runtime "mine" => MyRuntime,
+/// }
+/// ```
+///
+/// Only hosts that read the format-2 manifest (built with the release that introduced it, or
+/// later) check `needs`; older ones go by the format-1 manifest alone.
 #[macro_export]
 macro_rules! export_plugins {
-    ($($kind:ident $name:literal => $plugin:ty $([$capability:ident])?),+ $(,)?) => {
+    (needs [$($need:literal),* $(,)?]; $($entries:tt)+) => {
+        $crate::__export_plugins!(kit(::std::option::Option::None) [$($need),*] $($entries)+);
+    };
+    ($($entries:tt)+) => {
+        $crate::__export_plugins!(kit(::std::option::Option::None) [] $($entries)+);
+    };
+}
+
+/// [`export_plugins!`] with the author kit's version for the format-2 manifest: an author kit
+/// that re-exports the macro passes `kit(Some(its version))`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_plugins {
+    (kit($kit:expr) [$($need:literal),*] $($kind:ident $name:literal => $plugin:ty $([$capability:ident])?),+ $(,)?) => {
         #[doc(hidden)]
         const __AO_PLUGIN_MANIFEST_ENTRIES: &[$crate::manifest::ManifestEntry] = &[
             $($crate::manifest::ManifestEntry {
@@ -64,13 +90,36 @@ macro_rules! export_plugins {
             },)+
         ];
 
-        /// Read by the host before anything else in this library.
+        /// Read by hosts before the format-2 manifest, before anything else in this library.
         #[unsafe(no_mangle)]
         pub static AO_PLUGIN_MANIFEST: $crate::manifest::PluginManifest =
             $crate::manifest::PluginManifest::new(
-                $crate::manifest::ManifestStr::from_nul_terminated($crate::API_VERSION_NUL),
+                $crate::manifest::ManifestStr::from_nul_terminated($crate::INTERFACE_REVISION_NUL),
                 __AO_PLUGIN_MANIFEST_ENTRIES,
             );
+
+        #[doc(hidden)]
+        const __AO_PLUGIN_ABI_DESCRIPTION: $crate::manifest::AbiDescription<'static> =
+            $crate::manifest::AbiDescription {
+                abi_level: $crate::ABI_LEVEL,
+                api: $crate::API_VERSION,
+                interface: $crate::INTERFACE_REVISION,
+                kit: $kit,
+                needs: &[$($need),*],
+                plugins: &[$($crate::manifest::AbiPlugin {
+                    kind: stringify!($kind),
+                    name: $name,
+                    version: env!("CARGO_PKG_VERSION"),
+                    remote: $crate::__is_remote!($($capability)?),
+                },)+],
+            };
+
+        /// The format-2 manifest: ABI level, needed host features and plugins, read by the
+        /// host from the file.
+        #[unsafe(no_mangle)]
+        pub static AO_PLUGIN_ABI: $crate::manifest::AbiManifest<
+            { $crate::manifest::abi_manifest_len(&__AO_PLUGIN_ABI_DESCRIPTION) },
+        > = $crate::manifest::AbiManifest::new(&__AO_PLUGIN_ABI_DESCRIPTION);
 
         #[doc(hidden)]
         const __AO_PLUGIN_REMOTE_FLAGS: &[(&str, bool)] = &[

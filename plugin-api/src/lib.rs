@@ -2,10 +2,14 @@
 //!
 //! A plugin is a shared library (`crate-type = ["cdylib"]`) that depends on this crate (and on
 //! `ao-plugin-kit` for helpers), implements one or more of [`Runtime`], [`Agent`] and
-//! [`Workspace`] as plain Rust, and names them in one [`export_plugins!`] invocation. The macro writes two exports:
+//! [`Workspace`] as plain Rust, and names them in one [`export_plugins!`] invocation. The macro
+//! writes these exports:
 //!
-//! - `AO_PLUGIN_MANIFEST`, a plain-C [`manifest::PluginManifest`] the host reads first, so that any
-//!   library can be identified (name, kind, API version) even when nothing else about it matches;
+//! - `AO_PLUGIN_ABI`, the format-2 manifest ([`manifest::AbiManifest`]): the library's
+//!   [`ABI_LEVEL`], the host features it needs, its plugins — plain bytes, read from the file
+//!   before anything of the library runs;
+//! - `AO_PLUGIN_MANIFEST` (format 1, [`manifest::PluginManifest`]) and `AO_PLUGIN_REMOTE`, for
+//!   hosts older than the format-2 manifest;
 //! - an abi_stable root module ([`PluginLibrary`]) whose type layout the host checks before it
 //!   calls anything.
 //!
@@ -108,12 +112,16 @@
 //! (never an async reactor), may call one instance from several threads at once, never unloads a
 //! library, and treats a returned [`PluginError`] or a caught panic as that call's failure only.
 //!
-//! Compatibility: a library built against `ao-plugin-api` X.Y.Z loads in a host built against
-//! X.Y.W for W >= Z (for 0.x: same minor; from 1.0: same major, host minor >= library minor).
+//! Compatibility is an ABI level, not a crate version: a host loads a library of its
+//! [`ABI_LEVEL`] whatever `ao-plugin-api` 0.1.x built it (older or newer), as long as abi_stable's
+//! layout check passes and the host offers every feature the library [needs](export_plugins!)
+//! ([`HOST_FEATURES`]). See `CHANGELOG.md` for what each release added.
 
 mod error;
 mod export;
 pub mod ffi;
+#[doc(hidden)]
+pub mod first_release;
 pub mod manifest;
 pub mod methods;
 mod root;
@@ -139,9 +147,64 @@ pub use crate::{
     },
 };
 
-/// The version of this crate a plugin or host was compiled against.
+/// The version of this crate a plugin or host was compiled against. It says which helpers a
+/// library has, not whether a host can load it: that is [`ABI_LEVEL`]'s job.
 pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// [`API_VERSION`] with a trailing NUL, for the C manifest.
+/// The interface's own compatibility level. A host loads a library of its level whatever crate
+/// version built it, if abi_stable's layout check passes; a library of another level is refused
+/// before it is loaded. It changes only when the interface breaks (a method removed or changed,
+/// a type reshaped) — never for a helper fix or an added method.
+pub const ABI_LEVEL: u32 = 1;
+
+/// The host features this build of ao-host offers, short kebab-case names. A library lists the
+/// ones it cannot work without (`needs [...]` in [`export_plugins!`]); a host that lacks one
+/// refuses it, naming the feature. Features grow; a host never drops one within an ABI level.
+///
+/// - `remote`: plugins marked `[remote]` are run against another host through a
+///   [`Transport`] (0.1.6).
+/// - `runtime-start`: the host starts agents with [`Runtime::start`] and the whole environment
+///   (0.1.7).
+pub const HOST_FEATURES: &[&str] = &["remote", "runtime-start"];
+
+/// The one place [`INTERFACE_REVISION`] is written (`concat!` takes literals only).
+macro_rules! interface_revision {
+    () => {
+        "0.1.7"
+    };
+}
+
+/// The release at which the interface (types, traits, root module) last changed: what the
+/// format-1 manifest (`AO_PLUGIN_MANIFEST`) states as its "API version".
+///
+/// Hosts before the format-2 manifest refuse a library whose format-1 version is newer than
+/// their own. Writing [`API_VERSION`] there would make every host refuse a library built with a
+/// release that only fixed a helper (cargo picks the newest 0.1.x), although not one byte of the
+/// interface changed; the interface revision keeps such a library loading in every host that
+/// has its interface. Raise it to the crate's version in a release that changes the interface.
+pub const INTERFACE_REVISION: &str = interface_revision!();
+
+/// [`INTERFACE_REVISION`] with a trailing NUL, for the C manifest.
 #[doc(hidden)]
-pub const API_VERSION_NUL: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
+pub const INTERFACE_REVISION_NUL: &str = concat!(interface_revision!(), "\0");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The interface revision is a release of this crate's line, not a later one.
+    #[test]
+    fn the_interface_revision_is_a_release_up_to_this_one() {
+        let parse = |v: &str| -> Vec<u64> { v.split('.').map(|n| n.parse().unwrap()).collect() };
+        let (revision, crate_version) = (parse(INTERFACE_REVISION), parse(API_VERSION));
+        assert_eq!(revision[..2], crate_version[..2], "same major and minor");
+        assert!(revision <= crate_version);
+    }
+
+    #[test]
+    fn host_features_are_named_as_libraries_must_name_them() {
+        for feature in HOST_FEATURES {
+            assert!(manifest::is_feature_name(feature), "{feature}");
+        }
+    }
+}

@@ -1,9 +1,15 @@
-//! A plain-C description of a plugin library, readable without abi_stable.
+//! What a plugin library says about itself, readable from its file without running it.
 //!
-//! The host reads it with `dlsym` *before* abi_stable's layout check, so a library whose layout
-//! no longer matches can still be named with the API version it was built for, and a shared
-//! library without it is simply "not an ao plugin". Its layout is frozen: new information goes
-//! behind a new `format` number, never into these fields.
+//! Two manifests, both read by the host *before* abi_stable's layout check, so a library whose
+//! layout no longer matches can still be named, and a shared library without them is simply
+//! "not an ao plugin":
+//!
+//! - format 2, [`ABI_SYMBOL`] ([`AbiManifest`]): plain bytes, no pointers, so it is read from the
+//!   file on every platform with no relocation, rebase or fixup to decode: the ABI level, the
+//!   crate versions, the host features the library needs and its plugins.
+//! - format 1, [`MANIFEST_SYMBOL`] ([`PluginManifest`]): a frozen `repr(C)` struct of pointers,
+//!   kept for hosts before format 2 (and read from libraries built before it). Its layout is
+//!   frozen: new information goes into format 2, never into these fields.
 
 use std::ffi::{c_char, CStr};
 
@@ -54,7 +60,8 @@ pub struct ManifestEntry {
 pub struct PluginManifest {
     pub magic: [u8; 8],
     pub format: u32,
-    /// The `ao-plugin-api` version the library was compiled against.
+    /// The interface revision the library was compiled against ([`crate::INTERFACE_REVISION`];
+    /// the crate version in libraries built before the format-2 manifest).
     pub api_version: ManifestStr,
     pub plugin_count: usize,
     pub plugins: *const ManifestEntry,
@@ -133,6 +140,222 @@ impl<const N: usize> RemoteNames<N> {
     }
 }
 
+/// The format-2 manifest's symbol.
+pub const ABI_SYMBOL: &str = "AO_PLUGIN_ABI";
+/// The format number of [`AbiManifest`].
+pub const ABI_MANIFEST_FORMAT: u32 = 2;
+/// Bytes before the payload: [`MANIFEST_MAGIC`], the format and the payload's length (`u32` LE).
+pub const ABI_HEADER_LEN: usize = 16;
+/// The longest host feature name.
+pub const MAX_FEATURE_NAME: usize = 64;
+
+/// One plugin as the format-2 manifest lists it.
+pub struct AbiPlugin<'a> {
+    /// `runtime`, `agent` or `workspace`.
+    pub kind: &'a str,
+    pub name: &'a str,
+    /// The plugin's own version (its crate's).
+    pub version: &'a str,
+    /// Marked `[remote]`: it works on another host.
+    pub remote: bool,
+}
+
+/// What the format-2 manifest states about a library.
+pub struct AbiDescription<'a> {
+    /// [`crate::ABI_LEVEL`] of the crate that built it.
+    pub abi_level: u32,
+    /// The `ao-plugin-api` version that built it.
+    pub api: &'a str,
+    /// Its [`crate::INTERFACE_REVISION`].
+    pub interface: &'a str,
+    /// The author kit's version, when a kit wrote the manifest.
+    pub kit: Option<&'a str>,
+    /// Host features it cannot work without (see [`crate::HOST_FEATURES`]).
+    pub needs: &'a [&'a str],
+    pub plugins: &'a [AbiPlugin<'a>],
+}
+
+/// The bytes of [`ABI_SYMBOL`]: `b"AOPLUGIN"`, `u32` LE format 2, `u32` LE payload length, then
+/// the payload, UTF-8 JSON without NUL, e.g.
+/// `{"abi_level":1,"api":"0.1.7","interface":"0.1.7","kit":null,"needs":[],"plugins":[{"kind":
+/// "runtime","name":"tmux","version":"0.1.0","remote":true}]}`. Readers ignore fields they do not
+/// know, so later releases may add some. Built in const context by `export_plugins!`.
+#[repr(transparent)]
+pub struct AbiManifest<const N: usize>(pub [u8; N]);
+
+impl<const N: usize> AbiManifest<N> {
+    /// Encodes `description`; `N` must be [`abi_manifest_len`] of it. Fails the build (it runs in
+    /// a `static`) on a host feature name that is not short kebab-case.
+    pub const fn new(description: &AbiDescription<'_>) -> Self {
+        let mut bytes = [0u8; N];
+        let mut out = ConstWriter {
+            out: &mut bytes,
+            at: 0,
+        };
+        encode_abi_manifest(&mut out, description);
+        assert!(out.at == N, "AbiManifest: N is not abi_manifest_len");
+        Self(bytes)
+    }
+}
+
+/// How many bytes the [`AbiManifest`] of `description` takes, header included.
+pub const fn abi_manifest_len(description: &AbiDescription<'_>) -> usize {
+    let mut out = ConstWriter {
+        out: &mut [],
+        at: 0,
+    };
+    encode_abi_manifest(&mut out, description);
+    out.at
+}
+
+/// Whether `name` is a host feature name: lowercase ASCII letters and digits in words joined by
+/// single `-`, starting with a letter, at most [`MAX_FEATURE_NAME`] bytes.
+pub const fn is_feature_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes.len() > MAX_FEATURE_NAME || !bytes[0].is_ascii_lowercase() {
+        return false;
+    }
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let plain = b.is_ascii_lowercase() || b.is_ascii_digit();
+        let joins = b == b'-' && i + 1 < bytes.len() && bytes[i - 1] != b'-';
+        if !plain && !joins {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Writes into `out` while there is room and counts every byte, so one encoder both measures
+/// (into an empty slice) and writes.
+struct ConstWriter<'a> {
+    out: &'a mut [u8],
+    at: usize,
+}
+
+impl ConstWriter<'_> {
+    const fn byte(&mut self, byte: u8) {
+        if self.at < self.out.len() {
+            self.out[self.at] = byte;
+        }
+        self.at += 1;
+    }
+
+    const fn raw(&mut self, bytes: &[u8]) {
+        let mut i = 0;
+        while i < bytes.len() {
+            self.byte(bytes[i]);
+            i += 1;
+        }
+    }
+
+    /// `text` as a JSON string.
+    const fn string(&mut self, text: &str) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let bytes = text.as_bytes();
+        self.byte(b'"');
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if b == b'"' || b == b'\\' {
+                self.byte(b'\\');
+                self.byte(b);
+            } else if b < 0x20 {
+                self.raw(b"\\u00");
+                self.byte(HEX[(b >> 4) as usize]);
+                self.byte(HEX[(b & 0xf) as usize]);
+            } else {
+                self.byte(b);
+            }
+            i += 1;
+        }
+        self.byte(b'"');
+    }
+
+    const fn number(&mut self, mut value: u32) {
+        let mut digits = [0u8; 10];
+        let mut count = 0;
+        loop {
+            digits[count] = b'0' + (value % 10) as u8;
+            count += 1;
+            value /= 10;
+            if value == 0 {
+                break;
+            }
+        }
+        while count > 0 {
+            count -= 1;
+            self.byte(digits[count]);
+        }
+    }
+
+    /// `"key":`, after a comma unless it is the object's first.
+    const fn key(&mut self, key: &str, first: bool) {
+        if !first {
+            self.byte(b',');
+        }
+        self.string(key);
+        self.byte(b':');
+    }
+}
+
+const fn encode_abi_manifest(out: &mut ConstWriter<'_>, description: &AbiDescription<'_>) {
+    out.raw(&MANIFEST_MAGIC);
+    out.raw(&ABI_MANIFEST_FORMAT.to_le_bytes());
+    let payload_len = out.out.len().saturating_sub(ABI_HEADER_LEN) as u32;
+    out.raw(&payload_len.to_le_bytes());
+    out.byte(b'{');
+    out.key("abi_level", true);
+    out.number(description.abi_level);
+    out.key("api", false);
+    out.string(description.api);
+    out.key("interface", false);
+    out.string(description.interface);
+    out.key("kit", false);
+    match description.kit {
+        Some(kit) => out.string(kit),
+        None => out.raw(b"null"),
+    }
+    out.key("needs", false);
+    out.byte(b'[');
+    let mut i = 0;
+    while i < description.needs.len() {
+        assert!(
+            is_feature_name(description.needs[i]),
+            "export_plugins!: a needed host feature is named in short kebab-case (`remote`, `runtime-start`)"
+        );
+        if i > 0 {
+            out.byte(b',');
+        }
+        out.string(description.needs[i]);
+        i += 1;
+    }
+    out.raw(b"],");
+    out.string("plugins");
+    out.raw(b":[");
+    let mut i = 0;
+    while i < description.plugins.len() {
+        let plugin = &description.plugins[i];
+        if i > 0 {
+            out.byte(b',');
+        }
+        out.byte(b'{');
+        out.key("kind", true);
+        out.string(plugin.kind);
+        out.key("name", false);
+        out.string(plugin.name);
+        out.key("version", false);
+        out.string(plugin.version);
+        out.key("remote", false);
+        out.raw(if plugin.remote { b"true" } else { b"false" });
+        out.byte(b'}');
+        i += 1;
+    }
+    out.raw(b"]}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,5 +369,64 @@ mod tests {
         const NONE: &[(&str, bool)] = &[("mine", false)];
         assert_eq!(RemoteNames::<{ remote_names_len(NONE) }>::new(NONE).0, [0]);
         assert!(parse_remote_names(&[0]).is_empty());
+    }
+
+    const DESCRIPTION: AbiDescription<'static> = AbiDescription {
+        abi_level: 12,
+        api: "0.1.9",
+        interface: "0.1.7",
+        kit: None,
+        needs: &["remote", "x2-y"],
+        plugins: &[
+            AbiPlugin {
+                kind: "runtime",
+                name: "tmux",
+                version: "1.0.0",
+                remote: true,
+            },
+            AbiPlugin {
+                kind: "agent",
+                name: "q\"\\\n",
+                version: "0.2.0",
+                remote: false,
+            },
+        ],
+    };
+
+    #[test]
+    fn the_abi_manifest_is_a_header_and_json_built_in_const_context() {
+        const LEN: usize = abi_manifest_len(&DESCRIPTION);
+        const MANIFEST: AbiManifest<LEN> = AbiManifest::new(&DESCRIPTION);
+        let bytes = &MANIFEST.0;
+        assert_eq!(&bytes[..8], b"AOPLUGIN");
+        assert_eq!(bytes[8..12], 2u32.to_le_bytes());
+        let payload_len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+        assert_eq!(payload_len, LEN - ABI_HEADER_LEN);
+        let payload = std::str::from_utf8(&bytes[ABI_HEADER_LEN..]).unwrap();
+        assert_eq!(
+            payload,
+            r#"{"abi_level":12,"api":"0.1.9","interface":"0.1.7","kit":null,"needs":["remote","x2-y"],"plugins":[{"kind":"runtime","name":"tmux","version":"1.0.0","remote":true},{"kind":"agent","name":"q\"\\\u000a","version":"0.2.0","remote":false}]}"#
+        );
+    }
+
+    #[test]
+    fn feature_names_are_short_kebab_case() {
+        for good in ["remote", "runtime-start", "a1-b2-c3"] {
+            assert!(is_feature_name(good), "{good}");
+        }
+        let long = "a".repeat(MAX_FEATURE_NAME + 1);
+        for bad in [
+            "",
+            "Remote",
+            "-x",
+            "x-",
+            "a--b",
+            "1x",
+            "a_b",
+            "a b",
+            long.as_str(),
+        ] {
+            assert!(!is_feature_name(bad), "{bad}");
+        }
     }
 }

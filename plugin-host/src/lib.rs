@@ -38,5 +38,5 @@ pub mod trust;
 pub use self::{
     instance::{AgentPlugin, PluginCallError, RuntimePlugin, WorkspacePlugin},
     library::{LibraryReport, LoadError, ManifestInfo},
-    registry::{LoadSettings, PluginRegistry, PluginRow, PluginStatus, RegistryError},
+    registry::{HostAbi, LoadSettings, PluginRegistry, PluginRow, PluginStatus, RegistryError},
 };

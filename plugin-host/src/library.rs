@@ -8,8 +8,20 @@
 //! (`dependencies`); only then does the loader map it, by its real path once that path is
 //! proven to name the very file that was opened and checked (same device and inode, before and
 //! after), so the bytes that run are the bytes that were checked — and `$ORIGIN` means the
-//! library's own folder. The semver policy runs before abi_stable's layout check so that an old
-//! or new library gets "rebuild against X.Y" rather than a layout dump.
+//! library's own folder.
+//!
+//! Which libraries this host accepts ([`check_abi`]) is decided by the ABI level, not by the
+//! crate version that built them: one of this host's [`ABI_LEVEL`] loads whatever
+//! `ao-plugin-api` 0.1.x built it, older or newer, if its interface revision is not newer than
+//! this host's and the host offers every feature it needs; abi_stable's layout check then has
+//! the last word. That check compares the crate versions recorded in each type's layout
+//! loosely — the same crate name and, for 0.x, the same minor, any patch either way — so a
+//! library built with a later 0.1.x passes it, and one from a 0.2 crate fails it (proven by
+//! `tests/abi_history.rs` and `tests/plugins.rs`). This policy runs before the layout check so
+//! that a library of another level gets "upgrade ao-host" or "rebuild" rather than a layout dump.
+//! A library of ABI level 0 (built against 0.1.0, whose interface 0.1.1 changed in place) is
+//! checked against the 0.1.0 layouts `ao_plugin_api::first_release` keeps instead, and its
+//! instances adapted to today's interface.
 //!
 //! A library's start-up code runs inside `dlopen`, holding glibc's loader lock. If it never
 //! returns, no other library can be loaded by this process again, and the lock cannot be taken
@@ -37,8 +49,10 @@ use ao_plugin_api::{
         library::{lib_header_from_path, IsLayoutChecked, LibraryError},
         StableAbi,
     },
-    manifest::MANIFEST_SYMBOL,
-    PluginDeclaration, PluginKind, PluginLibraryRef, RemoteConstructor, API_VERSION,
+    first_release,
+    manifest::{ABI_SYMBOL, MANIFEST_SYMBOL},
+    PluginDeclaration, PluginKind, PluginLibraryRef, RemoteConstructor, ABI_LEVEL, API_VERSION,
+    HOST_FEATURES, INTERFACE_REVISION,
 };
 use semver::Version;
 
@@ -46,7 +60,7 @@ use super::{
     dependencies::check_dependencies,
     elf_target::TargetMismatch,
     file_format::LibraryFile,
-    manifest::{check_manifest_plugins, read_manifest, ManifestError, ABI_SYMBOL},
+    manifest::{check_manifest_plugins, read_manifest, ManifestError},
 };
 use crate::trust::check_library_trust;
 /// The largest library read: a debug build of a plugin is tens of megabytes.
@@ -71,10 +85,21 @@ pub struct ManifestPlugin {
     pub version: String,
 }
 
-/// What a library says about itself in its manifest.
+/// What a library says about itself in its manifests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestInfo {
+    /// Its ABI level: stated by the format-2 manifest; for a library built before it, 1 when it
+    /// was built with a 0.1.x, `None` (no level this host knows) otherwise.
+    pub abi_level: Option<u32>,
+    /// The release at which the interface it was built against last changed (for a library
+    /// built before the format-2 manifest, the crate version).
+    pub interface_revision: String,
+    /// The `ao-plugin-api` version that built it.
     pub api_version: String,
+    /// The author kit's version, when a kit wrote its manifest.
+    pub kit_version: Option<String>,
+    /// Host features it cannot work without.
+    pub needs: Vec<String>,
     pub plugins: Vec<ManifestPlugin>,
     /// The plugins that work on another host (`[remote]`; none for a library before 0.1.6).
     pub remote: Vec<String>,
@@ -101,14 +126,14 @@ pub enum LoadError {
     PointerManifest { path: PathBuf },
     #[error("{path}: corrupt plugin manifest: {detail}; rebuild the library", path = path.display())]
     BadManifest { path: PathBuf, detail: String },
-    #[error("{path}: built for ao-plugin-api {library}, this host speaks {host}: {fix}", path = path.display())]
-    IncompatibleApi {
-        path: PathBuf,
-        library: String,
-        host: String,
-        /// What to do: rebuild against which version, or upgrade ao-host.
-        fix: String,
-    },
+    #[error("{path}: built with ao-plugin-api {api}, which states no ABI level this ao-host knows (it speaks ABI level {ABI_LEVEL}): rebuild it against ao-plugin-api 0.1", path = path.display())]
+    UnknownAbiLevel { path: PathBuf, api: String },
+    #[error("{path}: built for ABI level {library}, this ao-host speaks ABI level {ABI_LEVEL}: {}", abi_level_fix(*library), path = path.display())]
+    OtherAbiLevel { path: PathBuf, library: u32 },
+    #[error("{path}: needs host feature `{feature}`, which this ao-host ({}) does not offer: upgrade ao-host", host_abi_summary(), path = path.display())]
+    MissingFeature { path: PathBuf, feature: String },
+    #[error("{path}: built for interface revision {library}, newer than this ao-host's {INTERFACE_REVISION}: upgrade ao-host to one built with ao-plugin-api {library} or later", path = path.display())]
+    NewerInterface { path: PathBuf, library: String },
     #[error("{path}: not loaded: --skip-plugin {plugin}", path = path.display())]
     Skipped { path: PathBuf, plugin: String },
     #[error("{path}: its digest {actual} does not match plugins.pin.{plugin} ({expected}); install the pinned build or update the pin", path = path.display())]
@@ -142,6 +167,9 @@ pub enum LoadedPlugin {
     /// Loaded into this process: its constructors are at hand (the one for other hosts when
     /// it is marked `[remote]`).
     InProcess(PluginDeclaration, Option<RemoteConstructor>),
+    /// Loaded into this process from a library built against ao-plugin-api 0.1.0 (ABI level
+    /// 0): its instances are adapted to today's interface (see `ao_plugin_api::first_release`).
+    FirstRelease(first_release::PluginDeclaration),
     /// Judged from its file only and never loaded: every plugin it provides is shadowed by a
     /// library found earlier, so its code has no reason to run.
     Unloaded {
@@ -164,18 +192,21 @@ impl LoadedPlugin {
     pub fn kind(&self) -> PluginKind {
         match self {
             Self::InProcess(declaration, _) => declaration.constructor.kind(),
+            Self::FirstRelease(declaration) => declaration.constructor.kind(),
             Self::Isolated { kind, .. } | Self::Unloaded { kind, .. } => *kind,
         }
     }
     pub fn name(&self) -> &str {
         match self {
             Self::InProcess(declaration, _) => declaration.name.as_str(),
+            Self::FirstRelease(declaration) => declaration.name.as_str(),
             Self::Isolated { name, .. } | Self::Unloaded { name, .. } => name,
         }
     }
     pub fn version(&self) -> &str {
         match self {
             Self::InProcess(declaration, _) => declaration.version.as_str(),
+            Self::FirstRelease(declaration) => declaration.version.as_str(),
             Self::Isolated { version, .. } | Self::Unloaded { version, .. } => version,
         }
     }
@@ -183,6 +214,8 @@ impl LoadedPlugin {
     pub fn remote(&self) -> bool {
         match self {
             Self::InProcess(_, remote) => remote.is_some(),
+            // `[remote]` came with 0.1.6.
+            Self::FirstRelease(_) => false,
             Self::Isolated { remote, .. } | Self::Unloaded { remote, .. } => *remote,
         }
     }
@@ -205,33 +238,22 @@ pub fn host_api_version() -> Version {
     Version::parse(API_VERSION).expect("CARGO_PKG_VERSION is semver")
 }
 
-/// Whether a library built against `library` may be used by a host built against `host`:
-/// same major (for 0.x, same minor too), and not newer than the host.
-pub fn api_compatible(host: &Version, library: &Version) -> bool {
-    let same_line = if host.major == 0 {
-        library.major == 0 && library.minor == host.minor
+/// "ABI level 1, features a, b": what this host offers, as refusals and `--version` say it.
+pub fn host_abi_summary() -> String {
+    let features = if HOST_FEATURES.is_empty() {
+        "none".to_string()
     } else {
-        library.major == host.major
+        HOST_FEATURES.join(", ")
     };
-    same_line && library.cmp_precedence(host).is_le()
+    format!("ABI level {ABI_LEVEL}, features {features}")
 }
 
-/// What to do about a library built for `library` that a host built for `host` refuses.
-fn compatibility_fix(host: &Version, library: &Version) -> String {
-    let same_line = if host.major == 0 {
-        library.major == 0 && library.minor == host.minor
+/// What to do about a library of ABI level `library`, not this host's.
+fn abi_level_fix(library: u32) -> String {
+    if library > ABI_LEVEL {
+        format!("upgrade ao-host to one of ABI level {library}")
     } else {
-        library.major == host.major
-    };
-    if same_line {
-        format!(
-            "the library is newer than this host: upgrade ao-host to one built with ao-plugin-api {library} or later, or rebuild the library against ao-plugin-api {host} (`ao-plugin-api = \"={host}\"`)"
-        )
-    } else {
-        format!(
-            "rebuild it against ao-plugin-api {host} (`ao-plugin-api = \"={host}\"`), or any {}.{}.x up to it",
-            host.major, host.minor
-        )
+        format!("rebuild it against an ao-plugin-api of ABI level {ABI_LEVEL}")
     }
 }
 
@@ -446,7 +468,7 @@ pub fn load_library_checked(path: &Path, policy: &LoadPolicy<'_>) -> LibraryRepo
     let isolate = manifest.plugins.iter().any(|p| isolated(&p.name));
     let is_elf = matches!(library_file, LibraryFile::Elf(_));
     let judged = check_pins(&bytes, &display_path, &manifest, pins)
-        .and_then(|()| check_api(&display_path, &manifest))
+        .and_then(|()| check_abi(&display_path, &manifest))
         .and_then(|()| {
             // Judged even for an isolated library: `plugins list` says so before a child runs it.
             if is_elf {
@@ -662,23 +684,46 @@ fn unloaded_plugins(manifest: &ManifestInfo, shadowed: bool) -> Vec<LoadedPlugin
         .collect()
 }
 
-/// The semver policy, from the manifest alone.
-fn check_api(shown: &Path, manifest: &ManifestInfo) -> Result<(), LoadError> {
-    let host = host_api_version();
-    let incompatible = |fix: String| LoadError::IncompatibleApi {
-        path: shown.to_path_buf(),
-        library: manifest.api_version.clone(),
-        host: host.to_string(),
-        fix,
+/// The ABI policy, from the manifest alone: this host's level (or 0.1.0's), no feature it
+/// lacks, and no interface newer than its own (abi_stable would refuse it: the library's prefix
+/// types would have fields this host's lack).
+fn check_abi(shown: &Path, manifest: &ManifestInfo) -> Result<(), LoadError> {
+    let path = shown.to_path_buf();
+    let Some(level) = manifest.abi_level else {
+        return Err(LoadError::UnknownAbiLevel {
+            path,
+            api: manifest.api_version.clone(),
+        });
     };
-    let library_version = Version::parse(&manifest.api_version).map_err(|_| {
-        incompatible(format!(
-            "`{}` is not a version; rebuild it against ao-plugin-api {host}",
-            manifest.api_version
-        ))
-    })?;
-    if !api_compatible(&host, &library_version) {
-        return Err(incompatible(compatibility_fix(&host, &library_version)));
+    if level != ABI_LEVEL && level != first_release::ABI_LEVEL {
+        return Err(LoadError::OtherAbiLevel {
+            path,
+            library: level,
+        });
+    }
+    if let Some(feature) = manifest
+        .needs
+        .iter()
+        .find(|f| !HOST_FEATURES.contains(&f.as_str()))
+    {
+        return Err(LoadError::MissingFeature {
+            path,
+            feature: feature.clone(),
+        });
+    }
+    let newer = match (
+        Version::parse(&manifest.interface_revision),
+        Version::parse(INTERFACE_REVISION),
+    ) {
+        (Ok(library), Ok(host)) => library.cmp_precedence(&host).is_gt(),
+        // Not a version: abi_stable's layout check judges it.
+        _ => false,
+    };
+    if newer {
+        return Err(LoadError::NewerInterface {
+            path,
+            library: manifest.interface_revision.clone(),
+        });
     }
     Ok(())
 }
@@ -731,27 +776,48 @@ fn check_and_init(
     // library built with a later ao-plugin-api of this line may have variants the host lacks in
     // the enums that can grow (`ao_plugin_api::ActivityState` …), which abi_stable allows only
     // in that direction, and the host reads them as fallbacks (`successors`). A refusal reports
-    // the first check's difference.
-    let host_layout = <PluginLibraryRef as StableAbi>::LAYOUT;
-    check_layout_compatibility(library_layout, host_layout)
-        .or_else(|older| check_layout_compatibility(host_layout, library_layout).map_err(|_| older))
+    // the first check's difference. A 0.1.0 library (ABI level 0) is checked against 0.1.0's
+    // root module instead (`ao_plugin_api::first_release`).
+    let plugins = if manifest.abi_level == Some(first_release::ABI_LEVEL) {
+        check_layout_compatibility(
+            library_layout,
+            <first_release::PluginLibraryRef as StableAbi>::LAYOUT,
+        )
         .map_err(|e| layout_error(error_chain(&e)))?;
-    // SAFETY: the layout was checked just above, in the direction explained there.
-    let module = unsafe { header.init_root_module_with_unchecked_layout::<PluginLibraryRef>() }
+        // SAFETY: the layout was checked just above, against 0.1.0's root module.
+        let module = unsafe {
+            header.init_root_module_with_unchecked_layout::<first_release::PluginLibraryRef>()
+        }
         .map_err(|e| layout_error(error_chain(&e)))?;
-    let remote = module.remote();
-    let plugins: Vec<LoadedPlugin> = module
-        .plugins()
-        .iter()
-        .map(|declaration| {
-            let kind = declaration.constructor.kind();
-            let remote_constructor = remote
-                .iter()
-                .find(|r| r.name == declaration.name && remote_kind(&r.constructor) == kind)
-                .map(|r| r.constructor);
-            LoadedPlugin::InProcess(*declaration, remote_constructor)
-        })
-        .collect();
+        module
+            .plugins()
+            .iter()
+            .map(|declaration| LoadedPlugin::FirstRelease(*declaration))
+            .collect()
+    } else {
+        let host_layout = <PluginLibraryRef as StableAbi>::LAYOUT;
+        check_layout_compatibility(library_layout, host_layout)
+            .or_else(|older| {
+                check_layout_compatibility(host_layout, library_layout).map_err(|_| older)
+            })
+            .map_err(|e| layout_error(error_chain(&e)))?;
+        // SAFETY: the layout was checked just above, in the directions explained there.
+        let module = unsafe { header.init_root_module_with_unchecked_layout::<PluginLibraryRef>() }
+            .map_err(|e| layout_error(error_chain(&e)))?;
+        let remote = module.remote();
+        module
+            .plugins()
+            .iter()
+            .map(|declaration| {
+                let kind = declaration.constructor.kind();
+                let remote_constructor = remote
+                    .iter()
+                    .find(|r| r.name == declaration.name && remote_kind(&r.constructor) == kind)
+                    .map(|r| r.constructor);
+                LoadedPlugin::InProcess(*declaration, remote_constructor)
+            })
+            .collect::<Vec<_>>()
+    };
     let declared: Vec<(String, String)> = plugins
         .iter()
         .map(|p| (p.kind().as_str().to_string(), p.name().to_string()))
@@ -832,29 +898,102 @@ fn summarize(text: &str) -> String {
 mod tests {
     use super::*;
 
-    fn v(text: &str) -> Version {
-        Version::parse(text).unwrap()
+    /// A library of this host's level, built with this host's crate, needing nothing.
+    fn manifest() -> ManifestInfo {
+        ManifestInfo {
+            abi_level: Some(ABI_LEVEL),
+            interface_revision: INTERFACE_REVISION.into(),
+            api_version: API_VERSION.into(),
+            kit_version: None,
+            needs: Vec::new(),
+            plugins: Vec::new(),
+            remote: Vec::new(),
+        }
+    }
+
+    fn refusal(manifest: ManifestInfo) -> String {
+        check_abi(Path::new("/p/libx.so"), &manifest)
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
-    fn zero_x_needs_same_minor_and_not_newer() {
-        let host = v("0.3.2");
-        assert!(api_compatible(&host, &v("0.3.0")));
-        assert!(api_compatible(&host, &v("0.3.2")));
-        assert!(!api_compatible(&host, &v("0.3.3")));
-        assert!(!api_compatible(&host, &v("0.2.9")));
-        assert!(!api_compatible(&host, &v("0.4.0")));
-        assert!(!api_compatible(&host, &v("1.3.0")));
+    fn the_host_level_loads_whatever_crate_version_built_it() {
+        for api_version in ["0.1.0", "0.1.99", "0.2.0", "7.0.0"] {
+            let library = ManifestInfo {
+                api_version: api_version.into(),
+                ..manifest()
+            };
+            check_abi(Path::new("/p/libx.so"), &library).unwrap();
+        }
+        let older_interface = ManifestInfo {
+            interface_revision: "0.1.0".into(),
+            needs: HOST_FEATURES.iter().map(|f| f.to_string()).collect(),
+            ..manifest()
+        };
+        check_abi(Path::new("/p/libx.so"), &older_interface).unwrap();
     }
 
     #[test]
-    fn from_one_needs_same_major_and_older_or_equal() {
-        let host = v("2.4.1");
-        assert!(api_compatible(&host, &v("2.0.0")));
-        assert!(api_compatible(&host, &v("2.4.1")));
-        assert!(!api_compatible(&host, &v("2.5.0")));
-        assert!(!api_compatible(&host, &v("1.9.0")));
-        assert!(!api_compatible(&host, &v("3.0.0")));
+    fn another_level_is_refused_naming_both_and_the_fix() {
+        let newer = refusal(ManifestInfo {
+            abi_level: Some(ABI_LEVEL + 1),
+            ..manifest()
+        });
+        assert_eq!(
+            newer,
+            format!(
+                "/p/libx.so: built for ABI level {}, this ao-host speaks ABI level {ABI_LEVEL}: upgrade ao-host to one of ABI level {}",
+                ABI_LEVEL + 1,
+                ABI_LEVEL + 1
+            )
+        );
+        // Level 0 (0.1.0) loads, through the 0.1.0 layouts the host keeps.
+        check_abi(
+            Path::new("/p/libx.so"),
+            &ManifestInfo {
+                abi_level: Some(first_release::ABI_LEVEL),
+                ..manifest()
+            },
+        )
+        .unwrap();
+        let unknown = refusal(ManifestInfo {
+            abi_level: None,
+            api_version: "0.2.3".into(),
+            ..manifest()
+        });
+        assert!(
+            unknown.contains("built with ao-plugin-api 0.2.3, which states no ABI level"),
+            "{unknown}"
+        );
+    }
+
+    #[test]
+    fn a_feature_the_host_lacks_is_refused_by_name() {
+        let error = refusal(ManifestInfo {
+            needs: vec![HOST_FEATURES[0].into(), "teleport".into()],
+            ..manifest()
+        });
+        assert_eq!(
+            error,
+            format!(
+                "/p/libx.so: needs host feature `teleport`, which this ao-host ({}) does not offer: upgrade ao-host",
+                host_abi_summary()
+            )
+        );
+    }
+
+    #[test]
+    fn a_newer_interface_is_refused_before_loading() {
+        let error = refusal(ManifestInfo {
+            interface_revision: "0.1.900".into(),
+            ..manifest()
+        });
+        assert!(
+            error.contains("built for interface revision 0.1.900, newer than this ao-host's")
+                && error.contains("upgrade ao-host"),
+            "{error}"
+        );
     }
 
     #[test]

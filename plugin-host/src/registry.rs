@@ -8,7 +8,8 @@ use std::{
 
 use ao_plugin_api::{
     ffi::{AgentObject, RuntimeObject, WorkspaceObject},
-    PluginConstructor, PluginContext, PluginError, PluginKind, RemoteConstructor, Transport,
+    first_release, PluginConstructor, PluginContext, PluginError, PluginKind, RemoteConstructor,
+    Transport,
 };
 use serde::Serialize;
 
@@ -86,7 +87,16 @@ pub struct PluginRow {
     pub kind: Option<String>,
     pub name: Option<String>,
     pub version: Option<String>,
+    /// The library's ABI level (`None` when unread, or stated by no manifest this host knows).
+    pub abi_level: Option<u32>,
+    /// The release at which the interface the library was built against last changed.
+    pub interface_revision: Option<String>,
+    /// The `ao-plugin-api` version that built the library.
     pub api_version: Option<String>,
+    /// The author kit's version that built the library, when a kit wrote its manifest.
+    pub kit_version: Option<String>,
+    /// Host features the library cannot work without.
+    pub needs: Vec<String>,
     pub status: PluginStatus,
     pub reason: Option<String>,
     /// `sha256:<hex>` of the library, for `plugins.pin` (filled in by listing commands).
@@ -102,7 +112,37 @@ pub struct PluginRow {
 pub struct PluginListing {
     /// Where libraries were looked for, in search order.
     pub search_dirs: Vec<String>,
+    /// What this host accepts.
+    pub host: HostAbi,
     pub plugins: Vec<PluginRow>,
+}
+
+/// What this build of ao-host accepts of a plugin library.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostAbi {
+    /// It loads libraries of this ABI level (`ao_plugin_api::ABI_LEVEL`).
+    pub abi_level: u32,
+    /// The host features it offers (`ao_plugin_api::HOST_FEATURES`).
+    pub features: Vec<String>,
+    /// The interface revision it was built with: libraries of a newer one are refused.
+    pub interface_revision: String,
+    /// The `ao-plugin-api` version it was built with.
+    pub api_version: String,
+}
+
+impl HostAbi {
+    /// This build's.
+    pub fn current() -> Self {
+        Self {
+            abi_level: ao_plugin_api::ABI_LEVEL,
+            features: ao_plugin_api::HOST_FEATURES
+                .iter()
+                .map(|f| f.to_string())
+                .collect(),
+            interface_revision: ao_plugin_api::INTERFACE_REVISION.into(),
+            api_version: ao_plugin_api::API_VERSION.into(),
+        }
+    }
 }
 
 /// An instance of any kind of plugin.
@@ -271,6 +311,7 @@ impl PluginRegistry {
                 .iter()
                 .map(|d| d.path.display().to_string())
                 .collect(),
+            host: HostAbi::current(),
             plugins: self.rows_with_digests(),
         }
     }
@@ -280,7 +321,7 @@ impl PluginRegistry {
     pub fn rows(&self) -> Vec<PluginRow> {
         let mut rows = Vec::new();
         for report in &self.reports {
-            let api_version = report.manifest.as_ref().map(|m| m.api_version.clone());
+            let manifest = report.manifest.as_ref();
             let declared = report
                 .manifest
                 .as_ref()
@@ -292,7 +333,11 @@ impl PluginRegistry {
                     kind,
                     name,
                     version,
-                    api_version: api_version.clone(),
+                    abi_level: manifest.and_then(|m| m.abi_level),
+                    interface_revision: manifest.map(|m| m.interface_revision.clone()),
+                    api_version: manifest.map(|m| m.api_version.clone()),
+                    kit_version: manifest.and_then(|m| m.kit_version.clone()),
+                    needs: manifest.map(|m| m.needs.clone()).unwrap_or_default(),
                     status: PluginStatus::Error,
                     reason: None,
                     digest: None,
@@ -467,6 +512,26 @@ impl PluginRegistry {
                                 .into_result()
                                 .map(RawInstance::Workspace),
                         },
+                    }
+                })
+            }
+            LoadedPlugin::FirstRelease(declaration) => {
+                let constructor = declaration.constructor;
+                let (context, owned_name) = (context.clone(), name.to_string());
+                within(timeout, move || {
+                    let _running = super::crash::enter(kind, &owned_name, "its constructor (new)");
+                    match constructor {
+                        first_release::PluginConstructor::Runtime(construct) => construct(&context)
+                            .into_result()
+                            .map(|o| RawInstance::Runtime(first_release::runtime(o))),
+                        first_release::PluginConstructor::Agent(construct) => construct(&context)
+                            .into_result()
+                            .map(|o| RawInstance::Agent(first_release::agent(o))),
+                        first_release::PluginConstructor::Workspace(construct) => {
+                            construct(&context)
+                                .into_result()
+                                .map(|o| RawInstance::Workspace(first_release::workspace(o)))
+                        }
                     }
                 })
             }

@@ -490,6 +490,180 @@ pub fn build_fixture(fixture: &str, patch: ApiPatch) -> PathBuf {
     built_library(&package)
 }
 
+/// A release of `ao-plugin-api` whose real source the ABI fixtures are built from.
+pub struct ApiRelease {
+    pub version: &'static str,
+    /// The commit that released it.
+    pub commit: &'static str,
+}
+
+/// Every release before the format-2 manifest: the commits that set 0.1.0 to 0.1.6
+/// (`git log -- plugin-api/Cargo.toml`); the last commit of 0.1.4, whose `LaunchRequest` had
+/// gained a field since its first; and the v0.1.6 tag, which released 0.1.6 with more than its
+/// first commit had (remote constructors, `Agent::forget`).
+pub const API_RELEASES: [ApiRelease; 9] = [
+    ApiRelease {
+        version: "0.1.0",
+        commit: "7925995",
+    },
+    ApiRelease {
+        version: "0.1.1",
+        commit: "def5f48",
+    },
+    ApiRelease {
+        version: "0.1.2",
+        commit: "b9e5940",
+    },
+    ApiRelease {
+        version: "0.1.3",
+        commit: "d07a219",
+    },
+    ApiRelease {
+        version: "0.1.4",
+        commit: "086cb57",
+    },
+    ApiRelease {
+        version: "0.1.4",
+        commit: "c1799b9",
+    },
+    ApiRelease {
+        version: "0.1.5",
+        commit: "06da833",
+    },
+    ApiRelease {
+        version: "0.1.6",
+        commit: "fd99e2c",
+    },
+    ApiRelease {
+        version: "0.1.6",
+        commit: "v0.1.6",
+    },
+];
+
+/// `plugin-api/` as `release` shipped it, extracted from git history into `into` (once: later
+/// runs reuse it, and the commit's timestamps keep cargo's cache valid).
+fn extract_plugin_api(release: &ApiRelease, into: &Path) {
+    if into.join("Cargo.toml").exists() {
+        return;
+    }
+    let root = repo_root();
+    let known = Command::new("git")
+        .arg("-C")
+        .arg(&root)
+        .args(["cat-file", "-e", &format!("{}^{{commit}}", release.commit)])
+        .status()
+        .unwrap();
+    assert!(
+        known.success(),
+        "commit {} (ao-plugin-api {}) is not in this clone: its history is shallow or missing; run `git fetch --unshallow` (the ABI fixtures are built from each release's real source)",
+        release.commit,
+        release.version
+    );
+    let staging = into.with_extension(format!("tmp{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging).unwrap();
+    let mut archive = Command::new("git")
+        .arg("-C")
+        .arg(&root)
+        .args(["archive", "--format=tar", release.commit, "plugin-api"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let untarred = Command::new("tar")
+        .arg("-x")
+        .arg("-C")
+        .arg(&staging)
+        .stdin(archive.stdout.take().unwrap())
+        .status()
+        .unwrap();
+    assert!(
+        archive.wait().unwrap().success() && untarred.success(),
+        "extracting plugin-api at {}",
+        release.commit
+    );
+    // Another test process may have won the race; its copy is the same.
+    let _ = std::fs::rename(staging.join("plugin-api"), into);
+    let _ = std::fs::remove_dir_all(&staging);
+}
+
+/// Builds `tests/fixtures/<fixture>` against the real `plugin-api` source of `release`, in a
+/// workspace of its own under `target/e2e/history/` (old releases inherit their package fields
+/// from the workspace), sharing the e2e target folder so abi_stable is built once; returns the
+/// library, installed into `dir`. `features` are the only fixture features enabled.
+pub fn build_historical_fixture(
+    fixture: &str,
+    release: &ApiRelease,
+    features: &[&str],
+    dir: &Path,
+) -> PathBuf {
+    // Each set of features builds to the same file: one build and copy at a time.
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _building = BUILDING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let root = repo_root();
+    let package = format!("ao-fixture-{fixture}-{}", release.commit.replace('.', "-"));
+    let generated = e2e_dir().join("history").join(&package);
+    // Cargo hashes a path package by its path relative to the workspace root: two releases with
+    // one version (0.1.4's first and last commits) at `plugin-api/` would share artifacts.
+    let api_dir = format!("plugin-api-{}", release.commit.replace('.', "-"));
+    extract_plugin_api(release, &generated.join(&api_dir));
+    let workspace_toml = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let dependencies: String = toml_section(&workspace_toml, "[workspace.dependencies]")
+        .lines()
+        .map(|line| {
+            if line.starts_with("ao-plugin-api") {
+                format!("ao-plugin-api = {{ path = \"{api_dir}\" }}")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    write_if_changed(
+        &generated.join("Cargo.toml"),
+        &format!(
+            "[workspace]\nresolver = \"2\"\nmembers = [\"fixture\", \"{api_dir}\"]\n\n{}\n{dependencies}\n",
+            toml_section(&workspace_toml, "[workspace.package]")
+        ),
+    );
+    let fixture_dir = root.join("tests").join("fixtures").join(fixture);
+    let fixture_toml = std::fs::read_to_string(fixture_dir.join("Cargo.toml"))
+        .unwrap()
+        .replacen(
+            &format!("name = \"ao-fixture-{fixture}\""),
+            &format!("name = \"{package}\""),
+            1,
+        )
+        .replacen(
+            "[lib]\n",
+            &format!(
+                "[lib]\npath = {:?}\n",
+                fixture_dir.join("src/lib.rs").display().to_string()
+            ),
+            1,
+        );
+    write_if_changed(&generated.join("fixture").join("Cargo.toml"), &fixture_toml);
+    if !generated.join("Cargo.lock").exists() {
+        if let Ok(lock) = std::fs::read_to_string(root.join("Cargo.lock")) {
+            write_if_changed(&generated.join("Cargo.lock"), &lock);
+        }
+    }
+    let mut command = cargo();
+    command
+        .arg("build")
+        .arg("--manifest-path")
+        .arg(generated.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(e2e_dir().join("target"))
+        .args(["-p", &package, "--no-default-features"]);
+    if !features.is_empty() {
+        command.arg("--features").arg(features.join(","));
+    }
+    run_build(command, &package);
+    install(&built_library(&package), dir, None)
+}
+
 /// Copies a built library into `dir`, under `name` if given.
 pub fn install(library: &Path, dir: &Path, name: Option<&str>) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();

@@ -25,10 +25,24 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::errln;
 
+/// `ao-host --version`: the release, and which plugin libraries it accepts (ABI level and
+/// host features), which is what plugin authors and operators compare.
+fn version_text() -> &'static str {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| {
+        format!(
+            "{} ({}; plugin interface revision {})",
+            env!("CARGO_PKG_VERSION"),
+            ao_host::plugins::library::host_abi_summary(),
+            ao_plugin_api::INTERFACE_REVISION
+        )
+    })
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "ao-host",
-    version,
+    version = version_text(),
     about = "Run AI coding agents side by side through plugins"
 )]
 pub struct Args {

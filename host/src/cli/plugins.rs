@@ -3,7 +3,7 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{Context, Result};
-use ao_host::plugins::{set::plugin_context, PluginRow, PluginStatus};
+use ao_host::plugins::{library::host_abi_summary, set::plugin_context, PluginRow, PluginStatus};
 use ao_plugin_api::PluginKind;
 use ao_plugin_test as conformance;
 use clap::Subcommand;
@@ -155,6 +155,11 @@ fn list(context: &AppContext, json: bool) -> Result<ExitCode> {
     if json {
         print_json(&listing)?;
     } else {
+        outln!(
+            "ao-host {} accepts: {}",
+            env!("CARGO_PKG_VERSION"),
+            host_abi_summary()
+        );
         print_table(&listing.plugins)?;
         if listing.plugins.is_empty() {
             outln!("no plugin libraries found; searched:");
@@ -213,8 +218,9 @@ fn print_table(rows: &[PluginRow]) -> Result<()> {
             PluginStatus::Shadowed => "shadowed",
             PluginStatus::Error => "error",
         };
+        let level = row.abi_level.map_or("-".into(), |level| level.to_string());
         outln!(
-            "{:<10} {:<16} {:<8} api {:<8} {:<8} {:<6} {}",
+            "{:<10} {:<16} {:<8} abi {level} api {:<8} {:<8} {:<6} {}",
             dash(&row.kind),
             dash(&row.name),
             dash(&row.version),
@@ -223,6 +229,12 @@ fn print_table(rows: &[PluginRow]) -> Result<()> {
             if row.remote { "remote" } else { "local" },
             terminal_safe(&row.path.display().to_string())
         );
+        if !row.needs.is_empty() {
+            outln!("    needs {}", terminal_safe(&row.needs.join(", ")));
+        }
+        if let Some(kit) = &row.kit_version {
+            outln!("    kit {}", terminal_safe(kit));
+        }
         if let Some(reason) = &row.reason {
             outln!("    {}", terminal_safe(reason));
         }

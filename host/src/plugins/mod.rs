@@ -10,7 +10,7 @@ use std::{path::PathBuf, time::Duration};
 
 pub use ao_plugin_host::{
     crash, discovery, instance, isolated, library, process_state, registry, successors,
-    AgentPlugin, LibraryReport, LoadError, LoadSettings, ManifestInfo, PluginCallError,
+    AgentPlugin, HostAbi, LibraryReport, LoadError, LoadSettings, ManifestInfo, PluginCallError,
     PluginRegistry, PluginRow, PluginStatus, RegistryError, RuntimePlugin, WorkspacePlugin,
 };
 
