@@ -295,6 +295,28 @@ fn patched_plugin_api(patch: ApiPatch, into: &Path) {
     }
 }
 
+/// A copy of `plugin-kit` at `into` whose ao-plugin-api is the patched copy in the sibling
+/// folder `api_dir`.
+fn kit_against(api_dir: &str, into: &Path) {
+    let source = repo_root().join("plugin-kit");
+    let manifest = std::fs::read_to_string(source.join("Cargo.toml")).unwrap();
+    let dependency = manifest
+        .lines()
+        .find(|line| line.starts_with("ao-plugin-api"))
+        .expect("plugin-kit depends on ao-plugin-api");
+    let manifest = manifest.replacen(
+        dependency,
+        &format!("ao-plugin-api = {{ path = \"../{api_dir}\" }}"),
+        1,
+    );
+    write_if_changed(&into.join("Cargo.toml"), &manifest);
+    for entry in std::fs::read_dir(source.join("src")).unwrap() {
+        let entry = entry.unwrap();
+        let text = std::fs::read_to_string(entry.path()).unwrap();
+        write_if_changed(&into.join("src").join(entry.file_name()), &text);
+    }
+}
+
 /// `successors.rs` with one more variant at the end of each enum that can grow.
 fn with_future_variants(text: String) -> String {
     [
@@ -407,16 +429,28 @@ pub fn build_fixture(fixture: &str, patch: ApiPatch) -> PathBuf {
     let generated = e2e_dir().join("gen").join(&package);
     let patched_dir = format!("plugin-api-{}", patch.tag());
     let workspace_toml = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
-    let api_dependency = if patch == ApiPatch::None {
-        format!(
-            "ao-plugin-api = {{ path = {:?} }}",
-            root.join("plugin-api").display().to_string()
+    let kit_dir = format!("plugin-kit-{}", patch.tag());
+    let (api_dependency, kit_dependency) = if patch == ApiPatch::None {
+        (
+            format!(
+                "ao-plugin-api = {{ path = {:?} }}",
+                root.join("plugin-api").display().to_string()
+            ),
+            format!(
+                "ao-plugin-kit = {{ path = {:?} }}",
+                root.join("plugin-kit").display().to_string()
+            ),
         )
     } else {
         // Cargo hashes a path package by its path relative to the workspace root: a patched copy
         // at `plugin-api/` would share artifacts with the real crate in the shared target folder.
         patched_plugin_api(patch, &generated.join(&patched_dir));
-        format!("ao-plugin-api = {{ path = \"{patched_dir}\" }}")
+        // The kit follows the patched interface, as it would on a registry.
+        kit_against(&patched_dir, &generated.join(&kit_dir));
+        (
+            format!("ao-plugin-api = {{ path = \"{patched_dir}\" }}"),
+            format!("ao-plugin-kit = {{ path = \"{kit_dir}\" }}"),
+        )
     };
     let dependencies: String = toml_section(&workspace_toml, "[workspace.dependencies]")
         .lines()
@@ -424,12 +458,7 @@ pub fn build_fixture(fixture: &str, patch: ApiPatch) -> PathBuf {
             if line.starts_with("ao-plugin-api") {
                 api_dependency.clone()
             } else if line.starts_with("ao-plugin-kit") {
-                // The kit depends on the real ao-plugin-api: fixtures built against a patched
-                // copy do without it.
-                format!(
-                    "ao-plugin-kit = {{ path = {:?} }}",
-                    root.join("plugin-kit").display().to_string()
-                )
+                kit_dependency.clone()
             } else {
                 line.to_string()
             }
@@ -439,7 +468,7 @@ pub fn build_fixture(fixture: &str, patch: ApiPatch) -> PathBuf {
     let members = if patch == ApiPatch::None {
         "[\"fixture\"]".to_string()
     } else {
-        format!("[\"fixture\", \"{patched_dir}\"]")
+        format!("[\"fixture\", \"{patched_dir}\", \"{kit_dir}\"]")
     };
     write_if_changed(
         &generated.join("Cargo.toml"),
