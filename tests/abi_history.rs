@@ -139,6 +139,38 @@ async fn plugins_built_against_every_release_from_0_1_0_to_0_1_6_load_and_answer
             assert_eq!(row["isolated"], true, "{row:#}");
         }
 
+        if first_release {
+            // Calls reach a 0.1.0 plugin through the child and the adapters too: the kit's agent
+            // checks answer, and the workspace's `destroy` error is the plugin's own.
+            let output = ao_host(home.path())
+                .arg("--config")
+                .arg(&isolating)
+                .args(["plugins", "test", "--json"])
+                .arg(&library)
+                .output()
+                .unwrap();
+            let report = json(&output);
+            let row = |kind: &str, check: &str| {
+                report
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|row| row["kind"] == kind && row["check"] == check)
+                    .unwrap_or_else(|| panic!("no {kind} check `{check}`: {report:#}"))
+                    .clone()
+            };
+            assert_eq!(row("agent", "launch_command")["ok"], true, "{report:#}");
+            assert_eq!(row("agent", "environment")["ok"], true, "{report:#}");
+            let destroy = row("workspace", "destroy");
+            assert!(
+                destroy["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("destroy: no workspace at /"),
+                "{destroy:#}"
+            );
+        }
+
         let registry = PluginRegistry::load(std::slice::from_ref(&library));
         let runtime = registry
             .runtime("history-runtime", &context("history-runtime"), TIMEOUT)

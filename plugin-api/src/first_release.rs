@@ -6,15 +6,16 @@
 //! three interfaces, so every 0.1.0 library fails the layout check against today's root module.
 //! abi_stable compares, per type, the type's name, the declaring crate's name and (loosely, for
 //! 0.x the same minor) version, fields by name and layout, and vtable prefixes; it does not
-//! compare module paths. So the 0.1.0 root module and the three 0.1.0 FFI traits are declared
-//! again here under their old names, and checked against a 0.1.0 library instead of today's.
-//! Every type they carry (`PluginContext`, `PluginError`, `AgentSession`, …) kept its layout and
-//! is today's.
+//! compare module paths. So the 0.1.0 root module and the two FFI traits whose fixed prefix
+//! changed (`AgentFfi`, `WorkspaceFfi`) are declared again here under their old names, and a
+//! 0.1.0 library is checked against these instead of today's. Everything else they carry kept
+//! its layout or only grew after its prefix (`RuntimeFfi`, `PluginContext`, `PluginError`,
+//! `AgentSession`, …) and is today's.
 //!
-//! The host then wraps each 0.1.0 instance in an adapter implementing today's FFI traits
-//! ([`runtime`], [`agent`], [`workspace`]): what 0.1.0 lacked answers as it did for hosts of
-//! that release (no input pending, the branch kept on destroy), or as any method a library
-//! predates (`Unsupported`).
+//! The host then wraps each 0.1.0 agent and workspace in an adapter implementing today's FFI
+//! traits ([`agent`], [`workspace`]): what 0.1.0 lacked answers as it did for hosts of that
+//! release (no input pending, the branch kept on destroy); methods added since answer as for
+//! any library that predates them (`Unsupported`).
 
 // The `#[sabi_trait]` expansion trips these lints in code we do not write.
 #![allow(
@@ -37,8 +38,7 @@ use crate::{
     error::PluginError,
     ffi,
     types::{
-        Activity, AgentSession, EnvVar, PluginContext, PluginKind, Readiness, RuntimeCreateRequest,
-        WorkspaceCreateConfig,
+        Activity, AgentSession, EnvVar, PluginContext, PluginKind, Readiness, WorkspaceCreateConfig,
     },
 };
 
@@ -48,19 +48,6 @@ pub const ABI_LEVEL: u32 = 0;
 
 /// The crate version that built the only libraries of [`ABI_LEVEL`] 0.
 pub const API_VERSION: &str = "0.1.0";
-
-/// 0.1.0's `RuntimeFfi`: today's fixed prefix, nothing after it.
-#[sabi_trait]
-pub trait RuntimeFfi: Send + Sync {
-    fn create(&self, request: &RuntimeCreateRequest) -> RResult<RString, PluginError>;
-    fn send_message(&self, handle: RStr<'_>, text: RStr<'_>) -> RResult<(), PluginError>;
-    fn send_keys(&self, handle: RStr<'_>, keys: RSlice<'_, RString>) -> RResult<(), PluginError>;
-    fn capture_output(&self, handle: RStr<'_>, lines: u32) -> RResult<RString, PluginError>;
-    fn is_alive(&self, handle: RStr<'_>) -> RResult<bool, PluginError>;
-    fn destroy(&self, handle: RStr<'_>) -> RResult<(), PluginError>;
-    #[sabi(last_prefix_field)]
-    fn attach_command(&self, handle: RStr<'_>) -> RResult<RVec<RString>, PluginError>;
-}
 
 /// 0.1.0's `AgentFfi`: its prefix ends before `input_pending`.
 #[sabi_trait]
@@ -81,8 +68,6 @@ pub trait WorkspaceFfi: Send + Sync {
     fn exists(&self, path: RStr<'_>) -> RResult<bool, PluginError>;
 }
 
-/// A 0.1.0 runtime instance.
-pub type RuntimeObject = RuntimeFfi_TO<'static, RBox<()>>;
 /// A 0.1.0 agent instance.
 pub type AgentObject = AgentFfi_TO<'static, RBox<()>>;
 /// A 0.1.0 workspace instance.
@@ -92,7 +77,9 @@ pub type WorkspaceObject = WorkspaceFfi_TO<'static, RBox<()>>;
 #[repr(C)]
 #[derive(StableAbi, Clone, Copy)]
 pub enum PluginConstructor {
-    Runtime(extern "C" fn(&PluginContext) -> RResult<RuntimeObject, PluginError>),
+    /// 0.1.0's runtime vtable is today's fixed prefix, so today's type reads it (the methods
+    /// added since get their defaults, as for any older library).
+    Runtime(extern "C" fn(&PluginContext) -> RResult<ffi::RuntimeObject, PluginError>),
     Agent(extern "C" fn(&PluginContext) -> RResult<AgentObject, PluginError>),
     Workspace(extern "C" fn(&PluginContext) -> RResult<WorkspaceObject, PluginError>),
 }
@@ -135,34 +122,6 @@ impl RootModule for PluginLibraryRef {
         <crate::PluginLibraryRef as RootModule>::VERSION_STRINGS;
 }
 
-/// A 0.1.0 runtime as today's hosts call it: its every method is in 0.1.0's vtable, the later
-/// ones get the defaults a library gets for methods it predates.
-struct Runtime(RuntimeObject);
-
-impl ffi::RuntimeFfi for Runtime {
-    fn create(&self, request: &RuntimeCreateRequest) -> RResult<RString, PluginError> {
-        self.0.create(request)
-    }
-    fn send_message(&self, handle: RStr<'_>, text: RStr<'_>) -> RResult<(), PluginError> {
-        self.0.send_message(handle, text)
-    }
-    fn send_keys(&self, handle: RStr<'_>, keys: RSlice<'_, RString>) -> RResult<(), PluginError> {
-        self.0.send_keys(handle, keys)
-    }
-    fn capture_output(&self, handle: RStr<'_>, lines: u32) -> RResult<RString, PluginError> {
-        self.0.capture_output(handle, lines)
-    }
-    fn is_alive(&self, handle: RStr<'_>) -> RResult<bool, PluginError> {
-        self.0.is_alive(handle)
-    }
-    fn destroy(&self, handle: RStr<'_>) -> RResult<(), PluginError> {
-        self.0.destroy(handle)
-    }
-    fn attach_command(&self, handle: RStr<'_>) -> RResult<RVec<RString>, PluginError> {
-        self.0.attach_command(handle)
-    }
-}
-
 /// A 0.1.0 agent as today's hosts call it.
 struct Agent(AgentObject);
 
@@ -203,11 +162,6 @@ impl ffi::WorkspaceFfi for Workspace {
     }
 }
 
-/// Today's runtime instance over a 0.1.0 one.
-pub fn runtime(object: RuntimeObject) -> ffi::RuntimeObject {
-    ffi::RuntimeFfi_TO::from_value(Runtime(object), TD_Opaque)
-}
-
 /// Today's agent instance over a 0.1.0 one.
 pub fn agent(object: AgentObject) -> ffi::AgentObject {
     ffi::AgentFfi_TO::from_value(Agent(object), TD_Opaque)
@@ -216,4 +170,30 @@ pub fn agent(object: AgentObject) -> ffi::AgentObject {
 /// Today's workspace instance over a 0.1.0 one.
 pub fn workspace(object: WorkspaceObject) -> ffi::WorkspaceObject {
     ffi::WorkspaceFfi_TO::from_value(Workspace(object), TD_Opaque)
+}
+
+#[cfg(test)]
+mod tests {
+    use abi_stable::abi_stability::abi_checking::check_layout_compatibility;
+
+    use super::*;
+
+    /// Why this module exists: today's root module refuses 0.1.0's, for the agent's prefix and
+    /// `destroy`'s parameters, the two changes 0.1.1 made in place.
+    #[test]
+    fn todays_root_module_refuses_the_0_1_0_layout() {
+        let report = check_layout_compatibility(
+            <PluginLibraryRef as StableAbi>::LAYOUT,
+            <crate::PluginLibraryRef as StableAbi>::LAYOUT,
+        )
+        .unwrap_err()
+        .to_string();
+        // The agent's vtable: 0.1.0's prefix ends at `activity`, today's at `input_pending`.
+        assert!(
+            report.contains("prefix-types have a different prefix"),
+            "{report}"
+        );
+        // `WorkspaceFfi::destroy`: today's takes one parameter more.
+        assert!(report.contains("unexpected field"), "{report}");
+    }
 }

@@ -521,9 +521,9 @@ impl PluginRegistry {
                 within(timeout, move || {
                     let _running = super::crash::enter(kind, &owned_name, "its constructor (new)");
                     match constructor {
-                        first_release::PluginConstructor::Runtime(construct) => construct(&context)
-                            .into_result()
-                            .map(|o| RawInstance::Runtime(first_release::runtime(o))),
+                        first_release::PluginConstructor::Runtime(construct) => {
+                            construct(&context).into_result().map(RawInstance::Runtime)
+                        }
                         first_release::PluginConstructor::Agent(construct) => construct(&context)
                             .into_result()
                             .map(|o| RawInstance::Agent(first_release::agent(o))),
