@@ -117,6 +117,8 @@
 //! layout check passes and the host offers every feature the library [needs](export_plugins!)
 //! ([`HOST_FEATURES`]). See `CHANGELOG.md` for what each release added.
 
+#![deny(missing_docs)]
+
 mod error;
 mod export;
 pub mod ffi;

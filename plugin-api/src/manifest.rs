@@ -50,20 +50,27 @@ impl ManifestStr {
 /// One plugin of the library: kind (`runtime`/`agent`/`workspace`), name and version.
 #[repr(C)]
 pub struct ManifestEntry {
+    /// `runtime`, `agent` or `workspace`.
     pub kind: ManifestStr,
+    /// The plugin's name.
     pub name: ManifestStr,
+    /// The plugin's own version.
     pub version: ManifestStr,
 }
 
 /// The exported manifest.
 #[repr(C)]
 pub struct PluginManifest {
+    /// [`MANIFEST_MAGIC`].
     pub magic: [u8; 8],
+    /// [`MANIFEST_FORMAT`].
     pub format: u32,
     /// The interface revision the library was compiled against ([`crate::INTERFACE_REVISION`];
     /// the crate version in libraries built before the format-2 manifest).
     pub api_version: ManifestStr,
+    /// How many entries `plugins` points at.
     pub plugin_count: usize,
+    /// The library's plugins.
     pub plugins: *const ManifestEntry,
 }
 
@@ -71,6 +78,7 @@ pub struct PluginManifest {
 unsafe impl Sync for PluginManifest {}
 
 impl PluginManifest {
+    /// The manifest of a library whose plugins are `plugins`.
     pub const fn new(api_version: ManifestStr, plugins: &'static [ManifestEntry]) -> Self {
         Self {
             magic: MANIFEST_MAGIC,
@@ -153,6 +161,7 @@ pub const MAX_FEATURE_NAME: usize = 64;
 pub struct AbiPlugin<'a> {
     /// `runtime`, `agent` or `workspace`.
     pub kind: &'a str,
+    /// The plugin's name.
     pub name: &'a str,
     /// The plugin's own version (its crate's).
     pub version: &'a str,
@@ -172,6 +181,7 @@ pub struct AbiDescription<'a> {
     pub kit: Option<&'a str>,
     /// Host features it cannot work without (see [`crate::HOST_FEATURES`]).
     pub needs: &'a [&'a str],
+    /// Its plugins.
     pub plugins: &'a [AbiPlugin<'a>],
 }
 

@@ -18,12 +18,16 @@ use crate::{
 #[repr(C)]
 #[derive(StableAbi, Clone, Copy)]
 pub enum PluginConstructor {
+    /// Builds a runtime.
     Runtime(extern "C" fn(&PluginContext) -> RResult<RuntimeObject, PluginError>),
+    /// Builds an agent.
     Agent(extern "C" fn(&PluginContext) -> RResult<AgentObject, PluginError>),
+    /// Builds a workspace plugin.
     Workspace(extern "C" fn(&PluginContext) -> RResult<WorkspaceObject, PluginError>),
 }
 
 impl PluginConstructor {
+    /// Which interface the constructed plugin has.
     pub fn kind(&self) -> PluginKind {
         match self {
             Self::Runtime(_) => PluginKind::Runtime,
@@ -38,8 +42,11 @@ impl PluginConstructor {
 #[repr(C)]
 #[derive(StableAbi, Clone, Copy)]
 pub enum RemoteConstructor {
+    /// Builds a runtime working through the transport.
     Runtime(extern "C" fn(&PluginContext, &Transport) -> RResult<RuntimeObject, PluginError>),
+    /// Builds an agent working through the transport.
     Agent(extern "C" fn(&PluginContext, &Transport) -> RResult<AgentObject, PluginError>),
+    /// Builds a workspace plugin working through the transport.
     Workspace(extern "C" fn(&PluginContext, &Transport) -> RResult<WorkspaceObject, PluginError>),
 }
 
@@ -49,7 +56,9 @@ pub enum RemoteConstructor {
 #[repr(C)]
 #[derive(StableAbi, Clone, Copy)]
 pub struct RemoteDeclaration {
+    /// The plugin's name, as in its [`PluginDeclaration`].
     pub name: RStr<'static>,
+    /// Builds it for another host.
     pub constructor: RemoteConstructor,
 }
 
@@ -57,9 +66,11 @@ pub struct RemoteDeclaration {
 #[repr(C)]
 #[derive(StableAbi, Clone, Copy)]
 pub struct PluginDeclaration {
+    /// The name operators write in `ao-rs.yaml`.
     pub name: RStr<'static>,
     /// The plugin's own semver version (its crate version).
     pub version: RStr<'static>,
+    /// Builds it; the variant is its kind.
     pub constructor: PluginConstructor,
 }
 
@@ -69,8 +80,10 @@ pub struct PluginDeclaration {
 #[sabi(kind(Prefix(prefix_ref = PluginLibraryRef)))]
 #[sabi(missing_field(panic))]
 pub struct PluginLibrary {
+    /// The `ao-plugin-api` version the library was built with.
     pub api_version: RStr<'static>,
     #[sabi(last_prefix_field)]
+    /// Every plugin the library provides.
     pub plugins: RSlice<'static, PluginDeclaration>,
     /// The plugins that can work on another host. A library built before 0.1.6 has none: the
     /// host refuses to use its plugins on another host.

@@ -3,7 +3,7 @@
 //! `catch_unwind` stops a plugin's panic, but nothing in-process stops a null dereference, an
 //! `abort` or a library built with `panic = "abort"`: the host dies with the plugin. What it can
 //! still do is say which plugin call was running. Each call records a ready-made message in a
-//! thread-local buffer ([`enter`]); a handler for the fatal signals, run on the crashing thread,
+//! thread-local buffer (`enter`); a handler for the fatal signals, run on the crashing thread,
 //! writes it to stderr with `write(2)` (all a signal handler may safely do), puts back the
 //! handler that was there before (Rust's stack-overflow report, or the default) and returns, so
 //! the signal takes its normal course: the fault happens again, or `abort` raises it again.

@@ -5,7 +5,7 @@
 //! from the file; see `library`). It starts `ao-host plugins serve`, which loads the library the
 //! usual way, builds the plugin, and answers calls over the child's stdin and stdout: one
 //! length-prefixed JSON frame per request and per reply ([`serve`] is the child's side). On the
-//! host's side, [`IsolatedPlugin`] implements the plugins' FFI traits by forwarding each call;
+//! host's side, `IsolatedPlugin` implements the plugins' FFI traits by forwarding each call;
 //! both sides are expanded from the interfaces' method table (`ao_plugin_api::methods`), so a
 //! method added there is forwarded with nothing written here. Everything above (`instance`)
 //! calls an isolated plugin exactly as a loaded one, with the same results and errors.

@@ -10,7 +10,7 @@
 //! after), so the bytes that run are the bytes that were checked — and `$ORIGIN` means the
 //! library's own folder.
 //!
-//! Which libraries this host accepts ([`check_abi`]) is decided by the ABI level, not by the
+//! Which libraries this host accepts (`check_abi`) is decided by the ABI level, not by the
 //! crate version that built them: one of this host's [`ABI_LEVEL`] loads whatever
 //! `ao-plugin-api` 0.1.x built it, older or newer, if its interface revision is not newer than
 //! this host's and the host offers every feature it needs; abi_stable's layout check then has

@@ -4,8 +4,8 @@
 //! to "ignore", clear the umask or block signals on its thread. Left alone, a plugin that
 //! ignores SIGTERM makes a spawn uninterruptible (it could no longer stop and undo itself), and
 //! one that calls `umask(0)` makes every later file ao-host or `git` creates writable by others.
-//! So the host keeps its own signal dispositions and umask ([`HostState`], taken before the first
-//! plugin code runs) and every stretch of plugin code ends by putting them back ([`Restore`]).
+//! So the host keeps its own signal dispositions and umask (`HostState`, taken before the first
+//! plugin code runs) and every stretch of plugin code ends by putting them back (`Restore`).
 //!
 //! Plugin calls run concurrently with the host's own work, and the host legitimately installs
 //! handlers later on (tokio's signal and child-process handling install theirs on first use).

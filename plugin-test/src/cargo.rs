@@ -44,6 +44,7 @@ macro_rules! conformance_test {
 /// Which library the kit tests, and how it got it.
 #[derive(Debug, Clone)]
 pub struct LibraryUnderTest {
+    /// The library file.
     pub path: PathBuf,
     /// `built with …` or `named by AO_PLUGIN_TEST_LIBRARY`, for the report.
     pub how: String,

@@ -10,6 +10,8 @@
 //! that prints to stdout (the host's `--json`). Runtimes run [`probe`], the kit's own agent,
 //! which records every byte it receives.
 
+#![deny(missing_docs)]
+
 mod agent;
 mod cargo;
 mod delivery;
@@ -38,9 +40,13 @@ pub use self::{
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckResult {
     #[serde(serialize_with = "kind_name")]
+    /// The plugin's kind.
     pub kind: PluginKind,
+    /// The plugin's name.
     pub plugin: String,
+    /// The check's name, as the report shows it.
     pub check: String,
+    /// Whether it held (a skipped check is not ok; see `skipped`).
     pub ok: bool,
     /// Not checked, and the detail says why (no CLI to start, say): not a failure, but not a
     /// pass either, so it is shown apart.
@@ -190,16 +196,24 @@ impl Kit<'_> {
 #[derive(Debug, thiserror::Error)]
 pub enum KitError {
     #[error("{0}")]
+    /// The library could not be loaded; the loader's message.
     Refused(String),
     #[error("{path}: {error}", path = path.display())]
+    /// The kit's scratch folder could not be made.
     Scratch {
+        /// The folder.
         path: PathBuf,
+        /// Why.
         error: std::io::Error,
     },
     #[error("{file} has no {kind} plugin; it provides: {provides}", file = file.display())]
+    /// The library has no plugin of the kind asked for.
     NoSuchKind {
+        /// The library.
         file: PathBuf,
+        /// The kind asked for.
         kind: PluginKind,
+        /// What it provides instead.
         provides: String,
     },
 }

@@ -15,10 +15,12 @@ pub const READY_LINE: &str = "ao-probe ready";
 
 /// The files one probe keeps in its folder.
 pub struct ProbeFiles {
+    /// The probe's folder: its pid, what it received, what it inherited.
     pub dir: PathBuf,
 }
 
 impl ProbeFiles {
+    /// The files of the probe kept in `dir`.
     pub fn new(dir: &Path) -> Self {
         Self {
             dir: dir.to_path_buf(),

@@ -1,7 +1,7 @@
 //! The child's side of an isolated plugin: `ao-host plugins serve`.
 //!
-//! It reads a [`Hello`], loads the library the usual way (every check included), builds the
-//! plugin and says whether that worked; then it answers [`Call`]s until its input closes. The
+//! It reads a `Hello`, loads the library the usual way (every check included), builds the
+//! plugin and says whether that worked; then it answers `Call`s until its input closes. The
 //! protocol runs on private, close-on-exec copies of the original stdin and stdout; descriptor 0
 //! then reads `/dev/null` and 1 writes to stderr. So a plugin that prints cannot corrupt a
 //! frame, and no process a plugin starts (an agent, a `git`) inherits the host's channel.
