@@ -288,7 +288,7 @@ fn patched_plugin_api(patch: ApiPatch, into: &Path) {
             );
             text = text.replace(
                 anchor,
-                "    pub env: RVec<EnvVar>,\n    pub layout_drift: u64,\n}",
+                "    pub env: RVec<EnvVar>,\n    /// Not in this host's layout.\n    pub layout_drift: u64,\n}",
             );
         }
         write_if_changed(&into.join("src").join(entry.file_name()), &text);
@@ -320,12 +320,18 @@ fn kit_against(api_dir: &str, into: &Path) {
 /// `successors.rs` with one more variant at the end of each enum that can grow.
 fn with_future_variants(text: String) -> String {
     [
-        ("    Exited,\n}", "    Exited,\n    Reviewing,\n}"),
+        (
+            "    Exited,\n}",
+            "    Exited,\n    /// A later release's.\n    Reviewing,\n}",
+        ),
         (
             "        answer: RVec<RString>,\n    },\n}",
-            "        answer: RVec<RString>,\n    },\n    Paused,\n}",
+            "        answer: RVec<RString>,\n    },\n    /// A later release's.\n    Paused,\n}",
         ),
-        ("    Panicked,\n}", "    Panicked,\n    Throttled,\n}"),
+        (
+            "    Panicked,\n}",
+            "    Panicked,\n    /// A later release's.\n    Throttled,\n}",
+        ),
     ]
     .into_iter()
     .fold(text, |text, (anchor, grown)| {
@@ -428,7 +434,6 @@ pub fn build_fixture(fixture: &str, patch: ApiPatch) -> PathBuf {
     let root = repo_root();
     let generated = e2e_dir().join("gen").join(&package);
     let patched_dir = format!("plugin-api-{}", patch.tag());
-    let workspace_toml = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
     let kit_dir = format!("plugin-kit-{}", patch.tag());
     let (api_dependency, kit_dependency) = if patch == ApiPatch::None {
         (
@@ -452,28 +457,51 @@ pub fn build_fixture(fixture: &str, patch: ApiPatch) -> PathBuf {
             format!("ao-plugin-kit = {{ path = \"{kit_dir}\" }}"),
         )
     };
+    let members = if patch == ApiPatch::None {
+        vec!["fixture".to_string()]
+    } else {
+        vec!["fixture".to_string(), patched_dir, kit_dir]
+    };
+    let command = fixture_workspace(fixture, &package, &generated, &members, |line| {
+        if line.starts_with("ao-plugin-api") {
+            Some(api_dependency.clone())
+        } else if line.starts_with("ao-plugin-kit") {
+            Some(kit_dependency.clone())
+        } else {
+            None
+        }
+    });
+    run_build(command, &package);
+    built_library(&package)
+}
+
+/// Writes, under `generated`, a workspace of its own holding fixture crate
+/// `tests/fixtures/<fixture>` as package `package` (beside `members`, folders of `generated`),
+/// with this workspace's dependencies except those `replace` rewrites (given each dependency
+/// line); returns `cargo build -p PACKAGE` on it, sharing the e2e target folder.
+fn fixture_workspace(
+    fixture: &str,
+    package: &str,
+    generated: &Path,
+    members: &[String],
+    replace: impl Fn(&str) -> Option<String>,
+) -> Command {
+    let root = repo_root();
+    let workspace_toml = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
     let dependencies: String = toml_section(&workspace_toml, "[workspace.dependencies]")
         .lines()
-        .map(|line| {
-            if line.starts_with("ao-plugin-api") {
-                api_dependency.clone()
-            } else if line.starts_with("ao-plugin-kit") {
-                kit_dependency.clone()
-            } else {
-                line.to_string()
-            }
-        })
+        .map(|line| replace(line).unwrap_or_else(|| line.to_string()))
         .collect::<Vec<_>>()
         .join("\n");
-    let members = if patch == ApiPatch::None {
-        "[\"fixture\"]".to_string()
-    } else {
-        format!("[\"fixture\", \"{patched_dir}\", \"{kit_dir}\"]")
-    };
+    let members = members
+        .iter()
+        .map(|member| format!("{member:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     write_if_changed(
         &generated.join("Cargo.toml"),
         &format!(
-            "[workspace]\nresolver = \"2\"\nmembers = {members}\n\n{}\n{dependencies}\n",
+            "[workspace]\nresolver = \"2\"\nmembers = [{members}]\n\n{}\n{dependencies}\n",
             toml_section(&workspace_toml, "[workspace.package]")
         ),
     );
@@ -514,9 +542,8 @@ pub fn build_fixture(fixture: &str, patch: ApiPatch) -> PathBuf {
         .arg(generated.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(e2e_dir().join("target"))
-        .args(["-p", &package]);
-    run_build(command, &package);
-    built_library(&package)
+        .args(["-p", package]);
+    command
 }
 
 /// A release of `ao-plugin-api` whose real source the ABI fixtures are built from.
@@ -630,62 +657,23 @@ pub fn build_historical_fixture(
     let _building = BUILDING
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let root = repo_root();
     let package = format!("ao-fixture-{fixture}-{}", release.commit.replace('.', "-"));
     let generated = e2e_dir().join("history").join(&package);
     // Cargo hashes a path package by its path relative to the workspace root: two releases with
     // one version (0.1.4's first and last commits) at `plugin-api/` would share artifacts.
     let api_dir = format!("plugin-api-{}", release.commit.replace('.', "-"));
     extract_plugin_api(release, &generated.join(&api_dir));
-    let workspace_toml = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
-    let dependencies: String = toml_section(&workspace_toml, "[workspace.dependencies]")
-        .lines()
-        .map(|line| {
-            if line.starts_with("ao-plugin-api") {
-                format!("ao-plugin-api = {{ path = \"{api_dir}\" }}")
-            } else {
-                line.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    write_if_changed(
-        &generated.join("Cargo.toml"),
-        &format!(
-            "[workspace]\nresolver = \"2\"\nmembers = [\"fixture\", \"{api_dir}\"]\n\n{}\n{dependencies}\n",
-            toml_section(&workspace_toml, "[workspace.package]")
-        ),
+    let mut command = fixture_workspace(
+        fixture,
+        &package,
+        &generated,
+        &["fixture".to_string(), api_dir.clone()],
+        |line| {
+            line.starts_with("ao-plugin-api")
+                .then(|| format!("ao-plugin-api = {{ path = \"{api_dir}\" }}"))
+        },
     );
-    let fixture_dir = root.join("tests").join("fixtures").join(fixture);
-    let fixture_toml = std::fs::read_to_string(fixture_dir.join("Cargo.toml"))
-        .unwrap()
-        .replacen(
-            &format!("name = \"ao-fixture-{fixture}\""),
-            &format!("name = \"{package}\""),
-            1,
-        )
-        .replacen(
-            "[lib]\n",
-            &format!(
-                "[lib]\npath = {:?}\n",
-                fixture_dir.join("src/lib.rs").display().to_string()
-            ),
-            1,
-        );
-    write_if_changed(&generated.join("fixture").join("Cargo.toml"), &fixture_toml);
-    if !generated.join("Cargo.lock").exists() {
-        if let Ok(lock) = std::fs::read_to_string(root.join("Cargo.lock")) {
-            write_if_changed(&generated.join("Cargo.lock"), &lock);
-        }
-    }
-    let mut command = cargo();
-    command
-        .arg("build")
-        .arg("--manifest-path")
-        .arg(generated.join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(e2e_dir().join("target"))
-        .args(["-p", &package, "--no-default-features"]);
+    command.arg("--no-default-features");
     if !features.is_empty() {
         command.arg("--features").arg(features.join(","));
     }
