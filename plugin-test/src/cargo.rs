@@ -139,16 +139,7 @@ pub fn library_under_test(manifest_dir: &Path) -> Result<LibraryUnderTest, Strin
         Some(other) => other.to_string(),
         None => return Err(format!("no profile folder above {}", exe.display())),
     };
-    // `<target>/<profile>`, or `<target>/<triple>/<profile>` when built for a given target.
-    let above = output_dir.parent().unwrap_or(output_dir);
-    let (target_dir, triple) = if above.join("CACHEDIR.TAG").exists() {
-        (above, None)
-    } else {
-        (
-            above.parent().unwrap_or(above),
-            above.file_name().and_then(|n| n.to_str()),
-        )
-    };
+    let (target_dir, triple) = target_of(output_dir);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(&cargo);
     command
@@ -200,4 +191,40 @@ pub fn library_under_test(manifest_dir: &Path) -> Result<LibraryUnderTest, Strin
         path,
         how: format!("built with `cargo build --lib --profile {profile}`"),
     })
+}
+
+/// The target folder and target triple (if any) of a `<profile>` output folder: `<target>/<profile>`,
+/// or `<target>/<triple>/<profile>` when built for a given target. Cargo keeps
+/// `.rustc_info.json` in a target folder (and writes `CACHEDIR.TAG` only into one it made
+/// itself: a folder that existed before, holding npm installs say, has none).
+fn target_of(output_dir: &Path) -> (&Path, Option<&str>) {
+    let is_target_dir =
+        |dir: &Path| dir.join(".rustc_info.json").exists() || dir.join("CACHEDIR.TAG").exists();
+    let above = output_dir.parent().unwrap_or(output_dir);
+    match above.parent() {
+        Some(target) if !is_target_dir(above) && is_target_dir(target) => {
+            (target, above.file_name().and_then(|n| n.to_str()))
+        }
+        _ => (above, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_target_folder_is_found_with_or_without_a_triple_and_a_cachedir_tag() {
+        let temp = tempfile::tempdir().unwrap();
+        let target = temp.path().join("target");
+        std::fs::create_dir_all(target.join("debug")).unwrap();
+        std::fs::create_dir_all(target.join("x86_64-unknown-linux-gnu/release")).unwrap();
+        // A folder cargo did not make itself: no CACHEDIR.TAG, only its rustc cache.
+        std::fs::write(target.join(".rustc_info.json"), "{}").unwrap();
+        assert_eq!(target_of(&target.join("debug")), (target.as_path(), None));
+        assert_eq!(
+            target_of(&target.join("x86_64-unknown-linux-gnu/release")),
+            (target.as_path(), Some("x86_64-unknown-linux-gnu"))
+        );
+    }
 }
