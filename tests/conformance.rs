@@ -404,7 +404,8 @@ fn a_runtime_that_drops_back_to_back_input_fails_the_back_to_back_checks() {
 
 /// An agent whose `is_ready` never says ready passes every check that reads a screen; the whole
 /// launch under a terminal catches it, and without its CLI the report says readiness went
-/// unchecked (`skip`, not `pass`).
+/// unchecked (`skip`, not `pass`). One that says ready before its CLI drew anything fails the
+/// empty-screen check.
 #[test]
 fn an_agent_that_never_becomes_ready_fails_the_readiness_check() {
     const READINESS: &str = "readiness: a whole launch";
@@ -429,7 +430,7 @@ fn an_agent_that_never_becomes_ready_fails_the_readiness_check() {
     );
 
     let with_cli =
-        "defaults: { ready_timeout_ms: 2000 }\nplugins:\n  config:\n    sloppy-agent: { cli: cat";
+        "defaults: { ready_timeout_ms: 2000 }\nplugins:\n  config:\n    sloppy-agent: { cli: sh";
     let (passed, checks) =
         kit_with_config(&sloppy, &format!("{with_cli} }}\n"), &["--kind", "agent"]);
     assert!(passed, "{:#?}", failed(&checks));
@@ -453,10 +454,24 @@ fn an_agent_that_never_becomes_ready_fails_the_readiness_check() {
         "{failures:#?}"
     );
 
+    let (passed, checks) = kit_with_config(
+        &sloppy,
+        &format!("{with_cli}, ready_when_blank: true }}\n"),
+        &["--kind", "agent"],
+    );
+    assert!(!passed);
+    let failures = failed(&checks);
+    assert_eq!(failures.len(), 1, "{failures:#?}");
+    assert!(
+        failures[0].starts_with("reading an empty screen")
+            && failures[0].contains("is_ready says ready for an empty screen"),
+        "{failures:#?}"
+    );
+
     let results = library_kit_with(
         &sloppy,
         "sloppy-agent",
-        "{ cli: cat, never_ready: true }",
+        "{ cli: sh, never_ready: true }",
         std::time::Duration::from_secs(2),
     );
     let failed: Vec<&str> = results

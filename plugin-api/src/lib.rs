@@ -172,7 +172,7 @@ pub const HOST_FEATURES: &[&str] = &["remote", "runtime-start"];
 /// The one place [`INTERFACE_REVISION`] is written (`concat!` takes literals only).
 macro_rules! interface_revision {
     () => {
-        "0.1.7"
+        "0.1.8"
     };
 }
 

@@ -118,12 +118,12 @@ macro_rules! interface_methods {
                 /// more).
                 fn silent_events_hint() -> RResult<RString, PluginError>
                     = |plugin| plugin.silent_events_hint();
-                /// Added in 0.1.7; older libraries get this default (and the host asks `activity`).
+                /// Added in 0.1.8; older libraries get this default (and the host asks `activity`).
                 fn activity_state(
                     output: RStr<'_>
                 ) -> RResult<NonExhaustiveFor<ActivityState>, PluginFailure>
                     = |plugin| plugin.activity_state(output.as_str()).map(NonExhaustive::new);
-                /// Added in 0.1.7; older libraries get this default (and the host asks
+                /// Added in 0.1.8; older libraries get this default (and the host asks
                 /// `is_ready`).
                 fn readiness_state(
                     output: RStr<'_>

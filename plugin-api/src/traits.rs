@@ -182,7 +182,7 @@ pub trait Agent: Send + Sync + 'static {
 
     /// What the agent is doing, as [`Agent::activity`] says, in the enum that can grow: a
     /// plugin that knows states this crate's [`Activity`] lacks answers here, and a host that
-    /// does not know a state reads it as `Working` (and says so in its log). (Added in 0.1.7;
+    /// does not know a state reads it as `Working` (and says so in its log). (Added in 0.1.8;
     /// the default is [`Agent::activity`].)
     fn activity_state(&self, output: &str) -> Result<ActivityState, PluginFailure> {
         Ok(self.activity(output)?.into())
@@ -190,7 +190,7 @@ pub trait Agent: Send + Sync + 'static {
 
     /// Whether the agent accepts a message now, as [`Agent::is_ready`] says, in the enum that
     /// can grow; a host that does not know a state reads it as `Starting` (and says so in its
-    /// log). (Added in 0.1.7; the default is [`Agent::is_ready`].)
+    /// log). (Added in 0.1.8; the default is [`Agent::is_ready`].)
     fn readiness_state(&self, output: &str) -> Result<ReadinessState, PluginFailure> {
         Ok(self.is_ready(output)?.into())
     }

@@ -176,6 +176,10 @@ pub(super) async fn check(kit: &mut Kit<'_>) {
         kit.record(
             &format!("reading {name}"),
             match answers {
+                (Ok(Readiness::Ready), Ok(_), Ok(_)) if screen.is_empty() => Err(
+                    "is_ready says ready for an empty screen: a CLI that has drawn nothing yet would get its first message before it can take it; say `Starting` until its input box shows"
+                        .into(),
+                ),
                 (Ok(_), Ok(_), Ok(_)) => Ok("is_ready, activity and input_pending answer".into()),
                 (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(e.to_string()),
             },

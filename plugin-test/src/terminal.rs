@@ -200,7 +200,14 @@ mod tests {
 
     #[test]
     fn a_program_under_the_terminal_sees_a_terminal() {
-        let argv = ["sh", "-c", "test -t 0 && test -t 1 && echo on-a-tty"].map(String::from);
+        // It stays until killed: output of a program that already exited can be lost with its
+        // terminal's last close.
+        let argv = [
+            "sh",
+            "-c",
+            "test -t 0 && test -t 1 && echo on-a-tty && sleep 60",
+        ]
+        .map(String::from);
         let mut terminal = Terminal::start(&argv, std::path::Path::new("/"), &[]).unwrap();
         assert!(terminal.wait_for(Duration::from_secs(10), |text| text.contains("on-a-tty")));
     }
