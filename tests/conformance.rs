@@ -383,13 +383,15 @@ fn a_runtime_that_drops_back_to_back_input_fails_the_back_to_back_checks() {
         others.is_empty(),
         "only the back-to-back checks fail: {others:#?}"
     );
-    assert_eq!(caught.len(), 2, "{caught:#?}");
+    // The fixture drops an input that comes within 100 ms of the previous one: on a loaded
+    // machine the Enter after a text may come later than that, but 20 messages in a row never all
+    // do. Each failure says what went missing.
+    assert!(!caught.is_empty(), "{checks:#?}");
     assert!(
-        caught[0].contains("the second input was dropped"),
-        "{caught:#?}"
-    );
-    assert!(
-        caught[1].contains("1 of 20 messages arrived"),
+        caught
+            .iter()
+            .all(|failure| failure.contains("the second input was dropped")
+                || failure.contains("of 20 messages arrived")),
         "{caught:#?}"
     );
 
@@ -399,7 +401,10 @@ fn a_runtime_that_drops_back_to_back_input_fails_the_back_to_back_checks() {
         .filter(|r| !r.ok)
         .map(|r| r.check.as_str())
         .collect();
-    assert_eq!(failed, named, "{results:#?}");
+    assert!(
+        !failed.is_empty() && failed.iter().all(|check| named.contains(check)),
+        "{results:#?}"
+    );
 }
 
 /// An agent whose `is_ready` never says ready passes every check that reads a screen; the whole
