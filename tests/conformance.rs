@@ -12,6 +12,23 @@ use support::{
     stderr, ApiPatch, TmuxServer,
 };
 
+/// The library kit runs plugins inside this test process and judges every process below it
+/// (a failed `create` must leave none, and what it left is stopped): the other tests' `ao-host`
+/// and agents would be taken for its leftovers. So a test running it runs alone.
+static TURNS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    TURNS
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn alone() -> std::sync::RwLockWriteGuard<'static, ()> {
+    TURNS
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Runs `plugins test LIBRARY --json` (`extra` arguments added) with `settings` lines under
 /// `plugins.config`, on a tmux server of the test's own; returns whether it passed and its checks.
 fn kit_with(library: &Path, settings: &str, extra: &[&str]) -> (bool, Vec<Value>) {
@@ -99,6 +116,7 @@ fn failed(checks: &[Value]) -> Vec<String> {
 
 #[test]
 fn every_first_party_and_example_plugin_passes_the_kit() {
+    let _turn = shared();
     for library in first_party_build().iter().chain(examples_build()) {
         let (passed, checks) = kit_with(library, "", &["--in-process"]);
         assert!(
@@ -152,6 +170,7 @@ const AGENTS: [(&str, &str); 4] = [
 
 #[test]
 fn agent_plugins_read_their_recorded_screens_and_wire_their_events() {
+    let _turn = shared();
     for (package, folder) in AGENTS {
         let library = build_workspace_plugin(package);
         let screens = repo_root()
@@ -190,6 +209,7 @@ fn agent_plugins_read_their_recorded_screens_and_wire_their_events() {
 
 #[test]
 fn a_screen_recorded_as_something_else_fails_its_own_check() {
+    let _turn = shared();
     let library = build_workspace_plugin("ao-agent-claude-code");
     let screens = tempfile::tempdir().unwrap();
     let recorded = repo_root().join("plugins/agent-claude-code/tests/screens");
@@ -230,6 +250,7 @@ fn a_screen_recorded_as_something_else_fails_its_own_check() {
 
 #[test]
 fn an_agent_that_says_it_reports_events_but_wires_nothing_fails_event_wiring() {
+    let _turn = shared();
     let sloppy = build_fixture("sloppy", ApiPatch::None);
     let (passed, checks) = kit_with(&sloppy, "", &["--kind", "agent"]);
     assert!(passed, "{:#?}", failed(&checks));
@@ -246,6 +267,7 @@ fn an_agent_that_says_it_reports_events_but_wires_nothing_fails_event_wiring() {
 
 #[test]
 fn a_runtime_with_a_known_mistake_fails_the_check_that_names_it() {
+    let _turn = shared();
     let sloppy = build_fixture("sloppy", ApiPatch::None);
     let (passed, checks) = kit(&sloppy, "");
     assert!(
@@ -298,6 +320,7 @@ fn a_runtime_with_a_known_mistake_fails_the_check_that_names_it() {
 /// disabled after three crashes in a minute.
 #[test]
 fn an_isolated_runtime_crashing_in_every_method_never_takes_the_host_down() {
+    let _turn = shared();
     use std::os::unix::process::ExitStatusExt;
     let faulty = build_fixture("faulty", ApiPatch::None);
     for (behaviour, cause) in [
@@ -365,6 +388,7 @@ fn split_failures(checks: &[Value], prefixes: &[&str]) -> (Vec<String>, Vec<Stri
 /// checks catch it, in `ao-host plugins test` and in the library kit alike.
 #[test]
 fn a_runtime_that_drops_back_to_back_input_fails_the_back_to_back_checks() {
+    let _turn = alone();
     let sloppy = build_fixture("sloppy", ApiPatch::None);
     let named = [
         "back-to-back: text, then Enter at once",
@@ -413,6 +437,7 @@ fn a_runtime_that_drops_back_to_back_input_fails_the_back_to_back_checks() {
 /// empty-screen check.
 #[test]
 fn an_agent_that_never_becomes_ready_fails_the_readiness_check() {
+    let _turn = alone();
     const READINESS: &str = "readiness: a whole launch";
     let sloppy = build_fixture("sloppy", ApiPatch::None);
     let readiness = |checks: &[Value]| -> Value {
@@ -492,6 +517,7 @@ fn an_agent_that_never_becomes_ready_fails_the_readiness_check() {
 /// unchecked. An `attach_command` that shows nothing fails `attach_command`.
 #[test]
 fn printing_to_stdout_and_a_blind_attach_command_fail_their_checks() {
+    let _turn = alone();
     let sloppy = build_fixture("sloppy", ApiPatch::None);
     let settings = "    sloppy: { print_to_stdout: true }\n";
     let (passed, checks) = kit_with(&sloppy, settings, &["--kind", "runtime", "--in-process"]);
