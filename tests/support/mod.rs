@@ -555,8 +555,9 @@ pub struct ApiRelease {
 
 /// Every release before the format-2 manifest: the commits that set 0.1.0 to 0.1.6
 /// (`git log -- plugin-api/Cargo.toml`); the last commit of 0.1.4, whose `LaunchRequest` had
-/// gained a field since its first; and the v0.1.6 tag, which released 0.1.6 with more than its
-/// first commit had (remote constructors, `Agent::forget`).
+/// gained a field since its first; and the commit tagged v0.1.6 (named by hash: a clone need not
+/// have tags), which released 0.1.6 with more than its first commit had (remote constructors,
+/// `Agent::forget`).
 pub const API_RELEASES: [ApiRelease; 9] = [
     ApiRelease {
         version: "0.1.0",
@@ -592,7 +593,7 @@ pub const API_RELEASES: [ApiRelease; 9] = [
     },
     ApiRelease {
         version: "0.1.6",
-        commit: "v0.1.6",
+        commit: "ffcbf40",
     },
 ];
 
