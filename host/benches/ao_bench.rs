@@ -5,11 +5,6 @@
 //! the same run: the machine is shared and noisy, so absolute numbers move between runs.
 //! Benchmarks report; they never fail on a timing (tests check behaviour only).
 
-#[path = "../../tests/support/sshd.rs"]
-mod sshd;
-#[path = "../../tests/support/mod.rs"]
-mod support;
-
 use std::{
     io::{Read, Write},
     path::{Path, PathBuf},
@@ -27,7 +22,7 @@ use ao_host::{
     session::{now_ms, Session, SessionRole, SessionStatus, SessionStore},
 };
 use ao_plugin_api::{abi_stable::std_types::RStr, Agent, PluginConstructor, PluginContext};
-use support::{git, init_repo, TmuxServer};
+use support::{git, init_repo, sshd, TmuxServer};
 
 const IDLE_SCREEN: &str = include_str!("../../plugins/agent-claude-code/tests/screens/idle.txt");
 

@@ -1,11 +1,6 @@
-//! What the tests of the real agent CLIs (`tests/real_*.rs`) share: finding the CLI, a harness
+//! What the tests of the real agent CLIs (`tests/e2e/real_*.rs`) share: finding the CLI, a harness
 //! with an agent plugin, a session's status and screen, what the model was sent, the
 //! orchestrator's scenario, and what `/proc` says of the agent's processes.
-//!
-//! Declare it in the test file (`#[path = "support/agent_cli.rs"] mod agent_cli;`) beside
-//! `mod support;` and the stand-in's modules.
-
-#![allow(dead_code)] // each test file uses a different part of this module
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -15,7 +10,7 @@ use std::{
 
 use crate::{
     standin_http::StandInApi,
-    support::{self, stderr, wait_until, Harness},
+    stderr, wait_until, Harness,
 };
 
 /// The CLI `program` of the agent called `name`: `$AO_TEST_<PROGRAM>` when set, else `program`
@@ -40,8 +35,8 @@ pub fn find_cli(program: &str, name: &str) -> Option<PathBuf> {
 /// first-party ones.
 pub fn harness_with_plugin(package: &'static str) -> Harness {
     let harness = Harness::new(&[], "");
-    support::install(
-        &support::build_workspace_plugin(package),
+    crate::install(
+        &crate::build_workspace_plugin(package),
         &harness.plugin_dir(),
         None,
     );

@@ -22,8 +22,6 @@
 //! generator…", the user's first message repeated, no `tools`). The conversation's requests
 //! carry OpenCode's tool list; see [`ChatRequest::is_conversation`].
 
-#![allow(dead_code)] // each test file uses a different part of this module
-
 use std::time::Duration;
 
 use serde_json::{json, Value};

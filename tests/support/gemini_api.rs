@@ -21,8 +21,6 @@
 //! - a last content holding a `functionResponse` (a tool ran): "tool done";
 //! - otherwise "Done.".
 
-#![allow(dead_code)] // each test file uses a different part of this module
-
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};

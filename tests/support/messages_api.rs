@@ -24,8 +24,6 @@
 //! Side requests (2.1.197's session-title generation) always get a short reply at once.
 //! How they are told apart: see [`is_conversation_request`].
 
-#![allow(dead_code)] // each test file uses a different part of this module
-
 use std::{
     sync::{
         atomic::{AtomicU64, Ordering},

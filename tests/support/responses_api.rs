@@ -21,8 +21,6 @@
 //! output `{"title": …}`, quoting the user's prompt, so markers show up in it too); it gets a
 //! title at once. How they are told apart: see [`ResponsesRequest::is_conversation`].
 
-#![allow(dead_code)] // each test file uses a different part of this module
-
 use std::{
     sync::{
         atomic::{AtomicU64, Ordering},

@@ -6,8 +6,6 @@
 //! Needs Debian's `openssh-server` (`.ci/run` installs it) and, for sshd's privilege separation,
 //! root; without either, [`SshServer::start`] says why and the test skips.
 
-#![allow(dead_code)] // each test file uses a different part of this module
-
 use std::{
     net::{SocketAddr, TcpListener, TcpStream},
     path::{Path, PathBuf},
@@ -55,7 +53,7 @@ pub struct SshServer {
     host_key: PathBuf,
     child: Option<Child>,
     /// A script (ending in `exec "$@"`) that sshd is started by in a mount namespace of its
-    /// own (`support::in_private_mounts`): what it mounts, the host's sessions see (see
+    /// own (`crate::in_private_mounts`): what it mounts, the host's sessions see (see
     /// [`SshServer::restart_with_mounts`]).
     mounts: Option<String>,
 }
@@ -177,7 +175,7 @@ impl SshServer {
             .arg(self.dir.join("sshd_config"));
         let mut command = match &self.mounts {
             None => sshd,
-            Some(script) => crate::support::in_private_mounts(script, &[], &sshd),
+            Some(script) => crate::in_private_mounts(script, &[], &sshd),
         };
         command
             .stdin(Stdio::null())

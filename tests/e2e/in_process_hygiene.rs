@@ -4,7 +4,6 @@
 //! on SIGTERM, what ao-host makes is not writable by others, the command ends once it is done,
 //! and its exit status is its verdict even when nobody reads its output.
 
-mod support;
 
 use std::{
     os::unix::{fs::PermissionsExt, process::CommandExt},

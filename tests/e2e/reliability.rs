@@ -1,7 +1,6 @@
 //! Hostile plugins, hostile input, crashes and orphans, against the real binary and plugins.
 //! Every refusal must be one line on stderr, and nothing may be left on disk or in tmux.
 
-mod support;
 
 use std::{
     os::unix::fs::PermissionsExt,

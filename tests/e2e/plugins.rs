@@ -1,11 +1,8 @@
 //! Loading real plugin libraries: the first-party ones, and every kind of bad library.
 
-#[path = "support/macho.rs"]
-mod macho;
-mod support;
-
 use std::{path::Path, process::Output, time::Duration};
 
+use support::macho;
 use ao_host::plugins::{PluginCallError, PluginRegistry};
 use ao_plugin_api::{
     abi_stable::std_types::RString, PluginContext, PluginErrorKind, RuntimeCreateRequest,

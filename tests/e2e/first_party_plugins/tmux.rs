@@ -1,7 +1,6 @@
 //! The three first-party plugins doing their real job through their real libraries: tmux
 //! sessions, git worktrees and the Claude Code command line.
 
-mod support;
 
 use std::{
     os::unix::fs::PermissionsExt,

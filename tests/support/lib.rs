@@ -4,8 +4,18 @@
 //! Libraries are built with a nested `cargo build` into `target/e2e/` (a separate target folder,
 //! because the outer `cargo test` holds the lock on `target/`), so `cargo test --workspace` on a
 //! fresh clone needs nothing prepared beforehand.
+//!
+//! A crate of its own (`publish = false`), so the test binaries and the benchmarks link it
+//! instead of each compiling these files again through `#[path]`.
 
-#![allow(dead_code)] // each test file uses a different part of this module
+pub mod agent_cli;
+pub mod chat_completions_api;
+pub mod gemini_api;
+pub mod macho;
+pub mod messages_api;
+pub mod responses_api;
+pub mod sshd;
+pub mod standin_http;
 
 use std::{
     path::{Path, PathBuf},
@@ -693,9 +703,17 @@ pub fn install(library: &Path, dir: &Path, name: Option<&str>) -> PathBuf {
     target
 }
 
+/// The `ao-host` binary under test. Cargo names it to its package's test and bench binaries,
+/// when they are built and when they run; read at run time, as this crate is built before it.
+pub fn ao_host_binary() -> PathBuf {
+    std::env::var_os("CARGO_BIN_EXE_ao-host")
+        .map(PathBuf::from)
+        .expect("CARGO_BIN_EXE_ao-host is not set: run the tests with `cargo test`, which builds ao-host and names it")
+}
+
 /// The real `ao-host` binary with an environment that only the test controls.
 pub fn ao_host(home: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ao-host"));
+    let mut command = Command::new(ao_host_binary());
     command
         .env("HOME", home)
         .env_remove("AO_PLUGIN_PATH")

@@ -4,7 +4,6 @@
 //! built here with `gcc` whose constructors leave a mark file, so a test can tell whether the
 //! host ever ran them.
 
-mod support;
 
 use std::{
     os::unix::fs::PermissionsExt,

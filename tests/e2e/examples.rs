@@ -1,7 +1,6 @@
 //! The plugin author kit: the example plugins load, pass `plugins check`, build outside the
 //! workspace, and run the whole spawn path without Claude Code.
 
-mod support;
 
 use std::{path::Path, process::Command, time::Duration};
 

@@ -4,15 +4,12 @@
 //!
 //! Skipped, with a message, where sshd cannot run (not installed, not root).
 
-#[path = "support/sshd.rs"]
-mod sshd;
-mod support;
-
 use std::{
     path::{Path, PathBuf},
     time::Duration,
 };
 
+use support::sshd;
 use serde_json::Value;
 use sshd::{close_shared_connections, ClientKey, SshServer};
 use support::{fake_messages, git, json, stderr, stdout, wait_until, Harness};

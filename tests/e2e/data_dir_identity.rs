@@ -1,7 +1,6 @@
 //! A data dir keeps its identity when it is moved, and a copy claims nothing of the original:
 //! real git, real tmux, the real plugins, the fake agent.
 
-mod support;
 
 use std::{
     path::{Path, PathBuf},

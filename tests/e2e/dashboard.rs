@@ -2,10 +2,6 @@
 //! worktrees, the fake Claude Code CLI with its hooks) to an HTTP client, and to a real headless
 //! Chromium driven over WebDriver.
 
-#[path = "support/sshd.rs"]
-mod sshd;
-mod support;
-
 use std::{
     io::{BufRead, BufReader, Read, Write},
     net::TcpStream,
@@ -14,6 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use support::sshd;
 use serde_json::{json, Value};
 use support::{fake_messages, git, wait_until, Harness};
 

@@ -3,7 +3,6 @@
 //! send / gc / `kill -9` from several processes against two data dirs on one tmux server and
 //! checks the invariants after each schedule.
 
-mod support;
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashSet},

@@ -14,17 +14,11 @@
 //! PATH; otherwise it says it was skipped. Codex never sees the operator's `~/.codex`: the
 //! plugin's `user_home` names an empty folder.
 
-#[path = "support/agent_cli.rs"]
-mod agent_cli;
-// Here only, so its own tests run once, not in every test binary.
-#[path = "support/responses_api.rs"]
-mod responses_api;
-#[path = "support/standin_http.rs"]
-mod standin_http;
-mod support;
-
 use std::time::Duration;
 
+use support::agent_cli;
+use support::responses_api;
+use support::standin_http;
 use agent_cli::{
     assert_kill_leaves_nothing, assert_task_reached_the_model_once, listed_status, press, restore,
     screen, session_home_variable, wait_for_screen, wait_for_status,

@@ -6,7 +6,6 @@
 //! the `--settings` file the claude-code plugin writes, as the real CLI does; `real_claude.rs`
 //! does the same against the real CLI.
 
-mod support;
 
 use std::{path::Path, process::Stdio, time::Duration};
 

@@ -8,10 +8,6 @@
 //!
 //! Skipped, with a message, where sshd cannot run (not installed, not root).
 
-#[path = "support/sshd.rs"]
-mod sshd;
-mod support;
-
 use std::{
     collections::BTreeMap,
     process::{Child, Stdio},
@@ -19,6 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use support::sshd;
 use serde_json::Value;
 use sshd::{close_shared_connections, BlackHole, ClientKey, SshServer};
 use support::{git, json, stderr, stdout, wait_until, Harness};

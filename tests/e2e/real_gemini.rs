@@ -14,21 +14,15 @@
 //! Runs when `$AO_TEST_GEMINI` names the CLI (`.ci/run` installs it from npm) or `gemini` is on
 //! PATH; otherwise it says it was skipped.
 
-#[path = "support/agent_cli.rs"]
-mod agent_cli;
-// Here only, so its own tests run once, not in every test binary.
-#[path = "support/gemini_api.rs"]
-mod gemini_api;
-#[path = "support/standin_http.rs"]
-mod standin_http;
-mod support;
-
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
     time::{Duration, SystemTime},
 };
 
+use support::agent_cli;
+use support::gemini_api;
+use support::standin_http;
 use agent_cli::{
     assert_kill_leaves_nothing, assert_task_reached_the_model_once, listed_status, press,
     processes_with_env, restore, screen, session_home_variable, wait_for_screen,

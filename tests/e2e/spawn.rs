@@ -1,7 +1,6 @@
 //! The spawn path end to end: the real `ao-host` binary, the real plugin libraries, real git and
 //! tmux, and the fake Claude Code CLI (`tests/fixtures/fake-claude`) as the agent.
 
-mod support;
 
 use std::{
     collections::HashSet,

@@ -10,17 +10,11 @@
 //! PATH; otherwise it says it was skipped. Offline, the CLI starts with an API key it was told to
 //! trust (a seeded `~/.claude.json`).
 
-#[path = "support/agent_cli.rs"]
-mod agent_cli;
-// Here only, so its own tests run once, not in every test binary.
-#[path = "support/messages_api.rs"]
-mod messages_api;
-#[path = "support/standin_http.rs"]
-mod standin_http;
-mod support;
-
 use std::{path::PathBuf, time::Duration};
 
+use support::agent_cli;
+use support::messages_api;
+use support::standin_http;
 use agent_cli::{listed_status, press, restore, screen, wait_for_screen};
 use messages_api::MessagesApi;
 use standin_http::StandInApi;

@@ -11,21 +11,15 @@
 //! Runs when `$AO_TEST_OPENCODE` names the CLI (`.ci/run` installs it from npm) or `opencode` is
 //! on PATH; otherwise it says it was skipped.
 
-#[path = "support/agent_cli.rs"]
-mod agent_cli;
-// Here only, so its own tests run once, not in every test binary.
-#[path = "support/chat_completions_api.rs"]
-mod chat_completions_api;
-#[path = "support/standin_http.rs"]
-mod standin_http;
-mod support;
-
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
     time::Duration,
 };
 
+use support::agent_cli;
+use support::chat_completions_api;
+use support::standin_http;
 use agent_cli::{
     agent_processes, assert_task_reached_the_model_once, press, restore, visible_screen,
     wait_for_screen,

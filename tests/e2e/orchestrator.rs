@@ -1,7 +1,6 @@
 //! The orchestrator orchestrates: from inside its session, `ao-host` works as its prompt says —
 //! not installed, on no PATH of the operator's, with no config file.
 
-mod support;
 
 use std::{path::Path, process::Command, time::Duration};
 
