@@ -2,7 +2,6 @@
 //! example plugin passes it, and a runtime with each of the mistakes it exists to catch fails
 //! the check that names that mistake, and only that one.
 
-
 use std::path::Path;
 
 use serde_json::Value;

@@ -7,7 +7,6 @@
 //! ABI level loads and passes the conformance kit; one that needs a host feature this host lacks
 //! is refused, naming it.
 
-
 use std::{path::Path, time::Duration};
 
 use ao_host::plugins::PluginRegistry;

@@ -6,7 +6,6 @@
 //! the `--settings` file the claude-code plugin writes, as the real CLI does; `real_claude.rs`
 //! does the same against the real CLI.
 
-
 use std::{path::Path, process::Stdio, time::Duration};
 
 use support::{fake_messages, fake_start, stderr, stdout, wait_until, Harness};
@@ -47,12 +46,10 @@ fn notify_log(harness: &Harness) -> std::path::PathBuf {
     )
     .unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    harness.edit_config(|c| {
-        format!(
-            "{c}notify: {{ command: [{:?}], on: [waiting_input, idle, exited] }}\n",
-            script.display().to_string()
-        )
-    });
+    harness.append_config(&format!(
+        "notify: {{ command: [{:?}], on: [waiting_input, idle, exited] }}\n",
+        script.display().to_string()
+    ));
     log
 }
 
@@ -539,7 +536,7 @@ fn an_agent_without_hooks_asking_permission_for_its_task_keeps_it() {
         ],
         "",
     );
-    harness.edit_config(|c| c.replace("ready_timeout_ms: 10000", "ready_timeout_ms: 8000"));
+    harness.edit_config(&[("ready_timeout_ms: 10000", "ready_timeout_ms: 8000")]);
     let output = harness.ao(&["spawn", "app", "--task", "needs a tool"]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(
@@ -579,7 +576,7 @@ fn a_spawn_that_fails_for_want_of_a_report_names_the_hooks_own_error() {
         ],
         "",
     );
-    harness.edit_config(|c| c.replace("ready_timeout_ms: 10000", "ready_timeout_ms: 3000"));
+    harness.edit_config(&[("ready_timeout_ms: 10000", "ready_timeout_ms: 3000")]);
     let output = harness.ao(&["spawn", "app", "--task", "x"]);
     assert!(!output.status.success());
     let err = stderr(&output);
@@ -668,12 +665,10 @@ fn the_exited_notification_outlives_the_agent_whose_pane_closed() {
     )
     .unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    harness.edit_config(|c| {
-        format!(
-            "{c}notify: {{ command: [{:?}], on: [exited] }}\n",
-            script.display().to_string()
-        )
-    });
+    harness.append_config(&format!(
+        "notify: {{ command: [{:?}], on: [exited] }}\n",
+        script.display().to_string()
+    ));
     harness.ok(&["spawn", "app", "--task", "x"]);
     wait_for_status(&harness, "app-1", "idle");
     // The pane closes (SIGHUP): the agent reports `exited` from its hook and exits.

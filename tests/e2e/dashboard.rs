@@ -10,8 +10,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use support::sshd;
 use serde_json::{json, Value};
+use support::sshd;
 use support::{fake_messages, git, wait_until, Harness};
 
 const TRICKY_TASK: &str =
@@ -715,9 +715,9 @@ fn doctor_requests_queued_behind_a_host_that_never_answers_are_told_503_at_once(
     // A host that accepts connections and never speaks: doctor waits its connect timeout.
     let black_hole = std::net::TcpListener::bind("127.0.0.4:0").unwrap();
     let port = black_hole.local_addr().unwrap().port();
-    harness.edit_config(|config| {
-        format!("{config}hosts:\n  hole: {{ ssh: root@127.0.0.4, port: {port} }}\n")
-    });
+    harness.append_config(&format!(
+        "hosts:\n  hole: {{ ssh: root@127.0.0.4, port: {port} }}\n"
+    ));
     let dashboard = Dashboard::start(&harness, &["--no-token"], &[]);
     let address = dashboard.base.trim_start_matches("http://").to_string();
     let mut clients: Vec<TcpStream> = (0..12)
@@ -746,8 +746,7 @@ fn doctor_requests_queued_behind_a_host_that_never_answers_are_told_503_at_once(
 
 #[test]
 fn a_page_on_another_port_cannot_make_the_dashboard_log_in_to_hosts() {
-    if let Some(why) = sshd::SshServer::unavailable() {
-        eprintln!("skipped: {why}");
+    if !support::require_program(sshd::SshServer::unavailable()) {
         return;
     }
     let harness = Harness::new(&[], "");
@@ -755,12 +754,10 @@ fn a_page_on_another_port_cannot_make_the_dashboard_log_in_to_hosts() {
     let host = sshd::SshServer::start("alpha", 2, harness.home(), &client);
     let known_hosts = harness.home().join("known_hosts");
     std::fs::write(&known_hosts, host.known_hosts_line()).unwrap();
-    harness.edit_config(|config| {
-        format!(
-            "{config}hosts:\n{}",
-            host.config_entry(&client, &known_hosts)
-        )
-    });
+    harness.append_config(&format!(
+        "hosts:\n{}",
+        host.config_entry(&client, &known_hosts)
+    ));
     let dashboard = Dashboard::start(&harness, &["--no-token"], &[]);
     let from = |site: &str, path: &str| {
         Dashboard::reply(
@@ -910,16 +907,6 @@ fn the_page_and_its_files_are_served_with_a_policy_that_keeps_hostile_text_from_
     assert!(dashboard.stop().success(), "{log}");
 }
 
-/// A program on PATH, by any of `names`.
-fn on_path(names: &[&str]) -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    names.iter().find_map(|name| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join(name))
-            .find(|candidate| candidate.is_file())
-    })
-}
-
 /// `chromedriver` on a free port, killed when dropped.
 struct Driver {
     child: Child,
@@ -973,17 +960,14 @@ fn screenshot_paths(name: &str) -> Vec<std::path::PathBuf> {
 /// without a reload, open it, send a message and see the agent's answer, kill it and see it go.
 #[test]
 fn a_browser_spawns_watches_messages_and_kills_a_session_from_the_page() {
-    let (Some(chromium), Some(chromedriver)) = (
-        on_path(&["chromium", "chromium-browser", "google-chrome"]),
-        on_path(&["chromedriver"]),
-    ) else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run the browser test: install chromium and chromium-driver (.ci/run does)"
-        );
-        eprintln!("skipped: no chromium and chromedriver on PATH (apt-get install chromium chromium-driver)");
+    let browser = support::on_path(&["chromium", "chromium-browser", "google-chrome"])
+        .zip(support::on_path(&["chromedriver"]));
+    if !support::require_program(browser.is_none().then(|| {
+        "no chromium and chromedriver on PATH (apt-get install chromium chromium-driver)".into()
+    })) {
         return;
-    };
+    }
+    let (chromium, chromedriver) = browser.unwrap();
     let harness = Harness::new(&[], "");
     let dashboard = Dashboard::start(&harness, &[], &[]);
     let driver = Driver::start(&chromedriver);

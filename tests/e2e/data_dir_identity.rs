@@ -1,7 +1,6 @@
 //! A data dir keeps its identity when it is moved, and a copy claims nothing of the original:
 //! real git, real tmux, the real plugins, the fake agent.
 
-
 use std::{
     path::{Path, PathBuf},
     process::{Command, Stdio},
@@ -84,12 +83,13 @@ fn data_dir_at(harness: &Harness, at: &Path) -> impl Fn(&[&str]) -> std::process
         "{}.yaml",
         at.file_name().unwrap().to_string_lossy()
     ));
-    let text = std::fs::read_to_string(harness.config_path())
-        .unwrap()
-        .replace(
+    let text = support::replaced(
+        &std::fs::read_to_string(harness.config_path()).unwrap(),
+        &[(
             &format!("{:?}", harness.data_dir().display().to_string()),
             &format!("{:?}", at.display().to_string()),
-        );
+        )],
+    );
     std::fs::write(&config, text).unwrap();
     let home = harness.home().to_path_buf();
     move |args: &[&str]| {

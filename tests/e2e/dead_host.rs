@@ -6,7 +6,7 @@
 //! The black hole takes over the address and port of a real sshd that is stopped, so the
 //! sessions spawned there before stay on record and come back with it.
 //!
-//! Skipped, with a message, where sshd cannot run (not installed, not root).
+//! Skipped, with a message, where sshd cannot run (not installed, not root); under CI, failed.
 
 use std::{
     collections::BTreeMap,
@@ -15,9 +15,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use support::sshd;
 use serde_json::Value;
 use sshd::{close_shared_connections, BlackHole, ClientKey, SshServer};
+use support::sshd;
 use support::{git, json, stderr, stdout, wait_until, Harness};
 
 /// Well under ssh's 10 s connect timeout, which every command paid per silent host before; far
@@ -34,8 +34,7 @@ struct World {
 
 impl World {
     fn new() -> Option<Self> {
-        if let Some(why) = SshServer::unavailable() {
-            eprintln!("skipped: {why}");
+        if !support::require_program(SshServer::unavailable()) {
             return None;
         }
         let harness = Harness::new(&[], "");
@@ -58,14 +57,15 @@ impl World {
             good.home().join("app").display().to_string(),
             hole.home().join("app").display().to_string(),
         );
-        harness.edit_config(|config| {
-            config.replace(
-                "default_branch: main }",
-                &format!("default_branch: main, {clones} }}"),
-            ) + "hosts:\n"
+        harness.edit_config(&[(
+            "default_branch: main }",
+            &format!("default_branch: main, {clones} }}"),
+        )]);
+        harness.append_config(
+            &("hosts:\n".to_string()
                 + &good.config_entry(&client, &known_hosts)
-                + &hole.config_entry(&client, &known_hosts)
-        });
+                + &hole.config_entry(&client, &known_hosts)),
+        );
         Some(Self {
             harness,
             good,
@@ -194,15 +194,13 @@ fn a_black_holed_host_costs_one_short_wait_then_none_is_skipped_by_any_and_comes
 
     // When every host of the project is down, it says so, again without waiting.
     let config = std::fs::read_to_string(world.harness.config_path()).unwrap();
-    world.harness.edit_config(|config| {
-        config.replace(
-            &format!(
-                "good: {:?}, ",
-                world.good.home().join("app").display().to_string()
-            ),
-            "",
-        )
-    });
+    world.harness.edit_config(&[(
+        &format!(
+            "good: {:?}, ",
+            world.good.home().join("app").display().to_string()
+        ),
+        "",
+    )]);
     let started = Instant::now();
     let refused = world
         .harness

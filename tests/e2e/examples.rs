@@ -1,7 +1,6 @@
 //! The plugin author kit: the example plugins load, pass `plugins check`, build outside the
 //! workspace, and run the whole spawn path without Claude Code.
 
-
 use std::{path::Path, process::Command, time::Duration};
 
 use ao_host::plugins::{set::plugin_context, PluginRegistry};

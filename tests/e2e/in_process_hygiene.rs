@@ -4,7 +4,6 @@
 //! on SIGTERM, what ao-host makes is not writable by others, the command ends once it is done,
 //! and its exit status is its verdict even when nobody reads its output.
 
-
 use std::{
     os::unix::{fs::PermissionsExt, process::CommandExt},
     path::Path,
@@ -134,7 +133,7 @@ fn a_plugin_that_ignores_sigterm_cannot_make_a_spawn_uninterruptible() {
     harness.install_faulty_runtime(
         "{ constructor: ignore_sigterm, methods: ignore_sigterm, only: [create] }",
     );
-    harness.edit_config(|c| c.replace("ready_timeout_ms: 10000", "ready_timeout_ms: 120000"));
+    harness.edit_config(&[("ready_timeout_ms: 10000", "ready_timeout_ms: 120000")]);
     let spawn = harness
         .command(&["spawn", "app", "--task", "x", "--runtime", "faulty"])
         .stdout(Stdio::piped())

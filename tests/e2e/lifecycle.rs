@@ -3,7 +3,6 @@
 //! send / gc / `kill -9` from several processes against two data dirs on one tmux server and
 //! checks the invariants after each schedule.
 
-
 use std::{
     collections::{BTreeMap, BTreeSet, HashSet},
     io::Read,
@@ -33,16 +32,19 @@ impl SecondDataDir {
         let root = harness.home().join("second");
         let (data_dir, repo) = (root.join("data"), root.join("repo"));
         init_repo(&repo);
-        let text = std::fs::read_to_string(harness.config_path())
-            .unwrap()
-            .replace(
-                &format!("{:?}", harness.data_dir().display().to_string()),
-                &format!("{:?}", data_dir.display().to_string()),
-            )
-            .replace(
-                &format!("{:?}", harness.repo().display().to_string()),
-                &format!("{:?}", repo.display().to_string()),
-            );
+        let text = support::replaced(
+            &std::fs::read_to_string(harness.config_path()).unwrap(),
+            &[
+                (
+                    &format!("{:?}", harness.data_dir().display().to_string()),
+                    &format!("{:?}", data_dir.display().to_string()),
+                ),
+                (
+                    &format!("{:?}", harness.repo().display().to_string()),
+                    &format!("{:?}", repo.display().to_string()),
+                ),
+            ],
+        );
         let config = root.join("ao-rs.yaml");
         std::fs::write(&config, text).unwrap();
         Self {
@@ -130,12 +132,10 @@ fn gc_racing_spawns_never_removes_a_session_whose_spawn_succeeded() {
 #[test]
 fn a_kill_during_a_spawn_stops_it_and_never_reports_both_outcomes() {
     let harness = Harness::new(&[], "");
-    harness.edit_config(|c| {
-        c.replace(
-            "default_branch: main }",
-            "default_branch: main, post_create: [\"sleep 2\"] }",
-        )
-    });
+    harness.edit_config(&[(
+        "default_branch: main }",
+        "default_branch: main, post_create: [\"sleep 2\"] }",
+    )]);
     let spawn = harness
         .command(&["spawn", "app", "--task", "never delivered"])
         .stdout(Stdio::piped())
@@ -176,11 +176,11 @@ fn a_kill_during_a_spawn_stops_it_and_never_reports_both_outcomes() {
     assert!(fake_messages(&harness.log_dir().join("app-1")).is_empty());
 
     // The same while the agent is starting: the kill does not wait for the ready timeout.
-    harness.edit_config(|c| {
-        c.replace(", post_create: [\"sleep 2\"]", "")
-            .replace("ready_timeout_ms: 10000", "ready_timeout_ms: 120000")
-            .replace("env: { ", "env: { FAKE_AGENT_NEVER_READY: \"1\", ")
-    });
+    harness.edit_config(&[
+        (", post_create: [\"sleep 2\"]", ""),
+        ("ready_timeout_ms: 10000", "ready_timeout_ms: 120000"),
+        ("env: { ", "env: { FAKE_AGENT_NEVER_READY: \"1\", "),
+    ]);
     let spawn = spawn_until_the_agent_starts(&harness, "app-2");
     let started = Instant::now();
     harness.ok(&["session", "kill", "app-2"]);
@@ -331,16 +331,16 @@ fn a_hung_post_create_is_stopped_with_its_processes_and_leaves_nothing() {
     let harness = Harness::new(&[], "");
     // The plugin's own limit (3 s) is above the call timeout (1 s): making a workspace is
     // bounded by defaults.workspace_timeout_ms instead, so the plugin stops post_create itself.
-    harness.edit_config(|c| {
-        c.replace(
+    harness.edit_config(&[
+        (
             "  config:\n",
             "  config:\n    git-worktree: { post_create_timeout_ms: 3000 }\n",
-        )
-        .replace(
+        ),
+        (
             "ready_timeout_ms: 10000",
             "ready_timeout_ms: 10000, call_timeout_ms: 1000",
-        )
-    });
+        ),
+    ]);
     let pid_file = post_create_recording_its_pid(&harness, 100);
     let output = run_bounded(
         harness.command(&["spawn", "app", "--task", "x"]),
@@ -358,12 +358,10 @@ fn a_hung_post_create_is_stopped_with_its_processes_and_leaves_nothing() {
 #[test]
 fn a_symlink_to_git_is_refused_so_an_agent_can_never_move_main() {
     let harness = Harness::new(&[], "");
-    harness.edit_config(|c| {
-        c.replace(
-            "default_branch: main }",
-            "default_branch: main, symlinks: [\".git\"] }",
-        )
-    });
+    harness.edit_config(&[(
+        "default_branch: main }",
+        "default_branch: main, symlinks: [\".git\"] }",
+    )]);
     let output = harness.ao(&["spawn", "app", "--task", "x"]);
     assert!(!output.status.success());
     assert!(stderr(&output).contains(".git"), "{}", stderr(&output));
@@ -418,12 +416,10 @@ fn project_arguments_and_colliding_prefixes_are_refused() {
 
     let repo2 = harness.home().join("repo2");
     init_repo(&repo2);
-    harness.edit_config(|c| {
-        format!(
-            "{c}  web: {{ repo: {:?}, default_branch: main, session_prefix: app }}\n",
-            repo2.display().to_string()
-        )
-    });
+    harness.append_config(&format!(
+        "  web: {{ repo: {:?}, default_branch: main, session_prefix: app }}\n",
+        repo2.display().to_string()
+    ));
     let output = harness.ao(&["session", "ls"]);
     assert!(!output.status.success());
     let err = stderr(&output);
@@ -450,7 +446,7 @@ fn doctor_checks_each_projects_repository_and_names_the_fix() {
     git(&empty, &["init", "-q", "-b", "main"]);
     init_repo(&detached);
     git(&detached, &["checkout", "-q", "--detach"]);
-    harness.edit_config(|c| {
+    harness.rewrite_config(|c| {
         let mut c = c;
         for (id, repo) in [
             ("gone", &missing),
@@ -531,7 +527,11 @@ fn a_plugins_messages_name_the_config_file_in_use() {
         assert!(!output.status.success());
         stderr(&output)
     };
-    std::fs::write(&config, text.replace("tmux: { socket:", "tmux: { sockett:")).unwrap();
+    std::fs::write(
+        &config,
+        support::replaced(&text, &[("tmux: { socket:", "tmux: { sockett:")]),
+    )
+    .unwrap();
     let err = spawn();
     assert!(
         err.contains("sockett") && err.contains(&format!("in {}", config.display())),
@@ -873,15 +873,17 @@ fn git_still_running(data_dir: &Path) -> bool {
 fn random_schedules_across_processes_and_two_data_dirs_keep_every_invariant() {
     let harness = Harness::new(&[], "");
     let second = SecondDataDir::new(&harness);
-    let base_seed = std::env::var("AO_MODEL_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
+    // A seed given that does not parse is an error, never a silent fall back to the clock.
+    let base_seed = match std::env::var("AO_MODEL_SEED") {
+        Ok(given) => given
+            .parse()
+            .unwrap_or_else(|e| panic!("AO_MODEL_SEED={given:?} is not a u64: {e}")),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64,
+    };
+    eprintln!("model test: AO_MODEL_SEED={base_seed} reruns these schedules");
     let schedules: u64 = std::env::var("AO_MODEL_SCHEDULES")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -897,12 +899,10 @@ fn random_schedules_across_processes_and_two_data_dirs_keep_every_invariant() {
 fn a_constructor_that_hangs_is_reported_and_the_host_goes_on() {
     let harness = Harness::new(&[], "");
     harness.install_faulty_runtime("{ constructor: hang }");
-    harness.edit_config(|c| {
-        c.replace(
-            "ready_timeout_ms: 10000",
-            "ready_timeout_ms: 10000, call_timeout_ms: 500",
-        )
-    });
+    harness.edit_config(&[(
+        "ready_timeout_ms: 10000",
+        "ready_timeout_ms: 10000, call_timeout_ms: 500",
+    )]);
     let limit = Duration::from_secs(20);
     let output = run_bounded(
         harness.command(&["spawn", "app", "--task", "x", "--runtime", "faulty"]),
@@ -936,7 +936,7 @@ fn a_constructor_that_hangs_is_reported_and_the_host_goes_on() {
 #[test]
 fn an_interrupted_spawn_undoes_itself() {
     let harness = Harness::new(&[("FAKE_AGENT_NEVER_READY", "1")], "");
-    harness.edit_config(|c| c.replace("ready_timeout_ms: 10000", "ready_timeout_ms: 120000"));
+    harness.edit_config(&[("ready_timeout_ms: 10000", "ready_timeout_ms: 120000")]);
     for (signal, id) in [(libc::SIGINT, "app-1"), (libc::SIGTERM, "app-2")] {
         let spawn = spawn_until_the_agent_starts(&harness, id);
         // SAFETY: signalling our own child.
@@ -1157,15 +1157,13 @@ fn a_kill_never_discards_uncommitted_work_unless_forced() {
 /// sleeps `seconds`.
 fn post_create_recording_its_pid(harness: &Harness, seconds: u32) -> PathBuf {
     let pid_file = harness.home().join("post-create.pid");
-    harness.edit_config(|c| {
-        c.replace(
-            "default_branch: main }",
-            &format!(
-                "default_branch: main, post_create: [\"echo $$ > {}; sleep {seconds}\"] }}",
-                pid_file.display()
-            ),
-        )
-    });
+    harness.edit_config(&[(
+        "default_branch: main }",
+        &format!(
+            "default_branch: main, post_create: [\"echo $$ > {}; sleep {seconds}\"] }}",
+            pid_file.display()
+        ),
+    )]);
     pid_file
 }
 
@@ -1230,7 +1228,7 @@ fn a_record_pointing_at_another_data_dirs_session_cannot_make_kill_touch_it() {
     std::fs::create_dir_all(harness.data_dir().join("sessions/app")).unwrap();
     std::fs::write(
         harness.record("app-9", false),
-        theirs.replace("id: app-1", "id: app-9"),
+        support::replaced(&theirs, &[("id: app-1", "id: app-9")]),
     )
     .unwrap();
     let output = harness.ao(&["session", "kill", "app-9", "--force"]);
@@ -1271,7 +1269,7 @@ fn a_plugin_that_crashes_the_process_is_named_and_gc_goes_on_without_it() {
         if behaviour == "segfault" {
             harness.install_faulty_runtime(&settings);
         } else {
-            harness.edit_config(|c| c.replace("methods: segfault", "methods: abort"));
+            harness.edit_config(&[("methods: segfault", "methods: abort")]);
         }
         for args in [&["session", "ls"][..], &["gc", "--dry-run"]] {
             let output = harness.ao(args);
@@ -1300,7 +1298,7 @@ fn a_plugin_that_crashes_the_process_is_named_and_gc_goes_on_without_it() {
         );
     }
     // `exit(0)` in the middle of a call does not pass for success.
-    harness.edit_config(|c| c.replace("methods: abort", "methods: exit"));
+    harness.edit_config(&[("methods: abort", "methods: exit")]);
     let output = harness.ao(&["session", "ls"]);
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     assert!(
@@ -1351,20 +1349,20 @@ fn an_isolated_plugin_that_crashes_fails_one_call_and_the_host_goes_on() {
     harness.ok(&["spawn", "app", "--task", "a healthy session"]);
     let record = faulty_session_record(&harness);
     harness.install_faulty_runtime("{ methods: segfault, only: [alive_handles] }");
-    harness.edit_config(|c| {
-        c.replace("  config:\n", "  isolate: [faulty]\n  config:\n")
-            .replace(
-                "ready_timeout_ms: 10000",
-                "ready_timeout_ms: 10000, call_timeout_ms: 2000",
-            )
-    });
+    harness.edit_config(&[
+        ("  config:\n", "  isolate: [faulty]\n  config:\n"),
+        (
+            "ready_timeout_ms: 10000",
+            "ready_timeout_ms: 10000, call_timeout_ms: 2000",
+        ),
+    ]);
     for (behaviour, cause) in [
         ("segfault", "crashed (SIGSEGV) in alive_handles"),
         ("abort", "crashed (SIGABRT) in alive_handles"),
         ("exit", "crashed (exit status 0) in alive_handles"),
         ("hang", "did not finish `alive_handles` within 2000 ms"),
     ] {
-        harness.edit_config(|c| {
+        harness.rewrite_config(|c| {
             let start = c.find("methods: ").unwrap() + "methods: ".len();
             let end = start + c[start..].find(',').unwrap();
             format!("{}{behaviour}{}", &c[..start], &c[end..])
@@ -1606,9 +1604,12 @@ fn files_another_user_plants_in_a_loose_data_dir_are_refused_and_touch_nothing_o
     // The data dir as an older ao-host left it under umask 000; another user plants and edits.
     loosen(&data, 0o777, 0o666);
     let record = harness.record("app-1", false);
-    let edited = std::fs::read_to_string(&record).unwrap().replace(
-        &harness.worktree("app-1").display().to_string(),
-        &victim.display().to_string(),
+    let edited = support::replaced(
+        &std::fs::read_to_string(&record).unwrap(),
+        &[(
+            &harness.worktree("app-1").display().to_string(),
+            &victim.display().to_string(),
+        )],
     );
     let nobody_sh = |script: &str, args: &[&str]| {
         let mut argv = vec!["sh", "-c", script, "sh"];
@@ -1702,9 +1703,12 @@ fn files_another_user_plants_in_a_loose_data_dir_are_refused_and_touch_nothing_o
         "the kill stopped the agent"
     );
     // gc, with no record in its way, still removes neither hand-made worktree.
-    let original = std::fs::read_to_string(&record).unwrap().replace(
-        &victim.display().to_string(),
-        &harness.worktree("app-1").display().to_string(),
+    let original = support::replaced(
+        &std::fs::read_to_string(&record).unwrap(),
+        &[(
+            &victim.display().to_string(),
+            &harness.worktree("app-1").display().to_string(),
+        )],
     );
     std::fs::write(&record, original).unwrap();
     let gc = json(&harness.ok(&["gc", "--json"]));
@@ -1733,9 +1737,12 @@ fn a_record_edited_to_name_another_sessions_worktree_cannot_make_kill_remove_it(
     harness.ok(&["spawn", "app", "--task", "one"]);
     harness.ok(&["spawn", "app", "--task", "two"]);
     let record = harness.record("app-1", false);
-    let edited = std::fs::read_to_string(&record).unwrap().replace(
-        &harness.worktree("app-1").display().to_string(),
-        &harness.worktree("app-2").display().to_string(),
+    let edited = support::replaced(
+        &std::fs::read_to_string(&record).unwrap(),
+        &[(
+            &harness.worktree("app-1").display().to_string(),
+            &harness.worktree("app-2").display().to_string(),
+        )],
     );
     std::fs::write(&record, edited).unwrap();
     std::fs::write(harness.worktree("app-2").join("MARK"), "work").unwrap();
@@ -1915,15 +1922,13 @@ fn a_data_dir_or_worktree_root_of_another_user_is_refused_and_nothing_is_made_in
     assert!(tagged_tmux_sessions(&harness).is_empty());
 
     // A worktree root of another user: the spawn is refused and undone.
-    harness.edit_config(|c| {
-        c.replace(
-            "  config:\n",
-            &format!(
-                "  config:\n    git-worktree: {{ root: {:?} }}\n",
-                root.display().to_string()
-            ),
-        )
-    });
+    harness.edit_config(&[(
+        "  config:\n",
+        &format!(
+            "  config:\n    git-worktree: {{ root: {:?} }}\n",
+            root.display().to_string()
+        ),
+    )]);
     let spawn = harness.ao(&["spawn", "app", "--task", "one"]);
     assert!(!spawn.status.success());
     let err = stderr(&spawn);

@@ -1,7 +1,6 @@
 //! The orchestrator orchestrates: from inside its session, `ao-host` works as its prompt says —
 //! not installed, on no PATH of the operator's, with no config file.
 
-
 use std::{path::Path, process::Command, time::Duration};
 
 use support::{fake_agent, fake_messages, git, init_repo, install_first_party, wait_until};

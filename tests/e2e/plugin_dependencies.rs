@@ -4,7 +4,6 @@
 //! built here with `gcc` whose constructors leave a mark file, so a test can tell whether the
 //! host ever ran them.
 
-
 use std::{
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},

@@ -2,12 +2,12 @@
 
 use std::{path::Path, process::Output, time::Duration};
 
-use support::macho;
 use ao_host::plugins::{PluginCallError, PluginRegistry};
 use ao_plugin_api::{
     abi_stable::std_types::RString, PluginContext, PluginErrorKind, RuntimeCreateRequest,
 };
 use serde_json::Value;
+use support::macho;
 use support::{ao_host, build_fixture, install, install_first_party, json, stderr, ApiPatch};
 
 fn list(home: &Path, plugin_dir: &Path) -> Value {

@@ -7,17 +7,17 @@
 //! `session restore` brings it back with its conversation; `notify` runs once per change.
 //!
 //! Runs when `$AO_TEST_CLAUDE` names the CLI (`.ci/run` installs it from npm) or `claude` is on
-//! PATH; otherwise it says it was skipped. Offline, the CLI starts with an API key it was told to
+//! PATH; otherwise it skips (under CI it fails). Offline, the CLI starts with an API key it was told to
 //! trust (a seeded `~/.claude.json`).
 
 use std::{path::PathBuf, time::Duration};
 
-use support::agent_cli;
-use support::messages_api;
-use support::standin_http;
 use agent_cli::{listed_status, press, restore, screen, wait_for_screen};
 use messages_api::MessagesApi;
 use standin_http::StandInApi;
+use support::agent_cli;
+use support::messages_api;
+use support::standin_http;
 use support::{git, stderr, Harness};
 
 /// The stand-in, a harness and the file `notify` writes to; None without the CLI. Everything
@@ -49,7 +49,7 @@ fn real_claude() -> Option<(MessagesApi, Harness, PathBuf)> {
     )
     .unwrap();
     std::fs::set_permissions(&notify, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    harness.edit_config(|config| {
+    harness.rewrite_config(|config| {
         let start = config.find("    claude-code:").unwrap();
         let end = config.find("projects:").unwrap();
         let claude_settings = format!(

@@ -11,20 +11,20 @@
 //! An orchestrator runs `ao-host` unattended and still asks for anything else.
 //!
 //! Runs when `$AO_TEST_CODEX` names the CLI (`.ci/run` installs it from npm) or `codex` is on
-//! PATH; otherwise it says it was skipped. Codex never sees the operator's `~/.codex`: the
+//! PATH; otherwise it skips (under CI it fails). Codex never sees the operator's `~/.codex`: the
 //! plugin's `user_home` names an empty folder.
 
 use std::time::Duration;
 
-use support::agent_cli;
-use support::responses_api;
-use support::standin_http;
 use agent_cli::{
     assert_kill_leaves_nothing, assert_task_reached_the_model_once, listed_status, press, restore,
     screen, session_home_variable, wait_for_screen, wait_for_status,
 };
 use responses_api::ResponsesApi;
 use standin_http::StandInApi;
+use support::agent_cli;
+use support::responses_api;
+use support::standin_http;
 use support::{stderr, Harness};
 
 /// The stand-in, and the fake-agent harness with the codex plugin installed and made the

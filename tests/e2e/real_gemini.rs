@@ -12,7 +12,7 @@
 //! `ao-host` unattended and still asks for anything else.
 //!
 //! Runs when `$AO_TEST_GEMINI` names the CLI (`.ci/run` installs it from npm) or `gemini` is on
-//! PATH; otherwise it says it was skipped.
+//! PATH; otherwise it skips (under CI it fails).
 
 use std::{
     collections::BTreeMap,
@@ -20,15 +20,15 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use support::agent_cli;
-use support::gemini_api;
-use support::standin_http;
 use agent_cli::{
     assert_kill_leaves_nothing, assert_task_reached_the_model_once, listed_status, press,
     processes_with_env, restore, screen, session_home_variable, wait_for_screen,
 };
 use gemini_api::GeminiApi;
 use standin_http::StandInApi;
+use support::agent_cli;
+use support::gemini_api;
+use support::standin_http;
 use support::{stderr, wait_until, Harness};
 
 /// The operator's own Gemini home in a harness: settings that chose API-key auth, as `gemini`

@@ -9,7 +9,7 @@
 //! process of it behind.
 //!
 //! Runs when `$AO_TEST_OPENCODE` names the CLI (`.ci/run` installs it from npm) or `opencode` is
-//! on PATH; otherwise it says it was skipped.
+//! on PATH; otherwise it skips (under CI it fails).
 
 use std::{
     collections::BTreeMap,
@@ -17,15 +17,15 @@ use std::{
     time::Duration,
 };
 
-use support::agent_cli;
-use support::chat_completions_api;
-use support::standin_http;
 use agent_cli::{
     agent_processes, assert_task_reached_the_model_once, press, restore, visible_screen,
     wait_for_screen,
 };
 use chat_completions_api::ChatCompletionsApi;
 use standin_http::StandInApi;
+use support::agent_cli;
+use support::chat_completions_api;
+use support::standin_http;
 use support::{git, stderr, wait_until, Harness};
 
 /// The operator's own OpenCode config, as they would have it: a provider and nothing of

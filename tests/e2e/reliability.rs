@@ -1,7 +1,6 @@
 //! Hostile plugins, hostile input, crashes and orphans, against the real binary and plugins.
 //! Every refusal must be one line on stderr, and nothing may be left on disk or in tmux.
 
-
 use std::{
     os::unix::fs::PermissionsExt,
     process::{Child, Stdio},
@@ -31,7 +30,7 @@ fn hostile_ids_are_refused_in_one_line() {
     for bad in ["\"a b\"", "\"../x\"", "\"-x\"", "\"$(id)\""] {
         std::fs::write(
             harness.config_path(),
-            config.replace("  app: {", &format!("  {bad}: {{")),
+            support::replaced(&config, &[("  app: {", &format!("  {bad}: {{"))]),
         )
         .unwrap();
         let output = harness.ao(&["session", "ls"]);
@@ -39,9 +38,12 @@ fn hostile_ids_are_refused_in_one_line() {
     }
     std::fs::write(
         harness.config_path(),
-        config.replace(
-            "default_branch: main }",
-            "default_branch: main, session_prefix: \"x;y\" }",
+        support::replaced(
+            &config,
+            &[(
+                "default_branch: main }",
+                "default_branch: main, session_prefix: \"x;y\" }",
+            )],
         ),
     )
     .unwrap();
@@ -88,12 +90,15 @@ fn hostile_configs_are_refused_in_one_line() {
         laughs.push_str(&format!("{name}: &{name} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"));
     }
     // Under a key whose value is free-form, so the parser has to expand it.
-    let bomb = original.replace(
-        "  config:\n",
-        &format!(
-            "  config:\n    bomb:\n      {}\n",
-            laughs.trim_end().replace('\n', "\n      ")
-        ),
+    let bomb = support::replaced(
+        &original,
+        &[(
+            "  config:\n",
+            &format!(
+                "  config:\n    bomb:\n      {}\n",
+                laughs.trim_end().replace('\n', "\n      ")
+            ),
+        )],
     );
     std::fs::write(&config, bomb).unwrap();
     assert_one_line_error(&harness.ao(&["session", "ls"]), "ao-rs.yaml");
@@ -113,9 +118,12 @@ fn hostile_configs_are_refused_in_one_line() {
     std::fs::write(&file, "x").unwrap();
     std::fs::write(
         &config,
-        original.replace(
-            &format!("data_dir: {:?}", harness.data_dir().display().to_string()),
-            &format!("data_dir: {:?}", file.display().to_string()),
+        support::replaced(
+            &original,
+            &[(
+                &format!("data_dir: {:?}", harness.data_dir().display().to_string()),
+                &format!("data_dir: {:?}", file.display().to_string()),
+            )],
         ),
     )
     .unwrap();
@@ -126,9 +134,12 @@ fn hostile_configs_are_refused_in_one_line() {
     // A symlink entry escaping the worktree.
     std::fs::write(
         &config,
-        original.replace(
-            "default_branch: main }",
-            "default_branch: main, symlinks: [\"../../etc/passwd\"] }",
+        support::replaced(
+            &original,
+            &[(
+                "default_branch: main }",
+                "default_branch: main, symlinks: [\"../../etc/passwd\"] }",
+            )],
         ),
     )
     .unwrap();
@@ -214,12 +225,10 @@ fn a_writable_plugin_library_is_refused_with_the_chmod_that_fixes_it() {
 fn a_hanging_plugin_call_is_cut_off_and_the_spawn_cleaned_up() {
     let harness = Harness::new(&[], "");
     harness.install_faulty_runtime("{ methods: hang, only: [create] }");
-    harness.edit_config(|c| {
-        c.replace(
-            "ready_timeout_ms: 10000",
-            "ready_timeout_ms: 10000, call_timeout_ms: 300",
-        )
-    });
+    harness.edit_config(&[(
+        "ready_timeout_ms: 10000",
+        "ready_timeout_ms: 10000, call_timeout_ms: 300",
+    )]);
     let output = harness.ao(&["spawn", "app", "--task", "x", "--runtime", "faulty"]);
     assert_one_line_error(&output, "did not finish `create` within 300 ms");
     harness.assert_untouched();
@@ -243,16 +252,17 @@ fn kill_spawn_when(harness: &Harness, args: &[&str], reached: impl Fn() -> bool)
 fn kill_9_at_any_point_of_a_spawn_is_reported_truthfully_and_gc_restores_a_clean_state() {
     let harness = Harness::new(&[("FAKE_AGENT_NEVER_READY", "1")], "");
     harness.install_faulty_runtime("{ methods: hang, only: [create] }");
-    harness.edit_config(|c| c.replace("ready_timeout_ms: 10000", "ready_timeout_ms: 600000"));
+    harness.edit_config(&[("ready_timeout_ms: 10000", "ready_timeout_ms: 600000")]);
     let record = |id: &str| std::fs::read_to_string(harness.record(id, false)).unwrap_or_default();
 
     // 1. during the workspace step (post_create is still running);
-    let slow = std::fs::read_to_string(harness.config_path())
-        .unwrap()
-        .replace(
+    let slow = support::replaced(
+        &std::fs::read_to_string(harness.config_path()).unwrap(),
+        &[(
             "default_branch: main }",
             "default_branch: main, post_create: [\"sleep 30\"] }",
-        );
+        )],
+    );
     let fast = std::fs::read_to_string(harness.config_path()).unwrap();
     std::fs::write(harness.config_path(), &slow).unwrap();
     kill_spawn_when(&harness, &["spawn", "app", "--task", "one"], || {
@@ -285,12 +295,16 @@ fn kill_9_at_any_point_of_a_spawn_is_reported_truthfully_and_gc_restores_a_clean
     // The next spawn is not blocked by the leftovers.
     let healthy = Harness::new(&[], "");
     let _ = healthy; // (a separate installation would not share state; reuse this one instead)
-    let config = std::fs::read_to_string(harness.config_path())
-        .unwrap()
-        .replace("FAKE_AGENT_NEVER_READY", "FAKE_AGENT_UNUSED");
+    let config = support::replaced(
+        &std::fs::read_to_string(harness.config_path()).unwrap(),
+        &[("FAKE_AGENT_NEVER_READY", "FAKE_AGENT_UNUSED")],
+    );
     std::fs::write(
         harness.config_path(),
-        config.replace("ready_timeout_ms: 600000", "ready_timeout_ms: 10000"),
+        support::replaced(
+            &config,
+            &[("ready_timeout_ms: 600000", "ready_timeout_ms: 10000")],
+        ),
     )
     .unwrap();
     let next = json(&harness.ok(&["spawn", "app", "--task", "four", "--json"]));

@@ -2,16 +2,16 @@
 //! (127.0.0.2 and 127.0.0.3), generated host and client keys, the real tmux and git-worktree
 //! plugins running their programs over ssh, and the fake agent.
 //!
-//! Skipped, with a message, where sshd cannot run (not installed, not root).
+//! Skipped, with a message, where sshd cannot run (not installed, not root); under CI, failed.
 
 use std::{
     path::{Path, PathBuf},
     time::Duration,
 };
 
-use support::sshd;
 use serde_json::Value;
 use sshd::{close_shared_connections, ClientKey, SshServer};
+use support::sshd;
 use support::{fake_messages, git, json, stderr, stdout, wait_until, Harness};
 
 use ao_plugin_kit::prelude::*;
@@ -34,8 +34,7 @@ impl World {
 
     /// Both hosts giving their commands to `login_shell` (the system's when `None`).
     fn with_login_shell(login_shell: Option<&Path>) -> Option<Self> {
-        if let Some(why) = SshServer::unavailable() {
-            eprintln!("skipped: {why}");
+        if !support::require_program(SshServer::unavailable()) {
             return None;
         }
         let harness = Harness::new(&[], "");
@@ -97,9 +96,12 @@ impl World {
                 ", gamma: /srv/app"
             }
         );
-        let config = self.base_config.replace(
-            "default_branch: main }",
-            &format!("default_branch: main, {clones} }}"),
+        let config = support::replaced(
+            &self.base_config,
+            &[(
+                "default_branch: main }",
+                &format!("default_branch: main, {clones} }}"),
+            )],
         );
         std::fs::write(self.harness.config_path(), format!("{config}{hosts}")).unwrap();
     }
@@ -395,12 +397,10 @@ fn a_100_kb_message_reaches_a_remote_agent_byte_exact_and_doctor_checks_each_hos
         return;
     };
     // The agent there gets beta's login environment, plus what `pass_env` names of this one.
-    world.harness.edit_config(|config| {
-        config.replace(
-            "  beta: { ssh:",
-            "  beta: { pass_env: [AO_TEST_PASS*, AO_DASH*], ssh:",
-        )
-    });
+    world.harness.edit_config(&[(
+        "  beta: { ssh:",
+        "  beta: { pass_env: [AO_TEST_PASS*, AO_DASH*], ssh:",
+    )]);
     let local_path = format!("/local-only-marker:{}", std::env::var("PATH").unwrap());
     let spawned = world
         .harness
@@ -486,24 +486,28 @@ fn a_banner_a_missing_tmux_and_a_second_data_dir_sharing_a_host_folder_change_no
     .owner_tag();
     let other_config = world.harness.home().join("other.yaml");
     let config = std::fs::read_to_string(world.harness.config_path()).unwrap();
-    let config = config
-        .replace(
-            &format!(
-                "data_dir: {:?}",
-                world.harness.data_dir().display().to_string()
+    let config = support::replaced(
+        &config,
+        &[
+            (
+                &format!(
+                    "data_dir: {:?}",
+                    world.harness.data_dir().display().to_string()
+                ),
+                &format!("data_dir: {:?}", other_data.display().to_string()),
             ),
-            &format!("data_dir: {:?}", other_data.display().to_string()),
-        )
-        .replace(
-            "default_branch: main,",
-            "default_branch: main, session_prefix: other,",
-        )
-        // The very folder this installation's own things are in there (each data dir must
-        // still get a folder of its own below it).
-        .replace(
-            "options:",
-            &format!("data_dir: ~/.ao-rs/hosts/{our_tag}, options:"),
-        );
+            (
+                "default_branch: main,",
+                "default_branch: main, session_prefix: other,",
+            ),
+        ],
+    )
+    // The very folder this installation's own things are in there (each data dir must
+    // still get a folder of its own below it).
+    .replace(
+        "options:",
+        &format!("data_dir: ~/.ao-rs/hosts/{our_tag}, options:"),
+    );
     std::fs::write(&other_config, config).unwrap();
     let other = |args: &[&str]| {
         support::ao_host(world.harness.home())
@@ -572,10 +576,8 @@ fn every_login_shell_runs_post_create_and_doctor_alike() {
         "/usr/bin/fish",
         "/usr/bin/tcsh",
     ] {
-        if !Path::new(shell).exists() {
-            // `.ci/run` installs them all: there, a missing one is a failure, not a skip.
-            assert!(std::env::var_os("CI").is_none(), "{shell} is missing");
-            eprintln!("skipped {shell}: not installed");
+        let missing = format!("{shell} (apt-get install zsh fish tcsh)");
+        if !support::require_program((!Path::new(shell).exists()).then_some(missing)) {
             continue;
         }
         let Some(world) = World::with_login_shell(Some(Path::new(shell))) else {
@@ -590,12 +592,10 @@ fn every_login_shell_runs_post_create_and_doctor_alike() {
         }
         // Quotes, `!`, `$`, a redirection and a newline: each read differently by some login
         // shell, and by `sh` alike.
-        world.harness.edit_config(|config| {
-            config.replace(
-                "default_branch: main,",
-                r#"default_branch: main, post_create: ["printf '%s\\n' \"it's $((6 * 7))!\" > post-created.txt 2>&1", "test -s post-created.txt"],"#,
-            )
-        });
+        world.harness.edit_config(&[(
+            "default_branch: main,",
+            r#"default_branch: main, post_create: ["printf '%s\\n' \"it's $((6 * 7))!\" > post-created.txt 2>&1", "test -s post-created.txt"],"#,
+        )]);
         let session = world.spawn("alpha", "from any shell");
         let worktree = PathBuf::from(session["workspace_path"].as_str().unwrap());
         assert_eq!(
@@ -630,7 +630,7 @@ fn every_login_shell_runs_post_create_and_doctor_alike() {
         // A failing post_create fails the spawn, whatever the shell, and leaves nothing.
         world
             .harness
-            .edit_config(|config| config.replace("\"test -s post-created.txt\"", "\"false\""));
+            .edit_config(&[("\"test -s post-created.txt\"", "\"false\"")]);
         let refused = world.ao(&["spawn", "app", "--host", "alpha", "--task", "fails"]);
         assert!(
             !refused.status.success(),
@@ -859,7 +859,7 @@ fn failures_on_a_host_name_their_cause_and_the_setting_to_fix() {
     let clone = format!("{:?}", world.alpha.home().join("app").display().to_string());
     world
         .harness
-        .edit_config(|config| config.replace(&clone, "\"/srv/no-such-clone\""));
+        .edit_config(&[(&clone, "\"/srv/no-such-clone\"")]);
     let said = failed_spawn(&world, "alpha");
     assert!(
         said.contains("`projects.app.hosts.alpha`") && !said.contains("fix `repo`"),
@@ -896,15 +896,13 @@ done
 "#,
     )
     .unwrap();
-    world.harness.edit_config(|config| {
-        config.replace(
-            "default_branch: main,",
-            &format!(
-                "default_branch: main, post_create: [\"sh {}\"],",
-                cut.display()
-            ),
-        )
-    });
+    world.harness.edit_config(&[(
+        "default_branch: main,",
+        &format!(
+            "default_branch: main, post_create: [\"sh {}\"],",
+            cut.display()
+        ),
+    )]);
     let said = failed_spawn(&world, "alpha");
     assert!(
         said.contains("connection to host `alpha` was lost during post_create")

@@ -1,7 +1,6 @@
 //! The spawn path end to end: the real `ao-host` binary, the real plugin libraries, real git and
 //! tmux, and the fake Claude Code CLI (`tests/fixtures/fake-claude`) as the agent.
 
-
 use std::{
     collections::HashSet,
     path::Path,
@@ -302,12 +301,13 @@ fn a_trust_dialog_is_answered_only_when_the_config_allows_it() {
 #[test]
 fn a_failing_workspace_step_leaves_nothing() {
     let harness = Harness::new(&[], "");
-    let config = std::fs::read_to_string(harness.config_path())
-        .unwrap()
-        .replace(
+    let config = support::replaced(
+        &std::fs::read_to_string(harness.config_path()).unwrap(),
+        &[(
             "default_branch: main }",
             "default_branch: main, post_create: [\"exit 9\"] }",
-        );
+        )],
+    );
     std::fs::write(harness.config_path(), config).unwrap();
     let output = harness.ao(&["spawn", "app", "--task", "x"]);
     assert!(!output.status.success());
@@ -322,9 +322,10 @@ fn a_failing_workspace_step_leaves_nothing() {
 #[test]
 fn an_agent_that_never_gets_ready_times_out_and_leaves_nothing() {
     let harness = Harness::new(&[("FAKE_AGENT_NEVER_READY", "1")], "");
-    let config = std::fs::read_to_string(harness.config_path())
-        .unwrap()
-        .replace("ready_timeout_ms: 10000", "ready_timeout_ms: 800");
+    let config = support::replaced(
+        &std::fs::read_to_string(harness.config_path()).unwrap(),
+        &[("ready_timeout_ms: 10000", "ready_timeout_ms: 800")],
+    );
     std::fs::write(harness.config_path(), config).unwrap();
     let output = harness.ao(&["spawn", "app", "--task", "x"]);
     assert!(!output.status.success());
@@ -585,7 +586,7 @@ fn each_agent_gets_its_spawners_environment_never_on_a_command_line() {
     for round in ["old", "new"] {
         if round == "new" {
             // The same through an isolated runtime (`start` forwarded to its child process).
-            harness.edit_config(|c| c.replace("  config:\n", "  isolate: [tmux]\n  config:\n"));
+            harness.edit_config(&[("  config:\n", "  isolate: [tmux]\n  config:\n")]);
         }
         let value = format!("secret-{round}-{}-{nonce}", std::process::id());
         // Watches every command line while the spawn runs.
@@ -654,7 +655,7 @@ fn each_agent_gets_its_spawners_environment_never_on_a_command_line() {
 #[test]
 fn repositories_with_the_same_folder_name_are_two_projects_without_a_config() {
     let harness = Harness::new(&[], "");
-    harness.edit_config(|config| config[..config.find("projects:").unwrap()].to_string());
+    harness.rewrite_config(|config| config[..config.find("projects:").unwrap()].to_string());
     let (first, second, accented) = (
         harness.home().join("a/api"),
         harness.home().join("b/api"),
@@ -723,12 +724,10 @@ fn a_task_with_no_prompt_is_refused_and_nothing_is_made() {
 fn a_missing_agent_program_is_named_with_its_install_hint() {
     let harness = Harness::new(&[], "");
     let missing = harness.home().join("nowhere/claude");
-    harness.edit_config(|config| {
-        config.replace(
-            &format!("command: {:?}", support::fake_agent().display().to_string()),
-            &format!("command: {:?}", missing.display().to_string()),
-        )
-    });
+    harness.edit_config(&[(
+        &format!("command: {:?}", support::fake_agent().display().to_string()),
+        &format!("command: {:?}", missing.display().to_string()),
+    )]);
     let output = harness.ao(&["spawn", "app", "--task", "x"]);
     assert!(!output.status.success());
     let err = stderr(&output);
@@ -743,7 +742,7 @@ fn a_missing_agent_program_is_named_with_its_install_hint() {
 #[test]
 fn racing_spawns_in_two_same_named_repositories_get_two_projects() {
     let harness = Harness::new(&[], "");
-    harness.edit_config(|config| config[..config.find("projects:").unwrap()].to_string());
+    harness.rewrite_config(|config| config[..config.find("projects:").unwrap()].to_string());
     let repos = [harness.home().join("a/web"), harness.home().join("b/web")];
     let children: Vec<_> = repos
         .iter()

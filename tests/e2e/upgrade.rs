@@ -10,7 +10,6 @@
 //!
 //! Keep this test for every change of format: add a fixture for each new release.
 
-
 use std::{
     collections::BTreeMap,
     fs,

@@ -8,13 +8,10 @@ use std::{
     time::Duration,
 };
 
-use crate::{
-    standin_http::StandInApi,
-    stderr, wait_until, Harness,
-};
+use crate::{standin_http::StandInApi, stderr, wait_until, Harness};
 
 /// The CLI `program` of the agent called `name`: `$AO_TEST_<PROGRAM>` when set, else `program`
-/// on PATH; when neither, says the test was skipped.
+/// on PATH; when neither, the test skips, or fails under CI ([`crate::require_program`]).
 pub fn find_cli(program: &str, name: &str) -> Option<PathBuf> {
     let variable = format!("AO_TEST_{}", program.to_ascii_uppercase());
     let found = std::env::var_os(&variable)
@@ -25,8 +22,11 @@ pub fn find_cli(program: &str, name: &str) -> Option<PathBuf> {
                 .map(|dir| dir.join(program))
                 .find(|path| path.is_file())
         });
-    if found.is_none() {
-        eprintln!("skipped: no {name} CLI (set {variable} or put `{program}` on PATH)");
+    let missing = format!(
+        "no {name} CLI: set {variable} or put `{program}` on PATH (`.ci/run` installs it from npm)"
+    );
+    if !crate::require_program(found.is_none().then_some(missing)) {
+        return None;
     }
     found
 }
@@ -53,18 +53,17 @@ pub fn use_agent(
     ready_timeout_ms: u32,
     agent_config: &str,
 ) {
-    harness.edit_config(|config| {
-        config
-            .replace("projects:\n", &format!("{settings}projects:\n"))
-            .replace(
-                "defaults: { ready_timeout_ms: 10000 }",
-                &format!("defaults: {{ ready_timeout_ms: {ready_timeout_ms}, agent: {agent} }}"),
-            )
-            .replace(
-                "default_branch: main }",
-                &format!("default_branch: main, agent_config: {{ {agent_config} }} }}"),
-            )
-    });
+    harness.edit_config(&[
+        ("projects:\n", &format!("{settings}projects:\n")),
+        (
+            "defaults: { ready_timeout_ms: 10000 }",
+            &format!("defaults: {{ ready_timeout_ms: {ready_timeout_ms}, agent: {agent} }}"),
+        ),
+        (
+            "default_branch: main }",
+            &format!("default_branch: main, agent_config: {{ {agent_config} }} }}"),
+        ),
+    ]);
 }
 
 /// The tmux target of session `id`'s pane.

@@ -919,6 +919,30 @@ exec "$@""#;
     Some(output)
 }
 
+/// Whether a test may run that needs a program this machine may lack: `missing` says what is
+/// missing and how to install it. Without it the test skips, saying so, except under CI (`CI`
+/// set, as `.ci/run` is run: it installs everything), where a test that passed as skipped would
+/// hide that it never ran; there it fails.
+pub fn require_program(missing: Option<String>) -> bool {
+    let Some(missing) = missing else {
+        return true;
+    };
+    let under_ci = std::env::var("CI").is_ok_and(|value| !value.is_empty() && value != "false");
+    assert!(!under_ci, "CI must run this test: {missing}");
+    eprintln!("skipped: {missing}");
+    false
+}
+
+/// A program on PATH, by any of `names`.
+pub fn on_path(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    names.iter().find_map(|name| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    })
+}
+
 /// Polls `condition` every 20 ms until it holds or `timeout` passes; returns whether it held.
 pub fn wait_until(timeout: std::time::Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + timeout;
@@ -996,6 +1020,21 @@ pub fn fake_start(log_dir: &Path) -> serde_json::Value {
     serde_json::from_str(&text).unwrap()
 }
 
+/// `text` with each `(from, to)` of `replacements` applied in turn, every occurrence; panics
+/// naming a `from` that occurs nowhere, so that a change to what the harness writes can never
+/// silently turn a test of a bad config into a test of the good one.
+pub fn replaced(text: &str, replacements: &[(&str, &str)]) -> String {
+    replacements
+        .iter()
+        .fold(text.to_string(), |text, (from, to)| {
+            assert!(
+                text.contains(from),
+                "the edit of {from:?} matches nothing in:\n{text}"
+            );
+            text.replace(from, to)
+        })
+}
+
 /// One isolated installation: plugins, data dir, repository, tmux server, config file.
 pub struct Harness {
     pub temp: tempfile::TempDir,
@@ -1036,8 +1075,20 @@ impl Harness {
         harness
     }
 
-    /// Rewrites the config file.
-    pub fn edit_config(&self, edit: impl FnOnce(String) -> String) {
+    /// Applies `replacements` to the config file (see [`replaced`]): a test's edit that no
+    /// longer matches what the harness writes fails the test instead of leaving it unedited.
+    pub fn edit_config(&self, replacements: &[(&str, &str)]) {
+        self.rewrite_config(|text| replaced(&text, replacements));
+    }
+
+    /// Adds `lines` at the end of the config file.
+    pub fn append_config(&self, lines: &str) {
+        self.rewrite_config(|text| text + lines);
+    }
+
+    /// Rewrites the config file with `edit`, for edits that are not replacements; `edit` must
+    /// itself fail when it finds nothing to change.
+    pub fn rewrite_config(&self, edit: impl FnOnce(String) -> String) {
         let text = std::fs::read_to_string(self.config_path()).unwrap();
         std::fs::write(self.config_path(), edit(text)).unwrap();
     }
@@ -1049,12 +1100,10 @@ impl Harness {
             &self.plugin_dir(),
             None,
         );
-        self.edit_config(|c| {
-            c.replace(
-                "  config:\n",
-                &format!("  config:\n    faulty: {settings}\n"),
-            )
-        });
+        self.edit_config(&[(
+            "  config:\n",
+            &format!("  config:\n    faulty: {settings}\n"),
+        )]);
     }
 
     pub fn home(&self) -> &Path {
@@ -1148,5 +1197,25 @@ impl Harness {
         );
         assert!(!self.worktree(id).exists(), "worktree of {id} left behind");
         self.assert_untouched();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replaced;
+
+    #[test]
+    fn replacements_apply_in_turn_to_every_occurrence() {
+        let text = "a: 1\nb: 1\n";
+        assert_eq!(
+            replaced(text, &[("1", "2"), ("b: 2", "b: 3")]),
+            "a: 2\nb: 3\n"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "the edit of \"c: 1\" matches nothing")]
+    fn a_replacement_that_matches_nothing_fails() {
+        replaced("a: 1\n", &[("a: 1", "a: 2"), ("c: 1", "c: 2")]);
     }
 }
