@@ -16,34 +16,11 @@ use ao_plugin_api::{
 };
 use serde_json::Value;
 use support::{
-    ao_host, build_fixture, build_historical_fixture, install, json, stderr, stdout, ApiPatch,
-    TmuxServer, API_RELEASES,
+    ao_host, build_fixture, build_historical_fixture, install, json, plugins_list, rows_in, stderr,
+    stdout, ApiPatch, TmuxServer, API_RELEASES,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(10);
-
-/// `plugins list --json` over `dir` alone.
-fn listing(home: &Path, dir: &Path) -> Value {
-    let output = ao_host(home)
-        .arg("--plugin-dir")
-        .arg(dir)
-        .args(["plugins", "list", "--json"])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
-    json(&output)
-}
-
-/// The rows of `listing` for libraries in `dir`.
-fn rows_in(listing: &Value, dir: &Path) -> Vec<Value> {
-    listing["plugins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|row| Path::new(row["path"].as_str().unwrap()).starts_with(dir))
-        .cloned()
-        .collect()
-}
 
 fn context(name: &str) -> PluginContext {
     PluginContext {
@@ -92,7 +69,7 @@ async fn plugins_built_against_every_release_from_0_1_0_to_0_1_6_load_and_answer
             continue;
         }
 
-        let listed = listing(home.path(), &dir);
+        let listed = plugins_list(home.path(), &dir);
         assert_eq!(listed["host"]["abi_level"], ABI_LEVEL);
         let rows = rows_in(&listed, &dir);
         assert_eq!(rows.len(), 3, "{}: {rows:#?}", release.commit);
@@ -248,7 +225,7 @@ fn a_plugin_built_with_a_newer_api_patch_loads_and_passes_the_kit() {
         &dir,
         None,
     );
-    let rows = rows_in(&listing(home.path(), &dir), &dir);
+    let rows = rows_in(&plugins_list(home.path(), &dir), &dir);
     assert!(!rows.is_empty());
     for row in &rows {
         assert_eq!(row["status"], "ok", "{row:#}");
@@ -273,7 +250,7 @@ fn a_plugin_built_with_a_newer_api_patch_loads_and_passes_the_kit() {
     let old_view = home.path().join("format-1");
     std::fs::create_dir(&old_view).unwrap();
     std::fs::write(old_view.join(library.file_name().unwrap()), hidden).unwrap();
-    let old_rows = rows_in(&listing(home.path(), &old_view), &old_view);
+    let old_rows = rows_in(&plugins_list(home.path(), &old_view), &old_view);
     assert_eq!(old_rows.len(), rows.len());
     for row in old_rows {
         assert_eq!(row["status"], "ok", "{row:#}");
@@ -331,7 +308,7 @@ fn a_plugin_that_needs_a_host_feature_this_host_lacks_is_refused_naming_it() {
     );
     assert!(!mark.exists(), "the refused library was loaded");
 
-    let rows = rows_in(&listing(home.path(), &dir), &dir);
+    let rows = rows_in(&plugins_list(home.path(), &dir), &dir);
     assert_eq!(rows[0]["status"], "error");
     assert_eq!(
         rows[0]["needs"],
@@ -351,7 +328,7 @@ fn the_host_reports_its_abi_level_and_features() {
         "{}",
         stdout(&output)
     );
-    let listed = listing(home.path(), &home.path().join("none"));
+    let listed = plugins_list(home.path(), &home.path().join("none"));
     assert_eq!(listed["host"]["abi_level"], ABI_LEVEL);
     assert_eq!(listed["host"]["features"], serde_json::json!(HOST_FEATURES));
     assert_eq!(listed["host"]["interface_revision"], INTERFACE_REVISION);

@@ -16,104 +16,48 @@ use std::{
 };
 
 use serde_json::Value;
-use sshd::{close_shared_connections, BlackHole, ClientKey, SshServer};
-use support::sshd;
-use support::{git, json, stderr, stdout, wait_until, Harness};
+use support::{
+    json, remote_world::RemoteWorld, sshd::BlackHole, stderr, stdout, wait_until, Harness,
+};
 
 /// Well under ssh's 10 s connect timeout, which every command paid per silent host before; far
 /// above what a command takes that does not wait on one (the precise figures are in
 /// BENCHMARKS.md).
 const NOT_WAITING: Duration = Duration::from_secs(4);
 
-/// Two hosts with a clone of the project each; `hole` becomes the black hole.
-struct World {
-    harness: Harness,
-    good: SshServer,
-    hole: SshServer,
+/// A good host, and `hole`, which becomes the black hole.
+const HOSTS: [(&str, u8); 2] = [("good", 7), ("hole", 8)];
+
+/// Spawns a worker with `task` on `host`; its id.
+fn spawned_id(world: &RemoteWorld, host: &str, task: &str) -> String {
+    spawned_id(&world, host, task)["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
-impl World {
-    fn new() -> Option<Self> {
-        if !support::require_program(SshServer::unavailable()) {
-            return None;
-        }
-        let harness = Harness::new(&[], "");
-        let client = ClientKey::generate(harness.home());
-        let good = SshServer::start("good", 7, harness.home(), &client);
-        let hole = SshServer::start("hole", 8, harness.home(), &client);
-        let known_hosts = harness.home().join("known_hosts");
-        std::fs::write(
-            &known_hosts,
-            good.known_hosts_line() + &hole.known_hosts_line(),
-        )
-        .unwrap();
-        for host in [&good, &hole] {
-            let clone = host.home().join("app").display().to_string();
-            let repo = harness.repo().display().to_string();
-            git(harness.home(), &["clone", "-q", &repo, &clone]);
-        }
-        let clones = format!(
-            "hosts: {{ good: {:?}, hole: {:?} }}",
-            good.home().join("app").display().to_string(),
-            hole.home().join("app").display().to_string(),
-        );
-        harness.edit_config(&[(
-            "default_branch: main }",
-            &format!("default_branch: main, {clones} }}"),
-        )]);
-        harness.append_config(
-            &("hosts:\n".to_string()
-                + &good.config_entry(&client, &known_hosts)
-                + &hole.config_entry(&client, &known_hosts)),
-        );
-        Some(Self {
-            harness,
-            good,
-            hole,
-        })
-    }
+/// Stops the hole's sshd (its connections die with it) and listens in its place.
+fn black_hole(world: &mut RemoteWorld) -> BlackHole {
+    let hole = world.host_mut("hole");
+    hole.stop();
+    BlackHole::listen(&hole.address, hole.port)
+}
 
-    fn spawn(&self, host: &str, task: &str) -> String {
-        let task = format!("--task={task}");
-        let spawned = json(
-            &self
-                .harness
-                .ok(&["spawn", "app", "--host", host, &task, "--json"]),
-        );
-        spawned["id"].as_str().unwrap().to_string()
-    }
-
-    /// Stops the hole's sshd (its connections die with it) and listens in its place.
-    fn black_hole(&mut self) -> BlackHole {
-        self.hole.stop();
-        BlackHole::listen(&self.hole.address, self.hole.port)
-    }
-
-    /// `session ls --json`, and how long it took.
-    fn timed_ls(&self) -> (HashMapById, Duration) {
-        let started = Instant::now();
-        let listed = self.harness.sessions_json(&[]);
-        let took = started.elapsed();
-        (
-            listed
-                .into_iter()
-                .map(|s| (s["id"].as_str().unwrap().to_string(), s))
-                .collect(),
-            took,
-        )
-    }
+/// `session ls --json`, and how long it took.
+fn timed_ls(world: &RemoteWorld) -> (HashMapById, Duration) {
+    let started = Instant::now();
+    let listed = world.harness.sessions_json(&[]);
+    let took = started.elapsed();
+    (
+        listed
+            .into_iter()
+            .map(|s| (s["id"].as_str().unwrap().to_string(), s))
+            .collect(),
+        took,
+    )
 }
 
 type HashMapById = std::collections::HashMap<String, Value>;
-
-impl Drop for World {
-    fn drop(&mut self) {
-        close_shared_connections(&self.harness.data_dir());
-        for host in [&self.good, &self.hole] {
-            host.tmux(&self.harness.tmux.socket, &["kill-server"]);
-        }
-    }
-}
 
 /// A session's status is one its agent can have while running (not a host's trouble).
 fn live(session: &Value) -> bool {
@@ -122,17 +66,17 @@ fn live(session: &Value) -> bool {
 
 #[test]
 fn a_black_holed_host_costs_one_short_wait_then_none_is_skipped_by_any_and_comes_back() {
-    let Some(mut world) = World::new() else {
+    let Some(mut world) = RemoteWorld::start(&HOSTS, None) else {
         return;
     };
-    let on_good = world.spawn("good", "on the good host");
-    let on_good_too = world.spawn("good", "on the good host too");
-    let on_hole = world.spawn("hole", "on the host that goes silent");
-    let hole = world.black_hole();
+    let on_good = spawned_id(&world, "good", "on the good host");
+    let on_good_too = spawned_id(&world, "good", "on the good host too");
+    let on_hole = spawned_id(&world, "hole", "on the host that goes silent");
+    let hole = black_hole(&mut world);
 
     // First listing: the silent host's connection is still being made when the listing stops
     // waiting for it, so its session shows `connecting`, since then.
-    let (first, took) = world.timed_ls();
+    let (first, took) = timed_ls(&world);
     assert!(took < NOT_WAITING, "the first ls took {took:?}");
     assert_eq!(
         first[&on_hole]["status"], "connecting",
@@ -156,7 +100,7 @@ fn a_black_holed_host_costs_one_short_wait_then_none_is_skipped_by_any_and_comes
     // since the first attempt, without asking it again.
     let mut listed = first;
     assert!(wait_until(Duration::from_secs(30), || {
-        let (now, took) = world.timed_ls();
+        let (now, took) = timed_ls(&world);
         assert!(took < NOT_WAITING, "a later ls took {took:?}");
         assert!(live(&now[&on_good]), "{:#}", now[&on_good]);
         listed = now;
@@ -166,7 +110,7 @@ fn a_black_holed_host_costs_one_short_wait_then_none_is_skipped_by_any_and_comes
     // Found silent just now: not asked again for a while, by a listing or by `--host any`,
     // which prefers the host with fewer sessions but lands on the good one.
     let asked = hole.accepted();
-    let (again, took) = world.timed_ls();
+    let (again, took) = timed_ls(&world);
     assert!(took < NOT_WAITING, "{took:?}");
     assert_eq!(again[&on_hole]["status"], "unreachable");
     let anywhere = json(&world.harness.ok(&[
@@ -197,7 +141,7 @@ fn a_black_holed_host_costs_one_short_wait_then_none_is_skipped_by_any_and_comes
     world.harness.edit_config(&[(
         &format!(
             "good: {:?}, ",
-            world.good.home().join("app").display().to_string()
+            world.host("good").home().join("app").display().to_string()
         ),
         "",
     )]);
@@ -216,15 +160,15 @@ fn a_black_holed_host_costs_one_short_wait_then_none_is_skipped_by_any_and_comes
 
     // It answers again: its session is listed live again, soon.
     hole.close();
-    world.hole.resume();
+    world.host_mut("hole").resume();
     assert!(
         wait_until(Duration::from_secs(30), || live(
-            &world.timed_ls().0[&on_hole]
+            &timed_ls(&world).0[&on_hole]
         )),
         "{:#}",
-        world.timed_ls().0[&on_hole]
+        timed_ls(&world).0[&on_hole]
     );
-    let back = world.timed_ls().0;
+    let back = timed_ls(&world).0;
     assert!(
         back[&on_hole].get("unreachable_since").is_none(),
         "{:#}",
@@ -313,11 +257,11 @@ impl Drop for Dashboard {
 
 #[test]
 fn the_dashboard_feed_follows_this_machine_and_a_good_host_while_another_is_black_holed() {
-    let Some(mut world) = World::new() else {
+    let Some(mut world) = RemoteWorld::start(&HOSTS, None) else {
         return;
     };
-    let on_good = world.spawn("good", "on the good host");
-    let on_hole = world.spawn("hole", "on the host that goes silent");
+    let on_good = spawned_id(&world, "good", "on the good host");
+    let on_hole = spawned_id(&world, "hole", "on the host that goes silent");
     let local = json(
         &world
             .harness
@@ -325,7 +269,7 @@ fn the_dashboard_feed_follows_this_machine_and_a_good_host_while_another_is_blac
     );
     let local = local["id"].as_str().unwrap().to_string();
     // Nothing is noted of it yet: the dashboard meets the black hole cold.
-    let _hole = world.black_hole();
+    let _hole = black_hole(&mut world);
 
     let started = Instant::now();
     let dashboard = Dashboard::start(&world.harness);
@@ -353,7 +297,7 @@ fn the_dashboard_feed_follows_this_machine_and_a_good_host_while_another_is_blac
 
     // A change on the good host and one here each show within seconds, while the black hole's
     // first connection is still being made (ssh gives it 10 s) and after.
-    for (id, server) in [(&on_good, Some(&world.good)), (&local, None)] {
+    for (id, server) in [(&on_good, Some(world.host("good"))), (&local, None)] {
         let target = format!("={}", world.harness.tmux_session(id));
         let kill = ["kill-session", "-t", target.as_str()];
         let killed = match server {

@@ -8,28 +8,10 @@ use ao_plugin_api::{
 };
 use serde_json::Value;
 use support::macho;
-use support::{ao_host, build_fixture, install, install_first_party, json, stderr, ApiPatch};
-
-fn list(home: &Path, plugin_dir: &Path) -> Value {
-    let output = ao_host(home)
-        .args(["plugins", "list", "--json", "--plugin-dir"])
-        .arg(plugin_dir)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
-    json(&output)
-}
-
-/// Rows of `plugins list --json` whose library sits in `dir`.
-fn rows_in(listing: &Value, dir: &Path) -> Vec<Value> {
-    listing["plugins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|row| Path::new(row["path"].as_str().unwrap()).starts_with(dir))
-        .cloned()
-        .collect()
-}
+use support::{
+    ao_host, build_fixture, install, install_first_party, json, plugins_list, rows_in, stderr,
+    ApiPatch,
+};
 
 fn check(home: &Path, library: &Path) -> Output {
     ao_host(home)
@@ -67,7 +49,7 @@ fn first_party_plugins_are_listed_ok_with_versions() {
     let home = tempfile::tempdir().unwrap();
     let dir = home.path().join("plugins");
     install_first_party(&dir);
-    let listing = list(home.path(), &dir);
+    let listing = plugins_list(home.path(), &dir);
     let rows = rows_in(&listing, &dir);
     let mut found: Vec<(String, String)> = rows
         .iter()
@@ -113,7 +95,7 @@ fn broken_files_are_refused_and_do_not_stop_the_others() {
     assert_refused(home.path(), &empty, "empty file");
     assert_refused(home.path(), &truncated, "truncated");
 
-    let listing = list(home.path(), &dir);
+    let listing = plugins_list(home.path(), &dir);
     let rows = rows_in(&listing, &dir);
     let ok = rows.iter().filter(|r| r["status"] == "ok").count();
     let errors = rows.iter().filter(|r| r["status"] == "error").count();
@@ -304,7 +286,7 @@ fn a_pinned_plugin_loads_only_with_the_matching_digest() {
     let dir = home.path().join("plugins");
     install_first_party(&dir);
     let tmux = dir.join(support::library_file_name("ao-runtime-tmux"));
-    let listing = list(home.path(), &dir);
+    let listing = plugins_list(home.path(), &dir);
     let digest = rows_in(&listing, &dir)
         .into_iter()
         .find(|r| r["name"] == "tmux")
@@ -334,7 +316,7 @@ fn a_pinned_plugin_loads_only_with_the_matching_digest() {
     .unwrap();
     assert_refused(home.path(), &tmux, "does not match plugins.pin.tmux");
     // Unpinned plugins are unaffected.
-    let rows = rows_in(&list(home.path(), &dir), &dir);
+    let rows = rows_in(&plugins_list(home.path(), &dir), &dir);
     let ok: Vec<_> = rows
         .iter()
         .filter(|r| r["status"] == "ok")
@@ -639,7 +621,7 @@ fn a_macos_librarys_manifest_is_read_from_the_file_and_the_library_named_then_re
     let library = dir.join(format!("libmac_runtime{}", std::env::consts::DLL_SUFFIX));
     std::fs::write(&library, image).unwrap();
 
-    let rows = rows_in(&list(home.path(), &dir), &dir);
+    let rows = rows_in(&plugins_list(home.path(), &dir), &dir);
     assert_eq!(rows.len(), 1, "{rows:#?}");
     assert_eq!(rows[0]["name"], "mac-runtime", "{rows:#?}");
     assert_eq!(rows[0]["kind"], "runtime", "{rows:#?}");
@@ -701,7 +683,7 @@ fn a_universal_library_is_read_for_this_hosts_architecture_or_refused_naming_its
         ]),
     )
     .unwrap();
-    let rows = rows_in(&list(home.path(), &dir), &dir);
+    let rows = rows_in(&plugins_list(home.path(), &dir), &dir);
     assert_eq!(rows.len(), 1, "{rows:#?}");
     assert_eq!(rows[0]["name"], "host-slice", "{rows:#?}");
 

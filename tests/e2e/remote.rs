@@ -10,197 +10,23 @@ use std::{
 };
 
 use serde_json::Value;
-use sshd::{close_shared_connections, ClientKey, SshServer};
-use support::sshd;
-use support::{fake_messages, git, json, stderr, stdout, wait_until, Harness};
+use support::{
+    fake_messages, git, json, remote_world::RemoteWorld, sshd, stderr, stdout, wait_until, Harness,
+};
 
 use ao_plugin_kit::prelude::*;
 
-/// A local installation with two hosts, each with a clone of the project.
-struct World {
-    harness: Harness,
-    /// The harness's config, before hosts were added.
-    base_config: String,
-    alpha: SshServer,
-    beta: SshServer,
-    client: ClientKey,
-    known_hosts: PathBuf,
-}
-
-impl World {
-    fn new() -> Option<Self> {
-        Self::with_login_shell(None)
-    }
-
-    /// Both hosts giving their commands to `login_shell` (the system's when `None`).
-    fn with_login_shell(login_shell: Option<&Path>) -> Option<Self> {
-        if !support::require_program(SshServer::unavailable()) {
-            return None;
-        }
-        let harness = Harness::new(&[], "");
-        let client = ClientKey::generate(harness.home());
-        let start = |name, last| {
-            SshServer::start_with_login_shell(name, last, harness.home(), &client, login_shell)
-        };
-        let alpha = start("alpha", 2);
-        let beta = start("beta", 3);
-        let known_hosts = harness.home().join("known_hosts");
-        std::fs::write(
-            &known_hosts,
-            alpha.known_hosts_line() + &beta.known_hosts_line(),
-        )
-        .unwrap();
-        for host in [&alpha, &beta] {
-            let clone = host.home().join("app");
-            git(
-                harness.home(),
-                &[
-                    "clone",
-                    "-q",
-                    &harness.repo().display().to_string(),
-                    &clone.display().to_string(),
-                ],
-            );
-        }
-        let base_config = std::fs::read_to_string(harness.config_path()).unwrap();
-        let world = Self {
-            base_config,
-            harness,
-            alpha,
-            beta,
-            client,
-            known_hosts,
-        };
-        world.write_hosts(&[]);
-        Some(world)
-    }
-
-    /// The config: the harness's, with the two hosts (and `extra` host entries) and the
-    /// project's clone on each.
-    fn write_hosts(&self, extra: &[String]) {
-        let mut hosts = format!(
-            "hosts:\n{}{}",
-            self.alpha.config_entry(&self.client, &self.known_hosts),
-            self.beta.config_entry(&self.client, &self.known_hosts)
-        );
-        for entry in extra {
-            hosts.push_str(entry);
-        }
-        let clones = format!(
-            "hosts: {{ alpha: {:?}, beta: {:?}{} }}",
-            self.alpha.home().join("app").display().to_string(),
-            self.beta.home().join("app").display().to_string(),
-            if extra.is_empty() {
-                ""
-            } else {
-                ", gamma: /srv/app"
-            }
-        );
-        let config = support::replaced(
-            &self.base_config,
-            &[(
-                "default_branch: main }",
-                &format!("default_branch: main, {clones} }}"),
-            )],
-        );
-        std::fs::write(self.harness.config_path(), format!("{config}{hosts}")).unwrap();
-    }
-
-    fn ao(&self, args: &[&str]) -> std::process::Output {
-        self.harness.ao(args)
-    }
-
-    fn ok(&self, args: &[&str]) -> std::process::Output {
-        self.harness.ok(args)
-    }
-
-    /// Spawns a worker with `task` on `host`; its session object.
-    fn spawn(&self, host: &str, task: &str) -> Value {
-        let task = format!("--task={task}");
-        json(&self.ok(&["spawn", "app", "--host", host, &task, "--json"]))
-    }
-
-    fn sessions(&self) -> Vec<Value> {
-        self.harness.sessions_json(&[])
-    }
-
-    /// Runs the `ao-host` commands all at once; their outputs, in order.
-    fn at_once(
-        &self,
-        commands: impl IntoIterator<Item = Vec<String>>,
-    ) -> Vec<std::process::Output> {
-        let children: Vec<_> = commands
-            .into_iter()
-            .map(|args| {
-                let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                self.harness
-                    .command(&args)
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        children
-            .into_iter()
-            .map(|child| child.wait_with_output().unwrap())
-            .collect()
-    }
-
-    /// Kills the sessions `ids` all at once, each kill checked to have succeeded.
-    fn kill_at_once(&self, ids: &[String]) {
-        let kills = ids
-            .iter()
-            .map(|id| vec!["session".into(), "kill".into(), id.clone()]);
-        for output in self.at_once(kills) {
-            assert!(output.status.success(), "{}", stderr(&output));
-        }
-    }
-
-    fn session(&self, id: &str) -> Value {
-        self.sessions()
-            .into_iter()
-            .find(|s| s["id"] == id)
-            .unwrap_or_else(|| panic!("no session {id}"))
-    }
-
-    fn server(&self, host: &str) -> &SshServer {
-        match host {
-            "alpha" => &self.alpha,
-            _ => &self.beta,
-        }
-    }
-
-    /// Whether the tmux session of `session` runs on its host.
-    fn tmux_alive(&self, session: &Value) -> bool {
-        let name = support::tmux_name(session["runtime_handle"].as_str().unwrap());
-        let server = self.server(session["host"].as_str().unwrap());
-        server
-            .tmux(
-                &self.harness.tmux.socket,
-                &["has-session", "-t", &format!("={name}")],
-            )
-            .0
-    }
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        close_shared_connections(&self.harness.data_dir());
-        for host in [&self.alpha, &self.beta] {
-            host.tmux(&self.harness.tmux.socket, &["kill-server"]);
-        }
-    }
-}
+/// The two hosts: alpha at 127.0.0.2, beta at 127.0.0.3.
+const HOSTS: [(&str, u8); 2] = [("alpha", 2), ("beta", 3)];
 
 /// The fake agent's log folder of session `id`.
-fn agent_log(world: &World, id: &str) -> PathBuf {
+fn agent_log(world: &RemoteWorld, id: &str) -> PathBuf {
     world.harness.log_dir().join(id)
 }
 
 #[test]
 fn sessions_on_two_hosts_through_spawn_send_ls_unreachable_restore_kill_and_gc() {
-    let Some(mut world) = World::new() else {
+    let Some(mut world) = RemoteWorld::start(&HOSTS, None) else {
         return;
     };
     let task = "-first\ttask, \"quoted\" $(not run) `x` 🎉\nsecond line";
@@ -210,7 +36,7 @@ fn sessions_on_two_hosts_through_spawn_send_ls_unreachable_restore_kill_and_gc()
     // The agent runs on alpha, in a worktree of alpha's clone, under this data dir's folder there.
     let worktree = PathBuf::from(a["workspace_path"].as_str().unwrap());
     assert!(
-        worktree.starts_with(world.alpha.home().join(".ao-rs/hosts")),
+        worktree.starts_with(world.host("alpha").home().join(".ao-rs/hosts")),
         "{}",
         worktree.display()
     );
@@ -230,7 +56,7 @@ fn sessions_on_two_hosts_through_spawn_send_ls_unreachable_restore_kill_and_gc()
     assert_eq!(listed["host"], "alpha");
     assert_ne!(listed["status"], "exited");
     // One shared connection carried all of it: spawn, send and listing.
-    let logins = world.alpha.logins();
+    let logins = world.host("alpha").logins();
     assert!(
         (1..=3).contains(&logins),
         "{logins} ssh connections to alpha"
@@ -256,7 +82,7 @@ fn sessions_on_two_hosts_through_spawn_send_ls_unreachable_restore_kill_and_gc()
     );
 
     // Beta goes away: its sessions are unreachable, never exited, and nothing is lost.
-    world.beta.stop();
+    world.host_mut("beta").stop();
     let sessions = world.sessions();
     for session in &sessions {
         let id = session["id"].as_str().unwrap();
@@ -291,7 +117,7 @@ fn sessions_on_two_hosts_through_spawn_send_ls_unreachable_restore_kill_and_gc()
     );
 
     // Back again: the statuses come back too.
-    world.beta.resume();
+    world.host_mut("beta").resume();
     assert!(wait_until(Duration::from_secs(20), || {
         world
             .sessions()
@@ -340,13 +166,14 @@ fn sessions_on_two_hosts_through_spawn_send_ls_unreachable_restore_kill_and_gc()
 
 #[test]
 fn an_unreachable_host_or_an_unknown_key_makes_nothing_anywhere_and_says_the_fix() {
-    let Some(world) = World::new() else {
+    let Some(world) = RemoteWorld::start(&HOSTS, None) else {
         return;
     };
     // Nothing listens there.
-    world.write_hosts(&[
-        "  gamma: { ssh: root@127.0.0.4, port: 9, options: { ConnectTimeout: 2 } }\n".into(),
-    ]);
+    world.write_hosts(&[(
+        "gamma",
+        "  gamma: { ssh: root@127.0.0.4, port: 9, options: { ConnectTimeout: 2 } }\n",
+    )]);
     let refused = world.ao(&["spawn", "app", "--host", "gamma", "--task", "x"]);
     assert!(!refused.status.success());
     let err = stderr(&refused);
@@ -357,27 +184,31 @@ fn an_unreachable_host_or_an_unknown_key_makes_nothing_anywhere_and_says_the_fix
     assert!(world.harness.sessions_json(&["--archived"]).is_empty());
 
     // Alpha's key is not known: refused, with the fix for this very file.
-    std::fs::write(&world.known_hosts, world.beta.known_hosts_line()).unwrap();
+    std::fs::write(&world.known_hosts, world.host("beta").known_hosts_line()).unwrap();
     let refused = world.ao(&["spawn", "app", "--host", "alpha", "--task", "x"]);
     let err = stderr(&refused);
     assert!(!refused.status.success());
     let fix = format!(
         "ssh-keyscan -p {} 127.0.0.2 >> {}",
-        world.alpha.port,
+        world.host("alpha").port,
         world.known_hosts.display()
     );
     assert!(err.contains(&fix), "{err}");
     // A changed key: refused, and the old one named for removal.
-    let other = world.beta.known_hosts_line().replace(
-        &format!("[127.0.0.3]:{}", world.beta.port),
-        &format!("[127.0.0.2]:{}", world.alpha.port),
+    let other = world.host("beta").known_hosts_line().replace(
+        &format!("[127.0.0.3]:{}", world.host("beta").port),
+        &format!("[127.0.0.2]:{}", world.host("alpha").port),
     );
-    std::fs::write(&world.known_hosts, other + &world.beta.known_hosts_line()).unwrap();
+    std::fs::write(
+        &world.known_hosts,
+        other + &world.host("beta").known_hosts_line(),
+    )
+    .unwrap();
     let refused = world.ao(&["spawn", "app", "--host", "alpha", "--task", "x"]);
     let err = stderr(&refused);
     assert!(err.contains("CHANGED"), "{err}");
     assert!(
-        err.contains(&format!("-R '[127.0.0.2]:{}'", world.alpha.port)),
+        err.contains(&format!("-R '[127.0.0.2]:{}'", world.host("alpha").port)),
         "{err}"
     );
     let doctor = stdout(&world.ao(&["doctor"]));
@@ -386,14 +217,18 @@ fn an_unreachable_host_or_an_unknown_key_makes_nothing_anywhere_and_says_the_fix
         "{doctor}"
     );
     assert!(world.harness.sessions_json(&["--archived"]).is_empty());
-    assert_eq!(world.alpha.logins(), 0, "no login with an unverified key");
-    let worktrees = world.alpha.home().join(".ao-rs");
+    assert_eq!(
+        world.host("alpha").logins(),
+        0,
+        "no login with an unverified key"
+    );
+    let worktrees = world.host("alpha").home().join(".ao-rs");
     assert!(!worktrees.exists(), "something was made on alpha");
 }
 
 #[test]
 fn a_100_kb_message_reaches_a_remote_agent_byte_exact_and_doctor_checks_each_host() {
-    let Some(world) = World::new() else {
+    let Some(world) = RemoteWorld::start(&HOSTS, None) else {
         return;
     };
     // The agent there gets beta's login environment, plus what `pass_env` names of this one.
@@ -461,12 +296,12 @@ fn a_100_kb_message_reaches_a_remote_agent_byte_exact_and_doctor_checks_each_hos
 #[test]
 fn a_banner_a_missing_tmux_and_a_second_data_dir_sharing_a_host_folder_change_nothing_they_should_not(
 ) {
-    let Some(mut world) = World::new() else {
+    let Some(mut world) = RemoteWorld::start(&HOSTS, None) else {
         return;
     };
     // A login shell that talks: every answer still parses.
     std::fs::write(
-        world.beta.home().join(".bashrc"),
+        world.host("beta").home().join(".bashrc"),
         "echo 'Welcome to beta, a banner'\n",
     )
     .unwrap();
@@ -555,12 +390,12 @@ fn a_banner_a_missing_tmux_and_a_second_data_dir_sharing_a_host_folder_change_no
 
     // tmux gone from the host: a kill cannot remove the session there, so it fails and keeps
     // the record (it never reports a kill that did not happen).
-    world.beta.restart_with_env("PATH=/nonexistent");
+    world.host_mut("beta").restart_with_env("PATH=/nonexistent");
     let refused = world.ao(&["session", "kill", &id]);
     assert!(!refused.status.success(), "{}", stdout(&refused));
     assert!(stderr(&refused).contains("tmux"), "{}", stderr(&refused));
     assert!(world.harness.record(&id, false).exists());
-    world.beta.restart_with_env("");
+    world.host_mut("beta").restart_with_env("");
     world.ok(&["session", "kill", &id]);
     assert!(!world.tmux_alive(&session));
     let theirs_id = theirs["id"].as_str().unwrap();
@@ -580,11 +415,11 @@ fn every_login_shell_runs_post_create_and_doctor_alike() {
         if !support::require_program((!Path::new(shell).exists()).then_some(missing)) {
             continue;
         }
-        let Some(world) = World::with_login_shell(Some(Path::new(shell))) else {
+        let Some(world) = RemoteWorld::start(&HOSTS, Some(Path::new(shell))) else {
             return;
         };
         // Every shell's startup file talks, as a login greeting would.
-        let home = world.alpha.home();
+        let home = world.host("alpha").home();
         for rc in [".bashrc", ".zshenv", ".tcshrc", ".config/fish/config.fish"] {
             let rc = home.join(rc);
             std::fs::create_dir_all(rc.parent().unwrap()).unwrap();
@@ -643,7 +478,7 @@ fn every_login_shell_runs_post_create_and_doctor_alike() {
             "{shell}: {}",
             stderr(&refused)
         );
-        let clone = world.alpha.home().join("app");
+        let clone = world.host("alpha").home().join("app");
         let worktrees = git(&clone, &["worktree", "list", "--porcelain"]);
         assert_eq!(
             worktrees.matches("worktree ").count(),
@@ -699,16 +534,16 @@ exec "$REAL_GIT" "$@"
 
 #[test]
 fn a_kill_cut_off_half_way_is_retried_or_kept_as_killing_until_kill_or_gc_finishes_it() {
-    let Some(mut world) = World::new() else {
+    let Some(mut world) = RemoteWorld::start(&HOSTS, None) else {
         return;
     };
-    let bin = world.alpha.dir.join("bin");
+    let bin = world.host("alpha").dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let git_path = bin.join("git");
     std::fs::write(
         &git_path,
         HALF_WAY_GIT
-            .replace("$HOST_DIR", &world.alpha.dir.display().to_string())
+            .replace("$HOST_DIR", &world.host("alpha").dir.display().to_string())
             .replace("$REAL_GIT", &real_git()),
     )
     .unwrap();
@@ -717,12 +552,12 @@ fn a_kill_cut_off_half_way_is_retried_or_kept_as_killing_until_kill_or_gc_finish
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    world.alpha.restart_with_env(&format!(
+    world.host_mut("alpha").restart_with_env(&format!(
         "PATH={}:/usr/local/bin:/usr/bin:/bin",
         bin.display()
     ));
-    let cut = world.alpha.dir.join("cut-connection");
-    let stop = world.alpha.dir.join("stop-host");
+    let cut = world.host("alpha").dir.join("cut-connection");
+    let stop = world.host("alpha").dir.join("stop-host");
 
     // The connection is lost once, between stopping the agent and removing its worktree: the
     // kill tries again and finishes.
@@ -752,8 +587,8 @@ fn a_kill_cut_off_half_way_is_retried_or_kept_as_killing_until_kill_or_gc_finish
             "{message}"
         );
         std::fs::remove_file(&stop).unwrap();
-        world.alpha.stop();
-        world.alpha.resume();
+        world.host_mut("alpha").stop();
+        world.host_mut("alpha").resume();
         close_shared_connections(&world.harness.data_dir());
         assert!(!world.tmux_alive(&session), "{id}'s agent still runs");
         assert!(PathBuf::from(&worktree).exists());
@@ -789,7 +624,7 @@ fn a_kill_cut_off_half_way_is_retried_or_kept_as_killing_until_kill_or_gc_finish
     let session = world.spawn("alpha", "its kill is killed");
     let id = session["id"].as_str().unwrap().to_string();
     let worktree = PathBuf::from(session["workspace_path"].as_str().unwrap());
-    let kill_the_kill = world.alpha.dir.join("kill-the-kill");
+    let kill_the_kill = world.host("alpha").dir.join("kill-the-kill");
     std::fs::write(&kill_the_kill, "").unwrap();
     let mut kill = world
         .harness
@@ -798,7 +633,11 @@ fn a_kill_cut_off_half_way_is_retried_or_kept_as_killing_until_kill_or_gc_finish
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    std::fs::write(world.alpha.dir.join("kill-pid"), kill.id().to_string()).unwrap();
+    std::fs::write(
+        world.host("alpha").dir.join("kill-pid"),
+        kill.id().to_string(),
+    )
+    .unwrap();
     let ended = kill.wait().unwrap();
     assert_eq!(
         std::os::unix::process::ExitStatusExt::signal(&ended),
@@ -844,7 +683,7 @@ fn programs_but_git(dir: &std::path::Path) -> PathBuf {
 }
 
 /// A spawn on `host` that fails; its error line.
-fn failed_spawn(world: &World, host: &str) -> String {
+fn failed_spawn(world: &RemoteWorld, host: &str) -> String {
     let failed = world.ao(&["spawn", "app", "--host", host, "--task", "x"]);
     assert!(!failed.status.success(), "spawned: {}", stdout(&failed));
     stderr(&failed)
@@ -852,11 +691,14 @@ fn failed_spawn(world: &World, host: &str) -> String {
 
 #[test]
 fn failures_on_a_host_name_their_cause_and_the_setting_to_fix() {
-    let Some(mut world) = World::new() else {
+    let Some(mut world) = RemoteWorld::start(&HOSTS, None) else {
         return;
     };
     // A wrong clone path is the host's entry of the project, not its `repo`.
-    let clone = format!("{:?}", world.alpha.home().join("app").display().to_string());
+    let clone = format!(
+        "{:?}",
+        world.host("alpha").home().join("app").display().to_string()
+    );
     world
         .harness
         .edit_config(&[(&clone, "\"/srv/no-such-clone\"")]);
@@ -868,7 +710,7 @@ fn failures_on_a_host_name_their_cause_and_the_setting_to_fix() {
     world.write_hosts(&[]);
 
     // git missing on the host is said so, not that the clone is no repository.
-    let without_git = programs_but_git(&world.alpha.dir);
+    let without_git = programs_but_git(&world.host("alpha").dir);
     world
         .alpha
         .restart_with_env(&format!("PATH={}", without_git.display()));
@@ -877,12 +719,12 @@ fn failures_on_a_host_name_their_cause_and_the_setting_to_fix() {
         said.contains("`git` not found on host `alpha`") && !said.contains("not a git repository"),
         "{said}"
     );
-    world.alpha.restart_with_env("");
+    world.host_mut("alpha").restart_with_env("");
     close_shared_connections(&world.harness.data_dir());
 
     // The connection lost while post_create runs: said so, with the host and the phase, not
     // as post_create's failure with ssh's status. The spawn is undone over a new connection.
-    let cut = world.alpha.dir.join("cut-connection.sh");
+    let cut = world.host("alpha").dir.join("cut-connection.sh");
     std::fs::write(
         &cut,
         r#"p=$$
@@ -914,9 +756,9 @@ done
     close_shared_connections(&world.harness.data_dir());
 
     // A full disk on the host: said so, not as a program's "I/O error".
-    let data = world.alpha.home().join(".ao-rs");
+    let data = world.host("alpha").home().join(".ao-rs");
     std::fs::create_dir_all(&data).unwrap();
-    world.alpha.restart_with_mounts(&format!(
+    world.host_mut("alpha").restart_with_mounts(&format!(
         "mount -t tmpfs -o size=64k,mode=0700 tmpfs '{data}' && \
          {{ dd if=/dev/zero of='{data}/fill' bs=4k 2>/dev/null; exec \"$@\"; }}",
         data = data.display()
@@ -961,12 +803,12 @@ fn master_pid(socket: &std::path::Path) -> Option<i32> {
 #[test]
 fn twenty_five_cold_parallel_spawns_and_ten_parallel_kills_share_one_connection_within_sshds_limits(
 ) {
-    let Some(world) = World::new() else {
+    let Some(world) = RemoteWorld::start(&HOSTS, None) else {
         return;
     };
     // sshd's defaults (MaxStartups 10:30:100, MaxSessions 10): nothing in its config says
     // otherwise.
-    let config = std::fs::read_to_string(world.beta.dir.join("sshd_config")).unwrap();
+    let config = std::fs::read_to_string(world.host("beta").dir.join("sshd_config")).unwrap();
     assert!(
         !config.contains("MaxStartups") && !config.contains("MaxSessions"),
         "{config}"
@@ -993,9 +835,9 @@ fn twenty_five_cold_parallel_spawns_and_ten_parallel_kills_share_one_connection_
         "{} failed: {failures:#?}",
         failures.len()
     );
-    let logins = world.beta.logins();
+    let logins = world.host("beta").logins();
     assert!(logins <= 2, "{logins} connections opened to beta");
-    let log = std::fs::read_to_string(world.beta.dir.join("sshd.log")).unwrap();
+    let log = std::fs::read_to_string(world.host("beta").dir.join("sshd.log")).unwrap();
     assert!(
         !log.contains("MaxStartups") && !log.contains("no more sessions"),
         "sshd refused some: {log}"
@@ -1008,12 +850,12 @@ fn twenty_five_cold_parallel_spawns_and_ten_parallel_kills_share_one_connection_
     for id in &ids[..10] {
         assert!(left.iter().all(|s| s["id"] != id.as_str()));
     }
-    let log = std::fs::read_to_string(world.beta.dir.join("sshd.log")).unwrap();
+    let log = std::fs::read_to_string(world.host("beta").dir.join("sshd.log")).unwrap();
     assert!(!log.contains("no more sessions"), "{log}");
     assert!(
-        world.beta.logins() <= 2,
+        world.host("beta").logins() <= 2,
         "{} connections",
-        world.beta.logins()
+        world.host("beta").logins()
     );
     for id in &ids[10..] {
         world.ok(&["session", "kill", id]);
@@ -1022,7 +864,7 @@ fn twenty_five_cold_parallel_spawns_and_ten_parallel_kills_share_one_connection_
 
 #[test]
 fn a_master_killed_mid_use_leaves_a_dead_socket_that_the_next_command_replaces() {
-    let Some(world) = World::new() else {
+    let Some(world) = RemoteWorld::start(&HOSTS, None) else {
         return;
     };
     let session = world.spawn("alpha", "before the kill");
@@ -1038,7 +880,7 @@ fn a_master_killed_mid_use_leaves_a_dead_socket_that_the_next_command_replaces()
     .is_none()));
     // Its socket is still there, refusing connections.
     assert!(sockets_now[0].exists());
-    let before = world.alpha.logins();
+    let before = world.host("alpha").logins();
     world.ok(&["send", id, "after the kill"]);
     assert!(wait_until(Duration::from_secs(10), || fake_messages(
         &agent_log(&world, id)
@@ -1048,23 +890,23 @@ fn a_master_killed_mid_use_leaves_a_dead_socket_that_the_next_command_replaces()
     assert_ne!(world.session(id)["status"], "unreachable");
     let again = master_pid(&sockets_now[0]).expect("a new master");
     assert_ne!(again, pid);
-    assert_eq!(world.alpha.logins(), before + 1);
+    assert_eq!(world.host("alpha").logins(), before + 1);
     world.ok(&["session", "kill", id]);
 }
 
 #[test]
 fn a_session_the_host_refuses_is_asked_for_again_and_the_command_runs_once() {
-    let Some(mut world) = World::new() else {
+    let Some(mut world) = RemoteWorld::start(&HOSTS, None) else {
         return;
     };
     // sshd allows fewer sessions per connection than ao-host's bound (8).
-    let config = world.beta.dir.join("sshd_config");
+    let config = world.host("beta").dir.join("sshd_config");
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str("MaxSessions 2\n");
     std::fs::write(&config, text).unwrap();
-    world.beta.stop();
-    world.beta.resume();
-    let log = world.beta.dir.join("sshd.log");
+    world.host_mut("beta").stop();
+    world.host_mut("beta").resume();
+    let log = world.host("beta").dir.join("sshd.log");
     let socket = world.harness.home().join("refusals/connection");
     let ran = world.harness.home().join("ran");
     std::fs::create_dir(&ran).unwrap();
@@ -1087,8 +929,8 @@ fn a_session_the_host_refuses_is_asked_for_again_and_the_command_runs_once() {
                 .arg(format!("UserKnownHostsFile={}", world.known_hosts.display()))
                 .arg("-i")
                 .arg(&world.client.private)
-                .args(["-p", &world.beta.port.to_string(), "-T"])
-                .arg(format!("root@{}", world.beta.address))
+                .args(["-p", &world.host("beta").port.to_string(), "-T"])
+                .arg(format!("root@{}", world.host("beta").address))
                 .arg(line)
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
@@ -1103,7 +945,7 @@ fn a_session_the_host_refuses_is_asked_for_again_and_the_command_runs_once() {
         assert!(!stderr(&output).contains("refused"), "{}", stderr(&output));
     }
     assert_eq!(std::fs::read_dir(&ran).unwrap().count(), 6);
-    assert_eq!(world.beta.logins(), 1);
+    assert_eq!(world.host("beta").logins(), 1);
     close_shared_connections(world.harness.home());
     let _ = std::process::Command::new("ssh")
         .arg("-o")

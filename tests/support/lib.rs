@@ -13,6 +13,7 @@ pub mod chat_completions_api;
 pub mod gemini_api;
 pub mod macho;
 pub mod messages_api;
+pub mod remote_world;
 pub mod responses_api;
 pub mod sshd;
 pub mod standin_http;
@@ -725,6 +726,29 @@ pub fn ao_host(home: &Path) -> Command {
         .env_remove("AO_PROJECT_ID")
         .current_dir(home);
     command
+}
+
+/// `ao-host plugins list --json` over `plugin_dir` alone.
+pub fn plugins_list(home: &Path, plugin_dir: &Path) -> serde_json::Value {
+    let output = ao_host(home)
+        .arg("--plugin-dir")
+        .arg(plugin_dir)
+        .args(["plugins", "list", "--json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    json(&output)
+}
+
+/// The rows of a `plugins list --json` listing for libraries in `dir`.
+pub fn rows_in(listing: &serde_json::Value, dir: &Path) -> Vec<serde_json::Value> {
+    listing["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|row| Path::new(row["path"].as_str().unwrap()).starts_with(dir))
+        .cloned()
+        .collect()
 }
 
 pub fn stdout(output: &Output) -> String {
