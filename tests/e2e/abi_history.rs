@@ -7,7 +7,7 @@
 //! ABI level loads and passes the conformance kit; one that needs a host feature this host lacks
 //! is refused, naming it.
 
-use std::{path::Path, time::Duration};
+use std::time::Duration;
 
 use ao_host::plugins::PluginRegistry;
 use ao_plugin_api::{

@@ -30,10 +30,7 @@ const HOSTS: [(&str, u8); 2] = [("good", 7), ("hole", 8)];
 
 /// Spawns a worker with `task` on `host`; its id.
 fn spawned_id(world: &RemoteWorld, host: &str, task: &str) -> String {
-    spawned_id(&world, host, task)["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    world.spawn(host, task)["id"].as_str().unwrap().to_string()
 }
 
 /// Stops the hole's sshd (its connections die with it) and listens in its place.

@@ -6,7 +6,6 @@ use ao_host::plugins::{PluginCallError, PluginRegistry};
 use ao_plugin_api::{
     abi_stable::std_types::RString, PluginContext, PluginErrorKind, RuntimeCreateRequest,
 };
-use serde_json::Value;
 use support::macho;
 use support::{
     ao_host, build_fixture, install, install_first_party, json, plugins_list, rows_in, stderr,

@@ -60,17 +60,22 @@ fn real_claude() -> Option<(MessagesApi, Harness, PathBuf)> {
             home = agent_home.display().to_string(),
             url = api.base_url(),
         );
-        format!(
+        let config = format!(
             "{}{claude_settings}{}notify: {{ command: [{:?}] }}\n",
             &config[..start],
             &config[end..],
             notify.display().to_string()
-        )
-        .replace("ready_timeout_ms: 10000", "ready_timeout_ms: 60000")
-        // 2.1.332 defaults to auto mode, whose safety check cannot be reached offline.
-        .replace(
-            "default_branch: main }",
-            "default_branch: main, agent_config: { permission_mode: default } }",
+        );
+        support::replaced(
+            &config,
+            &[
+                ("ready_timeout_ms: 10000", "ready_timeout_ms: 60000"),
+                // 2.1.332 defaults to auto mode, whose safety check cannot be reached offline.
+                (
+                    "default_branch: main }",
+                    "default_branch: main, agent_config: { permission_mode: default } }",
+                ),
+            ],
         )
     });
     Some((api, harness, notified))

@@ -9,9 +9,8 @@ use std::{
     time::Duration,
 };
 
-use serde_json::Value;
 use support::{
-    fake_messages, git, json, remote_world::RemoteWorld, sshd, stderr, stdout, wait_until, Harness,
+    fake_messages, git, json, remote_world::RemoteWorld, sshd, stderr, stdout, wait_until,
 };
 
 use ao_plugin_kit::prelude::*;
@@ -128,7 +127,7 @@ fn sessions_on_two_hosts_through_spawn_send_ls_unreachable_restore_kill_and_gc()
 
     // The agent on beta exits (its tmux server dies): exited, then restored there.
     world
-        .beta
+        .host("beta")
         .tmux(&world.harness.tmux.socket, &["kill-server"]);
     assert!(wait_until(Duration::from_secs(10), || world.session(&id_b)
         ["status"]
@@ -335,17 +334,18 @@ fn a_banner_a_missing_tmux_and_a_second_data_dir_sharing_a_host_folder_change_no
                 "default_branch: main,",
                 "default_branch: main, session_prefix: other,",
             ),
+            // The very folder this installation's own things are in there (each data dir must
+            // still get a folder of its own below it).
+            (
+                "options:",
+                &format!("data_dir: ~/.ao-rs/hosts/{our_tag}, options:"),
+            ),
         ],
-    )
-    // The very folder this installation's own things are in there (each data dir must
-    // still get a folder of its own below it).
-    .replace(
-        "options:",
-        &format!("data_dir: ~/.ao-rs/hosts/{our_tag}, options:"),
     );
     std::fs::write(&other_config, config).unwrap();
+    let home = world.harness.home().to_path_buf();
     let other = |args: &[&str]| {
-        support::ao_host(world.harness.home())
+        support::ao_host(&home)
             .arg("--config")
             .arg(&other_config)
             .args(args)
@@ -386,7 +386,7 @@ fn a_banner_a_missing_tmux_and_a_second_data_dir_sharing_a_host_folder_change_no
         world.tmux_alive(&theirs),
         "our gc took the other data dir's"
     );
-    close_shared_connections(&other_data);
+    sshd::close_shared_connections(&other_data);
 
     // tmux gone from the host: a kill cannot remove the session there, so it fails and keeps
     // the record (it never reports a kill that did not happen).
@@ -589,7 +589,7 @@ fn a_kill_cut_off_half_way_is_retried_or_kept_as_killing_until_kill_or_gc_finish
         std::fs::remove_file(&stop).unwrap();
         world.host_mut("alpha").stop();
         world.host_mut("alpha").resume();
-        close_shared_connections(&world.harness.data_dir());
+        sshd::close_shared_connections(&world.harness.data_dir());
         assert!(!world.tmux_alive(&session), "{id}'s agent still runs");
         assert!(PathBuf::from(&worktree).exists());
         let listed = world.session(&id);
@@ -712,7 +712,7 @@ fn failures_on_a_host_name_their_cause_and_the_setting_to_fix() {
     // git missing on the host is said so, not that the clone is no repository.
     let without_git = programs_but_git(&world.host("alpha").dir);
     world
-        .alpha
+        .host_mut("alpha")
         .restart_with_env(&format!("PATH={}", without_git.display()));
     let said = failed_spawn(&world, "alpha");
     assert!(
@@ -720,7 +720,7 @@ fn failures_on_a_host_name_their_cause_and_the_setting_to_fix() {
         "{said}"
     );
     world.host_mut("alpha").restart_with_env("");
-    close_shared_connections(&world.harness.data_dir());
+    sshd::close_shared_connections(&world.harness.data_dir());
 
     // The connection lost while post_create runs: said so, with the host and the phase, not
     // as post_create's failure with ssh's status. The spawn is undone over a new connection.
@@ -753,7 +753,7 @@ done
     );
     assert!(world.sessions().is_empty());
     world.write_hosts(&[]);
-    close_shared_connections(&world.harness.data_dir());
+    sshd::close_shared_connections(&world.harness.data_dir());
 
     // A full disk on the host: said so, not as a program's "I/O error".
     let data = world.host("alpha").home().join(".ao-rs");
@@ -946,7 +946,7 @@ fn a_session_the_host_refuses_is_asked_for_again_and_the_command_runs_once() {
     }
     assert_eq!(std::fs::read_dir(&ran).unwrap().count(), 6);
     assert_eq!(world.host("beta").logins(), 1);
-    close_shared_connections(world.harness.home());
+    sshd::close_shared_connections(world.harness.home());
     let _ = std::process::Command::new("ssh")
         .arg("-o")
         .arg(format!("ControlPath={}", socket.display()))

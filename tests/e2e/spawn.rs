@@ -119,10 +119,13 @@ fn the_next_orchestrator_takes_the_smallest_free_number_over_active_and_archived
     let first = json(&harness.ok(&["orchestrator", "app", "--json"]));
     assert_eq!(first["id"], "app-orchestrator-1");
     assert_eq!(first["branch"], "orchestrator/app-orchestrator-1");
-    let archived_third = std::fs::read_to_string(harness.record("app-orchestrator-1", false))
-        .unwrap()
-        .replace("app-orchestrator-1", "app-orchestrator-3")
-        .replace("status: working", "status: killed");
+    let archived_third = support::replaced(
+        &std::fs::read_to_string(harness.record("app-orchestrator-1", false)).unwrap(),
+        &[
+            ("app-orchestrator-1", "app-orchestrator-3"),
+            ("status: working", "status: killed"),
+        ],
+    );
     std::fs::create_dir_all(harness.record("x", true).parent().unwrap()).unwrap();
     std::fs::write(harness.record("app-orchestrator-3", true), archived_third).unwrap();
 

@@ -30,9 +30,11 @@ pub const FIRST_PARTY: [&str; 3] = [
     "ao-agent-claude-code",
 ];
 
+/// The workspace's root: this crate is `tests/support` in it.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
+        .ancestors()
+        .nth(2)
         .unwrap()
         .to_path_buf()
 }

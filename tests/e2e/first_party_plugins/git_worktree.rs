@@ -213,24 +213,6 @@ async fn symlinks_naming_a_git_folder_are_refused_and_leave_nothing() {
     assert!(!temp.path().join("worktrees/app/app-6").exists());
 }
 
-/// Processes of group `pgid` that still run (zombies do not: where PID 1 does not reap orphans,
-/// a killed process stays one).
-fn live_group_members(pgid: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
-            // pid (comm) state ppid pgrp …; comm may hold spaces.
-            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-            (fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string()).then_some(pid)
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hung_post_create_is_stopped_with_its_processes_and_leaves_nothing() {
     let temp = tempfile::tempdir().unwrap();

@@ -135,3 +135,21 @@ async fn started_fake(runtime: &RuntimePlugin, id: &str, dir: &Path) -> (String,
     wait_for_prompt(runtime, &handle).await;
     (handle, log)
 }
+
+/// Processes of group `pgid` that still run (zombies do not: where PID 1 does not reap orphans,
+/// a killed process stays one).
+fn live_group_members(pgid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // pid (comm) state ppid pgrp …; comm may hold spaces.
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            (fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string()).then_some(pid)
+        })
+        .collect()
+}
