@@ -873,6 +873,12 @@ impl TmuxServer {
     }
 }
 
+impl Default for TmuxServer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Drop for TmuxServer {
     fn drop(&mut self) {
         let _ = self.tmux(&["kill-server"]);
