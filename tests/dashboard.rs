@@ -1162,7 +1162,12 @@ fn an_unknown_project_or_plugin_is_404_and_names_what_there_is() {
     assert!(dashboard.stop().success());
 
     // The project's own plugins are checked as the overrides are.
-    harness.edit_config(|c| c.replace("ready_timeout_ms: 10000", "ready_timeout_ms: 10000, runtime: nobody"));
+    harness.edit_config(|c| {
+        c.replace(
+            "ready_timeout_ms: 10000",
+            "ready_timeout_ms: 10000, runtime: nobody",
+        )
+    });
     let dashboard = Dashboard::start(&harness, &[], &[]);
     let reply = dashboard.post_json("/api/sessions", &json!({"project": "app", "task": "x"}));
     reply.assert_error(404, "no runtime plugin `nobody` is loaded");
@@ -1176,7 +1181,10 @@ fn a_bad_task_is_400_and_one_too_large_413_each_naming_the_fix() {
     let harness = Harness::new(&[], "");
     let dashboard = Dashboard::start(&harness, &[], &[]);
     dashboard
-        .post_json("/api/sessions", &json!({"project": "app", "task": "a\u{0}b"}))
+        .post_json(
+            "/api/sessions",
+            &json!({"project": "app", "task": "a\u{0}b"}),
+        )
         .assert_error(400, "NUL");
     dashboard
         .post_json("/api/sessions", &json!({"project": "app"}))

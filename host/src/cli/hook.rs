@@ -3,11 +3,7 @@
 //! nothing and always exits 0: its stdout may become part of the agent's prompt, and a failing
 //! hook may stop what the agent was doing. Problems go to stderr.
 
-use std::{
-    io::IsTerminal,
-    path::Path,
-    process::ExitCode,
-};
+use std::{io::IsTerminal, path::Path, process::ExitCode};
 
 use anyhow::{bail, Context, Result};
 use ao_host::{

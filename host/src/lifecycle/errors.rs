@@ -113,9 +113,9 @@ impl ErrorClass {
     /// whose constructor failed or panicked failed; one whose constructor hangs timed out.
     fn of_not_built(error: &NotBuilt) -> Self {
         match error {
-            NotBuilt::Registry(RegistryError::NotLoaded { .. } | RegistryError::NotRemote { .. }) => {
-                Self::Unavailable
-            }
+            NotBuilt::Registry(
+                RegistryError::NotLoaded { .. } | RegistryError::NotRemote { .. },
+            ) => Self::Unavailable,
             NotBuilt::Registry(RegistryError::Construct { .. }) => Self::UpstreamFailed,
             NotBuilt::Registry(RegistryError::ConstructTimeout { .. }) => Self::TimedOut,
             NotBuilt::Aborted { .. } => Self::Internal,
@@ -174,10 +174,9 @@ impl SpawnStepError {
             Self::Plugin(call) | Self::Deliver(DeliverError::Plugin(call)) => {
                 ErrorClass::of_call(call)
             }
-            Self::Deliver(_)
-            | Self::Store(_)
-            | Self::Host(_)
-            | Self::NotInstalled { .. } => ErrorClass::UpstreamFailed,
+            Self::Deliver(_) | Self::Store(_) | Self::Host(_) | Self::NotInstalled { .. } => {
+                ErrorClass::UpstreamFailed
+            }
         }
     }
 }

@@ -78,8 +78,8 @@ pub enum EventError {
 impl HookReport {
     /// The status it reports, its ids checked: a report that fails here is not recorded.
     pub fn checked_status(&self) -> Result<ReportedStatus, EventError> {
-        let status =
-            ReportedStatus::parse(&self.status).ok_or_else(|| EventError::Status(self.status.clone()))?;
+        let status = ReportedStatus::parse(&self.status)
+            .ok_or_else(|| EventError::Status(self.status.clone()))?;
         self.check_ids()?;
         Ok(status)
     }
@@ -325,7 +325,9 @@ mod tests {
             "session_id": 7,
         });
         let status = report("waiting_input").checked_status().unwrap();
-        let event = report("waiting_input").event(status, Some(&payload)).unwrap();
+        let event = report("waiting_input")
+            .event(status, Some(&payload))
+            .unwrap();
         assert_eq!(event.waiting_for.as_deref(), Some("Bash: rm -rf build"));
         assert_eq!(event.prompt.as_deref(), Some("fix it"));
         assert_eq!(event.conversation.as_deref(), Some("7"));

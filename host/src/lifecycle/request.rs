@@ -175,16 +175,22 @@ impl Lifecycle {
         let mut project = self
             .resolve_project(params.project.as_deref(), &params.folder)
             .await?;
-        let default_branch = project.default_branch.clone().ok_or_else(|| {
-            RequestError::NoDefaultBranch {
-                project: project.id.clone(),
-            }
-        })?;
+        let default_branch =
+            project
+                .default_branch
+                .clone()
+                .ok_or_else(|| RequestError::NoDefaultBranch {
+                    project: project.id.clone(),
+                })?;
         let choice = &mut project.plugins;
         for (kind, field, chosen) in [
             (PluginKind::Agent, &mut choice.agent, params.agent),
             (PluginKind::Runtime, &mut choice.runtime, params.runtime),
-            (PluginKind::Workspace, &mut choice.workspace, params.workspace),
+            (
+                PluginKind::Workspace,
+                &mut choice.workspace,
+                params.workspace,
+            ),
         ] {
             if let Some(name) = chosen {
                 *field = name;
@@ -241,10 +247,7 @@ mod tests {
         assert_eq!(checked_task(Worker, None, true), Ok(None));
         assert_eq!(checked_task(Orchestrator, None, false), Ok(None));
         assert_eq!(checked_task(Orchestrator, None, true), Ok(None));
-        assert_eq!(
-            checked_task(Worker, None, false),
-            Err(RequestError::NoTask)
-        );
+        assert_eq!(checked_task(Worker, None, false), Err(RequestError::NoTask));
         assert_eq!(
             checked_task(Worker, task(), true),
             Err(RequestError::TaskWithoutPrompt)
@@ -307,7 +310,10 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(unknown.class(), ErrorClass::NotFound, "{unknown}");
-        assert!(unknown.to_string().contains("no project \"nope\""), "{unknown}");
+        assert!(
+            unknown.to_string().contains("no project \"nope\""),
+            "{unknown}"
+        );
 
         let overridden = SpawnParams {
             agent: Some("nobody".into()),
@@ -343,22 +349,5 @@ mod tests {
             .unwrap_err();
         assert_eq!(error.class(), ErrorClass::BadRequest, "{error}");
         assert!(error.to_string().contains("task is empty"), "{error}");
-    }
-
-    #[tokio::test]
-    async fn a_project_without_a_default_branch_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let lifecycle = lifecycle(dir.path(), "projects:\n  app: { repo: /nonexistent/app }\n");
-        let error = lifecycle
-            .spawn_request(params("app", "x"))
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(
-                &error,
-                LifecycleError::Request(RequestError::NoDefaultBranch { project }) if project == "app"
-            ),
-            "{error}"
-        );
     }
 }

@@ -36,7 +36,6 @@ use super::{
     Lifecycle, LifecycleError,
 };
 use crate::{
-    config::ProjectConfig,
     plugins::{AgentPlugin, PluginCallError, PluginSet},
     session::{now_ms, Session, SessionRole, SessionStatus, StoreError},
     timing::PhaseClock,
