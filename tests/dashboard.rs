@@ -410,7 +410,7 @@ fn bad_requests_get_a_json_error_with_their_status_and_change_nothing() {
             sessions,
             &json!({"project": "app", "task": "x", "agent": "nobody"}),
         )
-        .assert_error(404, "no agent plugin `nobody`");
+        .assert_error(404, "no agent plugin named `nobody`");
     dashboard
         .post_json(
             sessions,
@@ -1157,7 +1157,7 @@ fn an_unknown_project_or_plugin_is_404_and_names_what_there_is() {
         .assert_error(404, "configured projects: app");
     let spawn = json!({"project": "app", "task": "x", "agent": "nobody"});
     let reply = dashboard.post_json("/api/sessions", &spawn);
-    reply.assert_error(404, "no agent plugin `nobody` is loaded");
+    reply.assert_error(404, "no agent plugin named `nobody` is loaded");
     reply.assert_error(404, "claude-code");
     assert!(dashboard.stop().success());
 
@@ -1170,8 +1170,8 @@ fn an_unknown_project_or_plugin_is_404_and_names_what_there_is() {
     });
     let dashboard = Dashboard::start(&harness, &[], &[]);
     let reply = dashboard.post_json("/api/sessions", &json!({"project": "app", "task": "x"}));
-    reply.assert_error(404, "no runtime plugin `nobody` is loaded");
-    reply.assert_error(404, "loaded: tmux");
+    reply.assert_error(404, "no runtime plugin named `nobody` is loaded");
+    reply.assert_error(404, "loaded runtime plugins: tmux");
     harness.assert_untouched();
     assert!(dashboard.stop().success());
 }

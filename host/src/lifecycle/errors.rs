@@ -180,3 +180,49 @@ impl SpawnStepError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{path::PathBuf, time::Duration};
+
+    use ao_plugin_api::PluginError;
+
+    use super::*;
+
+    /// The registry's reasons stay apart: an unknown plugin is not a failed constructor.
+    #[test]
+    fn a_plugin_not_built_is_classed_by_why() {
+        let (kind, name, path) = (
+            PluginKind::Runtime,
+            "faulty".to_string(),
+            PathBuf::from("/p"),
+        );
+        let class = |error: RegistryError| {
+            LifecycleError::from(PluginUnavailable {
+                message: error.to_string(),
+                cause: Arc::new(error.into()),
+            })
+            .class()
+        };
+        let not_loaded = RegistryError::NotLoaded {
+            kind,
+            name: name.clone(),
+            loaded: "tmux".into(),
+        };
+        assert_eq!(class(not_loaded), ErrorClass::Unavailable);
+        let construct = RegistryError::Construct {
+            kind,
+            name: name.clone(),
+            path: path.clone(),
+            error: PluginError::failed("no"),
+        };
+        assert_eq!(class(construct), ErrorClass::UpstreamFailed);
+        let hung = RegistryError::ConstructTimeout {
+            kind,
+            name,
+            path,
+            timeout: Duration::from_millis(500),
+        };
+        assert_eq!(class(hung), ErrorClass::TimedOut);
+    }
+}

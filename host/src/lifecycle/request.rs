@@ -98,7 +98,7 @@ pub enum RequestError {
     OrchestratorTask,
     #[error(transparent)]
     Text(#[from] TextError),
-    #[error("no {kind} plugin `{name}` is loaded; loaded: {loaded}; check the name, or run `ao-host plugins list`")]
+    #[error("no {kind} plugin named `{name}` is loaded (loaded {kind} plugins: {loaded}); check the name asked for, or the project's in ao-rs.yaml, or run `ao-host plugins list`")]
     UnknownPlugin {
         kind: PluginKind,
         name: String,
@@ -199,7 +199,10 @@ impl Lifecycle {
                 return Err(RequestError::UnknownPlugin {
                     kind,
                     name: field.clone(),
-                    loaded: self.registry.names(kind).join(", "),
+                    loaded: match self.registry.names(kind) {
+                        names if names.is_empty() => "none".into(),
+                        names => names.join(", "),
+                    },
                 }
                 .into());
             }
