@@ -407,7 +407,7 @@ fn bad_requests_get_a_json_error_with_their_status_and_change_nothing() {
             sessions,
             &json!({"project": "app", "task": "x", "agent": "nobody"}),
         )
-        .assert_error(404, "no agent plugin `nobody`");
+        .assert_error(404, "no agent plugin named `nobody`");
     dashboard
         .post_json(
             sessions,
@@ -1123,5 +1123,142 @@ fn a_browser_spawns_watches_messages_and_kills_a_session_from_the_page() {
         harness.ok(&["session", "kill", id]);
     }
     harness.assert_no_sessions();
+    assert!(dashboard.stop().success());
+}
+
+// One test per class of lifecycle error: each answers with its own status and a message that
+// names what to fix, and a refused spawn leaves nothing behind.
+
+#[test]
+fn an_unknown_project_or_plugin_is_404_and_names_what_there_is() {
+    let harness = Harness::new(&[], "");
+    let dashboard = Dashboard::start(&harness, &[], &[]);
+    dashboard
+        .post_json("/api/sessions", &json!({"project": "nope", "task": "x"}))
+        .assert_error(404, "configured projects: app");
+    let spawn = json!({"project": "app", "task": "x", "agent": "nobody"});
+    let reply = dashboard.post_json("/api/sessions", &spawn);
+    reply.assert_error(404, "no agent plugin named `nobody` is loaded");
+    reply.assert_error(404, "claude-code");
+    assert!(dashboard.stop().success());
+
+    // The project's own plugins are checked as the overrides are.
+    harness.edit_config(|c| {
+        c.replace(
+            "ready_timeout_ms: 10000",
+            "ready_timeout_ms: 10000, runtime: nobody",
+        )
+    });
+    let dashboard = Dashboard::start(&harness, &[], &[]);
+    let reply = dashboard.post_json("/api/sessions", &json!({"project": "app", "task": "x"}));
+    reply.assert_error(404, "no runtime plugin named `nobody` is loaded");
+    reply.assert_error(404, "loaded runtime plugins: tmux");
+    harness.assert_untouched();
+    assert!(dashboard.stop().success());
+}
+
+#[test]
+fn a_bad_task_is_400_and_one_too_large_413_each_naming_the_fix() {
+    let harness = Harness::new(&[], "");
+    let dashboard = Dashboard::start(&harness, &[], &[]);
+    dashboard
+        .post_json(
+            "/api/sessions",
+            &json!({"project": "app", "task": "a\u{0}b"}),
+        )
+        .assert_error(400, "NUL");
+    dashboard
+        .post_json("/api/sessions", &json!({"project": "app"}))
+        .assert_error(400, "`\"no_prompt\": true`");
+    dashboard
+        .post_json(
+            "/api/sessions",
+            &json!({"project": "app", "role": "orchestrator", "task": "x"}),
+        )
+        .assert_error(400, "leave `task` out");
+    dashboard
+        .post_json(
+            "/api/sessions",
+            &json!({"project": "app", "task": "a".repeat(1024 * 1024 + 1)}),
+        )
+        .assert_error(413, "put the details in a file");
+    harness.assert_untouched();
+    assert!(dashboard.stop().success());
+}
+
+#[test]
+fn a_message_to_a_session_that_stopped_running_is_409_and_says_how_to_clean_up() {
+    let harness = Harness::new(&[], "");
+    let dashboard = Dashboard::start(&harness, &[], &[]);
+    let spawned = dashboard.post_json("/api/sessions", &json!({"project": "app", "task": "x"}));
+    assert_eq!(spawned.status, 201, "{}", spawned.body);
+    let id = spawned.json()["id"].as_str().unwrap().to_string();
+    assert!(harness.tmux.tmux(&["kill-session", "-t", &id]).0);
+    dashboard
+        .post_bytes(&format!("/api/sessions/{id}/messages"), b"hello")
+        .assert_error(409, "is not running any more");
+    let killed = dashboard.delete(&format!("/api/sessions/{id}"));
+    assert_eq!(killed.status, 200, "{}", killed.body);
+    assert!(dashboard.stop().success());
+}
+
+#[test]
+fn a_runtime_whose_constructor_fails_or_panics_is_502_and_named() {
+    let harness = Harness::new(&[], "");
+    harness.install_faulty_runtime("{ constructor: error }");
+    let spawn = json!({"project": "app", "task": "x", "runtime": "faulty"});
+    let dashboard = Dashboard::start(&harness, &[], &[]);
+    let reply = dashboard.post_json("/api/sessions", &spawn);
+    reply.assert_error(502, "runtime plugin `faulty`");
+    reply.assert_error(502, "faulty fixture refuses");
+    assert!(dashboard.stop().success());
+
+    harness.edit_config(|c| c.replace("constructor: error", "constructor: panic"));
+    let dashboard = Dashboard::start(&harness, &[], &[]);
+    let reply = dashboard.post_json("/api/sessions", &spawn);
+    reply.assert_error(502, "runtime plugin `faulty`");
+    reply.assert_error(502, "panics");
+    harness.assert_untouched();
+    assert!(dashboard.stop().success());
+}
+
+#[test]
+fn a_runtime_whose_constructor_hangs_is_504_and_names_the_setting() {
+    let harness = Harness::new(&[], "");
+    harness.install_faulty_runtime("{ constructor: hang }");
+    harness.edit_config(|c| {
+        c.replace(
+            "ready_timeout_ms: 10000",
+            "ready_timeout_ms: 10000, call_timeout_ms: 500",
+        )
+    });
+    let dashboard = Dashboard::start(&harness, &[], &[]);
+    let reply = dashboard.post_json(
+        "/api/sessions",
+        &json!({"project": "app", "task": "x", "runtime": "faulty"}),
+    );
+    reply.assert_error(504, "did not finish starting within 500 ms");
+    reply.assert_error(504, "call_timeout_ms");
+    harness.assert_untouched();
+    assert!(dashboard.stop().success());
+}
+
+#[test]
+fn a_session_whose_runtime_is_no_longer_loaded_is_503_and_says_where_to_look() {
+    let harness = Harness::new(&[], "");
+    let dashboard = Dashboard::start(&harness, &[], &[]);
+    let spawned = dashboard.post_json("/api/sessions", &json!({"project": "app", "task": "x"}));
+    assert_eq!(spawned.status, 201, "{}", spawned.body);
+    let id = spawned.json()["id"].as_str().unwrap().to_string();
+    assert!(dashboard.stop().success());
+
+    let tmux = harness
+        .plugin_dir()
+        .join(support::library_file_name("ao-runtime-tmux"));
+    std::fs::remove_file(&tmux).unwrap();
+    let dashboard = Dashboard::start(&harness, &[], &[]);
+    let reply = dashboard.get(&format!("/api/sessions/{id}/screen"));
+    reply.assert_error(503, "no runtime plugin named `tmux` is loaded");
+    reply.assert_error(503, "plugins list");
     assert!(dashboard.stop().success());
 }

@@ -10,7 +10,10 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 use ao_host::{
-    lifecycle::{self, HostChoice, KillOutcome, Lifecycle, RestoreResult, SpawnRequest},
+    lifecycle::{
+        HostChoice, KillOutcome, Lifecycle, LifecycleError, RequestError, RestoreResult,
+        SpawnParams,
+    },
     session::{Session, SessionRole, MAX_TASK_BYTES},
 };
 use clap::{Args as ClapArgs, Subcommand};
@@ -164,10 +167,11 @@ fn print_session(session: &Session, json: bool) -> Result<()> {
     }
 }
 
-/// Runs a spawn; the first Ctrl-C (or SIGTERM) asks it to stop and undo itself, so an
-/// interrupted spawn leaves nothing behind; a second one ends the process at once.
-async fn run_spawn(lifecycle: &Lifecycle, request: SpawnRequest, json: bool) -> Result<ExitCode> {
-    let stop = Arc::clone(&request.stop);
+/// Checks and runs a spawn; the first Ctrl-C (or SIGTERM) asks it to stop and undo itself, so
+/// an interrupted spawn leaves nothing behind; a second one ends the process at once.
+async fn run_spawn(lifecycle: &Lifecycle, params: SpawnParams, json: bool) -> Result<ExitCode> {
+    let stop = Arc::clone(&params.stop);
+    let request = lifecycle.spawn_request(params).await.map_err(with_flags)?;
     let watcher = super::on_interrupt("stopping the spawn and removing what it made", move || {
         stop.store(true, Ordering::Relaxed)
     });
@@ -179,6 +183,16 @@ async fn run_spawn(lifecycle: &Lifecycle, request: SpawnRequest, json: bool) -> 
     watcher.abort();
     print_session(&session?, json)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A refused spawn request, naming the flags that fix it where the refusal is about them.
+fn with_flags(error: LifecycleError) -> anyhow::Error {
+    match &error {
+        LifecycleError::Request(RequestError::NoTask) => {
+            anyhow::anyhow!("{error} (--task TEXT or --task-file FILE, or --no-prompt)")
+        }
+        _ => error.into(),
+    }
 }
 
 /// The project a command names, and the folder to find its repository from. Run inside a
@@ -208,52 +222,33 @@ fn project_and_folder(
 }
 
 pub async fn spawn(lifecycle: &Lifecycle, args: SpawnArgs) -> Result<ExitCode> {
-    let task = match (&args.task, &args.task_file) {
-        (Some(task), _) => Some(task.clone()),
+    let task = match (args.task, &args.task_file) {
+        (Some(task), _) => Some(task),
         (None, Some(file)) => Some(read_text(file)?),
-        (None, None) if args.no_prompt => None,
-        (None, None) => {
-            bail!("say what the agent should do: --task TEXT or --task-file FILE (or --no-prompt)")
-        }
+        (None, None) => None,
     };
-    if let Some(task) = &task {
-        lifecycle::validate_task(task)?;
-    }
-    let (name, folder) = project_and_folder(lifecycle, &args.project)?;
-    let mut project = lifecycle.resolve_project(name.as_deref(), &folder).await?;
-    let choice = &mut project.plugins;
-    for (field, chosen) in [
-        (&mut choice.agent, &args.agent),
-        (&mut choice.runtime, &args.runtime),
-        (&mut choice.workspace, &args.workspace),
-    ] {
-        if let Some(name) = chosen {
-            *field = name.clone();
-        }
-    }
-    let request = SpawnRequest {
+    let (project, folder) = project_and_folder(lifecycle, &args.project)?;
+    let params = SpawnParams {
         project,
-        role: SessionRole::Worker,
         task,
         no_prompt: args.no_prompt,
+        agent: args.agent,
+        runtime: args.runtime,
+        workspace: args.workspace,
         host: args.host.as_deref().map(HostChoice::parse),
-        stop: Arc::default(),
+        ..SpawnParams::new(SessionRole::Worker, folder)
     };
-    run_spawn(lifecycle, request, args.json).await
+    run_spawn(lifecycle, params, args.json).await
 }
 
 pub async fn orchestrator(lifecycle: &Lifecycle, args: OrchestratorArgs) -> Result<ExitCode> {
-    let (name, folder) = project_and_folder(lifecycle, &args.project)?;
-    let project = lifecycle.resolve_project(name.as_deref(), &folder).await?;
-    let request = SpawnRequest {
+    let (project, folder) = project_and_folder(lifecycle, &args.project)?;
+    let params = SpawnParams {
         project,
-        role: SessionRole::Orchestrator,
-        task: None,
         no_prompt: args.no_prompt,
-        host: None,
-        stop: Arc::default(),
+        ..SpawnParams::new(SessionRole::Orchestrator, folder)
     };
-    run_spawn(lifecycle, request, args.json).await
+    run_spawn(lifecycle, params, args.json).await
 }
 
 pub async fn run(lifecycle: &Lifecycle, command: SessionCommand) -> Result<ExitCode> {
@@ -329,12 +324,7 @@ async fn list(
     if let Some(project) = project {
         // A mistyped project must not read as "no sessions".
         let configured = lifecycle.config().projects.contains_key(project);
-        let seen = lifecycle
-            .store()
-            .data_dir()
-            .join("sessions")
-            .join(project)
-            .is_dir();
+        let seen = lifecycle.store().projects().0.iter().any(|p| p == project);
         if !configured && !seen {
             bail!(
                 "no project `{project}`: none is configured under that name, and no session of it was ever spawned in {}",

@@ -1,15 +1,13 @@
 //! The JSON API: the same objects and rules as the CLI's `--json` output, over HTTP.
 //!
 //! Every error is `{"error": "…"}` with a status that says whose fault it is: 400/413/415/422
-//! for a bad request, 404 for an unknown session, 409 for a session that cannot take this now
-//! (busy, waiting for an answer, not running), 502/504 when a plugin failed or timed out.
+//! for a bad request, 404 for an unknown project, session, host or plugin, 409 for a session
+//! that cannot take this now (busy, waiting for an answer, not running), 502/504 when a plugin
+//! or host failed or timed out, 503 when a plugin it needs is not loaded. Lifecycle errors get
+//! theirs from their one classification ([`ErrorClass`]).
 
-use std::{
-    sync::{atomic::AtomicBool, Arc},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
-use ao_plugin_api::{PluginErrorKind, PluginKind};
 use axum::{
     body::Bytes,
     extract::{
@@ -29,14 +27,11 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::{feed, work::Interrupted, AppState};
 use crate::{
-    config::ConfigError,
     lifecycle::{
-        DeliverError, HostChoice, KillOutcome, LifecycleError, SpawnError, SpawnRequest,
-        SpawnStepError,
+        ErrorClass, HostChoice, KillOutcome, LifecycleError, RequestError, SpawnError, SpawnParams,
     },
-    plugins::{PluginCallError, PluginStatus},
-    remote::HostError,
-    session::{LockError, SessionRole, StoreError, MAX_TASK_BYTES},
+    plugins::PluginStatus,
+    session::{SessionRole, MAX_TASK_BYTES},
 };
 
 /// Screen lines sent when the request does not say.
@@ -72,52 +67,43 @@ impl IntoResponse for ApiError {
 
 impl From<LifecycleError> for ApiError {
     fn from(error: LifecycleError) -> Self {
-        let status = match &error {
-            LifecycleError::Store(store) => store_status(store),
-            LifecycleError::Lock(LockError::Store(store)) => store_status(store),
-            LifecycleError::Lock(LockError::Busy { .. }) | LifecycleError::Refused(_) => {
-                StatusCode::CONFLICT
-            }
-            LifecycleError::Config(config) => config_status(config),
-            LifecycleError::Plugin(call) | LifecycleError::Deliver(DeliverError::Plugin(call)) => {
-                plugin_status(call)
-            }
-            LifecycleError::Deliver(DeliverError::Blocked { .. } | DeliverError::Cancelled) => {
-                StatusCode::CONFLICT
-            }
-            LifecycleError::Deliver(_) => StatusCode::BAD_GATEWAY,
-            LifecycleError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            LifecycleError::Host(HostError::Unknown { .. }) => StatusCode::NOT_FOUND,
-            LifecycleError::Host(HostError::Local { .. }) => StatusCode::INTERNAL_SERVER_ERROR,
-            LifecycleError::Host(_) => StatusCode::BAD_GATEWAY,
-            LifecycleError::KillUnfinished { error, .. } => plugin_status(error),
-        };
-        Self::new(status, error.to_string())
+        Self::new(status_of(error.class()), error.to_string())
     }
 }
 
 impl From<SpawnError> for ApiError {
     fn from(error: SpawnError) -> Self {
-        let status = match &error {
-            SpawnError::InvalidTask(_) => StatusCode::BAD_REQUEST,
-            SpawnError::Store(store) => store_status(store),
-            SpawnError::Setup(_) => {
-                let SpawnError::Setup(setup) = error else {
-                    unreachable!("matched just above")
-                };
-                return setup.into();
-            }
-            SpawnError::Failed { step, .. } => match step.as_ref() {
-                SpawnStepError::Cancelled | SpawnStepError::Deliver(DeliverError::Cancelled) => {
-                    StatusCode::CONFLICT
-                }
-                SpawnStepError::Plugin(call)
-                | SpawnStepError::Deliver(DeliverError::Plugin(call)) => plugin_status(call),
-                _ => StatusCode::BAD_GATEWAY,
-            },
-        };
-        Self::new(status, error.to_string())
+        Self::new(status_of(error.class()), error.to_string())
     }
+}
+
+/// The status that says whose fault a failure of this class is.
+fn status_of(class: ErrorClass) -> StatusCode {
+    match class {
+        ErrorClass::NotFound => StatusCode::NOT_FOUND,
+        ErrorClass::Conflict => StatusCode::CONFLICT,
+        ErrorClass::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorClass::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorClass::UpstreamFailed => StatusCode::BAD_GATEWAY,
+        ErrorClass::TimedOut => StatusCode::GATEWAY_TIMEOUT,
+        ErrorClass::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorClass::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// A refused spawn request, naming the body's fields where the refusal is about them.
+fn with_fields(error: LifecycleError) -> ApiError {
+    let fields = match &error {
+        LifecycleError::Request(RequestError::NoTask) => "send `task`, or `\"no_prompt\": true`",
+        LifecycleError::Request(RequestError::TaskWithoutPrompt) => {
+            "send `task` or `\"no_prompt\": true`, not both"
+        }
+        LifecycleError::Request(RequestError::OrchestratorTask) => "leave `task` out",
+        _ => return error.into(),
+    };
+    let mut api_error = ApiError::from(error);
+    api_error.message = format!("{} ({fields})", api_error.message);
+    api_error
 }
 
 impl From<Interrupted> for ApiError {
@@ -132,42 +118,6 @@ impl From<Interrupted> for ApiError {
                 "the operation failed unexpectedly; `ao-host session ls` and `ao-host gc` show and reconcile what is left",
             ),
         }
-    }
-}
-
-fn store_status(error: &StoreError) -> StatusCode {
-    match error {
-        StoreError::NotFound { .. } => StatusCode::NOT_FOUND,
-        StoreError::InvalidId(_) => StatusCode::BAD_REQUEST,
-        StoreError::Exhausted(_) => StatusCode::SERVICE_UNAVAILABLE,
-        StoreError::NotAFolder { .. }
-        | StoreError::Io { .. }
-        | StoreError::Corrupt { .. }
-        | StoreError::Untrusted { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
-/// A plugin's refusal is the request's fault when the plugin says so; anything else is the
-/// plugin's (502), or its slowness (504).
-fn plugin_status(error: &PluginCallError) -> StatusCode {
-    match error {
-        PluginCallError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-        PluginCallError::Plugin { error, .. } => match error.kind {
-            PluginErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
-            PluginErrorKind::NotFound => StatusCode::NOT_FOUND,
-            PluginErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::BAD_GATEWAY,
-        },
-    }
-}
-
-fn config_status(error: &ConfigError) -> StatusCode {
-    match error {
-        ConfigError::UnknownProject { .. } => StatusCode::NOT_FOUND,
-        ConfigError::NoProject { .. }
-        | ConfigError::InvalidProjectArg { .. }
-        | ConfigError::Discovery { .. } => StatusCode::BAD_REQUEST,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -276,79 +226,29 @@ async fn spawn_session(
     body: Result<Json<SpawnBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let body = json_body(body)?;
-    let host = body
-        .host
-        .as_deref()
-        .filter(|h| !h.is_empty() && *h != "local")
-        .map(HostChoice::parse);
-    let role = body.role.unwrap_or(SessionRole::Worker);
-    if body.no_prompt && body.task.is_some() {
-        return Err(ApiError::bad_request(
-            "`no_prompt` starts the agent without its first message, so `task` would never reach it; send one or the other",
-        ));
-    }
-    if body.task.as_ref().is_some_and(|t| t.len() > MAX_TASK_BYTES) {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("`task` is larger than the {MAX_TASK_BYTES} bytes a task may have; put the details in a file in the repository and point the task at it"),
-        ));
-    }
-    let task = match (role, body.task) {
-        (SessionRole::Orchestrator, Some(_)) => {
-            return Err(ApiError::bad_request(
-                "an orchestrator takes no task (it is given its own prompt); leave `task` out",
-            ))
-        }
-        (SessionRole::Worker, None) if !body.no_prompt => {
-            return Err(ApiError::bad_request(
-                "say what the agent should do: `task` (or `\"no_prompt\": true`)",
-            ))
-        }
-        (_, task) => task,
-    };
-    if let Some(task) = &task {
-        if task.trim().is_empty() {
-            return Err(ApiError::bad_request(
-                "`task` is empty; say what the agent should do",
-            ));
-        }
-        crate::lifecycle::validate_task(task)?;
-    }
     let cwd = std::env::current_dir()
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let mut project = state
-        .lifecycle
-        .resolve_project(body.project.as_deref().filter(|p| !p.is_empty()), &cwd)
-        .await?;
-    let choice = &mut project.plugins;
-    for (kind, field, chosen) in [
-        (PluginKind::Agent, &mut choice.agent, body.agent),
-        (PluginKind::Runtime, &mut choice.runtime, body.runtime),
-        (PluginKind::Workspace, &mut choice.workspace, body.workspace),
-    ] {
-        if let Some(name) = chosen.filter(|n| !n.is_empty()) {
-            if state.lifecycle.registry().library_of(kind, &name).is_none() {
-                return Err(ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    format!(
-                        "no {kind} plugin `{name}` is loaded; loaded: {}",
-                        state.lifecycle.registry().names(kind).join(", ")
-                    ),
-                ));
-            }
-            *field = name;
-        }
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    state.work.stop_on_close(&stop);
-    let request = SpawnRequest {
-        project,
-        role,
-        task,
+    // The page sends an empty string for a field left unset.
+    let given = |value: Option<String>| value.filter(|v| !v.is_empty());
+    let params = SpawnParams {
+        project: given(body.project),
+        task: body.task,
         no_prompt: body.no_prompt,
-        host,
-        stop,
+        agent: given(body.agent),
+        runtime: given(body.runtime),
+        workspace: given(body.workspace),
+        host: given(body.host)
+            .filter(|h| h != "local")
+            .map(|h| HostChoice::parse(&h)),
+        ..SpawnParams::new(body.role.unwrap_or(SessionRole::Worker), cwd)
     };
+    let stop = Arc::clone(&params.stop);
+    let request = state
+        .lifecycle
+        .spawn_request(params)
+        .await
+        .map_err(with_fields)?;
+    state.work.stop_on_close(&stop);
     let lifecycle = Arc::clone(&state.lifecycle);
     let feed = Arc::clone(&state.feed);
     let spawned = state
@@ -456,7 +356,6 @@ async fn send_message(
             e.utf8_error().valid_up_to()
         ))
     })?;
-    crate::lifecycle::validate_message(&text)?;
     let lifecycle = Arc::clone(&state.lifecycle);
     state
         .work
@@ -537,13 +436,7 @@ async fn doctor(State(state): State<AppState>) -> Result<Response, Response> {
 async fn projects(State(state): State<AppState>) -> Json<serde_json::Value> {
     let lifecycle = &state.lifecycle;
     let mut projects: Vec<String> = lifecycle.config().projects.keys().cloned().collect();
-    if let Ok(seen) = std::fs::read_dir(lifecycle.store().data_dir().join("sessions")) {
-        projects.extend(
-            seen.flatten()
-                .filter(|entry| entry.path().is_dir())
-                .filter_map(|entry| entry.file_name().into_string().ok()),
-        );
-    }
+    projects.extend(lifecycle.store().projects().0);
     projects.sort();
     projects.dedup();
     let default_project = match std::env::current_dir() {

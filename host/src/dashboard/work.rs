@@ -19,7 +19,7 @@ use tokio::sync::RwLock;
 #[derive(Default)]
 pub(super) struct Work {
     running: Arc<RwLock<()>>,
-    /// Stop flags of spawns in progress (see `SpawnRequest::stop`).
+    /// Stop flags of spawns in progress (see `SpawnParams::stop`).
     spawn_stops: Mutex<Vec<Weak<AtomicBool>>>,
     closed: AtomicBool,
 }

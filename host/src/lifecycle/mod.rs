@@ -9,11 +9,13 @@
 mod deliver;
 pub mod doctor;
 mod environment;
+mod errors;
 pub mod events;
 pub mod gc;
 mod hosts;
 mod operate;
 pub mod prompt;
+mod request;
 mod restore;
 mod spawn;
 mod status;
@@ -30,10 +32,14 @@ use tokio::sync::OnceCell;
 
 pub use self::{
     deliver::{first_difference, screen_tail, DeliverError, SCREEN_LINES},
+    errors::{ErrorClass, NotBuilt, PluginUnavailable},
     hosts::HostChoice,
     operate::KillOutcome,
+    request::{
+        validate_message, validate_task, RequestError, SpawnParams, SpawnRequest, TextError,
+    },
     restore::{RestoreOutcome, RestoreResult},
-    spawn::{validate_message, validate_task, SpawnError, SpawnRequest, SpawnStepError},
+    spawn::{SpawnError, SpawnStepError},
     status::SessionListing,
 };
 use crate::{
@@ -63,8 +69,11 @@ pub enum LifecycleError {
     #[error(transparent)]
     Plugin(#[from] PluginCallError),
     /// A plugin could not be built (not loaded, constructor failed, panicked or hung).
-    #[error("{0}")]
-    Unavailable(String),
+    #[error(transparent)]
+    Unavailable(#[from] PluginUnavailable),
+    /// A request refused before anything was made.
+    #[error(transparent)]
+    Request(#[from] RequestError),
     #[error(transparent)]
     Deliver(#[from] DeliverError),
     #[error("{0}")]
@@ -84,7 +93,7 @@ pub enum LifecycleError {
 /// A plugin instance's kind, name and host (`None`: this machine).
 type InstanceKey = (PluginKind, String, Option<String>);
 /// A plugin instance, or why it could not be built.
-type BuiltInstance = Result<PluginInstance, String>;
+type BuiltInstance = Result<PluginInstance, Arc<NotBuilt>>;
 
 /// The service. Cheap to share behind an `Arc`; every method takes `&self`.
 pub struct Lifecycle {
@@ -279,13 +288,15 @@ impl Lifecycle {
                 tokio::task::spawn_blocking(move || {
                     registry
                         .instantiate_on(kind, &owned_name, &context, transport.as_ref(), timeout)
-                        .map_err(|e: RegistryError| e.to_string())
+                        .map_err(|e: RegistryError| Arc::new(e.into()))
                 })
                 .await
                 .unwrap_or_else(|join| {
-                    Err(format!(
-                        "{kind} plugin `{name}`: constructor aborted: {join}"
-                    ))
+                    Err(Arc::new(NotBuilt::Aborted {
+                        kind,
+                        name: name.to_string(),
+                        why: join.to_string(),
+                    }))
                 })
             })
             .await;
@@ -295,9 +306,13 @@ impl Lifecycle {
                 instances.remove(&key);
             }
         }
-        built
-            .clone()
-            .map_err(|message| LifecycleError::Unavailable(self.config.name_file_in(&message)))
+        built.clone().map_err(|cause| {
+            PluginUnavailable {
+                message: self.config.name_file_in(&cause.to_string()),
+                cause,
+            }
+            .into()
+        })
     }
 
     pub async fn runtime(&self, name: &str) -> Result<RuntimePlugin, LifecycleError> {
@@ -457,8 +472,13 @@ mod tests {
             plugins: lifecycle.config().defaults.clone(),
             hosts: Default::default(),
         };
+        sendable(lifecycle.spawn_request(SpawnParams::new(
+            crate::session::SessionRole::Worker,
+            dir.path().to_path_buf(),
+        )));
         let request = SpawnRequest {
             project,
+            default_branch: "main".into(),
             role: crate::session::SessionRole::Worker,
             task: Some("x".into()),
             no_prompt: false,

@@ -4,7 +4,11 @@ use std::time::Duration;
 
 use ao_plugin_api::PluginErrorKind;
 
-use super::{deliver::deliver, spawn::validate_message, Lifecycle, LifecycleError};
+use super::{
+    deliver::deliver,
+    request::{validate_message, RequestError},
+    Lifecycle, LifecycleError,
+};
 use crate::{
     plugins::{PluginCallError, PluginSet, RuntimePlugin},
     session::{now_ms, ReportedStatus, Session, SessionLock, SessionStatus, StoreError},
@@ -328,8 +332,7 @@ impl Lifecycle {
         text: &str,
         progress: &(dyn Fn(&str) + Sync),
     ) -> Result<(), LifecycleError> {
-        validate_message(text)
-            .map_err(|e| LifecycleError::Refused(format!("message refused: {e}")))?;
+        validate_message(text).map_err(RequestError::from)?;
         let (session, handle, _lock) = self.live_locked(id, progress).await?;
         let plugins = self.plugins_of(&session).await?;
         if !plugins.runtime.is_alive(&handle).await? {

@@ -23,13 +23,7 @@
 //! never handed out again. If that undo is not total — a plugin call that timed out may still
 //! finish later, a destroy may fail — the note says what is left, and `gc` finishes the job.
 
-use std::{
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
-    time::Duration,
-};
+use std::{sync::atomic::Ordering, time::Duration};
 
 use ao_plugin_api::{
     AgentSession, EnvVar, LaunchRequest, RuntimeCreateRequest, WorkspaceCreateConfig,
@@ -37,37 +31,18 @@ use ao_plugin_api::{
 
 use super::{
     deliver::{deliver, wait_until_ready, Confirmed, DeliverError, WaitFor, REPORT_GRACE},
-    hosts::HostChoice,
     prompt::{orchestrator_prompt, worker_prompt, PromptFacts},
+    request::SpawnRequest,
     Lifecycle, LifecycleError,
 };
 use crate::{
-    config::ProjectConfig,
     plugins::{AgentPlugin, PluginCallError, PluginSet},
-    session::{now_ms, Session, SessionRole, SessionStatus, StoreError, MAX_TASK_BYTES},
+    session::{now_ms, Session, SessionRole, SessionStatus, StoreError},
     timing::PhaseClock,
 };
 
-/// What to spawn. `project.plugins` says which plugins (overrides already applied).
-#[derive(Debug, Clone)]
-pub struct SpawnRequest {
-    pub project: ProjectConfig,
-    pub role: SessionRole,
-    /// The worker's task, delivered byte-exact as its first message.
-    pub task: Option<String>,
-    /// Skip the first message (the task, or the orchestrator prompt).
-    pub no_prompt: bool,
-    /// Another host to run on (`--host`); `None`: this machine.
-    pub host: Option<HostChoice>,
-    /// Set by the caller to stop the spawn (an operator's Ctrl-C): it is checked where a
-    /// `session kill`'s request is, and the spawn undoes itself the same way.
-    pub stop: Arc<AtomicBool>,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
-    #[error("{0}")]
-    InvalidTask(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -153,40 +128,6 @@ fn silent_events_note(why: &str) -> String {
     }
 }
 
-/// Refuses tasks that cannot be delivered as one message.
-pub fn validate_task(task: &str) -> Result<(), SpawnError> {
-    validate_text(
-        "task",
-        task,
-        "say what the agent should do with --task or --task-file",
-    )
-}
-
-/// Refuses messages that cannot be delivered as one message.
-pub fn validate_message(text: &str) -> Result<(), SpawnError> {
-    validate_text("message", text, "say something")
-}
-
-fn validate_text(what: &str, text: &str, fill_it: &str) -> Result<(), SpawnError> {
-    if text.trim().is_empty() {
-        return Err(SpawnError::InvalidTask(format!(
-            "the {what} is empty; {fill_it}"
-        )));
-    }
-    if text.len() > MAX_TASK_BYTES {
-        return Err(SpawnError::InvalidTask(format!(
-            "the {what} is {} bytes, more than the {MAX_TASK_BYTES} a message may have; put the details in a file in the repository and point the {what} at it",
-            text.len()
-        )));
-    }
-    if text.contains('\0') {
-        return Err(SpawnError::InvalidTask(format!(
-            "the {what} contains a NUL byte"
-        )));
-    }
-    Ok(())
-}
-
 /// Where a session's work starts: the repository (its clone on the session's host) and the
 /// branch its own branch starts from.
 struct Origin<'a> {
@@ -255,16 +196,7 @@ impl Lifecycle {
         request: SpawnRequest,
         progress: &(dyn Fn(&str) + Sync),
     ) -> Result<Session, SpawnError> {
-        if let Some(task) = &request.task {
-            validate_task(task)?;
-        }
         let project = &request.project;
-        let default_branch = project.default_branch.clone().ok_or_else(|| {
-            LifecycleError::Refused(format!(
-                "project `{}` has no default branch; resolve it with `Lifecycle::resolve_project` or set `default_branch`",
-                project.id
-            ))
-        })?;
         // Another host is asked first, and its plugins built: a host that does not answer, or a
         // plugin that cannot work there, costs nothing anywhere.
         let placement = match &request.host {
@@ -314,7 +246,7 @@ impl Lifecycle {
             .run_steps(
                 &request,
                 Origin {
-                    default_branch: &default_branch,
+                    default_branch: &request.default_branch,
                     repo: &repo_path,
                 },
                 &mut session,
@@ -662,28 +594,5 @@ impl Lifecycle {
             tracing::warn!(id = %session.id, "cleanup: {e}");
         }
         format!("{summary}; the record is archived as errored")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn empty_huge_and_nul_tasks_are_refused() {
-        assert!(validate_task("  \n")
-            .unwrap_err()
-            .to_string()
-            .contains("empty"));
-        let huge = "x".repeat(MAX_TASK_BYTES + 1);
-        assert!(validate_task(&huge)
-            .unwrap_err()
-            .to_string()
-            .contains("more than"));
-        assert!(validate_task("a\0b")
-            .unwrap_err()
-            .to_string()
-            .contains("NUL"));
-        validate_task("fix the flaky test\nin `ci.yml`").unwrap();
     }
 }

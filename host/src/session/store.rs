@@ -633,9 +633,9 @@ impl SessionStore {
         }
     }
 
-    /// The projects that have records, and the folders that should hold records but cannot be
-    /// read (a symlinked project folder is one: it is not followed).
-    fn projects(&self) -> (Vec<String>, Vec<StoreError>) {
+    /// The projects that have records (active or archived), sorted, and the folders that should
+    /// hold records but cannot be read (a symlinked project folder is one: it is not followed).
+    pub fn projects(&self) -> (Vec<String>, Vec<StoreError>) {
         let (mut projects, mut problems) = (Vec::new(), Vec::new());
         let entries = match fs::read_dir(&self.root) {
             Ok(entries) => entries,
