@@ -1143,12 +1143,10 @@ fn an_unknown_project_or_plugin_is_404_and_names_what_there_is() {
     assert!(dashboard.stop().success());
 
     // The project's own plugins are checked as the overrides are.
-    harness.edit_config(|c| {
-        c.replace(
-            "ready_timeout_ms: 10000",
-            "ready_timeout_ms: 10000, runtime: nobody",
-        )
-    });
+    harness.edit_config(&[(
+        "ready_timeout_ms: 10000",
+        "ready_timeout_ms: 10000, runtime: nobody",
+    )]);
     let dashboard = Dashboard::start(&harness, &[], &[]);
     let reply = dashboard.post_json("/api/sessions", &json!({"project": "app", "task": "x"}));
     reply.assert_error(404, "no runtime plugin named `nobody` is loaded");
@@ -1213,7 +1211,7 @@ fn a_runtime_whose_constructor_fails_or_panics_is_502_and_named() {
     reply.assert_error(502, "faulty fixture refuses");
     assert!(dashboard.stop().success());
 
-    harness.edit_config(|c| c.replace("constructor: error", "constructor: panic"));
+    harness.edit_config(&[("constructor: error", "constructor: panic")]);
     let dashboard = Dashboard::start(&harness, &[], &[]);
     let reply = dashboard.post_json("/api/sessions", &spawn);
     reply.assert_error(502, "runtime plugin `faulty`");
@@ -1226,12 +1224,10 @@ fn a_runtime_whose_constructor_fails_or_panics_is_502_and_named() {
 fn a_runtime_whose_constructor_hangs_is_504_and_names_the_setting() {
     let harness = Harness::new(&[], "");
     harness.install_faulty_runtime("{ constructor: hang }");
-    harness.edit_config(|c| {
-        c.replace(
-            "ready_timeout_ms: 10000",
-            "ready_timeout_ms: 10000, call_timeout_ms: 500",
-        )
-    });
+    harness.edit_config(&[(
+        "ready_timeout_ms: 10000",
+        "ready_timeout_ms: 10000, call_timeout_ms: 500",
+    )]);
     let dashboard = Dashboard::start(&harness, &[], &[]);
     let reply = dashboard.post_json(
         "/api/sessions",
