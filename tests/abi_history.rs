@@ -11,7 +11,7 @@ mod support;
 
 use std::{path::Path, time::Duration};
 
-use ao_host::plugins::PluginRegistry;
+use ao_core::plugins::PluginRegistry;
 use ao_plugin_api::{
     abi_stable::std_types::{ROption, RString},
     AgentSession, PluginContext, PluginErrorKind, ABI_LEVEL, HOST_FEATURES, INTERFACE_REVISION,

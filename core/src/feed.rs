@@ -1,5 +1,5 @@
-//! The live feed behind `GET /api/events`: what changed in the session list, as server-sent
-//! events.
+//! The live feed of the session list: what changed in it, as events a front end passes on (the
+//! dashboard's `GET /api/events` sends them as server-sent events).
 //!
 //! The list is followed in lanes, one for this machine and one per host, each asking the
 //! lifecycle for its own sessions ([`Lifecycle::list_lane`]) once a second, and only while
@@ -20,7 +20,6 @@
 
 use std::{
     collections::{BTreeMap, HashSet},
-    convert::Infallible,
     sync::{
         atomic::{AtomicUsize, Ordering},
         Arc,
@@ -28,7 +27,6 @@ use std::{
     time::Duration,
 };
 
-use axum::response::sse::Event;
 use futures_util::future::join_all;
 use serde_json::json;
 use tokio::sync::{broadcast, oneshot, watch};
@@ -39,27 +37,34 @@ use crate::{
 };
 
 /// How often each lane is read while someone watches.
-pub(super) const POLL_INTERVAL: Duration = Duration::from_secs(1);
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Changes kept for a watcher that reads slowly; one that falls further behind gets a new
 /// snapshot instead.
 const BACKLOG: usize = 1024;
 
-/// One change, serialized once for every watcher.
+/// One event: a `snapshot` of the list, then changes (`session`, `removed`, `problems`), its
+/// JSON serialized once for every watcher.
 #[derive(Debug, Clone)]
-pub(super) struct Change {
+pub struct Change {
     kind: &'static str,
     data: Arc<str>,
 }
 
 impl Change {
-    pub(super) fn event(&self) -> Event {
-        Event::default().event(self.kind).data(self.data.as_ref())
+    /// What the event says: `snapshot`, `session`, `removed` or `problems`.
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// Its JSON.
+    pub fn data(&self) -> &str {
+        &self.data
     }
 }
 
 /// A watcher's start: the list as last told, and the changes from then on.
-type Start = (Event, broadcast::Receiver<Change>);
+type Start = (Change, broadcast::Receiver<Change>);
 
 /// A session as last told to watchers.
 struct Told {
@@ -77,7 +82,7 @@ struct Tale {
     problems: Vec<String>,
 }
 
-pub(super) struct Feed {
+pub struct Feed {
     lifecycle: Arc<Lifecycle>,
     changes: broadcast::Sender<Change>,
     /// What watchers were told; changes are published only while it is held.
@@ -90,7 +95,7 @@ pub(super) struct Feed {
 }
 
 /// Counts a watcher for as long as it is held.
-pub(super) struct Watching {
+pub struct Watching {
     feed: Arc<Feed>,
 }
 
@@ -101,7 +106,7 @@ impl Drop for Watching {
 }
 
 impl Feed {
-    pub(super) fn new(lifecycle: Arc<Lifecycle>) -> Self {
+    pub fn new(lifecycle: Arc<Lifecycle>) -> Self {
         Self {
             lifecycle,
             changes: broadcast::channel(BACKLOG).0,
@@ -113,7 +118,7 @@ impl Feed {
     }
 
     /// Keeps the lanes running for as long as the result is held.
-    pub(super) fn watch(self: &Arc<Self>) -> Watching {
+    pub fn watch(self: &Arc<Self>) -> Watching {
         self.watchers.fetch_add(1, Ordering::SeqCst);
         Watching {
             feed: Arc::clone(self),
@@ -121,7 +126,7 @@ impl Feed {
     }
 
     /// A snapshot and the changes after it, once this machine's lane has looked (at once if it
-    /// was waiting); `None` when the dashboard is closing.
+    /// was waiting); `None` when the feed is closing.
     async fn start(&self) -> Option<Start> {
         let (sender, start) = oneshot::channel();
         self.starting
@@ -133,12 +138,12 @@ impl Feed {
     }
 
     /// Asks every lane to look now (after an operation changed something).
-    pub(super) fn poke(&self) {
+    pub fn poke(&self) {
         self.wake.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// The lanes: run until `closing` turns true.
-    pub(super) async fn run(self: Arc<Self>, closing: watch::Receiver<bool>) {
+    pub async fn run(self: Arc<Self>, closing: watch::Receiver<bool>) {
         let lanes = self.lifecycle.lanes();
         join_all(
             lanes
@@ -236,9 +241,10 @@ impl Feed {
             tale.sessions.values().map(|told| &told.session).collect();
         sessions.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         let snapshot = json!({"sessions": sessions, "problems": tale.problems});
-        let event = Event::default()
-            .event("snapshot")
-            .data(snapshot.to_string());
+        let event = Change {
+            kind: "snapshot",
+            data: Arc::from(snapshot.to_string()),
+        };
         for watcher in waiting {
             let _ = watcher.send((event.clone(), self.changes.subscribe()));
         }
@@ -250,11 +256,11 @@ impl Feed {
     }
 }
 
-/// The events one watcher gets: its snapshot, then changes, until the dashboard closes.
-pub(super) fn stream(
+/// The events one watcher gets: its snapshot, then changes, until `closing` turns true.
+pub fn stream(
     feed: Arc<Feed>,
     closing: watch::Receiver<bool>,
-) -> impl futures_util::Stream<Item = Result<Event, Infallible>> {
+) -> impl futures_util::Stream<Item = Change> {
     let watching = feed.watch();
     futures_util::stream::unfold(
         (watching, closing, None),
@@ -269,12 +275,12 @@ pub(super) fn stream(
                         start = watching.feed.start() => start?,
                         _ = closing.changed() => return None,
                     };
-                    return Some((Ok(snapshot), (watching, closing, Some(fresh))));
+                    return Some((snapshot, (watching, closing, Some(fresh))));
                 };
                 tokio::select! {
                     received = receiver.recv() => match received {
                         Ok(change) => {
-                            return Some((Ok(change.event()), (watching, closing, changes)))
+                            return Some((change, (watching, closing, changes)))
                         }
                         Err(broadcast::error::RecvError::Lagged(_)) => changes = None,
                         Err(broadcast::error::RecvError::Closed) => return None,

@@ -33,7 +33,7 @@ use axum::{
 use super::api::ApiError;
 
 /// The environment variable that sets the token.
-pub use crate::config::DASHBOARD_TOKEN_ENV as TOKEN_ENV;
+pub use ao_core::config::DASHBOARD_TOKEN_ENV as TOKEN_ENV;
 
 /// The token file's name in the data dir.
 pub const TOKEN_FILE: &str = "dashboard.token";
@@ -199,7 +199,7 @@ pub(super) async fn guard(
 const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// The largest body any endpoint takes (a spawn's JSON: a 1 MiB task, escaped); each endpoint
 /// has its own, smaller, limit too.
-const MAX_BODY: usize = crate::session::MAX_TASK_BYTES * 6 + 4096;
+const MAX_BODY: usize = ao_core::session::MAX_TASK_BYTES * 6 + 4096;
 
 /// Whether the `Host` header names this machine's loopback (any port).
 fn names_loopback_host(headers: &HeaderMap) -> bool {

@@ -5,6 +5,7 @@
 //! (busy, waiting for an answer, not running), 502/504 when a plugin failed or timed out.
 
 use std::{
+    convert::Infallible,
     sync::{atomic::AtomicBool, Arc},
     time::Duration,
 };
@@ -18,7 +19,10 @@ use axum::{
     },
     handler::Handler,
     http::{header, StatusCode},
-    response::{sse::KeepAlive, IntoResponse, Response, Sse},
+    response::{
+        sse::{Event, KeepAlive},
+        IntoResponse, Response, Sse,
+    },
     routing::{get, post},
     Json, Router,
 };
@@ -27,9 +31,10 @@ use serde::{Deserialize, Deserializer};
 use serde_json::json;
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::{feed, work::Interrupted, AppState};
-use crate::{
+use super::{work::Interrupted, AppState};
+use ao_core::{
     config::ConfigError,
+    feed,
     lifecycle::{
         DeliverError, HostChoice, KillOutcome, LifecycleError, SpawnError, SpawnRequest,
         SpawnStepError,
@@ -312,7 +317,7 @@ async fn spawn_session(
                 "`task` is empty; say what the agent should do",
             ));
         }
-        crate::lifecycle::validate_task(task)?;
+        ao_core::lifecycle::validate_task(task)?;
     }
     let cwd = std::env::current_dir()
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
@@ -456,7 +461,7 @@ async fn send_message(
             e.utf8_error().valid_up_to()
         ))
     })?;
-    crate::lifecycle::validate_message(&text)?;
+    ao_core::lifecycle::validate_message(&text)?;
     let lifecycle = Arc::clone(&state.lifecycle);
     state
         .work
@@ -493,9 +498,9 @@ async fn events(State(state): State<AppState>) -> Response {
         return busy();
     };
     // The slot goes with the stream: freed when the client goes or the dashboard closes.
-    let stream = feed::stream(Arc::clone(&state.feed), state.closing.clone()).map(move |event| {
+    let stream = feed::stream(Arc::clone(&state.feed), state.closing.clone()).map(move |change| {
         let _held = &slot;
-        event
+        Ok::<_, Infallible>(Event::default().event(change.kind()).data(change.data()))
     });
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))

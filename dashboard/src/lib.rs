@@ -1,5 +1,8 @@
 //! The web dashboard: a live page of every session, and the JSON API it and scripts use.
 //!
+//! Layers: a front end, above `ao-core` (its lifecycle and live feed); only the `ao-host`
+//! binary depends on it (`ao-host dashboard` serves it), and `ao-core` never does.
+//!
 //! It is a front end like the CLI: every request is answered by the [`Lifecycle`] library in
 //! this process, never by running `ao-host`. The page is three static files compiled into the
 //! binary; it holds no data and needs no token, so everything it shows comes through the API,
@@ -17,7 +20,6 @@
 
 pub mod access;
 mod api;
-mod feed;
 mod page;
 mod work;
 
@@ -37,8 +39,8 @@ use tokio::{
 };
 
 pub use self::access::{Access, AccessError};
-use self::{feed::Feed, work::Work};
-use crate::lifecycle::Lifecycle;
+use self::work::Work;
+use ao_core::{feed::Feed, lifecycle::Lifecycle};
 
 /// What every request handler shares.
 #[derive(Clone)]
@@ -91,9 +93,9 @@ const REFUSAL_TIME: Duration = Duration::from_secs(1);
 /// A refused client silent this long has sent all it will.
 const REFUSAL_QUIET: Duration = Duration::from_millis(100);
 /// What a client over a cap is told to wait before trying again, in seconds.
-pub(super) const RETRY_AFTER_SECS: u32 = 1;
+pub(crate) const RETRY_AFTER_SECS: u32 = 1;
 /// Why a client over a cap is refused.
-pub(super) const BUSY: &str =
+pub(crate) const BUSY: &str =
     "the dashboard is serving as many clients as it takes; try again in a moment";
 /// How long connections get to finish their requests once the dashboard stops.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

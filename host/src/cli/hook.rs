@@ -10,7 +10,7 @@ use std::{
 };
 
 use anyhow::{bail, Context, Result};
-use ao_host::{
+use ao_core::{
     config::Config,
     lifecycle::events::record_event,
     session::{AgentEvent, AgentStateDir, ReportedStatus, MAX_TASK_BYTES},

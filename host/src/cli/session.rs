@@ -9,7 +9,7 @@ use std::{
 };
 
 use anyhow::{bail, Context, Result};
-use ao_host::{
+use ao_core::{
     lifecycle::{self, HostChoice, KillOutcome, Lifecycle, RestoreResult, SpawnRequest},
     session::{Session, SessionRole, MAX_TASK_BYTES},
 };
