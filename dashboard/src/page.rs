@@ -1,5 +1,6 @@
-//! The page: three hand-written files compiled into the binary (no build step, no CDN), served
-//! with headers that keep a hostile screen or task text from ever running as code.
+//! The page: hand-written files compiled into the binary (no build step, no CDN): the HTML, a
+//! style sheet and the script as ES modules by subject, served with headers that keep a hostile
+//! screen or task text from ever running as code.
 
 use axum::{
     http::{header, HeaderName, StatusCode},
@@ -10,9 +11,27 @@ use axum::{
 
 use super::AppState;
 
-const INDEX: &str = include_str!("page/index.html");
-const SCRIPT: &str = include_str!("page/app.js");
-const STYLE: &str = include_str!("page/style.css");
+const HTML: &str = "text/html; charset=utf-8";
+const SCRIPT: &str = "text/javascript; charset=utf-8";
+const STYLE: &str = "text/css; charset=utf-8";
+
+/// Every file of the page: its path, content type and body. The scripts import each other by
+/// these paths (`app.js` is the entry `index.html` loads).
+const ASSETS: [(&str, &str, &str); 13] = [
+    ("/", HTML, include_str!("page/index.html")),
+    ("/style.css", STYLE, include_str!("page/style.css")),
+    ("/app.js", SCRIPT, include_str!("page/app.js")),
+    ("/views.js", SCRIPT, include_str!("page/views.js")),
+    ("/state.js", SCRIPT, include_str!("page/state.js")),
+    ("/dom.js", SCRIPT, include_str!("page/dom.js")),
+    ("/api.js", SCRIPT, include_str!("page/api.js")),
+    ("/feed.js", SCRIPT, include_str!("page/feed.js")),
+    ("/sessions.js", SCRIPT, include_str!("page/sessions.js")),
+    ("/spawn.js", SCRIPT, include_str!("page/spawn.js")),
+    ("/session.js", SCRIPT, include_str!("page/session.js")),
+    ("/ansi.js", SCRIPT, include_str!("page/ansi.js")),
+    ("/checks.js", SCRIPT, include_str!("page/checks.js")),
+];
 
 /// Only the page's own files may run or style it; it may only talk to this server; no other
 /// site may frame it.
@@ -30,18 +49,10 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
 }
 
 pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/",
-            get(|| async { asset("text/html; charset=utf-8", INDEX) }),
-        )
-        .route(
-            "/app.js",
-            get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }),
-        )
-        .route(
-            "/style.css",
-            get(|| async { asset("text/css; charset=utf-8", STYLE) }),
-        )
+    ASSETS
+        .into_iter()
+        .fold(Router::new(), |router, (path, content_type, body)| {
+            router.route(path, get(move || async move { asset(content_type, body) }))
+        })
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
 }
