@@ -12,12 +12,12 @@ use std::{
 
 /// Deeper nesting than any real config or record needs. libyaml's scanner does work proportional to the
 /// flow depth for every token, so a document of 50,000 `[` takes seconds to parse.
-pub const MAX_DEPTH: usize = 64;
+pub(crate) const MAX_DEPTH: usize = 64;
 /// More values than any real config has (a page of settings has hundreds). An alias counts as
 /// the values it repeats: serde_yaml expands each one, so `b: [*a, *a, …]` over `a: &a [1, 1, …]`
 /// costs the product of their sizes (a 15 kB document took 1.8 s), and so does re-serialising
 /// plugin settings.
-pub const MAX_VALUES: u64 = 50_000;
+pub(crate) const MAX_VALUES: u64 = 50_000;
 
 /// Refuses, before serde_yaml sees it, a document that would make parsing slow: more than
 /// `max_bytes`, nested deeper than [`MAX_DEPTH`], or more than [`MAX_VALUES`] values
@@ -102,7 +102,7 @@ pub fn check(text: &str, max_bytes: usize, what: &str) -> Result<(), String> {
 /// The first key written twice in one mapping, with its 1-based line: serde_yaml names no line
 /// for a struct's `duplicate field`, and a map (`projects:`) silently keeps the last of the two,
 /// losing the first. Only plain keys are compared; a document the parser rejects has none.
-pub fn duplicate_key(text: &str) -> Option<(u64, String)> {
+pub(crate) fn duplicate_key(text: &str) -> Option<(u64, String)> {
     /// An open collection: for a mapping, its keys so far; and how many nodes it holds.
     struct Open {
         keys: Option<HashSet<Vec<u8>>>,

@@ -37,7 +37,7 @@ use crate::{
 };
 
 /// How often each lane is read while someone watches.
-pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Changes kept for a watcher that reads slowly; one that falls further behind gets a new
 /// snapshot instead.

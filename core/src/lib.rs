@@ -7,7 +7,7 @@
 //! end. It never names a concrete tool either: everything that touches tmux, git or an agent CLI
 //! lives in a plugin behind [`ao_plugin_api`].
 
-pub mod bounded_yaml;
+pub(crate) mod bounded_yaml;
 pub mod config;
 pub mod feed;
 pub mod lifecycle;

@@ -36,7 +36,7 @@ use super::api::ApiError;
 pub use ao_core::config::DASHBOARD_TOKEN_ENV as TOKEN_ENV;
 
 /// The token file's name in the data dir.
-pub const TOKEN_FILE: &str = "dashboard.token";
+pub(crate) const TOKEN_FILE: &str = "dashboard.token";
 
 /// Why the dashboard cannot be guarded as asked.
 #[derive(Debug, thiserror::Error)]

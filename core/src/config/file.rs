@@ -98,7 +98,7 @@ impl ConfigFile {
     }
 
     /// The built-in defaults ([`DEFAULTS`]).
-    pub fn builtin() -> Self {
+    pub(crate) fn builtin() -> Self {
         Self::parse(DEFAULTS).expect("defaults.yaml is a valid config (checked by a test)")
     }
 

@@ -22,7 +22,7 @@ pub use hosts::{HostConfig, DEFAULT_MAX_SESSIONS};
 pub use project::{folder_id, Discovered, PluginChoice, ProjectConfig, RepositoryFacts};
 
 /// The file name looked for in the current directory.
-pub const CONFIG_FILE_NAME: &str = "ao-rs.yaml";
+pub(crate) const CONFIG_FILE_NAME: &str = "ao-rs.yaml";
 /// Environment variable naming the config file (also exported to agents).
 pub const CONFIG_PATH_ENV: &str = "AO_CONFIG_PATH";
 
@@ -150,7 +150,7 @@ pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
 
 /// Checks a project id given on the command line before it names anything: it ends up in
 /// file names and session ids, so `../x` must not get that far.
-pub fn validate_project_arg(name: &str) -> Result<(), ConfigError> {
+pub(crate) fn validate_project_arg(name: &str) -> Result<(), ConfigError> {
     ao_plugin_kit::validate::validate_id("project", name).map_err(|e| {
         ConfigError::InvalidProjectArg {
             message: e.message().to_string(),
@@ -296,7 +296,7 @@ impl Config {
 
     /// The config file as messages should name it: the one in use, else the name one would
     /// have.
-    pub fn file_for_messages(&self) -> String {
+    pub(crate) fn file_for_messages(&self) -> String {
         self.path
             .as_ref()
             .map_or_else(|| CONFIG_FILE_NAME.to_string(), |p| p.display().to_string())
@@ -343,7 +343,7 @@ fn home_dir() -> Result<PathBuf, ConfigError> {
 }
 
 /// Expands a leading `~` and makes relative paths relative to `base` (the config's folder).
-pub fn resolve_path(raw: &str, base: &Path) -> Result<PathBuf, ConfigError> {
+pub(crate) fn resolve_path(raw: &str, base: &Path) -> Result<PathBuf, ConfigError> {
     let expanded = if raw == "~" {
         home_dir()?
     } else if let Some(rest) = raw.strip_prefix("~/") {

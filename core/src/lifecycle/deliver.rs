@@ -31,7 +31,7 @@ const SUBMIT_TIMEOUT: Duration = Duration::from_secs(10);
 const RESUBMIT_AFTER: Duration = Duration::from_millis(250);
 /// How long an agent that shows its first message taken has to report it before its screen is
 /// taken as the proof: its hooks run within milliseconds of the screen when they run at all.
-pub const REPORT_GRACE: Duration = Duration::from_secs(2);
+pub(crate) const REPORT_GRACE: Duration = Duration::from_secs(2);
 /// How much of a message's first line is looked for on the screen: short enough to fit on one
 /// line of a narrow pane after the agent's marker.
 const SHOWN_PREFIX_CHARS: usize = 40;
@@ -59,7 +59,7 @@ pub enum DeliverError {
 }
 
 /// What [`wait_until_ready`] waits for.
-pub enum WaitFor<'a> {
+pub(crate) enum WaitFor<'a> {
     /// The agent accepts input.
     Ready,
     /// The agent took its first message from its command line, as it reports through its
@@ -72,7 +72,7 @@ pub enum WaitFor<'a> {
 
 /// How a wait for the agent ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Confirmed {
+pub(crate) enum Confirmed {
     /// It accepts input ([`WaitFor::Ready`]).
     Ready,
     /// It reported taking its first message, unchanged.
@@ -85,7 +85,7 @@ pub enum Confirmed {
 /// Whether `screen` shows `sent` submitted: a line of the agent's history that starts, after
 /// the agent's marker (`❯`, `>`), with the start of the message's first line (whitespace
 /// collapsed, as a terminal shows tabs and runs of spaces).
-pub fn shows_message(screen: &str, sent: &str) -> bool {
+pub(crate) fn shows_message(screen: &str, sent: &str) -> bool {
     let collapsed = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
     let Some(first) = sent.lines().map(collapsed).find(|l| !l.is_empty()) else {
         return false;
@@ -152,7 +152,7 @@ impl Backoff {
 /// A first message the agent shows taken but never reports (hooks forbidden by a policy, or
 /// failing) is confirmed from the screen after [`REPORT_GRACE`]: the agent has its task, and
 /// a missing report must not cost it. Nothing is ever sent again either way.
-pub async fn wait_until_ready(
+pub(crate) async fn wait_until_ready(
     runtime: &RuntimePlugin,
     agent: &AgentPlugin,
     handle: &str,
@@ -294,7 +294,7 @@ async fn press_one_by_one(
 /// screen has settled, Enter is pressed once more (never the text pasted twice). Refused while
 /// the agent waits for an answer (a permission prompt, a question): the message's Enter would
 /// answer it, and the message would be lost.
-pub async fn deliver(
+pub(crate) async fn deliver(
     runtime: &RuntimePlugin,
     agent: &AgentPlugin,
     handle: &str,

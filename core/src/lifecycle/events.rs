@@ -44,7 +44,7 @@ pub fn record_event(
 }
 
 /// Runs `notify.command` for `change` unless it is not wanted or another process already did.
-pub fn notify_change(
+pub(crate) fn notify_change(
     states: &AgentStateDir,
     notify: &NotifyConfig,
     project_id: &str,

@@ -308,7 +308,7 @@ impl Lifecycle {
     }
 
     /// The lanes a live feed follows: this machine, then each configured host.
-    pub fn lanes(&self) -> Vec<Option<String>> {
+    pub(crate) fn lanes(&self) -> Vec<Option<String>> {
         std::iter::once(None)
             .chain(self.hosts.keys().cloned().map(Some))
             .collect()

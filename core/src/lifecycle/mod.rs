@@ -313,7 +313,7 @@ impl Lifecycle {
     }
 
     /// Runtime `name` for `host` (`None`: this machine).
-    pub async fn runtime_on(
+    pub(crate) async fn runtime_on(
         &self,
         name: &str,
         host: Option<&str>,
@@ -324,7 +324,7 @@ impl Lifecycle {
         }
     }
 
-    pub async fn agent_on(
+    pub(crate) async fn agent_on(
         &self,
         name: &str,
         host: Option<&str>,
@@ -335,7 +335,7 @@ impl Lifecycle {
         }
     }
 
-    pub async fn workspace_on(
+    pub(crate) async fn workspace_on(
         &self,
         name: &str,
         host: Option<&str>,
@@ -352,7 +352,7 @@ impl Lifecycle {
     }
 
     /// [`Lifecycle::plugin_set`] for `host` (`None`: this machine).
-    pub async fn plugin_set_on(
+    pub(crate) async fn plugin_set_on(
         &self,
         choice: &PluginChoice,
         host: Option<&str>,
@@ -370,7 +370,7 @@ impl Lifecycle {
     }
 
     /// The plugins a session was made with, for the machine it runs on.
-    pub async fn plugins_of(&self, session: &Session) -> Result<PluginSet, LifecycleError> {
+    pub(crate) async fn plugins_of(&self, session: &Session) -> Result<PluginSet, LifecycleError> {
         self.plugin_set_on(
             &PluginChoice {
                 runtime: session.runtime.clone(),

@@ -6,14 +6,14 @@
 use crate::{config::ProjectConfig, session::Session};
 
 /// Facts both prompts mention.
-pub struct PromptFacts<'a> {
+pub(crate) struct PromptFacts<'a> {
     pub project: &'a ProjectConfig,
     pub default_branch: &'a str,
     pub port: u16,
 }
 
 /// The system prompt of a worker session.
-pub fn worker_prompt(facts: &PromptFacts<'_>, session_id: &str, branch: &str) -> String {
+pub(crate) fn worker_prompt(facts: &PromptFacts<'_>, session_id: &str, branch: &str) -> String {
     format!(
         "You are `{session_id}`, a worker session managed by ao-host for project `{project}`.\n\
          You work in your own checkout of the repository, on branch `{branch}` (created from `{default_branch}`); \
@@ -27,7 +27,7 @@ pub fn worker_prompt(facts: &PromptFacts<'_>, session_id: &str, branch: &str) ->
 
 /// The orchestrator's prompt: its project, the sessions it has at start, and how to run,
 /// read and finish workers with `ao-host`.
-pub fn orchestrator_prompt(
+pub(crate) fn orchestrator_prompt(
     facts: &PromptFacts<'_>,
     session_id: &str,
     sessions: &[Session],

@@ -68,7 +68,7 @@ impl Lifecycle {
 
     /// The active sessions of one lane (see [`Lifecycle::lanes`]) with live status; the records
     /// that could not be read come with this machine's lane.
-    pub async fn list_lane(&self, lane: Option<&str>) -> SessionListing {
+    pub(crate) async fn list_lane(&self, lane: Option<&str>) -> SessionListing {
         let listing = self.store.list(None, false);
         let problems = match lane {
             None => listing.problems.iter().map(ToString::to_string).collect(),

@@ -29,19 +29,19 @@ use std::{
 use ao_plugin_kit::private;
 
 /// How long an idle shared connection stays open after its last use.
-pub const CONTROL_PERSIST_SECONDS: u32 = 60;
+pub(crate) const CONTROL_PERSIST_SECONDS: u32 = 60;
 
 /// One host's shared connection: the ssh argv that reaches it (up to and including the
 /// destination, without `ControlMaster`) and its socket.
 #[derive(Debug, Clone)]
-pub struct Connection<'a> {
+pub(crate) struct Connection<'a> {
     pub ssh: &'a [String],
     pub socket: &'a Path,
 }
 
 impl Connection<'_> {
     /// Whether a master answers on the socket (see [`master_answers`]).
-    pub fn is_up(&self) -> bool {
+    pub(crate) fn is_up(&self) -> bool {
         master_answers(self.socket)
     }
 
@@ -53,7 +53,7 @@ impl Connection<'_> {
     /// Makes sure a master is up, starting it when none is, or waiting up to `patience` for
     /// another process that is starting it. The error is what ssh said (its last words name
     /// the cause: refused, host key, login), or that the wait ran out.
-    pub fn establish(&self, patience: Duration) -> Result<(), String> {
+    pub(crate) fn establish(&self, patience: Duration) -> Result<(), String> {
         let deadline = Instant::now() + patience;
         let mut pause = Duration::from_millis(5);
         loop {
@@ -138,7 +138,7 @@ impl Connection<'_> {
 }
 
 /// Whether a master answers on `socket` (a connect only; nothing is started).
-pub fn master_answers(socket: &Path) -> bool {
+pub(crate) fn master_answers(socket: &Path) -> bool {
     std::os::unix::net::UnixStream::connect(socket).is_ok()
 }
 

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 /// How long a host found unreachable is not asked again. Short: a host that comes back must be
 /// seen soon, and asking again costs one deadline.
-pub const RECHECK_AFTER: Duration = Duration::from_secs(10);
+pub(crate) const RECHECK_AFTER: Duration = Duration::from_secs(10);
 
 /// The folder of the notes, under the data dir.
 const NOTES_DIR: &str = "host-health";
@@ -34,7 +34,7 @@ const NOTES_DIR: &str = "host-health";
 /// Why a host cannot be asked right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Trouble {
+pub(crate) enum Trouble {
     /// A first connection is being made and has not come up yet.
     Connecting,
     /// It did not answer.
@@ -44,7 +44,7 @@ pub enum Trouble {
 /// What is remembered of one host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HostNote {
+pub(crate) struct HostNote {
     pub trouble: Trouble,
     /// Since when it is in this trouble (ms since the Unix epoch).
     pub since: u64,
@@ -61,7 +61,7 @@ pub struct HostNote {
 
 /// What a note says to do about its host now.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Ask the host (nothing against it, or the note is too old to trust).
     Ask,
     /// Do not wait on it: this is why (the note, brought up to date).
@@ -99,7 +99,7 @@ impl HostNote {
     }
 
     /// `since` as a time of day in UTC with its date, for messages.
-    pub fn since_text(&self) -> String {
+    pub(crate) fn since_text(&self) -> String {
         utc_text(self.since)
     }
 }
@@ -110,7 +110,7 @@ fn millis(duration: Duration) -> u64 {
 
 /// The notes of one data dir.
 #[derive(Debug, Clone)]
-pub struct HealthNotes {
+pub(crate) struct HealthNotes {
     dir: PathBuf,
 }
 
@@ -146,7 +146,7 @@ impl HealthNotes {
 
     /// Leaves `note` on `host` for the next command. A note that cannot be written costs that
     /// command one deadline, nothing more: logged, not an error.
-    pub fn remember(&self, host: &str, note: &HostNote) {
+    pub(crate) fn remember(&self, host: &str, note: &HostNote) {
         let path = self.path(host);
         let written = ao_plugin_kit::private::create_dir(&self.dir).and_then(|()| {
             let text = serde_json::to_vec(note).expect("a note serializes");
@@ -178,7 +178,7 @@ impl HealthNotes {
 }
 
 /// `ms` since the Unix epoch as `YYYY-MM-DD HH:MM:SS UTC`.
-pub fn utc_text(ms: u64) -> String {
+pub(crate) fn utc_text(ms: u64) -> String {
     let seconds = ms / 1000;
     let (days, of_day) = (seconds / 86_400, seconds % 86_400);
     // Days to the civil calendar (Howard Hinnant's `civil_from_days`), for dates after 1970.

@@ -10,7 +10,7 @@
 
 /// The longest command a host's login shell accepts as its one `-c` argument (Linux's
 /// `MAX_ARG_STRLEN`, 32 pages, less the closing NUL).
-pub const MAX_COMMAND_LEN: usize = 32 * 4096 - 1;
+pub(crate) const MAX_COMMAND_LEN: usize = 32 * 4096 - 1;
 
 /// What every login shell reads the same way; the rest is escaped.
 /// `/bin/sh` by its path: a `PATH` without it (or without anything) must still run the line,
@@ -23,12 +23,12 @@ const PROLOGUE: &str = "exec /bin/sh -c 'eval \"$(printf \"$0\")\"' '";
     "the command is {len} bytes once made safe for any login shell, over the {MAX_COMMAND_LEN} \
      a command line on the host may have; large inputs go on stdin, not in the command"
 )]
-pub struct TooLong {
+pub(crate) struct TooLong {
     pub len: usize,
 }
 
 /// `line` as a command every login shell runs by handing it to `sh` unchanged.
-pub fn login_safe(line: &[u8]) -> Result<String, TooLong> {
+pub(crate) fn login_safe(line: &[u8]) -> Result<String, TooLong> {
     let mut command = String::with_capacity(PROLOGUE.len() + line.len() + 1);
     command.push_str(PROLOGUE);
     for (at, &byte) in line.iter().enumerate() {

@@ -14,7 +14,7 @@
 //! its home folder is): plugins get the [`Transport`] and run their own programs through it.
 
 pub mod connection;
-pub mod health;
+pub(crate) mod health;
 pub mod line;
 pub mod slots;
 pub mod wrapper;
@@ -81,7 +81,7 @@ pub enum HostError {
 
 impl HostError {
     /// The host did not answer (as opposed to refusing): its sessions are `unreachable`.
-    pub fn is_unreachable(&self) -> bool {
+    pub(crate) fn is_unreachable(&self) -> bool {
         matches!(self, Self::Unreachable { .. })
     }
 }
@@ -148,7 +148,7 @@ impl SshHost {
     /// library used on its own, e.g. by tests that link it), plugins get plain ssh with
     /// `ControlMaster=auto`: their lines are read by the login shell there (which must then be
     /// POSIX), and nothing bounds connections or sessions across processes.
-    pub fn with_wrapper(mut self, program: PathBuf) -> Self {
+    pub(crate) fn with_wrapper(mut self, program: PathBuf) -> Self {
         self.wrapper = Some(program);
         self
     }
@@ -175,7 +175,7 @@ impl SshHost {
 
     /// Whether this data dir's shared connection to the host is up (a local socket connect;
     /// nothing is started and the host is not asked).
-    pub fn connection_is_up(&self) -> bool {
+    pub(crate) fn connection_is_up(&self) -> bool {
         connection::master_answers(&self.socket())
     }
 
@@ -315,7 +315,7 @@ impl SshHost {
 
     /// The argv an operator runs to reach `command` (a runtime's attach command) on the host,
     /// with a terminal.
-    pub fn attach_argv(&self, command: &[String]) -> Vec<String> {
+    pub(crate) fn attach_argv(&self, command: &[String]) -> Vec<String> {
         let line = shell::join(command);
         let mut argv = self.carrier(true);
         if self.wrapper.is_some() {
@@ -426,7 +426,7 @@ impl SshHost {
 
     /// The environment a login over ssh gets on the host (what sshd, PAM and the account
     /// set there): what a session there starts from. Over the shared connection.
-    pub async fn login_environment(&self) -> Result<Vec<(String, String)>, HostError> {
+    pub(crate) async fn login_environment(&self) -> Result<Vec<(String, String)>, HostError> {
         const MARK: &[u8] = b"AO-ENV\0";
         // Marked: a login shell may print a banner of its own first.
         let output = self
@@ -592,7 +592,7 @@ fn expand_home(path: &str, home: &str) -> String {
 }
 
 /// The clone of a project on a host, with `~/` expanded to the home folder there.
-pub fn clone_path(path: &str, reached: &Reached) -> String {
+pub(crate) fn clone_path(path: &str, reached: &Reached) -> String {
     expand_home(path, &reached.home)
 }
 

@@ -19,11 +19,11 @@ use ao_plugin_kit::private;
 use super::connection::sibling;
 
 /// How long a command waits for a free slot.
-pub const SLOT_PATIENCE: Duration = Duration::from_secs(60);
+pub(crate) const SLOT_PATIENCE: Duration = Duration::from_secs(60);
 
 /// A session slot of one connection, held until dropped.
 #[derive(Debug)]
-pub struct Slot {
+pub(crate) struct Slot {
     _lock: File,
 }
 

@@ -39,7 +39,7 @@ use super::{connection::Connection, line, slots::Slot};
 /// The name of the hidden subcommand.
 pub const SUBCOMMAND: &str = "transport";
 /// Its option that only makes sure the shared connection is up (no line, no session).
-pub const CONNECT_ONLY: &str = "--connect-only";
+pub(crate) const CONNECT_ONLY: &str = "--connect-only";
 /// What ssh says when the host refused to open a session on the shared connection, and when
 /// it found no master and did not connect by itself (`ProxyCommand=false`): either way nothing
 /// ran on the host.
@@ -51,11 +51,11 @@ const NOT_STARTED: [&[u8]; 3] = [
 /// How long a refused session is asked for again (as long as a session slot is waited for:
 /// a host whose sshd takes fewer sessions than `max_sessions` is as busy as a full house), and
 /// the longest pause between two asks.
-pub const REFUSAL_PATIENCE: Duration = super::slots::SLOT_PATIENCE;
-pub const REFUSAL_MAX_PAUSE: Duration = Duration::from_millis(500);
+pub(crate) const REFUSAL_PATIENCE: Duration = super::slots::SLOT_PATIENCE;
+pub(crate) const REFUSAL_MAX_PAUSE: Duration = Duration::from_millis(500);
 /// The exit status when the line could not be sent at all: too long, or no session slot
 /// freed in time (the message says which); nothing ran on the host.
-pub const NOT_SENT_STATUS: i32 = 75;
+pub(crate) const NOT_SENT_STATUS: i32 = 75;
 
 /// What one run of the wrapper was told.
 #[derive(Debug, Clone)]
@@ -208,7 +208,7 @@ fn run_ssh(ssh: &[String], command: &str) -> std::io::Result<(std::process::Exit
 }
 
 /// Whether ssh's `stderr` says its session never started on the host (see [`NOT_STARTED`]).
-pub fn not_started(stderr: &[u8]) -> bool {
+pub(crate) fn not_started(stderr: &[u8]) -> bool {
     NOT_STARTED
         .iter()
         .any(|said| stderr.windows(said.len()).any(|w| w == *said))
@@ -216,7 +216,7 @@ pub fn not_started(stderr: &[u8]) -> bool {
 
 /// ssh's arguments for a session on the shared connection: never a master of its own (one
 /// that found none would stay behind for `ControlPersist`), never a connection of its own.
-pub fn riding(args: &[String]) -> Vec<String> {
+pub(crate) fn riding(args: &[String]) -> Vec<String> {
     let mut riding = ["-o", "ControlMaster=no", "-o", "ProxyCommand=false"]
         .map(String::from)
         .to_vec();

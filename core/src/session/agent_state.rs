@@ -33,7 +33,7 @@ use super::{lock::still_at, migrate, now_ms, StoreError, MAX_TASK_BYTES};
 /// The state file never grows past this: a question is cut to [`MAX_QUESTION_BYTES`].
 const MAX_STATE_BYTES: u64 = 64 * 1024;
 /// What the agent asks is shown in a listing; beyond this it is cut.
-pub const MAX_QUESTION_BYTES: usize = 4 * 1024;
+pub(crate) const MAX_QUESTION_BYTES: usize = 4 * 1024;
 /// A hook's error is kept up to this; beyond, it is cut.
 const MAX_FAILURE_BYTES: usize = 4 * 1024;
 
@@ -48,7 +48,7 @@ pub enum ReportedStatus {
 }
 
 impl ReportedStatus {
-    pub const ALL: [Self; 4] = [Self::Working, Self::Idle, Self::WaitingInput, Self::Exited];
+    pub(crate) const ALL: [Self; 4] = [Self::Working, Self::Idle, Self::WaitingInput, Self::Exited];
 
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.as_str() == name)
@@ -304,7 +304,7 @@ impl AgentStateDir {
 
     /// The sessions of `project_id` that have a state, from one listing of its folder:
     /// a listing of thousands of sessions asks once, not once per session.
-    pub fn sessions_with_state(&self, project_id: &str) -> HashSet<String> {
+    pub(crate) fn sessions_with_state(&self, project_id: &str) -> HashSet<String> {
         let Ok(entries) = fs::read_dir(self.root.join(project_id)) else {
             return HashSet::new();
         };
@@ -324,7 +324,7 @@ impl AgentStateDir {
     /// Temporary files under the agent state that their writers left behind (a hook killed
     /// mid-write, a full disk), at any depth: the layout below `agent-state/` may change, the
     /// temporary files' names do not. Links are not followed.
-    pub fn stale_temp_files(&self) -> Vec<PathBuf> {
+    pub(crate) fn stale_temp_files(&self) -> Vec<PathBuf> {
         /// Deeper than any layout of agent state goes.
         const MAX_DEPTH: usize = 8;
         let mut stale = Vec::new();
@@ -396,7 +396,7 @@ impl AgentStateDir {
     }
 
     /// How many prompts the agent has taken, and the last one, byte-exact.
-    pub fn last_prompt(
+    pub(crate) fn last_prompt(
         &self,
         project_id: &str,
         id: &str,
@@ -510,7 +510,7 @@ impl AgentStateDir {
     }
 
     /// Why the agent's hook last failed to record an event since the session was (re)started.
-    pub fn hook_failure(&self, project_id: &str, id: &str) -> Option<String> {
+    pub(crate) fn hook_failure(&self, project_id: &str, id: &str) -> Option<String> {
         let path = self.path(project_id, id, StateFile::Error);
         let bytes = read_bounded(&path, MAX_FAILURE_BYTES as u64 + 8).ok()??;
         Some(String::from_utf8_lossy(&bytes).into_owned())
@@ -518,7 +518,7 @@ impl AgentStateDir {
 
     /// Marks change `number` as notified; `false` when it already was (by another process) or
     /// is no longer the current state, so each change notifies once, and a stale one never.
-    pub fn claim_notification(
+    pub(crate) fn claim_notification(
         &self,
         project_id: &str,
         id: &str,
@@ -538,7 +538,7 @@ impl AgentStateDir {
 
     /// Marks whether a kill is stopping the session (see [`AgentState::stopping`]); a session
     /// without state is left alone.
-    pub fn set_stopping(
+    pub(crate) fn set_stopping(
         &self,
         project_id: &str,
         id: &str,

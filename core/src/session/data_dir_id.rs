@@ -65,7 +65,7 @@ pub fn open(data_dir: &Path, locks: &LockDir) -> Result<DataDirId, StoreError> {
 /// The earlier paths of a data dir that cannot be written (see `SessionStore::open`), as its
 /// identity says, updating nothing: one moved while read-only claims them once opened writable,
 /// as the plugins, which read the same file, do.
-pub fn peek(data_dir: &Path) -> Result<Vec<String>, StoreError> {
+pub(crate) fn peek(data_dir: &Path) -> Result<Vec<String>, StoreError> {
     let here = data_dir.display().to_string();
     Ok(read(data_dir)?
         .filter(|id| id.path == here)

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use super::{Session, SessionRole};
 
 /// Mirrors the reference implementation's cap.
-pub const MAX_IDENTITY_NUMBER: u32 = 10_000;
+pub(crate) const MAX_IDENTITY_NUMBER: u32 = 10_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("no free session id left for prefix `{prefix}` after {MAX_IDENTITY_NUMBER} attempts; archive or remove old sessions")]
@@ -18,7 +18,7 @@ pub struct IdentityExhausted {
 }
 
 /// The id stem for `role`: `<prefix>` for workers, `<prefix>-orchestrator` for orchestrators.
-pub fn stem(project_prefix: &str, role: SessionRole) -> String {
+pub(crate) fn stem(project_prefix: &str, role: SessionRole) -> String {
     match role {
         SessionRole::Worker => project_prefix.to_string(),
         SessionRole::Orchestrator => format!("{project_prefix}-orchestrator"),
@@ -26,7 +26,7 @@ pub fn stem(project_prefix: &str, role: SessionRole) -> String {
 }
 
 /// The numbers taken under `stem` by the given ids.
-pub fn used_numbers<'a>(stem: &str, ids: impl IntoIterator<Item = &'a str>) -> HashSet<u32> {
+pub(crate) fn used_numbers<'a>(stem: &str, ids: impl IntoIterator<Item = &'a str>) -> HashSet<u32> {
     let search = format!("{stem}-");
     ids.into_iter()
         .filter_map(|id| id.strip_prefix(&search))
@@ -36,7 +36,7 @@ pub fn used_numbers<'a>(stem: &str, ids: impl IntoIterator<Item = &'a str>) -> H
 }
 
 /// The smallest free `<stem>-N`, skipping `also_taken` (numbers lost to a race just now).
-pub fn next_identity(
+pub(crate) fn next_identity(
     stem: &str,
     used: &HashSet<u32>,
     also_taken: &HashSet<u32>,

@@ -127,7 +127,11 @@ impl LockDir {
     }
 
     /// Takes the lock if nobody holds it; `None` when somebody does.
-    pub fn try_lock(&self, project_id: &str, id: &str) -> Result<Option<SessionLock>, StoreError> {
+    pub(crate) fn try_lock(
+        &self,
+        project_id: &str,
+        id: &str,
+    ) -> Result<Option<SessionLock>, StoreError> {
         let Some(mut file) = self.try_take(project_id, id)? else {
             return Ok(None);
         };
@@ -172,7 +176,7 @@ impl LockDir {
     }
 
     /// The sessions that have a lock file, as (project, id), for `gc`.
-    pub fn locked_sessions(&self) -> Vec<(String, String)> {
+    pub(crate) fn locked_sessions(&self) -> Vec<(String, String)> {
         let mut sessions = Vec::new();
         let Ok(projects) = fs::read_dir(&self.root) else {
             return sessions;
@@ -225,7 +229,7 @@ impl LockDir {
 
     /// Whether some process holds the lock right now: a probe that takes it for an instant,
     /// without writing its pid (a listing must not write to the data dir per record).
-    pub fn is_held(&self, project_id: &str, id: &str) -> Result<bool, StoreError> {
+    pub(crate) fn is_held(&self, project_id: &str, id: &str) -> Result<bool, StoreError> {
         Ok(self.try_take(project_id, id)?.is_none())
     }
 
@@ -241,21 +245,21 @@ impl LockDir {
     }
 
     /// Asks the spawn holding `id` to stop and undo itself.
-    pub fn request_cancel(&self, project_id: &str, id: &str) -> Result<(), StoreError> {
+    pub(crate) fn request_cancel(&self, project_id: &str, id: &str) -> Result<(), StoreError> {
         let path = self.path(project_id, id, "cancel");
         private::write(&path, std::process::id().to_string().as_bytes(), false)
             .map_err(io_error("writing", &path))
     }
 
     /// Whether a kill asked the spawn of `id` to stop: a request of this user's own only.
-    pub fn cancel_requested(&self, project_id: &str, id: &str) -> bool {
+    pub(crate) fn cancel_requested(&self, project_id: &str, id: &str) -> bool {
         let path = self.path(project_id, id, "cancel");
         path.symlink_metadata()
             .is_ok_and(|meta| meta.is_file() && private::check_trusted(&path, &meta).is_ok())
     }
 
     /// Forgets a cancel request (the spawn it was for is over, or a new one starts afresh).
-    pub fn clear_cancel(&self, project_id: &str, id: &str) {
+    pub(crate) fn clear_cancel(&self, project_id: &str, id: &str) {
         let _ = fs::remove_file(self.path(project_id, id, "cancel"));
     }
 }

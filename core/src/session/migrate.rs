@@ -34,7 +34,7 @@ use ao_plugin_kit::private;
 use super::{agent_state::AgentStateDir, lock::LockDir, store::SessionStore, StoreError};
 
 /// The formats this release writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 1;
 
 /// The file naming the schema a whole data dir was upgraded to.
 const DATA_DIR_VERSION: &str = ".schema-version";
@@ -57,7 +57,7 @@ fn too_new(what: &str, version: u32) -> String {
 }
 
 /// `content` as YAML, with this release's schema version.
-pub fn to_yaml<T: Serialize>(content: &T) -> String {
+pub(crate) fn to_yaml<T: Serialize>(content: &T) -> String {
     serde_yaml::to_string(&Versioned {
         schema_version: SCHEMA_VERSION,
         content,
@@ -66,7 +66,7 @@ pub fn to_yaml<T: Serialize>(content: &T) -> String {
 }
 
 /// `content` as JSON, with this release's schema version.
-pub fn to_json<T: Serialize>(content: &T) -> Vec<u8> {
+pub(crate) fn to_json<T: Serialize>(content: &T) -> Vec<u8> {
     serde_json::to_vec(&Versioned {
         schema_version: SCHEMA_VERSION,
         content,
@@ -75,13 +75,13 @@ pub fn to_json<T: Serialize>(content: &T) -> Vec<u8> {
 }
 
 /// Reads YAML of any schema up to this release's, and the schema it was written in.
-pub fn from_yaml<T: DeserializeOwned>(text: &str, what: &str) -> Result<(T, u32), String> {
+pub(crate) fn from_yaml<T: DeserializeOwned>(text: &str, what: &str) -> Result<(T, u32), String> {
     let read: Versioned<T> = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
     checked(read, what)
 }
 
 /// Reads JSON of any schema up to this release's, and the schema it was written in.
-pub fn from_json<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<(T, u32), String> {
+pub(crate) fn from_json<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<(T, u32), String> {
     let read: Versioned<T> = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     checked(read, what)
 }

@@ -1,11 +1,11 @@
 //! Sessions: the record kept for every agent ao-host started, and where records live.
 
 pub mod agent_state;
-pub mod data_dir_id;
+pub(crate) mod data_dir_id;
 pub mod identity;
 pub mod lock;
-pub mod migrate;
-pub mod project_ids;
+pub(crate) mod migrate;
+pub(crate) mod project_ids;
 pub mod store;
 
 use serde::{Deserialize, Serialize};
@@ -89,7 +89,7 @@ impl From<ReportedStatus> for SessionStatus {
 
 impl SessionRole {
     /// The value of `AO_CALLER_TYPE` inside the session.
-    pub fn caller_type(self) -> &'static str {
+    pub(crate) fn caller_type(self) -> &'static str {
         match self {
             Self::Worker => "agent",
             Self::Orchestrator => "orchestrator",
@@ -97,7 +97,7 @@ impl SessionRole {
     }
 
     /// Branch namespace: `session/<id>` or `orchestrator/<id>`.
-    pub fn branch_for(self, id: &str) -> String {
+    pub(crate) fn branch_for(self, id: &str) -> String {
         match self {
             Self::Worker => format!("session/{id}"),
             Self::Orchestrator => format!("orchestrator/{id}"),
@@ -156,7 +156,7 @@ pub struct Session {
 
 impl Session {
     /// Whether its status is taken from its agent's events rather than its screen.
-    pub fn reads_events(&self) -> bool {
+    pub(crate) fn reads_events(&self) -> bool {
         self.reports_events && !self.status_from_screen
     }
 
@@ -176,7 +176,7 @@ impl Session {
 /// Whether a process exists (signal 0 checks existence and permission; nothing is delivered).
 /// Only for temporary files, whose names carry their writer's pid (see
 /// [`ao_plugin_kit::private::create_temp`]); sessions use locks.
-pub fn process_alive(pid: u32) -> bool {
+pub(crate) fn process_alive(pid: u32) -> bool {
     // SAFETY: kill with signal 0 has no effect beyond the check.
     let result = unsafe { libc::kill(pid as libc::pid_t, 0) };
     result == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)

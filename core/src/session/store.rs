@@ -326,7 +326,7 @@ impl SessionStore {
 
     /// Why the records folder cannot be taken as all of this data dir's records (moved or
     /// replaced since the data dir was made): `gc` then takes nothing for an orphan.
-    pub fn records_replaced(&self) -> Option<&str> {
+    pub(crate) fn records_replaced(&self) -> Option<&str> {
         self.records_replaced.as_deref()
     }
 
@@ -358,7 +358,7 @@ impl SessionStore {
     /// The sessions' locks.
     /// The paths this data dir was opened at before it was moved, oldest first: what plugins
     /// marked with them is still its own.
-    pub fn earlier_paths(&self) -> &[String] {
+    pub(crate) fn earlier_paths(&self) -> &[String] {
         &self.earlier_paths
     }
 
@@ -509,7 +509,7 @@ impl SessionStore {
     }
 
     /// Saves an active session's record.
-    pub fn save(&self, session: &Session) -> Result<(), StoreError> {
+    pub(crate) fn save(&self, session: &Session) -> Result<(), StoreError> {
         Self::write_record(
             &self.record_path(&session.project_id, &session.id, false),
             session,
@@ -625,7 +625,7 @@ impl SessionStore {
 
     /// The active record of `id` as it is on disk now (`None` once it is gone), for a process
     /// that just took the session's lock and must not act on what it read before.
-    pub fn reread(&self, project_id: &str, id: &str) -> Result<Option<Session>, StoreError> {
+    pub(crate) fn reread(&self, project_id: &str, id: &str) -> Result<Option<Session>, StoreError> {
         let path = self.record_path(project_id, id, false);
         match path.symlink_metadata() {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -772,7 +772,7 @@ impl SessionStore {
     }
 
     /// Temporary files left by writers that died before renaming them into place.
-    pub fn stale_temp_files(&self) -> Vec<PathBuf> {
+    pub(crate) fn stale_temp_files(&self) -> Vec<PathBuf> {
         let mut stale = Vec::new();
         // Cut-short project id claims too (see `project_ids`), and the data dir itself, which
         // holds its identity and schema files, replaced the same way.
