@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use ao_host::{
+use ao_core::{
     config::Config,
     plugins::{
         discovery,
@@ -43,7 +43,7 @@ fn main() {
     }
     // An isolated plugin runs in a child of the program that loads it: here, this benchmark.
     if args.get(1..3) == Some(&["plugins".to_string(), "serve".to_string()][..]) {
-        ao_host::plugins::isolated::serve::serve().unwrap();
+        ao_core::plugins::isolated::serve::serve().unwrap();
         return;
     }
     // `cargo bench --bench ao_bench -- live` runs only the sections whose names contain `live`.

@@ -28,7 +28,7 @@ fn main() {
     let outcome = cli::run(args);
     // Isolated plugins' processes never outlive the command (a call abandoned at its timeout
     // may still hold one).
-    ao_host::plugins::isolated::stop_children();
+    ao_core::plugins::isolated::stop_children();
     let code = match outcome {
         Ok(code) => code,
         Err(error) => {

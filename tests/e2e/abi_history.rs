@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use ao_host::plugins::PluginRegistry;
+use ao_core::plugins::PluginRegistry;
 use ao_plugin_api::{
     abi_stable::std_types::{ROption, RString},
     AgentSession, PluginContext, PluginErrorKind, ABI_LEVEL, HOST_FEATURES, INTERFACE_REVISION,

@@ -885,11 +885,22 @@ fn a_spawn_finishes_when_its_client_hangs_up_and_stopping_the_dashboard_undoes_o
 fn the_page_and_its_files_are_served_with_a_policy_that_keeps_hostile_text_from_running() {
     let harness = Harness::new(&[], "");
     let dashboard = Dashboard::start(&harness, &[], &[]);
-    for (path, kind) in [
-        ("/", "text/html"),
-        ("/app.js", "text/javascript"),
-        ("/style.css", "text/css"),
-    ] {
+    // Every file of the page's folder, so a script module added there and not served fails here.
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../dashboard/src/page");
+    let mut files: Vec<String> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    assert!(files.len() > 3, "the page is split into modules: {files:?}");
+    for file in &files {
+        let (path, kind) = match file.rsplit_once('.').map(|(_, ext)| ext) {
+            Some("html") => ("/".to_string(), "text/html"),
+            Some("js") => (format!("/{file}"), "text/javascript"),
+            Some("css") => (format!("/{file}"), "text/css"),
+            _ => panic!("{file}: a page file of a kind the page does not serve"),
+        };
+        let path = path.as_str();
         let response = dashboard.http.get(dashboard.url(path)).call().unwrap();
         assert_eq!(response.status().as_u16(), 200, "{path}");
         let header = |name: &str| {

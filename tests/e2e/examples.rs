@@ -3,7 +3,7 @@
 
 use std::{path::Path, process::Command, time::Duration};
 
-use ao_host::plugins::{set::plugin_context, PluginRegistry};
+use ao_core::plugins::{set::plugin_context, PluginRegistry};
 use support::{
     ao_host, examples_build, init_repo, install, install_first_party, json, stderr, stdout,
     wait_until,
@@ -190,7 +190,7 @@ async fn a_session_runs_as_a_plain_process_and_its_output_reads_back() {
     // Read it back through the plugin itself, as any host would.
     let data_dir = home.path().join(".ao-rs");
     let registry = PluginRegistry::load(examples_build());
-    let config = ao_host::config::Config::load(None).unwrap();
+    let config = ao_core::config::Config::load(None).unwrap();
     let runtime = registry
         .runtime(
             "process",

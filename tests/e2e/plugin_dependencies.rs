@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use ao_host::plugins::PluginRegistry;
+use ao_core::plugins::PluginRegistry;
 use support::{ao_host, build_fixture, install, json, stderr, ApiPatch};
 
 /// A test's own folder tree, every folder 0755 (the temporary folder itself is 0700 in sticky

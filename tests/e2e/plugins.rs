@@ -2,7 +2,7 @@
 
 use std::{path::Path, process::Output, time::Duration};
 
-use ao_host::plugins::{PluginCallError, PluginRegistry};
+use ao_core::plugins::{PluginCallError, PluginRegistry};
 use ao_plugin_api::{
     abi_stable::std_types::RString, PluginContext, PluginErrorKind, RuntimeCreateRequest,
 };
@@ -331,7 +331,7 @@ async fn a_plugin_built_before_a_method_was_added_still_loads_and_gets_the_defau
     let rows = registry.rows();
     assert_eq!(
         rows[0].status,
-        ao_host::plugins::PluginStatus::Ok,
+        ao_core::plugins::PluginStatus::Ok,
         "{rows:?}"
     );
     // Built against 0.1.0, loaded by a newer host of the same line.
@@ -384,7 +384,7 @@ async fn variants_a_newer_library_added_are_read_as_fallbacks() {
     let rows = registry.rows();
     assert_eq!(
         rows[0].status,
-        ao_host::plugins::PluginStatus::Ok,
+        ao_core::plugins::PluginStatus::Ok,
         "{rows:?}"
     );
     let agent = registry

@@ -771,7 +771,7 @@ done
     assert!(world.sessions().is_empty());
 }
 
-/// The shared connections' sockets of a data dir (see `ao_host::remote::connection`).
+/// The shared connections' sockets of a data dir (see `ao_core::remote::connection`).
 fn sockets(data_dir: &std::path::Path) -> Vec<PathBuf> {
     sockets_in(&data_dir.join("ssh"))
 }

@@ -7,10 +7,8 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use ao_host::{
-    dashboard::{self, access::TokenSource, Access},
-    lifecycle::Lifecycle,
-};
+use ao_core::lifecycle::Lifecycle;
+use ao_dashboard::{access::TokenSource, Access};
 use clap::Args as ClapArgs;
 
 use crate::{errln, outln};
@@ -71,7 +69,7 @@ pub async fn run(lifecycle: Arc<Lifecycle>, args: DashboardArgs) -> Result<ExitC
     let wanted = resolve(&args.bind, port).await?;
     let (access, token) = Access::for_bind(
         wanted,
-        std::env::var(dashboard::access::TOKEN_ENV).ok(),
+        std::env::var(ao_dashboard::access::TOKEN_ENV).ok(),
         args.no_token,
         lifecycle.store().data_dir(),
     )
@@ -110,7 +108,7 @@ pub async fn run(lifecycle: Arc<Lifecycle>, args: DashboardArgs) -> Result<ExitC
             let _ = stop.send(());
         },
     );
-    let served = dashboard::serve(lifecycle, listener, access, async {
+    let served = ao_dashboard::serve(lifecycle, listener, access, async {
         let _ = stopped.await;
     })
     .await;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use ao_host::lifecycle::Lifecycle;
+use ao_core::lifecycle::Lifecycle;
 
 use super::output::{print_json, terminal_safe};
 use crate::{errln, outln};

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
-use ao_host::lifecycle::{gc::GcOutcome, Lifecycle};
+use ao_core::lifecycle::{gc::GcOutcome, Lifecycle};
 
 use super::output::{print_json, terminal_safe};
 use crate::{errln, outln};

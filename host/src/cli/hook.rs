@@ -6,7 +6,7 @@
 use std::{io::IsTerminal, path::Path, process::ExitCode};
 
 use anyhow::{bail, Context, Result};
-use ao_host::{
+use ao_core::{
     config::Config,
     lifecycle::events::{self, record_event, HookReport},
 };

@@ -14,7 +14,7 @@ mod transport;
 use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{Context, Result};
-use ao_host::{
+use ao_core::{
     config::{self, Config},
     lifecycle::Lifecycle,
     plugins::{discovery, PluginRegistry},
@@ -33,7 +33,7 @@ fn version_text() -> &'static str {
         format!(
             "{} ({}; plugin interface revision {})",
             env!("CARGO_PKG_VERSION"),
-            ao_host::plugins::library::host_abi_summary(),
+            ao_core::plugins::library::host_abi_summary(),
             ao_plugin_api::INTERFACE_REVISION
         )
     })
@@ -209,7 +209,7 @@ impl AppContext {
 
     /// Discovers and loads every candidate library.
     pub fn load_plugins(&self) -> PluginRegistry {
-        ao_host::plugins::load_configured(&discovery::candidates(&self.search_dirs()), &self.config)
+        ao_core::plugins::load_configured(&discovery::candidates(&self.search_dirs()), &self.config)
     }
 
     /// The lifecycle service every session command goes through.
@@ -248,7 +248,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     open_files::ensure_enough()?;
     // From here on plugins may be loaded and called: a crash in one of them says which.
-    ao_host::plugins::crash::install();
+    ao_core::plugins::crash::install();
     let mut clock = PhaseClock::start();
     let mut context = AppContext::new(&args)?;
     if let Command::Gc { skip_plugins, .. } = &args.command {
@@ -316,7 +316,7 @@ fn finish_even_if_the_terminal_goes() {
     // SAFETY: setting a signal's disposition to "ignore" runs no code in the handler context.
     unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
     // The host's own choice: plugin code that resets it gets it put back.
-    ao_host::plugins::process_state::adopt(libc::SIGHUP);
+    ao_core::plugins::process_state::adopt(libc::SIGHUP);
 }
 
 /// On the first SIGINT or SIGTERM, says `doing` and runs `first` (a spawn stops and undoes
@@ -333,7 +333,7 @@ pub(super) fn on_interrupt(
     let mut interrupt = signal(SignalKind::interrupt()).ok();
     let mut terminate = signal(SignalKind::terminate()).ok();
     for number in [libc::SIGINT, libc::SIGTERM] {
-        ao_host::plugins::process_state::adopt(number);
+        ao_core::plugins::process_state::adopt(number);
     }
     tokio::spawn(async move {
         let mut interrupted = async || {

@@ -3,7 +3,7 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{Context, Result};
-use ao_host::plugins::{library::host_abi_summary, set::plugin_context, PluginRow, PluginStatus};
+use ao_core::plugins::{library::host_abi_summary, set::plugin_context, PluginRow, PluginStatus};
 use ao_plugin_api::PluginKind;
 use ao_plugin_test as conformance;
 use clap::Subcommand;
@@ -76,7 +76,7 @@ pub fn run(context: &AppContext, command: PluginsCommand) -> Result<ExitCode> {
             json,
         } => test(context, &file, kind, in_process, screens.as_deref(), json),
         PluginsCommand::Serve => {
-            ao_host::plugins::isolated::serve::serve().map_err(anyhow::Error::msg)?;
+            ao_core::plugins::isolated::serve::serve().map_err(anyhow::Error::msg)?;
             Ok(ExitCode::SUCCESS)
         }
         PluginsCommand::ProbeAgent { dir } => {
@@ -176,7 +176,7 @@ fn list(context: &AppContext, json: bool) -> Result<ExitCode> {
 }
 
 fn check(context: &AppContext, file: PathBuf, json: bool) -> Result<ExitCode> {
-    let registry = ao_host::plugins::load_configured(std::slice::from_ref(&file), &context.config);
+    let registry = ao_core::plugins::load_configured(std::slice::from_ref(&file), &context.config);
     let mut rows = registry.rows_with_digests();
     let constructed = registry.try_construct_all(
         &file,

@@ -9,7 +9,7 @@ use std::{
 };
 
 use anyhow::{bail, Context, Result};
-use ao_host::{
+use ao_core::{
     lifecycle::{
         HostChoice, KillOutcome, Lifecycle, LifecycleError, RequestError, RestoreResult,
         SpawnParams,

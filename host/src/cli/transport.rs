@@ -1,10 +1,10 @@
 //! `ao-host transport`: the program at the head of the transport plugins get for another host
-//! (see `ao_host::remote::wrapper`). Run by plugins, not by hand; it runs ssh and exits as ssh
+//! (see `ao_core::remote::wrapper`). Run by plugins, not by hand; it runs ssh and exits as ssh
 //! did.
 
 use std::{ffi::OsString, path::PathBuf, process::ExitCode, time::Duration};
 
-use ao_host::remote::wrapper::{self, Invocation};
+use ao_core::remote::wrapper::{self, Invocation};
 use clap::Args;
 
 /// What the host put before ssh's argv.

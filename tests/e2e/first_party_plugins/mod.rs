@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use ao_host::plugins::{AgentPlugin, PluginRegistry, RuntimePlugin, WorkspacePlugin};
+use ao_core::plugins::{AgentPlugin, PluginRegistry, RuntimePlugin, WorkspacePlugin};
 use ao_plugin_api::{
     abi_stable::std_types::{ROption, RString},
     AgentSession, EnvVar, PluginContext, PluginErrorKind, Readiness, RuntimeCreateRequest,

@@ -1,0 +1,118 @@
+// The sessions list: the table, and waiting sessions in the title and as notifications.
+
+import {
+  $,
+  el,
+  emptyRow,
+  firstLine,
+  sessionHash,
+  setAge,
+  setStatus,
+  setText,
+  setTitle,
+  since,
+  visible,
+} from "./dom.js";
+import { state } from "./state.js";
+
+export function noticeWaiting(s) {
+  const before = state.sessions.get(s.id);
+  // The first snapshot only tells what already waits; notify for changes seen after it.
+  if (state.loaded && s.status === "waiting_input" && (!before || before.status !== "waiting_input")) notify(s);
+}
+
+function notify(s) {
+  if (!("Notification" in window) || Notification.permission !== "granted") return;
+  try {
+    const n = new Notification(visible(s.id) + " needs you", { body: visible(s.waiting_for || "waiting for input") });
+    n.onclick = () => { window.focus(); location.hash = sessionHash(s.id); };
+  } catch { /* some browsers only allow notifications from a service worker */ }
+}
+
+export function renderTitle() {
+  let n = 0;
+  for (const s of state.sessions.values()) if (s.status === "waiting_input") n++;
+  const title = n ? `(${n}) ao-host` : "ao-host";
+  if (document.title !== title) document.title = title;
+}
+
+export function updateNotifyButton() {
+  $("#notify").hidden = !("Notification" in window) || Notification.permission !== "default";
+}
+
+export async function onNotify() {
+  try { await Notification.requestPermission(); } catch { /* dismissed */ }
+  updateNotifyButton();
+}
+
+// ---------------------------------------------------------------- sessions table
+
+function sortedSessions() {
+  const byId = (a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+  return [...state.sessions.values()].sort((a, b) => (a.created_at - b.created_at) || byId(a, b));
+}
+
+export function renderProblems() {
+  $("#problems-list").replaceChildren(...state.problems.map((p) => el("li", null, String(p))));
+  $("#problems").hidden = state.problems.length === 0;
+}
+
+// Diff rows by data-id: existing rows are updated in place and only moved when out of order.
+export function renderTable() {
+  const tbody = $("#sessions tbody");
+  const list = sortedSessions();
+  const rows = new Map([...tbody.querySelectorAll("tr[data-id]")].map((tr) => [tr.dataset.id, tr]));
+  for (const [id, tr] of rows) if (!state.sessions.has(id)) tr.remove();
+  renderEmptyRow(tbody, list.length === 0);
+  let prev = null;
+  for (const s of list) {
+    const tr = rows.get(s.id) || buildRow(s.id);
+    updateRow(tr, s);
+    const want = prev ? prev.nextElementSibling : tbody.firstElementChild;
+    if (tr !== want) tbody.insertBefore(tr, want);
+    prev = tr;
+  }
+}
+
+function renderEmptyRow(tbody, empty) {
+  let row = tbody.querySelector("tr.empty");
+  if (empty && !row) tbody.append((row = emptyRow(6, "")));
+  if (!empty && row) row.remove();
+  if (empty) setText(row.firstChild, state.loaded ? "no sessions yet — spawn one above" : "loading…");
+}
+
+function buildRow(id) {
+  const tr = el("tr");
+  tr.dataset.id = id;
+  const link = el("a", null, id);
+  link.href = sessionHash(id);
+  const idCell = el("td", "id");
+  idCell.append(link);
+  const status = el("td", "status");
+  status.append(el("span", "badge"), " ", el("span", "age"), el("div", "waiting-for"));
+  const task = el("td", "task");
+  task.append(el("div", "task-line"), el("div", "note"));
+  tr.append(idCell, el("td", "project"), el("td", "host"), status, el("td", "branch"), task);
+  return tr;
+}
+
+function updateRow(tr, s) {
+  const [, project, host, status, branch, task] = tr.cells;
+  tr.classList.toggle("waiting", s.status === "waiting_input");
+  setText(project, s.project_id || "-");
+  setText(host, s.host || "local");
+  setStatus(status.children[0], s.status);
+  setAge(status.children[1], since(s));
+  setText(status.children[2], s.status === "waiting_input" ? s.waiting_for || "" : "");
+  setText(branch, s.branch || "-");
+  setText(task.children[0], firstLine(s.task, 80));
+  setTitle(task, s.task || "");
+  setText(task.children[1], s.note || "");
+}
+
+export function onTableClick(ev) {
+  if (ev.target.closest("a")) return; // the id link navigates by itself
+  if (String(window.getSelection())) return; // selecting text is not a click on the row
+  const tr = ev.target.closest("tr[data-id]");
+  if (tr) location.hash = sessionHash(tr.dataset.id);
+}
