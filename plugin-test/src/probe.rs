@@ -9,9 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::fake_agent::{
-    record::{
-        inherited_descriptors, Record, INHERITED_FILE, PID_FILE, RECEIVED_FILE, START_FILE,
-    },
+    record::{inherited_descriptors, Record, INHERITED_FILE, PID_FILE, RECEIVED_FILE, START_FILE},
     terminal::{self, Input},
 };
 
@@ -106,7 +104,9 @@ pub fn run(dir: &Path) -> std::io::Result<()> {
         "{}{READY_LINE} (raw terminal: {raw})\n",
         terminal::BRACKETED_PASTE_ON
     ));
-    let argv: Vec<String> = std::env::args().collect();
+    let argv: Vec<String> = std::env::args_os()
+        .map(|arg| arg.to_string_lossy().into_owned())
+        .collect();
     record.started(&argv)?;
     let mut reader = terminal::Reader::new()?;
     let mut total = 0usize;

@@ -795,7 +795,14 @@ fn build_fake_agent(release: bool) -> PathBuf {
         // Copied by `cp`: a file this process held open for writing could be inherited by a
         // child it forks meanwhile, and running the program would fail (ETXTBSY) until that
         // child execs.
-        let copy = || Command::new("cp").arg(&built).arg(&temp).status().unwrap().success();
+        let copy = || {
+            Command::new("cp")
+                .arg(&built)
+                .arg(&temp)
+                .status()
+                .unwrap()
+                .success()
+        };
         assert!(
             wait_until(std::time::Duration::from_secs(10), copy),
             "cp {} {}",

@@ -210,19 +210,17 @@ async fn serve(
     shared.requests.lock().unwrap().push(recorded.clone());
     let (answer, answered) = oneshot::channel();
     let name = shared.name.clone();
-    std::thread::Builder::new()
-        .name(name)
-        .spawn(move || {
-            let mut reply = Reply {
-                answer: Some(answer),
-                events: None,
-            };
-            if let Err(error) = (shared.handler)(&recorded, &mut reply) {
-                if let Some(events) = reply.events.take() {
-                    let _ = events.send(Err(error));
-                }
+    std::thread::Builder::new().name(name).spawn(move || {
+        let mut reply = Reply {
+            answer: Some(answer),
+            events: None,
+        };
+        if let Err(error) = (shared.handler)(&recorded, &mut reply) {
+            if let Some(events) = reply.events.take() {
+                let _ = events.send(Err(error));
             }
-        })?;
+        }
+    })?;
     answered.await.map_err(|_| {
         std::io::Error::other("the stand-in's handler failed before answering; connection closed")
     })
@@ -369,8 +367,7 @@ impl Reply {
     pub fn json(&mut self, status: u16, value: &Value) -> std::io::Result<()> {
         let body = serde_json::to_vec(value).unwrap();
         let mut response = Response::new(ReplyBody::Whole(Some(body.into())));
-        *response.status_mut() =
-            StatusCode::from_u16(status).map_err(std::io::Error::other)?;
+        *response.status_mut() = StatusCode::from_u16(status).map_err(std::io::Error::other)?;
         response
             .headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

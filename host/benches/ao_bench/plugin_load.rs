@@ -3,11 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{
-    child::run_child,
-    measure::median,
-    support,
-};
+use crate::{child::run_child, measure::median, support};
 
 /// Median milliseconds to load every library in `dir`, over `runs` fresh processes.
 fn load_ms(dir: &Path, runs: usize) -> f64 {

@@ -102,7 +102,10 @@ mod tests {
         assert!(matches(None, "Bash"));
         assert!(matches(Some("*"), "Bash"));
         assert!(matches(Some(""), ""));
-        assert!(matches(Some("idle_prompt|permission_prompt"), "permission_prompt"));
+        assert!(matches(
+            Some("idle_prompt|permission_prompt"),
+            "permission_prompt"
+        ));
         assert!(!matches(Some("Bash"), "BashOutput"));
         assert!(!matches(Some("Bash"), ""));
     }

@@ -106,9 +106,8 @@ fn run_claude(argv: &[String]) -> Result<i32, String> {
         println!("{VERSION_LINE}");
         return Ok(0);
     }
-    let dir = std::env::var_os("FAKE_AGENT_LOG").map(|log| {
-        PathBuf::from(log).join(std::env::var_os("AO_SESSION").unwrap_or_default())
-    });
+    let dir = std::env::var_os("FAKE_AGENT_LOG")
+        .map(|log| PathBuf::from(log).join(std::env::var_os("AO_SESSION").unwrap_or_default()));
     let record = record::Record::new(dir).map_err(|e| format!("its log folder: {e}"))?;
     record
         .started(argv)

@@ -71,7 +71,8 @@ impl Reader {
             return Err(std::io::Error::last_os_error());
         }
         // SAFETY: both descriptors were just made and are owned by nothing else.
-        let (hangup, writer) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let (hangup, writer) =
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         HANGUP_WRITER.store(writer.as_raw_fd(), Ordering::Relaxed);
         // SAFETY: a handler that only writes to the pipe, installed with an empty mask.
         unsafe {
