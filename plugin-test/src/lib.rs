@@ -8,13 +8,15 @@
 //! once, leaves a process behind after a failed `create`, lists another data dir's sessions as
 //! its own, or fails the second `destroy`; an agent that never says its CLI is ready; a plugin
 //! that prints to stdout (the host's `--json`). Runtimes run [`probe`], the kit's own agent,
-//! which records every byte it receives.
+//! which records every byte it receives: the [`fake_agent`] that ao-host's own tests run as
+//! their Claude Code.
 
 #![deny(missing_docs)]
 
 mod agent;
 mod cargo;
 mod delivery;
+pub mod fake_agent;
 pub mod probe;
 mod runtime;
 mod stdout;

@@ -1,13 +1,16 @@
-//! The probe agent: what the conformance kit runs in a runtime instead of a coding agent.
+//! The probe agent: what the conformance kit runs in a runtime instead of a coding agent, the
+//! [fake agent](crate::fake_agent) without its Claude Code screen.
 //!
 //! It records every byte it receives, byte-exact, so the kit can tell whether a runtime
 //! delivered a message intact. In a terminal it switches it to raw mode (so the terminal
 //! changes nothing on the way) and turns on bracketed paste, as agent TUIs do. It writes its
 //! process id at start, so the kit can tell whether a runtime left it running.
 
-use std::{
-    io::{Read, Write},
-    path::{Path, PathBuf},
+use std::path::{Path, PathBuf};
+
+use crate::fake_agent::{
+    record::{inherited_descriptors, Record, INHERITED_FILE, PID_FILE, RECEIVED_FILE, START_FILE},
+    terminal::{self, Input},
 };
 
 /// What the probe draws once it is ready; the kit looks for it on the screen.
@@ -28,28 +31,28 @@ impl ProbeFiles {
     }
 
     fn pid_file(&self) -> PathBuf {
-        self.dir.join("pid")
+        self.dir.join(PID_FILE)
     }
 
     fn received_file(&self) -> PathBuf {
-        self.dir.join("received")
+        self.dir.join(RECEIVED_FILE)
     }
 
     fn inherited_file(&self) -> PathBuf {
-        self.dir.join("inherited")
-    }
-
-    fn environment_file(&self) -> PathBuf {
-        self.dir.join("environment")
+        self.dir.join(INHERITED_FILE)
     }
 
     /// The probe's environment at start, `NAME=VALUE` each; empty until it wrote it.
     pub fn environment(&self) -> Vec<String> {
-        std::fs::read(self.environment_file())
-            .unwrap_or_default()
-            .split(|&b| b == 0)
-            .filter(|entry| !entry.is_empty())
-            .map(|entry| String::from_utf8_lossy(entry).into_owned())
+        let start: serde_json::Value = std::fs::read(self.dir.join(START_FILE))
+            .ok()
+            .and_then(|text| serde_json::from_slice(&text).ok())
+            .unwrap_or_default();
+        start["env"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(name, value)| format!("{name}={}", value.as_str().unwrap_or_default()))
             .collect()
     }
 
@@ -92,45 +95,31 @@ impl ProbeFiles {
     }
 }
 
-/// Runs the probe until its input ends. Never returns an error to a runtime: it records what
-/// it can.
+/// Runs the probe until its input ends or its terminal hangs up. It records what it can; an
+/// error is one it could not record.
 pub fn run(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let files = ProbeFiles::new(dir);
-    let raw = make_terminal_raw();
-    let mut out = std::io::stdout();
-    // Bracketed paste on; then the ready line.
-    write!(out, "\x1b[?2004h{READY_LINE} (raw terminal: {raw})\r\n")?;
-    out.flush()?;
-    std::fs::write(files.inherited_file(), inherited_descriptors())?;
-    let mut environment = Vec::new();
-    for (name, value) in std::env::vars_os() {
-        environment.extend_from_slice(name.as_encoded_bytes());
-        environment.push(b'=');
-        environment.extend_from_slice(value.as_encoded_bytes());
-        environment.push(0);
-    }
-    std::fs::write(files.environment_file(), environment)?;
-    std::fs::write(files.pid_file(), std::process::id().to_string())?;
-    let mut received = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(files.received_file())?;
-    let mut stdin = std::io::stdin().lock();
-    let mut buffer = [0u8; 65536];
+    let mut record = Record::new(Some(dir.to_path_buf()))?;
+    let raw = terminal::make_raw();
+    terminal::draw(&format!(
+        "{}{READY_LINE} (raw terminal: {raw})\n",
+        terminal::BRACKETED_PASTE_ON
+    ));
+    let argv: Vec<String> = std::env::args_os()
+        .map(|arg| arg.to_string_lossy().into_owned())
+        .collect();
+    record.started(&argv)?;
+    let mut reader = terminal::Reader::new()?;
     let mut total = 0usize;
     loop {
-        let n = match stdin.read(&mut buffer) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        received.write_all(&buffer[..n])?;
-        received.flush()?;
-        total += n;
-        write!(out, "received {total} bytes\r\n")?;
-        out.flush()?;
+        match reader.next(None) {
+            Input::Bytes(bytes) => {
+                record.received(&bytes)?;
+                total += bytes.len();
+                terminal::draw(&format!("received {total} bytes\n"));
+            }
+            Input::Quiet => {}
+            Input::Hangup | Input::Ended => return Ok(()),
+        }
     }
 }
 
@@ -143,37 +132,4 @@ pub fn open_descriptors() -> Vec<String> {
                 .map(|(_, target)| target.to_string())
         })
         .collect()
-}
-
-/// The descriptors beyond 0, 1 and 2 open in this process, one `N -> target` per line: what it
-/// inherited from whoever started it.
-fn inherited_descriptors() -> String {
-    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
-        return String::new();
-    };
-    let mut lines: Vec<String> = entries
-        .flatten()
-        .filter_map(|entry| {
-            let fd: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let target = std::fs::read_link(entry.path()).ok()?;
-            // The listing's own descriptor is `/proc/self/fd` itself (or gone already).
-            (fd > 2 && !target.starts_with("/proc"))
-                .then(|| format!("{fd} -> {}", target.display()))
-        })
-        .collect();
-    lines.sort();
-    lines.join("\n")
-}
-
-/// Puts the terminal on stdin, if any, in raw mode; says whether it did.
-fn make_terminal_raw() -> bool {
-    // SAFETY: tcgetattr/tcsetattr on fd 0 with a struct they fill; failure leaves it as it was.
-    unsafe {
-        let mut mode: libc::termios = std::mem::zeroed();
-        if libc::tcgetattr(0, &mut mode) != 0 {
-            return false;
-        }
-        libc::cfmakeraw(&mut mode);
-        libc::tcsetattr(0, libc::TCSANOW, &mode) == 0
-    }
 }

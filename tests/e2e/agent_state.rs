@@ -2,7 +2,7 @@
 //! byte-exact against the agent's own report, statuses from its hooks (`ao-host hook`),
 //! notifications once per change, and `session restore` after the runtime died.
 //!
-//! The agent is the fake Claude Code CLI (`tests/fixtures/fake-claude`), which runs the hooks of
+//! The agent is the fake Claude Code CLI (`ao_plugin_test::fake_agent`), which runs the hooks of
 //! the `--settings` file the claude-code plugin writes, as the real CLI does; `real_claude.rs`
 //! does the same against the real CLI.
 

@@ -1,5 +1,5 @@
 //! The spawn path end to end: the real `ao-host` binary, the real plugin libraries, real git and
-//! tmux, and the fake Claude Code CLI (`tests/fixtures/fake-claude`) as the agent.
+//! tmux, and the fake Claude Code CLI (`ao_plugin_test::fake_agent`) as the agent.
 
 use std::{
     collections::HashSet,

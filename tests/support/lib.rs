@@ -782,12 +782,80 @@ pub fn assert_one_line_error(output: &std::process::Output, want: &str) {
     assert!(err.contains(want), "error lacks {want:?}:\n{err}");
 }
 
-/// The fake Claude Code CLI (see the script's header).
+/// The fake agent program (`ao-plugin-test`'s `ao-fake-agent`, a stand-in for Claude Code: see
+/// `ao_plugin_test::fake_agent`), built once per test process.
 pub fn fake_agent() -> PathBuf {
-    repo_root()
-        .join("tests")
-        .join("fixtures")
-        .join("fake-claude")
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| build_fake_agent(false)).clone()
+}
+
+/// The same, optimised, for benchmarks.
+pub fn fake_agent_release() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| build_fake_agent(true)).clone()
+}
+
+/// Builds `ao-fake-agent` into the e2e target folder and returns a copy named by its content
+/// (`target/e2e/bin/ao-fake-agent-<hash>`): cargo puts its output back in place on every build,
+/// even a fresh one, so another test process starting the agent from there meanwhile could
+/// find no file. A copy is put in place by a rename, once, and never changed.
+fn build_fake_agent(release: bool) -> PathBuf {
+    const PROGRAM: &str = "ao-fake-agent";
+    let mut command = cargo();
+    command
+        .arg("build")
+        .arg("--manifest-path")
+        .arg(repo_root().join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(e2e_dir().join("target"))
+        .args(["-p", "ao-plugin-test", "--bin", PROGRAM]);
+    if release {
+        command.arg("--release");
+    }
+    run_build(command, PROGRAM);
+    let profile = if release { "release" } else { "debug" };
+    let built = e2e_dir().join("target").join(profile).join(PROGRAM);
+    // Another test process's cargo may be putting the same file back in place right now.
+    let mut bytes = Vec::new();
+    assert!(
+        wait_until(std::time::Duration::from_secs(10), || {
+            std::fs::read(&built).map(|read| bytes = read).is_ok()
+        }),
+        "{} cannot be read",
+        built.display()
+    );
+    let digest = {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::hash::DefaultHasher::new();
+        bytes.hash(&mut hasher);
+        hasher.finish()
+    };
+    let program = e2e_dir()
+        .join("bin")
+        .join(format!("{PROGRAM}-{digest:016x}"));
+    if !program.exists() {
+        std::fs::create_dir_all(program.parent().unwrap()).unwrap();
+        let temp = program.with_extension(format!("tmp{}", std::process::id()));
+        // Copied by `cp`: a file this process held open for writing could be inherited by a
+        // child it forks meanwhile, and running the program would fail (ETXTBSY) until that
+        // child execs.
+        let copy = || {
+            Command::new("cp")
+                .arg(&built)
+                .arg(&temp)
+                .status()
+                .unwrap()
+                .success()
+        };
+        assert!(
+            wait_until(std::time::Duration::from_secs(10), copy),
+            "cp {} {}",
+            built.display(),
+            temp.display()
+        );
+        std::fs::rename(&temp, &program).unwrap();
+    }
+    program
 }
 
 /// Runs git with a fixed identity (CI machines have none configured) and returns stdout.

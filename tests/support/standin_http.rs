@@ -1,27 +1,33 @@
 //! A loopback HTTP/1.1 server for stand-ins of model APIs (Anthropic Messages, OpenAI Responses
 //! and Chat Completions, Gemini), so the real agent CLIs complete whole turns offline.
 //!
-//! std + serde_json only. Every connection is served on its own thread (keep-alive,
-//! `Content-Length` or chunked request bodies, `Expect: 100-continue`). Every request is recorded
-//! before the stand-in's handler answers it, so a test can check what the CLI sent (byte-exact
-//! prompts, how many times) whatever the answer was. A handler writes its answer through a
-//! [`Reply`]: one JSON document, or a server-sent-event stream sent as HTTP chunks, with whatever
-//! pauses it likes between events (a slow turn).
+//! hyper serves the connections (keep-alive, chunked request bodies, `Expect: 100-continue`), on
+//! a runtime of the server's own. Every request is recorded before the stand-in's handler
+//! answers it, so a test can check what the CLI sent (byte-exact prompts, how many times)
+//! whatever the answer was. A handler is plain blocking code, run on a thread of its own per
+//! request, and writes its answer through a [`Reply`]: one JSON document, or a server-sent-event
+//! stream sent as HTTP chunks, with whatever pauses it likes between events (a slow turn).
 
 #![allow(dead_code)] // each stand-in uses a different part of this module
 
 use std::{
-    io::{BufRead, BufReader, Read, Write},
-    net::{Shutdown, SocketAddr, TcpListener, TcpStream},
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc, Mutex,
-    },
-    thread::JoinHandle,
+    io::{Read, Write},
+    net::{SocketAddr, TcpStream},
+    pin::Pin,
+    sync::{Arc, Mutex},
+    task::{Context, Poll},
     time::{Duration, Instant, SystemTime},
 };
 
+use http_body_util::BodyExt;
+use hyper::{
+    body::{Body, Bytes, Frame, Incoming, SizeHint},
+    header::{HeaderValue, CACHE_CONTROL, CONNECTION, CONTENT_TYPE},
+    Request, Response, StatusCode,
+};
+use hyper_util::rt::TokioIo;
 use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
 
 /// One request as received.
 #[derive(Debug, Clone)]
@@ -50,21 +56,23 @@ impl RecordedRequest {
     }
 }
 
-/// Answers one request. Returning an error closes the connection.
+/// Answers one request. Returning an error before answering closes the connection; during an
+/// event stream, it cuts the stream off.
 pub type Handler = dyn Fn(&RecordedRequest, &mut Reply) -> std::io::Result<()> + Send + Sync;
 
 struct Shared {
     requests: Mutex<Vec<RecordedRequest>>,
     handler: Box<Handler>,
-    stopping: AtomicBool,
-    connections: Mutex<Vec<TcpStream>>,
+    /// Names the handlers' threads.
+    name: String,
 }
 
 /// The server. Dropping it stops accepting and closes open connections.
 pub struct StandIn {
     shared: Arc<Shared>,
     addr: SocketAddr,
-    acceptor: Option<JoinHandle<()>>,
+    /// Accepts and serves; shut down on drop, which drops every connection.
+    runtime: Option<tokio::runtime::Runtime>,
     conversation: fn(&RecordedRequest) -> bool,
     user_texts: fn(&RecordedRequest) -> Vec<String>,
 }
@@ -76,41 +84,26 @@ impl StandIn {
         name: &str,
         handler: impl Fn(&RecordedRequest, &mut Reply) -> std::io::Result<()> + Send + Sync + 'static,
     ) -> StandIn {
-        let listener =
-            TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("binding {name}: {e}"));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name(format!("{name}-server"))
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("a runtime for {name}: {e}"));
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap_or_else(|e| panic!("binding {name}: {e}"));
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared {
             requests: Mutex::new(Vec::new()),
             handler: Box::new(handler),
-            stopping: AtomicBool::new(false),
-            connections: Mutex::new(Vec::new()),
+            name: format!("{name}-conn"),
         });
-        let acceptor = {
-            let shared = shared.clone();
-            let connection_name = format!("{name}-conn");
-            std::thread::Builder::new()
-                .name(format!("{name}-accept"))
-                .spawn(move || {
-                    for stream in listener.incoming() {
-                        if shared.stopping.load(Ordering::SeqCst) {
-                            break;
-                        }
-                        let Ok(stream) = stream else { continue };
-                        if let Ok(clone) = stream.try_clone() {
-                            shared.connections.lock().unwrap().push(clone);
-                        }
-                        let shared = shared.clone();
-                        let _ = std::thread::Builder::new()
-                            .name(connection_name.clone())
-                            .spawn(move || serve_connection(stream, &shared));
-                    }
-                })
-                .unwrap()
-        };
+        runtime.spawn(accept(listener, shared.clone()));
         StandIn {
             shared,
             addr,
-            acceptor: Some(acceptor),
+            runtime: Some(runtime),
             conversation: |_| true,
             user_texts: |_| Vec::new(),
         }
@@ -160,15 +153,113 @@ impl StandIn {
 
 impl Drop for StandIn {
     fn drop(&mut self) {
-        self.shared.stopping.store(true, Ordering::SeqCst);
-        // Wake the blocking accept.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-        if let Some(acceptor) = self.acceptor.take() {
-            let _ = acceptor.join();
+        if let Some(runtime) = self.runtime.take() {
+            // Drops the accept loop and every connection; a handler still running finds its
+            // reply's receiver gone and stops.
+            runtime.shutdown_background();
         }
-        for stream in self.shared.connections.lock().unwrap().drain(..) {
-            let _ = stream.shutdown(Shutdown::Both);
+    }
+}
+
+async fn accept(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| serve(request, shared.clone()));
+            // A connection's error (the client went away) ends only that connection.
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// Records `request`, then has the handler answer it on a thread of its own.
+async fn serve(
+    request: Request<Incoming>,
+    shared: Arc<Shared>,
+) -> Result<Response<ReplyBody>, std::io::Error> {
+    let (head, body) = request.into_parts();
+    let raw_body = body
+        .collect()
+        .await
+        .map_err(std::io::Error::other)?
+        .to_bytes()
+        .to_vec();
+    let recorded = RecordedRequest {
+        method: head.method.to_string(),
+        path: head.uri.path().to_string(),
+        query: head.uri.query().unwrap_or_default().to_string(),
+        headers: head
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_string(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: serde_json::from_slice(&raw_body).unwrap_or(Value::Null),
+        raw_body,
+        received: SystemTime::now(),
+    };
+    shared.requests.lock().unwrap().push(recorded.clone());
+    let (answer, answered) = oneshot::channel();
+    let name = shared.name.clone();
+    std::thread::Builder::new().name(name).spawn(move || {
+        let mut reply = Reply {
+            answer: Some(answer),
+            events: None,
+        };
+        if let Err(error) = (shared.handler)(&recorded, &mut reply) {
+            if let Some(events) = reply.events.take() {
+                let _ = events.send(Err(error));
+            }
         }
+    })?;
+    answered.await.map_err(|_| {
+        std::io::Error::other("the stand-in's handler failed before answering; connection closed")
+    })
+}
+
+/// A response body: one document, or the chunks a handler sends while it runs.
+pub enum ReplyBody {
+    Whole(Option<Bytes>),
+    Chunks(mpsc::UnboundedReceiver<std::io::Result<Bytes>>),
+}
+
+impl Body for ReplyBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        match self.get_mut() {
+            ReplyBody::Whole(body) => Poll::Ready(body.take().map(|body| Ok(Frame::data(body)))),
+            ReplyBody::Chunks(chunks) => chunks
+                .poll_recv(context)
+                .map(|chunk| chunk.map(|chunk| chunk.map(Frame::data))),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            // Exact: hyper sends it with a `content-length`.
+            ReplyBody::Whole(body) => {
+                SizeHint::with_exact(body.as_ref().map_or(0, |body| body.len() as u64))
+            }
+            ReplyBody::Chunks(_) => SizeHint::default(),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, ReplyBody::Whole(None))
     }
 }
 
@@ -264,32 +355,34 @@ pub fn slow_marker(text: &str) -> Option<Duration> {
 
 /// How a handler answers: [`Reply::json`] once, or [`Reply::start_events`], any number of
 /// [`Reply::event`] / [`Reply::data`], then [`Reply::finish_events`].
-pub struct Reply<'a> {
-    writer: &'a mut TcpStream,
+pub struct Reply {
+    /// Where the response head goes; taken by the first answer.
+    answer: Option<oneshot::Sender<Response<ReplyBody>>>,
+    /// The open event stream's chunks.
+    events: Option<mpsc::UnboundedSender<std::io::Result<Bytes>>>,
 }
 
-impl Reply<'_> {
+impl Reply {
     /// One JSON document with `status`.
     pub fn json(&mut self, status: u16, value: &Value) -> std::io::Result<()> {
         let body = serde_json::to_vec(value).unwrap();
-        let head = format!(
-            "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-             request-id: req_standin\r\nconnection: keep-alive\r\n\r\n",
-            status_text(status),
-            body.len()
-        );
-        self.writer.write_all(head.as_bytes())?;
-        self.writer.write_all(&body)?;
-        self.writer.flush()
+        let mut response = Response::new(ReplyBody::Whole(Some(body.into())));
+        *response.status_mut() = StatusCode::from_u16(status).map_err(std::io::Error::other)?;
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        self.send_head(response)
     }
 
     /// The head of a `text/event-stream` response.
     pub fn start_events(&mut self) -> std::io::Result<()> {
-        self.writer.write_all(
-            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
-              request-id: req_standin\r\ntransfer-encoding: chunked\r\nconnection: keep-alive\r\n\r\n",
-        )?;
-        self.writer.flush()
+        let (events, chunks) = mpsc::unbounded_channel();
+        let mut response = Response::new(ReplyBody::Chunks(chunks));
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        self.events = Some(events);
+        self.send_head(response)
     }
 
     /// One server-sent event (`event:` line only when `name` is given; `data:` the JSON), as
@@ -299,176 +392,44 @@ impl Reply<'_> {
             Some(name) => format!("event: {name}\ndata: {data}\n\n"),
             None => format!("data: {data}\n\n"),
         };
-        self.chunk(&text)
+        self.chunk(text)
     }
 
     /// One event whose data is `text` as is (`[DONE]`).
     pub fn data(&mut self, text: &str) -> std::io::Result<()> {
-        self.chunk(&format!("data: {text}\n\n"))
+        self.chunk(format!("data: {text}\n\n"))
     }
 
     /// Ends the stream.
     pub fn finish_events(&mut self) -> std::io::Result<()> {
-        self.writer.write_all(b"0\r\n\r\n")?;
-        self.writer.flush()
+        self.events = None;
+        Ok(())
     }
 
-    fn chunk(&mut self, text: &str) -> std::io::Result<()> {
-        write!(self.writer, "{:x}\r\n{text}\r\n", text.len())?;
-        self.writer.flush()
+    /// Sends the response head (and a whole body), with the headers every answer has.
+    fn send_head(&mut self, mut response: Response<ReplyBody>) -> std::io::Result<()> {
+        let headers = response.headers_mut();
+        headers.insert("request-id", HeaderValue::from_static("req_standin"));
+        headers.insert(CONNECTION, HeaderValue::from_static("keep-alive"));
+        let answer = self
+            .answer
+            .take()
+            .ok_or_else(|| std::io::Error::other("a reply answers once"))?;
+        answer.send(response).map_err(|_| gone())
+    }
+
+    fn chunk(&mut self, text: String) -> std::io::Result<()> {
+        let events = self
+            .events
+            .as_ref()
+            .ok_or_else(|| std::io::Error::other("an event outside an event stream"))?;
+        events.send(Ok(Bytes::from(text))).map_err(|_| gone())
     }
 }
 
-fn status_text(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        500 => "Internal Server Error",
-        _ => "Status",
-    }
-}
-
-struct Request {
-    method: String,
-    target: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-fn read_line(reader: &mut impl BufRead) -> std::io::Result<Option<String>> {
-    let mut line = Vec::new();
-    if reader.read_until(b'\n', &mut line)? == 0 {
-        return Ok(None);
-    }
-    while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-        line.pop();
-    }
-    Ok(Some(String::from_utf8_lossy(&line).into_owned()))
-}
-
-fn read_request(reader: &mut impl BufRead) -> std::io::Result<Option<Request>> {
-    let start = loop {
-        match read_line(reader)? {
-            None => return Ok(None),
-            Some(line) if line.is_empty() => continue, // tolerate stray CRLF between requests
-            Some(line) => break line,
-        }
-    };
-    let mut parts = start.split_whitespace();
-    let method = parts.next().unwrap_or_default().to_string();
-    let target = parts.next().unwrap_or("/").to_string();
-    let mut headers = Vec::new();
-    loop {
-        let Some(line) = read_line(reader)? else {
-            return Ok(None);
-        };
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
-        }
-    }
-    let mut request = Request {
-        method,
-        target,
-        headers,
-        body: Vec::new(),
-    };
-    let chunked = request
-        .header("transfer-encoding")
-        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-    if chunked {
-        loop {
-            let Some(size_line) = read_line(reader)? else {
-                return Ok(None);
-            };
-            let size_hex = size_line.split(';').next().unwrap_or("").trim();
-            let size = usize::from_str_radix(size_hex, 16).map_err(|e| {
-                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("chunk size: {e}"))
-            })?;
-            if size == 0 {
-                // Trailers up to the empty line.
-                while let Some(line) = read_line(reader)? {
-                    if line.is_empty() {
-                        break;
-                    }
-                }
-                break;
-            }
-            let mut chunk = vec![0; size];
-            reader.read_exact(&mut chunk)?;
-            request.body.extend_from_slice(&chunk);
-            read_line(reader)?; // the CRLF after the chunk
-        }
-    } else if let Some(length) = request
-        .header("content-length")
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        request.body = vec![0; length];
-        reader.read_exact(&mut request.body)?;
-    }
-    Ok(Some(request))
-}
-
-fn serve_connection(stream: TcpStream, shared: &Shared) {
-    let Ok(mut writer) = stream.try_clone() else {
-        return;
-    };
-    let mut reader = BufReader::new(stream);
-    loop {
-        if shared.stopping.load(Ordering::SeqCst) {
-            return;
-        }
-        let request = match read_request(&mut reader) {
-            Ok(Some(request)) => request,
-            _ => return,
-        };
-        if request
-            .header("expect")
-            .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
-        {
-            // Only reached once the body was read; harmless for clients that do not wait.
-            let _ = writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
-        }
-        let close = request
-            .header("connection")
-            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
-        let (path, query) = match request.target.split_once('?') {
-            Some((path, query)) => (path.to_string(), query.to_string()),
-            None => (request.target.clone(), String::new()),
-        };
-        let recorded = RecordedRequest {
-            method: request.method,
-            path,
-            query,
-            headers: request.headers,
-            body: serde_json::from_slice(&request.body).unwrap_or(Value::Null),
-            raw_body: request.body,
-            received: SystemTime::now(),
-        };
-        shared.requests.lock().unwrap().push(recorded.clone());
-        let answered = (shared.handler)(
-            &recorded,
-            &mut Reply {
-                writer: &mut writer,
-            },
-        );
-        if answered.is_err() || close {
-            let _ = writer.shutdown(Shutdown::Both);
-            return;
-        }
-    }
+/// The client went away (or the stand-in stopped): nobody reads the reply.
+fn gone() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
 }
 
 /// Sends one JSON `POST` on a fresh connection and reads the whole response: (head, body as
@@ -498,4 +459,105 @@ pub fn event_data(body: &str) -> Vec<Value> {
         .filter_map(|l| l.strip_prefix("data: "))
         .map(|d| serde_json::from_str(d).unwrap_or_else(|_| Value::String(d.to_string())))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server whose handler answers `{"n": <body length>}`, or streams two events and then
+    /// fails for a body `fail`.
+    fn server() -> StandIn {
+        StandIn::start("standin-test", |request, reply| {
+            if request.raw_body == b"fail" {
+                reply.start_events()?;
+                reply.data("one")?;
+                return Err(std::io::Error::other("the handler gave up"));
+            }
+            reply.json(200, &serde_json::json!({ "n": request.raw_body.len() }))
+        })
+    }
+
+    /// Reads one response with a `content-length` body from `stream`: (head, body).
+    fn read_response(stream: &mut TcpStream) -> (String, String) {
+        let mut received = Vec::new();
+        let mut byte = [0u8; 1];
+        while !received.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut byte).unwrap();
+            received.push(byte[0]);
+        }
+        let head = String::from_utf8(received).unwrap();
+        let length: usize = head
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length: "))
+            .expect("a content-length")
+            .trim()
+            .parse()
+            .unwrap();
+        let mut body = vec![0; length];
+        stream.read_exact(&mut body).unwrap();
+        (head, String::from_utf8(body).unwrap())
+    }
+
+    #[test]
+    fn a_chunked_body_after_100_continue_is_recorded_whole_and_the_connection_kept() {
+        let server = server();
+        let mut stream = TcpStream::connect(("127.0.0.1", server.port())).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            stream,
+            "POST /v1/x?beta=true HTTP/1.1\r\nhost: localhost\r\nexpect: 100-continue\r\n\
+             transfer-encoding: chunked\r\n\r\n"
+        )
+        .unwrap();
+        let mut continued = [0u8; 25];
+        stream.read_exact(&mut continued).unwrap();
+        assert_eq!(&continued, b"HTTP/1.1 100 Continue\r\n\r\n");
+        stream
+            .write_all(b"3\r\n{\"a\r\n5\r\n\": 1}\r\n0\r\n\r\n")
+            .unwrap();
+        let (head, body) = read_response(&mut stream);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(head.contains("content-type: application/json"), "{head}");
+        assert!(head.contains("request-id: req_standin"), "{head}");
+        assert_eq!(body, r#"{"n":8}"#);
+        // The same connection serves the next request.
+        write!(
+            stream,
+            "POST /second HTTP/1.1\r\nhost: localhost\r\ncontent-length: 2\r\n\r\n{{}}"
+        )
+        .unwrap();
+        let (_, body) = read_response(&mut stream);
+        assert_eq!(body, r#"{"n":2}"#);
+        let requests = server.requests();
+        assert_eq!(requests.len(), 2);
+        assert_eq!(
+            (requests[0].path.as_str(), requests[0].query.as_str()),
+            ("/v1/x", "beta=true")
+        );
+        assert_eq!(requests[0].body, serde_json::json!({ "a": 1 }));
+        assert_eq!(requests[0].header("Transfer-Encoding"), Some("chunked"));
+    }
+
+    #[test]
+    fn a_handler_failing_mid_stream_cuts_the_stream_off() {
+        let server = server();
+        let mut stream = TcpStream::connect(("127.0.0.1", server.port())).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            stream,
+            "POST / HTTP/1.1\r\nhost: localhost\r\ncontent-length: 4\r\n\r\nfail"
+        )
+        .unwrap();
+        let mut received = String::new();
+        // The connection is closed without the stream's last chunk (what was sent before may
+        // not have left the server's buffer either).
+        stream.read_to_string(&mut received).unwrap();
+        assert!(!received.ends_with("0\r\n\r\n"), "{received}");
+        assert_eq!(server.requests().len(), 1);
+    }
 }
