@@ -1269,3 +1269,22 @@ fn a_session_whose_runtime_is_no_longer_loaded_is_503_and_says_where_to_look() {
     reply.assert_error(503, "plugins list");
     assert!(dashboard.stop().success());
 }
+
+#[test]
+fn a_session_whose_record_is_damaged_is_500_and_names_the_file() {
+    let harness = Harness::new(&[], "");
+    let dashboard = Dashboard::start(&harness, &[], &[]);
+    let spawned = dashboard.post_json("/api/sessions", &json!({"project": "app", "task": "x"}));
+    assert_eq!(spawned.status, 201, "{}", spawned.body);
+    let id = spawned.json()["id"].as_str().unwrap().to_string();
+    let record = harness.record(&id, false);
+    let kept = std::fs::read(&record).unwrap();
+    std::fs::write(&record, "status: [unclosed\n").unwrap();
+    let reply = dashboard.post_bytes(&format!("/api/sessions/{id}/messages"), b"hello");
+    reply.assert_error(500, &record.display().to_string());
+    // The damage was reported, not acted on: with the record mended the session is killed.
+    std::fs::write(&record, kept).unwrap();
+    let killed = dashboard.delete(&format!("/api/sessions/{id}"));
+    assert_eq!(killed.status, 200, "{}", killed.body);
+    assert!(dashboard.stop().success());
+}

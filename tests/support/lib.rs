@@ -706,12 +706,42 @@ pub fn install(library: &Path, dir: &Path, name: Option<&str>) -> PathBuf {
     target
 }
 
-/// The `ao-host` binary under test. Cargo names it to its package's test and bench binaries,
-/// when they are built and when they run; read at run time, as this crate is built before it.
+/// The `ao-host` binary under test, copied once per test process into a folder holding nothing
+/// else. The host also loads plugins from its executable's folder, and cargo's `target/debug`
+/// holds whatever libraries builds left there (the examples, stale first-party plugins): run
+/// from there, every test would see them. Cargo names the binary to its package's test and
+/// bench binaries, when they are built and when they run; read at run time, as this crate is
+/// built before it.
 pub fn ao_host_binary() -> PathBuf {
-    std::env::var_os("CARGO_BIN_EXE_ao-host")
-        .map(PathBuf::from)
-        .expect("CARGO_BIN_EXE_ao-host is not set: run the tests with `cargo test`, which builds ao-host and names it")
+    static INSTALLED: OnceLock<PathBuf> = OnceLock::new();
+    INSTALLED
+        .get_or_init(|| {
+            let built = std::env::var_os("CARGO_BIN_EXE_ao-host")
+                .map(PathBuf::from)
+                .expect("CARGO_BIN_EXE_ao-host is not set: run the tests with `cargo test`, which builds ao-host and names it");
+            // Named by size and build time: hashing a debug binary's ~100 MB would cost seconds.
+            let metadata = std::fs::metadata(&built).unwrap();
+            let built_at = metadata
+                .modified()
+                .unwrap()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos();
+            let copies = e2e_dir().join("host");
+            let folder = copies.join(format!("{:x}-{built_at:x}", metadata.len()));
+            // Copies of earlier builds go once no test could still be running them.
+            for entry in std::fs::read_dir(&copies).into_iter().flatten().flatten() {
+                let stale = entry.metadata().and_then(|m| m.modified()).is_ok_and(|at| {
+                    at.elapsed()
+                        .is_ok_and(|age| age > std::time::Duration::from_secs(3600))
+                });
+                if stale && entry.path() != folder {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+            install_program(&built, &folder.join("ao-host"))
+        })
+        .clone()
 }
 
 /// The real `ao-host` binary with an environment that only the test controls.
@@ -830,9 +860,17 @@ fn build_fake_agent(release: bool) -> PathBuf {
         bytes.hash(&mut hasher);
         hasher.finish()
     };
-    let program = e2e_dir()
-        .join("bin")
-        .join(format!("{PROGRAM}-{digest:016x}"));
+    install_program(
+        &built,
+        &e2e_dir()
+            .join("bin")
+            .join(format!("{PROGRAM}-{digest:016x}")),
+    )
+}
+
+/// Copies the program `built` to `program` unless a copy is there already (its name says which
+/// build it is), atomically: test processes running at once find it whole or not at all.
+fn install_program(built: &Path, program: &Path) -> PathBuf {
     if !program.exists() {
         std::fs::create_dir_all(program.parent().unwrap()).unwrap();
         let temp = program.with_extension(format!("tmp{}", std::process::id()));
@@ -841,7 +879,7 @@ fn build_fake_agent(release: bool) -> PathBuf {
         // child execs.
         let copy = || {
             Command::new("cp")
-                .arg(&built)
+                .arg(built)
                 .arg(&temp)
                 .status()
                 .unwrap()
@@ -853,9 +891,9 @@ fn build_fake_agent(release: bool) -> PathBuf {
             built.display(),
             temp.display()
         );
-        std::fs::rename(&temp, &program).unwrap();
+        std::fs::rename(&temp, program).unwrap();
     }
-    program
+    program.to_path_buf()
 }
 
 /// Runs git with a fixed identity (CI machines have none configured) and returns stdout.
