@@ -33,6 +33,7 @@ use ao_core::{
     feed,
     lifecycle::{
         ErrorClass, HostChoice, KillOutcome, LifecycleError, RequestError, SpawnError, SpawnParams,
+        TextError,
     },
     plugins::PluginStatus,
     session::{SessionRole, MAX_TASK_BYTES},
@@ -103,6 +104,7 @@ fn with_fields(error: LifecycleError) -> ApiError {
             "send `task` or `\"no_prompt\": true`, not both"
         }
         LifecycleError::Request(RequestError::OrchestratorTask) => "leave `task` out",
+        LifecycleError::Request(RequestError::Text(TextError::Empty { .. })) => "`task`",
         _ => return error.into(),
     };
     let mut api_error = ApiError::from(error);

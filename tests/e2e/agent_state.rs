@@ -621,7 +621,7 @@ fn doctor_names_a_managed_policy_that_keeps_claude_code_from_running_hooks() {
 }
 
 #[test]
-fn session_ls_marks_the_caller_only_in_its_own_data_dir_and_refuses_an_unknown_project() {
+fn session_ls_marks_its_caller_refuses_an_unknown_project_and_names_a_linked_one() {
     let harness = Harness::new(&[], "");
     harness.ok(&["spawn", "app", "--task", "x"]);
     let caller_flag = |data_dir: &std::path::Path| {
@@ -648,6 +648,21 @@ fn session_ls_marks_the_caller_only_in_its_own_data_dir_and_refuses_an_unknown_p
         stderr(&output)
     );
     harness.ok(&["session", "ls", "app"]);
+
+    // A project whose records folder is a planted link is named with the fix, not taken for a
+    // typo, and not followed.
+    let sessions = harness.data_dir().join("sessions");
+    std::os::unix::fs::symlink(sessions.join("app"), sessions.join("linked")).unwrap();
+    let output = harness.ao(&["session", "ls", "linked", "--json"]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("is a symbolic link where ao-host keeps records")
+            && !stderr(&output).contains("no project"),
+        "{}",
+        stderr(&output)
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(listed, serde_json::json!([]));
 }
 
 #[test]

@@ -1153,15 +1153,23 @@ fn an_unknown_project_or_plugin_is_404_and_names_what_there_is() {
     reply.assert_error(404, "claude-code");
     assert!(dashboard.stop().success());
 
-    // The project's own plugins are checked as the overrides are.
+    // The project's own plugins are checked as the overrides are, but one missing is no fault
+    // of the request: unavailable, naming the config file in use.
     harness.edit_config(&[(
         "ready_timeout_ms: 10000",
         "ready_timeout_ms: 10000, runtime: nobody",
     )]);
     let dashboard = Dashboard::start(&harness, &[], &[]);
     let reply = dashboard.post_json("/api/sessions", &json!({"project": "app", "task": "x"}));
-    reply.assert_error(404, "no runtime plugin named `nobody` is loaded");
-    reply.assert_error(404, "loaded runtime plugins: tmux");
+    reply.assert_error(503, "no runtime plugin named `nobody` is loaded");
+    reply.assert_error(503, "loaded runtime plugins: tmux");
+    reply.assert_error(
+        503,
+        &format!(
+            "check the name in {} (project `app`)",
+            harness.config_path().display()
+        ),
+    );
     harness.assert_untouched();
     assert!(dashboard.stop().success());
 }
@@ -1176,6 +1184,12 @@ fn a_bad_task_is_400_and_one_too_large_413_each_naming_the_fix() {
             &json!({"project": "app", "task": "a\u{0}b"}),
         )
         .assert_error(400, "NUL");
+    dashboard
+        .post_json("/api/sessions", &json!({"project": "app", "task": " \n"}))
+        .assert_error(
+            400,
+            "the task is empty; say what the agent should do (`task`)",
+        );
     dashboard
         .post_json("/api/sessions", &json!({"project": "app"}))
         .assert_error(400, "`\"no_prompt\": true`");

@@ -69,7 +69,7 @@ fn hostile_tasks_are_refused_and_nothing_is_created() {
     );
     assert_one_line_error(
         &harness.ao(&["spawn", "app", "--task", "   \n "]),
-        "task is empty",
+        "task is empty; say what the agent should do (with --task or --task-file)",
     );
     assert_one_line_error(&harness.ao(&["spawn", "app"]), "--task");
     harness.assert_untouched();

@@ -92,20 +92,30 @@ pub enum TextError {
 pub enum RequestError {
     #[error("say what the agent should do: give it a task, or ask for no first message")]
     NoTask,
-    #[error("a task was given with no first message asked for, so the task would never reach the agent; give one or the other")]
+    #[error("a task was given, but the agent was asked to start without a first message, so the task would never reach it; give one or the other")]
     TaskWithoutPrompt,
-    #[error("an orchestrator takes no task (it is given its own prompt); leave the task out")]
+    #[error("an orchestrator takes no task (it is given its own prompt)")]
     OrchestratorTask,
     #[error(transparent)]
     Text(#[from] TextError),
-    #[error("no {kind} plugin named `{name}` is loaded (loaded {kind} plugins: {loaded}); check the name asked for, or the project's in ao-rs.yaml, or run `ao-host plugins list`")]
+    /// The request asked for a plugin that is not loaded: the request's fault.
+    #[error("no {kind} plugin named `{name}` is loaded (loaded {kind} plugins: {loaded}); check the name asked for, or run `ao-host plugins list`")]
     UnknownPlugin {
         kind: PluginKind,
         name: String,
         loaded: String,
     },
-    #[error("project `{project}` has no default branch, and none could be found in its repository; set `default_branch` for it in ao-rs.yaml")]
-    NoDefaultBranch { project: String },
+    /// The project's config names a plugin that is not loaded: nothing the request can mend.
+    #[error("no {kind} plugin named `{name}` is loaded (loaded {kind} plugins: {loaded}); check the name in {config} (project `{project}`) or run `ao-host plugins list`")]
+    ProjectPluginMissing {
+        kind: PluginKind,
+        name: String,
+        loaded: String,
+        project: String,
+        config: String,
+    },
+    #[error("project `{project}` has no default branch, and none could be found in its repository; set `default_branch` for it in {config}")]
+    NoDefaultBranch { project: String, config: String },
 }
 
 impl RequestError {
@@ -113,6 +123,7 @@ impl RequestError {
         match self {
             Self::Text(TextError::TooLarge { .. }) => ErrorClass::TooLarge,
             Self::UnknownPlugin { .. } => ErrorClass::NotFound,
+            Self::ProjectPluginMissing { .. } => ErrorClass::Unavailable,
             // The project's, not the request's: as any other refusal of a state.
             Self::NoDefaultBranch { .. } => ErrorClass::Conflict,
             Self::NoTask | Self::TaskWithoutPrompt | Self::OrchestratorTask | Self::Text(_) => {
@@ -181,6 +192,7 @@ impl Lifecycle {
                 .clone()
                 .ok_or_else(|| RequestError::NoDefaultBranch {
                     project: project.id.clone(),
+                    config: self.config.file_for_messages(),
                 })?;
         let choice = &mut project.plugins;
         for (kind, field, chosen) in [
@@ -192,20 +204,30 @@ impl Lifecycle {
                 params.workspace,
             ),
         ] {
+            let asked = chosen.is_some();
             if let Some(name) = chosen {
                 *field = name;
             }
-            if self.registry.library_of(kind, field).is_none() {
-                return Err(RequestError::UnknownPlugin {
-                    kind,
-                    name: field.clone(),
-                    loaded: match self.registry.names(kind) {
-                        names if names.is_empty() => "none".into(),
-                        names => names.join(", "),
-                    },
-                }
-                .into());
+            if self.registry.library_of(kind, field).is_some() {
+                continue;
             }
+            let name = field.clone();
+            let loaded = match self.registry.names(kind) {
+                names if names.is_empty() => "none".into(),
+                names => names.join(", "),
+            };
+            return Err(if asked {
+                RequestError::UnknownPlugin { kind, name, loaded }
+            } else {
+                RequestError::ProjectPluginMissing {
+                    kind,
+                    name,
+                    loaded,
+                    project: project.id.clone(),
+                    config: self.config.file_for_messages(),
+                }
+            }
+            .into());
         }
         Ok(SpawnRequest {
             project,

@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use ao_core::{
     lifecycle::{
         HostChoice, KillOutcome, Lifecycle, LifecycleError, RequestError, RestoreResult,
-        SpawnParams,
+        SpawnParams, TextError,
     },
     session::{Session, SessionRole, MAX_TASK_BYTES},
 };
@@ -187,12 +187,19 @@ async fn run_spawn(lifecycle: &Lifecycle, params: SpawnParams, json: bool) -> Re
 
 /// A refused spawn request, naming the flags that fix it where the refusal is about them.
 fn with_flags(error: LifecycleError) -> anyhow::Error {
-    match &error {
+    let flags = match &error {
         LifecycleError::Request(RequestError::NoTask) => {
-            anyhow::anyhow!("{error} (--task TEXT or --task-file FILE, or --no-prompt)")
+            "--task TEXT or --task-file FILE, or --no-prompt"
         }
-        _ => error.into(),
-    }
+        LifecycleError::Request(RequestError::Text(TextError::Empty { .. })) => {
+            "with --task or --task-file"
+        }
+        LifecycleError::Request(RequestError::TaskWithoutPrompt) => {
+            "--task or --task-file, or --no-prompt, not both"
+        }
+        _ => return error.into(),
+    };
+    anyhow::anyhow!("{error} ({flags})")
 }
 
 /// The project a command names, and the folder to find its repository from. Run inside a
@@ -322,10 +329,11 @@ async fn list(
 ) -> Result<ExitCode> {
     let listing = lifecycle.list(project, archived).await?;
     if let Some(project) = project {
-        // A mistyped project must not read as "no sessions".
+        // A mistyped project must not read as "no sessions". One whose records could not be
+        // read is no typo: the problems below name it and the fix.
         let configured = lifecycle.config().projects.contains_key(project);
         let seen = lifecycle.store().projects().0.iter().any(|p| p == project);
-        if !configured && !seen {
+        if !configured && !seen && listing.problems.is_empty() {
             bail!(
                 "no project `{project}`: none is configured under that name, and no session of it was ever spawned in {}",
                 lifecycle.store().data_dir().display()
