@@ -15,4 +15,5 @@ pub mod plugins;
 pub mod remote;
 pub mod session;
 pub mod timing;
+pub mod watch;
 pub use ao_plugin_host::trust;

@@ -127,6 +127,7 @@ pub mod first_release;
 pub mod manifest;
 pub mod methods;
 mod root;
+pub mod scm;
 mod successors;
 mod traits;
 pub mod transport;
@@ -141,7 +142,7 @@ pub use crate::{
         RemoteDeclaration,
     },
     successors::{ActivityState, ErrorKind, PluginFailure, ReadinessState},
-    traits::{Agent, Runtime, Workspace},
+    traits::{Agent, Runtime, Scm, Workspace},
     types::{
         Activity, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext,
         PluginKind, Readiness, RepositoryInfo, RuntimeCreateRequest, Transport,

@@ -98,6 +98,9 @@ pub enum ErrorKind {
     Unsupported,
     /// As [`PluginErrorKind::Panicked`].
     Panicked,
+    /// A service the plugin calls said to wait (a rate limit); the plugin's own report says
+    /// until when. A host before 0.1.9 reads it as `Failed`. (Added in 0.1.9.)
+    RateLimited,
 }
 
 impl From<PluginErrorKind> for ErrorKind {

@@ -10,6 +10,10 @@ use abi_stable::std_types::RString;
 
 use crate::{
     error::{PluginError, PluginResult},
+    scm::{
+        Check, ChecksQuery, Fetched, MergeRequest, PullRequest, PullRequestQuery, RateLimit,
+        ReviewFeedback, ReviewsQuery, WebhookDelivery, WebhookHint,
+    },
     successors::{ActivityState, PluginFailure, ReadinessState},
     types::{
         Activity, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext,
@@ -275,5 +279,60 @@ pub trait Workspace: Send + Sync + 'static {
         Err(PluginError::unsupported(
             "this workspace plugin cannot find the repository around a folder",
         ))
+    }
+}
+
+/// Knows one code host (GitHub, GitLab, …): the pull requests of the sessions' branches, the
+/// checks on their commits, the reviews that wait for an answer. (Added in 0.1.9.)
+///
+/// The host polls it from its watcher (`ao-host watch`, the dashboard) and never from a
+/// listing, so each call may take a network round trip. Answer with as few requests as the
+/// forge allows (batch, and honour the query's validator), and fail with
+/// [`ErrorKind::RateLimited`](crate::ErrorKind::RateLimited) when the forge says to wait, so
+/// the host backs off until [`Scm::rate_limits`] says the window reset.
+pub trait Scm: Send + Sync + 'static {
+    /// Builds the plugin from its config (`plugins.config.<name>`): where the forge is, how to
+    /// find a token.
+    fn new(context: &PluginContext) -> PluginResult<Self>
+    where
+        Self: Sized;
+
+    /// The pull requests whose head is one of the query's branches.
+    fn pull_requests(
+        &self,
+        query: &PullRequestQuery,
+    ) -> Result<Fetched<Vec<PullRequest>>, PluginFailure>;
+
+    /// The checks on one commit, with the log tail of each failed one.
+    fn checks(&self, query: &ChecksQuery) -> Result<Fetched<Vec<Check>>, PluginFailure>;
+
+    /// The submitted reviews and unresolved review comments of each pull request asked about,
+    /// one entry per number, in the query's order.
+    fn reviews(&self, query: &ReviewsQuery) -> Result<Vec<ReviewFeedback>, PluginFailure>;
+
+    /// Merges a pull request at the head the caller saw; fails if the head moved.
+    fn merge(&self, request: &MergeRequest) -> Result<(), PluginFailure>;
+
+    /// Verifies a webhook delivery (its signature, against the secret in the plugin's
+    /// settings) and says what it concerns. A delivery that does not verify is an error of kind
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput). The default refuses every
+    /// delivery as unsupported.
+    fn webhook(&self, delivery: &WebhookDelivery) -> Result<WebhookHint, PluginFailure> {
+        let _ = delivery;
+        Err(PluginFailure::new(
+            crate::ErrorKind::Unsupported,
+            "this scm plugin takes no webhooks; the watcher polls",
+        ))
+    }
+
+    /// The rate limits as the last answers stated them, one per API; empty before the first
+    /// call.
+    fn rate_limits(&self) -> Result<Vec<RateLimit>, PluginFailure> {
+        Ok(Vec::new())
+    }
+
+    /// Checks what the plugin needs (a token, the forge answering). The default checks nothing.
+    fn doctor(&self) -> PluginResult<Vec<DoctorCheck>> {
+        Ok(Vec::new())
     }
 }
