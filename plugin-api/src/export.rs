@@ -175,7 +175,7 @@ macro_rules! __export_plugins {
                     [$($crate::__added_kind_declaration!($kind $name $plugin),)+]
                         .into_iter()
                         .flatten()
-                        .collect::<::std::vec::Vec<$crate::AddedKindDeclaration>>(),
+                        .collect::<::std::vec::Vec<$crate::AddedKindDeclarationRef>>(),
                 )),
             }
             .leak_into_prefix()
@@ -217,19 +217,23 @@ macro_rules! __plugin_declaration {
     };
 }
 
-/// The [`AddedKindDeclaration`](crate::AddedKindDeclaration) of an entry of a kind added after
-/// the first release; `None` for the others.
+/// The [`AddedKindDeclarationRef`](crate::AddedKindDeclarationRef) of an entry of a kind added
+/// after the first release; `None` for the others.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __added_kind_declaration {
     (scm $name:literal $plugin:ty) => {
-        ::std::option::Option::Some($crate::AddedKindDeclaration {
-            name: $crate::abi_stable::std_types::RStr::from_str($name),
-            version: $crate::abi_stable::std_types::RStr::from_str(env!("CARGO_PKG_VERSION")),
-            constructor: $crate::abi_stable::nonexhaustive_enum::NonExhaustive::new(
-                $crate::AddedKindConstructor::Scm($crate::ffi::construct_scm::<$plugin>),
+        ::std::option::Option::Some(
+            $crate::abi_stable::prefix_type::PrefixTypeTrait::leak_into_prefix(
+                $crate::AddedKindDeclaration {
+                    name: $crate::abi_stable::std_types::RStr::from_str($name),
+                    version: $crate::abi_stable::std_types::RStr::from_str(env!(
+                        "CARGO_PKG_VERSION"
+                    )),
+                    scm: ::std::option::Option::Some($crate::ffi::construct_scm::<$plugin>),
+                },
             ),
-        })
+        )
     };
     ($kind:ident $name:literal $plugin:ty) => {
         ::std::option::Option::None

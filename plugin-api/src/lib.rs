@@ -138,8 +138,8 @@ pub use abi_stable;
 pub use crate::{
     error::{PluginError, PluginErrorKind, PluginResult},
     root::{
-        AddedKindConstructor, AddedKindDeclaration, PluginConstructor, PluginDeclaration,
-        PluginLibrary, PluginLibraryRef, RemoteConstructor, RemoteDeclaration,
+        AddedKindConstructor, AddedKindDeclaration, AddedKindDeclarationRef, PluginConstructor,
+        PluginDeclaration, PluginLibrary, PluginLibraryRef, RemoteConstructor, RemoteDeclaration,
     },
     successors::{ActivityState, ErrorKind, InterfaceKind, PluginFailure, ReadinessState},
     traits::{Agent, Runtime, Scm, Workspace},

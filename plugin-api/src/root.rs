@@ -1,12 +1,8 @@
 //! The root module every plugin library exports, checked by abi_stable before first use.
 
-// The `StableAbi` derive of a non-exhaustive enum trips this lint in code we do not write.
-#![allow(non_local_definitions)]
-
 use abi_stable::{
     declare_root_module_statics,
     library::RootModule,
-    nonexhaustive_enum::NonExhaustiveFor,
     sabi_types::VersionStrings,
     std_types::{RResult, RSlice, RStr},
     StableAbi,
@@ -42,14 +38,42 @@ impl PluginConstructor {
     }
 }
 
-/// Builds one plugin instance of a kind added after the first release: [`PluginConstructor`]
-/// is exhaustive, so it can never gain a variant, and this enum can. It crosses the boundary as
-/// [`NonExhaustiveFor<AddedKindConstructor>`]: a host reads a variant it does not know as a
-/// plugin it cannot use (its manifest names the kind, so such a library is refused by name
-/// before it is loaded). (Added in 0.1.9.)
-#[repr(u8)]
-#[derive(StableAbi, Debug, Clone, Copy)]
-#[sabi(kind(WithNonExhaustive(size = [usize; 2], traits(Debug, Clone))))]
+/// One plugin of a kind added after the first release (`scm`, 0.1.9). [`PluginConstructor`] is
+/// exhaustive, so it can never gain a variant; this is a prefix type instead, and each kind added
+/// later is one more constructor field at its end: a host reads `None` for a field a library
+/// lacks (built before the kind existed) and never sees a field it does not know (a kind added
+/// after it, which the library's manifest names, so such a library is refused by that name
+/// before it is loaded). One of the constructors is set. Hosts read it as an
+/// [`AddedKindConstructor`], which can grow.
+///
+/// Not a non-exhaustive enum: abi_stable merges the layouts of such an enum seen in different
+/// libraries, and when two have as many variants it may check the library's against the host's
+/// the wrong way round, refusing a library whose nested enums that can grow have variants this
+/// host lacks (`ErrorKind` in the constructor's `PluginFailure`).
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = AddedKindDeclarationRef)))]
+#[sabi(missing_field(option))]
+pub struct AddedKindDeclaration {
+    /// The name operators write in `ao-rs.yaml`.
+    pub name: RStr<'static>,
+    /// The plugin's own semver version (its crate version).
+    #[sabi(last_prefix_field)]
+    pub version: RStr<'static>,
+    /// Builds it, when it is an scm plugin ([`crate::Scm`]).
+    pub scm: Option<extern "C" fn(&PluginContext) -> RResult<ScmObject, PluginFailure>>,
+}
+
+impl AddedKindDeclarationRef {
+    /// The constructor that is set; `None` if the library sets none this host knows.
+    pub fn constructor(&self) -> Option<AddedKindConstructor> {
+        self.scm().flatten().map(AddedKindConstructor::Scm)
+    }
+}
+
+/// Builds one plugin instance of a kind added after the first release, as the host reads an
+/// [`AddedKindDeclaration`]; the variant is its kind. (Added in 0.1.9.)
+#[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub enum AddedKindConstructor {
     /// Builds an scm plugin ([`crate::Scm`]).
@@ -63,19 +87,6 @@ impl AddedKindConstructor {
             Self::Scm(_) => InterfaceKind::Scm,
         }
     }
-}
-
-/// One plugin of a kind added after the first release (see [`AddedKindConstructor`]).
-/// (Added in 0.1.9.)
-#[repr(C)]
-#[derive(StableAbi, Debug, Clone)]
-pub struct AddedKindDeclaration {
-    /// The name operators write in `ao-rs.yaml`.
-    pub name: RStr<'static>,
-    /// The plugin's own semver version (its crate version).
-    pub version: RStr<'static>,
-    /// Builds it; the variant is its kind.
-    pub constructor: NonExhaustiveFor<AddedKindConstructor>,
 }
 
 /// Builds one plugin instance that works on another host, through `transport` (see
@@ -137,7 +148,7 @@ pub struct PluginLibrary {
     /// (hosts read it through [`PluginLibraryRef::added_kinds`]).
     #[doc(hidden)]
     #[sabi(missing_field(default))]
-    pub added_kinds: RSlice<'static, AddedKindDeclaration>,
+    pub added_kinds: RSlice<'static, AddedKindDeclarationRef>,
 }
 
 /// The version abi_stable compares between host and library.

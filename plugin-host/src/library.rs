@@ -126,6 +126,13 @@ pub enum LoadError {
     PointerManifest { path: PathBuf },
     #[error("{path}: corrupt plugin manifest: {detail}; rebuild the library", path = path.display())]
     BadManifest { path: PathBuf, detail: String },
+    /// A kind of plugin added after this host was built (as `scm` is to hosts before 0.1.9).
+    #[error("{path}: plugin `{plugin}` has an unknown kind `{kind}` (this host knows {}): upgrade ao-host to one that knows it", known_kinds(), path = path.display())]
+    UnknownKind {
+        path: PathBuf,
+        plugin: String,
+        kind: String,
+    },
     #[error("{path}: built with ao-plugin-api {api}, which states no ABI level this ao-host knows (it speaks ABI level {ABI_LEVEL}): rebuild it against ao-plugin-api 0.1", path = path.display())]
     UnknownAbiLevel { path: PathBuf, api: String },
     #[error("{path}: built for ABI level {library}, this ao-host speaks ABI level {ABI_LEVEL}: {}", abi_level_fix(*library), path = path.display())]
@@ -258,6 +265,12 @@ pub fn host_abi_summary() -> String {
         HOST_FEATURES.join(", ")
     };
     format!("ABI level {ABI_LEVEL}, features {features}")
+}
+
+/// The kinds of plugin this host knows, as a refusal lists them.
+fn known_kinds() -> String {
+    let known: Vec<&str> = InterfaceKind::ALL.iter().map(|k| k.as_str()).collect();
+    known.join(", ")
 }
 
 /// What to do about a library of ABI level `library`, not this host's.
@@ -457,6 +470,15 @@ pub fn load_library_checked(path: &Path, policy: &LoadPolicy<'_>) -> LibraryRepo
         report.outcome = Err(LoadError::BadManifest {
             path: display_path,
             detail,
+        });
+        report.manifest = Some(manifest);
+        return report;
+    }
+    if let Some(plugin) = manifest.plugins.iter().find(|p| p.kind.is_none()) {
+        report.outcome = Err(LoadError::UnknownKind {
+            path: display_path,
+            plugin: plugin.name.clone(),
+            kind: plugin.kind_name.clone(),
         });
         report.manifest = Some(manifest);
         return report;
@@ -668,8 +690,8 @@ pub(super) fn remote_kind(constructor: &RemoteConstructor) -> InterfaceKind {
 }
 
 /// The plugins of a library not loaded here, as its manifest lists them: left to a child
-/// process, or (`shadowed`) not needed at all. Their kinds are known ([`check_manifest_plugins`]
-/// refused the library otherwise).
+/// process, or (`shadowed`) not needed at all. Their kinds are known (the library was refused
+/// otherwise, `LoadError::UnknownKind`).
 fn unloaded_plugins(manifest: &ManifestInfo, shadowed: bool) -> Vec<LoadedPlugin> {
     manifest
         .plugins
@@ -832,22 +854,20 @@ fn check_and_init(
         // A library built before 0.1.9 has no `added_kinds`: abi_stable answers empty.
         for declaration in module.added_kinds().iter() {
             // A kind this host lacks is named by the manifest, which refused the library
-            // already; a variant that still is not known here is a corrupt library.
-            let constructor =
-                declaration
-                    .constructor
-                    .as_enum()
-                    .map_err(|_| LoadError::BadManifest {
-                        path: shown.to_path_buf(),
-                        detail: format!(
-                            "plugin `{}` has a constructor of a kind this ao-host does not know",
-                            declaration.name
-                        ),
-                    })?;
+            // already; a declaration with no constructor known here is a corrupt library.
+            let constructor = declaration
+                .constructor()
+                .ok_or_else(|| LoadError::BadManifest {
+                    path: shown.to_path_buf(),
+                    detail: format!(
+                        "plugin `{}` has no constructor of a kind this ao-host knows",
+                        declaration.name()
+                    ),
+                })?;
             plugins.push(LoadedPlugin::InProcessAdded {
-                name: declaration.name.to_string(),
-                version: declaration.version.to_string(),
-                constructor: *constructor,
+                name: declaration.name().to_string(),
+                version: declaration.version().to_string(),
+                constructor,
             });
         }
         plugins

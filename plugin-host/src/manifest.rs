@@ -48,8 +48,8 @@ pub(super) enum ManifestError {
 /// The longest plugin name: it becomes part of settings keys, file names and tmux names.
 const MAX_NAME: usize = 64;
 
-/// Refuses a manifest whose plugins this host could not register safely: a kind it does not
-/// know, or a name that is not a plain identifier (`../../etc/evil` would become a path in the
+/// Refuses a manifest whose plugins this host could not register safely: a name that is not a
+/// plain identifier (`../../etc/evil` would become a path in the
 /// data dir). Judged from the manifest, so such a library is never loaded, in-process or not.
 pub(super) fn check_manifest_plugins(manifest: &ManifestInfo) -> Result<(), String> {
     for plugin in &manifest.plugins {
@@ -64,15 +64,6 @@ pub(super) fn check_manifest_plugins(manifest: &ManifestInfo) -> Result<(), Stri
             return Err(format!(
                 "plugin name {:?} is not a plain identifier (letters, digits, `-` and `_`, at most {MAX_NAME}, starting with a letter or digit)",
                 plugin.name
-            ));
-        }
-        if plugin.kind.is_none() {
-            let known: Vec<&str> = InterfaceKind::ALL.iter().map(|k| k.as_str()).collect();
-            return Err(format!(
-                "plugin `{}` has an unknown kind `{}` (this host knows {}): upgrade ao-host to one that knows it",
-                plugin.name,
-                plugin.kind_name,
-                known.join(", ")
             ));
         }
     }
