@@ -225,13 +225,11 @@ macro_rules! __added_kind_declaration {
     (scm $name:literal $plugin:ty) => {
         ::std::option::Option::Some(
             $crate::abi_stable::prefix_type::PrefixTypeTrait::leak_into_prefix(
-                $crate::AddedKindDeclaration {
-                    name: $crate::abi_stable::std_types::RStr::from_str($name),
-                    version: $crate::abi_stable::std_types::RStr::from_str(env!(
-                        "CARGO_PKG_VERSION"
-                    )),
-                    scm: ::std::option::Option::Some($crate::ffi::construct_scm::<$plugin>),
-                },
+                $crate::AddedKindDeclaration::scm(
+                    $name,
+                    env!("CARGO_PKG_VERSION"),
+                    $crate::ffi::construct_scm::<$plugin>,
+                ),
             ),
         )
     };

@@ -50,10 +50,14 @@ impl PluginConstructor {
 /// libraries, and when two have as many variants it may check the library's against the host's
 /// the wrong way round, refusing a library whose nested enums that can grow have variants this
 /// host lacks (`ErrorKind` in the constructor's `PluginFailure`).
+///
+/// Non-exhaustive, so the next kind's field breaks no source: `export_plugins!` builds it with
+/// the constructor of its kind ([`AddedKindDeclaration::scm`]).
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = AddedKindDeclarationRef)))]
 #[sabi(missing_field(option))]
+#[non_exhaustive]
 pub struct AddedKindDeclaration {
     /// The name operators write in `ao-rs.yaml`.
     pub name: RStr<'static>,
@@ -62,6 +66,21 @@ pub struct AddedKindDeclaration {
     pub version: RStr<'static>,
     /// Builds it, when it is an scm plugin ([`crate::Scm`]).
     pub scm: Option<extern "C" fn(&PluginContext) -> RResult<ScmObject, PluginFailure>>,
+}
+
+impl AddedKindDeclaration {
+    /// An scm plugin named `name`, of version `version`.
+    pub fn scm(
+        name: &'static str,
+        version: &'static str,
+        constructor: extern "C" fn(&PluginContext) -> RResult<ScmObject, PluginFailure>,
+    ) -> Self {
+        Self {
+            name: RStr::from_str(name),
+            version: RStr::from_str(version),
+            scm: Some(constructor),
+        }
+    }
 }
 
 impl AddedKindDeclarationRef {
