@@ -673,7 +673,7 @@ fn rest(world: &mut World, request: &RecordedRequest) -> Answer {
             if let Some(head) = head {
                 pulls.retain(|p| format!("{owner}:{}", p.branch) == head);
             }
-            pulls.sort_by(|a, b| b.updated.cmp(&a.updated));
+            pulls.sort_by_key(|p| std::cmp::Reverse(p.updated));
             pulls.truncate(per_page);
             Answer::ok(Value::Array(
                 pulls.iter().map(|p| rest_pull(&repo, p, false)).collect(),
