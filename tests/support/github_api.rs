@@ -9,6 +9,7 @@
 //! - `GET /repos/O/R/pulls/N` (with `mergeable`), `PUT /repos/O/R/pulls/N/merge` (`{"sha"}`:
 //!   409 when the head moved, 405 when it conflicts);
 //! - `GET /repos/O/R/commits/SHA/check-runs`: the latest run of each check on that commit;
+//! - `GET /repos/O/R/commits/SHA/status`: the latest status of each context on that commit;
 //! - `GET /repos/O/R/check-runs/ID/annotations`;
 //! - `GET /repos/O/R/actions/jobs/ID/logs`: `302` to `/_logs/ID` (as GitHub redirects to a
 //!   blob store), which answers the log as text without asking for a token (404 for a job that
@@ -175,6 +176,9 @@ struct Repo {
     pulls: Vec<Pull>,
     /// Per commit, every run in the order made (a re-run adds one).
     check_runs: BTreeMap<String, Vec<CheckRun>>,
+    /// Per commit, every status set, oldest first: `(id, context, state, target_url,
+    /// description)`.
+    statuses: BTreeMap<String, Vec<(u64, String, String, String, String)>>,
 }
 
 struct World {
@@ -374,6 +378,33 @@ impl GitHubApi {
             .or_default()
             .push(run);
         id
+    }
+
+    /// Sets a commit status (the API other CI services use): `state` is `pending`, `success`,
+    /// `failure` or `error`.
+    pub fn set_status(&self, repo: &str, sha: &str, context: &str, state: &str, description: &str) {
+        let mut world = self.world();
+        let id = world.fresh_id();
+        world
+            .repos
+            .entry(repo.into())
+            .or_default()
+            .statuses
+            .entry(sha.into())
+            .or_default()
+            .push((
+                id,
+                context.into(),
+                state.into(),
+                format!("https://ci.example.com/{repo}/{id}"),
+                description.into(),
+            ));
+    }
+
+    /// Sets whether pull request `number` merges cleanly without touching it otherwise: its
+    /// base moved, which changes neither its update time nor the pull request list.
+    pub fn set_mergeable_quietly(&self, repo: &str, number: u64, mergeable: Option<bool>) {
+        self.world().pull_mut(repo, number).mergeable = mergeable;
     }
 
     /// A webhook delivery's payload for pull request `number` of `repo` as it stands: the
@@ -724,6 +755,28 @@ fn rest(world: &mut World, request: &RecordedRequest) -> Answer {
             Answer::ok(json!({
                 "total_count": runs.len(),
                 "check_runs": runs.iter().map(|run| rest_check_run(&repo, sha, run)).collect::<Vec<_>>(),
+            }))
+        }
+        ("GET", ["repos", owner, name, "commits", sha, "status"]) => {
+            let repo = format!("{owner}/{name}");
+            let mut latest: Vec<&(u64, String, String, String, String)> = Vec::new();
+            let all = world.repos.get(&repo).and_then(|r| r.statuses.get(*sha));
+            for status in all.into_iter().flatten().rev() {
+                if !latest.iter().any(|known| known.1 == status.1) {
+                    latest.push(status);
+                }
+            }
+            Answer::ok(json!({
+                "sha": sha,
+                "state": "pending",
+                "total_count": latest.len(),
+                "statuses": latest.iter().map(|(id, context, state, url, description)| json!({
+                    "id": id,
+                    "context": context,
+                    "state": state,
+                    "target_url": url,
+                    "description": description,
+                })).collect::<Vec<_>>(),
             }))
         }
         ("GET", ["repos", owner, name, "check-runs", id, "annotations"]) => {

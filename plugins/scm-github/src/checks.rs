@@ -1,6 +1,7 @@
-//! The checks on one commit: `GET /repos/O/R/commits/SHA/check-runs` (the latest run of each,
-//! asked with the last `ETag`), then for each failed one its annotations (when it has some) and
-//! the tail of its GitHub Actions job log.
+//! The checks on one commit: `GET /repos/O/R/commits/SHA/check-runs` (the latest run of each)
+//! and `GET /repos/O/R/commits/SHA/status` (the statuses other CI services set), both asked
+//! with their last `ETag` so an unchanged commit costs nothing; then, once per failed run, its
+//! annotations (when it has some) and the tail of its GitHub Actions job log.
 //!
 //! How a run is read:
 //! - not `completed`: pending;
@@ -13,7 +14,10 @@
 //!   this plugin does not know: failed to run, for the operator.
 //!
 //! A check that is not an Actions job (another app's check run) has no log to fetch: its own
-//! output text (or summary) is the tail.
+//! output text (or summary) is the tail. A status is passed (`success`), failed (`failure`),
+//! failed to run (`error`) or pending; its description is the tail.
+
+use std::collections::HashMap;
 
 use ao_plugin_api::{
     abi_stable::{nonexhaustive_enum::NonExhaustive, std_types::RString},
@@ -76,6 +80,25 @@ struct App {
     slug: Option<String>,
 }
 
+/// `GET /repos/O/R/commits/SHA/status`: the latest status of each context.
+#[derive(Debug, Deserialize)]
+struct CombinedStatus {
+    #[serde(default)]
+    statuses: Vec<Status>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Status {
+    id: u64,
+    context: String,
+    /// `pending`, `success`, `failure`, `error`.
+    state: String,
+    #[serde(default)]
+    target_url: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 struct Annotation {
     #[serde(default)]
@@ -104,8 +127,31 @@ fn last_lines(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// What was last read of each commit: its two lists' ETags, and each failed run's tail (runs
+/// do not change once completed, so a tail is fetched once per run).
+#[derive(Debug, Default)]
+pub struct Commits(HashMap<(Slug, String), Commit>);
+
+/// Commits remembered at most; past it the memory starts again (costing one full read each).
+const MAX_COMMITS: usize = 1000;
+
+#[derive(Debug, Default)]
+struct Commit {
+    runs_etag: String,
+    runs: Vec<Check>,
+    statuses_etag: String,
+    statuses: Vec<Check>,
+}
+
+impl Commit {
+    fn validator(&self) -> String {
+        format!("{}|{}", self.runs_etag, self.statuses_etag)
+    }
+}
+
 pub fn checks(
     client: &Client,
+    commits: &mut Commits,
     slug: &Slug,
     query: &ChecksQuery,
 ) -> Result<Fetched<Vec<Check>>, PluginFailure> {
@@ -116,59 +162,128 @@ pub fn checks(
             format!("`{sha}` is not a commit id (7 to 64 hex digits)"),
         ));
     }
-    let path = format!("/repos/{slug}/commits/{sha}/check-runs?per_page=100");
-    let (runs, etag) = match client.get::<CheckRuns>(&path, query.validator.as_str())? {
-        Conditional::NotModified => return Ok(Fetched::Unchanged),
-        Conditional::Fresh { value, etag } => (value.check_runs, etag),
-    };
+    if commits.0.len() >= MAX_COMMITS {
+        commits.0.clear();
+    }
+    let commit = commits
+        .0
+        .entry((slug.clone(), sha.to_string()))
+        .or_default();
     let lines = query.log_lines as usize;
-    let mut checks = Vec::with_capacity(runs.len());
-    for run in runs {
-        let mut state = state_of(&run);
-        let mut log_tail = String::new();
-        if state == CheckState::Failed || state == CheckState::FailedToRun {
-            let output = run.output.as_ref();
-            if output.and_then(|o| o.annotations_count).unwrap_or(0) > 0 {
-                let said = annotations(client, slug, run.id)?;
-                if said.iter().any(|message| {
-                    let message = message.to_lowercase();
-                    INFRASTRUCTURE.iter().any(|sign| message.contains(sign))
-                }) {
-                    state = CheckState::FailedToRun;
-                    log_tail = last_lines(&said.join("\n"), lines.max(1));
-                }
-            }
-            let actions =
-                run.app.as_ref().and_then(|a| a.slug.as_deref()) == Some("github-actions");
-            if state == CheckState::Failed && lines > 0 {
-                if actions {
-                    let log = format!("/repos/{slug}/actions/jobs/{}/logs", run.id);
-                    match client.job_log_tail(&log, lines)? {
-                        Some(tail) => log_tail = tail,
-                        // A job without a log never ran the code.
-                        None => state = CheckState::FailedToRun,
+    let path = format!("/repos/{slug}/commits/{sha}/check-runs?per_page=100");
+    if let Conditional::Fresh { value, etag } = client.get::<CheckRuns>(&path, &commit.runs_etag)? {
+        let known = std::mem::take(&mut commit.runs);
+        commit.runs = value
+            .check_runs
+            .into_iter()
+            .map(
+                |run| match known.iter().find(|k| k.id.as_str() == run.id.to_string()) {
+                    // A completed run never changes: its tail was read already.
+                    Some(same) if run.status == "completed" && !same.conclusion.is_empty() => {
+                        Ok(same.clone())
                     }
-                } else {
-                    let text = output
-                        .and_then(|o| o.text.clone().or_else(|| o.summary.clone()))
-                        .unwrap_or_default();
-                    log_tail = last_lines(&text, lines);
-                }
-            }
-        }
-        checks.push(Check {
-            id: RString::from(run.id.to_string()),
-            name: RString::from(run.name),
-            state: NonExhaustive::new(state),
-            conclusion: RString::from(run.conclusion.unwrap_or_default()),
-            url: RString::from(run.html_url.or(run.details_url).unwrap_or_default()),
-            log_tail: RString::from(log_tail),
-        });
+                    _ => read_run(client, slug, run, lines),
+                },
+            )
+            .collect::<Result<_, _>>()?;
+        commit.runs_etag = etag;
+    }
+    let path = format!("/repos/{slug}/commits/{sha}/status?per_page=100");
+    if let Conditional::Fresh { value, etag } =
+        client.get::<CombinedStatus>(&path, &commit.statuses_etag)?
+    {
+        commit.statuses = value.statuses.into_iter().map(read_status).collect();
+        commit.statuses_etag = etag;
+    }
+    let validator = commit.validator();
+    if query.validator.as_str() == validator {
+        return Ok(Fetched::Unchanged);
     }
     Ok(Fetched::Changed {
-        value: checks,
-        validator: RString::from(etag),
+        value: commit
+            .runs
+            .iter()
+            .chain(&commit.statuses)
+            .cloned()
+            .collect(),
+        validator: RString::from(validator),
     })
+}
+
+/// One check run as a [`Check`], with the tail of its log when it failed.
+fn read_run(
+    client: &Client,
+    slug: &Slug,
+    run: CheckRun,
+    lines: usize,
+) -> Result<Check, PluginFailure> {
+    let mut state = state_of(&run);
+    let mut log_tail = String::new();
+    if state == CheckState::Failed || state == CheckState::FailedToRun {
+        let output = run.output.as_ref();
+        if output.and_then(|o| o.annotations_count).unwrap_or(0) > 0 {
+            let said = annotations(client, slug, run.id)?;
+            if said.iter().any(|message| {
+                let message = message.to_lowercase();
+                INFRASTRUCTURE.iter().any(|sign| message.contains(sign))
+            }) {
+                state = CheckState::FailedToRun;
+                log_tail = last_lines(&said.join("\n"), lines.max(1));
+            }
+        }
+        let actions = run.app.as_ref().and_then(|a| a.slug.as_deref()) == Some("github-actions");
+        if state == CheckState::Failed && lines > 0 {
+            if actions {
+                let log = format!("/repos/{slug}/actions/jobs/{}/logs", run.id);
+                match client.job_log_tail(&log, lines)? {
+                    Some(tail) => log_tail = tail,
+                    // A job without a log never ran the code.
+                    None => state = CheckState::FailedToRun,
+                }
+            } else {
+                let text = output
+                    .and_then(|o| o.text.clone().or_else(|| o.summary.clone()))
+                    .unwrap_or_default();
+                log_tail = last_lines(&text, lines);
+            }
+        }
+    }
+    Ok(Check {
+        id: RString::from(run.id.to_string()),
+        name: RString::from(run.name),
+        state: NonExhaustive::new(state),
+        conclusion: RString::from(run.conclusion.unwrap_or_default()),
+        url: RString::from(run.html_url.or(run.details_url).unwrap_or_default()),
+        log_tail: RString::from(log_tail),
+    })
+}
+
+/// One commit status (the older API other CI services report through) as a [`Check`]: its
+/// context is the name, its description the tail; `error` means the service could not run.
+fn read_status(status: Status) -> Check {
+    let state = match status.state.as_str() {
+        "success" => CheckState::Passed,
+        "failure" => CheckState::Failed,
+        "error" => CheckState::FailedToRun,
+        _ => CheckState::Pending,
+    };
+    let finished = state != CheckState::Pending;
+    Check {
+        id: RString::from(format!("status-{}", status.id)),
+        name: RString::from(status.context),
+        state: NonExhaustive::new(state),
+        conclusion: RString::from(if finished {
+            status.state
+        } else {
+            String::new()
+        }),
+        url: RString::from(status.target_url.unwrap_or_default()),
+        log_tail: RString::from(if finished {
+            status.description.unwrap_or_default()
+        } else {
+            String::new()
+        }),
+    }
 }
 
 fn annotations(client: &Client, slug: &Slug, id: u64) -> Result<Vec<String>, PluginFailure> {

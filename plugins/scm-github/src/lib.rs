@@ -20,9 +20,9 @@
 //! Cost against the rate limits (REST and GraphQL are limited apart; a `304` is free): each
 //! poll of the pull requests is one conditional REST request for every branch at once
 //! ([`pulls`]), plus one GraphQL query when an open pull request changed or its mergeability is
-//! due again; each poll of a commit's checks is one conditional REST request, plus, when they
-//! changed, one for the annotations and one for the log of each failed check ([`checks`]); the
-//! reviews of up to 20 pull requests are one GraphQL query ([`reviews`]). With 20 idle open pull
+//! due again; each poll of a commit's checks is two conditional REST requests (check runs,
+//! statuses), plus, for each newly failed run, one for its annotations and one for its log
+//! ([`checks`]); the reviews of up to 20 pull requests are one GraphQL query ([`reviews`]). With 20 idle open pull
 //! requests polled every 30 s and their reviews every 2 min, that is about 30 GraphQL queries an
 //! hour for mergeability, 30 for reviews, and no counted REST request.
 
@@ -46,7 +46,7 @@ use ao_plugin_api::{
 use ao_plugin_kit::prelude::*;
 use serde_json::{json, Value};
 
-use crate::{http::Client, pulls::Listings, repository::Slug, settings::Settings};
+use crate::{checks::Commits, http::Client, pulls::Listings, repository::Slug, settings::Settings};
 
 /// The plugin: one client, and what it remembers between calls.
 pub struct GitHub {
@@ -55,6 +55,8 @@ pub struct GitHub {
     slugs: Mutex<HashMap<(String, Option<String>), Slug>>,
     /// The last pull request list of each repository, for conditional requests.
     listings: Mutex<Listings>,
+    /// The last checks of each commit, for conditional requests.
+    commits: Mutex<Commits>,
 }
 
 impl GitHub {
@@ -114,6 +116,7 @@ impl Scm for GitHub {
             client: Client::new(resolved),
             slugs: Mutex::new(HashMap::new()),
             listings: Mutex::new(Listings::default()),
+            commits: Mutex::new(Commits::default()),
         })
     }
 
@@ -134,7 +137,8 @@ impl Scm for GitHub {
 
     fn checks(&self, query: &ChecksQuery) -> Result<Fetched<Vec<Check>>, PluginFailure> {
         let slug = self.slug(&query.repository)?;
-        checks::checks(&self.client, &slug, query)
+        let mut commits = self.commits.lock().unwrap_or_else(|e| e.into_inner());
+        checks::checks(&self.client, &mut commits, &slug, query)
     }
 
     fn reviews(&self, query: &ReviewsQuery) -> Result<Vec<ReviewFeedback>, PluginFailure> {

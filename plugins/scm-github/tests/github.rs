@@ -171,6 +171,32 @@ fn a_push_a_merge_and_a_close_change_the_answer() {
 }
 
 #[test]
+fn a_conflict_from_a_moved_base_is_seen_at_the_refresh() {
+    let api = GitHubApi::start();
+    api.open_pull(REPO, "ao/one", SHA_A, "One");
+    let seen = |github: &GitHub, validator: &str| {
+        github
+            .pull_requests(&pulls_query(&["ao/one"], validator))
+            .unwrap()
+    };
+    // Refreshed at every poll.
+    let eager = plugin_with(&api, "refresh_secs: 0");
+    let (_, eager_validator) = changed(seen(&eager, ""));
+    // Refreshed every 2 minutes (the default): not within this test.
+    let lazy = plugin(&api);
+    let (_, lazy_validator) = changed(seen(&lazy, ""));
+    api.set_mergeable_quietly(REPO, 1, Some(false));
+    let (pulls, _) = changed(seen(&eager, &eager_validator));
+    assert_eq!(
+        *pulls[0].mergeable.as_enum().unwrap(),
+        Mergeability::Conflicting
+    );
+    let graphql_before = api.counts().graphql;
+    assert_eq!(seen(&lazy, &lazy_validator), Fetched::Unchanged);
+    assert_eq!(api.counts().graphql, graphql_before, "not due: no GraphQL");
+}
+
+#[test]
 fn the_repository_is_read_from_the_clones_origin() {
     let scratch = tempfile::tempdir().unwrap();
     let clone = scratch.path().join("clone");
@@ -274,7 +300,62 @@ fn failed_checks_carry_their_url_and_log_tail_and_an_unchanged_commit_costs_noth
     );
     let after = api.counts();
     assert_eq!(after.rest, before.rest);
-    assert_eq!(after.rest_not_modified, before.rest_not_modified + 1);
+    // Check runs and statuses, both unchanged.
+    assert_eq!(after.rest_not_modified, before.rest_not_modified + 2);
+}
+
+#[test]
+fn a_failed_runs_log_is_read_once_while_the_others_finish() {
+    let api = GitHubApi::start();
+    api.add_check_run(
+        REPO,
+        SHA_A,
+        CheckRun::completed("test", "failure", "boom\n"),
+    );
+    api.add_check_run(REPO, SHA_A, CheckRun::running("lint"));
+    let github = plugin(&api);
+    let (_, validator) = changed(github.checks(&checks_query(SHA_A, "")).unwrap());
+    api.add_check_run(REPO, SHA_A, CheckRun::completed("lint", "success", ""));
+    let (checks, _) = changed(github.checks(&checks_query(SHA_A, &validator)).unwrap());
+    let test = checks.iter().find(|c| c.name.as_str() == "test").unwrap();
+    assert_eq!(test.log_tail.as_str(), "boom");
+    assert_eq!(api.counts().log_downloads, 1);
+}
+
+#[test]
+fn statuses_of_other_ci_services_are_checks_too() {
+    let api = GitHubApi::start();
+    api.set_status(REPO, SHA_A, "ci/jenkins", "pending", "building");
+    api.set_status(REPO, SHA_A, "ci/jenkins", "failure", "3 tests failed");
+    api.set_status(REPO, SHA_A, "deploy/preview", "error", "no capacity");
+    api.set_status(REPO, SHA_A, "ci/lint", "success", "clean");
+    let github = plugin(&api);
+    let (checks, validator) = changed(github.checks(&checks_query(SHA_A, "")).unwrap());
+    let state = |name: &str| {
+        let check = checks.iter().find(|c| c.name.as_str() == name).unwrap();
+        (
+            *check.state.as_enum().unwrap(),
+            check.log_tail.as_str().to_string(),
+        )
+    };
+    assert_eq!(
+        state("ci/jenkins"),
+        (CheckState::Failed, "3 tests failed".into())
+    );
+    assert_eq!(state("deploy/preview").0, CheckState::FailedToRun);
+    assert_eq!(state("ci/lint").0, CheckState::Passed);
+    assert_eq!(checks.len(), 3);
+    assert!(checks
+        .iter()
+        .all(|c| c.url.as_str().starts_with("https://ci.example.com/")));
+    // A new status changes the answer even though the check runs did not.
+    api.set_status(REPO, SHA_A, "ci/jenkins", "success", "green");
+    let (checks, _) = changed(github.checks(&checks_query(SHA_A, &validator)).unwrap());
+    let jenkins = checks
+        .iter()
+        .find(|c| c.name.as_str() == "ci/jenkins")
+        .unwrap();
+    assert_eq!(*jenkins.state.as_enum().unwrap(), CheckState::Passed);
 }
 
 #[test]
