@@ -176,9 +176,18 @@ struct Repo {
     pulls: Vec<Pull>,
     /// Per commit, every run in the order made (a re-run adds one).
     check_runs: BTreeMap<String, Vec<CheckRun>>,
-    /// Per commit, every status set, oldest first: `(id, context, state, target_url,
-    /// description)`.
-    statuses: BTreeMap<String, Vec<(u64, String, String, String, String)>>,
+    /// Per commit, every status set, oldest first.
+    statuses: BTreeMap<String, Vec<Status>>,
+}
+
+/// One commit status as set.
+#[derive(Debug, Clone)]
+struct Status {
+    id: u64,
+    context: String,
+    state: String,
+    target_url: String,
+    description: String,
 }
 
 struct World {
@@ -392,13 +401,13 @@ impl GitHubApi {
             .statuses
             .entry(sha.into())
             .or_default()
-            .push((
+            .push(Status {
                 id,
-                context.into(),
-                state.into(),
-                format!("https://ci.example.com/{repo}/{id}"),
-                description.into(),
-            ));
+                context: context.into(),
+                state: state.into(),
+                target_url: format!("https://ci.example.com/{repo}/{id}"),
+                description: description.into(),
+            });
     }
 
     /// Sets whether pull request `number` merges cleanly without touching it otherwise: its
@@ -759,10 +768,10 @@ fn rest(world: &mut World, request: &RecordedRequest) -> Answer {
         }
         ("GET", ["repos", owner, name, "commits", sha, "status"]) => {
             let repo = format!("{owner}/{name}");
-            let mut latest: Vec<&(u64, String, String, String, String)> = Vec::new();
+            let mut latest: Vec<&Status> = Vec::new();
             let all = world.repos.get(&repo).and_then(|r| r.statuses.get(*sha));
             for status in all.into_iter().flatten().rev() {
-                if !latest.iter().any(|known| known.1 == status.1) {
+                if !latest.iter().any(|known| known.context == status.context) {
                     latest.push(status);
                 }
             }
@@ -770,12 +779,12 @@ fn rest(world: &mut World, request: &RecordedRequest) -> Answer {
                 "sha": sha,
                 "state": "pending",
                 "total_count": latest.len(),
-                "statuses": latest.iter().map(|(id, context, state, url, description)| json!({
-                    "id": id,
-                    "context": context,
-                    "state": state,
-                    "target_url": url,
-                    "description": description,
+                "statuses": latest.iter().map(|status| json!({
+                    "id": status.id,
+                    "context": status.context,
+                    "state": status.state,
+                    "target_url": status.target_url,
+                    "description": status.description,
                 })).collect::<Vec<_>>(),
             }))
         }
