@@ -1220,6 +1220,81 @@ mod tests {
     }
 
     #[test]
+    fn a_delivery_arrives_signed_byte_exact_and_a_replay_repeats_its_id() {
+        let receiver = StandIn::start("webhook-receiver", |_, reply| {
+            reply.raw(204, &[], Vec::new())
+        });
+        let address = format!("127.0.0.1:{}", receiver.port());
+        let payload = json!({ "ref": "refs/heads/ao/one", "text": "é\u{0}" });
+        let delivery = Delivery::signed("push", "d-1", &payload, "s3cret");
+        assert_eq!(delivery.send(&address, "/hooks/github").unwrap(), 204);
+        assert_eq!(delivery.send(&address, "/hooks/github").unwrap(), 204);
+        assert_eq!(
+            delivery
+                .clone()
+                .wrongly_signed()
+                .send(&address, "/hooks/github")
+                .unwrap(),
+            204
+        );
+        let received = receiver.requests();
+        assert_eq!(received.len(), 3);
+        assert_eq!(received[0].path, "/hooks/github");
+        assert_eq!(received[0].raw_body, delivery.body);
+        assert_eq!(received[0].header("x-github-event"), Some("push"));
+        assert_eq!(received[1].header("x-github-delivery"), Some("d-1"));
+        assert_eq!(
+            received[0].header("x-hub-signature-256"),
+            Some(signature("s3cret", &delivery.body).as_str())
+        );
+        assert_ne!(
+            received[2].header("x-hub-signature-256"),
+            received[0].header("x-hub-signature-256")
+        );
+    }
+
+    #[test]
+    fn a_worktree_pushes_to_the_bare_origin_while_origin_still_names_the_slug() {
+        let scratch = tempfile::tempdir().unwrap();
+        let clone = scratch.path().join("clone");
+        crate::init_repo(&clone);
+        let origin = BareOrigin::create(scratch.path(), "octo/widgets", &clone);
+        assert_eq!(
+            crate::git(&clone, &["config", "--get", "remote.origin.url"]),
+            "https://github.com/octo/widgets.git"
+        );
+        let worktree = scratch.path().join("wt");
+        crate::git(
+            &clone,
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "-b",
+                "ao/one",
+                worktree.to_str().unwrap(),
+            ],
+        );
+        std::fs::write(worktree.join("f"), "x").unwrap();
+        crate::git(&worktree, &["add", "f"]);
+        crate::git(&worktree, &["commit", "-q", "-m", "work"]);
+        crate::git(&worktree, &["push", "-q", "-u", "origin", "ao/one"]);
+        assert_eq!(
+            origin.head_of("ao/one"),
+            Some(crate::git(&worktree, &["rev-parse", "HEAD"]))
+        );
+    }
+
+    #[test]
+    fn the_signature_is_githubs_hmac_sha256() {
+        // GitHub's documented example: secret "It's a Secret to Everybody", payload "Hello, World!".
+        assert_eq!(
+            signature("It's a Secret to Everybody", b"Hello, World!"),
+            "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+        );
+    }
+
+    #[test]
     fn pull_request_fields_reads_aliases_and_numbers() {
         assert_eq!(
             pull_request_fields("query { repository(owner: $o) { pr1: pullRequest(number: 1) { id } pr22 : pullRequest(number:22) { id } } }"),
