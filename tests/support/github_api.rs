@@ -46,8 +46,11 @@ pub const LIMIT_PER_HOUR: u64 = 5000;
 pub enum Fault {
     /// `401 Bad credentials`.
     Unauthorized,
-    /// `403` with `x-ratelimit-remaining: 0` and the reset this many seconds away.
+    /// `x-ratelimit-remaining: 0` and the reset this many seconds away: REST answers `403`,
+    /// GraphQL `200` with a `RATE_LIMITED` error.
     RateLimited { reset_in_secs: u64 },
+    /// `403` "You have exceeded a secondary rate limit", naming no time to wait.
+    SecondaryRateLimit,
     /// `429` with `Retry-After`.
     TooManyRequests { retry_after_secs: u64 },
     /// `200` with a body that is not JSON.
@@ -570,6 +573,19 @@ fn answer(
     let answer = match fault {
         _ if !authorized => Answer::error(401, "Bad credentials"),
         Some(Fault::Unauthorized) => Answer::error(401, "Bad credentials"),
+        Some(Fault::RateLimited { reset_in_secs }) if api == Api::GraphQl => {
+            // GraphQL says it in a successful answer's errors.
+            world.reset_at = now_secs() + reset_in_secs;
+            Answer {
+                status: 200,
+                body: json!({ "errors": [{
+                    "type": "RATE_LIMITED",
+                    "code": "graphql_rate_limit",
+                    "message": "API rate limit exceeded for user ID 1.",
+                }] }),
+                headers: vec![("x-ratelimit-remaining", "0".into())],
+            }
+        }
         Some(Fault::RateLimited { reset_in_secs }) => {
             world.reset_at = now_secs() + reset_in_secs;
             let mut answer = Answer::error(
@@ -579,6 +595,10 @@ fn answer(
             answer.headers.push(("x-ratelimit-remaining", "0".into()));
             answer
         }
+        Some(Fault::SecondaryRateLimit) => Answer::error(
+            403,
+            "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+        ),
         Some(Fault::TooManyRequests { retry_after_secs }) => {
             let mut answer = Answer::error(
                 429,
