@@ -299,6 +299,58 @@ impl GitHubApi {
         pull.updated = updated;
     }
 
+    /// Opens a pull request from `branch` at the commit `origin` has for it, as an agent's
+    /// `gh pr create` after its push, once the push arrived (within `timeout`); returns its
+    /// number and head.
+    pub fn open_pull_when_pushed(
+        &self,
+        repo: &str,
+        origin: &BareOrigin,
+        branch: &str,
+        timeout: Duration,
+    ) -> (u64, String) {
+        let deadline = std::time::Instant::now() + timeout;
+        let head = loop {
+            if let Some(head) = origin.head_of(branch) {
+                break head;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{branch} was not pushed to {} within {timeout:?}",
+                origin.path.display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        (self.open_pull(repo, branch, &head, branch), head)
+    }
+
+    /// Moves each open pull request of `repo` to the commit `origin` has for its branch (a
+    /// push updates its pull request); returns the numbers that moved.
+    pub fn sync_heads(&self, repo: &str, origin: &BareOrigin) -> Vec<u64> {
+        let open: Vec<(u64, String, String)> = {
+            let world = self.world();
+            world
+                .repos
+                .get(repo)
+                .map(|r| {
+                    r.pulls
+                        .iter()
+                        .filter(|p| p.state == "open")
+                        .map(|p| (p.number, p.branch.clone(), p.head_sha.clone()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut moved = Vec::new();
+        for (number, branch, head) in open {
+            if let Some(pushed) = origin.head_of(&branch).filter(|pushed| *pushed != head) {
+                self.update_pull(repo, number, |pull| pull.head_sha = pushed);
+                moved.push(number);
+            }
+        }
+        moved
+    }
+
     /// Pull request `number` of `repo` as it stands.
     pub fn pull(&self, repo: &str, number: u64) -> Pull {
         self.world().pull_mut(repo, number).clone()
@@ -1299,9 +1351,20 @@ mod tests {
         crate::git(&worktree, &["add", "f"]);
         crate::git(&worktree, &["commit", "-q", "-m", "work"]);
         crate::git(&worktree, &["push", "-q", "-u", "origin", "ao/one"]);
+        let first = crate::git(&worktree, &["rev-parse", "HEAD"]);
+        assert_eq!(origin.head_of("ao/one"), Some(first.clone()));
+        let api = GitHubApi::start();
+        let (number, head) =
+            api.open_pull_when_pushed("octo/widgets", &origin, "ao/one", Duration::from_secs(5));
+        assert_eq!(head, first);
+        assert!(api.sync_heads("octo/widgets", &origin).is_empty());
+        std::fs::write(worktree.join("f"), "y").unwrap();
+        crate::git(&worktree, &["commit", "-q", "-am", "more"]);
+        crate::git(&worktree, &["push", "-q"]);
+        assert_eq!(api.sync_heads("octo/widgets", &origin), vec![number]);
         assert_eq!(
-            origin.head_of("ao/one"),
-            Some(crate::git(&worktree, &["rev-parse", "HEAD"]))
+            api.pull("octo/widgets", number).head_sha,
+            crate::git(&worktree, &["rev-parse", "HEAD"])
         );
     }
 
