@@ -53,6 +53,8 @@ pub enum Fault {
     SecondaryRateLimit,
     /// `429` with `Retry-After`.
     TooManyRequests { retry_after_secs: u64 },
+    /// `502 Bad Gateway`, as GitHub answers when it is having trouble.
+    ServerError,
     /// `200` with a body that is not JSON.
     Malformed,
     /// `200` with a JSON body this many bytes long.
@@ -647,6 +649,7 @@ fn answer(
             answer.headers.push(("x-ratelimit-remaining", "0".into()));
             answer
         }
+        Some(Fault::ServerError) => Answer::error(502, "Server Error"),
         Some(Fault::SecondaryRateLimit) => Answer::error(
             403,
             "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",

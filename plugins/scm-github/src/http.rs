@@ -515,6 +515,10 @@ impl Client {
                     "{what}{said}: check the repository's owner/name and that the token can see it"
                 ),
             ),
+            500..=599 => PluginFailure::new(
+                ErrorKind::Unavailable,
+                format!("{what}{said}: GitHub is having trouble right now"),
+            ),
             _ => PluginFailure::new(ErrorKind::Failed, format!("{what}{said}")),
         }
     }

@@ -708,6 +708,19 @@ fn malformed_huge_and_slow_answers_are_errors_that_say_so() {
 }
 
 #[test]
+fn a_server_error_is_unavailable_for_now() {
+    let api = GitHubApi::start();
+    api.fault(Some(Fault::ServerError));
+    let error = plugin(&api).checks(&checks_query(SHA_A, "")).unwrap_err();
+    assert_eq!(kind(&error), ErrorKind::Unavailable);
+    assert!(
+        error.message().contains("502") && error.message().contains("having trouble"),
+        "{}",
+        error.message()
+    );
+}
+
+#[test]
 fn rate_limits_are_kept_per_api() {
     let api = GitHubApi::start();
     api.open_pull(REPO, "ao/one", SHA_A, "One");
