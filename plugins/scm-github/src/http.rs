@@ -419,10 +419,11 @@ impl Client {
             return;
         };
         // The header says which limit counted (`core`, `graphql`, `search`…); only the two
-        // this plugin uses are kept.
+        // this plugin uses are kept. Without it, the limit is the request's API's.
         let api = match header(headers, "x-ratelimit-resource").as_deref() {
             Some("graphql") => Api::GraphQl,
-            Some("core") | None => Api::Rest,
+            Some("core") => Api::Rest,
+            None => api,
             Some(_) => return,
         };
         self.limits
