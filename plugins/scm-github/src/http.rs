@@ -618,6 +618,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_limit_without_its_resource_named_is_the_asked_apis() {
+        let client = Client::new(crate::settings::Settings::default().resolve().unwrap());
+        let mut headers = HeaderMap::new();
+        headers.insert("x-ratelimit-limit", "5000".parse().unwrap());
+        headers.insert("x-ratelimit-remaining", "12".parse().unwrap());
+        client.remember_limit(Api::GraphQl, &headers);
+        let limits = client.rate_limits();
+        assert_eq!(limits.len(), 1);
+        assert_eq!(
+            (limits[0].api.as_str(), limits[0].remaining),
+            ("graphql", 12)
+        );
+        headers.insert("x-ratelimit-resource", "search".parse().unwrap());
+        client.remember_limit(Api::Rest, &headers);
+        assert_eq!(
+            client.rate_limits().len(),
+            1,
+            "a limit this plugin does not use"
+        );
+    }
+
+    #[test]
     fn the_tail_keeps_the_last_lines_without_timestamps() {
         let log = "2024-01-02T03:04:05.1234567Z one\n2024-01-02T03:04:05.1234567Z two\nthree Z x\n";
         assert_eq!(tail(log.as_bytes(), 2).unwrap(), "two\nthree Z x");
