@@ -23,6 +23,7 @@ mod real_gemini;
 mod real_opencode;
 mod reliability;
 mod remote;
+mod scm_github;
 mod scm_kind;
 mod spawn;
 mod upgrade;
