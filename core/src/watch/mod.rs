@@ -3,6 +3,11 @@
 //! operator; cleans up a merged session) and stores what it learned, so listings show a
 //! session's pull request without calling the forge.
 //!
-//! `view` is the stored state every front end reads.
+//! `view` is the stored state every front end reads; `ledger` what the watcher decided (so a
+//! restart decides nothing twice); `reactions` the decisions on plain values; `sanitize` makes
+//! the forge's text fit to type into an agent.
 
+pub mod ledger;
+pub mod reactions;
+pub mod sanitize;
 pub mod view;
