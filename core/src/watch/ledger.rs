@@ -39,6 +39,9 @@ pub struct Ledger {
     pub delivering: Option<Pending>,
     /// Whether the operator was told that reactions are held for an exited agent.
     pub held_told: bool,
+    /// The pull request merged and the session is to be cleaned up once its agent is idle.
+    #[serde(default)]
+    pub cleanup_due: bool,
     /// The checks of the pull request's head as last fetched.
     pub checks: Option<ChecksMemo>,
     /// When reviews were last fetched (ms since the epoch).

@@ -204,24 +204,22 @@ fn decide_checks(
         let conclusion = sanitize::line(&check.conclusion);
         let name = sanitize::line(&check.name);
         match state_of(check) {
-            CheckState::Failed => {
-                if fresh(ledger, format!("ci:{sha}:{name}:{conclusion}")) {
-                    failed.push(check);
-                }
+            CheckState::Failed if fresh(ledger, format!("ci:{sha}:{name}:{conclusion}")) => {
+                failed.push(check);
             }
             // Billing, quota, runners: nothing the agent can fix.
-            CheckState::FailedToRun => {
-                if fresh(ledger, format!("ci_not_run:{sha}:{name}:{conclusion}")) {
-                    decisions.push(notify(
-                        "pr_ci_failed_to_run",
-                        format!(
-                            "{}: check {name} could not run on pull request #{} ({conclusion}): {}",
-                            seen.session_id,
-                            pr.number,
-                            sanitize::line(&check.url)
-                        ),
-                    ));
-                }
+            CheckState::FailedToRun
+                if fresh(ledger, format!("ci_not_run:{sha}:{name}:{conclusion}")) =>
+            {
+                decisions.push(notify(
+                    "pr_ci_failed_to_run",
+                    format!(
+                        "{}: check {name} could not run on pull request #{} ({conclusion}): {}",
+                        seen.session_id,
+                        pr.number,
+                        sanitize::line(&check.url)
+                    ),
+                ));
             }
             _ => {}
         }
