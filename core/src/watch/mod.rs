@@ -12,9 +12,11 @@ pub mod engine;
 pub mod forge;
 pub mod ledger;
 pub mod lock;
+pub mod plugins;
 pub mod reactions;
 pub mod sanitize;
 pub mod view;
 
 pub use engine::{PollReport, Watcher, WebhookVerdict};
 pub use lock::{WatchLockError, WatcherLock};
+pub use plugins::PluginForges;
