@@ -19,7 +19,11 @@ impl PluginForges {
 }
 
 impl Forges for PluginForges {
-    fn forge<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Arc<dyn Forge>, String>> {
+    fn forge<'a>(
+        &'a self,
+        name: &'a str,
+        _setting: &'a str,
+    ) -> BoxFuture<'a, Result<Arc<dyn Forge>, String>> {
         let _ = &self.lifecycle;
         Box::pin(async move {
             Err(format!(
