@@ -24,5 +24,6 @@ mod real_gemini;
 mod real_opencode;
 mod reliability;
 mod remote;
+mod scm_kind;
 mod spawn;
 mod upgrade;
