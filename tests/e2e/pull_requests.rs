@@ -31,6 +31,11 @@ struct World {
 impl World {
     fn new(agent_env: &[(&str, &str)]) -> World {
         let harness = Harness::new(agent_env, "");
+        support::install(
+            &support::build_workspace_plugin("ao-scm-github"),
+            &harness.plugin_dir(),
+            None,
+        );
         let api = GitHubApi::start();
         api.require_token(TOKEN);
         let origin = BareOrigin::create(harness.home(), SLUG, &harness.repo());
