@@ -438,3 +438,117 @@ fn a_webhook_wakes_the_watcher_and_a_forged_or_replayed_one_does_nothing() {
     assert!(status.success(), "{status:?}");
     assert_eq!(world.messages(&id).len(), 1);
 }
+
+/// `ao-host` started in the background with `args`, its stderr in a file; killed on drop.
+struct Background {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl Background {
+    fn start(world: &World, args: &[&str], log_name: &str) -> Background {
+        let log = world.harness.home().join(log_name);
+        let child = world
+            .harness
+            .command(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Background { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl World {
+    /// How many polls the running watcher has finished, by its heartbeat's time.
+    fn beat(&self) -> u64 {
+        std::fs::read_to_string(self.harness.data_dir().join("watch/watcher.json"))
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .and_then(|beat| beat["polled_at_ms"].as_u64())
+            .unwrap_or(0)
+    }
+
+    /// Waits until the running watcher has finished `polls` more polls.
+    fn wait_for_polls(&self, polls: usize) {
+        for _ in 0..polls {
+            let before = self.beat();
+            assert!(
+                wait_until(Duration::from_secs(15), || self.beat() > before),
+                "the watcher stopped polling"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_dashboard_runs_the_watcher_and_holds_the_data_dirs_watch() {
+    let world = World::new(&[]);
+    let (id, branch) = world.spawn("Tidy up");
+    world.wait_for_status(&id, "idle");
+    let head = world.push(&id, &branch, "tidy.rs");
+    world.api.open_pull(SLUG, &branch, &head, "Tidy");
+    world.api.add_check_run(
+        SLUG,
+        &head,
+        CheckRun::completed("fmt", "failure", "Diff in tidy.rs\n"),
+    );
+    let dashboard = Background::start(
+        &world,
+        &["dashboard", "--port", "0", "--no-token"],
+        "dashboard.log",
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || world.messages(&id).len() == 1),
+        "the dashboard's watcher did not react: {}",
+        dashboard.log()
+    );
+    assert!(world.messages(&id)[0].contains("Diff in tidy.rs"));
+    let second = world.harness.ao(&["watch", "--once"]);
+    assert!(!second.status.success());
+    assert!(
+        stderr(&second).contains(&format!("pid {}", dashboard.child.id())),
+        "{}",
+        stderr(&second)
+    );
+}
+
+#[test]
+fn a_running_watcher_waits_out_a_rate_limit_without_asking_again_and_says_so_once() {
+    let world = World::new(&[]);
+    let (id, branch) = world.spawn("Port it");
+    world.wait_for_status(&id, "idle");
+    let head = world.push(&id, &branch, "port.rs");
+    world.api.open_pull(SLUG, &branch, &head, "Port");
+    let watcher = Background::start(&world, &["watch"], "watch.log");
+    world.wait_for_polls(1);
+    world.api.fault(Some(Fault::RateLimited {
+        reset_in_secs: 3600,
+    }));
+    world.wait_for_polls(2);
+    let asked = world.api.requests().len();
+    world.wait_for_polls(3);
+    assert_eq!(
+        world.api.requests().len(),
+        asked,
+        "asked again during the limit"
+    );
+    let log = watcher.log();
+    assert_eq!(
+        log.matches("rate limit is reached").count(),
+        1,
+        "said once: {log}"
+    );
+    assert!(world.messages(&id).is_empty());
+}
