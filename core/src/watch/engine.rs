@@ -736,7 +736,85 @@ pub fn repository_of(project: &ProjectConfig, scm: &ScmConfig) -> ScmRepository 
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use ao_plugin_api::scm::{Check, WebhookHint};
+    use futures_util::future::BoxFuture;
+
+    use super::{super::forge::ForgeResult, *};
+
+    /// A forge that says "wait" to everything, until `reset_at`.
+    struct Limited {
+        reset_at: u64,
+    }
+
+    impl Forge for Limited {
+        fn pull_requests(
+            &self,
+            _: PullRequestQuery,
+        ) -> BoxFuture<'_, ForgeResult<Fetched<Vec<PullRequest>>>> {
+            unreachable!()
+        }
+        fn checks(&self, _: ChecksQuery) -> BoxFuture<'_, ForgeResult<Fetched<Vec<Check>>>> {
+            unreachable!()
+        }
+        fn reviews(&self, _: ReviewsQuery) -> BoxFuture<'_, ForgeResult<Vec<ReviewFeedback>>> {
+            unreachable!()
+        }
+        fn merge(&self, _: MergeRequest) -> BoxFuture<'_, ForgeResult<()>> {
+            unreachable!()
+        }
+        fn webhook(&self, _: WebhookDelivery) -> BoxFuture<'_, ForgeResult<WebhookHint>> {
+            unreachable!()
+        }
+        fn rate_limits(&self) -> BoxFuture<'_, ForgeResult<Vec<RateLimit>>> {
+            let limits = vec![limit("graphql", 0, self.reset_at, 0)];
+            Box::pin(async move { Ok(limits) })
+        }
+    }
+
+    struct NoForges;
+
+    impl Forges for NoForges {
+        fn forge<'a>(
+            &'a self,
+            name: &'a str,
+            _: &'a str,
+        ) -> BoxFuture<'a, Result<Arc<dyn Forge>, String>> {
+            Box::pin(async move { Err(format!("no {name}")) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rate_limited_plugin_is_not_asked_until_its_window_resets() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = crate::config::Config::parse("", &dir.path().join("ao-rs.yaml")).unwrap();
+        config.data_dir = dir.path().join("data");
+        let lifecycle = Arc::new(Lifecycle::open(config, &[]).unwrap());
+        let watcher = Watcher::new(lifecycle, Arc::new(NoForges));
+        let now = now_ms();
+        assert_eq!(watcher.backed_off("github", now), None);
+        let reset_at = now / 1000 + 120;
+        let limited = ForgeError {
+            kind: ForgeErrorKind::RateLimited,
+            message: "used up".into(),
+        };
+        let said = watcher
+            .failed(&Limited { reset_at }, "github", "checks", limited)
+            .await;
+        assert!(said.contains("rate limited"), "{said}");
+        assert_eq!(watcher.backed_off("github", now), Some(reset_at * 1000));
+        assert_eq!(watcher.backed_off("gitlab", now), None);
+        assert_eq!(watcher.backed_off("github", reset_at * 1000), None);
+        // Any other failure backs nothing off.
+        let failed = ForgeError {
+            kind: ForgeErrorKind::Failed,
+            message: "boom".into(),
+        };
+        let said = watcher
+            .failed(&Limited { reset_at }, "gitlab", "checks", failed)
+            .await;
+        assert!(said.contains("boom"));
+        assert_eq!(watcher.backed_off("gitlab", now), None);
+    }
 
     fn limit(api: &str, remaining: u64, reset_at: u64, retry_after: u64) -> RateLimit {
         RateLimit {
