@@ -552,3 +552,70 @@ fn a_running_watcher_waits_out_a_rate_limit_without_asking_again_and_says_so_onc
     );
     assert!(world.messages(&id).is_empty());
 }
+
+#[test]
+fn reactions_for_an_agent_that_exited_are_held_and_told_never_typed() {
+    let world = World::new(&[]);
+    let (id, branch) = world.spawn("Write docs");
+    world.wait_for_status(&id, "idle");
+    let head = world.push(&id, &branch, "docs.md");
+    world.api.open_pull(SLUG, &branch, &head, "Docs");
+    let session = world.harness.tmux_session(&id);
+    world
+        .harness
+        .tmux
+        .tmux(&["kill-session", "-t", &format!("={session}")]);
+    world.wait_for_status(&id, "exited");
+    world.api.add_check_run(
+        SLUG,
+        &head,
+        CheckRun::completed("links", "failure", "dead link in docs.md\n"),
+    );
+    world.watch_once();
+    world.watch_once();
+    let held = world.wait_for_notification("pr_held");
+    assert!(held.contains("ci_failed") && held.contains(&id), "{held}");
+    assert_eq!(
+        world
+            .notifications()
+            .iter()
+            .filter(|line| line.starts_with("pr_held "))
+            .count(),
+        1,
+        "told once"
+    );
+    assert_eq!(world.stored(&id)["queued"][0]["reaction"], "ci_failed");
+    assert!(world.messages(&id).is_empty());
+}
+
+#[test]
+fn a_merged_session_holding_uncommitted_work_is_kept_and_the_operator_told() {
+    let world = World::new(&[]);
+    let (id, branch) = world.spawn("Ship it");
+    world.wait_for_status(&id, "idle");
+    let head = world.push(&id, &branch, "ship.rs");
+    let number = world.api.open_pull(SLUG, &branch, &head, "Ship");
+    world.watch_once();
+    std::fs::write(
+        world.harness.worktree(&id).join("notes.txt"),
+        "not committed\n",
+    )
+    .unwrap();
+    world.api.merge_pull(SLUG, number);
+    world.watch_once();
+    let kept = world.wait_for_notification("pr_merged_kept");
+    assert!(kept.contains("uncommitted"), "{kept}");
+    assert!(world.harness.worktree(&id).join("notes.txt").exists());
+    assert_eq!(world.status(&id), "idle");
+    world.watch_once();
+    assert_eq!(
+        world
+            .notifications()
+            .iter()
+            .filter(|line| line.starts_with("pr_merged"))
+            .count(),
+        2,
+        "merged and kept, each told once: {:?}",
+        world.notifications()
+    );
+}
