@@ -619,3 +619,31 @@ fn a_merged_session_holding_uncommitted_work_is_kept_and_the_operator_told() {
         world.notifications()
     );
 }
+
+#[test]
+fn with_auto_merge_an_approved_green_pull_request_is_merged_at_the_head_seen_green() {
+    let world = World::new(&[]);
+    world.harness.edit_config(&[(
+        "scm: github }",
+        "scm: github, reactions: { approved_and_green: { auto_merge: true } } }",
+    )]);
+    let (id, branch) = world.spawn("Bump the version");
+    world.wait_for_status(&id, "idle");
+    let head = world.push(&id, &branch, "VERSION");
+    let number = world.api.open_pull(SLUG, &branch, &head, "Bump");
+    world
+        .api
+        .add_check_run(SLUG, &head, CheckRun::completed("build", "success", "ok\n"));
+    world.api.add_review(SLUG, number, "alice", "APPROVED", "");
+    world.watch_once();
+    assert!(world
+        .wait_for_notification("pr_approved")
+        .contains("merging"));
+    let merged = world.api.pull(SLUG, number);
+    assert!(merged.merged, "{merged:?}");
+    assert_eq!(merged.head_sha, head);
+    world.watch_once();
+    world.wait_for_notification("pr_merged");
+    assert!(world.harness.sessions_json(&[]).is_empty());
+    assert!(world.messages(&id).is_empty());
+}
