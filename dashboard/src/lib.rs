@@ -220,9 +220,8 @@ fn start_watcher(
     };
     Some(tokio::spawn(async move {
         let _lock = lock;
-        let wake = tokio::sync::Notify::new();
         watcher
-            .run(&wake, async move {
+            .run(async move {
                 let _ = closing.wait_for(|closed| *closed).await;
             })
             .await;

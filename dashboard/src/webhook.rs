@@ -14,7 +14,7 @@ use axum::{
     http::{HeaderMap, StatusCode},
     Router,
 };
-use tokio::{net::TcpListener, sync::Notify};
+use tokio::net::TcpListener;
 
 use ao_core::watch::{Watcher, WebhookVerdict};
 use ao_plugin_api::scm::{WebhookDelivery, WebhookHeader};
@@ -22,30 +22,23 @@ use ao_plugin_api::scm::{WebhookDelivery, WebhookHeader};
 /// GitHub caps a delivery at 25 MB; what ao-host reads of one is its hint, far smaller.
 const MAX_DELIVERY_BYTES: usize = 1024 * 1024;
 
-#[derive(Clone)]
-struct Receiver {
-    watcher: Arc<Watcher>,
-    wake: Arc<Notify>,
-}
-
 /// Serves webhook deliveries on `listener` until `shutdown` completes.
 pub async fn serve(
     watcher: Arc<Watcher>,
-    wake: Arc<Notify>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = Router::new()
         .fallback(receive)
         .layer(DefaultBodyLimit::max(MAX_DELIVERY_BYTES))
-        .with_state(Receiver { watcher, wake });
+        .with_state(watcher);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }
 
 async fn receive(
-    State(receiver): State<Receiver>,
+    State(watcher): State<Arc<Watcher>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, String) {
@@ -61,10 +54,9 @@ async fn receive(
             .collect(),
         body: body.to_vec().into(),
     };
-    match receiver.watcher.webhook(delivery).await {
+    match watcher.webhook(delivery).await {
         WebhookVerdict::Accepted { branches } => {
             tracing::info!(?branches, "webhook delivery taken; polling now");
-            receiver.wake.notify_one();
             (StatusCode::ACCEPTED, "taken; polling now\n".into())
         }
         WebhookVerdict::Replayed { delivery_id } => {

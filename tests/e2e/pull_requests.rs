@@ -422,6 +422,16 @@ fn a_webhook_wakes_the_watcher_and_a_forged_or_replayed_one_does_nothing() {
     let payload = world.api.pull_request_payload(SLUG, number, "synchronize");
     let forged = Delivery::signed("pull_request", "d-1", &payload, SECRET).wrongly_signed();
     assert_eq!(forged.send(&address, "/").unwrap(), 401);
+    // A delivery about another branch wakes a poll of that branch only.
+    let elsewhere = world
+        .api
+        .open_pull(SLUG, "feature/elsewhere", &head, "Elsewhere");
+    let other = world.api.pull_request_payload(SLUG, elsewhere, "opened");
+    let before = world.beat();
+    let delivery = Delivery::signed("pull_request", "d-0", &other, SECRET);
+    assert_eq!(delivery.send(&address, "/").unwrap(), 202);
+    assert!(wait_until(Duration::from_secs(15), || world.beat() > before));
+    assert!(world.messages(&id).is_empty(), "polled a branch not named");
     let genuine = Delivery::signed("pull_request", "d-2", &payload, SECRET);
     assert_eq!(genuine.send(&address, "/").unwrap(), 202);
     assert!(

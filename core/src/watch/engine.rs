@@ -64,6 +64,10 @@ pub struct Watcher {
     backoff: Mutex<HashMap<String, u64>>,
     /// Per project: when its reviews were last fetched (ms since the epoch).
     reviews_at: Mutex<HashMap<String, u64>>,
+    /// Rings when a webhook delivery asks for a poll now.
+    wake: tokio::sync::Notify,
+    /// The branches the deliveries since the last poll named; `None` for all of them.
+    woken_for: Mutex<Option<BTreeSet<String>>>,
 }
 
 /// What one poll did, for `watch --once` and the log.
@@ -100,7 +104,22 @@ impl Watcher {
             started_at_ms: now_ms(),
             backoff: Mutex::new(HashMap::new()),
             reviews_at: Mutex::new(HashMap::new()),
+            wake: tokio::sync::Notify::new(),
+            woken_for: Mutex::new(Some(BTreeSet::new())),
         }
+    }
+
+    /// Asks the running watcher to poll now, only the sessions on `branches` (all of them when
+    /// empty): what a verified webhook delivery does.
+    pub fn wake(&self, branches: &[String]) {
+        {
+            let mut woken = self.woken_for.lock().unwrap_or_else(|e| e.into_inner());
+            match (&mut *woken, branches.is_empty()) {
+                (Some(named), false) => named.extend(branches.iter().cloned()),
+                (woken_for, _) => *woken_for = None,
+            }
+        }
+        self.wake.notify_one();
     }
 
     pub fn dir(&self) -> &WatchDir {
@@ -108,24 +127,39 @@ impl Watcher {
     }
 
     /// Polls until `stop` completes, then finishes the poll in progress: every
-    /// `watch.poll_secs`, and at once when `wake` is notified (a webhook), reviews included.
-    pub async fn run(&self, wake: &tokio::sync::Notify, stop: impl Future<Output = ()>) {
+    /// `watch.poll_secs` (everything, reviews when due), and at once when woken ([`Self::wake`]:
+    /// the sessions on the branches named, reviews included).
+    pub async fn run(&self, stop: impl Future<Output = ()>) {
         tokio::pin!(stop);
         let poll_every = Duration::from_secs(self.lifecycle.config().watch.poll_secs);
-        let mut woken = true;
+        let mut woken = false;
         loop {
-            self.poll(woken).await;
+            let only = if woken {
+                self.woken_for
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .replace(BTreeSet::new())
+            } else {
+                None
+            };
+            self.poll_only(woken, only.as_ref()).await;
             tokio::select! {
                 () = &mut stop => break,
                 () = tokio::time::sleep(poll_every) => woken = false,
-                () = wake.notified() => woken = true,
+                () = self.wake.notified() => woken = true,
             }
         }
     }
 
-    /// One poll of every project with `scm:`; `reviews_now` fetches reviews whatever their
-    /// interval says. Records the heartbeat.
-    pub async fn poll(&self, reviews_now: bool) -> PollReport {
+    /// One poll of every project with `scm:`, reviews included (`watch --once`). Records the
+    /// heartbeat.
+    pub async fn poll(&self) -> PollReport {
+        self.poll_only(true, None).await
+    }
+
+    /// One poll; `reviews_now` fetches reviews whatever their interval says; `only` limits it to
+    /// the sessions on those branches.
+    async fn poll_only(&self, reviews_now: bool, only: Option<&BTreeSet<String>>) -> PollReport {
         let config = self.lifecycle.config();
         let mut report = PollReport::default();
         for project in config.projects.values() {
@@ -133,7 +167,7 @@ impl Watcher {
                 continue;
             };
             if let Err(problem) = self
-                .poll_project(project, scm, reviews_now, &mut report)
+                .poll_project(project, scm, reviews_now, only, &mut report)
                 .await
             {
                 tracing::warn!(project = %project.id, "{problem}");
@@ -158,6 +192,7 @@ impl Watcher {
         project: &ProjectConfig,
         scm: &ScmConfig,
         reviews_now: bool,
+        only: Option<&BTreeSet<String>>,
         report: &mut PollReport,
     ) -> Result<(), String> {
         let listing = self
@@ -170,7 +205,8 @@ impl Watcher {
             .into_iter()
             .filter(|s| s.role == SessionRole::Worker && !s.branch.is_empty())
             .collect();
-        if sessions.is_empty() {
+        let named = |session: &Session| only.is_none_or(|only| only.contains(&session.branch));
+        if !sessions.iter().any(named) {
             return Ok(());
         }
         let now = now_ms();
@@ -215,6 +251,7 @@ impl Watcher {
         }
         let targets: Vec<(Session, Option<PullRequestMemo>)> = sessions
             .into_iter()
+            .filter(named)
             .map(|session| {
                 let pr = memo
                     .pull_requests
@@ -591,7 +628,7 @@ impl Watcher {
     }
 
     /// Hands a webhook delivery to the projects' scm plugins to verify; a verified one that was
-    /// not taken before is a reason to poll now.
+    /// not taken before wakes a poll of the sessions on the branches it names.
     pub async fn webhook(&self, delivery: WebhookDelivery) -> WebhookVerdict {
         // Each scm plugin once, with a field that names it.
         let mut plugins: Vec<(&str, String)> = Vec::new();
@@ -637,9 +674,10 @@ impl Watcher {
                     if let Err(e) = self.dir.save_deliveries(&deliveries) {
                         tracing::warn!("recording webhook delivery {delivery_id}: {e}");
                     }
-                    WebhookVerdict::Accepted {
-                        branches: hint.branches.iter().map(|b| b.to_string()).collect(),
-                    }
+                    let branches: Vec<String> =
+                        hint.branches.iter().map(|b| b.to_string()).collect();
+                    self.wake(&branches);
+                    WebhookVerdict::Accepted { branches }
                 }
                 Err(e) => WebhookVerdict::Refused {
                     reason: format!("reading the deliveries already taken: {e}"),

@@ -11,7 +11,6 @@ use ao_core::{
     watch::{PluginForges, Watcher, WatcherLock},
 };
 use clap::Args as ClapArgs;
-use tokio::sync::Notify;
 
 use crate::{errln, outln};
 
@@ -56,7 +55,7 @@ pub async fn run(lifecycle: Arc<Lifecycle>, args: WatchArgs) -> Result<ExitCode>
     ));
     let _lock = WatcherLock::acquire(watcher.dir())?;
     if args.once {
-        let report = watcher.poll(true).await;
+        let report = watcher.poll().await;
         if args.json {
             outln!(
                 "{}",
@@ -82,7 +81,6 @@ pub async fn run(lifecycle: Arc<Lifecycle>, args: WatchArgs) -> Result<ExitCode>
             ExitCode::FAILURE
         });
     }
-    let wake = Arc::new(Notify::new());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let interrupt = super::on_interrupt("stopping the watcher after this poll", move || {
         let _ = stop.send(());
@@ -101,7 +99,6 @@ pub async fn run(lifecycle: Arc<Lifecycle>, args: WatchArgs) -> Result<ExitCode>
             errln!("taking webhook deliveries on http://{bound}/");
             Some(tokio::spawn(ao_dashboard::webhook::serve(
                 Arc::clone(&watcher),
-                Arc::clone(&wake),
                 listener,
                 async {
                     let _ = hooks_closed.await;
@@ -115,7 +112,7 @@ pub async fn run(lifecycle: Arc<Lifecycle>, args: WatchArgs) -> Result<ExitCode>
         config.watch.poll_secs
     );
     watcher
-        .run(&wake, async {
+        .run(async {
             let _ = stopped.await;
         })
         .await;
