@@ -32,7 +32,7 @@ use std::{
 use ao_plugin_api::{
     abi_stable::std_types::{ROption, RString},
     scm::{
-        ChecksQuery, Fetched, MergeRequest, Mergeability, PullRequest, PullRequestQuery,
+        Check, ChecksQuery, Fetched, MergeRequest, Mergeability, PullRequest, PullRequestQuery,
         PullRequestState, RateLimit, ReviewDecision, ReviewFeedback, ReviewsQuery, ScmRepository,
         WebhookDelivery,
     },
@@ -365,40 +365,12 @@ impl Watcher {
             queued: Vec::new(),
         };
         if let Some(pr) = pr {
-            let remembered = ledger
-                .checks
-                .clone()
-                .filter(|memo| memo.head_sha == pr.head_sha);
-            let mut fetched = None;
-            if pr.state == "open" {
-                let query = ChecksQuery {
-                    repository: repository.clone(),
-                    head_sha: pr.head_sha.as_str().into(),
-                    validator: remembered
-                        .as_ref()
-                        .map_or_else(String::new, |memo| memo.validator.clone())
-                        .into(),
-                    log_lines: sanitize::LOG_LINES as u32,
-                };
-                match forge.checks(query).await {
-                    Ok(Fetched::Unchanged) => {}
-                    Ok(Fetched::Changed { value, validator }) => {
-                        let (ci, failed) = ci_of(&value);
-                        ledger.checks = Some(ChecksMemo {
-                            head_sha: pr.head_sha.clone(),
-                            validator: validator.into(),
-                            ci,
-                            failed,
-                        });
-                        fetched = Some(value.into_iter().collect::<Vec<_>>());
-                    }
-                    Err(e) => {
-                        let problem = self.failed(forge, &scm.plugin, "checks", e).await;
-                        tracing::warn!(%id, "{problem}");
-                        report.problems.push(format!("{id}: {problem}"));
-                    }
-                }
-            }
+            let fetched = if pr.state == "open" {
+                self.fresh_checks(forge, repository, scm, session, pr, &mut ledger, report)
+                    .await
+            } else {
+                None
+            };
             let checks = ledger
                 .checks
                 .clone()
@@ -459,6 +431,54 @@ impl Watcher {
         view.queued = ledger.pending.iter().map(Pending::view).collect();
         self.dir.save_ledger(project, id, &ledger).map_err(store)?;
         self.dir.save_session(project, id, &view).map_err(store)
+    }
+
+    /// The checks of an open pull request's head when they changed since the ledger's (which
+    /// it updates); `None` when unchanged, not asked (rate limited) or not answered (logged).
+    #[allow(clippy::too_many_arguments)]
+    async fn fresh_checks(
+        &self,
+        forge: &dyn Forge,
+        repository: &ScmRepository,
+        scm: &ScmConfig,
+        session: &Session,
+        pr: &PullRequestMemo,
+        ledger: &mut Ledger,
+        report: &mut PollReport,
+    ) -> Option<Vec<Check>> {
+        if self.backed_off(&scm.plugin, now_ms()).is_some() {
+            return None;
+        }
+        let validator = ledger
+            .checks
+            .as_ref()
+            .filter(|memo| memo.head_sha == pr.head_sha)
+            .map_or_else(String::new, |memo| memo.validator.clone());
+        let query = ChecksQuery {
+            repository: repository.clone(),
+            head_sha: pr.head_sha.as_str().into(),
+            validator: validator.into(),
+            log_lines: sanitize::LOG_LINES as u32,
+        };
+        match forge.checks(query).await {
+            Ok(Fetched::Unchanged) => None,
+            Ok(Fetched::Changed { value, validator }) => {
+                let (ci, failed) = ci_of(&value);
+                ledger.checks = Some(ChecksMemo {
+                    head_sha: pr.head_sha.clone(),
+                    validator: validator.into(),
+                    ci,
+                    failed,
+                });
+                Some(value.into_iter().collect())
+            }
+            Err(e) => {
+                let problem = self.failed(forge, &scm.plugin, "checks", e).await;
+                tracing::warn!(id = %session.id, "{problem}");
+                report.problems.push(format!("{}: {problem}", session.id));
+                None
+            }
+        }
     }
 
     /// Types the oldest queued reaction if the agent is idle at its prompt; tells the operator
