@@ -263,7 +263,15 @@ impl Watcher {
             })
             .collect();
         let reviews = self
-            .reviews(&*forge, scm, project, &repository, &targets, reviews_now)
+            .reviews(
+                &*forge,
+                scm,
+                project,
+                &repository,
+                &targets,
+                reviews_now,
+                report,
+            )
             .await;
         for (session, pr) in &targets {
             let fetched = pr.as_ref().and_then(|pr| reviews.get(&pr.number));
@@ -287,6 +295,7 @@ impl Watcher {
     }
 
     /// The reviews of the open pull requests, in one batch, when due.
+    #[allow(clippy::too_many_arguments)]
     async fn reviews(
         &self,
         forge: &dyn Forge,
@@ -295,6 +304,7 @@ impl Watcher {
         repository: &ScmRepository,
         targets: &[(Session, Option<PullRequestMemo>)],
         now_due: bool,
+        report: &mut PollReport,
     ) -> HashMap<u64, ReviewFeedback> {
         let numbers: BTreeSet<u64> = targets
             .iter()
@@ -322,6 +332,7 @@ impl Watcher {
             Err(e) => {
                 let problem = self.failed(forge, &scm.plugin, "reviews", e).await;
                 tracing::warn!(project = %project.id, "{problem}");
+                report.problems.push(problem);
                 HashMap::new()
             }
         }
