@@ -97,6 +97,7 @@ mod tests {
                 agent: "claude-code".into(),
             },
             hosts: Default::default(),
+            scm: None,
         }
     }
 
