@@ -3,6 +3,7 @@
 //! operator; cleans up a merged session) and stores what it learned, so listings show a
 //! session's pull request without calling the forge.
 //!
-//! `view` is the stored state every front end reads.
+//! `view` is the stored state; `shown` is what every front end shows of it.
 
+pub mod shown;
 pub mod view;
