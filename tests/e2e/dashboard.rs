@@ -176,7 +176,7 @@ impl Dashboard {
     }
 
     /// Stops it as an operator would (SIGTERM) and returns how it exited.
-    fn stop(mut self) -> std::process::ExitStatus {
+    pub(crate) fn stop(mut self) -> std::process::ExitStatus {
         signal(&self.child, libc::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -219,7 +219,11 @@ pub(crate) struct Feed {
 
 impl Feed {
     /// Waits for an event that `wanted` accepts; panics with what came instead.
-    pub(crate) fn wait_for(&self, what: &str, mut wanted: impl FnMut(&str, &Value) -> bool) -> Value {
+    pub(crate) fn wait_for(
+        &self,
+        what: &str,
+        mut wanted: impl FnMut(&str, &Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut seen = Vec::new();
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
@@ -1090,6 +1094,14 @@ fn a_browser_spawns_watches_messages_and_kills_a_session_from_the_page() {
             assert_eq!(spawned.status, 201, "{}", spawned.body);
         }
         wait_for_text(&browser, "tr[data-id='app-3'] .status", "idle").await;
+        // A pull request the watcher stored shows in its row, live.
+        crate::pull_request_view::store_failing_pr(&harness, "app-2");
+        wait_for_text(&browser, "tr[data-id='app-2'] .pr", "#12").await;
+        let cell = text_of(&browser, "tr[data-id='app-2'] .pr").await;
+        assert!(
+            cell.contains("ci fail") && cell.contains("changes") && cell.contains("1 queued"),
+            "{cell}"
+        );
         save_screenshot(&browser, "dashboard.png").await;
 
         // Open it: the agent's screen, then a message and the agent's answer to it.

@@ -61,6 +61,21 @@ fn stored(pr: Option<PullRequestView>, queued: &[(&str, &str)]) -> SessionWatch 
     }
 }
 
+/// Stores pull request #12 (failing, changes requested, one reaction queued) for `id` of
+/// project `app`, as the watcher would.
+pub(crate) fn store_failing_pr(harness: &Harness, id: &str) {
+    watch_dir(harness)
+        .save_session(
+            "app",
+            id,
+            &stored(
+                Some(failing_pr()),
+                &[("ci_failed", "build failed on 0123456789ab")],
+            ),
+        )
+        .unwrap();
+}
+
 /// A heartbeat of this test process (alive), last polled `ago_ms` ago.
 fn beat(harness: &Harness, ago_ms: u64) {
     let now = now_ms();
@@ -94,17 +109,7 @@ fn two_sessions() -> Harness {
 #[test]
 fn session_ls_and_session_pr_show_the_stored_pull_request_ci_review_and_queue() {
     let harness = two_sessions();
-    let watch = watch_dir(&harness);
-    watch
-        .save_session(
-            "app",
-            "app-1",
-            &stored(
-                Some(failing_pr()),
-                &[("ci_failed", "build failed on 0123456789ab")],
-            ),
-        )
-        .unwrap();
+    store_failing_pr(&harness, "app-1");
     beat(&harness, 2_000);
 
     // `--json`: the record's fields as before, and the pull request, queue and watcher.
@@ -174,7 +179,11 @@ fn session_ls_and_session_pr_show_the_stored_pull_request_ci_review_and_queue() 
     assert!(fresh.contains("not looked at by a watcher yet"), "{fresh}");
     let unknown = harness.ao(&["session", "pr", "app-9"]);
     assert!(!unknown.status.success());
-    assert!(stderr(&unknown).contains("no session `app-9`"), "{}", stderr(&unknown));
+    assert!(
+        stderr(&unknown).contains("no session `app-9`"),
+        "{}",
+        stderr(&unknown)
+    );
 }
 
 #[test]
@@ -190,7 +199,9 @@ fn no_watcher_is_said_once_and_a_damaged_watch_file_is_a_note_never_a_failed_lis
     beat(&harness, 3_600_000);
     let table = stdout(&harness.ok(&["session", "ls"]));
     assert_eq!(
-        table.matches("no watcher running (start `ao-host watch`)").count(),
+        table
+            .matches("no watcher running (start `ao-host watch`)")
+            .count(),
         1,
         "{table}"
     );
@@ -211,7 +222,10 @@ fn no_watcher_is_said_once_and_a_damaged_watch_file_is_a_note_never_a_failed_lis
     std::fs::write(&damaged, "{\"schema\": 1, \"pr\": [not json").unwrap();
     let output = harness.ok(&["session", "ls"]);
     let table = stdout(&output);
-    assert!(table.contains("app-1") && table.contains("app-2"), "{table}");
+    assert!(
+        table.contains("app-1") && table.contains("app-2"),
+        "{table}"
+    );
     assert!(
         table.contains(&format!(
             "watch file {} is unreadable",
@@ -252,10 +266,19 @@ fn a_killed_session_forgets_its_watch_file_and_gc_collects_one_written_after() {
         .save_session("app", "app-1", &stored(Some(failing_pr()), &[]))
         .unwrap();
     let plan = stdout(&harness.ok(&["gc", "--dry-run"]));
-    assert!(plan.contains("remove watch file") && plan.contains("app/app-1"), "{plan}");
+    assert!(
+        plan.contains("remove watch file") && plan.contains("app/app-1"),
+        "{plan}"
+    );
     harness.ok(&["gc"]);
-    assert!(!file("app-1").exists(), "gc left the killed session's watch file");
-    assert!(file("app-2").exists(), "gc removed a live session's watch file");
+    assert!(
+        !file("app-1").exists(),
+        "gc left the killed session's watch file"
+    );
+    assert!(
+        file("app-2").exists(),
+        "gc removed a live session's watch file"
+    );
 }
 
 #[test]
@@ -272,7 +295,10 @@ fn the_dashboard_api_and_feed_carry_the_same_pull_request_fields_as_the_cli() {
         .save_session(
             "app",
             "app-1",
-            &stored(Some(failing_pr()), &[("merge_conflict", "conflicts with main")]),
+            &stored(
+                Some(failing_pr()),
+                &[("merge_conflict", "conflicts with main")],
+            ),
         )
         .unwrap();
     let told = feed.wait_for("app-1 with its pull request", |kind, data| {
@@ -290,8 +316,14 @@ fn the_dashboard_api_and_feed_carry_the_same_pull_request_fields_as_the_cli() {
             keys
         };
         assert_eq!(keys(from_api), keys(from_cli));
-        assert_eq!(from_api["pr"]["failed_checks"], from_cli["pr"]["failed_checks"]);
-        assert_eq!(from_api["queued"].as_array().unwrap().len(), from_cli["queued"].as_array().unwrap().len());
+        assert_eq!(
+            from_api["pr"]["failed_checks"],
+            from_cli["pr"]["failed_checks"]
+        );
+        assert_eq!(
+            from_api["queued"].as_array().unwrap().len(),
+            from_cli["queued"].as_array().unwrap().len()
+        );
     }
     let detail = dashboard.get("/api/sessions/app-1/pr");
     assert_eq!(detail.status, 200, "{}", detail.body);

@@ -27,6 +27,7 @@ pub const NO_WATCHER: &str = "no watcher running (start `ao-host watch`)";
 /// A session as every listing shows it: its record's fields, then what the watcher stored.
 #[derive(Serialize, Debug, Clone, PartialEq)]
 pub struct ListedSession {
+    /// The record's fields, as `session ls --json` always had them.
     #[serde(flatten)]
     pub session: Session,
     /// Its branch's pull request as last seen; `None` when it has none (or none is known yet).
@@ -85,8 +86,10 @@ pub struct WatcherState {
 /// One session's pull request in detail (`ao-host session pr ID`).
 #[derive(Serialize, Debug, Clone, PartialEq)]
 pub struct PullRequestDetail {
+    /// The session.
     pub id: String,
     pub project_id: String,
+    /// The branch the pull request is looked for by.
     pub branch: String,
     /// When the watcher last looked at the branch (ms since the epoch); `None`: never yet.
     pub checked_at: Option<u64>,
@@ -107,11 +110,14 @@ impl WatcherState {
     fn of(beat: Result<Option<WatcherBeat>, StoreError>, now_ms: u64) -> Self {
         let beat = match beat {
             Ok(Some(beat)) => beat,
-            Ok(None) => return Self::stopped(None, NO_WATCHER.to_string()),
-            Err(e) => return Self::stopped(None, format!("{}; {NO_WATCHER}", unreadable(&e))),
+            Ok(None) => return Self::stopped(NO_WATCHER.to_string()),
+            Err(e) => return Self::stopped(format!("{}; {NO_WATCHER}", unreadable(&e))),
         };
         let age = age_secs(now_ms, beat.polled_at_ms);
-        let limit = (beat.poll_interval_secs * STALE_AFTER_INTERVALS).max(STALE_AFTER_AT_LEAST_SECS);
+        let limit = beat
+            .poll_interval_secs
+            .saturating_mul(STALE_AFTER_INTERVALS)
+            .max(STALE_AFTER_AT_LEAST_SECS);
         let running = age <= limit && process_alive(beat.pid);
         Self {
             running,
@@ -123,10 +129,10 @@ impl WatcherState {
         }
     }
 
-    fn stopped(pid: Option<u32>, note: String) -> Self {
+    fn stopped(note: String) -> Self {
         Self {
             running: false,
-            pid,
+            pid: None,
             polled_at: None,
             age_secs: None,
             poll_interval_secs: None,
@@ -160,19 +166,24 @@ impl ShownReaction {
     }
 }
 
-/// What is shown of one session's watch file: its pull request, queue and note.
-fn shown(
-    stored: Result<Option<SessionWatch>, StoreError>,
-    now_ms: u64,
-) -> (
-    Option<u64>,
-    Option<ShownPullRequest>,
-    Vec<ShownReaction>,
-    Option<String>,
-) {
+/// What is shown of one session's watch file.
+#[derive(Default)]
+struct Shown {
+    /// When the watcher last looked; `None`: never (or its file is unreadable).
+    checked_at: Option<u64>,
+    pr: Option<ShownPullRequest>,
+    queued: Vec<ShownReaction>,
+    /// Why the file could not be read, with the fix.
+    note: Option<String>,
+}
+
+fn shown(stored: Result<Option<SessionWatch>, StoreError>, now_ms: u64) -> Shown {
     match stored {
-        Ok(None) => (None, None, Vec::new(), None),
-        Err(e) => (None, None, Vec::new(), Some(unreadable(&e))),
+        Ok(None) => Shown::default(),
+        Err(e) => Shown {
+            note: Some(unreadable(&e)),
+            ..Shown::default()
+        },
         Ok(Some(watch)) => {
             let checked_at = watch.checked_at_ms;
             let pr = watch.pr.map(|view| ShownPullRequest {
@@ -185,7 +196,12 @@ fn shown(
                 .into_iter()
                 .map(|q| ShownReaction::of(q, now_ms))
                 .collect();
-            (Some(checked_at), pr, queued, None)
+            Shown {
+                checked_at: Some(checked_at),
+                pr,
+                queued,
+                note: None,
+            }
         }
     }
 }
@@ -229,14 +245,13 @@ impl Lifecycle {
         sessions
             .into_iter()
             .map(|session| {
-                let (_, pr, queued, watch_note) =
-                    shown(watch.session(&session.project_id, &session.id), now);
+                let shown = shown(watch.session(&session.project_id, &session.id), now);
                 ListedSession {
                     session,
-                    pr,
-                    queued,
+                    pr: shown.pr,
+                    queued: shown.queued,
                     watcher_running: running,
-                    watch_note,
+                    watch_note: shown.note,
                 }
             })
             .collect()
@@ -247,17 +262,16 @@ impl Lifecycle {
         let session = self.store().find(id)?;
         let watch = self.watch_dir();
         let now = now_ms();
-        let (checked_at, pr, queued, watch_note) =
-            shown(watch.session(&session.project_id, &session.id), now);
+        let shown = shown(watch.session(&session.project_id, &session.id), now);
         Ok(PullRequestDetail {
             id: session.id,
             project_id: session.project_id,
             branch: session.branch,
-            checked_at,
-            pr,
-            queued,
+            checked_at: shown.checked_at,
+            pr: shown.pr,
+            queued: shown.queued,
             watcher: WatcherState::of(watch.beat(), now),
-            watch_note,
+            watch_note: shown.note,
         })
     }
 }
@@ -299,9 +313,9 @@ mod tests {
             path: "/d/watch/sessions/app/app-1.json".into(),
             message: "expected value at line 1".into(),
         };
-        let (_, pr, queued, note) = shown(Err(error), 0);
-        assert!(pr.is_none() && queued.is_empty());
-        let note = note.unwrap();
+        let shown = shown(Err(error), 0);
+        assert!(shown.pr.is_none() && shown.queued.is_empty());
+        let note = shown.note.unwrap();
         assert!(
             note.contains("/d/watch/sessions/app/app-1.json")
                 && note.contains("expected value")
