@@ -9,8 +9,10 @@ use ao_core::{
         CheckLink, PullRequestView, QueuedReaction, SessionWatch, WatchDir, WatcherBeat, SCHEMA,
     },
 };
+use std::time::Duration;
+
 use serde_json::Value;
-use support::{stderr, stdout, Harness};
+use support::{stderr, stdout, wait_until, Harness};
 
 use crate::dashboard::Dashboard;
 
@@ -338,14 +340,31 @@ fn the_dashboard_api_and_feed_carry_the_same_pull_request_fields_as_the_cli() {
     let unknown = dashboard.get("/api/sessions/app-9/pr");
     assert_eq!(unknown.status, 404, "{}", unknown.body);
 
-    // Ages grew by seconds meanwhile, which is no change: the next event about app-1 is the
-    // one that tells its pull request gone.
+    // Ages grow, which is no change. Once app-1 is older than the feed told, a change to app-2
+    // is told in a later pass over the list (app-1 first, older): no event about app-1 before it.
+    let told_age = told["pr"]["age_secs"].as_u64().unwrap();
+    assert!(wait_until(Duration::from_secs(10), || {
+        listed(&harness, "app-1")["pr"]["age_secs"].as_u64() > Some(told_age)
+    }));
     watch
-        .save_session("app", "app-1", &stored(None, &[]))
+        .save_session(
+            "app",
+            "app-2",
+            &stored(None, &[("merge_conflict", "marker")]),
+        )
         .unwrap();
-    let told = feed.wait_for("the next event about app-1", |kind, data| {
-        kind == "session" && data["id"] == "app-1"
+    let mut before = Vec::new();
+    feed.wait_for("app-2's change", |kind, data| {
+        let marker =
+            kind == "session" && data["id"] == "app-2" && data["queued"][0]["summary"] == "marker";
+        if !marker {
+            before.push(data["id"].clone());
+        }
+        marker
     });
-    assert!(told["pr"].is_null(), "an event for ages alone: {told:#}");
+    assert!(
+        !before.contains(&Value::from("app-1")),
+        "app-1 was told again for its age alone: {before:?}"
+    );
     assert!(dashboard.stop().success());
 }
