@@ -1136,6 +1136,14 @@ fn a_browser_spawns_watches_messages_and_kills_a_session_from_the_page() {
             .find(Locator::Css("tr[data-id='app-2']"))
             .await
             .is_ok());
+        // A session's view shows its pull request in detail (the kill went back to the list).
+        click(&browser, "tr[data-id='app-2'] .id a").await;
+        wait_for_text(&browser, "#sv-pr", "#12 Fix the login").await;
+        let panel = text_of(&browser, "#sv-pr").await;
+        for needle in ["build", "lint", "2 unresolved", "conflicting", "ci_failed"] {
+            assert!(panel.contains(needle), "{needle:?} not in {panel:?}");
+        }
+        save_screenshot(&browser, "dashboard-pull-request.png").await;
         browser.close().await.unwrap();
     });
     let archived = harness.sessions_json(&["--archived"]);
