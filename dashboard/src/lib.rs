@@ -21,6 +21,7 @@
 pub mod access;
 mod api;
 mod page;
+pub mod webhook;
 mod work;
 
 use std::{future::Future, sync::Arc, time::Duration};
@@ -117,6 +118,7 @@ pub async fn serve(
     let (close, closing) = watch::channel(false);
     let feed = Arc::new(Feed::new(Arc::clone(&lifecycle)));
     let poller = tokio::spawn(Arc::clone(&feed).run(closing.clone()));
+    let watcher = start_watcher(&lifecycle, closing.clone());
     let work = Arc::new(Work::default());
     let state = AppState {
         lifecycle,
@@ -185,7 +187,46 @@ pub async fn serve(
     // Operations whose requests went away are still running: let them finish (or undo).
     work.finished().await;
     poller.abort();
+    if let Some(watcher) = watcher {
+        // It finishes the poll in progress (a reaction being typed is typed whole).
+        let _ = watcher.await;
+    }
     Ok(())
+}
+
+/// Runs the pull-request watcher in the background, as `ao-host watch` would, until the
+/// dashboard closes; unless no project has `scm:`, or another process already watches this
+/// data dir (one watcher is enough; the dashboard shows what it stores).
+fn start_watcher(
+    lifecycle: &Arc<Lifecycle>,
+    mut closing: watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let config = lifecycle.config();
+    if config
+        .projects
+        .values()
+        .all(|project| project.scm.is_none())
+    {
+        return None;
+    }
+    let forges = ao_core::watch::PluginForges::shared(Arc::clone(lifecycle));
+    let watcher = ao_core::watch::Watcher::new(Arc::clone(lifecycle), forges);
+    let lock = match ao_core::watch::WatcherLock::acquire(watcher.dir()) {
+        Ok(lock) => lock,
+        Err(e) => {
+            tracing::info!("not watching pull requests here: {e}");
+            return None;
+        }
+    };
+    Some(tokio::spawn(async move {
+        let _lock = lock;
+        let wake = tokio::sync::Notify::new();
+        watcher
+            .run(&wake, async move {
+                let _ = closing.wait_for(|closed| *closed).await;
+            })
+            .await;
+    }))
 }
 
 /// Tells a client over the connection cap `503` with `Retry-After` without reading its request

@@ -374,6 +374,25 @@ impl Reply {
         self.send_head(response)
     }
 
+    /// Any answer: `status`, `headers` (name, value) and `body` as given (no `content-type`
+    /// unless `headers` has one).
+    pub fn raw(
+        &mut self,
+        status: u16,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> std::io::Result<()> {
+        let mut response = Response::new(ReplyBody::Whole(Some(body.into())));
+        *response.status_mut() = StatusCode::from_u16(status).map_err(std::io::Error::other)?;
+        for (name, value) in headers {
+            let name = hyper::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(std::io::Error::other)?;
+            let value = HeaderValue::from_str(value).map_err(std::io::Error::other)?;
+            response.headers_mut().append(name, value);
+        }
+        self.send_head(response)
+    }
+
     /// The head of a `text/event-stream` response.
     pub fn start_events(&mut self) -> std::io::Result<()> {
         let (events, chunks) = mpsc::unbounded_channel();

@@ -30,6 +30,8 @@ pub(super) struct ConfigFile {
     pub hosts: BTreeMap<String, super::hosts::HostSection>,
     /// Variables of `ao-host`'s environment that sessions do not inherit.
     pub clear_env: Option<Vec<String>>,
+    /// How often the watcher asks the forge.
+    pub watch: Option<super::reactions::WatchSection>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -80,6 +82,11 @@ pub(super) struct ProjectSection {
     /// The project's clone on each host it may run on (`host: path there`).
     #[serde(default)]
     pub hosts: BTreeMap<String, String>,
+    /// The `scm` plugin that watches the project's pull requests.
+    pub scm: Option<String>,
+    /// The repository on the forge, when not the clone's `origin`.
+    pub scm_repository: Option<String>,
+    pub reactions: Option<super::reactions::ReactionsSection>,
 }
 
 impl ConfigFile {
@@ -127,6 +134,7 @@ impl ConfigFile {
         self.hosts.extend(file.hosts);
         self.notify = file.notify.or(self.notify);
         self.clear_env = file.clear_env.or(self.clear_env);
+        self.watch = file.watch.or(self.watch);
         self
     }
 }

@@ -8,6 +8,7 @@ mod environment;
 mod file;
 mod hosts;
 mod project;
+mod reactions;
 
 use std::{
     collections::BTreeMap,
@@ -20,6 +21,7 @@ pub use environment::{VariableNames, DASHBOARD_TOKEN_ENV};
 use file::ConfigFile;
 pub use hosts::{HostConfig, DEFAULT_MAX_SESSIONS};
 pub use project::{folder_id, Discovered, PluginChoice, ProjectConfig, RepositoryFacts};
+pub use reactions::{ReactionAction, Reactions, ScmConfig, SendReaction, WatchConfig};
 
 /// The file name looked for in the current directory.
 pub(crate) const CONFIG_FILE_NAME: &str = "ao-rs.yaml";
@@ -91,6 +93,8 @@ pub struct Config {
     pub notify: Option<NotifyConfig>,
     /// `clear_env:`: variables of `ao-host`'s environment its local sessions do not get.
     pub clear_env: VariableNames,
+    /// `watch:`: how often the watcher asks the forge about pull requests.
+    pub watch: WatchConfig,
 }
 
 /// `notify: { command: [argv…], on: [statuses] }`.
@@ -283,6 +287,7 @@ impl Config {
                 .map_err(invalid)?,
             clear_env: VariableNames::from_list("clear_env", file.clear_env.unwrap_or_default())
                 .map_err(invalid)?,
+            watch: WatchConfig::from_section(file.watch.unwrap_or_default()).map_err(invalid)?,
         })
     }
 

@@ -10,7 +10,10 @@ use std::{
 
 use ao_plugin_kit::validate::MAX_ID_LEN;
 
-use super::{file::ProjectSection, resolve_path, validate_project_arg, Config, ConfigError};
+use super::{
+    file::ProjectSection, reactions::ScmConfig, resolve_path, validate_project_arg, Config,
+    ConfigError,
+};
 
 /// Which plugin of each kind a project uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +38,8 @@ pub struct ProjectConfig {
     pub plugins: PluginChoice,
     /// The project's clone on each host it may run on (a path on that machine).
     pub hosts: BTreeMap<String, String>,
+    /// `scm:` with its repository and reactions; `None`: its pull requests are not watched.
+    pub scm: Option<ScmConfig>,
 }
 
 /// What the workspace plugin found for a folder.
@@ -98,7 +103,11 @@ impl ProjectConfig {
             Some(value) => serde_yaml::to_string(value)
                 .map_err(|e| invalid(format!("projects.{id}.agent_config: {e}")))?,
         };
+        let scm =
+            ScmConfig::from_sections(&id, section.scm, section.scm_repository, section.reactions)
+                .map_err(invalid)?;
         Ok(Self {
+            scm,
             repo: resolve_path(&section.repo, base)?,
             default_branch: section.default_branch,
             session_prefix: section.session_prefix.unwrap_or_else(|| id.clone()),
@@ -129,6 +138,7 @@ impl ProjectConfig {
             agent_config: String::new(),
             plugins,
             hosts: BTreeMap::new(),
+            scm: None,
             id,
         }
     }

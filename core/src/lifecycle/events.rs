@@ -251,6 +251,19 @@ pub(crate) fn notify_change(
         (ReportedStatus::Working, _) => format!("{id} is working"),
         (ReportedStatus::Exited, _) => format!("{id} exited"),
     };
+    run_notify(notify, project_id, id, change.status.as_str(), &message);
+    Ok(())
+}
+
+/// Runs `notify.command` with `AO_SESSION`, `AO_PROJECT_ID`, `AO_EVENT` and `AO_MESSAGE` set,
+/// detached: nobody waits for it, and a command that does not start is only logged.
+pub(crate) fn run_notify(
+    notify: &NotifyConfig,
+    project_id: &str,
+    id: &str,
+    event: &str,
+    message: &str,
+) {
     // A NUL cannot cross into a process environment; it must not cost the notification.
     let message = message.replace('\0', "\\0");
     let (program, args) = notify
@@ -270,7 +283,7 @@ pub(crate) fn notify_change(
         .args(args)
         .env("AO_SESSION", id)
         .env("AO_PROJECT_ID", project_id)
-        .env("AO_EVENT", change.status.as_str())
+        .env("AO_EVENT", event)
         .env("AO_MESSAGE", &message)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -284,7 +297,6 @@ pub(crate) fn notify_change(
         }
         Err(e) => tracing::warn!("notify.command {program:?} did not start: {e}"),
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -471,6 +471,7 @@ mod tests {
             agent_config: String::new(),
             plugins: lifecycle.config().defaults.clone(),
             hosts: Default::default(),
+            scm: None,
         };
         sendable(lifecycle.spawn_request(SpawnParams::new(
             crate::session::SessionRole::Worker,

@@ -106,6 +106,7 @@ mod tests {
                 agent: "claude-code".into(),
             },
             hosts: Default::default(),
+            scm: None,
         }
     }
 

@@ -202,7 +202,9 @@ fn io(action: &'static str, path: &Path, error: std::io::Error) -> StoreError {
     }
 }
 
-fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, StoreError> {
+pub(super) fn read_json<T: for<'de> Deserialize<'de>>(
+    path: &Path,
+) -> Result<Option<T>, StoreError> {
     let file = match private::open_read(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -224,7 +226,11 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, Sto
         .map_err(|e| corrupt(e.to_string()))
 }
 
-fn write_json<T: Serialize>(root: &Path, path: &Path, value: &T) -> Result<(), StoreError> {
+pub(super) fn write_json<T: Serialize>(
+    root: &Path,
+    path: &Path,
+    value: &T,
+) -> Result<(), StoreError> {
     let dir = path.parent().expect("watch files live in a folder");
     private::create_dir_within(root, dir).map_err(|e| io("creating", dir, e))?;
     let bytes = serde_json::to_vec_pretty(value).expect("watch state serialises");

@@ -11,6 +11,7 @@ mod plugins;
 mod pull_request;
 mod session;
 mod transport;
+mod watch;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -110,6 +111,8 @@ pub enum Command {
     },
     /// Serve the web dashboard and its JSON API until interrupted.
     Dashboard(dashboard::DashboardArgs),
+    /// Watch the sessions' pull requests, CI and reviews, and react (one watcher per data dir).
+    Watch(watch::WatchArgs),
     /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell).
     Completions(completions::CompletionsArgs),
     /// Record an agent's event (run by the agent's hooks, not by hand).
@@ -272,6 +275,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 Command::Dashboard(args) => {
                     reactor.block_on(dashboard::run(std::sync::Arc::new(lifecycle), args))
                 }
+                Command::Watch(args) => {
+                    reactor.block_on(watch::run(std::sync::Arc::new(lifecycle), args))
+                }
                 command => reactor.block_on(run_async(&lifecycle, command)),
             };
             // A plugin call that timed out may still hold a blocking thread; do not wait for it.
@@ -393,7 +399,9 @@ async fn run_command(lifecycle: &Lifecycle, command: Command) -> Result<ExitCode
             skip_plugins,
             json,
         } => gc::run(lifecycle, dry_run, force, &skip_plugins, json).await,
-        Command::Dashboard(_) => unreachable!("served with a shared lifecycle"),
+        Command::Dashboard(_) | Command::Watch(_) => {
+            unreachable!("run with a shared lifecycle")
+        }
         Command::Plugins(_)
         | Command::Completions(_)
         | Command::Hook(_)
