@@ -5,6 +5,7 @@
 
 use ao_core::{
     session::now_ms,
+    watch::ledger::Ledger,
     watch::view::{
         CheckLink, PullRequestView, QueuedReaction, SessionWatch, WatchDir, WatcherBeat, SCHEMA,
     },
@@ -219,6 +220,25 @@ fn no_watcher_is_said_once_and_a_damaged_watch_file_is_a_note_never_a_failed_lis
     let table = stdout(&harness.ok(&["session", "ls"]));
     assert!(table.contains("no watcher running"), "{table}");
 
+    // Nothing stored, and no project watched: nothing to say. A project that sets `scm:` wants
+    // a watcher before it stored anything.
+    for id in ["app-1", "app-2"] {
+        watch.remove_session("app", id).unwrap();
+    }
+    let table = stdout(&harness.ok(&["session", "ls"]));
+    assert!(!table.contains("no watcher running"), "{table}");
+    harness.edit_config(&[(
+        "default_branch: main }",
+        "default_branch: main, scm: github }",
+    )]);
+    let table = stdout(&harness.ok(&["session", "ls"]));
+    assert!(table.contains("no watcher running"), "{table}");
+    for id in ["app-1", "app-2"] {
+        watch
+            .save_session("app", id, &stored(Some(failing_pr()), &[]))
+            .unwrap();
+    }
+
     // A damaged file: its session is listed with a note naming the file and the fix.
     let damaged = watch.root().join("sessions/app/app-2.json");
     std::fs::write(&damaged, "{\"schema\": 1, \"pr\": [not json").unwrap();
@@ -258,14 +278,23 @@ fn a_killed_session_forgets_its_watch_file_and_gc_collects_one_written_after() {
             .unwrap();
     }
     let file = |id: &str| watch.root().join(format!("sessions/app/{id}.json"));
+    let ledger = |id: &str| watch.root().join(format!("ledger/app/{id}.json"));
+    watch
+        .save_ledger("app", "app-1", &Ledger::default())
+        .unwrap();
+    assert!(ledger("app-1").exists());
     harness.ok(&["session", "kill", "app-1"]);
     assert!(!file("app-1").exists(), "the kill left its watch file");
+    assert!(!ledger("app-1").exists(), "the kill left its ledger");
     assert!(file("app-2").exists());
 
     // A watcher that polled before the kill and saved after it leaves one behind: gc removes
     // it, and keeps the live session's.
     watch
         .save_session("app", "app-1", &stored(Some(failing_pr()), &[]))
+        .unwrap();
+    watch
+        .save_ledger("app", "app-1", &Ledger::default())
         .unwrap();
     let plan = stdout(&harness.ok(&["gc", "--dry-run"]));
     assert!(
@@ -276,6 +305,10 @@ fn a_killed_session_forgets_its_watch_file_and_gc_collects_one_written_after() {
     assert!(
         !file("app-1").exists(),
         "gc left the killed session's watch file"
+    );
+    assert!(
+        !ledger("app-1").exists(),
+        "gc left the killed session's ledger"
     );
     assert!(
         file("app-2").exists(),

@@ -139,8 +139,8 @@ enum Step {
         project: String,
         id: String,
     },
-    /// What the watcher stored of a session that is over (no active record): its pull request
-    /// would otherwise linger in the watch folder.
+    /// What the watcher stored of a session that is over (no active record), its view and its
+    /// ledger: they would otherwise linger in the watch folder.
     RemoveWatchFile {
         project: String,
         id: String,
@@ -205,7 +205,7 @@ impl Step {
                 "its session is over".into(),
             ),
             Self::RemoveWatchFile { project, id } => (
-                "remove watch file",
+                "remove watch files",
                 format!("{project}/{id}"),
                 "its session is over".into(),
             ),
@@ -777,11 +777,14 @@ impl Lifecycle {
             // No lock taken: an id without an active record is never handed out again, so
             // nothing can come to own this file meanwhile.
             Step::RemoveWatchFile { project, id } => match self.store.reread(project, id) {
-                Ok(None) => self
-                    .watch_dir()
-                    .remove_session(project, id)
-                    .map(|()| None)
-                    .map_err(|e| e.to_string()),
+                Ok(None) => {
+                    let watch = self.watch_dir();
+                    watch
+                        .remove_session(project, id)
+                        .and_then(|()| watch.remove_ledger(project, id))
+                        .map(|()| None)
+                        .map_err(|e| e.to_string())
+                }
                 Ok(Some(_)) => Ok(Some("a record names it now".into())),
                 Err(e) => Ok(Some(e.to_string())),
             },

@@ -182,18 +182,21 @@ impl Lifecycle {
     }
 
     /// Removes what was kept for a session that is over (killed, collected, or its spawn
-    /// undone): the agent plugin's files, and what the watcher stored of its pull request, so a
-    /// later session under another id never shows it. It is never launched again. A failure only
+    /// undone): the agent plugin's files, and what the watcher stored and decided about its
+    /// pull request. It is never launched again. A failure only
     /// costs disk space: logged.
     pub(super) async fn forget_session_files(&self, session: &Session, plugins: &PluginSet) {
         if let Err(e) = plugins.agent.forget(&session.id).await {
             tracing::warn!(id = %session.id, "removing the agent's files of the session: {e}");
         }
-        if let Err(e) = self
-            .watch_dir()
-            .remove_session(&session.project_id, &session.id)
-        {
-            tracing::warn!(id = %session.id, "removing what the watcher stored of the session: {e}");
+        let watch = self.watch_dir();
+        for removed in [
+            watch.remove_session(&session.project_id, &session.id),
+            watch.remove_ledger(&session.project_id, &session.id),
+        ] {
+            if let Err(e) = removed {
+                tracing::warn!(id = %session.id, "removing what the watcher stored of the session: {e}");
+            }
         }
     }
 

@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::view::{PullRequestView, QueuedReaction, SessionWatch, WatchDir, WatcherBeat};
 use crate::{
     lifecycle::{Lifecycle, LifecycleError},
-    session::{now_ms, process_alive, Session, StoreError},
+    session::{now_ms, process_alive, Session, SessionRole, StoreError},
 };
 
 /// A beat older than this many poll intervals means no watcher runs.
@@ -39,6 +39,9 @@ pub struct ListedSession {
     /// Why `pr` and `queued` could not be read, with the fix.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub watch_note: Option<String>,
+    /// Its project sets `scm:`: a watcher should follow it.
+    #[serde(skip)]
+    pub watched: bool,
 }
 
 /// A pull request with when it was looked at.
@@ -220,9 +223,10 @@ impl ListedSession {
         facts
     }
 
-    /// Whether the operator should be told that no watcher runs: something here needs one.
+    /// Whether the operator should be told that no watcher runs: its project is watched, or
+    /// something stored for it goes stale.
     pub fn wants_watcher(&self) -> bool {
-        !self.watcher_running && (self.pr.is_some() || !self.queued.is_empty())
+        !self.watcher_running && (self.watched || self.pr.is_some() || !self.queued.is_empty())
     }
 }
 
@@ -242,11 +246,17 @@ impl Lifecycle {
         let watch = self.watch_dir();
         let now = now_ms();
         let running = WatcherState::of(watch.beat(), now).running;
+        let projects = &self.config().projects;
         sessions
             .into_iter()
             .map(|session| {
                 let shown = shown(watch.session(&session.project_id, &session.id), now);
+                let watched = session.role == SessionRole::Worker
+                    && projects
+                        .get(&session.project_id)
+                        .is_some_and(|project| project.scm.is_some());
                 ListedSession {
+                    watched,
                     session,
                     pr: shown.pr,
                     queued: shown.queued,

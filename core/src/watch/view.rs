@@ -153,8 +153,8 @@ impl WatchDir {
         }
     }
 
-    /// Every session something is stored for, as `(project, id)`; names that are not valid ids
-    /// and links are skipped (never followed).
+    /// Every session something is stored for (its view, or the watcher's ledger), as
+    /// `(project, id)`; names that are not valid ids and links are skipped (never followed).
     pub fn stored_sessions(&self) -> Vec<(String, String)> {
         let real_folders = |dir: &Path| -> Vec<(String, PathBuf)> {
             let Ok(entries) = std::fs::read_dir(dir) else {
@@ -167,7 +167,10 @@ impl WatchDir {
                 .collect()
         };
         let mut stored = Vec::new();
-        for (project, folder) in real_folders(&self.root.join("sessions")) {
+        let projects = ["sessions", "ledger"]
+            .into_iter()
+            .flat_map(|kind| real_folders(&self.root.join(kind)));
+        for (project, folder) in projects {
             if validate_id("project id", &project).is_err() || !folder.is_dir() {
                 continue;
             }
@@ -180,6 +183,7 @@ impl WatchDir {
             }
         }
         stored.sort();
+        stored.dedup();
         stored
     }
 
