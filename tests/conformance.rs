@@ -504,7 +504,7 @@ fn an_agent_that_never_becomes_ready_fails_the_readiness_check() {
     );
     let failed: Vec<&str> = results
         .iter()
-        .filter(|r| r.kind == ao_plugin_api::PluginKind::Agent && !r.ok)
+        .filter(|r| r.kind == ao_plugin_api::InterfaceKind::Agent && !r.ok)
         .map(|r| r.check.as_str())
         .collect();
     assert_eq!(failed, [READINESS], "{results:#?}");
@@ -581,4 +581,100 @@ fn library_kit_with(
         .unwrap();
     reactor.shutdown_background();
     results
+}
+
+/// The checks of an scm plugin, by name, and whether each held.
+fn scm_verdicts(checks: &[Value]) -> Vec<(String, bool)> {
+    checks
+        .iter()
+        .filter(|c| c["kind"] == "scm")
+        .map(|c| (c["check"].as_str().unwrap().to_string(), c["ok"] == true))
+        .collect()
+}
+
+#[test]
+fn an_scm_plugin_is_checked_offline_in_process_and_isolated() {
+    let _turn = shared();
+    let library = build_fixture("scm", ApiPatch::None);
+    let every_check = [
+        "new",
+        "rate limits before any call",
+        "pull requests of no branch",
+        "reviews of no pull request",
+        "an unsigned webhook delivery is refused",
+        "doctor",
+        "no printing to stdout",
+    ];
+    for extra in [&["--in-process"][..], &[]] {
+        let (passed, checks) = kit_with(&library, "", extra);
+        assert!(passed, "{extra:?}: {:#?}", failed(&checks));
+        let names: Vec<String> = scm_verdicts(&checks).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, every_check, "{extra:?}: {checks:#?}");
+    }
+}
+
+#[test]
+fn an_scm_plugin_that_panics_or_crashes_fails_that_check_only() {
+    let _turn = shared();
+    let library = build_fixture("scm", ApiPatch::None);
+    // A panic is caught in either mode; a crash (SIGSEGV) only isolated, where the next check
+    // gets a fresh process.
+    for (settings, extra, cause) in [
+        (
+            "{ methods: panic, only: [webhook] }",
+            &["--in-process"][..],
+            "panicked",
+        ),
+        ("{ methods: panic, only: [webhook] }", &[][..], "panicked"),
+        (
+            "{ methods: segfault, only: [webhook] }",
+            &[][..],
+            "crashed (SIGSEGV)",
+        ),
+    ] {
+        let (passed, checks) = kit_with(&library, &format!("    fixture-scm: {settings}\n"), extra);
+        assert!(!passed, "{settings} {extra:?}: {checks:#?}");
+        let failing = failed(&checks);
+        assert_eq!(failing.len(), 1, "{settings} {extra:?}: {failing:#?}");
+        assert!(
+            failing[0].starts_with("an unsigned webhook delivery is refused: ")
+                && failing[0].contains(cause),
+            "{settings} {extra:?}: {failing:#?}"
+        );
+        let verdicts = scm_verdicts(&checks);
+        assert!(
+            verdicts.iter().any(|(name, ok)| name == "doctor" && *ok),
+            "the checks after it still ran: {verdicts:?}"
+        );
+    }
+}
+
+#[test]
+fn an_scm_plugin_that_needs_settings_is_built_or_refused_as_a_config_error() {
+    let _turn = shared();
+    let library = build_fixture("scm", ApiPatch::None);
+    let (passed, checks) = kit_with(&library, "    fixture-scm: { constructor: error }\n", &[]);
+    assert!(
+        passed,
+        "a config error is an answer: {:#?}",
+        failed(&checks)
+    );
+    let verdicts = scm_verdicts(&checks);
+    assert_eq!(verdicts[0], ("new".to_string(), true), "{checks:#?}");
+    assert_eq!(verdicts[1].0, "offline questions", "{checks:#?}");
+    assert!(
+        checks[1]["skipped"] == true
+            && checks[1]["detail"]
+                .as_str()
+                .unwrap()
+                .contains("plugins.config"),
+        "{checks:#?}"
+    );
+    let (passed, checks) = kit_with(&library, "    fixture-scm: { constructor: panic }\n", &[]);
+    assert!(!passed, "{checks:#?}");
+    assert!(
+        failed(&checks)[0].starts_with("new: ") && failed(&checks)[0].contains("panicked"),
+        "{:#?}",
+        failed(&checks)
+    );
 }

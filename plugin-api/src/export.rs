@@ -39,15 +39,18 @@ const fn const_str_eq(a: &str, b: &str) -> bool {
 /// }
 /// ```
 ///
-/// Each entry is a kind (`runtime`, `agent` or `workspace`), the plugin's name as operators write
-/// it in `ao-rs.yaml`, and a type implementing the matching trait. The plugin's version is the
+/// Each entry is a kind (`runtime`, `agent`, `workspace` or `scm`), the plugin's name as
+/// operators write it in `ao-rs.yaml`, and a type implementing the matching trait
+/// ([`Runtime`](crate::Runtime), [`Agent`](crate::Agent), [`Workspace`](crate::Workspace),
+/// [`Scm`](crate::Scm)). The plugin's version is the
 /// calling crate's `CARGO_PKG_VERSION`. Invoke it once per library, at the crate root; the crate
 /// must have `crate-type = ["cdylib"]`.
 ///
 /// `[remote]` says the plugin also works on another host (`ao-host spawn --host`): it reaches
 /// programs and files only through `ao-plugin-kit`'s `program`, `files` and `session_files`,
 /// which carry the host's transport (see [`crate::transport`]). Without it, the host refuses to
-/// use the plugin on another host.
+/// use the plugin on another host. An `scm` plugin cannot be `[remote]` (it talks to its forge
+/// from the host that runs ao-host); the macro refuses that at compile time.
 ///
 /// A library that cannot work without a host feature (see [`crate::HOST_FEATURES`]) says so
 /// first; a host without it refuses the library, naming the feature, instead of loading it:
@@ -137,20 +140,23 @@ macro_rules! __export_plugins {
             use $crate::abi_stable::prefix_type::PrefixTypeTrait as _;
             $crate::PluginLibrary {
                 api_version: $crate::abi_stable::std_types::RStr::from_str($crate::API_VERSION),
-                plugins: $crate::abi_stable::std_types::RSlice::from_slice(::std::vec::Vec::leak(vec![
-                    $($crate::PluginDeclaration {
-                        name: $crate::abi_stable::std_types::RStr::from_str($name),
-                        version: $crate::abi_stable::std_types::RStr::from_str(
-                            env!("CARGO_PKG_VERSION"),
-                        ),
-                        constructor: $crate::__plugin_constructor!($kind $plugin),
-                    },)+
-                ])),
+                plugins: $crate::abi_stable::std_types::RSlice::from_slice(::std::vec::Vec::leak(
+                    [$($crate::__plugin_declaration!($kind $name $plugin),)+]
+                        .into_iter()
+                        .flatten()
+                        .collect::<::std::vec::Vec<$crate::PluginDeclaration>>(),
+                )),
                 remote: $crate::abi_stable::std_types::RSlice::from_slice(::std::vec::Vec::leak(
                     [$($crate::__remote_declaration!($kind $name $plugin $(, $capability)?),)+]
                         .into_iter()
                         .flatten()
                         .collect::<::std::vec::Vec<$crate::RemoteDeclaration>>(),
+                )),
+                added_kinds: $crate::abi_stable::std_types::RSlice::from_slice(::std::vec::Vec::leak(
+                    [$($crate::__added_kind_declaration!($kind $name $plugin),)+]
+                        .into_iter()
+                        .flatten()
+                        .collect::<::std::vec::Vec<$crate::AddedKindDeclaration>>(),
                 )),
             }
             .leak_into_prefix()
@@ -172,6 +178,42 @@ macro_rules! __export_plugins {
                 )
             }
         };
+    };
+}
+
+/// The [`PluginDeclaration`](crate::PluginDeclaration) of an entry of a first-release kind;
+/// `None` for one of a kind added since (see [`__added_kind_declaration!`]).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __plugin_declaration {
+    (scm $name:literal $plugin:ty) => {
+        ::std::option::Option::None
+    };
+    ($kind:ident $name:literal $plugin:ty) => {
+        ::std::option::Option::Some($crate::PluginDeclaration {
+            name: $crate::abi_stable::std_types::RStr::from_str($name),
+            version: $crate::abi_stable::std_types::RStr::from_str(env!("CARGO_PKG_VERSION")),
+            constructor: $crate::__plugin_constructor!($kind $plugin),
+        })
+    };
+}
+
+/// The [`AddedKindDeclaration`](crate::AddedKindDeclaration) of an entry of a kind added after
+/// the first release; `None` for the others.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __added_kind_declaration {
+    (scm $name:literal $plugin:ty) => {
+        ::std::option::Option::Some($crate::AddedKindDeclaration {
+            name: $crate::abi_stable::std_types::RStr::from_str($name),
+            version: $crate::abi_stable::std_types::RStr::from_str(env!("CARGO_PKG_VERSION")),
+            constructor: $crate::abi_stable::nonexhaustive_enum::NonExhaustive::new(
+                $crate::AddedKindConstructor::Scm($crate::ffi::construct_scm::<$plugin>),
+            ),
+        })
+    };
+    ($kind:ident $name:literal $plugin:ty) => {
+        ::std::option::Option::None
     };
 }
 
@@ -203,7 +245,7 @@ macro_rules! __plugin_constructor {
         compile_error!(concat!(
             "unknown plugin kind `",
             stringify!($other),
-            "`: expected runtime, agent or workspace"
+            "`: expected runtime, agent, workspace or scm"
         ))
     };
 }
@@ -211,6 +253,13 @@ macro_rules! __plugin_constructor {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __remote_declaration {
+    (scm $name:literal $plugin:ty, remote) => {
+        compile_error!(concat!(
+            "scm plugin \"",
+            $name,
+            "\" cannot be `[remote]`: an scm plugin talks to its forge from the host that runs ao-host"
+        ))
+    };
     ($kind:ident $name:literal $plugin:ty) => {
         ::std::option::Option::None
     };

@@ -22,8 +22,12 @@ use abi_stable::{
 
 use crate::{
     error::{PluginError, PluginErrorKind},
+    scm::{
+        Check, ChecksQuery, Fetched, MergeRequest, PullRequest, PullRequestQuery, RateLimit,
+        ReviewFeedback, ReviewsQuery, WebhookDelivery, WebhookHint,
+    },
     successors::{ActivityState, PluginFailure, ReadinessState},
-    traits::{Agent, Runtime, Workspace},
+    traits::{Agent, Runtime, Scm, Workspace},
     types::{
         Activity, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext,
         Readiness, RepositoryInfo, RuntimeCreateRequest, Transport, WorkspaceCreateConfig,
@@ -111,6 +115,8 @@ pub type RuntimeObject = RuntimeFfi_TO<'static, RBox<()>>;
 pub type AgentObject = AgentFfi_TO<'static, RBox<()>>;
 /// A workspace plugin instance as the host holds it.
 pub type WorkspaceObject = WorkspaceFfi_TO<'static, RBox<()>>;
+/// An scm plugin instance as the host holds it. (Added in 0.1.9.)
+pub type ScmObject = ScmFfi_TO<'static, RBox<()>>;
 
 thread_local! {
     /// Where the last panic on this thread happened, recorded by the hook below.
@@ -173,6 +179,17 @@ fn to_rvec(items: Vec<String>) -> RVec<RString> {
     items.into_iter().map(RString::from).collect()
 }
 
+/// A list answer as it crosses the boundary.
+fn fetched_rvec<T>(fetched: Fetched<Vec<T>>) -> Fetched<RVec<T>> {
+    match fetched {
+        Fetched::Unchanged => Fetched::Unchanged,
+        Fetched::Changed { value, validator } => Fetched::Changed {
+            value: value.into(),
+            validator,
+        },
+    }
+}
+
 /// Constructor entry points; `export_plugins!` stores one of these per plugin, and one of the
 /// `construct_remote_*` for a plugin marked `[remote]`.
 #[doc(hidden)]
@@ -194,6 +211,18 @@ pub extern "C" fn construct_workspace<T: Workspace>(
     context: &PluginContext,
 ) -> RResult<WorkspaceObject, PluginError> {
     build_workspace::<T>(context, None)
+}
+
+/// The constructor of an scm plugin (a kind added in 0.1.9, declared in
+/// [`crate::AddedKindConstructor`]). An scm plugin talks to its forge from the host, so it has
+/// no remote form.
+#[doc(hidden)]
+pub extern "C" fn construct_scm<T: Scm>(
+    context: &PluginContext,
+) -> RResult<ScmObject, PluginFailure> {
+    guarded(None, "new", || {
+        T::new(context).map(|plugin| ScmFfi_TO::from_value(ScmAdapter(plugin, None), TD_Opaque))
+    })
 }
 
 #[doc(hidden)]

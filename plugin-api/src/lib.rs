@@ -1,8 +1,8 @@
 //! The stable interface between `ao-host` and its plugins.
 //!
 //! A plugin is a shared library (`crate-type = ["cdylib"]`) that depends on this crate (and on
-//! `ao-plugin-kit` for helpers), implements one or more of [`Runtime`], [`Agent`] and
-//! [`Workspace`] as plain Rust, and names them in one [`export_plugins!`] invocation. The macro
+//! `ao-plugin-kit` for helpers), implements one or more of [`Runtime`], [`Agent`],
+//! [`Workspace`] and [`Scm`] as plain Rust, and names them in one [`export_plugins!`] invocation. The macro
 //! writes these exports:
 //!
 //! - `AO_PLUGIN_ABI`, the format-2 manifest ([`manifest::AbiManifest`]): the library's
@@ -138,10 +138,10 @@ pub use abi_stable;
 pub use crate::{
     error::{PluginError, PluginErrorKind, PluginResult},
     root::{
-        PluginConstructor, PluginDeclaration, PluginLibrary, PluginLibraryRef, RemoteConstructor,
-        RemoteDeclaration,
+        AddedKindConstructor, AddedKindDeclaration, PluginConstructor, PluginDeclaration,
+        PluginLibrary, PluginLibraryRef, RemoteConstructor, RemoteDeclaration,
     },
-    successors::{ActivityState, ErrorKind, PluginFailure, ReadinessState},
+    successors::{ActivityState, ErrorKind, InterfaceKind, PluginFailure, ReadinessState},
     traits::{Agent, Runtime, Scm, Workspace},
     types::{
         Activity, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext,
@@ -173,7 +173,7 @@ pub const HOST_FEATURES: &[&str] = &["remote", "runtime-start"];
 /// The one place [`INTERFACE_REVISION`] is written (`concat!` takes literals only).
 macro_rules! interface_revision {
     () => {
-        "0.1.8"
+        "0.1.9"
     };
 }
 

@@ -1,4 +1,4 @@
-//! Every method of the three plugin interfaces, declared once.
+//! Every method of the plugin interfaces, declared once.
 //!
 //! [`interface_methods!`](crate::interface_methods) hands each interface's table to a macro of
 //! the caller's, once per interface. This crate expands it into the FFI traits (with the
@@ -179,6 +179,31 @@ macro_rules! interface_methods {
                         .base_of(repo.as_str(), default_branch.as_str())
                         .map(RString::from);
             }
+        }
+        $callback! {
+            /// FFI form of [`Scm`]. (Added in 0.1.9, all of it its first release.)
+            interface Scm: ScmFfi, ScmAdapter, ScmObject, "scm";
+            first_release {
+                fn pull_requests(
+                    query: &PullRequestQuery
+                ) -> RResult<Fetched<RVec<PullRequest>>, PluginFailure>
+                    = |plugin| plugin.pull_requests(query).map(fetched_rvec);
+                fn checks(query: &ChecksQuery) -> RResult<Fetched<RVec<Check>>, PluginFailure>
+                    = |plugin| plugin.checks(query).map(fetched_rvec);
+                fn reviews(query: &ReviewsQuery) -> RResult<RVec<ReviewFeedback>, PluginFailure>
+                    = |plugin| plugin.reviews(query);
+                fn merge(request: &MergeRequest) -> RResult<(), PluginFailure>
+                    = |plugin| plugin.merge(request);
+                fn webhook(delivery: &WebhookDelivery) -> RResult<WebhookHint, PluginFailure>
+                    = |plugin| plugin.webhook(delivery);
+                fn rate_limits() -> RResult<RVec<RateLimit>, PluginFailure>
+                    = |plugin| plugin.rate_limits();
+            }
+            last_of_first_release {
+                fn doctor() -> RResult<RVec<DoctorCheck>, PluginFailure>
+                    = |plugin| plugin.doctor();
+            }
+            added {}
         }
     };
 }

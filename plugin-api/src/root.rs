@@ -1,8 +1,12 @@
 //! The root module every plugin library exports, checked by abi_stable before first use.
 
+// The `StableAbi` derive of a non-exhaustive enum trips this lint in code we do not write.
+#![allow(non_local_definitions)]
+
 use abi_stable::{
     declare_root_module_statics,
     library::RootModule,
+    nonexhaustive_enum::NonExhaustiveFor,
     sabi_types::VersionStrings,
     std_types::{RResult, RSlice, RStr},
     StableAbi,
@@ -10,7 +14,8 @@ use abi_stable::{
 
 use crate::{
     error::PluginError,
-    ffi::{AgentObject, RuntimeObject, WorkspaceObject},
+    ffi::{AgentObject, RuntimeObject, ScmObject, WorkspaceObject},
+    successors::{InterfaceKind, PluginFailure},
     types::{PluginContext, PluginKind, Transport},
 };
 
@@ -35,6 +40,42 @@ impl PluginConstructor {
             Self::Workspace(_) => PluginKind::Workspace,
         }
     }
+}
+
+/// Builds one plugin instance of a kind added after the first release: [`PluginConstructor`]
+/// is exhaustive, so it can never gain a variant, and this enum can. It crosses the boundary as
+/// [`NonExhaustiveFor<AddedKindConstructor>`]: a host reads a variant it does not know as a
+/// plugin it cannot use (its manifest names the kind, so such a library is refused by name
+/// before it is loaded). (Added in 0.1.9.)
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy)]
+#[sabi(kind(WithNonExhaustive(size = [usize; 2], traits(Debug, Clone))))]
+#[non_exhaustive]
+pub enum AddedKindConstructor {
+    /// Builds an scm plugin ([`crate::Scm`]).
+    Scm(extern "C" fn(&PluginContext) -> RResult<ScmObject, PluginFailure>),
+}
+
+impl AddedKindConstructor {
+    /// Which interface the constructed plugin has.
+    pub fn kind(&self) -> InterfaceKind {
+        match self {
+            Self::Scm(_) => InterfaceKind::Scm,
+        }
+    }
+}
+
+/// One plugin of a kind added after the first release (see [`AddedKindConstructor`]).
+/// (Added in 0.1.9.)
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone)]
+pub struct AddedKindDeclaration {
+    /// The name operators write in `ao-rs.yaml`.
+    pub name: RStr<'static>,
+    /// The plugin's own semver version (its crate version).
+    pub version: RStr<'static>,
+    /// Builds it; the variant is its kind.
+    pub constructor: NonExhaustiveFor<AddedKindConstructor>,
 }
 
 /// Builds one plugin instance that works on another host, through `transport` (see
@@ -89,6 +130,11 @@ pub struct PluginLibrary {
     /// host refuses to use its plugins on another host.
     #[sabi(missing_field(default))]
     pub remote: RSlice<'static, RemoteDeclaration>,
+    /// The plugins of kinds added after the first release (`scm`, 0.1.9). A library built
+    /// before has none; a host built before reads no further than `remote`, and refuses such a
+    /// library from its manifest, by the kind's name.
+    #[sabi(missing_field(default))]
+    pub added_kinds: RSlice<'static, AddedKindDeclaration>,
 }
 
 /// The version abi_stable compares between host and library.

@@ -20,7 +20,7 @@ use abi_stable::{
 
 /// Which repository on the forge a project's pull requests live in.
 #[repr(C)]
-#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+#[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct ScmRepository {
     /// The project's local clone, whose `origin` URL names the repository when `slug` is not
     /// set.
@@ -33,7 +33,7 @@ pub struct ScmRepository {
 /// An answer that may be "the same as last time", so an unchanged answer costs nothing against
 /// the forge's rate limit (an HTTP `304` to `If-None-Match`).
 #[repr(C, u8)]
-#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+#[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub enum Fetched<T> {
     /// Nothing changed since the answer whose validator the query carried.
     Unchanged,
@@ -50,7 +50,7 @@ pub enum Fetched<T> {
 /// The pull requests whose head is one of `branches`: open ones, and closed or merged ones
 /// the forge still lists (a session needs to learn that its pull request was merged).
 #[repr(C)]
-#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+#[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct PullRequestQuery {
     /// Where.
     pub repository: ScmRepository,
@@ -63,7 +63,7 @@ pub struct PullRequestQuery {
 
 /// The checks (CI jobs, status contexts) on one commit.
 #[repr(C)]
-#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+#[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct ChecksQuery {
     /// Where.
     pub repository: ScmRepository,
@@ -77,7 +77,7 @@ pub struct ChecksQuery {
 
 /// The reviews of several pull requests, asked in one go.
 #[repr(C)]
-#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+#[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct ReviewsQuery {
     /// Where.
     pub repository: ScmRepository,
@@ -87,7 +87,7 @@ pub struct ReviewsQuery {
 
 /// Merge a pull request, but only at the commit the caller saw green.
 #[repr(C)]
-#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+#[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct MergeRequest {
     /// Where.
     pub repository: ScmRepository,
@@ -99,7 +99,7 @@ pub struct MergeRequest {
 
 /// A webhook delivery as it arrived: the host only listens, the plugin judges it.
 #[repr(C)]
-#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+#[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct WebhookDelivery {
     /// The request's headers, names in lower case.
     pub headers: RVec<WebhookHeader>,
@@ -109,7 +109,7 @@ pub struct WebhookDelivery {
 
 /// One header of a [`WebhookDelivery`].
 #[repr(C)]
-#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+#[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct WebhookHeader {
     /// Lower case.
     pub name: RString,
@@ -120,7 +120,7 @@ pub struct WebhookHeader {
 /// What a verified webhook delivery hints at. It is only a hint to poll now: the host still
 /// asks the forge for the facts.
 #[repr(C)]
-#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+#[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct WebhookHint {
     /// The forge's id of this delivery (`X-GitHub-Delivery`), so the host can refuse a replay.
     pub delivery_id: RString,
@@ -156,7 +156,7 @@ pub struct PullRequest {
 
 /// Whether a pull request is still open. A host reads a state it does not know as `Open`.
 #[repr(u8)]
-#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 #[sabi(kind(WithNonExhaustive(size = [usize; 2], traits(Debug, Clone, PartialEq, Eq))))]
 #[non_exhaustive]
 pub enum PullRequestState {
@@ -170,7 +170,7 @@ pub enum PullRequestState {
 
 /// Whether a pull request merges cleanly. A host reads one it does not know as `Unknown`.
 #[repr(u8)]
-#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 #[sabi(kind(WithNonExhaustive(size = [usize; 2], traits(Debug, Clone, PartialEq, Eq))))]
 #[non_exhaustive]
 pub enum Mergeability {
@@ -185,7 +185,7 @@ pub enum Mergeability {
 /// What a pull request's reviews add up to, or what one review says. A host reads one it does
 /// not know as `None`.
 #[repr(u8)]
-#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 #[sabi(kind(WithNonExhaustive(size = [usize; 2], traits(Debug, Clone, PartialEq, Eq))))]
 #[non_exhaustive]
 pub enum ReviewDecision {
@@ -220,7 +220,7 @@ pub struct Check {
 
 /// Where a check stands. A host reads one it does not know as `Pending`.
 #[repr(u8)]
-#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 #[sabi(kind(WithNonExhaustive(size = [usize; 2], traits(Debug, Clone, PartialEq, Eq))))]
 #[non_exhaustive]
 pub enum CheckState {
@@ -267,7 +267,7 @@ pub struct Review {
 
 /// One comment of an unresolved review thread.
 #[repr(C)]
-#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+#[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct ReviewComment {
     /// The thread's id, stable: what resolving it resolves.
     pub thread_id: RString,
@@ -287,7 +287,7 @@ pub struct ReviewComment {
 
 /// What the forge said about one of its rate limits, on the last answer that told.
 #[repr(C)]
-#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+#[derive(StableAbi, serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct RateLimit {
     /// Which API the limit counts (`rest`, `graphql`): forges limit them apart.
     pub api: RString,

@@ -1,5 +1,5 @@
-//! The enums that can grow: non-exhaustive successors of [`Activity`], [`Readiness`] and
-//! [`PluginErrorKind`].
+//! The enums that can grow: non-exhaustive successors of [`Activity`], [`Readiness`],
+//! [`PluginErrorKind`] and [`PluginKind`].
 //!
 //! abi_stable refuses a library whose exhaustive enum has a variant the host's lacks, so the
 //! first three enums can never gain one. Their successors cross the boundary as abi_stable's
@@ -20,7 +20,7 @@ use abi_stable::{
     StableAbi,
 };
 
-use crate::{Activity, PluginError, PluginErrorKind, Readiness};
+use crate::{Activity, PluginError, PluginErrorKind, PluginKind, Readiness};
 
 /// What the agent is doing, as far as its screen tells: [`Activity`] that can grow.
 #[repr(u8)]
@@ -75,6 +75,62 @@ impl From<Readiness> for ReadinessState {
             Readiness::Starting => Self::Starting,
             Readiness::Blocked { reason, answer } => Self::Blocked { reason, answer },
         }
+    }
+}
+
+/// Which interface a plugin implements: [`PluginKind`] that can grow. The host's own name for a
+/// kind: [`PluginKind`] is exhaustive (it is in the layout of the first root module), so the
+/// kinds added since ([`InterfaceKind::Scm`], 0.1.9) are only here. It never crosses the
+/// boundary; manifests name kinds by [`InterfaceKind::as_str`]. (Added in 0.1.9.)
+#[derive(
+    serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum InterfaceKind {
+    /// As [`PluginKind::Runtime`].
+    Runtime,
+    /// As [`PluginKind::Agent`].
+    Agent,
+    /// As [`PluginKind::Workspace`].
+    Workspace,
+    /// Knows one code host ([`crate::Scm`]). (Added in 0.1.9.)
+    Scm,
+}
+
+impl InterfaceKind {
+    /// Every kind, in the order listings show them.
+    pub const ALL: [InterfaceKind; 4] = [Self::Runtime, Self::Agent, Self::Workspace, Self::Scm];
+
+    /// The lower-case name used in config files, manifests and CLI output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Runtime => "runtime",
+            Self::Agent => "agent",
+            Self::Workspace => "workspace",
+            Self::Scm => "scm",
+        }
+    }
+
+    /// The kind named `name` as [`InterfaceKind::as_str`] spells it.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+}
+
+impl From<PluginKind> for InterfaceKind {
+    fn from(kind: PluginKind) -> Self {
+        match kind {
+            PluginKind::Runtime => Self::Runtime,
+            PluginKind::Agent => Self::Agent,
+            PluginKind::Workspace => Self::Workspace,
+        }
+    }
+}
+
+impl fmt::Display for InterfaceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

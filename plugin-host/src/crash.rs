@@ -10,7 +10,7 @@
 
 use std::{cell::UnsafeCell, sync::OnceLock};
 
-use ao_plugin_api::PluginKind;
+use ao_plugin_api::InterfaceKind;
 
 /// The fatal signals a crashing plugin raises, and their names.
 const SIGNALS: [(libc::c_int, &str); 5] = [
@@ -57,7 +57,7 @@ impl Drop for CallGuard {
 }
 
 /// Records that this thread is now running `method` of the `kind` plugin `name`.
-pub(crate) fn enter(kind: PluginKind, name: &str, method: &str) -> CallGuard {
+pub(crate) fn enter(kind: InterfaceKind, name: &str, method: &str) -> CallGuard {
     note(
         &format!("{kind} plugin `{name}`"),
         &format!(

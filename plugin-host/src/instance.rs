@@ -9,11 +9,15 @@ use std::{sync::Arc, time::Duration};
 
 use super::successors;
 use ao_plugin_api::{
-    abi_stable::std_types::{RResult, RStr, RString},
-    ffi::{AgentObject, RuntimeObject, WorkspaceObject},
-    Activity, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginError,
-    PluginErrorKind, PluginKind, Readiness, RepositoryInfo, RuntimeCreateRequest,
-    WorkspaceCreateConfig,
+    abi_stable::std_types::{RResult, RStr, RString, RVec},
+    ffi::{AgentObject, RuntimeObject, ScmObject, WorkspaceObject},
+    scm::{
+        Check, ChecksQuery, Fetched, MergeRequest, PullRequest, PullRequestQuery, RateLimit,
+        ReviewFeedback, ReviewsQuery, WebhookDelivery, WebhookHint,
+    },
+    Activity, AgentSession, DoctorCheck, EnvVar, ErrorKind, InterfaceKind, LaunchPlan,
+    LaunchRequest, PluginError, PluginErrorKind, PluginFailure, Readiness, RepositoryInfo,
+    RuntimeCreateRequest, WorkspaceCreateConfig,
 };
 
 /// A failed plugin call, naming the plugin and the method.
@@ -21,14 +25,22 @@ use ao_plugin_api::{
 pub enum PluginCallError {
     #[error("{kind} plugin `{plugin}`: {method}: {}", error.message)]
     Plugin {
-        kind: PluginKind,
+        kind: InterfaceKind,
         plugin: String,
         method: &'static str,
         error: PluginError,
     },
+    /// A method added since 0.1.7 failed, with a kind that can grow.
+    #[error("{kind} plugin `{plugin}`: {method}: {}", failure.message)]
+    Failure {
+        kind: InterfaceKind,
+        plugin: String,
+        method: &'static str,
+        failure: PluginFailure,
+    },
     #[error("{kind} plugin `{plugin}` did not finish `{method}` within {} ms; raise {setting} in ao-rs.yaml if it is just slow", timeout.as_millis())]
     Timeout {
-        kind: PluginKind,
+        kind: InterfaceKind,
         plugin: String,
         method: &'static str,
         timeout: Duration,
@@ -43,22 +55,82 @@ impl PluginCallError {
     pub fn plugin_message(&self) -> String {
         match self {
             Self::Plugin { error, .. } => error.message.to_string(),
+            Self::Failure { failure, .. } => failure.message.to_string(),
             other => other.to_string(),
         }
     }
 
-    /// The plugin's own error kind; a timeout counts as [`PluginErrorKind::Failed`].
+    /// The plugin's own error kind; a timeout counts as [`PluginErrorKind::Failed`], and so
+    /// does a kind that only [`PluginCallError::error_kind`] knows.
     pub fn kind(&self) -> PluginErrorKind {
         match self {
             Self::Plugin { error, .. } => error.kind,
+            Self::Failure {
+                plugin, failure, ..
+            } => successors::plugin_error(failure.clone(), plugin).kind,
             Self::Timeout { .. } => PluginErrorKind::Failed,
+        }
+    }
+
+    /// The plugin's own error kind in the enum that can grow (`RateLimited`, …); a timeout
+    /// counts as [`ErrorKind::Failed`].
+    pub fn error_kind(&self) -> ErrorKind {
+        match self {
+            Self::Plugin { error, .. } => error.kind.into(),
+            Self::Failure {
+                plugin, failure, ..
+            } => successors::known(&failure.kind, plugin),
+            Self::Timeout { .. } => ErrorKind::Failed,
+        }
+    }
+}
+
+/// What a plugin method fails with: [`PluginError`] (methods up to 0.1.7) or [`PluginFailure`]
+/// (since), each kept as itself in the [`PluginCallError`].
+pub(crate) trait MethodError: Send + 'static {
+    fn into_call_error(
+        self,
+        kind: InterfaceKind,
+        plugin: String,
+        method: &'static str,
+    ) -> PluginCallError;
+}
+
+impl MethodError for PluginError {
+    fn into_call_error(
+        self,
+        kind: InterfaceKind,
+        plugin: String,
+        method: &'static str,
+    ) -> PluginCallError {
+        PluginCallError::Plugin {
+            kind,
+            plugin,
+            method,
+            error: self,
+        }
+    }
+}
+
+impl MethodError for PluginFailure {
+    fn into_call_error(
+        self,
+        kind: InterfaceKind,
+        plugin: String,
+        method: &'static str,
+    ) -> PluginCallError {
+        PluginCallError::Failure {
+            kind,
+            plugin,
+            method,
+            failure: self,
         }
     }
 }
 
 /// What every instance handle shares: who it is and how long a call may take.
 struct Caller<O> {
-    kind: PluginKind,
+    kind: InterfaceKind,
     name: Arc<str>,
     timeout: Duration,
     object: Arc<O>,
@@ -77,17 +149,18 @@ impl<O> Clone for Caller<O> {
 }
 
 impl<O: Send + Sync + 'static> Caller<O> {
-    async fn call<T, F>(&self, method: &'static str, body: F) -> Result<T, PluginCallError>
+    async fn call<T, E, F>(&self, method: &'static str, body: F) -> Result<T, PluginCallError>
     where
         T: Send + 'static,
-        F: FnOnce(&O) -> RResult<T, PluginError> + Send + 'static,
+        E: MethodError,
+        F: FnOnce(&O) -> RResult<T, E> + Send + 'static,
     {
         self.call_within(method, self.timeout, "defaults.call_timeout_ms", body)
             .await
     }
 
     /// [`Caller::call`] with a bound of its own, named by `setting` in the timeout error.
-    async fn call_within<T, F>(
+    async fn call_within<T, E, F>(
         &self,
         method: &'static str,
         timeout: Duration,
@@ -96,7 +169,8 @@ impl<O: Send + Sync + 'static> Caller<O> {
     ) -> Result<T, PluginCallError>
     where
         T: Send + 'static,
-        F: FnOnce(&O) -> RResult<T, PluginError> + Send + 'static,
+        E: MethodError,
+        F: FnOnce(&O) -> RResult<T, E> + Send + 'static,
     {
         let object = Arc::clone(&self.object);
         let (kind, name) = (self.kind, Arc::clone(&self.name));
@@ -104,12 +178,7 @@ impl<O: Send + Sync + 'static> Caller<O> {
             let _running = super::crash::enter(kind, &name, method);
             body(&object)
         });
-        let failed = |error: PluginError| PluginCallError::Plugin {
-            kind: self.kind,
-            plugin: self.name.to_string(),
-            method,
-            error,
-        };
+        let failed = |error: E| error.into_call_error(self.kind, self.name.to_string(), method);
         match tokio::time::timeout(timeout, task).await {
             Err(_) => {
                 super::process_state::put_back(&format!(
@@ -125,10 +194,11 @@ impl<O: Send + Sync + 'static> Caller<O> {
                 })
             }
             // The plugin side catches panics; this is a panic in the host's own glue.
-            Ok(Err(join_error)) => Err(failed(PluginError::new(
+            Ok(Err(join_error)) => Err(PluginError::new(
                 PluginErrorKind::Panicked,
                 format!("call aborted: {join_error}"),
-            ))),
+            )
+            .into_call_error(self.kind, self.name.to_string(), method)),
             Ok(Ok(result)) => result.into_result().map_err(failed),
         }
     }
@@ -164,15 +234,22 @@ macro_rules! plugin_handle {
 
 plugin_handle!(
     /// A runtime plugin instance.
-    RuntimePlugin, RuntimeObject, PluginKind::Runtime
+    RuntimePlugin, RuntimeObject, InterfaceKind::Runtime
 );
 plugin_handle!(
     /// An agent plugin instance.
-    AgentPlugin, AgentObject, PluginKind::Agent
+    AgentPlugin, AgentObject, InterfaceKind::Agent
 );
 plugin_handle!(
     /// A workspace plugin instance.
-    WorkspacePlugin, WorkspaceObject, PluginKind::Workspace
+    WorkspacePlugin, WorkspaceObject, InterfaceKind::Workspace
+);
+plugin_handle!(
+    /// An scm plugin instance: what a code host says about the sessions' branches. Its values
+    /// hold the forge's enums as they crossed (`NonExhaustiveFor<…>`); read them with
+    /// [`successors::known`], which names a state this build does not know and reads it as the
+    /// enum's fallback.
+    ScmPlugin, ScmObject, InterfaceKind::Scm
 );
 
 impl RuntimePlugin {
@@ -585,5 +662,73 @@ impl WorkspacePlugin {
                 o.discover_repository(RStr::from_str(&dir))
             })
             .await
+    }
+}
+
+/// A list answer as the host's code reads it.
+fn fetched_vec<T>(fetched: Fetched<RVec<T>>) -> Fetched<Vec<T>> {
+    match fetched {
+        Fetched::Unchanged => Fetched::Unchanged,
+        Fetched::Changed { value, validator } => Fetched::Changed {
+            value: value.into(),
+            validator,
+        },
+    }
+}
+
+impl ScmPlugin {
+    /// The pull requests whose head is one of the query's branches (see
+    /// [`ao_plugin_api::Scm::pull_requests`]).
+    pub async fn pull_requests(
+        &self,
+        query: PullRequestQuery,
+    ) -> Result<Fetched<Vec<PullRequest>>, PluginCallError> {
+        self.0
+            .call("pull_requests", move |o| o.pull_requests(&query))
+            .await
+            .map(fetched_vec)
+    }
+
+    /// The checks on one commit, with the log tail of each failed one.
+    pub async fn checks(&self, query: ChecksQuery) -> Result<Fetched<Vec<Check>>, PluginCallError> {
+        self.0
+            .call("checks", move |o| o.checks(&query))
+            .await
+            .map(fetched_vec)
+    }
+
+    /// The reviews waiting for an answer, one entry per pull request asked about.
+    pub async fn reviews(
+        &self,
+        query: ReviewsQuery,
+    ) -> Result<Vec<ReviewFeedback>, PluginCallError> {
+        self.0
+            .call("reviews", move |o| o.reviews(&query))
+            .await
+            .map(Vec::from)
+    }
+
+    /// Merges a pull request at the head the caller saw green.
+    pub async fn merge(&self, request: MergeRequest) -> Result<(), PluginCallError> {
+        self.0.call("merge", move |o| o.merge(&request)).await
+    }
+
+    /// Verifies a webhook delivery and says what it concerns; a delivery that does not verify
+    /// fails with [`ErrorKind::InvalidInput`].
+    pub async fn webhook(&self, delivery: WebhookDelivery) -> Result<WebhookHint, PluginCallError> {
+        self.0.call("webhook", move |o| o.webhook(&delivery)).await
+    }
+
+    /// The forge's rate limits as its last answers stated them.
+    pub async fn rate_limits(&self) -> Result<Vec<RateLimit>, PluginCallError> {
+        self.0
+            .call("rate_limits", |o| o.rate_limits())
+            .await
+            .map(Vec::from)
+    }
+
+    /// What the plugin needs (a token, the forge answering), for `ao-host doctor`.
+    pub async fn doctor(&self) -> Result<Vec<DoctorCheck>, PluginCallError> {
+        self.0.call("doctor", |o| o.doctor()).await.map(Vec::from)
     }
 }

@@ -34,11 +34,16 @@ use ao_plugin_api::{
         std_types::{RErr, RResult, RSlice, RStr, RString, RVec},
     },
     ffi::{
-        AgentFfi, AgentFfi_TO, AgentObject, RuntimeFfi, RuntimeFfi_TO, RuntimeObject, WorkspaceFfi,
-        WorkspaceFfi_TO, WorkspaceObject,
+        AgentFfi, AgentFfi_TO, AgentObject, RuntimeFfi, RuntimeFfi_TO, RuntimeObject, ScmFfi,
+        ScmFfi_TO, ScmObject, WorkspaceFfi, WorkspaceFfi_TO, WorkspaceObject,
     },
-    Activity, ActivityState, AgentSession, DoctorCheck, EnvVar, ErrorKind, LaunchPlan,
-    LaunchRequest, PluginContext, PluginError, PluginErrorKind, PluginFailure, PluginKind,
+    scm::{
+        Check, CheckState, ChecksQuery, Fetched, MergeRequest, Mergeability, PullRequest,
+        PullRequestQuery, PullRequestState, RateLimit, Review, ReviewComment, ReviewDecision,
+        ReviewFeedback, ReviewsQuery, WebhookDelivery, WebhookHint,
+    },
+    Activity, ActivityState, AgentSession, DoctorCheck, EnvVar, ErrorKind, InterfaceKind,
+    LaunchPlan, LaunchRequest, PluginContext, PluginError, PluginErrorKind, PluginFailure,
     Readiness, ReadinessState, RepositoryInfo, RuntimeCreateRequest, Transport,
     WorkspaceCreateConfig,
 };
@@ -61,7 +66,7 @@ const KILL_GRACE: Duration = Duration::from_millis(500);
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Hello {
     pub library: PathBuf,
-    pub kind: PluginKind,
+    pub kind: InterfaceKind,
     pub name: String,
     pub context: PluginContext,
     /// The host the plugin works on, when not this one.
@@ -196,7 +201,10 @@ replied_as_is!(
     EnvVar,
     LaunchPlan,
     RepositoryInfo,
-    PluginError
+    PluginError,
+    WebhookHint,
+    RateLimit,
+    ReviewComment
 );
 
 /// Enums that can grow travel as the variant when the child knows it, else as its name; the
@@ -215,7 +223,93 @@ macro_rules! replied_as_known {
     )*};
 }
 
-replied_as_known!(ActivityState, ReadinessState, ErrorKind);
+replied_as_known!(
+    ActivityState,
+    ReadinessState,
+    ErrorKind,
+    PullRequestState,
+    Mergeability,
+    ReviewDecision,
+    CheckState
+);
+
+/// Answers that may be "unchanged" travel as `None`.
+impl<T: Reply> Reply for Fetched<T> {
+    type Wire = Option<(T::Wire, RString)>;
+    fn to_wire(self) -> Self::Wire {
+        match self {
+            Self::Unchanged => None,
+            Self::Changed { value, validator } => Some((value.to_wire(), validator)),
+        }
+    }
+    fn from_wire(wire: Self::Wire, plugin: &str) -> Self {
+        match wire {
+            None => Self::Unchanged,
+            Some((value, validator)) => Self::Changed {
+                value: T::from_wire(value, plugin),
+                validator,
+            },
+        }
+    }
+}
+
+/// Structs that hold enums that can grow travel field by field, each such enum as
+/// [`replied_as_known!`] sends it, the other fields as themselves.
+macro_rules! replied_by_field {
+    ($($struct:ident $wire:ident { $($field:ident: $ty:ty),* $(,)? })*) => {$(
+        #[derive(Serialize, Deserialize)]
+        pub(crate) struct $wire {
+            $($field: <$ty as Reply>::Wire,)*
+        }
+
+        impl Reply for $struct {
+            type Wire = $wire;
+            fn to_wire(self) -> $wire {
+                $wire { $($field: self.$field.to_wire(),)* }
+            }
+            fn from_wire(wire: $wire, plugin: &str) -> Self {
+                Self { $($field: <$ty as Reply>::from_wire(wire.$field, plugin),)* }
+            }
+        }
+    )*};
+}
+
+replied_as_is!(u64);
+
+replied_by_field! {
+    PullRequest PullRequestWire {
+        number: u64,
+        node_id: RString,
+        url: RString,
+        title: RString,
+        branch: RString,
+        head_sha: RString,
+        state: NonExhaustiveFor<PullRequestState>,
+        draft: bool,
+        mergeable: NonExhaustiveFor<Mergeability>,
+        review_decision: NonExhaustiveFor<ReviewDecision>,
+    }
+    Check CheckWire {
+        id: RString,
+        name: RString,
+        state: NonExhaustiveFor<CheckState>,
+        conclusion: RString,
+        url: RString,
+        log_tail: RString,
+    }
+    Review ReviewWire {
+        id: RString,
+        author: RString,
+        decision: NonExhaustiveFor<ReviewDecision>,
+        body: RString,
+        url: RString,
+    }
+    ReviewFeedback ReviewFeedbackWire {
+        number: u64,
+        reviews: RVec<Review>,
+        unresolved: RVec<ReviewComment>,
+    }
+}
 
 impl Reply for PluginFailure {
     type Wire = (Result<ErrorKind, String>, RString);
@@ -538,7 +632,7 @@ impl Isolated {
             Some(connection) => connection,
             None => self.spawn()?,
         };
-        let limit = if self.hello.kind == PluginKind::Workspace && method == "create" {
+        let limit = if self.hello.kind == InterfaceKind::Workspace && method == "create" {
             Duration::from_millis(self.hello.create_timeout_ms)
         } else {
             self.timeout
@@ -595,6 +689,13 @@ pub(crate) fn start_workspace(
     ))
 }
 
+pub(crate) fn start_scm(program: PathBuf, hello: Hello) -> Result<ScmObject, PluginError> {
+    Ok(ScmFfi_TO::from_value(
+        IsolatedPlugin(Isolated::start(program, hello)?),
+        TD_Opaque,
+    ))
+}
+
 /// The host's handle on an isolated plugin: each FFI method sends its call to the child.
 pub(crate) struct IsolatedPlugin(Arc<Isolated>);
 
@@ -627,7 +728,7 @@ macro_rules! forwarding {
 ao_plugin_api::interface_methods!(forwarding);
 
 /// A call the child cannot answer with this kind of plugin.
-pub(crate) fn not_a_method(call: &Call, kind: PluginKind) -> PluginError {
+pub(crate) fn not_a_method(call: &Call, kind: InterfaceKind) -> PluginError {
     PluginError::new(
         PluginErrorKind::Unsupported,
         format!("`{}` is not a method of a {kind} plugin", call.method),

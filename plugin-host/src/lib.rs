@@ -36,7 +36,7 @@ pub mod successors;
 pub mod trust;
 
 pub use self::{
-    instance::{AgentPlugin, PluginCallError, RuntimePlugin, WorkspacePlugin},
+    instance::{AgentPlugin, PluginCallError, RuntimePlugin, ScmPlugin, WorkspacePlugin},
     library::{LibraryReport, LoadError, ManifestInfo},
     registry::{HostAbi, LoadSettings, PluginRegistry, PluginRow, PluginStatus, RegistryError},
 };

@@ -51,8 +51,8 @@ use ao_plugin_api::{
     },
     first_release,
     manifest::{ABI_SYMBOL, MANIFEST_SYMBOL},
-    PluginDeclaration, PluginKind, PluginLibraryRef, RemoteConstructor, ABI_LEVEL, API_VERSION,
-    HOST_FEATURES, INTERFACE_REVISION,
+    AddedKindConstructor, InterfaceKind, PluginDeclaration, PluginLibraryRef, RemoteConstructor,
+    ABI_LEVEL, API_VERSION, HOST_FEATURES, INTERFACE_REVISION,
 };
 use semver::Version;
 
@@ -79,7 +79,7 @@ const HUNG_START_EXIT: i32 = 1;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestPlugin {
     /// `None` when the manifest names a kind this host does not know.
-    pub kind: Option<PluginKind>,
+    pub kind: Option<InterfaceKind>,
     pub kind_name: String,
     pub name: String,
     pub version: String,
@@ -167,20 +167,27 @@ pub enum LoadedPlugin {
     /// Loaded into this process: its constructors are at hand (the one for other hosts when
     /// it is marked `[remote]`).
     InProcess(PluginDeclaration, Option<RemoteConstructor>),
+    /// Loaded into this process, of a kind added after the first release (`scm`): the root
+    /// module's `added_kinds`.
+    InProcessAdded {
+        name: String,
+        version: String,
+        constructor: AddedKindConstructor,
+    },
     /// Loaded into this process from a library built against ao-plugin-api 0.1.0 (ABI level
     /// 0): its instances are adapted to today's interface (see `ao_plugin_api::first_release`).
     FirstRelease(first_release::PluginDeclaration),
     /// Judged from its file only and never loaded: every plugin it provides is shadowed by a
     /// library found earlier, so its code has no reason to run.
     Unloaded {
-        kind: PluginKind,
+        kind: InterfaceKind,
         name: String,
         version: String,
         remote: bool,
     },
     /// Judged from its file only, to be loaded by a child process (`plugins.isolate`).
     Isolated {
-        kind: PluginKind,
+        kind: InterfaceKind,
         name: String,
         version: String,
         /// Marked `[remote]` (from the file's [`ao_plugin_api::manifest::REMOTE_SYMBOL`]).
@@ -189,10 +196,11 @@ pub enum LoadedPlugin {
 }
 
 impl LoadedPlugin {
-    pub fn kind(&self) -> PluginKind {
+    pub fn kind(&self) -> InterfaceKind {
         match self {
-            Self::InProcess(declaration, _) => declaration.constructor.kind(),
-            Self::FirstRelease(declaration) => declaration.constructor.kind(),
+            Self::InProcess(declaration, _) => declaration.constructor.kind().into(),
+            Self::InProcessAdded { constructor, .. } => constructor.kind(),
+            Self::FirstRelease(declaration) => declaration.constructor.kind().into(),
             Self::Isolated { kind, .. } | Self::Unloaded { kind, .. } => *kind,
         }
     }
@@ -200,22 +208,26 @@ impl LoadedPlugin {
         match self {
             Self::InProcess(declaration, _) => declaration.name.as_str(),
             Self::FirstRelease(declaration) => declaration.name.as_str(),
-            Self::Isolated { name, .. } | Self::Unloaded { name, .. } => name,
+            Self::InProcessAdded { name, .. }
+            | Self::Isolated { name, .. }
+            | Self::Unloaded { name, .. } => name,
         }
     }
     pub fn version(&self) -> &str {
         match self {
             Self::InProcess(declaration, _) => declaration.version.as_str(),
             Self::FirstRelease(declaration) => declaration.version.as_str(),
-            Self::Isolated { version, .. } | Self::Unloaded { version, .. } => version,
+            Self::InProcessAdded { version, .. }
+            | Self::Isolated { version, .. }
+            | Self::Unloaded { version, .. } => version,
         }
     }
     /// Whether it works on another host (`ao-host spawn --host`).
     pub fn remote(&self) -> bool {
         match self {
             Self::InProcess(_, remote) => remote.is_some(),
-            // `[remote]` came with 0.1.6.
-            Self::FirstRelease(_) => false,
+            // `[remote]` came with 0.1.6; the kinds added since have no remote form.
+            Self::FirstRelease(_) | Self::InProcessAdded { .. } => false,
             Self::Isolated { remote, .. } | Self::Unloaded { remote, .. } => *remote,
         }
     }
@@ -344,7 +356,7 @@ pub fn load_library_pinned(
             pins,
             isolated,
             skipped: &|_: &str| false,
-            shadowed: &|_: PluginKind, _: &str| false,
+            shadowed: &|_: InterfaceKind, _: &str| false,
             start_timeout: DEFAULT_START_TIMEOUT,
         },
     )
@@ -360,7 +372,7 @@ pub struct LoadPolicy<'a> {
     pub skipped: &'a dyn Fn(&str) -> bool,
     /// (kind, name) a library found earlier already provides: a library all of whose plugins
     /// are shadowed is judged but never loaded.
-    pub shadowed: &'a dyn Fn(PluginKind, &str) -> bool,
+    pub shadowed: &'a dyn Fn(InterfaceKind, &str) -> bool,
     /// How long its start-up code may run before the host gives up on it and exits.
     pub start_timeout: Duration,
 }
@@ -647,11 +659,11 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 /// The kind of plugin a remote constructor builds.
-pub(super) fn remote_kind(constructor: &RemoteConstructor) -> PluginKind {
+pub(super) fn remote_kind(constructor: &RemoteConstructor) -> InterfaceKind {
     match constructor {
-        RemoteConstructor::Runtime(_) => PluginKind::Runtime,
-        RemoteConstructor::Agent(_) => PluginKind::Agent,
-        RemoteConstructor::Workspace(_) => PluginKind::Workspace,
+        RemoteConstructor::Runtime(_) => InterfaceKind::Runtime,
+        RemoteConstructor::Agent(_) => InterfaceKind::Agent,
+        RemoteConstructor::Workspace(_) => InterfaceKind::Workspace,
     }
 }
 
@@ -805,28 +817,54 @@ fn check_and_init(
         let module = unsafe { header.init_root_module_with_unchecked_layout::<PluginLibraryRef>() }
             .map_err(|e| layout_error(error_chain(&e)))?;
         let remote = module.remote();
-        module
+        let mut plugins = module
             .plugins()
             .iter()
             .map(|declaration| {
-                let kind = declaration.constructor.kind();
+                let kind = declaration.constructor.kind().into();
                 let remote_constructor = remote
                     .iter()
                     .find(|r| r.name == declaration.name && remote_kind(&r.constructor) == kind)
                     .map(|r| r.constructor);
                 LoadedPlugin::InProcess(*declaration, remote_constructor)
             })
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>();
+        // A library built before 0.1.9 has no `added_kinds`: abi_stable answers empty.
+        for declaration in module.added_kinds().iter() {
+            // A kind this host lacks is named by the manifest, which refused the library
+            // already; a variant that still is not known here is a corrupt library.
+            let constructor =
+                declaration
+                    .constructor
+                    .as_enum()
+                    .map_err(|_| LoadError::BadManifest {
+                        path: shown.to_path_buf(),
+                        detail: format!(
+                            "plugin `{}` has a constructor of a kind this ao-host does not know",
+                            declaration.name
+                        ),
+                    })?;
+            plugins.push(LoadedPlugin::InProcessAdded {
+                name: declaration.name.to_string(),
+                version: declaration.version.to_string(),
+                constructor: *constructor,
+            });
+        }
+        plugins
     };
-    let declared: Vec<(String, String)> = plugins
+    // The root module keeps the kinds added since the first release apart, so only the sets
+    // must agree, not the order.
+    let mut declared: Vec<(String, String)> = plugins
         .iter()
         .map(|p| (p.kind().as_str().to_string(), p.name().to_string()))
         .collect();
-    let listed: Vec<(String, String)> = manifest
+    let mut listed: Vec<(String, String)> = manifest
         .plugins
         .iter()
         .map(|p| (p.kind_name.clone(), p.name.clone()))
         .collect();
+    declared.sort();
+    listed.sort();
     if declared != listed {
         return Err(LoadError::BadManifest {
             path: shown.to_path_buf(),

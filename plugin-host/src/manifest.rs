@@ -16,7 +16,7 @@ use ao_plugin_api::{
         parse_remote_names, ABI_HEADER_LEN, ABI_MANIFEST_FORMAT, ABI_SYMBOL, MANIFEST_FORMAT,
         MANIFEST_MAGIC, MANIFEST_SYMBOL, REMOTE_SYMBOL,
     },
-    PluginKind,
+    InterfaceKind,
 };
 use serde::Deserialize;
 
@@ -67,9 +67,12 @@ pub(super) fn check_manifest_plugins(manifest: &ManifestInfo) -> Result<(), Stri
             ));
         }
         if plugin.kind.is_none() {
+            let known: Vec<&str> = InterfaceKind::ALL.iter().map(|k| k.as_str()).collect();
             return Err(format!(
-                "plugin `{}` has an unknown kind `{}` (this host knows runtime, agent and workspace)",
-                plugin.name, plugin.kind_name
+                "plugin `{}` has an unknown kind `{}` (this host knows {}): upgrade ao-host to one that knows it",
+                plugin.name,
+                plugin.kind_name,
+                known.join(", ")
             ));
         }
     }
@@ -144,7 +147,7 @@ pub(super) fn parse_abi_manifest(bytes: &[u8]) -> Result<ManifestInfo, String> {
             .plugins
             .into_iter()
             .map(|p| ManifestPlugin {
-                kind: PluginKind::parse(&p.kind),
+                kind: InterfaceKind::parse(&p.kind),
                 kind_name: p.kind,
                 name: p.name,
                 version: p.version,
@@ -287,7 +290,7 @@ fn read_elf_format1(elf: &Elf<'_>) -> Result<Format1Manifest, ManifestError> {
             let entry = entries + index * 3 * w;
             let kind_name = string(&view, entry, "plugin kind")?;
             Ok(ManifestPlugin {
-                kind: PluginKind::parse(&kind_name),
+                kind: InterfaceKind::parse(&kind_name),
                 kind_name,
                 name: string(&view, entry + w, "plugin name")?,
                 version: string(&view, entry + 2 * w, "plugin version")?,
@@ -337,7 +340,7 @@ mod tests {
     const LEN: usize = abi_manifest_len(&DESCRIPTION);
     const MANIFEST: AbiManifest<LEN> = AbiManifest::new(&DESCRIPTION);
 
-    fn plugin(kind: PluginKind, name: &str, version: &str) -> ManifestPlugin {
+    fn plugin(kind: InterfaceKind, name: &str, version: &str) -> ManifestPlugin {
         ManifestPlugin {
             kind: Some(kind),
             kind_name: kind.as_str().into(),
@@ -361,8 +364,8 @@ mod tests {
                 kit_version: Some("0.3.0".into()),
                 needs: vec!["runtime-start".into()],
                 plugins: vec![
-                    plugin(PluginKind::Runtime, "tmux", "1.2.3"),
-                    plugin(PluginKind::Agent, "mine", "0.1.0"),
+                    plugin(InterfaceKind::Runtime, "tmux", "1.2.3"),
+                    plugin(InterfaceKind::Agent, "mine", "0.1.0"),
                 ],
                 remote: vec!["tmux".into()],
             }
@@ -391,7 +394,7 @@ mod tests {
     fn a_library_without_format_2_is_level_1_from_0_1_1_and_level_0_at_0_1_0() {
         let format1 = |api_version: &str| Format1Manifest {
             api_version: api_version.into(),
-            plugins: vec![plugin(PluginKind::Runtime, "old", "0.1.0")],
+            plugins: vec![plugin(InterfaceKind::Runtime, "old", "0.1.0")],
             remote: Vec::new(),
         };
         for (api_version, level) in [

@@ -7,14 +7,14 @@ use std::{
 };
 
 use ao_plugin_api::{
-    ffi::{AgentObject, RuntimeObject, WorkspaceObject},
-    first_release, PluginConstructor, PluginContext, PluginError, PluginKind, RemoteConstructor,
-    Transport,
+    ffi::{AgentObject, RuntimeObject, ScmObject, WorkspaceObject},
+    first_release, AddedKindConstructor, InterfaceKind, PluginConstructor, PluginContext,
+    PluginError, RemoteConstructor, Transport,
 };
 use serde::Serialize;
 
 use super::{
-    instance::{AgentPlugin, RuntimePlugin, WorkspacePlugin},
+    instance::{AgentPlugin, RuntimePlugin, ScmPlugin, WorkspacePlugin},
     isolated::{self, Hello},
     library::{
         load_library_checked, LibraryReport, LoadPolicy, LoadedPlugin, DEFAULT_START_TIMEOUT,
@@ -25,20 +25,20 @@ use super::{
 pub enum RegistryError {
     #[error("no {kind} plugin named `{name}` is loaded (loaded {kind} plugins: {loaded}); check the name in ao-rs.yaml or run `ao-host plugins list`")]
     NotLoaded {
-        kind: PluginKind,
+        kind: InterfaceKind,
         name: String,
         loaded: String,
     },
     #[error("{kind} plugin `{name}` ({path}) could not start: {error}", path = path.display())]
     Construct {
-        kind: PluginKind,
+        kind: InterfaceKind,
         name: String,
         path: PathBuf,
         error: PluginError,
     },
     #[error("{kind} plugin `{name}` ({path}) cannot work on another host (host `{host}`): {why}", path = path.display())]
     NotRemote {
-        kind: PluginKind,
+        kind: InterfaceKind,
         name: String,
         path: PathBuf,
         host: String,
@@ -46,7 +46,7 @@ pub enum RegistryError {
     },
     #[error("{kind} plugin `{name}` ({path}) did not finish starting within {} ms (defaults.call_timeout_ms): its constructor hangs; check plugins.config.{name} or remove the library", timeout.as_millis(), path = path.display())]
     ConstructTimeout {
-        kind: PluginKind,
+        kind: InterfaceKind,
         name: String,
         path: PathBuf,
         timeout: Duration,
@@ -151,6 +151,7 @@ pub enum PluginInstance {
     Runtime(RuntimePlugin),
     Agent(AgentPlugin),
     Workspace(WorkspacePlugin),
+    Scm(ScmPlugin),
 }
 
 #[derive(Debug, Clone)]
@@ -163,7 +164,7 @@ struct Registered {
 #[derive(Debug, Default)]
 pub struct PluginRegistry {
     reports: Vec<LibraryReport>,
-    registered: BTreeMap<(PluginKind, String), Registered>,
+    registered: BTreeMap<(InterfaceKind, String), Registered>,
     /// The pins libraries were checked against (a child loading an isolated one checks again).
     pins: BTreeMap<String, String>,
     /// How long an isolated workspace's `create` may take (`defaults.workspace_timeout_ms`).
@@ -175,6 +176,7 @@ pub enum RawInstance {
     Runtime(RuntimeObject),
     Agent(AgentObject),
     Workspace(WorkspaceObject),
+    Scm(ScmObject),
 }
 
 /// The operator's settings [`PluginRegistry::load_configured`] follows (the host reads them from
@@ -247,7 +249,7 @@ impl PluginRegistry {
         let isolated = |name: &str| isolate.iter().any(|n| n == "*" || n == name);
         let skipped = |name: &str| skip.iter().any(|n| n == name);
         for file in files {
-            let shadowed = |kind: PluginKind, name: &str| {
+            let shadowed = |kind: InterfaceKind, name: &str| {
                 registry.registered.contains_key(&(kind, name.to_string()))
             };
             let report = load_library_checked(
@@ -382,7 +384,7 @@ impl PluginRegistry {
     }
 
     /// Names of the usable plugins of one kind.
-    pub fn names(&self, kind: PluginKind) -> Vec<&str> {
+    pub fn names(&self, kind: InterfaceKind) -> Vec<&str> {
         self.registered
             .keys()
             .filter(|(k, _)| *k == kind)
@@ -391,20 +393,20 @@ impl PluginRegistry {
     }
 
     /// The library that provides a usable plugin.
-    pub fn library_of(&self, kind: PluginKind, name: &str) -> Option<&Path> {
+    pub fn library_of(&self, kind: InterfaceKind, name: &str) -> Option<&Path> {
         self.registered
             .get(&(kind, name.to_string()))
             .map(|r| r.path.as_path())
     }
 
     /// Whether plugin (kind, `name`) is loaded and works on another host (`[remote]`).
-    pub fn is_remote(&self, kind: PluginKind, name: &str) -> bool {
+    pub fn is_remote(&self, kind: InterfaceKind, name: &str) -> bool {
         self.registered
             .get(&(kind, name.to_string()))
             .is_some_and(|r| r.plugin.remote())
     }
 
-    fn find(&self, kind: PluginKind, name: &str) -> Result<&Registered, RegistryError> {
+    fn find(&self, kind: InterfaceKind, name: &str) -> Result<&Registered, RegistryError> {
         self.registered
             .get(&(kind, name.to_string()))
             .ok_or_else(|| {
@@ -425,7 +427,7 @@ impl PluginRegistry {
     /// each call time out after `timeout`.
     pub fn instantiate(
         &self,
-        kind: PluginKind,
+        kind: InterfaceKind,
         name: &str,
         context: &PluginContext,
         timeout: Duration,
@@ -436,7 +438,7 @@ impl PluginRegistry {
     /// [`PluginRegistry::instantiate`] for the host `transport` reaches (`None`: this one).
     pub fn instantiate_on(
         &self,
-        kind: PluginKind,
+        kind: InterfaceKind,
         name: &str,
         context: &PluginContext,
         transport: Option<&Transport>,
@@ -451,6 +453,7 @@ impl PluginRegistry {
                 RawInstance::Workspace(o) => {
                     PluginInstance::Workspace(WorkspacePlugin::new(name, o, timeout))
                 }
+                RawInstance::Scm(o) => PluginInstance::Scm(ScmPlugin::new(name, o, timeout)),
             },
         )
     }
@@ -460,7 +463,7 @@ impl PluginRegistry {
     /// marked `[remote]`.
     pub fn construct(
         &self,
-        kind: PluginKind,
+        kind: InterfaceKind,
         name: &str,
         context: &PluginContext,
         transport: Option<&Transport>,
@@ -515,6 +518,24 @@ impl PluginRegistry {
                     }
                 })
             }
+            LoadedPlugin::InProcessAdded { constructor, .. } => {
+                let (constructor, context) = (*constructor, context.clone());
+                let owned_name = name.to_string();
+                within(timeout, move || {
+                    let _running = super::crash::enter(kind, &owned_name, "its constructor (new)");
+                    match constructor {
+                        AddedKindConstructor::Scm(construct) => construct(&context)
+                            .into_result()
+                            .map(RawInstance::Scm)
+                            .map_err(|failure| {
+                                super::successors::plugin_error(failure, &owned_name)
+                            }),
+                        _ => Err(PluginError::unsupported(format!(
+                            "this ao-host cannot build a {kind} plugin"
+                        ))),
+                    }
+                })
+            }
             LoadedPlugin::FirstRelease(declaration) => {
                 let constructor = declaration.constructor;
                 let (context, owned_name) = (context.clone(), name.to_string());
@@ -565,7 +586,7 @@ impl PluginRegistry {
     fn start_isolated(
         &self,
         registered: &Registered,
-        kind: PluginKind,
+        kind: InterfaceKind,
         name: &str,
         context: &PluginContext,
         transport: Option<&Transport>,
@@ -587,10 +608,18 @@ impl PluginRegistry {
             create_timeout_ms: self.create_timeout.unwrap_or(timeout).as_millis() as u64,
         };
         Ok(match kind {
-            PluginKind::Runtime => RawInstance::Runtime(isolated::start_runtime(program, hello)?),
-            PluginKind::Agent => RawInstance::Agent(isolated::start_agent(program, hello)?),
-            PluginKind::Workspace => {
+            InterfaceKind::Runtime => {
+                RawInstance::Runtime(isolated::start_runtime(program, hello)?)
+            }
+            InterfaceKind::Agent => RawInstance::Agent(isolated::start_agent(program, hello)?),
+            InterfaceKind::Workspace => {
                 RawInstance::Workspace(isolated::start_workspace(program, hello)?)
+            }
+            InterfaceKind::Scm => RawInstance::Scm(isolated::start_scm(program, hello)?),
+            _ => {
+                return Err(PluginError::unsupported(format!(
+                    "this ao-host cannot run a {kind} plugin isolated"
+                )))
             }
         })
     }
@@ -601,7 +630,7 @@ impl PluginRegistry {
         context: &PluginContext,
         timeout: Duration,
     ) -> Result<RuntimePlugin, RegistryError> {
-        match self.instantiate(PluginKind::Runtime, name, context, timeout)? {
+        match self.instantiate(InterfaceKind::Runtime, name, context, timeout)? {
             PluginInstance::Runtime(plugin) => Ok(plugin),
             _ => unreachable!("registered under its constructor's kind"),
         }
@@ -613,7 +642,7 @@ impl PluginRegistry {
         context: &PluginContext,
         timeout: Duration,
     ) -> Result<AgentPlugin, RegistryError> {
-        match self.instantiate(PluginKind::Agent, name, context, timeout)? {
+        match self.instantiate(InterfaceKind::Agent, name, context, timeout)? {
             PluginInstance::Agent(plugin) => Ok(plugin),
             _ => unreachable!("registered under its constructor's kind"),
         }
@@ -625,10 +654,33 @@ impl PluginRegistry {
         context: &PluginContext,
         timeout: Duration,
     ) -> Result<WorkspacePlugin, RegistryError> {
-        match self.instantiate(PluginKind::Workspace, name, context, timeout)? {
+        match self.instantiate(InterfaceKind::Workspace, name, context, timeout)? {
             PluginInstance::Workspace(plugin) => Ok(plugin),
             _ => unreachable!("registered under its constructor's kind"),
         }
+    }
+
+    /// The scm plugin `name`: what a code host says about the sessions' branches.
+    pub fn scm(
+        &self,
+        name: &str,
+        context: &PluginContext,
+        timeout: Duration,
+    ) -> Result<ScmPlugin, RegistryError> {
+        match self.instantiate(InterfaceKind::Scm, name, context, timeout)? {
+            PluginInstance::Scm(plugin) => Ok(plugin),
+            _ => unreachable!("registered under its constructor's kind"),
+        }
+    }
+
+    /// The kinds under which a plugin named `name` is loaded, for a message that says what a
+    /// name the operator wrote is, when it is not what the setting wants.
+    pub fn kinds_of(&self, name: &str) -> Vec<InterfaceKind> {
+        self.registered
+            .keys()
+            .filter(|(_, n)| n == name)
+            .map(|(kind, _)| *kind)
+            .collect()
     }
 
     /// Builds (and drops) an instance of every usable plugin of `library`, so that `plugins

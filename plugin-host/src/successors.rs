@@ -6,6 +6,7 @@ use std::fmt::Debug;
 
 use ao_plugin_api::{
     abi_stable::nonexhaustive_enum::{GetEnumInfo, NonExhaustiveFor},
+    scm::{CheckState, Mergeability, PullRequestState, ReviewDecision},
     Activity, ActivityState, ErrorKind, PluginError, PluginErrorKind, PluginFailure, Readiness,
     ReadinessState,
 };
@@ -38,6 +39,36 @@ impl Successor for ErrorKind {
     const WHAT: &'static str = "error kind";
     fn fallback() -> Self {
         Self::Failed
+    }
+}
+
+impl Successor for PullRequestState {
+    const WHAT: &'static str = "pull request state";
+    /// Still open: the host keeps watching it, and cleans nothing up.
+    fn fallback() -> Self {
+        Self::Open
+    }
+}
+
+impl Successor for Mergeability {
+    const WHAT: &'static str = "mergeability";
+    fn fallback() -> Self {
+        Self::Unknown
+    }
+}
+
+impl Successor for ReviewDecision {
+    const WHAT: &'static str = "review decision";
+    fn fallback() -> Self {
+        Self::None
+    }
+}
+
+impl Successor for CheckState {
+    const WHAT: &'static str = "check state";
+    /// Still running: nothing to react to yet.
+    fn fallback() -> Self {
+        Self::Pending
     }
 }
 

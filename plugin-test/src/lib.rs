@@ -19,6 +19,7 @@ mod delivery;
 pub mod fake_agent;
 pub mod probe;
 mod runtime;
+mod scm;
 mod stdout;
 mod terminal;
 mod workspace;
@@ -29,7 +30,7 @@ use std::{
     time::Duration,
 };
 
-use ao_plugin_api::{abi_stable::std_types::RString, PluginContext, PluginKind};
+use ao_plugin_api::{abi_stable::std_types::RString, InterfaceKind, PluginContext};
 use ao_plugin_host::{LoadSettings, PluginRegistry};
 use serde::Serialize;
 
@@ -43,7 +44,7 @@ pub use self::{
 pub struct CheckResult {
     #[serde(serialize_with = "kind_name")]
     /// The plugin's kind.
-    pub kind: PluginKind,
+    pub kind: InterfaceKind,
     /// The plugin's name.
     pub plugin: String,
     /// The check's name, as the report shows it.
@@ -116,7 +117,7 @@ impl Default for KitSettings {
     }
 }
 
-fn kind_name<S: serde::Serializer>(kind: &PluginKind, serializer: S) -> Result<S::Ok, S::Error> {
+fn kind_name<S: serde::Serializer>(kind: &InterfaceKind, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(kind.as_str())
 }
 
@@ -124,7 +125,7 @@ fn kind_name<S: serde::Serializer>(kind: &PluginKind, serializer: S) -> Result<S
 struct Kit<'a> {
     registry: &'a PluginRegistry,
     settings: &'a KitSettings,
-    kind: PluginKind,
+    kind: InterfaceKind,
     plugin: String,
     /// A folder of its own, removed at the end.
     scratch: PathBuf,
@@ -214,7 +215,7 @@ pub enum KitError {
         /// The library.
         file: PathBuf,
         /// The kind asked for.
-        kind: PluginKind,
+        kind: InterfaceKind,
         /// What it provides instead.
         provides: String,
     },
@@ -226,7 +227,7 @@ pub enum KitError {
 /// `agent`).
 pub async fn test_library(
     file: &Path,
-    kind: Option<PluginKind>,
+    kind: Option<InterfaceKind>,
     settings: &KitSettings,
     probe: Vec<String>,
     screens: Option<&Path>,
@@ -255,7 +256,7 @@ pub async fn test_library(
         .outcome
         .as_ref()
         .map_err(|e| KitError::Refused(e.to_string()))?;
-    let plugins: Vec<(PluginKind, String)> = loaded
+    let plugins: Vec<(InterfaceKind, String)> = loaded
         .iter()
         .map(|p| (p.kind(), p.name().to_string()))
         .filter(|(k, _)| kind.is_none_or(|wanted| *k == wanted))
@@ -263,7 +264,7 @@ pub async fn test_library(
     if plugins.is_empty() {
         return Err(KitError::NoSuchKind {
             file: file.to_path_buf(),
-            kind: kind.unwrap_or(PluginKind::Runtime),
+            kind: kind.unwrap_or(InterfaceKind::Runtime),
             provides: loaded
                 .iter()
                 .map(|p| format!("{} {}", p.kind(), p.name()))
@@ -300,9 +301,14 @@ pub async fn test_library(
         };
         let printed = stdout::Watch::start(settings);
         match kind {
-            PluginKind::Runtime => runtime::check(&mut kit).await,
-            PluginKind::Agent => agent::check(&mut kit).await,
-            PluginKind::Workspace => workspace::check(&mut kit).await,
+            InterfaceKind::Runtime => runtime::check(&mut kit).await,
+            InterfaceKind::Agent => agent::check(&mut kit).await,
+            InterfaceKind::Workspace => workspace::check(&mut kit).await,
+            InterfaceKind::Scm => scm::check(&mut kit).await,
+            _ => kit.skip(
+                "checks",
+                format!("this kit has no checks for {kind} plugins yet"),
+            ),
         }
         let printed = printed.finish();
         kit.stdout_check(printed);

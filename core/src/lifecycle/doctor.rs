@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use ao_plugin_api::{DoctorCheck, PluginErrorKind, PluginKind};
+use ao_plugin_api::{DoctorCheck, InterfaceKind, PluginErrorKind};
 use ao_plugin_kit::private;
 use serde::Serialize;
 
@@ -118,14 +118,22 @@ impl Lifecycle {
                 ));
             }
         }
-        let mut choices: Vec<(PluginKind, String)> = Vec::new();
+        let mut choices: Vec<(InterfaceKind, String)> = Vec::new();
         for choice in std::iter::once(&self.config.defaults)
             .chain(self.config.projects.values().map(|p| &p.plugins))
         {
-            choices.push((PluginKind::Runtime, choice.runtime.clone()));
-            choices.push((PluginKind::Workspace, choice.workspace.clone()));
-            choices.push((PluginKind::Agent, choice.agent.clone()));
+            choices.push((InterfaceKind::Runtime, choice.runtime.clone()));
+            choices.push((InterfaceKind::Workspace, choice.workspace.clone()));
+            choices.push((InterfaceKind::Agent, choice.agent.clone()));
         }
+        // Every loaded scm plugin: what it needs (a token, its forge answering) before a
+        // watcher depends on it.
+        choices.extend(
+            self.registry
+                .names(InterfaceKind::Scm)
+                .into_iter()
+                .map(|name| (InterfaceKind::Scm, name.to_string())),
+        );
         choices.sort();
         choices.dedup();
         for (kind, name) in choices {
@@ -258,16 +266,16 @@ impl Lifecycle {
                 reached.data_dir
             ),
         )];
-        let mut choices: Vec<(PluginKind, String)> = Vec::new();
+        let mut choices: Vec<(InterfaceKind, String)> = Vec::new();
         for project in self
             .config
             .projects
             .values()
             .filter(|p| p.hosts.contains_key(host))
         {
-            choices.push((PluginKind::Runtime, project.plugins.runtime.clone()));
-            choices.push((PluginKind::Workspace, project.plugins.workspace.clone()));
-            choices.push((PluginKind::Agent, project.plugins.agent.clone()));
+            choices.push((InterfaceKind::Runtime, project.plugins.runtime.clone()));
+            choices.push((InterfaceKind::Workspace, project.plugins.workspace.clone()));
+            choices.push((InterfaceKind::Agent, project.plugins.agent.clone()));
         }
         choices.sort();
         choices.dedup();
@@ -287,7 +295,7 @@ impl Lifecycle {
     /// Builds the plugin, then asks for its own checks.
     async fn plugin_checks(
         &self,
-        kind: PluginKind,
+        kind: InterfaceKind,
         name: &str,
     ) -> Result<Result<Vec<DoctorCheck>, PluginCallError>, LifecycleError> {
         self.plugin_checks_on(kind, name, None).await
@@ -295,14 +303,17 @@ impl Lifecycle {
 
     async fn plugin_checks_on(
         &self,
-        kind: PluginKind,
+        kind: InterfaceKind,
         name: &str,
         host: Option<&str>,
     ) -> Result<Result<Vec<DoctorCheck>, PluginCallError>, LifecycleError> {
         Ok(match kind {
-            PluginKind::Runtime => self.runtime_on(name, host).await?.doctor().await,
-            PluginKind::Agent => self.agent_on(name, host).await?.doctor().await,
-            PluginKind::Workspace => self.workspace_on(name, host).await?.doctor().await,
+            InterfaceKind::Runtime => self.runtime_on(name, host).await?.doctor().await,
+            InterfaceKind::Agent => self.agent_on(name, host).await?.doctor().await,
+            InterfaceKind::Workspace => self.workspace_on(name, host).await?.doctor().await,
+            InterfaceKind::Scm => self.scm_plugin(name).await?.doctor().await,
+            // A kind this build adds after these has no checks to ask for yet.
+            _ => Ok(Vec::new()),
         })
     }
 }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use ao_plugin_api::{PluginErrorKind, PluginKind};
+use ao_plugin_api::{InterfaceKind, PluginErrorKind};
 
 use super::{DeliverError, LifecycleError, SpawnError, SpawnStepError};
 use crate::{
@@ -43,7 +43,7 @@ pub enum NotBuilt {
     /// The constructor's thread ended without an answer (a bug of the host, not the plugin's).
     #[error("{kind} plugin `{name}`: constructor aborted: {why}")]
     Aborted {
-        kind: PluginKind,
+        kind: InterfaceKind,
         name: String,
         why: String,
     },
@@ -90,7 +90,7 @@ impl ErrorClass {
     fn of_call(error: &PluginCallError) -> Self {
         match error {
             PluginCallError::Timeout { .. } => Self::TimedOut,
-            PluginCallError::Plugin { error, .. } => match error.kind {
+            other => match other.kind() {
                 PluginErrorKind::InvalidInput => Self::BadRequest,
                 PluginErrorKind::NotFound => Self::NotFound,
                 PluginErrorKind::Unavailable => Self::Unavailable,
@@ -149,6 +149,7 @@ impl LifecycleError {
             Self::Deliver(error) => ErrorClass::of_deliver(error),
             Self::Host(error) => ErrorClass::of_host(error),
             Self::Request(error) => error.class(),
+            Self::ScmChoice(_) => ErrorClass::Unavailable,
         }
     }
 }
@@ -193,7 +194,7 @@ mod tests {
     #[test]
     fn a_plugin_not_built_is_classed_by_why() {
         let (kind, name, path) = (
-            PluginKind::Runtime,
+            InterfaceKind::Runtime,
             "faulty".to_string(),
             PathBuf::from("/p"),
         );

@@ -36,7 +36,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use ao_plugin_api::{PluginErrorKind, PluginKind};
+use ao_plugin_api::{InterfaceKind, PluginErrorKind};
 use serde::Serialize;
 
 use super::{status::SpawnState, Lifecycle};
@@ -375,7 +375,7 @@ impl Lifecycle {
         let mut alive_by_runtime: HashMap<(String, Place), HashSet<String>> = HashMap::new();
         for place in &places {
             for name in &runtimes {
-                if place.is_some() && !self.registry.is_remote(PluginKind::Runtime, name) {
+                if place.is_some() && !self.registry.is_remote(InterfaceKind::Runtime, name) {
                     continue;
                 }
                 match self.runtime_listing(name, place).await {
@@ -395,7 +395,7 @@ impl Lifecycle {
         let mut owned_paths = Vec::new();
         for place in &places {
             for name in &workspaces {
-                if place.is_some() && !self.registry.is_remote(PluginKind::Workspace, name) {
+                if place.is_some() && !self.registry.is_remote(InterfaceKind::Workspace, name) {
                     continue;
                 }
                 let listed = match self.workspace_on(name, place.as_deref()).await {

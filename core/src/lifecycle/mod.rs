@@ -27,7 +27,7 @@ use std::{
     time::Duration,
 };
 
-use ao_plugin_api::PluginKind;
+use ao_plugin_api::InterfaceKind;
 use tokio::sync::OnceCell;
 
 pub use self::{
@@ -47,11 +47,11 @@ use crate::{
         folder_id, Config, ConfigError, Discovered, PluginChoice, ProjectConfig, RepositoryFacts,
     },
     plugins::{
-        discovery,
+        check_scm_choice, discovery,
         registry::{PluginInstance, PluginListing},
         set::plugin_context,
         AgentPlugin, PluginCallError, PluginRegistry, PluginSet, RegistryError, RuntimePlugin,
-        WorkspacePlugin,
+        ScmChoiceError, ScmPlugin, WorkspacePlugin,
     },
     remote::{health::HealthNotes, HostError, Reached, SshHost},
     session::{project_ids, AgentStateDir, LockError, Session, SessionStore, StoreError},
@@ -80,6 +80,9 @@ pub enum LifecycleError {
     Refused(String),
     #[error(transparent)]
     Host(#[from] HostError),
+    /// A setting names a plugin that is not a loaded scm plugin.
+    #[error(transparent)]
+    ScmChoice(#[from] ScmChoiceError),
     /// A kill stopped the agent but could not remove its workspace: the record is kept as
     /// `killing`, saying what is left.
     #[error("{id}: its agent is stopped, but its workspace {path} could not be removed: {error}; the session is kept as `killing` until `ao-host session kill {id}` or `ao-host gc` finishes the kill")]
@@ -91,7 +94,7 @@ pub enum LifecycleError {
 }
 
 /// A plugin instance's kind, name and host (`None`: this machine).
-type InstanceKey = (PluginKind, String, Option<String>);
+type InstanceKey = (InterfaceKind, String, Option<String>);
 /// A plugin instance, or why it could not be built.
 type BuiltInstance = Result<PluginInstance, Arc<NotBuilt>>;
 
@@ -257,7 +260,7 @@ impl Lifecycle {
     /// data dir there; a failure to build it is not kept (the host may answer next time).
     async fn instance(
         &self,
-        kind: PluginKind,
+        kind: InterfaceKind,
         name: &str,
         host: Option<&str>,
     ) -> Result<PluginInstance, LifecycleError> {
@@ -327,13 +330,33 @@ impl Lifecycle {
         self.workspace_on(name, None).await
     }
 
+    /// The scm plugin `name`, as the config field `setting` (`projects.app.scm`) names it: a
+    /// name that is no loaded scm plugin is refused naming the field, the file and what the
+    /// name is instead. Built once per service, like every plugin.
+    pub async fn scm(&self, name: &str, setting: &str) -> Result<ScmPlugin, LifecycleError> {
+        check_scm_choice(
+            &self.registry,
+            name,
+            setting,
+            &self.config.file_for_messages(),
+        )?;
+        self.scm_plugin(name).await
+    }
+
+    pub(crate) async fn scm_plugin(&self, name: &str) -> Result<ScmPlugin, LifecycleError> {
+        match self.instance(InterfaceKind::Scm, name, None).await? {
+            PluginInstance::Scm(plugin) => Ok(plugin),
+            _ => unreachable!("instances are built by kind"),
+        }
+    }
+
     /// Runtime `name` for `host` (`None`: this machine).
     pub(crate) async fn runtime_on(
         &self,
         name: &str,
         host: Option<&str>,
     ) -> Result<RuntimePlugin, LifecycleError> {
-        match self.instance(PluginKind::Runtime, name, host).await? {
+        match self.instance(InterfaceKind::Runtime, name, host).await? {
             PluginInstance::Runtime(plugin) => Ok(plugin),
             _ => unreachable!("instances are built by kind"),
         }
@@ -344,7 +367,7 @@ impl Lifecycle {
         name: &str,
         host: Option<&str>,
     ) -> Result<AgentPlugin, LifecycleError> {
-        match self.instance(PluginKind::Agent, name, host).await? {
+        match self.instance(InterfaceKind::Agent, name, host).await? {
             PluginInstance::Agent(plugin) => Ok(plugin),
             _ => unreachable!("instances are built by kind"),
         }
@@ -355,7 +378,7 @@ impl Lifecycle {
         name: &str,
         host: Option<&str>,
     ) -> Result<WorkspacePlugin, LifecycleError> {
-        match self.instance(PluginKind::Workspace, name, host).await? {
+        match self.instance(InterfaceKind::Workspace, name, host).await? {
             PluginInstance::Workspace(plugin) => Ok(plugin),
             _ => unreachable!("instances are built by kind"),
         }

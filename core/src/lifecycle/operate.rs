@@ -5,7 +5,7 @@ use std::time::Duration;
 use ao_plugin_api::PluginErrorKind;
 
 use super::{
-    deliver::deliver,
+    deliver::{deliver, REPORT_GRACE},
     request::{validate_message, RequestError},
     Lifecycle, LifecycleError,
 };
@@ -355,8 +355,54 @@ impl Lifecycle {
                 )));
             }
         }
+        let taken_before = self.prompts_taken(&session);
         deliver(&plugins.runtime, &plugins.agent, &handle, text).await?;
+        self.confirm_taken(&session, taken_before, text).await;
         Ok(())
+    }
+
+    /// How many prompts an agent that reports events has taken; `None` for one read from its
+    /// screen.
+    fn prompts_taken(&self, session: &Session) -> Option<u64> {
+        if !session.reports_events {
+            return None;
+        }
+        match self
+            .agent_states
+            .last_prompt(&session.project_id, &session.id)
+        {
+            Ok(last) => Some(last.map_or(0, |(count, _)| count)),
+            Err(_) => None,
+        }
+    }
+
+    /// Confirms a message the screen showed taken the way a spawn confirms its task: an agent
+    /// that reports events reports taking it (byte-exact) within [`REPORT_GRACE`]; one whose
+    /// report does not come (its hooks did not run) is taken at its screen's word, which is
+    /// logged.
+    async fn confirm_taken(&self, session: &Session, before: Option<u64>, text: &str) {
+        let Some(before) = before else {
+            return;
+        };
+        let id = &session.id;
+        let deadline = std::time::Instant::now() + REPORT_GRACE;
+        loop {
+            if let Ok(Some((count, prompt))) =
+                self.agent_states.last_prompt(&session.project_id, id)
+            {
+                if count > before {
+                    if prompt != text {
+                        tracing::warn!(%id, "the agent reported taking the message altered: {}", super::deliver::first_difference(text, &prompt));
+                    }
+                    return;
+                }
+            }
+            if std::time::Instant::now() >= deadline {
+                tracing::info!(%id, "the agent did not report taking the message; its screen showed it taken");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// An active session's runtime and handle, for calls that only look at it.

@@ -10,7 +10,7 @@ use std::{
     sync::{atomic::AtomicBool, Arc},
 };
 
-use ao_plugin_api::PluginKind;
+use ao_plugin_api::InterfaceKind;
 
 use super::{errors::ErrorClass, hosts::HostChoice, Lifecycle, LifecycleError};
 use crate::{
@@ -101,14 +101,14 @@ pub enum RequestError {
     /// The request asked for a plugin that is not loaded: the request's fault.
     #[error("no {kind} plugin named `{name}` is loaded (loaded {kind} plugins: {loaded}); check the name asked for, or run `ao-host plugins list`")]
     UnknownPlugin {
-        kind: PluginKind,
+        kind: InterfaceKind,
         name: String,
         loaded: String,
     },
     /// The project's config names a plugin that is not loaded: nothing the request can mend.
     #[error("no {kind} plugin named `{name}` is loaded (loaded {kind} plugins: {loaded}); check the name in {config} (project `{project}`) or run `ao-host plugins list`")]
     ProjectPluginMissing {
-        kind: PluginKind,
+        kind: InterfaceKind,
         name: String,
         loaded: String,
         project: String,
@@ -196,10 +196,10 @@ impl Lifecycle {
                 })?;
         let choice = &mut project.plugins;
         for (kind, field, chosen) in [
-            (PluginKind::Agent, &mut choice.agent, params.agent),
-            (PluginKind::Runtime, &mut choice.runtime, params.runtime),
+            (InterfaceKind::Agent, &mut choice.agent, params.agent),
+            (InterfaceKind::Runtime, &mut choice.runtime, params.runtime),
             (
-                PluginKind::Workspace,
+                InterfaceKind::Workspace,
                 &mut choice.workspace,
                 params.workspace,
             ),
@@ -349,7 +349,7 @@ mod tests {
         assert!(
             matches!(
                 &error,
-                LifecycleError::Request(RequestError::UnknownPlugin { kind: PluginKind::Agent, name, .. })
+                LifecycleError::Request(RequestError::UnknownPlugin { kind: InterfaceKind::Agent, name, .. })
                     if name == "nobody"
             ),
             "{error}"

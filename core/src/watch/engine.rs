@@ -178,7 +178,8 @@ impl Watcher {
             tracing::debug!(plugin = %scm.plugin, "rate limited for {} s more", (until - now) / 1000);
             return Ok(());
         }
-        let forge = self.forges.forge(&scm.plugin).await?;
+        let setting = format!("projects.{}.scm", project.id);
+        let forge = self.forges.forge(&scm.plugin, &setting).await?;
         let repository = repository_of(project, scm);
         let mut branches: Vec<String> = sessions.iter().map(|s| s.branch.clone()).collect();
         branches.sort();
@@ -592,16 +593,18 @@ impl Watcher {
     /// Hands a webhook delivery to the projects' scm plugins to verify; a verified one that was
     /// not taken before is a reason to poll now.
     pub async fn webhook(&self, delivery: WebhookDelivery) -> WebhookVerdict {
-        let plugins: BTreeSet<&str> = self
-            .lifecycle
-            .config()
-            .projects
-            .values()
-            .filter_map(|p| p.scm.as_ref().map(|scm| scm.plugin.as_str()))
-            .collect();
+        // Each scm plugin once, with a field that names it.
+        let mut plugins: Vec<(&str, String)> = Vec::new();
+        for project in self.lifecycle.config().projects.values() {
+            if let Some(scm) = &project.scm {
+                if plugins.iter().all(|(name, _)| *name != scm.plugin) {
+                    plugins.push((&scm.plugin, format!("projects.{}.scm", project.id)));
+                }
+            }
+        }
         let mut refusal = None;
-        for plugin in plugins {
-            let forge = match self.forges.forge(plugin).await {
+        for (plugin, setting) in plugins {
+            let forge = match self.forges.forge(plugin, &setting).await {
                 Ok(forge) => forge,
                 Err(e) => {
                     refusal = Some(e);

@@ -36,11 +36,11 @@ pub enum ForgeErrorKind {
 
 impl ForgeErrorKind {
     /// The kind of a plugin's [`ErrorKind`].
-    pub fn of(kind: Option<&ErrorKind>) -> Self {
+    pub fn of(kind: ErrorKind) -> Self {
         match kind {
-            Some(ErrorKind::RateLimited) => Self::RateLimited,
-            Some(ErrorKind::InvalidInput) => Self::InvalidInput,
-            Some(ErrorKind::Unsupported) => Self::Unsupported,
+            ErrorKind::RateLimited => Self::RateLimited,
+            ErrorKind::InvalidInput => Self::InvalidInput,
+            ErrorKind::Unsupported => Self::Unsupported,
             _ => Self::Failed,
         }
     }
@@ -64,6 +64,11 @@ pub trait Forge: Send + Sync {
 
 /// Where the watcher gets the `scm` plugin a project names.
 pub trait Forges: Send + Sync {
-    /// The plugin `name`, built once; why not, for the log.
-    fn forge<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Arc<dyn Forge>, String>>;
+    /// The plugin `name`, which the config field `setting` (`projects.app.scm`) names, built
+    /// once; why not, for the log.
+    fn forge<'a>(
+        &'a self,
+        name: &'a str,
+        setting: &'a str,
+    ) -> BoxFuture<'a, Result<Arc<dyn Forge>, String>>;
 }

@@ -4,7 +4,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{Context, Result};
 use ao_core::plugins::{library::host_abi_summary, set::plugin_context, PluginRow, PluginStatus};
-use ao_plugin_api::PluginKind;
+use ao_plugin_api::InterfaceKind;
 use ao_plugin_test as conformance;
 use clap::Subcommand;
 
@@ -37,9 +37,9 @@ pub enum PluginsCommand {
     Test {
         /// The plugin library (`.so`).
         file: PathBuf,
-        /// Only the plugins of this kind (runtime, agent, workspace).
+        /// Only the plugins of this kind (runtime, agent, workspace, scm).
         #[arg(long, value_parser = parse_kind)]
-        kind: Option<PluginKind>,
+        kind: Option<InterfaceKind>,
         /// Load the library into this process instead of an isolated child process.
         #[arg(long)]
         in_process: bool,
@@ -59,9 +59,9 @@ pub enum PluginsCommand {
     Serve,
 }
 
-fn parse_kind(text: &str) -> Result<PluginKind, String> {
-    PluginKind::parse(text)
-        .ok_or_else(|| format!("`{text}` is not a plugin kind: runtime, agent or workspace"))
+fn parse_kind(text: &str) -> Result<InterfaceKind, String> {
+    InterfaceKind::parse(text)
+        .ok_or_else(|| format!("`{text}` is not a plugin kind: runtime, agent, workspace or scm"))
 }
 
 pub fn run(context: &AppContext, command: PluginsCommand) -> Result<ExitCode> {
@@ -90,7 +90,7 @@ pub fn run(context: &AppContext, command: PluginsCommand) -> Result<ExitCode> {
 fn test(
     context: &AppContext,
     file: &std::path::Path,
-    kind: Option<PluginKind>,
+    kind: Option<InterfaceKind>,
     in_process: bool,
     screens: Option<&std::path::Path>,
     json: bool,

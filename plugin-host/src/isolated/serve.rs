@@ -10,8 +10,8 @@ use std::{fs::File, os::fd::FromRawFd, time::Duration};
 
 use ao_plugin_api::{
     abi_stable::std_types::RResult,
-    ffi::{AgentObject, RuntimeObject, WorkspaceObject},
-    PluginError, PluginKind,
+    ffi::{AgentObject, RuntimeObject, ScmObject, WorkspaceObject},
+    InterfaceKind, PluginError,
 };
 
 use super::{not_a_method, read_frame, write_frame, Arg, Call, FrameError, Hello, Reply};
@@ -124,11 +124,12 @@ fn encode(answer: impl Reply) -> Vec<u8> {
 }
 
 /// Calls the plugin method `call` names.
-fn answer(plugin: &RawInstance, kind: PluginKind, call: Call) -> Vec<u8> {
+fn answer(plugin: &RawInstance, kind: InterfaceKind, call: Call) -> Vec<u8> {
     let answered = match plugin {
         RawInstance::Runtime(o) => o.answer(call),
         RawInstance::Agent(o) => o.answer(call),
         RawInstance::Workspace(o) => o.answer(call),
+        RawInstance::Scm(o) => o.answer(call),
     };
     answered.unwrap_or_else(|call| encode(RResult::<(), _>::RErr(not_a_method(&call, kind))))
 }
