@@ -46,8 +46,11 @@ pub const LIMIT_PER_HOUR: u64 = 5000;
 pub enum Fault {
     /// `401 Bad credentials`.
     Unauthorized,
-    /// `403` with `x-ratelimit-remaining: 0` and the reset this many seconds away.
+    /// `x-ratelimit-remaining: 0` and the reset this many seconds away: REST answers `403`,
+    /// GraphQL `200` with a `RATE_LIMITED` error.
     RateLimited { reset_in_secs: u64 },
+    /// `403` "You have exceeded a secondary rate limit", naming no time to wait.
+    SecondaryRateLimit,
     /// `429` with `Retry-After`.
     TooManyRequests { retry_after_secs: u64 },
     /// `200` with a body that is not JSON.
@@ -294,6 +297,58 @@ impl GitHubApi {
         let pull = world.pull_mut(repo, number);
         change(pull);
         pull.updated = updated;
+    }
+
+    /// Opens a pull request from `branch` at the commit `origin` has for it, as an agent's
+    /// `gh pr create` after its push, once the push arrived (within `timeout`); returns its
+    /// number and head.
+    pub fn open_pull_when_pushed(
+        &self,
+        repo: &str,
+        origin: &BareOrigin,
+        branch: &str,
+        timeout: Duration,
+    ) -> (u64, String) {
+        let deadline = std::time::Instant::now() + timeout;
+        let head = loop {
+            if let Some(head) = origin.head_of(branch) {
+                break head;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{branch} was not pushed to {} within {timeout:?}",
+                origin.path.display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        (self.open_pull(repo, branch, &head, branch), head)
+    }
+
+    /// Moves each open pull request of `repo` to the commit `origin` has for its branch (a
+    /// push updates its pull request); returns the numbers that moved.
+    pub fn sync_heads(&self, repo: &str, origin: &BareOrigin) -> Vec<u64> {
+        let open: Vec<(u64, String, String)> = {
+            let world = self.world();
+            world
+                .repos
+                .get(repo)
+                .map(|r| {
+                    r.pulls
+                        .iter()
+                        .filter(|p| p.state == "open")
+                        .map(|p| (p.number, p.branch.clone(), p.head_sha.clone()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut moved = Vec::new();
+        for (number, branch, head) in open {
+            if let Some(pushed) = origin.head_of(&branch).filter(|pushed| *pushed != head) {
+                self.update_pull(repo, number, |pull| pull.head_sha = pushed);
+                moved.push(number);
+            }
+        }
+        moved
     }
 
     /// Pull request `number` of `repo` as it stands.
@@ -570,6 +625,19 @@ fn answer(
     let answer = match fault {
         _ if !authorized => Answer::error(401, "Bad credentials"),
         Some(Fault::Unauthorized) => Answer::error(401, "Bad credentials"),
+        Some(Fault::RateLimited { reset_in_secs }) if api == Api::GraphQl => {
+            // GraphQL says it in a successful answer's errors.
+            world.reset_at = now_secs() + reset_in_secs;
+            Answer {
+                status: 200,
+                body: json!({ "errors": [{
+                    "type": "RATE_LIMITED",
+                    "code": "graphql_rate_limit",
+                    "message": "API rate limit exceeded for user ID 1.",
+                }] }),
+                headers: vec![("x-ratelimit-remaining", "0".into())],
+            }
+        }
         Some(Fault::RateLimited { reset_in_secs }) => {
             world.reset_at = now_secs() + reset_in_secs;
             let mut answer = Answer::error(
@@ -579,6 +647,10 @@ fn answer(
             answer.headers.push(("x-ratelimit-remaining", "0".into()));
             answer
         }
+        Some(Fault::SecondaryRateLimit) => Answer::error(
+            403,
+            "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+        ),
         Some(Fault::TooManyRequests { retry_after_secs }) => {
             let mut answer = Answer::error(
                 429,
@@ -1217,6 +1289,92 @@ mod tests {
         assert_eq!(header(&headers, "x-ratelimit-remaining"), "0");
         let reset: u64 = header(&headers, "x-ratelimit-reset").parse().unwrap();
         assert!(reset > now_secs() && reset <= now_secs() + 60);
+    }
+
+    #[test]
+    fn a_delivery_arrives_signed_byte_exact_and_a_replay_repeats_its_id() {
+        let receiver = StandIn::start("webhook-receiver", |_, reply| {
+            reply.raw(204, &[], Vec::new())
+        });
+        let address = format!("127.0.0.1:{}", receiver.port());
+        let payload = json!({ "ref": "refs/heads/ao/one", "text": "é\u{0}" });
+        let delivery = Delivery::signed("push", "d-1", &payload, "s3cret");
+        assert_eq!(delivery.send(&address, "/hooks/github").unwrap(), 204);
+        assert_eq!(delivery.send(&address, "/hooks/github").unwrap(), 204);
+        assert_eq!(
+            delivery
+                .clone()
+                .wrongly_signed()
+                .send(&address, "/hooks/github")
+                .unwrap(),
+            204
+        );
+        let received = receiver.requests();
+        assert_eq!(received.len(), 3);
+        assert_eq!(received[0].path, "/hooks/github");
+        assert_eq!(received[0].raw_body, delivery.body);
+        assert_eq!(received[0].header("x-github-event"), Some("push"));
+        assert_eq!(received[1].header("x-github-delivery"), Some("d-1"));
+        assert_eq!(
+            received[0].header("x-hub-signature-256"),
+            Some(signature("s3cret", &delivery.body).as_str())
+        );
+        assert_ne!(
+            received[2].header("x-hub-signature-256"),
+            received[0].header("x-hub-signature-256")
+        );
+    }
+
+    #[test]
+    fn a_worktree_pushes_to_the_bare_origin_while_origin_still_names_the_slug() {
+        let scratch = tempfile::tempdir().unwrap();
+        let clone = scratch.path().join("clone");
+        crate::init_repo(&clone);
+        let origin = BareOrigin::create(scratch.path(), "octo/widgets", &clone);
+        assert_eq!(
+            crate::git(&clone, &["config", "--get", "remote.origin.url"]),
+            "https://github.com/octo/widgets.git"
+        );
+        let worktree = scratch.path().join("wt");
+        crate::git(
+            &clone,
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "-b",
+                "ao/one",
+                worktree.to_str().unwrap(),
+            ],
+        );
+        std::fs::write(worktree.join("f"), "x").unwrap();
+        crate::git(&worktree, &["add", "f"]);
+        crate::git(&worktree, &["commit", "-q", "-m", "work"]);
+        crate::git(&worktree, &["push", "-q", "-u", "origin", "ao/one"]);
+        let first = crate::git(&worktree, &["rev-parse", "HEAD"]);
+        assert_eq!(origin.head_of("ao/one"), Some(first.clone()));
+        let api = GitHubApi::start();
+        let (number, head) =
+            api.open_pull_when_pushed("octo/widgets", &origin, "ao/one", Duration::from_secs(5));
+        assert_eq!(head, first);
+        assert!(api.sync_heads("octo/widgets", &origin).is_empty());
+        std::fs::write(worktree.join("f"), "y").unwrap();
+        crate::git(&worktree, &["commit", "-q", "-am", "more"]);
+        crate::git(&worktree, &["push", "-q"]);
+        assert_eq!(api.sync_heads("octo/widgets", &origin), vec![number]);
+        assert_eq!(
+            api.pull("octo/widgets", number).head_sha,
+            crate::git(&worktree, &["rev-parse", "HEAD"])
+        );
+    }
+
+    #[test]
+    fn the_signature_is_githubs_hmac_sha256() {
+        // GitHub's documented example: secret "It's a Secret to Everybody", payload "Hello, World!".
+        assert_eq!(
+            signature("It's a Secret to Everybody", b"Hello, World!"),
+            "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+        );
     }
 
     #[test]

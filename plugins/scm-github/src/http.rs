@@ -53,7 +53,14 @@ pub struct Client {
     token: Mutex<Option<(String, TokenSource)>>,
     /// Per API, what the last answer said.
     limits: Mutex<BTreeMap<Api, RateLimit>>,
+    /// Per API, when GitHub last asked to wait until (`Retry-After`, a secondary limit), in
+    /// seconds since the epoch.
+    not_before: Mutex<BTreeMap<Api, u64>>,
 }
+
+/// How long to wait after a secondary rate limit that names no time (GitHub: "at least one
+/// minute").
+const SECONDARY_WAIT_SECS: u64 = 60;
 
 fn now_secs() -> u64 {
     SystemTime::now()
@@ -99,6 +106,7 @@ impl Client {
             settings,
             token: Mutex::new(None),
             limits: Mutex::new(BTreeMap::new()),
+            not_before: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -203,6 +211,22 @@ impl Client {
         let answer: Value = json_body(&mut response, "POST", "graphql")?;
         let errors = answer["errors"].as_array().cloned().unwrap_or_default();
         let data = answer.get("data").cloned().unwrap_or(Value::Null);
+        if errors.iter().any(|e| e["type"] == "RATE_LIMITED") {
+            let reset = self
+                .limits
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&Api::GraphQl)
+                .map_or(0, |limit| limit.reset_at);
+            return Err(PluginFailure::new(
+                ErrorKind::RateLimited,
+                format!(
+                    "GitHub's graphql rate limit is used up until {} (in {} s)",
+                    clock(reset),
+                    reset.saturating_sub(now_secs())
+                ),
+            ));
+        }
         if data.is_null() {
             let said = errors
                 .iter()
@@ -337,11 +361,30 @@ impl Client {
     }
 
     fn refuse_while_limited(&self, api: Api) -> Result<(), PluginFailure> {
+        let now = now_secs();
+        let not_before = self
+            .not_before
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&api)
+            .copied()
+            .unwrap_or(0);
+        if not_before > now {
+            return Err(PluginFailure::new(
+                ErrorKind::RateLimited,
+                format!(
+                    "GitHub asked to wait before the next {} request, until {} (in {} s); not \
+                     asking before then",
+                    api.name(),
+                    clock(not_before),
+                    not_before - now
+                ),
+            ));
+        }
         let limits = self.limits.lock().unwrap_or_else(|e| e.into_inner());
         let Some(limit) = limits.get(&api) else {
             return Ok(());
         };
-        let now = now_secs();
         if limit.remaining == 0 && limit.reset_at > now {
             return Err(PluginFailure::new(
                 ErrorKind::RateLimited,
@@ -430,7 +473,20 @@ impl Client {
                     ),
                 )
             }
-            403 | 429 if exhausted || retry_after.is_some() => {
+            403 | 429
+                if exhausted || retry_after.is_some() || said.contains("secondary rate limit") =>
+            {
+                let retry_after = match (retry_after, exhausted) {
+                    (Some(secs), _) => Some(secs),
+                    (None, false) => Some(SECONDARY_WAIT_SECS),
+                    (None, true) => None,
+                };
+                if let Some(secs) = retry_after {
+                    self.not_before
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(api, now_secs() + secs);
+                }
                 let wait = match (retry_after, number("x-ratelimit-reset")) {
                     (Some(secs), _) => {
                         format!("GitHub asks to wait {secs} s before the next request")

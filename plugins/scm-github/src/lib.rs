@@ -37,6 +37,8 @@ pub mod webhook;
 use std::{collections::HashMap, sync::Mutex};
 
 use ao_plugin_api::{
+    abi_stable::std_types::RString,
+    export_plugins,
     scm::{
         Check, ChecksQuery, Fetched, MergeRequest, PullRequest, PullRequestQuery, RateLimit,
         ReviewFeedback, ReviewsQuery, ScmRepository, WebhookDelivery, WebhookHint,
@@ -47,6 +49,10 @@ use ao_plugin_kit::prelude::*;
 use serde_json::{json, Value};
 
 use crate::{checks::Commits, http::Client, pulls::Listings, repository::Slug, settings::Settings};
+
+export_plugins! {
+    scm "github" => GitHub,
+}
 
 /// The plugin: one client, and what it remembers between calls.
 pub struct GitHub {
@@ -124,6 +130,12 @@ impl Scm for GitHub {
         &self,
         query: &PullRequestQuery,
     ) -> Result<Fetched<Vec<PullRequest>>, PluginFailure> {
+        if query.branches.is_empty() {
+            return Ok(Fetched::Changed {
+                value: Vec::new(),
+                validator: RString::new(),
+            });
+        }
         let slug = self.slug(&query.repository)?;
         let mut listings = self.listings.lock().unwrap_or_else(|e| e.into_inner());
         pulls::pull_requests(

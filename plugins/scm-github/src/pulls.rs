@@ -136,13 +136,11 @@ pub fn pull_requests(
         }
         Conditional::NotModified => {}
     }
-    let mut matched: Vec<&RestPull> = listing
+    let matched: Vec<&RestPull> = listing
         .pulls
         .iter()
         .filter(|pull| query.branches.iter().any(|b| pull.heads(slug, b.as_str())))
         .collect();
-    // The list is most recently updated first; keep that order.
-    matched.dedup_by_key(|pull| pull.number);
     let now = Instant::now();
     let due: Vec<&RestPull> = matched
         .iter()

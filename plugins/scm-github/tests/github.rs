@@ -755,3 +755,94 @@ fn an_unknown_setting_is_refused_by_name() {
         error.message()
     );
 }
+
+#[test]
+fn a_used_up_graphql_limit_is_rate_limited_too() {
+    let api = GitHubApi::start();
+    api.open_pull(REPO, "ao/one", SHA_A, "One");
+    api.fault(Some(Fault::RateLimited { reset_in_secs: 900 }));
+    let github = plugin(&api);
+    let error = github
+        .reviews(&ReviewsQuery {
+            repository: repository(),
+            numbers: vec![1].into(),
+        })
+        .unwrap_err();
+    assert_eq!(kind(&error), ErrorKind::RateLimited);
+    assert!(
+        error
+            .message()
+            .contains("graphql rate limit is used up until"),
+        "{}",
+        error.message()
+    );
+    let limits = github.rate_limits().unwrap();
+    assert_eq!(limits[0].api.as_str(), "graphql");
+    assert_eq!(limits[0].remaining, 0);
+}
+
+#[test]
+fn a_secondary_rate_limit_waits_a_minute_before_asking_again() {
+    let api = GitHubApi::start();
+    api.fault(Some(Fault::SecondaryRateLimit));
+    let github = plugin(&api);
+    let error = github.checks(&checks_query(SHA_A, "")).unwrap_err();
+    assert_eq!(kind(&error), ErrorKind::RateLimited);
+    assert!(error.message().contains("wait 60 s"), "{}", error.message());
+    api.fault(None);
+    let asked = api.requests().len();
+    let again = github.checks(&checks_query(SHA_A, "")).unwrap_err();
+    assert_eq!(kind(&again), ErrorKind::RateLimited);
+    assert_eq!(api.requests().len(), asked, "asked again before the wait");
+}
+
+#[test]
+fn twenty_idle_pull_requests_cost_nothing_after_the_first_poll() {
+    let api = GitHubApi::start();
+    let branches: Vec<String> = (1..=20).map(|n| format!("ao/s-{n}")).collect();
+    let shas: Vec<String> = (1..=20).map(|n| format!("{n:08x}")).collect();
+    for (branch, sha) in branches.iter().zip(&shas) {
+        api.open_pull(REPO, branch, sha, branch);
+        api.add_check_run(REPO, sha, CheckRun::completed("test", "success", ""));
+    }
+    let github = plugin(&api);
+    let names: Vec<&str> = branches.iter().map(String::as_str).collect();
+    let mut pulls_validator = String::new();
+    let mut checks_validators = vec![String::new(); shas.len()];
+    let mut poll = |first: bool| {
+        let fetched = github
+            .pull_requests(&pulls_query(&names, &pulls_validator))
+            .unwrap();
+        match fetched {
+            Fetched::Changed { value, validator } => {
+                assert!(first, "an idle list changed");
+                assert_eq!(value.len(), 20);
+                pulls_validator = validator.into();
+            }
+            Fetched::Unchanged => assert!(!first),
+        }
+        for (sha, validator) in shas.iter().zip(checks_validators.iter_mut()) {
+            match github.checks(&checks_query(sha, validator)).unwrap() {
+                Fetched::Changed { validator: new, .. } => {
+                    assert!(first, "idle checks changed");
+                    *validator = new.into();
+                }
+                Fetched::Unchanged => assert!(!first),
+            }
+        }
+    };
+    poll(true);
+    let first = api.counts();
+    // One list, one GraphQL query for all twenty, two lists per commit.
+    assert_eq!((first.rest, first.graphql), (1 + 40, 1), "{first:?}");
+    for _ in 0..10 {
+        poll(false);
+    }
+    let idle = api.counts();
+    assert_eq!(
+        (idle.rest, idle.graphql),
+        (first.rest, first.graphql),
+        "{idle:?}"
+    );
+    assert_eq!(idle.rest_not_modified, first.rest_not_modified + 10 * 41);
+}
