@@ -50,7 +50,26 @@ const fn const_str_eq(a: &str, b: &str) -> bool {
 /// programs and files only through `ao-plugin-kit`'s `program`, `files` and `session_files`,
 /// which carry the host's transport (see [`crate::transport`]). Without it, the host refuses to
 /// use the plugin on another host. An `scm` plugin cannot be `[remote]` (it talks to its forge
-/// from the host that runs ao-host); the macro refuses that at compile time.
+/// from the host that runs ao-host); the macro refuses that at compile time:
+///
+/// ```compile_fail
+/// # use ao_plugin_api::{scm::*, PluginContext, PluginFailure, PluginResult, Scm};
+/// # pub struct Forge;
+/// # impl Scm for Forge {
+/// #     fn new(_: &PluginContext) -> PluginResult<Self> { Ok(Forge) }
+/// #     fn pull_requests(&self, _: &PullRequestQuery)
+/// #         -> Result<Fetched<Vec<PullRequest>>, PluginFailure> { Ok(Fetched::Unchanged) }
+/// #     fn checks(&self, _: &ChecksQuery)
+/// #         -> Result<Fetched<Vec<Check>>, PluginFailure> { Ok(Fetched::Unchanged) }
+/// #     fn reviews(&self, _: &ReviewsQuery)
+/// #         -> Result<Vec<ReviewFeedback>, PluginFailure> { Ok(Vec::new()) }
+/// #     fn merge(&self, _: &MergeRequest) -> Result<(), PluginFailure> { Ok(()) }
+/// # }
+/// ao_plugin_api::export_plugins! {
+///     scm "forge" => Forge [remote],
+/// }
+/// # fn main() {}
+/// ```
 ///
 /// A library that cannot work without a host feature (see [`crate::HOST_FEATURES`]) says so
 /// first; a host without it refuses the library, naming the feature, instead of loading it:

@@ -132,7 +132,10 @@ pub struct PluginLibrary {
     pub remote: RSlice<'static, RemoteDeclaration>,
     /// The plugins of kinds added after the first release (`scm`, 0.1.9). A library built
     /// before has none; a host built before reads no further than `remote`, and refuses such a
-    /// library from its manifest, by the kind's name.
+    /// library from its manifest, by the kind's name. Hidden: only `export_plugins!` writes
+    /// this struct, and it writes every field, so a field added here breaks no plugin's source
+    /// (hosts read it through [`PluginLibraryRef::added_kinds`]).
+    #[doc(hidden)]
     #[sabi(missing_field(default))]
     pub added_kinds: RSlice<'static, AddedKindDeclaration>,
 }

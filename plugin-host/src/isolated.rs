@@ -738,7 +738,7 @@ pub(crate) fn not_a_method(call: &Call, kind: InterfaceKind) -> PluginError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ao_plugin_api::abi_stable::std_types::ROk;
+    use ao_plugin_api::abi_stable::std_types::{ROk, ROption};
 
     /// An answer as it crosses the pipe: encoded by the child, decoded by the host.
     fn across<R: Reply>(answer: R::Wire) -> R {
@@ -769,5 +769,75 @@ mod tests {
         let received: RResult<NonExhaustiveFor<ReadinessState>, PluginFailure> =
             across(sent.to_wire());
         assert_eq!(received, expected);
+    }
+
+    fn pull_request(state: PullRequestState) -> PullRequest {
+        PullRequest {
+            number: 7,
+            node_id: "PR_7".into(),
+            url: "https://forge.invalid/pull/7".into(),
+            title: "a title".into(),
+            branch: "session/app-1".into(),
+            head_sha: "abc123".into(),
+            state: NonExhaustive::new(state),
+            draft: true,
+            mergeable: NonExhaustive::new(Mergeability::Conflicting),
+            review_decision: NonExhaustive::new(ReviewDecision::ChangesRequested),
+        }
+    }
+
+    #[test]
+    fn a_forges_answers_cross_field_by_field() {
+        type Pulls = RResult<Fetched<RVec<PullRequest>>, PluginFailure>;
+        let sent: Pulls = ROk(Fetched::Changed {
+            value: vec![pull_request(PullRequestState::Merged)].into(),
+            validator: "W/\"etag\"".into(),
+        });
+        assert_eq!(across::<Pulls>(sent.clone().to_wire()), sent);
+        let unchanged: Pulls = ROk(Fetched::Unchanged);
+        assert_eq!(across::<Pulls>(unchanged.clone().to_wire()), unchanged);
+
+        type Feedback = RResult<RVec<ReviewFeedback>, PluginFailure>;
+        let sent: Feedback = ROk(vec![ReviewFeedback {
+            number: 7,
+            reviews: vec![Review {
+                id: "R_1".into(),
+                author: "reviewer".into(),
+                decision: NonExhaustive::new(ReviewDecision::ChangesRequested),
+                body: "please".into(),
+                url: "https://forge.invalid/r/1".into(),
+            }]
+            .into(),
+            unresolved: vec![ReviewComment {
+                thread_id: "T_1".into(),
+                comment_id: "C_1".into(),
+                path: "src/lib.rs".into(),
+                line: ROption::RSome(12),
+                author: "reviewer".into(),
+                body: "why?".into(),
+                url: "https://forge.invalid/c/1".into(),
+            }]
+            .into(),
+        }]
+        .into());
+        assert_eq!(across::<Feedback>(sent.clone().to_wire()), sent);
+
+        let rate_limited: Pulls = RErr(PluginFailure::new(ErrorKind::RateLimited, "wait"));
+        let received = across::<Pulls>(rate_limited.to_wire()).unwrap_err();
+        assert_eq!(received.kind.as_enum().ok(), Some(&ErrorKind::RateLimited));
+    }
+
+    #[test]
+    fn a_forge_state_the_child_does_not_know_arrives_as_the_fallback() {
+        type Checks = RResult<Fetched<RVec<Check>>, PluginFailure>;
+        let wire = serde_json::json!({"Ok": [[{
+            "id": "1", "name": "test", "state": {"Err": "Stale"}, "conclusion": "stale",
+            "url": "u", "log_tail": ""
+        }], "v"]});
+        let checks: Checks = across(serde_json::from_value(wire).unwrap());
+        let Fetched::Changed { value, .. } = checks.unwrap() else {
+            panic!("changed");
+        };
+        assert_eq!(value[0].state.as_enum().ok(), Some(&CheckState::Pending));
     }
 }

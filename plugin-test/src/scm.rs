@@ -116,11 +116,23 @@ pub(super) async fn check(kit: &mut Kit<'_>) {
                 "accepted (delivery `{}`): a delivery that does not verify must be an error",
                 hint.delivery_id
             )),
-            Err(e) if e.error_kind() == ErrorKind::Panicked => Err(failed(&e)),
-            Err(e) => Ok(format!("refused: {}", e.plugin_message())),
+            // Refused as what it is: a delivery that does not verify (`InvalidInput`), no
+            // secret to verify it with (`Config`), or no webhooks at all (`Unsupported`).
+            Err(e) if is_refusal(e.error_kind()) => Ok(format!("refused: {}", e.plugin_message())),
+            Err(e) => Err(format!(
+                "{}; refuse a delivery that does not verify as invalid input",
+                failed(&e)
+            )),
         },
     );
     check_doctor(kit, &scm).await;
+}
+
+fn is_refusal(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::InvalidInput | ErrorKind::Config | ErrorKind::Unsupported
+    )
 }
 
 /// Records the check `new`: built, or refused as a config error (a plugin may need a setting
