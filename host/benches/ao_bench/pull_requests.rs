@@ -1,10 +1,10 @@
 //! Pull requests, CI and reviews: what watching costs against GitHub's rate limits, and how
 //! soon a CI failure reaches an idle agent.
 //!
-//! The watcher (`ao_core::watch::Watcher`) runs in this process against the loopback GitHub
-//! stand-in (`support::github_api`), through the `github` plugin's own code (`ao-scm-github`,
-//! its `Scm` implementation called off the reactor as the plugin host would), for real
-//! sessions (tmux, git worktrees, the fake agent). The stand-in counts the requests that count
+//! The watcher (`ao_core::watch::Watcher`, as `ao-host watch` runs it) runs in this process
+//! against the loopback GitHub stand-in (`support::github_api`), through the `github` plugin's
+//! release library loaded like any plugin, for real sessions (tmux, git worktrees, the fake
+//! agent). The stand-in counts the requests that count
 //! against a limit, REST and GraphQL apart; a `304` is counted apart and costs nothing.
 //!
 //! Rates are measured in compressed time: every interval is divided by [`SCALE`] (polls every
@@ -13,7 +13,6 @@
 
 use std::{
     path::{Path, PathBuf},
-    pin::Pin,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -21,19 +20,9 @@ use std::{
 use ao_core::{
     config::Config,
     lifecycle::Lifecycle,
-    watch::{
-        forge::{Forge, ForgeError, ForgeErrorKind, ForgeResult, Forges},
-        Watcher, WebhookVerdict,
-    },
+    watch::{PluginForges, Watcher, WebhookVerdict},
 };
-use ao_plugin_api::{
-    scm::{
-        Check, ChecksQuery, Fetched, MergeRequest, PullRequest, PullRequestQuery, RateLimit,
-        ReviewFeedback, ReviewsQuery, WebhookDelivery, WebhookHeader, WebhookHint,
-    },
-    PluginContext, PluginFailure, Scm,
-};
-use ao_scm_github::GitHub;
+use ao_plugin_api::scm::{WebhookDelivery, WebhookHeader};
 
 use crate::{
     measure::{median, ms},
@@ -56,61 +45,6 @@ const SECRET: &str = "bench-secret";
 const OPEN_PULLS: usize = 20;
 /// CI failures timed per row.
 const SAMPLES: usize = 3;
-
-type Boxed<'a, T> = Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
-
-/// The `github` plugin as the watcher calls it: each call on a blocking thread.
-struct GitHubForge(Arc<GitHub>);
-
-impl GitHubForge {
-    fn call<T: Send + 'static>(
-        &self,
-        call: impl FnOnce(&GitHub) -> Result<T, PluginFailure> + Send + 'static,
-    ) -> Boxed<'static, ForgeResult<T>> {
-        let github = Arc::clone(&self.0);
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || call(&github))
-                .await
-                .expect("the plugin call panicked")
-                .map_err(|failure| ForgeError {
-                    kind: ForgeErrorKind::of(failure.kind.as_enum().ok()),
-                    message: failure.message.to_string(),
-                })
-        })
-    }
-}
-
-impl Forge for GitHubForge {
-    fn pull_requests(
-        &self,
-        query: PullRequestQuery,
-    ) -> Boxed<'_, ForgeResult<Fetched<Vec<PullRequest>>>> {
-        self.call(move |github| github.pull_requests(&query))
-    }
-    fn checks(&self, query: ChecksQuery) -> Boxed<'_, ForgeResult<Fetched<Vec<Check>>>> {
-        self.call(move |github| github.checks(&query))
-    }
-    fn reviews(&self, query: ReviewsQuery) -> Boxed<'_, ForgeResult<Vec<ReviewFeedback>>> {
-        self.call(move |github| github.reviews(&query))
-    }
-    fn merge(&self, request: MergeRequest) -> Boxed<'_, ForgeResult<()>> {
-        self.call(move |github| github.merge(&request))
-    }
-    fn webhook(&self, delivery: WebhookDelivery) -> Boxed<'_, ForgeResult<WebhookHint>> {
-        self.call(move |github| github.webhook(&delivery))
-    }
-    fn rate_limits(&self) -> Boxed<'_, ForgeResult<Vec<RateLimit>>> {
-        self.call(|github| github.rate_limits())
-    }
-}
-
-struct OneForge(Arc<dyn Forge>);
-
-impl Forges for OneForge {
-    fn forge<'a>(&'a self, _name: &'a str) -> Boxed<'a, Result<Arc<dyn Forge>, String>> {
-        Box::pin(async move { Ok(Arc::clone(&self.0)) })
-    }
-}
 
 /// Real sessions of a project watched through the stand-in.
 struct Watched {
@@ -136,6 +70,11 @@ fn watched(
     for p in plugins {
         support::install(p, &plugin_dir, None);
     }
+    support::install(
+        &support::build_workspace_plugin_release("ao-scm-github"),
+        &plugin_dir,
+        None,
+    );
     let repo = dir.join("repo");
     init_repo(&repo);
     let log_dir = dir.join("agent-log");
@@ -172,18 +111,16 @@ fn watched(
         api.open_pull(REPO, &format!("session/app-{n}"), &sha, &format!("PR {n}"));
         api.add_check_run(REPO, &sha, CheckRun::completed("build", "success", "ok"));
     }
-    let github = GitHub::new(&PluginContext {
-        plugin_name: "github".into(),
-        data_dir: setup.dir.join("data").display().to_string().into(),
-        config_yaml: github_settings.into(),
-    })
-    .unwrap_or_else(|e| panic!("{}", e.message()));
     let config = Config::load(Some(&setup.config)).unwrap();
-    let lifecycle = Lifecycle::open(config, &[])
-        .unwrap()
-        .with_event_program(PathBuf::from(env!("CARGO_BIN_EXE_ao-host")));
-    let forges = Arc::new(OneForge(Arc::new(GitHubForge(Arc::new(github)))));
-    let watcher = Arc::new(Watcher::new(Arc::new(lifecycle), forges));
+    let lifecycle = Arc::new(
+        Lifecycle::open(config, &[])
+            .unwrap()
+            .with_event_program(PathBuf::from(env!("CARGO_BIN_EXE_ao-host"))),
+    );
+    let watcher = Arc::new(Watcher::new(
+        Arc::clone(&lifecycle),
+        PluginForges::shared(lifecycle),
+    ));
     Watched {
         _setup: setup,
         api,
@@ -271,7 +208,7 @@ pub(crate) fn pull_requests(plugins: &[PathBuf], work: &Path) {
         .unwrap();
     println!("## Pull requests, CI and reviews\n");
     println!(
-        "The watcher against the loopback GitHub stand-in, through the `github` plugin's code, for \
+        "The watcher against the loopback GitHub stand-in, through the `github` plugin's release library, for \
          real idle sessions. Requests per hour that count against a rate limit (the stand-in \
          counts them; `304`s apart, free), measured over one hour compressed {SCALE}× (polls \
          every 1 s, reviews and the plugin's refresh every 4 s, for {} s; the first poll, which \
