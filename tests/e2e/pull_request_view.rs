@@ -79,6 +79,15 @@ pub(crate) fn store_failing_pr(harness: &Harness, id: &str) {
         .unwrap();
 }
 
+/// Stores pull request #12, nothing queued, for both `app-1` and `app-2`.
+fn store_both(watch: &WatchDir) {
+    for id in ["app-1", "app-2"] {
+        watch
+            .save_session("app", id, &stored(Some(failing_pr()), &[]))
+            .unwrap();
+    }
+}
+
 /// A heartbeat of this test process (alive), last polled `ago_ms` ago.
 fn beat(harness: &Harness, ago_ms: u64) {
     let now = now_ms();
@@ -193,11 +202,7 @@ fn session_ls_and_session_pr_show_the_stored_pull_request_ci_review_and_queue() 
 fn no_watcher_is_said_once_and_a_damaged_watch_file_is_a_note_never_a_failed_listing() {
     let harness = two_sessions();
     let watch = watch_dir(&harness);
-    for id in ["app-1", "app-2"] {
-        watch
-            .save_session("app", id, &stored(Some(failing_pr()), &[]))
-            .unwrap();
-    }
+    store_both(&watch);
     // Polled an hour ago: no watcher runs.
     beat(&harness, 3_600_000);
     let table = stdout(&harness.ok(&["session", "ls"]));
@@ -233,11 +238,7 @@ fn no_watcher_is_said_once_and_a_damaged_watch_file_is_a_note_never_a_failed_lis
     )]);
     let table = stdout(&harness.ok(&["session", "ls"]));
     assert!(table.contains("no watcher running"), "{table}");
-    for id in ["app-1", "app-2"] {
-        watch
-            .save_session("app", id, &stored(Some(failing_pr()), &[]))
-            .unwrap();
-    }
+    store_both(&watch);
 
     // A damaged file: its session is listed with a note naming the file and the fix.
     let damaged = watch.root().join("sessions/app/app-2.json");
@@ -272,11 +273,7 @@ fn no_watcher_is_said_once_and_a_damaged_watch_file_is_a_note_never_a_failed_lis
 fn a_killed_session_forgets_its_watch_file_and_gc_collects_one_written_after() {
     let harness = two_sessions();
     let watch = watch_dir(&harness);
-    for id in ["app-1", "app-2"] {
-        watch
-            .save_session("app", id, &stored(Some(failing_pr()), &[]))
-            .unwrap();
-    }
+    store_both(&watch);
     let file = |id: &str| watch.root().join(format!("sessions/app/{id}.json"));
     let ledger = |id: &str| watch.root().join(format!("ledger/app/{id}.json"));
     watch

@@ -110,18 +110,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn orchestrator_prompt_names_project_repo_branch_port_and_commands() {
-        let project = project();
-        let text = orchestrator_prompt(
+    /// The prompt of orchestrator `app-orchestrator-1` with no sessions yet.
+    fn first_orchestrator_prompt() -> String {
+        orchestrator_prompt(
             &PromptFacts {
-                project: &project,
+                project: &project(),
                 default_branch: "main",
                 port: 4123,
             },
             "app-orchestrator-1",
             &[],
-        );
+        )
+    }
+
+    #[test]
+    fn orchestrator_prompt_names_project_repo_branch_port_and_commands() {
+        let text = first_orchestrator_prompt();
         for needle in [
             "app-orchestrator-1",
             "/src/app",
@@ -141,16 +145,7 @@ mod tests {
 
     #[test]
     fn the_orchestrator_prompt_says_the_watcher_sends_workers_their_ci_and_reviews() {
-        let project = project();
-        let text = orchestrator_prompt(
-            &PromptFacts {
-                project: &project,
-                default_branch: "main",
-                port: 4123,
-            },
-            "app-orchestrator-1",
-            &[],
-        );
+        let text = first_orchestrator_prompt();
         for needle in [
             "## Workers' pull requests",
             "failed CI checks",
