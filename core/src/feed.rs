@@ -7,7 +7,8 @@
 //! session's change never waits on a host, and a silent host is asked again in its lane's own
 //! time (in the background of everything else). Each lane compares its sessions with what was
 //! last told and publishes the ones that changed, as `session` (insert or replace) and
-//! `removed` events; this machine's lane also publishes the list of unreadable records as a
+//! `removed` events (a session with its pull request as the watcher stored it, see
+//! [`crate::watch::shown`]); this machine's lane also publishes the list of unreadable records as a
 //! `problems` event when it changes. A `session` event leaves out `task` when it did not
 //! change: a task may be a megabyte, and statuses change often.
 //!
@@ -33,7 +34,7 @@ use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::{
     lifecycle::{Lifecycle, SessionListing},
-    session::Session,
+    watch::shown::ListedSession,
 };
 
 /// How often each lane is read while someone watches.
@@ -70,9 +71,9 @@ type Start = (Change, broadcast::Receiver<Change>);
 struct Told {
     /// The lane it is listed in (`None`: this machine).
     lane: Option<String>,
-    /// Its JSON without the task, as last published.
-    without_task: Arc<str>,
-    session: Session,
+    /// Its JSON without the task and ages: what a change is looked for in.
+    facts: Arc<str>,
+    listed: ListedSession,
 }
 
 /// Everything told so far.
@@ -184,29 +185,32 @@ impl Feed {
     fn tell(&self, lane: Option<&str>, listing: SessionListing) {
         let mut tale = self.told.lock().unwrap_or_else(|e| e.into_inner());
         let mut listed = HashSet::new();
-        for mut session in listing.sessions {
+        for session in self.lifecycle.with_pull_requests(listing.sessions) {
             // Serialised without its task (a task may be a megabyte, and rarely changes); the
-            // task is compared, and sent only when it changed.
-            let task = session.task.take();
-            let mut without_task = json!(session);
-            without_task.as_object_mut().map(|o| o.remove("task"));
-            session.task = task;
-            let without_task: Arc<str> = Arc::from(without_task.to_string());
-            match tale.sessions.get(&session.id) {
-                Some(told) if told.session.task == session.task => {
-                    if told.without_task != without_task {
-                        self.publish("session", Arc::clone(&without_task));
+            // task is compared, and sent only when it changed. Ages grow every second: a change
+            // is one in anything else.
+            let without_task = |listed: &ListedSession| {
+                let mut value = json!(listed);
+                value.as_object_mut().map(|o| o.remove("task"));
+                value.to_string()
+            };
+            let facts: Arc<str> = Arc::from(without_task(&session.without_ages()));
+            let id = &session.session.id;
+            match tale.sessions.get(id) {
+                Some(told) if told.listed.session.task == session.session.task => {
+                    if told.facts != facts {
+                        self.publish("session", Arc::from(without_task(&session)));
                     }
                 }
                 _ => self.publish("session", Arc::from(json!(session).to_string())),
             }
-            listed.insert(session.id.clone());
+            listed.insert(id.clone());
             tale.sessions.insert(
-                session.id.clone(),
+                id.clone(),
                 Told {
                     lane: lane.map(str::to_string),
-                    without_task,
-                    session,
+                    facts,
+                    listed: session,
                 },
             );
         }
@@ -237,9 +241,9 @@ impl Feed {
             return;
         }
         let tale = self.told.lock().unwrap_or_else(|e| e.into_inner());
-        let mut sessions: Vec<&Session> =
-            tale.sessions.values().map(|told| &told.session).collect();
-        sessions.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        let mut sessions: Vec<&ListedSession> =
+            tale.sessions.values().map(|told| &told.listed).collect();
+        sessions.sort_by_key(|listed| (listed.session.created_at, &listed.session.id));
         let snapshot = json!({"sessions": sessions, "problems": tale.problems});
         let event = Change {
             kind: "snapshot",

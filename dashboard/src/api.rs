@@ -170,6 +170,7 @@ pub(super) fn routes() -> Router<AppState> {
             post(send_message.layer(DefaultBodyLimit::max(MAX_TASK_BYTES))),
         )
         .route("/sessions/{id}/attach", get(attach))
+        .route("/sessions/{id}/pr", get(pull_request))
         .route("/events", get(events))
         .route("/plugins", get(plugins))
         .route("/doctor", get(doctor))
@@ -199,7 +200,7 @@ async fn list_sessions(
         tracing::warn!("{problem}");
     }
     // A script must never take a partial list for the whole: say how many records are missing.
-    let mut response = Json(listing.sessions).into_response();
+    let mut response = Json(state.lifecycle.with_pull_requests(listing.sessions)).into_response();
     if !listing.problems.is_empty() {
         response
             .headers_mut()
@@ -378,6 +379,14 @@ async fn attach(
     let argv = state.lifecycle.attach_command(&id).await?;
     let command = ao_plugin_kit::shell::join(&argv);
     Ok(Json(json!({ "argv": argv, "command": command })).into_response())
+}
+
+/// `GET /api/sessions/{id}/pr`: as `session pr ID --json`, from what the watcher stored.
+async fn pull_request(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(state.lifecycle.pull_request(&id)?).into_response())
 }
 
 /// `503` with `Retry-After`, closing the connection: a client over a cap is told at once to come

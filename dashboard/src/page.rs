@@ -17,7 +17,7 @@ const STYLE: &str = "text/css; charset=utf-8";
 
 /// Every file of the page: its path, content type and body. The scripts import each other by
 /// these paths (`app.js` is the entry `index.html` loads).
-const ASSETS: [(&str, &str, &str); 13] = [
+const ASSETS: [(&str, &str, &str); 14] = [
     ("/", HTML, include_str!("page/index.html")),
     ("/style.css", STYLE, include_str!("page/style.css")),
     ("/app.js", SCRIPT, include_str!("page/app.js")),
@@ -31,6 +31,7 @@ const ASSETS: [(&str, &str, &str); 13] = [
     ("/session.js", SCRIPT, include_str!("page/session.js")),
     ("/ansi.js", SCRIPT, include_str!("page/ansi.js")),
     ("/checks.js", SCRIPT, include_str!("page/checks.js")),
+    ("/pr.js", SCRIPT, include_str!("page/pr.js")),
 ];
 
 /// Only the page's own files may run or style it; it may only talk to this server; no other

@@ -19,7 +19,7 @@ const TRICKY_TASK: &str =
 
 /// `ao-host dashboard --port 0` running for one test; killed if the test ends without
 /// [`Dashboard::stop`].
-struct Dashboard {
+pub(crate) struct Dashboard {
     child: Child,
     /// `http://127.0.0.1:PORT` (no trailing slash).
     base: String,
@@ -29,13 +29,13 @@ struct Dashboard {
 }
 
 /// A reply: status and body.
-struct Reply {
-    status: u16,
-    body: String,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) body: String,
 }
 
 impl Reply {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
     }
@@ -52,7 +52,7 @@ impl Reply {
 }
 
 impl Dashboard {
-    fn start(harness: &Harness, args: &[&str], env: &[(&str, &str)]) -> Self {
+    pub(crate) fn start(harness: &Harness, args: &[&str], env: &[(&str, &str)]) -> Self {
         let stderr_log = harness
             .home()
             .join(format!("dashboard-{}.log", rand_suffix()));
@@ -140,7 +140,7 @@ impl Dashboard {
         }
     }
 
-    fn get(&self, path: &str) -> Reply {
+    pub(crate) fn get(&self, path: &str) -> Reply {
         Self::reply(self.authorized(self.http.get(self.url(path))).call())
     }
 
@@ -165,7 +165,7 @@ impl Dashboard {
     }
 
     /// The live feed, read on a thread of its own.
-    fn events(&self) -> Feed {
+    pub(crate) fn events(&self) -> Feed {
         let response = self
             .authorized(self.http.get(self.url("/api/events")))
             .call()
@@ -176,7 +176,7 @@ impl Dashboard {
     }
 
     /// Stops it as an operator would (SIGTERM) and returns how it exited.
-    fn stop(mut self) -> std::process::ExitStatus {
+    pub(crate) fn stop(mut self) -> std::process::ExitStatus {
         signal(&self.child, libc::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -213,13 +213,17 @@ fn rand_suffix() -> u128 {
 }
 
 /// Server-sent events as (event name, JSON data).
-struct Feed {
+pub(crate) struct Feed {
     events: mpsc::Receiver<(String, Value)>,
 }
 
 impl Feed {
     /// Waits for an event that `wanted` accepts; panics with what came instead.
-    fn wait_for(&self, what: &str, mut wanted: impl FnMut(&str, &Value) -> bool) -> Value {
+    pub(crate) fn wait_for(
+        &self,
+        what: &str,
+        mut wanted: impl FnMut(&str, &Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut seen = Vec::new();
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
@@ -1090,6 +1094,14 @@ fn a_browser_spawns_watches_messages_and_kills_a_session_from_the_page() {
             assert_eq!(spawned.status, 201, "{}", spawned.body);
         }
         wait_for_text(&browser, "tr[data-id='app-3'] .status", "idle").await;
+        // A pull request the watcher stored shows in its row, live.
+        crate::pull_request_view::store_failing_pr(&harness, "app-2");
+        wait_for_text(&browser, "tr[data-id='app-2'] .pr", "#12").await;
+        let cell = text_of(&browser, "tr[data-id='app-2'] .pr").await;
+        assert!(
+            cell.contains("ci fail") && cell.contains("changes") && cell.contains("1 queued"),
+            "{cell}"
+        );
         save_screenshot(&browser, "dashboard.png").await;
 
         // Open it: the agent's screen, then a message and the agent's answer to it.
@@ -1124,6 +1136,14 @@ fn a_browser_spawns_watches_messages_and_kills_a_session_from_the_page() {
             .find(Locator::Css("tr[data-id='app-2']"))
             .await
             .is_ok());
+        // A session's view shows its pull request in detail (the kill went back to the list).
+        click(&browser, "tr[data-id='app-2'] .id a").await;
+        wait_for_text(&browser, "#sv-pr", "#12 Fix the login").await;
+        let panel = text_of(&browser, "#sv-pr").await;
+        for needle in ["build", "lint", "2 unresolved", "conflicting", "ci_failed"] {
+            assert!(panel.contains(needle), "{needle:?} not in {panel:?}");
+        }
+        save_screenshot(&browser, "dashboard-pull-request.png").await;
         browser.close().await.unwrap();
     });
     let archived = harness.sessions_json(&["--archived"]);

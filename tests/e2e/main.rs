@@ -17,6 +17,7 @@ mod lifecycle;
 mod orchestrator;
 mod plugin_dependencies;
 mod plugins;
+mod pull_request_view;
 mod pull_requests;
 mod real_claude;
 mod real_codex;

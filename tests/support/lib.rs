@@ -109,13 +109,25 @@ fn build_packages(packages: &[&str], release: bool) -> Vec<PathBuf> {
 /// One workspace plugin package (e.g. `ao-agent-codex`), built into the e2e target folder once
 /// per test process; its library.
 pub fn build_workspace_plugin(package: &'static str) -> PathBuf {
-    static BUILT: std::sync::Mutex<Vec<(&str, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+    build_workspace_plugin_once(package, false)
+}
+
+/// The same, optimised, for benchmarks.
+pub fn build_workspace_plugin_release(package: &'static str) -> PathBuf {
+    build_workspace_plugin_once(package, true)
+}
+
+fn build_workspace_plugin_once(package: &'static str, release: bool) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<(&str, bool, PathBuf)>> = std::sync::Mutex::new(Vec::new());
     let mut built = BUILT.lock().unwrap();
-    if let Some((_, library)) = built.iter().find(|(name, _)| *name == package) {
+    if let Some((_, _, library)) = built
+        .iter()
+        .find(|(name, optimised, _)| *name == package && *optimised == release)
+    {
         return library.clone();
     }
-    let library = build_packages(&[package], false).remove(0);
-    built.push((package, library.clone()));
+    let library = build_packages(&[package], release).remove(0);
+    built.push((package, release, library.clone()));
     library
 }
 

@@ -139,6 +139,12 @@ enum Step {
         project: String,
         id: String,
     },
+    /// What the watcher stored of a session that is over (no active record), its view and its
+    /// ledger: they would otherwise linger in the watch folder.
+    RemoveWatchFile {
+        project: String,
+        id: String,
+    },
 }
 
 impl Step {
@@ -195,6 +201,11 @@ impl Step {
             ),
             Self::RemoveLock { project, id } => (
                 "remove lock file",
+                format!("{project}/{id}"),
+                "its session is over".into(),
+            ),
+            Self::RemoveWatchFile { project, id } => (
+                "remove watch files",
                 format!("{project}/{id}"),
                 "its session is over".into(),
             ),
@@ -565,6 +576,13 @@ impl Lifecycle {
                 .filter(|(project, id)| matches!(self.store.reread(project, id), Ok(None)))
                 .map(|(project, id)| Step::RemoveLock { project, id }),
         );
+        plan.steps.extend(
+            self.watch_dir()
+                .stored_sessions()
+                .into_iter()
+                .filter(|(project, id)| matches!(self.store.reread(project, id), Ok(None)))
+                .map(|(project, id)| Step::RemoveWatchFile { project, id }),
+        );
         plan
     }
 
@@ -756,6 +774,20 @@ impl Lifecycle {
                     Err(e) => Ok(Some(e.to_string())),
                 }
             }
+            // No lock taken: an id without an active record is never handed out again, so
+            // nothing can come to own this file meanwhile.
+            Step::RemoveWatchFile { project, id } => match self.store.reread(project, id) {
+                Ok(None) => {
+                    let watch = self.watch_dir();
+                    watch
+                        .remove_session(project, id)
+                        .and_then(|()| watch.remove_ledger(project, id))
+                        .map(|()| None)
+                        .map_err(|e| e.to_string())
+                }
+                Ok(Some(_)) => Ok(Some("a record names it now".into())),
+                Err(e) => Ok(Some(e.to_string())),
+            },
             Step::RemoveTempFile(path) => match std::fs::remove_file(path) {
                 Ok(()) => Ok(None),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -780,7 +812,7 @@ impl Lifecycle {
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        self.forget_agent_files(session, &plugins).await;
+        self.forget_session_files(session, &plugins).await;
         let note = "its spawn was interrupted; `ao-host gc` removed what it had made".to_string();
         self.store
             .archive(session, SessionStatus::Errored, Some(note))

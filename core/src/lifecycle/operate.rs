@@ -182,7 +182,7 @@ impl Lifecycle {
                 .await?;
         }
         let archived = self.store.archive(&session, SessionStatus::Killed, None)?;
-        self.forget_agent_files(&session, &plugins).await;
+        self.forget_session_files(&session, &plugins).await;
         Ok(KillOutcome::Killed(Box::new(archived)))
     }
 

@@ -59,8 +59,8 @@ pub(crate) fn orchestrator_prompt(
          - Start a worker: `ao-host spawn {id} --task \"<what to do>\"` (or `--task-file FILE` for \
          long tasks). It prints the new session id; its branch is `session/<session-id>`.\n\
          - See the sessions: `ao-host session ls {id} --json` (one JSON array; each session has \
-         `id`, `status`, `branch`, `workspace_path`, `waiting_for`, `activity_at`; yours is marked \
-         `\"caller\": true`).\n\
+         `id`, `status`, `branch`, `workspace_path`, `waiting_for`, `activity_at`, `pr`, `queued`; \
+         yours is marked `\"caller\": true`).\n\
          - Statuses: `working` (busy), `idle` (finished its turn: read its branch, then give it \
          more or stop it), `waiting_input` (it asks something, in `waiting_for`: answer with \
          `ao-host send`), `exited` (its agent is gone: `ao-host session restore <session-id>`), \
@@ -69,6 +69,15 @@ pub(crate) fn orchestrator_prompt(
          - Send a worker a message: `ao-host send <session-id> \"<message>\"` (refused while it \
          waits for a permission answer).\n\
          - Stop a worker when its branch is merged or abandoned: `ao-host session kill <session-id>`.\n\n\
+         ## Workers' pull requests\n\
+         When this project has an `scm` plugin, a watcher (`ao-host watch`, or the dashboard) \
+         follows each worker's pull request: it sends the worker its failed CI checks (with links \
+         and a log tail), review comments and merge conflicts itself, once each, only when the \
+         worker is idle at its prompt, and tells the operator when a pull request is approved \
+         and green. Do not send workers those nudges again. `ao-host session pr <session-id>` \
+         shows a worker's pull request, CI and review state and its queued reactions. A worker \
+         whose pull request is merged is killed and cleaned up for you (unless it holds unpushed \
+         work).\n\n\
          Keep tasks small and independent, check on workers regularly, and review each branch \
          before it is merged into `{default_branch}`.\n",
         repo = project.repo.display(),
@@ -101,18 +110,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn orchestrator_prompt_names_project_repo_branch_port_and_commands() {
-        let project = project();
-        let text = orchestrator_prompt(
+    /// The prompt of orchestrator `app-orchestrator-1` with no sessions yet.
+    fn first_orchestrator_prompt() -> String {
+        orchestrator_prompt(
             &PromptFacts {
-                project: &project,
+                project: &project(),
                 default_branch: "main",
                 port: 4123,
             },
             "app-orchestrator-1",
             &[],
-        );
+        )
+    }
+
+    #[test]
+    fn orchestrator_prompt_names_project_repo_branch_port_and_commands() {
+        let text = first_orchestrator_prompt();
         for needle in [
             "app-orchestrator-1",
             "/src/app",
@@ -125,6 +138,24 @@ mod tests {
             "waiting_input",
             "session/<session-id>",
             "$AO_HOST_BIN",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?}");
+        }
+    }
+
+    #[test]
+    fn the_orchestrator_prompt_says_the_watcher_sends_workers_their_ci_and_reviews() {
+        let text = first_orchestrator_prompt();
+        for needle in [
+            "## Workers' pull requests",
+            "failed CI checks",
+            "review comments",
+            "merge conflicts",
+            "idle at its prompt",
+            "Do not send workers those nudges again",
+            "ao-host session pr <session-id>",
+            "merged is killed and cleaned up",
+            "`pr`, `queued`",
         ] {
             assert!(text.contains(needle), "missing {needle:?}");
         }

@@ -181,11 +181,22 @@ impl Lifecycle {
         vars
     }
 
-    /// Lets the agent plugin remove what it kept for a session that is over (killed, or its
-    /// spawn undone): it is never launched again. A failure only costs disk space: logged.
-    pub(super) async fn forget_agent_files(&self, session: &Session, plugins: &PluginSet) {
+    /// Removes what was kept for a session that is over (killed, collected, or its spawn
+    /// undone): the agent plugin's files, and what the watcher stored and decided about its
+    /// pull request. It is never launched again. A failure only
+    /// costs disk space: logged.
+    pub(super) async fn forget_session_files(&self, session: &Session, plugins: &PluginSet) {
         if let Err(e) = plugins.agent.forget(&session.id).await {
             tracing::warn!(id = %session.id, "removing the agent's files of the session: {e}");
+        }
+        let watch = self.watch_dir();
+        for removed in [
+            watch.remove_session(&session.project_id, &session.id),
+            watch.remove_ledger(&session.project_id, &session.id),
+        ] {
+            if let Err(e) = removed {
+                tracing::warn!(id = %session.id, "removing what the watcher stored of the session: {e}");
+            }
         }
     }
 
@@ -571,7 +582,7 @@ impl Lifecycle {
                 leftovers.push(format!("workspace {path}"));
             }
         }
-        self.forget_agent_files(session, plugins).await;
+        self.forget_session_files(session, plugins).await;
         if error.may_finish_later() {
             leftovers.push("whatever the timed-out call still makes".into());
         }

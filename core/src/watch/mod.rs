@@ -3,10 +3,10 @@
 //! operator; cleans up a merged session) and stores what it learned, so listings show a
 //! session's pull request without calling the forge.
 //!
-//! `view` is the stored state every front end reads; `engine` the watcher's poll; `reactions`
-//! its decisions on plain values; `ledger` what it decided (so a restart decides nothing
-//! twice); `forge` what it needs of an `scm` plugin; `lock` keeps it one per data dir;
-//! `sanitize` makes the forge's text fit to type into an agent.
+//! `view` is the stored state every front end reads, `shown` what they show of it; `engine` the
+//! watcher's poll; `reactions` its decisions on plain values; `ledger` what it decided (so a
+//! restart decides nothing twice); `forge` what it needs of an `scm` plugin; `lock` keeps it one
+//! per data dir; `sanitize` makes the forge's text fit to type into an agent.
 
 pub mod engine;
 pub mod forge;
@@ -15,6 +15,7 @@ pub mod lock;
 pub mod plugins;
 pub mod reactions;
 pub mod sanitize;
+pub mod shown;
 pub mod view;
 
 pub use engine::{PollReport, Watcher, WebhookVerdict};

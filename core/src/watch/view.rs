@@ -13,7 +13,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use ao_plugin_kit::private;
+use ao_plugin_kit::{private, validate::validate_id};
 
 use crate::session::StoreError;
 
@@ -151,6 +151,40 @@ impl WatchDir {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("removing", &path, e)),
             _ => Ok(()),
         }
+    }
+
+    /// Every session something is stored for (its view, or the watcher's ledger), as
+    /// `(project, id)`; names that are not valid ids and links are skipped (never followed).
+    pub fn stored_sessions(&self) -> Vec<(String, String)> {
+        let real_folders = |dir: &Path| -> Vec<(String, PathBuf)> {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return Vec::new();
+            };
+            entries
+                .filter_map(Result::ok)
+                .filter(|entry| entry.file_type().is_ok_and(|kind| !kind.is_symlink()))
+                .filter_map(|entry| Some((entry.file_name().into_string().ok()?, entry.path())))
+                .collect()
+        };
+        let mut stored = Vec::new();
+        let projects = ["sessions", "ledger"]
+            .into_iter()
+            .flat_map(|kind| real_folders(&self.root.join(kind)));
+        for (project, folder) in projects {
+            if validate_id("project id", &project).is_err() || !folder.is_dir() {
+                continue;
+            }
+            for (name, _) in real_folders(&folder) {
+                if let Some(id) = name.strip_suffix(".json") {
+                    if validate_id("session id", id).is_ok() {
+                        stored.push((project.clone(), id.to_string()));
+                    }
+                }
+            }
+        }
+        stored.sort();
+        stored.dedup();
+        stored
     }
 
     /// The watcher's last heartbeat; `None` when no watcher ever ran here.

@@ -16,6 +16,7 @@ import {
 import { state } from "./state.js";
 import { api, getJSON } from "./api.js";
 import { ansiToFragment } from "./ansi.js";
+import { renderPrPanel } from "./pr.js";
 
 const SCREEN_LINES = 200;
 
@@ -28,6 +29,7 @@ export function openSession(id) {
   setStatus($("#session-status"), "…");
   $("#sv-age").textContent = "";
   $("#sv-gone").hidden = true;
+  $("#sv-pr").hidden = true;
   $("#sv-task-summary").textContent = "task";
   $("#sv-task-text").textContent = "";
   $("#screen").replaceChildren();
@@ -58,6 +60,7 @@ export function renderSessionHead() {
   const note = $("#sv-note");
   note.hidden = !s.note;
   setText(note, s.note || "");
+  renderPrPanel(s);
   setText($("#sv-task-summary"), "task: " + firstLine(s.task, 100));
   setText($("#sv-task-text"), s.task || "(no task)");
 }

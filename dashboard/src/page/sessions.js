@@ -14,6 +14,7 @@ import {
   visible,
 } from "./dom.js";
 import { state } from "./state.js";
+import { renderWatcherNote, updatePrCell } from "./pr.js";
 
 export function noticeWaiting(s) {
   const before = state.sessions.get(s.id);
@@ -72,11 +73,12 @@ export function renderTable() {
     if (tr !== want) tbody.insertBefore(tr, want);
     prev = tr;
   }
+  renderWatcherNote();
 }
 
 function renderEmptyRow(tbody, empty) {
   let row = tbody.querySelector("tr.empty");
-  if (empty && !row) tbody.append((row = emptyRow(6, "")));
+  if (empty && !row) tbody.append((row = emptyRow(7, "")));
   if (!empty && row) row.remove();
   if (empty) setText(row.firstChild, state.loaded ? "no sessions yet — spawn one above" : "loading…");
 }
@@ -92,12 +94,12 @@ function buildRow(id) {
   status.append(el("span", "badge"), " ", el("span", "age"), el("div", "waiting-for"));
   const task = el("td", "task");
   task.append(el("div", "task-line"), el("div", "note"));
-  tr.append(idCell, el("td", "project"), el("td", "host"), status, el("td", "branch"), task);
+  tr.append(idCell, el("td", "project"), el("td", "host"), status, el("td", "branch"), el("td", "pr"), task);
   return tr;
 }
 
 function updateRow(tr, s) {
-  const [, project, host, status, branch, task] = tr.cells;
+  const [, project, host, status, branch, pr, task] = tr.cells;
   tr.classList.toggle("waiting", s.status === "waiting_input");
   setText(project, s.project_id || "-");
   setText(host, s.host || "local");
@@ -105,6 +107,7 @@ function updateRow(tr, s) {
   setAge(status.children[1], since(s));
   setText(status.children[2], s.status === "waiting_input" ? s.waiting_for || "" : "");
   setText(branch, s.branch || "-");
+  updatePrCell(pr, s);
   setText(task.children[0], firstLine(s.task, 80));
   setTitle(task, s.task || "");
   setText(task.children[1], s.note || "");

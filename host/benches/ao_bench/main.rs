@@ -15,6 +15,7 @@ mod isolation;
 mod live_status;
 mod measure;
 mod plugin_load;
+mod pull_requests;
 mod remote;
 mod scale;
 mod setup;
@@ -70,6 +71,9 @@ fn main() {
     }
     if wanted("remote") {
         remote::remote(plugins(), work.path());
+    }
+    if wanted("pull-requests") {
+        pull_requests::pull_requests(plugins(), work.path());
     }
 }
 

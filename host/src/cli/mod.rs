@@ -8,6 +8,7 @@ mod hook;
 mod open_files;
 pub mod output;
 mod plugins;
+mod pull_request;
 mod session;
 mod transport;
 mod watch;

@@ -15,10 +15,14 @@ use ao_core::{
         SpawnParams, TextError,
     },
     session::{Session, SessionRole, MAX_TASK_BYTES},
+    watch::shown::{ListedSession, NO_WATCHER},
 };
 use clap::{Args as ClapArgs, Subcommand};
 
-use super::output::{print_json, terminal_safe, Spinner};
+use super::{
+    output::{print_json, terminal_safe, Spinner},
+    pull_request,
+};
 use crate::{errln, outln};
 
 #[derive(Debug, ClapArgs)]
@@ -88,6 +92,14 @@ pub enum SessionCommand {
         /// Remove the worktree even if it holds uncommitted changes.
         #[arg(long)]
         force: bool,
+    },
+    /// Show a session's pull request, CI and review state as the watcher last stored it.
+    Pr {
+        /// The session's id (`session ls` lists them).
+        id: String,
+        /// Print one JSON document instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Relaunch exited sessions in their workspaces, resuming their agents' conversations.
     Restore {
@@ -270,6 +282,7 @@ pub async fn run(lifecycle: &Lifecycle, command: SessionCommand) -> Result<ExitC
             keep_workspace,
             force,
         } => kill(lifecycle, &id, keep_workspace, force).await,
+        SessionCommand::Pr { id, json } => pull_request::show(lifecycle, &id, json),
         SessionCommand::Restore { id, all: _, json } => {
             restore(lifecycle, id.as_deref(), json).await
         }
@@ -344,7 +357,7 @@ async fn list(
         errln!("ao-host: {}", terminal_safe(problem));
     }
     print_listing(
-        &listing.sessions,
+        &lifecycle.with_pull_requests(listing.sessions),
         archived,
         json,
         caller(lifecycle).as_deref(),
@@ -373,14 +386,14 @@ fn caller(lifecycle: &Lifecycle) -> Option<String> {
     same.then_some(id)
 }
 
-/// Lists sessions, marking `caller`'s own (see [`caller`]).
+/// Lists sessions, marking `caller`'s own (see [`caller`]), with their pull requests.
 fn print_listing(
-    sessions: &[Session],
+    sessions: &[ListedSession],
     archived: bool,
     json: bool,
     caller: Option<&str>,
 ) -> Result<()> {
-    let is_caller = |s: &Session| caller == Some(s.id.as_str());
+    let is_caller = |s: &ListedSession| caller == Some(s.session.id.as_str());
     if json {
         let mut listed = serde_json::to_value(sessions)?;
         if let Some(items) = listed.as_array_mut() {
@@ -397,15 +410,23 @@ fn print_listing(
         );
         return Ok(());
     }
-    // A HOST column only once some session runs elsewhere.
-    let hosts = sessions.iter().any(|s| s.host.is_some());
+    // A HOST column only once some session runs elsewhere; a PR column once the watcher
+    // stored something.
+    let hosts = sessions.iter().any(|s| s.session.host.is_some());
     let host_of = |s: &Session| match (hosts, &s.host) {
         (false, _) => String::new(),
         (true, Some(host)) => format!("{:<12} ", terminal_safe(host)),
         (true, None) => format!("{:<12} ", "local"),
     };
+    let prs = sessions
+        .iter()
+        .any(|s| s.pr.is_some() || !s.queued.is_empty());
+    let pr_of = |s: &ListedSession| match prs {
+        false => String::new(),
+        true => format!("{:<30} ", pull_request::cell(s)),
+    };
     outln!(
-        "{:<28} {:<14} {}{:<34} TASK",
+        "{:<28} {:<14} {}{:<34} {}TASK",
         "ID",
         "STATUS",
         if hosts {
@@ -413,21 +434,28 @@ fn print_listing(
         } else {
             String::new()
         },
-        "BRANCH"
+        "BRANCH",
+        if prs {
+            format!("{:<30} ", "PR")
+        } else {
+            String::new()
+        },
     );
-    for s in sessions {
+    for listed in sessions {
+        let s = &listed.session;
         let task = s.task_headline(60);
-        let id = if is_caller(s) {
+        let id = if is_caller(listed) {
             format!("{} (you)", s.id)
         } else {
             s.id.clone()
         };
         outln!(
-            "{:<28} {:<14} {}{:<34} {}",
+            "{:<28} {:<14} {}{:<34} {}{}",
             id,
             s.status.as_str(),
             host_of(s),
             terminal_safe(&s.branch),
+            pr_of(listed),
             terminal_safe(&task)
         );
         if let Some(question) = &s.waiting_for {
@@ -436,6 +464,12 @@ fn print_listing(
         if let Some(note) = &s.note {
             outln!("    {}", terminal_safe(note));
         }
+        if let Some(note) = &listed.watch_note {
+            outln!("    {}", terminal_safe(note));
+        }
+    }
+    if sessions.iter().any(ListedSession::wants_watcher) {
+        outln!("{NO_WATCHER}: PR and CI state may be old");
     }
     Ok(())
 }
