@@ -231,7 +231,8 @@ pub trait Workspace: Send + Sync + 'static {
         ))
     }
 
-    /// Whether the workspace holds work that removing it would lose (uncommitted changes).
+    /// Whether the workspace holds work that removing it would lose or strand (uncommitted
+    /// changes; for a branch that was pushed, commits made since).
     /// (Added in 0.1.2; the default says unsupported, and `gc` then keeps the workspace.)
     fn has_unsaved_work(&self, _path: &str) -> PluginResult<bool> {
         Err(PluginError::unsupported(

@@ -599,24 +599,48 @@ fn reactions_for_an_agent_that_exited_are_held_and_told_never_typed() {
 }
 
 #[test]
-fn a_merged_session_holding_uncommitted_work_is_kept_and_the_operator_told() {
+fn a_merged_session_holding_uncommitted_or_unpushed_work_is_kept_and_the_operator_told() {
     let world = World::new(&[]);
     let (id, branch) = world.spawn("Ship it");
+    let (later, later_branch) = world.spawn("Ship it later");
     world.wait_for_status(&id, "idle");
+    world.wait_for_status(&later, "idle");
     let head = world.push(&id, &branch, "ship.rs");
     let number = world.api.open_pull(SLUG, &branch, &head, "Ship");
+    let later_head = world.push(&later, &later_branch, "later.rs");
+    let later_number = world
+        .api
+        .open_pull(SLUG, &later_branch, &later_head, "Later");
     world.watch_once();
     std::fs::write(
         world.harness.worktree(&id).join("notes.txt"),
         "not committed\n",
     )
     .unwrap();
+    // Committed after the push: on the branch, but not on the forge.
+    let later_tree = world.harness.worktree(&later);
+    std::fs::write(later_tree.join("after.txt"), "not pushed\n").unwrap();
+    git(&later_tree, &["add", "after.txt"]);
+    git(&later_tree, &["commit", "-q", "-m", "after the merge"]);
     world.api.merge_pull(SLUG, number);
+    world.api.merge_pull(SLUG, later_number);
     world.watch_once();
+    let told = |session: &str| {
+        wait_until(Duration::from_secs(10), || {
+            world
+                .notifications()
+                .iter()
+                .any(|line| line.starts_with("pr_merged_kept") && line.contains(session))
+        })
+    };
+    assert!(told(&id), "{:?}", world.notifications());
+    assert!(told(&later), "{:?}", world.notifications());
     let kept = world.wait_for_notification("pr_merged_kept");
     assert!(kept.contains("uncommitted"), "{kept}");
     assert!(world.harness.worktree(&id).join("notes.txt").exists());
+    assert!(later_tree.join("after.txt").exists());
     assert_eq!(world.status(&id), "idle");
+    assert_eq!(world.status(&later), "idle");
     world.watch_once();
     assert_eq!(
         world
@@ -624,8 +648,8 @@ fn a_merged_session_holding_uncommitted_work_is_kept_and_the_operator_told() {
             .iter()
             .filter(|line| line.starts_with("pr_merged"))
             .count(),
-        2,
-        "merged and kept, each told once: {:?}",
+        4,
+        "each merged and kept, each told once: {:?}",
         world.notifications()
     );
 }

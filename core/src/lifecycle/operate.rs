@@ -150,7 +150,7 @@ impl Lifecycle {
             match plugins.workspace.has_unsaved_work(path).await {
                 Ok(true) if !force => {
                     return Err(LifecycleError::Refused(format!(
-                        "{id}'s workspace {path} holds uncommitted changes; commit them, keep the workspace with `ao-host session kill {id} --keep-workspace`, or discard them with `--force`"
+                        "{id}'s workspace {path} holds uncommitted changes or commits not pushed; commit and push them, keep the workspace with `ao-host session kill {id} --keep-workspace`, or discard them with `--force`"
                     )));
                 }
                 Err(e) if e.kind() == PluginErrorKind::InvalidInput => {

@@ -89,7 +89,7 @@ pub enum SessionCommand {
         /// Keep the worktree (and its uncommitted work) on disk.
         #[arg(long, conflicts_with = "force")]
         keep_workspace: bool,
-        /// Remove the worktree even if it holds uncommitted changes.
+        /// Remove the worktree even if it holds uncommitted changes or commits not pushed.
         #[arg(long)]
         force: bool,
     },

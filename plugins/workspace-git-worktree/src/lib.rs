@@ -1256,7 +1256,18 @@ impl Workspace for GitWorktree {
             return Ok(false);
         }
         let status = self.git(path, &["status", "--porcelain", "--untracked-files=normal"])?;
-        Ok(!status.trim().is_empty())
+        if !status.trim().is_empty() {
+            return Ok(true);
+        }
+        // Commits made after the branch was last pushed: removing the worktree keeps them on
+        // the branch, but an operator (or a merged pull request's clean-up) that expects the
+        // work to be on the forge would lose track of them. A branch never pushed has no
+        // upstream, and nothing to compare.
+        if !self.git_ok(path, &["rev-parse", "--verify", "--quiet", "@{upstream}"])? {
+            return Ok(false);
+        }
+        let ahead = self.git(path, &["rev-list", "--count", "@{upstream}..HEAD"])?;
+        Ok(ahead.trim() != "0")
     }
 
     fn doctor(&self) -> PluginResult<Vec<DoctorCheck>> {
