@@ -440,6 +440,17 @@ impl Watcher {
             }
         }
         view.queued = ledger.pending.iter().map(Pending::view).collect();
+        // Killed while this poll asked the forge: its kill forgot its files, which must not
+        // come back (gc collects any a kill racing this line leaves).
+        if self
+            .lifecycle
+            .store()
+            .reread(project, id)
+            .map_err(store)?
+            .is_none()
+        {
+            return Ok(());
+        }
         self.dir.save_ledger(project, id, &ledger).map_err(store)?;
         self.dir.save_session(project, id, &view).map_err(store)
     }
