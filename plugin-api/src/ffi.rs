@@ -17,7 +17,7 @@ use abi_stable::{
     nonexhaustive_enum::{NonExhaustive, NonExhaustiveFor},
     sabi_trait,
     sabi_trait::TD_Opaque,
-    std_types::{RBox, RErr, ROk, RResult, RSlice, RStr, RString, RVec},
+    std_types::{RBox, RErr, ROk, ROption, RResult, RSlice, RStr, RString, RVec},
 };
 
 use crate::{

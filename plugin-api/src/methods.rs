@@ -178,6 +178,15 @@ macro_rules! interface_methods {
                     = |plugin| plugin
                         .base_of(repo.as_str(), default_branch.as_str())
                         .map(RString::from);
+                /// Added in 0.1.9; older libraries get this default (and the host matches a
+                /// pull request to a session by its branch name alone).
+                fn commits_since(
+                    path: RStr<'_>,
+                    commit: RStr<'_>
+                ) -> RResult<ROption<u32>, PluginFailure>
+                    = |plugin| plugin
+                        .commits_since(path.as_str(), commit.as_str())
+                        .map(ROption::from);
             }
         }
         $callback! {

@@ -240,6 +240,21 @@ pub trait Workspace: Send + Sync + 'static {
         ))
     }
 
+    /// How many commits the workspace's checkout has on top of `commit`: `Some(0)` when its
+    /// head is `commit`, `Some(n)` when `commit` is n commits behind its head, `None` when
+    /// `commit` is not in its history (another checkout's work, or not known here). The host
+    /// takes a pull request for a session's only when its head is in the session's history,
+    /// and cleans a merged one up only when the session has nothing on top of what merged.
+    /// (Added in 0.1.9; the default says unsupported, and the host then goes by the branch
+    /// name and [`Workspace::has_unsaved_work`] alone.)
+    fn commits_since(&self, path: &str, commit: &str) -> Result<Option<u32>, PluginFailure> {
+        let _ = (path, commit);
+        Err(PluginFailure::new(
+            crate::ErrorKind::Unsupported,
+            "this workspace plugin cannot tell which commits a workspace holds",
+        ))
+    }
+
     /// What this workspace plugin needs on this machine (programs, writable folders), as
     /// [`Runtime::doctor`]. (Added in 0.1.3; the default checks nothing.)
     fn doctor(&self) -> PluginResult<Vec<DoctorCheck>> {

@@ -9,7 +9,7 @@ use std::{sync::Arc, time::Duration};
 
 use super::successors;
 use ao_plugin_api::{
-    abi_stable::std_types::{RResult, RStr, RString, RVec},
+    abi_stable::std_types::{ROption, RResult, RStr, RString, RVec},
     ffi::{AgentObject, RuntimeObject, ScmObject, WorkspaceObject},
     scm::{
         Check, ChecksQuery, Fetched, MergeRequest, PullRequest, PullRequestQuery, RateLimit,
@@ -606,6 +606,22 @@ impl WorkspacePlugin {
                 o.has_unsaved_work(RStr::from_str(&path))
             })
             .await
+    }
+
+    /// How many commits the workspace at `path` has on top of `commit`; `None` when `commit`
+    /// is not in its history.
+    pub async fn commits_since(
+        &self,
+        path: &str,
+        commit: &str,
+    ) -> Result<Option<u32>, PluginCallError> {
+        let (path, commit) = (path.to_string(), commit.to_string());
+        self.0
+            .call("commits_since", move |o| {
+                o.commits_since(RStr::from_str(&path), RStr::from_str(&commit))
+            })
+            .await
+            .map(ROption::into_option)
     }
 
     pub async fn exists(&self, path: &str) -> Result<bool, PluginCallError> {

@@ -31,7 +31,7 @@ use ao_plugin_api::{
     abi_stable::{
         nonexhaustive_enum::{NonExhaustive, NonExhaustiveFor},
         sabi_trait::TD_Opaque,
-        std_types::{RErr, RResult, RSlice, RStr, RString, RVec},
+        std_types::{RErr, ROption, RResult, RSlice, RStr, RString, RVec},
     },
     ffi::{
         AgentFfi, AgentFfi_TO, AgentObject, RuntimeFfi, RuntimeFfi_TO, RuntimeObject, ScmFfi,
@@ -164,6 +164,16 @@ impl<T: Reply, E: Reply> Reply for RResult<T, E> {
     }
 }
 
+impl<T: Reply> Reply for ROption<T> {
+    type Wire = Option<T::Wire>;
+    fn to_wire(self) -> Self::Wire {
+        self.into_option().map(Reply::to_wire)
+    }
+    fn from_wire(wire: Self::Wire, plugin: &str) -> Self {
+        wire.map(|value| T::from_wire(value, plugin)).into()
+    }
+}
+
 impl<T: Reply> Reply for RVec<T> {
     type Wire = Vec<T::Wire>;
     fn to_wire(self) -> Self::Wire {
@@ -194,6 +204,7 @@ macro_rules! replied_as_is {
 replied_as_is!(
     (),
     bool,
+    u32,
     RString,
     Activity,
     Readiness,
@@ -738,7 +749,7 @@ pub(crate) fn not_a_method(call: &Call, kind: InterfaceKind) -> PluginError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ao_plugin_api::abi_stable::std_types::{ROk, ROption};
+    use ao_plugin_api::abi_stable::std_types::ROk;
 
     /// An answer as it crosses the pipe: encoded by the child, decoded by the host.
     fn across<R: Reply>(answer: R::Wire) -> R {

@@ -607,7 +607,13 @@ fn a_merged_session_holding_uncommitted_or_unpushed_work_is_kept_and_the_operato
     world.wait_for_status(&later, "idle");
     let head = world.push(&id, &branch, "ship.rs");
     let number = world.api.open_pull(SLUG, &branch, &head, "Ship");
-    let later_head = world.push(&later, &later_branch, "later.rs");
+    // Pushed without `-u`: the branch has no upstream to compare with.
+    let later_tree = world.harness.worktree(&later);
+    std::fs::write(later_tree.join("later.rs"), "later\n").unwrap();
+    git(&later_tree, &["add", "later.rs"]);
+    git(&later_tree, &["commit", "-q", "-m", "add later.rs"]);
+    git(&later_tree, &["push", "-q", "origin", "HEAD"]);
+    let later_head = git(&later_tree, &["rev-parse", "HEAD"]).trim().to_string();
     let later_number = world
         .api
         .open_pull(SLUG, &later_branch, &later_head, "Later");
@@ -618,7 +624,6 @@ fn a_merged_session_holding_uncommitted_or_unpushed_work_is_kept_and_the_operato
     )
     .unwrap();
     // Committed after the push: on the branch, but not on the forge.
-    let later_tree = world.harness.worktree(&later);
     std::fs::write(later_tree.join("after.txt"), "not pushed\n").unwrap();
     git(&later_tree, &["add", "after.txt"]);
     git(&later_tree, &["commit", "-q", "-m", "after the merge"]);
@@ -652,6 +657,53 @@ fn a_merged_session_holding_uncommitted_or_unpushed_work_is_kept_and_the_operato
         "each merged and kept, each told once: {:?}",
         world.notifications()
     );
+}
+
+#[test]
+fn a_pull_request_on_a_branch_named_like_the_sessions_but_pushed_from_elsewhere_is_not_its() {
+    let world = World::new(&[]);
+    let (id, branch) = world.spawn("Mine alone");
+    world.wait_for_status(&id, "idle");
+    // Another clone or data dir made `session/app-1` too: its commit is not in this history.
+    let elsewhere = "0123456789abcdef0123456789abcdef01234567";
+    let number = world
+        .api
+        .open_pull(SLUG, &branch, elsewhere, "Someone else's");
+    world.api.add_check_run(
+        SLUG,
+        elsewhere,
+        CheckRun::completed("build", "failure", "their failure\n"),
+    );
+    world.watch_once();
+    assert!(world.messages(&id).is_empty(), "{:?}", world.messages(&id));
+    world.api.merge_pull(SLUG, number);
+    world.watch_once();
+    assert_eq!(
+        world.status(&id),
+        "idle",
+        "never killed for someone else's merge"
+    );
+    assert!(world.harness.worktree(&id).exists());
+    assert!(
+        world.notifications().is_empty(),
+        "{:?}",
+        world.notifications()
+    );
+    // Its own pull request, once pushed, is.
+    let head = world.push(&id, &branch, "mine.rs");
+    world.api.open_pull(SLUG, &branch, &head, "Mine");
+    world.api.add_check_run(
+        SLUG,
+        &head,
+        CheckRun::completed("build", "failure", "my failure\n"),
+    );
+    world.watch_once();
+    assert!(
+        wait_until(Duration::from_secs(15), || world.messages(&id).len() == 1),
+        "{:?}",
+        world.messages(&id)
+    );
+    assert!(world.messages(&id)[0].contains("my failure"));
 }
 
 #[test]

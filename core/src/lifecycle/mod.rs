@@ -27,7 +27,7 @@ use std::{
     time::Duration,
 };
 
-use ao_plugin_api::InterfaceKind;
+use ao_plugin_api::{InterfaceKind, PluginErrorKind};
 use tokio::sync::OnceCell;
 
 pub use self::{
@@ -56,6 +56,14 @@ use crate::{
     remote::{health::HealthNotes, HostError, Reached, SshHost},
     session::{project_ids, AgentStateDir, LockError, Session, SessionStore, StoreError},
 };
+
+/// Why [`Lifecycle::commits_since`] could not tell.
+pub(crate) enum CommitsUnknown {
+    /// The session's workspace plugin predates the question.
+    Unsupported,
+    /// Asking failed (its host, its plugin, its workspace): ask again later.
+    Failed(String),
+}
 
 /// Why a lifecycle operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -382,6 +390,30 @@ impl Lifecycle {
             PluginInstance::Workspace(plugin) => Ok(plugin),
             _ => unreachable!("instances are built by kind"),
         }
+    }
+
+    /// How many commits `session`'s workspace has on top of `commit` (`Ok(None)`: not in its
+    /// history), through its workspace plugin on its host.
+    pub(crate) async fn commits_since(
+        &self,
+        session: &Session,
+        commit: &str,
+    ) -> Result<Option<u32>, CommitsUnknown> {
+        let path = session
+            .workspace_path
+            .as_deref()
+            .ok_or_else(|| CommitsUnknown::Failed("it has no workspace".into()))?;
+        let plugin = self
+            .workspace_on(&session.workspace, session.host.as_deref())
+            .await
+            .map_err(|e| CommitsUnknown::Failed(e.to_string()))?;
+        plugin.commits_since(path, commit).await.map_err(|e| {
+            if e.kind() == PluginErrorKind::Unsupported {
+                CommitsUnknown::Unsupported
+            } else {
+                CommitsUnknown::Failed(e.to_string())
+            }
+        })
     }
 
     /// The runtime, agent and workspace of `choice`, built at the same time.

@@ -47,7 +47,7 @@ use super::{
 };
 use crate::{
     config::{ProjectConfig, ScmConfig},
-    lifecycle::{events::run_notify, DeliverError, Lifecycle, LifecycleError},
+    lifecycle::{events::run_notify, CommitsUnknown, DeliverError, Lifecycle, LifecycleError},
     session::{now_ms, Session, SessionRole, SessionStatus},
 };
 
@@ -157,6 +157,11 @@ impl Watcher {
         self.poll_only(true, None).await
     }
 
+    /// One poll as the running watcher makes each: reviews only when their interval is due.
+    pub async fn poll_due(&self) -> PollReport {
+        self.poll_only(false, None).await
+    }
+
     /// One poll; `reviews_now` fetches reviews whatever their interval says; `only` limits it to
     /// the sessions on those branches.
     async fn poll_only(&self, reviews_now: bool, only: Option<&BTreeSet<String>>) -> PollReport {
@@ -249,19 +254,11 @@ impl Watcher {
             }
             Err(e) => return Err(self.failed(&*forge, &scm.plugin, "pull requests", e).await),
         }
-        let targets: Vec<(Session, Option<PullRequestMemo>)> = sessions
-            .into_iter()
-            .filter(named)
-            .map(|session| {
-                let pr = memo
-                    .pull_requests
-                    .iter()
-                    .filter(|pr| pr.branch == session.branch)
-                    .max_by_key(|pr| (pr.state == "open", pr.number))
-                    .cloned();
-                (session, pr)
-            })
-            .collect();
+        let mut targets: Vec<(Session, Option<PullRequestMemo>)> = Vec::new();
+        for session in sessions.into_iter().filter(named) {
+            let pr = self.pull_request_of(&session, &memo.pull_requests).await;
+            targets.push((session, pr));
+        }
         let reviews = self
             .reviews(
                 &*forge,
@@ -292,6 +289,52 @@ impl Watcher {
             }
         }
         Ok(())
+    }
+
+    /// The pull request that is `session`'s: an open one on its branch whose head is in the
+    /// session's history (newest first), else the one taken before, now merged or closed.
+    /// Branch names repeat across data dirs and clones (`session/app-1`), so a branch of the
+    /// same name pushed from elsewhere is not the session's; nor is a pull request merged or
+    /// closed before a watcher saw it open. A workspace plugin that cannot tell leaves the
+    /// branch name to decide, for open pull requests only.
+    async fn pull_request_of(
+        &self,
+        session: &Session,
+        pulls: &[PullRequestMemo],
+    ) -> Option<PullRequestMemo> {
+        let taken = self
+            .dir
+            .ledger(&session.project_id, &session.id)
+            .ok()
+            .and_then(|ledger| ledger.pull_request);
+        let mut open: Vec<&PullRequestMemo> = pulls
+            .iter()
+            .filter(|pr| pr.branch == session.branch && pr.state == "open")
+            .collect();
+        open.sort_by_key(|pr| std::cmp::Reverse(pr.number));
+        for pr in open {
+            if Some(pr.number) == taken {
+                return Some(pr.clone());
+            }
+            match self.lifecycle.commits_since(session, &pr.head_sha).await {
+                Ok(Some(_)) | Err(CommitsUnknown::Unsupported) => return Some(pr.clone()),
+                Ok(None) => tracing::debug!(
+                    id = %session.id,
+                    "pull request #{} is on a branch named like this session's, but its head {} is not in the session's history: not this session's",
+                    pr.number,
+                    pr.head_sha
+                ),
+                Err(CommitsUnknown::Failed(why)) => tracing::warn!(
+                    id = %session.id,
+                    "cannot tell whether pull request #{} is this session's: {why}",
+                    pr.number
+                ),
+            }
+        }
+        pulls
+            .iter()
+            .find(|pr| Some(pr.number) == taken && pr.branch == session.branch)
+            .cloned()
     }
 
     /// The reviews of the open pull requests, in one batch, when due.
@@ -376,6 +419,7 @@ impl Watcher {
             queued: Vec::new(),
         };
         if let Some(pr) = pr {
+            ledger.pull_request = Some(pr.number);
             let fetched = if pr.state == "open" {
                 self.fresh_checks(forge, repository, scm, session, pr, &mut ledger, report)
                     .await
@@ -427,7 +471,12 @@ impl Watcher {
                 }
             }
         }
-        if ledger.cleanup_due && self.clean_up(session, &mut ledger, report).await {
+        let merged_head = pr.map(|pr| pr.head_sha.as_str());
+        if ledger.cleanup_due
+            && self
+                .clean_up(session, merged_head, &mut ledger, report)
+                .await
+        {
             return Ok(());
         }
         self.deliver(session, &mut ledger, report).await;
@@ -551,19 +600,45 @@ impl Watcher {
         }
     }
 
-    /// Kills a session whose pull request merged and removes its worktree, once its agent is
-    /// not in the middle of something; the kill itself refuses a worktree holding uncommitted
+    /// Kills a session whose pull request merged at `merged_head` and removes its worktree,
+    /// once its agent is not in the middle of something, and only when the session holds
+    /// nothing on top of what merged (a commit made or amended after the last push, pushed
+    /// with or without an upstream); the kill itself refuses a worktree holding uncommitted
     /// changes, and never deletes a branch holding commits that are not merged. `true` when
     /// the session is gone.
     async fn clean_up(
         &self,
         session: &Session,
+        merged_head: Option<&str>,
         ledger: &mut Ledger,
         report: &mut PollReport,
     ) -> bool {
         let (project, id) = (session.project_id.as_str(), session.id.as_str());
         if !matches!(session.status, SessionStatus::Idle | SessionStatus::Exited) {
             return false;
+        }
+        if let Some(head) = merged_head {
+            let beyond = match self.lifecycle.commits_since(session, head).await {
+                Ok(Some(0)) | Err(CommitsUnknown::Unsupported) => None,
+                Ok(Some(n)) => Some(format!("{n} commit(s) made after the merged head {head}")),
+                Ok(None) => Some(format!(
+                    "its branch no longer holds the merged head {head} (amended or reset after the push)"
+                )),
+                Err(CommitsUnknown::Failed(why)) => {
+                    tracing::warn!(%id, "cannot tell whether its work merged, asking again next poll: {why}");
+                    return false;
+                }
+            };
+            if let Some(beyond) = beyond {
+                ledger.cleanup_due = false;
+                self.notify(
+                    session,
+                    "pr_merged_kept",
+                    &format!("{id}: its pull request merged, but the session was kept: it holds {beyond}; push them in a new pull request, or `ao-host session kill {id}`"),
+                );
+                report.notified += 1;
+                return false;
+            }
         }
         ledger.cleanup_due = false;
         let quiet = |_: &str| {};

@@ -39,6 +39,10 @@ pub struct Ledger {
     pub delivering: Option<Pending>,
     /// Whether the operator was told that reactions are held for an exited agent.
     pub held_told: bool,
+    /// The pull request taken for the session's (its number): an open one on its branch whose
+    /// head was in its history, kept when it merges or closes.
+    #[serde(default)]
+    pub pull_request: Option<u64>,
     /// The pull request merged and the session is to be cleaned up once its agent is idle.
     #[serde(default)]
     pub cleanup_due: bool,

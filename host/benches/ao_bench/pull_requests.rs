@@ -107,7 +107,7 @@ fn watched(
     };
     for n in 1..=sessions {
         spawn_ok(&setup, &format!("task {n}"));
-        let sha = format!("{n:07}a");
+        let sha = commit(&setup.repo, n);
         api.open_pull(REPO, &format!("session/app-{n}"), &sha, &format!("PR {n}"));
         api.add_check_run(REPO, &sha, CheckRun::completed("build", "success", "ok"));
     }
@@ -129,6 +129,23 @@ fn watched(
     }
 }
 
+/// A new commit on session `n`'s branch, made in its worktree as its agent would: the
+/// watcher takes a pull request for a session's only when its head is in the session's history.
+fn commit(repo: &Path, n: usize) -> String {
+    let branch = format!("branch refs/heads/session/app-{n}");
+    let worktrees = support::git(repo, &["worktree", "list", "--porcelain"]);
+    let worktree = worktrees
+        .split("\n\n")
+        .find(|entry| entry.lines().any(|line| line == branch))
+        .and_then(|entry| entry.lines().next()?.strip_prefix("worktree "))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("no worktree of session app-{n}: {worktrees}"));
+    support::git(&worktree, &["commit", "-q", "--allow-empty", "-m", "work"]);
+    support::git(&worktree, &["rev-parse", "HEAD"])
+        .trim()
+        .to_string()
+}
+
 impl Watched {
     /// Requests counted while `watcher` polls every second for one simulated hour, with
     /// `change` run once every simulated minute; returns what was counted and the polls made.
@@ -143,7 +160,7 @@ impl Watched {
             if polls % 2 == 1 {
                 change(polls);
             }
-            self.watcher.poll(false).await;
+            self.watcher.poll_due().await;
             polls += 1;
         }
         let after = self.api.counts();
@@ -161,8 +178,8 @@ impl Watched {
     }
 
     /// Fails CI on session `n`'s pull request with a new head commit.
-    fn fail_ci(&self, n: usize, attempt: usize) {
-        let sha = format!("{n:05}f{attempt:02}");
+    fn fail_ci(&self, n: usize) {
+        let sha = commit(&self._setup.repo, n);
         self.api.add_check_run(
             REPO,
             &sha,
@@ -219,14 +236,12 @@ pub(crate) fn pull_requests(plugins: &[PathBuf], work: &Path) {
     println!("|---|---:|---:|---:|---:|---:|");
     let budget = watched(plugins, work, "pr-budget", OPEN_PULLS, 1, 120 / SCALE);
     runtime.block_on(async {
-        budget.watcher.poll(true).await;
+        budget.watcher.poll().await;
         let (idle, polls) = budget.hour(|_| {}).await;
         row(&format!("{OPEN_PULLS} idle"), idle, polls);
-        let mut pushes = 0;
         let (changing, polls) = budget
             .hour(|_| {
-                pushes += 1;
-                let sha = format!("c{pushes:06}");
+                let sha = commit(&budget._setup.repo, 1);
                 budget
                     .api
                     .add_check_run(REPO, &sha, CheckRun::completed("build", "success", "ok"));
@@ -246,24 +261,23 @@ pub(crate) fn pull_requests(plugins: &[PathBuf], work: &Path) {
     // Latency: a session whose CI fails while its agent is idle.
     let latency = watched(plugins, work, "pr-latency", 2 * SAMPLES, 30, 120);
     let (polled, hooked) = runtime.block_on(async {
-        latency.watcher.poll(true).await;
+        latency.watcher.poll().await;
         let mut polled = Vec::new();
         for n in 1..=SAMPLES {
             let before = latency.messages(&format!("app-{n}"));
-            latency.fail_ci(n, 1);
+            latency.fail_ci(n);
             let since = Instant::now();
-            latency.watcher.poll(false).await;
+            latency.watcher.poll_due().await;
             polled.push(ms(latency.delivered(n, before, since).await));
         }
         // With a webhook: the watcher runs at the default 30 s interval; a verified delivery
         // wakes it, as `ao-host watch --webhook` does.
-        let wake = Arc::new(tokio::sync::Notify::new());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let running = {
-            let (watcher, wake) = (Arc::clone(&latency.watcher), Arc::clone(&wake));
+            let watcher = Arc::clone(&latency.watcher);
             tokio::spawn(async move {
                 watcher
-                    .run(&wake, async {
+                    .run(async {
                         let _ = stopped.await;
                     })
                     .await
@@ -273,7 +287,7 @@ pub(crate) fn pull_requests(plugins: &[PathBuf], work: &Path) {
         let mut hooked = Vec::new();
         for n in SAMPLES + 1..=2 * SAMPLES {
             let before = latency.messages(&format!("app-{n}"));
-            latency.fail_ci(n, 1);
+            latency.fail_ci(n);
             let since = Instant::now();
             let payload = latency
                 .api
@@ -298,7 +312,6 @@ pub(crate) fn pull_requests(plugins: &[PathBuf], work: &Path) {
                 matches!(verdict, WebhookVerdict::Accepted { .. }),
                 "{verdict:?}"
             );
-            wake.notify_one();
             hooked.push(ms(latency.delivered(n, before, since).await));
         }
         let _ = stop.send(());

@@ -32,8 +32,8 @@ use std::{
 };
 
 use ao_plugin_api::{
-    export_plugins, DoctorCheck, PluginContext, PluginError, PluginResult, RepositoryInfo,
-    Workspace, WorkspaceCreateConfig,
+    export_plugins, DoctorCheck, ErrorKind, PluginContext, PluginError, PluginFailure,
+    PluginResult, RepositoryInfo, Workspace, WorkspaceCreateConfig,
 };
 use ao_plugin_kit::prelude::*;
 use ao_plugin_kit::{
@@ -1268,6 +1268,36 @@ impl Workspace for GitWorktree {
         }
         let ahead = self.git(path, &["rev-list", "--count", "@{upstream}..HEAD"])?;
         Ok(ahead.trim() != "0")
+    }
+
+    fn commits_since(&self, path: &str, commit: &str) -> Result<Option<u32>, PluginFailure> {
+        let object_id =
+            matches!(commit.len(), 40 | 64) && commit.bytes().all(|b| b.is_ascii_hexdigit());
+        if !object_id {
+            return Err(PluginFailure::new(
+                ErrorKind::InvalidInput,
+                format!("{commit:?} is not a commit id (40 or 64 hexadecimal digits)"),
+            ));
+        }
+        let path = Path::new(path);
+        if !self.files.try_exists(path).map_err(unanswered)? {
+            return Ok(None);
+        }
+        self.trusted_admin(path)?;
+        // Known here, a commit, and in the checkout's history: another clone's commit that
+        // merely sits on a branch of the same name is none of these.
+        let in_history = self.git_ok(path, &["cat-file", "-e", &format!("{commit}^{{commit}}")])?
+            && self.git_ok(path, &["merge-base", "--is-ancestor", commit, "HEAD"])?;
+        if !in_history {
+            return Ok(None);
+        }
+        let count = self.git(path, &["rev-list", "--count", &format!("{commit}..HEAD")])?;
+        count.trim().parse().map(Some).map_err(|_| {
+            PluginFailure::new(
+                ErrorKind::Failed,
+                format!("`git rev-list --count` answered {count:?}, not a count"),
+            )
+        })
     }
 
     fn doctor(&self) -> PluginResult<Vec<DoctorCheck>> {
