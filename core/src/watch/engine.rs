@@ -181,6 +181,11 @@ impl Watcher {
         self.poll_only(true, None).await
     }
 
+    /// One poll as [`Self::run`] makes it each interval: reviews only when due (benchmarks).
+    pub async fn poll_on_interval(&self) -> PollReport {
+        self.poll_only(false, None).await
+    }
+
     /// One poll; `reviews_now` fetches reviews whatever their interval says; `only` limits it to
     /// the sessions on those branches.
     async fn poll_only(&self, reviews_now: bool, only: Option<&BTreeSet<String>>) -> PollReport {

@@ -143,7 +143,7 @@ impl Watched {
             if polls % 2 == 1 {
                 change(polls);
             }
-            self.watcher.poll(false).await;
+            self.watcher.poll_on_interval().await;
             polls += 1;
         }
         let after = self.api.counts();
@@ -219,7 +219,7 @@ pub(crate) fn pull_requests(plugins: &[PathBuf], work: &Path) {
     println!("|---|---:|---:|---:|---:|---:|");
     let budget = watched(plugins, work, "pr-budget", OPEN_PULLS, 1, 120 / SCALE);
     runtime.block_on(async {
-        budget.watcher.poll(true).await;
+        budget.watcher.poll().await;
         let (idle, polls) = budget.hour(|_| {}).await;
         row(&format!("{OPEN_PULLS} idle"), idle, polls);
         let mut pushes = 0;
@@ -246,24 +246,23 @@ pub(crate) fn pull_requests(plugins: &[PathBuf], work: &Path) {
     // Latency: a session whose CI fails while its agent is idle.
     let latency = watched(plugins, work, "pr-latency", 2 * SAMPLES, 30, 120);
     let (polled, hooked) = runtime.block_on(async {
-        latency.watcher.poll(true).await;
+        latency.watcher.poll().await;
         let mut polled = Vec::new();
         for n in 1..=SAMPLES {
             let before = latency.messages(&format!("app-{n}"));
             latency.fail_ci(n, 1);
             let since = Instant::now();
-            latency.watcher.poll(false).await;
+            latency.watcher.poll_on_interval().await;
             polled.push(ms(latency.delivered(n, before, since).await));
         }
         // With a webhook: the watcher runs at the default 30 s interval; a verified delivery
         // wakes it, as `ao-host watch --webhook` does.
-        let wake = Arc::new(tokio::sync::Notify::new());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let running = {
-            let (watcher, wake) = (Arc::clone(&latency.watcher), Arc::clone(&wake));
+            let watcher = Arc::clone(&latency.watcher);
             tokio::spawn(async move {
                 watcher
-                    .run(&wake, async {
+                    .run(async {
                         let _ = stopped.await;
                     })
                     .await
@@ -298,7 +297,6 @@ pub(crate) fn pull_requests(plugins: &[PathBuf], work: &Path) {
                 matches!(verdict, WebhookVerdict::Accepted { .. }),
                 "{verdict:?}"
             );
-            wake.notify_one();
             hooked.push(ms(latency.delivered(n, before, since).await));
         }
         let _ = stop.send(());
