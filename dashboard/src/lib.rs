@@ -195,8 +195,9 @@ pub async fn serve(
 }
 
 /// Runs the pull-request watcher in the background, as `ao-host watch` would, until the
-/// dashboard closes; unless no project has `scm:`, or another process already watches this
-/// data dir (one watcher is enough; the dashboard shows what it stores).
+/// dashboard closes; unless no project has `scm:`. While another process watches this data dir
+/// (one watcher is enough; the dashboard shows what it stores) the lock is tried again every
+/// `watch.poll_secs`, so the dashboard takes over when that watcher exits.
 fn start_watcher(
     lifecycle: &Arc<Lifecycle>,
     mut closing: watch::Receiver<bool>,
@@ -209,17 +210,36 @@ fn start_watcher(
     {
         return None;
     }
+    let retry_every = Duration::from_secs(config.watch.poll_secs);
     let forges = ao_core::watch::PluginForges::shared(Arc::clone(lifecycle));
     let watcher = ao_core::watch::Watcher::new(Arc::clone(lifecycle), forges);
-    let lock = match ao_core::watch::WatcherLock::acquire(watcher.dir()) {
-        Ok(lock) => lock,
-        Err(e) => {
-            tracing::info!("not watching pull requests here: {e}");
-            return None;
-        }
-    };
     Some(tokio::spawn(async move {
-        let _lock = lock;
+        let mut refused = false;
+        let _lock = loop {
+            match ao_core::watch::WatcherLock::acquire(watcher.dir()) {
+                Ok(lock) => {
+                    if refused {
+                        tracing::info!(
+                            "the other watcher stopped: watching pull requests here from now on"
+                        );
+                    }
+                    break lock;
+                }
+                Err(e) => {
+                    if !refused {
+                        tracing::info!(
+                            "not watching pull requests here while {e}; trying again every {} s",
+                            retry_every.as_secs()
+                        );
+                        refused = true;
+                    }
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(retry_every) => {}
+                _ = closing.wait_for(|closed| *closed) => return,
+            }
+        };
         watcher
             .run(async move {
                 let _ = closing.wait_for(|closed| *closed).await;

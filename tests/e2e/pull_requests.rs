@@ -399,13 +399,21 @@ fn a_webhook_wakes_the_watcher_and_a_forged_or_replayed_one_does_nothing() {
         .unwrap();
     let address = support::dashboard_address(&mut watcher, &log);
     let address = address.trim_start_matches("http://").to_string();
-    // A second watcher of the same data dir is refused, naming the first.
-    let second = world.harness.ao(&["watch", "--once"]);
+    // A second watcher of the same data dir is refused, naming the first; `--once` (cron) has
+    // nothing to do then and succeeds, naming it too.
+    let second = world.harness.ao(&["watch"]);
     assert!(!second.status.success());
     assert!(
         stderr(&second).contains(&format!("pid {}", watcher.id())),
         "{}",
         stderr(&second)
+    );
+    let cron = world.harness.ao(&["watch", "--once"]);
+    assert!(cron.status.success(), "{}", stderr(&cron));
+    assert!(
+        stderr(&cron).contains(&format!("another watcher (pid {})", watcher.id())),
+        "{}",
+        stderr(&cron)
     );
     // The first poll ran; CI fails afterwards.
     assert!(wait_until(Duration::from_secs(10), || world
@@ -447,6 +455,97 @@ fn a_webhook_wakes_the_watcher_and_a_forged_or_replayed_one_does_nothing() {
     let status = watcher.wait().unwrap();
     assert!(status.success(), "{status:?}");
     assert_eq!(world.messages(&id).len(), 1);
+}
+
+#[test]
+fn a_burst_of_webhook_deliveries_is_coalesced_and_spends_no_graphql_queries() {
+    let world = World::new(&[]);
+    // Neither the interval nor the reviews' floor comes round during the test: every poll after
+    // the first is one a delivery woke.
+    world.harness.edit_config(&[(
+        "watch: { poll_secs: 1, reviews_secs: 1 }",
+        "watch: { poll_secs: 300, reviews_secs: 300 }",
+    )]);
+    let (id, branch) = world.spawn("Batch it");
+    world.wait_for_status(&id, "idle");
+    let head = world.push(&id, &branch, "batch.rs");
+    let number = world.api.open_pull(SLUG, &branch, &head, "Batch");
+    let log = world.harness.home().join("watch.log");
+    let mut watcher = world
+        .harness
+        .command(&["watch", "--webhook", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let address = support::dashboard_address(&mut watcher, &log);
+    let address = address.trim_start_matches("http://").to_string();
+    let _stop = KillOnDrop(watcher);
+    assert!(wait_until(Duration::from_secs(10), || world
+        .harness
+        .data_dir()
+        .join("watch/sessions/app")
+        .join(format!("{id}.json"))
+        .exists()));
+    let pull_lists = || {
+        world
+            .api
+            .requests()
+            .iter()
+            .filter(|r| r.path == format!("/repos/{SLUG}/pulls"))
+            .count()
+    };
+    let (before, polls_before) = (world.api.counts(), pull_lists());
+
+    // A hundred signed deliveries, review events among them, as fast as they go.
+    let payload = world.api.pull_request_payload(SLUG, number, "synchronize");
+    let sending = std::time::Instant::now();
+    for i in 0..100 {
+        let event = if i % 2 == 0 {
+            "pull_request_review"
+        } else {
+            "check_run"
+        };
+        let delivery = Delivery::signed(event, &format!("burst-{i}"), &payload, SECRET);
+        assert_eq!(delivery.send(&address, "/").unwrap(), 202);
+    }
+    let took = sending.elapsed();
+    // A last one after CI fails: its message says every earlier wake has been polled.
+    world.api.add_check_run(
+        SLUG,
+        &head,
+        CheckRun::completed("lint", "failure", "unused import\n"),
+    );
+    let last = Delivery::signed("check_run", "burst-last", &payload, SECRET);
+    assert_eq!(last.send(&address, "/").unwrap(), 202);
+    assert!(
+        wait_until(Duration::from_secs(15), || world.messages(&id).len() == 1),
+        "the last delivery did not wake a poll: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+
+    let after = world.api.counts();
+    assert_eq!(
+        after.graphql, before.graphql,
+        "reviews were asked before their floor: {before:?} → {after:?}"
+    );
+    // One poll a second at most (and one for the last delivery), not one per delivery.
+    let polls = pull_lists() - polls_before;
+    let bound = took.as_secs() as usize + 3;
+    assert!(
+        (1..=bound).contains(&polls),
+        "{polls} polls for 101 deliveries in {took:?}"
+    );
+}
+
+/// A child process killed (and reaped) when the test ends, however it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// `ao-host` started in the background with `args`, its stderr in a file; killed on drop.
@@ -503,34 +602,52 @@ impl World {
 }
 
 #[test]
-fn the_dashboard_runs_the_watcher_and_holds_the_data_dirs_watch() {
+fn the_dashboard_takes_over_watching_when_the_cli_watcher_exits() {
     let world = World::new(&[]);
     let (id, branch) = world.spawn("Tidy up");
     world.wait_for_status(&id, "idle");
     let head = world.push(&id, &branch, "tidy.rs");
     world.api.open_pull(SLUG, &branch, &head, "Tidy");
+    let cli = Background::start(&world, &["watch"], "watch.log");
+    world.wait_for_polls(1);
+    // `-v`: the dashboard says at info level that it waits, and when it takes over.
+    let dashboard = Background::start(
+        &world,
+        &["-v", "dashboard", "--port", "0", "--no-token"],
+        "dashboard.log",
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || dashboard
+            .log()
+            .contains("not watching pull requests here")),
+        "the dashboard did not say another watcher watches: {}",
+        dashboard.log()
+    );
+    drop(cli);
     world.api.add_check_run(
         SLUG,
         &head,
         CheckRun::completed("fmt", "failure", "Diff in tidy.rs\n"),
     );
-    let dashboard = Background::start(
-        &world,
-        &["dashboard", "--port", "0", "--no-token"],
-        "dashboard.log",
-    );
     assert!(
         wait_until(Duration::from_secs(30), || world.messages(&id).len() == 1),
-        "the dashboard's watcher did not react: {}",
+        "the dashboard's watcher did not take over: {}",
         dashboard.log()
     );
     assert!(world.messages(&id)[0].contains("Diff in tidy.rs"));
-    let second = world.harness.ao(&["watch", "--once"]);
-    assert!(!second.status.success());
+    let log = dashboard.log();
+    assert_eq!(
+        log.matches("not watching pull requests here").count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(log.matches("the other watcher stopped").count(), 1, "{log}");
+    let cron = world.harness.ao(&["watch", "--once"]);
+    assert!(cron.status.success(), "{}", stderr(&cron));
     assert!(
-        stderr(&second).contains(&format!("pid {}", dashboard.child.id())),
+        stderr(&cron).contains(&format!("pid {}", dashboard.child.id())),
         "{}",
-        stderr(&second)
+        stderr(&cron)
     );
 }
 

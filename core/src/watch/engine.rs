@@ -5,7 +5,8 @@
 //! One poll, per project with `scm:`: its live worker sessions (with their status as a listing
 //! sees it) → one batched `pull_requests` question, asked with the last answer's validator so an
 //! unchanged answer is free → `checks` of each open pull request's head (validator per commit)
-//! → `reviews` of the open ones in one batch, every `watch.reviews_secs` (and on a webhook) →
+//! → `reviews` of the open ones in one batch, every `watch.reviews_secs` (a webhook's wake too
+//! waits for that floor) →
 //! decisions, recorded in the session's ledger *before* anything is acted on, so a crash
 //! decides nothing twice → notifications, merges, clean-ups → delivery of one queued reaction
 //! per session whose agent is idle → the stored view.
@@ -18,7 +19,9 @@
 //!
 //! A forge that says "wait" (`RateLimited`) is not asked again, for any project using that
 //! plugin, until the window the plugin reports (`rate_limits`: `Retry-After`, else the reset of
-//! the exhausted API, REST and GraphQL apart) has passed; that is logged once. Any other
+//! the exhausted API, REST and GraphQL apart) has passed; that is logged once. Settings or a
+//! token the forge refused (`Config`, a 401) back the plugin off for five minutes, logged once;
+//! an unavailable forge (5xx) is asked again each poll, logged at most once a minute. Any other
 //! failure is logged and asked again next poll: nothing decided is lost, since nothing is
 //! decided without an answer.
 
@@ -53,6 +56,14 @@ use crate::{
 
 /// How long to wait for a forge that said "wait" without saying until when.
 const DEFAULT_BACKOFF_MS: u64 = 60_000;
+/// How long a plugin whose settings or token the forge refused is left alone: the operator has
+/// to fix them, and asking every poll would only repeat the refusal in the log.
+const CONFIG_BACKOFF_MS: u64 = 5 * 60_000;
+/// The least time between the start of a poll and a poll a webhook woke: deliveries come in
+/// bursts (a push, its checks, their statuses), and one poll answers them all.
+const WAKE_GAP: Duration = Duration::from_secs(1);
+/// How often an unavailable forge (5xx) is logged per plugin, though it is asked every poll.
+const UNAVAILABLE_LOG_EVERY_MS: u64 = 60_000;
 
 /// The watcher of one data dir (hold its [`super::lock::WatcherLock`] while it runs).
 pub struct Watcher {
@@ -62,6 +73,8 @@ pub struct Watcher {
     started_at_ms: u64,
     /// Per scm plugin: no request before this time (ms since the epoch).
     backoff: Mutex<HashMap<String, u64>>,
+    /// Per scm plugin: when its forge being unavailable was last logged (ms since the epoch).
+    unavailable_logged: Mutex<HashMap<String, u64>>,
     /// Per project: when its reviews were last fetched (ms since the epoch).
     reviews_at: Mutex<HashMap<String, u64>>,
     /// Rings when a webhook delivery asks for a poll now.
@@ -103,6 +116,7 @@ impl Watcher {
             dir,
             started_at_ms: now_ms(),
             backoff: Mutex::new(HashMap::new()),
+            unavailable_logged: Mutex::new(HashMap::new()),
             reviews_at: Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
             woken_for: Mutex::new(Some(BTreeSet::new())),
@@ -127,13 +141,17 @@ impl Watcher {
     }
 
     /// Polls until `stop` completes, then finishes the poll in progress: every
-    /// `watch.poll_secs` (everything, reviews when due), and at once when woken ([`Self::wake`]:
-    /// the sessions on the branches named, reviews included).
+    /// `watch.poll_secs`, and soon when woken ([`Self::wake`]: the sessions on the branches
+    /// named). Wakes are coalesced: a woken poll starts at least [`WAKE_GAP`] after the one
+    /// before, and the wakes that arrive meanwhile (however many) make one poll. Reviews are
+    /// asked only when `watch.reviews_secs` has passed, woken or not: GraphQL's limit is the
+    /// scarce one, and a burst of deliveries must not spend it.
     pub async fn run(&self, stop: impl Future<Output = ()>) {
         tokio::pin!(stop);
         let poll_every = Duration::from_secs(self.lifecycle.config().watch.poll_secs);
         let mut woken = false;
         loop {
+            let started = tokio::time::Instant::now();
             let only = if woken {
                 self.woken_for
                     .lock()
@@ -142,11 +160,17 @@ impl Watcher {
             } else {
                 None
             };
-            self.poll_only(woken, only.as_ref()).await;
+            self.poll_only(false, only.as_ref()).await;
             tokio::select! {
                 () = &mut stop => break,
                 () = tokio::time::sleep(poll_every) => woken = false,
                 () = self.wake.notified() => woken = true,
+            }
+            if woken {
+                tokio::select! {
+                    () = &mut stop => break,
+                    () = tokio::time::sleep_until(started + WAKE_GAP) => {}
+                }
             }
         }
     }
@@ -157,8 +181,8 @@ impl Watcher {
         self.poll_only(true, None).await
     }
 
-    /// One poll as the running watcher makes each: reviews only when their interval is due.
-    pub async fn poll_due(&self) -> PollReport {
+    /// One poll as [`Self::run`] makes it each interval: reviews only when due (benchmarks).
+    pub async fn poll_on_interval(&self) -> PollReport {
         self.poll_only(false, None).await
     }
 
@@ -216,7 +240,7 @@ impl Watcher {
         }
         let now = now_ms();
         if let Some(until) = self.backed_off(&scm.plugin, now) {
-            tracing::debug!(plugin = %scm.plugin, "rate limited for {} s more", (until - now) / 1000);
+            tracing::debug!(plugin = %scm.plugin, "backed off for {} s more", (until - now) / 1000);
             return Ok(());
         }
         let setting = format!("projects.{}.scm", project.id);
@@ -252,7 +276,12 @@ impl Watcher {
                     .save_project_memo(&project.id, &memo)
                     .map_err(|e| e.to_string())?;
             }
-            Err(e) => return Err(self.failed(&*forge, &scm.plugin, "pull requests", e).await),
+            Err(e) => {
+                // Logged by `failed`, as often as its kind deserves.
+                let problem = self.failed(&*forge, &scm.plugin, "pull requests", e).await;
+                report.problems.push(problem);
+                return Ok(());
+            }
         }
         let mut targets: Vec<(Session, Option<PullRequestMemo>)> = Vec::new();
         for session in sessions.into_iter().filter(named) {
@@ -374,7 +403,6 @@ impl Watcher {
             }
             Err(e) => {
                 let problem = self.failed(forge, &scm.plugin, "reviews", e).await;
-                tracing::warn!(project = %project.id, "{problem}");
                 report.problems.push(problem);
                 HashMap::new()
             }
@@ -545,7 +573,6 @@ impl Watcher {
             }
             Err(e) => {
                 let problem = self.failed(forge, &scm.plugin, "checks", e).await;
-                tracing::warn!(id = %session.id, "{problem}");
                 report.problems.push(format!("{}: {problem}", session.id));
                 None
             }
@@ -712,8 +739,10 @@ impl Watcher {
             .filter(|&until| until > now)
     }
 
-    /// The line to log for a failed call; a rate limit also stops every call to `plugin` until
-    /// its window resets (said once).
+    /// Logs a failed call and returns its line for the poll's report. A rate limit stops every
+    /// call to `plugin` until its window resets, refused settings or credentials for
+    /// [`CONFIG_BACKOFF_MS`] (each said once per back-off); an unavailable forge is asked again
+    /// next poll but logged at most every [`UNAVAILABLE_LOG_EVERY_MS`]; anything else each time.
     async fn failed(
         &self,
         forge: &dyn Forge,
@@ -721,27 +750,69 @@ impl Watcher {
         what: &str,
         error: ForgeError,
     ) -> String {
-        if error.kind == ForgeErrorKind::RateLimited {
-            let now = now_ms();
-            let limits = forge.rate_limits().await.unwrap_or_default();
-            let until = backoff_until(&limits, now);
-            let already = self.backed_off(plugin, now).is_some();
-            self.backoff
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(plugin.to_string(), until);
-            if !already {
-                tracing::warn!(
-                    %plugin,
-                    "the forge's rate limit is reached ({error}); no request until it resets in {} s",
-                    until.saturating_sub(now).div_ceil(1000)
-                );
+        let now = now_ms();
+        match error.kind {
+            ForgeErrorKind::RateLimited => {
+                let limits = forge.rate_limits().await.unwrap_or_default();
+                let until = backoff_until(&limits, now);
+                if self.back_off(plugin, now, until) {
+                    tracing::warn!(
+                        %plugin,
+                        "the forge's rate limit is reached ({error}); no request until it resets in {} s",
+                        until.saturating_sub(now).div_ceil(1000)
+                    );
+                }
+                format!("{plugin}: rate limited asking for {what}; waiting until the limit resets")
             }
-            return format!(
-                "{plugin}: rate limited asking for {what}; waiting until the limit resets"
-            );
+            ForgeErrorKind::Config => {
+                if self.back_off(plugin, now, now + CONFIG_BACKOFF_MS) {
+                    tracing::warn!(
+                        %plugin,
+                        "asking for {what}: {error}; not asking again for {} min",
+                        CONFIG_BACKOFF_MS / 60_000
+                    );
+                }
+                format!("{plugin}: asking for {what}: {error}")
+            }
+            ForgeErrorKind::Unavailable => {
+                let line = format!("{plugin}: asking for {what}: {error}");
+                if self.unavailable_log_due(plugin, now) {
+                    tracing::warn!("{line} (asked again each poll; said at most once a minute)");
+                }
+                line
+            }
+            _ => {
+                let line = format!("{plugin}: asking for {what}: {error}");
+                tracing::warn!("{line}");
+                line
+            }
         }
-        format!("{plugin}: asking for {what}: {error}")
+    }
+
+    /// Whether `plugin`'s forge being unavailable is to be logged now (and, if so, noted).
+    fn unavailable_log_due(&self, plugin: &str, now: u64) -> bool {
+        let mut logged = self
+            .unavailable_logged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let due = logged
+            .get(plugin)
+            .is_none_or(|&at| now >= at + UNAVAILABLE_LOG_EVERY_MS);
+        if due {
+            logged.insert(plugin.to_string(), now);
+        }
+        due
+    }
+
+    /// No call to `plugin` before `until`; whether this starts a back-off (none was running),
+    /// so that it is said once.
+    fn back_off(&self, plugin: &str, now: u64, until: u64) -> bool {
+        let already = self.backed_off(plugin, now).is_some();
+        self.backoff
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(plugin.to_string(), until);
+        !already
     }
 
     /// Hands a webhook delivery to the projects' scm plugins to verify; a verified one that was
@@ -969,6 +1040,51 @@ mod tests {
             .await;
         assert!(said.contains("boom"));
         assert_eq!(watcher.backed_off("gitlab", now), None);
+    }
+
+    #[tokio::test]
+    async fn a_refused_token_backs_off_and_an_unavailable_forge_is_logged_once_a_minute() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = crate::config::Config::parse("", &dir.path().join("ao-rs.yaml")).unwrap();
+        config.data_dir = dir.path().join("data");
+        let lifecycle = Arc::new(Lifecycle::open(config, &[]).unwrap());
+        let watcher = Watcher::new(lifecycle, Arc::new(NoForges));
+        let forge = Limited { reset_at: 0 };
+        let error = |kind| ForgeError {
+            kind,
+            message: "401 Bad credentials".into(),
+        };
+        let now = now_ms();
+        let said = watcher
+            .failed(
+                &forge,
+                "github",
+                "pull requests",
+                error(ForgeErrorKind::Config),
+            )
+            .await;
+        assert!(said.contains("401 Bad credentials"), "{said}");
+        let until = watcher.backed_off("github", now).expect("a back-off");
+        assert!(until >= now + CONFIG_BACKOFF_MS, "{until} {now}");
+        assert_eq!(watcher.backed_off("github", until), None);
+        // A back-off running is not started (nor said) again.
+        assert!(!watcher.back_off("github", now, until));
+        assert!(watcher.back_off("gitlab", now, until));
+        // Unavailable: asked again next poll, said at most once a minute.
+        watcher
+            .failed(
+                &forge,
+                "gitea",
+                "checks",
+                error(ForgeErrorKind::Unavailable),
+            )
+            .await;
+        assert_eq!(watcher.backed_off("gitea", now), None);
+        let later = now_ms();
+        assert!(!watcher.unavailable_log_due("gitea", later));
+        assert!(!watcher.unavailable_log_due("gitea", later + UNAVAILABLE_LOG_EVERY_MS - 1000));
+        assert!(watcher.unavailable_log_due("gitea", later + UNAVAILABLE_LOG_EVERY_MS));
+        assert!(watcher.unavailable_log_due("github", later));
     }
 
     fn limit(api: &str, remaining: u64, reset_at: u64, retry_after: u64) -> RateLimit {

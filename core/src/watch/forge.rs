@@ -26,6 +26,11 @@ pub struct ForgeError {
 pub enum ForgeErrorKind {
     /// The forge said to wait: back off until its window resets.
     RateLimited,
+    /// The forge refused the plugin's settings or credentials (a rejected token): back off,
+    /// asking again would be refused the same way until the operator fixes it.
+    Config,
+    /// The forge is down or overloaded (a 5xx): asked again next poll, logged now and then.
+    Unavailable,
     /// The input was refused (a webhook delivery that does not verify).
     InvalidInput,
     /// The plugin takes no such call (a forge without webhooks).
@@ -39,6 +44,8 @@ impl ForgeErrorKind {
     pub fn of(kind: ErrorKind) -> Self {
         match kind {
             ErrorKind::RateLimited => Self::RateLimited,
+            ErrorKind::Config => Self::Config,
+            ErrorKind::Unavailable => Self::Unavailable,
             ErrorKind::InvalidInput => Self::InvalidInput,
             ErrorKind::Unsupported => Self::Unsupported,
             _ => Self::Failed,

@@ -1,7 +1,7 @@
 //! What the watcher has already decided, kept in the data dir so that a restarted watcher never
 //! reacts twice: per session, the facts it has seen (a failed check on a commit, a review, a
-//! comment, a conflict on a commit), how many messages of each reaction it delivered, which
-//! reactions it escalated, and the reactions waiting for an idle agent; per project, the last
+//! comment, a conflict on a commit), how many messages of each reaction it delivered, and the
+//! reactions waiting for an idle agent; per project, the last
 //! answer about its pull requests with the validator that makes asking again free.
 //!
 //! Layout under `watch/` (private files, atomic writes): `ledger/<project>/<id>.json`
@@ -31,8 +31,6 @@ pub struct Ledger {
     pub seen: BTreeSet<String>,
     /// Messages delivered (or being delivered), per reaction.
     pub sends: BTreeMap<String, u32>,
-    /// Reactions that reached their cap and were escalated to the operator.
-    pub escalated: BTreeSet<String>,
     /// Reactions decided and waiting for the agent to be idle at its prompt, oldest first.
     pub pending: Vec<Pending>,
     /// The reaction being typed; still set after a crash mid-delivery.

@@ -374,7 +374,7 @@ fn short(sha: &str) -> &str {
 
 /// A message for the agent, within the reaction's action and cap: queued in the ledger (one
 /// waiting of a kind takes the newer message: the older one is out of date), notified instead,
-/// or (past the cap) escalated to the operator once.
+/// or (past the cap) escalated to the operator, once per batch of new facts.
 fn offer(
     ledger: &mut Ledger,
     reaction: &str,
@@ -403,14 +403,14 @@ fn offer(
             }
             let sent = ledger.sends.get(reaction).copied().unwrap_or(0);
             if sent >= config.max_sends {
-                return ledger.escalated.insert(reaction.to_string()).then(|| {
-                    notify(
-                        &format!("pr_{reaction}_escalated"),
-                        format!(
-                            "{id}: {summary}; not sent to the agent, which had {sent} such message(s) already (reactions.{reaction}.max_sends): please look"
-                        ),
-                    )
-                });
+                // Every new batch past the cap is told: these facts are marked seen, so this
+                // notification is the only trace of them.
+                return Some(notify(
+                    &format!("pr_{reaction}_escalated"),
+                    format!(
+                        "{id}: {summary}; not sent to the agent, which had {sent} such message(s) already (reactions.{reaction}.max_sends): please look"
+                    ),
+                ));
             }
             ledger.pending.push(Pending {
                 reaction: reaction.to_string(),
@@ -540,7 +540,7 @@ mod tests {
     }
 
     #[test]
-    fn past_its_cap_a_reaction_is_escalated_to_the_operator_once() {
+    fn past_its_cap_every_new_batch_is_escalated_to_the_operator() {
         let mut reactions = Reactions::default();
         reactions.ci_failed.max_sends = 1;
         let mut ledger = Ledger::default();
@@ -561,6 +561,17 @@ mod tests {
             matches!(&decisions[..], [Decision::Notify { event, message }] if event == "pr_ci_failed_escalated" && message.contains("max_sends")),
             "{decisions:?}"
         );
+        let decisions = decide(
+            &mut ledger,
+            &observed(&pr("c3"), Some(&failing), None),
+            &reactions,
+        );
+        assert!(
+            matches!(&decisions[..], [Decision::Notify { event, message }] if event == "pr_ci_failed_escalated" && message.contains("c3")),
+            "{decisions:?}"
+        );
+        assert!(ledger.pending.is_empty());
+        // The same facts again are not new: nothing.
         let decisions = decide(
             &mut ledger,
             &observed(&pr("c3"), Some(&failing), None),

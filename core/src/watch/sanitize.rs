@@ -11,8 +11,9 @@ const LINE_CHARS: usize = 300;
 /// The most bytes of one review or comment body.
 const BODY_BYTES: usize = 2000;
 
-/// `text` without terminal escape sequences (CSI, OSC, and two-byte escapes) and with every
-/// other control character but the line break replaced: tabs by a space, the rest dropped.
+/// `text` without terminal escape sequences (CSI, OSC, and two-byte escapes), without bidi
+/// controls and zero-width characters, and with every other control character but the line
+/// break replaced: tabs by a space, the rest dropped.
 /// Carriage returns end a line the way a terminal would draw it (the last rewrite wins).
 pub fn plain(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -59,11 +60,27 @@ pub fn plain(text: &str) -> String {
                 }
             }
             '\t' => out.push(' '),
-            c if c.is_control() => {}
+            c if c.is_control() || is_invisible_format(c) => {}
             c => out.push(c),
         }
     }
     out
+}
+
+/// A bidirectional control or zero-width character: invisible on screen, yet it reorders or
+/// hides text an agent reads (a "Trojan Source" review comment looks harmless to the operator).
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{202A}'..='\u{202E}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{200E}'
+            | '\u{200F}'
+            | '\u{061C}'
+            | '\u{200B}'..='\u{200D}'
+            | '\u{2060}'
+            | '\u{FEFF}'
+    )
 }
 
 /// The end of a log, plain: its last non-blank lines, each cut to a length, the whole within a
@@ -131,6 +148,16 @@ mod tests {
         for c in plain(log).chars() {
             assert!(c == '\n' || !c.is_control(), "{c:?}");
         }
+    }
+
+    #[test]
+    fn bidi_controls_and_zero_width_characters_never_reach_an_agent() {
+        let text = "a\u{202E}b\u{202A}\u{202B}\u{202C}\u{202D}c\u{2066}\u{2067}\u{2068}\u{2069}d\u{200E}\u{200F}\u{061C}e\u{200B}\u{200C}\u{200D}\u{2060}\u{FEFF}f";
+        assert_eq!(plain(text), "abcdef");
+        assert_eq!(line(text), "abcdef");
+        assert_eq!(body(text), "abcdef");
+        // Visible non-ASCII text is kept.
+        assert_eq!(plain("café — ok"), "café — ok");
     }
 
     #[test]

@@ -160,7 +160,7 @@ impl Watched {
             if polls % 2 == 1 {
                 change(polls);
             }
-            self.watcher.poll_due().await;
+            self.watcher.poll_on_interval().await;
             polls += 1;
         }
         let after = self.api.counts();
@@ -267,7 +267,7 @@ pub(crate) fn pull_requests(plugins: &[PathBuf], work: &Path) {
             let before = latency.messages(&format!("app-{n}"));
             latency.fail_ci(n);
             let since = Instant::now();
-            latency.watcher.poll_due().await;
+            latency.watcher.poll_on_interval().await;
             polled.push(ms(latency.delivered(n, before, since).await));
         }
         // With a webhook: the watcher runs at the default 30 s interval; a verified delivery

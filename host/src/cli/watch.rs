@@ -1,6 +1,7 @@
 //! `ao-host watch [--once] [--webhook ADDR]`: watches the projects' pull requests, reacts, and
-//! stores what listings show. One per data dir (a second one exits naming the first's pid);
-//! `--once` polls once and exits, for cron; otherwise it polls every `watch.poll_secs` until
+//! stores what listings show. One per data dir (a second one exits naming the first's pid;
+//! `--once` then exits 0, as its poll is already done by the other); `--once` polls once and
+//! exits, for cron; otherwise it polls every `watch.poll_secs` until
 //! SIGINT or SIGTERM, finishing the poll in progress.
 
 use std::{process::ExitCode, sync::Arc};
@@ -8,7 +9,7 @@ use std::{process::ExitCode, sync::Arc};
 use anyhow::{Context, Result};
 use ao_core::{
     lifecycle::Lifecycle,
-    watch::{PluginForges, Watcher, WatcherLock},
+    watch::{PluginForges, WatchLockError, Watcher, WatcherLock},
 };
 use clap::Args as ClapArgs;
 
@@ -23,7 +24,8 @@ scm plugin verifies each delivery's signature (its `webhook_secret` setting) and
 refused."
 )]
 pub struct WatchArgs {
-    /// Poll once, react, and exit (for cron; exit 1 if something could not be asked).
+    /// Poll once, react, and exit (for cron; exit 1 if something could not be asked; exit 0 at
+    /// once when another watcher already watches this data dir).
     #[arg(long, conflicts_with = "webhook")]
     pub once: bool,
     /// Also take webhook deliveries on ADDR (e.g. 127.0.0.1:8787); each verified one wakes a poll.
@@ -53,7 +55,15 @@ pub async fn run(lifecycle: Arc<Lifecycle>, args: WatchArgs) -> Result<ExitCode>
         Arc::clone(&lifecycle),
         PluginForges::shared(Arc::clone(&lifecycle)),
     ));
-    let _lock = WatcherLock::acquire(watcher.dir())?;
+    let _lock = match WatcherLock::acquire(watcher.dir()) {
+        Ok(lock) => lock,
+        // A cron run while `watch` or a dashboard watches has nothing to do: that one polls.
+        Err(WatchLockError::Held { holder, .. }) if args.once => {
+            errln!("ao-host watch: another watcher (pid {holder}) already watches this data dir; nothing to do");
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(e) => return Err(e.into()),
+    };
     if args.once {
         let report = watcher.poll().await;
         if args.json {

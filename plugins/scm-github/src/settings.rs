@@ -8,6 +8,10 @@ use serde::Deserialize;
 /// GitHub.com's REST API.
 pub const DEFAULT_API_URL: &str = "https://api.github.com";
 
+/// The longest `refresh_secs`: a pull request's mergeability is never older than the watcher's
+/// five minutes of staleness.
+const MAX_REFRESH_SECS: u64 = 300;
+
 /// What an operator may set; every key optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -101,7 +105,18 @@ impl Settings {
             Some(secs) => Duration::from_secs(secs),
             None => Duration::from_secs(30),
         };
-        let refresh = Duration::from_secs(self.refresh_secs.unwrap_or(120));
+        let refresh = match self.refresh_secs {
+            Some(secs) if !(1..=MAX_REFRESH_SECS).contains(&secs) => {
+                return Err(bad(
+                    "refresh_secs",
+                    &format!(
+                        "{secs} is out of range; give 1 to {MAX_REFRESH_SECS} seconds (default 120)"
+                    ),
+                ))
+            }
+            Some(secs) => Duration::from_secs(secs),
+            None => Duration::from_secs(120),
+        };
         let merge_method = self.merge_method.unwrap_or_else(|| "merge".to_string());
         if !["merge", "squash", "rebase"].contains(&merge_method.as_str()) {
             return Err(bad(
@@ -242,6 +257,26 @@ mod tests {
             error.message()
         );
         assert!(resolve(r#"{"api_url": "http://127.0.0.1:8080"}"#).is_ok());
+    }
+
+    #[test]
+    fn refresh_secs_out_of_range_names_the_key_the_range_and_the_fix() {
+        for secs in [0, 301] {
+            let error = resolve(&format!(r#"{{"refresh_secs": {secs}}}"#)).unwrap_err();
+            let message = error.message();
+            for want in [
+                "plugins.config.github.refresh_secs",
+                "out of range",
+                "1 to 300",
+                "ao-rs.yaml",
+            ] {
+                assert!(message.contains(want), "{want} missing: {message}");
+            }
+        }
+        assert_eq!(
+            resolve(r#"{"refresh_secs": 300}"#).unwrap().refresh,
+            Duration::from_secs(300)
+        );
     }
 
     #[test]
