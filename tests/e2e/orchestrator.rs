@@ -72,9 +72,11 @@ fn an_orchestrator_runs_workers_from_inside_its_session_without_install_or_confi
     let output = ao(&["orchestrator"]);
     assert!(output.status.success(), "{}", support::stderr(&output));
     assert!(
-        wait_until(Duration::from_secs(60), || home
-            .join("script.done")
-            .exists()),
+        // Whole, not merely created: `echo $? > script.done` creates the file before it writes.
+        wait_until(Duration::from_secs(60), || std::fs::read_to_string(
+            home.join("script.done")
+        )
+        .is_ok_and(|done| done.ends_with('\n'))),
         "the orchestrator's commands never finished; its log:\n{}",
         std::fs::read_to_string(out.join("script.log")).unwrap_or_default()
     );
