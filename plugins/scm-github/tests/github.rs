@@ -179,14 +179,25 @@ fn a_conflict_from_a_moved_base_is_seen_at_the_refresh() {
             .pull_requests(&pulls_query(&["ao/one"], validator))
             .unwrap()
     };
-    // Refreshed at every poll.
-    let eager = plugin_with(&api, "refresh_secs: 0");
+    // Refreshed every second, the shortest interval.
+    let eager = plugin_with(&api, "refresh_secs: 1");
     let (_, eager_validator) = changed(seen(&eager, ""));
     // Refreshed every 2 minutes (the default): not within this test.
     let lazy = plugin(&api);
     let (_, lazy_validator) = changed(seen(&lazy, ""));
     api.set_mergeable_quietly(REPO, 1, Some(false));
-    let (pulls, _) = changed(seen(&eager, &eager_validator));
+    // Unchanged until the refresh is due, then the conflict (asked again, as a watcher polls).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let pulls = loop {
+        if let Fetched::Changed { value, .. } = seen(&eager, &eager_validator) {
+            break value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the refresh never came"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
     assert_eq!(
         *pulls[0].mergeable.as_enum().unwrap(),
         Mergeability::Conflicting
