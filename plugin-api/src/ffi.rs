@@ -32,6 +32,7 @@ use crate::{
         Activity, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext,
         Readiness, RepositoryInfo, RuntimeCreateRequest, Transport, WorkspaceCreateConfig,
     },
+    usage::{UsageQuery, UsageReport},
 };
 
 /// What the host gets for a method a plugin's library predates: its vtable has no such entry.

@@ -132,6 +132,7 @@ mod successors;
 mod traits;
 pub mod transport;
 mod types;
+pub mod usage;
 
 pub use abi_stable;
 

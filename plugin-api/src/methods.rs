@@ -129,6 +129,10 @@ macro_rules! interface_methods {
                     output: RStr<'_>
                 ) -> RResult<NonExhaustiveFor<ReadinessState>, PluginFailure>
                     = |plugin| plugin.readiness_state(output.as_str()).map(NonExhaustive::new);
+                /// Added in 0.1.9; older libraries get this default (and the host shows their
+                /// sessions' usage as unknown).
+                fn usage(query: &UsageQuery) -> RResult<UsageReport, PluginFailure>
+                    = |plugin| plugin.usage(query);
             }
         }
         $callback! {

@@ -19,6 +19,7 @@ use crate::{
         Activity, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext,
         Readiness, RepositoryInfo, RuntimeCreateRequest, WorkspaceCreateConfig,
     },
+    usage::{UsageQuery, UsageReport},
 };
 
 /// Runs agent processes: a terminal multiplexer, a child process, a container, a remote shell.
@@ -197,6 +198,19 @@ pub trait Agent: Send + Sync + 'static {
     /// log). (Added in 0.1.8; the default is [`Agent::is_ready`].)
     fn readiness_state(&self, output: &str) -> Result<ReadinessState, PluginFailure> {
         Ok(self.is_ready(output)?.into())
+    }
+
+    /// The session's token use so far, per model and UTC hour, read from the agent CLI's own
+    /// records on from `query.cursor` (see [`crate::usage`]). Fails with `NotFound` when the
+    /// session has no records yet to find (no reply made yet) and `Failed` when they cannot be
+    /// read at all; records it can read only in part are counted with a note. Never a guess.
+    /// (Added in 0.1.9; the default says unsupported, and the host shows usage as unknown.)
+    fn usage(&self, query: &UsageQuery) -> Result<UsageReport, PluginFailure> {
+        let _ = query;
+        Err(PluginFailure::new(
+            crate::ErrorKind::Unsupported,
+            "this agent plugin cannot read what its sessions used",
+        ))
     }
 }
 

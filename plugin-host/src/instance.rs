@@ -15,6 +15,7 @@ use ao_plugin_api::{
         Check, ChecksQuery, Fetched, MergeRequest, PullRequest, PullRequestQuery, RateLimit,
         ReviewFeedback, ReviewsQuery, WebhookDelivery, WebhookHint,
     },
+    usage::{UsageQuery, UsageReport},
     Activity, AgentSession, DoctorCheck, EnvVar, ErrorKind, InterfaceKind, LaunchPlan,
     LaunchRequest, PluginError, PluginErrorKind, PluginFailure, Readiness, RepositoryInfo,
     RuntimeCreateRequest, WorkspaceCreateConfig,
@@ -467,6 +468,14 @@ impl AgentPlugin {
             Err(e) if e.kind() == PluginErrorKind::Unsupported => Ok(String::new()),
             other => other.map(String::from),
         }
+    }
+
+    /// The session's token use so far, read on from `query.cursor` (see
+    /// [`ao_plugin_api::Agent::usage`]). A library built before the question existed (0.1.9)
+    /// answers `Unsupported`: its usage is unknown.
+    pub async fn usage(&self, query: &UsageQuery) -> Result<UsageReport, PluginCallError> {
+        let owned = query.clone();
+        self.0.call("usage", move |o| o.usage(&owned)).await
     }
 
     pub async fn launch_command(

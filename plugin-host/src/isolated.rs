@@ -42,6 +42,7 @@ use ao_plugin_api::{
         PullRequestQuery, PullRequestState, RateLimit, Review, ReviewComment, ReviewDecision,
         ReviewFeedback, ReviewsQuery, WebhookDelivery, WebhookHint,
     },
+    usage::{UsageQuery, UsageReport},
     Activity, ActivityState, AgentSession, DoctorCheck, EnvVar, ErrorKind, InterfaceKind,
     LaunchPlan, LaunchRequest, PluginContext, PluginError, PluginErrorKind, PluginFailure,
     Readiness, ReadinessState, RepositoryInfo, RuntimeCreateRequest, Transport,
@@ -215,7 +216,8 @@ replied_as_is!(
     PluginError,
     WebhookHint,
     RateLimit,
-    ReviewComment
+    ReviewComment,
+    UsageReport
 );
 
 /// Enums that can grow travel as the variant when the child knows it, else as its name; the

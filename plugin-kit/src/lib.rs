@@ -11,7 +11,8 @@
 //!   that no planted link redirects; [`launch`] starts an agent with exactly the host's
 //!   environment and no value on a command line;
 //! - [`config`] reads a plugin's settings and a project's `agent_config`; [`validate`], [`shell`]
-//!   and [`uuid`] are the small rules every plugin shares with the host.
+//!   and [`uuid`] are the small rules every plugin shares with the host;
+//! - [`usage`] sums what an agent's records say it used and reads them on from where it stopped.
 //!
 //! Bring the extension traits in with `use ao_plugin_kit::prelude::*`.
 
@@ -26,6 +27,7 @@ pub mod program;
 pub mod remote;
 pub mod session_files;
 pub mod shell;
+pub mod usage;
 pub mod uuid;
 pub mod validate;
 

@@ -1,0 +1,361 @@
+//! What an agent plugin needs to answer [`Agent::usage`](ao_plugin_api::Agent::usage): a
+//! [`UsageTally`] that sums replies per model and UTC hour, and a [`RecordFile`] position that
+//! reads the lines appended to a record file since the last call. Both are serde values, so a
+//! plugin keeps them in the cursor it hands the host (`serde_json::to_string` of its own struct
+//! holding them) and reads on from there next time.
+
+use std::{
+    collections::BTreeMap,
+    fs::File,
+    io::{self, BufRead, BufReader, Seek, SeekFrom},
+    os::unix::fs::{MetadataExt, OpenOptionsExt},
+    path::Path,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use ao_plugin_api::{abi_stable::std_types::RVec, usage::ModelUsage};
+use serde::{Deserialize, Serialize};
+
+/// The tokens of one model reply (or of several, summed), split the way they are priced (see
+/// [`ModelUsage`] for what each field holds).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tokens {
+    /// Input not read from a cache.
+    pub input: u64,
+    /// Input read from a cache.
+    pub cache_read: u64,
+    /// Input written to a cache kept about 5 minutes.
+    pub cache_write_5m: u64,
+    /// Input written to a cache kept about an hour.
+    pub cache_write_1h: u64,
+    /// Output, reasoning excluded.
+    pub output: u64,
+    /// Reasoning counted apart from output.
+    pub reasoning: u64,
+}
+
+impl Tokens {
+    fn add(&mut self, other: &Tokens) {
+        self.input = self.input.saturating_add(other.input);
+        self.cache_read = self.cache_read.saturating_add(other.cache_read);
+        self.cache_write_5m = self.cache_write_5m.saturating_add(other.cache_write_5m);
+        self.cache_write_1h = self.cache_write_1h.saturating_add(other.cache_write_1h);
+        self.output = self.output.saturating_add(other.output);
+        self.reasoning = self.reasoning.saturating_add(other.reasoning);
+    }
+
+    fn subtract(&mut self, other: &Tokens) {
+        self.input = self.input.saturating_sub(other.input);
+        self.cache_read = self.cache_read.saturating_sub(other.cache_read);
+        self.cache_write_5m = self.cache_write_5m.saturating_sub(other.cache_write_5m);
+        self.cache_write_1h = self.cache_write_1h.saturating_sub(other.cache_write_1h);
+        self.output = self.output.saturating_sub(other.output);
+        self.reasoning = self.reasoning.saturating_sub(other.reasoning);
+    }
+}
+
+/// Replies and their tokens.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Bucket {
+    replies: u64,
+    tokens: Tokens,
+}
+
+/// A session's usage so far, per model and UTC hour.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsageTally {
+    /// Model → start of the hour (seconds since the epoch) → what was counted.
+    models: BTreeMap<String, BTreeMap<u64, Bucket>>,
+}
+
+impl UsageTally {
+    /// Counts one reply of `model` made at `at` (seconds since the epoch; `None`: now).
+    pub fn add_reply(&mut self, model: &str, at: Option<u64>, tokens: &Tokens) {
+        let bucket = self.bucket(model, at);
+        bucket.replies = bucket.replies.saturating_add(1);
+        bucket.tokens.add(tokens);
+    }
+
+    /// Replaces the tokens a reply counted earlier with `add_reply(model, at, counted)` by
+    /// `now`, without counting another reply: for a record that repeats a reply with figures
+    /// that grew as it streamed.
+    pub fn revise_reply(&mut self, model: &str, at: Option<u64>, counted: &Tokens, now: &Tokens) {
+        let bucket = self.bucket(model, at);
+        bucket.tokens.subtract(counted);
+        bucket.tokens.add(now);
+    }
+
+    /// Whether nothing was counted.
+    pub fn is_empty(&self) -> bool {
+        self.models.is_empty()
+    }
+
+    /// The tally as the report's `usage`: one entry per model and hour, in that order.
+    pub fn to_usage(&self) -> RVec<ModelUsage> {
+        self.models
+            .iter()
+            .flat_map(|(model, hours)| {
+                hours.iter().map(move |(hour, bucket)| ModelUsage {
+                    model: model.as_str().into(),
+                    hour: *hour,
+                    replies: bucket.replies,
+                    input: bucket.tokens.input,
+                    cache_read: bucket.tokens.cache_read,
+                    cache_write_5m: bucket.tokens.cache_write_5m,
+                    cache_write_1h: bucket.tokens.cache_write_1h,
+                    output: bucket.tokens.output,
+                    reasoning: bucket.tokens.reasoning,
+                })
+            })
+            .collect()
+    }
+
+    fn bucket(&mut self, model: &str, at: Option<u64>) -> &mut Bucket {
+        let hour = hour_of(at.unwrap_or_else(now_secs));
+        self.models
+            .entry(model.to_string())
+            .or_default()
+            .entry(hour)
+            .or_default()
+    }
+}
+
+/// The start of the UTC hour holding `secs` (seconds since the epoch).
+pub fn hour_of(secs: u64) -> u64 {
+    secs - secs % 3600
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Seconds since the epoch of an RFC 3339 time as agent CLIs write them
+/// (`2026-12-07T22:31:42.123Z`, `2026-12-07T23:31:42+01:00`); `None` for anything else.
+pub fn rfc3339_secs(text: &str) -> Option<u64> {
+    let bytes = text.as_bytes();
+    let number = |from: usize, len: usize| -> Option<i64> {
+        let digits = text.get(from..from + len)?;
+        digits
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| digits.parse().ok())?
+    };
+    if bytes.len() < 20 || bytes[4] != b'-' || bytes[7] != b'-' || bytes[13] != b':' {
+        return None;
+    }
+    if !matches!(bytes[10], b'T' | b't' | b' ') || bytes[16] != b':' {
+        return None;
+    }
+    let (year, month, day) = (number(0, 4)?, number(5, 2)?, number(8, 2)?);
+    let (hour, minute, second) = (number(11, 2)?, number(14, 2)?, number(17, 2)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 {
+        return None;
+    }
+    let mut rest = &text[19..];
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
+        rest = &fraction[digits..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ if rest.len() == 6 && rest.as_bytes()[3] == b':' => {
+            let sign = match rest.as_bytes()[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let (h, m) = (number(text.len() - 5, 2)?, number(text.len() - 2, 2)?);
+            sign * (h * 3600 + m * 60)
+        }
+        _ => return None,
+    };
+    // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second.min(60) - offset;
+    u64::try_from(secs).ok()
+}
+
+/// How far one append-only record file (a JSON-lines transcript) has been read.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordFile {
+    /// Bytes read so far: always the end of a whole line.
+    offset: u64,
+    /// The file's inode when it was last read, to tell a file replaced since.
+    inode: u64,
+}
+
+/// What [`RecordFile::read_on`] found.
+#[derive(Debug, Default)]
+pub struct AppendedLines {
+    /// The whole lines appended since the last read, without their newlines. A last line
+    /// still being written (no newline yet) is left for the next read.
+    pub lines: Vec<String>,
+    /// Bytes there but left unread, as the budget ran out.
+    pub pending_bytes: u64,
+    /// The file was replaced or cut short since the last read, so `lines` start again at its
+    /// beginning: whatever was counted from it before must be counted again.
+    pub restarted: bool,
+}
+
+impl RecordFile {
+    /// Reads the lines appended to `path` since the last call, taking at most about `budget`
+    /// bytes (less what it took: a line is never cut, so one longer than the budget is read
+    /// whole when it comes first). The file must be a regular file of this user, reached
+    /// without following a link at its last component: a record another user could write is
+    /// not counted.
+    pub fn read_on(&mut self, path: &Path, budget: &mut u64) -> io::Result<AppendedLines> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)?;
+        let meta = file.metadata()?;
+        if !meta.file_type().is_file() {
+            return Err(io::Error::other(format!(
+                "{} is not a regular file",
+                path.display()
+            )));
+        }
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if meta.uid() != me || meta.mode() & 0o002 != 0 {
+            return Err(io::Error::other(format!(
+                "{} is not this user's own file (or others may write it), so it is not counted",
+                path.display()
+            )));
+        }
+        let mut appended = AppendedLines::default();
+        if meta.ino() != self.inode || meta.len() < self.offset {
+            appended.restarted = self.offset > 0 || self.inode != 0;
+            *self = RecordFile {
+                offset: 0,
+                inode: meta.ino(),
+            };
+        }
+        let mut reader = BufReader::new(file);
+        reader.seek(SeekFrom::Start(self.offset))?;
+        let mut line = Vec::new();
+        while self.offset < meta.len() {
+            if *budget == 0 {
+                appended.pending_bytes = meta.len() - self.offset;
+                break;
+            }
+            line.clear();
+            let read = reader.read_until(b'\n', &mut line)? as u64;
+            if read == 0 || line.last() != Some(&b'\n') {
+                break;
+            }
+            self.offset += read;
+            *budget = budget.saturating_sub(read);
+            line.pop();
+            appended
+                .lines
+                .push(String::from_utf8_lossy(&line).into_owned());
+        }
+        Ok(appended)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    #[test]
+    fn rfc3339_times_are_read_in_utc() {
+        assert_eq!(rfc3339_secs("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            rfc3339_secs("2026-12-07T22:31:42.123Z"),
+            Some(1_796_682_702)
+        );
+        assert_eq!(
+            rfc3339_secs("2026-12-07T23:31:42+01:00"),
+            Some(1_796_682_702)
+        );
+        assert_eq!(rfc3339_secs("2000-02-29T12:00:00Z"), Some(951_825_600));
+        for bad in [
+            "",
+            "yesterday",
+            "2026-13-07T22:31:42Z",
+            "2026-12-07T22:31:42",
+        ] {
+            assert_eq!(rfc3339_secs(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_revised_reply_replaces_its_tokens_and_stays_one_reply() {
+        let mut tally = UsageTally::default();
+        let first = Tokens {
+            input: 10,
+            output: 1,
+            ..Tokens::default()
+        };
+        let last = Tokens {
+            input: 10,
+            output: 40,
+            ..Tokens::default()
+        };
+        tally.add_reply("m", Some(7200), &first);
+        tally.revise_reply("m", Some(7200), &first, &last);
+        tally.add_reply("m", Some(3 * 3600 + 5), &first);
+        let usage = tally.to_usage();
+        assert_eq!(usage.len(), 2);
+        assert_eq!(
+            (usage[0].hour, usage[0].replies, usage[0].output),
+            (7200, 1, 40)
+        );
+        assert_eq!(
+            (usage[1].hour, usage[1].replies, usage[1].output),
+            (10800, 1, 1)
+        );
+    }
+
+    #[test]
+    fn lines_are_read_on_whole_within_the_budget_and_again_after_a_replacement() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        let mut file = File::create(&path).unwrap();
+        file.write_all(b"one\ntwo\nthr").unwrap();
+        let mut record = RecordFile::default();
+        let mut budget = 4;
+        let read = record.read_on(&path, &mut budget).unwrap();
+        assert_eq!(read.lines, ["one"]);
+        assert_eq!(read.pending_bytes, 7);
+        let mut budget = 100;
+        let read = record.read_on(&path, &mut budget).unwrap();
+        assert_eq!(read.lines, ["two"], "a line without its newline waits");
+        file.write_all(b"ee\n").unwrap();
+        let read = record.read_on(&path, &mut budget).unwrap();
+        assert_eq!(
+            (read.lines.as_slice(), read.restarted),
+            (&["three".to_string()][..], false)
+        );
+
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, "new\n").unwrap();
+        let read = record.read_on(&path, &mut budget).unwrap();
+        assert_eq!(
+            (read.lines.as_slice(), read.restarted),
+            (&["new".to_string()][..], true)
+        );
+    }
+
+    #[test]
+    fn a_link_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("real"), "x\n").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("real"), dir.path().join("link")).unwrap();
+        let err = RecordFile::default()
+            .read_on(&dir.path().join("link"), &mut 100)
+            .unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ELOOP));
+    }
+}
