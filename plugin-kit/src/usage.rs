@@ -6,7 +6,6 @@
 
 use std::{
     collections::BTreeMap,
-    fs::File,
     io::{self, BufRead, BufReader, Seek, SeekFrom},
     os::unix::fs::{MetadataExt, OpenOptionsExt},
     path::Path,
@@ -264,7 +263,7 @@ impl RecordFile {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
+    use std::{fs::File, io::Write};
 
     use super::*;
 
