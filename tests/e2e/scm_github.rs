@@ -9,10 +9,7 @@ use std::time::Duration;
 use ao_core::plugins::PluginRegistry;
 use ao_plugin_api::{
     abi_stable::std_types::{ROption, RString},
-    scm::{
-        CheckState, ChecksQuery, Fetched, PullRequestQuery, ReviewsQuery, ScmRepository,
-        WebhookDelivery, WebhookHeader,
-    },
+    scm::{CheckState, ChecksQuery, Fetched, PullRequestQuery, ReviewsQuery, ScmRepository},
     ErrorKind, PluginContext,
 };
 use support::{
@@ -116,20 +113,7 @@ fn a_pushed_branch_its_failed_check_and_its_review_reach_the_host_through_the_li
             &serde_json::json!({ "ref": "refs/heads/session/app-1" }),
             "e2e-secret",
         );
-        let hint = scm
-            .webhook(WebhookDelivery {
-                headers: push
-                    .headers()
-                    .into_iter()
-                    .map(|(name, value)| WebhookHeader {
-                        name: name.into(),
-                        value: value.into(),
-                    })
-                    .collect(),
-                body: push.body.clone().into(),
-            })
-            .await
-            .unwrap();
+        let hint = scm.webhook(push.to_webhook_delivery()).await.unwrap();
         assert_eq!(hint.branches.as_slice(), [RString::from("session/app-1")]);
 
         api.fault(Some(Fault::RateLimited { reset_in_secs: 300 }));

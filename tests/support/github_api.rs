@@ -33,6 +33,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use ao_plugin_api::scm::{WebhookDelivery, WebhookHeader};
 use serde_json::{json, Value};
 
 pub use crate::standin_http::RecordedRequest;
@@ -1135,6 +1136,21 @@ impl Delivery {
             headers.push(("x-hub-signature-256".to_string(), signature.clone()));
         }
         headers
+    }
+
+    /// The delivery as the webhook receiver hands it to an scm plugin.
+    pub fn to_webhook_delivery(&self) -> WebhookDelivery {
+        WebhookDelivery {
+            headers: self
+                .headers()
+                .into_iter()
+                .map(|(name, value)| WebhookHeader {
+                    name: name.into(),
+                    value: value.into(),
+                })
+                .collect(),
+            body: self.body.clone().into(),
+        }
     }
 
     /// POSTs it to `address` (`HOST:PORT`) at `path`, as GitHub does; returns the status code.

@@ -22,7 +22,6 @@ use ao_core::{
     lifecycle::Lifecycle,
     watch::{PluginForges, Watcher, WebhookVerdict},
 };
-use ao_plugin_api::scm::{WebhookDelivery, WebhookHeader};
 
 use crate::{
     measure::{median, ms},
@@ -296,17 +295,7 @@ pub(crate) fn pull_requests(plugins: &[PathBuf], work: &Path) {
                 Delivery::signed("pull_request", &format!("bench-{n}"), &payload, SECRET);
             let verdict = latency
                 .watcher
-                .webhook(WebhookDelivery {
-                    headers: delivery
-                        .headers()
-                        .into_iter()
-                        .map(|(name, value)| WebhookHeader {
-                            name: name.into(),
-                            value: value.into(),
-                        })
-                        .collect(),
-                    body: delivery.body.clone().into(),
-                })
+                .webhook(delivery.to_webhook_delivery())
                 .await;
             assert!(
                 matches!(verdict, WebhookVerdict::Accepted { .. }),

@@ -8,7 +8,6 @@ use ao_plugin_api::{
     scm::{
         CheckState, ChecksQuery, Fetched, MergeRequest, Mergeability, PullRequest,
         PullRequestQuery, PullRequestState, ReviewDecision, ReviewsQuery, ScmRepository,
-        WebhookDelivery, WebhookHeader,
     },
     ErrorKind, PluginContext, PluginFailure, Scm,
 };
@@ -532,20 +531,6 @@ fn merge_happens_only_at_the_head_that_was_seen() {
     assert_eq!(put.body["merge_method"], "merge");
 }
 
-fn delivery(delivery: &Delivery) -> WebhookDelivery {
-    WebhookDelivery {
-        headers: delivery
-            .headers()
-            .into_iter()
-            .map(|(name, value)| WebhookHeader {
-                name: name.into(),
-                value: value.into(),
-            })
-            .collect(),
-        body: delivery.body.clone().into(),
-    }
-}
-
 #[test]
 fn a_signed_webhook_names_its_delivery_and_branch_and_a_forged_one_is_refused() {
     let api = GitHubApi::start();
@@ -553,7 +538,7 @@ fn a_signed_webhook_names_its_delivery_and_branch_and_a_forged_one_is_refused() 
     let github = plugin(&api);
     let payload = api.pull_request_payload(REPO, 1, "synchronize");
     let good = Delivery::signed("pull_request", "delivery-1", &payload, SECRET);
-    let hint = github.webhook(&delivery(&good)).unwrap();
+    let hint = github.webhook(&good.to_webhook_delivery()).unwrap();
     assert_eq!(hint.delivery_id.as_str(), "delivery-1");
     assert_eq!(
         hint.branches.iter().map(|b| b.as_str()).collect::<Vec<_>>(),
@@ -561,7 +546,7 @@ fn a_signed_webhook_names_its_delivery_and_branch_and_a_forged_one_is_refused() 
     );
 
     let forged = github
-        .webhook(&delivery(&good.clone().wrongly_signed()))
+        .webhook(&good.clone().wrongly_signed().to_webhook_delivery())
         .unwrap_err();
     assert_eq!(kind(&forged), ErrorKind::InvalidInput);
     assert!(
@@ -573,13 +558,13 @@ fn a_signed_webhook_names_its_delivery_and_branch_and_a_forged_one_is_refused() 
     let mut tampered = good.clone();
     tampered.body.extend_from_slice(b" ");
     assert_eq!(
-        kind(&github.webhook(&delivery(&tampered)).unwrap_err()),
+        kind(&github.webhook(&tampered.to_webhook_delivery()).unwrap_err()),
         ErrorKind::InvalidInput
     );
 
     let mut unsigned = good;
     unsigned.signature = None;
-    let error = github.webhook(&delivery(&unsigned)).unwrap_err();
+    let error = github.webhook(&unsigned.to_webhook_delivery()).unwrap_err();
     assert!(
         error.message().contains("no X-Hub-Signature-256"),
         "{}",
@@ -592,7 +577,7 @@ fn a_signed_webhook_names_its_delivery_and_branch_and_a_forged_one_is_refused() 
         &serde_json::json!({ "ref": "refs/heads/ao/two" }),
         SECRET,
     );
-    let hint = github.webhook(&delivery(&push)).unwrap();
+    let hint = github.webhook(&push.to_webhook_delivery()).unwrap();
     assert_eq!(hint.branches[0].as_str(), "ao/two");
     assert!(api.requests().is_empty(), "a webhook asks GitHub nothing");
 }
@@ -608,7 +593,7 @@ fn a_webhook_without_a_configured_secret_says_how_to_set_one() {
     .unwrap();
     let payload = serde_json::json!({});
     let error = github
-        .webhook(&delivery(&Delivery::signed("ping", "d", &payload, SECRET)))
+        .webhook(&Delivery::signed("ping", "d", &payload, SECRET).to_webhook_delivery())
         .unwrap_err();
     assert_eq!(kind(&error), ErrorKind::Config);
     assert!(
