@@ -84,6 +84,9 @@ impl Lifecycle {
             .filter(|session| self.in_lane(session, lane))
             .collect();
         self.refresh(&mut sessions).await;
+        // Each second: the figures as last read (by listings and the watcher), never the
+        // plugins' records.
+        self.attach_stored_usage(&mut sessions);
         SessionListing { sessions, problems }
     }
 

@@ -50,7 +50,8 @@ impl Lifecycle {
     }
 
     /// A live session's usage as last read, without asking its plugin (`none` when nothing was
-    /// read yet), priced at the table in force: what budgets check.
+    /// read yet), priced at the table in force: what budgets check, and what the live feed
+    /// shows (unchanged figures read the same every time, `read_at` included).
     pub fn stored_usage(&self, session: &Session) -> SessionUsage {
         let mut usage = match self.usage_dir().load(&session.project_id, &session.id) {
             Some(stored) => stored.usage,
@@ -58,7 +59,7 @@ impl Lifecycle {
                 UsageState::None,
                 Vec::new(),
                 Vec::new(),
-                now_ms(),
+                session.created_at,
                 &self.config.prices,
             ),
         };
@@ -124,6 +125,13 @@ impl Lifecycle {
         }
     }
 
+    /// Fills in each live session's usage as last read, without asking any plugin.
+    pub(crate) fn attach_stored_usage(&self, sessions: &mut [Session]) {
+        for session in sessions {
+            session.usage = Some(self.stored_usage(session));
+        }
+    }
+
     /// Fills in each ended session's final usage from its record.
     pub(crate) fn attach_ended_usage(&self, sessions: &mut [Session]) {
         for session in sessions {
@@ -160,9 +168,7 @@ impl Lifecycle {
         if read_budget > 0 {
             self.attach_usage(&mut sessions, read_budget).await;
         } else {
-            for session in &mut sessions {
-                session.usage = Some(self.stored_usage(session));
-            }
+            self.attach_stored_usage(&mut sessions);
         }
         let mut ended = ended.sessions;
         self.attach_ended_usage(&mut ended);
