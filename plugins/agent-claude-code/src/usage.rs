@@ -22,7 +22,7 @@ use ao_plugin_api::{
     usage::{ModelUsage, UsageQuery, UsageReport},
     ErrorKind, PluginFailure,
 };
-use ao_plugin_kit::usage::{rfc3339_secs, RecordFile, Tokens, UsageTally};
+use ao_plugin_kit::usage::{rfc3339_secs, RecordFile, Tokens, UsageTally, LONGEST_LINE};
 use serde::{Deserialize, Serialize};
 
 /// How many recent replies of a transcript are remembered to tell a repeated line from a new
@@ -132,6 +132,8 @@ struct Transcript {
     recent: VecDeque<Counted>,
     /// Lines that mention usage but could not be read as a record.
     unreadable: u64,
+    /// Lines passed over unread as longer than any record ([`LONGEST_LINE`]).
+    too_long: u64,
 }
 
 /// One reply as counted.
@@ -311,6 +313,7 @@ pub fn usage(config: Option<&ConfigDir>, query: &UsageQuery) -> Result<UsageRepo
                         ..Transcript::default()
                     };
                 }
+                transcript.too_long += read.too_long;
                 for line in &read.lines {
                     if !transcript.count(line, conversation) {
                         transcript.unreadable += 1;
@@ -326,6 +329,15 @@ pub fn usage(config: Option<&ConfigDir>, query: &UsageQuery) -> Result<UsageRepo
                 "{} could not be read ({err}); what was counted from it before is kept",
                 path.display()
             )),
+        }
+        if transcript.too_long > 0 {
+            notes.push(format!(
+                "{} line(s) of {} are longer than {} MiB and were passed over unread; a reply \
+                 among them is not counted",
+                transcript.too_long,
+                path.display(),
+                LONGEST_LINE >> 20
+            ));
         }
         if transcript.unreadable > 0 {
             notes.push(format!(
@@ -649,6 +661,23 @@ mod tests {
         let again = setup.read(&report.cursor);
         assert_eq!(again.usage, report.usage);
         assert_eq!(again.notes, report.notes, "the note stays with the count");
+    }
+
+    #[test]
+    fn a_huge_line_is_passed_over_with_a_note_and_the_rest_counted() {
+        let setup = Setup::new();
+        let huge = format!(
+            "{{\"type\":\"user\",\"usage\":\"{}\"}}\n",
+            "x".repeat(LONGEST_LINE as usize)
+        );
+        setup.append(&setup.transcript(), &format!("{huge}{TWO_TURNS}"));
+        let report = setup.read("");
+        expect(&report, &[("claude-opus-4-8", SENT)]);
+        assert!(
+            report.notes.len() == 1 && report.notes[0].contains("longer than 64 MiB"),
+            "{:?}",
+            report.notes
+        );
     }
 
     #[test]
