@@ -340,3 +340,105 @@ fn last_known(stored: StoredUsage, why: String, prices: &crate::usage::Prices) -
     usage.price(prices);
     usage
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        config::Config,
+        session::{SessionRole, SessionStore},
+        usage::Tokens,
+    };
+
+    fn lifecycle(dir: &std::path::Path) -> Lifecycle {
+        let mut config = Config::parse("", &dir.join("ao-rs.yaml")).unwrap();
+        config.data_dir = dir.join("data");
+        Lifecycle::open(config, &[]).unwrap()
+    }
+
+    /// An idle session of agent `agent` with no runtime to ask.
+    fn idle_session(store: &SessionStore, agent: &str) -> Session {
+        let template = Session {
+            id: String::new(),
+            project_id: "app".into(),
+            role: SessionRole::Worker,
+            status: SessionStatus::Spawning,
+            agent: agent.into(),
+            runtime: "tmux".into(),
+            workspace: "git-worktree".into(),
+            branch: String::new(),
+            workspace_path: None,
+            runtime_handle: None,
+            task: Some("x".into()),
+            created_at: now_ms(),
+            host: None,
+            activity_at: None,
+            waiting_for: None,
+            conversation_id: None,
+            reports_events: false,
+            status_from_screen: false,
+            usage: None,
+            unreachable_since: None,
+            note: None,
+        };
+        let (mut session, _lock) = store.reserve("app", SessionRole::Worker, template).unwrap();
+        session.status = SessionStatus::Idle;
+        store.save(&session).unwrap();
+        session
+    }
+
+    fn listed_usage(lifecycle: &Lifecycle) -> SessionUsage {
+        let reactor = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let listing = reactor.block_on(lifecycle.list(None, false)).unwrap();
+        listing.sessions[0]
+            .usage
+            .clone()
+            .expect("listed with usage")
+    }
+
+    #[test]
+    fn a_plugin_that_cannot_answer_leaves_usage_unknown_with_the_reason_and_the_listing_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let lifecycle = lifecycle(dir.path());
+        let session = idle_session(lifecycle.store(), "no-such-agent");
+        let usage = listed_usage(&lifecycle);
+        assert_eq!(usage.state, UsageState::Unknown);
+        assert_eq!(usage.cost().cost_usd, None);
+        assert!(
+            usage.notes[0].contains("no-such-agent"),
+            "{:?}",
+            usage.notes
+        );
+
+        // Figures read before are shown, marked stale, never dropped nor made up.
+        let hours = vec![HourUsage {
+            model: "gpt-5".into(),
+            hour: 0,
+            replies: 2,
+            tokens: Tokens {
+                input: 1_000_000,
+                ..Tokens::default()
+            },
+        }];
+        let prices = &lifecycle.config().prices;
+        let kept = StoredUsage {
+            plugin: "no-such-agent".into(),
+            cursor: "{}".into(),
+            usage: SessionUsage::new(UsageState::Known, hours.clone(), Vec::new(), 1, prices),
+        };
+        lifecycle
+            .usage_dir()
+            .save(&session.project_id, &session.id, &kept)
+            .unwrap();
+        let usage = listed_usage(&lifecycle);
+        assert_eq!((usage.state, usage.stale), (UsageState::Known, true));
+        assert_eq!(usage.hours, hours);
+        assert!((usage.cost().cost_usd.unwrap() - 1.25).abs() < 1e-9);
+        assert!(usage.notes.last().unwrap().contains("no-such-agent"));
+        // What budgets read, without asking the plugin.
+        assert_eq!(lifecycle.stored_usage(&session).hours, hours);
+    }
+}
