@@ -13,6 +13,8 @@ use std::{
 use serde_json::Value;
 use support::{fake_messages, json, stderr, stdout, wait_until, Harness};
 
+use crate::dashboard::Dashboard;
+
 const SONNET: &str = "claude-sonnet-4-5-20250929";
 /// Anthropic's Sonnet 4.5 prices, USD per million tokens: input, output, cache read, cache
 /// write 5m, cache write 1h.
@@ -193,6 +195,16 @@ fn usage_is_listed_kept_when_killed_and_summed_at_the_price_tables_cost() {
     let usage = harness.sessions_json(&[])[0]["usage"].clone();
     assert_eq!(usage["priced"], true, "{usage}");
     assert_close(&usage["cost_usd"], cost(three_turns, overridden) + mystery);
+
+    // The dashboard's API carries the same object.
+    let dashboard = Dashboard::start(&harness, &[], &[]);
+    let api = dashboard.get("/api/sessions").json();
+    assert_eq!(figures(&api[0]["usage"], SONNET), (three_turns, 3), "{api}");
+    assert_close(
+        &api[0]["usage"]["cost_usd"],
+        cost(three_turns, overridden) + mystery,
+    );
+    dashboard.stop();
 
     // A kill keeps the final figures in the archived record: the listing of ended sessions
     // and `ao-host usage` still show them, and what the store kept for the live session goes.
