@@ -237,6 +237,13 @@ fn usage_is_listed_kept_when_killed_and_summed_at_the_price_tables_cost() {
     assert_eq!(since["total"]["models"], serde_json::json!({}), "{since}");
     let text = stdout(&harness.ok(&["usage", "--by", "project"]));
     assert!(text.contains("app") && text.contains("total"), "{text}");
+    let mistyped = harness.ao(&["usage", "apq"]);
+    assert!(!mistyped.status.success());
+    assert!(
+        stderr(&mistyped).contains("no project `apq`"),
+        "{}",
+        stderr(&mistyped)
+    );
 }
 
 #[test]

@@ -342,18 +342,7 @@ async fn list(
     json: bool,
 ) -> Result<ExitCode> {
     let listing = lifecycle.list(project, archived).await?;
-    if let Some(project) = project {
-        // A mistyped project must not read as "no sessions". One whose records could not be
-        // read is no typo: the problems below name it and the fix.
-        let configured = lifecycle.config().projects.contains_key(project);
-        let seen = lifecycle.store().projects().0.iter().any(|p| p == project);
-        if !configured && !seen && listing.problems.is_empty() {
-            bail!(
-                "no project `{project}`: none is configured under that name, and no session of it was ever spawned in {}",
-                lifecycle.store().data_dir().display()
-            );
-        }
-    }
+    refuse_unknown_project(lifecycle, project, &listing.problems)?;
     for problem in &listing.problems {
         errln!("ao-host: {}", terminal_safe(problem));
     }
@@ -372,6 +361,28 @@ async fn list(
         );
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// Refuses a `project` neither configured nor ever spawned in: a mistyped project must not read
+/// as "no sessions". One whose records could not be read (`problems`) is no typo: the problems
+/// name it and the fix.
+pub(super) fn refuse_unknown_project(
+    lifecycle: &Lifecycle,
+    project: Option<&str>,
+    problems: &[String],
+) -> Result<()> {
+    let Some(project) = project else {
+        return Ok(());
+    };
+    let configured = lifecycle.config().projects.contains_key(project);
+    let seen = lifecycle.store().projects().0.iter().any(|p| p == project);
+    if !configured && !seen && problems.is_empty() {
+        bail!(
+            "no project `{project}`: none is configured under that name, and no session of it was ever spawned in {}",
+            lifecycle.store().data_dir().display()
+        );
+    }
+    Ok(())
 }
 
 /// The caller's own session, when run inside one of this data dir's sessions (a session of

@@ -15,7 +15,10 @@ use ao_core::{
 };
 use clap::{Args as ClapArgs, ValueEnum};
 
-use super::output::{print_json, terminal_safe};
+use super::{
+    output::{print_json, terminal_safe},
+    session,
+};
 use crate::{errln, outln};
 
 #[derive(Debug, ClapArgs)]
@@ -76,6 +79,7 @@ pub async fn run(lifecycle: &Lifecycle, args: UsageArgs) -> Result<ExitCode> {
             LISTING_READ_BYTES,
         )
         .await?;
+    session::refuse_unknown_project(lifecycle, args.project.as_deref(), &problems)?;
     for problem in &problems {
         errln!("ao-host: {}", terminal_safe(problem));
     }
