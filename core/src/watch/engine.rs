@@ -164,10 +164,17 @@ impl Watcher {
                 None
             };
             self.poll_only(false, only.as_ref()).await;
+            // Between polls, the background reader of usage (listings then find little left to
+            // read); a wake or a stop cuts it short, and it goes on from there next time.
+            let read_usage = async {
+                self.lifecycle.advance_usage(WATCH_READ_BYTES).await;
+                std::future::pending::<()>().await
+            };
             tokio::select! {
                 () = &mut stop => break,
                 () = tokio::time::sleep(poll_every) => woken = false,
                 () = self.wake.notified() => woken = true,
+                () = read_usage => {}
             }
             if woken {
                 tokio::select! {
@@ -205,10 +212,6 @@ impl Watcher {
                 tracing::warn!(project = %project.id, "{problem}");
                 report.problems.push(problem);
             }
-        }
-        if only.is_none() {
-            // The background reader of usage: listings then find little left to read.
-            self.lifecycle.advance_usage(WATCH_READ_BYTES).await;
         }
         let beat = WatcherBeat {
             schema: SCHEMA,
