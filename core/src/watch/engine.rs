@@ -50,7 +50,10 @@ use super::{
 };
 use crate::{
     config::{ProjectConfig, ScmConfig},
-    lifecycle::{events::run_notify, CommitsUnknown, DeliverError, Lifecycle, LifecycleError},
+    lifecycle::{
+        events::run_notify, CommitsUnknown, DeliverError, Lifecycle, LifecycleError,
+        WATCH_READ_BYTES,
+    },
     session::{now_ms, Session, SessionRole, SessionStatus},
 };
 
@@ -161,10 +164,17 @@ impl Watcher {
                 None
             };
             self.poll_only(false, only.as_ref()).await;
+            // Between polls, the background reader of usage (listings then find little left to
+            // read); a wake or a stop cuts it short, and it goes on from there next time.
+            let read_usage = async {
+                self.lifecycle.advance_usage(WATCH_READ_BYTES).await;
+                std::future::pending::<()>().await
+            };
             tokio::select! {
                 () = &mut stop => break,
                 () = tokio::time::sleep(poll_every) => woken = false,
                 () = self.wake.notified() => woken = true,
+                () = read_usage => {}
             }
             if woken {
                 tokio::select! {

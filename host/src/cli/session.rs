@@ -15,13 +15,14 @@ use ao_core::{
         SpawnParams, TextError,
     },
     session::{Session, SessionRole, MAX_TASK_BYTES},
+    usage::UsageState,
     watch::shown::{ListedSession, NO_WATCHER},
 };
 use clap::{Args as ClapArgs, Subcommand};
 
 use super::{
     output::{print_json, terminal_safe, Spinner},
-    pull_request,
+    pull_request, usage,
 };
 use crate::{errln, outln};
 
@@ -341,18 +342,7 @@ async fn list(
     json: bool,
 ) -> Result<ExitCode> {
     let listing = lifecycle.list(project, archived).await?;
-    if let Some(project) = project {
-        // A mistyped project must not read as "no sessions". One whose records could not be
-        // read is no typo: the problems below name it and the fix.
-        let configured = lifecycle.config().projects.contains_key(project);
-        let seen = lifecycle.store().projects().0.iter().any(|p| p == project);
-        if !configured && !seen && listing.problems.is_empty() {
-            bail!(
-                "no project `{project}`: none is configured under that name, and no session of it was ever spawned in {}",
-                lifecycle.store().data_dir().display()
-            );
-        }
-    }
+    refuse_unknown_project(lifecycle, project, &listing.problems)?;
     for problem in &listing.problems {
         errln!("ao-host: {}", terminal_safe(problem));
     }
@@ -371,6 +361,28 @@ async fn list(
         );
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// Refuses a `project` neither configured nor ever spawned in: a mistyped project must not read
+/// as "no sessions". One whose records could not be read (`problems`) is no typo: the problems
+/// name it and the fix.
+pub(super) fn refuse_unknown_project(
+    lifecycle: &Lifecycle,
+    project: Option<&str>,
+    problems: &[String],
+) -> Result<()> {
+    let Some(project) = project else {
+        return Ok(());
+    };
+    let configured = lifecycle.config().projects.contains_key(project);
+    let seen = lifecycle.store().projects().0.iter().any(|p| p == project);
+    if !configured && !seen && problems.is_empty() {
+        bail!(
+            "no project `{project}`: none is configured under that name, and no session of it was ever spawned in {}",
+            lifecycle.store().data_dir().display()
+        );
+    }
+    Ok(())
 }
 
 /// The caller's own session, when run inside one of this data dir's sessions (a session of
@@ -426,9 +438,10 @@ fn print_listing(
         true => format!("{:<30} ", pull_request::cell(s)),
     };
     outln!(
-        "{:<28} {:<14} {}{:<34} {}TASK",
+        "{:<28} {:<14} {:>10} {}{:<34} {}TASK",
         "ID",
         "STATUS",
+        "COST",
         if hosts {
             format!("{:<12} ", "HOST")
         } else {
@@ -450,9 +463,10 @@ fn print_listing(
             s.id.clone()
         };
         outln!(
-            "{:<28} {:<14} {}{:<34} {}{}",
+            "{:<28} {:<14} {:>10} {}{:<34} {}{}",
             id,
             s.status.as_str(),
+            usage::cost_cell(s.usage.as_ref()),
             host_of(s),
             terminal_safe(&s.branch),
             pr_of(listed),
@@ -463,6 +477,14 @@ fn print_listing(
         }
         if let Some(note) = &s.note {
             outln!("    {}", terminal_safe(note));
+        }
+        if let Some(why) = s
+            .usage
+            .as_ref()
+            .filter(|u| u.state == UsageState::Unknown || u.stale)
+            .and_then(|u| u.notes.last())
+        {
+            outln!("    usage: {}", terminal_safe(why));
         }
         if let Some(note) = &listed.watch_note {
             outln!("    {}", terminal_safe(note));
