@@ -150,10 +150,7 @@ fn the_real_codex_cli_usage_is_listed_exactly_and_kept_after_a_kill() {
         cache_read: 0.125,
         output: 10.0,
     };
-    harness.append_config(&format!(
-        "prices:\n  gpt-test: {{ input: {}, cache_read: {}, output: {} }}\n",
-        prices.input, prices.cache_read, prices.output
-    ));
+    harness.append_config(&prices.config("gpt-test"));
 
     // A text reply: 1000 input of which 400 cached, 300 output of which 100 reasoning.
     api.set_usage(ReplyUsage {
@@ -211,8 +208,9 @@ fn the_real_codex_cli_usage_is_listed_exactly_and_kept_after_a_kill() {
     assert_cost(&usage["cost_usd"], &expected, prices);
     assert_eq!(usage["priced"], true, "{usage:#}");
 
-    // Killed, the session's usage stays in its archived record.
-    harness.ok(&["session", "kill", "app-1"]);
+    // Killed (its worktree holds the command's file), the session's usage stays in its
+    // archived record.
+    harness.ok(&["session", "kill", "app-1", "--force"]);
     let row = reported_usage(&harness, "app-1");
     assert!(expected.matches(&row["models"]["gpt-test"]), "{row:#}");
     assert_cost(&row["cost_usd"], &expected, prices);

@@ -250,10 +250,7 @@ fn the_real_gemini_cli_usage_is_listed_exactly_and_kept_after_a_kill() {
         cache_read: 0.31,
         output: 10.0,
     };
-    harness.append_config(&format!(
-        "prices:\n  gemini-2.5-pro: {{ input: {}, cache_read: {}, output: {} }}\n",
-        prices.input, prices.cache_read, prices.output
-    ));
+    harness.append_config(&prices.config("gemini-2.5-pro"));
 
     // A text reply: a prompt of 1000 of which 400 cached, 200 candidates, 100 thoughts.
     api.set_usage(ReplyUsage {
@@ -316,8 +313,9 @@ fn the_real_gemini_cli_usage_is_listed_exactly_and_kept_after_a_kill() {
     assert_cost(&usage["cost_usd"], &expected, prices);
     assert_eq!(usage["priced"], true, "{usage:#}");
 
-    // Killed, the session's usage stays in its archived record.
-    harness.ok(&["session", "kill", "app-1"]);
+    // Killed (its worktree holds the command's file), the session's usage stays in its
+    // archived record.
+    harness.ok(&["session", "kill", "app-1", "--force"]);
     let row = reported_usage(&harness, "app-1");
     assert!(
         expected.matches(&row["models"]["gemini-2.5-pro"]),

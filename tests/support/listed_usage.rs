@@ -28,6 +28,18 @@ pub struct Prices {
     pub output: f64,
 }
 
+impl Prices {
+    /// The config's `prices:` section giving `model` these prices (cache writes at the input
+    /// price: the tests make none).
+    pub fn config(&self, model: &str) -> String {
+        format!(
+            "prices:\n  {model}: {{ input: {}, cache_read: {}, cache_write_5m: {}, \
+             cache_write_1h: {}, output: {} }}\n",
+            self.input, self.cache_read, self.input, self.input, self.output
+        )
+    }
+}
+
 impl ExpectedUsage {
     /// The cost the price table's arithmetic gives (no cache writes in these tests): reasoning
     /// is priced as output.
@@ -88,14 +100,14 @@ pub fn wait_for_listed_usage(
     usage
 }
 
-/// `ao-host usage --json --by session`'s entry of session `id`.
+/// `ao-host usage --json --by session`'s group of session `id`.
 pub fn reported_usage(harness: &Harness, id: &str) -> Value {
     let report = json(&harness.ok(&["usage", "--by", "session", "--json"]));
-    report
+    report["groups"]
         .as_array()
         .into_iter()
         .flatten()
-        .find(|row| row["session"] == id)
+        .find(|group| group["key"] == id)
         .cloned()
         .unwrap_or_else(|| panic!("`ao-host usage` has no row of {id}: {report:#}"))
 }
