@@ -139,7 +139,8 @@ fn the_real_codex_orchestrator_starts_a_worker_unattended_and_still_asks_for_any
 /// What each reply used, as the stand-in reported it, summed the way prices are: after a turn
 /// with text and a turn with a tool call (the call, then the reply to its output), `session ls`
 /// shows exactly those sums for the model, with the price table's cost; so does `ao-host usage`
-/// once the session is killed.
+/// once the session is killed. A restored session adds its new reply and nothing
+/// twice.
 #[test]
 fn the_real_codex_cli_usage_is_listed_exactly_and_kept_after_a_kill() {
     let Some((api, harness)) = real_codex() else {
@@ -207,6 +208,30 @@ fn the_real_codex_cli_usage_is_listed_exactly_and_kept_after_a_kill() {
     assert_cost(&usage["models"]["gpt-test"]["cost_usd"], &expected, prices);
     assert_cost(&usage["cost_usd"], &expected, prices);
     assert_eq!(usage["priced"], true, "{usage:#}");
+
+    // The runtime dies and the session is restored: the resumed conversation adds its new
+    // reply (100 input, 10 output) and nothing it had counted before.
+    harness.tmux.tmux(&["kill-server"]);
+    wait_for_status(&harness, "app-1", "exited", Duration::from_secs(10));
+    restore(&harness, "app-1");
+    api.set_usage(ReplyUsage {
+        input_tokens: 100,
+        cached_tokens: 0,
+        output_tokens: 10,
+        reasoning_tokens: 0,
+    });
+    agent_cli::ask_after_restore(&harness, &api, "app-1", "and now?");
+    wait_for_status(&harness, "app-1", "idle", Duration::from_secs(30));
+    expected.replies += 1;
+    expected.input += 100;
+    expected.output += 10;
+    wait_for_listed_usage(
+        &harness,
+        "app-1",
+        "gpt-test",
+        &expected,
+        Duration::from_secs(20),
+    );
 
     // Killed (its worktree holds the command's file), the session's usage stays in its
     // archived record.

@@ -239,7 +239,8 @@ fn the_real_gemini_orchestrator_starts_a_worker_unattended_and_still_asks_for_an
 /// What each reply used, as the stand-in reported it, summed the way prices are: after a turn
 /// with text and a turn with a function call (the call, then the reply to its response),
 /// `session ls` shows exactly those sums for the model, with the price table's cost; so does
-/// `ao-host usage` once the session is killed.
+/// `ao-host usage` once the session is killed. A restored session adds its new reply and
+/// nothing twice.
 #[test]
 fn the_real_gemini_cli_usage_is_listed_exactly_and_kept_after_a_kill() {
     let Some((api, harness, _)) = real_gemini() else {
@@ -312,6 +313,32 @@ fn the_real_gemini_cli_usage_is_listed_exactly_and_kept_after_a_kill() {
     );
     assert_cost(&usage["cost_usd"], &expected, prices);
     assert_eq!(usage["priced"], true, "{usage:#}");
+
+    // The runtime dies and the session is restored: the resumed conversation adds its new
+    // reply (100 input, 10 output) and nothing it had counted before, though Gemini CLI writes
+    // the earlier replies into its recording again.
+    harness.tmux.tmux(&["kill-server"]);
+    wait_for_status(&harness, "app-1", "exited", Duration::from_secs(10));
+    restore(&harness, "app-1");
+    wait_for_status(&harness, "app-1", "idle", Duration::from_secs(30));
+    api.set_usage(ReplyUsage {
+        prompt: 100,
+        cached: 0,
+        candidates: 10,
+        thoughts: 0,
+    });
+    agent_cli::ask_after_restore(&harness, &api, "app-1", "and now?");
+    wait_for_status(&harness, "app-1", "idle", Duration::from_secs(30));
+    expected.replies += 1;
+    expected.input += 100;
+    expected.output += 10;
+    wait_for_listed_usage(
+        &harness,
+        "app-1",
+        "gemini-2.5-pro",
+        &expected,
+        Duration::from_secs(20),
+    );
 
     // Killed (its worktree holds the command's file), the session's usage stays in its
     // archived record.
