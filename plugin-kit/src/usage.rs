@@ -3,17 +3,26 @@
 //! reads the lines appended to a record file since the last call. Both are serde values, so a
 //! plugin keeps them in the cursor it hands the host (`serde_json::to_string` of its own struct
 //! holding them) and reads on from there next time.
+//!
+//! A plugin whose records name each reply (an id repeated when the record repeats the reply)
+//! counts it with [`RepliesById`]; one whose conversation may span several files (a resumed
+//! conversation, a copy) reads them all on with [`RecordFiles`]. [`read_conversation`] does the
+//! whole of an answer for records that are JSON lines: the plugin says what a line counts.
 
 use std::{
     collections::BTreeMap,
     io::{self, BufRead, BufReader, Read, Seek, SeekFrom},
     os::unix::fs::{MetadataExt, OpenOptionsExt},
-    path::Path,
+    path::{Path, PathBuf},
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use ao_plugin_api::{abi_stable::std_types::RVec, usage::ModelUsage};
-use serde::{Deserialize, Serialize};
+use ao_plugin_api::{
+    abi_stable::std_types::RVec,
+    usage::{ModelUsage, UsageReport},
+    ErrorKind, PluginFailure,
+};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// The tokens of one model reply (or of several, summed), split the way they are priced (see
 /// [`ModelUsage`] for what each field holds).
@@ -116,6 +125,58 @@ impl UsageTally {
             .or_default()
             .entry(hour)
             .or_default()
+    }
+}
+
+/// Replies counted once each by the id their record gives them, with the figures of the last
+/// record of the reply: a record that repeats a reply (updated as it streamed, or copied into a
+/// resumed conversation's file) never counts it twice.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepliesById {
+    tally: UsageTally,
+    /// Reply id → what it was counted as.
+    counted: BTreeMap<String, CountedReply>,
+}
+
+/// What one reply was counted as, to revise it when its record repeats it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+struct CountedReply {
+    model: String,
+    at: u64,
+    tokens: Tokens,
+}
+
+impl RepliesById {
+    /// Counts reply `id` of `model` made at `at` (`None`: now); a reply counted before keeps its
+    /// model and hour and has its tokens replaced by these.
+    pub fn count(&mut self, id: &str, model: &str, at: Option<u64>, tokens: &Tokens) {
+        match self.counted.get_mut(id) {
+            Some(counted) => {
+                self.tally
+                    .revise_reply(&counted.model, Some(counted.at), &counted.tokens, tokens);
+                counted.tokens = *tokens;
+            }
+            None => {
+                let at = at.unwrap_or_else(now_secs);
+                self.tally.add_reply(model, Some(at), tokens);
+                let reply = CountedReply {
+                    model: model.to_string(),
+                    at,
+                    tokens: *tokens,
+                };
+                self.counted.insert(id.to_string(), reply);
+            }
+        }
+    }
+
+    /// Whether no reply was counted.
+    pub fn is_empty(&self) -> bool {
+        self.counted.is_empty()
+    }
+
+    /// The replies as the report's `usage` (see [`UsageTally::to_usage`]).
+    pub fn to_usage(&self) -> RVec<ModelUsage> {
+        self.tally.to_usage()
     }
 }
 
@@ -278,6 +339,122 @@ impl RecordFile {
     }
 }
 
+/// How far each file of one conversation's records has been read.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordFiles {
+    files: BTreeMap<PathBuf, RecordFile>,
+}
+
+/// What [`RecordFiles::read_on`] found in all the files.
+#[derive(Debug, Default)]
+pub struct ReadOn {
+    /// The whole lines appended to the files since the last read, file by file.
+    pub lines: Vec<String>,
+    /// Bytes there but left unread, as the budget ran out.
+    pub pending_bytes: u64,
+    /// A file was replaced or cut short: what was counted before must be counted again, from
+    /// a fresh [`RecordFiles`].
+    pub restarted: bool,
+    /// Files that could not be read, and why, for the report's notes.
+    pub unreadable: Vec<String>,
+    /// Lines passed over as longer than any record ([`LONGEST_LINE`]).
+    pub too_long: u64,
+}
+
+impl RecordFiles {
+    /// Reads on in each of `paths` (in that order) within `budget` bytes, as
+    /// [`RecordFile::read_on`] does. A file that cannot be read is named in
+    /// [`ReadOn::unreadable`] and the others are read all the same; a file read before that is
+    /// no longer among `paths` keeps what was counted from it.
+    pub fn read_on(&mut self, paths: &[PathBuf], budget: &mut u64) -> ReadOn {
+        let mut read = ReadOn::default();
+        for path in paths {
+            let position = self.files.entry(path.clone()).or_default();
+            match position.read_on(path, budget) {
+                Ok(appended) => {
+                    read.lines.extend(appended.lines);
+                    read.pending_bytes += appended.pending_bytes;
+                    read.restarted |= appended.restarted;
+                    read.too_long += appended.too_long;
+                }
+                Err(e) => read
+                    .unreadable
+                    .push(format!("{} could not be read: {e}", path.display())),
+            }
+        }
+        read
+    }
+}
+
+/// What a plugin counts from the lines of a conversation's records; it is kept in the cursor
+/// between calls, so it holds whatever it needs to count each reply once.
+pub trait LineCounter: Default + Serialize + DeserializeOwned {
+    /// Counts what one whole line of the records says (nothing, for a line about no reply).
+    fn count_line(&mut self, line: &str);
+    /// Everything counted so far.
+    fn to_usage(&self) -> RVec<ModelUsage>;
+    /// What could not be counted, for the operator.
+    fn notes(&self) -> Vec<String>;
+}
+
+/// The cursor of [`read_conversation`]: where each file was read to, and what was counted.
+#[derive(Serialize, Deserialize, Default)]
+struct ConversationCursor<C> {
+    files: RecordFiles,
+    counted: C,
+}
+
+/// The whole answer to [`Agent::usage`](ao_plugin_api::Agent::usage) for a conversation kept
+/// in the JSON-lines files `paths` (all of them the conversation's own): reads on from `cursor`
+/// (a cursor this returned before; anything else counts from the start) within about
+/// `max_bytes`, and counts again from the start when a file was replaced or cut short. Fails
+/// with `NotFound` when `paths` is empty and with `Failed` when none of them can be read and
+/// nothing was counted before.
+pub fn read_conversation<C: LineCounter>(
+    cursor: &str,
+    paths: &[PathBuf],
+    max_bytes: u64,
+) -> Result<UsageReport, PluginFailure> {
+    if paths.is_empty() {
+        return Err(PluginFailure::new(
+            ErrorKind::NotFound,
+            "the conversation has no records yet",
+        ));
+    }
+    let mut state: ConversationCursor<C> = serde_json::from_str(cursor).unwrap_or_default();
+    let mut budget = max_bytes;
+    let mut read = state.files.read_on(paths, &mut budget);
+    if read.restarted {
+        state = ConversationCursor::default();
+        budget = max_bytes;
+        read = state.files.read_on(paths, &mut budget);
+    }
+    let usage_before = state.counted.to_usage();
+    if read.unreadable.len() == paths.len() && usage_before.is_empty() {
+        return Err(PluginFailure::new(
+            ErrorKind::Failed,
+            read.unreadable.join("; "),
+        ));
+    }
+    for line in &read.lines {
+        state.counted.count_line(line);
+    }
+    let mut notes = read.unreadable;
+    if read.too_long > 0 {
+        notes.push(format!(
+            "{} line(s) longer than any record were passed over, not counted",
+            read.too_long
+        ));
+    }
+    notes.extend(state.counted.notes());
+    Ok(UsageReport {
+        usage: state.counted.to_usage(),
+        cursor: serde_json::to_string(&state).unwrap_or_default().into(),
+        pending_bytes: read.pending_bytes,
+        notes: notes.into_iter().map(Into::into).collect(),
+    })
+}
+
 /// Reads on past the end of the current line without keeping it: the bytes up to and with its
 /// newline, or `None` when the file ends first (the line is still being written).
 fn pass_line(reader: &mut impl BufRead) -> io::Result<Option<u64>> {
@@ -414,5 +591,42 @@ mod tests {
             .read_on(&dir.path().join("link"), &mut 100)
             .unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ELOOP));
+    }
+
+    #[test]
+    fn a_reply_repeated_by_id_is_counted_once_with_its_last_figures() {
+        let mut replies = RepliesById::default();
+        let first = Tokens {
+            input: 10,
+            output: 1,
+            ..Tokens::default()
+        };
+        let last = Tokens { output: 7, ..first };
+        replies.count("a", "m", Some(7200), &first);
+        replies.count("a", "m", Some(7300), &last);
+        replies.count("b", "m", Some(7400), &first);
+        let usage = replies.to_usage();
+        assert_eq!(usage.len(), 1);
+        assert_eq!(
+            (usage[0].replies, usage[0].input, usage[0].output),
+            (2, 20, 8)
+        );
+        let kept: RepliesById =
+            serde_yaml::from_str(&serde_yaml::to_string(&replies).unwrap()).unwrap();
+        assert_eq!(kept, replies);
+    }
+
+    #[test]
+    fn every_file_is_read_on_and_one_that_cannot_be_read_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+        std::fs::write(&one, "a\nb\n").unwrap();
+        let mut files = RecordFiles::default();
+        let read = files.read_on(&[one.clone(), two.clone()], &mut 100);
+        assert_eq!(read.lines, ["a", "b"]);
+        assert_eq!(read.unreadable.len(), 1, "{:?}", read.unreadable);
+        std::fs::write(&two, "c\n").unwrap();
+        let read = files.read_on(&[one, two], &mut 100);
+        assert_eq!((read.lines, read.restarted), (vec!["c".to_string()], false));
     }
 }

@@ -20,9 +20,11 @@ use agent_cli::{
     assert_kill_leaves_nothing, assert_task_reached_the_model_once, listed_status, press, restore,
     screen, session_home_variable, wait_for_screen, wait_for_status,
 };
-use responses_api::ResponsesApi;
+use listed_usage::{assert_cost, reported_usage, wait_for_listed_usage, ExpectedUsage, Prices};
+use responses_api::{ReplyUsage, ResponsesApi};
 use standin_http::StandInApi;
 use support::agent_cli;
+use support::listed_usage;
 use support::responses_api;
 use support::standin_http;
 use support::{stderr, Harness};
@@ -132,4 +134,109 @@ fn the_real_codex_orchestrator_starts_a_worker_unattended_and_still_asks_for_any
         |id| listed_status(&harness, id),
         |_| {},
     );
+}
+
+/// What each reply used, as the stand-in reported it, summed the way prices are: after a turn
+/// with text and a turn with a tool call (the call, then the reply to its output), `session ls`
+/// shows exactly those sums for the model, with the price table's cost; so does `ao-host usage`
+/// once the session is killed. A restored session adds its new reply and nothing
+/// twice.
+#[test]
+fn the_real_codex_cli_usage_is_listed_exactly_and_kept_after_a_kill() {
+    let Some((api, harness)) = real_codex() else {
+        return;
+    };
+    let prices = Prices {
+        input: 1.25,
+        cache_read: 0.125,
+        output: 10.0,
+    };
+    harness.append_config(&prices.config("gpt-test"));
+
+    // A text reply: 1000 input of which 400 cached, 300 output of which 100 reasoning.
+    api.set_usage(ReplyUsage {
+        input_tokens: 1000,
+        cached_tokens: 400,
+        output_tokens: 300,
+        reasoning_tokens: 100,
+    });
+    harness.ok(&["spawn", "app", "--task", "say done"]);
+    wait_for_status(&harness, "app-1", "idle", Duration::from_secs(60));
+    let mut expected = ExpectedUsage {
+        replies: 1,
+        input: 600,
+        cache_read: 400,
+        output: 200,
+        reasoning: 100,
+        ..ExpectedUsage::default()
+    };
+    wait_for_listed_usage(
+        &harness,
+        "app-1",
+        "gpt-test",
+        &expected,
+        Duration::from_secs(20),
+    );
+
+    // A tool call and the reply after it: each 2000 input of which 1500 cached, 50 output.
+    api.set_usage(ReplyUsage {
+        input_tokens: 2000,
+        cached_tokens: 1500,
+        output_tokens: 50,
+        reasoning_tokens: 0,
+    });
+    harness.ok(&["send", "app-1", "AO_TOOL:echo granted > approved.txt"]);
+    wait_for_status(&harness, "app-1", "waiting_input", Duration::from_secs(30));
+    wait_for_screen(&harness, "app-1", screen, "Press enter to confirm");
+    press(&harness, "app-1", "Enter");
+    wait_for_status(&harness, "app-1", "idle", Duration::from_secs(30));
+    expected = ExpectedUsage {
+        replies: 3,
+        input: 600 + 2 * 500,
+        cache_read: 400 + 2 * 1500,
+        output: 200 + 2 * 50,
+        reasoning: 100,
+        ..ExpectedUsage::default()
+    };
+    let usage = wait_for_listed_usage(
+        &harness,
+        "app-1",
+        "gpt-test",
+        &expected,
+        Duration::from_secs(20),
+    );
+    assert_cost(&usage["models"]["gpt-test"]["cost_usd"], &expected, prices);
+    assert_cost(&usage["cost_usd"], &expected, prices);
+    assert_eq!(usage["priced"], true, "{usage:#}");
+
+    // The runtime dies and the session is restored: the resumed conversation adds its new
+    // reply (100 input, 10 output) and nothing it had counted before.
+    harness.tmux.tmux(&["kill-server"]);
+    wait_for_status(&harness, "app-1", "exited", Duration::from_secs(10));
+    restore(&harness, "app-1");
+    api.set_usage(ReplyUsage {
+        input_tokens: 100,
+        cached_tokens: 0,
+        output_tokens: 10,
+        reasoning_tokens: 0,
+    });
+    agent_cli::ask_after_restore(&harness, &api, "app-1", "and now?");
+    wait_for_status(&harness, "app-1", "idle", Duration::from_secs(30));
+    expected.replies += 1;
+    expected.input += 100;
+    expected.output += 10;
+    wait_for_listed_usage(
+        &harness,
+        "app-1",
+        "gpt-test",
+        &expected,
+        Duration::from_secs(20),
+    );
+
+    // Killed (its worktree holds the command's file), the session's usage stays in its
+    // archived record.
+    harness.ok(&["session", "kill", "app-1", "--force"]);
+    let row = reported_usage(&harness, "app-1");
+    assert!(expected.matches(&row["models"]["gpt-test"]), "{row:#}");
+    assert_cost(&row["cost_usd"], &expected, prices);
 }

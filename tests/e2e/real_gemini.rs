@@ -24,10 +24,12 @@ use agent_cli::{
     assert_kill_leaves_nothing, assert_task_reached_the_model_once, listed_status, press,
     processes_with_env, restore, screen, session_home_variable, wait_for_screen,
 };
-use gemini_api::GeminiApi;
+use gemini_api::{GeminiApi, ReplyUsage};
+use listed_usage::{assert_cost, reported_usage, wait_for_listed_usage, ExpectedUsage, Prices};
 use standin_http::StandInApi;
 use support::agent_cli;
 use support::gemini_api;
+use support::listed_usage;
 use support::standin_http;
 use support::{stderr, wait_until, Harness};
 
@@ -232,4 +234,119 @@ fn the_real_gemini_orchestrator_starts_a_worker_unattended_and_still_asks_for_an
             );
         },
     );
+}
+
+/// What each reply used, as the stand-in reported it, summed the way prices are: after a turn
+/// with text and a turn with a function call (the call, then the reply to its response),
+/// `session ls` shows exactly those sums for the model, with the price table's cost; so does
+/// `ao-host usage` once the session is killed. A restored session adds its new reply and
+/// nothing twice.
+#[test]
+fn the_real_gemini_cli_usage_is_listed_exactly_and_kept_after_a_kill() {
+    let Some((api, harness, _)) = real_gemini() else {
+        return;
+    };
+    let prices = Prices {
+        input: 1.25,
+        cache_read: 0.31,
+        output: 10.0,
+    };
+    harness.append_config(&prices.config("gemini-2.5-pro"));
+
+    // A text reply: a prompt of 1000 of which 400 cached, 200 candidates, 100 thoughts.
+    api.set_usage(ReplyUsage {
+        prompt: 1000,
+        cached: 400,
+        candidates: 200,
+        thoughts: 100,
+    });
+    harness.ok(&["spawn", "app", "--task", "say done"]);
+    wait_for_status(&harness, "app-1", "idle", Duration::from_secs(60));
+    let mut expected = ExpectedUsage {
+        replies: 1,
+        input: 600,
+        cache_read: 400,
+        output: 200,
+        reasoning: 100,
+        ..ExpectedUsage::default()
+    };
+    wait_for_listed_usage(
+        &harness,
+        "app-1",
+        "gemini-2.5-pro",
+        &expected,
+        Duration::from_secs(20),
+    );
+
+    // A function call and the reply after it: each a prompt of 2000 of which 1500 cached, 50
+    // candidates, no thoughts.
+    api.set_usage(ReplyUsage {
+        prompt: 2000,
+        cached: 1500,
+        candidates: 50,
+        thoughts: 0,
+    });
+    harness.ok(&["send", "app-1", "AO_TOOL:echo granted > approved.txt"]);
+    wait_for_status(&harness, "app-1", "waiting_input", Duration::from_secs(30));
+    wait_for_screen(&harness, "app-1", screen, "Allow once");
+    press(&harness, "app-1", "Enter");
+    wait_for_status(&harness, "app-1", "idle", Duration::from_secs(30));
+    expected = ExpectedUsage {
+        replies: 3,
+        input: 600 + 2 * 500,
+        cache_read: 400 + 2 * 1500,
+        output: 200 + 2 * 50,
+        reasoning: 100,
+        ..ExpectedUsage::default()
+    };
+    let usage = wait_for_listed_usage(
+        &harness,
+        "app-1",
+        "gemini-2.5-pro",
+        &expected,
+        Duration::from_secs(20),
+    );
+    assert_cost(
+        &usage["models"]["gemini-2.5-pro"]["cost_usd"],
+        &expected,
+        prices,
+    );
+    assert_cost(&usage["cost_usd"], &expected, prices);
+    assert_eq!(usage["priced"], true, "{usage:#}");
+
+    // The runtime dies and the session is restored: the resumed conversation adds its new
+    // reply (100 input, 10 output) and nothing it had counted before, though Gemini CLI writes
+    // the earlier replies into its recording again.
+    harness.tmux.tmux(&["kill-server"]);
+    wait_for_status(&harness, "app-1", "exited", Duration::from_secs(10));
+    restore(&harness, "app-1");
+    wait_for_status(&harness, "app-1", "idle", Duration::from_secs(30));
+    api.set_usage(ReplyUsage {
+        prompt: 100,
+        cached: 0,
+        candidates: 10,
+        thoughts: 0,
+    });
+    agent_cli::ask_after_restore(&harness, &api, "app-1", "and now?");
+    wait_for_status(&harness, "app-1", "idle", Duration::from_secs(30));
+    expected.replies += 1;
+    expected.input += 100;
+    expected.output += 10;
+    wait_for_listed_usage(
+        &harness,
+        "app-1",
+        "gemini-2.5-pro",
+        &expected,
+        Duration::from_secs(20),
+    );
+
+    // Killed (its worktree holds the command's file), the session's usage stays in its
+    // archived record.
+    harness.ok(&["session", "kill", "app-1", "--force"]);
+    let row = reported_usage(&harness, "app-1");
+    assert!(
+        expected.matches(&row["models"]["gemini-2.5-pro"]),
+        "{row:#}"
+    );
+    assert_cost(&row["cost_usd"], &expected, prices);
 }

@@ -20,8 +20,14 @@
 //! - `AO_SLOW:<ms>`: the reply streamed in pieces over about that long;
 //! - a last content holding a `functionResponse` (a tool ran): "tool done";
 //! - otherwise "Done.".
+//!
+//! The last chunk of every reply carries `usageMetadata`: 10 prompt and 5 candidate tokens,
+//! unless a test chose the figures of the conversation's replies ([`GeminiApi::set_usage`]).
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use serde_json::{json, Value};
 
@@ -76,18 +82,52 @@ fn text_parts(content: &Value) -> Vec<String> {
         .collect()
 }
 
+/// What a reply used, as the Gemini API counts it: cached tokens inside `promptTokenCount`,
+/// thoughts apart from the candidates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplyUsage {
+    pub prompt: u64,
+    pub cached: u64,
+    pub candidates: u64,
+    pub thoughts: u64,
+}
+
+impl ReplyUsage {
+    /// `usageMetadata`.
+    fn to_json(self) -> Value {
+        json!({
+            "promptTokenCount": self.prompt,
+            "cachedContentTokenCount": self.cached,
+            "candidatesTokenCount": self.candidates,
+            "thoughtsTokenCount": self.thoughts,
+            "totalTokenCount": self.prompt + self.candidates + self.thoughts,
+        })
+    }
+}
+
 /// The Gemini API stand-in. Dropping it stops the server.
 pub struct GeminiApi {
     server: StandIn,
+    usage: Arc<Mutex<Option<ReplyUsage>>>,
 }
 
 impl GeminiApi {
     /// Binds 127.0.0.1 on a free port and starts serving.
     pub fn start() -> GeminiApi {
-        GeminiApi {
-            server: StandIn::start("gemini-api", respond)
-                .with_conversation(RecordedRequest::is_conversation, |r| user_texts(&r.body)),
-        }
+        let usage = Arc::new(Mutex::new(None));
+        let chosen = usage.clone();
+        let server = StandIn::start("gemini-api", move |request, reply| {
+            let usage = *chosen.lock().unwrap();
+            respond(request, reply, usage)
+        })
+        .with_conversation(RecordedRequest::is_conversation, |r| user_texts(&r.body));
+        GeminiApi { server, usage }
+    }
+
+    /// Every conversation reply from now on (text or function call) reports `usage` on its
+    /// last chunk; side requests keep the default figures.
+    pub fn set_usage(&self, usage: ReplyUsage) {
+        *self.usage.lock().unwrap() = Some(usage);
     }
 
     /// `http://127.0.0.1:PORT`, for `GOOGLE_GEMINI_BASE_URL`.
@@ -128,23 +168,39 @@ fn answer_for(body: &Value) -> Answer {
     Answer::Text(reply.into(), Duration::ZERO)
 }
 
-fn usage() -> Value {
+/// The `usageMetadata` of a reply whose figures no test chose.
+fn default_usage() -> Value {
     json!({ "promptTokenCount": 10, "candidatesTokenCount": 5, "totalTokenCount": 15 })
 }
 
-/// One `GenerateContentResponse` with `parts`, finished when `finish` says so.
-fn response(model: &str, parts: Value, finish: bool) -> Value {
+/// The `usageMetadata` a reply to `request` reports: the chosen figures for the
+/// conversation's.
+fn usage_for(request: &RecordedRequest, chosen: Option<ReplyUsage>) -> Value {
+    match chosen.filter(|_| request.is_conversation()) {
+        Some(chosen) => chosen.to_json(),
+        None => default_usage(),
+    }
+}
+
+/// One `GenerateContentResponse` with `parts`; the last of a reply (`usage` given) is
+/// finished and says what the reply used.
+fn response(model: &str, parts: Value, usage: Option<&Value>) -> Value {
     let mut candidate = json!({ "content": { "role": "model", "parts": parts }, "index": 0 });
     let mut response = json!({ "modelVersion": model });
-    if finish {
+    if let Some(usage) = usage {
         candidate["finishReason"] = json!("STOP");
-        response["usageMetadata"] = usage();
+        response["usageMetadata"] = usage.clone();
     }
     response["candidates"] = json!([candidate]);
     response
 }
 
-fn respond(request: &RecordedRequest, reply: &mut Reply) -> std::io::Result<()> {
+fn respond(
+    request: &RecordedRequest,
+    reply: &mut Reply,
+    usage: Option<ReplyUsage>,
+) -> std::io::Result<()> {
+    let usage = usage_for(request, usage);
     let model = request
         .path
         .strip_prefix("/v1beta/models/")
@@ -161,7 +217,7 @@ fn respond(request: &RecordedRequest, reply: &mut Reply) -> std::io::Result<()> 
                         "name": "run_shell_command",
                         "args": { "command": command, "description": "Run the scripted command" },
                     } }]);
-                    reply.event(None, &response(&model, call, true))?;
+                    reply.event(None, &response(&model, call, Some(&usage)))?;
                 }
                 Answer::Text(text, total) => {
                     let started = Instant::now();
@@ -173,7 +229,8 @@ fn respond(request: &RecordedRequest, reply: &mut Reply) -> std::io::Result<()> 
                         if last {
                             std::thread::sleep(total.saturating_sub(started.elapsed()));
                         }
-                        reply.event(None, &response(&model, json!([{ "text": piece }]), last))?;
+                        let usage = last.then_some(&usage);
+                        reply.event(None, &response(&model, json!([{ "text": piece }]), usage))?;
                     }
                 }
             }
@@ -181,7 +238,7 @@ fn respond(request: &RecordedRequest, reply: &mut Reply) -> std::io::Result<()> 
         }
         ("POST", "generateContent") => reply.json(
             200,
-            &response(&model, json!([{ "text": SIDE_REPLY }]), true),
+            &response(&model, json!([{ "text": SIDE_REPLY }]), Some(&usage)),
         ),
         ("POST", "countTokens") => reply.json(
             200,
@@ -238,6 +295,36 @@ mod tests {
             user_texts(&recorded[0].body),
             ["<session_context>…", "first", "run AO_TOOL:echo hi > x"]
         );
+    }
+
+    #[test]
+    fn the_last_chunk_of_a_conversation_reply_reports_the_usage_a_test_chose() {
+        let api = GeminiApi::start();
+        api.set_usage(ReplyUsage {
+            prompt: 1500,
+            cached: 400,
+            candidates: 70,
+            thoughts: 20,
+        });
+        let port = api.port();
+        for text in ["run AO_TOOL:echo hi", "hello there"] {
+            let (_, body) = post(port, STREAM, &conversation(text));
+            let events = event_data(&body);
+            let (last, rest) = events.split_last().unwrap();
+            assert!(rest.iter().all(|e| e.get("usageMetadata").is_none()));
+            let usage = &last["usageMetadata"];
+            assert_eq!(usage["promptTokenCount"], 1500);
+            assert_eq!(usage["cachedContentTokenCount"], 400);
+            assert_eq!(usage["candidatesTokenCount"], 70);
+            assert_eq!(usage["thoughtsTokenCount"], 20);
+        }
+        let (_, side) = post(
+            port,
+            "/v1beta/models/gemini-3.5-flash-lite:generateContent",
+            &json!({ "contents": [] }),
+        );
+        let side: Value = serde_json::from_str(&side).unwrap();
+        assert_eq!(side["usageMetadata"], default_usage());
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod agent_cli;
 pub mod chat_completions_api;
 pub mod gemini_api;
 pub mod github_api;
+pub mod listed_usage;
 pub mod macho;
 pub mod messages_api;
 pub mod remote_world;

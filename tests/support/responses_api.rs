@@ -17,6 +17,10 @@
 //!
 //! After a function call's output (the command ran, or was refused), the reply is "tool done".
 //!
+//! Every reply ends with `response.completed` carrying its `usage`: 10 input and 5 output
+//! tokens, unless a test chose the figures of the conversation's replies
+//! ([`ResponsesApi::set_usage`]).
+//!
 //! Side requests: Codex asks for a title of a new conversation in a request of its own (structured
 //! output `{"title": …}`, quoting the user's prompt, so markers show up in it too); it gets a
 //! title at once. How they are told apart: see [`ResponsesRequest::is_conversation`].
@@ -24,7 +28,7 @@
 use std::{
     sync::{
         atomic::{AtomicU64, Ordering},
-        Arc,
+        Arc, Mutex,
     },
     time::Duration,
 };
@@ -92,20 +96,69 @@ pub fn user_texts(body: &Value) -> Vec<String> {
         .collect()
 }
 
+/// What a reply used, as the Responses API counts it: cached input inside `input_tokens`,
+/// reasoning inside `output_tokens`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplyUsage {
+    pub input_tokens: u64,
+    pub cached_tokens: u64,
+    pub output_tokens: u64,
+    pub reasoning_tokens: u64,
+}
+
+impl ReplyUsage {
+    /// `response.completed`'s `usage`.
+    fn to_json(self) -> Value {
+        json!({
+            "input_tokens": self.input_tokens,
+            "input_tokens_details": { "cached_tokens": self.cached_tokens },
+            "output_tokens": self.output_tokens,
+            "output_tokens_details": { "reasoning_tokens": self.reasoning_tokens },
+            "total_tokens": self.input_tokens + self.output_tokens,
+        })
+    }
+}
+
+/// The `usage` of a reply whose figures no test chose.
+fn default_usage() -> Value {
+    json!({
+        "input_tokens": 10, "input_tokens_details": null,
+        "output_tokens": 5, "output_tokens_details": null, "total_tokens": 15,
+    })
+}
+
+/// The `usage` a reply to `request` reports: the chosen figures for the conversation's.
+fn usage_for(request: &RecordedRequest, chosen: Option<ReplyUsage>) -> Value {
+    match chosen.filter(|_| request.is_conversation()) {
+        Some(chosen) => chosen.to_json(),
+        None => default_usage(),
+    }
+}
+
 /// The stand-in. Dropping it stops the server.
 pub struct ResponsesApi {
     server: StandIn,
+    usage: Arc<Mutex<Option<ReplyUsage>>>,
 }
 
 impl ResponsesApi {
     /// Binds 127.0.0.1 on a free port and starts serving.
     pub fn start() -> ResponsesApi {
         let ids = Arc::new(AtomicU64::new(1));
+        let usage = Arc::new(Mutex::new(None));
+        let chosen = usage.clone();
         let server = StandIn::start("responses-api", move |request, reply| {
-            respond(request, reply, ids.fetch_add(1, Ordering::SeqCst))
+            let usage = *chosen.lock().unwrap();
+            respond(request, reply, ids.fetch_add(1, Ordering::SeqCst), usage)
         })
         .with_conversation(RecordedRequest::is_conversation, |r| user_texts(&r.body));
-        ResponsesApi { server }
+        ResponsesApi { server, usage }
+    }
+
+    /// Every conversation reply from now on (text or tool call) reports `usage`; side requests
+    /// (titles) keep the default figures.
+    pub fn set_usage(&self, usage: ReplyUsage) {
+        *self.usage.lock().unwrap() = Some(usage);
     }
 
     /// `http://127.0.0.1:PORT/v1`, a Codex provider's `base_url`.
@@ -145,7 +198,12 @@ fn answer_for(request: &RecordedRequest) -> Answer {
     Answer::Text(DEFAULT_REPLY.into(), delay)
 }
 
-fn respond(request: &RecordedRequest, reply: &mut Reply, id: u64) -> std::io::Result<()> {
+fn respond(
+    request: &RecordedRequest,
+    reply: &mut Reply,
+    id: u64,
+    usage: Option<ReplyUsage>,
+) -> std::io::Result<()> {
     if !request.is_responses() {
         return reply.json(
             404,
@@ -215,13 +273,7 @@ fn respond(request: &RecordedRequest, reply: &mut Reply, id: u64) -> std::io::Re
     event(
         reply,
         "response.completed",
-        json!({ "response": {
-            "id": response_id,
-            "usage": {
-                "input_tokens": 10, "input_tokens_details": null,
-                "output_tokens": 5, "output_tokens_details": null, "total_tokens": 15,
-            },
-        }}),
+        json!({ "response": { "id": response_id, "usage": usage_for(request, usage) } }),
     )?;
     reply.finish_events()
 }
@@ -260,6 +312,28 @@ mod tests {
         assert!(!recorded[0].is_conversation());
         let (head, _) = post(port, "/v1/other", &json!({}));
         assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    }
+
+    #[test]
+    fn conversation_replies_report_the_usage_a_test_chose_and_side_requests_the_default() {
+        let chosen = ReplyUsage {
+            input_tokens: 1200,
+            cached_tokens: 200,
+            output_tokens: 90,
+            reasoning_tokens: 30,
+        };
+        let reported = usage_for(&recorded(conversation("AO_TOOL:echo hi")), Some(chosen));
+        assert_eq!(reported["input_tokens"], 1200);
+        assert_eq!(reported["input_tokens_details"]["cached_tokens"], 200);
+        assert_eq!(reported["output_tokens"], 90);
+        assert_eq!(reported["output_tokens_details"]["reasoning_tokens"], 30);
+        let mut title = recorded(conversation("title?"));
+        title.headers.clear();
+        assert_eq!(usage_for(&title, Some(chosen)), default_usage());
+        assert_eq!(
+            usage_for(&recorded(conversation("hi")), None),
+            default_usage()
+        );
     }
 
     fn recorded(body: Value) -> RecordedRequest {

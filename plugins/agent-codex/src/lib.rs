@@ -14,6 +14,7 @@
 
 mod home;
 mod screen;
+mod usage;
 
 use std::{
     collections::BTreeMap,
@@ -21,8 +22,10 @@ use std::{
 };
 
 use ao_plugin_api::{
-    export_plugins, Activity, Agent, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest,
-    PluginContext, PluginError, PluginResult, Readiness,
+    export_plugins,
+    usage::{UsageQuery, UsageReport},
+    Activity, Agent, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext,
+    PluginError, PluginFailure, PluginResult, Readiness,
 };
 use ao_plugin_kit::prelude::*;
 use ao_plugin_kit::{files::Files, program::Program, session_files::SessionFiles, uuid::is_uuid};
@@ -420,6 +423,12 @@ impl Agent for Codex {
     /// The session's folder: its settings, seeded copies, prompt.
     fn forget(&self, session_id: &str) -> PluginResult<()> {
         self.session_files.remove(session_id)
+    }
+
+    /// From the rollout files in the session's `CODEX_HOME` (see [`usage`]).
+    fn usage(&self, query: &UsageQuery) -> Result<UsageReport, PluginFailure> {
+        let folder = self.session_files.path(&query.session.session_id)?;
+        usage::usage(&folder.join("home"), query)
     }
 
     /// The configured command answering `--version`, and credentials to seed sessions with.

@@ -8,12 +8,15 @@
 mod home;
 mod hooks;
 mod screen;
+mod usage;
 
 use std::{collections::BTreeMap, path::PathBuf};
 
 use ao_plugin_api::{
-    export_plugins, Activity, Agent, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest,
-    PluginContext, PluginError, PluginResult, Readiness,
+    export_plugins,
+    usage::{UsageQuery, UsageReport},
+    Activity, Agent, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext,
+    PluginError, PluginFailure, PluginResult, Readiness,
 };
 use ao_plugin_kit::prelude::*;
 use ao_plugin_kit::{program::Program, session_files::SessionFiles, uuid};
@@ -380,6 +383,11 @@ impl Agent for Gemini {
     /// The session's folder: its settings, seeded copies, prompt.
     fn forget(&self, session_id: &str) -> PluginResult<()> {
         self.files.remove(session_id)
+    }
+
+    /// From the chat recordings in the session's Gemini home (see [`usage`]).
+    fn usage(&self, query: &UsageQuery) -> Result<UsageReport, PluginFailure> {
+        usage::usage(&self.session_home(&query.session)?.path(), query)
     }
 
     /// The configured command, found on PATH (or at the path given) and answering `--version`;
