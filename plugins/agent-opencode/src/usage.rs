@@ -307,14 +307,14 @@ fn open(database: &Path) -> Result<Connection, PluginFailure> {
 }
 
 /// Every message of `conversation` and of its sub-agents' conversations: id, when it was last
-/// written, and its size. Reads no message's text.
+/// written, and its size in bytes (`octet_length` reads it from the row's header, not its text).
 fn list_messages(connection: &Connection, conversation: &str) -> rusqlite::Result<Vec<Changed>> {
     let mut statement = connection.prepare(
         "WITH RECURSIVE tree(id) AS (
              SELECT ?1
              UNION SELECT session.id FROM session JOIN tree ON session.parent_id = tree.id
          )
-         SELECT message.id, message.time_updated, length(CAST(message.data AS BLOB))
+         SELECT message.id, message.time_updated, octet_length(message.data)
          FROM message JOIN tree ON message.session_id = tree.id
          ORDER BY message.time_created, message.id",
     )?;
@@ -554,7 +554,11 @@ mod tests {
         assert!(nothing.usage.is_empty());
         let sizes: i64 = Connection::open(&recorded.path)
             .unwrap()
-            .query_row("SELECT sum(length(data)) FROM message", [], |r| r.get(0))
+            .query_row(
+                "SELECT sum(length(CAST(data AS BLOB))) FROM message",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(nothing.pending_bytes, u64::try_from(sizes).unwrap());
         small.max_bytes = 1;
