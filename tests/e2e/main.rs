@@ -29,3 +29,4 @@ mod scm_github;
 mod scm_kind;
 mod spawn;
 mod upgrade;
+mod usage;

@@ -50,7 +50,10 @@ use super::{
 };
 use crate::{
     config::{ProjectConfig, ScmConfig},
-    lifecycle::{events::run_notify, CommitsUnknown, DeliverError, Lifecycle, LifecycleError},
+    lifecycle::{
+        events::run_notify, CommitsUnknown, DeliverError, Lifecycle, LifecycleError,
+        WATCH_READ_BYTES,
+    },
     session::{now_ms, Session, SessionRole, SessionStatus},
 };
 
@@ -202,6 +205,10 @@ impl Watcher {
                 tracing::warn!(project = %project.id, "{problem}");
                 report.problems.push(problem);
             }
+        }
+        if only.is_none() {
+            // The background reader of usage: listings then find little left to read.
+            self.lifecycle.advance_usage(WATCH_READ_BYTES).await;
         }
         let beat = WatcherBeat {
             schema: SCHEMA,

@@ -74,11 +74,52 @@ export function renderTable() {
     prev = tr;
   }
   renderWatcherNote();
+  renderCostTotal(list);
+}
+
+// A session's cost as `session ls` prints it: `$0.42`, `$0.42+?` when a model has no price,
+// its tokens when none has, `counting…`, `?` when unknown, `-` before the first reply.
+function costText(usage) {
+  if (!usage || usage.state === "none") return "-";
+  if (usage.state === "counting") return "counting…";
+  const models = Object.values(usage.models || {});
+  if (usage.state === "unknown" && models.length === 0) return "?";
+  if (usage.cost_usd === null || usage.cost_usd === undefined) {
+    const tokens = models.reduce(
+      (n, m) => n + m.input + m.output + m.cache_read + m.cache_write + m.reasoning, 0);
+    return `${tokens} tok`;
+  }
+  return `$${usage.cost_usd.toFixed(2)}${usage.priced ? "" : "+?"}`;
+}
+
+function costTitle(usage) {
+  if (!usage) return "";
+  const lines = Object.entries(usage.models || {}).map(([model, m]) =>
+    `${model}: ${m.replies} replies, in ${m.input}, out ${m.output}, cache read ${m.cache_read}, ` +
+    `cache write ${m.cache_write}, reasoning ${m.reasoning}, ` +
+    (m.cost_usd === null ? "price unknown" : `$${m.cost_usd.toFixed(4)}`));
+  return [...lines, ...(usage.notes || [])].join("\n");
+}
+
+// The sum of the listed sessions' priced costs; marked partial when one is not whole.
+function renderCostTotal(list) {
+  let sum = 0;
+  let whole = true;
+  for (const s of list) {
+    const u = s.usage;
+    if (!u) {
+      whole = false;
+      continue;
+    }
+    if (typeof u.cost_usd === "number") sum += u.cost_usd;
+    if (u.state !== "none" && (!u.priced || u.state === "counting")) whole = false;
+  }
+  setText($("#cost-total"), `$${sum.toFixed(2)}${whole ? "" : "+?"}`);
 }
 
 function renderEmptyRow(tbody, empty) {
   let row = tbody.querySelector("tr.empty");
-  if (empty && !row) tbody.append((row = emptyRow(7, "")));
+  if (empty && !row) tbody.append((row = emptyRow(8, "")));
   if (!empty && row) row.remove();
   if (empty) setText(row.firstChild, state.loaded ? "no sessions yet — spawn one above" : "loading…");
 }
@@ -94,18 +135,20 @@ function buildRow(id) {
   status.append(el("span", "badge"), " ", el("span", "age"), el("div", "waiting-for"));
   const task = el("td", "task");
   task.append(el("div", "task-line"), el("div", "note"));
-  tr.append(idCell, el("td", "project"), el("td", "host"), status, el("td", "branch"), el("td", "pr"), task);
+  tr.append(idCell, el("td", "project"), el("td", "host"), status, el("td", "cost"), el("td", "branch"), el("td", "pr"), task);
   return tr;
 }
 
 function updateRow(tr, s) {
-  const [, project, host, status, branch, pr, task] = tr.cells;
+  const [, project, host, status, cost, branch, pr, task] = tr.cells;
   tr.classList.toggle("waiting", s.status === "waiting_input");
   setText(project, s.project_id || "-");
   setText(host, s.host || "local");
   setStatus(status.children[0], s.status);
   setAge(status.children[1], since(s));
   setText(status.children[2], s.status === "waiting_input" ? s.waiting_for || "" : "");
+  setText(cost, costText(s.usage));
+  setTitle(cost, costTitle(s.usage));
   setText(branch, s.branch || "-");
   updatePrCell(pr, s);
   setText(task.children[0], firstLine(s.task, 80));
