@@ -205,6 +205,86 @@ fn agent_plugins_read_their_recorded_screens_and_wire_their_events() {
     }
 }
 
+/// The agent plugins that read their sessions' usage (0.1.9): the kit checks it for them, and
+/// says it unsupported, not failed, for the others.
+const READ_USAGE: [&str; 2] = ["ao-agent-claude-code", "ao-agent-opencode"];
+
+/// The kit's `usage` checks of one agent plugin's report: those run, or the one skipped.
+fn usage_checks(checks: &[Value]) -> Vec<&Value> {
+    checks
+        .iter()
+        .filter(|c| c["check"].as_str().unwrap().starts_with("usage"))
+        .collect()
+}
+
+#[test]
+fn agent_plugins_answer_usage_for_a_session_without_records() {
+    let _turn = shared();
+    for (package, _) in AGENTS {
+        let library = build_workspace_plugin(package);
+        let (passed, checks) = kit_with(&library, "", &["--kind", "agent"]);
+        assert!(passed, "{package}: {:#?}", failed(&checks));
+        let usage = usage_checks(&checks);
+        let names: Vec<&str> = usage.iter().map(|c| c["check"].as_str().unwrap()).collect();
+        if READ_USAGE.contains(&package) {
+            assert_eq!(
+                names,
+                [
+                    "usage: no records",
+                    "usage: a garbage cursor",
+                    "usage: max_bytes 0 and 1"
+                ],
+                "{package}: {usage:#?}"
+            );
+            assert!(usage.iter().all(|c| c["skipped"] == false), "{usage:#?}");
+        } else {
+            assert_eq!(names, ["usage"], "{package}: {usage:#?}");
+            assert_eq!(usage[0]["skipped"], true, "{package}: {usage:#?}");
+        }
+    }
+}
+
+/// An agent plugin whose `usage` counts replies no record holds fails the `usage` checks; one
+/// that panics on a cursor it did not write fails `usage: a garbage cursor`; one without
+/// `usage` is said to be unsupported, which is no failure.
+#[test]
+fn usage_that_invents_replies_or_panics_on_a_foreign_cursor_fails_its_checks() {
+    let _turn = shared();
+    let sloppy = build_fixture("sloppy", ApiPatch::None);
+    let (passed, checks) = kit_with(&sloppy, "", &["--kind", "agent"]);
+    assert!(passed, "{:#?}", failed(&checks));
+    let usage = usage_checks(&checks);
+    assert_eq!(usage.len(), 1, "{usage:#?}");
+    assert!(
+        usage[0]["skipped"] == true
+            && usage[0]["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("not supported"),
+        "{usage:#?}"
+    );
+
+    let settings = "    sloppy-agent: { invented_usage: true }\n";
+    let (passed, checks) = kit_with(&sloppy, settings, &["--kind", "agent"]);
+    assert!(!passed);
+    let failures = failed(&checks);
+    assert_eq!(failures.len(), 3, "{failures:#?}");
+    assert!(
+        failures[0].starts_with("usage: no records") && failures[0].contains("never happened"),
+        "{failures:#?}"
+    );
+
+    let settings = "    sloppy-agent: { foreign_cursor_panics: true }\n";
+    let (passed, checks) = kit_with(&sloppy, settings, &["--kind", "agent"]);
+    assert!(!passed);
+    let failures = failed(&checks);
+    assert_eq!(failures.len(), 1, "{failures:#?}");
+    assert!(
+        failures[0].starts_with("usage: a garbage cursor"),
+        "{failures:#?}"
+    );
+}
+
 #[test]
 fn a_screen_recorded_as_something_else_fails_its_own_check() {
     let _turn = shared();

@@ -242,6 +242,27 @@ pub fn rfc3339_secs(text: &str) -> Option<u64> {
     u64::try_from(secs).ok()
 }
 
+/// Refuses a record that is not a regular file of this user, or that others may write: what
+/// another user could plant or change is never counted. `meta` is the file's own (from the
+/// opened file, or `symlink_metadata` where the reader opens it by path itself).
+pub fn check_own_record(path: &Path, meta: &std::fs::Metadata) -> io::Result<()> {
+    if !meta.file_type().is_file() {
+        return Err(io::Error::other(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me || meta.mode() & 0o002 != 0 {
+        return Err(io::Error::other(format!(
+            "{} is not this user's own file (or others may write it), so it is not counted",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 /// How far one append-only record file (a JSON-lines transcript) has been read.
 #[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecordFile {
@@ -282,20 +303,7 @@ impl RecordFile {
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
             .open(path)?;
         let meta = file.metadata()?;
-        if !meta.file_type().is_file() {
-            return Err(io::Error::other(format!(
-                "{} is not a regular file",
-                path.display()
-            )));
-        }
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let me = unsafe { libc::geteuid() };
-        if meta.uid() != me || meta.mode() & 0o002 != 0 {
-            return Err(io::Error::other(format!(
-                "{} is not this user's own file (or others may write it), so it is not counted",
-                path.display()
-            )));
-        }
+        check_own_record(path, &meta)?;
         let mut appended = AppendedLines::default();
         if meta.ino() != self.inode || meta.len() < self.offset {
             appended.restarted = self.offset > 0 || self.inode != 0;

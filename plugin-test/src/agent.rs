@@ -185,6 +185,7 @@ pub(super) async fn check(kit: &mut Kit<'_>) {
             },
         );
     }
+    super::usage::check(kit, &agent, &request.session).await;
     if let Some(dir) = kit.screens.clone() {
         recorded_screens(kit, &agent, &dir).await;
     }

@@ -22,6 +22,7 @@ mod runtime;
 mod scm;
 mod stdout;
 mod terminal;
+mod usage;
 mod workspace;
 
 use std::{
@@ -37,6 +38,7 @@ use serde::Serialize;
 pub use self::{
     cargo::{library_under_test, run_from_cargo_test, LibraryUnderTest},
     delivery::first_difference,
+    usage::check_usage_records,
 };
 
 /// One check of one plugin.

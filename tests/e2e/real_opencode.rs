@@ -8,6 +8,9 @@
 //! kill-server`; `session restore` brings it back with its conversation; `session kill` leaves no
 //! process of it behind.
 //!
+//! Another session's usage, listed and after its kill, is exactly what the stand-in's replies
+//! reported (a tool call, the text after it, a second turn), priced at `prices:`.
+//!
 //! Runs when `$AO_TEST_OPENCODE` names the CLI (`.ci/run` installs it from npm) or `opencode` is
 //! on PATH; otherwise it skips (under CI it fails).
 
@@ -21,7 +24,7 @@ use agent_cli::{
     agent_processes, assert_task_reached_the_model_once, press, restore, visible_screen,
     wait_for_screen,
 };
-use chat_completions_api::ChatCompletionsApi;
+use chat_completions_api::{ChatCompletionsApi, ChatUsage};
 use standin_http::StandInApi;
 use support::agent_cli;
 use support::chat_completions_api;
@@ -46,9 +49,13 @@ fn operator_config(api: &ChatCompletionsApi) -> String {
 }
 
 /// The fake-agent harness with the `opencode` plugin installed beside the first-party ones and
-/// made the default agent; OpenCode gets a home of its own (XDG folders included) holding the
-/// operator's config.
-fn real_opencode_harness(cli: &Path, api: &ChatCompletionsApi) -> (Harness, PathBuf) {
+/// made the default agent, with the project's `agent_config` entries; OpenCode gets a home of
+/// its own (XDG folders included) holding the operator's config.
+fn real_opencode_harness(
+    cli: &Path,
+    api: &ChatCompletionsApi,
+    agent_config: &str,
+) -> (Harness, PathBuf) {
     let harness = agent_cli::harness_with_plugin("ao-agent-opencode");
     let home = harness.home().join("agent-home");
     let config_dir = home.join(".config/opencode");
@@ -70,13 +77,7 @@ fn real_opencode_harness(cli: &Path, api: &ChatCompletionsApi) -> (Harness, Path
          OPENCODE_DISABLE_MODELS_FETCH: \"1\" }}\n",
         cli.display().to_string()
     );
-    agent_cli::use_agent(
-        &harness,
-        "opencode",
-        &settings,
-        120000,
-        "model: standin/standin-model, permission: { bash: ask }",
-    );
+    agent_cli::use_agent(&harness, "opencode", &settings, 120000, agent_config);
     (harness, config_dir.join("opencode.json"))
 }
 
@@ -91,7 +92,11 @@ fn the_real_opencode_cli_through_whole_turns_statuses_a_shell_approval_a_restore
         return;
     };
     let api = ChatCompletionsApi::start();
-    let (harness, operator_file) = real_opencode_harness(&cli, &api);
+    let (harness, operator_file) = real_opencode_harness(
+        &cli,
+        &api,
+        "model: standin/standin-model, permission: { bash: ask }",
+    );
     let operator_before = std::fs::read(&operator_file).unwrap();
     // Where the time goes, for `--nocapture`: OpenCode takes seconds to start.
     let started = std::time::Instant::now();
@@ -205,4 +210,126 @@ fn the_real_opencode_cli_through_whole_turns_statuses_a_shell_approval_a_restore
         operator_before,
         "the operator's own OpenCode config was written"
     );
+}
+
+/// What the stand-in's replies used, as `session ls --json` and `ao-host usage --json` show a
+/// model: Chat Completions counts cached tokens inside `prompt_tokens` and reasoning inside
+/// `completion_tokens`; a listing shows them apart.
+fn listed_sums(sent: &[ChatUsage]) -> serde_json::Value {
+    let sum = |f: fn(&ChatUsage) -> u64| sent.iter().map(f).sum::<u64>();
+    serde_json::json!({
+        "replies": sent.len(),
+        "input": sum(|u| u.prompt - u.cached),
+        "cache_read": sum(|u| u.cached),
+        "cache_write": 0,
+        "cache_write_5m": 0,
+        "cache_write_1h": 0,
+        "output": sum(|u| u.completion - u.reasoning),
+        "reasoning": sum(|u| u.reasoning),
+    })
+}
+
+/// The counts of a listed model, without its cost.
+fn counts(model: &serde_json::Value) -> serde_json::Value {
+    let mut counts = model.clone();
+    if let Some(fields) = counts.as_object_mut() {
+        fields.remove("cost_usd");
+    }
+    counts
+}
+
+/// What `counts` cost at the test's `prices:` (USD per million tokens: 3 uncached input, 0.3
+/// cache reads, 15 output and reasoning; no cache writes were made).
+fn cost(counts: &serde_json::Value) -> f64 {
+    let n = |key: &str| counts[key].as_u64().unwrap() as f64;
+    (n("input") * 3.0 + n("cache_read") * 0.3 + (n("output") + n("reasoning")) * 15.0) / 1e6
+}
+
+fn assert_cost(listed: &serde_json::Value, expected: f64) {
+    let cost = listed["cost_usd"].as_f64();
+    assert!(
+        cost.is_some_and(|cost| (cost - expected).abs() < 1e-9),
+        "cost {cost:?}, expected {expected}: {listed:#}"
+    );
+}
+
+#[test]
+fn the_real_opencode_cli_s_usage_is_what_the_api_reported_listed_and_kept_after_a_kill() {
+    let Some(cli) = agent_cli::find_cli("opencode", "OpenCode") else {
+        return;
+    };
+    let api = ChatCompletionsApi::start();
+    // Turn one: a tool call, then the text after the tool ran; turn two: a text reply.
+    let set = [
+        ChatUsage {
+            prompt: 12_345,
+            cached: 2_000,
+            completion: 420,
+            reasoning: 64,
+        },
+        ChatUsage {
+            prompt: 13_001,
+            cached: 12_000,
+            completion: 77,
+            reasoning: 0,
+        },
+        ChatUsage {
+            prompt: 14_500,
+            cached: 13_000,
+            completion: 1_000,
+            reasoning: 250,
+        },
+    ];
+    api.queue_usage(set);
+    let (harness, _) = real_opencode_harness(
+        &cli,
+        &api,
+        "model: standin/standin-model, permission: { bash: allow }",
+    );
+    harness.append_config(
+        "prices:\n  standin-model: { input: 3, cache_read: 0.3, cache_write_5m: 3.75, \
+         cache_write_1h: 6, output: 15 }\n",
+    );
+    harness.ok(&[
+        "spawn",
+        "app",
+        "--task=make one.txt\nAO_TOOL:echo one > one.txt",
+    ]);
+    let replied = |n: usize| {
+        let api = &api;
+        move || api.usage_sent().len() == n
+    };
+    let within = Duration::from_secs(90);
+    agent_cli::wait_for_status_and(&harness, "app-1", "idle", within, replied(2));
+    harness.ok(&["send", "app-1", "and now a word"]);
+    agent_cli::wait_for_status_and(&harness, "app-1", "idle", within, replied(3));
+    assert_eq!(api.usage_sent(), set, "the stand-in's replies");
+    let expected = listed_sums(&set);
+
+    let mut listed = serde_json::Value::Null;
+    let counted = wait_until(Duration::from_secs(30), || {
+        listed = agent_cli::status_of(&harness, "app-1")["usage"].clone();
+        listed["state"] == "known" && counts(&listed["models"]["standin-model"]) == expected
+    });
+    assert!(counted, "listed {listed:#}\nexpected {expected:#}");
+    assert_cost(&listed["models"]["standin-model"], cost(&expected));
+    assert_cost(&listed, cost(&expected));
+    assert_eq!(listed["priced"], true, "{listed:#}");
+
+    // --force: one.txt is uncommitted work.
+    harness.ok(&["session", "kill", "app-1", "--force"]);
+    let output = harness.ok(&["usage", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let group = report["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["key"] == "app-1")
+        .unwrap_or_else(|| panic!("app-1 not reported: {report:#}"));
+    assert_eq!(
+        counts(&group["models"]["standin-model"]),
+        expected,
+        "{report:#}"
+    );
+    assert_cost(group, cost(&expected));
 }

@@ -17,12 +17,21 @@
 //!   calls OpenCode's `bash` tool with that command; `AO_SLOW:<ms>` streams the reply in pieces
 //!   over about that long; anything else gets "Done.".
 //!
+//! Each reply ends with its `usage`: by default 10 prompt and 3 completion tokens; a test sets
+//! the figures of the conversation's next replies with [`ChatCompletionsApi::queue_usage`] (text
+//! and tool-call replies alike, in the order they are made) and reads what each conversation
+//! reply sent with [`ChatCompletionsApi::usage_sent`].
+//!
 //! Side requests get "Stand-in title" at once. OpenCode 1.18 sends one per new conversation,
 //! right before the first turn's: the title generator (system prompt "You are a title
 //! generator…", the user's first message repeated, no `tools`). The conversation's requests
 //! carry OpenCode's tool list; see [`ChatRequest::is_conversation`].
 
-use std::time::Duration;
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use serde_json::{json, Value};
 
@@ -108,11 +117,51 @@ fn chunk(delta: Value, finish: Option<&str>) -> Value {
     })
 }
 
-fn usage() -> Value {
-    json!({ "prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13 })
+/// The `usage` of one reply, in the Chat Completions API's words: `prompt` counts the `cached`
+/// tokens too, and `completion` the `reasoning` ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChatUsage {
+    pub prompt: u64,
+    pub cached: u64,
+    pub completion: u64,
+    pub reasoning: u64,
 }
 
-fn stream(reply: &mut Reply, answer: Answer) -> std::io::Result<()> {
+impl ChatUsage {
+    /// What a reply says when no test set its usage.
+    pub const DEFAULT: Self = Self {
+        prompt: 10,
+        cached: 0,
+        completion: 3,
+        reasoning: 0,
+    };
+
+    /// The `usage` object; the `*_details` only when they count something, as before usage
+    /// was settable.
+    fn to_json(self) -> Value {
+        let mut usage = json!({
+            "prompt_tokens": self.prompt,
+            "completion_tokens": self.completion,
+            "total_tokens": self.prompt + self.completion,
+        });
+        if self.cached > 0 {
+            usage["prompt_tokens_details"] = json!({ "cached_tokens": self.cached });
+        }
+        if self.reasoning > 0 {
+            usage["completion_tokens_details"] = json!({ "reasoning_tokens": self.reasoning });
+        }
+        usage
+    }
+}
+
+/// The conversation's usage: what its next replies will say, and what its replies said.
+#[derive(Default)]
+struct Usages {
+    queued: VecDeque<ChatUsage>,
+    sent: Vec<ChatUsage>,
+}
+
+fn stream(reply: &mut Reply, answer: Answer, usage: ChatUsage) -> std::io::Result<()> {
     reply.start_events()?;
     let finish = match answer {
         Answer::Bash(command) => {
@@ -157,14 +206,14 @@ fn stream(reply: &mut Reply, answer: Answer) -> std::io::Result<()> {
         None,
         &json!({
             "id": "chatcmpl-standin", "object": "chat.completion.chunk", "created": 0,
-            "model": MODEL, "choices": [], "usage": usage(),
+            "model": MODEL, "choices": [], "usage": usage.to_json(),
         }),
     )?;
     reply.data("[DONE]")?;
     reply.finish_events()
 }
 
-fn whole(reply: &mut Reply, answer: Answer) -> std::io::Result<()> {
+fn whole(reply: &mut Reply, answer: Answer, usage: ChatUsage) -> std::io::Result<()> {
     let (message, finish) = match answer {
         Answer::Bash(command) => (
             json!({ "role": "assistant", "content": null, "tool_calls": [{
@@ -186,7 +235,7 @@ fn whole(reply: &mut Reply, answer: Answer) -> std::io::Result<()> {
         &json!({
             "id": "chatcmpl-standin", "object": "chat.completion", "created": 0, "model": MODEL,
             "choices": [{ "index": 0, "message": message, "finish_reason": finish }],
-            "usage": usage(),
+            "usage": usage.to_json(),
         }),
     )
 }
@@ -194,18 +243,31 @@ fn whole(reply: &mut Reply, answer: Answer) -> std::io::Result<()> {
 /// The running stand-in.
 pub struct ChatCompletionsApi {
     server: StandIn,
+    usages: Arc<Mutex<Usages>>,
 }
 
 impl ChatCompletionsApi {
     pub fn start() -> Self {
-        let server = StandIn::start("chat-completions", |request, reply| {
+        let usages = Arc::new(Mutex::new(Usages::default()));
+        let shared = Arc::clone(&usages);
+        let server = StandIn::start("chat-completions", move |request, reply| {
             if request.is_chat() {
                 let answer = answer(&request.body);
-                return if request.body["stream"] == true {
-                    stream(reply, answer)
+                let conversation = request.is_conversation();
+                let usage = match conversation {
+                    true => shared.lock().unwrap().queued.pop_front(),
+                    false => None,
+                }
+                .unwrap_or(ChatUsage::DEFAULT);
+                if request.body["stream"] == true {
+                    stream(reply, answer, usage)?;
                 } else {
-                    whole(reply, answer)
-                };
+                    whole(reply, answer, usage)?;
+                }
+                if conversation {
+                    shared.lock().unwrap().sent.push(usage);
+                }
+                return Ok(());
             }
             if request.method == "GET" && request.path.ends_with("/models") {
                 return reply.json(
@@ -219,7 +281,19 @@ impl ChatCompletionsApi {
             )
         })
         .with_conversation(ChatRequest::is_conversation, ChatRequest::user_texts);
-        Self { server }
+        Self { server, usages }
+    }
+
+    /// The usage the conversation's next replies report, one each in order; once they are
+    /// used up, [`ChatUsage::DEFAULT`].
+    pub fn queue_usage(&self, usages: impl IntoIterator<Item = ChatUsage>) {
+        self.usages.lock().unwrap().queued.extend(usages);
+    }
+
+    /// The usage each conversation reply reported, in order (side requests left out: OpenCode
+    /// keeps no record of them).
+    pub fn usage_sent(&self) -> Vec<ChatUsage> {
+        self.usages.lock().unwrap().sent.clone()
     }
 
     /// `http://127.0.0.1:PORT/v1`, OpenCode's `options.baseURL`.
@@ -303,5 +377,62 @@ mod tests {
         assert_eq!(requests.len(), 4);
         assert_eq!(api.conversation_requests().len(), 3);
         assert_eq!(requests[0].user_texts(), ["go\nAO_TOOL:echo hi > f.txt\n"]);
+    }
+
+    #[test]
+    fn queued_usage_ends_the_conversations_replies_and_side_requests_keep_the_default() {
+        let api = ChatCompletionsApi::start();
+        let port = api.port();
+        let set = [
+            ChatUsage {
+                prompt: 1200,
+                cached: 200,
+                completion: 50,
+                reasoning: 8,
+            },
+            ChatUsage {
+                prompt: 1500,
+                cached: 0,
+                completion: 9,
+                reasoning: 0,
+            },
+        ];
+        api.queue_usage(set);
+        let usage_of = |body: &str| event_data(body).iter().rev().nth(1).unwrap()["usage"].clone();
+        let (_, title) = post(
+            port,
+            "/v1/chat/completions",
+            &json!({ "model": MODEL, "stream": true, "messages": [{ "role": "user", "content": "x" }] }),
+        );
+        assert_eq!(
+            usage_of(&title),
+            json!({ "prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13 })
+        );
+        let (_, tool) = post(
+            port,
+            "/v1/chat/completions",
+            &conversation(json!({ "role": "user", "content": "AO_TOOL:true" })),
+        );
+        assert_eq!(
+            usage_of(&tool),
+            json!({
+                "prompt_tokens": 1200, "completion_tokens": 50, "total_tokens": 1250,
+                "prompt_tokens_details": { "cached_tokens": 200 },
+                "completion_tokens_details": { "reasoning_tokens": 8 },
+            })
+        );
+        let (_, text) = post(
+            port,
+            "/v1/chat/completions",
+            &conversation(json!({ "role": "tool", "tool_call_id": "call_standin", "content": "" })),
+        );
+        assert_eq!(usage_of(&text)["prompt_tokens"], 1500);
+        let (_, after) = post(
+            port,
+            "/v1/chat/completions",
+            &conversation(json!({ "role": "user", "content": "more" })),
+        );
+        assert_eq!(usage_of(&after)["prompt_tokens"], 10);
+        assert_eq!(api.usage_sent(), [set[0], set[1], ChatUsage::DEFAULT]);
     }
 }

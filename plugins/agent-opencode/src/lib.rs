@@ -4,12 +4,15 @@
 
 mod screen;
 mod session_config;
+mod usage;
 
 use std::{collections::BTreeMap, path::PathBuf};
 
 use ao_plugin_api::{
-    export_plugins, Activity, Agent, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest,
-    PluginContext, PluginError, PluginResult, Readiness,
+    export_plugins,
+    usage::{UsageQuery, UsageReport},
+    Activity, Agent, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext,
+    PluginError, PluginFailure, PluginResult, Readiness,
 };
 use ao_plugin_kit::prelude::*;
 use ao_plugin_kit::{program::Program, session_files::SessionFiles};
@@ -296,6 +299,12 @@ impl Agent for OpenCode {
     /// The session's folder: its settings, seeded copies, prompt.
     fn forget(&self, session_id: &str) -> PluginResult<()> {
         self.files.remove(session_id)
+    }
+
+    /// The replies of the session's conversation and its sub-agents', from OpenCode's database
+    /// (see [`usage`]).
+    fn usage(&self, query: &UsageQuery) -> Result<UsageReport, PluginFailure> {
+        usage::read(usage::database_path(&self.settings.env).as_deref(), query)
     }
 
     /// The configured command, found on PATH (or at the path given) and answering `--version`.
