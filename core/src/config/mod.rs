@@ -4,6 +4,7 @@
 //! wrong types and missing fields are errors naming the file, the line and the key. The
 //! defaults are themselves a config document (`defaults.yaml`) that a file overrides key by key.
 
+mod budgets;
 mod environment;
 mod file;
 mod hosts;
@@ -17,6 +18,7 @@ use std::{
 };
 
 use crate::session::ReportedStatus;
+pub use budgets::{Budgets, Limit};
 pub use environment::{VariableNames, DASHBOARD_TOKEN_ENV};
 use file::ConfigFile;
 pub use hosts::{HostConfig, DEFAULT_MAX_SESSIONS};
@@ -95,6 +97,8 @@ pub struct Config {
     pub clear_env: VariableNames,
     /// `watch:`: how often the watcher asks the forge about pull requests.
     pub watch: WatchConfig,
+    /// `budgets:` at the top level; a project's own are in [`ProjectConfig::budgets`].
+    pub budgets: Budgets,
 }
 
 /// `notify: { command: [argv…], on: [statuses] }`.
@@ -236,11 +240,13 @@ impl Config {
             .iter()
             .map(|dir| resolve_path(dir, &base))
             .collect::<Result<_, _>>()?;
+        let budgets = Budgets::from_section(file.budgets.unwrap_or_default()).map_err(invalid)?;
         let projects = file
             .projects
             .into_iter()
             .map(|(id, section)| {
-                let project = ProjectConfig::from_section(id, section, &base, &defaults, &invalid)?;
+                let project =
+                    ProjectConfig::from_section(id, section, &base, &defaults, budgets, &invalid)?;
                 Ok((project.id.clone(), project))
             })
             .collect::<Result<_, ConfigError>>()?;
@@ -288,6 +294,7 @@ impl Config {
             clear_env: VariableNames::from_list("clear_env", file.clear_env.unwrap_or_default())
                 .map_err(invalid)?,
             watch: WatchConfig::from_section(file.watch.unwrap_or_default()).map_err(invalid)?,
+            budgets,
         })
     }
 
@@ -297,6 +304,13 @@ impl Config {
             .get(name)
             .map(String::as_str)
             .unwrap_or("")
+    }
+
+    /// The budgets of project `project_id`'s sessions: its own, else the top-level ones.
+    pub fn budgets_of(&self, project_id: &str) -> Budgets {
+        self.projects
+            .get(project_id)
+            .map_or(self.budgets, |project| project.budgets)
     }
 
     /// The config file as messages should name it: the one in use, else the name one would

@@ -527,6 +527,7 @@ mod tests {
             plugins: lifecycle.config().defaults.clone(),
             hosts: Default::default(),
             scm: None,
+            budgets: Default::default(),
         };
         sendable(lifecycle.spawn_request(SpawnParams::new(
             crate::session::SessionRole::Worker,
