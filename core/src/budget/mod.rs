@@ -1,0 +1,189 @@
+//! Budgets: what a session, a project and a day have spent against `budgets:` (see
+//! [`crate::config::Budgets`]), decided on plain numbers so every place that enforces them
+//! (the hook, listings, the watcher, spawn, send) decides alike.
+//!
+//! Who enforces which level, and when:
+//! - **session**: `ao-host hook`, on turn boundaries (the agent went idle, or reports work
+//!   between model requests), but only for a session with a budget snapshot
+//!   ([`ledger::Snapshot`], written at spawn and refreshed by every command that loads the
+//!   config): without one the hook does nothing new. Listings and the watcher check it too, so
+//!   a raised budget is seen without an agent event.
+//! - **project** and **day**: where usage is summed: listings, the watcher, and spawn (which
+//!   refuses a session whose project or day has reached `stop`).
+//!
+//! `warn` runs `notify:` once per threshold ([`ledger::Ledger::claim_warning`]); `stop` marks
+//! the session over budget ([`ledger::OverBudget`]), which listings show as `over_budget`,
+//! `send` refuses unless forced and the watcher leaves alone, and interrupts its agent through
+//! its runtime (the `Escape` key, which every supported agent CLI takes as "stop this turn").
+
+pub mod ledger;
+
+use crate::config::Limit;
+
+/// A level a budget is set at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    Session,
+    Project,
+    Day,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Session => "session",
+            Self::Project => "project",
+            Self::Day => "day",
+        }
+    }
+}
+
+/// What `spent` means against one level's `limit`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Judgement {
+    /// The `warn` threshold reached, if any (warned once per threshold).
+    pub warn: Option<f64>,
+    /// The `stop` threshold reached, if any.
+    pub stop: Option<f64>,
+}
+
+/// Judges `spent` (USD) against `limit`: a threshold is reached when spent is at or above it.
+pub fn judge(limit: &Limit, spent: f64) -> Judgement {
+    let reached = |threshold: Option<f64>| threshold.filter(|t| spent >= *t);
+    Judgement {
+        warn: reached(limit.warn),
+        stop: reached(limit.stop),
+    }
+}
+
+/// A budget that has run out: which, whose, how much was spent and what the limit is.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Exhausted {
+    pub level: Level,
+    /// The session id, project id or UTC day (`YYYY-MM-DD`) the budget is of.
+    pub scope: String,
+    pub spent: f64,
+    pub limit: f64,
+}
+
+impl Exhausted {
+    /// The config field that sets it, for `project_id`'s sessions.
+    pub fn field(&self, project_id: &str, project_has_own: bool) -> String {
+        let level = self.level.as_str();
+        match self.level {
+            Level::Day => "budgets.day.stop".into(),
+            _ if project_has_own => format!("projects.{project_id}.budgets.{level}.stop"),
+            _ => format!("budgets.{level}.stop"),
+        }
+    }
+}
+
+impl std::fmt::Display for Exhausted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let whose = match self.level {
+            Level::Session => format!("session {}", self.scope),
+            Level::Project => format!("project {}", self.scope),
+            Level::Day => format!("the day {} (UTC, all projects)", self.scope),
+        };
+        write!(
+            f,
+            "{whose} has spent {} of its {} {} budget ({} over)",
+            usd(self.spent),
+            usd(self.limit),
+            self.level.as_str(),
+            usd((self.spent - self.limit).max(0.0)),
+        )
+    }
+}
+
+/// An amount as listings and messages show it: dollars and cents, finer below a cent.
+pub fn usd(amount: f64) -> String {
+    if amount != 0.0 && amount.abs() < 0.01 {
+        format!("${amount:.4}")
+    } else {
+        format!("${amount:.2}")
+    }
+}
+
+/// The UTC day (`YYYY-MM-DD`) of `ms` since the Unix epoch: days are budgeted in UTC so every
+/// machine and process agrees on when one ends.
+pub fn utc_day(ms: u64) -> String {
+    let days = (ms / 86_400_000) as i64;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_threshold_is_reached_at_its_amount_and_each_is_judged_alone() {
+        let limit = Limit {
+            warn: Some(1.0),
+            stop: Some(2.0),
+        };
+        assert_eq!(
+            judge(&limit, 0.99),
+            Judgement {
+                warn: None,
+                stop: None
+            }
+        );
+        assert_eq!(
+            judge(&limit, 1.0),
+            Judgement {
+                warn: Some(1.0),
+                stop: None
+            }
+        );
+        assert_eq!(
+            judge(&limit, 2.5),
+            Judgement {
+                warn: Some(1.0),
+                stop: Some(2.0)
+            }
+        );
+        let stop_only = Limit {
+            warn: None,
+            stop: Some(2.0),
+        };
+        assert_eq!(judge(&stop_only, 3.0).warn, None);
+        assert_eq!(judge(&Limit::default(), 1e9).stop, None);
+    }
+
+    #[test]
+    fn an_exhausted_budget_says_whose_what_and_by_how_much() {
+        let over = Exhausted {
+            level: Level::Project,
+            scope: "app".into(),
+            spent: 12.345,
+            limit: 10.0,
+        };
+        assert_eq!(
+            over.to_string(),
+            "project app has spent $12.35 of its $10.00 project budget ($2.35 over)"
+        );
+        assert_eq!(over.field("app", false), "budgets.project.stop");
+        assert_eq!(over.field("app", true), "projects.app.budgets.project.stop");
+        assert_eq!(usd(0.0012), "$0.0012");
+    }
+
+    #[test]
+    fn days_are_utc_calendar_days() {
+        assert_eq!(utc_day(0), "1970-01-01");
+        assert_eq!(utc_day(951_782_400_000), "2000-02-29");
+        assert_eq!(utc_day(1_796_601_599_999), "2026-12-06");
+        assert_eq!(utc_day(1_796_601_600_000), "2026-12-07");
+    }
+}
