@@ -67,18 +67,6 @@ pub struct Exhausted {
     pub limit: f64,
 }
 
-impl Exhausted {
-    /// The config field that sets it, for `project_id`'s sessions.
-    pub fn field(&self, project_id: &str, project_has_own: bool) -> String {
-        let level = self.level.as_str();
-        match self.level {
-            Level::Day => "budgets.day.stop".into(),
-            _ if project_has_own => format!("projects.{project_id}.budgets.{level}.stop"),
-            _ => format!("budgets.{level}.stop"),
-        }
-    }
-}
-
 impl std::fmt::Display for Exhausted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let whose = match self.level {
@@ -174,8 +162,6 @@ mod tests {
             over.to_string(),
             "project app has spent $12.35 of its $10.00 project budget ($2.35 over)"
         );
-        assert_eq!(over.field("app", false), "budgets.project.stop");
-        assert_eq!(over.field("app", true), "projects.app.budgets.project.stop");
         assert_eq!(usd(0.0012), "$0.0012");
     }
 

@@ -17,7 +17,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::session::ReportedStatus;
+use crate::session::{ReportedStatus, SessionStatus};
 pub use budgets::{Budgets, Limit};
 pub use environment::{VariableNames, DASHBOARD_TOKEN_ENV};
 use file::ConfigFile;
@@ -27,6 +27,8 @@ pub use reactions::{ReactionAction, Reactions, ScmConfig, SendReaction, WatchCon
 
 /// The file name looked for in the current directory.
 pub(crate) const CONFIG_FILE_NAME: &str = "ao-rs.yaml";
+/// `AO_EVENT` of a budget's warning (and its name in `notify.on`).
+pub const BUDGET_WARN_EVENT: &str = "budget_warn";
 /// Environment variable naming the config file (also exported to agents).
 pub const CONFIG_PATH_ENV: &str = "AO_CONFIG_PATH";
 
@@ -106,6 +108,10 @@ pub struct Config {
 pub struct NotifyConfig {
     pub command: Vec<String>,
     pub on: Vec<ReportedStatus>,
+    /// `over_budget` is listed (or `on` is not given): a session stopped by its budget.
+    pub over_budget: bool,
+    /// `budget_warn` is listed (or `on` is not given): a budget reached its `warn`.
+    pub budget_warn: bool,
 }
 
 impl NotifyConfig {
@@ -124,20 +130,30 @@ impl NotifyConfig {
         {
             return Err("notify.command is empty; give the program and its arguments as a list, e.g. [notify-send, ao-host]".into());
         }
-        let on = match section.on {
+        let budget_events = [SessionStatus::OverBudget.as_str(), BUDGET_WARN_EVENT];
+        let on = match &section.on {
             None => Self::DEFAULT_ON.to_vec(),
             Some(names) => names
                 .iter()
+                .filter(|name| !budget_events.contains(&name.as_str()))
                 .map(|name| {
                     ReportedStatus::parse(name).ok_or_else(|| {
                         format!(
-                            "notify.on: unknown status {name:?}; use any of working, idle, waiting_input, exited"
+                            "notify.on: unknown status {name:?}; use any of working, idle, waiting_input, exited, over_budget, budget_warn"
                         )
                     })
                 })
                 .collect::<Result<_, _>>()?,
         };
+        let wants = |event: &str| {
+            section
+                .on
+                .as_ref()
+                .is_none_or(|names| names.iter().any(|name| name == event))
+        };
         Ok(Self {
+            over_budget: wants(budget_events[0]),
+            budget_warn: wants(budget_events[1]),
             command: section.command,
             on,
         })

@@ -62,6 +62,8 @@ impl Lifecycle {
         let mut sessions = listing.sessions;
         if !archived {
             self.refresh(&mut sessions).await;
+            let spending = self.spending().await;
+            self.enforce_budgets(&mut sessions, &spending).await;
         }
         Ok(SessionListing { sessions, problems })
     }
@@ -80,6 +82,8 @@ impl Lifecycle {
             .filter(|session| self.in_lane(session, lane))
             .collect();
         self.refresh(&mut sessions).await;
+        let spending = self.spending().await;
+        self.enforce_budgets(&mut sessions, &spending).await;
         SessionListing { sessions, problems }
     }
 

@@ -1,0 +1,337 @@
+//! Enforcing `budgets:` (the decisions are [`crate::budget`]'s): keeping each session's budget
+//! snapshot in step with the config, warning once per threshold, stopping a session whose
+//! budget ran out (the mark, then `Escape` through its runtime), lifting the mark when the
+//! budget is raised, and refusing what an exhausted budget forbids (a message, a spawn).
+
+use std::collections::HashMap;
+
+use super::{events::run_notify, Lifecycle, LifecycleError};
+use crate::{
+    budget::{
+        judge,
+        ledger::{Ledger, OverBudget, Snapshot},
+        usd, utc_day, Exhausted, Level,
+    },
+    config::{Limit, ProjectConfig, BUDGET_WARN_EVENT},
+    session::{now_ms, Session, SessionStatus},
+};
+
+/// What has been spent (USD, the priced part of the usage each agent recorded).
+#[derive(Debug, Clone, Default)]
+pub struct Spending {
+    /// Per session id, live and archived.
+    pub sessions: HashMap<String, f64>,
+    /// Per project id: every session it ever had.
+    pub projects: HashMap<String, f64>,
+    /// Today (UTC), every project's sessions.
+    pub today: f64,
+}
+
+/// What an exhausted budget refused.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BudgetRefusal {
+    #[error("{id} is over budget and gets no messages: {over}; raise {field} in {config} to let it continue, or force the message", field = over.field)]
+    Send {
+        id: String,
+        over: Box<OverBudget>,
+        config: String,
+    },
+    #[error("no session started: {exhausted}; raise {field} in {config} to start more")]
+    Spawn {
+        exhausted: Exhausted,
+        field: String,
+        config: String,
+    },
+}
+
+/// The interrupt every supported agent CLI takes as "stop this turn".
+const INTERRUPT_KEY: &str = "Escape";
+
+impl Lifecycle {
+    fn ledger(&self) -> Ledger {
+        Ledger::new(self.store.data_dir())
+    }
+
+    /// The snapshot of `project_id`'s session budget (`None`: it has none).
+    fn budget_snapshot(&self, project_id: &str) -> Option<Snapshot> {
+        let limit = self.config.budgets_of(project_id).session?;
+        Some(Snapshot {
+            limit,
+            field: self.field_of(project_id, Level::Session),
+        })
+    }
+
+    /// The config field setting `level` for `project_id`'s sessions, without `.warn`/`.stop`.
+    fn field_of(&self, project_id: &str, level: Level) -> String {
+        let (top, own) = (self.config.budgets, self.config.budgets_of(project_id));
+        let overridden = match level {
+            Level::Session => own.session != top.session,
+            Level::Project => own.project != top.project,
+            Level::Day => false,
+        };
+        if overridden {
+            format!("projects.{project_id}.budgets.{}", level.as_str())
+        } else {
+            format!("budgets.{}", level.as_str())
+        }
+    }
+
+    /// Writes (or removes) the session's budget snapshot so the hook, which reads no config,
+    /// knows whether it has a budget to check. Called at spawn and by every listing.
+    pub(crate) fn keep_budget_snapshot(&self, session: &Session) {
+        let snapshot = self.budget_snapshot(&session.project_id);
+        if let Err(e) = self
+            .ledger()
+            .keep_snapshot(&session.project_id, &session.id, snapshot.as_ref())
+        {
+            tracing::warn!(id = %session.id, "keeping its budget snapshot: {e}");
+        }
+    }
+
+    /// Forgets a session's snapshot and mark (killed, or its spawn undone).
+    pub(crate) fn forget_budget(&self, session: &Session) {
+        self.ledger().forget(&session.project_id, &session.id);
+    }
+
+    /// Whether `session` has a budget snapshot: the hook's cheap question.
+    pub fn has_budget_snapshot(data_dir: &std::path::Path, project_id: &str, id: &str) -> bool {
+        matches!(Ledger::new(data_dir).snapshot(project_id, id), Ok(Some(_)))
+    }
+
+    /// What has been spent, from the usage each agent recorded.
+    pub(crate) async fn spending(&self) -> Spending {
+        Spending::default()
+    }
+
+    /// Checks every level for `sessions` (a listing's, live): keeps their snapshots, warns,
+    /// stops, lifts marks of budgets raised since, and shows the marked ones `over_budget`.
+    pub(crate) async fn enforce_budgets(&self, sessions: &mut [Session], spending: &Spending) {
+        let today = utc_day(now_ms());
+        for session in sessions.iter_mut() {
+            if matches!(
+                session.status,
+                SessionStatus::Spawning
+                    | SessionStatus::Errored
+                    | SessionStatus::Killing
+                    | SessionStatus::Unreachable
+                    | SessionStatus::Connecting
+            ) {
+                continue;
+            }
+            self.keep_budget_snapshot(session);
+            let exhausted = self.judge_session(session, spending, &today);
+            self.settle(session, exhausted).await;
+        }
+    }
+
+    /// Warns where a threshold of `session`'s levels is newly reached, and returns the first
+    /// exhausted level (session, then project, then day).
+    fn judge_session(
+        &self,
+        session: &Session,
+        spending: &Spending,
+        today: &str,
+    ) -> Option<(Exhausted, String)> {
+        let budgets = self.config.budgets_of(&session.project_id);
+        let levels: [(Level, Option<Limit>, &str, Option<f64>); 3] = [
+            (
+                Level::Session,
+                budgets.session,
+                &session.id,
+                spending.sessions.get(&session.id).copied(),
+            ),
+            (
+                Level::Project,
+                budgets.project,
+                &session.project_id,
+                spending.projects.get(&session.project_id).copied(),
+            ),
+            (Level::Day, budgets.day, today, Some(spending.today)),
+        ];
+        let mut first = None;
+        for (level, limit, scope, spent) in levels {
+            let (Some(limit), Some(spent)) = (limit, spent) else {
+                continue;
+            };
+            let judged = judge(&limit, spent);
+            if let Some(threshold) = judged.warn {
+                self.warn_once(session, level, scope, threshold, spent);
+            }
+            if let (Some(stop), None) = (judged.stop, &first) {
+                first = Some((
+                    Exhausted {
+                        level,
+                        scope: scope.to_string(),
+                        spent,
+                        limit: stop,
+                    },
+                    format!("{}.stop", self.field_of(&session.project_id, level)),
+                ));
+            }
+        }
+        first
+    }
+
+    /// Marks `session` over budget (interrupting and notifying once) or lifts its mark, as
+    /// `exhausted` says; shows it `over_budget` while marked.
+    async fn settle(&self, session: &mut Session, exhausted: Option<(Exhausted, String)>) {
+        let ledger = self.ledger();
+        let (project, id) = (session.project_id.clone(), session.id.clone());
+        match exhausted {
+            Some((exhausted, field)) => {
+                let over = OverBudget {
+                    exhausted,
+                    field,
+                    at: now_ms(),
+                };
+                match ledger.mark_over(&project, &id, &over) {
+                    Ok(true) => self.stop_over_budget(session, &over).await,
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(%id, "marking it over budget: {e}");
+                        return;
+                    }
+                }
+                if session.status != SessionStatus::Exited {
+                    session.status = SessionStatus::OverBudget;
+                    session.note = ledger
+                        .over_budget(&project, &id)
+                        .ok()
+                        .flatten()
+                        .map(|over| over.to_string());
+                }
+            }
+            None => match ledger.clear_over(&project, &id) {
+                Ok(true) => tracing::info!(%id, "its budget was raised; it may continue"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(%id, "lifting its over-budget mark: {e}"),
+            },
+        }
+    }
+
+    /// Interrupts a session that just ran out of budget through its runtime, and notifies.
+    async fn stop_over_budget(&self, session: &Session, over: &OverBudget) {
+        let id = &session.id;
+        if let Some(handle) = &session.runtime_handle {
+            let interrupted = match self.plugins_of(session).await {
+                Ok(plugins) => plugins
+                    .runtime
+                    .send_keys(handle, &[INTERRUPT_KEY])
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = interrupted {
+                tracing::warn!(%id, "interrupting it (over budget): {e}");
+            }
+        }
+        if let Some(notify) = self.config.notify.as_ref().filter(|n| n.over_budget) {
+            run_notify(
+                notify,
+                &session.project_id,
+                id,
+                SessionStatus::OverBudget.as_str(),
+                &format!("{id} was stopped: {over}"),
+            );
+        }
+    }
+
+    /// Runs `notify:` with `AO_EVENT=budget_warn` the first time `threshold` of `scope`'s
+    /// `level` budget is reached.
+    fn warn_once(&self, session: &Session, level: Level, scope: &str, threshold: f64, spent: f64) {
+        let Some(notify) = self.config.notify.as_ref().filter(|n| n.budget_warn) else {
+            return;
+        };
+        match self.ledger().claim_warning(level, scope, threshold) {
+            Ok(true) => run_notify(
+                notify,
+                &session.project_id,
+                &session.id,
+                BUDGET_WARN_EVENT,
+                &format!(
+                    "the {} budget of {scope} reached its warning: {} spent (warn {})",
+                    level.as_str(),
+                    usd(spent),
+                    usd(threshold)
+                ),
+            ),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(id = %session.id, "remembering a budget warning: {e}"),
+        }
+    }
+
+    /// The session-level check the hook makes on a turn boundary, for a session with a budget
+    /// snapshot: the same as a listing's, for that one session.
+    pub async fn check_budget_of(&self, project_id: &str, id: &str) -> Result<(), LifecycleError> {
+        let Some(mut session) = self.store.reread(project_id, id)? else {
+            return Ok(());
+        };
+        let spending = self.spending().await;
+        self.enforce_budgets(std::slice::from_mut(&mut session), &spending)
+            .await;
+        Ok(())
+    }
+
+    /// Refuses a message to an over-budget session unless `force`d.
+    pub(crate) fn check_send_budget(
+        &self,
+        session: &Session,
+        force: bool,
+    ) -> Result<(), LifecycleError> {
+        if force {
+            return Ok(());
+        }
+        match self.ledger().over_budget(&session.project_id, &session.id) {
+            Ok(Some(over)) => Err(BudgetRefusal::Send {
+                id: session.id.clone(),
+                over: Box::new(over),
+                config: self.config.file_for_messages(),
+            }
+            .into()),
+            Ok(None) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Refuses a spawn in `project` when its project or day budget has reached `stop`.
+    pub(crate) async fn check_spawn_budget(
+        &self,
+        project: &ProjectConfig,
+    ) -> Result<(), LifecycleError> {
+        if project.budgets.project.is_none() && project.budgets.day.is_none() {
+            return Ok(());
+        }
+        let spending = self.spending().await;
+        let levels = [
+            (
+                Level::Project,
+                project.budgets.project,
+                project.id.clone(),
+                spending.projects.get(&project.id).copied().unwrap_or(0.0),
+            ),
+            (
+                Level::Day,
+                project.budgets.day,
+                utc_day(now_ms()),
+                spending.today,
+            ),
+        ];
+        for (level, limit, scope, spent) in levels {
+            let Some(stop) = limit.and_then(|l| judge(&l, spent).stop) else {
+                continue;
+            };
+            return Err(BudgetRefusal::Spawn {
+                exhausted: Exhausted {
+                    level,
+                    scope,
+                    spent,
+                    limit: stop,
+                },
+                field: format!("{}.stop", self.field_of(&project.id, level)),
+                config: self.config.file_for_messages(),
+            }
+            .into());
+        }
+        Ok(())
+    }
+}
