@@ -80,9 +80,9 @@ impl Lifecycle {
     /// knows whether it has a budget to check. Called at spawn and by every listing.
     pub(crate) fn keep_budget_snapshot(&self, session: &Session) {
         let snapshot = self.budget_snapshot(&session.project_id);
-        if let Err(e) = self
-            .ledger()
-            .keep_snapshot(&session.project_id, &session.id, snapshot.as_ref())
+        if let Err(e) =
+            self.ledger()
+                .keep_snapshot(&session.project_id, &session.id, snapshot.as_ref())
         {
             tracing::warn!(id = %session.id, "keeping its budget snapshot: {e}");
         }
@@ -293,15 +293,24 @@ impl Lifecycle {
         }
     }
 
-    /// Refuses a spawn in `project` when its project or day budget has reached `stop`.
-    pub(crate) async fn check_spawn_budget(
+    /// Refuses a spawn in `project` when its project or day budget has reached `stop` (what
+    /// was spent is summed only when one of them is set).
+    pub(crate) async fn check_spawn_budgets(
         &self,
         project: &ProjectConfig,
     ) -> Result<(), LifecycleError> {
         if project.budgets.project.is_none() && project.budgets.day.is_none() {
             return Ok(());
         }
-        let spending = self.spending().await;
+        self.check_spawn_budget(project, &self.spending().await)
+    }
+
+    /// Refuses a spawn in `project` when its project or day budget has reached `stop`.
+    pub(crate) fn check_spawn_budget(
+        &self,
+        project: &ProjectConfig,
+        spending: &Spending,
+    ) -> Result<(), LifecycleError> {
         let levels = [
             (
                 Level::Project,
@@ -333,5 +342,193 @@ impl Lifecycle {
             .into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{path::Path, time::Duration};
+
+    use super::*;
+    use crate::{
+        config::Config,
+        session::{SessionRole, SessionStatus},
+    };
+
+    /// A lifecycle on a data dir of its own whose `notify:` appends `AO_EVENT AO_SESSION` to
+    /// `dir/notified`.
+    fn lifecycle(dir: &Path, budgets: &str) -> Lifecycle {
+        let log = dir.join("notified");
+        let text = format!(
+            "data_dir: {}\nnotify:\n  command: [sh, -c, 'echo \"$AO_EVENT $AO_SESSION\" >> {}']\n{budgets}",
+            dir.join("data").display(),
+            log.display()
+        );
+        let config = Config::parse(&text, &dir.join("ao-rs.yaml")).unwrap();
+        Lifecycle::open(config, &[]).unwrap()
+    }
+
+    fn session() -> Session {
+        Session {
+            id: "app-1".into(),
+            project_id: "app".into(),
+            role: SessionRole::Worker,
+            status: SessionStatus::Idle,
+            agent: "claude-code".into(),
+            runtime: "tmux".into(),
+            workspace: "git-worktree".into(),
+            branch: "session/app-1".into(),
+            workspace_path: None,
+            runtime_handle: None,
+            task: None,
+            created_at: now_ms(),
+            host: None,
+            activity_at: None,
+            waiting_for: None,
+            conversation_id: None,
+            reports_events: true,
+            status_from_screen: false,
+            unreachable_since: None,
+            note: None,
+        }
+    }
+
+    fn spent(session: f64, project: f64, today: f64) -> Spending {
+        Spending {
+            sessions: [("app-1".to_string(), session)].into(),
+            projects: [("app".to_string(), project)].into(),
+            today,
+        }
+    }
+
+    /// The notifications so far, sorted (they run detached, in any order), once `want` lines
+    /// have arrived.
+    fn notified(dir: &Path, want: usize) -> Vec<String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let lines: Vec<String> = std::fs::read_to_string(dir.join("notified"))
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_string)
+                .collect();
+            if lines.len() >= want || std::time::Instant::now() > deadline {
+                let mut lines = lines;
+                lines.sort();
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_session_warns_once_stops_at_its_limit_and_continues_when_the_budget_is_raised() {
+        let dir = tempfile::tempdir().unwrap();
+        let budgets = "budgets: { session: { warn: 1, stop: 2 } }\n";
+        let lifecycle = lifecycle(dir.path(), budgets);
+        let data = lifecycle.store.data_dir().to_path_buf();
+        let mut sessions = [session()];
+        lifecycle
+            .enforce_budgets(&mut sessions, &spent(0.5, 0.5, 0.5))
+            .await;
+        assert_eq!(sessions[0].status, SessionStatus::Idle);
+        assert!(Lifecycle::has_budget_snapshot(&data, "app", "app-1"));
+        for figure in [1.2, 1.3] {
+            lifecycle
+                .enforce_budgets(&mut sessions, &spent(figure, figure, figure))
+                .await;
+            assert_eq!(sessions[0].status, SessionStatus::Idle);
+        }
+        lifecycle
+            .enforce_budgets(&mut sessions, &spent(2.1, 2.1, 2.1))
+            .await;
+        assert_eq!(sessions[0].status, SessionStatus::OverBudget);
+        let note = sessions[0].note.clone().unwrap();
+        assert!(note.contains("$2.10 of its $2.00 session budget"), "{note}");
+        let refused = lifecycle
+            .check_send_budget(&sessions[0], false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("app-1 is over budget")
+                && refused.contains("raise budgets.session.stop in")
+                && refused.contains("ao-rs.yaml"),
+            "{refused}"
+        );
+        assert_eq!(
+            lifecycle.check_send_budget(&sessions[0], true).ok(),
+            Some(())
+        );
+        // Seen again by another listing: still over, and told once.
+        let mut again = [session()];
+        lifecycle
+            .enforce_budgets(&mut again, &spent(2.2, 2.2, 2.2))
+            .await;
+        assert_eq!(again[0].status, SessionStatus::OverBudget);
+        assert_eq!(
+            notified(dir.path(), 2),
+            ["budget_warn app-1", "over_budget app-1"]
+        );
+        // The operator raises the budget: the next command that loads the config lifts it.
+        let raised = self::lifecycle(dir.path(), "budgets: { session: { warn: 1, stop: 5 } }\n");
+        let mut continued = [session()];
+        raised
+            .enforce_budgets(&mut continued, &spent(2.2, 2.2, 2.2))
+            .await;
+        assert_eq!(continued[0].status, SessionStatus::Idle);
+        assert!(raised.check_send_budget(&continued[0], false).is_ok());
+        assert_eq!(notified(dir.path(), 3).len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_session_without_budgets_has_no_snapshot_and_is_never_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let lifecycle = lifecycle(dir.path(), "");
+        let mut sessions = [session()];
+        lifecycle
+            .enforce_budgets(&mut sessions, &spent(1e6, 1e6, 1e6))
+            .await;
+        assert_eq!(sessions[0].status, SessionStatus::Idle);
+        let data = lifecycle.store.data_dir().to_path_buf();
+        assert!(!Lifecycle::has_budget_snapshot(&data, "app", "app-1"));
+    }
+
+    #[tokio::test]
+    async fn project_and_day_budgets_stop_their_sessions_and_refuse_a_spawn_saying_by_how_much() {
+        let dir = tempfile::tempdir().unwrap();
+        let budgets = "budgets: { day: { stop: 10 } }\nprojects:\n  app: { repo: /r, budgets: { project: { warn: 1, stop: 3 } } }\n";
+        let lifecycle = lifecycle(dir.path(), budgets);
+        let project = lifecycle.config.projects["app"].clone();
+        lifecycle
+            .check_spawn_budget(&project, &spent(0.0, 2.9, 2.9))
+            .unwrap();
+        let refused = lifecycle
+            .check_spawn_budget(&project, &spent(0.0, 3.5, 3.5))
+            .unwrap_err();
+        assert_eq!(refused.class(), super::super::ErrorClass::Conflict);
+        let message = refused.to_string();
+        assert!(
+            message
+                .contains("project app has spent $3.50 of its $3.00 project budget ($0.50 over)")
+                && message.contains("raise projects.app.budgets.project.stop in"),
+            "{message}"
+        );
+        let day = lifecycle
+            .check_spawn_budget(&project, &spent(0.0, 2.0, 12.0))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            day.contains("(UTC, all projects) has spent $12.00 of its $10.00 day budget")
+                && day.contains("raise budgets.day.stop"),
+            "{day}"
+        );
+        let mut sessions = [session()];
+        lifecycle
+            .enforce_budgets(&mut sessions, &spent(0.1, 3.5, 3.5))
+            .await;
+        assert_eq!(sessions[0].status, SessionStatus::OverBudget);
+        assert_eq!(
+            notified(dir.path(), 2),
+            ["budget_warn app-1", "over_budget app-1"]
+        );
     }
 }
