@@ -6,7 +6,7 @@
 
 use std::{
     collections::BTreeMap,
-    io::{self, BufRead, BufReader, Seek, SeekFrom},
+    io::{self, BufRead, BufReader, Read, Seek, SeekFrom},
     os::unix::fs::{MetadataExt, OpenOptionsExt},
     path::Path,
     time::{SystemTime, UNIX_EPOCH},
@@ -201,7 +201,13 @@ pub struct AppendedLines {
     /// The file was replaced or cut short since the last read, so `lines` start again at its
     /// beginning: whatever was counted from it before must be counted again.
     pub restarted: bool,
+    /// Whole lines passed over as longer than [`LONGEST_LINE`]: no record is that long, and
+    /// holding one in memory would cost more than a listing may.
+    pub too_long: u64,
 }
+
+/// The longest line [`RecordFile::read_on`] hands over (64 MiB).
+pub const LONGEST_LINE: u64 = 64 << 20;
 
 impl RecordFile {
     /// Reads the lines appended to `path` since the last call, taking at most about `budget`
@@ -246,7 +252,18 @@ impl RecordFile {
                 break;
             }
             line.clear();
-            let read = reader.read_until(b'\n', &mut line)? as u64;
+            let read = (&mut reader)
+                .take(LONGEST_LINE + 1)
+                .read_until(b'\n', &mut line)? as u64;
+            if read > LONGEST_LINE && line.last() != Some(&b'\n') {
+                let Some(rest) = pass_line(&mut reader)? else {
+                    break;
+                };
+                self.offset += read + rest;
+                *budget = budget.saturating_sub(read + rest);
+                appended.too_long += 1;
+                continue;
+            }
             if read == 0 || line.last() != Some(&b'\n') {
                 break;
             }
@@ -258,6 +275,25 @@ impl RecordFile {
                 .push(String::from_utf8_lossy(&line).into_owned());
         }
         Ok(appended)
+    }
+}
+
+/// Reads on past the end of the current line without keeping it: the bytes up to and with its
+/// newline, or `None` when the file ends first (the line is still being written).
+fn pass_line(reader: &mut impl BufRead) -> io::Result<Option<u64>> {
+    let mut passed = 0u64;
+    loop {
+        let buffer = reader.fill_buf()?;
+        if buffer.is_empty() {
+            return Ok(None);
+        }
+        if let Some(end) = buffer.iter().position(|&b| b == b'\n') {
+            reader.consume(end + 1);
+            return Ok(Some(passed + end as u64 + 1));
+        }
+        let len = buffer.len();
+        reader.consume(len);
+        passed += len as u64;
     }
 }
 
@@ -344,6 +380,28 @@ mod tests {
         assert_eq!(
             (read.lines.as_slice(), read.restarted),
             (&["new".to_string()][..], true)
+        );
+    }
+
+    #[test]
+    fn a_line_longer_than_any_record_is_passed_over_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        let mut file = File::create(&path).unwrap();
+        let huge = vec![b'x'; LONGEST_LINE as usize + 10];
+        file.write_all(b"one\n").unwrap();
+        file.write_all(&huge).unwrap();
+        let mut record = RecordFile::default();
+        let read = record.read_on(&path, &mut u64::MAX.clone()).unwrap();
+        assert_eq!(
+            (read.lines.as_slice(), read.too_long),
+            (&["one".to_string()][..], 0)
+        );
+        file.write_all(b"\ntwo\n").unwrap();
+        let read = record.read_on(&path, &mut u64::MAX.clone()).unwrap();
+        assert_eq!(
+            (read.lines.as_slice(), read.too_long),
+            (&["two".to_string()][..], 1)
         );
     }
 

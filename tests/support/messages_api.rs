@@ -23,8 +23,14 @@
 //!
 //! Side requests (2.1.197's session-title generation) always get a short reply at once.
 //! How they are told apart: see [`is_conversation_request`].
+//!
+//! Every reply reports token usage as the real API does: a stream's `message_start` carries the
+//! input side (with `output_tokens: 1`), its `message_delta` the final figures. What the main
+//! conversation's replies report is settable ([`MessagesApi::queue_usage`]) and recorded
+//! ([`MessagesApi::usage_sent`]), so a test can expect exact sums.
 
 use std::{
+    collections::VecDeque,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex,
@@ -43,6 +49,48 @@ use crate::standin_http::{
 pub const SIDE_REPLY: &str = "Ok.";
 /// Reply text after a tool result.
 pub const TOOL_DONE_REPLY: &str = "tool done";
+
+/// The tokens one reply reports, as the Messages API counts them: `input` excludes what was read
+/// from or written to the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    pub input: u64,
+    pub output: u64,
+    pub cache_read: u64,
+    pub cache_write_5m: u64,
+    pub cache_write_1h: u64,
+}
+
+impl Default for Usage {
+    /// What every reply reported before usage was settable: 10 in, 5 out, no cache.
+    fn default() -> Self {
+        Usage {
+            input: 10,
+            output: 5,
+            cache_read: 0,
+            cache_write_5m: 0,
+            cache_write_1h: 0,
+        }
+    }
+}
+
+impl Usage {
+    /// The `usage` object of a reply, with `output_tokens` as given (a stream's `message_start`
+    /// reports 1 before the output is known).
+    fn to_json(self, output_tokens: u64) -> Value {
+        json!({
+            "input_tokens": self.input,
+            "cache_creation_input_tokens": self.cache_write_5m + self.cache_write_1h,
+            "cache_read_input_tokens": self.cache_read,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": self.cache_write_5m,
+                "ephemeral_1h_input_tokens": self.cache_write_1h,
+            },
+            "output_tokens": output_tokens,
+            "service_tier": "standard",
+        })
+    }
+}
 
 /// What the Messages API stand-in tells apart in a recorded request.
 pub trait MessagesRequest {
@@ -118,6 +166,31 @@ pub fn last_message_is_tool_result(body: &Value) -> bool {
 struct Script {
     default_reply: Mutex<String>,
     ids: AtomicU64,
+    /// What the next conversation replies report, first first; then [`Usage::default`].
+    usage_queue: Mutex<VecDeque<Usage>>,
+    /// What each conversation reply reported: its model and usage.
+    usage_sent: Mutex<Vec<(String, Usage)>>,
+}
+
+impl Script {
+    /// The usage of the next reply to `body`: queued for conversation replies, else the default.
+    /// A conversation reply's is recorded.
+    fn next_usage(&self, body: &Value, model: &str) -> Usage {
+        if !is_conversation_request(body) {
+            return Usage::default();
+        }
+        let usage = self
+            .usage_queue
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or_default();
+        self.usage_sent
+            .lock()
+            .unwrap()
+            .push((model.to_string(), usage));
+        usage
+    }
 }
 
 /// The Messages API stand-in. Dropping it stops the server.
@@ -132,6 +205,8 @@ impl MessagesApi {
         let script = Arc::new(Script {
             default_reply: Mutex::new("Done.".into()),
             ids: AtomicU64::new(1),
+            usage_queue: Mutex::new(VecDeque::new()),
+            usage_sent: Mutex::new(Vec::new()),
         });
         let server = {
             let script = script.clone();
@@ -151,6 +226,17 @@ impl MessagesApi {
     /// The text the main conversation gets when nothing else is scripted.
     pub fn set_default_reply(&self, text: &str) {
         *self.script.default_reply.lock().unwrap() = text.to_string();
+    }
+
+    /// The usage the next conversation replies report, one per reply in order; replies after
+    /// these report [`Usage::default`]. Side requests always report the default, unrecorded.
+    pub fn queue_usage(&self, usage: impl IntoIterator<Item = Usage>) {
+        self.script.usage_queue.lock().unwrap().extend(usage);
+    }
+
+    /// The model and usage of every conversation reply sent so far, in order.
+    pub fn usage_sent(&self) -> Vec<(String, Usage)> {
+        self.script.usage_sent.lock().unwrap().clone()
     }
 
     /// The text blocks of every user message of `request`, in order (see [`user_texts`]).
@@ -234,10 +320,11 @@ fn respond(request: &RecordedRequest, reply: &mut Reply, script: &Script) -> std
                 .and_then(Value::as_str)
                 .unwrap_or("claude-stand-in")
                 .to_string();
+            let usage = script.next_usage(body, &model);
             if body.get("stream").and_then(Value::as_bool) == Some(true) {
-                stream_message(reply, id, &model, &answer)
+                stream_message(reply, id, &model, &answer, usage)
             } else {
-                reply.json(200, &plain_message(id, &model, &answer))
+                reply.json(200, &plain_message(id, &model, &answer, usage))
             }
         }
         ("POST", "/v1/messages/count_tokens") => {
@@ -260,20 +347,11 @@ fn respond(request: &RecordedRequest, reply: &mut Reply, script: &Script) -> std
     }
 }
 
-fn usage(output_tokens: u64) -> Value {
-    json!({
-        "input_tokens": 10,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
-        "output_tokens": output_tokens,
-    })
-}
-
 fn tool_input(command: &str) -> Value {
     json!({ "command": command, "description": "Run the scripted command" })
 }
 
-fn plain_message(id: u64, model: &str, answer: &Answer) -> Value {
+fn plain_message(id: u64, model: &str, answer: &Answer, usage: Usage) -> Value {
     let (content, stop_reason) = match answer {
         Answer::Text(text) | Answer::Slow(text, _) => {
             (json!([{ "type": "text", "text": text }]), "end_turn")
@@ -296,11 +374,17 @@ fn plain_message(id: u64, model: &str, answer: &Answer) -> Value {
         "content": content,
         "stop_reason": stop_reason,
         "stop_sequence": null,
-        "usage": usage(5),
+        "usage": usage.to_json(usage.output),
     })
 }
 
-fn stream_message(reply: &mut Reply, id: u64, model: &str, answer: &Answer) -> std::io::Result<()> {
+fn stream_message(
+    reply: &mut Reply,
+    id: u64,
+    model: &str,
+    answer: &Answer,
+    usage: Usage,
+) -> std::io::Result<()> {
     reply.start_events()?;
     reply.event(
         Some("message_start"),
@@ -314,7 +398,7 @@ fn stream_message(reply: &mut Reply, id: u64, model: &str, answer: &Answer) -> s
                 "content": [],
                 "stop_reason": null,
                 "stop_sequence": null,
-                "usage": usage(1),
+                "usage": usage.to_json(1),
             },
         }),
     )?;
@@ -404,7 +488,7 @@ fn stream_message(reply: &mut Reply, id: u64, model: &str, answer: &Answer) -> s
         &json!({
             "type": "message_delta",
             "delta": { "stop_reason": stop_reason, "stop_sequence": null },
-            "usage": usage(5),
+            "usage": usage.to_json(usage.output),
         }),
     )?;
     reply.event(Some("message_stop"), &json!({ "type": "message_stop" }))?;
@@ -419,6 +503,7 @@ mod tests {
     };
 
     use super::*;
+    use crate::standin_http::event_data;
 
     fn post(api: &MessagesApi, path: &str, body: &Value) -> (String, String) {
         crate::standin_http::post(api.port(), path, body)
@@ -464,6 +549,57 @@ mod tests {
         assert_eq!(requests.len(), 1);
         assert_eq!(requests[0].query, "beta=true");
         assert_eq!(MessagesApi::user_texts(&requests[0]), ["hello"]);
+    }
+
+    #[test]
+    fn queued_usage_is_reported_at_the_end_of_a_stream_and_recorded() {
+        let api = MessagesApi::start();
+        let first = Usage {
+            input: 3,
+            output: 70,
+            cache_read: 1000,
+            cache_write_5m: 200,
+            cache_write_1h: 30,
+        };
+        api.queue_usage([first]);
+        let usage_of = |body: &str, event: &str| {
+            event_data(body)
+                .into_iter()
+                .find(|e| e["type"] == event)
+                .map(|e| match event {
+                    "message_start" => e["message"]["usage"].clone(),
+                    _ => e["usage"].clone(),
+                })
+                .unwrap()
+        };
+        let (_, body) = post(&api, "/v1/messages", &conversation("AO_TOOL:echo hi"));
+        let start = usage_of(&body, "message_start");
+        let end = usage_of(&body, "message_delta");
+        assert_eq!(
+            (
+                start["input_tokens"].as_u64(),
+                start["output_tokens"].as_u64()
+            ),
+            (Some(3), Some(1))
+        );
+        assert_eq!(start["cache_creation_input_tokens"], 230);
+        assert_eq!(start["cache_creation"]["ephemeral_1h_input_tokens"], 30);
+        assert_eq!(end["output_tokens"], 70);
+        assert_eq!(end["cache_read_input_tokens"], 1000);
+
+        let mut side = conversation("title please");
+        side["tools"] = json!([]);
+        let (_, body) = post(&api, "/v1/messages", &side);
+        assert_eq!(usage_of(&body, "message_delta")["output_tokens"], 5);
+        let (_, body) = post(&api, "/v1/messages", &conversation("hello"));
+        assert_eq!(usage_of(&body, "message_delta")["output_tokens"], 5);
+        assert_eq!(
+            api.usage_sent(),
+            [
+                ("claude-test".to_string(), first),
+                ("claude-test".to_string(), Usage::default())
+            ]
+        );
     }
 
     #[test]

@@ -3,12 +3,15 @@
 mod hooks;
 mod policy;
 mod screen;
+mod usage;
 
 use std::{collections::BTreeMap, path::Path};
 
 use ao_plugin_api::{
-    export_plugins, Activity, Agent, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest,
-    PluginContext, PluginError, PluginResult, Readiness,
+    export_plugins,
+    usage::{UsageQuery, UsageReport},
+    Activity, Agent, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext,
+    PluginError, PluginFailure, PluginResult, Readiness,
 };
 use ao_plugin_kit::prelude::*;
 use ao_plugin_kit::{program::Program, session_files::SessionFiles, uuid};
@@ -285,6 +288,15 @@ impl Agent for ClaudeCode {
 
     fn silent_events_hint(&self) -> PluginResult<String> {
         Ok(policy::silent_hooks_hint(Path::new(policy::MANAGED_DIR)))
+    }
+
+    /// From the conversation's transcripts, where the sessions' environment (`env`, then
+    /// ao-host's own) tells the CLI to keep them.
+    fn usage(&self, query: &UsageQuery) -> Result<UsageReport, PluginFailure> {
+        usage::usage(
+            usage::ConfigDir::from_env(&self.settings.env).as_ref(),
+            query,
+        )
     }
 }
 
