@@ -94,23 +94,6 @@ pub fn usd(amount: f64) -> String {
     }
 }
 
-/// The UTC day (`YYYY-MM-DD`) of `ms` since the Unix epoch: days are budgeted in UTC so every
-/// machine and process agrees on when one ends.
-pub fn utc_day(ms: u64) -> String {
-    let days = (ms / 86_400_000) as i64;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,13 +146,5 @@ mod tests {
             "project app has spent $12.35 of its $10.00 project budget ($2.35 over)"
         );
         assert_eq!(usd(0.0012), "$0.0012");
-    }
-
-    #[test]
-    fn days_are_utc_calendar_days() {
-        assert_eq!(utc_day(0), "1970-01-01");
-        assert_eq!(utc_day(951_782_400_000), "2000-02-29");
-        assert_eq!(utc_day(1_796_601_599_999), "2026-12-06");
-        assert_eq!(utc_day(1_796_601_600_000), "2026-12-07");
     }
 }

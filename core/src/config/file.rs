@@ -34,6 +34,8 @@ pub(super) struct ConfigFile {
     pub watch: Option<super::reactions::WatchSection>,
     /// What sessions, projects and days may spend.
     pub budgets: Option<super::budgets::BudgetsSection>,
+    /// USD per million tokens per model, over the built-in table.
+    pub prices: Option<BTreeMap<String, crate::usage::PriceSection>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -140,6 +142,7 @@ impl ConfigFile {
         self.clear_env = file.clear_env.or(self.clear_env);
         self.watch = file.watch.or(self.watch);
         self.budgets = file.budgets.or(self.budgets);
+        self.prices = file.prices.or(self.prices);
         self
     }
 }

@@ -101,6 +101,8 @@ pub struct Config {
     pub watch: WatchConfig,
     /// `budgets:` at the top level; a project's own are in [`ProjectConfig::budgets`].
     pub budgets: Budgets,
+    /// `prices:` over the built-in price table: what tokens cost per model.
+    pub prices: crate::usage::Prices,
 }
 
 /// `notify: { command: [argv…], on: [statuses] }`.
@@ -311,6 +313,8 @@ impl Config {
                 .map_err(invalid)?,
             watch: WatchConfig::from_section(file.watch.unwrap_or_default()).map_err(invalid)?,
             budgets,
+            prices: crate::usage::Prices::with_overrides(file.prices.unwrap_or_default())
+                .map_err(invalid)?,
         })
     }
 

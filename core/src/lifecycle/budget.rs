@@ -5,15 +5,16 @@
 
 use std::collections::HashMap;
 
-use super::{events::run_notify, Lifecycle, LifecycleError};
+use super::{events::run_notify, Lifecycle, LifecycleError, LISTING_READ_BYTES};
 use crate::{
     budget::{
         judge,
         ledger::{Ledger, OverBudget, Snapshot},
-        usd, utc_day, Exhausted, Level,
+        usd, Exhausted, Level,
     },
     config::{Limit, ProjectConfig, BUDGET_WARN_EVENT},
     session::{now_ms, Session, SessionStatus},
+    usage::summary::{day_of, GroupBy},
 };
 
 /// What has been spent (USD, the priced part of the usage each agent recorded).
@@ -42,6 +43,11 @@ pub enum BudgetRefusal {
         field: String,
         config: String,
     },
+}
+
+/// Today, UTC, as usage sums name days.
+fn today() -> String {
+    day_of(now_ms() / 1000)
 }
 
 /// The interrupt every supported agent CLI takes as "stop this turn".
@@ -98,15 +104,57 @@ impl Lifecycle {
         matches!(Ledger::new(data_dir).snapshot(project_id, id), Ok(Some(_)))
     }
 
-    /// What has been spent, from the usage each agent recorded.
-    pub(crate) async fn spending(&self) -> Spending {
-        Spending::default()
+    /// What has been spent, from the usage each agent recorded: `sessions`' own figures (as
+    /// a listing just read them; the stored ones for a session without), and, only when a
+    /// project or day budget is set, every project's and today's sums of the figures kept
+    /// (live and archived sessions; no plugin is asked). What is not priced is not counted.
+    pub(crate) async fn spending(&self, sessions: &[Session]) -> Spending {
+        let mut spending = Spending::default();
+        for session in sessions {
+            let cost = match &session.usage {
+                Some(usage) => usage.cost(),
+                None => self.stored_usage(session).cost(),
+            };
+            if let Some(cost) = cost.cost_usd {
+                spending.sessions.insert(session.id.clone(), cost);
+            }
+        }
+        let budgets = &self.config.budgets;
+        let summed = budgets.project.is_some()
+            || budgets.day.is_some()
+            || self
+                .config
+                .projects
+                .values()
+                .any(|p| p.budgets.project.is_some());
+        if !summed {
+            return spending;
+        }
+        match self.usage_summary(None, GroupBy::Project, None, 0).await {
+            Ok((summary, _)) => {
+                spending.projects = summary
+                    .groups
+                    .into_iter()
+                    .filter_map(|group| Some((group.key, group.cost_usd?)))
+                    .collect();
+            }
+            Err(e) => tracing::warn!("summing projects' usage for their budgets: {e}"),
+        }
+        let midnight = now_ms() / 1000 / 86_400 * 86_400;
+        match self
+            .usage_summary(None, GroupBy::Day, Some(midnight), 0)
+            .await
+        {
+            Ok((summary, _)) => spending.today = summary.total.cost_usd.unwrap_or(0.0),
+            Err(e) => tracing::warn!("summing today's usage for its budget: {e}"),
+        }
+        spending
     }
 
     /// Checks every level for `sessions` (a listing's, live): keeps their snapshots, warns,
     /// stops, lifts marks of budgets raised since, and shows the marked ones `over_budget`.
     pub(crate) async fn enforce_budgets(&self, sessions: &mut [Session], spending: &Spending) {
-        let today = utc_day(now_ms());
+        let today = today();
         for session in sessions.iter_mut() {
             if matches!(
                 session.status,
@@ -266,7 +314,8 @@ impl Lifecycle {
         let Some(mut session) = self.store.reread(project_id, id)? else {
             return Ok(());
         };
-        let spending = self.spending().await;
+        session.usage = Some(self.session_usage(&session, LISTING_READ_BYTES).await);
+        let spending = self.spending(std::slice::from_ref(&session)).await;
         self.enforce_budgets(std::slice::from_mut(&mut session), &spending)
             .await;
         Ok(())
@@ -302,7 +351,7 @@ impl Lifecycle {
         if project.budgets.project.is_none() && project.budgets.day.is_none() {
             return Ok(());
         }
-        self.check_spawn_budget(project, &self.spending().await)
+        self.check_spawn_budget(project, &self.spending(&[]).await)
     }
 
     /// Refuses a spawn in `project` when its project or day budget has reached `stop`.
@@ -318,12 +367,7 @@ impl Lifecycle {
                 project.id.clone(),
                 spending.projects.get(&project.id).copied().unwrap_or(0.0),
             ),
-            (
-                Level::Day,
-                project.budgets.day,
-                utc_day(now_ms()),
-                spending.today,
-            ),
+            (Level::Day, project.budgets.day, today(), spending.today),
         ];
         for (level, limit, scope, spent) in levels {
             let Some(stop) = limit.and_then(|l| judge(&l, spent).stop) else {
@@ -390,6 +434,7 @@ mod tests {
             status_from_screen: false,
             unreachable_since: None,
             note: None,
+            usage: None,
         }
     }
 

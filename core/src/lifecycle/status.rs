@@ -26,6 +26,7 @@ use tokio::sync::Semaphore;
 
 use super::{
     deliver::SCREEN_LINES, events::record_event, hosts::Unanswered, Lifecycle, LifecycleError,
+    LISTING_READ_BYTES,
 };
 use crate::{
     config::validate_project_arg,
@@ -60,9 +61,12 @@ impl Lifecycle {
         let listing = self.store.list(project, archived);
         let problems = listing.problems.iter().map(ToString::to_string).collect();
         let mut sessions = listing.sessions;
-        if !archived {
+        if archived {
+            self.attach_ended_usage(&mut sessions);
+        } else {
             self.refresh(&mut sessions).await;
-            let spending = self.spending().await;
+            self.attach_usage(&mut sessions, LISTING_READ_BYTES).await;
+            let spending = self.spending(&sessions).await;
             self.enforce_budgets(&mut sessions, &spending).await;
         }
         Ok(SessionListing { sessions, problems })
@@ -82,7 +86,7 @@ impl Lifecycle {
             .filter(|session| self.in_lane(session, lane))
             .collect();
         self.refresh(&mut sessions).await;
-        let spending = self.spending().await;
+        let spending = self.spending(&sessions).await;
         self.enforce_budgets(&mut sessions, &spending).await;
         SessionListing { sessions, problems }
     }
