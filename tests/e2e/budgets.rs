@@ -9,10 +9,7 @@
 
 use std::time::Duration;
 
-use support::{
-    agent_cli::wait_for_status, messages_api::Usage, standin_http::StandInApi, stderr, wait_until,
-    Harness,
-};
+use support::{agent_cli::wait_for_status, messages_api::Usage, stderr, wait_until, Harness};
 
 /// The model the session is told to use, and its price entry (`prices:` ignores the date).
 const MODEL: &str = "claude-sonnet-4-5-20250929";
@@ -74,20 +71,27 @@ fn a_session_budget_warns_once_stops_the_real_claude_and_continues_when_raised()
     // $1.50 for the task's turn (past warn), $1.00 for the next (past stop).
     api.queue_usage([costing(1_499_999), costing(999_999)]);
 
+    // The agent's hook checks at the end of each turn, but Claude Code may write the turn's
+    // reply to its transcript after that hook ran; the next listing (or the watcher's poll)
+    // checks again, so listings drive the checks here.
     harness.ok(&["spawn", "app", "--task", "first turn"]);
     wait_for_status(&harness, "app-1", "idle", Duration::from_secs(60));
     assert!(
-        wait_until(Duration::from_secs(10), || events(&notified)
-            .contains(&"budget_warn".to_string())),
-        "no budget_warn: {:?}",
-        events(&notified)
+        wait_until(Duration::from_secs(30), || {
+            harness.sessions_json(&[]);
+            events(&notified).contains(&"budget_warn".to_string())
+        }),
+        "no budget_warn: {:?}\n{:#}",
+        events(&notified),
+        harness.sessions_json(&[])[0]["usage"],
     );
 
     harness.ok(&["send", "app-1", "second turn"]);
     let over = wait_for_status(&harness, "app-1", "over_budget", Duration::from_secs(60));
     let note = over["note"].as_str().unwrap_or_default();
     assert!(
-        note.contains("$2.50 of its $2.00 session budget ($0.50 over)") && note.contains("budgets.session.stop"),
+        note.contains("$2.50 of its $2.00 session budget ($0.50 over)")
+            && note.contains("budgets.session.stop"),
         "{over:#}"
     );
     assert_eq!(model_requests(&api), 2, "{:?}", api.usage_sent());

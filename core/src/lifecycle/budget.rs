@@ -314,6 +314,10 @@ impl Lifecycle {
         let Some(mut session) = self.store.reread(project_id, id)? else {
             return Ok(());
         };
+        // Its agent just reported: it runs, even if its spawn has not saved its record yet.
+        if session.status == SessionStatus::Spawning {
+            session.status = SessionStatus::Working;
+        }
         session.usage = Some(self.session_usage(&session, LISTING_READ_BYTES).await);
         let spending = self.spending(std::slice::from_ref(&session)).await;
         self.enforce_budgets(std::slice::from_mut(&mut session), &spending)
