@@ -8,6 +8,7 @@
 //! lives in a plugin behind [`ao_plugin_api`].
 
 pub(crate) mod bounded_yaml;
+pub mod budget;
 pub mod config;
 pub mod feed;
 pub mod lifecycle;

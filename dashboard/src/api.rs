@@ -343,11 +343,21 @@ async fn screen(
         .into_response())
 }
 
+/// `POST /api/sessions/{id}/messages?force=1`: sends to a session over budget too.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendQuery {
+    #[serde(default, deserialize_with = "flag")]
+    force: bool,
+}
+
 async fn send_message(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    params: Result<Query<SendQuery>, axum::extract::rejection::QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let SendQuery { force } = query(params)?;
     let body = body.map_err(|rejection| {
         let status = rejection.status();
         let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -366,7 +376,7 @@ async fn send_message(
     let lifecycle = Arc::clone(&state.lifecycle);
     state
         .work
-        .run(async move { lifecycle.send(&id, &text, &|_| {}).await })
+        .run(async move { lifecycle.send(&id, &text, force, &|_| {}).await })
         .await??;
     state.feed.poke();
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -7,6 +7,7 @@
 
 mod abi_history;
 mod agent_state;
+mod budgets;
 mod dashboard;
 mod data_dir_identity;
 mod dead_host;

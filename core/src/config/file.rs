@@ -32,6 +32,8 @@ pub(super) struct ConfigFile {
     pub clear_env: Option<Vec<String>>,
     /// How often the watcher asks the forge.
     pub watch: Option<super::reactions::WatchSection>,
+    /// What sessions, projects and days may spend.
+    pub budgets: Option<super::budgets::BudgetsSection>,
     /// USD per million tokens per model, over the built-in table.
     pub prices: Option<BTreeMap<String, crate::usage::PriceSection>>,
 }
@@ -89,6 +91,8 @@ pub(super) struct ProjectSection {
     /// The repository on the forge, when not the clone's `origin`.
     pub scm_repository: Option<String>,
     pub reactions: Option<super::reactions::ReactionsSection>,
+    /// This project's session and project budgets, replacing the top-level ones.
+    pub budgets: Option<super::budgets::ProjectBudgetsSection>,
 }
 
 impl ConfigFile {
@@ -137,6 +141,7 @@ impl ConfigFile {
         self.notify = file.notify.or(self.notify);
         self.clear_env = file.clear_env.or(self.clear_env);
         self.watch = file.watch.or(self.watch);
+        self.budgets = file.budgets.or(self.budgets);
         self.prices = file.prices.or(self.prices);
         self
     }

@@ -4,6 +4,7 @@
 //! wrong types and missing fields are errors naming the file, the line and the key. The
 //! defaults are themselves a config document (`defaults.yaml`) that a file overrides key by key.
 
+mod budgets;
 mod environment;
 mod file;
 mod hosts;
@@ -16,7 +17,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::session::ReportedStatus;
+use crate::session::{ReportedStatus, SessionStatus};
+pub use budgets::{Budgets, Limit};
 pub use environment::{VariableNames, DASHBOARD_TOKEN_ENV};
 use file::ConfigFile;
 pub use hosts::{HostConfig, DEFAULT_MAX_SESSIONS};
@@ -25,6 +27,8 @@ pub use reactions::{ReactionAction, Reactions, ScmConfig, SendReaction, WatchCon
 
 /// The file name looked for in the current directory.
 pub(crate) const CONFIG_FILE_NAME: &str = "ao-rs.yaml";
+/// `AO_EVENT` of a budget's warning (and its name in `notify.on`).
+pub const BUDGET_WARN_EVENT: &str = "budget_warn";
 /// Environment variable naming the config file (also exported to agents).
 pub const CONFIG_PATH_ENV: &str = "AO_CONFIG_PATH";
 
@@ -95,6 +99,8 @@ pub struct Config {
     pub clear_env: VariableNames,
     /// `watch:`: how often the watcher asks the forge about pull requests.
     pub watch: WatchConfig,
+    /// `budgets:` at the top level; a project's own are in [`ProjectConfig::budgets`].
+    pub budgets: Budgets,
     /// `prices:` over the built-in price table: what tokens cost per model.
     pub prices: crate::usage::Prices,
 }
@@ -104,6 +110,10 @@ pub struct Config {
 pub struct NotifyConfig {
     pub command: Vec<String>,
     pub on: Vec<ReportedStatus>,
+    /// `over_budget` is listed (or `on` is not given): a session stopped by its budget.
+    pub over_budget: bool,
+    /// `budget_warn` is listed (or `on` is not given): a budget reached its `warn`.
+    pub budget_warn: bool,
 }
 
 impl NotifyConfig {
@@ -122,20 +132,30 @@ impl NotifyConfig {
         {
             return Err("notify.command is empty; give the program and its arguments as a list, e.g. [notify-send, ao-host]".into());
         }
-        let on = match section.on {
+        let budget_events = [SessionStatus::OverBudget.as_str(), BUDGET_WARN_EVENT];
+        let on = match &section.on {
             None => Self::DEFAULT_ON.to_vec(),
             Some(names) => names
                 .iter()
+                .filter(|name| !budget_events.contains(&name.as_str()))
                 .map(|name| {
                     ReportedStatus::parse(name).ok_or_else(|| {
                         format!(
-                            "notify.on: unknown status {name:?}; use any of working, idle, waiting_input, exited"
+                            "notify.on: unknown status {name:?}; use any of working, idle, waiting_input, exited, over_budget, budget_warn"
                         )
                     })
                 })
                 .collect::<Result<_, _>>()?,
         };
+        let wants = |event: &str| {
+            section
+                .on
+                .as_ref()
+                .is_none_or(|names| names.iter().any(|name| name == event))
+        };
         Ok(Self {
+            over_budget: wants(budget_events[0]),
+            budget_warn: wants(budget_events[1]),
             command: section.command,
             on,
         })
@@ -238,11 +258,13 @@ impl Config {
             .iter()
             .map(|dir| resolve_path(dir, &base))
             .collect::<Result<_, _>>()?;
+        let budgets = Budgets::from_section(file.budgets.unwrap_or_default()).map_err(invalid)?;
         let projects = file
             .projects
             .into_iter()
             .map(|(id, section)| {
-                let project = ProjectConfig::from_section(id, section, &base, &defaults, &invalid)?;
+                let project =
+                    ProjectConfig::from_section(id, section, &base, &defaults, budgets, &invalid)?;
                 Ok((project.id.clone(), project))
             })
             .collect::<Result<_, ConfigError>>()?;
@@ -290,6 +312,7 @@ impl Config {
             clear_env: VariableNames::from_list("clear_env", file.clear_env.unwrap_or_default())
                 .map_err(invalid)?,
             watch: WatchConfig::from_section(file.watch.unwrap_or_default()).map_err(invalid)?,
+            budgets,
             prices: crate::usage::Prices::with_overrides(file.prices.unwrap_or_default())
                 .map_err(invalid)?,
         })
@@ -301,6 +324,13 @@ impl Config {
             .get(name)
             .map(String::as_str)
             .unwrap_or("")
+    }
+
+    /// The budgets of project `project_id`'s sessions: its own, else the top-level ones.
+    pub fn budgets_of(&self, project_id: &str) -> Budgets {
+        self.projects
+            .get(project_id)
+            .map_or(self.budgets, |project| project.budgets)
     }
 
     /// The config file as messages should name it: the one in use, else the name one would

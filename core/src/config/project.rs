@@ -11,8 +11,8 @@ use std::{
 use ao_plugin_kit::validate::MAX_ID_LEN;
 
 use super::{
-    file::ProjectSection, reactions::ScmConfig, resolve_path, validate_project_arg, Config,
-    ConfigError,
+    budgets::Budgets, file::ProjectSection, reactions::ScmConfig, resolve_path,
+    validate_project_arg, Config, ConfigError,
 };
 
 /// Which plugin of each kind a project uses.
@@ -40,6 +40,8 @@ pub struct ProjectConfig {
     pub hosts: BTreeMap<String, String>,
     /// `scm:` with its repository and reactions; `None`: its pull requests are not watched.
     pub scm: Option<ScmConfig>,
+    /// `budgets:` with this project's `projects.<id>.budgets` applied.
+    pub budgets: Budgets,
 }
 
 /// What the workspace plugin found for a folder.
@@ -70,6 +72,7 @@ impl ProjectConfig {
         section: ProjectSection,
         base: &Path,
         defaults: &PluginChoice,
+        budgets: Budgets,
         invalid: &dyn Fn(String) -> ConfigError,
     ) -> Result<Self, ConfigError> {
         let check = |what: &str, value: &str| {
@@ -106,8 +109,10 @@ impl ProjectConfig {
         let scm =
             ScmConfig::from_sections(&id, section.scm, section.scm_repository, section.reactions)
                 .map_err(invalid)?;
+        let budgets = budgets.for_project(&id, section.budgets).map_err(invalid)?;
         Ok(Self {
             scm,
+            budgets,
             repo: resolve_path(&section.repo, base)?,
             default_branch: section.default_branch,
             session_prefix: section.session_prefix.unwrap_or_else(|| id.clone()),
@@ -127,7 +132,7 @@ impl ProjectConfig {
     }
 
     /// The project of a repository nobody configured: named after its folder.
-    fn detected(facts: RepositoryFacts, plugins: PluginChoice) -> Self {
+    fn detected(facts: RepositoryFacts, plugins: PluginChoice, budgets: Budgets) -> Self {
         let id = facts.id;
         Self {
             repo: facts.root,
@@ -139,6 +144,7 @@ impl ProjectConfig {
             plugins,
             hosts: BTreeMap::new(),
             scm: None,
+            budgets,
             id,
         }
     }
@@ -284,9 +290,11 @@ impl Config {
         };
         let detect = || async {
             match facts(cwd.to_path_buf()).await? {
-                Discovered::Repository(facts) => {
-                    Ok(ProjectConfig::detected(facts, self.defaults.clone()))
-                }
+                Discovered::Repository(facts) => Ok(ProjectConfig::detected(
+                    facts,
+                    self.defaults.clone(),
+                    self.budgets,
+                )),
                 // The plugin's reason names the folder and what to do.
                 Discovered::NotARepository(why) => Err(ConfigError::NoProject {
                     message: format!("no project is configured, and {}", self.name_file_in(&why)),

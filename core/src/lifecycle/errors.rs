@@ -142,7 +142,9 @@ impl LifecycleError {
         match self {
             Self::Config(error) => ErrorClass::of_config(error),
             Self::Store(error) | Self::Lock(LockError::Store(error)) => ErrorClass::of_store(error),
-            Self::Lock(LockError::Busy { .. }) | Self::Refused(_) => ErrorClass::Conflict,
+            Self::Lock(LockError::Busy { .. }) | Self::Refused(_) | Self::Budget(_) => {
+                ErrorClass::Conflict
+            }
             Self::Plugin(call) => ErrorClass::of_call(call),
             Self::KillUnfinished { error, .. } => ErrorClass::of_call(error),
             Self::Unavailable(unavailable) => ErrorClass::of_not_built(&unavailable.cause),

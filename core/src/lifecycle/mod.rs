@@ -6,6 +6,7 @@
 //! that changes a session holds that session's lock ([`crate::session::lock`]) while it acts, so
 //! two `ao-host` processes (or a CLI and a dashboard) never act on one session at once.
 
+mod budget;
 mod deliver;
 pub mod doctor;
 mod environment;
@@ -32,6 +33,7 @@ use ao_plugin_api::{InterfaceKind, PluginErrorKind};
 use tokio::sync::OnceCell;
 
 pub use self::{
+    budget::{BudgetRefusal, Spending},
     deliver::{first_difference, screen_tail, DeliverError, SCREEN_LINES},
     errors::{ErrorClass, NotBuilt, PluginUnavailable},
     hosts::HostChoice,
@@ -90,6 +92,9 @@ pub enum LifecycleError {
     Refused(String),
     #[error(transparent)]
     Host(#[from] HostError),
+    /// An exhausted budget (`budgets:`) refused it.
+    #[error(transparent)]
+    Budget(#[from] BudgetRefusal),
     /// A setting names a plugin that is not a loaded scm plugin.
     #[error(transparent)]
     ScmChoice(#[from] ScmChoiceError),
@@ -513,7 +518,7 @@ mod tests {
         let quiet = |_: &str| {};
         sendable(lifecycle.list(None, false));
         sendable(lifecycle.kill("app-1", false, false, &quiet));
-        sendable(lifecycle.send("app-1", "hello", &quiet));
+        sendable(lifecycle.send("app-1", "hello", false, &quiet));
         sendable(lifecycle.gc_plan(false, &[]));
         sendable(lifecycle.doctor());
         sendable(lifecycle.attach_command("app-1"));
@@ -529,6 +534,7 @@ mod tests {
             plugins: lifecycle.config().defaults.clone(),
             hosts: Default::default(),
             scm: None,
+            budgets: Default::default(),
         };
         sendable(lifecycle.spawn_request(SpawnParams::new(
             crate::session::SessionRole::Worker,

@@ -251,6 +251,7 @@ impl Lifecycle {
             }
         }
         self.agent_states.remove(project, id);
+        self.forget_budget(session);
         Ok(())
     }
 
@@ -337,10 +338,12 @@ impl Lifecycle {
         &self,
         id: &str,
         text: &str,
+        force: bool,
         progress: &(dyn Fn(&str) + Sync),
     ) -> Result<(), LifecycleError> {
         validate_message(text).map_err(RequestError::from)?;
         let (session, handle, _lock) = self.live_locked(id, progress).await?;
+        self.check_send_budget(&session, force)?;
         let plugins = self.plugins_of(&session).await?;
         if !plugins.runtime.is_alive(&handle).await? {
             let way_out = if self.conversation_of(&session).is_some() {

@@ -107,6 +107,7 @@ mod tests {
             },
             hosts: Default::default(),
             scm: None,
+            budgets: Default::default(),
         }
     }
 

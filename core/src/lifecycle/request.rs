@@ -186,6 +186,7 @@ impl Lifecycle {
         let mut project = self
             .resolve_project(params.project.as_deref(), &params.folder)
             .await?;
+        self.check_spawn_budgets(&project).await?;
         let default_branch =
             project
                 .default_branch

@@ -538,6 +538,7 @@ impl Lifecycle {
             &session.id,
             self.event_program.as_deref(),
         )?;
+        self.keep_budget_snapshot(session);
         let whole = self
             .agent_environment(session.host.as_deref(), &environment)
             .await?;
@@ -572,6 +573,7 @@ impl Lifecycle {
         let mut leftovers = Vec::new();
         // Forgotten first, so the agent's last hooks change and notify nothing.
         self.agent_states.remove(&session.project_id, &session.id);
+        self.forget_budget(session);
         if let Some(handle) = &session.runtime_handle {
             if let Err(e) = plugins.runtime.destroy(handle).await {
                 tracing::warn!(id = %session.id, "cleanup: {e}");

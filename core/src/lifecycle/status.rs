@@ -66,6 +66,8 @@ impl Lifecycle {
         } else {
             self.refresh(&mut sessions).await;
             self.attach_usage(&mut sessions, LISTING_READ_BYTES).await;
+            let spending = self.spending(&sessions).await;
+            self.enforce_budgets(&mut sessions, &spending).await;
         }
         Ok(SessionListing { sessions, problems })
     }
@@ -87,6 +89,8 @@ impl Lifecycle {
         // Each second: the figures as last read (by listings and the watcher), never the
         // plugins' records.
         self.attach_stored_usage(&mut sessions);
+        let spending = self.spending(&sessions).await;
+        self.enforce_budgets(&mut sessions, &spending).await;
         SessionListing { sessions, problems }
     }
 

@@ -45,6 +45,10 @@ pub enum SessionStatus {
     /// never recorded: the record keeps what was last known, and the status comes back with
     /// the host.
     Unreachable,
+    /// Its budget ran out (`budgets:`): its agent was interrupted, and it gets no messages or
+    /// reactions until the budget is raised or a message is forced. Shown by listings from the
+    /// budget's mark (see [`crate::budget::ledger`]); the record keeps its agent's status.
+    OverBudget,
     /// Its host is being connected to for the first time and has not answered yet (ssh gives a
     /// connection its connect timeout); like `unreachable`, only ever shown by a listing.
     Connecting,
@@ -72,6 +76,7 @@ impl SessionStatus {
             Self::Errored => "errored",
             Self::Unreachable => "unreachable",
             Self::Connecting => "connecting",
+            Self::OverBudget => "over_budget",
         }
     }
 }
@@ -238,6 +243,7 @@ mod tests {
             SessionStatus::Killed,
             SessionStatus::Killing,
             SessionStatus::Errored,
+            SessionStatus::OverBudget,
         ] {
             assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
         }

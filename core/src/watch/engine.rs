@@ -605,7 +605,7 @@ impl Watcher {
                     return;
                 }
                 let quiet = |_: &str| {};
-                match self.lifecycle.send(id, &next.message, &quiet).await {
+                match self.lifecycle.send(id, &next.message, false, &quiet).await {
                     Ok(()) => {
                         tracing::info!(%id, reaction = %next.reaction, "delivered: {}", next.summary);
                         report.delivered += 1;
@@ -903,6 +903,7 @@ fn not_typed(error: &LifecycleError) -> bool {
     matches!(
         error,
         LifecycleError::Refused(_)
+            | LifecycleError::Budget(_)
             | LifecycleError::Lock(_)
             | LifecycleError::Store(_)
             | LifecycleError::Deliver(

@@ -8,7 +8,11 @@ use std::{io::IsTerminal, path::Path, process::ExitCode};
 use anyhow::{bail, Context, Result};
 use ao_core::{
     config::Config,
-    lifecycle::events::{self, record_event, HookReport},
+    lifecycle::{
+        events::{self, record_event, HookReport},
+        Lifecycle,
+    },
+    session::ReportedStatus,
 };
 use clap::Args;
 
@@ -94,11 +98,11 @@ fn record(config: Option<&Path>, data_dir: Option<&Path>, report: &HookReport) -
     };
     // Only a config named on the command line: the hook runs in the session's worktree, where
     // `./ao-rs.yaml` may be any branch's copy.
-    let notify = match config {
+    let config = match config {
         Some(path) => match Config::load(Some(path)) {
-            Ok(config) => config.notify,
+            Ok(config) => Some(config),
             Err(e) => {
-                crate::errln!("ao-host hook: no notification: {e}");
+                crate::errln!("ao-host hook: no notification or budget check: {e}");
                 None
             }
         },
@@ -110,10 +114,34 @@ fn record(config: Option<&Path>, data_dir: Option<&Path>, report: &HookReport) -
         &report.session,
         event,
         None,
-        notify.as_ref(),
+        config.as_ref().and_then(|c| c.notify.as_ref()),
     )
-    .map(drop)
-    .context("recording the agent's event")
+    .context("recording the agent's event")?;
+    // Budgets are checked between model requests (a tool's event) and at the end of a turn,
+    // and only for a session whose spawn left a budget snapshot: without budgets the hook
+    // loads no plugin.
+    let boundary = matches!(status, ReportedStatus::Idle | ReportedStatus::Working);
+    if let Some(config) = config.filter(|_| {
+        boundary && Lifecycle::has_budget_snapshot(data_dir, &report.project, &report.session)
+    }) {
+        check_budget(config, data_dir, report).context("checking the session's budget")?;
+    }
+    Ok(())
+}
+
+/// Reads the session's usage through its agent plugin and enforces its budgets (see
+/// `ao_core::budget`): a warning once per threshold, an interrupt when one runs out.
+fn check_budget(mut config: Config, data_dir: &Path, report: &HookReport) -> Result<()> {
+    ao_core::plugins::crash::install();
+    config.data_dir = data_dir.to_path_buf();
+    let lifecycle = Lifecycle::open(config, &[])?;
+    let reactor = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let checked = reactor.block_on(lifecycle.check_budget_of(&report.project, &report.session));
+    reactor.shutdown_background();
+    Ok(checked?)
 }
 
 /// Reads and drops the event on stdin, for a hook run that fails before it reads it: the agent

@@ -130,6 +130,9 @@ pub struct SendArgs {
     /// Read the message from a file.
     #[arg(long, value_name = "FILE")]
     pub file: Option<PathBuf>,
+    /// Send it even though the session is over budget (`budgets:`).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Reads text that must be UTF-8, naming its source when it is not. Reads at most one byte
@@ -525,9 +528,15 @@ pub async fn send(lifecycle: &Lifecycle, args: SendArgs) -> Result<ExitCode> {
     };
     let spinner = Spinner::start("sending");
     let sent = lifecycle
-        .send(&args.id, &text, &|phase| spinner.set_phase(phase))
+        .send(&args.id, &text, args.force, &|phase| {
+            spinner.set_phase(phase)
+        })
         .await;
     drop(spinner);
+    let sent = sent.map_err(|error| match error {
+        LifecycleError::Budget(_) => anyhow::anyhow!("{error} (`--force`)"),
+        error => error.into(),
+    });
     sent.with_context(|| format!("sending to {}", args.id))?;
     Ok(ExitCode::SUCCESS)
 }
