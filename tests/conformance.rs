@@ -207,7 +207,12 @@ fn agent_plugins_read_their_recorded_screens_and_wire_their_events() {
 
 /// The agent plugins that read their sessions' usage (0.1.9): the kit checks it for them, and
 /// says it unsupported, not failed, for the others.
-const READ_USAGE: [&str; 2] = ["ao-agent-claude-code", "ao-agent-opencode"];
+const READ_USAGE: [&str; 4] = [
+    "ao-agent-claude-code",
+    "ao-agent-codex",
+    "ao-agent-gemini",
+    "ao-agent-opencode",
+];
 
 /// The kit's `usage` checks of one agent plugin's report: those run, or the one skipped.
 fn usage_checks(checks: &[Value]) -> Vec<&Value> {
