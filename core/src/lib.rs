@@ -15,5 +15,6 @@ pub mod plugins;
 pub mod remote;
 pub mod session;
 pub mod timing;
+pub mod usage;
 pub mod watch;
 pub use ao_plugin_host::trust;

@@ -32,6 +32,8 @@ pub(super) struct ConfigFile {
     pub clear_env: Option<Vec<String>>,
     /// How often the watcher asks the forge.
     pub watch: Option<super::reactions::WatchSection>,
+    /// USD per million tokens per model, over the built-in table.
+    pub prices: Option<BTreeMap<String, crate::usage::PriceSection>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -135,6 +137,7 @@ impl ConfigFile {
         self.notify = file.notify.or(self.notify);
         self.clear_env = file.clear_env.or(self.clear_env);
         self.watch = file.watch.or(self.watch);
+        self.prices = file.prices.or(self.prices);
         self
     }
 }

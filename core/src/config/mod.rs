@@ -95,6 +95,8 @@ pub struct Config {
     pub clear_env: VariableNames,
     /// `watch:`: how often the watcher asks the forge about pull requests.
     pub watch: WatchConfig,
+    /// `prices:` over the built-in price table: what tokens cost per model.
+    pub prices: crate::usage::Prices,
 }
 
 /// `notify: { command: [argv…], on: [statuses] }`.
@@ -288,6 +290,8 @@ impl Config {
             clear_env: VariableNames::from_list("clear_env", file.clear_env.unwrap_or_default())
                 .map_err(invalid)?,
             watch: WatchConfig::from_section(file.watch.unwrap_or_default()).map_err(invalid)?,
+            prices: crate::usage::Prices::with_overrides(file.prices.unwrap_or_default())
+                .map_err(invalid)?,
         })
     }
 

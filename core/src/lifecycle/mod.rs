@@ -19,6 +19,7 @@ mod request;
 mod restore;
 mod spawn;
 mod status;
+mod usage;
 
 use std::{
     collections::HashMap,
@@ -41,6 +42,7 @@ pub use self::{
     restore::{RestoreOutcome, RestoreResult},
     spawn::{SpawnError, SpawnStepError},
     status::SessionListing,
+    usage::{LISTING_READ_BYTES, WATCH_READ_BYTES},
 };
 use crate::{
     config::{

@@ -170,6 +170,9 @@ impl Lifecycle {
             marked.note = Some("being killed".into());
             self.store.save(&marked)?;
         }
+        // Taken before the agent's state goes with its runtime: the conversation its final
+        // usage is read from.
+        let conversation = self.conversation_of(&session);
         if let Err(e) = self.stop_runtime(&session, &plugins).await {
             // Nothing was destroyed: the session is as it was.
             if !finishing {
@@ -177,11 +180,15 @@ impl Lifecycle {
             }
             return Err(e);
         }
+        // Read now that the agent writes no more, before its workspace and its records go, so
+        // the archived record keeps what the session cost.
+        let mut ended = session.clone();
+        ended.usage = Some(self.final_usage(&session, conversation).await);
         if let (Some(path), false) = (&session.workspace_path, keep_workspace) {
             self.remove_killed_workspace(&session, path, &plugins)
                 .await?;
         }
-        let archived = self.store.archive(&session, SessionStatus::Killed, None)?;
+        let archived = self.store.archive(&ended, SessionStatus::Killed, None)?;
         self.forget_session_files(&session, &plugins).await;
         Ok(KillOutcome::Killed(Box::new(archived)))
     }

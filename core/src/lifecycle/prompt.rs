@@ -183,6 +183,7 @@ mod tests {
             conversation_id: None,
             reports_events: false,
             status_from_screen: false,
+            usage: None,
             unreachable_since: None,
             note: None,
         };

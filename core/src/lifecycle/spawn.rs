@@ -189,6 +189,7 @@ impl Lifecycle {
         if let Err(e) = plugins.agent.forget(&session.id).await {
             tracing::warn!(id = %session.id, "removing the agent's files of the session: {e}");
         }
+        self.usage_dir().remove(&session.project_id, &session.id);
         let watch = self.watch_dir();
         for removed in [
             watch.remove_session(&session.project_id, &session.id),
@@ -239,6 +240,7 @@ impl Lifecycle {
             conversation_id: None,
             reports_events: false,
             status_from_screen: false,
+            usage: None,
             unreachable_since: None,
             note: None,
         };

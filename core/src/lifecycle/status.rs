@@ -26,6 +26,7 @@ use tokio::sync::Semaphore;
 
 use super::{
     deliver::SCREEN_LINES, events::record_event, hosts::Unanswered, Lifecycle, LifecycleError,
+    LISTING_READ_BYTES,
 };
 use crate::{
     config::validate_project_arg,
@@ -60,8 +61,11 @@ impl Lifecycle {
         let listing = self.store.list(project, archived);
         let problems = listing.problems.iter().map(ToString::to_string).collect();
         let mut sessions = listing.sessions;
-        if !archived {
+        if archived {
+            self.attach_ended_usage(&mut sessions);
+        } else {
             self.refresh(&mut sessions).await;
+            self.attach_usage(&mut sessions, LISTING_READ_BYTES).await;
         }
         Ok(SessionListing { sessions, problems })
     }

@@ -106,7 +106,7 @@ impl SessionRole {
 }
 
 /// One session's record, stored as YAML and printed as JSON.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Session {
     pub id: String,
     pub project_id: String,
@@ -152,6 +152,11 @@ pub struct Session {
     /// Why the session is `errored`, or what went wrong last.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// What its model replies used and cost. Kept in the record when the session ends, so a
+    /// kill never loses it; a live session's is filled in by listings (from the usage store,
+    /// read on through its agent plugin). Optional: records written before it read fine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<crate::usage::SessionUsage>,
 }
 
 impl Session {

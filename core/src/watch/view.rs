@@ -209,28 +209,40 @@ fn io(action: &'static str, path: &Path, error: std::io::Error) -> StoreError {
 pub(super) fn read_json<T: for<'de> Deserialize<'de>>(
     path: &Path,
 ) -> Result<Option<T>, StoreError> {
+    read_json_within(path, MAX_FILE_BYTES)
+}
+
+/// A JSON file of the data dir, never through a link and at most `max_bytes` long; `None` when
+/// there is none.
+pub(crate) fn read_json_within<T: for<'de> Deserialize<'de>>(
+    path: &Path,
+    max_bytes: u64,
+) -> Result<Option<T>, StoreError> {
     let file = match private::open_read(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io("reading", path, e)),
     };
     let mut bytes = Vec::new();
-    file.take(MAX_FILE_BYTES + 1)
+    file.take(max_bytes + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| io("reading", path, e))?;
     let corrupt = |message: String| StoreError::Corrupt {
         path: path.to_path_buf(),
         message,
     };
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(corrupt("larger than any file the watcher writes".into()));
+    if bytes.len() as u64 > max_bytes {
+        return Err(corrupt(format!(
+            "larger than any such file ao-host writes ({max_bytes} bytes)"
+        )));
     }
     serde_json::from_slice(&bytes)
         .map(Some)
         .map_err(|e| corrupt(e.to_string()))
 }
 
-pub(super) fn write_json<T: Serialize>(
+/// Replaces `path` (inside `root`, which is made if missing) with `value` as JSON, whole.
+pub(crate) fn write_json<T: Serialize>(
     root: &Path,
     path: &Path,
     value: &T,

@@ -33,6 +33,7 @@ fn record(id: &str, n: u64) -> Session {
         conversation_id: None,
         reports_events: false,
         status_from_screen: false,
+        usage: None,
         unreachable_since: None,
         note: None,
     }

@@ -11,6 +11,7 @@ mod plugins;
 mod pull_request;
 mod session;
 mod transport;
+mod usage;
 mod watch;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -113,6 +114,9 @@ pub enum Command {
     Dashboard(dashboard::DashboardArgs),
     /// Watch the sessions' pull requests, CI and reviews, and react (one watcher per data dir).
     Watch(watch::WatchArgs),
+    /// What sessions cost, live and killed: tokens and USD by session, project, UTC day or
+    /// model.
+    Usage(usage::UsageArgs),
     /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell).
     Completions(completions::CompletionsArgs),
     /// Record an agent's event (run by the agent's hooks, not by hand).
@@ -392,6 +396,7 @@ async fn run_command(lifecycle: &Lifecycle, command: Command) -> Result<ExitCode
         Command::Session(command) => session::run(lifecycle, command).await,
         Command::Send(args) => session::send(lifecycle, args).await,
         Command::Attach { id } => session::attach(lifecycle, &id).await,
+        Command::Usage(args) => usage::run(lifecycle, args).await,
         Command::Doctor { json } => doctor::run(lifecycle, json).await,
         Command::Gc {
             dry_run,

@@ -15,13 +15,14 @@ use ao_core::{
         SpawnParams, TextError,
     },
     session::{Session, SessionRole, MAX_TASK_BYTES},
+    usage::UsageState,
     watch::shown::{ListedSession, NO_WATCHER},
 };
 use clap::{Args as ClapArgs, Subcommand};
 
 use super::{
     output::{print_json, terminal_safe, Spinner},
-    pull_request,
+    pull_request, usage,
 };
 use crate::{errln, outln};
 
@@ -426,9 +427,10 @@ fn print_listing(
         true => format!("{:<30} ", pull_request::cell(s)),
     };
     outln!(
-        "{:<28} {:<14} {}{:<34} {}TASK",
+        "{:<28} {:<14} {:>10} {}{:<34} {}TASK",
         "ID",
         "STATUS",
+        "COST",
         if hosts {
             format!("{:<12} ", "HOST")
         } else {
@@ -450,9 +452,10 @@ fn print_listing(
             s.id.clone()
         };
         outln!(
-            "{:<28} {:<14} {}{:<34} {}{}",
+            "{:<28} {:<14} {:>10} {}{:<34} {}{}",
             id,
             s.status.as_str(),
+            usage::cost_cell(s.usage.as_ref()),
             host_of(s),
             terminal_safe(&s.branch),
             pr_of(listed),
@@ -463,6 +466,14 @@ fn print_listing(
         }
         if let Some(note) = &s.note {
             outln!("    {}", terminal_safe(note));
+        }
+        if let Some(why) = s
+            .usage
+            .as_ref()
+            .filter(|u| u.state == UsageState::Unknown || u.stale)
+            .and_then(|u| u.notes.last())
+        {
+            outln!("    usage: {}", terminal_safe(why));
         }
         if let Some(note) = &listed.watch_note {
             outln!("    {}", terminal_safe(note));
