@@ -23,7 +23,7 @@ use support::{git, stderr, Harness};
 /// The stand-in, a harness and the file `notify` writes to; None without the CLI. Everything
 /// but the Claude Code plugin's settings comes from the fake-agent harness; those point at the
 /// real CLI, a home of its own and the stand-in.
-fn real_claude() -> Option<(MessagesApi, Harness, PathBuf)> {
+pub(crate) fn real_claude() -> Option<(MessagesApi, Harness, PathBuf)> {
     let claude = agent_cli::find_cli("claude", "Claude Code")?;
     let api = MessagesApi::start();
     let harness = Harness::new(&[], "");
