@@ -21,6 +21,7 @@ mod plugins;
 mod pull_request_view;
 mod pull_requests;
 mod real_claude;
+mod real_claude_usage;
 mod real_codex;
 mod real_gemini;
 mod real_opencode;

@@ -20,6 +20,7 @@ mod remote;
 mod scale;
 mod setup;
 mod spawn;
+mod usage;
 
 use std::process::Command;
 
@@ -74,6 +75,9 @@ fn main() {
     }
     if wanted("pull-requests") {
         pull_requests::pull_requests(plugins(), work.path());
+    }
+    if wanted("usage") {
+        usage::usage(plugins(), work.path());
     }
 }
 

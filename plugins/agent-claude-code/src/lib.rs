@@ -19,6 +19,10 @@ use serde::Deserialize;
 
 use crate::screen::{Dialog, ScreenPatterns};
 
+/// The folder name Claude Code keeps a workspace's transcripts under (for the benchmarks, which
+/// write transcripts where the CLI would).
+pub use crate::usage::folder_name as transcript_folder_name;
+
 export_plugins! {
     agent "claude-code" => ClaudeCode [remote],
 }

@@ -62,16 +62,19 @@ impl ConfigDir {
             named.push(folder_name(&real.to_string_lossy()));
         }
         named.push(folder_name(workspace));
+        let listed = || {
+            std::fs::read_dir(&projects)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|entry| entry.path())
+        };
+        // The folder listing only when the named folders lack the file (read lazily: listings
+        // ask this of every session every time).
         named
-            .into_iter()
+            .iter()
             .map(|name| projects.join(name))
-            .chain(
-                std::fs::read_dir(&projects)
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .map(|entry| entry.path()),
-            )
+            .chain(std::iter::once_with(listed).flatten())
             .find(|folder| folder.join(&file).symlink_metadata().is_ok())
     }
 }
