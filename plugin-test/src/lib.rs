@@ -38,7 +38,7 @@ use serde::Serialize;
 pub use self::{
     cargo::{library_under_test, run_from_cargo_test, LibraryUnderTest},
     delivery::first_difference,
-    usage::check_usage_records,
+    usage::{check_usage_records, usage_query},
 };
 
 /// One check of one plugin.

@@ -112,6 +112,30 @@ pub(super) async fn check(kit: &mut Kit<'_>, agent: &AgentPlugin, session: &Agen
     );
 }
 
+/// The query a plugin's own tests ask `usage` with: session `app-1` of project `app` on branch
+/// `session/app-1`, its workspace at `workspace_path`, reading `conversation_id`'s records on
+/// from `cursor`.
+pub fn usage_query(
+    workspace_path: &str,
+    conversation_id: Option<&str>,
+    cursor: &str,
+    max_bytes: u64,
+) -> UsageQuery {
+    UsageQuery {
+        session: AgentSession {
+            session_id: "app-1".into(),
+            project_id: "app".into(),
+            branch: "session/app-1".into(),
+            workspace_path: workspace_path.into(),
+            system_prompt: None.into(),
+            agent_config: RString::new(),
+        },
+        conversation_id: conversation_id.map(RString::from).into(),
+        cursor: cursor.into(),
+        max_bytes,
+    }
+}
+
 /// Checks an agent plugin's `usage` on records made for the test (files recorded from the real
 /// CLI, put where the plugin looks for `query`'s session): read whole from no cursor, the report
 /// is exactly `expected` (every model and hour, every count) with nothing left pending; read

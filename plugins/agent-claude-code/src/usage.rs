@@ -406,7 +406,6 @@ fn merged<'a>(tallies: impl Iterator<Item = &'a UsageTally>) -> RVec<ModelUsage>
 mod tests {
     use std::io::Write;
 
-    use ao_plugin_api::AgentSession;
     use serde_json::Value;
 
     use super::*;
@@ -472,19 +471,12 @@ mod tests {
         }
 
         fn query(&self, cursor: &str, max_bytes: u64) -> UsageQuery {
-            UsageQuery {
-                session: AgentSession {
-                    session_id: "app-1".into(),
-                    project_id: "app".into(),
-                    branch: "session/app-1".into(),
-                    workspace_path: self.workspace.to_string_lossy().as_ref().into(),
-                    system_prompt: None.into(),
-                    agent_config: RString::new(),
-                },
-                conversation_id: Some(RString::from(CONVERSATION)).into(),
-                cursor: cursor.into(),
+            ao_plugin_test::usage_query(
+                &self.workspace.to_string_lossy(),
+                Some(CONVERSATION),
+                cursor,
                 max_bytes,
-            }
+            )
         }
 
         fn read(&self, cursor: &str) -> UsageReport {

@@ -190,8 +190,6 @@ impl LineCounter for Recording {
 
 #[cfg(test)]
 mod tests {
-    use ao_plugin_api::{abi_stable::std_types::ROption, AgentSession};
-
     use super::*;
 
     /// The conversation of `tests/fixtures/gemini-home`, recorded from Gemini CLI 0.61.0
@@ -205,22 +203,7 @@ mod tests {
     }
 
     fn query(conversation: Option<&str>, cursor: &str, max_bytes: u64) -> UsageQuery {
-        UsageQuery {
-            session: AgentSession {
-                session_id: "app-1".into(),
-                project_id: "app".into(),
-                branch: "ao/app-1".into(),
-                workspace_path: "/nonexistent".into(),
-                system_prompt: ROption::RNone,
-                agent_config: "".into(),
-            },
-            conversation_id: match conversation {
-                Some(id) => ROption::RSome(id.into()),
-                None => ROption::RNone,
-            },
-            cursor: cursor.into(),
-            max_bytes,
-        }
+        ao_plugin_test::usage_query("/nonexistent", conversation, cursor, max_bytes)
     }
 
     fn only(report: &UsageReport) -> &ModelUsage {

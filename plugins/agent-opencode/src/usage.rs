@@ -367,7 +367,7 @@ fn counted(message: &Message, id: &str, notes: &mut Notes) -> Option<Counted> {
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
-    use ao_plugin_api::{usage::ModelUsage, Agent, AgentSession, PluginContext};
+    use ao_plugin_api::{usage::ModelUsage, Agent, PluginContext};
 
     use super::*;
     use crate::OpenCode;
@@ -441,19 +441,7 @@ mod tests {
     }
 
     fn query(conversation: Option<&str>, cursor: &str) -> UsageQuery {
-        UsageQuery {
-            session: AgentSession {
-                session_id: "app-1".into(),
-                project_id: "app".into(),
-                branch: "session/app-1".into(),
-                workspace_path: "/tmp/ocx/proj2".into(),
-                system_prompt: None.into(),
-                agent_config: "".into(),
-            },
-            conversation_id: conversation.map(RString::from).into(),
-            cursor: cursor.into(),
-            max_bytes: u64::MAX,
-        }
+        ao_plugin_test::usage_query("/tmp/ocx/proj2", conversation, cursor, u64::MAX)
     }
 
     fn kind(error: &PluginFailure) -> ErrorKind {
