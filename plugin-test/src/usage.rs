@@ -47,6 +47,10 @@ fn no_records(answer: Result<UsageReport, PluginCallError>) -> Result<Outcome, S
     }
 }
 
+/// A conversation id of the shape agent CLIs use (a UUID) that no agent ever made, so a plugin
+/// that checks the shape of ids still answers "no records" for it.
+const NO_SUCH_CONVERSATION: &str = "00000000-0000-4000-8000-00000000a0c7";
+
 pub(super) async fn check(kit: &mut Kit<'_>, agent: &AgentPlugin, session: &AgentSession) {
     let query = |conversation: Option<&str>, cursor: &str, max_bytes: u64| UsageQuery {
         session: session.clone(),
@@ -65,7 +69,7 @@ pub(super) async fn check(kit: &mut Kit<'_>, agent: &AgentPlugin, session: &Agen
     }
     let named = no_records(
         agent
-            .usage(&query(Some("aokit-no-such-conversation"), "", 1 << 20))
+            .usage(&query(Some(NO_SUCH_CONVERSATION), "", 1 << 20))
             .await,
     );
     kit.record(
@@ -82,7 +86,7 @@ pub(super) async fn check(kit: &mut Kit<'_>, agent: &AgentPlugin, session: &Agen
     let garbage = no_records(
         agent
             .usage(&query(
-                Some("aokit-no-such-conversation"),
+                Some(NO_SUCH_CONVERSATION),
                 GARBAGE_CURSOR,
                 1 << 20,
             ))
@@ -97,7 +101,7 @@ pub(super) async fn check(kit: &mut Kit<'_>, agent: &AgentPlugin, session: &Agen
         budgets.push(
             no_records(
                 agent
-                    .usage(&query(Some("aokit-no-such-conversation"), "", max_bytes))
+                    .usage(&query(Some(NO_SUCH_CONVERSATION), "", max_bytes))
                     .await,
             )
             .map_err(|e| format!("max_bytes {max_bytes}: {e}")),

@@ -249,7 +249,10 @@ impl Lifecycle {
         let prices = &self.config.prices;
         match answer {
             Ok(report) => {
-                let usage = self.usage_of_report(&report, now);
+                let mut usage = self.usage_of_report(&report, now);
+                if let Some(stored) = &stored {
+                    usage.keep_counted(&stored.usage, prices);
+                }
                 let keep = StoredUsage {
                     plugin: session.agent.clone(),
                     cursor: report.cursor.to_string(),

@@ -41,6 +41,22 @@ pub struct HourUsage {
     pub tokens: Tokens,
 }
 
+impl HourUsage {
+    /// Raises each figure to `earlier`'s where it is lower; whether any was.
+    fn raise_to(&mut self, earlier: &HourUsage) -> bool {
+        let before = self.clone();
+        let (now, then) = (&mut self.tokens, &earlier.tokens);
+        self.replies = self.replies.max(earlier.replies);
+        now.input = now.input.max(then.input);
+        now.cache_read = now.cache_read.max(then.cache_read);
+        now.cache_write_5m = now.cache_write_5m.max(then.cache_write_5m);
+        now.cache_write_1h = now.cache_write_1h.max(then.cache_write_1h);
+        now.output = now.output.max(then.output);
+        now.reasoning = now.reasoning.max(then.reasoning);
+        *self != before
+    }
+}
+
 impl From<&ModelUsage> for HourUsage {
     fn from(usage: &ModelUsage) -> Self {
         Self {
@@ -234,6 +250,33 @@ impl SessionUsage {
         }
     }
 
+    /// Keeps every figure `earlier` counted: a session's usage never goes down, whatever its
+    /// records say now (a transcript cut short or replaced, by accident or by an agent that
+    /// would slip out of its budget so). Says so in a note when it had to, once counting is
+    /// done.
+    pub fn keep_counted(&mut self, earlier: &SessionUsage, prices: &Prices) {
+        let mut kept = false;
+        for then in &earlier.hours {
+            match (self.hours.iter_mut()).find(|h| h.model == then.model && h.hour == then.hour) {
+                Some(now) => kept |= now.raise_to(then),
+                None => {
+                    self.hours.push(then.clone());
+                    kept = true;
+                }
+            }
+        }
+        if kept {
+            if self.pending_bytes == 0 {
+                self.notes.push(
+                    "its records now say less than was counted before (cut short or replaced): \
+                     the figures counted before are kept"
+                        .into(),
+                );
+            }
+            self.price(prices);
+        }
+    }
+
     /// What the session cost so far, from the figures as they are (budgets check this).
     pub fn cost(&self) -> Cost {
         Cost {
@@ -288,6 +331,43 @@ mod tests {
         assert!((sonnet.cost_usd.unwrap() - 18.0).abs() < 1e-9);
         assert!((usage.cost_usd.unwrap() - 19.25).abs() < 1e-9);
         assert!(usage.priced);
+    }
+
+    #[test]
+    fn usage_never_goes_down_when_records_say_less_than_was_counted() {
+        let prices = Prices::default();
+        let earlier = SessionUsage::new(
+            UsageState::Known,
+            vec![hour("gpt-5", 0, 1_000_000, 500), hour("gpt-5", 3600, 10, 10)],
+            Vec::new(),
+            0,
+            &prices,
+        );
+        // The transcript was emptied and one smaller reply written: nothing counted is lost.
+        let mut now = SessionUsage::new(
+            UsageState::Known,
+            vec![hour("gpt-5", 0, 5, 900)],
+            Vec::new(),
+            1,
+            &prices,
+        );
+        now.keep_counted(&earlier, &prices);
+        let gpt = &now.models["gpt-5"];
+        assert_eq!((gpt.input, gpt.output), (1_000_010, 910));
+        assert!(now.cost_usd.unwrap() >= earlier.cost_usd.unwrap());
+        assert_eq!(now.notes.len(), 1, "{:?}", now.notes);
+
+        // Records that grew are taken as they are, without a note.
+        let mut grown = SessionUsage::new(
+            UsageState::Known,
+            vec![hour("gpt-5", 0, 2_000_000, 600), hour("gpt-5", 3600, 10, 10)],
+            Vec::new(),
+            2,
+            &prices,
+        );
+        grown.keep_counted(&earlier, &prices);
+        assert_eq!(grown.models["gpt-5"].input, 2_000_010);
+        assert!(grown.notes.is_empty(), "{:?}", grown.notes);
     }
 
     #[test]

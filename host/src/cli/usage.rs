@@ -115,8 +115,10 @@ pub async fn run(lifecycle: &Lifecycle, args: UsageArgs) -> Result<ExitCode> {
 }
 
 fn print_group(group: &UsageGroup) -> Result<()> {
-    let tokens: u64 = group.models.values().map(ModelTotals::total_tokens).sum();
-    let replies: u64 = group.models.values().map(|m| m.replies).sum();
+    // Saturating: figures come from files an agent can write, and must never crash a listing.
+    let tokens = (group.models.values())
+        .fold(0u64, |sum, m| sum.saturating_add(m.total_tokens()));
+    let replies = (group.models.values()).fold(0u64, |sum, m| sum.saturating_add(m.replies));
     let models: Vec<String> = group
         .models
         .iter()

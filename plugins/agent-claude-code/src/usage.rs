@@ -391,13 +391,14 @@ fn merged<'a>(tallies: impl Iterator<Item = &'a UsageTally>) -> RVec<ModelUsage>
                 hour: entry.hour,
                 ..ModelUsage::default()
             });
-        sum.replies += entry.replies;
-        sum.input += entry.input;
-        sum.cache_read += entry.cache_read;
-        sum.cache_write_5m += entry.cache_write_5m;
-        sum.cache_write_1h += entry.cache_write_1h;
-        sum.output += entry.output;
-        sum.reasoning += entry.reasoning;
+        // Saturating: a transcript may claim any figure, and adding must never panic.
+        sum.replies = sum.replies.saturating_add(entry.replies);
+        sum.input = sum.input.saturating_add(entry.input);
+        sum.cache_read = sum.cache_read.saturating_add(entry.cache_read);
+        sum.cache_write_5m = sum.cache_write_5m.saturating_add(entry.cache_write_5m);
+        sum.cache_write_1h = sum.cache_write_1h.saturating_add(entry.cache_write_1h);
+        sum.output = sum.output.saturating_add(entry.output);
+        sum.reasoning = sum.reasoning.saturating_add(entry.reasoning);
     }
     sums.into_values().collect()
 }
