@@ -85,11 +85,7 @@ pub(super) async fn check(kit: &mut Kit<'_>, agent: &AgentPlugin, session: &Agen
     );
     let garbage = no_records(
         agent
-            .usage(&query(
-                Some(NO_SUCH_CONVERSATION),
-                GARBAGE_CURSOR,
-                1 << 20,
-            ))
+            .usage(&query(Some(NO_SUCH_CONVERSATION), GARBAGE_CURSOR, 1 << 20))
             .await,
     );
     kit.record(

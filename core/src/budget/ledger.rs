@@ -139,6 +139,25 @@ impl Ledger {
         }
     }
 
+    /// Lets an over-budget session take the turn a forced message (`send --force`) starts: its
+    /// agent's working events do not interrupt it until it is idle again.
+    pub fn allow_forced_turn(&self, project_id: &str, id: &str) -> Result<(), StoreError> {
+        self.make_session_folder(project_id, id)?;
+        let path = self.session_folder(project_id, id).join("forced");
+        private::write(&path, b"", false).map_err(io_error("writing", &path))
+    }
+
+    /// Whether a forced turn is under way (see [`Ledger::allow_forced_turn`]).
+    pub fn in_forced_turn(&self, project_id: &str, id: &str) -> bool {
+        fs::symlink_metadata(self.session_folder(project_id, id).join("forced"))
+            .is_ok_and(|meta| meta.is_file())
+    }
+
+    /// Ends a forced turn: the agent is idle again.
+    pub fn end_forced_turn(&self, project_id: &str, id: &str) {
+        let _ = fs::remove_file(self.session_folder(project_id, id).join("forced"));
+    }
+
     /// Whether this process is the first to warn that `scope`'s `level` budget reached
     /// `threshold` (claimed by making a file exclusively).
     pub fn claim_warning(

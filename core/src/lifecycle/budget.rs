@@ -259,7 +259,22 @@ impl Lifecycle {
 
     /// Interrupts a session that just ran out of budget through its runtime, and notifies.
     async fn stop_over_budget(&self, session: &Session, over: &OverBudget) {
+        self.interrupt(session, over).await;
+        if let Some(notify) = self.config.notify.as_ref().filter(|n| n.over_budget) {
+            run_notify(
+                notify,
+                &session.project_id,
+                &session.id,
+                SessionStatus::OverBudget.as_str(),
+                &format!("{} was stopped: {over}", session.id),
+            );
+        }
+    }
+
+    /// Sends the interrupt key through the session's runtime.
+    async fn interrupt(&self, session: &Session, over: &OverBudget) {
         let id = &session.id;
+        tracing::info!(%id, "interrupting it: {over}");
         if let Some(handle) = &session.runtime_handle {
             let interrupted = match self.plugins_of(session).await {
                 Ok(plugins) => plugins
@@ -272,15 +287,6 @@ impl Lifecycle {
             if let Err(e) = interrupted {
                 tracing::warn!(%id, "interrupting it (over budget): {e}");
             }
-        }
-        if let Some(notify) = self.config.notify.as_ref().filter(|n| n.over_budget) {
-            run_notify(
-                notify,
-                &session.project_id,
-                id,
-                SessionStatus::OverBudget.as_str(),
-                &format!("{id} was stopped: {over}"),
-            );
         }
     }
 
@@ -309,8 +315,16 @@ impl Lifecycle {
     }
 
     /// The session-level check the hook makes on a turn boundary, for a session with a budget
-    /// snapshot: the same as a listing's, for that one session.
-    pub async fn check_budget_of(&self, project_id: &str, id: &str) -> Result<(), LifecycleError> {
+    /// snapshot: the same as a listing's, for that one session. An agent still `working` while
+    /// over budget (an interrupt went astray, or it carries on by itself) is interrupted again
+    /// at each such event, unless it is taking a turn a forced message started; `idle` ends
+    /// that turn.
+    pub async fn check_budget_of(
+        &self,
+        project_id: &str,
+        id: &str,
+        working: bool,
+    ) -> Result<(), LifecycleError> {
         let Some(mut session) = self.store.reread(project_id, id)? else {
             return Ok(());
         };
@@ -320,21 +334,30 @@ impl Lifecycle {
         }
         session.usage = Some(self.session_usage(&session, LISTING_READ_BYTES).await);
         let spending = self.spending(std::slice::from_ref(&session)).await;
+        let was_over = matches!(self.ledger().over_budget(project_id, id), Ok(Some(_)));
         self.enforce_budgets(std::slice::from_mut(&mut session), &spending)
             .await;
+        let ledger = self.ledger();
+        if !working {
+            ledger.end_forced_turn(project_id, id);
+        } else if was_over && !ledger.in_forced_turn(project_id, id) {
+            if let Ok(Some(over)) = ledger.over_budget(project_id, id) {
+                self.interrupt(&session, &over).await;
+            }
+        }
         Ok(())
     }
 
-    /// Refuses a message to an over-budget session unless `force`d.
+    /// Refuses a message to an over-budget session unless `force`d; a forced one lets the
+    /// agent take the turn it starts without being interrupted again.
     pub(crate) fn check_send_budget(
         &self,
         session: &Session,
         force: bool,
     ) -> Result<(), LifecycleError> {
-        if force {
-            return Ok(());
-        }
-        match self.ledger().over_budget(&session.project_id, &session.id) {
+        let ledger = self.ledger();
+        match ledger.over_budget(&session.project_id, &session.id) {
+            Ok(Some(_)) if force => Ok(ledger.allow_forced_turn(&session.project_id, &session.id)?),
             Ok(Some(over)) => Err(BudgetRefusal::Send {
                 id: session.id.clone(),
                 over: Box::new(over),
@@ -342,6 +365,7 @@ impl Lifecycle {
             }
             .into()),
             Ok(None) => Ok(()),
+            Err(_) if force => Ok(()),
             Err(e) => Err(e.into()),
         }
     }

@@ -338,7 +338,10 @@ mod tests {
         let prices = Prices::default();
         let earlier = SessionUsage::new(
             UsageState::Known,
-            vec![hour("gpt-5", 0, 1_000_000, 500), hour("gpt-5", 3600, 10, 10)],
+            vec![
+                hour("gpt-5", 0, 1_000_000, 500),
+                hour("gpt-5", 3600, 10, 10),
+            ],
             Vec::new(),
             0,
             &prices,
@@ -360,7 +363,10 @@ mod tests {
         // Records that grew are taken as they are, without a note.
         let mut grown = SessionUsage::new(
             UsageState::Known,
-            vec![hour("gpt-5", 0, 2_000_000, 600), hour("gpt-5", 3600, 10, 10)],
+            vec![
+                hour("gpt-5", 0, 2_000_000, 600),
+                hour("gpt-5", 3600, 10, 10),
+            ],
             Vec::new(),
             2,
             &prices,

@@ -124,14 +124,20 @@ fn record(config: Option<&Path>, data_dir: Option<&Path>, report: &HookReport) -
     if let Some(config) = config.filter(|_| {
         boundary && Lifecycle::has_budget_snapshot(data_dir, &report.project, &report.session)
     }) {
-        check_budget(config, data_dir, report).context("checking the session's budget")?;
+        let working = status == ReportedStatus::Working;
+        check_budget(config, data_dir, report, working).context("checking the session's budget")?;
     }
     Ok(())
 }
 
 /// Reads the session's usage through its agent plugin and enforces its budgets (see
 /// `ao_core::budget`): a warning once per threshold, an interrupt when one runs out.
-fn check_budget(mut config: Config, data_dir: &Path, report: &HookReport) -> Result<()> {
+fn check_budget(
+    mut config: Config,
+    data_dir: &Path,
+    report: &HookReport,
+    working: bool,
+) -> Result<()> {
     ao_core::plugins::crash::install();
     config.data_dir = data_dir.to_path_buf();
     let lifecycle = Lifecycle::open(config, &[])?;
@@ -139,7 +145,8 @@ fn check_budget(mut config: Config, data_dir: &Path, report: &HookReport) -> Res
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let checked = reactor.block_on(lifecycle.check_budget_of(&report.project, &report.session));
+    let checked =
+        reactor.block_on(lifecycle.check_budget_of(&report.project, &report.session, working));
     reactor.shutdown_background();
     Ok(checked?)
 }

@@ -10,7 +10,7 @@ use ao_core::{
     session::now_ms,
     usage::{
         summary::{parse_since, GroupBy, UsageGroup},
-        ModelTotals, SessionUsage, UsageState,
+        SessionUsage, UsageState,
     },
 };
 use clap::{Args as ClapArgs, ValueEnum};
@@ -116,8 +116,7 @@ pub async fn run(lifecycle: &Lifecycle, args: UsageArgs) -> Result<ExitCode> {
 
 fn print_group(group: &UsageGroup) -> Result<()> {
     // Saturating: figures come from files an agent can write, and must never crash a listing.
-    let tokens = (group.models.values())
-        .fold(0u64, |sum, m| sum.saturating_add(m.total_tokens()));
+    let tokens = (group.models.values()).fold(0u64, |sum, m| sum.saturating_add(m.total_tokens()));
     let replies = (group.models.values()).fold(0u64, |sum, m| sum.saturating_add(m.replies));
     let models: Vec<String> = group
         .models
