@@ -143,6 +143,8 @@ pub enum LoadError {
     NewerInterface { path: PathBuf, library: String },
     #[error("{path}: not loaded: --skip-plugin {plugin}", path = path.display())]
     Skipped { path: PathBuf, plugin: String },
+    #[error("{path}: not loaded: this command needs none of its plugins", path = path.display())]
+    NotNeeded { path: PathBuf },
     #[error("{path}: its digest {actual} does not match plugins.pin.{plugin} ({expected}); install the pinned build or update the pin", path = path.display())]
     PinMismatch {
         path: PathBuf,
@@ -369,6 +371,7 @@ pub fn load_library_pinned(
             pins,
             isolated,
             skipped: &|_: &str| false,
+            needed: &|_: &str| true,
             shadowed: &|_: InterfaceKind, _: &str| false,
             start_timeout: DEFAULT_START_TIMEOUT,
         },
@@ -383,6 +386,8 @@ pub struct LoadPolicy<'a> {
     pub isolated: &'a dyn Fn(&str) -> bool,
     /// Plugins whose library is not loaded at all (`--skip-plugin`).
     pub skipped: &'a dyn Fn(&str) -> bool,
+    /// Plugins the command needs: a library that provides none of them is not loaded.
+    pub needed: &'a dyn Fn(&str) -> bool,
     /// (kind, name) a library found earlier already provides: a library all of whose plugins
     /// are shadowed is judged but never loaded.
     pub shadowed: &'a dyn Fn(InterfaceKind, &str) -> bool,
@@ -396,6 +401,7 @@ pub fn load_library_checked(path: &Path, policy: &LoadPolicy<'_>) -> LibraryRepo
         pins,
         isolated,
         skipped,
+        needed,
         shadowed,
         start_timeout,
     } = policy;
@@ -496,6 +502,11 @@ pub fn load_library_checked(path: &Path, policy: &LoadPolicy<'_>) -> LibraryRepo
             path: display_path,
             plugin: plugin.name.clone(),
         });
+        report.manifest = Some(manifest);
+        return report;
+    }
+    if !manifest.plugins.iter().any(|p| needed(&p.name)) {
+        report.outcome = Err(LoadError::NotNeeded { path: display_path });
         report.manifest = Some(manifest);
         return report;
     }

@@ -188,6 +188,9 @@ pub struct LoadSettings<'a> {
     pub isolate: &'a [String],
     /// Plugins whose libraries are not loaded at all.
     pub skip: &'a [String],
+    /// When set, only the libraries that provide one of these plugins are loaded: a command
+    /// that acts for one session (the hook's budget check) loads no other library.
+    pub only: Option<&'a [String]>,
     /// How long one call may take.
     pub call_timeout: Duration,
     /// How long a workspace's `create` may take (it runs the project's `post_create`).
@@ -217,6 +220,7 @@ impl PluginRegistry {
                 settings.pins,
                 settings.isolate,
                 settings.skip,
+                settings.only,
                 settings.call_timeout,
             )
         }
@@ -229,17 +233,19 @@ impl PluginRegistry {
         pins: &BTreeMap<String, String>,
         isolate: &[String],
     ) -> Self {
-        Self::load_with(files, pins, isolate, &[], DEFAULT_START_TIMEOUT)
+        Self::load_with(files, pins, isolate, &[], None, DEFAULT_START_TIMEOUT)
     }
 
     /// [`PluginRegistry::load_isolating`], not loading at all the libraries that provide a
-    /// plugin named in `skip`, nor those whose every plugin an earlier library provides; a
-    /// library whose start-up code runs longer than `start_timeout` ends the process.
+    /// plugin named in `skip`, nor those that provide none of `only`'s, nor those whose every
+    /// plugin an earlier library provides; a library whose start-up code runs longer than
+    /// `start_timeout` ends the process.
     fn load_with(
         files: &[PathBuf],
         pins: &BTreeMap<String, String>,
         isolate: &[String],
         skip: &[String],
+        only: Option<&[String]>,
         start_timeout: Duration,
     ) -> Self {
         let mut registry = Self {
@@ -248,6 +254,7 @@ impl PluginRegistry {
         };
         let isolated = |name: &str| isolate.iter().any(|n| n == "*" || n == name);
         let skipped = |name: &str| skip.iter().any(|n| n == name);
+        let needed = |name: &str| only.is_none_or(|only| only.iter().any(|n| n == name));
         for file in files {
             let shadowed = |kind: InterfaceKind, name: &str| {
                 registry.registered.contains_key(&(kind, name.to_string()))
@@ -258,6 +265,7 @@ impl PluginRegistry {
                     pins,
                     isolated: &isolated,
                     skipped: &skipped,
+                    needed: &needed,
                     shadowed: &shadowed,
                     start_timeout,
                 },

@@ -243,6 +243,7 @@ pub async fn test_library(
     let registry = PluginRegistry::load_configured(
         &[file.to_path_buf()],
         &LoadSettings {
+            only: None,
             pins: &settings.pins,
             isolate: &isolate,
             skip: &[],

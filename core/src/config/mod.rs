@@ -81,6 +81,9 @@ pub struct Config {
     pub plugin_isolate: Vec<String>,
     /// Plugins whose libraries are not loaded at all (`gc --skip-plugin`; never from the file).
     pub plugin_skip: Vec<String>,
+    /// When set, the only plugins whose libraries are loaded (a command acting for one session:
+    /// the hook's budget check; never from the file).
+    pub plugin_only: Option<Vec<String>>,
     pub defaults: PluginChoice,
     pub ready_timeout_ms: u64,
     pub call_timeout_ms: u64,
@@ -297,6 +300,7 @@ impl Config {
             plugin_pins: file.plugins.pin,
             plugin_isolate: file.plugins.isolate,
             plugin_skip: Vec::new(),
+            plugin_only: None,
             defaults,
             ready_timeout_ms: file.defaults.ready_timeout_ms.expect(builtin),
             call_timeout_ms: file.defaults.call_timeout_ms.expect(builtin),

@@ -314,6 +314,21 @@ impl Lifecycle {
         }
     }
 
+    /// The lifecycle the hook's budget check needs for session `id`: `config` loading only the
+    /// libraries of the session's own plugins (its agent's, to read its usage, its runtime's,
+    /// to interrupt it), so a hook event costs one library, not every plugin installed.
+    pub fn open_for_session(
+        mut config: crate::config::Config,
+        project_id: &str,
+        id: &str,
+    ) -> Result<Lifecycle, LifecycleError> {
+        let store = crate::session::SessionStore::open(&config.data_dir)?;
+        if let Some(session) = store.reread(project_id, id)? {
+            config.plugin_only = Some(vec![session.agent, session.runtime, session.workspace]);
+        }
+        Lifecycle::open(config, &[])
+    }
+
     /// The session-level check the hook makes on a turn boundary, for a session with a budget
     /// snapshot: the same as a listing's, for that one session. An agent still `working` while
     /// over budget (an interrupt went astray, or it carries on by itself) is interrupted again

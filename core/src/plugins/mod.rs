@@ -29,6 +29,7 @@ pub fn load_configured(files: &[PathBuf], config: &Config) -> PluginRegistry {
             pins: &config.plugin_pins,
             isolate: &config.plugin_isolate,
             skip: &config.plugin_skip,
+            only: config.plugin_only.as_deref(),
             call_timeout: Duration::from_millis(config.call_timeout_ms),
             create_timeout: Duration::from_millis(config.workspace_timeout_ms),
         },

@@ -140,7 +140,7 @@ fn check_budget(
 ) -> Result<()> {
     ao_core::plugins::crash::install();
     config.data_dir = data_dir.to_path_buf();
-    let lifecycle = Lifecycle::open(config, &[])?;
+    let lifecycle = Lifecycle::open_for_session(config, &report.project, &report.session)?;
     let reactor = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
