@@ -270,7 +270,14 @@ pub struct RecordFile {
     offset: u64,
     /// The file's inode when it was last read, to tell a file replaced since.
     inode: u64,
+    /// Its first bytes (up to [`HEAD_BYTES`], hex), to tell a file replaced since under an
+    /// inode number the filesystem gave again, or written over in place.
+    #[serde(default)]
+    head: String,
 }
+
+/// How many of a record file's first bytes [`RecordFile`] keeps to know the file again.
+const HEAD_BYTES: u64 = 64;
 
 /// What [`RecordFile::read_on`] found.
 #[derive(Debug, Default)]
@@ -305,11 +312,16 @@ impl RecordFile {
         let meta = file.metadata()?;
         check_own_record(path, &meta)?;
         let mut appended = AppendedLines::default();
-        if meta.ino() != self.inode || meta.len() < self.offset {
+        let head_len = (self.head.len() as u64 / 2).min(meta.len());
+        if meta.ino() != self.inode
+            || meta.len() < self.offset
+            || head_of(&file, head_len)? != self.head
+        {
             appended.restarted = self.offset > 0 || self.inode != 0;
             *self = RecordFile {
                 offset: 0,
                 inode: meta.ino(),
+                head: String::new(),
             };
         }
         let mut reader = BufReader::new(file);
@@ -343,8 +355,19 @@ impl RecordFile {
                 .lines
                 .push(String::from_utf8_lossy(&line).into_owned());
         }
+        if (self.head.len() as u64) < 2 * HEAD_BYTES.min(self.offset) {
+            self.head = head_of(reader.get_ref(), HEAD_BYTES.min(self.offset))?;
+        }
         Ok(appended)
     }
+}
+
+/// The first `len` bytes of `file`, hex.
+fn head_of(file: &std::fs::File, len: u64) -> io::Result<String> {
+    use std::os::unix::fs::FileExt;
+    let mut bytes = vec![0; len as usize];
+    file.read_exact_at(&mut bytes, 0)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// How far each file of one conversation's records has been read.
@@ -588,6 +611,24 @@ mod tests {
             (read.lines.as_slice(), read.too_long),
             (&["two".to_string()][..], 1)
         );
+    }
+
+    #[test]
+    fn a_file_written_over_in_place_is_read_again_from_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        std::fs::write(&path, "aaa\nbbb\n").unwrap();
+        let mut record = RecordFile::default();
+        assert_eq!(
+            record.read_on(&path, &mut 100).unwrap().lines,
+            ["aaa", "bbb"]
+        );
+        // Same inode, longer than what was read, other first bytes.
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&file, b"zzz\nbbb\nccc\n", 0).unwrap();
+        let read = record.read_on(&path, &mut 100).unwrap();
+        assert!(read.restarted);
+        assert_eq!(read.lines, ["zzz", "bbb", "ccc"]);
     }
 
     #[test]

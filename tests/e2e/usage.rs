@@ -293,7 +293,7 @@ fn a_bad_prices_entry_is_refused_naming_the_field_and_the_fix() {
     assert!(!output.status.success());
     let error = stderr(&output);
     assert!(
-        error.contains("prices.my-model.input") && error.contains("0 or more"),
+        error.contains("prices.my-model.input") && error.contains("from 0 to"),
         "{error}"
     );
     harness.rewrite_config(|text| {

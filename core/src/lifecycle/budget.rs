@@ -31,7 +31,7 @@ pub struct Spending {
 /// What an exhausted budget refused.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum BudgetRefusal {
-    #[error("{id} is over budget and gets no messages: {over}; raise {field} in {config} to let it continue, or force the message", field = over.field)]
+    #[error("{id} is over budget and gets no messages: {exhausted}; raise {field} in {config} to let it continue, or force the message", exhausted = over.exhausted, field = over.field)]
     Send {
         id: String,
         over: Box<OverBudget>,

@@ -94,6 +94,9 @@ const BUILT_IN: &[(&str, Price)] = &[
     ),
 ];
 
+/// The highest price `prices:` takes, in USD per million tokens.
+const MAX_PRICE: f64 = 100_000.0;
+
 /// `prices.<model>` as written: every price given, none negative.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -136,9 +139,10 @@ impl Prices {
                 ("cache_write_1h", section.cache_write_1h),
             ];
             for (field, value) in fields {
-                if !value.is_finite() || value < 0.0 {
+                // A cap far above any model's, so a cost never overflows to infinity.
+                if !value.is_finite() || !(0.0..=MAX_PRICE).contains(&value) {
                     return Err(format!(
-                        "prices.{model}.{field}: {value} is not a price; give USD per million tokens, 0 or more (e.g. 3.0)"
+                        "prices.{model}.{field}: {value} is not a price; give USD per million tokens, from 0 to {MAX_PRICE} (e.g. 3.0)"
                     ));
                 }
             }
@@ -247,10 +251,12 @@ mod tests {
     }
 
     #[test]
-    fn a_negative_price_is_refused_naming_the_field() {
-        let error =
-            Prices::with_overrides(BTreeMap::from([("m".to_string(), section(-1.0))])).unwrap_err();
-        assert!(error.contains("prices.m.input"), "{error}");
-        assert!(error.contains("0 or more"), "{error}");
+    fn a_negative_or_absurd_price_is_refused_naming_the_field() {
+        for bad in [-1.0, 1e308, f64::NAN] {
+            let error = Prices::with_overrides(BTreeMap::from([("m".to_string(), section(bad))]))
+                .unwrap_err();
+            assert!(error.contains("prices.m.input"), "{error}");
+            assert!(error.contains("from 0 to 100000"), "{error}");
+        }
     }
 }

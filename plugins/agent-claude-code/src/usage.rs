@@ -222,11 +222,10 @@ impl Transcript {
         let Ok(line) = serde_json::from_str::<Line>(line) else {
             return false;
         };
+        // A reply counts only when it names this conversation (sub-agents' lines name their
+        // parent's): a line naming none cannot be told from another conversation's.
         if line.kind.as_deref() != Some("assistant")
-            || line
-                .session_id
-                .as_deref()
-                .is_some_and(|s| s != conversation)
+            || line.session_id.as_deref() != Some(conversation)
         {
             return true;
         }
