@@ -22,6 +22,9 @@ use abi_stable::{
 
 use crate::{
     error::{PluginError, PluginErrorKind},
+    sandbox::{
+        ConfinedLaunchPlan, ConfinedLaunchRequest, WorkspaceConfinement, WorkspaceConfinementQuery,
+    },
     scm::{
         Check, ChecksQuery, Fetched, MergeRequest, PullRequest, PullRequestQuery, RateLimit,
         ReviewFeedback, ReviewsQuery, WebhookDelivery, WebhookHint,

@@ -127,6 +127,7 @@ pub mod first_release;
 pub mod manifest;
 pub mod methods;
 mod root;
+pub mod sandbox;
 pub mod scm;
 mod successors;
 mod traits;
@@ -143,7 +144,7 @@ pub use crate::{
         PluginDeclaration, PluginLibrary, PluginLibraryRef, RemoteConstructor, RemoteDeclaration,
     },
     successors::{ActivityState, ErrorKind, InterfaceKind, PluginFailure, ReadinessState},
-    traits::{Agent, Runtime, Scm, Workspace},
+    traits::{Agent, Runtime, Sandbox, Scm, Workspace},
     types::{
         Activity, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext,
         PluginKind, Readiness, RepositoryInfo, RuntimeCreateRequest, Transport,

@@ -133,6 +133,12 @@ macro_rules! interface_methods {
                 /// sessions' usage as unknown).
                 fn usage(query: &UsageQuery) -> RResult<UsageReport, PluginFailure>
                     = |plugin| plugin.usage(query);
+                /// Added in 0.1.9; older libraries get this default (their plain launch, with
+                /// nothing more for the sandbox to allow, and no unattended mode).
+                fn launch_confined(
+                    request: &ConfinedLaunchRequest
+                ) -> RResult<ConfinedLaunchPlan, PluginFailure>
+                    = |plugin| plugin.launch_confined(request);
             }
         }
         $callback! {
@@ -191,6 +197,12 @@ macro_rules! interface_methods {
                     = |plugin| plugin
                         .commits_since(path.as_str(), commit.as_str())
                         .map(ROption::from);
+                /// Added in 0.1.9; older libraries get this default (and the host refuses to
+                /// confine their sessions).
+                fn confinement(
+                    query: &WorkspaceConfinementQuery
+                ) -> RResult<WorkspaceConfinement, PluginFailure>
+                    = |plugin| plugin.confinement(query);
             }
         }
         $callback! {

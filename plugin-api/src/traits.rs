@@ -10,11 +10,15 @@ use abi_stable::std_types::RString;
 
 use crate::{
     error::{PluginError, PluginResult},
+    sandbox::{
+        ConfinedCommand, ConfinedLaunchPlan, ConfinedLaunchRequest, SandboxRequest,
+        WorkspaceConfinement, WorkspaceConfinementQuery,
+    },
     scm::{
         Check, ChecksQuery, Fetched, MergeRequest, PullRequest, PullRequestQuery, RateLimit,
         ReviewFeedback, ReviewsQuery, WebhookDelivery, WebhookHint,
     },
-    successors::{ActivityState, PluginFailure, ReadinessState},
+    successors::{ActivityState, ErrorKind, PluginFailure, ReadinessState},
     types::{
         Activity, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext,
         Readiness, RepositoryInfo, RuntimeCreateRequest, WorkspaceCreateConfig,
@@ -212,6 +216,36 @@ pub trait Agent: Send + Sync + 'static {
             "this agent plugin cannot read what its sessions used",
         ))
     }
+
+    /// The launch of a session confined by a sandbox (see [`crate::sandbox`]): the launch
+    /// itself, the CLI's own state the sandbox must let it use (its config home, seeded for this
+    /// session, never the operator's shared one: a confined agent that could write it could
+    /// plant hooks every unconfined session runs), and the operator's variables it needs.
+    /// With `request.unattended`, the agent starts in its own no-prompt mode.
+    ///
+    /// A plugin whose settings can switch the agent's prompts off (`skip_permissions` and the
+    /// like) refuses them in [`Agent::launch`], which is only ever an unconfined launch, naming
+    /// `unattended` and `sandbox:` as the fix.
+    ///
+    /// (Added in 0.1.9; the default is [`Agent::launch`] with nothing more to allow, and
+    /// `Unsupported` for an unattended launch.)
+    fn launch_confined(
+        &self,
+        request: &ConfinedLaunchRequest,
+    ) -> Result<ConfinedLaunchPlan, PluginFailure> {
+        if request.unattended {
+            return Err(PluginFailure::new(
+                ErrorKind::Unsupported,
+                "this agent plugin has no no-prompt mode; remove `unattended`",
+            ));
+        }
+        Ok(ConfinedLaunchPlan {
+            plan: self.launch(&request.launch)?,
+            paths: Default::default(),
+            pass_env: Default::default(),
+            env: Default::default(),
+        })
+    }
 }
 
 /// Makes an isolated checkout for each session.
@@ -310,6 +344,23 @@ pub trait Workspace: Send + Sync + 'static {
             "this workspace plugin cannot find the repository around a folder",
         ))
     }
+
+    /// What a session confined to the workspace at `query.path` needs beyond that folder: what
+    /// a commit on `query.branch` (and on no other branch) writes, what must stay read-only
+    /// inside it, and the other workspaces to hide (see [`crate::sandbox`]). Fails with
+    /// `InvalidInput` when the branch cannot be confined (it shares what it writes with other
+    /// branches), saying how to name it. (Added in 0.1.9; the default says unsupported, and the
+    /// host refuses to confine a session of this plugin.)
+    fn confinement(
+        &self,
+        query: &WorkspaceConfinementQuery,
+    ) -> Result<WorkspaceConfinement, PluginFailure> {
+        let _ = query;
+        Err(PluginFailure::new(
+            ErrorKind::Unsupported,
+            "this workspace plugin cannot say what a confined session may write",
+        ))
+    }
 }
 
 /// Knows one code host (GitHub, GitLab, …): the pull requests of the sessions' branches, the
@@ -362,6 +413,28 @@ pub trait Scm: Send + Sync + 'static {
     }
 
     /// Checks what the plugin needs (a token, the forge answering). The default checks nothing.
+    fn doctor(&self) -> PluginResult<Vec<DoctorCheck>> {
+        Ok(Vec::new())
+    }
+}
+
+/// Runs a program confined (bubblewrap, Landlock, firejail, `sandbox-exec`): turns a policy the
+/// host decided and an argv into the argv that runs it under that policy (see
+/// [`crate::sandbox`]). It starts nothing itself. (Added in 0.1.9.)
+pub trait Sandbox: Send + Sync + 'static {
+    /// Builds the plugin from its config (`plugins.config.<name>`).
+    fn new(context: &PluginContext) -> PluginResult<Self>
+    where
+        Self: Sized;
+
+    /// The argv that runs `request.argv` confined by the request's rules. Fails with
+    /// `Unavailable` when the tool cannot confine here (not installed, user namespaces off),
+    /// saying why and the fix, and with `Unsupported` naming a rule the tool cannot enforce
+    /// exactly; never confines less than asked.
+    fn confine(&self, request: &SandboxRequest) -> Result<ConfinedCommand, PluginFailure>;
+
+    /// Checks the tool works here (for `ao-host doctor`), each failed check naming its fix.
+    /// The default checks nothing.
     fn doctor(&self) -> PluginResult<Vec<DoctorCheck>> {
         Ok(Vec::new())
     }

@@ -37,6 +37,9 @@ use ao_plugin_api::{
         AgentFfi, AgentFfi_TO, AgentObject, RuntimeFfi, RuntimeFfi_TO, RuntimeObject, ScmFfi,
         ScmFfi_TO, ScmObject, WorkspaceFfi, WorkspaceFfi_TO, WorkspaceObject,
     },
+    sandbox::{
+        ConfinedLaunchPlan, ConfinedLaunchRequest, WorkspaceConfinement, WorkspaceConfinementQuery,
+    },
     scm::{
         Check, CheckState, ChecksQuery, Fetched, MergeRequest, Mergeability, PullRequest,
         PullRequestQuery, PullRequestState, RateLimit, Review, ReviewComment, ReviewDecision,
@@ -217,7 +220,9 @@ replied_as_is!(
     WebhookHint,
     RateLimit,
     ReviewComment,
-    UsageReport
+    UsageReport,
+    ConfinedLaunchPlan,
+    WorkspaceConfinement
 );
 
 /// Enums that can grow travel as the variant when the child knows it, else as its name; the
