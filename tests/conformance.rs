@@ -668,11 +668,11 @@ fn library_kit_with(
     results
 }
 
-/// The checks of an scm plugin, by name, and whether each held.
-fn scm_verdicts(checks: &[Value]) -> Vec<(String, bool)> {
+/// The checks of the plugins of `kind`, by name, and whether each held.
+fn verdicts(kind: &str, checks: &[Value]) -> Vec<(String, bool)> {
     checks
         .iter()
-        .filter(|c| c["kind"] == "scm")
+        .filter(|c| c["kind"] == kind)
         .map(|c| (c["check"].as_str().unwrap().to_string(), c["ok"] == true))
         .collect()
 }
@@ -693,7 +693,10 @@ fn an_scm_plugin_is_checked_offline_in_process_and_isolated() {
     for extra in [&["--in-process"][..], &[]] {
         let (passed, checks) = kit_with(&library, "", extra);
         assert!(passed, "{extra:?}: {:#?}", failed(&checks));
-        let names: Vec<String> = scm_verdicts(&checks).into_iter().map(|(n, _)| n).collect();
+        let names: Vec<String> = verdicts("scm", &checks)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
         assert_eq!(names, every_check, "{extra:?}: {checks:#?}");
     }
 }
@@ -726,7 +729,7 @@ fn an_scm_plugin_that_panics_or_crashes_fails_that_check_only() {
                 && failing[0].contains(cause),
             "{settings} {extra:?}: {failing:#?}"
         );
-        let verdicts = scm_verdicts(&checks);
+        let verdicts = verdicts("scm", &checks);
         assert!(
             verdicts.iter().any(|(name, ok)| name == "doctor" && *ok),
             "the checks after it still ran: {verdicts:?}"
@@ -744,7 +747,7 @@ fn an_scm_plugin_that_needs_settings_is_built_or_refused_as_a_config_error() {
         "a config error is an answer: {:#?}",
         failed(&checks)
     );
-    let verdicts = scm_verdicts(&checks);
+    let verdicts = verdicts("scm", &checks);
     assert_eq!(verdicts[0], ("new".to_string(), true), "{checks:#?}");
     assert_eq!(verdicts[1].0, "offline questions", "{checks:#?}");
     assert!(
@@ -761,5 +764,74 @@ fn an_scm_plugin_that_needs_settings_is_built_or_refused_as_a_config_error() {
         failed(&checks)[0].starts_with("new: ") && failed(&checks)[0].contains("panicked"),
         "{:#?}",
         failed(&checks)
+    );
+}
+
+#[test]
+fn a_sandbox_plugin_is_checked_offline_in_process_and_isolated() {
+    let _turn = shared();
+    let library = build_fixture("sandbox", ApiPatch::None);
+    let every_check = [
+        "new",
+        "confine keeps the argv",
+        "a relative path is refused",
+        "a path with `..` is refused",
+        "an empty argv is refused",
+        "doctor",
+        "no printing to stdout",
+    ];
+    for extra in [&["--in-process"][..], &[]] {
+        let (passed, checks) = kit_with(&library, "", extra);
+        assert!(passed, "{extra:?}: {:#?}", failed(&checks));
+        let names: Vec<String> = verdicts("sandbox", &checks)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(names, every_check, "{extra:?}: {checks:#?}");
+    }
+}
+
+#[test]
+fn a_sandbox_plugin_that_takes_bad_paths_or_panics_fails_those_checks_and_a_missing_tool_skips() {
+    let _turn = shared();
+    let library = build_fixture("sandbox", ApiPatch::None);
+    let (passed, checks) = kit_with(&library, "    fixture-sandbox: { lax: true }\n", &[]);
+    assert!(!passed, "{checks:#?}");
+    let failing = failed(&checks);
+    assert_eq!(failing.len(), 2, "{failing:#?}");
+    assert!(
+        failing[0].starts_with("a relative path is refused: confined anyway")
+            && failing[1].starts_with("a path with `..` is refused: confined anyway"),
+        "{failing:#?}"
+    );
+
+    let (passed, checks) = kit_with(
+        &library,
+        "    fixture-sandbox: { methods: panic, only: [confine] }\n",
+        &[],
+    );
+    assert!(!passed, "{checks:#?}");
+    let failing = failed(&checks);
+    assert_eq!(failing.len(), 1, "{failing:#?}");
+    assert!(
+        failing[0].starts_with("confine keeps the argv: it panicked"),
+        "{failing:#?}"
+    );
+
+    let (passed, checks) = kit_with(
+        &library,
+        "    fixture-sandbox: { methods: unavailable, only: [confine] }\n",
+        &[],
+    );
+    assert!(passed, "a tool missing here is no failure: {checks:#?}");
+    let skipped: Vec<&Value> = checks.iter().filter(|c| c["skipped"] == true).collect();
+    assert_eq!(skipped.len(), 1, "{checks:#?}");
+    assert_eq!(skipped[0]["check"], "confine keeps the argv");
+    assert!(
+        skipped[0]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("the tool cannot confine here: sandbox fixture cannot confine here"),
+        "{skipped:#?}"
     );
 }

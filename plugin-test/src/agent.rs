@@ -16,7 +16,9 @@ use std::{
 };
 
 use ao_plugin_api::{
-    abi_stable::std_types::ROption, Activity, AgentSession, LaunchPlan, LaunchRequest, Readiness,
+    abi_stable::std_types::ROption,
+    sandbox::{ConfinedLaunchPlan, ConfinedLaunchRequest},
+    Activity, AgentSession, LaunchPlan, LaunchRequest, Readiness,
 };
 
 use super::{
@@ -140,6 +142,15 @@ pub(super) async fn check(kit: &mut Kit<'_>) {
             Err(e) => Err(e.to_string()),
         },
     );
+    if let Ok(plan) = &launched {
+        let confined = agent
+            .launch_confined(&ConfinedLaunchRequest {
+                launch: request.clone(),
+                unattended: false,
+            })
+            .await;
+        kit.record("launch_confined", confined_like_plain(plan, confined));
+    }
     if launched.is_ok() {
         request.first_message = ROption::RNone;
         readiness(kit, &agent, &request).await;
@@ -197,6 +208,52 @@ pub(super) async fn check(kit: &mut Kit<'_>) {
             .map(|checks| format!("{} check(s)", checks.len()))
             .map_err(|e| e.to_string()),
     );
+}
+
+/// A confined launch without `unattended` must run what the plain launch runs (the sandbox
+/// bounds it; it changes nothing of the agent's own), its conversation id aside (a fresh
+/// launch may pick a new one each time), and name only absolute paths for the sandbox.
+fn confined_like_plain(
+    plain: &LaunchPlan,
+    confined: Result<ConfinedLaunchPlan, ao_plugin_host::PluginCallError>,
+) -> Result<String, String> {
+    let confined = confined.map_err(|e| e.to_string())?;
+    let argv = |plan: &LaunchPlan| -> Vec<String> {
+        let id = plan
+            .conversation_id
+            .as_ref()
+            .into_option()
+            .map(|id| id.as_str());
+        plan.argv
+            .iter()
+            .map(|a| match id {
+                Some(id) if !id.is_empty() => a.as_str().replace(id, "<conversation>"),
+                _ => a.to_string(),
+            })
+            .collect()
+    };
+    let (plain_argv, confined_argv) = (argv(plain), argv(&confined.plan));
+    if plain_argv != confined_argv {
+        return Err(format!(
+            "without `unattended` the argv differs from launch's: {confined_argv:?} instead of {plain_argv:?}; only `unattended` may change how the agent runs"
+        ));
+    }
+    if let Some(rule) = confined
+        .paths
+        .iter()
+        .find(|r| !Path::new(r.path.as_str()).is_absolute())
+    {
+        return Err(format!(
+            "names the relative path `{}` for the sandbox; name absolute paths only",
+            rule.path
+        ));
+    }
+    Ok(format!(
+        "launch's argv; {} path(s) for the sandbox, {} variable(s) passed, {} set",
+        confined.paths.len(),
+        confined.pass_env.len(),
+        confined.env.len()
+    ))
 }
 
 /// The readiness check's name.

@@ -19,6 +19,7 @@ mod delivery;
 pub mod fake_agent;
 pub mod probe;
 mod runtime;
+mod sandbox;
 mod scm;
 mod stdout;
 mod terminal;
@@ -308,6 +309,7 @@ pub async fn test_library(
             InterfaceKind::Agent => agent::check(&mut kit).await,
             InterfaceKind::Workspace => workspace::check(&mut kit).await,
             InterfaceKind::Scm => scm::check(&mut kit).await,
+            InterfaceKind::Sandbox => sandbox::check(&mut kit).await,
             _ => kit.skip(
                 "checks",
                 format!("this kit has no checks for {kind} plugins yet"),

@@ -27,6 +27,7 @@ mod real_gemini;
 mod real_opencode;
 mod reliability;
 mod remote;
+mod sandbox_kind;
 mod scm_github;
 mod scm_kind;
 mod spawn;

@@ -385,12 +385,13 @@ fn a_manifest_with_an_unknown_kind_or_a_path_for_a_name_is_refused_before_loadin
     let tree = Tree::new();
     let folder = tree.folder("manifests", 0o755);
     for (file, kind, name, want) in [
-        // A kind of a later release (as `scm` is to a host before 0.1.9): refused by its name.
+        // A kind of a later release (as `sandbox` is to a host before 0.1.9): refused by its
+        // name.
         (
             "libunknownkind.so",
-            "sandbox",
+            "tracker",
             "fine",
-            "unknown kind `sandbox` (this host knows runtime, agent, workspace, scm): upgrade ao-host",
+            "unknown kind `tracker` (this host knows runtime, agent, workspace, scm, sandbox): upgrade ao-host",
         ),
         (
             "libpathname.so",

@@ -37,7 +37,7 @@ pub enum PluginsCommand {
     Test {
         /// The plugin library (`.so`).
         file: PathBuf,
-        /// Only the plugins of this kind (runtime, agent, workspace, scm).
+        /// Only the plugins of this kind (runtime, agent, workspace, scm, sandbox).
         #[arg(long, value_parser = parse_kind)]
         kind: Option<InterfaceKind>,
         /// Load the library into this process instead of an isolated child process.
@@ -60,8 +60,10 @@ pub enum PluginsCommand {
 }
 
 fn parse_kind(text: &str) -> Result<InterfaceKind, String> {
-    InterfaceKind::parse(text)
-        .ok_or_else(|| format!("`{text}` is not a plugin kind: runtime, agent, workspace or scm"))
+    InterfaceKind::parse(text).ok_or_else(|| {
+        let kinds: Vec<&str> = InterfaceKind::ALL.iter().map(|k| k.as_str()).collect();
+        format!("`{text}` is not a plugin kind: {}", kinds.join(", "))
+    })
 }
 
 pub fn run(context: &AppContext, command: PluginsCommand) -> Result<ExitCode> {
