@@ -11,6 +11,7 @@
 use std::{path::Path, sync::Mutex};
 
 use ao_plugin_api::{
+    export_plugins,
     sandbox::{ConfinedCommand, SandboxRequest},
     DoctorCheck, ErrorKind, PluginContext, PluginError, PluginFailure, PluginResult, Sandbox,
 };
@@ -19,6 +20,10 @@ use serde::Deserialize;
 
 pub mod policy;
 pub mod probe;
+
+export_plugins! {
+    sandbox "bubblewrap" => Bubblewrap [remote],
+}
 
 /// `plugins.config.bubblewrap`.
 #[derive(Debug, Default, Deserialize)]
