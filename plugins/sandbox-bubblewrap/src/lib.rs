@@ -42,14 +42,14 @@ pub struct Bubblewrap {
 }
 
 impl Bubblewrap {
-    /// What the probe found, probing on the first call. A host that did not answer is asked
-    /// again next time; a definite answer is kept.
+    /// What the quick probe found, probing on the first call. A host that did not answer is
+    /// asked again next time; a definite answer is kept.
     fn probed(&self) -> Result<probe::Probed, PluginError> {
         let mut probed = self.probed.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(known) = probed.as_ref() {
             return Ok(known.clone());
         }
-        let fresh = probe::probe(&self.program, &self.plugin)?;
+        let fresh = probe::probe(&self.program, &self.plugin, probe::Depth::Quick)?;
         *probed = Some(fresh.clone());
         Ok(fresh)
     }
@@ -103,9 +103,12 @@ impl Sandbox for Bubblewrap {
     }
 
     fn doctor(&self) -> PluginResult<Vec<DoctorCheck>> {
-        Ok(match self.probed() {
-            Ok(probed) => probed.doctor(),
-            Err(error) => vec![DoctorCheck::failed("bwrap", error.message())],
-        })
+        // Asked afresh: the operator may just have applied the fix.
+        Ok(
+            match probe::probe(&self.program, &self.plugin, probe::Depth::Thorough) {
+                Ok(probed) => probed.doctor(),
+                Err(error) => vec![DoctorCheck::failed("bwrap", error.message())],
+            },
+        )
     }
 }

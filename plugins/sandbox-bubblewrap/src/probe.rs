@@ -18,20 +18,32 @@ use crate::policy;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Marks where the answer starts: a login shell on another host may print a banner first.
 const MARK: &str = "AO-BWRAP-PROBE";
-/// Finds the program, says where and which version, then starts `true` confined: `$0` is the
-/// marker, `$1` the program, the rest bwrap's options.
+/// Finds the program, says where (and, for the doctor, which version), then starts `true`
+/// confined: `$0` is the marker, `$1` the program, `$2` `--version` or `-`, the rest bwrap's
+/// options.
 const SCRIPT: &str = r#"p=$(command -v "$1") || exit 127
-shift
 printf '%s\n%s\n' "$0" "$p"
-"$p" --version 2>/dev/null | head -n 1
+if [ "$2" = --version ]; then "$p" --version 2>/dev/null | head -n 1; else echo; fi
+shift 2
 exec "$p" "$@""#;
+
+/// How thoroughly to probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// Before confining: the options every confined agent gets, no more. It runs at each
+    /// `ao-host spawn` (a new process), so it leaves out the version and the network
+    /// namespace (a few milliseconds more; one user namespaces allow is allowed too).
+    Quick,
+    /// For `ao-host doctor`: the version, and `network: none`'s namespace as well.
+    Thorough,
+}
 
 /// The bwrap the probe found.
 #[derive(Debug, Clone)]
 pub struct Found {
     /// Where it is (absolute, so a confined launch does not depend on the agent's `PATH`).
     pub path: String,
-    /// What `--version` printed.
+    /// What `--version` printed (only a thorough probe asks).
     pub version: String,
 }
 
@@ -79,16 +91,21 @@ impl Probed {
 }
 
 /// Runs the probe for `program` (a name on `PATH` or a path) of plugin `plugin`. An error is
-/// the host not answering: not kept, the next call asks again.
-pub fn probe(program: &str, plugin: &str) -> Result<Probed, PluginError> {
+/// the host not answering.
+pub fn probe(program: &str, plugin: &str, depth: Depth) -> Result<Probed, PluginError> {
     let sh = Program::new("sh", "a POSIX shell");
+    let (version, network) = match depth {
+        Depth::Quick => ("-", NetworkAccess::Full),
+        Depth::Thorough => ("--version", NetworkAccess::None),
+    };
     let mut args = vec![
         "-c".to_string(),
         SCRIPT.to_string(),
         MARK.to_string(),
         program.to_string(),
+        version.to_string(),
     ];
-    args.extend(policy::base_args(NetworkAccess::None));
+    args.extend(policy::base_args(network));
     args.extend(["--".to_string(), "true".to_string()]);
     let output = sh.run_with_deadline(None, &args, PROBE_TIMEOUT)?;
     let place = place();
