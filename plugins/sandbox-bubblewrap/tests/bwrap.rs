@@ -418,3 +418,115 @@ fn doctor_passes_where_bwrap_confines_and_bad_settings_are_refused() {
     assert!(bad.message().contains("plugins.config.bubblewrap"), "{bad}");
     assert!(bad.message().contains("progam"), "{bad}");
 }
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The git worktree plugin's rules (see the sandbox contract): a commit on the session's own
+/// branch goes through and is seen from the main repository; `main`, the repository's config
+/// and its hooks stay as they were.
+#[test]
+fn a_commit_on_its_own_branch_succeeds_and_nothing_else_of_the_repository_moves() {
+    let scratch = Scratch::new();
+    let bwrap = plugin("");
+    let repo = scratch.root.join("repo");
+    fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    fs::write(repo.join("README"), "hello\n").unwrap();
+    git(&repo, &["add", "README"]);
+    git(&repo, &["commit", "-qm", "first"]);
+    let main_before = git(&repo, &["rev-parse", "main"]);
+    let worktree = scratch.root.join("data/wt/app-1");
+    git(
+        &repo,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "session/app-1/work",
+            &worktree.display().to_string(),
+        ],
+    );
+    let common = repo.join(".git");
+    let at = |p: &Path, rel: &str| p.join(rel).display().to_string();
+    let rules = [
+        (at(&scratch.root, "data"), PathAccess::Hidden),
+        ("/tmp".to_string(), PathAccess::Private),
+        (at(&worktree, ""), PathAccess::Writable),
+        (at(&common, "worktrees/app-1"), PathAccess::Writable),
+        (at(&common, "objects"), PathAccess::Writable),
+        (at(&common, "objects/pack"), PathAccess::ReadOnly),
+        (at(&common, "objects/info"), PathAccess::ReadOnly),
+        (
+            at(&common, "refs/heads/session/app-1"),
+            PathAccess::Writable,
+        ),
+        (
+            at(&common, "logs/refs/heads/session/app-1"),
+            PathAccess::Writable,
+        ),
+        (at(&worktree, ".git"), PathAccess::ReadOnly),
+        (
+            at(&common, "worktrees/app-1/commondir"),
+            PathAccess::ReadOnly,
+        ),
+        (at(&common, "worktrees/app-1/gitdir"), PathAccess::ReadOnly),
+        (
+            at(&common, "worktrees/app-1/config.worktree"),
+            PathAccess::ReadOnly,
+        ),
+    ];
+    let script = r#"
+        g() { git -c user.name=agent -c user.email=agent@example.com "$@"; }
+        echo change > file && g add file && g commit -qm confined && echo committed
+        g update-ref refs/heads/main HEAD 2>/dev/null && echo "moved main" || echo "main kept"
+        g branch other 2>/dev/null && echo "made a branch" || echo "no other branch"
+        g config core.hooksPath /tmp 2>/dev/null && echo "changed config" || echo "config kept"
+        (echo 'echo pwned' > "$1/hooks/post-checkout") 2>/dev/null && echo "planted a hook" || echo "hooks kept"
+    "#;
+    let worktree_path = worktree.display().to_string();
+    let common_path = common.display().to_string();
+    let request = SandboxRequest {
+        session_id: "app-1".into(),
+        argv: vec!["sh", "-c", script, "sh", &common_path]
+            .into_iter()
+            .map(Into::into)
+            .collect::<Vec<_>>()
+            .into(),
+        cwd: worktree_path.as_str().into(),
+        paths: rules
+            .iter()
+            .map(|(p, a)| PathRule::new(p.trim_end_matches('/'), *a))
+            .collect::<Vec<_>>()
+            .into(),
+        network: NetworkAccess::None,
+    };
+    assert_eq!(
+        stdout(&run(&bwrap, &request)),
+        "committed\nmain kept\nno other branch\nconfig kept\nhooks kept\n"
+    );
+    assert_eq!(
+        git(&repo, &["log", "-1", "--format=%s", "session/app-1/work"]),
+        "confined\n"
+    );
+    assert_eq!(git(&repo, &["rev-parse", "main"]), main_before);
+    assert_eq!(git(&repo, &["branch", "--list", "other"]), "");
+    assert!(!common.join("hooks/post-checkout").exists());
+    assert!(!fs::read_to_string(common.join("config"))
+        .unwrap()
+        .contains("hooksPath"));
+}
