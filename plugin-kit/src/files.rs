@@ -25,6 +25,19 @@ const MISSING: i32 = 3;
 /// connection of its own.
 const INLINE_WRITE_BYTES: usize = 64 * 1024;
 
+/// What is at a path itself (a link is not followed), as [`Files::kinds`] tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathKind {
+    /// Nothing (or a path through something that is not a folder).
+    Missing,
+    /// A folder.
+    Dir,
+    /// A symbolic link, dangling or not.
+    Link,
+    /// Anything else: a file, a socket, a device.
+    File,
+}
+
 /// Where file operations happen: here, or on the host of a transport.
 #[derive(Debug, Clone, Default)]
 pub struct Files {
@@ -334,6 +347,61 @@ fi
         }
     }
 
+    /// What is at each of `paths` itself, links not followed, in the same order; an error when
+    /// that cannot be told. On another machine, one round trip for all of them: a caller with
+    /// many paths to check (a sandbox's rules) pays the connection once.
+    pub fn kinds(&self, paths: &[&Path]) -> io::Result<Vec<PathKind>> {
+        let Some(t) = &self.remote else {
+            return paths
+                .iter()
+                .map(|path| match fs::symlink_metadata(path) {
+                    Ok(meta) if meta.file_type().is_symlink() => Ok(PathKind::Link),
+                    Ok(meta) if meta.is_dir() => Ok(PathKind::Dir),
+                    Ok(_) => Ok(PathKind::File),
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                        ) =>
+                    {
+                        Ok(PathKind::Missing)
+                    }
+                    Err(e) => Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+                })
+                .collect();
+        };
+        if paths.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One letter a line, whatever bytes the paths hold.
+        let answer = Self::run(
+            t,
+            "for p; do if [ -L \"$p\" ]; then echo l; elif [ -d \"$p\" ]; then echo d; \
+             elif [ -e \"$p\" ]; then echo f; else echo -; fi; done",
+            paths,
+            None,
+        )?;
+        let kinds: Vec<PathKind> = answer
+            .split(|b| *b == b'\n')
+            .filter(|line| !line.is_empty())
+            .map(|line| match line {
+                b"l" => PathKind::Link,
+                b"d" => PathKind::Dir,
+                b"f" => PathKind::File,
+                _ => PathKind::Missing,
+            })
+            .collect();
+        if kinds.len() != paths.len() {
+            return Err(io::Error::other(format!(
+                "asking what {} paths are{}: {} answers came back",
+                paths.len(),
+                t.on_host(),
+                kinds.len()
+            )));
+        }
+        Ok(kinds)
+    }
+
     /// [`Files::try_exists`], with "cannot tell" as no.
     pub fn exists(&self, path: &Path) -> bool {
         self.try_exists(path).unwrap_or(false)
@@ -567,6 +635,25 @@ mod tests {
                 dir.canonicalize().unwrap()
             );
             assert!(!files.older_than(&file, Duration::from_secs(600)));
+            assert_eq!(
+                files
+                    .kinds(&[
+                        &dir,
+                        &file,
+                        &dir.join(".link"),
+                        &dir.join("missing"),
+                        &file.join("under a file")
+                    ])
+                    .unwrap(),
+                [
+                    PathKind::Dir,
+                    PathKind::File,
+                    PathKind::Link,
+                    PathKind::Missing,
+                    PathKind::Missing
+                ]
+            );
+            assert_eq!(files.kinds(&[]).unwrap(), []);
             files.check_writable(&dir).unwrap();
             {
                 let held = files.lock(&dir.join("lock")).unwrap();
