@@ -4,8 +4,9 @@
 //!
 //! What goes in (rewritten at every launch; Codex's own files — `sessions/`, its databases — are
 //! left alone):
-//! - `auth.json` (never through a link) and `AGENTS.md`, copied from the operator's Codex home when there (a copy stays
-//!   when the operator's is gone: a sign-in made inside the session is kept);
+//! - `auth.json` (never through a link) and `AGENTS.md`, copied from the operator's Codex home
+//!   when there (a copy stays when the operator's is gone: a sign-in made inside the session is
+//!   kept);
 //! - `config.toml`: the operator's own, verbatim, then tables of the session's: the workspace
 //!   trusted (`[projects."<path>"]`, with `trust_workspaces`) and the trust of the session's
 //!   hooks (`[hooks.state."<home>/hooks.json:<event>:0:0"]`). Top-level settings go on the
