@@ -19,6 +19,7 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod confinement;
 pub mod data_dir_id;
 pub mod files;
 pub mod launch;

@@ -4,8 +4,9 @@
 //!
 //! What goes in (rewritten at every launch; Codex's own files — `sessions/`, its databases — are
 //! left alone):
-//! - `auth.json` and `AGENTS.md`, copied from the operator's Codex home when there (a copy stays
-//!   when the operator's is gone: a sign-in made inside the session is kept);
+//! - `auth.json` (never through a link) and `AGENTS.md`, copied from the operator's Codex home
+//!   when there (a copy stays when the operator's is gone: a sign-in made inside the session is
+//!   kept);
 //! - `config.toml`: the operator's own, verbatim, then tables of the session's: the workspace
 //!   trusted (`[projects."<path>"]`, with `trust_workspaces`) and the trust of the session's
 //!   hooks (`[hooks.state."<home>/hooks.json:<event>:0:0"]`). Top-level settings go on the
@@ -23,7 +24,9 @@
 use std::{io::ErrorKind, path::Path};
 
 use ao_plugin_api::{PluginError, PluginResult};
-use ao_plugin_kit::{files::Files, shell, validate::validate_program_name};
+use ao_plugin_kit::{
+    confinement::seed_files, files::Files, shell, validate::validate_program_name,
+};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -110,9 +113,14 @@ pub struct HomeContents<'a> {
 /// Writes the session's home at `home` (an existing, canonical, owner-only folder), through
 /// `files` (the machine the session runs on).
 pub fn write(files: &Files, home: &Path, contents: &HomeContents) -> PluginResult<()> {
-    for name in ["auth.json", "AGENTS.md"] {
-        copy_optional(files, &contents.user_home.join(name), &home.join(name))?;
-    }
+    // The sign-in never through a link: one planted in the operator's home could copy a key
+    // where a confined agent reads it.
+    seed_files(files, contents.user_home, home, &["auth.json"])?;
+    copy_optional(
+        files,
+        &contents.user_home.join("AGENTS.md"),
+        &home.join("AGENTS.md"),
+    )?;
     let mut config = read_optional(files, &contents.user_home.join("config.toml"))?;
     if !config.is_empty() && !config.ends_with('\n') {
         config.push('\n');
@@ -354,5 +362,28 @@ mod tests {
             assert!(allow_rules(&[hostile.to_string()]).is_err(), "{hostile:?}");
         }
         fs::remove_dir_all(&temp).unwrap();
+    }
+
+    #[test]
+    fn a_planted_link_to_a_key_is_never_copied_as_the_sign_in() {
+        let temp = tempfile::tempdir().unwrap();
+        let (user, home) = (temp.path().join("user"), temp.path().join("home"));
+        fs::create_dir_all(&user).unwrap();
+        fs::create_dir_all(&home).unwrap();
+        fs::write(temp.path().join("id_ed25519"), "PRIVATE KEY").unwrap();
+        std::os::unix::fs::symlink(temp.path().join("id_ed25519"), user.join("auth.json")).unwrap();
+        let err = write(
+            &Files::here(),
+            &home,
+            &HomeContents {
+                user_home: &user,
+                trusted_workspaces: &[],
+                event_command: &[],
+                allowed_commands: &[],
+            },
+        )
+        .unwrap_err();
+        assert!(err.message().contains("auth.json"), "{err}");
+        assert!(!home.join("auth.json").exists());
     }
 }

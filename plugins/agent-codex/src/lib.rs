@@ -23,12 +23,16 @@ use std::{
 
 use ao_plugin_api::{
     export_plugins,
+    sandbox::{ConfinedLaunchPlan, ConfinedLaunchRequest, PathAccess, PathRule},
     usage::{UsageQuery, UsageReport},
     Activity, Agent, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext,
     PluginError, PluginFailure, PluginResult, Readiness,
 };
 use ao_plugin_kit::prelude::*;
-use ao_plugin_kit::{files::Files, program::Program, session_files::SessionFiles, uuid::is_uuid};
+use ao_plugin_kit::{
+    confinement::no_prompt_refused, files::Files, program::Program, session_files::SessionFiles,
+    uuid::is_uuid,
+};
 use serde::Deserialize;
 
 use crate::{
@@ -109,7 +113,40 @@ impl ProjectSettings {
         check("sandbox_mode", &settings.sandbox_mode, &SANDBOX_MODES)?;
         Ok(settings)
     }
+
+    /// The setting, as written, that starts Codex asking nothing with nothing to bound it:
+    /// `approval_policy: never` is bounded by Codex's own sandbox unless that is
+    /// `danger-full-access`.
+    fn no_prompt(&self) -> Option<&'static str> {
+        if self.bypass_approvals_and_sandbox {
+            Some("bypass_approvals_and_sandbox: true")
+        } else if self.approval_policy.as_deref() == Some("never")
+            && self.sandbox_mode.as_deref() == Some("danger-full-access")
+        {
+            Some("approval_policy: never")
+        } else {
+            None
+        }
+    }
+
+    /// Refuses [`Self::no_prompt`] unless the launch is unattended (confined).
+    fn check_prompts(&self, unattended: bool) -> PluginResult<()> {
+        match self.no_prompt() {
+            Some(setting) if !unattended => Err(no_prompt_refused(setting, "Codex")),
+            _ => Ok(()),
+        }
+    }
 }
+
+/// What a confined Codex needs from the operator's environment besides the variables its
+/// configured providers name (`env_key`).
+const PASS_ENV: [&str; 5] = [
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "OPENAI_ORG_ID",
+    "OPENAI_PROJECT_ID",
+    "CODEX_API_KEY",
+];
 
 pub struct Codex {
     settings: Settings,
@@ -139,6 +176,7 @@ impl Codex {
         session: &AgentSession,
         project: &ProjectSettings,
         resume: Option<&str>,
+        unattended: bool,
     ) -> Vec<String> {
         let mut argv = vec![self.settings.command.clone()];
         if resume.is_some() {
@@ -168,12 +206,61 @@ impl Codex {
         if let Some(model) = &project.model {
             argv.extend(["--model".to_string(), model.clone()]);
         }
-        if project.bypass_approvals_and_sandbox {
+        // Unattended, Codex runs inside the host's sandbox, where its own (namespaces again)
+        // cannot start, and asks nothing.
+        if unattended || project.bypass_approvals_and_sandbox {
             argv.push("--dangerously-bypass-approvals-and-sandbox".into());
         } else if let Some(mode) = &project.sandbox_mode {
             argv.extend(["--sandbox".to_string(), mode.clone()]);
         }
         argv
+    }
+
+    /// [`Agent::launch`], without approvals when `unattended`.
+    fn plan(&self, request: &LaunchRequest, unattended: bool) -> PluginResult<LaunchPlan> {
+        let session = &request.session;
+        let project = ProjectSettings::parse(session)?;
+        project.check_prompts(unattended)?;
+        let resume = match request.resume.as_ref().into_option() {
+            Some(id) if is_uuid(id) => Some(id.to_string()),
+            Some(id) => {
+                return Err(PluginError::invalid_input(format!(
+                    "{id:?} is not a Codex conversation id (a UUID)"
+                )))
+            }
+            None => None,
+        };
+        let (event_command, allowed) = (request.event_argv(), request.allowed_programs());
+        let workspaces = self.workspace_paths(session);
+        home::write(
+            &self.files,
+            &self.home(session)?,
+            &HomeContents {
+                user_home: &self.user_home,
+                trusted_workspaces: if self.settings.trust_workspaces {
+                    &workspaces
+                } else {
+                    &[]
+                },
+                event_command: &event_command,
+                allowed_commands: &allowed,
+            },
+        )?;
+
+        let mut argv = self.options(session, &project, resume.as_deref(), unattended);
+        // After `--`, nothing the task starts with is read as an option.
+        argv.push("--".into());
+        argv.extend(resume.clone());
+        let first = request.inline_first_message();
+        if let Some(message) = first {
+            argv.push(message.to_string());
+        }
+        Ok(LaunchPlan {
+            argv: argv.into_iter().map(Into::into).collect(),
+            takes_first_message: first.is_some(),
+            conversation_id: resume.map(Into::into).into(),
+            reports_events: !event_command.is_empty(),
+        })
     }
 
     /// The workspace as given and, when it differs, as resolved: Codex may compare either.
@@ -187,6 +274,21 @@ impl Codex {
             }
         }
         paths
+    }
+}
+
+/// The variables the configured providers read their keys from (`env_key`, at any depth of
+/// `plugins.config.codex.config`), added to `names`.
+fn env_keys(value: &serde_yaml::Value, names: &mut Vec<String>) {
+    if let serde_yaml::Value::Mapping(map) = value {
+        for (key, value) in map {
+            match (key.as_str(), value.as_str()) {
+                (Some("env_key"), Some(name)) if !names.iter().any(|n| n == name) => {
+                    names.push(name.to_string())
+                }
+                _ => env_keys(value, names),
+            }
+        }
     }
 }
 
@@ -293,7 +395,9 @@ impl Agent for Codex {
 
     /// The argv alone, writing nothing: [`Agent::launch`] prepares the home.
     fn launch_command(&self, session: &AgentSession) -> PluginResult<Vec<String>> {
-        let mut argv = self.options(session, &ProjectSettings::parse(session)?, None);
+        let project = ProjectSettings::parse(session)?;
+        project.check_prompts(false)?;
+        let mut argv = self.options(session, &project, None, false);
         argv.push("--".into());
         Ok(argv)
     }
@@ -302,47 +406,33 @@ impl Agent for Codex {
     /// there first), the first message as the prompt argument after `--`; a restore resumes the
     /// conversation the `SessionStart` hook reported.
     fn launch(&self, request: &LaunchRequest) -> PluginResult<LaunchPlan> {
-        let session = &request.session;
-        let project = ProjectSettings::parse(session)?;
-        let resume = match request.resume.as_ref().into_option() {
-            Some(id) if is_uuid(id) => Some(id.to_string()),
-            Some(id) => {
-                return Err(PluginError::invalid_input(format!(
-                    "{id:?} is not a Codex conversation id (a UUID)"
-                )))
-            }
-            None => None,
-        };
-        let (event_command, allowed) = (request.event_argv(), request.allowed_programs());
-        let workspaces = self.workspace_paths(session);
-        home::write(
-            &self.files,
-            &self.home(session)?,
-            &HomeContents {
-                user_home: &self.user_home,
-                trusted_workspaces: if self.settings.trust_workspaces {
-                    &workspaces
-                } else {
-                    &[]
-                },
-                event_command: &event_command,
-                allowed_commands: &allowed,
-            },
-        )?;
+        self.plan(request, false)
+    }
 
-        let mut argv = self.options(session, &project, resume.as_deref());
-        // After `--`, nothing the task starts with is read as an option.
-        argv.push("--".into());
-        argv.extend(resume.clone());
-        let first = request.inline_first_message();
-        if let Some(message) = first {
-            argv.push(message.to_string());
+    /// As [`Agent::launch`]: the session's own home writable, its folder read-only, the API
+    /// variables of OpenAI and of the configured providers passed; unattended, no approvals and
+    /// no sandbox of Codex's own.
+    fn launch_confined(
+        &self,
+        request: &ConfinedLaunchRequest,
+    ) -> Result<ConfinedLaunchPlan, PluginFailure> {
+        let session = &request.launch.session;
+        let plan = self.plan(&request.launch, request.unattended)?;
+        let folder = self.session_files.path(&session.session_id)?;
+        let home = self.home(session)?;
+        let mut pass_env: Vec<String> = PASS_ENV.iter().map(|name| name.to_string()).collect();
+        for value in self.settings.config.values() {
+            env_keys(value, &mut pass_env);
         }
-        Ok(LaunchPlan {
-            argv: argv.into_iter().map(Into::into).collect(),
-            takes_first_message: first.is_some(),
-            conversation_id: resume.map(Into::into).into(),
-            reports_events: !event_command.is_empty(),
+        Ok(ConfinedLaunchPlan {
+            plan,
+            paths: vec![
+                PathRule::new(folder.display().to_string(), PathAccess::ReadOnly),
+                PathRule::new(home.display().to_string(), PathAccess::Writable),
+            ]
+            .into(),
+            pass_env: pass_env.into_iter().map(Into::into).collect(),
+            env: Default::default(),
         })
     }
 
@@ -694,5 +784,92 @@ mod tests {
             asking.activity(&screen("finished-turn.txt")).unwrap(),
             Activity::Idle
         );
+    }
+
+    fn confined(session: AgentSession, unattended: bool) -> ConfinedLaunchRequest {
+        ConfinedLaunchRequest {
+            launch: request(session, Some("fix it"), None),
+            unattended,
+        }
+    }
+
+    #[test]
+    fn a_confined_session_writes_only_its_home_and_unattended_asks_nothing() {
+        let temp = Temp::new("confined");
+        let codex = codex(
+            &temp.0,
+            "command: /opt/codex\nuser_home: /nonexistent\n\
+             config: { model_providers.local: { base_url: 'http://x/v1', env_key: LOCAL_KEY } }\n",
+        )
+        .unwrap();
+        let plan = codex
+            .launch_confined(&confined(session(&temp.0.join("ws"), ""), true))
+            .unwrap();
+        let unattended = argv(&plan.plan);
+        assert!(unattended.contains(&"--dangerously-bypass-approvals-and-sandbox".to_string()));
+        assert!(
+            unattended.ends_with(&["--".into(), "fix it".into()]),
+            "{unattended:?}"
+        );
+        let folder = temp.0.join("codex/sessions/app-1");
+        let home = folder.canonicalize().unwrap().join("home");
+        assert_eq!(
+            plan.paths.to_vec(),
+            [
+                PathRule::new(folder.display().to_string(), PathAccess::ReadOnly),
+                PathRule::new(home.display().to_string(), PathAccess::Writable),
+            ]
+        );
+        let pass: Vec<&str> = plan.pass_env.iter().map(|n| n.as_str()).collect();
+        assert!(
+            pass.contains(&"OPENAI_API_KEY") && pass.contains(&"LOCAL_KEY"),
+            "{pass:?}"
+        );
+        assert!(!pass
+            .iter()
+            .any(|n| n.starts_with("AWS_") || *n == "GITHUB_TOKEN"));
+
+        let attended = codex
+            .launch_confined(&confined(session(&temp.0.join("ws"), ""), false))
+            .unwrap();
+        assert!(!argv(&attended.plan)
+            .iter()
+            .any(|a| a.contains("dangerously")));
+    }
+
+    #[test]
+    fn no_prompt_settings_are_refused_outside_a_sandbox() {
+        let temp = Temp::new("refused");
+        let codex = codex(&temp.0, "command: /opt/codex\nuser_home: /nonexistent\n").unwrap();
+        for (config, setting) in [
+            (
+                "{ bypass_approvals_and_sandbox: true }",
+                "bypass_approvals_and_sandbox",
+            ),
+            (
+                "{ approval_policy: never, sandbox_mode: danger-full-access }",
+                "approval_policy: never",
+            ),
+        ] {
+            let ws = temp.0.join("ws");
+            let err = codex
+                .launch(&request(session(&ws, config), None, None))
+                .unwrap_err();
+            let message = err.to_string();
+            assert!(message.contains(setting), "{message}");
+            assert!(message.contains("`unattended: true`") && message.contains("`sandbox:`"));
+            assert!(codex.launch_command(&session(&ws, config)).is_err());
+            codex
+                .launch_confined(&confined(session(&ws, config), true))
+                .unwrap();
+        }
+        // Bounded by Codex's own sandbox: no refusal.
+        codex
+            .launch(&request(
+                session(&temp.0.join("ws"), "{ approval_policy: never }"),
+                None,
+                None,
+            ))
+            .unwrap();
     }
 }

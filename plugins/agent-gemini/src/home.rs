@@ -243,25 +243,53 @@ fn session_settings(
 }
 
 /// Copies a file of the operator's unless it is missing; on resume only where the session has
-/// none. Credentials stay owner-only.
+/// none. Credentials stay owner-only. Neither end is followed through a link: a confined agent
+/// can plant one in its home (a dangling one would otherwise have this unconfined process write
+/// the operator's credentials wherever it points), and a link in the operator's folder may lead
+/// to a key the agent must not read; the copy replaces whatever is at `to`.
 fn copy_file(from: &Path, to: &Path, keep_existing: bool) -> PluginResult<()> {
-    if !from.is_file() || (keep_existing && to.exists()) {
+    if keep_existing && fs::symlink_metadata(to).is_ok() {
         return Ok(());
     }
+    let contents = match read_no_follow(from) {
+        Ok(contents) => contents,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(PluginError::failed(format!(
+                "copying {}: {e}; replace it with a plain file of yours, or remove it",
+                from.display()
+            )))
+        }
+    };
     if let Some(parent) = to.parent() {
         fs::create_dir_all(parent)
             .map_err(|e| PluginError::failed(format!("creating {}: {e}", parent.display())))?;
     }
-    fs::copy(from, to)
-        .and_then(|_| fs::set_permissions(to, std::os::unix::fs::PermissionsExt::from_mode(0o600)))
-        .map(drop)
-        .map_err(|e| {
-            PluginError::failed(format!(
-                "copying {} to {}: {e}",
-                from.display(),
-                to.display()
-            ))
-        })
+    ao_plugin_kit::private::write(to, &contents, false).map_err(|e| {
+        PluginError::failed(format!(
+            "copying {} to {}: {e}",
+            from.display(),
+            to.display()
+        ))
+    })
+}
+
+/// The bytes of the regular file `path`, never through a link (nor blocking on a FIFO).
+fn read_no_follow(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::{io::Read, os::unix::fs::OpenOptionsExt};
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    let mut contents = Vec::new();
+    file.read_to_end(&mut contents)?;
+    Ok(contents)
 }
 
 /// Copies a folder's files and subfolders (symbolic links are left out: they may lead anywhere).
@@ -465,5 +493,51 @@ mod tests {
         let error = read_settings(&temp.join("settings.json")).unwrap_err();
         assert!(error.to_string().contains("settings.json"), "{error}");
         fs::remove_dir_all(&temp).unwrap();
+    }
+
+    #[test]
+    fn copies_never_go_through_a_link_at_either_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let (theirs, ours) = (dir.path().join("theirs"), dir.path().join("ours"));
+        fs::create_dir_all(&theirs).unwrap();
+        fs::create_dir_all(&ours).unwrap();
+        fs::write(theirs.join("oauth_creds.json"), "{}").unwrap();
+        // Planted by a confined agent in its home: dangling, pointing where it wants a write.
+        let target = dir.path().join("operator-file");
+        std::os::unix::fs::symlink(&target, ours.join("oauth_creds.json")).unwrap();
+        copy_file(
+            &theirs.join("oauth_creds.json"),
+            &ours.join("oauth_creds.json"),
+            false,
+        )
+        .unwrap();
+        assert!(!target.exists(), "written through the planted link");
+        assert!(!ours.join("oauth_creds.json").is_symlink());
+        // On resume an existing entry, a link included, is left alone and never followed.
+        std::fs::remove_file(ours.join("oauth_creds.json")).unwrap();
+        std::os::unix::fs::symlink(&target, ours.join("oauth_creds.json")).unwrap();
+        copy_file(
+            &theirs.join("oauth_creds.json"),
+            &ours.join("oauth_creds.json"),
+            true,
+        )
+        .unwrap();
+        assert!(!target.exists());
+
+        // A link in the operator's folder (to a key) is refused, not copied.
+        fs::write(dir.path().join("id_ed25519"), "PRIVATE KEY").unwrap();
+        std::os::unix::fs::symlink(
+            dir.path().join("id_ed25519"),
+            theirs.join("google_accounts.json"),
+        )
+        .unwrap();
+        let err = copy_file(
+            &theirs.join("google_accounts.json"),
+            &ours.join("google_accounts.json"),
+            false,
+        )
+        .unwrap_err();
+        assert!(err.message().contains("google_accounts.json"), "{err}");
+        assert!(!ours.join("google_accounts.json").exists());
     }
 }

@@ -14,12 +14,16 @@ use std::{collections::BTreeMap, path::PathBuf};
 
 use ao_plugin_api::{
     export_plugins,
+    sandbox::{ConfinedLaunchPlan, ConfinedLaunchRequest, PathAccess, PathRule},
     usage::{UsageQuery, UsageReport},
     Activity, Agent, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext,
     PluginError, PluginFailure, PluginResult, Readiness,
 };
 use ao_plugin_kit::prelude::*;
-use ao_plugin_kit::{program::Program, session_files::SessionFiles, uuid};
+use ao_plugin_kit::{
+    confinement::no_prompt_refused, files::Files, program::Program, session_files::SessionFiles,
+    uuid,
+};
 use serde::Deserialize;
 
 use crate::{
@@ -75,6 +79,21 @@ struct ProjectSettings {
 
 const ACCEPTED_PROJECT_KEYS: &str = "model, approval_mode";
 const APPROVAL_MODES: [&str; 4] = ["default", "auto_edit", "yolo", "plan"];
+/// The approval mode that asks for nothing.
+const YOLO: &str = "yolo";
+
+/// What a confined Gemini CLI needs from the operator's environment: its API key, endpoint and
+/// model. `GOOGLE_APPLICATION_CREDENTIALS` is not among them: it names a key file, and
+/// `~/.config/gcloud` is hidden.
+const PASS_ENV: [&str; 7] = [
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "GOOGLE_GEMINI_BASE_URL",
+    "GOOGLE_GENAI_USE_VERTEXAI",
+    "GOOGLE_CLOUD_PROJECT",
+    "GOOGLE_CLOUD_LOCATION",
+    "GEMINI_MODEL",
+];
 
 pub struct Gemini {
     settings: Settings,
@@ -108,6 +127,91 @@ impl Gemini {
             )));
         }
         Ok(project)
+    }
+
+    /// [`Agent::launch`], asking no approval when `unattended`.
+    fn plan(&self, request: &LaunchRequest, unattended: bool) -> PluginResult<LaunchPlan> {
+        let session = &request.session;
+        let project = Self::project_settings(session)?;
+        if project.approval_mode.as_deref() == Some(YOLO) && !unattended {
+            return Err(no_prompt_refused("approval_mode: yolo", "Gemini CLI"));
+        }
+
+        let first = request
+            .inline_first_message()
+            // Gemini CLI trims every prompt, and its hook reports the trimmed one: the host would
+            // fail the launch as an altered message (the orchestrator's prompt ends with a
+            // newline). Typed in, it is trimmed just the same, but nothing compares it.
+            .filter(|message| !has_surrounding_whitespace(message));
+        if request
+            .first_message
+            .as_ref()
+            .into_option()
+            .is_some_and(|message| is_slash_command(message))
+        {
+            return Err(PluginError::invalid_input(
+                "Gemini CLI runs a message that starts with `/` as one of its own commands \
+                 (/quit, /clear, …) instead of giving it to the model: start the task with \
+                 something else",
+            ));
+        }
+        let mut argv = vec![self.settings.command.clone()];
+        if let Some(model) = &project.model {
+            argv.extend(["--model".to_string(), model.clone()]);
+        }
+        if unattended {
+            argv.extend(["--approval-mode".to_string(), YOLO.to_string()]);
+        } else if let Some(mode) = &project.approval_mode {
+            argv.extend(["--approval-mode".to_string(), mode.clone()]);
+        }
+        if self.settings.trust_workspaces {
+            argv.push("--skip-trust".into());
+        }
+        let (conversation_id, resumed) = uuid::resume_or_new(
+            request.resume.as_ref().into_option().map(|r| r.as_str()),
+            "Gemini CLI",
+        )?;
+        let flag = if resumed { "--resume" } else { "--session-id" };
+        argv.extend([flag.to_string(), conversation_id.clone()]);
+        let (event_command, allowed) = (request.event_argv(), request.allowed_programs());
+        let home = self.session_home(session)?;
+        let additions = home::Additions {
+            hooks: if event_command.is_empty() {
+                None
+            } else {
+                Some(hooks::hooks(
+                    &event_command,
+                    &home.hook_log(),
+                    // A SessionStart hook's "idle" would race the first turn's "working".
+                    first.is_none(),
+                )?)
+            },
+            policy: hooks::policy(&allowed)?,
+            auth_type: self.settings.auth_type.clone(),
+            system_prompt: session
+                .system_prompt
+                .as_ref()
+                .into_option()
+                .map(|p| p.to_string()),
+        };
+        home.prepare(
+            &self.files,
+            &session.session_id,
+            self.user_home.as_deref(),
+            request.resume.is_some(),
+            &additions,
+        )?;
+        if let Some(message) = first {
+            // One argument with `=`: as two, a message starting with `-` would be read as options
+            // (and after `--` the CLI ignores it).
+            argv.push(format!("--prompt-interactive={message}"));
+        }
+        Ok(LaunchPlan {
+            argv: argv.into_iter().map(Into::into).collect(),
+            takes_first_message: first.is_some(),
+            conversation_id: Some(conversation_id.into()).into(),
+            reports_events: additions.hooks.is_some(),
+        })
     }
 
     fn session_home(&self, session: &AgentSession) -> PluginResult<SessionHome> {
@@ -197,80 +301,37 @@ impl Agent for Gemini {
     /// drop), and reaches the model byte-exact. Gemini CLI trims the whitespace around every
     /// prompt, however it comes: a message with some is typed in by the host.
     fn launch(&self, request: &LaunchRequest) -> PluginResult<LaunchPlan> {
-        let session = &request.session;
-        let project = Self::project_settings(session)?;
-        let first = request
-            .inline_first_message()
-            // Gemini CLI trims every prompt, and its hook reports the trimmed one: the host would
-            // fail the launch as an altered message (the orchestrator's prompt ends with a
-            // newline). Typed in, it is trimmed just the same, but nothing compares it.
-            .filter(|message| !has_surrounding_whitespace(message));
-        if request
-            .first_message
-            .as_ref()
-            .into_option()
-            .is_some_and(|message| is_slash_command(message))
-        {
-            return Err(PluginError::invalid_input(
-                "Gemini CLI runs a message that starts with `/` as one of its own commands \
-                 (/quit, /clear, …) instead of giving it to the model: start the task with \
-                 something else",
-            ));
-        }
-        let mut argv = vec![self.settings.command.clone()];
-        if let Some(model) = &project.model {
-            argv.extend(["--model".to_string(), model.clone()]);
-        }
-        if let Some(mode) = &project.approval_mode {
-            argv.extend(["--approval-mode".to_string(), mode.clone()]);
-        }
-        if self.settings.trust_workspaces {
-            argv.push("--skip-trust".into());
-        }
-        let (conversation_id, resumed) = uuid::resume_or_new(
-            request.resume.as_ref().into_option().map(|r| r.as_str()),
-            "Gemini CLI",
-        )?;
-        let flag = if resumed { "--resume" } else { "--session-id" };
-        argv.extend([flag.to_string(), conversation_id.clone()]);
-        let (event_command, allowed) = (request.event_argv(), request.allowed_programs());
+        self.plan(request, false)
+    }
+
+    /// As [`Agent::launch`]: the session's own home writable (and the log its hooks append
+    /// to), the rest of its folder read-only; unattended, `--approval-mode yolo`.
+    fn launch_confined(
+        &self,
+        request: &ConfinedLaunchRequest,
+    ) -> Result<ConfinedLaunchPlan, PluginFailure> {
+        let session = &request.launch.session;
+        let plan = self.plan(&request.launch, request.unattended)?;
         let home = self.session_home(session)?;
-        let additions = home::Additions {
-            hooks: if event_command.is_empty() {
-                None
-            } else {
-                Some(hooks::hooks(
-                    &event_command,
-                    &home.hook_log(),
-                    // A SessionStart hook's "idle" would race the first turn's "working".
-                    first.is_none(),
-                )?)
-            },
-            policy: hooks::policy(&allowed)?,
-            auth_type: self.settings.auth_type.clone(),
-            system_prompt: session
-                .system_prompt
-                .as_ref()
-                .into_option()
-                .map(|p| p.to_string()),
-        };
-        home.prepare(
-            &self.files,
-            &session.session_id,
-            self.user_home.as_deref(),
-            request.resume.is_some(),
-            &additions,
-        )?;
-        if let Some(message) = first {
-            // One argument with `=`: as two, a message starting with `-` would be read as options
-            // (and after `--` the CLI ignores it).
-            argv.push(format!("--prompt-interactive={message}"));
+        // Made now: inside a read-only folder, the hooks could not create it.
+        let log = home.hook_log();
+        let files = Files::here();
+        if !files.try_exists(&log).unwrap_or(false) {
+            files
+                .write(&log, b"")
+                .map_err(|e| PluginError::failed(format!("creating {}: {e}", log.display())))?;
         }
-        Ok(LaunchPlan {
-            argv: argv.into_iter().map(Into::into).collect(),
-            takes_first_message: first.is_some(),
-            conversation_id: Some(conversation_id.into()).into(),
-            reports_events: additions.hooks.is_some(),
+        let folder = self.files.path(&session.session_id)?;
+        Ok(ConfinedLaunchPlan {
+            plan,
+            paths: vec![
+                PathRule::new(folder.display().to_string(), PathAccess::ReadOnly),
+                PathRule::new(home.path().display().to_string(), PathAccess::Writable),
+                PathRule::new(log.display().to_string(), PathAccess::Writable),
+            ]
+            .into(),
+            pass_env: PASS_ENV.iter().map(|name| (*name).into()).collect(),
+            env: Default::default(),
         })
     }
 
@@ -444,5 +505,103 @@ mod tests {
         for padded in [" /about", "\n\t/quit"] {
             assert!(is_slash_command(padded), "{padded:?}");
         }
+    }
+
+    /// A plugin whose data dir and operator's home are in `dir`.
+    fn gemini(dir: &std::path::Path) -> Gemini {
+        std::fs::create_dir_all(dir.join("user/.gemini")).unwrap();
+        Gemini::new(&PluginContext {
+            plugin_name: "gemini".into(),
+            data_dir: dir.join("data").display().to_string().into(),
+            config_yaml: format!("user_home: {}\n", dir.join("user").display()).into(),
+        })
+        .unwrap()
+    }
+
+    fn request(dir: &std::path::Path, agent_config: &str) -> LaunchRequest {
+        LaunchRequest {
+            session: AgentSession {
+                session_id: "app-1".into(),
+                project_id: "app".into(),
+                branch: "session/app-1/work".into(),
+                workspace_path: dir.display().to_string().into(),
+                system_prompt: None.into(),
+                agent_config: agent_config.into(),
+            },
+            first_message: Some("fix it".into()).into(),
+            event_command: vec!["/bin/ao-host".into(), "hook".into()].into(),
+            resume: None.into(),
+            allowed_commands: Default::default(),
+        }
+    }
+
+    fn argv(plan: &LaunchPlan) -> Vec<String> {
+        plan.argv.iter().map(|a| a.to_string()).collect()
+    }
+
+    #[test]
+    fn a_confined_session_writes_its_home_and_hook_log_and_unattended_is_yolo() {
+        let dir = tempfile::tempdir().unwrap();
+        let plugin = gemini(dir.path());
+        let plan = plugin
+            .launch_confined(&ConfinedLaunchRequest {
+                launch: request(dir.path(), "approval_mode: auto_edit"),
+                unattended: true,
+            })
+            .unwrap();
+        let unattended = argv(&plan.plan);
+        let mode = unattended
+            .iter()
+            .position(|a| a == "--approval-mode")
+            .unwrap();
+        assert_eq!(unattended[mode + 1], "yolo");
+        let folder = dir.path().join("data/gemini/sessions/app-1");
+        assert!(folder.join("hooks.log").is_file(), "made for the hooks");
+        assert_eq!(
+            plan.paths.to_vec(),
+            [
+                PathRule::new(folder.display().to_string(), PathAccess::ReadOnly),
+                PathRule::new(
+                    folder.join("home").display().to_string(),
+                    PathAccess::Writable
+                ),
+                PathRule::new(
+                    folder.join("hooks.log").display().to_string(),
+                    PathAccess::Writable
+                ),
+            ]
+        );
+        let pass: Vec<&str> = plan.pass_env.iter().map(|n| n.as_str()).collect();
+        assert!(pass.contains(&"GEMINI_API_KEY"));
+        assert!(!pass.contains(&"GOOGLE_APPLICATION_CREDENTIALS"));
+
+        let attended = plugin
+            .launch_confined(&ConfinedLaunchRequest {
+                launch: request(dir.path(), "approval_mode: auto_edit"),
+                unattended: false,
+            })
+            .unwrap();
+        assert!(argv(&attended.plan).contains(&"auto_edit".to_string()));
+    }
+
+    #[test]
+    fn yolo_is_refused_outside_a_sandbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let plugin = gemini(dir.path());
+        let err = plugin
+            .launch(&request(dir.path(), "approval_mode: yolo"))
+            .unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("`approval_mode: yolo` runs Gemini CLI"),
+            "{message}"
+        );
+        assert!(message.contains("`unattended: true`") && message.contains("`sandbox:`"));
+        plugin
+            .launch_confined(&ConfinedLaunchRequest {
+                launch: request(dir.path(), "approval_mode: yolo"),
+                unattended: true,
+            })
+            .unwrap();
     }
 }

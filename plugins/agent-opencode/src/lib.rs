@@ -10,12 +10,18 @@ use std::{collections::BTreeMap, path::PathBuf};
 
 use ao_plugin_api::{
     export_plugins,
+    sandbox::{ConfinedLaunchPlan, ConfinedLaunchRequest, PathAccess, PathRule},
     usage::{UsageQuery, UsageReport},
     Activity, Agent, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext,
     PluginError, PluginFailure, PluginResult, Readiness,
 };
 use ao_plugin_kit::prelude::*;
-use ao_plugin_kit::{program::Program, session_files::SessionFiles};
+use ao_plugin_kit::{
+    confinement::{no_prompt_refused, seed_files},
+    files::Files,
+    program::Program,
+    session_files::SessionFiles,
+};
 use serde::Deserialize;
 
 use crate::{screen::ScreenPatterns, session_config::SessionConfig};
@@ -72,6 +78,33 @@ const ACCEPTED_KEYS: &str = "model, agent, permission, auto_approve";
 const CONFIG_FILE: &str = "opencode.json";
 const STATUS_PLUGIN_FILE: &str = "ao-status.js";
 const SYSTEM_PROMPT_FILE: &str = "system-prompt.md";
+/// A confined session's own XDG data, state and cache folders, in its folder: OpenCode keeps
+/// its database, logs and caches there, and the operator's `~/.local/share` is not writable
+/// (nor should a confined agent write the database other sessions use).
+const XDG_DIR: &str = "xdg";
+/// The XDG variables a confined session gets, with their folders under [`XDG_DIR`].
+const XDG: [(&str, &str); 3] = [
+    ("XDG_DATA_HOME", "data"),
+    ("XDG_STATE_HOME", "state"),
+    ("XDG_CACHE_HOME", "cache"),
+];
+
+/// What a confined OpenCode needs from the operator's environment: the API keys and endpoints
+/// of the providers it is most often used with. Others are named in the project's
+/// `sandbox.env`.
+const PASS_ENV: [&str; 11] = [
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_BASE_URL",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "OPENROUTER_API_KEY",
+    "GEMINI_API_KEY",
+    "GOOGLE_GENERATIVE_AI_API_KEY",
+    "GROQ_API_KEY",
+    "MISTRAL_API_KEY",
+    "DEEPSEEK_API_KEY",
+    "XAI_API_KEY",
+];
 
 pub struct OpenCode {
     settings: Settings,
@@ -79,6 +112,101 @@ pub struct OpenCode {
 }
 
 impl OpenCode {
+    /// [`Agent::launch`], approving every permission not denied when `unattended`.
+    fn plan(&self, request: &LaunchRequest, unattended: bool) -> PluginResult<LaunchPlan> {
+        if let Some(task) = request.first_message.as_ref().into_option() {
+            refuse_untakeable(task)?;
+        }
+        let session = &request.session;
+        let id = session.session_id.as_str();
+        let project: ProjectSettings = session.agent_config("opencode", ACCEPTED_KEYS)?;
+        let field = |key: &str| format!("projects.{}.agent_config.{key}", session.project_id);
+        let mut argv = vec![self.settings.command.clone()];
+        if let Some(model) = &project.model {
+            argv.push(format!("--model={}", option_value(&field("model"), model)?));
+        }
+        if let Some(agent) = &project.agent {
+            argv.push(format!("--agent={}", option_value(&field("agent"), agent)?));
+        }
+        if project.auto_approve && !unattended {
+            return Err(no_prompt_refused("auto_approve: true", "OpenCode"));
+        }
+        if unattended {
+            argv.push("--auto".into());
+        }
+        let conversation_id = match request.resume.as_ref().into_option() {
+            Some(conversation) if is_session_id(conversation) => {
+                argv.push(format!("--session={conversation}"));
+                Some(conversation.to_string())
+            }
+            Some(conversation) => {
+                return Err(PluginError::invalid_input(format!(
+                    "{conversation:?} is not an OpenCode session id (ses_…)"
+                )))
+            }
+            None => None,
+        };
+
+        let (event_command, allowed) = (request.event_argv(), request.allowed_programs());
+        let plugin_source = session_config::status_plugin(&event_command, self.sets_npm_offline())?;
+        let status_plugin = self
+            .files
+            .write(id, STATUS_PLUGIN_FILE, plugin_source.as_bytes())?;
+        let instructions = self.instructions(session)?;
+        let config = SessionConfig {
+            status_plugin: &status_plugin,
+            instructions: instructions.as_deref(),
+            permission: project.permission.as_ref(),
+            allowed_commands: &allowed,
+        }
+        .to_json(&session.project_id)?;
+        self.files.write(id, CONFIG_FILE, config.as_bytes())?;
+
+        let first = request
+            .inline_first_message()
+            .filter(|message| !message.is_empty());
+        if let Some(message) = first {
+            // One argument `--prompt=…`: a message starting with `-` stays the value.
+            argv.push(format!("--prompt={message}"));
+        }
+        Ok(LaunchPlan {
+            argv: argv.into_iter().map(Into::into).collect(),
+            takes_first_message: first.is_some(),
+            conversation_id: conversation_id.map(Into::into).into(),
+            reports_events: !event_command.is_empty(),
+        })
+    }
+
+    /// The operator's OpenCode data folder (`$XDG_DATA_HOME/opencode`, by default
+    /// `~/.local/share/opencode`), as the plugin's `env` and this process's environment say.
+    fn operator_data(&self) -> Option<PathBuf> {
+        let variable = |name: &str| {
+            self.settings
+                .env
+                .get(name)
+                .cloned()
+                .or_else(|| std::env::var(name).ok())
+                .filter(|value| !value.is_empty())
+                .map(PathBuf::from)
+        };
+        let data =
+            variable("XDG_DATA_HOME").or_else(|| Some(variable("HOME")?.join(".local/share")))?;
+        Some(data.join("opencode"))
+    }
+
+    /// The session's environment as far as it decides where OpenCode keeps its database: the
+    /// plugin's `env`, and a confined session's own data folder over it.
+    fn database_env(&self, session_id: &str) -> BTreeMap<String, String> {
+        let mut env = self.settings.env.clone();
+        if let Ok(folder) = self.files.path(session_id) {
+            let data = folder.join(XDG_DIR).join("data");
+            if data.is_dir() {
+                env.insert("XDG_DATA_HOME".into(), data.display().to_string());
+            }
+        }
+        env
+    }
+
     /// Whether ao-host sets `npm_config_offline` for the session (not when the operator set it
     /// themselves in `env`: then it is theirs to keep).
     fn sets_npm_offline(&self) -> bool {
@@ -187,63 +315,45 @@ impl Agent for OpenCode {
     /// and the first message as `--prompt`, where it reaches the model byte-exact. OpenCode
     /// chooses a new conversation's id itself: the status plugin reports it with each event.
     fn launch(&self, request: &LaunchRequest) -> PluginResult<LaunchPlan> {
-        if let Some(task) = request.first_message.as_ref().into_option() {
-            refuse_untakeable(task)?;
-        }
-        let session = &request.session;
-        let id = session.session_id.as_str();
-        let project: ProjectSettings = session.agent_config("opencode", ACCEPTED_KEYS)?;
-        let field = |key: &str| format!("projects.{}.agent_config.{key}", session.project_id);
-        let mut argv = vec![self.settings.command.clone()];
-        if let Some(model) = &project.model {
-            argv.push(format!("--model={}", option_value(&field("model"), model)?));
-        }
-        if let Some(agent) = &project.agent {
-            argv.push(format!("--agent={}", option_value(&field("agent"), agent)?));
-        }
-        if project.auto_approve {
-            argv.push("--auto".into());
-        }
-        let conversation_id = match request.resume.as_ref().into_option() {
-            Some(conversation) if is_session_id(conversation) => {
-                argv.push(format!("--session={conversation}"));
-                Some(conversation.to_string())
-            }
-            Some(conversation) => {
-                return Err(PluginError::invalid_input(format!(
-                    "{conversation:?} is not an OpenCode session id (ses_…)"
-                )))
-            }
-            None => None,
-        };
+        self.plan(request, false)
+    }
 
-        let (event_command, allowed) = (request.event_argv(), request.allowed_programs());
-        let plugin_source = session_config::status_plugin(&event_command, self.sets_npm_offline())?;
-        let status_plugin = self
-            .files
-            .write(id, STATUS_PLUGIN_FILE, plugin_source.as_bytes())?;
-        let instructions = self.instructions(session)?;
-        let config = SessionConfig {
-            status_plugin: &status_plugin,
-            instructions: instructions.as_deref(),
-            permission: project.permission.as_ref(),
-            allowed_commands: &allowed,
+    /// As [`Agent::launch`], with XDG data, state and cache folders of the session's own
+    /// (writable; its sign-in, `auth.json`, copied from the operator's), the rest of its folder
+    /// read-only; unattended, `--auto`.
+    fn launch_confined(
+        &self,
+        request: &ConfinedLaunchRequest,
+    ) -> Result<ConfinedLaunchPlan, PluginFailure> {
+        let session = &request.launch.session;
+        let plan = self.plan(&request.launch, request.unattended)?;
+        let xdg = self.files.dir(&session.session_id)?.join(XDG_DIR);
+        let files = Files::here();
+        let mut env = Vec::new();
+        for (name, folder) in XDG {
+            let dir = xdg.join(folder);
+            files
+                .create_dir_all(&dir, true)
+                .map_err(|e| PluginError::failed(format!("creating {}: {e}", dir.display())))?;
+            env.push(EnvVar::new(name, dir.display().to_string()));
         }
-        .to_json(&session.project_id)?;
-        self.files.write(id, CONFIG_FILE, config.as_bytes())?;
-
-        let first = request
-            .inline_first_message()
-            .filter(|message| !message.is_empty());
-        if let Some(message) = first {
-            // One argument `--prompt=…`: a message starting with `-` stays the value.
-            argv.push(format!("--prompt={message}"));
+        let own = xdg.join("data/opencode");
+        files
+            .create_dir_all(&own, true)
+            .map_err(|e| PluginError::failed(format!("creating {}: {e}", own.display())))?;
+        if let Some(operator) = self.operator_data() {
+            seed_files(&files, &operator, &own, &["auth.json"])?;
         }
-        Ok(LaunchPlan {
-            argv: argv.into_iter().map(Into::into).collect(),
-            takes_first_message: first.is_some(),
-            conversation_id: conversation_id.map(Into::into).into(),
-            reports_events: !event_command.is_empty(),
+        let folder = self.files.path(&session.session_id)?;
+        Ok(ConfinedLaunchPlan {
+            plan,
+            paths: vec![
+                PathRule::new(folder.display().to_string(), PathAccess::ReadOnly),
+                PathRule::new(xdg.display().to_string(), PathAccess::Writable),
+            ]
+            .into(),
+            pass_env: PASS_ENV.iter().map(|name| (*name).into()).collect(),
+            env: env.into(),
         })
     }
 
@@ -304,7 +414,8 @@ impl Agent for OpenCode {
     /// The replies of the session's conversation and its sub-agents', from OpenCode's database
     /// (see [`usage`]).
     fn usage(&self, query: &UsageQuery) -> Result<UsageReport, PluginFailure> {
-        usage::read(usage::database_path(&self.settings.env).as_deref(), query)
+        let env = self.database_env(&query.session.session_id);
+        usage::read(usage::database_path(&env).as_deref(), query)
     }
 
     /// The configured command, found on PATH (or at the path given) and answering `--version`.
@@ -520,5 +631,87 @@ mod tests {
         assert_eq!(activity("permission-80x24"), Activity::WaitingInput);
         assert!(opencode.input_pending(&screen("typed-80x24")).unwrap());
         assert!(!opencode.input_pending(&screen("permission")).unwrap());
+    }
+
+    #[test]
+    fn a_confined_session_keeps_its_state_in_folders_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let operator = dir.path().join("share/opencode");
+        std::fs::create_dir_all(&operator).unwrap();
+        std::fs::write(operator.join("auth.json"), r#"{"anthropic":{}}"#).unwrap();
+        let opencode = plugin(
+            &dir.path().join("data"),
+            &format!(
+                "env: {{ XDG_DATA_HOME: {} }}",
+                dir.path().join("share").display()
+            ),
+        );
+        let plan = opencode
+            .launch_confined(&ConfinedLaunchRequest {
+                launch: request(""),
+                unattended: true,
+            })
+            .unwrap();
+        assert!(plan.plan.argv.iter().any(|a| a.as_str() == "--auto"));
+        let folder = dir.path().join("data/opencode/sessions/app-1");
+        let xdg = folder.join("xdg");
+        assert_eq!(
+            plan.paths.to_vec(),
+            [
+                PathRule::new(folder.display().to_string(), PathAccess::ReadOnly),
+                PathRule::new(xdg.display().to_string(), PathAccess::Writable),
+            ]
+        );
+        let env: Vec<(String, String)> = plan
+            .env
+            .iter()
+            .map(|v| (v.name.to_string(), v.value.to_string()))
+            .collect();
+        assert!(env.contains(&(
+            "XDG_DATA_HOME".into(),
+            xdg.join("data").display().to_string()
+        )));
+        let seeded = xdg.join("data/opencode/auth.json");
+        assert_eq!(
+            std::fs::read_to_string(&seeded).unwrap(),
+            r#"{"anthropic":{}}"#
+        );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&seeded).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "owner-only: {mode:o}");
+        assert_eq!(
+            usage::database_path(&opencode.database_env("app-1")),
+            Some(xdg.join("data/opencode/opencode.db")),
+            "usage reads the session's own database"
+        );
+
+        let attended = opencode
+            .launch_confined(&ConfinedLaunchRequest {
+                launch: request(""),
+                unattended: false,
+            })
+            .unwrap();
+        assert!(!attended.plan.argv.iter().any(|a| a.as_str() == "--auto"));
+    }
+
+    #[test]
+    fn auto_approve_is_refused_outside_a_sandbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let opencode = plugin(dir.path(), "");
+        let message = opencode
+            .launch(&request("{ auto_approve: true }"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("`auto_approve: true` runs OpenCode"),
+            "{message}"
+        );
+        assert!(message.contains("`unattended: true`") && message.contains("`sandbox:`"));
+        opencode
+            .launch_confined(&ConfinedLaunchRequest {
+                launch: request("{ auto_approve: true }"),
+                unattended: true,
+            })
+            .unwrap();
     }
 }

@@ -32,8 +32,10 @@ use std::{
 };
 
 use ao_plugin_api::{
-    export_plugins, DoctorCheck, ErrorKind, PluginContext, PluginError, PluginFailure,
-    PluginResult, RepositoryInfo, Workspace, WorkspaceCreateConfig,
+    export_plugins,
+    sandbox::{WorkspaceConfinement, WorkspaceConfinementQuery},
+    DoctorCheck, ErrorKind, PluginContext, PluginError, PluginFailure, PluginResult,
+    RepositoryInfo, Workspace, WorkspaceCreateConfig,
 };
 use ao_plugin_kit::prelude::*;
 use ao_plugin_kit::{
@@ -43,6 +45,8 @@ use ao_plugin_kit::{
     validate::validate_id,
 };
 use serde::Deserialize;
+
+mod confinement;
 
 export_plugins! {
     workspace "git-worktree" => GitWorktree [remote],
@@ -1147,18 +1151,21 @@ impl Workspace for GitWorktree {
         }
         self.check_root()?;
         self.repair_moved();
-        self.trusted_admin(path)?;
-        let common = self.common_dir(path).map_err(|e| {
-            PluginError::invalid_input(format!(
-                "{} is not a git worktree ({e}); remove it by hand if it is stale",
-                path.display()
-            ))
-        })?;
-        let repo = common.parent().map(Path::to_path_buf).unwrap_or(common);
-        let branch = self
-            .git(path, &["symbolic-ref", "--quiet", "--short", "HEAD"])
-            .ok()
-            .map(|b| b.trim().to_string());
+        let session = self.session_git(path)?;
+        let repo = session
+            .common
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| session.common.clone());
+        // The branch recorded when the worktree was made: the worktree's HEAD is the agent's
+        // to change (a confined agent can point it at `main`), and the branch is deleted.
+        let branch = match self.recorded(path) {
+            Some((_, Some(branch))) => Some(branch),
+            _ => self
+                .git_in(&session, &["symbolic-ref", "--quiet", "--short", "HEAD"])
+                .ok()
+                .map(|b| b.trim().to_string()),
+        };
         // Only what this data dir made, whatever a record says (records can be copied or
         // edited).
         self.check_ours(path)?;
@@ -1251,11 +1258,14 @@ impl Workspace for GitWorktree {
         if !self.files.try_exists(path).map_err(unanswered)? {
             return Ok(false);
         }
-        self.trusted_admin(path)?;
+        let session = self.session_git(path)?;
         if !self.finished(path)? {
             return Ok(false);
         }
-        let status = self.git(path, &["status", "--porcelain", "--untracked-files=normal"])?;
+        let status = self.git_in(
+            &session,
+            &["status", "--porcelain", "--untracked-files=normal"],
+        )?;
         if !status.trim().is_empty() {
             return Ok(true);
         }
@@ -1263,10 +1273,13 @@ impl Workspace for GitWorktree {
         // the branch, but an operator (or a merged pull request's clean-up) that expects the
         // work to be on the forge would lose track of them. A branch never pushed has no
         // upstream, and nothing to compare.
-        if !self.git_ok(path, &["rev-parse", "--verify", "--quiet", "@{upstream}"])? {
+        if !self.git_in_ok(
+            &session,
+            &["rev-parse", "--verify", "--quiet", "@{upstream}"],
+        )? {
             return Ok(false);
         }
-        let ahead = self.git(path, &["rev-list", "--count", "@{upstream}..HEAD"])?;
+        let ahead = self.git_in(&session, &["rev-list", "--count", "@{upstream}..HEAD"])?;
         Ok(ahead.trim() != "0")
     }
 
@@ -1283,15 +1296,21 @@ impl Workspace for GitWorktree {
         if !self.files.try_exists(path).map_err(unanswered)? {
             return Ok(None);
         }
-        self.trusted_admin(path)?;
+        let session = self.session_git(path)?;
         // Known here, a commit, and in the checkout's history: another clone's commit that
         // merely sits on a branch of the same name is none of these.
-        let in_history = self.git_ok(path, &["cat-file", "-e", &format!("{commit}^{{commit}}")])?
-            && self.git_ok(path, &["merge-base", "--is-ancestor", commit, "HEAD"])?;
+        let in_history = self.git_in_ok(
+            &session,
+            &["cat-file", "-e", &format!("{commit}^{{commit}}")],
+        )? && self
+            .git_in_ok(&session, &["merge-base", "--is-ancestor", commit, "HEAD"])?;
         if !in_history {
             return Ok(None);
         }
-        let count = self.git(path, &["rev-list", "--count", &format!("{commit}..HEAD")])?;
+        let count = self.git_in(
+            &session,
+            &["rev-list", "--count", &format!("{commit}..HEAD")],
+        )?;
         count.trim().parse().map(Some).map_err(|_| {
             PluginFailure::new(
                 ErrorKind::Failed,
@@ -1305,6 +1324,13 @@ impl Workspace for GitWorktree {
             self.git.version_check(&["--version"]),
             self.root_check(),
         ])
+    }
+
+    fn confinement(
+        &self,
+        query: &WorkspaceConfinementQuery,
+    ) -> Result<WorkspaceConfinement, PluginFailure> {
+        Ok(self.confine(query)?)
     }
 
     fn base_of(&self, repo: &str, default_branch: &str) -> PluginResult<String> {

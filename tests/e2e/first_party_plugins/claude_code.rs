@@ -34,24 +34,32 @@ async fn claude_launch_command_carries_model_permissions_and_a_prompt_file() {
         "command: /opt/claude\nenv: { IS_SANDBOX: \"1\" }\n",
     );
     let prompt = "You are worker app-7.\nReport with `ao-host send`.\n";
+    // No permission prompts only in a sandbox, with `unattended: true`: a plain launch
+    // refuses the plugin's own setting for it.
+    let err = agent
+        .launch_command(&agent_session("skip_permissions: true\n", None))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("`unattended: true`"), "{err}");
     let argv = agent
         .launch_command(&agent_session(
-            "model: opus\nskip_permissions: true\n",
+            "model: opus\npermission_mode: plan\n",
             Some(prompt),
         ))
         .await
         .unwrap();
     assert_eq!(
-        &argv[..4],
+        &argv[..5],
         [
             "/opt/claude",
             "--model",
             "opus",
-            "--dangerously-skip-permissions"
+            "--permission-mode",
+            "plan"
         ]
     );
-    assert_eq!(argv[4], "--append-system-prompt-file");
-    assert_eq!(std::fs::read_to_string(&argv[5]).unwrap(), prompt);
+    assert_eq!(argv[5], "--append-system-prompt-file");
+    assert_eq!(std::fs::read_to_string(&argv[6]).unwrap(), prompt);
 
     let argv = agent
         .launch_command(&agent_session("permission_mode: acceptEdits\n", None))
