@@ -535,6 +535,7 @@ mod tests {
             hosts: Default::default(),
             scm: None,
             budgets: Default::default(),
+            sandbox: Default::default(),
         };
         sendable(lifecycle.spawn_request(SpawnParams::new(
             crate::session::SessionRole::Worker,

@@ -108,6 +108,7 @@ mod tests {
             hosts: Default::default(),
             scm: None,
             budgets: Default::default(),
+            sandbox: Default::default(),
         }
     }
 
