@@ -187,6 +187,7 @@ mod tests {
             status_from_screen: false,
             usage: None,
             unreachable_since: None,
+            sandbox: None,
             note: None,
         };
         let text = orchestrator_prompt(

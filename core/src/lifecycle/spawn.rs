@@ -242,6 +242,7 @@ impl Lifecycle {
             status_from_screen: false,
             usage: None,
             unreachable_since: None,
+            sandbox: None,
             note: None,
         };
         let mut clock = PhaseClock::start();
