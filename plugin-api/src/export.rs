@@ -39,17 +39,19 @@ const fn const_str_eq(a: &str, b: &str) -> bool {
 /// }
 /// ```
 ///
-/// Each entry is a kind (`runtime`, `agent`, `workspace` or `scm`), the plugin's name as
-/// operators write it in `ao-rs.yaml`, and a type implementing the matching trait
+/// Each entry is a kind (`runtime`, `agent`, `workspace`, `scm` or `sandbox`), the plugin's
+/// name as operators write it in `ao-rs.yaml`, and a type implementing the matching trait
 /// ([`Runtime`](crate::Runtime), [`Agent`](crate::Agent), [`Workspace`](crate::Workspace),
-/// [`Scm`](crate::Scm)). The plugin's version is the
+/// [`Scm`](crate::Scm), [`Sandbox`](crate::Sandbox)). The plugin's version is the
 /// calling crate's `CARGO_PKG_VERSION`. Invoke it once per library, at the crate root; the crate
 /// must have `crate-type = ["cdylib"]`.
 ///
 /// `[remote]` says the plugin also works on another host (`ao-host spawn --host`): it reaches
 /// programs and files only through `ao-plugin-kit`'s `program`, `files` and `session_files`,
 /// which carry the host's transport (see [`crate::transport`]). Without it, the host refuses to
-/// use the plugin on another host. An `scm` plugin cannot be `[remote]` (it talks to its forge
+/// use the plugin on another host. A `sandbox` plugin may be `[remote]`: it then confines
+/// agents on the host they run on, and probes that host through the same helpers. An `scm`
+/// plugin cannot be `[remote]` (it talks to its forge
 /// from the host that runs ao-host); the macro refuses that at compile time:
 ///
 /// ```compile_fail
@@ -172,7 +174,7 @@ macro_rules! __export_plugins {
                         .collect::<::std::vec::Vec<$crate::RemoteDeclaration>>(),
                 )),
                 added_kinds: $crate::abi_stable::std_types::RSlice::from_slice(::std::vec::Vec::leak(
-                    [$($crate::__added_kind_declaration!($kind $name $plugin),)+]
+                    [$($crate::__added_kind_declaration!($kind $name $plugin $(, $capability)?),)+]
                         .into_iter()
                         .flatten()
                         .collect::<::std::vec::Vec<$crate::AddedKindDeclarationRef>>(),
@@ -208,6 +210,9 @@ macro_rules! __plugin_declaration {
     (scm $name:literal $plugin:ty) => {
         ::std::option::Option::None
     };
+    (sandbox $name:literal $plugin:ty) => {
+        ::std::option::Option::None
+    };
     ($kind:ident $name:literal $plugin:ty) => {
         ::std::option::Option::Some($crate::PluginDeclaration {
             name: $crate::abi_stable::std_types::RStr::from_str($name),
@@ -233,7 +238,31 @@ macro_rules! __added_kind_declaration {
             ),
         )
     };
-    ($kind:ident $name:literal $plugin:ty) => {
+    (sandbox $name:literal $plugin:ty) => {
+        ::std::option::Option::Some(
+            $crate::abi_stable::prefix_type::PrefixTypeTrait::leak_into_prefix(
+                $crate::AddedKindDeclaration::sandbox(
+                    $name,
+                    env!("CARGO_PKG_VERSION"),
+                    $crate::ffi::construct_sandbox::<$plugin>,
+                    ::std::option::Option::None,
+                ),
+            ),
+        )
+    };
+    (sandbox $name:literal $plugin:ty, remote) => {
+        ::std::option::Option::Some(
+            $crate::abi_stable::prefix_type::PrefixTypeTrait::leak_into_prefix(
+                $crate::AddedKindDeclaration::sandbox(
+                    $name,
+                    env!("CARGO_PKG_VERSION"),
+                    $crate::ffi::construct_sandbox::<$plugin>,
+                    ::std::option::Option::Some($crate::ffi::construct_remote_sandbox::<$plugin>),
+                ),
+            ),
+        )
+    };
+    ($kind:ident $name:literal $plugin:ty $(, $capability:ident)?) => {
         ::std::option::Option::None
     };
 }
@@ -266,7 +295,7 @@ macro_rules! __plugin_constructor {
         compile_error!(concat!(
             "unknown plugin kind `",
             stringify!($other),
-            "`: expected runtime, agent, workspace or scm"
+            "`: expected runtime, agent, workspace, scm or sandbox"
         ))
     };
 }
@@ -280,6 +309,11 @@ macro_rules! __remote_declaration {
             $name,
             "\" cannot be `[remote]`: an scm plugin talks to its forge from the host that runs ao-host"
         ))
+    };
+    // A sandbox plugin's remote constructor is in its `AddedKindDeclaration`: the exhaustive
+    // `RemoteConstructor` cannot name the kind.
+    (sandbox $name:literal $plugin:ty, remote) => {
+        ::std::option::Option::None
     };
     ($kind:ident $name:literal $plugin:ty) => {
         ::std::option::Option::None

@@ -23,14 +23,15 @@ use abi_stable::{
 use crate::{
     error::{PluginError, PluginErrorKind},
     sandbox::{
-        ConfinedLaunchPlan, ConfinedLaunchRequest, WorkspaceConfinement, WorkspaceConfinementQuery,
+        ConfinedCommand, ConfinedLaunchPlan, ConfinedLaunchRequest, SandboxRequest,
+        WorkspaceConfinement, WorkspaceConfinementQuery,
     },
     scm::{
         Check, ChecksQuery, Fetched, MergeRequest, PullRequest, PullRequestQuery, RateLimit,
         ReviewFeedback, ReviewsQuery, WebhookDelivery, WebhookHint,
     },
     successors::{ActivityState, PluginFailure, ReadinessState},
-    traits::{Agent, Runtime, Scm, Workspace},
+    traits::{Agent, Runtime, Sandbox, Scm, Workspace},
     types::{
         Activity, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext,
         Readiness, RepositoryInfo, RuntimeCreateRequest, Transport, WorkspaceCreateConfig,
@@ -121,6 +122,8 @@ pub type AgentObject = AgentFfi_TO<'static, RBox<()>>;
 pub type WorkspaceObject = WorkspaceFfi_TO<'static, RBox<()>>;
 /// An scm plugin instance as the host holds it. (Added in 0.1.9.)
 pub type ScmObject = ScmFfi_TO<'static, RBox<()>>;
+/// A sandbox plugin instance as the host holds it. (Added in 0.1.9.)
+pub type SandboxObject = SandboxFfi_TO<'static, RBox<()>>;
 
 thread_local! {
     /// Where the last panic on this thread happened, recorded by the hook below.
@@ -226,6 +229,37 @@ pub extern "C" fn construct_scm<T: Scm>(
 ) -> RResult<ScmObject, PluginFailure> {
     guarded(None, "new", || {
         T::new(context).map(|plugin| ScmFfi_TO::from_value(ScmAdapter(plugin, None), TD_Opaque))
+    })
+}
+
+/// The constructor of a sandbox plugin (a kind added in 0.1.9, declared in
+/// [`crate::AddedKindDeclaration`]) for the host that runs ao-host.
+#[doc(hidden)]
+pub extern "C" fn construct_sandbox<T: Sandbox>(
+    context: &PluginContext,
+) -> RResult<SandboxObject, PluginFailure> {
+    build_sandbox::<T>(context, None)
+}
+
+/// The constructor of a sandbox plugin marked `[remote]`: it confines agents on the host
+/// `transport` reaches, so it probes that host (is the tool there, are user namespaces on)
+/// through the kit's transport-aware helpers.
+#[doc(hidden)]
+pub extern "C" fn construct_remote_sandbox<T: Sandbox>(
+    context: &PluginContext,
+    transport: &Transport,
+) -> RResult<SandboxObject, PluginFailure> {
+    build_sandbox::<T>(context, Some(transport))
+}
+
+fn build_sandbox<T: Sandbox>(
+    context: &PluginContext,
+    remote: Option<&Transport>,
+) -> RResult<SandboxObject, PluginFailure> {
+    guarded(remote, "new", || {
+        T::new(context).map(|plugin| {
+            SandboxFfi_TO::from_value(SandboxAdapter(plugin, remote.cloned()), TD_Opaque)
+        })
     })
 }
 

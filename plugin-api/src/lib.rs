@@ -2,7 +2,8 @@
 //!
 //! A plugin is a shared library (`crate-type = ["cdylib"]`) that depends on this crate (and on
 //! `ao-plugin-kit` for helpers), implements one or more of [`Runtime`], [`Agent`],
-//! [`Workspace`] and [`Scm`] as plain Rust, and names them in one [`export_plugins!`] invocation. The macro
+//! [`Workspace`], [`Scm`] and [`Sandbox`] as plain Rust, and names them in one
+//! [`export_plugins!`] invocation. The macro
 //! writes these exports:
 //!
 //! - `AO_PLUGIN_ABI`, the format-2 manifest ([`manifest::AbiManifest`]): the library's
@@ -140,8 +141,10 @@ pub use abi_stable;
 pub use crate::{
     error::{PluginError, PluginErrorKind, PluginResult},
     root::{
-        AddedKindConstructor, AddedKindDeclaration, AddedKindDeclarationRef, PluginConstructor,
-        PluginDeclaration, PluginLibrary, PluginLibraryRef, RemoteConstructor, RemoteDeclaration,
+        AddedKindConstructor, AddedKindDeclaration, AddedKindDeclarationRef,
+        AddedKindRemoteConstructor, PluginConstructor, PluginDeclaration, PluginLibrary,
+        PluginLibraryRef, RemoteConstructor, RemoteDeclaration, RemoteSandboxConstructor,
+        SandboxConstructor,
     },
     successors::{ActivityState, ErrorKind, InterfaceKind, PluginFailure, ReadinessState},
     traits::{Agent, Runtime, Sandbox, Scm, Workspace},

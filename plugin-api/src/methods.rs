@@ -230,5 +230,18 @@ macro_rules! interface_methods {
             }
             added {}
         }
+        $callback! {
+            /// FFI form of [`Sandbox`]. (Added in 0.1.9, all of it its first release.)
+            interface Sandbox: SandboxFfi, SandboxAdapter, SandboxObject, "sandbox";
+            first_release {
+                fn confine(request: &SandboxRequest) -> RResult<ConfinedCommand, PluginFailure>
+                    = |plugin| plugin.confine(request);
+            }
+            last_of_first_release {
+                fn doctor() -> RResult<RVec<DoctorCheck>, PluginFailure>
+                    = |plugin| plugin.doctor();
+            }
+            added {}
+        }
     };
 }

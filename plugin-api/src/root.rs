@@ -10,7 +10,7 @@ use abi_stable::{
 
 use crate::{
     error::PluginError,
-    ffi::{AgentObject, RuntimeObject, ScmObject, WorkspaceObject},
+    ffi::{AgentObject, RuntimeObject, SandboxObject, ScmObject, WorkspaceObject},
     successors::{InterfaceKind, PluginFailure},
     types::{PluginContext, PluginKind, Transport},
 };
@@ -38,7 +38,7 @@ impl PluginConstructor {
     }
 }
 
-/// One plugin of a kind added after the first release (`scm`, 0.1.9). [`PluginConstructor`] is
+/// One plugin of a kind added after the first release (`scm`, `sandbox`, 0.1.9). [`PluginConstructor`] is
 /// exhaustive, so it can never gain a variant; this is a prefix type instead, and each kind added
 /// later is one more constructor field at its end: a host reads `None` for a field a library
 /// lacks (built before the kind existed) and never sees a field it does not know (a kind added
@@ -66,7 +66,22 @@ pub struct AddedKindDeclaration {
     pub version: RStr<'static>,
     /// Builds it, when it is an scm plugin ([`crate::Scm`]).
     pub scm: Option<extern "C" fn(&PluginContext) -> RResult<ScmObject, PluginFailure>>,
+    /// Builds it, when it is a sandbox plugin ([`crate::Sandbox`]).
+    /// (Spelled out: the `StableAbi` derive reads function pointer types, not aliases.)
+    pub sandbox: Option<extern "C" fn(&PluginContext) -> RResult<SandboxObject, PluginFailure>>,
+    /// Builds it for another host, when it is a sandbox plugin marked `[remote]`: the added
+    /// kinds carry their remote constructors here, since [`RemoteConstructor`] is exhaustive.
+    pub sandbox_remote:
+        Option<extern "C" fn(&PluginContext, &Transport) -> RResult<SandboxObject, PluginFailure>>,
 }
+
+/// What builds a sandbox plugin for the host that runs ao-host. (Added in 0.1.9.)
+pub type SandboxConstructor =
+    extern "C" fn(&PluginContext) -> RResult<SandboxObject, PluginFailure>;
+
+/// What builds a sandbox plugin for the host `transport` reaches. (Added in 0.1.9.)
+pub type RemoteSandboxConstructor =
+    extern "C" fn(&PluginContext, &Transport) -> RResult<SandboxObject, PluginFailure>;
 
 impl AddedKindDeclaration {
     /// An scm plugin named `name`, of version `version`.
@@ -79,6 +94,25 @@ impl AddedKindDeclaration {
             name: RStr::from_str(name),
             version: RStr::from_str(version),
             scm: Some(constructor),
+            sandbox: None,
+            sandbox_remote: None,
+        }
+    }
+
+    /// A sandbox plugin named `name`, of version `version`; with `remote`, it also works on
+    /// another host (`[remote]`).
+    pub fn sandbox(
+        name: &'static str,
+        version: &'static str,
+        constructor: SandboxConstructor,
+        remote: Option<RemoteSandboxConstructor>,
+    ) -> Self {
+        Self {
+            name: RStr::from_str(name),
+            version: RStr::from_str(version),
+            scm: None,
+            sandbox: Some(constructor),
+            sandbox_remote: remote,
         }
     }
 }
@@ -86,7 +120,17 @@ impl AddedKindDeclaration {
 impl AddedKindDeclarationRef {
     /// The constructor that is set; `None` if the library sets none this host knows.
     pub fn constructor(&self) -> Option<AddedKindConstructor> {
-        self.scm().flatten().map(AddedKindConstructor::Scm)
+        let scm = || self.scm().flatten().map(AddedKindConstructor::Scm);
+        let sandbox = || self.sandbox().flatten().map(AddedKindConstructor::Sandbox);
+        scm().or_else(sandbox)
+    }
+
+    /// The constructor for another host, when the plugin is marked `[remote]`; `None` for a
+    /// library built before its kind could be (an scm plugin never is).
+    pub fn remote_constructor(&self) -> Option<AddedKindRemoteConstructor> {
+        self.sandbox_remote()
+            .flatten()
+            .map(AddedKindRemoteConstructor::Sandbox)
     }
 }
 
@@ -97,6 +141,8 @@ impl AddedKindDeclarationRef {
 pub enum AddedKindConstructor {
     /// Builds an scm plugin ([`crate::Scm`]).
     Scm(extern "C" fn(&PluginContext) -> RResult<ScmObject, PluginFailure>),
+    /// Builds a sandbox plugin ([`crate::Sandbox`]).
+    Sandbox(SandboxConstructor),
 }
 
 impl AddedKindConstructor {
@@ -104,6 +150,26 @@ impl AddedKindConstructor {
     pub fn kind(&self) -> InterfaceKind {
         match self {
             Self::Scm(_) => InterfaceKind::Scm,
+            Self::Sandbox(_) => InterfaceKind::Sandbox,
+        }
+    }
+}
+
+/// Builds one plugin instance of a kind added after the first release for another host, as the
+/// host reads an [`AddedKindDeclaration`] marked `[remote]`; the variant is its kind.
+/// (Added in 0.1.9.)
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum AddedKindRemoteConstructor {
+    /// Builds a sandbox plugin that confines agents on the host the transport reaches.
+    Sandbox(RemoteSandboxConstructor),
+}
+
+impl AddedKindRemoteConstructor {
+    /// Which interface the constructed plugin has.
+    pub fn kind(&self) -> InterfaceKind {
+        match self {
+            Self::Sandbox(_) => InterfaceKind::Sandbox,
         }
     }
 }
@@ -160,7 +226,7 @@ pub struct PluginLibrary {
     /// host refuses to use its plugins on another host.
     #[sabi(missing_field(default))]
     pub remote: RSlice<'static, RemoteDeclaration>,
-    /// The plugins of kinds added after the first release (`scm`, 0.1.9). A library built
+    /// The plugins of kinds added after the first release (`scm`, `sandbox`, 0.1.9). A library built
     /// before has none; a host built before reads no further than `remote`, and refuses such a
     /// library from its manifest, by the kind's name. Hidden: only `export_plugins!` writes
     /// this struct, and it writes every field, so a field added here breaks no plugin's source

@@ -80,7 +80,7 @@ impl From<Readiness> for ReadinessState {
 
 /// Which interface a plugin implements: [`PluginKind`] that can grow. The host's own name for a
 /// kind: [`PluginKind`] is exhaustive (it is in the layout of the first root module), so the
-/// kinds added since ([`InterfaceKind::Scm`], 0.1.9) are only here. It never crosses the
+/// kinds added since ([`InterfaceKind::Scm`], [`InterfaceKind::Sandbox`], 0.1.9) are only here. It never crosses the
 /// boundary; manifests name kinds by [`InterfaceKind::as_str`]. (Added in 0.1.9.)
 #[derive(
     serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
@@ -96,11 +96,19 @@ pub enum InterfaceKind {
     Workspace,
     /// Knows one code host ([`crate::Scm`]). (Added in 0.1.9.)
     Scm,
+    /// Runs an agent confined ([`crate::Sandbox`]). (Added in 0.1.9.)
+    Sandbox,
 }
 
 impl InterfaceKind {
     /// Every kind, in the order listings show them.
-    pub const ALL: [InterfaceKind; 4] = [Self::Runtime, Self::Agent, Self::Workspace, Self::Scm];
+    pub const ALL: [InterfaceKind; 5] = [
+        Self::Runtime,
+        Self::Agent,
+        Self::Workspace,
+        Self::Scm,
+        Self::Sandbox,
+    ];
 
     /// The lower-case name used in config files, manifests and CLI output.
     pub fn as_str(self) -> &'static str {
@@ -109,6 +117,7 @@ impl InterfaceKind {
             Self::Agent => "agent",
             Self::Workspace => "workspace",
             Self::Scm => "scm",
+            Self::Sandbox => "sandbox",
         }
     }
 

@@ -10,7 +10,11 @@ use std::{sync::Arc, time::Duration};
 use super::successors;
 use ao_plugin_api::{
     abi_stable::std_types::{ROption, RResult, RStr, RString, RVec},
-    ffi::{AgentObject, RuntimeObject, ScmObject, WorkspaceObject},
+    ffi::{AgentObject, RuntimeObject, SandboxObject, ScmObject, WorkspaceObject},
+    sandbox::{
+        ConfinedCommand, ConfinedLaunchPlan, ConfinedLaunchRequest, SandboxRequest,
+        WorkspaceConfinement, WorkspaceConfinementQuery,
+    },
     scm::{
         Check, ChecksQuery, Fetched, MergeRequest, PullRequest, PullRequestQuery, RateLimit,
         ReviewFeedback, ReviewsQuery, WebhookDelivery, WebhookHint,
@@ -252,6 +256,11 @@ plugin_handle!(
     /// enum's fallback.
     ScmPlugin, ScmObject, InterfaceKind::Scm
 );
+plugin_handle!(
+    /// A sandbox plugin instance: turns a policy and an agent's argv into the argv that runs
+    /// the agent confined, on the host it was built for (this one, or a `[remote]` one's).
+    SandboxPlugin, SandboxObject, InterfaceKind::Sandbox
+);
 
 impl RuntimePlugin {
     pub async fn create(&self, request: RuntimeCreateRequest) -> Result<String, PluginCallError> {
@@ -478,6 +487,34 @@ impl AgentPlugin {
         self.0.call("usage", move |o| o.usage(&owned)).await
     }
 
+    /// How to start the agent confined by a sandbox (see
+    /// [`ao_plugin_api::Agent::launch_confined`]): the launch, the CLI state the sandbox must
+    /// let it use, and the operator's variables it needs. A library built before the question
+    /// existed (0.1.9) answers `Unsupported`; without `unattended` it gets its plain
+    /// [`AgentPlugin::launch`] with nothing more to allow (the sandbox is then only stricter:
+    /// the agent's own state stays read-only), and with `unattended` the refusal stands.
+    pub async fn launch_confined(
+        &self,
+        request: &ConfinedLaunchRequest,
+    ) -> Result<ConfinedLaunchPlan, PluginCallError> {
+        let owned = request.clone();
+        match self
+            .0
+            .call("launch_confined", move |o| o.launch_confined(&owned))
+            .await
+        {
+            Err(e) if e.error_kind() == ErrorKind::Unsupported && !request.unattended => {
+                Ok(ConfinedLaunchPlan {
+                    plan: self.launch(&request.launch).await?,
+                    paths: RVec::new(),
+                    pass_env: RVec::new(),
+                    env: RVec::new(),
+                })
+            }
+            other => other,
+        }
+    }
+
     pub async fn launch_command(
         &self,
         session: &AgentSession,
@@ -633,6 +670,20 @@ impl WorkspacePlugin {
             .map(ROption::into_option)
     }
 
+    /// What a session confined to the workspace at `query.path` may write beyond it, must not
+    /// change inside it, and must not see (see [`ao_plugin_api::Workspace::confinement`]). A
+    /// library built before the question existed (0.1.9) answers `Unsupported`, and so does
+    /// one that cannot say: the host then refuses to confine the session.
+    pub async fn confinement(
+        &self,
+        query: &WorkspaceConfinementQuery,
+    ) -> Result<WorkspaceConfinement, PluginCallError> {
+        let owned = query.clone();
+        self.0
+            .call("confinement", move |o| o.confinement(&owned))
+            .await
+    }
+
     pub async fn exists(&self, path: &str) -> Result<bool, PluginCallError> {
         let path = path.to_string();
         self.0
@@ -753,6 +804,26 @@ impl ScmPlugin {
     }
 
     /// What the plugin needs (a token, the forge answering), for `ao-host doctor`.
+    pub async fn doctor(&self) -> Result<Vec<DoctorCheck>, PluginCallError> {
+        self.0.call("doctor", |o| o.doctor()).await.map(Vec::from)
+    }
+}
+
+impl SandboxPlugin {
+    /// The argv that runs `request.argv` confined by the request's policy (see
+    /// [`ao_plugin_api::Sandbox::confine`]): `Unavailable` when the tool cannot confine on this
+    /// host, `Unsupported` naming a rule it cannot enforce exactly, `InvalidInput` for a
+    /// request it refuses (a relative path, an empty argv).
+    pub async fn confine(
+        &self,
+        request: &SandboxRequest,
+    ) -> Result<ConfinedCommand, PluginCallError> {
+        let owned = request.clone();
+        self.0.call("confine", move |o| o.confine(&owned)).await
+    }
+
+    /// Whether the tool works on this plugin's host (installed, user namespaces on), for
+    /// `ao-host doctor`.
     pub async fn doctor(&self) -> Result<Vec<DoctorCheck>, PluginCallError> {
         self.0.call("doctor", |o| o.doctor()).await.map(Vec::from)
     }

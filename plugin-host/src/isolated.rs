@@ -34,11 +34,13 @@ use ao_plugin_api::{
         std_types::{RErr, ROption, RResult, RSlice, RStr, RString, RVec},
     },
     ffi::{
-        AgentFfi, AgentFfi_TO, AgentObject, RuntimeFfi, RuntimeFfi_TO, RuntimeObject, ScmFfi,
-        ScmFfi_TO, ScmObject, WorkspaceFfi, WorkspaceFfi_TO, WorkspaceObject,
+        AgentFfi, AgentFfi_TO, AgentObject, RuntimeFfi, RuntimeFfi_TO, RuntimeObject, SandboxFfi,
+        SandboxFfi_TO, SandboxObject, ScmFfi, ScmFfi_TO, ScmObject, WorkspaceFfi, WorkspaceFfi_TO,
+        WorkspaceObject,
     },
     sandbox::{
-        ConfinedLaunchPlan, ConfinedLaunchRequest, WorkspaceConfinement, WorkspaceConfinementQuery,
+        ConfinedCommand, ConfinedLaunchPlan, ConfinedLaunchRequest, SandboxRequest,
+        WorkspaceConfinement, WorkspaceConfinementQuery,
     },
     scm::{
         Check, CheckState, ChecksQuery, Fetched, MergeRequest, Mergeability, PullRequest,
@@ -222,7 +224,8 @@ replied_as_is!(
     ReviewComment,
     UsageReport,
     ConfinedLaunchPlan,
-    WorkspaceConfinement
+    WorkspaceConfinement,
+    ConfinedCommand
 );
 
 /// Enums that can grow travel as the variant when the child knows it, else as its name; the
@@ -709,6 +712,13 @@ pub(crate) fn start_workspace(
 
 pub(crate) fn start_scm(program: PathBuf, hello: Hello) -> Result<ScmObject, PluginError> {
     Ok(ScmFfi_TO::from_value(
+        IsolatedPlugin(Isolated::start(program, hello)?),
+        TD_Opaque,
+    ))
+}
+
+pub(crate) fn start_sandbox(program: PathBuf, hello: Hello) -> Result<SandboxObject, PluginError> {
+    Ok(SandboxFfi_TO::from_value(
         IsolatedPlugin(Isolated::start(program, hello)?),
         TD_Opaque,
     ))

@@ -36,7 +36,9 @@ pub mod successors;
 pub mod trust;
 
 pub use self::{
-    instance::{AgentPlugin, PluginCallError, RuntimePlugin, ScmPlugin, WorkspacePlugin},
+    instance::{
+        AgentPlugin, PluginCallError, RuntimePlugin, SandboxPlugin, ScmPlugin, WorkspacePlugin,
+    },
     library::{LibraryReport, LoadError, ManifestInfo},
     registry::{HostAbi, LoadSettings, PluginRegistry, PluginRow, PluginStatus, RegistryError},
 };

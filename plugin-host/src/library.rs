@@ -51,8 +51,8 @@ use ao_plugin_api::{
     },
     first_release,
     manifest::{ABI_SYMBOL, MANIFEST_SYMBOL},
-    AddedKindConstructor, InterfaceKind, PluginDeclaration, PluginLibraryRef, RemoteConstructor,
-    ABI_LEVEL, API_VERSION, HOST_FEATURES, INTERFACE_REVISION,
+    AddedKindConstructor, AddedKindRemoteConstructor, InterfaceKind, PluginDeclaration,
+    PluginLibraryRef, RemoteConstructor, ABI_LEVEL, API_VERSION, HOST_FEATURES, INTERFACE_REVISION,
 };
 use semver::Version;
 
@@ -176,12 +176,14 @@ pub enum LoadedPlugin {
     /// Loaded into this process: its constructors are at hand (the one for other hosts when
     /// it is marked `[remote]`).
     InProcess(PluginDeclaration, Option<RemoteConstructor>),
-    /// Loaded into this process, of a kind added after the first release (`scm`): the root
-    /// module's `added_kinds`.
+    /// Loaded into this process, of a kind added after the first release (`scm`, `sandbox`):
+    /// the root module's `added_kinds`, with the constructor for other hosts when it is marked
+    /// `[remote]`.
     InProcessAdded {
         name: String,
         version: String,
         constructor: AddedKindConstructor,
+        remote: Option<AddedKindRemoteConstructor>,
     },
     /// Loaded into this process from a library built against ao-plugin-api 0.1.0 (ABI level
     /// 0): its instances are adapted to today's interface (see `ao_plugin_api::first_release`).
@@ -235,8 +237,9 @@ impl LoadedPlugin {
     pub fn remote(&self) -> bool {
         match self {
             Self::InProcess(_, remote) => remote.is_some(),
-            // `[remote]` came with 0.1.6; the kinds added since have no remote form.
-            Self::FirstRelease(_) | Self::InProcessAdded { .. } => false,
+            Self::InProcessAdded { remote, .. } => remote.is_some(),
+            // `[remote]` came with 0.1.6.
+            Self::FirstRelease(_) => false,
             Self::Isolated { remote, .. } | Self::Unloaded { remote, .. } => *remote,
         }
     }
@@ -875,10 +878,14 @@ fn check_and_init(
                         declaration.name()
                     ),
                 })?;
+            let remote = declaration
+                .remote_constructor()
+                .filter(|remote| remote.kind() == constructor.kind());
             plugins.push(LoadedPlugin::InProcessAdded {
                 name: declaration.name().to_string(),
                 version: declaration.version().to_string(),
                 constructor,
+                remote,
             });
         }
         plugins

@@ -7,14 +7,14 @@ use std::{
 };
 
 use ao_plugin_api::{
-    ffi::{AgentObject, RuntimeObject, ScmObject, WorkspaceObject},
-    first_release, AddedKindConstructor, InterfaceKind, PluginConstructor, PluginContext,
-    PluginError, RemoteConstructor, Transport,
+    ffi::{AgentObject, RuntimeObject, SandboxObject, ScmObject, WorkspaceObject},
+    first_release, AddedKindConstructor, AddedKindRemoteConstructor, InterfaceKind,
+    PluginConstructor, PluginContext, PluginError, RemoteConstructor, Transport,
 };
 use serde::Serialize;
 
 use super::{
-    instance::{AgentPlugin, RuntimePlugin, ScmPlugin, WorkspacePlugin},
+    instance::{AgentPlugin, RuntimePlugin, SandboxPlugin, ScmPlugin, WorkspacePlugin},
     isolated::{self, Hello},
     library::{
         load_library_checked, LibraryReport, LoadPolicy, LoadedPlugin, DEFAULT_START_TIMEOUT,
@@ -152,6 +152,7 @@ pub enum PluginInstance {
     Agent(AgentPlugin),
     Workspace(WorkspacePlugin),
     Scm(ScmPlugin),
+    Sandbox(SandboxPlugin),
 }
 
 #[derive(Debug, Clone)]
@@ -177,6 +178,7 @@ pub enum RawInstance {
     Agent(AgentObject),
     Workspace(WorkspaceObject),
     Scm(ScmObject),
+    Sandbox(SandboxObject),
 }
 
 /// The operator's settings [`PluginRegistry::load_configured`] follows (the host reads them from
@@ -462,6 +464,9 @@ impl PluginRegistry {
                     PluginInstance::Workspace(WorkspacePlugin::new(name, o, timeout))
                 }
                 RawInstance::Scm(o) => PluginInstance::Scm(ScmPlugin::new(name, o, timeout)),
+                RawInstance::Sandbox(o) => {
+                    PluginInstance::Sandbox(SandboxPlugin::new(name, o, timeout))
+                }
             },
         )
     }
@@ -526,18 +531,34 @@ impl PluginRegistry {
                     }
                 })
             }
-            LoadedPlugin::InProcessAdded { constructor, .. } => {
-                let (constructor, context) = (*constructor, context.clone());
+            LoadedPlugin::InProcessAdded {
+                constructor,
+                remote,
+                ..
+            } => {
+                let (constructor, remote, context) = (*constructor, *remote, context.clone());
                 let owned_name = name.to_string();
+                let transport = transport.cloned();
                 within(timeout, move || {
                     let _running = super::crash::enter(kind, &owned_name, "its constructor (new)");
-                    match constructor {
-                        AddedKindConstructor::Scm(construct) => construct(&context)
+                    let failed = |failure| super::successors::plugin_error(failure, &owned_name);
+                    match (transport, remote, constructor) {
+                        (
+                            Some(transport),
+                            Some(AddedKindRemoteConstructor::Sandbox(construct)),
+                            _,
+                        ) => construct(&context, &transport)
+                            .into_result()
+                            .map(RawInstance::Sandbox)
+                            .map_err(failed),
+                        (_, _, AddedKindConstructor::Scm(construct)) => construct(&context)
                             .into_result()
                             .map(RawInstance::Scm)
-                            .map_err(|failure| {
-                                super::successors::plugin_error(failure, &owned_name)
-                            }),
+                            .map_err(failed),
+                        (_, _, AddedKindConstructor::Sandbox(construct)) => construct(&context)
+                            .into_result()
+                            .map(RawInstance::Sandbox)
+                            .map_err(failed),
                         _ => Err(PluginError::unsupported(format!(
                             "this ao-host cannot build a {kind} plugin"
                         ))),
@@ -624,6 +645,9 @@ impl PluginRegistry {
                 RawInstance::Workspace(isolated::start_workspace(program, hello)?)
             }
             InterfaceKind::Scm => RawInstance::Scm(isolated::start_scm(program, hello)?),
+            InterfaceKind::Sandbox => {
+                RawInstance::Sandbox(isolated::start_sandbox(program, hello)?)
+            }
             _ => {
                 return Err(PluginError::unsupported(format!(
                     "this ao-host cannot run a {kind} plugin isolated"
@@ -677,6 +701,21 @@ impl PluginRegistry {
     ) -> Result<ScmPlugin, RegistryError> {
         match self.instantiate(InterfaceKind::Scm, name, context, timeout)? {
             PluginInstance::Scm(plugin) => Ok(plugin),
+            _ => unreachable!("registered under its constructor's kind"),
+        }
+    }
+
+    /// The sandbox plugin `name`, confining agents on the host `transport` reaches (`None`:
+    /// this one); refused for a plugin not marked `[remote]` when `transport` is set.
+    pub fn sandbox(
+        &self,
+        name: &str,
+        context: &PluginContext,
+        transport: Option<&Transport>,
+        timeout: Duration,
+    ) -> Result<SandboxPlugin, RegistryError> {
+        match self.instantiate_on(InterfaceKind::Sandbox, name, context, transport, timeout)? {
+            PluginInstance::Sandbox(plugin) => Ok(plugin),
             _ => unreachable!("registered under its constructor's kind"),
         }
     }

@@ -5,14 +5,14 @@
 
 use std::time::Duration;
 
-use ao_core::plugins::{check_scm_choice, PluginCallError, PluginRegistry};
+use ao_core::plugins::{check_plugin_choice, PluginCallError, PluginRegistry};
 use ao_plugin_api::{
     abi_stable::std_types::{ROption, RString},
     scm::{
         ChecksQuery, Fetched, MergeRequest, PullRequestQuery, PullRequestState, ReviewsQuery,
         ScmRepository, WebhookDelivery, WebhookHeader,
     },
-    ErrorKind, PluginContext, PluginErrorKind,
+    ErrorKind, InterfaceKind, PluginContext, PluginErrorKind,
 };
 use serde_json::Value;
 use support::{build_fixture, fake_messages, json, stdout, wait_until, ApiPatch, Harness};
@@ -233,23 +233,36 @@ fn a_setting_that_names_no_scm_plugin_is_refused_naming_the_field_and_what_the_n
         build_fixture("scm", ApiPatch::None),
         build_fixture("faulty", ApiPatch::None),
     ]);
-    check_scm_choice(
+    check_plugin_choice(
         &registry,
+        InterfaceKind::Scm,
         "fixture-scm",
         "projects.app.scm",
         "/etc/ao-rs.yaml",
     )
     .unwrap();
-    let runtime = check_scm_choice(&registry, "faulty", "projects.app.scm", "/etc/ao-rs.yaml")
-        .unwrap_err()
-        .to_string();
+    let runtime = check_plugin_choice(
+        &registry,
+        InterfaceKind::Scm,
+        "faulty",
+        "projects.app.scm",
+        "/etc/ao-rs.yaml",
+    )
+    .unwrap_err()
+    .to_string();
     assert_eq!(
         runtime,
         "projects.app.scm in /etc/ao-rs.yaml names `faulty`, which is a runtime plugin, not an scm plugin; name one of the loaded scm plugins (fixture-scm), or run `ao-host plugins list`"
     );
-    let missing = check_scm_choice(&registry, "gitlab", "scm", "/etc/ao-rs.yaml")
-        .unwrap_err()
-        .to_string();
+    let missing = check_plugin_choice(
+        &registry,
+        InterfaceKind::Scm,
+        "gitlab",
+        "scm",
+        "/etc/ao-rs.yaml",
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
         missing.starts_with("scm in /etc/ao-rs.yaml names `gitlab`, but no scm plugin of that name is loaded (loaded scm plugins: fixture-scm)"),
         "{missing}"

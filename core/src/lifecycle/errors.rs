@@ -151,7 +151,7 @@ impl LifecycleError {
             Self::Deliver(error) => ErrorClass::of_deliver(error),
             Self::Host(error) => ErrorClass::of_host(error),
             Self::Request(error) => error.class(),
-            Self::ScmChoice(_) => ErrorClass::Unavailable,
+            Self::PluginChoice(_) => ErrorClass::Unavailable,
         }
     }
 }

@@ -51,11 +51,11 @@ use crate::{
         folder_id, Config, ConfigError, Discovered, PluginChoice, ProjectConfig, RepositoryFacts,
     },
     plugins::{
-        check_scm_choice, discovery,
+        check_plugin_choice, discovery,
         registry::{PluginInstance, PluginListing},
         set::plugin_context,
-        AgentPlugin, PluginCallError, PluginRegistry, PluginSet, RegistryError, RuntimePlugin,
-        ScmChoiceError, ScmPlugin, WorkspacePlugin,
+        AgentPlugin, PluginCallError, PluginChoiceError, PluginRegistry, PluginSet, RegistryError,
+        RuntimePlugin, SandboxPlugin, ScmPlugin, WorkspacePlugin,
     },
     remote::{health::HealthNotes, HostError, Reached, SshHost},
     session::{project_ids, AgentStateDir, LockError, Session, SessionStore, StoreError},
@@ -95,9 +95,10 @@ pub enum LifecycleError {
     /// An exhausted budget (`budgets:`) refused it.
     #[error(transparent)]
     Budget(#[from] BudgetRefusal),
-    /// A setting names a plugin that is not a loaded scm plugin.
+    /// A setting names a plugin that is not a loaded plugin of the kind it wants (boxed: it
+    /// carries the setting, the file, the name and what is loaded).
     #[error(transparent)]
-    ScmChoice(#[from] ScmChoiceError),
+    PluginChoice(Box<PluginChoiceError>),
     /// A kill stopped the agent but could not remove its workspace: the record is kept as
     /// `killing`, saying what is left.
     #[error("{id}: its agent is stopped, but its workspace {path} could not be removed: {error}; the session is kept as `killing` until `ao-host session kill {id}` or `ao-host gc` finishes the kill")]
@@ -106,6 +107,12 @@ pub enum LifecycleError {
         path: String,
         error: Box<PluginCallError>,
     },
+}
+
+impl From<PluginChoiceError> for LifecycleError {
+    fn from(error: PluginChoiceError) -> Self {
+        Self::PluginChoice(Box::new(error))
+    }
 }
 
 /// A plugin instance's kind, name and host (`None`: this machine).
@@ -349,13 +356,38 @@ impl Lifecycle {
     /// name that is no loaded scm plugin is refused naming the field, the file and what the
     /// name is instead. Built once per service, like every plugin.
     pub async fn scm(&self, name: &str, setting: &str) -> Result<ScmPlugin, LifecycleError> {
-        check_scm_choice(
+        check_plugin_choice(
             &self.registry,
+            InterfaceKind::Scm,
             name,
             setting,
             &self.config.file_for_messages(),
         )?;
         self.scm_plugin(name).await
+    }
+
+    /// The sandbox plugin `name` confining agents on `host` (`None`: this machine), as the
+    /// config field `setting` (`projects.app.sandbox.plugin`, `--sandbox`) names it: a name
+    /// that is no loaded sandbox plugin is refused naming the field, the file and what the name
+    /// is instead; one not marked `[remote]` is refused for another host. Built once per
+    /// service and host, like every plugin: one for another host probes that host.
+    pub async fn sandbox(
+        &self,
+        name: &str,
+        host: Option<&str>,
+        setting: &str,
+    ) -> Result<SandboxPlugin, LifecycleError> {
+        check_plugin_choice(
+            &self.registry,
+            InterfaceKind::Sandbox,
+            name,
+            setting,
+            &self.config.file_for_messages(),
+        )?;
+        match self.instance(InterfaceKind::Sandbox, name, host).await? {
+            PluginInstance::Sandbox(plugin) => Ok(plugin),
+            _ => unreachable!("instances are built by kind"),
+        }
     }
 
     pub(crate) async fn scm_plugin(&self, name: &str) -> Result<ScmPlugin, LifecycleError> {

@@ -3,7 +3,8 @@
 //!
 //! - [`set`] is the runtime, agent and workspace a session uses, and the context plugins get.
 //! - [`load_configured`] loads libraries as the operator's config says.
-//! - [`check_scm_choice`] judges a setting that names an scm plugin.
+//! - [`check_plugin_choice`] judges a setting that names a plugin of one kind (an scm plugin,
+//!   a sandbox plugin).
 
 pub mod set;
 
@@ -13,8 +14,8 @@ use ao_plugin_api::InterfaceKind;
 pub use ao_plugin_host::{
     crash, discovery, instance, isolated, library, process_state, registry, successors,
     AgentPlugin, HostAbi, LibraryReport, LoadError, LoadSettings, ManifestInfo, PluginCallError,
-    PluginRegistry, PluginRow, PluginStatus, RegistryError, RuntimePlugin, ScmPlugin,
-    WorkspacePlugin,
+    PluginRegistry, PluginRow, PluginStatus, RegistryError, RuntimePlugin, SandboxPlugin,
+    ScmPlugin, WorkspacePlugin,
 };
 
 pub use self::set::PluginSet;
@@ -36,19 +37,22 @@ pub fn load_configured(files: &[PathBuf], config: &Config) -> PluginRegistry {
     )
 }
 
-/// A setting that names an scm plugin names something else.
+/// A setting that names a plugin of one kind (`projects.app.scm`, `sandbox.plugin`) names
+/// something else.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum ScmChoiceError {
-    #[error("{setting} in {config} names `{name}`, which is a {kinds} plugin, not an scm plugin; name one of the loaded scm plugins ({loaded}), or run `ao-host plugins list`")]
-    NotScm {
+pub enum PluginChoiceError {
+    #[error("{setting} in {config} names `{name}`, which is {kinds} plugin, not {wanted} plugin; name one of the loaded {kind} plugins ({loaded}), or run `ao-host plugins list`", kinds = a_kind_list(.kinds), wanted = a_kind(*.kind))]
+    WrongKind {
+        kind: InterfaceKind,
         setting: String,
         config: String,
         name: String,
-        kinds: String,
+        kinds: Vec<InterfaceKind>,
         loaded: String,
     },
-    #[error("{setting} in {config} names `{name}`, but no scm plugin of that name is loaded (loaded scm plugins: {loaded}); check the name, or run `ao-host plugins list`")]
+    #[error("{setting} in {config} names `{name}`, but no {kind} plugin of that name is loaded (loaded {kind} plugins: {loaded}); check the name, or run `ao-host plugins list`")]
     NotLoaded {
+        kind: InterfaceKind,
         setting: String,
         config: String,
         name: String,
@@ -56,42 +60,62 @@ pub enum ScmChoiceError {
     },
 }
 
-/// Whether `name`, written in the config field `setting` of the file `config`, is a loaded scm
-/// plugin; if not, what it is instead.
-pub fn check_scm_choice(
+/// `kind` with its article, as a sentence says it ("an scm", "a sandbox").
+fn a_kind(kind: InterfaceKind) -> String {
+    match kind {
+        InterfaceKind::Agent | InterfaceKind::Scm => format!("an {kind}"),
+        _ => format!("a {kind}"),
+    }
+}
+
+/// "a runtime and agent": the kinds a name is loaded under.
+fn a_kind_list(kinds: &[InterfaceKind]) -> String {
+    let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+    match kinds.first() {
+        Some(first) => {
+            let article = a_kind(*first);
+            let article = article.split(' ').next().unwrap_or("a");
+            format!("{article} {}", names.join(" and "))
+        }
+        None => "no".to_string(),
+    }
+}
+
+/// Whether `name`, written in the config field `setting` of the file `config`, is a loaded
+/// plugin of `kind`; if not, what it is instead.
+pub fn check_plugin_choice(
     registry: &PluginRegistry,
+    kind: InterfaceKind,
     name: &str,
     setting: &str,
     config: &str,
-) -> Result<(), ScmChoiceError> {
-    if registry.library_of(InterfaceKind::Scm, name).is_some() {
+) -> Result<(), PluginChoiceError> {
+    if registry.library_of(kind, name).is_some() {
         return Ok(());
     }
-    let loaded = registry.names(InterfaceKind::Scm);
+    let loaded = registry.names(kind);
     let loaded = if loaded.is_empty() {
         "none".to_string()
     } else {
         loaded.join(", ")
     };
     let (setting, config, name) = (setting.to_string(), config.to_string(), name.to_string());
-    let kinds: Vec<&str> = registry
-        .kinds_of(&name)
-        .iter()
-        .map(|k| k.as_str())
-        .collect();
+    let kinds = registry.kinds_of(&name);
     Err(if kinds.is_empty() {
-        ScmChoiceError::NotLoaded {
+        PluginChoiceError::NotLoaded {
+            kind,
             setting,
             config,
             name,
             loaded,
         }
     } else {
-        ScmChoiceError::NotScm {
+        PluginChoiceError::WrongKind {
+            kind,
             setting,
             config,
             name,
-            kinds: kinds.join(" and "),
+            kinds,
             loaded,
         }
     })

@@ -10,7 +10,7 @@ use std::{fs::File, os::fd::FromRawFd, time::Duration};
 
 use ao_plugin_api::{
     abi_stable::std_types::RResult,
-    ffi::{AgentObject, RuntimeObject, ScmObject, WorkspaceObject},
+    ffi::{AgentObject, RuntimeObject, SandboxObject, ScmObject, WorkspaceObject},
     InterfaceKind, PluginError,
 };
 
@@ -130,6 +130,7 @@ fn answer(plugin: &RawInstance, kind: InterfaceKind, call: Call) -> Vec<u8> {
         RawInstance::Agent(o) => o.answer(call),
         RawInstance::Workspace(o) => o.answer(call),
         RawInstance::Scm(o) => o.answer(call),
+        RawInstance::Sandbox(o) => o.answer(call),
     };
     answered.unwrap_or_else(|call| encode(RResult::<(), _>::RErr(not_a_method(&call, kind))))
 }
