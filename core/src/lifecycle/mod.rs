@@ -7,6 +7,7 @@
 //! two `ao-host` processes (or a CLI and a dashboard) never act on one session at once.
 
 mod budget;
+mod confine;
 mod deliver;
 pub mod doctor;
 mod environment;
@@ -99,6 +100,9 @@ pub enum LifecycleError {
     /// carries the setting, the file, the name and what is loaded).
     #[error(transparent)]
     PluginChoice(Box<PluginChoiceError>),
+    /// A confined agent could not be started (restore).
+    #[error(transparent)]
+    Confine(#[from] confine::ConfineError),
     /// A kill stopped the agent but could not remove its workspace: the record is kept as
     /// `killing`, saying what is left.
     #[error("{id}: its agent is stopped, but its workspace {path} could not be removed: {error}; the session is kept as `killing` until `ao-host session kill {id}` or `ao-host gc` finishes the kill")]
@@ -580,6 +584,7 @@ mod tests {
             task: Some("x".into()),
             no_prompt: false,
             host: None,
+            sandbox: None,
             stop: Arc::default(),
         };
         sendable(lifecycle.spawn(request, &quiet));
