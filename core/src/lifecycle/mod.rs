@@ -100,9 +100,9 @@ pub enum LifecycleError {
     /// carries the setting, the file, the name and what is loaded).
     #[error(transparent)]
     PluginChoice(Box<PluginChoiceError>),
-    /// A confined agent could not be started (restore).
+    /// A confined agent could not be started (restore); boxed, as it carries a plugin's error.
     #[error(transparent)]
-    Confine(#[from] confine::ConfineError),
+    Confine(Box<confine::ConfineError>),
     /// A kill stopped the agent but could not remove its workspace: the record is kept as
     /// `killing`, saying what is left.
     #[error("{id}: its agent is stopped, but its workspace {path} could not be removed: {error}; the session is kept as `killing` until `ao-host session kill {id}` or `ao-host gc` finishes the kill")]
@@ -111,6 +111,12 @@ pub enum LifecycleError {
         path: String,
         error: Box<PluginCallError>,
     },
+}
+
+impl From<confine::ConfineError> for LifecycleError {
+    fn from(error: confine::ConfineError) -> Self {
+        Self::Confine(Box::new(error))
+    }
 }
 
 impl From<PluginChoiceError> for LifecycleError {

@@ -72,8 +72,9 @@ pub enum SpawnStepError {
     /// The session's host did not give its login environment.
     #[error(transparent)]
     Host(#[from] crate::remote::HostError),
+    /// Boxed: it carries a plugin's error and the step.
     #[error(transparent)]
-    Confine(#[from] ConfineError),
+    Confine(Box<ConfineError>),
     #[error("stopped by `ao-host session kill` or an interrupt")]
     Cancelled,
     /// The agent's program was not there to start (the exit status 127 of a command not found).
@@ -106,6 +107,12 @@ async fn install_hint(agent: &AgentPlugin) -> String {
         "check the agent's `command` setting; `ao-host doctor` checks every program".into()
     } else {
         failed.join("; ")
+    }
+}
+
+impl From<ConfineError> for SpawnStepError {
+    fn from(error: ConfineError) -> Self {
+        Self::Confine(Box::new(error))
     }
 }
 

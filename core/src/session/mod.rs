@@ -170,8 +170,9 @@ pub struct Session {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<crate::usage::SessionUsage>,
     /// The sandbox its agent runs in; `None`: unconfined. A restore confines it the same way.
-    /// Optional: records written before it read as unconfined, which they were.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Optional: records written before it read as unconfined, which they were. Always
+    /// written (`null` when unconfined), so a listing's JSON says so rather than leaving it out.
+    #[serde(default)]
     pub sandbox: Option<SessionSandbox>,
 }
 
@@ -183,6 +184,16 @@ pub struct SessionSandbox {
     /// The sandbox plugin.
     pub plugin: String,
     pub network: ao_plugin_api::sandbox::NetworkAccess,
+}
+
+impl SessionSandbox {
+    /// One cell of a listing: the plugin, and `no network` when it has none.
+    pub fn describe(&self) -> String {
+        match self.network {
+            ao_plugin_api::sandbox::NetworkAccess::Full => self.plugin.clone(),
+            ao_plugin_api::sandbox::NetworkAccess::None => format!("{} (no network)", self.plugin),
+        }
+    }
 }
 
 impl Session {
