@@ -14,6 +14,7 @@ pub mod feed;
 pub mod lifecycle;
 pub mod plugins;
 pub mod remote;
+pub mod sandbox;
 pub mod session;
 pub mod timing;
 pub mod usage;

@@ -222,6 +222,8 @@ struct SpawnBody {
     /// The machine to run on: a name of `hosts:`, `any` (the one with the fewest live
     /// sessions), or null / `local` for this one.
     host: Option<String>,
+    /// A sandbox plugin to confine the agent with, or `off`; null: the project's.
+    sandbox: Option<String>,
     #[serde(default)]
     role: Option<SessionRole>,
     #[serde(default)]
@@ -247,6 +249,7 @@ async fn spawn_session(
         host: given(body.host)
             .filter(|h| h != "local")
             .map(|h| HostChoice::parse(&h)),
+        sandbox: given(body.sandbox),
         ..SpawnParams::new(body.role.unwrap_or(SessionRole::Worker), cwd)
     };
     let stop = Arc::clone(&params.stop);

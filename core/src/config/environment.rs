@@ -11,7 +11,7 @@ pub struct VariableNames(Vec<String>);
 
 impl VariableNames {
     /// Checks the list at `at` (for messages): each entry a variable name or a `PREFIX*`.
-    pub(super) fn from_list(at: &str, names: Vec<String>) -> Result<Self, String> {
+    pub(crate) fn from_list(at: &str, names: Vec<String>) -> Result<Self, String> {
         for name in &names {
             let stem = name.strip_suffix('*').unwrap_or(name);
             let plain = |c: char| c.is_ascii_alphanumeric() || c == '_';

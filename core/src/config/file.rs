@@ -67,6 +67,8 @@ pub(super) struct DefaultsSection {
     pub call_timeout_ms: Option<u64>,
     pub workspace_timeout_ms: Option<u64>,
     pub host_answer_timeout_ms: Option<u64>,
+    /// The sandbox every project's agents run in, unless the project says otherwise.
+    pub sandbox: Option<super::sandbox::SandboxSection>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,6 +95,8 @@ pub(super) struct ProjectSection {
     pub reactions: Option<super::reactions::ReactionsSection>,
     /// This project's session and project budgets, replacing the top-level ones.
     pub budgets: Option<super::budgets::ProjectBudgetsSection>,
+    /// This project's sandbox, over `defaults.sandbox` key by key.
+    pub sandbox: Option<super::sandbox::SandboxSection>,
 }
 
 impl ConfigFile {
@@ -136,6 +140,7 @@ impl ConfigFile {
         self.defaults.host_answer_timeout_ms = defaults
             .host_answer_timeout_ms
             .or(self.defaults.host_answer_timeout_ms);
+        self.defaults.sandbox = defaults.sandbox.or(self.defaults.sandbox);
         self.projects.extend(file.projects);
         self.hosts.extend(file.hosts);
         self.notify = file.notify.or(self.notify);

@@ -10,6 +10,7 @@ mod file;
 mod hosts;
 mod project;
 mod reactions;
+mod sandbox;
 
 use std::{
     collections::BTreeMap,
@@ -24,6 +25,7 @@ use file::ConfigFile;
 pub use hosts::{HostConfig, DEFAULT_MAX_SESSIONS};
 pub use project::{folder_id, Discovered, PluginChoice, ProjectConfig, RepositoryFacts};
 pub use reactions::{ReactionAction, Reactions, ScmConfig, SendReaction, WatchConfig};
+pub use sandbox::{SandboxConfig, SandboxPath, SANDBOX_OFF};
 
 /// The file name looked for in the current directory.
 pub(crate) const CONFIG_FILE_NAME: &str = "ao-rs.yaml";
@@ -106,6 +108,9 @@ pub struct Config {
     pub budgets: Budgets,
     /// `prices:` over the built-in price table: what tokens cost per model.
     pub prices: crate::usage::Prices,
+    /// `defaults.sandbox`: the sandbox of a project the file does not configure; a
+    /// configured project's own is in [`ProjectConfig::sandbox`].
+    pub sandbox: SandboxConfig,
 }
 
 /// `notify: { command: [argv…], on: [statuses] }`.
@@ -262,12 +267,24 @@ impl Config {
             .map(|dir| resolve_path(dir, &base))
             .collect::<Result<_, _>>()?;
         let budgets = Budgets::from_section(file.budgets.unwrap_or_default()).map_err(invalid)?;
+        let sandbox_defaults = file.defaults.sandbox.unwrap_or_default();
+        let sandbox = SandboxConfig::from_section("defaults.sandbox", sandbox_defaults.clone())
+            .map_err(invalid)?;
         let projects = file
             .projects
             .into_iter()
             .map(|(id, section)| {
-                let project =
-                    ProjectConfig::from_section(id, section, &base, &defaults, budgets, &invalid)?;
+                let project = ProjectConfig::from_section(
+                    id,
+                    section,
+                    &base,
+                    project::Inherited {
+                        plugins: &defaults,
+                        budgets,
+                        sandbox: &sandbox_defaults,
+                    },
+                    &invalid,
+                )?;
                 Ok((project.id.clone(), project))
             })
             .collect::<Result<_, ConfigError>>()?;
@@ -319,6 +336,7 @@ impl Config {
             budgets,
             prices: crate::usage::Prices::with_overrides(file.prices.unwrap_or_default())
                 .map_err(invalid)?,
+            sandbox,
         })
     }
 

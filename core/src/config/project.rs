@@ -11,7 +11,11 @@ use std::{
 use ao_plugin_kit::validate::MAX_ID_LEN;
 
 use super::{
-    budgets::Budgets, file::ProjectSection, reactions::ScmConfig, resolve_path,
+    budgets::Budgets,
+    file::ProjectSection,
+    reactions::ScmConfig,
+    resolve_path,
+    sandbox::{SandboxConfig, SandboxSection},
     validate_project_arg, Config, ConfigError,
 };
 
@@ -42,6 +46,16 @@ pub struct ProjectConfig {
     pub scm: Option<ScmConfig>,
     /// `budgets:` with this project's `projects.<id>.budgets` applied.
     pub budgets: Budgets,
+    /// `defaults.sandbox` with this project's `sandbox:` applied.
+    pub sandbox: SandboxConfig,
+}
+
+/// What a project takes from the rest of the file where it says nothing itself.
+pub(super) struct Inherited<'a> {
+    pub plugins: &'a PluginChoice,
+    pub budgets: Budgets,
+    /// `defaults.sandbox` as written, which the project's section overrides key by key.
+    pub sandbox: &'a SandboxSection,
 }
 
 /// What the workspace plugin found for a folder.
@@ -71,10 +85,14 @@ impl ProjectConfig {
         id: String,
         section: ProjectSection,
         base: &Path,
-        defaults: &PluginChoice,
-        budgets: Budgets,
+        inherited: Inherited<'_>,
         invalid: &dyn Fn(String) -> ConfigError,
     ) -> Result<Self, ConfigError> {
+        let Inherited {
+            plugins: defaults,
+            budgets,
+            sandbox,
+        } = inherited;
         let check = |what: &str, value: &str| {
             ao_plugin_kit::validate::validate_id(what, value)
                 .map_err(|e| invalid(format!("projects.{id}: {}", e.message())))
@@ -110,9 +128,15 @@ impl ProjectConfig {
             ScmConfig::from_sections(&id, section.scm, section.scm_repository, section.reactions)
                 .map_err(invalid)?;
         let budgets = budgets.for_project(&id, section.budgets).map_err(invalid)?;
+        let sandbox = SandboxConfig::from_section(
+            &format!("projects.{id}.sandbox"),
+            sandbox.clone().overlay(section.sandbox),
+        )
+        .map_err(invalid)?;
         Ok(Self {
             scm,
             budgets,
+            sandbox,
             repo: resolve_path(&section.repo, base)?,
             default_branch: section.default_branch,
             session_prefix: section.session_prefix.unwrap_or_else(|| id.clone()),
@@ -132,7 +156,12 @@ impl ProjectConfig {
     }
 
     /// The project of a repository nobody configured: named after its folder.
-    fn detected(facts: RepositoryFacts, plugins: PluginChoice, budgets: Budgets) -> Self {
+    fn detected(
+        facts: RepositoryFacts,
+        plugins: PluginChoice,
+        budgets: Budgets,
+        sandbox: SandboxConfig,
+    ) -> Self {
         let id = facts.id;
         Self {
             repo: facts.root,
@@ -145,6 +174,7 @@ impl ProjectConfig {
             hosts: BTreeMap::new(),
             scm: None,
             budgets,
+            sandbox,
             id,
         }
     }
@@ -294,6 +324,7 @@ impl Config {
                     facts,
                     self.defaults.clone(),
                     self.budgets,
+                    self.sandbox.clone(),
                 )),
                 // The plugin's reason names the folder and what to do.
                 Discovered::NotARepository(why) => Err(ConfigError::NoProject {

@@ -476,6 +476,7 @@ mod tests {
             reports_events: true,
             status_from_screen: false,
             unreachable_since: None,
+            sandbox: None,
             note: None,
             usage: None,
         }

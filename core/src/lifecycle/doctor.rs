@@ -126,6 +126,15 @@ impl Lifecycle {
             choices.push((InterfaceKind::Workspace, choice.workspace.clone()));
             choices.push((InterfaceKind::Agent, choice.agent.clone()));
         }
+        // Every sandbox plugin a project confines its agents with: that it works here (the
+        // tool installed, user namespaces on), each failure with its fix, before a spawn meets
+        // it.
+        choices.extend(
+            std::iter::once(&self.config.sandbox)
+                .chain(self.config.projects.values().map(|p| &p.sandbox))
+                .filter_map(|sandbox| sandbox.plugin.clone())
+                .map(|name| (InterfaceKind::Sandbox, name)),
+        );
         // Every loaded scm plugin: what it needs (a token, its forge answering) before a
         // watcher depends on it.
         choices.extend(
@@ -312,6 +321,12 @@ impl Lifecycle {
             InterfaceKind::Agent => self.agent_on(name, host).await?.doctor().await,
             InterfaceKind::Workspace => self.workspace_on(name, host).await?.doctor().await,
             InterfaceKind::Scm => self.scm_plugin(name).await?.doctor().await,
+            InterfaceKind::Sandbox => {
+                self.sandbox(name, host, "sandbox.plugin")
+                    .await?
+                    .doctor()
+                    .await
+            }
             // A kind this build adds after these has no checks to ask for yet.
             _ => Ok(Vec::new()),
         })

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use ao_plugin_api::{InterfaceKind, PluginErrorKind};
 
-use super::{DeliverError, LifecycleError, SpawnError, SpawnStepError};
+use super::{confine::ConfineError, DeliverError, LifecycleError, SpawnError, SpawnStepError};
 use crate::{
     config::ConfigError,
     plugins::{PluginCallError, RegistryError},
@@ -99,6 +99,18 @@ impl ErrorClass {
         }
     }
 
+    /// A confinement that cannot work here (no bubblewrap, a runtime without exact
+    /// environments) is unavailable; a bad configured path is the request's to fix.
+    fn of_confine(error: &ConfineError) -> Self {
+        match error {
+            ConfineError::Step { error, .. } => Self::of_call(error),
+            ConfineError::Policy(_) => Self::BadRequest,
+            ConfineError::Choice(error) => error.class(),
+            ConfineError::Host(error) => Self::of_host(error),
+            ConfineError::NoHome | ConfineError::ExactEnvironment { .. } => Self::Unavailable,
+        }
+    }
+
     fn of_host(error: &HostError) -> Self {
         match error {
             HostError::Unknown { .. } => Self::NotFound,
@@ -152,6 +164,7 @@ impl LifecycleError {
             Self::Host(error) => ErrorClass::of_host(error),
             Self::Request(error) => error.class(),
             Self::PluginChoice(_) => ErrorClass::Unavailable,
+            Self::Confine(error) => ErrorClass::of_confine(error),
         }
     }
 }
@@ -180,6 +193,7 @@ impl SpawnStepError {
             Self::Deliver(_) | Self::Store(_) | Self::Host(_) | Self::NotInstalled { .. } => {
                 ErrorClass::UpstreamFailed
             }
+            Self::Confine(error) => ErrorClass::of_confine(error),
         }
     }
 }

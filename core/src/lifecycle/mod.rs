@@ -7,6 +7,7 @@
 //! two `ao-host` processes (or a CLI and a dashboard) never act on one session at once.
 
 mod budget;
+mod confine;
 mod deliver;
 pub mod doctor;
 mod environment;
@@ -99,6 +100,9 @@ pub enum LifecycleError {
     /// carries the setting, the file, the name and what is loaded).
     #[error(transparent)]
     PluginChoice(Box<PluginChoiceError>),
+    /// A confined agent could not be started (restore); boxed, as it carries a plugin's error.
+    #[error(transparent)]
+    Confine(Box<confine::ConfineError>),
     /// A kill stopped the agent but could not remove its workspace: the record is kept as
     /// `killing`, saying what is left.
     #[error("{id}: its agent is stopped, but its workspace {path} could not be removed: {error}; the session is kept as `killing` until `ao-host session kill {id}` or `ao-host gc` finishes the kill")]
@@ -107,6 +111,12 @@ pub enum LifecycleError {
         path: String,
         error: Box<PluginCallError>,
     },
+}
+
+impl From<confine::ConfineError> for LifecycleError {
+    fn from(error: confine::ConfineError) -> Self {
+        Self::Confine(Box::new(error))
+    }
 }
 
 impl From<PluginChoiceError> for LifecycleError {
@@ -567,6 +577,7 @@ mod tests {
             hosts: Default::default(),
             scm: None,
             budgets: Default::default(),
+            sandbox: Default::default(),
         };
         sendable(lifecycle.spawn_request(SpawnParams::new(
             crate::session::SessionRole::Worker,
@@ -579,6 +590,7 @@ mod tests {
             task: Some("x".into()),
             no_prompt: false,
             host: None,
+            sandbox: None,
             stop: Arc::default(),
         };
         sendable(lifecycle.spawn(request, &quiet));

@@ -108,6 +108,7 @@ mod tests {
             hosts: Default::default(),
             scm: None,
             budgets: Default::default(),
+            sandbox: Default::default(),
         }
     }
 
@@ -186,6 +187,7 @@ mod tests {
             status_from_screen: false,
             usage: None,
             unreachable_since: None,
+            sandbox: None,
             note: None,
         };
         let text = orchestrator_prompt(

@@ -14,8 +14,8 @@ use ao_plugin_api::InterfaceKind;
 
 use super::{errors::ErrorClass, hosts::HostChoice, Lifecycle, LifecycleError};
 use crate::{
-    config::ProjectConfig,
-    session::{SessionRole, MAX_TASK_BYTES},
+    config::{ProjectConfig, SANDBOX_OFF},
+    session::{SessionRole, SessionSandbox, MAX_TASK_BYTES},
 };
 
 /// What a front end asks to spawn, as given.
@@ -36,6 +36,9 @@ pub struct SpawnParams {
     pub workspace: Option<String>,
     /// Another host to run on; `None`: this machine.
     pub host: Option<HostChoice>,
+    /// The sandbox plugin to confine the agent with, over the project's `sandbox.plugin`, or
+    /// [`SANDBOX_OFF`] for none; `None`: as the project says.
+    pub sandbox: Option<String>,
     /// Set by the caller to stop the spawn (an operator's Ctrl-C, a dashboard closing): it is
     /// checked where a `session kill`'s request is, and the spawn undoes itself the same way.
     pub stop: Arc<AtomicBool>,
@@ -54,6 +57,7 @@ impl SpawnParams {
             runtime: None,
             workspace: None,
             host: None,
+            sandbox: None,
             stop: Arc::default(),
         }
     }
@@ -70,6 +74,8 @@ pub struct SpawnRequest {
     pub(super) task: Option<String>,
     pub(super) no_prompt: bool,
     pub(super) host: Option<HostChoice>,
+    /// How the agent is confined; `None`: it is not.
+    pub(super) sandbox: Option<SessionSandbox>,
     pub(super) stop: Arc<AtomicBool>,
 }
 
@@ -116,6 +122,9 @@ pub enum RequestError {
     },
     #[error("project `{project}` has no default branch, and none could be found in its repository; set `default_branch` for it in {config}")]
     NoDefaultBranch { project: String, config: String },
+    /// The agent's no-prompt mode was configured, and the request asked for no sandbox.
+    #[error("project `{project}` starts its agents unattended (`unattended: true` in its `sandbox:` in {config}), which is allowed only inside a sandbox; keep the sandbox, or set `unattended: false`")]
+    UnattendedUnconfined { project: String, config: String },
 }
 
 impl RequestError {
@@ -126,6 +135,7 @@ impl RequestError {
             Self::ProjectPluginMissing { .. } => ErrorClass::Unavailable,
             // The project's, not the request's: as any other refusal of a state.
             Self::NoDefaultBranch { .. } => ErrorClass::Conflict,
+            Self::UnattendedUnconfined { .. } => ErrorClass::BadRequest,
             Self::NoTask | Self::TaskWithoutPrompt | Self::OrchestratorTask | Self::Text(_) => {
                 ErrorClass::BadRequest
             }
@@ -195,6 +205,7 @@ impl Lifecycle {
                     project: project.id.clone(),
                     config: self.config.file_for_messages(),
                 })?;
+        let sandbox = self.requested_sandbox(&project, params.role, params.sandbox)?;
         let choice = &mut project.plugins;
         for (kind, field, chosen) in [
             (InterfaceKind::Agent, &mut choice.agent, params.agent),
@@ -237,8 +248,62 @@ impl Lifecycle {
             task,
             no_prompt: params.no_prompt,
             host: params.host,
+            sandbox,
             stop: params.stop,
         })
+    }
+
+    /// How a session of `role` in `project` is confined: as asked (a sandbox plugin, or
+    /// [`SANDBOX_OFF`]), else as the project says (orchestrators only with
+    /// `sandbox.orchestrator`). The plugin must be loaded; `unattended` refuses no sandbox.
+    fn requested_sandbox(
+        &self,
+        project: &ProjectConfig,
+        role: SessionRole,
+        asked: Option<String>,
+    ) -> Result<Option<SessionSandbox>, RequestError> {
+        let config = &project.sandbox;
+        let (name, asked) = match asked {
+            Some(name) if name == SANDBOX_OFF => {
+                if config.unattended {
+                    return Err(RequestError::UnattendedUnconfined {
+                        project: project.id.clone(),
+                        config: self.config.file_for_messages(),
+                    });
+                }
+                return Ok(None);
+            }
+            Some(name) => (name, true),
+            None => match &config.plugin {
+                Some(_) if role == SessionRole::Orchestrator && !config.orchestrator => {
+                    return Ok(None)
+                }
+                Some(name) => (name.clone(), false),
+                None => return Ok(None),
+            },
+        };
+        let kind = InterfaceKind::Sandbox;
+        if self.registry.library_of(kind, &name).is_none() {
+            let loaded = match self.registry.names(kind) {
+                names if names.is_empty() => "none".into(),
+                names => names.join(", "),
+            };
+            return Err(if asked {
+                RequestError::UnknownPlugin { kind, name, loaded }
+            } else {
+                RequestError::ProjectPluginMissing {
+                    kind,
+                    name,
+                    loaded,
+                    project: project.id.clone(),
+                    config: self.config.file_for_messages(),
+                }
+            });
+        }
+        Ok(Some(SessionSandbox {
+            plugin: name,
+            network: config.network,
+        }))
     }
 }
 
@@ -321,6 +386,48 @@ mod tests {
             task: Some(task.into()),
             ..SpawnParams::new(SessionRole::Worker, PathBuf::from("/"))
         }
+    }
+
+    /// `unattended` needs a sandbox: a request for none is refused, and one for a sandbox that
+    /// is not loaded names it.
+    #[tokio::test]
+    async fn a_sandbox_asked_for_must_be_loaded_and_unattended_refuses_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let lifecycle = lifecycle(
+            dir.path(),
+            "projects:\n  app: { repo: /nonexistent/app, default_branch: main, sandbox: { plugin: bubblewrap, unattended: true } }\n",
+        );
+        let project = lifecycle.config().projects["app"].clone();
+        let error = lifecycle
+            .requested_sandbox(&project, SessionRole::Worker, Some(SANDBOX_OFF.into()))
+            .unwrap_err();
+        assert_eq!(error.class(), ErrorClass::BadRequest);
+        let message = error.to_string();
+        assert!(
+            message.contains("unattended: true") && message.contains("sandbox:"),
+            "{message}"
+        );
+        let error = lifecycle
+            .requested_sandbox(&project, SessionRole::Worker, None)
+            .unwrap_err();
+        assert!(
+            matches!(&error, RequestError::ProjectPluginMissing { kind: InterfaceKind::Sandbox, name, .. } if name == "bubblewrap"),
+            "{error}"
+        );
+        // An orchestrator is not confined unless the project says so.
+        assert_eq!(
+            lifecycle
+                .requested_sandbox(&project, SessionRole::Orchestrator, None)
+                .unwrap(),
+            None
+        );
+        let error = lifecycle
+            .requested_sandbox(&project, SessionRole::Worker, Some("firejail".into()))
+            .unwrap_err();
+        assert!(
+            matches!(&error, RequestError::UnknownPlugin { name, .. } if name == "firejail"),
+            "{error}"
+        );
     }
 
     const ONE_PROJECT: &str =

@@ -26,10 +26,12 @@
 use std::{sync::atomic::Ordering, time::Duration};
 
 use ao_plugin_api::{
-    AgentSession, EnvVar, LaunchRequest, RuntimeCreateRequest, WorkspaceCreateConfig,
+    sandbox::ConfinedLaunchRequest, AgentSession, EnvVar, LaunchRequest, PluginErrorKind,
+    RuntimeCreateRequest, WorkspaceCreateConfig,
 };
 
 use super::{
+    confine::{ConfineError, ConfineInputs},
     deliver::{deliver, wait_until_ready, Confirmed, DeliverError, WaitFor, REPORT_GRACE},
     prompt::{orchestrator_prompt, worker_prompt, PromptFacts},
     request::SpawnRequest,
@@ -70,6 +72,9 @@ pub enum SpawnStepError {
     /// The session's host did not give its login environment.
     #[error(transparent)]
     Host(#[from] crate::remote::HostError),
+    /// Boxed: it carries a plugin's error and the step.
+    #[error(transparent)]
+    Confine(Box<ConfineError>),
     #[error("stopped by `ao-host session kill` or an interrupt")]
     Cancelled,
     /// The agent's program was not there to start (the exit status 127 of a command not found).
@@ -102,6 +107,12 @@ async fn install_hint(agent: &AgentPlugin) -> String {
         "check the agent's `command` setting; `ao-host doctor` checks every program".into()
     } else {
         failed.join("; ")
+    }
+}
+
+impl From<ConfineError> for SpawnStepError {
+    fn from(error: ConfineError) -> Self {
+        Self::Confine(Box::new(error))
     }
 }
 
@@ -242,6 +253,7 @@ impl Lifecycle {
             status_from_screen: false,
             usage: None,
             unreachable_since: None,
+            sandbox: request.sandbox.clone(),
             note: None,
         };
         let mut clock = PhaseClock::start();
@@ -478,7 +490,10 @@ impl Lifecycle {
         start: AgentStart<'_>,
     ) -> Result<StartedAgent, E>
     where
-        E: From<PluginCallError> + From<StoreError> + From<crate::remote::HostError>,
+        E: From<PluginCallError>
+            + From<StoreError>
+            + From<crate::remote::HostError>
+            + From<ConfineError>,
     {
         let agent_session = AgentSession {
             session_id: session.id.as_str().into(),
@@ -488,25 +503,48 @@ impl Lifecycle {
             system_prompt: start.system_prompt.map(Into::into).into(),
             agent_config: start.agent_config.into(),
         };
-        let plan = plugins
-            .agent
-            .launch(&LaunchRequest {
-                session: agent_session.clone(),
-                first_message: start.first_message.map(Into::into).into(),
-                event_command: self
-                    .event_command(session)
-                    .into_iter()
-                    .map(Into::into)
-                    .collect(),
-                resume: start.resume.map(Into::into).into(),
-                allowed_commands: match (session.role, &self.event_program, &session.host) {
-                    (SessionRole::Orchestrator, Some(_), None) => vec!["ao-host".into()].into(),
-                    _ => Default::default(),
-                },
-            })
-            .await?;
+        let launch = LaunchRequest {
+            session: agent_session.clone(),
+            first_message: start.first_message.map(Into::into).into(),
+            event_command: self
+                .event_command(session)
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+            resume: start.resume.map(Into::into).into(),
+            allowed_commands: match (session.role, &self.event_program, &session.host) {
+                (SessionRole::Orchestrator, Some(_), None) => vec!["ao-host".into()].into(),
+                _ => Default::default(),
+            },
+        };
+        let confined_launch = match &session.sandbox {
+            Some(_) => {
+                let unattended = self.sandbox_config_of(&session.project_id).0.unattended;
+                Some(
+                    plugins
+                        .agent
+                        .launch_confined(&ConfinedLaunchRequest {
+                            launch: launch.clone(),
+                            unattended,
+                        })
+                        .await
+                        .map_err(ConfineError::step(format!(
+                            "the {} agent plugin's confined launch",
+                            plugins.agent.name()
+                        )))?,
+                )
+            }
+            None => None,
+        };
+        let plan = match &confined_launch {
+            Some(confined) => confined.plan.clone(),
+            None => plugins.agent.launch(&launch).await?,
+        };
         let mut environment = plugins.agent.environment(&agent_session).await?;
         environment.extend(self.ao_environment(session));
+        if let Some(confined) = &confined_launch {
+            environment.extend(confined.env.iter().cloned());
+        }
         if let Some(program) = self
             .event_program
             .as_ref()
@@ -542,18 +580,52 @@ impl Lifecycle {
         let whole = self
             .agent_environment(session.host.as_deref(), &environment)
             .await?;
-        let handle = plugins
-            .runtime
-            .start(
-                RuntimeCreateRequest {
+        let handle = match (&session.sandbox, &confined_launch) {
+            (Some(sandbox), Some(launch)) => {
+                let confined = self
+                    .confine(ConfineInputs {
+                        session,
+                        sandbox,
+                        plugins,
+                        workspace_path: start.workspace_path,
+                        launch,
+                        set: &environment,
+                        whole,
+                    })
+                    .await?;
+                let request = RuntimeCreateRequest {
                     session_id: session.id.as_str().into(),
                     cwd: start.workspace_path.into(),
-                    launch_command: plan.argv,
-                    env: whole.into(),
-                },
-                environment,
-            )
-            .await?;
+                    launch_command: confined.argv.into(),
+                    env: confined.env.into(),
+                };
+                // Never the runtime's own environment: it would carry what the allow-list
+                // keeps out.
+                match plugins.runtime.start_exactly(request).await {
+                    Err(e) if e.kind() == PluginErrorKind::Unsupported => {
+                        return Err(ConfineError::ExactEnvironment {
+                            runtime: plugins.runtime.name().to_string(),
+                        }
+                        .into())
+                    }
+                    other => other?,
+                }
+            }
+            _ => {
+                plugins
+                    .runtime
+                    .start(
+                        RuntimeCreateRequest {
+                            session_id: session.id.as_str().into(),
+                            cwd: start.workspace_path.into(),
+                            launch_command: plan.argv,
+                            env: whole.into(),
+                        },
+                        environment,
+                    )
+                    .await?
+            }
+        };
         Ok(StartedAgent {
             handle,
             conversation_id: plan.conversation_id.into_option().map(Into::into),

@@ -382,6 +382,7 @@ mod tests {
             status_from_screen: false,
             usage: None,
             unreachable_since: None,
+            sandbox: None,
             note: None,
         };
         let (mut session, _lock) = store.reserve("app", SessionRole::Worker, template).unwrap();

@@ -106,6 +106,7 @@ mod tests {
             status_from_screen: false,
             usage: None,
             unreachable_since: None,
+            sandbox: None,
             note: None,
         }
     }

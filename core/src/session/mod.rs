@@ -108,6 +108,13 @@ impl SessionRole {
             Self::Orchestrator => format!("orchestrator/{id}"),
         }
     }
+
+    /// The branch of a confined session: one level below [`Self::branch_for`], because git
+    /// moves a branch by creating `<ref>.lock` beside it, so the folder holding it must be
+    /// writable by the agent, and `refs/heads/session/<id>/` holds no other session's branch.
+    pub(crate) fn confined_branch_for(self, id: &str) -> String {
+        format!("{}/work", self.branch_for(id))
+    }
 }
 
 /// One session's record, stored as YAML and printed as JSON.
@@ -162,6 +169,31 @@ pub struct Session {
     /// read on through its agent plugin). Optional: records written before it read fine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<crate::usage::SessionUsage>,
+    /// The sandbox its agent runs in; `None`: unconfined. A restore confines it the same way.
+    /// Optional: records written before it read as unconfined, which they were. Always
+    /// written (`null` when unconfined), so a listing's JSON says so rather than leaving it out.
+    #[serde(default)]
+    pub sandbox: Option<SessionSandbox>,
+}
+
+/// How a session's agent is confined (see `lifecycle::sandbox`): the rest of its policy is
+/// rebuilt from the config and its plugins at each start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSandbox {
+    /// The sandbox plugin.
+    pub plugin: String,
+    pub network: ao_plugin_api::sandbox::NetworkAccess,
+}
+
+impl SessionSandbox {
+    /// One cell of a listing: the plugin, and `no network` when it has none.
+    pub fn describe(&self) -> String {
+        match self.network {
+            ao_plugin_api::sandbox::NetworkAccess::Full => self.plugin.clone(),
+            ao_plugin_api::sandbox::NetworkAccess::None => format!("{} (no network)", self.plugin),
+        }
+    }
 }
 
 impl Session {

@@ -489,7 +489,11 @@ impl SessionStore {
             };
             // A kill that targeted an earlier session of the same id is over.
             self.locks.clear_cancel(&session.project_id, &id);
-            session.branch = role.branch_for(&id);
+            session.branch = if session.sandbox.is_some() {
+                role.confined_branch_for(&id)
+            } else {
+                role.branch_for(&id)
+            };
             session.id = id;
             let path = self.record_path(&session.project_id, &session.id, false);
             let temp = Self::write_temp(&path, &Self::encode(&session))?;
@@ -848,6 +852,7 @@ mod tests {
             status_from_screen: false,
             usage: None,
             unreachable_since: None,
+            sandbox: None,
             note: None,
         }
     }
@@ -869,6 +874,27 @@ mod tests {
             .0;
         assert_eq!(orch.id, "app-orchestrator-1");
         assert_eq!(orch.branch, "orchestrator/app-orchestrator-1");
+    }
+
+    /// A confined session's branch sits in a folder of its own, which its sandbox may write.
+    #[test]
+    fn a_confined_session_gets_a_branch_one_level_down_and_keeps_its_sandbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SessionStore::open(dir.path()).unwrap();
+        let confined = Session {
+            sandbox: Some(crate::session::SessionSandbox {
+                plugin: "bubblewrap".into(),
+                network: ao_plugin_api::sandbox::NetworkAccess::None,
+            }),
+            ..template("app")
+        };
+        let (session, _lock) = store
+            .reserve("app", SessionRole::Worker, confined.clone())
+            .unwrap();
+        assert_eq!(session.branch, "session/app-1/work");
+        let read = store.find("app-1").unwrap();
+        assert_eq!(read.sandbox, confined.sandbox);
+        assert_eq!(read.branch, "session/app-1/work");
     }
 
     #[test]

@@ -59,6 +59,12 @@ export const since = (s) => s.unreachable_since ?? s.activity_at ?? s.created_at
 export const sessionPath = (id) => "/api/sessions/" + encodeURIComponent(id);
 export const sessionHash = (id) => "#/session/" + encodeURIComponent(id);
 
+/** How a session is confined, as the CLI's SANDBOX column says it ("-": unconfined). */
+export function sandboxText(sandbox) {
+  if (!sandbox) return "-";
+  return sandbox.network === "none" ? `${sandbox.plugin} (no network)` : sandbox.plugin;
+}
+
 export function firstLine(text, max) {
   if (!text || !text.trim()) return "-";
   const line = text.trim().split(/\r?\n/)[0];

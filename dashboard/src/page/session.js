@@ -10,6 +10,7 @@ import {
   setText,
   showError,
   showMsg,
+  sandboxText,
   since,
   visible,
 } from "./dom.js";
@@ -25,7 +26,7 @@ export function openSession(id) {
   if (head.dataset.id !== id) $("#message").value = ""; // a draft belongs to its session
   head.dataset.id = id; // the shown text may carry bidi markers, so the id is kept apart
   setText(head, id);
-  for (const f of ["branch", "agent", "project", "host", "created", "workspace"]) $("#sv-" + f).textContent = "";
+  for (const f of ["branch", "agent", "project", "host", "sandbox", "created", "workspace"]) $("#sv-" + f).textContent = "";
   setStatus($("#session-status"), "…");
   $("#sv-age").textContent = "";
   $("#sv-gone").hidden = true;
@@ -52,6 +53,7 @@ export function renderSessionHead() {
   setText($("#sv-agent"), s.agent || "-");
   setText($("#sv-project"), s.project_id || "-");
   setText($("#sv-host"), s.host || "local");
+  setText($("#sv-sandbox"), sandboxText(s.sandbox));
   setText($("#sv-created"), new Date(s.created_at).toLocaleString());
   setText($("#sv-workspace"), s.workspace_path || "-");
   const waiting = $("#sv-waiting");

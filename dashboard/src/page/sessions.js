@@ -10,6 +10,7 @@ import {
   setStatus,
   setText,
   setTitle,
+  sandboxText,
   since,
   visible,
 } from "./dom.js";
@@ -135,15 +136,16 @@ function buildRow(id) {
   status.append(el("span", "badge"), " ", el("span", "age"), el("div", "waiting-for"));
   const task = el("td", "task");
   task.append(el("div", "task-line"), el("div", "note"));
-  tr.append(idCell, el("td", "project"), el("td", "host"), status, el("td", "cost"), el("td", "branch"), el("td", "pr"), task);
+  tr.append(idCell, el("td", "project"), el("td", "host"), el("td", "sandbox"), status, el("td", "cost"), el("td", "branch"), el("td", "pr"), task);
   return tr;
 }
 
 function updateRow(tr, s) {
-  const [, project, host, status, cost, branch, pr, task] = tr.cells;
+  const [, project, host, sandbox, status, cost, branch, pr, task] = tr.cells;
   tr.classList.toggle("waiting", s.status === "waiting_input");
   setText(project, s.project_id || "-");
   setText(host, s.host || "local");
+  setText(sandbox, sandboxText(s.sandbox));
   setStatus(status.children[0], s.status);
   setAge(status.children[1], since(s));
   setText(status.children[2], s.status === "waiting_input" ? s.waiting_for || "" : "");

@@ -35,6 +35,7 @@ fn record(id: &str, n: u64) -> Session {
         status_from_screen: false,
         usage: None,
         unreachable_since: None,
+        sandbox: None,
         note: None,
     }
 }

@@ -53,6 +53,10 @@ pub struct SpawnArgs {
     /// there under `projects.<id>.hosts`), or `any` for the one with the fewest live sessions.
     #[arg(long, value_name = "NAME|any")]
     pub host: Option<String>,
+    /// Confine the agent with this sandbox plugin (with the project's `sandbox:` policy), or
+    /// `off` to run it unconfined; default: the project's `sandbox.plugin`.
+    #[arg(long, value_name = "NAME|off")]
+    pub sandbox: Option<String>,
     /// Print one JSON document instead of text.
     #[arg(long)]
     pub json: bool,
@@ -65,6 +69,10 @@ pub struct OrchestratorArgs {
     /// Start the orchestrator without sending it its prompt as the first message.
     #[arg(long)]
     pub no_prompt: bool,
+    /// Confine the orchestrator with this sandbox plugin, or `off`; default: confined only
+    /// when the project's `sandbox.orchestrator` is true.
+    #[arg(long, value_name = "NAME|off")]
+    pub sandbox: Option<String>,
     /// Print one JSON document instead of text.
     #[arg(long)]
     pub json: bool,
@@ -259,6 +267,7 @@ pub async fn spawn(lifecycle: &Lifecycle, args: SpawnArgs) -> Result<ExitCode> {
         runtime: args.runtime,
         workspace: args.workspace,
         host: args.host.as_deref().map(HostChoice::parse),
+        sandbox: args.sandbox,
         ..SpawnParams::new(SessionRole::Worker, folder)
     };
     run_spawn(lifecycle, params, args.json).await
@@ -269,6 +278,7 @@ pub async fn orchestrator(lifecycle: &Lifecycle, args: OrchestratorArgs) -> Resu
     let params = SpawnParams {
         project,
         no_prompt: args.no_prompt,
+        sandbox: args.sandbox,
         ..SpawnParams::new(SessionRole::Orchestrator, folder)
     };
     run_spawn(lifecycle, params, args.json).await
@@ -433,6 +443,13 @@ fn print_listing(
         (true, Some(host)) => format!("{:<12} ", terminal_safe(host)),
         (true, None) => format!("{:<12} ", "local"),
     };
+    // A SANDBOX column once some session is confined.
+    let confined = sessions.iter().any(|s| s.session.sandbox.is_some());
+    let sandbox_of = |s: &Session| match (confined, &s.sandbox) {
+        (false, _) => String::new(),
+        (true, Some(sandbox)) => format!("{:<26} ", terminal_safe(&sandbox.describe())),
+        (true, None) => format!("{:<26} ", "-"),
+    };
     let prs = sessions
         .iter()
         .any(|s| s.pr.is_some() || !s.queued.is_empty());
@@ -441,12 +458,17 @@ fn print_listing(
         true => format!("{:<30} ", pull_request::cell(s)),
     };
     outln!(
-        "{:<28} {:<14} {:>10} {}{:<34} {}TASK",
+        "{:<28} {:<14} {:>10} {}{}{:<34} {}TASK",
         "ID",
         "STATUS",
         "COST",
         if hosts {
             format!("{:<12} ", "HOST")
+        } else {
+            String::new()
+        },
+        if confined {
+            format!("{:<26} ", "SANDBOX")
         } else {
             String::new()
         },
@@ -466,11 +488,12 @@ fn print_listing(
             s.id.clone()
         };
         outln!(
-            "{:<28} {:<14} {:>10} {}{:<34} {}{}",
+            "{:<28} {:<14} {:>10} {}{}{:<34} {}{}",
             id,
             s.status.as_str(),
             usage::cost_cell(s.usage.as_ref()),
             host_of(s),
+            sandbox_of(s),
             terminal_safe(&s.branch),
             pr_of(listed),
             terminal_safe(&task)
