@@ -23,7 +23,7 @@ use abi_stable::{
 use crate::{
     error::{PluginError, PluginErrorKind},
     sandbox::{
-        ConfinedCommand, ConfinedLaunchPlan, ConfinedLaunchRequest, SandboxRequest,
+        ConfinedCommand, ConfinedLaunchPlan, ConfinedLaunchRequest, PathRule, SandboxRequest,
         WorkspaceConfinement, WorkspaceConfinementQuery,
     },
     scm::{

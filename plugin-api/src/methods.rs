@@ -84,6 +84,10 @@ macro_rules! interface_methods {
                 /// Added in 0.1.7; older libraries get this default (and the host calls `create`).
                 fn start(request: &RuntimeCreateRequest) -> RResult<RString, PluginError>
                     = |plugin| plugin.start(request);
+                /// Added in 0.1.9; older libraries get this default (and the host hides nothing
+                /// of theirs from a confined agent).
+                fn confinement() -> RResult<RVec<PathRule>, PluginFailure>
+                    = |plugin| plugin.confinement().map(RVec::from);
             }
         }
         $callback! {

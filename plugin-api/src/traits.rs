@@ -11,7 +11,7 @@ use abi_stable::std_types::RString;
 use crate::{
     error::{PluginError, PluginResult},
     sandbox::{
-        ConfinedCommand, ConfinedLaunchPlan, ConfinedLaunchRequest, SandboxRequest,
+        ConfinedCommand, ConfinedLaunchPlan, ConfinedLaunchRequest, PathRule, SandboxRequest,
         WorkspaceConfinement, WorkspaceConfinementQuery,
     },
     scm::{
@@ -117,6 +117,16 @@ pub trait Runtime: Send + Sync + 'static {
     /// `capture_output`.)
     fn capture_styled(&self, handle: &str, lines: u32) -> PluginResult<String> {
         self.capture_output(handle, lines)
+    }
+
+    /// What a program this runtime started must not reach when it is confined (see
+    /// [`crate::sandbox`]): the runtime's own server, through which it could drive every other
+    /// session, unconfined ones included (tmux's socket: a socket on a read-only mount still
+    /// takes connections). `Hidden` rules on this runtime's machine, which the host applies
+    /// after its own. (Added in 0.1.9; the default names nothing, right for a runtime without a
+    /// server a program could reach.)
+    fn confinement(&self) -> Result<Vec<PathRule>, PluginFailure> {
+        Ok(Vec::new())
     }
 }
 

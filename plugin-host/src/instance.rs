@@ -12,7 +12,7 @@ use ao_plugin_api::{
     abi_stable::std_types::{ROption, RResult, RStr, RString, RVec},
     ffi::{AgentObject, RuntimeObject, SandboxObject, ScmObject, WorkspaceObject},
     sandbox::{
-        ConfinedCommand, ConfinedLaunchPlan, ConfinedLaunchRequest, SandboxRequest,
+        ConfinedCommand, ConfinedLaunchPlan, ConfinedLaunchRequest, PathRule, SandboxRequest,
         WorkspaceConfinement, WorkspaceConfinementQuery,
     },
     scm::{
@@ -424,6 +424,16 @@ impl RuntimePlugin {
             .call("owned_handles", |o| o.owned_handles())
             .await
             .map(|handles| handles.into_iter().map(String::from).collect())
+    }
+
+    /// What a confined agent must not reach of this runtime (its server's socket), as `Hidden`
+    /// rules (see [`ao_plugin_api::Runtime::confinement`]). A library built before 0.1.9 names
+    /// nothing.
+    pub async fn confinement(&self) -> Result<Vec<PathRule>, PluginCallError> {
+        self.0
+            .call("confinement", |o| o.confinement())
+            .await
+            .map(Vec::from)
     }
 }
 

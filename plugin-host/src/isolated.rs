@@ -39,7 +39,7 @@ use ao_plugin_api::{
         WorkspaceObject,
     },
     sandbox::{
-        ConfinedCommand, ConfinedLaunchPlan, ConfinedLaunchRequest, SandboxRequest,
+        ConfinedCommand, ConfinedLaunchPlan, ConfinedLaunchRequest, PathRule, SandboxRequest,
         WorkspaceConfinement, WorkspaceConfinementQuery,
     },
     scm::{
@@ -225,7 +225,8 @@ replied_as_is!(
     UsageReport,
     ConfinedLaunchPlan,
     WorkspaceConfinement,
-    ConfinedCommand
+    ConfinedCommand,
+    PathRule
 );
 
 /// Enums that can grow travel as the variant when the child knows it, else as its name; the

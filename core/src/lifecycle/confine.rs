@@ -128,6 +128,20 @@ impl Lifecycle {
         hook_reads.extend(self.config.path.clone());
         hook_reads.extend(self.event_program.clone());
         let data_dir = self.store.data_dir();
+        let runtime = plugins
+            .runtime
+            .confinement()
+            .await
+            .map_err(ConfineError::step(format!(
+                "the {} runtime plugin's rules",
+                plugins.runtime.name()
+            )))?;
+        // Another host's sockets are its own, unknown here: its runtime names its server.
+        let sockets = if host.is_none() {
+            agent_sockets()
+        } else {
+            Vec::new()
+        };
         let paths = build_policy(&PolicyInputs {
             config: &config,
             setting: &setting,
@@ -143,6 +157,9 @@ impl Lifecycle {
                 agent_state: &agent_state,
                 hook_reads: &hook_reads,
             }),
+            runtime: &runtime,
+            runtime_plugin: plugins.runtime.name(),
+            sockets: &sockets,
         })?;
         let pass_env: Vec<String> = launch.pass_env.iter().map(|n| n.to_string()).collect();
         let env = confined_environment(whole, set, &pass_env, &config.env);
@@ -167,4 +184,17 @@ impl Lifecycle {
             env,
         })
     }
+}
+
+/// The operator's agent sockets on this machine, which a confined agent must not use: the
+/// runtime folder of its login (`$XDG_RUNTIME_DIR`: D-Bus, the keyring, gpg-agent, often
+/// ssh-agent) and the ssh-agent's socket (`$SSH_AUTH_SOCK`), which would sign with a key the
+/// agent cannot read.
+fn agent_sockets() -> Vec<std::path::PathBuf> {
+    ["XDG_RUNTIME_DIR", "SSH_AUTH_SOCK"]
+        .into_iter()
+        .filter_map(std::env::var_os)
+        .map(std::path::PathBuf::from)
+        .filter(|path| path.is_absolute() && path.exists())
+        .collect()
 }

@@ -14,7 +14,11 @@
 //! 7. `Writable` the session's own agent-state folder, so `ao-host hook` still reports;
 //! 8. `ReadOnly` what the hook must read inside the data dir (the config, the plugin folder, the
 //!    `ao-host` program, when they live there);
-//! 9. `Writable` `sandbox.writable`.
+//! 9. `Writable` `sandbox.writable`;
+//! 10. `Hidden` what the runtime names of itself (its server's socket, through which a confined
+//!     agent could type into every other session), and the operator's agent sockets on this
+//!     machine (`$XDG_RUNTIME_DIR`, `$SSH_AUTH_SOCK`: a key never read can still be used through
+//!     its agent). Last, so no rule before can open them again.
 //!
 //! Paths are made canonical on this machine (symlinks resolved: a rule on a link would guard
 //! the link, not what it leads to); another host's paths come from that host's own plugins and
@@ -53,6 +57,12 @@ pub enum PolicyError {
         from: String,
         path: PathBuf,
         error: io::Error,
+    },
+    #[error("{from} asked for {path} to be {access:?}; a runtime may only hide its own paths from a confined agent")]
+    RuntimeNotHidden {
+        from: String,
+        path: String,
+        access: PathAccess,
     },
     #[error("{from}: {path} does not exist; create it, or take it out of the list")]
     Missing { from: String, path: PathBuf },
@@ -98,6 +108,12 @@ pub struct PolicyInputs<'a> {
     pub agent_plugin: &'a str,
     /// `None` on another host.
     pub data_dir: Option<DataDirAccess<'a>>,
+    /// [`ao_plugin_api::Runtime::confinement`]: `Hidden` rules only.
+    pub runtime: &'a [PathRule],
+    pub runtime_plugin: &'a str,
+    /// The operator's agent sockets on the agent's machine (`$XDG_RUNTIME_DIR`,
+    /// `$SSH_AUTH_SOCK`), hidden last.
+    pub sockets: &'a [PathBuf],
 }
 
 /// The rules being built, each path resolved as it is added.
@@ -218,6 +234,20 @@ pub fn build(inputs: &PolicyInputs<'_>) -> Result<Vec<PathRule>, PolicyError> {
             PathAccess::Writable,
         ));
     }
+    let from = format!("the {} runtime plugin", inputs.runtime_plugin);
+    for rule in inputs.runtime {
+        if rule.access != PathAccess::Hidden {
+            return Err(PolicyError::RuntimeNotHidden {
+                from,
+                path: rule.path.to_string(),
+                access: rule.access,
+            });
+        }
+        rules.add(&from, Path::new(rule.path.as_str()), PathAccess::Hidden)?;
+    }
+    for socket in inputs.sockets {
+        rules.add("the operator's agent sockets", socket, PathAccess::Hidden)?;
+    }
     Ok(rules.rules)
 }
 
@@ -321,6 +351,9 @@ mod tests {
             workspace_plugin: "git-worktree",
             agent: &agent,
             agent_plugin: "claude-code",
+            runtime: &[],
+            runtime_plugin: "tmux",
+            sockets: &[],
             data_dir: Some(DataDirAccess {
                 data_dir: &data_dir,
                 agent_state: &agent_state,
@@ -431,6 +464,9 @@ mod tests {
                 agent: &[],
                 agent_plugin: "claude-code",
                 data_dir: None,
+                runtime: &[],
+                runtime_plugin: "tmux",
+                sockets: &[],
             })
             .unwrap_err()
             .to_string();
@@ -459,6 +495,9 @@ mod tests {
             agent: &[],
             agent_plugin: "claude-code",
             data_dir: None,
+            runtime: &[],
+            runtime_plugin: "tmux",
+            sockets: &[],
         })
         .unwrap();
         assert_eq!(rules[0].path.as_str(), "/home/remote/.ssh");
@@ -467,5 +506,54 @@ mod tests {
             &PathRule::new("/home/remote/cache", PathAccess::Writable)
         );
         assert_eq!(rules.len(), DEFAULT_HIDDEN.len() + 3);
+    }
+
+    /// The runtime's server and the operator's agent sockets are hidden after every other rule,
+    /// so a configured writable folder that holds them cannot open them again; a runtime may
+    /// only hide.
+    #[test]
+    fn the_runtimes_server_and_agent_sockets_are_hidden_last_and_a_runtime_may_only_hide() {
+        let config = SandboxConfig {
+            writable: vec![SandboxPath::UnderHome("cache".into())],
+            ..SandboxConfig::default()
+        };
+        let sockets = [PathBuf::from("/run/user/1000")];
+        let inputs = |runtime: &[PathRule]| {
+            build(&PolicyInputs {
+                config: &config,
+                setting: "defaults.sandbox",
+                home: Path::new("/home/remote"),
+                local: false,
+                worktree: "/home/remote/wt/app-1",
+                workspace: &[],
+                workspace_plugin: "git-worktree",
+                agent: &[],
+                agent_plugin: "claude-code",
+                data_dir: None,
+                runtime,
+                runtime_plugin: "tmux",
+                sockets: &sockets,
+            })
+        };
+        let rules = inputs(&[PathRule::new(
+            "/home/remote/cache/tmux-7",
+            PathAccess::Hidden,
+        )])
+        .unwrap();
+        assert_eq!(
+            rules[rules.len() - 3..],
+            [
+                PathRule::new("/home/remote/cache", PathAccess::Writable),
+                PathRule::new("/home/remote/cache/tmux-7", PathAccess::Hidden),
+                PathRule::new("/run/user/1000", PathAccess::Hidden),
+            ]
+        );
+        let error = inputs(&[PathRule::new("/home/remote", PathAccess::Writable)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("the tmux runtime plugin") && error.contains("may only hide"),
+            "{error}"
+        );
     }
 }

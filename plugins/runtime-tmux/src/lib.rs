@@ -24,8 +24,11 @@ use std::{
 };
 
 use ao_plugin_api::{
-    abi_stable::std_types::RString, export_plugins, DoctorCheck, PluginContext, PluginError,
-    PluginResult, Runtime, RuntimeCreateRequest,
+    abi_stable::std_types::RString,
+    export_plugins,
+    sandbox::{PathAccess, PathRule},
+    DoctorCheck, PluginContext, PluginError, PluginFailure, PluginResult, Runtime,
+    RuntimeCreateRequest,
 };
 use ao_plugin_kit::prelude::*;
 use ao_plugin_kit::{
@@ -415,6 +418,27 @@ fn socket_path(socket: Option<&str>, env: impl Fn(&str) -> Option<OsString>, uid
     base.join(socket.unwrap_or("default"))
 }
 
+/// What to hide of the server at `socket` from a confined agent: tmux's own socket folder
+/// (`tmux-<uid>`) when the socket is in one, else the socket alone (a `$TMUX` socket elsewhere
+/// may sit in a folder that holds anything).
+fn server_hiding(socket: &Path) -> &Path {
+    match socket.parent() {
+        Some(folder)
+            if folder
+                .file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| {
+                    name.strip_prefix("tmux-").is_some_and(|uid| {
+                        !uid.is_empty() && uid.bytes().all(|b| b.is_ascii_digit())
+                    })
+                }) =>
+        {
+            folder
+        }
+        _ => socket,
+    }
+}
+
 /// [`socket_path`] on the machine of the current transport, worked out there by its shell in
 /// one round trip (`$TMUX` does not count: an ssh command is never inside tmux).
 fn remote_socket_path(socket: Option<&str>) -> PluginResult<PathBuf> {
@@ -492,6 +516,16 @@ impl Runtime for TmuxRuntime {
     /// As `create`, the agent getting exactly `request.env` (and tmux's own pane variables).
     fn start(&self, request: &RuntimeCreateRequest) -> PluginResult<String> {
         self.launch(request, Environment::Exact)
+    }
+
+    /// The server's socket folder (`tmux-<uid>`, which holds every server of this user, other
+    /// data dirs' included), else the socket itself: through it a confined agent could type into
+    /// every other session.
+    fn confinement(&self) -> Result<Vec<PathRule>, PluginFailure> {
+        Ok(vec![PathRule::new(
+            server_hiding(Path::new(&self.server)).display().to_string(),
+            PathAccess::Hidden,
+        )])
     }
 
     fn send_message(&self, handle: &str, text: &str) -> PluginResult<()> {
@@ -800,8 +834,33 @@ impl Runtime for TmuxRuntime {
 
 #[cfg(test)]
 mod tests {
-    use super::{literal, socket_path, split_handle};
-    use std::{ffi::OsString, path::PathBuf};
+    use super::{literal, server_hiding, socket_path, split_handle};
+    use std::{
+        ffi::OsString,
+        path::{Path, PathBuf},
+    };
+
+    #[test]
+    fn a_confined_agent_is_hidden_the_whole_socket_folder_or_only_a_socket_elsewhere() {
+        assert_eq!(
+            server_hiding(Path::new("/tmp/tmux-1000/default")),
+            Path::new("/tmp/tmux-1000")
+        );
+        assert_eq!(
+            server_hiding(Path::new("/run/ao/tmux-0/work")),
+            Path::new("/run/ao/tmux-0")
+        );
+        // A socket named on the command line (`$TMUX` of `tmux -S ~/sock`): its folder may be
+        // the operator's home, which must not be hidden whole.
+        assert_eq!(
+            server_hiding(Path::new("/home/me/sock")),
+            Path::new("/home/me/sock")
+        );
+        assert_eq!(
+            server_hiding(Path::new("/home/me/tmux-x/sock")),
+            Path::new("/home/me/tmux-x/sock")
+        );
+    }
 
     #[test]
     fn the_socket_path_is_worked_out_as_tmux_does() {
