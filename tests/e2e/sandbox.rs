@@ -100,7 +100,10 @@ case "$AO_SESSION" in app-1) other={other2}; other_branch=session/app-2/work;; *
 try write-main-checkout touch {repo}/planted
 try write-other-worktree touch "$other/planted"
 try write-home touch "$HOME/planted"
-try write-etc touch /etc/ao-sandbox-planted
+# Only under bwrap (its own pid namespace, whose first process is bwrap): an unconfined run
+# (`--sandbox off`) must not write to the machine's /etc.
+echo "pid-1: $(cat /proc/1/comm)"
+if [ "$(cat /proc/1/comm)" = bwrap ]; then try write-etc touch /etc/ao-sandbox-planted; fi
 try read-key cat "$HOME/.ssh/id_ed25519"
 try list-data-dir ls {data}/sessions
 try connect timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$0"' {port}
@@ -236,6 +239,7 @@ fn a_confined_agent_writes_only_its_worktree_and_branch_sees_no_secret_reaches_n
     expect(
         &found,
         &[
+            ("pid-1", "bwrap"),
             ("write-main-checkout", "refused"),
             ("write-other-worktree", "refused"),
             ("write-home", "refused"),
@@ -322,10 +326,26 @@ fn a_confined_agent_writes_only_its_worktree_and_branch_sees_no_secret_reaches_n
         assert!(!h.worktree(id).exists(), "{id}'s worktree is left");
     }
     assert_eq!(git(&h.repo(), &["worktree", "list"]).lines().count(), 1);
+    // A branch holding work is kept, as for any session: the agents' commits are the
+    // operator's now. Nothing else is left of the sessions in the repository.
     assert_eq!(
         git(&h.repo(), &["branch", "--format=%(refname:short)"]),
-        "main",
+        "main\nsession/app-1/work\nsession/app-2/work",
         "branches left"
+    );
+    assert_eq!(
+        git(
+            &h.repo(),
+            &["log", "--format=%s", "-1", "session/app-2/work"]
+        ),
+        "confined commit of app-2"
+    );
+    assert!(
+        !h.repo().join(".git/worktrees").exists()
+            || std::fs::read_dir(h.repo().join(".git/worktrees"))
+                .unwrap()
+                .next()
+                .is_none()
     );
     let mut left = Vec::new();
     assert!(
@@ -363,6 +383,7 @@ fn with_full_network_a_confined_agent_reaches_a_loopback_listener_and_sandbox_of
     expect(
         &boxed.probe("app-1"),
         &[
+            ("pid-1", "bwrap"),
             ("connect", "allowed"),
             ("read-key", "refused"),
             ("write-home", "refused"),
@@ -388,6 +409,7 @@ fn with_full_network_a_confined_agent_reaches_a_loopback_listener_and_sandbox_of
             ("AWS_SECRET_ACCESS_KEY", "aws-secret"),
         ],
     );
+    assert_ne!(boxed.probe("app-2")["pid-1"], "bwrap");
     assert!(listed(h, "app-2")["sandbox"].is_null());
     assert!(h.home().join("planted").exists());
 }
