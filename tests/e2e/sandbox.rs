@@ -63,7 +63,16 @@ impl Boxed {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let boxed = Self { harness, listener };
-        let script = boxed.write_probe();
+        let h = &boxed.harness;
+        let script = write_probe(
+            &h.home().join("bin"),
+            &Targets {
+                repo: h.repo(),
+                data: h.data_dir(),
+                worktrees: [h.worktree("app-1"), h.worktree("app-2")],
+                port: boxed.listener.local_addr().unwrap().port(),
+            },
+        );
         let fake = format!("{:?}", fake_agent().display().to_string());
         boxed.harness.edit_config(&[
             (
@@ -80,59 +89,6 @@ impl Boxed {
             ),
         ]);
         boxed
-    }
-
-    /// The agent: every probe, its results in `probe.txt` of its worktree, then the fake CLI
-    /// with the plugin's argv. Every path is written into the script: a confined agent's
-    /// environment is an allow-list.
-    fn write_probe(&self) -> PathBuf {
-        let h = &self.harness;
-        let script = h.home().join("bin").join("agent");
-        std::fs::create_dir_all(script.parent().unwrap()).unwrap();
-        let other = |id: &str| h.worktree(id).display().to_string();
-        let text = format!(
-            r#"#!/bin/bash
-# Each probe: "NAME: allowed" or "NAME: refused".
-try() {{ local name=$1; shift; if "$@" >/dev/null 2>&1; then echo "$name: allowed"; else echo "$name: refused"; fi; }}
-g() {{ git -c user.name=agent -c user.email=agent@test.invalid "$@"; }}
-case "$AO_SESSION" in app-1) other={other2}; other_branch=session/app-2/work;; *) other={other1}; other_branch=session/app-1/work;; esac
-{{
-try write-main-checkout touch {repo}/planted
-try write-other-worktree touch "$other/planted"
-try write-home touch "$HOME/planted"
-# Only under bwrap (its own pid namespace, whose first process is bwrap): an unconfined run
-# (`--sandbox off`) must not write to the machine's /etc.
-echo "pid-1: $(cat /proc/1/comm)"
-if [ "$(cat /proc/1/comm)" = bwrap ]; then try write-etc touch /etc/ao-sandbox-planted; fi
-try read-key cat "$HOME/.ssh/id_ed25519"
-try list-data-dir ls {data}/sessions
-try connect timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$0"' {port}
-echo "env AWS_SECRET_ACCESS_KEY=${{AWS_SECRET_ACCESS_KEY-unset}}"
-echo "env GITHUB_TOKEN=${{GITHUB_TOKEN-unset}}"
-echo "env AO_TEST_PASSED=${{AO_TEST_PASSED-unset}}"
-echo "$AO_SESSION" > note.txt
-git add note.txt
-try commit g commit -q -m "confined commit of $AO_SESSION"
-try move-main g update-ref refs/heads/main HEAD
-try move-other-branch g update-ref "refs/heads/$other_branch" HEAD
-try write-git-config g config --local ao.planted yes
-try write-git-hooks touch "$(g rev-parse --git-common-dir)/hooks/post-checkout"
-try write-git-info touch "$(g rev-parse --git-common-dir)/info/planted"
-}} > probe.tmp 2>&1
-mv probe.tmp probe.txt
-exec {fake} "$@"
-"#,
-            other1 = quoted(other("app-1")),
-            other2 = quoted(other("app-2")),
-            repo = quoted(h.repo().display().to_string()),
-            data = quoted(h.data_dir().display().to_string()),
-            port = self.listener.local_addr().unwrap().port(),
-            fake = quoted(fake_agent().display().to_string()),
-        );
-        std::fs::write(&script, text).unwrap();
-        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
-        script
     }
 
     /// `ao-host ARGS` with secrets and a passed name in the host's environment.
@@ -174,6 +130,69 @@ exec {fake} "$@"
             Err(e) => panic!("accept: {e}"),
         }
     }
+}
+
+/// Places the probe tries, on the host the agent runs on.
+struct Targets {
+    /// The main checkout of the project.
+    repo: PathBuf,
+    /// The data dir (a confined agent must not list it).
+    data: PathBuf,
+    /// The worktrees of sessions `app-1` and `app-2`: each session tries the other's.
+    worktrees: [PathBuf; 2],
+    /// A loopback listener's port.
+    port: u16,
+}
+
+/// Writes the agent into `dir`: every probe, its results in `probe.txt` of its worktree, then
+/// the fake CLI with the plugin's argv. Every path is written into the script: a confined
+/// agent's environment is an allow-list.
+fn write_probe(dir: &Path, targets: &Targets) -> PathBuf {
+    let script = dir.join("agent");
+    std::fs::create_dir_all(dir).unwrap();
+    let path = |p: &Path| quoted(p.display().to_string());
+    let text = format!(
+        r#"#!/bin/bash
+# Each probe: "NAME: allowed" or "NAME: refused".
+try() {{ local name=$1; shift; if "$@" >/dev/null 2>&1; then echo "$name: allowed"; else echo "$name: refused"; fi; }}
+g() {{ git -c user.name=agent -c user.email=agent@test.invalid "$@"; }}
+case "$AO_SESSION" in app-1) other={other2}; other_branch=session/app-2/work;; *) other={other1}; other_branch=session/app-1/work;; esac
+{{
+try write-main-checkout touch {repo}/planted
+try write-other-worktree touch "$other/planted"
+try write-home touch "$HOME/planted"
+# Only under bwrap (its own pid namespace, whose first process is bwrap): an unconfined run
+# (`--sandbox off`) must not write to the machine's /etc.
+echo "pid-1: $(cat /proc/1/comm)"
+if [ "$(cat /proc/1/comm)" = bwrap ]; then try write-etc touch /etc/ao-sandbox-planted; fi
+try read-key cat "$HOME/.ssh/id_ed25519"
+try list-data-dir ls {data}/sessions
+try connect timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$0"' {port}
+echo "env AWS_SECRET_ACCESS_KEY=${{AWS_SECRET_ACCESS_KEY-unset}}"
+echo "env GITHUB_TOKEN=${{GITHUB_TOKEN-unset}}"
+echo "env AO_TEST_PASSED=${{AO_TEST_PASSED-unset}}"
+echo "$AO_SESSION" > note.txt
+git add note.txt
+try commit g commit -q -m "confined commit of $AO_SESSION"
+try move-main g update-ref refs/heads/main HEAD
+try move-other-branch g update-ref "refs/heads/$other_branch" HEAD
+try write-git-config g config --local ao.planted yes
+try write-git-hooks touch "$(g rev-parse --git-common-dir)/hooks/post-checkout"
+try write-git-info touch "$(g rev-parse --git-common-dir)/info/planted"
+}} > probe.tmp 2>&1
+mv probe.tmp probe.txt
+exec {fake} "$@"
+"#,
+        other1 = path(&targets.worktrees[0]),
+        other2 = path(&targets.worktrees[1]),
+        repo = path(&targets.repo),
+        data = path(&targets.data),
+        port = targets.port,
+        fake = quoted(fake_agent().display().to_string()),
+    );
+    std::fs::write(&script, text).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    script
 }
 
 fn expect(found: &BTreeMap<String, String>, want: &[(&str, &str)]) {
@@ -468,4 +487,103 @@ fn a_sandbox_that_cannot_confine_here_fails_the_spawn_with_its_fix_and_leaves_no
     );
     h.assert_nothing_left("app-1");
     assert!(processes("bwrap", h.home()).is_empty());
+}
+
+/// One confined session on an ssh host (a real sshd on 127.0.0.2, bwrap found and run there):
+/// the host's own home and key are what the sandbox guards, the commit lands in the host's
+/// clone, and kill leaves nothing running.
+#[test]
+fn a_confined_session_on_an_ssh_host_is_boxed_on_that_host() {
+    if !bwrap_here() {
+        return;
+    }
+    let Some(world) = support::remote_world::RemoteWorld::start_in(&[("alpha", 2)], None, || {
+        Harness::outside_tmp(&[], "")
+    }) else {
+        return;
+    };
+    let h = &world.harness;
+    install(
+        &build_workspace_plugin("ao-sandbox-bubblewrap"),
+        &h.plugin_dir(),
+        None,
+    );
+    let alpha = world.host("alpha").home();
+    std::fs::create_dir_all(alpha.join(".ssh")).unwrap();
+    std::fs::write(alpha.join(".ssh/id_ed25519"), KEY).unwrap();
+    std::fs::create_dir_all(h.log_dir()).unwrap();
+    let clone = alpha.join("app");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let script = write_probe(
+        &h.home().join("bin"),
+        &Targets {
+            repo: clone.clone(),
+            data: alpha.join(".ao-rs"),
+            worktrees: [alpha.join("nowhere-1"), alpha.join("nowhere-2")],
+            port: listener.local_addr().unwrap().port(),
+        },
+    );
+    let fake = format!("{:?}", fake_agent().display().to_string());
+    h.edit_config(&[
+        (
+            &format!("command: {fake}"),
+            &format!("command: {:?}", script.display().to_string()),
+        ),
+        (
+            "default_branch: main,",
+            &format!(
+                "default_branch: main, sandbox: {{ plugin: bubblewrap, network: none, \
+                 writable: [{:?}] }},",
+                h.log_dir().display().to_string()
+            ),
+        ),
+    ]);
+
+    let session = world.spawn("alpha", "probe");
+    let id = session["id"].as_str().unwrap().to_string();
+    assert_eq!(session["host"], "alpha");
+    let worktree = PathBuf::from(session["workspace_path"].as_str().unwrap());
+    let file = worktree.join("probe.txt");
+    assert!(wait_until(PROBE_TIMEOUT, || file.exists()), "no probe.txt");
+    let found: BTreeMap<String, String> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .filter_map(|line| line.split_once(": "))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    expect(
+        &found,
+        &[
+            ("pid-1", "bwrap"),
+            ("write-main-checkout", "refused"),
+            ("write-home", "refused"),
+            ("read-key", "refused"),
+            ("connect", "refused"),
+            ("commit", "allowed"),
+            ("move-main", "refused"),
+            ("write-git-config", "refused"),
+        ],
+    );
+    let branch = format!("session/{id}/work");
+    assert_eq!(
+        git(&clone, &["log", "--format=%s", "-1", &branch]),
+        format!("confined commit of {id}")
+    );
+    assert!(!alpha.join("planted").exists() && !clone.join("planted").exists());
+    assert_eq!(
+        world.session(&id)["sandbox"],
+        serde_json::json!({"plugin": "bubblewrap", "network": "none"})
+    );
+    assert!(!processes("bwrap", &worktree).is_empty(), "not under bwrap");
+
+    world.ok(&["session", "kill", &id, "--force"]);
+    assert!(!worktree.exists(), "the worktree on alpha is left");
+    let mut left = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            left = processes("bwrap", &worktree);
+            left.is_empty()
+        }),
+        "bwrap still runs on alpha: {left:?}"
+    );
 }

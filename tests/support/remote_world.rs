@@ -33,10 +33,19 @@ impl RemoteWorld {
     /// `login_shell` (the system's when `None`); `None` when sshd cannot run here (see
     /// [`require_program`]).
     pub fn start(hosts: &[(&str, u8)], login_shell: Option<&Path>) -> Option<Self> {
+        Self::start_in(hosts, login_shell, || Harness::new(&[], ""))
+    }
+
+    /// The same around the harness `make` makes (one outside `/tmp` for confined agents).
+    pub fn start_in(
+        hosts: &[(&str, u8)],
+        login_shell: Option<&Path>,
+        make: impl FnOnce() -> Harness,
+    ) -> Option<Self> {
         if !require_program(SshServer::unavailable()) {
             return None;
         }
-        let harness = Harness::new(&[], "");
+        let harness = make();
         let client = ClientKey::generate(harness.home());
         let hosts: Vec<SshServer> = hosts
             .iter()
