@@ -416,6 +416,9 @@ fn with_full_network_a_confined_agent_reaches_a_loopback_listener_and_sandbox_of
         listed(h, "app-1")["sandbox"],
         serde_json::json!({"plugin": "bubblewrap", "network": "full"})
     );
+    // `doctor` checks that bwrap confines here.
+    let doctor = support::stdout(&h.ao(&["doctor"]));
+    assert!(doctor.contains("bwrap confinement"), "{doctor}");
 
     // `--sandbox off`: this spawn runs as an unconfined agent would, over the project's policy.
     let spawned = boxed.spawn(&["spawn", "app", "--sandbox", "off", "--task", "probe"]);
@@ -487,6 +490,12 @@ fn a_sandbox_that_cannot_confine_here_fails_the_spawn_with_its_fix_and_leaves_no
     );
     h.assert_nothing_left("app-1");
     assert!(processes("bwrap", h.home()).is_empty());
+
+    // `doctor` says the same, with the fix.
+    let doctor = h.ao(&["doctor"]);
+    let said = format!("{}{}", support::stdout(&doctor), stderr(&doctor));
+    assert!(!doctor.status.success(), "{said}");
+    assert!(said.contains("apt-get install bubblewrap"), "{said}");
 }
 
 /// One confined session on an ssh host (a real sshd on 127.0.0.2, bwrap found and run there):

@@ -17,6 +17,7 @@ mod measure;
 mod plugin_load;
 mod pull_requests;
 mod remote;
+mod sandbox;
 mod scale;
 mod setup;
 mod spawn;
@@ -78,6 +79,9 @@ fn main() {
     }
     if wanted("usage") {
         usage::usage(plugins(), work.path());
+    }
+    if wanted("sandbox") {
+        sandbox::sandbox(plugins());
     }
 }
 
