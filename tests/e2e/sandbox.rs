@@ -381,12 +381,18 @@ fn a_confined_agent_writes_only_its_worktree_and_branch_sees_no_secret_reaches_n
 
     // On the shared server only the neighbour's session is left, and it lives on.
     assert_eq!(h.tmux.sessions(), [neighbour.tmux_session("app-1")]);
-    let neighbour_session = listed(&neighbour, "app-1");
+    let mut neighbour_session = Value::Null;
+    assert!(
+        wait_until(PROBE_TIMEOUT, || {
+            neighbour_session = listed(&neighbour, "app-1");
+            neighbour_session["status"] == "idle"
+        }),
+        "{neighbour_session:#}"
+    );
     assert!(
         neighbour_session["sandbox"].is_null(),
         "{neighbour_session:#}"
     );
-    assert_eq!(neighbour_session["status"], "idle", "{neighbour_session:#}");
 }
 
 #[test]
