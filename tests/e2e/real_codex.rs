@@ -32,9 +32,19 @@ use support::{stderr, Harness};
 /// The stand-in, and the fake-agent harness with the codex plugin installed and made the
 /// default agent, pointed at the real CLI and the stand-in. None without the CLI.
 fn real_codex() -> Option<(ResponsesApi, Harness)> {
+    real_codex_in(|| Harness::new(&[], ""))
+}
+
+/// [`real_codex`] in the harness `make` makes (one outside `/tmp` for a confined agent).
+pub(crate) fn real_codex_in(make: impl FnOnce() -> Harness) -> Option<(ResponsesApi, Harness)> {
     let codex = agent_cli::find_cli("codex", "Codex")?;
     let api = ResponsesApi::start();
-    let harness = agent_cli::harness_with_plugin("ao-agent-codex");
+    let harness = make();
+    support::install(
+        &support::build_workspace_plugin("ao-agent-codex"),
+        &harness.plugin_dir(),
+        None,
+    );
     let user_home = harness.home().join("operator-codex-home");
     let settings = format!(
         "    codex:\n      command: {codex:?}\n      trust_workspaces: true\n\

@@ -11,7 +11,9 @@
 //! Replies to the conversation are scripted by its last input item, when that is a user message:
 //! - `AO_TOOL:<shell command>` (to the end of that line): a function call of Codex's
 //!   `exec_command` tool running that command with `sandbox_permissions: "require_escalated"`,
-//!   which Codex, under the `on-request` approval policy, asks the operator to approve;
+//!   which Codex, under the `on-request` approval policy, asks the operator to approve; with
+//!   `AO_UNESCALATED` anywhere in the message, without asking for escalation (under the `never`
+//!   policy, as an unattended confined Codex runs, an escalated call is refused unrun);
 //! - `AO_SLOW:<ms>`: the reply's text held back about that long;
 //! - otherwise the text "Done.".
 //!
@@ -176,7 +178,8 @@ impl StandInApi for ResponsesApi {
 /// What to answer one request.
 enum Answer {
     Text(String, Duration),
-    Tool(String),
+    /// The command, and whether the call asks for escalated permissions.
+    Tool(String, bool),
 }
 
 fn answer_for(request: &RecordedRequest) -> Answer {
@@ -192,7 +195,7 @@ fn answer_for(request: &RecordedRequest) -> Answer {
     }
     let text = texts(last).join("\n");
     if let Some(command) = tool_marker(&text) {
-        return Answer::Tool(command);
+        return Answer::Tool(command, !text.contains("AO_UNESCALATED"));
     }
     let delay = slow_marker(&text).unwrap_or(Duration::ZERO);
     Answer::Text(DEFAULT_REPLY.into(), delay)
@@ -225,17 +228,22 @@ fn respond(
         json!({ "response": { "id": response_id } }),
     )?;
     let item = match answer_for(request) {
-        Answer::Tool(command) => {
+        Answer::Tool(command, escalated) => {
+            let arguments = if escalated {
+                json!({
+                    "cmd": command,
+                    "sandbox_permissions": "require_escalated",
+                    "justification": "Run the scripted command?",
+                })
+            } else {
+                json!({ "cmd": command })
+            };
             let item = json!({
                 "type": "function_call",
                 "id": format!("fc_standin{id:06}"),
                 "call_id": format!("call_standin{id:06}"),
                 "name": "exec_command",
-                "arguments": json!({
-                    "cmd": command,
-                    "sandbox_permissions": "require_escalated",
-                    "justification": "Run the scripted command?",
-                }).to_string(),
+                "arguments": arguments.to_string(),
             });
             event(
                 reply,
@@ -354,7 +362,10 @@ mod tests {
     #[test]
     fn the_conversation_gets_a_tool_call_a_slow_reply_or_tool_done() {
         match answer_for(&recorded(conversation("run\nAO_TOOL:echo hi > f\nmore"))) {
-            Answer::Tool(command) => assert_eq!(command, "echo hi > f"),
+            Answer::Tool(command, escalated) => {
+                assert_eq!(command, "echo hi > f");
+                assert!(escalated);
+            }
             Answer::Text(..) => panic!("no tool call"),
         }
         match answer_for(&recorded(conversation("AO_SLOW:1500 please"))) {
@@ -362,7 +373,7 @@ mod tests {
                 assert_eq!(text, DEFAULT_REPLY);
                 assert_eq!(delay, Duration::from_millis(1500));
             }
-            Answer::Tool(_) => panic!("a tool call"),
+            Answer::Tool(..) => panic!("a tool call"),
         }
         let mut after_tool = conversation("AO_TOOL:echo hi");
         after_tool["input"].as_array_mut().unwrap().push(json!({
@@ -370,7 +381,7 @@ mod tests {
         }));
         match answer_for(&recorded(after_tool)) {
             Answer::Text(text, _) => assert_eq!(text, TOOL_DONE_REPLY),
-            Answer::Tool(_) => panic!("the tool call again"),
+            Answer::Tool(..) => panic!("the tool call again"),
         }
     }
 }
