@@ -389,13 +389,13 @@ mod tests {
     }
 
     /// `unattended` needs a sandbox: a request for none is refused, and one for a sandbox that
-    /// is not loaded names it.
+    /// is not loaded names it (a name no library here has: the workspace builds bubblewrap).
     #[tokio::test]
     async fn a_sandbox_asked_for_must_be_loaded_and_unattended_refuses_none() {
         let dir = tempfile::tempdir().unwrap();
         let lifecycle = lifecycle(
             dir.path(),
-            "projects:\n  app: { repo: /nonexistent/app, default_branch: main, sandbox: { plugin: bubblewrap, unattended: true } }\n",
+            "projects:\n  app: { repo: /nonexistent/app, default_branch: main, sandbox: { plugin: no-such-box, unattended: true } }\n",
         );
         let project = lifecycle.config().projects["app"].clone();
         let error = lifecycle
@@ -411,7 +411,7 @@ mod tests {
             .requested_sandbox(&project, SessionRole::Worker, None)
             .unwrap_err();
         assert!(
-            matches!(&error, RequestError::ProjectPluginMissing { kind: InterfaceKind::Sandbox, name, .. } if name == "bubblewrap"),
+            matches!(&error, RequestError::ProjectPluginMissing { kind: InterfaceKind::Sandbox, name, .. } if name == "no-such-box"),
             "{error}"
         );
         // An orchestrator is not confined unless the project says so.

@@ -59,6 +59,17 @@ impl Operator {
             }),
         }
     }
+
+    /// The operator's own config home and `.claude.json`, which a confined session (running on
+    /// its seeded copy) must not read: they hold every unconfined session's transcripts, and
+    /// `settings.json` hooks.
+    pub fn shared_paths(&self) -> Vec<PathBuf> {
+        let mut paths = vec![self.config.clone()];
+        if self.global != self.config {
+            paths.push(self.global.join(".claude.json"));
+        }
+        paths
+    }
 }
 
 /// The session's config home, when it has one (it was confined).

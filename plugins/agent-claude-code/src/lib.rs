@@ -227,10 +227,11 @@ impl Agent for ClaudeCode {
     ) -> Result<ConfinedLaunchPlan, PluginFailure> {
         let session_id = request.launch.session.session_id.as_str();
         let plan = self.plan(&request.launch, request.unattended)?;
+        let operator = config_home::Operator::from_env(&self.settings.env);
         let home = config_home::prepare(
             &self.files,
             session_id,
-            config_home::Operator::from_env(&self.settings.env).as_ref(),
+            operator.as_ref(),
             request.unattended,
         )?;
         let home_text = home.display().to_string();
@@ -240,13 +241,18 @@ impl Agent for ClaudeCode {
             env.push(EnvVar::new("IS_SANDBOX", "1"));
         }
         let folder = self.files.path(session_id)?.display().to_string();
+        let shared = operator
+            .iter()
+            .flat_map(config_home::Operator::shared_paths);
         Ok(ConfinedLaunchPlan {
             plan,
-            paths: vec![
-                PathRule::new(folder, PathAccess::ReadOnly),
-                PathRule::new(home_text, PathAccess::Writable),
-            ]
-            .into(),
+            paths: shared
+                .map(|path| PathRule::new(path.display().to_string(), PathAccess::Hidden))
+                .chain([
+                    PathRule::new(folder, PathAccess::ReadOnly),
+                    PathRule::new(home_text, PathAccess::Writable),
+                ])
+                .collect(),
             pass_env: PASS_ENV.iter().map(|name| (*name).into()).collect(),
             env: env.into(),
         })
@@ -492,9 +498,14 @@ mod confined_tests {
             ]
         );
         let folder = s.dir.path().join("data/claude-code/sessions/app-1");
+        // The operator's own home and `.claude.json` (every unconfined session's transcripts,
+        // its hooks) are hidden: the session runs on its seeded copy.
+        let hidden = |path: PathBuf| PathRule::new(path.display().to_string(), PathAccess::Hidden);
         assert_eq!(
             plan.paths.to_vec(),
             [
+                hidden(s.home().join(".claude")),
+                hidden(s.home().join(".claude.json")),
                 PathRule::new(folder.display().to_string(), PathAccess::ReadOnly),
                 PathRule::new(home, PathAccess::Writable),
             ]

@@ -426,7 +426,10 @@ impl Agent for Codex {
         }
         Ok(ConfinedLaunchPlan {
             plan,
+            // The operator's own Codex home is hidden: it holds every unconfined session's
+            // rollouts and its hooks; the session runs on its seeded copy.
             paths: vec![
+                PathRule::new(self.user_home.display().to_string(), PathAccess::Hidden),
                 PathRule::new(folder.display().to_string(), PathAccess::ReadOnly),
                 PathRule::new(home.display().to_string(), PathAccess::Writable),
             ]
@@ -816,6 +819,8 @@ mod tests {
         assert_eq!(
             plan.paths.to_vec(),
             [
+                // The operator's Codex home (every unconfined session's rollouts) is hidden.
+                PathRule::new("/nonexistent", PathAccess::Hidden),
                 PathRule::new(folder.display().to_string(), PathAccess::ReadOnly),
                 PathRule::new(home.display().to_string(), PathAccess::Writable),
             ]

@@ -322,14 +322,23 @@ impl Agent for Gemini {
                 .map_err(|e| PluginError::failed(format!("creating {}: {e}", log.display())))?;
         }
         let folder = self.files.path(&session.session_id)?;
+        // The operator's own `.gemini/` is hidden: it holds every unconfined session's chats;
+        // the session runs on its seeded copy.
+        let hidden = self.user_home.iter().map(|home| {
+            PathRule::new(
+                home.join(".gemini").display().to_string(),
+                PathAccess::Hidden,
+            )
+        });
         Ok(ConfinedLaunchPlan {
             plan,
-            paths: vec![
-                PathRule::new(folder.display().to_string(), PathAccess::ReadOnly),
-                PathRule::new(home.path().display().to_string(), PathAccess::Writable),
-                PathRule::new(log.display().to_string(), PathAccess::Writable),
-            ]
-            .into(),
+            paths: hidden
+                .chain([
+                    PathRule::new(folder.display().to_string(), PathAccess::ReadOnly),
+                    PathRule::new(home.path().display().to_string(), PathAccess::Writable),
+                    PathRule::new(log.display().to_string(), PathAccess::Writable),
+                ])
+                .collect(),
             pass_env: PASS_ENV.iter().map(|name| (*name).into()).collect(),
             env: Default::default(),
         })
@@ -560,6 +569,11 @@ mod tests {
         assert_eq!(
             plan.paths.to_vec(),
             [
+                // The operator's `.gemini/` (every unconfined session's chats) is hidden.
+                PathRule::new(
+                    dir.path().join("user/.gemini").display().to_string(),
+                    PathAccess::Hidden
+                ),
                 PathRule::new(folder.display().to_string(), PathAccess::ReadOnly),
                 PathRule::new(
                     folder.join("home").display().to_string(),

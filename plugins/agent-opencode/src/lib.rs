@@ -341,17 +341,24 @@ impl Agent for OpenCode {
         files
             .create_dir_all(&own, true)
             .map_err(|e| PluginError::failed(format!("creating {}: {e}", own.display())))?;
-        if let Some(operator) = self.operator_data() {
-            seed_files(&files, &operator, &own, &["auth.json"])?;
+        let operator = self.operator_data();
+        if let Some(operator) = &operator {
+            seed_files(&files, operator, &own, &["auth.json"])?;
         }
         let folder = self.files.path(&session.session_id)?;
+        // The operator's own data folder is hidden: its database holds every unconfined
+        // session's conversation; the session runs on its own.
+        let hidden = operator
+            .iter()
+            .map(|path| PathRule::new(path.display().to_string(), PathAccess::Hidden));
         Ok(ConfinedLaunchPlan {
             plan,
-            paths: vec![
-                PathRule::new(folder.display().to_string(), PathAccess::ReadOnly),
-                PathRule::new(xdg.display().to_string(), PathAccess::Writable),
-            ]
-            .into(),
+            paths: hidden
+                .chain([
+                    PathRule::new(folder.display().to_string(), PathAccess::ReadOnly),
+                    PathRule::new(xdg.display().to_string(), PathAccess::Writable),
+                ])
+                .collect(),
             pass_env: PASS_ENV.iter().map(|name| (*name).into()).collect(),
             env: env.into(),
         })
@@ -658,6 +665,8 @@ mod tests {
         assert_eq!(
             plan.paths.to_vec(),
             [
+                // The operator's database (every unconfined session's conversation) is hidden.
+                PathRule::new(operator.display().to_string(), PathAccess::Hidden),
                 PathRule::new(folder.display().to_string(), PathAccess::ReadOnly),
                 PathRule::new(xdg.display().to_string(), PathAccess::Writable),
             ]

@@ -521,9 +521,23 @@ impl Runtime for TmuxRuntime {
     /// The server's socket folder (`tmux-<uid>`, which holds every server of this user, other
     /// data dirs' included), else the socket itself: through it a confined agent could type into
     /// every other session.
+    ///
+    /// The folder is made first (owner-only, as tmux makes it) when no server has made it yet:
+    /// a rule on a path that does not exist hides nothing, and the session's own start would
+    /// then make the server there, in the agent's reach.
     fn confinement(&self) -> Result<Vec<PathRule>, PluginFailure> {
+        let server = Path::new(&self.server);
+        let hidden = server_hiding(server);
+        if hidden != server {
+            Files::here().create_dir_all(hidden, true).map_err(|e| {
+                PluginError::failed(format!(
+                    "making tmux's socket folder {} to hide it from a confined agent: {e}",
+                    hidden.display()
+                ))
+            })?;
+        }
         Ok(vec![PathRule::new(
-            server_hiding(Path::new(&self.server)).display().to_string(),
+            hidden.display().to_string(),
             PathAccess::Hidden,
         )])
     }
