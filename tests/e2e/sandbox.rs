@@ -153,6 +153,10 @@ fn write_probe(dir: &Path, targets: &Targets) -> PathBuf {
     let path = |p: &Path| quoted(p.display().to_string());
     let text = format!(
         r#"#!/bin/bash
+# Outside a session (`ao-host doctor` runs the agent's command to ask its version) nothing is
+# probed: there git would walk up from the test's folder into the repository holding it.
+[ -n "$AO_SESSION" ] && [ -e .git ] || exec {fake} "$@"
+export GIT_CEILING_DIRECTORIES="${{PWD%/*}}"
 # Each probe: "NAME: allowed" or "NAME: refused".
 try() {{ local name=$1; shift; if "$@" >/dev/null 2>&1; then echo "$name: allowed"; else echo "$name: refused"; fi; }}
 g() {{ git -c user.name=agent -c user.email=agent@test.invalid "$@"; }}

@@ -97,6 +97,9 @@ fn commit_times(plugins: &[PathBuf], work: &Path, sandbox: &str) -> f64 {
         &script,
         format!(
             r#"#!/bin/bash
+# Only in a session's worktree: elsewhere git would walk up into whatever repository holds it.
+[ -n "$AO_SESSION" ] && [ -e .git ] || exec '{0}' "$@"
+export GIT_CEILING_DIRECTORIES="${{PWD%/*}}"
 for i in $(seq 1 {COMMITS}); do
   echo "$i" > counter.txt
   git add counter.txt
@@ -106,7 +109,7 @@ for i in $(seq 1 {COMMITS}); do
   echo $(( (end - start) / 1000 ))
 done > commits.tmp
 mv commits.tmp commits.txt
-exec '{}' "$@"
+exec '{0}' "$@"
 "#,
             setup.agent.display()
         ),
