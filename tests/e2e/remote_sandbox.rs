@@ -97,7 +97,8 @@ fn a_confined_session_on_an_ssh_host_runs_its_bwrap_there_writes_its_worktree_an
     );
     assert_eq!(world.session(&id)["sandbox"]["plugin"], "bubblewrap");
 
-    world.ok(&["session", "kill", &id]);
+    // The probes' files are uncommitted work: discarded on purpose.
+    world.ok(&["session", "kill", "--force", &id]);
     assert!(
         wait_until(Duration::from_secs(10), || boxes_around(&worktree)
             .is_empty()),
