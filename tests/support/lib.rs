@@ -1197,6 +1197,14 @@ pub fn replaced(text: &str, replacements: &[(&str, &str)]) -> String {
         })
 }
 
+/// A temporary folder under the e2e target folder, not `/tmp`: what a confined agent must
+/// reach of a test's files would vanish behind its private `/tmp`. Removed when dropped.
+pub fn scratch_dir() -> tempfile::TempDir {
+    let base = e2e_dir().join("scratch");
+    std::fs::create_dir_all(&base).unwrap();
+    tempfile::tempdir_in(base).unwrap()
+}
+
 /// One isolated installation: plugins, data dir, repository, tmux server, config file.
 pub struct Harness {
     pub temp: tempfile::TempDir,
@@ -1207,8 +1215,19 @@ impl Harness {
     /// `agent_env` is extra environment for the fake agent (its behaviour switches);
     /// `claude_settings` extra lines under `plugins.config.claude-code`.
     pub fn new(agent_env: &[(&str, &str)], claude_settings: &str) -> Self {
+        Self::in_temp(tempfile::tempdir().unwrap(), agent_env, claude_settings)
+    }
+
+    /// The same, in a folder outside `/tmp` (under the e2e target folder): a confined agent
+    /// gets a private `/tmp`, in which an installation under `/tmp` (its config, plugins, the
+    /// agent's log folder) would not exist.
+    pub fn outside_tmp(agent_env: &[(&str, &str)], claude_settings: &str) -> Self {
+        Self::in_temp(scratch_dir(), agent_env, claude_settings)
+    }
+
+    fn in_temp(temp: tempfile::TempDir, agent_env: &[(&str, &str)], claude_settings: &str) -> Self {
         let harness = Self {
-            temp: tempfile::tempdir().unwrap(),
+            temp,
             tmux: TmuxServer::new(),
         };
         install_first_party(&harness.plugin_dir());

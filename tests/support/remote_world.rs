@@ -33,10 +33,24 @@ impl RemoteWorld {
     /// `login_shell` (the system's when `None`); `None` when sshd cannot run here (see
     /// [`require_program`]).
     pub fn start(hosts: &[(&str, u8)], login_shell: Option<&Path>) -> Option<Self> {
+        Self::start_with(hosts, login_shell, || Harness::new(&[], ""))
+    }
+
+    /// [`RemoteWorld::start`] with everything outside `/tmp` ([`Harness::outside_tmp`]): a
+    /// confined agent on a host gets a private `/tmp`, in which the hosts' homes would vanish.
+    pub fn outside_tmp(hosts: &[(&str, u8)]) -> Option<Self> {
+        Self::start_with(hosts, None, || Harness::outside_tmp(&[], ""))
+    }
+
+    fn start_with(
+        hosts: &[(&str, u8)],
+        login_shell: Option<&Path>,
+        harness: impl FnOnce() -> Harness,
+    ) -> Option<Self> {
         if !require_program(SshServer::unavailable()) {
             return None;
         }
-        let harness = Harness::new(&[], "");
+        let harness = harness();
         let client = ClientKey::generate(harness.home());
         let hosts: Vec<SshServer> = hosts
             .iter()

@@ -17,6 +17,7 @@ mod measure;
 mod plugin_load;
 mod pull_requests;
 mod remote;
+mod sandbox;
 mod scale;
 mod setup;
 mod spawn;
@@ -75,6 +76,9 @@ fn main() {
     }
     if wanted("pull-requests") {
         pull_requests::pull_requests(plugins(), work.path());
+    }
+    if wanted("sandbox") {
+        sandbox::sandbox(plugins());
     }
     if wanted("usage") {
         usage::usage(plugins(), work.path());
