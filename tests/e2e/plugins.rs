@@ -68,6 +68,7 @@ fn first_party_plugins_are_listed_ok_with_versions() {
         vec![
             ("agent".into(), "claude-code".into()),
             ("runtime".into(), "tmux".into()),
+            ("sandbox".into(), "bubblewrap".into()),
             ("workspace".into(), "git-worktree".into()),
         ]
     );
