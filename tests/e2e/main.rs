@@ -29,6 +29,7 @@ mod real_opencode;
 mod reliability;
 mod remote;
 mod remote_sandbox;
+mod sandbox;
 mod sandbox_kind;
 mod scm_github;
 mod scm_kind;
