@@ -41,6 +41,8 @@ const PROBES: &[&str] = &[
     "write-git-config",
     "write-git-hooks",
     "write-git-info",
+    "write-config-home",
+    "write-operator-claude",
 ];
 
 /// Whether bwrap is here; skips (fails under CI) otherwise.
@@ -124,6 +126,7 @@ impl Boxed {
             r#"#!/bin/bash
 # Each probe: "NAME: allowed" or "NAME: refused".
 try() {{ local name=$1; shift; if "$@" >/dev/null 2>&1; then echo "$name: allowed"; else echo "$name: refused"; fi; }}
+in_folder() {{ [ -n "$1" ] && mkdir -p "$1" && touch "$1/ao-probe"; }}
 g() {{ git -c user.name=agent -c user.email=agent@test.invalid "$@"; }}
 case "$AO_SESSION" in
   app-1) other={other2}; other_branch=session/app-2/work;;
@@ -149,6 +152,8 @@ try move-other-branch g update-ref "refs/heads/$other_branch" HEAD
 try write-git-config g config --local ao.planted yes
 try write-git-hooks touch "$(g rev-parse --git-common-dir)/hooks/post-checkout"
 try write-git-info touch "$(g rev-parse --git-common-dir)/info/planted"
+try write-config-home in_folder "$CLAUDE_CONFIG_DIR"
+try write-operator-claude in_folder "$HOME/.claude"
 }} > probe.tmp 2>&1
 mv probe.tmp probe.txt
 exec {fake} "$@"
@@ -317,9 +322,15 @@ fn a_confined_agent_writes_only_its_worktree_and_branch_sees_no_secret_reaches_n
             ("write-git-config", "refused"),
             ("write-git-hooks", "refused"),
             ("write-git-info", "refused"),
+            ("write-config-home", "allowed"),
+            ("write-operator-claude", "refused"),
         ],
     );
     expect(&boxed.probe("app-1"), &[("commit", "allowed")]);
+    assert!(
+        !h.home().join(".claude").exists(),
+        "the agent wrote the operator's ~/.claude"
+    );
     assert!(
         !boxed.connected(),
         "a connection got out with network: none"
