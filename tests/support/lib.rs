@@ -1120,11 +1120,13 @@ pub fn wait_until(timeout: std::time::Duration, mut condition: impl FnMut() -> b
     }
 }
 
-/// Messages the fake agent recorded under `log_dir`.
+/// Messages the fake agent recorded under `log_dir`. Only whole lines: a long message's line
+/// is appended by one `write` that a reader can catch half done (a 100 KB message under load).
 pub fn fake_messages(log_dir: &Path) -> Vec<String> {
     std::fs::read_to_string(log_dir.join("messages.jsonl"))
         .unwrap_or_default()
-        .lines()
+        .split_inclusive('\n')
+        .filter_map(|line| line.strip_suffix('\n'))
         .map(|line| serde_json::from_str(line).unwrap())
         .collect()
 }
