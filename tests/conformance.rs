@@ -130,7 +130,9 @@ fn every_first_party_and_example_plugin_passes_the_kit() {
             library.display(),
             failed(&checks)
         );
-        assert!(checks.len() >= 8, "{}: {checks:#?}", library.display());
+        // A sandbox has one method to check (confine) and fewer checks than the other kinds.
+        let least = if checks[0]["kind"] == "sandbox" { 7 } else { 8 };
+        assert!(checks.len() >= least, "{}: {checks:#?}", library.display());
         let names: Vec<&str> = checks
             .iter()
             .map(|c| c["check"].as_str().unwrap())

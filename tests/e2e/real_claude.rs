@@ -24,16 +24,9 @@ use support::{git, stderr, Harness};
 /// but the Claude Code plugin's settings comes from the fake-agent harness; those point at the
 /// real CLI, a home of its own and the stand-in.
 pub(crate) fn real_claude() -> Option<(MessagesApi, Harness, PathBuf)> {
-    real_claude_in(|| Harness::new(&[], ""))
-}
-
-/// [`real_claude`] in the harness `make` makes (one outside `/tmp` for a confined agent).
-pub(crate) fn real_claude_in(
-    make: impl FnOnce() -> Harness,
-) -> Option<(MessagesApi, Harness, PathBuf)> {
     let claude = agent_cli::find_cli("claude", "Claude Code")?;
     let api = MessagesApi::start();
-    let harness = make();
+    let harness = Harness::new(&[], "");
     let agent_home = harness.home().join("agent-home");
     std::fs::create_dir_all(&agent_home).unwrap();
     let key = "sk-ant-api03-offline-test-key-0123456789abcdef";

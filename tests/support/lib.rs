@@ -26,10 +26,11 @@ use std::{
     sync::OnceLock,
 };
 
-pub const FIRST_PARTY: [&str; 3] = [
+pub const FIRST_PARTY: [&str; 4] = [
     "ao-runtime-tmux",
     "ao-workspace-git-worktree",
     "ao-agent-claude-code",
+    "ao-sandbox-bubblewrap",
 ];
 
 /// The workspace's root: this crate is `tests/support` in it.
@@ -207,7 +208,7 @@ pub fn standalone_example(name: &str, subcommand: &str) -> (PathBuf, Command) {
     (copy, command)
 }
 
-/// Builds the three first-party plugins once per test process; returns where they were built.
+/// Builds the first-party plugins ([`FIRST_PARTY`]) once per test process; returns where they were built.
 pub fn first_party_build() -> &'static [PathBuf] {
     static BUILT: OnceLock<Vec<PathBuf>> = OnceLock::new();
     BUILT.get_or_init(|| build_first_party(false))
@@ -1119,11 +1120,13 @@ pub fn wait_until(timeout: std::time::Duration, mut condition: impl FnMut() -> b
     }
 }
 
-/// Messages the fake agent recorded under `log_dir`.
+/// Messages the fake agent recorded under `log_dir`. Only whole lines: a long message's line
+/// is appended by one `write` that a reader can catch half done (a 100 KB message under load).
 pub fn fake_messages(log_dir: &Path) -> Vec<String> {
     std::fs::read_to_string(log_dir.join("messages.jsonl"))
         .unwrap_or_default()
-        .lines()
+        .split_inclusive('\n')
+        .filter_map(|line| line.strip_suffix('\n'))
         .map(|line| serde_json::from_str(line).unwrap())
         .collect()
 }
@@ -1219,8 +1222,9 @@ impl Harness {
     }
 
     /// The same, in a folder outside `/tmp` (under the e2e target folder): a confined agent
-    /// gets a private `/tmp`, in which an installation under `/tmp` (its config, plugins, the
-    /// agent's log folder) would not exist.
+    /// gets a private `/tmp`, in which an installation under `/tmp` (its scratch HOME, its
+    /// repository, the agent's log folder) would not exist, so a probe of what it may not
+    /// touch there would pass for the wrong reason.
     pub fn outside_tmp(agent_env: &[(&str, &str)], claude_settings: &str) -> Self {
         Self::in_temp(scratch_dir(), agent_env, claude_settings)
     }

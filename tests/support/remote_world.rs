@@ -33,19 +33,24 @@ impl RemoteWorld {
     /// `login_shell` (the system's when `None`); `None` when sshd cannot run here (see
     /// [`require_program`]).
     pub fn start(hosts: &[(&str, u8)], login_shell: Option<&Path>) -> Option<Self> {
-        Self::start_in(hosts, login_shell, || Harness::new(&[], ""))
+        Self::start_with(hosts, login_shell, || Harness::new(&[], ""))
     }
 
-    /// The same around the harness `make` makes (one outside `/tmp` for confined agents).
-    pub fn start_in(
+    /// [`RemoteWorld::start`] with everything outside `/tmp` ([`Harness::outside_tmp`]): a
+    /// confined agent on a host gets a private `/tmp`, in which the hosts' homes would vanish.
+    pub fn outside_tmp(hosts: &[(&str, u8)]) -> Option<Self> {
+        Self::start_with(hosts, None, || Harness::outside_tmp(&[], ""))
+    }
+
+    fn start_with(
         hosts: &[(&str, u8)],
         login_shell: Option<&Path>,
-        make: impl FnOnce() -> Harness,
+        harness: impl FnOnce() -> Harness,
     ) -> Option<Self> {
         if !require_program(SshServer::unavailable()) {
             return None;
         }
-        let harness = make();
+        let harness = harness();
         let client = ClientKey::generate(harness.home());
         let hosts: Vec<SshServer> = hosts
             .iter()

@@ -77,6 +77,9 @@ fn main() {
     if wanted("pull-requests") {
         pull_requests::pull_requests(plugins(), work.path());
     }
+    if wanted("sandbox") {
+        sandbox::sandbox(plugins());
+    }
     if wanted("usage") {
         usage::usage(plugins(), work.path());
     }

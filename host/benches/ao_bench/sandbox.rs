@@ -1,144 +1,151 @@
-//! Confinement's cost: `ao-host spawn` with the bubblewrap sandbox against `--sandbox off`,
-//! alternately in one installation, and a `git commit` made by an agent inside its sandbox
-//! against one made by an unconfined agent.
+//! Sandboxed agents (issue #29): `ao-host spawn` confined by the `bubblewrap` plugin against the
+//! same spawn unconfined, and a `git commit` in a confined session's box against one outside.
 //!
-//! The installation lives under the e2e target folder, not `/tmp`: a confined agent gets a
-//! private `/tmp`, in which the config and plugins would not exist.
+//! The installation lives outside `/tmp` (`support::scratch_dir`): a confined agent gets a
+//! private `/tmp`, in which the config its hooks read would not exist.
 
 use std::{
     path::{Path, PathBuf},
-    time::{Duration, Instant},
+    process::Command,
+    time::Instant,
 };
 
 use crate::{
     measure::{median, ms},
-    setup::{ao_host, spawn_setup, SpawnSetup},
+    setup::{spawn_ok, spawn_setup},
     support,
 };
 
-/// Commits each agent times, the first dropped as a warm-up.
+/// Spawns per config and round; rounds alternate the two configs.
+const SPAWNS: usize = 11;
+const ROUNDS: usize = 3;
+/// Commits each way, alternated.
 const COMMITS: usize = 21;
 
 pub(crate) fn sandbox(plugins: &[PathBuf]) {
-    println!("## Sandbox\n");
-    if support::on_path(&["bwrap"]).is_none() {
-        println!("Skipped: bwrap is not installed (apt-get install bubblewrap).\n");
-        return;
-    }
-    let scratch = support::scratch_dir();
+    let work = support::scratch_dir();
     let mut plugins = plugins.to_vec();
     plugins.push(support::build_workspace_plugin_release(
         "ao-sandbox-bubblewrap",
     ));
-    let setup = spawn_setup(&plugins, scratch.path(), "sandbox-spawn");
-    let runs = 15;
-    let (mut off, mut confined) = (Vec::new(), Vec::new());
-    for n in 0..runs {
-        // Alternately, so load on the shared machine falls on both alike.
-        for (choice, times) in [("off", &mut off), ("bubblewrap", &mut confined)] {
-            let task = format!("benchmark task {n}");
-            let started = Instant::now();
-            spawn(&setup, choice, &task);
-            times.push(ms(started.elapsed()));
-        }
+    let setup = spawn_setup(&plugins, work.path(), "sandbox");
+    let plain = std::fs::read_to_string(&setup.config).unwrap();
+    let confining = support::replaced(
+        &plain,
+        &[(
+            "default_branch: main}",
+            "default_branch: main, sandbox: { plugin: bubblewrap, network: full } }",
+        )],
+    );
+    let spawns = |config: &str, label: &str| {
+        std::fs::write(&setup.config, config).unwrap();
+        let runs: Vec<f64> = (0..SPAWNS)
+            .map(|n| {
+                let started = Instant::now();
+                spawn_ok(&setup, &format!("{label} {n}"));
+                ms(started.elapsed())
+            })
+            .collect();
+        median(runs)
+    };
+    // Alternated, so that drift of this shared machine hits both alike.
+    let (mut unconfined, mut confined) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        unconfined.push(spawns(&plain, &format!("unconfined {round}")));
+        confined.push(spawns(&confining, &format!("confined {round}")));
     }
-    let (off, confined) = (median(off), median(confined));
-    println!(
-        "`ao-host spawn app --sandbox off|bubblewrap --task …`, process start to exit, the fake agent"
-    );
-    println!(
-        "(optimised, ready at once), {runs} spawns of each, alternately in one installation; medians.\n"
-    );
-    println!("| spawn | median |");
-    println!("|---|---|");
-    println!("| unconfined (`--sandbox off`) | {off:.1} ms |");
-    println!("| confined (`--sandbox bubblewrap`, network full) | {confined:.1} ms |");
-    println!(
-        "| **confined − unconfined** | **{:+.1} ms** (target <= +10 ms) |\n",
-        confined - off
-    );
+    let (unconfined, confined) = (median(unconfined), median(confined));
 
-    let (off, confined) = (
-        commit_times(&plugins, scratch.path(), "off"),
-        commit_times(&plugins, scratch.path(), "bubblewrap"),
-    );
-    println!(
-        "`git commit` of a one-line change, timed by the agent itself in its worktree ({} commits",
-        COMMITS - 1
-    );
-    println!("after a warm-up; medians): what a confined agent pays per commit.\n");
-    println!("| git commit | median |");
-    println!("|---|---|");
-    println!("| unconfined agent | {off:.2} ms |");
-    println!("| confined agent (bubblewrap) | {confined:.2} ms |");
-    println!("| confined / unconfined | {:.2}x |\n", confined / off);
-}
-
-fn spawn(setup: &SpawnSetup, sandbox: &str, task: &str) {
-    let output = ao_host(
-        setup,
-        &["spawn", "app", "--sandbox", sandbox, "--task", task],
-    )
-    .output()
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "spawn --sandbox {sandbox}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// Microseconds per `git commit` an agent measured in its own worktree, spawned with
-/// `--sandbox sandbox`; the median in ms.
-fn commit_times(plugins: &[PathBuf], work: &Path, sandbox: &str) -> f64 {
-    let setup = spawn_setup(plugins, work, &format!("sandbox-commit-{sandbox}"));
-    let script = setup.dir.join("committer");
-    std::fs::write(
-        &script,
-        format!(
-            r#"#!/bin/bash
-# Only in a session's worktree: elsewhere git would walk up into whatever repository holds it.
-[ -n "$AO_SESSION" ] && [ -e .git ] || exec '{0}' "$@"
-export GIT_CEILING_DIRECTORIES="${{PWD%/*}}"
-for i in $(seq 1 {COMMITS}); do
-  echo "$i" > counter.txt
-  git add counter.txt
-  start=$(date +%s%N)
-  git -c user.name=bench -c user.email=bench@test.invalid commit -q -m "commit $i"
-  end=$(date +%s%N)
-  echo $(( (end - start) / 1000 ))
-done > commits.tmp
-mv commits.tmp commits.txt
-exec '{0}' "$@"
-"#,
-            setup.agent.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let config = std::fs::read_to_string(&setup.config).unwrap();
-    let agent = format!("{:?}", setup.agent.display().to_string());
-    assert!(config.contains(&agent));
-    std::fs::write(
-        &setup.config,
-        config.replace(&agent, &format!("{:?}", script.display().to_string())),
-    )
-    .unwrap();
-    spawn(&setup, sandbox, "commit");
-    let file = setup
+    // The last session is confined: its box's options, replayed around `git commit`.
+    let worktree = setup
         .dir
-        .join("data/worktrees/app/app-1")
-        .join("commits.txt");
-    assert!(
-        support::wait_until(Duration::from_secs(60), || file.exists()),
-        "the agent never wrote {}",
-        file.display()
+        .join("data/worktrees/app")
+        .join(format!("app-{}", 2 * SPAWNS * ROUNDS));
+    let bwrap = box_options(&worktree);
+    let commit = |n: usize| {
+        let message = format!("bench {n}");
+        ["git", "commit", "-q", "--allow-empty", "-m", &message]
+            .map(String::from)
+            .to_vec()
+    };
+    let identity = [
+        ("GIT_AUTHOR_NAME", "bench"),
+        ("GIT_AUTHOR_EMAIL", "bench@test.invalid"),
+        ("GIT_COMMITTER_NAME", "bench"),
+        ("GIT_COMMITTER_EMAIL", "bench@test.invalid"),
+    ];
+    let timed = |argv: Vec<String>| {
+        let started = Instant::now();
+        let output = Command::new(&argv[0])
+            .args(&argv[1..])
+            .current_dir(&worktree)
+            .envs(identity)
+            .output()
+            .unwrap();
+        let took = ms(started.elapsed());
+        assert!(
+            output.status.success(),
+            "{argv:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        took
+    };
+    let boxed = |argv: Vec<String>| [bwrap.clone(), vec!["--".into()], argv].concat();
+    let (mut outside, mut inside, mut empty) = (Vec::new(), Vec::new(), Vec::new());
+    for n in 0..COMMITS {
+        outside.push(timed(commit(2 * n)));
+        inside.push(timed(boxed(commit(2 * n + 1))));
+        empty.push(timed(boxed(vec!["true".into()])));
+    }
+    let (outside, inside, empty) = (median(outside), median(inside), median(empty));
+    setup.tmux.tmux(&["kill-server"]);
+
+    println!("## Sandboxed agents\n");
+    println!("| operation | unconfined | confined (bubblewrap) | difference | target |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| `ao-host spawn` ({ROUNDS} x {SPAWNS} spawns each, alternated, medians) | {unconfined:.1} ms | {confined:.1} ms | {:+.1} ms | <= +10 ms |",
+        confined - unconfined
     );
-    let micros: Vec<f64> = std::fs::read_to_string(&file)
+    println!(
+        "| `git commit --allow-empty` in a session's worktree ({COMMITS} each, alternated) | {outside:.1} ms | {inside:.1} ms | {:+.1} ms | |",
+        inside - outside
+    );
+    println!(
+        "| `true` under the same box (bwrap's own start and mounts; {} rules) | | {empty:.1} ms | | |",
+        bwrap.iter().filter(|a| a.starts_with("--")).count()
+    );
+    println!();
+}
+
+/// The options of the `bwrap` running the agent in `worktree` (its program first), read from
+/// its command line: exactly the box the session's agent runs in.
+fn box_options(worktree: &Path) -> Vec<String> {
+    let needle = worktree.display().to_string();
+    std::fs::read_dir("/proc")
         .unwrap()
-        .lines()
-        .skip(1)
-        .map(|line| line.parse::<f64>().unwrap() / 1000.0)
-        .collect();
-    median(micros)
+        .flatten()
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.parse::<u32>().is_ok())
+        })
+        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+        .map(|cmdline| {
+            cmdline
+                .split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect::<Vec<_>>()
+        })
+        .find(|args| {
+            args.first().is_some_and(|a| a.ends_with("bwrap"))
+                && args.iter().any(|a| a.contains(&needle))
+        })
+        .map(|args| {
+            let end = args.iter().position(|a| a == "--").unwrap_or(args.len());
+            args[..end].to_vec()
+        })
+        .unwrap_or_else(|| panic!("no bwrap runs the agent in {}", worktree.display()))
 }

@@ -1,82 +1,17 @@
-//! The real Claude Code and Codex CLIs confined by the bubblewrap sandbox, offline against the Messages API
+//! The real Codex CLI confined by the bubblewrap sandbox, offline against the Responses API
 //! stand-in (`network: full`, so it reaches the loopback stand-in), unattended (its own no-prompt
 //! mode, allowed because it is confined): a whole turn completes, and its shell tool, asked to
 //! read the operator's planted SSH key, gets a failure back, which is what the model is sent.
-//! Codex runs against the Responses API stand-in the same way.
+//! (`real_claude_sandbox.rs` does the same with Claude Code.)
 
 use std::time::Duration;
 
 use support::standin_http::StandInApi;
 use support::{agent_cli, build_workspace_plugin, install, stderr, Harness};
 
-use crate::{real_claude::real_claude_in, real_codex::real_codex_in, sandbox::bwrap_here};
+use crate::{real_codex::real_codex_in, sandbox::bwrap_here};
 
 const KEY: &str = "-----BEGIN OPENSSH PRIVATE KEY----- planted-for-the-real-cli\n";
-
-#[test]
-fn the_real_claude_cli_runs_a_whole_turn_confined_and_its_bash_tool_cannot_read_the_key() {
-    if !bwrap_here() {
-        return;
-    }
-    let Some((api, harness, _)) = real_claude_in(|| Harness::outside_tmp(&[], "")) else {
-        return;
-    };
-    install(
-        &build_workspace_plugin("ao-sandbox-bubblewrap"),
-        &harness.plugin_dir(),
-        None,
-    );
-    // The CLI's HOME (its plugin settings set it) is the operator's here: ao-host runs with it,
-    // so `~/.ssh` is the folder the sandbox hides.
-    let home = harness.home().join("agent-home");
-    std::fs::create_dir_all(home.join(".ssh")).unwrap();
-    std::fs::write(home.join(".ssh/id_ed25519"), KEY).unwrap();
-    harness.edit_config(&[(
-        "default_branch: main, agent_config:",
-        "default_branch: main, sandbox: { plugin: bubblewrap, network: full, unattended: true }, \
-         agent_config:",
-    )]);
-
-    let task = "show me the key\nAO_TOOL:cat ~/.ssh/id_ed25519";
-    let output = harness
-        .command(&["spawn", "app", "--task", task])
-        .env("HOME", &home)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "spawn failed: {}", stderr(&output));
-    let session = agent_cli::wait_for_status(&harness, "app-1", "idle", Duration::from_secs(90));
-    assert_eq!(
-        session["sandbox"],
-        serde_json::json!({"plugin": "bubblewrap", "network": "full"})
-    );
-
-    // The tool's result as the CLI sent it to the model: a failure, not the key.
-    let results: Vec<String> = api
-        .conversation_requests()
-        .iter()
-        .filter_map(|request| support::messages_api::last_user_message(&request.body).cloned())
-        .map(|message| message.to_string())
-        .filter(|text| text.contains("tool_result"))
-        .collect();
-    assert!(
-        !results.is_empty(),
-        "no tool result reached the model; screen:\n{}",
-        agent_cli::screen(&harness, "app-1")
-    );
-    for result in &results {
-        assert!(!result.contains("planted-for-the-real-cli"), "{result}");
-    }
-    assert!(
-        results.iter().any(|r| r.contains("No such file")),
-        "{results:#?}"
-    );
-    assert!(
-        api.prompts_sent()
-            .iter()
-            .any(|texts| texts.iter().any(|text| text == task)),
-        "the task never reached the model byte-exact"
-    );
-}
 
 #[test]
 fn the_real_codex_cli_runs_a_whole_turn_confined_and_its_shell_tool_cannot_read_the_key() {
