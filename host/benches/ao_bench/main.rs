@@ -83,9 +83,6 @@ fn main() {
     if wanted("usage") {
         usage::usage(plugins(), work.path());
     }
-    if wanted("sandbox") {
-        sandbox::sandbox(plugins());
-    }
 }
 
 /// One line on the machine and the tools measured with.
