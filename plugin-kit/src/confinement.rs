@@ -1,5 +1,6 @@
 //! What agent plugins share for confined sessions: one refusal for a no-prompt setting used
-//! outside a sandbox, and seeding a per-session config home from the operator's.
+//! outside a sandbox, seeding a per-session config home from the operator's, and the rules that
+//! give a confined agent its own state and nothing of the operator's.
 //!
 //! An agent that asks no permission for its tools is safe only where a sandbox bounds what the
 //! tools can do; the host starts one that way when the project says `unattended: true` and
@@ -8,7 +9,11 @@
 
 use std::path::Path;
 
-use ao_plugin_api::{PluginError, PluginResult};
+use ao_plugin_api::{
+    abi_stable::std_types::RVec,
+    sandbox::{PathAccess, PathRule},
+    PluginError, PluginResult,
+};
 
 use crate::files::Files;
 
@@ -46,6 +51,29 @@ pub fn seed_files(files: &Files, from: &Path, to: &Path, names: &[&str]) -> Plug
             .map_err(|e| PluginError::failed(format!("writing {}: {e}", target.display())))?;
     }
     Ok(())
+}
+
+/// The rules of an agent's [`ConfinedLaunchPlan::paths`](ao_plugin_api::sandbox::ConfinedLaunchPlan):
+/// the operator's own CLI state hidden (`operator`: it holds every unconfined session's
+/// conversations and hooks, and the session runs on its seeded copy), the session's plugin
+/// folder read-only (its hook settings, system prompt), and within it what the CLI writes
+/// (`writable`: its config home), in that order.
+pub fn session_paths<'a>(
+    operator: impl IntoIterator<Item = &'a Path>,
+    folder: &Path,
+    writable: impl IntoIterator<Item = &'a Path>,
+) -> RVec<PathRule> {
+    let rule = |path: &Path, access| PathRule::new(path.display().to_string(), access);
+    operator
+        .into_iter()
+        .map(|path| rule(path, PathAccess::Hidden))
+        .chain([rule(folder, PathAccess::ReadOnly)])
+        .chain(
+            writable
+                .into_iter()
+                .map(|path| rule(path, PathAccess::Writable)),
+        )
+        .collect()
 }
 
 #[cfg(test)]

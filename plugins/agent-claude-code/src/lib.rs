@@ -6,18 +6,24 @@ mod policy;
 mod screen;
 mod usage;
 
-use std::{collections::BTreeMap, path::Path};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
 
 use ao_plugin_api::{
     export_plugins,
-    sandbox::{ConfinedLaunchPlan, ConfinedLaunchRequest, PathAccess, PathRule},
+    sandbox::{ConfinedLaunchPlan, ConfinedLaunchRequest},
     usage::{UsageQuery, UsageReport},
     Activity, Agent, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext,
     PluginError, PluginFailure, PluginResult, Readiness,
 };
 use ao_plugin_kit::prelude::*;
 use ao_plugin_kit::{
-    confinement::no_prompt_refused, program::Program, session_files::SessionFiles, uuid,
+    confinement::{no_prompt_refused, session_paths},
+    program::Program,
+    session_files::SessionFiles,
+    uuid,
 };
 use serde::Deserialize;
 
@@ -240,19 +246,18 @@ impl Agent for ClaudeCode {
             // As root the CLI refuses bypass mode unless told it runs in a sandbox; it does.
             env.push(EnvVar::new("IS_SANDBOX", "1"));
         }
-        let folder = self.files.path(session_id)?.display().to_string();
-        let shared = operator
+        let folder = self.files.path(session_id)?;
+        let shared: Vec<PathBuf> = operator
             .iter()
-            .flat_map(config_home::Operator::shared_paths);
+            .flat_map(config_home::Operator::shared_paths)
+            .collect();
         Ok(ConfinedLaunchPlan {
             plan,
-            paths: shared
-                .map(|path| PathRule::new(path.display().to_string(), PathAccess::Hidden))
-                .chain([
-                    PathRule::new(folder, PathAccess::ReadOnly),
-                    PathRule::new(home_text, PathAccess::Writable),
-                ])
-                .collect(),
+            paths: session_paths(
+                shared.iter().map(PathBuf::as_path),
+                &folder,
+                [home.as_path()],
+            ),
             pass_env: PASS_ENV.iter().map(|name| (*name).into()).collect(),
             env: env.into(),
         })
@@ -416,6 +421,7 @@ mod confined_tests {
     use serde_json::Value;
 
     use super::*;
+    use ao_plugin_api::sandbox::{PathAccess, PathRule};
 
     /// A plugin whose data dir and operator's HOME (through its `env` setting) are in `dir`.
     struct Setup {

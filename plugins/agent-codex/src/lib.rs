@@ -23,14 +23,17 @@ use std::{
 
 use ao_plugin_api::{
     export_plugins,
-    sandbox::{ConfinedLaunchPlan, ConfinedLaunchRequest, PathAccess, PathRule},
+    sandbox::{ConfinedLaunchPlan, ConfinedLaunchRequest},
     usage::{UsageQuery, UsageReport},
     Activity, Agent, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext,
     PluginError, PluginFailure, PluginResult, Readiness,
 };
 use ao_plugin_kit::prelude::*;
 use ao_plugin_kit::{
-    confinement::no_prompt_refused, files::Files, program::Program, session_files::SessionFiles,
+    confinement::{no_prompt_refused, session_paths},
+    files::Files,
+    program::Program,
+    session_files::SessionFiles,
     uuid::is_uuid,
 };
 use serde::Deserialize;
@@ -426,14 +429,7 @@ impl Agent for Codex {
         }
         Ok(ConfinedLaunchPlan {
             plan,
-            // The operator's own Codex home is hidden: it holds every unconfined session's
-            // rollouts and its hooks; the session runs on its seeded copy.
-            paths: vec![
-                PathRule::new(self.user_home.display().to_string(), PathAccess::Hidden),
-                PathRule::new(folder.display().to_string(), PathAccess::ReadOnly),
-                PathRule::new(home.display().to_string(), PathAccess::Writable),
-            ]
-            .into(),
+            paths: session_paths([self.user_home.as_path()], &folder, [home.as_path()]),
             pass_env: pass_env.into_iter().map(Into::into).collect(),
             env: Default::default(),
         })
@@ -552,6 +548,8 @@ impl Agent for Codex {
 #[cfg(test)]
 mod tests {
     use ao_plugin_api::abi_stable::std_types::RString;
+
+    use ao_plugin_api::sandbox::{PathAccess, PathRule};
 
     use super::*;
 

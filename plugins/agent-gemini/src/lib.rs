@@ -14,14 +14,17 @@ use std::{collections::BTreeMap, path::PathBuf};
 
 use ao_plugin_api::{
     export_plugins,
-    sandbox::{ConfinedLaunchPlan, ConfinedLaunchRequest, PathAccess, PathRule},
+    sandbox::{ConfinedLaunchPlan, ConfinedLaunchRequest},
     usage::{UsageQuery, UsageReport},
     Activity, Agent, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext,
     PluginError, PluginFailure, PluginResult, Readiness,
 };
 use ao_plugin_kit::prelude::*;
 use ao_plugin_kit::{
-    confinement::no_prompt_refused, files::Files, program::Program, session_files::SessionFiles,
+    confinement::{no_prompt_refused, session_paths},
+    files::Files,
+    program::Program,
+    session_files::SessionFiles,
     uuid,
 };
 use serde::Deserialize;
@@ -322,23 +325,14 @@ impl Agent for Gemini {
                 .map_err(|e| PluginError::failed(format!("creating {}: {e}", log.display())))?;
         }
         let folder = self.files.path(&session.session_id)?;
-        // The operator's own `.gemini/` is hidden: it holds every unconfined session's chats;
-        // the session runs on its seeded copy.
-        let hidden = self.user_home.iter().map(|home| {
-            PathRule::new(
-                home.join(".gemini").display().to_string(),
-                PathAccess::Hidden,
-            )
-        });
+        let operator = self.user_home.as_ref().map(|home| home.join(".gemini"));
         Ok(ConfinedLaunchPlan {
             plan,
-            paths: hidden
-                .chain([
-                    PathRule::new(folder.display().to_string(), PathAccess::ReadOnly),
-                    PathRule::new(home.path().display().to_string(), PathAccess::Writable),
-                    PathRule::new(log.display().to_string(), PathAccess::Writable),
-                ])
-                .collect(),
+            paths: session_paths(
+                operator.as_deref(),
+                &folder,
+                [home.path().as_path(), log.as_path()],
+            ),
             pass_env: PASS_ENV.iter().map(|name| (*name).into()).collect(),
             env: Default::default(),
         })
@@ -483,6 +477,8 @@ impl Agent for Gemini {
 
 #[cfg(test)]
 mod tests {
+    use ao_plugin_api::sandbox::{PathAccess, PathRule};
+
     use super::*;
 
     #[test]

@@ -10,14 +10,14 @@ use std::{collections::BTreeMap, path::PathBuf};
 
 use ao_plugin_api::{
     export_plugins,
-    sandbox::{ConfinedLaunchPlan, ConfinedLaunchRequest, PathAccess, PathRule},
+    sandbox::{ConfinedLaunchPlan, ConfinedLaunchRequest},
     usage::{UsageQuery, UsageReport},
     Activity, Agent, AgentSession, DoctorCheck, EnvVar, LaunchPlan, LaunchRequest, PluginContext,
     PluginError, PluginFailure, PluginResult, Readiness,
 };
 use ao_plugin_kit::prelude::*;
 use ao_plugin_kit::{
-    confinement::{no_prompt_refused, seed_files},
+    confinement::{no_prompt_refused, seed_files, session_paths},
     files::Files,
     program::Program,
     session_files::SessionFiles,
@@ -346,19 +346,9 @@ impl Agent for OpenCode {
             seed_files(&files, operator, &own, &["auth.json"])?;
         }
         let folder = self.files.path(&session.session_id)?;
-        // The operator's own data folder is hidden: its database holds every unconfined
-        // session's conversation; the session runs on its own.
-        let hidden = operator
-            .iter()
-            .map(|path| PathRule::new(path.display().to_string(), PathAccess::Hidden));
         Ok(ConfinedLaunchPlan {
             plan,
-            paths: hidden
-                .chain([
-                    PathRule::new(folder.display().to_string(), PathAccess::ReadOnly),
-                    PathRule::new(xdg.display().to_string(), PathAccess::Writable),
-                ])
-                .collect(),
+            paths: session_paths(operator.as_deref(), &folder, [xdg.as_path()]),
             pass_env: PASS_ENV.iter().map(|name| (*name).into()).collect(),
             env: env.into(),
         })
@@ -435,6 +425,8 @@ impl Agent for OpenCode {
 #[cfg(test)]
 mod tests {
     use ao_plugin_api::abi_stable::std_types::RString;
+
+    use ao_plugin_api::sandbox::{PathAccess, PathRule};
 
     use super::*;
 
