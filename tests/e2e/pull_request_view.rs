@@ -110,11 +110,24 @@ fn listed(harness: &Harness, id: &str) -> Value {
         .unwrap_or_else(|| panic!("{id} not listed"))
 }
 
-/// Two idle sessions, `app-1` and `app-2`.
+/// Two idle sessions, `app-1` and `app-2`: each works on its task for a moment after its spawn
+/// returns, so both are waited for (a listing right after the second spawn could find the
+/// first still working when the spawns were quick).
 fn two_sessions() -> Harness {
     let harness = Harness::new(&[], "");
     harness.ok(&["spawn", "app", "--task", "fix the login"]);
     harness.ok(&["spawn", "app", "--task", "write the notes"]);
+    for id in ["app-1", "app-2"] {
+        assert!(
+            wait_until(Duration::from_secs(30), || {
+                harness
+                    .sessions_json(&[])
+                    .iter()
+                    .any(|s| s["id"] == id && s["status"] == "idle")
+            }),
+            "{id} never went idle after its task"
+        );
+    }
     harness
 }
 
