@@ -34,17 +34,33 @@ use ao_plugin_api::sandbox::{PathAccess, PathRule};
 
 use crate::config::SandboxConfig;
 
-/// What every confined session hides under the home folder: keys, cloud and forge credentials.
-pub const DEFAULT_HIDDEN: [&str; 9] = [
+/// What every confined session hides under the home folder: keys, cloud, forge and package
+/// registry credentials; the agent CLIs' own homes (each holds every unconfined session's
+/// conversations, and a confined agent runs on a seeded copy of its own); the default data
+/// dir, for a session of another data dir (its worktrees, its dashboard token).
+pub const DEFAULT_HIDDEN: [&str; 22] = [
     ".ssh",
     ".gnupg",
     ".aws",
+    ".azure",
     ".config/gcloud",
     ".config/gh",
+    ".config/hub",
     ".kube",
     ".docker",
     ".git-credentials",
     ".netrc",
+    ".npmrc",
+    ".pypirc",
+    ".cargo/credentials",
+    ".cargo/credentials.toml",
+    ".vault-token",
+    ".claude",
+    ".claude.json",
+    ".codex",
+    ".gemini",
+    ".local/share/opencode",
+    ".ao-rs",
 ];
 
 /// Why no policy could be built.

@@ -264,13 +264,31 @@ impl GitWorktree {
     }
 }
 
+/// Settings every git call the host makes in a session's worktree runs with, over any the
+/// repository or the worktree holds: a confined agent writes the worktree and its index, so it
+/// can add a submodule whose own config (which it wrote) names a program, and git would run it
+/// unconfined, as the operator, when it looks into that submodule (`core.fsmonitor`, a filter,
+/// a hook). `-c` settings reach git's child processes too (through `GIT_CONFIG_PARAMETERS`).
+const UNCONFINED_GIT_SETTINGS: [&str; 6] = [
+    "-c",
+    "core.fsmonitor=false",
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "submodule.recurse=false",
+];
+
 impl SessionGit {
-    /// `args` after `--git-dir` and `--work-tree`.
+    /// `args` after the [`UNCONFINED_GIT_SETTINGS`], `--git-dir` and `--work-tree`.
     fn argv(&self, args: &[&str]) -> Vec<String> {
-        let mut argv = vec![
+        let mut argv: Vec<String> = UNCONFINED_GIT_SETTINGS
+            .iter()
+            .map(|arg| arg.to_string())
+            .collect();
+        argv.extend([
             format!("--git-dir={}", self.admin.display()),
             format!("--work-tree={}", self.worktree.display()),
-        ];
+        ]);
         argv.extend(args.iter().map(|arg| arg.to_string()));
         argv
     }
@@ -549,6 +567,49 @@ mod tests {
             .output()
             .unwrap();
         assert!(marker.exists(), "the crafted fsmonitor is a real threat");
+    }
+
+    /// An agent writes its worktree and index: a submodule it adds, whose own config it wrote,
+    /// must not run a program when the host asks about the worktree (found by an adversary:
+    /// `session kill` ran it as the operator).
+    #[test]
+    fn a_submodule_an_agent_planted_runs_nothing_when_the_host_looks() {
+        let s = setup();
+        let marker = s._dir.path().join("submodule-monitor-ran");
+        let hook = s._dir.path().join("monitor");
+        std::fs::write(
+            &hook,
+            format!("#!/bin/sh\ntouch {}\nexit 1\n", marker.display()),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let sub = s.s1.join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        git(&sub, &["init", "-q"]);
+        git(
+            &sub,
+            &[
+                "-c",
+                "user.name=a",
+                "-c",
+                "user.email=a@b",
+                "commit",
+                "-q",
+                "--allow-empty",
+                "-m",
+                "s",
+            ],
+        );
+        git(&sub, &["config", "core.fsmonitor", hook.to_str().unwrap()]);
+        git(&s.s1, &["add", "sub"]);
+
+        let path = s.s1.display().to_string();
+        let head = git(&s.repo, &["rev-parse", "main"]);
+        s.plugin.has_unsaved_work(&path).unwrap();
+        s.plugin.commits_since(&path, &head).unwrap();
+        s.plugin.destroy(&path, true).unwrap();
+        assert!(!marker.exists(), "the planted submodule's fsmonitor ran");
     }
 
     #[test]

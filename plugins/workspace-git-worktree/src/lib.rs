@@ -1262,9 +1262,16 @@ impl Workspace for GitWorktree {
         if !self.finished(path)? {
             return Ok(false);
         }
+        // Never into submodules: one an agent added runs its own config's programs there
+        // (see `UNCONFINED_GIT_SETTINGS`), and its changes are the session's commits anyway.
         let status = self.git_in(
             &session,
-            &["status", "--porcelain", "--untracked-files=normal"],
+            &[
+                "status",
+                "--porcelain",
+                "--untracked-files=normal",
+                "--ignore-submodules=all",
+            ],
         )?;
         if !status.trim().is_empty() {
             return Ok(true);
