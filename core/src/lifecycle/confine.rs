@@ -160,6 +160,11 @@ impl Lifecycle {
             runtime: &runtime,
             runtime_plugin: plugins.runtime.name(),
             sockets: &sockets,
+            repository: host
+                .is_none()
+                .then(|| self.config.projects.get(&session.project_id))
+                .flatten()
+                .map(|project| project.repo.as_path()),
         })?;
         let pass_env: Vec<String> = launch.pass_env.iter().map(|n| n.to_string()).collect();
         let env = confined_environment(whole, set, &pass_env, &config.env);

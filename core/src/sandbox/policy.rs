@@ -130,6 +130,10 @@ pub struct PolicyInputs<'a> {
     /// The operator's agent sockets on the agent's machine (`$XDG_RUNTIME_DIR`,
     /// `$SSH_AUTH_SOCK`), hidden last.
     pub sockets: &'a [PathBuf],
+    /// The project's repository on this machine: a configured writable path may neither hold
+    /// nor lie inside it (`.git/hooks` writable would run the agent's code in the operator's
+    /// git). `None` on another host.
+    pub repository: Option<&'a Path>,
 }
 
 /// The rules being built, each path resolved as it is added.
@@ -245,6 +249,27 @@ pub fn build(inputs: &PolicyInputs<'_>) -> Result<Vec<PathRule>, PolicyError> {
             });
         }
         check_not_over_governed(&writable_from, &placed, &rules.rules)?;
+        if let Some(repository) = inputs.repository {
+            let repository = rules.place("the repository", repository)?;
+            let relation = if placed == repository {
+                Some("is")
+            } else if repository.starts_with(&placed) {
+                Some("holds")
+            } else if placed.starts_with(&repository) {
+                Some("lies inside")
+            } else {
+                None
+            };
+            if let Some(relation) = relation {
+                return Err(PolicyError::OverGoverned {
+                    from: writable_from,
+                    path: placed,
+                    relation,
+                    governed: repository,
+                    access: "read-only but for what a commit on the session's own branch writes",
+                });
+            }
+        }
         rules.rules.push(PathRule::new(
             placed.display().to_string(),
             PathAccess::Writable,
@@ -327,6 +352,7 @@ mod tests {
                 "home/.ao-rs/plugins",
                 "home/.ao-rs/worktrees/app/app-1",
                 "home/src/app/.git/objects",
+                "home/src/app/.git/hooks",
                 "home/cache",
             ] {
                 std::fs::create_dir_all(root.join(folder)).unwrap();
@@ -353,6 +379,7 @@ mod tests {
             scene.path("home/src/app/.git/objects"),
             PathAccess::Writable,
         )];
+        let repository = scene.path("home/src/app");
         let agent = [rule(
             data_dir.join("agent-home/app-1"),
             PathAccess::Writable,
@@ -370,6 +397,7 @@ mod tests {
             runtime: &[],
             runtime_plugin: "tmux",
             sockets: &[],
+            repository: Some(&repository),
             data_dir: Some(DataDirAccess {
                 data_dir: &data_dir,
                 agent_state: &agent_state,
@@ -442,6 +470,8 @@ mod tests {
             // "is" the private /tmp, or "holds" the test's home when it lies under /tmp.
             (SandboxPath::Absolute("/tmp".into()), "the sandbox keeps"),
             (SandboxPath::UnderHome("src/app".into()), "holds"),
+            // Hooks the operator's git would run, the repository's own config.
+            (SandboxPath::UnderHome("src/app/.git/hooks".into()), "lies inside"),
         ] {
             let config = SandboxConfig {
                 writable: vec![writable.clone()],
@@ -483,6 +513,7 @@ mod tests {
                 runtime: &[],
                 runtime_plugin: "tmux",
                 sockets: &[],
+                repository: None,
             })
             .unwrap_err()
             .to_string();
@@ -514,6 +545,7 @@ mod tests {
             runtime: &[],
             runtime_plugin: "tmux",
             sockets: &[],
+            repository: None,
         })
         .unwrap();
         assert_eq!(rules[0].path.as_str(), "/home/remote/.ssh");
@@ -549,6 +581,7 @@ mod tests {
                 runtime,
                 runtime_plugin: "tmux",
                 sockets: &sockets,
+                repository: None,
             })
         };
         let rules = inputs(&[PathRule::new(
