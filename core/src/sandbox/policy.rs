@@ -471,7 +471,10 @@ mod tests {
             (SandboxPath::Absolute("/tmp".into()), "the sandbox keeps"),
             (SandboxPath::UnderHome("src/app".into()), "holds"),
             // Hooks the operator's git would run, the repository's own config.
-            (SandboxPath::UnderHome("src/app/.git/hooks".into()), "lies inside"),
+            (
+                SandboxPath::UnderHome("src/app/.git/hooks".into()),
+                "lies inside",
+            ),
         ] {
             let config = SandboxConfig {
                 writable: vec![writable.clone()],
